@@ -1,0 +1,207 @@
+/*
+ * fastgen.h — the C ABI of libfastgen. The only header TypeScript (bun:ffi) sees.
+ *
+ * Rules
+ *  - Opaque handles; every export is prefixed fg_ and returns fg_status (or a plain value for
+ *    pure queries). On failure, fg_last_error() gives a thread-local message naming the problem.
+ *  - Nothing C++ crosses this boundary: plain C types, flat arrays, caller-owned buffers.
+ *  - libfastgen is stateless between steps except for weights and the KV pool. The caller
+ *    (TypeScript) owns all bookkeeping: which KV blocks belong to which sequence, what runs next.
+ *
+ * Life of an engine
+ *   fg_engine_create(spec_json, backend)      normalized model spec (see below), CPU or CUDA
+ *   fg_engine_load_tensor(name, ...) x N       canonical tensor names (see below), any order
+ *   fg_engine_finalize(kv_config)              checks every tensor is present, sizes the KV pool
+ *   fg_engine_get_info(&info)                  blocks, block size, vocab...
+ *   fg_step(batch, out) x many                 one forward pass over a ragged batch
+ *   fg_engine_destroy
+ *
+ * Model spec (JSON object; TypeScript normalizes Hugging Face config.json into it)
+ *   arch              "llama" | "mistral" | "qwen2" | ... (informational; the fields below decide)
+ *   vocab_size, hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads, head_dim
+ *   max_position_embeddings
+ *   norm              "rms" | "layer";   norm_eps
+ *   positions         "rope" | "learned"
+ *   rope_theta, partial_rotary_factor (1.0 = full)
+ *   rope_scaling      null | {"type":"linear","factor"} |
+ *                     {"type":"llama3","factor","low_freq_factor","high_freq_factor",
+ *                      "original_max_position_embeddings"}
+ *   sliding_window    0 (none) | W: a token at position i attends to positions j with i - j < W
+ *   qkv_bias, o_bias, mlp_bias, lm_head_bias   booleans
+ *   mlp               "gated_silu" | "gated_gelu" | "gelu" | "relu"
+ *   layout            "sequential" | "parallel"
+ *   tie_word_embeddings  boolean (no lm_head tensor; the embedding is reused)
+ *
+ * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch)
+ *   embed                 [vocab, hidden]
+ *   layers.{i}.attn_norm  [hidden]            (+ .attn_norm_bias for LayerNorm)
+ *   layers.{i}.q          [heads*head_dim, hidden]      (+ .q_bias when qkv_bias)
+ *   layers.{i}.k          [kv_heads*head_dim, hidden]   (+ .k_bias)
+ *   layers.{i}.v          [kv_heads*head_dim, hidden]   (+ .v_bias)
+ *   layers.{i}.o          [hidden, heads*head_dim]      (+ .o_bias when o_bias)
+ *   layers.{i}.mlp_norm   [hidden]            (+ .mlp_norm_bias; absent for "parallel" layout)
+ *   layers.{i}.gate       [intermediate, hidden]        (gated MLPs only)
+ *   layers.{i}.up         [intermediate, hidden]        (+ .up_bias when mlp_bias)
+ *   layers.{i}.down       [hidden, intermediate]        (+ .down_bias when mlp_bias)
+ *   final_norm            [hidden]            (+ final_norm_bias)
+ *   lm_head               [vocab, hidden]     (absent when tie_word_embeddings; + lm_head_bias)
+ *
+ * Paged KV cache (per layer, per backend; the caller sees only block ids)
+ *   k, v: [num_blocks, block_size, num_kv_heads, head_dim]
+ *   A sequence's block table lists its blocks in order; token at position p lives in
+ *   block_table[p / block_size], slot p % block_size.
+ */
+#ifndef FASTGEN_H
+#define FASTGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FG_ABI_VERSION 1
+
+typedef enum fg_status {
+  FG_OK = 0,
+  FG_ERR_INVALID_ARGUMENT = 1, /* bad spec, bad batch, wrong shape or dtype */
+  FG_ERR_NOT_FOUND = 2,        /* missing tensor, unknown name */
+  FG_ERR_UNSUPPORTED = 3,      /* a model feature or backend this build cannot run */
+  FG_ERR_OUT_OF_MEMORY = 4,
+  FG_ERR_DEVICE = 5,           /* CUDA / NCCL failure */
+  FG_ERR_INTERNAL = 6,
+} fg_status;
+
+typedef enum fg_backend {
+  FG_BACKEND_CPU = 0,
+  FG_BACKEND_CUDA = 1,
+} fg_backend;
+
+typedef enum fg_dtype {
+  FG_F32 = 0,
+  FG_F16 = 1,
+  FG_BF16 = 2,
+} fg_dtype;
+
+typedef struct fg_engine fg_engine;
+
+/* Thread-local message for the last failing call on this thread ("" if none). */
+const char *fg_last_error(void);
+/* Library version string, e.g. "0.1.0 (cpu, cuda)". */
+const char *fg_version(void);
+int32_t fg_abi_version(void);
+/* Number of CUDA devices visible (0 when built without CUDA or no device/driver). */
+int32_t fg_cuda_device_count(void);
+/* Threads the CPU backend uses (defaults to every core; FASTGEN_NUM_THREADS overrides). */
+fg_status fg_set_num_threads(int32_t n);
+
+fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **out);
+fg_status fg_engine_destroy(fg_engine *engine);
+
+/* Copies (and converts) one tensor. shape has ndim entries; data holds prod(shape) elements. */
+fg_status fg_engine_load_tensor(fg_engine *engine, const char *name, int32_t dtype,
+                                const int64_t *shape, int32_t ndim, const void *data,
+                                uint64_t nbytes);
+
+typedef struct fg_kv_config {
+  int32_t block_size;      /* tokens per KV block; 0 = backend default (16) */
+  int32_t num_blocks;      /* explicit block count; 0 = size from memory_fraction */
+  float memory_fraction;   /* share of free memory after weights for the KV pool (GPU) */
+  uint64_t max_kv_bytes;   /* CPU: cap on the KV pool in bytes when num_blocks = 0 */
+} fg_kv_config;
+
+/* Verifies every tensor the spec needs is loaded and allocates the KV pool. */
+fg_status fg_engine_finalize(fg_engine *engine, const fg_kv_config *kv);
+
+typedef struct fg_engine_info {
+  int32_t num_blocks;
+  int32_t block_size;
+  int32_t vocab_size;
+  int32_t max_position_embeddings;
+  int32_t backend;
+  int32_t num_threads;
+  uint64_t weight_bytes;
+  uint64_t kv_bytes;
+} fg_engine_info;
+
+fg_status fg_engine_get_info(fg_engine *engine, fg_engine_info *out);
+
+/*
+ * One forward pass over a ragged batch: any mix of prompt chunks and decode tokens.
+ *
+ *   tokens of the pass:  | seq0 chunk (5) | seq1 decode (1) | seq2 chunk (3) |
+ *   cu_seqlens:          0                5                 6                9
+ *
+ * Sequence s owns tokens [cu_seqlens[s], cu_seqlens[s+1]); their positions are
+ * context_lens[s] .. context_lens[s] + n - 1 (the caller passes them in positions[] too).
+ * Its KV for those tokens is written into its blocks, then each token attends to every
+ * earlier position of its sequence (the cache) and causally within the chunk.
+ * Block table of sequence s: block_indices[block_indptr[s] .. block_indptr[s+1]), which must
+ * cover context_lens[s] + n positions.
+ *
+ * A sequence with wants_token[s] != 0 samples one token from the logits of its last token in
+ * this pass. Sampling is seeded per sequence: the draw depends only on (seed[s], the position
+ * being predicted), never on the rest of the batch, so the same seed gives the same tokens.
+ * temperature[s] == 0 means greedy. top_k[s] <= 0 means no top-k; top_p[s] >= 1 and
+ * min_p[s] <= 0 disable those filters.
+ *
+ * Penalties (all optional, NULL to skip): penalty_indptr/penalty_ids give per sequence the
+ * token ids generated so far (OpenAI presence/frequency) and repetition_penalty applies to
+ * prompt + output ids the caller lists there too (HF semantics).
+ * logit_bias_indptr/ids/values add a bias to given ids before sampling.
+ */
+typedef struct fg_batch {
+  int32_t num_tokens;
+  int32_t num_seqs;
+  const int32_t *token_ids;      /* [num_tokens] */
+  const int32_t *positions;      /* [num_tokens] */
+  const int32_t *cu_seqlens;     /* [num_seqs + 1] */
+  const int32_t *context_lens;   /* [num_seqs] tokens already in the KV cache */
+  const int32_t *block_indptr;   /* [num_seqs + 1] */
+  const int32_t *block_indices;  /* [block_indptr[num_seqs]] */
+  const int32_t *wants_token;    /* [num_seqs] 0 | 1 */
+  /* sampling, [num_seqs] each */
+  const float *temperature;
+  const float *top_p;
+  const int32_t *top_k;
+  const float *min_p;
+  const uint64_t *seed;
+  const float *presence_penalty;   /* NULL = 0 */
+  const float *frequency_penalty;  /* NULL = 0 */
+  const float *repetition_penalty; /* NULL = 1 */
+  const int32_t *penalty_indptr;   /* [num_seqs + 1] or NULL */
+  const int32_t *penalty_ids;      /* [penalty_indptr[num_seqs]] */
+  const int32_t *logit_bias_indptr;/* [num_seqs + 1] or NULL */
+  const int32_t *logit_bias_ids;
+  const float *logit_bias_values;
+  int32_t num_logprobs;            /* top-k logprobs per sampled token, 0..20 */
+  int32_t _reserved;
+} fg_batch;
+
+/* Caller-owned outputs; rows for sequences that do not want a token are left untouched. */
+typedef struct fg_step_output {
+  int32_t *sampled_ids;       /* [num_seqs] */
+  float *sampled_logprobs;    /* [num_seqs] log-softmax of the raw logits at the sampled id, or NULL */
+  int32_t *top_ids;           /* [num_seqs * num_logprobs] or NULL */
+  float *top_logprobs;        /* [num_seqs * num_logprobs] or NULL (raw-logit log-softmax) */
+  float *logits;              /* [num_seqs * vocab] raw logits of the sampled row, or NULL */
+} fg_step_output;
+
+fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out);
+
+/* Test-only fault injection: the next `count` fg_step calls fail with FG_ERR_INTERNAL. */
+fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count);
+
+/* CUDA smoke kernel (also built into CPU-only libraries, where it returns FG_ERR_UNSUPPORTED):
+ * out[i] = x[i] * rsqrt(mean(x^2) + eps) * w[i] for each of `rows` rows of width `cols`, run
+ * on device 0 with host buffers. Checked against the CPU twin in test/gpu. */
+fg_status fg_cuda_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows,
+                               int32_t cols, float eps);
+fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
+                         float eps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTGEN_H */
