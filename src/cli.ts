@@ -1,0 +1,46 @@
+#!/usr/bin/env bun
+/**
+ * `fastgen` command line: generate | serve | bench | replica. Each subcommand has --help.
+ * Errors print one line (no stack trace) and exit non-zero: 2 for usage, 1 for anything else.
+ */
+import { GENERATE_HELP, generateCommand } from "./cli/generate";
+import { UsageError } from "./cli/engineFlags";
+
+const HELP = `fastgen — LLM inference with Dynamic SplitFuse scheduling
+
+Usage: fastgen <command> [options]
+
+Commands:
+  generate   run prompts to completion and print the output (--json for machines)
+  serve      OpenAI-compatible HTTP server (not yet built)
+
+Run "fastgen <command> --help" for a command's options.
+
+${GENERATE_HELP}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "generate":
+      await generateCommand(rest);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(HELP);
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${command}" (try fastgen --help)`);
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (e) {
+  const err = e as Error;
+  const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS");
+  console.error(`fastgen: ${err.message}`);
+  if (process.env.FASTGEN_DEBUG) console.error(err.stack);
+  process.exitCode = usage ? 2 : 1;
+}

@@ -1,0 +1,68 @@
+/**
+ * Engine flags shared by `fastgen generate` and `fastgen serve` (and their defaults, which the
+ * --help text prints). Parsed values become an `EngineOptions` object.
+ */
+import type { EngineOptions, PolicyName } from "../engine/options";
+import { DEFAULT_ENGINE_OPTIONS, POLICY_NAMES } from "../engine/options";
+
+export const ENGINE_FLAG_SPEC = {
+  "max-batch-tokens": { type: "string" },
+  "max-seqs": { type: "string" },
+  "kv-blocks": { type: "string" },
+  "block-size": { type: "string" },
+  policy: { type: "string" },
+  backend: { type: "string" },
+  threads: { type: "string" },
+} as const;
+
+export const ENGINE_FLAG_HELP = `Engine:
+  --max-batch-tokens N   token budget of one forward pass (default ${DEFAULT_ENGINE_OPTIONS.maxBatchTokens})
+  --max-seqs N           sequences in one forward pass (default ${DEFAULT_ENGINE_OPTIONS.maxSeqs})
+  --kv-blocks N          KV cache blocks (default: sized from memory, ${DEFAULT_ENGINE_OPTIONS.kvMemoryMiB} MiB on the CPU)
+  --block-size N         tokens per KV block (default ${DEFAULT_ENGINE_OPTIONS.blockSize})
+  --policy P             ${POLICY_NAMES.join(" | ")} (default ${DEFAULT_ENGINE_OPTIONS.policy})
+  --backend B            cpu | cuda (default: cuda when a GPU is visible, else cpu)
+  --threads N            CPU backend threads (default: every core)`;
+
+/** Thrown for a bad command line; the CLI prints the message and exits with status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Parses a positive integer flag value or throws a UsageError naming the flag. */
+export function intFlag(name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${value}"`);
+  return n;
+}
+
+/** Parses a float flag value (finite) or throws a UsageError naming the flag. */
+export function floatFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`);
+  return n;
+}
+
+/** Engine options from parsed flag values (undefined flags keep the defaults). */
+export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<EngineOptions> {
+  const s = (k: string) => v[k] as string | undefined;
+  const policy = s("policy");
+  if (policy !== undefined && !POLICY_NAMES.includes(policy as PolicyName))
+    throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(", ")}, got "${policy}"`);
+  const backend = s("backend");
+  if (backend !== undefined && backend !== "cpu" && backend !== "cuda")
+    throw new UsageError(`--backend must be cpu or cuda, got "${backend}"`);
+  const out: Partial<EngineOptions> = {
+    maxBatchTokens: intFlag("max-batch-tokens", s("max-batch-tokens")),
+    maxSeqs: intFlag("max-seqs", s("max-seqs")),
+    kvBlocks: intFlag("kv-blocks", s("kv-blocks")),
+    blockSize: intFlag("block-size", s("block-size")),
+    policy: policy as PolicyName | undefined,
+    backend: backend as "cpu" | "cuda" | undefined,
+    threads: intFlag("threads", s("threads")),
+  };
+  for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
+  return out;
+}

@@ -1,0 +1,36 @@
+/** Engine options: the same on `fastgen generate`, `fastgen serve` and `pipeline()`. */
+
+export const POLICY_NAMES = ["splitfuse", "prefill-first", "orca"] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+export interface EngineOptions {
+  /** Token budget B of one forward pass (SplitFuse fills it exactly when enough work waits). */
+  maxBatchTokens: number;
+  /** Sequence cap S of one forward pass. */
+  maxSeqs: number;
+  /** Explicit KV block count; 0 = size from memory (kvMemoryMiB on the CPU, memoryFraction on a GPU). */
+  kvBlocks: number;
+  /** Tokens per KV block. */
+  blockSize: number;
+  /** Scheduling policy. */
+  policy: PolicyName;
+  /** Backend; undefined = cuda when a device is visible, else cpu. */
+  backend?: "cpu" | "cuda";
+  /** CPU backend threads; 0 = every core. */
+  threads: number;
+  /** KV pool size on the CPU when kvBlocks is 0. */
+  kvMemoryMiB: number;
+  /** Share of free GPU memory after weights given to the KV pool. */
+  memoryFraction: number;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  maxBatchTokens: 512,
+  maxSeqs: 64,
+  kvBlocks: 0,
+  blockSize: 16,
+  policy: "splitfuse",
+  threads: 0,
+  kvMemoryMiB: 256,
+  memoryFraction: 0.9,
+};

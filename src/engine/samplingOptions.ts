@@ -1,0 +1,23 @@
+/** What a caller may ask of one generation (the CLI, pipeline() and the HTTP layer map onto it). */
+export interface SamplingOptions {
+  maxTokens: number;
+  minTokens?: number;
+  /** 0 = greedy. */
+  temperature?: number;
+  topP?: number;
+  /** <= 0 = off. */
+  topK?: number;
+  minP?: number;
+  seed?: number;
+  /** Top-K logprobs per generated token (0 = none). */
+  logprobs?: number;
+  ignoreEos?: boolean;
+  stopTokenIds?: number[];
+  stop?: string[];
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  repetitionPenalty?: number;
+  logitBias?: Record<number, number>;
+  /** Samples per prompt. */
+  n?: number;
+}

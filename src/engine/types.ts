@@ -1,0 +1,73 @@
+/**
+ * The engine as its callers see it (CLI, pipeline(), HTTP and gRPC servers, load balancer).
+ * The engine loop itself runs off the serving thread; this interface is all async.
+ */
+import type { SamplingOptions } from "./samplingOptions";
+import type { Tokenizer } from "../tokenizer/tokenizer";
+
+export type FinishReason = "stop" | "length" | "abort";
+
+/** Logprob information for one generated token (raw model distribution). */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  /** Top-k alternatives, most likely first: [id, logprob]. */
+  top: [number, number][];
+}
+
+/** New output of one sample of one request since the previous delta. */
+export interface GenerationDelta {
+  /** Which of the request's n samples (0-based). */
+  index: number;
+  /** Token ids generated since the last delta. */
+  tokenIds: number[];
+  /** Text since the last delta: never a broken UTF-8 char, never part of a stop string. */
+  text: string;
+  logprobs?: TokenLogprob[];
+  /** Set on the sample's last delta. */
+  finishReason?: FinishReason;
+  /** The stop string or stop token id that ended the sample, if one did. */
+  stopReason?: string | number;
+}
+
+export interface GenerateRequest {
+  requestId: string;
+  promptIds: number[];
+  sampling: SamplingOptions;
+}
+
+export interface EngineMetrics {
+  requestsWaiting: number;
+  requestsRunning: number;
+  kvBlocksTotal: number;
+  kvBlocksFree: number;
+  promptTokensTotal: number;
+  generationTokensTotal: number;
+  requestsFinishedTotal: number;
+  preemptionsTotal: number;
+  stepsTotal: number;
+}
+
+/** Thrown by generate() when the waiting queue is full (HTTP 503 with Retry-After). */
+export class EngineOverloadedError extends Error {
+  override name = "EngineOverloadedError";
+}
+
+/** Thrown by generate() for a request the engine can never run (e.g. longer than the context). */
+export class RequestRejectedError extends Error {
+  override name = "RequestRejectedError";
+}
+
+export interface EngineClient {
+  readonly modelName: string;
+  /** Longest prompt + generation the engine accepts. */
+  readonly maxModelLen: number;
+  readonly tokenizer: Tokenizer;
+  /**
+   * Queues the request and yields its deltas until every sample has finished. Aborting the
+   * signal (or breaking out of the loop) aborts the request and frees its KV blocks.
+   */
+  generate(request: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerationDelta>;
+  metrics(): EngineMetrics;
+  shutdown(): Promise<void>;
+}
