@@ -1,0 +1,147 @@
+/**
+ * A Hugging Face model directory: config.json -> spec, safetensors -> canonical tensors.
+ *
+ *   dir/config.json                     required
+ *   dir/model.safetensors               or model.safetensors.index.json + shards
+ *   dir/tokenizer.json                  optional here (the tokenizer wants it)
+ *
+ * Opening checks everything that headers can tell (names, shapes, required tensors), so a bad
+ * directory fails in milliseconds; {@link loadWeights} then streams the bytes to the engine.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { ModelConfigError, configToSpec } from "./config";
+import { openSafetensorsDir } from "./safetensors";
+import type { DType, SafetensorsSet } from "./safetensors";
+import type { ModelSpec } from "./spec";
+import { ModelLoadError, mapWeights } from "./weights";
+import type { WeightMapping } from "./weights";
+
+export { ModelLoadError };
+
+/** One tensor ready for the engine: canonical name plus the HF name it came from. */
+export interface CanonicalTensor {
+  hfName: string;
+  name: string;
+  dtype: DType;
+  shape: number[];
+  data: Uint8Array;
+}
+
+/** An opened model directory. Call {@link close} when its tensors are loaded. */
+export interface ModelDir {
+  dir: string;
+  /** config.json as parsed. */
+  config: Record<string, unknown>;
+  spec: ModelSpec;
+  /** Canonical tensors in file order; data is read (mapped) lazily, one tensor at a time. */
+  tensors(): Iterable<CanonicalTensor>;
+  /** Number of tensors {@link tensors} yields. */
+  numTensors: number;
+  /** HF tensors the engine does not use (rotary inv_freq, a tied lm_head, ...). */
+  skipped: string[];
+  /** dir/tokenizer.json, or null when the directory has none. */
+  tokenizerPath: string | null;
+  close(): void;
+}
+
+/** What {@link loadWeights} feeds; NativeEngine implements it. */
+export interface TensorSink {
+  loadTensor(name: string, dtype: DType, shape: number[], data: Uint8Array): void;
+}
+
+/**
+ * Opens `dir`: parses config.json, maps every tensor header onto the spec.
+ * @throws ModelLoadError (missing dir/config/weights, bad tensors), ModelConfigError
+ *   (unsupported config), SafetensorsError (corrupt weight files).
+ */
+export function openModelDir(dir: string): ModelDir {
+  dir = resolve(dir);
+  if (!existsSync(dir)) throw new ModelLoadError(`model directory ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new ModelLoadError(`model path ${dir} is not a directory`);
+  const config = readConfig(dir);
+  let spec: ModelSpec;
+  try {
+    spec = configToSpec(config);
+  } catch (e) {
+    if (e instanceof ModelConfigError) throw new ModelConfigError(`${join(dir, "config.json")}: ${e.message}`);
+    throw e;
+  }
+
+  if (!readdirSync(dir).some((f) => f.endsWith(".safetensors") || f === "model.safetensors.index.json")) {
+    throw new ModelLoadError(
+      `${dir} has no safetensors weights (model.safetensors or model.safetensors.index.json); ` +
+        ".bin/.pth checkpoints are not supported",
+    );
+  }
+  const set: SafetensorsSet = openSafetensorsDir(dir);
+
+  let mapped: WeightMapping[];
+  let skipped: string[];
+  try {
+    const headers = [...set.files].flatMap((f) => [...f.infos.values()]);
+    ({ mapped, skipped } = mapWeights(spec, headers));
+  } catch (e) {
+    set.close();
+    if (e instanceof ModelLoadError) throw new ModelLoadError(`${dir}: ${e.message}`);
+    throw e;
+  }
+
+  const tokenizerPath = join(dir, "tokenizer.json");
+  return {
+    dir,
+    config,
+    spec,
+    numTensors: mapped.length,
+    skipped,
+    tokenizerPath: existsSync(tokenizerPath) ? tokenizerPath : null,
+    *tensors() {
+      for (const { hfName, name } of mapped) {
+        const view = set.tensors.get(hfName)!.get(hfName);
+        yield { hfName, name, dtype: view.dtype, shape: view.shape, data: view.data };
+      }
+    },
+    close: () => set.close(),
+  };
+}
+
+function readConfig(dir: string): Record<string, unknown> {
+  const path = join(dir, "config.json");
+  if (!existsSync(path)) throw new ModelLoadError(`${dir} has no config.json; is it a Hugging Face model directory?`);
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new ModelLoadError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    throw new ModelLoadError(`${path} must hold a JSON object`);
+  }
+  return config as Record<string, unknown>;
+}
+
+/**
+ * Feeds every canonical tensor of `model` to `sink`, in file order.
+ * @param onProgress called after each tensor with (done, total).
+ * @throws ModelLoadError naming the HF and canonical tensor when the sink refuses one.
+ */
+export function loadWeights(
+  model: ModelDir,
+  sink: TensorSink,
+  onProgress?: (done: number, total: number) => void,
+): void {
+  const total = model.numTensors;
+  let done = 0;
+  for (const t of model.tensors()) {
+    try {
+      sink.loadTensor(t.name, t.dtype, t.shape, t.data);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new ModelLoadError(
+        `loading ${t.hfName} as ${t.name} (${t.dtype} [${t.shape.join(", ")}]) failed: ${why}`,
+        { cause: e },
+      );
+    }
+    onProgress?.(++done, total);
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * A model's tokenizer: tokenizer.json run by @huggingface/tokenizers, plus what
+ * tokenizer_config.json and generation_config.json add (BOS/EOS, add_bos_token, chat templates).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+
+/** A tokenizer directory that is missing files or holds ones we cannot read. */
+export class TokenizerError extends Error {
+  override name = "TokenizerError";
+}
+
+type Json = Record<string, unknown>;
+
+/** Options of {@link Tokenizer.encode}. */
+export interface EncodeOptions {
+  /** Add BOS/EOS as the model's tokenizer does (default true). Off for rendered chat prompts. */
+  addSpecialTokens?: boolean;
+}
+
+/** Options of {@link Tokenizer.decode}. */
+export interface DecodeOptions {
+  /** Drop special tokens (BOS, EOS, <|eot_id|>...) from the text (default false). */
+  skipSpecialTokens?: boolean;
+  /**
+   * Apply transformers' clean_up_tokenization (" ." -> ".", " n't" -> "n't"); default false,
+   * as in vLLM's streamed output: it is not stable under appending tokens.
+   */
+  cleanUpTokenizationSpaces?: boolean;
+}
+
+/** The files {@link Tokenizer.fromJSON} builds from, already parsed. */
+export interface TokenizerFiles {
+  tokenizer: Json;
+  tokenizerConfig?: Json;
+  generationConfig?: Json;
+  /** chat_template.jinja, which newer transformers writes instead of a config key. */
+  chatTemplateJinja?: string;
+}
+
+/** Encodes text to ids and back, knows the special tokens and chat templates of a model. */
+export class Tokenizer {
+  /** EOS ids: generation_config.json eos_token_id (number or list), then tokenizer_config's eos_token. */
+  readonly eosTokenIds: number[];
+  readonly bosTokenId: number | null;
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  /** One past the largest id the tokenizer knows (may be below config.json vocab_size). */
+  readonly vocabSize: number;
+  /** Chat templates by name ("default" for a single one); empty when the model has none. */
+  readonly chatTemplates: Readonly<Record<string, string>>;
+  /** Explicit add_bos_token / add_eos_token of tokenizer_config.json (null: the post-processor decides). */
+  readonly addBosToken: boolean | null;
+  readonly addEosToken: boolean | null;
+  private readonly specialIds: ReadonlySet<number>;
+
+  private constructor(private readonly hf: HfTokenizer, files: TokenizerFiles) {
+    const tc = files.tokenizerConfig ?? {};
+    const gc = files.generationConfig ?? {};
+    const vocab = (hf.model as unknown as { vocab: unknown[] }).vocab;
+    this.vocabSize = vocab.length;
+    this.bosToken = tokenString(tc.bos_token);
+    this.eosToken = tokenString(tc.eos_token);
+    this.bosTokenId = this.bosToken !== null ? (hf.token_to_id(this.bosToken) ?? null) : null;
+    const eos = new Set<number>();
+    const gcEos = gc.eos_token_id;
+    for (const id of Array.isArray(gcEos) ? gcEos : gcEos != null ? [gcEos] : []) {
+      if (Number.isInteger(id)) eos.add(id as number);
+    }
+    const tcEos = this.eosToken !== null ? hf.token_to_id(this.eosToken) : undefined;
+    if (tcEos !== undefined) eos.add(tcEos);
+    this.eosTokenIds = [...eos];
+    this.addBosToken = typeof tc.add_bos_token === "boolean" ? tc.add_bos_token : null;
+    this.addEosToken = typeof tc.add_eos_token === "boolean" ? tc.add_eos_token : null;
+    this.chatTemplates = readChatTemplates(tc.chat_template, files.chatTemplateJinja);
+    this.specialIds = new Set(
+      [...hf.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id),
+    );
+  }
+
+  /** Reads tokenizer.json (required), tokenizer_config.json, generation_config.json, chat_template.jinja. */
+  static fromDir(dir: string): Tokenizer {
+    const path = join(dir, "tokenizer.json");
+    if (!existsSync(path)) {
+      throw new TokenizerError(`${dir} has no tokenizer.json (sentencepiece-only tokenizer.model is not supported)`);
+    }
+    const read = (name: string): Json | undefined => {
+      const p = join(dir, name);
+      if (!existsSync(p)) return undefined;
+      try {
+        return JSON.parse(readFileSync(p, "utf8"));
+      } catch (e) {
+        throw new TokenizerError(`${p} is not valid JSON: ${(e as Error).message}`);
+      }
+    };
+    const jinja = join(dir, "chat_template.jinja");
+    const chatJson = read("chat_template.json");
+    const tokenizerConfig = read("tokenizer_config.json") ?? {};
+    if (chatJson?.chat_template !== undefined && tokenizerConfig.chat_template === undefined) {
+      tokenizerConfig.chat_template = chatJson.chat_template;
+    }
+    return Tokenizer.fromJSON({
+      tokenizer: read("tokenizer.json")!,
+      tokenizerConfig,
+      generationConfig: read("generation_config.json"),
+      chatTemplateJinja: existsSync(jinja) ? readFileSync(jinja, "utf8") : undefined,
+    });
+  }
+
+  /** Builds a tokenizer from parsed files (tests, or files fetched elsewhere). */
+  static fromJSON(files: TokenizerFiles): Tokenizer {
+    let hf: HfTokenizer;
+    try {
+      hf = new HfTokenizer(files.tokenizer, files.tokenizerConfig ?? {});
+    } catch (e) {
+      throw new TokenizerError(`cannot build tokenizer from tokenizer.json: ${(e as Error).message}`);
+    }
+    return new Tokenizer(hf, files);
+  }
+
+  /** Token ids of `text`. */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const special = options.addSpecialTokens ?? true;
+    if (!special || (this.addBosToken === null && this.addEosToken === null)) {
+      return this.hf.encode(text, { add_special_tokens: special }).ids;
+    }
+    // An explicit add_bos_token/add_eos_token overrides the post-processor, as transformers'
+    // Llama tokenizer rebuilds its template from them.
+    const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+    const eosId = this.eosToken !== null ? this.hf.token_to_id(this.eosToken) : undefined;
+    if (this.addBosToken ?? this.postProcessorAdds(this.bosTokenId)) {
+      if (this.bosTokenId !== null) ids.unshift(this.bosTokenId);
+    }
+    if (this.addEosToken && eosId !== undefined) ids.push(eosId);
+    return ids;
+  }
+
+  private postProcessorAdds(id: number | null): boolean {
+    return id !== null && this.hf.encode("", { add_special_tokens: true }).ids.includes(id);
+  }
+
+  /** Text of `ids`; ids the tokenizer does not know (embedding padding) decode to nothing. */
+  decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
+    const known: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (this.idToToken(id) !== undefined) known.push(id);
+    }
+    if (known.length === 0) return "";
+    return this.hf.decode(known, {
+      skip_special_tokens: options.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? false,
+    });
+  }
+
+  /** The token string of `id` (byte-level or ▁-marked, as in the vocabulary), or undefined. */
+  idToToken(id: number): string | undefined {
+    return Number.isInteger(id) && id >= 0 ? this.hf.id_to_token(id) : undefined;
+  }
+
+  /** The id of a token string, or undefined. */
+  tokenToId(token: string): number | undefined {
+    return this.hf.token_to_id(token);
+  }
+
+  /** Whether `id` is a special added token (BOS, EOS, <|eot_id|>...). */
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+}
+
+/** bos_token/eos_token are a string, an AddedToken object {content}, or null. */
+function tokenString(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (v && typeof v === "object" && typeof (v as Json).content === "string") return (v as Json).content as string;
+  return null;
+}
+
+/** chat_template: a string, or a list of {name, template} (default, tool_use, rag...). */
+function readChatTemplates(raw: unknown, jinja?: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof raw === "string") out.default = raw;
+  else if (Array.isArray(raw)) {
+    for (const t of raw) {
+      if (t && typeof t.name === "string" && typeof t.template === "string") out[t.name] = t.template;
+    }
+  }
+  // chat_template.jinja is what transformers itself prefers when both exist.
+  if (jinja !== undefined) out.default = jinja;
+  return out;
+}
