@@ -40,7 +40,7 @@
  *   layers.{i}.v          [kv_heads*head_dim, hidden]   (+ .v_bias)
  *   layers.{i}.o          [hidden, heads*head_dim]      (+ .o_bias when o_bias)
  *   layers.{i}.mlp_norm   [hidden]            (+ .mlp_norm_bias; absent for "parallel" layout)
- *   layers.{i}.gate       [intermediate, hidden]        (gated MLPs only)
+ *   layers.{i}.gate       [intermediate, hidden]        (gated MLPs only; + .gate_bias when mlp_bias)
  *   layers.{i}.up         [intermediate, hidden]        (+ .up_bias when mlp_bias)
  *   layers.{i}.down       [hidden, intermediate]        (+ .down_bias when mlp_bias)
  *   final_norm            [hidden]            (+ final_norm_bias)
@@ -200,6 +200,10 @@ fg_status fg_cuda_rmsnorm_host(const float *x, const float *w, float *out, int32
                                int32_t cols, float eps);
 fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
                          float eps);
+/* The CPU backend's GEMM, exported for tests: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n]
+ * (x: [m, k], w: [n, k] like nn.Linear.weight, bias: [n] or NULL, y: [m, n]). */
+fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *y, int32_t m,
+                      int32_t n, int32_t k);
 
 #ifdef __cplusplus
 }

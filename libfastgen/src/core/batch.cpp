@@ -1,0 +1,132 @@
+#include "core/batch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+
+namespace fg {
+namespace {
+
+#define BAD(...) raise(FG_ERR_INVALID_ARGUMENT, "fg_step: " __VA_ARGS__)
+
+// A CSR index array: indptr[0] == 0, non-decreasing, indptr[n] == total (when total >= 0).
+void check_indptr(const int32_t *indptr, int32_t n, const char *name) {
+  if (!indptr) BAD("%s is null", name);
+  if (indptr[0] != 0) BAD("%s[0] must be 0, got %d", name, indptr[0]);
+  for (int32_t s = 0; s < n; s++)
+    if (indptr[s + 1] < indptr[s])
+      BAD("%s must be non-decreasing: %s[%d] = %d > %s[%d] = %d", name, name, s, indptr[s], name,
+          s + 1, indptr[s + 1]);
+}
+
+void check_ids(const int32_t *ids, int32_t count, int64_t vocab, const char *name) {
+  if (count > 0 && !ids) BAD("%s is null", name);
+  for (int32_t i = 0; i < count; i++)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      BAD("%s[%d] = %d is out of range [0, %lld)", name, i, ids[i], (long long)vocab);
+}
+
+void check_sampling(const fg_batch *b, int32_t s) {
+  const float t = b->temperature[s], p = b->top_p[s], mp = b->min_p[s];
+  if (!(t >= 0) || !std::isfinite(t)) BAD("sequence %d: temperature must be finite and >= 0, got %g", s, t);
+  if (!(p > 0)) BAD("sequence %d: top_p must be > 0, got %g", s, p);
+  if (!(mp <= 1) || std::isnan(mp)) BAD("sequence %d: min_p must be <= 1, got %g", s, mp);
+  if (b->presence_penalty && !std::isfinite(b->presence_penalty[s]))
+    BAD("sequence %d: presence_penalty must be finite", s);
+  if (b->frequency_penalty && !std::isfinite(b->frequency_penalty[s]))
+    BAD("sequence %d: frequency_penalty must be finite", s);
+  if (b->repetition_penalty && !(b->repetition_penalty[s] > 0 && std::isfinite(b->repetition_penalty[s])))
+    BAD("sequence %d: repetition_penalty must be > 0, got %g", s, b->repetition_penalty[s]);
+}
+
+// Two tokens of the pass writing the same KV slot means the caller's block bookkeeping is
+// broken (e.g. one block handed to two sequences); the result would depend on write order.
+void check_unique_slots(const fg_batch *b, int32_t block_size) {
+  std::vector<std::pair<int64_t, int32_t>> slots;  // (block * block_size + offset, sequence)
+  slots.reserve(b->num_tokens);
+  for (int32_t s = 0; s < b->num_seqs; s++)
+    for (int32_t t = b->cu_seqlens[s]; t < b->cu_seqlens[s + 1]; t++) {
+      const int32_t p = b->positions[t];
+      const int64_t block = b->block_indices[b->block_indptr[s] + p / block_size];
+      slots.emplace_back(block * block_size + p % block_size, s);
+    }
+  std::sort(slots.begin(), slots.end());
+  for (size_t i = 1; i < slots.size(); i++)
+    if (slots[i].first == slots[i - 1].first)
+      BAD("sequences %d and %d both write KV block %lld, slot %lld", slots[i - 1].second,
+          slots[i].second, (long long)(slots[i].first / block_size),
+          (long long)(slots[i].first % block_size));
+}
+
+}  // namespace
+
+void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_size,
+                    const fg_batch *b, const fg_step_output *out) {
+  if (!b) BAD("batch is null");
+  if (!out) BAD("output is null");
+  const int32_t T = b->num_tokens, S = b->num_seqs;
+  if (T < 0 || S < 0) BAD("num_tokens (%d) and num_seqs (%d) must be >= 0", T, S);
+  if (S == 0 && T == 0) return;
+  if (S == 0) BAD("%d tokens but no sequences", T);
+  if (T > 0 && (!b->token_ids || !b->positions)) BAD("token_ids and positions must not be null");
+  if (!b->context_lens || !b->wants_token) BAD("context_lens and wants_token must not be null");
+  if (!b->temperature || !b->top_p || !b->top_k || !b->min_p || !b->seed)
+    BAD("temperature, top_p, top_k, min_p and seed must not be null");
+  if (b->num_logprobs < 0 || b->num_logprobs > 20)
+    BAD("num_logprobs must be in [0, 20], got %d", b->num_logprobs);
+
+  check_ids(b->token_ids, T, spec.vocab_size, "token_ids");
+  check_indptr(b->cu_seqlens, S, "cu_seqlens");
+  if (b->cu_seqlens[S] != T) BAD("cu_seqlens[%d] = %d must equal num_tokens = %d", S, b->cu_seqlens[S], T);
+  check_indptr(b->block_indptr, S, "block_indptr");
+  const int32_t num_block_ids = b->block_indptr[S];
+  if (num_block_ids > 0 && !b->block_indices) BAD("block_indices is null");
+  for (int32_t i = 0; i < num_block_ids; i++)
+    if (b->block_indices[i] < 0 || b->block_indices[i] >= num_blocks)
+      BAD("block_indices[%d] = %d is out of range [0, %d)", i, b->block_indices[i], num_blocks);
+
+  bool any_wants = false;
+  for (int32_t s = 0; s < S; s++) {
+    const int32_t begin = b->cu_seqlens[s], n = b->cu_seqlens[s + 1] - begin;
+    const int64_t ctx = b->context_lens[s];
+    if (n == 0) BAD("sequence %d has no tokens in this pass", s);
+    if (ctx < 0) BAD("sequence %d: context_lens = %lld must be >= 0", s, (long long)ctx);
+    if (ctx + n > spec.max_position_embeddings)
+      BAD("sequence %d: positions up to %lld exceed max_position_embeddings = %lld", s,
+          (long long)(ctx + n - 1), (long long)spec.max_position_embeddings);
+    for (int32_t i = 0; i < n; i++)
+      if (b->positions[begin + i] != ctx + i)
+        BAD("sequence %d: positions[%d] = %d, expected context_len + %d = %lld", s, begin + i,
+            b->positions[begin + i], i, (long long)(ctx + i));
+    const int64_t blocks = b->block_indptr[s + 1] - b->block_indptr[s];
+    if (blocks * block_size < ctx + n)
+      BAD("sequence %d: block table of %lld blocks (x %d tokens) does not cover %lld positions", s,
+          (long long)blocks, block_size, (long long)(ctx + n));
+    if (b->wants_token[s] != 0 && b->wants_token[s] != 1)
+      BAD("sequence %d: wants_token must be 0 or 1, got %d", s, b->wants_token[s]);
+    if (b->wants_token[s]) {
+      any_wants = true;
+      check_sampling(b, s);
+    }
+  }
+
+  if (b->penalty_indptr) {
+    check_indptr(b->penalty_indptr, S, "penalty_indptr");
+    check_ids(b->penalty_ids, b->penalty_indptr[S], spec.vocab_size, "penalty_ids");
+  }
+  if (b->logit_bias_indptr) {
+    check_indptr(b->logit_bias_indptr, S, "logit_bias_indptr");
+    const int32_t n = b->logit_bias_indptr[S];
+    check_ids(b->logit_bias_ids, n, spec.vocab_size, "logit_bias_ids");
+    if (n > 0 && !b->logit_bias_values) BAD("logit_bias_values is null");
+    for (int32_t i = 0; i < n; i++)
+      if (std::isnan(b->logit_bias_values[i])) BAD("logit_bias_values[%d] is NaN", i);
+  }
+  if (any_wants && !out->sampled_ids) BAD("output sampled_ids is null");
+  check_unique_slots(b, block_size);
+}
+
+}  // namespace fg

@@ -1,0 +1,55 @@
+#include "core/engine.h"
+
+#include "core/error.h"
+#include "cpu/rope.h"
+#include "cpu/thread_pool.h"
+
+fg_engine::fg_engine(const char *spec_json, int32_t backend)
+    : spec_(fg::parse_spec(spec_json)), weights_(spec_) {
+  if (backend == FG_BACKEND_CUDA) {
+#ifdef FG_WITH_CUDA
+    fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend is not available in this build yet");
+#else
+    fg::raise(FG_ERR_UNSUPPORTED, "engine: libfastgen was built without CUDA");
+#endif
+  }
+  if (backend != FG_BACKEND_CPU) fg::raise(FG_ERR_INVALID_ARGUMENT, "engine: unknown backend %d", backend);
+  inv_freq_ = fg::cpu::rope_inv_freq(spec_);
+}
+
+void fg_engine::load_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
+                            const void *data, uint64_t nbytes) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (kv_) fg::raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': engine is already finalized", name ? name : "");
+  weights_.load(name, dtype, shape, ndim, data, nbytes);
+}
+
+void fg_engine::finalize(const fg_kv_config *kv) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (kv_) fg::raise(FG_ERR_INVALID_ARGUMENT, "finalize: engine is already finalized");
+  weights_.check_complete();
+  kv_.reset(new fg::KvPool(spec_, kv));
+  view_ = weights_.view();
+  kv_layers_.clear();
+  for (int64_t l = 0; l < spec_.num_layers; l++) kv_layers_.push_back({kv_->k(l), kv_->v(l)});
+}
+
+fg_engine_info fg_engine::info() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  fg_engine_info i{};
+  i.num_blocks = kv_ ? kv_->num_blocks() : 0;
+  i.block_size = kv_ ? kv_->block_size() : 0;
+  i.vocab_size = (int32_t)spec_.vocab_size;
+  i.max_position_embeddings = (int32_t)spec_.max_position_embeddings;
+  i.backend = FG_BACKEND_CPU;
+  i.num_threads = fg::cpu::num_threads();
+  i.weight_bytes = weights_.bytes();
+  i.kv_bytes = kv_ ? kv_->bytes() : 0;
+  return i;
+}
+
+void fg_engine::debug_fail_next_steps(int32_t count) {
+  if (count < 0) fg::raise(FG_ERR_INVALID_ARGUMENT, "debug_fail_next_steps: count must be >= 0, got %d", count);
+  std::lock_guard<std::mutex> lk(mu_);
+  fail_steps_ = count;
+}

@@ -1,0 +1,35 @@
+// The engine behind the opaque fg_engine handle: spec, weights, KV pool. CPU backend.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/kv_pool.h"
+#include "core/spec.h"
+#include "core/weights.h"
+#include "cpu/forward.h"
+#include "fastgen.h"
+
+struct fg_engine {
+  // Parses the spec; throws fg::Error (INVALID_ARGUMENT / UNSUPPORTED).
+  fg_engine(const char *spec_json, int32_t backend);
+
+  void load_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
+                   const void *data, uint64_t nbytes);
+  // Checks every tensor is loaded, then allocates the KV pool.
+  void finalize(const fg_kv_config *kv);
+  fg_engine_info info() const;
+  // One forward pass + sampling (step.cpp). The batch is validated before anything changes.
+  void step(const fg_batch *batch, fg_step_output *out);
+  void debug_fail_next_steps(int32_t count);
+
+ private:
+  fg::ModelSpec spec_;
+  fg::WeightStore weights_;
+  std::unique_ptr<fg::KvPool> kv_;  // set by finalize()
+  fg::ModelWeights view_;           // pointers into weights_, set by finalize()
+  std::vector<fg::cpu::KvLayer> kv_layers_;
+  std::vector<double> inv_freq_;    // RoPE frequencies after scaling: [rotary_dim / 2]
+  int32_t fail_steps_ = 0;
+  mutable std::mutex mu_;           // one call at a time per engine
+};

@@ -1,0 +1,73 @@
+// fg_engine::step: validate, forward over the ragged batch, sample per sequence.
+#include <algorithm>
+#include <vector>
+
+#include "core/batch.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "cpu/sampling.h"
+#include "cpu/thread_pool.h"
+
+void fg_engine::step(const fg_batch *b, fg_step_output *out) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!kv_) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_step: engine is not finalized");
+  if (fail_steps_ > 0) {
+    fail_steps_--;
+    fg::raise(FG_ERR_INTERNAL, "fg_step: injected failure (fg_debug_fail_next_steps)");
+  }
+  fg::validate_batch(spec_, kv_->num_blocks(), kv_->block_size(), b, out);
+  const int32_t T = b->num_tokens, S = b->num_seqs;
+  if (T == 0) return;
+
+  std::vector<int32_t> token_seq(T);  // [T] sequence of each token
+  std::vector<int32_t> want_seqs, logit_tokens;
+  for (int32_t s = 0; s < S; s++) {
+    for (int32_t t = b->cu_seqlens[s]; t < b->cu_seqlens[s + 1]; t++) token_seq[t] = s;
+    if (b->wants_token[s]) {
+      want_seqs.push_back(s);
+      logit_tokens.push_back(b->cu_seqlens[s + 1] - 1);  // its last token in this pass
+    }
+  }
+
+  const int64_t V = spec_.vocab_size, R = (int64_t)want_seqs.size();
+  std::vector<float> logits(R * V);  // [R, vocab]
+  fg::cpu::ForwardBatch fb;
+  fb.paged = {T, b->positions, token_seq.data(), b->block_indptr, b->block_indices, kv_->block_size()};
+  fb.token_ids = b->token_ids;
+  fb.logit_tokens = logit_tokens.data();
+  fb.num_logit_rows = R;
+  fg::cpu::forward(spec_, view_, inv_freq_, kv_layers_, fb, logits.data());
+
+  const int32_t L = b->num_logprobs;
+  fg::cpu::parallel_for(R, [&](int64_t r) {
+    const int32_t s = want_seqs[r];
+    const float *row = &logits[r * V];
+    fg::cpu::SamplingParams p{};
+    p.temperature = b->temperature[s];
+    p.top_p = b->top_p[s];
+    p.top_k = b->top_k[s];
+    p.min_p = b->min_p[s];
+    p.seed = b->seed[s];
+    p.position = (int64_t)b->context_lens[s] + (b->cu_seqlens[s + 1] - b->cu_seqlens[s]);
+    p.presence_penalty = b->presence_penalty ? b->presence_penalty[s] : 0.0f;
+    p.frequency_penalty = b->frequency_penalty ? b->frequency_penalty[s] : 0.0f;
+    p.repetition_penalty = b->repetition_penalty ? b->repetition_penalty[s] : 1.0f;
+    if (b->penalty_indptr) {
+      p.penalty_ids = b->penalty_ids + b->penalty_indptr[s];
+      p.num_penalty_ids = b->penalty_indptr[s + 1] - b->penalty_indptr[s];
+    }
+    if (b->logit_bias_indptr) {
+      p.bias_ids = b->logit_bias_ids + b->logit_bias_indptr[s];
+      p.bias_values = b->logit_bias_values + b->logit_bias_indptr[s];
+      p.num_bias = b->logit_bias_indptr[s + 1] - b->logit_bias_indptr[s];
+    }
+    fg::cpu::SampleOut o{};
+    o.id = &out->sampled_ids[s];
+    o.logprob = out->sampled_logprobs ? &out->sampled_logprobs[s] : nullptr;
+    o.top_ids = out->top_ids && L > 0 ? &out->top_ids[(int64_t)s * L] : nullptr;
+    o.top_logprobs = out->top_logprobs && L > 0 ? &out->top_logprobs[(int64_t)s * L] : nullptr;
+    o.num_logprobs = L;
+    fg::cpu::sample_token(row, V, p, o);
+    if (out->logits) std::copy(row, row + V, out->logits + (int64_t)s * V);
+  });
+}

@@ -1,0 +1,58 @@
+// Host weight store: the tensors the spec needs, by canonical name, converted to fp32.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/spec.h"
+
+namespace fg {
+
+// Pointers into the store for one decoder layer; a bias or norm that the spec does not use
+// is nullptr. Linear weights are [out_features, in_features].
+struct LayerWeights {
+  const float *attn_norm = nullptr, *attn_norm_bias = nullptr;  // [hidden]
+  const float *q = nullptr, *q_bias = nullptr;                  // [heads*head_dim, hidden]
+  const float *k = nullptr, *k_bias = nullptr;                  // [kv_heads*head_dim, hidden]
+  const float *v = nullptr, *v_bias = nullptr;                  // [kv_heads*head_dim, hidden]
+  const float *o = nullptr, *o_bias = nullptr;                  // [hidden, heads*head_dim]
+  const float *mlp_norm = nullptr, *mlp_norm_bias = nullptr;    // [hidden]
+  const float *gate = nullptr, *gate_bias = nullptr;            // [intermediate, hidden]
+  const float *up = nullptr, *up_bias = nullptr;                // [intermediate, hidden]
+  const float *down = nullptr, *down_bias = nullptr;            // [hidden, intermediate]
+};
+
+struct ModelWeights {
+  const float *embed = nullptr;  // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  const float *final_norm = nullptr, *final_norm_bias = nullptr;  // [hidden]
+  const float *lm_head = nullptr, *lm_head_bias = nullptr;        // [vocab, hidden], [vocab]
+};
+
+class WeightStore {
+ public:
+  explicit WeightStore(const ModelSpec &spec);
+
+  // Checks name and shape against the spec, converts F32/F16/BF16 -> fp32 and stores a copy
+  // (replacing an earlier load of the same name).
+  void load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim, const void *data,
+            uint64_t nbytes);
+  // Throws FG_ERR_NOT_FOUND naming the missing tensors.
+  void check_complete() const;
+  // Pointers for the forward pass; call after check_complete().
+  ModelWeights view() const;
+  uint64_t bytes() const;
+
+ private:
+  struct Tensor {
+    std::vector<int64_t> shape;
+    std::unique_ptr<float[]> data;  // null until loaded
+  };
+  const float *get(const std::string &name) const;  // nullptr when the spec does not use it
+  std::map<std::string, Tensor> tensors_;           // every tensor the spec needs
+  ModelSpec spec_;
+};
+
+}  // namespace fg

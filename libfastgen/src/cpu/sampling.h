@@ -1,0 +1,39 @@
+// Per-sequence token sampling from one row of logits.
+#pragma once
+#include <cstdint>
+
+namespace fg {
+namespace cpu {
+
+struct SamplingParams {
+  float temperature;  // 0 = greedy
+  float top_p;        // >= 1 disables
+  int32_t top_k;      // <= 0 disables
+  float min_p;        // <= 0 disables
+  uint64_t seed;
+  int64_t position;   // the position being predicted: the draw depends only on (seed, position)
+  float presence_penalty, frequency_penalty, repetition_penalty;
+  const int32_t *penalty_ids;  // [num_penalty_ids] ids seen so far (repeats count for frequency)
+  int64_t num_penalty_ids;
+  const int32_t *bias_ids;     // [num_bias]
+  const float *bias_values;    // [num_bias]
+  int64_t num_bias;
+};
+
+struct SampleOut {
+  int32_t *id;            // the sampled token
+  float *logprob;         // its log-softmax under the raw logits, or null
+  int32_t *top_ids;       // [num_logprobs] highest raw logprobs, descending (ties: lower id), or null
+  float *top_logprobs;    // [num_logprobs] or null
+  int32_t num_logprobs;
+};
+
+// logits: [vocab], raw. Penalties and logit bias first, then greedy (temperature 0: argmax, ties
+// to the lowest id) or temperature -> top-k -> softmax -> top-p -> min-p -> renormalize -> draw.
+void sample_token(const float *logits, int64_t vocab, const SamplingParams &p, const SampleOut &out);
+
+// A uniform double in [0, 1) that depends only on (seed, counter): splitmix64 hashing.
+double uniform01(uint64_t seed, uint64_t counter);
+
+}  // namespace cpu
+}  // namespace fg

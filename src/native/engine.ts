@@ -1,0 +1,95 @@
+/** NativeEngine: an owned fg_engine handle with typed methods. */
+import type { Pointer } from "bun:ffi";
+import type { ModelSpec } from "../model/spec";
+import { FastgenError, Status } from "./errors";
+import { check, cString, lib } from "./lib";
+import { addr, INFO_BYTES, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";
+import type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";
+
+const DTYPES: Record<DType, { code: number; bytes: number }> = {
+  F32: { code: 0, bytes: 4 },
+  F16: { code: 1, bytes: 2 },
+  BF16: { code: 2, bytes: 2 },
+};
+
+export class NativeEngine {
+  #handle: Pointer | null;
+
+  private constructor(handle: Pointer) {
+    this.#handle = handle;
+  }
+
+  /** fg_engine_create from a normalized model spec. */
+  static create(spec: ModelSpec, backend: Backend = "cpu"): NativeEngine {
+    const out = new BigUint64Array(1);
+    const json = cString(JSON.stringify(spec));
+    check(lib().fg_engine_create(json, backend === "cuda" ? 1 : 0, out));
+    return new NativeEngine(Number(out[0]) as Pointer);
+  }
+
+  #live(): Pointer {
+    if (this.#handle === null)
+      throw new FastgenError(Status.INVALID_ARGUMENT, "NativeEngine used after destroy()");
+    return this.#handle;
+  }
+
+  /** Copies one tensor by canonical name; data holds prod(shape) elements of dtype. */
+  loadTensor(name: string, dtype: DType, shape: number[], data: Uint8Array): void {
+    const handle = this.#live();
+    const d = DTYPES[dtype];
+    if (!d) throw new FastgenError(Status.INVALID_ARGUMENT, `loadTensor '${name}': unknown dtype ${dtype}`);
+    const numel = shape.reduce((a, b) => a * b, 1);
+    if (data.byteLength !== numel * d.bytes)
+      throw new FastgenError(Status.INVALID_ARGUMENT,
+        `loadTensor '${name}': ${data.byteLength} bytes for shape [${shape.join(", ")}] of ${dtype} (want ${numel * d.bytes})`);
+    const dims = BigInt64Array.from(shape, (x) => BigInt(x));
+    check(lib().fg_engine_load_tensor(handle, cString(name), d.code, dims.length ? dims : null,
+      shape.length, data.byteLength ? data : null, data.byteLength));
+  }
+
+  /** Checks every tensor is loaded and allocates the KV pool. */
+  finalize(kv?: KvConfig): EngineInfo {
+    check(lib().fg_engine_finalize(this.#live(), packKvConfig(kv)));
+    return this.info();
+  }
+
+  info(): EngineInfo {
+    const bytes = new Uint8Array(INFO_BYTES);
+    check(lib().fg_engine_get_info(this.#live(), bytes));
+    return readInfo(bytes);
+  }
+
+  /** One forward pass over a ragged batch (see fg_step in fastgen.h). */
+  step(batch: StepBatch): StepResult {
+    const handle = this.#live();
+    const numSeqs = batch.cuSeqlens.length - 1;
+    const numLogprobs = batch.numLogprobs ?? 0;
+    const sampledIds = new Int32Array(Math.max(numSeqs, 0)).fill(-1);
+    const sampledLogprobs = new Float32Array(Math.max(numSeqs, 0)).fill(NaN);
+    const result: StepResult = { sampledIds, sampledLogprobs };
+    if (numLogprobs > 0) {
+      result.topIds = new Int32Array(numSeqs * numLogprobs).fill(-1);
+      result.topLogprobs = new Float32Array(numSeqs * numLogprobs).fill(NaN);
+    }
+    if (batch.returnLogits) result.logits = new Float32Array(numSeqs * this.info().vocabSize).fill(NaN);
+    const packed = packBatch(batch);
+    const outputs = packOutputs([addr(sampledIds), addr(sampledLogprobs), addr(result.topIds),
+      addr(result.topLogprobs), addr(result.logits)]);
+    // `batch`, `result` and the packed structs stay referenced until the call returns.
+    check(lib().fg_step(handle, packed, outputs));
+    return result;
+  }
+
+  /** Test-only: the next n steps fail with FG_ERR_INTERNAL. */
+  debugFailNextSteps(n: number): void {
+    check(lib().fg_debug_fail_next_steps(this.#live(), n));
+  }
+
+  /** Frees the engine; idempotent. Any other method afterwards throws. */
+  destroy(): void {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    check(lib().fg_engine_destroy(handle));
+  }
+}

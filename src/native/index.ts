@@ -1,0 +1,14 @@
+/** bun:ffi binding of libfastgen: the only TypeScript that touches native pointers. */
+export { FastgenError, Status, type FastgenErrorCode } from "./errors";
+export { libraryPath } from "./lib";
+export { NativeEngine } from "./engine";
+export {
+  abiVersion,
+  cpuGemm,
+  cpuRmsnorm,
+  cudaDeviceCount,
+  cudaRmsnorm,
+  libraryVersion,
+  setNumThreads,
+} from "./kernels";
+export type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";

@@ -1,0 +1,84 @@
+/**
+ * The one dlopen table of libfastgen. Every symbol of fastgen.h is declared here; nothing else in
+ * the code base calls dlopen. The library is found, in order, at $FASTGEN_LIB, next to the
+ * executable (a `bun build --compile` binary ships it alongside), or in this checkout's
+ * zig-out/lib.
+ */
+import { dlopen, FFIType } from "bun:ffi";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { FastgenError, Status } from "./errors";
+
+const LIB_NAME = "libfastgen.so";
+
+const symbols = {
+  fg_last_error: { args: [], returns: FFIType.cstring },
+  fg_version: { args: [], returns: FFIType.cstring },
+  fg_abi_version: { args: [], returns: FFIType.i32 },
+  fg_cuda_device_count: { args: [], returns: FFIType.i32 },
+  fg_set_num_threads: { args: [FFIType.i32], returns: FFIType.i32 },
+  // (spec_json, backend, fg_engine **out)
+  fg_engine_create: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  fg_engine_destroy: { args: [FFIType.ptr], returns: FFIType.i32 },
+  // (engine, name, dtype, shape, ndim, data, nbytes)
+  fg_engine_load_tensor: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64],
+    returns: FFIType.i32,
+  },
+  fg_engine_finalize: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  fg_engine_get_info: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  fg_step: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  fg_debug_fail_next_steps: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  // (x, w, out, rows, cols, eps)
+  fg_cuda_rmsnorm_host: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.f32],
+    returns: FFIType.i32,
+  },
+  fg_cpu_rmsnorm: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.f32],
+    returns: FFIType.i32,
+  },
+  // (x, w, bias, y, m, n, k)
+  fg_cpu_gemm: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32],
+    returns: FFIType.i32,
+  },
+} as const;
+
+type Library = ReturnType<typeof dlopen<typeof symbols>>;
+let library: Library | null = null;
+
+/** Where libfastgen.so is loaded from (see the file comment for the order). */
+export function libraryPath(): string {
+  const fromEnv = process.env.FASTGEN_LIB;
+  if (fromEnv) return fromEnv;
+  const besideExe = join(dirname(process.execPath), LIB_NAME);
+  if (existsSync(besideExe)) return besideExe;
+  return join(import.meta.dir, "..", "..", "zig-out", "lib", LIB_NAME);
+}
+
+/** The loaded symbol table; opens the library on first use. */
+export function lib(): Library["symbols"] {
+  if (!library) {
+    const path = libraryPath();
+    if (!existsSync(path))
+      throw new FastgenError(Status.NOT_FOUND, `libfastgen not found at ${path} (build it with \`bun run build\` or set FASTGEN_LIB)`);
+    library = dlopen(path, symbols);
+  }
+  return library.symbols;
+}
+
+/** fg_last_error() of this thread. */
+export function lastError(): string {
+  return String(lib().fg_last_error() ?? "");
+}
+
+/** Throws FastgenError(status, fg_last_error()) unless status is FG_OK. */
+export function check(status: number): void {
+  if (status !== Status.OK) throw new FastgenError(status, lastError());
+}
+
+/** NUL-terminated UTF-8 bytes for a `const char *` argument. */
+export function cString(s: string): Uint8Array {
+  return new TextEncoder().encode(s + "\0");
+}

@@ -1,0 +1,92 @@
+// Chunk invariance: a sequence prefilled in one pass, or split into random chunks spread over
+// many passes that also carry other sequences' prompt chunks and decode tokens (shuffled,
+// non-contiguous KV blocks), must give the same logits within fp32 rounding.
+import { describe, expect, test } from "bun:test";
+import type { ModelSpec } from "../../src/model/spec";
+import type { NativeEngine } from "../../src/native";
+import { buildEngine, makeBatch, maxAbsDiff, randomTokens, randomWeights, rng, type SeqChunk, tinySpec } from "./helpers";
+
+const BLOCK = 4;
+
+interface Seq {
+  tokens: number[];     // prompt, then decode tokens as they become known
+  promptLen: number;
+  decodes: number;      // decode steps wanted after the prompt
+  forced?: number[];    // decode tokens to feed instead of the sampled ones
+  computed: number;     // tokens in the KV cache
+  blocks: number[];
+  logits: Float32Array[];  // one per sampled position
+}
+
+/** Runs every sequence to completion with a random SplitFuse-like schedule. */
+function runMixed(engine: NativeEngine, seqs: Seq[], r: () => number, vocab: number) {
+  const free = Array.from({ length: 256 }, (_, i) => i).sort(() => r() - 0.5);
+  for (let pass = 0; pass < 1000; pass++) {
+    const active = seqs.filter((s) => s.computed < s.promptLen + s.decodes).sort(() => r() - 0.5);
+    if (!active.length) return;
+    let budget = 3 + Math.floor(r() * 14);
+    const chunks: { seq: Seq; chunk: SeqChunk }[] = [];
+    for (const s of active) {
+      if (budget <= 0) break;
+      const known = s.tokens.length - s.computed;  // tokens not yet in the cache
+      const n = s.computed < s.promptLen ? Math.min(budget, 1 + Math.floor(r() * known)) : 1;
+      budget -= n;
+      while (s.blocks.length * BLOCK < s.computed + n) s.blocks.push(free.pop()!);
+      chunks.push({ seq: s, chunk: {
+        tokens: s.tokens.slice(s.computed, s.computed + n), context: s.computed, blocks: [...s.blocks],
+        wants: s.computed + n === s.tokens.length,
+      } });
+    }
+    const out = engine.step(makeBatch(chunks.map((c) => c.chunk), { returnLogits: true }));
+    chunks.forEach(({ seq, chunk }, i) => {
+      seq.computed += chunk.tokens.length;
+      if (!chunk.wants) return;
+      seq.logits.push(out.logits!.slice(i * vocab, (i + 1) * vocab));
+      const next = seq.forced ? seq.forced[seq.logits.length - 1] : out.sampledIds[i];
+      if (seq.logits.length <= seq.decodes && next !== undefined) seq.tokens.push(next);
+    });
+  }
+  throw new Error("schedule did not finish");
+}
+
+function checkInvariance(over: Partial<ModelSpec>, trial: number) {
+  const spec = tinySpec(over);
+  const weights = randomWeights(spec, 77 + trial);
+  const r = rng(1000 + trial);
+  const prompt = randomTokens(r, 30 + Math.floor(r() * 20), spec.vocab_size);
+  const forced = randomTokens(r, 4, spec.vocab_size);
+
+  // Reference: the whole prompt in one pass, then one decode token per pass.
+  const solo = buildEngine(spec, weights, { numBlocks: 64, blockSize: BLOCK });
+  const blocks = Array.from({ length: 16 }, (_, i) => 63 - 2 * i);
+  const expected: Float32Array[] = [];
+  const all = [...prompt, ...forced];
+  for (let n = prompt.length; n <= all.length; n++) {
+    const context = n === prompt.length ? 0 : n - 1;
+    const out = solo.step(makeBatch([{ tokens: all.slice(context, n), context, blocks, wants: true }], { returnLogits: true }));
+    expected.push(out.logits!);
+  }
+  solo.destroy();
+
+  const mixed = buildEngine(spec, weights, { numBlocks: 256, blockSize: BLOCK });
+  const target: Seq = { tokens: [...prompt], promptLen: prompt.length, decodes: forced.length, forced,
+    computed: 0, blocks: [], logits: [] };
+  const others: Seq[] = Array.from({ length: 4 }, () => {
+    const p = randomTokens(r, 3 + Math.floor(r() * 25), spec.vocab_size);
+    return { tokens: p, promptLen: p.length, decodes: 2 + Math.floor(r() * 8), computed: 0, blocks: [], logits: [] };
+  });
+  runMixed(mixed, [target, ...others], r, spec.vocab_size);
+  mixed.destroy();
+
+  expect(target.logits.length).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) expect(maxAbsDiff(target.logits[i]!, expected[i]!)).toBeLessThan(1e-4);
+}
+
+describe("chunk invariance", () => {
+  for (const trial of [0, 1, 2]) {
+    test(`full attention, trial ${trial}`, () => checkInvariance({}, trial));
+    test(`sliding window 6, trial ${trial}`, () => checkInvariance({ sliding_window: 6 }, trial));
+  }
+  test("qkv bias + partial rotary + parallel layout", () =>
+    checkInvariance({ qkv_bias: true, partial_rotary_factor: 0.5, layout: "parallel", norm: "layer", mlp: "gelu" }, 5));
+});

@@ -1,0 +1,174 @@
+/** Tiny random models and ragged batches for the native tests. */
+import type { ModelSpec } from "../../src/model/spec";
+import { NativeEngine, type KvConfig, type StepBatch } from "../../src/native";
+import type { Weights } from "./reference";
+
+/** mulberry32: a seeded PRNG in [0, 1). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A small llama-like spec; override any field. */
+export function tinySpec(over: Partial<ModelSpec> = {}): ModelSpec {
+  return {
+    arch: "llama", vocab_size: 97, hidden_size: 48, intermediate_size: 80, num_layers: 2,
+    num_heads: 6, num_kv_heads: 2, head_dim: 8, max_position_embeddings: 512, norm: "rms",
+    norm_eps: 1e-5, positions: "rope", rope_theta: 10000, partial_rotary_factor: 1,
+    rope_scaling: null, sliding_window: 0, qkv_bias: false, o_bias: false, mlp_bias: false,
+    lm_head_bias: false, mlp: "gated_silu", layout: "sequential", tie_word_embeddings: false,
+    ...over,
+  };
+}
+
+/** Every tensor the spec needs (canonical names of fastgen.h) with its shape. */
+export function tensorShapes(s: ModelSpec): Map<string, number[]> {
+  const H = s.hidden_size, I = s.intermediate_size, qd = s.num_heads * s.head_dim, kvd = s.num_kv_heads * s.head_dim;
+  const m = new Map<string, number[]>();
+  const ln = s.norm === "layer";
+  const gated = s.mlp === "gated_silu" || s.mlp === "gated_gelu";
+  m.set("embed", [s.vocab_size, H]);
+  for (let i = 0; i < s.num_layers; i++) {
+    const p = `layers.${i}.`;
+    m.set(p + "attn_norm", [H]);
+    if (ln) m.set(p + "attn_norm_bias", [H]);
+    m.set(p + "q", [qd, H]).set(p + "k", [kvd, H]).set(p + "v", [kvd, H]).set(p + "o", [H, qd]);
+    if (s.qkv_bias) m.set(p + "q_bias", [qd]).set(p + "k_bias", [kvd]).set(p + "v_bias", [kvd]);
+    if (s.o_bias) m.set(p + "o_bias", [H]);
+    if (s.layout !== "parallel") {
+      m.set(p + "mlp_norm", [H]);
+      if (ln) m.set(p + "mlp_norm_bias", [H]);
+    }
+    if (gated) m.set(p + "gate", [I, H]);
+    m.set(p + "up", [I, H]).set(p + "down", [H, I]);
+    if (s.mlp_bias) {
+      if (gated) m.set(p + "gate_bias", [I]);
+      m.set(p + "up_bias", [I]).set(p + "down_bias", [H]);
+    }
+  }
+  m.set("final_norm", [H]);
+  if (ln) m.set("final_norm_bias", [H]);
+  if (!s.tie_word_embeddings) m.set("lm_head", [s.vocab_size, H]);
+  if (s.lm_head_bias) m.set("lm_head_bias", [s.vocab_size]);
+  return m;
+}
+
+/** Random weights: Linear ~ U with variance 1/fan_in, norms near 1, small biases, unit embeddings. */
+export function randomWeights(s: ModelSpec, seed: number): Weights {
+  const r = rng(seed);
+  const w: Weights = new Map();
+  for (const [name, shape] of tensorShapes(s)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const a = new Float32Array(n);
+    const isNorm = /norm$/.test(name);
+    const scale = name === "embed" ? Math.sqrt(3) : shape.length === 2 ? Math.sqrt(3 / shape[1]!) : 0.1;
+    for (let i = 0; i < n; i++) a[i] = (isNorm ? 1 : 0) + (2 * r() - 1) * scale;
+    w.set(name, a);
+  }
+  return w;
+}
+
+export function bytesOf(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Creates, loads and finalizes an engine. */
+export function buildEngine(s: ModelSpec, w: Weights, kv: KvConfig = { numBlocks: 256, blockSize: 4 }): NativeEngine {
+  const e = NativeEngine.create(s);
+  const shapes = tensorShapes(s);
+  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, bytesOf(data));
+  e.finalize(kv);
+  return e;
+}
+
+/** One sequence's part of a pass. */
+export interface SeqChunk {
+  tokens: number[];
+  context: number;   // tokens already in the KV cache
+  blocks: number[];  // its whole block table
+  wants?: boolean;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  seed?: bigint;
+  penaltyIds?: number[];
+  presence?: number;
+  frequency?: number;
+  repetition?: number;
+  bias?: [number, number][];
+}
+
+/** A StepBatch with positions context..context+n-1 for each chunk. */
+export function makeBatch(chunks: SeqChunk[], opts: { numLogprobs?: number; returnLogits?: boolean } = {}): StepBatch {
+
+  const tokens: number[] = [], positions: number[] = [], cu = [0], blockIndptr = [0], blocks: number[] = [];
+  const penIndptr = [0], penIds: number[] = [], biasIndptr = [0], biasIds: number[] = [], biasVals: number[] = [];
+  for (const c of chunks) {
+    c.tokens.forEach((t, i) => {
+      tokens.push(t);
+      positions.push(c.context + i);
+    });
+    cu.push(tokens.length);
+    blocks.push(...c.blocks);
+    blockIndptr.push(blocks.length);
+    penIds.push(...(c.penaltyIds ?? []));
+    penIndptr.push(penIds.length);
+    for (const [id, v] of c.bias ?? []) {
+      biasIds.push(id);
+      biasVals.push(v);
+    }
+    biasIndptr.push(biasIds.length);
+  }
+  return {
+    tokenIds: Int32Array.from(tokens),
+    positions: Int32Array.from(positions),
+    cuSeqlens: Int32Array.from(cu),
+    contextLens: Int32Array.from(chunks, (c) => c.context),
+    blockIndptr: Int32Array.from(blockIndptr),
+    blockIndices: Int32Array.from(blocks),
+    wantsToken: Int32Array.from(chunks, (c) => (c.wants ? 1 : 0)),
+    temperature: Float32Array.from(chunks, (c) => c.temperature ?? 0),
+    topP: Float32Array.from(chunks, (c) => c.topP ?? 1),
+    topK: Int32Array.from(chunks, (c) => c.topK ?? 0),
+    minP: Float32Array.from(chunks, (c) => c.minP ?? 0),
+    seed: BigUint64Array.from(chunks, (c) => c.seed ?? 0n),
+    presencePenalty: Float32Array.from(chunks, (c) => c.presence ?? 0),
+    frequencyPenalty: Float32Array.from(chunks, (c) => c.frequency ?? 0),
+    repetitionPenalty: Float32Array.from(chunks, (c) => c.repetition ?? 1),
+    penaltyIndptr: Int32Array.from(penIndptr),
+    penaltyIds: Int32Array.from(penIds),
+    logitBiasIndptr: Int32Array.from(biasIndptr),
+    logitBiasIds: Int32Array.from(biasIds),
+    logitBiasValues: Float32Array.from(biasVals),
+    numLogprobs: opts.numLogprobs ?? 0,
+    returnLogits: opts.returnLogits ?? false,
+  };
+}
+
+/** ‖a − b‖ / ‖b‖ */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** Random tokens in [0, vocab). */
+export function randomTokens(r: () => number, n: number, vocab: number): number[] {
+  return Array.from({ length: n }, () => Math.floor(r() * vocab));
+}
