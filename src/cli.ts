@@ -5,6 +5,7 @@
  */
 import { GENERATE_HELP, generateCommand } from "./cli/generate";
 import { UsageError } from "./cli/engineFlags";
+import { SERVE_HELP, serveCommand } from "./cli/serve";
 
 const HELP = `fastgen — LLM inference with Dynamic SplitFuse scheduling
 
@@ -12,17 +13,22 @@ Usage: fastgen <command> [options]
 
 Commands:
   generate   run prompts to completion and print the output (--json for machines)
-  serve      OpenAI-compatible HTTP server (not yet built)
+  serve      OpenAI-compatible HTTP server (streaming SSE, /metrics)
 
 Run "fastgen <command> --help" for a command's options.
 
-${GENERATE_HELP}`;
+${GENERATE_HELP}
+
+${SERVE_HELP}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "generate":
       await generateCommand(rest);
+      return 0;
+    case "serve":
+      await serveCommand(rest);
       return 0;
     case undefined:
     case "help":

@@ -5,7 +5,8 @@
  *   several:        { results: [ ...one object per prompt, in flag order... ] }
  */
 import { parseArgs } from "node:util";
-import { LLMEngine } from "../engine/llmEngine";
+import { EngineCore } from "../engine/engineCore";
+import { runToCompletion } from "../engine/runToCompletion";
 import type { SamplingOptions } from "../engine/samplingOptions";
 import { defaultModelDir } from "../model/defaultModel";
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
@@ -90,10 +91,10 @@ export async function generateCommand(argv: string[]): Promise<void> {
   };
 
   const modelDir = values.model ?? defaultModelDir();
-  const engine = await LLMEngine.load(modelDir, engineOptionsFromFlags(values));
+  const core = await EngineCore.load(modelDir, engineOptionsFromFlags(values));
   try {
     const requests = prompts.map((p) => ("text" in p ? { prompt: p.text } : { promptIds: p.ids }));
-    const results = await engine.generate(requests, sampling);
+    const results = runToCompletion(core, requests, sampling);
     const shaped = results.map((r) => ({
       token_ids: r.tokenIds,
       text: r.text,
@@ -103,6 +104,6 @@ export async function generateCommand(argv: string[]): Promise<void> {
     if (values.json) console.log(JSON.stringify(shaped.length === 1 ? shaped[0] : { results: shaped }));
     else for (const r of shaped) console.log(r.text);
   } finally {
-    engine.destroy();
+    core.destroy();
   }
 }

@@ -1,0 +1,248 @@
+/**
+ * StepBatchBuilder: a committed plan + the block tables → the StepBatch of one forward pass.
+ * It runs every step, so its arrays are allocated once and grown (doubled) only when a pass
+ * outgrows them; the batch holds views of them, valid until the next build().
+ *
+ * Penalty and logit-bias CSRs are built only when some sampling row uses them, and list ids
+ * for sampling rows only (other rows sample nothing):
+ *   penalties:  output ids (OpenAI presence/frequency), and prompt ids first too when the
+ *               row has a repetition penalty (HF semantics);
+ *   logit bias: the request's logit_bias, plus -inf on EOS and stop ids below min_tokens.
+ * fg_batch has one penalty list per row, and the kernels apply presence/frequency to all of
+ * it: a row with a repetition penalty AND presence/frequency penalties therefore also counts
+ * its prompt ids for the latter (vLLM counts outputs only there).
+ */
+import type { BlockTable } from "./blockManager";
+import { BlockCsr } from "./blockCsr";
+import type { Plan } from "./scheduler/types";
+import { usesPenalties } from "./samplingParams";
+import type { StepBatch } from "./stepBatch";
+import { bannedStopIds } from "./stop";
+
+/** The block tables a batch reads (BlockManager is one). */
+export interface BlockTables {
+  readonly blockSize: number;
+  table(seqId: number): BlockTable | undefined;
+}
+
+type Typed = Int32Array | Float32Array | BigUint64Array;
+
+/** Seeds are written as two uint32 halves, which is only right on a little-endian host. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Returns `a` when it holds `n`, else a zeroed array of the same type at least twice as big. */
+function fit<T extends Typed>(a: T, n: number): T {
+  if (a.length >= n) return a;
+  const Ctor = a.constructor as new (len: number) => T;
+  return new Ctor(Math.max(n, a.length * 2));
+}
+
+/** Builds each step's StepBatch into buffers it keeps between steps. */
+export class StepBatchBuilder {
+  private tokenIds = new Int32Array(1024);
+  private positions = new Int32Array(1024);
+  private readonly csr = new BlockCsr();
+  private cuSeqlens = new Int32Array(257);
+  private contextLens = new Int32Array(256);
+  private wantsToken = new Int32Array(256);
+  private temperature = new Float32Array(256);
+  private topP = new Float32Array(256);
+  private topK = new Int32Array(256);
+  private minP = new Float32Array(256);
+  private seed = new BigUint64Array(256);
+  private seedWords = new Uint32Array(this.seed.buffer);
+  private presence = new Float32Array(256);
+  private frequency = new Float32Array(256);
+  private repetition = new Float32Array(256);
+  private penaltyIndptr = new Int32Array(257);
+  private penaltyIds = new Int32Array(4096);
+  private biasIndptr = new Int32Array(257);
+  private biasIds = new Int32Array(256);
+  private biasValues = new Float32Array(256);
+
+  /** @param eosTokenIds banned (with stop ids) while a sequence is below its min_tokens */
+  constructor(private readonly eosTokenIds: readonly number[] = []) {}
+
+  /** Builds the pass for `plan`; every row's table must already cover context + n tokens. */
+  build(plan: Plan, blocks: BlockTables): StepBatch {
+    const entries = plan.entries;
+    const ns = entries.length;
+    this.ensureRows(ns);
+    this.tokenIds = fit(this.tokenIds, plan.numTokens);
+    this.positions = fit(this.positions, plan.numTokens);
+    const { tokenIds, positions, cuSeqlens, contextLens, wantsToken, temperature, topP, topK, minP, seedWords } = this;
+    let t = 0;
+    let numLogprobs = 0;
+    let returnLogits = false;
+    let anyPenalty = false;
+    let anyBias = false;
+    cuSeqlens[0] = 0;
+    for (let i = 0; i < ns; i++) {
+      const e = entries[i]!;
+      const seq = e.seq;
+      const c = e.contextLen;
+      const n = e.numTokens;
+      if (n === 1) tokenIds[t] = seq.tokenAt(c);
+      else seq.copyTokens(c, c + n, tokenIds, t);
+      for (let j = 0; j < n; j++) positions[t + j] = c + j;
+      t += n;
+      cuSeqlens[i + 1] = t;
+      contextLens[i] = c;
+
+      const p = seq.params;
+      wantsToken[i] = e.wantsToken ? 1 : 0;
+      temperature[i] = p.temperature;
+      topP[i] = p.topP;
+      topK[i] = p.topK;
+      minP[i] = p.minP;
+      if (LITTLE_ENDIAN) {
+        seedWords[2 * i] = p.seedLow;
+        seedWords[2 * i + 1] = p.seedHigh;
+      } else this.seed[i] = p.seed;
+      if (e.wantsToken) {
+        if (p.logprobs > numLogprobs) numLogprobs = p.logprobs;
+        if (p.returnLogits) returnLogits = true;
+        if (!anyPenalty && usesPenalties(p)) anyPenalty = true;
+        if (!anyBias && (p.logitBiasIds.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
+      }
+    }
+    const nb = this.fillBlockTables(plan, blocks);
+    const csr = this.csr;
+    const batch: StepBatch = {
+      tokenIds: tokenIds.subarray(0, t),
+      positions: positions.subarray(0, t),
+      cuSeqlens: cuSeqlens.subarray(0, ns + 1),
+      contextLens: contextLens.subarray(0, ns),
+      blockIndptr: csr.indptr.subarray(0, ns + 1),
+      blockIndices: csr.indices.subarray(0, nb),
+      wantsToken: wantsToken.subarray(0, ns),
+      temperature: temperature.subarray(0, ns),
+      topP: topP.subarray(0, ns),
+      topK: topK.subarray(0, ns),
+      minP: minP.subarray(0, ns),
+      seed: this.seed.subarray(0, ns),
+      numLogprobs,
+      returnLogits,
+    };
+    if (anyPenalty) this.addPenalties(plan, batch);
+    if (anyBias) this.addLogitBias(plan, batch);
+    return batch;
+  }
+
+  /** The CSR of the blocks covering each row's context + n tokens. */
+  private fillBlockTables(plan: Plan, blocks: BlockTables): number {
+    const entries = plan.entries;
+    const bs = blocks.blockSize;
+    const csr = this.csr;
+    csr.begin(entries.length);
+    let nb = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const table = blocks.table(e.seq.id);
+      const need = Math.ceil((e.contextLen + e.numTokens) / bs);
+      if (table === undefined || table.length < need) {
+        throw new Error(`StepBatchBuilder: sequence ${e.seq.id} has ${table?.length ?? 0} blocks, needs ${need}`);
+      }
+      nb = csr.addRow(i, table, need, nb);
+    }
+    csr.end();
+    return nb;
+  }
+
+  private ensureRows(ns: number): void {
+    this.cuSeqlens = fit(this.cuSeqlens, ns + 1);
+    this.penaltyIndptr = fit(this.penaltyIndptr, ns + 1);
+    this.biasIndptr = fit(this.biasIndptr, ns + 1);
+    this.contextLens = fit(this.contextLens, ns);
+    this.wantsToken = fit(this.wantsToken, ns);
+    this.temperature = fit(this.temperature, ns);
+    this.topP = fit(this.topP, ns);
+    this.topK = fit(this.topK, ns);
+    this.minP = fit(this.minP, ns);
+    if (this.seed.length < ns) {
+      this.seed = fit(this.seed, ns);
+      this.seedWords = new Uint32Array(this.seed.buffer);
+    }
+    this.presence = fit(this.presence, ns);
+    this.frequency = fit(this.frequency, ns);
+    this.repetition = fit(this.repetition, ns);
+  }
+
+  private addPenalties(plan: Plan, batch: StepBatch): void {
+    const entries = plan.entries;
+    let total = 0;
+    for (const e of entries) {
+      const p = e.seq.params;
+      if (!e.wantsToken || !usesPenalties(p)) continue;
+      total += e.seq.numOutputTokens + (p.repetitionPenalty !== 1 ? e.seq.numPromptTokens : 0);
+    }
+    this.penaltyIds = fit(this.penaltyIds, total);
+    const ids = this.penaltyIds;
+    const indptr = this.penaltyIndptr;
+    let k = 0;
+    indptr[0] = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const seq = e.seq;
+      const p = seq.params;
+      this.presence[i] = p.presencePenalty;
+      this.frequency[i] = p.frequencyPenalty;
+      this.repetition[i] = p.repetitionPenalty;
+      if (e.wantsToken && usesPenalties(p)) {
+        const from = p.repetitionPenalty !== 1 ? 0 : seq.numPromptTokens;
+        seq.copyTokens(from, seq.numTokens, ids, k);
+        k += seq.numTokens - from;
+      }
+      indptr[i + 1] = k;
+    }
+    const ns = entries.length;
+    batch.presencePenalty = this.presence.subarray(0, ns);
+    batch.frequencyPenalty = this.frequency.subarray(0, ns);
+    batch.repetitionPenalty = this.repetition.subarray(0, ns);
+    batch.penaltyIndptr = indptr.subarray(0, ns + 1);
+    batch.penaltyIds = ids.subarray(0, k);
+  }
+
+  private addLogitBias(plan: Plan, batch: StepBatch): void {
+    const entries = plan.entries;
+    const indptr = this.biasIndptr;
+    let k = 0;
+    indptr[0] = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (e.wantsToken) {
+        const p = e.seq.params;
+        const banned = bannedStopIds(e.seq, this.eosTokenIds);
+        const n = p.logitBiasIds.length + banned.length;
+        if (k + n > this.biasIds.length) {
+          this.biasIds = grow(this.biasIds, k, k + n);
+          this.biasValues = grow(this.biasValues, k, k + n);
+        }
+        // Bias lists are short: a loop beats set()'s per-call cost.
+        const bIds = p.logitBiasIds;
+        const bValues = p.logitBiasValues;
+        for (let j = 0; j < bIds.length; j++) {
+          this.biasIds[k] = bIds[j]!;
+          this.biasValues[k++] = bValues[j]!;
+        }
+        for (const id of banned) {
+          this.biasIds[k] = id;
+          this.biasValues[k++] = -Infinity;
+        }
+      }
+      indptr[i + 1] = k;
+    }
+    batch.logitBiasIndptr = indptr.subarray(0, entries.length + 1);
+    batch.logitBiasIds = this.biasIds.subarray(0, k);
+    batch.logitBiasValues = this.biasValues.subarray(0, k);
+  }
+}
+
+/** A bigger copy of `a` keeping its first `keep` elements. */
+function grow<T extends Int32Array | Float32Array>(a: T, keep: number, n: number): T {
+  const Ctor = a.constructor as new (len: number) => T;
+  const b = new Ctor(Math.max(n, a.length * 2));
+  b.set(a.subarray(0, keep));
+  return b;
+}
+

@@ -1,0 +1,293 @@
+/**
+ * EngineCore: one replica's engine, synchronous. Each step() is one forward pass:
+ *
+ *   schedule (policy, pure) → commitPlan → StepBatchBuilder → NativeEngine.step (fg_step)
+ *   → applyStep (tokens, stop conditions, frees) → per-sample deltas (detokenized text)
+ *
+ * It runs inside the engine Worker (engineWorker.ts) for serving, or in-process for
+ * `fastgen generate` and tests (runToCompletion.ts).
+ */
+import { StepBatchBuilder } from "./batch";
+import { BlockManager } from "./blockManager";
+import type { EngineOptions } from "./options";
+import { DEFAULT_ENGINE_OPTIONS } from "./options";
+import { OutputStream } from "./outputStream";
+import { SequenceQueues } from "./queues";
+import { commitPlan, getPolicy, schedule, validateSchedulerConfig } from "./scheduler";
+import type { Plan, SchedulerConfig, SchedulerPolicy } from "./scheduler";
+import type { SamplingOptions } from "./samplingOptions";
+import { samplingParams } from "./samplingParams";
+import { Sequence } from "./sequence";
+import { abort as abortSequence, applyStep, finishSequence } from "./stepper";
+import type { StepperContext } from "./stepper";
+import type { EngineMetrics, FinishReason, GenerationDelta } from "./types";
+import { RequestRejectedError } from "./types";
+import type { WorkerReadyInfo } from "./workerProtocol";
+import { NativeEngine, setNumThreads } from "../native";
+import type { StepResult } from "../native";
+import { openModelDir, loadWeights } from "../model/load";
+import { Tokenizer } from "../tokenizer/tokenizer";
+import { basename } from "node:path";
+
+/** One sample of a request: its sequence and what its client has been sent. */
+interface Sample {
+  readonly request: RequestState;
+  readonly index: number;
+  readonly seq: Sequence;
+  readonly out: OutputStream;
+}
+
+interface RequestState {
+  readonly id: string;
+  readonly samples: Sample[];
+}
+
+/** Result of one step for one request; `error` fails the whole request. */
+export interface StepItem {
+  id: string;
+  deltas: GenerationDelta[];
+  error?: Error;
+}
+
+export class EngineCore {
+  private readonly blocks: BlockManager;
+  private readonly queues = new SequenceQueues();
+  private readonly builder: StepBatchBuilder;
+  private readonly policy: SchedulerPolicy;
+  private readonly schedulerConfig: SchedulerConfig;
+  private readonly ctx: StepperContext;
+  private readonly requests = new Map<string, RequestState>();
+  private readonly samplesBySeq = new Map<number, Sample>();
+  private nextSeqId = 0;
+  readonly maxModelLen: number;
+  private readonly counters = { promptTokens: 0, generationTokens: 0, finished: 0, preemptions: 0, steps: 0 };
+
+  private constructor(
+    private readonly native: NativeEngine,
+    readonly tokenizer: Tokenizer,
+    readonly modelName: string,
+    readonly options: EngineOptions,
+  ) {
+    const info = native.info();
+    this.blocks = new BlockManager(info.numBlocks, info.blockSize);
+    this.maxModelLen = Math.min(info.maxPositionEmbeddings, info.numBlocks * info.blockSize);
+    this.policy = getPolicy(options.policy);
+    this.schedulerConfig = { tokenBudget: options.maxBatchTokens, maxSeqs: options.maxSeqs };
+    validateSchedulerConfig(this.schedulerConfig);
+    const eos = tokenizer.eosTokenIds;
+    this.builder = new StepBatchBuilder(eos);
+    this.ctx = {
+      queues: this.queues,
+      blocks: this.blocks,
+      stop: { eosTokenIds: eos, maxModelLen: this.maxModelLen },
+      stopStringHook: (seq) => {
+        const s = this.samplesBySeq.get(seq.id);
+        return s ? s.out.catchUp(seq.outputIds) : null;
+      },
+    };
+  }
+
+  /** Loads `modelDir` (config, weights, tokenizer) into a native engine and sizes its KV pool. */
+  static async load(
+    modelDir: string,
+    options: Partial<EngineOptions> = {},
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<EngineCore> {
+    const opts: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS, ...options };
+    const model = openModelDir(modelDir);
+    const tokenizer = Tokenizer.fromDir(model.dir);
+    if (opts.threads > 0) setNumThreads(opts.threads);
+    const native = NativeEngine.create(model.spec, opts.backend ?? "cpu");
+    try {
+      loadWeights(model, native, onProgress);
+      native.finalize({
+        blockSize: opts.blockSize,
+        numBlocks: opts.kvBlocks,
+        maxKvBytes: opts.kvMemoryMiB * 2 ** 20,
+        memoryFraction: opts.memoryFraction,
+      });
+    } catch (e) {
+      native.destroy();
+      throw e;
+    } finally {
+      model.close();
+    }
+    return new EngineCore(native, tokenizer, basename(model.dir), opts);
+  }
+
+  readyInfo(): WorkerReadyInfo {
+    const info = this.native.info();
+    return { modelName: this.modelName, maxModelLen: this.maxModelLen, numBlocks: info.numBlocks, blockSize: info.blockSize, backend: info.backend };
+  }
+
+  /**
+   * Queues a request of `sampling.n` samples.
+   * @throws RequestRejectedError when it can never run (too long, bad parameters, duplicate id).
+   */
+  addRequest(id: string, promptIds: number[], sampling: SamplingOptions): void {
+    if (this.requests.has(id)) throw new RequestRejectedError(`duplicate request id ${id}`);
+    if (promptIds.length === 0) throw new RequestRejectedError("the prompt is empty");
+    const vocab = this.native.info().vocabSize;
+    const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
+    if (bad !== undefined) throw new RequestRejectedError(`prompt token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
+    if (promptIds.length + sampling.maxTokens > this.maxModelLen)
+      throw new RequestRejectedError(
+        `the prompt (${promptIds.length} tokens) plus max_tokens (${sampling.maxTokens}) exceeds the model's context of ${this.maxModelLen} tokens`,
+      );
+    const n = sampling.n ?? 1;
+    if (!Number.isInteger(n) || n < 1) throw new RequestRejectedError("n must be an integer >= 1");
+    let params;
+    try {
+      params = Array.from({ length: n }, (_, i) =>
+        samplingParams({ ...sampling, seed: sampling.seed === undefined ? undefined : sampling.seed + i }),
+      );
+    } catch (e) {
+      throw new RequestRejectedError((e as Error).message);
+    }
+    const request: RequestState = { id, samples: [] };
+    for (let i = 0; i < n; i++) {
+      const seqId = this.nextSeqId++;
+      const seq = new Sequence(seqId, seqId, promptIds, params[i]!);
+      const sample: Sample = { request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop) };
+      request.samples.push(sample);
+      this.samplesBySeq.set(seqId, sample);
+      this.queues.add(seq);
+    }
+    this.requests.set(id, request);
+    this.counters.promptTokens += promptIds.length;
+  }
+
+  hasWork(): boolean {
+    return this.queues.size > 0;
+  }
+
+  /** Runs one forward pass and returns the new output of every request it touched. */
+  step(): StepItem[] {
+    const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks }, this.schedulerConfig);
+    commitPlan(plan, this.queues, this.blocks);
+    this.counters.preemptions += plan.preempted.length;
+    const touched = new Set<RequestState>();
+    for (const r of plan.rejected) touched.add(this.sampleOf(r.seq.id).request);
+    if (plan.entries.length > 0) {
+      let result: StepResult;
+      let stride = 0;
+      try {
+        const batch = this.builder.build(plan, this.blocks);
+        stride = batch.numLogprobs ?? 0;
+        result = this.native.step(batch);
+      } catch (e) {
+        return this.failPlan(plan, e as Error, touched);
+      }
+      this.counters.steps++;
+      for (const ev of applyStep(plan, result.sampledIds, this.ctx)) {
+        const sample = this.sampleOf(ev.seq.id);
+        this.counters.generationTokens++;
+        sample.out.pendingIds.push(ev.tokenId);
+        const k = sample.seq.params.logprobs;
+        if (k > 0) sample.out.pendingLogprobs.push(tokenLogprob(result, ev.row, ev.tokenId, k, stride));
+        touched.add(sample.request);
+      }
+    }
+    return [...touched].map((r) => this.collect(r));
+  }
+
+  /** Aborts a request wherever it is; returns its closing deltas (empty if unknown). */
+  abort(id: string): GenerationDelta[] {
+    const request = this.requests.get(id);
+    if (!request) return [];
+    for (const s of request.samples) if (!s.seq.isFinished) abortSequence(s.seq.id, this.ctx);
+    return this.collect(request).deltas;
+  }
+
+  abortAll(): void {
+    for (const id of [...this.requests.keys()]) this.abort(id);
+  }
+
+  metrics(): EngineMetrics {
+    return {
+      requestsWaiting: this.queues.waiting.length,
+      requestsRunning: this.queues.running.length,
+      kvBlocksTotal: this.blocks.numBlocks,
+      kvBlocksFree: this.blocks.numFreeBlocks,
+      promptTokensTotal: this.counters.promptTokens,
+      generationTokensTotal: this.counters.generationTokens,
+      requestsFinishedTotal: this.counters.finished,
+      preemptionsTotal: this.counters.preemptions,
+      stepsTotal: this.counters.steps,
+    };
+  }
+
+  /** Test hook: the next `n` forward passes fail inside libfastgen. */
+  debugFailNextSteps(n: number): void {
+    this.native.debugFailNextSteps(n);
+  }
+
+  destroy(): void {
+    this.abortAll();
+    this.native.destroy();
+  }
+
+  private sampleOf(seqId: number): Sample {
+    const s = this.samplesBySeq.get(seqId);
+    if (!s) throw new Error(`engine: no sample for sequence ${seqId}`);
+    return s;
+  }
+
+  /** A failed forward pass fails the requests in it (their blocks are freed); the rest go on. */
+  private failPlan(plan: Plan, error: Error, touched: Set<RequestState>): StepItem[] {
+    const failed = new Set<RequestState>();
+    for (const e of plan.entries) failed.add(this.sampleOf(e.seq.id).request);
+    for (const r of failed) {
+      for (const s of r.samples) if (!s.seq.isFinished) finishSequence(s.seq, "abort", this.ctx);
+      this.forget(r);
+    }
+    const items: StepItem[] = [...failed].map((r) => ({ id: r.id, deltas: [], error: new Error(`forward pass failed: ${error.message}`) }));
+    for (const r of touched) if (!failed.has(r)) items.push(this.collect(r));
+    return items;
+  }
+
+  /** Deltas for every sample of `request` with news; forgets the request once all finished. */
+  private collect(request: RequestState): StepItem {
+    const deltas: GenerationDelta[] = [];
+    let allDone = true;
+    for (const s of request.samples) {
+      const seq = s.seq;
+      const finished = seq.isFinished;
+      if (!finished) allDone = false;
+      if (s.out.pendingIds.length === 0 && !finished) continue;
+      if (!finished) s.out.catchUp(seq.outputIds);
+      else if (seq.finishReason !== "abort") s.out.catchUp(seq.outputIds);
+      const text = s.out.takeText(finished);
+      if (s.out.pendingIds.length === 0 && text === "" && !finished) continue;
+      const delta: GenerationDelta = { index: s.index, tokenIds: s.out.pendingIds, text };
+      if (s.seq.params.logprobs > 0) delta.logprobs = s.out.pendingLogprobs;
+      if (finished) {
+        delta.finishReason = finishReasonOf(seq);
+        if (seq.stopReason !== null) delta.stopReason = seq.stopReason;
+      }
+      s.out.pendingIds = [];
+      s.out.pendingLogprobs = [];
+      deltas.push(delta);
+    }
+    if (allDone) this.forget(request);
+    return { id: request.id, deltas };
+  }
+
+  private forget(request: RequestState): void {
+    if (!this.requests.delete(request.id)) return;
+    this.counters.finished++;
+    for (const s of request.samples) this.samplesBySeq.delete(s.seq.id);
+  }
+}
+
+function finishReasonOf(seq: Sequence): FinishReason {
+  const r = seq.finishReason;
+  return r === "stop" || r === "length" || r === "abort" ? r : "length";
+}
+
+/** The sampled token's logprob and its row's top-k (rows are `stride` wide: the batch's max k). */
+function tokenLogprob(result: StepResult, row: number, id: number, k: number, stride: number) {
+  const top: [number, number][] = [];
+  for (let j = 0; j < k; j++) top.push([result.topIds![row * stride + j]!, result.topLogprobs![row * stride + j]!]);
+  return { id, logprob: result.sampledLogprobs[row]!, top };
+}

@@ -1,0 +1,70 @@
+/**
+ * The engine loop, in its own Bun Worker: plan → fg_step → apply, one forward pass per turn,
+ * yielding to the event loop between passes so new requests and aborts are picked up.
+ */
+import { EngineCore } from "./engineCore";
+import type { FromWorker, ToWorker } from "./workerProtocol";
+import { serializeError } from "./workerProtocol";
+
+declare const self: Worker;
+
+let core: EngineCore | null = null;
+let running = false;
+let shuttingDown = false;
+
+const send = (m: FromWorker) => self.postMessage(m);
+const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
+
+async function loop(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    while (core && core.hasWork() && !shuttingDown) {
+      const items = core.step();
+      send({ type: "deltas", items, metrics: core.metrics() });
+      await yieldToEvents();
+    }
+  } finally {
+    running = false;
+  }
+  if (shuttingDown) close();
+}
+
+function close(): void {
+  core?.destroy();
+  core = null;
+  send({ type: "closed" });
+}
+
+self.onmessage = async (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  switch (m.type) {
+    case "init":
+      try {
+        core = await EngineCore.load(m.modelDir, m.options, (done, total) => send({ type: "progress", done, total }));
+        send({ type: "ready", info: core.readyInfo() });
+      } catch (e) {
+        send({ type: "init-error", error: serializeError(e) });
+      }
+      return;
+    case "add":
+      if (!core) return send({ type: "request-error", id: m.id, error: { name: "Error", message: "engine not ready" } });
+      try {
+        core.addRequest(m.id, m.promptIds, m.sampling);
+      } catch (e) {
+        return send({ type: "request-error", id: m.id, error: serializeError(e) });
+      }
+      void loop();
+      return;
+    case "abort": {
+      const deltas = core?.abort(m.id);
+      if (core && deltas && deltas.length > 0) send({ type: "deltas", items: [{ id: m.id, deltas }], metrics: core.metrics() });
+      return;
+    }
+    case "shutdown":
+      shuttingDown = true;
+      core?.abortAll();
+      if (!running) close();
+      return;
+  }
+};

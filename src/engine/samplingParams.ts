@@ -1,0 +1,103 @@
+/**
+ * SamplingParams: a request's SamplingOptions checked once and normalized into the shape the
+ * batch builder copies every step (bigint seed, logit bias as parallel typed arrays).
+ */
+import type { SamplingOptions } from "./samplingOptions";
+
+/** Normalized per-sequence sampling and stopping parameters. */
+export interface SamplingParams {
+  /** 0 = greedy. */
+  readonly temperature: number;
+  /** 1 = off. */
+  readonly topP: number;
+  /** <= 0 = off. */
+  readonly topK: number;
+  /** 0 = off. */
+  readonly minP: number;
+  /** The device draw depends only on (seed, position), so a recomputed sequence samples the same. */
+  readonly seed: bigint;
+  /** The seed's low and high 32 bits: the batch writes these (a bigint store costs ~30 ns). */
+  readonly seedLow: number;
+  readonly seedHigh: number;
+  readonly presencePenalty: number;
+  readonly frequencyPenalty: number;
+  /** 1 = off; applies to prompt + output ids (HF semantics). */
+  readonly repetitionPenalty: number;
+  /** Logit bias as parallel arrays (empty = none). */
+  readonly logitBiasIds: Int32Array;
+  readonly logitBiasValues: Float32Array;
+  /** Top-k logprobs per sampled token (0 = none). */
+  readonly logprobs: number;
+  readonly returnLogits: boolean;
+  readonly maxTokens: number;
+  readonly minTokens: number;
+  readonly ignoreEos: boolean;
+  readonly stopTokenIds: readonly number[];
+  /** Stop strings: checked by the detokenizer hook, not here. */
+  readonly stop: readonly string[];
+}
+
+/** A request asked for something out of range (the server answers 400). */
+export class SamplingParamsError extends Error {
+  override name = "SamplingParamsError";
+}
+
+/** Options as callers give them, plus the engine-internal `returnLogits`. */
+export type SamplingInput = SamplingOptions & { returnLogits?: boolean };
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new SamplingParamsError(message);
+}
+
+function randomSeed(): bigint {
+  const a = new BigUint64Array(1);
+  crypto.getRandomValues(a);
+  return a[0]!;
+}
+
+/** Validates `opts` and fills defaults. A missing seed is drawn once here, per sequence. */
+export function samplingParams(opts: SamplingInput): SamplingParams {
+  const temperature = opts.temperature ?? 1;
+  const topP = opts.topP ?? 1;
+  const topK = opts.topK ?? 0;
+  const minP = opts.minP ?? 0;
+  const maxTokens = opts.maxTokens;
+  const minTokens = opts.minTokens ?? 0;
+  const logprobs = opts.logprobs ?? 0;
+  const repetitionPenalty = opts.repetitionPenalty ?? 1;
+  const presencePenalty = opts.presencePenalty ?? 0;
+  const frequencyPenalty = opts.frequencyPenalty ?? 0;
+  check(Number.isFinite(temperature) && temperature >= 0, "temperature must be >= 0");
+  check(topP > 0 && topP <= 1, "top_p must be in (0, 1]");
+  check(Number.isInteger(topK), "top_k must be an integer");
+  check(minP >= 0 && minP <= 1, "min_p must be in [0, 1]");
+  check(Number.isInteger(maxTokens) && maxTokens >= 1, "max_tokens must be an integer >= 1");
+  check(Number.isInteger(minTokens) && minTokens >= 0 && minTokens <= maxTokens, "min_tokens must be in [0, max_tokens]");
+  check(Number.isInteger(logprobs) && logprobs >= 0 && logprobs <= 20, "logprobs must be an integer in [0, 20]");
+  check(repetitionPenalty > 0 && Number.isFinite(repetitionPenalty), "repetition_penalty must be > 0");
+  check(Math.abs(presencePenalty) <= 2, "presence_penalty must be in [-2, 2]");
+  check(Math.abs(frequencyPenalty) <= 2, "frequency_penalty must be in [-2, 2]");
+  const bias = Object.entries(opts.logitBias ?? {});
+  const logitBiasIds = new Int32Array(bias.length);
+  const logitBiasValues = new Float32Array(bias.length);
+  bias.forEach(([id, value], i) => {
+    const tokenId = Number(id);
+    check(Number.isInteger(tokenId) && tokenId >= 0, `logit_bias key ${id} is not a token id`);
+    check(Number.isFinite(value) && Math.abs(value) <= 100, "logit_bias values must be in [-100, 100]");
+    logitBiasIds[i] = tokenId;
+    logitBiasValues[i] = value;
+  });
+  const seed = opts.seed === undefined ? randomSeed() : BigInt.asUintN(64, BigInt(Math.trunc(opts.seed)));
+  return {
+    temperature, topP, topK, minP, seed, seedLow: Number(seed & 0xffffffffn), seedHigh: Number(seed >> 32n),
+    presencePenalty, frequencyPenalty, repetitionPenalty,
+    logitBiasIds, logitBiasValues, logprobs, returnLogits: opts.returnLogits ?? false,
+    maxTokens, minTokens, ignoreEos: opts.ignoreEos ?? false,
+    stopTokenIds: [...(opts.stopTokenIds ?? [])], stop: [...(opts.stop ?? [])],
+  };
+}
+
+/** True when the pass must carry this sequence's penalty ids. */
+export function usesPenalties(p: SamplingParams): boolean {
+  return p.presencePenalty !== 0 || p.frequencyPenalty !== 0 || p.repetitionPenalty !== 1;
+}

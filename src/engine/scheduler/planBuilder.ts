@@ -1,0 +1,157 @@
+/**
+ * PlanBuilder: the accounting every policy shares. It tracks what is left of the token budget,
+ * the sequence cap and the free blocks while a policy picks work, and owns the two rules that
+ * touch the KV pool:
+ *
+ *  - growing a running sequence: take free blocks; when there are none, preempt the newest
+ *    running sequence (free its blocks, recompute it later) until there are, down to the
+ *    sequence itself;
+ *  - admitting a waiting sequence: its whole prompt (+ outputs, after a preemption) must fit
+ *    while leaving one free block per running sequence, so the decodes of the next steps do
+ *    not immediately preempt what was just admitted.
+ *
+ * Nothing here mutates a Sequence or the pool: the result is a Plan for commitPlan().
+ */
+import type { Sequence } from "../sequence";
+import type { Plan, PlanEntry, PolicyName, Rejection, SchedulerConfig, SchedulerInput } from "./types";
+
+/** What tryAdmit() did: admitted, blocked (stop admitting, FCFS) or rejected (skip it). */
+export type AdmitResult = "admitted" | "blocked" | "rejected";
+
+/** Budget, cap and KV accounting for one plan; policies pick work through it. */
+export class PlanBuilder {
+  readonly entries: PlanEntry[] = [];
+  readonly preempted: Sequence[] = [];
+  readonly admitted: Sequence[] = [];
+  readonly rejected: Rejection[] = [];
+  /** Tokens left in this pass (negative only after an over-budget prompt ran alone). */
+  budget: number;
+  /** Free blocks left once what is planned so far is committed. */
+  free: number;
+  /** Running sequences once what is planned so far is committed. */
+  numRunning: number;
+  /** Built on the first preemption only: the common pass never needs it. */
+  private scheduled: Set<Sequence> | null = null;
+  private readonly removed = new Set<Sequence>();
+  /** Every running sequence at or after this index is removed or scheduled. */
+  private victimCursor: number;
+  /** Tokens the whole pool holds. */
+  private readonly poolTokens: number;
+
+  constructor(
+    private readonly input: SchedulerInput,
+    readonly config: SchedulerConfig,
+    private readonly policy: PolicyName,
+  ) {
+    this.budget = config.tokenBudget;
+    this.free = input.blocks.numFreeBlocks;
+    this.numRunning = input.running.length;
+    this.victimCursor = input.running.length - 1;
+    this.poolTokens = input.blocks.numBlocks * input.blocks.blockSize;
+  }
+
+  /** No room for another row in this pass. */
+  get full(): boolean {
+    return this.budget <= 0 || this.entries.length >= this.config.maxSeqs;
+  }
+
+  /** Preempted or rejected in this plan. */
+  isRemoved(seq: Sequence): boolean {
+    return this.removed.size > 0 && this.removed.has(seq);
+  }
+
+  /**
+   * Plans `n` tokens of running `seq`, preempting newer running sequences while the pool is
+   * short. Returns false when `seq` itself was preempted or rejected instead.
+   */
+  scheduleRunning(seq: Sequence, n: number): boolean {
+    const blocks = this.input.blocks;
+    const c = seq.numComputedTokens;
+    if (c + n > this.poolTokens && this.rejectIfNeverFits(seq, c + n)) return false;
+    // A running table covers its computed tokens, so a pass that stays inside the last,
+    // partly filled block needs nothing new: the common decode skips the table lookup.
+    const bs = blocks.blockSize;
+    const inLastBlock = c % bs !== 0 && (c % bs) + n <= bs;
+    const need = inLastBlock ? 0 : Math.max(0, blocks.blocksFor(c + n) - blocks.numBlocksHeld(seq.id));
+    while (need > this.free) {
+      const victim = this.nextVictim();
+      this.preempt(victim);
+      if (victim === seq) return false;
+    }
+    this.free -= need;
+    this.addEntry(seq, c, n, need);
+    return true;
+  }
+
+  /** Admits waiting `seq` with `n` tokens in this pass, if the cap and the pool allow. */
+  tryAdmit(seq: Sequence, n: number): AdmitResult {
+    if (this.rejectIfNeverFits(seq, seq.numTokens)) return "rejected";
+    // A pass that had to preempt is short of KV: admitting now would only thrash.
+    if (this.preempted.length > 0 || this.numRunning >= this.config.maxSeqs) return "blocked";
+    const need = this.input.blocks.blocksFor(seq.numTokens);
+    if (need + this.numRunning > this.free) return "blocked";
+    this.free -= need;
+    this.numRunning++;
+    this.admitted.push(seq);
+    this.addEntry(seq, 0, n, need);
+    return "admitted";
+  }
+
+  /** Rejects `seq` when `numTokens` of it need more blocks than the whole pool holds. */
+  rejectIfNeverFits(seq: Sequence, numTokens: number): boolean {
+    const blocks = this.input.blocks;
+    const need = blocks.blocksFor(numTokens);
+    if (need <= blocks.numBlocks) return false;
+    if (seq.status === "running") {
+      this.free += blocks.numBlocksHeld(seq.id);
+      this.numRunning--;
+    }
+    this.removed.add(seq);
+    this.rejected.push({
+      seq,
+      finishReason: seq.numOutputTokens > 0 ? "length" : "rejected",
+      message: `sequence needs ${need} KV blocks for ${numTokens} tokens; the pool has ${blocks.numBlocks}`,
+    });
+    return true;
+  }
+
+  finish(): Plan {
+    let numTokens = 0;
+    for (const e of this.entries) numTokens += e.numTokens;
+    return {
+      policy: this.policy,
+      entries: this.entries,
+      numTokens,
+      preempted: this.preempted,
+      admitted: this.admitted,
+      rejected: this.rejected,
+      numFreeBlocksAfter: this.free,
+    };
+  }
+
+  private addEntry(seq: Sequence, contextLen: number, numTokens: number, newBlocks: number): void {
+    const wantsToken = contextLen + numTokens === seq.numTokens;
+    this.entries.push({ seq, contextLen, numTokens, wantsToken, newBlocks });
+    this.scheduled?.add(seq);
+    this.budget -= numTokens;
+  }
+
+  /** The newest running sequence not yet scheduled or removed (the caller's own, at worst). */
+  private nextVictim(): Sequence {
+    const running = this.input.running;
+    this.scheduled ??= new Set(this.entries.map((e) => e.seq));
+    while (this.victimCursor >= 0) {
+      const s = running[this.victimCursor]!;
+      if (!this.removed.has(s) && !this.scheduled.has(s)) return s;
+      this.victimCursor--;
+    }
+    throw new Error("scheduler: no running sequence left to preempt");
+  }
+
+  private preempt(seq: Sequence): void {
+    this.free += this.input.blocks.numBlocksHeld(seq.id);
+    this.numRunning--;
+    this.removed.add(seq);
+    this.preempted.push(seq);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The scheduler's contract: a pure function of (running, waiting, a read-only view of the KV
+ * pool, config) to a Plan. Nothing is mutated while planning; commitPlan() applies the plan's
+ * preemptions, admissions and block growth, then batch.ts turns it into a StepBatch.
+ */
+import type { BlockManagerView } from "../blockManager";
+import type { Sequence, SequenceFinishReason } from "../sequence";
+
+/** Every policy name, default first. */
+export const POLICY_NAMES = ["splitfuse", "prefill-first", "orca"] as const;
+/** Scheduling policies; the same names as EngineOptions.policy. */
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+/** The limits of one pass. */
+export interface SchedulerConfig {
+  /** Token budget B of one forward pass. */
+  readonly tokenBudget: number;
+  /** Sequence cap S: sequences in one pass, and running sequences at any time. */
+  readonly maxSeqs: number;
+}
+
+/** What a policy reads: the queues and a read-only view of the pool. */
+export interface SchedulerInput {
+  /** Sequences holding KV blocks, in arrival order. */
+  readonly running: readonly Sequence[];
+  /** Sequences without KV, in arrival order (preempted ones first, being the oldest). */
+  readonly waiting: readonly Sequence[];
+  readonly blocks: BlockManagerView;
+}
+
+/** One sequence's share of the pass: tokens [contextLen, contextLen + numTokens). */
+export interface PlanEntry {
+  readonly seq: Sequence;
+  /** The sequence's numComputedTokens when planned. */
+  readonly contextLen: number;
+  readonly numTokens: number;
+  /** True when the pass reaches the sequence's last token, so it samples the next one. */
+  readonly wantsToken: boolean;
+  /** Blocks the commit adds to its table (an admitted sequence: its whole allocation). */
+  readonly newBlocks: number;
+}
+
+/** A sequence that can never fit in the KV pool, even alone. */
+export interface Rejection {
+  readonly seq: Sequence;
+  /** "rejected" before any output, "length" when it ran out of room while generating. */
+  readonly finishReason: SequenceFinishReason;
+  readonly message: string;
+}
+
+/** One forward pass, planned: its rows and the queue moves around it. */
+export interface Plan {
+  readonly policy: PolicyName;
+  /** Rows of the pass, in batch order. */
+  readonly entries: readonly PlanEntry[];
+  /** Sum of entries' numTokens. */
+  readonly numTokens: number;
+  /** Running sequences whose KV is dropped (recomputed later), newest first. */
+  readonly preempted: readonly Sequence[];
+  /** Waiting sequences that start running, FCFS; each also has an entry. */
+  readonly admitted: readonly Sequence[];
+  readonly rejected: readonly Rejection[];
+  /** Free blocks once the plan is committed; commitPlan checks the pool agrees. */
+  readonly numFreeBlocksAfter: number;
+}
+
+/** A scheduling policy: one file each under scheduler/, one shared conformance suite. */
+export interface SchedulerPolicy {
+  readonly name: PolicyName;
+  /** Every running decode is in every pass unless preempted (SplitFuse). */
+  readonly neverSkipsDecodes: boolean;
+  /** Splits prompts into chunks; without it a prompt longer than B runs alone, over budget. */
+  readonly splitsPrompts: boolean;
+  /** Plans one pass. Call through schedule(), which asserts the plan's invariants. */
+  plan(input: SchedulerInput, config: SchedulerConfig): Plan;
+}

@@ -1,0 +1,122 @@
+/**
+ * Sequence: one generation stream. Progress has a single model, as in vLLM v1: there is no
+ * "prefill phase" or "decode phase", only `numComputedTokens` (tokens whose KV is in the cache)
+ * catching up to `numTokens` (prompt + output). A prompt chunk, a decode token and the
+ * recomputation after a preemption are all "compute the next tokens that are not cached yet".
+ *
+ *   allTokens:  | p0 p1 ... p(P-1) | o0 o1 ... o(k-1) |
+ *               |<-- numComputedTokens -->|            numTokens = P + k
+ *   next pass computes tokens [numComputedTokens, numComputedTokens + n); it samples a new
+ *   output only when that range reaches numTokens (the last uncomputed token is in the pass).
+ */
+import type { SamplingParams } from "./samplingParams";
+
+/** waiting: holds no KV; running: holds blocks; finished: gone from the queues. */
+export type SequenceStatus = "waiting" | "running" | "finished";
+
+/** Why a sequence finished; "rejected" = it can never fit in the KV pool. */
+export type SequenceFinishReason = "stop" | "length" | "abort" | "rejected";
+
+/** One generation stream: its tokens, its progress and its sampling parameters. */
+export class Sequence {
+  readonly promptIds: Int32Array;
+  private readonly outputs: number[] = [];
+  /** Prompt + output in one buffer (capacity doubles): batches copy ranges of it with memcpy. */
+  private tokens: Int32Array;
+  private total: number;
+  status: SequenceStatus = "waiting";
+  /** Tokens whose KV is in the cache; 0 again after a preemption. */
+  numComputedTokens = 0;
+  finishReason: SequenceFinishReason | null = null;
+  /** The stop token id (or, via the hook, stop string) that ended the sequence. */
+  stopReason: number | string | null = null;
+  /** Why it was rejected, when it was. */
+  rejectMessage: string | null = null;
+  numPreemptions = 0;
+
+  /**
+   * @param id unique among live sequences (block tables are keyed by it)
+   * @param arrival monotonic arrival order: FCFS admission and "newest" for preemption use it
+   */
+  constructor(
+    readonly id: number,
+    readonly arrival: number,
+    promptIds: ArrayLike<number>,
+    readonly params: SamplingParams,
+  ) {
+    if (promptIds.length === 0) throw new Error(`sequence ${id}: empty prompt`);
+    this.tokens = new Int32Array(promptIds.length + 16);
+    this.tokens.set(promptIds);
+    this.promptIds = this.tokens.slice(0, promptIds.length);
+    this.total = promptIds.length;
+  }
+
+  /** Generated ids; never truncated, so a preempted sequence's stream just continues. */
+  get outputIds(): readonly number[] {
+    return this.outputs;
+  }
+
+  /** Appends a generated token. */
+  appendOutput(tokenId: number): void {
+    const n = this.numTokens;
+    if (n === this.tokens.length) {
+      const grown = new Int32Array(n * 2);
+      grown.set(this.tokens);
+      this.tokens = grown;
+    }
+    this.tokens[n] = tokenId;
+    this.total = n + 1;
+    this.outputs.push(tokenId);
+  }
+
+  /** Prompt + output ids as a view (valid until the next appendOutput). */
+  get tokenIds(): Int32Array {
+    return this.tokens.subarray(0, this.numTokens);
+  }
+
+  get numPromptTokens(): number {
+    return this.promptIds.length;
+  }
+
+  get numOutputTokens(): number {
+    return this.outputs.length;
+  }
+
+  /** Prompt + output. */
+  get numTokens(): number {
+    return this.total;
+  }
+
+  /** Tokens not yet in the KV cache: 1 for a decode, more for a (re)prefill. */
+  get numUncomputedTokens(): number {
+    return this.numTokens - this.numComputedTokens;
+  }
+
+  get isFinished(): boolean {
+    return this.status === "finished";
+  }
+
+  /** Token at index `i` of prompt + output. */
+  tokenAt(i: number): number {
+    return this.tokens[i]!;
+  }
+
+  /** Copies tokens [start, end) of prompt + output into `dst` at `offset`. */
+  copyTokens(start: number, end: number, dst: Int32Array, offset: number): void {
+    if (end - start <= 8) for (let i = start; i < end; i++) dst[offset++] = this.tokens[i]!;
+    else dst.set(this.tokens.subarray(start, end), offset);
+  }
+
+  /** Preemption by recomputation: the KV is dropped, every token is kept and recomputed later. */
+  resetForRecompute(): void {
+    this.numComputedTokens = 0;
+    this.status = "waiting";
+    this.numPreemptions++;
+  }
+
+  /** Marks the sequence finished; the caller frees its blocks and takes it off the queues. */
+  finish(reason: SequenceFinishReason): void {
+    this.status = "finished";
+    this.finishReason = reason;
+  }
+}

@@ -1,0 +1,36 @@
+/** Messages between the serving thread (AsyncEngine) and the engine Worker (engineWorker.ts). */
+import type { EngineOptions } from "./options";
+import type { EngineMetrics, GenerationDelta } from "./types";
+import type { SamplingOptions } from "./samplingOptions";
+
+export type ToWorker =
+  | { type: "init"; modelDir: string; options: Partial<EngineOptions> }
+  | { type: "add"; id: string; promptIds: number[]; sampling: SamplingOptions }
+  | { type: "abort"; id: string }
+  | { type: "shutdown" };
+
+export interface WorkerReadyInfo {
+  modelName: string;
+  maxModelLen: number;
+  numBlocks: number;
+  blockSize: number;
+  backend: string;
+}
+
+export type FromWorker =
+  | { type: "progress"; done: number; total: number }
+  | { type: "ready"; info: WorkerReadyInfo }
+  | { type: "init-error"; error: SerializedError }
+  | { type: "deltas"; items: { id: string; deltas: GenerationDelta[] }[]; metrics: EngineMetrics }
+  | { type: "request-error"; id: string; error: SerializedError }
+  | { type: "closed" };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+}
+
+export function serializeError(e: unknown): SerializedError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { name: err.name, message: err.message };
+}

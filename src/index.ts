@@ -1,0 +1,98 @@
+/**
+ * FastGen's library API, in DeepSpeed-MII's spirit:
+ *
+ *   const pipe = await pipeline(modelDir, { maxBatchTokens: 512 });
+ *   const out = await pipe(["Hello", "DeepSpeed is"], { max_new_tokens: 128 });
+ *   // [{ generated_text, prompt_length, generated_length, finish_reason }]
+ *   for await (const d of pipe.stream("Hello", { max_new_tokens: 16 })) process.stdout.write(d.text);
+ *   await pipe.destroy();
+ */
+import type { EngineOptions } from "./engine/options";
+import type { SamplingOptions } from "./engine/samplingOptions";
+import type { FinishReason, GenerationDelta } from "./engine/types";
+import { AsyncEngine, startEngine } from "./engine/asyncEngine";
+import { defaultModelDir } from "./model/defaultModel";
+
+export type { EngineOptions, SamplingOptions, GenerationDelta, FinishReason };
+export { startEngine, AsyncEngine };
+
+/** Generation options in MII's snake_case names. */
+export interface PipelineGenerateOptions {
+  max_new_tokens?: number;
+  min_new_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  seed?: number;
+  stop?: string | string[];
+  stop_token_ids?: number[];
+  ignore_eos?: boolean;
+  do_sample?: boolean;
+  repetition_penalty?: number;
+}
+
+/** One prompt's result, MII's response shape. */
+export interface PipelineResponse {
+  generated_text: string;
+  prompt_length: number;
+  generated_length: number;
+  finish_reason: FinishReason;
+  token_ids: number[];
+}
+
+export interface Pipeline {
+  (prompts: string | string[], opts?: PipelineGenerateOptions): Promise<PipelineResponse[]>;
+  stream(prompt: string, opts?: PipelineGenerateOptions): AsyncIterable<GenerationDelta>;
+  readonly engine: AsyncEngine;
+  destroy(): Promise<void>;
+}
+
+function toSampling(o: PipelineGenerateOptions = {}): SamplingOptions {
+  const sample = o.do_sample ?? o.temperature !== undefined;
+  return {
+    maxTokens: o.max_new_tokens ?? 128,
+    minTokens: o.min_new_tokens ?? 0,
+    temperature: sample ? (o.temperature ?? 1) : 0,
+    topP: o.top_p ?? 1,
+    topK: o.top_k ?? -1,
+    minP: o.min_p ?? 0,
+    seed: o.seed ?? 0,
+    stop: o.stop === undefined ? [] : Array.isArray(o.stop) ? o.stop : [o.stop],
+    stopTokenIds: o.stop_token_ids ?? [],
+    ignoreEos: o.ignore_eos ?? false,
+    repetitionPenalty: o.repetition_penalty ?? 1,
+  };
+}
+
+let nextId = 0;
+
+/** Loads a model (default: the embedded demo model) and returns a callable pipeline. */
+export async function pipeline(modelDir?: string, options: Partial<EngineOptions> = {}): Promise<Pipeline> {
+  const engine = await startEngine(modelDir ?? defaultModelDir(), options);
+
+  async function runOne(prompt: string, sampling: SamplingOptions): Promise<PipelineResponse> {
+    const promptIds = engine.tokenizer.encode(prompt, { addSpecialTokens: true });
+    let text = "", finish: FinishReason = "abort";
+    const ids: number[] = [];
+    for await (const d of engine.generate({ requestId: `pipe-${nextId++}`, promptIds, sampling })) {
+      text += d.text;
+      ids.push(...d.tokenIds);
+      if (d.finishReason) finish = d.finishReason;
+    }
+    return { generated_text: text, prompt_length: promptIds.length, generated_length: ids.length, finish_reason: finish, token_ids: ids };
+  }
+
+  const pipe = (async (prompts: string | string[], opts?: PipelineGenerateOptions) => {
+    const list = Array.isArray(prompts) ? prompts : [prompts];
+    const sampling = toSampling(opts);
+    return Promise.all(list.map((p) => runOne(p, sampling)));
+  }) as Pipeline;
+  pipe.stream = (prompt, opts) => {
+    const promptIds = engine.tokenizer.encode(prompt, { addSpecialTokens: true });
+    return engine.generate({ requestId: `pipe-${nextId++}`, promptIds, sampling: toSampling(opts) });
+  };
+  Object.defineProperty(pipe, "engine", { value: engine });
+  pipe.destroy = () => engine.shutdown();
+  return pipe;
+}

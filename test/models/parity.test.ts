@@ -1,0 +1,69 @@
+// Each fixture model (test/fixtures, made with transformers by make_fixtures.py) against its
+// transformers fp32 reference: greedy ids equal, top-5 logprobs within 1e-4 absolute, prompts
+// tokenized identically — through the whole engine (scheduler, batch builder, fg_step).
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { EngineCore } from "../../src/engine/engineCore";
+import { runToCompletion } from "../../src/engine/runToCompletion";
+
+const FIXTURES = ["llama-gqa", "llama3-rope", "mistral-swa", "qwen2"];
+const fixtureDir = (name: string) => join(import.meta.dir, "..", "fixtures", name);
+
+interface Reference {
+  prompts: { text: string; prompt_ids: number[]; greedy_ids: number[]; top5: [number, number][][] }[];
+}
+
+/** Our top-5 vs the reference's: same ids with logprobs within tol (a tie may swap the 5th). */
+function expectTop5Close(ours: [number, number][], ref: [number, number][], tol = 1e-4) {
+  const mine = new Map(ours);
+  const fifth = ours[ours.length - 1]![1];
+  for (const [id, lp] of ref) {
+    const got = mine.get(id);
+    if (got === undefined) expect(Math.abs(lp - fifth)).toBeLessThan(tol);
+    else expect(Math.abs(got - lp)).toBeLessThan(tol);
+  }
+}
+
+for (const name of FIXTURES) {
+  describe(`fixture ${name}`, () => {
+    const ref: Reference = JSON.parse(readFileSync(join(fixtureDir(name), "reference.json"), "utf8"));
+    const cores: EngineCore[] = [];
+    afterAll(() => cores.forEach((c) => c.destroy()));
+    const load = async (opts = {}) => {
+      const c = await EngineCore.load(fixtureDir(name), { kvBlocks: 64, blockSize: 16, ...opts });
+      cores.push(c);
+      return c;
+    };
+
+    test("the tokenizer gives transformers' prompt ids", async () => {
+      const core = await load();
+      for (const p of ref.prompts) expect(core.tokenizer.encode(p.text, { addSpecialTokens: true })).toEqual(p.prompt_ids);
+    });
+
+    test("greedy ids and top-5 logprobs match transformers (all prompts in one batch)", async () => {
+      const core = await load();
+      const n = ref.prompts[0]!.greedy_ids.length;
+      const out = runToCompletion(core, ref.prompts.map((p) => ({ promptIds: p.prompt_ids })), {
+        maxTokens: n, temperature: 0, logprobs: 5, ignoreEos: true,
+      });
+      ref.prompts.forEach((p, i) => {
+        expect(out[i]!.tokenIds).toEqual(p.greedy_ids);
+        expect(out[i]!.finishReason).toBe("length");
+        p.top5.forEach((top, j) => expectTop5Close(out[i]!.logprobs[j]!, top));
+      });
+    });
+
+    test("the same with prompts split into 7-token chunks (token budget 7, block size 4)", async () => {
+      const core = await load({ maxBatchTokens: 7, blockSize: 4, kvBlocks: 256 });
+      const n = ref.prompts[0]!.greedy_ids.length;
+      const out = runToCompletion(core, ref.prompts.map((p) => ({ promptIds: p.prompt_ids })), {
+        maxTokens: n, temperature: 0, logprobs: 5, ignoreEos: true,
+      });
+      ref.prompts.forEach((p, i) => {
+        expect(out[i]!.tokenIds).toEqual(p.greedy_ids);
+        p.top5.forEach((top, j) => expectTop5Close(out[i]!.logprobs[j]!, top));
+      });
+    });
+  });
+}
