@@ -5,13 +5,13 @@
  *   scheduler   scheduler plan + batch-building cost per step (bench/scheduler.ts)
  */
 const [suite = "cpu", ...rest] = process.argv.slice(2);
-const suites: Record<string, () => Promise<{ main: (argv: string[]) => Promise<void> }>> = {
-  cpu: () => import("./cpuThroughput"),
-  scheduler: () => import("./scheduler"),
-};
-const load = suites[suite];
-if (!load) {
+const suites: Record<string, string> = { cpu: "./cpuThroughput.ts", scheduler: "./scheduler.ts" };
+const file = suites[suite];
+if (!file) {
   console.error(`bench: unknown suite "${suite}" (one of: ${Object.keys(suites).join(", ")})`);
   process.exit(2);
 }
-await (await load()).main(rest);
+// Suites read their own flags from process.argv (scripts) or take them through main(argv).
+process.argv = [process.argv[0]!, file, ...rest];
+const mod = await import(file);
+if (typeof mod.main === "function") await mod.main(rest);

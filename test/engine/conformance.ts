@@ -1,0 +1,143 @@
+/**
+ * The conformance suite every scheduling policy runs: thousands of random request mixes
+ * (prompt and generation lengths, arrival times, aborts, sampling options, KV pools from
+ * roomy to too small) at budgets 1, 7, 64 and 512. Whatever the policy, budget or pool, every
+ * request must finish exactly once with the tokens of the unconstrained run, and the pool must
+ * be whole at the end. runMix() checks the per-step invariants.
+ */
+import { expect, test } from "bun:test";
+import type { PolicyName } from "../../src/engine/scheduler";
+import { samplingParams } from "../../src/engine/samplingParams";
+import { VOCAB } from "./fakeModel";
+import { EOS_IDS, runMix } from "./harness";
+import type { MixResult, MixSpec, RequestSpec } from "./harness";
+import { referenceRun } from "./reference";
+
+export const BUDGETS = [1, 7, 64, 512] as const;
+const MIXES_PER_BUDGET = Number(process.env.FASTGEN_MIXES ?? 500);
+
+/** mulberry32: a small seeded PRNG, so a failing mix can be replayed from its label. */
+export function rng(seed: number): (n: number) => number {
+  let a = seed >>> 0;
+  return (n: number) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) % 2 ** 32) % n;
+  };
+}
+
+function pick<T>(r: (n: number) => number, xs: readonly T[]): T {
+  return xs[r(xs.length)]!;
+}
+
+export function randomMix(policy: PolicyName, budget: number, seed: number): MixSpec {
+  const r = rng(seed);
+  // A quarter of the mixes are "pressure" mixes: many short prompts with long generations
+  // arriving together on a tight pool, so running decodes collide and get preempted.
+  const pressure = r(4) === 0;
+  const blockSize = pick(r, [1, 2, 4, 16]);
+  const maxSeqs = pressure ? pick(r, [4, 8, 256]) : pick(r, [1, 2, 3, 8, 256]);
+  const promptScale = pressure || budget === 1 ? pick(r, [4, 16]) : pick(r, [4, 24, 120, 700]);
+  const genScale = pressure ? 120 : pick(r, [3, 12, 40, 120]);
+  const numRequests = pressure ? 6 + r(7) : 1 + r(promptScale > 100 ? 6 : 12);
+  const requests: RequestSpec[] = [];
+  for (let id = 0; id < numRequests; id++) {
+    const prompt = Array.from({ length: 1 + r(promptScale) }, () => r(VOCAB));
+    const maxTokens = 1 + r(genScale);
+    const bias: Record<number, number> = {};
+    if (r(5) === 0) {
+      bias[r(VOCAB)] = -100;
+      bias[r(VOCAB)] = 3;
+    }
+    const pen = r(7) === 0;
+    const params = samplingParams({
+      maxTokens,
+      minTokens: r(5) === 0 ? r(maxTokens + 1) : 0,
+      temperature: r(2) === 0 ? 0 : 0.8,
+      seed: r(1e9),
+      ignoreEos: r(7) === 0,
+      stopTokenIds: r(3) === 0 ? [1 + r(VOCAB - 1)] : [],
+      logitBias: bias,
+      presencePenalty: pen && r(2) === 0 ? 0.5 : 0,
+      frequencyPenalty: pen && r(2) === 0 ? -0.25 : 0,
+      repetitionPenalty: pen && r(2) === 0 ? 1.3 : 1,
+      logprobs: r(4) === 0 ? r(6) : 0,
+    });
+    const arrivalStep = pressure || r(2) === 0 ? 0 : r(60);
+    const req: RequestSpec = { id, arrivalStep, prompt, params };
+    if (r(10) === 0) {
+      req.abortAtStep = arrivalStep + r(40);
+      req.abortMidStep = r(2) === 0;
+    }
+    requests.push(req);
+  }
+  const blocksFor = (n: number) => Math.ceil(n / blockSize);
+  const maxNeed = Math.max(...requests.map((q) => blocksFor(q.prompt.length + q.params.maxTokens - 1)));
+  const mode = r(20);
+  const numBlocks =
+    mode < 2 ? Math.max(1, maxNeed - 1 - r(3)) // too small for some: rejections
+    : mode < 14 || pressure ? maxNeed + r(1 + numRequests) // tight: preemptions
+    : maxNeed * numRequests + r(8); // roomy
+  return { label: `${policy} B=${budget} seed=${seed}`, policy, config: { tokenBudget: budget, maxSeqs }, numBlocks, blockSize, requests };
+}
+
+/** Checks one mix's outcome against the unconstrained run. */
+export function checkOutcome(mix: MixSpec, result: MixResult): void {
+  const blocksFor = (n: number) => Math.ceil(n / mix.blockSize);
+  for (const req of mix.requests) {
+    const got = result.finished.get(req.id);
+    const where = `[${mix.label}] request ${req.id}`;
+    if (got === undefined || got.count !== 1) throw new Error(`${where} finished ${got?.count ?? 0} times`);
+    const ref = referenceRun(req.prompt, req.params, EOS_IDS);
+    if (got.finishReason === "abort") {
+      expect(ref.tokens.slice(0, got.tokens.length), where).toEqual(got.tokens);
+      expect(req.abortAtStep, where).toBeDefined();
+      continue;
+    }
+    const p = req.prompt.length;
+    let want = ref.tokens;
+    let reason: string = ref.finishReason;
+    if (blocksFor(p + ref.tokens.length - 1) > mix.numBlocks) {
+      // Never fits the pool: rejected up front, or cut where the next token has no KV room.
+      let k = 0;
+      while (blocksFor(p + k) <= mix.numBlocks) k++;
+      want = ref.tokens.slice(0, k);
+      reason = k === 0 ? "rejected" : "length";
+    }
+    expect(got.finishReason, where).toBe(reason as typeof got.finishReason);
+    expect(got.tokens, where).toEqual(want);
+  }
+}
+
+/** Registers the shared suite for `policy`. */
+export function conformanceSuite(policy: PolicyName): void {
+  for (const budget of BUDGETS) {
+    test(`${MIXES_PER_BUDGET} random mixes at B=${budget}`, () => {
+      const totals = { preemptions: 0, rejections: 0, full: 0, short: 0, chunked: 0, aborts: 0 };
+      for (let i = 0; i < MIXES_PER_BUDGET; i++) {
+        const mix = randomMix(policy, budget, budget * 100_003 + i);
+        const result = runMix(mix);
+        checkOutcome(mix, result);
+        totals.preemptions += result.preemptions;
+        totals.rejections += result.rejections;
+        totals.full += result.fullPasses;
+        totals.short += result.shortPasses;
+        totals.chunked += result.chunkedPrompts;
+        for (const f of result.finished.values()) if (f.finishReason === "abort") totals.aborts++;
+      }
+      // The mixes must exercise what they claim to.
+      // (SplitFuse at B=1 never holds two running sequences, so it has nothing to preempt.)
+      if (!(policy === "splitfuse" && budget === 1)) expect(totals.preemptions).toBeGreaterThan(0);
+      expect(totals.rejections).toBeGreaterThan(0);
+      expect(totals.aborts).toBeGreaterThan(0);
+      if (policy === "splitfuse") {
+        expect(totals.full).toBeGreaterThan(0);
+        if (budget > 1) expect(totals.chunked).toBeGreaterThan(0);
+      } else {
+        expect(totals.chunked).toBe(0);
+      }
+    }, 120_000);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * A fake model for scheduler tests: deterministic, with a fake paged KV cache.
+ *
+ * step() writes every token of the pass into its slot (block table[p / bs], p % bs), then, for
+ * each row that wants a token, reads the row's whole context back THROUGH ITS BLOCK TABLE and
+ * hashes it. So the sampled id depends on what really sits in the cache: a wrong position,
+ * context length, block table or a block shared with another sequence changes the output.
+ * The hash also mixes in the seed (temperature > 0) and the penalty ids, and honours logit
+ * bias bans (<= -100), so those arrays are checked too. reference() is the same model run
+ * one token at a time without any scheduler: the unconstrained run every schedule must match.
+ */
+import type { StepBatch } from "../../src/engine/stepBatch";
+
+export const EOS = 0;
+export const VOCAB = 64;
+
+export function mix(h: number, x: number): number {
+  h ^= x + 0x9e3779b9 + (h << 6) + (h >>> 2);
+  return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+}
+
+/** The token a row samples from hash `h`, skipping banned ids. */
+export function sampleId(h: number, banned: (id: number) => boolean): number {
+  let id = h % 37 === 0 ? EOS : 1 + (h % (VOCAB - 1));
+  for (let tries = 0; tries < VOCAB && banned(id); tries++) id = (id + 1) % VOCAB;
+  return id;
+}
+
+/** Hash of a context, plus seed and penalty ids when they apply. */
+export function contextHash(tokens: ArrayLike<number>, seed: bigint, temperature: number, penaltyIds: ArrayLike<number> | null): number {
+  let h = 2166136261;
+  for (let i = 0; i < tokens.length; i++) h = mix(h, tokens[i]!);
+  if (temperature > 0) h = mix(h, Number(seed & 0xffffffffn));
+  if (penaltyIds !== null) {
+    let sum = 0;
+    for (let i = 0; i < penaltyIds.length; i++) sum = (sum + penaltyIds[i]! * 31 + 7) >>> 0;
+    h = mix(mix(h, sum), penaltyIds.length);
+  }
+  return h;
+}
+
+export class FakeModel {
+  private readonly kv: Int32Array;
+  steps = 0;
+
+  constructor(
+    numBlocks: number,
+    private readonly blockSize: number,
+  ) {
+    this.kv = new Int32Array(numBlocks * blockSize).fill(-1);
+  }
+
+  /** One forward pass; returns sampled ids per row (-1 where no token was wanted). */
+  step(b: StepBatch): Int32Array {
+    this.steps++;
+    const ns = b.contextLens.length;
+    const bs = this.blockSize;
+    const out = new Int32Array(ns).fill(-1);
+    const fail = (m: string) => {
+      throw new Error(`fake model, pass ${this.steps}: ${m}`);
+    };
+    if (b.cuSeqlens[0] !== 0 || b.cuSeqlens[ns] !== b.tokenIds.length) fail("cuSeqlens do not span the tokens");
+    if (b.positions.length !== b.tokenIds.length || b.blockIndptr[ns] !== b.blockIndices.length) fail("array lengths");
+    const used = new Set<number>();
+    for (let s = 0; s < ns; s++) {
+      const t0 = b.cuSeqlens[s]!;
+      const n = b.cuSeqlens[s + 1]! - t0;
+      const c = b.contextLens[s]!;
+      const table = b.blockIndices.subarray(b.blockIndptr[s]!, b.blockIndptr[s + 1]!);
+      if (n < 1) fail(`row ${s} has ${n} tokens`);
+      if (table.length * bs < c + n) fail(`row ${s}: ${table.length} blocks for ${c + n} tokens`);
+      for (const blk of table) {
+        if (used.has(blk)) fail(`block ${blk} appears in two rows`);
+        used.add(blk);
+      }
+      for (let j = 0; j < n; j++) {
+        const p = c + j;
+        if (b.positions[t0 + j] !== p) fail(`row ${s} token ${j}: position ${b.positions[t0 + j]} != ${p}`);
+        this.kv[table[Math.floor(p / bs)]! * bs + (p % bs)] = b.tokenIds[t0 + j]!;
+      }
+      if (!b.wantsToken[s]) continue;
+      const ctx = new Int32Array(c + n);
+      for (let p = 0; p < c + n; p++) {
+        const v = this.kv[table[Math.floor(p / bs)]! * bs + (p % bs)]!;
+        if (v < 0) fail(`row ${s} reads position ${p}, never written`);
+        ctx[p] = v;
+      }
+      const pen = b.penaltyIndptr ? b.penaltyIds!.subarray(b.penaltyIndptr[s]!, b.penaltyIndptr[s + 1]!) : null;
+      const usesPen = b.penaltyIndptr !== undefined &&
+        (b.presencePenalty![s] !== 0 || b.frequencyPenalty![s] !== 0 || b.repetitionPenalty![s] !== 1);
+      const h = contextHash(ctx, b.seed[s]!, b.temperature[s]!, usesPen ? pen : null);
+      const banned = new Set<number>();
+      if (b.logitBiasIndptr) {
+        for (let k = b.logitBiasIndptr[s]!; k < b.logitBiasIndptr[s + 1]!; k++) {
+          if (b.logitBiasValues![k]! <= -100) banned.add(b.logitBiasIds![k]!);
+        }
+      }
+      out[s] = sampleId(h, (id) => banned.has(id));
+    }
+    return out;
+  }
+}

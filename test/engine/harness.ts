@@ -1,0 +1,182 @@
+/**
+ * Drives the engine core (schedule → commit → build batch → fake model → apply) over one mix
+ * of requests and checks, every step, what must hold whatever the policy: plan invariants
+ * (inside schedule()), pool accounting, progress, and the per-policy pass shapes.
+ */
+import { BlockManager } from "../../src/engine/blockManager";
+import { StepBatchBuilder } from "../../src/engine/batch";
+import { SequenceQueues } from "../../src/engine/queues";
+import { commitPlan, getPolicy, schedule } from "../../src/engine/scheduler";
+import type { Plan, PolicyName, SchedulerConfig } from "../../src/engine/scheduler";
+import type { SamplingParams } from "../../src/engine/samplingParams";
+import { Sequence } from "../../src/engine/sequence";
+import type { SequenceFinishReason } from "../../src/engine/sequence";
+import { abort, applyStep } from "../../src/engine/stepper";
+import type { StepperContext } from "../../src/engine/stepper";
+import { EOS, FakeModel } from "./fakeModel";
+
+export const EOS_IDS = [EOS];
+
+export interface RequestSpec {
+  id: number;
+  arrivalStep: number;
+  prompt: number[];
+  params: SamplingParams;
+  /** Abort at this step: before planning, or between the forward pass and apply. */
+  abortAtStep?: number;
+  abortMidStep?: boolean;
+}
+
+export interface MixSpec {
+  label: string;
+  policy: PolicyName;
+  config: SchedulerConfig;
+  numBlocks: number;
+  blockSize: number;
+  requests: RequestSpec[];
+}
+
+export interface FinishRecord {
+  tokens: number[];
+  finishReason: SequenceFinishReason;
+  count: number;
+}
+
+export interface MixResult {
+  finished: Map<number, FinishRecord>;
+  steps: number;
+  preemptions: number;
+  rejections: number;
+  /** SplitFuse passes that filled the budget exactly / fell short (legitimately). */
+  fullPasses: number;
+  shortPasses: number;
+  chunkedPrompts: number;
+}
+
+export function runMix(mix: MixSpec): MixResult {
+  const { config, numBlocks, blockSize } = mix;
+  const policy = getPolicy(mix.policy);
+  const blocks = new BlockManager(numBlocks, blockSize);
+  const queues = new SequenceQueues();
+  const builder = new StepBatchBuilder(EOS_IDS);
+  const model = new FakeModel(numBlocks, blockSize);
+  const ctx: StepperContext = { queues, blocks, stop: { eosTokenIds: EOS_IDS } };
+  const pending = [...mix.requests].sort((a, b) => a.arrivalStep - b.arrivalStep);
+  const result: MixResult = {
+    finished: new Map(), steps: 0, preemptions: 0, rejections: 0, fullPasses: 0, shortPasses: 0, chunkedPrompts: 0,
+  };
+  const fail = (m: string): never => {
+    throw new Error(`[${mix.label}] step ${result.steps}: ${m}`);
+  };
+  const record = (seq: Sequence) => {
+    const r = result.finished.get(seq.id);
+    if (r) r.count++;
+    else result.finished.set(seq.id, { tokens: [...seq.outputIds], finishReason: seq.finishReason!, count: 1 });
+  };
+  const abortAt = (step: number, mid: boolean) => {
+    for (const r of mix.requests) {
+      if (r.abortAtStep !== step || (r.abortMidStep ?? false) !== mid) continue;
+      const seq = abort(r.id, ctx);
+      if (seq) record(seq);
+    }
+  };
+  const totalWork = mix.requests.reduce((s, r) => s + r.prompt.length + r.params.maxTokens, 0);
+  const maxSteps = 50 * totalWork + 1000;
+  let step = 0;
+  let next = 0;
+  let arrival = 0;
+  while (next < pending.length || queues.size > 0) {
+    if (queues.size === 0 && pending[next]!.arrivalStep > step) step = pending[next]!.arrivalStep;
+    while (next < pending.length && pending[next]!.arrivalStep <= step) {
+      const r = pending[next++]!;
+      queues.add(new Sequence(r.id, arrival++, r.prompt, r.params));
+    }
+    abortAt(step, false);
+    const runningBefore = [...queues.running];
+    const uncomputed = new Map(runningBefore.map((s) => [s, s.numUncomputedTokens]));
+    const plan = schedule(policy, { running: queues.running, waiting: queues.waiting, blocks }, config);
+    checkPassShape(plan, uncomputed, config, fail);
+    commitPlan(plan, queues, blocks);
+    for (const r of plan.rejected) record(r.seq);
+    result.preemptions += plan.preempted.length;
+    result.rejections += plan.rejected.length;
+    if (policy.neverSkipsDecodes) checkBudgetFilled(plan, runningBefore, uncomputed, queues, blocks, config, result, fail);
+    if (plan.entries.length > 0) {
+      for (const e of plan.entries) if (!e.wantsToken && e.contextLen < e.seq.numPromptTokens) result.chunkedPrompts++;
+      const batch = builder.build(plan, blocks);
+      const sampled = model.step(batch);
+      abortAt(step, true);
+      for (const ev of applyStep(plan, sampled, ctx)) if (ev.finishReason !== null) record(ev.seq);
+    } else if (plan.rejected.length === 0 && queues.size > 0) {
+      fail(`no progress: ${queues.running.length} running, ${queues.waiting.length} waiting`);
+    }
+    checkAccounting(queues, blocks, fail);
+    step++;
+    if (++result.steps > maxSteps) fail(`still running after ${maxSteps} steps (livelock?)`);
+  }
+  if (blocks.numFreeBlocks !== numBlocks) fail(`${numBlocks - blocks.numFreeBlocks} blocks leaked`);
+  return result;
+}
+
+/** Pass shapes per policy: SplitFuse may split; the baselines never do. */
+function checkPassShape(plan: Plan, uncomputed: Map<Sequence, number>, config: SchedulerConfig, fail: (m: string) => never): void {
+  if (plan.policy === "splitfuse") return;
+  for (const e of plan.entries) {
+    const whole = uncomputed.get(e.seq) ?? e.seq.numTokens;
+    if (e.numTokens !== whole) fail(`${plan.policy} split sequence ${e.seq.id}: ${e.numTokens} of ${whole}`);
+  }
+  if (plan.policy === "prefill-first" && plan.admitted.length > 0 && plan.entries.length !== plan.admitted.length) {
+    fail("prefill-first mixed prompts and decodes in one pass");
+  }
+  if (plan.numTokens > config.tokenBudget && plan.entries.length !== 1) fail("over budget with more than one row");
+}
+
+/**
+ * SplitFuse: a pass short of the budget means nothing more could go in: every running sequence
+ * got all its uncomputed tokens, and the head of the queue could not be admitted.
+ */
+function checkBudgetFilled(
+  plan: Plan, runningBefore: Sequence[], uncomputed: Map<Sequence, number>, queues: SequenceQueues,
+  blocks: BlockManager, config: SchedulerConfig, result: MixResult, fail: (m: string) => never,
+): void {
+  if (plan.numTokens === config.tokenBudget) {
+    result.fullPasses++;
+    return;
+  }
+  result.shortPasses++;
+  if (plan.entries.length >= config.maxSeqs) return;
+  const planned = new Map(plan.entries.map((e) => [e.seq, e.numTokens]));
+  const removed = new Set([...plan.preempted, ...plan.rejected.map((r) => r.seq)]);
+  for (const seq of runningBefore) {
+    if (removed.has(seq)) continue;
+    if (planned.get(seq) !== uncomputed.get(seq)) fail(`short pass (${plan.numTokens}/${config.tokenBudget}) left tokens of running ${seq.id}`);
+  }
+  const head = queues.waiting[0];
+  if (head === undefined || plan.preempted.length > 0) return;
+  const running = queues.running.length;
+  const kvBlocked = blocks.blocksFor(head.numTokens) + running > blocks.numFreeBlocks;
+  if (running < config.maxSeqs && !kvBlocked) {
+    fail(`short pass (${plan.numTokens}/${config.tokenBudget}) while waiting ${head.id} was admissible`);
+  }
+}
+
+function checkAccounting(queues: SequenceQueues, blocks: BlockManager, fail: (m: string) => never): void {
+  let held = 0;
+  for (const seq of queues.running) {
+    const t = blocks.table(seq.id);
+    if (seq.status !== "running" || t === undefined) fail(`running ${seq.id} is ${seq.status} / has no table`);
+    if (t!.length * blocks.blockSize < seq.numComputedTokens) fail(`running ${seq.id}: ${t!.length} blocks < computed ${seq.numComputedTokens}`);
+    if (seq.numUncomputedTokens < 1) fail(`running ${seq.id} has nothing left to compute`);
+    held += t!.length;
+  }
+  for (const seq of queues.waiting) {
+    if (seq.status !== "waiting" || seq.numComputedTokens !== 0 || blocks.table(seq.id)) fail(`waiting ${seq.id} holds KV`);
+  }
+  // FCFS + preempting the newest: both lists in arrival order, every running one older.
+  const order = [...queues.running, ...queues.waiting];
+  for (let i = 1; i < order.length; i++) {
+    if (order[i - 1]!.arrival > order[i]!.arrival) fail(`queues out of arrival order at sequence ${order[i]!.id}`);
+  }
+  if (held + blocks.numFreeBlocks !== blocks.numBlocks) fail(`held ${held} + free ${blocks.numFreeBlocks} != ${blocks.numBlocks}`);
+  if (blocks.numSequences !== queues.running.length) fail("a finished or waiting sequence still holds a block table");
+}
