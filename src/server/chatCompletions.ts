@@ -1,0 +1,134 @@
+/**
+ * POST /v1/chat/completions: messages rendered with the chat template → `chat.completion`, or
+ * `chat.completion.chunk` SSE chunks: first `delta.role` for every choice, then `delta.content`,
+ * `finish_reason` on each choice's last chunk, an optional usage chunk, then [DONE].
+ */
+import type { TokenLogprob } from "../engine/types";
+import { contentText, readMessages, renderMessages } from "./chatMessages";
+import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
+import type { GenerationRun, PromptJob } from "./generationRun";
+import { collectChoices, startGeneration, usage } from "./generationRun";
+import { TokenStrings, chatLogprobs } from "./logprobs";
+import { RequestParams } from "./requestParams";
+import type { StreamParams } from "./samplingParams";
+import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
+import type { ServerContext } from "./serverContext";
+import { newId, readModel, unixNow } from "./serverContext";
+import { sseResponse } from "./sse";
+
+/** Most top_logprobs alternatives per token (OpenAI's limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
+interface ChatPlan {
+  model: string;
+  job: PromptJob;
+  n: number;
+  /** Alternatives per token when logprobs were asked for. */
+  topLogprobs?: number;
+  /** With echo: the last assistant message, which the answer continues. */
+  echoText: string;
+  stream: StreamParams;
+}
+
+/** Reads the OpenAI fields this server accepts only in their no-op form. */
+function readNoOpFields(p: RequestParams): void {
+  const format = p.object("response_format");
+  if (format !== undefined && format.type !== "text")
+    throw unsupportedParam("response_format", `Only {"type": "text"} is supported, got ${JSON.stringify(format.type)}.`);
+  const tools = p.raw("tools");
+  if (tools !== undefined && !(Array.isArray(tools) && tools.length === 0)) throw unsupportedParam("tools");
+  const toolChoice = p.raw("tool_choice");
+  if (toolChoice !== undefined && toolChoice !== "none") throw unsupportedParam("tool_choice", 'Only "none" is supported.');
+  p.boolean("parallel_tool_calls"); // meaningless without tools
+}
+
+function planChat(body: Record<string, unknown>, ctx: ServerContext): ChatPlan {
+  const p = new RequestParams(body);
+  const model = readModel(p, ctx);
+  const messages = readMessages(p.raw("messages"));
+  const { sampling, maxTokens, n } = readSamplingParams(p, ctx.tokenizer.vocabSize);
+  const logprobs = p.boolean("logprobs") ?? false;
+  const topLogprobs = p.integer("top_logprobs", { min: 0, max: MAX_TOP_LOGPROBS });
+  if (topLogprobs !== undefined && !logprobs)
+    throw invalidParam("top_logprobs", "'top_logprobs' needs 'logprobs' set to true.");
+  const addGenerationPrompt = p.boolean("add_generation_prompt") ?? true;
+  const extra = p.object("chat_template_kwargs");
+  const echo = p.boolean("echo") ?? false;
+  readNoOpFields(p);
+  const stream = readStreamParams(p);
+  p.rejectUnknown();
+
+  const rendered = renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra });
+  const max = settleMaxTokens(maxTokens, Infinity, rendered.ids.length, ctx.engine.maxModelLen, "messages");
+  if (sampling.minTokens !== undefined && sampling.minTokens > max)
+    throw invalidParam("min_tokens", "'min_tokens' must not exceed max tokens.");
+  const job: PromptJob = { promptIds: rendered.ids, sampling: { ...sampling, maxTokens: max } };
+  // The engine returns the sampled token's logprob alongside its top-K, so ask for >= 1.
+  if (logprobs) job.sampling.logprobs = Math.max(1, topLogprobs ?? 0);
+  const last = messages[messages.length - 1]!;
+  const echoText = echo && last.role === "assistant" ? contentText(last) : "";
+  return { model, job, n, topLogprobs: logprobs ? (topLogprobs ?? 0) : undefined, echoText, stream };
+}
+
+/** Handles POST /v1/chat/completions with its parsed JSON body. */
+export async function handleChatCompletions(ctx: ServerContext, body: Record<string, unknown>, signal: AbortSignal, startedAt: number): Promise<Response> {
+  const plan = planChat(body, ctx);
+  const id = newId("chatcmpl");
+  const created = unixNow();
+  const run = await startGeneration(ctx, id, [plan.job], signal, startedAt);
+  const strings = new TokenStrings(ctx.tokenizer);
+  const formatLogprobs = (lps: TokenLogprob[] | undefined) =>
+    plan.topLogprobs === undefined ? null : chatLogprobs(lps ?? [], plan.topLogprobs, strings);
+  const promptTokens = plan.job.promptIds.length;
+
+  if (plan.stream.stream) {
+    return sseResponse(streamChunks(plan, run, id, created, promptTokens, formatLogprobs), run.abort, (e) =>
+      console.error(`fastgen: ${id} failed mid-stream:`, e),
+    );
+  }
+  const results = await collectChoices(run, plan.n);
+  const choices = results.map((r, index) => ({
+    index,
+    message: { role: "assistant", content: plan.echoText + r.text },
+    logprobs: formatLogprobs(r.logprobs),
+    finish_reason: r.finishReason,
+    stop_reason: r.stopReason,
+  }));
+  const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
+  return jsonResponse({ id, object: "chat.completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens) });
+}
+
+async function* streamChunks(
+  plan: ChatPlan,
+  run: GenerationRun,
+  id: string,
+  created: number,
+  promptTokens: number,
+  formatLogprobs: (lps: TokenLogprob[] | undefined) => unknown,
+): AsyncGenerator<unknown> {
+  const chunk = (choice: Record<string, unknown>) => ({
+    id,
+    object: "chat.completion.chunk",
+    created,
+    model: plan.model,
+    choices: [choice],
+    ...(plan.stream.includeUsage ? { usage: null } : {}),
+  });
+  for (let index = 0; index < plan.n; index++)
+    yield chunk({ index, delta: { role: "assistant", content: plan.echoText }, logprobs: null, finish_reason: null });
+  let completionTokens = 0;
+  for await (const { choice, delta } of run.deltas) {
+    completionTokens += delta.tokenIds.length;
+    const hasLogprobs = plan.topLogprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;
+    if (delta.text === "" && !hasLogprobs && !delta.finishReason) continue;
+    yield chunk({
+      index: choice,
+      delta: delta.text === "" && !hasLogprobs ? {} : { content: delta.text },
+      logprobs: formatLogprobs(delta.logprobs),
+      finish_reason: delta.finishReason ?? null,
+      stop_reason: delta.stopReason ?? null,
+    });
+  }
+  if (plan.stream.includeUsage)
+    yield { id, object: "chat.completion.chunk", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens) };
+}

@@ -1,0 +1,89 @@
+/**
+ * The `messages` of /v1/chat/completions checked and rendered through the model's chat template
+ * into prompt token ids. Text only: content is a string or a list of {type:"text"} parts; tool
+ * calls and other part types are rejected with a 400 that names the field.
+ */
+import type { ChatMessage } from "../tokenizer/chatTemplate";
+import { ChatTemplateError, renderChat } from "../tokenizer/chatTemplate";
+import type { Tokenizer } from "../tokenizer/tokenizer";
+import { invalidParam, unsupportedParam } from "./errors";
+
+const ROLES = new Set(["system", "developer", "user", "assistant"]);
+
+function checkContent(at: string, role: string, content: unknown): ChatMessage["content"] {
+  if (typeof content === "string") return content;
+  if (content === null || content === undefined) {
+    if (role === "assistant") return null;
+    throw invalidParam(`${at}.content`, `'${at}.content' is required for role '${role}'.`);
+  }
+  if (!Array.isArray(content))
+    throw invalidParam(`${at}.content`, `'${at}.content' must be a string or a list of content parts.`);
+  return content.map((part, j) => {
+    const where = `${at}.content[${j}]`;
+    if (typeof part !== "object" || part === null || Array.isArray(part))
+      throw invalidParam(where, `'${where}' must be an object like {"type": "text", "text": "..."}.`);
+    const { type, text, ...rest } = part as Record<string, unknown>;
+    if (type !== "text") throw unsupportedParam(`${where}.type`, `Only "text" content parts are supported, got ${JSON.stringify(type)}.`);
+    if (typeof text !== "string") throw invalidParam(`${where}.text`, `'${where}.text' must be a string.`);
+    for (const [key, v] of Object.entries(rest)) if (v !== null) throw unsupportedParam(`${where}.${key}`);
+    return { type, text };
+  });
+}
+
+function checkMessage(m: unknown, i: number): ChatMessage {
+  const at = `messages[${i}]`;
+  if (typeof m !== "object" || m === null || Array.isArray(m)) throw invalidParam(at, `'${at}' must be an object.`);
+  const { role, content, name, tool_calls, ...rest } = m as Record<string, unknown>;
+  if (typeof role !== "string") throw invalidParam(`${at}.role`, `'${at}.role' must be a string.`);
+  if (!ROLES.has(role))
+    throw invalidParam(`${at}.role`, `'${at}.role' must be one of ${[...ROLES].join(", ")} (tools are not supported), got '${role}'.`);
+  const out: ChatMessage = { role, content: checkContent(at, role, content) };
+  if (name !== undefined && name !== null) {
+    if (typeof name !== "string") throw invalidParam(`${at}.name`, `'${at}.name' must be a string.`);
+    out.name = name;
+  }
+  if (tool_calls !== undefined && tool_calls !== null && !(Array.isArray(tool_calls) && tool_calls.length === 0))
+    throw unsupportedParam(`${at}.tool_calls`);
+  for (const [key, v] of Object.entries(rest)) if (v !== null) throw unsupportedParam(`${at}.${key}`);
+  return out;
+}
+
+/** Checks `messages` (required, non-empty). */
+export function readMessages(raw: unknown): ChatMessage[] {
+  if (raw === undefined) throw invalidParam("messages", "'messages' is required.");
+  if (!Array.isArray(raw) || raw.length === 0) throw invalidParam("messages", "'messages' must be a non-empty list.");
+  return raw.map(checkMessage);
+}
+
+/** The text of a message's content (parts joined by newlines, as the template sees them). */
+export function contentText(m: ChatMessage): string {
+  if (typeof m.content === "string") return m.content;
+  return (m.content ?? []).map((p) => p.text ?? "").join("\n");
+}
+
+/** A rendered chat prompt and its token ids. */
+export interface RenderedChat {
+  text: string;
+  ids: number[];
+}
+
+/** How to render a chat: template override, generation prompt, extra template variables. */
+export interface ChatRenderOptions {
+  template?: string;
+  addGenerationPrompt: boolean;
+  extra?: Record<string, unknown>;
+}
+
+/** Renders the chat and encodes it (the template writes BOS itself, so no special tokens are added). */
+export function renderMessages(tokenizer: Tokenizer, messages: ChatMessage[], options: ChatRenderOptions): RenderedChat {
+  let text: string;
+  try {
+    text = renderChat(tokenizer, messages, options);
+  } catch (e) {
+    if (e instanceof ChatTemplateError) throw invalidParam("messages", `Cannot apply the chat template: ${e.message}`, "chat_template_error");
+    throw e;
+  }
+  const ids = tokenizer.encode(text, { addSpecialTokens: false });
+  if (ids.length === 0) throw invalidParam("messages", "The rendered chat prompt is empty.");
+  return { text, ids };
+}

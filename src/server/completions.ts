@@ -1,0 +1,138 @@
+/**
+ * POST /v1/completions: prompts (text or token ids) → `text_completion` objects, whole or streamed
+ * as SSE chunks. Choice i of prompt p has index p * n + i, as in OpenAI's API.
+ */
+import type { TokenLogprob } from "../engine/types";
+import type { PromptInput } from "./completionPrompts";
+import { readCompletionPrompts } from "./completionPrompts";
+import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
+import type { GenerationRun, PromptJob } from "./generationRun";
+import { collectChoices, startGeneration, usage } from "./generationRun";
+import type { CompletionLogprobs } from "./logprobs";
+import { TokenStrings, completionLogprobs } from "./logprobs";
+import { RequestParams } from "./requestParams";
+import type { StreamParams } from "./samplingParams";
+import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
+import type { ServerContext } from "./serverContext";
+import { newId, readModel, unixNow } from "./serverContext";
+import { sseResponse } from "./sse";
+
+/** OpenAI's default max_tokens for completions. */
+export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
+/** Most logprobs alternatives per token. */
+export const MAX_LOGPROBS = 20;
+
+interface CompletionPlan {
+  model: string;
+  prompts: PromptInput[];
+  jobs: PromptJob[];
+  n: number;
+  echo: boolean;
+  /** Alternatives per token when logprobs were asked for. */
+  logprobs?: number;
+  stream: StreamParams;
+}
+
+function planCompletion(body: Record<string, unknown>, ctx: ServerContext): CompletionPlan {
+  const p = new RequestParams(body);
+  const model = readModel(p, ctx);
+  const prompts = readCompletionPrompts(p.raw("prompt"), ctx.tokenizer);
+  const { sampling, maxTokens, n } = readSamplingParams(p, ctx.tokenizer.vocabSize);
+  const logprobs = p.integer("logprobs", { min: 0, max: MAX_LOGPROBS });
+  const echo = p.boolean("echo") ?? false;
+  if (echo && logprobs !== undefined)
+    throw unsupportedParam("echo", "echo with logprobs needs prompt logprobs, which this server does not compute.");
+  const suffix = p.raw("suffix");
+  if (suffix !== undefined && suffix !== "") throw unsupportedParam("suffix");
+  const stream = readStreamParams(p);
+  p.rejectUnknown();
+  const jobs = prompts.map((prompt, i) => {
+    const what = prompts.length === 1 ? "prompt" : `prompt[${i}]`;
+    const max = settleMaxTokens(maxTokens, DEFAULT_COMPLETION_MAX_TOKENS, prompt.ids.length, ctx.engine.maxModelLen, what);
+    const job: PromptJob = { promptIds: prompt.ids, sampling: { ...sampling, maxTokens: max } };
+    // The engine returns the sampled token's logprob alongside its top-K, so ask for >= 1.
+    if (logprobs !== undefined) job.sampling.logprobs = Math.max(1, logprobs);
+    return job;
+  });
+  if (sampling.minTokens !== undefined && jobs.some((j) => sampling.minTokens! > j.sampling.maxTokens))
+    throw invalidParam("min_tokens", "'min_tokens' must not exceed max tokens.");
+  return { model, prompts, jobs, n, echo, logprobs, stream };
+}
+
+/** Handles POST /v1/completions with its parsed JSON body. */
+export async function handleCompletions(ctx: ServerContext, body: Record<string, unknown>, signal: AbortSignal, startedAt: number): Promise<Response> {
+  const plan = planCompletion(body, ctx);
+  const id = newId("cmpl");
+  const created = unixNow();
+  const run = await startGeneration(ctx, id, plan.jobs, signal, startedAt);
+  const promptTokens = plan.jobs.reduce((s, j) => s + j.promptIds.length, 0);
+  const strings = new TokenStrings(ctx.tokenizer);
+  const promptOf = (choice: number) => plan.prompts[Math.floor(choice / plan.n)]!;
+  const formatLogprobs = (lps: TokenLogprob[] | undefined, offset: number) =>
+    plan.logprobs === undefined ? null : completionLogprobs(lps ?? [], plan.logprobs, strings, offset);
+
+  if (plan.stream.stream) {
+    return sseResponse(streamChunks(plan, run, id, created, promptTokens, promptOf, formatLogprobs), run.abort, (e) =>
+      console.error(`fastgen: ${id} failed mid-stream:`, e),
+    );
+  }
+  const results = await collectChoices(run, plan.prompts.length * plan.n);
+  const choices = results.map((r, index) => {
+    const prefix = plan.echo ? promptOf(index).text : "";
+    return {
+      index,
+      text: prefix + r.text,
+      logprobs: formatLogprobs(r.logprobs, prefix.length),
+      finish_reason: r.finishReason,
+      stop_reason: r.stopReason,
+    };
+  });
+  const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
+  return jsonResponse({ id, object: "text_completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens) });
+}
+
+async function* streamChunks(
+  plan: CompletionPlan,
+  run: GenerationRun,
+  id: string,
+  created: number,
+  promptTokens: number,
+  promptOf: (choice: number) => PromptInput,
+  formatLogprobs: (lps: TokenLogprob[] | undefined, offset: number) => unknown,
+): AsyncGenerator<unknown> {
+  const count = plan.prompts.length * plan.n;
+  const offsets = new Array<number>(count).fill(-1); // -1: nothing sent yet (echo goes first)
+  let completionTokens = 0;
+  const chunk = (choice: Record<string, unknown>) => ({
+    id,
+    object: "text_completion",
+    created,
+    model: plan.model,
+    choices: [choice],
+    ...(plan.stream.includeUsage ? { usage: null } : {}),
+  });
+  for await (const { choice, delta } of run.deltas) {
+    completionTokens += delta.tokenIds.length;
+    let text = delta.text;
+    if (offsets[choice] === -1) {
+      const prefix = plan.echo ? promptOf(choice).text : "";
+      text = prefix + text;
+      offsets[choice] = prefix.length;
+    }
+    const hasLogprobs = plan.logprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;
+    if (text === "" && !hasLogprobs && !delta.finishReason) continue;
+    const logprobs = formatLogprobs(delta.logprobs, offsets[choice]!) as CompletionLogprobs | null;
+    // Offsets advance by token strings, as in the non-streamed response.
+    const last = logprobs?.tokens.length ? logprobs.tokens.length - 1 : -1;
+    offsets[choice] = last >= 0 ? logprobs!.text_offset[last]! + logprobs!.tokens[last]!.length : offsets[choice]! + delta.text.length;
+    yield chunk({
+      index: choice,
+      text,
+      logprobs,
+      finish_reason: delta.finishReason ?? null,
+      stop_reason: delta.stopReason ?? null,
+    });
+  }
+  if (plan.stream.includeUsage)
+    yield { id, object: "text_completion", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens) };
+}

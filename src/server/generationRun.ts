@@ -1,0 +1,165 @@
+/**
+ * Runs one HTTP request's prompts on the engine (one engine request per prompt, each with n
+ * samples) and merges their deltas into one stream of choices. The first delta of every prompt is
+ * awaited before anything is answered, so an overloaded or rejected request still gets its status.
+ * Aborting the caller's signal (client gone) or leaving the loop aborts every engine request.
+ */
+import type { SamplingOptions } from "../engine/samplingOptions";
+import type { FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
+import { EngineOverloadedError, RequestRejectedError } from "../engine/types";
+import { ApiError, overloaded } from "./errors";
+import type { ServerContext } from "./serverContext";
+
+/** One engine request of an HTTP request. */
+export interface PromptJob {
+  promptIds: number[];
+  sampling: SamplingOptions;
+}
+
+/** A delta of choice `choice` (prompt index * n + sample index). */
+export interface ChoiceDelta {
+  choice: number;
+  delta: GenerationDelta;
+}
+
+type Step = { job: number; result?: IteratorResult<GenerationDelta>; error?: unknown };
+
+/** A started generation: iterate `deltas` once; `abort()` stops every engine request. */
+export interface GenerationRun {
+  deltas: AsyncIterable<ChoiceDelta>;
+  abort(): void;
+}
+
+/** The engine's refusals as API errors: 503 for a full queue, 400 for a request it cannot run. */
+function toApiError(e: unknown): unknown {
+  if (e instanceof EngineOverloadedError) return overloaded(`The server is overloaded: ${e.message}. Retry later.`);
+  if (e instanceof RequestRejectedError)
+    return new ApiError(400, `The engine rejected the request: ${e.message}`, "invalid_request_error", null, "request_rejected");
+  return e;
+}
+
+/**
+ * Starts every job and waits for each one's first delta; throws what the engine threw (as an
+ * ApiError where it has one) after aborting the others. 503 when the server already holds
+ * ctx.maxQueue generation requests.
+ */
+export async function startGeneration(
+  ctx: ServerContext,
+  requestId: string,
+  jobs: PromptJob[],
+  signal: AbortSignal,
+  startedAt: number,
+): Promise<GenerationRun> {
+  const { engine, metrics } = ctx;
+  if (metrics.inFlight >= ctx.maxQueue) throw overloaded(`The server is overloaded: ${metrics.inFlight} requests in flight. Retry later.`);
+  metrics.inFlight++;
+  let released = false;
+  const release = () => {
+    if (!released) metrics.inFlight--;
+    released = true;
+  };
+  const controller = new AbortController();
+  const abort = () => {
+    controller.abort();
+    release();
+  };
+  if (signal.aborted) abort();
+  else signal.addEventListener("abort", abort, { once: true });
+
+  const iterators: AsyncIterator<GenerationDelta>[] = [];
+  const next = (job: number): Promise<Step> =>
+    iterators[job]!.next().then(
+      (result) => ({ job, result }),
+      (error) => ({ job, error }),
+    );
+  let firsts: Step[];
+  try {
+    for (let j = 0; j < jobs.length; j++) {
+      const id = jobs.length === 1 ? requestId : `${requestId}-${j}`;
+      iterators.push(engine.generate({ requestId: id, ...jobs[j]! }, controller.signal)[Symbol.asyncIterator]());
+    }
+    firsts = await Promise.all(iterators.map((_, j) => next(j)));
+  } catch (e) {
+    firsts = [{ job: 0, error: e }];
+  }
+  const failed = firsts.find((s) => s.error !== undefined);
+  if (failed) {
+    abort();
+    for (const it of iterators) void it.return?.()?.catch(() => {});
+    signal.removeEventListener("abort", abort);
+    throw toApiError(failed.error);
+  }
+  for (const job of jobs) metrics.promptTokens += job.promptIds.length;
+  const n = jobs[0]?.sampling.n ?? 1;
+  const aborted = new Promise<"aborted">((resolve) => {
+    if (controller.signal.aborted) resolve("aborted");
+    controller.signal.addEventListener("abort", () => resolve("aborted"), { once: true });
+  });
+
+  async function* merge(): AsyncGenerator<ChoiceDelta> {
+    const pending = new Map<number, Promise<Step>>(firsts.map((s) => [s.job, Promise.resolve(s)]));
+    let sawToken = false;
+    try {
+      while (pending.size > 0) {
+        const step = await Promise.race([...pending.values(), aborted]);
+        if (step === "aborted") return;
+        if (step.error !== undefined) throw toApiError(step.error);
+        if (step.result!.done) {
+          pending.delete(step.job);
+          continue;
+        }
+        pending.set(step.job, next(step.job));
+        const delta = step.result!.value;
+        if (delta.tokenIds.length > 0) {
+          metrics.generationTokens += delta.tokenIds.length;
+          if (!sawToken) metrics.ttft.observe((performance.now() - startedAt) / 1000);
+          sawToken = true;
+        }
+        yield { choice: step.job * n + delta.index, delta };
+      }
+      metrics.e2e.observe((performance.now() - startedAt) / 1000);
+    } finally {
+      signal.removeEventListener("abort", abort);
+      if (pending.size > 0) abort();
+      release();
+      for (const job of pending.keys()) void iterators[job]!.return?.()?.catch(() => {});
+    }
+  }
+  return { deltas: merge(), abort };
+}
+
+/** Everything one choice produced, for non-streamed responses. */
+export interface ChoiceResult {
+  text: string;
+  tokenCount: number;
+  logprobs: TokenLogprob[];
+  finishReason: FinishReason | null;
+  stopReason: string | number | null;
+}
+
+/** Runs `run` to the end and gathers its `count` choices. */
+export async function collectChoices(run: GenerationRun, count: number): Promise<ChoiceResult[]> {
+  const out = Array.from({ length: count }, (): ChoiceResult => ({ text: "", tokenCount: 0, logprobs: [], finishReason: null, stopReason: null }));
+  for await (const { choice, delta } of run.deltas) {
+    const c = out[choice];
+    if (!c) continue;
+    c.text += delta.text;
+    c.tokenCount += delta.tokenIds.length;
+    if (delta.logprobs) c.logprobs.push(...delta.logprobs);
+    if (delta.finishReason) c.finishReason = delta.finishReason;
+    if (delta.stopReason !== undefined) c.stopReason = delta.stopReason;
+  }
+  return out;
+}
+
+/** OpenAI's usage object. */
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** Usage from token counts (prompts counted once, however many samples each has). */
+export function usage(promptTokens: number, completionTokens: number): Usage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}

@@ -1,0 +1,59 @@
+/**
+ * Reads a request's JSON body under a size limit: 413 past the limit (checked on Content-Length
+ * and again while streaming, for chunked bodies), 400 for bad JSON or a body that is not an object.
+ */
+import { ApiError, invalidParam } from "./errors";
+
+/** Default request body limit: 8 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError(413, `Request body is larger than the limit of ${limit} bytes.`, "invalid_request_error", null, "request_too_large");
+}
+
+async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      void reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** The body as a JSON object, or an ApiError (400 / 413). */
+export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
+  const bytes = await readLimited(request, limit);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw invalidParam(null, "Request body is not valid UTF-8.", "invalid_json");
+  }
+  if (text.trim() === "") throw invalidParam(null, "Request body is empty: send a JSON object.", "invalid_json");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw invalidParam(null, `Request body is not valid JSON: ${(e as Error).message}`, "invalid_json");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw invalidParam(null, "Request body must be a JSON object.", "invalid_json");
+  return value as Record<string, unknown>;
+}

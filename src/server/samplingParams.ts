@@ -1,0 +1,122 @@
+/**
+ * The sampling fields /v1/completions and /v1/chat/completions share, checked and mapped onto the
+ * engine's SamplingOptions. Logprobs differ between the two endpoints and are read by each.
+ */
+import type { SamplingOptions } from "../engine/samplingOptions";
+import { invalidParam, unsupportedParam } from "./errors";
+import type { RequestParams } from "./requestParams";
+import { checkNumber } from "./requestParams";
+
+/** Most samples one request may ask for. */
+export const MAX_N = 128;
+/** Most stop strings one request may give. */
+export const MAX_STOP_STRINGS = 64;
+
+/** Sampling options before max tokens is settled (it depends on the prompt length). */
+export type SamplingBase = Omit<SamplingOptions, "maxTokens" | "logprobs">;
+
+/** The shared sampling fields of a request. */
+export interface ParsedSampling {
+  sampling: SamplingBase;
+  /** max_completion_tokens or max_tokens, when given. */
+  maxTokens?: number;
+  n: number;
+}
+
+/** `stream` and `stream_options`. */
+export interface StreamParams {
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+function readMaxTokens(p: RequestParams): number | undefined {
+  const legacy = p.integer("max_tokens", { min: 1 });
+  const modern = p.integer("max_completion_tokens", { min: 1 });
+  if (legacy !== undefined && modern !== undefined && legacy !== modern)
+    throw invalidParam("max_completion_tokens", "'max_tokens' and 'max_completion_tokens' disagree: give only one.");
+  return modern ?? legacy;
+}
+
+function readLogitBias(p: RequestParams, vocabSize: number): Record<number, number> | undefined {
+  const raw = p.object("logit_bias");
+  if (raw === undefined) return undefined;
+  const out: Record<number, number> = {};
+  for (const [key, bias] of Object.entries(raw)) {
+    const id = Number(key);
+    if (!/^\d+$/.test(key) || id >= vocabSize)
+      throw invalidParam("logit_bias", `'logit_bias' keys must be token ids in [0, ${vocabSize}), got "${key}".`);
+    out[id] = checkNumber(`logit_bias.${key}`, bias, { min: -100, max: 100 });
+  }
+  return out;
+}
+
+/** Reads the shared sampling fields (and best_of, which must equal n). */
+export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedSampling {
+  const maxTokens = readMaxTokens(p);
+  const minTokens = p.integer("min_tokens", { min: 0 });
+  if (minTokens !== undefined && maxTokens !== undefined && minTokens > maxTokens)
+    throw invalidParam("min_tokens", `'min_tokens' (${minTokens}) must not exceed max tokens (${maxTokens}).`);
+  const n = p.integer("n", { min: 1, max: MAX_N }) ?? 1;
+  const bestOf = p.integer("best_of", { min: 1 });
+  if (bestOf !== undefined && bestOf !== n)
+    throw unsupportedParam("best_of", `Only best_of equal to n (${n}) is supported, got ${bestOf}.`);
+  const stop = p.stringList("stop");
+  if (stop !== undefined) {
+    if (stop.length > MAX_STOP_STRINGS) throw invalidParam("stop", `'stop' may hold at most ${MAX_STOP_STRINGS} strings.`);
+    if (stop.some((s) => s === "")) throw invalidParam("stop", "'stop' strings must not be empty.");
+  }
+  const sampling: SamplingBase = {
+    minTokens,
+    temperature: p.number("temperature", { min: 0, max: 2 }),
+    topP: p.number("top_p", { min: 0, minExclusive: true, max: 1 }),
+    topK: p.integer("top_k", { min: -1 }),
+    minP: p.number("min_p", { min: 0, max: 1 }),
+    seed: p.integer("seed", { min: 0 }),
+    ignoreEos: p.boolean("ignore_eos"),
+    stopTokenIds: p.integerList("stop_token_ids", { min: 0, max: vocabSize - 1 }),
+    stop: stop && stop.length > 0 ? stop : undefined,
+    presencePenalty: p.number("presence_penalty", { min: -2, max: 2 }),
+    frequencyPenalty: p.number("frequency_penalty", { min: -2, max: 2 }),
+    repetitionPenalty: p.number("repetition_penalty", { min: 0, minExclusive: true, max: 2 }),
+    logitBias: readLogitBias(p, vocabSize),
+    n,
+  };
+  p.string("user"); // accepted for compatibility; it only tags the request on OpenAI's side
+  for (const k of Object.keys(sampling) as (keyof SamplingBase)[]) if (sampling[k] === undefined) delete sampling[k];
+  return { sampling, maxTokens, n };
+}
+
+/** Reads stream and stream_options (only include_usage is supported). */
+export function readStreamParams(p: RequestParams): StreamParams {
+  const stream = p.boolean("stream") ?? false;
+  const options = p.object("stream_options");
+  if (options === undefined) return { stream, includeUsage: false };
+  if (!stream) throw invalidParam("stream_options", "'stream_options' is only allowed when 'stream' is true.");
+  let includeUsage = false;
+  for (const [key, v] of Object.entries(options)) {
+    if (key !== "include_usage") throw unsupportedParam(`stream_options.${key}`);
+    if (v !== null && typeof v !== "boolean")
+      throw invalidParam("stream_options.include_usage", "'stream_options.include_usage' must be a boolean.");
+    includeUsage = v === true;
+  }
+  return { stream, includeUsage };
+}
+
+/** Settles max tokens: the request's value, else `fallback`; prompt + max tokens must fit the context. */
+export function settleMaxTokens(requested: number | undefined, fallback: number, promptLen: number, maxModelLen: number, what: string): number {
+  if (promptLen >= maxModelLen)
+    throw invalidParam(
+      what,
+      `This model's maximum context length is ${maxModelLen} tokens, but the ${what} is ${promptLen} tokens. Please shorten it.`,
+      "context_length_exceeded",
+    );
+  const maxTokens = requested ?? Math.min(fallback, maxModelLen - promptLen);
+  if (promptLen + maxTokens > maxModelLen)
+    throw invalidParam(
+      "max_tokens",
+      `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${promptLen + maxTokens} tokens ` +
+        `(${promptLen} in the ${what}, ${maxTokens} for the completion). Please reduce the length of the ${what} or the completion.`,
+      "context_length_exceeded",
+    );
+  return maxTokens;
+}

@@ -1,0 +1,39 @@
+/**
+ * What every route handler shares: the engine, its tokenizer, the served name, limits and metrics.
+ */
+import type { EngineClient } from "../engine/types";
+import type { Tokenizer } from "../tokenizer/tokenizer";
+import { modelNotFound } from "./errors";
+import type { ServerMetrics } from "./metrics";
+import type { RequestParams } from "./requestParams";
+
+/** Per-server state handed to every handler. */
+export interface ServerContext {
+  engine: EngineClient;
+  tokenizer: Tokenizer;
+  /** The name clients use in `model` (--served-model-name, else the engine's). */
+  modelName: string;
+  /** A chat template that replaces the model's own (--chat-template). */
+  chatTemplate?: string;
+  maxBodyBytes: number;
+  /** Generation requests the server holds at once before answering 503. */
+  maxQueue: number;
+  metrics: ServerMetrics;
+  /** Unix seconds the server started (the model's `created`). */
+  createdAt: number;
+}
+
+/** Reads `model`: absent means the served model; any other name is a 404. */
+export function readModel(p: RequestParams, ctx: ServerContext): string {
+  const model = p.string("model");
+  if (model !== undefined && model !== ctx.modelName) throw modelNotFound(model);
+  return ctx.modelName;
+}
+
+/** A fresh id with OpenAI's prefixes (`cmpl-`, `chatcmpl-`). */
+export function newId(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().replace(/-/g, "")}`;
+}
+
+/** Unix seconds now. */
+export const unixNow = () => Math.floor(Date.now() / 1000);
