@@ -199,6 +199,13 @@ export class EngineCore {
     return this.collect(request).deltas;
   }
 
+  /** Aborts every request (after an internal error); returns their ids. */
+  failAll(): string[] {
+    const ids = [...this.requests.keys()];
+    for (const id of ids) this.abort(id);
+    return ids;
+  }
+
   abortAll(): void {
     for (const id of [...this.requests.keys()]) this.abort(id);
   }

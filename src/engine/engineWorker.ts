@@ -20,8 +20,17 @@ async function loop(): Promise<void> {
   running = true;
   try {
     while (core && core.hasWork() && !shuttingDown) {
-      const items = core.step();
-      send({ type: "deltas", items, metrics: core.metrics() });
+      let items;
+      try {
+        items = core.step();
+      } catch (e) {
+        // A bug, not a request's fault: fail what is in flight rather than hang it.
+        for (const id of core.failAll()) send({ type: "request-error", id, error: serializeError(e) });
+        continue;
+      }
+      for (const it of items) if (it.error) send({ type: "request-error", id: it.id, error: serializeError(it.error) });
+      const ok = items.filter((it) => !it.error).map(({ id, deltas }) => ({ id, deltas }));
+      send({ type: "deltas", items: ok, metrics: core.metrics() });
       await yieldToEvents();
     }
   } finally {

@@ -28,7 +28,8 @@ export function runToCompletion(core: EngineCore, requests: CompletionRequest[],
     core.addRequest(String(i), ids, sampling);
   });
   while (core.hasWork()) {
-    for (const { id, deltas } of core.step()) {
+    for (const { id, deltas, error } of core.step()) {
+      if (error) throw error;
       const res = results[Number(id)]!;
       for (const d of deltas) {
         if (d.index !== 0) continue;
