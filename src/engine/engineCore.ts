@@ -23,6 +23,7 @@ import type { StepperContext } from "./stepper";
 import type { EngineMetrics, FinishReason, GenerationDelta } from "./types";
 import { RequestRejectedError } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
+import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "./histogram";
 import { NativeEngine, setNumThreads } from "../native";
 import type { StepResult } from "../native";
 import { openModelDir, loadWeights } from "../model/load";
@@ -40,6 +41,8 @@ interface Sample {
 interface RequestState {
   readonly id: string;
   readonly samples: Sample[];
+  /** performance.now() at arrival; -1 once its queue time was recorded. */
+  arrivedAt: number;
 }
 
 /** Result of one step for one request; `error` fails the whole request. */
@@ -61,6 +64,8 @@ export class EngineCore {
   private nextSeqId = 0;
   readonly maxModelLen: number;
   private readonly counters = { promptTokens: 0, generationTokens: 0, finished: 0, preemptions: 0, steps: 0 };
+  private readonly queueTime = new EngineHistogram(QUEUE_TIME_BUCKETS);
+  private readonly iterationTokens = new EngineHistogram(ITERATION_TOKENS_BUCKETS);
 
   private constructor(
     private readonly native: NativeEngine,
@@ -144,7 +149,7 @@ export class EngineCore {
     } catch (e) {
       throw new RequestRejectedError((e as Error).message);
     }
-    const request: RequestState = { id, samples: [] };
+    const request: RequestState = { id, samples: [], arrivedAt: performance.now() };
     for (let i = 0; i < n; i++) {
       const seqId = this.nextSeqId++;
       const seq = new Sequence(seqId, seqId, promptIds, params[i]!);
@@ -166,6 +171,12 @@ export class EngineCore {
     const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks }, this.schedulerConfig);
     commitPlan(plan, this.queues, this.blocks);
     this.counters.preemptions += plan.preempted.length;
+    for (const seq of plan.admitted) {
+      const r = this.sampleOf(seq.id).request;
+      if (r.arrivedAt >= 0) this.queueTime.observe((performance.now() - r.arrivedAt) / 1000);
+      r.arrivedAt = -1;
+    }
+    if (plan.numTokens > 0) this.iterationTokens.observe(plan.numTokens);
     const touched = new Set<RequestState>();
     for (const r of plan.rejected) touched.add(this.sampleOf(r.seq.id).request);
     if (plan.entries.length > 0) {
@@ -221,6 +232,8 @@ export class EngineCore {
       requestsFinishedTotal: this.counters.finished,
       preemptionsTotal: this.counters.preemptions,
       stepsTotal: this.counters.steps,
+      queueTimeSeconds: this.queueTime.snapshot(),
+      iterationTokens: this.iterationTokens.snapshot(),
     };
   }
 

@@ -4,6 +4,7 @@
  */
 import type { SamplingOptions } from "./samplingOptions";
 import type { Tokenizer } from "../tokenizer/tokenizer";
+import type { HistogramSnapshot } from "./histogram";
 
 export type FinishReason = "stop" | "length" | "abort";
 
@@ -46,6 +47,10 @@ export interface EngineMetrics {
   requestsFinishedTotal: number;
   preemptionsTotal: number;
   stepsTotal: number;
+  /** Seconds from arrival to the first forward pass, per request (optional for remote engines). */
+  queueTimeSeconds?: HistogramSnapshot;
+  /** Tokens per forward pass. */
+  iterationTokens?: HistogramSnapshot;
 }
 
 /** Thrown by generate() when the waiting queue is full (HTTP 503 with Retry-After). */
