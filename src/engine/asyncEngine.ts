@@ -28,6 +28,16 @@ function reviveError(e: SerializedError): Error {
   return err;
 }
 
+/**
+ * The Worker's entry: this folder's engineWorker.ts, or in the single binary (scripts/compile.ts
+ * passes it as a second entry point) the path it was bundled under.
+ */
+function workerEntry(): string {
+  // bun build --compile roots the bundle at src/ (the entry points' common folder).
+  if (process.env.FASTGEN_COMPILED) return "/$bunfs/root/engine/engineWorker.js";
+  return new URL("./engineWorker.ts", import.meta.url).href;
+}
+
 /** Starts an engine Worker on `modelDir` and resolves once the model is loaded. */
 export async function startEngine(
   modelDir: string,
@@ -35,7 +45,8 @@ export async function startEngine(
   hooks: StartEngineHooks = {},
 ): Promise<AsyncEngine> {
   const tokenizer = await Tokenizer.fromDir(modelDir);
-  const worker = new Worker(new URL("./engineWorker.ts", import.meta.url).href);
+  // The env is passed explicitly: the single binary sets FASTGEN_LIB after start-up.
+  const worker = new Worker(workerEntry(), { env: { ...process.env } } as WorkerOptions);
   const info = await new Promise<WorkerReadyInfo>((resolve, reject) => {
     worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       const m = ev.data;

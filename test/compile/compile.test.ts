@@ -1,0 +1,53 @@
+// `bun run compile` → dist/fastgen: one executable that runs generate and serve from an empty
+// directory with no node_modules, no repo and no FASTGEN_* variables beside it.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const repo = join(import.meta.dir, "..", "..");
+let dir: string;
+let exe: string;
+const env = () => {
+  const e: Record<string, string> = { PATH: "/usr/bin:/bin", HOME: dir, XDG_CACHE_HOME: join(dir, "cache") };
+  return e;
+};
+
+beforeAll(() => {
+  const build = Bun.spawnSync([process.execPath, "run", "compile"], { cwd: repo, stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`bun run compile failed: ${build.stderr}`);
+  dir = mkdtempSync(join(tmpdir(), "fastgen-bin-"));
+  exe = join(dir, "fastgen");
+  copyFileSync(join(repo, "dist", "fastgen"), exe);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("the binary runs generate on its embedded model from an empty directory", () => {
+  const r = Bun.spawnSync([exe, "generate", "--prompt", "The module", "--max-tokens", "6", "--ignore-eos", "--json"], { cwd: dir, env: env(), stdout: "pipe", stderr: "pipe" });
+  expect(r.stderr.toString()).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(JSON.parse(r.stdout.toString()).token_ids).toHaveLength(6);
+});
+
+test("the binary serves the OpenAI API", async () => {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const p = Bun.spawn([exe, "serve", "--port", String(port)], { cwd: dir, env: env(), stdout: "pipe", stderr: "pipe" });
+  try {
+    let models: Response | null = null;
+    for (let i = 0; i < 100 && !models; i++) {
+      await Bun.sleep(100);
+      models = await fetch(`http://127.0.0.1:${port}/v1/models`).catch(() => null);
+    }
+    expect(models?.status).toBe(200);
+    const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "fastgen-demo-tiny", prompt: "The module", max_tokens: 5, ignore_eos: true }),
+    });
+    expect(res.status).toBe(200);
+    expect((await res.json()).usage.completion_tokens).toBe(5);
+  } finally {
+    p.kill("SIGTERM");
+    await p.exited;
+  }
+});
