@@ -69,6 +69,7 @@ export class AsyncEngine implements EngineClient {
   private readonly queues = new Map<string, DeltaQueue>();
   private lastMetrics: EngineMetrics = { ...EMPTY_METRICS };
   private closed = false;
+  private crashed = false;
   private closedPromise: Promise<void>;
 
   constructor(
@@ -82,7 +83,10 @@ export class AsyncEngine implements EngineClient {
     let onClosed!: () => void;
     this.closedPromise = new Promise((r) => (onClosed = r));
     worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data, onClosed);
-    worker.onerror = (ev) => this.failAll(new Error(`engine worker crashed: ${ev.message}`));
+    worker.onerror = (ev) => {
+      this.crashed = true;
+      this.failAll(new Error(`engine worker crashed: ${ev.message}`));
+    };
   }
 
   private onMessage(m: FromWorker, onClosed: () => void): void {
@@ -121,6 +125,11 @@ export class AsyncEngine implements EngineClient {
     }
   }
 
+  /** False once the engine was shut down or its worker crashed (/health answers 503). */
+  healthy(): boolean {
+    return !this.closed && !this.crashed;
+  }
+
   metrics(): EngineMetrics {
     return { ...this.lastMetrics };
   }
@@ -133,7 +142,10 @@ export class AsyncEngine implements EngineClient {
     if (this.closed) return;
     this.post({ type: "shutdown" });
     this.closed = true;
-    await Promise.race([this.closedPromise, Bun.sleep(5000)]);
+    // A cleared timer, not Bun.sleep: a pending sleep would keep the process alive 5 s after shutdown.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.closedPromise, new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
     this.worker.terminate();
     this.failAll(new Error("engine shut down"));
   }

@@ -8,6 +8,9 @@ import type { SamplingOptions } from "../engine/samplingOptions";
 import type { FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
 import { EngineOverloadedError, RequestRejectedError } from "../engine/types";
 import { ApiError, overloaded } from "./errors";
+import type { EngineHealth } from "./health";
+import { engineUnavailable, isEngineGone } from "./health";
+import { RequestObserver } from "./metrics";
 import type { ServerContext } from "./serverContext";
 
 /** One engine request of an HTTP request. */
@@ -30,11 +33,18 @@ export interface GenerationRun {
   abort(): void;
 }
 
-/** The engine's refusals as API errors: 503 for a full queue, 400 for a request it cannot run. */
-function toApiError(e: unknown): unknown {
+/**
+ * The engine's refusals as API errors: 503 for a full queue or a dead engine (which is also
+ * recorded in `health`), 400 for a request it cannot run.
+ */
+function toApiError(e: unknown, health: EngineHealth): unknown {
   if (e instanceof EngineOverloadedError) return overloaded(`The server is overloaded: ${e.message}. Retry later.`);
   if (e instanceof RequestRejectedError)
     return new ApiError(400, `The engine rejected the request: ${e.message}`, "invalid_request_error", null, "request_rejected");
+  if (isEngineGone(e)) {
+    health.markDead((e as Error).message);
+    return engineUnavailable((e as Error).message);
+  }
   return e;
 }
 
@@ -50,7 +60,8 @@ export async function startGeneration(
   signal: AbortSignal,
   startedAt: number,
 ): Promise<GenerationRun> {
-  const { engine, metrics } = ctx;
+  const { engine, metrics, health } = ctx;
+  health.assertAlive();
   if (metrics.inFlight >= ctx.maxQueue) throw overloaded(`The server is overloaded: ${metrics.inFlight} requests in flight. Retry later.`);
   metrics.inFlight++;
   let released = false;
@@ -59,9 +70,11 @@ export async function startGeneration(
     released = true;
   };
   const controller = new AbortController();
+  let observer: RequestObserver | null = null; // set once every job has started
   const abort = () => {
     controller.abort();
     release();
+    observer?.end();
   };
   if (signal.aborted) abort();
   else signal.addEventListener("abort", abort, { once: true });
@@ -87,10 +100,11 @@ export async function startGeneration(
     abort();
     for (const it of iterators) void it.return?.()?.catch(() => {});
     signal.removeEventListener("abort", abort);
-    throw toApiError(failed.error);
+    throw toApiError(failed.error, health);
   }
-  for (const job of jobs) metrics.promptTokens += job.promptIds.length;
   const n = jobs[0]?.sampling.n ?? 1;
+  const seen = new RequestObserver(metrics, startedAt, jobs.length * n);
+  observer = seen;
   const aborted = new Promise<"aborted">((resolve) => {
     if (controller.signal.aborted) resolve("aborted");
     controller.signal.addEventListener("abort", () => resolve("aborted"), { once: true });
@@ -98,30 +112,26 @@ export async function startGeneration(
 
   async function* merge(): AsyncGenerator<ChoiceDelta> {
     const pending = new Map<number, Promise<Step>>(firsts.map((s) => [s.job, Promise.resolve(s)]));
-    let sawToken = false;
     try {
       while (pending.size > 0) {
         const step = await Promise.race([...pending.values(), aborted]);
         if (step === "aborted") return;
-        if (step.error !== undefined) throw toApiError(step.error);
+        if (step.error !== undefined) throw toApiError(step.error, health);
         if (step.result!.done) {
           pending.delete(step.job);
           continue;
         }
         pending.set(step.job, next(step.job));
         const delta = step.result!.value;
-        if (delta.tokenIds.length > 0) {
-          metrics.generationTokens += delta.tokenIds.length;
-          if (!sawToken) metrics.ttft.observe((performance.now() - startedAt) / 1000);
-          sawToken = true;
-        }
-        yield { choice: step.job * n + delta.index, delta };
+        const choice = step.job * n + delta.index;
+        seen.delta(choice, delta);
+        yield { choice, delta };
       }
-      metrics.e2e.observe((performance.now() - startedAt) / 1000);
     } finally {
       signal.removeEventListener("abort", abort);
       if (pending.size > 0) abort();
       release();
+      seen.end();
       for (const job of pending.keys()) void iterators[job]!.return?.()?.catch(() => {});
     }
   }

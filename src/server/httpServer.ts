@@ -2,8 +2,9 @@
  * The OpenAI-compatible HTTP server (Elysia on Bun.serve):
  *   GET  /v1/models, /v1/models/:model       POST /v1/completions, /v1/chat/completions
  *   POST /tokenize, /detokenize              GET  /health, /metrics, /version
- * With an API key every route but /health wants `Authorization: Bearer <key>`. Every error is an
- * OpenAI-shaped JSON body; unexpected ones are logged here and answered with a generic 500.
+ * /health is 200 while the engine is alive, else 503 (see health.ts). With an API key every route
+ * but /health wants `Authorization: Bearer <key>`. Every error is an OpenAI-shaped JSON body;
+ * unexpected ones are logged here and answered with a generic 500.
  */
 import { timingSafeEqual } from "node:crypto";
 import type { AnyElysia } from "elysia";
@@ -13,7 +14,9 @@ import pkg from "../../package.json";
 import { handleChatCompletions } from "./chatCompletions";
 import { handleCompletions } from "./completions";
 import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, unauthorized } from "./errors";
+import { EngineHealth, engineUnavailable } from "./health";
 import { ServerMetrics } from "./metrics";
+import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { DEFAULT_MAX_BODY_BYTES, readJsonObject } from "./requestBody";
 import type { ServerContext } from "./serverContext";
 import { handleDetokenize, handleTokenize } from "./tokenizeRoutes";
@@ -62,6 +65,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     maxBodyBytes,
     maxQueue: options.maxQueue ?? Infinity,
     metrics: new ServerMetrics(),
+    health: new EngineHealth(engine),
     createdAt: Math.floor(Date.now() / 1000),
   };
   const apiKey = options.apiKey ? Buffer.from(options.apiKey) : null;
@@ -103,14 +107,20 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       console.error("fastgen: unhandled server error:", error);
       return errorResponse(internalError());
     })
-    .get("/health", () => respond("/health", () => new Response(null, { status: 200 })))
+    .get("/health", () =>
+      respond("/health", () => {
+        const problem = ctx.health.problem();
+        if (problem !== null) throw engineUnavailable(problem);
+        return new Response(null, { status: 200 });
+      }),
+    )
     .get("/version", () => respond("/version", () => jsonResponse({ version: pkg.version })))
     .get("/metrics", () =>
-      respond("/metrics", () =>
-        new Response(ctx.metrics.render(ctx.modelName, engine.metrics()), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        }),
-      ),
+      respond("/metrics", () => {
+        // A dead engine leaves its gauges out; the server's own metrics still answer.
+        const body = ctx.metrics.render(ctx.modelName, ctx.health.metrics());
+        return new Response(body, { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+      }),
     )
     .get("/v1/models", () => respond("/v1/models", () => jsonResponse({ object: "list", data: [modelCard()] })))
     // A wildcard: served names may hold "/" (org/model), which clients send as %2F.

@@ -1,87 +1,130 @@
 /**
- * Server metrics in the Prometheus text format (version 0.0.4): request counts by endpoint and
- * status, prompt/generation tokens, TTFT and end-to-end latency histograms, plus the engine's
- * queue, running and KV gauges read from engine.metrics() at scrape time.
+ * /metrics in the Prometheus text format, with vLLM's metric names under a `fastgen:` prefix
+ * (dashboards built for vLLM work after renaming the prefix), every sample labelled model_name:
+ *
+ *   engine (read at scrape time)          num_requests_running, num_requests_waiting,
+ *                                         kv_cache_usage_perc, kv_cache_blocks_{total,free},
+ *                                         prompt_tokens_total, generation_tokens_total,
+ *                                         num_preemptions_total, request_queue_time_seconds,
+ *                                         iteration_tokens_total (tokens per forward pass)
+ *   this server (RequestObserver)         time_to_first_token_seconds, inter_token_latency_seconds,
+ *                                         e2e_request_latency_seconds,
+ *                                         request_success_total{finished_reason},
+ *                                         requests_in_flight, http_requests_total{endpoint,status}
  */
-import type { EngineMetrics } from "../engine/types";
+import type { HistogramSnapshot } from "../engine/histogram";
+import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "../engine/histogram";
+import type { EngineMetrics, FinishReason, GenerationDelta } from "../engine/types";
+import { PrometheusWriter } from "./prometheus";
 
 /** Time-to-first-token buckets in seconds (upper bounds; +Inf is implied). */
-export const TTFT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Inter-token latency buckets in seconds (vLLM's, with finer ones for small models). */
+export const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 10];
 /** End-to-end latency buckets in seconds. */
 export const E2E_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
-/** A cumulative histogram. */
-export class Histogram {
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
+const FINISH_REASONS: FinishReason[] = ["stop", "length", "abort"];
+const empty = (bounds: number[]): HistogramSnapshot => ({ bounds, counts: bounds.map(() => 0), sum: 0, count: 0 });
 
-  constructor(readonly bounds: number[]) {
-    this.counts = bounds.map(() => 0);
-  }
-
-  observe(v: number): void {
-    this.sum += v;
-    this.count++;
-    for (let i = 0; i < this.bounds.length; i++) if (v <= this.bounds[i]!) this.counts[i]!++;
-  }
-
-  /** The _bucket, _sum and _count lines of `name`. */
-  render(name: string): string[] {
-    const lines = this.bounds.map((b, i) => `${name}_bucket{le="${b}"} ${this.counts[i]}`);
-    lines.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`);
-    return lines;
-  }
-}
-
-const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-
-/** The server's counters; one instance per server. */
+/** The server's own counters and histograms; one instance per server. */
 export class ServerMetrics {
   private readonly requests = new Map<string, number>();
-  promptTokens = 0;
-  generationTokens = 0;
+  private readonly finished = new Map<FinishReason, number>(FINISH_REASONS.map((r) => [r, 0]));
   /** Generation requests this server is handling now (queued in the engine or running). */
   inFlight = 0;
-  readonly ttft = new Histogram(TTFT_BUCKETS);
-  readonly e2e = new Histogram(E2E_BUCKETS);
+  readonly ttft = new EngineHistogram(TTFT_BUCKETS);
+  readonly itl = new EngineHistogram(ITL_BUCKETS);
+  readonly e2e = new EngineHistogram(E2E_BUCKETS);
 
-  /** Counts one finished HTTP request. */
+  /** Counts one answered HTTP request. */
   countRequest(endpoint: string, status: number): void {
     const key = `${endpoint}\u0000${status}`;
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
   }
 
-  /** The whole exposition, engine gauges included. */
-  render(model: string, engine: EngineMetrics): string {
-    const m = `model_name="${escapeLabel(model)}"`;
-    const out: string[] = [];
-    const metric = (name: string, type: string, help: string, lines: string[]) =>
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
-    const one = (name: string, type: string, help: string, value: number) =>
-      metric(name, type, help, [`${name}{${m}} ${value}`]);
+  /** Counts one finished choice (engine sample). */
+  countFinished(reason: FinishReason): void {
+    this.finished.set(reason, (this.finished.get(reason) ?? 0) + 1);
+  }
 
-    const reqLines = [...this.requests].map(([key, count]) => {
-      const [endpoint, status] = key.split("\u0000");
-      return `fastgen_http_requests_total{endpoint="${escapeLabel(endpoint!)}",status="${status}"} ${count}`;
-    });
-    metric("fastgen_http_requests_total", "counter", "HTTP requests answered, by endpoint and status.", reqLines);
-    one("fastgen_prompt_tokens_total", "counter", "Prompt tokens of generation requests accepted by the server.", this.promptTokens);
-    one("fastgen_generation_tokens_total", "counter", "Tokens generated for this server's requests.", this.generationTokens);
-    one("fastgen_requests_in_flight", "gauge", "Generation requests this server is handling.", this.inFlight);
-    one("fastgen_requests_waiting", "gauge", "Requests waiting in the engine queue.", engine.requestsWaiting);
-    one("fastgen_requests_running", "gauge", "Requests the engine is running.", engine.requestsRunning);
-    one("fastgen_kv_blocks_total", "gauge", "KV cache blocks in the pool.", engine.kvBlocksTotal);
-    one("fastgen_kv_blocks_free", "gauge", "Free KV cache blocks.", engine.kvBlocksFree);
-    const usage = engine.kvBlocksTotal > 0 ? 1 - engine.kvBlocksFree / engine.kvBlocksTotal : 0;
-    one("fastgen_kv_cache_usage_ratio", "gauge", "Share of KV cache blocks in use (0..1).", usage);
-    one("fastgen_engine_prompt_tokens_total", "counter", "Prompt tokens the engine has processed.", engine.promptTokensTotal);
-    one("fastgen_engine_generation_tokens_total", "counter", "Tokens the engine has generated.", engine.generationTokensTotal);
-    one("fastgen_engine_requests_finished_total", "counter", "Requests the engine has finished.", engine.requestsFinishedTotal);
-    one("fastgen_engine_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", engine.preemptionsTotal);
-    one("fastgen_engine_steps_total", "counter", "Forward passes the engine has run.", engine.stepsTotal);
-    metric("fastgen_time_to_first_token_seconds", "histogram", "Time from request arrival to its first token.", this.ttft.render("fastgen_time_to_first_token_seconds"));
-    metric("fastgen_e2e_request_latency_seconds", "histogram", "Time from request arrival to its last token.", this.e2e.render("fastgen_e2e_request_latency_seconds"));
-    return out.join("\n") + "\n";
+  /** The whole exposition; `engine` is null when the engine could not be read. */
+  render(model: string, engine: EngineMetrics | null): string {
+    const w = new PrometheusWriter();
+    const m = { model_name: model };
+    const gauge = (name: string, help: string, v: number) => w.scalar(`fastgen:${name}`, "gauge", help, [[m, v]]);
+    const counter = (name: string, help: string, v: number) => w.scalar(`fastgen:${name}`, "counter", help, [[m, v]]);
+    if (engine) {
+      gauge("num_requests_running", "Requests in the engine's running batch.", engine.requestsRunning);
+      gauge("num_requests_waiting", "Requests waiting in the engine queue.", engine.requestsWaiting);
+      const usage = engine.kvBlocksTotal > 0 ? 1 - engine.kvBlocksFree / engine.kvBlocksTotal : 0;
+      gauge("kv_cache_usage_perc", "KV-cache usage: share of blocks in use, 1 means 100 percent.", usage);
+      gauge("kv_cache_blocks_total", "KV-cache blocks in the pool.", engine.kvBlocksTotal);
+      gauge("kv_cache_blocks_free", "Free KV-cache blocks.", engine.kvBlocksFree);
+      counter("prompt_tokens_total", "Prompt tokens the engine was given.", engine.promptTokensTotal);
+      counter("generation_tokens_total", "Tokens the engine generated.", engine.generationTokensTotal);
+      counter("num_preemptions_total", "Sequences preempted (recomputed later) for lack of KV blocks.", engine.preemptionsTotal);
+      w.histogram("fastgen:request_queue_time_seconds", "Seconds from arrival in the engine to the first forward pass.", m,
+        engine.queueTimeSeconds ?? empty(QUEUE_TIME_BUCKETS));
+      w.histogram("fastgen:iteration_tokens_total", "Tokens per forward pass.", m, engine.iterationTokens ?? empty(ITERATION_TOKENS_BUCKETS));
+    }
+    w.scalar("fastgen:request_success_total", "counter", "Finished choices (engine samples) by finish reason.",
+      [...this.finished].map(([reason, n]) => [{ ...m, finished_reason: reason }, n]));
+    gauge("requests_in_flight", "Generation requests this server is handling.", this.inFlight);
+    w.histogram("fastgen:time_to_first_token_seconds", "Seconds from HTTP request arrival to its first token.", m, this.ttft.snapshot());
+    w.histogram("fastgen:inter_token_latency_seconds", "Seconds between successive tokens of a choice.", m, this.itl.snapshot());
+    w.histogram("fastgen:e2e_request_latency_seconds", "Seconds from HTTP request arrival to its last token.", m, this.e2e.snapshot());
+    w.scalar("fastgen:http_requests_total", "counter", "HTTP requests answered, by endpoint and status.",
+      [...this.requests].map(([key, n]) => {
+        const [endpoint, status] = key.split("\u0000") as [string, string];
+        return [{ ...m, endpoint, status }, n];
+      }));
+    return w.text();
+  }
+}
+
+/**
+ * Times one HTTP request's choices: TTFT at its first token, inter-token gaps per choice, the
+ * finish reason of each choice, end-to-end latency once every choice finished.
+ */
+export class RequestObserver {
+  private sawToken = false;
+  private ended = false;
+  /** performance.now() of each choice's latest token; -1 before its first. */
+  private readonly lastTokenAt: number[];
+  private readonly done: boolean[];
+
+  constructor(
+    private readonly metrics: ServerMetrics,
+    private readonly startedAt: number,
+    choices: number,
+  ) {
+    this.lastTokenAt = new Array<number>(choices).fill(-1);
+    this.done = new Array<boolean>(choices).fill(false);
+  }
+
+  delta(choice: number, delta: GenerationDelta, now = performance.now()): void {
+    const k = delta.tokenIds.length;
+    if (k > 0) {
+      if (!this.sawToken) this.metrics.ttft.observe((now - this.startedAt) / 1000);
+      this.sawToken = true;
+      const last = this.lastTokenAt[choice] ?? -1;
+      // Tokens that arrive together (one message, several passes) share the gap evenly.
+      if (last >= 0) for (let i = 0; i < k; i++) this.metrics.itl.observe((now - last) / 1000 / k);
+      this.lastTokenAt[choice] = now;
+    }
+    if (delta.finishReason && this.done[choice] === false) {
+      this.done[choice] = true;
+      this.metrics.countFinished(delta.finishReason);
+    }
+  }
+
+  /** The request is over (once): choices that never finished count as aborted. */
+  end(now = performance.now()): void {
+    if (this.ended) return;
+    this.ended = true;
+    const unfinished = this.done.filter((d) => !d).length;
+    for (let i = 0; i < unfinished; i++) this.metrics.countFinished("abort");
+    if (unfinished === 0) this.metrics.e2e.observe((now - this.startedAt) / 1000);
   }
 }

@@ -1,9 +1,11 @@
 /**
- * What every route handler shares: the engine, its tokenizer, the served name, limits and metrics.
+ * What every route handler shares: the engine, its tokenizer, the served name, limits, metrics
+ * and the engine's health.
  */
 import type { EngineClient } from "../engine/types";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { modelNotFound } from "./errors";
+import type { EngineHealth } from "./health";
 import type { ServerMetrics } from "./metrics";
 import type { RequestParams } from "./requestParams";
 
@@ -19,6 +21,8 @@ export interface ServerContext {
   /** Generation requests the server holds at once before answering 503. */
   maxQueue: number;
   metrics: ServerMetrics;
+  /** Whether the engine is alive (GET /health; generation is refused with 503 once it is not). */
+  health: EngineHealth;
   /** Unix seconds the server started (the model's `created`). */
   createdAt: number;
 }

@@ -48,7 +48,7 @@ export interface FakeEngineOptions {
   delayMs?: number;
 }
 
-/** Deterministic engine double; flip `overloaded` / `rejectWith` / `crashAfter` to script failures. */
+/** Deterministic engine double; flip `overloaded` / `rejectWith` / `crashAfter` / `alive` to script failures. */
 export class FakeEngine implements EngineClient {
   readonly modelName = "fake-model";
   readonly maxModelLen: number;
@@ -60,6 +60,10 @@ export class FakeEngine implements EngineClient {
   rejectWith: string | null = null;
   /** Throw a plain Error after this many steps. */
   crashAfter: number | null = null;
+  /** The message of the crashAfter error (AsyncEngine's "engine worker crashed: ..." marks a dead engine). */
+  crashMessage = "fake engine crashed";
+  /** What healthy() answers. */
+  alive = true;
   readonly requests: GenerateRequest[] = [];
   /** Ids of requests whose abort signal fired while they were generating. */
   readonly aborted: string[] = [];
@@ -81,6 +85,10 @@ export class FakeEngine implements EngineClient {
     };
   }
 
+  healthy(): boolean {
+    return this.alive;
+  }
+
   async shutdown(): Promise<void> {}
 
   async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
@@ -97,7 +105,7 @@ export class FakeEngine implements EngineClient {
           this.aborted.push(request.requestId);
           return;
         }
-        if (this.crashAfter !== null && step >= this.crashAfter) throw new Error("fake engine crashed");
+        if (this.crashAfter !== null && step >= this.crashAfter) throw new Error(this.crashMessage);
         for (const sample of samples) {
           if (sample.done) continue;
           const delta = this.nextToken(sample, request);

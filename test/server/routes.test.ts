@@ -1,45 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import pkg from "../../package.json";
 import type { TestServer } from "./testServer";
-import { startTestServer } from "./testServer";
+import { expectHistogram, scrape } from "./prometheusText";
+import { startTestServer, waitFor } from "./testServer";
 
 let t: TestServer;
 beforeAll(async () => {
   t = await startTestServer({ servedModelName: "my-model" });
 });
 afterAll(() => t.close());
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses Prometheus text format 0.0.4 strictly enough to catch malformed output. */
-function parsePrometheus(text: string): { types: Map<string, string>; samples: Sample[] } {
-  const types = new Map<string, string>();
-  const samples: Sample[] = [];
-  expect(text.endsWith("\n")).toBe(true);
-  for (const line of text.trimEnd().split("\n")) {
-    if (line.startsWith("# HELP ")) continue;
-    const type = line.match(/^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/);
-    if (type) {
-      expect(types.has(type[1]!)).toBe(false);
-      types.set(type[1]!, type[2]!);
-      continue;
-    }
-    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/);
-    if (!m) throw new Error(`malformed metrics line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g)) labels[l[1]!] = l[2]!;
-    const value = m[3] === "+Inf" ? Infinity : Number(m[3]);
-    expect(Number.isNaN(value)).toBe(false);
-    const family = m[1]!.replace(/_(bucket|sum|count)$/, "");
-    expect(types.has(m[1]!) || types.get(family) === "histogram").toBe(true);
-    samples.push({ name: m[1]!, labels, value });
-  }
-  return { types, samples };
-}
 
 describe("plain routes", () => {
   test("GET /v1/models lists the served name", async () => {
@@ -90,30 +59,101 @@ describe("plain routes", () => {
     expect((await t.post("/detokenize", {})).status).toBe(400);
   });
 
-  test("GET /metrics parses and counts requests, tokens and latency", async () => {
-    const before = parsePrometheus(await fetch(`${t.url}/metrics`).then((r) => r.text()));
+  test("GET /metrics: vLLM's names under fastgen:, labelled model_name; counts requests, tokens, latency", async () => {
+    const before = await scrape(t.url);
     await t.client.completions.create({ model: "my-model", prompt: "abc", max_tokens: 5 });
+    await t.client.completions.create({ model: "my-model", prompt: "abc", n: 2, stop: "Re" }); // 2 tokens a choice, then stop
     await t.post("/v1/completions", { prompt: "x", temperature: 9 });
-    const res = await fetch(`${t.url}/metrics`);
-    expect(res.headers.get("content-type")).toStartWith("text/plain");
-    const { types, samples } = parsePrometheus(await res.text());
-    const get = (name: string, labels: Record<string, string> = {}, from = samples) =>
-      from.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value ?? 0;
-    expect(types.get("fastgen_http_requests_total")).toBe("counter");
-    expect(types.get("fastgen_time_to_first_token_seconds")).toBe("histogram");
+    const after = await scrape(t.url);
+    const delta = (name: string, labels: Record<string, string> = {}) => after.get(name, labels) - before.get(name, labels);
+    for (const s of after.samples) expect(s.labels.model_name).toBe("my-model");
+
     const ok = { endpoint: "/v1/completions", status: "200" };
-    expect(get("fastgen_http_requests_total", ok) - get("fastgen_http_requests_total", ok, before.samples)).toBe(1);
-    expect(get("fastgen_http_requests_total", { endpoint: "/v1/completions", status: "400" })).toBeGreaterThanOrEqual(1);
-    expect(get("fastgen_prompt_tokens_total") - get("fastgen_prompt_tokens_total", {}, before.samples)).toBe(4);
-    expect(get("fastgen_generation_tokens_total") - get("fastgen_generation_tokens_total", {}, before.samples)).toBe(5);
-    for (const name of ["fastgen_requests_waiting", "fastgen_requests_running", "fastgen_kv_cache_usage_ratio", "fastgen_kv_blocks_free"])
-      expect(types.get(name)).toBe("gauge");
-    for (const h of ["fastgen_time_to_first_token_seconds", "fastgen_e2e_request_latency_seconds"]) {
-      const buckets = samples.filter((s) => s.name === `${h}_bucket`);
-      expect(buckets.at(-1)!.labels.le).toBe("+Inf");
-      for (let i = 1; i < buckets.length; i++) expect(buckets[i]!.value).toBeGreaterThanOrEqual(buckets[i - 1]!.value);
-      expect(buckets.at(-1)!.value).toBe(get(`${h}_count`));
-      expect(get(`${h}_count`)).toBeGreaterThanOrEqual(1);
+    expect(after.types.get("fastgen:http_requests_total")).toBe("counter");
+    expect(delta("fastgen:http_requests_total", ok)).toBe(2);
+    expect(after.get("fastgen:http_requests_total", { endpoint: "/v1/completions", status: "400" })).toBeGreaterThanOrEqual(1);
+    expect(delta("fastgen:prompt_tokens_total")).toBe(4 + 4);
+    expect(delta("fastgen:generation_tokens_total")).toBe(5 + 2 * 2);
+    expect(delta("fastgen:request_success_total", { finished_reason: "length" })).toBe(1);
+    expect(delta("fastgen:request_success_total", { finished_reason: "stop" })).toBe(2);
+    for (const name of ["fastgen:num_requests_running", "fastgen:num_requests_waiting", "fastgen:kv_cache_usage_perc", "fastgen:requests_in_flight"])
+      expect(after.types.get(name)).toBe("gauge");
+    for (const name of ["fastgen:prompt_tokens_total", "fastgen:generation_tokens_total", "fastgen:request_success_total", "fastgen:num_preemptions_total"])
+      expect(after.types.get(name)).toBe("counter");
+    for (const h of ["fastgen:time_to_first_token_seconds", "fastgen:inter_token_latency_seconds", "fastgen:e2e_request_latency_seconds",
+      "fastgen:request_queue_time_seconds", "fastgen:iteration_tokens_total"])
+      expectHistogram(after, h);
+    expect(delta("fastgen:time_to_first_token_seconds_count")).toBe(2); // one per HTTP request
+    expect(delta("fastgen:e2e_request_latency_seconds_count")).toBe(2);
+    expect(delta("fastgen:inter_token_latency_seconds_count")).toBe(4 + 2 * 1); // gaps between a choice's tokens
+    // The fake engine keeps no queue-time or pass histograms: they are there, empty.
+    expect(after.get("fastgen:request_queue_time_seconds_count")).toBe(0);
+  });
+
+  test("GET /metrics: gauges follow the engine while a request runs", async () => {
+    const slow = await startTestServer({}, { delayMs: 10 });
+    try {
+      const res = await slow.post("/v1/completions", { prompt: "x", max_tokens: 200, stream: true });
+      const reader = res.body!.getReader();
+      await reader.read();
+      const busy = await scrape(slow.url);
+      expect(busy.get("fastgen:num_requests_running")).toBe(1);
+      expect(busy.get("fastgen:requests_in_flight")).toBe(1);
+      expect(busy.get("fastgen:kv_cache_usage_perc")).toBeCloseTo(0.04);
+      await reader.cancel();
+      await waitFor(() => slow.engine.closed.length === 1);
+      const idle = await scrape(slow.url);
+      expect(idle.get("fastgen:kv_cache_usage_perc")).toBe(0);
+      expect(idle.get("fastgen:requests_in_flight")).toBe(0);
+      expect(idle.get("fastgen:request_success_total", { finished_reason: "abort" })).toBe(1);
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
+describe("GET /health follows the engine", () => {
+  test("503 while the engine reports itself unhealthy, 200 again after; 503 when its metrics fail", async () => {
+    const h = await startTestServer();
+    try {
+      h.engine.alive = false;
+      const res = await fetch(`${h.url}/health`);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("engine_unavailable");
+      h.engine.alive = true;
+      expect((await fetch(`${h.url}/health`)).status).toBe(200);
+      // An engine whose metrics cannot be read is taken for dead.
+      h.engine.metrics = () => {
+        throw new Error("worker gone");
+      };
+      const dead = await fetch(`${h.url}/health`);
+      expect(dead.status).toBe(503);
+      expect(((await dead.json()) as { error: { message: string } }).error.message).toContain("worker gone");
+      expect((await fetch(`${h.url}/metrics`)).status).toBe(200);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("a crashed engine worker: the request gets 503, then /health stays 503 and generation is refused", async () => {
+    const h = await startTestServer();
+    try {
+      h.engine.crashAfter = 1;
+      h.engine.crashMessage = "engine worker crashed: out of memory";
+      const res = await h.post("/v1/completions", { prompt: "x", max_tokens: 10 });
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toContain("engine worker crashed");
+      expect((await fetch(`${h.url}/health`)).status).toBe(503);
+      h.engine.crashAfter = null;
+      const count = h.engine.requests.length;
+      expect((await h.post("/v1/chat/completions", { messages: [{ role: "user", content: "x" }] })).status).toBe(503);
+      expect(h.engine.requests.length).toBe(count); // never reached the engine
+      expect((await h.post("/tokenize", { prompt: "x" })).status).toBe(200); // needs no engine
+      const m = await scrape(h.url);
+      expect(m.types.has("fastgen:num_requests_running")).toBe(false);
+      expect(m.get("fastgen:http_requests_total", { endpoint: "/health", status: "503" })).toBe(1);
+    } finally {
+      await h.close();
     }
   });
 });

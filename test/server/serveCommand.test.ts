@@ -55,7 +55,7 @@ describe("fastgen serve", () => {
     spyOn(console, "error").mockImplementation(() => {});
     const shutdown = spyOn(engine, "shutdown");
     const running = serveCommand([
-      "--model", "/models/x", "--port", "0", "--served-model-name", "served", "--max-batch-tokens", "128", "--policy", "orca", "--api-key", "k", "--chat-template", goodTemplate,
+      "--model", "/models/x", "--port", "0", "--grpc-port", "0", "--served-model-name", "served", "--max-batch-tokens", "128", "--policy", "orca", "--api-key", "k", "--chat-template", goodTemplate,
     ], deps);
     let url = "";
     for (let i = 0; i < 200 && !url; i++) {

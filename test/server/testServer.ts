@@ -1,15 +1,17 @@
 /**
- * Starts the HTTP server on 127.0.0.1 (random port) over a FakeEngine, with an `openai` client
- * pointed at it. Retries are off so status codes reach the test as thrown APIErrors.
+ * Starts the HTTP server on 127.0.0.1 (random port) over a FakeEngine (or, for the end-to-end
+ * tests, any engine), with an `openai` client pointed at it. Retries are off so status codes
+ * reach the test as thrown APIErrors.
  */
 import OpenAI from "openai";
+import type { EngineClient } from "../../src/engine/types";
 import type { CreateServerOptions, FastGenServer } from "../../src/server/httpServer";
 import { createServer } from "../../src/server/httpServer";
 import type { FakeEngineOptions } from "./fakeEngine";
 import { FakeEngine } from "./fakeEngine";
 
-export interface TestServer {
-  engine: FakeEngine;
+export interface TestServer<E extends EngineClient = FakeEngine> {
+  engine: E;
   server: FastGenServer;
   url: string;
   client: OpenAI;
@@ -22,7 +24,11 @@ export async function startTestServer(
   options: Omit<CreateServerOptions, "engine"> = {},
   engineOptions: FakeEngineOptions = {},
 ): Promise<TestServer> {
-  const engine = new FakeEngine(engineOptions);
+  return serveEngine(new FakeEngine(engineOptions), options);
+}
+
+/** Serves `engine` (which the caller shuts down; close() only stops the server). */
+export async function serveEngine<E extends EngineClient>(engine: E, options: Omit<CreateServerOptions, "engine"> = {}): Promise<TestServer<E>> {
   const server = createServer({ engine, ...options });
   const { url } = await server.listen("127.0.0.1", 0);
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: options.apiKey ?? "unused", maxRetries: 0 });
@@ -43,9 +49,9 @@ export async function startTestServer(
 }
 
 /** Resolves once `cond()` holds (polling), or fails after `ms`. */
-export async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error("condition not reached in time");
     await Bun.sleep(5);
   }

@@ -1,0 +1,24 @@
+/**
+ * The real engine for the end-to-end server tests: the embedded demo model in an engine Worker on
+ * the CPU backend, and a wait for its KV cache to drain.
+ */
+import { expect } from "bun:test";
+import type { AsyncEngine } from "../../src/engine/asyncEngine";
+import { startEngine } from "../../src/engine/asyncEngine";
+import { defaultModelDir } from "../../src/model/defaultModel";
+import { waitFor } from "./testServer";
+
+/** Starts fastgen-demo-tiny with a small KV pool (4096 tokens: 4 full-context requests). */
+export function startDemoEngine(): Promise<AsyncEngine> {
+  return startEngine(defaultModelDir(), { backend: "cpu", kvBlocks: 256, blockSize: 16 });
+}
+
+/** Waits until the engine runs nothing and every KV block is free again. */
+export async function expectKvDrained(engine: AsyncEngine): Promise<void> {
+  await waitFor(() => {
+    const m = engine.metrics();
+    return m.kvBlocksFree === m.kvBlocksTotal && m.requestsRunning + m.requestsWaiting === 0;
+  }, 5000);
+  const m = engine.metrics();
+  expect(m.kvBlocksFree).toBe(m.kvBlocksTotal);
+}
