@@ -17,23 +17,40 @@
  *   fg_engine_destroy
  *
  * Model spec (JSON object; TypeScript normalizes Hugging Face config.json into it)
- *   arch              "llama" | "mistral" | "qwen2" | ... (informational; the fields below decide)
+ *   arch              "llama" | "mistral" | "qwen2" | "opt" | "falcon" | "phi" | "mixtral" | ...
+ *                     (informational; the fields below decide)
  *   vocab_size, hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads, head_dim
  *   max_position_embeddings
+ *   embed_dim         width of embed/lm_head rows (default hidden_size); when it differs,
+ *                     embed_proj_in/out map between it and hidden_size (OPT's project_in/out)
  *   norm              "rms" | "layer";   norm_eps
- *   positions         "rope" | "learned"
+ *   norm_position     "pre" (default: x + f(norm(x))) | "post" (norm(x + f(x)), OPT-350m)
+ *   final_norm        boolean (default true): final_norm runs before the LM head
+ *   positions         "rope" | "learned" (pos_embed row p is added to the embedding at position p)
  *   rope_theta, partial_rotary_factor (1.0 = full)
  *   rope_scaling      null | {"type":"linear","factor"} |
  *                     {"type":"llama3","factor","low_freq_factor","high_freq_factor",
  *                      "original_max_position_embeddings"}
  *   sliding_window    0 (none) | W: a token at position i attends to positions j with i - j < W
  *   qkv_bias, o_bias, mlp_bias, lm_head_bias   booleans
- *   mlp               "gated_silu" | "gated_gelu" | "gelu" | "relu"
- *   layout            "sequential" | "parallel"
+ *   mlp               "gated_silu" | "gated_gelu" | "gated_gelu_tanh" | "gelu" | "gelu_tanh" | "relu"
+ *                     gelu = exact erf form; gelu_tanh = tanh approximation (gelu_new,
+ *                     gelu_pytorch_tanh); gated_*: down(act(gate(x)) * up(x))
+ *   layout            "sequential" | "parallel" (attn and MLP both read attn_norm(x), x += both:
+ *                     Phi, Falcon-7B) | "parallel_two_norms" (attn reads attn_norm(x), MLP reads
+ *                     mlp_norm(x): Falcon's new decoder architecture)
  *   tie_word_embeddings  boolean (no lm_head tensor; the embedding is reused)
+ *   num_experts       0 (dense MLP) | E: the MLP is a mixture of E experts, each of kind `mlp`
+ *   num_experts_per_tok  k (1 <= k <= E): per token, softmax over the router's E logits, the k
+ *                     largest (ties: lower expert id first), renormalized to sum 1 (Mixtral);
+ *                     the MLP output is the weighted sum of those k experts' outputs
  *
  * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch)
- *   embed                 [vocab, hidden]
+ *   embed                 [vocab, embed_dim]
+ *   pos_embed             [max_position_embeddings, hidden]  (positions "learned"; row p = position p,
+ *                         so OPT's offset of 2 is dropped by the loader)
+ *   embed_proj_in         [hidden, embed_dim]     (only when embed_dim != hidden)
+ *   embed_proj_out        [embed_dim, hidden]     (only when embed_dim != hidden)
  *   layers.{i}.attn_norm  [hidden]            (+ .attn_norm_bias for LayerNorm)
  *   layers.{i}.q          [heads*head_dim, hidden]      (+ .q_bias when qkv_bias)
  *   layers.{i}.k          [kv_heads*head_dim, hidden]   (+ .k_bias)
@@ -43,11 +60,15 @@
  *   layers.{i}.gate       [intermediate, hidden]        (gated MLPs only; + .gate_bias when mlp_bias)
  *   layers.{i}.up         [intermediate, hidden]        (+ .up_bias when mlp_bias)
  *   layers.{i}.down       [hidden, intermediate]        (+ .down_bias when mlp_bias)
- *   final_norm            [hidden]            (+ final_norm_bias)
- *   lm_head               [vocab, hidden]     (absent when tie_word_embeddings; + lm_head_bias)
+ *   MoE (num_experts > 0) instead of gate/up/down:
+ *   layers.{i}.router     [num_experts, hidden]
+ *   layers.{i}.experts.{e}.gate, .up, .down   shapes and biases as the dense gate/up/down
+ *   final_norm            [hidden]            (+ final_norm_bias; absent when final_norm is false)
+ *   lm_head               [vocab, embed_dim]  (absent when tie_word_embeddings; + lm_head_bias)
  *
  * Paged KV cache (per layer, per backend; the caller sees only block ids)
- *   k, v: [num_blocks, block_size, num_kv_heads, head_dim]
+ *   k, v: [num_blocks, block_size, num_kv_heads, head_dim]  (CPU, fp32; CUDA keeps
+ *   [num_blocks, num_kv_heads, block_size, head_dim] in bf16)
  *   A sequence's block table lists its blocks in order; token at position p lives in
  *   block_table[p / block_size], slot p % block_size.
  */
@@ -105,9 +126,10 @@ fg_status fg_engine_load_tensor(fg_engine *engine, const char *name, int32_t dty
                                 uint64_t nbytes);
 
 typedef struct fg_kv_config {
-  int32_t block_size;      /* tokens per KV block; 0 = backend default (16) */
+  int32_t block_size;      /* tokens per KV block; 0 = backend default (CPU 16; CUDA by head_dim:
+                              64 up to 32, 32 up to 64, else 16) */
   int32_t num_blocks;      /* explicit block count; 0 = size from memory_fraction */
-  float memory_fraction;   /* share of free memory after weights for the KV pool (GPU) */
+  float memory_fraction;   /* share of free memory after weights for the KV pool (GPU; 0 = 0.9) */
   uint64_t max_kv_bytes;   /* CPU: cap on the KV pool in bytes when num_blocks = 0 */
 } fg_kv_config;
 
@@ -200,10 +222,34 @@ fg_status fg_cuda_rmsnorm_host(const float *x, const float *w, float *out, int32
                                int32_t cols, float eps);
 fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
                          float eps);
+/* Test hooks: one stage of fg_step on host buffers, on backend FG_BACKEND_CPU or _CUDA, so each
+ * CUDA op can be checked against its CPU twin.
+ * fg_paged_attention: batch gives num_tokens, positions, cu_seqlens, context_lens and block
+ * tables (plus the arrays fg_step validation needs); q: [num_tokens, num_heads, head_dim];
+ * k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim] holding every attended
+ * position; out: [num_tokens, num_heads, head_dim]; scale 1/sqrt(head_dim). The CUDA path
+ * rounds q and the cache to bf16; splits > 0 forces that many key splits (0 = automatic).
+ * fg_sample_logits: the sampling of fg_step on logits [num_seqs, vocab] (row s for sequence s;
+ * the predicted position is context_lens[s] + its token count). */
+fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float *q,
+                             const float *k_cache, const float *v_cache, float *out,
+                             int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
+                             int32_t block_size, int32_t num_blocks, int32_t window, int32_t splits);
+fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *logits,
+                           int32_t vocab, fg_step_output *out);
 /* The CPU backend's GEMM, exported for tests: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n]
  * (x: [m, k], w: [n, k] like nn.Linear.weight, bias: [n] or NULL, y: [m, n]). */
 fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *y, int32_t m,
                       int32_t n, int32_t k);
+/* The CPU backend's MoE routing, exported for tests. router_logits: [num_tokens, num_experts].
+ * Per token: the top_k experts by softmax probability (ties: lower expert id first), weights
+ * renormalized to sum 1 (Mixtral). expert_ids, weights: [num_tokens, top_k], best first.
+ * The scatter: slot t * top_k + j routed to expert e is listed in
+ * token_slots[expert_offsets[e] .. expert_offsets[e + 1]) (in token order), so each expert's
+ * tokens are contiguous. expert_offsets: [num_experts + 1]; token_slots: [num_tokens * top_k]. */
+fg_status fg_cpu_moe_route(const float *router_logits, int32_t num_tokens, int32_t num_experts,
+                           int32_t top_k, int32_t *expert_ids, float *weights,
+                           int32_t *expert_offsets, int32_t *token_slots);
 
 #ifdef __cplusplus
 }

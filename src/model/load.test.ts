@@ -56,7 +56,8 @@ function fullSpec(): ModelSpec {
     num_kv_heads: 1, head_dim: 4, max_position_embeddings: 2048, norm: "rms", norm_eps: 1e-6,
     positions: "rope", rope_theta: 10000, partial_rotary_factor: 1, rope_scaling: null, sliding_window: 0,
     qkv_bias: false, o_bias: false, mlp_bias: false, lm_head_bias: false, mlp: "gated_silu",
-    layout: "sequential", tie_word_embeddings: true,
+    layout: "sequential", tie_word_embeddings: true, embed_dim: 8, norm_position: "pre", final_norm: true,
+    num_experts: 0, num_experts_per_tok: 0,
   };
 }
 

@@ -12,9 +12,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ModelConfigError, configToSpec } from "./config";
 import { openSafetensorsDir } from "./safetensors";
-import type { DType, SafetensorsSet } from "./safetensors";
+import type { DType, SafetensorsSet, TensorView } from "./safetensors";
 import type { ModelSpec } from "./spec";
-import { ModelLoadError, mapWeights } from "./weights";
+import { ModelLoadError, mapWeights, sliceRows } from "./weights";
 import type { WeightMapping } from "./weights";
 
 export { ModelLoadError };
@@ -96,13 +96,22 @@ export function openModelDir(dir: string): ModelDir {
     skipped,
     tokenizerPath: existsSync(tokenizerPath) ? tokenizerPath : null,
     *tensors() {
-      for (const { hfName, name } of mapped) {
-        const view = set.tensors.get(hfName)!.get(hfName);
-        yield { hfName, name, dtype: view.dtype, shape: view.shape, data: view.data };
+      let view = null as TensorView | null;  // pieces of one fused tensor are consecutive: read it once
+      for (const { hfName, name, shape, rows } of mapped) {
+        if (view?.name !== hfName) view = set.tensors.get(hfName)!.get(hfName);
+        // A fused HF tensor (Falcon qkv, stacked experts, ...) gives rows of itself.
+        const data = rows ? sliceRows(view.data, rowBytes(view.dtype, view.shape), rows) : view.data;
+        yield { hfName, name, dtype: view.dtype, shape, data };
       }
     },
     close: () => set.close(),
   };
+}
+
+/** Bytes of one row of a tensor: its last dimension (one element for a 1-D tensor). */
+function rowBytes(dtype: DType, shape: number[]): number {
+  const elem = dtype === "F32" ? 4 : 2;
+  return shape.length >= 2 ? shape[shape.length - 1]! * elem : elem;
 }
 
 function readConfig(dir: string): Record<string, unknown> {

@@ -12,7 +12,8 @@
  * per tensor, never the whole file at once.
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync, readdirSync, readFileSync, realpathSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
+import { realPathInside } from "./insideDir";
 
 /** Tensor dtypes libfastgen accepts. */
 export type DType = "F32" | "F16" | "BF16";
@@ -287,13 +288,8 @@ function shardPath(dir: string, indexPath: string, shard: string): string {
     new SafetensorsError(`${indexPath}: shard ${JSON.stringify(shard)} ${why}; shards must stay inside ${dir}`);
   if (shard === "" || isAbsolute(shard) || shard.includes("\0")) throw escape("is not a relative file name");
   if (shard.split(/[\\/]/).includes("..")) throw escape("climbs out with ..");
-  const root = realpathSync(dir);
   const full = resolve(dir, shard);
   if (!existsSync(full)) throw new SafetensorsError(`${indexPath}: shard ${shard} does not exist in ${dir}`);
-  const real = realpathSync(full);
-  // The Hugging Face hub cache keeps snapshots/<rev>/<file> as links into the repo's blobs/.
-  const roots = [root];
-  if (basename(dirname(root)) === "snapshots") roots.push(join(dirname(dirname(root)), "blobs"));
-  if (!roots.some((r) => real.startsWith(r + sep))) throw escape(`resolves to ${real} (a link out)`);
+  if (realPathInside(dir, full) === null) throw escape(`resolves to ${realpathSync(full)} (a link out)`);
   return full;
 }

@@ -14,7 +14,7 @@ export type RopeScaling =
     };
 
 export interface ModelSpec {
-  /** Hugging Face model_type, informational ("llama", "mistral", "qwen2", ...). */
+  /** Hugging Face model_type, informational ("llama", "mistral", "qwen2", "opt", "falcon", "phi", "mixtral"). */
   arch: string;
   vocab_size: number;
   hidden_size: number;
@@ -24,8 +24,15 @@ export interface ModelSpec {
   num_kv_heads: number;
   head_dim: number;
   max_position_embeddings: number;
+  /** Width of embed/lm_head rows; differs from hidden_size when OPT's project_in/out exist. */
+  embed_dim?: number;
   norm: "rms" | "layer";
   norm_eps: number;
+  /** "pre" (default): x + f(norm(x)); "post": norm(x + f(x)) (OPT with do_layer_norm_before false). */
+  norm_position?: "pre" | "post";
+  /** Whether final_norm runs before the LM head (default true). */
+  final_norm?: boolean;
+  /** "learned": absolute position embeddings (pos_embed row p at position p). */
   positions: "rope" | "learned";
   rope_theta: number;
   /** Share of head_dim that is rotated (1.0 = full rotary). */
@@ -37,7 +44,13 @@ export interface ModelSpec {
   o_bias: boolean;
   mlp_bias: boolean;
   lm_head_bias: boolean;
-  mlp: "gated_silu" | "gated_gelu" | "gelu" | "relu";
-  layout: "sequential" | "parallel";
+  /** gelu = exact erf GELU; *gelu_tanh = the tanh approximation (gelu_new, gelu_pytorch_tanh). */
+  mlp: "gated_silu" | "gated_gelu" | "gated_gelu_tanh" | "gelu" | "gelu_tanh" | "relu";
+  /** parallel: attn and MLP both read attn_norm(x); parallel_two_norms: the MLP reads mlp_norm(x). */
+  layout: "sequential" | "parallel" | "parallel_two_norms";
   tie_word_embeddings: boolean;
+  /** 0 or absent: dense MLP. E > 0: a mixture of E experts of kind `mlp`. */
+  num_experts?: number;
+  /** Top-k of the router (Mixtral renormalizes the k weights to sum 1). */
+  num_experts_per_tok?: number;
 }

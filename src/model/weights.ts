@@ -1,70 +1,60 @@
 /**
- * Per-architecture weight maps: Hugging Face tensor names -> the canonical names of fastgen.h.
+ * Hugging Face tensor names -> the canonical names of fastgen.h, through each architecture's
+ * weight map (src/model/arch/*.ts). Most HF tensors are one canonical tensor under another name;
+ * fused ones (Falcon's query_key_value, Mixtral's stacked experts, OPT's offset position table)
+ * are cut into canonical tensors by row ranges, which {@link sliceRows} applies to the bytes.
  *
- *   model.embed_tokens.weight                          -> embed
- *   model.layers.{i}.input_layernorm.weight            -> layers.{i}.attn_norm
- *   model.layers.{i}.self_attn.{q,k,v,o}_proj.weight   -> layers.{i}.{q,k,v,o}     (.bias -> _bias)
- *   model.layers.{i}.post_attention_layernorm.weight   -> layers.{i}.mlp_norm
- *   model.layers.{i}.mlp.{gate,up,down}_proj.weight    -> layers.{i}.{gate,up,down} (.bias -> _bias)
- *   model.norm.weight                                  -> final_norm
- *   lm_head.weight                                     -> lm_head  (ignored when tied)
- *
- * Anything else (rotary inv_freq buffers, ...) is skipped. Shapes are checked against the spec
- * here, from the headers alone, so a wrong config fails before gigabytes are copied.
+ * Anything unmapped (rotary inv_freq buffers, ...) is skipped. Shapes are checked against the
+ * spec here, from the headers alone, so a wrong config fails before gigabytes are copied.
  */
+import { ARCHITECTURES } from "./arch";
+import type { ArchWeights, Splitter, Target, TensorPiece } from "./arch/types";
+import { ModelLoadError } from "./errors";
 import type { ModelSpec } from "./spec";
 
-/** A model directory whose tensors do not fit its spec, or a tensor the engine refused. */
-export class ModelLoadError extends Error {
-  override name = "ModelLoadError";
-}
+export { ModelLoadError };
 
-/** One HF tensor and the canonical name it is loaded under. */
+/** One canonical tensor and where it comes from: a whole HF tensor, or rows of one. */
 export interface WeightMapping {
   hfName: string;
   name: string;
+  shape: number[];
+  /** Row ranges [start, count] of the HF tensor (see arch/types.ts); absent = all of it. */
+  rows?: [number, number][];
 }
 
-interface ArchNames {
-  embed: string;
-  finalNorm: string;
-  lmHead: string;
-  layerPrefix: string;
-  /** Module path inside a layer -> canonical stem. */
-  layer: Record<string, string>;
+/** The gated MLP kinds (gate, up and down projections). */
+export function isGated(mlp: ModelSpec["mlp"]): boolean {
+  return mlp.startsWith("gated_");
 }
-
-const LLAMA_LIKE: ArchNames = {
-  embed: "model.embed_tokens",
-  finalNorm: "model.norm",
-  lmHead: "lm_head",
-  layerPrefix: "model.layers.",
-  layer: {
-    input_layernorm: "attn_norm",
-    "self_attn.q_proj": "q",
-    "self_attn.k_proj": "k",
-    "self_attn.v_proj": "v",
-    "self_attn.o_proj": "o",
-    post_attention_layernorm: "mlp_norm",
-    "mlp.gate_proj": "gate",
-    "mlp.up_proj": "up",
-    "mlp.down_proj": "down",
-  },
-};
-
-const ARCH_NAMES: Record<string, ArchNames> = { llama: LLAMA_LIKE, mistral: LLAMA_LIKE, qwen2: LLAMA_LIKE };
 
 /** Canonical name -> expected shape, for every tensor `spec` needs (fastgen.h's list). */
 export function expectedTensors(spec: ModelSpec): Map<string, number[]> {
   const { hidden_size: h, intermediate_size: inter, vocab_size: vocab } = spec;
   const qDim = spec.num_heads * spec.head_dim;
   const kvDim = spec.num_kv_heads * spec.head_dim;
+  const embedDim = spec.embed_dim ?? h;
   const out = new Map<string, number[]>();
   const norm = (name: string) => {
     out.set(name, [h]);
     if (spec.norm === "layer") out.set(`${name}_bias`, [h]);
   };
-  out.set("embed", [vocab, h]);
+  const mlp = (p: string) => {
+    if (isGated(spec.mlp)) out.set(`${p}gate`, [inter, h]);
+    out.set(`${p}up`, [inter, h]);
+    out.set(`${p}down`, [h, inter]);
+    if (spec.mlp_bias) {
+      if (isGated(spec.mlp)) out.set(`${p}gate_bias`, [inter]);
+      out.set(`${p}up_bias`, [inter]);
+      out.set(`${p}down_bias`, [h]);
+    }
+  };
+  out.set("embed", [vocab, embedDim]);
+  if (spec.positions === "learned") out.set("pos_embed", [spec.max_position_embeddings, h]);
+  if (embedDim !== h) {
+    out.set("embed_proj_in", [h, embedDim]);
+    out.set("embed_proj_out", [embedDim, h]);
+  }
   for (let i = 0; i < spec.num_layers; i++) {
     const l = `layers.${i}.`;
     norm(`${l}attn_norm`);
@@ -79,60 +69,120 @@ export function expectedTensors(spec: ModelSpec): Map<string, number[]> {
     }
     if (spec.o_bias) out.set(`${l}o_bias`, [h]);
     if (spec.layout !== "parallel") norm(`${l}mlp_norm`);
-    if (spec.mlp === "gated_silu" || spec.mlp === "gated_gelu") out.set(`${l}gate`, [inter, h]);
-    out.set(`${l}up`, [inter, h]);
-    out.set(`${l}down`, [h, inter]);
-    if (spec.mlp_bias) {
-      if (out.has(`${l}gate`)) out.set(`${l}gate_bias`, [inter]);
-      out.set(`${l}up_bias`, [inter]);
-      out.set(`${l}down_bias`, [h]);
+    const experts = spec.num_experts ?? 0;
+    if (experts > 0) {
+      out.set(`${l}router`, [experts, h]);
+      for (let e = 0; e < experts; e++) mlp(`${l}experts.${e}.`);
+    } else {
+      mlp(l);
     }
   }
-  norm("final_norm");
-  if (!spec.tie_word_embeddings) out.set("lm_head", [vocab, h]);
+  if (spec.final_norm ?? true) norm("final_norm");
+  if (!spec.tie_word_embeddings) out.set("lm_head", [vocab, embedDim]);
   if (spec.lm_head_bias) out.set("lm_head_bias", [vocab]);
   return out;
 }
 
-/**
- * The canonical name of one HF tensor, or null when the engine does not use it.
- * Layer indices beyond the spec and biases the spec does not expect are errors, not skips:
- * dropping them would run a different model than the checkpoint holds.
- */
-export function canonicalName(spec: ModelSpec, hfName: string): string | null {
-  const names = ARCH_NAMES[spec.arch];
-  if (!names) throw new ModelLoadError(`no weight map for architecture ${spec.arch}`);
-  const param = hfName.endsWith(".weight") ? "weight" : hfName.endsWith(".bias") ? "bias" : null;
-  if (!param) return null;
-  const module = hfName.slice(0, -(param.length + 1));
-  const suffix = param === "bias" ? "_bias" : "";
-  if (module === names.embed) return param === "weight" ? "embed" : null;
-  if (module === names.finalNorm) return `final_norm${suffix}`;
-  if (module === names.lmHead) return spec.tie_word_embeddings && !suffix ? null : `lm_head${suffix}`;
-  if (!module.startsWith(names.layerPrefix)) return null;
-  const rest = module.slice(names.layerPrefix.length);
+function archWeights(spec: ModelSpec): ArchWeights {
+  const arch = ARCHITECTURES[spec.arch];
+  if (!arch) throw new ModelLoadError(`no weight map for architecture ${spec.arch}`);
+  return arch.weights(spec);
+}
+
+/** A weight-map key with "{e}" as a regex capturing the expert index. */
+const keyPattern = (key: string) => new RegExp(`^${key.replace(/\./g, "\\.").replace("{e}", "(\\d+)")}$`);
+
+interface Resolved {
+  target: Target;
+  prefix: string;  // "layers.{i}." or ""
+  param: "weight" | "bias";
+  expert?: string;
+}
+
+/** Finds the weight-map entry of an HF tensor name; null when the map has none. */
+function resolve(spec: ModelSpec, names: ArchWeights, hfName: string): Resolved | null {
+  const param = hfName.endsWith(".bias") ? "bias" : "weight";
+  // A bare nn.Parameter (transformers v5 stacked experts) has no .weight suffix.
+  const module = hfName.endsWith(".weight") || hfName.endsWith(".bias") ? hfName.slice(0, hfName.lastIndexOf(".")) : hfName;
+  if (Object.hasOwn(names.top, module)) return { target: names.top[module]!, prefix: "", param };
+  const layerPrefix = names.layerPrefixes.find((p) => module.startsWith(p));
+  if (layerPrefix === undefined) return null;
+  const rest = module.slice(layerPrefix.length);
   const dot = rest.indexOf(".");
   const index = rest.slice(0, dot);
   const path = rest.slice(dot + 1);
-  if (dot < 0 || !/^\d+$/.test(index) || !Object.hasOwn(names.layer, path)) return null;
-  const stem = names.layer[path];
-  if (Number(index) >= spec.num_layers) {
-    throw new ModelLoadError(`tensor ${hfName} is for layer ${index}, but the config has ${spec.num_layers} layers`);
+  if (dot < 0 || !/^\d+$/.test(index)) return null;
+  for (const [key, target] of Object.entries(names.layer)) {
+    const m = key.includes("{e}") ? keyPattern(key).exec(path) : key === path ? [path] : null;
+    if (!m) continue;
+    if (Number(index) >= spec.num_layers) {
+      throw new ModelLoadError(`tensor ${hfName} is for layer ${index}, but the config has ${spec.num_layers} layers`);
+    }
+    const expert = m[1];
+    if (expert !== undefined && Number(expert) >= (spec.num_experts ?? 0)) {
+      throw new ModelLoadError(`tensor ${hfName} is for expert ${expert}, but the config has ${spec.num_experts ?? 0} experts`);
+    }
+    return { target, prefix: `layers.${Number(index)}.`, param, expert: expert === undefined ? undefined : String(Number(expert)) };
   }
-  return `layers.${Number(index)}.${stem}${suffix}`;
+  return null;
+}
+
+/**
+ * The canonical tensors one HF tensor becomes, or null when the engine does not use it.
+ * Layer indices beyond the spec and tensors the spec does not expect are errors, not skips
+ * (mapWeights): dropping them would run a different model than the checkpoint holds.
+ */
+export function canonicalTensors(spec: ModelSpec, hfName: string, shape: number[]): TensorPiece[] | null {
+  const r = resolve(spec, archWeights(spec), hfName);
+  if (!r) return null;
+  if (typeof r.target !== "string") {
+    try {
+      return r.target.split(spec, r.param, shape, r.prefix);
+    } catch (e) {
+      if (e instanceof ModelLoadError) throw new ModelLoadError(`tensor ${hfName} ${e.message}`);
+      throw e;
+    }
+  }
+  const stem = r.expert === undefined ? r.target : r.target.replace("{e}", r.expert);
+  const suffix = r.param === "bias" ? "_bias" : "";
+  if (stem === "embed" && suffix) return null;
+  if (stem === "lm_head" && spec.tie_word_embeddings && !suffix) return null;
+  return [{ name: `${r.prefix}${stem}${suffix}`, shape }];
+}
+
+/** The canonical name of an HF tensor that maps one-to-one (null when unused or fused). */
+export function canonicalName(spec: ModelSpec, hfName: string): string | null {
+  const r = resolve(spec, archWeights(spec), hfName);
+  if (!r || typeof r.target !== "string") return null;
+  return canonicalTensors(spec, hfName, [])?.[0]?.name ?? null;
 }
 
 /** The HF tensor name a canonical name comes from (for messages). */
 export function hfNameOf(spec: ModelSpec, name: string): string {
-  const names = ARCH_NAMES[spec.arch] ?? LLAMA_LIKE;
+  const names = (ARCHITECTURES[spec.arch] ?? ARCHITECTURES.llama!).weights(spec);
   const bias = name.endsWith("_bias");
   const stem = bias ? name.slice(0, -5) : name;
   const param = bias ? "bias" : "weight";
-  const top: Record<string, string> = { embed: names.embed, final_norm: names.finalNorm, lm_head: names.lmHead };
-  if (Object.hasOwn(top, stem)) return `${top[stem]}.${param}`;
-  const m = /^layers\.(\d+)\.(\w+)$/.exec(stem);
-  const path = m && Object.entries(names.layer).find(([, s]) => s === m[2])?.[0];
-  return path ? `${names.layerPrefix}${m[1]}.${path}.${param}` : name;
+  const produces = (target: Target, s: string): string | null => {
+    const stems = typeof target === "string" ? [target] : (target as Splitter).stems;
+    for (const t of stems) {
+      const m = keyPattern(t).exec(s);
+      if (m) return m[1] ?? "";
+    }
+    return null;
+  };
+  const full = (module: string, target: Target) => (typeof target === "string" || !target.bare ? `${module}.${param}` : module);
+  for (const [module, target] of Object.entries(names.top)) {
+    if (produces(target, stem) !== null) return full(module, target);
+  }
+  const m = /^layers\.(\d+)\.(.+)$/.exec(stem);
+  if (m) {
+    for (const [key, target] of Object.entries(names.layer)) {
+      const expert = produces(target, m[2]!);
+      if (expert !== null) return full(`${names.layerPrefixes[0]}${m[1]}.${key.replace("{e}", expert)}`, target);
+    }
+  }
+  return name;
 }
 
 /** Header facts of one HF tensor that mapping needs. */
@@ -143,7 +193,7 @@ export interface HfTensorHeader {
 
 /**
  * Maps every HF tensor of a checkpoint, checking the result against the spec.
- * @returns the tensors to load, in the order given, and the HF names skipped.
+ * @returns the canonical tensors to load, in the order given, and the HF names skipped.
  * @throws ModelLoadError naming missing tensors, unexpected ones, or shape mismatches.
  */
 export function mapWeights(
@@ -155,25 +205,27 @@ export function mapWeights(
   const skipped: string[] = [];
   const seen = new Map<string, string>();
   for (const { name: hfName, shape } of headers) {
-    const name = canonicalName(spec, hfName);
-    if (name === null) {
+    const pieces = canonicalTensors(spec, hfName, shape);
+    if (pieces === null) {
       skipped.push(hfName);
       continue;
     }
-    const want = expected.get(name);
-    if (!want) {
-      throw new ModelLoadError(
-        `tensor ${hfName} (-> ${name}) is not part of this model's spec; check qkv_bias/o_bias/mlp_bias in config.json`,
-      );
+    for (const { name, shape: got, rows } of pieces) {
+      const want = expected.get(name);
+      if (!want) {
+        throw new ModelLoadError(
+          `tensor ${hfName} (-> ${name}) is not part of this model's spec; check the bias, layout and expert settings in config.json`,
+        );
+      }
+      if (seen.has(name)) throw new ModelLoadError(`tensors ${seen.get(name)} and ${hfName} both map to ${name}`);
+      if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
+        throw new ModelLoadError(
+          `tensor ${hfName} (-> ${name}) has shape [${got.join(", ")}], config.json implies [${want.join(", ")}]`,
+        );
+      }
+      seen.set(name, hfName);
+      mapped.push(rows ? { hfName, name, shape: got, rows } : { hfName, name, shape: got });
     }
-    if (seen.has(name)) throw new ModelLoadError(`tensors ${seen.get(name)} and ${hfName} both map to ${name}`);
-    if (shape.length !== want.length || shape.some((d, i) => d !== want[i])) {
-      throw new ModelLoadError(
-        `tensor ${hfName} (-> ${name}) has shape [${shape.join(", ")}], config.json implies [${want.join(", ")}]`,
-      );
-    }
-    seen.set(name, hfName);
-    mapped.push({ hfName, name });
   }
   const missing = [...expected.keys()].filter((n) => !seen.has(n));
   if (missing.length > 0) {
@@ -182,4 +234,23 @@ export function mapWeights(
     throw new ModelLoadError(`checkpoint is missing ${missing.length} required tensor(s): ${shown}${more}`);
   }
   return { mapped, skipped };
+}
+
+/**
+ * The bytes of a canonical tensor cut from an HF tensor: `rows` ranges of rows of `rowBytes`
+ * bytes each, concatenated. One range is a view (no copy).
+ */
+export function sliceRows(data: Uint8Array, rowBytes: number, rows: [number, number][]): Uint8Array {
+  if (rows.length === 1) {
+    const [start, count] = rows[0]!;
+    return data.subarray(start * rowBytes, (start + count) * rowBytes);
+  }
+  const total = rows.reduce((n, [, count]) => n + count, 0);
+  const out = new Uint8Array(total * rowBytes);
+  let at = 0;
+  for (const [start, count] of rows) {
+    out.set(data.subarray(start * rowBytes, (start + count) * rowBytes), at);
+    at += count * rowBytes;
+  }
+  return out;
 }

@@ -5,10 +5,13 @@ export { NativeEngine } from "./engine";
 export {
   abiVersion,
   cpuGemm,
+  cpuMoeRoute,
   cpuRmsnorm,
   cudaDeviceCount,
   cudaRmsnorm,
   libraryVersion,
   setNumThreads,
 } from "./kernels";
+export type { MoeRouting } from "./kernels";
+export { pagedAttention, sampleLogits, type AttentionShape } from "./stages";
 export type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";

@@ -51,3 +51,31 @@ export function cpuGemm(x: Float32Array, w: Float32Array, bias: Float32Array | n
   check(lib().fg_cpu_gemm(nonEmpty(x), nonEmpty(w), bias && bias.length ? bias : null, nonEmpty(y), m, n, k));
   return y;
 }
+
+/** The CPU backend's MoE routing (fastgen.h fg_cpu_moe_route), for tests. */
+export interface MoeRouting {
+  /** [tokens, topK] best first. */
+  expertIds: Int32Array;
+  /** [tokens, topK] renormalized to sum 1 per token. */
+  weights: Float32Array;
+  /** [experts + 1]: expert e's slots are tokenSlots[expertOffsets[e] .. expertOffsets[e + 1]). */
+  expertOffsets: Int32Array;
+  /** [tokens * topK] slot t * topK + j, grouped by expert, token order within one. */
+  tokenSlots: Int32Array;
+}
+
+/** Routes `tokens` rows of router logits [tokens, experts] to their top-k experts. */
+export function cpuMoeRoute(logits: Float32Array, tokens: number, experts: number, topK: number): MoeRouting {
+  if (logits.length < tokens * experts)
+    throw new FastgenError(Status.INVALID_ARGUMENT, `cpuMoeRoute: logits needs ${tokens * experts} values`);
+  const n = Math.max(1, tokens * Math.max(topK, 0));
+  const r: MoeRouting = {
+    expertIds: new Int32Array(n), weights: new Float32Array(n),
+    expertOffsets: new Int32Array(Math.max(1, experts + 1)), tokenSlots: new Int32Array(n),
+  };
+  check(lib().fg_cpu_moe_route(logits.length ? logits : new Float32Array(1), tokens, experts, topK,
+    r.expertIds, r.weights, r.expertOffsets, r.tokenSlots));
+  const m = tokens * topK;
+  return { expertIds: r.expertIds.subarray(0, m), weights: r.weights.subarray(0, m),
+    expertOffsets: r.expertOffsets.subarray(0, experts + 1), tokenSlots: r.tokenSlots.subarray(0, m) };
+}

@@ -38,9 +38,26 @@ const symbols = {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.f32],
     returns: FFIType.i32,
   },
+  // (backend, batch, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
+  //  num_blocks, window, splits)
+  fg_paged_attention: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
+      FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32],
+    returns: FFIType.i32,
+  },
+  // (backend, batch, logits, vocab, out)
+  fg_sample_logits: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr],
+    returns: FFIType.i32,
+  },
   // (x, w, bias, y, m, n, k)
   fg_cpu_gemm: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32],
+    returns: FFIType.i32,
+  },
+  // (router_logits, num_tokens, num_experts, top_k, expert_ids, weights, expert_offsets, token_slots)
+  fg_cpu_moe_route: {
+    args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr],
     returns: FFIType.i32,
   },
 } as const;

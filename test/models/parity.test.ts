@@ -1,4 +1,4 @@
-// Each fixture model (test/fixtures, made with transformers by make_fixtures.py) against its
+// Each fixture model (test/fixtures, made with transformers by make_fixtures*.py) against its
 // transformers fp32 reference: greedy ids equal, top-5 logprobs within 1e-4 absolute, prompts
 // tokenized identically — through the whole engine (scheduler, batch builder, fg_step).
 import { afterAll, describe, expect, test } from "bun:test";
@@ -6,12 +6,22 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EngineCore } from "../../src/engine/engineCore";
 import { runToCompletion } from "../../src/engine/runToCompletion";
+import { loadWeights, openModelDir } from "../../src/model/load";
+import { NativeEngine } from "../../src/native";
+import { makeBatch, relErr } from "../native/helpers";
 
-const FIXTURES = ["llama-gqa", "llama3-rope", "mistral-swa", "qwen2"];
+// make_fixtures.py, then make_fixtures_more.py (OPT, Falcon, Phi, Mixtral).
+const FIXTURES = [
+  "llama-gqa", "llama3-rope", "mistral-swa", "qwen2",
+  "opt", "opt-postnorm-proj", "falcon-gqa", "falcon-mqa", "phi", "mixtral",
+];
 const fixtureDir = (name: string) => join(import.meta.dir, "..", "fixtures", name);
 
 interface Reference {
-  prompts: { text: string; prompt_ids: number[]; greedy_ids: number[]; top5: [number, number][][] }[];
+  prompts: {
+    text: string; prompt_ids: number[]; greedy_ids: number[]; top5: [number, number][][];
+    last_prompt_logits: number[];
+  }[];
 }
 
 /** Our top-5 vs the reference's: same ids with logprobs within tol (a tie may swap the 5th). */
@@ -35,6 +45,20 @@ for (const name of FIXTURES) {
       cores.push(c);
       return c;
     };
+
+    test("every logit at the last prompt position matches transformers (relative error < 1e-5)", () => {
+      const model = openModelDir(fixtureDir(name));
+      const engine = NativeEngine.create(model.spec);
+      loadWeights(model, engine);
+      model.close();
+      engine.finalize({ numBlocks: 64, blockSize: 16 });
+      for (const p of ref.prompts) {
+        const blocks = Array.from({ length: Math.ceil(p.prompt_ids.length / 16) }, (_, i) => i);
+        const out = engine.step(makeBatch([{ tokens: p.prompt_ids, context: 0, blocks, wants: true }], { returnLogits: true }));
+        expect(relErr(out.logits!, p.last_prompt_logits)).toBeLessThan(1e-5);
+      }
+      engine.destroy();
+    });
 
     test("the tokenizer gives transformers' prompt ids", async () => {
       const core = await load();

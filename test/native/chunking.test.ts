@@ -89,4 +89,13 @@ describe("chunk invariance", () => {
   }
   test("qkv bias + partial rotary + parallel layout", () =>
     checkInvariance({ qkv_bias: true, partial_rotary_factor: 0.5, layout: "parallel", norm: "layer", mlp: "gelu" }, 5));
+  for (const trial of [6, 7]) {
+    test(`mixture of experts (8 experts, top-2), trial ${trial}`, () =>
+      checkInvariance({ arch: "mixtral", num_experts: 8, num_experts_per_tok: 2 }, trial));
+  }
+  test("learned positions, post-norm, project_in/out (OPT-350m-like)", () =>
+    checkInvariance({ arch: "opt", positions: "learned", norm: "layer", norm_position: "post", final_norm: false,
+      embed_dim: 24, mlp: "relu", qkv_bias: true, o_bias: true, mlp_bias: true, tie_word_embeddings: true }, 8));
+  test("two norms in parallel (Falcon new decoder architecture)", () =>
+    checkInvariance({ arch: "falcon", norm: "layer", layout: "parallel_two_norms", mlp: "gelu_tanh" }, 9));
 });

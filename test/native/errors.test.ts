@@ -28,10 +28,15 @@ describe("engine creation and loading", () => {
     expect(e.message).toContain("unknown norm 'batch'");
     e = thrown(() => NativeEngine.create(tinySpec({ num_kv_heads: 4 })));
     expect(e.message).toContain("num_kv_heads");
-    e = thrown(() => NativeEngine.create(tinySpec({ positions: "learned" })));
+    e = thrown(() => NativeEngine.create(tinySpec({ norm_position: "post", layout: "parallel" })));
     expect(e.code).toBe("unsupported");
+    expect(e.message).toContain("norm_position");
+    e = thrown(() => NativeEngine.create(tinySpec({ num_experts: 2, num_experts_per_tok: 3 })));
+    expect(e.code).toBe("invalid_argument");
+    expect(e.message).toContain("num_experts_per_tok");
+    // No GPU here: "unsupported" from a CPU-only build, "device" from a CUDA build without a device.
     e = thrown(() => NativeEngine.create(tinySpec(), "cuda"));
-    expect(e.code).toBe("unsupported");
+    expect(["unsupported", "device"]).toContain(e.code);
   });
 
   test("wrong shape, unknown name, missing tensors", () => {

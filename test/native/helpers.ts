@@ -1,5 +1,6 @@
 /** Tiny random models and ragged batches for the native tests. */
 import type { ModelSpec } from "../../src/model/spec";
+import { expectedTensors } from "../../src/model/weights";
 import { NativeEngine, type KvConfig, type StepBatch } from "../../src/native";
 import type { Weights } from "./reference";
 
@@ -27,36 +28,12 @@ export function tinySpec(over: Partial<ModelSpec> = {}): ModelSpec {
   };
 }
 
-/** Every tensor the spec needs (canonical names of fastgen.h) with its shape. */
+/**
+ * Every tensor the spec needs (canonical names of fastgen.h) with its shape: the loader's list,
+ * which the engine's own list then checks (an unknown name or a missing tensor fails the test).
+ */
 export function tensorShapes(s: ModelSpec): Map<string, number[]> {
-  const H = s.hidden_size, I = s.intermediate_size, qd = s.num_heads * s.head_dim, kvd = s.num_kv_heads * s.head_dim;
-  const m = new Map<string, number[]>();
-  const ln = s.norm === "layer";
-  const gated = s.mlp === "gated_silu" || s.mlp === "gated_gelu";
-  m.set("embed", [s.vocab_size, H]);
-  for (let i = 0; i < s.num_layers; i++) {
-    const p = `layers.${i}.`;
-    m.set(p + "attn_norm", [H]);
-    if (ln) m.set(p + "attn_norm_bias", [H]);
-    m.set(p + "q", [qd, H]).set(p + "k", [kvd, H]).set(p + "v", [kvd, H]).set(p + "o", [H, qd]);
-    if (s.qkv_bias) m.set(p + "q_bias", [qd]).set(p + "k_bias", [kvd]).set(p + "v_bias", [kvd]);
-    if (s.o_bias) m.set(p + "o_bias", [H]);
-    if (s.layout !== "parallel") {
-      m.set(p + "mlp_norm", [H]);
-      if (ln) m.set(p + "mlp_norm_bias", [H]);
-    }
-    if (gated) m.set(p + "gate", [I, H]);
-    m.set(p + "up", [I, H]).set(p + "down", [H, I]);
-    if (s.mlp_bias) {
-      if (gated) m.set(p + "gate_bias", [I]);
-      m.set(p + "up_bias", [I]).set(p + "down_bias", [H]);
-    }
-  }
-  m.set("final_norm", [H]);
-  if (ln) m.set("final_norm_bias", [H]);
-  if (!s.tie_word_embeddings) m.set("lm_head", [s.vocab_size, H]);
-  if (s.lm_head_bias) m.set("lm_head_bias", [s.vocab_size]);
-  return m;
+  return expectedTensors(s);
 }
 
 /** Random weights: Linear ~ U with variance 1/fan_in, norms near 1, small biases, unit embeddings. */

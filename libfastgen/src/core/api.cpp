@@ -1,5 +1,6 @@
 // The C ABI (fastgen.h). Every export clears fg_last_error(), runs inside guard(), and turns
 // any C++ exception into a status plus message: nothing C++ crosses the boundary.
+#include <algorithm>
 #include <cstddef>
 #include <new>
 
@@ -7,6 +8,7 @@
 #include "core/error.h"
 #include "core/status.h"
 #include "cpu/gemm.h"
+#include "cpu/moe.h"
 #include "cpu/thread_pool.h"
 
 // src/native/engine.ts writes these structs by byte offset; keep both in step.
@@ -120,6 +122,25 @@ fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *
     if (!x || !w || !y || m < 0 || n < 0 || k < 0)
       fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_cpu_gemm: bad arguments");
     fg::cpu::gemm(x, w, bias, y, m, n, k);
+  });
+}
+
+fg_status fg_cpu_moe_route(const float *router_logits, int32_t num_tokens, int32_t num_experts,
+                           int32_t top_k, int32_t *expert_ids, float *weights,
+                           int32_t *expert_offsets, int32_t *token_slots) {
+  return guard(__func__, [&] {
+    if (num_tokens < 0 || num_experts < 1 || top_k < 1 || top_k > num_experts)
+      fg::raise(FG_ERR_INVALID_ARGUMENT,
+                "fg_cpu_moe_route: need num_tokens >= 0 and 1 <= top_k <= num_experts, got %d, %d, %d",
+                num_tokens, top_k, num_experts);
+    if ((num_tokens > 0 && (!router_logits || !expert_ids || !weights || !token_slots)) ||
+        !expert_offsets)
+      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_cpu_moe_route: null buffer");
+    const fg::cpu::MoeRouting r = fg::cpu::moe_route(router_logits, num_tokens, num_experts, top_k);
+    std::copy(r.expert_ids.begin(), r.expert_ids.end(), expert_ids);
+    std::copy(r.weights.begin(), r.weights.end(), weights);
+    std::copy(r.expert_offsets.begin(), r.expert_offsets.end(), expert_offsets);
+    std::copy(r.token_slots.begin(), r.token_slots.end(), token_slots);
   });
 }
 

@@ -5,29 +5,29 @@
 #include "cpu/thread_pool.h"
 
 fg_engine::fg_engine(const char *spec_json, int32_t backend)
-    : spec_(fg::parse_spec(spec_json)), weights_(spec_) {
-  if (backend == FG_BACKEND_CUDA) {
-#ifdef FG_WITH_CUDA
-    fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend is not available in this build yet");
-#else
-    fg::raise(FG_ERR_UNSUPPORTED, "engine: libfastgen was built without CUDA");
-#endif
-  }
-  if (backend != FG_BACKEND_CPU) fg::raise(FG_ERR_INVALID_ARGUMENT, "engine: unknown backend %d", backend);
+    : spec_(fg::parse_spec(spec_json)), weights_(spec_, /*keep_data=*/backend != FG_BACKEND_CUDA) {
+  backend_ = backend;
+  if (backend != FG_BACKEND_CPU && backend != FG_BACKEND_CUDA)
+    fg::raise(FG_ERR_INVALID_ARGUMENT, "engine: unknown backend %d", backend);
   inv_freq_ = fg::cpu::rope_inv_freq(spec_);
+  if (backend == FG_BACKEND_CUDA) cuda_create();
 }
+
+fg_engine::~fg_engine() { fgcu_engine_destroy(cuda_); }
 
 void fg_engine::load_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
                             const void *data, uint64_t nbytes) {
   std::lock_guard<std::mutex> lk(mu_);
-  if (kv_) fg::raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': engine is already finalized", name ? name : "");
-  weights_.load(name, dtype, shape, ndim, data, nbytes);
+  if (finalized()) fg::raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': engine is already finalized", name ? name : "");
+  weights_.load(name, dtype, shape, ndim, data, nbytes);  // checks name and shape
+  if (backend_ == FG_BACKEND_CUDA) cuda_load(name, dtype, data, nbytes);
 }
 
 void fg_engine::finalize(const fg_kv_config *kv) {
   std::lock_guard<std::mutex> lk(mu_);
-  if (kv_) fg::raise(FG_ERR_INVALID_ARGUMENT, "finalize: engine is already finalized");
+  if (finalized()) fg::raise(FG_ERR_INVALID_ARGUMENT, "finalize: engine is already finalized");
   weights_.check_complete();
+  if (backend_ == FG_BACKEND_CUDA) return cuda_finalize(kv);
   kv_.reset(new fg::KvPool(spec_, kv));
   view_ = weights_.view();
   kv_layers_.clear();
@@ -37,6 +37,16 @@ void fg_engine::finalize(const fg_kv_config *kv) {
 fg_engine_info fg_engine::info() const {
   std::lock_guard<std::mutex> lk(mu_);
   fg_engine_info i{};
+  if (backend_ == FG_BACKEND_CUDA) {
+    i.num_blocks = cuda_info_.num_blocks;
+    i.block_size = cuda_info_.block_size;
+    i.vocab_size = (int32_t)spec_.vocab_size;
+    i.max_position_embeddings = (int32_t)spec_.max_position_embeddings;
+    i.backend = FG_BACKEND_CUDA;
+    i.weight_bytes = cuda_info_.weight_bytes;
+    i.kv_bytes = cuda_info_.kv_bytes;
+    return i;
+  }
   i.num_blocks = kv_ ? kv_->num_blocks() : 0;
   i.block_size = kv_ ? kv_->block_size() : 0;
   i.vocab_size = (int32_t)spec_.vocab_size;

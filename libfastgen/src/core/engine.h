@@ -1,4 +1,5 @@
-// The engine behind the opaque fg_engine handle: spec, weights, KV pool. CPU backend.
+// The engine behind the opaque fg_engine handle: spec, weights, KV pool. The CPU backend lives
+// here; the CUDA backend (engine_cuda.cpp) keeps weights and KV on the device behind cuda_.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -8,11 +9,15 @@
 #include "core/spec.h"
 #include "core/weights.h"
 #include "cpu/forward.h"
+#include "cuda/cuda_api.h"
 #include "fastgen.h"
 
 struct fg_engine {
   // Parses the spec; throws fg::Error (INVALID_ARGUMENT / UNSUPPORTED).
   fg_engine(const char *spec_json, int32_t backend);
+  ~fg_engine();
+  fg_engine(const fg_engine &) = delete;
+  fg_engine &operator=(const fg_engine &) = delete;
 
   void load_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
                    const void *data, uint64_t nbytes);
@@ -24,12 +29,23 @@ struct fg_engine {
   void debug_fail_next_steps(int32_t count);
 
  private:
+  // engine_cuda.cpp: the same life cycle on the CUDA backend.
+  void cuda_create();
+  void cuda_load(const char *name, int32_t dtype, const void *data, uint64_t nbytes);
+  void cuda_finalize(const fg_kv_config *kv);
+  void cuda_step(const fg_batch *batch, fg_step_output *out);
+  bool finalized() const { return kv_ || cuda_finalized_; }
+
   fg::ModelSpec spec_;
   fg::WeightStore weights_;
   std::unique_ptr<fg::KvPool> kv_;  // set by finalize()
   fg::ModelWeights view_;           // pointers into weights_, set by finalize()
   std::vector<fg::cpu::KvLayer> kv_layers_;
   std::vector<double> inv_freq_;    // RoPE frequencies after scaling: [rotary_dim / 2]
+  int32_t backend_ = FG_BACKEND_CPU;
+  fgcu_engine *cuda_ = nullptr;     // CUDA backend state (device weights, KV pool)
+  fgcu_info cuda_info_{};
+  bool cuda_finalized_ = false;
   int32_t fail_steps_ = 0;
   mutable std::mutex mu_;           // one call at a time per engine
 };

@@ -1,6 +1,7 @@
 // ModelSpec JSON -> struct. Fields the TypeScript normalizer always writes are required; a few
 // have the defaults transformers uses (num_kv_heads = num_heads, head_dim = hidden / heads,
-// partial_rotary_factor 1, no biases, sequential layout) so hand-written specs stay short.
+// partial_rotary_factor 1, no biases, sequential pre-norm layout, rope, embed_dim = hidden, a
+// final norm, no experts) so hand-written specs stay short.
 #include "core/spec.h"
 
 #include <cmath>
@@ -120,30 +121,41 @@ ModelSpec parse_spec(const char *json_text) {
   s.head_dim = opt_int(root, "head_dim", s.hidden_size / s.num_heads, 1);
   s.max_position_embeddings = req_int(root, "max_position_embeddings");
 
+  s.embed_dim = opt_int(root, "embed_dim", s.hidden_size, 1);
+
   std::string norm = req_string(root, "norm");
   if (norm == "rms") s.norm = NormKind::Rms;
   else if (norm == "layer") s.norm = NormKind::Layer;
   else raise(FG_ERR_INVALID_ARGUMENT, "spec: unknown norm '%s' (expected \"rms\" or \"layer\")", norm.c_str());
   s.norm_eps = as_number(require(root, "norm_eps"), "norm_eps");
   if (!(s.norm_eps > 0)) raise(FG_ERR_INVALID_ARGUMENT, "spec: norm_eps must be > 0, got %g", s.norm_eps);
+  std::string norm_position = opt_string(root, "norm_position", "pre");
+  if (norm_position == "post") s.post_norm = true;
+  else if (norm_position != "pre")
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: unknown norm_position '%s' (expected \"pre\" or \"post\")",
+          norm_position.c_str());
+  s.final_norm = opt_bool(root, "final_norm", true);
 
   std::string positions = opt_string(root, "positions", "rope");
-  if (positions == "learned")
-    raise(FG_ERR_UNSUPPORTED, "spec: positions \"learned\" (absolute position embeddings) is not supported yet");
-  if (positions != "rope")
+  if (positions == "learned") s.positions = PositionKind::Learned;
+  else if (positions != "rope")
     raise(FG_ERR_INVALID_ARGUMENT, "spec: unknown positions '%s' (expected \"rope\" or \"learned\")", positions.c_str());
   s.rope_theta = opt_number(root, "rope_theta", 10000.0);
-  if (!(s.rope_theta > 1)) raise(FG_ERR_INVALID_ARGUMENT, "spec: rope_theta must be > 1, got %g", s.rope_theta);
   s.partial_rotary_factor = opt_number(root, "partial_rotary_factor", 1.0);
-  if (!(s.partial_rotary_factor > 0 && s.partial_rotary_factor <= 1))
-    raise(FG_ERR_INVALID_ARGUMENT, "spec: partial_rotary_factor must be in (0, 1], got %g",
-          s.partial_rotary_factor);
-  s.rotary_dim = (int64_t)(s.head_dim * s.partial_rotary_factor);
-  if (s.rotary_dim < 2 || s.rotary_dim % 2 != 0)
-    raise(FG_ERR_INVALID_ARGUMENT,
-          "spec: rotary dims int(head_dim * partial_rotary_factor) = %lld must be even and >= 2",
-          (long long)s.rotary_dim);
   s.rope_scaling = parse_rope_scaling(root.get("rope_scaling"));
+  if (s.rope()) {
+    if (!(s.rope_theta > 1)) raise(FG_ERR_INVALID_ARGUMENT, "spec: rope_theta must be > 1, got %g", s.rope_theta);
+    if (!(s.partial_rotary_factor > 0 && s.partial_rotary_factor <= 1))
+      raise(FG_ERR_INVALID_ARGUMENT, "spec: partial_rotary_factor must be in (0, 1], got %g",
+            s.partial_rotary_factor);
+    s.rotary_dim = (int64_t)(s.head_dim * s.partial_rotary_factor);
+    if (s.rotary_dim < 2 || s.rotary_dim % 2 != 0)
+      raise(FG_ERR_INVALID_ARGUMENT,
+            "spec: rotary dims int(head_dim * partial_rotary_factor) = %lld must be even and >= 2",
+            (long long)s.rotary_dim);
+  } else {
+    s.rotary_dim = 0;  // learned positions: nothing rotates
+  }
 
   s.sliding_window = opt_int(root, "sliding_window", 0, 0, INT32_MAX);
   s.qkv_bias = opt_bool(root, "qkv_bias", false);
@@ -154,16 +166,33 @@ ModelSpec parse_spec(const char *json_text) {
   std::string mlp = req_string(root, "mlp");
   if (mlp == "gated_silu") s.mlp = MlpKind::GatedSilu;
   else if (mlp == "gated_gelu") s.mlp = MlpKind::GatedGelu;
+  else if (mlp == "gated_gelu_tanh") s.mlp = MlpKind::GatedGeluTanh;
   else if (mlp == "gelu") s.mlp = MlpKind::Gelu;
+  else if (mlp == "gelu_tanh") s.mlp = MlpKind::GeluTanh;
   else if (mlp == "relu") s.mlp = MlpKind::Relu;
   else raise(FG_ERR_INVALID_ARGUMENT,
-             "spec: unknown mlp '%s' (expected gated_silu, gated_gelu, gelu or relu)", mlp.c_str());
+             "spec: unknown mlp '%s' (expected gated_silu, gated_gelu, gated_gelu_tanh, gelu, "
+             "gelu_tanh or relu)", mlp.c_str());
 
   std::string layout = opt_string(root, "layout", "sequential");
   if (layout == "parallel") s.parallel = true;
+  else if (layout == "parallel_two_norms") s.parallel = s.parallel_mlp_norm = true;
   else if (layout != "sequential")
-    raise(FG_ERR_INVALID_ARGUMENT, "spec: unknown layout '%s' (expected \"sequential\" or \"parallel\")", layout.c_str());
+    raise(FG_ERR_INVALID_ARGUMENT,
+          "spec: unknown layout '%s' (expected \"sequential\", \"parallel\" or \"parallel_two_norms\")",
+          layout.c_str());
+  if (s.post_norm && s.parallel)
+    raise(FG_ERR_UNSUPPORTED, "spec: norm_position \"post\" needs layout \"sequential\"");
   s.tie_word_embeddings = opt_bool(root, "tie_word_embeddings", false);
+
+  s.num_experts = opt_int(root, "num_experts", 0, 0, 4096);
+  s.num_experts_per_tok = opt_int(root, "num_experts_per_tok", s.num_experts ? 2 : 0, 0, 4096);
+  if (s.num_experts > 0 && (s.num_experts_per_tok < 1 || s.num_experts_per_tok > s.num_experts))
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: num_experts_per_tok must be in [1, num_experts = %lld], got %lld",
+          (long long)s.num_experts, (long long)s.num_experts_per_tok);
+  if (s.num_experts == 0 && s.num_experts_per_tok != 0)
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: num_experts_per_tok = %lld without num_experts",
+          (long long)s.num_experts_per_tok);
 
   if (s.num_heads % s.num_kv_heads != 0)
     raise(FG_ERR_INVALID_ARGUMENT, "spec: num_heads (%lld) must be a multiple of num_kv_heads (%lld)",

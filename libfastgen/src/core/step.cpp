@@ -5,16 +5,18 @@
 #include "core/batch.h"
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/sample_params.h"
 #include "cpu/sampling.h"
 #include "cpu/thread_pool.h"
 
 void fg_engine::step(const fg_batch *b, fg_step_output *out) {
   std::lock_guard<std::mutex> lk(mu_);
-  if (!kv_) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_step: engine is not finalized");
+  if (!finalized()) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_step: engine is not finalized");
   if (fail_steps_ > 0) {
     fail_steps_--;
     fg::raise(FG_ERR_INTERNAL, "fg_step: injected failure (fg_debug_fail_next_steps)");
   }
+  if (backend_ == FG_BACKEND_CUDA) return cuda_step(b, out);
   fg::validate_batch(spec_, kv_->num_blocks(), kv_->block_size(), b, out);
   const int32_t T = b->num_tokens, S = b->num_seqs;
   if (T == 0) return;
@@ -42,31 +44,8 @@ void fg_engine::step(const fg_batch *b, fg_step_output *out) {
   fg::cpu::parallel_for(R, [&](int64_t r) {
     const int32_t s = want_seqs[r];
     const float *row = &logits[r * V];
-    fg::cpu::SamplingParams p{};
-    p.temperature = b->temperature[s];
-    p.top_p = b->top_p[s];
-    p.top_k = b->top_k[s];
-    p.min_p = b->min_p[s];
-    p.seed = b->seed[s];
-    p.position = (int64_t)b->context_lens[s] + (b->cu_seqlens[s + 1] - b->cu_seqlens[s]);
-    p.presence_penalty = b->presence_penalty ? b->presence_penalty[s] : 0.0f;
-    p.frequency_penalty = b->frequency_penalty ? b->frequency_penalty[s] : 0.0f;
-    p.repetition_penalty = b->repetition_penalty ? b->repetition_penalty[s] : 1.0f;
-    if (b->penalty_indptr) {
-      p.penalty_ids = b->penalty_ids + b->penalty_indptr[s];
-      p.num_penalty_ids = b->penalty_indptr[s + 1] - b->penalty_indptr[s];
-    }
-    if (b->logit_bias_indptr) {
-      p.bias_ids = b->logit_bias_ids + b->logit_bias_indptr[s];
-      p.bias_values = b->logit_bias_values + b->logit_bias_indptr[s];
-      p.num_bias = b->logit_bias_indptr[s + 1] - b->logit_bias_indptr[s];
-    }
-    fg::cpu::SampleOut o{};
-    o.id = &out->sampled_ids[s];
-    o.logprob = out->sampled_logprobs ? &out->sampled_logprobs[s] : nullptr;
-    o.top_ids = out->top_ids && L > 0 ? &out->top_ids[(int64_t)s * L] : nullptr;
-    o.top_logprobs = out->top_logprobs && L > 0 ? &out->top_logprobs[(int64_t)s * L] : nullptr;
-    o.num_logprobs = L;
+    const fg::cpu::SamplingParams p = fg::sampling_params(b, s);
+    const fg::cpu::SampleOut o = fg::sample_out(out, s, L);
     fg::cpu::sample_token(row, V, p, o);
     if (out->logits) std::copy(row, row + V, out->logits + (int64_t)s * V);
   });

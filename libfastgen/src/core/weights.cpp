@@ -49,31 +49,17 @@ float f16_to_f32(uint16_t h) {
 
 }  // namespace
 
-WeightStore::WeightStore(const ModelSpec &s) : spec_(s) {
-  const int64_t H = s.hidden_size, I = s.intermediate_size, V = s.vocab_size;
+WeightStore::WeightStore(const ModelSpec &s, bool keep_data) : spec_(s), keep_data_(keep_data) {
+  const int64_t H = s.hidden_size, I = s.intermediate_size, V = s.vocab_size, D = s.embed_dim;
   bool layer_norm = s.norm == NormKind::Layer;
   auto need = [&](const std::string &name, std::vector<int64_t> shape) {
     tensors_[name].shape = std::move(shape);
   };
-  need("embed", {V, H});
-  for (int64_t i = 0; i < s.num_layers; i++) {
-    std::string p = "layers." + std::to_string(i) + ".";
-    need(p + "attn_norm", {H});
-    if (layer_norm) need(p + "attn_norm_bias", {H});
-    need(p + "q", {s.q_dim(), H});
-    need(p + "k", {s.kv_dim(), H});
-    need(p + "v", {s.kv_dim(), H});
-    if (s.qkv_bias) {
-      need(p + "q_bias", {s.q_dim()});
-      need(p + "k_bias", {s.kv_dim()});
-      need(p + "v_bias", {s.kv_dim()});
-    }
-    need(p + "o", {H, s.q_dim()});
-    if (s.o_bias) need(p + "o_bias", {H});
-    if (!s.parallel) {
-      need(p + "mlp_norm", {H});
-      if (layer_norm) need(p + "mlp_norm_bias", {H});
-    }
+  auto need_norm = [&](const std::string &name) {
+    need(name, {H});
+    if (layer_norm) need(name + "_bias", {H});
+  };
+  auto need_mlp = [&](const std::string &p) {  // p: "layers.{i}." or "layers.{i}.experts.{e}."
     if (s.gated()) {
       need(p + "gate", {I, H});
       if (s.mlp_bias) need(p + "gate_bias", {I});
@@ -84,10 +70,36 @@ WeightStore::WeightStore(const ModelSpec &s) : spec_(s) {
       need(p + "up_bias", {I});
       need(p + "down_bias", {H});
     }
+  };
+  need("embed", {V, D});
+  if (!s.rope()) need("pos_embed", {s.max_position_embeddings, H});
+  if (s.embed_proj()) {
+    need("embed_proj_in", {H, D});
+    need("embed_proj_out", {D, H});
   }
-  need("final_norm", {H});
-  if (layer_norm) need("final_norm_bias", {H});
-  if (!s.tie_word_embeddings) need("lm_head", {V, H});
+  for (int64_t i = 0; i < s.num_layers; i++) {
+    std::string p = "layers." + std::to_string(i) + ".";
+    need_norm(p + "attn_norm");
+    need(p + "q", {s.q_dim(), H});
+    need(p + "k", {s.kv_dim(), H});
+    need(p + "v", {s.kv_dim(), H});
+    if (s.qkv_bias) {
+      need(p + "q_bias", {s.q_dim()});
+      need(p + "k_bias", {s.kv_dim()});
+      need(p + "v_bias", {s.kv_dim()});
+    }
+    need(p + "o", {H, s.q_dim()});
+    if (s.o_bias) need(p + "o_bias", {H});
+    if (s.has_mlp_norm()) need_norm(p + "mlp_norm");
+    if (s.moe()) {
+      need(p + "router", {s.num_experts, H});
+      for (int64_t e = 0; e < s.num_experts; e++) need_mlp(p + "experts." + std::to_string(e) + ".");
+    } else {
+      need_mlp(p);
+    }
+  }
+  if (s.final_norm) need_norm("final_norm");
+  if (!s.tie_word_embeddings) need("lm_head", {V, D});
   if (s.lm_head_bias) need("lm_head_bias", {V});
 }
 
@@ -120,6 +132,8 @@ void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, in
           name, (unsigned long long)nbytes, shape_str(shape, ndim).c_str(), elem,
           (unsigned long long)(n * elem));
   if (!data) raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': null data", name);
+  t.loaded = true;
+  if (!keep_data_) return;
 
   std::unique_ptr<float[]> buf(new float[n]);
   if (dtype == FG_F32) {
@@ -138,7 +152,7 @@ void WeightStore::check_complete() const {
   std::string missing;
   int count = 0;
   for (const auto &kv : tensors_) {
-    if (kv.second.data) continue;
+    if (kv.second.loaded) continue;
     if (count < 8) missing += (count ? ", " : "") + kv.first;
     count++;
   }
@@ -155,6 +169,13 @@ const float *WeightStore::get(const std::string &name) const {
 ModelWeights WeightStore::view() const {
   ModelWeights w;
   w.embed = get("embed");
+  w.pos_embed = get("pos_embed");
+  w.embed_proj_in = get("embed_proj_in");
+  w.embed_proj_out = get("embed_proj_out");
+  auto mlp_at = [&](const std::string &p) {
+    return MlpWeights{get(p + "gate"), get(p + "gate_bias"), get(p + "up"),
+                      get(p + "up_bias"), get(p + "down"), get(p + "down_bias")};
+  };
   for (int64_t i = 0; i < spec_.num_layers; i++) {
     std::string p = "layers." + std::to_string(i) + ".";
     LayerWeights l;
@@ -165,9 +186,13 @@ ModelWeights WeightStore::view() const {
     l.v = get(p + "v"), l.v_bias = get(p + "v_bias");
     l.o = get(p + "o"), l.o_bias = get(p + "o_bias");
     l.mlp_norm = get(p + "mlp_norm"), l.mlp_norm_bias = get(p + "mlp_norm_bias");
-    l.gate = get(p + "gate"), l.gate_bias = get(p + "gate_bias");
-    l.up = get(p + "up"), l.up_bias = get(p + "up_bias");
-    l.down = get(p + "down"), l.down_bias = get(p + "down_bias");
+    const MlpWeights m = mlp_at(p);
+    l.gate = m.gate, l.gate_bias = m.gate_bias;
+    l.up = m.up, l.up_bias = m.up_bias;
+    l.down = m.down, l.down_bias = m.down_bias;
+    l.router = get(p + "router");
+    for (int64_t e = 0; e < spec_.num_experts; e++)
+      l.experts.push_back(mlp_at(p + "experts." + std::to_string(e) + "."));
     w.layers.push_back(l);
   }
   w.final_norm = get("final_norm");
@@ -180,7 +205,7 @@ ModelWeights WeightStore::view() const {
 uint64_t WeightStore::bytes() const {
   uint64_t total = 0;
   for (const auto &kv : tensors_) {
-    if (!kv.second.data) continue;
+    if (!kv.second.loaded) continue;
     uint64_t n = 4;
     for (int64_t d : kv.second.shape) n *= (uint64_t)d;
     total += n;

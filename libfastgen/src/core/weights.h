@@ -10,6 +10,14 @@
 
 namespace fg {
 
+// One MLP's weights (a dense layer's, or one expert's); biases may be null, gate is null for
+// plain (non-gated) MLPs.
+struct MlpWeights {
+  const float *gate = nullptr, *gate_bias = nullptr;  // [intermediate, hidden]
+  const float *up = nullptr, *up_bias = nullptr;      // [intermediate, hidden]
+  const float *down = nullptr, *down_bias = nullptr;  // [hidden, intermediate]
+};
+
 // Pointers into the store for one decoder layer; a bias or norm that the spec does not use
 // is nullptr. Linear weights are [out_features, in_features].
 struct LayerWeights {
@@ -22,18 +30,27 @@ struct LayerWeights {
   const float *gate = nullptr, *gate_bias = nullptr;            // [intermediate, hidden]
   const float *up = nullptr, *up_bias = nullptr;                // [intermediate, hidden]
   const float *down = nullptr, *down_bias = nullptr;            // [hidden, intermediate]
+  const float *router = nullptr;                                // [num_experts, hidden] (MoE)
+  std::vector<MlpWeights> experts;                              // [num_experts] (MoE)
+
+  MlpWeights mlp() const { return {gate, gate_bias, up, up_bias, down, down_bias}; }
 };
 
 struct ModelWeights {
-  const float *embed = nullptr;  // [vocab, hidden]
+  const float *embed = nullptr;           // [vocab, embed_dim]
+  const float *pos_embed = nullptr;       // [max_position_embeddings, hidden] (learned positions)
+  const float *embed_proj_in = nullptr;   // [hidden, embed_dim] (embed_dim != hidden)
+  const float *embed_proj_out = nullptr;  // [embed_dim, hidden] (embed_dim != hidden)
   std::vector<LayerWeights> layers;
   const float *final_norm = nullptr, *final_norm_bias = nullptr;  // [hidden]
-  const float *lm_head = nullptr, *lm_head_bias = nullptr;        // [vocab, hidden], [vocab]
+  const float *lm_head = nullptr, *lm_head_bias = nullptr;        // [vocab, embed_dim], [vocab]
 };
 
 class WeightStore {
  public:
-  explicit WeightStore(const ModelSpec &spec);
+  // keep_data false: load() checks and records presence only (the CUDA backend keeps its own
+  // device copy), so no host copy of the weights is made.
+  explicit WeightStore(const ModelSpec &spec, bool keep_data = true);
 
   // Checks name and shape against the spec, converts F32/F16/BF16 -> fp32 and stores a copy
   // (replacing an earlier load of the same name).
@@ -48,11 +65,13 @@ class WeightStore {
  private:
   struct Tensor {
     std::vector<int64_t> shape;
-    std::unique_ptr<float[]> data;  // null until loaded
+    std::unique_ptr<float[]> data;  // null until loaded (and always without keep_data)
+    bool loaded = false;
   };
   const float *get(const std::string &name) const;  // nullptr when the spec does not use it
   std::map<std::string, Tensor> tensors_;           // every tensor the spec needs
   ModelSpec spec_;
+  bool keep_data_ = true;
 };
 
 }  // namespace fg

@@ -1,12 +1,70 @@
 // Entry points of the CUDA backend as seen from the C++ core. Implemented by the .cu files
 // (nvcc, libstdc++) or by no_cuda.cpp; plain C types only, since the two sides link different
-// C++ standard libraries. Each returns 0 on success or writes a message to `err` (size 512).
+// C++ standard libraries. Functions returning int give 0 or an fg_status value, with a message
+// written to `err` (512 bytes).
 #pragma once
 #include <stdint.h>
+
+#include "fastgen.h"
 
 extern "C" {
 int32_t fgcu_device_count(void);
 // Smoke op: RMSNorm over host buffers on device 0. x, out: [rows, cols]; w: [cols].
 int fgcu_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
                       float eps, char *err);
+
+// The model as the device backend needs it (the core parsed and validated the spec).
+typedef struct fgcu_model {
+  int64_t vocab_size, hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads,
+      head_dim, max_position_embeddings;
+  int32_t norm_layer;      // 0: RMSNorm, 1: LayerNorm
+  int32_t final_norm;      // 1: final_norm before the LM head
+  float norm_eps;
+  int32_t learned_positions;
+  int32_t rotary_dim;      // 0 with learned positions
+  const double *inv_freq;  // [rotary_dim / 2], after scaling (copied)
+  int32_t sliding_window;
+  int32_t qkv_bias, o_bias, mlp_bias, lm_head_bias;
+  int32_t act;             // fgcu::ActKind: gated silu/gelu/gelu_tanh, gelu, gelu_tanh, relu
+  int32_t parallel;        // x += attn(n1(x)) + mlp(n1(x) or n2(x))
+  int32_t parallel_mlp_norm;
+  int32_t tie_word_embeddings;
+} fgcu_model;
+
+// Where a canonical tensor goes (layer tensors take their layer index).
+typedef enum fgcu_slot {
+  FGCU_EMBED, FGCU_POS_EMBED, FGCU_FINAL_NORM, FGCU_FINAL_NORM_BIAS, FGCU_LM_HEAD, FGCU_LM_HEAD_BIAS,
+  FGCU_ATTN_NORM, FGCU_ATTN_NORM_BIAS, FGCU_Q, FGCU_K, FGCU_V, FGCU_Q_BIAS, FGCU_K_BIAS, FGCU_V_BIAS,
+  FGCU_O, FGCU_O_BIAS, FGCU_MLP_NORM, FGCU_MLP_NORM_BIAS, FGCU_GATE, FGCU_GATE_BIAS, FGCU_UP,
+  FGCU_UP_BIAS, FGCU_DOWN, FGCU_DOWN_BIAS,
+} fgcu_slot;
+
+typedef struct fgcu_engine fgcu_engine;
+
+typedef struct fgcu_info {
+  int32_t num_blocks, block_size;
+  uint64_t weight_bytes, kv_bytes;
+} fgcu_info;
+
+// Allocates every weight on device 0 (bf16 matrices, fp32 vectors): FG_ERR_OUT_OF_MEMORY when
+// they do not fit, FG_ERR_DEVICE without a device, FG_ERR_UNSUPPORTED without cuBLASLt.
+int fgcu_engine_create(const fgcu_model *m, fgcu_engine **out, char *err);
+void fgcu_engine_destroy(fgcu_engine *e);
+// Copies one tensor (numel elements of dtype; the core checked name and shape) to its slot.
+int fgcu_engine_load(fgcu_engine *e, int32_t layer, int32_t slot, int32_t dtype, const void *data,
+                     uint64_t numel, char *err);
+// Allocates workspaces, then the KV pool: num_blocks, or memory_fraction (0 = 0.9) of the free
+// device memory left. block_size 0 picks one from head_dim.
+int fgcu_engine_finalize(fgcu_engine *e, int32_t block_size, int32_t num_blocks,
+                         float memory_fraction, fgcu_info *info, char *err);
+// One forward pass + sampling; the core validated the batch.
+int fgcu_engine_step(fgcu_engine *e, const fg_batch *b, fg_step_output *out, char *err);
+
+// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits): one stage on host buffers.
+int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
+                        const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
+                        int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,
+                        int32_t splits, char *err);
+int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out,
+                     char *err);
 }

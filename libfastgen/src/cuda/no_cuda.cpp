@@ -4,10 +4,38 @@
 
 #include "cuda/cuda_api.h"
 
-extern "C" int32_t fgcu_device_count(void) { return 0; }
+namespace {
+int unsupported(char *err) {
+  snprintf(err, 512, "libfastgen was built without CUDA (nvcc not found at build time)");
+  return FG_ERR_UNSUPPORTED;
+}
+}  // namespace
 
+extern "C" int32_t fgcu_device_count(void) { return 0; }
 extern "C" int fgcu_rmsnorm_host(const float *, const float *, float *, int32_t, int32_t, float,
                                  char *err) {
-  snprintf(err, 512, "libfastgen was built without CUDA (nvcc not found at build time)");
-  return 1;
+  return unsupported(err);
+}
+extern "C" int fgcu_engine_create(const fgcu_model *, fgcu_engine **out, char *err) {
+  *out = nullptr;
+  return unsupported(err);
+}
+extern "C" void fgcu_engine_destroy(fgcu_engine *) {}
+extern "C" int fgcu_engine_load(fgcu_engine *, int32_t, int32_t, int32_t, const void *, uint64_t,
+                                char *err) {
+  return unsupported(err);
+}
+extern "C" int fgcu_engine_finalize(fgcu_engine *, int32_t, int32_t, float, fgcu_info *, char *err) {
+  return unsupported(err);
+}
+extern "C" int fgcu_engine_step(fgcu_engine *, const fg_batch *, fg_step_output *, char *err) {
+  return unsupported(err);
+}
+extern "C" int fgcu_attention_host(const fg_batch *, const float *, const float *, const float *,
+                                   float *, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,
+                                   int32_t, char *err) {
+  return unsupported(err);
+}
+extern "C" int fgcu_sample_host(const fg_batch *, const float *, int32_t, fg_step_output *, char *err) {
+  return unsupported(err);
 }

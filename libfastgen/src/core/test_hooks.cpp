@@ -1,0 +1,95 @@
+// Test hooks of fastgen.h (fg_paged_attention, fg_sample_logits): one stage of fg_step on host
+// buffers, on either backend, so test/gpu can hold each CUDA op against its CPU twin.
+#include <climits>
+#include <cmath>
+#include <vector>
+
+#include "core/batch.h"
+#include "core/error.h"
+#include "core/sample_params.h"
+#include "core/status.h"
+#include "cpu/attention.h"
+#include "cuda/cuda_api.h"
+
+namespace {
+
+template <class F>
+fg_status guarded(const char *fn, F &&f) {
+  fg::clear_error();
+  try {
+    f();
+    return FG_OK;
+  } catch (const fg::Error &e) {
+    return fg::fail(e.status, "%s", e.what());
+  } catch (const std::exception &e) {
+    return fg::fail(FG_ERR_INTERNAL, "%s: %s", fn, e.what());
+  }
+}
+
+void check_backend(int32_t backend, const char *fn) {
+  if (backend != FG_BACKEND_CPU && backend != FG_BACKEND_CUDA)
+    fg::raise(FG_ERR_INVALID_ARGUMENT, "%s: unknown backend %d", fn, backend);
+}
+
+void check_cuda(int rc, const char *err) {
+  if (rc != 0) fg::raise((fg_status)rc, "%s", err);
+}
+
+}  // namespace
+
+extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float *q,
+                                        const float *k_cache, const float *v_cache, float *out,
+                                        int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
+                                        int32_t block_size, int32_t num_blocks, int32_t window,
+                                        int32_t splits) {
+  return guarded(__func__, [&] {
+    check_backend(backend, __func__);
+    if (!q || !k_cache || !v_cache || !out || num_heads < 1 || num_kv_heads < 1 ||
+        num_heads % num_kv_heads != 0 || head_dim < 1 || head_dim > 256 || block_size < 1 ||
+        num_blocks < 1 || window < 0 || splits < 0)
+      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_paged_attention: bad arguments");
+    fg::ModelSpec spec;  // only what validate_batch reads
+    spec.vocab_size = INT32_MAX;
+    spec.max_position_embeddings = INT32_MAX;
+    fg_step_output none{};
+    fg::validate_batch(spec, num_blocks, block_size, batch, &none);
+    const int32_t T = batch->num_tokens;
+    if (T == 0) return;
+    if (backend == FG_BACKEND_CUDA) {
+      char err[512] = "";
+      check_cuda(fgcu_attention_host(batch, q, k_cache, v_cache, out, num_heads, num_kv_heads,
+                                     head_dim, block_size, num_blocks, window, splits, err),
+                 err);
+      return;
+    }
+    std::vector<int32_t> token_seq(T);
+    for (int32_t s = 0; s < batch->num_seqs; s++)
+      for (int32_t t = batch->cu_seqlens[s]; t < batch->cu_seqlens[s + 1]; t++) token_seq[t] = s;
+    const fg::cpu::PagedBatch pb{T, batch->positions, token_seq.data(), batch->block_indptr,
+                                 batch->block_indices, block_size};
+    fg::cpu::paged_attention(pb, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim,
+                             window, (float)(1.0 / std::sqrt((double)head_dim)));
+  });
+}
+
+extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *logits,
+                                      int32_t vocab, fg_step_output *out) {
+  return guarded(__func__, [&] {
+    check_backend(backend, __func__);
+    if (!logits || vocab < 1) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_sample_logits: bad arguments");
+    fg::ModelSpec spec;
+    spec.vocab_size = vocab;
+    spec.max_position_embeddings = INT32_MAX;
+    fg::validate_batch(spec, INT32_MAX, 1 << 30, batch, out);
+    if (backend == FG_BACKEND_CUDA) {
+      char err[512] = "";
+      check_cuda(fgcu_sample_host(batch, logits, vocab, out, err), err);
+      return;
+    }
+    for (int32_t s = 0; s < batch->num_seqs; s++) {
+      if (!batch->wants_token[s]) continue;
+      fg::cpu::sample_token(logits + (int64_t)s * vocab, vocab, fg::sampling_params(batch, s),
+                            fg::sample_out(out, s, batch->num_logprobs));
+    }
+  });
+}

@@ -1,0 +1,80 @@
+#include "cpu/moe.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "cpu/gemm.h"
+#include "cpu/mlp.h"
+#include "cpu/thread_pool.h"
+
+namespace fg {
+namespace cpu {
+
+MoeRouting moe_route(const float *logits, int64_t T, int64_t E, int64_t k) {
+  MoeRouting r;
+  r.expert_ids.resize(T * k);
+  r.weights.resize(T * k);
+  for (int64_t t = 0; t < T; t++) {
+    const float *l = logits + t * E;
+    int32_t *ids = &r.expert_ids[t * k];
+    // Softmax is monotonic, so the top-k of the probabilities is the top-k of the logits; strict
+    // '>' keeps the lower id on ties. E and k are small: k passes over E.
+    for (int64_t j = 0; j < k; j++) {
+      int32_t best = -1;
+      for (int32_t e = 0; e < (int32_t)E; e++) {
+        bool taken = false;
+        for (int64_t i = 0; i < j; i++) taken |= ids[i] == e;
+        if (!taken && (best < 0 || l[e] > l[best])) best = e;
+      }
+      ids[j] = best;
+    }
+    // softmax(l)[id] / sum over the k selected == exp(l[id] - l_max) / sum of the same: the
+    // full softmax's denominator cancels. ids[0] holds the largest logit.
+    double sum = 0;
+    for (int64_t j = 0; j < k; j++) sum += std::exp((double)l[ids[j]] - (double)l[ids[0]]);
+    for (int64_t j = 0; j < k; j++)
+      r.weights[t * k + j] = (float)(std::exp((double)l[ids[j]] - (double)l[ids[0]]) / sum);
+  }
+  // Counting sort of the slots by expert; a stable pass keeps token order within an expert.
+  r.expert_offsets.assign(E + 1, 0);
+  for (int32_t id : r.expert_ids) r.expert_offsets[id + 1]++;
+  for (int64_t e = 0; e < E; e++) r.expert_offsets[e + 1] += r.expert_offsets[e];
+  std::vector<int32_t> fill(r.expert_offsets.begin(), r.expert_offsets.end() - 1);
+  r.token_slots.resize(T * k);
+  for (int64_t slot = 0; slot < T * k; slot++)
+    r.token_slots[fill[r.expert_ids[slot]]++] = (int32_t)slot;
+  return r;
+}
+
+void moe_add(const ModelSpec &s, const LayerWeights &w, const float *x, float *residual,
+             int64_t T) {
+  const int64_t H = s.hidden_size, E = s.num_experts, k = s.num_experts_per_tok;
+  if (T == 0) return;
+  std::vector<float> logits(T * E);  // [T, E]
+  gemm(x, w.router, nullptr, logits.data(), T, E, H);
+  const MoeRouting r = moe_route(logits.data(), T, E, k);
+
+  // xs, ys: [T * k, hidden] in expert-grouped order; row_of[slot] is the slot's row there.
+  std::vector<float> xs(T * k * H), ys(T * k * H);
+  std::vector<int32_t> row_of(T * k);
+  for (int64_t row = 0; row < T * k; row++) row_of[r.token_slots[row]] = (int32_t)row;
+  parallel_for(T * k, [&](int64_t row) {
+    memcpy(&xs[row * H], x + (r.token_slots[row] / k) * H, H * sizeof(float));
+  });
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t begin = r.expert_offsets[e], n = r.expert_offsets[e + 1] - begin;
+    if (n > 0) mlp(s, w.experts[e], &xs[begin * H], &ys[begin * H], n, /*accumulate=*/false);
+  }
+  // Per token, the k outputs are summed in slot order: the result does not depend on the batch.
+  parallel_for(T, [&](int64_t t) {
+    float *out = residual + t * H;
+    for (int64_t j = 0; j < k; j++) {
+      const float wt = r.weights[t * k + j];
+      const float *y = &ys[(int64_t)row_of[t * k + j] * H];
+      for (int64_t i = 0; i < H; i++) out[i] += wt * y[i];
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace fg

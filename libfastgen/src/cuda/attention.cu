@@ -1,0 +1,416 @@
+// Paged flash attention (see attention.cuh): bf16 tensor-core math (mma.sync m16n8k16, sm_80+),
+// fp32 online softmax in the log2 domain, K/V tiles gathered from the paged pool with cp.async
+// into padded shared memory (row stride head_dim + 8 keeps ldmatrix free of bank conflicts),
+// double buffered.
+//
+//   per CTA: Q tile [BM, HD] -> smem once; for each 64-key tile: S = Q K^T (mma), mask
+//   (causal, window, range), online softmax, O += P V (mma, V through ldmatrix.trans)
+#include "cuda/attention.cuh"
+
+#include <stdlib.h>
+#include <string.h>
+
+namespace fgcu {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int BN = 64;  // keys per tile
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+  return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// 16-byte async copy; src_ok == false fills zeros (src must still be a valid address).
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool src_ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(src_ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+
+// d[16x8] += a[16x16] * b[16x8], bf16 in, fp32 accumulate.
+__device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t *>(&v);
+}
+
+template <int HD, int WR>
+constexpr int smem_bytes() {
+  return (16 * WR + 4 * BN) * (HD + 8) * 2;
+}
+
+// WR = warps along rows: 4 -> 64-row tiles, every warp sees all 64 keys of a tile;
+//                        1 -> 16-row tiles, warp w takes keys [16w, 16w + 16) of each tile.
+template <int HD, int WR>
+__global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
+  constexpr int BM = 16 * WR, WK = 4 / WR, KW = BN / WK, LD = HD + 8, CH = HD / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16 *Qs = reinterpret_cast<bf16 *>(smem_raw);  // [BM][LD]
+  bf16 *Ks = Qs + BM * LD;                         // [2][BN][LD]
+  bf16 *Vs = Ks + 2 * BN * LD;                     // [2][BN][LD]
+
+  const int splits = WR == 1 ? p.splits : 1;
+  const int tile_id = blockIdx.x / splits, split = blockIdx.x % splits, kvh = blockIdx.y;
+  const AttnTile tile = (WR == 1 ? p.narrow : p.wide)[tile_id];
+  const int G = p.num_heads / p.num_kv_heads;
+  const int tok0 = p.cu_seqlens[tile.seq], ctx = p.context_lens[tile.seq];
+  const int pos_first = ctx + tile.row_begin / G, pos_last = ctx + (tile.row_end - 1) / G;
+  const int kv_lo = p.window > 0 ? max(0, pos_first - p.window + 1) : 0;
+  const int len = pos_last - kv_lo + 1;
+  const int chunk = ((len + splits - 1) / splits + BN - 1) / BN * BN;
+  const int s_lo = kv_lo + split * chunk;
+  const int s_hi = min(pos_last, s_lo + chunk - 1);
+  const int n_tiles = s_hi >= s_lo ? (s_hi - s_lo) / BN + 1 : 0;
+  const int *btab = p.block_indices + p.block_indptr[tile.seq];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int wr = warp % WR, wk = warp / WR;
+
+  for (int i = tid; i < BM * CH; i += kThreads) {
+    const int row = i / CH, c = i % CH, r = tile.row_begin + row;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < tile.row_end)
+      v = *reinterpret_cast<const uint4 *>(p.q + (size_t)(tok0 + r / G) * p.q_stride +
+                                           (kvh * G + r % G) * HD + c * 8);
+    *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
+  }
+  auto load_kv = [&](int k0, int buf) {
+    for (int i = tid; i < BN * CH; i += kThreads) {
+      const int key = i / CH, c = i % CH, pos = k0 + key;
+      const bool ok = pos <= s_hi;
+      size_t off = 0;
+      if (ok) {
+        const int blk = btab[pos / p.block_size];
+        off = (((size_t)blk * p.num_kv_heads + kvh) * p.block_size + pos % p.block_size) * HD + c * 8;
+      }
+      cp_async16(Ks + (buf * BN + key) * LD + c * 8, p.k_cache + off, ok);
+      cp_async16(Vs + (buf * BN + key) * LD + c * 8, p.v_cache + off, ok);
+    }
+  };
+
+  int qpos[2];  // positions of this thread's two rows (-1: no such row, everything masked)
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const int r = tile.row_begin + wr * 16 + (lane >> 2) + 8 * h;
+    qpos[h] = r < tile.row_end ? ctx + r / G : -1;
+  }
+  const float scale_log2 = p.scale * kLog2e;
+  float o[HD / 8][4];
+#pragma unroll
+  for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  if (n_tiles > 0) load_kv(s_lo, 0);
+  cp_async_commit();
+  for (int it = 0; it < n_tiles; it++) {
+    const int buf = it & 1;
+    if (it + 1 < n_tiles) load_kv(s_lo + (it + 1) * BN, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const int k0 = s_lo + it * BN;
+    const bf16 *Kt = Ks + buf * BN * LD, *Vt = Vs + buf * BN * LD;
+
+    float s[KW / 8][4];
+#pragma unroll
+    for (int j = 0; j < KW / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+      uint32_t a[4];
+      ldmatrix_x4(a, Qs + (wr * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+      for (int j = 0; j < KW / 8; j += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, Kt + (wk * KW + j * 8 + (lane >> 4) * 8 + (lane & 7)) * LD + kk * 16 +
+                           ((lane >> 3) & 1) * 8);
+        mma16816(s[j], a, b[0], b[1]);
+        mma16816(s[j + 1], a, b[2], b[3]);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < KW / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int qp = qpos[e >> 1];
+        const int kp = k0 + wk * KW + j * 8 + (lane & 3) * 2 + (e & 1);
+        const bool ok = kp <= s_hi && kp <= qp && (p.window == 0 || qp - kp < p.window);
+        s[j][e] = ok ? s[j][e] * scale_log2 : -INFINITY;
+      }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < KW / 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * h], s[j][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[h], mx);
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      const float alpha = exp2f(m[h] - m_use);
+      float rs = 0.f;
+#pragma unroll
+      for (int j = 0; j < KW / 8; j++) {
+        s[j][2 * h] = exp2f(s[j][2 * h] - m_use);
+        s[j][2 * h + 1] = exp2f(s[j][2 * h + 1] - m_use);
+        rs += s[j][2 * h] + s[j][2 * h + 1];
+      }
+      l[h] = l[h] * alpha + rs;
+#pragma unroll
+      for (int j = 0; j < HD / 8; j++) o[j][2 * h] *= alpha, o[j][2 * h + 1] *= alpha;
+      m[h] = m_new;
+    }
+#pragma unroll
+    for (int kk = 0; kk < KW / 16; kk++) {
+      uint32_t a[4];
+      a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int jd = 0; jd < HD / 8; jd += 2) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, Vt + (wk * KW + kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD +
+                                 jd * 8 + (lane >> 4) * 8);
+        mma16816(o[jd], a, b[0], b[1]);
+        mma16816(o[jd + 1], a, b[2], b[3]);
+      }
+    }
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+
+  if (WR == 4) {  // every warp owns its rows outright: write from registers
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const int r = tile.row_begin + wr * 16 + (lane >> 2) + 8 * h;
+      if (r >= tile.row_end) continue;
+      const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+      bf16 *dst = p.out + (size_t)(tok0 + r / G) * p.out_stride + (kvh * G + r % G) * HD;
+#pragma unroll
+      for (int j = 0; j < HD / 8; j++)
+        *reinterpret_cast<__nv_bfloat162 *>(dst + j * 8 + (lane & 3) * 2) =
+            __floats2bfloat162_rn(o[j][2 * h] * inv, o[j][2 * h + 1] * inv);
+    }
+    return;
+  }
+
+  // WR == 1: four warps hold partial (m, l, o) of the same 16 rows over different keys; merge
+  // them through shared memory (the K/V buffers are free now).
+  __syncthreads();
+  float *red_o = reinterpret_cast<float *>(Ks);  // [4][16][HD]
+  float *red_m = red_o + 4 * 16 * HD;            // [4][16]
+  float *red_l = red_m + 4 * 16;                 // [4][16]
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const int row = (lane >> 2) + 8 * h;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+      red_o[(wk * 16 + row) * HD + j * 8 + (lane & 3) * 2] = o[j][2 * h];
+      red_o[(wk * 16 + row) * HD + j * 8 + (lane & 3) * 2 + 1] = o[j][2 * h + 1];
+    }
+    if ((lane & 3) == 0) red_m[wk * 16 + row] = m[h], red_l[wk * 16 + row] = l[h];
+  }
+  __syncthreads();
+  const int rows = tile.row_end - tile.row_begin;
+  for (int i = tid; i < rows * HD; i += kThreads) {
+    const int row = i / HD, d = i % HD, r = tile.row_begin + row;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < 4; w++) M = fmaxf(M, red_m[w * 16 + row]);
+    float L = 0.f, O = 0.f;
+    if (M != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < 4; w++) {
+        const float f = exp2f(red_m[w * 16 + row] - M);
+        L += red_l[w * 16 + row] * f;
+        O += red_o[(w * 16 + row) * HD + d] * f;
+      }
+    }
+    const int t = tok0 + r / G, head = kvh * G + r % G;
+    const float val = L > 0.f ? O / L : 0.f;
+    if (splits == 1) {
+      p.out[(size_t)t * p.out_stride + head * HD + d] = to_bf(val);
+    } else {
+      const size_t idx = ((size_t)split * p.num_tokens + t) * p.num_heads + head;
+      p.part_o[idx * HD + d] = val;
+      if (d == 0) p.part_lse[idx] = L > 0.f ? M + log2f(L) : -INFINITY;
+    }
+  }
+}
+
+// Merges the key splits of narrow tiles. grid (num_narrow, num_kv_heads).
+__global__ void attn_combine_kernel(AttnArgs p) {
+  const AttnTile tile = p.narrow[blockIdx.x];
+  const int G = p.num_heads / p.num_kv_heads, HD = p.head_dim, kvh = blockIdx.y;
+  const int tok0 = p.cu_seqlens[tile.seq], rows = tile.row_end - tile.row_begin;
+  for (int i = threadIdx.x; i < rows * HD; i += blockDim.x) {
+    const int r = tile.row_begin + i / HD, d = i % HD;
+    const int t = tok0 + r / G, head = kvh * G + r % G;
+    float M = -INFINITY;
+    for (int s = 0; s < p.splits; s++)
+      M = fmaxf(M, p.part_lse[((size_t)s * p.num_tokens + t) * p.num_heads + head]);
+    float W = 0.f, O = 0.f;
+    if (M != -INFINITY)
+      for (int s = 0; s < p.splits; s++) {
+        const size_t idx = ((size_t)s * p.num_tokens + t) * p.num_heads + head;
+        const float f = exp2f(p.part_lse[idx] - M);
+        W += f;
+        O += f * p.part_o[idx * HD + d];
+      }
+    p.out[(size_t)t * p.out_stride + head * HD + d] = to_bf(W > 0.f ? O / W : 0.f);
+  }
+}
+
+// Any head_dim (multiple of 8 not needed): one warp per (token, head), one key at a time.
+// The correct-first fallback for head sizes the tensor-core kernel is not built for.
+__global__ void attn_simple_kernel(AttnArgs p) {
+  const int warps = blockDim.x / 32;
+  const int item = blockIdx.x * warps + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (item >= p.num_tokens * p.num_heads) return;
+  const int t = item / p.num_heads, head = item % p.num_heads, HD = p.head_dim;
+  const int seq = p.token_seq[t], G = p.num_heads / p.num_kv_heads, kvh = head / G;
+  const int pos = p.context_lens[seq] + (t - p.cu_seqlens[seq]);
+  const int lo = p.window > 0 ? max(0, pos - p.window + 1) : 0;
+  const int *btab = p.block_indices + p.block_indptr[seq];
+  const bf16 *q = p.q + (size_t)t * p.q_stride + head * HD;
+  float acc[8];  // dims lane + 32 * i, head_dim <= 256
+  for (int i = 0; i < 8; i++) acc[i] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  for (int j = lo; j <= pos; j++) {
+    const size_t off =
+        (((size_t)btab[j / p.block_size] * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * HD;
+    float dot = 0.f;
+    for (int d = lane; d < HD; d += 32) dot += to_f(q[d]) * to_f(p.k_cache[off + d]);
+    for (int s = 16; s > 0; s >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, s);
+    const float sc = dot * p.scale, m_new = fmaxf(m, sc);
+    const float alpha = __expf(m - m_new), pj = __expf(sc - m_new);
+    l = l * alpha + pj;
+    for (int i = 0; i < 8 && lane + 32 * i < HD; i++)
+      acc[i] = acc[i] * alpha + pj * to_f(p.v_cache[off + lane + 32 * i]);
+    m = m_new;
+  }
+  bf16 *dst = p.out + (size_t)t * p.out_stride + head * HD;
+  for (int i = 0; i < 8 && lane + 32 * i < HD; i++) dst[lane + 32 * i] = to_bf(l > 0 ? acc[i] / l : 0.f);
+}
+
+template <int HD, int WR>
+int launch(const AttnArgs &a, int num_tiles, int splits, cudaStream_t s, char *err) {
+  constexpr int bytes = smem_bytes<HD, WR>();
+  static bool configured = false;  // per instantiation; a race only repeats the same call
+  if (!configured) {
+    FGCU_TRY(cudaFuncSetAttribute(attn_kernel<HD, WR>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    configured = true;
+  }
+  dim3 grid(num_tiles * splits, a.num_kv_heads);
+  attn_kernel<HD, WR><<<grid, kThreads, bytes, s>>>(a);
+  FGCU_LAUNCHED("attn_kernel");
+  return 0;
+}
+
+template <int HD>
+int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
+  if (a.num_wide > 0) FGCU_CHECK((launch<HD, 4>(a, a.num_wide, 1, s, err)));
+  if (a.num_narrow > 0) {
+    FGCU_CHECK((launch<HD, 1>(a, a.num_narrow, a.splits, s, err)));
+    if (a.splits > 1) {
+      attn_combine_kernel<<<dim3(a.num_narrow, a.num_kv_heads), kThreads, 0, s>>>(a);
+      FGCU_LAUNCHED("attn_combine_kernel");
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int attn_num_tiles_bound(int num_tokens, int num_seqs, int group) {
+  return (int)(((int64_t)num_tokens * group + 63) / 64) + num_seqs;
+}
+
+void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *wide, int *num_wide,
+                     AttnTile *narrow, int *num_narrow) {
+  int nw = 0, nn = 0;
+  for (int s = 0; s < num_seqs; s++) {
+    const int rows = (cu_seqlens[s + 1] - cu_seqlens[s]) * group;
+    if (rows <= 16) {
+      narrow[nn++] = {s, 0, rows};
+      continue;
+    }
+    for (int r = 0; r < rows; r += 64) wide[nw++] = {s, r, r + 64 < rows ? r + 64 : rows};
+  }
+  *num_wide = nw;
+  *num_narrow = nn;
+}
+
+int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms) {
+  if (getenv("FASTGEN_ATTN_SPLITS")) return atoi(getenv("FASTGEN_ATTN_SPLITS")) > 1 ? atoi(getenv("FASTGEN_ATTN_SPLITS")) : 1;
+  const int ctas = num_narrow * num_kv_heads;
+  if (ctas == 0 || ctas >= num_sms) return 1;
+  int splits = (2 * num_sms + ctas - 1) / ctas;
+  const int by_len = max_context / 256;  // keep at least 256 keys per split
+  if (splits > by_len) splits = by_len;
+  if (splits > 16) splits = 16;
+  return splits < 1 ? 1 : splits;
+}
+
+namespace {
+
+bool force_simple() {
+  static int v = -1;
+  if (v < 0) {
+    const char *e = getenv("FASTGEN_ATTN");
+    v = e && strcmp(e, "simple") == 0;
+  }
+  return v;
+}
+
+}  // namespace
+
+int paged_attention(const AttnArgs &a, cudaStream_t s, char *err) {
+  if (a.num_tokens == 0) return 0;
+  if (!force_simple()) switch (a.head_dim) {
+    case 16: return launch_both<16>(a, s, err);
+    case 32: return launch_both<32>(a, s, err);
+    case 64: return launch_both<64>(a, s, err);
+    case 80: return launch_both<80>(a, s, err);
+    case 96: return launch_both<96>(a, s, err);
+    case 128: return launch_both<128>(a, s, err);
+    case 256: return launch_both<256>(a, s, err);
+    default: break;
+  }
+  if (a.head_dim > 256) {
+    snprintf(err, 512, "paged_attention: head_dim %d > 256 is not supported", a.head_dim);
+    return FG_ERR_UNSUPPORTED;
+  }
+  const int items = a.num_tokens * a.num_heads;
+  attn_simple_kernel<<<ceil_div(items, 4), 128, 0, s>>>(a);
+  FGCU_LAUNCHED("attn_simple_kernel");
+  return 0;
+}
+
+}  // namespace fgcu

@@ -1,0 +1,52 @@
+// Paged flash attention over a ragged batch (prompt chunks and decode tokens mixed), the CUDA
+// twin of cpu/attention.cpp: the token at position p of sequence s attends to positions j of s
+// with j <= p and (window == 0 or p - j < window).
+//
+// KV cache of one layer (CUDA layout; the caller sees only block ids):
+//   k, v: [num_blocks, num_kv_heads, block_size, head_dim] bf16
+//   position p of sequence s: block block_indices[block_indptr[s] + p / block_size], slot p % block_size
+//
+// Work: rows = (token, q head of one kv group) pairs of one sequence, cut into tiles:
+//   wide tiles   (64 rows, 4 warps x 16 rows, 64-key tiles)          prompt chunks
+//   narrow tiles (16 rows, 4 warps x 16 keys of each 64-key tile)    decode / short chunks
+// Narrow tiles may also split their key range over several CTAs (flash-decoding); a combine
+// kernel merges the partial results by their log-sum-exp.
+#pragma once
+#include "cuda/common.cuh"
+
+namespace fgcu {
+
+// A tile: rows [row_begin, row_end) of sequence seq; row r = (token r / group, head r % group).
+struct AttnTile {
+  int seq, row_begin, row_end;
+};
+
+struct AttnArgs {
+  const bf16 *q;  // q of token t, head h: q + t * q_stride + h * head_dim
+  int q_stride;
+  const bf16 *k_cache, *v_cache;  // this layer's pool
+  bf16 *out;                      // out + t * out_stride + h * head_dim
+  int out_stride;
+  const int *cu_seqlens, *context_lens, *block_indptr, *block_indices;  // device, per batch
+  const int *token_seq;           // [num_tokens] sequence of each token (simple kernel)
+  const AttnTile *wide, *narrow;  // device
+  int num_wide, num_narrow;
+  int splits;                     // key splits of narrow tiles (1 = none)
+  float *part_o, *part_lse;       // [splits, T, num_heads, head_dim], [splits, T, num_heads]
+  int num_tokens, num_heads, num_kv_heads, head_dim, block_size, window;
+  float scale;                    // softmax scale (1/sqrt(head_dim))
+};
+
+// Host: cuts each sequence's rows into tiles. tiles must hold num_tiles_bound(...) entries each.
+// A sequence with at most 16 rows gets one narrow tile, longer ones wide tiles of 64 rows.
+void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *wide, int *num_wide,
+                     AttnTile *narrow, int *num_narrow);
+int attn_num_tiles_bound(int num_tokens, int num_seqs, int group);
+// Host: key splits for the narrow tiles, given the longest context among them.
+int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms);
+
+// Tensor-core kernels for head_dim in {16, 32, 64, 80, 96, 128, 256}; any other head_dim up to
+// 256 (or FASTGEN_ATTN=simple) runs a one-warp-per-row fp32 kernel.
+int paged_attention(const AttnArgs &a, cudaStream_t stream, char *err);
+
+}  // namespace fgcu

@@ -1,0 +1,92 @@
+// Helpers shared by the CUDA translation units: status plumbing, bf16 conversions, block
+// reductions. No C++ standard library here (see cuda_api.h): plain C and CUDA only.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fastgen.h"
+
+namespace fgcu {
+
+typedef __nv_bfloat16 bf16;
+
+// A failing CUDA call inside a function returning an fg_status-valued int: record where, return.
+// `err` (char[512]) must be in scope.
+#define FGCU_TRY(call)                                                                          \
+  do {                                                                                          \
+    cudaError_t e_ = (call);                                                                    \
+    if (e_ != cudaSuccess) {                                                                    \
+      snprintf(err, 512, "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__);  \
+      return e_ == cudaErrorMemoryAllocation ? FG_ERR_OUT_OF_MEMORY : FG_ERR_DEVICE;            \
+    }                                                                                           \
+  } while (0)
+
+// After a kernel launch: a bad configuration shows up here, an execution fault at the next sync.
+#define FGCU_LAUNCHED(what)                                                                 \
+  do {                                                                                      \
+    cudaError_t e_ = cudaGetLastError();                                                    \
+    if (e_ != cudaSuccess) {                                                                \
+      snprintf(err, 512, "kernel %s: %s", what, cudaGetErrorString(e_));                    \
+      return FG_ERR_DEVICE;                                                                 \
+    }                                                                                       \
+  } while (0)
+
+// Propagates a non-zero status from a helper that already wrote `err`.
+#define FGCU_CHECK(expr)       \
+  do {                         \
+    int rc_ = (expr);          \
+    if (rc_ != 0) return rc_;  \
+  } while (0)
+
+inline int ceil_div(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
+
+__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 to_bf(float x) { return __float2bfloat16_rn(x); }
+
+// Sum over a block of exactly kThreads threads (a multiple of 32, at most 1024). `scratch`:
+// __shared__ T[32]. Every thread gets the total. Safe to call repeatedly (syncs on entry).
+template <typename T>
+__device__ __forceinline__ T block_sum(T v, T *scratch) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = (blockDim.x + 31) >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  T total = 0;
+  for (int w = 0; w < nwarps; w++) total += scratch[w];
+  return total;
+}
+
+__device__ __forceinline__ float block_max(float v, float *scratch) {
+  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = (blockDim.x + 31) >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int w = 0; w < nwarps; w++) m = fmaxf(m, scratch[w]);
+  return m;
+}
+
+// 8 bf16 <-> 8 floats through one 16-byte access.
+__device__ __forceinline__ void load8(const bf16 *p, float *out) {
+  uint4 u = *reinterpret_cast<const uint4 *>(p);
+  const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    float2 f = __bfloat1622float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void store8(bf16 *p, const float *v) {
+  uint4 u;
+  __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+  *reinterpret_cast<uint4 *>(p) = u;
+}
+
+}  // namespace fgcu

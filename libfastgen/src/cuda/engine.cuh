@@ -1,0 +1,89 @@
+// The CUDA engine behind fgcu_engine (cuda_api.h): weights, KV pool, workspaces, and the
+// per-step metadata that one upload carries to the device. Shared by engine.cu (life cycle),
+// step.cu (forward + sampling) and hooks.cu (test hooks).
+#pragma once
+#include "cuda/attention.cuh"
+#include "cuda/cuda_api.h"
+#include "cuda/gemm.cuh"
+#include "cuda/sampling.cuh"
+
+namespace fgcu {
+
+// One decoder layer on the device. Matrices bf16 [out, in]; vectors fp32; unused ones null.
+//   qkv    [(nh + 2 nkv) * hd, H]  = q rows, then k rows, then v rows
+//   mlp_in [2I, H] (gated: gate rows, then up rows) or [I, H] (plain: up)
+struct LayerW {
+  bf16 *qkv, *o, *mlp_in, *down;
+  float *attn_norm, *attn_norm_b, *mlp_norm, *mlp_norm_b, *qkv_b, *o_b, *mlp_in_b, *down_b;
+};
+
+// A device buffer that only grows (the stream is idle whenever it does).
+struct DevBuf {
+  void *p = nullptr;
+  size_t bytes = 0;
+};
+int ensure(DevBuf &b, size_t bytes, const char *what, char *err);
+void release(DevBuf &b);
+
+// Pinned host staging + its device twin for the step's metadata.
+struct MetaBuf {
+  char *host = nullptr, *dev = nullptr;
+  size_t cap = 0;
+};
+void release(MetaBuf &mb);
+
+// One step's metadata: counts on the host, arrays on the device (after upload).
+struct Meta {
+  int T = 0, S = 0, R = 0, L = 0, splits = 1, num_wide = 0, num_narrow = 0;
+  bool any_penalty = false;
+  const int *row_seq = nullptr;  // host: sequence of sampled row r
+  const int *token_ids, *positions, *token_seq, *cu_seqlens, *context_lens, *block_indptr,
+      *block_indices, *logit_rows, *pen_ids, *bias_ids;
+  const float *bias_vals;
+  const AttnTile *wide, *narrow;
+  const SampleRow *rows;
+};
+
+// Packs the batch (validated) into mb.host, plans attention tiles and key splits (splits > 0
+// forces a count), and queues the upload on `stream`.
+int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int num_sms,
+               int splits, cudaStream_t stream, Meta *m, char *err);
+
+// Samples the m.R rows of logits [R, V] (device), copies ids / logprobs (and raw logits when
+// out->logits) back, waits, and scatters them to `out` by sequence. out_dev / out_host hold
+// R * (8 + 8 * m.L) bytes; counts is needed when m.any_penalty.
+int sample_and_return(const Meta &m, const float *logits, int V, float *z, int *counts,
+                      void *out_dev, void *out_host, fg_step_output *out, cudaStream_t st,
+                      char *err);
+
+}  // namespace fgcu
+
+struct fgcu_engine {
+  fgcu_model m;
+  double *inv_freq_host = nullptr;
+  int device = 0, num_sms = 0;
+  cudaStream_t stream = nullptr;
+  fgcu::Gemm *gemm = nullptr;
+
+  void *mat_arena = nullptr, *vec_arena = nullptr;
+  uint64_t weight_bytes = 0;
+  fgcu::LayerW *layers = nullptr;
+  fgcu::bf16 *embed = nullptr, *lm_head = nullptr;
+  float *pos_embed = nullptr, *final_norm = nullptr, *final_norm_b = nullptr, *lm_head_b = nullptr;
+  double *inv_freq = nullptr;  // device [rotary_dim / 2]
+  int qkv_rows = 0, mlp_rows = 0;
+  void *staging = nullptr;     // pinned, for loading; freed at finalize
+
+  fgcu::bf16 *kv = nullptr;    // [num_layers][2][num_blocks, nkv, block_size, hd]
+  size_t layer_elems = 0;
+  int num_blocks = 0, block_size = 0;
+  uint64_t kv_bytes = 0;
+  bool finalized = false;
+
+  // activations [T, ...] and per sampled row [R, ...]
+  fgcu::DevBuf h, x, x2, qkv, attn, mlp, act, part_o, part_lse;
+  fgcu::DevBuf xf, logits, z, counts, out_dev;
+  fgcu::MetaBuf meta;
+  void *out_host = nullptr;
+  size_t out_host_bytes = 0;
+};

@@ -1,0 +1,310 @@
+// GEMM dispatch: weight-streaming GEMV for M <= 8, cuBLASLt (dlopen) for the rest.
+//
+// Row-major y[M, N] = x[M, K] · w[N, K]^T is, in cuBLASLt's column-major terms,
+//   y^T (N x M, ld N) = op_T(A = w as K x N, ld K) · (B = x^T as K x M, ld K)   ("TN").
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cublaslt.h"
+#include "cuda/gemm.cuh"
+
+namespace fgcu {
+namespace {
+
+constexpr uint64_t kWorkspaceBytes = 32ull << 20;
+constexpr int kCacheSize = 256;
+constexpr int kGemvMaxM = 8;
+
+struct Api {
+  void *lib = nullptr;
+  PFN_cublasLtCreate create;
+  PFN_cublasLtDestroy destroy;
+  PFN_cublasLtMatmulDescCreate desc_create;
+  PFN_cublasLtMatmulDescDestroy desc_destroy;
+  PFN_cublasLtMatmulDescSetAttribute desc_set;
+  PFN_cublasLtMatrixLayoutCreate layout_create;
+  PFN_cublasLtMatrixLayoutDestroy layout_destroy;
+  PFN_cublasLtMatmulPreferenceCreate pref_create;
+  PFN_cublasLtMatmulPreferenceDestroy pref_destroy;
+  PFN_cublasLtMatmulPreferenceSetAttribute pref_set;
+  PFN_cublasLtMatmulAlgoGetHeuristic heuristic;
+  PFN_cublasLtMatmul matmul;
+};
+
+// One planned shape: descriptors and the heuristic's algorithm.
+struct Plan {
+  int M = 0, N = 0, K = 0;
+  bool y_f32 = false, acc = false, used = false;
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo;
+};
+
+}  // namespace
+
+struct Gemm {
+  Api api;
+  cublasLtHandle_t handle = nullptr;
+  void *workspace = nullptr;
+  Plan plans[kCacheSize];
+  int next_victim = 0;
+};
+
+namespace {
+
+int open_api(Api &api, char *err) {
+  const char *names[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"};
+  for (const char *n : names) {
+    api.lib = dlopen(n, RTLD_NOW | RTLD_LOCAL);
+    if (api.lib) break;
+  }
+  if (!api.lib) {
+    snprintf(err, 512, "cuBLASLt not found (dlopen libcublasLt.so.13: %s)", dlerror());
+    return FG_ERR_UNSUPPORTED;
+  }
+#define FGCU_SYM(field, name)                                                      \
+  api.field = (decltype(api.field))dlsym(api.lib, name);                           \
+  if (!api.field) {                                                                \
+    snprintf(err, 512, "cuBLASLt: symbol %s missing", name);                       \
+    return FG_ERR_UNSUPPORTED;                                                     \
+  }
+  FGCU_SYM(create, "cublasLtCreate");
+  FGCU_SYM(destroy, "cublasLtDestroy");
+  FGCU_SYM(desc_create, "cublasLtMatmulDescCreate");
+  FGCU_SYM(desc_destroy, "cublasLtMatmulDescDestroy");
+  FGCU_SYM(desc_set, "cublasLtMatmulDescSetAttribute");
+  FGCU_SYM(layout_create, "cublasLtMatrixLayoutCreate");
+  FGCU_SYM(layout_destroy, "cublasLtMatrixLayoutDestroy");
+  FGCU_SYM(pref_create, "cublasLtMatmulPreferenceCreate");
+  FGCU_SYM(pref_destroy, "cublasLtMatmulPreferenceDestroy");
+  FGCU_SYM(pref_set, "cublasLtMatmulPreferenceSetAttribute");
+  FGCU_SYM(heuristic, "cublasLtMatmulAlgoGetHeuristic");
+  FGCU_SYM(matmul, "cublasLtMatmul");
+#undef FGCU_SYM
+  return 0;
+}
+
+void release_plan(const Api &api, Plan &p) {
+  if (p.desc) api.desc_destroy(p.desc);
+  if (p.a) api.layout_destroy(p.a);
+  if (p.b) api.layout_destroy(p.b);
+  if (p.c) api.layout_destroy(p.c);
+  p = Plan();
+}
+
+int make_plan(Gemm *g, Plan &p, int M, int N, int K, bool y_f32, bool acc, char *err) {
+  const Api &api = g->api;
+  p.M = M, p.N = N, p.K = K, p.y_f32 = y_f32, p.acc = acc;
+  const cudaDataType_t ytype = y_f32 ? CUDA_R_32F : CUDA_R_16BF;
+  const int op_t = FG_CUBLAS_OP_T, op_n = FG_CUBLAS_OP_N;
+  cublasStatus_t st = api.desc_create(&p.desc, FG_CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof op_t);
+  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof op_n);
+  if (!st) st = api.layout_create(&p.a, CUDA_R_16BF, K, N, K);
+  if (!st) st = api.layout_create(&p.b, CUDA_R_16BF, K, M, K);
+  if (!st) st = api.layout_create(&p.c, ytype, N, M, N);
+  cublasLtMatmulPreference_t pref = nullptr;
+  if (!st) st = api.pref_create(&pref);
+  const uint64_t ws = kWorkspaceBytes;
+  if (!st) st = api.pref_set(pref, FG_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  cublasLtMatmulHeuristicResult_t res;
+  memset(&res, 0, sizeof res);
+  int found = 0;
+  if (!st) st = api.heuristic(g->handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+  if (pref) api.pref_destroy(pref);
+  if (st || found < 1) {
+    snprintf(err, 512, "cuBLASLt: no algorithm for bf16 GEMM M=%d N=%d K=%d (status %d)", M, N, K, st);
+    release_plan(api, p);
+    return FG_ERR_DEVICE;
+  }
+  p.algo = res.algo;
+  p.used = true;
+  return 0;
+}
+
+// y[m, n] (+)= sum_k x[m, k] w[n, k] for MM rows; one warp computes 2 columns, streaming their
+// weight rows with 16-byte loads, 8 in flight per thread. K % 8 == 0.
+template <int MM, bool Y_F32, bool ACC>
+__global__ void __launch_bounds__(128) gemv_kernel(const bf16 *__restrict__ x,
+                                                   const bf16 *__restrict__ w, void *__restrict__ y,
+                                                   int N, int K) {
+  const int lane = threadIdx.x & 31;
+  const int n0 = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2;
+  if (n0 >= N) return;
+  const int n1 = n0 + 1 < N ? n0 + 1 : n0;
+  const bf16 *w0 = w + (size_t)n0 * K, *w1 = w + (size_t)n1 * K;
+  float acc[MM][2];
+#pragma unroll
+  for (int m = 0; m < MM; m++) acc[m][0] = acc[m][1] = 0.f;
+
+  auto fma8 = [&](const uint4 &a, const uint4 &b, int k) {
+    float wa[8], wb[8];
+    const __nv_bfloat162 *ha = reinterpret_cast<const __nv_bfloat162 *>(&a);
+    const __nv_bfloat162 *hb = reinterpret_cast<const __nv_bfloat162 *>(&b);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      float2 fa = __bfloat1622float2(ha[i]), fb = __bfloat1622float2(hb[i]);
+      wa[2 * i] = fa.x, wa[2 * i + 1] = fa.y, wb[2 * i] = fb.x, wb[2 * i + 1] = fb.y;
+    }
+#pragma unroll
+    for (int m = 0; m < MM; m++) {
+      float xv[8];
+      load8(x + (size_t)m * K + k, xv);
+#pragma unroll
+      for (int i = 0; i < 8; i++) {
+        acc[m][0] = fmaf(xv[i], wa[i], acc[m][0]);
+        acc[m][1] = fmaf(xv[i], wb[i], acc[m][1]);
+      }
+    }
+  };
+
+  int k = lane * 8;
+  for (; k + 3 * 256 < K; k += 4 * 256) {
+    uint4 a[4], b[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      a[u] = __ldcs(reinterpret_cast<const uint4 *>(w0 + k + u * 256));
+      b[u] = __ldcs(reinterpret_cast<const uint4 *>(w1 + k + u * 256));
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) fma8(a[u], b[u], k + u * 256);
+  }
+  for (; k < K; k += 256) {
+    const uint4 a = __ldcs(reinterpret_cast<const uint4 *>(w0 + k));
+    const uint4 b = __ldcs(reinterpret_cast<const uint4 *>(w1 + k));
+    fma8(a, b, k);
+  }
+#pragma unroll
+  for (int m = 0; m < MM; m++)
+#pragma unroll
+    for (int c = 0; c < 2; c++)
+      for (int off = 16; off > 0; off >>= 1) acc[m][c] += __shfl_xor_sync(0xffffffffu, acc[m][c], off);
+  if (lane != 0) return;
+#pragma unroll
+  for (int m = 0; m < MM; m++)
+#pragma unroll
+    for (int c = 0; c < 2; c++) {
+      const int n = n0 + c;
+      if (c == 1 && n1 == n0) break;
+      const size_t i = (size_t)m * N + n;
+      if (Y_F32) {
+        float *yf = static_cast<float *>(y);
+        yf[i] = ACC ? yf[i] + acc[m][c] : acc[m][c];
+      } else {
+        static_cast<bf16 *>(y)[i] = to_bf(acc[m][c]);
+      }
+    }
+}
+
+template <int MM>
+void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int N, int K,
+                 cudaStream_t s) {
+  const int blocks = ceil_div(N, 8);
+  if (y_f32 && acc) gemv_kernel<MM, true, true><<<blocks, 128, 0, s>>>(x, w, y, N, K);
+  else if (y_f32) gemv_kernel<MM, true, false><<<blocks, 128, 0, s>>>(x, w, y, N, K);
+  else gemv_kernel<MM, false, false><<<blocks, 128, 0, s>>>(x, w, y, N, K);
+}
+
+bool gemv_enabled() {
+  static int enabled = -1;
+  if (enabled < 0) {
+    const char *e = getenv("FASTGEN_GEMV");
+    enabled = !(e && e[0] == '0');
+  }
+  return enabled;
+}
+
+}  // namespace
+
+int gemv_max_m() { return gemv_enabled() ? kGemvMaxM : 0; }
+uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
+
+int gemm_create(Gemm **out, char *err) {
+  *out = nullptr;
+  Gemm *g = new Gemm();
+  int rc = open_api(g->api, err);
+  if (!rc && g->api.create(&g->handle) != 0) {
+    snprintf(err, 512, "cublasLtCreate failed");
+    rc = FG_ERR_DEVICE;
+  }
+  if (!rc) {
+    cudaError_t e = cudaMalloc(&g->workspace, kWorkspaceBytes);
+    if (e != cudaSuccess) {
+      snprintf(err, 512, "cuBLASLt workspace (%llu MiB): %s", (unsigned long long)(kWorkspaceBytes >> 20),
+               cudaGetErrorString(e));
+      rc = e == cudaErrorMemoryAllocation ? FG_ERR_OUT_OF_MEMORY : FG_ERR_DEVICE;
+    }
+  }
+  if (rc) {
+    gemm_destroy(g);
+    return rc;
+  }
+  *out = g;
+  return 0;
+}
+
+void gemm_destroy(Gemm *g) {
+  if (!g) return;
+  if (g->api.lib) {
+    for (Plan &p : g->plans)
+      if (p.used) release_plan(g->api, p);
+    if (g->handle) g->api.destroy(g->handle);
+  }
+  cudaFree(g->workspace);
+  // The library stays loaded: cuBLASLt registers process-wide state (dlclose is unsafe).
+  delete g;
+}
+
+int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumulate, int M, int N,
+         int K, cudaStream_t stream, char *err) {
+  if (M <= 0 || N <= 0) return 0;
+  if (accumulate && !y_f32) {
+    snprintf(err, 512, "gemm: accumulate needs an fp32 output");
+    return FG_ERR_INTERNAL;
+  }
+  if (M <= gemv_max_m() && K % 8 == 0) {
+    switch (M) {
+      case 1: launch_gemv<1>(x, w, y, y_f32, accumulate, N, K, stream); break;
+      case 2: launch_gemv<2>(x, w, y, y_f32, accumulate, N, K, stream); break;
+      case 3: launch_gemv<3>(x, w, y, y_f32, accumulate, N, K, stream); break;
+      case 4: launch_gemv<4>(x, w, y, y_f32, accumulate, N, K, stream); break;
+      case 5: launch_gemv<5>(x, w, y, y_f32, accumulate, N, K, stream); break;
+      case 6: launch_gemv<6>(x, w, y, y_f32, accumulate, N, K, stream); break;
+      case 7: launch_gemv<7>(x, w, y, y_f32, accumulate, N, K, stream); break;
+      default: launch_gemv<8>(x, w, y, y_f32, accumulate, N, K, stream); break;
+    }
+    FGCU_LAUNCHED("gemv");
+    return 0;
+  }
+  Plan *plan = nullptr;
+  for (Plan &p : g->plans)
+    if (p.used && p.M == M && p.N == N && p.K == K && p.y_f32 == y_f32 && p.acc == accumulate) {
+      plan = &p;
+      break;
+    }
+  if (!plan) {
+    for (Plan &p : g->plans)
+      if (!p.used) {
+        plan = &p;
+        break;
+      }
+    if (!plan) {  // full: evict round-robin
+      plan = &g->plans[g->next_victim];
+      g->next_victim = (g->next_victim + 1) % kCacheSize;
+      release_plan(g->api, *plan);
+    }
+    FGCU_CHECK(make_plan(g, *plan, M, N, K, y_f32, accumulate, err));
+  }
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+  cublasStatus_t st = g->api.matmul(g->handle, plan->desc, &alpha, w, plan->a, x, plan->b, &beta, y,
+                                    plan->c, y, plan->c, &plan->algo, g->workspace, kWorkspaceBytes,
+                                    stream);
+  if (st != 0) {
+    snprintf(err, 512, "cublasLtMatmul failed (status %d) for M=%d N=%d K=%d", st, M, N, K);
+    return FG_ERR_DEVICE;
+  }
+  return 0;
+}
+
+}  // namespace fgcu

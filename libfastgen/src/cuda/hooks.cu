@@ -1,0 +1,148 @@
+// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits with FG_BACKEND_CUDA): one stage
+// of fg_step on host buffers, so test/gpu can hold each against its CPU twin.
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/engine.cuh"
+
+using namespace fgcu;
+
+namespace {
+
+uint16_t to_bf16_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+float from_bf16_bits(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+// Frees everything it holds when it goes out of scope.
+struct Scope {
+  cudaStream_t stream = nullptr;
+  void *dev[8] = {};
+  int n = 0;
+  void *host = nullptr;
+  MetaBuf meta;
+  void *dalloc(size_t bytes) {
+    void *p = nullptr;
+    if (cudaMalloc(&p, bytes ? bytes : 16) != cudaSuccess) return nullptr;
+    dev[n++] = p;
+    return p;
+  }
+  ~Scope() {
+    if (stream) cudaStreamSynchronize(stream);
+    for (int i = 0; i < n; i++) cudaFree(dev[i]);
+    free(host);
+    release(meta);
+    if (stream) cudaStreamDestroy(stream);
+    cudaGetLastError();
+  }
+};
+
+int need_device(char *err) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    snprintf(err, 512, "no CUDA device is visible (driver missing or no GPU)");
+    return FG_ERR_DEVICE;
+  }
+  return 0;
+}
+
+}  // namespace
+
+extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
+                                   const float *v_cache, float *out, int32_t nh, int32_t nkv,
+                                   int32_t hd, int32_t bs, int32_t nb, int32_t window,
+                                   int32_t splits, char *err) {
+  FGCU_CHECK(need_device(err));
+  Scope sc;
+  FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
+  const int T = b->num_tokens, qn = T * nh * hd;
+  const size_t cache_n = (size_t)nb * bs * nkv * hd;
+  int sms = 0;
+  FGCU_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  Meta m;
+  FGCU_CHECK(build_meta(sc.meta, b, nh / nkv, nkv, sms, splits, sc.stream, &m, err));
+  // host staging: q, k, v (bf16, CUDA cache layout), out
+  const size_t host_n = qn + 2 * cache_n;
+  uint16_t *hb = (uint16_t *)malloc(host_n * 2 + 16);
+  sc.host = hb;
+  if (!hb) {
+    snprintf(err, 512, "attention hook: host allocation failed");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  for (int i = 0; i < qn; i++) hb[i] = to_bf16_bits(q[i]);
+  uint16_t *hk = hb + qn, *hv = hk + cache_n;
+  for (int blk = 0; blk < nb; blk++)  // [nb, bs, nkv, hd] -> [nb, nkv, bs, hd]
+    for (int s = 0; s < bs; s++)
+      for (int h = 0; h < nkv; h++)
+        for (int d = 0; d < hd; d++) {
+          const size_t src = (((size_t)blk * bs + s) * nkv + h) * hd + d;
+          const size_t dst = (((size_t)blk * nkv + h) * bs + s) * hd + d;
+          hk[dst] = to_bf16_bits(k_cache[src]);
+          hv[dst] = to_bf16_bits(v_cache[src]);
+        }
+  bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dk = (bf16 *)sc.dalloc(cache_n * 2);
+  bf16 *dv = (bf16 *)sc.dalloc(cache_n * 2), *dout = (bf16 *)sc.dalloc(qn * 2);
+  float *po = nullptr, *plse = nullptr;
+  if (m.splits > 1) {
+    po = (float *)sc.dalloc((size_t)m.splits * qn * 4);
+    plse = (float *)sc.dalloc((size_t)m.splits * T * nh * 4);
+  }
+  if (!dq || !dk || !dv || !dout || (m.splits > 1 && (!po || !plse))) {
+    snprintf(err, 512, "attention hook: out of device memory");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  FGCU_TRY(cudaMemcpyAsync(dq, hb, qn * 2, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemcpyAsync(dk, hk, cache_n * 2, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemcpyAsync(dv, hv, cache_n * 2, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemsetAsync(dout, 0xff, qn * 2, sc.stream));  // poison: NaN where nothing writes
+  AttnArgs a;
+  memset(&a, 0, sizeof a);
+  a.q = dq, a.q_stride = nh * hd, a.k_cache = dk, a.v_cache = dv, a.out = dout, a.out_stride = nh * hd;
+  a.cu_seqlens = m.cu_seqlens, a.context_lens = m.context_lens, a.block_indptr = m.block_indptr;
+  a.block_indices = m.block_indices, a.token_seq = m.token_seq;
+  a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
+  a.splits = m.splits, a.part_o = po, a.part_lse = plse;
+  a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd, a.block_size = bs;
+  a.window = window, a.scale = 1.f / sqrtf((float)hd);
+  FGCU_CHECK(paged_attention(a, sc.stream, err));
+  FGCU_TRY(cudaMemcpyAsync(hb, dout, qn * 2, cudaMemcpyDeviceToHost, sc.stream));
+  FGCU_TRY(cudaStreamSynchronize(sc.stream));
+  for (int i = 0; i < qn; i++) out[i] = from_bf16_bits(hb[i]);
+  return 0;
+}
+
+extern "C" int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t V,
+                                fg_step_output *out, char *err) {
+  FGCU_CHECK(need_device(err));
+  Scope sc;
+  FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
+  Meta m;
+  FGCU_CHECK(build_meta(sc.meta, b, 1, 1, 1, 1, sc.stream, &m, err));
+  if (m.R == 0) return 0;
+  const size_t RV = (size_t)m.R * V;
+  float *dl = (float *)sc.dalloc(RV * 4), *dz = (float *)sc.dalloc(RV * 4);
+  int *dc = (int *)sc.dalloc(RV * 4);
+  const size_t out_bytes = (size_t)m.R * (8 + 8 * m.L);
+  void *dout = sc.dalloc(out_bytes);
+  void *hout = nullptr;
+  if (!dl || !dz || !dc || !dout) {
+    snprintf(err, 512, "sampling hook: out of device memory");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  FGCU_TRY(cudaMallocHost(&hout, out_bytes));
+  for (int r = 0; r < m.R; r++)
+    FGCU_TRY(cudaMemcpyAsync(dl + (size_t)r * V, logits + (size_t)m.row_seq[r] * V, (size_t)V * 4,
+                             cudaMemcpyHostToDevice, sc.stream));
+  const int rc = sample_and_return(m, dl, V, dz, dc, dout, hout, out, sc.stream, err);
+  cudaFreeHost(hout);
+  return rc;
+}

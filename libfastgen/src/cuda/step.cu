@@ -1,0 +1,271 @@
+// One forward pass + sampling on the device (fgcu_engine_step), and the step metadata upload.
+//
+//   h = embed(tokens)                                   fp32 residual [T, H]
+//   per layer:  x = norm(h (+ owed biases))             bf16 [T, H]
+//               qkv = x Wqkv^T -> (+bias, RoPE, K/V -> cache)   one fused kernel after the GEMM
+//               attn = paged_attention(q, cache)        bf16 [T, nh * hd]
+//               h += attn Wo^T                          (cuBLASLt / GEMV with beta = 1)
+//               x = norm(h + o_bias) (sequential) ; h += down(act(x Wgate_up^T))
+//   logits = norm(h[last tokens]) Wlm^T ; sample on the device ; copy ids/logprobs back
+// Output biases (o, down) are owed to the residual and folded into the next norm.
+#include <string.h>
+
+#include "cuda/engine.cuh"
+#include "cuda/ops.cuh"
+
+using namespace fgcu;
+
+namespace fgcu {
+
+int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int num_sms,
+               int splits, cudaStream_t stream, Meta *m, char *err) {
+  const int T = b->num_tokens, S = b->num_seqs;
+  const int nb = b->block_indptr[S];
+  const int np = b->penalty_indptr ? b->penalty_indptr[S] : 0;
+  const int nbias = b->logit_bias_indptr ? b->logit_bias_indptr[S] : 0;
+  const int tiles = attn_num_tiles_bound(T, S, group);
+  // regions, each 16-byte aligned: [name, bytes]
+  size_t off = 0;
+  auto take = [&](size_t bytes) {
+    const size_t at = off;
+    off = (off + bytes + 15) / 16 * 16;
+    return at;
+  };
+  const size_t o_tok = take(T * 4), o_pos = take(T * 4), o_seq = take(T * 4);
+  const size_t o_cu = take((S + 1) * 4), o_ctx = take(S * 4), o_bptr = take((S + 1) * 4);
+  const size_t o_bidx = take(nb * 4), o_lrows = take(S * 4), o_rseq = take(S * 4);
+  const size_t o_wide = take(tiles * sizeof(AttnTile)), o_narrow = take(tiles * sizeof(AttnTile));
+  const size_t o_pen = take(np * 4), o_bids = take(nbias * 4), o_bvals = take(nbias * 4);
+  const size_t o_rows = take(S * sizeof(SampleRow));
+  if (off > mb.cap) {
+    release(mb);
+    const size_t cap = off * 2;
+    FGCU_TRY(cudaMallocHost(&mb.host, cap));
+    FGCU_TRY(cudaMalloc(&mb.dev, cap));
+    mb.cap = cap;
+  }
+  char *h = mb.host;
+  auto hi = [&](size_t o) { return (int *)(h + o); };
+  memcpy(hi(o_tok), b->token_ids, T * 4);
+  memcpy(hi(o_pos), b->positions, T * 4);
+  memcpy(hi(o_cu), b->cu_seqlens, (S + 1) * 4);
+  memcpy(hi(o_ctx), b->context_lens, S * 4);
+  memcpy(hi(o_bptr), b->block_indptr, (S + 1) * 4);
+  if (nb) memcpy(hi(o_bidx), b->block_indices, nb * 4);
+  if (np) memcpy(hi(o_pen), b->penalty_ids, np * 4);
+  if (nbias) {
+    memcpy(hi(o_bids), b->logit_bias_ids, nbias * 4);
+    memcpy(h + o_bvals, b->logit_bias_values, nbias * 4);
+  }
+  int *token_seq = hi(o_seq), *lrows = hi(o_lrows), *rseq = hi(o_rseq);
+  SampleRow *rows = (SampleRow *)(h + o_rows);
+  int R = 0, max_narrow_ctx = 0;
+  bool any_penalty = false;
+  for (int s = 0; s < S; s++) {
+    const int t0 = b->cu_seqlens[s], t1 = b->cu_seqlens[s + 1];
+    for (int t = t0; t < t1; t++) token_seq[t] = s;
+    if ((t1 - t0) * group <= 16 && b->context_lens[s] + (t1 - t0) > max_narrow_ctx)
+      max_narrow_ctx = b->context_lens[s] + (t1 - t0);
+    if (!b->wants_token[s]) continue;
+    SampleRow &r = rows[R];
+    memset(&r, 0, sizeof r);
+    r.temperature = b->temperature[s];
+    r.top_p = b->top_p[s];
+    r.top_k = b->top_k[s];
+    r.min_p = b->min_p[s];
+    r.seed = b->seed[s];
+    r.position = (long long)b->context_lens[s] + (t1 - t0);
+    r.presence = b->presence_penalty ? b->presence_penalty[s] : 0.f;
+    r.frequency = b->frequency_penalty ? b->frequency_penalty[s] : 0.f;
+    r.repetition = b->repetition_penalty ? b->repetition_penalty[s] : 1.f;
+    if (b->penalty_indptr) r.pen_begin = b->penalty_indptr[s], r.pen_end = b->penalty_indptr[s + 1];
+    if (b->logit_bias_indptr) r.bias_begin = b->logit_bias_indptr[s], r.bias_end = b->logit_bias_indptr[s + 1];
+    if (r.pen_end > r.pen_begin && (r.repetition != 1.f || r.presence != 0.f || r.frequency != 0.f))
+      any_penalty = true;
+    lrows[R] = t1 - 1;
+    rseq[R] = s;
+    R++;
+  }
+  AttnTile *wide = (AttnTile *)(h + o_wide), *narrow = (AttnTile *)(h + o_narrow);
+  attn_make_tiles(S, b->cu_seqlens, group, wide, &m->num_wide, narrow, &m->num_narrow);
+  m->splits = splits > 0 ? splits : attn_choose_splits(m->num_narrow, num_kv_heads, max_narrow_ctx, num_sms);
+  FGCU_TRY(cudaMemcpyAsync(mb.dev, mb.host, off, cudaMemcpyHostToDevice, stream));
+
+  char *d = mb.dev;
+  m->T = T, m->S = S, m->R = R, m->L = b->num_logprobs, m->any_penalty = any_penalty;
+  m->row_seq = rseq;
+  m->token_ids = (const int *)(d + o_tok);
+  m->positions = (const int *)(d + o_pos);
+  m->token_seq = (const int *)(d + o_seq);
+  m->cu_seqlens = (const int *)(d + o_cu);
+  m->context_lens = (const int *)(d + o_ctx);
+  m->block_indptr = (const int *)(d + o_bptr);
+  m->block_indices = (const int *)(d + o_bidx);
+  m->logit_rows = (const int *)(d + o_lrows);
+  m->pen_ids = (const int *)(d + o_pen);
+  m->bias_ids = (const int *)(d + o_bids);
+  m->bias_vals = (const float *)(d + o_bvals);
+  m->wide = (const AttnTile *)(d + o_wide);
+  m->narrow = (const AttnTile *)(d + o_narrow);
+  m->rows = (const SampleRow *)(d + o_rows);
+  return 0;
+}
+
+}  // namespace fgcu
+
+namespace {
+
+int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err) {
+  const fgcu_model &M = e->m;
+  const size_t T = m.T, H = M.hidden_size, I = M.intermediate_size, qd = M.num_heads * M.head_dim;
+  FGCU_CHECK(ensure(e->h, T * H * 4, "activations", err));
+  FGCU_CHECK(ensure(e->x, T * H * 2, "activations", err));
+  if (M.parallel && M.parallel_mlp_norm) FGCU_CHECK(ensure(e->x2, T * H * 2, "activations", err));
+  FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->attn, T * qd * 2, "activations", err));
+  FGCU_CHECK(ensure(e->mlp, T * e->mlp_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->act, T * I * 2, "activations", err));
+  if (m.splits > 1) {
+    FGCU_CHECK(ensure(e->part_o, (size_t)m.splits * T * M.num_heads * M.head_dim * 4, "attention splits", err));
+    FGCU_CHECK(ensure(e->part_lse, (size_t)m.splits * T * M.num_heads * 4, "attention splits", err));
+  }
+  const size_t R = m.R > 0 ? m.R : 1, V = M.vocab_size, L = m.L;
+  FGCU_CHECK(ensure(e->xf, R * H * 2, "logits", err));
+  FGCU_CHECK(ensure(e->logits, R * V * 4, "logits", err));
+  FGCU_CHECK(ensure(e->z, R * V * 4, "sampling", err));
+  if (m.any_penalty) FGCU_CHECK(ensure(e->counts, R * V * 4, "sampling", err));
+  const size_t out_bytes = R * (8 + 8 * L);
+  FGCU_CHECK(ensure(e->out_dev, out_bytes, "sampling", err));
+  if (e->out_host_bytes < out_bytes) {
+    if (e->out_host) cudaFreeHost(e->out_host);
+    e->out_host = nullptr;
+    e->out_host_bytes = 0;
+    FGCU_TRY(cudaMallocHost(&e->out_host, out_bytes * 2));
+    e->out_host_bytes = out_bytes * 2;
+  }
+  return 0;
+}
+
+int forward(fgcu_engine *e, const Meta &m, char *err) {
+  const fgcu_model &M = e->m;
+  const cudaStream_t st = e->stream;
+  const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size, V = (int)M.vocab_size;
+  const int nh = (int)M.num_heads, nkv = (int)M.num_kv_heads, hd = (int)M.head_dim, qd = nh * hd;
+  const NormOp op = M.norm_layer ? kNormLayer : kNormRms;
+  const float eps = M.norm_eps;
+  float *h = (float *)e->h.p;
+  bf16 *x = (bf16 *)e->x.p, *x2 = (bf16 *)e->x2.p, *qkv = (bf16 *)e->qkv.p;
+  bf16 *attn = (bf16 *)e->attn.p, *mlp = (bf16 *)e->mlp.p, *act = (bf16 *)e->act.p;
+
+  FGCU_CHECK(embed_tokens(e->embed, e->pos_embed, m.token_ids, m.positions, T, H, h, st, err));
+  AttnArgs a;
+  memset(&a, 0, sizeof a);
+  a.q_stride = e->qkv_rows;
+  a.out = attn;
+  a.out_stride = qd;
+  a.cu_seqlens = m.cu_seqlens, a.context_lens = m.context_lens;
+  a.block_indptr = m.block_indptr, a.block_indices = m.block_indices, a.token_seq = m.token_seq;
+  a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
+  a.splits = m.splits, a.part_o = (float *)e->part_o.p, a.part_lse = (float *)e->part_lse.p;
+  a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd;
+  a.block_size = e->block_size, a.window = M.sliding_window;
+  a.scale = 1.f / sqrtf((float)hd);
+
+  const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
+  for (int64_t l = 0; l < M.num_layers; l++) {
+    const LayerW &w = e->layers[l];
+    bf16 *kc = e->kv + (size_t)(2 * l) * e->layer_elems, *vc = kc + e->layer_elems;
+    FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+    owed_a = owed_b = nullptr;
+    const bool two_norms = M.parallel && M.parallel_mlp_norm;
+    if (two_norms)
+      FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, op, w.mlp_norm, w.mlp_norm_b, eps, x2, st, err));
+    FGCU_CHECK(gemm(e->gemm, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
+    FGCU_CHECK(qkv_rope_kv_write(qkv, w.qkv_b, m.positions, m.token_seq, m.block_indptr, m.block_indices,
+                                 e->inv_freq, T, nh, nkv, hd, M.rotary_dim, e->block_size, kc, vc, st, err));
+    a.q = qkv, a.k_cache = kc, a.v_cache = vc;
+    FGCU_CHECK(paged_attention(a, st, err));
+    FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, true, T, H, qd, st, err));
+    const bf16 *mlp_x = x;
+    if (M.parallel) {
+      mlp_x = two_norms ? x2 : x;
+      owed_a = w.o_b;
+    } else {
+      FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+    }
+    FGCU_CHECK(gemm(e->gemm, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
+    FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
+    FGCU_CHECK(gemm(e->gemm, act, w.down, h, true, true, T, H, I, st, err));
+    owed_b = w.down_b;
+  }
+  if (m.R == 0) return 0;
+  bf16 *xf = (bf16 *)e->xf.p;
+  float *logits = (float *)e->logits.p;
+  FGCU_CHECK(norm_rows(h, m.logit_rows, m.R, H, owed_a, owed_b, false, M.final_norm ? op : kNormNone,
+                       e->final_norm, e->final_norm_b, eps, xf, st, err));
+  FGCU_CHECK(gemm(e->gemm, xf, e->lm_head, logits, true, false, m.R, V, H, st, err));
+  if (e->lm_head_b) FGCU_CHECK(add_bias_rows(logits, e->lm_head_b, m.R, V, st, err));
+  return 0;
+}
+
+}  // namespace
+
+int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z, int *counts, void *out_dev,
+                      void *out_host, fg_step_output *out, cudaStream_t st, char *err) {
+  const int R = m.R, L = m.L;
+  if (R == 0) return 0;
+  int *ids = (int *)out_dev;
+  float *lp = (float *)(ids + R);
+  int *top_ids = (int *)(lp + R);
+  float *top_lp = (float *)(top_ids + (size_t)R * L);
+  SampleArgs sa;
+  sa.logits = logits, sa.R = R, sa.V = V, sa.rows = m.rows;
+  sa.pen_ids = m.pen_ids, sa.bias_ids = m.bias_ids, sa.bias_vals = m.bias_vals;
+  sa.num_logprobs = L, sa.z = z, sa.counts = counts;
+  sa.out_ids = ids, sa.out_logprob = lp, sa.out_top_ids = top_ids, sa.out_top_logprobs = top_lp;
+  FGCU_CHECK(sample(sa, st, err));
+  const size_t bytes = (size_t)R * (8 + 8 * L);
+  FGCU_TRY(cudaMemcpyAsync(out_host, out_dev, bytes, cudaMemcpyDeviceToHost, st));
+  if (out->logits)
+    for (int r = 0; r < R; r++)
+      FGCU_TRY(cudaMemcpyAsync(out->logits + (size_t)m.row_seq[r] * V, logits + (size_t)r * V,
+                               (size_t)V * 4, cudaMemcpyDeviceToHost, st));
+  FGCU_TRY(cudaStreamSynchronize(st));
+  const int *h_ids = (const int *)out_host;
+  const float *h_lp = (const float *)(h_ids + R);
+  const int *h_top = (const int *)(h_lp + R);
+  const float *h_toplp = (const float *)(h_top + (size_t)R * L);
+  for (int r = 0; r < R; r++) {
+    const int s = m.row_seq[r];
+    out->sampled_ids[s] = h_ids[r];
+    if (out->sampled_logprobs) out->sampled_logprobs[s] = h_lp[r];
+    for (int k = 0; k < L; k++) {
+      if (out->top_ids) out->top_ids[(size_t)s * L + k] = h_top[(size_t)r * L + k];
+      if (out->top_logprobs) out->top_logprobs[(size_t)s * L + k] = h_toplp[(size_t)r * L + k];
+    }
+  }
+  return 0;
+}
+
+extern "C" int fgcu_engine_step(fgcu_engine *e, const fg_batch *b, fg_step_output *out, char *err) {
+  if (!e->finalized) {
+    snprintf(err, 512, "fg_step: engine is not finalized");
+    return FG_ERR_INVALID_ARGUMENT;
+  }
+  if (b->num_tokens == 0) return 0;
+  const fgcu_model &M = e->m;
+  const int group = (int)(M.num_heads / M.num_kv_heads);
+  Meta m;
+  FGCU_CHECK(build_meta(e->meta, b, group, (int)M.num_kv_heads, e->num_sms, 0, e->stream, &m, err));
+  FGCU_CHECK(ensure_workspaces(e, m, err));
+  FGCU_CHECK(forward(e, m, err));
+  FGCU_CHECK(sample_and_return(m, (const float *)e->logits.p, (int)M.vocab_size, (float *)e->z.p,
+                               (int *)e->counts.p, e->out_dev.p, e->out_host, out, e->stream, err));
+  if (m.R == 0) FGCU_TRY(cudaStreamSynchronize(e->stream));
+  const cudaError_t ce = cudaGetLastError();
+  if (ce != cudaSuccess) {
+    snprintf(err, 512, "fg_step: %s", cudaGetErrorString(ce));
+    return FG_ERR_DEVICE;
+  }
+  return 0;
+}

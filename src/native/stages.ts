@@ -1,0 +1,59 @@
+/**
+ * Test hooks of libfastgen: one stage of fg_step (paged attention, sampling) on host arrays, on
+ * the CPU or CUDA backend, so test/gpu can hold each CUDA op against its CPU twin.
+ */
+import { FastgenError, Status } from "./errors";
+import { check, lib } from "./lib";
+import { addr, packBatch, packOutputs } from "./structs";
+import type { Backend, StepBatch, StepResult } from "./types";
+
+const code = (b: Backend) => (b === "cuda" ? 1 : 0);
+
+/** Shapes of a paged attention call (see fg_paged_attention in fastgen.h). */
+export interface AttentionShape {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  blockSize: number;
+  numBlocks: number;
+  /** Sliding window; 0 = none. */
+  window: number;
+  /** CUDA: force this many key splits; 0 = automatic. */
+  splits?: number;
+}
+
+/**
+ * out: [numTokens, numHeads, headDim] = attention of q over the paged cache.
+ * q: [numTokens, numHeads, headDim]; kCache, vCache: [numBlocks, blockSize, numKvHeads, headDim].
+ */
+export function pagedAttention(backend: Backend, batch: StepBatch, q: Float32Array, kCache: Float32Array,
+  vCache: Float32Array, shape: AttentionShape): Float32Array {
+  const T = batch.tokenIds.length;
+  const cacheLen = shape.numBlocks * shape.blockSize * shape.numKvHeads * shape.headDim;
+  if (q.length < T * shape.numHeads * shape.headDim || kCache.length < cacheLen || vCache.length < cacheLen)
+    throw new FastgenError(Status.INVALID_ARGUMENT, "pagedAttention: q or cache arrays too short");
+  const out = new Float32Array(Math.max(1, T * shape.numHeads * shape.headDim));
+  const packed = packBatch(batch);
+  check(lib().fg_paged_attention(code(backend), packed, q, kCache, vCache, out, shape.numHeads,
+    shape.numKvHeads, shape.headDim, shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0));
+  return out;
+}
+
+/** fg_step's sampling on given logits [numSeqs, vocab] (row s belongs to sequence s). */
+export function sampleLogits(backend: Backend, batch: StepBatch, logits: Float32Array, vocab: number): StepResult {
+  const numSeqs = batch.cuSeqlens.length - 1;
+  if (logits.length < numSeqs * vocab)
+    throw new FastgenError(Status.INVALID_ARGUMENT, `sampleLogits: logits need ${numSeqs * vocab} values`);
+  const L = batch.numLogprobs ?? 0;
+  const sampledIds = new Int32Array(Math.max(numSeqs, 1)).fill(-1);
+  const sampledLogprobs = new Float32Array(Math.max(numSeqs, 1)).fill(NaN);
+  const result: StepResult = { sampledIds, sampledLogprobs };
+  if (L > 0) {
+    result.topIds = new Int32Array(numSeqs * L).fill(-1);
+    result.topLogprobs = new Float32Array(numSeqs * L).fill(NaN);
+  }
+  const packed = packBatch(batch);
+  const outputs = packOutputs([addr(sampledIds), addr(sampledLogprobs), addr(result.topIds), addr(result.topLogprobs), 0]);
+  check(lib().fg_sample_logits(code(backend), packed, logits, vocab, outputs));
+  return result;
+}
