@@ -199,6 +199,10 @@ typedef struct fg_batch {
   const float *logit_bias_values;
   int32_t num_logprobs;            /* top-k logprobs per sampled token, 0..20 */
   int32_t _reserved;
+  /* [num_seqs] or NULL (= 0): the first penalty_prompt_lens[s] ids of row s's penalty list are
+   * prompt ids, which count for the repetition penalty only; the rest are output ids, which
+   * count for repetition, presence and frequency (vLLM semantics). */
+  const int32_t *penalty_prompt_lens;
 } fg_batch;
 
 /* Caller-owned outputs; rows for sequences that do not want a token are left untouched. */

@@ -8,9 +8,8 @@
  *   penalties:  output ids (OpenAI presence/frequency), and prompt ids first too when the
  *               row has a repetition penalty (HF semantics);
  *   logit bias: the request's logit_bias, plus -inf on EOS and stop ids below min_tokens.
- * fg_batch has one penalty list per row, and the kernels apply presence/frequency to all of
- * it: a row with a repetition penalty AND presence/frequency penalties therefore also counts
- * its prompt ids for the latter (vLLM counts outputs only there).
+ * penaltyPromptLens says how many leading ids of a row's list are prompt ids, so presence and
+ * frequency count outputs only (vLLM semantics) while repetition sees both.
  */
 import type { BlockTable } from "./blockManager";
 import { BlockCsr } from "./blockCsr";
@@ -56,6 +55,7 @@ export class StepBatchBuilder {
   private repetition = new Float32Array(256);
   private penaltyIndptr = new Int32Array(257);
   private penaltyIds = new Int32Array(4096);
+  private penaltyPromptLens = new Int32Array(256);
   private biasIndptr = new Int32Array(257);
   private biasIds = new Int32Array(256);
   private biasValues = new Float32Array(256);
@@ -166,6 +166,7 @@ export class StepBatchBuilder {
     this.presence = fit(this.presence, ns);
     this.frequency = fit(this.frequency, ns);
     this.repetition = fit(this.repetition, ns);
+    this.penaltyPromptLens = fit(this.penaltyPromptLens, ns);
   }
 
   private addPenalties(plan: Plan, batch: StepBatch): void {
@@ -188,10 +189,12 @@ export class StepBatchBuilder {
       this.presence[i] = p.presencePenalty;
       this.frequency[i] = p.frequencyPenalty;
       this.repetition[i] = p.repetitionPenalty;
+      this.penaltyPromptLens[i] = 0;
       if (e.wantsToken && usesPenalties(p)) {
         const from = p.repetitionPenalty !== 1 ? 0 : seq.numPromptTokens;
         seq.copyTokens(from, seq.numTokens, ids, k);
         k += seq.numTokens - from;
+        this.penaltyPromptLens[i] = seq.numPromptTokens - from;
       }
       indptr[i + 1] = k;
     }
@@ -201,6 +204,7 @@ export class StepBatchBuilder {
     batch.repetitionPenalty = this.repetition.subarray(0, ns);
     batch.penaltyIndptr = indptr.subarray(0, ns + 1);
     batch.penaltyIds = ids.subarray(0, k);
+    batch.penaltyPromptLens = this.penaltyPromptLens.subarray(0, ns);
   }
 
   private addLogitBias(plan: Plan, batch: StepBatch): void {

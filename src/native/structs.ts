@@ -32,8 +32,8 @@ function needCsr(name: string, indptr: Int32Array, values: Typed[], valueNames: 
   values.forEach((v, i) => needLength(valueNames[i]!, v, total));
 }
 
-// fg_batch: two i32 counts, 20 pointers, num_logprobs, _reserved.
-export const BATCH_BYTES = 176;
+// fg_batch: two i32 counts, 20 pointers, num_logprobs, _reserved, penalty_prompt_lens.
+export const BATCH_BYTES = 184;
 const BATCH_POINTERS: (keyof StepBatch)[] = [
   "tokenIds", "positions", "cuSeqlens", "contextLens", "blockIndptr", "blockIndices", "wantsToken",
   "temperature", "topP", "topK", "minP", "seed", "presencePenalty", "frequencyPenalty",
@@ -54,6 +54,7 @@ export function packBatch(batch: StepBatch): Uint8Array {
     needLength(name, batch[name], numSeqs);
   for (const name of ["presencePenalty", "frequencyPenalty", "repetitionPenalty"] as const)
     if (batch[name]) needLength(name, batch[name], numSeqs);
+  if (batch.penaltyPromptLens) needLength("penaltyPromptLens", batch.penaltyPromptLens, numSeqs);
   needCsr("blockIndptr", batch.blockIndptr, [batch.blockIndices], ["blockIndices"], numSeqs);
   if (batch.penaltyIndptr)
     needCsr("penaltyIndptr", batch.penaltyIndptr, [batch.penaltyIds!], ["penaltyIds"], numSeqs);
@@ -69,6 +70,7 @@ export function packBatch(batch: StepBatch): Uint8Array {
     view.setBigUint64(8 + 8 * i, BigInt(addr(batch[key] as Typed | undefined)), true);
   });
   view.setInt32(168, batch.numLogprobs ?? 0, true);
+  view.setBigUint64(176, BigInt(addr(batch.penaltyPromptLens)), true);
   return bytes;
 }
 

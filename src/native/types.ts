@@ -48,6 +48,8 @@ export interface StepBatch {
   repetitionPenalty?: Float32Array;
   penaltyIndptr?: Int32Array;
   penaltyIds?: Int32Array;
+  /** Leading prompt ids of each row's penalty list (repetition penalty only); absent = 0. */
+  penaltyPromptLens?: Int32Array;
   logitBiasIndptr?: Int32Array;
   logitBiasIds?: Int32Array;
   logitBiasValues?: Float32Array;

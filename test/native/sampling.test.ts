@@ -130,6 +130,13 @@ describe("sampling", () => {
     const expected = argmax(penalized);
     const repOut = engine.step(makeBatch(copies(1, () => ({ repetition: rep, penaltyIds: [order[0]!, order[1]!] })))).sampledIds[0];
     expect(repOut).toBe(expected);
+    // prompt ids (penaltyPromptLens) count for repetition only, never presence/frequency
+    const promptOnly = makeBatch(copies(1, () => ({ presence: gap + 0.5, penaltyIds: [order[0]!] })));
+    promptOnly.penaltyPromptLens = Int32Array.of(1);
+    expect(engine.step(promptOnly).sampledIds[0]).toBe(order[0]!);
+    const repPrompt = makeBatch(copies(1, () => ({ repetition: rep, presence: 50, penaltyIds: [order[0]!, order[1]!] })));
+    repPrompt.penaltyPromptLens = Int32Array.of(2);
+    expect(engine.step(repPrompt).sampledIds[0]).toBe(expected);
     // logprobs stay those of the raw logits
     const withLp = engine.step(makeBatch(copies(1, () => ({ bias: [[target, 100]] })), { numLogprobs: 1 }));
     expect(withLp.sampledLogprobs[0]!).toBeCloseTo(logSoftmax(logits)[target]!, 5);

@@ -1,6 +1,7 @@
 // fg_batch row s -> the CPU sampler's parameters and output slots (shared by fg_step and the
 // fg_sample_logits test hook).
 #pragma once
+#include <algorithm>
 #include "cpu/sampling.h"
 #include "fastgen.h"
 
@@ -20,6 +21,8 @@ inline cpu::SamplingParams sampling_params(const fg_batch *b, int32_t s) {
   if (b->penalty_indptr) {
     p.penalty_ids = b->penalty_ids + b->penalty_indptr[s];
     p.num_penalty_ids = b->penalty_indptr[s + 1] - b->penalty_indptr[s];
+    if (b->penalty_prompt_lens)
+      p.num_prompt_penalty_ids = std::min<int64_t>(std::max(0, b->penalty_prompt_lens[s]), p.num_penalty_ids);
   }
   if (b->logit_bias_indptr) {
     p.bias_ids = b->logit_bias_ids + b->logit_bias_indptr[s];

@@ -36,12 +36,13 @@ void apply_penalties(std::vector<float> &z, const SamplingParams &p) {
   const bool rep = p.repetition_penalty != 1.0f;
   const bool pf = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
   if (p.num_penalty_ids > 0 && (rep || pf)) {
+    // id -> times it appears among the outputs (0 for an id seen in the prompt only).
     std::unordered_map<int32_t, int32_t> counts;
-    for (int64_t i = 0; i < p.num_penalty_ids; i++) counts[p.penalty_ids[i]]++;
+    for (int64_t i = 0; i < p.num_penalty_ids; i++) counts[p.penalty_ids[i]] += i >= p.num_prompt_penalty_ids;
     for (const auto &kv : counts) {
       float &l = z[kv.first];
       if (rep) l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;
-      if (pf) l -= p.presence_penalty + p.frequency_penalty * (float)kv.second;
+      if (pf && kv.second > 0) l -= p.presence_penalty + p.frequency_penalty * (float)kv.second;
     }
   }
   for (int64_t i = 0; i < p.num_bias; i++) z[p.bias_ids[i]] += p.bias_values[i];

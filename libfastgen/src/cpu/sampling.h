@@ -15,6 +15,7 @@ struct SamplingParams {
   float presence_penalty, frequency_penalty, repetition_penalty;
   const int32_t *penalty_ids;  // [num_penalty_ids] ids seen so far (repeats count for frequency)
   int64_t num_penalty_ids;
+  int64_t num_prompt_penalty_ids;  // leading prompt ids: repetition penalty only
   const int32_t *bias_ids;     // [num_bias]
   const float *bias_values;    // [num_bias]
   int64_t num_bias;
