@@ -5,6 +5,7 @@
  */
 import { GENERATE_HELP, generateCommand } from "./cli/generate";
 import { UsageError } from "./cli/engineFlags";
+import { REPLICA_HELP, replicaCommand } from "./cli/replica";
 import { SERVE_HELP, serveCommand } from "./cli/serve";
 
 const HELP = `fastgen — LLM inference with Dynamic SplitFuse scheduling
@@ -13,13 +14,17 @@ Usage: fastgen <command> [options]
 
 Commands:
   generate   run prompts to completion and print the output (--json for machines)
-  serve      OpenAI-compatible HTTP server (streaming SSE, /metrics)
+  serve      OpenAI-compatible HTTP server (streaming SSE, /metrics) and gRPC, over one engine
+             or several replicas (--replicas N, --replica HOST:PORT)
+  replica    one engine replica serving gRPC only, for a front end on another machine
 
 Run "fastgen <command> --help" for a command's options.
 
 ${GENERATE_HELP}
 
-${SERVE_HELP}`;
+${SERVE_HELP}
+
+${REPLICA_HELP}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -29,6 +34,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "serve":
       await serveCommand(rest);
+      return 0;
+    case "replica":
+      await replicaCommand(rest);
       return 0;
     case undefined:
     case "help":

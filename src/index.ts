@@ -6,6 +6,13 @@
  *   // [{ generated_text, prompt_length, generated_length, finish_reason }]
  *   for await (const d of pipe.stream("Hello", { max_new_tokens: 16 })) process.stdout.write(d.text);
  *   await pipe.destroy();
+ *
+ *   const h = await serve(modelDir, { replicas: 2, port: 50050, http: 8000 });  // gRPC (+ HTTP)
+ *   const c = client("localhost:50050");
+ *   const res = await c.generate(["Hello"], { max_new_tokens: 32 });             // same shape
+ *   for await (const d of c.stream("Hello")) process.stdout.write(d.text);
+ *   c.close();
+ *   await h.terminate();
  */
 import type { EngineOptions } from "./engine/options";
 import type { SamplingOptions } from "./engine/samplingOptions";
@@ -15,6 +22,10 @@ import { defaultModelDir } from "./model/defaultModel";
 
 export type { EngineOptions, SamplingOptions, GenerationDelta, FinishReason };
 export { startEngine, AsyncEngine };
+export { client, FastGenClient, FastGenRpcError } from "./grpc/client";
+export type { ClientGenerateOptions, ClientPrompt, ClientResponse } from "./grpc/client";
+export { serve } from "./lb/deployment";
+export type { ServeHandle, ServeOptions } from "./lb/deployment";
 
 /** Generation options in MII's snake_case names. */
 export interface PipelineGenerateOptions {

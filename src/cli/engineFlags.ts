@@ -13,6 +13,7 @@ export const ENGINE_FLAG_SPEC = {
   policy: { type: "string" },
   backend: { type: "string" },
   threads: { type: "string" },
+  "max-model-len": { type: "string" },
 } as const;
 
 export const ENGINE_FLAG_HELP = `Engine:
@@ -22,7 +23,9 @@ export const ENGINE_FLAG_HELP = `Engine:
   --block-size N         tokens per KV block (default ${DEFAULT_ENGINE_OPTIONS.blockSize})
   --policy P             ${POLICY_NAMES.join(" | ")} (default ${DEFAULT_ENGINE_OPTIONS.policy})
   --backend B            cpu | cuda (default: cuda when a GPU is visible, else cpu)
-  --threads N            CPU backend threads (default: every core)`;
+  --threads N            CPU backend threads (default: every core)
+  --max-model-len N      longest prompt + completion accepted, in tokens; longer requests get 400
+                         (default: what the model and the KV pool allow)`;
 
 /** Thrown for a bad command line; the CLI prints the message and exits with status 2. */
 export class UsageError extends Error {
@@ -62,6 +65,7 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     policy: policy as PolicyName | undefined,
     backend: backend as "cpu" | "cuda" | undefined,
     threads: intFlag("threads", s("threads")),
+    maxModelLen: intFlag("max-model-len", s("max-model-len")),
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
   return out;

@@ -1,7 +1,8 @@
 /**
- * `fastgen serve`: loads a model into an engine and serves the OpenAI-compatible HTTP API on it.
- * Binds to 127.0.0.1 unless --host says otherwise; runs until SIGINT/SIGTERM, then closes the
- * server and shuts the engine down.
+ * `fastgen serve`: loads a model into an engine (or replicas behind a load balancer: --replicas,
+ * --replica) and serves the OpenAI-compatible HTTP API and the gRPC service on it.
+ * Binds to 127.0.0.1 unless --host says otherwise; runs until SIGINT/SIGTERM, then drains (see
+ * ops/shutdown.ts) and shuts the engine (and its replicas) down. Flags may come from --config FILE.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -10,26 +11,42 @@ import { startEngine } from "../engine/asyncEngine";
 import type { EngineOptions } from "../engine/options";
 import type { EngineClient } from "../engine/types";
 import { defaultModelDir } from "../model/defaultModel";
+import { createGrpcServer } from "../grpc/grpcServer";
+import { startServingEngine } from "../lb/deployment";
 import { createServer } from "../server/httpServer";
+import { mergeConfigFile } from "../ops/configFile";
+import type { LogFormat } from "../ops/logger";
+import { LOG_FORMATS, Logger } from "../ops/logger";
+import { DEFAULT_SHUTDOWN_TIMEOUT_S, shutDownOnSignal } from "../ops/shutdown";
 import { ChatTemplateError, renderChat } from "../tokenizer/chatTemplate";
-import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, intFlag } from "./engineFlags";
+import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
+import { REPLICA_FLAG_HELP, REPLICA_FLAG_SPEC, replicaFlagsFrom } from "./replicaFlags";
 
 /** The --help text of `fastgen serve`. */
 export const SERVE_HELP = `Usage: fastgen serve [--model DIR] [--host 127.0.0.1] [--port 8000] [options]
 
 Serves an OpenAI-compatible API: /v1/models, /v1/completions, /v1/chat/completions,
-/tokenize, /detokenize, /health, /metrics (Prometheus), /version.
+/tokenize, /detokenize, /health, /metrics (Prometheus), /version; and the gRPC service of
+proto/fastgen.proto (Generate, GenerateStream, ListModels, Health, Abort) on --grpc-port.
 
 Options:
   --model DIR               Hugging Face model directory (default: the embedded demo model)
   --host HOST               address to bind (default 127.0.0.1: this machine only)
   --port N                  port to bind (default 8000; 0 = any free port)
-  --api-key KEY             require "Authorization: Bearer KEY" on every route but /health
+  --api-key KEY             require "Authorization: Bearer KEY" on every route but /health, and
+                            on every gRPC call but Health; replicas are reached with it too
                             (default: $FASTGEN_API_KEY when set, else no key)
   --served-model-name NAME  the model name clients send (default: the model's name)
   --chat-template FILE      a Jinja chat template replacing the model's own
   --max-body-bytes N        largest request body accepted (default 8388608: 8 MiB)
   --max-queue N             generation requests held at once before 503 (default: no limit)
+  --log-format F            text | json: json writes one JSON object per line, among them one
+                            per request (id, tokens, timings, finish reason) (default text)
+  --shutdown-timeout S      on SIGTERM, seconds in-flight requests may take to finish before
+                            they are stopped (default ${DEFAULT_SHUTDOWN_TIMEOUT_S})
+  --config FILE             flags as a JSON object, keyed by flag name without "--"
+                            ({"port": 8000, "max-queue": 64}); flags given here override it
+${REPLICA_FLAG_HELP}
 ${ENGINE_FLAG_HELP}`;
 
 /** Reads --chat-template and renders a sample chat with it, so a broken template fails at startup. */
@@ -51,28 +68,32 @@ export interface ServeDeps {
   startEngine: (modelDir: string, options: Partial<EngineOptions>, hooks: StartEngineHooks) => Promise<EngineClient>;
 }
 
+/** The flags of `fastgen serve` (and the keys of its --config file). */
+export const SERVE_FLAG_SPEC = {
+  model: { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  "api-key": { type: "string" },
+  "served-model-name": { type: "string" },
+  "chat-template": { type: "string" },
+  "max-body-bytes": { type: "string" },
+  "max-queue": { type: "string" },
+  "log-format": { type: "string" },
+  "shutdown-timeout": { type: "string" },
+  config: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  ...ENGINE_FLAG_SPEC,
+  ...REPLICA_FLAG_SPEC,
+} as const;
+
 /** Runs `fastgen serve` with the given argv (after the subcommand); resolves once it has stopped. */
 export async function serveCommand(argv: string[], deps: ServeDeps = { startEngine }): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      model: { type: "string" },
-      host: { type: "string" },
-      port: { type: "string" },
-      "api-key": { type: "string" },
-      "served-model-name": { type: "string" },
-      "chat-template": { type: "string" },
-      "max-body-bytes": { type: "string" },
-      "max-queue": { type: "string" },
-      help: { type: "boolean", short: "h" },
-      ...ENGINE_FLAG_SPEC,
-    },
-  });
-  if (values.help) {
+  const { values: given } = parseArgs({ args: argv, strict: true, options: SERVE_FLAG_SPEC });
+  if (given.help) {
     console.log(SERVE_HELP);
     return;
   }
+  const values = mergeConfigFile(given, SERVE_FLAG_SPEC);
   const host = values.host ?? "127.0.0.1";
   const port = intFlag("port", values.port, 0) ?? 8000;
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
@@ -80,41 +101,43 @@ export async function serveCommand(argv: string[], deps: ServeDeps = { startEngi
   const chatTemplate = readChatTemplate(values["chat-template"]);
   const maxBodyBytes = intFlag("max-body-bytes", values["max-body-bytes"]);
   const maxQueue = intFlag("max-queue", values["max-queue"]);
+  const logFormat = values["log-format"] ?? "text";
+  if (!LOG_FORMATS.includes(logFormat as LogFormat)) throw new UsageError(`--log-format must be text or json, got "${logFormat}"`);
+  const logger = new Logger(logFormat as LogFormat);
+  const shutdownTimeout = floatFlag("shutdown-timeout", values["shutdown-timeout"]) ?? DEFAULT_SHUTDOWN_TIMEOUT_S;
+  if (shutdownTimeout < 0) throw new UsageError(`--shutdown-timeout must be >= 0 seconds, got ${shutdownTimeout}`);
   const engineOptions = engineOptionsFromFlags(values);
+  const replicaFlags = replicaFlagsFrom(values);
   const modelDir = values.model ?? defaultModelDir();
 
-  console.error(`fastgen: loading ${modelDir}`);
+  logger.info(`loading ${modelDir}`);
   let lastShown = -1;
-  const engine = await deps.startEngine(modelDir, engineOptions, {
-    onProgress(done, total) {
-      const pct = total > 0 ? Math.floor((100 * done) / total / 10) * 10 : 100;
-      if (pct !== lastShown) console.error(`fastgen: loading weights ${pct}%`);
-      lastShown = pct;
-    },
+  const onProgress = (done: number, total: number) => {
+    const pct = total > 0 ? Math.floor((100 * done) / total / 10) * 10 : 100;
+    if (pct !== lastShown) logger.info(`loading weights ${pct}%`);
+    lastShown = pct;
+  };
+  const frontEnd = { ...replicaFlags.frontEnd, engineOptions, apiKey, log: (m: string) => logger.info(m) };
+  const { engine } = await startServingEngine(modelDir, frontEnd, deps.startEngine, { onProgress });
+  const server = createServer({
+    engine, apiKey, servedModelName: values["served-model-name"], chatTemplate, maxBodyBytes, maxQueue, logger, accessLog: true,
   });
-  const server = createServer({ engine, apiKey, servedModelName: values["served-model-name"], chatTemplate, maxBodyBytes, maxQueue });
-  let url: string;
+  const grpc = createGrpcServer({ engine, servedModelName: values["served-model-name"], apiKey });
+  let url: string, grpcAddress: string;
+  let listening = `${host}:${port}`;
   try {
     ({ url } = await server.listen(host, port));
+    listening = `${host}:${replicaFlags.grpcPort} (gRPC)`;
+    ({ address: grpcAddress } = await grpc.listen(host, replicaFlags.grpcPort));
   } catch (e) {
+    await Promise.all([server.stop().catch(() => {}), grpc.stop(0)]);
     await engine.shutdown();
-    throw new Error(`cannot listen on ${host}:${port}: ${(e as Error).message}`);
+    throw new Error(`cannot listen on ${listening}: ${(e as Error).message}`);
   }
-  console.log(`fastgen: serving ${server.context.modelName} (max context ${engine.maxModelLen} tokens) at ${url}/v1`);
-  if (apiKey) console.log("fastgen: API key required (Authorization: Bearer ...)");
+  const model = server.context.modelName;
+  const ready = `serving ${model} (max context ${engine.maxModelLen} tokens) at ${url}/v1 and grpc://${grpcAddress}`;
+  logger.out(ready, logFormat === "json" ? { model, url: `${url}/v1`, grpc: grpcAddress, max_model_len: engine.maxModelLen } : undefined);
+  if (apiKey) logger.info("API key required (Authorization: Bearer ...)");
 
-  await new Promise<void>((resolve) => {
-    const stop = async (signal: string) => {
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      console.error(`fastgen: ${signal}, shutting down`);
-      await server.stop();
-      await engine.shutdown();
-      resolve();
-    };
-    const onInt = () => void stop("SIGINT");
-    const onTerm = () => void stop("SIGTERM");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
-  });
+  await shutDownOnSignal({ http: server, grpc, engine, logger, timeoutMs: shutdownTimeout * 1000 });
 }

@@ -5,7 +5,7 @@
  */
 import type { EngineOptions } from "./options";
 import type { EngineClient, EngineMetrics, GenerateRequest, GenerationDelta } from "./types";
-import { EngineOverloadedError, RequestRejectedError } from "./types";
+import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "./types";
 import type { FromWorker, SerializedError, ToWorker, WorkerReadyInfo } from "./workerProtocol";
 import { Tokenizer } from "../tokenizer/tokenizer";
 import { DeltaQueue } from "./deltaQueue";
@@ -23,6 +23,7 @@ const EMPTY_METRICS: EngineMetrics = {
 function reviveError(e: SerializedError): Error {
   if (e.name === "EngineOverloadedError") return new EngineOverloadedError(e.message);
   if (e.name === "RequestRejectedError") return new RequestRejectedError(e.message);
+  if (e.name === "EngineStepError") return new EngineStepError(e.message);
   const err = new Error(e.message);
   err.name = e.name;
   return err;
@@ -132,6 +133,14 @@ export class AsyncEngine implements EngineClient {
 
   metrics(): EngineMetrics {
     return { ...this.lastMetrics };
+  }
+
+  /**
+   * Tests only (fault injection): the next `n` forward passes fail inside libfastgen, failing the
+   * requests in them with EngineStepError. No server route calls it.
+   */
+  debugFailNextSteps(n: number): void {
+    this.post({ type: "debug-fail-steps", n });
   }
 
   private post(m: ToWorker): void {

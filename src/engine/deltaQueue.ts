@@ -9,6 +9,8 @@ export class DeltaQueue implements AsyncIterable<GenerationDelta> {
   private waiter: (() => void) | null = null;
   private error: Error | null = null;
   private unfinished: number;
+  /** Samples whose finishing delta arrived (a repeat must not count twice). */
+  private readonly finished = new Set<number>();
 
   constructor(samples: number) {
     this.unfinished = samples;
@@ -22,7 +24,10 @@ export class DeltaQueue implements AsyncIterable<GenerationDelta> {
   push(deltas: GenerationDelta[]): void {
     for (const d of deltas) {
       this.items.push(d);
-      if (d.finishReason) this.unfinished--;
+      if (d.finishReason && !this.finished.has(d.index)) {
+        this.finished.add(d.index);
+        this.unfinished--;
+      }
     }
     this.wake();
   }

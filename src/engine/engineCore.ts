@@ -21,7 +21,7 @@ import { Sequence } from "./sequence";
 import { abort as abortSequence, applyStep, finishSequence } from "./stepper";
 import type { StepperContext } from "./stepper";
 import type { EngineMetrics, FinishReason, GenerationDelta } from "./types";
-import { RequestRejectedError } from "./types";
+import { EngineStepError, RequestRejectedError } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "./histogram";
 import { NativeEngine, setNumThreads } from "../native";
@@ -36,6 +36,8 @@ interface Sample {
   readonly index: number;
   readonly seq: Sequence;
   readonly out: OutputStream;
+  /** Its finishing delta was sent: nothing more goes out for it. */
+  closed: boolean;
 }
 
 interface RequestState {
@@ -75,7 +77,7 @@ export class EngineCore {
   ) {
     const info = native.info();
     this.blocks = new BlockManager(info.numBlocks, info.blockSize);
-    this.maxModelLen = Math.min(info.maxPositionEmbeddings, info.numBlocks * info.blockSize);
+    this.maxModelLen = contextLength(native, options.maxModelLen);
     this.policy = getPolicy(options.policy);
     this.schedulerConfig = { tokenBudget: options.maxBatchTokens, maxSeqs: options.maxSeqs };
     validateSchedulerConfig(this.schedulerConfig);
@@ -111,6 +113,7 @@ export class EngineCore {
         maxKvBytes: opts.kvMemoryMiB * 2 ** 20,
         memoryFraction: opts.memoryFraction,
       });
+      contextLength(native, opts.maxModelLen); // a cap above what fits fails here, not per request
     } catch (e) {
       native.destroy();
       throw e;
@@ -153,7 +156,7 @@ export class EngineCore {
     for (let i = 0; i < n; i++) {
       const seqId = this.nextSeqId++;
       const seq = new Sequence(seqId, seqId, promptIds, params[i]!);
-      const sample: Sample = { request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop) };
+      const sample: Sample = { request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop), closed: false };
       request.samples.push(sample);
       this.samplesBySeq.set(seqId, sample);
       this.queues.add(seq);
@@ -261,7 +264,7 @@ export class EngineCore {
       for (const s of r.samples) if (!s.seq.isFinished) finishSequence(s.seq, "abort", this.ctx);
       this.forget(r);
     }
-    const items: StepItem[] = [...failed].map((r) => ({ id: r.id, deltas: [], error: new Error(`forward pass failed: ${error.message}`) }));
+    const items: StepItem[] = [...failed].map((r) => ({ id: r.id, deltas: [], error: new EngineStepError(`forward pass failed: ${error.message}`) }));
     for (const r of touched) if (!failed.has(r)) items.push(this.collect(r));
     return items;
   }
@@ -271,6 +274,7 @@ export class EngineCore {
     const deltas: GenerationDelta[] = [];
     let allDone = true;
     for (const s of request.samples) {
+      if (s.closed) continue; // finished earlier, while its siblings run on
       const seq = s.seq;
       const finished = seq.isFinished;
       if (!finished) allDone = false;
@@ -282,6 +286,7 @@ export class EngineCore {
       const delta: GenerationDelta = { index: s.index, tokenIds: s.out.pendingIds, text };
       if (s.seq.params.logprobs > 0) delta.logprobs = s.out.pendingLogprobs;
       if (finished) {
+        s.closed = true;
         delta.finishReason = finishReasonOf(seq);
         if (seq.stopReason !== null) delta.stopReason = seq.stopReason;
       }
@@ -298,6 +303,19 @@ export class EngineCore {
     this.counters.finished++;
     for (const s of request.samples) this.samplesBySeq.delete(s.seq.id);
   }
+}
+
+/** The context the engine serves: the model's and the KV pool's limit, or `cap` (0 = none) below it. */
+function contextLength(native: NativeEngine, cap: number): number {
+  const info = native.info();
+  const pool = info.numBlocks * info.blockSize;
+  const most = Math.min(info.maxPositionEmbeddings, pool);
+  if (cap > most)
+    throw new Error(
+      `max model length ${cap} is more than this engine can hold: ${most} tokens ` +
+        `(max_position_embeddings ${info.maxPositionEmbeddings}, KV pool ${pool} tokens)`,
+    );
+  return cap > 0 ? cap : most;
 }
 
 function finishReasonOf(seq: Sequence): FinishReason {

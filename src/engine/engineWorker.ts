@@ -70,6 +70,9 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       if (core && deltas && deltas.length > 0) send({ type: "deltas", items: [{ id: m.id, deltas }], metrics: core.metrics() });
       return;
     }
+    case "debug-fail-steps":
+      core?.debugFailNextSteps(m.n);
+      return;
     case "shutdown":
       shuttingDown = true;
       core?.abortAll();

@@ -22,6 +22,11 @@ export interface EngineOptions {
   kvMemoryMiB: number;
   /** Share of free GPU memory after weights given to the KV pool. */
   memoryFraction: number;
+  /**
+   * Longest prompt + generation accepted; 0 = all the model and KV pool allow. Longer requests are
+   * refused (HTTP 400); a value above what the engine can hold fails at load.
+   */
+  maxModelLen: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -33,4 +38,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   threads: 0,
   kvMemoryMiB: 256,
   memoryFraction: 0.9,
+  maxModelLen: 0,
 };

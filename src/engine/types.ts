@@ -63,6 +63,14 @@ export class RequestRejectedError extends Error {
   override name = "RequestRejectedError";
 }
 
+/**
+ * Fails the requests of a forward pass that failed inside libfastgen (its fg_last_error text in
+ * the message); the engine goes on serving the others (HTTP 500 with code engine_error).
+ */
+export class EngineStepError extends Error {
+  override name = "EngineStepError";
+}
+
 export interface EngineClient {
   readonly modelName: string;
   /** Longest prompt + generation the engine accepts. */

@@ -7,7 +7,9 @@ export type ToWorker =
   | { type: "init"; modelDir: string; options: Partial<EngineOptions> }
   | { type: "add"; id: string; promptIds: number[]; sampling: SamplingOptions }
   | { type: "abort"; id: string }
-  | { type: "shutdown" };
+  | { type: "shutdown" }
+  /** Tests only (AsyncEngine.debugFailNextSteps): the next n forward passes fail in libfastgen. */
+  | { type: "debug-fail-steps"; n: number };
 
 export interface WorkerReadyInfo {
   modelName: string;

@@ -7,13 +7,14 @@ import type { TokenLogprob } from "../engine/types";
 import { contentText, readMessages, renderMessages } from "./chatMessages";
 import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
-import { collectChoices, startGeneration, usage } from "./generationRun";
+import { collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import { TokenStrings, chatLogprobs } from "./logprobs";
-import { RequestParams } from "./requestParams";
+import { RequestParams, describe } from "./requestParams";
 import type { StreamParams } from "./samplingParams";
 import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
 import type { ServerContext } from "./serverContext";
 import { newId, readModel, unixNow } from "./serverContext";
+import type { RequestTrace } from "./requestTrace";
 import { sseResponse } from "./sse";
 
 /** Most top_logprobs alternatives per token (OpenAI's limit). */
@@ -34,7 +35,7 @@ interface ChatPlan {
 function readNoOpFields(p: RequestParams): void {
   const format = p.object("response_format");
   if (format !== undefined && format.type !== "text")
-    throw unsupportedParam("response_format", `Only {"type": "text"} is supported, got ${JSON.stringify(format.type)}.`);
+    throw unsupportedParam("response_format", `Only {"type": "text"} is supported, got ${describe(format.type)}.`);
   const tools = p.raw("tools");
   if (tools !== undefined && !(Array.isArray(tools) && tools.length === 0)) throw unsupportedParam("tools");
   const toolChoice = p.raw("tool_choice");
@@ -58,7 +59,7 @@ function planChat(body: Record<string, unknown>, ctx: ServerContext): ChatPlan {
   const stream = readStreamParams(p);
   p.rejectUnknown();
 
-  const rendered = renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra });
+  const rendered = renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars });
   const max = settleMaxTokens(maxTokens, Infinity, rendered.ids.length, ctx.engine.maxModelLen, "messages");
   if (sampling.minTokens !== undefined && sampling.minTokens > max)
     throw invalidParam("min_tokens", "'min_tokens' must not exceed max tokens.");
@@ -71,20 +72,20 @@ function planChat(body: Record<string, unknown>, ctx: ServerContext): ChatPlan {
 }
 
 /** Handles POST /v1/chat/completions with its parsed JSON body. */
-export async function handleChatCompletions(ctx: ServerContext, body: Record<string, unknown>, signal: AbortSignal, startedAt: number): Promise<Response> {
+export async function handleChatCompletions(ctx: ServerContext, body: Record<string, unknown>, trace: RequestTrace): Promise<Response> {
   const plan = planChat(body, ctx);
   const id = newId("chatcmpl");
   const created = unixNow();
-  const run = await startGeneration(ctx, id, [plan.job], signal, startedAt);
+  trace.responseId = id;
+  trace.stream = plan.stream.stream;
+  const run = await startGeneration(ctx, id, [plan.job], trace);
   const strings = new TokenStrings(ctx.tokenizer);
   const formatLogprobs = (lps: TokenLogprob[] | undefined) =>
     plan.topLogprobs === undefined ? null : chatLogprobs(lps ?? [], plan.topLogprobs, strings);
   const promptTokens = plan.job.promptIds.length;
 
   if (plan.stream.stream) {
-    return sseResponse(streamChunks(plan, run, id, created, promptTokens, formatLogprobs), run.abort, (e) =>
-      console.error(`fastgen: ${id} failed mid-stream:`, e),
-    );
+    return sseResponse(streamChunks(plan, run, id, created, promptTokens, formatLogprobs), run.abort, (e) => streamFailed(ctx, trace, e));
   }
   const results = await collectChoices(run, plan.n);
   const choices = results.map((r, index) => ({

@@ -7,6 +7,8 @@ import type { ChatMessage } from "../tokenizer/chatTemplate";
 import { ChatTemplateError, renderChat } from "../tokenizer/chatTemplate";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { invalidParam, unsupportedParam } from "./errors";
+import { describe } from "./requestParams";
+import { checkTextLength } from "./textLimit";
 
 const ROLES = new Set(["system", "developer", "user", "assistant"]);
 
@@ -23,7 +25,7 @@ function checkContent(at: string, role: string, content: unknown): ChatMessage["
     if (typeof part !== "object" || part === null || Array.isArray(part))
       throw invalidParam(where, `'${where}' must be an object like {"type": "text", "text": "..."}.`);
     const { type, text, ...rest } = part as Record<string, unknown>;
-    if (type !== "text") throw unsupportedParam(`${where}.type`, `Only "text" content parts are supported, got ${JSON.stringify(type)}.`);
+    if (type !== "text") throw unsupportedParam(`${where}.type`, `Only "text" content parts are supported, got ${describe(type)}.`);
     if (typeof text !== "string") throw invalidParam(`${where}.text`, `'${where}.text' must be a string.`);
     for (const [key, v] of Object.entries(rest)) if (v !== null) throw unsupportedParam(`${where}.${key}`);
     return { type, text };
@@ -70,6 +72,8 @@ export interface RenderedChat {
 /** How to render a chat: template override, generation prompt, extra template variables. */
 export interface ChatRenderOptions {
   template?: string;
+  /** Longest rendered text that is tokenized (longer is a 400: it cannot fit the context). */
+  maxChars: number;
   addGenerationPrompt: boolean;
   extra?: Record<string, unknown>;
 }
@@ -83,6 +87,7 @@ export function renderMessages(tokenizer: Tokenizer, messages: ChatMessage[], op
     if (e instanceof ChatTemplateError) throw invalidParam("messages", `Cannot apply the chat template: ${e.message}`, "chat_template_error");
     throw e;
   }
+  checkTextLength("messages", text, options.maxChars);
   const ids = tokenizer.encode(text, { addSpecialTokens: false });
   if (ids.length === 0) throw invalidParam("messages", "The rendered chat prompt is empty.");
   return { text, ids };

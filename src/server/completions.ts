@@ -7,7 +7,7 @@ import type { PromptInput } from "./completionPrompts";
 import { readCompletionPrompts } from "./completionPrompts";
 import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
-import { collectChoices, startGeneration, usage } from "./generationRun";
+import { collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import type { CompletionLogprobs } from "./logprobs";
 import { TokenStrings, completionLogprobs } from "./logprobs";
 import { RequestParams } from "./requestParams";
@@ -15,10 +15,13 @@ import type { StreamParams } from "./samplingParams";
 import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
 import type { ServerContext } from "./serverContext";
 import { newId, readModel, unixNow } from "./serverContext";
+import type { RequestTrace } from "./requestTrace";
 import { sseResponse } from "./sse";
 
 /** OpenAI's default max_tokens for completions. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
+/** Most choices (prompts times n) one request may ask for. */
+export const MAX_CHOICES = 1024;
 /** Most logprobs alternatives per token. */
 export const MAX_LOGPROBS = 20;
 
@@ -36,8 +39,10 @@ interface CompletionPlan {
 function planCompletion(body: Record<string, unknown>, ctx: ServerContext): CompletionPlan {
   const p = new RequestParams(body);
   const model = readModel(p, ctx);
-  const prompts = readCompletionPrompts(p.raw("prompt"), ctx.tokenizer);
+  const prompts = readCompletionPrompts(p.raw("prompt"), ctx.tokenizer, ctx.maxPromptChars);
   const { sampling, maxTokens, n } = readSamplingParams(p, ctx.tokenizer.vocabSize);
+  if (prompts.length * n > MAX_CHOICES)
+    throw invalidParam("n", `${prompts.length} prompts times n = ${n} is ${prompts.length * n} choices; at most ${MAX_CHOICES} per request.`);
   const logprobs = p.integer("logprobs", { min: 0, max: MAX_LOGPROBS });
   const echo = p.boolean("echo") ?? false;
   if (echo && logprobs !== undefined)
@@ -60,11 +65,13 @@ function planCompletion(body: Record<string, unknown>, ctx: ServerContext): Comp
 }
 
 /** Handles POST /v1/completions with its parsed JSON body. */
-export async function handleCompletions(ctx: ServerContext, body: Record<string, unknown>, signal: AbortSignal, startedAt: number): Promise<Response> {
+export async function handleCompletions(ctx: ServerContext, body: Record<string, unknown>, trace: RequestTrace): Promise<Response> {
   const plan = planCompletion(body, ctx);
   const id = newId("cmpl");
   const created = unixNow();
-  const run = await startGeneration(ctx, id, plan.jobs, signal, startedAt);
+  trace.responseId = id;
+  trace.stream = plan.stream.stream;
+  const run = await startGeneration(ctx, id, plan.jobs, trace);
   const promptTokens = plan.jobs.reduce((s, j) => s + j.promptIds.length, 0);
   const strings = new TokenStrings(ctx.tokenizer);
   const promptOf = (choice: number) => plan.prompts[Math.floor(choice / plan.n)]!;
@@ -72,9 +79,7 @@ export async function handleCompletions(ctx: ServerContext, body: Record<string,
     plan.logprobs === undefined ? null : completionLogprobs(lps ?? [], plan.logprobs, strings, offset);
 
   if (plan.stream.stream) {
-    return sseResponse(streamChunks(plan, run, id, created, promptTokens, promptOf, formatLogprobs), run.abort, (e) =>
-      console.error(`fastgen: ${id} failed mid-stream:`, e),
-    );
+    return sseResponse(streamChunks(plan, run, id, created, promptTokens, promptOf, formatLogprobs), run.abort, (e) => streamFailed(ctx, trace, e));
   }
   const results = await collectChoices(run, plan.prompts.length * plan.n);
   const choices = results.map((r, index) => {

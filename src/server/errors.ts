@@ -70,6 +70,13 @@ export function overloaded(message: string, retryAfterSeconds = 1): ApiError {
   return new ApiError(503, message, "overloaded_error", null, "overloaded", { "retry-after": String(retryAfterSeconds) });
 }
 
+/** 503 for new work while the server drains for shutdown (SIGTERM); the connection is closed. */
+export function shuttingDown(): ApiError {
+  return new ApiError(503, "The server is shutting down; send the request to another instance.", "server_error", null, "shutting_down", {
+    connection: "close",
+  });
+}
+
 /** 500 with a generic message: the cause is logged on the server, never sent. */
 export function internalError(): ApiError {
   return new ApiError(500, "The server had an error while processing your request.", "server_error", null, "internal_error");

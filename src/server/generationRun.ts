@@ -6,11 +6,14 @@
  */
 import type { SamplingOptions } from "../engine/samplingOptions";
 import type { FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
-import { EngineOverloadedError, RequestRejectedError } from "../engine/types";
-import { ApiError, overloaded } from "./errors";
+import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "../engine/types";
+import { ReplicaFailedError } from "../lb/errors";
+import { errorFields } from "../ops/logger";
+import { ApiError, internalError, overloaded } from "./errors";
 import type { EngineHealth } from "./health";
 import { engineUnavailable, isEngineGone } from "./health";
 import { RequestObserver } from "./metrics";
+import type { RequestTrace } from "./requestTrace";
 import type { ServerContext } from "./serverContext";
 
 /** One engine request of an HTTP request. */
@@ -27,20 +30,28 @@ export interface ChoiceDelta {
 
 type Step = { job: number; result?: IteratorResult<GenerationDelta>; error?: unknown };
 
-/** A started generation: iterate `deltas` once; `abort()` stops every engine request. */
+/**
+ * A started generation: iterate `deltas` once. `abort()` ends it now (client gone); `stop()` asks
+ * the engine to stop its requests and lets their closing deltas (finish_reason "abort") through.
+ */
 export interface GenerationRun {
   deltas: AsyncIterable<ChoiceDelta>;
   abort(): void;
+  stop(): void;
 }
 
 /**
  * The engine's refusals as API errors: 503 for a full queue or a dead engine (which is also
- * recorded in `health`), 400 for a request it cannot run.
+ * recorded in `health`), 400 for a request it cannot run, 503 when its replica died under it,
+ * 500 naming the failure for a forward pass that failed under it.
  */
 function toApiError(e: unknown, health: EngineHealth): unknown {
   if (e instanceof EngineOverloadedError) return overloaded(`The server is overloaded: ${e.message}. Retry later.`);
   if (e instanceof RequestRejectedError)
     return new ApiError(400, `The engine rejected the request: ${e.message}`, "invalid_request_error", null, "request_rejected");
+  if (e instanceof ReplicaFailedError) return new ApiError(503, e.message, "server_error", null, "replica_failed", { "retry-after": "1" });
+  if (e instanceof EngineStepError)
+    return new ApiError(500, `The engine failed while running this request (${e.message}); retrying may succeed.`, "server_error", null, "engine_error");
   if (isEngineGone(e)) {
     health.markDead((e as Error).message);
     return engineUnavailable((e as Error).message);
@@ -51,16 +62,11 @@ function toApiError(e: unknown, health: EngineHealth): unknown {
 /**
  * Starts every job and waits for each one's first delta; throws what the engine threw (as an
  * ApiError where it has one) after aborting the others. 503 when the server already holds
- * ctx.maxQueue generation requests.
+ * ctx.maxQueue generation requests. The run ends with the trace's client going away.
  */
-export async function startGeneration(
-  ctx: ServerContext,
-  requestId: string,
-  jobs: PromptJob[],
-  signal: AbortSignal,
-  startedAt: number,
-): Promise<GenerationRun> {
+export async function startGeneration(ctx: ServerContext, responseId: string, jobs: PromptJob[], trace: RequestTrace): Promise<GenerationRun> {
   const { engine, metrics, health } = ctx;
+  const signal = trace.signal;
   health.assertAlive();
   if (metrics.inFlight >= ctx.maxQueue) throw overloaded(`The server is overloaded: ${metrics.inFlight} requests in flight. Retry later.`);
   metrics.inFlight++;
@@ -69,15 +75,25 @@ export async function startGeneration(
     if (!released) metrics.inFlight--;
     released = true;
   };
-  const controller = new AbortController();
+  const engineAbort = new AbortController(); // aborts the engine requests
+  let over = false;
+  let wake!: (v: "aborted") => void;
+  const aborted = new Promise<"aborted">((resolve) => (wake = resolve));
   let observer: RequestObserver | null = null; // set once every job has started
   const abort = () => {
-    controller.abort();
+    over = true;
+    engineAbort.abort();
+    wake("aborted");
     release();
     observer?.end();
   };
-  if (signal.aborted) abort();
-  else signal.addEventListener("abort", abort, { once: true });
+  const clientGone = () => {
+    trace.clientGone = true;
+    abort();
+  };
+  if (signal.aborted) clientGone();
+  else signal.addEventListener("abort", clientGone, { once: true });
+  trace.stopGeneration = () => engineAbort.abort();
 
   const iterators: AsyncIterator<GenerationDelta>[] = [];
   const next = (job: number): Promise<Step> =>
@@ -88,8 +104,8 @@ export async function startGeneration(
   let firsts: Step[];
   try {
     for (let j = 0; j < jobs.length; j++) {
-      const id = jobs.length === 1 ? requestId : `${requestId}-${j}`;
-      iterators.push(engine.generate({ requestId: id, ...jobs[j]! }, controller.signal)[Symbol.asyncIterator]());
+      const id = jobs.length === 1 ? responseId : `${responseId}-${j}`;
+      iterators.push(engine.generate({ requestId: id, ...jobs[j]! }, engineAbort.signal)[Symbol.asyncIterator]());
     }
     firsts = await Promise.all(iterators.map((_, j) => next(j)));
   } catch (e) {
@@ -98,17 +114,16 @@ export async function startGeneration(
   const failed = firsts.find((s) => s.error !== undefined);
   if (failed) {
     abort();
+    trace.stopGeneration = null;
     for (const it of iterators) void it.return?.()?.catch(() => {});
-    signal.removeEventListener("abort", abort);
+    signal.removeEventListener("abort", clientGone);
     throw toApiError(failed.error, health);
   }
   const n = jobs[0]?.sampling.n ?? 1;
-  const seen = new RequestObserver(metrics, startedAt, jobs.length * n);
+  trace.generationStarted(jobs.reduce((s, j) => s + j.promptIds.length, 0), jobs.length * n);
+  const seen = new RequestObserver(metrics, trace, jobs.length * n);
   observer = seen;
-  const aborted = new Promise<"aborted">((resolve) => {
-    if (controller.signal.aborted) resolve("aborted");
-    controller.signal.addEventListener("abort", () => resolve("aborted"), { once: true });
-  });
+  if (over) seen.end(); // the client left while the first deltas were on their way
 
   async function* merge(): AsyncGenerator<ChoiceDelta> {
     const pending = new Map<number, Promise<Step>>(firsts.map((s) => [s.job, Promise.resolve(s)]));
@@ -128,14 +143,25 @@ export async function startGeneration(
         yield { choice, delta };
       }
     } finally {
-      signal.removeEventListener("abort", abort);
+      signal.removeEventListener("abort", clientGone);
       if (pending.size > 0) abort();
       release();
       seen.end();
       for (const job of pending.keys()) void iterators[job]!.return?.()?.catch(() => {});
     }
   }
-  return { deltas: merge(), abort };
+  return { deltas: merge(), abort, stop: () => engineAbort.abort() };
+}
+
+/**
+ * A failure after a stream began (its 200 is out; the client gets an error event): logged, and
+ * noted in the trace for the access log.
+ */
+export function streamFailed(ctx: ServerContext, trace: RequestTrace, e: unknown): void {
+  const err = e instanceof ApiError ? e : internalError();
+  trace.errorType = err.type;
+  trace.errorCode = err.code ?? undefined;
+  ctx.logger.error("generation failed mid-stream", { request_id: trace.id, response_id: trace.responseId, ...errorFields(e) });
 }
 
 /** Everything one choice produced, for non-streamed responses. */

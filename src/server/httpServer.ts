@@ -1,23 +1,30 @@
 /**
- * The OpenAI-compatible HTTP server (Elysia on Bun.serve):
+ * The OpenAI-compatible HTTP server (Elysia routes under our own Bun.serve):
  *   GET  /v1/models, /v1/models/:model       POST /v1/completions, /v1/chat/completions
  *   POST /tokenize, /detokenize              GET  /health, /metrics, /version
- * /health is 200 while the engine is alive, else 503 (see health.ts). With an API key every route
- * but /health wants `Authorization: Bearer <key>`. Every error is an OpenAI-shaped JSON body;
- * unexpected ones are logged here and answered with a generic 500.
+ * Every request passes through `dispatch`: it gets an id (the client's X-Request-Id when sane,
+ * echoed on the response), the API key check (every route but /health), and one access-log line
+ * once it is over (for a stream: after its last token). /health is 200 while the engine is alive
+ * and the server is not draining, else 503 (see health.ts). Every error is an OpenAI-shaped JSON
+ * body; unexpected ones are logged here and answered with a generic 500.
  */
 import { timingSafeEqual } from "node:crypto";
+import type { Server } from "bun";
 import type { AnyElysia } from "elysia";
 import { Elysia } from "elysia";
 import type { EngineClient } from "../engine/types";
+import type { Logger } from "../ops/logger";
+import { Logger as TextLogger, errorFields } from "../ops/logger";
 import pkg from "../../package.json";
 import { handleChatCompletions } from "./chatCompletions";
 import { handleCompletions } from "./completions";
-import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, unauthorized } from "./errors";
+import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, shuttingDown, unauthorized } from "./errors";
 import { EngineHealth, engineUnavailable } from "./health";
 import { ServerMetrics } from "./metrics";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { DEFAULT_MAX_BODY_BYTES, readJsonObject } from "./requestBody";
+import { RequestTrace, requestIdOf } from "./requestTrace";
+import { maxPromptChars } from "./textLimit";
 import type { ServerContext } from "./serverContext";
 import { handleDetokenize, handleTokenize } from "./tokenizeRoutes";
 
@@ -34,17 +41,44 @@ export interface CreateServerOptions {
   maxBodyBytes?: number;
   /** Generation requests held at once before 503 (default: unlimited; the engine's queue decides). */
   maxQueue?: number;
+  /** Where unexpected errors (and the access log) go (default: text on stderr). */
+  logger?: Logger;
+  /** One log line per request (default false; `fastgen serve` turns it on). */
+  accessLog?: boolean;
 }
 
-/** A created server: `listen` binds it, `stop` closes it (the engine stays up: its owner shuts it down). */
+/** What {@link FastGenServer.drain} did. */
+export interface DrainResult {
+  /** Requests open when the drain began. */
+  open: number;
+  /** Generations stopped at the deadline (they ended with finish_reason "abort"). */
+  stopped: number;
+  /** Requests still open when the connections were closed (none unless something hung). */
+  cut: number;
+}
+
+/** A created server: `listen` binds it, `drain` or `stop` closes it (the engine stays up: its owner shuts it down). */
 export interface FastGenServer {
   app: AnyElysia;
   context: ServerContext;
+  /** Requests being answered now; a stream counts until its generation is over. */
+  readonly openRequests: number;
   listen(host: string, port: number): Promise<{ url: string; port: number }>;
+  /**
+   * Graceful stop: stops listening, answers new generation requests (on open connections) with 503,
+   * lets open requests finish for up to `timeoutMs`, then stops their generations (finish_reason
+   * "abort"), waits up to `graceMs` for their last bytes, and closes every connection.
+   */
+  drain(timeoutMs: number, graceMs?: number): Promise<DrainResult>;
+  /** Closes at once, cutting open connections. */
   stop(): Promise<void>;
 }
 
-type Handler = (body: Record<string, unknown>, request: Request, startedAt: number) => Response | Promise<Response>;
+type Handler = (body: Record<string, unknown>, trace: RequestTrace) => Response | Promise<Response>;
+
+/** Longest path kept in a trace (the log line), in characters. */
+const MAX_LOGGED_PATH = 256;
+const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions"]);
 
 function keyMatches(header: string | null, key: Buffer): boolean {
   const m = header?.match(/^Bearer\s+(.+)$/i);
@@ -53,31 +87,71 @@ function keyMatches(header: string | null, key: Buffer): boolean {
   return given.length === key.length && timingSafeEqual(given, key);
 }
 
+/** The path as sent (what the router matches): from the first "/" after the host to "?". */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
 /** Builds the app; nothing listens until `listen`. */
 export function createServer(options: CreateServerOptions): FastGenServer {
   const { engine } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const logger = options.logger ?? new TextLogger("text");
   const ctx: ServerContext = {
     engine,
     tokenizer: engine.tokenizer,
     modelName: options.servedModelName ?? engine.modelName,
     chatTemplate: options.chatTemplate,
     maxBodyBytes,
+    maxPromptChars: maxPromptChars(engine.tokenizer, engine.maxModelLen),
     maxQueue: options.maxQueue ?? Infinity,
     metrics: new ServerMetrics(),
     health: new EngineHealth(engine),
     createdAt: Math.floor(Date.now() / 1000),
+    logger,
+    draining: false,
   };
   const apiKey = options.apiKey ? Buffer.from(options.apiKey) : null;
+  const traces = new WeakMap<Request, RequestTrace>();
+  const open = new Set<RequestTrace>();
+  let idleWaiters: (() => void)[] = [];
+  const onEnd = (trace: RequestTrace) => {
+    open.delete(trace);
+    if (options.accessLog) logger.out("request", trace.fields());
+    if (open.size === 0) {
+      for (const wake of idleWaiters) wake();
+      idleWaiters = [];
+    }
+  };
+  /** Resolves true once no request is open, false after `ms`. */
+  const idle = (ms: number): Promise<boolean> => {
+    if (open.size === 0) return Promise.resolve(true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return new Promise<boolean>((resolve) => {
+      idleWaiters.push(() => resolve(true));
+      timer = setTimeout(() => resolve(false), ms);
+    }).finally(() => clearTimeout(timer));
+  };
+  const fail = (request: Request, err: ApiError): Response => {
+    const trace = traces.get(request);
+    if (trace) {
+      trace.errorType = err.type;
+      trace.errorCode = err.code ?? undefined;
+    }
+    return errorResponse(err);
+  };
 
   /** Answers, turning thrown errors into OpenAI errors, and counts the status. */
-  const respond = async (endpoint: string, fn: () => Response | Promise<Response>): Promise<Response> => {
+  const respond = async (endpoint: string, request: Request, fn: () => Response | Promise<Response>): Promise<Response> => {
     let res: Response;
     try {
       res = await fn();
     } catch (e) {
-      if (!(e instanceof ApiError)) console.error(`fastgen: ${endpoint} failed:`, e);
-      res = errorResponse(e instanceof ApiError ? e : internalError());
+      if (!(e instanceof ApiError)) logger.error(`${endpoint} failed`, { request_id: traces.get(request)?.id, ...errorFields(e) });
+      res = fail(request, e instanceof ApiError ? e : internalError());
     }
     ctx.metrics.countRequest(endpoint, res.status);
     return res;
@@ -92,41 +166,36 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     max_model_len: engine.maxModelLen,
   });
 
-  const app = new Elysia({ serve: { maxRequestBodySize: Math.max(maxBodyBytes + 1, 128 * 1024 * 1024) } })
-    .onRequest(({ request }) => {
-      if (!apiKey || new URL(request.url).pathname === "/health") return;
-      if (keyMatches(request.headers.get("authorization"), apiKey)) return;
-      ctx.metrics.countRequest("unauthorized", 401);
-      return errorResponse(unauthorized());
-    })
+  const app = new Elysia()
     .onError(({ code, error, request }) => {
       if (code === "NOT_FOUND") {
         ctx.metrics.countRequest("unknown", 404);
-        return errorResponse(routeNotFound(request.method, new URL(request.url).pathname));
+        return fail(request, routeNotFound(request.method, rawPath(request.url)));
       }
-      console.error("fastgen: unhandled server error:", error);
-      return errorResponse(internalError());
+      logger.error("unhandled server error", errorFields(error));
+      return fail(request, internalError());
     })
-    .get("/health", () =>
-      respond("/health", () => {
+    .get("/health", ({ request }) =>
+      respond("/health", request, () => {
+        if (ctx.draining) throw shuttingDown();
         const problem = ctx.health.problem();
         if (problem !== null) throw engineUnavailable(problem);
         return new Response(null, { status: 200 });
       }),
     )
-    .get("/version", () => respond("/version", () => jsonResponse({ version: pkg.version })))
-    .get("/metrics", () =>
-      respond("/metrics", () => {
+    .get("/version", ({ request }) => respond("/version", request, () => jsonResponse({ version: pkg.version })))
+    .get("/metrics", ({ request }) =>
+      respond("/metrics", request, () => {
         // A dead engine leaves its gauges out; the server's own metrics still answer.
         const body = ctx.metrics.render(ctx.modelName, ctx.health.metrics());
         return new Response(body, { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
       }),
     )
-    .get("/v1/models", () => respond("/v1/models", () => jsonResponse({ object: "list", data: [modelCard()] })))
+    .get("/v1/models", ({ request }) => respond("/v1/models", request, () => jsonResponse({ object: "list", data: [modelCard()] })))
     // A wildcard: served names may hold "/" (org/model), which clients send as %2F.
     .get("/v1/models/*", ({ request }) =>
-      respond("/v1/models/:model", () => {
-        const raw = new URL(request.url).pathname.slice("/v1/models/".length);
+      respond("/v1/models/:model", request, () => {
+        const raw = rawPath(request.url).slice("/v1/models/".length);
         let name = raw;
         try {
           name = decodeURIComponent(raw);
@@ -140,30 +209,92 @@ export function createServer(options: CreateServerOptions): FastGenServer {
   const post = (path: string, handler: Handler) =>
     app.post(
       path,
-      ({ request, server }) => {
-        const startedAt = performance.now();
-        // Generation can be silent for longer than Bun's idle timeout (queueing, long prompts).
-        server?.timeout(request, 0);
-        return respond(path, async () => handler(await readJsonObject(request, maxBodyBytes), request, startedAt));
-      },
+      ({ request }) =>
+        respond(path, request, async () => {
+          const trace = traces.get(request)!;
+          return handler(await readJsonObject(request, maxBodyBytes), trace);
+        }),
       { parse: "none" },
     );
-  post("/v1/completions", (body, request, t0) => handleCompletions(ctx, body, request.signal, t0));
-  post("/v1/chat/completions", (body, request, t0) => handleChatCompletions(ctx, body, request.signal, t0));
+  post("/v1/completions", (body, trace) => handleCompletions(ctx, body, trace));
+  post("/v1/chat/completions", (body, trace) => handleChatCompletions(ctx, body, trace));
   post("/tokenize", (body) => handleTokenize(ctx, body));
   post("/detokenize", (body) => handleDetokenize(ctx, body));
 
+  /** Every request: id, auth, drain, the route, then X-Request-Id on the answer and the trace closed. */
+  async function dispatch(request: Request, server: Server<unknown>): Promise<Response> {
+    const path = rawPath(request.url);
+    const trace = new RequestTrace(requestIdOf(request.headers), request.method, path.slice(0, MAX_LOGGED_PATH), request.signal, onEnd);
+    traces.set(request, trace);
+    open.add(trace);
+    let res: Response;
+    if (apiKey && path !== "/health" && !keyMatches(request.headers.get("authorization"), apiKey)) {
+      ctx.metrics.countRequest("unauthorized", 401);
+      res = fail(request, unauthorized());
+    } else if (ctx.draining && request.method === "POST" && GENERATION_PATHS.has(path)) {
+      ctx.metrics.countRequest(path, 503);
+      res = fail(request, shuttingDown());
+    } else {
+      // Generation can be silent for longer than Bun's idle timeout (queueing, long prompts).
+      if (request.method === "POST") server.timeout(request, 0);
+      try {
+        res = await app.handle(request);
+      } catch (e) {
+        logger.error("unhandled server error", { request_id: trace.id, ...errorFields(e) });
+        res = fail(request, internalError());
+      }
+    }
+    try {
+      res.headers.set("x-request-id", trace.id);
+    } catch {
+      res = new Response(res.body, res); // immutable headers (a fetched Response): copy it
+      res.headers.set("x-request-id", trace.id);
+    }
+    if (ctx.draining) res.headers.set("connection", "close");
+    trace.responded(res.status);
+    return res;
+  }
+
+  let bun: Server<unknown> | null = null;
   return {
     app,
     context: ctx,
+    get openRequests() {
+      return open.size;
+    },
     async listen(host: string, port: number) {
-      app.listen({ hostname: host, port });
-      const bound = app.server!;
+      bun = Bun.serve({
+        hostname: host,
+        port,
+        // Our own 413 (a JSON error) answers bodies over maxBodyBytes; Bun's cuts the rest.
+        maxRequestBodySize: Math.max(maxBodyBytes + 1, 128 * 1024 * 1024),
+        fetch: dispatch,
+      });
       const shown = host.includes(":") ? `[${host}]` : host;
-      return { url: `http://${shown}:${bound.port}`, port: bound.port! };
+      return { url: `http://${shown}:${bun.port}`, port: bun.port! };
+    },
+    async drain(timeoutMs: number, graceMs = 2000) {
+      ctx.draining = true;
+      const server = bun;
+      void server?.stop(false); // no new connections; open ones finish
+      const result: DrainResult = { open: open.size, stopped: 0, cut: 0 };
+      if (!(await idle(timeoutMs))) {
+        for (const trace of open) {
+          if (!trace.stopGeneration) continue;
+          trace.stopGeneration();
+          result.stopped++;
+        }
+        await idle(graceMs);
+      }
+      result.cut = open.size;
+      await server?.stop(true);
+      bun = null;
+      return result;
     },
     async stop() {
-      await app.stop(true);
+      ctx.draining = true;
+      await bun?.stop(true);
+      bun = null;
     },
   };
 }

@@ -16,6 +16,7 @@ import type { HistogramSnapshot } from "../engine/histogram";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "../engine/histogram";
 import type { EngineMetrics, FinishReason, GenerationDelta } from "../engine/types";
 import { PrometheusWriter } from "./prometheus";
+import type { RequestTrace } from "./requestTrace";
 
 /** Time-to-first-token buckets in seconds (upper bounds; +Inf is implied). */
 export const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -85,7 +86,8 @@ export class ServerMetrics {
 
 /**
  * Times one HTTP request's choices: TTFT at its first token, inter-token gaps per choice, the
- * finish reason of each choice, end-to-end latency once every choice finished.
+ * finish reason of each choice, end-to-end latency once every choice finished. It also fills the
+ * request's trace (tokens, first token, finish reasons) for the access log.
  */
 export class RequestObserver {
   private sawToken = false;
@@ -96,7 +98,7 @@ export class RequestObserver {
 
   constructor(
     private readonly metrics: ServerMetrics,
-    private readonly startedAt: number,
+    private readonly trace: RequestTrace,
     choices: number,
   ) {
     this.lastTokenAt = new Array<number>(choices).fill(-1);
@@ -106,8 +108,12 @@ export class RequestObserver {
   delta(choice: number, delta: GenerationDelta, now = performance.now()): void {
     const k = delta.tokenIds.length;
     if (k > 0) {
-      if (!this.sawToken) this.metrics.ttft.observe((now - this.startedAt) / 1000);
+      if (!this.sawToken) {
+        this.metrics.ttft.observe((now - this.trace.startedAt) / 1000);
+        this.trace.firstTokenAt = now;
+      }
       this.sawToken = true;
+      this.trace.completionTokens += k;
       const last = this.lastTokenAt[choice] ?? -1;
       // Tokens that arrive together (one message, several passes) share the gap evenly.
       if (last >= 0) for (let i = 0; i < k; i++) this.metrics.itl.observe((now - last) / 1000 / k);
@@ -115,6 +121,7 @@ export class RequestObserver {
     }
     if (delta.finishReason && this.done[choice] === false) {
       this.done[choice] = true;
+      this.trace.finishReasons[choice] = delta.finishReason;
       this.metrics.countFinished(delta.finishReason);
     }
   }
@@ -125,6 +132,7 @@ export class RequestObserver {
     this.ended = true;
     const unfinished = this.done.filter((d) => !d).length;
     for (let i = 0; i < unfinished; i++) this.metrics.countFinished("abort");
-    if (unfinished === 0) this.metrics.e2e.observe((now - this.startedAt) / 1000);
+    if (unfinished === 0) this.metrics.e2e.observe((now - this.trace.startedAt) / 1000);
+    this.trace.generationEnded();
   }
 }

@@ -1,11 +1,26 @@
 /**
  * Reads a request's JSON body under a size limit: 413 past the limit (checked on Content-Length
- * and again while streaming, for chunked bodies), 400 for bad JSON or a body that is not an object.
+ * and again while streaming, for chunked bodies), 400 for bad JSON, a body that is not an object,
+ * or one nested deeper than MAX_JSON_DEPTH (nothing downstream then recurses on client data).
  */
 import { ApiError, invalidParam } from "./errors";
 
 /** Default request body limit: 8 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** Deepest nesting of arrays and objects accepted (OpenAI requests need about 5). */
+export const MAX_JSON_DEPTH = 32;
+
+/** Whether `value` nests arrays/objects deeper than `max` (iterative: deep input cannot overflow it). */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as object))
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 function tooLarge(limit: number): ApiError {
   return new ApiError(413, `Request body is larger than the limit of ${limit} bytes.`, "invalid_request_error", null, "request_too_large");
@@ -55,5 +70,7 @@ export async function readJsonObject(request: Request, limit: number): Promise<R
   }
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw invalidParam(null, "Request body must be a JSON object.", "invalid_json");
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH))
+    throw invalidParam(null, `Request body nests arrays or objects deeper than ${MAX_JSON_DEPTH} levels.`, "invalid_json");
   return value as Record<string, unknown>;
 }

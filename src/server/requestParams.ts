@@ -13,8 +13,14 @@ export interface NumberRange {
   integer?: boolean;
 }
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
+/** A client value for an error message: its JSON, cut at 40 characters (never throws). */
+export function describe(v: unknown): string {
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    s = Array.isArray(v) ? "[...]" : "{...}"; // too deep or too big to write out
+  }
   return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 40)}...` : s;
 }
 

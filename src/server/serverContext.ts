@@ -1,8 +1,9 @@
 /**
- * What every route handler shares: the engine, its tokenizer, the served name, limits, metrics
- * and the engine's health.
+ * What every route handler shares: the engine, its tokenizer, the served name, limits, metrics,
+ * the engine's health, the logger and whether the server is draining.
  */
 import type { EngineClient } from "../engine/types";
+import type { Logger } from "../ops/logger";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { modelNotFound } from "./errors";
 import type { EngineHealth } from "./health";
@@ -18,6 +19,8 @@ export interface ServerContext {
   /** A chat template that replaces the model's own (--chat-template). */
   chatTemplate?: string;
   maxBodyBytes: number;
+  /** Longest prompt text worth tokenizing (see textLimit.ts). */
+  maxPromptChars: number;
   /** Generation requests the server holds at once before answering 503. */
   maxQueue: number;
   metrics: ServerMetrics;
@@ -25,6 +28,10 @@ export interface ServerContext {
   health: EngineHealth;
   /** Unix seconds the server started (the model's `created`). */
   createdAt: number;
+  /** Diagnostics (unexpected errors) and, when on, the access log. */
+  logger: Logger;
+  /** True once a shutdown began: new generation requests and /health get 503. */
+  draining: boolean;
 }
 
 /** Reads `model`: absent means the served model; any other name is a 404. */

@@ -10,6 +10,7 @@ import { invalidParam, jsonResponse } from "./errors";
 import { RequestParams } from "./requestParams";
 import type { ServerContext } from "./serverContext";
 import { readModel } from "./serverContext";
+import { checkTextLength } from "./textLimit";
 
 /** Handles POST /tokenize. */
 export function handleTokenize(ctx: ServerContext, body: Record<string, unknown>): Response {
@@ -24,13 +25,14 @@ export function handleTokenize(ctx: ServerContext, body: Record<string, unknown>
     const extra = p.object("chat_template_kwargs");
     const addSpecial = p.boolean("add_special_tokens") ?? false;
     p.rejectUnknown();
-    const rendered = renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra });
+    const rendered = renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars });
     tokens = addSpecial ? ctx.tokenizer.encode(rendered.text, { addSpecialTokens: true }) : rendered.ids;
   } else {
     const prompt = p.string("prompt");
     if (prompt === undefined) throw invalidParam("prompt", "'prompt' (a string) or 'messages' is required.");
     const addSpecial = p.boolean("add_special_tokens") ?? true;
     p.rejectUnknown();
+    checkTextLength("prompt", prompt, ctx.maxPromptChars);
     tokens = ctx.tokenizer.encode(prompt, { addSpecialTokens: addSpecial });
   }
   return jsonResponse({

@@ -2,9 +2,10 @@
  * A model's tokenizer: tokenizer.json run by @huggingface/tokenizers, plus what
  * tokenizer_config.json and generation_config.json add (BOS/EOS, add_bos_token, chat templates).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { realPathInside } from "../model/insideDir";
 
 /** A tokenizer directory that is missing files or holds ones we cannot read. */
 export class TokenizerError extends Error {
@@ -50,6 +51,8 @@ export class Tokenizer {
   readonly vocabSize: number;
   /** Chat templates by name ("default" for a single one); empty when the model has none. */
   readonly chatTemplates: Readonly<Record<string, string>>;
+  /** Characters of the longest token (vocabulary or added): no token spells more text than this. */
+  readonly maxTokenChars: number;
   /** Explicit add_bos_token / add_eos_token of tokenizer_config.json (null: the post-processor decides). */
   readonly addBosToken: boolean | null;
   readonly addEosToken: boolean | null;
@@ -74,9 +77,12 @@ export class Tokenizer {
     this.addBosToken = typeof tc.add_bos_token === "boolean" ? tc.add_bos_token : null;
     this.addEosToken = typeof tc.add_eos_token === "boolean" ? tc.add_eos_token : null;
     this.chatTemplates = readChatTemplates(tc.chat_template, files.chatTemplateJinja);
-    this.specialIds = new Set(
-      [...hf.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id),
-    );
+    const added = [...hf.get_added_tokens_decoder()];
+    this.specialIds = new Set(added.filter(([, t]) => t.special).map(([id]) => id));
+    let longest = 1;
+    for (const t of vocab) if (typeof t === "string" && t.length > longest) longest = t.length;
+    for (const [, t] of added) longest = Math.max(longest, t.content.length);
+    this.maxTokenChars = longest;
   }
 
   /** Reads tokenizer.json (required), tokenizer_config.json, generation_config.json, chat_template.jinja. */
@@ -86,15 +92,15 @@ export class Tokenizer {
       throw new TokenizerError(`${dir} has no tokenizer.json (sentencepiece-only tokenizer.model is not supported)`);
     }
     const read = (name: string): Json | undefined => {
-      const p = join(dir, name);
-      if (!existsSync(p)) return undefined;
+      const p = inside(dir, name);
+      if (p === undefined) return undefined;
       try {
         return JSON.parse(readFileSync(p, "utf8"));
       } catch (e) {
         throw new TokenizerError(`${p} is not valid JSON: ${(e as Error).message}`);
       }
     };
-    const jinja = join(dir, "chat_template.jinja");
+    const jinja = inside(dir, "chat_template.jinja");
     const chatJson = read("chat_template.json");
     const tokenizerConfig = read("tokenizer_config.json") ?? {};
     if (chatJson?.chat_template !== undefined && tokenizerConfig.chat_template === undefined) {
@@ -104,7 +110,7 @@ export class Tokenizer {
       tokenizer: read("tokenizer.json")!,
       tokenizerConfig,
       generationConfig: read("generation_config.json"),
-      chatTemplateJinja: existsSync(jinja) ? readFileSync(jinja, "utf8") : undefined,
+      chatTemplateJinja: jinja !== undefined ? readFileSync(jinja, "utf8") : undefined,
     });
   }
 
@@ -168,6 +174,17 @@ export class Tokenizer {
   isSpecial(id: number): boolean {
     return this.specialIds.has(id);
   }
+}
+
+/**
+ * `dir/name` when it exists (undefined when not); a link that leads out of the model directory
+ * is a TokenizerError, so a model folder cannot make the server read other files.
+ */
+function inside(dir: string, name: string): string | undefined {
+  const p = join(dir, name);
+  if (!existsSync(p)) return undefined;
+  if (realPathInside(dir, p) === null) throw new TokenizerError(`${p} links to ${realpathSync(p)}, outside the model directory ${dir}`);
+  return p;
 }
 
 /** bos_token/eos_token are a string, an AddedToken object {content}, or null. */

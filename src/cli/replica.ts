@@ -1,0 +1,98 @@
+/**
+ * `fastgen replica`: loads a model into one engine and serves only the gRPC service on it, for a
+ * front end (`fastgen serve --replica HOST:PORT`, or one that spawned it with --replicas N).
+ * Binds to 127.0.0.1 unless --host says otherwise; runs until SIGINT/SIGTERM, or, when spawned by
+ * a front end (FASTGEN_EXIT_WITH_PARENT=1), until its stdin closes because the front end is gone.
+ */
+import { parseArgs } from "node:util";
+import { startEngine } from "../engine/asyncEngine";
+import { createGrpcServer } from "../grpc/grpcServer";
+import { defaultModelDir } from "../model/defaultModel";
+import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, intFlag } from "./engineFlags";
+import type { ServeDeps } from "./serve";
+
+/** The port a replica binds when --port is not given. */
+export const DEFAULT_REPLICA_PORT = 50051;
+
+/** The --help text of `fastgen replica`. */
+export const REPLICA_HELP = `Usage: fastgen replica [--model DIR] [--host 127.0.0.1] [--port ${DEFAULT_REPLICA_PORT}] [options]
+
+Runs one engine replica and serves the gRPC API (proto/fastgen.proto) only, for a front end:
+  fastgen replica --port 50051 --host 0.0.0.0           (on each GPU machine)
+  fastgen serve --replica gpu1:50051 --replica gpu2:50051   (the front end: HTTP + gRPC + load balancer)
+
+Options:
+  --model DIR    Hugging Face model directory (default: the embedded demo model); the front end
+                 must load the same model (its name and tokenizer)
+  --host HOST    address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)
+  --port N       gRPC port (default ${DEFAULT_REPLICA_PORT}; 0 = any free port, printed at startup)
+  --api-key KEY  require metadata "authorization: Bearer KEY" on every RPC but Health; the front
+                 end must use the same key (default: $FASTGEN_API_KEY when set, else no key)
+${ENGINE_FLAG_HELP}`;
+
+/** Watches stdin: `closed` resolves once the parent holding its other end has exited. */
+function watchStdin(): { closed: Promise<void>; stop(): void } {
+  const reader = Bun.stdin.stream().getReader();
+  const closed = (async () => {
+    while (!(await reader.read()).done);
+  })();
+  // stop() lets the process exit: a pending read would keep it alive.
+  return { closed: closed.catch(() => {}), stop: () => void reader.cancel().catch(() => {}) };
+}
+
+/** Runs `fastgen replica` with the given argv (after the subcommand); resolves once it has stopped. */
+export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "startEngine"> = { startEngine }): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, "api-key": { type: "string" },
+      help: { type: "boolean", short: "h" }, ...ENGINE_FLAG_SPEC,
+    },
+  });
+  if (values.help) {
+    console.log(REPLICA_HELP);
+    return;
+  }
+  const host = values.host ?? "127.0.0.1";
+  const port = intFlag("port", values.port, 0) ?? DEFAULT_REPLICA_PORT;
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const apiKey = values["api-key"] ?? (process.env.FASTGEN_API_KEY || undefined);
+  const engineOptions = engineOptionsFromFlags(values);
+  const modelDir = values.model ?? defaultModelDir();
+
+  console.error(`fastgen: replica loading ${modelDir}`);
+  const engine = await deps.startEngine(modelDir, engineOptions, {});
+  const server = createGrpcServer({ engine, apiKey });
+  let address: string;
+  try {
+    ({ address } = await server.listen(host, port));
+  } catch (e) {
+    await engine.shutdown();
+    throw new Error(`cannot listen on ${host}:${port}: ${(e as Error).message}`);
+  }
+  // A front end that spawned this replica reads the port from this line.
+  console.log(`fastgen: replica serving ${engine.modelName} (max context ${engine.maxModelLen} tokens) at grpc://${address}`);
+
+  const parent = process.env.FASTGEN_EXIT_WITH_PARENT === "1" ? watchStdin() : null;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = async (why: string, graceMs?: number) => {
+      if (stopping) return;
+      stopping = true;
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      console.error(`fastgen: replica ${why}, shutting down`);
+      parent?.stop();
+      await server.stop(graceMs);
+      await engine.shutdown();
+      resolve();
+    };
+    const onInt = () => void stop("SIGINT");
+    const onTerm = () => void stop("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    // Nobody is left to answer: no grace period.
+    void parent?.closed.then(() => stop("front end gone", 0));
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * Engine types <-> wire messages: sampling options, deltas, logprobs, finish reasons and metrics.
+ * Both ends use these (the server answering, RemoteEngine and the client reading), so a value
+ * survives the round trip engine -> gRPC -> engine unchanged.
+ */
+import type { SamplingOptions } from "../engine/samplingOptions";
+import type { EngineMetrics, FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
+import type {
+  WireEngineMetrics, WireFinishReason, WireGenerateDelta, WireSamplingParams, WireStopReason, WireTokenLogprob,
+} from "./wire";
+
+const FINISH_TO_WIRE: Record<FinishReason, WireFinishReason> = {
+  stop: "FINISH_REASON_STOP",
+  length: "FINISH_REASON_LENGTH",
+  abort: "FINISH_REASON_ABORT",
+};
+
+/** The wire enum of a finish reason (UNSPECIFIED for none). */
+export function finishToWire(reason: FinishReason | undefined): WireFinishReason {
+  return reason ? FINISH_TO_WIRE[reason] : "FINISH_REASON_UNSPECIFIED";
+}
+
+/** The finish reason of a wire enum (undefined for UNSPECIFIED). */
+export function finishFromWire(reason: WireFinishReason | string | undefined): FinishReason | undefined {
+  if (reason === "FINISH_REASON_STOP") return "stop";
+  if (reason === "FINISH_REASON_LENGTH") return "length";
+  if (reason === "FINISH_REASON_ABORT") return "abort";
+  return undefined;
+}
+
+export function logprobToWire(lp: TokenLogprob): WireTokenLogprob {
+  return { id: lp.id, logprob: lp.logprob, top_ids: lp.top.map((t) => t[0]), top_logprobs: lp.top.map((t) => t[1]) };
+}
+
+export function logprobFromWire(lp: WireTokenLogprob): TokenLogprob {
+  return { id: lp.id, logprob: lp.logprob, top: lp.top_ids.map((id, i): [number, number] => [id, lp.top_logprobs[i] ?? -Infinity]) };
+}
+
+/** The oneof stop_reason fields for a stop string or stop token id. */
+export function stopReasonToWire(reason: string | number | null | undefined): WireStopReason {
+  if (typeof reason === "string") return { stop_string: reason };
+  if (typeof reason === "number") return { stop_token_id: reason };
+  return {};
+}
+
+export function stopReasonFromWire(m: WireStopReason): string | number | undefined {
+  if (m.stop_reason === "stop_string") return m.stop_string ?? undefined;
+  if (m.stop_reason === "stop_token_id") return m.stop_token_id ?? undefined;
+  return undefined;
+}
+
+/** Usage carried on a sample's last delta. */
+export interface DeltaUsage {
+  promptLength: number;
+  generatedLength: number;
+}
+
+export function deltaToWire(d: GenerationDelta, usage?: DeltaUsage): Partial<WireGenerateDelta> {
+  const out: Partial<WireGenerateDelta> = { index: d.index, text: d.text, token_ids: d.tokenIds, finish_reason: finishToWire(d.finishReason) };
+  if (d.logprobs) out.logprobs = d.logprobs.map(logprobToWire);
+  if (usage) Object.assign(out, { prompt_length: usage.promptLength, generated_length: usage.generatedLength });
+  return Object.assign(out, stopReasonToWire(d.stopReason));
+}
+
+export function deltaFromWire(m: WireGenerateDelta): GenerationDelta {
+  const d: GenerationDelta = { index: m.index, tokenIds: m.token_ids, text: m.text };
+  if (m.logprobs.length > 0) d.logprobs = m.logprobs.map(logprobFromWire);
+  const finish = finishFromWire(m.finish_reason);
+  if (finish) d.finishReason = finish;
+  const stop = stopReasonFromWire(m);
+  if (stop !== undefined) d.stopReason = stop;
+  return d;
+}
+
+/** Sampling options as SamplingParams (what RemoteEngine sends a replica). */
+export function samplingToWire(s: SamplingOptions): Partial<WireSamplingParams> {
+  const bias: Record<string, number> = {};
+  for (const [id, b] of Object.entries(s.logitBias ?? {})) bias[id] = b;
+  return {
+    max_new_tokens: s.maxTokens,
+    min_new_tokens: s.minTokens ?? 0,
+    temperature: s.temperature,
+    top_p: s.topP,
+    top_k: s.topK,
+    min_p: s.minP,
+    seed: s.seed,
+    stop: s.stop ?? [],
+    stop_token_ids: s.stopTokenIds ?? [],
+    ignore_eos: s.ignoreEos ?? false,
+    presence_penalty: s.presencePenalty ?? 0,
+    frequency_penalty: s.frequencyPenalty ?? 0,
+    repetition_penalty: s.repetitionPenalty,
+    logprobs: s.logprobs ?? 0,
+    n: s.n ?? 1,
+    logit_bias: bias,
+  };
+}
+
+export function metricsToWire(m: EngineMetrics): WireEngineMetrics {
+  return {
+    queue_time_seconds: m.queueTimeSeconds ?? null,
+    iteration_tokens: m.iterationTokens ?? null,
+    kv_blocks_total: m.kvBlocksTotal,
+    kv_blocks_free: m.kvBlocksFree,
+    prompt_tokens_total: m.promptTokensTotal,
+    generation_tokens_total: m.generationTokensTotal,
+    requests_finished_total: m.requestsFinishedTotal,
+    preemptions_total: m.preemptionsTotal,
+    steps_total: m.stepsTotal,
+  };
+}
+
+/** Engine metrics from a Health reply (its queue lengths and its counters). */
+export function metricsFromWire(waiting: number, running: number, m: WireEngineMetrics | null | undefined): EngineMetrics {
+  const out: EngineMetrics = {
+    requestsWaiting: waiting,
+    requestsRunning: running,
+    kvBlocksTotal: m?.kv_blocks_total ?? 0,
+    kvBlocksFree: m?.kv_blocks_free ?? 0,
+    promptTokensTotal: m?.prompt_tokens_total ?? 0,
+    generationTokensTotal: m?.generation_tokens_total ?? 0,
+    requestsFinishedTotal: m?.requests_finished_total ?? 0,
+    preemptionsTotal: m?.preemptions_total ?? 0,
+    stepsTotal: m?.steps_total ?? 0,
+  };
+  if (m?.queue_time_seconds) out.queueTimeSeconds = m.queue_time_seconds;
+  if (m?.iteration_tokens) out.iterationTokens = m.iteration_tokens;
+  return out;
+}

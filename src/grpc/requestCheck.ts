@@ -1,0 +1,149 @@
+/**
+ * Checks a Generate / GenerateStream request and turns it into engine jobs (one per prompt).
+ * Every failure is INVALID_ARGUMENT naming the field (`prompts[2].token_ids`, `params.top_p`),
+ * except an unknown model (NOT_FOUND). The limits match the HTTP API's where both have a field.
+ */
+import { status } from "@grpc/grpc-js";
+import type { SamplingOptions } from "../engine/samplingOptions";
+import type { Tokenizer } from "../tokenizer/tokenizer";
+import { GrpcError, invalidArgument } from "./status";
+import type { WirePrompt, WireSamplingParams } from "./wire";
+
+/** Most prompts one Generate call may carry. */
+export const MAX_PROMPTS = 1024;
+/** Most samples per prompt. */
+export const MAX_N = 128;
+/** max_new_tokens when the request leaves it 0 (less if the context has less room). */
+export const DEFAULT_MAX_NEW_TOKENS = 128;
+const MAX_STOP_STRINGS = 64;
+const MAX_LOGPROBS = 20;
+const MAX_REQUEST_ID_LENGTH = 256;
+
+/** What the checks need to know about the served model. */
+export interface ModelLimits {
+  modelName: string;
+  maxModelLen: number;
+  tokenizer: Tokenizer;
+}
+
+/** One prompt's engine request. */
+export interface GenerateJob {
+  promptIds: number[];
+  sampling: SamplingOptions;
+}
+
+interface Range {
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+  integer?: boolean;
+}
+
+function checkNumber(field: string, v: number, r: Range): number {
+  if (!Number.isFinite(v)) throw invalidArgument(field, `must be a finite number, got ${v}`);
+  if (r.integer && !Number.isInteger(v)) throw invalidArgument(field, `must be an integer, got ${v}`);
+  const low = r.min !== undefined && (r.minExclusive ? v <= r.min : v < r.min);
+  if (low || (r.max !== undefined && v > r.max)) {
+    const lo = r.min === undefined ? "" : `${r.minExclusive ? ">" : ">="} ${r.min}`;
+    const hi = r.max === undefined ? "" : `<= ${r.max}`;
+    throw invalidArgument(field, `must be ${[lo, hi].filter(Boolean).join(" and ")}, got ${v}`);
+  }
+  return v;
+}
+
+const vocabMax = (t: Tokenizer) => t.vocabSize - 1;
+
+const optional = (field: string, v: number | null | undefined, r: Range) => (v == null ? undefined : checkNumber(field, v, r));
+
+/** Rejects any model name but the served one ("" means the served one). */
+export function checkModel(model: string, served: string): void {
+  if (model !== "" && model !== served) throw new GrpcError(status.NOT_FOUND, `model "${model}" is not served here (this server serves "${served}")`);
+}
+
+/** Rejects over-long client request ids. */
+export function checkRequestId(id: string): void {
+  if (id.length > MAX_REQUEST_ID_LENGTH) throw invalidArgument("request_id", `must be at most ${MAX_REQUEST_ID_LENGTH} characters`);
+}
+
+/** A prompt's token ids (text is encoded with the model's special tokens, as MII does). */
+export function readPrompt(field: string, p: WirePrompt | null | undefined, tokenizer: Tokenizer): number[] {
+  if (p?.kind === "text") {
+    const ids = tokenizer.encode(p.text ?? "", { addSpecialTokens: true });
+    if (ids.length === 0) throw invalidArgument(`${field}.text`, "is empty: it encodes to no tokens");
+    return ids;
+  }
+  if (p?.kind === "token_ids") {
+    const ids = p.token_ids?.ids ?? [];
+    if (ids.length === 0) throw invalidArgument(`${field}.token_ids`, "must hold at least one token id");
+    ids.forEach((id, i) => checkNumber(`${field}.token_ids.ids[${i}]`, id, { integer: true, min: 0, max: vocabMax(tokenizer) }));
+    return ids;
+  }
+  throw invalidArgument(field, "is required: set text or token_ids");
+}
+
+/** Sampling options shared by every prompt of a request; max tokens is settled per prompt. */
+export function readSampling(p: WireSamplingParams | null | undefined, tokenizer: Tokenizer): Omit<SamplingOptions, "maxTokens"> & { maxTokens?: number } {
+  if (!p) return { n: 1 };
+  const f = (name: string) => `params.${name}`;
+  const maxTokens = p.max_new_tokens === 0 ? undefined : p.max_new_tokens;
+  if (maxTokens !== undefined && p.min_new_tokens > maxTokens)
+    throw invalidArgument(f("min_new_tokens"), `(${p.min_new_tokens}) must not exceed max_new_tokens (${maxTokens})`);
+  const n = p.n === 0 ? 1 : checkNumber(f("n"), p.n, { max: MAX_N });
+  if (p.stop.length > MAX_STOP_STRINGS) throw invalidArgument(f("stop"), `may hold at most ${MAX_STOP_STRINGS} strings`);
+  if (p.stop.some((s) => s === "")) throw invalidArgument(f("stop"), "strings must not be empty");
+  const maxId = vocabMax(tokenizer);
+  p.stop_token_ids.forEach((id, i) => checkNumber(f(`stop_token_ids[${i}]`), id, { max: maxId }));
+  const logitBias: Record<number, number> = {};
+  for (const [key, bias] of Object.entries(p.logit_bias)) {
+    const id = checkNumber(f("logit_bias key"), Number(key), { integer: true, min: 0, max: maxId });
+    logitBias[id] = checkNumber(f(`logit_bias[${key}]`), bias, { min: -100, max: 100 });
+  }
+  const out = {
+    maxTokens,
+    minTokens: p.min_new_tokens,
+    temperature: optional(f("temperature"), p.temperature, { min: 0 }),
+    topP: optional(f("top_p"), p.top_p, { min: 0, minExclusive: true, max: 1 }),
+    topK: optional(f("top_k"), p.top_k, { min: -1 }),
+    minP: optional(f("min_p"), p.min_p, { min: 0, max: 1 }),
+    seed: p.seed ?? undefined,
+    stop: p.stop.length > 0 ? p.stop : undefined,
+    stopTokenIds: p.stop_token_ids.length > 0 ? p.stop_token_ids : undefined,
+    ignoreEos: p.ignore_eos,
+    presencePenalty: checkNumber(f("presence_penalty"), p.presence_penalty, { min: -2, max: 2 }),
+    frequencyPenalty: checkNumber(f("frequency_penalty"), p.frequency_penalty, { min: -2, max: 2 }),
+    repetitionPenalty: optional(f("repetition_penalty"), p.repetition_penalty, { min: 0, minExclusive: true, max: 10 }),
+    logprobs: checkNumber(f("logprobs"), p.logprobs, { max: MAX_LOGPROBS }),
+    logitBias: Object.keys(logitBias).length > 0 ? logitBias : undefined,
+    n,
+  };
+  for (const k of Object.keys(out) as (keyof typeof out)[]) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+/** Settles max tokens for one prompt: the request's, else the default; prompt + max must fit. */
+export function settleMaxTokens(field: string, promptLen: number, requested: number | undefined, maxModelLen: number): number {
+  if (promptLen >= maxModelLen)
+    throw invalidArgument(field, `is ${promptLen} tokens, but the model's context is ${maxModelLen} tokens: shorten it`);
+  const maxTokens = requested ?? Math.min(DEFAULT_MAX_NEW_TOKENS, maxModelLen - promptLen);
+  if (promptLen + maxTokens > maxModelLen)
+    throw invalidArgument(
+      "params.max_new_tokens",
+      `${promptLen} prompt tokens + ${maxTokens} new tokens exceed the model's context of ${maxModelLen} tokens`,
+    );
+  return maxTokens;
+}
+
+/** The engine jobs of a request's prompts (all checked before any starts). */
+export function readJobs(
+  prompts: { field: string; prompt: WirePrompt | null | undefined }[],
+  params: WireSamplingParams | null | undefined,
+  limits: ModelLimits,
+): GenerateJob[] {
+  if (prompts.length === 0) throw invalidArgument("prompts", "must hold at least one prompt");
+  if (prompts.length > MAX_PROMPTS) throw invalidArgument("prompts", `may hold at most ${MAX_PROMPTS} prompts`);
+  const { maxTokens, ...base } = readSampling(params, limits.tokenizer);
+  return prompts.map(({ field, prompt }) => {
+    const promptIds = readPrompt(field, prompt, limits.tokenizer);
+    return { promptIds, sampling: { ...base, maxTokens: settleMaxTokens(field, promptIds.length, maxTokens, limits.maxModelLen) } };
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * serve() of the library API: a deployment in this process, in DeepSpeed-MII's spirit.
+ *
+ *   const h = await serve(modelDir, { replicas: 2, port: 50050, http: 8000 });
+ *   const c = h.client();            // or client("localhost:50050") from anywhere
+ *   await h.terminate();
+ *
+ * Without `replicas` or `remote` the engine runs in this process (a Worker); with them, each local
+ * replica is a `fastgen replica` child process behind a load balancer. The gRPC service always
+ * listens; the OpenAI-compatible HTTP API too when `http` is set.
+ */
+import type { StartEngineHooks } from "../engine/asyncEngine";
+import { startEngine } from "../engine/asyncEngine";
+import type { EngineOptions } from "../engine/options";
+import type { EngineClient } from "../engine/types";
+import { FastGenClient } from "../grpc/client";
+import { createGrpcServer } from "../grpc/grpcServer";
+import { defaultModelDir } from "../model/defaultModel";
+import type { FastGenServer } from "../server/httpServer";
+import { createServer } from "../server/httpServer";
+import type { ReplicaFrontEndOptions } from "./frontEnd";
+import { startReplicaFrontEnd } from "./frontEnd";
+import type { ReplicaProcess } from "./replicaProcess";
+
+/** The gRPC port `fastgen serve` and serve() use by default (MII's). */
+export const DEFAULT_GRPC_PORT = 50050;
+/** The HTTP port of `http: true`. */
+export const DEFAULT_HTTP_PORT = 8000;
+
+/** Options of {@link serve}. */
+export interface ServeOptions extends Omit<ReplicaFrontEndOptions, "modelDir" | "engineOptions"> {
+  /** gRPC port (default 50050; 0 = any free port: read it from the handle's `address`). */
+  port?: number;
+  /** HTTP port for the OpenAI-compatible API (true = 8000, 0 = any free one); off when unset. */
+  http?: number | boolean;
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
+  /** Engine options (of the in-process engine, or of every local replica). */
+  engine?: Partial<EngineOptions>;
+  /** The model name clients send (default: the model directory's name). */
+  servedModelName?: string;
+}
+
+/** A running deployment. */
+export interface ServeHandle {
+  /** host:port of the gRPC service. */
+  address: string;
+  /** Base URL of the HTTP API (".../v1" is appended by OpenAI clients), when it listens. */
+  httpUrl: string | null;
+  /** The engine both servers serve (a LoadBalancer over replicas, or the in-process engine). */
+  engine: EngineClient;
+  /** The local replica processes (empty without replicas). */
+  processes: readonly ReplicaProcess[];
+  /** A gRPC client of this deployment. */
+  client(): FastGenClient;
+  /** Closes the servers, the engine and the replica processes. */
+  terminate(): Promise<void>;
+}
+
+/** Starts the engine a front end serves: replicas behind a balancer when asked for, else in-process. */
+export async function startServingEngine(
+  modelDir: string,
+  options: Omit<ReplicaFrontEndOptions, "modelDir">,
+  start: (modelDir: string, options: Partial<EngineOptions>, hooks: StartEngineHooks) => Promise<EngineClient> = startEngine,
+  hooks: StartEngineHooks = {},
+): Promise<{ engine: EngineClient; processes: ReplicaProcess[] }> {
+  if ((options.replicas ?? 0) === 0 && (options.remote ?? []).length === 0)
+    return { engine: await start(modelDir, options.engineOptions ?? {}, hooks), processes: [] };
+  const { balancer, processes } = await startReplicaFrontEnd({ ...options, modelDir });
+  return { engine: balancer, processes };
+}
+
+/** Loads `modelDir` (default: the embedded demo model) and serves it over gRPC (and HTTP). */
+export async function serve(modelDir?: string, options: ServeOptions = {}): Promise<ServeHandle> {
+  const host = options.host ?? "127.0.0.1";
+  const { engine, processes } = await startServingEngine(modelDir ?? defaultModelDir(), { ...options, engineOptions: options.engine });
+  const grpc = createGrpcServer({ engine, servedModelName: options.servedModelName, apiKey: options.apiKey });
+  let http: FastGenServer | null = null;
+  let httpUrl: string | null = null;
+  try {
+    const { address } = await grpc.listen(host, options.port ?? DEFAULT_GRPC_PORT);
+    if (options.http !== undefined && options.http !== false) {
+      http = createServer({ engine, servedModelName: options.servedModelName, apiKey: options.apiKey });
+      ({ url: httpUrl } = await http.listen(host, options.http === true ? DEFAULT_HTTP_PORT : options.http));
+    }
+    // A wildcard bind is dialled on loopback.
+    const dial = address.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^\[::\]:/, "[::1]:");
+    return {
+      address,
+      httpUrl,
+      engine,
+      processes,
+      client: () => new FastGenClient(dial, { apiKey: options.apiKey }),
+      async terminate() {
+        await Promise.all([grpc.stop(), http?.stop()]);
+        await engine.shutdown();
+      },
+    };
+  } catch (e) {
+    await Promise.all([grpc.stop(0), http?.stop()]);
+    await engine.shutdown();
+    throw e;
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * LoadBalancer: an EngineClient over replicas, so the HTTP and gRPC servers serve it unchanged.
+ * Every generate() call (one prompt) goes to the replica the router picks (least outstanding
+ * tokens by default). When the replica fails before the caller has seen any output, the request
+ * moves to another replica (at most `maxReplicaFailures` replicas in all); once output was seen it
+ * fails with ReplicaFailedError. A replica that
+ * refuses for overload is skipped for that request; only when every replica refused or is down
+ * does the caller get an error (NoHealthyReplicaError, or the overload itself).
+ */
+import type { HistogramSnapshot } from "../engine/histogram";
+import type { EngineMetrics, GenerateRequest, GenerationDelta } from "../engine/types";
+import { EngineOverloadedError } from "../engine/types";
+import type { Tokenizer } from "../tokenizer/tokenizer";
+import { NoHealthyReplicaError, ReplicaFailedError, ReplicaUnavailableError } from "./errors";
+import type { HealthCheckOptions } from "./healthChecker";
+import { HealthChecker } from "./healthChecker";
+import type { ProbedEngine } from "./replica";
+import { Replica } from "./replica";
+import type { RoutingPolicy } from "./router";
+import { Router } from "./router";
+import type { ReplicatedEngine, ReplicaStatus } from "./types";
+
+/** Options of {@link LoadBalancer}. */
+export interface LoadBalancerOptions extends Omit<HealthCheckOptions, "modelName" | "maxModelLen"> {
+  modelName: string;
+  /** Longest prompt + generation accepted (at most every replica's). */
+  maxModelLen: number;
+  tokenizer: Tokenizer;
+  policy?: RoutingPolicy;
+  /**
+   * Replicas one request may fail on before it fails (default 3): a request that brings its
+   * replica down must not take every replica with it.
+   */
+  maxReplicaFailures?: number;
+  /** Runs after the replicas' clients are closed (e.g. stops spawned replica processes). */
+  onShutdown?: () => Promise<void>;
+}
+
+const COUNTERS = [
+  "requestsWaiting", "requestsRunning", "kvBlocksTotal", "kvBlocksFree", "promptTokensTotal",
+  "generationTokensTotal", "requestsFinishedTotal", "preemptionsTotal", "stepsTotal",
+] as const;
+
+/** a + b (histograms with the same buckets); whichever exists when only one does. */
+function addHistograms(a: HistogramSnapshot | undefined, b: HistogramSnapshot | undefined): HistogramSnapshot | undefined {
+  if (!a || !b) return a ?? b;
+  if (a.bounds.length !== b.bounds.length || a.bounds.some((x, i) => x !== b.bounds[i])) return a;
+  return { bounds: a.bounds, counts: a.counts.map((c, i) => c + (b.counts[i] ?? 0)), sum: a.sum + b.sum, count: a.count + b.count };
+}
+
+export class LoadBalancer implements ReplicatedEngine {
+  readonly modelName: string;
+  readonly maxModelLen: number;
+  readonly tokenizer: Tokenizer;
+  readonly replicas: readonly Replica[];
+  readonly health: HealthChecker;
+  private readonly router: Router;
+  private closed = false;
+
+  constructor(
+    engines: readonly ProbedEngine[],
+    private readonly options: LoadBalancerOptions,
+  ) {
+    this.modelName = options.modelName;
+    this.maxModelLen = options.maxModelLen;
+    this.tokenizer = options.tokenizer;
+    this.replicas = engines.map((e) => new Replica(e));
+    this.router = new Router(options.policy);
+    this.health = new HealthChecker(this.replicas, options);
+  }
+
+  /** Probes every replica now, then keeps probing in the background. */
+  async start(): Promise<void> {
+    await this.health.checkAll();
+    this.health.start();
+  }
+
+  async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
+    if (this.closed) throw new Error("engine is shut down");
+    const tried = new Set<Replica>();
+    let lastError: Error | null = null;
+    let failures = 0;
+    for (;;) {
+      if (signal?.aborted) return;
+      const replica = this.router.pick(this.replicas.filter((r) => r.healthy && !tried.has(r)));
+      if (!replica) throw this.noReplica(lastError);
+      tried.add(replica);
+      let seen = false;
+      try {
+        for await (const delta of this.runOn(replica, request, signal)) {
+          seen = true;
+          yield delta;
+        }
+        return;
+      } catch (e) {
+        if (e instanceof EngineOverloadedError) {
+          lastError = e;
+          continue;
+        }
+        if (!(e instanceof ReplicaUnavailableError)) throw e;
+        this.health.markDown(replica, e.message);
+        failures++;
+        if (seen) throw new ReplicaFailedError(replica.address, request.requestId, e, "its partial output is lost");
+        const cap = this.options.maxReplicaFailures ?? 3;
+        if (failures >= cap) throw new ReplicaFailedError(replica.address, request.requestId, e, `it failed on ${failures} replicas, so it is not moved again`);
+        lastError = e; // nothing reached the caller yet: try the next replica
+      }
+    }
+  }
+
+  /** One attempt on one replica: counts its work, and fails it if health checks evict the replica. */
+  private async *runOn(replica: Replica, request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
+    const attempt = new AbortController();
+    const forward = () => attempt.abort(signal?.reason);
+    signal?.addEventListener("abort", forward, { once: true });
+    const untrack = replica.track(attempt);
+    const ticket = replica.work.start(request.promptIds.length, request.sampling.maxTokens, request.sampling.n ?? 1);
+    replica.routed++;
+    const evicted = () => attempt.signal.aborted && !signal?.aborted;
+    try {
+      for await (const delta of replica.engine.generate(request, attempt.signal)) {
+        if (evicted()) break;
+        ticket.consume(delta.tokenIds.length);
+        yield delta;
+      }
+      if (evicted()) throw attempt.signal.reason;
+    } finally {
+      ticket.finish();
+      untrack();
+      signal?.removeEventListener("abort", forward);
+    }
+  }
+
+  private noReplica(lastError: Error | null): Error {
+    if (lastError instanceof EngineOverloadedError) return lastError;
+    const down = this.replicas.map((r) => `${r.address}: ${r.lastError ?? "up"}`).join("; ");
+    const why = lastError ? ` (last failure: ${lastError.message})` : "";
+    return new NoHealthyReplicaError(`no healthy replica can take the request${why} [${down}]`);
+  }
+
+  /** True while at least one replica takes work (the HTTP /health and gRPC Health read it). */
+  healthy(): boolean {
+    return !this.closed && this.replicas.some((r) => r.healthy);
+  }
+
+  replicaStatus(): ReplicaStatus[] {
+    return this.replicas.map((r) => r.status());
+  }
+
+  /** Queue lengths, counters and histograms summed over the replicas (as of their last probe). */
+  metrics(): EngineMetrics {
+    const sum = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as unknown as EngineMetrics;
+    for (const r of this.replicas) {
+      const m = r.engine.metrics();
+      for (const k of COUNTERS) sum[k] += m[k];
+      sum.queueTimeSeconds = addHistograms(sum.queueTimeSeconds, m.queueTimeSeconds);
+      sum.iterationTokens = addHistograms(sum.iterationTokens, m.iterationTokens);
+    }
+    if (!sum.queueTimeSeconds) delete sum.queueTimeSeconds;
+    if (!sum.iterationTokens) delete sum.iterationTokens;
+    return sum;
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.health.stop();
+    await Promise.all(this.replicas.map((r) => r.engine.shutdown()));
+    await this.options.onShutdown?.();
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * The load balancer over fake replicas: least-outstanding and round-robin routing per prompt, load
+ * reported by replicas, failover of requests that had no output yet, a clear error for those that
+ * had, eviction of a hung replica, rejoining after a restart, and the HTTP and gRPC servers serving
+ * it unchanged.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import OpenAI from "openai";
+import type { GenerateRequest, GenerationDelta } from "../../src/engine/types";
+import { EngineOverloadedError } from "../../src/engine/types";
+import { createGrpcServer } from "../../src/grpc/grpcServer";
+import { NoHealthyReplicaError, ReplicaFailedError } from "../../src/lb/errors";
+import type { LoadBalancerOptions } from "../../src/lb/loadBalancer";
+import { LoadBalancer } from "../../src/lb/loadBalancer";
+import { createServer } from "../../src/server/httpServer";
+import { charTokenizer } from "../server/fakeEngine";
+import { waitFor } from "../server/testServer";
+import { protoClient } from "../grpc/protoClient";
+import { FakeReplica } from "./fakeReplica";
+
+let balancers: LoadBalancer[] = [];
+afterEach(async () => {
+  await Promise.all(balancers.map((b) => b.shutdown()));
+  balancers = [];
+});
+
+async function setup(count: number, options: Partial<LoadBalancerOptions> = {}, delayMs = 2) {
+  const replicas = Array.from({ length: count }, (_, i) => new FakeReplica(`fake-${i}:1`, { delayMs }));
+  const lb = new LoadBalancer(replicas, { modelName: "fake-model", maxModelLen: 256, tokenizer: charTokenizer(), log: () => {}, ...options });
+  balancers.push(lb);
+  await lb.start();
+  return { replicas, lb };
+}
+
+let nextId = 0;
+const request = (maxTokens = 8, promptLen = 4): GenerateRequest => ({
+  requestId: `r${nextId++}`,
+  promptIds: Array.from({ length: promptLen }, () => 40),
+  sampling: { maxTokens },
+});
+
+async function run(lb: LoadBalancer, req = request(), signal?: AbortSignal): Promise<GenerationDelta[]> {
+  const out: GenerationDelta[] = [];
+  for await (const d of lb.generate(req, signal)) out.push(d);
+  return out;
+}
+
+const counts = (replicas: FakeReplica[]) => replicas.map((r) => r.requests.length);
+
+describe("routing", () => {
+  test("30 concurrent prompts are spread evenly by least outstanding tokens", async () => {
+    const { replicas, lb } = await setup(3);
+    const results = await Promise.all(Array.from({ length: 30 }, () => run(lb, request(16))));
+    expect(results.every((r) => r.at(-1)?.finishReason === "length")).toBe(true);
+    expect(counts(replicas)).toEqual([10, 10, 10]);
+    expect(lb.replicaStatus().map((s) => s.requestsRouted)).toEqual([10, 10, 10]);
+    expect(lb.replicaStatus().every((s) => s.outstandingTokens === 0 && s.requestsInFlight === 0)).toBe(true);
+  });
+
+  test("a busy replica gets no more work while the others have less outstanding", async () => {
+    const { replicas, lb } = await setup(3);
+    const long = run(lb, request(200, 50));
+    await waitFor(() => replicas.some((r) => r.requests.length === 1));
+    const busy = replicas.findIndex((r) => r.requests.length === 1);
+    for (let i = 0; i < 6; i++) await run(lb, request(4));
+    expect(replicas[busy]!.requests).toHaveLength(1);
+    expect(counts(replicas).reduce((a, b) => a + b)).toBe(7);
+    await long;
+  });
+
+  test("load a replica reports (from other front ends) counts too", async () => {
+    const { replicas, lb } = await setup(2);
+    replicas[0]!.reportedTokens = 10_000;
+    await lb.health.checkAll();
+    for (let i = 0; i < 4; i++) await run(lb, request(4));
+    expect(counts(replicas)).toEqual([0, 4]);
+  });
+
+  test("round-robin takes turns whatever the load", async () => {
+    const { replicas, lb } = await setup(3, { policy: "round-robin" });
+    replicas[0]!.reportedTokens = 10_000;
+    await lb.health.checkAll();
+    for (let i = 0; i < 6; i++) await run(lb, request(2));
+    expect(counts(replicas)).toEqual([2, 2, 2]);
+  });
+
+  test("aborting the caller's signal aborts the request on its replica", async () => {
+    const { replicas, lb } = await setup(1, {}, 10);
+    const controller = new AbortController();
+    const req = request(200);
+    const done = run(lb, req, controller.signal);
+    await waitFor(() => replicas[0]!.metrics().generationTokensTotal > 0);
+    controller.abort();
+    await done;
+    await waitFor(() => replicas[0]!.aborted.includes(req.requestId));
+    expect(lb.replicaStatus()[0]!.requestsInFlight).toBe(0);
+  });
+});
+
+describe("failures", () => {
+  test("requests queued on a replica that dies move to the others and complete", async () => {
+    const { replicas, lb } = await setup(3);
+    replicas[1]!.hold = true;
+    const pending = Array.from({ length: 6 }, () => run(lb, request(8)));
+    await waitFor(() => lb.replicaStatus()[1]!.requestsInFlight === 2);
+    replicas[1]!.crash();
+    const results = await Promise.all(pending);
+    expect(results.every((r) => r.at(-1)?.finishReason === "length" && r.length === 8)).toBe(true);
+    expect(lb.replicaStatus()[1]!.healthy).toBe(false);
+    expect(lb.replicaStatus()[1]!.lastError).toContain("Connection dropped");
+    expect(counts(replicas)).toEqual([3, 0, 3]);
+  });
+
+  test("a request with output on a replica that dies fails with a clear error; the service keeps answering", async () => {
+    const { replicas, lb } = await setup(2, {}, 10);
+    const started = run(lb, request(200)).catch((e) => e);
+    await waitFor(() => replicas.some((r) => r.metrics().generationTokensTotal > 0));
+    const victim = replicas.find((r) => r.requests.length === 1)!;
+    victim.crash();
+    const err = await started;
+    expect(err).toBeInstanceOf(ReplicaFailedError);
+    expect(err.message).toContain(victim.address);
+    expect(err.message).toContain("Connection dropped");
+    const other = replicas.find((r) => r !== victim)!;
+    expect((await run(lb, request(3))).at(-1)?.finishReason).toBe("length");
+    expect(other.requests.length).toBeGreaterThan(0);
+  });
+
+  test("a request that brings replicas down is not moved past maxReplicaFailures", async () => {
+    const { replicas, lb } = await setup(3, { maxReplicaFailures: 2 });
+    for (const r of replicas) r.hold = true;
+    const pending = run(lb, request(4)).catch((e) => e);
+    for (let k = 0; k < 2; k++) {
+      await waitFor(() => lb.replicaStatus().some((s) => s.requestsInFlight === 1));
+      const holder = lb.replicaStatus().findIndex((s) => s.requestsInFlight === 1);
+      replicas[holder]!.crash();
+      await waitFor(() => lb.replicaStatus()[holder]!.requestsInFlight === 0);
+    }
+    const err = await pending;
+    expect(err).toBeInstanceOf(ReplicaFailedError);
+    expect(lb.replicaStatus().filter((s) => s.healthy)).toHaveLength(1);
+  });
+
+  test("a restarted replica rejoins at the next health check and receives work again", async () => {
+    const { replicas, lb } = await setup(2);
+    replicas[0]!.crash();
+    await lb.health.checkAll();
+    for (let i = 0; i < 3; i++) await run(lb, request(2));
+    expect(counts(replicas)).toEqual([0, 3]);
+    replicas[0]!.restart();
+    await lb.health.checkAll();
+    expect(lb.replicaStatus()[0]!.healthy).toBe(true);
+    await Promise.all(Array.from({ length: 4 }, () => run(lb, request(4))));
+    expect(replicas[0]!.requests.length).toBeGreaterThanOrEqual(2);
+  });
+
+  test("with every replica down the caller gets NoHealthyReplicaError (503 on HTTP)", async () => {
+    const { replicas, lb } = await setup(2);
+    for (const r of replicas) r.crash();
+    await lb.health.checkAll();
+    const err = await run(lb).catch((e) => e);
+    expect(err).toBeInstanceOf(NoHealthyReplicaError);
+    expect(err).toBeInstanceOf(EngineOverloadedError);
+    expect(err.message).toContain("fake-0:1");
+    expect(err.message).toContain("ECONNREFUSED");
+  });
+
+  test("an overloaded replica passes the request on; all overloaded is an overload", async () => {
+    const { replicas, lb } = await setup(2);
+    replicas[0]!.overloaded = true;
+    for (let i = 0; i < 3; i++) await run(lb, request(2));
+    expect(counts(replicas)).toEqual([0, 3]);
+    expect(lb.replicaStatus()[0]!.healthy).toBe(true);
+    replicas[1]!.overloaded = true;
+    const err = await run(lb).catch((e) => e);
+    expect(err).toBeInstanceOf(EngineOverloadedError);
+    expect(err).not.toBeInstanceOf(NoHealthyReplicaError);
+  });
+
+  test("a replica that stops answering health checks is evicted: its running requests fail", async () => {
+    const { replicas, lb } = await setup(1, { timeoutMs: 5, evictAfter: 2 }, 10);
+    const running = run(lb, request(200)).catch((e) => e);
+    await waitFor(() => replicas[0]!.metrics().generationTokensTotal > 0);
+    replicas[0]!.hang = true;
+    await lb.health.checkAll();
+    expect(lb.replicaStatus()[0]!.healthy).toBe(false);
+    await lb.health.checkAll();
+    const err = await running;
+    expect(err).toBeInstanceOf(ReplicaFailedError);
+    expect(err.message).toContain("health checks");
+  });
+
+  test("a replica serving another model is kept out", async () => {
+    const { replicas, lb } = await setup(2);
+    replicas[1]!.servedModel = "other-model";
+    await lb.health.checkAll();
+    expect(lb.replicaStatus()[1]).toMatchObject({ healthy: false, lastError: expect.stringContaining('"other-model"') });
+  });
+});
+
+describe("metrics", () => {
+  test("sum the replicas' counters and histograms", async () => {
+    const { replicas, lb } = await setup(2);
+    for (const r of replicas) {
+      const own = r.metrics.bind(r);
+      r.metrics = () => ({ ...own(), iterationTokens: { bounds: [1, 8], counts: [1, 2], sum: 5, count: 2 } });
+    }
+    await Promise.all([run(lb, request(3)), run(lb, request(3))]);
+    const m = lb.metrics();
+    expect(m.kvBlocksTotal).toBe(200);
+    expect(m.generationTokensTotal).toBe(6);
+    expect(m.iterationTokens).toEqual({ bounds: [1, 8], counts: [2, 4], sum: 10, count: 4 });
+    expect(m.queueTimeSeconds).toBeUndefined();
+  });
+});
+
+describe("servers over the balancer", () => {
+  test("HTTP completions route each prompt on its own; gRPC Health lists the replicas", async () => {
+    const { replicas, lb } = await setup(3);
+    const http = createServer({ engine: lb });
+    const { url } = await http.listen("127.0.0.1", 0);
+    const grpc = createGrpcServer({ engine: lb });
+    const { address } = await grpc.listen("127.0.0.1", 0);
+    const c = protoClient(address);
+    try {
+      const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0 });
+      const res = await openai.completions.create({ model: "fake-model", prompt: ["a", "b", "c"], max_tokens: 5 });
+      expect(res.choices.map((ch) => ch.text)).toEqual(["Reply", "Reply", "Reply"]);
+      expect(counts(replicas)).toEqual([1, 1, 1]);
+      const metrics = await fetch(`${url}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain("generation_tokens");
+      const health = await c.Health();
+      expect(health.replicas_healthy).toBe(3);
+      expect(health.replicas.map((r: { address: string }) => r.address)).toEqual(["fake-0:1", "fake-1:1", "fake-2:1"]);
+      expect(health.replicas.map((r: { requests_routed: number }) => r.requests_routed)).toEqual([1, 1, 1]);
+      for (const r of replicas) r.crash();
+      await lb.health.checkAll();
+      expect((await c.Health()).serving).toBe(false);
+      const err = await openai.completions.create({ model: "fake-model", prompt: "a", max_tokens: 5 }).catch((e) => e);
+      expect(err.status).toBe(503);
+    } finally {
+      c.close();
+      await Promise.all([http.stop(), grpc.stop()]);
+    }
+  });
+});
