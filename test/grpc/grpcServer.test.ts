@@ -269,7 +269,8 @@ describe("API key", () => {
 
 describe("stop", () => {
   test("lets calls in flight finish within the grace period, then ends the rest as ABORT", async () => {
-    const slow = new FakeEngine({ delayMs: 5 });
+    // 5 tokens take ~0.1 s, 250 take ~5 s: a 2 s grace separates them even on a loaded machine.
+    const slow = new FakeEngine({ delayMs: 20 });
     const s = createGrpcServer({ engine: slow });
     const { address } = await s.listen("127.0.0.1", 0);
     const cl = protoClient(address);
@@ -277,7 +278,7 @@ describe("stop", () => {
       const short = readStream(cl.GenerateStream({ prompt: text("x"), params: { max_new_tokens: 5 } }));
       const long = readStream(cl.GenerateStream({ prompt: text("x"), params: { max_new_tokens: 250 } }));
       await waitFor(() => slow.requests.length === 2);
-      await s.stop(100);
+      await s.stop(2000);
       const [a, b] = await Promise.all([short, long]);
       expect(a.messages.at(-1)).toMatchObject({ finish_reason: "FINISH_REASON_LENGTH", generated_length: 5 });
       expect(b.messages.at(-1).finish_reason).toBe("FINISH_REASON_ABORT");
