@@ -276,7 +276,7 @@ describe("stop", () => {
     const cl = protoClient(address);
     try {
       const short = readStream(cl.GenerateStream({ prompt: text("x"), params: { max_new_tokens: 5 } }));
-      const long = readStream(cl.GenerateStream({ prompt: text("x"), params: { max_new_tokens: 250 } }));
+      const long = readStream(cl.GenerateStream({ prompt: text("x"), params: { max_new_tokens: 250, ignore_eos: true } }));
       await waitFor(() => slow.requests.length === 2);
       await s.stop(2000);
       const [a, b] = await Promise.all([short, long]);
