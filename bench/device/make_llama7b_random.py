@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Make a Llama-2-7B-shaped model with random bf16 weights, for FastGen's device benchmarks
+(bench/device/run-policies.sh). No network, no download: the weights are transformers' own init
+and the tokenizer is a byte-level BPE trained here on made-up words, so the model talks nonsense;
+the benchmark sends token-id prompts with ignore_eos, so only the shapes matter.
+
+    python3 bench/device/make_llama7b_random.py OUT_DIR [--tiny] [--seed 0]
+
+Shape (Llama-2-7B): hidden 4096, 32 layers, 32 heads (MHA, head_dim 128), intermediate 11008,
+vocab 32000, context 4096, RMSNorm eps 1e-5, RoPE theta 10000, separate LM head.
+6.74B parameters: 13.5 GB of bf16 safetensors (5 GB shards + index). About a minute on an H100
+(weights drawn on the GPU), most of it writing the files.
+--tiny: same vocabulary and context, 2 layers of width 256 (a CPU smoke test of this script).
+
+Writes config.json, generation_config.json, model-0000x-of-0000n.safetensors + index,
+tokenizer.json (<unk>=0, <s>=1, </s>=2; "<s>" prepended), tokenizer_config.json, README.md.
+Skips the work when OUT_DIR already holds a config.json and weights made by this script.
+Needs: torch, transformers (4.4x or 5.x), tokenizers, safetensors.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import random
+import sys
+import time
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+VOCAB = 32000
+SPECIALS = ["<unk>", "<s>", "</s>"]
+SHAPE_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32)
+SHAPE_TINY = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
+MARKER = "fastgen-bench-random-llama"
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def made_words(rng, n):
+    """n distinct pronounceable made-up words (the BPE needs many distinct pairs to reach 32000)."""
+    onsets = ["", "b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "pl", "qu",
+              "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou", "y"]
+    codas = ["", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck", "ng"]
+    out = set()
+    while len(out) < n:
+        syl = rng.choice([1, 2, 2, 3, 3, 4])
+        out.add("".join(rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) for _ in range(syl)))
+    return sorted(out)
+
+
+def build_tokenizer(seed):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    rng = random.Random(seed)
+    words = made_words(rng, 120_000)
+    # Zipf-like use: common words often, the tail at least once; punctuation and digits sprinkled in.
+    cum = list(itertools.accumulate(1.0 / (i + 10) for i in range(len(words))))
+    lines = [" ".join(words[i * 8:(i + 1) * 8]) for i in range(len(words) // 8)]
+    for _ in range(40_000):
+        ws = rng.choices(words, cum_weights=cum, k=16)
+        lines.append(" ".join(ws) + rng.choice([".", ",", "!", "?", ";", ""]) + f" {rng.randint(0, 9999)}")
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(lines, trainer=trainer)
+    if tok.get_vocab_size() < VOCAB:  # corpus too small for every merge: fill up with plain added tokens
+        tok.add_tokens([f"<extra_{i}>" for i in range(VOCAB - tok.get_vocab_size())])
+    assert tok.get_vocab_size() == VOCAB, tok.get_vocab_size()
+    assert [tok.token_to_id(s) for s in SPECIALS] == [0, 1, 2]
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    return tok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out_dir")
+    ap.add_argument("--tiny", action="store_true", help="2 layers of width 256 (CPU smoke test)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    card = os.path.join(args.out_dir, "README.md")
+    if os.path.exists(os.path.join(args.out_dir, "config.json")) and os.path.exists(card) and MARKER in open(card).read():
+        log(f"{args.out_dir}: already made, skipping")
+        return
+
+    import torch
+    import transformers
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    t0 = time.time()
+    os.makedirs(args.out_dir, exist_ok=True)
+    tok = build_tokenizer(args.seed)
+    tok.save(os.path.join(args.out_dir, "tokenizer.json"))
+    with open(os.path.join(args.out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                   "add_bos_token": True, "model_max_length": 4096, "clean_up_tokenization_spaces": False}, f, indent=2)
+    log(f"tokenizer: {tok.get_vocab_size()} tokens ({time.time() - t0:.0f} s)")
+
+    shape = SHAPE_TINY if args.tiny else SHAPE_7B
+    config = LlamaConfig(vocab_size=VOCAB, max_position_embeddings=4096, rms_norm_eps=1e-5, hidden_act="silu",
+                         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **shape)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(args.seed)
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device(device):
+        model = LlamaForCausalLM(config)
+    torch.set_default_dtype(torch.float32)
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        model.config.dtype = torch.bfloat16
+    else:
+        model.config.torch_dtype = torch.bfloat16
+    n = sum(p.numel() for p in model.parameters())
+    log(f"model: {n / 1e9:.2f}B parameters on {device} ({time.time() - t0:.0f} s)")
+    model.save_pretrained(args.out_dir, safe_serialization=True, max_shard_size="5GB")
+    with open(card, "w") as f:
+        f.write(f"# Random Llama-2-7B-shaped model ({MARKER})\n\n"
+                f"Made by `bench/device/make_llama7b_random.py{' --tiny' if args.tiny else ''} --seed {args.seed}` with torch "
+                f"{torch.__version__}, transformers {transformers.__version__}: {n / 1e9:.2f}B random bf16 parameters "
+                f"(transformers' init), a {VOCAB}-token byte-level BPE trained on made-up words. Benchmarks only.\n")
+    log(f"wrote {args.out_dir} ({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
