@@ -45,6 +45,9 @@ export class SamplingParamsError extends Error {
 /** Options as callers give them, plus the engine-internal `returnLogits`. */
 export type SamplingInput = SamplingOptions & { returnLogits?: boolean };
 
+/** Temperatures below this sample greedily (vLLM's epsilon): 1/T would overflow float32 logits. */
+const GREEDY_BELOW = 1e-5;
+
 function check(ok: boolean, message: string): void {
   if (!ok) throw new SamplingParamsError(message);
 }
@@ -57,7 +60,8 @@ function randomSeed(): bigint {
 
 /** Validates `opts` and fills defaults. A missing seed is drawn once here, per sequence. */
 export function samplingParams(opts: SamplingInput): SamplingParams {
-  const temperature = opts.temperature ?? 1;
+  const asked = opts.temperature ?? 1;
+  const temperature = asked < GREEDY_BELOW && asked >= 0 ? 0 : asked;
   const topP = opts.topP ?? 1;
   const topK = opts.topK ?? 0;
   const minP = opts.minP ?? 0;
@@ -68,13 +72,14 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
   const presencePenalty = opts.presencePenalty ?? 0;
   const frequencyPenalty = opts.frequencyPenalty ?? 0;
   check(Number.isFinite(temperature) && temperature >= 0, "temperature must be >= 0");
-  check(topP > 0 && topP <= 1, "top_p must be in (0, 1]");
+  // The pass carries float32: a value that rounds to 0 there would fail the whole pass.
+  check(Math.fround(topP) > 0 && topP <= 1, "top_p must be in (0, 1] (and at least 1e-38)");
   check(Number.isInteger(topK), "top_k must be an integer");
   check(minP >= 0 && minP <= 1, "min_p must be in [0, 1]");
   check(Number.isInteger(maxTokens) && maxTokens >= 1, "max_tokens must be an integer >= 1");
   check(Number.isInteger(minTokens) && minTokens >= 0 && minTokens <= maxTokens, "min_tokens must be in [0, max_tokens]");
   check(Number.isInteger(logprobs) && logprobs >= 0 && logprobs <= 20, "logprobs must be an integer in [0, 20]");
-  check(repetitionPenalty > 0 && Number.isFinite(repetitionPenalty), "repetition_penalty must be > 0");
+  check(Math.fround(repetitionPenalty) > 0 && Number.isFinite(repetitionPenalty), "repetition_penalty must be > 0 (and at least 1e-38)");
   check(Math.abs(presencePenalty) <= 2, "presence_penalty must be in [-2, 2]");
   check(Math.abs(frequencyPenalty) <= 2, "frequency_penalty must be in [-2, 2]");
   const bias = Object.entries(opts.logitBias ?? {});

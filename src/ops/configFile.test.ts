@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../cli/engineFlags";
 import { SERVE_FLAG_SPEC } from "../cli/serve";
+import type { FlagValues } from "./configFile";
 import { configValues, mergeConfigFile } from "./configFile";
 
 const dir = mkdtempSync(join(tmpdir(), "fastgen-config-"));
@@ -30,7 +31,7 @@ describe("--config FILE", () => {
 
   test("flags on the command line override the file", () => {
     const p = file("over.json", JSON.stringify({ port: 8001, "max-queue": 4, model: "/m" }));
-    expect(mergeConfigFile({ config: p, port: "9000" }, SERVE_FLAG_SPEC)).toEqual({ port: "9000", "max-queue": "4", model: "/m" });
+    expect(mergeConfigFile<FlagValues>({ config: p, port: "9000" }, SERVE_FLAG_SPEC)).toEqual({ port: "9000", "max-queue": "4", model: "/m" });
     expect(mergeConfigFile({ port: "9000" }, SERVE_FLAG_SPEC)).toEqual({ port: "9000" });
   });
 

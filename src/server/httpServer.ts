@@ -8,7 +8,6 @@
  * and the server is not draining, else 503 (see health.ts). Every error is an OpenAI-shaped JSON
  * body; unexpected ones are logged here and answered with a generic 500.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { Server } from "bun";
 import type { AnyElysia } from "elysia";
 import { Elysia } from "elysia";
@@ -23,6 +22,7 @@ import { EngineHealth, engineUnavailable } from "./health";
 import { ServerMetrics } from "./metrics";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { DEFAULT_MAX_BODY_BYTES, readJsonObject } from "./requestBody";
+import { keyMatches, rawPath, routable } from "./requestGate";
 import { RequestTrace, requestIdOf } from "./requestTrace";
 import { maxPromptChars } from "./textLimit";
 import type { ServerContext } from "./serverContext";
@@ -79,21 +79,6 @@ type Handler = (body: Record<string, unknown>, trace: RequestTrace) => Response 
 /** Longest path kept in a trace (the log line), in characters. */
 const MAX_LOGGED_PATH = 256;
 const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions"]);
-
-function keyMatches(header: string | null, key: Buffer): boolean {
-  const m = header?.match(/^Bearer\s+(.+)$/i);
-  if (!m) return false;
-  const given = Buffer.from(m[1]!.trim());
-  return given.length === key.length && timingSafeEqual(given, key);
-}
-
-/** The path as sent (what the router matches): from the first "/" after the host to "?". */
-function rawPath(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const q = url.indexOf("?", start);
-  return q < 0 ? url.slice(start) : url.slice(start, q);
-}
 
 /** Builds the app; nothing listens until `listen`. */
 export function createServer(options: CreateServerOptions): FastGenServer {
@@ -222,7 +207,8 @@ export function createServer(options: CreateServerOptions): FastGenServer {
   post("/detokenize", (body) => handleDetokenize(ctx, body));
 
   /** Every request: id, auth, drain, the route, then X-Request-Id on the answer and the trace closed. */
-  async function dispatch(request: Request, server: Server<unknown>): Promise<Response> {
+  async function dispatch(received: Request, server: Server<unknown>): Promise<Response> {
+    const request = routable(received);
     const path = rawPath(request.url);
     const trace = new RequestTrace(requestIdOf(request.headers), request.method, path.slice(0, MAX_LOGGED_PATH), request.signal, onEnd);
     traces.set(request, trace);
@@ -236,7 +222,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       res = fail(request, shuttingDown());
     } else {
       // Generation can be silent for longer than Bun's idle timeout (queueing, long prompts).
-      if (request.method === "POST") server.timeout(request, 0);
+      if (request.method === "POST") server.timeout(received, 0);
       try {
         res = await app.handle(request);
       } catch (e) {

@@ -1,6 +1,6 @@
 /**
  * Reads a request's JSON body under a size limit: 413 past the limit (checked on Content-Length
- * and again while streaming, for chunked bodies), 400 for bad JSON, a body that is not an object,
+ * and again while streaming, for chunked bodies), 400 for a body cut short on the wire, bad JSON, a body that is not an object,
  * or one nested deeper than MAX_JSON_DEPTH (nothing downstream then recurses on client data).
  */
 import { ApiError, invalidParam } from "./errors";
@@ -34,7 +34,14 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   let total = 0;
   const reader = request.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      // Cut short or malformed on the wire (bad chunked encoding, a client that hung up).
+      throw invalidParam(null, `The request body could not be read: ${(e as Error).message}`, "invalid_body");
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.byteLength;
     if (total > limit) {
