@@ -49,12 +49,19 @@ pub fn build(b: *std.Build) !void {
             const code = it.next() orelse return error.BadCudaArch;
             try gencode.append(b.fmt("-gencode={s},{s}", .{ arch, code }));
         }
+        // nvcc steps are cached by their inputs: name every header a .cu may include, so that
+        // editing one recompiles the objects (zig does not read nvcc's include graph).
+        var headers = std.ArrayList([]const u8).init(b.allocator);
+        try headers.append("libfastgen/include/fastgen.h");
+        try headers.appendSlice(try listFiles(b, "libfastgen/src/cuda", ".cuh"));
+        try headers.appendSlice(try listFiles(b, "libfastgen/src/cuda", ".h"));
         for (try listFiles(b, "libfastgen/src/cuda", ".cu")) |cu| {
             const cmd = b.addSystemCommand(&.{ nvcc_path, "-c", "-O3", "-std=c++17", "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr", "-Ilibfastgen/include", "-Ilibfastgen/src" });
             cmd.addArgs(gencode.items);
             cmd.addArg("-o");
             const obj = cmd.addOutputFileArg(b.fmt("{s}.o", .{std.fs.path.stem(cu)}));
             cmd.addFileArg(.{ .path = cu });
+            cmd.extra_file_dependencies = headers.items;
             lib.addObjectFile(obj);
         }
         lib.addObjectFile(.{ .path = b.fmt("{s}/lib64/libcudart_static.a", .{cuda_root}) });

@@ -88,7 +88,11 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int wr = warp % WR, wk = warp / WR;
 
-  for (int i = tid; i < BM * CH; i += kThreads) {
+  static_assert((BN * CH) % kThreads == 0, "K/V tile / thread mismatch");
+#pragma unroll
+  for (int it = 0; it < (BM * CH + kThreads - 1) / kThreads; it++) {
+    const int i = tid + it * kThreads;
+    if (i >= BM * CH) break;
     const int row = i / CH, c = i % CH, r = tile.row_begin + row;
     uint4 v = make_uint4(0, 0, 0, 0);
     if (r < tile.row_end)
@@ -96,8 +100,12 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
                                            (kvh * G + r % G) * HD + c * 8);
     *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
   }
+  // Unrolled, so the block-table reads of every chunk go out together instead of each cp.async
+  // waiting on its own dependent load.
   auto load_kv = [&](int k0, int buf) {
-    for (int i = tid; i < BN * CH; i += kThreads) {
+#pragma unroll
+    for (int it = 0; it < BN * CH / kThreads; it++) {
+      const int i = tid + it * kThreads;
       const int key = i / CH, c = i % CH, pos = k0 + key;
       const bool ok = pos <= s_hi;
       size_t off = 0;

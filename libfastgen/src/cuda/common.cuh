@@ -89,4 +89,18 @@ __device__ __forceinline__ void store8(bf16 *p, const float *v) {
   *reinterpret_cast<uint4 *>(p) = u;
 }
 
+// Activations of the MLP; kind follows fgcu::ActKind (ops.cuh): 0 silu, 1 gelu (erf), 2 gelu
+// tanh-approx (gated), 3 gelu, 4 gelu tanh, 5 relu (plain). CPU twins in cpu/mlp.cpp.
+__device__ __forceinline__ float activate(int kind, float x) {
+  switch (kind) {
+    case 0: return x / (1.f + __expf(-x));
+    case 1: case 3: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case 2: case 4: {
+      const float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+      return x / (1.f + __expf(-2.f * u));
+    }
+    default: return x > 0.f ? x : 0.f;
+  }
+}
+
 }  // namespace fgcu

@@ -160,6 +160,9 @@ extern "C" int fgcu_engine_create(const fgcu_model *model, fgcu_engine **out, ch
     return fail(FG_ERR_DEVICE);
   }
   if (int rc = gemm_create(&e->gemm, err)) return fail(rc);
+  const char *graphs = getenv("FASTGEN_CUDA_GRAPHS");
+  e->graphs_on = !(graphs && graphs[0] == '0');
+  e->prof = profiler_create();
 
   Bump mat, vec;
   layout_weights(e, mat, vec);
@@ -197,6 +200,9 @@ extern "C" int fgcu_engine_create(const fgcu_model *model, fgcu_engine **out, ch
 extern "C" void fgcu_engine_destroy(fgcu_engine *e) {
   if (!e) return;
   if (e->stream) cudaStreamSynchronize(e->stream);
+  profiler_dump(e->prof);
+  for (GraphSlot &g : e->graphs)
+    if (g.exec) cudaGraphExecDestroy(g.exec);
   gemm_destroy(e->gemm);
   cudaFree(e->mat_arena);
   cudaFree(e->vec_arena);
@@ -218,11 +224,12 @@ extern "C" void fgcu_engine_destroy(fgcu_engine *e) {
 extern "C" int fgcu_engine_load(fgcu_engine *e, int32_t layer, int32_t slot, int32_t dtype,
                                 const void *data, uint64_t numel, char *err) {
   const fgcu_model &m = e->m;
-  const size_t H = m.hidden_size, I = m.intermediate_size;
+  const size_t H = m.hidden_size;
   const size_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
   const bool gated = m.act <= kGatedGeluTanh;
   bf16 *mat = nullptr;
   float *vec = nullptr;
+  int stride = 1;  // destination rows (matrices) or elements (vectors) between source ones
   const LayerW *w = layer >= 0 && layer < m.num_layers ? &e->layers[layer] : nullptr;
   switch (slot) {
     case FGCU_EMBED: mat = e->embed; break;
@@ -249,10 +256,11 @@ extern "C" int fgcu_engine_load(fgcu_engine *e, int32_t layer, int32_t slot, int
         case FGCU_O_BIAS: vec = w->o_b; break;
         case FGCU_MLP_NORM: vec = w->mlp_norm; break;
         case FGCU_MLP_NORM_BIAS: vec = w->mlp_norm_b; break;
-        case FGCU_GATE: mat = gated ? w->mlp_in : nullptr; break;
-        case FGCU_GATE_BIAS: vec = gated ? w->mlp_in_b : nullptr; break;
-        case FGCU_UP: mat = w->mlp_in ? w->mlp_in + (gated ? I * H : 0) : nullptr; break;
-        case FGCU_UP_BIAS: vec = w->mlp_in_b ? w->mlp_in_b + (gated ? I : 0) : nullptr; break;
+        // gated: rows interleaved gate_0, up_0, gate_1, up_1, ... (see LayerW)
+        case FGCU_GATE: mat = gated ? w->mlp_in : nullptr, stride = gated ? 2 : 1; break;
+        case FGCU_GATE_BIAS: vec = gated ? w->mlp_in_b : nullptr, stride = gated ? 2 : 1; break;
+        case FGCU_UP: mat = w->mlp_in ? w->mlp_in + (gated ? H : 0) : nullptr, stride = gated ? 2 : 1; break;
+        case FGCU_UP_BIAS: vec = w->mlp_in_b ? w->mlp_in_b + (gated ? 1 : 0) : nullptr, stride = gated ? 2 : 1; break;
         case FGCU_DOWN: mat = w->down; break;
         case FGCU_DOWN_BIAS: vec = w->down_b; break;
         default: break;
@@ -263,19 +271,24 @@ extern "C" int fgcu_engine_load(fgcu_engine *e, int32_t layer, int32_t slot, int
     return FG_ERR_NOT_FOUND;
   }
   if (!e->staging) FGCU_TRY(cudaMallocHost(&e->staging, kStagingBytes));
-  const size_t esize = mat ? 2 : 4, chunk = kStagingBytes / esize;
+  const size_t esize = mat ? 2 : 4;
+  const size_t row = mat && stride > 1 ? H : 1;  // elements per source row
+  const size_t chunk = kStagingBytes / esize / row * row;
   for (uint64_t off = 0; off < numel; off += chunk) {
     const size_t n = numel - off < chunk ? (size_t)(numel - off) : chunk;
     if (mat) {
       uint16_t *dst = (uint16_t *)e->staging;
       if (dtype == FG_BF16) memcpy(dst, (const uint16_t *)data + off, n * 2);
       else for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src_at(data, dtype, off + i));
-      FGCU_TRY(cudaMemcpy(mat + off, dst, n * 2, cudaMemcpyHostToDevice));
+      if (stride == 1) FGCU_TRY(cudaMemcpy(mat + off, dst, n * 2, cudaMemcpyHostToDevice));
+      else FGCU_TRY(cudaMemcpy2D(mat + off * stride, row * 2 * stride, dst, row * 2, row * 2, n / row,
+                                 cudaMemcpyHostToDevice));
     } else {
       float *dst = (float *)e->staging;
       if (dtype == FG_F32) memcpy(dst, (const float *)data + off, n * 4);
       else for (size_t i = 0; i < n; i++) dst[i] = src_at(data, dtype, off + i);
-      FGCU_TRY(cudaMemcpy(vec + off, dst, n * 4, cudaMemcpyHostToDevice));
+      if (stride == 1) FGCU_TRY(cudaMemcpy(vec + off, dst, n * 4, cudaMemcpyHostToDevice));
+      else FGCU_TRY(cudaMemcpy2D(vec + off * stride, 4 * stride, dst, 4, 4, n, cudaMemcpyHostToDevice));
     }
   }
   return 0;

@@ -11,7 +11,8 @@ namespace fgcu {
 
 // One decoder layer on the device. Matrices bf16 [out, in]; vectors fp32; unused ones null.
 //   qkv    [(nh + 2 nkv) * hd, H]  = q rows, then k rows, then v rows
-//   mlp_in [2I, H] (gated: gate rows, then up rows) or [I, H] (plain: up)
+//   mlp_in [2I, H] (gated: rows interleaved gate_0, up_0, gate_1, ...) or [I, H] (plain: up),
+//          so a decode GEMV warp holds one gate/up pair and applies the activation itself
 struct LayerW {
   bf16 *qkv, *o, *mlp_in, *down;
   float *attn_norm, *attn_norm_b, *mlp_norm, *mlp_norm_b, *qkv_b, *o_b, *mlp_in_b, *down_b;
@@ -36,6 +37,7 @@ void release(MetaBuf &mb);
 struct Meta {
   int T = 0, S = 0, R = 0, L = 0, splits = 1, num_wide = 0, num_narrow = 0;
   bool any_penalty = false;
+  uint64_t layout = 0;           // room of the variable-length regions (graph key)
   const int *row_seq = nullptr;  // host: sequence of sampled row r
   const int *token_ids, *positions, *token_seq, *cu_seqlens, *context_lens, *block_indptr,
       *block_indices, *logit_rows, *pen_ids, *bias_ids;
@@ -52,6 +54,18 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
 // Samples the m.R rows of logits [R, V] (device), copies ids / logprobs (and raw logits when
 // out->logits) back, waits, and scatters them to `out` by sequence. out_dev / out_host hold
 // R * (8 + 8 * m.L) bytes; counts is needed when m.any_penalty.
+// A captured forward pass and the shape + addresses it was captured with.
+struct GraphSlot {
+  uint64_t key[10] = {};
+  cudaGraphExec_t exec = nullptr;
+  uint64_t last_use = 0;
+};
+struct Profiler;
+Profiler *profiler_create();  // null unless FASTGEN_PROFILE=1
+void profiler_mark(Profiler *p, cudaStream_t s, const char *what);
+void profiler_step_done(Profiler *p);
+void profiler_dump(Profiler *p);
+
 int sample_and_return(const Meta &m, const float *logits, int V, float *z, int *counts,
                       void *out_dev, void *out_host, fg_step_output *out, cudaStream_t st,
                       char *err);
@@ -86,4 +100,11 @@ struct fgcu_engine {
   fgcu::MetaBuf meta;
   void *out_host = nullptr;
   size_t out_host_bytes = 0;
+
+  // Decode steps replayed as CUDA graphs (step.cu), keyed by batch shape and buffer addresses.
+  fgcu::GraphSlot graphs[16];
+  uint64_t graph_clock = 0;
+  bool graphs_on = true;       // FASTGEN_CUDA_GRAPHS=0 turns them off
+  // FASTGEN_PROFILE=1: device time per op kind, printed to stderr at destroy (no graphs then).
+  fgcu::Profiler *prof = nullptr;
 };

@@ -14,7 +14,10 @@ namespace {
 
 constexpr uint64_t kWorkspaceBytes = 32ull << 20;
 constexpr int kCacheSize = 256;
-constexpr int kGemvMaxM = 8;
+// Measured on an H200 (bench/gpu/llama7b.ts, 2026-11-22): the streaming kernel wins at M = 1
+// (4.24 vs 4.50 ms per Llama-7B decode step) but already loses to cuBLASLt at M = 2 (5.2 ms for
+// 2 tokens vs 6.0 ms for 16 through cuBLASLt), since it re-reads x per row from L1.
+constexpr int kGemvMaxM = 1;
 
 struct Api {
   void *lib = nullptr;
@@ -123,12 +126,72 @@ int make_plan(Gemm *g, Plan &p, int M, int N, int K, bool y_f32, bool acc, char 
   return 0;
 }
 
-// y[m, n] (+)= sum_k x[m, k] w[n, k] for MM rows; one warp computes 2 columns, streaming their
-// weight rows with 16-byte loads, 8 in flight per thread. K % 8 == 0.
+// Narrow outputs (N < 8192: o, down): one warp per weight row n, streaming it with 16-byte
+// loads, 8 in flight per thread (a whole 4096-wide row in two rounds). K % 8 == 0.
 template <int MM, bool Y_F32, bool ACC>
-__global__ void __launch_bounds__(128) gemv_kernel(const bf16 *__restrict__ x,
+__global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
                                                    const bf16 *__restrict__ w, void *__restrict__ y,
                                                    int N, int K) {
+  constexpr int U = 8;
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
+  if (n >= N) return;
+  const bf16 *wr = w + (size_t)n * K;
+  float acc[MM];
+#pragma unroll
+  for (int m = 0; m < MM; m++) acc[m] = 0.f;
+  for (int k0 = lane * 8; k0 < K; k0 += U * 256) {
+    uint4 wv[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int k = k0 + u * 256;
+      wv[u] = k < K ? __ldcs(reinterpret_cast<const uint4 *>(wr + k)) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int k = k0 + u * 256;
+      if (k >= K) break;
+      float wf[8];
+      const __nv_bfloat162 *hw = reinterpret_cast<const __nv_bfloat162 *>(&wv[u]);
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const float2 f = __bfloat1622float2(hw[i]);
+        wf[2 * i] = f.x, wf[2 * i + 1] = f.y;
+      }
+#pragma unroll
+      for (int m = 0; m < MM; m++) {
+        float xv[8];
+        load8(x + (size_t)m * K + k, xv);
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[m] = fmaf(xv[i], wf[i], acc[m]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < MM; m++)
+    for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+  if (lane != 0) return;
+#pragma unroll
+  for (int m = 0; m < MM; m++) {
+    const size_t i = (size_t)m * N + n;
+    if (Y_F32) {
+      float *yf = static_cast<float *>(y);
+      yf[i] = ACC ? yf[i] + acc[m] : acc[m];
+    } else {
+      static_cast<bf16 *>(y)[i] = to_bf(acc[m]);
+    }
+  }
+}
+
+// Wide outputs (N >= 8192: qkv, gate_up): one warp streams 2 weight rows, 4 loads in flight per
+// row; measured faster there than one row per warp (bench/gpu, H200).
+// ACT >= 0 (gated MLPs, rows interleaved gate_i, up_i): the warp's two rows are one gate/up
+// pair, so it writes y[m, n0 / 2] = act(gate + bias) * (up + bias) and the activation kernel
+// is not needed (bias: [N] interleaved like the rows, or null).
+template <int MM, bool Y_F32, bool ACC, int ACT = -1>
+__global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
+                                                    const bf16 *__restrict__ w, void *__restrict__ y,
+                                                    int N, int K, const float *bias = nullptr) {
   const int lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2;
   if (n0 >= N) return;
@@ -137,7 +200,6 @@ __global__ void __launch_bounds__(128) gemv_kernel(const bf16 *__restrict__ x,
   float acc[MM][2];
 #pragma unroll
   for (int m = 0; m < MM; m++) acc[m][0] = acc[m][1] = 0.f;
-
   auto fma8 = [&](const uint4 &a, const uint4 &b, int k) {
     float wa[8], wb[8];
     const __nv_bfloat162 *ha = reinterpret_cast<const __nv_bfloat162 *>(&a);
@@ -158,7 +220,6 @@ __global__ void __launch_bounds__(128) gemv_kernel(const bf16 *__restrict__ x,
       }
     }
   };
-
   int k = lane * 8;
   for (; k + 3 * 256 < K; k += 4 * 256) {
     uint4 a[4], b[4];
@@ -181,29 +242,62 @@ __global__ void __launch_bounds__(128) gemv_kernel(const bf16 *__restrict__ x,
     for (int c = 0; c < 2; c++)
       for (int off = 16; off > 0; off >>= 1) acc[m][c] += __shfl_xor_sync(0xffffffffu, acc[m][c], off);
   if (lane != 0) return;
+  if constexpr (ACT >= 0) {
+    const float gb = bias ? bias[n0] : 0.f, ub = bias ? bias[n0 + 1] : 0.f;
 #pragma unroll
-  for (int m = 0; m < MM; m++)
+    for (int m = 0; m < MM; m++)
+      static_cast<bf16 *>(y)[(size_t)m * (N / 2) + n0 / 2] =
+          to_bf(activate(ACT, acc[m][0] + gb) * (acc[m][1] + ub));
+  } else {
 #pragma unroll
-    for (int c = 0; c < 2; c++) {
-      const int n = n0 + c;
-      if (c == 1 && n1 == n0) break;
-      const size_t i = (size_t)m * N + n;
-      if (Y_F32) {
-        float *yf = static_cast<float *>(y);
-        yf[i] = ACC ? yf[i] + acc[m][c] : acc[m][c];
-      } else {
-        static_cast<bf16 *>(y)[i] = to_bf(acc[m][c]);
+    for (int m = 0; m < MM; m++)
+#pragma unroll
+      for (int c = 0; c < 2; c++) {
+        if (c == 1 && n1 == n0) break;
+        const size_t i = (size_t)m * N + n0 + c;
+        if (Y_F32) {
+          float *yf = static_cast<float *>(y);
+          yf[i] = ACC ? yf[i] + acc[m][c] : acc[m][c];
+        } else {
+          static_cast<bf16 *>(y)[i] = to_bf(acc[m][c]);
+        }
       }
-    }
+  }
 }
 
 template <int MM>
 void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int N, int K,
                  cudaStream_t s) {
+  if (N >= 8192) {
+    const int blocks2 = ceil_div(N, 8);
+    if (y_f32 && acc) gemv2_kernel<MM, true, true><<<blocks2, 128, 0, s>>>(x, w, y, N, K);
+    else if (y_f32) gemv2_kernel<MM, true, false><<<blocks2, 128, 0, s>>>(x, w, y, N, K);
+    else gemv2_kernel<MM, false, false><<<blocks2, 128, 0, s>>>(x, w, y, N, K);
+    return;
+  }
   const int blocks = ceil_div(N, 8);
-  if (y_f32 && acc) gemv_kernel<MM, true, true><<<blocks, 128, 0, s>>>(x, w, y, N, K);
-  else if (y_f32) gemv_kernel<MM, true, false><<<blocks, 128, 0, s>>>(x, w, y, N, K);
-  else gemv_kernel<MM, false, false><<<blocks, 128, 0, s>>>(x, w, y, N, K);
+  if (y_f32 && acc) gemv_kernel<MM, true, true><<<blocks, 256, 0, s>>>(x, w, y, N, K);
+  else if (y_f32) gemv_kernel<MM, true, false><<<blocks, 256, 0, s>>>(x, w, y, N, K);
+  else gemv_kernel<MM, false, false><<<blocks, 256, 0, s>>>(x, w, y, N, K);
+}
+
+template <int MM, int ACT>
+void launch_gated(const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K, cudaStream_t s) {
+  gemv2_kernel<MM, false, false, ACT><<<ceil_div(N, 8), 128, 0, s>>>(x, w, y, N, K, bias);
+}
+template <int ACT>
+void launch_gated_m(int M, const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K,
+                    cudaStream_t s) {
+  switch (M) {
+    case 1: launch_gated<1, ACT>(x, w, bias, y, N, K, s); break;
+    case 2: launch_gated<2, ACT>(x, w, bias, y, N, K, s); break;
+    case 3: launch_gated<3, ACT>(x, w, bias, y, N, K, s); break;
+    case 4: launch_gated<4, ACT>(x, w, bias, y, N, K, s); break;
+    case 5: launch_gated<5, ACT>(x, w, bias, y, N, K, s); break;
+    case 6: launch_gated<6, ACT>(x, w, bias, y, N, K, s); break;
+    case 7: launch_gated<7, ACT>(x, w, bias, y, N, K, s); break;
+    default: launch_gated<8, ACT>(x, w, bias, y, N, K, s); break;
+  }
 }
 
 bool gemv_enabled() {
@@ -305,6 +399,15 @@ int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumu
     return FG_ERR_DEVICE;
   }
   return 0;
+}
+
+bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
+                int K, cudaStream_t stream) {
+  if (M > gemv_max_m() || K % 8 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
+  if (act == 0) launch_gated_m<0>(M, x, w, bias, y, N, K, stream);
+  else if (act == 1) launch_gated_m<1>(M, x, w, bias, y, N, K, stream);
+  else launch_gated_m<2>(M, x, w, bias, y, N, K, stream);
+  return true;
 }
 
 }  // namespace fgcu

@@ -1,5 +1,5 @@
 // GEMMs of the CUDA backend: y[M, N] (+)= x[M, K] · w[N, K]^T, bf16 operands, fp32 accumulation.
-// Skinny products (decode: M <= 8) run a weight-streaming kernel of our own; the rest go to
+// Single-row products (decode at batch 1) run a weight-streaming kernel of our own; the rest go to
 // cuBLASLt, opened at run time (dlopen), with one workspace allocated once.
 #pragma once
 #include "cuda/common.cuh"
@@ -18,6 +18,12 @@ uint64_t gemm_workspace_bytes();
 // y: [M, N], fp32 when y_f32 else bf16; accumulate (fp32 only): y += x · w^T.
 int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumulate, int M, int N,
          int K, cudaStream_t stream, char *err);
+
+// Gated MLP input for skinny M: w [N = 2I, K] with rows interleaved (gate_i, up_i), bias [N]
+// likewise or null; y[M, I] = act(gate) * up in bf16 (act: 0 silu, 1 gelu, 2 gelu_tanh).
+// Returns false (nothing launched) when the shape is not one it takes.
+bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
+                int K, cudaStream_t stream);
 
 // Largest M the weight-streaming kernel takes; FASTGEN_GEMV=0 turns it off (cuBLASLt only).
 int gemv_max_m();

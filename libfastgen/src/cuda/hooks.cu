@@ -114,6 +114,31 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd, a.block_size = bs;
   a.window = window, a.scale = 1.f / sqrtf((float)hd);
   FGCU_CHECK(paged_attention(a, sc.stream, err));
+  // Bench hook: FASTGEN_ATTN_TIMING=<file> appends the median of 20 timed launches (ms).
+  if (const char *path = getenv("FASTGEN_ATTN_TIMING")) {
+    float ms[20];
+    cudaEvent_t t0, t1;
+    FGCU_TRY(cudaEventCreate(&t0));
+    FGCU_TRY(cudaEventCreate(&t1));
+    for (int i = 0; i < 20; i++) {
+      FGCU_TRY(cudaEventRecord(t0, sc.stream));
+      FGCU_CHECK(paged_attention(a, sc.stream, err));
+      FGCU_TRY(cudaEventRecord(t1, sc.stream));
+      FGCU_TRY(cudaEventSynchronize(t1));
+      FGCU_TRY(cudaEventElapsedTime(&ms[i], t0, t1));
+    }
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    for (int i = 1; i < 20; i++)
+      for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+        const float t = ms[j];
+        ms[j] = ms[j - 1], ms[j - 1] = t;
+      }
+    if (FILE *f = fopen(path, "a")) {
+      fprintf(f, "%.5f\n", ms[10]);
+      fclose(f);
+    }
+  }
   FGCU_TRY(cudaMemcpyAsync(hb, dout, qn * 2, cudaMemcpyDeviceToHost, sc.stream));
   FGCU_TRY(cudaStreamSynchronize(sc.stream));
   for (int i = 0; i < qn; i++) out[i] = from_bf16_bits(hb[i]);

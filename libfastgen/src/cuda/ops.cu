@@ -4,49 +4,126 @@
 namespace fgcu {
 namespace {
 
-constexpr int kNormThreads = 256;
-constexpr int kMaxNormCols = 16384;  // row cached in shared memory: 64 KB
+constexpr int kNormThreads = 512;
+constexpr int kMaxNormCols = 16384;  // 32 values per thread in registers
 
-// One block per row; the row is staged in shared memory so the mean is exact before the
-// variance pass (LayerNorm inputs can carry a large offset).
+// One block per row; the row stays in registers (PER values per thread, i = tid + j * 512), so
+// the mean is exact before the variance pass (LayerNorm inputs can carry a large offset).
+template <int PER>
 __global__ void __launch_bounds__(kNormThreads)
     norm_kernel(float *h, const int *rows, int H, const float *add_a, const float *add_b,
                 bool write_back, int op, const float *w, const float *b, float eps, bf16 *out) {
-  extern __shared__ float row[];
   __shared__ float scratch[32];
   float *src = h + (size_t)(rows ? rows[blockIdx.x] : blockIdx.x) * H;
+  float v[PER];
   float sum = 0.f;
-  for (int i = threadIdx.x; i < H; i += kNormThreads) {
-    float v = src[i];
-    if (add_a) v += add_a[i];
-    if (add_b) v += add_b[i];
-    if (write_back && (add_a || add_b)) src[i] = v;
-    row[i] = v;
-    sum += v;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * kNormThreads;
+    v[j] = 0.f;
+    if (i < H) {
+      float x = src[i];
+      if (add_a) x += add_a[i];
+      if (add_b) x += add_b[i];
+      if (write_back && (add_a || add_b)) src[i] = x;
+      v[j] = x;
+      sum += x;
+    }
   }
   bf16 *o = out + (size_t)blockIdx.x * H;
-  if (op == kNormNone) {
-    __syncthreads();
-    for (int i = threadIdx.x; i < H; i += kNormThreads) o[i] = to_bf(row[i]);
-    return;
+  float mean = 0.f, scale = 1.f;
+  if (op != kNormNone) {
+    if (op == kNormLayer) mean = block_sum(sum, scratch) / H;
+    float ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+      if (threadIdx.x + j * kNormThreads < H) ss += (v[j] - mean) * (v[j] - mean);
+    scale = rsqrtf(block_sum(ss, scratch) / H + eps);
   }
-  float mean = 0.f;
-  if (op == kNormLayer) mean = block_sum(sum, scratch) / H;
-  float ss = 0.f;
-  for (int i = threadIdx.x; i < H; i += kNormThreads) {
-    const float d = row[i] - mean;
-    ss += d * d;
-  }
-  const float scale = rsqrtf(block_sum(ss, scratch) / H + eps);
-  for (int i = threadIdx.x; i < H; i += kNormThreads) {
-    float v = (row[i] - mean) * scale * w[i];
-    if (b) v += b[i];
-    o[i] = to_bf(v);
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * kNormThreads;
+    if (i >= H) break;
+    if (op == kNormNone) {
+      o[i] = to_bf(v[j]);
+    } else {
+      float y = (v[j] - mean) * scale * w[i];
+      if (b) y += b[i];
+      o[i] = to_bf(y);
+    }
   }
 }
 
-constexpr int kRopeThreads = 128;
+constexpr int kRopeThreads = 256;
 
+// cos/sin of position * inv_freq for one token into cs[0..half) / cs[half..rot): the angle and
+// its reduction to [-pi, pi] in double (positions reach 1e6), the sine and cosine in float.
+__device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half) {
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double a = (double)pos * inv_freq[i];
+    a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
+    float sn, cn;
+    sincosf((float)a, &sn, &cn);
+    cs[i] = cn;
+    cs[half + i] = sn;
+  }
+  __syncthreads();
+}
+
+// 8 dims per thread with 16-byte accesses; needs rot % 16 == 0 and hd % 8 == 0.
+__global__ void __launch_bounds__(kRopeThreads)
+    rope_kernel_vec(bf16 *qkv, const float *bias, const int *positions, const int *token_seq,
+                    const int *block_indptr, const int *block_indices, const double *inv_freq,
+                    int nh, int nkv, int hd, int rot, int block_size, bf16 *k_cache, bf16 *v_cache) {
+  extern __shared__ float cs[];
+  const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd, pos = positions[t];
+  rope_table(cs, pos, inv_freq, half);
+  bf16 *row = qkv + (size_t)t * width;
+  const int seq = token_seq[t];
+  const int blk = block_indices[block_indptr[seq] + pos / block_size];
+  const size_t slot = (size_t)pos % block_size;
+  const int pairs = half / 8, pass = (hd - rot) / 8, per_head = pairs + pass;
+  for (int i = threadIdx.x; i < (nh + nkv) * per_head + nkv * (hd / 8); i += kRopeThreads) {
+    float a[8], c[8];
+    if (i < (nh + nkv) * per_head) {
+      const int head = i / per_head, j = i % per_head, base = head * hd;
+      bf16 *dst = head < nh ? row + base
+                            : k_cache + (((size_t)blk * nkv + (head - nh)) * block_size + slot) * hd;
+      if (j < pairs) {  // dims d..d+7 with their partners d+half..
+        const int d = j * 8;
+        load8(row + base + d, a);
+        load8(row + base + d + half, c);
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+          float x1 = a[k], x2 = c[k];
+          if (bias) x1 += bias[base + d + k], x2 += bias[base + d + half + k];
+          const float cn = cs[d + k], sn = cs[half + d + k];
+          a[k] = x1 * cn - x2 * sn;
+          c[k] = x2 * cn + x1 * sn;
+        }
+        store8(dst + d, a);
+        store8(dst + d + half, c);
+      } else {
+        const int d = rot + (j - pairs) * 8;
+        load8(row + base + d, a);
+        if (bias)
+#pragma unroll
+          for (int k = 0; k < 8; k++) a[k] += bias[base + d + k];
+        store8(dst + d, a);
+      }
+    } else {  // v
+      const int vi = i - (nh + nkv) * per_head, kh = vi / (hd / 8), d = (vi % (hd / 8)) * 8;
+      const int col = (nh + nkv) * hd + kh * hd + d;
+      load8(row + col, a);
+      if (bias)
+#pragma unroll
+        for (int k = 0; k < 8; k++) a[k] += bias[col + k];
+      store8(v_cache + (((size_t)blk * nkv + kh) * block_size + slot) * hd + d, a);
+    }
+  }
+}
+
+// Any sizes: one element pair per thread step.
 __global__ void __launch_bounds__(kRopeThreads)
     rope_kernel(bf16 *qkv, const float *bias, const int *positions, const int *token_seq,
                 const int *block_indptr, const int *block_indices, const double *inv_freq, int nh,
@@ -54,13 +131,7 @@ __global__ void __launch_bounds__(kRopeThreads)
   extern __shared__ float cs[];  // cos [rot/2], sin [rot/2]
   const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd;
   const int pos = positions[t];
-  for (int i = threadIdx.x; i < half; i += kRopeThreads) {
-    double s, c;
-    sincos((double)pos * inv_freq[i], &s, &c);
-    cs[i] = (float)c;
-    cs[half + i] = (float)s;
-  }
-  __syncthreads();
+  rope_table(cs, pos, inv_freq, half);
   bf16 *row = qkv + (size_t)t * width;
   const int seq = token_seq[t];
   const int blk = block_indices[block_indptr[seq] + pos / block_size];
@@ -95,53 +166,31 @@ __global__ void __launch_bounds__(kRopeThreads)
   }
 }
 
-__device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); }
-__device__ __forceinline__ float gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_tanh(float x) {
-  const float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-  return x / (1.f + __expf(-2.f * u));
-}
-__device__ __forceinline__ float act(int kind, float x) {
-  switch (kind) {
-    case kGatedSilu: return silu(x);
-    case kGatedGelu: case kGelu: return gelu(x);
-    case kGatedGeluTanh: case kGeluTanh: return gelu_tanh(x);
-    default: return x > 0.f ? x : 0.f;
-  }
-}
-
-// 8 outputs per thread when I % 8 == 0 (16-byte accesses), else 1.
+// plain: 8 outputs per thread when I % 8 == 0 (16-byte accesses), else 1.
 template <int VEC>
-__global__ void act_kernel(const bf16 *in, const float *bias, bf16 *out, int T, int I, int kind) {
-  const bool gated = kind <= kGatedGeluTanh;
-  const int in_w = gated ? 2 * I : I;
+__global__ void act_plain_kernel(const bf16 *in, const float *bias, bf16 *out, int T, int I, int kind) {
   const size_t n = (size_t)T * I / VEC;
   for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < n; v += (size_t)gridDim.x * blockDim.x) {
     const size_t e = v * VEC;
-    const int t = (int)(e / I), i = (int)(e % I);
-    float g[VEC], u[VEC], r[VEC];
-    const bf16 *src = in + (size_t)t * in_w + i;
-    if (VEC == 8) load8(src, g);
-    else g[0] = to_f(src[0]);
-    if (gated) {
-      if (VEC == 8) load8(src + I, u);
-      else u[0] = to_f(src[I]);
-    }
+    const int i = (int)(e % I);
+    float g[8];
+    if (VEC == 8) load8(in + e, g);
+    else g[0] = to_f(in[e]);
 #pragma unroll
-    for (int k = 0; k < VEC; k++) {
-      float a = g[k];
-      if (bias) a += bias[i + k];
-      if (gated) {
-        float b = u[k];
-        if (bias) b += bias[I + i + k];
-        r[k] = act(kind, a) * b;
-      } else {
-        r[k] = act(kind, a);
-      }
-    }
-    bf16 *dst = out + e;
-    if (VEC == 8) store8(dst, r);
-    else dst[0] = to_bf(r[0]);
+    for (int k = 0; k < VEC; k++) g[k] = activate(kind, bias ? g[k] + bias[i + k] : g[k]);
+    if (VEC == 8) store8(out + e, g);
+    else out[e] = to_bf(g[0]);
+  }
+}
+
+// gated: in [T, 2I] with columns interleaved (gate_i, up_i) -> out [T, I].
+__global__ void act_gated_kernel(const bf16 *in, const float *bias, bf16 *out, int T, int I, int kind) {
+  const size_t n = (size_t)T * I;
+  for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+    const int i = (int)(e % I);
+    const float2 gu = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162 *>(in)[e]);
+    const float g = bias ? gu.x + bias[2 * i] : gu.x, u = bias ? gu.y + bias[2 * i + 1] : gu.y;
+    out[e] = to_bf(activate(kind, g) * u);
   }
 }
 
@@ -174,14 +223,16 @@ int norm_rows(float *h, const int *rows, int R, int H, const float *add_a, const
     snprintf(err, 512, "norm: hidden size %d > %d is not supported", H, kMaxNormCols);
     return FG_ERR_UNSUPPORTED;
   }
-  static bool configured = false;
-  if (!configured) {
-    FGCU_TRY(cudaFuncSetAttribute(norm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  kMaxNormCols * 4));
-    configured = true;
-  }
-  norm_kernel<<<R, kNormThreads, H * sizeof(float), stream>>>(h, rows, H, add_a, add_b, write_back,
-                                                              op, w, b, eps, out);
+#define FGCU_NORM(PER) \
+  norm_kernel<PER><<<R, kNormThreads, 0, stream>>>(h, rows, H, add_a, add_b, write_back, op, w, b, eps, out)
+  const int per = (H + kNormThreads - 1) / kNormThreads;
+  if (per <= 1) FGCU_NORM(1);
+  else if (per <= 2) FGCU_NORM(2);
+  else if (per <= 4) FGCU_NORM(4);
+  else if (per <= 8) FGCU_NORM(8);
+  else if (per <= 16) FGCU_NORM(16);
+  else FGCU_NORM(32);
+#undef FGCU_NORM
   FGCU_LAUNCHED("norm_kernel");
   return 0;
 }
@@ -192,9 +243,14 @@ int qkv_rope_kv_write(bf16 *qkv, const float *bias, const int *positions, const 
                       bf16 *v_cache, cudaStream_t stream, char *err) {
   if (T <= 0) return 0;
   if (!inv_freq) rot = 0;
-  rope_kernel<<<T, kRopeThreads, rot * sizeof(float), stream>>>(
-      qkv, bias, positions, token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot,
-      block_size, k_cache, v_cache);
+  if (rot % 16 == 0 && hd % 8 == 0)
+    rope_kernel_vec<<<T, kRopeThreads, rot * sizeof(float), stream>>>(
+        qkv, bias, positions, token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot,
+        block_size, k_cache, v_cache);
+  else
+    rope_kernel<<<T, kRopeThreads, rot * sizeof(float), stream>>>(
+        qkv, bias, positions, token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot,
+        block_size, k_cache, v_cache);
   FGCU_LAUNCHED("rope_kernel");
   return 0;
 }
@@ -203,8 +259,9 @@ int activation(const bf16 *in, const float *bias, bf16 *out, int T, int I, ActKi
                cudaStream_t stream, char *err) {
   if (T <= 0) return 0;
   const size_t n = (size_t)T * I;
-  if (I % 8 == 0) act_kernel<8><<<grid_for(n / 8, 256), 256, 0, stream>>>(in, bias, out, T, I, kind);
-  else act_kernel<1><<<grid_for(n, 256), 256, 0, stream>>>(in, bias, out, T, I, kind);
+  if (kind <= kGatedGeluTanh) act_gated_kernel<<<grid_for(n, 256), 256, 0, stream>>>(in, bias, out, T, I, kind);
+  else if (I % 8 == 0) act_plain_kernel<8><<<grid_for(n / 8, 256), 256, 0, stream>>>(in, bias, out, T, I, kind);
+  else act_plain_kernel<1><<<grid_for(n, 256), 256, 0, stream>>>(in, bias, out, T, I, kind);
   FGCU_LAUNCHED("act_kernel");
   return 0;
 }

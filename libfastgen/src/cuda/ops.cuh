@@ -29,9 +29,9 @@ int qkv_rope_kv_write(bf16 *qkv, const float *bias, const int *positions, const 
 
 enum ActKind { kGatedSilu, kGatedGelu, kGatedGeluTanh, kGelu, kGeluTanh, kRelu };
 
-// gated:  in [T, 2I] = [gate | up] -> out[t, i] = act(gate + gb) * (up + ub)
-// plain:  in [T, I]                -> out[t, i] = act(in + b)
-// bias: [2I] (gated: gate bias then up bias) or [I]; may be null.
+// gated:  in [T, 2I], columns interleaved (gate_i, up_i) -> out[t, i] = act(gate + gb) * (up + ub)
+// plain:  in [T, I]                                     -> out[t, i] = act(in + b)
+// bias: [2I] interleaved like the columns, or [I]; may be null.
 int activation(const bf16 *in, const float *bias, bf16 *out, int T, int I, ActKind kind,
                cudaStream_t stream, char *err);
 

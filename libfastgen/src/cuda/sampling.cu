@@ -12,7 +12,6 @@ namespace fgcu {
 namespace {
 
 constexpr int kThreads = 1024;
-constexpr int kCap = 4096;  // sorted candidates held in shared memory
 
 __host__ __device__ inline uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -33,33 +32,46 @@ __device__ __forceinline__ uint32_t sort_key(float x) {
 __device__ __forceinline__ float rank_val(float x) { return isnan(x) ? -INFINITY : x; }
 
 struct Smem {
-  unsigned long long list[kCap];  // sorted candidates: key << 32 | ~id
-  float hist[256];
+  double hist[256];
   double dscratch[32];
   float fscratch[32];
   int iscratch[32];
-  int count, found, chosen;
-  float need;
-  uint32_t digit;
+  int found, digit;
+  double need;
+  unsigned long long best;
 };
 
 // (value, id) pairs: better = larger value, then lower id.
 __device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
   return v > bv || (v == bv && i < bi);
 }
-__device__ void block_best(float &v, int &i, Smem &sm) {
+// The same order as one integer: sortable value key above ~id (ids >= 0; INT_MAX = no element).
+__device__ __forceinline__ unsigned long long pack(float v, int i) {
+  return ((unsigned long long)sort_key(rank_val(v)) << 32) | (uint32_t)~(uint32_t)i;
+}
+__device__ __forceinline__ float unpack_value(unsigned long long k) {
+  const uint32_t h = (uint32_t)(k >> 32);
+  return __uint_as_float((h & 0x80000000u) ? (h & 0x7fffffffu) : ~h);
+}
+__device__ __forceinline__ int unpack_id(unsigned long long k) { return (int)~(uint32_t)k; }
+
+// Largest key over the block: warp shuffles, then one shared atomicMax per warp.
+__device__ unsigned long long block_max_key(unsigned long long k, Smem &sm) {
   for (int off = 16; off > 0; off >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-    const int oi = __shfl_xor_sync(0xffffffffu, i, off);
-    if (better(ov, oi, v, i)) v = ov, i = oi;
+    const unsigned long long o = __shfl_xor_sync(0xffffffffu, k, off);
+    k = o > k ? o : k;
   }
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   __syncthreads();
-  if (lane == 0) sm.fscratch[warp] = v, sm.iscratch[warp] = i;
+  if (threadIdx.x == 0) sm.best = 0ull;
   __syncthreads();
-  v = sm.fscratch[0], i = sm.iscratch[0];
-  for (int w = 1; w < kThreads / 32; w++)
-    if (better(sm.fscratch[w], sm.iscratch[w], v, i)) v = sm.fscratch[w], i = sm.iscratch[w];
+  if ((threadIdx.x & 31) == 0) atomicMax(&sm.best, k);
+  __syncthreads();
+  return sm.best;
+}
+__device__ void block_best(float &v, int &i, Smem &sm) {
+  const unsigned long long k = block_max_key(pack(v, i), sm);
+  v = unpack_value(k);
+  i = unpack_id(k);
 }
 
 // Exclusive prefix sum over the block (thread order); *total gets the sum.
@@ -82,26 +94,36 @@ __device__ double block_exclusive_scan(double x, double *total, Smem &sm) {
   return before + inc - x;
 }
 
-// Over weights w(0..n) (>= 0), in index order: the first i with w(i) > 0 whose inclusive
-// prefix sum passes `target` (> target, or >= target when ge). Each thread sums a contiguous
-// segment sequentially, so the walk inside the crossing segment repeats the segment's sum
-// exactly. Returns -1 when no prefix passes. *total gets the sum of all weights.
+// Sum of w(i) over [0, n), in per-thread contiguous segments (the order scan_find uses).
 template <class W>
-__device__ int scan_find(int n, W w, double target, bool ge, double *total, Smem &sm) {
+__device__ double segment_total(int n, W w, Smem &sm) {
+  const int seg = (n + kThreads - 1) / kThreads, b = threadIdx.x * seg, e = min(n, b + seg);
+  double s = 0;
+  for (int i = b; i < e; i++) s += w(i);
+  double total;
+  block_exclusive_scan(s, &total, sm);
+  return total;
+}
+
+// In id order: the first i with w(i) > 0 whose inclusive prefix sum passes target (> target).
+// Each thread sums a contiguous segment sequentially, so the walk inside the crossing segment
+// repeats the segment's sum exactly. -1 when no prefix passes.
+template <class W>
+__device__ int scan_find(int n, W w, double target, Smem &sm) {
   const int seg = (n + kThreads - 1) / kThreads;
   const int b = threadIdx.x * seg, e = min(n, b + seg);
   double s = 0;
   for (int i = b; i < e; i++) s += w(i);
-  const double excl = block_exclusive_scan(s, total, sm);
+  double total;
+  const double excl = block_exclusive_scan(s, &total, sm);
   if (threadIdx.x == 0) sm.found = INT_MAX;
   __syncthreads();
-  const double end = excl + s;
-  if (s > 0 && (ge ? end >= target : end > target)) {
+  if (s > 0 && excl + s > target) {
     double cum = excl;
     for (int i = b; i < e; i++) {
       const double x = w(i);
       cum += x;
-      if (x > 0 && (ge ? cum >= target : cum > target)) {
+      if (x > 0 && cum > target) {
         atomicMin(&sm.found, i);
         break;
       }
@@ -113,67 +135,95 @@ __device__ int scan_find(int n, W w, double target, bool ge, double *total, Smem
   return f == INT_MAX ? -1 : f;
 }
 
-// The largest index with w(i) > 0, or -1.
-template <class W>
-__device__ int last_positive(int n, W w, Smem &sm) {
-  int best = -1;
-  for (int i = threadIdx.x; i < n; i += kThreads)
-    if (w(i) > 0) best = i;
-  for (int off = 16; off > 0; off >>= 1) best = max(best, __shfl_xor_sync(0xffffffffu, best, off));
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sm.iscratch[threadIdx.x >> 5] = best;
-  __syncthreads();
-  int r = -1;
-  for (int k = 0; k < kThreads / 32; k++) r = max(r, sm.iscratch[k]);
-  return r;
+// A place in the sorted order (key descending, then id ascending): the elements at or before
+// it are those with key > b.key, or key == b.key and id <= b.id.
+struct Bound {
+  uint32_t key;
+  int id;
+};
+__device__ __forceinline__ bool at_or_before(uint32_t k, int i, Bound b) {
+  return k > b.key || (k == b.key && i <= b.id);
 }
 
-// Key tau such that {key >= tau} holds the `need` largest by count (mass == false) or at least
-// `need` of the mass exp(z - zmax) (mass == true), walking 8 bits at a time from the top.
-__device__ uint32_t radix_select(const float *z, int V, float zmax, bool mass, float need, Smem &sm) {
-  uint32_t prefix = 0, mask = 0;
-  for (int pass = 0; pass < 4; pass++) {
-    const int shift = 24 - 8 * pass;
-    for (int i = threadIdx.x; i < 256; i += kThreads) sm.hist[i] = 0.f;
+// The first element, in the sorted order, at which the inclusive cumulative weight passes x
+// (>= x when ge, else > x); weights are >= 0 (0 = not a candidate). Radix descent: 4 x 8 bits
+// of the key from the top, then 4 x 8 bits of the id among that key's ties from the bottom,
+// each pass a 256-bin weight histogram. found = false when the whole sum does not pass x.
+template <class W>
+__device__ Bound find_crossing(const float *z, int V, W w, double x, bool ge, bool *found, Smem &sm) {
+  uint32_t prefix = 0, mask = 0, idp = 0, idmask = 0;
+  double need = x;
+  bool ok = true;
+  for (int pass = 0; pass < 8 && ok; pass++) {
+    const bool by_key = pass < 4;
+    const int shift = by_key ? 24 - 8 * pass : 24 - 8 * (pass - 4);
+    for (int b = threadIdx.x; b < 256; b += kThreads) sm.hist[b] = 0;
     __syncthreads();
     for (int i = threadIdx.x; i < V; i += kThreads) {
       const uint32_t k = sort_key(z[i]);
-      if ((k & mask) == prefix) atomicAdd(&sm.hist[(k >> shift) & 255], mass ? __expf(z[i] - zmax) : 1.f);
+      if ((k & mask) != prefix) continue;
+      if (!by_key && ((uint32_t)i & idmask) != idp) continue;
+      const double wi = w(i, k);
+      if (wi > 0) atomicAdd(&sm.hist[by_key ? (k >> shift) & 255 : ((uint32_t)i >> shift) & 255], wi);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-      float acc = 0.f;
-      int digit = 0;
-      for (int d = 255; d >= 0; d--) {
-        if (acc + sm.hist[d] >= need) {
+      double acc = 0;
+      int digit = -1;
+      for (int t = 0; t < 256; t++) {
+        const int d = by_key ? 255 - t : t;  // keys descend, ids ascend
+        const double c = acc + sm.hist[d];
+        if (sm.hist[d] > 0 && (ge ? c >= need : c > need)) {
           digit = d;
           break;
         }
-        acc += sm.hist[d];
+        acc = c;
       }
-      sm.digit = (uint32_t)digit;
+      sm.digit = digit;
       sm.need = need - acc;
     }
     __syncthreads();
-    prefix |= sm.digit << shift;
-    mask |= 0xFFu << shift;
+    if (sm.digit < 0) {
+      ok = false;
+    } else if (by_key) {
+      prefix |= (uint32_t)sm.digit << shift;
+      mask |= 0xFFu << shift;
+    } else {
+      idp |= (uint32_t)sm.digit << shift;
+      idmask |= 0xFFu << shift;
+    }
     need = sm.need;
     __syncthreads();
   }
-  return prefix;
+  *found = ok;
+  return Bound{prefix, (int)idp};
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
-  __shared__ Smem sm;
+// The last element with positive weight in the sorted order (the CPU's `last` fallback): the
+// smallest packed key (smallest value, then largest id).
+template <class W>
+__device__ int last_in_order(const float *z, int V, W w, Smem &sm) {
+  unsigned long long best = 0ull;  // max of ~key
+  for (int i = threadIdx.x; i < V; i += kThreads) {
+    const uint32_t k = sort_key(z[i]);
+    if (w(i, k) > 0) {
+      const unsigned long long nk = ~pack(z[i], i);
+      best = nk > best ? nk : best;
+    }
+  }
+  return unpack_id(~block_max_key(best, sm));
+}
+
+// z = logits + penalties (HF repetition, OpenAI presence/frequency) + logit bias, then for
+// sampled rows z / temperature (NaN -> -inf, -0 -> +0). Its own launch, so the sampling kernel
+// only reads z.
+__global__ void __launch_bounds__(kThreads) sample_prepare_kernel(SampleArgs a) {
   const int r = blockIdx.x, V = a.V, tid = threadIdx.x;
   const SampleRow p = a.rows[r];
   const float *lg = a.logits + (size_t)r * V;
   float *z = a.z + (size_t)r * V;
-
-  // 1. penalties and bias on a copy
   const bool rep = p.repetition != 1.f, pf = p.presence != 0.f || p.frequency != 0.f;
   const bool pen = p.pen_end > p.pen_begin && (rep || pf);
-  for (int i = tid; i < V; i += kThreads) z[i] = lg[i];
   if (pen) {
     int *cnt = a.counts + (size_t)r * V;
     for (int i = tid; i < V; i += kThreads) cnt[i] = 0;
@@ -181,18 +231,39 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
     for (int j = p.pen_begin + tid; j < p.pen_end; j += kThreads) atomicAdd(&cnt[a.pen_ids[j]], 1);
     __syncthreads();
     for (int i = tid; i < V; i += kThreads) {
-      const int c = cnt[i];
-      if (c == 0) continue;
-      float l = z[i];
-      if (rep) l = l > 0 ? l / p.repetition : l * p.repetition;
-      if (pf) l -= p.presence + p.frequency * (float)c;
+      float l = lg[i];
+      const int c = atomicAdd(&cnt[i], 0);  // read through L2, after every increment
+      if (c > 0) {
+        if (rep) l = l > 0 ? l / p.repetition : l * p.repetition;
+        if (pf) l -= p.presence + p.frequency * (float)c;
+      }
       z[i] = l;
     }
+  } else {
+    for (int i = tid; i < V; i += kThreads) z[i] = lg[i];
   }
+  if (p.bias_end > p.bias_begin) {
+    __syncthreads();
+    for (int j = p.bias_begin + tid; j < p.bias_end; j += kThreads) atomicAdd(&z[a.bias_ids[j]], a.bias_vals[j]);
+  }
+  if (p.temperature == 0.f) return;
   __syncthreads();
-  for (int j = p.bias_begin + tid; j < p.bias_end; j += kThreads) atomicAdd(&z[a.bias_ids[j]], a.bias_vals[j]);
-  __syncthreads();
+  for (int i = tid; i < V; i += kThreads) {
+    const float x = atomicAdd(&z[i], 0.f);  // read through L2: bias atomics may have changed it
+    float v = isnan(x) ? -INFINITY : x / p.temperature;
+    if (v == 0.f) v = 0.f;  // -0 -> +0: the sort keys must tie like the CPU's comparisons
+    z[i] = v;
+  }
+}
 
+__global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
+  __shared__ Smem sm;
+  const int r = blockIdx.x, V = a.V, tid = threadIdx.x;
+  const SampleRow p = a.rows[r];
+  const float *lg = a.logits + (size_t)r * V;
+  const float *z = a.z + (size_t)r * V;
+
+  // 1. z was prepared by sample_prepare_kernel (read only here)
   // 2. choose
   int chosen;
   if (p.temperature == 0.f) {
@@ -205,122 +276,70 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   } else {
     float bv = -INFINITY;
     int bi = INT_MAX;
-    for (int i = tid; i < V; i += kThreads) {
-      float v = isnan(z[i]) ? -INFINITY : z[i] / p.temperature;
-      if (v == 0.f) v = 0.f;  // -0 -> +0: the sort keys must tie like the CPU's comparisons
-      z[i] = v;
-      if (better(v, i, bv, bi)) bv = v, bi = i;
-    }
-    block_best(bv, bi, sm);  // also orders the z writes before the reads below
+    for (int i = tid; i < V; i += kThreads)
+      if (better(z[i], i, bv, bi)) bv = z[i], bi = i;
+    block_best(bv, bi, sm);
     const float zmax = bv;
     const double u = uniform01(p.seed, (uint64_t)p.position);
     const bool topk = p.top_k > 0 && p.top_k < V, topp = p.top_p < 1.f;
     const float min_p = p.min_p;
+    auto e_of = [&](int i) { return exp((double)z[i] - (double)zmax); };
     if (zmax == -INFINITY) {
       chosen = bi;
     } else if (!topk && !topp) {
       // Candidates in id order: e_i = exp(z_i - zmax) > 0, minus those under min_p.
       auto w = [&](int i) {
-        const double e = exp((double)z[i] - (double)zmax);
+        const double e = e_of(i);
+        return (min_p > 0.f && e < (double)min_p) ? 0.0 : e;
+      };
+      const double kept = segment_total(V, w, sm);
+      const int f = scan_find(V, w, u * kept, sm);
+      if (f >= 0) {
+        chosen = f;
+      } else {
+        int last = -1;
+        for (int i = tid; i < V; i += kThreads)
+          if (w(i) > 0) last = i;
+        for (int off = 16; off > 0; off >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, off));
+        __syncthreads();
+        if ((tid & 31) == 0) sm.iscratch[tid >> 5] = last;
+        __syncthreads();
+        for (int k = 0; k < kThreads / 32; k++) last = max(last, sm.iscratch[k]);
+        chosen = last;
+      }
+    } else {
+      // The CPU walks candidates sorted by (value desc, id asc): top-k, then the top-p prefix,
+      // minus min-p, then the draw. Each cut is a prefix of that order, found by radix descent.
+      bool found;
+      Bound keep{0, INT_MAX};  // everything
+      if (topk) {
+        auto one = [&](int, uint32_t) { return 1.0; };
+        keep = find_crossing(z, V, one, (double)p.top_k, true, &found, sm);
+      }
+      if (topp) {
+        auto in_k = [&](int i, uint32_t k) { return at_or_before(k, i, keep) ? e_of(i) : 0.0; };
+        double total = 0;
+        {
+          double s = 0;
+          for (int i = tid; i < V; i += kThreads) s += topk ? in_k(i, sort_key(z[i])) : e_of(i);
+          block_exclusive_scan(s, &total, sm);
+        }
+        const Bound bp = find_crossing(z, V, in_k, (double)p.top_p * total, true, &found, sm);
+        if (found) keep = bp;
+      }
+      auto w = [&](int i, uint32_t k) {
+        if (!at_or_before(k, i, keep)) return 0.0;
+        const double e = e_of(i);
         return (min_p > 0.f && e < (double)min_p) ? 0.0 : e;
       };
       double kept;
-      {  // the kept mass first, then the crossing of u * kept
-        const int seg = (V + kThreads - 1) / kThreads, b = tid * seg, e = min(V, b + seg);
+      {
         double s = 0;
-        for (int i = b; i < e; i++) s += w(i);
+        for (int i = tid; i < V; i += kThreads) s += w(i, sort_key(z[i]));
         block_exclusive_scan(s, &kept, sm);
       }
-      const int f = scan_find(V, w, u * kept, false, &kept, sm);
-      chosen = f >= 0 ? f : last_positive(V, w, sm);
-    } else {
-      // tau: the k-th largest (top-k), else the mass threshold holding top_p (with margin; the
-      // exact prefix is found on the sorted candidates).
-      float total_f = 0.f;
-      if (!topk) {
-        float s = 0.f;
-        for (int i = tid; i < V; i += kThreads) s += __expf(z[i] - zmax);
-        total_f = block_sum(s, sm.fscratch);
-      }
-      const float need = topk ? (float)p.top_k : fminf(total_f, p.top_p * total_f * 1.001f + 1e-6f);
-      const uint32_t tau = radix_select(z, V, zmax, !topk, need, sm);
-      if (tid == 0) sm.count = 0;
-      __syncthreads();
-      for (int i = tid; i < V; i += kThreads) {
-        const uint32_t k = sort_key(z[i]);
-        if (k < tau) continue;
-        const int slot = atomicAdd(&sm.count, 1);
-        if (slot < kCap) sm.list[slot] = ((unsigned long long)k << 32) | (uint32_t)~(uint32_t)i;
-      }
-      __syncthreads();
-      const int count = sm.count;
-      if (count > kCap) {
-        // Too many to sort: walk {key >= tau} in id order (same distribution, other order).
-        auto w = [&](int i) {
-          if (sort_key(z[i]) < tau) return 0.0;
-          const double e = exp((double)z[i] - (double)zmax);
-          return (min_p > 0.f && e < (double)min_p) ? 0.0 : e;
-        };
-        double kept;
-        {
-          const int seg = (V + kThreads - 1) / kThreads, b = tid * seg, e = min(V, b + seg);
-          double s = 0;
-          for (int i = b; i < e; i++) s += w(i);
-          block_exclusive_scan(s, &kept, sm);
-        }
-        const int f = scan_find(V, w, u * kept, false, &kept, sm);
-        chosen = f >= 0 ? f : last_positive(V, w, sm);
-      } else {
-        int P = 2;
-        while (P < count) P <<= 1;
-        for (int i = count + tid; i < P; i += kThreads) sm.list[i] = 0ull;
-        __syncthreads();
-        for (int k = 2; k <= P; k <<= 1)
-          for (int j = k >> 1; j > 0; j >>= 1) {
-            for (int i = tid; i < P; i += kThreads) {
-              const int ixj = i ^ j;
-              if (ixj > i) {
-                const unsigned long long x = sm.list[i], y = sm.list[ixj];
-                if ((x < y) == ((i & k) == 0)) sm.list[i] = y, sm.list[ixj] = x;
-              }
-            }
-            __syncthreads();
-          }
-        auto id_at = [&](int i) { return (int)~(uint32_t)(sm.list[i] & 0xFFFFFFFFull); };
-        auto e_at = [&](int i) { return exp((double)z[id_at(i)] - (double)zmax); };
-        const int n = topk ? min(p.top_k, count) : count;
-        int keep = n;
-        if (topp) {
-          double total;
-          if (topk) {
-            const int seg = (n + kThreads - 1) / kThreads, b = tid * seg, e = min(n, b + seg);
-            double s = 0;
-            for (int i = b; i < e; i++) s += e_at(i);
-            block_exclusive_scan(s, &total, sm);
-          } else {
-            double s = 0;
-            for (int i = tid; i < V; i += kThreads) s += exp((double)z[i] - (double)zmax);
-            block_exclusive_scan(s, &total, sm);
-          }
-          double dummy;
-          const int f = scan_find(n, e_at, (double)p.top_p * total, true, &dummy, sm);
-          if (f >= 0) keep = f + 1;
-        }
-        auto w = [&](int i) {
-          const double e = e_at(i);
-          return (min_p > 0.f && e < (double)min_p) ? 0.0 : e;
-        };
-        double kept;
-        {
-          const int seg = (keep + kThreads - 1) / kThreads, b = tid * seg, e = min(keep, b + seg);
-          double s = 0;
-          for (int i = b; i < e; i++) s += w(i);
-          block_exclusive_scan(s, &kept, sm);
-        }
-        const int f = scan_find(keep, w, u * kept, false, &kept, sm);
-        const int at = f >= 0 ? f : last_positive(keep, w, sm);
-        chosen = id_at(at >= 0 ? at : 0);
-      }
+      const Bound d = find_crossing(z, V, w, u * kept, false, &found, sm);
+      chosen = found ? d.id : last_in_order(z, V, w, sm);
     }
   }
 
@@ -362,6 +381,8 @@ double uniform01_host(uint64_t seed, uint64_t counter) { return uniform01(seed, 
 
 int sample(const SampleArgs &a, cudaStream_t stream, char *err) {
   if (a.R <= 0) return 0;
+  sample_prepare_kernel<<<a.R, kThreads, 0, stream>>>(a);
+  FGCU_LAUNCHED("sample_prepare_kernel");
   sample_kernel<<<a.R, kThreads, 0, stream>>>(a);
   FGCU_LAUNCHED("sample_kernel");
   return 0;

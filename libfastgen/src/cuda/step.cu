@@ -23,6 +23,14 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   const int nb = b->block_indptr[S];
   const int np = b->penalty_indptr ? b->penalty_indptr[S] : 0;
   const int nbias = b->logit_bias_indptr ? b->logit_bias_indptr[S] : 0;
+  // Variable-length regions get power-of-two room, so consecutive decode steps keep one layout
+  // (and one set of device addresses a captured graph can replay).
+  auto room = [](int n) {
+    int c = 64;
+    while (c < n) c <<= 1;
+    return c;
+  };
+  m->layout = ((uint64_t)room(nb) << 40) ^ ((uint64_t)room(np) << 20) ^ (uint64_t)room(nbias);
   const int tiles = attn_num_tiles_bound(T, S, group);
   // regions, each 16-byte aligned: [name, bytes]
   size_t off = 0;
@@ -33,9 +41,9 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   };
   const size_t o_tok = take(T * 4), o_pos = take(T * 4), o_seq = take(T * 4);
   const size_t o_cu = take((S + 1) * 4), o_ctx = take(S * 4), o_bptr = take((S + 1) * 4);
-  const size_t o_bidx = take(nb * 4), o_lrows = take(S * 4), o_rseq = take(S * 4);
+  const size_t o_bidx = take(room(nb) * 4), o_lrows = take(S * 4), o_rseq = take(S * 4);
   const size_t o_wide = take(tiles * sizeof(AttnTile)), o_narrow = take(tiles * sizeof(AttnTile));
-  const size_t o_pen = take(np * 4), o_bids = take(nbias * 4), o_bvals = take(nbias * 4);
+  const size_t o_pen = take(room(np) * 4), o_bids = take(room(nbias) * 4), o_bvals = take(room(nbias) * 4);
   const size_t o_rows = take(S * sizeof(SampleRow));
   if (off > mb.cap) {
     release(mb);
@@ -157,7 +165,9 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
   bf16 *x = (bf16 *)e->x.p, *x2 = (bf16 *)e->x2.p, *qkv = (bf16 *)e->qkv.p;
   bf16 *attn = (bf16 *)e->attn.p, *mlp = (bf16 *)e->mlp.p, *act = (bf16 *)e->act.p;
 
+  Profiler *pr = e->prof;
   FGCU_CHECK(embed_tokens(e->embed, e->pos_embed, m.token_ids, m.positions, T, H, h, st, err));
+  profiler_mark(pr, st, "embed");
   AttnArgs a;
   memset(&a, 0, sizeof a);
   a.q_stride = e->qkv_rows;
@@ -176,26 +186,40 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
     const LayerW &w = e->layers[l];
     bf16 *kc = e->kv + (size_t)(2 * l) * e->layer_elems, *vc = kc + e->layer_elems;
     FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+    profiler_mark(pr, st, "norm");
     owed_a = owed_b = nullptr;
     const bool two_norms = M.parallel && M.parallel_mlp_norm;
     if (two_norms)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, op, w.mlp_norm, w.mlp_norm_b, eps, x2, st, err));
     FGCU_CHECK(gemm(e->gemm, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
+    profiler_mark(pr, st, "gemm qkv");
     FGCU_CHECK(qkv_rope_kv_write(qkv, w.qkv_b, m.positions, m.token_seq, m.block_indptr, m.block_indices,
                                  e->inv_freq, T, nh, nkv, hd, M.rotary_dim, e->block_size, kc, vc, st, err));
+    profiler_mark(pr, st, "rope + kv write");
     a.q = qkv, a.k_cache = kc, a.v_cache = vc;
     FGCU_CHECK(paged_attention(a, st, err));
+    profiler_mark(pr, st, "attention");
     FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, true, T, H, qd, st, err));
+    profiler_mark(pr, st, "gemm o");
     const bf16 *mlp_x = x;
     if (M.parallel) {
       mlp_x = two_norms ? x2 : x;
       owed_a = w.o_b;
     } else {
       FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      profiler_mark(pr, st, "norm");
     }
-    FGCU_CHECK(gemm(e->gemm, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
-    FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
+    if (gemv_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
+      FGCU_LAUNCHED("gemv_gated");
+      profiler_mark(pr, st, "gemm gate_up + act");
+    } else {
+      FGCU_CHECK(gemm(e->gemm, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
+      profiler_mark(pr, st, "gemm gate_up");
+      FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
+      profiler_mark(pr, st, "activation");
+    }
     FGCU_CHECK(gemm(e->gemm, act, w.down, h, true, true, T, H, I, st, err));
+    profiler_mark(pr, st, "gemm down");
     owed_b = w.down_b;
   }
   if (m.R == 0) return 0;
@@ -205,6 +229,7 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
                        e->final_norm, e->final_norm_b, eps, xf, st, err));
   FGCU_CHECK(gemm(e->gemm, xf, e->lm_head, logits, true, false, m.R, V, H, st, err));
   if (e->lm_head_b) FGCU_CHECK(add_bias_rows(logits, e->lm_head_b, m.R, V, st, err));
+  profiler_mark(pr, st, "final norm + lm head");
   return 0;
 }
 
@@ -247,6 +272,54 @@ int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z,
   return 0;
 }
 
+namespace {
+
+// Runs forward() for a decode-only batch through a cached CUDA graph: the first time a key is
+// seen it runs eagerly (plans cuBLASLt, sets kernel attributes), the second time it is captured.
+int forward_graphed(fgcu_engine *e, const Meta &m, char *err) {
+  const uint64_t key[10] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R,
+                            ((uint64_t)m.num_wide << 32) | (uint64_t)m.num_narrow, (uint64_t)m.splits,
+                            m.layout, (uint64_t)(uintptr_t)e->meta.dev,
+                            (uint64_t)(uintptr_t)e->h.p ^ ((uint64_t)(uintptr_t)e->qkv.p << 1),
+                            (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1),
+                            (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1)};
+  GraphSlot *slot = nullptr, *victim = &e->graphs[0];
+  for (GraphSlot &g : e->graphs) {
+    if (memcmp(g.key, key, sizeof key) == 0 && g.last_use) slot = &g;
+    if (g.last_use < victim->last_use) victim = &g;
+  }
+  e->graph_clock++;
+  if (slot && slot->exec) {
+    slot->last_use = e->graph_clock;
+    FGCU_TRY(cudaGraphLaunch(slot->exec, e->stream));
+    return 0;
+  }
+  if (!slot) {  // first sight: remember the key, run eagerly
+    if (victim->exec) cudaGraphExecDestroy(victim->exec);
+    victim->exec = nullptr;
+    memcpy(victim->key, key, sizeof key);
+    victim->last_use = e->graph_clock;
+    return forward(e, m, err);
+  }
+  cudaGraph_t graph = nullptr;
+  FGCU_TRY(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+  const int rc = forward(e, m, err);
+  const cudaError_t end = cudaStreamEndCapture(e->stream, &graph);
+  if (rc) {
+    if (graph) cudaGraphDestroy(graph);
+    return rc;
+  }
+  FGCU_TRY(end);
+  const cudaError_t inst = cudaGraphInstantiate(&slot->exec, graph, 0);
+  cudaGraphDestroy(graph);
+  FGCU_TRY(inst);
+  slot->last_use = e->graph_clock;
+  FGCU_TRY(cudaGraphLaunch(slot->exec, e->stream));
+  return 0;
+}
+
+}  // namespace
+
 extern "C" int fgcu_engine_step(fgcu_engine *e, const fg_batch *b, fg_step_output *out, char *err) {
   if (!e->finalized) {
     snprintf(err, 512, "fg_step: engine is not finalized");
@@ -258,10 +331,13 @@ extern "C" int fgcu_engine_step(fgcu_engine *e, const fg_batch *b, fg_step_outpu
   Meta m;
   FGCU_CHECK(build_meta(e->meta, b, group, (int)M.num_kv_heads, e->num_sms, 0, e->stream, &m, err));
   FGCU_CHECK(ensure_workspaces(e, m, err));
-  FGCU_CHECK(forward(e, m, err));
+  const bool decode_only = m.T == m.S;  // one token per sequence
+  if (decode_only && e->graphs_on && !e->prof) FGCU_CHECK(forward_graphed(e, m, err));
+  else FGCU_CHECK(forward(e, m, err));
   FGCU_CHECK(sample_and_return(m, (const float *)e->logits.p, (int)M.vocab_size, (float *)e->z.p,
                                (int *)e->counts.p, e->out_dev.p, e->out_host, out, e->stream, err));
   if (m.R == 0) FGCU_TRY(cudaStreamSynchronize(e->stream));
+  profiler_step_done(e->prof);
   const cudaError_t ce = cudaGetLastError();
   if (ce != cudaSuccess) {
     snprintf(err, 512, "fg_step: %s", cudaGetErrorString(ce));

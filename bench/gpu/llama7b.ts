@@ -1,0 +1,188 @@
+/**
+ * CUDA backend figures on a Llama-2-7B-shaped model (32 layers, hidden 4096, 32 heads,
+ * intermediate 11008, vocab 32000) with random bf16 weights generated here (no download):
+ *   decode at batch 1: ms/token and % of the weight-streaming roofline (weight bytes / the
+ *     device-to-device copy bandwidth ceilings.py measured in the same run)
+ *   decode at batch B, prefill of 2048 tokens (TFLOP/s vs a large cuBLAS bf16 GEMM),
+ *   tokens/s vs tokens per forward pass 1..4096 (the knee -> default token budget),
+ *   paged attention on the prefill shape vs torch SDPA flash (through the test hook)
+ *
+ *   bun bench/gpu/llama7b.ts <ceilings.json> <out-dir> [--quick]   (--quick: decode b=1 only, no files)
+ * Every step is timed on the host around fg_step (which waits for its sampled tokens), so the
+ * figures include the batch upload, sampling and the copy back.
+ */
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import type { ModelSpec } from "../../src/model/spec";
+import { expectedTensors } from "../../src/model/weights";
+import { NativeEngine, pagedAttention, type StepBatch } from "../../src/native";
+
+const [ceilPath, outDir = "bench/results", ...flags] = process.argv.slice(2);
+const quick = flags.includes("--quick");
+const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath, "utf8")) : {};
+const label = [process.env.FASTGEN_GEMV === "0" ? "cublaslt-only" : "", process.env.FASTGEN_CUDA_GRAPHS === "0" ? "no-graphs" : "",
+  process.env.FASTGEN_PROFILE === "1" ? "profiled" : ""].filter(Boolean).join(",") || "default";
+
+const spec: ModelSpec = {
+  arch: "llama", vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_layers: 32,
+  num_heads: 32, num_kv_heads: 32, head_dim: 128, max_position_embeddings: 8192, norm: "rms",
+  norm_eps: 1e-5, positions: "rope", rope_theta: 10000, partial_rotary_factor: 1, rope_scaling: null,
+  sliding_window: 0, qkv_bias: false, o_bias: false, mlp_bias: false, lm_head_bias: false,
+  mlp: "gated_silu", layout: "sequential", tie_word_embeddings: false,
+} as ModelSpec;
+
+// Random bf16 pool: sign and 7 mantissa bits random, magnitude in [2^-10, 2^-6).
+function bf16Pool(n: number): Uint16Array {
+  const p = new Uint16Array(n);
+  let x = 0x9e3779b9 | 0;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    const r = x & 0xffff;
+    p[i] = (r & 0x807f) | ((117 + ((r >>> 7) & 3)) << 7);
+  }
+  return p;
+}
+
+function loadRandom(e: NativeEngine): number {
+  const shapes = expectedTensors(spec);
+  const pool = bf16Pool(133_000_000);
+  let matBytes = 0;
+  for (const [name, shape] of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (shape.length === 1) {
+      const w = new Float32Array(n).map(() => 1 + (Math.random() - 0.5) * 0.1);
+      e.loadTensor(name, "F32", shape, new Uint8Array(w.buffer));
+      continue;
+    }
+    const off = Math.floor(Math.random() * (pool.length - n));
+    e.loadTensor(name, "BF16", shape, new Uint8Array(pool.buffer, off * 2, n * 2));
+    if (name !== "embed") matBytes += n * 2;  // decode streams every matrix but the embedding
+  }
+  return matBytes;
+}
+
+/** numSeqs sequences, each `chunk` tokens at context `ctx`, all sampling greedily. */
+function batchOf(numSeqs: number, chunk: number, ctx: number, blockSize: number, firstBlock = 0): StepBatch {
+  const T = numSeqs * chunk, per = Math.ceil((ctx + chunk) / blockSize);
+  const tokenIds = new Int32Array(T), positions = new Int32Array(T), cu = new Int32Array(numSeqs + 1);
+  const blockIndptr = new Int32Array(numSeqs + 1), blockIndices = new Int32Array(numSeqs * per);
+  for (let s = 0; s < numSeqs; s++) {
+    for (let i = 0; i < chunk; i++) {
+      tokenIds[s * chunk + i] = (s * 7919 + i * 31) % spec.vocab_size;
+      positions[s * chunk + i] = ctx + i;
+    }
+    cu[s + 1] = (s + 1) * chunk;
+    for (let b = 0; b < per; b++) blockIndices[s * per + b] = firstBlock + s * per + b;
+    blockIndptr[s + 1] = (s + 1) * per;
+  }
+  const f = (v: number) => new Float32Array(numSeqs).fill(v);
+  return {
+    tokenIds, positions, cuSeqlens: cu, contextLens: new Int32Array(numSeqs).fill(ctx), blockIndptr,
+    blockIndices, wantsToken: new Int32Array(numSeqs).fill(1), temperature: f(0), topP: f(1),
+    topK: new Int32Array(numSeqs), minP: f(0), seed: new BigUint64Array(numSeqs),
+  };
+}
+
+function timeSteps(e: NativeEngine, batch: StepBatch, reps: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) e.step(batch);
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    e.step(batch);
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[Math.floor(ms.length / 2)]!;
+}
+
+const t0 = performance.now();
+const engine = NativeEngine.create(spec, "cuda");
+const matBytes = loadRandom(engine);
+const info = engine.finalize({});
+const loadS = (performance.now() - t0) / 1000;
+console.log(`loaded in ${loadS.toFixed(1)} s: weights ${(info.weightBytes / 2 ** 30).toFixed(2)} GiB, KV ${info.numBlocks} blocks x ${info.blockSize} (${(info.kvBytes / 2 ** 30).toFixed(1)} GiB)`);
+const bs = info.blockSize;
+
+const bw = ceil.copy_bw_GBps ? ceil.copy_bw_GBps * 1e9 : NaN;
+const rooflineMs = (matBytes / bw) * 1e3;
+const results: Record<string, unknown> = { label, gpu: ceil.gpu, date: new Date().toISOString(), command: `bun bench/gpu/llama7b.ts ${process.argv.slice(2).join(" ")}`, ceilings: ceil, weight_bytes_streamed_per_decode: matBytes, load_seconds: loadS };
+
+const decode1 = timeSteps(engine, batchOf(1, 1, 128, bs), 30, 3);
+const decode1Long = timeSteps(engine, batchOf(1, 1, 2000, bs), 20);
+results.decode_b1 = { ctx128_ms: decode1, ctx2000_ms: decode1Long, roofline_ms: rooflineMs, pct_of_roofline_ctx128: (100 * rooflineMs) / decode1 };
+console.log(`decode b=1 ctx 128: ${decode1.toFixed(3)} ms/token; roofline ${rooflineMs.toFixed(3)} ms -> ${((100 * rooflineMs) / decode1).toFixed(1)}%; ctx 2000: ${decode1Long.toFixed(3)} ms`);
+
+if (!quick) {
+  const dec: Record<number, { ms: number; tok_s: number }> = {};
+  for (const B of [1, 8, 32, 64, 128, 256]) {
+    const ms = timeSteps(engine, batchOf(B, 1, 512, bs), 10);
+    dec[B] = { ms, tok_s: (B / ms) * 1e3 };
+  }
+  results.decode_batch_ctx512 = dec;
+
+  const T = 2048;
+  const prefillMs = timeSteps(engine, batchOf(1, T, 0, bs), 5, 1);
+  const H = 4096, I = 11008, L = 32, V = 32000;
+  const linFlops = 2 * T * L * (H * 3 * H + H * H + 3 * H * I) + 2 * V * H;
+  const attnFlops = L * 4 * 32 * 128 * (T * (T + 1)) / 2;
+  const tflops = (linFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
+  results.prefill_2048 = { ms: prefillMs, tflops, pct_of_gemm_ceiling: ceil.gemm_bf16_8192_tflops ? (100 * tflops) / ceil.gemm_bf16_8192_tflops : null };
+  console.log(`prefill 2048: ${prefillMs.toFixed(2)} ms, ${tflops.toFixed(1)} TFLOP/s (${ceil.gemm_bf16_8192_tflops} TFLOP/s GEMM ceiling)`);
+
+  const sweep: { tokens: number; seqs: number; ms: number; tok_s: number }[] = [];
+  for (const tokens of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]) {
+    const seqs = Math.max(1, tokens / 512), chunk = tokens / seqs;
+    const ms = timeSteps(engine, batchOf(seqs, chunk, 512, bs), tokens >= 1024 ? 3 : 6, 1);
+    sweep.push({ tokens, seqs, ms, tok_s: (tokens / ms) * 1e3 });
+  }
+  results.tokens_per_pass = sweep;
+
+  // Paged attention alone on the prefill shape (1 x 32 heads x 2048 x 128, causal), through the
+  // test hook with FASTGEN_ATTN_TIMING set by the caller.
+  const timing = process.env.FASTGEN_ATTN_TIMING;
+  if (timing) {
+    const Ta = 2048, nb = Ta / 16;
+    const blocks = batchOf(1, Ta, 0, 16);
+    const q = new Float32Array(Ta * 32 * 128).map(() => Math.random() - 0.5);
+    const kc = new Float32Array(nb * 16 * 32 * 128).map(() => Math.random() - 0.5);
+    pagedAttention("cuda", { ...blocks, wantsToken: new Int32Array(1) }, q, kc, kc, { numHeads: 32, numKvHeads: 32, headDim: 128, blockSize: 16, numBlocks: nb, window: 0 });
+    const lines = readFileSync(timing, "utf8").trim().split("\n");
+    const ms = Number(lines[lines.length - 1]);
+    const flops = 4 * 32 * 128 * (Ta * (Ta + 1)) / 2;
+    results.attention_prefill_2048 = { ms, tflops: flops / (ms * 1e-3) / 1e12, sdpa_flash_ms: ceil.sdpa_flash_causal_1x32x2048x128_ms };
+  }
+}
+engine.destroy();
+if (quick) {
+  console.log(`[${label}] decode b=1: ${JSON.stringify(results.decode_b1)}`);
+  process.exit(0);
+}
+
+mkdirSync(outDir, { recursive: true });
+const base = join(outDir, `cuda-llama7b-${label}`);
+writeFileSync(`${base}.json`, JSON.stringify(results, null, 1));
+const d = results.decode_b1 as { ctx128_ms: number; roofline_ms: number; pct_of_roofline_ctx128: number; ctx2000_ms: number };
+const rows = [
+  `# CUDA backend, Llama-2-7B shape, random bf16 weights (${label})`,
+  ``,
+  `GPU ${ceil.gpu}; ${results.date}; \`${results.command}\``,
+  `ceilings (same run): copy ${ceil.copy_bw_GBps} GB/s, bf16 GEMM 8192^3 ${ceil.gemm_bf16_8192_tflops} TFLOP/s`,
+  ``,
+  `| figure | value |`, `| --- | --- |`,
+  `| decode b=1, ctx 128 | ${d.ctx128_ms.toFixed(3)} ms/token (${d.pct_of_roofline_ctx128.toFixed(1)}% of ${d.roofline_ms.toFixed(3)} ms roofline) |`,
+  `| decode b=1, ctx 2000 | ${d.ctx2000_ms.toFixed(3)} ms/token |`,
+];
+if (results.prefill_2048) {
+  const p = results.prefill_2048 as { ms: number; tflops: number; pct_of_gemm_ceiling: number };
+  rows.push(`| prefill 2048 tokens | ${p.ms.toFixed(2)} ms, ${p.tflops.toFixed(1)} TFLOP/s (${p.pct_of_gemm_ceiling?.toFixed(1)}% of GEMM ceiling) |`);
+  for (const [B, v] of Object.entries(results.decode_batch_ctx512 as Record<string, { ms: number; tok_s: number }>))
+    rows.push(`| decode batch ${B}, ctx 512 | ${v.ms.toFixed(2)} ms/step, ${v.tok_s.toFixed(0)} tok/s |`);
+  for (const s of results.tokens_per_pass as { tokens: number; ms: number; tok_s: number }[])
+    rows.push(`| ${s.tokens} tokens/pass (ctx 512) | ${s.ms.toFixed(2)} ms, ${s.tok_s.toFixed(0)} tok/s |`);
+  if (results.attention_prefill_2048) {
+    const a = results.attention_prefill_2048 as { ms: number; tflops: number; sdpa_flash_ms: number };
+    rows.push(`| paged attention 1x32x2048x128 causal | ${a.ms.toFixed(3)} ms (${a.tflops.toFixed(1)} TFLOP/s) vs torch SDPA flash ${a.sdpa_flash_ms} ms |`);
+  }
+}
+writeFileSync(`${base}.md`, rows.join("\n") + "\n");
+console.log(rows.join("\n"));
