@@ -13,6 +13,7 @@ export const ENGINE_FLAG_SPEC = {
   policy: { type: "string" },
   backend: { type: "string" },
   threads: { type: "string" },
+  "gpu-memory-fraction": { type: "string" },
   "max-model-len": { type: "string" },
 } as const;
 
@@ -20,10 +21,11 @@ export const ENGINE_FLAG_HELP = `Engine:
   --max-batch-tokens N   token budget of one forward pass (default ${DEFAULT_ENGINE_OPTIONS.maxBatchTokens})
   --max-seqs N           sequences in one forward pass (default ${DEFAULT_ENGINE_OPTIONS.maxSeqs})
   --kv-blocks N          KV cache blocks (default: sized from memory, ${DEFAULT_ENGINE_OPTIONS.kvMemoryMiB} MiB on the CPU)
-  --block-size N         tokens per KV block (default ${DEFAULT_ENGINE_OPTIONS.blockSize})
+  --block-size N         tokens per KV block (default: the backend's, 16 on the CPU, by head_dim on CUDA)
   --policy P             ${POLICY_NAMES.join(" | ")} (default ${DEFAULT_ENGINE_OPTIONS.policy})
   --backend B            cpu | cuda (default: cuda when a GPU is visible, else cpu)
   --threads N            CPU backend threads (default: every core)
+  --gpu-memory-fraction F  share of free GPU memory after weights for the KV pool (default ${DEFAULT_ENGINE_OPTIONS.memoryFraction})
   --max-model-len N      longest prompt + completion accepted, in tokens; longer requests get 400
                          (default: what the model and the KV pool allow)`;
 
@@ -48,6 +50,13 @@ export function floatFlag(name: string, value: string | undefined): number | und
   return n;
 }
 
+/** Parses a flag value in (0, 1] or throws a UsageError naming the flag. */
+function fractionFlag(name: string, value: string | undefined): number | undefined {
+  const f = floatFlag(name, value);
+  if (f !== undefined && !(f > 0 && f <= 1)) throw new UsageError(`--${name} must be in (0, 1], got "${value}"`);
+  return f;
+}
+
 /** Engine options from parsed flag values (undefined flags keep the defaults). */
 export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<EngineOptions> {
   const s = (k: string) => v[k] as string | undefined;
@@ -65,6 +74,7 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     policy: policy as PolicyName | undefined,
     backend: backend as "cpu" | "cuda" | undefined,
     threads: intFlag("threads", s("threads")),
+    memoryFraction: fractionFlag("gpu-memory-fraction", s("gpu-memory-fraction")),
     maxModelLen: intFlag("max-model-len", s("max-model-len")),
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];

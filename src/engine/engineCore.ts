@@ -24,7 +24,8 @@ import type { EngineMetrics, FinishReason, GenerationDelta } from "./types";
 import { EngineStepError, RequestRejectedError } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "./histogram";
-import { NativeEngine, setNumThreads } from "../native";
+import { FastgenError, NativeEngine, cudaDeviceCount, setNumThreads } from "../native";
+import type { ModelSpec } from "../model/spec";
 import type { StepResult } from "../native";
 import { openModelDir, loadWeights } from "../model/load";
 import { Tokenizer } from "../tokenizer/tokenizer";
@@ -104,7 +105,7 @@ export class EngineCore {
     const model = openModelDir(modelDir);
     const tokenizer = Tokenizer.fromDir(model.dir);
     if (opts.threads > 0) setNumThreads(opts.threads);
-    const native = NativeEngine.create(model.spec, opts.backend ?? "cpu");
+    const native = createNative(model.spec, opts.backend);
     try {
       loadWeights(model, native, onProgress);
       native.finalize({
@@ -316,6 +317,22 @@ function contextLength(native: NativeEngine, cap: number): number {
         `(max_position_embeddings ${info.maxPositionEmbeddings}, KV pool ${pool} tokens)`,
     );
   return cap > 0 ? cap : most;
+}
+
+/**
+ * The engine on the asked backend; with none asked, CUDA where a device is visible, falling back
+ * to the CPU (with a note on stderr) for a model the CUDA backend does not support yet.
+ */
+function createNative(spec: ModelSpec, backend: "cpu" | "cuda" | undefined): NativeEngine {
+  if (backend) return NativeEngine.create(spec, backend);
+  if (cudaDeviceCount() === 0) return NativeEngine.create(spec, "cpu");
+  try {
+    return NativeEngine.create(spec, "cuda");
+  } catch (e) {
+    if (!(e instanceof FastgenError) || e.code !== "unsupported") throw e;
+    console.error(`fastgen: ${e.message}; running on the CPU backend`);
+    return NativeEngine.create(spec, "cpu");
+  }
 }
 
 function finishReasonOf(seq: Sequence): FinishReason {

@@ -10,7 +10,7 @@ export interface EngineOptions {
   maxSeqs: number;
   /** Explicit KV block count; 0 = size from memory (kvMemoryMiB on the CPU, memoryFraction on a GPU). */
   kvBlocks: number;
-  /** Tokens per KV block. */
+  /** Tokens per KV block; 0 = the backend's choice (16 on the CPU, by head_dim on CUDA). */
   blockSize: number;
   /** Scheduling policy. */
   policy: PolicyName;
@@ -33,7 +33,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxBatchTokens: 512,
   maxSeqs: 64,
   kvBlocks: 0,
-  blockSize: 16,
+  blockSize: 0,
   policy: "splitfuse",
   threads: 0,
   kvMemoryMiB: 256,
