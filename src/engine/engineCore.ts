@@ -320,10 +320,12 @@ function contextLength(native: NativeEngine, cap: number): number {
 }
 
 /**
- * The engine on the asked backend; with none asked, CUDA where a device is visible, falling back
+ * The engine on the asked backend (or $FASTGEN_BACKEND); with neither, CUDA where a device is visible, falling back
  * to the CPU (with a note on stderr) for a model the CUDA backend does not support yet.
  */
-function createNative(spec: ModelSpec, backend: "cpu" | "cuda" | undefined): NativeEngine {
+function createNative(spec: ModelSpec, asked: "cpu" | "cuda" | undefined): NativeEngine {
+  const env = process.env.FASTGEN_BACKEND;
+  const backend = asked ?? (env === "cpu" || env === "cuda" ? env : undefined);
   if (backend) return NativeEngine.create(spec, backend);
   if (cudaDeviceCount() === 0) return NativeEngine.create(spec, "cpu");
   try {
