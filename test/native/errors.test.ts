@@ -1,6 +1,6 @@
 // Bad input becomes a FastgenError naming the problem, and leaves the engine usable.
 import { describe, expect, test } from "bun:test";
-import { FastgenError, NativeEngine } from "../../src/native";
+import { FastgenError, NativeEngine, cudaDeviceCount } from "../../src/native";
 import { buildEngine, bytesOf, makeBatch, randomWeights, type SeqChunk, tinySpec } from "./helpers";
 
 function thrown(fn: () => unknown): FastgenError {
@@ -34,8 +34,11 @@ describe("engine creation and loading", () => {
     e = thrown(() => NativeEngine.create(tinySpec({ num_experts: 2, num_experts_per_tok: 3 })));
     expect(e.code).toBe("invalid_argument");
     expect(e.message).toContain("num_experts_per_tok");
-    // No GPU here: "unsupported" from a CPU-only build, "device" from a CUDA build without a device.
-    e = thrown(() => NativeEngine.create(tinySpec(), "cuda"));
+  });
+
+  test.skipIf(cudaDeviceCount() > 0)("without a GPU, a CUDA engine is a clear error", () => {
+    // "unsupported" from a CPU-only build, "device" from a CUDA build without a device.
+    const e = thrown(() => NativeEngine.create(tinySpec(), "cuda"));
     expect(["unsupported", "device"]).toContain(e.code);
   });
 
