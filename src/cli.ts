@@ -1,8 +1,9 @@
 #!/usr/bin/env bun
 /**
- * `fastgen` command line: generate | serve | bench | replica. Each subcommand has --help.
+ * `fastgen` command line: generate | serve | replica | bench. Each subcommand has --help.
  * Errors print one line (no stack trace) and exit non-zero: 2 for usage, 1 for anything else.
  */
+import { BENCH_HELP, benchCommand } from "./cli/bench";
 import { GENERATE_HELP, generateCommand } from "./cli/generate";
 import { UsageError } from "./cli/engineFlags";
 import { REPLICA_HELP, replicaCommand } from "./cli/replica";
@@ -17,6 +18,7 @@ Commands:
   serve      OpenAI-compatible HTTP server (streaming SSE, /metrics) and gRPC, over one engine
              or several replicas (--replicas N, --replica HOST:PORT)
   replica    one engine replica serving gRPC only, for a front end on another machine
+  bench      load-generator benchmark against an OpenAI-compatible server
 
 Run "fastgen <command> --help" for a command's options.
 
@@ -24,7 +26,9 @@ ${GENERATE_HELP}
 
 ${SERVE_HELP}
 
-${REPLICA_HELP}`;
+${REPLICA_HELP}
+
+${BENCH_HELP}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -37,6 +41,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "replica":
       await replicaCommand(rest);
+      return 0;
+    case "bench":
+      await benchCommand(rest);
       return 0;
     case undefined:
     case "help":
@@ -53,7 +60,8 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (e) {
   const err = e as Error;
-  const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS");
+  const usage =
+    err instanceof UsageError || err.name === "BenchUsageError" || (err as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS");
   console.error(`fastgen: ${err.message}`);
   if (process.env.FASTGEN_DEBUG) console.error(err.stack);
   process.exitCode = usage ? 2 : 1;

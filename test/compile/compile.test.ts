@@ -29,9 +29,17 @@ test("the binary runs generate on its embedded model from an empty directory", (
   expect(JSON.parse(r.stdout.toString()).token_ids).toHaveLength(6);
 });
 
+test("the binary has every command: generate, serve, replica, bench", () => {
+  for (const cmd of ["generate", "serve", "replica", "bench"]) {
+    const r = Bun.spawnSync([exe, cmd, "--help"], { cwd: dir, env: env(), stdout: "pipe", stderr: "pipe" });
+    expect({ cmd, code: r.exitCode }).toEqual({ cmd, code: 0 });
+    expect(r.stdout.toString()).toContain("Usage");
+  }
+});
+
 test("the binary serves the OpenAI API", async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const p = Bun.spawn([exe, "serve", "--port", String(port)], { cwd: dir, env: env(), stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn([exe, "serve", "--port", String(port), "--grpc-port", "0"], { cwd: dir, env: env(), stdout: "pipe", stderr: "pipe" });
   try {
     let models: Response | null = null;
     for (let i = 0; i < 100 && !models; i++) {

@@ -21,7 +21,7 @@ let proc: Subprocess<"ignore", "pipe", "pipe">;
 beforeAll(() => {
   port = freePort();
   const env: Record<string, string | undefined> = { ...process.env, FASTGEN_API_KEY: undefined };
-  proc = Bun.spawn([process.execPath, "run", "serve", "--", "--port", String(port)], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
+  proc = Bun.spawn([process.execPath, "run", "serve", "--", "--port", String(port), "--grpc-port", "0"], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
 });
 afterAll(() => {
   if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
