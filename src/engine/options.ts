@@ -1,7 +1,9 @@
 /** Engine options: the same on `fastgen generate`, `fastgen serve` and `pipeline()`. */
 
-export const POLICY_NAMES = ["splitfuse", "prefill-first", "orca"] as const;
-export type PolicyName = (typeof POLICY_NAMES)[number];
+import type { PolicyName } from "./scheduler/types";
+
+export { POLICY_NAMES } from "./scheduler/types";
+export type { PolicyName };
 
 export interface EngineOptions {
   /** Token budget B of one forward pass (SplitFuse fills it exactly when enough work waits). */
