@@ -8,7 +8,9 @@ import { parseArgs } from "node:util";
 import { startEngine } from "../engine/asyncEngine";
 import { createGrpcServer } from "../grpc/grpcServer";
 import { defaultModelDir } from "../model/defaultModel";
-import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, intFlag } from "./engineFlags";
+import { mergeConfigFile } from "../ops/configFile";
+import { DEFAULT_SHUTDOWN_TIMEOUT_S } from "../ops/shutdown";
+import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
 import type { ServeDeps } from "./serve";
 
 /** The port a replica binds when --port is not given. */
@@ -28,7 +30,17 @@ Options:
   --port N       gRPC port (default ${DEFAULT_REPLICA_PORT}; 0 = any free port, printed at startup)
   --api-key KEY  require metadata "authorization: Bearer KEY" on every RPC but Health; the front
                  end must use the same key (default: $FASTGEN_API_KEY when set, else no key)
+  --shutdown-timeout S  on SIGTERM, seconds in-flight calls may take to finish before they are
+                 ended as ABORT (default ${DEFAULT_SHUTDOWN_TIMEOUT_S})
+  --config FILE  flags as a JSON object keyed by flag name without "--"; command-line flags win
 ${ENGINE_FLAG_HELP}`;
+
+/** The flags of `fastgen replica` (and the keys of its --config file). */
+const REPLICA_COMMAND_FLAGS = {
+  model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, "api-key": { type: "string" },
+  "shutdown-timeout": { type: "string" }, config: { type: "string" },
+  help: { type: "boolean", short: "h" }, ...ENGINE_FLAG_SPEC,
+} as const;
 
 /** Watches stdin: `closed` resolves once the parent holding its other end has exited. */
 function watchStdin(): { closed: Promise<void>; stop(): void } {
@@ -42,18 +54,14 @@ function watchStdin(): { closed: Promise<void>; stop(): void } {
 
 /** Runs `fastgen replica` with the given argv (after the subcommand); resolves once it has stopped. */
 export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "startEngine"> = { startEngine }): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, "api-key": { type: "string" },
-      help: { type: "boolean", short: "h" }, ...ENGINE_FLAG_SPEC,
-    },
-  });
-  if (values.help) {
+  const { values: given } = parseArgs({ args: argv, strict: true, options: REPLICA_COMMAND_FLAGS });
+  if (given.help) {
     console.log(REPLICA_HELP);
     return;
   }
+  const values = mergeConfigFile(given, REPLICA_COMMAND_FLAGS);
+  const shutdownTimeout = floatFlag("shutdown-timeout", values["shutdown-timeout"]) ?? DEFAULT_SHUTDOWN_TIMEOUT_S;
+  if (shutdownTimeout < 0) throw new UsageError(`--shutdown-timeout must be >= 0 seconds, got ${shutdownTimeout}`);
   const host = values.host ?? "127.0.0.1";
   const port = intFlag("port", values.port, 0) ?? DEFAULT_REPLICA_PORT;
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
@@ -88,8 +96,8 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
       await engine.shutdown();
       resolve();
     };
-    const onInt = () => void stop("SIGINT");
-    const onTerm = () => void stop("SIGTERM");
+    const onInt = () => void stop("SIGINT", shutdownTimeout * 1000);
+    const onTerm = () => void stop("SIGTERM", shutdownTimeout * 1000);
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
     // Nobody is left to answer: no grace period.
