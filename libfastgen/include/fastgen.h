@@ -203,6 +203,10 @@ typedef struct fg_batch {
    * prompt ids, which count for the repetition penalty only; the rest are output ids, which
    * count for repetition, presence and frequency (vLLM semantics). */
   const int32_t *penalty_prompt_lens;
+  /* [num_tokens] or NULL: prompt logprobs. For token i, the id whose log-softmax under the logits
+   * at token i is wanted (the prompt's next token), or -1. Results go to
+   * fg_step_output.next_token_logprobs / next_top_ids / next_top_logprobs (CPU backend only). */
+  const int32_t *next_token_ids;
 } fg_batch;
 
 /* Caller-owned outputs; rows for sequences that do not want a token are left untouched. */
@@ -212,6 +216,10 @@ typedef struct fg_step_output {
   int32_t *top_ids;           /* [num_seqs * num_logprobs] or NULL */
   float *top_logprobs;        /* [num_seqs * num_logprobs] or NULL (raw-logit log-softmax) */
   float *logits;              /* [num_seqs * vocab] raw logits of the sampled row, or NULL */
+  /* With fg_batch.next_token_ids; rows of tokens whose next id is -1 are left untouched. */
+  float *next_token_logprobs; /* [num_tokens] or NULL */
+  int32_t *next_top_ids;      /* [num_tokens * num_logprobs] or NULL */
+  float *next_top_logprobs;   /* [num_tokens * num_logprobs] or NULL */
 } fg_step_output;
 
 fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out);

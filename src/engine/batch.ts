@@ -76,6 +76,7 @@ export class StepBatchBuilder {
     let returnLogits = false;
     let anyPenalty = false;
     let anyBias = false;
+    let anyPromptLogprobs = false;
     cuSeqlens[0] = 0;
     for (let i = 0; i < ns; i++) {
       const e = entries[i]!;
@@ -99,6 +100,10 @@ export class StepBatchBuilder {
         seedWords[2 * i] = p.seedLow;
         seedWords[2 * i + 1] = p.seedHigh;
       } else this.seed[i] = p.seed;
+      if (p.promptLogprobs >= 0 && c + 1 < seq.numPromptTokens) {
+        anyPromptLogprobs = true;
+        if (p.promptLogprobs > numLogprobs) numLogprobs = p.promptLogprobs;
+      }
       if (e.wantsToken) {
         if (p.logprobs > numLogprobs) numLogprobs = p.logprobs;
         if (p.returnLogits) returnLogits = true;
@@ -124,9 +129,29 @@ export class StepBatchBuilder {
       numLogprobs,
       returnLogits,
     };
+    if (anyPromptLogprobs) this.addNextTokenIds(plan, batch);
     if (anyPenalty) this.addPenalties(plan, batch);
     if (anyBias) this.addLogitBias(plan, batch);
     return batch;
+  }
+
+  /**
+   * Prompt logprobs: for each prompt token of a row that asked for them, the prompt's next id
+   * (whose logprob the pass returns); -1 elsewhere. Recomputed chunks after a preemption ask again.
+   */
+  private addNextTokenIds(plan: Plan, batch: StepBatch): void {
+    const next = new Int32Array(batch.tokenIds.length).fill(-1);
+    let t = 0;
+    for (const e of plan.entries) {
+      const seq = e.seq;
+      if (seq.params.promptLogprobs >= 0)
+        for (let j = 0; j < e.numTokens; j++) {
+          const pos = e.contextLen + j;
+          if (pos + 1 < seq.numPromptTokens) next[t + j] = seq.promptIds[pos + 1]!;
+        }
+      t += e.numTokens;
+    }
+    batch.nextTokenIds = next;
   }
 
   /** The CSR of the blocks covering each row's context + n tokens. */

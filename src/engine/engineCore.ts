@@ -8,6 +8,7 @@
  * `fastgen generate` and tests (runToCompletion.ts).
  */
 import { StepBatchBuilder } from "./batch";
+import type { StepBatch } from "./stepBatch";
 import { BlockManager } from "./blockManager";
 import type { EngineOptions } from "./options";
 import { DEFAULT_ENGINE_OPTIONS } from "./options";
@@ -20,7 +21,7 @@ import { samplingParams } from "./samplingParams";
 import { Sequence } from "./sequence";
 import { abort as abortSequence, applyStep, finishSequence } from "./stepper";
 import type { StepperContext } from "./stepper";
-import type { EngineMetrics, FinishReason, GenerationDelta } from "./types";
+import type { EngineMetrics, FinishReason, GenerationDelta, TokenLogprob } from "./types";
 import { EngineStepError, RequestRejectedError } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "./histogram";
@@ -39,6 +40,8 @@ interface Sample {
   readonly out: OutputStream;
   /** Its finishing delta was sent: nothing more goes out for it. */
   closed: boolean;
+  /** Prompt logprobs when asked for: [i] is prompt token i's given those before it ([0] null). */
+  promptLogprobs: (TokenLogprob | null)[] | null;
 }
 
 interface RequestState {
@@ -157,7 +160,10 @@ export class EngineCore {
     for (let i = 0; i < n; i++) {
       const seqId = this.nextSeqId++;
       const seq = new Sequence(seqId, seqId, promptIds, params[i]!);
-      const sample: Sample = { request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop), closed: false };
+      const sample: Sample = {
+        request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop), closed: false,
+        promptLogprobs: params[i]!.promptLogprobs >= 0 ? new Array<TokenLogprob | null>(promptIds.length).fill(null) : null,
+      };
       request.samples.push(sample);
       this.samplesBySeq.set(seqId, sample);
       this.queues.add(seq);
@@ -186,13 +192,15 @@ export class EngineCore {
     if (plan.entries.length > 0) {
       let result: StepResult;
       let stride = 0;
+      let batch: StepBatch;
       try {
-        const batch = this.builder.build(plan, this.blocks);
+        batch = this.builder.build(plan, this.blocks);
         stride = batch.numLogprobs ?? 0;
         result = this.native.step(batch);
       } catch (e) {
         return this.failPlan(plan, e as Error, touched);
       }
+      if (batch.nextTokenIds) this.recordPromptLogprobs(plan, batch, result, stride);
       this.counters.steps++;
       for (const ev of applyStep(plan, result.sampledIds, this.ctx)) {
         const sample = this.sampleOf(ev.seq.id);
@@ -270,6 +278,25 @@ export class EngineCore {
     return items;
   }
 
+  /** Stores the prompt logprobs a pass computed (before applyStep advances the sequences). */
+  private recordPromptLogprobs(plan: Plan, batch: StepBatch, result: StepResult, stride: number): void {
+    const next = batch.nextTokenIds!;
+    let t = 0;
+    for (const e of plan.entries) {
+      const lps = this.samplesBySeq.get(e.seq.id)?.promptLogprobs;
+      if (lps)
+        for (let j = 0; j < e.numTokens; j++) {
+          const id = next[t + j]!;
+          if (id < 0) continue;
+          const k = e.seq.params.promptLogprobs;
+          const top: [number, number][] = [];
+          for (let q = 0; q < k; q++) top.push([result.nextTopIds![(t + j) * stride + q]!, result.nextTopLogprobs![(t + j) * stride + q]!]);
+          lps[e.contextLen + j + 1] = { id, logprob: result.nextTokenLogprobs![t + j]!, top };
+        }
+      t += e.numTokens;
+    }
+  }
+
   /** Deltas for every sample of `request` with news; forgets the request once all finished. */
   private collect(request: RequestState): StepItem {
     const deltas: GenerationDelta[] = [];
@@ -286,6 +313,10 @@ export class EngineCore {
       if (s.out.pendingIds.length === 0 && text === "" && !finished) continue;
       const delta: GenerationDelta = { index: s.index, tokenIds: s.out.pendingIds, text };
       if (s.seq.params.logprobs > 0) delta.logprobs = s.out.pendingLogprobs;
+      if (s.promptLogprobs) {
+        delta.promptLogprobs = s.promptLogprobs;
+        s.promptLogprobs = null; // sent once, on the sample's first delta
+      }
       if (finished) {
         s.closed = true;
         delta.finishReason = finishReasonOf(seq);

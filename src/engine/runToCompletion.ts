@@ -13,6 +13,8 @@ export interface CompletedSample {
   /** Per generated token: the top-K [id, logprob] pairs (when logprobs were asked for). */
   logprobs: [number, number][][];
   tokenLogprobs: TokenLogprob[];
+  /** When promptLogprobs was asked: one entry per prompt token (null for the first). */
+  promptLogprobs?: (TokenLogprob | null)[];
 }
 
 export interface CompletionRequest {
@@ -39,6 +41,7 @@ export function runToCompletion(core: EngineCore, requests: CompletionRequest[],
           res.tokenLogprobs.push(lp);
           res.logprobs.push(lp.top);
         }
+        if (d.promptLogprobs) res.promptLogprobs = d.promptLogprobs;
         if (d.finishReason) res.finishReason = d.finishReason;
       }
     }

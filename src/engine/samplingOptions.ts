@@ -11,6 +11,8 @@ export interface SamplingOptions {
   seed?: number;
   /** Top-K logprobs per generated token (0 = none). */
   logprobs?: number;
+  /** Logprobs of the prompt's tokens (each given the ones before it) plus their top K; unset = none. CPU backend. */
+  promptLogprobs?: number;
   ignoreEos?: boolean;
   stopTokenIds?: number[];
   stop?: string[];

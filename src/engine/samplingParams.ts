@@ -28,6 +28,8 @@ export interface SamplingParams {
   readonly logitBiasValues: Float32Array;
   /** Top-k logprobs per sampled token (0 = none). */
   readonly logprobs: number;
+  /** Prompt logprobs: -1 = none; k >= 0 = each prompt token's logprob plus its top k. */
+  readonly promptLogprobs: number;
   readonly returnLogits: boolean;
   readonly maxTokens: number;
   readonly minTokens: number;
@@ -68,6 +70,8 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
   const maxTokens = opts.maxTokens;
   const minTokens = opts.minTokens ?? 0;
   const logprobs = opts.logprobs ?? 0;
+  const promptLogprobs = opts.promptLogprobs ?? -1;
+  check(Number.isInteger(promptLogprobs) && promptLogprobs >= -1 && promptLogprobs <= 20, "prompt_logprobs must be an integer in [0, 20]");
   const repetitionPenalty = opts.repetitionPenalty ?? 1;
   const presencePenalty = opts.presencePenalty ?? 0;
   const frequencyPenalty = opts.frequencyPenalty ?? 0;
@@ -96,7 +100,7 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
   return {
     temperature, topP, topK, minP, seed, seedLow: Number(seed & 0xffffffffn), seedHigh: Number(seed >> 32n),
     presencePenalty, frequencyPenalty, repetitionPenalty,
-    logitBiasIds, logitBiasValues, logprobs, returnLogits: opts.returnLogits ?? false,
+    logitBiasIds, logitBiasValues, logprobs, promptLogprobs, returnLogits: opts.returnLogits ?? false,
     maxTokens, minTokens, ignoreEos: opts.ignoreEos ?? false,
     stopTokenIds: [...(opts.stopTokenIds ?? [])], stop: [...(opts.stop ?? [])],
   };

@@ -25,6 +25,11 @@ export interface GenerationDelta {
   /** Text since the last delta: never a broken UTF-8 char, never part of a stop string. */
   text: string;
   logprobs?: TokenLogprob[];
+  /**
+   * On the sample's first delta when promptLogprobs was asked: one entry per prompt token, null
+   * for the first (nothing comes before it).
+   */
+  promptLogprobs?: (TokenLogprob | null)[];
   /** Set on the sample's last delta. */
   finishReason?: FinishReason;
   /** The stop string or stop token id that ended the sample, if one did. */

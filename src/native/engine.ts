@@ -72,9 +72,18 @@ export class NativeEngine {
       result.topLogprobs = new Float32Array(numSeqs * numLogprobs).fill(NaN);
     }
     if (batch.returnLogits) result.logits = new Float32Array(numSeqs * this.info().vocabSize).fill(NaN);
+    if (batch.nextTokenIds) {
+      const numTokens = batch.tokenIds.length;
+      result.nextTokenLogprobs = new Float32Array(numTokens).fill(NaN);
+      if (numLogprobs > 0) {
+        result.nextTopIds = new Int32Array(numTokens * numLogprobs).fill(-1);
+        result.nextTopLogprobs = new Float32Array(numTokens * numLogprobs).fill(NaN);
+      }
+    }
     const packed = packBatch(batch);
     const outputs = packOutputs([addr(sampledIds), addr(sampledLogprobs), addr(result.topIds),
-      addr(result.topLogprobs), addr(result.logits)]);
+      addr(result.topLogprobs), addr(result.logits), addr(result.nextTokenLogprobs),
+      addr(result.nextTopIds), addr(result.nextTopLogprobs)]);
     // `batch`, `result` and the packed structs stay referenced until the call returns.
     check(lib().fg_step(handle, packed, outputs));
     return result;

@@ -32,8 +32,9 @@ function needCsr(name: string, indptr: Int32Array, values: Typed[], valueNames: 
   values.forEach((v, i) => needLength(valueNames[i]!, v, total));
 }
 
-// fg_batch: two i32 counts, 20 pointers, num_logprobs, _reserved, penalty_prompt_lens.
-export const BATCH_BYTES = 184;
+// fg_batch: two i32 counts, 20 pointers, num_logprobs, _reserved, penalty_prompt_lens,
+// next_token_ids.
+export const BATCH_BYTES = 192;
 const BATCH_POINTERS: (keyof StepBatch)[] = [
   "tokenIds", "positions", "cuSeqlens", "contextLens", "blockIndptr", "blockIndices", "wantsToken",
   "temperature", "topP", "topK", "minP", "seed", "presencePenalty", "frequencyPenalty",
@@ -55,6 +56,7 @@ export function packBatch(batch: StepBatch): Uint8Array {
   for (const name of ["presencePenalty", "frequencyPenalty", "repetitionPenalty"] as const)
     if (batch[name]) needLength(name, batch[name], numSeqs);
   if (batch.penaltyPromptLens) needLength("penaltyPromptLens", batch.penaltyPromptLens, numSeqs);
+  if (batch.nextTokenIds) needLength("nextTokenIds", batch.nextTokenIds, numTokens);
   needCsr("blockIndptr", batch.blockIndptr, [batch.blockIndices], ["blockIndices"], numSeqs);
   if (batch.penaltyIndptr)
     needCsr("penaltyIndptr", batch.penaltyIndptr, [batch.penaltyIds!], ["penaltyIds"], numSeqs);
@@ -71,12 +73,13 @@ export function packBatch(batch: StepBatch): Uint8Array {
   });
   view.setInt32(168, batch.numLogprobs ?? 0, true);
   view.setBigUint64(176, BigInt(addr(batch.penaltyPromptLens)), true);
+  view.setBigUint64(184, BigInt(addr(batch.nextTokenIds)), true);
   return bytes;
 }
 
-/** fg_step_output: five pointers. Pass 0 for the outputs not wanted. */
+/** fg_step_output: eight pointers. Pass 0 for the outputs not wanted. */
 export function packOutputs(ptrs: number[]): Uint8Array {
-  const bytes = new Uint8Array(40);
+  const bytes = new Uint8Array(64);
   const view = new DataView(bytes.buffer);
   ptrs.forEach((p, i) => view.setBigUint64(8 * i, BigInt(p), true));
   return bytes;

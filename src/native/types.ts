@@ -50,6 +50,8 @@ export interface StepBatch {
   penaltyIds?: Int32Array;
   /** Leading prompt ids of each row's penalty list (repetition penalty only); absent = 0. */
   penaltyPromptLens?: Int32Array;
+  /** Prompt logprobs: [numTokens] the id whose logprob is wanted after each token, or -1 (CPU only). */
+  nextTokenIds?: Int32Array;
   logitBiasIndptr?: Int32Array;
   logitBiasIds?: Int32Array;
   logitBiasValues?: Float32Array;
@@ -67,4 +69,9 @@ export interface StepResult {
   topLogprobs?: Float32Array;
   /** [numSeqs * vocab] raw logits of each sampling sequence's last token. */
   logits?: Float32Array;
+  /** With StepBatch.nextTokenIds: [numTokens] logprob of each token's next id (NaN where -1). */
+  nextTokenLogprobs?: Float32Array;
+  /** [numTokens * numLogprobs] top alternatives at each such token. */
+  nextTopIds?: Int32Array;
+  nextTopLogprobs?: Float32Array;
 }

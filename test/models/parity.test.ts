@@ -91,3 +91,34 @@ for (const name of FIXTURES) {
     });
   });
 }
+
+// Prompt logprobs (echo + logprobs, lm-eval style scoring): every prompt position's top-5 equals
+// transformers' prefill top-5, also when the prompt is split into chunks across passes.
+describe("prompt logprobs", () => {
+  for (const name of FIXTURES) {
+    test(`${name}: against transformers' prefill top-5`, async () => {
+      const ref = JSON.parse(readFileSync(join(fixtureDir(name), "reference.json"), "utf8"));
+      for (const budget of [512, 5]) {
+        const core = await EngineCore.load(fixtureDir(name), { kvBlocks: 64, blockSize: 4, maxBatchTokens: budget });
+        const prompts = ref.prompts as { prompt_ids: number[]; prefill_top5: [number, number][][] }[];
+        const out = runToCompletion(core, prompts.map((p) => ({ promptIds: p.prompt_ids })), {
+          maxTokens: 1, temperature: 0, ignoreEos: true, promptLogprobs: 5,
+        });
+        core.destroy();
+        prompts.forEach((p, i) => {
+          const lps = out[i]!.promptLogprobs!;
+          expect(lps).toHaveLength(p.prompt_ids.length);
+          expect(lps[0]).toBeNull();
+          for (let pos = 1; pos < p.prompt_ids.length; pos++) {
+            const lp = lps[pos]!;
+            expect(lp.id).toBe(p.prompt_ids[pos]!);
+            expectTop5Close(lp.top, p.prefill_top5[pos - 1]!);
+            const inTop = lp.top.find(([id]) => id === lp.id);
+            if (inTop) expect(Math.abs(inTop[1] - lp.logprob)).toBeLessThan(1e-5);
+            else expect(lp.logprob).toBeLessThanOrEqual(lp.top[4]![1] + 1e-5);
+          }
+        });
+      }
+    });
+  }
+});

@@ -77,6 +77,12 @@ void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_siz
     BAD("temperature, top_p, top_k, min_p and seed must not be null");
   if (b->num_logprobs < 0 || b->num_logprobs > 20)
     BAD("num_logprobs must be in [0, 20], got %d", b->num_logprobs);
+  if (b->next_token_ids) {
+    for (int32_t i = 0; i < b->num_tokens; i++)
+      if (b->next_token_ids[i] < -1 || b->next_token_ids[i] >= spec.vocab_size)
+        BAD("next_token_ids[%d] = %d is outside the vocabulary", i, b->next_token_ids[i]);
+    if (!out->next_token_logprobs) BAD("next_token_ids given but output next_token_logprobs is null");
+  }
 
   check_ids(b->token_ids, T, spec.vocab_size, "token_ids");
   check_indptr(b->cu_seqlens, S, "cu_seqlens");

@@ -149,6 +149,10 @@ void sample_token(const float *logits, int64_t V, const SamplingParams &p, const
   const int32_t id = p.temperature == 0.0f ? argmax(z) : draw(z, p);
   *out.id = id;
 
+  raw_logprobs(logits, V, id, out);
+}
+
+void raw_logprobs(const float *logits, int64_t V, int32_t id, const SampleOut &out) {
   if (!out.logprob && !(out.num_logprobs > 0 && (out.top_ids || out.top_logprobs))) return;
   // Log-softmax of the raw logits (before penalties and temperature).
   float mx = -INFINITY;

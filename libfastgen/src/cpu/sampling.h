@@ -32,6 +32,8 @@ struct SampleOut {
 // logits: [vocab], raw. Penalties and logit bias first, then greedy (temperature 0: argmax, ties
 // to the lowest id) or temperature -> top-k -> softmax -> top-p -> min-p -> renormalize -> draw.
 void sample_token(const float *logits, int64_t vocab, const SamplingParams &p, const SampleOut &out);
+// Log-softmax of the raw logits at `id` and the top num_logprobs ids into `out` (out.id unused).
+void raw_logprobs(const float *logits, int64_t vocab, int32_t id, const SampleOut &out);
 
 // A uniform double in [0, 1) that depends only on (seed, counter): splitmix64 hashing.
 double uniform01(uint64_t seed, uint64_t counter);
