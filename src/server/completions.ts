@@ -9,7 +9,7 @@ import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
 import { collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import type { CompletionLogprobs } from "./logprobs";
-import { TokenStrings, completionLogprobs } from "./logprobs";
+import { TokenStrings, completionLogprobs, withPromptLogprobs } from "./logprobs";
 import { RequestParams } from "./requestParams";
 import type { StreamParams } from "./samplingParams";
 import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
@@ -45,8 +45,6 @@ function planCompletion(body: Record<string, unknown>, ctx: ServerContext): Comp
     throw invalidParam("n", `${prompts.length} prompts times n = ${n} is ${prompts.length * n} choices; at most ${MAX_CHOICES} per request.`);
   const logprobs = p.integer("logprobs", { min: 0, max: MAX_LOGPROBS });
   const echo = p.boolean("echo") ?? false;
-  if (echo && logprobs !== undefined)
-    throw unsupportedParam("echo", "echo with logprobs needs prompt logprobs, which this server does not compute.");
   const suffix = p.raw("suffix");
   if (suffix !== undefined && suffix !== "") throw unsupportedParam("suffix");
   const stream = readStreamParams(p);
@@ -57,6 +55,8 @@ function planCompletion(body: Record<string, unknown>, ctx: ServerContext): Comp
     const job: PromptJob = { promptIds: prompt.ids, sampling: { ...sampling, maxTokens: max } };
     // The engine returns the sampled token's logprob alongside its top-K, so ask for >= 1.
     if (logprobs !== undefined) job.sampling.logprobs = Math.max(1, logprobs);
+    // echo + logprobs: the prompt's tokens get logprobs too (the first one null), as in OpenAI's API.
+    if (logprobs !== undefined && echo) job.sampling.promptLogprobs = logprobs;
     return job;
   });
   if (sampling.minTokens !== undefined && jobs.some((j) => sampling.minTokens! > j.sampling.maxTokens))
@@ -75,8 +75,11 @@ export async function handleCompletions(ctx: ServerContext, body: Record<string,
   const promptTokens = plan.jobs.reduce((s, j) => s + j.promptIds.length, 0);
   const strings = new TokenStrings(ctx.tokenizer);
   const promptOf = (choice: number) => plan.prompts[Math.floor(choice / plan.n)]!;
-  const formatLogprobs = (lps: TokenLogprob[] | undefined, offset: number) =>
-    plan.logprobs === undefined ? null : completionLogprobs(lps ?? [], plan.logprobs, strings, offset);
+  const formatLogprobs = (lps: TokenLogprob[] | undefined, offset: number, prompt?: { lps: (TokenLogprob | null)[]; ids: number[] }) => {
+    if (plan.logprobs === undefined) return null;
+    const generated = completionLogprobs(lps ?? [], plan.logprobs, strings, offset);
+    return prompt ? withPromptLogprobs(prompt.lps, prompt.ids, plan.logprobs, strings, generated) : generated;
+  };
 
   if (plan.stream.stream) {
     return sseResponse(streamChunks(plan, run, id, created, promptTokens, promptOf, formatLogprobs), run.abort, (e) => streamFailed(ctx, trace, e));
@@ -87,7 +90,7 @@ export async function handleCompletions(ctx: ServerContext, body: Record<string,
     return {
       index,
       text: prefix + r.text,
-      logprobs: formatLogprobs(r.logprobs, prefix.length),
+      logprobs: formatLogprobs(r.logprobs, prefix.length, r.promptLogprobs && { lps: r.promptLogprobs, ids: promptOf(index).ids }),
       finish_reason: r.finishReason,
       stop_reason: r.stopReason,
     };
@@ -103,7 +106,7 @@ async function* streamChunks(
   created: number,
   promptTokens: number,
   promptOf: (choice: number) => PromptInput,
-  formatLogprobs: (lps: TokenLogprob[] | undefined, offset: number) => unknown,
+  formatLogprobs: (lps: TokenLogprob[] | undefined, offset: number, prompt?: { lps: (TokenLogprob | null)[]; ids: number[] }) => unknown,
 ): AsyncGenerator<unknown> {
   const count = plan.prompts.length * plan.n;
   const offsets = new Array<number>(count).fill(-1); // -1: nothing sent yet (echo goes first)
@@ -124,9 +127,10 @@ async function* streamChunks(
       text = prefix + text;
       offsets[choice] = prefix.length;
     }
-    const hasLogprobs = plan.logprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;
+    const hasLogprobs = plan.logprobs !== undefined && ((delta.logprobs?.length ?? 0) > 0 || delta.promptLogprobs !== undefined);
     if (text === "" && !hasLogprobs && !delta.finishReason) continue;
-    const logprobs = formatLogprobs(delta.logprobs, offsets[choice]!) as CompletionLogprobs | null;
+    const prompt = delta.promptLogprobs && { lps: delta.promptLogprobs, ids: promptOf(choice).ids };
+    const logprobs = formatLogprobs(delta.logprobs, offsets[choice]!, prompt) as CompletionLogprobs | null;
     // Offsets advance by token strings, as in the non-streamed response.
     const last = logprobs?.tokens.length ? logprobs.tokens.length - 1 : -1;
     offsets[choice] = last >= 0 ? logprobs!.text_offset[last]! + logprobs!.tokens[last]!.length : offsets[choice]! + delta.text.length;

@@ -169,6 +169,8 @@ export interface ChoiceResult {
   text: string;
   tokenCount: number;
   logprobs: TokenLogprob[];
+  /** The engine's prompt logprobs, when they were asked for (echo + logprobs). */
+  promptLogprobs?: (TokenLogprob | null)[];
   finishReason: FinishReason | null;
   stopReason: string | number | null;
 }
@@ -182,6 +184,7 @@ export async function collectChoices(run: GenerationRun, count: number): Promise
     c.text += delta.text;
     c.tokenCount += delta.tokenIds.length;
     if (delta.logprobs) c.logprobs.push(...delta.logprobs);
+    if (delta.promptLogprobs) c.promptLogprobs = delta.promptLogprobs;
     if (delta.finishReason) c.finishReason = delta.finishReason;
     if (delta.stopReason !== undefined) c.stopReason = delta.stopReason;
   }

@@ -10,8 +10,9 @@ import type { Tokenizer } from "../tokenizer/tokenizer";
 /** Logprobs of some tokens of a completions choice. */
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Record<string, number>[];
+  /** null for the first prompt token when echoing (nothing comes before it). */
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
   text_offset: number[];
 }
 
@@ -72,6 +73,35 @@ export function completionLogprobs(lps: TokenLogprob[], topK: number, strings: T
     out.text_offset.push(offset);
     offset += token.length;
   }
+  return out;
+}
+
+/**
+ * Completions logprobs of an echoed prompt (from the engine's prompt logprobs), text offsets from
+ * 0, followed by those of the generated tokens in `rest` (whose offsets start after the prompt).
+ */
+export function withPromptLogprobs(
+  prompt: (TokenLogprob | null)[],
+  promptIds: readonly number[],
+  topK: number,
+  strings: TokenStrings,
+  rest: CompletionLogprobs,
+): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = 0;
+  promptIds.forEach((id, i) => {
+    const lp = prompt[i] ?? null;
+    const one = lp ? completionLogprobs([lp], topK, strings, offset) : null;
+    out.tokens.push(strings.of(id));
+    out.token_logprobs.push(one ? one.token_logprobs[0]! : null);
+    out.top_logprobs.push(one ? one.top_logprobs[0]! : null);
+    out.text_offset.push(offset);
+    offset += strings.of(id).length;
+  });
+  out.tokens.push(...rest.tokens);
+  out.token_logprobs.push(...rest.token_logprobs);
+  out.top_logprobs.push(...rest.top_logprobs);
+  out.text_offset.push(...rest.text_offset);
   return out;
 }
 

@@ -104,6 +104,28 @@ describe("completions (openai client, real engine)", () => {
     });
   });
 
+  test("echo + logprobs scores the prompt too (first token null), streamed and not", async () => {
+    const prompt = "The module provides";
+    const promptIds = (await (await t.post("/tokenize", { model: MODEL, prompt })).json()) as { tokens: number[] };
+    const res = await t.client.completions.create({ model: MODEL, prompt, max_tokens: 4, temperature: 0, logprobs: 2, echo: true });
+    const { text, logprobs } = res.choices[0]!;
+    const P = promptIds.tokens.length;
+    expect(text.startsWith(prompt)).toBe(true);
+    expect(logprobs!.tokens).toHaveLength(P + 4);
+    expect(logprobs!.token_logprobs![0]).toBeNull();
+    expect(logprobs!.top_logprobs![0]).toBeNull();
+    for (let i = 1; i < P + 4; i++) {
+      const lp = logprobs!.token_logprobs![i]!;
+      expect(lp).toBeLessThanOrEqual(0);
+      expect(Object.keys(logprobs!.top_logprobs![i]!).length).toBeGreaterThanOrEqual(1);
+    }
+    expect(logprobs!.text_offset![0]).toBe(0);
+    let streamed: (number | null)[] = [];
+    const stream = await t.client.completions.create({ model: MODEL, prompt, max_tokens: 4, temperature: 0, logprobs: 2, echo: true, stream: true });
+    for await (const chunk of stream) streamed = streamed.concat(chunk.choices[0]?.logprobs?.token_logprobs ?? []);
+    expect(streamed).toEqual(logprobs!.token_logprobs!);
+  });
+
   test("n samples: n choices with their own seeds, tokens summed in usage", async () => {
     const res = await t.client.completions.create({ model: MODEL, prompt: "The", max_tokens: 16, temperature: 1, seed: 7, n: 3, logprobs: 0 });
     expect(res.choices.map((c) => c.index)).toEqual([0, 1, 2]);
