@@ -58,6 +58,8 @@ export interface DeltaUsage {
 export function deltaToWire(d: GenerationDelta, usage?: DeltaUsage): Partial<WireGenerateDelta> {
   const out: Partial<WireGenerateDelta> = { index: d.index, text: d.text, token_ids: d.tokenIds, finish_reason: finishToWire(d.finishReason) };
   if (d.logprobs) out.logprobs = d.logprobs.map(logprobToWire);
+  if (d.promptLogprobs)
+    out.prompt_logprobs = d.promptLogprobs.slice(1).map((lp) => logprobToWire(lp ?? { id: 0, logprob: Number.NaN, top: [] }));
   if (usage) Object.assign(out, { prompt_length: usage.promptLength, generated_length: usage.generatedLength });
   return Object.assign(out, stopReasonToWire(d.stopReason));
 }
@@ -65,6 +67,7 @@ export function deltaToWire(d: GenerationDelta, usage?: DeltaUsage): Partial<Wir
 export function deltaFromWire(m: WireGenerateDelta): GenerationDelta {
   const d: GenerationDelta = { index: m.index, tokenIds: m.token_ids, text: m.text };
   if (m.logprobs.length > 0) d.logprobs = m.logprobs.map(logprobFromWire);
+  if (m.prompt_logprobs && m.prompt_logprobs.length > 0) d.promptLogprobs = [null, ...m.prompt_logprobs.map(logprobFromWire)];
   const finish = finishFromWire(m.finish_reason);
   if (finish) d.finishReason = finish;
   const stop = stopReasonFromWire(m);
@@ -92,6 +95,7 @@ export function samplingToWire(s: SamplingOptions): Partial<WireSamplingParams> 
     repetition_penalty: s.repetitionPenalty,
     logprobs: s.logprobs ?? 0,
     n: s.n ?? 1,
+    ...(s.promptLogprobs !== undefined && s.promptLogprobs >= 0 ? { prompt_logprobs: s.promptLogprobs } : {}),
     logit_bias: bias,
   };
 }

@@ -113,6 +113,7 @@ export function readSampling(p: WireSamplingParams | null | undefined, tokenizer
     frequencyPenalty: checkNumber(f("frequency_penalty"), p.frequency_penalty, { min: -2, max: 2 }),
     repetitionPenalty: optional(f("repetition_penalty"), p.repetition_penalty, { min: 0, minExclusive: true, max: 10 }),
     logprobs: checkNumber(f("logprobs"), p.logprobs, { max: MAX_LOGPROBS }),
+    promptLogprobs: p.prompt_logprobs == null ? undefined : checkNumber(f("prompt_logprobs"), p.prompt_logprobs, { max: MAX_LOGPROBS }),
     logitBias: Object.keys(logitBias).length > 0 ? logitBias : undefined,
     n,
   };

@@ -22,6 +22,7 @@ export interface WireSamplingParams {
   repetition_penalty?: number | null;
   logprobs: number;
   n: number;
+  prompt_logprobs?: number | null;
   /** Token id (as a string key) -> bias. */
   logit_bias: Record<string, number>;
 }
@@ -77,6 +78,7 @@ export interface WireGenerateDelta extends WireStopReason {
   text: string;
   token_ids: number[];
   logprobs: WireTokenLogprob[];
+  prompt_logprobs?: WireTokenLogprob[];
   finish_reason: WireFinishReason;
   prompt_length: number;
   generated_length: number;
