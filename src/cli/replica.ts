@@ -79,8 +79,6 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
     await engine.shutdown();
     throw new Error(`cannot listen on ${host}:${port}: ${(e as Error).message}`);
   }
-  // A front end that spawned this replica reads the port from this line.
-  console.log(`fastgen: replica serving ${engine.modelName} (max context ${engine.maxModelLen} tokens) at grpc://${address}`);
 
   const parent = process.env.FASTGEN_EXIT_WITH_PARENT === "1" ? watchStdin() : null;
   await new Promise<void>((resolve) => {
@@ -100,6 +98,9 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
     const onTerm = () => void stop("SIGTERM", shutdownTimeout * 1000);
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
+    // A front end that spawned this replica reads the port from this line; printed once the
+    // signal handlers are in place, so a SIGTERM right after it still drains.
+    console.log(`fastgen: replica serving ${engine.modelName} (max context ${engine.maxModelLen} tokens) at grpc://${address}`);
     // Nobody is left to answer: no grace period.
     void parent?.closed.then(() => stop("front end gone", 0));
   });
