@@ -134,10 +134,11 @@ export async function serveCommand(argv: string[], deps: ServeDeps = { startEngi
     await engine.shutdown();
     throw new Error(`cannot listen on ${listening}: ${(e as Error).message}`);
   }
+  // Signal handlers first: whoever waits for the ready line may send SIGTERM right after it.
+  const stopped = shutDownOnSignal({ http: server, grpc, engine, logger, timeoutMs: shutdownTimeout * 1000 });
   const model = server.context.modelName;
   const ready = `serving ${model} (max context ${engine.maxModelLen} tokens) at ${url}/v1 and grpc://${grpcAddress}`;
   logger.out(ready, logFormat === "json" ? { model, url: `${url}/v1`, grpc: grpcAddress, max_model_len: engine.maxModelLen } : undefined);
   if (apiKey) logger.info("API key required (Authorization: Bearer ...)");
-
-  await shutDownOnSignal({ http: server, grpc, engine, logger, timeoutMs: shutdownTimeout * 1000 });
+  await stopped;
 }
