@@ -4,6 +4,7 @@
  */
 import type { SlaConfig } from "./metrics";
 import { DEFAULT_SLA } from "./metrics";
+import { resolveSuite } from "./workload";
 
 /** A bad command line: the dispatcher prints the message and exits with status 2. */
 export class BenchUsageError extends Error {
@@ -51,3 +52,30 @@ export const SLA_FLAG_HELP = `SLA (effective throughput):
   --sla-prompt R       first token within prompt_tokens / R seconds (default ${DEFAULT_SLA.promptTokensPerS})
   --sla-gen R1,R2,..   EMA token rate must stay above each rate, one curve each (default ${DEFAULT_SLA.genTokensPerS.join(",")})
   --ema-span N         span of the moving average of token gaps (default ${DEFAULT_SLA.emaSpan})`;
+
+/** The workload flags shared by the load and workload commands. */
+export interface SuiteFlags {
+  suite?: string;
+  "mean-prompt"?: string;
+  "mean-gen"?: string;
+  "max-prompt"?: string;
+  seed?: string;
+  clients?: string;
+  requests?: string;
+}
+
+/** The suite named by --suite with the workload flags applied; a bad value is a usage error. */
+export function suiteFromFlags(v: SuiteFlags): ReturnType<typeof resolveSuite> {
+  try {
+    return resolveSuite(v.suite, {
+      meanPrompt: numberFlag("mean-prompt", v["mean-prompt"]),
+      meanGen: numberFlag("mean-gen", v["mean-gen"]),
+      maxPrompt: numberFlag("max-prompt", v["max-prompt"]),
+      seed: numberFlag("seed", v.seed),
+      clients: listFlag("clients", v.clients),
+      requests: numberFlag("requests", v.requests),
+    });
+  } catch (e) {
+    throw e instanceof BenchUsageError ? e : new BenchUsageError((e as Error).message);
+  }
+}

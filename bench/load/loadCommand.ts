@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BenchUsageError, SLA_FLAG_HELP, SLA_FLAG_SPEC, listFlag, numberFlag, slaFromFlags } from "./flags";
+import { BenchUsageError, SLA_FLAG_HELP, SLA_FLAG_SPEC, numberFlag, slaFromFlags, suiteFromFlags } from "./flags";
 import { streamProgress, silentProgress } from "./progress";
 import { writeRunReport } from "./report";
 import { fileSafe, renderText, tableRows } from "./results";
@@ -13,7 +13,7 @@ import { normalizeBaseUrl } from "./serverApi";
 import type { SpawnedServer } from "./spawnServer";
 import { spawnFastgen, splitFlags } from "./spawnServer";
 import { runSweep } from "./sweep";
-import { SUITES, resolveSuite } from "./workload";
+import { SUITES } from "./workload";
 
 export const LOAD_HELP = `Usage: bun run bench -- --server URL [options]
        bun run bench -- --serve [--serve-model DIR] [--policy P] [--serve-flags "..."] [options]
@@ -96,19 +96,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
   if ((v.server === undefined) === !v.serve) throw new BenchUsageError("give either --server URL or --serve (see --help)");
   const promptMode = v["prompt-mode"];
   if (promptMode !== undefined && promptMode !== "ids" && promptMode !== "text") throw new BenchUsageError(`--prompt-mode must be ids or text, got "${promptMode}"`);
-  let suite;
-  try {
-    suite = resolveSuite(v.suite, {
-      meanPrompt: numberFlag("mean-prompt", v["mean-prompt"]),
-      meanGen: numberFlag("mean-gen", v["mean-gen"]),
-      maxPrompt: numberFlag("max-prompt", v["max-prompt"]),
-      seed: numberFlag("seed", v.seed),
-      clients: listFlag("clients", v.clients),
-      requests: numberFlag("requests", v.requests),
-    });
-  } catch (e) {
-    throw e instanceof BenchUsageError ? e : new BenchUsageError((e as Error).message);
-  }
+  const suite = suiteFromFlags(v);
   const sla = slaFromFlags(v);
   const warmup = v.warmup === "0" ? 0 : numberFlag("warmup", v.warmup);
   const label = v.label ?? (v.serve ? (v.policy ?? "fastgen") : undefined);

@@ -8,9 +8,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CORPUS_TEXT, cycleIds } from "./corpus";
-import { BenchUsageError, listFlag, numberFlag } from "./flags";
+import { BenchUsageError, numberFlag, suiteFromFlags } from "./flags";
 import { localTokenizer } from "./serverApi";
-import { SUITES, makeRequests, requestsPerPoint, resolveSuite } from "./workload";
+import { SUITES, makeRequests, requestsPerPoint } from "./workload";
 
 export const WORKLOAD_HELP = `Usage: bun run bench -- workload --tokenizer DIR --out FILE [--suite NAME] [--clients 1,2,4]
          [--requests N] [--mean-prompt N] [--mean-gen N] [--max-prompt N] [--seed N] [--max-model-len N]
@@ -48,19 +48,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
     return undefined;
   }
   if (v.tokenizer === undefined || v.out === undefined) throw new BenchUsageError("workload needs --tokenizer DIR and --out FILE");
-  let suite;
-  try {
-    suite = resolveSuite(v.suite, {
-      meanPrompt: numberFlag("mean-prompt", v["mean-prompt"]),
-      meanGen: numberFlag("mean-gen", v["mean-gen"]),
-      maxPrompt: numberFlag("max-prompt", v["max-prompt"]),
-      seed: numberFlag("seed", v.seed),
-      clients: listFlag("clients", v.clients),
-      requests: numberFlag("requests", v.requests),
-    });
-  } catch (e) {
-    throw e instanceof BenchUsageError ? e : new BenchUsageError((e as Error).message);
-  }
+  const suite = suiteFromFlags(v);
   const maxModelLen = numberFlag("max-model-len", v["max-model-len"]) ?? contextOf(v.tokenizer);
   const tok = localTokenizer(v.tokenizer);
   const pool = await tok.encode(CORPUS_TEXT);

@@ -1,4 +1,4 @@
-// The C ABI (fastgen.h). Every export clears fg_last_error(), runs inside guard(), and turns
+// The C ABI (fastgen.h). Every export clears fg_last_error(), runs inside fg::guard(), and turns
 // any C++ exception into a status plus message: nothing C++ crosses the boundary.
 #include <algorithm>
 #include <cstddef>
@@ -6,6 +6,7 @@
 
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/guard.h"
 #include "core/status.h"
 #include "cpu/gemm.h"
 #include "cpu/moe.h"
@@ -26,23 +27,6 @@ static_assert(sizeof(fg_engine_info) == 40 && offsetof(fg_engine_info, weight_by
 
 namespace {
 
-template <class F>
-fg_status guard(const char *fn, F &&f) {
-  fg::clear_error();
-  try {
-    f();
-    return FG_OK;
-  } catch (const fg::Error &e) {
-    return fg::fail(e.status, "%s", e.what());
-  } catch (const std::bad_alloc &) {
-    return fg::fail(FG_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-  } catch (const std::exception &e) {
-    return fg::fail(FG_ERR_INTERNAL, "%s: %s", fn, e.what());
-  } catch (...) {
-    return fg::fail(FG_ERR_INTERNAL, "%s: unknown exception", fn);
-  }
-}
-
 void need_engine(const fg_engine *e, const char *fn) {
   if (!e) fg::raise(FG_ERR_INVALID_ARGUMENT, "%s: engine is null", fn);
 }
@@ -62,14 +46,14 @@ const char *fg_version(void) {
 int32_t fg_abi_version(void) { return FG_ABI_VERSION; }
 
 fg_status fg_set_num_threads(int32_t n) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     if (n < 0 || n > 4096) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_set_num_threads: n must be in [0, 4096], got %d", n);
     fg::cpu::set_num_threads(n);
   });
 }
 
 fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **out) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     if (!out) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_engine_create: out is null");
     *out = nullptr;
     *out = new fg_engine(spec_json, backend);
@@ -77,27 +61,27 @@ fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **o
 }
 
 fg_status fg_engine_destroy(fg_engine *engine) {
-  return guard(__func__, [&] { delete engine; });
+  return fg::guard(__func__, [&] { delete engine; });
 }
 
 fg_status fg_engine_load_tensor(fg_engine *engine, const char *name, int32_t dtype,
                                 const int64_t *shape, int32_t ndim, const void *data,
                                 uint64_t nbytes) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     need_engine(engine, __func__);
     engine->load_tensor(name, dtype, shape, ndim, data, nbytes);
   });
 }
 
 fg_status fg_engine_finalize(fg_engine *engine, const fg_kv_config *kv) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     need_engine(engine, __func__);
     engine->finalize(kv);
   });
 }
 
 fg_status fg_engine_get_info(fg_engine *engine, fg_engine_info *out) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     need_engine(engine, __func__);
     if (!out) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_engine_get_info: out is null");
     *out = engine->info();
@@ -105,14 +89,14 @@ fg_status fg_engine_get_info(fg_engine *engine, fg_engine_info *out) {
 }
 
 fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     need_engine(engine, __func__);
     engine->step(batch, out);
   });
 }
 
 fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     need_engine(engine, __func__);
     engine->debug_fail_next_steps(count);
   });
@@ -120,7 +104,7 @@ fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count) {
 
 fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *y, int32_t m,
                       int32_t n, int32_t k) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     if (!x || !w || !y || m < 0 || n < 0 || k < 0)
       fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_cpu_gemm: bad arguments");
     fg::cpu::gemm(x, w, bias, y, m, n, k);
@@ -130,7 +114,7 @@ fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *
 fg_status fg_cpu_moe_route(const float *router_logits, int32_t num_tokens, int32_t num_experts,
                            int32_t top_k, int32_t *expert_ids, float *weights,
                            int32_t *expert_offsets, int32_t *token_slots) {
-  return guard(__func__, [&] {
+  return fg::guard(__func__, [&] {
     if (num_tokens < 0 || num_experts < 1 || top_k < 1 || top_k > num_experts)
       fg::raise(FG_ERR_INVALID_ARGUMENT,
                 "fg_cpu_moe_route: need num_tokens >= 0 and 1 <= top_k <= num_experts, got %d, %d, %d",

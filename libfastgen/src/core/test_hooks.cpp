@@ -6,25 +6,13 @@
 
 #include "core/batch.h"
 #include "core/error.h"
+#include "core/guard.h"
 #include "core/sample_params.h"
 #include "core/status.h"
 #include "cpu/attention.h"
 #include "cuda/cuda_api.h"
 
 namespace {
-
-template <class F>
-fg_status guarded(const char *fn, F &&f) {
-  fg::clear_error();
-  try {
-    f();
-    return FG_OK;
-  } catch (const fg::Error &e) {
-    return fg::fail(e.status, "%s", e.what());
-  } catch (const std::exception &e) {
-    return fg::fail(FG_ERR_INTERNAL, "%s: %s", fn, e.what());
-  }
-}
 
 void check_backend(int32_t backend, const char *fn) {
   if (backend != FG_BACKEND_CPU && backend != FG_BACKEND_CUDA)
@@ -42,7 +30,7 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
                                         int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
                                         int32_t block_size, int32_t num_blocks, int32_t window,
                                         int32_t splits) {
-  return guarded(__func__, [&] {
+  return fg::guard(__func__, [&] {
     check_backend(backend, __func__);
     if (!q || !k_cache || !v_cache || !out || num_heads < 1 || num_kv_heads < 1 ||
         num_heads % num_kv_heads != 0 || head_dim < 1 || head_dim > 256 || block_size < 1 ||
@@ -74,7 +62,7 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
 
 extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *logits,
                                       int32_t vocab, fg_step_output *out) {
-  return guarded(__func__, [&] {
+  return fg::guard(__func__, [&] {
     check_backend(backend, __func__);
     if (!logits || vocab < 1) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_sample_logits: bad arguments");
     fg::ModelSpec spec;
