@@ -13,9 +13,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import type { ModelSpec } from "../../src/model/spec";
-import { expectedTensors } from "../../src/model/weights";
-import { NativeEngine, pagedAttention, type StepBatch } from "../../src/native";
+import { NativeEngine, pagedAttention } from "../../src/native";
+import { batchOf as batchOfSpec, loadRandom, shapeSpec, timeSteps } from "./randomModel";
 
 const [ceilPath, outDir = "bench/results", ...flags] = process.argv.slice(2);
 const quick = flags.includes("--quick");
@@ -23,71 +22,10 @@ const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath
 const label = [process.env.FASTGEN_GEMV === "0" ? "cublaslt-only" : "", process.env.FASTGEN_CUDA_GRAPHS === "0" ? "no-graphs" : "",
   process.env.FASTGEN_PROFILE === "1" ? "profiled" : ""].filter(Boolean).join(",") || "default";
 
-const spec: ModelSpec = {
-  arch: "llama", vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_layers: 32,
-  num_heads: 32, num_kv_heads: 32, head_dim: 128, max_position_embeddings: 8192, norm: "rms",
-  norm_eps: 1e-5, positions: "rope", rope_theta: 10000, partial_rotary_factor: 1, rope_scaling: null,
-  sliding_window: 0, qkv_bias: false, o_bias: false, mlp_bias: false, lm_head_bias: false,
-  mlp: "gated_silu", layout: "sequential", tie_word_embeddings: false,
-} as ModelSpec;
+const spec = shapeSpec("7b");
+const batchOf = (numSeqs: number, chunk: number, ctx: number, blockSize: number) => batchOfSpec(spec, numSeqs, chunk, ctx, blockSize);
 
-// Random bf16 pool: sign and 7 mantissa bits random, magnitude in [2^-10, 2^-6).
-function bf16Pool(n: number): Uint16Array {
-  const p = new Uint16Array(n);
-  let x = 0x9e3779b9 | 0;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    const r = x & 0xffff;
-    p[i] = (r & 0x807f) | ((117 + ((r >>> 7) & 3)) << 7);
-  }
-  return p;
-}
-
-function loadRandom(e: NativeEngine): number {
-  const shapes = expectedTensors(spec);
-  const pool = bf16Pool(133_000_000);
-  let matBytes = 0;
-  for (const [name, shape] of shapes) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (shape.length === 1) {
-      const w = new Float32Array(n).map(() => 1 + (Math.random() - 0.5) * 0.1);
-      e.loadTensor(name, "F32", shape, new Uint8Array(w.buffer));
-      continue;
-    }
-    const off = Math.floor(Math.random() * (pool.length - n));
-    e.loadTensor(name, "BF16", shape, new Uint8Array(pool.buffer, off * 2, n * 2));
-    if (name !== "embed") matBytes += n * 2;  // decode streams every matrix but the embedding
-  }
-  return matBytes;
-}
-
-/** numSeqs sequences, each `chunk` tokens at context `ctx`, all sampling greedily. */
-function batchOf(numSeqs: number, chunk: number, ctx: number, blockSize: number, firstBlock = 0): StepBatch {
-  const T = numSeqs * chunk, per = Math.ceil((ctx + chunk) / blockSize);
-  const tokenIds = new Int32Array(T), positions = new Int32Array(T), cu = new Int32Array(numSeqs + 1);
-  const blockIndptr = new Int32Array(numSeqs + 1), blockIndices = new Int32Array(numSeqs * per);
-  for (let s = 0; s < numSeqs; s++) {
-    for (let i = 0; i < chunk; i++) {
-      tokenIds[s * chunk + i] = (s * 7919 + i * 31) % spec.vocab_size;
-      positions[s * chunk + i] = ctx + i;
-    }
-    cu[s + 1] = (s + 1) * chunk;
-    for (let b = 0; b < per; b++) blockIndices[s * per + b] = firstBlock + s * per + b;
-    blockIndptr[s + 1] = (s + 1) * per;
-  }
-  const f = (v: number) => new Float32Array(numSeqs).fill(v);
-  return {
-    tokenIds, positions, cuSeqlens: cu, contextLens: new Int32Array(numSeqs).fill(ctx), blockIndptr,
-    blockIndices, wantsToken: new Int32Array(numSeqs).fill(1), temperature: f(0), topP: f(1),
-    topK: new Int32Array(numSeqs), minP: f(0), seed: new BigUint64Array(numSeqs),
-  };
-}
-
-function timeSteps(e: NativeEngine, batch: StepBatch, reps: number, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) e.step(batch);
-  const ms: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
+const t0 = performance.now();
     e.step(batch);
     ms.push(performance.now() - t0);
   }
@@ -97,7 +35,7 @@ function timeSteps(e: NativeEngine, batch: StepBatch, reps: number, warmup = 2):
 
 const t0 = performance.now();
 const engine = NativeEngine.create(spec, "cuda");
-const matBytes = loadRandom(engine);
+const matBytes = loadRandom(engine, spec);
 const info = engine.finalize({});
 const loadS = (performance.now() - t0) / 1000;
 console.log(`loaded in ${loadS.toFixed(1)} s: weights ${(info.weightBytes / 2 ** 30).toFixed(2)} GiB, KV ${info.numBlocks} blocks x ${info.blockSize} (${(info.kvBytes / 2 ** 30).toFixed(1)} GiB)`);

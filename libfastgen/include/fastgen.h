@@ -44,6 +44,11 @@
  *   num_experts_per_tok  k (1 <= k <= E): per token, softmax over the router's E logits, the k
  *                     largest (ties: lower expert id first), renormalized to sum 1 (Mixtral);
  *                     the MLP output is the weighted sum of those k experts' outputs
+ *   Runtime keys (how to run the model; CUDA backend only):
+ *   tensor_parallel   1 (default) .. 8: ranks on CUDA devices 0..N-1 over NCCL; heads, KV heads
+ *                     (replicated when fewer than N), MLP columns and vocab rows are split
+ *   collective_timeout_ms  0 (= 120 s): a step whose collectives do not finish in time fails
+ *                     with FG_ERR_DEVICE and the engine refuses further steps
  *
  * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch)
  *   embed                 [vocab, embed_dim]

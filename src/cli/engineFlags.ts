@@ -15,6 +15,8 @@ export const ENGINE_FLAG_SPEC = {
   threads: { type: "string" },
   "gpu-memory-fraction": { type: "string" },
   "max-model-len": { type: "string" },
+  "tensor-parallel": { type: "string" },
+  "collective-timeout": { type: "string" },
 } as const;
 
 export const ENGINE_FLAG_HELP = `Engine:
@@ -27,7 +29,10 @@ export const ENGINE_FLAG_HELP = `Engine:
   --threads N            CPU backend threads (default: every core)
   --gpu-memory-fraction F  share of free GPU memory after weights for the KV pool (default ${DEFAULT_ENGINE_OPTIONS.memoryFraction})
   --max-model-len N      longest prompt + completion accepted, in tokens; longer requests get 400
-                         (default: what the model and the KV pool allow)`;
+                         (default: what the model and the KV pool allow)
+  --tensor-parallel N    split the model over N GPUs (CUDA devices 0..N-1, NCCL) (default 1)
+  --collective-timeout S seconds a pass may wait on the other GPUs before the engine reports a
+                         failure instead of hanging (default ${DEFAULT_ENGINE_OPTIONS.collectiveTimeout})`;
 
 /** Thrown for a bad command line; the CLI prints the message and exits with status 2. */
 export class UsageError extends Error {
@@ -48,6 +53,13 @@ export function floatFlag(name: string, value: string | undefined): number | und
   const n = Number(value);
   if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`);
   return n;
+}
+
+/** Parses a flag value > 0 or throws a UsageError naming the flag. */
+function positiveFlag(name: string, value: string | undefined): number | undefined {
+  const f = floatFlag(name, value);
+  if (f !== undefined && !(f > 0)) throw new UsageError(`--${name} must be > 0, got "${value}"`);
+  return f;
 }
 
 /** Parses a flag value in (0, 1] or throws a UsageError naming the flag. */
@@ -76,6 +88,8 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     threads: intFlag("threads", s("threads")),
     memoryFraction: fractionFlag("gpu-memory-fraction", s("gpu-memory-fraction")),
     maxModelLen: intFlag("max-model-len", s("max-model-len")),
+    tensorParallel: intFlag("tensor-parallel", s("tensor-parallel")),
+    collectiveTimeout: positiveFlag("collective-timeout", s("collective-timeout")),
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
   return out;

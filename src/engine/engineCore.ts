@@ -108,7 +108,10 @@ export class EngineCore {
     const model = openModelDir(modelDir);
     const tokenizer = Tokenizer.fromDir(model.dir);
     if (opts.threads > 0) setNumThreads(opts.threads);
-    const native = createNative(model.spec, opts.backend);
+    const native = createNative(
+      { ...model.spec, tensor_parallel: opts.tensorParallel, collective_timeout_ms: Math.round(opts.collectiveTimeout * 1000) },
+      opts.backend,
+    );
     try {
       loadWeights(model, native, onProgress);
       native.finalize({
@@ -358,6 +361,8 @@ function contextLength(native: NativeEngine, cap: number): number {
  */
 function createNative(spec: ModelSpec, asked: "cpu" | "cuda" | undefined): NativeEngine {
   const env = process.env.FASTGEN_BACKEND;
+  // tensor parallelism is CUDA-only: no quiet fallback to one CPU rank
+  if (!asked && (spec.tensor_parallel ?? 1) > 1) return NativeEngine.create(spec, "cuda");
   const backend = asked ?? (env === "cpu" || env === "cuda" ? env : undefined);
   if (backend) return NativeEngine.create(spec, backend);
   if (cudaDeviceCount() === 0) return NativeEngine.create(spec, "cpu");

@@ -29,6 +29,13 @@ export interface EngineOptions {
    * refused (HTTP 400); a value above what the engine can hold fails at load.
    */
   maxModelLen: number;
+  /**
+   * Tensor-parallel ranks (CUDA devices 0..N-1 over NCCL, one engine). Heads, MLP columns and the
+   * vocabulary are split across them; N must divide num_heads and intermediate_size.
+   */
+  tensorParallel: number;
+  /** Seconds a forward pass may wait on a collective before the engine reports a failure. */
+  collectiveTimeout: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -41,4 +48,6 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   kvMemoryMiB: 256,
   memoryFraction: 0.9,
   maxModelLen: 0,
+  tensorParallel: 1,
+  collectiveTimeout: 120,
 };

@@ -63,7 +63,11 @@ export async function startReplicaFrontEnd(o: ReplicaFrontEndOptions): Promise<R
   const modelName = basename(modelDir); // the name a replica's engine reports
   const log = o.log ?? ((m: string) => console.error(`fastgen: ${m}`));
   const { threads, backend, ...rest } = o.engineOptions ?? {};
-  const placements = placeReplicas(o.replicas ?? 0, { gpusPerReplica: o.gpusPerReplica, backend, threads });
+  const tp = rest.tensorParallel ?? 1;
+  if (o.gpusPerReplica !== undefined && o.gpusPerReplica < tp)
+    throw new Error(`--tensor-parallel ${tp} needs --gpus-per-replica >= ${tp}, got ${o.gpusPerReplica}`);
+  const gpusPerReplica = o.gpusPerReplica ?? (tp > 1 ? tp : undefined);
+  const placements = placeReplicas(o.replicas ?? 0, { gpusPerReplica, backend, threads });
   const processes = placements.map((p, i) => {
     const args = ["--model", modelDir, ...engineArgs({ ...rest, backend: p.backend, threads: p.threads })];
     const env: Record<string, string> = {};

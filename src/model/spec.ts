@@ -53,4 +53,8 @@ export interface ModelSpec {
   num_experts?: number;
   /** Top-k of the router (Mixtral renormalizes the k weights to sum 1). */
   num_experts_per_tok?: number;
+  /** Runtime key: tensor-parallel ranks on CUDA devices 0..N-1 (default 1). */
+  tensor_parallel?: number;
+  /** Runtime key: a pass's wait on collectives, in ms (0 = the library's 120 s). */
+  collective_timeout_ms?: number;
 }

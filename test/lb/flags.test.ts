@@ -26,6 +26,26 @@ describe("fastgen replica", () => {
   });
 });
 
+describe("tensor-parallel flags", () => {
+  test("--tensor-parallel and --collective-timeout become engine options and replica flags", async () => {
+    const { engineOptionsFromFlags, ENGINE_FLAG_HELP } = await import("../../src/cli/engineFlags");
+    expect(engineOptionsFromFlags({ "tensor-parallel": "2", "collective-timeout": "30" })).toEqual({ tensorParallel: 2, collectiveTimeout: 30 });
+    expect(engineArgs({ tensorParallel: 2, collectiveTimeout: 30 })).toEqual(["--tensor-parallel", "2", "--collective-timeout", "30"]);
+    for (const flag of ["--tensor-parallel", "--collective-timeout"]) expect(ENGINE_FLAG_HELP).toContain(flag);
+    expect(() => engineOptionsFromFlags({ "tensor-parallel": "0" })).toThrow("--tensor-parallel");
+    expect(() => engineOptionsFromFlags({ "collective-timeout": "-1" })).toThrow("--collective-timeout");
+  });
+
+  test("a model with tensor parallelism on a CPU-only machine is a clear error, not a CPU fallback", async () => {
+    const { EngineCore } = await import("../../src/engine/engineCore");
+    const { join } = await import("node:path");
+    const dir = join(import.meta.dir, "..", "fixtures", "llama-gqa");
+    const err = await EngineCore.load(dir, { tensorParallel: 2 }).catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(String(err.message)).toMatch(/CUDA|device|tensor_parallel/);
+  });
+});
+
 describe("serve flags for gRPC and replicas", () => {
   test("help lists them", () => {
     for (const flag of ["--grpc-port", "--replicas", "--gpus-per-replica", "--replica HOST:PORT", "--lb-policy"]) expect(SERVE_HELP).toContain(flag);

@@ -36,6 +36,25 @@ describe("engine creation and loading", () => {
     expect(e.message).toContain("num_experts_per_tok");
   });
 
+  test("tensor_parallel: splits that do not divide, out-of-range counts, the CPU backend", () => {
+    // tinySpec: 6 heads, 2 KV heads, intermediate 80
+    let e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 4 })));
+    expect(e.code).toBe("invalid_argument");
+    expect(e.message).toContain("tensor_parallel 4 must divide num_heads (6)");
+    e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 3 })));
+    expect(e.message).toContain("num_kv_heads (2) must divide one another");
+    e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 2, intermediate_size: 81 })));
+    expect(e.message).toContain("must divide intermediate_size (81)");
+    e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 9 })));
+    expect(e.message).toContain("tensor_parallel");
+    e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 2 }), "cpu"));
+    expect(e.code).toBe("unsupported");
+    expect(e.message).toContain("needs the CUDA backend");
+    // fewer KV heads than ranks is fine (each rank keeps one, replicated): only the backend refuses
+    e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 6, num_kv_heads: 2, intermediate_size: 96 }), "cpu"));
+    expect(e.message).toContain("needs the CUDA backend");
+  });
+
   test.skipIf(cudaDeviceCount() > 0)("without a GPU, a CUDA engine is a clear error", () => {
     // "unsupported" from a CPU-only build, "device" from a CUDA build without a device.
     const e = thrown(() => NativeEngine.create(tinySpec(), "cuda"));

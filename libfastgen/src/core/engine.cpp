@@ -10,10 +10,13 @@ fg_engine::fg_engine(const char *spec_json, int32_t backend)
   if (backend != FG_BACKEND_CPU && backend != FG_BACKEND_CUDA)
     fg::raise(FG_ERR_INVALID_ARGUMENT, "engine: unknown backend %d", backend);
   inv_freq_ = fg::cpu::rope_inv_freq(spec_);
+  if (backend == FG_BACKEND_CPU && spec_.tensor_parallel > 1)
+    fg::raise(FG_ERR_UNSUPPORTED, "engine: tensor_parallel %lld needs the CUDA backend (the CPU backend runs one rank)",
+              (long long)spec_.tensor_parallel);
   if (backend == FG_BACKEND_CUDA) cuda_create();
 }
 
-fg_engine::~fg_engine() { fgcu_engine_destroy(cuda_); }
+fg_engine::~fg_engine() { fgcu_group_destroy(cuda_); }
 
 void fg_engine::load_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
                             const void *data, uint64_t nbytes) {

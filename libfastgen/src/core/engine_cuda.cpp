@@ -27,6 +27,11 @@ const SlotName kLayerSlots[] = {
     {"v_bias", FGCU_V_BIAS}, {"o", FGCU_O}, {"o_bias", FGCU_O_BIAS}, {"mlp_norm", FGCU_MLP_NORM},
     {"mlp_norm_bias", FGCU_MLP_NORM_BIAS}, {"gate", FGCU_GATE}, {"gate_bias", FGCU_GATE_BIAS},
     {"up", FGCU_UP}, {"up_bias", FGCU_UP_BIAS}, {"down", FGCU_DOWN}, {"down_bias", FGCU_DOWN_BIAS},
+    {"router", FGCU_ROUTER},
+};
+const SlotName kExpertSlots[] = {  // layers.{i}.experts.{e}.{suffix}
+    {"gate", FGCU_EXPERT_GATE}, {"gate_bias", FGCU_EXPERT_GATE_BIAS}, {"up", FGCU_EXPERT_UP},
+    {"up_bias", FGCU_EXPERT_UP_BIAS}, {"down", FGCU_EXPERT_DOWN}, {"down_bias", FGCU_EXPERT_DOWN_BIAS},
 };
 const SlotName kGlobalSlots[] = {
     {"embed", FGCU_EMBED}, {"pos_embed", FGCU_POS_EMBED}, {"final_norm", FGCU_FINAL_NORM},
@@ -34,9 +39,10 @@ const SlotName kGlobalSlots[] = {
     {"lm_head_bias", FGCU_LM_HEAD_BIAS},
 };
 
-// "layers.{i}.{suffix}" or a global name -> (layer or -1, slot); false when unknown.
-bool slot_of(const char *name, int32_t *layer, fgcu_slot *slot) {
-  *layer = -1;
+// "layers.{i}.{suffix}", "layers.{i}.experts.{e}.{suffix}" or a global name -> (layer or -1,
+// expert or -1, slot); false when unknown.
+bool slot_of(const char *name, int32_t *layer, int32_t *expert, fgcu_slot *slot) {
+  *layer = -1, *expert = -1;
   const char *suffix = name;
   if (strncmp(name, "layers.", 7) == 0) {
     char *end = nullptr;
@@ -44,6 +50,14 @@ bool slot_of(const char *name, int32_t *layer, fgcu_slot *slot) {
     if (end == name + 7 || *end != '.') return false;
     *layer = (int32_t)i;
     suffix = end + 1;
+    if (strncmp(suffix, "experts.", 8) == 0) {
+      const long x = strtol(suffix + 8, &end, 10);
+      if (end == suffix + 8 || *end != '.') return false;
+      *expert = (int32_t)x;
+      for (const SlotName &s : kExpertSlots)
+        if (strcmp(end + 1, s.suffix) == 0) return *slot = s.slot, true;
+      return false;
+    }
     for (const SlotName &s : kLayerSlots)
       if (strcmp(suffix, s.suffix) == 0) return *slot = s.slot, true;
     return false;
@@ -68,7 +82,6 @@ int32_t act_of(fg::MlpKind k) {
 
 void fg_engine::cuda_create() {
   const fg::ModelSpec &s = spec_;
-  if (s.moe()) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend does not run mixture-of-experts models yet");
   if (s.post_norm) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend does not run norm_position \"post\" yet");
   if (s.embed_proj()) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend does not run embed_dim != hidden_size yet");
   if (s.head_dim > 256) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend supports head_dim <= 256, got %lld", (long long)s.head_dim);
@@ -88,18 +101,19 @@ void fg_engine::cuda_create() {
   m.act = act_of(s.mlp);
   m.parallel = s.parallel, m.parallel_mlp_norm = s.parallel_mlp_norm;
   m.tie_word_embeddings = s.tie_word_embeddings;
+  m.num_experts = (int32_t)s.num_experts, m.experts_per_tok = (int32_t)s.num_experts_per_tok;
   char err[512] = "";
-  check(fgcu_engine_create(&m, &cuda_, err), err);
+  check(fgcu_group_create(&m, (int32_t)s.tensor_parallel, (int32_t)s.collective_timeout_ms, &cuda_, err), err);
 }
 
 void fg_engine::cuda_load(const char *name, int32_t dtype, const void *data, uint64_t nbytes) {
-  int32_t layer;
+  int32_t layer, expert;
   fgcu_slot slot;
-  if (!slot_of(name, &layer, &slot))
+  if (!slot_of(name, &layer, &expert, &slot))
     fg::raise(FG_ERR_UNSUPPORTED, "load_tensor '%s': the CUDA backend has no place for this tensor", name);
   const uint64_t numel = nbytes / (dtype == FG_F32 ? 4 : 2);
   char err[512] = "";
-  check(fgcu_engine_load(cuda_, layer, slot, dtype, data, numel, err), err);
+  check(fgcu_group_load(cuda_, layer, expert, slot, dtype, data, numel, err), err);
 }
 
 void fg_engine::cuda_finalize(const fg_kv_config *kv) {
@@ -113,12 +127,12 @@ void fg_engine::cuda_finalize(const fg_kv_config *kv) {
     fg::raise(FG_ERR_INVALID_ARGUMENT, "kv config: memory_fraction must be in [0, 1], got %g",
               (double)kv->memory_fraction);
   char err[512] = "";
-  check(fgcu_engine_finalize(cuda_, kv->block_size, kv->num_blocks, kv->memory_fraction, &cuda_info_, err), err);
+  check(fgcu_group_finalize(cuda_, kv->block_size, kv->num_blocks, kv->memory_fraction, &cuda_info_, err), err);
   cuda_finalized_ = true;
 }
 
 void fg_engine::cuda_step(const fg_batch *b, fg_step_output *out) {
   fg::validate_batch(spec_, cuda_info_.num_blocks, cuda_info_.block_size, b, out);
   char err[512] = "";
-  check(fgcu_engine_step(cuda_, b, out, err), err);
+  check(fgcu_group_step(cuda_, b, out, err), err);
 }

@@ -201,6 +201,23 @@ ModelSpec parse_spec(const char *json_text) {
     raise(FG_ERR_INVALID_ARGUMENT, "spec: num_heads * head_dim too large");
   if (s.max_position_embeddings > INT32_MAX)
     raise(FG_ERR_INVALID_ARGUMENT, "spec: max_position_embeddings too large");
+
+  // Runtime keys: how the engine runs the model, not what the model is.
+  s.tensor_parallel = opt_int(root, "tensor_parallel", 1, 1, 8);
+  s.collective_timeout_ms = opt_int(root, "collective_timeout_ms", 0, 0, INT32_MAX);
+  const int64_t tp = s.tensor_parallel;
+  if (tp > 1) {
+    if (s.num_heads % tp != 0)
+      raise(FG_ERR_INVALID_ARGUMENT, "spec: tensor_parallel %lld must divide num_heads (%lld)", (long long)tp,
+            (long long)s.num_heads);
+    if (s.num_kv_heads % tp != 0 && tp % s.num_kv_heads != 0)
+      raise(FG_ERR_INVALID_ARGUMENT,
+            "spec: tensor_parallel %lld and num_kv_heads (%lld) must divide one another (fewer KV heads than "
+            "ranks are replicated)", (long long)tp, (long long)s.num_kv_heads);
+    if (s.intermediate_size % tp != 0)
+      raise(FG_ERR_INVALID_ARGUMENT, "spec: tensor_parallel %lld must divide intermediate_size (%lld)",
+            (long long)tp, (long long)s.intermediate_size);
+  }
   return s;
 }
 

@@ -42,6 +42,9 @@ struct ModelSpec {
   bool tie_word_embeddings = false;
   int64_t num_experts = 0;          // 0: dense MLP
   int64_t num_experts_per_tok = 0;  // top-k of the router
+  // runtime keys (how to run it): ranks on CUDA devices 0..tp-1; collective wait limit (0 = default)
+  int64_t tensor_parallel = 1;
+  int64_t collective_timeout_ms = 0;
 
   bool gated() const {
     return mlp == MlpKind::GatedSilu || mlp == MlpKind::GatedGelu || mlp == MlpKind::GatedGeluTanh;

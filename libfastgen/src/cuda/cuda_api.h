@@ -29,6 +29,8 @@ typedef struct fgcu_model {
   int32_t parallel;        // x += attn(n1(x)) + mlp(n1(x) or n2(x))
   int32_t parallel_mlp_norm;
   int32_t tie_word_embeddings;
+  int32_t num_experts;     // 0: dense MLP; else MoE (router + experts, each of kind act)
+  int32_t experts_per_tok;
 } fgcu_model;
 
 // Where a canonical tensor goes (layer tensors take their layer index).
@@ -37,28 +39,37 @@ typedef enum fgcu_slot {
   FGCU_ATTN_NORM, FGCU_ATTN_NORM_BIAS, FGCU_Q, FGCU_K, FGCU_V, FGCU_Q_BIAS, FGCU_K_BIAS, FGCU_V_BIAS,
   FGCU_O, FGCU_O_BIAS, FGCU_MLP_NORM, FGCU_MLP_NORM_BIAS, FGCU_GATE, FGCU_GATE_BIAS, FGCU_UP,
   FGCU_UP_BIAS, FGCU_DOWN, FGCU_DOWN_BIAS,
+  FGCU_ROUTER, FGCU_EXPERT_GATE, FGCU_EXPERT_GATE_BIAS, FGCU_EXPERT_UP, FGCU_EXPERT_UP_BIAS,
+  FGCU_EXPERT_DOWN, FGCU_EXPERT_DOWN_BIAS,
 } fgcu_slot;
 
-typedef struct fgcu_engine fgcu_engine;
+typedef struct fgcu_group fgcu_group;
 
 typedef struct fgcu_info {
   int32_t num_blocks, block_size;
-  uint64_t weight_bytes, kv_bytes;
+  uint64_t weight_bytes, kv_bytes;  // summed over the ranks
 } fgcu_info;
 
-// Allocates every weight on device 0 (bf16 matrices, fp32 vectors): FG_ERR_OUT_OF_MEMORY when
-// they do not fit, FG_ERR_DEVICE without a device, FG_ERR_UNSUPPORTED without cuBLASLt.
-int fgcu_engine_create(const fgcu_model *m, fgcu_engine **out, char *err);
-void fgcu_engine_destroy(fgcu_engine *e);
-// Copies one tensor (numel elements of dtype; the core checked name and shape) to its slot.
-int fgcu_engine_load(fgcu_engine *e, int32_t layer, int32_t slot, int32_t dtype, const void *data,
-                     uint64_t numel, char *err);
-// Allocates workspaces, then the KV pool: num_blocks, or memory_fraction (0 = 0.9) of the free
-// device memory left. block_size 0 picks one from head_dim.
-int fgcu_engine_finalize(fgcu_engine *e, int32_t block_size, int32_t num_blocks,
-                         float memory_fraction, fgcu_info *info, char *err);
+// The CUDA engine: tensor_parallel ranks on devices 0..tp-1, one NCCL communicator each and
+// (tp > 1) one thread each (cuda/tp.cu). The core sees one engine whatever tp is.
+// Allocates every rank's weights (bf16 matrices, fp32 vectors): FG_ERR_OUT_OF_MEMORY when they do
+// not fit, FG_ERR_DEVICE without enough devices, FG_ERR_UNSUPPORTED without cuBLASLt (or NCCL
+// when tp > 1). collective_timeout_ms: how long a step may wait on a collective before the
+// group is declared failed (0 = 120 s; FASTGEN_TP_TIMEOUT_MS overrides).
+int fgcu_group_create(const fgcu_model *m, int32_t tensor_parallel, int32_t collective_timeout_ms,
+                      fgcu_group **out, char *err);
+void fgcu_group_destroy(fgcu_group *g);
+// Copies one whole tensor (numel elements of dtype; the core checked name and shape); each rank
+// keeps its shard.
+// expert: the expert index for FGCU_EXPERT_* slots, else ignored.
+int fgcu_group_load(fgcu_group *g, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+                    const void *data, uint64_t numel, char *err);
+// Allocates workspaces, then the KV pool on every rank: num_blocks, or the most blocks that
+// memory_fraction (0 = 0.9) of every rank's free memory holds. block_size 0 picks one from head_dim.
+int fgcu_group_finalize(fgcu_group *g, int32_t block_size, int32_t num_blocks,
+                        float memory_fraction, fgcu_info *info, char *err);
 // One forward pass + sampling; the core validated the batch.
-int fgcu_engine_step(fgcu_engine *e, const fg_batch *b, fg_step_output *out, char *err);
+int fgcu_group_step(fgcu_group *g, const fg_batch *b, fg_step_output *out, char *err);
 
 // Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits): one stage on host buffers.
 int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,

@@ -5,6 +5,8 @@
 #include "cuda/attention.cuh"
 #include "cuda/cuda_api.h"
 #include "cuda/gemm.cuh"
+#include "cuda/moe.cuh"
+#include "cuda/nccl.cuh"
 #include "cuda/sampling.cuh"
 
 namespace fgcu {
@@ -13,9 +15,14 @@ namespace fgcu {
 //   qkv    [(nh + 2 nkv) * hd, H]  = q rows, then k rows, then v rows
 //   mlp_in [2I, H] (gated: rows interleaved gate_0, up_0, gate_1, ...) or [I, H] (plain: up),
 //          so a decode GEMV warp holds one gate/up pair and applies the activation itself
+// MoE layers have no mlp_in / down; the router and per expert the same pair (host arrays of E
+// device pointers, laid out like the dense ones), as moe.cuh's MoeLayer takes them.
 struct LayerW {
   bf16 *qkv, *o, *mlp_in, *down;
   float *attn_norm, *attn_norm_b, *mlp_norm, *mlp_norm_b, *qkv_b, *o_b, *mlp_in_b, *down_b;
+  bf16 *router;
+  bf16 **ex_in, **ex_down;
+  float **ex_in_b, **ex_down_b;
 };
 
 // A device buffer that only grows (the stream is idle whenever it does).
@@ -51,9 +58,17 @@ struct Meta {
 int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int num_sms,
                int splits, cudaStream_t stream, Meta *m, char *err);
 
-// Samples the m.R rows of logits [R, V] (device), copies ids / logprobs (and raw logits when
-// out->logits) back, waits, and scatters them to `out` by sequence. out_dev / out_host hold
-// R * (8 + 8 * m.L) bytes; counts is needed when m.any_penalty.
+// How a rank waits for its stream under tensor parallelism: polling, so that a collective whose
+// peer never arrives ends in an error at the deadline instead of a hang, and every rank stops
+// early once another has failed (*abort set). Null: a plain cudaStreamSynchronize.
+struct WaitCtl {
+  int64_t deadline_ns = 0;          // CLOCK_MONOTONIC
+  const volatile int *abort = nullptr;
+  int timeout_ms = 0;               // for the message
+};
+int stream_wait(cudaStream_t st, const WaitCtl *w, char *err);
+int64_t now_ns();
+
 // A captured forward pass and the shape + addresses it was captured with.
 struct GraphSlot {
   uint64_t key[10] = {};
@@ -66,14 +81,38 @@ void profiler_mark(Profiler *p, cudaStream_t s, const char *what);
 void profiler_step_done(Profiler *p);
 void profiler_dump(Profiler *p);
 
+// Samples the m.R rows of logits [R, V] (device), copies ids / logprobs (and raw logits when
+// out->logits) back, waits, and scatters them to `out` by sequence. out_dev / out_host hold
+// R * (8 + 8 * m.L) bytes; counts is needed when m.any_penalty.
 int sample_and_return(const Meta &m, const float *logits, int V, float *z, int *counts,
                       void *out_dev, void *out_host, fg_step_output *out, cudaStream_t st,
-                      char *err);
+                      const WaitCtl *wait, char *err);
 
 }  // namespace fgcu
 
+// One rank of the CUDA engine: the whole model when tp == 1, else this rank's slice (tp.cu drives
+// the ranks). m holds the rank's counts (heads, KV heads, intermediate size); vocab_size stays
+// the whole vocabulary, of which embed / lm_head hold rows [vocab_begin, + vocab_rows).
 struct fgcu_engine {
   fgcu_model m;
+  fgcu_model full;                 // the whole model, for cutting shards at load
+  int rank = 0, tp = 1;
+  int64_t vocab_begin = 0, vocab_rows = 0;
+  int64_t q_head_begin = 0, kv_head_begin = 0, inter_begin = 0;
+  fgcu::Nccl *nccl = nullptr;      // tp > 1: the rank's communicator
+  fgcu::ncclComm_t comm = nullptr;
+  bool skip_collectives = false;   // fault injection (FASTGEN_TP_FAULT_RANK): proves timeouts
+  // Lazy kernel loading (CUDA's default) takes a process-wide driver lock and waits for the device
+  // to drain; if a peer's collective is not launched yet because that peer waits on the same lock,
+  // both hang. So in a step whose shape is new (kernels may load), every rank waits after each
+  // collective until all ranks have launched it (rendezvous); steady-state shapes skip that.
+  bool lockstep = false;
+  int (*rendezvous)(void *group, char *err) = nullptr;
+  void *group = nullptr;
+  uint64_t seen_shapes[1024] = {};  // open-addressed set of step shapes run before
+  const fgcu::WaitCtl *wait = nullptr;  // set by tp.cu for the step in flight
+  fgcu::DevBuf logits_part, gathered;   // tp > 1: this rank's logits columns, all ranks' columns
+
   double *inv_freq_host = nullptr;
   int device = 0, num_sms = 0;
   cudaStream_t stream = nullptr;
@@ -92,11 +131,14 @@ struct fgcu_engine {
   size_t layer_elems = 0;
   int num_blocks = 0, block_size = 0;
   uint64_t kv_bytes = 0;
+  uint64_t free_after_weights = 0;  // device bytes free when the KV pool was sized
   bool finalized = false;
 
   // activations [T, ...] and per sampled row [R, ...]
   fgcu::DevBuf h, x, x2, qkv, attn, mlp, act, part_o, part_lse;
   fgcu::DevBuf xf, logits, z, counts, out_dev;
+  fgcu::MoeWork moe;           // MoE layers' routing and expert workspaces
+  void *expert_ptrs = nullptr; // host arrays behind LayerW::ex_* (num_layers * 4 * E pointers)
   fgcu::MetaBuf meta;
   void *out_host = nullptr;
   size_t out_host_bytes = 0;
@@ -108,3 +150,24 @@ struct fgcu_engine {
   // FASTGEN_PROFILE=1: device time per op kind, printed to stderr at destroy (no graphs then).
   fgcu::Profiler *prof = nullptr;
 };
+
+// Rank life cycle (engine.cu) and step (step.cu); the core reaches them through tp.cu's
+// fgcu_group_* entry points. Each call expects the rank's device to be current.
+namespace fgcu {
+// full: the whole model; the rank keeps its slice (heads, KV heads, intermediate, vocab rows).
+int engine_create(const fgcu_model *full, int device, int rank, int tp, fgcu_engine **out, char *err);
+void engine_destroy(fgcu_engine *e);
+// data: the whole tensor (numel elements); the rank copies its shard.
+int engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+                const void *data, uint64_t numel, char *err);
+// Workspaces for the initial shapes, then how many KV blocks of block_size fit in
+// memory_fraction of what is left.
+int engine_kv_fit(fgcu_engine *e, int32_t block_size, float memory_fraction, int64_t *blocks, char *err);
+int engine_kv_alloc(fgcu_engine *e, int64_t blocks, fgcu_info *info, char *err);
+// Step in two halves, so that every rank can fail its own preparation (a bad batch, no memory
+// for workspaces) before any rank enters a collective.
+int engine_prepare(fgcu_engine *e, const fg_batch *b, Meta *m, char *err);
+// Forward pass, logits (gathered from all ranks), sampling into out (rank 0; null elsewhere),
+// and the wait for the stream.
+int engine_run(fgcu_engine *e, const Meta &m, fg_step_output *out, char *err);
+}  // namespace fgcu

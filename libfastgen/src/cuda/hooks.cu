@@ -167,7 +167,7 @@ extern "C" int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t 
   for (int r = 0; r < m.R; r++)
     FGCU_TRY(cudaMemcpyAsync(dl + (size_t)r * V, logits + (size_t)m.row_seq[r] * V, (size_t)V * 4,
                              cudaMemcpyHostToDevice, sc.stream));
-  const int rc = sample_and_return(m, dl, V, dz, dc, dout, hout, out, sc.stream, err);
+  const int rc = sample_and_return(m, dl, V, dz, dc, dout, hout, out, sc.stream, nullptr, err);
   cudaFreeHost(hout);
   return rc;
 }

@@ -195,12 +195,13 @@ __global__ void act_gated_kernel(const bf16 *in, const float *bias, bf16 *out, i
 }
 
 __global__ void embed_kernel(const bf16 *embed, const float *pos_embed, const int *token_ids,
-                             const int *positions, int H, float *h) {
+                             const int *positions, int H, int vocab_begin, int vocab_rows, float *h) {
   const int t = blockIdx.x;
-  const bf16 *e = embed + (size_t)token_ids[t] * H;
+  const int row = token_ids[t] - vocab_begin;
+  const bf16 *e = row >= 0 && row < vocab_rows ? embed + (size_t)row * H : nullptr;
   const float *pe = pos_embed ? pos_embed + (size_t)positions[t] * H : nullptr;
   float *dst = h + (size_t)t * H;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = to_f(e[i]) + (pe ? pe[i] : 0.f);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = (e ? to_f(e[i]) : 0.f) + (pe ? pe[i] : 0.f);
 }
 
 __global__ void bias_kernel(float *y, const float *bias, int N) {
@@ -267,9 +268,10 @@ int activation(const bf16 *in, const float *bias, bf16 *out, int T, int I, ActKi
 }
 
 int embed_tokens(const bf16 *embed, const float *pos_embed, const int *token_ids,
-                 const int *positions, int T, int H, float *h, cudaStream_t stream, char *err) {
+                 const int *positions, int T, int H, int vocab_begin, int vocab_rows, float *h,
+                 cudaStream_t stream, char *err) {
   if (T <= 0) return 0;
-  embed_kernel<<<T, 256, 0, stream>>>(embed, pos_embed, token_ids, positions, H, h);
+  embed_kernel<<<T, 256, 0, stream>>>(embed, pos_embed, token_ids, positions, H, vocab_begin, vocab_rows, h);
   FGCU_LAUNCHED("embed_kernel");
   return 0;
 }

@@ -35,9 +35,12 @@ enum ActKind { kGatedSilu, kGatedGelu, kGatedGeluTanh, kGelu, kGeluTanh, kRelu }
 int activation(const bf16 *in, const float *bias, bf16 *out, int T, int I, ActKind kind,
                cudaStream_t stream, char *err);
 
-// h[t, :] = embed[token_ids[t], :] (+ pos_embed[positions[t], :]), fp32 [T, H].
+// h[t, :] = embed[token_ids[t] - vocab_begin, :] (+ pos_embed[positions[t], :]), fp32 [T, H].
+// embed holds vocab rows [vocab_begin, vocab_begin + vocab_rows) (a tensor-parallel shard); a
+// token outside them contributes zeros, so the sum over ranks is the whole lookup.
 int embed_tokens(const bf16 *embed, const float *pos_embed, const int *token_ids,
-                 const int *positions, int T, int H, float *h, cudaStream_t stream, char *err);
+                 const int *positions, int T, int H, int vocab_begin, int vocab_rows, float *h,
+                 cudaStream_t stream, char *err);
 
 // y[r, :] += bias, y: [R, N] fp32.
 int add_bias_rows(float *y, const float *bias, int R, int N, cudaStream_t stream, char *err);

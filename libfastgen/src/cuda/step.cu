@@ -8,7 +8,16 @@
 //               x = norm(h + o_bias) (sequential) ; h += down(act(x Wgate_up^T))
 //   logits = norm(h[last tokens]) Wlm^T ; sample on the device ; copy ids/logprobs back
 // Output biases (o, down) are owed to the residual and folded into the next norm.
+//
+// Tensor parallelism (tp > 1; tp.cu runs one thread per rank): each rank holds a slice of the
+// heads and of the MLP columns, so its o and down GEMMs give a partial sum. Rank 0 adds its
+// partial to h, the others write theirs in place of h, and one all-reduce (fp32) leaves every
+// rank with h + the sum of partials. The embedding is sharded by vocab rows (a rank's missing
+// rows read as zeros, then all-reduce); the LM head likewise, its logits all-gathered to rank 0,
+// which alone samples.
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cuda/engine.cuh"
 #include "cuda/ops.cuh"
@@ -142,6 +151,12 @@ int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err) {
   FGCU_CHECK(ensure(e->logits, R * V * 4, "logits", err));
   FGCU_CHECK(ensure(e->z, R * V * 4, "sampling", err));
   if (m.any_penalty) FGCU_CHECK(ensure(e->counts, R * V * 4, "sampling", err));
+  if (M.num_experts > 0)
+    FGCU_CHECK(moe_work_reserve(e->moe, m.T, (int)H, (int)I, (int)M.num_experts, (int)M.experts_per_tok, M.act, err));
+  if (e->tp > 1) {
+    FGCU_CHECK(ensure(e->logits_part, R * e->vocab_rows * 4, "logits", err));
+    FGCU_CHECK(ensure(e->gathered, R * e->vocab_rows * e->tp * 4, "logits", err));
+  }
   const size_t out_bytes = R * (8 + 8 * L);
   FGCU_CHECK(ensure(e->out_dev, out_bytes, "sampling", err));
   if (e->out_host_bytes < out_bytes) {
@@ -150,6 +165,40 @@ int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err) {
     e->out_host_bytes = 0;
     FGCU_TRY(cudaMallocHost(&e->out_host, out_bytes * 2));
     e->out_host_bytes = out_bytes * 2;
+  }
+  return 0;
+}
+
+// In-place fp32 sum over the ranks of x[0, n) (no-op at tp == 1). In a lockstep step, returns
+// only once every rank has launched it (engine.cuh: lazy loading).
+int all_reduce(fgcu_engine *e, float *x, size_t n, char *err) {
+  if (e->tp == 1 || e->skip_collectives) return 0;
+  const ncclResult_t r = e->nccl->all_reduce(x, x, n, kNcclFloat32, kNcclSum, e->comm, e->stream);
+  if (r != 0) {
+    snprintf(err, 512, "NCCL all-reduce on rank %d: %s", e->rank, e->nccl->error_string(r));
+    return FG_ERR_DEVICE;
+  }
+  return e->lockstep ? e->rendezvous(e->group, err) : 0;
+}
+
+// logits [R, V] on rank 0 from every rank's columns logits_part [R, vocab_rows].
+int gather_logits(fgcu_engine *e, int R, float *logits, char *err) {
+  const size_t vr = e->vocab_rows, V = e->m.vocab_size;
+  float *all = (float *)e->gathered.p;
+  if (!e->skip_collectives) {
+    const ncclResult_t r = e->nccl->all_gather(e->logits_part.p, all, (size_t)R * vr, kNcclFloat32, e->comm, e->stream);
+    if (r != 0) {
+      snprintf(err, 512, "NCCL all-gather on rank %d: %s", e->rank, e->nccl->error_string(r));
+      return FG_ERR_DEVICE;
+    }
+    if (e->lockstep) FGCU_CHECK(e->rendezvous(e->group, err));
+  }
+  if (e->rank != 0) return 0;
+  for (int k = 0; k < e->tp; k++) {  // rank k's block [R, vr] -> columns [k * vr, ...) of logits
+    const size_t c0 = k * vr, w = c0 >= V ? 0 : (V - c0 < vr ? V - c0 : vr);
+    if (w == 0) continue;
+    FGCU_TRY(cudaMemcpy2DAsync(logits + c0, V * 4, all + (size_t)k * R * vr, vr * 4, w * 4, R,
+                               cudaMemcpyDeviceToDevice, e->stream));
   }
   return 0;
 }
@@ -166,7 +215,10 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
   bf16 *attn = (bf16 *)e->attn.p, *mlp = (bf16 *)e->mlp.p, *act = (bf16 *)e->act.p;
 
   Profiler *pr = e->prof;
-  FGCU_CHECK(embed_tokens(e->embed, e->pos_embed, m.token_ids, m.positions, T, H, h, st, err));
+  const bool lead = e->rank == 0;  // rank 0 adds what every rank holds whole (h, pos_embed)
+  FGCU_CHECK(embed_tokens(e->embed, lead ? e->pos_embed : nullptr, m.token_ids, m.positions, T, H,
+                          (int)e->vocab_begin, (int)e->vocab_rows, h, st, err));
+  FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
   profiler_mark(pr, st, "embed");
   AttnArgs a;
   memset(&a, 0, sizeof a);
@@ -199,15 +251,29 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
     a.q = qkv, a.k_cache = kc, a.v_cache = vc;
     FGCU_CHECK(paged_attention(a, st, err));
     profiler_mark(pr, st, "attention");
-    FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, true, T, H, qd, st, err));
+    FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, lead, T, H, qd, st, err));
     profiler_mark(pr, st, "gemm o");
     const bf16 *mlp_x = x;
-    if (M.parallel) {
+    if (M.parallel) {  // the MLP's partial joins the attention's: one all-reduce for both
       mlp_x = two_norms ? x2 : x;
       owed_a = w.o_b;
     } else {
+      FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
       FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
+    }
+    if (M.num_experts > 0) {  // expert biases are weighted inside, on rank 0 only: none owed
+      MoeLayer ml;
+      ml.router = w.router;
+      ml.mlp_in = w.ex_in, ml.down = w.ex_down;
+      ml.mlp_in_b = M.mlp_bias ? w.ex_in_b : nullptr;
+      ml.down_b = M.mlp_bias && lead ? w.ex_down_b : nullptr;
+      FGCU_CHECK(moe_forward(e->gemm, e->moe, ml, mlp_x, h, lead || M.parallel, T, H, I, (int)M.num_experts,
+                             (int)M.experts_per_tok, M.act, st, err));
+      FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+      profiler_mark(pr, st, "moe");
+      owed_b = nullptr;
+      continue;
     }
     if (gemv_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
       FGCU_LAUNCHED("gemv_gated");
@@ -218,7 +284,8 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
       FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
       profiler_mark(pr, st, "activation");
     }
-    FGCU_CHECK(gemm(e->gemm, act, w.down, h, true, true, T, H, I, st, err));
+    FGCU_CHECK(gemm(e->gemm, act, w.down, h, true, lead || M.parallel, T, H, I, st, err));
+    FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
     profiler_mark(pr, st, "gemm down");
     owed_b = w.down_b;
   }
@@ -227,16 +294,47 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
   float *logits = (float *)e->logits.p;
   FGCU_CHECK(norm_rows(h, m.logit_rows, m.R, H, owed_a, owed_b, false, M.final_norm ? op : kNormNone,
                        e->final_norm, e->final_norm_b, eps, xf, st, err));
-  FGCU_CHECK(gemm(e->gemm, xf, e->lm_head, logits, true, false, m.R, V, H, st, err));
-  if (e->lm_head_b) FGCU_CHECK(add_bias_rows(logits, e->lm_head_b, m.R, V, st, err));
+  const int Vr = (int)e->vocab_rows;
+  float *cols = e->tp > 1 ? (float *)e->logits_part.p : logits;  // [R, Vr]
+  FGCU_CHECK(gemm(e->gemm, xf, e->lm_head, cols, true, false, m.R, Vr, H, st, err));
+  if (e->lm_head_b) FGCU_CHECK(add_bias_rows(cols, e->lm_head_b, m.R, Vr, st, err));
+  if (e->tp > 1) FGCU_CHECK(gather_logits(e, m.R, logits, err));
   profiler_mark(pr, st, "final norm + lm head");
+  (void)V;
   return 0;
 }
 
 }  // namespace
 
+int64_t fgcu::now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int fgcu::stream_wait(cudaStream_t st, const WaitCtl *w, char *err) {
+  if (!w) {
+    FGCU_TRY(cudaStreamSynchronize(st));
+    return 0;
+  }
+  for (int spins = 0;; spins++) {
+    const cudaError_t q = cudaStreamQuery(st);
+    if (q == cudaSuccess) return 0;
+    if (q != cudaErrorNotReady) FGCU_TRY(q);
+    if (w->abort && *w->abort) {
+      snprintf(err, 512, "stopped: another tensor-parallel rank failed");
+      return FG_ERR_DEVICE;
+    }
+    if (now_ns() > w->deadline_ns) {
+      snprintf(err, 512, "a collective did not complete within %d ms (a rank failed or stalled)", w->timeout_ms);
+      return FG_ERR_DEVICE;
+    }
+    if (spins > 2000) usleep(20);  // spin briefly (decode steps are short), then poll gently
+  }
+}
+
 int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z, int *counts, void *out_dev,
-                      void *out_host, fg_step_output *out, cudaStream_t st, char *err) {
+                      void *out_host, fg_step_output *out, cudaStream_t st, const WaitCtl *wait, char *err) {
   const int R = m.R, L = m.L;
   if (R == 0) return 0;
   int *ids = (int *)out_dev;
@@ -255,7 +353,7 @@ int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z,
     for (int r = 0; r < R; r++)
       FGCU_TRY(cudaMemcpyAsync(out->logits + (size_t)m.row_seq[r] * V, logits + (size_t)r * V,
                                (size_t)V * 4, cudaMemcpyDeviceToHost, st));
-  FGCU_TRY(cudaStreamSynchronize(st));
+  FGCU_CHECK(stream_wait(st, wait, err));
   const int *h_ids = (const int *)out_host;
   const float *h_lp = (const float *)(h_ids + R);
   const int *h_top = (const int *)(h_lp + R);
@@ -281,7 +379,8 @@ int forward_graphed(fgcu_engine *e, const Meta &m, char *err) {
                             ((uint64_t)m.num_wide << 32) | (uint64_t)m.num_narrow, (uint64_t)m.splits,
                             m.layout, (uint64_t)(uintptr_t)e->meta.dev,
                             (uint64_t)(uintptr_t)e->h.p ^ ((uint64_t)(uintptr_t)e->qkv.p << 1),
-                            (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1),
+                            (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1) ^
+                                ((uint64_t)(uintptr_t)e->logits_part.p << 2) ^ ((uint64_t)(uintptr_t)e->gathered.p << 3),
                             (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1)};
   GraphSlot *slot = nullptr, *victim = &e->graphs[0];
   for (GraphSlot &g : e->graphs) {
@@ -320,23 +419,56 @@ int forward_graphed(fgcu_engine *e, const Meta &m, char *err) {
 
 }  // namespace
 
-extern "C" int fgcu_engine_step(fgcu_engine *e, const fg_batch *b, fg_step_output *out, char *err) {
+int fgcu::engine_prepare(fgcu_engine *e, const fg_batch *b, Meta *m, char *err) {
   if (!e->finalized) {
     snprintf(err, 512, "fg_step: engine is not finalized");
     return FG_ERR_INVALID_ARGUMENT;
   }
-  if (b->num_tokens == 0) return 0;
   const fgcu_model &M = e->m;
   const int group = (int)(M.num_heads / M.num_kv_heads);
-  Meta m;
-  FGCU_CHECK(build_meta(e->meta, b, group, (int)M.num_kv_heads, e->num_sms, 0, e->stream, &m, err));
-  FGCU_CHECK(ensure_workspaces(e, m, err));
+  FGCU_CHECK(build_meta(e->meta, b, group, (int)M.num_kv_heads, e->num_sms, 0, e->stream, m, err));
+  return ensure_workspaces(e, *m, err);
+}
+
+namespace {
+
+// True the first time this rank runs a step of this shape (T, S, R, logprobs, attention tiling);
+// kernels new to the device may load then. MoE steps always count as new: their per-expert
+// GEMM shapes follow the routing.
+bool new_shape(fgcu_engine *e, const Meta &m) {
+  if (e->m.num_experts > 0) return true;
+  uint64_t h = 1469598103934665603ull;
+  const uint64_t parts[] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R, (uint64_t)m.L, (uint64_t)m.splits,
+                            (uint64_t)m.num_wide, (uint64_t)m.num_narrow, (uint64_t)m.any_penalty};
+  for (uint64_t p : parts) h = (h ^ p) * 1099511628211ull;
+  h |= 1;  // 0 marks an empty slot
+  const size_t n = sizeof e->seen_shapes / sizeof e->seen_shapes[0];
+  for (size_t i = 0, at = h % n; i < n; i++, at = (at + 1) % n) {
+    if (e->seen_shapes[at] == h) return false;
+    if (e->seen_shapes[at] == 0) {
+      e->seen_shapes[at] = h;
+      return true;
+    }
+  }
+  memset(e->seen_shapes, 0, sizeof e->seen_shapes);  // full: forget (later steps pay a few syncs)
+  return true;
+}
+
+}  // namespace
+
+int fgcu::engine_run(fgcu_engine *e, const Meta &m, fg_step_output *out, char *err) {
+  const fgcu_model &M = e->m;
   const bool decode_only = m.T == m.S;  // one token per sequence
-  if (decode_only && e->graphs_on && !e->prof) FGCU_CHECK(forward_graphed(e, m, err));
+  e->lockstep = e->tp > 1 && new_shape(e, m);
+  // MoE layers sync per layer (moe.cuh), so their steps are never captured
+  if (decode_only && e->graphs_on && !e->prof && M.num_experts == 0) FGCU_CHECK(forward_graphed(e, m, err));
   else FGCU_CHECK(forward(e, m, err));
-  FGCU_CHECK(sample_and_return(m, (const float *)e->logits.p, (int)M.vocab_size, (float *)e->z.p,
-                               (int *)e->counts.p, e->out_dev.p, e->out_host, out, e->stream, err));
-  if (m.R == 0) FGCU_TRY(cudaStreamSynchronize(e->stream));
+  // Sampling may load kernels new to rank 0: first let every rank launch its whole pass.
+  if (e->tp > 1 && !e->lockstep && m.R > 0) FGCU_CHECK(e->rendezvous(e->group, err));
+  if (out && m.R > 0)
+    FGCU_CHECK(sample_and_return(m, (const float *)e->logits.p, (int)M.vocab_size, (float *)e->z.p,
+                                 (int *)e->counts.p, e->out_dev.p, e->out_host, out, e->stream, e->wait, err));
+  else FGCU_CHECK(stream_wait(e->stream, e->wait, err));
   profiler_step_done(e->prof);
   const cudaError_t ce = cudaGetLastError();
   if (ce != cudaSuccess) {

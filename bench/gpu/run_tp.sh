@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One device call on nvidia-h200-x2 for tensor parallelism and MoE: test/gpu (every file in its own
+# process; tensorParallel.test.ts needs the two GPUs), the device ceilings, then bench/gpu/tp.ts.
+#   device run: carry [".gpu", ".gpu-lib"] (see run_device.sh), command "bash bench/gpu/run_tp.sh [tests|bench|all] [tp.ts flags]"
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+[ -f .gpu-lib/libfastgen.so ] && export FASTGEN_LIB=$PWD/.gpu-lib/libfastgen.so
+WHAT=${1:-all}; shift || true
+nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv > "$OUT/env.txt" 2>&1
+if [ "$WHAT" != bench ]; then
+  for f in test/gpu/*.test.ts; do
+    echo "=== $f"
+    timeout 200 bash .gpu/enter bun test --timeout 120000 "$f" 2>&1 | grep -v "^(pass)\|^(skip)"
+  done > "$OUT/test_gpu.log" 2>&1
+  grep -E "fail|error|rel err|worst|identical|diverges|TP=2|^ *[0-9]+ (pass|fail)" "$OUT/test_gpu.log" | head -120
+fi
+if [ "$WHAT" != tests ]; then
+  timeout 120 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > /dev/null 2>&1 || echo "ceilings failed"
+  timeout 420 bash .gpu/enter bun bench/gpu/tp.ts "$OUT/ceilings.json" "$OUT" "$@" > "$OUT/tp.log" 2>&1
+  echo "tp.ts exit $?"
+  tail -50 "$OUT/tp.log"
+fi

@@ -1,0 +1,362 @@
+// Mixture-of-experts MLP (see moe.cuh): route, scatter, per-expert GEMMs, combine.
+#include <stdlib.h>
+
+#include "cuda/moe.cuh"
+#include "cuda/ops.cuh"
+
+namespace fgcu {
+namespace {
+
+constexpr int kRouteWarps = 4;
+constexpr int kScatterThreads = 1024;
+constexpr int kMaxExperts = 4096;  // spec.cpp's bound; the routing kernels keep [E] in shared memory
+
+// One warp per token: k passes of an argmax over the experts not yet taken, then Mixtral's
+// weights exp(l[id] - l[id_0]) / sum over the k (the softmax denominator cancels).
+//   logits: [T, E]; ids, weights: [T, k]; dynamic shared: kRouteWarps * E bytes
+// Matches cpu moe_route's sequential scan `best < 0 || l[e] > l[best]` exactly: ties go to the
+// lower id, and NaN logits only win when the first expert not taken is NaN.
+__global__ void __launch_bounds__(kRouteWarps * 32)
+    route_kernel(const float *logits, int T, int E, int k, int *ids, float *weights) {
+  extern __shared__ unsigned char taken_all[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int t = blockIdx.x * kRouteWarps + warp;
+  if (t >= T) return;
+  unsigned char *taken = taken_all + warp * E;
+  for (int e = lane; e < E; e += 32) taken[e] = 0;
+  __syncwarp();
+  const float *l = logits + (size_t)t * E;
+  int *id = ids + (size_t)t * k;
+  for (int j = 0; j < k; j++) {
+    int first = 0x7fffffff, best = -1;  // first expert not taken; best non-NaN one
+    float bv = 0.f;
+    for (int e = lane; e < E; e += 32) {
+      if (taken[e]) continue;
+      const float v = l[e];
+      if (first == 0x7fffffff) first = e;
+      if (!isnan(v) && (best < 0 || v > bv)) best = e, bv = v;
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+      const int of = __shfl_xor_sync(0xffffffffu, first, off);
+      const int ob = __shfl_xor_sync(0xffffffffu, best, off);
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+      first = min(first, of);
+      if (ob >= 0 && (best < 0 || ov > bv || (ov == bv && ob < best))) best = ob, bv = ov;
+    }
+    const int pick = isnan(l[first]) ? first : best;
+    if (lane == 0) taken[pick] = 1, id[j] = pick;
+    __syncwarp();
+  }
+  const double top = l[id[0]];
+  double sum = 0;  // in slot order, in double, like the CPU
+  for (int j = 0; j < k; j++) sum += exp((double)l[id[j]] - top);
+  for (int j = lane; j < k; j += 32)
+    weights[(size_t)t * k + j] = (float)(exp((double)l[id[j]] - top) / sum);
+}
+
+// Single block: counts per expert, their padded prefix sum, then a stable scatter (slot order,
+// hence token order, within an expert) by one warp, 32 slots per step.
+//   ids: [N = T*k]; meta: offsets [E + 1] then counts [E]; row_of: [N]
+// Each non-empty expert's rows start at a multiple of `pad` rows, so its slices of the
+// workspaces keep the 256-byte alignment that cuBLASLt's heuristic assumes by default.
+__global__ void __launch_bounds__(kScatterThreads)
+    scatter_kernel(const int *ids, int N, int E, int pad, int *meta, int *row_of) {
+  extern __shared__ int fill[];  // [E]
+  for (int e = threadIdx.x; e < E; e += blockDim.x) fill[e] = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < N; s += blockDim.x) atomicAdd(&fill[ids[s]], 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int run = 0;
+    for (int e = 0; e < E; e++) {
+      const int c = fill[e];
+      meta[e] = fill[e] = run;
+      meta[E + 1 + e] = c;
+      run += (c + pad - 1) / pad * pad;
+    }
+    meta[E] = run;
+  }
+  __syncthreads();
+  if (threadIdx.x >= 32) return;
+  const int lane = threadIdx.x;
+  const unsigned below = (1u << lane) - 1;
+  for (int base = 0; base < N; base += 32) {
+    const int s = base + lane;
+    const int e = s < N ? ids[s] : -1;
+    const unsigned peers = __match_any_sync(0xffffffffu, e);
+    const int leader = __ffs(peers) - 1;
+    int start = 0;
+    if (e >= 0 && lane == leader) {
+      start = fill[e];
+      fill[e] = start + __popc(peers);
+    }
+    start = __shfl_sync(0xffffffffu, start, leader);
+    if (e >= 0) row_of[s] = start + __popc(peers & below);
+    __syncwarp();
+  }
+}
+
+// xs[row_of[s]] = x[s / k], one block per slot. x: [T, H], xs: [rows, H].
+__global__ void gather_kernel(const bf16 *x, const int *row_of, int k, int H, bool vec, bf16 *xs) {
+  const int s = blockIdx.x;
+  const bf16 *src = x + (size_t)(s / k) * H;
+  bf16 *dst = xs + (size_t)row_of[s] * H;
+  if (vec)
+    for (int i = threadIdx.x * 8; i < H; i += blockDim.x * 8)
+      *reinterpret_cast<uint4 *>(dst + i) = *reinterpret_cast<const uint4 *>(src + i);
+  else
+    for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = src[i];
+}
+
+// h[t] = (accumulate ? h[t] : 0) + sum_j weights[t, j] * ys[row_of[t*k + j]], j in slot order
+// so a token's sum does not depend on the batch. One block per token.
+__global__ void combine_kernel(const float *ys, const int *row_of, const float *weights, int k,
+                               int H, bool accumulate, float *h) {
+  const size_t t = blockIdx.x;
+  float *out = h + t * H;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) {
+    float acc = accumulate ? out[i] : 0.f;
+    for (int j = 0; j < k; j++) acc += weights[t * k + j] * ys[(size_t)row_of[t * k + j] * H + i];
+    out[i] = acc;
+  }
+}
+
+__global__ void to_bf16_kernel(const float *src, size_t n, bf16 *dst) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    dst[i] = to_bf(src[i]);
+}
+
+int grow(MoeBuf &b, size_t bytes, char *err) {
+  if (bytes <= b.bytes && b.p) return 0;
+  cudaFree(b.p);
+  b = MoeBuf();
+  bytes = (bytes + 255) / 256 * 256;
+  const cudaError_t e = cudaMalloc(&b.p, bytes ? bytes : 256);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    snprintf(err, 512, "out of device memory for the MoE workspace (%.1f MiB): %s",
+             bytes / 1048576.0, cudaGetErrorString(e));
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  b.bytes = bytes ? bytes : 256;
+  return 0;
+}
+
+bool gated_act(int act) { return act <= kGatedGeluTanh; }
+
+// Rows per alignment unit: pad * width * elem_size is a multiple of 256 bytes for every
+// workspace (xs, mid, act: bf16 of H, mlp_rows, I; ys: fp32 of H). 1 for real models.
+int row_pad(int H, int I) {
+  int a = H, b = I;
+  while (b) { const int r = a % b; a = b, b = r; }
+  int p = 128;
+  while (p > 1 && a % 2 == 0) p /= 2, a /= 2;
+  return p;
+}
+
+int check_shape(int T, int H, int I, int E, int k, int act, char *err) {
+  if (T < 0 || H < 1 || I < 1 || E < 1 || E > kMaxExperts || k < 1 || k > E || act < 0 || act > kRelu ||
+      (int64_t)T * k > 0x7fffffff) {
+    snprintf(err, 512, "moe: bad shape T=%d H=%d I=%d E=%d k=%d act=%d (need 1 <= k <= E <= %d)", T, H, I,
+             E, k, act, kMaxExperts);
+    return FG_ERR_INVALID_ARGUMENT;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int moe_work_reserve(MoeWork &w, int T, int H, int I, int E, int k, int act, char *err) {
+  FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
+  const size_t N = (size_t)T * k, mlp_rows = gated_act(act) ? 2 * (size_t)I : I;
+  const size_t rows = N + (N < (size_t)E ? N : E) * (row_pad(H, I) - 1);
+  FGCU_CHECK(grow(w.logits, (size_t)T * E * 4, err));
+  FGCU_CHECK(grow(w.ids, N * 4, err));
+  FGCU_CHECK(grow(w.weights, N * 4, err));
+  FGCU_CHECK(grow(w.row_of, N * 4, err));
+  FGCU_CHECK(grow(w.meta, (2 * (size_t)E + 1) * 4, err));
+  FGCU_CHECK(grow(w.xs, rows * H * 2, err));
+  FGCU_CHECK(grow(w.mid, rows * mlp_rows * 2, err));
+  FGCU_CHECK(grow(w.act, rows * I * 2, err));
+  FGCU_CHECK(grow(w.ys, rows * H * 4, err));
+  if (w.meta_host_cap < 2 * E + 1) {
+    if (w.meta_host) cudaFreeHost(w.meta_host);
+    w.meta_host = nullptr, w.meta_host_cap = 0;
+    FGCU_TRY(cudaMallocHost(&w.meta_host, (2 * (size_t)E + 1) * 4));
+    w.meta_host_cap = 2 * E + 1;
+  }
+  return 0;
+}
+
+void moe_work_release(MoeWork &w) {
+  MoeBuf *bufs[] = {&w.logits, &w.ids, &w.weights, &w.row_of, &w.meta, &w.xs, &w.mid, &w.act, &w.ys};
+  for (MoeBuf *b : bufs) cudaFree(b->p);
+  if (w.meta_host) cudaFreeHost(w.meta_host);
+  w = MoeWork();
+}
+
+int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
+                int T, int H, int I, int E, int k, int act, cudaStream_t st, char *err) {
+  FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
+  if (T == 0) return 0;
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  FGCU_TRY(cudaStreamIsCapturing(st, &cap));
+  if (cap != cudaStreamCaptureStatusNone) {
+    snprintf(err, 512, "moe: cannot run inside a CUDA graph capture (it waits for expert counts)");
+    return FG_ERR_INTERNAL;
+  }
+  FGCU_CHECK(moe_work_reserve(w, T, H, I, E, k, act, err));
+  const int N = T * k, mlp_rows = gated_act(act) ? 2 * I : I;
+  int *ids = (int *)w.ids.p, *row_of = (int *)w.row_of.p, *meta = (int *)w.meta.p;
+  float *logits = (float *)w.logits.p, *weights = (float *)w.weights.p, *ys = (float *)w.ys.p;
+  bf16 *xs = (bf16 *)w.xs.p, *mid = (bf16 *)w.mid.p, *actv = (bf16 *)w.act.p;
+
+  FGCU_CHECK(gemm(g, x, L.router, logits, true, false, T, E, H, st, err));
+  route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, kRouteWarps * E, st>>>(logits, T, E, k, ids, weights);
+  FGCU_LAUNCHED("moe route_kernel");
+  scatter_kernel<<<1, kScatterThreads, E * sizeof(int), st>>>(ids, N, E, row_pad(H, I), meta, row_of);
+  FGCU_LAUNCHED("moe scatter_kernel");
+  FGCU_TRY(cudaMemcpyAsync(w.meta_host, meta, (2 * (size_t)E + 1) * 4, cudaMemcpyDeviceToHost, st));
+  const bool vec = H % 8 == 0 && (uintptr_t)x % 16 == 0;
+  gather_kernel<<<N, 128, 0, st>>>(x, row_of, k, H, vec, xs);
+  FGCU_LAUNCHED("moe gather_kernel");
+  // The one host wait of the layer: the GEMM shapes below are the expert counts.
+  FGCU_TRY(cudaStreamSynchronize(st));
+
+  const int *offsets = w.meta_host, *counts = w.meta_host + E + 1;
+  for (int e = 0; e < E; e++) {
+    const int n = counts[e];
+    if (n == 0) continue;
+    if (!L.mlp_in[e] || !L.down[e]) {
+      snprintf(err, 512, "moe: expert %d has no weights on the device", e);
+      return FG_ERR_INTERNAL;
+    }
+    const size_t r0 = offsets[e];
+    const bf16 *xe = xs + r0 * H;
+    bf16 *me = mid + r0 * mlp_rows, *ae = actv + r0 * I;
+    float *ye = ys + r0 * H;
+    const float *in_b = L.mlp_in_b ? L.mlp_in_b[e] : nullptr;
+    if (gemv_gated(xe, L.mlp_in[e], in_b, act, ae, n, mlp_rows, H, st)) {
+      FGCU_LAUNCHED("moe gemv_gated");
+    } else {
+      FGCU_CHECK(gemm(g, xe, L.mlp_in[e], me, false, false, n, mlp_rows, H, st, err));
+      FGCU_CHECK(activation(me, in_b, ae, n, I, (ActKind)act, st, err));
+    }
+    FGCU_CHECK(gemm(g, ae, L.down[e], ye, true, false, n, H, I, st, err));
+    // Per expert, before the weighting: the CPU's expert mlp() adds down_bias inside its GEMM.
+    if (L.down_b && L.down_b[e]) FGCU_CHECK(add_bias_rows(ye, L.down_b[e], n, H, st, err));
+  }
+  combine_kernel<<<T, 256, 0, st>>>(ys, row_of, weights, k, H, accumulate, h);
+  FGCU_LAUNCHED("moe combine_kernel");
+  return 0;
+}
+
+}  // namespace fgcu
+
+using namespace fgcu;
+
+namespace {
+
+// Everything the hook allocates, freed when it goes out of scope.
+struct MoeHookScope {
+  cudaStream_t stream = nullptr;
+  Gemm *gemm = nullptr;
+  MoeWork work;
+  void *dev[10] = {};
+  int n = 0;
+  void *host[2] = {};
+  void *dalloc(size_t bytes) {
+    void *p = nullptr;
+    if (cudaMalloc(&p, bytes ? bytes : 16) != cudaSuccess) return nullptr;
+    dev[n++] = p;
+    return p;
+  }
+  ~MoeHookScope() {
+    if (stream) cudaStreamSynchronize(stream);
+    for (int i = 0; i < n; i++) cudaFree(dev[i]);
+    moe_work_release(work);
+    if (gemm) gemm_destroy(gemm);
+    free(host[0]), free(host[1]);
+    if (stream) cudaStreamDestroy(stream);
+    cudaGetLastError();
+  }
+};
+
+constexpr size_t kChunk = 4u << 20;  // floats staged per host -> device copy
+
+// dst[0 .. count * n) bf16, matrix i at dst + i * stride, from count matrices of n floats.
+int upload_bf16(const float *src, size_t count, size_t n, size_t stride, bf16 *dst, float *staging,
+                cudaStream_t st, char *err) {
+  for (size_t i = 0; i < count; i++)
+    for (size_t off = 0; off < n; off += kChunk) {
+      const size_t m = n - off < kChunk ? n - off : kChunk;
+      FGCU_TRY(cudaMemcpyAsync(staging, src + i * n + off, m * 4, cudaMemcpyHostToDevice, st));
+      const int blocks = ceil_div(m, 256) < 4096 ? ceil_div(m, 256) : 4096;
+      to_bf16_kernel<<<blocks, 256, 0, st>>>(staging, m, dst + i * stride + off);
+      FGCU_LAUNCHED("to_bf16_kernel");
+    }
+  return 0;
+}
+
+size_t padded(size_t n) { return (n + 127) / 128 * 128; }  // 256-byte starts for bf16 matrices
+
+}  // namespace
+
+extern "C" int fgcu_moe_host(const float *x, const float *router, const float *mlp_in,
+                             const float *down, const float *mlp_in_b, const float *down_b,
+                             float *residual, int32_t T, int32_t H, int32_t I, int32_t E, int32_t k,
+                             int32_t act, char *err) {
+  FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
+  if (T > 0 && (!x || !router || !mlp_in || !down || !residual)) {
+    snprintf(err, 512, "fgcu_moe_host: null buffer");
+    return FG_ERR_INVALID_ARGUMENT;
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    cudaGetLastError();
+    snprintf(err, 512, "no CUDA device is visible (driver missing or no GPU)");
+    return FG_ERR_DEVICE;
+  }
+  if (T == 0) return 0;
+  FGCU_TRY(cudaSetDevice(0));
+  MoeHookScope sc;
+  FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
+  FGCU_CHECK(gemm_create(&sc.gemm, err));
+  cudaStream_t st = sc.stream;
+  const size_t rows = act <= kGatedGeluTanh ? 2 * (size_t)I : I;
+  const size_t in_n = rows * H, down_n = (size_t)H * I, TH = (size_t)T * H;
+  bf16 *dx = (bf16 *)sc.dalloc(TH * 2), *drouter = (bf16 *)sc.dalloc((size_t)E * H * 2);
+  bf16 *din = (bf16 *)sc.dalloc(E * padded(in_n) * 2), *ddown = (bf16 *)sc.dalloc(E * padded(down_n) * 2);
+  float *dh = (float *)sc.dalloc(TH * 4), *staging = (float *)sc.dalloc(kChunk * 4);
+  float *din_b = mlp_in_b ? (float *)sc.dalloc(E * rows * 4) : nullptr;
+  float *ddown_b = down_b ? (float *)sc.dalloc((size_t)E * H * 4) : nullptr;
+  const bf16 **in_ptrs = (const bf16 **)calloc(2 * E, sizeof(bf16 *));
+  const float **b_ptrs = (const float **)calloc(2 * E, sizeof(float *));
+  sc.host[0] = in_ptrs, sc.host[1] = b_ptrs;
+  if (!dx || !drouter || !din || !ddown || !dh || !staging || (mlp_in_b && !din_b) ||
+      (down_b && !ddown_b) || !in_ptrs || !b_ptrs) {
+    snprintf(err, 512, "fgcu_moe_host: out of memory");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  FGCU_CHECK(upload_bf16(x, 1, TH, TH, dx, staging, st, err));
+  FGCU_CHECK(upload_bf16(router, 1, (size_t)E * H, (size_t)E * H, drouter, staging, st, err));
+  FGCU_CHECK(upload_bf16(mlp_in, E, in_n, padded(in_n), din, staging, st, err));
+  FGCU_CHECK(upload_bf16(down, E, down_n, padded(down_n), ddown, staging, st, err));
+  if (din_b) FGCU_TRY(cudaMemcpyAsync(din_b, mlp_in_b, E * rows * 4, cudaMemcpyHostToDevice, st));
+  if (ddown_b) FGCU_TRY(cudaMemcpyAsync(ddown_b, down_b, (size_t)E * H * 4, cudaMemcpyHostToDevice, st));
+  FGCU_TRY(cudaMemcpyAsync(dh, residual, TH * 4, cudaMemcpyHostToDevice, st));
+  for (int e = 0; e < E; e++) {
+    in_ptrs[e] = din + e * padded(in_n);
+    in_ptrs[E + e] = ddown + e * padded(down_n);
+    b_ptrs[e] = din_b ? din_b + e * rows : nullptr;
+    b_ptrs[E + e] = ddown_b ? ddown_b + (size_t)e * H : nullptr;
+  }
+  MoeLayer L;
+  L.router = drouter;
+  L.mlp_in = in_ptrs, L.down = in_ptrs + E;
+  L.mlp_in_b = din_b ? b_ptrs : nullptr, L.down_b = ddown_b ? b_ptrs + E : nullptr;
+  FGCU_CHECK(moe_forward(sc.gemm, sc.work, L, dx, dh, true, T, H, I, E, k, act, st, err));
+  FGCU_TRY(cudaMemcpyAsync(residual, dh, TH * 4, cudaMemcpyDeviceToHost, st));
+  FGCU_TRY(cudaStreamSynchronize(st));
+  return 0;
+}

@@ -1,0 +1,71 @@
+// Mixture-of-experts MLP on the device (Mixtral). CPU twin: cpu/moe.cpp (routing, scatter,
+// combine) + cpu/mlp.cpp (one expert).
+//
+//   x [T, H] bf16 ─ router gemm ─▶ logits [T, E] fp32 ─ top-k ─▶ ids, weights [T, k]
+//   scatter:  slots t*k + j grouped by expert, token order within one | e0 | e1 | e2 |...
+//             offsets [E + 1], counts [E]; row_of [T*k] (slot -> row); an expert's rows start
+//             256-byte aligned in every workspace (padding rows only when H, I are not /128)
+//   gather:   xs[row_of[s]] = x[s / k]                              bf16 [rows, H]
+//   expert e: rows [offsets[e], + counts[e]) of xs ─ mlp_in ─ act ─ down (+ down_b) ─▶ ys fp32
+//   combine:  h[t] = (accumulate ? h[t] : 0) + sum_{j = 0..k-1} weight[t, j] * ys[row_of[t*k + j]]
+//
+// The host needs each expert's row count to size its GEMMs: one device -> host copy of the
+// offsets and a stream sync per layer, so a step with MoE layers cannot be captured as a CUDA
+// graph (moe_forward refuses to run inside a capture).
+#pragma once
+#include "cuda/common.cuh"
+#include "cuda/gemm.cuh"
+
+namespace fgcu {
+
+// A device buffer that only grows; growing frees the old one (cudaFree waits for the device,
+// but call moe_work_reserve before a step anyway: growth mid-step stalls it).
+struct MoeBuf {
+  void *p = nullptr;
+  size_t bytes = 0;
+};
+
+// Workspace of moe_forward, owned by the caller, grown on demand (moe_work_reserve).
+struct MoeWork {
+  MoeBuf logits;   // fp32 [T, E]
+  MoeBuf ids;      // int  [T*k]  expert of slot t*k + j, best first
+  MoeBuf weights;  // fp32 [T*k]  renormalized routing weights
+  MoeBuf row_of;   // int  [T*k]  workspace row holding slot t*k + j
+  MoeBuf meta;     // int  [2E + 1]  row offsets [E + 1], then counts [E]
+  MoeBuf xs;       // bf16 [rows, H]          rows = T*k + padding (see row_pad in moe.cu)
+  MoeBuf mid;      // bf16 [rows, mlp_rows]
+  MoeBuf act;      // bf16 [rows, I]
+  MoeBuf ys;       // fp32 [rows, H]
+  int *meta_host = nullptr;  // pinned twin of meta
+  int meta_host_cap = 0;
+};
+
+// Grows w for T tokens; call it before a step to keep allocations off the layer loop.
+// act: ActKind (gated kinds take mlp_rows = 2I).
+int moe_work_reserve(MoeWork &w, int T, int H, int I, int E, int k, int act, char *err);
+void moe_work_release(MoeWork &w);
+
+// One layer's experts on the device. The pointer arrays live on the host, [E] entries each.
+struct MoeLayer {
+  const bf16 *router;            // [E, H]
+  const bf16 *const *mlp_in;     // [E] -> [mlp_rows, H]; gated: rows gate_0, up_0, gate_1, ...
+  const bf16 *const *down;       // [E] -> [H, I]
+  const float *const *mlp_in_b;  // null, or [E] -> [mlp_rows] interleaved like the rows
+  const float *const *down_b;    // null, or [E] -> [H]
+};
+
+// h: [T, H] fp32 = (accumulate ? h : 0) + MoE(x), x: [T, H] bf16 (normed). act: ActKind.
+// The expert biases are applied inside, each weighted by its routing weight (as on the CPU),
+// so nothing is owed to the residual afterwards. Syncs `st` once (see above).
+int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
+                int T, int H, int I, int E, int k, int act, cudaStream_t st, char *err);
+
+}  // namespace fgcu
+
+// Test hook: the whole MoE MLP on host fp32 buffers on device 0 (weights rounded to bf16 there).
+//   x [T, H], router [E, H], mlp_in [E, mlp_rows, H] (gated: rows interleaved), down [E, H, I],
+//   mlp_in_b [E, mlp_rows] or null, down_b [E, H] or null; residual [T, H] += MoE(x).
+extern "C" int fgcu_moe_host(const float *x, const float *router, const float *mlp_in,
+                             const float *down, const float *mlp_in_b, const float *down_b,
+                             float *residual, int32_t T, int32_t H, int32_t I, int32_t E, int32_t k,
+                             int32_t act, char *err);
