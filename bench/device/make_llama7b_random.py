@@ -4,13 +4,15 @@
 and the tokenizer is a byte-level BPE trained here on made-up words, so the model talks nonsense;
 the benchmark sends token-id prompts with ignore_eos, so only the shapes matter.
 
-    python3 bench/device/make_llama7b_random.py OUT_DIR [--tiny] [--seed 0]
+    python3 bench/device/make_llama7b_random.py OUT_DIR [--tiny] [--seed 0] [--shape 7b|70b] [--layers N]
 
 Shape (Llama-2-7B): hidden 4096, 32 layers, 32 heads (MHA, head_dim 128), intermediate 11008,
 vocab 32000, context 4096, RMSNorm eps 1e-5, RoPE theta 10000, separate LM head.
 6.74B parameters: 13.5 GB of bf16 safetensors (5 GB shards + index). About a minute on an H100
 (weights drawn on the GPU), most of it writing the files.
 --tiny: same vocabulary and context, 2 layers of width 256 (a CPU smoke test of this script).
+--shape 70b: Llama-2-70B (hidden 8192, 80 layers, 64 heads / 8 KV heads, intermediate 28672);
+--layers N trims either shape to N layers (e.g. 20 layers of 70B: 17.6B parameters, 35 GB).
 
 Writes config.json, generation_config.json, model-0000x-of-0000n.safetensors + index,
 tokenizer.json (<unk>=0, <s>=1, </s>=2; "<s>" prepended), tokenizer_config.json, README.md.
@@ -33,6 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 VOCAB = 32000
 SPECIALS = ["<unk>", "<s>", "</s>"]
 SHAPE_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32)
+SHAPE_70B = dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8)
 SHAPE_TINY = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
 MARKER = "fastgen-bench-random-llama"
 
@@ -84,6 +87,8 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--tiny", action="store_true", help="2 layers of width 256 (CPU smoke test)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shape", choices=["7b", "70b"], default="7b")
+    ap.add_argument("--layers", type=int, default=0, help="trim to this many layers")
     args = ap.parse_args()
 
     card = os.path.join(args.out_dir, "README.md")
@@ -104,7 +109,9 @@ def main():
                    "add_bos_token": True, "model_max_length": 4096, "clean_up_tokenization_spaces": False}, f, indent=2)
     log(f"tokenizer: {tok.get_vocab_size()} tokens ({time.time() - t0:.0f} s)")
 
-    shape = SHAPE_TINY if args.tiny else SHAPE_7B
+    shape = dict(SHAPE_TINY if args.tiny else SHAPE_70B if args.shape == "70b" else SHAPE_7B)
+    if args.layers:
+        shape["num_hidden_layers"] = args.layers
     config = LlamaConfig(vocab_size=VOCAB, max_position_embeddings=4096, rms_norm_eps=1e-5, hidden_act="silu",
                          tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **shape)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -121,8 +128,9 @@ def main():
     log(f"model: {n / 1e9:.2f}B parameters on {device} ({time.time() - t0:.0f} s)")
     model.save_pretrained(args.out_dir, safe_serialization=True, max_shard_size="5GB")
     with open(card, "w") as f:
-        f.write(f"# Random Llama-2-7B-shaped model ({MARKER})\n\n"
-                f"Made by `bench/device/make_llama7b_random.py{' --tiny' if args.tiny else ''} --seed {args.seed}` with torch "
+        f.write(f"# Random Llama-2-{args.shape.upper()}-shaped model, {shape['num_hidden_layers']} layers ({MARKER})\n\n"
+                f"Made by `bench/device/make_llama7b_random.py{' --tiny' if args.tiny else ''} --seed {args.seed} --shape {args.shape}"
+                f"{f' --layers {args.layers}' if args.layers else ''}` with torch "
                 f"{torch.__version__}, transformers {transformers.__version__}: {n / 1e9:.2f}B random bf16 parameters "
                 f"(transformers' init), a {VOCAB}-token byte-level BPE trained on made-up words. Benchmarks only.\n")
     log(f"wrote {args.out_dir} ({time.time() - t0:.0f} s)")

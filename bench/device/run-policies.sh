@@ -19,6 +19,7 @@
 #   --serve-flags "..."   extra `fastgen serve` flags ["--backend cuda"]
 #   --results DIR         result files [bench/results/device]
 #   --tiny                a 2-layer model of the same vocabulary (CPU smoke test of this script)
+#   --model-args "..."    extra make_llama7b_random.py flags, e.g. "--shape 70b --layers 20" [""]
 #
 # Writes, in --results: <suite>-<policy>.json/.svg per policy, <suite>-hf-static.json/.svg,
 # <suite>-policies.svg/.md/.json (all curves + the table), and, when $OUT is set (device tool),
@@ -37,6 +38,7 @@ MODEL_DIR=/tmp/fastgen-llama2-7b-random
 SERVE_FLAGS="--backend cuda"
 RESULTS=bench/results/device
 TINY=""
+MODEL_ARGS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) SUITE=$2; shift 2 ;;
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --serve-flags) SERVE_FLAGS=$2; shift 2 ;;
     --results) RESULTS=$2; shift 2 ;;
     --tiny) TINY=--tiny; shift ;;
+    --model-args) MODEL_ARGS=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-policies: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -73,7 +76,7 @@ trap copy_out EXIT
 
 if has_stage model; then
   stamp "model: $MODEL_DIR"
-  "$PYTHON" bench/device/make_llama7b_random.py "$MODEL_DIR" $TINY
+  "$PYTHON" bench/device/make_llama7b_random.py "$MODEL_DIR" $TINY $MODEL_ARGS
 fi
 
 if has_stage fastgen; then

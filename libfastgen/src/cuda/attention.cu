@@ -330,10 +330,15 @@ __global__ void attn_simple_kernel(AttnArgs p) {
 template <int HD, int WR>
 int launch(const AttnArgs &a, int num_tiles, int splits, cudaStream_t s, char *err) {
   constexpr int bytes = smem_bytes<HD, WR>();
-  static bool configured = false;  // per instantiation; a race only repeats the same call
-  if (!configured) {
+  // Kernel attributes are per device (tensor-parallel ranks each set theirs): one bit per device,
+  // per instantiation; a race only repeats the same call.
+  static unsigned configured = 0;
+  int dev = 0;
+  FGCU_TRY(cudaGetDevice(&dev));
+  const unsigned bit = 1u << (dev & 31);
+  if (!(__atomic_load_n(&configured, __ATOMIC_ACQUIRE) & bit)) {
     FGCU_TRY(cudaFuncSetAttribute(attn_kernel<HD, WR>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    configured = true;
+    __atomic_fetch_or(&configured, bit, __ATOMIC_RELEASE);
   }
   dim3 grid(num_tiles * splits, a.num_kv_heads);
   attn_kernel<HD, WR><<<grid, kThreads, bytes, s>>>(a);
