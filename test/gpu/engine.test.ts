@@ -18,6 +18,7 @@ const VARIANTS: [string, Partial<ModelSpec>][] = [
   ["phi-like: layernorm, partial rotary, parallel, gelu_tanh, all biases", { ...base, num_kv_heads: 8, norm: "layer", partial_rotary_factor: 0.5, layout: "parallel", mlp: "gelu_tanh", qkv_bias: true, o_bias: true, mlp_bias: true, lm_head_bias: true }],
   ["falcon-like: two norms in parallel, MQA, gelu", { ...base, num_kv_heads: 1, norm: "layer", layout: "parallel_two_norms", mlp: "gelu", o_bias: false }],
   ["opt-like: learned positions, relu, layernorm, biases", { ...base, num_kv_heads: 8, positions: "learned", norm: "layer", mlp: "relu", qkv_bias: true, o_bias: true, mlp_bias: true }],
+  ["opt-350m-like: post-norm, project_in/out (embed_dim 128), no final norm", { ...base, num_kv_heads: 8, positions: "learned", norm: "layer", mlp: "relu", qkv_bias: true, o_bias: true, mlp_bias: true, norm_position: "post", embed_dim: 128, final_norm: false }],
   ["llama3 rope scaling, gated gelu, hd 16", { ...base, num_heads: 16, num_kv_heads: 4, head_dim: 16, mlp: "gated_gelu", rope_scaling: { type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } as ModelSpec["rope_scaling"] }],
   ["hd 8 (fallback attention kernel), odd hidden 48", {}],
 ];

@@ -13,9 +13,8 @@ import { EngineCore } from "../../src/engine/engineCore";
 import { runToCompletion } from "../../src/engine/runToCompletion";
 import { hasGpu } from "./gpuHelpers";
 
-// Every fixture whose features the CUDA backend runs (opt-postnorm-proj: post-norm
-// with project_in/out are refused at create, see errors.test.ts).
-const FIXTURES = ["llama-gqa", "llama3-rope", "mistral-swa", "qwen2", "opt", "falcon-gqa", "falcon-mqa", "phi", "mixtral"];
+// Every fixture: each architecture the project supports runs on the CUDA backend.
+const FIXTURES = ["llama-gqa", "llama3-rope", "mistral-swa", "qwen2", "opt", "opt-postnorm-proj", "falcon-gqa", "falcon-mqa", "phi", "mixtral"];
 const TOL = 0.3;
 const dir = (name: string) => join(import.meta.dir, "..", "fixtures", name);
 

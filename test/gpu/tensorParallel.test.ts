@@ -59,6 +59,10 @@ const CASES: [string, Partial<ModelSpec>][] = [
     mlp_bias: true, lm_head_bias: true, num_kv_heads: 6,
   }],
   ["Mixtral-like MoE (4 experts, top-2)", { num_experts: 4, num_experts_per_tok: 2, arch: "mixtral" }],
+  ["OPT-350m-like: post-norm, project_in/out (embed_dim 32), no final norm", {
+    norm: "layer", positions: "learned", mlp: "relu", qkv_bias: true, o_bias: true, mlp_bias: true, num_kv_heads: 6,
+    norm_position: "post", embed_dim: 32, final_norm: false,
+  }],
 ];
 
 describe.skipIf(!twoGpus)("tensor parallel = 2 vs 1", () => {
@@ -81,7 +85,7 @@ describe.skipIf(!twoGpus)("tensor parallel = 2 vs 1", () => {
   }
 });
 
-const FIXTURES = ["llama-gqa", "llama3-rope", "qwen2", "opt", "falcon-mqa", "phi", "mixtral"];
+const FIXTURES = ["llama-gqa", "llama3-rope", "qwen2", "opt", "opt-postnorm-proj", "falcon-mqa", "phi", "mixtral"];
 const TOL = 0.3; // against transformers' fp32 reference: see fixtures.test.ts
 
 describe.skipIf(!twoGpus)("fixtures at tensor parallel 2", () => {

@@ -36,7 +36,8 @@ const SlotName kExpertSlots[] = {  // layers.{i}.experts.{e}.{suffix}
 const SlotName kGlobalSlots[] = {
     {"embed", FGCU_EMBED}, {"pos_embed", FGCU_POS_EMBED}, {"final_norm", FGCU_FINAL_NORM},
     {"final_norm_bias", FGCU_FINAL_NORM_BIAS}, {"lm_head", FGCU_LM_HEAD},
-    {"lm_head_bias", FGCU_LM_HEAD_BIAS},
+    {"lm_head_bias", FGCU_LM_HEAD_BIAS}, {"embed_proj_in", FGCU_EMBED_PROJ_IN},
+    {"embed_proj_out", FGCU_EMBED_PROJ_OUT},
 };
 
 // "layers.{i}.{suffix}", "layers.{i}.experts.{e}.{suffix}" or a global name -> (layer or -1,
@@ -82,8 +83,6 @@ int32_t act_of(fg::MlpKind k) {
 
 void fg_engine::cuda_create() {
   const fg::ModelSpec &s = spec_;
-  if (s.post_norm) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend does not run norm_position \"post\" yet");
-  if (s.embed_proj()) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend does not run embed_dim != hidden_size yet");
   if (s.head_dim > 256) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend supports head_dim <= 256, got %lld", (long long)s.head_dim);
   if (s.hidden_size > 16384) fg::raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend supports hidden_size <= 16384");
   fgcu_model m{};
@@ -102,6 +101,7 @@ void fg_engine::cuda_create() {
   m.parallel = s.parallel, m.parallel_mlp_norm = s.parallel_mlp_norm;
   m.tie_word_embeddings = s.tie_word_embeddings;
   m.num_experts = (int32_t)s.num_experts, m.experts_per_tok = (int32_t)s.num_experts_per_tok;
+  m.embed_dim = s.embed_dim, m.post_norm = s.post_norm;
   char err[512] = "";
   check(fgcu_group_create(&m, (int32_t)s.tensor_parallel, (int32_t)s.collective_timeout_ms, &cuda_, err), err);
 }

@@ -31,6 +31,8 @@ typedef struct fgcu_model {
   int32_t tie_word_embeddings;
   int32_t num_experts;     // 0: dense MLP; else MoE (router + experts, each of kind act)
   int32_t experts_per_tok;
+  int64_t embed_dim;       // embed / lm_head width; != hidden_size: embed_proj_in / _out exist
+  int32_t post_norm;       // norm_position "post": h = norm(h + f(h)) (sequential layout only)
 } fgcu_model;
 
 // Where a canonical tensor goes (layer tensors take their layer index).
@@ -40,7 +42,7 @@ typedef enum fgcu_slot {
   FGCU_O, FGCU_O_BIAS, FGCU_MLP_NORM, FGCU_MLP_NORM_BIAS, FGCU_GATE, FGCU_GATE_BIAS, FGCU_UP,
   FGCU_UP_BIAS, FGCU_DOWN, FGCU_DOWN_BIAS,
   FGCU_ROUTER, FGCU_EXPERT_GATE, FGCU_EXPERT_GATE_BIAS, FGCU_EXPERT_UP, FGCU_EXPERT_UP_BIAS,
-  FGCU_EXPERT_DOWN, FGCU_EXPERT_DOWN_BIAS,
+  FGCU_EXPERT_DOWN, FGCU_EXPERT_DOWN_BIAS, FGCU_EMBED_PROJ_IN, FGCU_EMBED_PROJ_OUT,
 } fgcu_slot;
 
 typedef struct fgcu_group fgcu_group;

@@ -37,8 +37,11 @@ void layout_weights(fgcu_engine *e, Bump &mat, Bump &vec) {
   const bool has_mlp_norm = !m.parallel || m.parallel_mlp_norm;
   auto M = [&](size_t n) { return (bf16 *)mat.take(n * 2); };
   auto F = [&](size_t n) { return (float *)vec.take(n * 4); };
-  e->embed = M(Vr * H);
-  e->lm_head = m.tie_word_embeddings ? e->embed : M(Vr * H);
+  const size_t D = m.embed_dim;
+  e->embed = M(Vr * D);
+  e->lm_head = m.tie_word_embeddings ? e->embed : M(Vr * D);
+  e->proj_in = D != H ? M(H * D) : nullptr;
+  e->proj_out = D != H ? M(D * H) : nullptr;
   e->pos_embed = m.learned_positions ? F((size_t)m.max_position_embeddings * H) : nullptr;
   e->final_norm = m.final_norm ? F(H) : nullptr;
   e->final_norm_b = m.final_norm && m.norm_layer ? F(H) : nullptr;
@@ -255,7 +258,7 @@ void fgcu::engine_destroy(fgcu_engine *e) {
   DevBuf *bufs[] = {&e->h,      &e->x,      &e->x2,     &e->qkv,    &e->attn,
                     &e->mlp,    &e->act,    &e->part_o, &e->part_lse, &e->xf,
                     &e->logits, &e->z,      &e->counts, &e->out_dev, &e->logits_part,
-                    &e->gathered};
+                    &e->gathered, &e->emb,  &e->xd};
   for (DevBuf *b : bufs) release(*b);
   release(e->meta);
   moe_work_release(e->moe);
@@ -301,7 +304,7 @@ Shard shard_of(const fgcu_engine *e, int32_t slot, uint64_t numel) {
       rows(1, e->inter_begin, m.intermediate_size);
       break;
     case FGCU_DOWN: case FGCU_EXPERT_DOWN: cols(f.intermediate_size, e->inter_begin, m.intermediate_size); break;
-    case FGCU_EMBED: case FGCU_LM_HEAD: rows(H, e->vocab_begin, vn); break;
+    case FGCU_EMBED: case FGCU_LM_HEAD: rows(f.embed_dim, e->vocab_begin, vn); break;
     case FGCU_LM_HEAD_BIAS: rows(1, e->vocab_begin, vn); break;
     default: break;
   }
@@ -327,6 +330,8 @@ int fgcu::engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t slo
     case FGCU_FINAL_NORM: vec = e->final_norm; break;
     case FGCU_FINAL_NORM_BIAS: vec = e->final_norm_b; break;
     case FGCU_LM_HEAD_BIAS: vec = e->lm_head_b; break;
+    case FGCU_EMBED_PROJ_IN: mat = e->proj_in; break;
+    case FGCU_EMBED_PROJ_OUT: mat = e->proj_out; break;
     default:
       if (!w) {
         snprintf(err, 512, "load: layer %d out of range", layer);

@@ -121,7 +121,8 @@ struct fgcu_engine {
   void *mat_arena = nullptr, *vec_arena = nullptr;
   uint64_t weight_bytes = 0;
   fgcu::LayerW *layers = nullptr;
-  fgcu::bf16 *embed = nullptr, *lm_head = nullptr;
+  fgcu::bf16 *embed = nullptr, *lm_head = nullptr;      // [vocab_rows, embed_dim]
+  fgcu::bf16 *proj_in = nullptr, *proj_out = nullptr;   // embed_dim != hidden: [H, D], [D, H]
   float *pos_embed = nullptr, *final_norm = nullptr, *final_norm_b = nullptr, *lm_head_b = nullptr;
   double *inv_freq = nullptr;  // device [rotary_dim / 2]
   int qkv_rows = 0, mlp_rows = 0;
@@ -137,6 +138,7 @@ struct fgcu_engine {
   // activations [T, ...] and per sampled row [R, ...]
   fgcu::DevBuf h, x, x2, qkv, attn, mlp, act, part_o, part_lse;
   fgcu::DevBuf xf, logits, z, counts, out_dev;
+  fgcu::DevBuf emb, xd;        // embed_dim != hidden: embeddings fp32 [T, D]; bf16 [max(T, R), D]
   fgcu::MoeWork moe;           // MoE layers' routing and expert workspaces
   void *expert_ptrs = nullptr; // host arrays behind LayerW::ex_* (num_layers * 4 * E pointers)
   fgcu::MetaBuf meta;

@@ -12,7 +12,8 @@ constexpr int kMaxNormCols = 16384;  // 32 values per thread in registers
 template <int PER>
 __global__ void __launch_bounds__(kNormThreads)
     norm_kernel(float *h, const int *rows, int H, const float *add_a, const float *add_b,
-                bool write_back, int op, const float *w, const float *b, float eps, bf16 *out) {
+                bool write_back, bool write_normed, int op, const float *w, const float *b, float eps,
+                bf16 *out) {
   __shared__ float scratch[32];
   float *src = h + (size_t)(rows ? rows[blockIdx.x] : blockIdx.x) * H;
   float v[PER];
@@ -49,6 +50,7 @@ __global__ void __launch_bounds__(kNormThreads)
     } else {
       float y = (v[j] - mean) * scale * w[i];
       if (b) y += b[i];
+      if (write_normed) src[i] = y;
       o[i] = to_bf(y);
     }
   }
@@ -204,6 +206,12 @@ __global__ void embed_kernel(const bf16 *embed, const float *pos_embed, const in
   for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = (e ? to_f(e[i]) : 0.f) + (pe ? pe[i] : 0.f);
 }
 
+__global__ void pos_kernel(const float *pos_embed, const int *positions, int H, float *h) {
+  const float *pe = pos_embed + (size_t)positions[blockIdx.x] * H;
+  float *dst = h + (size_t)blockIdx.x * H;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] += pe[i];
+}
+
 __global__ void bias_kernel(float *y, const float *bias, int N) {
   float *row = y + (size_t)blockIdx.x * N;
   for (int i = threadIdx.x; i < N; i += blockDim.x) row[i] += bias[i];
@@ -216,16 +224,17 @@ int grid_for(size_t n, int threads) {
 
 }  // namespace
 
-int norm_rows(float *h, const int *rows, int R, int H, const float *add_a, const float *add_b,
-              bool write_back, NormOp op, const float *w, const float *b, float eps, bf16 *out,
-              cudaStream_t stream, char *err) {
+namespace {
+int launch_norm(float *h, const int *rows, int R, int H, const float *add_a, const float *add_b,
+                bool write_back, bool write_normed, NormOp op, const float *w, const float *b, float eps,
+                bf16 *out, cudaStream_t stream, char *err) {
   if (R <= 0) return 0;
   if (H > kMaxNormCols) {
     snprintf(err, 512, "norm: hidden size %d > %d is not supported", H, kMaxNormCols);
     return FG_ERR_UNSUPPORTED;
   }
 #define FGCU_NORM(PER) \
-  norm_kernel<PER><<<R, kNormThreads, 0, stream>>>(h, rows, H, add_a, add_b, write_back, op, w, b, eps, out)
+  norm_kernel<PER><<<R, kNormThreads, 0, stream>>>(h, rows, H, add_a, add_b, write_back, write_normed, op, w, b, eps, out)
   const int per = (H + kNormThreads - 1) / kNormThreads;
   if (per <= 1) FGCU_NORM(1);
   else if (per <= 2) FGCU_NORM(2);
@@ -235,6 +244,26 @@ int norm_rows(float *h, const int *rows, int R, int H, const float *add_a, const
   else FGCU_NORM(32);
 #undef FGCU_NORM
   FGCU_LAUNCHED("norm_kernel");
+  return 0;
+}
+}  // namespace
+
+int norm_rows(float *h, const int *rows, int R, int H, const float *add_a, const float *add_b,
+              bool write_back, NormOp op, const float *w, const float *b, float eps, bf16 *out,
+              cudaStream_t stream, char *err) {
+  return launch_norm(h, rows, R, H, add_a, add_b, write_back, false, op, w, b, eps, out, stream, err);
+}
+
+int norm_rows_in_place(float *h, int R, int H, const float *add_a, NormOp op, const float *w, const float *b,
+                       float eps, bf16 *out, cudaStream_t stream, char *err) {
+  return launch_norm(h, nullptr, R, H, add_a, nullptr, true, true, op, w, b, eps, out, stream, err);
+}
+
+int add_pos_embed(const float *pos_embed, const int *positions, int T, int H, float *h, cudaStream_t stream,
+                  char *err) {
+  if (T <= 0) return 0;
+  pos_kernel<<<T, 256, 0, stream>>>(pos_embed, positions, H, h);
+  FGCU_LAUNCHED("pos_kernel");
   return 0;
 }
 

@@ -17,6 +17,15 @@ int norm_rows(float *h, const int *rows, int R, int H, const float *add_a, const
               bool write_back, NormOp op, const float *w, const float *b, float eps, bf16 *out,
               cudaStream_t stream, char *err);
 
+// Post-norm (norm_position "post"): h[r] = norm(h[r] + add_a) * w (+ b) in place (fp32), and
+// out[r] = the same in bf16.
+int norm_rows_in_place(float *h, int R, int H, const float *add_a, NormOp op, const float *w, const float *b,
+                       float eps, bf16 *out, cudaStream_t stream, char *err);
+
+// h[t, :] += pos_embed[positions[t], :] (learned positions after embed_proj_in).
+int add_pos_embed(const float *pos_embed, const int *positions, int T, int H, float *h, cudaStream_t stream,
+                  char *err);
+
 // qkv: [T, (nh + 2 nkv) * hd] bf16, in place: q and k heads get + bias, then RoPE on their first
 // rot dims (rotate_half pairing i <-> i + rot/2; angle = position * inv_freq[i] in double);
 // k and v (+ bias) are then written to their cache slots. inv_freq: [rot / 2] device (null or

@@ -151,6 +151,11 @@ int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err) {
   FGCU_CHECK(ensure(e->logits, R * V * 4, "logits", err));
   FGCU_CHECK(ensure(e->z, R * V * 4, "sampling", err));
   if (m.any_penalty) FGCU_CHECK(ensure(e->counts, R * V * 4, "sampling", err));
+  if (M.embed_dim != M.hidden_size) {
+    const size_t D = M.embed_dim;
+    FGCU_CHECK(ensure(e->emb, T * D * 4, "activations", err));
+    FGCU_CHECK(ensure(e->xd, (T > R ? T : R) * D * 2, "activations", err));
+  }
   if (M.num_experts > 0)
     FGCU_CHECK(moe_work_reserve(e->moe, m.T, (int)H, (int)I, (int)M.num_experts, (int)M.experts_per_tok, M.act, err));
   if (e->tp > 1) {
@@ -216,9 +221,21 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
 
   Profiler *pr = e->prof;
   const bool lead = e->rank == 0;  // rank 0 adds what every rank holds whole (h, pos_embed)
-  FGCU_CHECK(embed_tokens(e->embed, lead ? e->pos_embed : nullptr, m.token_ids, m.positions, T, H,
-                          (int)e->vocab_begin, (int)e->vocab_rows, h, st, err));
-  FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+  const int D = (int)M.embed_dim;
+  bf16 *xd = (bf16 *)e->xd.p;      // embed_dim != hidden: bf16 rows of width D
+  if (D != H) {  // OPT's project_in: h = bf16(embed rows) proj_in^T (+ pos_embed)
+    float *ef = (float *)e->emb.p;
+    FGCU_CHECK(embed_tokens(e->embed, nullptr, m.token_ids, m.positions, T, D, (int)e->vocab_begin,
+                            (int)e->vocab_rows, ef, st, err));
+    FGCU_CHECK(all_reduce(e, ef, (size_t)T * D, err));
+    FGCU_CHECK(norm_rows(ef, nullptr, T, D, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, xd, st, err));
+    FGCU_CHECK(gemm(e->gemm, xd, e->proj_in, h, true, false, T, H, D, st, err));
+    if (e->pos_embed) FGCU_CHECK(add_pos_embed(e->pos_embed, m.positions, T, H, h, st, err));
+  } else {
+    FGCU_CHECK(embed_tokens(e->embed, lead ? e->pos_embed : nullptr, m.token_ids, m.positions, T, H,
+                            (int)e->vocab_begin, (int)e->vocab_rows, h, st, err));
+    FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+  }
   profiler_mark(pr, st, "embed");
   AttnArgs a;
   memset(&a, 0, sizeof a);
@@ -237,7 +254,9 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
   for (int64_t l = 0; l < M.num_layers; l++) {
     const LayerW &w = e->layers[l];
     bf16 *kc = e->kv + (size_t)(2 * l) * e->layer_elems, *vc = kc + e->layer_elems;
-    FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+    const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
+    if (!post) FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+    else if (l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
     profiler_mark(pr, st, "norm");
     owed_a = owed_b = nullptr;
     const bool two_norms = M.parallel && M.parallel_mlp_norm;
@@ -259,7 +278,8 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
       owed_a = w.o_b;
     } else {
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
-      FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+      else FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
     }
     if (M.num_experts > 0) {  // expert biases are weighted inside, on rank 0 only: none owed
@@ -271,6 +291,7 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
       FGCU_CHECK(moe_forward(e->gemm, e->moe, ml, mlp_x, h, lead || M.parallel, T, H, I, (int)M.num_experts,
                              (int)M.experts_per_tok, M.act, st, err));
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+      if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, nullptr, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "moe");
       owed_b = nullptr;
       continue;
@@ -287,7 +308,8 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
     FGCU_CHECK(gemm(e->gemm, act, w.down, h, true, lead || M.parallel, T, H, I, st, err));
     FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
     profiler_mark(pr, st, "gemm down");
-    owed_b = w.down_b;
+    if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.down_b, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+    else owed_b = w.down_b;
   }
   if (m.R == 0) return 0;
   bf16 *xf = (bf16 *)e->xf.p;
@@ -296,7 +318,8 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
                        e->final_norm, e->final_norm_b, eps, xf, st, err));
   const int Vr = (int)e->vocab_rows;
   float *cols = e->tp > 1 ? (float *)e->logits_part.p : logits;  // [R, Vr]
-  FGCU_CHECK(gemm(e->gemm, xf, e->lm_head, cols, true, false, m.R, Vr, H, st, err));
+  if (D != H) FGCU_CHECK(gemm(e->gemm, xf, e->proj_out, xd, false, false, m.R, D, H, st, err));  // project_out
+  FGCU_CHECK(gemm(e->gemm, D != H ? xd : xf, e->lm_head, cols, true, false, m.R, Vr, D, st, err));
   if (e->lm_head_b) FGCU_CHECK(add_bias_rows(cols, e->lm_head_b, m.R, Vr, st, err));
   if (e->tp > 1) FGCU_CHECK(gather_logits(e, m.R, logits, err));
   profiler_mark(pr, st, "final norm + lm head");
@@ -381,7 +404,8 @@ int forward_graphed(fgcu_engine *e, const Meta &m, char *err) {
                             (uint64_t)(uintptr_t)e->h.p ^ ((uint64_t)(uintptr_t)e->qkv.p << 1),
                             (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1) ^
                                 ((uint64_t)(uintptr_t)e->logits_part.p << 2) ^ ((uint64_t)(uintptr_t)e->gathered.p << 3),
-                            (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1)};
+                            (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1) ^
+                                ((uint64_t)(uintptr_t)e->emb.p << 2) ^ ((uint64_t)(uintptr_t)e->xd.p << 3)};
   GraphSlot *slot = nullptr, *victim = &e->graphs[0];
   for (GraphSlot &g : e->graphs) {
     if (memcmp(g.key, key, sizeof key) == 0 && g.last_use) slot = &g;
