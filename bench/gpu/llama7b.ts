@@ -26,14 +26,6 @@ const spec = shapeSpec("7b");
 const batchOf = (numSeqs: number, chunk: number, ctx: number, blockSize: number) => batchOfSpec(spec, numSeqs, chunk, ctx, blockSize);
 
 const t0 = performance.now();
-    e.step(batch);
-    ms.push(performance.now() - t0);
-  }
-  ms.sort((a, b) => a - b);
-  return ms[Math.floor(ms.length / 2)]!;
-}
-
-const t0 = performance.now();
 const engine = NativeEngine.create(spec, "cuda");
 const matBytes = loadRandom(engine, spec);
 const info = engine.finalize({});

@@ -210,7 +210,7 @@ typedef struct fg_batch {
   const int32_t *penalty_prompt_lens;
   /* [num_tokens] or NULL: prompt logprobs. For token i, the id whose log-softmax under the logits
    * at token i is wanted (the prompt's next token), or -1. Results go to
-   * fg_step_output.next_token_logprobs / next_top_ids / next_top_logprobs (CPU backend only). */
+   * fg_step_output.next_token_logprobs / next_top_ids / next_top_logprobs. */
   const int32_t *next_token_ids;
 } fg_batch;
 

@@ -149,8 +149,6 @@ export class EngineCore {
       throw new RequestRejectedError(
         `the prompt (${promptIds.length} tokens) plus max_tokens (${sampling.maxTokens}) exceeds the model's context of ${this.maxModelLen} tokens`,
       );
-    if (sampling.promptLogprobs !== undefined && sampling.promptLogprobs >= 0 && this.native.info().backend === "cuda")
-      throw new RequestRejectedError("prompt logprobs (echo with logprobs) are not available on the CUDA backend yet");
     const n = sampling.n ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new RequestRejectedError("n must be an integer >= 1");
     let params;

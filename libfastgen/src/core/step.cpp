@@ -16,11 +16,7 @@ void fg_engine::step(const fg_batch *b, fg_step_output *out) {
     fail_steps_--;
     fg::raise(FG_ERR_INTERNAL, "fg_step: injected failure (fg_debug_fail_next_steps)");
   }
-  if (backend_ == FG_BACKEND_CUDA) {
-    if (b->next_token_ids)
-      fg::raise(FG_ERR_UNSUPPORTED, "fg_step: prompt logprobs (next_token_ids) are not on the CUDA backend yet");
-    return cuda_step(b, out);
-  }
+  if (backend_ == FG_BACKEND_CUDA) return cuda_step(b, out);
   fg::validate_batch(spec_, kv_->num_blocks(), kv_->block_size(), b, out);
   const int32_t T = b->num_tokens, S = b->num_seqs;
   if (T == 0) return;

@@ -42,7 +42,9 @@ void release(MetaBuf &mb);
 
 // One step's metadata: counts on the host, arrays on the device (after upload).
 struct Meta {
-  int T = 0, S = 0, R = 0, L = 0, splits = 1, num_wide = 0, num_narrow = 0;
+  // R rows get logits: the R - R_next sampled ones (one per sequence that wants a token), then
+  // R_next prompt-logprob rows (tokens with a next_token_id), whose row_seq entry is the token.
+  int T = 0, S = 0, R = 0, R_next = 0, L = 0, splits = 1, num_wide = 0, num_narrow = 0;
   bool any_penalty = false;
   uint64_t layout = 0;           // room of the variable-length regions (graph key)
   const int *row_seq = nullptr;  // host: sequence of sampled row r

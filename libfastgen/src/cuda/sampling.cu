@@ -266,7 +266,9 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   // 1. z was prepared by sample_prepare_kernel (read only here)
   // 2. choose
   int chosen;
-  if (p.temperature == 0.f) {
+  if (p.forced >= 0) {
+    chosen = p.forced;
+  } else if (p.temperature == 0.f) {
     float bv = -INFINITY;
     int bi = INT_MAX;
     for (int i = tid; i < V; i += kThreads)

@@ -13,7 +13,8 @@ namespace fgcu {
 // Per sampled row (host-packed, uploaded with the step's metadata).
 struct SampleRow {
   float temperature, top_p, min_p, presence, frequency, repetition;
-  int top_k, pen_begin, pen_end, bias_begin, bias_end, pad;
+  int top_k, pen_begin, pen_end, bias_begin, bias_end;
+  int forced;          // >= 0: report this id instead of drawing one (prompt logprobs), else -1
   unsigned long long seed;
   long long position;  // the position being predicted
 };

@@ -32,6 +32,10 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   const int nb = b->block_indptr[S];
   const int np = b->penalty_indptr ? b->penalty_indptr[S] : 0;
   const int nbias = b->logit_bias_indptr ? b->logit_bias_indptr[S] : 0;
+  int num_next = 0;  // prompt-logprob rows
+  if (b->next_token_ids)
+    for (int t = 0; t < T; t++) num_next += b->next_token_ids[t] >= 0;
+  const int rows_max = S + num_next;
   // Variable-length regions get power-of-two room, so consecutive decode steps keep one layout
   // (and one set of device addresses a captured graph can replay).
   auto room = [](int n) {
@@ -50,10 +54,10 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   };
   const size_t o_tok = take(T * 4), o_pos = take(T * 4), o_seq = take(T * 4);
   const size_t o_cu = take((S + 1) * 4), o_ctx = take(S * 4), o_bptr = take((S + 1) * 4);
-  const size_t o_bidx = take(room(nb) * 4), o_lrows = take(S * 4), o_rseq = take(S * 4);
+  const size_t o_bidx = take(room(nb) * 4), o_lrows = take(rows_max * 4), o_rseq = take(rows_max * 4);
   const size_t o_wide = take(tiles * sizeof(AttnTile)), o_narrow = take(tiles * sizeof(AttnTile));
   const size_t o_pen = take(room(np) * 4), o_bids = take(room(nbias) * 4), o_bvals = take(room(nbias) * 4);
-  const size_t o_rows = take(S * sizeof(SampleRow));
+  const size_t o_rows = take(rows_max * sizeof(SampleRow));
   if (off > mb.cap) {
     release(mb);
     const size_t cap = off * 2;
@@ -86,6 +90,7 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
     if (!b->wants_token[s]) continue;
     SampleRow &r = rows[R];
     memset(&r, 0, sizeof r);
+    r.forced = -1;
     r.temperature = b->temperature[s];
     r.top_p = b->top_p[s];
     r.top_k = b->top_k[s];
@@ -103,13 +108,24 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
     rseq[R] = s;
     R++;
   }
+  const int R_sampled = R;
+  for (int t = 0; num_next && t < T; t++) {  // prompt logprobs: log-softmax rows, id given
+    if (b->next_token_ids[t] < 0) continue;
+    SampleRow &r = rows[R];
+    memset(&r, 0, sizeof r);
+    r.forced = b->next_token_ids[t];
+    r.top_p = 1.f, r.repetition = 1.f;
+    lrows[R] = t;
+    rseq[R] = t;
+    R++;
+  }
   AttnTile *wide = (AttnTile *)(h + o_wide), *narrow = (AttnTile *)(h + o_narrow);
   attn_make_tiles(S, b->cu_seqlens, group, wide, &m->num_wide, narrow, &m->num_narrow);
   m->splits = splits > 0 ? splits : attn_choose_splits(m->num_narrow, num_kv_heads, max_narrow_ctx, num_sms);
   FGCU_TRY(cudaMemcpyAsync(mb.dev, mb.host, off, cudaMemcpyHostToDevice, stream));
 
   char *d = mb.dev;
-  m->T = T, m->S = S, m->R = R, m->L = b->num_logprobs, m->any_penalty = any_penalty;
+  m->T = T, m->S = S, m->R = R, m->R_next = R - R_sampled, m->L = b->num_logprobs, m->any_penalty = any_penalty;
   m->row_seq = rseq;
   m->token_ids = (const int *)(d + o_tok);
   m->positions = (const int *)(d + o_pos);
@@ -372,8 +388,9 @@ int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z,
   FGCU_CHECK(sample(sa, st, err));
   const size_t bytes = (size_t)R * (8 + 8 * L);
   FGCU_TRY(cudaMemcpyAsync(out_host, out_dev, bytes, cudaMemcpyDeviceToHost, st));
+  const int RS = R - m.R_next;  // sampled rows; the rest are prompt-logprob rows
   if (out->logits)
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < RS; r++)
       FGCU_TRY(cudaMemcpyAsync(out->logits + (size_t)m.row_seq[r] * V, logits + (size_t)r * V,
                                (size_t)V * 4, cudaMemcpyDeviceToHost, st));
   FGCU_CHECK(stream_wait(st, wait, err));
@@ -381,7 +398,15 @@ int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z,
   const float *h_lp = (const float *)(h_ids + R);
   const int *h_top = (const int *)(h_lp + R);
   const float *h_toplp = (const float *)(h_top + (size_t)R * L);
-  for (int r = 0; r < R; r++) {
+  for (int r = RS; r < R; r++) {  // row_seq holds the token
+    const size_t t = m.row_seq[r];
+    out->next_token_logprobs[t] = h_lp[r];
+    for (int k = 0; k < L; k++) {
+      if (out->next_top_ids) out->next_top_ids[t * L + k] = h_top[(size_t)r * L + k];
+      if (out->next_top_logprobs) out->next_top_logprobs[t * L + k] = h_toplp[(size_t)r * L + k];
+    }
+  }
+  for (int r = 0; r < RS; r++) {
     const int s = m.row_seq[r];
     out->sampled_ids[s] = h_ids[r];
     if (out->sampled_logprobs) out->sampled_logprobs[s] = h_lp[r];
@@ -462,7 +487,7 @@ namespace {
 bool new_shape(fgcu_engine *e, const Meta &m) {
   if (e->m.num_experts > 0) return true;
   uint64_t h = 1469598103934665603ull;
-  const uint64_t parts[] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R, (uint64_t)m.L, (uint64_t)m.splits,
+  const uint64_t parts[] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R, (uint64_t)m.R_next, (uint64_t)m.L, (uint64_t)m.splits,
                             (uint64_t)m.num_wide, (uint64_t)m.num_narrow, (uint64_t)m.any_penalty};
   for (uint64_t p : parts) h = (h ^ p) * 1099511628211ull;
   h |= 1;  // 0 marks an empty slot

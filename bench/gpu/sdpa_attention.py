@@ -1,0 +1,119 @@
+"""torch SDPA (flash backend) on the shapes of bench/gpu/attention.ts, timed the way the
+FASTGEN_ATTN_TIMING hook times ours: median of 20 launches, each between its own CUDA events,
+the same inputs every launch (so shapes whose K+V fit in L2 stay there, as in the hook).
+Decode rows also carry ms_l2_flushed: the same median with L2 overwritten before each launch.
+
+  prefill: q, k, v [1, 32, T, 128] bf16, is_causal=True           (Llama-2-7B, MHA)
+  decode:  q [B, 32, 1, 128], k, v [B, 8, C, 128] bf16, not causal (one query at position C-1
+           sees all C keys; is_causal with one query row would align it to key 0)
+
+GQA: enable_gqa=True where the flash backend takes it, else k/v repeated to 32 heads before
+timing (gqa_mode in the JSON says which). bytes are the GQA K+V (+ q, out) either way, the same
+numerator as ours. Writes JSON to argv[1]."""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+PREFILL_T = [2048, 4096, 8192, 16384]
+DECODE_B = [1, 8, 32, 64, 128, 256]
+DECODE_C = [512, 2048, 8192]
+EXTRA_DECODE = [(256, 4096)]  # attention.ts runs it in place of 256 x 8192 (see there)
+HEADS, KV_HEADS, HD = 32, 8, 128
+
+
+def bench(fn, reps=20, warmup=3, flush=None):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        if flush is not None:
+            flush.zero_()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]  # the hook's pick too: element 10 of 20
+
+
+def first_line(e):
+    return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def gqa_mode():
+    q = torch.randn(1, HEADS, 1, HD, dtype=torch.bfloat16, device="cuda")
+    k = torch.randn(1, KV_HEADS, 64, HD, dtype=torch.bfloat16, device="cuda")
+    try:
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            F.scaled_dot_product_attention(q, k, k, enable_gqa=True)
+        torch.cuda.synchronize()
+        return "enable_gqa"
+    except (RuntimeError, TypeError) as e:
+        print(f"flash SDPA with enable_gqa=True failed ({first_line(e)}): expanding k/v")
+        return "expanded"
+
+
+def prefill(T):
+    q = torch.randn(1, HEADS, T, HD, dtype=torch.bfloat16, device="cuda")
+    k, v = torch.randn_like(q), torch.randn_like(q)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        ms = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    flops = 4 * HEADS * HD * T * (T + 1) / 2
+    return {"T": T, "ms": round(ms, 5), "tflops": round(flops / (ms * 1e-3) / 1e12, 2)}
+
+
+def decode(B, C, mode, flush):
+    q = torch.randn(B, HEADS, 1, HD, dtype=torch.bfloat16, device="cuda")
+    k = torch.randn(B, KV_HEADS, C, HD, dtype=torch.bfloat16, device="cuda")
+    v = torch.randn_like(k)
+    kw = {"enable_gqa": True} if mode == "enable_gqa" else {}
+    if mode == "expanded":  # q head h reads kv head h // 4, as enable_gqa would
+        k, v = k.repeat_interleave(HEADS // KV_HEADS, 1), v.repeat_interleave(HEADS // KV_HEADS, 1)
+    fn = lambda: F.scaled_dot_product_attention(q, k, v, **kw)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        ms = bench(fn)
+        cold = bench(fn, flush=flush)
+    nbytes = B * C * KV_HEADS * HD * 2 * 2 + 2 * B * HEADS * HD * 2
+    return {"B": B, "C": C, "ms": round(ms, 5), "ms_l2_flushed": round(cold, 5), "bytes": nbytes,
+            "gbps": round(nbytes / (ms * 1e-3) / 1e9, 1)}
+
+
+def main():
+    t0 = time.time()
+    props = torch.cuda.get_device_properties(0)
+    l2 = getattr(props, "L2_cache_size", 0) or 50 * 2**20
+    mode = gqa_mode()
+    out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "l2_bytes": l2,
+           "date": time.strftime("%Y-%m-%d %H:%M:%S"), "backend": "torch SDPA, SDPBackend.FLASH_ATTENTION",
+           "gqa_mode": mode, "timing": "median of 20 launches, each between its own CUDA events, after 3 warm-up",
+           "prefill": [], "decode": [], "errors": []}
+    for T in PREFILL_T:
+        try:
+            out["prefill"].append(prefill(T))
+        except Exception as e:  # one failed shape must not lose the rest
+            out["errors"].append(f"prefill T={T}: {first_line(e)}")
+        torch.cuda.empty_cache()
+    flush = torch.empty(max(4 * l2, 256 * 2**20), dtype=torch.uint8, device="cuda")
+    for B, C in [(B, C) for B in DECODE_B for C in DECODE_C] + EXTRA_DECODE:
+        try:
+            out["decode"].append(decode(B, C, mode, flush))
+        except Exception as e:
+            out["errors"].append(f"decode B={B} C={C}: {first_line(e)}")
+        torch.cuda.empty_cache()
+    out["seconds"] = round(time.time() - t0, 1)
+    json.dump(out, open(sys.argv[1], "w"), indent=1)
+    print(json.dumps({k: out[k] for k in ("gpu", "gqa_mode", "errors", "seconds")}))
+    for r in out["prefill"]:
+        print(f"sdpa prefill T={r['T']}: {r['ms']} ms, {r['tflops']} TFLOP/s")
+    for r in out["decode"]:
+        print(f"sdpa decode B={r['B']} C={r['C']}: {r['ms']} ms ({r['ms_l2_flushed']} flushed), {r['gbps']} GB/s")
+
+
+main()
