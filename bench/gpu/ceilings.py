@@ -8,12 +8,16 @@ import time
 import torch
 
 
-def bench(fn, reps=20, warmup=3):
+def bench(fn, reps=20, warmup=3, flush=None):
+    """Median ms of `reps` runs of fn, each between its own CUDA events (flush: a tensor zeroed
+    before each run, e.g. one larger than L2)."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
     times = []
     for _ in range(reps):
+        if flush is not None:
+            flush.zero_()
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
         fn()
@@ -59,4 +63,5 @@ def main():
     print(json.dumps(out))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ceilings import bench  # the same timing as the ceilings (bench/gpu/ is on sys.path when run)
+
 PREFILL_T = [2048, 4096, 8192, 16384]
 DECODE_B = [1, 8, 32, 64, 128, 256]
 DECODE_C = [512, 2048, 8192]
@@ -25,22 +27,6 @@ EXTRA_DECODE = [(256, 4096)]  # attention.ts runs it in place of 256 x 8192 (see
 HEADS, KV_HEADS, HD = 32, 8, 128
 
 
-def bench(fn, reps=20, warmup=3, flush=None):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        if flush is not None:
-            flush.zero_()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]  # the hook's pick too: element 10 of 20
 
 
 def first_line(e):

@@ -9,6 +9,7 @@ import { startEngine } from "../engine/asyncEngine";
 import { createGrpcServer } from "../grpc/grpcServer";
 import { defaultModelDir } from "../model/defaultModel";
 import { mergeConfigFile } from "../ops/configFile";
+import { LOG_FORMATS, Logger, type LogFormat } from "../ops/logger";
 import { DEFAULT_SHUTDOWN_TIMEOUT_S } from "../ops/shutdown";
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
 import type { ServeDeps } from "./serve";
@@ -32,13 +33,14 @@ Options:
                  end must use the same key (default: $FASTGEN_API_KEY when set, else no key)
   --shutdown-timeout S  on SIGTERM, seconds in-flight calls may take to finish before they are
                  ended as ABORT (default ${DEFAULT_SHUTDOWN_TIMEOUT_S})
+  --log-format F text | json: json writes each log line as one JSON object (default text)
   --config FILE  flags as a JSON object keyed by flag name without "--"; command-line flags win
 ${ENGINE_FLAG_HELP}`;
 
 /** The flags of `fastgen replica` (and the keys of its --config file). */
 const REPLICA_COMMAND_FLAGS = {
   model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, "api-key": { type: "string" },
-  "shutdown-timeout": { type: "string" }, config: { type: "string" },
+  "shutdown-timeout": { type: "string" }, "log-format": { type: "string" }, config: { type: "string" },
   help: { type: "boolean", short: "h" }, ...ENGINE_FLAG_SPEC,
 } as const;
 
@@ -68,8 +70,11 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
   const apiKey = values["api-key"] ?? (process.env.FASTGEN_API_KEY || undefined);
   const engineOptions = engineOptionsFromFlags(values);
   const modelDir = values.model ?? defaultModelDir();
+  const logFormat = values["log-format"] ?? "text";
+  if (!LOG_FORMATS.includes(logFormat as LogFormat)) throw new UsageError(`--log-format must be text or json, got "${logFormat}"`);
+  const logger = new Logger(logFormat as LogFormat);
 
-  console.error(`fastgen: replica loading ${modelDir}`);
+  logger.info(`replica loading ${modelDir}`);
   const engine = await deps.startEngine(modelDir, engineOptions, {});
   const server = createGrpcServer({ engine, apiKey });
   let address: string;
@@ -88,7 +93,7 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
       stopping = true;
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
-      console.error(`fastgen: replica ${why}, shutting down`);
+      logger.info(`replica ${why}, shutting down`);
       parent?.stop();
       await server.stop(graceMs);
       await engine.shutdown();
@@ -100,7 +105,8 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
     process.on("SIGTERM", onTerm);
     // A front end that spawned this replica reads the port from this line; printed once the
     // signal handlers are in place, so a SIGTERM right after it still drains.
-    console.log(`fastgen: replica serving ${engine.modelName} (max context ${engine.maxModelLen} tokens) at grpc://${address}`);
+    logger.out(`replica serving ${engine.modelName} (max context ${engine.maxModelLen} tokens) at grpc://${address}`,
+      logFormat === "json" ? { model: engine.modelName, grpc: address, max_model_len: engine.maxModelLen } : undefined);
     // Nobody is left to answer: no grace period.
     void parent?.closed.then(() => stop("front end gone", 0));
   });

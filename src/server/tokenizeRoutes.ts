@@ -49,6 +49,9 @@ export function handleDetokenize(ctx: ServerContext, body: Record<string, unknow
   readModel(p, ctx);
   const tokens = p.integerList("tokens", { min: 0, max: ctx.tokenizer.vocabSize - 1 });
   if (tokens === undefined) throw invalidParam("tokens", "'tokens' (a list of token ids) is required.");
+  // no sequence of this model is longer; the cap keeps one request from holding the serving thread
+  if (tokens.length > ctx.engine.maxModelLen)
+    throw invalidParam("tokens", `'tokens' holds ${tokens.length} ids; at most ${ctx.engine.maxModelLen} (the model's context) are accepted.`);
   p.rejectUnknown();
   return jsonResponse({ prompt: ctx.tokenizer.decode(tokens) });
 }

@@ -34,3 +34,29 @@ test("flags from --config; SIGTERM stops it cleanly", async () => {
   p.kill("SIGTERM");
   expect(await p.exited).toBe(0);
 });
+
+test("--log-format json: every line one JSON object, the ready line with its address", async () => {
+  const p = Bun.spawn([process.execPath, CLI, "replica", "--model", FIXTURE, "--port", "0", "--kv-blocks", "32", "--log-format", "json"],
+    { stdout: "pipe", stderr: "pipe" });
+  const reader = p.stdout.getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  const ready = JSON.parse(out.split("\n")[0]!);
+  expect(ready.msg).toMatch(/replica serving llama-gqa .* at grpc:\/\/127\.0\.0\.1:\d+/);
+  expect(ready.grpc).toMatch(/^127\.0\.0\.1:\d+$/);
+  expect(ready.level).toBe("info");
+  p.kill("SIGTERM");
+  expect(await p.exited).toBe(0);
+  const err = (await new Response(p.stderr).text()).trim().split("\n");
+  for (const line of err) expect(() => JSON.parse(line)).not.toThrow();
+});
+
+test("--log-format other is a usage error", () => {
+  const r = Bun.spawnSync([process.execPath, CLI, "replica", "--log-format", "xml"], { stdout: "pipe", stderr: "pipe" });
+  expect(r.exitCode).toBe(2);
+  expect(r.stderr.toString()).toContain("--log-format");
+});

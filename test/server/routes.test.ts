@@ -57,6 +57,9 @@ describe("plain routes", () => {
     expect(await res.json()).toEqual({ prompt: "<s>Hi" });
     expect((await t.post("/detokenize", { tokens: [1e9] })).status).toBe(400);
     expect((await t.post("/detokenize", {})).status).toBe(400);
+    const tooMany = await t.post("/detokenize", { tokens: new Array(t.engine.maxModelLen + 1).fill(43) });
+    expect(tooMany.status).toBe(400);
+    expect(JSON.stringify(await tooMany.json())).toContain("at most");
   });
 
   test("GET /metrics: vLLM's names under fastgen:, labelled model_name; counts requests, tokens, latency", async () => {
