@@ -7,6 +7,7 @@
 #      the 2600/60 workload for splitfuse and prefill-first (bench/device/run-policies.sh)
 # device run: carry [".gpu", ".gpu-lib"], command
 #   "bash bench/device/run-70b-tp.sh [LAYERS=20] [TP=2] [CLIENTS=1,4,16] [REQUESTS=24]"
+#   (SKIP_TP_BENCH=1 skips step 1)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -15,7 +16,7 @@ LAYERS=${1:-20}; TP=${2:-2}; CLIENTS=${3:-1,4,16}; REQUESTS=${4:-24}
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/env.txt" 2>&1
 timeout 120 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > /dev/null 2>&1 || echo "ceilings failed"
-timeout 240 bash .gpu/enter bun bench/gpu/tp.ts "$OUT/ceilings.json" "$OUT" --shape 70b --layers "$LAYERS" --tp "1,$TP" > "$OUT/tp-70b.log" 2>&1
+[ -n "${SKIP_TP_BENCH:-}" ] || timeout 240 bash .gpu/enter bun bench/gpu/tp.ts "$OUT/ceilings.json" "$OUT" --shape 70b --layers "$LAYERS" --tp "1,$TP" > "$OUT/tp-70b.log" 2>&1
 echo "tp.ts exit $?"; grep -A8 "^| TP" "$OUT/tp-70b.log"; grep "parity" "$OUT/tp-70b.log"
 timeout 400 bash .gpu/enter bash bench/device/run-policies.sh --suite fastgen-2600-60 --clients "$CLIENTS" --requests "$REQUESTS" \
   --policies "splitfuse prefill-first" --stages "model fastgen compare" --model-dir /tmp/llama70b-${LAYERS}l \
