@@ -174,4 +174,9 @@ int engine_prepare(fgcu_engine *e, const fg_batch *b, Meta *m, char *err);
 // Forward pass, logits (gathered from all ranks), sampling into out (rank 0; null elsewhere),
 // and the wait for the stream.
 int engine_run(fgcu_engine *e, const Meta &m, fg_step_output *out, char *err);
+// Pieces of a step: the workspaces a step of m's shape needs (meta.cu); the forward pass up to
+// the logits of m's rows, eager or through a cached CUDA graph for decode-only steps (forward.cu).
+int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err);
+int forward(fgcu_engine *e, const Meta &m, char *err);
+int forward_graphed(fgcu_engine *e, const Meta &m, char *err);
 }  // namespace fgcu

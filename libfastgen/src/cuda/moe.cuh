@@ -61,11 +61,3 @@ int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h,
                 int T, int H, int I, int E, int k, int act, cudaStream_t st, char *err);
 
 }  // namespace fgcu
-
-// Test hook: the whole MoE MLP on host fp32 buffers on device 0 (weights rounded to bf16 there).
-//   x [T, H], router [E, H], mlp_in [E, mlp_rows, H] (gated: rows interleaved), down [E, H, I],
-//   mlp_in_b [E, mlp_rows] or null, down_b [E, H] or null; residual [T, H] += MoE(x).
-extern "C" int fgcu_moe_host(const float *x, const float *router, const float *mlp_in,
-                             const float *down, const float *mlp_in_b, const float *down_b,
-                             float *residual, int32_t T, int32_t H, int32_t I, int32_t E, int32_t k,
-                             int32_t act, char *err);

@@ -1,0 +1,227 @@
+// One forward pass on the device (forward), eager or replayed as a CUDA graph (forward_graphed).
+//
+//   h = embed(tokens)                                   fp32 residual [T, H]
+//   per layer:  x = norm(h (+ owed biases))             bf16 [T, H]
+//               qkv = x Wqkv^T -> (+bias, RoPE, K/V -> cache)   one fused kernel after the GEMM
+//               attn = paged_attention(q, cache)        bf16 [T, nh * hd]
+//               h += attn Wo^T                          (cuBLASLt / GEMV with beta = 1)
+//               x = norm(h + o_bias) (sequential) ; h += down(act(x Wgate_up^T))
+//   logits = norm(h[last tokens]) Wlm^T ; sample on the device ; copy ids/logprobs back
+// Output biases (o, down) are owed to the residual and folded into the next norm.
+//
+// Tensor parallelism (tp > 1; tp.cu runs one thread per rank): each rank holds a slice of the
+// heads and of the MLP columns, so its o and down GEMMs give a partial sum. Rank 0 adds its
+// partial to h, the others write theirs in place of h, and one all-reduce (fp32) leaves every
+// rank with h + the sum of partials. The embedding is sharded by vocab rows (a rank's missing
+// rows read as zeros, then all-reduce); the LM head likewise, its logits all-gathered to rank 0,
+// which alone samples.
+#include <string.h>
+
+#include "cuda/engine.cuh"
+#include "cuda/ops.cuh"
+
+namespace fgcu {
+namespace {
+
+// In-place fp32 sum over the ranks of x[0, n) (no-op at tp == 1). In a lockstep step, returns
+// only once every rank has launched it (engine.cuh: lazy loading).
+int all_reduce(fgcu_engine *e, float *x, size_t n, char *err) {
+  if (e->tp == 1 || e->skip_collectives) return 0;
+  const ncclResult_t r = e->nccl->all_reduce(x, x, n, kNcclFloat32, kNcclSum, e->comm, e->stream);
+  if (r != 0) {
+    snprintf(err, 512, "NCCL all-reduce on rank %d: %s", e->rank, e->nccl->error_string(r));
+    return FG_ERR_DEVICE;
+  }
+  return e->lockstep ? e->rendezvous(e->group, err) : 0;
+}
+
+// logits [R, V] on rank 0 from every rank's columns logits_part [R, vocab_rows].
+int gather_logits(fgcu_engine *e, int R, float *logits, char *err) {
+  const size_t vr = e->vocab_rows, V = e->m.vocab_size;
+  float *all = (float *)e->gathered.p;
+  if (!e->skip_collectives) {
+    const ncclResult_t r = e->nccl->all_gather(e->logits_part.p, all, (size_t)R * vr, kNcclFloat32, e->comm, e->stream);
+    if (r != 0) {
+      snprintf(err, 512, "NCCL all-gather on rank %d: %s", e->rank, e->nccl->error_string(r));
+      return FG_ERR_DEVICE;
+    }
+    if (e->lockstep) FGCU_CHECK(e->rendezvous(e->group, err));
+  }
+  if (e->rank != 0) return 0;
+  for (int k = 0; k < e->tp; k++) {  // rank k's block [R, vr] -> columns [k * vr, ...) of logits
+    const size_t c0 = k * vr, w = c0 >= V ? 0 : (V - c0 < vr ? V - c0 : vr);
+    if (w == 0) continue;
+    FGCU_TRY(cudaMemcpy2DAsync(logits + c0, V * 4, all + (size_t)k * R * vr, vr * 4, w * 4, R,
+                               cudaMemcpyDeviceToDevice, e->stream));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int forward(fgcu_engine *e, const Meta &m, char *err) {
+  const fgcu_model &M = e->m;
+  const cudaStream_t st = e->stream;
+  const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size, V = (int)M.vocab_size;
+  const int nh = (int)M.num_heads, nkv = (int)M.num_kv_heads, hd = (int)M.head_dim, qd = nh * hd;
+  const NormOp op = M.norm_layer ? kNormLayer : kNormRms;
+  const float eps = M.norm_eps;
+  float *h = (float *)e->h.p;
+  bf16 *x = (bf16 *)e->x.p, *x2 = (bf16 *)e->x2.p, *qkv = (bf16 *)e->qkv.p;
+  bf16 *attn = (bf16 *)e->attn.p, *mlp = (bf16 *)e->mlp.p, *act = (bf16 *)e->act.p;
+
+  Profiler *pr = e->prof;
+  const bool lead = e->rank == 0;  // rank 0 adds what every rank holds whole (h, pos_embed)
+  const int D = (int)M.embed_dim;
+  bf16 *xd = (bf16 *)e->xd.p;      // embed_dim != hidden: bf16 rows of width D
+  if (D != H) {  // OPT's project_in: h = bf16(embed rows) proj_in^T (+ pos_embed)
+    float *ef = (float *)e->emb.p;
+    FGCU_CHECK(embed_tokens(e->embed, nullptr, m.token_ids, m.positions, T, D, (int)e->vocab_begin,
+                            (int)e->vocab_rows, ef, st, err));
+    FGCU_CHECK(all_reduce(e, ef, (size_t)T * D, err));
+    FGCU_CHECK(norm_rows(ef, nullptr, T, D, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, xd, st, err));
+    FGCU_CHECK(gemm(e->gemm, xd, e->proj_in, h, true, false, T, H, D, st, err));
+    if (e->pos_embed) FGCU_CHECK(add_pos_embed(e->pos_embed, m.positions, T, H, h, st, err));
+  } else {
+    FGCU_CHECK(embed_tokens(e->embed, lead ? e->pos_embed : nullptr, m.token_ids, m.positions, T, H,
+                            (int)e->vocab_begin, (int)e->vocab_rows, h, st, err));
+    FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+  }
+  profiler_mark(pr, st, "embed");
+  AttnArgs a;
+  memset(&a, 0, sizeof a);
+  a.q_stride = e->qkv_rows;
+  a.out = attn;
+  a.out_stride = qd;
+  a.cu_seqlens = m.cu_seqlens, a.context_lens = m.context_lens;
+  a.block_indptr = m.block_indptr, a.block_indices = m.block_indices, a.token_seq = m.token_seq;
+  a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
+  a.splits = m.splits, a.part_o = (float *)e->part_o.p, a.part_lse = (float *)e->part_lse.p;
+  a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd;
+  a.block_size = e->block_size, a.window = M.sliding_window;
+  a.scale = 1.f / sqrtf((float)hd);
+
+  const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
+  for (int64_t l = 0; l < M.num_layers; l++) {
+    const LayerW &w = e->layers[l];
+    bf16 *kc = e->kv + (size_t)(2 * l) * e->layer_elems, *vc = kc + e->layer_elems;
+    const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
+    if (!post) FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+    else if (l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
+    profiler_mark(pr, st, "norm");
+    owed_a = owed_b = nullptr;
+    const bool two_norms = M.parallel && M.parallel_mlp_norm;
+    if (two_norms)
+      FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, op, w.mlp_norm, w.mlp_norm_b, eps, x2, st, err));
+    FGCU_CHECK(gemm(e->gemm, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
+    profiler_mark(pr, st, "gemm qkv");
+    FGCU_CHECK(qkv_rope_kv_write(qkv, w.qkv_b, m.positions, m.token_seq, m.block_indptr, m.block_indices,
+                                 e->inv_freq, T, nh, nkv, hd, M.rotary_dim, e->block_size, kc, vc, st, err));
+    profiler_mark(pr, st, "rope + kv write");
+    a.q = qkv, a.k_cache = kc, a.v_cache = vc;
+    FGCU_CHECK(paged_attention(a, st, err));
+    profiler_mark(pr, st, "attention");
+    FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, lead, T, H, qd, st, err));
+    profiler_mark(pr, st, "gemm o");
+    const bf16 *mlp_x = x;
+    if (M.parallel) {  // the MLP's partial joins the attention's: one all-reduce for both
+      mlp_x = two_norms ? x2 : x;
+      owed_a = w.o_b;
+    } else {
+      FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+      if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+      else FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      profiler_mark(pr, st, "norm");
+    }
+    if (M.num_experts > 0) {  // expert biases are weighted inside, on rank 0 only: none owed
+      MoeLayer ml;
+      ml.router = w.router;
+      ml.mlp_in = w.ex_in, ml.down = w.ex_down;
+      ml.mlp_in_b = M.mlp_bias ? w.ex_in_b : nullptr;
+      ml.down_b = M.mlp_bias && lead ? w.ex_down_b : nullptr;
+      FGCU_CHECK(moe_forward(e->gemm, e->moe, ml, mlp_x, h, lead || M.parallel, T, H, I, (int)M.num_experts,
+                             (int)M.experts_per_tok, M.act, st, err));
+      FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+      if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, nullptr, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      profiler_mark(pr, st, "moe");
+      owed_b = nullptr;
+      continue;
+    }
+    if (gemv_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
+      FGCU_LAUNCHED("gemv_gated");
+      profiler_mark(pr, st, "gemm gate_up + act");
+    } else {
+      FGCU_CHECK(gemm(e->gemm, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
+      profiler_mark(pr, st, "gemm gate_up");
+      FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
+      profiler_mark(pr, st, "activation");
+    }
+    FGCU_CHECK(gemm(e->gemm, act, w.down, h, true, lead || M.parallel, T, H, I, st, err));
+    FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+    profiler_mark(pr, st, "gemm down");
+    if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.down_b, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+    else owed_b = w.down_b;
+  }
+  if (m.R == 0) return 0;
+  bf16 *xf = (bf16 *)e->xf.p;
+  float *logits = (float *)e->logits.p;
+  FGCU_CHECK(norm_rows(h, m.logit_rows, m.R, H, owed_a, owed_b, false, M.final_norm ? op : kNormNone,
+                       e->final_norm, e->final_norm_b, eps, xf, st, err));
+  const int Vr = (int)e->vocab_rows;
+  float *cols = e->tp > 1 ? (float *)e->logits_part.p : logits;  // [R, Vr]
+  if (D != H) FGCU_CHECK(gemm(e->gemm, xf, e->proj_out, xd, false, false, m.R, D, H, st, err));  // project_out
+  FGCU_CHECK(gemm(e->gemm, D != H ? xd : xf, e->lm_head, cols, true, false, m.R, Vr, D, st, err));
+  if (e->lm_head_b) FGCU_CHECK(add_bias_rows(cols, e->lm_head_b, m.R, Vr, st, err));
+  if (e->tp > 1) FGCU_CHECK(gather_logits(e, m.R, logits, err));
+  profiler_mark(pr, st, "final norm + lm head");
+  (void)V;
+  return 0;
+}
+
+// Runs forward() for a decode-only batch through a cached CUDA graph: the first time a key is
+// seen it runs eagerly (plans cuBLASLt, sets kernel attributes), the second time it is captured.
+int forward_graphed(fgcu_engine *e, const Meta &m, char *err) {
+  const uint64_t key[10] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R,
+                            ((uint64_t)m.num_wide << 32) | (uint64_t)m.num_narrow, (uint64_t)m.splits,
+                            m.layout, (uint64_t)(uintptr_t)e->meta.dev,
+                            (uint64_t)(uintptr_t)e->h.p ^ ((uint64_t)(uintptr_t)e->qkv.p << 1),
+                            (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1) ^
+                                ((uint64_t)(uintptr_t)e->logits_part.p << 2) ^ ((uint64_t)(uintptr_t)e->gathered.p << 3),
+                            (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1) ^
+                                ((uint64_t)(uintptr_t)e->emb.p << 2) ^ ((uint64_t)(uintptr_t)e->xd.p << 3)};
+  GraphSlot *slot = nullptr, *victim = &e->graphs[0];
+  for (GraphSlot &g : e->graphs) {
+    if (memcmp(g.key, key, sizeof key) == 0 && g.last_use) slot = &g;
+    if (g.last_use < victim->last_use) victim = &g;
+  }
+  e->graph_clock++;
+  if (slot && slot->exec) {
+    slot->last_use = e->graph_clock;
+    FGCU_TRY(cudaGraphLaunch(slot->exec, e->stream));
+    return 0;
+  }
+  if (!slot) {  // first sight: remember the key, run eagerly
+    if (victim->exec) cudaGraphExecDestroy(victim->exec);
+    victim->exec = nullptr;
+    memcpy(victim->key, key, sizeof key);
+    victim->last_use = e->graph_clock;
+    return forward(e, m, err);
+  }
+  cudaGraph_t graph = nullptr;
+  FGCU_TRY(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+  const int rc = forward(e, m, err);
+  const cudaError_t end = cudaStreamEndCapture(e->stream, &graph);
+  if (rc) {
+    if (graph) cudaGraphDestroy(graph);
+    return rc;
+  }
+  FGCU_TRY(end);
+  const cudaError_t inst = cudaGraphInstantiate(&slot->exec, graph, 0);
+  cudaGraphDestroy(graph);
+  FGCU_TRY(inst);
+  slot->last_use = e->graph_clock;
+  FGCU_TRY(cudaGraphLaunch(slot->exec, e->stream));
+  return 0;
+}
+
+}  // namespace fgcu

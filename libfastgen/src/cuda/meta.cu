@@ -1,0 +1,169 @@
+// The step's metadata (build_meta): the batch packed into one pinned upload, attention tiles and
+// key splits planned, sampled rows (and prompt-logprob rows) laid out; and the activation
+// workspaces a step of that shape needs (ensure_workspaces).
+#include <string.h>
+
+#include "cuda/engine.cuh"
+
+namespace fgcu {
+int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int num_sms,
+               int splits, cudaStream_t stream, Meta *m, char *err) {
+  const int T = b->num_tokens, S = b->num_seqs;
+  const int nb = b->block_indptr[S];
+  const int np = b->penalty_indptr ? b->penalty_indptr[S] : 0;
+  const int nbias = b->logit_bias_indptr ? b->logit_bias_indptr[S] : 0;
+  int num_next = 0;  // prompt-logprob rows
+  if (b->next_token_ids)
+    for (int t = 0; t < T; t++) num_next += b->next_token_ids[t] >= 0;
+  const int rows_max = S + num_next;
+  // Variable-length regions get power-of-two room, so consecutive decode steps keep one layout
+  // (and one set of device addresses a captured graph can replay).
+  auto room = [](int n) {
+    int c = 64;
+    while (c < n) c <<= 1;
+    return c;
+  };
+  m->layout = ((uint64_t)room(nb) << 40) ^ ((uint64_t)room(np) << 20) ^ (uint64_t)room(nbias);
+  const int tiles = attn_num_tiles_bound(T, S, group);
+  // regions, each 16-byte aligned: [name, bytes]
+  size_t off = 0;
+  auto take = [&](size_t bytes) {
+    const size_t at = off;
+    off = (off + bytes + 15) / 16 * 16;
+    return at;
+  };
+  const size_t o_tok = take(T * 4), o_pos = take(T * 4), o_seq = take(T * 4);
+  const size_t o_cu = take((S + 1) * 4), o_ctx = take(S * 4), o_bptr = take((S + 1) * 4);
+  const size_t o_bidx = take(room(nb) * 4), o_lrows = take(rows_max * 4), o_rseq = take(rows_max * 4);
+  const size_t o_wide = take(tiles * sizeof(AttnTile)), o_narrow = take(tiles * sizeof(AttnTile));
+  const size_t o_pen = take(room(np) * 4), o_bids = take(room(nbias) * 4), o_bvals = take(room(nbias) * 4);
+  const size_t o_rows = take(rows_max * sizeof(SampleRow));
+  if (off > mb.cap) {
+    release(mb);
+    const size_t cap = off * 2;
+    FGCU_TRY(cudaMallocHost(&mb.host, cap));
+    FGCU_TRY(cudaMalloc(&mb.dev, cap));
+    mb.cap = cap;
+  }
+  char *h = mb.host;
+  auto hi = [&](size_t o) { return (int *)(h + o); };
+  memcpy(hi(o_tok), b->token_ids, T * 4);
+  memcpy(hi(o_pos), b->positions, T * 4);
+  memcpy(hi(o_cu), b->cu_seqlens, (S + 1) * 4);
+  memcpy(hi(o_ctx), b->context_lens, S * 4);
+  memcpy(hi(o_bptr), b->block_indptr, (S + 1) * 4);
+  if (nb) memcpy(hi(o_bidx), b->block_indices, nb * 4);
+  if (np) memcpy(hi(o_pen), b->penalty_ids, np * 4);
+  if (nbias) {
+    memcpy(hi(o_bids), b->logit_bias_ids, nbias * 4);
+    memcpy(h + o_bvals, b->logit_bias_values, nbias * 4);
+  }
+  int *token_seq = hi(o_seq), *lrows = hi(o_lrows), *rseq = hi(o_rseq);
+  SampleRow *rows = (SampleRow *)(h + o_rows);
+  int R = 0, max_narrow_ctx = 0;
+  bool any_penalty = false;
+  for (int s = 0; s < S; s++) {
+    const int t0 = b->cu_seqlens[s], t1 = b->cu_seqlens[s + 1];
+    for (int t = t0; t < t1; t++) token_seq[t] = s;
+    if ((t1 - t0) * group <= 16 && b->context_lens[s] + (t1 - t0) > max_narrow_ctx)
+      max_narrow_ctx = b->context_lens[s] + (t1 - t0);
+    if (!b->wants_token[s]) continue;
+    SampleRow &r = rows[R];
+    memset(&r, 0, sizeof r);
+    r.forced = -1;
+    r.temperature = b->temperature[s];
+    r.top_p = b->top_p[s];
+    r.top_k = b->top_k[s];
+    r.min_p = b->min_p[s];
+    r.seed = b->seed[s];
+    r.position = (long long)b->context_lens[s] + (t1 - t0);
+    r.presence = b->presence_penalty ? b->presence_penalty[s] : 0.f;
+    r.frequency = b->frequency_penalty ? b->frequency_penalty[s] : 0.f;
+    r.repetition = b->repetition_penalty ? b->repetition_penalty[s] : 1.f;
+    if (b->penalty_indptr) r.pen_begin = b->penalty_indptr[s], r.pen_end = b->penalty_indptr[s + 1];
+    if (b->logit_bias_indptr) r.bias_begin = b->logit_bias_indptr[s], r.bias_end = b->logit_bias_indptr[s + 1];
+    if (r.pen_end > r.pen_begin && (r.repetition != 1.f || r.presence != 0.f || r.frequency != 0.f))
+      any_penalty = true;
+    lrows[R] = t1 - 1;
+    rseq[R] = s;
+    R++;
+  }
+  const int R_sampled = R;
+  for (int t = 0; num_next && t < T; t++) {  // prompt logprobs: log-softmax rows, id given
+    if (b->next_token_ids[t] < 0) continue;
+    SampleRow &r = rows[R];
+    memset(&r, 0, sizeof r);
+    r.forced = b->next_token_ids[t];
+    r.top_p = 1.f, r.repetition = 1.f;
+    lrows[R] = t;
+    rseq[R] = t;
+    R++;
+  }
+  AttnTile *wide = (AttnTile *)(h + o_wide), *narrow = (AttnTile *)(h + o_narrow);
+  attn_make_tiles(S, b->cu_seqlens, group, wide, &m->num_wide, narrow, &m->num_narrow);
+  m->splits = splits > 0 ? splits : attn_choose_splits(m->num_narrow, num_kv_heads, max_narrow_ctx, num_sms);
+  FGCU_TRY(cudaMemcpyAsync(mb.dev, mb.host, off, cudaMemcpyHostToDevice, stream));
+
+  char *d = mb.dev;
+  m->T = T, m->S = S, m->R = R, m->R_next = R - R_sampled, m->L = b->num_logprobs, m->any_penalty = any_penalty;
+  m->row_seq = rseq;
+  m->token_ids = (const int *)(d + o_tok);
+  m->positions = (const int *)(d + o_pos);
+  m->token_seq = (const int *)(d + o_seq);
+  m->cu_seqlens = (const int *)(d + o_cu);
+  m->context_lens = (const int *)(d + o_ctx);
+  m->block_indptr = (const int *)(d + o_bptr);
+  m->block_indices = (const int *)(d + o_bidx);
+  m->logit_rows = (const int *)(d + o_lrows);
+  m->pen_ids = (const int *)(d + o_pen);
+  m->bias_ids = (const int *)(d + o_bids);
+  m->bias_vals = (const float *)(d + o_bvals);
+  m->wide = (const AttnTile *)(d + o_wide);
+  m->narrow = (const AttnTile *)(d + o_narrow);
+  m->rows = (const SampleRow *)(d + o_rows);
+  return 0;
+}
+
+int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err) {
+  const fgcu_model &M = e->m;
+  const size_t T = m.T, H = M.hidden_size, I = M.intermediate_size, qd = M.num_heads * M.head_dim;
+  FGCU_CHECK(ensure(e->h, T * H * 4, "activations", err));
+  FGCU_CHECK(ensure(e->x, T * H * 2, "activations", err));
+  if (M.parallel && M.parallel_mlp_norm) FGCU_CHECK(ensure(e->x2, T * H * 2, "activations", err));
+  FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->attn, T * qd * 2, "activations", err));
+  FGCU_CHECK(ensure(e->mlp, T * e->mlp_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->act, T * I * 2, "activations", err));
+  if (m.splits > 1) {
+    FGCU_CHECK(ensure(e->part_o, (size_t)m.splits * T * M.num_heads * M.head_dim * 4, "attention splits", err));
+    FGCU_CHECK(ensure(e->part_lse, (size_t)m.splits * T * M.num_heads * 4, "attention splits", err));
+  }
+  const size_t R = m.R > 0 ? m.R : 1, V = M.vocab_size, L = m.L;
+  FGCU_CHECK(ensure(e->xf, R * H * 2, "logits", err));
+  FGCU_CHECK(ensure(e->logits, R * V * 4, "logits", err));
+  FGCU_CHECK(ensure(e->z, R * V * 4, "sampling", err));
+  if (m.any_penalty) FGCU_CHECK(ensure(e->counts, R * V * 4, "sampling", err));
+  if (M.embed_dim != M.hidden_size) {
+    const size_t D = M.embed_dim;
+    FGCU_CHECK(ensure(e->emb, T * D * 4, "activations", err));
+    FGCU_CHECK(ensure(e->xd, (T > R ? T : R) * D * 2, "activations", err));
+  }
+  if (M.num_experts > 0)
+    FGCU_CHECK(moe_work_reserve(e->moe, m.T, (int)H, (int)I, (int)M.num_experts, (int)M.experts_per_tok, M.act, err));
+  if (e->tp > 1) {
+    FGCU_CHECK(ensure(e->logits_part, R * e->vocab_rows * 4, "logits", err));
+    FGCU_CHECK(ensure(e->gathered, R * e->vocab_rows * e->tp * 4, "logits", err));
+  }
+  const size_t out_bytes = R * (8 + 8 * L);
+  FGCU_CHECK(ensure(e->out_dev, out_bytes, "sampling", err));
+  if (e->out_host_bytes < out_bytes) {
+    if (e->out_host) cudaFreeHost(e->out_host);
+    e->out_host = nullptr;
+    e->out_host_bytes = 0;
+    FGCU_TRY(cudaMallocHost(&e->out_host, out_bytes * 2));
+    e->out_host_bytes = out_bytes * 2;
+  }
+  return 0;
+}
+
+}  // namespace fgcu
