@@ -37,7 +37,10 @@ function batchFor(rows: number, vocab: number, round: number) {
       bias: s % 3 === 0 ? [[Math.floor(Math.random() * vocab), 3.5], [7, -100]] : [], ...p,
     });
   }
-  return makeBatch(chunks, { numLogprobs: 5 });
+  const batch = makeBatch(chunks, { numLogprobs: 5 });
+  // the first ids of some rows' penalty lists are prompt ids (repetition only)
+  batch.penaltyPromptLens = Int32Array.from({ length: rows }, (_, s) => (s % 4) * 5);
+  return batch;
 }
 
 // Small hand-made rows whose answer is known: each penalty alone moves the greedy pick.
@@ -47,13 +50,17 @@ const CRAFTED: [string, Partial<SeqChunk>, number[]][] = [
   ["repetition", { repetition: 2 }, [5]],
   ["frequency x3", { frequency: 0.05 }, [5, 5, 5]],
   ["bias", { bias: [[5, -1]] }, []],
+  ["presence on a prompt-only id: no effect", { presence: 1 }, [5]],
+  ["repetition on a prompt-only id", { repetition: 2 }, [5]],
 ];
+const CRAFTED_PROMPT_LENS = [0, 0, 0, 0, 0, 1, 1];
 
 describe.skipIf(!hasGpu)("cuda sampling vs cpu", () => {
   test("crafted penalty rows pick the runner-up", () => {
     const V = 64;
     const chunks: SeqChunk[] = CRAFTED.map(([, p, pen], s) => ({ tokens: [1], context: 3, blocks: [s], wants: true, temperature: 0, penaltyIds: pen, ...p }));
     const batch = makeBatch(chunks, { numLogprobs: 2 });
+    batch.penaltyPromptLens = Int32Array.from(CRAFTED_PROMPT_LENS);
     const logits = new Float32Array(CRAFTED.length * V);
     for (let s = 0; s < CRAFTED.length; s++) {
       logits[s * V + 5] = 2;
@@ -61,8 +68,8 @@ describe.skipIf(!hasGpu)("cuda sampling vs cpu", () => {
     }
     const cpu = sampleLogits("cpu", batch, logits, V), gpu = sampleLogits("cuda", batch, logits, V);
     CRAFTED.forEach(([name], s) => console.log(`crafted ${name}: cpu ${cpu.sampledIds[s]} gpu ${gpu.sampledIds[s]}`));
-    expect(Array.from(cpu.sampledIds)).toEqual([5, 6, 6, 6, 6]);
-    expect(Array.from(gpu.sampledIds)).toEqual([5, 6, 6, 6, 6]);
+    expect(Array.from(cpu.sampledIds)).toEqual([5, 6, 6, 6, 6, 5, 6]);
+    expect(Array.from(gpu.sampledIds)).toEqual([5, 6, 6, 6, 6, 5, 6]);
   });
 
   for (const [vocab, spread] of [[1000, 3], [32000, 4], [151936, 2]] as const) {

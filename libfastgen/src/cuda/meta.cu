@@ -81,6 +81,10 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
     r.frequency = b->frequency_penalty ? b->frequency_penalty[s] : 0.f;
     r.repetition = b->repetition_penalty ? b->repetition_penalty[s] : 1.f;
     if (b->penalty_indptr) r.pen_begin = b->penalty_indptr[s], r.pen_end = b->penalty_indptr[s + 1];
+    if (b->penalty_prompt_lens) {
+      const int n = b->penalty_prompt_lens[s];
+      r.pen_prompt = n < 0 ? 0 : n < r.pen_end - r.pen_begin ? n : r.pen_end - r.pen_begin;
+    }
     if (b->logit_bias_indptr) r.bias_begin = b->logit_bias_indptr[s], r.bias_end = b->logit_bias_indptr[s + 1];
     if (r.pen_end > r.pen_begin && (r.repetition != 1.f || r.presence != 0.f || r.frequency != 0.f))
       any_penalty = true;

@@ -228,14 +228,20 @@ __global__ void __launch_bounds__(kThreads) sample_prepare_kernel(SampleArgs a) 
     int *cnt = a.counts + (size_t)r * V;
     for (int i = tid; i < V; i += kThreads) cnt[i] = 0;
     __syncthreads();
-    for (int j = p.pen_begin + tid; j < p.pen_end; j += kThreads) atomicAdd(&cnt[a.pen_ids[j]], 1);
+    // count = outputs + kPromptSeen per prompt occurrence: a prompt id gets the repetition
+    // penalty only, presence / frequency count outputs (cpu/sampling.cpp, vLLM)
+    constexpr int kPromptSeen = 1 << 24;
+    const int prompt_end = p.pen_begin + p.pen_prompt;
+    for (int j = p.pen_begin + tid; j < p.pen_end; j += kThreads)
+      atomicAdd(&cnt[a.pen_ids[j]], j < prompt_end ? kPromptSeen : 1);
     __syncthreads();
     for (int i = tid; i < V; i += kThreads) {
       float l = lg[i];
       const int c = atomicAdd(&cnt[i], 0);  // read through L2, after every increment
+      const int outputs = c & (kPromptSeen - 1);
       if (c > 0) {
         if (rep) l = l > 0 ? l / p.repetition : l * p.repetition;
-        if (pf) l -= p.presence + p.frequency * (float)c;
+        if (pf && outputs > 0) l -= p.presence + p.frequency * (float)outputs;
       }
       z[i] = l;
     }

@@ -15,6 +15,7 @@ struct SampleRow {
   float temperature, top_p, min_p, presence, frequency, repetition;
   int top_k, pen_begin, pen_end, bias_begin, bias_end;
   int forced;          // >= 0: report this id instead of drawing one (prompt logprobs), else -1
+  int pen_prompt;      // the first pen_prompt penalty ids are prompt ids: repetition only
   unsigned long long seed;
   long long position;  // the position being predicted
 };
