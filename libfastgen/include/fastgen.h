@@ -229,8 +229,10 @@ typedef struct fg_step_output {
 
 fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out);
 
-/* Test-only fault injection: the next `count` fg_step calls fail with FG_ERR_INTERNAL. */
+/* Test-only fault injection: the next `count` fg_step calls fail with FG_ERR_INTERNAL, or with
+ * the status set by fg_debug_fail_status (FG_ERR_DEVICE plays a failed GPU or rank). */
 fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count);
+fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
 
 /* CUDA smoke kernel (also built into CPU-only libraries, where it returns FG_ERR_UNSUPPORTED):
  * out[i] = x[i] * rsqrt(mean(x^2) + eps) * w[i] for each of `rows` rows of width `cols`, run

@@ -71,6 +71,7 @@ export class AsyncEngine implements EngineClient {
   private lastMetrics: EngineMetrics = { ...EMPTY_METRICS };
   private closed = false;
   private crashed = false;
+  private failedWith: string | null = null;  // the native engine's fatal error ("engine failed: ...")
   private closedPromise: Promise<void>;
 
   constructor(
@@ -96,6 +97,10 @@ export class AsyncEngine implements EngineClient {
       for (const { id, deltas } of m.items) this.queues.get(id)?.push(deltas);
     } else if (m.type === "request-error") {
       this.queues.get(m.id)?.fail(reviveError(m.error));
+    } else if (m.type === "fatal") {
+      this.crashed = true;
+      this.failedWith = m.error.message;
+      this.failAll(reviveError(m.error));
     } else if (m.type === "closed") {
       this.failAll(new Error("engine shut down"));
       onClosed();
@@ -109,6 +114,7 @@ export class AsyncEngine implements EngineClient {
 
   async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
     if (this.closed) throw new Error("engine is shut down");
+    if (this.failedWith) throw new Error(this.failedWith);
     if (this.queues.has(request.requestId)) throw new RequestRejectedError(`duplicate request id ${request.requestId}`);
     const n = request.sampling.n ?? 1;
     const queue = new DeltaQueue(n);
@@ -139,8 +145,8 @@ export class AsyncEngine implements EngineClient {
    * Tests only (fault injection): the next `n` forward passes fail inside libfastgen, failing the
    * requests in them with EngineStepError. No server route calls it.
    */
-  debugFailNextSteps(n: number): void {
-    this.post({ type: "debug-fail-steps", n });
+  debugFailNextSteps(n: number, device = false): void {
+    this.post({ type: "debug-fail-steps", n, device });
   }
 
   private post(m: ToWorker): void {

@@ -66,6 +66,12 @@ export class EngineCore {
   private readonly schedulerConfig: SchedulerConfig;
   private readonly ctx: StepperContext;
   private readonly requests = new Map<string, RequestState>();
+  /**
+   * Set when a forward pass failed with FG_ERR_DEVICE (a GPU fault, or a tensor-parallel rank that
+   * failed or timed out): the native engine cannot run another pass, so the engine refuses new
+   * work and the worker reports it dead (/health 503) instead of failing request after request.
+   */
+  fatalError: Error | null = null;
   private readonly samplesBySeq = new Map<number, Sample>();
   private nextSeqId = 0;
   readonly maxModelLen: number;
@@ -140,6 +146,7 @@ export class EngineCore {
    * @throws RequestRejectedError when it can never run (too long, bad parameters, duplicate id).
    */
   addRequest(id: string, promptIds: number[], sampling: SamplingOptions): void {
+    if (this.fatalError) throw new Error(`engine failed: ${this.fatalError.message}`);
     if (this.requests.has(id)) throw new RequestRejectedError(`duplicate request id ${id}`);
     if (promptIds.length === 0) throw new RequestRejectedError("the prompt is empty");
     const vocab = this.native.info().vocabSize;
@@ -201,6 +208,7 @@ export class EngineCore {
         stride = batch.numLogprobs ?? 0;
         result = this.native.step(batch);
       } catch (e) {
+        if (e instanceof FastgenError && e.code === "device") this.fatalError = e;
         return this.failPlan(plan, e as Error, touched);
       }
       if (batch.nextTokenIds) this.recordPromptLogprobs(plan, batch, result, stride);
@@ -253,8 +261,8 @@ export class EngineCore {
   }
 
   /** Test hook: the next `n` forward passes fail inside libfastgen. */
-  debugFailNextSteps(n: number): void {
-    this.native.debugFailNextSteps(n);
+  debugFailNextSteps(n: number, device = false): void {
+    this.native.debugFailNextSteps(n, device);
   }
 
   destroy(): void {

@@ -31,6 +31,12 @@ async function loop(): Promise<void> {
       for (const it of items) if (it.error) send({ type: "request-error", id: it.id, error: serializeError(it.error) });
       const ok = items.filter((it) => !it.error).map(({ id, deltas }) => ({ id, deltas }));
       send({ type: "deltas", items: ok, metrics: core.metrics() });
+      if (core.fatalError) {  // nothing can run any more: fail the rest, report the engine dead
+        const error = serializeError(new Error(`engine failed: ${core.fatalError.message}`));
+        for (const id of core.failAll()) send({ type: "request-error", id, error });
+        send({ type: "fatal", error });
+        break;
+      }
       await yieldToEvents();
     }
   } finally {
@@ -71,7 +77,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       return;
     }
     case "debug-fail-steps":
-      core?.debugFailNextSteps(m.n);
+      core?.debugFailNextSteps(m.n, m.device);
       return;
     case "shutdown":
       shuttingDown = true;

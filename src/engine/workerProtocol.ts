@@ -9,7 +9,7 @@ export type ToWorker =
   | { type: "abort"; id: string }
   | { type: "shutdown" }
   /** Tests only (AsyncEngine.debugFailNextSteps): the next n forward passes fail in libfastgen. */
-  | { type: "debug-fail-steps"; n: number };
+  | { type: "debug-fail-steps"; n: number; device?: boolean };
 
 export interface WorkerReadyInfo {
   modelName: string;
@@ -25,6 +25,8 @@ export type FromWorker =
   | { type: "init-error"; error: SerializedError }
   | { type: "deltas"; items: { id: string; deltas: GenerationDelta[] }[]; metrics: EngineMetrics }
   | { type: "request-error"; id: string; error: SerializedError }
+  /** The native engine failed for good (EngineCore.fatalError): every request was failed. */
+  | { type: "fatal"; error: SerializedError }
   | { type: "closed" };
 
 export interface SerializedError {

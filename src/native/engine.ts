@@ -89,8 +89,9 @@ export class NativeEngine {
     return result;
   }
 
-  /** Test-only: the next n steps fail with FG_ERR_INTERNAL. */
-  debugFailNextSteps(n: number): void {
+  /** Test-only: the next n steps fail with FG_ERR_INTERNAL, or FG_ERR_DEVICE when `device`. */
+  debugFailNextSteps(n: number, device = false): void {
+    check(lib().fg_debug_fail_status(this.#live(), device ? Status.DEVICE : Status.INTERNAL));
     check(lib().fg_debug_fail_next_steps(this.#live(), n));
   }
 

@@ -29,6 +29,7 @@ const symbols = {
   fg_engine_get_info: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   fg_step: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   fg_debug_fail_next_steps: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  fg_debug_fail_status: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   // (x, w, out, rows, cols, eps)
   fg_cuda_rmsnorm_host: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.f32],

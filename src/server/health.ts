@@ -9,7 +9,7 @@ import type { EngineClient, EngineMetrics } from "../engine/types";
 import { ApiError } from "./errors";
 
 /** The messages AsyncEngine fails requests with once its Worker is gone. */
-const ENGINE_GONE = /^engine (worker crashed|shut down|is shut down)\b/;
+const ENGINE_GONE = /^engine (worker crashed|shut down|is shut down|failed)\b/;
 
 /** Whether `e` says the engine itself is gone (rather than one request failing). */
 export function isEngineGone(e: unknown): boolean {

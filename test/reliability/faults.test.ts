@@ -77,6 +77,35 @@ describe("a native error in a forward pass", () => {
   });
 });
 
+describe("a device failure (FG_ERR_DEVICE: a GPU fault, a tensor-parallel rank lost)", () => {
+  test("fails the pass's request (500) and the queued one (503), then the engine reports itself dead", async () => {
+    const engine = await startEngine(defaultModelDir(), { backend: "cpu", kvBlocks: 128, maxSeqs: 1 });
+    const t = await serveEngine(engine);
+    try {
+      const res = await t.post("/v1/completions", { prompt: "The", max_tokens: 1000, ignore_eos: true, stream: true });
+      const reader = res.body!.getReader();
+      await reader.read(); // it is running
+      const queued = t.post("/v1/completions", { prompt: "A", max_tokens: 12, ignore_eos: true });
+      await Bun.sleep(5);
+      engine.debugFailNextSteps(1, true);
+      let rest = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+      const events = rest.split("\n\n").filter((e) => e.trim()).map((e) => e.slice(6));
+      expect(checkErrorBody(JSON.parse(events.at(-2)!), "error event")).toMatchObject({ code: "engine_error" });
+      const q = await queued;
+      expect(q.status).toBe(503);
+      expect(checkErrorBody(await q.json(), "503")).toMatchObject({ code: "engine_unavailable" });
+      expect((await fetch(`${t.url}/health`)).status).toBe(503);
+      const after = await t.post("/v1/completions", { prompt: "The", max_tokens: 4 });
+      expect(after.status).toBe(503);
+      expect(JSON.stringify(await after.json())).toContain("injected failure");
+    } finally {
+      await t.close();
+      await engine.shutdown();
+    }
+  });
+});
+
 describe("the KV pool exhausted again and again", () => {
   const ref = JSON.parse(readFileSync(join(FIXTURE, "reference.json"), "utf8"));
   // Six prompts of 4..67 tokens (the fixture's three and shifted copies), 24 new tokens each.

@@ -102,6 +102,13 @@ fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count) {
   });
 }
 
+fg_status fg_debug_fail_status(fg_engine *engine, int32_t status) {
+  return fg::guard(__func__, [&] {
+    need_engine(engine, __func__);
+    engine->debug_fail_status(status);
+  });
+}
+
 fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *y, int32_t m,
                       int32_t n, int32_t k) {
   return fg::guard(__func__, [&] {

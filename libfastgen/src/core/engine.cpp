@@ -61,6 +61,13 @@ fg_engine_info fg_engine::info() const {
   return i;
 }
 
+void fg_engine::debug_fail_status(int32_t status) {
+  if (status <= FG_OK || status > FG_ERR_INTERNAL)
+    fg::raise(FG_ERR_INVALID_ARGUMENT, "debug_fail_status: %d is not an error status", status);
+  std::lock_guard<std::mutex> lk(mu_);
+  fail_status_ = (fg_status)status;
+}
+
 void fg_engine::debug_fail_next_steps(int32_t count) {
   if (count < 0) fg::raise(FG_ERR_INVALID_ARGUMENT, "debug_fail_next_steps: count must be >= 0, got %d", count);
   std::lock_guard<std::mutex> lk(mu_);

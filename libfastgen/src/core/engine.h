@@ -27,6 +27,7 @@ struct fg_engine {
   // One forward pass + sampling (step.cpp). The batch is validated before anything changes.
   void step(const fg_batch *batch, fg_step_output *out);
   void debug_fail_next_steps(int32_t count);
+  void debug_fail_status(int32_t status);
 
  private:
   // engine_cuda.cpp: the same life cycle on the CUDA backend.
@@ -47,5 +48,6 @@ struct fg_engine {
   fgcu_info cuda_info_{};
   bool cuda_finalized_ = false;
   int32_t fail_steps_ = 0;
+  fg_status fail_status_ = FG_ERR_INTERNAL;
   mutable std::mutex mu_;           // one call at a time per engine
 };

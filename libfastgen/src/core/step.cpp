@@ -14,7 +14,7 @@ void fg_engine::step(const fg_batch *b, fg_step_output *out) {
   if (!finalized()) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_step: engine is not finalized");
   if (fail_steps_ > 0) {
     fail_steps_--;
-    fg::raise(FG_ERR_INTERNAL, "fg_step: injected failure (fg_debug_fail_next_steps)");
+    fg::raise(fail_status_, "fg_step: injected failure (fg_debug_fail_next_steps)");
   }
   if (backend_ == FG_BACKEND_CUDA) return cuda_step(b, out);
   fg::validate_batch(spec_, kv_->num_blocks(), kv_->block_size(), b, out);
