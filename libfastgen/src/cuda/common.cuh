@@ -103,4 +103,13 @@ __device__ __forceinline__ float activate(int kind, float x) {
   }
 }
 
+// A device buffer that only grows; growing frees the old one, so grow it while the stream is
+// idle (engine.cu: ensure, release).
+struct DevBuf {
+  void *p = nullptr;
+  size_t bytes = 0;
+};
+int ensure(DevBuf &b, size_t bytes, const char *what, char *err);
+void release(DevBuf &b);
+
 }  // namespace fgcu

@@ -31,7 +31,7 @@ struct Bump {
 
 void layout_weights(fgcu_engine *e, Bump &mat, Bump &vec) {
   const fgcu_model &m = e->m;
-  const size_t H = m.hidden_size, I = m.intermediate_size, V = m.vocab_size, Vr = e->vocab_rows;
+  const size_t H = m.hidden_size, I = m.intermediate_size, Vr = e->vocab_rows;
   const size_t qd = m.num_heads * m.head_dim, qkv = (size_t)e->qkv_rows, mlp = (size_t)e->mlp_rows;
   const bool has_mlp_norm = !m.parallel || m.parallel_mlp_norm;
   auto M = [&](size_t n) { return (bf16 *)mat.take(n * 2); };
@@ -45,7 +45,6 @@ void layout_weights(fgcu_engine *e, Bump &mat, Bump &vec) {
   e->final_norm = m.final_norm ? F(H) : nullptr;
   e->final_norm_b = m.final_norm && m.norm_layer ? F(H) : nullptr;
   e->lm_head_b = m.lm_head_bias ? F(Vr) : nullptr;
-  (void)V;
   for (int64_t l = 0; l < m.num_layers; l++) {
     LayerW &w = e->layers[l];
     w.qkv = M(qkv * H);

@@ -25,13 +25,6 @@ struct LayerW {
   float **ex_in_b, **ex_down_b;
 };
 
-// A device buffer that only grows (the stream is idle whenever it does).
-struct DevBuf {
-  void *p = nullptr;
-  size_t bytes = 0;
-};
-int ensure(DevBuf &b, size_t bytes, const char *what, char *err);
-void release(DevBuf &b);
 
 // Pinned host staging + its device twin for the step's metadata.
 struct MetaBuf {

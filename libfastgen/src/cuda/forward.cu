@@ -62,7 +62,7 @@ int gather_logits(fgcu_engine *e, int R, float *logits, char *err) {
 int forward(fgcu_engine *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
   const cudaStream_t st = e->stream;
-  const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size, V = (int)M.vocab_size;
+  const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size;
   const int nh = (int)M.num_heads, nkv = (int)M.num_kv_heads, hd = (int)M.head_dim, qd = nh * hd;
   const NormOp op = M.norm_layer ? kNormLayer : kNormRms;
   const float eps = M.norm_eps;
@@ -174,7 +174,6 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
   if (e->lm_head_b) FGCU_CHECK(add_bias_rows(cols, e->lm_head_b, m.R, Vr, st, err));
   if (e->tp > 1) FGCU_CHECK(gather_logits(e, m.R, logits, err));
   profiler_mark(pr, st, "final norm + lm head");
-  (void)V;
   return 0;
 }
 

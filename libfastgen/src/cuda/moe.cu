@@ -121,22 +121,6 @@ __global__ void combine_kernel(const float *ys, const int *row_of, const float *
   }
 }
 
-int grow(MoeBuf &b, size_t bytes, char *err) {
-  if (bytes <= b.bytes && b.p) return 0;
-  cudaFree(b.p);
-  b = MoeBuf();
-  bytes = (bytes + 255) / 256 * 256;
-  const cudaError_t e = cudaMalloc(&b.p, bytes ? bytes : 256);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    snprintf(err, 512, "out of device memory for the MoE workspace (%.1f MiB): %s",
-             bytes / 1048576.0, cudaGetErrorString(e));
-    return FG_ERR_OUT_OF_MEMORY;
-  }
-  b.bytes = bytes ? bytes : 256;
-  return 0;
-}
-
 bool gated_act(int act) { return act <= kGatedGeluTanh; }
 
 // Rows per alignment unit: pad * width * elem_size is a multiple of 256 bytes for every
@@ -165,15 +149,15 @@ int moe_work_reserve(MoeWork &w, int T, int H, int I, int E, int k, int act, cha
   FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
   const size_t N = (size_t)T * k, mlp_rows = gated_act(act) ? 2 * (size_t)I : I;
   const size_t rows = N + (N < (size_t)E ? N : E) * (row_pad(H, I) - 1);
-  FGCU_CHECK(grow(w.logits, (size_t)T * E * 4, err));
-  FGCU_CHECK(grow(w.ids, N * 4, err));
-  FGCU_CHECK(grow(w.weights, N * 4, err));
-  FGCU_CHECK(grow(w.row_of, N * 4, err));
-  FGCU_CHECK(grow(w.meta, (2 * (size_t)E + 1) * 4, err));
-  FGCU_CHECK(grow(w.xs, rows * H * 2, err));
-  FGCU_CHECK(grow(w.mid, rows * mlp_rows * 2, err));
-  FGCU_CHECK(grow(w.act, rows * I * 2, err));
-  FGCU_CHECK(grow(w.ys, rows * H * 4, err));
+  FGCU_CHECK(ensure(w.logits, (size_t)T * E * 4, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.ids, N * 4, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.weights, N * 4, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.row_of, N * 4, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.meta, (2 * (size_t)E + 1) * 4, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.xs, rows * H * 2, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.mid, rows * mlp_rows * 2, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.act, rows * I * 2, "the MoE workspace", err));
+  FGCU_CHECK(ensure(w.ys, rows * H * 4, "the MoE workspace", err));
   if (w.meta_host_cap < 2 * E + 1) {
     if (w.meta_host) cudaFreeHost(w.meta_host);
     w.meta_host = nullptr, w.meta_host_cap = 0;
@@ -184,8 +168,8 @@ int moe_work_reserve(MoeWork &w, int T, int H, int I, int E, int k, int act, cha
 }
 
 void moe_work_release(MoeWork &w) {
-  MoeBuf *bufs[] = {&w.logits, &w.ids, &w.weights, &w.row_of, &w.meta, &w.xs, &w.mid, &w.act, &w.ys};
-  for (MoeBuf *b : bufs) cudaFree(b->p);
+  DevBuf *bufs[] = {&w.logits, &w.ids, &w.weights, &w.row_of, &w.meta, &w.xs, &w.mid, &w.act, &w.ys};
+  for (DevBuf *b : bufs) release(*b);
   if (w.meta_host) cudaFreeHost(w.meta_host);
   w = MoeWork();
 }

@@ -18,24 +18,17 @@
 
 namespace fgcu {
 
-// A device buffer that only grows; growing frees the old one (cudaFree waits for the device,
-// but call moe_work_reserve before a step anyway: growth mid-step stalls it).
-struct MoeBuf {
-  void *p = nullptr;
-  size_t bytes = 0;
-};
-
 // Workspace of moe_forward, owned by the caller, grown on demand (moe_work_reserve).
 struct MoeWork {
-  MoeBuf logits;   // fp32 [T, E]
-  MoeBuf ids;      // int  [T*k]  expert of slot t*k + j, best first
-  MoeBuf weights;  // fp32 [T*k]  renormalized routing weights
-  MoeBuf row_of;   // int  [T*k]  workspace row holding slot t*k + j
-  MoeBuf meta;     // int  [2E + 1]  row offsets [E + 1], then counts [E]
-  MoeBuf xs;       // bf16 [rows, H]          rows = T*k + padding (see row_pad in moe.cu)
-  MoeBuf mid;      // bf16 [rows, mlp_rows]
-  MoeBuf act;      // bf16 [rows, I]
-  MoeBuf ys;       // fp32 [rows, H]
+  DevBuf logits;   // fp32 [T, E]
+  DevBuf ids;      // int  [T*k]  expert of slot t*k + j, best first
+  DevBuf weights;  // fp32 [T*k]  renormalized routing weights
+  DevBuf row_of;   // int  [T*k]  workspace row holding slot t*k + j
+  DevBuf meta;     // int  [2E + 1]  row offsets [E + 1], then counts [E]
+  DevBuf xs;       // bf16 [rows, H]          rows = T*k + padding (see row_pad in moe.cu)
+  DevBuf mid;      // bf16 [rows, mlp_rows]
+  DevBuf act;      // bf16 [rows, I]
+  DevBuf ys;       // fp32 [rows, H]
   int *meta_host = nullptr;  // pinned twin of meta
   int meta_host_cap = 0;
 };

@@ -64,6 +64,11 @@ struct fgcu_group {
 
 namespace {
 
+int set_device(int d, char *err) {
+  FGCU_TRY(cudaSetDevice(d));
+  return 0;
+}
+
 struct WorkerArg {
   fgcu_group *g;
   int rank;
@@ -88,8 +93,7 @@ void *worker(void *p) {
 
     char *err = g->err[r];
     err[0] = 0;
-    int rc = cudaSetDevice(e->device) == cudaSuccess ? 0 : FG_ERR_DEVICE;
-    if (rc) snprintf(err, 512, "cudaSetDevice(%d) failed", e->device);
+    int rc = set_device(e->device, err);
     if (!rc) rc = engine_prepare(e, g->batch, &g->meta[r], err);
 
     // barrier: nobody enters a collective unless every rank prepared
@@ -149,11 +153,6 @@ void break_group(fgcu_group *g, const char *why) {
     }
 }
 
-int set_device(int d, char *err) {
-  FGCU_TRY(cudaSetDevice(d));
-  return 0;
-}
-
 }  // namespace
 
 extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeout_ms, fgcu_group **out,
@@ -183,7 +182,7 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
   };
   if (tp > 1) {
     setenv("NCCL_NVLS_ENABLE", "0", 0);  // NVLink multicast stays off unless asked for
-    FGCU_CHECK(nccl_open(&g->nccl, err));
+    if (int rc = nccl_open(&g->nccl, err)) return fail(rc);
     int devs[kMaxRanks];
     for (int r = 0; r < tp; r++) devs[r] = r;
     const ncclResult_t nr = g->nccl->comm_init_all(g->comms, tp, devs);
@@ -195,7 +194,7 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
   }
   const char *fault = getenv("FASTGEN_TP_FAULT_RANK");  // test hook: that rank skips collectives
   for (int r = 0; r < tp; r++) {
-    FGCU_CHECK(set_device(r, err));
+    if (int rc = set_device(r, err)) return fail(rc);
     if (int rc = engine_create(m, r, r, tp, &g->ranks[r], err)) {
       if (tp > 1) {
         char msg[512];
