@@ -147,10 +147,8 @@ describe.skipIf(!twoGpus)("tensor parallel failures", () => {
     expect(r.afterwards).toBe("ok"); // a fresh one-GPU engine still runs in the same process
   });
 
-  test("tensor_parallel above the visible devices: FG_ERR_DEVICE naming the count", () => {
+  test.skipIf(cudaDeviceCount() >= 8)("tensor_parallel above the visible devices: FG_ERR_DEVICE naming the count", () => {
     const spec = tinySpec({ num_heads: 8, num_kv_heads: 8, hidden_size: 64, intermediate_size: 96 });
-    expect(() => NativeEngine.create({ ...spec, tensor_parallel: 8 }, "cuda")).toThrow(
-      cudaDeviceCount() >= 8 ? /./ : /needs 8 CUDA devices/,
-    );
+    expect(() => NativeEngine.create({ ...spec, tensor_parallel: 8 }, "cuda")).toThrow(/needs 8 CUDA devices/);
   });
 });
