@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Make a Llama-2-7B-shaped model with random bf16 weights, for FastGen's device benchmarks
 (bench/device/run-policies.sh). No network, no download: the weights are transformers' own init
-and the tokenizer is a byte-level BPE trained here on made-up words, so the model talks nonsense;
+(normal(0, 0.02) as transformers
+initializes Llama, drawn and written shard by shard) and the tokenizer is a byte-level BPE trained here on made-up words, so the model talks nonsense;
 the benchmark sends token-id prompts with ignore_eos, so only the shapes matter.
 
     python3 bench/device/make_llama7b_random.py OUT_DIR [--tiny] [--seed 0] [--shape 7b|70b] [--layers N]
@@ -23,6 +24,7 @@ Needs: torch, transformers (4.4x or 5.x), tokenizers, safetensors.
 import argparse
 import itertools
 import json
+import math
 import os
 import random
 import sys
@@ -82,6 +84,65 @@ def build_tokenizer(seed):
     return tok
 
 
+def tensor_plan(shape):
+    """(name, shape) of every Llama tensor, in the order transformers names them."""
+    h, i, nh, nkv = shape["hidden_size"], shape["intermediate_size"], shape["num_attention_heads"], shape["num_key_value_heads"]
+    hd = h // nh
+    plan = [("model.embed_tokens.weight", (VOCAB, h))]
+    for l in range(shape["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        plan += [(p + "input_layernorm.weight", (h,)), (p + "self_attn.q_proj.weight", (nh * hd, h)),
+                 (p + "self_attn.k_proj.weight", (nkv * hd, h)), (p + "self_attn.v_proj.weight", (nkv * hd, h)),
+                 (p + "self_attn.o_proj.weight", (h, nh * hd)), (p + "post_attention_layernorm.weight", (h,)),
+                 (p + "mlp.gate_proj.weight", (i, h)), (p + "mlp.up_proj.weight", (i, h)), (p + "mlp.down_proj.weight", (h, i))]
+    return plan + [("model.norm.weight", (h,)), ("lm_head.weight", (VOCAB, h))]
+
+
+def write_random_weights(out_dir, shape, seed, torch, shard_bytes=5 << 30):
+    """Random bf16 weights as transformers initializes Llama (normal(0, 0.02), norms at 1), drawn on
+    the GPU one tensor at a time and written shard by shard (safetensors + index), so an 80-layer
+    70B shape never has to fit in one device's or the host's memory at once."""
+    from concurrent.futures import ThreadPoolExecutor
+    from safetensors.torch import save_file
+
+    plan = tensor_plan(shape)
+    shards, cur, size = [], [], 0
+    for name, dims in plan:
+        nbytes = 2 * math.prod(dims)
+        if cur and size + nbytes > shard_bytes:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append((name, dims))
+        size += nbytes
+    shards.append(cur)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    gen = torch.Generator(device=device).manual_seed(seed)
+    weight_map, total, params = {}, 0, 0
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = []
+        for k, shard in enumerate(shards):
+            fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
+            tensors = {}
+            for name, dims in shard:
+                if name.endswith("norm.weight"):
+                    t = torch.ones(dims, dtype=torch.bfloat16)
+                else:
+                    t = torch.empty(dims, dtype=torch.bfloat16, device=device).normal_(0.0, 0.02, generator=gen).cpu()
+                tensors[name] = t
+                weight_map[name] = fname
+                total += 2 * t.numel()
+                params += t.numel()
+            pending.append(pool.submit(save_file, tensors, os.path.join(out_dir, fname), {"format": "pt"}))
+            while len(pending) > 4:  # bound the host memory held by shards not yet written
+                pending.pop(0).result()
+            log(f"  shard {k + 1}/{len(shards)} drawn")
+        for p in pending:
+            p.result()
+    with open(os.path.join(out_dir, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    return params
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir")
@@ -98,7 +159,7 @@ def main():
 
     import torch
     import transformers
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig
 
     t0 = time.time()
     os.makedirs(args.out_dir, exist_ok=True)
@@ -114,25 +175,21 @@ def main():
         shape["num_hidden_layers"] = args.layers
     config = LlamaConfig(vocab_size=VOCAB, max_position_embeddings=4096, rms_norm_eps=1e-5, hidden_act="silu",
                          tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **shape)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(args.seed)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device(device):
-        model = LlamaForCausalLM(config)
-    torch.set_default_dtype(torch.float32)
     if int(transformers.__version__.split(".")[0]) >= 5:
-        model.config.dtype = torch.bfloat16
+        config.dtype = torch.bfloat16
     else:
-        model.config.torch_dtype = torch.bfloat16
-    n = sum(p.numel() for p in model.parameters())
-    log(f"model: {n / 1e9:.2f}B parameters on {device} ({time.time() - t0:.0f} s)")
-    model.save_pretrained(args.out_dir, safe_serialization=True, max_shard_size="5GB")
+        config.torch_dtype = torch.bfloat16
+    config.save_pretrained(args.out_dir)
+    with open(os.path.join(args.out_dir, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": 1, "eos_token_id": 2}, f, indent=2)
+    n = write_random_weights(args.out_dir, shape, args.seed, torch)
+    log(f"weights: {n / 1e9:.2f}B random bf16 parameters ({time.time() - t0:.0f} s)")
     with open(card, "w") as f:
         f.write(f"# Random Llama-2-{args.shape.upper()}-shaped model, {shape['num_hidden_layers']} layers ({MARKER})\n\n"
                 f"Made by `bench/device/make_llama7b_random.py{' --tiny' if args.tiny else ''} --seed {args.seed} --shape {args.shape}"
                 f"{f' --layers {args.layers}' if args.layers else ''}` with torch "
                 f"{torch.__version__}, transformers {transformers.__version__}: {n / 1e9:.2f}B random bf16 parameters "
-                f"(transformers' init), a {VOCAB}-token byte-level BPE trained on made-up words. Benchmarks only.\n")
+                f"(normal(0, 0.02), norms at 1), a {VOCAB}-token byte-level BPE trained on made-up words. Benchmarks only.\n")
     log(f"wrote {args.out_dir} ({time.time() - t0:.0f} s)")
 
 

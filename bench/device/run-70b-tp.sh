@@ -1,27 +1,58 @@
 #!/usr/bin/env bash
-# Issue #10's run at the scale the lent machines allow: a Llama-2-70B-shaped model trimmed to
-# LAYERS layers (random bf16 weights, made on the device), tensor parallel TP.
-#   1. decode ms/token at batch 1 against the roofline weights / (TP x measured copy bandwidth),
-#      decode batch 32/64 and prefill 2048, TP=1 vs TP (bench/gpu/tp.ts, weights made in-process)
-#   2. `fastgen serve --tensor-parallel TP` on the same shape written as a Hugging Face directory,
-#      the 2600/60 workload for splitfuse and prefill-first (bench/device/run-policies.sh)
+# Issue #10: a Llama-2-70B-shaped model (random bf16 weights, made on the device), LAYERS of its 80
+# layers, tensor parallel TP. Stages (STAGES, any of "tests model bench serve"; default "bench serve"):
+#   tests  test/gpu on this machine (bench/gpu/run_tp.sh tests: TP=2, and TP=4 where 4 GPUs are seen)
+#   model  write the model as a Hugging Face directory (make_llama7b_random.py) in the background
+#          while the other stages run; serve waits for it
+#   bench  decode ms/token at batch 1 against the roofline weights / (TP x measured copy bandwidth),
+#          decode batch 32/64 and prefill 2048 for each degree in TPS (default "1,TP"; bench/gpu/tp.ts,
+#          weights made in-process), with greedy parity of each degree against the first
+#   serve  `fastgen serve --tensor-parallel TP` on that directory, the 2600/60 workload for
+#          splitfuse and prefill-first (bench/device/run-policies.sh; resumes a sweep cut short)
+# The model goes to /dev/shm when it has room (no disk writeback), else /tmp (MODEL_DIR overrides);
+# a warm machine keeps it between device calls.
 # device run: carry [".gpu", ".gpu-lib"], command
-#   "bash bench/device/run-70b-tp.sh [LAYERS=20] [TP=2] [CLIENTS=1,4,16] [REQUESTS=24]"
-#   (SKIP_TP_BENCH=1 skips step 1)
+#   "[STAGES=...] [TPS=2,4] bash bench/device/run-70b-tp.sh [LAYERS=20] [TP=2] [CLIENTS=1,4,16] [REQUESTS=24]"
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 LAYERS=${1:-20}; TP=${2:-2}; CLIENTS=${3:-1,4,16}; REQUESTS=${4:-24}
+STAGES=" ${STAGES:-bench serve} "; TPS=${TPS:-1,$TP}
+[ -n "${SKIP_TP_BENCH:-}" ] && STAGES=${STAGES/ bench / }
 [ -f .gpu-lib/libfastgen.so ] && export FASTGEN_LIB=$PWD/.gpu-lib/libfastgen.so
 export PYTHONUNBUFFERED=1
+has() { case "$STAGES" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+stamp() { echo "[$(date +%H:%M:%S)] $*"; }
+if [ -z "${MODEL_DIR:-}" ]; then
+  shm=$(df --output=avail -B1G /dev/shm 2>/dev/null | tail -1 | tr -d ' ')
+  if [ "${shm:-0}" -gt $((LAYERS * 2 + 20)) ]; then MODEL_DIR=/dev/shm/llama70b-${LAYERS}l; else MODEL_DIR=/tmp/llama70b-${LAYERS}l; fi
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/env.txt" 2>&1
-timeout 120 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > /dev/null 2>&1 || echo "ceilings failed"
-[ -n "${SKIP_TP_BENCH:-}" ] || timeout 240 bash .gpu/enter bun bench/gpu/tp.ts "$OUT/ceilings.json" "$OUT" --shape 70b --layers "$LAYERS" --tp "1,$TP" > "$OUT/tp-70b.log" 2>&1
-echo "tp.ts exit $?"; grep -A8 "^| TP" "$OUT/tp-70b.log"; grep "parity" "$OUT/tp-70b.log"
-timeout 400 bash .gpu/enter bash bench/device/run-policies.sh --suite fastgen-2600-60 --clients "$CLIENTS" --requests "$REQUESTS" \
-  --policies "splitfuse prefill-first" --stages "model fastgen compare" --model-dir /tmp/llama70b-${LAYERS}l \
-  --model-args "--shape 70b --layers $LAYERS" --serve-flags "--backend cuda --tensor-parallel $TP" \
-  --results /tmp/res-70b-tp$TP > "$OUT/policies.log" 2>&1
-echo "run-policies exit $?"
-tar -czf "$OUT/results-70b-tp$TP.tgz" -C /tmp/res-70b-tp$TP . 2>/dev/null
-tail -30 "$OUT/policies.log"
+df -h /dev/shm /tmp >> "$OUT/env.txt" 2>&1
+stamp "stages:$STAGES model dir $MODEL_DIR"
+MAKER=""
+if has model; then
+  python3 bench/device/make_llama7b_random.py "$MODEL_DIR" --shape 70b --layers "$LAYERS" > "$OUT/model.log" 2>&1 &
+  MAKER=$!
+fi
+if has tests; then
+  bash bench/gpu/run_tp.sh tests
+  stamp "tests done"
+fi
+if has bench; then
+  [ -f "$OUT/ceilings.json" ] || timeout 120 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > /dev/null 2>&1 || echo "ceilings failed"
+  timeout 300 bash .gpu/enter bun bench/gpu/tp.ts "$OUT/ceilings.json" "$OUT" --shape 70b --layers "$LAYERS" --tp "$TPS" > "$OUT/tp-70b.log" 2>&1
+  stamp "tp.ts exit $?"; grep -A8 "^| TP" "$OUT/tp-70b.log"; grep "parity" "$OUT/tp-70b.log"
+fi
+if [ -n "$MAKER" ]; then
+  wait "$MAKER"; stamp "model maker exit $?"; tail -3 "$OUT/model.log"
+fi
+if has serve; then
+  timeout "${SERVE_TIMEOUT:-400}" bash .gpu/enter bash bench/device/run-policies.sh --suite fastgen-2600-60 --clients "$CLIENTS" --requests "$REQUESTS" \
+    --policies "splitfuse prefill-first" --stages "model fastgen compare" --model-dir "$MODEL_DIR" \
+    --model-args "--shape 70b --layers $LAYERS" --serve-flags "--backend cuda --tensor-parallel $TP" \
+    --results /tmp/res-70b-tp$TP > "$OUT/policies.log" 2>&1
+  stamp "run-policies exit $?"
+  tar -czf "$OUT/results-70b-tp$TP.tgz" -C /tmp/res-70b-tp$TP . 2>/dev/null
+  tail -30 "$OUT/policies.log"
+fi

@@ -1,5 +1,5 @@
 // Tensor parallelism on CUDA (needs 2 visible devices; skipped elsewhere).
-//   1. TP=2 logits equal TP=1 logits (same bf16 weights, same batch) on tiny random models that
+//   1. TP=2 (and TP=4 where 4 devices are visible) logits equal TP=1 logits (same bf16 weights, same batch) on tiny random models that
 //      hit every way a tensor is cut: GQA, fewer KV heads than ranks (replicated), a vocabulary
 //      that does not split evenly (padded LM head shard), biases, LayerNorm + learned positions,
 //      the parallel block with an LM head bias, tied embeddings, MoE experts.
@@ -66,25 +66,31 @@ const CASES: [string, Partial<ModelSpec>][] = [
   }],
 ];
 
-describe.skipIf(!twoGpus)("tensor parallel = 2 vs 1", () => {
-  for (const [label, over] of CASES) {
-    test(label, () => {
-      const spec = tinySpec({ num_heads: 6, head_dim: 8, hidden_size: 48, intermediate_size: 96, ...over });
-      const w = randomWeights(spec, 7);
-      const one = build(spec, w, 1), two = build(spec, w, 2);
-      try {
-        const [a1, b1] = logitsOf(one, spec.vocab_size), [a2, b2] = logitsOf(two, spec.vocab_size);
-        const e1 = relErr(a2!, a1!), e2 = relErr(b2!, b1!);
-        console.log(`${label}: rel err ${e1.toExponential(2)} (prefill), ${e2.toExponential(2)} (decode)`);
-        expect(e1).toBeLessThan(1e-2);
-        expect(e2).toBeLessThan(1e-2);
-      } finally {
-        one.destroy();
-        two.destroy();
-      }
-    });
-  }
-});
+// TP=2 on every machine with two GPUs; TP=4 too where four are visible, on 8 heads so every cut
+// divides (KV heads a case sets to 6 become 8; the default 2 KV heads are replicated over 4 ranks).
+for (const tp of [2, 4]) {
+  describe.skipIf(cudaDeviceCount() < tp)(`tensor parallel = ${tp} vs 1`, () => {
+    for (const [label, over] of CASES) {
+      test(label, () => {
+        const heads = tp === 4 ? 8 : 6;
+        const kv = over.num_kv_heads === 6 ? { num_kv_heads: heads } : {};
+        const spec = tinySpec({ num_heads: heads, head_dim: 8, hidden_size: 8 * heads, intermediate_size: 16 * heads, ...over, ...kv });
+        const w = randomWeights(spec, 7);
+        const one = build(spec, w, 1), many = build(spec, w, tp);
+        try {
+          const [a1, b1] = logitsOf(one, spec.vocab_size), [a2, b2] = logitsOf(many, spec.vocab_size);
+          const e1 = relErr(a2!, a1!), e2 = relErr(b2!, b1!);
+          console.log(`TP=${tp} ${label}: rel err ${e1.toExponential(2)} (prefill), ${e2.toExponential(2)} (decode)`);
+          expect(e1).toBeLessThan(1e-2);
+          expect(e2).toBeLessThan(1e-2);
+        } finally {
+          one.destroy();
+          many.destroy();
+        }
+      });
+    }
+  });
+}
 
 const FIXTURES = ["llama-gqa", "llama3-rope", "qwen2", "opt", "opt-postnorm-proj", "falcon-mqa", "phi", "mixtral"];
 
