@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 LAYERS=${1:-20}; TP=${2:-2}; CLIENTS=${3:-1,4,16}; REQUESTS=${4:-24}
 STAGES=" ${STAGES:-bench serve} "; TPS=${TPS:-1,$TP}
 [ -n "${SKIP_TP_BENCH:-}" ] && STAGES=${STAGES/ bench / }
-[ -f .gpu-lib/libfastgen.so ] && export FASTGEN_LIB=$PWD/.gpu-lib/libfastgen.so
+source bench/gpu/gpu_lib.sh
 export PYTHONUNBUFFERED=1
 has() { case "$STAGES" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 stamp() { echo "[$(date +%H:%M:%S)] $*"; }

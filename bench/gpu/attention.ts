@@ -16,6 +16,8 @@
  *   python3 bench/gpu/sdpa_attention.py $OUT/sdpa.json > $OUT/sdpa.log 2>&1
  *   rm -f /tmp/attn_ms.txt
  *   FASTGEN_ATTN_TIMING=/tmp/attn_ms.txt timeout 200 bash .gpu/enter bun bench/gpu/attention.ts $OUT/ceil.json $OUT/sdpa.json $OUT
+ * --prefill-only: the prefill shapes alone (A/B runs, e.g. FASTGEN_ATTN_BM=64); --decode-only the
+ * decode shapes alone, --few-seqs only their batches 1, 8, 32 (e.g. FASTGEN_ATTN_SPLITS=n).
  * Smoke test without a GPU (CPU backend, tiny shapes, each checked against a JS reference):
  *   bun bench/gpu/attention.ts --cpu --tiny [<ceil.json> <sdpa.json> <out-dir>]
  *
@@ -34,6 +36,9 @@ const args = process.argv.slice(2);
 const [ceilPath, sdpaPath, outDir] = args.filter((a) => !a.startsWith("--"));
 const backend = args.includes("--cpu") ? "cpu" : "cuda";
 const tiny = args.includes("--tiny");
+const prefillOnly = args.includes("--prefill-only");  // A/B runs of the prefill path
+const decodeOnly = args.includes("--decode-only");    // A/B runs of the decode path (key splits)
+const fewSeqs = args.includes("--few-seqs");          // decode batches 1, 8, 32 only (split-KV territory)
 const readJson = (p?: string) => (p && existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : {});
 const ceil = readJson(ceilPath), sdpa = readJson(sdpaPath);
 const timingPath = process.env.FASTGEN_ATTN_TIMING;
@@ -43,8 +48,8 @@ if (backend === "cuda" && (!timingPath || !outDir))
 const BS = 16, HD = 128, BUDGET_S = 150;
 // tiny: small enough for the CPU backend and a JS reference; its cap makes 3 x 128 exercise the skip
 const MAX_FLOATS = tiny ? 4 * 64 * 1024 : 2 ** 30;
-const PREFILL_T = tiny ? [48, 64] : [2048, 4096, 8192, 16384];
-const DECODE_B = tiny ? [1, 3] : [1, 8, 32, 64, 128, 256], DECODE_C = tiny ? [32, 128] : [512, 2048, 8192];
+const PREFILL_T = decodeOnly ? [] : tiny ? [48, 64] : [2048, 4096, 8192, 16384];
+const DECODE_B = prefillOnly ? [] : tiny ? [1, 3] : fewSeqs ? [1, 8, 32] : [1, 8, 32, 64, 128, 256], DECODE_C = tiny ? [32, 128] : [512, 2048, 8192];
 const L2_BYTES = sdpa.l2_bytes ?? 50 * 2 ** 20;
 const spec = shapeSpec("7b");
 

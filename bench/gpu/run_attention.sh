@@ -5,7 +5,7 @@
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/gpu/run_attention.sh"
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-[ -f .gpu-lib/libfastgen.so ] && export FASTGEN_LIB=$PWD/.gpu-lib/libfastgen.so
+source bench/gpu/gpu_lib.sh
 python3 bench/gpu/ceilings.py "$OUT/ceil.json" > "$OUT/ceil.log" 2>&1
 python3 bench/gpu/sdpa_attention.py "$OUT/sdpa.json" > "$OUT/sdpa.log" 2>&1
 rm -f /tmp/attn_ms.txt

@@ -10,7 +10,7 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 # the library this call carries (see the file comment); zig-out is shared with other builds
-[ -f .gpu-lib/libfastgen.so ] && export FASTGEN_LIB=$PWD/.gpu-lib/libfastgen.so
+source bench/gpu/gpu_lib.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used,memory.total --format=csv > "$OUT/env.txt" 2>&1
 ldconfig -p | grep -i cublasLt >> "$OUT/env.txt"
 for f in test/gpu/*.test.ts; do

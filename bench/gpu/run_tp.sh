@@ -6,7 +6,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-[ -f .gpu-lib/libfastgen.so ] && export FASTGEN_LIB=$PWD/.gpu-lib/libfastgen.so
+source bench/gpu/gpu_lib.sh
 WHAT=${1:-all}; shift || true
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv > "$OUT/env.txt" 2>&1
 if [ "$WHAT" != bench ]; then

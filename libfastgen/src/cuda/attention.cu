@@ -3,8 +3,9 @@
 // into padded shared memory (row stride head_dim + 8 keeps ldmatrix free of bank conflicts),
 // double buffered.
 //
-//   per CTA: Q tile [BM, HD] -> smem once; for each 64-key tile: S = Q K^T (mma), mask
-//   (causal, window, range), online softmax, O += P V (mma, V through ldmatrix.trans)
+//   per CTA: Q tile [BM, HD] -> smem once; for each key tile (64 keys): S = Q K^T (mma), mask
+//   (causal, window, range; only on tiles that cross the diagonal or the window edge),
+//   online softmax, O += P V (mma, V through ldmatrix.trans)
 #include "cuda/attention.cuh"
 
 #include <stdlib.h>
@@ -14,7 +15,6 @@ namespace fgcu {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int BN = 64;  // keys per tile
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) {
@@ -57,26 +57,73 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t *>(&v);
 }
 
-template <int HD, int WR>
-constexpr int smem_bytes() {
-  return (16 * WR + 4 * BN) * (HD + 8) * 2;
+// 2^x, flushing results below 2^-126 to zero (one MUFU op; such weights vanish in bf16 P anyway).
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
-// WR = warps along rows: 4 -> 64-row tiles, every warp sees all 64 keys of a tile;
-//                        1 -> 16-row tiles, warp w takes keys [16w, 16w + 16) of each tile.
-template <int HD, int WR>
-__global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
-  constexpr int BM = 16 * WR, WK = 4 / WR, KW = BN / WK, LD = HD + 8, CH = HD / 8;
+template <int HD, int WR, int MR, int BN>
+constexpr int smem_bytes() {
+  return (16 * WR * MR + 4 * BN) * (HD + 8) * 2;
+}
+
+// Launch constants beside AttnArgs (set by launch()).
+struct KernelCfg {
+  int pieces;       // wide: CTAs per host tile (its rows / BM); CTA i runs piece i % pieces
+  unsigned bs_mul;  // n / block_size == (umulhi(n, bs_mul) + n) >> bs_shift for 0 <= n < 2^31
+  int bs_shift;
+  int trigger;      // call pdl_launch_dependents at the start (attn_pdl_mode() == 2)
+};
+
+// How attention takes part in programmatic dependent launch (FASTGEN_PDL_ATTN, read once):
+// 0: plain launches; 1: launched with launch_k (its start overlaps the RoPE kernel's end), the
+// next kernel starts when attention ends; 2: as 1, and the next kernel's blocks (the o GEMV,
+// which then prefetches weights) are let in as soon as attention starts.
+int attn_pdl_mode() {
+  static const int mode = [] {
+    const char *e = getenv("FASTGEN_PDL_ATTN");
+    return e && e[0] >= '0' && e[0] <= '2' ? e[0] - '0' : 1;
+  }();
+  return mode;
+}
+
+// WR = warps along rows, MR = 16-row blocks per warp, BN = keys per K/V tile (64; 32 for tries):
+//   WR 4, MR 2: 128-row tiles, warp w owns rows [32w, 32w + 32) and all keys of a K/V tile;
+//               every K and V fragment read from shared memory feeds two MMAs (half the smem
+//               traffic per FLOP of MR 1, and smem bandwidth is what bounds this kernel)
+//   WR 4, MR 1: 64-row tiles, warp w owns rows [16w, 16w + 16)
+//   WR 1, MR 1: 16-row tiles, warp w takes keys [16w, 16w + 16) of each 64-key tile
+template <int HD, int WR, int MR, int BN>
+__global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cfg) {
+  static_assert(WR == 4 || MR == 1, "narrow tiles have one row block per warp");
+  static_assert(WR == 4 || BN == 64, "the narrow merge reuses the K/V buffers of 64-key tiles");
+  constexpr int RW = 16 * MR, BM = RW * WR, WK = 4 / WR, KW = BN / WK, LD = HD + 8, CH = HD / 8;
+  static_assert((BN * CH) % kThreads == 0, "K/V tile / thread mismatch");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16 *Qs = reinterpret_cast<bf16 *>(smem_raw);  // [BM][LD]
   bf16 *Ks = Qs + BM * LD;                         // [2][BN][LD]
   bf16 *Vs = Ks + 2 * BN * LD;                     // [2][BN][LD]
 
-  const int splits = WR == 1 ? p.splits : 1;
-  const int tile_id = blockIdx.x / splits, split = blockIdx.x % splits, kvh = blockIdx.y;
-  const AttnTile tile = (WR == 1 ? p.narrow : p.wide)[tile_id];
-  const int G = p.num_heads / p.num_kv_heads;
+  const int splits = WR == 1 ? p.splits : 1, per = WR == 1 ? p.splits : cfg.pieces;
+  // Wide tiles run last-first: the last tiles of a sequence see the most keys, so the heaviest
+  // CTAs start in the first wave and the tail is short.
+  const int tile_id = WR == 1 ? blockIdx.x / per : p.num_wide - 1 - blockIdx.x / per;
+  const int split = WR == 1 ? blockIdx.x % per : 0, kvh = blockIdx.y;
+  AttnTile tile = (WR == 1 ? p.narrow : p.wide)[tile_id];
+  // Tiles, lengths and block tables were uploaded before the step; q and this step's K/V come
+  // from the kernel before (launch_k): wait for it before the first read of them.
   const int tok0 = p.cu_seqlens[tile.seq], ctx = p.context_lens[tile.seq];
+  const int *btab = p.block_indices + p.block_indptr[tile.seq];
+  pdl_wait();
+  if (cfg.trigger) pdl_launch_dependents();
+  if (WR == 4) {
+    tile.row_begin += (blockIdx.x % per) * BM;
+    if (tile.row_begin >= tile.row_end) return;  // the empty second piece of a short last tile
+    tile.row_end = min(tile.row_end, tile.row_begin + BM);
+  }
+  const int G = p.num_heads / p.num_kv_heads;
   const int pos_first = ctx + tile.row_begin / G, pos_last = ctx + (tile.row_end - 1) / G;
   const int kv_lo = p.window > 0 ? max(0, pos_first - p.window + 1) : 0;
   const int len = pos_last - kv_lo + 1;
@@ -84,11 +131,14 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
   const int s_lo = kv_lo + split * chunk;
   const int s_hi = min(pos_last, s_lo + chunk - 1);
   const int n_tiles = s_hi >= s_lo ? (s_hi - s_lo) / BN + 1 : 0;
-  const int *btab = p.block_indices + p.block_indptr[tile.seq];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int wr = warp % WR, wk = warp / WR;
+  // This warp's rows [wrow0, wrow0 + RW) and the positions of its first and last real row (rows
+  // past row_end are zero in Qs, never written, and so need no mask).
+  const int wrow0 = tile.row_begin + wr * RW;
+  const bool live = wrow0 < tile.row_end;
+  const int wq_lo = ctx + wrow0 / G, wq_hi = ctx + (min(tile.row_end, wrow0 + RW) - 1) / G;
 
-  static_assert((BN * CH) % kThreads == 0, "K/V tile / thread mismatch");
 #pragma unroll
   for (int it = 0; it < (BM * CH + kThreads - 1) / kThreads; it++) {
     const int i = tid + it * kThreads;
@@ -100,35 +150,54 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
                                            (kvh * G + r % G) * HD + c * 8);
     *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
   }
-  // Unrolled, so the block-table reads of every chunk go out together instead of each cp.async
-  // waiting on its own dependent load.
+  // K/V tile loads, each warp instruction covering whole 128-byte lines. Rows a multiple of 128
+  // bytes (CH % 8 == 0): thread t takes keys t / 8 + 16q, 16-byte chunks t % 8 + 8h (BN / 16
+  // block-table reads a tile, not BN * CH / 128); other rows: chunk i = tid + it * kThreads is
+  // key i / CH, chunk i % CH. Unrolled, so the block-table reads of a tile go out together
+  // instead of each cp.async waiting on its own.
+  auto key_offset = [&](int pos) {  // element offset of position pos in the pool
+    const int bi = (int)((__umulhi((unsigned)pos, cfg.bs_mul) + (unsigned)pos) >> cfg.bs_shift);
+    return (((size_t)btab[bi] * p.num_kv_heads + kvh) * p.block_size + (pos - bi * p.block_size)) * HD;
+  };
   auto load_kv = [&](int k0, int buf) {
+    if constexpr (CH % 8 == 0) {
+      constexpr int KS = kThreads / 8;  // keys a step
 #pragma unroll
-    for (int it = 0; it < BN * CH / kThreads; it++) {
-      const int i = tid + it * kThreads;
-      const int key = i / CH, c = i % CH, pos = k0 + key;
-      const bool ok = pos <= s_hi;
-      size_t off = 0;
-      if (ok) {
-        const int blk = btab[pos / p.block_size];
-        off = (((size_t)blk * p.num_kv_heads + kvh) * p.block_size + pos % p.block_size) * HD + c * 8;
+      for (int q = 0; q < BN / KS; q++) {
+        const int key = tid / 8 + q * KS, pos = k0 + key;
+        const bool ok = pos <= s_hi;
+        const size_t off = ok ? key_offset(pos) : 0;  // past s_hi: zero fill, from a valid address
+#pragma unroll
+        for (int h = 0; h < CH / 8; h++) {
+          const int c = tid % 8 + 8 * h;
+          cp_async16(Ks + (buf * BN + key) * LD + c * 8, p.k_cache + off + c * 8, ok);
+          cp_async16(Vs + (buf * BN + key) * LD + c * 8, p.v_cache + off + c * 8, ok);
+        }
       }
-      cp_async16(Ks + (buf * BN + key) * LD + c * 8, p.k_cache + off, ok);
-      cp_async16(Vs + (buf * BN + key) * LD + c * 8, p.v_cache + off, ok);
+    } else {
+#pragma unroll
+      for (int it = 0; it < BN * CH / kThreads; it++) {
+        const int i = tid + it * kThreads;
+        const int key = i / CH, c = i % CH, pos = k0 + key;
+        const bool ok = pos <= s_hi;
+        const size_t off = ok ? key_offset(pos) + c * 8 : 0;
+        cp_async16(Ks + (buf * BN + key) * LD + c * 8, p.k_cache + off, ok);
+        cp_async16(Vs + (buf * BN + key) * LD + c * 8, p.v_cache + off, ok);
+      }
     }
   };
 
-  int qpos[2];  // positions of this thread's two rows (-1: no such row, everything masked)
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    const int r = tile.row_begin + wr * 16 + (lane >> 2) + 8 * h;
-    qpos[h] = r < tile.row_end ? ctx + r / G : -1;
-  }
+  // Scores stay raw until the exponent: the row max of raw scores times scale_log2 (> 0:
+  // paged_attention sends other scales to the simple kernel) is the max of the scaled ones.
   const float scale_log2 = p.scale * kLog2e;
-  float o[HD / 8][4];
+  float o[MR][HD / 8][4];
 #pragma unroll
-  for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  for (int b = 0; b < MR; b++)
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) o[b][j][0] = o[b][j][1] = o[b][j][2] = o[b][j][3] = 0.f;
+  float m[MR][2], l[MR][2];  // running max (scaled, log2 domain) and sum of each row
+#pragma unroll
+  for (int b = 0; b < MR; b++) m[b][0] = m[b][1] = -INFINITY, l[b][0] = l[b][1] = 0.f;
 
   if (n_tiles > 0) load_kv(s_lo, 0);
   cp_async_commit();
@@ -138,93 +207,144 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    const int k0 = s_lo + it * BN;
+    // This warp's keys [kmin, kmax] of the tile against its rows [wq_lo, wq_hi] (warp-uniform):
+    // masked for every row (skip: the state would not change), for none (no per-element mask:
+    // every tile below the diagonal and inside the window), or for some.
+    const int kmin = s_lo + it * BN + wk * KW, kmax = kmin + KW - 1;
+    const bool skip = !live || kmin > min(wq_hi, s_hi) || (p.window > 0 && wq_lo - kmax >= p.window);
+    const bool full = kmax <= s_hi && kmax <= wq_lo && (p.window == 0 || wq_hi - kmin < p.window);
     const bf16 *Kt = Ks + buf * BN * LD, *Vt = Vs + buf * BN * LD;
 
-    float s[KW / 8][4];
+    if (!skip) {
+      float s[MR][KW / 8][4];
 #pragma unroll
-    for (int j = 0; j < KW / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+      for (int b = 0; b < MR; b++)
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; kk++) {
-      uint32_t a[4];
-      ldmatrix_x4(a, Qs + (wr * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
+        for (int j = 0; j < KW / 8; j++) s[b][j][0] = s[b][j][1] = s[b][j][2] = s[b][j][3] = 0.f;
 #pragma unroll
-      for (int j = 0; j < KW / 8; j += 2) {
-        uint32_t b[4];
-        ldmatrix_x4(b, Kt + (wk * KW + j * 8 + (lane >> 4) * 8 + (lane & 7)) * LD + kk * 16 +
-                           ((lane >> 3) & 1) * 8);
-        mma16816(s[j], a, b[0], b[1]);
-        mma16816(s[j + 1], a, b[2], b[3]);
+      for (int kk = 0; kk < HD / 16; kk++) {
+        uint32_t a[MR][4];
+#pragma unroll
+        for (int b = 0; b < MR; b++)
+          ldmatrix_x4(a[b], Qs + (wr * RW + b * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+        for (int j = 0; j < KW / 8; j += 2) {
+          uint32_t kf[4];
+          ldmatrix_x4(kf, Kt + (wk * KW + j * 8 + (lane >> 4) * 8 + (lane & 7)) * LD + kk * 16 +
+                              ((lane >> 3) & 1) * 8);
+#pragma unroll
+          for (int b = 0; b < MR; b++) {
+            mma16816(s[b][j], a[b], kf[0], kf[1]);
+            mma16816(s[b][j + 1], a[b], kf[2], kf[3]);
+          }
+        }
       }
-    }
+      if (!full) {
 #pragma unroll
-    for (int j = 0; j < KW / 8; j++)
+        for (int b = 0; b < MR; b++) {
+          // positions of this thread's two rows (-1: no such row, everything masked); derived
+          // here rather than held across the loop, as registers are short at MR 2
+          int qpos[2];
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int qp = qpos[e >> 1];
-        const int kp = k0 + wk * KW + j * 8 + (lane & 3) * 2 + (e & 1);
-        const bool ok = kp <= s_hi && kp <= qp && (p.window == 0 || qp - kp < p.window);
-        s[j][e] = ok ? s[j][e] * scale_log2 : -INFINITY;
+          for (int h = 0; h < 2; h++) {
+            const int r = wrow0 + b * 16 + (lane >> 2) + 8 * h;
+            qpos[h] = r < tile.row_end ? ctx + r / G : -1;
+          }
+#pragma unroll
+          for (int j = 0; j < KW / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+              const int qp = qpos[e >> 1], kp = kmin + j * 8 + (lane & 3) * 2 + (e & 1);
+              const bool ok = kp <= s_hi && kp <= qp && (p.window == 0 || qp - kp < p.window);
+              if (!ok) s[b][j][e] = -INFINITY;
+            }
+        }
+      }
+      float alpha[MR][2];
+      uint32_t pk[MR][KW / 8][2];  // P as bf16 pairs: the A fragments of O += P V
+#pragma unroll
+      for (int b = 0; b < MR; b++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          float mx = -INFINITY;
+#pragma unroll
+          for (int j = 0; j < KW / 8; j++) mx = fmaxf(mx, fmaxf(s[b][j][2 * h], s[b][j][2 * h + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float m_new = fmaxf(m[b][h], mx * scale_log2);
+          const float m_use = m_new == -INFINITY ? 0.f : m_new;
+          alpha[b][h] = m_new == m[b][h] ? 1.f : ex2(m[b][h] - m_use);
+          float rs = 0.f;
+#pragma unroll
+          for (int j = 0; j < KW / 8; j++) {
+            const float e0 = ex2(fmaf(s[b][j][2 * h], scale_log2, -m_use));
+            const float e1 = ex2(fmaf(s[b][j][2 * h + 1], scale_log2, -m_use));
+            rs += e0 + e1;
+            pk[b][j][h] = pack_bf16(e0, e1);
+          }
+          l[b][h] = l[b][h] * alpha[b][h] + rs;
+          m[b][h] = m_new;
+        }
+      // Rescale O only when some row max of the warp moved: late in long rows most tiles skip.
+      bool moved = false;
+#pragma unroll
+      for (int b = 0; b < MR; b++) moved |= alpha[b][0] != 1.f || alpha[b][1] != 1.f;
+      if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+        for (int b = 0; b < MR; b++)
+#pragma unroll
+          for (int j = 0; j < HD / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) o[b][j][e] *= alpha[b][e >> 1];
       }
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-      float mx = -INFINITY;
+      for (int kk = 0; kk < KW / 16; kk++) {
+        uint32_t a[MR][4];
 #pragma unroll
-      for (int j = 0; j < KW / 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * h], s[j][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[h], mx);
-      const float m_use = m_new == -INFINITY ? 0.f : m_new;
-      const float alpha = exp2f(m[h] - m_use);
-      float rs = 0.f;
+        for (int b = 0; b < MR; b++) {
+          a[b][0] = pk[b][2 * kk][0];
+          a[b][1] = pk[b][2 * kk][1];
+          a[b][2] = pk[b][2 * kk + 1][0];
+          a[b][3] = pk[b][2 * kk + 1][1];
+        }
 #pragma unroll
-      for (int j = 0; j < KW / 8; j++) {
-        s[j][2 * h] = exp2f(s[j][2 * h] - m_use);
-        s[j][2 * h + 1] = exp2f(s[j][2 * h + 1] - m_use);
-        rs += s[j][2 * h] + s[j][2 * h + 1];
-      }
-      l[h] = l[h] * alpha + rs;
+        for (int jd = 0; jd < HD / 8; jd += 2) {
+          uint32_t vf[4];
+          ldmatrix_x4_trans(vf, Vt + (wk * KW + kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD +
+                                    jd * 8 + (lane >> 4) * 8);
 #pragma unroll
-      for (int j = 0; j < HD / 8; j++) o[j][2 * h] *= alpha, o[j][2 * h + 1] *= alpha;
-      m[h] = m_new;
-    }
-#pragma unroll
-    for (int kk = 0; kk < KW / 16; kk++) {
-      uint32_t a[4];
-      a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-      for (int jd = 0; jd < HD / 8; jd += 2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, Vt + (wk * KW + kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD +
-                                 jd * 8 + (lane >> 4) * 8);
-        mma16816(o[jd], a, b[0], b[1]);
-        mma16816(o[jd + 1], a, b[2], b[3]);
+          for (int b = 0; b < MR; b++) {
+            mma16816(o[b][jd], a[b], vf[0], vf[1]);
+            mma16816(o[b][jd + 1], a[b], vf[2], vf[3]);
+          }
+        }
       }
     }
     __syncthreads();
   }
   cp_async_wait<0>();
 #pragma unroll
-  for (int h = 0; h < 2; h++) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
+  for (int b = 0; b < MR; b++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      l[b][h] += __shfl_xor_sync(0xffffffffu, l[b][h], 1);
+      l[b][h] += __shfl_xor_sync(0xffffffffu, l[b][h], 2);
+    }
 
   if (WR == 4) {  // every warp owns its rows outright: write from registers
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-      const int r = tile.row_begin + wr * 16 + (lane >> 2) + 8 * h;
-      if (r >= tile.row_end) continue;
-      const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
-      bf16 *dst = p.out + (size_t)(tok0 + r / G) * p.out_stride + (kvh * G + r % G) * HD;
+    for (int b = 0; b < MR; b++)
 #pragma unroll
-      for (int j = 0; j < HD / 8; j++)
-        *reinterpret_cast<__nv_bfloat162 *>(dst + j * 8 + (lane & 3) * 2) =
-            __floats2bfloat162_rn(o[j][2 * h] * inv, o[j][2 * h + 1] * inv);
-    }
+      for (int h = 0; h < 2; h++) {
+        const int r = wrow0 + b * 16 + (lane >> 2) + 8 * h;
+        if (r >= tile.row_end) continue;
+        const float inv = l[b][h] > 0.f ? 1.f / l[b][h] : 0.f;
+        bf16 *dst = p.out + (size_t)(tok0 + r / G) * p.out_stride + (kvh * G + r % G) * HD;
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++)
+          *reinterpret_cast<__nv_bfloat162 *>(dst + j * 8 + (lane & 3) * 2) =
+              __floats2bfloat162_rn(o[b][j][2 * h] * inv, o[b][j][2 * h + 1] * inv);
+      }
     return;
   }
 
@@ -239,10 +359,10 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p) {
     const int row = (lane >> 2) + 8 * h;
 #pragma unroll
     for (int j = 0; j < HD / 8; j++) {
-      red_o[(wk * 16 + row) * HD + j * 8 + (lane & 3) * 2] = o[j][2 * h];
-      red_o[(wk * 16 + row) * HD + j * 8 + (lane & 3) * 2 + 1] = o[j][2 * h + 1];
+      red_o[(wk * 16 + row) * HD + j * 8 + (lane & 3) * 2] = o[0][j][2 * h];
+      red_o[(wk * 16 + row) * HD + j * 8 + (lane & 3) * 2 + 1] = o[0][j][2 * h + 1];
     }
-    if ((lane & 3) == 0) red_m[wk * 16 + row] = m[h], red_l[wk * 16 + row] = l[h];
+    if ((lane & 3) == 0) red_m[wk * 16 + row] = m[0][h], red_l[wk * 16 + row] = l[0][h];
   }
   __syncthreads();
   const int rows = tile.row_end - tile.row_begin;
@@ -277,6 +397,7 @@ __global__ void attn_combine_kernel(AttnArgs p) {
   const AttnTile tile = p.narrow[blockIdx.x];
   const int G = p.num_heads / p.num_kv_heads, HD = p.head_dim, kvh = blockIdx.y;
   const int tok0 = p.cu_seqlens[tile.seq], rows = tile.row_end - tile.row_begin;
+  pdl_wait();
   for (int i = threadIdx.x; i < rows * HD; i += blockDim.x) {
     const int r = tile.row_begin + i / HD, d = i % HD;
     const int t = tok0 + r / G, head = kvh * G + r % G;
@@ -327,9 +448,31 @@ __global__ void attn_simple_kernel(AttnArgs p) {
   for (int i = 0; i < 8 && lane + 32 * i < HD; i++) dst[lane + 32 * i] = to_bf(l > 0 ? acc[i] / l : 0.f);
 }
 
-template <int HD, int WR>
-int launch(const AttnArgs &a, int num_tiles, int splits, cudaStream_t s, char *err) {
-  constexpr int bytes = smem_bytes<HD, WR>();
+// Head sizes whose wide tiles run 128 rows (MR 2); the others run 64-row CTAs (MR 1), two per
+// 128-row host tile. HD 256 at MR 2 would need 256 accumulator registers a thread for O alone.
+// ptxas -v (sm_90a, MR 2, BN 64): HD <= 80 no spills, HD 96 2 words, HD 128 255 registers and
+// ~26 words (scalars, reloaded around the barriers: ~25 L1 accesses a key tile against 80
+// ldmatrix.x4). FASTGEN_ATTN_BN=32 runs HD 128 with 32-key tiles instead: no spills, but Q
+// fragments are read twice as often and the per-tile softmax work doubles. For A/B timing.
+constexpr bool wide_mr2(int hd) { return hd <= 128; }
+
+int attn_kv_tile_128() {
+  static const int bn = [] {
+    const char *e = getenv("FASTGEN_ATTN_BN");
+    return e && atoi(e) == 32 ? 32 : 64;
+  }();
+  return bn;
+}
+
+// grid (num_ctas, num_kv_heads)
+template <int HD, int WR, int MR, int BN = 64>
+int launch(const AttnArgs &a, int num_ctas, int pieces, cudaStream_t s, char *err) {
+  // Division by block_size as multiply-high, add, shift (Granlund-Montgomery, round-up multiplier
+  // m = 2^32 (2^k - d) / d + 1 with 2^k >= d; exact for dividends below 2^31).
+  KernelCfg cfg = {pieces, 0u, 0, attn_pdl_mode() == 2};
+  while (((int64_t)1 << cfg.bs_shift) < a.block_size) cfg.bs_shift++;
+  cfg.bs_mul = (unsigned)((((uint64_t)1 << 32) * (((uint64_t)1 << cfg.bs_shift) - a.block_size)) / a.block_size + 1);
+  constexpr int bytes = smem_bytes<HD, WR, MR, BN>();
   // Kernel attributes are per device (tensor-parallel ranks each set theirs): one bit per device,
   // per instantiation; a race only repeats the same call.
   static unsigned configured = 0;
@@ -337,22 +480,39 @@ int launch(const AttnArgs &a, int num_tiles, int splits, cudaStream_t s, char *e
   FGCU_TRY(cudaGetDevice(&dev));
   const unsigned bit = 1u << (dev & 31);
   if (!(__atomic_load_n(&configured, __ATOMIC_ACQUIRE) & bit)) {
-    FGCU_TRY(cudaFuncSetAttribute(attn_kernel<HD, WR>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    FGCU_TRY(cudaFuncSetAttribute(attn_kernel<HD, WR, MR, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     __atomic_fetch_or(&configured, bit, __ATOMIC_RELEASE);
   }
-  dim3 grid(num_tiles * splits, a.num_kv_heads);
-  attn_kernel<HD, WR><<<grid, kThreads, bytes, s>>>(a);
+  dim3 grid(num_ctas, a.num_kv_heads);
+  if (attn_pdl_mode() > 0) launch_k(attn_kernel<HD, WR, MR, BN>, grid, dim3(kThreads), bytes, s, a, cfg);
+  else attn_kernel<HD, WR, MR, BN><<<grid, kThreads, bytes, s>>>(a, cfg);
   FGCU_LAUNCHED("attn_kernel");
   return 0;
 }
 
+// The host cut wide tiles of attn_wide_rows() rows (attn_make_tiles): run them whole at MR 2,
+// or as 64-row pieces.
+template <int HD>
+int launch_wide(const AttnArgs &a, cudaStream_t s, char *err) {
+  const int rows = attn_wide_rows();
+  if constexpr (wide_mr2(HD)) {
+    if (rows == 128) {
+      if constexpr (HD == 128)
+        if (attn_kv_tile_128() == 32) return launch<HD, 4, 2, 32>(a, a.num_wide, 1, s, err);
+      return launch<HD, 4, 2>(a, a.num_wide, 1, s, err);
+    }
+  }
+  return launch<HD, 4, 1>(a, a.num_wide * (rows / 64), rows / 64, s, err);
+}
+
 template <int HD>
 int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
-  if (a.num_wide > 0) FGCU_CHECK((launch<HD, 4>(a, a.num_wide, 1, s, err)));
+  if (a.num_wide > 0) FGCU_CHECK(launch_wide<HD>(a, s, err));
   if (a.num_narrow > 0) {
-    FGCU_CHECK((launch<HD, 1>(a, a.num_narrow, a.splits, s, err)));
+    FGCU_CHECK((launch<HD, 1, 1>(a, a.num_narrow * a.splits, 1, s, err)));
     if (a.splits > 1) {
-      attn_combine_kernel<<<dim3(a.num_narrow, a.num_kv_heads), kThreads, 0, s>>>(a);
+      if (attn_pdl_mode() > 0) launch_k(attn_combine_kernel, dim3(a.num_narrow, a.num_kv_heads), dim3(kThreads), 0, s, a);
+      else attn_combine_kernel<<<dim3(a.num_narrow, a.num_kv_heads), kThreads, 0, s>>>(a);
       FGCU_LAUNCHED("attn_combine_kernel");
     }
   }
@@ -361,12 +521,22 @@ int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
 
 }  // namespace
 
+int attn_wide_rows() {
+  static const int rows = [] {
+    const char *e = getenv("FASTGEN_ATTN_BM");
+    return e && atoi(e) == 64 ? 64 : 128;
+  }();
+  return rows;
+}
+
 int attn_num_tiles_bound(int num_tokens, int num_seqs, int group) {
-  return (int)(((int64_t)num_tokens * group + 63) / 64) + num_seqs;
+  const int64_t rows = attn_wide_rows();
+  return (int)(((int64_t)num_tokens * group + rows - 1) / rows) + num_seqs;
 }
 
 void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *wide, int *num_wide,
                      AttnTile *narrow, int *num_narrow) {
+  const int step = attn_wide_rows();
   int nw = 0, nn = 0;
   for (int s = 0; s < num_seqs; s++) {
     const int rows = (cu_seqlens[s + 1] - cu_seqlens[s]) * group;
@@ -374,7 +544,7 @@ void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *w
       narrow[nn++] = {s, 0, rows};
       continue;
     }
-    for (int r = 0; r < rows; r += 64) wide[nw++] = {s, r, r + 64 < rows ? r + 64 : rows};
+    for (int r = 0; r < rows; r += step) wide[nw++] = {s, r, r + step < rows ? r + step : rows};
   }
   *num_wide = nw;
   *num_narrow = nn;
@@ -384,7 +554,9 @@ int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int nu
   if (getenv("FASTGEN_ATTN_SPLITS")) return atoi(getenv("FASTGEN_ATTN_SPLITS")) > 1 ? atoi(getenv("FASTGEN_ATTN_SPLITS")) : 1;
   const int ctas = num_narrow * num_kv_heads;
   if (ctas == 0 || ctas >= num_sms) return 1;
-  int splits = (2 * num_sms + ctas - 1) / ctas;
+  // at most two full waves of CTAs (rounding up to a third, partial wave measured slower: 8 seqs x
+  // 8 KV heads at 8192 keys took 90 us at 5 splits, 85 us at 4; bench/results/kernels-ab-h200/)
+  int splits = 2 * num_sms / ctas;
   const int by_len = max_context / 256;  // keep at least 256 keys per split
   if (splits > by_len) splits = by_len;
   if (splits > 16) splits = 16;
@@ -406,7 +578,7 @@ bool force_simple() {
 
 int paged_attention(const AttnArgs &a, cudaStream_t s, char *err) {
   if (a.num_tokens == 0) return 0;
-  if (!force_simple()) switch (a.head_dim) {
+  if (!force_simple() && a.scale > 0.f) switch (a.head_dim) {
     case 16: return launch_both<16>(a, s, err);
     case 32: return launch_both<32>(a, s, err);
     case 64: return launch_both<64>(a, s, err);

@@ -7,7 +7,9 @@
 //   position p of sequence s: block block_indices[block_indptr[s] + p / block_size], slot p % block_size
 //
 // Work: rows = (token, q head of one kv group) pairs of one sequence, cut into tiles:
-//   wide tiles   (64 rows, 4 warps x 16 rows, 64-key tiles)          prompt chunks
+//   wide tiles   (128 rows, 4 warps x 32 rows, 64-key tiles)         prompt chunks
+//                head_dim 256: each as two CTAs of 64 rows (4 warps x 16 rows);
+//                FASTGEN_ATTN_BM=64: 64-row tiles and CTAs throughout (A/B timing)
 //   narrow tiles (16 rows, 4 warps x 16 keys of each 64-key tile)    decode / short chunks
 // Narrow tiles may also split their key range over several CTAs (flash-decoding); a combine
 // kernel merges the partial results by their log-sum-exp.
@@ -38,15 +40,19 @@ struct AttnArgs {
 };
 
 // Host: cuts each sequence's rows into tiles. tiles must hold num_tiles_bound(...) entries each.
-// A sequence with at most 16 rows gets one narrow tile, longer ones wide tiles of 64 rows.
+// A sequence with at most 16 rows gets one narrow tile, longer ones wide tiles of
+// attn_wide_rows() rows (the last one of a sequence may be shorter).
 void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *wide, int *num_wide,
                      AttnTile *narrow, int *num_narrow);
 int attn_num_tiles_bound(int num_tokens, int num_seqs, int group);
+// Rows of a wide tile: 128, or 64 under FASTGEN_ATTN_BM=64 (A/B timing of the 64-row kernel).
+// Read once per process, so the host cut and the launch always agree.
+int attn_wide_rows();
 // Host: key splits for the narrow tiles, given the longest context among them.
 int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms);
 
 // Tensor-core kernels for head_dim in {16, 32, 64, 80, 96, 128, 256}; any other head_dim up to
-// 256 (or FASTGEN_ATTN=simple) runs a one-warp-per-row fp32 kernel.
+// 256 (or FASTGEN_ATTN=simple, or a scale <= 0) runs a one-warp-per-row fp32 kernel.
 int paged_attention(const AttnArgs &a, cudaStream_t stream, char *err);
 
 }  // namespace fgcu

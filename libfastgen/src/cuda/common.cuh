@@ -103,6 +103,44 @@ __device__ __forceinline__ float activate(int kind, float x) {
   }
 }
 
+// Programmatic dependent launch (sm_90+). A kernel started with launch_k may begin while the
+// kernel before it in the stream is still running (CUDA graphs keep the edge): before pdl_wait()
+// it may only read what no kernel of the step writes (weights); after it, everything earlier in
+// the stream has finished and is visible. Every kernel launched through launch_k must call
+// pdl_wait() in every thread block before touching activations, even one that has nothing to
+// prefetch, or a later kernel could overtake an earlier one. pdl_launch_dependents() lets the
+// next kernel's blocks be scheduled (they wait in their own pdl_wait) before this one ends.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+// True on devices of compute capability 9.0+ unless FASTGEN_PDL=0 (per current device, cached).
+bool pdl_enabled();
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where
+// pdl_enabled(). Errors surface through cudaGetLastError (FGCU_LAUNCHED), as with <<<>>>.
+template <typename... KArgs, typename... Args>
+inline void launch_k(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                     Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+}
+
 // A device buffer that only grows; growing frees the old one, so grow it while the stream is
 // idle (engine.cu: ensure, release).
 struct DevBuf {

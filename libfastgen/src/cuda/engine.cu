@@ -76,6 +76,24 @@ void layout_weights(fgcu_engine *e, Bump &mat, Bump &vec) {
 
 namespace fgcu {
 
+bool pdl_enabled() {
+  static int major[64];  // per device: 0 unknown, else compute capability major + 1
+  static int env = -1;
+  if (env < 0) {
+    const char *e = getenv("FASTGEN_PDL");
+    env = !(e && e[0] == '0');
+  }
+  if (!env) return false;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  if (!major[dev]) {
+    int m = 0;
+    cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, dev);
+    major[dev] = m + 1;
+  }
+  return major[dev] - 1 >= 9;
+}
+
 int ensure(DevBuf &b, size_t bytes, const char *what, char *err) {
   if (bytes <= b.bytes && b.p) return 0;
   cudaFree(b.p);

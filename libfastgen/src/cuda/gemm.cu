@@ -135,18 +135,25 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
   constexpr int U = 8;
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
-  if (n >= N) return;
-  const bf16 *wr = w + (size_t)n * K;
+  const bf16 *wr = w + (size_t)(n < N ? n : 0) * K;
   float acc[MM];
 #pragma unroll
   for (int m = 0; m < MM; m++) acc[m] = 0.f;
-  for (int k0 = lane * 8; k0 < K; k0 += U * 256) {
-    uint4 wv[U];
+  uint4 wv[U];
+  auto load_round = [&](int k0) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int k = k0 + u * 256;
       wv[u] = k < K ? __ldcs(reinterpret_cast<const uint4 *>(wr + k)) : make_uint4(0, 0, 0, 0);
     }
+  };
+  // The first round of weights is in flight while the previous kernel finishes (launch_k).
+  if (n < N) load_round(lane * 8);
+  pdl_wait();
+  pdl_launch_dependents();
+  if (n >= N) return;
+  for (int k0 = lane * 8; k0 < K; k0 += U * 256) {
+    if (k0 != lane * 8) load_round(k0);
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int k = k0 + u * 256;
@@ -193,8 +200,9 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
                                                     const bf16 *__restrict__ w, void *__restrict__ y,
                                                     int N, int K, const float *bias = nullptr) {
   const int lane = threadIdx.x & 31;
-  const int n0 = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2;
-  if (n0 >= N) return;
+  const int n0_ = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2;
+  const bool live = n0_ < N;  // dead warps still pass pdl_wait below
+  const int n0 = live ? n0_ : 0;
   const int n1 = n0 + 1 < N ? n0 + 1 : n0;
   const bf16 *w0 = w + (size_t)n0 * K, *w1 = w + (size_t)n1 * K;
   float acc[MM][2];
@@ -221,15 +229,26 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
     }
   };
   int k = lane * 8;
-  for (; k + 3 * 256 < K; k += 4 * 256) {
-    uint4 a[4], b[4];
+  uint4 a[4], b[4];
+  auto load4 = [&](int k) {
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       a[u] = __ldcs(reinterpret_cast<const uint4 *>(w0 + k + u * 256));
       b[u] = __ldcs(reinterpret_cast<const uint4 *>(w1 + k + u * 256));
     }
+  };
+  // The first weights are in flight while the previous kernel finishes (launch_k).
+  bool full = k + 3 * 256 < K;
+  if (full && live) load4(k);
+  pdl_wait();
+  pdl_launch_dependents();
+  if (!live) return;
+  while (full) {
 #pragma unroll
     for (int u = 0; u < 4; u++) fma8(a[u], b[u], k + u * 256);
+    k += 4 * 256;
+    full = k + 3 * 256 < K;
+    if (full) load4(k);
   }
   for (; k < K; k += 256) {
     const uint4 a = __ldcs(reinterpret_cast<const uint4 *>(w0 + k));
@@ -268,22 +287,22 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
 template <int MM>
 void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int N, int K,
                  cudaStream_t s) {
+  const dim3 blocks(ceil_div(N, 8));
+  const float *none = nullptr;
   if (N >= 8192) {
-    const int blocks2 = ceil_div(N, 8);
-    if (y_f32 && acc) gemv2_kernel<MM, true, true><<<blocks2, 128, 0, s>>>(x, w, y, N, K);
-    else if (y_f32) gemv2_kernel<MM, true, false><<<blocks2, 128, 0, s>>>(x, w, y, N, K);
-    else gemv2_kernel<MM, false, false><<<blocks2, 128, 0, s>>>(x, w, y, N, K);
+    if (y_f32 && acc) launch_k(gemv2_kernel<MM, true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
+    else if (y_f32) launch_k(gemv2_kernel<MM, true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
+    else launch_k(gemv2_kernel<MM, false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
     return;
   }
-  const int blocks = ceil_div(N, 8);
-  if (y_f32 && acc) gemv_kernel<MM, true, true><<<blocks, 256, 0, s>>>(x, w, y, N, K);
-  else if (y_f32) gemv_kernel<MM, true, false><<<blocks, 256, 0, s>>>(x, w, y, N, K);
-  else gemv_kernel<MM, false, false><<<blocks, 256, 0, s>>>(x, w, y, N, K);
+  if (y_f32 && acc) launch_k(gemv_kernel<MM, true, true>, blocks, dim3(256), 0, s, x, w, y, N, K);
+  else if (y_f32) launch_k(gemv_kernel<MM, true, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
+  else launch_k(gemv_kernel<MM, false, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
 }
 
 template <int MM, int ACT>
 void launch_gated(const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K, cudaStream_t s) {
-  gemv2_kernel<MM, false, false, ACT><<<ceil_div(N, 8), 128, 0, s>>>(x, w, y, N, K, bias);
+  launch_k(gemv2_kernel<MM, false, false, ACT>, dim3(ceil_div(N, 8)), dim3(128), 0, s, x, w, (void *)y, N, K, bias);
 }
 template <int ACT>
 void launch_gated_m(int M, const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K,

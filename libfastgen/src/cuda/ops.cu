@@ -9,13 +9,26 @@ constexpr int kMaxNormCols = 16384;  // 32 values per thread in registers
 
 // One block per row; the row stays in registers (PER values per thread, i = tid + j * 512), so
 // the mean is exact before the variance pass (LayerNorm inputs can carry a large offset).
+// The norm weight and bias are read into registers before pdl_wait, while the kernel before is
+// still running (weights: no kernel of the step writes them); measured -0.2 ms per Llama-7B
+// decode step on an H200 (bench/results/cuda-notes.md).
 template <int PER>
 __global__ void __launch_bounds__(kNormThreads)
     norm_kernel(float *h, const int *rows, int H, const float *add_a, const float *add_b,
                 bool write_back, bool write_normed, int op, const float *w, const float *b, float eps,
                 bf16 *out) {
   __shared__ float scratch[32];
-  float *src = h + (size_t)(rows ? rows[blockIdx.x] : blockIdx.x) * H;
+  float wv[PER], bv[PER];
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * kNormThreads;
+    wv[j] = op != kNormNone && i < H ? w[i] : 0.f;
+    bv[j] = op != kNormNone && b && i < H ? b[i] : 0.f;
+  }
+  const size_t row = rows ? rows[blockIdx.x] : blockIdx.x;  // logit rows: uploaded before the step
+  pdl_wait();
+  pdl_launch_dependents();
+  float *src = h + row * H;
   float v[PER];
   float sum = 0.f;
 #pragma unroll
@@ -48,8 +61,7 @@ __global__ void __launch_bounds__(kNormThreads)
     if (op == kNormNone) {
       o[i] = to_bf(v[j]);
     } else {
-      float y = (v[j] - mean) * scale * w[i];
-      if (b) y += b[i];
+      const float y = (v[j] - mean) * scale * wv[j] + bv[j];
       if (write_normed) src[i] = y;
       o[i] = to_bf(y);
     }
@@ -79,13 +91,18 @@ __global__ void __launch_bounds__(kRopeThreads)
                     int nh, int nkv, int hd, int rot, int block_size, bf16 *k_cache, bf16 *v_cache) {
   extern __shared__ float cs[];
   const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd, pos = positions[t];
+  // positions, sequences and block tables were uploaded before the step (no kernel writes them)
   rope_table(cs, pos, inv_freq, half);
-  bf16 *row = qkv + (size_t)t * width;
   const int seq = token_seq[t];
   const int blk = block_indices[block_indptr[seq] + pos / block_size];
+  pdl_wait();
+  pdl_launch_dependents();
+  bf16 *row = qkv + (size_t)t * width;
   const size_t slot = (size_t)pos % block_size;
   const int pairs = half / 8, pass = (hd - rot) / 8, per_head = pairs + pass;
-  for (int i = threadIdx.x; i < (nh + nkv) * per_head + nkv * (hd / 8); i += kRopeThreads) {
+  // gridDim.y blocks share a token's items (short batches: one item per thread, one round trip)
+  for (int i = blockIdx.y * kRopeThreads + threadIdx.x; i < (nh + nkv) * per_head + nkv * (hd / 8);
+       i += kRopeThreads * gridDim.y) {
     float a[8], c[8];
     if (i < (nh + nkv) * per_head) {
       const int head = i / per_head, j = i % per_head, base = head * hd;
@@ -133,7 +150,9 @@ __global__ void __launch_bounds__(kRopeThreads)
   extern __shared__ float cs[];  // cos [rot/2], sin [rot/2]
   const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd;
   const int pos = positions[t];
-  rope_table(cs, pos, inv_freq, half);
+  rope_table(cs, pos, inv_freq, half);  // positions: uploaded before the step, no kernel writes them
+  pdl_wait();
+  pdl_launch_dependents();
   bf16 *row = qkv + (size_t)t * width;
   const int seq = token_seq[t];
   const int blk = block_indices[block_indptr[seq] + pos / block_size];
@@ -234,7 +253,8 @@ int launch_norm(float *h, const int *rows, int R, int H, const float *add_a, con
     return FG_ERR_UNSUPPORTED;
   }
 #define FGCU_NORM(PER) \
-  norm_kernel<PER><<<R, kNormThreads, 0, stream>>>(h, rows, H, add_a, add_b, write_back, write_normed, op, w, b, eps, out)
+  launch_k(norm_kernel<PER>, dim3(R), dim3(kNormThreads), 0, stream, h, rows, H, add_a, add_b, write_back, \
+           write_normed, (int)op, w, b, eps, out)
   const int per = (H + kNormThreads - 1) / kNormThreads;
   if (per <= 1) FGCU_NORM(1);
   else if (per <= 2) FGCU_NORM(2);
@@ -273,14 +293,16 @@ int qkv_rope_kv_write(bf16 *qkv, const float *bias, const int *positions, const 
                       bf16 *v_cache, cudaStream_t stream, char *err) {
   if (T <= 0) return 0;
   if (!inv_freq) rot = 0;
-  if (rot % 16 == 0 && hd % 8 == 0)
-    rope_kernel_vec<<<T, kRopeThreads, rot * sizeof(float), stream>>>(
-        qkv, bias, positions, token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot,
-        block_size, k_cache, v_cache);
-  else
-    rope_kernel<<<T, kRopeThreads, rot * sizeof(float), stream>>>(
-        qkv, bias, positions, token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot,
-        block_size, k_cache, v_cache);
+  if (rot % 16 == 0 && hd % 8 == 0) {
+    // items (8 dims each) per token; up to 64 tokens, one block per 256 of them
+    const int items = (nh + nkv) * (rot / 16 + (hd - rot) / 8) + nkv * (hd / 8);
+    const int ys = T <= 64 ? ceil_div(items, kRopeThreads) : 1;
+    launch_k(rope_kernel_vec, dim3(T, ys), dim3(kRopeThreads), rot * sizeof(float), stream, qkv, bias, positions,
+             token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot, block_size, k_cache, v_cache);
+  } else {
+    launch_k(rope_kernel, dim3(T), dim3(kRopeThreads), rot * sizeof(float), stream, qkv, bias, positions,
+             token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot, block_size, k_cache, v_cache);
+  }
   FGCU_LAUNCHED("rope_kernel");
   return 0;
 }
