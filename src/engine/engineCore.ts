@@ -78,6 +78,8 @@ export class EngineCore {
   private readonly counters = { promptTokens: 0, generationTokens: 0, finished: 0, preemptions: 0, steps: 0 };
   private readonly queueTime = new EngineHistogram(QUEUE_TIME_BUCKETS);
   private readonly iterationTokens = new EngineHistogram(ITERATION_TOKENS_BUCKETS);
+  /** Host milliseconds summed over passes: the whole step() and the native forward pass in it. */
+  readonly timing = { steps: 0, stepMs: 0, nativeMs: 0 };
 
   private constructor(
     private readonly native: NativeEngine,
@@ -188,6 +190,16 @@ export class EngineCore {
 
   /** Runs one forward pass and returns the new output of every request it touched. */
   step(): StepItem[] {
+    const t0 = performance.now();
+    try {
+      return this.stepInner();
+    } finally {
+      this.timing.steps++;
+      this.timing.stepMs += performance.now() - t0;
+    }
+  }
+
+  private stepInner(): StepItem[] {
     const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks }, this.schedulerConfig);
     commitPlan(plan, this.queues, this.blocks);
     this.counters.preemptions += plan.preempted.length;
@@ -206,7 +218,12 @@ export class EngineCore {
       try {
         batch = this.builder.build(plan, this.blocks);
         stride = batch.numLogprobs ?? 0;
-        result = this.native.step(batch);
+        const n0 = performance.now();
+        try {
+          result = this.native.step(batch);
+        } finally {
+          this.timing.nativeMs += performance.now() - n0;
+        }
       } catch (e) {
         if (e instanceof FastgenError && e.code === "device") this.fatalError = e;
         return this.failPlan(plan, e as Error, touched);

@@ -15,6 +15,23 @@ let shuttingDown = false;
 const send = (m: FromWorker) => self.postMessage(m);
 const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
 
+/**
+ * FASTGEN_LOOP_TIMING=1: where the loop's host time goes, on stderr every 500 passes and at
+ * shutdown (the native pass, the rest of step(), posting the deltas, the yield to the event loop).
+ */
+const loopTiming = process.env.FASTGEN_LOOP_TIMING === "1" ? { postMs: 0, yieldMs: 0, reported: 0 } : null;
+function reportLoopTiming(force = false): void {
+  if (!loopTiming || !core) return;
+  const t = core.timing;
+  if (t.steps === 0 || (!force && t.steps - loopTiming.reported < 500)) return;
+  loopTiming.reported = t.steps;
+  const per = (ms: number) => (ms / t.steps).toFixed(3);
+  console.error(
+    `fastgen loop: ${t.steps} passes, ms per pass: native ${per(t.nativeMs)}, rest of step ${per(t.stepMs - t.nativeMs)}, ` +
+      `post ${per(loopTiming.postMs)}, yield ${per(loopTiming.yieldMs)}`,
+  );
+}
+
 async function loop(): Promise<void> {
   if (running) return;
   running = true;
@@ -29,6 +46,7 @@ async function loop(): Promise<void> {
         continue;
       }
       for (const it of items) if (it.error) send({ type: "request-error", id: it.id, error: serializeError(it.error) });
+      const p0 = loopTiming ? performance.now() : 0;
       const ok = items.filter((it) => !it.error).map(({ id, deltas }) => ({ id, deltas }));
       send({ type: "deltas", items: ok, metrics: core.metrics() });
       if (core.fatalError) {  // nothing can run any more: fail the rest, report the engine dead
@@ -37,7 +55,13 @@ async function loop(): Promise<void> {
         send({ type: "fatal", error });
         break;
       }
+      const p1 = loopTiming ? performance.now() : 0;
       await yieldToEvents();
+      if (loopTiming) {
+        loopTiming.postMs += p1 - p0;
+        loopTiming.yieldMs += performance.now() - p1;
+        reportLoopTiming();
+      }
     }
   } finally {
     running = false;
@@ -46,6 +70,7 @@ async function loop(): Promise<void> {
 }
 
 function close(): void {
+  reportLoopTiming(true);
   core?.destroy();
   core = null;
   send({ type: "closed" });
