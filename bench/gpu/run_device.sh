@@ -13,10 +13,7 @@ export PYTHONUNBUFFERED=1
 source bench/gpu/gpu_lib.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used,memory.total --format=csv > "$OUT/env.txt" 2>&1
 ldconfig -p | grep -i cublasLt >> "$OUT/env.txt"
-for f in test/gpu/*.test.ts; do
-  echo "=== $f"
-  timeout 240 bash .gpu/enter bun test --timeout 120000 "$f" 2>&1 | grep -v "^(pass)\|^(skip)"
-done > "$OUT/test_gpu.log" 2>&1
+run_gpu_tests "$OUT/test_gpu.log"
 grep -E "fail|error|rel err|worst|identical|diverges|^ *[0-9]+ (pass|fail)" "$OUT/test_gpu.log" | head -80
 timeout 120 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > /dev/null 2>&1 || echo "ceilings failed"
 rm -f /tmp/attn_ms.txt

@@ -24,10 +24,7 @@ export PYTHONUNBUFFERED=1
 source bench/gpu/gpu_lib.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > "$OUT/env.txt" 2>&1
 if has tests; then
-  for f in test/gpu/*.test.ts; do
-    echo "=== $f"
-    timeout 200 bash .gpu/enter bun test --timeout 120000 "$f" 2>&1 | grep -v "^(pass)\|^(skip)"
-  done > "$OUT/test_gpu.log" 2>&1
+  run_gpu_tests "$OUT/test_gpu.log"
   grep -E "^===|fail|error|^ *[0-9]+ (pass|fail)" "$OUT/test_gpu.log" | head -60
 fi
 timeout 120 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > /dev/null 2>&1 || echo "ceilings failed"

@@ -10,10 +10,7 @@ source bench/gpu/gpu_lib.sh
 WHAT=${1:-all}; shift || true
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv > "$OUT/env.txt" 2>&1
 if [ "$WHAT" != bench ]; then
-  for f in test/gpu/*.test.ts; do
-    echo "=== $f"
-    timeout 200 bash .gpu/enter bun test --timeout 120000 "$f" 2>&1 | grep -v "^(pass)\|^(skip)"
-  done > "$OUT/test_gpu.log" 2>&1
+  run_gpu_tests "$OUT/test_gpu.log"
   grep -E "fail|error|rel err|worst|identical|diverges|TP=2|^ *[0-9]+ (pass|fail)" "$OUT/test_gpu.log" | head -120
 fi
 if [ "$WHAT" != tests ]; then
