@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call (one GPU) for kernel changes, in stages (STAGES, default "tests pdl llama7b attention"):
+# One device call (one GPU) for kernel changes, in stages (STAGES, default "tests ab llama7b attention"):
 #   tests      test/gpu, each file in its own process
 #   ab         decode b=1 of the Llama-2-7B shape (llama7b.ts --quick) under each setting in AB
 #              (default "FASTGEN_PDL=1 FASTGEN_PDL=0": programmatic dependent launch on/off), 3 rounds
@@ -7,7 +7,6 @@
 #   llama7b    the full llama7b bench (decode, prefill, tokens-per-pass curve)
 #   attention  attention prefill with 128-row tiles (default), 64-row tiles (FASTGEN_ATTN_BM=64) and
 #              32-key tiles (FASTGEN_ATTN_BN=32) against torch SDPA flash, then the full table
-#   ncufull    (with profile) ncu's full section set for 4 GEMV launches of a decode step
 #   splits     decode attention at 1-32 sequences, key splits chosen (auto) and forced (SPLITS)
 #   profile    decode b=1 kernel times: ncu (each kernel alone, summed by bench/gpu/ncu_sum.py) and
 #              FASTGEN_PROFILE=1 (events between ops, no graphs)
@@ -21,6 +20,10 @@ trap 'tar -C /tmp -czf "$FINAL/kernels.tgz" kernels' EXIT
 STAGES=" ${STAGES:-tests ab llama7b attention} "
 has() { [[ "$STAGES" == *" $1 "* ]]; }
 export PYTHONUNBUFFERED=1
+# torch SDPA flash on the attention shapes, once a call (the splits and attention stages share it)
+sdpa() {
+  [ -f "$OUT/sdpa.json" ] || timeout 120 python3 bench/gpu/sdpa_attention.py "$OUT/sdpa.json" > "$OUT/sdpa.log" 2>&1 || echo "sdpa failed"
+}
 source bench/gpu/gpu_lib.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > "$OUT/env.txt" 2>&1
 if has tests; then
@@ -57,16 +60,11 @@ if has profile; then
     echo "ncu exit $?"; tail -3 "$OUT/ncu.err"
     python3 bench/gpu/ncu_sum.py "$OUT/ncu.csv" | tee "$OUT/ncu_sum.txt"
   fi
-  if has ncufull && [ -x "$NCU" ]; then  # the full section set for a few GEMV launches of a decode step
-    timeout 200 bash .gpu/enter "$NCU" --set full -k 'regex:gemv' --launch-skip ${NCU_SKIP:-3000} --launch-count 4 \
-      bun bench/gpu/llama7b.ts "$OUT/ceilings.json" "$OUT" --quick > "$OUT/ncu_full.txt" 2>&1
-    grep -E "gemv|^ +(Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per Thread|Waves Per SM|Block Limit Registers|L2 Hit Rate|Mem Busy|Max Bandwidth|Elapsed Cycles|SM Frequency|DRAM Frequency)" "$OUT/ncu_full.txt" | cut -c1-160 | head -80
-  fi
   FASTGEN_PROFILE=1 timeout 60 bash .gpu/enter bun bench/gpu/llama7b.ts "$OUT/ceilings.json" "$OUT" --quick > "$OUT/profile.log" 2>&1
   tail -12 "$OUT/profile.log"
 fi
 if has splits; then  # decode attention at 1-32 sequences with the key-split count forced (SPLITS list)
-  timeout 120 python3 bench/gpu/sdpa_attention.py "$OUT/sdpa.json" > "$OUT/sdpa.log" 2>&1 || echo "sdpa failed"
+  sdpa
   for n in auto ${SPLITS:-1 2 4 8 16 32 64}; do
     mkdir -p /tmp/s$n; rm -f /tmp/attn_ms.txt
     ( [ $n != auto ] && export FASTGEN_ATTN_SPLITS=$n; FASTGEN_ATTN_TIMING=/tmp/attn_ms.txt timeout 100 bash .gpu/enter bun bench/gpu/attention.ts \
@@ -75,7 +73,7 @@ if has splits; then  # decode attention at 1-32 sequences with the key-split cou
   done
 fi
 if has attention; then
-  timeout 120 python3 bench/gpu/sdpa_attention.py "$OUT/sdpa.json" > "$OUT/sdpa.log" 2>&1 || echo "sdpa failed"
+  sdpa
   for v in BM=64 BN=32; do
     mkdir -p /tmp/$v; rm -f /tmp/attn_ms.txt
     env FASTGEN_ATTN_$v FASTGEN_ATTN_TIMING=/tmp/attn_ms.txt timeout 120 bash .gpu/enter bun bench/gpu/attention.ts \

@@ -103,6 +103,17 @@ describe("request lifecycle", () => {
     core.destroy();
   });
 
+  test("host timing counts every pass, the native forward pass inside the whole step", async () => {
+    const core = await EngineCore.load(FIXTURE, { kvBlocks: 64 });
+    runToCompletion(core, [{ promptIds: PROMPTS[0]! }], { maxTokens: 4, temperature: 0, ignoreEos: true });
+    const t = core.timing;
+    expect(t.steps).toBe(core.metrics().stepsTotal);
+    expect(t.steps).toBeGreaterThan(0);
+    expect(t.nativeMs).toBeGreaterThan(0);
+    expect(t.nativeMs).toBeLessThanOrEqual(t.stepMs);
+    core.destroy();
+  });
+
   test("a failed forward pass fails only its requests; the engine keeps serving", async () => {
     const core = await EngineCore.load(FIXTURE, { kvBlocks: 64 });
     core.addRequest("x", PROMPTS[0]!, { maxTokens: 4, temperature: 0, ignoreEos: true });

@@ -83,8 +83,8 @@ struct KernelCfg {
 // which then prefetches weights) are let in as soon as attention starts.
 int attn_pdl_mode() {
   static const int mode = [] {
-    const char *e = getenv("FASTGEN_PDL_ATTN");
-    return e && e[0] >= '0' && e[0] <= '2' ? e[0] - '0' : 1;
+    const int m = env_int("FASTGEN_PDL_ATTN", 1);
+    return m >= 0 && m <= 2 ? m : 1;
   }();
   return mode;
 }
@@ -457,10 +457,7 @@ __global__ void attn_simple_kernel(AttnArgs p) {
 constexpr bool wide_mr2(int hd) { return hd <= 128; }
 
 int attn_kv_tile_128() {
-  static const int bn = [] {
-    const char *e = getenv("FASTGEN_ATTN_BN");
-    return e && atoi(e) == 32 ? 32 : 64;
-  }();
+  static const int bn = env_int("FASTGEN_ATTN_BN", 64) == 32 ? 32 : 64;
   return bn;
 }
 
@@ -522,10 +519,7 @@ int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
 }  // namespace
 
 int attn_wide_rows() {
-  static const int rows = [] {
-    const char *e = getenv("FASTGEN_ATTN_BM");
-    return e && atoi(e) == 64 ? 64 : 128;
-  }();
+  static const int rows = env_int("FASTGEN_ATTN_BM", 128) == 64 ? 64 : 128;
   return rows;
 }
 
@@ -551,7 +545,8 @@ void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *w
 }
 
 int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms) {
-  if (getenv("FASTGEN_ATTN_SPLITS")) return atoi(getenv("FASTGEN_ATTN_SPLITS")) > 1 ? atoi(getenv("FASTGEN_ATTN_SPLITS")) : 1;
+  static const int forced = env_int("FASTGEN_ATTN_SPLITS", -1);  // A/B runs: this many, at least 1
+  if (forced >= 0) return forced > 1 ? forced : 1;
   const int ctas = num_narrow * num_kv_heads;
   if (ctas == 0 || ctas >= num_sms) return 1;
   // at most two full waves of CTAs (rounding up to a third, partial wave measured slower: 8 seqs x

@@ -78,12 +78,8 @@ namespace fgcu {
 
 bool pdl_enabled() {
   static int major[64];  // per device: 0 unknown, else compute capability major + 1
-  static int env = -1;
-  if (env < 0) {
-    const char *e = getenv("FASTGEN_PDL");
-    env = !(e && e[0] == '0');
-  }
-  if (!env) return false;
+  static const bool off = env_off("FASTGEN_PDL");
+  if (off) return false;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
   if (!major[dev]) {

@@ -350,10 +350,7 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
 }
 
 bool gemv_pipe() {
-  static const bool on = [] {
-    const char *e = getenv("FASTGEN_GEMV_PIPE");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = !env_off("FASTGEN_GEMV_PIPE");
   return on;
 }
 
