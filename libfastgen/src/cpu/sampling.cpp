@@ -48,6 +48,16 @@ void apply_penalties(std::vector<float> &z, const SamplingParams &p) {
   for (int64_t i = 0; i < p.num_bias; i++) z[p.bias_ids[i]] += p.bias_values[i];
 }
 
+// z / T for a sampled row: NaN -> -inf, and +inf -> FLT_MAX. A +inf here (a tiny repetition
+// penalty dividing a positive logit, a tiny T, an overflowing bias or model) made every
+// exp(z - zmax) NaN, left no candidate, and the draw read the first id of an empty list: the
+// issue #25 crash. Clamped, the overflowed ids share the top of the distribution.
+float scaled_logit(float z, float temperature) {
+  if (std::isnan(z)) return -INFINITY;
+  const float v = z / temperature;
+  return v == INFINITY ? std::numeric_limits<float>::max() : v;
+}
+
 int32_t argmax(const std::vector<float> &z) {
   int32_t best = 0;
   for (int32_t i = 1; i < (int32_t)z.size(); i++)
@@ -98,12 +108,13 @@ int32_t draw(std::vector<float> &z, const SamplingParams &p) {
   float zmax = -INFINITY;
   int32_t best = 0;
   for (int32_t i = 0; i < (int32_t)z.size(); i++) {
-    z[i] = std::isnan(z[i]) ? -INFINITY : z[i] / p.temperature;
+    z[i] = scaled_logit(z[i], p.temperature);
     if (z[i] > zmax) zmax = z[i], best = i;
   }
   if (zmax == -INFINITY) return best;  // everything masked: fall back to the first id
   Candidates c = candidates(z, zmax, p);
   const int64_t n = (int64_t)c.ids.size();
+  if (n == 0) return best;  // unreachable with a finite zmax (its own e is 1); never index an empty list
 
   int64_t keep = n;
   if (p.top_p < 1.0f) {  // smallest prefix whose probability mass reaches top_p (of the top-k set)

@@ -6,6 +6,7 @@
 //   3. log-softmax of the raw logits: the sampled id's logprob and the top num_logprobs
 #include "cuda/sampling.cuh"
 
+#include <float.h>
 #include <limits.h>
 
 namespace fgcu {
@@ -258,6 +259,9 @@ __global__ void __launch_bounds__(kThreads) sample_prepare_kernel(SampleArgs a) 
     const float x = atomicAdd(&z[i], 0.f);  // read through L2: bias atomics may have changed it
     float v = isnan(x) ? -INFINITY : x / p.temperature;
     if (v == 0.f) v = 0.f;  // -0 -> +0: the sort keys must tie like the CPU's comparisons
+    // +inf (a tiny penalty or T, an overflowing bias) -> FLT_MAX, as cpu scaled_logit: with zmax
+    // = +inf every weight was NaN and no id was chosen (issue #25)
+    if (v == INFINITY) v = FLT_MAX;
     z[i] = v;
   }
 }
@@ -350,6 +354,9 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
       chosen = found ? d.id : last_in_order(z, V, w, sm);
     }
   }
+
+  // Never hand back an id outside the vocabulary, whatever the floats did above.
+  if (chosen < 0 || chosen >= V) chosen = 0;
 
   // 3. log-softmax of the raw logits
   const int L = a.num_logprobs;
