@@ -9,6 +9,7 @@
  *   compare     merge load-generator results into one figure (bench/load/compareCommand.ts)
  *   report      recompute one result's summaries and figure from its records
  *   workload    write the load generator's requests for non-HTTP tools (bench/load/workloadCommand.ts)
+ *   soak        a long mixed workload on `fastgen serve`: RSS and p99 sampled, PASS/FAIL (bench/soak.ts)
  */
 const argv = process.argv.slice(2);
 // A flag first (--server, --serve, --help) means the load generator.
@@ -22,6 +23,7 @@ const suites: Record<string, { file: string; entry?: string }> = {
   compare: { file: "./load/compareCommand.ts" },
   report: { file: "./load/compareCommand.ts", entry: "report" },
   workload: { file: "./load/workloadCommand.ts" },
+  soak: { file: "./soak.ts" },
 };
 const target = suites[suite];
 if (!target) {

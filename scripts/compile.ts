@@ -2,7 +2,8 @@
  * `bun run compile`: builds dist/fastgen, one executable that embeds libfastgen.so (build it
  * first: `npm run build`) and the embedded demo model, and runs from any directory with no
  * node_modules beside it. Writes src/embedded.generated.ts (the list of embedded files), then
- * runs `bun build --compile` with the engine Worker as a second entry point.
+ * runs `bun build --compile` with the engine and tokenizer Workers as further entry points (each
+ * finds its bundled path under FASTGEN_COMPILED: see asyncEngine.ts and tokenizerPool.ts).
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -30,7 +31,7 @@ await Bun.write(genPath, lines.join("\n"));
 
 const out = join(repo, "dist", "fastgen");
 const proc = Bun.spawnSync(
-  [process.execPath, "build", "--compile", "src/compiled.ts", "src/engine/engineWorker.ts", "--outfile", out],
+  [process.execPath, "build", "--compile", "src/compiled.ts", "src/engine/engineWorker.ts", "src/tokenizer/tokenizerWorker.ts", "--outfile", out],
   { cwd: repo, stdout: "inherit", stderr: "inherit" },
 );
 if (proc.exitCode !== 0) process.exit(proc.exitCode ?? 1);

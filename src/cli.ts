@@ -45,6 +45,9 @@ async function main(argv: string[]): Promise<number> {
     case "bench":
       await benchCommand(rest);
       return 0;
+    case "engine-process": // internal: the engine child `fastgen serve` supervises (engineChild.ts)
+      await (await import("./engine/engineChild")).runEngineChild();
+      return 0;
     case undefined:
     case "help":
     case "--help":

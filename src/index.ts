@@ -22,6 +22,9 @@ import { defaultModelDir } from "./model/defaultModel";
 
 export type { EngineOptions, SamplingOptions, GenerationDelta, FinishReason };
 export { startEngine, AsyncEngine };
+// The engine in a child process that is restarted when it crashes (what `fastgen serve` runs).
+export { startSupervisedEngine, SupervisedEngine } from "./engine/supervisedEngine";
+export { EngineCrashedError, RequestQuarantinedError } from "./engine/engineErrors";
 export { client, FastGenClient, FastGenRpcError } from "./grpc/client";
 export type { ClientGenerateOptions, ClientPrompt, ClientResponse } from "./grpc/client";
 export { serve } from "./lb/deployment";

@@ -21,7 +21,9 @@ export const ENGINE_FLAG_SPEC = {
 
 export const ENGINE_FLAG_HELP = `Engine:
   --max-batch-tokens N   token budget of one forward pass (default ${DEFAULT_ENGINE_OPTIONS.maxBatchTokens})
-  --max-seqs N           sequences in one forward pass (default ${DEFAULT_ENGINE_OPTIONS.maxSeqs})
+  --max-seqs N           sequences in one forward pass and running at once (default ${DEFAULT_ENGINE_OPTIONS.maxSeqs});
+                         requests take turns sample by sample: a request's later samples (n > 1)
+                         give their places to other requests' first ones, recomputed later
   --kv-blocks N          KV cache blocks (default: sized from memory, ${DEFAULT_ENGINE_OPTIONS.kvMemoryMiB} MiB on the CPU)
   --block-size N         tokens per KV block (default: the backend's, 16 on the CPU, by head_dim on CUDA)
   --policy P             ${POLICY_NAMES.join(" | ")} (default ${DEFAULT_ENGINE_OPTIONS.policy})

@@ -13,6 +13,7 @@ import { LOG_FORMATS, Logger, type LogFormat } from "../ops/logger";
 import { DEFAULT_SHUTDOWN_TIMEOUT_S } from "../ops/shutdown";
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
 import type { ServeDeps } from "./serve";
+import { API_KEY_FLAG_SPEC, apiKeyFrom } from "./apiKey";
 
 /** The port a replica binds when --port is not given. */
 export const DEFAULT_REPLICA_PORT = 50051;
@@ -29,8 +30,13 @@ Options:
                  must load the same model (its name and tokenizer)
   --host HOST    address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)
   --port N       gRPC port (default ${DEFAULT_REPLICA_PORT}; 0 = any free port, printed at startup)
-  --api-key KEY  require metadata "authorization: Bearer KEY" on every RPC but Health; the front
-                 end must use the same key (default: $FASTGEN_API_KEY when set, else no key)
+  --api-key-file FILE  require metadata "authorization: Bearer KEY" on every RPC but Health,
+                 KEY read from FILE (its trailing newline dropped); the front end must use the
+                 same key (default: $FASTGEN_API_KEY when set, else no key)
+  --api-key KEY  the same with KEY inline: other users of this machine can read it in the
+                 process list, so prefer --api-key-file or $FASTGEN_API_KEY
+  --max-queue N  Generate calls held at once before RESOURCE_EXHAUSTED, which sends a front
+                 end's request to another replica (default: no limit)
   --shutdown-timeout S  on SIGTERM, seconds in-flight calls may take to finish before they are
                  ended as ABORT (default ${DEFAULT_SHUTDOWN_TIMEOUT_S})
   --log-format F text | json: json writes each log line as one JSON object (default text)
@@ -39,8 +45,8 @@ ${ENGINE_FLAG_HELP}`;
 
 /** The flags of `fastgen replica` (and the keys of its --config file). */
 const REPLICA_COMMAND_FLAGS = {
-  model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, "api-key": { type: "string" },
-  "shutdown-timeout": { type: "string" }, "log-format": { type: "string" }, config: { type: "string" },
+  model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, ...API_KEY_FLAG_SPEC,
+  "max-queue": { type: "string" }, "shutdown-timeout": { type: "string" }, "log-format": { type: "string" }, config: { type: "string" },
   help: { type: "boolean", short: "h" }, ...ENGINE_FLAG_SPEC,
 } as const;
 
@@ -67,7 +73,8 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
   const host = values.host ?? "127.0.0.1";
   const port = intFlag("port", values.port, 0) ?? DEFAULT_REPLICA_PORT;
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
-  const apiKey = values["api-key"] ?? (process.env.FASTGEN_API_KEY || undefined);
+  const apiKey = apiKeyFrom(values);
+  const maxQueue = intFlag("max-queue", values["max-queue"]) ?? Infinity;
   const engineOptions = engineOptionsFromFlags(values);
   const modelDir = values.model ?? defaultModelDir();
   const logFormat = values["log-format"] ?? "text";
@@ -76,7 +83,7 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
 
   logger.info(`replica loading ${modelDir}`);
   const engine = await deps.startEngine(modelDir, engineOptions, {});
-  const server = createGrpcServer({ engine, apiKey });
+  const server = createGrpcServer({ engine, apiKey, admission: { maxQueue, metrics: { inFlight: 0 } } });
   let address: string;
   try {
     ({ address } = await server.listen(host, port));

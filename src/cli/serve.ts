@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { StartEngineHooks } from "../engine/asyncEngine";
 import { startEngine } from "../engine/asyncEngine";
+import { startSupervisedEngine } from "../engine/supervisedEngine";
 import type { EngineOptions } from "../engine/options";
 import type { EngineClient } from "../engine/types";
 import { defaultModelDir } from "../model/defaultModel";
@@ -21,6 +22,8 @@ import { DEFAULT_SHUTDOWN_TIMEOUT_S, shutDownOnSignal } from "../ops/shutdown";
 import { ChatTemplateError, renderChat } from "../tokenizer/chatTemplate";
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
 import { REPLICA_FLAG_HELP, REPLICA_FLAG_SPEC, replicaFlagsFrom } from "./replicaFlags";
+import { CLIENT_BOUND_FLAG_HELP, CLIENT_BOUND_FLAG_SPEC, clientBoundsFrom } from "./clientBoundFlags";
+import { apiKeyFrom } from "./apiKey";
 
 /** The --help text of `fastgen serve`. */
 export const SERVE_HELP = `Usage: fastgen serve [--model DIR] [--host 127.0.0.1] [--port 8000] [options]
@@ -33,19 +36,27 @@ Options:
   --model DIR               Hugging Face model directory (default: the embedded demo model)
   --host HOST               address to bind (default 127.0.0.1: this machine only)
   --port N                  port to bind (default 8000; 0 = any free port)
-  --api-key KEY             require "Authorization: Bearer KEY" on every route but /health, and
-                            on every gRPC call but Health; replicas are reached with it too
+  --api-key-file FILE       require "Authorization: Bearer KEY" on every route but /health, and
+                            on every gRPC call but Health, KEY read from FILE (its trailing
+                            newline dropped); replicas are reached with it too
                             (default: $FASTGEN_API_KEY when set, else no key)
+  --api-key KEY             the same with KEY inline: other users of this machine can read it
+                            in the process list, so prefer --api-key-file or $FASTGEN_API_KEY
   --served-model-name NAME  the model name clients send (default: the model's name)
   --chat-template FILE      a Jinja chat template replacing the model's own
-  --max-body-bytes N        largest request body accepted (default 8388608: 8 MiB)
-  --max-queue N             generation requests held at once before 503 (default: no limit)
+  --max-body-bytes N        largest request body or gRPC message accepted (default 8388608: 8 MiB)
+  --max-queue N             generation requests held at once, HTTP and gRPC together, before
+                            503 (gRPC: RESOURCE_EXHAUSTED) (default: no limit)
   --log-format F            text | json: json writes one JSON object per line, among them one
                             per request (id, tokens, timings, finish reason) (default text)
   --shutdown-timeout S      on SIGTERM, seconds in-flight requests may take to finish before
                             they are stopped (default ${DEFAULT_SHUTDOWN_TIMEOUT_S})
+  --engine-in-process       run the engine in a thread of this process, not in a supervised child
+                            process (then a native crash takes the server down instead of
+                            failing only the requests in flight and restarting the engine)
   --config FILE             flags as a JSON object, keyed by flag name without "--"
                             ({"port": 8000, "max-queue": 64}); flags given here override it
+${CLIENT_BOUND_FLAG_HELP}
 ${REPLICA_FLAG_HELP}
 ${ENGINE_FLAG_HELP}`;
 
@@ -74,6 +85,7 @@ export const SERVE_FLAG_SPEC = {
   host: { type: "string" },
   port: { type: "string" },
   "api-key": { type: "string" },
+  "api-key-file": { type: "string" },
   "served-model-name": { type: "string" },
   "chat-template": { type: "string" },
   "max-body-bytes": { type: "string" },
@@ -81,13 +93,15 @@ export const SERVE_FLAG_SPEC = {
   "log-format": { type: "string" },
   "shutdown-timeout": { type: "string" },
   config: { type: "string" },
+  "engine-in-process": { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...CLIENT_BOUND_FLAG_SPEC,
   ...ENGINE_FLAG_SPEC,
   ...REPLICA_FLAG_SPEC,
 } as const;
 
 /** Runs `fastgen serve` with the given argv (after the subcommand); resolves once it has stopped. */
-export async function serveCommand(argv: string[], deps: ServeDeps = { startEngine }): Promise<void> {
+export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}): Promise<void> {
   const { values: given } = parseArgs({ args: argv, strict: true, options: SERVE_FLAG_SPEC });
   if (given.help) {
     console.log(SERVE_HELP);
@@ -97,10 +111,11 @@ export async function serveCommand(argv: string[], deps: ServeDeps = { startEngi
   const host = values.host ?? "127.0.0.1";
   const port = intFlag("port", values.port, 0) ?? 8000;
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
-  const apiKey = values["api-key"] ?? (process.env.FASTGEN_API_KEY || undefined);
+  const apiKey = apiKeyFrom(values);
   const chatTemplate = readChatTemplate(values["chat-template"]);
   const maxBodyBytes = intFlag("max-body-bytes", values["max-body-bytes"]);
   const maxQueue = intFlag("max-queue", values["max-queue"]);
+  const clientBounds = clientBoundsFrom(values);
   const logFormat = values["log-format"] ?? "text";
   if (!LOG_FORMATS.includes(logFormat as LogFormat)) throw new UsageError(`--log-format must be text or json, got "${logFormat}"`);
   const logger = new Logger(logFormat as LogFormat);
@@ -118,11 +133,18 @@ export async function serveCommand(argv: string[], deps: ServeDeps = { startEngi
     lastShown = pct;
   };
   const frontEnd = { ...replicaFlags.frontEnd, engineOptions, apiKey, log: (m: string) => logger.info(m) };
-  const { engine } = await startServingEngine(modelDir, frontEnd, deps.startEngine, { onProgress });
+  // By default the engine runs in a child process that is restarted if it crashes (supervisedEngine.ts).
+  const start: ServeDeps["startEngine"] = deps.startEngine ??
+    (values["engine-in-process"] ? startEngine : (dir, o, h) => startSupervisedEngine(dir, o, h, { log: (m) => logger.warn(m) }));
+  const { engine } = await startServingEngine(modelDir, frontEnd, start, { onProgress });
   const server = createServer({
     engine, apiKey, servedModelName: values["served-model-name"], chatTemplate, maxBodyBytes, maxQueue, logger, accessLog: true,
+    ...clientBounds,
   });
-  const grpc = createGrpcServer({ engine, servedModelName: values["served-model-name"], apiKey });
+  // admission: the HTTP server's counter, so --max-queue bounds both front ends together.
+  const grpc = createGrpcServer({
+    engine, servedModelName: values["served-model-name"], apiKey, maxMessageBytes: maxBodyBytes, admission: server.context,
+  });
   let url: string, grpcAddress: string;
   let listening = `${host}:${port}`;
   try {

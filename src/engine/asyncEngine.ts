@@ -1,7 +1,9 @@
 /**
- * AsyncEngine: the EngineClient callers use. The engine loop (scheduler + fg_step) runs in a Bun
- * Worker (engineWorker.ts), so a forward pass never blocks request handling on this thread.
- * Each request's deltas arrive as messages and are handed out through an async iterator.
+ * AsyncEngine: the EngineClient callers use. The engine loop (scheduler + fg_step) runs in an
+ * engine host behind an EngineTransport (engineTransport.ts): a Bun Worker, or a child process
+ * that a SupervisedEngine restarts when it crashes. Either way a forward pass never blocks request
+ * handling on this thread. Each request's deltas arrive as messages and are handed out through an
+ * async iterator.
  */
 import type { EngineOptions } from "./options";
 import type { EngineClient, EngineMetrics, GenerateRequest, GenerationDelta } from "./types";
@@ -9,10 +11,21 @@ import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "./
 import type { FromWorker, SerializedError, ToWorker, WorkerReadyInfo } from "./workerProtocol";
 import { Tokenizer } from "../tokenizer/tokenizer";
 import { DeltaQueue } from "./deltaQueue";
+import type { EngineTransport } from "./engineTransport";
+import { workerTransport } from "./engineTransport";
 
 export interface StartEngineHooks {
   /** Weight loading progress (tensors done / total). */
   onProgress?: (done: number, total: number) => void;
+}
+
+/** What AsyncEngine does when its host dies unasked (a crash). */
+export interface EngineCrashHooks {
+  /**
+   * Called once, with the requests in flight (accepted, not finished), before they are failed:
+   * returns the error each of them fails with (default: "engine worker crashed: <reason>").
+   */
+  onCrash?: (reason: string, inFlight: GenerateRequest[]) => Error;
 }
 
 const EMPTY_METRICS: EngineMetrics = {
@@ -29,45 +42,40 @@ function reviveError(e: SerializedError): Error {
   return err;
 }
 
-/**
- * The Worker's entry: this folder's engineWorker.ts, or in the single binary (scripts/compile.ts
- * passes it as a second entry point) the path it was bundled under.
- */
-function workerEntry(): string {
-  // bun build --compile roots the bundle at src/ (the entry points' common folder).
-  if (process.env.FASTGEN_COMPILED) return "/$bunfs/root/engine/engineWorker.js";
-  return new URL("./engineWorker.ts", import.meta.url).href;
+/** Loads `modelDir` in the host behind `transport`; resolves once the model is loaded. */
+export async function connectEngine(
+  transport: EngineTransport,
+  modelDir: string,
+  options: Partial<EngineOptions> = {},
+  hooks: StartEngineHooks & EngineCrashHooks = {},
+): Promise<AsyncEngine> {
+  const tokenizer = await Tokenizer.fromDir(modelDir);
+  const info = await new Promise<WorkerReadyInfo>((resolve, reject) => {
+    transport.listen(
+      (m) => {
+        if (m.type === "progress") hooks.onProgress?.(m.done, m.total);
+        else if (m.type === "ready") resolve(m.info);
+        else if (m.type === "init-error") {
+          transport.terminate();
+          reject(reviveError(m.error));
+        }
+      },
+      (reason) => reject(new Error(`engine failed to start: ${reason}`)),
+    );
+    transport.post({ type: "init", modelDir, options } satisfies ToWorker);
+  });
+  return new AsyncEngine(transport, info, tokenizer, hooks);
 }
 
 /** Starts an engine Worker on `modelDir` and resolves once the model is loaded. */
-export async function startEngine(
-  modelDir: string,
-  options: Partial<EngineOptions> = {},
-  hooks: StartEngineHooks = {},
-): Promise<AsyncEngine> {
-  const tokenizer = await Tokenizer.fromDir(modelDir);
-  // The env is passed explicitly: the single binary sets FASTGEN_LIB after start-up.
-  const worker = new Worker(workerEntry(), { env: { ...process.env } } as WorkerOptions);
-  const info = await new Promise<WorkerReadyInfo>((resolve, reject) => {
-    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
-      const m = ev.data;
-      if (m.type === "progress") hooks.onProgress?.(m.done, m.total);
-      else if (m.type === "ready") resolve(m.info);
-      else if (m.type === "init-error") {
-        worker.terminate();
-        reject(reviveError(m.error));
-      }
-    };
-    worker.onerror = (ev) => reject(new Error(`engine worker failed to start: ${ev.message}`));
-    worker.postMessage({ type: "init", modelDir, options } satisfies ToWorker);
-  });
-  return new AsyncEngine(worker, info, tokenizer);
+export function startEngine(modelDir: string, options: Partial<EngineOptions> = {}, hooks: StartEngineHooks = {}): Promise<AsyncEngine> {
+  return connectEngine(workerTransport(), modelDir, options, hooks);
 }
 
 export class AsyncEngine implements EngineClient {
   readonly modelName: string;
   readonly maxModelLen: number;
-  private readonly queues = new Map<string, DeltaQueue>();
+  private readonly queues = new Map<string, { queue: DeltaQueue; request: GenerateRequest }>();
   private lastMetrics: EngineMetrics = { ...EMPTY_METRICS };
   private closed = false;
   private crashed = false;
@@ -75,28 +83,25 @@ export class AsyncEngine implements EngineClient {
   private closedPromise: Promise<void>;
 
   constructor(
-    private readonly worker: Worker,
+    private readonly transport: EngineTransport,
     readonly info: WorkerReadyInfo,
     readonly tokenizer: Tokenizer,
+    private readonly crashHooks: EngineCrashHooks = {},
   ) {
     this.modelName = info.modelName;
     this.maxModelLen = info.maxModelLen;
     this.lastMetrics.kvBlocksTotal = this.lastMetrics.kvBlocksFree = info.numBlocks;
     let onClosed!: () => void;
     this.closedPromise = new Promise((r) => (onClosed = r));
-    worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data, onClosed);
-    worker.onerror = (ev) => {
-      this.crashed = true;
-      this.failAll(new Error(`engine worker crashed: ${ev.message}`));
-    };
+    transport.listen((m) => this.onMessage(m, onClosed), (reason) => this.onExit(reason, onClosed));
   }
 
   private onMessage(m: FromWorker, onClosed: () => void): void {
     if (m.type === "deltas") {
       this.lastMetrics = m.metrics;
-      for (const { id, deltas } of m.items) this.queues.get(id)?.push(deltas);
+      for (const { id, deltas } of m.items) this.queues.get(id)?.queue.push(deltas);
     } else if (m.type === "request-error") {
-      this.queues.get(m.id)?.fail(reviveError(m.error));
+      this.queues.get(m.id)?.queue.fail(reviveError(m.error));
     } else if (m.type === "fatal") {
       this.crashed = true;
       this.failedWith = m.error.message;
@@ -107,18 +112,30 @@ export class AsyncEngine implements EngineClient {
     }
   }
 
+  /** The host died: unasked, that is a crash (its requests fail); during shutdown, it closed. */
+  private onExit(reason: string, onClosed: () => void): void {
+    if (this.closed) {
+      this.failAll(new Error("engine shut down"));
+      return onClosed();
+    }
+    this.crashed = true;
+    const inFlight = [...this.queues.values()].map((q) => q.request);
+    this.failAll(this.crashHooks.onCrash?.(reason, inFlight) ?? new Error(`engine worker crashed: ${reason}`));
+  }
+
   private failAll(err: Error): void {
-    for (const q of this.queues.values()) q.fail(err);
+    for (const q of this.queues.values()) q.queue.fail(err);
     this.queues.clear();
   }
 
   async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
     if (this.closed) throw new Error("engine is shut down");
     if (this.failedWith) throw new Error(this.failedWith);
+    if (this.crashed) throw new Error("engine worker crashed");
     if (this.queues.has(request.requestId)) throw new RequestRejectedError(`duplicate request id ${request.requestId}`);
     const n = request.sampling.n ?? 1;
     const queue = new DeltaQueue(n);
-    this.queues.set(request.requestId, queue);
+    this.queues.set(request.requestId, { queue, request });
     const abort = () => this.post({ type: "abort", id: request.requestId });
     signal?.addEventListener("abort", abort, { once: true });
     this.post({ type: "add", id: request.requestId, promptIds: request.promptIds, sampling: request.sampling });
@@ -128,17 +145,22 @@ export class AsyncEngine implements EngineClient {
       signal?.removeEventListener("abort", abort);
       // Left early (break, throw, disconnect): abort so the KV blocks are freed.
       if (!queue.done) abort();
-      this.queues.delete(request.requestId);
+      if (this.queues.get(request.requestId)?.queue === queue) this.queues.delete(request.requestId);
     }
   }
 
-  /** False once the engine was shut down or its worker crashed (/health answers 503). */
+  /** False once the engine was shut down or its host crashed (/health answers 503). */
   healthy(): boolean {
     return !this.closed && !this.crashed;
   }
 
   metrics(): EngineMetrics {
     return { ...this.lastMetrics };
+  }
+
+  /** Requests accepted and not finished. */
+  get requestsInFlight(): number {
+    return this.queues.size;
   }
 
   /**
@@ -150,7 +172,7 @@ export class AsyncEngine implements EngineClient {
   }
 
   private post(m: ToWorker): void {
-    if (!this.closed) this.worker.postMessage(m);
+    if (!this.closed && !this.crashed) this.transport.post(m);
   }
 
   async shutdown(): Promise<void> {
@@ -159,9 +181,9 @@ export class AsyncEngine implements EngineClient {
     this.closed = true;
     // A cleared timer, not Bun.sleep: a pending sleep would keep the process alive 5 s after shutdown.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.closedPromise, new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+    if (!this.crashed) await Promise.race([this.closedPromise, new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
-    this.worker.terminate();
+    this.transport.terminate();
     this.failAll(new Error("engine shut down"));
   }
 }

@@ -171,7 +171,7 @@ export class EngineCore {
     const request: RequestState = { id, samples: [], arrivedAt: performance.now() };
     for (let i = 0; i < n; i++) {
       const seqId = this.nextSeqId++;
-      const seq = new Sequence(seqId, seqId, promptIds, params[i]!);
+      const seq = new Sequence(seqId, seqId, promptIds, params[i]!, i);
       const sample: Sample = {
         request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop), closed: false,
         promptLogprobs: params[i]!.promptLogprobs >= 0 ? new Array<TokenLogprob | null>(promptIds.length).fill(null) : null,

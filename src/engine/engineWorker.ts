@@ -1,113 +1,11 @@
 /**
- * The engine loop, in its own Bun Worker: plan → fg_step → apply, one forward pass per turn,
- * yielding to the event loop between passes so new requests and aborts are picked up.
+ * Entry of the engine Worker (AsyncEngine's in-process mode): the engine host of engineHost.ts
+ * behind the Worker's message port. scripts/compile.ts bundles this file as a second entry point.
  */
-import { EngineCore } from "./engineCore";
+import { createEngineHost } from "./engineHost";
 import type { FromWorker, ToWorker } from "./workerProtocol";
-import { serializeError } from "./workerProtocol";
 
 declare const self: Worker;
 
-let core: EngineCore | null = null;
-let running = false;
-let shuttingDown = false;
-
-const send = (m: FromWorker) => self.postMessage(m);
-const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
-
-/**
- * FASTGEN_LOOP_TIMING=1: where the loop's host time goes, on stderr every 500 passes and at
- * shutdown (the native pass, the rest of step(), posting the deltas, the yield to the event loop).
- */
-const loopTiming = process.env.FASTGEN_LOOP_TIMING === "1" ? { postMs: 0, yieldMs: 0, reported: 0 } : null;
-function reportLoopTiming(force = false): void {
-  if (!loopTiming || !core) return;
-  const t = core.timing;
-  if (t.steps === 0 || (!force && t.steps - loopTiming.reported < 500)) return;
-  loopTiming.reported = t.steps;
-  const per = (ms: number) => (ms / t.steps).toFixed(3);
-  console.error(
-    `fastgen loop: ${t.steps} passes, ms per pass: native ${per(t.nativeMs)}, rest of step ${per(t.stepMs - t.nativeMs)}, ` +
-      `post ${per(loopTiming.postMs)}, yield ${per(loopTiming.yieldMs)}`,
-  );
-}
-
-async function loop(): Promise<void> {
-  if (running) return;
-  running = true;
-  try {
-    while (core && core.hasWork() && !shuttingDown) {
-      let items;
-      try {
-        items = core.step();
-      } catch (e) {
-        // A bug, not a request's fault: fail what is in flight rather than hang it.
-        for (const id of core.failAll()) send({ type: "request-error", id, error: serializeError(e) });
-        continue;
-      }
-      for (const it of items) if (it.error) send({ type: "request-error", id: it.id, error: serializeError(it.error) });
-      const p0 = loopTiming ? performance.now() : 0;
-      const ok = items.filter((it) => !it.error).map(({ id, deltas }) => ({ id, deltas }));
-      send({ type: "deltas", items: ok, metrics: core.metrics() });
-      if (core.fatalError) {  // nothing can run any more: fail the rest, report the engine dead
-        const error = serializeError(new Error(`engine failed: ${core.fatalError.message}`));
-        for (const id of core.failAll()) send({ type: "request-error", id, error });
-        send({ type: "fatal", error });
-        break;
-      }
-      const p1 = loopTiming ? performance.now() : 0;
-      await yieldToEvents();
-      if (loopTiming) {
-        loopTiming.postMs += p1 - p0;
-        loopTiming.yieldMs += performance.now() - p1;
-        reportLoopTiming();
-      }
-    }
-  } finally {
-    running = false;
-  }
-  if (shuttingDown) close();
-}
-
-function close(): void {
-  reportLoopTiming(true);
-  core?.destroy();
-  core = null;
-  send({ type: "closed" });
-}
-
-self.onmessage = async (ev: MessageEvent<ToWorker>) => {
-  const m = ev.data;
-  switch (m.type) {
-    case "init":
-      try {
-        core = await EngineCore.load(m.modelDir, m.options, (done, total) => send({ type: "progress", done, total }));
-        send({ type: "ready", info: core.readyInfo() });
-      } catch (e) {
-        send({ type: "init-error", error: serializeError(e) });
-      }
-      return;
-    case "add":
-      if (!core) return send({ type: "request-error", id: m.id, error: { name: "Error", message: "engine not ready" } });
-      try {
-        core.addRequest(m.id, m.promptIds, m.sampling);
-      } catch (e) {
-        return send({ type: "request-error", id: m.id, error: serializeError(e) });
-      }
-      void loop();
-      return;
-    case "abort": {
-      const deltas = core?.abort(m.id);
-      if (core && deltas && deltas.length > 0) send({ type: "deltas", items: [{ id: m.id, deltas }], metrics: core.metrics() });
-      return;
-    }
-    case "debug-fail-steps":
-      core?.debugFailNextSteps(m.n, m.device);
-      return;
-    case "shutdown":
-      shuttingDown = true;
-      core?.abortAll();
-      if (!running) close();
-      return;
-  }
-};
+const host = createEngineHost((m: FromWorker) => self.postMessage(m));
+self.onmessage = (ev: MessageEvent<ToWorker>) => void host(ev.data);

@@ -5,14 +5,17 @@
  *
  *   text:     | emitted ............ | held back (a stop-string prefix) |
  *   on stop:  text is cut where the stop string starts; the rest is never sent.
+ *
+ * Matching and holding back cost O(new text + longest stop string) per token (stopStrings.ts).
  */
+import type { TokenDecoder } from "../tokenizer/detokenizer";
 import { IncrementalDetokenizer } from "../tokenizer/detokenizer";
-import type { Tokenizer } from "../tokenizer/tokenizer";
+import { StopStringMatcher } from "./stopStrings";
 import type { TokenLogprob } from "./types";
 
 export class OutputStream {
   private readonly detok: IncrementalDetokenizer;
-  private readonly maxStopLen: number;
+  private matcher: StopStringMatcher;
   /** Output ids detokenized so far. */
   private numDetokenized = 0;
   private text = "";
@@ -23,13 +26,13 @@ export class OutputStream {
   matchedStop: string | null = null;
 
   constructor(
-    tokenizer: Tokenizer,
+    tokenizer: TokenDecoder,
     promptIds: ArrayLike<number>,
     private readonly stops: readonly string[],
   ) {
     const ctx = Array.from(promptIds).slice(-8);
     this.detok = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens: true, contextIds: ctx });
-    this.maxStopLen = stops.reduce((m, s) => Math.max(m, s.length), 0);
+    this.matcher = new StopStringMatcher(stops);
   }
 
   /**
@@ -39,20 +42,16 @@ export class OutputStream {
   catchUp(outputIds: readonly number[]): string | null {
     if (this.matchedStop !== null) return this.matchedStop;
     while (this.numDetokenized < outputIds.length) {
-      const before = this.text.length;
-      this.text += this.detok.push(outputIds[this.numDetokenized++]!);
-      if (this.maxStopLen > 0 && this.text.length > before) {
-        const from = Math.max(0, before - this.maxStopLen + 1);
-        let cut = -1, which: string | null = null;
-        for (const s of this.stops) {
-          const at = this.text.indexOf(s, from);
-          if (at >= 0 && (cut < 0 || at < cut)) (cut = at), (which = s);
-        }
-        if (which !== null) {
-          this.text = this.text.slice(0, cut);
-          this.matchedStop = which;
-          return which;
-        }
+      const piece = this.detok.push(outputIds[this.numDetokenized++]!);
+      this.text += piece;
+      const match = this.matcher.active && piece !== "" ? this.matcher.feed(piece) : null;
+      if (match !== null) {
+        this.text = this.text.slice(0, match.start);
+        this.matchedStop = match.stop;
+        // Rare (a stop found before min_tokens lets the sequence run on): hold back against the cut text.
+        this.matcher = new StopStringMatcher(this.stops);
+        this.matcher.feed(this.text);
+        return match.stop;
       }
     }
     return null;
@@ -62,24 +61,10 @@ export class OutputStream {
   takeText(final: boolean): string {
     if (final && this.matchedStop === null) this.text += this.detok.flush();
     let end = this.text.length;
-    if (!final) end -= this.heldBack();
+    if (!final) end -= this.matcher.heldBack();
     if (end <= this.emitted) return "";
     const out = this.text.slice(this.emitted, end);
     this.emitted = end;
     return out;
-  }
-
-  /** Length of the longest text suffix that is a proper prefix of some stop string. */
-  private heldBack(): number {
-    let hold = 0;
-    for (const s of this.stops) {
-      for (let k = Math.min(s.length - 1, this.text.length); k > hold; k--) {
-        if (this.text.endsWith(s.slice(0, k))) {
-          hold = k;
-          break;
-        }
-      }
-    }
-    return hold;
   }
 }

@@ -1,13 +1,15 @@
 /**
- * SequenceQueues: the live sequences of an engine, in two lists kept in arrival order.
+ * SequenceQueues: the live sequences of an engine, in two lists kept in scheduling order
+ * (runsBefore: sample index, then arrival; plain arrival order when every request has n = 1).
  *
- *   waiting: not in the KV cache (new, or preempted: those go back to the front)
+ *   waiting: not in the KV cache (new, or preempted: those go back where their order puts them)
  *   running: holding KV blocks (partially prefilled prompts and decodes alike)
  *
- * FCFS admission keeps every running sequence older than every waiting one, so "the newest
- * running sequence" (the preemption victim) is simply the last of `running`.
+ * Admission takes a prefix of `waiting`, so the preemption victim (the running sequence that
+ * comes last in that order: a later sample, or else the newest) is simply the last of `running`.
  */
 import type { Sequence } from "./sequence";
+import { runsBefore } from "./sequence";
 
 /** The running and waiting lists plus an id index of the live sequences. */
 export class SequenceQueues {
@@ -20,7 +22,7 @@ export class SequenceQueues {
     if (this.live.has(seq.id)) throw new Error(`sequence ${seq.id} is already queued`);
     if (seq.status !== "waiting") throw new Error(`sequence ${seq.id} is ${seq.status}, not waiting`);
     this.live.set(seq.id, seq);
-    insertByArrival(this.waiting, seq);
+    insertInOrder(this.waiting, seq);
   }
 
   /** The live (unfinished) sequence with this id. */
@@ -41,28 +43,28 @@ export class SequenceQueues {
     else removeFrom(this.waiting, seq);
   }
 
-  /** Moves admitted sequences (a FCFS prefix of `waiting`) to `running`. */
+  /** Moves admitted sequences (a prefix of `waiting`, rejected ones aside) to `running`. */
   admit(seqs: readonly Sequence[]): void {
     let prefix = seqs.length <= this.waiting.length;
     for (let i = 0; prefix && i < seqs.length; i++) prefix = this.waiting[i] === seqs[i];
     if (prefix) this.waiting.splice(0, seqs.length);
     else for (const seq of seqs) removeFrom(this.waiting, seq);
-    for (const seq of seqs) insertByArrival(this.running, seq);
+    for (const seq of seqs) insertInOrder(this.running, seq);
   }
 
-  /** Moves preempted sequences from `running` back to the front of `waiting`. */
+  /** Moves preempted sequences from `running` back to `waiting`, in order. */
   requeue(seqs: readonly Sequence[]): void {
     for (const seq of seqs) {
       removeFrom(this.running, seq);
-      insertByArrival(this.waiting, seq);
+      insertInOrder(this.waiting, seq);
     }
   }
 }
 
-/** Inserts keeping arrival order (binary search; appending is the common case). */
-function insertByArrival(list: Sequence[], seq: Sequence): void {
+/** Inserts keeping scheduling order (binary search; appending is the common case). */
+function insertInOrder(list: Sequence[], seq: Sequence): void {
   const n = list.length;
-  if (n === 0 || list[n - 1]!.arrival <= seq.arrival) {
+  if (n === 0 || !runsBefore(seq, list[n - 1]!)) {
     list.push(seq);
     return;
   }
@@ -70,7 +72,7 @@ function insertByArrival(list: Sequence[], seq: Sequence): void {
   let hi = n - 1;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (list[mid]!.arrival <= seq.arrival) lo = mid + 1;
+    if (!runsBefore(seq, list[mid]!)) lo = mid + 1;
     else hi = mid;
   }
   list.splice(lo, 0, seq);

@@ -36,13 +36,15 @@ export class Sequence {
 
   /**
    * @param id unique among live sequences (block tables are keyed by it)
-   * @param arrival monotonic arrival order: FCFS admission and "newest" for preemption use it
+   * @param arrival monotonic arrival order: ties between equal sample indexes go to the earlier
+   * @param sampleIndex which of its request's n samples this is (see {@link runsBefore})
    */
   constructor(
     readonly id: number,
     readonly arrival: number,
     promptIds: ArrayLike<number>,
     readonly params: SamplingParams,
+    readonly sampleIndex = 0,
   ) {
     if (promptIds.length === 0) throw new Error(`sequence ${id}: empty prompt`);
     this.tokens = new Int32Array(promptIds.length + 16);
@@ -119,4 +121,14 @@ export class Sequence {
     this.status = "finished";
     this.finishReason = reason;
   }
+}
+
+/**
+ * The scheduling order: sample index first, then arrival. Every request's first sample comes
+ * before any request's second one, so requests take turns sample by sample (round-robin) and
+ * one request's n cannot hold every slot while another waits. With n = 1 everywhere it is FCFS.
+ * Admission takes waiting sequences in this order and preemption takes running ones from its end.
+ */
+export function runsBefore(a: Sequence, b: Sequence): boolean {
+  return a.sampleIndex < b.sampleIndex || (a.sampleIndex === b.sampleIndex && a.arrival < b.arrival);
 }

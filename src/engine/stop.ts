@@ -4,6 +4,13 @@
  */
 import type { Sequence } from "./sequence";
 
+/**
+ * Most stop token ids per request. Each is compared against every new token of every sample, so
+ * an unbounded list (an 8 MiB body holds ~1.5M ids) would stall the engine loop; real lists hold
+ * a model's few end-of-turn ids.
+ */
+export const MAX_STOP_TOKEN_IDS = 1024;
+
 /** Engine-wide stop settings (per-request ones live in SamplingParams). */
 export interface StopConfig {
   /** The model's end-of-sequence ids (generation_config may list several). */

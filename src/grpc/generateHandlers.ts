@@ -11,6 +11,7 @@ import type { DeltaUsage } from "./convert";
 import { deltaToWire, finishToWire, logprobToWire, stopReasonToWire } from "./convert";
 import type { GenerateJob } from "./requestCheck";
 import { checkModel, checkRequestId, readJobs } from "./requestCheck";
+import { signalAccepted } from "./acceptSignal";
 import { toServiceError } from "./status";
 import type { WireGenerateDelta, WireGenerateReply, WireGenerateRequest, WireGenerateStreamRequest, WireResponse } from "./wire";
 
@@ -94,8 +95,11 @@ export async function handleGenerate(
     state.authorize(call.metadata);
     checkModel(req.model, state.servedModelName);
     checkRequestId(req.request_id);
-    const jobs = readJobs(req.prompts.map((prompt, i) => ({ field: `prompts[${i}]`, prompt })), req.params, state);
-    release = state.requests.register(req.request_id, controller);
+    const leave = state.admit(); // --max-queue, before any work (with HTTP's requests under `fastgen serve`)
+    release = leave;
+    const jobs = await readJobs(req.prompts.map((prompt, i) => ({ field: `prompts[${i}]`, prompt })), req.params, state);
+    const unlist = state.requests.register(req.request_id, controller);
+    release = () => (unlist(), leave());
     const results = await Promise.all(jobs.map((job) => collectJob(state, job, controller.signal, req.request_id)));
     callback(null, { responses: results.flat() });
   } catch (e) {
@@ -119,8 +123,12 @@ export async function handleGenerateStream(
     state.authorize(call.metadata);
     checkModel(req.model, state.servedModelName);
     checkRequestId(req.request_id);
-    const [job] = readJobs([{ field: "prompt", prompt: req.prompt }], req.params, state);
-    release = state.requests.register(req.request_id, controller);
+    const leave = state.admit();
+    release = leave;
+    const [job] = await readJobs([{ field: "prompt", prompt: req.prompt }], req.params, state);
+    const unlist = state.requests.register(req.request_id, controller);
+    release = () => (unlist(), leave());
+    await signalAccepted(call); // from here a lost stream means this replica died holding the request
     for await (const { delta, usage } of runJob(state, job!, controller.signal, req.request_id)) {
       if (call.cancelled) break;
       if (!call.write(deltaToWire(delta, usage))) await drained(call);

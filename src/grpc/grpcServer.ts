@@ -12,9 +12,11 @@ import type { Metadata } from "@grpc/grpc-js";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { EngineClient } from "../engine/types";
 import { isReplicated } from "../lb/types";
+import { DEFAULT_MAX_BODY_BYTES } from "../server/requestBody";
 import { metricsToWire } from "./convert";
 import { handleGenerate, handleGenerateStream } from "./generateHandlers";
 import { FASTGEN_SERVICE } from "./proto";
+import type { AdmissionGate } from "./serviceState";
 import { GrpcServiceState } from "./serviceState";
 import { invalidArgument, toServiceError } from "./status";
 import type {
@@ -22,15 +24,27 @@ import type {
   WireListModelsReply,
 } from "./wire";
 
+/** Largest reply message sent, in bytes. */
+const MAX_REPLY_BYTES = 64 * 2 ** 20;
+
 /** Options of {@link createGrpcServer}. */
 export interface CreateGrpcServerOptions {
   engine: EngineClient;
   /** The model name clients send (default: engine.modelName). */
   servedModelName?: string;
-  /** Largest message accepted, in bytes (default 64 MiB: a Generate call may carry many prompts). */
+  /**
+   * Largest request message accepted, in bytes: the HTTP body limit (--max-body-bytes, default
+   * 8 MiB), so gRPC takes what HTTP takes. Larger calls fail with RESOURCE_EXHAUSTED before they
+   * are parsed (a 30M-character prompt grew RSS from 242 MiB to 4.7 GiB).
+   */
   maxMessageBytes?: number;
   /** When set, every RPC but Health needs metadata `authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /**
+   * Generate calls held at once before RESOURCE_EXHAUSTED (--max-queue). Give the HTTP server's
+   * context to count both front ends against one limit (default: no limit, counted here alone).
+   */
+  admission?: AdmissionGate;
 }
 
 /** A created gRPC server: `listen` binds it, `stop` closes it (the engine's owner shuts the engine down). */
@@ -95,10 +109,11 @@ function health(state: GrpcServiceState): Partial<WireHealthReply> {
 
 /** Builds the server; nothing listens until `listen`. */
 export function createGrpcServer(options: CreateGrpcServerOptions): FastGenGrpcServer {
-  const state = new GrpcServiceState(options.engine, options.servedModelName ?? options.engine.modelName, options.apiKey);
+  const state = new GrpcServiceState(options.engine, options.servedModelName ?? options.engine.modelName, options.apiKey, options.admission);
   const authorize = (metadata: Metadata) => state.authorize(metadata);
-  const maxBytes = options.maxMessageBytes ?? 64 * 2 ** 20;
-  const server = new Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": maxBytes });
+  const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_BODY_BYTES;
+  // Replies may be larger than requests (n samples with logprobs); the server makes them, so they stay bounded.
+  const server = new Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": MAX_REPLY_BYTES });
   const handlers: UntypedServiceImplementation = {
     Generate: ((call, callback) => void handleGenerate(state, call, callback)) as handleUnaryCall<WireGenerateRequest, Partial<WireGenerateReply>>,
     GenerateStream: ((call) => void handleGenerateStream(state, call)) as handleServerStreamingCall<WireGenerateStreamRequest, Partial<WireGenerateDelta>>,

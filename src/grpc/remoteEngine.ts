@@ -2,13 +2,15 @@
  * RemoteEngine: an EngineClient over a FastGen gRPC server (a `fastgen replica` or another front
  * end). The prompt goes as token ids, so the tokenizer stays on this side; deltas come back through
  * GenerateStream. Transport failures become ReplicaUnavailableError (the load balancer's cue to take
- * the replica out); the server's refusals become the engine's own error types.
+ * the replica out), marked `started` when the connection broke after the replica had accepted the
+ * request (acceptSignal.ts); the server's refusals become the engine's own error types.
  */
 import { status } from "@grpc/grpc-js";
 import type { EngineClient, EngineMetrics, GenerateRequest, GenerationDelta } from "../engine/types";
 import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "../engine/types";
 import { ReplicaUnavailableError } from "../lb/errors";
 import type { Tokenizer } from "../tokenizer/tokenizer";
+import { ACCEPTED_KEY, REPLIED_KEY } from "./acceptSignal";
 import { deltaFromWire, metricsFromWire, samplingToWire } from "./convert";
 import { isServiceError, RpcClient, statusName } from "./rpcClient";
 import type { WireGenerateDelta, WireGenerateStreamRequest, WireHealthReply } from "./wire";
@@ -56,14 +58,20 @@ export class RemoteEngine implements EngineClient {
     return this.model.maxLen;
   }
 
-  /** The engine's error for a failed call (transport failures name this replica). */
-  private engineError(e: unknown): Error {
+  /**
+   * The engine's error for a failed call. `accepted`: the replica had signalled that it took the
+   * request; a failure then is one of a replica that died holding it, unless the replica itself
+   * answered the status (its trailers say so).
+   */
+  private engineError(e: unknown, accepted = false): Error {
     if (!isServiceError(e)) return e instanceof Error ? e : new Error(String(e));
     if (e.code === status.UNAUTHENTICATED || e.code === status.PERMISSION_DENIED) this.keyAccepted = false;
     if (e.code === status.RESOURCE_EXHAUSTED) return new EngineOverloadedError(e.details);
     if (REJECTED.has(e.code)) return new RequestRejectedError(e.details);
-    if (FAILED_HERE.has(e.code)) return new EngineStepError(`replica ${this.address}: ${e.details}`);
-    return new ReplicaUnavailableError(this.address, `${statusName(e.code)}: ${e.details}`);
+    const replied = e.metadata?.get(REPLIED_KEY).length > 0;
+    // A replica's own INTERNAL is a failed step; one made up by the transport is a broken connection.
+    if (FAILED_HERE.has(e.code) && (replied || !accepted)) return new EngineStepError(e.details);
+    return new ReplicaUnavailableError(this.address, `${statusName(e.code)}: ${e.details}`, accepted && !replied);
   }
 
   /**
@@ -90,7 +98,11 @@ export class RemoteEngine implements EngineClient {
     };
   }
 
-  async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
+  /**
+   * Streams the request's deltas from the replica. `onAccepted` is called when the replica signals
+   * that it took the request (before any delta; the load balancer's "it is running there").
+   */
+  async *generate(request: GenerateRequest, signal?: AbortSignal, onAccepted?: () => void): AsyncGenerator<GenerationDelta> {
     const n = request.sampling.n ?? 1;
     const open = new Set(Array.from({ length: n }, (_, i) => i));
     const message: Partial<WireGenerateStreamRequest> = {
@@ -99,7 +111,12 @@ export class RemoteEngine implements EngineClient {
       request_id: request.requestId,
     };
     if (signal?.aborted) return;
-    const call = this.rpc.stream<WireGenerateDelta>("GenerateStream", message);
+    let accepted = false;
+    const call = this.rpc.stream<WireGenerateDelta>("GenerateStream", message, (md) => {
+      if (accepted || md.get(ACCEPTED_KEY).length === 0) return;
+      accepted = true;
+      onAccepted?.();
+    });
     const onAbort = () => call.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -109,7 +126,7 @@ export class RemoteEngine implements EngineClient {
         yield delta;
       }
     } catch (e) {
-      if (!(signal?.aborted && isServiceError(e) && e.code === status.CANCELLED)) throw this.engineError(e);
+      if (!(signal?.aborted && isServiceError(e) && e.code === status.CANCELLED)) throw this.engineError(e, accepted);
       // Aborted by our caller: close the open samples as the in-process engine does.
       for (const index of open) yield { index, tokenIds: [], text: "", finishReason: "abort" };
     } finally {

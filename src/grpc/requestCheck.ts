@@ -5,7 +5,10 @@
  */
 import { status } from "@grpc/grpc-js";
 import type { SamplingOptions } from "../engine/samplingOptions";
+import { MAX_STOP_TOKEN_IDS } from "../engine/stop";
+import { MAX_STOP_STRING_CHARS, MAX_STOP_STRINGS } from "../engine/stopStrings";
 import type { Tokenizer } from "../tokenizer/tokenizer";
+import { TokenizerBusyError } from "../tokenizer/tokenizerPool";
 import { GrpcError, invalidArgument } from "./status";
 import type { WirePrompt, WireSamplingParams } from "./wire";
 
@@ -15,7 +18,6 @@ export const MAX_PROMPTS = 1024;
 export const MAX_N = 128;
 /** max_new_tokens when the request leaves it 0 (less if the context has less room). */
 export const DEFAULT_MAX_NEW_TOKENS = 128;
-const MAX_STOP_STRINGS = 64;
 const MAX_LOGPROBS = 20;
 const MAX_REQUEST_ID_LENGTH = 256;
 
@@ -65,16 +67,33 @@ export function checkRequestId(id: string): void {
   if (id.length > MAX_REQUEST_ID_LENGTH) throw invalidArgument("request_id", `must be at most ${MAX_REQUEST_ID_LENGTH} characters`);
 }
 
-/** A prompt's token ids (text is encoded with the model's special tokens, as MII does). */
-export function readPrompt(field: string, p: WirePrompt | null | undefined, tokenizer: Tokenizer): number[] {
+/**
+ * A prompt's token ids (text is encoded with the model's special tokens, as MII does). Text that
+ * cannot fit the context (see Tokenizer.maxCharsFor) is refused before it is tokenized, and long
+ * text is tokenized off the serving thread.
+ */
+export async function readPrompt(field: string, p: WirePrompt | null | undefined, limits: ModelLimits): Promise<number[]> {
+  const { tokenizer, maxModelLen } = limits;
   if (p?.kind === "text") {
-    const ids = tokenizer.encode(p.text ?? "", { addSpecialTokens: true });
+    const text = p.text ?? "";
+    const maxChars = tokenizer.maxCharsFor(maxModelLen);
+    if (text.length > maxChars)
+      throw invalidArgument(`${field}.text`, `is ${text.length} characters long: more than the model's context of ${maxModelLen} tokens can hold (at most ${maxChars} characters)`);
+    let ids: number[];
+    try {
+      ids = await tokenizer.encodeAsync(text, { addSpecialTokens: true });
+    } catch (e) {
+      if (e instanceof TokenizerBusyError) throw new GrpcError(status.RESOURCE_EXHAUSTED, e.message);
+      throw e;
+    }
     if (ids.length === 0) throw invalidArgument(`${field}.text`, "is empty: it encodes to no tokens");
     return ids;
   }
   if (p?.kind === "token_ids") {
     const ids = p.token_ids?.ids ?? [];
     if (ids.length === 0) throw invalidArgument(`${field}.token_ids`, "must hold at least one token id");
+    if (ids.length >= maxModelLen)
+      throw invalidArgument(`${field}.token_ids`, `holds ${ids.length} ids, but the model's context is ${maxModelLen} tokens: shorten it`);
     ids.forEach((id, i) => checkNumber(`${field}.token_ids.ids[${i}]`, id, { integer: true, min: 0, max: vocabMax(tokenizer) }));
     return ids;
   }
@@ -89,10 +108,14 @@ export function readSampling(p: WireSamplingParams | null | undefined, tokenizer
   if (maxTokens !== undefined && p.min_new_tokens > maxTokens)
     throw invalidArgument(f("min_new_tokens"), `(${p.min_new_tokens}) must not exceed max_new_tokens (${maxTokens})`);
   const n = p.n === 0 ? 1 : checkNumber(f("n"), p.n, { max: MAX_N });
-  if (p.stop.length > MAX_STOP_STRINGS) throw invalidArgument(f("stop"), `may hold at most ${MAX_STOP_STRINGS} strings`);
+  if (p.stop.length > MAX_STOP_STRINGS) throw invalidArgument(f("stop"), `may hold at most ${MAX_STOP_STRINGS} strings, got ${p.stop.length}`);
   if (p.stop.some((s) => s === "")) throw invalidArgument(f("stop"), "strings must not be empty");
+  const long = p.stop.findIndex((s) => s.length > MAX_STOP_STRING_CHARS);
+  if (long >= 0) throw invalidArgument(f(`stop[${long}]`), `is ${p.stop[long]!.length} characters long; stop strings may be at most ${MAX_STOP_STRING_CHARS}`);
+  if (p.stop_token_ids.length > MAX_STOP_TOKEN_IDS)
+    throw invalidArgument(f("stop_token_ids"), `may hold at most ${MAX_STOP_TOKEN_IDS} ids, got ${p.stop_token_ids.length}`);
   const maxId = vocabMax(tokenizer);
-  p.stop_token_ids.forEach((id, i) => checkNumber(f(`stop_token_ids[${i}]`), id, { max: maxId }));
+  p.stop_token_ids.forEach((id, i) => checkNumber(f(`stop_token_ids[${i}]`), id, { integer: true, min: 0, max: maxId }));
   const logitBias: Record<number, number> = {};
   for (const [key, bias] of Object.entries(p.logit_bias)) {
     const id = checkNumber(f("logit_bias key"), Number(key), { integer: true, min: 0, max: maxId });
@@ -135,16 +158,18 @@ export function settleMaxTokens(field: string, promptLen: number, requested: num
 }
 
 /** The engine jobs of a request's prompts (all checked before any starts). */
-export function readJobs(
+export async function readJobs(
   prompts: { field: string; prompt: WirePrompt | null | undefined }[],
   params: WireSamplingParams | null | undefined,
   limits: ModelLimits,
-): GenerateJob[] {
+): Promise<GenerateJob[]> {
   if (prompts.length === 0) throw invalidArgument("prompts", "must hold at least one prompt");
   if (prompts.length > MAX_PROMPTS) throw invalidArgument("prompts", `may hold at most ${MAX_PROMPTS} prompts`);
   const { maxTokens, ...base } = readSampling(params, limits.tokenizer);
-  return prompts.map(({ field, prompt }) => {
-    const promptIds = readPrompt(field, prompt, limits.tokenizer);
+  // In parallel across the tokenizer's workers; a text too long to fit is refused before any wait.
+  const ids = await Promise.all(prompts.map(({ field, prompt }) => readPrompt(field, prompt, limits)));
+  return ids.map((promptIds, i) => {
+    const field = prompts[i]!.field;
     return { promptIds, sampling: { ...base, maxTokens: settleMaxTokens(field, promptIds.length, maxTokens, limits.maxModelLen) } };
   });
 }

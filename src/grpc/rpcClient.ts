@@ -92,9 +92,10 @@ export class RpcClient {
     });
   }
 
-  /** Starts a server-streaming call. */
-  stream<T>(method: MethodName, request: unknown): RpcStream<T> {
+  /** Starts a server-streaming call; `onMetadata` gets the server's initial metadata when it comes. */
+  stream<T>(method: MethodName, request: unknown, onMetadata?: (metadata: Metadata) => void): RpcStream<T> {
     const call = this.client[method](request, this.metadata, {}) as ClientReadableStream<T>;
+    if (onMetadata) call.on("metadata", onMetadata);
     return { messages: readMessages(call), cancel: () => call.cancel() };
   }
 

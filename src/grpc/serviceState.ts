@@ -1,11 +1,13 @@
 /**
  * What every gRPC handler shares: the engine, the served model's limits, the API key check, the
- * requests in flight by client request id (for Abort) and their outstanding work (for Health).
+ * admission gate (--max-queue), the requests in flight by client request id (for Abort) and
+ * their outstanding work (for Health).
  */
 import { timingSafeEqual } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { EngineClient } from "../engine/types";
+import { EngineOverloadedError } from "../engine/types";
 import { OutstandingWork } from "../lb/outstandingWork";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import type { ModelLimits } from "./requestCheck";
@@ -41,6 +43,17 @@ export class RequestRegistry {
   }
 }
 
+/**
+ * The cap on generation requests held at once (--max-queue) and the count against it. `fastgen
+ * serve` hands in the HTTP server's context (a ServerContext has this shape), so HTTP requests and
+ * gRPC calls count in one counter against one limit; a gRPC server alone gets its own.
+ */
+export interface AdmissionGate {
+  /** Generation requests held at once before more are refused (Infinity: no limit). */
+  readonly maxQueue: number;
+  readonly metrics: { inFlight: number };
+}
+
 export class GrpcServiceState implements ModelLimits {
   readonly requests = new RequestRegistry();
   readonly work = new OutstandingWork();
@@ -56,6 +69,7 @@ export class GrpcServiceState implements ModelLimits {
     /** The name clients send in `model` (the engine's unless overridden). */
     readonly servedModelName: string,
     apiKey?: string,
+    readonly gate: AdmissionGate = { maxQueue: Infinity, metrics: { inFlight: 0 } },
   ) {
     this.modelName = servedModelName;
     this.maxModelLen = engine.maxModelLen;
@@ -71,5 +85,22 @@ export class GrpcServiceState implements ModelLimits {
     const given = m ? Buffer.from(m[1]!.trim()) : null;
     if (!given || given.length !== this.apiKey.length || !timingSafeEqual(given, this.apiKey))
       throw new GrpcError(status.UNAUTHENTICATED, "invalid or missing API key: send metadata 'authorization: Bearer <key>'");
+  }
+
+  /**
+   * Counts a Generate call in the gate until the returned release runs (idempotent). Past the cap
+   * it throws EngineOverloadedError: RESOURCE_EXHAUSTED, as HTTP answers 503. Not UNAVAILABLE: a
+   * front end reads that as a replica gone and takes it out of rotation, while RESOURCE_EXHAUSTED
+   * makes it try another replica, and a busy server is up, not down.
+   */
+  admit(): () => void {
+    const gate = this.gate;
+    if (gate.metrics.inFlight >= gate.maxQueue) throw new EngineOverloadedError(`${gate.metrics.inFlight} requests in flight`);
+    gate.metrics.inFlight++;
+    let held = true;
+    return () => {
+      if (held) gate.metrics.inFlight--;
+      held = false;
+    };
   }
 }

@@ -5,12 +5,14 @@
  *   const c = h.client();            // or client("localhost:50050") from anywhere
  *   await h.terminate();
  *
- * Without `replicas` or `remote` the engine runs in this process (a Worker); with them, each local
- * replica is a `fastgen replica` child process behind a load balancer. The gRPC service always
+ * Without `replicas` or `remote` the engine runs in a supervised child process, restarted if it
+ * crashes (or, with `engineInProcess`, in a Worker of this process); with them, each local replica
+ * is a `fastgen replica` child process behind a load balancer. The gRPC service always
  * listens; the OpenAI-compatible HTTP API too when `http` is set.
  */
 import type { StartEngineHooks } from "../engine/asyncEngine";
 import { startEngine } from "../engine/asyncEngine";
+import { startSupervisedEngine } from "../engine/supervisedEngine";
 import type { EngineOptions } from "../engine/options";
 import type { EngineClient } from "../engine/types";
 import { FastGenClient } from "../grpc/client";
@@ -39,6 +41,11 @@ export interface ServeOptions extends Omit<ReplicaFrontEndOptions, "modelDir" | 
   engine?: Partial<EngineOptions>;
   /** The model name clients send (default: the model directory's name). */
   servedModelName?: string;
+  /**
+   * Run the engine in a Worker of this process instead of a supervised child process (no
+   * replicas only): no spawn, but a native crash then takes this process down.
+   */
+  engineInProcess?: boolean;
 }
 
 /** A running deployment. */
@@ -73,7 +80,8 @@ export async function startServingEngine(
 /** Loads `modelDir` (default: the embedded demo model) and serves it over gRPC (and HTTP). */
 export async function serve(modelDir?: string, options: ServeOptions = {}): Promise<ServeHandle> {
   const host = options.host ?? "127.0.0.1";
-  const { engine, processes } = await startServingEngine(modelDir ?? defaultModelDir(), { ...options, engineOptions: options.engine });
+  const start = options.engineInProcess ? startEngine : startSupervisedEngine;
+  const { engine, processes } = await startServingEngine(modelDir ?? defaultModelDir(), { ...options, engineOptions: options.engine }, start);
   const grpc = createGrpcServer({ engine, servedModelName: options.servedModelName, apiKey: options.apiKey });
   let http: FastGenServer | null = null;
   let httpUrl: string | null = null;

@@ -1,20 +1,26 @@
 /**
  * LoadBalancer: an EngineClient over replicas, so the HTTP and gRPC servers serve it unchanged.
  * Every generate() call (one prompt) goes to the replica the router picks (least outstanding
- * tokens by default). When the replica fails before the caller has seen any output, the request
- * moves to another replica (at most `maxReplicaFailures` replicas in all); once output was seen it
- * fails with ReplicaFailedError. A replica that
+ * tokens by default). When the replica fails before it accepted the request (connection refused,
+ * already down), the request moves to another replica (at most `maxReplicaFailures` replicas in
+ * all). Once the replica had accepted it, a failure is one of a replica that died holding it: the
+ * request fails with ReplicaFailedError and is NOT moved (a query of death would take the next
+ * replica down too), and the requests it held are suspects for the poison quarantine
+ * (engine/quarantine.ts), which then refuses identical requests for a while. A replica that
  * refuses for overload is skipped for that request; only when every replica refused or is down
- * does the caller get an error (NoHealthyReplicaError, or the overload itself).
+ * does the caller get an error (NoHealthyReplicaError, or the overload itself). Client-facing
+ * messages name replicas by index; their addresses go to the log.
  */
 import type { HistogramSnapshot } from "../engine/histogram";
 import type { EngineMetrics, GenerateRequest, GenerationDelta } from "../engine/types";
 import { EngineOverloadedError } from "../engine/types";
+import type { QuarantineOptions } from "../engine/quarantine";
+import { PoisonQuarantine, requestFingerprint } from "../engine/quarantine";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { NoHealthyReplicaError, ReplicaFailedError, ReplicaUnavailableError } from "./errors";
 import type { HealthCheckOptions } from "./healthChecker";
 import { HealthChecker } from "./healthChecker";
-import type { ProbedEngine } from "./replica";
+import type { HeldRequest, ProbedEngine } from "./replica";
 import { Replica } from "./replica";
 import type { RoutingPolicy } from "./router";
 import { Router } from "./router";
@@ -32,6 +38,8 @@ export interface LoadBalancerOptions extends Omit<HealthCheckOptions, "modelName
    * replica down must not take every replica with it.
    */
   maxReplicaFailures?: number;
+  /** The poison quarantine's window and size (default 60 s, 1024 fingerprints). */
+  quarantine?: QuarantineOptions;
   /** Runs after the replicas' clients are closed (e.g. stops spawned replica processes). */
   onShutdown?: () => Promise<void>;
 }
@@ -54,7 +62,9 @@ export class LoadBalancer implements ReplicatedEngine {
   readonly tokenizer: Tokenizer;
   readonly replicas: readonly Replica[];
   readonly health: HealthChecker;
+  readonly quarantine: PoisonQuarantine;
   private readonly router: Router;
+  private readonly log: (message: string) => void;
   private closed = false;
 
   constructor(
@@ -67,6 +77,8 @@ export class LoadBalancer implements ReplicatedEngine {
     this.replicas = engines.map((e) => new Replica(e));
     this.router = new Router(options.policy);
     this.health = new HealthChecker(this.replicas, options);
+    this.quarantine = new PoisonQuarantine(options.quarantine);
+    this.log = options.log ?? ((m) => console.error(`fastgen: ${m}`));
   }
 
   /** Probes every replica now, then keeps probing in the background. */
@@ -77,6 +89,8 @@ export class LoadBalancer implements ReplicatedEngine {
 
   async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
     if (this.closed) throw new Error("engine is shut down");
+    const fingerprint = requestFingerprint(request);
+    this.quarantine.check(fingerprint);
     const tried = new Set<Replica>();
     let lastError: Error | null = null;
     let failures = 0;
@@ -85,9 +99,10 @@ export class LoadBalancer implements ReplicatedEngine {
       const replica = this.router.pick(this.replicas.filter((r) => r.healthy && !tried.has(r)));
       if (!replica) throw this.noReplica(lastError);
       tried.add(replica);
+      const held: HeldRequest = { fingerprint, blamed: false };
       let seen = false;
       try {
-        for await (const delta of this.runOn(replica, request, signal)) {
+        for await (const delta of this.runOn(replica, request, signal, held)) {
           seen = true;
           yield delta;
         }
@@ -100,16 +115,39 @@ export class LoadBalancer implements ReplicatedEngine {
         if (!(e instanceof ReplicaUnavailableError)) throw e;
         this.health.markDown(replica, e.message);
         failures++;
-        if (seen) throw new ReplicaFailedError(replica.address, request.requestId, e, "its partial output is lost");
+        const index = this.replicas.indexOf(replica);
+        if (e.started) throw this.diedHolding(replica, held, request.requestId, e, seen);
+        if (seen) throw new ReplicaFailedError(index, replica.address, request.requestId, e, "its partial output is lost");
         const cap = this.options.maxReplicaFailures ?? 3;
-        if (failures >= cap) throw new ReplicaFailedError(replica.address, request.requestId, e, `it failed on ${failures} replicas, so it is not moved again`);
-        lastError = e; // nothing reached the caller yet: try the next replica
+        if (failures >= cap) throw new ReplicaFailedError(index, replica.address, request.requestId, e, `it failed on ${failures} replicas, so it is not moved again`);
+        lastError = e; // the replica never took it: try the next one
+      } finally {
+        replica.held.delete(held);
       }
     }
   }
 
+  /**
+   * The error of a request whose replica died holding it. The first such request of a crash
+   * blames every request the replica held (its siblings fail right after, already blamed).
+   */
+  private diedHolding(replica: Replica, held: HeldRequest, requestId: string, cause: ReplicaUnavailableError, seen: boolean): ReplicaFailedError {
+    const index = this.replicas.indexOf(replica);
+    if (!held.blamed) {
+      const suspects = [...new Set([...replica.held, held])].filter((h) => !h.blamed);
+      for (const h of suspects) h.blamed = true;
+      const quarantined = this.quarantine.noteCrash(suspects.map((h) => h.fingerprint));
+      this.log(
+        `replica ${index} (${replica.address}) died holding ${suspects.length} request(s) (${cause.detail}); ` +
+          `${quarantined.length} request fingerprint(s) quarantined`,
+      );
+    }
+    const why = seen ? "its partial output is lost" : "it is not sent to another replica, since it may be what brought this one down";
+    return new ReplicaFailedError(index, replica.address, requestId, cause, why);
+  }
+
   /** One attempt on one replica: counts its work, and fails it if health checks evict the replica. */
-  private async *runOn(replica: Replica, request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
+  private async *runOn(replica: Replica, request: GenerateRequest, signal: AbortSignal | undefined, held: HeldRequest): AsyncGenerator<GenerationDelta> {
     const attempt = new AbortController();
     const forward = () => attempt.abort(signal?.reason);
     signal?.addEventListener("abort", forward, { once: true });
@@ -117,13 +155,18 @@ export class LoadBalancer implements ReplicatedEngine {
     const ticket = replica.work.start(request.promptIds.length, request.sampling.maxTokens, request.sampling.n ?? 1);
     replica.routed++;
     const evicted = () => attempt.signal.aborted && !signal?.aborted;
+    const accepted = () => replica.held.add(held);
     try {
-      for await (const delta of replica.engine.generate(request, attempt.signal)) {
+      for await (const delta of replica.engine.generate(request, attempt.signal, accepted)) {
         if (evicted()) break;
         ticket.consume(delta.tokenIds.length);
         yield delta;
       }
-      if (evicted()) throw attempt.signal.reason;
+      if (evicted()) {
+        // A replica that hangs holding a request is treated as one that died holding it.
+        const reason = attempt.signal.reason as ReplicaUnavailableError;
+        throw replica.held.has(held) ? new ReplicaUnavailableError(reason.address, reason.detail, true) : reason;
+      }
     } finally {
       ticket.finish();
       untrack();
@@ -131,11 +174,12 @@ export class LoadBalancer implements ReplicatedEngine {
     }
   }
 
+  /** The error when no replica is left to try (why each is down is in the log, with its address). */
   private noReplica(lastError: Error | null): Error {
     if (lastError instanceof EngineOverloadedError) return lastError;
-    const down = this.replicas.map((r) => `${r.address}: ${r.lastError ?? "up"}`).join("; ");
-    const why = lastError ? ` (last failure: ${lastError.message})` : "";
-    return new NoHealthyReplicaError(`no healthy replica can take the request${why} [${down}]`);
+    const down = this.replicas.filter((r) => !r.healthy).map((r) => this.replicas.indexOf(r));
+    const which = down.length > 0 ? `; down: replica ${down.join(", ")}` : "";
+    return new NoHealthyReplicaError(`no healthy replica can take the request (${down.length} of ${this.replicas.length} down${which})`);
   }
 
   /** True while at least one replica takes work (the HTTP /health and gRPC Health read it). */

@@ -3,7 +3,7 @@
  * work this front end has sent it (plus what its last health probe said others sent it), and the
  * requests running on it, so that a replica which stops answering can fail them at once.
  */
-import type { EngineClient } from "../engine/types";
+import type { EngineClient, GenerateRequest, GenerationDelta } from "../engine/types";
 import type { ReplicaHealth } from "../grpc/remoteEngine";
 import { ReplicaUnavailableError } from "./errors";
 import { OutstandingWork } from "./outstandingWork";
@@ -13,6 +13,16 @@ import type { ReplicaStatus } from "./types";
 export interface ProbedEngine extends EngineClient {
   readonly address: string;
   probe(timeoutMs: number): Promise<ReplicaHealth>;
+  /** `onAccepted` runs once the replica has taken the request (see grpc/acceptSignal.ts). */
+  generate(request: GenerateRequest, signal?: AbortSignal, onAccepted?: () => void): AsyncGenerator<GenerationDelta>;
+}
+
+/** A request the replica has accepted and not finished: a suspect if the replica dies. */
+export interface HeldRequest {
+  /** requestFingerprint() of the request. */
+  fingerprint: string;
+  /** Already counted for a crash of this replica (siblings fail one by one). */
+  blamed: boolean;
 }
 
 export class Replica {
@@ -30,6 +40,8 @@ export class Replica {
   private externalTokens = 0;
   /** Abort controllers of the requests running on it. */
   private readonly running = new Set<AbortController>();
+  /** Requests it has accepted and not finished (the suspects if it dies). */
+  readonly held = new Set<HeldRequest>();
 
   constructor(readonly engine: ProbedEngine) {}
 

@@ -4,7 +4,10 @@
  * SIGTERM (then SIGKILL). The child exits by itself when this process goes away (its stdin closes).
  * Its output is forwarded to stderr, each line prefixed with the replica's name.
  */
-import { join } from "node:path";
+import { fastgenCommand } from "../engine/fastgenCommand";
+import { RestartBackoff } from "../engine/restartBackoff";
+
+export { fastgenCommand };
 
 /** Options of {@link ReplicaProcess}. */
 export interface ReplicaProcessOptions {
@@ -26,21 +29,12 @@ export interface ReplicaProcessOptions {
 const READY_LINE = /replica serving .* at grpc:\/\/\S+:(\d+)/;
 const HOST = "127.0.0.1";
 
-/**
- * The command that runs the fastgen CLI: a compiled binary is its own CLI (its modules live under
- * /$bunfs/); from a checkout, Bun runs src/cli.ts.
- */
-export function fastgenCommand(): string[] {
-  const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.includes("~BUN");
-  return compiled ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
-}
-
 export class ReplicaProcess {
   private child: ReturnType<typeof Bun.spawn> | null = null;
   private alive = false;
   private port = 0;
   private stopping = false;
-  private backoffMs = 500;
+  private readonly backoff = new RestartBackoff();
   private restartTimer: ReturnType<typeof setTimeout> | null = null;
   /** Times the child was restarted after dying. */
   restarts = 0;
@@ -112,8 +106,8 @@ export class ReplicaProcess {
   private onExit(code: number, ranMs: number): void {
     if (this.stopping) return;
     if (this.options.restart === false) return this.log(`${this.options.name} (${this.address}) exited with status ${code}`);
-    if (ranMs > 60_000) this.backoffMs = 500; // it had been healthy: not a crash loop
-    this.log(`${this.options.name} (${this.address}) exited with status ${code}; restarting in ${this.backoffMs} ms`);
+    const delay = this.backoff.next(ranMs);
+    this.log(`${this.options.name} (${this.address}) exited with status ${code}; restarting in ${delay} ms`);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopping) return;
@@ -122,8 +116,7 @@ export class ReplicaProcess {
         this.log(`${this.options.name} failed to restart: ${(e as Error).message}`);
         this.onExit(-1, 0);
       });
-    }, this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, 10_000);
+    }, delay);
   }
 
   /** Stops the child (SIGTERM, SIGKILL after `graceMs`) and does not restart it. */

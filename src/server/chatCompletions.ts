@@ -43,7 +43,7 @@ function readNoOpFields(p: RequestParams): void {
   p.boolean("parallel_tool_calls"); // meaningless without tools
 }
 
-function planChat(body: Record<string, unknown>, ctx: ServerContext): ChatPlan {
+async function planChat(body: Record<string, unknown>, ctx: ServerContext): Promise<ChatPlan> {
   const p = new RequestParams(body);
   const model = readModel(p, ctx);
   const messages = readMessages(p.raw("messages"));
@@ -59,7 +59,7 @@ function planChat(body: Record<string, unknown>, ctx: ServerContext): ChatPlan {
   const stream = readStreamParams(p);
   p.rejectUnknown();
 
-  const rendered = renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars });
+  const rendered = await renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars });
   const max = settleMaxTokens(maxTokens, Infinity, rendered.ids.length, ctx.engine.maxModelLen, "messages");
   if (sampling.minTokens !== undefined && sampling.minTokens > max)
     throw invalidParam("min_tokens", "'min_tokens' must not exceed max tokens.");
@@ -73,7 +73,7 @@ function planChat(body: Record<string, unknown>, ctx: ServerContext): ChatPlan {
 
 /** Handles POST /v1/chat/completions with its parsed JSON body. */
 export async function handleChatCompletions(ctx: ServerContext, body: Record<string, unknown>, trace: RequestTrace): Promise<Response> {
-  const plan = planChat(body, ctx);
+  const plan = await planChat(body, ctx);
   const id = newId("chatcmpl");
   const created = unixNow();
   trace.responseId = id;

@@ -4,9 +4,10 @@
  * calls and other part types are rejected with a 400 that names the field.
  */
 import type { ChatMessage } from "../tokenizer/chatTemplate";
-import { ChatTemplateError, renderChat } from "../tokenizer/chatTemplate";
+import { ChatTemplateError } from "../tokenizer/chatTemplate";
 import type { Tokenizer } from "../tokenizer/tokenizer";
-import { invalidParam, unsupportedParam } from "./errors";
+import { TokenizerBusyError } from "../tokenizer/tokenizerPool";
+import { invalidParam, overloaded, unsupportedParam } from "./errors";
 import { describe } from "./requestParams";
 import { checkTextLength } from "./textLimit";
 
@@ -78,17 +79,32 @@ export interface ChatRenderOptions {
   extra?: Record<string, unknown>;
 }
 
-/** Renders the chat and encodes it (the template writes BOS itself, so no special tokens are added). */
-export function renderMessages(tokenizer: Tokenizer, messages: ChatMessage[], options: ChatRenderOptions): RenderedChat {
-  let text: string;
+/**
+ * Renders the chat and encodes it (the template writes BOS itself, so no special tokens are added
+ * unless asked), off the serving thread when the chat is long. Content that cannot fit the context
+ * is refused before the template runs.
+ */
+export async function renderMessages(
+  tokenizer: Tokenizer,
+  messages: ChatMessage[],
+  options: ChatRenderOptions & { addSpecialTokens?: boolean },
+): Promise<RenderedChat> {
+  checkTextLength("messages", { length: messages.reduce((n, m) => n + contentLength(m), 0) }, options.maxChars);
+  const { maxChars, ...render } = options;
+  let rendered: RenderedChat;
   try {
-    text = renderChat(tokenizer, messages, options);
+    rendered = await tokenizer.encodeChat(messages, render);
   } catch (e) {
     if (e instanceof ChatTemplateError) throw invalidParam("messages", `Cannot apply the chat template: ${e.message}`, "chat_template_error");
+    if (e instanceof TokenizerBusyError) throw overloaded(e.message);
     throw e;
   }
-  checkTextLength("messages", text, options.maxChars);
-  const ids = tokenizer.encode(text, { addSpecialTokens: false });
-  if (ids.length === 0) throw invalidParam("messages", "The rendered chat prompt is empty.");
-  return { text, ids };
+  checkTextLength("messages", rendered.text, maxChars);
+  if (rendered.ids.length === 0) throw invalidParam("messages", "The rendered chat prompt is empty.");
+  return rendered;
+}
+
+function contentLength(m: ChatMessage): number {
+  if (typeof m.content === "string") return m.content.length;
+  return (m.content ?? []).reduce((n, p) => n + (p.text?.length ?? 0), 0);
 }

@@ -36,19 +36,22 @@ interface CompletionPlan {
   stream: StreamParams;
 }
 
-function planCompletion(body: Record<string, unknown>, ctx: ServerContext): CompletionPlan {
+async function planCompletion(body: Record<string, unknown>, ctx: ServerContext): Promise<CompletionPlan> {
   const p = new RequestParams(body);
   const model = readModel(p, ctx);
-  const prompts = readCompletionPrompts(p.raw("prompt"), ctx.tokenizer, ctx.maxPromptChars);
+  const rawPrompt = p.raw("prompt");
+  // Every cheap check runs before the prompts are tokenized, the one costly step.
   const { sampling, maxTokens, n } = readSamplingParams(p, ctx.tokenizer.vocabSize);
-  if (prompts.length * n > MAX_CHOICES)
-    throw invalidParam("n", `${prompts.length} prompts times n = ${n} is ${prompts.length * n} choices; at most ${MAX_CHOICES} per request.`);
   const logprobs = p.integer("logprobs", { min: 0, max: MAX_LOGPROBS });
   const echo = p.boolean("echo") ?? false;
   const suffix = p.raw("suffix");
   if (suffix !== undefined && suffix !== "") throw unsupportedParam("suffix");
   const stream = readStreamParams(p);
   p.rejectUnknown();
+  const limits = { maxChars: ctx.maxPromptChars, maxModelLen: ctx.engine.maxModelLen };
+  const prompts = await readCompletionPrompts(rawPrompt, ctx.tokenizer, limits);
+  if (prompts.length * n > MAX_CHOICES)
+    throw invalidParam("n", `${prompts.length} prompts times n = ${n} is ${prompts.length * n} choices; at most ${MAX_CHOICES} per request.`);
   const jobs = prompts.map((prompt, i) => {
     const what = prompts.length === 1 ? "prompt" : `prompt[${i}]`;
     const max = settleMaxTokens(maxTokens, DEFAULT_COMPLETION_MAX_TOKENS, prompt.ids.length, ctx.engine.maxModelLen, what);
@@ -66,7 +69,7 @@ function planCompletion(body: Record<string, unknown>, ctx: ServerContext): Comp
 
 /** Handles POST /v1/completions with its parsed JSON body. */
 export async function handleCompletions(ctx: ServerContext, body: Record<string, unknown>, trace: RequestTrace): Promise<Response> {
-  const plan = planCompletion(body, ctx);
+  const plan = await planCompletion(body, ctx);
   const id = newId("cmpl");
   const created = unixNow();
   trace.responseId = id;

@@ -77,6 +77,23 @@ export function shuttingDown(): ApiError {
   });
 }
 
+/**
+ * 503 with Retry-After: the engine (or the replica) crashed while running the request, or is
+ * restarting after a crash. The request may be innocent, so a retry is invited.
+ */
+export function engineCrashed(message: string, retryAfterSeconds = 1): ApiError {
+  return new ApiError(503, message, "server_error", null, "engine_crashed", { "retry-after": String(retryAfterSeconds) });
+}
+
+/**
+ * 422 for a request identical to one that was running when an engine crashed (the poison-request
+ * quarantine). A 4xx other than 408/409/429, because OpenAI's SDKs retry those and every 5xx:
+ * an automatic retry of a query of death would take the next engine down.
+ */
+export function requestQuarantined(message: string): ApiError {
+  return new ApiError(422, message, "invalid_request_error", null, "request_quarantined");
+}
+
 /** 500 with a generic message: the cause is logged on the server, never sent. */
 export function internalError(): ApiError {
   return new ApiError(500, "The server had an error while processing your request.", "server_error", null, "internal_error");

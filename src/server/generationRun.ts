@@ -2,19 +2,22 @@
  * Runs one HTTP request's prompts on the engine (one engine request per prompt, each with n
  * samples) and merges their deltas into one stream of choices. The first delta of every prompt is
  * awaited before anything is answered, so an overloaded or rejected request still gets its status.
- * Aborting the caller's signal (client gone) or leaving the loop aborts every engine request.
+ * Aborting the caller's signal (client gone), a client that stops reading (streamBuffer.ts) or
+ * leaving the loop aborts every engine request.
  */
 import type { SamplingOptions } from "../engine/samplingOptions";
 import type { FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
 import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "../engine/types";
+import { EngineCrashedError, RequestQuarantinedError } from "../engine/engineErrors";
 import { ReplicaFailedError } from "../lb/errors";
 import { errorFields } from "../ops/logger";
-import { ApiError, internalError, overloaded } from "./errors";
+import { ApiError, engineCrashed, internalError, overloaded, requestQuarantined } from "./errors";
 import type { EngineHealth } from "./health";
 import { engineUnavailable, isEngineGone } from "./health";
 import { RequestObserver } from "./metrics";
 import type { RequestTrace } from "./requestTrace";
 import type { ServerContext } from "./serverContext";
+import { StreamBuffer, StreamStalledError, deltaBytes } from "./streamBuffer";
 
 /** One engine request of an HTTP request. */
 export interface PromptJob {
@@ -42,14 +45,17 @@ export interface GenerationRun {
 
 /**
  * The engine's refusals as API errors: 503 for a full queue or a dead engine (which is also
- * recorded in `health`), 400 for a request it cannot run, 503 when its replica died under it,
- * 500 naming the failure for a forward pass that failed under it.
+ * recorded in `health`), 400 for a request it cannot run, 503 when its replica or engine process
+ * died under it, 422 for one refused by the poison quarantine, 500 naming the failure for a
+ * forward pass that failed under it.
  */
 function toApiError(e: unknown, health: EngineHealth): unknown {
   if (e instanceof EngineOverloadedError) return overloaded(`The server is overloaded: ${e.message}. Retry later.`);
   if (e instanceof RequestRejectedError)
     return new ApiError(400, `The engine rejected the request: ${e.message}`, "invalid_request_error", null, "request_rejected");
   if (e instanceof ReplicaFailedError) return new ApiError(503, e.message, "server_error", null, "replica_failed", { "retry-after": "1" });
+  if (e instanceof EngineCrashedError) return engineCrashed(e.message, e.retryAfterSeconds);
+  if (e instanceof RequestQuarantinedError) return requestQuarantined(e.message);
   if (e instanceof EngineStepError)
     return new ApiError(500, `The engine failed while running this request (${e.message}); retrying may succeed.`, "server_error", null, "engine_error");
   if (isEngineGone(e)) {
@@ -125,26 +131,51 @@ export async function startGeneration(ctx: ServerContext, responseId: string, jo
   observer = seen;
   if (over) seen.end(); // the client left while the first deltas were on their way
 
+  // The engine's deltas are pumped into a bounded buffer as they come; the response takes them as
+  // its client reads. A client that stops reading aborts the run (streamBuffer.ts) and frees its KV.
+  const buffer = new StreamBuffer<ChoiceDelta>(ctx.streamLimits, (e) => {
+    trace.clientGone = true;
+    trace.errorType = e.type;
+    trace.errorCode = e.code ?? undefined;
+    ctx.logger.warn("stream aborted: the client stopped reading", { request_id: trace.id, response_id: trace.responseId, reason: e.message });
+    abort();
+  });
+  const pending = new Map<number, Promise<Step>>(firsts.map((s) => [s.job, Promise.resolve(s)]));
+  async function pump(): Promise<void> {
+    while (pending.size > 0) {
+      const step = await Promise.race([...pending.values(), aborted]);
+      if (step === "aborted") {
+        // A stalled client may never read again: close the engine streams now, not on its last read.
+        for (const job of pending.keys()) void iterators[job]!.return?.()?.catch(() => {});
+        return buffer.end();
+      }
+      if (step.error !== undefined) return buffer.fail(toApiError(step.error, health));
+      if (step.result!.done) {
+        pending.delete(step.job);
+        continue;
+      }
+      pending.set(step.job, next(step.job));
+      const delta = step.result!.value;
+      const choice = step.job * n + delta.index;
+      seen.delta(choice, delta);
+      buffer.push({ choice, delta }, deltaBytes(delta));
+    }
+    buffer.end();
+  }
+  const pumped = pump().catch((e) => buffer.fail(e));
+
   async function* merge(): AsyncGenerator<ChoiceDelta> {
-    const pending = new Map<number, Promise<Step>>(firsts.map((s) => [s.job, Promise.resolve(s)]));
     try {
-      while (pending.size > 0) {
-        const step = await Promise.race([...pending.values(), aborted]);
-        if (step === "aborted") return;
-        if (step.error !== undefined) throw toApiError(step.error, health);
-        if (step.result!.done) {
-          pending.delete(step.job);
-          continue;
-        }
-        pending.set(step.job, next(step.job));
-        const delta = step.result!.value;
-        const choice = step.job * n + delta.index;
-        seen.delta(choice, delta);
-        yield { choice, delta };
+      for (;;) {
+        const { done, value } = await buffer.take();
+        if (done) return;
+        yield value;
       }
     } finally {
+      buffer.close();
       signal.removeEventListener("abort", clientGone);
       if (pending.size > 0) abort();
+      await pumped;
       release();
       seen.end();
       for (const job of pending.keys()) void iterators[job]!.return?.()?.catch(() => {});
@@ -161,6 +192,7 @@ export function streamFailed(ctx: ServerContext, trace: RequestTrace, e: unknown
   const err = e instanceof ApiError ? e : internalError();
   trace.errorType = err.type;
   trace.errorCode = err.code ?? undefined;
+  if (e instanceof StreamStalledError) return; // logged when it stalled
   ctx.logger.error("generation failed mid-stream", { request_id: trace.id, response_id: trace.responseId, ...errorFields(e) });
 }
 

@@ -1,9 +1,11 @@
 /**
  * Whether the engine behind the server is alive, for GET /health (200 or 503) and for refusing
  * generation requests once it is gone. EngineClient has no liveness call, so the server learns it
- * three ways: an engine that offers `healthy()` is asked; engine.metrics() throwing means dead;
- * and generate() failing with the errors of a crashed or shut-down engine Worker flips a flag
- * that stays flipped (a dead Worker does not come back).
+ * three ways: an engine that offers `healthy()` is asked (a SupervisedEngine is unhealthy while
+ * its child restarts, and healthy again after); engine.metrics() throwing means dead; and
+ * generate() failing with the errors of a crashed or shut-down engine Worker flips a flag that
+ * stays flipped (a dead Worker does not come back; a restarting child fails with
+ * EngineCrashedError instead, which does not flip it).
  */
 import type { EngineClient, EngineMetrics } from "../engine/types";
 import { ApiError } from "./errors";
@@ -21,8 +23,8 @@ export function engineUnavailable(reason: string): ApiError {
   return new ApiError(503, `The engine is not running (${reason}).`, "server_error", null, "engine_unavailable");
 }
 
-/** An engine that may report its own liveness (optional: EngineClient does not require it). */
-type MaybeHealthy = EngineClient & { healthy?: () => boolean };
+/** An engine that may report its own liveness, and why not (optional: EngineClient does not require it). */
+type MaybeHealthy = EngineClient & { healthy?: () => boolean; unhealthyReason?: () => string | null };
 
 export class EngineHealth {
   private deadReason: string | null = null;
@@ -37,7 +39,7 @@ export class EngineHealth {
   /** null when the engine is alive, else why it is not. */
   problem(): string | null {
     if (this.metrics() === null) return this.deadReason;
-    if (this.engine.healthy && !this.engine.healthy()) return "the engine reports itself unhealthy";
+    if (this.engine.healthy && !this.engine.healthy()) return this.engine.unhealthyReason?.() ?? "the engine reports itself unhealthy";
     return null;
   }
 

@@ -7,6 +7,9 @@
  * once it is over (for a stream: after its last token). /health is 200 while the engine is alive
  * and the server is not draining, else 503 (see health.ts). Every error is an OpenAI-shaped JSON
  * body; unexpected ones are logged here and answered with a generic 500.
+ * Every client is bounded: its body's time (408), idleness, open connections (clientBounds.ts) and a
+ * stream's unread output (streamBuffer.ts). HTTP/1.1 pipelining is not supported: Bun (1.2.23 to
+ * 1.4.5) closes a connection that sends a request while one is being answered, aborting that one.
  */
 import type { Server } from "bun";
 import type { AnyElysia } from "elysia";
@@ -21,11 +24,16 @@ import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, ro
 import { EngineHealth, engineUnavailable } from "./health";
 import { ServerMetrics } from "./metrics";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
-import { DEFAULT_MAX_BODY_BYTES, readJsonObject } from "./requestBody";
+import { ClientBounds } from "./clientBounds";
+import { DEFAULT_MAX_CONNECTIONS } from "./connectionLimit";
+import { OpenRequests } from "./openRequests";
+import { DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, readJsonObject } from "./requestBody";
 import { keyMatches, rawPath, routable } from "./requestGate";
 import { RequestTrace, requestIdOf } from "./requestTrace";
 import { maxPromptChars } from "./textLimit";
 import type { ServerContext } from "./serverContext";
+import type { StreamLimits } from "./streamBuffer";
+import { DEFAULT_STREAM_BUFFER_BYTES, DEFAULT_STREAM_STALL_S } from "./streamBuffer";
 import { handleDetokenize, handleTokenize } from "./tokenizeRoutes";
 
 /** Options of {@link createServer}. */
@@ -41,6 +49,14 @@ export interface CreateServerOptions {
   maxBodyBytes?: number;
   /** Generation requests held at once before 503 (default: unlimited; the engine's queue decides). */
   maxQueue?: number;
+  /** Milliseconds a client has to send a whole request body before 408 (default 30 s). */
+  bodyTimeoutMs?: number;
+  /** Seconds a connection may be idle before it is closed (Bun's idleTimeout, 1-255; default 10). */
+  idleTimeoutS?: number;
+  /** Most open connections; a request on a new one past it gets 503 (default 4096). */
+  maxConnections?: number;
+  /** How much unread output a stream may hold, and for how long (default 4 MiB, 30 s). */
+  streamLimits?: Partial<StreamLimits>;
   /** Where unexpected errors (and the access log) go (default: text on stderr). */
   logger?: Logger;
   /** One log line per request (default false; `fastgen serve` turns it on). */
@@ -79,6 +95,8 @@ type Handler = (body: Record<string, unknown>, trace: RequestTrace) => Response 
 /** Longest path kept in a trace (the log line), in characters. */
 const MAX_LOGGED_PATH = 256;
 const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions"]);
+/** Bun's default idleTimeout, in seconds. */
+export const DEFAULT_IDLE_TIMEOUT_S = 10;
 
 /** Builds the app; nothing listens until `listen`. */
 export function createServer(options: CreateServerOptions): FastGenServer {
@@ -98,27 +116,21 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     createdAt: Math.floor(Date.now() / 1000),
     logger,
     draining: false,
+    streamLimits: {
+      maxBytes: options.streamLimits?.maxBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
+      stallMs: options.streamLimits?.stallMs ?? DEFAULT_STREAM_STALL_S * 1000,
+    },
   };
   const apiKey = options.apiKey ? Buffer.from(options.apiKey) : null;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_S * 1000;
+  const idleTimeoutS = options.idleTimeoutS ?? DEFAULT_IDLE_TIMEOUT_S;
   const traces = new WeakMap<Request, RequestTrace>();
-  const open = new Set<RequestTrace>();
-  let idleWaiters: (() => void)[] = [];
+  const open = new OpenRequests();
+  const bounds = new ClientBounds(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, idleTimeoutS);
   const onEnd = (trace: RequestTrace) => {
     open.delete(trace);
+    bounds.ended(trace);
     if (options.accessLog) logger.out("request", trace.fields());
-    if (open.size === 0) {
-      for (const wake of idleWaiters) wake();
-      idleWaiters = [];
-    }
-  };
-  /** Resolves true once no request is open, false after `ms`. */
-  const idle = (ms: number): Promise<boolean> => {
-    if (open.size === 0) return Promise.resolve(true);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    return new Promise<boolean>((resolve) => {
-      idleWaiters.push(() => resolve(true));
-      timer = setTimeout(() => resolve(false), ms);
-    }).finally(() => clearTimeout(timer));
   };
   const fail = (request: Request, err: ApiError): Response => {
     const trace = traces.get(request);
@@ -197,7 +209,9 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       ({ request }) =>
         respond(path, request, async () => {
           const trace = traces.get(request)!;
-          return handler(await readJsonObject(request, maxBodyBytes), trace);
+          const body = await readJsonObject(request, maxBodyBytes, bodyTimeoutMs);
+          if (GENERATION_PATHS.has(path)) bounds.generating(trace);
+          return handler(body, trace);
         }),
       { parse: "none" },
     );
@@ -213,16 +227,18 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     const trace = new RequestTrace(requestIdOf(request.headers), request.method, path.slice(0, MAX_LOGGED_PATH), request.signal, onEnd);
     traces.set(request, trace);
     open.add(trace);
+    const refused = bounds.arrive(trace, received, server);
     let res: Response;
-    if (apiKey && path !== "/health" && !keyMatches(request.headers.get("authorization"), apiKey)) {
+    if (refused) {
+      ctx.metrics.countRequest("too_many_connections", 503);
+      res = fail(request, refused);
+    } else if (apiKey && path !== "/health" && !keyMatches(request.headers.get("authorization"), apiKey)) {
       ctx.metrics.countRequest("unauthorized", 401);
       res = fail(request, unauthorized());
     } else if (ctx.draining && request.method === "POST" && GENERATION_PATHS.has(path)) {
       ctx.metrics.countRequest(path, 503);
       res = fail(request, shuttingDown());
     } else {
-      // Generation can be silent for longer than Bun's idle timeout (queueing, long prompts).
-      if (request.method === "POST") server.timeout(received, 0);
       try {
         res = await app.handle(request);
       } catch (e) {
@@ -237,6 +253,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       res.headers.set("x-request-id", trace.id);
     }
     if (ctx.draining) res.headers.set("connection", "close");
+    trace.closesConnection = res.headers.get("connection")?.toLowerCase() === "close" || request.headers.get("connection")?.toLowerCase() === "close";
     trace.responded(res.status);
     return res;
   }
@@ -254,25 +271,34 @@ export function createServer(options: CreateServerOptions): FastGenServer {
         port,
         // Our own 413 (a JSON error) answers bodies over maxBodyBytes; Bun's cuts the rest.
         maxRequestBodySize: Math.max(maxBodyBytes + 1, 128 * 1024 * 1024),
+        idleTimeout: idleTimeoutS,
         fetch: dispatch,
       });
+      bounds.attach(bun);
       const shown = host.includes(":") ? `[${host}]` : host;
       return { url: `http://${shown}:${bun.port}`, port: bun.port! };
     },
     async drain(timeoutMs: number, graceMs = 2000) {
       ctx.draining = true;
       const server = bun;
-      void server?.stop(false); // no new connections; open ones finish
+      // No new connections; each open one closes once its response is sent (Bun's promise).
+      const closed = server?.stop(false) ?? Promise.resolve();
       const result: DrainResult = { open: open.size, stopped: 0, cut: 0 };
-      if (!(await idle(timeoutMs))) {
+      if (!(await open.idle(timeoutMs))) {
         for (const trace of open) {
           if (!trace.stopGeneration) continue;
           trace.stopGeneration();
           result.stopped++;
         }
-        await idle(graceMs);
+        await open.idle(graceMs);
       }
       result.cut = open.size;
+      // A request is over when its generation is; its stream's last events (the final tokens of
+      // every choice, [DONE]) may still be on their way to the socket. Cutting them there lost the
+      // ends of n>1 streams: wait for Bun to send them, within the grace.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
       await server?.stop(true);
       bun = null;
       return result;

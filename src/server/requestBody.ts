@@ -1,12 +1,16 @@
 /**
- * Reads a request's JSON body under a size limit: 413 past the limit (checked on Content-Length
- * and again while streaming, for chunked bodies), 400 for a body cut short on the wire, bad JSON, a body that is not an object,
- * or one nested deeper than MAX_JSON_DEPTH (nothing downstream then recurses on client data).
+ * Reads a request's JSON body under a size limit and a deadline: 413 past the limit (checked on
+ * Content-Length and again while streaming, for chunked bodies), 408 for a body not whole by the
+ * deadline (a client that stalls or trickles bytes cannot hold a connection open), 400 for a body
+ * cut short on the wire, bad JSON, a body that is not an object, or one nested deeper than
+ * MAX_JSON_DEPTH (nothing downstream then recurses on client data).
  */
 import { ApiError, invalidParam } from "./errors";
 
 /** Default request body limit: 8 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** Default seconds a client has to send its whole request body (--body-timeout). */
+export const DEFAULT_BODY_TIMEOUT_S = 30;
 /** Deepest nesting of arrays and objects accepted (OpenAI requests need about 5). */
 export const MAX_JSON_DEPTH = 32;
 
@@ -26,29 +30,47 @@ function tooLarge(limit: number): ApiError {
   return new ApiError(413, `Request body is larger than the limit of ${limit} bytes.`, "invalid_request_error", null, "request_too_large");
 }
 
-async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+/** 408: the body was not whole in time; the connection is closed (the rest of it is never read). */
+function tooSlow(timeoutMs: number): ApiError {
+  return new ApiError(408, `The request body was not received within ${timeoutMs / 1000} s.`, "invalid_request_error", null, "request_timeout", {
+    connection: "close",
+  });
+}
+
+async function readLimited(request: Request, limit: number, timeoutMs: number): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   if (!request.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = request.body.getReader();
-  for (;;) {
-    let chunk: Awaited<ReturnType<typeof reader.read>>;
-    try {
-      chunk = await reader.read();
-    } catch (e) {
-      // Cut short or malformed on the wire (bad chunked encoding, a client that hung up).
-      throw invalidParam(null, `The request body could not be read: ${(e as Error).message}`, "invalid_body");
-    }
-    const { done, value } = chunk;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // One deadline for the whole body: a per-read timeout would let a client trickle a byte at a time.
+  const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), timeoutMs)));
+  try {
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>> | "late";
+      try {
+        chunk = await Promise.race([reader.read(), late]);
+      } catch (e) {
+        // Cut short or malformed on the wire (bad chunked encoding, a client that hung up).
+        throw invalidParam(null, `The request body could not be read: ${(e as Error).message}`, "invalid_body");
+      }
+      if (chunk === "late") {
+        void reader.cancel().catch(() => {});
+        throw tooSlow(timeoutMs);
+      }
+      const { done, value } = chunk;
     if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      void reader.cancel().catch(() => {});
-      throw tooLarge(limit);
+      total += value.byteLength;
+      if (total > limit) {
+        void reader.cancel().catch(() => {});
+        throw tooLarge(limit);
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } finally {
+    clearTimeout(timer);
   }
   const out = new Uint8Array(total);
   let at = 0;
@@ -59,9 +81,9 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   return out;
 }
 
-/** The body as a JSON object, or an ApiError (400 / 413). */
-export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
-  const bytes = await readLimited(request, limit);
+/** The body as a JSON object, or an ApiError (400 / 408 / 413). */
+export async function readJsonObject(request: Request, limit: number, timeoutMs = DEFAULT_BODY_TIMEOUT_S * 1000): Promise<Record<string, unknown>> {
+  const bytes = await readLimited(request, limit, timeoutMs);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

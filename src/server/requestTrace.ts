@@ -36,6 +36,8 @@ export class RequestTrace {
   finishReasons: (FinishReason | null)[] = [];
   /** The client went away before the generation was over. */
   clientGone = false;
+  /** Its response closes the connection (Connection: close, asked by either side). */
+  closesConnection = false;
   /** Stops the engine requests (shutdown past its deadline); set while a generation runs. */
   stopGeneration: (() => void) | null = null;
   private open = 1; // the response, plus the generation while it runs

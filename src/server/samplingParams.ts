@@ -3,14 +3,15 @@
  * engine's SamplingOptions. Logprobs differ between the two endpoints and are read by each.
  */
 import type { SamplingOptions } from "../engine/samplingOptions";
+import { MAX_STOP_TOKEN_IDS } from "../engine/stop";
+import { MAX_STOP_STRING_CHARS, MAX_STOP_STRINGS } from "../engine/stopStrings";
 import { invalidParam, unsupportedParam } from "./errors";
 import type { RequestParams } from "./requestParams";
 import { checkNumber } from "./requestParams";
 
 /** Most samples one request may ask for. */
 export const MAX_N = 128;
-/** Most stop strings one request may give. */
-export const MAX_STOP_STRINGS = 64;
+export { MAX_STOP_STRINGS };
 
 /** Sampling options before max tokens is settled (it depends on the prompt length). */
 export type SamplingBase = Omit<SamplingOptions, "maxTokens" | "logprobs">;
@@ -50,6 +51,18 @@ function readLogitBias(p: RequestParams, vocabSize: number): Record<number, numb
   return out;
 }
 
+/** `stop`: up to 4 non-empty strings (OpenAI's limit), each of at most MAX_STOP_STRING_CHARS characters. */
+function readStop(p: RequestParams): string[] | undefined {
+  const stop = p.stringList("stop");
+  if (stop === undefined) return undefined;
+  if (stop.length > MAX_STOP_STRINGS) throw invalidParam("stop", `'stop' may hold at most ${MAX_STOP_STRINGS} strings, got ${stop.length}.`);
+  if (stop.some((s) => s === "")) throw invalidParam("stop", "'stop' strings must not be empty.");
+  const long = stop.findIndex((s) => s.length > MAX_STOP_STRING_CHARS);
+  if (long >= 0)
+    throw invalidParam("stop", `'stop[${long}]' is ${stop[long]!.length} characters long; stop strings may be at most ${MAX_STOP_STRING_CHARS}.`);
+  return stop;
+}
+
 /** Reads the shared sampling fields (and best_of, which must equal n). */
 export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedSampling {
   const maxTokens = readMaxTokens(p);
@@ -60,11 +73,10 @@ export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedS
   const bestOf = p.integer("best_of", { min: 1 });
   if (bestOf !== undefined && bestOf !== n)
     throw unsupportedParam("best_of", `Only best_of equal to n (${n}) is supported, got ${bestOf}.`);
-  const stop = p.stringList("stop");
-  if (stop !== undefined) {
-    if (stop.length > MAX_STOP_STRINGS) throw invalidParam("stop", `'stop' may hold at most ${MAX_STOP_STRINGS} strings.`);
-    if (stop.some((s) => s === "")) throw invalidParam("stop", "'stop' strings must not be empty.");
-  }
+  const stop = readStop(p);
+  const stopTokenIds = p.integerList("stop_token_ids", { min: 0, max: vocabSize - 1 });
+  if (stopTokenIds !== undefined && stopTokenIds.length > MAX_STOP_TOKEN_IDS)
+    throw invalidParam("stop_token_ids", `'stop_token_ids' may hold at most ${MAX_STOP_TOKEN_IDS} ids, got ${stopTokenIds.length}.`);
   const sampling: SamplingBase = {
     minTokens,
     temperature: p.number("temperature", { min: 0, max: 2 }),
@@ -73,7 +85,7 @@ export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedS
     minP: p.number("min_p", { min: 0, max: 1 }),
     seed: p.integer("seed", { min: 0 }),
     ignoreEos: p.boolean("ignore_eos"),
-    stopTokenIds: p.integerList("stop_token_ids", { min: 0, max: vocabSize - 1 }),
+    stopTokenIds,
     stop: stop && stop.length > 0 ? stop : undefined,
     presencePenalty: p.number("presence_penalty", { min: -2, max: 2 }),
     frequencyPenalty: p.number("frequency_penalty", { min: -2, max: 2 }),

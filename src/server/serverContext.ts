@@ -9,6 +9,7 @@ import { modelNotFound } from "./errors";
 import type { EngineHealth } from "./health";
 import type { ServerMetrics } from "./metrics";
 import type { RequestParams } from "./requestParams";
+import type { StreamLimits } from "./streamBuffer";
 
 /** Per-server state handed to every handler. */
 export interface ServerContext {
@@ -32,6 +33,8 @@ export interface ServerContext {
   logger: Logger;
   /** True once a shutdown began: new generation requests and /health get 503. */
   draining: boolean;
+  /** How much unread output a stream may hold, and for how long, before it is aborted (streamBuffer.ts). */
+  streamLimits: StreamLimits;
 }
 
 /** Reads `model`: absent means the served model; any other name is a 404. */

@@ -10,10 +10,10 @@ import { invalidParam, jsonResponse } from "./errors";
 import { RequestParams } from "./requestParams";
 import type { ServerContext } from "./serverContext";
 import { readModel } from "./serverContext";
-import { checkTextLength } from "./textLimit";
+import { checkTextLength, encodeTexts } from "./textLimit";
 
-/** Handles POST /tokenize. */
-export function handleTokenize(ctx: ServerContext, body: Record<string, unknown>): Response {
+/** Handles POST /tokenize (long texts are tokenized off the serving thread). */
+export async function handleTokenize(ctx: ServerContext, body: Record<string, unknown>): Promise<Response> {
   const p = new RequestParams(body);
   readModel(p, ctx);
   const returnTokenStrs = p.boolean("return_token_strs") ?? false;
@@ -25,15 +25,15 @@ export function handleTokenize(ctx: ServerContext, body: Record<string, unknown>
     const extra = p.object("chat_template_kwargs");
     const addSpecial = p.boolean("add_special_tokens") ?? false;
     p.rejectUnknown();
-    const rendered = renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars });
-    tokens = addSpecial ? ctx.tokenizer.encode(rendered.text, { addSpecialTokens: true }) : rendered.ids;
+    const options = { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars, addSpecialTokens: addSpecial };
+    tokens = (await renderMessages(ctx.tokenizer, messages, options)).ids;
   } else {
     const prompt = p.string("prompt");
     if (prompt === undefined) throw invalidParam("prompt", "'prompt' (a string) or 'messages' is required.");
     const addSpecial = p.boolean("add_special_tokens") ?? true;
     p.rejectUnknown();
     checkTextLength("prompt", prompt, ctx.maxPromptChars);
-    tokens = ctx.tokenizer.encode(prompt, { addSpecialTokens: addSpecial });
+    [tokens] = (await encodeTexts(ctx.tokenizer, [prompt], { addSpecialTokens: addSpecial })) as [number[]];
   }
   return jsonResponse({
     count: tokens.length,

@@ -54,6 +54,14 @@ test("the binary serves the OpenAI API", async () => {
     });
     expect(res.status).toBe(200);
     expect((await res.json()).usage.completion_tokens).toBe(5);
+    // A long prompt is tokenized by a tokenizer Worker, which the binary bundles as an entry point.
+    const long = await fetch(`http://127.0.0.1:${port}/tokenize`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: " ".repeat(9000) }),
+    });
+    expect(long.status).toBe(200);
+    expect((await long.json()).count).toBeGreaterThan(0);
   } finally {
     p.kill("SIGTERM");
     await p.exited;

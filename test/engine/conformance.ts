@@ -1,13 +1,17 @@
 /**
  * The conformance suite every scheduling policy runs: thousands of random request mixes
- * (prompt and generation lengths, arrival times, aborts, sampling options, KV pools from
- * roomy to too small) at budgets 1, 7, 64 and 512. Whatever the policy, budget or pool, every
- * request must finish exactly once with the tokens of the unconstrained run, and the pool must
- * be whole at the end. runMix() checks the per-step invariants.
+ * (prompt and generation lengths, arrival times, aborts, sampling options, requests of several
+ * samples, KV pools from roomy to too small) at budgets 1, 7, 64 and 512. Whatever the policy,
+ * budget or pool, every request must finish exactly once with the tokens of the unconstrained
+ * run, and the pool must be whole at the end. runMix() checks the per-step invariants.
+ *
+ * Fair share: a request of many long samples must not hold the engine. A small request that
+ * arrives while one runs gets its first token in the pass it arrives in, under every policy.
  */
 import { expect, test } from "bun:test";
 import type { PolicyName } from "../../src/engine/scheduler";
 import { samplingParams } from "../../src/engine/samplingParams";
+import type { SamplingInput } from "../../src/engine/samplingParams";
 import { VOCAB } from "./fakeModel";
 import { EOS_IDS, runMix } from "./harness";
 import type { MixResult, MixSpec, RequestSpec } from "./harness";
@@ -43,7 +47,7 @@ export function randomMix(policy: PolicyName, budget: number, seed: number): Mix
   const genScale = pressure ? 120 : pick(r, [3, 12, 40, 120]);
   const numRequests = pressure ? 6 + r(7) : 1 + r(promptScale > 100 ? 6 : 12);
   const requests: RequestSpec[] = [];
-  for (let id = 0; id < numRequests; id++) {
+  for (let k = 0; k < numRequests; k++) {
     const prompt = Array.from({ length: 1 + r(promptScale) }, () => r(VOCAB));
     const maxTokens = 1 + r(genScale);
     const bias: Record<number, number> = {};
@@ -52,7 +56,7 @@ export function randomMix(policy: PolicyName, budget: number, seed: number): Mix
       bias[r(VOCAB)] = 3;
     }
     const pen = r(7) === 0;
-    const params = samplingParams({
+    const options: SamplingInput = {
       maxTokens,
       minTokens: r(5) === 0 ? r(maxTokens + 1) : 0,
       temperature: r(2) === 0 ? 0 : 0.8,
@@ -64,14 +68,18 @@ export function randomMix(policy: PolicyName, budget: number, seed: number): Mix
       frequencyPenalty: pen && r(2) === 0 ? -0.25 : 0,
       repetitionPenalty: pen && r(2) === 0 ? 1.3 : 1,
       logprobs: r(4) === 0 ? r(6) : 0,
-    });
+    };
     const arrivalStep = pressure || r(2) === 0 ? 0 : r(60);
-    const req: RequestSpec = { id, arrivalStep, prompt, params };
-    if (r(10) === 0) {
-      req.abortAtStep = arrivalStep + r(40);
-      req.abortMidStep = r(2) === 0;
+    // Some requests have several samples (n > 1): one sequence each, sample indexes 0..n-1.
+    const n = r(6) === 0 ? 2 + r(4) : 1;
+    for (let i = 0; i < n; i++) {
+      const req: RequestSpec = { id: requests.length, arrivalStep, prompt, params: samplingParams({ ...options, seed: options.seed! + i }), sampleIndex: i };
+      if (r(10) === 0) {
+        req.abortAtStep = arrivalStep + r(40);
+        req.abortMidStep = r(2) === 0;
+      }
+      requests.push(req);
     }
-    requests.push(req);
   }
   const blocksFor = (n: number) => Math.ceil(n / blockSize);
   const maxNeed = Math.max(...requests.map((q) => blocksFor(q.prompt.length + q.params.maxTokens - 1)));
@@ -140,4 +148,53 @@ export function conformanceSuite(policy: PolicyName): void {
       }
     }, 120_000);
   }
+}
+
+/**
+ * A hog: one request of S..3S samples generating 150-250 tokens each, running from step 0; at
+ * step `arrival` a small request (1-8 prompt tokens, 1-8 generated) comes. B leaves room for
+ * the small prompt beside S - 1 decodes (as vLLM asks B >= S), and the pool holds the hog's
+ * first sample and the small request whole, but often not the hog's other samples.
+ */
+export function fairnessMix(policy: PolicyName, seed: number): { mix: MixSpec; small: number; arrival: number; maxTokens: number } {
+  const r = rng(seed);
+  const maxSeqs = pick(r, [2, 3, 4, 8]);
+  const blockSize = pick(r, [1, 2, 4, 16]);
+  const blocksFor = (n: number) => Math.ceil(n / blockSize);
+  const hogPrompt = Array.from({ length: 1 + r(12) }, () => r(VOCAB));
+  const hogTokens = 150 + r(100);
+  const hogN = maxSeqs + r(2 * maxSeqs + 1);
+  const requests: RequestSpec[] = [];
+  for (let i = 0; i < hogN; i++) {
+    const params = samplingParams({ maxTokens: hogTokens, ignoreEos: true, temperature: 0.8, seed: seed + i });
+    requests.push({ id: i, arrivalStep: 0, prompt: hogPrompt, params, sampleIndex: i });
+  }
+  const smallPrompt = Array.from({ length: 1 + r(8) }, () => r(VOCAB));
+  const maxTokens = 1 + r(8);
+  const arrival = 12 + r(30); // the hog's first sample is past its prompt by then
+  const small = requests.length;
+  requests.push({ id: small, arrivalStep: arrival, prompt: smallPrompt, params: samplingParams({ maxTokens, ignoreEos: true, seed }) });
+  const tokenBudget = maxSeqs + smallPrompt.length + r(16);
+  const hogBlocks = blocksFor(hogPrompt.length + hogTokens);
+  const numBlocks = hogBlocks * (1 + r(hogN)) + blocksFor(smallPrompt.length + maxTokens) + maxSeqs + 2 + r(8);
+  const label = `${policy} fairness seed=${seed} S=${maxSeqs} B=${tokenBudget} n=${hogN} blocks=${numBlocks}x${blockSize}`;
+  return { mix: { label, policy, config: { tokenBudget, maxSeqs }, numBlocks, blockSize, requests }, small, arrival, maxTokens };
+}
+
+/** Registers the fair-share property for `policy`. */
+export function fairnessSuite(policy: PolicyName, neverSkipsDecodes: boolean): void {
+  test("fair share: a small request beside a request of many long samples", () => {
+    let preemptions = 0;
+    for (let i = 0; i < 60; i++) {
+      const { mix, small, arrival, maxTokens } = fairnessMix(policy, 7_000_003 + i);
+      const result = runMix(mix);
+      checkOutcome(mix, result);
+      preemptions += result.preemptions;
+      // First token in the pass it arrives in, however many samples the hog has or how long they run.
+      expect(result.firstTokenStep.get(small), mix.label).toBe(arrival);
+      // A policy that never skips a decode then finishes it one token per pass.
+      if (neverSkipsDecodes) expect(result.finished.get(small)!.step, mix.label).toBe(arrival + maxTokens - 1);
+    }
+    expect(preemptions).toBeGreaterThan(0);
+  }, 60_000);
 }

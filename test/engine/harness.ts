@@ -9,7 +9,7 @@ import { SequenceQueues } from "../../src/engine/queues";
 import { commitPlan, getPolicy, schedule } from "../../src/engine/scheduler";
 import type { Plan, PolicyName, SchedulerConfig } from "../../src/engine/scheduler";
 import type { SamplingParams } from "../../src/engine/samplingParams";
-import { Sequence } from "../../src/engine/sequence";
+import { Sequence, runsBefore } from "../../src/engine/sequence";
 import type { SequenceFinishReason } from "../../src/engine/sequence";
 import { abort, applyStep } from "../../src/engine/stepper";
 import type { StepperContext } from "../../src/engine/stepper";
@@ -22,6 +22,8 @@ export interface RequestSpec {
   arrivalStep: number;
   prompt: number[];
   params: SamplingParams;
+  /** Which sample of its request this is (0 = the first; see runsBefore). */
+  sampleIndex?: number;
   /** Abort at this step: before planning, or between the forward pass and apply. */
   abortAtStep?: number;
   abortMidStep?: boolean;
@@ -40,6 +42,8 @@ export interface FinishRecord {
   tokens: number[];
   finishReason: SequenceFinishReason;
   count: number;
+  /** The step it finished in. */
+  step: number;
 }
 
 export interface MixResult {
@@ -51,6 +55,8 @@ export interface MixResult {
   fullPasses: number;
   shortPasses: number;
   chunkedPrompts: number;
+  /** Step of each request's first sampled token. */
+  firstTokenStep: Map<number, number>;
 }
 
 export function runMix(mix: MixSpec): MixResult {
@@ -64,6 +70,7 @@ export function runMix(mix: MixSpec): MixResult {
   const pending = [...mix.requests].sort((a, b) => a.arrivalStep - b.arrivalStep);
   const result: MixResult = {
     finished: new Map(), steps: 0, preemptions: 0, rejections: 0, fullPasses: 0, shortPasses: 0, chunkedPrompts: 0,
+    firstTokenStep: new Map(),
   };
   const fail = (m: string): never => {
     throw new Error(`[${mix.label}] step ${result.steps}: ${m}`);
@@ -71,7 +78,7 @@ export function runMix(mix: MixSpec): MixResult {
   const record = (seq: Sequence) => {
     const r = result.finished.get(seq.id);
     if (r) r.count++;
-    else result.finished.set(seq.id, { tokens: [...seq.outputIds], finishReason: seq.finishReason!, count: 1 });
+    else result.finished.set(seq.id, { tokens: [...seq.outputIds], finishReason: seq.finishReason!, count: 1, step });
   };
   const abortAt = (step: number, mid: boolean) => {
     for (const r of mix.requests) {
@@ -89,7 +96,7 @@ export function runMix(mix: MixSpec): MixResult {
     if (queues.size === 0 && pending[next]!.arrivalStep > step) step = pending[next]!.arrivalStep;
     while (next < pending.length && pending[next]!.arrivalStep <= step) {
       const r = pending[next++]!;
-      queues.add(new Sequence(r.id, arrival++, r.prompt, r.params));
+      queues.add(new Sequence(r.id, arrival++, r.prompt, r.params, r.sampleIndex ?? 0));
     }
     abortAt(step, false);
     const runningBefore = [...queues.running];
@@ -106,7 +113,10 @@ export function runMix(mix: MixSpec): MixResult {
       const batch = builder.build(plan, blocks);
       const sampled = model.step(batch);
       abortAt(step, true);
-      for (const ev of applyStep(plan, sampled, ctx)) if (ev.finishReason !== null) record(ev.seq);
+      for (const ev of applyStep(plan, sampled, ctx)) {
+        if (!result.firstTokenStep.has(ev.seq.id)) result.firstTokenStep.set(ev.seq.id, step);
+        if (ev.finishReason !== null) record(ev.seq);
+      }
     } else if (plan.rejected.length === 0 && queues.size > 0) {
       fail(`no progress: ${queues.running.length} running, ${queues.waiting.length} waiting`);
     }
@@ -172,10 +182,11 @@ function checkAccounting(queues: SequenceQueues, blocks: BlockManager, fail: (m:
   for (const seq of queues.waiting) {
     if (seq.status !== "waiting" || seq.numComputedTokens !== 0 || blocks.table(seq.id)) fail(`waiting ${seq.id} holds KV`);
   }
-  // FCFS + preempting the newest: both lists in arrival order, every running one older.
-  const order = [...queues.running, ...queues.waiting];
-  for (let i = 1; i < order.length; i++) {
-    if (order[i - 1]!.arrival > order[i]!.arrival) fail(`queues out of arrival order at sequence ${order[i]!.id}`);
+  // Admission takes a prefix and preemption the end: both lists stay in scheduling order.
+  for (const list of [queues.running, queues.waiting]) {
+    for (let i = 1; i < list.length; i++) {
+      if (runsBefore(list[i]!, list[i - 1]!)) fail(`queues out of scheduling order at sequence ${list[i]!.id}`);
+    }
   }
   if (held + blocks.numFreeBlocks !== blocks.numBlocks) fail(`held ${held} + free ${blocks.numFreeBlocks} != ${blocks.numBlocks}`);
   if (blocks.numSequences !== queues.running.length) fail("a finished or waiting sequence still holds a block table");

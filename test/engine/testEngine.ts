@@ -33,12 +33,17 @@ export class TestEngine {
   }
 
   /** Queues a prompt of `len` tokens (ids 1..) that generates exactly `maxTokens` tokens. */
-  add(len: number, maxTokens = 4, opts: Partial<SamplingInput> = {}): Sequence {
+  add(len: number, maxTokens = 4, opts: Partial<SamplingInput> = {}, sampleIndex = 0): Sequence {
     const id = this.nextId++;
     const prompt = Array.from({ length: len }, (_, i) => 1 + ((i * 7 + id) % 50));
-    const seq = new Sequence(id, id, prompt, samplingParams({ maxTokens, ignoreEos: true, seed: id, ...opts }));
+    const seq = new Sequence(id, id, prompt, samplingParams({ maxTokens, ignoreEos: true, seed: id, ...opts }), sampleIndex);
     this.queues.add(seq);
     return seq;
+  }
+
+  /** Queues one request of `n` samples (sample indexes 0..n-1), as the engine does for `n`. */
+  addSamples(n: number, len: number, maxTokens = 4): Sequence[] {
+    return Array.from({ length: n }, (_, i) => this.add(len, maxTokens, {}, i));
   }
 
   plan(): Plan {

@@ -1,8 +1,9 @@
 /**
  * A FakeEngine dressed as a replica the load balancer can probe, with scripted failures:
  * crash() drops its connection (running requests fail, new ones and probes are refused),
- * restart() brings it back, `hold` keeps new requests from producing output (queued, not
- * started), `hang` makes probes time out, `reportedTokens` is the load it claims to carry.
+ * restart() brings it back, `hold` keeps new requests from being accepted (in transit: a crash
+ * then fails them as not started), `hang` makes probes time out, `reportedTokens` is the load it
+ * claims to carry. A request is accepted (onAccepted) as soon as it is not held.
  */
 import type { GenerateRequest, GenerationDelta } from "../../src/engine/types";
 import type { ReplicaHealth } from "../../src/grpc/remoteEngine";
@@ -17,7 +18,7 @@ export class FakeReplica extends FakeEngine implements ProbedEngine {
   hang = false;
   reportedTokens = 0;
   servedModel: string | null = null;
-  private readonly dropConnections = new Set<(e: Error) => void>();
+  private readonly dropConnections = new Map<(e: Error) => void, { accepted: boolean }>();
 
   constructor(
     readonly address: string,
@@ -37,7 +38,7 @@ export class FakeReplica extends FakeEngine implements ProbedEngine {
 
   crash(): void {
     this.down = true;
-    for (const drop of this.dropConnections) drop(new ReplicaUnavailableError(this.address, "UNAVAILABLE: Connection dropped"));
+    for (const [drop, { accepted }] of this.dropConnections) drop(new ReplicaUnavailableError(this.address, "UNAVAILABLE: Connection dropped", accepted));
   }
 
   restart(): void {
@@ -45,14 +46,17 @@ export class FakeReplica extends FakeEngine implements ProbedEngine {
     this.hold = false;
   }
 
-  override async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
+  override async *generate(request: GenerateRequest, signal?: AbortSignal, onAccepted?: () => void): AsyncGenerator<GenerationDelta> {
     if (this.down) throw new ReplicaUnavailableError(this.address, "UNAVAILABLE: connect ECONNREFUSED");
     let drop!: (e: Error) => void;
     const dropped = new Promise<never>((_, reject) => (drop = reject));
     dropped.catch(() => {});
-    this.dropConnections.add(drop);
+    const state = { accepted: false };
+    this.dropConnections.set(drop, state);
     try {
       if (this.hold) await dropped;
+      state.accepted = true;
+      onAccepted?.();
       const it = super.generate(request, signal)[Symbol.asyncIterator]();
       try {
         for (;;) {

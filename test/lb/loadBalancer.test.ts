@@ -9,6 +9,7 @@ import OpenAI from "openai";
 import type { GenerateRequest, GenerationDelta } from "../../src/engine/types";
 import { EngineOverloadedError } from "../../src/engine/types";
 import { createGrpcServer } from "../../src/grpc/grpcServer";
+import { RequestQuarantinedError } from "../../src/engine/engineErrors";
 import { NoHealthyReplicaError, ReplicaFailedError } from "../../src/lb/errors";
 import type { LoadBalancerOptions } from "../../src/lb/loadBalancer";
 import { LoadBalancer } from "../../src/lb/loadBalancer";
@@ -119,11 +120,54 @@ describe("failures", () => {
     victim.crash();
     const err = await started;
     expect(err).toBeInstanceOf(ReplicaFailedError);
-    expect(err.message).toContain(victim.address);
-    expect(err.message).toContain("Connection dropped");
+    expect(err.message).toContain(`replica ${replicas.indexOf(victim)} failed while running this request`);
+    expect(err.message).not.toContain(victim.address); // internal addresses stay in the log
+    expect(err.address).toBe(victim.address);
     const other = replicas.find((r) => r !== victim)!;
     expect((await run(lb, request(3))).at(-1)?.finishReason).toBe("length");
     expect(other.requests.length).toBeGreaterThan(0);
+  });
+
+  test("a request whose replica died holding it is not moved; an identical one is refused for a while", async () => {
+    const { replicas, lb } = await setup(3, {}, 10);
+    const poison = request(200);
+    const failed = run(lb, poison).catch((e) => e);
+    await waitFor(() => replicas.some((r) => r.requests.length === 1));
+    const victim = replicas.find((r) => r.requests.length === 1)!;
+    victim.crash();
+    const err = await failed;
+    expect(err).toBeInstanceOf(ReplicaFailedError);
+    expect(err.message).toContain("not sent to another replica");
+    expect(replicas.reduce((n, r) => n + r.requests.length, 0)).toBe(1); // not re-sent
+    // The same prompt and sampling options again: refused before any replica sees it.
+    const again = await run(lb, { ...poison, requestId: "retry" }).catch((e) => e);
+    expect(again).toBeInstanceOf(RequestQuarantinedError);
+    expect(replicas.reduce((n, r) => n + r.requests.length, 0)).toBe(1);
+    expect(lb.quarantine.size).toBe(1);
+    // Any other request is served by the replicas still up.
+    expect((await run(lb, request(3))).at(-1)?.finishReason).toBe("length");
+  });
+
+  test("a replica that dies holding several requests gives each a strike; two strikes quarantine", async () => {
+    const { replicas, lb } = await setup(1, {}, 10);
+    const a = request(200, 3);
+    const b = request(200, 5);
+    const first = [run(lb, a).catch((e) => e), run(lb, b).catch((e) => e)];
+    await waitFor(() => replicas[0]!.requests.length === 2);
+    replicas[0]!.crash();
+    for (const err of await Promise.all(first)) expect(err).toBeInstanceOf(ReplicaFailedError);
+    expect(lb.quarantine.size).toBe(0); // nothing says which one did it
+    replicas[0]!.restart();
+    await lb.health.checkAll();
+    const second = [run(lb, { ...a, requestId: "a2" }).catch((e) => e), run(lb, request(200, 7)).catch((e) => e)];
+    await waitFor(() => replicas[0]!.requests.length === 4);
+    replicas[0]!.crash();
+    await Promise.all(second);
+    replicas[0]!.restart();
+    await lb.health.checkAll();
+    expect(lb.quarantine.size).toBe(1); // a was in flight at both crashes
+    expect(await run(lb, { ...a, requestId: "a3" }).catch((e) => e)).toBeInstanceOf(RequestQuarantinedError);
+    expect((await run(lb, { ...b, requestId: "b3" })).at(-1)?.finishReason).toBeString(); // one strike only: served
   });
 
   test("a request that brings replicas down is not moved past maxReplicaFailures", async () => {
@@ -161,8 +205,9 @@ describe("failures", () => {
     const err = await run(lb).catch((e) => e);
     expect(err).toBeInstanceOf(NoHealthyReplicaError);
     expect(err).toBeInstanceOf(EngineOverloadedError);
-    expect(err.message).toContain("fake-0:1");
-    expect(err.message).toContain("ECONNREFUSED");
+    expect(err.message).toContain("2 of 2 down");
+    expect(err.message).not.toContain("fake-0:1");
+    expect(err.message).not.toContain("ECONNREFUSED");
   });
 
   test("an overloaded replica passes the request on; all overloaded is an overload", async () => {
@@ -187,7 +232,7 @@ describe("failures", () => {
     await lb.health.checkAll();
     const err = await running;
     expect(err).toBeInstanceOf(ReplicaFailedError);
-    expect(err.message).toContain("health checks");
+    expect(err.cause.message).toContain("health checks"); // for the log; the client is told less
   });
 
   test("a replica serving another model is kept out", async () => {

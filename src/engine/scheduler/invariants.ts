@@ -3,6 +3,7 @@
  * (as vLLM v1 asserts its budgets). A violation is a scheduler bug: it throws, never warns.
  * It runs every step, so it allocates nothing on the success path.
  */
+import type { Sequence } from "../sequence";
 import { IdSet } from "./idSet";
 import type { Plan, SchedulerConfig, SchedulerInput, SchedulerPolicy } from "./types";
 
@@ -64,7 +65,7 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
     drop(seq.id, seq.status, blocks.numBlocksHeld(seq.id));
   }
   for (const r of plan.rejected) drop(r.seq.id, r.seq.status, blocks.numBlocksHeld(r.seq.id));
-  if (plan.admitted.length > 0) checkFcfs(plan, input, fail);
+  if (plan.admitted.length > 0) checkAdmissionOrder(plan, input, fail);
 
   if (tokens !== plan.numTokens) fail(`numTokens ${plan.numTokens} != sum ${tokens}`);
   const oversizeAlone = !policy.splitsPrompts && plan.entries.length === 1 && plan.entries[0]!.contextLen === 0;
@@ -76,6 +77,7 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
   if (freeAfter < 0 || freeAfter !== plan.numFreeBlocksAfter) {
     fail(`free blocks after the plan: ${plan.numFreeBlocksAfter}, accounted ${freeAfter}`);
   }
+  if (runningAfter >= config.maxSeqs && input.waiting.length > plan.admitted.length) checkFairShare(plan, input, runningAfter, freeAfter, fail);
 
   // SplitFuse: a running decode misses a pass only when preempted, rejected, or when decodes
   // alone used up the whole budget or cap.
@@ -93,14 +95,35 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
   }
 }
 
-/** Admitted sequences are a FCFS prefix of `waiting`, skipping only rejected ones. */
-function checkFcfs(plan: Plan, input: SchedulerInput, fail: (m: string) => never): void {
+/** Admitted sequences are a prefix of `waiting` (scheduling order), skipping only rejected ones. */
+function checkAdmissionOrder(plan: Plan, input: SchedulerInput, fail: (m: string) => never): void {
   let k = 0;
   for (const seq of input.waiting) {
     if (k === plan.admitted.length) return;
     if (removed.has(seq.id)) continue;
-    if (seq !== plan.admitted[k]) fail(`admitted out of FCFS order at sequence ${seq.id}`);
+    if (seq !== plan.admitted[k]) fail(`admitted out of order at sequence ${seq.id}`);
     k++;
   }
   if (k !== plan.admitted.length) fail("admitted a sequence that was not waiting");
+}
+
+/**
+ * Fair share: when the sequence cap is full after the pass and the pool would hold the first
+ * waiting sequence, no running sequence has a higher sample index than it (it would have given
+ * its place: one request's n must not hold every slot while another request waits).
+ */
+function checkFairShare(plan: Plan, input: SchedulerInput, runningAfter: number, freeAfter: number, fail: (m: string) => never): void {
+  const blocks = input.blocks;
+  let head: Sequence | undefined;
+  for (const seq of input.waiting) {
+    if (removed.has(seq.id) || plan.admitted.includes(seq) || blocks.blocksFor(seq.numTokens) > blocks.numBlocks) continue;
+    head = seq;
+    break;
+  }
+  if (head === undefined || blocks.blocksFor(head.numTokens) + runningAfter > freeAfter) return;
+  const index = head.sampleIndex;
+  for (const seq of input.running) {
+    if (seq.sampleIndex > index && !removed.has(seq.id)) fail(`running ${seq.id} (sample ${seq.sampleIndex}) holds the place of waiting ${head.id}`);
+  }
+  for (const seq of plan.admitted) if (seq.sampleIndex > index) fail(`admitted ${seq.id} (sample ${seq.sampleIndex}) ahead of waiting ${head.id}`);
 }

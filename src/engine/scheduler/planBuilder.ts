@@ -1,11 +1,13 @@
 /**
  * PlanBuilder: the accounting every policy shares. It tracks what is left of the token budget,
- * the sequence cap and the free blocks while a policy picks work, and owns the two rules that
- * touch the KV pool:
+ * the sequence cap and the free blocks while a policy picks work, and owns the rules that
+ * touch the KV pool and the running set:
  *
- *  - growing a running sequence: take free blocks; when there are none, preempt the newest
- *    running sequence (free its blocks, recompute it later) until there are, down to the
- *    sequence itself;
+ *  - fair share (before any policy picks): a waiting sequence that the cap or the pool holds
+ *    back takes the place of running sequences of a later sample index, which are preempted;
+ *  - growing a running sequence: take free blocks; when there are none, preempt the running
+ *    sequence last in scheduling order (free its blocks, recompute it later) until there are,
+ *    down to the sequence itself;
  *  - admitting a waiting sequence: its whole prompt (+ outputs, after a preemption) must fit
  *    while leaving one free block per running sequence, so the decodes of the next steps do
  *    not immediately preempt what was just admitted.
@@ -37,6 +39,10 @@ export class PlanBuilder {
   private victimCursor: number;
   /** Tokens the whole pool holds. */
   private readonly poolTokens: number;
+  /** A running sequence had to be preempted to grow: the pool is short, admissions wait. */
+  private kvShort = false;
+  /** Waiting sequences the fair-share pass preempted for (null in the common pass). */
+  private roomMadeFor: Sequence[] | null = null;
 
   constructor(
     private readonly input: SchedulerInput,
@@ -48,6 +54,7 @@ export class PlanBuilder {
     this.numRunning = input.running.length;
     this.victimCursor = input.running.length - 1;
     this.poolTokens = input.blocks.numBlocks * input.blocks.blockSize;
+    this.shareFairly();
   }
 
   /** No room for another row in this pass. */
@@ -76,6 +83,7 @@ export class PlanBuilder {
     while (need > this.free) {
       const victim = this.nextVictim();
       this.preempt(victim);
+      this.kvShort = true;
       if (victim === seq) return false;
     }
     this.free -= need;
@@ -86,10 +94,12 @@ export class PlanBuilder {
   /** Admits waiting `seq` with `n` tokens in this pass, if the cap and the pool allow. */
   tryAdmit(seq: Sequence, n: number): AdmitResult {
     if (this.rejectIfNeverFits(seq, seq.numTokens)) return "rejected";
-    // A pass that had to preempt is short of KV: admitting now would only thrash.
-    if (this.preempted.length > 0 || this.numRunning >= this.config.maxSeqs) return "blocked";
+    // A pass that had to preempt to grow is short of KV: admitting now would only thrash.
+    if (this.kvShort || this.numRunning >= this.config.maxSeqs) return "blocked";
     const need = this.input.blocks.blocksFor(seq.numTokens);
-    if (need + this.numRunning > this.free) return "blocked";
+    // Room made by fair share already counted the running sequences' next blocks.
+    const reserve = this.roomMadeFor?.includes(seq) ? 0 : this.numRunning;
+    if (need + reserve > this.free) return "blocked";
     this.free -= need;
     this.numRunning++;
     this.admitted.push(seq);
@@ -136,7 +146,44 @@ export class PlanBuilder {
     this.budget -= numTokens;
   }
 
-  /** The newest running sequence not yet scheduled or removed (the caller's own, at worst). */
+  /**
+   * Fair share, before a policy picks anything. Waiting sequences are taken in scheduling order
+   * (runsBefore): while one is held back by the sequence cap or the pool and the running
+   * sequence last in that order has a higher sample index, that one is preempted (recomputed
+   * later) to make room. A request's extra samples thus give way to other requests' earlier
+   * samples: with n = 128 and a cap of 64, a new request runs in the pass it arrives in, not
+   * after 64 samples of 1000 tokens. Only a strictly lower index takes a place, so no two sequences evict each other in
+   * turn, and with n = 1 everywhere this never preempts. A sequence that cannot be given room
+   * even so stops the pass: admission is in order.
+   */
+  private shareFairly(): void {
+    const { running, waiting, blocks } = this.input;
+    const maxSeqs = this.config.maxSeqs;
+    let numRunning = this.numRunning;
+    let free = this.free;
+    for (const w of waiting) {
+      const last = this.victimCursor;
+      if (last < 0 || running[last]!.sampleIndex <= w.sampleIndex) return;
+      const need = blocks.blocksFor(w.numTokens);
+      if (need > blocks.numBlocks) continue; // never fits: the policy rejects it
+      let k = last;
+      let slots = numRunning;
+      let room = free;
+      while ((slots >= maxSeqs || need + slots > room) && k >= 0 && running[k]!.sampleIndex > w.sampleIndex) {
+        room += blocks.numBlocksHeld(running[k]!.id);
+        slots--;
+        k--;
+      }
+      if (slots >= maxSeqs || need + slots > room) return;
+      for (; this.victimCursor > k; this.victimCursor--) this.preempt(running[this.victimCursor]!);
+      // Once one preemption made room, admission must not undo it by reserving decode blocks again.
+      if (k < last || this.roomMadeFor !== null) (this.roomMadeFor ??= []).push(w);
+      numRunning = slots + 1;
+      free = room - need;
+    }
+  }
+
+  /** The running sequence last in scheduling order not yet scheduled or removed (the caller's own, at worst). */
   private nextVictim(): Sequence {
     const running = this.input.running;
     this.scheduled ??= new Set(this.entries.map((e) => e.seq));

@@ -1,15 +1,18 @@
 /**
  * Dynamic SplitFuse (DeepSpeed-FastGen): every pass is filled to the token budget B.
  *
- *   1. running decodes, one token each, oldest first: generation never stalls behind a prompt;
- *   2. partially prefilled prompts continue, oldest first;
- *   3. new prompts are admitted FCFS into what is left.
+ *   1. running decodes, one token each, in order: generation never stalls behind a prompt;
+ *   2. partially prefilled prompts continue and new prompts are admitted, both in scheduling
+ *      order (runsBefore): with n = 1 everywhere that is every partial prompt, oldest first,
+ *      then the queue, FCFS; a request's later samples recomputing after a preemption do not
+ *      take the budget ahead of another request's first sample.
  *
  * Long prompts are split into chunks across passes and short ones fused into one pass, so the
  * budget is filled exactly whenever enough prompt tokens wait (and KV admits them). A sequence
  * samples only in the pass that holds its last prompt chunk.
  */
 import type { Sequence } from "../sequence";
+import { runsBefore } from "../sequence";
 import { PlanBuilder } from "./planBuilder";
 import type { Plan, SchedulerConfig, SchedulerInput, SchedulerPolicy } from "./types";
 
@@ -26,14 +29,20 @@ export const splitFusePolicy: SchedulerPolicy = {
       if (seq.numUncomputedTokens > 1) partial.push(seq);
       else if (!b.isRemoved(seq)) b.scheduleRunning(seq, 1);
     }
+    const waiting = input.waiting;
+    let w = 0; // the next waiting sequence; past the end once admission is blocked
+    const admitUpTo = (next: Sequence | undefined) => {
+      for (; w < waiting.length && (next === undefined || runsBefore(waiting[w]!, next)); w++) {
+        if (b.full) return;
+        if (b.tryAdmit(waiting[w]!, Math.min(waiting[w]!.numTokens, b.budget)) === "blocked") w = waiting.length;
+      }
+    };
     for (const seq of partial) {
+      admitUpTo(seq);
       if (b.full) break;
       if (!b.isRemoved(seq)) b.scheduleRunning(seq, Math.min(seq.numUncomputedTokens, b.budget));
     }
-    for (const seq of input.waiting) {
-      if (b.full) break;
-      if (b.tryAdmit(seq, Math.min(seq.numTokens, b.budget)) === "blocked") break;
-    }
+    admitUpTo(undefined);
     return b.finish();
   },
 };

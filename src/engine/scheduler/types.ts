@@ -21,9 +21,9 @@ export interface SchedulerConfig {
 
 /** What a policy reads: the queues and a read-only view of the pool. */
 export interface SchedulerInput {
-  /** Sequences holding KV blocks, in arrival order. */
+  /** Sequences holding KV blocks, in scheduling order (runsBefore: sample index, then arrival). */
   readonly running: readonly Sequence[];
-  /** Sequences without KV, in arrival order (preempted ones first, being the oldest). */
+  /** Sequences without KV, in scheduling order. */
   readonly waiting: readonly Sequence[];
   readonly blocks: BlockManagerView;
 }
@@ -55,9 +55,9 @@ export interface Plan {
   readonly entries: readonly PlanEntry[];
   /** Sum of entries' numTokens. */
   readonly numTokens: number;
-  /** Running sequences whose KV is dropped (recomputed later), newest first. */
+  /** Running sequences whose KV is dropped (recomputed later), last in scheduling order first. */
   readonly preempted: readonly Sequence[];
-  /** Waiting sequences that start running, FCFS; each also has an entry. */
+  /** Waiting sequences that start running, in scheduling order (runsBefore); each also has an entry. */
   readonly admitted: readonly Sequence[];
   readonly rejected: readonly Rejection[];
   /** Free blocks once the plan is committed; commitPlan checks the pool agrees. */
