@@ -138,7 +138,7 @@ export class AsyncEngine implements EngineClient {
     this.queues.set(request.requestId, { queue, request });
     const abort = () => this.post({ type: "abort", id: request.requestId });
     signal?.addEventListener("abort", abort, { once: true });
-    this.post({ type: "add", id: request.requestId, promptIds: request.promptIds, sampling: request.sampling });
+    this.post({ type: "add", id: request.requestId, promptIds: request.promptIds, sampling: request.sampling, firstSample: request.firstSample });
     try {
       for await (const delta of queue) yield delta;
     } finally {

@@ -147,7 +147,7 @@ export class EngineCore {
    * Queues a request of `sampling.n` samples.
    * @throws RequestRejectedError when it can never run (too long, bad parameters, duplicate id).
    */
-  addRequest(id: string, promptIds: number[], sampling: SamplingOptions): void {
+  addRequest(id: string, promptIds: number[], sampling: SamplingOptions, firstSample = 0): void {
     if (this.fatalError) throw new Error(`engine failed: ${this.fatalError.message}`);
     if (this.requests.has(id)) throw new RequestRejectedError(`duplicate request id ${id}`);
     if (promptIds.length === 0) throw new RequestRejectedError("the prompt is empty");
@@ -171,7 +171,7 @@ export class EngineCore {
     const request: RequestState = { id, samples: [], arrivedAt: performance.now() };
     for (let i = 0; i < n; i++) {
       const seqId = this.nextSeqId++;
-      const seq = new Sequence(seqId, seqId, promptIds, params[i]!, i);
+      const seq = new Sequence(seqId, seqId, promptIds, params[i]!, firstSample + i);
       const sample: Sample = {
         request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop), closed: false,
         promptLogprobs: params[i]!.promptLogprobs >= 0 ? new Array<TokenLogprob | null>(promptIds.length).fill(null) : null,

@@ -109,7 +109,7 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
       case "add":
         if (!core) return send({ type: "request-error", id: m.id, error: { name: "Error", message: "engine not ready" } });
         try {
-          core.addRequest(m.id, m.promptIds, m.sampling);
+          core.addRequest(m.id, m.promptIds, m.sampling, m.firstSample);
         } catch (e) {
           return send({ type: "request-error", id: m.id, error: serializeError(e) });
         }

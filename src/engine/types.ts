@@ -40,6 +40,12 @@ export interface GenerateRequest {
   requestId: string;
   promptIds: number[];
   sampling: SamplingOptions;
+  /**
+   * Samples of the same client request before this prompt's (prompt j of a list of prompts with n
+   * samples each: j * n; default 0). Fair share orders sequences by sample index, so a request of
+   * many prompts takes turns with other requests as one of many samples does.
+   */
+  firstSample?: number;
 }
 
 export interface EngineMetrics {

@@ -5,7 +5,7 @@ import type { SamplingOptions } from "./samplingOptions";
 
 export type ToWorker =
   | { type: "init"; modelDir: string; options: Partial<EngineOptions> }
-  | { type: "add"; id: string; promptIds: number[]; sampling: SamplingOptions }
+  | { type: "add"; id: string; promptIds: number[]; sampling: SamplingOptions; firstSample?: number }
   | { type: "abort"; id: string }
   | { type: "shutdown" }
   /** Tests only (AsyncEngine.debugFailNextSteps): the next n forward passes fail in libfastgen. */

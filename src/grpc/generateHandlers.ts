@@ -25,7 +25,7 @@ interface JobDelta {
  * Runs one job on the engine, counting its work and closing samples the engine left open. The
  * engine request id starts with the client's request_id (when it gave one) so logs correlate.
  */
-async function* runJob(state: GrpcServiceState, job: GenerateJob, signal: AbortSignal, clientId: string): AsyncGenerator<JobDelta> {
+async function* runJob(state: GrpcServiceState, job: GenerateJob, signal: AbortSignal, clientId: string, firstSample: number): AsyncGenerator<JobDelta> {
   const n = job.sampling.n ?? 1;
   const generated = new Array<number>(n).fill(0);
   const finished = new Array<boolean>(n).fill(false);
@@ -33,7 +33,7 @@ async function* runJob(state: GrpcServiceState, job: GenerateJob, signal: AbortS
   const usage = (i: number): DeltaUsage => ({ promptLength: job.promptIds.length, generatedLength: generated[i] ?? 0 });
   try {
     const requestId = `${clientId || "grpc"}-${crypto.randomUUID().slice(0, 8)}`;
-    for await (const delta of state.engine.generate({ requestId, promptIds: job.promptIds, sampling: job.sampling }, signal)) {
+    for await (const delta of state.engine.generate({ requestId, promptIds: job.promptIds, sampling: job.sampling, firstSample }, signal)) {
       generated[delta.index] = (generated[delta.index] ?? 0) + delta.tokenIds.length;
       ticket.consume(delta.tokenIds.length);
       if (!delta.finishReason) {
@@ -55,9 +55,9 @@ function emptyResponse(): WireResponse {
   return { generated_text: "", prompt_length: 0, generated_length: 0, finish_reason: "FINISH_REASON_UNSPECIFIED", token_ids: [], logprobs: [] };
 }
 
-async function collectJob(state: GrpcServiceState, job: GenerateJob, signal: AbortSignal, clientId: string): Promise<WireResponse[]> {
+async function collectJob(state: GrpcServiceState, job: GenerateJob, signal: AbortSignal, clientId: string, firstSample: number): Promise<WireResponse[]> {
   const out = Array.from({ length: job.sampling.n ?? 1 }, emptyResponse);
-  for await (const { delta, usage } of runJob(state, job, signal, clientId)) {
+  for await (const { delta, usage } of runJob(state, job, signal, clientId, firstSample)) {
     const r = out[delta.index]!;
     r.generated_text += delta.text;
     r.token_ids.push(...delta.tokenIds);
@@ -100,7 +100,8 @@ export async function handleGenerate(
     const jobs = await readJobs(req.prompts.map((prompt, i) => ({ field: `prompts[${i}]`, prompt })), req.params, state);
     const unlist = state.requests.register(req.request_id, controller);
     release = () => (unlist(), leave());
-    const results = await Promise.all(jobs.map((job) => collectJob(state, job, controller.signal, req.request_id)));
+    // fair share: prompt j's samples count after the earlier prompts' (j * n)
+    const results = await Promise.all(jobs.map((job, j) => collectJob(state, job, controller.signal, req.request_id, j * (job.sampling.n ?? 1))));
     callback(null, { responses: results.flat() });
   } catch (e) {
     callback(toServiceError(e));
@@ -129,7 +130,7 @@ export async function handleGenerateStream(
     const unlist = state.requests.register(req.request_id, controller);
     release = () => (unlist(), leave());
     await signalAccepted(call); // from here a lost stream means this replica died holding the request
-    for await (const { delta, usage } of runJob(state, job!, controller.signal, req.request_id)) {
+    for await (const { delta, usage } of runJob(state, job!, controller.signal, req.request_id, req.first_sample ?? 0)) {
       if (call.cancelled) break;
       if (!call.write(deltaToWire(delta, usage))) await drained(call);
     }

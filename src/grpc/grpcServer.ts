@@ -62,11 +62,11 @@ export interface FastGenGrpcServer {
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Partial<Res>>) => void;
 
 /** A unary handler whose thrown errors become statuses; `authorize` runs first when given. */
-function unary<Req, Res>(fn: (req: Req) => Partial<Res>, authorize?: (metadata: Metadata) => void): Unary<Req, Res> {
+function unary<Req, Res>(fn: (req: Req, metadata: Metadata) => Partial<Res>, authorize?: (metadata: Metadata) => void): Unary<Req, Res> {
   return (call, callback) => {
     try {
       authorize?.(call.metadata);
-      callback(null, fn(call.request));
+      callback(null, fn(call.request, call.metadata));
     } catch (e) {
       callback(toServiceError(e));
     }
@@ -80,7 +80,11 @@ function within(p: Promise<void>, ms: number): Promise<boolean> {
   return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
 }
 
-function health(state: GrpcServiceState): Partial<WireHealthReply> {
+/**
+ * Health needs no key (probes call it). A front end's per-replica detail (addresses, last errors)
+ * is the operator's, though: a caller without the key (when one is set) sees replicas by index.
+ */
+function health(state: GrpcServiceState, detailed: boolean): Partial<WireHealthReply> {
   const { engine } = state;
   const m = engine.metrics();
   const alive = (engine as { healthy?: () => boolean }).healthy?.() ?? true;
@@ -100,9 +104,9 @@ function health(state: GrpcServiceState): Partial<WireHealthReply> {
     serving: !state.stopping && healthy > 0,
     replicas_healthy: healthy,
     outstanding_tokens: replicas.reduce((s, r) => s + r.outstandingTokens, 0),
-    replicas: replicas.map((r) => ({
-      address: r.address, healthy: r.healthy, outstanding_tokens: r.outstandingTokens, requests_in_flight: r.requestsInFlight,
-      requests_routed: r.requestsRouted, last_error: r.lastError ?? "",
+    replicas: replicas.map((r, i) => ({
+      address: detailed ? r.address : `replica ${i}`, healthy: r.healthy, outstanding_tokens: r.outstandingTokens,
+      requests_in_flight: r.requestsInFlight, requests_routed: r.requestsRouted, last_error: detailed ? (r.lastError ?? "") : "",
     })),
   });
 }
@@ -118,7 +122,7 @@ export function createGrpcServer(options: CreateGrpcServerOptions): FastGenGrpcS
     Generate: ((call, callback) => void handleGenerate(state, call, callback)) as handleUnaryCall<WireGenerateRequest, Partial<WireGenerateReply>>,
     GenerateStream: ((call) => void handleGenerateStream(state, call)) as handleServerStreamingCall<WireGenerateStreamRequest, Partial<WireGenerateDelta>>,
     ListModels: unary<unknown, WireListModelsReply>(() => ({ models: [{ id: state.servedModelName, max_model_len: state.maxModelLen }] }), authorize),
-    Health: unary<unknown, WireHealthReply>(() => health(state)),
+    Health: unary<unknown, WireHealthReply>((_, metadata) => health(state, state.authorized(metadata))),
     Abort: unary<WireAbortRequest, WireAbortReply>((req) => {
       if (req.request_id === "") throw invalidArgument("request_id", "is required");
       return { found: state.requests.abort(req.request_id) };

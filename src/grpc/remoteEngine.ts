@@ -109,6 +109,7 @@ export class RemoteEngine implements EngineClient {
       prompt: { token_ids: { ids: request.promptIds } },
       params: samplingToWire(request.sampling) as WireGenerateStreamRequest["params"],
       request_id: request.requestId,
+      first_sample: request.firstSample ?? 0,
     };
     if (signal?.aborted) return;
     let accepted = false;

@@ -79,12 +79,17 @@ export class GrpcServiceState implements ModelLimits {
 
   /** With an API key, UNAUTHENTICATED unless the call's metadata has `authorization: Bearer <key>`. */
   authorize(metadata: Metadata): void {
-    if (!this.apiKey) return;
+    if (!this.authorized(metadata))
+      throw new GrpcError(status.UNAUTHENTICATED, "invalid or missing API key: send metadata 'authorization: Bearer <key>'");
+  }
+
+  /** True without an API key, or when the call's metadata carries it. */
+  authorized(metadata: Metadata): boolean {
+    if (!this.apiKey) return true;
     const header = metadata.get("authorization")[0];
     const m = typeof header === "string" ? header.match(/^Bearer\s+(.+)$/i) : null;
     const given = m ? Buffer.from(m[1]!.trim()) : null;
-    if (!given || given.length !== this.apiKey.length || !timingSafeEqual(given, this.apiKey))
-      throw new GrpcError(status.UNAUTHENTICATED, "invalid or missing API key: send metadata 'authorization: Bearer <key>'");
+    return given !== null && given.length === this.apiKey.length && timingSafeEqual(given, this.apiKey);
   }
 
   /**

@@ -45,6 +45,8 @@ export interface WireGenerateStreamRequest {
   prompt?: WirePrompt | null;
   params?: WireSamplingParams | null;
   request_id: string;
+  /** A front end's GenerateRequest.firstSample (fair share across a request's prompts). */
+  first_sample?: number;
 }
 
 export interface WireTokenLogprob {

@@ -111,7 +111,8 @@ export async function startGeneration(ctx: ServerContext, responseId: string, jo
   try {
     for (let j = 0; j < jobs.length; j++) {
       const id = jobs.length === 1 ? responseId : `${responseId}-${j}`;
-      iterators.push(engine.generate({ requestId: id, ...jobs[j]! }, engineAbort.signal)[Symbol.asyncIterator]());
+      const firstSample = j * (jobs[j]!.sampling.n ?? 1); // fair share: the prompts of one request take turns
+      iterators.push(engine.generate({ requestId: id, ...jobs[j]!, firstSample }, engineAbort.signal)[Symbol.asyncIterator]());
     }
     firsts = await Promise.all(iterators.map((_, j) => next(j)));
   } catch (e) {

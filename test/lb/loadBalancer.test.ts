@@ -1,3 +1,4 @@
+import { Metadata } from "@grpc/grpc-js";
 /**
  * The load balancer over fake replicas: least-outstanding and round-robin routing per prompt, load
  * reported by replicas, failover of requests that had no output yet, a clear error for those that
@@ -260,6 +261,27 @@ describe("metrics", () => {
 });
 
 describe("servers over the balancer", () => {
+  test("gRPC Health shows replica addresses and errors only to a caller with the API key", async () => {
+    const { lb } = await setup(2);
+    const grpc = createGrpcServer({ engine: lb, apiKey: "sekret" });
+    const { address } = await grpc.listen("127.0.0.1", 0);
+    const c = protoClient(address);
+    try {
+      const anonymous = await c.Health();
+      expect(anonymous.replicas_healthy).toBe(2);
+      expect(anonymous.replicas.map((r: { address: string }) => r.address)).toEqual(["replica 0", "replica 1"]);
+      const md = new Metadata();
+      md.set("authorization", "Bearer sekret");
+      const operator = await new Promise<{ replicas: { address: string }[] }>((resolve, reject) =>
+        c.raw.Health({}, md, (err: Error | null, res: { replicas: { address: string }[] }) => (err ? reject(err) : resolve(res))),
+      );
+      expect(operator.replicas.map((r) => r.address)).toEqual(["fake-0:1", "fake-1:1"]);
+    } finally {
+      c.close();
+      await grpc.stop();
+    }
+  });
+
   test("HTTP completions route each prompt on its own; gRPC Health lists the replicas", async () => {
     const { replicas, lb } = await setup(3);
     const http = createServer({ engine: lb });

@@ -62,6 +62,27 @@ describe("EngineCore on the demo model", () => {
       core.destroy();
     }
   }, 30_000);
+
+  test("the same for one request of 24 prompts (prompt j's sample counts as the j-th)", async () => {
+    const core = await EngineCore.load(defaultModelDir(), { backend: "cpu", maxSeqs: 8, kvBlocks: 256, blockSize: 16 });
+    try {
+      const prompt = core.tokenizer.encode("Once upon a time");
+      const one: SamplingOptions = { ...BIG, n: 1 };
+      const tokens = new Map<string, number[][]>();
+      for (let j = 0; j < 24; j++) core.addRequest(`big-${j}`, prompt, { ...one, seed: 11 + j }, j);
+      run(core, tokens, (() => {
+        let k = 0;
+        return () => ++k > 5;
+      })());
+      core.addRequest("small", prompt, SMALL);
+      const steps = run(core, tokens, () => (tokens.get("small")?.[0]?.length ?? 0) === SMALL.maxTokens);
+      expect(steps).toBe(SMALL.maxTokens);
+      run(core, tokens);
+      for (let j = 0; j < 24; j++) expect(tokens.get(`big-${j}`)![0]!.length).toBe(BIG.maxTokens);
+    } finally {
+      core.destroy();
+    }
+  }, 30_000);
 });
 
 describe("fastgen serve --max-seqs 8 --max-queue 4", () => {
