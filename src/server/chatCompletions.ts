@@ -7,7 +7,7 @@ import type { TokenLogprob } from "../engine/types";
 import { contentText, readMessages, renderMessages } from "./chatMessages";
 import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
-import { collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
+import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import { TokenStrings, chatLogprobs } from "./logprobs";
 import { RequestParams, describe } from "./requestParams";
 import type { StreamParams } from "./samplingParams";
@@ -57,7 +57,7 @@ async function planChat(body: Record<string, unknown>, ctx: ServerContext): Prom
   const echo = p.boolean("echo") ?? false;
   readNoOpFields(p);
   const stream = readStreamParams(p);
-  p.rejectUnknown();
+  p.ignoreUnknown(ctx.ignoredFields, "/v1/chat/completions");
 
   const rendered = await renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars });
   const max = settleMaxTokens(maxTokens, Infinity, rendered.ids.length, ctx.engine.maxModelLen, "messages");
@@ -107,17 +107,17 @@ async function* streamChunks(
   promptTokens: number,
   formatLogprobs: (lps: TokenLogprob[] | undefined) => unknown,
 ): AsyncGenerator<unknown> {
+  let completionTokens = 0;
   const chunk = (choice: Record<string, unknown>) => ({
     id,
     object: "chat.completion.chunk",
     created,
     model: plan.model,
     choices: [choice],
-    ...(plan.stream.includeUsage ? { usage: null } : {}),
+    ...chunkUsage(plan.stream, promptTokens, completionTokens),
   });
   for (let index = 0; index < plan.n; index++)
     yield chunk({ index, delta: { role: "assistant", content: plan.echoText }, logprobs: null, finish_reason: null });
-  let completionTokens = 0;
   for await (const { choice, delta } of run.deltas) {
     completionTokens += delta.tokenIds.length;
     const hasLogprobs = plan.topLogprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;

@@ -7,7 +7,7 @@ import type { PromptInput } from "./completionPrompts";
 import { readCompletionPrompts } from "./completionPrompts";
 import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
-import { collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
+import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import type { CompletionLogprobs } from "./logprobs";
 import { TokenStrings, completionLogprobs, withPromptLogprobs } from "./logprobs";
 import { RequestParams } from "./requestParams";
@@ -47,7 +47,7 @@ async function planCompletion(body: Record<string, unknown>, ctx: ServerContext)
   const suffix = p.raw("suffix");
   if (suffix !== undefined && suffix !== "") throw unsupportedParam("suffix");
   const stream = readStreamParams(p);
-  p.rejectUnknown();
+  p.ignoreUnknown(ctx.ignoredFields, "/v1/completions");
   const limits = { maxChars: ctx.maxPromptChars, maxModelLen: ctx.engine.maxModelLen };
   const prompts = await readCompletionPrompts(rawPrompt, ctx.tokenizer, limits);
   if (prompts.length * n > MAX_CHOICES)
@@ -120,7 +120,7 @@ async function* streamChunks(
     created,
     model: plan.model,
     choices: [choice],
-    ...(plan.stream.includeUsage ? { usage: null } : {}),
+    ...chunkUsage(plan.stream, promptTokens, completionTokens),
   });
   for await (const { choice, delta } of run.deltas) {
     completionTokens += delta.tokenIds.length;

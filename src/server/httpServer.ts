@@ -22,6 +22,7 @@ import { handleChatCompletions } from "./chatCompletions";
 import { handleCompletions } from "./completions";
 import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, shuttingDown, unauthorized } from "./errors";
 import { EngineHealth, engineUnavailable } from "./health";
+import { IgnoredFields } from "./ignoredFields";
 import { ServerMetrics } from "./metrics";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { ClientBounds } from "./clientBounds";
@@ -116,6 +117,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     createdAt: Math.floor(Date.now() / 1000),
     logger,
     draining: false,
+    ignoredFields: new IgnoredFields(logger),
     streamLimits: {
       maxBytes: options.streamLimits?.maxBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
       stallMs: options.streamLimits?.stallMs ?? DEFAULT_STREAM_STALL_S * 1000,

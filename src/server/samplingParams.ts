@@ -28,6 +28,8 @@ export interface ParsedSampling {
 export interface StreamParams {
   stream: boolean;
   includeUsage: boolean;
+  /** vLLM's continuous_usage_stats: every chunk carries the usage so far. */
+  continuousUsage: boolean;
 }
 
 function readMaxTokens(p: RequestParams): number | undefined {
@@ -98,20 +100,19 @@ export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedS
   return { sampling, maxTokens, n };
 }
 
-/** Reads stream and stream_options (only include_usage is supported). */
+/** Reads stream and stream_options (include_usage, vLLM's continuous_usage_stats; other keys are ignored). */
 export function readStreamParams(p: RequestParams): StreamParams {
   const stream = p.boolean("stream") ?? false;
   const options = p.object("stream_options");
-  if (options === undefined) return { stream, includeUsage: false };
+  if (options === undefined) return { stream, includeUsage: false, continuousUsage: false };
   if (!stream) throw invalidParam("stream_options", "'stream_options' is only allowed when 'stream' is true.");
-  let includeUsage = false;
-  for (const [key, v] of Object.entries(options)) {
-    if (key !== "include_usage") throw unsupportedParam(`stream_options.${key}`);
-    if (v !== null && typeof v !== "boolean")
-      throw invalidParam("stream_options.include_usage", "'stream_options.include_usage' must be a boolean.");
-    includeUsage = v === true;
-  }
-  return { stream, includeUsage };
+  const flag = (key: string): boolean => {
+    const v = options[key];
+    if (v !== undefined && v !== null && typeof v !== "boolean")
+      throw invalidParam(`stream_options.${key}`, `'stream_options.${key}' must be a boolean.`);
+    return v === true;
+  };
+  return { stream, includeUsage: flag("include_usage"), continuousUsage: flag("continuous_usage_stats") };
 }
 
 /** Settles max tokens: the request's value, else `fallback`; prompt + max tokens must fit the context. */

@@ -7,6 +7,7 @@ import type { Logger } from "../ops/logger";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { modelNotFound } from "./errors";
 import type { EngineHealth } from "./health";
+import type { IgnoredFields } from "./ignoredFields";
 import type { ServerMetrics } from "./metrics";
 import type { RequestParams } from "./requestParams";
 import type { StreamLimits } from "./streamBuffer";
@@ -33,6 +34,8 @@ export interface ServerContext {
   logger: Logger;
   /** True once a shutdown began: new generation requests and /health get 503. */
   draining: boolean;
+  /** Logs the unknown request fields that are ignored (once per name). */
+  ignoredFields: IgnoredFields;
   /** How much unread output a stream may hold, and for how long, before it is aborted (streamBuffer.ts). */
   streamLimits: StreamLimits;
 }
