@@ -23,6 +23,8 @@ import { handleCompletions } from "./completions";
 import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, shuttingDown, unauthorized } from "./errors";
 import { EngineHealth, engineUnavailable } from "./health";
 import { IgnoredFields } from "./ignoredFields";
+import type { GenerationConfigMode } from "./samplingDefaults";
+import { samplingDefaultsFrom } from "./samplingDefaults";
 import { ServerMetrics } from "./metrics";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { ClientBounds } from "./clientBounds";
@@ -62,6 +64,8 @@ export interface CreateServerOptions {
   logger?: Logger;
   /** One log line per request (default false; `fastgen serve` turns it on). */
   accessLog?: boolean;
+  /** "auto" (default): unset sampling fields take generation_config.json's values, as in vLLM; "vllm": neutral defaults. */
+  generationConfig?: GenerationConfigMode;
 }
 
 /** What {@link FastGenServer.drain} did. */
@@ -118,6 +122,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     logger,
     draining: false,
     ignoredFields: new IgnoredFields(logger),
+    samplingDefaults: samplingDefaultsFrom(engine.tokenizer.generationConfig ?? {}, options.generationConfig),
     streamLimits: {
       maxBytes: options.streamLimits?.maxBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
       stallMs: options.streamLimits?.stallMs ?? DEFAULT_STREAM_STALL_S * 1000,
