@@ -1,6 +1,6 @@
 /**
  * The OpenAI-compatible HTTP server (Elysia routes under our own Bun.serve):
- *   GET  /v1/models, /v1/models/:model       POST /v1/completions, /v1/chat/completions
+ *   GET  /v1/models, /v1/models/:model       POST /v1/completions, /v1/chat/completions, /v1/responses
  *   POST /tokenize, /detokenize              GET  /health, /metrics, /version
  * Every request passes through `dispatch`: it gets an id (the client's X-Request-Id when sane,
  * echoed on the response), the API key check (every route but /health), and one access-log line
@@ -20,6 +20,7 @@ import { Logger as TextLogger, errorFields } from "../ops/logger";
 import pkg from "../../package.json";
 import { handleChatCompletions } from "./chatCompletions";
 import { handleCompletions } from "./completions";
+import { handleResponses } from "./responses/handleResponses";
 import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, shuttingDown, unauthorized } from "./errors";
 import { EngineHealth, engineUnavailable } from "./health";
 import { IgnoredFields } from "./ignoredFields";
@@ -99,7 +100,7 @@ type Handler = (body: Record<string, unknown>, trace: RequestTrace) => Response 
 
 /** Longest path kept in a trace (the log line), in characters. */
 const MAX_LOGGED_PATH = 256;
-const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions"]);
+const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions", "/v1/responses"]);
 /** Bun's default idleTimeout, in seconds. */
 export const DEFAULT_IDLE_TIMEOUT_S = 10;
 
@@ -224,6 +225,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     );
   post("/v1/completions", (body, trace) => handleCompletions(ctx, body, trace));
   post("/v1/chat/completions", (body, trace) => handleChatCompletions(ctx, body, trace));
+  post("/v1/responses", (body, trace) => handleResponses(ctx, body, trace));
   post("/tokenize", (body) => handleTokenize(ctx, body));
   post("/detokenize", (body) => handleDetokenize(ctx, body));
 
