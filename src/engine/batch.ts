@@ -109,7 +109,7 @@ export class StepBatchBuilder {
         if (p.logprobs > numLogprobs) numLogprobs = p.logprobs;
         if (p.returnLogits) returnLogits = true;
         if (!anyPenalty && usesPenalties(p)) anyPenalty = true;
-        if (!anyBias && (p.logitBiasIds.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
+        if (!anyBias && (p.logitBiasIds.length > 0 || p.badWords.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
       }
     }
     const nb = this.fillBlockTables(plan, blocks);
