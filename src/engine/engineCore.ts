@@ -30,7 +30,7 @@ import type { ModelSpec } from "../model/spec";
 import type { StepResult } from "../native";
 import { openModelDir, loadWeights } from "../model/load";
 import { Tokenizer } from "../tokenizer/tokenizer";
-import { basename } from "node:path";
+import { modelNameOf } from "../model/modelName";
 
 /** One sample of a request: its sequence and what its client has been sent. */
 interface Sample {
@@ -135,7 +135,7 @@ export class EngineCore {
     } finally {
       model.close();
     }
-    return new EngineCore(native, tokenizer, basename(model.dir), opts);
+    return new EngineCore(native, tokenizer, modelNameOf(model.dir), opts);
   }
 
   readyInfo(): WorkerReadyInfo {

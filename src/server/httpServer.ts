@@ -29,6 +29,7 @@ import { samplingDefaultsFrom } from "./samplingDefaults";
 import { ServerMetrics } from "./metrics";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { ClientBounds } from "./clientBounds";
+import { CorsPolicy } from "./cors";
 import { DEFAULT_MAX_CONNECTIONS } from "./connectionLimit";
 import { OpenRequests } from "./openRequests";
 import { DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, readJsonObject } from "./requestBody";
@@ -67,6 +68,8 @@ export interface CreateServerOptions {
   accessLog?: boolean;
   /** "auto" (default): unset sampling fields take generation_config.json's values, as in vLLM; "vllm": neutral defaults. */
   generationConfig?: GenerationConfigMode;
+  /** Origins browsers may call from (CORS; "*" for any); default none: no CORS headers. */
+  allowedOrigins?: readonly string[];
 }
 
 /** What {@link FastGenServer.drain} did. */
@@ -133,6 +136,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
   const bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_S * 1000;
   const idleTimeoutS = options.idleTimeoutS ?? DEFAULT_IDLE_TIMEOUT_S;
   const traces = new WeakMap<Request, RequestTrace>();
+  const cors = options.allowedOrigins?.length ? new CorsPolicy(options.allowedOrigins) : null;
   const open = new OpenRequests();
   const bounds = new ClientBounds(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, idleTimeoutS);
   const onEnd = (trace: RequestTrace) => {
@@ -238,7 +242,11 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     open.add(trace);
     const refused = bounds.arrive(trace, received, server);
     let res: Response;
-    if (refused) {
+    const preflight = refused ? null : (cors?.preflight(request) ?? null);
+    if (preflight) {
+      ctx.metrics.countRequest("preflight", preflight.status);
+      res = preflight;
+    } else if (refused) {
       ctx.metrics.countRequest("too_many_connections", 503);
       res = fail(request, refused);
     } else if (apiKey && path !== "/health" && !keyMatches(request.headers.get("authorization"), apiKey)) {
@@ -261,6 +269,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       res = new Response(res.body, res); // immutable headers (a fetched Response): copy it
       res.headers.set("x-request-id", trace.id);
     }
+    cors?.decorate(request, res);
     if (ctx.draining) res.headers.set("connection", "close");
     trace.closesConnection = res.headers.get("connection")?.toLowerCase() === "close" || request.headers.get("connection")?.toLowerCase() === "close";
     trace.responded(res.status);
