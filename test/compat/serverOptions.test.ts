@@ -104,3 +104,12 @@ describe("model names", () => {
     expect(modelNameOf("/x/snapshots/abc")).toBe("abc");
   });
 });
+
+describe("remote replicas", () => {
+  test("vLLM extras the gRPC wire cannot carry yet are named, not dropped", async () => {
+    const { uncarriedOptions } = await import("../../src/grpc/convert");
+    expect(uncarriedOptions({ maxTokens: 4 })).toEqual([]);
+    expect(uncarriedOptions({ maxTokens: 4, includeStopStrInOutput: true, skipSpecialTokens: false, badWords: [[1]] }))
+      .toEqual(["include_stop_str_in_output", "skip_special_tokens: false", "bad_words"]);
+  });
+});
