@@ -3,7 +3,6 @@
  * --replica the engine is a load balancer over replica processes; otherwise it runs in-process.
  */
 import type { ReplicaFrontEndOptions } from "../lb/frontEnd";
-import { DEFAULT_GRPC_PORT } from "../lb/deployment";
 import type { RoutingPolicy } from "../lb/router";
 import { ROUTING_POLICIES } from "../lb/router";
 import { UsageError, intFlag } from "./engineFlags";
@@ -17,7 +16,8 @@ export const REPLICA_FLAG_SPEC = {
 } as const;
 
 export const REPLICA_FLAG_HELP = `gRPC and replicas:
-  --grpc-port N          gRPC port, beside the HTTP one (default ${DEFAULT_GRPC_PORT}; 0 = any free port)
+  --grpc-port N          also serve gRPC on port N, beside HTTP (0 = any free port; default: no
+                         gRPC, so a second server on one machine needs only its own --port)
   --replicas N           run N engine replicas, each its own "fastgen replica" process, behind a
                          load balancer (default: one engine in this process)
   --gpus-per-replica K   GPUs per replica, given as CUDA_VISIBLE_DEVICES (default 1); where no GPU
@@ -28,7 +28,8 @@ export const REPLICA_FLAG_HELP = `gRPC and replicas:
 
 /** What the replica flags ask for. */
 export interface ReplicaFlags {
-  grpcPort: number;
+  /** undefined: no gRPC front end. */
+  grpcPort: number | undefined;
   frontEnd: Omit<ReplicaFrontEndOptions, "modelDir" | "engineOptions">;
 }
 
@@ -44,8 +45,8 @@ export function checkReplicaAddress(value: string): string {
 /** Parses the replica flags of parsed `values`. */
 export function replicaFlagsFrom(values: Record<string, unknown>): ReplicaFlags {
   const s = (k: string) => values[k] as string | undefined;
-  const grpcPort = intFlag("grpc-port", s("grpc-port"), 0) ?? DEFAULT_GRPC_PORT;
-  if (grpcPort > 65535) throw new UsageError(`--grpc-port must be at most 65535, got ${grpcPort}`);
+  const grpcPort = intFlag("grpc-port", s("grpc-port"), 0);
+  if (grpcPort !== undefined && grpcPort > 65535) throw new UsageError(`--grpc-port must be at most 65535, got ${grpcPort}`);
   const replicas = intFlag("replicas", s("replicas"));
   const gpusPerReplica = intFlag("gpus-per-replica", s("gpus-per-replica"));
   if (gpusPerReplica !== undefined && replicas === undefined) throw new UsageError("--gpus-per-replica needs --replicas N");

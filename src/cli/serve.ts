@@ -24,13 +24,17 @@ import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags,
 import { REPLICA_FLAG_HELP, REPLICA_FLAG_SPEC, replicaFlagsFrom } from "./replicaFlags";
 import { CLIENT_BOUND_FLAG_HELP, CLIENT_BOUND_FLAG_SPEC, clientBoundsFrom } from "./clientBoundFlags";
 import { apiKeyFrom } from "./apiKey";
+import { checkPortsFree, loadedLine } from "./startupChecks";
+import type { GenerationConfigMode } from "../server/samplingDefaults";
+import { GENERATION_CONFIG_MODES, describeDefaults } from "../server/samplingDefaults";
 
 /** The --help text of `fastgen serve`. */
 export const SERVE_HELP = `Usage: fastgen serve [--model DIR] [--host 127.0.0.1] [--port 8000] [options]
 
 Serves an OpenAI-compatible API: /v1/models, /v1/completions, /v1/chat/completions,
-/tokenize, /detokenize, /health, /metrics (Prometheus), /version; and the gRPC service of
-proto/fastgen.proto (Generate, GenerateStream, ListModels, Health, Abort) on --grpc-port.
+/v1/responses, /tokenize, /detokenize, /health, /metrics (Prometheus), /version; and, with
+--grpc-port, the gRPC service of proto/fastgen.proto (Generate, GenerateStream, ListModels,
+Health, Abort).
 
 Options:
   --model DIR               Hugging Face model directory (default: the embedded demo model)
@@ -44,6 +48,12 @@ Options:
                             in the process list, so prefer --api-key-file or $FASTGEN_API_KEY
   --served-model-name NAME  the model name clients send (default: the model's name)
   --chat-template FILE      a Jinja chat template replacing the model's own
+  --generation-config M     auto | vllm: auto applies generation_config.json's temperature, top_p,
+                            top_k, min_p, repetition_penalty to requests that leave them unset and
+                            caps max tokens at its max_new_tokens, as vLLM does; vllm ignores them
+                            (default auto)
+  --allowed-origins LIST    comma-separated origins browsers may call from (CORS), "*" for any
+                            (default: none)
   --max-body-bytes N        largest request body or gRPC message accepted (default 8388608: 8 MiB)
   --max-queue N             generation requests held at once, HTTP and gRPC together, before
                             503 (gRPC: RESOURCE_EXHAUSTED) (default: no limit)
@@ -88,6 +98,8 @@ export const SERVE_FLAG_SPEC = {
   "api-key-file": { type: "string" },
   "served-model-name": { type: "string" },
   "chat-template": { type: "string" },
+  "generation-config": { type: "string" },
+  "allowed-origins": { type: "string" },
   "max-body-bytes": { type: "string" },
   "max-queue": { type: "string" },
   "log-format": { type: "string" },
@@ -124,8 +136,16 @@ export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}
   const engineOptions = engineOptionsFromFlags(values);
   const replicaFlags = replicaFlagsFrom(values);
   const modelDir = values.model ?? defaultModelDir();
+  const generationConfig = values["generation-config"] ?? "auto";
+  if (!GENERATION_CONFIG_MODES.includes(generationConfig as GenerationConfigMode))
+    throw new UsageError(`--generation-config must be ${GENERATION_CONFIG_MODES.join(" or ")}, got "${generationConfig}"`);
+  const allowedOrigins = (values["allowed-origins"] ?? "").split(",").map((o) => o.trim()).filter((o) => o !== "");
+  const grpcPort = replicaFlags.grpcPort;
+  // Minutes of loading weights must not end in "address in use".
+  await checkPortsFree(host, [{ port, what: "HTTP" }, ...(grpcPort === undefined ? [] : [{ port: grpcPort, what: "gRPC" }])]);
 
   logger.info(`loading ${modelDir}`);
+  const loadStart = performance.now();
   let lastShown = -1;
   const onProgress = (done: number, total: number) => {
     const pct = total > 0 ? Math.floor((100 * done) / total / 10) * 10 : 100;
@@ -137,29 +157,33 @@ export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}
   const start: ServeDeps["startEngine"] = deps.startEngine ??
     (values["engine-in-process"] ? startEngine : (dir, o, h) => startSupervisedEngine(dir, o, h, { log: (m) => logger.warn(m) }));
   const { engine } = await startServingEngine(modelDir, frontEnd, start, { onProgress });
+  logger.info(loadedLine(engine, modelDir, performance.now() - loadStart));
   const server = createServer({
     engine, apiKey, servedModelName: values["served-model-name"], chatTemplate, maxBodyBytes, maxQueue, logger, accessLog: true,
-    ...clientBounds,
+    generationConfig: generationConfig as GenerationConfigMode, allowedOrigins, ...clientBounds,
   });
+  const defaults = describeDefaults(server.context.samplingDefaults);
+  if (defaults) logger.info(`sampling defaults from generation_config.json: ${defaults} (--generation-config vllm ignores them)`);
   // admission: the HTTP server's counter, so --max-queue bounds both front ends together.
-  const grpc = createGrpcServer({
+  const grpc = grpcPort === undefined ? null : createGrpcServer({
     engine, servedModelName: values["served-model-name"], apiKey, maxMessageBytes: maxBodyBytes, admission: server.context,
   });
-  let url: string, grpcAddress: string;
+  let url: string;
+  let grpcAddress: string | null = null;
   let listening = `${host}:${port}`;
   try {
     ({ url } = await server.listen(host, port));
-    listening = `${host}:${replicaFlags.grpcPort} (gRPC)`;
-    ({ address: grpcAddress } = await grpc.listen(host, replicaFlags.grpcPort));
+    listening = `${host}:${grpcPort} (gRPC)`;
+    if (grpc) ({ address: grpcAddress } = await grpc.listen(host, grpcPort!));
   } catch (e) {
-    await Promise.all([server.stop().catch(() => {}), grpc.stop(0)]);
+    await Promise.all([server.stop().catch(() => {}), grpc?.stop(0)]);
     await engine.shutdown();
     throw new Error(`cannot listen on ${listening}: ${(e as Error).message}`);
   }
   // Signal handlers first: whoever waits for the ready line may send SIGTERM right after it.
-  const stopped = shutDownOnSignal({ http: server, grpc, engine, logger, timeoutMs: shutdownTimeout * 1000 });
+  const stopped = shutDownOnSignal({ http: server, grpc: grpc ?? { stop: async () => {} }, engine, logger, timeoutMs: shutdownTimeout * 1000 });
   const model = server.context.modelName;
-  const ready = `serving ${model} (max context ${engine.maxModelLen} tokens) at ${url}/v1 and grpc://${grpcAddress}`;
+  const ready = `serving ${model} (max context ${engine.maxModelLen} tokens) at ${url}/v1${grpcAddress ? ` and grpc://${grpcAddress}` : ""}`;
   logger.out(ready, logFormat === "json" ? { model, url: `${url}/v1`, grpc: grpcAddress, max_model_len: engine.maxModelLen } : undefined);
   if (apiKey) logger.info("API key required (Authorization: Bearer ...)");
   await stopped;

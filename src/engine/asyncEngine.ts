@@ -96,6 +96,11 @@ export class AsyncEngine implements EngineClient {
     transport.listen((m) => this.onMessage(m, onClosed), (reason) => this.onExit(reason, onClosed));
   }
 
+  /** Tokens the KV cache holds. */
+  get kvCacheTokens(): number {
+    return this.info.numBlocks * this.info.blockSize;
+  }
+
   private onMessage(m: FromWorker, onClosed: () => void): void {
     if (m.type === "deltas") {
       this.lastMetrics = m.metrics;

@@ -11,6 +11,7 @@
  * penaltyPromptLens says how many leading ids of a row's list are prompt ids, so presence and
  * frequency count outputs only (vLLM semantics) while repetition sees both.
  */
+import { bannedBadWordIds } from "./badWords";
 import type { BlockTable } from "./blockManager";
 import { BlockCsr } from "./blockCsr";
 import type { Plan } from "./scheduler/types";
@@ -108,7 +109,7 @@ export class StepBatchBuilder {
         if (p.logprobs > numLogprobs) numLogprobs = p.logprobs;
         if (p.returnLogits) returnLogits = true;
         if (!anyPenalty && usesPenalties(p)) anyPenalty = true;
-        if (!anyBias && (p.logitBiasIds.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
+        if (!anyBias && (p.logitBiasIds.length > 0 || p.badWords.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
       }
     }
     const nb = this.fillBlockTables(plan, blocks);
@@ -241,7 +242,9 @@ export class StepBatchBuilder {
       const e = entries[i]!;
       if (e.wantsToken) {
         const p = e.seq.params;
-        const banned = bannedStopIds(e.seq, this.eosTokenIds);
+        const stopBans = bannedStopIds(e.seq, this.eosTokenIds);
+        const wordBans = bannedBadWordIds(p.badWords, e.seq.outputIds);
+        const banned = wordBans.length === 0 ? stopBans : [...stopBans, ...wordBans];
         const n = p.logitBiasIds.length + banned.length;
         if (k + n > this.biasIds.length) {
           this.biasIds = grow(this.biasIds, k, k + n);

@@ -30,7 +30,7 @@ import type { ModelSpec } from "../model/spec";
 import type { StepResult } from "../native";
 import { openModelDir, loadWeights } from "../model/load";
 import { Tokenizer } from "../tokenizer/tokenizer";
-import { basename } from "node:path";
+import { modelNameOf } from "../model/modelName";
 
 /** One sample of a request: its sequence and what its client has been sent. */
 interface Sample {
@@ -135,7 +135,7 @@ export class EngineCore {
     } finally {
       model.close();
     }
-    return new EngineCore(native, tokenizer, basename(model.dir), opts);
+    return new EngineCore(native, tokenizer, modelNameOf(model.dir), opts);
   }
 
   readyInfo(): WorkerReadyInfo {
@@ -173,7 +173,8 @@ export class EngineCore {
       const seqId = this.nextSeqId++;
       const seq = new Sequence(seqId, seqId, promptIds, params[i]!, firstSample + i);
       const sample: Sample = {
-        request, index: i, seq, out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop), closed: false,
+        request, index: i, seq, closed: false,
+        out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop, { includeStop: params[i]!.includeStopStrInOutput, skipSpecialTokens: params[i]!.skipSpecialTokens }),
         promptLogprobs: params[i]!.promptLogprobs >= 0 ? new Array<TokenLogprob | null>(promptIds.length).fill(null) : null,
       };
       request.samples.push(sample);
@@ -336,7 +337,7 @@ export class EngineCore {
       if (!finished) allDone = false;
       if (s.out.pendingIds.length === 0 && !finished) continue;
       if (!finished) s.out.catchUp(seq.outputIds);
-      else if (seq.finishReason !== "abort") s.out.catchUp(seq.outputIds);
+      else if (seq.finishReason !== "abort") s.out.catchUp(textIds(seq));
       const text = s.out.takeText(finished);
       if (s.out.pendingIds.length === 0 && text === "" && !finished) continue;
       const delta: GenerationDelta = { index: s.index, tokenIds: s.out.pendingIds, text };
@@ -363,6 +364,15 @@ export class EngineCore {
     this.counters.finished++;
     for (const s of request.samples) this.samplesBySeq.delete(s.seq.id);
   }
+}
+
+/**
+ * The output ids whose text the client sees: a stop token or EOS that ended the sequence is left
+ * out unless include_stop_str_in_output (vLLM drops it; its id still counts and is returned).
+ */
+function textIds(seq: Sequence): readonly number[] {
+  const byToken = seq.finishReason === "stop" && typeof seq.stopReason !== "string";
+  return byToken && !seq.params.includeStopStrInOutput ? seq.outputIds.slice(0, -1) : seq.outputIds;
 }
 
 /** The context the engine serves: the model's and the KV pool's limit, or `cap` (0 = none) below it. */

@@ -25,13 +25,18 @@ export class OutputStream {
   pendingLogprobs: TokenLogprob[] = [];
   matchedStop: string | null = null;
 
+  /**
+   * @param options.includeStop keep a matched stop string in the text (vLLM's include_stop_str_in_output)
+   * @param options.skipSpecialTokens leave special tokens out of the text (default true)
+   */
   constructor(
     tokenizer: TokenDecoder,
     promptIds: ArrayLike<number>,
     private readonly stops: readonly string[],
+    private readonly options: { includeStop?: boolean; skipSpecialTokens?: boolean } = {},
   ) {
     const ctx = Array.from(promptIds).slice(-8);
-    this.detok = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens: true, contextIds: ctx });
+    this.detok = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens: options.skipSpecialTokens ?? true, contextIds: ctx });
     this.matcher = new StopStringMatcher(stops);
   }
 
@@ -46,7 +51,7 @@ export class OutputStream {
       this.text += piece;
       const match = this.matcher.active && piece !== "" ? this.matcher.feed(piece) : null;
       if (match !== null) {
-        this.text = this.text.slice(0, match.start);
+        this.text = this.text.slice(0, match.start + (this.options.includeStop ? match.stop.length : 0));
         this.matchedStop = match.stop;
         // Rare (a stop found before min_tokens lets the sequence run on): hold back against the cut text.
         this.matcher = new StopStringMatcher(this.stops);

@@ -22,4 +22,13 @@ export interface SamplingOptions {
   logitBias?: Record<number, number>;
   /** Samples per prompt. */
   n?: number;
+  /**
+   * Keep the stop string, stop token or EOS that ended the text in it (vLLM's
+   * include_stop_str_in_output); default false: a stop token's text is dropped, as in vLLM.
+   */
+  includeStopStrInOutput?: boolean;
+  /** Leave special tokens out of the text (default true). */
+  skipSpecialTokens?: boolean;
+  /** Token sequences that may not be generated (vLLM's bad_words, tokenized): each one's last token is banned after the rest. */
+  badWords?: number[][];
 }

@@ -37,6 +37,11 @@ export interface SamplingParams {
   readonly stopTokenIds: readonly number[];
   /** Stop strings: checked by the detokenizer hook, not here. */
   readonly stop: readonly string[];
+  /** Keep the stop string/token that ended the text in it (default: dropped, as in vLLM). */
+  readonly includeStopStrInOutput: boolean;
+  readonly skipSpecialTokens: boolean;
+  /** Banned token sequences (see badWords.ts); empty = none. */
+  readonly badWords: readonly (readonly number[])[];
 }
 
 /** A request asked for something out of range (the server answers 400). */
@@ -96,6 +101,8 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
     logitBiasIds[i] = tokenId;
     logitBiasValues[i] = value;
   });
+  const badWords = opts.badWords ?? [];
+  check(badWords.every((w) => w.length > 0 && w.every((id) => Number.isInteger(id) && id >= 0)), "bad_words must be non-empty lists of token ids");
   const seed = opts.seed === undefined ? randomSeed() : BigInt.asUintN(64, BigInt(Math.trunc(opts.seed)));
   return {
     temperature, topP, topK, minP, seed, seedLow: Number(seed & 0xffffffffn), seedHigh: Number(seed >> 32n),
@@ -103,6 +110,8 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
     logitBiasIds, logitBiasValues, logprobs, promptLogprobs, returnLogits: opts.returnLogits ?? false,
     maxTokens, minTokens, ignoreEos: opts.ignoreEos ?? false,
     stopTokenIds: [...(opts.stopTokenIds ?? [])], stop: [...(opts.stop ?? [])],
+    includeStopStrInOutput: opts.includeStopStrInOutput ?? false, skipSpecialTokens: opts.skipSpecialTokens ?? true,
+    badWords: badWords.map((w) => [...w]),
   };
 }
 

@@ -79,6 +79,10 @@ export class SupervisedEngine implements EngineClient {
     return this.loaded.maxModelLen;
   }
 
+  get kvCacheTokens(): number {
+    return this.loaded.kvCacheTokens;
+  }
+
   get tokenizer() {
     return this.loaded.tokenizer;
   }

@@ -87,6 +87,8 @@ export interface EngineClient {
   /** Longest prompt + generation the engine accepts. */
   readonly maxModelLen: number;
   readonly tokenizer: Tokenizer;
+  /** Tokens the KV cache holds (blocks times block size), where the engine knows it. */
+  readonly kvCacheTokens?: number;
   /**
    * Queues the request and yields its deltas until every sample has finished. Aborting the
    * signal (or breaking out of the loop) aborts the request and frees its KV blocks.

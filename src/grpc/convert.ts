@@ -76,6 +76,15 @@ export function deltaFromWire(m: WireGenerateDelta): GenerationDelta {
 }
 
 /** Sampling options as SamplingParams (what RemoteEngine sends a replica). */
+/** The request fields of `s` that the wire cannot carry yet (vLLM's extras); empty when none is set. */
+export function uncarriedOptions(s: SamplingOptions): string[] {
+  const out: string[] = [];
+  if (s.includeStopStrInOutput) out.push("include_stop_str_in_output");
+  if (s.skipSpecialTokens === false) out.push("skip_special_tokens: false");
+  if (s.badWords?.length) out.push("bad_words");
+  return out;
+}
+
 export function samplingToWire(s: SamplingOptions): Partial<WireSamplingParams> {
   const bias: Record<string, number> = {};
   for (const [id, b] of Object.entries(s.logitBias ?? {})) bias[id] = b;

@@ -4,10 +4,11 @@
  * all of them. The tokenizer is loaded here from the model directory (prompts travel as token ids),
  * so every replica must serve that same model; shutting the balancer down stops the processes.
  */
-import { basename, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { EngineOptions } from "../engine/options";
 import { ENGINE_FLAG_SPEC } from "../cli/engineFlags";
 import { RemoteEngine } from "../grpc/remoteEngine";
+import { modelNameOf } from "../model/modelName";
 import { Tokenizer } from "../tokenizer/tokenizer";
 import { placeReplicas } from "./devices";
 import type { HealthCheckOptions } from "./healthChecker";
@@ -60,7 +61,7 @@ export function engineArgs(options: Partial<EngineOptions>): string[] {
 export async function startReplicaFrontEnd(o: ReplicaFrontEndOptions): Promise<ReplicaFrontEnd> {
   const modelDir = resolve(o.modelDir);
   const tokenizer = Tokenizer.fromDir(modelDir);
-  const modelName = basename(modelDir); // the name a replica's engine reports
+  const modelName = modelNameOf(modelDir); // the name a replica's engine reports
   const log = o.log ?? ((m: string) => console.error(`fastgen: ${m}`));
   const { threads, backend, ...rest } = o.engineOptions ?? {};
   const tp = rest.tensorParallel ?? 1;

@@ -7,8 +7,8 @@ import type { TokenLogprob } from "../engine/types";
 import { contentText, readMessages, renderMessages } from "./chatMessages";
 import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
-import { collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
-import { TokenStrings, chatLogprobs } from "./logprobs";
+import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
+import { TokenStrings, chatLogprobs, vllmPromptLogprobs } from "./logprobs";
 import { RequestParams, describe } from "./requestParams";
 import type { StreamParams } from "./samplingParams";
 import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
@@ -16,6 +16,7 @@ import type { ServerContext } from "./serverContext";
 import { newId, readModel, unixNow } from "./serverContext";
 import type { RequestTrace } from "./requestTrace";
 import { sseResponse } from "./sse";
+import { checkChatExtras, readPromptLogprobs, readTruncation, truncatePrompt } from "./vllmParams";
 
 /** Most top_logprobs alternatives per token (OpenAI's limit). */
 export const MAX_TOP_LOGPROBS = 20;
@@ -29,6 +30,8 @@ interface ChatPlan {
   /** With echo: the last assistant message, which the answer continues. */
   echoText: string;
   stream: StreamParams;
+  /** vLLM's prompt_logprobs: alternatives per prompt token, when asked. */
+  promptLogprobs?: number;
 }
 
 /** Reads the OpenAI fields this server accepts only in their no-op form. */
@@ -47,28 +50,36 @@ async function planChat(body: Record<string, unknown>, ctx: ServerContext): Prom
   const p = new RequestParams(body);
   const model = readModel(p, ctx);
   const messages = readMessages(p.raw("messages"));
-  const { sampling, maxTokens, n } = readSamplingParams(p, ctx.tokenizer.vocabSize);
+  const { sampling, maxTokens, maxTokensCap, n } = readSamplingParams(p, ctx);
   const logprobs = p.boolean("logprobs") ?? false;
   const topLogprobs = p.integer("top_logprobs", { min: 0, max: MAX_TOP_LOGPROBS });
   if (topLogprobs !== undefined && !logprobs)
     throw invalidParam("top_logprobs", "'top_logprobs' needs 'logprobs' set to true.");
-  const addGenerationPrompt = p.boolean("add_generation_prompt") ?? true;
+  const continueFinal = p.boolean("continue_final_message") ?? false;
+  const addGenerationPrompt = p.boolean("add_generation_prompt") ?? !continueFinal;
   const extra = p.object("chat_template_kwargs");
+  const truncation = readTruncation(p, ctx.engine.maxModelLen);
+  const promptLogprobs = readPromptLogprobs(p);
   const echo = p.boolean("echo") ?? false;
   readNoOpFields(p);
   const stream = readStreamParams(p);
-  p.rejectUnknown();
+  p.ignoreUnknown(ctx.ignoredFields, "/v1/chat/completions");
+  checkChatExtras(addGenerationPrompt, continueFinal, promptLogprobs, stream.stream);
 
-  const rendered = await renderMessages(ctx.tokenizer, messages, { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars });
-  const max = settleMaxTokens(maxTokens, Infinity, rendered.ids.length, ctx.engine.maxModelLen, "messages");
+  const rendered = await renderMessages(ctx.tokenizer, messages, {
+    template: ctx.chatTemplate, addGenerationPrompt, continueFinalMessage: continueFinal, extra, maxChars: ctx.maxPromptChars,
+  });
+  rendered.ids = truncatePrompt(rendered.ids, truncation);
+  const max = settleMaxTokens(maxTokens, maxTokensCap, rendered.ids.length, ctx.engine.maxModelLen, "messages");
   if (sampling.minTokens !== undefined && sampling.minTokens > max)
     throw invalidParam("min_tokens", "'min_tokens' must not exceed max tokens.");
   const job: PromptJob = { promptIds: rendered.ids, sampling: { ...sampling, maxTokens: max } };
   // The engine returns the sampled token's logprob alongside its top-K, so ask for >= 1.
   if (logprobs) job.sampling.logprobs = Math.max(1, topLogprobs ?? 0);
+  if (promptLogprobs !== undefined) job.sampling.promptLogprobs = promptLogprobs;
   const last = messages[messages.length - 1]!;
   const echoText = echo && last.role === "assistant" ? contentText(last) : "";
-  return { model, job, n, topLogprobs: logprobs ? (topLogprobs ?? 0) : undefined, echoText, stream };
+  return { model, job, n, topLogprobs: logprobs ? (topLogprobs ?? 0) : undefined, echoText, stream, promptLogprobs };
 }
 
 /** Handles POST /v1/chat/completions with its parsed JSON body. */
@@ -96,7 +107,8 @@ export async function handleChatCompletions(ctx: ServerContext, body: Record<str
     stop_reason: r.stopReason,
   }));
   const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
-  return jsonResponse({ id, object: "chat.completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens) });
+  const promptLogprobs = plan.promptLogprobs === undefined ? {} : { prompt_logprobs: vllmPromptLogprobs(results[0]?.promptLogprobs ?? [], plan.promptLogprobs, strings) };
+  return jsonResponse({ id, object: "chat.completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens), ...promptLogprobs });
 }
 
 async function* streamChunks(
@@ -107,17 +119,17 @@ async function* streamChunks(
   promptTokens: number,
   formatLogprobs: (lps: TokenLogprob[] | undefined) => unknown,
 ): AsyncGenerator<unknown> {
+  let completionTokens = 0;
   const chunk = (choice: Record<string, unknown>) => ({
     id,
     object: "chat.completion.chunk",
     created,
     model: plan.model,
     choices: [choice],
-    ...(plan.stream.includeUsage ? { usage: null } : {}),
+    ...chunkUsage(plan.stream, promptTokens, completionTokens),
   });
   for (let index = 0; index < plan.n; index++)
     yield chunk({ index, delta: { role: "assistant", content: plan.echoText }, logprobs: null, finish_reason: null });
-  let completionTokens = 0;
   for await (const { choice, delta } of run.deltas) {
     completionTokens += delta.tokenIds.length;
     const hasLogprobs = plan.topLogprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;

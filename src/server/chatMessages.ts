@@ -76,6 +76,8 @@ export interface ChatRenderOptions {
   /** Longest rendered text that is tokenized (longer is a 400: it cannot fit the context). */
   maxChars: number;
   addGenerationPrompt: boolean;
+  /** The answer continues the final message: the prompt ends where its text ends (vLLM/transformers' continue_final_message). */
+  continueFinalMessage?: boolean;
   extra?: Record<string, unknown>;
 }
 
@@ -90,10 +92,11 @@ export async function renderMessages(
   options: ChatRenderOptions & { addSpecialTokens?: boolean },
 ): Promise<RenderedChat> {
   checkTextLength("messages", { length: messages.reduce((n, m) => n + contentLength(m), 0) }, options.maxChars);
-  const { maxChars, ...render } = options;
+  const { maxChars, continueFinalMessage, ...render } = options;
   let rendered: RenderedChat;
   try {
     rendered = await tokenizer.encodeChat(messages, render);
+    if (continueFinalMessage) rendered = await cutAfterFinal(tokenizer, messages, rendered, render.addSpecialTokens ?? false);
   } catch (e) {
     if (e instanceof ChatTemplateError) throw invalidParam("messages", `Cannot apply the chat template: ${e.message}`, "chat_template_error");
     if (e instanceof TokenizerBusyError) throw overloaded(e.message);
@@ -107,4 +110,14 @@ export async function renderMessages(
 function contentLength(m: ChatMessage): number {
   if (typeof m.content === "string") return m.content.length;
   return (m.content ?? []).reduce((n, p) => n + (p.text?.length ?? 0), 0);
+}
+
+/** The rendered chat cut right after the final message's text (as transformers does), re-encoded. */
+async function cutAfterFinal(tokenizer: Tokenizer, messages: ChatMessage[], rendered: RenderedChat, addSpecialTokens: boolean): Promise<RenderedChat> {
+  const final = contentText(messages[messages.length - 1]!).trim();
+  const at = final === "" ? -1 : rendered.text.lastIndexOf(final);
+  if (at < 0)
+    throw invalidParam("continue_final_message", "'continue_final_message' needs a final message whose text appears in the rendered chat prompt.");
+  const text = rendered.text.slice(0, at + final.length);
+  return { text, ids: await tokenizer.encodeAsync(text, { addSpecialTokens }) };
 }

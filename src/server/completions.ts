@@ -7,9 +7,10 @@ import type { PromptInput } from "./completionPrompts";
 import { readCompletionPrompts } from "./completionPrompts";
 import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
-import { collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
+import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import type { CompletionLogprobs } from "./logprobs";
-import { TokenStrings, completionLogprobs, withPromptLogprobs } from "./logprobs";
+import { TokenStrings, completionLogprobs, vllmPromptLogprobs, withPromptLogprobs } from "./logprobs";
+import { scoreOnly, truncateInput } from "./promptScoring";
 import { RequestParams } from "./requestParams";
 import type { StreamParams } from "./samplingParams";
 import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
@@ -17,6 +18,7 @@ import type { ServerContext } from "./serverContext";
 import { newId, readModel, unixNow } from "./serverContext";
 import type { RequestTrace } from "./requestTrace";
 import { sseResponse } from "./sse";
+import { checkChatExtras, readPromptLogprobs, readTruncation } from "./vllmParams";
 
 /** OpenAI's default max_tokens for completions. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
@@ -34,6 +36,10 @@ interface CompletionPlan {
   /** Alternatives per token when logprobs were asked for. */
   logprobs?: number;
   stream: StreamParams;
+  /** max_tokens 0 with echo: the prompt is scored, nothing is generated (promptScoring.ts). */
+  scoring: boolean;
+  /** vLLM's prompt_logprobs: alternatives per prompt token, when asked. */
+  promptLogprobs?: number;
 }
 
 async function planCompletion(body: Record<string, unknown>, ctx: ServerContext): Promise<CompletionPlan> {
@@ -41,30 +47,35 @@ async function planCompletion(body: Record<string, unknown>, ctx: ServerContext)
   const model = readModel(p, ctx);
   const rawPrompt = p.raw("prompt");
   // Every cheap check runs before the prompts are tokenized, the one costly step.
-  const { sampling, maxTokens, n } = readSamplingParams(p, ctx.tokenizer.vocabSize);
-  const logprobs = p.integer("logprobs", { min: 0, max: MAX_LOGPROBS });
   const echo = p.boolean("echo") ?? false;
+  const { sampling, maxTokens, maxTokensCap, n } = readSamplingParams(p, ctx, echo);
+  const logprobs = p.integer("logprobs", { min: 0, max: MAX_LOGPROBS });
+  const truncation = readTruncation(p, ctx.engine.maxModelLen);
+  const promptLogprobs = readPromptLogprobs(p);
   const suffix = p.raw("suffix");
   if (suffix !== undefined && suffix !== "") throw unsupportedParam("suffix");
   const stream = readStreamParams(p);
-  p.rejectUnknown();
-  const limits = { maxChars: ctx.maxPromptChars, maxModelLen: ctx.engine.maxModelLen };
-  const prompts = await readCompletionPrompts(rawPrompt, ctx.tokenizer, limits);
+  p.ignoreUnknown(ctx.ignoredFields, "/v1/completions");
+  checkChatExtras(false, false, promptLogprobs, stream.stream);
+  const limits = { maxChars: ctx.maxPromptChars, maxModelLen: truncation === undefined ? ctx.engine.maxModelLen : Infinity };
+  const prompts = (await readCompletionPrompts(rawPrompt, ctx.tokenizer, limits)).map((pr) => truncateInput(pr, truncation, ctx.tokenizer));
   if (prompts.length * n > MAX_CHOICES)
     throw invalidParam("n", `${prompts.length} prompts times n = ${n} is ${prompts.length * n} choices; at most ${MAX_CHOICES} per request.`);
   const jobs = prompts.map((prompt, i) => {
     const what = prompts.length === 1 ? "prompt" : `prompt[${i}]`;
-    const max = settleMaxTokens(maxTokens, DEFAULT_COMPLETION_MAX_TOKENS, prompt.ids.length, ctx.engine.maxModelLen, what);
-    const job: PromptJob = { promptIds: prompt.ids, sampling: { ...sampling, maxTokens: max } };
+    const max = settleMaxTokens(maxTokens, Math.min(DEFAULT_COMPLETION_MAX_TOKENS, maxTokensCap), prompt.ids.length, ctx.engine.maxModelLen, what);
+    // Scoring runs one step (the engine always samples); its token is dropped (promptScoring.ts).
+    const job: PromptJob = { promptIds: prompt.ids, sampling: { ...sampling, maxTokens: Math.max(1, max) } };
     // The engine returns the sampled token's logprob alongside its top-K, so ask for >= 1.
     if (logprobs !== undefined) job.sampling.logprobs = Math.max(1, logprobs);
     // echo + logprobs: the prompt's tokens get logprobs too (the first one null), as in OpenAI's API.
     if (logprobs !== undefined && echo) job.sampling.promptLogprobs = logprobs;
+    if (promptLogprobs !== undefined) job.sampling.promptLogprobs = Math.max(promptLogprobs, job.sampling.promptLogprobs ?? 0);
     return job;
   });
   if (sampling.minTokens !== undefined && jobs.some((j) => sampling.minTokens! > j.sampling.maxTokens))
     throw invalidParam("min_tokens", "'min_tokens' must not exceed max tokens.");
-  return { model, prompts, jobs, n, echo, logprobs, stream };
+  return { model, prompts, jobs, n, echo, logprobs, stream, scoring: maxTokens === 0, promptLogprobs };
 }
 
 /** Handles POST /v1/completions with its parsed JSON body. */
@@ -74,7 +85,7 @@ export async function handleCompletions(ctx: ServerContext, body: Record<string,
   const created = unixNow();
   trace.responseId = id;
   trace.stream = plan.stream.stream;
-  const run = await startGeneration(ctx, id, plan.jobs, trace);
+  const run = scoreOnly(await startGeneration(ctx, id, plan.jobs, trace), plan.scoring);
   const promptTokens = plan.jobs.reduce((s, j) => s + j.promptIds.length, 0);
   const strings = new TokenStrings(ctx.tokenizer);
   const promptOf = (choice: number) => plan.prompts[Math.floor(choice / plan.n)]!;
@@ -96,6 +107,7 @@ export async function handleCompletions(ctx: ServerContext, body: Record<string,
       logprobs: formatLogprobs(r.logprobs, prefix.length, r.promptLogprobs && { lps: r.promptLogprobs, ids: promptOf(index).ids }),
       finish_reason: r.finishReason,
       stop_reason: r.stopReason,
+      ...(plan.promptLogprobs === undefined ? {} : { prompt_logprobs: vllmPromptLogprobs(r.promptLogprobs ?? [], plan.promptLogprobs, strings) }),
     };
   });
   const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
@@ -120,7 +132,7 @@ async function* streamChunks(
     created,
     model: plan.model,
     choices: [choice],
-    ...(plan.stream.includeUsage ? { usage: null } : {}),
+    ...chunkUsage(plan.stream, promptTokens, completionTokens),
   });
   for await (const { choice, delta } of run.deltas) {
     completionTokens += delta.tokenIds.length;

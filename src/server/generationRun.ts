@@ -235,3 +235,12 @@ export interface Usage {
 export function usage(promptTokens: number, completionTokens: number): Usage {
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
 }
+
+/**
+ * The usage field of a streamed chunk: absent without include_usage, null with it (the totals come
+ * in a last chunk), the counts so far with vLLM's continuous_usage_stats too.
+ */
+export function chunkUsage(stream: { includeUsage: boolean; continuousUsage: boolean }, promptTokens: number, completionTokens: number): { usage?: Usage | null } {
+  if (!stream.includeUsage) return {};
+  return { usage: stream.continuousUsage ? usage(promptTokens, completionTokens) : null };
+}

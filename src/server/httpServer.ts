@@ -1,6 +1,6 @@
 /**
  * The OpenAI-compatible HTTP server (Elysia routes under our own Bun.serve):
- *   GET  /v1/models, /v1/models/:model       POST /v1/completions, /v1/chat/completions
+ *   GET  /v1/models, /v1/models/:model       POST /v1/completions, /v1/chat/completions, /v1/responses
  *   POST /tokenize, /detokenize              GET  /health, /metrics, /version
  * Every request passes through `dispatch`: it gets an id (the client's X-Request-Id when sane,
  * echoed on the response), the API key check (every route but /health), and one access-log line
@@ -20,11 +20,16 @@ import { Logger as TextLogger, errorFields } from "../ops/logger";
 import pkg from "../../package.json";
 import { handleChatCompletions } from "./chatCompletions";
 import { handleCompletions } from "./completions";
+import { handleResponses } from "./responses/handleResponses";
 import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, shuttingDown, unauthorized } from "./errors";
 import { EngineHealth, engineUnavailable } from "./health";
+import { IgnoredFields } from "./ignoredFields";
+import type { GenerationConfigMode } from "./samplingDefaults";
+import { samplingDefaultsFrom } from "./samplingDefaults";
 import { ServerMetrics } from "./metrics";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { ClientBounds } from "./clientBounds";
+import { CorsPolicy } from "./cors";
 import { DEFAULT_MAX_CONNECTIONS } from "./connectionLimit";
 import { OpenRequests } from "./openRequests";
 import { DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, readJsonObject } from "./requestBody";
@@ -61,6 +66,10 @@ export interface CreateServerOptions {
   logger?: Logger;
   /** One log line per request (default false; `fastgen serve` turns it on). */
   accessLog?: boolean;
+  /** "auto" (default): unset sampling fields take generation_config.json's values, as in vLLM; "vllm": neutral defaults. */
+  generationConfig?: GenerationConfigMode;
+  /** Origins browsers may call from (CORS; "*" for any); default none: no CORS headers. */
+  allowedOrigins?: readonly string[];
 }
 
 /** What {@link FastGenServer.drain} did. */
@@ -94,7 +103,7 @@ type Handler = (body: Record<string, unknown>, trace: RequestTrace) => Response 
 
 /** Longest path kept in a trace (the log line), in characters. */
 const MAX_LOGGED_PATH = 256;
-const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions"]);
+const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions", "/v1/responses"]);
 /** Bun's default idleTimeout, in seconds. */
 export const DEFAULT_IDLE_TIMEOUT_S = 10;
 
@@ -116,6 +125,8 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     createdAt: Math.floor(Date.now() / 1000),
     logger,
     draining: false,
+    ignoredFields: new IgnoredFields(logger),
+    samplingDefaults: samplingDefaultsFrom(engine.tokenizer.generationConfig ?? {}, options.generationConfig),
     streamLimits: {
       maxBytes: options.streamLimits?.maxBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
       stallMs: options.streamLimits?.stallMs ?? DEFAULT_STREAM_STALL_S * 1000,
@@ -125,6 +136,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
   const bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_S * 1000;
   const idleTimeoutS = options.idleTimeoutS ?? DEFAULT_IDLE_TIMEOUT_S;
   const traces = new WeakMap<Request, RequestTrace>();
+  const cors = options.allowedOrigins?.length ? new CorsPolicy(options.allowedOrigins) : null;
   const open = new OpenRequests();
   const bounds = new ClientBounds(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, idleTimeoutS);
   const onEnd = (trace: RequestTrace) => {
@@ -217,6 +229,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     );
   post("/v1/completions", (body, trace) => handleCompletions(ctx, body, trace));
   post("/v1/chat/completions", (body, trace) => handleChatCompletions(ctx, body, trace));
+  post("/v1/responses", (body, trace) => handleResponses(ctx, body, trace));
   post("/tokenize", (body) => handleTokenize(ctx, body));
   post("/detokenize", (body) => handleDetokenize(ctx, body));
 
@@ -229,7 +242,11 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     open.add(trace);
     const refused = bounds.arrive(trace, received, server);
     let res: Response;
-    if (refused) {
+    const preflight = refused ? null : (cors?.preflight(request) ?? null);
+    if (preflight) {
+      ctx.metrics.countRequest("preflight", preflight.status);
+      res = preflight;
+    } else if (refused) {
       ctx.metrics.countRequest("too_many_connections", 503);
       res = fail(request, refused);
     } else if (apiKey && path !== "/health" && !keyMatches(request.headers.get("authorization"), apiKey)) {
@@ -252,6 +269,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       res = new Response(res.body, res); // immutable headers (a fetched Response): copy it
       res.headers.set("x-request-id", trace.id);
     }
+    cors?.decorate(request, res);
     if (ctx.draining) res.headers.set("connection", "close");
     trace.closesConnection = res.headers.get("connection")?.toLowerCase() === "close" || request.headers.get("connection")?.toLowerCase() === "close";
     trace.responded(res.status);

@@ -118,3 +118,30 @@ export function chatLogprobs(lps: TokenLogprob[], topK: number, strings: TokenSt
     })),
   };
 }
+
+/** One entry of vLLM's prompt_logprobs: a token's logprob, its rank (1 = most likely; null when not in the top list) and its text. */
+export interface VllmLogprob {
+  logprob: number;
+  rank: number | null;
+  decoded_token: string;
+}
+
+/**
+ * vLLM's `prompt_logprobs`: per prompt token, null for the first (nothing precedes it), else
+ * { "<id>": {...} } for the token itself and its top `topK` alternatives.
+ */
+export function vllmPromptLogprobs(prompt: (TokenLogprob | null)[], topK: number, strings: TokenStrings): (Record<string, VllmLogprob> | null)[] {
+  return prompt.map((lp) => {
+    if (!lp) return null;
+    const top = lp.top.slice(0, topK);
+    const rankOf = (id: number) => {
+      const i = lp.top.findIndex(([t]) => t === id);
+      return i >= 0 ? i + 1 : null;
+    };
+    const out: Record<string, VllmLogprob> = { [lp.id]: { logprob: finite(lp.logprob), rank: rankOf(lp.id), decoded_token: strings.of(lp.id) } };
+    top.forEach(([id, logprob], i) => {
+      if (!(id in out)) out[id] = { logprob: finite(logprob), rank: i + 1, decoded_token: strings.of(id) };
+    });
+    return out;
+  });
+}

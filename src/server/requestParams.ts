@@ -1,9 +1,10 @@
 /**
  * Typed, range-checked access to a request body's fields. Every read marks the key as known;
- * `rejectUnknown()` then turns any other key into a 400 naming it, so nothing is silently ignored.
+ * `ignoreUnknown()` then logs any other key (once per name) and the request goes on, as in vLLM.
  * A field set to null counts as not given (some clients send every field).
  */
-import { invalidParam, unsupportedParam } from "./errors";
+import { invalidParam } from "./errors";
+import type { IgnoredFields } from "./ignoredFields";
 
 /** Range of a numeric field; bounds are inclusive unless marked exclusive. */
 export interface NumberRange {
@@ -110,10 +111,16 @@ export class RequestParams {
     return v as Record<string, unknown>;
   }
 
-  /** Throws a 400 naming the first field that no getter read (and that is not null). */
-  rejectUnknown(): void {
-    for (const [key, v] of Object.entries(this.body)) {
-      if (!this.read.has(key) && v !== null) throw unsupportedParam(key);
-    }
+  /** The fields no getter read (null ones aside). */
+  unknownKeys(): string[] {
+    return Object.entries(this.body)
+      .filter(([key, v]) => !this.read.has(key) && v !== null)
+      .map(([key]) => key);
+  }
+
+  /** Logs the fields no getter read (once per name, see ignoredFields.ts); they are ignored. */
+  ignoreUnknown(log: IgnoredFields, endpoint: string): void {
+    const unknown = this.unknownKeys();
+    if (unknown.length > 0) log.note(endpoint, unknown);
   }
 }

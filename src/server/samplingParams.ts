@@ -8,6 +8,9 @@ import { MAX_STOP_STRING_CHARS, MAX_STOP_STRINGS } from "../engine/stopStrings";
 import { invalidParam, unsupportedParam } from "./errors";
 import type { RequestParams } from "./requestParams";
 import { checkNumber } from "./requestParams";
+import { withSamplingDefaults } from "./samplingDefaults";
+import type { ServerContext } from "./serverContext";
+import { readVllmSampling } from "./vllmParams";
 
 /** Most samples one request may ask for. */
 export const MAX_N = 128;
@@ -19,8 +22,10 @@ export type SamplingBase = Omit<SamplingOptions, "maxTokens" | "logprobs">;
 /** The shared sampling fields of a request. */
 export interface ParsedSampling {
   sampling: SamplingBase;
-  /** max_completion_tokens or max_tokens, when given. */
+  /** max_completion_tokens or max_tokens, when given (capped by generation_config's max_new_tokens). */
   maxTokens?: number;
+  /** The most tokens any request may generate (generation_config's max_new_tokens; else Infinity). */
+  maxTokensCap: number;
   n: number;
 }
 
@@ -28,11 +33,14 @@ export interface ParsedSampling {
 export interface StreamParams {
   stream: boolean;
   includeUsage: boolean;
+  /** vLLM's continuous_usage_stats: every chunk carries the usage so far. */
+  continuousUsage: boolean;
 }
 
-function readMaxTokens(p: RequestParams): number | undefined {
-  const legacy = p.integer("max_tokens", { min: 1 });
-  const modern = p.integer("max_completion_tokens", { min: 1 });
+function readMaxTokens(p: RequestParams, allowZero: boolean): number | undefined {
+  const min = allowZero ? 0 : 1;
+  const legacy = p.integer("max_tokens", { min });
+  const modern = p.integer("max_completion_tokens", { min });
   if (legacy !== undefined && modern !== undefined && legacy !== modern)
     throw invalidParam("max_completion_tokens", "'max_tokens' and 'max_completion_tokens' disagree: give only one.");
   return modern ?? legacy;
@@ -63,9 +71,20 @@ function readStop(p: RequestParams): string[] | undefined {
   return stop;
 }
 
-/** Reads the shared sampling fields (and best_of, which must equal n). */
-export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedSampling {
-  const maxTokens = readMaxTokens(p);
+/**
+ * Reads the shared sampling fields (and best_of, which must equal n, and vLLM's extras); fields
+ * left unset take the model's generation_config defaults (samplingDefaults.ts).
+ * `allowZeroMaxTokens`: max_tokens 0 is prompt scoring (completions with echo).
+ */
+export function readSamplingParams(
+  p: RequestParams,
+  ctx: Pick<ServerContext, "tokenizer" | "samplingDefaults">,
+  allowZeroMaxTokens = false,
+): ParsedSampling {
+  const vocabSize = ctx.tokenizer.vocabSize;
+  const maxTokensCap = ctx.samplingDefaults.maxTokens ?? Infinity;
+  const asked = readMaxTokens(p, allowZeroMaxTokens);
+  const maxTokens = asked === undefined ? undefined : Math.min(asked, maxTokensCap);
   const minTokens = p.integer("min_tokens", { min: 0 });
   if (minTokens !== undefined && maxTokens !== undefined && minTokens > maxTokens)
     throw invalidParam("min_tokens", `'min_tokens' (${minTokens}) must not exceed max tokens (${maxTokens}).`);
@@ -92,26 +111,26 @@ export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedS
     repetitionPenalty: p.number("repetition_penalty", { min: 0, minExclusive: true, max: 2 }),
     logitBias: readLogitBias(p, vocabSize),
     n,
+    ...readVllmSampling(p, ctx.tokenizer),
   };
   p.string("user"); // accepted for compatibility; it only tags the request on OpenAI's side
   for (const k of Object.keys(sampling) as (keyof SamplingBase)[]) if (sampling[k] === undefined) delete sampling[k];
-  return { sampling, maxTokens, n };
+  return { sampling: withSamplingDefaults(sampling, ctx.samplingDefaults), maxTokens, maxTokensCap, n };
 }
 
-/** Reads stream and stream_options (only include_usage is supported). */
+/** Reads stream and stream_options (include_usage, vLLM's continuous_usage_stats; other keys are ignored). */
 export function readStreamParams(p: RequestParams): StreamParams {
   const stream = p.boolean("stream") ?? false;
   const options = p.object("stream_options");
-  if (options === undefined) return { stream, includeUsage: false };
+  if (options === undefined) return { stream, includeUsage: false, continuousUsage: false };
   if (!stream) throw invalidParam("stream_options", "'stream_options' is only allowed when 'stream' is true.");
-  let includeUsage = false;
-  for (const [key, v] of Object.entries(options)) {
-    if (key !== "include_usage") throw unsupportedParam(`stream_options.${key}`);
-    if (v !== null && typeof v !== "boolean")
-      throw invalidParam("stream_options.include_usage", "'stream_options.include_usage' must be a boolean.");
-    includeUsage = v === true;
-  }
-  return { stream, includeUsage };
+  const flag = (key: string): boolean => {
+    const v = options[key];
+    if (v !== undefined && v !== null && typeof v !== "boolean")
+      throw invalidParam(`stream_options.${key}`, `'stream_options.${key}' must be a boolean.`);
+    return v === true;
+  };
+  return { stream, includeUsage: flag("include_usage"), continuousUsage: flag("continuous_usage_stats") };
 }
 
 /** Settles max tokens: the request's value, else `fallback`; prompt + max tokens must fit the context. */

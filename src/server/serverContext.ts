@@ -7,8 +7,10 @@ import type { Logger } from "../ops/logger";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { modelNotFound } from "./errors";
 import type { EngineHealth } from "./health";
+import type { IgnoredFields } from "./ignoredFields";
 import type { ServerMetrics } from "./metrics";
 import type { RequestParams } from "./requestParams";
+import type { SamplingDefaults } from "./samplingDefaults";
 import type { StreamLimits } from "./streamBuffer";
 
 /** Per-server state handed to every handler. */
@@ -33,6 +35,10 @@ export interface ServerContext {
   logger: Logger;
   /** True once a shutdown began: new generation requests and /health get 503. */
   draining: boolean;
+  /** Sampling defaults from generation_config.json for fields a request leaves unset (--generation-config). */
+  samplingDefaults: SamplingDefaults;
+  /** Logs the unknown request fields that are ignored (once per name). */
+  ignoredFields: IgnoredFields;
   /** How much unread output a stream may hold, and for how long, before it is aborted (streamBuffer.ts). */
   streamLimits: StreamLimits;
 }

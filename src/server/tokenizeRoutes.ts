@@ -24,14 +24,14 @@ export async function handleTokenize(ctx: ServerContext, body: Record<string, un
     const addGenerationPrompt = p.boolean("add_generation_prompt") ?? true;
     const extra = p.object("chat_template_kwargs");
     const addSpecial = p.boolean("add_special_tokens") ?? false;
-    p.rejectUnknown();
+    p.ignoreUnknown(ctx.ignoredFields, "/tokenize");
     const options = { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars, addSpecialTokens: addSpecial };
     tokens = (await renderMessages(ctx.tokenizer, messages, options)).ids;
   } else {
     const prompt = p.string("prompt");
     if (prompt === undefined) throw invalidParam("prompt", "'prompt' (a string) or 'messages' is required.");
     const addSpecial = p.boolean("add_special_tokens") ?? true;
-    p.rejectUnknown();
+    p.ignoreUnknown(ctx.ignoredFields, "/tokenize");
     checkTextLength("prompt", prompt, ctx.maxPromptChars);
     [tokens] = (await encodeTexts(ctx.tokenizer, [prompt], { addSpecialTokens: addSpecial })) as [number[]];
   }
@@ -52,6 +52,6 @@ export function handleDetokenize(ctx: ServerContext, body: Record<string, unknow
   // no sequence of this model is longer; the cap keeps one request from holding the serving thread
   if (tokens.length > ctx.engine.maxModelLen)
     throw invalidParam("tokens", `'tokens' holds ${tokens.length} ids; at most ${ctx.engine.maxModelLen} (the model's context) are accepted.`);
-  p.rejectUnknown();
+  p.ignoreUnknown(ctx.ignoredFields, "/detokenize");
   return jsonResponse({ prompt: ctx.tokenizer.decode(tokens) });
 }

@@ -71,6 +71,8 @@ export class Tokenizer {
   /** Explicit add_bos_token / add_eos_token of tokenizer_config.json (null: the post-processor decides). */
   readonly addBosToken: boolean | null;
   readonly addEosToken: boolean | null;
+  /** generation_config.json as read ({} when absent): the server takes sampling defaults from it. */
+  readonly generationConfig: Readonly<Json>;
   private readonly specialIds: ReadonlySet<number>;
   /** Workers for long texts, started on first need (see tokenizerPool.ts). */
   private pool: TokenizerPool | null = null;
@@ -82,6 +84,7 @@ export class Tokenizer {
   ) {
     const tc = files.tokenizerConfig ?? {};
     const gc = files.generationConfig ?? {};
+    this.generationConfig = gc;
     const vocab = (hf.model as unknown as { vocab: unknown[] }).vocab;
     this.vocabSize = vocab.length;
     this.bosToken = tokenString(tc.bos_token);

@@ -52,7 +52,7 @@ describe("serve flags for gRPC and replicas", () => {
   });
 
   test("defaults: gRPC on 50050, no replicas", () => {
-    expect(replicaFlagsFrom({})).toEqual({ grpcPort: 50050, frontEnd: { replicas: undefined, gpusPerReplica: undefined, remote: [], policy: undefined } });
+    expect(replicaFlagsFrom({})).toEqual({ grpcPort: undefined, frontEnd: { replicas: undefined, gpusPerReplica: undefined, remote: [], policy: undefined } });
   });
 
   test("parses replicas, remote addresses and the policy", () => {

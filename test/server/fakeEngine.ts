@@ -15,7 +15,7 @@ export const FAKE_CHAT_TEMPLATE =
   "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
 
 /** A tokenizer with one token per printable ASCII character (id = code - 29), BOS 0, EOS 1. */
-export function charTokenizer(chatTemplate: string | null = FAKE_CHAT_TEMPLATE): Tokenizer {
+export function charTokenizer(chatTemplate: string | null = FAKE_CHAT_TEMPLATE, generationConfig?: Record<string, unknown>): Tokenizer {
   const vocab: Record<string, number> = { "<s>": BOS_ID, "</s>": EOS_ID, "<unk>": 2 };
   for (let c = 32; c < 127; c++) vocab[String.fromCharCode(c)] = c - 29;
   vocab["\n"] = 98;
@@ -36,6 +36,7 @@ export function charTokenizer(chatTemplate: string | null = FAKE_CHAT_TEMPLATE):
       model: { type: "BPE", vocab, merges: [], unk_token: "<unk>", dropout: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false },
     },
     tokenizerConfig: { bos_token: "<s>", eos_token: "</s>", ...(chatTemplate !== null ? { chat_template: chatTemplate } : {}) },
+    generationConfig,
   });
 }
 

@@ -1,0 +1,108 @@
+/**
+ * The Responses API's objects in OpenAI's shapes: the `response` (whole, or as a stream's
+ * snapshots), its one assistant `message` output item and that item's `output_text` part.
+ *
+ *   response { id: "resp_…", object: "response", status, output: [message], usage, ... }
+ *     message { id: "msg_…", type: "message", role: "assistant", status, content: [output_text] }
+ *       output_text { type: "output_text", text, annotations: [], logprobs: [] }
+ *
+ * A generation stopped by max_output_tokens is `incomplete` (reason "max_output_tokens").
+ */
+import type { FinishReason } from "../../engine/types";
+import type { ChatTokenLogprob } from "../logprobs";
+import type { ResponsesPlan } from "./responsesRequest";
+
+/** A response's status (OpenAI's values that FastGen produces). */
+export type ResponseStatus = "in_progress" | "completed" | "incomplete";
+
+/** Usage in the Responses API's shape. */
+export interface ResponseUsage {
+  input_tokens: number;
+  input_tokens_details: { cached_tokens: number };
+  output_tokens: number;
+  output_tokens_details: { reasoning_tokens: number };
+  total_tokens: number;
+}
+
+/** What the stream has produced so far (or in all). */
+export interface ResponseState {
+  id: string;
+  messageId: string;
+  createdAt: number;
+  text: string;
+  logprobs: ChatTokenLogprob[];
+  inputTokens: number;
+  outputTokens: number;
+  finishReason: FinishReason | null;
+}
+
+/** Ids with OpenAI's prefixes (`resp_`, `msg_`). */
+export const responseId = (prefix: "resp" | "msg") => `${prefix}_${crypto.randomUUID().replace(/-/g, "")}`;
+
+/** The status a finished generation gives its response. */
+export function statusOf(finish: FinishReason | null): ResponseStatus {
+  if (finish === null) return "in_progress";
+  return finish === "stop" ? "completed" : "incomplete";
+}
+
+export function responseUsage(inputTokens: number, outputTokens: number): ResponseUsage {
+  return {
+    input_tokens: inputTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: outputTokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: inputTokens + outputTokens,
+  };
+}
+
+/** The output_text part holding `text`. */
+export function outputText(text: string, logprobs: ChatTokenLogprob[] = []) {
+  return { type: "output_text", text, annotations: [], logprobs };
+}
+
+/** The assistant message item; `content` empty while it is being announced. */
+export function messageItem(state: ResponseState, status: ResponseStatus, withContent: boolean) {
+  return {
+    id: state.messageId,
+    type: "message",
+    status,
+    role: "assistant",
+    content: withContent ? [outputText(state.text, state.logprobs)] : [],
+  };
+}
+
+/** The response object: in progress (no output yet) or finished (its message and usage). */
+export function responseBody(plan: ResponsesPlan, state: ResponseState, done: boolean) {
+  const status = done ? statusOf(state.finishReason) : "in_progress";
+  const incomplete = status === "incomplete" ? { reason: state.finishReason === "length" ? "max_output_tokens" : "interrupted" } : null;
+  const s = plan.sampling;
+  return {
+    id: state.id,
+    object: "response",
+    created_at: state.createdAt,
+    status,
+    background: false,
+    error: null,
+    incomplete_details: incomplete,
+    instructions: plan.instructions,
+    max_output_tokens: plan.echo.maxOutputTokens,
+    max_tool_calls: null,
+    model: plan.model,
+    output: done ? [messageItem(state, status, true)] : [],
+    parallel_tool_calls: plan.echo.parallelToolCalls,
+    previous_response_id: null,
+    reasoning: { effort: null, summary: null },
+    service_tier: "default",
+    store: false,
+    temperature: s.temperature ?? 1,
+    text: { format: { type: "text" }, verbosity: "medium" },
+    tool_choice: "auto",
+    tools: [],
+    top_logprobs: plan.topLogprobs ?? 0,
+    top_p: s.topP ?? 1,
+    truncation: "disabled",
+    usage: done ? responseUsage(state.inputTokens, state.outputTokens) : null,
+    user: plan.echo.user,
+    metadata: plan.echo.metadata,
+  };
+}
