@@ -121,6 +121,9 @@ int32_t fg_abi_version(void);
 int32_t fg_cuda_device_count(void);
 /* Threads the CPU backend uses (defaults to every core; FASTGEN_NUM_THREADS overrides). */
 fg_status fg_set_num_threads(int32_t n);
+/* The FASTGEN_* environment variables the library reads (once, at first use), as a JSON array of
+ * {"name", "type": "int"|"flag"|"string", "default", "meaning", "value": the text set or null}. */
+const char *fg_knobs(void);
 
 fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **out);
 fg_status fg_engine_destroy(fg_engine *engine);

@@ -57,7 +57,7 @@ typedef struct fgcu_info {
 // Allocates every rank's weights (bf16 matrices, fp32 vectors): FG_ERR_OUT_OF_MEMORY when they do
 // not fit, FG_ERR_DEVICE without enough devices, FG_ERR_UNSUPPORTED without cuBLASLt (or NCCL
 // when tp > 1). collective_timeout_ms: how long a step may wait on a collective before the
-// group is declared failed (0 = 120 s; FASTGEN_TP_TIMEOUT_MS overrides).
+// group is declared failed (0: FASTGEN_TP_TIMEOUT_MS when set, else 120 s).
 int fgcu_group_create(const fgcu_model *m, int32_t tensor_parallel, int32_t collective_timeout_ms,
                       fgcu_group **out, char *err);
 void fgcu_group_destroy(fgcu_group *g);

@@ -78,8 +78,7 @@ namespace fgcu {
 
 bool pdl_enabled() {
   static int major[64];  // per device: 0 unknown, else compute capability major + 1
-  static const bool off = env_off("FASTGEN_PDL");
-  if (off) return false;
+  if (!fg_knob_int(FG_KNOB_PDL)) return false;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
   if (!major[dev]) {
@@ -177,8 +176,7 @@ int fgcu::engine_create(const fgcu_model *full, int device, int rank, int tp, fg
     return fail(FG_ERR_DEVICE);
   }
   if (int rc = gemm_create(&e->gemm, err)) return fail(rc);
-  const char *graphs = getenv("FASTGEN_CUDA_GRAPHS");
-  e->graphs_on = !(graphs && graphs[0] == '0');
+  e->graphs_on = fg_knob_int(FG_KNOB_CUDA_GRAPHS);
   e->prof = profiler_create();
 
   Bump mat, vec;

@@ -115,7 +115,7 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   a.window = window, a.scale = 1.f / sqrtf((float)hd);
   FGCU_CHECK(paged_attention(a, sc.stream, err));
   // Bench hook: FASTGEN_ATTN_TIMING=<file> appends the median of 20 timed launches (ms).
-  if (const char *path = getenv("FASTGEN_ATTN_TIMING")) {
+  if (const char *path = fg_knob_str(FG_KNOB_ATTN_TIMING); path[0]) {
     float ms[20];
     cudaEvent_t t0, t1;
     FGCU_TRY(cudaEventCreate(&t0));

@@ -174,8 +174,9 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
   }
   fgcu_group *g = new fgcu_group();
   g->tp = tp;
-  const char *env = getenv("FASTGEN_TP_TIMEOUT_MS");
-  g->timeout_ms = env && atoi(env) > 0 ? atoi(env) : timeout_ms > 0 ? timeout_ms : kDefaultTimeoutMs;
+  // The spec's (the ABI's) timeout wins; the environment only fills in when the spec has none.
+  const int env_timeout_ms = fg_knob_int(FG_KNOB_TP_TIMEOUT_MS);
+  g->timeout_ms = timeout_ms > 0 ? timeout_ms : env_timeout_ms > 0 ? env_timeout_ms : kDefaultTimeoutMs;
   auto fail = [&](int rc) {
     fgcu_group_destroy(g);
     return rc;
@@ -192,7 +193,7 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
       return fail(FG_ERR_DEVICE);
     }
   }
-  const char *fault = getenv("FASTGEN_TP_FAULT_RANK");  // test hook: that rank skips collectives
+  const int fault = fg_knob_int(FG_KNOB_TP_FAULT_RANK);  // test hook: that rank skips collectives
   for (int r = 0; r < tp; r++) {
     if (int rc = set_device(r, err)) return fail(rc);
     if (int rc = engine_create(m, r, r, tp, &g->ranks[r], err)) {
@@ -205,7 +206,7 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
     }
     g->ranks[r]->nccl = g->nccl;
     g->ranks[r]->comm = g->comms[r];
-    g->ranks[r]->skip_collectives = tp > 1 && fault && atoi(fault) == r;
+    g->ranks[r]->skip_collectives = tp > 1 && fault == r;
     g->ranks[r]->rendezvous = rendezvous;
     g->ranks[r]->group = g;
   }
