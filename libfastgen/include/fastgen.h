@@ -50,7 +50,8 @@
  *   collective_timeout_ms  0 (= 120 s): a step whose collectives do not finish in time fails
  *                     with FG_ERR_DEVICE and the engine refuses further steps
  *
- * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch)
+ * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch;
+ * fg_spec_tensors gives the list for one spec, from the library's table, core/tensor_kinds.h)
  *   embed                 [vocab, embed_dim]
  *   pos_embed             [max_position_embeddings, hidden]  (positions "learned"; row p = position p,
  *                         so OPT's offset of 2 is dropped by the loader)
@@ -124,6 +125,9 @@ fg_status fg_set_num_threads(int32_t n);
 /* The FASTGEN_* environment variables the library reads (once, at first use), as a JSON array of
  * {"name", "type": "int"|"flag"|"string", "default", "meaning", "value": the text set or null}. */
 const char *fg_knobs(void);
+/* The canonical tensors a spec needs, as JSON [[name, [dims...]], ...] in the table's order;
+ * *out_json stays valid on this thread until its next call. FG_ERR_INVALID_ARGUMENT for a bad spec. */
+fg_status fg_spec_tensors(const char *spec_json, const char **out_json);
 
 fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **out);
 fg_status fg_engine_destroy(fg_engine *engine);

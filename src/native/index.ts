@@ -14,5 +14,6 @@ export {
   setNumThreads,
 } from "./kernels";
 export type { LibraryKnob, MoeRouting } from "./kernels";
+export { specTensors } from "./tensorTable";
 export { pagedAttention, sampleLogits, type AttentionShape } from "./stages";
 export type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";

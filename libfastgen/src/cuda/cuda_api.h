@@ -5,6 +5,7 @@
 #pragma once
 #include <stdint.h>
 
+#include "core/tensor_kinds.h"
 #include "fastgen.h"
 
 extern "C" {
@@ -35,16 +36,6 @@ typedef struct fgcu_model {
   int32_t post_norm;       // norm_position "post": h = norm(h + f(h)) (sequential layout only)
 } fgcu_model;
 
-// Where a canonical tensor goes (layer tensors take their layer index).
-typedef enum fgcu_slot {
-  FGCU_EMBED, FGCU_POS_EMBED, FGCU_FINAL_NORM, FGCU_FINAL_NORM_BIAS, FGCU_LM_HEAD, FGCU_LM_HEAD_BIAS,
-  FGCU_ATTN_NORM, FGCU_ATTN_NORM_BIAS, FGCU_Q, FGCU_K, FGCU_V, FGCU_Q_BIAS, FGCU_K_BIAS, FGCU_V_BIAS,
-  FGCU_O, FGCU_O_BIAS, FGCU_MLP_NORM, FGCU_MLP_NORM_BIAS, FGCU_GATE, FGCU_GATE_BIAS, FGCU_UP,
-  FGCU_UP_BIAS, FGCU_DOWN, FGCU_DOWN_BIAS,
-  FGCU_ROUTER, FGCU_EXPERT_GATE, FGCU_EXPERT_GATE_BIAS, FGCU_EXPERT_UP, FGCU_EXPERT_UP_BIAS,
-  FGCU_EXPERT_DOWN, FGCU_EXPERT_DOWN_BIAS, FGCU_EMBED_PROJ_IN, FGCU_EMBED_PROJ_OUT,
-} fgcu_slot;
-
 typedef struct fgcu_group fgcu_group;
 
 typedef struct fgcu_info {
@@ -63,8 +54,9 @@ int fgcu_group_create(const fgcu_model *m, int32_t tensor_parallel, int32_t coll
 void fgcu_group_destroy(fgcu_group *g);
 // Copies one whole tensor (numel elements of dtype; the core checked name and shape); each rank
 // keeps its shard.
-// expert: the expert index for FGCU_EXPERT_* slots, else ignored.
-int fgcu_group_load(fgcu_group *g, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+// kind: an fg_tensor_kind (core/tensor_kinds.h); layer and expert: its indices, -1 when the kind
+// has none.
+int fgcu_group_load(fgcu_group *g, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                     const void *data, uint64_t numel, char *err);
 // Allocates workspaces, then the KV pool on every rank: num_blocks, or the most blocks that
 // memory_fraction (0 = 0.9) of every rank's free memory holds. block_size 0 picks one from head_dim.

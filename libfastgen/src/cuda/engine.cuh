@@ -155,7 +155,7 @@ namespace fgcu {
 int engine_create(const fgcu_model *full, int device, int rank, int tp, fgcu_engine **out, char *err);
 void engine_destroy(fgcu_engine *e);
 // data: the whole tensor (numel elements); the rank copies its shard.
-int engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+int engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                 const void *data, uint64_t numel, char *err);
 // Workspaces for the initial shapes, then how many KV blocks of block_size fit in
 // memory_fraction of what is left.

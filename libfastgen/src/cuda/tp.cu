@@ -254,11 +254,11 @@ extern "C" void fgcu_group_destroy(fgcu_group *g) {
   delete g;
 }
 
-extern "C" int fgcu_group_load(fgcu_group *g, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+extern "C" int fgcu_group_load(fgcu_group *g, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                                const void *data, uint64_t numel, char *err) {
   for (int r = 0; r < g->tp; r++) {
     FGCU_CHECK(set_device(g->ranks[r]->device, err));
-    FGCU_CHECK(engine_load(g->ranks[r], layer, expert, slot, dtype, data, numel, err));
+    FGCU_CHECK(engine_load(g->ranks[r], layer, expert, kind, dtype, data, numel, err));
   }
   return 0;
 }
