@@ -6,7 +6,7 @@
 import { BENCH_HELP, benchCommand } from "./cli/bench";
 import { GENERATE_HELP, generateCommand } from "./cli/generate";
 import { helpEnvText } from "./cli/helpEnv";
-import { UsageError } from "./cli/engineFlags";
+import { UsageError } from "./ops/engineFlags";
 import { REPLICA_HELP, replicaCommand } from "./cli/replica";
 import { SERVE_HELP, serveCommand } from "./cli/serve";
 

@@ -3,10 +3,10 @@
  * --replica the engine is a load balancer over replica processes; otherwise it runs in-process.
  */
 import type { ReplicaFrontEndOptions } from "../lb/frontEnd";
-import { DEFAULT_GRPC_PORT } from "../lb/deployment";
+import { DEFAULT_GRPC_PORT } from "../deploy/serve";
 import type { RoutingPolicy } from "../lb/router";
 import { ROUTING_POLICIES } from "../lb/router";
-import { UsageError, intFlag } from "./engineFlags";
+import { UsageError, intFlag } from "../ops/engineFlags";
 
 export const REPLICA_FLAG_SPEC = {
   "grpc-port": { type: "string" },

@@ -6,7 +6,7 @@
  */
 import { basename, resolve } from "node:path";
 import type { EngineOptions } from "../engine/options";
-import { ENGINE_FLAG_SPEC } from "../cli/engineFlags";
+import { ENGINE_FLAG_SPEC } from "../ops/engineFlags";
 import { RemoteEngine } from "../grpc/remoteEngine";
 import { Tokenizer } from "../tokenizer/tokenizer";
 import { placeReplicas } from "./devices";

@@ -11,7 +11,7 @@ import { ARCHITECTURES } from "./arch";
 import type { ArchWeights, Splitter, Target, TensorPiece } from "./arch/types";
 import { FastgenError, specTensors } from "../native";
 import { ModelLoadError } from "./errors";
-import type { ModelSpec } from "./spec";
+import type { ModelSpec } from "../native/modelSpec";
 
 export { ModelLoadError };
 

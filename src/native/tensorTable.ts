@@ -1,6 +1,6 @@
 /** The canonical tensors a model spec needs, from libfastgen's one tensor table (core/tensor_kinds.h). */
 import { CString, type Pointer } from "bun:ffi";
-import type { ModelSpec } from "../model/spec";
+import type { ModelSpec } from "./modelSpec";
 import { check, cString, lib } from "./lib";
 
 /**
