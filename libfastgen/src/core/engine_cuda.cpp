@@ -47,7 +47,7 @@ void fg_engine::cuda_create() {
   m.num_experts = (int32_t)s.num_experts, m.experts_per_tok = (int32_t)s.num_experts_per_tok;
   m.embed_dim = s.embed_dim, m.post_norm = s.post_norm;
   char err[512] = "";
-  check(fgcu_group_create(&m, (int32_t)s.tensor_parallel, (int32_t)s.collective_timeout_ms, &cuda_, err), err);
+  check(fgcu_engine_create(&m, (int32_t)s.tensor_parallel, (int32_t)s.collective_timeout_ms, &cuda_, err), err);
 }
 
 void fg_engine::cuda_load(const char *name, int32_t dtype, const void *data, uint64_t nbytes) {
@@ -55,7 +55,7 @@ void fg_engine::cuda_load(const char *name, int32_t dtype, const void *data, uin
   if (!t) fg::raise(FG_ERR_INTERNAL, "load_tensor '%s': not in the tensor table", name);
   const uint64_t numel = nbytes / (dtype == FG_F32 ? 4 : 2);
   char err[512] = "";
-  check(fgcu_group_load(cuda_, t->layer, t->expert, t->kind, dtype, data, numel, err), err);
+  check(fgcu_engine_load(cuda_, t->layer, t->expert, t->kind, dtype, data, numel, err), err);
 }
 
 void fg_engine::cuda_finalize(const fg_kv_config *kv) {
@@ -69,12 +69,12 @@ void fg_engine::cuda_finalize(const fg_kv_config *kv) {
     fg::raise(FG_ERR_INVALID_ARGUMENT, "kv config: memory_fraction must be in [0, 1], got %g",
               (double)kv->memory_fraction);
   char err[512] = "";
-  check(fgcu_group_finalize(cuda_, kv->block_size, kv->num_blocks, kv->memory_fraction, &cuda_info_, err), err);
+  check(fgcu_engine_finalize(cuda_, kv->block_size, kv->num_blocks, kv->memory_fraction, &cuda_info_, err), err);
   cuda_finalized_ = true;
 }
 
 void fg_engine::cuda_step(const fg_batch *b, fg_step_output *out) {
   fg::validate_batch(spec_, cuda_info_.num_blocks, cuda_info_.block_size, b, out);
   char err[512] = "";
-  check(fgcu_group_step(cuda_, b, out, err), err);
+  check(fgcu_engine_step(cuda_, b, out, err), err);
 }

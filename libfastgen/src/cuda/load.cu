@@ -1,4 +1,4 @@
-// Loading one tensor into a rank (engine_load): cut the rank's shard out of the whole tensor
+// Loading one tensor into a rank (rank_load): cut the rank's shard out of the whole tensor
 // (tensor parallelism; tp == 1 keeps it all), convert it to bf16 (matrices) or fp32 (vectors)
 // through a pinned staging buffer, and copy it to its place in the weight arenas (engine.cu).
 #include <stdlib.h>
@@ -55,7 +55,7 @@ struct Shard {
   uint64_t r0 = 0, nr = 0, c0 = 0, nc = 0, C = 1;
 };
 
-Shard shard_of(const fgcu_engine *e, int32_t kind, uint64_t numel) {
+Shard shard_of(const fgcu_rank *e, int32_t kind, uint64_t numel) {
   const fgcu_model &f = e->full, &m = e->m;
   const uint64_t H = f.hidden_size, hd = f.head_dim;
   Shard s;
@@ -90,7 +90,7 @@ Shard shard_of(const fgcu_engine *e, int32_t kind, uint64_t numel) {
 
 }  // namespace
 
-int fgcu::engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
+int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                       const void *data, uint64_t numel, char *err) {
   const fgcu_model &m = e->m;
   const size_t H = m.hidden_size;
