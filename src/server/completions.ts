@@ -11,8 +11,8 @@ import { collectChoices, startGeneration, streamFailed, usage } from "./generati
 import type { CompletionLogprobs } from "./logprobs";
 import { TokenStrings, completionLogprobs, withPromptLogprobs } from "./logprobs";
 import { RequestParams } from "./requestParams";
-import type { StreamParams } from "./samplingParams";
-import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingParams";
+import type { StreamParams } from "./samplingFields";
+import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingFields";
 import type { ServerContext } from "./serverContext";
 import { newId, readModel, unixNow } from "./serverContext";
 import type { RequestTrace } from "./requestTrace";
