@@ -241,9 +241,9 @@ fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out)
 fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count);
 fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
 
-/* CUDA smoke kernel (also built into CPU-only libraries, where it returns FG_ERR_UNSUPPORTED):
- * out[i] = x[i] * rsqrt(mean(x^2) + eps) * w[i] for each of `rows` rows of width `cols`, run
- * on device 0 with host buffers. Checked against the CPU twin in test/gpu. */
+/* Test hooks: the model's RMSNorm kernel on CUDA device 0 (cols <= 16384; FG_ERR_UNSUPPORTED in
+ * CPU-only libraries) and the CPU backend's, on host buffers: out[i] = x[i] * rsqrt(mean(x^2) +
+ * eps) * w[i] for each of `rows` rows of width `cols`. test/gpu holds one against the other. */
 fg_status fg_cuda_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows,
                                int32_t cols, float eps);
 fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t rows, int32_t cols,

@@ -10,7 +10,8 @@
 
 extern "C" {
 int32_t fgcu_device_count(void);
-// Smoke op: RMSNorm over host buffers on device 0. x, out: [rows, cols]; w: [cols].
+// Test hook: the model's RMSNorm kernel (norm.cu) over host buffers on device 0.
+// x, out: [rows, cols]; w: [cols]; cols <= 16384.
 int fgcu_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
                       float eps, char *err);
 

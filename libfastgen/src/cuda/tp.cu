@@ -155,6 +155,15 @@ void break_group(fgcu_engine *g, const char *why) {
 
 }  // namespace
 
+extern "C" int32_t fgcu_device_count(void) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
 extern "C" int fgcu_engine_create(const fgcu_model *m, int32_t tp, int32_t timeout_ms, fgcu_engine **out,
                                  char *err) {
   *out = nullptr;
