@@ -53,6 +53,8 @@ pub fn build(b: *std.Build) !void {
         // editing one recompiles the objects (zig does not read nvcc's include graph).
         var headers = std.ArrayList([]const u8).init(b.allocator);
         try headers.append("libfastgen/include/fastgen.h");
+        try headers.append("libfastgen/src/core/knobs.h");
+        try headers.append("libfastgen/src/core/tensor_kinds.h");
         try headers.appendSlice(try listFiles(b, "libfastgen/src/cuda", ".cuh"));
         try headers.appendSlice(try listFiles(b, "libfastgen/src/cuda", ".h"));
         for (try listFiles(b, "libfastgen/src/cuda", ".cu")) |cu| {

@@ -5,7 +5,8 @@
  */
 import { BENCH_HELP, benchCommand } from "./cli/bench";
 import { GENERATE_HELP, generateCommand } from "./cli/generate";
-import { UsageError } from "./cli/engineFlags";
+import { helpEnvText } from "./cli/helpEnv";
+import { UsageError } from "./ops/engineFlags";
 import { REPLICA_HELP, replicaCommand } from "./cli/replica";
 import { SERVE_HELP, serveCommand } from "./cli/serve";
 
@@ -20,7 +21,8 @@ Commands:
   replica    one engine replica serving gRPC only, for a front end on another machine
   bench      load-generator benchmark against an OpenAI-compatible server
 
-Run "fastgen <command> --help" for a command's options.
+Run "fastgen <command> --help" for a command's options, "fastgen --help-env" for the
+FASTGEN_* environment variables of libfastgen.
 
 ${GENERATE_HELP}
 
@@ -47,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "engine-process": // internal: the engine child `fastgen serve` supervises (engineChild.ts)
       await (await import("./engine/engineChild")).runEngineChild();
+      return 0;
+    case "--help-env":
+      console.log(helpEnvText());
       return 0;
     case undefined:
     case "help":

@@ -19,64 +19,24 @@ import type { SamplingOptions } from "./engine/samplingOptions";
 import type { FinishReason, GenerationDelta } from "./engine/types";
 import { AsyncEngine, startEngine } from "./engine/asyncEngine";
 import { defaultModelDir } from "./model/defaultModel";
+import type { PipelineGenerateOptions, PipelineResponse } from "./engine/pipelineOptions";
+import { toSampling } from "./engine/pipelineOptions";
 
-export type { EngineOptions, SamplingOptions, GenerationDelta, FinishReason };
+export type { EngineOptions, SamplingOptions, GenerationDelta, FinishReason, PipelineGenerateOptions, PipelineResponse };
 export { startEngine, AsyncEngine };
 // The engine in a child process that is restarted when it crashes (what `fastgen serve` runs).
 export { startSupervisedEngine, SupervisedEngine } from "./engine/supervisedEngine";
 export { EngineCrashedError, RequestQuarantinedError } from "./engine/engineErrors";
 export { client, FastGenClient, FastGenRpcError } from "./grpc/client";
 export type { ClientGenerateOptions, ClientPrompt, ClientResponse } from "./grpc/client";
-export { serve } from "./lb/deployment";
-export type { ServeHandle, ServeOptions } from "./lb/deployment";
-
-/** Generation options in MII's snake_case names. */
-export interface PipelineGenerateOptions {
-  max_new_tokens?: number;
-  min_new_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-  top_k?: number;
-  min_p?: number;
-  seed?: number;
-  stop?: string | string[];
-  stop_token_ids?: number[];
-  ignore_eos?: boolean;
-  do_sample?: boolean;
-  repetition_penalty?: number;
-}
-
-/** One prompt's result, MII's response shape. */
-export interface PipelineResponse {
-  generated_text: string;
-  prompt_length: number;
-  generated_length: number;
-  finish_reason: FinishReason;
-  token_ids: number[];
-}
+export { serve } from "./deploy/serve";
+export type { ServeHandle, ServeOptions } from "./deploy/serve";
 
 export interface Pipeline {
   (prompts: string | string[], opts?: PipelineGenerateOptions): Promise<PipelineResponse[]>;
   stream(prompt: string, opts?: PipelineGenerateOptions): AsyncIterable<GenerationDelta>;
   readonly engine: AsyncEngine;
   destroy(): Promise<void>;
-}
-
-function toSampling(o: PipelineGenerateOptions = {}): SamplingOptions {
-  const sample = o.do_sample ?? o.temperature !== undefined;
-  return {
-    maxTokens: o.max_new_tokens ?? 128,
-    minTokens: o.min_new_tokens ?? 0,
-    temperature: sample ? (o.temperature ?? 1) : 0,
-    topP: o.top_p ?? 1,
-    topK: o.top_k ?? -1,
-    minP: o.min_p ?? 0,
-    seed: o.seed ?? 0,
-    stop: o.stop === undefined ? [] : Array.isArray(o.stop) ? o.stop : [o.stop],
-    stopTokenIds: o.stop_token_ids ?? [],
-    ignoreEos: o.ignore_eos ?? false,
-    repetitionPenalty: o.repetition_penalty ?? 1,
-  };
 }
 
 let nextId = 0;

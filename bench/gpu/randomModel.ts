@@ -3,7 +3,7 @@
  * NativeEngine, plus the ragged batches and the step timer the benches share. Weights come from
  * one seeded pool, so two engines loaded with the same seed hold the same model (TP=1 vs TP=2).
  */
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 import { expectedTensors } from "../../src/model/weights";
 import type { NativeEngine, StepBatch } from "../../src/native";
 

@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 import { NativeEngine } from "../../src/native";
 import { batchOf, compareGreedy, greedy, loadRandom, shapeSpec, timeSteps } from "./randomModel";
 

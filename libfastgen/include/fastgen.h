@@ -50,7 +50,8 @@
  *   collective_timeout_ms  0 (= 120 s): a step whose collectives do not finish in time fails
  *                     with FG_ERR_DEVICE and the engine refuses further steps
  *
- * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch)
+ * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch;
+ * fg_spec_tensors gives the list for one spec, from the library's table, core/tensor_kinds.h)
  *   embed                 [vocab, embed_dim]
  *   pos_embed             [max_position_embeddings, hidden]  (positions "learned"; row p = position p,
  *                         so OPT's offset of 2 is dropped by the loader)
@@ -121,6 +122,12 @@ int32_t fg_abi_version(void);
 int32_t fg_cuda_device_count(void);
 /* Threads the CPU backend uses (defaults to every core; FASTGEN_NUM_THREADS overrides). */
 fg_status fg_set_num_threads(int32_t n);
+/* The FASTGEN_* environment variables the library reads (once, at first use), as a JSON array of
+ * {"name", "type": "int"|"flag"|"string", "default", "meaning", "value": the text set or null}. */
+const char *fg_knobs(void);
+/* The canonical tensors a spec needs, as JSON [[name, [dims...]], ...] in the table's order;
+ * *out_json stays valid on this thread until its next call. FG_ERR_INVALID_ARGUMENT for a bad spec. */
+fg_status fg_spec_tensors(const char *spec_json, const char **out_json);
 
 fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **out);
 fg_status fg_engine_destroy(fg_engine *engine);
@@ -234,9 +241,9 @@ fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out)
 fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count);
 fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
 
-/* CUDA smoke kernel (also built into CPU-only libraries, where it returns FG_ERR_UNSUPPORTED):
- * out[i] = x[i] * rsqrt(mean(x^2) + eps) * w[i] for each of `rows` rows of width `cols`, run
- * on device 0 with host buffers. Checked against the CPU twin in test/gpu. */
+/* Test hooks: the model's RMSNorm kernel on CUDA device 0 (cols <= 16384; FG_ERR_UNSUPPORTED in
+ * CPU-only libraries) and the CPU backend's, on host buffers: out[i] = x[i] * rsqrt(mean(x^2) +
+ * eps) * w[i] for each of `rows` rows of width `cols`. test/gpu holds one against the other. */
 fg_status fg_cuda_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows,
                                int32_t cols, float eps);
 fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t rows, int32_t cols,

@@ -4,7 +4,7 @@
  * the machine (ps, /proc/PID/cmdline), so the help text steers to the file or the environment.
  */
 import { readFileSync } from "node:fs";
-import { UsageError } from "./engineFlags";
+import { UsageError } from "../ops/engineFlags";
 
 /** The API key flags, for a command's flag spec. */
 export const API_KEY_FLAG_SPEC = {

@@ -8,7 +8,7 @@ import { DEFAULT_IDLE_TIMEOUT_S } from "../server/httpServer";
 import { DEFAULT_MAX_CONNECTIONS } from "../server/connectionLimit";
 import { DEFAULT_BODY_TIMEOUT_S } from "../server/requestBody";
 import { DEFAULT_STREAM_BUFFER_BYTES, DEFAULT_STREAM_STALL_S } from "../server/streamBuffer";
-import { UsageError, floatFlag, intFlag } from "./engineFlags";
+import { UsageError, floatFlag, intFlag } from "../ops/engineFlags";
 
 export const CLIENT_BOUND_FLAG_SPEC = {
   "body-timeout": { type: "string" },

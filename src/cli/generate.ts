@@ -9,7 +9,7 @@ import { EngineCore } from "../engine/engineCore";
 import { runToCompletion } from "../engine/runToCompletion";
 import type { SamplingOptions } from "../engine/samplingOptions";
 import { defaultModelDir } from "../model/defaultModel";
-import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
+import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "../ops/engineFlags";
 
 export const GENERATE_HELP = `Usage: fastgen generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3)... [options]
 

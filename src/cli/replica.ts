@@ -10,8 +10,8 @@ import { createGrpcServer } from "../grpc/grpcServer";
 import { defaultModelDir } from "../model/defaultModel";
 import { mergeConfigFile } from "../ops/configFile";
 import { LOG_FORMATS, Logger, type LogFormat } from "../ops/logger";
-import { DEFAULT_SHUTDOWN_TIMEOUT_S } from "../ops/shutdown";
-import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "./engineFlags";
+import { DEFAULT_SHUTDOWN_TIMEOUT_S } from "../deploy/shutdown";
+import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "../ops/engineFlags";
 import type { ServeDeps } from "./serve";
 import { API_KEY_FLAG_SPEC, apiKeyFrom } from "./apiKey";
 

@@ -5,7 +5,7 @@
 import type { ReplicaFrontEndOptions } from "../lb/frontEnd";
 import type { RoutingPolicy } from "../lb/router";
 import { ROUTING_POLICIES } from "../lb/router";
-import { UsageError, intFlag } from "./engineFlags";
+import { UsageError, intFlag } from "../ops/engineFlags";
 
 export const REPLICA_FLAG_SPEC = {
   "grpc-port": { type: "string" },

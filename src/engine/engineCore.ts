@@ -26,7 +26,7 @@ import { EngineStepError, RequestRejectedError } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "./histogram";
 import { FastgenError, NativeEngine, cudaDeviceCount, setNumThreads } from "../native";
-import type { ModelSpec } from "../model/spec";
+import type { ModelSpec } from "../native/modelSpec";
 import type { StepResult } from "../native";
 import { openModelDir, loadWeights } from "../model/load";
 import { Tokenizer } from "../tokenizer/tokenizer";

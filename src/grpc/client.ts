@@ -10,7 +10,7 @@
  * Failures reject with FastGenRpcError (the gRPC status code and the server's message).
  */
 import type { FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
-import type { PipelineGenerateOptions, PipelineResponse } from "../index";
+import type { PipelineGenerateOptions, PipelineResponse } from "../engine/pipelineOptions";
 import { deltaFromWire, finishFromWire, logprobFromWire, stopReasonFromWire } from "./convert";
 import type { RpcClientOptions } from "./rpcClient";
 import { isServiceError, RpcClient, statusName } from "./rpcClient";

@@ -11,7 +11,7 @@ import type { handleServerStreamingCall, handleUnaryCall, sendUnaryData, ServerU
 import type { Metadata } from "@grpc/grpc-js";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { EngineClient } from "../engine/types";
-import { isReplicated } from "../lb/types";
+import { isReplicated } from "../engine/replicated";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/requestBody";
 import { metricsToWire } from "./convert";
 import { handleGenerate, handleGenerateStream } from "./generateHandlers";

@@ -8,7 +8,7 @@
 import { status } from "@grpc/grpc-js";
 import type { EngineClient, EngineMetrics, GenerateRequest, GenerationDelta } from "../engine/types";
 import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "../engine/types";
-import { ReplicaUnavailableError } from "../lb/errors";
+import { ReplicaUnavailableError } from "../engine/replicaErrors";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { ACCEPTED_KEY, REPLIED_KEY } from "./acceptSignal";
 import { deltaFromWire, metricsFromWire, samplingToWire, uncarriedOptions } from "./convert";

@@ -8,7 +8,7 @@ import type { Metadata } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { EngineClient } from "../engine/types";
 import { EngineOverloadedError } from "../engine/types";
-import { OutstandingWork } from "../lb/outstandingWork";
+import { OutstandingWork } from "../engine/outstandingWork";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import type { ModelLimits } from "./requestCheck";
 import { GrpcError } from "./status";

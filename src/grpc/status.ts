@@ -9,7 +9,7 @@ import { Metadata, status } from "@grpc/grpc-js";
 import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "../engine/types";
 import { REPLIED_KEY } from "./acceptSignal";
 import { EngineCrashedError, RequestQuarantinedError } from "../engine/engineErrors";
-import { NoHealthyReplicaError, ReplicaFailedError, ReplicaUnavailableError } from "../lb/errors";
+import { NoHealthyReplicaError, ReplicaFailedError, ReplicaUnavailableError } from "../engine/replicaErrors";
 
 /** An error a handler throws to answer with a given status code and message. */
 export class GrpcError extends Error {
@@ -34,7 +34,7 @@ export function statusOf(e: unknown): { code: status; details: string } {
   if (e instanceof NoHealthyReplicaError) return { code: status.UNAVAILABLE, details: e.message };
   if (e instanceof EngineOverloadedError) return { code: status.RESOURCE_EXHAUSTED, details: `the server is overloaded: ${e.message}; retry later` };
   if (e instanceof RequestRejectedError) return { code: status.INVALID_ARGUMENT, details: `the engine rejected the request: ${e.message}` };
-  // These messages name no replica address (lb/errors.ts); a bare ReplicaUnavailableError's does, so it gets a generic one.
+  // These messages name no replica address (engine/replicaErrors.ts); a bare ReplicaUnavailableError's does, so it gets a generic one.
   if (e instanceof ReplicaFailedError || e instanceof EngineCrashedError) return { code: status.UNAVAILABLE, details: e.message };
   if (e instanceof ReplicaUnavailableError) return { code: status.UNAVAILABLE, details: "a replica became unavailable while serving the request" };
   // Not retried by gRPC clients' default policies (only UNAVAILABLE is); the message says when it ends.

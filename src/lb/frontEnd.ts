@@ -6,7 +6,7 @@
  */
 import { resolve } from "node:path";
 import type { EngineOptions } from "../engine/options";
-import { ENGINE_FLAG_SPEC } from "../cli/engineFlags";
+import { ENGINE_FLAG_SPEC } from "../ops/engineFlags";
 import { RemoteEngine } from "../grpc/remoteEngine";
 import { modelNameOf } from "../model/modelName";
 import { Tokenizer } from "../tokenizer/tokenizer";

@@ -17,14 +17,14 @@ import { EngineOverloadedError } from "../engine/types";
 import type { QuarantineOptions } from "../engine/quarantine";
 import { PoisonQuarantine, requestFingerprint } from "../engine/quarantine";
 import type { Tokenizer } from "../tokenizer/tokenizer";
-import { NoHealthyReplicaError, ReplicaFailedError, ReplicaUnavailableError } from "./errors";
+import { NoHealthyReplicaError, ReplicaFailedError, ReplicaUnavailableError } from "../engine/replicaErrors";
 import type { HealthCheckOptions } from "./healthChecker";
 import { HealthChecker } from "./healthChecker";
 import type { HeldRequest, ProbedEngine } from "./replica";
 import { Replica } from "./replica";
 import type { RoutingPolicy } from "./router";
 import { Router } from "./router";
-import type { ReplicatedEngine, ReplicaStatus } from "./types";
+import type { ReplicatedEngine, ReplicaStatus } from "../engine/replicated";
 
 /** Options of {@link LoadBalancer}. */
 export interface LoadBalancerOptions extends Omit<HealthCheckOptions, "modelName" | "maxModelLen"> {

@@ -5,9 +5,9 @@
  */
 import type { EngineClient, GenerateRequest, GenerationDelta } from "../engine/types";
 import type { ReplicaHealth } from "../grpc/remoteEngine";
-import { ReplicaUnavailableError } from "./errors";
-import { OutstandingWork } from "./outstandingWork";
-import type { ReplicaStatus } from "./types";
+import { ReplicaUnavailableError } from "../engine/replicaErrors";
+import { OutstandingWork } from "../engine/outstandingWork";
+import type { ReplicaStatus } from "../engine/replicated";
 
 /** An engine the balancer can route to and probe (RemoteEngine, or a test double). */
 export interface ProbedEngine extends EngineClient {

@@ -8,7 +8,7 @@
  */
 import { ARCHITECTURES } from "./arch";
 import { missing, ModelConfigError } from "./configFields";
-import type { ModelSpec } from "./spec";
+import type { ModelSpec } from "../native/modelSpec";
 
 export { ModelConfigError };
 

@@ -3,7 +3,7 @@
  * field (and the object it sits in) when it is missing or malformed.
  */
 import { ModelConfigError } from "./errors";
-import type { ModelSpec, RopeScaling } from "./spec";
+import type { ModelSpec, RopeScaling } from "../native/modelSpec";
 
 export { ModelConfigError };
 

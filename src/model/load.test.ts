@@ -8,7 +8,7 @@ import { ModelConfigError } from "./config";
 import { loadWeights, ModelLoadError, openModelDir } from "./load";
 import { SafetensorsError } from "./safetensors";
 import type { DType } from "./safetensors";
-import type { ModelSpec } from "./spec";
+import type { ModelSpec } from "../native/modelSpec";
 import { expectedTensors, hfNameOf } from "./weights";
 
 const root = mkdtempSync(join(tmpdir(), "fastgen-load-"));

@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { ModelConfigError, configToSpec } from "./config";
 import { openSafetensorsDir } from "./safetensors";
 import type { DType, SafetensorsSet, TensorView } from "./safetensors";
-import type { ModelSpec } from "./spec";
+import type { ModelSpec } from "../native/modelSpec";
 import { ModelLoadError, mapWeights, sliceRows } from "./weights";
 import type { WeightMapping } from "./weights";
 

@@ -192,7 +192,8 @@ describe("fused and renamed tensors of OPT, Falcon, Phi, Mixtral", () => {
   });
 
   test("phi names, LM head bias", () => {
-    const spec = configToSpec({ ...small, model_type: "phi", intermediate_size: 16 });
+    // partial_rotary_factor 1: phi's default 0.5 of head_dim 2 is one rotary dim, which no engine runs
+    const spec = configToSpec({ ...small, model_type: "phi", intermediate_size: 16, partial_rotary_factor: 1 });
     expect(canonicalName(spec, "model.layers.0.self_attn.dense.bias")).toBe("layers.0.o_bias");
     expect(canonicalName(spec, "model.layers.0.mlp.fc2.weight")).toBe("layers.0.down");
     expect(canonicalName(spec, "model.final_layernorm.bias")).toBe("final_norm_bias");
@@ -207,5 +208,16 @@ describe("fused and renamed tensors of OPT, Falcon, Phi, Mixtral", () => {
     expect(Array.from(view)).toEqual([3, 4, 5, 6, 7, 8]);
     expect(view.buffer).toBe(data.buffer);
     expect(Array.from(sliceRows(data, 2, [[5, 1], [0, 2]]))).toEqual([10, 11, 0, 1, 2, 3]);
+  });
+});
+
+describe("the tensor list comes from libfastgen's table (fg_spec_tensors)", () => {
+  test("MoE: each layer's router, then its experts in order; a spec the library rejects is a ModelLoadError", () => {
+    const moe = configToSpec({ ...base, model_type: "mixtral", num_local_experts: 2, num_experts_per_tok: 1 });
+    const names = [...expectedTensors(moe).keys()].filter((n) => n.startsWith("layers.0."));
+    expect(names.slice(-7)).toEqual(["layers.0.router", "layers.0.experts.0.gate", "layers.0.experts.0.up",
+      "layers.0.experts.0.down", "layers.0.experts.1.gate", "layers.0.experts.1.up", "layers.0.experts.1.down"]);
+    expect(expectedTensors(moe).get("layers.1.experts.1.down")).toEqual([8, 16]);
+    expectLoadError(() => expectedTensors({ ...llama, num_heads: 0 }), /model spec rejected/);
   });
 });

@@ -9,8 +9,9 @@
  */
 import { ARCHITECTURES } from "./arch";
 import type { ArchWeights, Splitter, Target, TensorPiece } from "./arch/types";
+import { FastgenError, specTensors } from "../native";
 import { ModelLoadError } from "./errors";
-import type { ModelSpec } from "./spec";
+import type { ModelSpec } from "../native/modelSpec";
 
 export { ModelLoadError };
 
@@ -23,64 +24,18 @@ export interface WeightMapping {
   rows?: [number, number][];
 }
 
-/** The gated MLP kinds (gate, up and down projections). */
-export function isGated(mlp: ModelSpec["mlp"]): boolean {
-  return mlp.startsWith("gated_");
-}
-
-/** Canonical name -> expected shape, for every tensor `spec` needs (fastgen.h's list). */
+/**
+ * Canonical name -> expected shape, for every tensor `spec` needs: libfastgen's tensor table
+ * (fg_spec_tensors), so the loader checks a checkpoint against the list the engine will.
+ * @throws ModelLoadError when libfastgen rejects the spec.
+ */
 export function expectedTensors(spec: ModelSpec): Map<string, number[]> {
-  const { hidden_size: h, intermediate_size: inter, vocab_size: vocab } = spec;
-  const qDim = spec.num_heads * spec.head_dim;
-  const kvDim = spec.num_kv_heads * spec.head_dim;
-  const embedDim = spec.embed_dim ?? h;
-  const out = new Map<string, number[]>();
-  const norm = (name: string) => {
-    out.set(name, [h]);
-    if (spec.norm === "layer") out.set(`${name}_bias`, [h]);
-  };
-  const mlp = (p: string) => {
-    if (isGated(spec.mlp)) out.set(`${p}gate`, [inter, h]);
-    out.set(`${p}up`, [inter, h]);
-    out.set(`${p}down`, [h, inter]);
-    if (spec.mlp_bias) {
-      if (isGated(spec.mlp)) out.set(`${p}gate_bias`, [inter]);
-      out.set(`${p}up_bias`, [inter]);
-      out.set(`${p}down_bias`, [h]);
-    }
-  };
-  out.set("embed", [vocab, embedDim]);
-  if (spec.positions === "learned") out.set("pos_embed", [spec.max_position_embeddings, h]);
-  if (embedDim !== h) {
-    out.set("embed_proj_in", [h, embedDim]);
-    out.set("embed_proj_out", [embedDim, h]);
+  try {
+    return specTensors(spec);
+  } catch (e) {
+    if (e instanceof FastgenError) throw new ModelLoadError(`model spec rejected: ${e.message}`);
+    throw e;
   }
-  for (let i = 0; i < spec.num_layers; i++) {
-    const l = `layers.${i}.`;
-    norm(`${l}attn_norm`);
-    out.set(`${l}q`, [qDim, h]);
-    out.set(`${l}k`, [kvDim, h]);
-    out.set(`${l}v`, [kvDim, h]);
-    out.set(`${l}o`, [h, qDim]);
-    if (spec.qkv_bias) {
-      out.set(`${l}q_bias`, [qDim]);
-      out.set(`${l}k_bias`, [kvDim]);
-      out.set(`${l}v_bias`, [kvDim]);
-    }
-    if (spec.o_bias) out.set(`${l}o_bias`, [h]);
-    if (spec.layout !== "parallel") norm(`${l}mlp_norm`);
-    const experts = spec.num_experts ?? 0;
-    if (experts > 0) {
-      out.set(`${l}router`, [experts, h]);
-      for (let e = 0; e < experts; e++) mlp(`${l}experts.${e}.`);
-    } else {
-      mlp(l);
-    }
-  }
-  if (spec.final_norm ?? true) norm("final_norm");
-  if (!spec.tie_word_embeddings) out.set("lm_head", [vocab, embedDim]);
-  if (spec.lm_head_bias) out.set("lm_head_bias", [vocab]);
-  return out;
 }
 
 function archWeights(spec: ModelSpec): ArchWeights {

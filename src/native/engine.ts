@@ -1,6 +1,6 @@
 /** NativeEngine: an owned fg_engine handle with typed methods. */
 import type { Pointer } from "bun:ffi";
-import type { ModelSpec } from "../model/spec";
+import type { ModelSpec } from "./modelSpec";
 import { FastgenError, Status } from "./errors";
 import { check, cString, lib } from "./lib";
 import { addr, INFO_BYTES, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";

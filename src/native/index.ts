@@ -9,9 +9,11 @@ export {
   cpuRmsnorm,
   cudaDeviceCount,
   cudaRmsnorm,
+  libraryKnobs,
   libraryVersion,
   setNumThreads,
 } from "./kernels";
-export type { MoeRouting } from "./kernels";
+export type { LibraryKnob, MoeRouting } from "./kernels";
+export { specTensors } from "./tensorTable";
 export { pagedAttention, sampleLogits, type AttentionShape } from "./stages";
 export type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";

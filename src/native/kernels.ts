@@ -11,6 +11,21 @@ export function abiVersion(): number {
   return lib().fg_abi_version();
 }
 
+/** One FASTGEN_* environment variable libfastgen reads (fastgen.h fg_knobs, core/knobs.h). */
+export interface LibraryKnob {
+  name: string;
+  type: "int" | "flag" | "string";
+  default: string;
+  meaning: string;
+  /** The text this process's environment set, or null. */
+  value: string | null;
+}
+
+/** The library's knob registry: every FASTGEN_* variable it reads, with defaults and meanings. */
+export function libraryKnobs(): LibraryKnob[] {
+  return JSON.parse(String(lib().fg_knobs() ?? "[]")) as LibraryKnob[];
+}
+
 /** CUDA devices visible to libfastgen (0 without CUDA or a driver). */
 export function cudaDeviceCount(): number {
   return lib().fg_cuda_device_count();

@@ -17,6 +17,9 @@ const symbols = {
   fg_abi_version: { args: [], returns: FFIType.i32 },
   fg_cuda_device_count: { args: [], returns: FFIType.i32 },
   fg_set_num_threads: { args: [FFIType.i32], returns: FFIType.i32 },
+  fg_knobs: { args: [], returns: FFIType.cstring },
+  // (spec_json, const char **out_json)
+  fg_spec_tensors: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   // (spec_json, backend, fg_engine **out)
   fg_engine_create: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   fg_engine_destroy: { args: [FFIType.ptr], returns: FFIType.i32 },

@@ -50,7 +50,7 @@ export interface StepBatch {
   penaltyIds?: Int32Array;
   /** Leading prompt ids of each row's penalty list (repetition penalty only); absent = 0. */
   penaltyPromptLens?: Int32Array;
-  /** Prompt logprobs: [numTokens] the id whose logprob is wanted after each token, or -1 (CPU only). */
+  /** Prompt logprobs: [numTokens] the id whose logprob is wanted after each token, or -1 (CPU and CUDA). */
   nextTokenIds?: Int32Array;
   logitBiasIndptr?: Int32Array;
   logitBiasIds?: Int32Array;

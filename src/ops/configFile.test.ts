@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UsageError } from "../cli/engineFlags";
+import { UsageError } from "./engineFlags";
 import { SERVE_FLAG_SPEC } from "../cli/serve";
 import type { FlagValues } from "./configFile";
 import { configValues, mergeConfigFile } from "./configFile";

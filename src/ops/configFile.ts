@@ -8,7 +8,7 @@
  * UsageError naming the file and the key: a typo must not silently fall back to a default.
  */
 import { readFileSync } from "node:fs";
-import { UsageError } from "../cli/engineFlags";
+import { UsageError } from "./engineFlags";
 
 /** The options table given to node:util parseArgs. */
 export type FlagSpec = Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;

@@ -9,7 +9,7 @@ import type { SamplingOptions } from "../engine/samplingOptions";
 import type { FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
 import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "../engine/types";
 import { EngineCrashedError, RequestQuarantinedError } from "../engine/engineErrors";
-import { ReplicaFailedError } from "../lb/errors";
+import { ReplicaFailedError } from "../engine/replicaErrors";
 import { errorFields } from "../ops/logger";
 import { ApiError, engineCrashed, internalError, overloaded, requestQuarantined } from "./errors";
 import type { EngineHealth } from "./health";

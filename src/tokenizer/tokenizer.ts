@@ -8,6 +8,7 @@ import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { realPathInside } from "../model/insideDir";
 import type { ChatMessage, RenderChatOptions } from "./chatTemplate";
 import { ChatTemplateError } from "./chatTemplate";
+import type { TokenizerFiles } from "./tokenizerFiles";
 import type { TokenizerSource } from "./tokenizerPool";
 import { TokenizerPool } from "./tokenizerPool";
 import type { TaskError, TaskResult, TokenizerTask } from "./tokenizerTasks";
@@ -19,6 +20,8 @@ export class TokenizerError extends Error {
 }
 
 type Json = Record<string, unknown>;
+
+export type { TokenizerFiles };
 
 /** Options of {@link Tokenizer.encode}. */
 export interface EncodeOptions {
@@ -44,15 +47,6 @@ export interface DecodeOptions {
    * as in vLLM's streamed output: it is not stable under appending tokens.
    */
   cleanUpTokenizationSpaces?: boolean;
-}
-
-/** The files {@link Tokenizer.fromJSON} builds from, already parsed. */
-export interface TokenizerFiles {
-  tokenizer: Json;
-  tokenizerConfig?: Json;
-  generationConfig?: Json;
-  /** chat_template.jinja, which newer transformers writes instead of a config key. */
-  chatTemplateJinja?: string;
 }
 
 /** Encodes text to ids and back, knows the special tokens and chat templates of a model. */

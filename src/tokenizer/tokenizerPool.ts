@@ -11,7 +11,7 @@
  * Workers start on first need and are unref'd while idle, so an idle pool never keeps a process
  * alive. A worker that dies fails its job and is replaced by the next job.
  */
-import type { TokenizerFiles } from "./tokenizer";
+import type { TokenizerFiles } from "./tokenizerFiles";
 import type { TaskError, TaskResult, TokenizerTask } from "./tokenizerTasks";
 
 /** Where a worker builds its tokenizer from: the model directory, or files already parsed. */

@@ -3,9 +3,13 @@
  * tokenizer worker (tokenizerPool.ts) with the same code and the same result: encode a text, or
  * render a chat with its template and encode that.
  */
-import type { ChatMessage, RenderChatOptions } from "./chatTemplate";
+import type { ChatMessage, ChatTemplateSource, RenderChatOptions } from "./chatTemplate";
 import { ChatTemplateError, renderChat } from "./chatTemplate";
-import type { Tokenizer } from "./tokenizer";
+
+/** What a task needs of a tokenizer (Tokenizer is one): its encoder and chat templates. */
+export interface TaskTokenizer extends ChatTemplateSource {
+  encode(text: string, options: { addSpecialTokens: boolean }): number[];
+}
 
 /** One unit of work. A chat's template already writes BOS, so its addSpecialTokens is usually false. */
 export type TokenizerTask =
@@ -41,7 +45,7 @@ export function taskCost(task: TokenizerTask): number {
 }
 
 /** Runs a task; failures throw ChatTemplateError or the tokenizer's own errors. */
-export function runTask(tokenizer: Tokenizer, task: TokenizerTask): TaskResult {
+export function runTask(tokenizer: TaskTokenizer, task: TokenizerTask): TaskResult {
   const encode = { addSpecialTokens: task.addSpecialTokens };
   if (task.type === "encode") return { ids: tokenizer.encode(task.text, encode) };
   const text = renderChat(tokenizer, task.messages, task.options);

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Metadata, status } from "@grpc/grpc-js";
 import { apiKeyFrom } from "../../src/cli/apiKey";
-import { UsageError } from "../../src/cli/engineFlags";
+import { UsageError } from "../../src/ops/engineFlags";
 import { REPLICA_HELP } from "../../src/cli/replica";
 import { SERVE_HELP } from "../../src/cli/serve";
 import { protoClient } from "../grpc/protoClient";

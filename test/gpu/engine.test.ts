@@ -5,7 +5,7 @@
 // not multiples of the block size, decodes, contexts over many blocks), greedy ids equal
 // except at near-ties; and chunk invariance on the device.
 import { afterAll, describe, expect, test } from "bun:test";
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 import { NativeEngine, type Backend, type KvConfig } from "../../src/native";
 import { makeBatch, maxAbsDiff, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec, type SeqChunk } from "../native/helpers";
 import type { Weights } from "../native/reference";

@@ -1,4 +1,4 @@
-// CUDA smoke op against its CPU twin (libfastgen/src/cuda/rmsnorm.cu vs cpu/rmsnorm.cpp).
+// The model's RMSNorm kernel (libfastgen/src/cuda/norm.cu) against the CPU backend's (cpu/norm.cpp).
 // Runs only where a CUDA device is visible; fresh random inputs each run, never zeros.
 import { describe, expect, test } from "bun:test";
 import { cpuRmsnorm, cudaDeviceCount, cudaRmsnorm } from "../../src/native";

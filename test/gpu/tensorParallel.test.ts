@@ -10,7 +10,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 import { EngineCore } from "../../src/engine/engineCore";
 import { runToCompletion } from "../../src/engine/runToCompletion";
 import { cudaDeviceCount, NativeEngine } from "../../src/native";

@@ -10,7 +10,7 @@ import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "..
 import type { FastGenGrpcServer } from "../../src/grpc/grpcServer";
 import { createGrpcServer } from "../../src/grpc/grpcServer";
 import { RemoteEngine } from "../../src/grpc/remoteEngine";
-import { ReplicaUnavailableError } from "../../src/lb/errors";
+import { ReplicaUnavailableError } from "../../src/engine/replicaErrors";
 import { FakeEngine } from "../server/fakeEngine";
 import { waitFor } from "../server/testServer";
 

@@ -7,7 +7,7 @@
  */
 import type { GenerateRequest, GenerationDelta } from "../../src/engine/types";
 import type { ReplicaHealth } from "../../src/grpc/remoteEngine";
-import { ReplicaUnavailableError } from "../../src/lb/errors";
+import { ReplicaUnavailableError } from "../../src/engine/replicaErrors";
 import type { ProbedEngine } from "../../src/lb/replica";
 import type { FakeEngineOptions } from "../server/fakeEngine";
 import { FakeEngine } from "../server/fakeEngine";

@@ -4,7 +4,7 @@
  * the engine flags replicas are started with, and the command that spawns them.
  */
 import { describe, expect, spyOn, test } from "bun:test";
-import { UsageError } from "../../src/cli/engineFlags";
+import { UsageError } from "../../src/ops/engineFlags";
 import { REPLICA_HELP, replicaCommand } from "../../src/cli/replica";
 import { replicaFlagsFrom } from "../../src/cli/replicaFlags";
 import { SERVE_HELP } from "../../src/cli/serve";
@@ -28,7 +28,7 @@ describe("fastgen replica", () => {
 
 describe("tensor-parallel flags", () => {
   test("--tensor-parallel and --collective-timeout become engine options and replica flags", async () => {
-    const { engineOptionsFromFlags, ENGINE_FLAG_HELP } = await import("../../src/cli/engineFlags");
+    const { engineOptionsFromFlags, ENGINE_FLAG_HELP } = await import("../../src/ops/engineFlags");
     expect(engineOptionsFromFlags({ "tensor-parallel": "2", "collective-timeout": "30" })).toEqual({ tensorParallel: 2, collectiveTimeout: 30 });
     expect(engineArgs({ tensorParallel: 2, collectiveTimeout: 30 })).toEqual(["--tensor-parallel", "2", "--collective-timeout", "30"]);
     for (const flag of ["--tensor-parallel", "--collective-timeout"]) expect(ENGINE_FLAG_HELP).toContain(flag);

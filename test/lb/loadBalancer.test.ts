@@ -11,7 +11,7 @@ import type { GenerateRequest, GenerationDelta } from "../../src/engine/types";
 import { EngineOverloadedError } from "../../src/engine/types";
 import { createGrpcServer } from "../../src/grpc/grpcServer";
 import { RequestQuarantinedError } from "../../src/engine/engineErrors";
-import { NoHealthyReplicaError, ReplicaFailedError } from "../../src/lb/errors";
+import { NoHealthyReplicaError, ReplicaFailedError } from "../../src/engine/replicaErrors";
 import type { LoadBalancerOptions } from "../../src/lb/loadBalancer";
 import { LoadBalancer } from "../../src/lb/loadBalancer";
 import { createServer } from "../../src/server/httpServer";

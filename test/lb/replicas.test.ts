@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { join } from "node:path";
-import type { ServeHandle } from "../../src/lb/deployment";
-import { serve } from "../../src/lb/deployment";
+import type { ServeHandle } from "../../src/deploy/serve";
+import { serve } from "../../src/deploy/serve";
 import type { ProtoClient } from "../grpc/protoClient";
 import { protoClient, readStream } from "../grpc/protoClient";
 

@@ -2,7 +2,7 @@
 // many passes that also carry other sequences' prompt chunks and decode tokens (shuffled,
 // non-contiguous KV blocks), must give the same logits within fp32 rounding.
 import { describe, expect, test } from "bun:test";
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 import type { NativeEngine } from "../../src/native";
 import { buildEngine, makeBatch, maxAbsDiff, randomTokens, randomWeights, rng, type SeqChunk, tinySpec } from "./helpers";
 

@@ -1,7 +1,7 @@
 // The CPU engine's logits against the float64 reference forward pass (reference.ts), for each
 // family of the generic decoder: prefill a prompt in one pass, then decode token by token.
 import { describe, expect, test } from "bun:test";
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 import { buildEngine, makeBatch, randomTokens, randomWeights, relErr, rng, tinySpec } from "./helpers";
 import { referenceLogits } from "./reference";
 

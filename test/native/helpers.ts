@@ -1,5 +1,5 @@
 /** Tiny random models and ragged batches for the native tests. */
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 import { expectedTensors } from "../../src/model/weights";
 import { NativeEngine, type KvConfig, type StepBatch } from "../../src/native";
 import type { Weights } from "./reference";

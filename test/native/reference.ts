@@ -5,7 +5,7 @@
  * exact-erf and tanh GELU, parallel layout as in Phi/Falcon, OPT's learned positions, post-norm
  * and project_in/out, Mixtral's top-k routing).
  */
-import type { ModelSpec } from "../../src/model/spec";
+import type { ModelSpec } from "../../src/native/modelSpec";
 
 export type Weights = Map<string, Float32Array>;
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, mock, spyOn, test } from "bun:te
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UsageError } from "../../src/cli/engineFlags";
+import { UsageError } from "../../src/ops/engineFlags";
 import { serveCommand } from "../../src/cli/serve";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
 import { startEngine } from "../../src/engine/asyncEngine";

@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, mock, spyOn, test } from "bun:te
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UsageError } from "../../src/cli/engineFlags";
+import { UsageError } from "../../src/ops/engineFlags";
 import type { ServeDeps } from "../../src/cli/serve";
 import { SERVE_HELP, serveCommand } from "../../src/cli/serve";
 import { FakeEngine } from "./fakeEngine";

@@ -16,7 +16,7 @@ fg_engine::fg_engine(const char *spec_json, int32_t backend)
   if (backend == FG_BACKEND_CUDA) cuda_create();
 }
 
-fg_engine::~fg_engine() { fgcu_group_destroy(cuda_); }
+fg_engine::~fg_engine() { fgcu_engine_destroy(cuda_); }
 
 void fg_engine::load_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
                             const void *data, uint64_t nbytes) {

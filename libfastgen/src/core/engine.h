@@ -44,7 +44,7 @@ struct fg_engine {
   std::vector<fg::cpu::KvLayer> kv_layers_;
   std::vector<double> inv_freq_;    // RoPE frequencies after scaling: [rotary_dim / 2]
   int32_t backend_ = FG_BACKEND_CPU;
-  fgcu_group *cuda_ = nullptr;      // CUDA backend: its ranks (device weights, KV pools)
+  fgcu_engine *cuda_ = nullptr;      // CUDA backend: its ranks (device weights, KV pools)
   fgcu_info cuda_info_{};
   bool cuda_finalized_ = false;
   int32_t fail_steps_ = 0;

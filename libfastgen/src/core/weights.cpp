@@ -50,57 +50,16 @@ float f16_to_f32(uint16_t h) {
 }  // namespace
 
 WeightStore::WeightStore(const ModelSpec &s, bool keep_data) : spec_(s), keep_data_(keep_data) {
-  const int64_t H = s.hidden_size, I = s.intermediate_size, V = s.vocab_size, D = s.embed_dim;
-  bool layer_norm = s.norm == NormKind::Layer;
-  auto need = [&](const std::string &name, std::vector<int64_t> shape) {
-    tensors_[name].shape = std::move(shape);
-  };
-  auto need_norm = [&](const std::string &name) {
-    need(name, {H});
-    if (layer_norm) need(name + "_bias", {H});
-  };
-  auto need_mlp = [&](const std::string &p) {  // p: "layers.{i}." or "layers.{i}.experts.{e}."
-    if (s.gated()) {
-      need(p + "gate", {I, H});
-      if (s.mlp_bias) need(p + "gate_bias", {I});
-    }
-    need(p + "up", {I, H});
-    need(p + "down", {H, I});
-    if (s.mlp_bias) {
-      need(p + "up_bias", {I});
-      need(p + "down_bias", {H});
-    }
-  };
-  need("embed", {V, D});
-  if (!s.rope()) need("pos_embed", {s.max_position_embeddings, H});
-  if (s.embed_proj()) {
-    need("embed_proj_in", {H, D});
-    need("embed_proj_out", {D, H});
+  for (TensorEntry &e : tensor_table(s)) {
+    Tensor &t = tensors_[e.name];
+    t.entry = std::move(e);
+    index_[{t.entry.kind, t.entry.layer, t.entry.expert}] = &t;
   }
-  for (int64_t i = 0; i < s.num_layers; i++) {
-    std::string p = "layers." + std::to_string(i) + ".";
-    need_norm(p + "attn_norm");
-    need(p + "q", {s.q_dim(), H});
-    need(p + "k", {s.kv_dim(), H});
-    need(p + "v", {s.kv_dim(), H});
-    if (s.qkv_bias) {
-      need(p + "q_bias", {s.q_dim()});
-      need(p + "k_bias", {s.kv_dim()});
-      need(p + "v_bias", {s.kv_dim()});
-    }
-    need(p + "o", {H, s.q_dim()});
-    if (s.o_bias) need(p + "o_bias", {H});
-    if (s.has_mlp_norm()) need_norm(p + "mlp_norm");
-    if (s.moe()) {
-      need(p + "router", {s.num_experts, H});
-      for (int64_t e = 0; e < s.num_experts; e++) need_mlp(p + "experts." + std::to_string(e) + ".");
-    } else {
-      need_mlp(p);
-    }
-  }
-  if (s.final_norm) need_norm("final_norm");
-  if (!s.tie_word_embeddings) need("lm_head", {V, D});
-  if (s.lm_head_bias) need("lm_head_bias", {V});
+}
+
+const TensorEntry *WeightStore::find(const char *name) const {
+  auto it = name ? tensors_.find(name) : tensors_.end();
+  return it == tensors_.end() ? nullptr : &it->second.entry;
 }
 
 void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
@@ -116,9 +75,10 @@ void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, in
   Tensor &t = it->second;
   if (ndim < 0 || ndim > 8 || (ndim > 0 && !shape))
     raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': bad ndim %d", name, ndim);
-  if ((size_t)ndim != t.shape.size() || memcmp(shape, t.shape.data(), ndim * sizeof(int64_t)) != 0)
+  const std::vector<int64_t> &want = t.entry.shape;
+  if ((size_t)ndim != want.size() || memcmp(shape, want.data(), ndim * sizeof(int64_t)) != 0)
     raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': expected shape %s, got %s", name,
-          shape_str(t.shape.data(), t.shape.size()).c_str(), shape_str(shape, ndim).c_str());
+          shape_str(want.data(), want.size()).c_str(), shape_str(shape, ndim).c_str());
   size_t elem;
   switch (dtype) {
     case FG_F32: elem = 4; break;
@@ -126,7 +86,7 @@ void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, in
     default: raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': unknown dtype %d", name, dtype);
   }
   uint64_t n = 1;
-  for (int64_t d : t.shape) n *= (uint64_t)d;
+  for (int64_t d : want) n *= (uint64_t)d;
   if (nbytes != n * elem)
     raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': %llu bytes for %s of %zu-byte elements (want %llu)",
           name, (unsigned long long)nbytes, shape_str(shape, ndim).c_str(), elem,
@@ -161,44 +121,40 @@ void WeightStore::check_complete() const {
           missing.c_str(), count > 8 ? ", ..." : "");
 }
 
-const float *WeightStore::get(const std::string &name) const {
-  auto it = tensors_.find(name);
-  return it == tensors_.end() ? nullptr : it->second.data.get();
+const float *WeightStore::get(fg_tensor_kind kind, int32_t layer, int32_t expert) const {
+  auto it = index_.find({kind, layer, expert});
+  return it == index_.end() ? nullptr : it->second->data.get();
 }
 
 ModelWeights WeightStore::view() const {
   ModelWeights w;
-  w.embed = get("embed");
-  w.pos_embed = get("pos_embed");
-  w.embed_proj_in = get("embed_proj_in");
-  w.embed_proj_out = get("embed_proj_out");
-  auto mlp_at = [&](const std::string &p) {
-    return MlpWeights{get(p + "gate"), get(p + "gate_bias"), get(p + "up"),
-                      get(p + "up_bias"), get(p + "down"), get(p + "down_bias")};
-  };
-  for (int64_t i = 0; i < spec_.num_layers; i++) {
-    std::string p = "layers." + std::to_string(i) + ".";
+  w.embed = get(FG_TENSOR_EMBED);
+  w.pos_embed = get(FG_TENSOR_POS_EMBED);
+  w.embed_proj_in = get(FG_TENSOR_EMBED_PROJ_IN);
+  w.embed_proj_out = get(FG_TENSOR_EMBED_PROJ_OUT);
+  for (int32_t i = 0; i < (int32_t)spec_.num_layers; i++) {
     LayerWeights l;
-    l.attn_norm = get(p + "attn_norm");
-    l.attn_norm_bias = get(p + "attn_norm_bias");
-    l.q = get(p + "q"), l.q_bias = get(p + "q_bias");
-    l.k = get(p + "k"), l.k_bias = get(p + "k_bias");
-    l.v = get(p + "v"), l.v_bias = get(p + "v_bias");
-    l.o = get(p + "o"), l.o_bias = get(p + "o_bias");
-    l.mlp_norm = get(p + "mlp_norm"), l.mlp_norm_bias = get(p + "mlp_norm_bias");
-    const MlpWeights m = mlp_at(p);
-    l.gate = m.gate, l.gate_bias = m.gate_bias;
-    l.up = m.up, l.up_bias = m.up_bias;
-    l.down = m.down, l.down_bias = m.down_bias;
-    l.router = get(p + "router");
-    for (int64_t e = 0; e < spec_.num_experts; e++)
-      l.experts.push_back(mlp_at(p + "experts." + std::to_string(e) + "."));
+    auto at = [&](fg_tensor_kind k) { return get(k, i); };
+    l.attn_norm = at(FG_TENSOR_ATTN_NORM), l.attn_norm_bias = at(FG_TENSOR_ATTN_NORM_BIAS);
+    l.q = at(FG_TENSOR_Q), l.q_bias = at(FG_TENSOR_Q_BIAS);
+    l.k = at(FG_TENSOR_K), l.k_bias = at(FG_TENSOR_K_BIAS);
+    l.v = at(FG_TENSOR_V), l.v_bias = at(FG_TENSOR_V_BIAS);
+    l.o = at(FG_TENSOR_O), l.o_bias = at(FG_TENSOR_O_BIAS);
+    l.mlp_norm = at(FG_TENSOR_MLP_NORM), l.mlp_norm_bias = at(FG_TENSOR_MLP_NORM_BIAS);
+    l.gate = at(FG_TENSOR_GATE), l.gate_bias = at(FG_TENSOR_GATE_BIAS);
+    l.up = at(FG_TENSOR_UP), l.up_bias = at(FG_TENSOR_UP_BIAS);
+    l.down = at(FG_TENSOR_DOWN), l.down_bias = at(FG_TENSOR_DOWN_BIAS);
+    l.router = at(FG_TENSOR_ROUTER);
+    for (int32_t e = 0; e < (int32_t)spec_.num_experts; e++)
+      l.experts.push_back({get(FG_TENSOR_EXPERT_GATE, i, e), get(FG_TENSOR_EXPERT_GATE_BIAS, i, e),
+                           get(FG_TENSOR_EXPERT_UP, i, e), get(FG_TENSOR_EXPERT_UP_BIAS, i, e),
+                           get(FG_TENSOR_EXPERT_DOWN, i, e), get(FG_TENSOR_EXPERT_DOWN_BIAS, i, e)});
     w.layers.push_back(l);
   }
-  w.final_norm = get("final_norm");
-  w.final_norm_bias = get("final_norm_bias");
-  w.lm_head = spec_.tie_word_embeddings ? w.embed : get("lm_head");
-  w.lm_head_bias = get("lm_head_bias");
+  w.final_norm = get(FG_TENSOR_FINAL_NORM);
+  w.final_norm_bias = get(FG_TENSOR_FINAL_NORM_BIAS);
+  w.lm_head = spec_.tie_word_embeddings ? w.embed : get(FG_TENSOR_LM_HEAD);
+  w.lm_head_bias = get(FG_TENSOR_LM_HEAD_BIAS);
   return w;
 }
 
@@ -207,7 +163,7 @@ uint64_t WeightStore::bytes() const {
   for (const auto &kv : tensors_) {
     if (!kv.second.loaded) continue;
     uint64_t n = 4;
-    for (int64_t d : kv.second.shape) n *= (uint64_t)d;
+    for (int64_t d : kv.second.entry.shape) n *= (uint64_t)d;
     total += n;
   }
   return total;

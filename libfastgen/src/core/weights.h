@@ -4,9 +4,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/spec.h"
+#include "core/tensor_table.h"
 
 namespace fg {
 
@@ -52,6 +54,8 @@ class WeightStore {
   // device copy), so no host copy of the weights is made.
   explicit WeightStore(const ModelSpec &spec, bool keep_data = true);
 
+  // The table entry of a tensor this spec needs; nullptr for any other name.
+  const TensorEntry *find(const char *name) const;
   // Checks name and shape against the spec, converts F32/F16/BF16 -> fp32 and stores a copy
   // (replacing an earlier load of the same name).
   void load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim, const void *data,
@@ -64,12 +68,14 @@ class WeightStore {
 
  private:
   struct Tensor {
-    std::vector<int64_t> shape;
+    TensorEntry entry;              // name, kind, layer, expert, shape (core/tensor_kinds.h)
     std::unique_ptr<float[]> data;  // null until loaded (and always without keep_data)
     bool loaded = false;
   };
-  const float *get(const std::string &name) const;  // nullptr when the spec does not use it
-  std::map<std::string, Tensor> tensors_;           // every tensor the spec needs
+  // nullptr when the spec does not use it
+  const float *get(fg_tensor_kind kind, int32_t layer = -1, int32_t expert = -1) const;
+  std::map<std::string, Tensor> tensors_;  // every tensor the spec needs, by name
+  std::map<std::tuple<int32_t, int32_t, int32_t>, const Tensor *> index_;  // (kind, layer, expert)
   ModelSpec spec_;
   bool keep_data_ = true;
 };

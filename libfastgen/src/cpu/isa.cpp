@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "core/knobs.h"
+
 namespace fg {
 namespace cpu {
 namespace {
@@ -30,7 +32,7 @@ Isa detect() {
 Isa cpu_isa() {
   static const Isa isa = [] {
     Isa best = detect();
-    if (const char *cap = getenv("FASTGEN_CPU_ISA")) {
+    if (const char *cap = fg_knob_str(FG_KNOB_CPU_ISA)) {
       if (!strcmp(cap, "generic")) best = Isa::Generic;
       else if (!strcmp(cap, "avx2") && best == Isa::Avx512) best = Isa::Avx2;
     }

@@ -1,4 +1,4 @@
-// Row norms of the decoder (RMSNorm, LayerNorm). The exported smoke op lives in rmsnorm.cpp.
+// Row norms of the decoder (RMSNorm, LayerNorm); rmsnorm.cpp exports the RMS one for test/gpu.
 #pragma once
 #include <cstdint>
 

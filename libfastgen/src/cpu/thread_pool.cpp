@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/knobs.h"
+
 namespace fg {
 namespace cpu {
 namespace {
@@ -16,10 +18,7 @@ namespace {
 thread_local bool t_in_task = false;
 
 int default_threads() {
-  if (const char *env = getenv("FASTGEN_NUM_THREADS")) {
-    int n = atoi(env);
-    if (n >= 1) return n;
-  }
+  if (const int n = fg_knob_int(FG_KNOB_NUM_THREADS); n >= 1) return n;
   unsigned hw = std::thread::hardware_concurrency();
   return hw ? (int)hw : 1;
 }

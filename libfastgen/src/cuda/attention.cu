@@ -83,7 +83,7 @@ struct KernelCfg {
 // which then prefetches weights) are let in as soon as attention starts.
 int attn_pdl_mode() {
   static const int mode = [] {
-    const int m = env_int("FASTGEN_PDL_ATTN", 1);
+    const int m = fg_knob_int(FG_KNOB_PDL_ATTN);
     return m >= 0 && m <= 2 ? m : 1;
   }();
   return mode;
@@ -457,7 +457,7 @@ __global__ void attn_simple_kernel(AttnArgs p) {
 constexpr bool wide_mr2(int hd) { return hd <= 128; }
 
 int attn_kv_tile_128() {
-  static const int bn = env_int("FASTGEN_ATTN_BN", 64) == 32 ? 32 : 64;
+  static const int bn = fg_knob_int(FG_KNOB_ATTN_BN) == 32 ? 32 : 64;
   return bn;
 }
 
@@ -519,7 +519,7 @@ int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
 }  // namespace
 
 int attn_wide_rows() {
-  static const int rows = env_int("FASTGEN_ATTN_BM", 128) == 64 ? 64 : 128;
+  static const int rows = fg_knob_int(FG_KNOB_ATTN_BM) == 64 ? 64 : 128;
   return rows;
 }
 
@@ -545,7 +545,7 @@ void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *w
 }
 
 int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms) {
-  static const int forced = env_int("FASTGEN_ATTN_SPLITS", -1);  // A/B runs: this many, at least 1
+  static const int forced = fg_knob_int(FG_KNOB_ATTN_SPLITS);  // A/B runs: this many, at least 1
   if (forced >= 0) return forced > 1 ? forced : 1;
   const int ctas = num_narrow * num_kv_heads;
   if (ctas == 0 || ctas >= num_sms) return 1;
@@ -561,11 +561,7 @@ int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int nu
 namespace {
 
 bool force_simple() {
-  static int v = -1;
-  if (v < 0) {
-    const char *e = getenv("FASTGEN_ATTN");
-    v = e && strcmp(e, "simple") == 0;
-  }
+  static const bool v = strcmp(fg_knob_str(FG_KNOB_ATTN), "simple") == 0;
   return v;
 }
 

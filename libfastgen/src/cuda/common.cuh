@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/knobs.h"
 #include "fastgen.h"
 
 namespace fgcu {
@@ -124,16 +125,6 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 // True on devices of compute capability 9.0+ unless FASTGEN_PDL=0 (per current device, cached).
 bool pdl_enabled();
 
-// The A/B knobs (FASTGEN_*), read by their callers once into a static. env_int: the variable's
-// integer value, dflt when it is unset or empty. env_off: set and starting with '0'.
-inline int env_int(const char *name, int dflt) {
-  const char *e = getenv(name);
-  return e && e[0] ? atoi(e) : dflt;
-}
-inline bool env_off(const char *name) {
-  const char *e = getenv(name);
-  return e && e[0] == '0';
-}
 
 // kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where
 // pdl_enabled(). Errors surface through cudaGetLastError (FGCU_LAUNCHED), as with <<<>>>.

@@ -5,11 +5,13 @@
 #pragma once
 #include <stdint.h>
 
+#include "core/tensor_kinds.h"
 #include "fastgen.h"
 
 extern "C" {
 int32_t fgcu_device_count(void);
-// Smoke op: RMSNorm over host buffers on device 0. x, out: [rows, cols]; w: [cols].
+// Test hook: the model's RMSNorm kernel (norm.cu) over host buffers on device 0.
+// x, out: [rows, cols]; w: [cols]; cols <= 16384.
 int fgcu_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
                       float eps, char *err);
 
@@ -35,17 +37,7 @@ typedef struct fgcu_model {
   int32_t post_norm;       // norm_position "post": h = norm(h + f(h)) (sequential layout only)
 } fgcu_model;
 
-// Where a canonical tensor goes (layer tensors take their layer index).
-typedef enum fgcu_slot {
-  FGCU_EMBED, FGCU_POS_EMBED, FGCU_FINAL_NORM, FGCU_FINAL_NORM_BIAS, FGCU_LM_HEAD, FGCU_LM_HEAD_BIAS,
-  FGCU_ATTN_NORM, FGCU_ATTN_NORM_BIAS, FGCU_Q, FGCU_K, FGCU_V, FGCU_Q_BIAS, FGCU_K_BIAS, FGCU_V_BIAS,
-  FGCU_O, FGCU_O_BIAS, FGCU_MLP_NORM, FGCU_MLP_NORM_BIAS, FGCU_GATE, FGCU_GATE_BIAS, FGCU_UP,
-  FGCU_UP_BIAS, FGCU_DOWN, FGCU_DOWN_BIAS,
-  FGCU_ROUTER, FGCU_EXPERT_GATE, FGCU_EXPERT_GATE_BIAS, FGCU_EXPERT_UP, FGCU_EXPERT_UP_BIAS,
-  FGCU_EXPERT_DOWN, FGCU_EXPERT_DOWN_BIAS, FGCU_EMBED_PROJ_IN, FGCU_EMBED_PROJ_OUT,
-} fgcu_slot;
-
-typedef struct fgcu_group fgcu_group;
+typedef struct fgcu_engine fgcu_engine;
 
 typedef struct fgcu_info {
   int32_t num_blocks, block_size;
@@ -57,21 +49,22 @@ typedef struct fgcu_info {
 // Allocates every rank's weights (bf16 matrices, fp32 vectors): FG_ERR_OUT_OF_MEMORY when they do
 // not fit, FG_ERR_DEVICE without enough devices, FG_ERR_UNSUPPORTED without cuBLASLt (or NCCL
 // when tp > 1). collective_timeout_ms: how long a step may wait on a collective before the
-// group is declared failed (0 = 120 s; FASTGEN_TP_TIMEOUT_MS overrides).
-int fgcu_group_create(const fgcu_model *m, int32_t tensor_parallel, int32_t collective_timeout_ms,
-                      fgcu_group **out, char *err);
-void fgcu_group_destroy(fgcu_group *g);
+// engine is declared failed (0: FASTGEN_TP_TIMEOUT_MS when set, else 120 s).
+int fgcu_engine_create(const fgcu_model *m, int32_t tensor_parallel, int32_t collective_timeout_ms,
+                      fgcu_engine **out, char *err);
+void fgcu_engine_destroy(fgcu_engine *g);
 // Copies one whole tensor (numel elements of dtype; the core checked name and shape); each rank
 // keeps its shard.
-// expert: the expert index for FGCU_EXPERT_* slots, else ignored.
-int fgcu_group_load(fgcu_group *g, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+// kind: an fg_tensor_kind (core/tensor_kinds.h); layer and expert: its indices, -1 when the kind
+// has none.
+int fgcu_engine_load(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                     const void *data, uint64_t numel, char *err);
 // Allocates workspaces, then the KV pool on every rank: num_blocks, or the most blocks that
 // memory_fraction (0 = 0.9) of every rank's free memory holds. block_size 0 picks one from head_dim.
-int fgcu_group_finalize(fgcu_group *g, int32_t block_size, int32_t num_blocks,
+int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t num_blocks,
                         float memory_fraction, fgcu_info *info, char *err);
 // One forward pass + sampling; the core validated the batch.
-int fgcu_group_step(fgcu_group *g, const fg_batch *b, fg_step_output *out, char *err);
+int fgcu_engine_step(fgcu_engine *g, const fg_batch *b, fg_step_output *out, char *err);
 
 // Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits): one stage on host buffers.
 int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,

@@ -1,4 +1,4 @@
-// fgcu_engine (one rank) life cycle: create (device, cuBLASLt, weight arenas laid out), KV fit
+// fgcu_rank (one rank) life cycle: create (device, cuBLASLt, weight arenas laid out), KV fit
 // (workspaces, then how many blocks the free memory holds) and KV alloc, destroy. Loading a
 // tensor is load.cu; tp.cu runs these for every rank.
 #include <stdlib.h>
@@ -29,7 +29,7 @@ struct Bump {
   }
 };
 
-void layout_weights(fgcu_engine *e, Bump &mat, Bump &vec) {
+void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
   const fgcu_model &m = e->m;
   const size_t H = m.hidden_size, I = m.intermediate_size, Vr = e->vocab_rows;
   const size_t qd = m.num_heads * m.head_dim, qkv = (size_t)e->qkv_rows, mlp = (size_t)e->mlp_rows;
@@ -78,8 +78,7 @@ namespace fgcu {
 
 bool pdl_enabled() {
   static int major[64];  // per device: 0 unknown, else compute capability major + 1
-  static const bool off = env_off("FASTGEN_PDL");
-  if (off) return false;
+  if (!fg_knob_int(FG_KNOB_PDL)) return false;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
   if (!major[dev]) {
@@ -119,10 +118,10 @@ void release(MetaBuf &mb) {
 
 }  // namespace fgcu
 
-int fgcu::engine_create(const fgcu_model *full, int device, int rank, int tp, fgcu_engine **out,
+int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu_rank **out,
                         char *err) {
   *out = nullptr;  // the group (tp.cu) checked that the device exists
-  fgcu_engine *e = new fgcu_engine();
+  fgcu_rank *e = new fgcu_rank();
   e->full = *full;
   e->m = *full;
   e->rank = rank, e->tp = tp, e->device = device;
@@ -166,7 +165,7 @@ int fgcu::engine_create(const fgcu_model *full, int device, int rank, int tp, fg
   }
 
   auto fail = [&](int rc) {
-    engine_destroy(e);
+    rank_destroy(e);
     return rc;
   };
   cudaError_t ce = cudaSetDevice(device);
@@ -177,8 +176,7 @@ int fgcu::engine_create(const fgcu_model *full, int device, int rank, int tp, fg
     return fail(FG_ERR_DEVICE);
   }
   if (int rc = gemm_create(&e->gemm, err)) return fail(rc);
-  const char *graphs = getenv("FASTGEN_CUDA_GRAPHS");
-  e->graphs_on = !(graphs && graphs[0] == '0');
+  e->graphs_on = fg_knob_int(FG_KNOB_CUDA_GRAPHS);
   e->prof = profiler_create();
 
   Bump mat, vec;
@@ -214,7 +212,7 @@ int fgcu::engine_create(const fgcu_model *full, int device, int rank, int tp, fg
   return 0;
 }
 
-void fgcu::engine_destroy(fgcu_engine *e) {
+void fgcu::rank_destroy(fgcu_rank *e) {
   if (!e) return;
   if (e->stream) cudaStreamSynchronize(e->stream);
   profiler_dump(e->prof);
@@ -244,14 +242,14 @@ void fgcu::engine_destroy(fgcu_engine *e) {
 
 namespace {
 
-uint64_t kv_bytes_per_block(const fgcu_engine *e) {
+uint64_t kv_bytes_per_block(const fgcu_rank *e) {
   const fgcu_model &m = e->m;
   return 2ull * m.num_layers * m.num_kv_heads * e->block_size * m.head_dim * 2;
 }
 
 }  // namespace
 
-int fgcu::engine_kv_fit(fgcu_engine *e, int32_t block_size, float memory_fraction, int64_t *blocks,
+int fgcu::rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, int64_t *blocks,
                         char *err) {
   const fgcu_model &m = e->m;
   if (e->staging) {
@@ -287,7 +285,7 @@ int fgcu::engine_kv_fit(fgcu_engine *e, int32_t block_size, float memory_fractio
   return 0;
 }
 
-int fgcu::engine_kv_alloc(fgcu_engine *e, int64_t blocks, fgcu_info *info, char *err) {
+int fgcu::rank_kv_alloc(fgcu_rank *e, int64_t blocks, fgcu_info *info, char *err) {
   const fgcu_model &m = e->m;
   const uint64_t bytes = (uint64_t)blocks * kv_bytes_per_block(e);
   const cudaError_t ce = cudaMalloc(&e->kv, bytes);

@@ -1,4 +1,5 @@
-// The CUDA engine behind fgcu_engine (cuda_api.h): weights, KV pool, workspaces, and the
+// One rank of the CUDA engine (fgcu_rank; cuda_api.h's fgcu_engine drives tp of them): weights,
+// KV pool, workspaces, and the
 // per-step metadata that one upload carries to the device. Shared by engine.cu (life cycle),
 // step.cu (forward + sampling) and hooks.cu (test hooks).
 #pragma once
@@ -88,7 +89,7 @@ int sample_and_return(const Meta &m, const float *logits, int V, float *z, int *
 // One rank of the CUDA engine: the whole model when tp == 1, else this rank's slice (tp.cu drives
 // the ranks). m holds the rank's counts (heads, KV heads, intermediate size); vocab_size stays
 // the whole vocabulary, of which embed / lm_head hold rows [vocab_begin, + vocab_rows).
-struct fgcu_engine {
+struct fgcu_rank {
   fgcu_model m;
   fgcu_model full;                 // the whole model, for cutting shards at load
   int rank = 0, tp = 1;
@@ -149,27 +150,27 @@ struct fgcu_engine {
 };
 
 // Rank life cycle (engine.cu) and step (step.cu); the core reaches them through tp.cu's
-// fgcu_group_* entry points. Each call expects the rank's device to be current.
+// fgcu_engine_* entry points. Each call expects the rank's device to be current.
 namespace fgcu {
 // full: the whole model; the rank keeps its slice (heads, KV heads, intermediate, vocab rows).
-int engine_create(const fgcu_model *full, int device, int rank, int tp, fgcu_engine **out, char *err);
-void engine_destroy(fgcu_engine *e);
+int rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu_rank **out, char *err);
+void rank_destroy(fgcu_rank *e);
 // data: the whole tensor (numel elements); the rank copies its shard.
-int engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+int rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                 const void *data, uint64_t numel, char *err);
 // Workspaces for the initial shapes, then how many KV blocks of block_size fit in
 // memory_fraction of what is left.
-int engine_kv_fit(fgcu_engine *e, int32_t block_size, float memory_fraction, int64_t *blocks, char *err);
-int engine_kv_alloc(fgcu_engine *e, int64_t blocks, fgcu_info *info, char *err);
+int rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, int64_t *blocks, char *err);
+int rank_kv_alloc(fgcu_rank *e, int64_t blocks, fgcu_info *info, char *err);
 // Step in two halves, so that every rank can fail its own preparation (a bad batch, no memory
 // for workspaces) before any rank enters a collective.
-int engine_prepare(fgcu_engine *e, const fg_batch *b, Meta *m, char *err);
+int rank_prepare(fgcu_rank *e, const fg_batch *b, Meta *m, char *err);
 // Forward pass, logits (gathered from all ranks), sampling into out (rank 0; null elsewhere),
 // and the wait for the stream.
-int engine_run(fgcu_engine *e, const Meta &m, fg_step_output *out, char *err);
+int rank_run(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err);
 // Pieces of a step: the workspaces a step of m's shape needs (meta.cu); the forward pass up to
 // the logits of m's rows, eager or through a cached CUDA graph for decode-only steps (forward.cu).
-int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err);
-int forward(fgcu_engine *e, const Meta &m, char *err);
-int forward_graphed(fgcu_engine *e, const Meta &m, char *err);
+int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err);
+int forward(fgcu_rank *e, const Meta &m, char *err);
+int forward_graphed(fgcu_rank *e, const Meta &m, char *err);
 }  // namespace fgcu

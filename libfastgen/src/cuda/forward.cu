@@ -25,7 +25,7 @@ namespace {
 
 // In-place fp32 sum over the ranks of x[0, n) (no-op at tp == 1). In a lockstep step, returns
 // only once every rank has launched it (engine.cuh: lazy loading).
-int all_reduce(fgcu_engine *e, float *x, size_t n, char *err) {
+int all_reduce(fgcu_rank *e, float *x, size_t n, char *err) {
   if (e->tp == 1 || e->skip_collectives) return 0;
   const ncclResult_t r = e->nccl->all_reduce(x, x, n, kNcclFloat32, kNcclSum, e->comm, e->stream);
   if (r != 0) {
@@ -36,7 +36,7 @@ int all_reduce(fgcu_engine *e, float *x, size_t n, char *err) {
 }
 
 // logits [R, V] on rank 0 from every rank's columns logits_part [R, vocab_rows].
-int gather_logits(fgcu_engine *e, int R, float *logits, char *err) {
+int gather_logits(fgcu_rank *e, int R, float *logits, char *err) {
   const size_t vr = e->vocab_rows, V = e->m.vocab_size;
   float *all = (float *)e->gathered.p;
   if (!e->skip_collectives) {
@@ -59,7 +59,7 @@ int gather_logits(fgcu_engine *e, int R, float *logits, char *err) {
 
 }  // namespace
 
-int forward(fgcu_engine *e, const Meta &m, char *err) {
+int forward(fgcu_rank *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
   const cudaStream_t st = e->stream;
   const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size;
@@ -179,7 +179,7 @@ int forward(fgcu_engine *e, const Meta &m, char *err) {
 
 // Runs forward() for a decode-only batch through a cached CUDA graph: the first time a key is
 // seen it runs eagerly (plans cuBLASLt, sets kernel attributes), the second time it is captured.
-int forward_graphed(fgcu_engine *e, const Meta &m, char *err) {
+int forward_graphed(fgcu_rank *e, const Meta &m, char *err) {
   const uint64_t key[10] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R,
                             ((uint64_t)m.num_wide << 32) | (uint64_t)m.num_narrow, (uint64_t)m.splits,
                             m.layout, (uint64_t)(uintptr_t)e->meta.dev,

@@ -350,8 +350,7 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
 }
 
 bool gemv_pipe() {
-  static const bool on = !env_off("FASTGEN_GEMV_PIPE");
-  return on;
+  return fg_knob_int(FG_KNOB_GEMV_PIPE);
 }
 
 template <int MM>
@@ -396,12 +395,7 @@ void launch_gated_m(int M, const bf16 *x, const bf16 *w, const float *bias, bf16
 }
 
 bool gemv_enabled() {
-  static int enabled = -1;
-  if (enabled < 0) {
-    const char *e = getenv("FASTGEN_GEMV");
-    enabled = !(e && e[0] == '0');
-  }
-  return enabled;
+  return fg_knob_int(FG_KNOB_GEMV);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
-// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits with FG_BACKEND_CUDA): one stage
-// of fg_step on host buffers, so test/gpu can hold each against its CPU twin.
+// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits with FG_BACKEND_CUDA,
+// fg_cuda_rmsnorm_host): one stage of fg_step on host buffers, so test/gpu can hold each against
+// its CPU twin.
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/engine.cuh"
+#include "cuda/norm.cuh"
 
 using namespace fgcu;
 
@@ -115,7 +117,7 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   a.window = window, a.scale = 1.f / sqrtf((float)hd);
   FGCU_CHECK(paged_attention(a, sc.stream, err));
   // Bench hook: FASTGEN_ATTN_TIMING=<file> appends the median of 20 timed launches (ms).
-  if (const char *path = getenv("FASTGEN_ATTN_TIMING")) {
+  if (const char *path = fg_knob_str(FG_KNOB_ATTN_TIMING); path[0]) {
     float ms[20];
     cudaEvent_t t0, t1;
     FGCU_TRY(cudaEventCreate(&t0));
@@ -170,4 +172,26 @@ extern "C" int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t 
   const int rc = sample_and_return(m, dl, V, dz, dc, dout, hout, out, sc.stream, nullptr, err);
   cudaFreeHost(hout);
   return rc;
+}
+
+// The model's RMSNorm kernel (norm.cu; the post-norm path, which writes the fp32 result back):
+// out = x * rsqrt(mean(x^2) + eps) * w. x, out: [rows, cols]; w: [cols].
+extern "C" int fgcu_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows,
+                                 int32_t cols, float eps, char *err) {
+  FGCU_CHECK(need_device(err));
+  Scope sc;
+  FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
+  const size_t n = (size_t)rows * cols;
+  float *dh = (float *)sc.dalloc(n * 4), *dw = (float *)sc.dalloc((size_t)cols * 4);
+  bf16 *dout = (bf16 *)sc.dalloc(n * 2);
+  if (!dh || !dw || !dout) {
+    snprintf(err, 512, "rmsnorm hook: out of device memory");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  FGCU_TRY(cudaMemcpyAsync(dh, x, n * 4, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemcpyAsync(dw, w, (size_t)cols * 4, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_CHECK(norm_rows_in_place(dh, rows, cols, nullptr, kNormRms, dw, nullptr, eps, dout, sc.stream, err));
+  FGCU_TRY(cudaMemcpyAsync(out, dh, n * 4, cudaMemcpyDeviceToHost, sc.stream));
+  FGCU_TRY(cudaStreamSynchronize(sc.stream));
+  return 0;
 }

@@ -1,4 +1,4 @@
-// Loading one tensor into a rank (engine_load): cut the rank's shard out of the whole tensor
+// Loading one tensor into a rank (rank_load): cut the rank's shard out of the whole tensor
 // (tensor parallelism; tp == 1 keeps it all), convert it to bf16 (matrices) or fp32 (vectors)
 // through a pinned staging buffer, and copy it to its place in the weight arenas (engine.cu).
 #include <stdlib.h>
@@ -55,7 +55,7 @@ struct Shard {
   uint64_t r0 = 0, nr = 0, c0 = 0, nc = 0, C = 1;
 };
 
-Shard shard_of(const fgcu_engine *e, int32_t slot, uint64_t numel) {
+Shard shard_of(const fgcu_rank *e, int32_t kind, uint64_t numel) {
   const fgcu_model &f = e->full, &m = e->m;
   const uint64_t H = f.hidden_size, hd = f.head_dim;
   Shard s;
@@ -68,21 +68,21 @@ Shard shard_of(const fgcu_engine *e, int32_t slot, uint64_t numel) {
   rows(1, 0, numel);  // replicated: the whole tensor
   const uint64_t vr = e->vocab_begin < f.vocab_size ? f.vocab_size - e->vocab_begin : 0;
   const uint64_t vn = vr < (uint64_t)e->vocab_rows ? vr : (uint64_t)e->vocab_rows;
-  switch (slot) {
-    case FGCU_Q: rows(H, e->q_head_begin * hd, m.num_heads * hd); break;
-    case FGCU_K: case FGCU_V: rows(H, e->kv_head_begin * hd, m.num_kv_heads * hd); break;
-    case FGCU_Q_BIAS: rows(1, e->q_head_begin * hd, m.num_heads * hd); break;
-    case FGCU_K_BIAS: case FGCU_V_BIAS: rows(1, e->kv_head_begin * hd, m.num_kv_heads * hd); break;
-    case FGCU_O: cols(f.num_heads * hd, e->q_head_begin * hd, m.num_heads * hd); break;
-    case FGCU_GATE: case FGCU_UP: case FGCU_EXPERT_GATE: case FGCU_EXPERT_UP:
+  switch (kind) {
+    case FG_TENSOR_Q: rows(H, e->q_head_begin * hd, m.num_heads * hd); break;
+    case FG_TENSOR_K: case FG_TENSOR_V: rows(H, e->kv_head_begin * hd, m.num_kv_heads * hd); break;
+    case FG_TENSOR_Q_BIAS: rows(1, e->q_head_begin * hd, m.num_heads * hd); break;
+    case FG_TENSOR_K_BIAS: case FG_TENSOR_V_BIAS: rows(1, e->kv_head_begin * hd, m.num_kv_heads * hd); break;
+    case FG_TENSOR_O: cols(f.num_heads * hd, e->q_head_begin * hd, m.num_heads * hd); break;
+    case FG_TENSOR_GATE: case FG_TENSOR_UP: case FG_TENSOR_EXPERT_GATE: case FG_TENSOR_EXPERT_UP:
       rows(H, e->inter_begin, m.intermediate_size);
       break;
-    case FGCU_GATE_BIAS: case FGCU_UP_BIAS: case FGCU_EXPERT_GATE_BIAS: case FGCU_EXPERT_UP_BIAS:
+    case FG_TENSOR_GATE_BIAS: case FG_TENSOR_UP_BIAS: case FG_TENSOR_EXPERT_GATE_BIAS: case FG_TENSOR_EXPERT_UP_BIAS:
       rows(1, e->inter_begin, m.intermediate_size);
       break;
-    case FGCU_DOWN: case FGCU_EXPERT_DOWN: cols(f.intermediate_size, e->inter_begin, m.intermediate_size); break;
-    case FGCU_EMBED: case FGCU_LM_HEAD: rows(f.embed_dim, e->vocab_begin, vn); break;
-    case FGCU_LM_HEAD_BIAS: rows(1, e->vocab_begin, vn); break;
+    case FG_TENSOR_DOWN: case FG_TENSOR_EXPERT_DOWN: cols(f.intermediate_size, e->inter_begin, m.intermediate_size); break;
+    case FG_TENSOR_EMBED: case FG_TENSOR_LM_HEAD: rows(f.embed_dim, e->vocab_begin, vn); break;
+    case FG_TENSOR_LM_HEAD_BIAS: rows(1, e->vocab_begin, vn); break;
     default: break;
   }
   return s;
@@ -90,7 +90,7 @@ Shard shard_of(const fgcu_engine *e, int32_t slot, uint64_t numel) {
 
 }  // namespace
 
-int fgcu::engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                       const void *data, uint64_t numel, char *err) {
   const fgcu_model &m = e->m;
   const size_t H = m.hidden_size;
@@ -100,66 +100,66 @@ int fgcu::engine_load(fgcu_engine *e, int32_t layer, int32_t expert, int32_t slo
   float *vec = nullptr;
   int stride = 1;  // destination rows (matrices) or elements (vectors) between source ones
   const LayerW *w = layer >= 0 && layer < m.num_layers ? &e->layers[layer] : nullptr;
-  switch (slot) {
-    case FGCU_EMBED: mat = e->embed; break;
-    case FGCU_LM_HEAD: mat = m.tie_word_embeddings ? nullptr : e->lm_head; break;
-    case FGCU_POS_EMBED: vec = e->pos_embed; break;
-    case FGCU_FINAL_NORM: vec = e->final_norm; break;
-    case FGCU_FINAL_NORM_BIAS: vec = e->final_norm_b; break;
-    case FGCU_LM_HEAD_BIAS: vec = e->lm_head_b; break;
-    case FGCU_EMBED_PROJ_IN: mat = e->proj_in; break;
-    case FGCU_EMBED_PROJ_OUT: mat = e->proj_out; break;
+  switch (kind) {
+    case FG_TENSOR_EMBED: mat = e->embed; break;
+    case FG_TENSOR_LM_HEAD: mat = m.tie_word_embeddings ? nullptr : e->lm_head; break;
+    case FG_TENSOR_POS_EMBED: vec = e->pos_embed; break;
+    case FG_TENSOR_FINAL_NORM: vec = e->final_norm; break;
+    case FG_TENSOR_FINAL_NORM_BIAS: vec = e->final_norm_b; break;
+    case FG_TENSOR_LM_HEAD_BIAS: vec = e->lm_head_b; break;
+    case FG_TENSOR_EMBED_PROJ_IN: mat = e->proj_in; break;
+    case FG_TENSOR_EMBED_PROJ_OUT: mat = e->proj_out; break;
     default:
       if (!w) {
         snprintf(err, 512, "load: layer %d out of range", layer);
         return FG_ERR_INVALID_ARGUMENT;
       }
-      switch (slot) {
-        case FGCU_ATTN_NORM: vec = w->attn_norm; break;
-        case FGCU_ATTN_NORM_BIAS: vec = w->attn_norm_b; break;
-        case FGCU_Q: mat = w->qkv; break;
-        case FGCU_K: mat = w->qkv + qd * H; break;
-        case FGCU_V: mat = w->qkv + (qd + kvd) * H; break;
-        case FGCU_Q_BIAS: vec = w->qkv_b; break;
-        case FGCU_K_BIAS: vec = w->qkv_b ? w->qkv_b + qd : nullptr; break;
-        case FGCU_V_BIAS: vec = w->qkv_b ? w->qkv_b + qd + kvd : nullptr; break;
-        case FGCU_O: mat = w->o; break;
-        case FGCU_O_BIAS: vec = w->o_b; break;
-        case FGCU_MLP_NORM: vec = w->mlp_norm; break;
-        case FGCU_MLP_NORM_BIAS: vec = w->mlp_norm_b; break;
+      switch (kind) {
+        case FG_TENSOR_ATTN_NORM: vec = w->attn_norm; break;
+        case FG_TENSOR_ATTN_NORM_BIAS: vec = w->attn_norm_b; break;
+        case FG_TENSOR_Q: mat = w->qkv; break;
+        case FG_TENSOR_K: mat = w->qkv + qd * H; break;
+        case FG_TENSOR_V: mat = w->qkv + (qd + kvd) * H; break;
+        case FG_TENSOR_Q_BIAS: vec = w->qkv_b; break;
+        case FG_TENSOR_K_BIAS: vec = w->qkv_b ? w->qkv_b + qd : nullptr; break;
+        case FG_TENSOR_V_BIAS: vec = w->qkv_b ? w->qkv_b + qd + kvd : nullptr; break;
+        case FG_TENSOR_O: mat = w->o; break;
+        case FG_TENSOR_O_BIAS: vec = w->o_b; break;
+        case FG_TENSOR_MLP_NORM: vec = w->mlp_norm; break;
+        case FG_TENSOR_MLP_NORM_BIAS: vec = w->mlp_norm_b; break;
         // gated: rows interleaved gate_0, up_0, gate_1, up_1, ... (see LayerW)
-        case FGCU_GATE: mat = gated ? w->mlp_in : nullptr, stride = gated ? 2 : 1; break;
-        case FGCU_GATE_BIAS: vec = gated ? w->mlp_in_b : nullptr, stride = gated ? 2 : 1; break;
-        case FGCU_UP: mat = w->mlp_in ? w->mlp_in + (gated ? H : 0) : nullptr, stride = gated ? 2 : 1; break;
-        case FGCU_UP_BIAS: vec = w->mlp_in_b ? w->mlp_in_b + (gated ? 1 : 0) : nullptr, stride = gated ? 2 : 1; break;
-        case FGCU_DOWN: mat = w->down; break;
-        case FGCU_DOWN_BIAS: vec = w->down_b; break;
-        case FGCU_ROUTER: mat = w->router; break;
+        case FG_TENSOR_GATE: mat = gated ? w->mlp_in : nullptr, stride = gated ? 2 : 1; break;
+        case FG_TENSOR_GATE_BIAS: vec = gated ? w->mlp_in_b : nullptr, stride = gated ? 2 : 1; break;
+        case FG_TENSOR_UP: mat = w->mlp_in ? w->mlp_in + (gated ? H : 0) : nullptr, stride = gated ? 2 : 1; break;
+        case FG_TENSOR_UP_BIAS: vec = w->mlp_in_b ? w->mlp_in_b + (gated ? 1 : 0) : nullptr, stride = gated ? 2 : 1; break;
+        case FG_TENSOR_DOWN: mat = w->down; break;
+        case FG_TENSOR_DOWN_BIAS: vec = w->down_b; break;
+        case FG_TENSOR_ROUTER: mat = w->router; break;
         default: break;
       }
-      if (slot >= FGCU_EXPERT_GATE && slot <= FGCU_EXPERT_DOWN_BIAS) {
+      if (kind >= 0 && kind < FG_TENSOR_KIND_COUNT && fg_tensor_kind_scope[kind] == FG_SCOPE_EXPERT) {
         if (!w->ex_in || expert < 0 || expert >= m.num_experts) {
           snprintf(err, 512, "load: expert %d out of range (layer %d)", expert, layer);
           return FG_ERR_INVALID_ARGUMENT;
         }
         bf16 *in = w->ex_in[expert];
         float *in_b = w->ex_in_b[expert];
-        switch (slot) {  // the same interleaving as the dense gate / up
-          case FGCU_EXPERT_GATE: mat = gated ? in : nullptr, stride = gated ? 2 : 1; break;
-          case FGCU_EXPERT_GATE_BIAS: vec = gated ? in_b : nullptr, stride = gated ? 2 : 1; break;
-          case FGCU_EXPERT_UP: mat = in + (gated ? H : 0), stride = gated ? 2 : 1; break;
-          case FGCU_EXPERT_UP_BIAS: vec = in_b ? in_b + (gated ? 1 : 0) : nullptr, stride = gated ? 2 : 1; break;
-          case FGCU_EXPERT_DOWN: mat = w->ex_down[expert]; break;
+        switch (kind) {  // the same interleaving as the dense gate / up
+          case FG_TENSOR_EXPERT_GATE: mat = gated ? in : nullptr, stride = gated ? 2 : 1; break;
+          case FG_TENSOR_EXPERT_GATE_BIAS: vec = gated ? in_b : nullptr, stride = gated ? 2 : 1; break;
+          case FG_TENSOR_EXPERT_UP: mat = in + (gated ? H : 0), stride = gated ? 2 : 1; break;
+          case FG_TENSOR_EXPERT_UP_BIAS: vec = in_b ? in_b + (gated ? 1 : 0) : nullptr, stride = gated ? 2 : 1; break;
+          case FG_TENSOR_EXPERT_DOWN: mat = w->ex_down[expert]; break;
           default: vec = w->ex_down_b[expert]; break;
         }
       }
   }
   if (!mat && !vec) {
-    snprintf(err, 512, "load: tensor slot %d (layer %d) has no place in this model on the CUDA backend", slot, layer);
+    snprintf(err, 512, "load: tensor kind %d (layer %d) has no place in this model on the CUDA backend", kind, layer);
     return FG_ERR_NOT_FOUND;
   }
   // Cut this rank's shard out of the whole tensor (tensor parallelism); tp == 1 keeps it all.
-  const Shard sh = shard_of(e, slot, numel);
+  const Shard sh = shard_of(e, kind, numel);
   const size_t src_esize = dtype == FG_F32 ? 4 : 2;
   void *cut = nullptr;
   if (sh.nr * sh.nc != numel) {

@@ -128,7 +128,7 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   return 0;
 }
 
-int ensure_workspaces(fgcu_engine *e, const Meta &m, char *err) {
+int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
   const size_t T = m.T, H = M.hidden_size, I = M.intermediate_size, qd = M.num_heads * M.head_dim;
   FGCU_CHECK(ensure(e->h, T * H * 4, "activations", err));

@@ -16,19 +16,19 @@ extern "C" int fgcu_rmsnorm_host(const float *, const float *, float *, int32_t,
                                  char *err) {
   return unsupported(err);
 }
-extern "C" int fgcu_group_create(const fgcu_model *, int32_t, int32_t, fgcu_group **out, char *err) {
+extern "C" int fgcu_engine_create(const fgcu_model *, int32_t, int32_t, fgcu_engine **out, char *err) {
   *out = nullptr;
   return unsupported(err);
 }
-extern "C" void fgcu_group_destroy(fgcu_group *) {}
-extern "C" int fgcu_group_load(fgcu_group *, int32_t, int32_t, int32_t, int32_t, const void *, uint64_t,
+extern "C" void fgcu_engine_destroy(fgcu_engine *) {}
+extern "C" int fgcu_engine_load(fgcu_engine *, int32_t, int32_t, int32_t, int32_t, const void *, uint64_t,
                                char *err) {
   return unsupported(err);
 }
-extern "C" int fgcu_group_finalize(fgcu_group *, int32_t, int32_t, float, fgcu_info *, char *err) {
+extern "C" int fgcu_engine_finalize(fgcu_engine *, int32_t, int32_t, float, fgcu_info *, char *err) {
   return unsupported(err);
 }
-extern "C" int fgcu_group_step(fgcu_group *, const fg_batch *, fg_step_output *, char *err) {
+extern "C" int fgcu_engine_step(fgcu_engine *, const fg_batch *, fg_step_output *, char *err) {
   return unsupported(err);
 }
 extern "C" int fgcu_attention_host(const fg_batch *, const float *, const float *, const float *,

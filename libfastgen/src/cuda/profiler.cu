@@ -19,8 +19,7 @@ struct Profiler {
 };
 
 Profiler *profiler_create() {
-  const char *v = getenv("FASTGEN_PROFILE");
-  if (!v || v[0] != '1') return nullptr;
+  if (!fg_knob_int(FG_KNOB_PROFILE)) return nullptr;
   Profiler *p = new Profiler();
   for (int i = 0; i < Profiler::kEvents; i++) cudaEventCreate(&p->ev[i]);
   return p;

@@ -1,4 +1,4 @@
-// One step of a rank (engine_prepare, engine_run): metadata and workspaces, the forward pass
+// One step of a rank (rank_prepare, rank_run): metadata and workspaces, the forward pass
 // (forward.cu), sampling on the device and the copy back (sample_and_return), and the wait for
 // the stream, bounded under tensor parallelism (stream_wait).
 #include <string.h>
@@ -81,7 +81,7 @@ int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z,
   }
   return 0;
 }
-int fgcu::engine_prepare(fgcu_engine *e, const fg_batch *b, Meta *m, char *err) {
+int fgcu::rank_prepare(fgcu_rank *e, const fg_batch *b, Meta *m, char *err) {
   if (!e->finalized) {
     snprintf(err, 512, "fg_step: engine is not finalized");
     return FG_ERR_INVALID_ARGUMENT;
@@ -97,7 +97,7 @@ namespace {
 // True the first time this rank runs a step of this shape (T, S, R, logprobs, attention tiling);
 // kernels new to the device may load then. MoE steps always count as new: their per-expert
 // GEMM shapes follow the routing.
-bool new_shape(fgcu_engine *e, const Meta &m) {
+bool new_shape(fgcu_rank *e, const Meta &m) {
   if (e->m.num_experts > 0) return true;
   uint64_t h = 1469598103934665603ull;
   const uint64_t parts[] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R, (uint64_t)m.R_next, (uint64_t)m.L, (uint64_t)m.splits,
@@ -118,7 +118,7 @@ bool new_shape(fgcu_engine *e, const Meta &m) {
 
 }  // namespace
 
-int fgcu::engine_run(fgcu_engine *e, const Meta &m, fg_step_output *out, char *err) {
+int fgcu::rank_run(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err) {
   const fgcu_model &M = e->m;
   const bool decode_only = m.T == m.S;  // one token per sequence
   e->lockstep = e->tp > 1 && new_shape(e, m);

@@ -1,4 +1,4 @@
-// The CUDA engine as the core sees it (fgcu_group_*): tensor_parallel ranks, one per device.
+// The CUDA engine as the core sees it (fgcu_engine_*): tensor_parallel ranks, one per device.
 //
 //   tp == 1   the caller's thread runs rank 0 directly: no threads, no NCCL.
 //   tp  > 1   one worker thread per rank (CUDA's current device is per thread), NCCL communicators
@@ -12,7 +12,7 @@
 //   before any collective starts; the engine stays usable. A failure after the barrier (an NCCL
 //   error, a collective that does not finish within the timeout because a rank failed or
 //   stalled) aborts the communicators: in-flight collectives end, the step returns
-//   FG_ERR_DEVICE, and the group is broken: later steps fail at once with the first error, so
+//   FG_ERR_DEVICE, and the engine is broken: later steps fail at once with the first error, so
 //   the server reports it instead of hanging. Weights load on the caller's thread, rank by rank.
 #include <errno.h>
 #include <pthread.h>
@@ -32,10 +32,10 @@ constexpr int kDefaultTimeoutMs = 120000;
 
 }  // namespace
 
-struct fgcu_group {
+struct fgcu_engine {
   int tp = 1;
   int timeout_ms = kDefaultTimeoutMs;
-  fgcu_engine *ranks[kMaxRanks] = {};
+  fgcu_rank *ranks[kMaxRanks] = {};
   Nccl *nccl = nullptr;
   ncclComm_t comms[kMaxRanks] = {};
 
@@ -70,16 +70,16 @@ int set_device(int d, char *err) {
 }
 
 struct WorkerArg {
-  fgcu_group *g;
+  fgcu_engine *g;
   int rank;
 };
 
 void *worker(void *p) {
   WorkerArg a = *(WorkerArg *)p;
   free(p);
-  fgcu_group *g = a.g;
+  fgcu_engine *g = a.g;
   const int r = a.rank;
-  fgcu_engine *e = g->ranks[r];
+  fgcu_rank *e = g->ranks[r];
   uint64_t seen = 0;
   for (;;) {
     pthread_mutex_lock(&g->mu);
@@ -94,7 +94,7 @@ void *worker(void *p) {
     char *err = g->err[r];
     err[0] = 0;
     int rc = set_device(e->device, err);
-    if (!rc) rc = engine_prepare(e, g->batch, &g->meta[r], err);
+    if (!rc) rc = rank_prepare(e, g->batch, &g->meta[r], err);
 
     // barrier: nobody enters a collective unless every rank prepared
     pthread_mutex_lock(&g->mu);
@@ -107,7 +107,7 @@ void *worker(void *p) {
     if (go) {
       g->ran[r] = true;
       e->wait = &g->wait;
-      rc = engine_run(e, g->meta[r], r == 0 ? g->out : nullptr, err);
+      rc = rank_run(e, g->meta[r], r == 0 ? g->out : nullptr, err);
       if (rc) g->abort_flag = 1;  // the other ranks stop waiting on collectives with us
     }
     pthread_mutex_lock(&g->mu);
@@ -120,7 +120,7 @@ void *worker(void *p) {
 // Spin barrier among the ranks' threads inside a step (engine.cuh: lockstep), bounded by the
 // step's deadline and by another rank's failure.
 int rendezvous(void *p, char *err) {
-  fgcu_group *g = (fgcu_group *)p;
+  fgcu_engine *g = (fgcu_engine *)p;
   const unsigned gen = __atomic_load_n(&g->bar_gen, __ATOMIC_ACQUIRE);
   if (__atomic_add_fetch(&g->bar_count, 1, __ATOMIC_ACQ_REL) == g->tp) {
     __atomic_store_n(&g->bar_count, 0, __ATOMIC_RELAXED);
@@ -142,7 +142,7 @@ int rendezvous(void *p, char *err) {
 }
 
 // Ends every in-flight collective; the group cannot run another step.
-void break_group(fgcu_group *g, const char *why) {
+void break_group(fgcu_engine *g, const char *why) {
   if (g->broken) return;
   g->broken = true;
   snprintf(g->broken_msg, sizeof g->broken_msg, "%s", why);
@@ -155,7 +155,16 @@ void break_group(fgcu_group *g, const char *why) {
 
 }  // namespace
 
-extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeout_ms, fgcu_group **out,
+extern "C" int32_t fgcu_device_count(void) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+extern "C" int fgcu_engine_create(const fgcu_model *m, int32_t tp, int32_t timeout_ms, fgcu_engine **out,
                                  char *err) {
   *out = nullptr;
   int n = 0;
@@ -172,12 +181,13 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
     snprintf(err, 512, "tensor_parallel %d needs %d CUDA devices; %d visible", tp, tp, n);
     return FG_ERR_DEVICE;
   }
-  fgcu_group *g = new fgcu_group();
+  fgcu_engine *g = new fgcu_engine();
   g->tp = tp;
-  const char *env = getenv("FASTGEN_TP_TIMEOUT_MS");
-  g->timeout_ms = env && atoi(env) > 0 ? atoi(env) : timeout_ms > 0 ? timeout_ms : kDefaultTimeoutMs;
+  // The spec's (the ABI's) timeout wins; the environment only fills in when the spec has none.
+  const int env_timeout_ms = fg_knob_int(FG_KNOB_TP_TIMEOUT_MS);
+  g->timeout_ms = timeout_ms > 0 ? timeout_ms : env_timeout_ms > 0 ? env_timeout_ms : kDefaultTimeoutMs;
   auto fail = [&](int rc) {
-    fgcu_group_destroy(g);
+    fgcu_engine_destroy(g);
     return rc;
   };
   if (tp > 1) {
@@ -192,10 +202,10 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
       return fail(FG_ERR_DEVICE);
     }
   }
-  const char *fault = getenv("FASTGEN_TP_FAULT_RANK");  // test hook: that rank skips collectives
+  const int fault = fg_knob_int(FG_KNOB_TP_FAULT_RANK);  // test hook: that rank skips collectives
   for (int r = 0; r < tp; r++) {
     if (int rc = set_device(r, err)) return fail(rc);
-    if (int rc = engine_create(m, r, r, tp, &g->ranks[r], err)) {
+    if (int rc = rank_create(m, r, r, tp, &g->ranks[r], err)) {
       if (tp > 1) {
         char msg[512];
         snprintf(msg, sizeof msg, "rank %d: %s", r, err);
@@ -205,7 +215,7 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
     }
     g->ranks[r]->nccl = g->nccl;
     g->ranks[r]->comm = g->comms[r];
-    g->ranks[r]->skip_collectives = tp > 1 && fault && atoi(fault) == r;
+    g->ranks[r]->skip_collectives = tp > 1 && fault == r;
     g->ranks[r]->rendezvous = rendezvous;
     g->ranks[r]->group = g;
   }
@@ -223,7 +233,7 @@ extern "C" int fgcu_group_create(const fgcu_model *m, int32_t tp, int32_t timeou
   return 0;
 }
 
-extern "C" void fgcu_group_destroy(fgcu_group *g) {
+extern "C" void fgcu_engine_destroy(fgcu_engine *g) {
   if (!g) return;
   pthread_mutex_lock(&g->mu);
   g->quit = true;
@@ -246,36 +256,36 @@ extern "C" void fgcu_group_destroy(fgcu_group *g) {
   for (int r = 0; r < g->tp; r++) {
     if (!g->ranks[r]) continue;
     cudaSetDevice(g->ranks[r]->device);
-    engine_destroy(g->ranks[r]);
+    rank_destroy(g->ranks[r]);
   }
   for (int r = 0; r < g->tp; r++)
     if (g->comms[r]) g->nccl->comm_destroy(g->comms[r]);
   delete g;
 }
 
-extern "C" int fgcu_group_load(fgcu_group *g, int32_t layer, int32_t expert, int32_t slot, int32_t dtype,
+extern "C" int fgcu_engine_load(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                                const void *data, uint64_t numel, char *err) {
   for (int r = 0; r < g->tp; r++) {
     FGCU_CHECK(set_device(g->ranks[r]->device, err));
-    FGCU_CHECK(engine_load(g->ranks[r], layer, expert, slot, dtype, data, numel, err));
+    FGCU_CHECK(rank_load(g->ranks[r], layer, expert, kind, dtype, data, numel, err));
   }
   return 0;
 }
 
-extern "C" int fgcu_group_finalize(fgcu_group *g, int32_t block_size, int32_t num_blocks, float memory_fraction,
+extern "C" int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t num_blocks, float memory_fraction,
                                    fgcu_info *info, char *err) {
   int64_t blocks = INT64_MAX;
   int tightest = 0;
   for (int r = 0; r < g->tp; r++) {
     int64_t n = 0;
     FGCU_CHECK(set_device(g->ranks[r]->device, err));
-    FGCU_CHECK(engine_kv_fit(g->ranks[r], block_size, memory_fraction, &n, err));
+    FGCU_CHECK(rank_kv_fit(g->ranks[r], block_size, memory_fraction, &n, err));
     if (n < blocks) blocks = n, tightest = r;
   }
   if (num_blocks > 0) {
     blocks = num_blocks;
   } else if (blocks == 0) {
-    const fgcu_engine *e = g->ranks[tightest];
+    const fgcu_rank *e = g->ranks[tightest];
     snprintf(err, 512, "out of device memory: %.2f GiB free on device %d after weights holds no KV block",
              (double)e->free_after_weights / (1ull << 30), e->device);
     return FG_ERR_OUT_OF_MEMORY;
@@ -284,7 +294,7 @@ extern "C" int fgcu_group_finalize(fgcu_group *g, int32_t block_size, int32_t nu
   for (int r = 0; r < g->tp; r++) {
     fgcu_info one{};
     FGCU_CHECK(set_device(g->ranks[r]->device, err));
-    FGCU_CHECK(engine_kv_alloc(g->ranks[r], blocks, &one, err));
+    FGCU_CHECK(rank_kv_alloc(g->ranks[r], blocks, &one, err));
     sum.num_blocks = one.num_blocks, sum.block_size = one.block_size;
     sum.weight_bytes += one.weight_bytes, sum.kv_bytes += one.kv_bytes;
   }
@@ -292,14 +302,14 @@ extern "C" int fgcu_group_finalize(fgcu_group *g, int32_t block_size, int32_t nu
   return 0;
 }
 
-extern "C" int fgcu_group_step(fgcu_group *g, const fg_batch *b, fg_step_output *out, char *err) {
+extern "C" int fgcu_engine_step(fgcu_engine *g, const fg_batch *b, fg_step_output *out, char *err) {
   if (b->num_tokens == 0) return 0;
   if (g->tp == 1) {
-    fgcu_engine *e = g->ranks[0];
+    fgcu_rank *e = g->ranks[0];
     FGCU_CHECK(set_device(e->device, err));
     Meta m;
-    FGCU_CHECK(engine_prepare(e, b, &m, err));
-    return engine_run(e, m, out, err);
+    FGCU_CHECK(rank_prepare(e, b, &m, err));
+    return rank_run(e, m, out, err);
   }
   if (g->broken) {
     snprintf(err, 512, "tensor-parallel engine failed earlier and cannot run: %s", g->broken_msg);

@@ -18,7 +18,7 @@ import {
   type Json, ModelConfigError, optionalBool, optionalInt, optionalNumber, plainMlp, readRope, requireInt,
   requireIntOf,
 } from "../configFields";
-import type { ModelSpec } from "../spec";
+import type { ModelSpec } from "../../native/modelSpec";
 import { checkShape } from "./split";
 import type { Architecture, Splitter } from "./types";
 

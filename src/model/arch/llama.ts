@@ -20,7 +20,7 @@ import {
   checkKvHeads, gatedMlp, headDimOf, type Json, ModelConfigError, optionalBool, optionalInt, optionalNumber,
   readRope, requireInt,
 } from "../configFields";
-import type { ModelSpec } from "../spec";
+import type { ModelSpec } from "../../native/modelSpec";
 import { ModelLoadError } from "../errors";
 import { checkShape } from "./split";
 import type { Architecture, Splitter, TensorPiece } from "./types";

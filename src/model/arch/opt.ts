@@ -20,7 +20,7 @@ import {
   type Json, ModelConfigError, optionalBool, optionalInt, plainMlp, requireInt,
 } from "../configFields";
 import { ModelLoadError } from "../errors";
-import type { ModelSpec } from "../spec";
+import type { ModelSpec } from "../../native/modelSpec";
 import { checkShape } from "./split";
 import type { Architecture, Splitter, Target } from "./types";
 

@@ -15,7 +15,7 @@ import {
   checkKvHeads, headDimOf, type Json, ModelConfigError, optionalBool, optionalInt, optionalNumber, plainMlp,
   readRope, requireInt,
 } from "../configFields";
-import type { ModelSpec } from "../spec";
+import type { ModelSpec } from "../../native/modelSpec";
 import type { Architecture } from "./types";
 
 function toSpec(cfg: Json, arch: string): ModelSpec {

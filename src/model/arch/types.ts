@@ -3,7 +3,7 @@
  * (Hugging Face tensor names -> canonical names of fastgen.h).
  */
 import type { Json } from "../configFields";
-import type { ModelSpec } from "../spec";
+import type { ModelSpec } from "../../native/modelSpec";
 
 /**
  * One canonical tensor cut from an HF tensor. rows: ranges [start, count] of the HF tensor's

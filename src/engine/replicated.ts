@@ -2,7 +2,7 @@
  * What a front end over replicas shows beyond EngineClient: the state of each replica. The gRPC
  * Health RPC reports it; tests and the replica benchmark read it.
  */
-import type { EngineClient } from "../engine/types";
+import type { EngineClient } from "./types";
 
 /** One replica as the load balancer sees it. */
 export interface ReplicaStatus {

@@ -11,7 +11,7 @@
  */
 import type { EngineClient } from "../engine/types";
 import type { DrainResult } from "../server/httpServer";
-import type { Logger } from "./logger";
+import type { Logger } from "../ops/logger";
 
 /** Default --shutdown-timeout, in seconds. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30;

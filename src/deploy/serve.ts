@@ -20,9 +20,9 @@ import { createGrpcServer } from "../grpc/grpcServer";
 import { defaultModelDir } from "../model/defaultModel";
 import type { FastGenServer } from "../server/httpServer";
 import { createServer } from "../server/httpServer";
-import type { ReplicaFrontEndOptions } from "./frontEnd";
-import { startReplicaFrontEnd } from "./frontEnd";
-import type { ReplicaProcess } from "./replicaProcess";
+import type { ReplicaFrontEndOptions } from "../lb/frontEnd";
+import { startReplicaFrontEnd } from "../lb/frontEnd";
+import type { ReplicaProcess } from "../lb/replicaProcess";
 
 /** The gRPC port `fastgen serve` and serve() use by default (MII's). */
 export const DEFAULT_GRPC_PORT = 50050;

@@ -4,7 +4,7 @@
  * internal address: the address and the transport's own words are kept in fields for the front
  * end's log. ReplicaUnavailableError's message does name the address; it stays inside the front end.
  */
-import { EngineOverloadedError } from "../engine/types";
+import { EngineOverloadedError } from "./types";
 
 /**
  * No replica can take the request (all down, or all refused it). An EngineOverloadedError, so

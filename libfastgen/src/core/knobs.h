@@ -1,0 +1,41 @@
+// The FASTGEN_* environment variables libfastgen reads: one table, read once (at the first
+// lookup, all together), printed by `fastgen --help-env` through fg_knobs(). Nothing else in
+// libfastgen calls getenv. Plain C, so the CUDA objects (nvcc, libstdc++) include it too.
+#pragma once
+#include <stdint.h>
+
+// X(id, type, default, meaning): the variable is FASTGEN_<id>. Types:
+//   INT   an integer; unset or empty gives the default
+//   FLAG  "0" off, "1" on; unset, empty or anything else gives the default
+//   STR   text; unset gives the default
+#define FG_KNOBS(X)                                                                              \
+  X(NUM_THREADS, INT, "0", "CPU backend threads; 0 or below: one per hardware thread")           \
+  X(CPU_ISA, STR, "", "cap the CPU kernels' ISA: \"generic\" or \"avx2\" (default: the best found)") \
+  X(CUDA_GRAPHS, FLAG, "1", "capture decode steps as CUDA graphs")                               \
+  X(PROFILE, FLAG, "0", "device time per op kind, printed to stderr at destroy (graphs off)")    \
+  X(PDL, FLAG, "1", "programmatic dependent launch on compute capability 9.0+")                  \
+  X(PDL_ATTN, INT, "1", "attention's part in PDL: 0 none, 1 overlaps its start, 2 also lets the next kernel in early") \
+  X(GEMV, FLAG, "1", "the GEMV kernel for GEMMs of few rows (off: cuBLASLt for every GEMM)")     \
+  X(GEMV_PIPE, FLAG, "1", "the GEMV's cp.async weight pipeline")                                 \
+  X(ATTN, STR, "", "\"simple\": the reference attention kernel instead of the tiled ones")        \
+  X(ATTN_BM, INT, "128", "query rows per wide attention tile: 128 or 64 (A/B timing)")            \
+  X(ATTN_BN, INT, "64", "keys per K/V tile at head_dim 128: 64 or 32 (A/B timing)")               \
+  X(ATTN_SPLITS, INT, "-1", "decode key splits: -1 chooses by occupancy, N >= 0 forces max(N, 1)") \
+  X(ATTN_TIMING, STR, "", "test hook: append the median of 20 attention launches (ms) to this file") \
+  X(TP_TIMEOUT_MS, INT, "0", "collective wait limit when the spec's collective_timeout_ms is 0 (0: 120 s)") \
+  X(TP_FAULT_RANK, INT, "-1", "test hook: this tensor-parallel rank skips its collectives")
+
+#define FG_KNOB_ENUM_(id, type, dflt, meaning) FG_KNOB_##id,
+typedef enum fg_knob { FG_KNOBS(FG_KNOB_ENUM_) FG_KNOB_COUNT } fg_knob;
+#undef FG_KNOB_ENUM_
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+// The value of an INT knob, or of a FLAG knob as 0/1.
+int32_t fg_knob_int(fg_knob k);
+// The value of a STR knob ("" when unset and the default is "").
+const char *fg_knob_str(fg_knob k);
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,17 @@
+/** `fastgen --help-env`: the FASTGEN_* variables libfastgen reads, from its knob registry. */
+import { libraryKnobs, type LibraryKnob } from "../native";
+
+/** The registry as a text table: name, type, default, meaning, and the value set here if any. */
+export function formatKnobs(knobs: LibraryKnob[]): string {
+  const width = Math.max(...knobs.map((k) => k.name.length));
+  const lines = knobs.map((k) => {
+    const dflt = k.default === "" ? "unset" : k.default;
+    const set = k.value === null ? "" : ` [set: ${JSON.stringify(k.value)}]`;
+    return `  ${k.name.padEnd(width)}  ${k.type} (default ${dflt}): ${k.meaning}${set}`;
+  });
+  return ["Environment variables of libfastgen (read once, at first use):", ...lines].join("\n");
+}
+
+export function helpEnvText(): string {
+  return formatKnobs(libraryKnobs());
+}
