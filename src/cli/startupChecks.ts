@@ -7,7 +7,7 @@ import { readdirSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { EngineClient } from "../engine/types";
-import { UsageError } from "./engineFlags";
+import { UsageError } from "../ops/engineFlags";
 
 /** Resolves once `port` on `host` could be bound (and was let go again); rejects naming it otherwise. */
 function probe(host: string, port: number, what: string): Promise<void> {

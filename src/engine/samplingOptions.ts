@@ -32,3 +32,6 @@ export interface SamplingOptions {
   /** Token sequences that may not be generated (vLLM's bad_words, tokenized): each one's last token is banned after the rest. */
   badWords?: number[][];
 }
+
+/** Sampling options before max tokens is settled (a server settles it from the prompt length). */
+export type SamplingBase = Omit<SamplingOptions, "maxTokens" | "logprobs">;

@@ -4,7 +4,7 @@
  * repetition_penalty, and max_new_tokens, which caps every request's max tokens.
  * `--generation-config vllm` turns them off (neutral defaults: temperature 1, top_p 1, ...).
  */
-import type { SamplingBase } from "./samplingParams";
+import type { SamplingBase } from "../engine/samplingOptions";
 
 /** Where sampling defaults come from: the model's generation_config.json, or none. */
 export type GenerationConfigMode = "auto" | "vllm";

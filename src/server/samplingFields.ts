@@ -2,7 +2,9 @@
  * The sampling fields /v1/completions and /v1/chat/completions share, checked and mapped onto the
  * engine's SamplingOptions. Logprobs differ between the two endpoints and are read by each.
  */
-import type { SamplingOptions } from "../engine/samplingOptions";
+import type { SamplingBase } from "../engine/samplingOptions";
+
+export type { SamplingBase };
 import { MAX_STOP_TOKEN_IDS } from "../engine/stop";
 import { MAX_STOP_STRING_CHARS, MAX_STOP_STRINGS } from "../engine/stopStrings";
 import { invalidParam, unsupportedParam } from "./errors";
@@ -16,8 +18,6 @@ import { readVllmSampling } from "./vllmParams";
 export const MAX_N = 128;
 export { MAX_STOP_STRINGS };
 
-/** Sampling options before max tokens is settled (it depends on the prompt length). */
-export type SamplingBase = Omit<SamplingOptions, "maxTokens" | "logprobs">;
 
 /** The shared sampling fields of a request. */
 export interface ParsedSampling {

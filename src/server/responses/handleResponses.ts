@@ -10,7 +10,7 @@ import type { PromptJob } from "../generationRun";
 import { collectChoices, startGeneration, streamFailed } from "../generationRun";
 import { TokenStrings, chatLogprobs } from "../logprobs";
 import type { RequestTrace } from "../requestTrace";
-import { settleMaxTokens } from "../samplingParams";
+import { settleMaxTokens } from "../samplingFields";
 import type { ServerContext } from "../serverContext";
 import { sseResponse } from "../sse";
 import type { ResponseState } from "./responseObject";

@@ -8,7 +8,7 @@
 import type { ChatMessage } from "../../tokenizer/chatTemplate";
 import { invalidParam, unsupportedParam } from "../errors";
 import { RequestParams, describe } from "../requestParams";
-import type { SamplingBase } from "../samplingParams";
+import type { SamplingBase } from "../samplingFields";
 import { withSamplingDefaults } from "../samplingDefaults";
 import type { ServerContext } from "../serverContext";
 import { readModel } from "../serverContext";
