@@ -11,14 +11,14 @@
  * penaltyPromptLens says how many leading ids of a row's list are prompt ids, so presence and
  * frequency count outputs only (vLLM semantics) while repetition sees both.
  */
-import type { BlockTable } from "./blockManager";
+import type { BlockTable } from "./kvCache/kvCacheManager";
 import { BlockCsr } from "./blockCsr";
 import type { Plan } from "./scheduler/types";
 import { usesPenalties } from "./samplingParams";
 import type { StepBatch } from "./stepBatch";
 import { bannedStopIds } from "./stop";
 
-/** The block tables a batch reads (BlockManager is one). */
+/** The block tables a batch reads (KvCacheManager is one). */
 export interface BlockTables {
   readonly blockSize: number;
   table(seqId: number): BlockTable | undefined;

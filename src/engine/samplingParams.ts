@@ -37,6 +37,8 @@ export interface SamplingParams {
   readonly stopTokenIds: readonly number[];
   /** Stop strings: checked by the detokenizer hook, not here. */
   readonly stop: readonly string[];
+  /** Prefix-cache salt: an extra key of the first block's hash ("" = none). */
+  readonly cacheSalt: string;
 }
 
 /** A request asked for something out of range (the server answers 400). */
@@ -86,6 +88,7 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
   check(Math.fround(repetitionPenalty) > 0 && Number.isFinite(repetitionPenalty), "repetition_penalty must be > 0 (and at least 1e-38)");
   check(Math.abs(presencePenalty) <= 2, "presence_penalty must be in [-2, 2]");
   check(Math.abs(frequencyPenalty) <= 2, "frequency_penalty must be in [-2, 2]");
+  check(opts.cacheSalt === undefined || typeof opts.cacheSalt === "string", "cache_salt must be a string");
   const bias = Object.entries(opts.logitBias ?? {});
   const logitBiasIds = new Int32Array(bias.length);
   const logitBiasValues = new Float32Array(bias.length);
@@ -103,6 +106,7 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
     logitBiasIds, logitBiasValues, logprobs, promptLogprobs, returnLogits: opts.returnLogits ?? false,
     maxTokens, minTokens, ignoreEos: opts.ignoreEos ?? false,
     stopTokenIds: [...(opts.stopTokenIds ?? [])], stop: [...(opts.stop ?? [])],
+    cacheSalt: opts.cacheSalt ?? "",
   };
 }
 
