@@ -96,7 +96,8 @@ export async function handleChatCompletions(ctx: ServerContext, body: Record<str
     stop_reason: r.stopReason,
   }));
   const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
-  return jsonResponse({ id, object: "chat.completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens) });
+  // One prompt: as its first sample found it.
+  return jsonResponse({ id, object: "chat.completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens, results[0]?.cachedTokens ?? 0) });
 }
 
 async function* streamChunks(
@@ -118,8 +119,10 @@ async function* streamChunks(
   for (let index = 0; index < plan.n; index++)
     yield chunk({ index, delta: { role: "assistant", content: plan.echoText }, logprobs: null, finish_reason: null });
   let completionTokens = 0;
+  let cachedTokens = 0;
   for await (const { choice, delta } of run.deltas) {
     completionTokens += delta.tokenIds.length;
+    if (choice === 0) cachedTokens += delta.cachedTokens ?? 0;
     const hasLogprobs = plan.topLogprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;
     if (delta.text === "" && !hasLogprobs && !delta.finishReason) continue;
     yield chunk({
@@ -131,5 +134,5 @@ async function* streamChunks(
     });
   }
   if (plan.stream.includeUsage)
-    yield { id, object: "chat.completion.chunk", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens) };
+    yield { id, object: "chat.completion.chunk", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens, cachedTokens) };
 }

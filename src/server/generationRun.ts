@@ -205,11 +205,13 @@ export interface ChoiceResult {
   promptLogprobs?: (TokenLogprob | null)[];
   finishReason: FinishReason | null;
   stopReason: string | number | null;
+  /** Prompt tokens found in the prefix cache (from the sample's first delta). */
+  cachedTokens: number;
 }
 
 /** Runs `run` to the end and gathers its `count` choices. */
 export async function collectChoices(run: GenerationRun, count: number): Promise<ChoiceResult[]> {
-  const out = Array.from({ length: count }, (): ChoiceResult => ({ text: "", tokenCount: 0, logprobs: [], finishReason: null, stopReason: null }));
+  const out = Array.from({ length: count }, (): ChoiceResult => ({ text: "", tokenCount: 0, logprobs: [], finishReason: null, stopReason: null, cachedTokens: 0 }));
   for await (const { choice, delta } of run.deltas) {
     const c = out[choice];
     if (!c) continue;
@@ -219,8 +221,19 @@ export async function collectChoices(run: GenerationRun, count: number): Promise
     if (delta.promptLogprobs) c.promptLogprobs = delta.promptLogprobs;
     if (delta.finishReason) c.finishReason = delta.finishReason;
     if (delta.stopReason !== undefined) c.stopReason = delta.stopReason;
+    if (delta.cachedTokens !== undefined) c.cachedTokens = delta.cachedTokens;
   }
   return out;
+}
+
+/**
+ * Prompt tokens served from the prefix cache, over the prompts of a request: each prompt counts
+ * once, as its first sample found it (`choice` is prompt index * n + sample index).
+ */
+export function cachedPromptTokens(cachedTokens: readonly number[], n: number): number {
+  let sum = 0;
+  for (let i = 0; i < cachedTokens.length; i += n) sum += cachedTokens[i]!;
+  return sum;
 }
 
 /** OpenAI's usage object. */
@@ -228,9 +241,14 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** cached_tokens: prompt tokens whose KV came from the prefix cache. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 /** Usage from token counts (prompts counted once, however many samples each has). */
-export function usage(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0): Usage {
+  return {
+    prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
 }

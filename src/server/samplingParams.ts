@@ -63,6 +63,17 @@ function readStop(p: RequestParams): string[] | undefined {
   return stop;
 }
 
+/** The longest cache salt accepted (it is hashed into every prompt's first block). */
+const MAX_CACHE_SALT_CHARS = 1024;
+
+/** cache_salt (vLLM): a non-empty string; requests share prefix-cache blocks only with equal salts. */
+function readCacheSalt(p: RequestParams): string | undefined {
+  const salt = p.string("cache_salt");
+  if (salt !== undefined && (salt === "" || salt.length > MAX_CACHE_SALT_CHARS))
+    throw invalidParam("cache_salt", `'cache_salt' must be a non-empty string of at most ${MAX_CACHE_SALT_CHARS} characters.`);
+  return salt;
+}
+
 /** Reads the shared sampling fields (and best_of, which must equal n). */
 export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedSampling {
   const maxTokens = readMaxTokens(p);
@@ -91,6 +102,7 @@ export function readSamplingParams(p: RequestParams, vocabSize: number): ParsedS
     frequencyPenalty: p.number("frequency_penalty", { min: -2, max: 2 }),
     repetitionPenalty: p.number("repetition_penalty", { min: 0, minExclusive: true, max: 2 }),
     logitBias: readLogitBias(p, vocabSize),
+    cacheSalt: readCacheSalt(p),
     n,
   };
   p.string("user"); // accepted for compatibility; it only tags the request on OpenAI's side
