@@ -11,9 +11,9 @@
  * Why SHA-256 (Bun.CryptoHasher) and not a fast 64-bit hash (Bun.hash's wyhash/xxhash64):
  * a hit hands one request the KV another computed, so a collision is a correctness and isolation
  * bug, and with a non-cryptographic hash a client can construct one on purpose (vLLM moved its
- * default to SHA-256 for that reason). The price measured by bench/blockHash.ts is ~60 ns per
- * token (~1 µs per 16-token block, ~0.1 µs with xxhash64): 0.12 ms for a 2K-token prompt, once
- * per sequence, against a forward pass of tens of milliseconds.
+ * default to SHA-256 for that reason). The price measured by bench/blockHash.ts: 30-60 ns per
+ * token at block size 16 (xxHash64 ~5 ns), at most ~0.12 ms for a 2K-token prompt, once per
+ * sequence, against a prefill of that prompt of tens of milliseconds or more.
  */
 import type { Sequence } from "../sequence";
 

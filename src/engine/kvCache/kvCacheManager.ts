@@ -138,10 +138,6 @@ export class KvCacheManager implements KvCacheView {
     return blockHashes(seq, this.blockSize, numBlocks);
   }
 
-  canAllocate(seqId: number, numTokens: number): boolean {
-    return !this.tables.has(seqId) && numTokens >= 0 && this.blocksFor(numTokens) <= this.queue.size;
-  }
-
   /** Gives a sequence without a table fresh blocks for `numTokens` tokens (no cache lookup). */
   allocate(seqId: number, numTokens: number): BlockTable {
     this.startTable(seqId, 0, []);
@@ -184,11 +180,6 @@ export class KvCacheManager implements KvCacheView {
       this.stats.hits += numBlocks * this.blockSize;
     }
     return this.append(seq.id, Math.max(0, numTokens - t.numTokens));
-  }
-
-  canAppend(seqId: number, numTokens: number): boolean {
-    const t = this.tables.get(seqId);
-    return t !== undefined && numTokens >= 0 && this.blocksFor(t.numTokens + numTokens) - t.length <= this.queue.size;
   }
 
   /** Grows the sequence's table with fresh blocks to cover `numTokens` more tokens. */
@@ -262,15 +253,6 @@ export class KvCacheManager implements KvCacheView {
     }
     this.tables.delete(seqId);
     return t.length;
-  }
-
-  /** Forgets every cached hash (free blocks stay free); referenced blocks are not touched. */
-  clearCache(): void {
-    for (const [h, b] of this.byHash) {
-      if (this.refs[b] !== 0) continue;
-      this.byHash.delete(h);
-      this.hashOf[b] = null;
-    }
   }
 
   private startTable(seqId: number, numCached: number, hashes: readonly BlockHash[]): void {

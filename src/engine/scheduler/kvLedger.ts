@@ -27,8 +27,6 @@ export interface CachedRun {
   readonly cost: number;
 }
 
-const NO_RUN: CachedRun = { blocks: 0, cost: 0 };
-
 /** Plan-local reference counts, free count and in-plan completed hashes. */
 export class KvLedger {
   /** Free blocks once what is recorded so far is committed. */
