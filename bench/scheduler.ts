@@ -15,7 +15,7 @@
  * Prints a table and writes bench/results/scheduler.json.
  */
 import { cpus } from "node:os";
-import { BlockManager } from "../src/engine/blockManager";
+import { KvCacheManager } from "../src/engine/kvCache/kvCacheManager";
 import { StepBatchBuilder } from "../src/engine/batch";
 import { SequenceQueues } from "../src/engine/queues";
 import { commitPlan, getPolicy, schedule } from "../src/engine/scheduler";
@@ -62,7 +62,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 function runRound(s: Scenario): Timing {
   const policy = getPolicy(s.policy);
   const config = { tokenBudget: BUDGET, maxSeqs: 512 };
-  const blocks = new BlockManager(NUM_BLOCKS, BLOCK_SIZE);
+  const blocks = new KvCacheManager(NUM_BLOCKS, BLOCK_SIZE);
   const queues = new SequenceQueues();
   const ctx: StepperContext = { queues, blocks, stop: { eosTokenIds: [0] } };
   const builder = new StepBatchBuilder([0]);

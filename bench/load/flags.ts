@@ -62,6 +62,7 @@ export interface SuiteFlags {
   seed?: string;
   clients?: string;
   requests?: string;
+  "prefix-tokens"?: string;
 }
 
 /** The suite named by --suite with the workload flags applied; a bad value is a usage error. */
@@ -74,6 +75,7 @@ export function suiteFromFlags(v: SuiteFlags): ReturnType<typeof resolveSuite> {
       seed: numberFlag("seed", v.seed),
       clients: listFlag("clients", v.clients),
       requests: numberFlag("requests", v.requests),
+      prefixTokens: numberFlag("prefix-tokens", v["prefix-tokens"]),
     });
   } catch (e) {
     throw e instanceof BenchUsageError ? e : new BenchUsageError((e as Error).message);

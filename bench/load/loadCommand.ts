@@ -40,6 +40,7 @@ Workload:
   --mean-prompt N      mean prompt tokens (30% deviation; with no --suite, names it p<N>-g<M>)
   --mean-gen N         mean generated tokens
   --max-prompt N       prompt cap (default 4000)
+  --prefix-tokens N    shared prefix / system prompt tokens (chat-multiturn, shared-prefix)
   --seed N             workload seed (default 1)
   --warmup N           unrecorded requests at the mean lengths before the sweep (default 2)
 
@@ -65,6 +66,7 @@ const OPTIONS = {
   clients: { type: "string" },
   requests: { type: "string" },
   "mean-prompt": { type: "string" },
+  "prefix-tokens": { type: "string" },
   "mean-gen": { type: "string" },
   "max-prompt": { type: "string" },
   seed: { type: "string" },

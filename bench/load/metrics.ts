@@ -19,6 +19,8 @@ export interface RequestRecord {
   client: number;
   /** Prompt tokens the server counted (usage), else the tokens sent. */
   promptTokens: number;
+  /** Prompt tokens served from the server's prefix cache (usage), when it says. */
+  cachedTokens?: number;
   /** Tokens asked for (max_tokens). */
   genTokens: number;
   /** Tokens received. */
@@ -56,6 +58,9 @@ export interface PointSummary {
   throughputRps: number;
   meanLatencyS: number;
   meanTtftS: number;
+  p95TtftS?: number;
+  /** Prompt tokens the server's prefix cache served / prompt tokens (when usage said). */
+  prefixHitRate?: number;
   outputTokensPerS: number;
   /** Gaps between consecutive tokens of a request, all requests pooled. */
   tokenLatencyMs: { p50: number; p90: number; p95: number; mean: number };
@@ -118,6 +123,10 @@ export function summarizePoint(clients: number, records: readonly RequestRecord[
     throughputRps: done.length / wallS,
     meanLatencyS: mean(done.map((r) => r.e2eS)),
     meanTtftS: mean(done.map((r) => r.ttftS!)),
+    p95TtftS: percentile(done.map((r) => r.ttftS!), 95),
+    ...(done.some((r) => r.cachedTokens !== undefined)
+      ? { prefixHitRate: done.reduce((s, r) => s + (r.cachedTokens ?? 0), 0) / Math.max(1, done.reduce((s, r) => s + r.promptTokens, 0)) }
+      : {}),
     outputTokensPerS: done.reduce((s, r) => s + r.tokensOut, 0) / wallS,
     tokenLatencyMs: { p50: percentile(gaps, 50), p90: percentile(gaps, 90), p95: percentile(gaps, 95), mean: mean(gaps) },
     effective: sla.genTokensPerS.map((rate) => {

@@ -29,6 +29,7 @@ export function toRecord(t: StreamTiming, spec: RequestSpec, client: number, t0M
     e2eS: round((t.endMs - t.startMs) / 1000),
   };
   if (t.error !== undefined) rec.error = t.error;
+  if (t.cachedTokens !== undefined) rec.cachedTokens = t.cachedTokens;
   return rec;
 }
 

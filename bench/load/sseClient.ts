@@ -27,13 +27,15 @@ export interface StreamTiming {
   tokenMs: number[];
   /** usage.prompt_tokens, when the server sent usage. */
   promptTokens?: number;
+  /** usage.prompt_tokens_details.cached_tokens (prefix-cache hits), when the server sent it. */
+  cachedTokens?: number;
   error?: string;
 }
 
 interface CompletionChunk {
   error?: { message?: string };
   choices?: { text?: string; logprobs?: { tokens?: unknown[] } | null; finish_reason?: string | null }[];
-  usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+  usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } | null } | null;
 }
 
 /** The request body of one completion. */
@@ -103,6 +105,8 @@ export async function streamCompletion(
         }
         if (chunk.usage) {
           timing.promptTokens = chunk.usage.prompt_tokens;
+          const cached = chunk.usage.prompt_tokens_details?.cached_tokens;
+          if (cached !== undefined) timing.cachedTokens = cached;
           completionTokens = chunk.usage.completion_tokens;
         }
       }

@@ -4,6 +4,7 @@
  * logprobs for exact token counts, else text chunks), then run every client count of the suite.
  */
 import { CORPUS_TEXT, cycleIds } from "./corpus";
+import { segmentIds } from "./prefixWorkloads";
 import type { SlaConfig } from "./metrics";
 import { summarizePoint, wallTimeOf } from "./metrics";
 import type { ProgressSink } from "./progress";
@@ -90,10 +91,13 @@ export async function runSweep(o: SweepOptions): Promise<BenchResult> {
   const { clients } = o.suite;
   for (let k = 0; k < clients.length; k++) {
     const c = clients[k]!;
-    const specs = makeRequests(o.suite.workload, requestsPerPoint(c, o.suite.requests), pool.length, info.maxModelLen);
+    // Prefix workloads draw each point's own conversations/suffixes (the shared prefix stays):
+    // a point must not find the prompts of the point before it in the server's cache.
+    const w = o.suite.workload.prefix ? { ...o.suite.workload, seed: o.suite.workload.seed + 1000 * c } : o.suite.workload;
+    const specs = makeRequests(w, requestsPerPoint(c, o.suite.requests), pool.length, info.maxModelLen);
     const prepared: PreparedRequest[] = [];
     for (const spec of specs) {
-      const ids = cycleIds(pool, spec.poolOffset, spec.promptTokens);
+      const ids = spec.segments ? segmentIds(pool, spec.segments) : cycleIds(pool, spec.poolOffset, spec.promptTokens);
       prepared.push({ spec, prompt: mode.prompt === "ids" ? ids : await tok.decode(ids) });
     }
     o.progress.startPoint(c, prepared.length, k + 1, clients.length);
@@ -105,6 +109,8 @@ export async function runSweep(o: SweepOptions): Promise<BenchResult> {
     const e = summary.effective.map((x) => `${x.effectiveRps.toFixed(2)}@${x.genTokensPerS}`).join(" ");
     o.progress.endPoint(
       `${label} clients ${c}: ${summary.throughputRps.toFixed(3)} req/s, mean latency ${summary.meanLatencyS.toFixed(3)} s, ` +
+        `TTFT mean/p95 ${summary.meanTtftS.toFixed(3)}/${(summary.p95TtftS ?? 0).toFixed(3)} s, ` +
+        `${summary.prefixHitRate !== undefined ? `prefix hits ${(100 * summary.prefixHitRate).toFixed(1)}%, ` : ""}` +
         `effective ${e}${summary.failed > 0 ? `, ${summary.failed} failed (${records.find((r) => r.error)?.error})` : ""}`,
     );
     if (summary.completed === 0) {

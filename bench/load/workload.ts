@@ -9,6 +9,9 @@
  * list of a smaller one (request i is the same everywhere).
  */
 
+import type { PrefixShape } from "./prefixWorkloads";
+import { makePrefixRequests } from "./prefixWorkloads";
+
 /** What the requests look like. */
 export interface WorkloadSpec {
   /** Mean prompt length in tokens. */
@@ -20,6 +23,8 @@ export interface WorkloadSpec {
   /** Longest prompt sent. */
   maxPrompt: number;
   seed: number;
+  /** Shared prefixes (prefixWorkloads.ts): meanPrompt is then the suffix / user turn length. */
+  prefix?: PrefixShape;
 }
 
 /** A named preset: workload, client counts and (optionally) a fixed request count per point. */
@@ -68,6 +73,18 @@ export const SUITES: Record<string, SuitePreset> = {
     workload: { meanPrompt: 300, meanGen: 32, deviation: 0.3, maxPrompt: 900, seed: 1 },
     clients: [1, 2, 4, 8, 16],
   },
+  "chat-multiturn": {
+    name: "chat-multiturn",
+    description: "Prefix caching: a 1.5K-token system prompt, conversations of 4-8 turns re-sending their history",
+    workload: { meanPrompt: 100, meanGen: 60, ...FASTGEN, prefix: { kind: "chat-multiturn", prefixTokens: 1500, minTurns: 4, maxTurns: 8 } },
+    clients: DEFAULT_CLIENTS,
+  },
+  "shared-prefix": {
+    name: "shared-prefix",
+    description: "Prefix caching: one 2000-token prefix, short distinct suffixes",
+    workload: { meanPrompt: 64, meanGen: 60, ...FASTGEN, prefix: { kind: "shared-prefix", prefixTokens: 2000 } },
+    clients: DEFAULT_CLIENTS,
+  },
   "ci-tiny": {
     name: "ci-tiny",
     description: "CI smoke run: a few tiny requests at two client counts",
@@ -89,6 +106,8 @@ export interface RequestSpec {
   genTokens: number;
   /** Offset of the prompt's first token in the prompt pool (prompts differ, no shared prefix). */
   poolOffset: number;
+  /** Prefix workloads: the prompt is these [offset, length] pool segments joined. */
+  segments?: [number, number][];
 }
 
 /** mulberry32: a small, fast, seeded 32-bit generator; returns floats in [0, 1). */
@@ -118,6 +137,7 @@ const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x
 export function makeRequests(w: WorkloadSpec, count: number, poolSize: number, maxModelLen?: number): RequestSpec[] {
   if (!(w.meanPrompt >= 1 && w.meanGen >= 1)) throw new Error(`workload: mean lengths must be >= 1, got ${w.meanPrompt}/${w.meanGen}`);
   if (!(poolSize >= 1)) throw new Error(`workload: the prompt pool is empty`);
+  if (w.prefix) return makePrefixRequests({ ...w, prefix: w.prefix }, count, poolSize, maxModelLen);
   const rng = mulberry32(w.seed);
   const ctx = maxModelLen ?? Infinity;
   const out: RequestSpec[] = [];
@@ -134,7 +154,7 @@ export function makeRequests(w: WorkloadSpec, count: number, poolSize: number, m
 /** The workload of a suite with flags applied; unknown suite names throw. */
 export function resolveSuite(
   name: string | undefined,
-  overrides: { meanPrompt?: number; meanGen?: number; maxPrompt?: number; seed?: number; clients?: number[]; requests?: number },
+  overrides: { meanPrompt?: number; meanGen?: number; maxPrompt?: number; seed?: number; clients?: number[]; requests?: number; prefixTokens?: number },
 ): SuitePreset {
   const custom = name === undefined && (overrides.meanPrompt !== undefined || overrides.meanGen !== undefined);
   const base = SUITES[name ?? "fastgen-2600-60"];
@@ -144,6 +164,10 @@ export function resolveSuite(
   if (overrides.meanGen !== undefined) workload.meanGen = overrides.meanGen;
   if (overrides.maxPrompt !== undefined) workload.maxPrompt = overrides.maxPrompt;
   if (overrides.seed !== undefined) workload.seed = overrides.seed;
+  if (overrides.prefixTokens !== undefined) {
+    if (!workload.prefix) throw new Error(`--prefix-tokens needs a prefix suite (chat-multiturn, shared-prefix), not "${base.name}"`);
+    workload.prefix = { ...workload.prefix, prefixTokens: overrides.prefixTokens };
+  }
   return {
     name: custom ? `p${workload.meanPrompt}-g${workload.meanGen}` : base.name,
     description: custom ? "custom workload" : base.description,

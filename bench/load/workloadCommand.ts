@@ -26,6 +26,7 @@ const OPTIONS = {
   clients: { type: "string" },
   requests: { type: "string" },
   "mean-prompt": { type: "string" },
+  "prefix-tokens": { type: "string" },
   "mean-gen": { type: "string" },
   "max-prompt": { type: "string" },
   seed: { type: "string" },

@@ -31,6 +31,7 @@ export interface EngineCrashHooks {
 const EMPTY_METRICS: EngineMetrics = {
   requestsWaiting: 0, requestsRunning: 0, kvBlocksTotal: 0, kvBlocksFree: 0, promptTokensTotal: 0,
   generationTokensTotal: 0, requestsFinishedTotal: 0, preemptionsTotal: 0, stepsTotal: 0,
+  prefixCacheQueriesTotal: 0, prefixCacheHitsTotal: 0,
 };
 
 function reviveError(e: SerializedError): Error {

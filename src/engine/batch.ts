@@ -12,14 +12,14 @@
  * frequency count outputs only (vLLM semantics) while repetition sees both.
  */
 import { bannedBadWordIds } from "./badWords";
-import type { BlockTable } from "./blockManager";
+import type { BlockTable } from "./kvCache/kvCacheManager";
 import { BlockCsr } from "./blockCsr";
 import type { Plan } from "./scheduler/types";
 import { usesPenalties } from "./samplingParams";
 import type { StepBatch } from "./stepBatch";
 import { bannedStopIds } from "./stop";
 
-/** The block tables a batch reads (BlockManager is one). */
+/** The block tables a batch reads (KvCacheManager is one). */
 export interface BlockTables {
   readonly blockSize: number;
   table(seqId: number): BlockTable | undefined;

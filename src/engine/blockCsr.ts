@@ -10,7 +10,7 @@
  * new ids and unmatched rows are copied from the tables. Copying 256 rows × 64 ids one by one
  * costs ~27 µs here, the runs ~5 µs.
  */
-import type { BlockTable } from "./blockManager";
+import type { BlockTable } from "./kvCache/kvCacheManager";
 
 /** How far ahead in the previous rows a table is looked for (finished rows leave gaps). */
 const LOOKAHEAD = 4;

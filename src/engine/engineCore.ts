@@ -9,7 +9,7 @@
  */
 import { StepBatchBuilder } from "./batch";
 import type { StepBatch } from "./stepBatch";
-import { BlockManager } from "./blockManager";
+import { KvCacheManager } from "./kvCache/kvCacheManager";
 import type { EngineOptions } from "./options";
 import { DEFAULT_ENGINE_OPTIONS } from "./options";
 import { OutputStream } from "./outputStream";
@@ -42,6 +42,8 @@ interface Sample {
   closed: boolean;
   /** Prompt logprobs when asked for: [i] is prompt token i's given those before it ([0] null). */
   promptLogprobs: (TokenLogprob | null)[] | null;
+  /** Its first delta went out (it carries the prompt tokens found in the prefix cache). */
+  started: boolean;
 }
 
 interface RequestState {
@@ -59,7 +61,7 @@ export interface StepItem {
 }
 
 export class EngineCore {
-  private readonly blocks: BlockManager;
+  private readonly blocks: KvCacheManager;
   private readonly queues = new SequenceQueues();
   private readonly builder: StepBatchBuilder;
   private readonly policy: SchedulerPolicy;
@@ -88,7 +90,7 @@ export class EngineCore {
     readonly options: EngineOptions,
   ) {
     const info = native.info();
-    this.blocks = new BlockManager(info.numBlocks, info.blockSize);
+    this.blocks = new KvCacheManager(info.numBlocks, info.blockSize, options.enablePrefixCaching);
     this.maxModelLen = contextLength(native, options.maxModelLen);
     this.policy = getPolicy(options.policy);
     this.schedulerConfig = { tokenBudget: options.maxBatchTokens, maxSeqs: options.maxSeqs };
@@ -176,6 +178,7 @@ export class EngineCore {
         request, index: i, seq, closed: false,
         out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop, { includeStop: params[i]!.includeStopStrInOutput, skipSpecialTokens: params[i]!.skipSpecialTokens }),
         promptLogprobs: params[i]!.promptLogprobs >= 0 ? new Array<TokenLogprob | null>(promptIds.length).fill(null) : null,
+        started: false,
       };
       request.samples.push(sample);
       this.samplesBySeq.set(seqId, sample);
@@ -275,6 +278,8 @@ export class EngineCore {
       stepsTotal: this.counters.steps,
       queueTimeSeconds: this.queueTime.snapshot(),
       iterationTokens: this.iterationTokens.snapshot(),
+      prefixCacheQueriesTotal: this.blocks.stats.queries,
+      prefixCacheHitsTotal: this.blocks.stats.hits,
     };
   }
 
@@ -296,6 +301,7 @@ export class EngineCore {
 
   /** A failed forward pass fails the requests in it (their blocks are freed); the rest go on. */
   private failPlan(plan: Plan, error: Error, touched: Set<RequestState>): StepItem[] {
+    this.blocks.failPass(); // the blocks this pass was to fill hold no KV: never a cache hit
     const failed = new Set<RequestState>();
     for (const e of plan.entries) failed.add(this.sampleOf(e.seq.id).request);
     for (const r of failed) {
@@ -345,6 +351,10 @@ export class EngineCore {
       if (s.promptLogprobs) {
         delta.promptLogprobs = s.promptLogprobs;
         s.promptLogprobs = null; // sent once, on the sample's first delta
+      }
+      if (!s.started) {
+        s.started = true;
+        delta.cachedTokens = Math.max(0, seq.numCachedTokens);
       }
       if (finished) {
         s.closed = true;

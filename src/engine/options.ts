@@ -36,6 +36,12 @@ export interface EngineOptions {
   tensorParallel: number;
   /** Seconds a forward pass may wait on a collective before the engine reports a failure. */
   collectiveTimeout: number;
+  /**
+   * Automatic prefix caching (vLLM's --enable-prefix-caching, on by default): full KV blocks are
+   * kept by content hash after their sequence ends and reused by any later prompt that starts
+   * with the same tokens (and cache salt).
+   */
+  enablePrefixCaching: boolean;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -50,4 +56,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxModelLen: 0,
   tensorParallel: 1,
   collectiveTimeout: 120,
+  enablePrefixCaching: true,
 };

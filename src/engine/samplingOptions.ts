@@ -20,6 +20,11 @@ export interface SamplingOptions {
   frequencyPenalty?: number;
   repetitionPenalty?: number;
   logitBias?: Record<number, number>;
+  /**
+   * Prefix-cache salt (vLLM's cache_salt): requests share cached KV blocks only when their salts
+   * are equal, so one tenant cannot time another's prompts. Unset = "".
+   */
+  cacheSalt?: string;
   /** Samples per prompt. */
   n?: number;
   /**

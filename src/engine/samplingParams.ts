@@ -42,6 +42,8 @@ export interface SamplingParams {
   readonly skipSpecialTokens: boolean;
   /** Banned token sequences (see badWords.ts); empty = none. */
   readonly badWords: readonly (readonly number[])[];
+  /** Prefix-cache salt: an extra key of the first block's hash ("" = none). */
+  readonly cacheSalt: string;
 }
 
 /** A request asked for something out of range (the server answers 400). */
@@ -91,6 +93,7 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
   check(Math.fround(repetitionPenalty) > 0 && Number.isFinite(repetitionPenalty), "repetition_penalty must be > 0 (and at least 1e-38)");
   check(Math.abs(presencePenalty) <= 2, "presence_penalty must be in [-2, 2]");
   check(Math.abs(frequencyPenalty) <= 2, "frequency_penalty must be in [-2, 2]");
+  check(opts.cacheSalt === undefined || typeof opts.cacheSalt === "string", "cache_salt must be a string");
   const bias = Object.entries(opts.logitBias ?? {});
   const logitBiasIds = new Int32Array(bias.length);
   const logitBiasValues = new Float32Array(bias.length);
@@ -112,6 +115,7 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
     stopTokenIds: [...(opts.stopTokenIds ?? [])], stop: [...(opts.stop ?? [])],
     includeStopStrInOutput: opts.includeStopStrInOutput ?? false, skipSpecialTokens: opts.skipSpecialTokens ?? true,
     badWords: badWords.map((w) => [...w]),
+    cacheSalt: opts.cacheSalt ?? "",
   };
 }
 

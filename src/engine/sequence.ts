@@ -33,6 +33,13 @@ export class Sequence {
   /** Why it was rejected, when it was. */
   rejectMessage: string | null = null;
   numPreemptions = 0;
+  /**
+   * Prefix-cache hashes of its full blocks, filled lazily by kvCache/blockHash.ts (tokens never
+   * change once written, so each block is hashed once in the sequence's life).
+   */
+  readonly blockHashes: string[] = [];
+  /** Tokens its first admission found in the prefix cache (-1 until admitted). */
+  numCachedTokens = -1;
 
   /**
    * @param id unique among live sequences (block tables are keyed by it)

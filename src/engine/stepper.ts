@@ -3,7 +3,7 @@
  * that sampled get their token appended and their stop conditions checked, and finishing
  * frees the blocks at once. abort() does the same for one sequence at any point.
  */
-import type { BlockManager } from "./blockManager";
+import type { KvCacheManager } from "./kvCache/kvCacheManager";
 import type { SequenceQueues } from "./queues";
 import type { Plan } from "./scheduler/types";
 import type { Sequence, SequenceFinishReason } from "./sequence";
@@ -13,7 +13,7 @@ import type { StopConfig, StopStringHook } from "./stop";
 /** What applying a step touches: the queues, the pool and the stop rules. */
 export interface StepperContext {
   readonly queues: SequenceQueues;
-  readonly blocks: BlockManager;
+  readonly blocks: KvCacheManager;
   readonly stop: StopConfig;
   readonly stopStringHook?: StopStringHook;
 }

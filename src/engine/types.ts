@@ -30,6 +30,11 @@ export interface GenerationDelta {
    * for the first (nothing comes before it).
    */
   promptLogprobs?: (TokenLogprob | null)[];
+  /**
+   * On the sample's first delta: prompt tokens its first admission found in the prefix cache
+   * (OpenAI's usage.prompt_tokens_details.cached_tokens).
+   */
+  cachedTokens?: number;
   /** Set on the sample's last delta. */
   finishReason?: FinishReason;
   /** The stop string or stop token id that ended the sample, if one did. */
@@ -62,6 +67,9 @@ export interface EngineMetrics {
   queueTimeSeconds?: HistogramSnapshot;
   /** Tokens per forward pass. */
   iterationTokens?: HistogramSnapshot;
+  /** Prefix cache: tokens looked up at admission, and tokens found (vLLM's queries and hits). */
+  prefixCacheQueriesTotal?: number;
+  prefixCacheHitsTotal?: number;
 }
 
 /** Thrown by generate() when the waiting queue is full (HTTP 503 with Retry-After). */

@@ -61,6 +61,7 @@ export function deltaToWire(d: GenerationDelta, usage?: DeltaUsage): Partial<Wir
   if (d.promptLogprobs)
     out.prompt_logprobs = d.promptLogprobs.slice(1).map((lp) => logprobToWire(lp ?? { id: 0, logprob: Number.NaN, top: [] }));
   if (usage) Object.assign(out, { prompt_length: usage.promptLength, generated_length: usage.generatedLength });
+  if (d.cachedTokens !== undefined) out.cached_tokens = d.cachedTokens;
   return Object.assign(out, stopReasonToWire(d.stopReason));
 }
 
@@ -72,6 +73,8 @@ export function deltaFromWire(m: WireGenerateDelta): GenerationDelta {
   if (finish) d.finishReason = finish;
   const stop = stopReasonFromWire(m);
   if (stop !== undefined) d.stopReason = stop;
+  // proto3 cannot tell 0 from unset: a sample's first delta always carries token ids or a finish.
+  if (m.cached_tokens > 0) d.cachedTokens = m.cached_tokens;
   return d;
 }
 
@@ -105,6 +108,7 @@ export function samplingToWire(s: SamplingOptions): Partial<WireSamplingParams> 
     logprobs: s.logprobs ?? 0,
     n: s.n ?? 1,
     ...(s.promptLogprobs !== undefined && s.promptLogprobs >= 0 ? { prompt_logprobs: s.promptLogprobs } : {}),
+    ...(s.cacheSalt !== undefined ? { cache_salt: s.cacheSalt } : {}),
     logit_bias: bias,
   };
 }
@@ -120,6 +124,8 @@ export function metricsToWire(m: EngineMetrics): WireEngineMetrics {
     requests_finished_total: m.requestsFinishedTotal,
     preemptions_total: m.preemptionsTotal,
     steps_total: m.stepsTotal,
+    prefix_cache_queries_total: m.prefixCacheQueriesTotal ?? 0,
+    prefix_cache_hits_total: m.prefixCacheHitsTotal ?? 0,
   };
 }
 
@@ -135,6 +141,8 @@ export function metricsFromWire(waiting: number, running: number, m: WireEngineM
     requestsFinishedTotal: m?.requests_finished_total ?? 0,
     preemptionsTotal: m?.preemptions_total ?? 0,
     stepsTotal: m?.steps_total ?? 0,
+    prefixCacheQueriesTotal: Number(m?.prefix_cache_queries_total ?? 0),
+    prefixCacheHitsTotal: Number(m?.prefix_cache_hits_total ?? 0),
   };
   if (m?.queue_time_seconds) out.queueTimeSeconds = m.queue_time_seconds;
   if (m?.iteration_tokens) out.iterationTokens = m.iteration_tokens;

@@ -52,7 +52,7 @@ async function* runJob(state: GrpcServiceState, job: GenerateJob, signal: AbortS
 
 /** Everything one sample produced, as a Response. */
 function emptyResponse(): WireResponse {
-  return { generated_text: "", prompt_length: 0, generated_length: 0, finish_reason: "FINISH_REASON_UNSPECIFIED", token_ids: [], logprobs: [] };
+  return { generated_text: "", prompt_length: 0, generated_length: 0, finish_reason: "FINISH_REASON_UNSPECIFIED", token_ids: [], logprobs: [], cached_tokens: 0 };
 }
 
 async function collectJob(state: GrpcServiceState, job: GenerateJob, signal: AbortSignal, clientId: string, firstSample: number): Promise<WireResponse[]> {
@@ -62,6 +62,7 @@ async function collectJob(state: GrpcServiceState, job: GenerateJob, signal: Abo
     r.generated_text += delta.text;
     r.token_ids.push(...delta.tokenIds);
     if (delta.logprobs) r.logprobs.push(...delta.logprobs.map(logprobToWire));
+    if (delta.cachedTokens !== undefined) r.cached_tokens = delta.cachedTokens;
     if (delta.finishReason) Object.assign(r, { finish_reason: finishToWire(delta.finishReason) }, stopReasonToWire(delta.stopReason));
     if (usage) Object.assign(r, { prompt_length: usage.promptLength, generated_length: usage.generatedLength });
   }

@@ -55,6 +55,15 @@ function checkNumber(field: string, v: number, r: Range): number {
 
 const vocabMax = (t: Tokenizer) => t.vocabSize - 1;
 
+/** The longest cache salt accepted (it is hashed into every prompt's first block). */
+const MAX_CACHE_SALT_CHARS = 1024;
+
+/** A cache salt: a non-empty string (as vLLM asks) of at most MAX_CACHE_SALT_CHARS. */
+function checkSalt(field: string, salt: string): string {
+  if (salt === "" || salt.length > MAX_CACHE_SALT_CHARS) throw invalidArgument(field, `must be a non-empty string of at most ${MAX_CACHE_SALT_CHARS} characters`);
+  return salt;
+}
+
 const optional = (field: string, v: number | null | undefined, r: Range) => (v == null ? undefined : checkNumber(field, v, r));
 
 /** Rejects any model name but the served one ("" means the served one). */
@@ -138,6 +147,7 @@ export function readSampling(p: WireSamplingParams | null | undefined, tokenizer
     logprobs: checkNumber(f("logprobs"), p.logprobs, { max: MAX_LOGPROBS }),
     promptLogprobs: p.prompt_logprobs == null ? undefined : checkNumber(f("prompt_logprobs"), p.prompt_logprobs, { max: MAX_LOGPROBS }),
     logitBias: Object.keys(logitBias).length > 0 ? logitBias : undefined,
+    cacheSalt: p.cache_salt == null ? undefined : checkSalt(f("cache_salt"), p.cache_salt),
     n,
   };
   for (const k of Object.keys(out) as (keyof typeof out)[]) if (out[k] === undefined) delete out[k];

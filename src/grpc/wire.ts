@@ -23,6 +23,7 @@ export interface WireSamplingParams {
   logprobs: number;
   n: number;
   prompt_logprobs?: number | null;
+  cache_salt?: string | null;
   /** Token id (as a string key) -> bias. */
   logit_bias: Record<string, number>;
 }
@@ -70,6 +71,7 @@ export interface WireResponse extends WireStopReason {
   finish_reason: WireFinishReason;
   token_ids: number[];
   logprobs: WireTokenLogprob[];
+  cached_tokens: number;
 }
 
 export interface WireGenerateReply {
@@ -85,6 +87,7 @@ export interface WireGenerateDelta extends WireStopReason {
   prompt_length: number;
   generated_length: number;
   index: number;
+  cached_tokens: number;
 }
 
 export interface WireModelInfo {
@@ -109,6 +112,8 @@ export interface WireEngineMetrics {
   requests_finished_total: number;
   preemptions_total: number;
   steps_total: number;
+  prefix_cache_queries_total: number;
+  prefix_cache_hits_total: number;
 }
 
 export interface WireReplicaStatus {

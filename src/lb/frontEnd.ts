@@ -50,9 +50,12 @@ export function engineArgs(options: Partial<EngineOptions>): string[] {
   const args: string[] = [];
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
-    const flag = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const kebab = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    // A boolean option is a flag pair: --x when true, --no-x when false.
+    const flag = value === false ? `no-${kebab}` : kebab;
     if (!(flag in ENGINE_FLAG_SPEC)) throw new Error(`engine option ${key} has no replica flag (--${flag})`);
-    args.push(`--${flag}`, String(value));
+    if (typeof value === "boolean") args.push(`--${flag}`);
+    else args.push(`--${flag}`, String(value));
   }
   return args;
 }

@@ -47,6 +47,7 @@ export interface LoadBalancerOptions extends Omit<HealthCheckOptions, "modelName
 const COUNTERS = [
   "requestsWaiting", "requestsRunning", "kvBlocksTotal", "kvBlocksFree", "promptTokensTotal",
   "generationTokensTotal", "requestsFinishedTotal", "preemptionsTotal", "stepsTotal",
+  "prefixCacheQueriesTotal", "prefixCacheHitsTotal",
 ] as const;
 
 /** a + b (histograms with the same buckets); whichever exists when only one does. */
@@ -196,7 +197,7 @@ export class LoadBalancer implements ReplicatedEngine {
     const sum = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as unknown as EngineMetrics;
     for (const r of this.replicas) {
       const m = r.engine.metrics();
-      for (const k of COUNTERS) sum[k] += m[k];
+      for (const k of COUNTERS) sum[k] = (sum[k] ?? 0) + (m[k] ?? 0);
       sum.queueTimeSeconds = addHistograms(sum.queueTimeSeconds, m.queueTimeSeconds);
       sum.iterationTokens = addHistograms(sum.iterationTokens, m.iterationTokens);
     }

@@ -17,6 +17,9 @@ export const ENGINE_FLAG_SPEC = {
   "max-model-len": { type: "string" },
   "tensor-parallel": { type: "string" },
   "collective-timeout": { type: "string" },
+  // vLLM's pair: on by default, --no-enable-prefix-caching turns it off.
+  "enable-prefix-caching": { type: "boolean" },
+  "no-enable-prefix-caching": { type: "boolean" },
 } as const;
 
 export const ENGINE_FLAG_HELP = `Engine:
@@ -34,7 +37,10 @@ export const ENGINE_FLAG_HELP = `Engine:
                          (default: what the model and the KV pool allow)
   --tensor-parallel N    split the model over N GPUs (CUDA devices 0..N-1, NCCL) (default 1)
   --collective-timeout S seconds a pass may wait on the other GPUs before the engine reports a
-                         failure instead of hanging (default ${DEFAULT_ENGINE_OPTIONS.collectiveTimeout})`;
+                         failure instead of hanging (default ${DEFAULT_ENGINE_OPTIONS.collectiveTimeout})
+  --enable-prefix-caching / --no-enable-prefix-caching
+                         reuse the KV blocks of prompt prefixes computed before (default on);
+                         requests share blocks only with equal cache_salt`;
 
 /** Thrown for a bad command line; the CLI prints the message and exits with status 2. */
 export class UsageError extends Error {
@@ -80,6 +86,8 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
   const backend = s("backend");
   if (backend !== undefined && backend !== "cpu" && backend !== "cuda")
     throw new UsageError(`--backend must be cpu or cuda, got "${backend}"`);
+  if (v["enable-prefix-caching"] === true && v["no-enable-prefix-caching"] === true)
+    throw new UsageError("--enable-prefix-caching and --no-enable-prefix-caching contradict each other");
   const out: Partial<EngineOptions> = {
     maxBatchTokens: intFlag("max-batch-tokens", s("max-batch-tokens")),
     maxSeqs: intFlag("max-seqs", s("max-seqs")),
@@ -92,6 +100,7 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     maxModelLen: intFlag("max-model-len", s("max-model-len")),
     tensorParallel: intFlag("tensor-parallel", s("tensor-parallel")),
     collectiveTimeout: positiveFlag("collective-timeout", s("collective-timeout")),
+    enablePrefixCaching: v["no-enable-prefix-caching"] === true ? false : v["enable-prefix-caching"] === true ? true : undefined,
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
   return out;

@@ -108,7 +108,9 @@ export async function handleChatCompletions(ctx: ServerContext, body: Record<str
   }));
   const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
   const promptLogprobs = plan.promptLogprobs === undefined ? {} : { prompt_logprobs: vllmPromptLogprobs(results[0]?.promptLogprobs ?? [], plan.promptLogprobs, strings) };
-  return jsonResponse({ id, object: "chat.completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens), ...promptLogprobs });
+  // One prompt: cached tokens as its first sample found them.
+  const totals = usage(promptTokens, completionTokens, results[0]?.cachedTokens ?? 0);
+  return jsonResponse({ id, object: "chat.completion", created, model: plan.model, choices, usage: totals, ...promptLogprobs });
 }
 
 async function* streamChunks(
@@ -120,18 +122,20 @@ async function* streamChunks(
   formatLogprobs: (lps: TokenLogprob[] | undefined) => unknown,
 ): AsyncGenerator<unknown> {
   let completionTokens = 0;
+  let cachedTokens = 0;
   const chunk = (choice: Record<string, unknown>) => ({
     id,
     object: "chat.completion.chunk",
     created,
     model: plan.model,
     choices: [choice],
-    ...chunkUsage(plan.stream, promptTokens, completionTokens),
+    ...chunkUsage(plan.stream, promptTokens, completionTokens, cachedTokens),
   });
   for (let index = 0; index < plan.n; index++)
     yield chunk({ index, delta: { role: "assistant", content: plan.echoText }, logprobs: null, finish_reason: null });
   for await (const { choice, delta } of run.deltas) {
     completionTokens += delta.tokenIds.length;
+    if (choice === 0) cachedTokens += delta.cachedTokens ?? 0;
     const hasLogprobs = plan.topLogprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;
     if (delta.text === "" && !hasLogprobs && !delta.finishReason) continue;
     yield chunk({
@@ -143,5 +147,5 @@ async function* streamChunks(
     });
   }
   if (plan.stream.includeUsage)
-    yield { id, object: "chat.completion.chunk", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens) };
+    yield { id, object: "chat.completion.chunk", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens, cachedTokens) };
 }

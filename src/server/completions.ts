@@ -7,7 +7,7 @@ import type { PromptInput } from "./completionPrompts";
 import { readCompletionPrompts } from "./completionPrompts";
 import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
-import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
+import { cachedPromptTokens, chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import type { CompletionLogprobs } from "./logprobs";
 import { TokenStrings, completionLogprobs, vllmPromptLogprobs, withPromptLogprobs } from "./logprobs";
 import { scoreOnly, truncateInput } from "./promptScoring";
@@ -111,7 +111,8 @@ export async function handleCompletions(ctx: ServerContext, body: Record<string,
     };
   });
   const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
-  return jsonResponse({ id, object: "text_completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens) });
+  const cached = cachedPromptTokens(results.map((r) => r.cachedTokens), plan.n);
+  return jsonResponse({ id, object: "text_completion", created, model: plan.model, choices, usage: usage(promptTokens, completionTokens, cached) });
 }
 
 async function* streamChunks(
@@ -126,16 +127,18 @@ async function* streamChunks(
   const count = plan.prompts.length * plan.n;
   const offsets = new Array<number>(count).fill(-1); // -1: nothing sent yet (echo goes first)
   let completionTokens = 0;
+  let cachedTokens = 0;
   const chunk = (choice: Record<string, unknown>) => ({
     id,
     object: "text_completion",
     created,
     model: plan.model,
     choices: [choice],
-    ...chunkUsage(plan.stream, promptTokens, completionTokens),
+    ...chunkUsage(plan.stream, promptTokens, completionTokens, cachedTokens),
   });
   for await (const { choice, delta } of run.deltas) {
     completionTokens += delta.tokenIds.length;
+    if (choice % plan.n === 0) cachedTokens += delta.cachedTokens ?? 0; // each prompt once
     let text = delta.text;
     if (offsets[choice] === -1) {
       const prefix = plan.echo ? promptOf(choice).text : "";
@@ -158,5 +161,5 @@ async function* streamChunks(
     });
   }
   if (plan.stream.includeUsage)
-    yield { id, object: "text_completion", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens) };
+    yield { id, object: "text_completion", created, model: plan.model, choices: [], usage: usage(promptTokens, completionTokens, cachedTokens) };
 }

@@ -206,11 +206,13 @@ export interface ChoiceResult {
   promptLogprobs?: (TokenLogprob | null)[];
   finishReason: FinishReason | null;
   stopReason: string | number | null;
+  /** Prompt tokens found in the prefix cache (from the sample's first delta). */
+  cachedTokens: number;
 }
 
 /** Runs `run` to the end and gathers its `count` choices. */
 export async function collectChoices(run: GenerationRun, count: number): Promise<ChoiceResult[]> {
-  const out = Array.from({ length: count }, (): ChoiceResult => ({ text: "", tokenCount: 0, logprobs: [], finishReason: null, stopReason: null }));
+  const out = Array.from({ length: count }, (): ChoiceResult => ({ text: "", tokenCount: 0, logprobs: [], finishReason: null, stopReason: null, cachedTokens: 0 }));
   for await (const { choice, delta } of run.deltas) {
     const c = out[choice];
     if (!c) continue;
@@ -220,8 +222,19 @@ export async function collectChoices(run: GenerationRun, count: number): Promise
     if (delta.promptLogprobs) c.promptLogprobs = delta.promptLogprobs;
     if (delta.finishReason) c.finishReason = delta.finishReason;
     if (delta.stopReason !== undefined) c.stopReason = delta.stopReason;
+    if (delta.cachedTokens !== undefined) c.cachedTokens = delta.cachedTokens;
   }
   return out;
+}
+
+/**
+ * Prompt tokens served from the prefix cache, over the prompts of a request: each prompt counts
+ * once, as its first sample found it (`choice` is prompt index * n + sample index).
+ */
+export function cachedPromptTokens(cachedTokens: readonly number[], n: number): number {
+  let sum = 0;
+  for (let i = 0; i < cachedTokens.length; i += n) sum += cachedTokens[i]!;
+  return sum;
 }
 
 /** OpenAI's usage object. */
@@ -229,18 +242,28 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** cached_tokens: prompt tokens whose KV came from the prefix cache. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 /** Usage from token counts (prompts counted once, however many samples each has). */
-export function usage(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0): Usage {
+  return {
+    prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
 }
 
 /**
  * The usage field of a streamed chunk: absent without include_usage, null with it (the totals come
  * in a last chunk), the counts so far with vLLM's continuous_usage_stats too.
  */
-export function chunkUsage(stream: { includeUsage: boolean; continuousUsage: boolean }, promptTokens: number, completionTokens: number): { usage?: Usage | null } {
+export function chunkUsage(
+  stream: { includeUsage: boolean; continuousUsage: boolean },
+  promptTokens: number,
+  completionTokens: number,
+  cachedTokens = 0,
+): { usage?: Usage | null } {
   if (!stream.includeUsage) return {};
-  return { usage: stream.continuousUsage ? usage(promptTokens, completionTokens) : null };
+  return { usage: stream.continuousUsage ? usage(promptTokens, completionTokens, cachedTokens) : null };
 }

@@ -65,6 +65,9 @@ export class ServerMetrics {
       counter("prompt_tokens_total", "Prompt tokens the engine was given.", engine.promptTokensTotal);
       counter("generation_tokens_total", "Tokens the engine generated.", engine.generationTokensTotal);
       counter("num_preemptions_total", "Sequences preempted (recomputed later) for lack of KV blocks.", engine.preemptionsTotal);
+      // vLLM's names: prompt tokens looked up in the prefix cache at admission, and tokens found.
+      counter("prefix_cache_queries_total", "Prefix cache queries: prompt tokens looked up at admission.", engine.prefixCacheQueriesTotal ?? 0);
+      counter("prefix_cache_hits_total", "Prefix cache hits: prompt tokens found in the cache.", engine.prefixCacheHitsTotal ?? 0);
       w.histogram("fastgen:request_queue_time_seconds", "Seconds from arrival in the engine to the first forward pass.", m,
         engine.queueTimeSeconds ?? empty(QUEUE_TIME_BUCKETS));
       w.histogram("fastgen:iteration_tokens_total", "Tokens per forward pass.", m, engine.iterationTokens ?? empty(ITERATION_TOKENS_BUCKETS));

@@ -71,6 +71,17 @@ function readStop(p: RequestParams): string[] | undefined {
   return stop;
 }
 
+/** The longest cache salt accepted (it is hashed into every prompt's first block). */
+const MAX_CACHE_SALT_CHARS = 1024;
+
+/** cache_salt (vLLM): a non-empty string; requests share prefix-cache blocks only with equal salts. */
+function readCacheSalt(p: RequestParams): string | undefined {
+  const salt = p.string("cache_salt");
+  if (salt !== undefined && (salt === "" || salt.length > MAX_CACHE_SALT_CHARS))
+    throw invalidParam("cache_salt", `'cache_salt' must be a non-empty string of at most ${MAX_CACHE_SALT_CHARS} characters.`);
+  return salt;
+}
+
 /**
  * Reads the shared sampling fields (and best_of, which must equal n, and vLLM's extras); fields
  * left unset take the model's generation_config defaults (samplingDefaults.ts).
@@ -110,6 +121,7 @@ export function readSamplingParams(
     frequencyPenalty: p.number("frequency_penalty", { min: -2, max: 2 }),
     repetitionPenalty: p.number("repetition_penalty", { min: 0, minExclusive: true, max: 2 }),
     logitBias: readLogitBias(p, vocabSize),
+    cacheSalt: readCacheSalt(p),
     n,
     ...readVllmSampling(p, ctx.tokenizer),
   };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { BlockManager } from "../../src/engine/blockManager";
+import { KvCacheManager } from "../../src/engine/kvCache/kvCacheManager";
 import { StepBatchBuilder } from "../../src/engine/batch";
 import type { Plan, PlanEntry } from "../../src/engine/scheduler";
 import { samplingParams } from "../../src/engine/samplingParams";
@@ -21,7 +21,7 @@ function plan(rows: [Sequence, number, number][]): Plan {
 
 describe("StepBatchBuilder", () => {
   test("lays out a prompt chunk and a decode as fg_batch expects", () => {
-    const blocks = new BlockManager(16, 4);
+    const blocks = new KvCacheManager(16, 4);
     const a = seq(0, [10, 11, 12, 13, 14, 15, 16, 17, 18, 19], [], { temperature: 0.5, topP: 0.9, topK: 40, minP: 0.05 });
     const b = seq(1, [20, 21, 22], [30, 31]);
     blocks.allocate(0, 10); // 3 blocks; the chunk covers 7 tokens = 2 blocks
@@ -48,7 +48,7 @@ describe("StepBatchBuilder", () => {
   });
 
   test("penalty CSR: outputs for presence/frequency, prompt + outputs with repetition", () => {
-    const blocks = new BlockManager(16, 4);
+    const blocks = new KvCacheManager(16, 4);
     const a = seq(0, [5, 6], [7, 8], { presencePenalty: 0.5 });
     const b = seq(1, [9], [10], { repetitionPenalty: 1.2 });
     const c = seq(2, [11, 12, 13], [], {}); // no penalties
@@ -64,7 +64,7 @@ describe("StepBatchBuilder", () => {
   });
 
   test("logit bias CSR: the request's bias plus -inf on EOS and stop ids below min_tokens", () => {
-    const blocks = new BlockManager(16, 4);
+    const blocks = new KvCacheManager(16, 4);
     const a = seq(0, [5], [], { logitBias: { 7: 5, 9: -100 } });
     const b = seq(1, [5], [6], { minTokens: 3, stopTokenIds: [40] });
     const c = seq(2, [5], [6], { minTokens: 3, stopTokenIds: [41], ignoreEos: true, logprobs: 4, returnLogits: true });
@@ -79,7 +79,7 @@ describe("StepBatchBuilder", () => {
   });
 
   test("reuses its buffers and grows them when a pass outgrows them", () => {
-    const blocks = new BlockManager(2000, 1);
+    const blocks = new KvCacheManager(2000, 1);
     const builder = new StepBatchBuilder();
     const a = seq(0, [1, 2, 3], []);
     blocks.allocate(0, 3);
@@ -97,7 +97,7 @@ describe("StepBatchBuilder", () => {
   });
 
   test("refuses a row whose table does not cover its tokens", () => {
-    const blocks = new BlockManager(4, 4);
+    const blocks = new KvCacheManager(4, 4);
     const a = seq(0, [1, 2, 3, 4, 5], []);
     blocks.allocate(0, 4);
     expect(() => new StepBatchBuilder().build(plan([[a, 0, 5]]), blocks)).toThrow(/needs 2/);

@@ -5,6 +5,13 @@
  * budget or pool, every request must finish exactly once with the tokens of the unconstrained
  * run, and the pool must be whole at the end. runMix() checks the per-step invariants.
  *
+ * Prefix caching: half the mixes build their prompts from a few shared prefixes (and cache
+ * salts), so admissions hit cached blocks, siblings share them within a pass, and eviction and
+ * preemption meet shared blocks. The same mixes also run with the cache off: both runs must give
+ * the unconstrained run's tokens, so the cache changes nothing a request returns. runMix checks
+ * every step that references match the tables, no block is both free and referenced, and no
+ * cached block is written; at the end every reference is back to zero.
+ *
  * Fair share: a request of many long samples must not hold the engine. A small request that
  * arrives while one runs gets its first token in the pass it arrives in, under every policy.
  */
@@ -36,7 +43,7 @@ function pick<T>(r: (n: number) => number, xs: readonly T[]): T {
   return xs[r(xs.length)]!;
 }
 
-export function randomMix(policy: PolicyName, budget: number, seed: number): MixSpec {
+export function randomMix(policy: PolicyName, budget: number, seed: number, prefixCaching = true): MixSpec {
   const r = rng(seed);
   // A quarter of the mixes are "pressure" mixes: many short prompts with long generations
   // arriving together on a tight pool, so running decodes collide and get preempted.
@@ -47,8 +54,13 @@ export function randomMix(policy: PolicyName, budget: number, seed: number): Mix
   const genScale = pressure ? 120 : pick(r, [3, 12, 40, 120]);
   const numRequests = pressure ? 6 + r(7) : 1 + r(promptScale > 100 ? 6 : 12);
   const requests: RequestSpec[] = [];
+  // Shared-prefix mixes: prompts are one of a few prefixes plus a short suffix (maybe none).
+  const prefixes = r(2) === 0 ? Array.from({ length: 1 + r(3) }, () => Array.from({ length: 1 + r(promptScale) }, () => r(VOCAB))) : [];
+  const salts = ["", "", "tenant-b"];
   for (let k = 0; k < numRequests; k++) {
-    const prompt = Array.from({ length: 1 + r(promptScale) }, () => r(VOCAB));
+    const prompt = prefixes.length > 0
+      ? [...pick(r, prefixes), ...Array.from({ length: r(1 + (promptScale >> 2)) }, () => r(VOCAB))]
+      : Array.from({ length: 1 + r(promptScale) }, () => r(VOCAB));
     const maxTokens = 1 + r(genScale);
     const bias: Record<number, number> = {};
     if (r(5) === 0) {
@@ -68,6 +80,7 @@ export function randomMix(policy: PolicyName, budget: number, seed: number): Mix
       frequencyPenalty: pen && r(2) === 0 ? -0.25 : 0,
       repetitionPenalty: pen && r(2) === 0 ? 1.3 : 1,
       logprobs: r(4) === 0 ? r(6) : 0,
+      cacheSalt: pick(r, salts),
     };
     const arrivalStep = pressure || r(2) === 0 ? 0 : r(60);
     // Some requests have several samples (n > 1): one sequence each, sample indexes 0..n-1.
@@ -88,7 +101,8 @@ export function randomMix(policy: PolicyName, budget: number, seed: number): Mix
     mode < 2 ? Math.max(1, maxNeed - 1 - r(3)) // too small for some: rejections
     : mode < 14 || pressure ? maxNeed + r(1 + numRequests) // tight: preemptions
     : maxNeed * numRequests + r(8); // roomy
-  return { label: `${policy} B=${budget} seed=${seed}`, policy, config: { tokenBudget: budget, maxSeqs }, numBlocks, blockSize, requests };
+  const label = `${policy} B=${budget} seed=${seed}${prefixCaching ? "" : " no-cache"}`;
+  return { label, policy, config: { tokenBudget: budget, maxSeqs }, numBlocks, blockSize, requests, prefixCaching };
 }
 
 /** Checks one mix's outcome against the unconstrained run. */
@@ -122,17 +136,26 @@ export function checkOutcome(mix: MixSpec, result: MixResult): void {
 /** Registers the shared suite for `policy`. */
 export function conformanceSuite(policy: PolicyName): void {
   for (const budget of BUDGETS) {
-    test(`${MIXES_PER_BUDGET} random mixes at B=${budget}`, () => {
-      const totals = { preemptions: 0, rejections: 0, full: 0, short: 0, chunked: 0, aborts: 0 };
+    test(`${MIXES_PER_BUDGET} random mixes at B=${budget}, prefix caching on and off`, () => {
+      const totals = { preemptions: 0, rejections: 0, full: 0, short: 0, chunked: 0, aborts: 0, cached: 0 };
       for (let i = 0; i < MIXES_PER_BUDGET; i++) {
-        const mix = randomMix(policy, budget, budget * 100_003 + i);
+        const seed = budget * 100_003 + i;
+        const mix = randomMix(policy, budget, seed);
         const result = runMix(mix);
         checkOutcome(mix, result);
+        // A quarter of the mixes again with the cache off: the same tokens, the reference's.
+        if (i % 4 === 0) {
+          const off = randomMix(policy, budget, seed, false);
+          const offResult = runMix(off);
+          checkOutcome(off, offResult);
+          expect(offResult.cachedTokens).toBe(0);
+        }
         totals.preemptions += result.preemptions;
         totals.rejections += result.rejections;
         totals.full += result.fullPasses;
         totals.short += result.shortPasses;
         totals.chunked += result.chunkedPrompts;
+        totals.cached += result.cachedTokens;
         for (const f of result.finished.values()) if (f.finishReason === "abort") totals.aborts++;
       }
       // The mixes must exercise what they claim to.
@@ -140,13 +163,14 @@ export function conformanceSuite(policy: PolicyName): void {
       if (!(policy === "splitfuse" && budget === 1)) expect(totals.preemptions).toBeGreaterThan(0);
       expect(totals.rejections).toBeGreaterThan(0);
       expect(totals.aborts).toBeGreaterThan(0);
+      expect(totals.cached).toBeGreaterThan(0);
       if (policy === "splitfuse") {
         expect(totals.full).toBeGreaterThan(0);
         if (budget > 1) expect(totals.chunked).toBeGreaterThan(0);
       } else {
         expect(totals.chunked).toBe(0);
       }
-    }, 120_000);
+    }, 240_000);
   }
 }
 

@@ -1,5 +1,7 @@
 // Fair share between requests (PlanBuilder.shareFairly + the scheduling order of runsBefore):
 // one request's samples give way to other requests' earlier samples, for every policy.
+// The block counts here assume unshared blocks, so the prefix cache is off (the conformance
+// suite covers fair share with it on).
 import { describe, expect, test } from "bun:test";
 import { POLICY_NAMES, PlanInvariantError, schedule } from "../../src/engine/scheduler";
 import type { Plan, SchedulerPolicy } from "../../src/engine/scheduler";
@@ -13,7 +15,7 @@ const ids = (seqs: readonly { id: number }[]) => seqs.map((s) => s.id);
 describe("fair share", () => {
   for (const policy of POLICY_NAMES) {
     test(`${policy}: a request's later samples give their places to another request's first sample`, () => {
-      const e = new TestEngine(policy, { tokenBudget: 32, maxSeqs: 4 }, 200, 4);
+      const e = new TestEngine(policy, { tokenBudget: 32, maxSeqs: 4 }, 200, 4, false);
       const hog = e.addSamples(6, 3, 100);
       e.step();
       e.step();
@@ -34,7 +36,7 @@ describe("fair share", () => {
   }
 
   test("two requests of n = 4 take turns: two places each, first samples first", () => {
-    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 4 }, 200, 4);
+    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 4 }, 200, 4, false);
     const a = e.addSamples(4, 3, 50);
     e.step();
     const b = e.addSamples(4, 3, 50);
@@ -49,7 +51,7 @@ describe("fair share", () => {
 
   test("a request held back by the pool gets room from another's later samples", () => {
     // 12 blocks of 4: the hog's 3 samples hold 3 blocks each; the new prompt needs 3 + 1 reserve.
-    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 8 }, 12, 4);
+    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 8 }, 12, 4, false);
     const hog = e.addSamples(3, 9, 30);
     e.step();
     expect(e.blocks.numFreeBlocks).toBe(3);
@@ -62,7 +64,7 @@ describe("fair share", () => {
   });
 
   test("with n = 1 everywhere nothing is preempted for fair share: FCFS as before", () => {
-    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 2 }, 200, 4);
+    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 2 }, 200, 4, false);
     for (let i = 0; i < 5; i++) e.add(3, 6);
     const plans = e.drain();
     expect(plans.every((p) => p.preempted.length === 0)).toBe(true);
@@ -70,7 +72,7 @@ describe("fair share", () => {
   });
 
   test("another request's first sample goes before a later sample's prompt chunks", () => {
-    const e = new TestEngine("splitfuse", { tokenBudget: 8, maxSeqs: 4 }, 200, 4);
+    const e = new TestEngine("splitfuse", { tokenBudget: 8, maxSeqs: 4 }, 200, 4, false);
     const [a0, a1] = e.addSamples(2, 30, 10);
     for (let i = 0; i < 4; i++) e.step(); // a0 prefilled in 8 + 8 + 8 + 6; a1 started with 2
     expect(a1!.numComputedTokens).toBe(2);
@@ -80,7 +82,7 @@ describe("fair share", () => {
   });
 
   test("assertPlan refuses a plan that leaves a first sample behind later samples in a full engine", () => {
-    const e = new TestEngine("splitfuse", { tokenBudget: 32, maxSeqs: 2 }, 100, 4);
+    const e = new TestEngine("splitfuse", { tokenBudget: 32, maxSeqs: 2 }, 100, 4, false);
     e.addSamples(3, 3, 20);
     e.step();
     e.add(3, 2);

@@ -3,7 +3,7 @@
  * of requests and checks, every step, what must hold whatever the policy: plan invariants
  * (inside schedule()), pool accounting, progress, and the per-policy pass shapes.
  */
-import { BlockManager } from "../../src/engine/blockManager";
+import { KvCacheManager } from "../../src/engine/kvCache/kvCacheManager";
 import { StepBatchBuilder } from "../../src/engine/batch";
 import { SequenceQueues } from "../../src/engine/queues";
 import { commitPlan, getPolicy, schedule } from "../../src/engine/scheduler";
@@ -36,6 +36,8 @@ export interface MixSpec {
   numBlocks: number;
   blockSize: number;
   requests: RequestSpec[];
+  /** Prefix caching (default on). */
+  prefixCaching?: boolean;
 }
 
 export interface FinishRecord {
@@ -57,12 +59,14 @@ export interface MixResult {
   chunkedPrompts: number;
   /** Step of each request's first sampled token. */
   firstTokenStep: Map<number, number>;
+  /** Prompt tokens admissions found in the prefix cache. */
+  cachedTokens: number;
 }
 
 export function runMix(mix: MixSpec): MixResult {
   const { config, numBlocks, blockSize } = mix;
   const policy = getPolicy(mix.policy);
-  const blocks = new BlockManager(numBlocks, blockSize);
+  const blocks = new KvCacheManager(numBlocks, blockSize, mix.prefixCaching ?? true);
   const queues = new SequenceQueues();
   const builder = new StepBatchBuilder(EOS_IDS);
   const model = new FakeModel(numBlocks, blockSize);
@@ -70,7 +74,7 @@ export function runMix(mix: MixSpec): MixResult {
   const pending = [...mix.requests].sort((a, b) => a.arrivalStep - b.arrivalStep);
   const result: MixResult = {
     finished: new Map(), steps: 0, preemptions: 0, rejections: 0, fullPasses: 0, shortPasses: 0, chunkedPrompts: 0,
-    firstTokenStep: new Map(),
+    firstTokenStep: new Map(), cachedTokens: 0,
   };
   const fail = (m: string): never => {
     throw new Error(`[${mix.label}] step ${result.steps}: ${m}`);
@@ -103,7 +107,10 @@ export function runMix(mix: MixSpec): MixResult {
     const uncomputed = new Map(runningBefore.map((s) => [s, s.numUncomputedTokens]));
     const plan = schedule(policy, { running: queues.running, waiting: queues.waiting, blocks }, config);
     checkPassShape(plan, uncomputed, config, fail);
+    const hashesBefore = hashedBlocks(blocks);
     commitPlan(plan, queues, blocks);
+    checkNoCachedWrite(plan, blocks, hashesBefore, fail);
+    for (const seq of plan.admitted) result.cachedTokens += plan.entries.find((e) => e.seq === seq)!.contextLen;
     for (const r of plan.rejected) record(r.seq);
     result.preemptions += plan.preempted.length;
     result.rejections += plan.rejected.length;
@@ -125,6 +132,7 @@ export function runMix(mix: MixSpec): MixResult {
     if (++result.steps > maxSteps) fail(`still running after ${maxSteps} steps (livelock?)`);
   }
   if (blocks.numFreeBlocks !== numBlocks) fail(`${numBlocks - blocks.numFreeBlocks} blocks leaked`);
+  for (let b = 0; b < numBlocks; b++) if (blocks.refCount(b) !== 0) fail(`block ${b} ends with ${blocks.refCount(b)} references`);
   return result;
 }
 
@@ -132,7 +140,7 @@ export function runMix(mix: MixSpec): MixResult {
 function checkPassShape(plan: Plan, uncomputed: Map<Sequence, number>, config: SchedulerConfig, fail: (m: string) => never): void {
   if (plan.policy === "splitfuse") return;
   for (const e of plan.entries) {
-    const whole = uncomputed.get(e.seq) ?? e.seq.numTokens;
+    const whole = uncomputed.get(e.seq) ?? e.seq.numTokens - e.contextLen;
     if (e.numTokens !== whole) fail(`${plan.policy} split sequence ${e.seq.id}: ${e.numTokens} of ${whole}`);
   }
   if (plan.policy === "prefill-first" && plan.admitted.length > 0 && plan.entries.length !== plan.admitted.length) {
@@ -147,7 +155,7 @@ function checkPassShape(plan: Plan, uncomputed: Map<Sequence, number>, config: S
  */
 function checkBudgetFilled(
   plan: Plan, runningBefore: Sequence[], uncomputed: Map<Sequence, number>, queues: SequenceQueues,
-  blocks: BlockManager, config: SchedulerConfig, result: MixResult, fail: (m: string) => never,
+  blocks: KvCacheManager, config: SchedulerConfig, result: MixResult, fail: (m: string) => never,
 ): void {
   if (plan.numTokens === config.tokenBudget) {
     result.fullPasses++;
@@ -170,14 +178,20 @@ function checkBudgetFilled(
   }
 }
 
-function checkAccounting(queues: SequenceQueues, blocks: BlockManager, fail: (m: string) => never): void {
-  let held = 0;
+function checkAccounting(queues: SequenceQueues, blocks: KvCacheManager, fail: (m: string) => never): void {
+  const refs = new Map<number, number>();
   for (const seq of queues.running) {
     const t = blocks.table(seq.id);
     if (seq.status !== "running" || t === undefined) fail(`running ${seq.id} is ${seq.status} / has no table`);
     if (t!.length * blocks.blockSize < seq.numComputedTokens) fail(`running ${seq.id}: ${t!.length} blocks < computed ${seq.numComputedTokens}`);
     if (seq.numUncomputedTokens < 1) fail(`running ${seq.id} has nothing left to compute`);
-    held += t!.length;
+    const own = new Set<number>();
+    for (let i = 0; i < t!.length; i++) {
+      const b = t!.ids[i]!;
+      if (own.has(b)) fail(`running ${seq.id} holds block ${b} twice`);
+      own.add(b);
+      refs.set(b, (refs.get(b) ?? 0) + 1);
+    }
   }
   for (const seq of queues.waiting) {
     if (seq.status !== "waiting" || seq.numComputedTokens !== 0 || blocks.table(seq.id)) fail(`waiting ${seq.id} holds KV`);
@@ -188,6 +202,41 @@ function checkAccounting(queues: SequenceQueues, blocks: BlockManager, fail: (m:
       if (runsBefore(list[i]!, list[i - 1]!)) fail(`queues out of scheduling order at sequence ${list[i]!.id}`);
     }
   }
-  if (held + blocks.numFreeBlocks !== blocks.numBlocks) fail(`held ${held} + free ${blocks.numFreeBlocks} != ${blocks.numBlocks}`);
+  // Reference counts are the tables' holdings; free means unreferenced; every hash maps back.
+  for (let b = 0; b < blocks.numBlocks; b++) {
+    const r = refs.get(b) ?? 0;
+    if (blocks.refCount(b) !== r) fail(`block ${b}: ${blocks.refCount(b)} references, ${r} tables hold it`);
+    if (blocks.isFree(b) !== (r === 0)) fail(`block ${b} is ${blocks.isFree(b) ? "free" : "not free"} with ${r} references`);
+    const h = blocks.blockHash(b);
+    if (h !== null && blocks.lookup(h) !== b) fail(`block ${b}'s hash maps to block ${blocks.lookup(h)}`);
+  }
+  if (refs.size + blocks.numFreeBlocks !== blocks.numBlocks) fail(`referenced ${refs.size} + free ${blocks.numFreeBlocks} != ${blocks.numBlocks}`);
   if (blocks.numSequences !== queues.running.length) fail("a finished or waiting sequence still holds a block table");
+}
+
+/** Every block's hash before a commit. */
+function hashedBlocks(blocks: KvCacheManager): Map<number, string> {
+  const out = new Map<number, string>();
+  for (let b = 0; b < blocks.numBlocks; b++) {
+    const h = blocks.blockHash(b);
+    if (h !== null) out.set(b, h);
+  }
+  return out;
+}
+
+/**
+ * A cached block is never written: a block a row writes either had no hash before the commit
+ * or lost it (evicted, handed out fresh); only the blocks this pass fills get new hashes.
+ */
+function checkNoCachedWrite(plan: Plan, blocks: KvCacheManager, before: Map<number, string>, fail: (m: string) => never): void {
+  const bs = blocks.blockSize;
+  const registered = new Set(blocks.registeredInPass);
+  for (const e of plan.entries) {
+    const t = blocks.table(e.seq.id)!;
+    for (let k = Math.floor(e.contextLen / bs); k < Math.ceil((e.contextLen + e.numTokens) / bs); k++) {
+      const b = t.ids[k]!;
+      const h = before.get(b);
+      if (h !== undefined && blocks.blockHash(b) === h && !registered.has(b)) fail(`sequence ${e.seq.id} writes cached block ${b} (table index ${k})`);
+    }
+  }
 }

@@ -77,33 +77,38 @@ describe("orca", () => {
 });
 
 describe("KV pressure", () => {
-  test("preempts the newest running sequence; its stream continues after recomputation", () => {
-    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 8 }, 6, 4);
-    const a = e.add(4, 12);
-    const b = e.add(4, 12);
-    const emitted = new Map<number, number[]>([[0, []], [1, []]]);
-    const plans: Plan[] = [];
-    while (e.queues.size > 0) {
-      const { plan, events } = e.step();
-      plans.push(plan);
-      for (const ev of events) emitted.get(ev.seq.id)!.push(ev.tokenId);
-    }
-    const preempting = plans.find((p) => p.preempted.length > 0)!;
-    expect(preempting.preempted).toEqual([b]);
-    expect(a.numPreemptions).toBe(0);
-    expect(b.numPreemptions).toBeGreaterThan(0);
-    // Re-admitted over prompt + outputs so far, sampling only the next token.
-    const redo = plans.find((p) => p.admitted.includes(b) && b.numPreemptions > 0 && p !== plans[0])!;
-    const row = redo.entries.find((x) => x.seq === b)!;
-    expect(row.contextLen).toBe(0);
-    expect(row.numTokens).toBeGreaterThan(4);
-    for (const seq of [a, b]) {
-      const ref = referenceRun(Array.from(seq.promptIds), seq.params, EOS_IDS).tokens;
-      expect(emitted.get(seq.id)).toEqual(ref);
-      expect(seq.outputIds).toEqual(ref);
-    }
-    expect(e.blocks.numFreeBlocks).toBe(6);
-  });
+  for (const caching of [false, true])
+    test(`preempts the newest running sequence; its stream continues after recomputation (prefix caching ${caching ? "on" : "off"})`, () => {
+      const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 8 }, 6, 4, caching);
+      const a = e.add(4, 12);
+      const b = e.add(4, 12);
+      const emitted = new Map<number, number[]>([[0, []], [1, []]]);
+      const plans: Plan[] = [];
+      while (e.queues.size > 0) {
+        const { plan, events } = e.step();
+        plans.push(plan);
+        for (const ev of events) emitted.get(ev.seq.id)!.push(ev.tokenId);
+      }
+      const preempting = plans.find((p) => p.preempted.length > 0)!;
+      expect(preempting.preempted).toEqual([b]);
+      expect(a.numPreemptions).toBe(0);
+      expect(b.numPreemptions).toBeGreaterThan(0);
+      // Re-admitted over prompt + outputs so far, sampling only the next token: from scratch without
+      // the cache; with it, past the full blocks it had computed (still cached once freed).
+      const redo = plans.find((p) => p.admitted.includes(b) && b.numPreemptions > 0 && p !== plans[0])!;
+      const row = redo.entries.find((x) => x.seq === b)!;
+      if (caching) {
+        expect(row.contextLen).toBeGreaterThan(0);
+        expect(row.contextLen % 4).toBe(0);
+      } else expect(row.contextLen).toBe(0);
+      expect(row.wantsToken).toBe(true);
+      for (const seq of [a, b]) {
+        const ref = referenceRun(Array.from(seq.promptIds), seq.params, EOS_IDS).tokens;
+        expect(emitted.get(seq.id)).toEqual(ref);
+        expect(seq.outputIds).toEqual(ref);
+      }
+      expect(e.blocks.numFreeBlocks).toBe(6);
+    });
 
   test("a prompt larger than the pool is rejected; a generation outgrowing it ends with length", () => {
     const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 8 }, 2, 4);

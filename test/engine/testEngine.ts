@@ -1,5 +1,5 @@
 /** A minimal engine loop over the core, for hand-written scheduling scenarios. */
-import { BlockManager } from "../../src/engine/blockManager";
+import { KvCacheManager } from "../../src/engine/kvCache/kvCacheManager";
 import { StepBatchBuilder } from "../../src/engine/batch";
 import { SequenceQueues } from "../../src/engine/queues";
 import { commitPlan, getPolicy, schedule } from "../../src/engine/scheduler";
@@ -13,7 +13,7 @@ import type { StepBatch } from "../../src/engine/stepBatch";
 import { EOS, FakeModel } from "./fakeModel";
 
 export class TestEngine {
-  readonly blocks: BlockManager;
+  readonly blocks: KvCacheManager;
   readonly queues = new SequenceQueues();
   readonly ctx: StepperContext;
   private readonly builder = new StepBatchBuilder([EOS]);
@@ -26,24 +26,27 @@ export class TestEngine {
     readonly config: SchedulerConfig,
     numBlocks: number,
     blockSize: number,
+    prefixCaching = true,
   ) {
-    this.blocks = new BlockManager(numBlocks, blockSize);
+    this.blocks = new KvCacheManager(numBlocks, blockSize, prefixCaching);
     this.model = new FakeModel(numBlocks, blockSize);
     this.ctx = { queues: this.queues, blocks: this.blocks, stop: { eosTokenIds: [EOS] } };
   }
 
   /** Queues a prompt of `len` tokens (ids 1..) that generates exactly `maxTokens` tokens. */
-  add(len: number, maxTokens = 4, opts: Partial<SamplingInput> = {}, sampleIndex = 0): Sequence {
+  add(len: number, maxTokens = 4, opts: Partial<SamplingInput> = {}, sampleIndex = 0, promptOf = -1): Sequence {
     const id = this.nextId++;
-    const prompt = Array.from({ length: len }, (_, i) => 1 + ((i * 7 + id) % 50));
+    const p = promptOf >= 0 ? promptOf : id;
+    const prompt = Array.from({ length: len }, (_, i) => 1 + ((i * 7 + p) % 50));
     const seq = new Sequence(id, id, prompt, samplingParams({ maxTokens, ignoreEos: true, seed: id, ...opts }), sampleIndex);
     this.queues.add(seq);
     return seq;
   }
 
-  /** Queues one request of `n` samples (sample indexes 0..n-1), as the engine does for `n`. */
+  /** Queues one request of `n` samples (sample indexes 0..n-1, one prompt), as the engine does for `n`. */
   addSamples(n: number, len: number, maxTokens = 4): Sequence[] {
-    return Array.from({ length: n }, (_, i) => this.add(len, maxTokens, {}, i));
+    const first = this.nextId;
+    return Array.from({ length: n }, (_, i) => this.add(len, maxTokens, {}, i, first));
   }
 
   plan(): Plan {

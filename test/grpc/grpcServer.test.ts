@@ -69,12 +69,13 @@ describe("Generate", () => {
       params: {
         max_new_tokens: 4, min_new_tokens: 2, temperature: 0.5, top_p: 0.75, top_k: 7, min_p: 0.125, seed: 42, stop: ["zz"],
         stop_token_ids: [5], ignore_eos: true, presence_penalty: 0.5, frequency_penalty: -0.5, repetition_penalty: 1.25, logprobs: 2,
-        logit_bias: { 9: 1.5 },
+        logit_bias: { 9: 1.5 }, cache_salt: "tenant-a",
       },
     });
     expect(engine.requests.at(-1)!.sampling).toEqual({
       maxTokens: 4, minTokens: 2, temperature: 0.5, topP: 0.75, topK: 7, minP: 0.125, seed: 42, stop: ["zz"], stopTokenIds: [5],
       ignoreEos: true, presencePenalty: 0.5, frequencyPenalty: -0.5, repetitionPenalty: 1.25, logprobs: 2, logitBias: { 9: 1.5 }, n: 1,
+      cacheSalt: "tenant-a",
     });
   });
 
@@ -192,6 +193,7 @@ describe("errors", () => {
     ["a negative stop token id", { prompts: [text("x")], params: { stop_token_ids: [-1] } }, "params.stop_token_ids[0]"],
     ["a stop token id outside the vocabulary", { prompts: [text("x")], params: { stop_token_ids: [100000] } }, "params.stop_token_ids[0]"],
     ["a logit bias out of range", { prompts: [text("x")], params: { logit_bias: { 5: 500 } } }, "params.logit_bias[5]"],
+    ["an empty cache_salt", { prompts: [text("x")], params: { cache_salt: "" } }, "params.cache_salt"],
     ["a request_id over 256 characters", { prompts: [text("x")], request_id: "r".repeat(300) }, "request_id"],
   ])("Generate with %s is INVALID_ARGUMENT naming the field", async (_, req, field) => {
     const err = await c.Generate(req).catch((e) => e);

@@ -36,6 +36,17 @@ describe("tensor-parallel flags", () => {
     expect(() => engineOptionsFromFlags({ "collective-timeout": "-1" })).toThrow("--collective-timeout");
   });
 
+  test("--enable-prefix-caching / --no-enable-prefix-caching (vLLM's names) reach the engine and the replicas", async () => {
+    const { engineOptionsFromFlags, ENGINE_FLAG_HELP } = await import("../../src/ops/engineFlags");
+    expect(engineOptionsFromFlags({})).toEqual({});
+    expect(engineOptionsFromFlags({ "no-enable-prefix-caching": true })).toEqual({ enablePrefixCaching: false });
+    expect(engineOptionsFromFlags({ "enable-prefix-caching": true })).toEqual({ enablePrefixCaching: true });
+    expect(() => engineOptionsFromFlags({ "enable-prefix-caching": true, "no-enable-prefix-caching": true })).toThrow(UsageError);
+    expect(engineArgs({ enablePrefixCaching: false })).toEqual(["--no-enable-prefix-caching"]);
+    expect(engineArgs({ enablePrefixCaching: true })).toEqual(["--enable-prefix-caching"]);
+    expect(ENGINE_FLAG_HELP).toContain("--no-enable-prefix-caching");
+  });
+
   test("a model with tensor parallelism on a CPU-only machine is a clear error, not a CPU fallback", async () => {
     const { EngineCore } = await import("../../src/engine/engineCore");
     const { join } = await import("node:path");

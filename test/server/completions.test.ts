@@ -19,7 +19,7 @@ describe("POST /v1/completions", () => {
     expect(res.choices[0]!.text).toBe("Reply");
     expect(res.choices[0]!.finish_reason).toBe("length");
     // "Hello" is BOS + 5 characters.
-    expect(res.usage).toEqual({ prompt_tokens: 6, completion_tokens: 5, total_tokens: 11 });
+    expect(res.usage).toMatchObject({ prompt_tokens: 6, completion_tokens: 5, total_tokens: 11 });
     const req = t.engine.requests.at(-1)!;
     expect(req.promptIds).toEqual(t.engine.tokenizer.encode("Hello"));
     expect(req.sampling.maxTokens).toBe(5);
@@ -115,7 +115,7 @@ describe("POST /v1/completions", () => {
     for (const c of chunks) expect(c.object).toBe("text_completion");
     const usageChunk = chunks.at(-1);
     expect(usageChunk.choices).toEqual([]);
-    expect(usageChunk.usage).toEqual({ prompt_tokens: 2, completion_tokens: 8, total_tokens: 10 });
+    expect(usageChunk.usage).toMatchObject({ prompt_tokens: 2, completion_tokens: 8, total_tokens: 10 });
     for (const index of [0, 1]) {
       const mine = chunks.slice(0, -1).filter((c) => c.choices[0].index === index);
       expect(mine.map((c) => c.choices[0].text).join("")).toBe(`Repl`);

@@ -1,14 +1,19 @@
 /**
- * commitPlan: the one place a plan touches state. Rejections and preemptions free blocks
- * first, then admitted sequences get their whole allocation and running ones grow to cover
- * the pass. The pool must end exactly where the plan's accounting said it would.
+ * commitPlan: the one place a plan touches state. Rejections and preemptions drop their
+ * references first; then every admitted sequence pins the cached blocks of its run that are in
+ * the cache now, before any block is handed out (handing one out may evict a free cached block,
+ * and a planned hit must not be it); then, in plan order, admitted sequences take the rest of
+ * their run (blocks an earlier row of this pass fills) and fresh blocks for their other tokens,
+ * running ones grow to cover the pass, and every row registers the blocks it fills. The pool
+ * must end exactly where the plan's accounting said it would.
  */
-import type { BlockManager } from "../blockManager";
+import type { KvCacheManager } from "../kvCache/kvCacheManager";
 import type { SequenceQueues } from "../queues";
 import type { Plan } from "./types";
 
 /** Applies `plan` to the queues and the pool; call once, right after schedule(). */
-export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: BlockManager): void {
+export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: KvCacheManager): void {
+  blocks.beginPass();
   for (const r of plan.rejected) {
     blocks.free(r.seq.id);
     queues.remove(r.seq);
@@ -20,21 +25,27 @@ export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: BlockMana
     queues.requeue(plan.preempted);
     for (const seq of plan.preempted) seq.resetForRecompute();
   }
+  const bs = blocks.blockSize;
   if (plan.admitted.length > 0) {
     queues.admit(plan.admitted);
-    for (const seq of plan.admitted) {
-      // Whole prompt (+ outputs after a preemption) at once: later chunks never wait for KV.
-      blocks.allocate(seq.id, seq.numTokens);
-      seq.status = "running";
-    }
+    for (const e of plan.entries) if (e.seq.status === "waiting") blocks.pinCached(e.seq, e.contextLen / bs);
   }
   for (const e of plan.entries) {
-    // Only rows crossing a block edge touch the table (admitted rows were sized above).
-    if (e.newBlocks === 0) continue;
-    const table = blocks.table(e.seq.id);
-    if (table === undefined) throw new Error(`commitPlan: sequence ${e.seq.id} has no block table`);
-    const more = e.contextLen + e.numTokens - table.numTokens;
-    if (more > 0) blocks.append(e.seq.id, more);
+    const seq = e.seq;
+    if (seq.status === "waiting") {
+      // Whole prompt (+ outputs after a preemption) at once: later chunks never wait for KV.
+      blocks.admit(seq, e.contextLen / bs, seq.numTokens);
+      seq.status = "running";
+      seq.numComputedTokens = e.contextLen;
+      if (seq.numCachedTokens < 0) seq.numCachedTokens = e.contextLen;
+    } else if (e.newBlocks > 0) {
+      // Only rows crossing a block edge touch the table.
+      const table = blocks.table(seq.id);
+      if (table === undefined) throw new Error(`commitPlan: sequence ${seq.id} has no block table`);
+      const more = e.contextLen + e.numTokens - table.numTokens;
+      if (more > 0) blocks.append(seq.id, more);
+    }
+    if (blocks.cachingEnabled) blocks.registerComputed(seq, e.contextLen + e.numTokens);
   }
   if (blocks.numFreeBlocks !== plan.numFreeBlocksAfter) {
     throw new Error(`commitPlan: ${blocks.numFreeBlocks} blocks free, the plan expected ${plan.numFreeBlocksAfter}`);

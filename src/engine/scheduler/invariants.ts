@@ -1,10 +1,12 @@
 /**
  * assertPlan: the invariants every plan must hold, checked at the end of every schedule()
  * (as vLLM v1 asserts its budgets). A violation is a scheduler bug: it throws, never warns.
- * It runs every step, so it allocates nothing on the success path.
+ * It runs every step, so it allocates little on the success path (one KvLedger, which replays
+ * the plan's block accounting: shared blocks make a plain count wrong).
  */
 import type { Sequence } from "../sequence";
 import { IdSet } from "./idSet";
+import { KvLedger } from "./kvLedger";
 import type { Plan, SchedulerConfig, SchedulerInput, SchedulerPolicy } from "./types";
 
 /** A plan broke a scheduling invariant. */
@@ -24,60 +26,72 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
   const bs = blocks.blockSize;
   planned.clear();
   removed.clear();
-  let tokens = 0;
-  let newBlocks = 0;
-  let decodes = 0;
-  let admittedRows = 0;
-  for (const e of plan.entries) {
-    const seq = e.seq;
-    const c = e.contextLen;
-    const n = e.numTokens;
-    if (!planned.add(seq.id)) fail(`sequence ${seq.id} planned twice`);
-    if (n < 1 || c !== seq.numComputedTokens || c + n > seq.numTokens) {
-      fail(`sequence ${seq.id}: ${n} tokens from ${c} (computed ${seq.numComputedTokens} of ${seq.numTokens})`);
-    }
-    if (e.wantsToken !== (c + n === seq.numTokens)) fail(`sequence ${seq.id}: wantsToken is wrong`);
-    // Planning mutates nothing, so a waiting sequence in the pass is one being admitted.
-    const isAdmitted = seq.status === "waiting";
-    if (isAdmitted) {
-      admittedRows++;
-      if (!plan.admitted.includes(seq)) fail(`waiting sequence ${seq.id} planned without admission`);
-    } else if (seq.status !== "running") fail(`sequence ${seq.id} is ${seq.status}`);
-    else if (n === 1 && c + 1 === seq.numTokens) decodes++;
-    const held = isAdmitted ? 0 : blocks.numBlocksHeld(seq.id);
-    if ((held + e.newBlocks) * bs < c + n) fail(`sequence ${seq.id}: ${held + e.newBlocks} blocks cannot hold ${c + n} tokens`);
-    newBlocks += e.newBlocks;
-    tokens += n;
-  }
-  if (admittedRows !== plan.admitted.length) fail("an admitted sequence has no tokens in the pass");
-
-  let freed = 0;
+  // Removals first, as commitPlan applies them: rows may take blocks they free.
+  const ledger = new KvLedger(blocks);
   let removedRunning = 0;
-  const drop = (id: number, status: string, held: number) => {
-    if (planned.has(id) || !removed.add(id)) fail(`sequence ${id} both planned and removed, or removed twice`);
-    if (status === "running") {
-      freed += held;
+  const drop = (seq: Sequence) => {
+    if (!removed.add(seq.id)) fail(`sequence ${seq.id} removed twice`);
+    if (seq.status === "running") {
+      ledger.release(seq.id);
       removedRunning++;
     }
   };
   for (const seq of plan.preempted) {
     if (seq.status !== "running") fail(`preempted ${seq.id} was not running`);
-    drop(seq.id, seq.status, blocks.numBlocksHeld(seq.id));
+    drop(seq);
   }
-  for (const r of plan.rejected) drop(r.seq.id, r.seq.status, blocks.numBlocksHeld(r.seq.id));
+  for (const r of plan.rejected) drop(r.seq);
+  let tokens = 0;
+  let decodes = 0;
+  let admittedRows = 0;
+  /** Blocks admissions saved through cache hits (fair share is judged without them). */
+  let hitSavings = 0;
+  for (const e of plan.entries) {
+    const seq = e.seq;
+    const c = e.contextLen;
+    const n = e.numTokens;
+    if (!planned.add(seq.id) || removed.has(seq.id)) fail(`sequence ${seq.id} planned twice, or planned and removed`);
+    // Planning mutates nothing, so a waiting sequence in the pass is one being admitted.
+    const isAdmitted = seq.status === "waiting";
+    const start = isAdmitted ? 0 : seq.numComputedTokens;
+    if (n < 1 || c < start || (!isAdmitted && c !== start) || c + n > seq.numTokens) {
+      fail(`sequence ${seq.id}: ${n} tokens from ${c} (computed ${seq.numComputedTokens} of ${seq.numTokens})`);
+    }
+    if (e.wantsToken !== (c + n === seq.numTokens)) fail(`sequence ${seq.id}: wantsToken is wrong`);
+    let held = -1;
+    if (isAdmitted) {
+      admittedRows++;
+      if (!plan.admitted.includes(seq)) fail(`waiting sequence ${seq.id} planned without admission`);
+      // An admitted row starts past a cached run of whole blocks, never at its last token.
+      const cost = c % bs === 0 ? ledger.admit(seq, c / bs) : -1;
+      if (cost < 0) fail(`sequence ${seq.id}: no cached run of ${c} tokens to start from`);
+      hitSavings += blocks.blocksFor(seq.numTokens) - cost;
+      held = c / bs;
+      if (e.newBlocks !== blocks.blocksFor(seq.numTokens) - held) fail(`sequence ${seq.id}: admitted with ${e.newBlocks} new blocks`);
+    } else if (seq.status !== "running") fail(`sequence ${seq.id} is ${seq.status}`);
+    else {
+      if (n === 1 && c + 1 === seq.numTokens) decodes++;
+      ledger.take(e.newBlocks);
+    }
+    if (held < 0) held = blocks.numBlocksHeld(seq.id);
+    if ((held + e.newBlocks) * bs < c + n) fail(`sequence ${seq.id}: ${held + e.newBlocks} blocks cannot hold ${c + n} tokens`);
+    ledger.complete(seq, c, c + n);
+    tokens += n;
+  }
+  if (admittedRows !== plan.admitted.length) fail("an admitted sequence has no tokens in the pass");
   if (plan.admitted.length > 0) checkAdmissionOrder(plan, input, fail);
 
   if (tokens !== plan.numTokens) fail(`numTokens ${plan.numTokens} != sum ${tokens}`);
-  const oversizeAlone = !policy.splitsPrompts && plan.entries.length === 1 && plan.entries[0]!.contextLen === 0;
+  const oversizeAlone = !policy.splitsPrompts && plan.entries.length === 1 && plan.admitted.length === 1;
   if (tokens > config.tokenBudget && !oversizeAlone) fail(`${tokens} tokens > budget ${config.tokenBudget}`);
   if (plan.entries.length > config.maxSeqs) fail(`${plan.entries.length} sequences > cap ${config.maxSeqs}`);
   const runningAfter = input.running.length - removedRunning + plan.admitted.length;
   if (runningAfter > Math.max(config.maxSeqs, input.running.length)) fail(`${runningAfter} running > cap ${config.maxSeqs}`);
-  const freeAfter = blocks.numFreeBlocks + freed - newBlocks;
+  const freeAfter = ledger.free;
   if (freeAfter < 0 || freeAfter !== plan.numFreeBlocksAfter) {
     fail(`free blocks after the plan: ${plan.numFreeBlocksAfter}, accounted ${freeAfter}`);
   }
-  if (runningAfter >= config.maxSeqs && input.waiting.length > plan.admitted.length) checkFairShare(plan, input, runningAfter, freeAfter, fail);
+  if (runningAfter >= config.maxSeqs && input.waiting.length > plan.admitted.length) checkFairShare(plan, input, runningAfter, freeAfter - hitSavings, fail);
 
   // SplitFuse: a running decode misses a pass only when preempted, rejected, or when decodes
   // alone used up the whole budget or cap.
@@ -111,6 +125,8 @@ function checkAdmissionOrder(plan: Plan, input: SchedulerInput, fail: (m: string
  * Fair share: when the sequence cap is full after the pass and the pool would hold the first
  * waiting sequence, no running sequence has a higher sample index than it (it would have given
  * its place: one request's n must not hold every slot while another request waits).
+ * `freeAfter` leaves out what admissions saved through cache hits: the planner makes room
+ * before it knows which blocks the pass will share, so fairness is judged as if none were.
  */
 function checkFairShare(plan: Plan, input: SchedulerInput, runningAfter: number, freeAfter: number, fail: (m: string) => never): void {
   const blocks = input.blocks;

@@ -18,7 +18,7 @@ export const orcaPolicy: SchedulerPolicy = {
     let head = 0;
     while (head < input.waiting.length && b.rejectIfNeverFits(input.waiting[head]!, input.waiting[head]!.numTokens)) head++;
     const first = input.waiting[head];
-    if (first !== undefined && first.numTokens > config.tokenBudget && b.tryAdmit(first, first.numTokens) === "admitted") {
+    if (first !== undefined && b.uncachedTokens(first) > config.tokenBudget && b.tryAdmit(first, first.numTokens) === "admitted") {
       return b.finish();
     }
     scheduleRunningWhole(b, input.running);

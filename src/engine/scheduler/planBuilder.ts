@@ -8,13 +8,17 @@
  *  - growing a running sequence: take free blocks; when there are none, preempt the running
  *    sequence last in scheduling order (free its blocks, recompute it later) until there are,
  *    down to the sequence itself;
- *  - admitting a waiting sequence: its whole prompt (+ outputs, after a preemption) must fit
- *    while leaving one free block per running sequence, so the decodes of the next steps do
- *    not immediately preempt what was just admitted.
+ *  - admitting a waiting sequence: it takes the longest cached run of its full blocks (prefix
+ *    caching: its computed tokens start there) and fresh blocks for the rest of its prompt
+ *    (+ outputs, after a preemption); that must fit while leaving one free block per running
+ *    sequence, so the decodes of the next steps do not immediately preempt what was admitted.
+ *
+ * Blocks may be shared, so every count of free blocks goes through a KvLedger.
  *
  * Nothing here mutates a Sequence or the pool: the result is a Plan for commitPlan().
  */
 import type { Sequence } from "../sequence";
+import { KvLedger } from "./kvLedger";
 import type { Plan, PlanEntry, PolicyName, Rejection, SchedulerConfig, SchedulerInput } from "./types";
 
 /** What tryAdmit() did: admitted, blocked (stop admitting, FCFS) or rejected (skip it). */
@@ -28,8 +32,8 @@ export class PlanBuilder {
   readonly rejected: Rejection[] = [];
   /** Tokens left in this pass (negative only after an over-budget prompt ran alone). */
   budget: number;
-  /** Free blocks left once what is planned so far is committed. */
-  free: number;
+  /** The plan's KV accounting: free blocks, shared-block references, blocks filled in the pass. */
+  private readonly ledger: KvLedger;
   /** Running sequences once what is planned so far is committed. */
   numRunning: number;
   /** Built on the first preemption only: the common pass never needs it. */
@@ -50,11 +54,21 @@ export class PlanBuilder {
     private readonly policy: PolicyName,
   ) {
     this.budget = config.tokenBudget;
-    this.free = input.blocks.numFreeBlocks;
+    this.ledger = new KvLedger(input.blocks);
     this.numRunning = input.running.length;
     this.victimCursor = input.running.length - 1;
     this.poolTokens = input.blocks.numBlocks * input.blocks.blockSize;
     this.shareFairly();
+  }
+
+  /** Free blocks left once what is planned so far is committed. */
+  get free(): number {
+    return this.ledger.free;
+  }
+
+  /** Tokens of waiting `seq` that its cached run would not cover (all of them without a hit). */
+  uncachedTokens(seq: Sequence): number {
+    return seq.numTokens - this.ledger.probe(seq).blocks * this.input.blocks.blockSize;
   }
 
   /** No room for another row in this pass. */
@@ -86,24 +100,29 @@ export class PlanBuilder {
       this.kvShort = true;
       if (victim === seq) return false;
     }
-    this.free -= need;
+    this.ledger.take(need);
     this.addEntry(seq, c, n, need);
     return true;
   }
 
-  /** Admits waiting `seq` with `n` tokens in this pass, if the cap and the pool allow. */
-  tryAdmit(seq: Sequence, n: number): AdmitResult {
+  /**
+   * Admits waiting `seq` over its cached run with up to `maxTokens` of its other tokens in this
+   * pass, if the cap and the pool allow.
+   */
+  tryAdmit(seq: Sequence, maxTokens: number): AdmitResult {
     if (this.rejectIfNeverFits(seq, seq.numTokens)) return "rejected";
     // A pass that had to preempt to grow is short of KV: admitting now would only thrash.
     if (this.kvShort || this.numRunning >= this.config.maxSeqs) return "blocked";
-    const need = this.input.blocks.blocksFor(seq.numTokens);
+    const run = this.ledger.probe(seq);
     // Room made by fair share already counted the running sequences' next blocks.
     const reserve = this.roomMadeFor?.includes(seq) ? 0 : this.numRunning;
-    if (need + reserve > this.free) return "blocked";
-    this.free -= need;
+    if (run.cost + reserve > this.free) return "blocked";
+    this.ledger.admit(seq, run.blocks);
     this.numRunning++;
     this.admitted.push(seq);
-    this.addEntry(seq, 0, n, need);
+    const blocks = this.input.blocks;
+    const c = run.blocks * blocks.blockSize;
+    this.addEntry(seq, c, Math.min(seq.numTokens - c, maxTokens), blocks.blocksFor(seq.numTokens) - run.blocks);
     return "admitted";
   }
 
@@ -113,7 +132,7 @@ export class PlanBuilder {
     const need = blocks.blocksFor(numTokens);
     if (need <= blocks.numBlocks) return false;
     if (seq.status === "running") {
-      this.free += blocks.numBlocksHeld(seq.id);
+      this.ledger.release(seq.id);
       this.numRunning--;
     }
     this.removed.add(seq);
@@ -135,7 +154,7 @@ export class PlanBuilder {
       preempted: this.preempted,
       admitted: this.admitted,
       rejected: this.rejected,
-      numFreeBlocksAfter: this.free,
+      numFreeBlocksAfter: this.ledger.free,
     };
   }
 
@@ -144,6 +163,7 @@ export class PlanBuilder {
     this.entries.push({ seq, contextLen, numTokens, wantsToken, newBlocks });
     this.scheduled?.add(seq);
     this.budget -= numTokens;
+    this.ledger.complete(seq, contextLen, contextLen + numTokens);
   }
 
   /**
@@ -159,27 +179,35 @@ export class PlanBuilder {
   private shareFairly(): void {
     const { running, waiting, blocks } = this.input;
     const maxSeqs = this.config.maxSeqs;
+    const ledger = this.ledger;
     let numRunning = this.numRunning;
-    let free = this.free;
+    // Blocks promised to the waiting sequences room was made for (the policy admits them later).
+    let promised = 0;
     for (const w of waiting) {
       const last = this.victimCursor;
       if (last < 0 || running[last]!.sampleIndex <= w.sampleIndex) return;
-      const need = blocks.blocksFor(w.numTokens);
-      if (need > blocks.numBlocks) continue; // never fits: the policy rejects it
+      if (blocks.blocksFor(w.numTokens) > blocks.numBlocks) continue; // never fits: the policy rejects it
+      const mark = ledger.mark();
+      const free = ledger.free;
       let k = last;
       let slots = numRunning;
-      let room = free;
-      while ((slots >= maxSeqs || need + slots > room) && k >= 0 && running[k]!.sampleIndex > w.sampleIndex) {
-        room += blocks.numBlocksHeld(running[k]!.id);
+      // What admitting it takes, cache hits counted (a victim's release may turn a hit into a cost).
+      let need = ledger.probe(w).cost;
+      while ((slots >= maxSeqs || need + slots + promised > ledger.free) && k >= 0 && running[k]!.sampleIndex > w.sampleIndex) {
+        ledger.release(running[k]!.id); // shared blocks free only with their last holder
+        need = ledger.probe(w).cost;
         slots--;
         k--;
       }
-      if (slots >= maxSeqs || need + slots > room) return;
-      for (; this.victimCursor > k; this.victimCursor--) this.preempt(running[this.victimCursor]!);
+      if (slots >= maxSeqs || need + slots + promised > ledger.free) {
+        ledger.rollback(mark, free);
+        return;
+      }
+      for (; this.victimCursor > k; this.victimCursor--) this.preempt(running[this.victimCursor]!, false);
       // Once one preemption made room, admission must not undo it by reserving decode blocks again.
       if (k < last || this.roomMadeFor !== null) (this.roomMadeFor ??= []).push(w);
       numRunning = slots + 1;
-      free = room - need;
+      promised += need;
     }
   }
 
@@ -195,8 +223,9 @@ export class PlanBuilder {
     throw new Error("scheduler: no running sequence left to preempt");
   }
 
-  private preempt(seq: Sequence): void {
-    this.free += this.input.blocks.numBlocksHeld(seq.id);
+  /** Preempts `seq`; `release` false when the ledger already dropped its references. */
+  private preempt(seq: Sequence, release = true): void {
+    if (release) this.ledger.release(seq.id);
     this.numRunning--;
     this.removed.add(seq);
     this.preempted.push(seq);

@@ -34,7 +34,7 @@ export const splitFusePolicy: SchedulerPolicy = {
     const admitUpTo = (next: Sequence | undefined) => {
       for (; w < waiting.length && (next === undefined || runsBefore(waiting[w]!, next)); w++) {
         if (b.full) return;
-        if (b.tryAdmit(waiting[w]!, Math.min(waiting[w]!.numTokens, b.budget)) === "blocked") w = waiting.length;
+        if (b.tryAdmit(waiting[w]!, b.budget) === "blocked") w = waiting.length;
       }
     };
     for (const seq of partial) {

@@ -3,7 +3,7 @@
  * pool, config) to a Plan. Nothing is mutated while planning; commitPlan() applies the plan's
  * preemptions, admissions and block growth, then batch.ts turns it into a StepBatch.
  */
-import type { BlockManagerView } from "../blockManager";
+import type { KvCacheView } from "../kvCache/kvCacheManager";
 import type { Sequence, SequenceFinishReason } from "../sequence";
 
 /** Every policy name, default first. */
@@ -25,18 +25,18 @@ export interface SchedulerInput {
   readonly running: readonly Sequence[];
   /** Sequences without KV, in scheduling order. */
   readonly waiting: readonly Sequence[];
-  readonly blocks: BlockManagerView;
+  readonly blocks: KvCacheView;
 }
 
 /** One sequence's share of the pass: tokens [contextLen, contextLen + numTokens). */
 export interface PlanEntry {
   readonly seq: Sequence;
-  /** The sequence's numComputedTokens when planned. */
+  /** The sequence's numComputedTokens when planned; for an admitted one, its cached run's tokens. */
   readonly contextLen: number;
   readonly numTokens: number;
   /** True when the pass reaches the sequence's last token, so it samples the next one. */
   readonly wantsToken: boolean;
-  /** Blocks the commit adds to its table (an admitted sequence: its whole allocation). */
+  /** Fresh blocks the commit adds to its table (an admitted sequence: all but its cached run). */
   readonly newBlocks: number;
 }
 

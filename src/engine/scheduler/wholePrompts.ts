@@ -7,13 +7,13 @@
 import type { Sequence } from "../sequence";
 import type { PlanBuilder } from "./planBuilder";
 
-/** Admits waiting[from..] whole, FCFS, while they fit the budget, the cap and the pool. */
+/** Admits waiting[from..] whole (past their cached runs), FCFS, while they fit the budget, the cap and the pool. */
 export function admitWholePrompts(b: PlanBuilder, waiting: readonly Sequence[], from = 0): void {
   for (let i = from; i < waiting.length; i++) {
     const seq = waiting[i]!;
     if (b.full) return;
     if (b.rejectIfNeverFits(seq, seq.numTokens)) continue;
-    const n = seq.numTokens;
+    const n = b.uncachedTokens(seq);
     if (n > b.budget) {
       if (n > b.config.tokenBudget && b.entries.length === 0) b.tryAdmit(seq, n);
       return;

@@ -30,7 +30,7 @@ export async function handleResponses(ctx: ServerContext, body: Record<string, u
   if (plan.topLogprobs !== undefined) job.sampling.logprobs = Math.max(1, plan.topLogprobs);
   const state: ResponseState = {
     id: responseId("resp"), messageId: responseId("msg"), createdAt: Math.floor(Date.now() / 1000),
-    text: "", logprobs: [], inputTokens: rendered.ids.length, outputTokens: 0, finishReason: null,
+    text: "", logprobs: [], inputTokens: rendered.ids.length, cachedTokens: 0, outputTokens: 0, finishReason: null,
   };
   trace.responseId = state.id;
   trace.stream = plan.stream;
@@ -48,6 +48,7 @@ export async function handleResponses(ctx: ServerContext, body: Record<string, u
   state.text = result!.text;
   state.logprobs = formatLogprobs(result!.logprobs);
   state.outputTokens = result!.tokenCount;
+  state.cachedTokens = result!.cachedTokens;
   state.finishReason = result!.finishReason;
   return jsonResponse(responseBody(plan, state, true));
 }

@@ -32,6 +32,8 @@ export interface ResponseState {
   text: string;
   logprobs: ChatTokenLogprob[];
   inputTokens: number;
+  /** Input tokens the prefix cache held (prefix caching). */
+  cachedTokens: number;
   outputTokens: number;
   finishReason: FinishReason | null;
 }
@@ -45,10 +47,10 @@ export function statusOf(finish: FinishReason | null): ResponseStatus {
   return finish === "stop" ? "completed" : "incomplete";
 }
 
-export function responseUsage(inputTokens: number, outputTokens: number): ResponseUsage {
+export function responseUsage(inputTokens: number, outputTokens: number, cachedTokens = 0): ResponseUsage {
   return {
     input_tokens: inputTokens,
-    input_tokens_details: { cached_tokens: 0 },
+    input_tokens_details: { cached_tokens: cachedTokens },
     output_tokens: outputTokens,
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: inputTokens + outputTokens,
@@ -101,7 +103,7 @@ export function responseBody(plan: ResponsesPlan, state: ResponseState, done: bo
     top_logprobs: plan.topLogprobs ?? 0,
     top_p: s.topP ?? 1,
     truncation: "disabled",
-    usage: done ? responseUsage(state.inputTokens, state.outputTokens) : null,
+    usage: done ? responseUsage(state.inputTokens, state.outputTokens, state.cachedTokens) : null,
     user: plan.echo.user,
     metadata: plan.echo.metadata,
   };

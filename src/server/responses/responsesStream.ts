@@ -45,6 +45,7 @@ export async function* responseEvents(
   yield event("response.content_part.added", { ...at, part: outputText("") });
   for await (const { delta } of run.deltas) {
     state.outputTokens += delta.tokenIds.length;
+    if (delta.cachedTokens !== undefined) state.cachedTokens = delta.cachedTokens;
     const logprobs = formatLogprobs(delta.logprobs);
     state.logprobs.push(...logprobs);
     if (delta.finishReason) state.finishReason = delta.finishReason;
