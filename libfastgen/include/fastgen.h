@@ -116,7 +116,14 @@ typedef struct fg_engine fg_engine;
 const char *fg_last_error(void);
 /* Library version string, e.g. "0.1.0 (cpu, cuda)". */
 const char *fg_version(void);
+/* FG_ABI_VERSION of the library. Bindings refuse to run against any other (src/native/lib.ts). */
 int32_t fg_abi_version(void);
+/* The byte layout of the structs below as compiled, as JSON:
+ *   {"fg_batch": {"size": 200, "fields": [["num_tokens", 0, "i32"], ["token_ids", 8, "ptr"], ...]},
+ *    "fg_step_output": ..., "fg_kv_config": ..., "fg_engine_info": ...}
+ * every field in declaration order; types "i32" | "u64" | "f32" | "ptr". Bindings pack the
+ * structs by these offsets and check the field names and types they write against the list. */
+const char *fg_abi_layout(void);
 /* Number of CUDA devices visible (0 when built without CUDA or no device/driver). */
 int32_t fg_cuda_device_count(void);
 /* Threads the CPU backend uses (defaults to every core; FASTGEN_NUM_THREADS overrides). */

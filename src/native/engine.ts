@@ -3,7 +3,7 @@ import type { Pointer } from "bun:ffi";
 import type { ModelSpec } from "../model/spec";
 import { FastgenError, Status } from "./errors";
 import { check, cString, lib } from "./lib";
-import { addr, INFO_BYTES, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";
+import { addr, infoBuffer, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";
 import type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";
 
 const DTYPES: Record<DType, { code: number; bytes: number }> = {
@@ -54,7 +54,7 @@ export class NativeEngine {
   }
 
   info(): EngineInfo {
-    const bytes = new Uint8Array(INFO_BYTES);
+    const bytes = infoBuffer();
     check(lib().fg_engine_get_info(this.#live(), bytes));
     return readInfo(bytes);
   }
@@ -81,9 +81,12 @@ export class NativeEngine {
       }
     }
     const packed = packBatch(batch);
-    const outputs = packOutputs([addr(sampledIds), addr(sampledLogprobs), addr(result.topIds),
-      addr(result.topLogprobs), addr(result.logits), addr(result.nextTokenLogprobs),
-      addr(result.nextTopIds), addr(result.nextTopLogprobs)]);
+    const outputs = packOutputs({
+      sampled_ids: addr(sampledIds), sampled_logprobs: addr(sampledLogprobs), top_ids: addr(result.topIds),
+      top_logprobs: addr(result.topLogprobs), logits: addr(result.logits),
+      next_token_logprobs: addr(result.nextTokenLogprobs), next_top_ids: addr(result.nextTopIds),
+      next_top_logprobs: addr(result.nextTopLogprobs),
+    });
     // `batch`, `result` and the packed structs stay referenced until the call returns.
     check(lib().fg_step(handle, packed, outputs));
     return result;

@@ -53,7 +53,8 @@ export function sampleLogits(backend: Backend, batch: StepBatch, logits: Float32
     result.topLogprobs = new Float32Array(numSeqs * L).fill(NaN);
   }
   const packed = packBatch(batch);
-  const outputs = packOutputs([addr(sampledIds), addr(sampledLogprobs), addr(result.topIds), addr(result.topLogprobs), 0]);
+  const outputs = packOutputs({ sampled_ids: addr(sampledIds), sampled_logprobs: addr(sampledLogprobs),
+    top_ids: addr(result.topIds), top_logprobs: addr(result.topLogprobs) });
   check(lib().fg_sample_logits(code(backend), packed, logits, vocab, outputs));
   return result;
 }
