@@ -8,7 +8,7 @@
 import { FastgenError, Status } from "./errors";
 
 /** FG_ABI_VERSION of the fastgen.h this binding is written against. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 export type FieldType = "i32" | "u64" | "f32" | "ptr";
 
@@ -16,17 +16,15 @@ export type FieldType = "i32" | "u64" | "f32" | "ptr";
 export const BINDING_STRUCTS = {
   fg_batch: {
     num_tokens: "i32", num_seqs: "i32", token_ids: "ptr", positions: "ptr", cu_seqlens: "ptr",
-    context_lens: "ptr", block_indptr: "ptr", block_indices: "ptr", wants_token: "ptr",
-    temperature: "ptr", top_p: "ptr", top_k: "ptr", min_p: "ptr", seed: "ptr",
+    context_lens: "ptr", block_indptr: "ptr", block_indices: "ptr", num_rows: "i32",
+    num_masks: "i32", row_indptr: "ptr", row_tokens: "ptr", row_targets: "ptr", row_masks: "ptr",
+    masks: "ptr", temperature: "ptr", top_p: "ptr", top_k: "ptr", min_p: "ptr", seed: "ptr",
     presence_penalty: "ptr", frequency_penalty: "ptr", repetition_penalty: "ptr",
-    penalty_indptr: "ptr", penalty_ids: "ptr", logit_bias_indptr: "ptr", logit_bias_ids: "ptr",
-    logit_bias_values: "ptr", num_logprobs: "i32", _reserved: "i32", penalty_prompt_lens: "ptr",
-    next_token_ids: "ptr",
+    penalty_indptr: "ptr", penalty_ids: "ptr", penalty_prompt_lens: "ptr",
+    logit_bias_indptr: "ptr", logit_bias_ids: "ptr", logit_bias_values: "ptr", num_logprobs: "i32",
+    _reserved: "i32",
   },
-  fg_step_output: {
-    sampled_ids: "ptr", sampled_logprobs: "ptr", top_ids: "ptr", top_logprobs: "ptr", logits: "ptr",
-    next_token_logprobs: "ptr", next_top_ids: "ptr", next_top_logprobs: "ptr",
-  },
+  fg_step_output: { ids: "ptr", logprobs: "ptr", top_ids: "ptr", top_logprobs: "ptr", logits: "ptr" },
   fg_kv_config: { block_size: "i32", num_blocks: "i32", memory_fraction: "f32", max_kv_bytes: "u64" },
   fg_engine_info: {
     num_blocks: "i32", block_size: "i32", vocab_size: "i32", max_position_embeddings: "i32",

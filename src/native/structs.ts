@@ -8,7 +8,7 @@ import { FastgenError, Status } from "./errors";
 import { layout } from "./lib";
 import type { Backend, EngineInfo, KvConfig, StepBatch } from "./types";
 
-type Typed = Int32Array | Float32Array | BigUint64Array | BigInt64Array | Uint8Array;
+type Typed = Int32Array | Uint32Array | Float32Array | BigUint64Array | BigInt64Array | Uint8Array;
 
 /** Address of a typed array's first element, or 0 for a missing or empty one. */
 export function addr(a: Typed | undefined | null): number {
@@ -38,31 +38,42 @@ function needCsr(name: string, indptr: Int32Array, values: Typed[], valueNames: 
 const BATCH_POINTERS: [FieldOf<"fg_batch">, keyof StepBatch][] = [
   ["token_ids", "tokenIds"], ["positions", "positions"], ["cu_seqlens", "cuSeqlens"],
   ["context_lens", "contextLens"], ["block_indptr", "blockIndptr"], ["block_indices", "blockIndices"],
-  ["wants_token", "wantsToken"], ["temperature", "temperature"], ["top_p", "topP"], ["top_k", "topK"],
-  ["min_p", "minP"], ["seed", "seed"], ["presence_penalty", "presencePenalty"],
+  ["row_indptr", "rowIndptr"], ["row_tokens", "rowTokens"], ["row_targets", "rowTargets"],
+  ["row_masks", "rowMasks"], ["masks", "masks"], ["temperature", "temperature"], ["top_p", "topP"],
+  ["top_k", "topK"], ["min_p", "minP"], ["seed", "seed"], ["presence_penalty", "presencePenalty"],
   ["frequency_penalty", "frequencyPenalty"], ["repetition_penalty", "repetitionPenalty"],
   ["penalty_indptr", "penaltyIndptr"], ["penalty_ids", "penaltyIds"],
-  ["logit_bias_indptr", "logitBiasIndptr"], ["logit_bias_ids", "logitBiasIds"],
-  ["logit_bias_values", "logitBiasValues"], ["penalty_prompt_lens", "penaltyPromptLens"],
-  ["next_token_ids", "nextTokenIds"],
+  ["penalty_prompt_lens", "penaltyPromptLens"], ["logit_bias_indptr", "logitBiasIndptr"],
+  ["logit_bias_ids", "logitBiasIds"], ["logit_bias_values", "logitBiasValues"],
 ];
+
+/** Sample rows of a batch: rowIndptr[numSeqs]. */
+export function numRows(batch: StepBatch): number {
+  return batch.rowIndptr[batch.cuSeqlens.length - 1] ?? 0;
+}
 
 /**
  * Packs a StepBatch into an fg_batch. The bounds of every array are checked here, since the
  * library trusts the counts it is given; the caller must keep `batch` alive during the call.
+ * vocab sizes the masks (ceil(vocab / 32) words each; 0 when the call has no vocabulary).
  */
-export function packBatch(batch: StepBatch): Uint8Array {
+export function packBatch(batch: StepBatch, vocab: number): Uint8Array {
   const numTokens = batch.tokenIds.length;
   const numSeqs = batch.cuSeqlens.length - 1;
   if (numSeqs < 0) invalid("fg_step: cuSeqlens must have numSeqs + 1 entries");
   needLength("positions", batch.positions, numTokens);
-  for (const name of ["contextLens", "wantsToken", "temperature", "topP", "topK", "minP", "seed"] as const)
+  for (const name of ["contextLens", "temperature", "topP", "topK", "minP", "seed"] as const)
     needLength(name, batch[name], numSeqs);
   for (const name of ["presencePenalty", "frequencyPenalty", "repetitionPenalty"] as const)
     if (batch[name]) needLength(name, batch[name], numSeqs);
   if (batch.penaltyPromptLens) needLength("penaltyPromptLens", batch.penaltyPromptLens, numSeqs);
-  if (batch.nextTokenIds) needLength("nextTokenIds", batch.nextTokenIds, numTokens);
   needCsr("blockIndptr", batch.blockIndptr, [batch.blockIndices], ["blockIndices"], numSeqs);
+  needCsr("rowIndptr", batch.rowIndptr, [batch.rowTokens], ["rowTokens"], numSeqs);
+  const rows = numRows(batch);
+  if (batch.rowTargets) needLength("rowTargets", batch.rowTargets, rows);
+  if (batch.rowMasks) needLength("rowMasks", batch.rowMasks, rows);
+  const maskWords = Math.ceil(vocab / 32);
+  const numMasks = batch.masks && maskWords > 0 ? Math.floor(batch.masks.length / maskWords) : 0;
   if (batch.penaltyIndptr)
     needCsr("penaltyIndptr", batch.penaltyIndptr, [batch.penaltyIds!], ["penaltyIds"], numSeqs);
   if (batch.logitBiasIndptr)
@@ -75,6 +86,8 @@ export function packBatch(batch: StepBatch): Uint8Array {
   const view = new DataView(bytes.buffer);
   view.setInt32(o.num_tokens, numTokens, true);
   view.setInt32(o.num_seqs, numSeqs, true);
+  view.setInt32(o.num_rows, rows, true);
+  view.setInt32(o.num_masks, numMasks, true);
   view.setInt32(o.num_logprobs, batch.numLogprobs ?? 0, true);
   for (const [field, key] of BATCH_POINTERS)
     view.setBigUint64(o[field], BigInt(addr(batch[key] as Typed | undefined)), true);

@@ -46,17 +46,17 @@ struct Field {
 #define FG_BATCH_FIELDS(X)                                                                     \
   X(fg_batch, num_tokens) X(fg_batch, num_seqs) X(fg_batch, token_ids) X(fg_batch, positions)  \
   X(fg_batch, cu_seqlens) X(fg_batch, context_lens) X(fg_batch, block_indptr)                  \
-  X(fg_batch, block_indices) X(fg_batch, wants_token) X(fg_batch, temperature)                 \
-  X(fg_batch, top_p) X(fg_batch, top_k) X(fg_batch, min_p) X(fg_batch, seed)                   \
-  X(fg_batch, presence_penalty) X(fg_batch, frequency_penalty) X(fg_batch, repetition_penalty) \
-  X(fg_batch, penalty_indptr) X(fg_batch, penalty_ids) X(fg_batch, logit_bias_indptr)          \
+  X(fg_batch, block_indices) X(fg_batch, num_rows) X(fg_batch, num_masks)                      \
+  X(fg_batch, row_indptr) X(fg_batch, row_tokens) X(fg_batch, row_targets)                     \
+  X(fg_batch, row_masks) X(fg_batch, masks) X(fg_batch, temperature) X(fg_batch, top_p)        \
+  X(fg_batch, top_k) X(fg_batch, min_p) X(fg_batch, seed) X(fg_batch, presence_penalty)        \
+  X(fg_batch, frequency_penalty) X(fg_batch, repetition_penalty) X(fg_batch, penalty_indptr)   \
+  X(fg_batch, penalty_ids) X(fg_batch, penalty_prompt_lens) X(fg_batch, logit_bias_indptr)     \
   X(fg_batch, logit_bias_ids) X(fg_batch, logit_bias_values) X(fg_batch, num_logprobs)         \
-  X(fg_batch, _reserved) X(fg_batch, penalty_prompt_lens) X(fg_batch, next_token_ids)
+  X(fg_batch, _reserved)
 #define FG_STEP_OUTPUT_FIELDS(X)                                                               \
-  X(fg_step_output, sampled_ids) X(fg_step_output, sampled_logprobs) X(fg_step_output, top_ids) \
-  X(fg_step_output, top_logprobs) X(fg_step_output, logits)                                    \
-  X(fg_step_output, next_token_logprobs) X(fg_step_output, next_top_ids)                       \
-  X(fg_step_output, next_top_logprobs)
+  X(fg_step_output, ids) X(fg_step_output, logprobs) X(fg_step_output, top_ids)                \
+  X(fg_step_output, top_logprobs) X(fg_step_output, logits)
 #define FG_KV_CONFIG_FIELDS(X)                                                                 \
   X(fg_kv_config, block_size) X(fg_kv_config, num_blocks) X(fg_kv_config, memory_fraction)     \
   X(fg_kv_config, max_kv_bytes)

@@ -7,7 +7,7 @@
 #include "core/batch.h"
 #include "core/error.h"
 #include "core/guard.h"
-#include "core/sample_params.h"
+#include "core/sample_rows.h"
 #include "core/status.h"
 #include "cpu/attention.h"
 #include "cuda/cuda_api.h"
@@ -74,10 +74,6 @@ extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, co
       check_cuda(fgcu_sample_host(batch, logits, vocab, out, err), err);
       return;
     }
-    for (int32_t s = 0; s < batch->num_seqs; s++) {
-      if (!batch->wants_token[s]) continue;
-      fg::cpu::sample_token(logits + (int64_t)s * vocab, vocab, fg::sampling_params(batch, s),
-                            fg::sample_out(out, s, batch->num_logprobs));
-    }
+    fg::sample_rows(batch, logits, vocab, out);
   });
 }
