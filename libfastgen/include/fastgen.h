@@ -276,7 +276,8 @@ fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t row
 /* Test hooks: one stage of fg_step on host buffers, on backend FG_BACKEND_CPU or _CUDA, so each
  * CUDA op can be checked against its CPU twin.
  * fg_paged_attention: batch gives num_tokens, positions, cu_seqlens, context_lens and block
- * tables (plus the arrays fg_step validation needs); q: [num_tokens, num_heads, head_dim];
+ * tables (plus the arrays fg_step validation needs; sample rows are ignored);
+ * q: [num_tokens, num_heads, head_dim];
  * k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim] holding every attended
  * position; out: [num_tokens, num_heads, head_dim]; scale 1/sqrt(head_dim). The CUDA path
  * rounds q and the cache to bf16; splits > 0 forces that many key splits (0 = automatic).

@@ -40,7 +40,10 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
     spec.vocab_size = INT32_MAX;
     spec.max_position_embeddings = INT32_MAX;
     fg_step_output none{};
-    fg::validate_batch(spec, num_blocks, block_size, batch, &none);
+    fg_batch no_rows{};  // the hook samples nothing: a batch's sample rows are ignored
+    if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
+    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr, &none);
+    batch = &no_rows;
     const int32_t T = batch->num_tokens;
     if (T == 0) return;
     if (backend == FG_BACKEND_CUDA) {
