@@ -81,10 +81,11 @@ function runRound(s: Scenario): Timing {
     const t2 = Bun.nanoseconds();
     const batch = builder.build(plan, blocks);
     const t3 = Bun.nanoseconds();
-    if (sampled.length < plan.entries.length) sampled = new Int32Array(plan.entries.length * 2);
-    for (let i = 0; i < plan.entries.length; i++) sampled[i] = 1 + (i % 50);
+    const rows = batch.rowTokens.length;
+    if (sampled.length < rows) sampled = new Int32Array(rows * 2);
+    for (let r = 0; r < rows; r++) sampled[r] = 1 + (r % 50);
     const t4 = Bun.nanoseconds();
-    applyStep(plan, sampled, ctx);
+    applyStep(plan, { rowIndptr: batch.rowIndptr, ids: sampled }, ctx);
     const t5 = Bun.nanoseconds();
     let decodes = 0;
     let context = 0;

@@ -135,7 +135,6 @@ for (const c of cases) {
   // prefill: chunk T at context 0, MHA; decode: B chunks of 1 at context C-1, GQA 4:1
   const heads = c.kind === "prefill" ? 32 : 8;
   const batch = c.kind === "prefill" ? batchOf(spec, 1, c.T, 0, BS) : batchOf(spec, c.B, 1, c.C - 1, BS);
-  batch.wantsToken.fill(0);  // the hook has no sampling outputs
   const shape: AttentionShape = { numHeads: 32, numKvHeads: heads, headDim: HD, blockSize: BS, numBlocks: batch.blockIndptr[c.B]!, window: 0, splits: 0 };
   const before = timingLines().length;
   const tc = performance.now();

@@ -84,7 +84,7 @@ if (!quick) {
     const blocks = batchOf(1, Ta, 0, 16);
     const q = new Float32Array(Ta * 32 * 128).map(() => Math.random() - 0.5);
     const kc = new Float32Array(nb * 16 * 32 * 128).map(() => Math.random() - 0.5);
-    pagedAttention("cuda", { ...blocks, wantsToken: new Int32Array(1) }, q, kc, kc, { numHeads: 32, numKvHeads: 32, headDim: 128, blockSize: 16, numBlocks: nb, window: 0 });
+    pagedAttention("cuda", blocks, q, kc, kc, { numHeads: 32, numKvHeads: 32, headDim: 128, blockSize: 16, numBlocks: nb, window: 0 });
     const lines = readFileSync(timing, "utf8").trim().split("\n");
     const ms = Number(lines[lines.length - 1]);
     const flops = 4 * 32 * 128 * (Ta * (Ta + 1)) / 2;

@@ -94,7 +94,8 @@ export function batchOf(spec: ModelSpec, numSeqs: number, chunk: number, ctx: nu
   const f = (v: number) => new Float32Array(numSeqs).fill(v);
   return {
     tokenIds, positions, cuSeqlens: cu, contextLens: new Int32Array(numSeqs).fill(ctx), blockIndptr,
-    blockIndices, wantsToken: new Int32Array(numSeqs).fill(1), temperature: f(0), topP: f(1),
+    blockIndices, rowIndptr: Int32Array.from({ length: numSeqs + 1 }, (_, s) => s),
+    rowTokens: Int32Array.from({ length: numSeqs }, (_, s) => (s + 1) * chunk - 1), temperature: f(0), topP: f(1),
     topK: new Int32Array(numSeqs), minP: f(0), seed: new BigUint64Array(numSeqs), numLogprobs: opts.numLogprobs ?? 0,
   } as StepBatch;
 }
@@ -135,12 +136,13 @@ export function greedy(e: NativeEngine, spec: ModelSpec, prompts: number[][], st
       tokenIds, positions, cuSeqlens: cu, contextLens: Int32Array.from(ctx),
       blockIndptr: Int32Array.from({ length: n + 1 }, (_, i) => i * per),
       blockIndices: Int32Array.from({ length: n * per }, (_, i) => i),
-      wantsToken: new Int32Array(n).fill(1), temperature: f(0), topP: f(1), topK: new Int32Array(n), minP: f(0),
+      rowIndptr: Int32Array.from({ length: n + 1 }, (_, i) => i), rowTokens: cu.slice(1, n + 1).map((x) => x - 1),
+      temperature: f(0), topP: f(1), topK: new Int32Array(n), minP: f(0),
       seed: new BigUint64Array(n), numLogprobs: 5,
     } as StepBatch;
     const out = e.step(batch);
     seqs.forEach((s, i) => {
-      const id = out.sampledIds[i]!;
+      const id = out.ids[i]!;
       s.ids.push(id);
       s.tokens.push(id);
       s.top.push(Array.from({ length: 5 }, (_, k) => [out.topIds![i * 5 + k]!, out.topLogprobs![i * 5 + k]!]));

@@ -88,7 +88,7 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 1
+#define FG_ABI_VERSION 2
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -117,7 +117,14 @@ typedef struct fg_engine fg_engine;
 const char *fg_last_error(void);
 /* Library version string, e.g. "0.1.0 (cpu, cuda)". */
 const char *fg_version(void);
+/* FG_ABI_VERSION of the library. Bindings refuse to run against any other (src/native/lib.ts). */
 int32_t fg_abi_version(void);
+/* The byte layout of the structs below as compiled, as JSON:
+ *   {"fg_batch": {"size": 200, "fields": [["num_tokens", 0, "i32"], ["token_ids", 8, "ptr"], ...]},
+ *    "fg_step_output": ..., "fg_kv_config": ..., "fg_engine_info": ...}
+ * every field in declaration order; types "i32" | "u64" | "f32" | "ptr". Bindings pack the
+ * structs by these offsets and check the field names and types they write against the list. */
+const char *fg_abi_layout(void);
 /* Number of CUDA devices visible (0 when built without CUDA or no device/driver). */
 int32_t fg_cuda_device_count(void);
 /* Threads the CPU backend uses (defaults to every core; FASTGEN_NUM_THREADS overrides). */
@@ -174,16 +181,40 @@ fg_status fg_engine_get_info(fg_engine *engine, fg_engine_info *out);
  * Block table of sequence s: block_indices[block_indptr[s] .. block_indptr[s+1]), which must
  * cover context_lens[s] + n positions.
  *
- * A sequence with wants_token[s] != 0 samples one token from the logits of its last token in
- * this pass. Sampling is seeded per sequence: the draw depends only on (seed[s], the position
- * being predicted), never on the rest of the batch, so the same seed gives the same tokens.
- * temperature[s] == 0 means greedy. top_k[s] <= 0 means no top-k; top_p[s] >= 1 and
- * min_p[s] <= 0 disable those filters.
+ * Sample rows: the tokens of the pass whose logits are wanted, as a CSR per sequence. Sequence
+ * s owns rows [row_indptr[s], row_indptr[s+1]); row r reads the logits of token row_tokens[r]
+ * (an index into the pass, inside s's range, increasing within s) and predicts position
+ * positions[row_tokens[r]] + 1. Each row is either
+ *   sampled (row_targets NULL or row_targets[r] == -1): a token is drawn with s's sampling
+ *     parameters, penalties and logit bias, then the row's mask;
+ *   scored  (row_targets[r] = id >= 0): nothing is drawn; the row reports id and its logprob.
+ *
+ *   tokens:      | seq0 prompt chunk (5)        | seq1 decode | seq2 last chunk (3) |
+ *   rows:          s  s  s  s                      x             x     <- row_tokens 0,1,2,3,5,8
+ *   row_indptr:  0                              4             5                     6
+ *   s = scored against the next prompt id (prompt logprobs), x = sampled (the next token).
+ *   Speculative verification of k proposed tokens is k + 1 sampled rows of one sequence.
+ *
+ * Sampling is seeded per row: the draw depends only on (seed[s], the position the row predicts),
+ * never on the rest of the batch, so the same seed gives the same tokens. temperature[s] == 0
+ * means greedy. top_k[s] <= 0 means no top-k; top_p[s] >= 1 and min_p[s] <= 0 disable those
+ * filters. Order: penalties, logit bias, mask, then greedy or temperature -> top-k -> top-p ->
+ * min-p -> draw.
  *
  * Penalties (all optional, NULL to skip): penalty_indptr/penalty_ids give per sequence the
  * token ids generated so far (OpenAI presence/frequency) and repetition_penalty applies to
- * prompt + output ids the caller lists there too (HF semantics).
- * logit_bias_indptr/ids/values add a bias to given ids before sampling.
+ * prompt + output ids the caller lists there too (HF semantics). They and the logit bias
+ * (logit_bias_indptr/ids/values) apply alike to every sampled row of the sequence.
+ *
+ * Masks (optional): masks holds num_masks allowed-token bitmasks of ceil(vocab / 32) words,
+ * bit (id % 32) of word (id / 32) set = id allowed (bits past vocab ignored). Sampled row r uses
+ * mask row_masks[r] (-1 = none; row_masks NULL = no masks): a masked id counts as a -inf logit
+ * for choosing (greedy, top-k, top-p, min-p and the draw all see only allowed ids). A row whose
+ * every allowed id is -inf, or whose mask allows nothing, falls back as any row whose logits are
+ * all -inf: it returns id 0. Scored rows ignore masks.
+ *
+ * Logprobs are those of the raw distribution: log-softmax of the model's logits before
+ * penalties, bias, mask and temperature (vLLM's default), for sampled and scored rows alike.
  */
 typedef struct fg_batch {
   int32_t num_tokens;
@@ -194,7 +225,14 @@ typedef struct fg_batch {
   const int32_t *context_lens;   /* [num_seqs] tokens already in the KV cache */
   const int32_t *block_indptr;   /* [num_seqs + 1] */
   const int32_t *block_indices;  /* [block_indptr[num_seqs]] */
-  const int32_t *wants_token;    /* [num_seqs] 0 | 1 */
+  /* sample rows */
+  int32_t num_rows;
+  int32_t num_masks;
+  const int32_t *row_indptr;     /* [num_seqs + 1]; NULL when num_rows == 0 */
+  const int32_t *row_tokens;     /* [num_rows] token index in the pass */
+  const int32_t *row_targets;    /* [num_rows] -1 = sampled, id = scored; NULL = all sampled */
+  const int32_t *row_masks;      /* [num_rows] index into masks or -1; NULL = no masks */
+  const uint32_t *masks;         /* [num_masks * ceil(vocab / 32)] */
   /* sampling, [num_seqs] each */
   const float *temperature;
   const float *top_p;
@@ -206,32 +244,26 @@ typedef struct fg_batch {
   const float *repetition_penalty; /* NULL = 1 */
   const int32_t *penalty_indptr;   /* [num_seqs + 1] or NULL */
   const int32_t *penalty_ids;      /* [penalty_indptr[num_seqs]] */
-  const int32_t *logit_bias_indptr;/* [num_seqs + 1] or NULL */
-  const int32_t *logit_bias_ids;
-  const float *logit_bias_values;
-  int32_t num_logprobs;            /* top-k logprobs per sampled token, 0..20 */
-  int32_t _reserved;
-  /* [num_seqs] or NULL (= 0): the first penalty_prompt_lens[s] ids of row s's penalty list are
+  /* [num_seqs] or NULL (= 0): the first penalty_prompt_lens[s] ids of s's penalty list are
    * prompt ids, which count for the repetition penalty only; the rest are output ids, which
    * count for repetition, presence and frequency (vLLM semantics). */
   const int32_t *penalty_prompt_lens;
-  /* [num_tokens] or NULL: prompt logprobs. For token i, the id whose log-softmax under the logits
-   * at token i is wanted (the prompt's next token), or -1. Results go to
-   * fg_step_output.next_token_logprobs / next_top_ids / next_top_logprobs. */
-  const int32_t *next_token_ids;
+  const int32_t *logit_bias_indptr;/* [num_seqs + 1] or NULL */
+  const int32_t *logit_bias_ids;
+  const float *logit_bias_values;
+  int32_t num_logprobs;            /* top-k logprobs per row, 0..20 */
+  int32_t _reserved;
 } fg_batch;
 
-/* Caller-owned outputs; rows for sequences that do not want a token are left untouched. */
+/* Caller-owned outputs, one entry per sample row (NULL = not wanted; ids is required when
+ * num_rows > 0). */
 typedef struct fg_step_output {
-  int32_t *sampled_ids;       /* [num_seqs] */
-  float *sampled_logprobs;    /* [num_seqs] log-softmax of the raw logits at the sampled id, or NULL */
-  int32_t *top_ids;           /* [num_seqs * num_logprobs] or NULL */
-  float *top_logprobs;        /* [num_seqs * num_logprobs] or NULL (raw-logit log-softmax) */
-  float *logits;              /* [num_seqs * vocab] raw logits of the sampled row, or NULL */
-  /* With fg_batch.next_token_ids; rows of tokens whose next id is -1 are left untouched. */
-  float *next_token_logprobs; /* [num_tokens] or NULL */
-  int32_t *next_top_ids;      /* [num_tokens * num_logprobs] or NULL */
-  float *next_top_logprobs;   /* [num_tokens * num_logprobs] or NULL */
+  int32_t *ids;               /* [num_rows] the sampled id, or the scored row's target */
+  float *logprobs;            /* [num_rows] raw log-softmax at ids[r] */
+  int32_t *top_ids;           /* [num_rows * num_logprobs] highest raw logprobs, descending
+                                 (ties: lower id); -1 past the vocabulary */
+  float *top_logprobs;        /* [num_rows * num_logprobs] */
+  float *logits;              /* [num_rows * vocab] raw logits of each row */
 } fg_step_output;
 
 fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out);
@@ -251,12 +283,13 @@ fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t row
 /* Test hooks: one stage of fg_step on host buffers, on backend FG_BACKEND_CPU or _CUDA, so each
  * CUDA op can be checked against its CPU twin.
  * fg_paged_attention: batch gives num_tokens, positions, cu_seqlens, context_lens and block
- * tables (plus the arrays fg_step validation needs); q: [num_tokens, num_heads, head_dim];
+ * tables (plus the arrays fg_step validation needs; sample rows are ignored);
+ * q: [num_tokens, num_heads, head_dim];
  * k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim] holding every attended
  * position; out: [num_tokens, num_heads, head_dim]; scale 1/sqrt(head_dim). The CUDA path
  * rounds q and the cache to bf16; splits > 0 forces that many key splits (0 = automatic).
- * fg_sample_logits: the sampling of fg_step on logits [num_seqs, vocab] (row s for sequence s;
- * the predicted position is context_lens[s] + its token count). */
+ * fg_sample_logits: the sampling of fg_step on logits [num_rows, vocab], one per sample row of
+ * the batch (which needs its tokens, positions, block tables and sample rows). */
 fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float *q,
                              const float *k_cache, const float *v_cache, float *out,
                              int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,

@@ -3,8 +3,13 @@
  * It runs every step, so its arrays are allocated once and grown (doubled) only when a pass
  * outgrows them; the batch holds views of them, valid until the next build().
  *
- * Penalty and logit-bias CSRs are built only when some sampling row uses them, and list ids
- * for sampling rows only (other rows sample nothing):
+ * Sample rows (fg_batch's CSR per sequence): a sequence that asked for prompt logprobs gets a
+ * scored row at each of its prompt tokens whose next prompt id is known (target = that id), and
+ * a sequence whose pass reaches its last token gets a sampled row there (target -1), always its
+ * last row. Recomputed chunks after a preemption score their prompt tokens again.
+ *
+ * Penalty and logit-bias CSRs are built only when some sequence with a sampled row uses them,
+ * and list ids for those sequences only (other sequences sample nothing):
  *   penalties:  output ids (OpenAI presence/frequency), and prompt ids first too when the
  *               row has a repetition penalty (HF semantics);
  *   logit bias: the request's logit_bias, plus -inf on EOS and stop ids below min_tokens.
@@ -44,7 +49,9 @@ export class StepBatchBuilder {
   private readonly csr = new BlockCsr();
   private cuSeqlens = new Int32Array(257);
   private contextLens = new Int32Array(256);
-  private wantsToken = new Int32Array(256);
+  private rowIndptr = new Int32Array(257);
+  private rowTokens = new Int32Array(1024);
+  private rowTargets = new Int32Array(1024);
   private temperature = new Float32Array(256);
   private topP = new Float32Array(256);
   private topK = new Int32Array(256);
@@ -71,14 +78,18 @@ export class StepBatchBuilder {
     this.ensureRows(ns);
     this.tokenIds = fit(this.tokenIds, plan.numTokens);
     this.positions = fit(this.positions, plan.numTokens);
-    const { tokenIds, positions, cuSeqlens, contextLens, wantsToken, temperature, topP, topK, minP, seedWords } = this;
+    this.rowTokens = fit(this.rowTokens, plan.numTokens); // at most one row per token
+    this.rowTargets = fit(this.rowTargets, plan.numTokens);
+    const { tokenIds, positions, cuSeqlens, contextLens, rowIndptr, rowTokens, rowTargets, temperature, topP, topK, minP, seedWords } = this;
     let t = 0;
+    let r = 0;
     let numLogprobs = 0;
     let returnLogits = false;
     let anyPenalty = false;
     let anyBias = false;
-    let anyPromptLogprobs = false;
+    let anyScored = false;
     cuSeqlens[0] = 0;
+    rowIndptr[0] = 0;
     for (let i = 0; i < ns; i++) {
       const e = entries[i]!;
       const seq = e.seq;
@@ -92,7 +103,6 @@ export class StepBatchBuilder {
       contextLens[i] = c;
 
       const p = seq.params;
-      wantsToken[i] = e.wantsToken ? 1 : 0;
       temperature[i] = p.temperature;
       topP[i] = p.topP;
       topK[i] = p.topK;
@@ -102,15 +112,25 @@ export class StepBatchBuilder {
         seedWords[2 * i + 1] = p.seedHigh;
       } else this.seed[i] = p.seed;
       if (p.promptLogprobs >= 0 && c + 1 < seq.numPromptTokens) {
-        anyPromptLogprobs = true;
         if (p.promptLogprobs > numLogprobs) numLogprobs = p.promptLogprobs;
+        // scored rows: each token at position pos whose next prompt id (pos + 1) is known
+        const end = Math.min(c + n, seq.numPromptTokens - 1);
+        const promptIds = seq.promptIds;
+        anyScored = true;
+        for (let pos = c; pos < end; pos++) {
+          rowTokens[r] = t - n + (pos - c);
+          rowTargets[r++] = promptIds[pos + 1]!;
+        }
       }
       if (e.wantsToken) {
+        rowTokens[r] = t - 1;
+        rowTargets[r++] = -1;
         if (p.logprobs > numLogprobs) numLogprobs = p.logprobs;
         if (p.returnLogits) returnLogits = true;
         if (!anyPenalty && usesPenalties(p)) anyPenalty = true;
         if (!anyBias && (p.logitBiasIds.length > 0 || p.badWords.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
       }
+      rowIndptr[i + 1] = r;
     }
     const nb = this.fillBlockTables(plan, blocks);
     const csr = this.csr;
@@ -121,7 +141,8 @@ export class StepBatchBuilder {
       contextLens: contextLens.subarray(0, ns),
       blockIndptr: csr.indptr.subarray(0, ns + 1),
       blockIndices: csr.indices.subarray(0, nb),
-      wantsToken: wantsToken.subarray(0, ns),
+      rowIndptr: rowIndptr.subarray(0, ns + 1),
+      rowTokens: rowTokens.subarray(0, r),
       temperature: temperature.subarray(0, ns),
       topP: topP.subarray(0, ns),
       topK: topK.subarray(0, ns),
@@ -130,29 +151,10 @@ export class StepBatchBuilder {
       numLogprobs,
       returnLogits,
     };
-    if (anyPromptLogprobs) this.addNextTokenIds(plan, batch);
+    if (anyScored) batch.rowTargets = rowTargets.subarray(0, r); // absent: every row sampled
     if (anyPenalty) this.addPenalties(plan, batch);
     if (anyBias) this.addLogitBias(plan, batch);
     return batch;
-  }
-
-  /**
-   * Prompt logprobs: for each prompt token of a row that asked for them, the prompt's next id
-   * (whose logprob the pass returns); -1 elsewhere. Recomputed chunks after a preemption ask again.
-   */
-  private addNextTokenIds(plan: Plan, batch: StepBatch): void {
-    const next = new Int32Array(batch.tokenIds.length).fill(-1);
-    let t = 0;
-    for (const e of plan.entries) {
-      const seq = e.seq;
-      if (seq.params.promptLogprobs >= 0)
-        for (let j = 0; j < e.numTokens; j++) {
-          const pos = e.contextLen + j;
-          if (pos + 1 < seq.numPromptTokens) next[t + j] = seq.promptIds[pos + 1]!;
-        }
-      t += e.numTokens;
-    }
-    batch.nextTokenIds = next;
   }
 
   /** The CSR of the blocks covering each row's context + n tokens. */
@@ -180,7 +182,7 @@ export class StepBatchBuilder {
     this.penaltyIndptr = fit(this.penaltyIndptr, ns + 1);
     this.biasIndptr = fit(this.biasIndptr, ns + 1);
     this.contextLens = fit(this.contextLens, ns);
-    this.wantsToken = fit(this.wantsToken, ns);
+    this.rowIndptr = fit(this.rowIndptr, ns + 1);
     this.temperature = fit(this.temperature, ns);
     this.topP = fit(this.topP, ns);
     this.topK = fit(this.topK, ns);

@@ -232,9 +232,9 @@ export class EngineCore {
         if (e instanceof FastgenError && e.code === "device") this.fatalError = e;
         return this.failPlan(plan, e as Error, touched);
       }
-      if (batch.nextTokenIds) this.recordPromptLogprobs(plan, batch, result, stride);
+      this.recordPromptLogprobs(plan, batch, result, stride);
       this.counters.steps++;
-      for (const ev of applyStep(plan, result.sampledIds, this.ctx)) {
+      for (const ev of applyStep(plan, { rowIndptr: batch.rowIndptr, ids: result.ids }, this.ctx)) {
         const sample = this.sampleOf(ev.seq.id);
         this.counters.generationTokens++;
         sample.out.pendingIds.push(ev.tokenId);
@@ -313,22 +313,23 @@ export class EngineCore {
     return items;
   }
 
-  /** Stores the prompt logprobs a pass computed (before applyStep advances the sequences). */
+  /** Stores the prompt logprobs of the pass's scored rows (before applyStep advances the sequences). */
   private recordPromptLogprobs(plan: Plan, batch: StepBatch, result: StepResult, stride: number): void {
-    const next = batch.nextTokenIds!;
-    let t = 0;
-    for (const e of plan.entries) {
+    const { rowIndptr, rowTokens, rowTargets, positions } = batch;
+    if (!rowTargets) return;
+    const entries = plan.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       const lps = this.samplesBySeq.get(e.seq.id)?.promptLogprobs;
-      if (lps)
-        for (let j = 0; j < e.numTokens; j++) {
-          const id = next[t + j]!;
-          if (id < 0) continue;
-          const k = e.seq.params.promptLogprobs;
-          const top: [number, number][] = [];
-          for (let q = 0; q < k; q++) top.push([result.nextTopIds![(t + j) * stride + q]!, result.nextTopLogprobs![(t + j) * stride + q]!]);
-          lps[e.contextLen + j + 1] = { id, logprob: result.nextTokenLogprobs![t + j]!, top };
-        }
-      t += e.numTokens;
+      if (!lps) continue;
+      const k = e.seq.params.promptLogprobs;
+      for (let r = rowIndptr[i]!; r < rowIndptr[i + 1]!; r++) {
+        const id = rowTargets[r]!;
+        if (id < 0) continue;
+        const top: [number, number][] = [];
+        for (let q = 0; q < k; q++) top.push([result.topIds![r * stride + q]!, result.topLogprobs![r * stride + q]!]);
+        lps[positions[rowTokens[r]!]! + 1] = { id, logprob: result.logprobs[r]!, top };
+      }
     }
   }
 
@@ -427,5 +428,5 @@ function finishReasonOf(seq: Sequence): FinishReason {
 function tokenLogprob(result: StepResult, row: number, id: number, k: number, stride: number) {
   const top: [number, number][] = [];
   for (let j = 0; j < k; j++) top.push([result.topIds![row * stride + j]!, result.topLogprobs![row * stride + j]!]);
-  return { id, logprob: result.sampledLogprobs[row]!, top };
+  return { id, logprob: result.logprobs[row]!, top };
 }

@@ -18,10 +18,19 @@ export interface StepperContext {
   readonly stopStringHook?: StopStringHook;
 }
 
+/**
+ * The sampled ids of a pass by sample row (fg_batch's rows): plan entry i that wanted a token
+ * sampled it in its last row, rowIndptr[i + 1] - 1.
+ */
+export interface SampledRows {
+  readonly rowIndptr: ArrayLike<number>;
+  readonly ids: ArrayLike<number>;
+}
+
 /** One sampled token of one sequence. */
 export interface TokenEvent {
   readonly seq: Sequence;
-  /** The sequence's row in the pass (index into sampled ids, logprobs...). */
+  /** The sample row that drew it (index into the pass's ids, logprobs...). */
   readonly row: number;
   readonly tokenId: number;
   /** Set when this token ended the sequence. */
@@ -29,14 +38,14 @@ export interface TokenEvent {
 }
 
 /**
- * Applies the pass `plan` described, given `sampledIds[row]` for every row that wanted a
- * token. Rows of sequences aborted during the pass are skipped (their blocks are gone).
+ * Applies the pass `plan` described, given the sampled ids of its rows. Entries of sequences
+ * aborted during the pass are skipped (their blocks are gone).
  */
-export function applyStep(plan: Plan, sampledIds: ArrayLike<number>, ctx: StepperContext): TokenEvent[] {
+export function applyStep(plan: Plan, sampled: SampledRows, ctx: StepperContext): TokenEvent[] {
   const events: TokenEvent[] = [];
   const entries = plan.entries;
-  for (let row = 0; row < entries.length; row++) {
-    const e = entries[row]!;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     const seq = e.seq;
     if (seq.status === "finished") continue;
     if (seq.numComputedTokens !== e.contextLen) {
@@ -44,7 +53,8 @@ export function applyStep(plan: Plan, sampledIds: ArrayLike<number>, ctx: Steppe
     }
     seq.numComputedTokens += e.numTokens;
     if (!e.wantsToken) continue;
-    const tokenId = sampledIds[row]!;
+    const row = sampled.rowIndptr[i + 1]! - 1;
+    const tokenId = sampled.ids[row]!;
     seq.appendOutput(tokenId);
     const stop = checkStop(seq, tokenId, ctx.stop, ctx.stopStringHook);
     if (stop !== null) {

@@ -3,7 +3,7 @@ import type { Pointer } from "bun:ffi";
 import type { ModelSpec } from "./modelSpec";
 import { FastgenError, Status } from "./errors";
 import { check, cString, lib } from "./lib";
-import { addr, INFO_BYTES, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";
+import { addr, infoBuffer, numRows, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";
 import type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";
 
 const DTYPES: Record<DType, { code: number; bytes: number }> = {
@@ -14,6 +14,7 @@ const DTYPES: Record<DType, { code: number; bytes: number }> = {
 
 export class NativeEngine {
   #handle: Pointer | null;
+  #vocabSize = 0;
 
   private constructor(handle: Pointer) {
     this.#handle = handle;
@@ -54,39 +55,37 @@ export class NativeEngine {
   }
 
   info(): EngineInfo {
-    const bytes = new Uint8Array(INFO_BYTES);
+    const bytes = infoBuffer();
     check(lib().fg_engine_get_info(this.#live(), bytes));
     return readInfo(bytes);
   }
 
-  /** One forward pass over a ragged batch (see fg_step in fastgen.h). */
+  /** One forward pass over a ragged batch (see fg_step in fastgen.h); results per sample row. */
   step(batch: StepBatch): StepResult {
     const handle = this.#live();
-    const numSeqs = batch.cuSeqlens.length - 1;
+    const vocab = this.#vocab();
+    const packed = packBatch(batch, vocab);
+    const rows = numRows(batch);
     const numLogprobs = batch.numLogprobs ?? 0;
-    const sampledIds = new Int32Array(Math.max(numSeqs, 0)).fill(-1);
-    const sampledLogprobs = new Float32Array(Math.max(numSeqs, 0)).fill(NaN);
-    const result: StepResult = { sampledIds, sampledLogprobs };
+    const result: StepResult = { ids: new Int32Array(rows).fill(-1), logprobs: new Float32Array(rows).fill(NaN) };
     if (numLogprobs > 0) {
-      result.topIds = new Int32Array(numSeqs * numLogprobs).fill(-1);
-      result.topLogprobs = new Float32Array(numSeqs * numLogprobs).fill(NaN);
+      result.topIds = new Int32Array(rows * numLogprobs).fill(-1);
+      result.topLogprobs = new Float32Array(rows * numLogprobs).fill(NaN);
     }
-    if (batch.returnLogits) result.logits = new Float32Array(numSeqs * this.info().vocabSize).fill(NaN);
-    if (batch.nextTokenIds) {
-      const numTokens = batch.tokenIds.length;
-      result.nextTokenLogprobs = new Float32Array(numTokens).fill(NaN);
-      if (numLogprobs > 0) {
-        result.nextTopIds = new Int32Array(numTokens * numLogprobs).fill(-1);
-        result.nextTopLogprobs = new Float32Array(numTokens * numLogprobs).fill(NaN);
-      }
-    }
-    const packed = packBatch(batch);
-    const outputs = packOutputs([addr(sampledIds), addr(sampledLogprobs), addr(result.topIds),
-      addr(result.topLogprobs), addr(result.logits), addr(result.nextTokenLogprobs),
-      addr(result.nextTopIds), addr(result.nextTopLogprobs)]);
+    if (batch.returnLogits) result.logits = new Float32Array(rows * vocab).fill(NaN);
+    const outputs = packOutputs({
+      ids: addr(result.ids), logprobs: addr(result.logprobs), top_ids: addr(result.topIds),
+      top_logprobs: addr(result.topLogprobs), logits: addr(result.logits),
+    });
     // `batch`, `result` and the packed structs stay referenced until the call returns.
     check(lib().fg_step(handle, packed, outputs));
     return result;
+  }
+
+  /** The vocabulary size (read once: it sizes masks and logits every step). */
+  #vocab(): number {
+    if (this.#vocabSize === 0) this.#vocabSize = this.info().vocabSize;
+    return this.#vocabSize;
   }
 
   /** Test-only: the next n steps fail with FG_ERR_INTERNAL, or FG_ERR_DEVICE when `device`. */

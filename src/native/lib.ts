@@ -7,6 +7,7 @@
 import { dlopen, FFIType } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { type AbiLayout, checkAbiVersion, parseAbiLayout } from "./abi";
 import { FastgenError, Status } from "./errors";
 
 const LIB_NAME = "libfastgen.so";
@@ -15,6 +16,7 @@ const symbols = {
   fg_last_error: { args: [], returns: FFIType.cstring },
   fg_version: { args: [], returns: FFIType.cstring },
   fg_abi_version: { args: [], returns: FFIType.i32 },
+  fg_abi_layout: { args: [], returns: FFIType.cstring },
   fg_cuda_device_count: { args: [], returns: FFIType.i32 },
   fg_set_num_threads: { args: [FFIType.i32], returns: FFIType.i32 },
   fg_knobs: { args: [], returns: FFIType.cstring },
@@ -68,6 +70,7 @@ const symbols = {
 
 type Library = ReturnType<typeof dlopen<typeof symbols>>;
 let library: Library | null = null;
+let abiLayout: AbiLayout | null = null;
 
 /** Where libfastgen.so is loaded from (see the file comment for the order). */
 export function libraryPath(): string {
@@ -78,15 +81,30 @@ export function libraryPath(): string {
   return join(import.meta.dir, "..", "..", "zig-out", "lib", LIB_NAME);
 }
 
-/** The loaded symbol table; opens the library on first use. */
+/**
+ * The loaded symbol table; opens the library on first use. A library built from another
+ * fastgen.h is refused before any struct crosses: first its ABI version (read alone, since an
+ * older library may lack symbols of this table), then its struct layouts (abi.ts).
+ */
 export function lib(): Library["symbols"] {
   if (!library) {
     const path = libraryPath();
     if (!existsSync(path))
       throw new FastgenError(Status.NOT_FOUND, `libfastgen not found at ${path} (build it with \`bun run build\` or set FASTGEN_LIB)`);
-    library = dlopen(path, symbols);
+    const probe = dlopen(path, { fg_abi_version: symbols.fg_abi_version });
+    const version = probe.symbols.fg_abi_version();
+    checkAbiVersion(version, path);
+    const opened = dlopen(path, symbols);
+    abiLayout = parseAbiLayout(String(opened.symbols.fg_abi_layout()), path);
+    library = opened;
   }
   return library.symbols;
+}
+
+/** The struct layouts of the loaded library (checked against abi.ts's BINDING_STRUCTS). */
+export function layout(): AbiLayout {
+  lib();
+  return abiLayout!;
 }
 
 /** fg_last_error() of this thread. */

@@ -4,7 +4,7 @@
  */
 import { FastgenError, Status } from "./errors";
 import { check, lib } from "./lib";
-import { addr, packBatch, packOutputs } from "./structs";
+import { addr, numRows, packBatch, packOutputs } from "./structs";
 import type { Backend, StepBatch, StepResult } from "./types";
 
 const code = (b: Backend) => (b === "cuda" ? 1 : 0);
@@ -33,27 +33,27 @@ export function pagedAttention(backend: Backend, batch: StepBatch, q: Float32Arr
   if (q.length < T * shape.numHeads * shape.headDim || kCache.length < cacheLen || vCache.length < cacheLen)
     throw new FastgenError(Status.INVALID_ARGUMENT, "pagedAttention: q or cache arrays too short");
   const out = new Float32Array(Math.max(1, T * shape.numHeads * shape.headDim));
-  const packed = packBatch(batch);
+  const packed = packBatch(batch, 0);
   check(lib().fg_paged_attention(code(backend), packed, q, kCache, vCache, out, shape.numHeads,
     shape.numKvHeads, shape.headDim, shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0));
   return out;
 }
 
-/** fg_step's sampling on given logits [numSeqs, vocab] (row s belongs to sequence s). */
+/** fg_step's sampling on given logits [numRows, vocab]: row r of logits is sample row r. */
 export function sampleLogits(backend: Backend, batch: StepBatch, logits: Float32Array, vocab: number): StepResult {
-  const numSeqs = batch.cuSeqlens.length - 1;
-  if (logits.length < numSeqs * vocab)
-    throw new FastgenError(Status.INVALID_ARGUMENT, `sampleLogits: logits need ${numSeqs * vocab} values`);
+  const packed = packBatch(batch, vocab);
+  const rows = numRows(batch);
+  if (logits.length < rows * vocab)
+    throw new FastgenError(Status.INVALID_ARGUMENT, `sampleLogits: logits need ${rows * vocab} values`);
   const L = batch.numLogprobs ?? 0;
-  const sampledIds = new Int32Array(Math.max(numSeqs, 1)).fill(-1);
-  const sampledLogprobs = new Float32Array(Math.max(numSeqs, 1)).fill(NaN);
-  const result: StepResult = { sampledIds, sampledLogprobs };
+  const result: StepResult = { ids: new Int32Array(rows).fill(-1), logprobs: new Float32Array(rows).fill(NaN) };
   if (L > 0) {
-    result.topIds = new Int32Array(numSeqs * L).fill(-1);
-    result.topLogprobs = new Float32Array(numSeqs * L).fill(NaN);
+    result.topIds = new Int32Array(rows * L).fill(-1);
+    result.topLogprobs = new Float32Array(rows * L).fill(NaN);
   }
-  const packed = packBatch(batch);
-  const outputs = packOutputs([addr(sampledIds), addr(sampledLogprobs), addr(result.topIds), addr(result.topLogprobs), 0]);
-  check(lib().fg_sample_logits(code(backend), packed, logits, vocab, outputs));
+  const outputs = packOutputs({ ids: addr(result.ids), logprobs: addr(result.logprobs),
+    top_ids: addr(result.topIds), top_logprobs: addr(result.topLogprobs) });
+  // bun:ffi cannot point at an empty array; the library reads no logits without rows.
+  check(lib().fg_sample_logits(code(backend), packed, logits.length ? logits : new Float32Array(1), vocab, outputs));
   return result;
 }

@@ -1,12 +1,14 @@
 /**
- * Byte layouts of the fastgen.h structs that cross the boundary (x86-64 / aarch64 LP64).
- * libfastgen/src/core/api.cpp static_asserts the same sizes and offsets.
+ * Packing of the fastgen.h structs that cross the boundary. Byte offsets come from the library
+ * itself (fg_abi_layout, checked against abi.ts when it loads), never from this file.
  */
 import { ptr } from "bun:ffi";
+import type { FieldOf } from "./abi";
 import { FastgenError, Status } from "./errors";
+import { layout } from "./lib";
 import type { Backend, EngineInfo, KvConfig, StepBatch } from "./types";
 
-type Typed = Int32Array | Float32Array | BigUint64Array | BigInt64Array | Uint8Array;
+type Typed = Int32Array | Uint32Array | Float32Array | BigUint64Array | BigInt64Array | Uint8Array;
 
 /** Address of a typed array's first element, or 0 for a missing or empty one. */
 export function addr(a: Typed | undefined | null): number {
@@ -32,83 +34,104 @@ function needCsr(name: string, indptr: Int32Array, values: Typed[], valueNames: 
   values.forEach((v, i) => needLength(valueNames[i]!, v, total));
 }
 
-// fg_batch: two i32 counts, 20 pointers, num_logprobs, _reserved, penalty_prompt_lens,
-// next_token_ids.
-export const BATCH_BYTES = 192;
-const BATCH_POINTERS: (keyof StepBatch)[] = [
-  "tokenIds", "positions", "cuSeqlens", "contextLens", "blockIndptr", "blockIndices", "wantsToken",
-  "temperature", "topP", "topK", "minP", "seed", "presencePenalty", "frequencyPenalty",
-  "repetitionPenalty", "penaltyIndptr", "penaltyIds", "logitBiasIndptr", "logitBiasIds",
-  "logitBiasValues",
+/** fg_batch pointer fields and the StepBatch arrays they point at. */
+const BATCH_POINTERS: [FieldOf<"fg_batch">, keyof StepBatch][] = [
+  ["token_ids", "tokenIds"], ["positions", "positions"], ["cu_seqlens", "cuSeqlens"],
+  ["context_lens", "contextLens"], ["block_indptr", "blockIndptr"], ["block_indices", "blockIndices"],
+  ["row_indptr", "rowIndptr"], ["row_tokens", "rowTokens"], ["row_targets", "rowTargets"],
+  ["row_masks", "rowMasks"], ["masks", "masks"], ["temperature", "temperature"], ["top_p", "topP"],
+  ["top_k", "topK"], ["min_p", "minP"], ["seed", "seed"], ["presence_penalty", "presencePenalty"],
+  ["frequency_penalty", "frequencyPenalty"], ["repetition_penalty", "repetitionPenalty"],
+  ["penalty_indptr", "penaltyIndptr"], ["penalty_ids", "penaltyIds"],
+  ["penalty_prompt_lens", "penaltyPromptLens"], ["logit_bias_indptr", "logitBiasIndptr"],
+  ["logit_bias_ids", "logitBiasIds"], ["logit_bias_values", "logitBiasValues"],
 ];
+
+/** Sample rows of a batch: rowIndptr[numSeqs]. */
+export function numRows(batch: StepBatch): number {
+  return batch.rowIndptr[batch.cuSeqlens.length - 1] ?? 0;
+}
 
 /**
  * Packs a StepBatch into an fg_batch. The bounds of every array are checked here, since the
  * library trusts the counts it is given; the caller must keep `batch` alive during the call.
+ * vocab sizes the masks (ceil(vocab / 32) words each; 0 when the call has no vocabulary).
  */
-export function packBatch(batch: StepBatch): Uint8Array {
+export function packBatch(batch: StepBatch, vocab: number): Uint8Array {
   const numTokens = batch.tokenIds.length;
   const numSeqs = batch.cuSeqlens.length - 1;
   if (numSeqs < 0) invalid("fg_step: cuSeqlens must have numSeqs + 1 entries");
   needLength("positions", batch.positions, numTokens);
-  for (const name of ["contextLens", "wantsToken", "temperature", "topP", "topK", "minP", "seed"] as const)
+  for (const name of ["contextLens", "temperature", "topP", "topK", "minP", "seed"] as const)
     needLength(name, batch[name], numSeqs);
   for (const name of ["presencePenalty", "frequencyPenalty", "repetitionPenalty"] as const)
     if (batch[name]) needLength(name, batch[name], numSeqs);
   if (batch.penaltyPromptLens) needLength("penaltyPromptLens", batch.penaltyPromptLens, numSeqs);
-  if (batch.nextTokenIds) needLength("nextTokenIds", batch.nextTokenIds, numTokens);
   needCsr("blockIndptr", batch.blockIndptr, [batch.blockIndices], ["blockIndices"], numSeqs);
+  needCsr("rowIndptr", batch.rowIndptr, [batch.rowTokens], ["rowTokens"], numSeqs);
+  const rows = numRows(batch);
+  if (batch.rowTargets) needLength("rowTargets", batch.rowTargets, rows);
+  if (batch.rowMasks) needLength("rowMasks", batch.rowMasks, rows);
+  const maskWords = Math.ceil(vocab / 32);
+  const numMasks = batch.masks && maskWords > 0 ? Math.floor(batch.masks.length / maskWords) : 0;
   if (batch.penaltyIndptr)
     needCsr("penaltyIndptr", batch.penaltyIndptr, [batch.penaltyIds!], ["penaltyIds"], numSeqs);
   if (batch.logitBiasIndptr)
     needCsr("logitBiasIndptr", batch.logitBiasIndptr, [batch.logitBiasIds!, batch.logitBiasValues!],
       ["logitBiasIds", "logitBiasValues"], numSeqs);
 
-  const bytes = new Uint8Array(BATCH_BYTES);
+  const L = layout().fg_batch;
+  const o = L.offset;
+  const bytes = new Uint8Array(L.size);
   const view = new DataView(bytes.buffer);
-  view.setInt32(0, numTokens, true);
-  view.setInt32(4, numSeqs, true);
-  BATCH_POINTERS.forEach((key, i) => {
-    view.setBigUint64(8 + 8 * i, BigInt(addr(batch[key] as Typed | undefined)), true);
-  });
-  view.setInt32(168, batch.numLogprobs ?? 0, true);
-  view.setBigUint64(176, BigInt(addr(batch.penaltyPromptLens)), true);
-  view.setBigUint64(184, BigInt(addr(batch.nextTokenIds)), true);
+  view.setInt32(o.num_tokens, numTokens, true);
+  view.setInt32(o.num_seqs, numSeqs, true);
+  view.setInt32(o.num_rows, rows, true);
+  view.setInt32(o.num_masks, numMasks, true);
+  view.setInt32(o.num_logprobs, batch.numLogprobs ?? 0, true);
+  for (const [field, key] of BATCH_POINTERS)
+    view.setBigUint64(o[field], BigInt(addr(batch[key] as Typed | undefined)), true);
   return bytes;
 }
 
-/** fg_step_output: eight pointers. Pass 0 for the outputs not wanted. */
-export function packOutputs(ptrs: number[]): Uint8Array {
-  const bytes = new Uint8Array(64);
+/** fg_step_output from the addresses of the outputs wanted (0 or absent for the others). */
+export function packOutputs(ptrs: Partial<Record<FieldOf<"fg_step_output">, number>>): Uint8Array {
+  const L = layout().fg_step_output;
+  const bytes = new Uint8Array(L.size);
   const view = new DataView(bytes.buffer);
-  ptrs.forEach((p, i) => view.setBigUint64(8 * i, BigInt(p), true));
+  for (const [field, p] of Object.entries(ptrs) as [FieldOf<"fg_step_output">, number][])
+    view.setBigUint64(L.offset[field], BigInt(p), true);
   return bytes;
 }
 
-/** fg_kv_config: i32 block_size, i32 num_blocks, f32 memory_fraction, pad, u64 max_kv_bytes. */
 export function packKvConfig(kv: KvConfig = {}): Uint8Array {
-  const bytes = new Uint8Array(24);
+  const L = layout().fg_kv_config;
+  const bytes = new Uint8Array(L.size);
   const view = new DataView(bytes.buffer);
-  view.setInt32(0, kv.blockSize ?? 0, true);
-  view.setInt32(4, kv.numBlocks ?? 0, true);
-  view.setFloat32(8, kv.memoryFraction ?? 0, true);
-  view.setBigUint64(16, BigInt(Math.floor(kv.maxKvBytes ?? 0)), true);
+  view.setInt32(L.offset.block_size, kv.blockSize ?? 0, true);
+  view.setInt32(L.offset.num_blocks, kv.numBlocks ?? 0, true);
+  view.setFloat32(L.offset.memory_fraction, kv.memoryFraction ?? 0, true);
+  view.setBigUint64(L.offset.max_kv_bytes, BigInt(Math.floor(kv.maxKvBytes ?? 0)), true);
   return bytes;
 }
 
-/** fg_engine_info: six i32, then u64 weight_bytes and kv_bytes. */
-export const INFO_BYTES = 40;
+/** A zeroed fg_engine_info for fg_engine_get_info to fill. */
+export function infoBuffer(): Uint8Array {
+  return new Uint8Array(layout().fg_engine_info.size);
+}
+
 export function readInfo(bytes: Uint8Array): EngineInfo {
+  const o = layout().fg_engine_info.offset;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const backends: Backend[] = ["cpu", "cuda"];
   return {
-    numBlocks: view.getInt32(0, true),
-    blockSize: view.getInt32(4, true),
-    vocabSize: view.getInt32(8, true),
-    maxPositionEmbeddings: view.getInt32(12, true),
-    backend: backends[view.getInt32(16, true)] ?? "cpu",
-    numThreads: view.getInt32(20, true),
-    weightBytes: Number(view.getBigUint64(24, true)),
-    kvBytes: Number(view.getBigUint64(32, true)),
+    numBlocks: view.getInt32(o.num_blocks, true),
+    blockSize: view.getInt32(o.block_size, true),
+    vocabSize: view.getInt32(o.vocab_size, true),
+    maxPositionEmbeddings: view.getInt32(o.max_position_embeddings, true),
+    backend: backends[view.getInt32(o.backend, true)] ?? "cpu",
+    numThreads: view.getInt32(o.num_threads, true),
+    weightBytes: Number(view.getBigUint64(o.weight_bytes, true)),
+    kvBytes: Number(view.getBigUint64(o.kv_bytes, true)),
   };
 }

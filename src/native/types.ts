@@ -29,6 +29,10 @@ export interface EngineInfo {
 /**
  * One forward pass over a ragged batch (fg_batch). numTokens = tokenIds.length and
  * numSeqs = cuSeqlens.length - 1; per-sequence arrays have numSeqs entries.
+ *
+ * Sample rows (see fg_batch in fastgen.h): the tokens whose logits the pass returns, a CSR per
+ * sequence. Row r reads token rowTokens[r] and predicts the position after it; it is sampled
+ * (rowTargets absent or -1) or scored against the id rowTargets[r] (prompt logprobs).
  */
 export interface StepBatch {
   tokenIds: Int32Array;
@@ -37,7 +41,16 @@ export interface StepBatch {
   contextLens: Int32Array;
   blockIndptr: Int32Array;
   blockIndices: Int32Array;
-  wantsToken: Int32Array;
+  /** [numSeqs + 1] sequence s owns rows rowIndptr[s] .. rowIndptr[s + 1]; numRows = rowIndptr[numSeqs]. */
+  rowIndptr: Int32Array;
+  /** [numRows] the token (index into the pass, within its sequence, increasing) of each row. */
+  rowTokens: Int32Array;
+  /** [numRows] -1 = sample, an id = score it; absent = every row sampled. */
+  rowTargets?: Int32Array;
+  /** [numRows] the mask of each row (index into masks) or -1; absent = no masks. */
+  rowMasks?: Int32Array;
+  /** Allowed-token bitmasks of ceil(vocab / 32) words each; bit id % 32 of word id / 32 = allowed. */
+  masks?: Uint32Array;
   temperature: Float32Array;
   topP: Float32Array;
   topK: Int32Array;
@@ -48,30 +61,25 @@ export interface StepBatch {
   repetitionPenalty?: Float32Array;
   penaltyIndptr?: Int32Array;
   penaltyIds?: Int32Array;
-  /** Leading prompt ids of each row's penalty list (repetition penalty only); absent = 0. */
+  /** Leading prompt ids of each sequence's penalty list (repetition penalty only); absent = 0. */
   penaltyPromptLens?: Int32Array;
-  /** Prompt logprobs: [numTokens] the id whose logprob is wanted after each token, or -1 (CPU and CUDA). */
-  nextTokenIds?: Int32Array;
   logitBiasIndptr?: Int32Array;
   logitBiasIds?: Int32Array;
   logitBiasValues?: Float32Array;
-  /** Top logprobs per sampled token, 0..20. */
+  /** Top logprobs per row, 0..20. */
   numLogprobs?: number;
   returnLogits?: boolean;
 }
 
-/** Per sequence; entries of sequences that did not want a token hold -1 / NaN. */
+/** Per sample row. Logprobs are those of the raw logits (before penalties, bias, mask, temperature). */
 export interface StepResult {
-  sampledIds: Int32Array;
-  sampledLogprobs: Float32Array;
-  /** [numSeqs * numLogprobs], descending per sequence. */
+  /** [numRows] the sampled id, or the scored row's target. */
+  ids: Int32Array;
+  /** [numRows] log-softmax at ids[r]. */
+  logprobs: Float32Array;
+  /** [numRows * numLogprobs], descending per row. */
   topIds?: Int32Array;
   topLogprobs?: Float32Array;
-  /** [numSeqs * vocab] raw logits of each sampling sequence's last token. */
+  /** [numRows * vocab] raw logits of each row. */
   logits?: Float32Array;
-  /** With StepBatch.nextTokenIds: [numTokens] logprob of each token's next id (NaN where -1). */
-  nextTokenLogprobs?: Float32Array;
-  /** [numTokens * numLogprobs] top alternatives at each such token. */
-  nextTopIds?: Int32Array;
-  nextTopLogprobs?: Float32Array;
 }

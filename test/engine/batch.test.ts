@@ -35,7 +35,10 @@ describe("StepBatchBuilder", () => {
     const tb = Array.from(blocks.table(1)!.ids.subarray(0, 2));
     expect(Array.from(batch.blockIndptr)).toEqual([0, 2, 4]);
     expect(Array.from(batch.blockIndices)).toEqual([...ta, ...tb]);
-    expect(Array.from(batch.wantsToken)).toEqual([0, 1]);
+    // one sampled row, at b's decode token (index 5); a's chunk does not reach its last token
+    expect(Array.from(batch.rowIndptr)).toEqual([0, 0, 1]);
+    expect(Array.from(batch.rowTokens)).toEqual([5]);
+    expect(batch.rowTargets).toBeUndefined();
     expect(batch.temperature[0]).toBeCloseTo(0.5);
     expect(batch.topP[0]).toBeCloseTo(0.9);
     expect(Array.from(batch.topK)).toEqual([40, 0]);
@@ -45,6 +48,21 @@ describe("StepBatchBuilder", () => {
     expect(batch.logitBiasIndptr).toBeUndefined();
     expect(batch.numLogprobs).toBe(0);
     expect(batch.returnLogits).toBe(false);
+  });
+
+  test("sample rows: prompt logprobs are scored rows, the last token a sampled row", () => {
+    const blocks = new KvCacheManager(16, 4);
+    const a = seq(0, [10, 11, 12, 13, 14, 15], [], { promptLogprobs: 2, logprobs: 1 }); // chunk 2..5
+    const b = seq(1, [20, 21, 22], [], { promptLogprobs: 0 }); // whole prompt: scored 0, 1; sampled 2
+    const c = seq(2, [30, 31], [32], {}); // decode, no prompt logprobs
+    const d = seq(3, [40, 41, 42], [43], { promptLogprobs: 1 }); // recomputed after preemption
+    for (const s of [a, b, c, d]) blocks.allocate(s.id, s.numTokens);
+    const batch = new StepBatchBuilder().build(plan([[a, 2, 3], [b, 0, 3], [c, 2, 1], [d, 0, 4]]), blocks);
+    // tokens: a 0..2 (positions 2..4), b 3..5, c 6, d 7..10
+    expect(Array.from(batch.rowIndptr)).toEqual([0, 3, 6, 7, 10]);
+    expect(Array.from(batch.rowTokens)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 10]);
+    expect(Array.from(batch.rowTargets!)).toEqual([13, 14, 15, 21, 22, -1, -1, 41, 42, -1]);
+    expect(batch.numLogprobs).toBe(2);
   });
 
   test("penalty CSR: outputs for presence/frequency, prompt + outputs with repetition", () => {

@@ -2,7 +2,7 @@
  * A fake model for scheduler tests: deterministic, with a fake paged KV cache.
  *
  * step() writes every token of the pass into its slot (block table[p / bs], p % bs), then, for
- * each row that wants a token, reads the row's whole context back THROUGH ITS BLOCK TABLE and
+ * each sequence with a sampled row (its last, at its last token), reads the row's whole context back THROUGH ITS BLOCK TABLE and
  * hashes it. So the sampled id depends on what really sits in the cache: a wrong position,
  * context length, block table or a wrongly shared block changes the output. Rows may share
  * blocks (prefix caching) but never write the same one. A pass writes every row's tokens before
@@ -12,6 +12,7 @@
  * one token at a time without any scheduler: the unconstrained run every schedule must match.
  */
 import type { StepBatch } from "../../src/engine/stepBatch";
+import type { SampledRows } from "../../src/engine/stepper";
 
 export const EOS = 0;
 export const VOCAB = 64;
@@ -52,12 +53,12 @@ export class FakeModel {
     this.kv = new Int32Array(numBlocks * blockSize).fill(-1);
   }
 
-  /** One forward pass; returns sampled ids per row (-1 where no token was wanted). */
-  step(b: StepBatch): Int32Array {
+  /** One forward pass; returns the sampled id of each sample row (-1 for scored rows). */
+  step(b: StepBatch): SampledRows {
     this.steps++;
     const ns = b.contextLens.length;
     const bs = this.blockSize;
-    const out = new Int32Array(ns).fill(-1);
+    const out = new Int32Array(b.rowIndptr[ns]!).fill(-1);
     const fail = (m: string) => {
       throw new Error(`fake model, pass ${this.steps}: ${m}`);
     };
@@ -81,7 +82,9 @@ export class FakeModel {
         if (b.positions[t0 + j] !== p) fail(`row ${s} token ${j}: position ${b.positions[t0 + j]} != ${p}`);
         this.kv[table[Math.floor(p / bs)]! * bs + (p % bs)] = b.tokenIds[t0 + j]!;
       }
-      if (!b.wantsToken[s]) continue;
+      const last = b.rowIndptr[s + 1]! - 1;
+      if (last < b.rowIndptr[s]! || (b.rowTargets && b.rowTargets[last]! >= 0)) continue;
+      if (b.rowTokens[last] !== t0 + n - 1) fail(`row ${s}: its sampled row is not at its last token`);
       const ctx = new Int32Array(c + n);
       for (let p = 0; p < c + n; p++) {
         const v = this.kv[table[Math.floor(p / bs)]! * bs + (p % bs)]!;
@@ -98,8 +101,8 @@ export class FakeModel {
           if (b.logitBiasValues![k]! <= -100) banned.add(b.logitBiasIds![k]!);
         }
       }
-      out[s] = sampleId(h, (id) => banned.has(id));
+      out[last] = sampleId(h, (id) => banned.has(id));
     }
-    return out;
+    return { rowIndptr: b.rowIndptr, ids: out };
   }
 }

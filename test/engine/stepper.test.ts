@@ -74,7 +74,8 @@ describe("applyStep and abort", () => {
     commitPlan(plan, e.queues, e.blocks);
     expect(abort(mid.id, e.ctx)).toBe(mid);
     expect(abort(running.id, e.ctx)).toBe(running);
-    expect(applyStep(plan, new Int32Array(plan.entries.length).fill(7), e.ctx)).toEqual([]);
+    const rowIndptr = Int32Array.from({ length: plan.entries.length + 1 }, (_, i) => i);
+    expect(applyStep(plan, { rowIndptr, ids: new Int32Array(plan.entries.length).fill(7) }, e.ctx)).toEqual([]);
     expect(mid.outputIds).toEqual([]);
     expect(e.blocks.numFreeBlocks).toBe(20);
     expect(e.queues.size).toBe(0);

@@ -19,16 +19,16 @@ describe.skipIf(!hasGpu)("cuda greedy sampling", () => {
         const cpu = sampleLogits("cpu", batch, logits, V);
         const g1 = sampleLogits("cuda", batch, logits, V), g2 = sampleLogits("cuda", batch, logits, V);
         for (let s = 0; s < rows; s++) {
-          if (g1.sampledIds[s] !== g2.sampledIds[s]) nondet++;
+          if (g1.ids[s] !== g2.ids[s]) nondet++;
           const top1 = g1.topIds![s * 5]!;
           if (top1 !== cpu.topIds![s * 5]) topBad++;
-          if (g1.sampledIds[s] !== cpu.sampledIds[s]) {
+          if (g1.ids[s] !== cpu.ids[s]) {
             bad++;
-            const row = logits.subarray(s * V, (s + 1) * V), g = g1.sampledIds[s]!;
+            const row = logits.subarray(s * V, (s + 1) * V), g = g1.ids[s]!;
             let rank = 1;
             for (let i = 0; i < V; i++) if (row[i]! > row[g]!) rank++;
             fails.push(`${round}:${s}:r${rank}`);
-            if (bad <= 2) console.log(`V ${V} round ${round} row ${s}: cpu ${cpu.sampledIds[s]} (${logits[s * V + cpu.sampledIds[s]!]}) gpu ${g1.sampledIds[s]} (${logits[s * V + g1.sampledIds[s]!]}) gpu2 ${g2.sampledIds[s]} gpu top5 ${Array.from(g1.topIds!.subarray(s * 5, s * 5 + 5))} cpu top5 ${Array.from(cpu.topIds!.subarray(s * 5, s * 5 + 5))} gpu lp ${g1.sampledLogprobs[s]} cpu lp ${cpu.sampledLogprobs[s]}`);
+            if (bad <= 2) console.log(`V ${V} round ${round} row ${s}: cpu ${cpu.ids[s]} (${logits[s * V + cpu.ids[s]!]}) gpu ${g1.ids[s]} (${logits[s * V + g1.ids[s]!]}) gpu2 ${g2.ids[s]} gpu top5 ${Array.from(g1.topIds!.subarray(s * 5, s * 5 + 5))} cpu top5 ${Array.from(cpu.topIds!.subarray(s * 5, s * 5 + 5))} gpu lp ${g1.logprobs[s]} cpu lp ${cpu.logprobs[s]}`);
           }
         }
       }

@@ -1,6 +1,8 @@
 // The sampling fuzz corpus of test/native/samplingFuzz.ts on the device sampler (cuda/sampling.cu)
-// beside the CPU one: extreme floats in every parameter and in the logits. Both refuse the same
-// batches; for the rest the device draws ids inside the vocabulary, the same ids as the CPU.
+// beside the CPU one: extreme floats in every parameter and in the logits, several sample rows per
+// sequence (sampled and scored) and allowed-token masks (all-zero ones too). Both refuse the same
+// batches; for the rest the device draws ids inside the vocabulary that the masks allow, the
+// same ids as the CPU.
 import { describe, expect, test } from "bun:test";
 import { sampleLogits } from "../../src/native";
 import { makeBatch } from "../native/helpers";
@@ -16,7 +18,7 @@ describe.skipIf(!hasGpu)("cuda sampling at the edges of float32", () => {
     for (const repetition of [1e-45, 1e-38, 1e-37, 1e-30])
       for (const [topK, topP] of [[0, 1], [5, 1], [0, 0.9], [10, 0.5]] as const) {
         const batch = makeBatch([{ tokens: [1], context: 3, blocks: [0], wants: true, temperature: 1, topK, topP, repetition, penaltyIds: [0, 6] }]);
-        expect(sampleLogits("cuda", batch, logits, V).sampledIds[0]).toBe(6);
+        expect(sampleLogits("cuda", batch, logits, V).ids[0]).toBe(6);
       }
   });
 
@@ -31,11 +33,13 @@ describe.skipIf(!hasGpu)("cuda sampling at the edges of float32", () => {
         expect("ids" in gpu).toBe("ids" in cpu);
         if (!("ids" in gpu) || !("ids" in cpu)) continue;
         drawn++;
-        c.batch.wantsToken.forEach((w, s) => {
-          if (!w || gpu.ids[s] === cpu.ids[s]) return;
+        const { rowIndptr, rowMasks } = c.batch;
+        for (let r = 0; r < c.batch.rowTokens.length; r++) {
+          if (gpu.ids[r] === cpu.ids[r]) continue;
+          const s = rowIndptr.findIndex((x) => x > r) - 1;
           differ++;
-          console.log(`vocab ${vocab} case ${i} row ${s}: cpu ${cpu.ids[s]} gpu ${gpu.ids[s]} T=${c.batch.temperature[s]} top_p=${c.batch.topP[s]} top_k=${c.batch.topK[s]} min_p=${c.batch.minP[s]} rep=${c.batch.repetitionPenalty![s]}`);
-        });
+          console.log(`vocab ${vocab} case ${i} row ${r} of sequence ${s}: cpu ${cpu.ids[r]} gpu ${gpu.ids[r]} T=${c.batch.temperature[s]} top_p=${c.batch.topP[s]} top_k=${c.batch.topK[s]} min_p=${c.batch.minP[s]} rep=${c.batch.repetitionPenalty![s]} mask=${rowMasks?.[r] ?? -1}`);
+        }
       }
       console.log(`cuda sampling fuzz vocab ${vocab}: ${drawn} batches drawn, ${differ} rows differ from the cpu`);
       expect(drawn).toBeGreaterThan(20);

@@ -37,12 +37,14 @@ function runMixed(engine: NativeEngine, seqs: Seq[], r: () => number, vocab: num
         wants: s.computed + n === s.tokens.length,
       } });
     }
-    const out = engine.step(makeBatch(chunks.map((c) => c.chunk), { returnLogits: true }));
+    const batch = makeBatch(chunks.map((c) => c.chunk), { returnLogits: true });
+    const out = engine.step(batch);
     chunks.forEach(({ seq, chunk }, i) => {
       seq.computed += chunk.tokens.length;
       if (!chunk.wants) return;
-      seq.logits.push(out.logits!.slice(i * vocab, (i + 1) * vocab));
-      const next = seq.forced ? seq.forced[seq.logits.length - 1] : out.sampledIds[i];
+      const row = batch.rowIndptr[i + 1]! - 1;  // its sampled row
+      seq.logits.push(out.logits!.slice(row * vocab, (row + 1) * vocab));
+      const next = seq.forced ? seq.forced[seq.logits.length - 1] : out.ids[row];
       if (seq.logits.length <= seq.decodes && next !== undefined) seq.tokens.push(next);
     });
   }

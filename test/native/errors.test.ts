@@ -89,7 +89,7 @@ describe("engine creation and loading", () => {
     const info = engine.finalize({ numBlocks: 8 });
     expect(info.numBlocks).toBe(8);
     expect(info.blockSize).toBe(16);
-    expect(engine.step(makeBatch([{ tokens: [1, 2], context: 0, blocks: [0], wants: true }])).sampledIds[0]).toBeGreaterThanOrEqual(0);
+    expect(engine.step(makeBatch([{ tokens: [1, 2], context: 0, blocks: [0], wants: true }])).ids[0]).toBeGreaterThanOrEqual(0);
     engine.destroy();
   });
 
@@ -173,7 +173,7 @@ describe("batch validation", () => {
     const batch = makeBatch([good]);
     expect(thrown(() => engine.step(batch)).code).toBe("internal");
     expect(thrown(() => engine.step(batch)).code).toBe("internal");
-    expect(engine.step(batch).sampledIds[0]).toBeGreaterThanOrEqual(0);
+    expect(engine.step(batch).ids[0]).toBeGreaterThanOrEqual(0);
   });
 });
 

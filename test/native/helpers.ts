@@ -64,12 +64,21 @@ export function buildEngine(s: ModelSpec, w: Weights, kv: KvConfig = { numBlocks
   return e;
 }
 
+/** A sample row of a chunk: its token (index within the chunk), a target to score, a mask. */
+export interface RowSpec {
+  at: number;
+  target?: number;  // absent: sampled
+  mask?: number;    // index into the batch's masks
+}
+
 /** One sequence's part of a pass. */
 export interface SeqChunk {
   tokens: number[];
   context: number;   // tokens already in the KV cache
   blocks: number[];  // its whole block table
-  wants?: boolean;
+  rows?: RowSpec[];  // explicit sample rows, in token order
+  wants?: boolean;   // a sampled row at the last token (after `rows`)
+  mask?: number;     // the mask of that row
   temperature?: number;
   topP?: number;
   topK?: number;
@@ -82,12 +91,22 @@ export interface SeqChunk {
   bias?: [number, number][];
 }
 
-/** A StepBatch with positions context..context+n-1 for each chunk. */
-export function makeBatch(chunks: SeqChunk[], opts: { numLogprobs?: number; returnLogits?: boolean } = {}): StepBatch {
-
+/**
+ * A StepBatch with positions context..context+n-1 for each chunk, and its sample rows; masks
+ * ([numMasks * ceil(vocab / 32)] words) are those rows' `mask` indices refer to.
+ */
+export function makeBatch(chunks: SeqChunk[], opts: { numLogprobs?: number; returnLogits?: boolean; masks?: Uint32Array } = {}): StepBatch {
   const tokens: number[] = [], positions: number[] = [], cu = [0], blockIndptr = [0], blocks: number[] = [];
+  const rowIndptr = [0], rowTokens: number[] = [], rowTargets: number[] = [], rowMasks: number[] = [];
   const penIndptr = [0], penIds: number[] = [], biasIndptr = [0], biasIds: number[] = [], biasVals: number[] = [];
   for (const c of chunks) {
+    const rows = [...(c.rows ?? []), ...(c.wants ? [{ at: c.tokens.length - 1, mask: c.mask }] : [])];
+    for (const r of rows) {
+      rowTokens.push(tokens.length + r.at);
+      rowTargets.push(r.target ?? -1);
+      rowMasks.push(r.mask ?? -1);
+    }
+    rowIndptr.push(rowTokens.length);
     c.tokens.forEach((t, i) => {
       tokens.push(t);
       positions.push(c.context + i);
@@ -110,7 +129,10 @@ export function makeBatch(chunks: SeqChunk[], opts: { numLogprobs?: number; retu
     contextLens: Int32Array.from(chunks, (c) => c.context),
     blockIndptr: Int32Array.from(blockIndptr),
     blockIndices: Int32Array.from(blocks),
-    wantsToken: Int32Array.from(chunks, (c) => (c.wants ? 1 : 0)),
+    rowIndptr: Int32Array.from(rowIndptr),
+    rowTokens: Int32Array.from(rowTokens),
+    rowTargets: Int32Array.from(rowTargets),
+    ...(opts.masks ? { rowMasks: Int32Array.from(rowMasks), masks: opts.masks } : {}),
     temperature: Float32Array.from(chunks, (c) => c.temperature ?? 0),
     topP: Float32Array.from(chunks, (c) => c.topP ?? 1),
     topK: Int32Array.from(chunks, (c) => c.topK ?? 0),

@@ -16,7 +16,7 @@ describe("sampling parameters at the edges of float32 (cpu)", () => {
     for (const repetition of [1e-45, 1e-38, 1e-37, 1e-30]) {
       for (const [topK, topP] of [[0, 1], [5, 1], [0, 0.9], [10, 0.5]] as const) {
         const batch = makeBatch([{ tokens: [1], context: 3, blocks: [0], wants: true, temperature: 1, topK, topP, repetition, penaltyIds: [0, 6] }]);
-        const id = sampleLogits("cpu", batch, logits, V).sampledIds[0]!;
+        const id = sampleLogits("cpu", batch, logits, V).ids[0]!;
         // 6 (logit 4) divided by the penalty overflows: it takes all the mass (0's -2 goes to ~0)
         expect(id).toBe(6);
       }
@@ -31,7 +31,7 @@ describe("sampling parameters at the edges of float32 (cpu)", () => {
     const seen = new Set<number>();
     for (let s = 0; s < 64; s++) {
       const batch = makeBatch([{ tokens: [1], context: 3, blocks: [0], wants: true, temperature: 1e-42, seed: BigInt(s) }]);
-      seen.add(sampleLogits("cpu", batch, logits, V).sampledIds[0]!);
+      seen.add(sampleLogits("cpu", batch, logits, V).ids[0]!);
     }
     expect([...seen].sort((a, b) => a - b)).toEqual([3, 9]);
   });

@@ -12,18 +12,7 @@
 #include "cpu/moe.h"
 #include "cpu/thread_pool.h"
 
-// src/native/engine.ts writes these structs by byte offset; keep both in step.
-static_assert(sizeof(fg_batch) == 192 && offsetof(fg_batch, next_token_ids) == 184 &&
-                  offsetof(fg_batch, token_ids) == 8 &&
-                  offsetof(fg_batch, seed) == 96 && offsetof(fg_batch, logit_bias_values) == 160 &&
-                  offsetof(fg_batch, num_logprobs) == 168 &&
-                  offsetof(fg_batch, penalty_prompt_lens) == 176,
-              "fg_batch layout changed: update src/native/engine.ts");
-static_assert(sizeof(fg_step_output) == 64, "fg_step_output layout changed");
-static_assert(sizeof(fg_kv_config) == 24 && offsetof(fg_kv_config, max_kv_bytes) == 16,
-              "fg_kv_config layout changed");
-static_assert(sizeof(fg_engine_info) == 40 && offsetof(fg_engine_info, weight_bytes) == 24,
-              "fg_engine_info layout changed");
+// The struct layouts bindings rely on are listed and checked in core/abi_layout.cpp.
 
 namespace {
 

@@ -42,6 +42,41 @@ void check_sampling(const fg_batch *b, int32_t s) {
     BAD("sequence %d: repetition_penalty must be > 0, got %g", s, b->repetition_penalty[s]);
 }
 
+// Sample rows: a CSR per sequence over its own tokens, increasing; targets in [-1, vocab); mask
+// indices in [-1, num_masks). Sampling parameters are checked for sequences with a sampled row.
+void check_rows(const fg_batch *b, int64_t vocab) {
+  const int32_t R = b->num_rows, S = b->num_seqs;
+  if (R < 0) BAD("num_rows must be >= 0, got %d", R);
+  if (b->num_masks < 0) BAD("num_masks must be >= 0, got %d", b->num_masks);
+  if (b->num_masks > 0 && !b->masks) BAD("num_masks = %d but masks is null", b->num_masks);
+  if (!b->row_indptr) {
+    if (R != 0) BAD("num_rows = %d but row_indptr is null", R);
+    return;
+  }
+  check_indptr(b->row_indptr, S, "row_indptr");
+  if (b->row_indptr[S] != R) BAD("row_indptr[%d] = %d must equal num_rows = %d", S, b->row_indptr[S], R);
+  if (R > 0 && !b->row_tokens) BAD("row_tokens is null");
+  for (int32_t s = 0; s < S; s++) {
+    bool sampled = false;
+    for (int32_t r = b->row_indptr[s]; r < b->row_indptr[s + 1]; r++) {
+      const int32_t t = b->row_tokens[r];
+      if (t < b->cu_seqlens[s] || t >= b->cu_seqlens[s + 1])
+        BAD("row %d of sequence %d: row_tokens = %d is outside its tokens [%d, %d)", r, s, t,
+            b->cu_seqlens[s], b->cu_seqlens[s + 1]);
+      if (r > b->row_indptr[s] && t <= b->row_tokens[r - 1])
+        BAD("row %d of sequence %d: row_tokens must increase within a sequence (%d after %d)", r, s,
+            t, b->row_tokens[r - 1]);
+      const int32_t target = b->row_targets ? b->row_targets[r] : -1;
+      if (target < -1 || target >= vocab)
+        BAD("row %d: row_targets = %d is outside the vocabulary (or -1 to sample)", r, target);
+      if (b->row_masks && (b->row_masks[r] < -1 || b->row_masks[r] >= b->num_masks))
+        BAD("row %d: row_masks = %d is not -1 or a mask in [0, %d)", r, b->row_masks[r], b->num_masks);
+      sampled |= target < 0;
+    }
+    if (sampled) check_sampling(b, s);
+  }
+}
+
 // Two tokens of the pass writing the same KV slot means the caller's block bookkeeping is
 // broken (e.g. one block handed to two sequences); the result would depend on write order.
 void check_unique_slots(const fg_batch *b, int32_t block_size) {
@@ -72,17 +107,11 @@ void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_siz
   if (S == 0 && T == 0) return;
   if (S == 0) BAD("%d tokens but no sequences", T);
   if (T > 0 && (!b->token_ids || !b->positions)) BAD("token_ids and positions must not be null");
-  if (!b->context_lens || !b->wants_token) BAD("context_lens and wants_token must not be null");
+  if (!b->context_lens) BAD("context_lens must not be null");
   if (!b->temperature || !b->top_p || !b->top_k || !b->min_p || !b->seed)
     BAD("temperature, top_p, top_k, min_p and seed must not be null");
   if (b->num_logprobs < 0 || b->num_logprobs > 20)
     BAD("num_logprobs must be in [0, 20], got %d", b->num_logprobs);
-  if (b->next_token_ids) {
-    for (int32_t i = 0; i < b->num_tokens; i++)
-      if (b->next_token_ids[i] < -1 || b->next_token_ids[i] >= spec.vocab_size)
-        BAD("next_token_ids[%d] = %d is outside the vocabulary", i, b->next_token_ids[i]);
-    if (!out->next_token_logprobs) BAD("next_token_ids given but output next_token_logprobs is null");
-  }
 
   check_ids(b->token_ids, T, spec.vocab_size, "token_ids");
   check_indptr(b->cu_seqlens, S, "cu_seqlens");
@@ -94,7 +123,6 @@ void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_siz
     if (b->block_indices[i] < 0 || b->block_indices[i] >= num_blocks)
       BAD("block_indices[%d] = %d is out of range [0, %d)", i, b->block_indices[i], num_blocks);
 
-  bool any_wants = false;
   for (int32_t s = 0; s < S; s++) {
     const int32_t begin = b->cu_seqlens[s], n = b->cu_seqlens[s + 1] - begin;
     const int64_t ctx = b->context_lens[s];
@@ -111,13 +139,8 @@ void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_siz
     if (blocks * block_size < ctx + n)
       BAD("sequence %d: block table of %lld blocks (x %d tokens) does not cover %lld positions", s,
           (long long)blocks, block_size, (long long)(ctx + n));
-    if (b->wants_token[s] != 0 && b->wants_token[s] != 1)
-      BAD("sequence %d: wants_token must be 0 or 1, got %d", s, b->wants_token[s]);
-    if (b->wants_token[s]) {
-      any_wants = true;
-      check_sampling(b, s);
-    }
   }
+  check_rows(b, spec.vocab_size);
 
   if (b->penalty_indptr) {
     check_indptr(b->penalty_indptr, S, "penalty_indptr");
@@ -131,7 +154,7 @@ void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_siz
     for (int32_t i = 0; i < n; i++)
       if (std::isnan(b->logit_bias_values[i])) BAD("logit_bias_values[%d] is NaN", i);
   }
-  if (any_wants && !out->sampled_ids) BAD("output sampled_ids is null");
+  if (b->num_rows > 0 && !out->ids) BAD("output ids is null");
   check_unique_slots(b, block_size);
 }
 

@@ -7,7 +7,7 @@
 #include "core/batch.h"
 #include "core/error.h"
 #include "core/guard.h"
-#include "core/sample_params.h"
+#include "core/sample_rows.h"
 #include "core/status.h"
 #include "cpu/attention.h"
 #include "cuda/cuda_api.h"
@@ -40,7 +40,10 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
     spec.vocab_size = INT32_MAX;
     spec.max_position_embeddings = INT32_MAX;
     fg_step_output none{};
-    fg::validate_batch(spec, num_blocks, block_size, batch, &none);
+    fg_batch no_rows{};  // the hook samples nothing: a batch's sample rows are ignored
+    if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
+    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr, &none);
+    batch = &no_rows;
     const int32_t T = batch->num_tokens;
     if (T == 0) return;
     if (backend == FG_BACKEND_CUDA) {
@@ -74,10 +77,6 @@ extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, co
       check_cuda(fgcu_sample_host(batch, logits, vocab, out, err), err);
       return;
     }
-    for (int32_t s = 0; s < batch->num_seqs; s++) {
-      if (!batch->wants_token[s]) continue;
-      fg::cpu::sample_token(logits + (int64_t)s * vocab, vocab, fg::sampling_params(batch, s),
-                            fg::sample_out(out, s, batch->num_logprobs));
-    }
+    fg::sample_rows(batch, logits, vocab, out);
   });
 }

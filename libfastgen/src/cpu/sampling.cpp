@@ -48,6 +48,12 @@ void apply_penalties(std::vector<float> &z, const SamplingParams &p) {
   for (int64_t i = 0; i < p.num_bias; i++) z[p.bias_ids[i]] += p.bias_values[i];
 }
 
+// A masked id cannot be chosen: -inf, whatever penalties and bias made of it.
+void apply_mask(std::vector<float> &z, const uint32_t *mask) {
+  for (size_t i = 0; i < z.size(); i++)
+    if (!(mask[i >> 5] >> (i & 31) & 1u)) z[i] = -INFINITY;
+}
+
 // z / T for a sampled row: NaN -> -inf, and +inf -> FLT_MAX. A +inf here (a tiny repetition
 // penalty dividing a positive logit, a tiny T, an overflowing bias or model) made every
 // exp(z - zmax) NaN, left no candidate, and the draw read the first id of an empty list: the
@@ -140,6 +146,7 @@ int32_t draw(std::vector<float> &z, const SamplingParams &p) {
   int32_t last = c.ids[0];
   for (int64_t i = 0; i < keep; i++) {
     if (dropped[i]) continue;
+    if (!(c.e[i] > 0)) continue;  // a -inf (masked) id in the top-k set carries no mass
     cum += c.e[i];
     last = c.ids[i];
     if (target < cum) return c.ids[i];
@@ -157,6 +164,7 @@ double uniform01(uint64_t seed, uint64_t counter) {
 void sample_token(const float *logits, int64_t V, const SamplingParams &p, const SampleOut &out) {
   std::vector<float> z(logits, logits + V);
   apply_penalties(z, p);
+  if (p.mask) apply_mask(z, p.mask);
   const int32_t id = p.temperature == 0.0f ? argmax(z) : draw(z, p);
   *out.id = id;
 

@@ -19,6 +19,7 @@ struct SamplingParams {
   const int32_t *bias_ids;     // [num_bias]
   const float *bias_values;    // [num_bias]
   int64_t num_bias;
+  const uint32_t *mask;        // [ceil(vocab / 32)] allowed ids (bit id % 32 of word id / 32), or null
 };
 
 struct SampleOut {
@@ -29,8 +30,9 @@ struct SampleOut {
   int32_t num_logprobs;
 };
 
-// logits: [vocab], raw. Penalties and logit bias first, then greedy (temperature 0: argmax, ties
-// to the lowest id) or temperature -> top-k -> softmax -> top-p -> min-p -> renormalize -> draw.
+// logits: [vocab], raw. Penalties and logit bias first, then the mask (a masked id is -inf), then
+// greedy (temperature 0: argmax, ties to the lowest id) or temperature -> top-k -> softmax ->
+// top-p -> min-p -> renormalize -> draw. With every id -inf (all masked) the answer is id 0.
 void sample_token(const float *logits, int64_t vocab, const SamplingParams &p, const SampleOut &out);
 // Log-softmax of the raw logits at `id` and the top num_logprobs ids into `out` (out.id unused).
 void raw_logprobs(const float *logits, int64_t vocab, int32_t id, const SampleOut &out);

@@ -36,23 +36,23 @@ void release(MetaBuf &mb);
 
 // One step's metadata: counts on the host, arrays on the device (after upload).
 struct Meta {
-  // R rows get logits: the R - R_next sampled ones (one per sequence that wants a token), then
-  // R_next prompt-logprob rows (tokens with a next_token_id), whose row_seq entry is the token.
-  int T = 0, S = 0, R = 0, R_next = 0, L = 0, splits = 1, num_wide = 0, num_narrow = 0;
+  // R sample rows get logits (fg_batch's rows, in order: sampled or scored, any number per
+  // sequence); logit_rows[r] is row r's token in the pass.
+  int T = 0, S = 0, R = 0, L = 0, splits = 1, num_wide = 0, num_narrow = 0;
   bool any_penalty = false;
   uint64_t layout = 0;           // room of the variable-length regions (graph key)
-  const int *row_seq = nullptr;  // host: sequence of sampled row r
   const int *token_ids, *positions, *token_seq, *cu_seqlens, *context_lens, *block_indptr,
       *block_indices, *logit_rows, *pen_ids, *bias_ids;
   const float *bias_vals;
   const AttnTile *wide, *narrow;
   const SampleRow *rows;
+  const uint32_t *masks;
 };
 
 // Packs the batch (validated) into mb.host, plans attention tiles and key splits (splits > 0
-// forces a count), and queues the upload on `stream`.
+// forces a count), and queues the upload on `stream`. vocab sizes the masks (0: none needed).
 int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int num_sms,
-               int splits, cudaStream_t stream, Meta *m, char *err);
+               int splits, int vocab, cudaStream_t stream, Meta *m, char *err);
 
 // How a rank waits for its stream under tensor parallelism: polling, so that a collective whose
 // peer never arrives ends in an error at the deadline instead of a hang, and every rank stops
@@ -77,8 +77,8 @@ void profiler_mark(Profiler *p, cudaStream_t s, const char *what);
 void profiler_step_done(Profiler *p);
 void profiler_dump(Profiler *p);
 
-// Samples the m.R rows of logits [R, V] (device), copies ids / logprobs (and raw logits when
-// out->logits) back, waits, and scatters them to `out` by sequence. out_dev / out_host hold
+// Samples (or scores) the m.R rows of logits [R, V] (device), copies ids / logprobs (and raw
+// logits when out->logits) back, waits, and writes them to `out` row by row. out_dev / out_host hold
 // R * (8 + 8 * m.L) bytes; counts is needed when m.any_penalty.
 int sample_and_return(const Meta &m, const float *logits, int V, float *z, int *counts,
                       void *out_dev, void *out_host, fg_step_output *out, cudaStream_t st,

@@ -71,7 +71,7 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   int sms = 0;
   FGCU_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   Meta m;
-  FGCU_CHECK(build_meta(sc.meta, b, nh / nkv, nkv, sms, splits, sc.stream, &m, err));
+  FGCU_CHECK(build_meta(sc.meta, b, nh / nkv, nkv, sms, splits, 0, sc.stream, &m, err));
   // host staging: q, k, v (bf16, CUDA cache layout), out
   const size_t host_n = qn + 2 * cache_n;
   uint16_t *hb = (uint16_t *)malloc(host_n * 2 + 16);
@@ -153,7 +153,7 @@ extern "C" int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t 
   Scope sc;
   FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
   Meta m;
-  FGCU_CHECK(build_meta(sc.meta, b, 1, 1, 1, 1, sc.stream, &m, err));
+  FGCU_CHECK(build_meta(sc.meta, b, 1, 1, 1, 1, V, sc.stream, &m, err));
   if (m.R == 0) return 0;
   const size_t RV = (size_t)m.R * V;
   float *dl = (float *)sc.dalloc(RV * 4), *dz = (float *)sc.dalloc(RV * 4);
@@ -166,9 +166,7 @@ extern "C" int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t 
     return FG_ERR_OUT_OF_MEMORY;
   }
   FGCU_TRY(cudaMallocHost(&hout, out_bytes));
-  for (int r = 0; r < m.R; r++)
-    FGCU_TRY(cudaMemcpyAsync(dl + (size_t)r * V, logits + (size_t)m.row_seq[r] * V, (size_t)V * 4,
-                             cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemcpyAsync(dl, logits, RV * 4, cudaMemcpyHostToDevice, sc.stream));
   const int rc = sample_and_return(m, dl, V, dz, dc, dout, hout, out, sc.stream, nullptr, err);
   cudaFreeHost(hout);
   return rc;

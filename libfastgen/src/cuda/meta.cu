@@ -1,21 +1,54 @@
 // The step's metadata (build_meta): the batch packed into one pinned upload, attention tiles and
-// key splits planned, sampled rows (and prompt-logprob rows) laid out; and the activation
+// key splits planned, the sample rows (sampled or scored, any number per sequence) and their
+// masks laid out; and the activation
 // workspaces a step of that shape needs (ensure_workspaces).
 #include <string.h>
 
 #include "cuda/engine.cuh"
 
 namespace fgcu {
+namespace {
+
+// Sample row i of sequence s: a scored row (target >= 0) carries only its target; a sampled row
+// its sequence's parameters, penalty and bias ranges, and its mask's first word (-1 = none).
+void pack_row(const fg_batch *b, int s, int i, int vocab, SampleRow &r, bool *any_penalty) {
+  memset(&r, 0, sizeof r);
+  r.forced = b->row_targets ? b->row_targets[i] : -1;
+  r.mask = -1;
+  r.position = (long long)b->positions[b->row_tokens[i]] + 1;
+  if (r.forced >= 0) {
+    r.top_p = 1.f, r.repetition = 1.f;
+    return;
+  }
+  r.temperature = b->temperature[s];
+  r.top_p = b->top_p[s];
+  r.top_k = b->top_k[s];
+  r.min_p = b->min_p[s];
+  r.seed = b->seed[s];
+  r.presence = b->presence_penalty ? b->presence_penalty[s] : 0.f;
+  r.frequency = b->frequency_penalty ? b->frequency_penalty[s] : 0.f;
+  r.repetition = b->repetition_penalty ? b->repetition_penalty[s] : 1.f;
+  if (b->penalty_indptr) r.pen_begin = b->penalty_indptr[s], r.pen_end = b->penalty_indptr[s + 1];
+  if (b->penalty_prompt_lens) {
+    const int n = b->penalty_prompt_lens[s];
+    r.pen_prompt = n < 0 ? 0 : n < r.pen_end - r.pen_begin ? n : r.pen_end - r.pen_begin;
+  }
+  if (b->logit_bias_indptr) r.bias_begin = b->logit_bias_indptr[s], r.bias_end = b->logit_bias_indptr[s + 1];
+  if (r.pen_end > r.pen_begin && (r.repetition != 1.f || r.presence != 0.f || r.frequency != 0.f))
+    *any_penalty = true;
+  if (b->row_masks && b->row_masks[i] >= 0) r.mask = (long long)b->row_masks[i] * ((vocab + 31) / 32);
+}
+
+}  // namespace
+
 int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int num_sms,
-               int splits, cudaStream_t stream, Meta *m, char *err) {
+               int splits, int vocab, cudaStream_t stream, Meta *m, char *err) {
   const int T = b->num_tokens, S = b->num_seqs;
   const int nb = b->block_indptr[S];
   const int np = b->penalty_indptr ? b->penalty_indptr[S] : 0;
   const int nbias = b->logit_bias_indptr ? b->logit_bias_indptr[S] : 0;
-  int num_next = 0;  // prompt-logprob rows
-  if (b->next_token_ids)
-    for (int t = 0; t < T; t++) num_next += b->next_token_ids[t] >= 0;
-  const int rows_max = S + num_next;
+  const int R = b->num_rows;
+  const size_t mask_words = b->num_masks > 0 ? (size_t)b->num_masks * ((vocab + 31) / 32) : 0;
   // Variable-length regions get power-of-two room, so consecutive decode steps keep one layout
   // (and one set of device addresses a captured graph can replay).
   auto room = [](int n) {
@@ -34,10 +67,11 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   };
   const size_t o_tok = take(T * 4), o_pos = take(T * 4), o_seq = take(T * 4);
   const size_t o_cu = take((S + 1) * 4), o_ctx = take(S * 4), o_bptr = take((S + 1) * 4);
-  const size_t o_bidx = take(room(nb) * 4), o_lrows = take(rows_max * 4), o_rseq = take(rows_max * 4);
+  const size_t o_bidx = take(room(nb) * 4), o_lrows = take(R * 4);
   const size_t o_wide = take(tiles * sizeof(AttnTile)), o_narrow = take(tiles * sizeof(AttnTile));
   const size_t o_pen = take(room(np) * 4), o_bids = take(room(nbias) * 4), o_bvals = take(room(nbias) * 4);
-  const size_t o_rows = take(rows_max * sizeof(SampleRow));
+  const size_t o_rows = take(R * sizeof(SampleRow));
+  const size_t o_masks = take(mask_words * 4);  // last: no region a captured graph reads moves
   if (off > mb.cap) {
     release(mb);
     const size_t cap = off * 2;
@@ -58,50 +92,21 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
     memcpy(hi(o_bids), b->logit_bias_ids, nbias * 4);
     memcpy(h + o_bvals, b->logit_bias_values, nbias * 4);
   }
-  int *token_seq = hi(o_seq), *lrows = hi(o_lrows), *rseq = hi(o_rseq);
+  if (mask_words) memcpy(h + o_masks, b->masks, mask_words * 4);
+  int *token_seq = hi(o_seq), *lrows = hi(o_lrows);
   SampleRow *rows = (SampleRow *)(h + o_rows);
-  int R = 0, max_narrow_ctx = 0;
+  int max_narrow_ctx = 0;
   bool any_penalty = false;
   for (int s = 0; s < S; s++) {
     const int t0 = b->cu_seqlens[s], t1 = b->cu_seqlens[s + 1];
     for (int t = t0; t < t1; t++) token_seq[t] = s;
     if ((t1 - t0) * group <= 16 && b->context_lens[s] + (t1 - t0) > max_narrow_ctx)
       max_narrow_ctx = b->context_lens[s] + (t1 - t0);
-    if (!b->wants_token[s]) continue;
-    SampleRow &r = rows[R];
-    memset(&r, 0, sizeof r);
-    r.forced = -1;
-    r.temperature = b->temperature[s];
-    r.top_p = b->top_p[s];
-    r.top_k = b->top_k[s];
-    r.min_p = b->min_p[s];
-    r.seed = b->seed[s];
-    r.position = (long long)b->context_lens[s] + (t1 - t0);
-    r.presence = b->presence_penalty ? b->presence_penalty[s] : 0.f;
-    r.frequency = b->frequency_penalty ? b->frequency_penalty[s] : 0.f;
-    r.repetition = b->repetition_penalty ? b->repetition_penalty[s] : 1.f;
-    if (b->penalty_indptr) r.pen_begin = b->penalty_indptr[s], r.pen_end = b->penalty_indptr[s + 1];
-    if (b->penalty_prompt_lens) {
-      const int n = b->penalty_prompt_lens[s];
-      r.pen_prompt = n < 0 ? 0 : n < r.pen_end - r.pen_begin ? n : r.pen_end - r.pen_begin;
-    }
-    if (b->logit_bias_indptr) r.bias_begin = b->logit_bias_indptr[s], r.bias_end = b->logit_bias_indptr[s + 1];
-    if (r.pen_end > r.pen_begin && (r.repetition != 1.f || r.presence != 0.f || r.frequency != 0.f))
-      any_penalty = true;
-    lrows[R] = t1 - 1;
-    rseq[R] = s;
-    R++;
-  }
-  const int R_sampled = R;
-  for (int t = 0; num_next && t < T; t++) {  // prompt logprobs: log-softmax rows, id given
-    if (b->next_token_ids[t] < 0) continue;
-    SampleRow &r = rows[R];
-    memset(&r, 0, sizeof r);
-    r.forced = b->next_token_ids[t];
-    r.top_p = 1.f, r.repetition = 1.f;
-    lrows[R] = t;
-    rseq[R] = t;
-    R++;
+    if (b->row_indptr)
+      for (int i = b->row_indptr[s]; i < b->row_indptr[s + 1]; i++) {
+        pack_row(b, s, i, vocab, rows[i], &any_penalty);
+        lrows[i] = b->row_tokens[i];
+      }
   }
   AttnTile *wide = (AttnTile *)(h + o_wide), *narrow = (AttnTile *)(h + o_narrow);
   attn_make_tiles(S, b->cu_seqlens, group, wide, &m->num_wide, narrow, &m->num_narrow);
@@ -109,8 +114,7 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   FGCU_TRY(cudaMemcpyAsync(mb.dev, mb.host, off, cudaMemcpyHostToDevice, stream));
 
   char *d = mb.dev;
-  m->T = T, m->S = S, m->R = R, m->R_next = R - R_sampled, m->L = b->num_logprobs, m->any_penalty = any_penalty;
-  m->row_seq = rseq;
+  m->T = T, m->S = S, m->R = R, m->L = b->num_logprobs, m->any_penalty = any_penalty;
   m->token_ids = (const int *)(d + o_tok);
   m->positions = (const int *)(d + o_pos);
   m->token_seq = (const int *)(d + o_seq);
@@ -125,6 +129,7 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   m->wide = (const AttnTile *)(d + o_wide);
   m->narrow = (const AttnTile *)(d + o_narrow);
   m->rows = (const SampleRow *)(d + o_rows);
+  m->masks = (const uint32_t *)(d + o_masks);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // Device sampling (see sampling.cuh). One block of 1024 threads per row:
-//   1. z = logits + penalties (HF repetition, OpenAI presence/frequency) + logit bias
+//   1. z = logits + penalties (HF repetition, OpenAI presence/frequency) + logit bias, then
+//      masked ids -inf
 //   2. greedy: argmax(z) (NaN ranks as -inf, ties to the lowest id)
 //      else z /= T; unsorted walk (no top-k/top-p) or radix select + bitonic sort, then
 //      top-p prefix, min-p drop, draw at u * kept
@@ -215,9 +216,9 @@ __device__ int last_in_order(const float *z, int V, W w, Smem &sm) {
   return unpack_id(~block_max_key(best, sm));
 }
 
-// z = logits + penalties (HF repetition, OpenAI presence/frequency) + logit bias, then for
-// sampled rows z / temperature (NaN -> -inf, -0 -> +0). Its own launch, so the sampling kernel
-// only reads z.
+// z = logits + penalties (HF repetition, OpenAI presence/frequency) + logit bias, masked ids
+// -inf, then for sampled rows z / temperature (NaN -> -inf, -0 -> +0). Its own launch, so the
+// sampling kernel only reads z.
 __global__ void __launch_bounds__(kThreads) sample_prepare_kernel(SampleArgs a) {
   const int r = blockIdx.x, V = a.V, tid = threadIdx.x;
   const SampleRow p = a.rows[r];
@@ -252,6 +253,12 @@ __global__ void __launch_bounds__(kThreads) sample_prepare_kernel(SampleArgs a) 
   if (p.bias_end > p.bias_begin) {
     __syncthreads();
     for (int j = p.bias_begin + tid; j < p.bias_end; j += kThreads) atomicAdd(&z[a.bias_ids[j]], a.bias_vals[j]);
+  }
+  if (p.mask >= 0) {
+    __syncthreads();  // after every bias atomic: a masked id stays -inf whatever its bias
+    const uint32_t *mask = a.masks + p.mask;
+    for (int i = tid; i < V; i += kThreads)
+      if (!((mask[i >> 5] >> (i & 31)) & 1u)) z[i] = -INFINITY;
   }
   if (p.temperature == 0.f) return;
   __syncthreads();

@@ -10,14 +10,15 @@
 
 namespace fgcu {
 
-// Per sampled row (host-packed, uploaded with the step's metadata).
+// Per sample row of fg_batch (host-packed, uploaded with the step's metadata).
 struct SampleRow {
   float temperature, top_p, min_p, presence, frequency, repetition;
   int top_k, pen_begin, pen_end, bias_begin, bias_end;
-  int forced;          // >= 0: report this id instead of drawing one (prompt logprobs), else -1
+  int forced;          // >= 0: a scored row, report this id instead of drawing one; else -1
   int pen_prompt;      // the first pen_prompt penalty ids are prompt ids: repetition only
   unsigned long long seed;
   long long position;  // the position being predicted
+  long long mask;      // first word of the row's allowed-token bitmask in masks, or -1
 };
 
 struct SampleArgs {
@@ -27,6 +28,7 @@ struct SampleArgs {
   const int *pen_ids;          // penalty ids (ranges in rows)
   const int *bias_ids;         // logit bias ids and values (ranges in rows)
   const float *bias_vals;
+  const uint32_t *masks;       // bitmasks of ceil(V / 32) words (offsets in rows)
   int num_logprobs;            // top logprobs per row, 0..20
   float *z;                    // workspace [R, V]
   int *counts;                 // workspace [R, V], only touched by rows with penalties

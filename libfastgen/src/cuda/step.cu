@@ -46,39 +46,23 @@ int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z,
   float *top_lp = (float *)(top_ids + (size_t)R * L);
   SampleArgs sa;
   sa.logits = logits, sa.R = R, sa.V = V, sa.rows = m.rows;
-  sa.pen_ids = m.pen_ids, sa.bias_ids = m.bias_ids, sa.bias_vals = m.bias_vals;
+  sa.pen_ids = m.pen_ids, sa.bias_ids = m.bias_ids, sa.bias_vals = m.bias_vals, sa.masks = m.masks;
   sa.num_logprobs = L, sa.z = z, sa.counts = counts;
   sa.out_ids = ids, sa.out_logprob = lp, sa.out_top_ids = top_ids, sa.out_top_logprobs = top_lp;
   FGCU_CHECK(sample(sa, st, err));
   const size_t bytes = (size_t)R * (8 + 8 * L);
   FGCU_TRY(cudaMemcpyAsync(out_host, out_dev, bytes, cudaMemcpyDeviceToHost, st));
-  const int RS = R - m.R_next;  // sampled rows; the rest are prompt-logprob rows
   if (out->logits)
-    for (int r = 0; r < RS; r++)
-      FGCU_TRY(cudaMemcpyAsync(out->logits + (size_t)m.row_seq[r] * V, logits + (size_t)r * V,
-                               (size_t)V * 4, cudaMemcpyDeviceToHost, st));
+    FGCU_TRY(cudaMemcpyAsync(out->logits, logits, (size_t)R * V * 4, cudaMemcpyDeviceToHost, st));
   FGCU_CHECK(stream_wait(st, wait, err));
   const int *h_ids = (const int *)out_host;
   const float *h_lp = (const float *)(h_ids + R);
   const int *h_top = (const int *)(h_lp + R);
   const float *h_toplp = (const float *)(h_top + (size_t)R * L);
-  for (int r = RS; r < R; r++) {  // row_seq holds the token
-    const size_t t = m.row_seq[r];
-    out->next_token_logprobs[t] = h_lp[r];
-    for (int k = 0; k < L; k++) {
-      if (out->next_top_ids) out->next_top_ids[t * L + k] = h_top[(size_t)r * L + k];
-      if (out->next_top_logprobs) out->next_top_logprobs[t * L + k] = h_toplp[(size_t)r * L + k];
-    }
-  }
-  for (int r = 0; r < RS; r++) {
-    const int s = m.row_seq[r];
-    out->sampled_ids[s] = h_ids[r];
-    if (out->sampled_logprobs) out->sampled_logprobs[s] = h_lp[r];
-    for (int k = 0; k < L; k++) {
-      if (out->top_ids) out->top_ids[(size_t)s * L + k] = h_top[(size_t)r * L + k];
-      if (out->top_logprobs) out->top_logprobs[(size_t)s * L + k] = h_toplp[(size_t)r * L + k];
-    }
-  }
+  memcpy(out->ids, h_ids, (size_t)R * 4);
+  if (out->logprobs) memcpy(out->logprobs, h_lp, (size_t)R * 4);
+  if (out->top_ids) memcpy(out->top_ids, h_top, (size_t)R * L * 4);
+  if (out->top_logprobs) memcpy(out->top_logprobs, h_toplp, (size_t)R * L * 4);
   return 0;
 }
 int fgcu::rank_prepare(fgcu_rank *e, const fg_batch *b, Meta *m, char *err) {
@@ -88,7 +72,7 @@ int fgcu::rank_prepare(fgcu_rank *e, const fg_batch *b, Meta *m, char *err) {
   }
   const fgcu_model &M = e->m;
   const int group = (int)(M.num_heads / M.num_kv_heads);
-  FGCU_CHECK(build_meta(e->meta, b, group, (int)M.num_kv_heads, e->num_sms, 0, e->stream, m, err));
+  FGCU_CHECK(build_meta(e->meta, b, group, (int)M.num_kv_heads, e->num_sms, 0, (int)M.vocab_size, e->stream, m, err));
   return ensure_workspaces(e, *m, err);
 }
 
@@ -100,7 +84,7 @@ namespace {
 bool new_shape(fgcu_rank *e, const Meta &m) {
   if (e->m.num_experts > 0) return true;
   uint64_t h = 1469598103934665603ull;
-  const uint64_t parts[] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R, (uint64_t)m.R_next, (uint64_t)m.L, (uint64_t)m.splits,
+  const uint64_t parts[] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R, (uint64_t)m.L, (uint64_t)m.splits,
                             (uint64_t)m.num_wide, (uint64_t)m.num_narrow, (uint64_t)m.any_penalty};
   for (uint64_t p : parts) h = (h ^ p) * 1099511628211ull;
   h |= 1;  // 0 marks an empty slot
