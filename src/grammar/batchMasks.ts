@@ -7,7 +7,7 @@
  *   rowMasks: [numRows]             mask index or -1
  *   masks:    [numMasks * words]    words = ceil(vocab / 32)
  */
-import type { StepBatch } from "../engine/stepBatch";
+import type { StepBatch } from "../native/types";
 import type { SequenceGrammar } from "./sequenceGrammar";
 
 /** What the builder needs to know of one entry of the plan. */

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { StepBatch } from "../engine/stepBatch";
+import type { StepBatch } from "../native/types";
 import { BatchMasks } from "./batchMasks";
 import type { MaskedEntry } from "./batchMasks";
 import { GrammarCache } from "./grammarCache";
