@@ -92,7 +92,7 @@ describe("speculative decoding gives the tokens of decoding without it", () => {
       const base = await run({}, sampling);
       const spec = await run({ speculative: ngram(6) }, sampling);
       expect(strip(spec)).toEqual(strip(base));
-      if ("stop" in sampling) expect(base.finish).toContain("stop");
+      if ("stop" in sampling && sampling.temperature === 0) expect(base.finish[0]).toBe("stop");
       if (sampling.presencePenalty || sampling.repetitionPenalty) expect(spec.spec!.numDraftTokens).toBe(0); // per-row penalty lists are not in the contract
       else expect(spec.spec!.numDraftTokens).toBeGreaterThan(0);
     }

@@ -60,6 +60,13 @@ export function parseSpeculativeJson(text: string): Partial<SpeculativeConfig> {
   return out as Partial<SpeculativeConfig>;
 }
 
+/** `c` as --speculative-config JSON (vLLM's keys), for a replica's command line. */
+export function speculativeJson(c: SpeculativeConfig): string {
+  const out: Record<string, unknown> = {};
+  for (const [k, key] of Object.entries(JSON_KEYS)) if (c[key] !== undefined) out[k] = key === "method" && c.method === "draft" ? "draft_model" : c[key];
+  return JSON.stringify(out);
+}
+
 /** Fills defaults and checks `c`; throws with the offending setting's name. */
 export function speculativeConfig(c: Partial<SpeculativeConfig>): SpeculativeConfig {
   const method = c.method ?? (c.draftModel !== undefined ? "draft" : undefined);
