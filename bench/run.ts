@@ -26,6 +26,7 @@ const suites: Record<string, { file: string; entry?: string }> = {
   report: { file: "./load/compareCommand.ts", entry: "report" },
   workload: { file: "./load/workloadCommand.ts" },
   soak: { file: "./soak.ts" },
+  speculative: { file: "./speculative.ts" },
 };
 const target = suites[suite];
 if (!target) {

@@ -6,7 +6,11 @@
  * Sample rows (fg_batch's CSR per sequence): a sequence that asked for prompt logprobs gets a
  * scored row at each of its prompt tokens whose next prompt id is known (target = that id), and
  * a sequence whose pass reaches its last token gets a sampled row there (target -1), always its
- * last row. Recomputed chunks after a preemption score their prompt tokens again.
+ * last row. Recomputed chunks after a preemption score their prompt tokens again. A decode
+ * carrying a speculative draft of k tokens (plan entry .draft) adds them after its token and
+ * gets k + 1 sampled rows, one per position, each drawn by (seed, the position it predicts).
+ * Penalty lists and min_tokens bans are per sequence, alike for its rows: the speculator
+ * proposes nothing where they would differ between rows (speculative/eligibility.ts).
  *
  * Penalty and logit-bias CSRs are built only when some sequence with a sampled row uses them,
  * and list ids for those sequences only (other sequences sample nothing):
@@ -95,8 +99,10 @@ export class StepBatchBuilder {
       const seq = e.seq;
       const c = e.contextLen;
       const n = e.numTokens;
+      const k = e.draft === undefined ? 0 : e.draft.length;
       if (n === 1) tokenIds[t] = seq.tokenAt(c);
-      else seq.copyTokens(c, c + n, tokenIds, t);
+      else seq.copyTokens(c, c + n - k, tokenIds, t);
+      if (k > 0) tokenIds.set(e.draft!, t + n - k);
       for (let j = 0; j < n; j++) positions[t + j] = c + j;
       t += n;
       cuSeqlens[i + 1] = t;
@@ -123,8 +129,11 @@ export class StepBatchBuilder {
         }
       }
       if (e.wantsToken) {
-        rowTokens[r] = t - 1;
-        rowTargets[r++] = -1;
+        // Its last token, and before it each draft token: k + 1 sampled rows, in position order.
+        for (let j = k; j >= 0; j--) {
+          rowTokens[r] = t - 1 - j;
+          rowTargets[r++] = -1;
+        }
         if (p.logprobs > numLogprobs) numLogprobs = p.logprobs;
         if (p.returnLogits) returnLogits = true;
         if (!anyPenalty && usesPenalties(p)) anyPenalty = true;

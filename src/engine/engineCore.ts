@@ -20,6 +20,8 @@ import type { SamplingOptions } from "./samplingOptions";
 import { samplingParams } from "./samplingParams";
 import { Sequence } from "./sequence";
 import { abort as abortSequence, applyStep, finishSequence } from "./stepper";
+import { createSpeculator } from "./speculative/create";
+import type { Speculator } from "./speculative/speculator";
 import type { StepperContext } from "./stepper";
 import type { EngineMetrics, FinishReason, GenerationDelta, TokenLogprob } from "./types";
 import { EngineStepError, RequestRejectedError } from "./types";
@@ -71,6 +73,8 @@ export class EngineCore {
   private readonly policy: SchedulerPolicy;
   private readonly schedulerConfig: SchedulerConfig;
   private readonly ctx: StepperContext;
+  /** Speculative decoding, when on: proposes drafts before each pass and learns from verification. */
+  private readonly speculator: Speculator | null;
   private readonly requests = new Map<string, RequestState>();
   /**
    * Set when a forward pass failed with FG_ERR_DEVICE (a GPU fault, or a tensor-parallel rank that
@@ -97,6 +101,7 @@ export class EngineCore {
     readonly modelName: string,
     readonly options: EngineOptions,
     modelDir: string,
+    speculator: Speculator | null = null,
   ) {
     const info = native.info();
     this.grammars = new EngineGrammars({
@@ -105,18 +110,21 @@ export class EngineCore {
     this.blocks = new KvCacheManager(info.numBlocks, info.blockSize, options.enablePrefixCaching);
     this.maxModelLen = contextLength(native, options.maxModelLen);
     this.policy = getPolicy(options.policy);
-    this.schedulerConfig = { tokenBudget: options.maxBatchTokens, maxSeqs: options.maxSeqs };
-    validateSchedulerConfig(this.schedulerConfig);
     const eos = tokenizer.eosTokenIds;
+    const stop = { eosTokenIds: eos, maxModelLen: this.maxModelLen };
+    this.speculator = speculator;
+    this.schedulerConfig = { tokenBudget: options.maxBatchTokens, maxSeqs: options.maxSeqs, specDisableBatchSize: speculator?.config.disableByBatchSize };
+    validateSchedulerConfig(this.schedulerConfig);
     this.builder = new StepBatchBuilder(eos);
     this.ctx = {
       queues: this.queues,
       blocks: this.blocks,
-      stop: { eosTokenIds: eos, maxModelLen: this.maxModelLen },
+      stop,
       stopStringHook: (seq) => {
         const s = this.samplesBySeq.get(seq.id);
         return s ? s.out.catchUp(seq.outputIds) : null;
       },
+      onDraftVerified: speculator ? (seq, proposed, accepted) => speculator.onVerified(seq, proposed, accepted) : undefined,
     };
   }
 
@@ -149,7 +157,14 @@ export class EngineCore {
     } finally {
       model.close();
     }
-    return new EngineCore(native, tokenizer, modelNameOf(model.dir), opts, model.dir);
+    let speculator: Speculator | null = null;
+    try {
+      if (opts.speculative) speculator = createSpeculator(opts.speculative, opts, native.info().vocabSize, { eosTokenIds: tokenizer.eosTokenIds, maxModelLen: contextLength(native, opts.maxModelLen) });
+    } catch (e) {
+      native.destroy();
+      throw e;
+    }
+    return new EngineCore(native, tokenizer, modelNameOf(model.dir), opts, model.dir, speculator);
   }
 
   readyInfo(): WorkerReadyInfo {
@@ -251,7 +266,12 @@ export class EngineCore {
   }
 
   private stepInner(): StepItem[] {
-    const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks }, this.schedulerConfig);
+    // A grammar-constrained sequence does not speculate: its masks are built for one row a pass
+    // (a matcher advanced through the draft, rolled back on rejection, is the way to add it).
+    const proposals = this.speculator?.propose(
+      this.grammars.active ? this.queues.running.filter((seq) => !this.samplesBySeq.get(seq.id)?.grammar) : this.queues.running,
+    );
+    const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks, proposals }, this.schedulerConfig);
     commitPlan(plan, this.queues, this.blocks);
     this.counters.preemptions += plan.preempted.length;
     for (const seq of plan.admitted) {
@@ -335,6 +355,7 @@ export class EngineCore {
       iterationTokens: this.iterationTokens.snapshot(),
       prefixCacheQueriesTotal: this.blocks.stats.queries,
       prefixCacheHitsTotal: this.blocks.stats.hits,
+      ...(this.speculator ? { specDecode: { ...this.speculator.stats, acceptedPerPos: [...this.speculator.stats.acceptedPerPos] } } : {}),
     };
   }
 
@@ -345,6 +366,7 @@ export class EngineCore {
 
   destroy(): void {
     this.abortAll();
+    this.speculator?.destroy();
     this.native.destroy();
   }
 
@@ -431,6 +453,7 @@ export class EngineCore {
     for (const s of request.samples) {
       this.samplesBySeq.delete(s.seq.id);
       if (s.grammar) this.grammars.release(s.grammar);
+      this.speculator?.release(s.seq.id);
     }
   }
 }

@@ -1,6 +1,7 @@
 /** Engine options: the same on `fastgen generate`, `fastgen serve` and `pipeline()`. */
 
 import type { PolicyName } from "./scheduler/types";
+import type { SpeculativeConfig } from "./speculative/config";
 
 export { POLICY_NAMES } from "./scheduler/types";
 export type { PolicyName };
@@ -42,6 +43,8 @@ export interface EngineOptions {
    * with the same tokens (and cache salt).
    */
   enablePrefixCaching: boolean;
+  /** Speculative decoding (speculative/config.ts); null = off. */
+  speculative: SpeculativeConfig | null;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -57,4 +60,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   tensorParallel: 1,
   collectiveTimeout: 120,
   enablePrefixCaching: true,
+  speculative: null,
 };

@@ -5,6 +5,7 @@
 import type { SamplingOptions } from "./samplingOptions";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import type { HistogramSnapshot } from "./histogram";
+import type { SpecDecodeStats } from "./speculative/speculator";
 
 export type FinishReason = "stop" | "length" | "abort";
 
@@ -70,6 +71,8 @@ export interface EngineMetrics {
   /** Prefix cache: tokens looked up at admission, and tokens found (vLLM's queries and hits). */
   prefixCacheQueriesTotal?: number;
   prefixCacheHitsTotal?: number;
+  /** Speculative decoding counters (vLLM's spec_decode_*), when it is on. */
+  specDecode?: SpecDecodeStats;
 }
 
 /** Thrown by generate() when the waiting queue is full (HTTP 503 with Retry-After). */

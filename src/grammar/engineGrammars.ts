@@ -29,6 +29,11 @@ export class EngineGrammars {
   private readonly masks: BatchMasks;
   /** Live grammars (one per constrained sample), for prepareMasks(). */
   private readonly live = new Set<SequenceGrammar>();
+
+  /** True while some sequence decodes under a grammar. */
+  get active(): boolean {
+    return this.live.size > 0;
+  }
   /** Host milliseconds computing masks and filling the mask slot. */
   readonly timing = { maskMs: 0, masks: 0 };
 

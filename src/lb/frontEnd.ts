@@ -7,6 +7,8 @@
 import { resolve } from "node:path";
 import type { EngineOptions } from "../engine/options";
 import { ENGINE_FLAG_SPEC } from "../ops/engineFlags";
+import { speculativeJson } from "../engine/speculative/config";
+import type { SpeculativeConfig } from "../engine/speculative/config";
 import { RemoteEngine } from "../grpc/remoteEngine";
 import { modelNameOf } from "../model/modelName";
 import { Tokenizer } from "../tokenizer/tokenizer";
@@ -49,7 +51,11 @@ export interface ReplicaFrontEnd {
 export function engineArgs(options: Partial<EngineOptions>): string[] {
   const args: string[] = [];
   for (const [key, value] of Object.entries(options)) {
-    if (value === undefined) continue;
+    if (value === undefined || value === null) continue;
+    if (key === "speculative") {
+      args.push("--speculative-config", speculativeJson(value as SpeculativeConfig));
+      continue;
+    }
     const kebab = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     // A boolean option is a flag pair: --x when true, --no-x when false.
     const flag = value === false ? `no-${kebab}` : kebab;

@@ -4,6 +4,8 @@
  */
 import type { EngineOptions, PolicyName } from "../engine/options";
 import { DEFAULT_ENGINE_OPTIONS, POLICY_NAMES } from "../engine/options";
+import { DEFAULT_SPECULATIVE_CONFIG, parseSpeculativeJson, speculativeConfig } from "../engine/speculative/config";
+import type { SpeculativeConfig, SpeculativeMethod } from "../engine/speculative/config";
 
 export const ENGINE_FLAG_SPEC = {
   "max-batch-tokens": { type: "string" },
@@ -20,6 +22,14 @@ export const ENGINE_FLAG_SPEC = {
   // vLLM's pair: on by default, --no-enable-prefix-caching turns it off.
   "enable-prefix-caching": { type: "boolean" },
   "no-enable-prefix-caching": { type: "boolean" },
+  // Speculative decoding: vLLM's --speculative-config JSON, or its keys as flags.
+  speculative: { type: "string" },
+  "speculative-config": { type: "string" },
+  "draft-model": { type: "string" },
+  "num-speculative-tokens": { type: "string" },
+  "prompt-lookup-max": { type: "string" },
+  "prompt-lookup-min": { type: "string" },
+  "speculative-disable-by-batch-size": { type: "string" },
 } as const;
 
 export const ENGINE_FLAG_HELP = `Engine:
@@ -40,7 +50,19 @@ export const ENGINE_FLAG_HELP = `Engine:
                          failure instead of hanging (default ${DEFAULT_ENGINE_OPTIONS.collectiveTimeout})
   --enable-prefix-caching / --no-enable-prefix-caching
                          reuse the KV blocks of prompt prefixes computed before (default on);
-                         requests share blocks only with equal cache_salt`;
+                         requests share blocks only with equal cache_salt
+  --speculative M        speculative decoding: ngram (prompt lookup) | draft (with --draft-model)
+  --draft-model DIR      draft model of the same vocabulary (implies --speculative draft)
+  --num-speculative-tokens K  most tokens proposed per sequence per pass; k adapts per sequence
+                         to its acceptance (default ${DEFAULT_SPECULATIVE_CONFIG.numSpeculativeTokens})
+  --prompt-lookup-max N / --prompt-lookup-min N
+                         ngram: longest / shortest suffix looked up (default ${DEFAULT_SPECULATIVE_CONFIG.promptLookupMax} / ${DEFAULT_SPECULATIVE_CONFIG.promptLookupMin})
+  --speculative-disable-by-batch-size N
+                         no drafts in a pass of N decodes or more (default ${DEFAULT_SPECULATIVE_CONFIG.disableByBatchSize})
+  --speculative-config JSON
+                         vLLM's form: {"method": "ngram", "num_speculative_tokens": 4,
+                         "prompt_lookup_max": 4, "prompt_lookup_min": 2, "disable_by_batch_size": 8}
+                         or {"method": "draft_model", "model": DIR}; the flags above override it`;
 
 /** Thrown for a bad command line; the CLI prints the message and exits with status 2. */
 export class UsageError extends Error {
@@ -101,7 +123,34 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     tensorParallel: intFlag("tensor-parallel", s("tensor-parallel")),
     collectiveTimeout: positiveFlag("collective-timeout", s("collective-timeout")),
     enablePrefixCaching: v["no-enable-prefix-caching"] === true ? false : v["enable-prefix-caching"] === true ? true : undefined,
+    speculative: speculativeFromFlags(s),
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
   return out;
+}
+
+/** The speculative config the flags ask for; undefined when none of them is given. */
+function speculativeFromFlags(s: (k: string) => string | undefined): SpeculativeConfig | undefined {
+  const json = s("speculative-config");
+  const given: Partial<SpeculativeConfig> = json === undefined ? {} : wrap(() => parseSpeculativeJson(json));
+  const flags: Partial<Record<keyof SpeculativeConfig, unknown>> = {
+    method: s("speculative") as SpeculativeMethod | undefined,
+    draftModel: s("draft-model"),
+    numSpeculativeTokens: intFlag("num-speculative-tokens", s("num-speculative-tokens")),
+    promptLookupMax: intFlag("prompt-lookup-max", s("prompt-lookup-max")),
+    promptLookupMin: intFlag("prompt-lookup-min", s("prompt-lookup-min")),
+    disableByBatchSize: intFlag("speculative-disable-by-batch-size", s("speculative-disable-by-batch-size")),
+  };
+  const merged: Record<string, unknown> = { ...given };
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
+  if (Object.keys(merged).length === 0) return undefined;
+  return wrap(() => speculativeConfig(merged as Partial<SpeculativeConfig>));
+}
+
+function wrap<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }

@@ -15,6 +15,7 @@
 import type { HistogramSnapshot } from "../engine/histogram";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "../engine/histogram";
 import type { EngineMetrics, FinishReason, GenerationDelta } from "../engine/types";
+import type { SpecDecodeStats } from "../engine/speculative/speculator";
 import { PrometheusWriter } from "./prometheus";
 import type { RequestTrace } from "./requestTrace";
 
@@ -68,6 +69,7 @@ export class ServerMetrics {
       // vLLM's names: prompt tokens looked up in the prefix cache at admission, and tokens found.
       counter("prefix_cache_queries_total", "Prefix cache queries: prompt tokens looked up at admission.", engine.prefixCacheQueriesTotal ?? 0);
       counter("prefix_cache_hits_total", "Prefix cache hits: prompt tokens found in the cache.", engine.prefixCacheHitsTotal ?? 0);
+      if (engine.specDecode) writeSpecDecode(w, m, engine.specDecode);
       w.histogram("fastgen:request_queue_time_seconds", "Seconds from arrival in the engine to the first forward pass.", m,
         engine.queueTimeSeconds ?? empty(QUEUE_TIME_BUCKETS));
       w.histogram("fastgen:iteration_tokens_total", "Tokens per forward pass.", m, engine.iterationTokens ?? empty(ITERATION_TOKENS_BUCKETS));
@@ -138,4 +140,16 @@ export class RequestObserver {
     if (unfinished === 0) this.metrics.e2e.observe((now - this.trace.startedAt) / 1000);
     this.trace.generationEnded();
   }
+}
+
+/** vLLM's spec-decode counters (fastgen:spec_decode_*), plus the acceptance rate as a gauge. */
+function writeSpecDecode(w: PrometheusWriter, m: { model_name: string }, s: SpecDecodeStats): void {
+  const c = (name: string, help: string, v: number) => w.scalar(`fastgen:spec_decode_${name}`, "counter", help, [[m, v]]);
+  c("num_drafts_total", "Drafts verified: one per sequence per pass that carried proposed tokens.", s.numDrafts);
+  c("num_draft_tokens_total", "Proposed tokens verified.", s.numDraftTokens);
+  c("num_accepted_tokens_total", "Proposed tokens accepted.", s.numAcceptedTokens);
+  w.scalar("fastgen:spec_decode_num_accepted_tokens_per_pos_total", "counter", "Drafts whose token at this position was accepted.",
+    s.acceptedPerPos.map((n, pos) => [{ ...m, position: String(pos) }, n]));
+  w.scalar("fastgen:spec_decode_acceptance_rate", "gauge", "Accepted / proposed tokens since start.",
+    [[m, s.numDraftTokens > 0 ? s.numAcceptedTokens / s.numDraftTokens : 0]]);
 }

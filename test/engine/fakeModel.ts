@@ -2,8 +2,8 @@
  * A fake model for scheduler tests: deterministic, with a fake paged KV cache.
  *
  * step() writes every token of the pass into its slot (block table[p / bs], p % bs), then, for
- * each sequence with a sampled row (its last, at its last token), reads the row's whole context back THROUGH ITS BLOCK TABLE and
- * hashes it. So the sampled id depends on what really sits in the cache: a wrong position,
+ * each sampled row (a sequence's last, and the rows of a verified draft before it), reads the
+ * context up to that row's token back THROUGH ITS BLOCK TABLE and hashes it. So the sampled id depends on what really sits in the cache: a wrong position,
  * context length, block table or a wrongly shared block changes the output. Rows may share
  * blocks (prefix caching) but never write the same one. A pass writes every row's tokens before
  * any row reads, as both backends do per layer.
@@ -53,6 +53,11 @@ export class FakeModel {
     this.kv = new Int32Array(numBlocks * blockSize).fill(-1);
   }
 
+  /** Token at position `p` of block `block` (-1 = never written): the harness checks rollback with it. */
+  slot(block: number, p: number): number {
+    return this.kv[block * this.blockSize + (p % this.blockSize)]!;
+  }
+
   /** One forward pass; returns the sampled id of each sample row (-1 for scored rows). */
   step(b: StepBatch): SampledRows {
     this.steps++;
@@ -85,23 +90,30 @@ export class FakeModel {
       const last = b.rowIndptr[s + 1]! - 1;
       if (last < b.rowIndptr[s]! || (b.rowTargets && b.rowTargets[last]! >= 0)) continue;
       if (b.rowTokens[last] !== t0 + n - 1) fail(`row ${s}: its sampled row is not at its last token`);
-      const ctx = new Int32Array(c + n);
-      for (let p = 0; p < c + n; p++) {
-        const v = this.kv[table[Math.floor(p / bs)]! * bs + (p % bs)]!;
-        if (v < 0) fail(`row ${s} reads position ${p}, never written`);
-        ctx[p] = v;
-      }
       const pen = b.penaltyIndptr ? b.penaltyIds!.subarray(b.penaltyIndptr[s]!, b.penaltyIndptr[s + 1]!) : null;
       const usesPen = b.penaltyIndptr !== undefined &&
         (b.presencePenalty![s] !== 0 || b.frequencyPenalty![s] !== 0 || b.repetitionPenalty![s] !== 1);
-      const h = contextHash(ctx, b.seed[s]!, b.temperature[s]!, usesPen ? pen : null);
       const banned = new Set<number>();
       if (b.logitBiasIndptr) {
         for (let k = b.logitBiasIndptr[s]!; k < b.logitBiasIndptr[s + 1]!; k++) {
           if (b.logitBiasValues![k]! <= -100) banned.add(b.logitBiasIds![k]!);
         }
       }
-      out[last] = sampleId(h, (id) => banned.has(id));
+      // Every sampled row (several when a draft is verified) reads its context up to its own
+      // token through the block table: the draw depends on the tokens before the position it predicts.
+      for (let r = b.rowIndptr[s]!; r <= last; r++) {
+        if (b.rowTargets && b.rowTargets[r]! >= 0) continue;
+        const tok = b.rowTokens[r]!;
+        if (tok < t0 || tok >= t0 + n) fail(`row ${s}: sample row ${r} is outside its tokens`);
+        const end = c + (tok - t0) + 1;
+        const ctx = new Int32Array(end);
+        for (let p = 0; p < end; p++) {
+          const v = this.kv[table[Math.floor(p / bs)]! * bs + (p % bs)]!;
+          if (v < 0) fail(`row ${s} reads position ${p}, never written`);
+          ctx[p] = v;
+        }
+        out[r] = sampleId(contextHash(ctx, b.seed[s]!, b.temperature[s]!, usesPen ? pen : null), (id) => banned.has(id));
+      }
     }
     return { rowIndptr: b.rowIndptr, ids: out };
   }

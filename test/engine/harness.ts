@@ -6,13 +6,16 @@
 import { KvCacheManager } from "../../src/engine/kvCache/kvCacheManager";
 import { StepBatchBuilder } from "../../src/engine/batch";
 import { SequenceQueues } from "../../src/engine/queues";
-import { commitPlan, getPolicy, schedule } from "../../src/engine/scheduler";
+import { commitPlan, getPolicy, ownTokens, schedule } from "../../src/engine/scheduler";
 import type { Plan, PolicyName, SchedulerConfig } from "../../src/engine/scheduler";
 import type { SamplingParams } from "../../src/engine/samplingParams";
 import { Sequence, runsBefore } from "../../src/engine/sequence";
 import type { SequenceFinishReason } from "../../src/engine/sequence";
 import { abort, applyStep } from "../../src/engine/stepper";
 import type { StepperContext } from "../../src/engine/stepper";
+import { Speculator } from "../../src/engine/speculative/speculator";
+import type { SpeculativeConfig } from "../../src/engine/speculative/config";
+import type { Proposer } from "../../src/engine/speculative/proposer";
 import { EOS, FakeModel } from "./fakeModel";
 
 export const EOS_IDS = [EOS];
@@ -38,6 +41,8 @@ export interface MixSpec {
   requests: RequestSpec[];
   /** Prefix caching (default on). */
   prefixCaching?: boolean;
+  /** Speculative decoding: drafts from `proposer`, verified in the passes (absent = off). */
+  speculation?: { config: SpeculativeConfig; proposer: Proposer };
 }
 
 export interface FinishRecord {
@@ -61,6 +66,10 @@ export interface MixResult {
   firstTokenStep: Map<number, number>;
   /** Prompt tokens admissions found in the prefix cache. */
   cachedTokens: number;
+  /** Speculation: draft tokens verified, accepted, and passes that carried a draft. */
+  draftTokens: number;
+  acceptedTokens: number;
+  draftPasses: number;
 }
 
 export function runMix(mix: MixSpec): MixResult {
@@ -70,11 +79,16 @@ export function runMix(mix: MixSpec): MixResult {
   const queues = new SequenceQueues();
   const builder = new StepBatchBuilder(EOS_IDS);
   const model = new FakeModel(numBlocks, blockSize);
-  const ctx: StepperContext = { queues, blocks, stop: { eosTokenIds: EOS_IDS } };
+  const spec = mix.speculation ? new Speculator(mix.speculation.config, mix.speculation.proposer, { eosTokenIds: EOS_IDS }) : null;
+  const ctx: StepperContext = {
+    queues, blocks, stop: { eosTokenIds: EOS_IDS },
+    onDraftVerified: spec ? (seq, proposed, accepted) => spec.onVerified(seq, proposed, accepted) : undefined,
+  };
+  const policyConfig: SchedulerConfig = spec ? { ...config, specDisableBatchSize: spec.config.disableByBatchSize } : config;
   const pending = [...mix.requests].sort((a, b) => a.arrivalStep - b.arrivalStep);
   const result: MixResult = {
     finished: new Map(), steps: 0, preemptions: 0, rejections: 0, fullPasses: 0, shortPasses: 0, chunkedPrompts: 0,
-    firstTokenStep: new Map(), cachedTokens: 0,
+    firstTokenStep: new Map(), cachedTokens: 0, draftTokens: 0, acceptedTokens: 0, draftPasses: 0,
   };
   const fail = (m: string): never => {
     throw new Error(`[${mix.label}] step ${result.steps}: ${m}`);
@@ -105,7 +119,9 @@ export function runMix(mix: MixSpec): MixResult {
     abortAt(step, false);
     const runningBefore = [...queues.running];
     const uncomputed = new Map(runningBefore.map((s) => [s, s.numUncomputedTokens]));
-    const plan = schedule(policy, { running: queues.running, waiting: queues.waiting, blocks }, config);
+    const proposals = spec?.propose(queues.running);
+    const plan = schedule(policy, { running: queues.running, waiting: queues.waiting, blocks, proposals }, policyConfig);
+    if (plan.entries.some((e) => e.draft)) result.draftPasses++;
     checkPassShape(plan, uncomputed, config, fail);
     const hashesBefore = hashedBlocks(blocks);
     commitPlan(plan, queues, blocks);
@@ -128,8 +144,13 @@ export function runMix(mix: MixSpec): MixResult {
       fail(`no progress: ${queues.running.length} running, ${queues.waiting.length} waiting`);
     }
     checkAccounting(queues, blocks, fail);
+    checkKvContents(queues, blocks, model, fail);
     step++;
     if (++result.steps > maxSteps) fail(`still running after ${maxSteps} steps (livelock?)`);
+  }
+  if (spec) {
+    result.draftTokens = spec.stats.numDraftTokens;
+    result.acceptedTokens = spec.stats.numAcceptedTokens;
   }
   if (blocks.numFreeBlocks !== numBlocks) fail(`${numBlocks - blocks.numFreeBlocks} blocks leaked`);
   for (let b = 0; b < numBlocks; b++) if (blocks.refCount(b) !== 0) fail(`block ${b} ends with ${blocks.refCount(b)} references`);
@@ -141,7 +162,7 @@ function checkPassShape(plan: Plan, uncomputed: Map<Sequence, number>, config: S
   if (plan.policy === "splitfuse") return;
   for (const e of plan.entries) {
     const whole = uncomputed.get(e.seq) ?? e.seq.numTokens - e.contextLen;
-    if (e.numTokens !== whole) fail(`${plan.policy} split sequence ${e.seq.id}: ${e.numTokens} of ${whole}`);
+    if (ownTokens(e) !== whole) fail(`${plan.policy} split sequence ${e.seq.id}: ${e.numTokens} of ${whole}`);
   }
   if (plan.policy === "prefill-first" && plan.admitted.length > 0 && plan.entries.length !== plan.admitted.length) {
     fail("prefill-first mixed prompts and decodes in one pass");
@@ -163,7 +184,7 @@ function checkBudgetFilled(
   }
   result.shortPasses++;
   if (plan.entries.length >= config.maxSeqs) return;
-  const planned = new Map(plan.entries.map((e) => [e.seq, e.numTokens]));
+  const planned = new Map(plan.entries.map((e) => [e.seq, ownTokens(e)]));
   const removed = new Set([...plan.preempted, ...plan.rejected.map((r) => r.seq)]);
   for (const seq of runningBefore) {
     if (removed.has(seq)) continue;
@@ -212,6 +233,29 @@ function checkAccounting(queues: SequenceQueues, blocks: KvCacheManager, fail: (
   }
   if (refs.size + blocks.numFreeBlocks !== blocks.numBlocks) fail(`referenced ${refs.size} + free ${blocks.numFreeBlocks} != ${blocks.numBlocks}`);
   if (blocks.numSequences !== queues.running.length) fail("a finished or waiting sequence still holds a block table");
+}
+
+/**
+ * Speculative rollback, checked against the fake model's KV: every computed position of a
+ * running sequence holds its real token (accepted drafts stay, rejected ones were or will be
+ * overwritten past the computed tokens), and every cached block holds exactly the tokens its
+ * hash names, so no block that held rejected draft tokens was registered with them.
+ */
+function checkKvContents(queues: SequenceQueues, blocks: KvCacheManager, model: FakeModel, fail: (m: string) => never): void {
+  const bs = blocks.blockSize;
+  for (const seq of queues.running) {
+    const t = blocks.table(seq.id)!;
+    if (t.length > Math.max(1, blocks.blocksFor(seq.numTokens))) fail(`running ${seq.id} holds ${t.length} blocks for ${seq.numTokens} tokens`);
+    for (let p = 0; p < seq.numComputedTokens; p++) {
+      if (model.slot(t.ids[Math.floor(p / bs)]!, p) !== seq.tokenAt(p)) fail(`running ${seq.id}: position ${p} holds the wrong token`);
+    }
+    const hashes = seq.blockHashes;
+    for (let i = 0; i < t.length; i++) {
+      const h = blocks.blockHash(t.ids[i]!);
+      if (h === null) continue;
+      if (i >= hashes.length || hashes[i] !== h) fail(`running ${seq.id}: block ${t.ids[i]} (table index ${i}) is cached under another prefix`);
+    }
+  }
 }
 
 /** Every block's hash before a commit. */

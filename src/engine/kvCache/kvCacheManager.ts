@@ -216,6 +216,32 @@ export class KvCacheManager implements KvCacheView {
     t.numRegistered = full;
   }
 
+  /**
+   * Speculative rollback: shrinks `seqId`'s table to its first `numTokens` tokens (its computed
+   * ones once verification accepted what it did) and frees the blocks wholly past them. Those
+   * held only rejected draft tokens and were never registered: registration stops at a
+   * sequence's own computed tokens, so a block that held rejected tokens gets a hash only once
+   * later passes have overwritten them with the sequence's real ones and filled it.
+   */
+  truncate(seqId: number, numTokens: number): void {
+    const t = this.tableOf(seqId, "truncate");
+    const keep = this.blocksFor(numTokens);
+    if (keep > t.length || t.numRegistered > Math.floor(numTokens / this.blockSize)) {
+      throw new Error(`truncate: sequence ${seqId} cannot drop to ${numTokens} tokens (${t.length} blocks, ${t.numRegistered} registered)`);
+    }
+    for (let i = t.length - 1; i >= keep; i--) {
+      const b = t.ids[i]!;
+      if (this.refs[b] !== 1 || this.hashOf[b] !== null) throw new Error(`truncate: block ${b} of sequence ${seqId} is shared or cached`);
+      this.refs[b] = 0;
+      this.queue.pushHead(b);
+    }
+    if (keep < t.length) {
+      // A table that shrank is a new object: BlockCsr reuses a table's previous row by identity,
+      // trusting that tables only grow.
+      this.tables.set(seqId, { ...t, length: keep, numTokens });
+    } else t.numTokens = numTokens;
+  }
+
   /** Blocks the current pass's commit registered. */
   get registeredInPass(): readonly number[] {
     return this.registeredThisPass;

@@ -4,12 +4,14 @@
  * the cache now, before any block is handed out (handing one out may evict a free cached block,
  * and a planned hit must not be it); then, in plan order, admitted sequences take the rest of
  * their run (blocks an earlier row of this pass fills) and fresh blocks for their other tokens,
- * running ones grow to cover the pass, and every row registers the blocks it fills. The pool
+ * running ones grow to cover the pass (draft tokens included), and every row registers the
+ * blocks its own tokens fill. The pool
  * must end exactly where the plan's accounting said it would.
  */
 import type { KvCacheManager } from "../kvCache/kvCacheManager";
 import type { SequenceQueues } from "../queues";
 import type { Plan } from "./types";
+import { ownTokens } from "./types";
 
 /** Applies `plan` to the queues and the pool; call once, right after schedule(). */
 export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: KvCacheManager): void {
@@ -45,7 +47,8 @@ export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: KvCacheMa
       const more = e.contextLen + e.numTokens - table.numTokens;
       if (more > 0) blocks.append(seq.id, more);
     }
-    if (blocks.cachingEnabled) blocks.registerComputed(seq, e.contextLen + e.numTokens);
+    // Draft tokens are not the sequence's (yet): the stepper registers what verification accepts.
+    if (blocks.cachingEnabled) blocks.registerComputed(seq, e.contextLen + ownTokens(e));
   }
   if (blocks.numFreeBlocks !== plan.numFreeBlocksAfter) {
     throw new Error(`commitPlan: ${blocks.numFreeBlocks} blocks free, the plan expected ${plan.numFreeBlocksAfter}`);

@@ -9,7 +9,7 @@ import { splitFusePolicy } from "./splitfuse";
 import type { Plan, PolicyName, SchedulerConfig, SchedulerInput, SchedulerPolicy } from "./types";
 
 export type { Plan, PlanEntry, PolicyName, Rejection, SchedulerConfig, SchedulerInput, SchedulerPolicy } from "./types";
-export { POLICY_NAMES } from "./types";
+export { POLICY_NAMES, ownTokens } from "./types";
 export { PlanInvariantError, assertPlan } from "./invariants";
 export { commitPlan } from "./commit";
 
@@ -30,6 +30,8 @@ export function getPolicy(name: PolicyName): SchedulerPolicy {
 export function validateSchedulerConfig(config: SchedulerConfig): void {
   if (!Number.isInteger(config.tokenBudget) || config.tokenBudget < 1) throw new Error(`token budget must be >= 1, got ${config.tokenBudget}`);
   if (!Number.isInteger(config.maxSeqs) || config.maxSeqs < 1) throw new Error(`max sequences must be >= 1, got ${config.maxSeqs}`);
+  const d = config.specDisableBatchSize;
+  if (d !== undefined && !(d >= 1)) throw new Error(`speculative disable batch size must be >= 1, got ${d}`);
 }
 
 /** Plans one pass with `policy` and asserts the plan's invariants (throws on violation). */

@@ -46,10 +46,12 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
   let admittedRows = 0;
   /** Blocks admissions saved through cache hits (fair share is judged without them). */
   let hitSavings = 0;
+  let draftTokens = 0;
   for (const e of plan.entries) {
     const seq = e.seq;
     const c = e.contextLen;
-    const n = e.numTokens;
+    const k = e.draft?.length ?? 0;
+    const n = e.numTokens - k; // the sequence's own tokens
     if (!planned.add(seq.id) || removed.has(seq.id)) fail(`sequence ${seq.id} planned twice, or planned and removed`);
     // Planning mutates nothing, so a waiting sequence in the pass is one being admitted.
     const isAdmitted = seq.status === "waiting";
@@ -58,6 +60,8 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
       fail(`sequence ${seq.id}: ${n} tokens from ${c} (computed ${seq.numComputedTokens} of ${seq.numTokens})`);
     }
     if (e.wantsToken !== (c + n === seq.numTokens)) fail(`sequence ${seq.id}: wantsToken is wrong`);
+    if (e.draft !== undefined) checkDraft(e.draft, seq, n, isAdmitted, input, fail);
+    draftTokens += k;
     let held = -1;
     if (isAdmitted) {
       admittedRows++;
@@ -74,9 +78,14 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
       ledger.take(e.newBlocks);
     }
     if (held < 0) held = blocks.numBlocksHeld(seq.id);
-    if ((held + e.newBlocks) * bs < c + n) fail(`sequence ${seq.id}: ${held + e.newBlocks} blocks cannot hold ${c + n} tokens`);
-    ledger.complete(seq, c, c + n);
-    tokens += n;
+    if ((held + e.newBlocks) * bs < c + n + k) fail(`sequence ${seq.id}: ${held + e.newBlocks} blocks cannot hold ${c + n + k} tokens`);
+    ledger.complete(seq, c, c + n); // draft tokens fill nothing another row may take
+    tokens += n + k;
+  }
+  if (draftTokens > 0) {
+    // Speculation never costs another sequence its KV, and stays out of large batches.
+    if (plan.preempted.length > 0) fail(`${draftTokens} draft tokens in a pass that preempts`);
+    if (decodes >= (config.specDisableBatchSize ?? Infinity)) fail(`draft tokens in a pass of ${decodes} decodes`);
   }
   if (admittedRows !== plan.admitted.length) fail("an admitted sequence has no tokens in the pass");
   if (plan.admitted.length > 0) checkAdmissionOrder(plan, input, fail);
@@ -107,6 +116,14 @@ export function assertPlan(plan: Plan, input: SchedulerInput, config: SchedulerC
       fail(`running decode ${skipped?.id} skipped`);
     }
   }
+}
+
+/** A draft rides on a running decode and is a prefix of that sequence's proposal. */
+function checkDraft(draft: Int32Array, seq: Sequence, own: number, isAdmitted: boolean, input: SchedulerInput, fail: (m: string) => never): void {
+  if (isAdmitted || own !== 1 || seq.numUncomputedTokens !== 1 || draft.length < 1) fail(`sequence ${seq.id}: a draft on a row that is not a running decode`);
+  const proposal = input.proposals?.get(seq.id);
+  if (proposal === undefined || proposal.length < draft.length) fail(`sequence ${seq.id}: a draft of ${draft.length} tokens it never proposed`);
+  for (let j = 0; j < draft.length; j++) if (draft[j] !== proposal![j]) fail(`sequence ${seq.id}: draft token ${j} is not its proposal's`);
 }
 
 /** Admitted sequences are a prefix of `waiting` (scheduling order), skipping only rejected ones. */

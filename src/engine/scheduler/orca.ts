@@ -22,6 +22,7 @@ export const orcaPolicy: SchedulerPolicy = {
       return b.finish();
     }
     scheduleRunningWhole(b, input.running);
+    b.addDrafts();
     admitWholePrompts(b, input.waiting, head);
     return b.finish();
   },

@@ -15,11 +15,19 @@
  *
  * Blocks may be shared, so every count of free blocks goes through a KvLedger.
  *
+ * Speculative decoding (addDrafts): after a policy planned its decodes, each may verify a
+ * prefix of its proposal as extra tokens of the pass (see that method for the limits).
+ *
  * Nothing here mutates a Sequence or the pool: the result is a Plan for commitPlan().
  */
 import type { Sequence } from "../sequence";
 import { KvLedger } from "./kvLedger";
 import type { Plan, PlanEntry, PolicyName, Rejection, SchedulerConfig, SchedulerInput } from "./types";
+
+/** A running sequence's one-token decode row (no draft yet). */
+function isRunningDecode(e: PlanEntry): boolean {
+  return e.seq.status === "running" && e.numTokens === 1 && e.contextLen + 1 === e.seq.numTokens;
+}
 
 /** What tryAdmit() did: admitted, blocked (stop admitting, FCFS) or rejected (skip it). */
 export type AdmitResult = "admitted" | "blocked" | "rejected";
@@ -124,6 +132,38 @@ export class PlanBuilder {
     const c = run.blocks * blocks.blockSize;
     this.addEntry(seq, c, Math.min(seq.numTokens - c, maxTokens), blocks.blocksFor(seq.numTokens) - run.blocks);
     return "admitted";
+  }
+
+  /**
+   * Speculative decoding: every running decode planned so far verifies up to its proposal's
+   * length of proposed tokens, in plan order, while the budget lasts. Draft tokens only take
+   * free blocks beyond one per running sequence (the reserve admission keeps), never preempt,
+   * and stay out of a pass that preempted anything or holds specDisableBatchSize decodes: at
+   * that size a pass is no longer bound by streaming the weights, so verifying costs throughput.
+   * A draft's tokens are not its sequence's yet: they fill no block another row may hit.
+   */
+  addDrafts(): void {
+    const proposals = this.input.proposals;
+    if (proposals === undefined || proposals.size === 0 || this.preempted.length > 0 || this.budget <= 0) return;
+    const entries = this.entries;
+    let decodes = 0;
+    for (const e of entries) if (isRunningDecode(e)) decodes++;
+    if (decodes >= (this.config.specDisableBatchSize ?? Infinity)) return;
+    const blocks = this.input.blocks;
+    for (let i = 0; i < entries.length && this.budget > 0; i++) {
+      const e = entries[i]!;
+      const proposal = proposals.get(e.seq.id);
+      if (proposal === undefined || proposal.length === 0 || !isRunningDecode(e)) continue;
+      const held = blocks.numBlocksHeld(e.seq.id) + e.newBlocks;
+      const extra = (k: number) => Math.max(0, blocks.blocksFor(e.contextLen + 1 + k) - held);
+      let k = Math.min(proposal.length, this.budget);
+      while (k > 0 && extra(k) > 0 && extra(k) > this.free - this.numRunning) k--;
+      if (k === 0) continue;
+      const more = extra(k);
+      this.ledger.take(more);
+      this.budget -= k;
+      entries[i] = { ...e, numTokens: 1 + k, newBlocks: e.newBlocks + more, draft: proposal.subarray(0, k) };
+    }
   }
 
   /** Rejects `seq` when `numTokens` of it need more blocks than the whole pool holds. */

@@ -16,7 +16,10 @@ export const prefillFirstPolicy: SchedulerPolicy = {
   plan(input: SchedulerInput, config: SchedulerConfig): Plan {
     const b = new PlanBuilder(input, config, "prefill-first");
     admitWholePrompts(b, input.waiting);
-    if (b.entries.length === 0) scheduleRunningWhole(b, input.running);
+    if (b.entries.length === 0) {
+      scheduleRunningWhole(b, input.running);
+      b.addDrafts();
+    }
     return b.finish();
   },
 };

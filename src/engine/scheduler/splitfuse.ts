@@ -9,7 +9,8 @@
  *
  * Long prompts are split into chunks across passes and short ones fused into one pass, so the
  * budget is filled exactly whenever enough prompt tokens wait (and KV admits them). A sequence
- * samples only in the pass that holds its last prompt chunk.
+ * samples only in the pass that holds its last prompt chunk. Speculative draft tokens of the
+ * decodes come right after them (PlanBuilder.addDrafts), before any prompt chunk.
  */
 import type { Sequence } from "../sequence";
 import { runsBefore } from "../sequence";
@@ -29,6 +30,7 @@ export const splitFusePolicy: SchedulerPolicy = {
       if (seq.numUncomputedTokens > 1) partial.push(seq);
       else if (!b.isRemoved(seq)) b.scheduleRunning(seq, 1);
     }
+    b.addDrafts();
     const waiting = input.waiting;
     let w = 0; // the next waiting sequence; past the end once admission is blocked
     const admitUpTo = (next: Sequence | undefined) => {

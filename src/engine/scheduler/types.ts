@@ -17,6 +17,11 @@ export interface SchedulerConfig {
   readonly tokenBudget: number;
   /** Sequence cap S: sequences in one pass, and running sequences at any time. */
   readonly maxSeqs: number;
+  /**
+   * Speculative decoding: no draft tokens join a pass once it holds this many decodes (vLLM's
+   * disable_by_batch_size); absent = no limit.
+   */
+  readonly specDisableBatchSize?: number;
 }
 
 /** What a policy reads: the queues and a read-only view of the pool. */
@@ -26,6 +31,11 @@ export interface SchedulerInput {
   /** Sequences without KV, in scheduling order. */
   readonly waiting: readonly Sequence[];
   readonly blocks: KvCacheView;
+  /**
+   * Speculative decoding: proposed next tokens per running sequence id (speculative/). A running
+   * decode may verify a prefix of its proposal in the pass, budget and free blocks allowing.
+   */
+  readonly proposals?: ReadonlyMap<number, Int32Array>;
 }
 
 /** One sequence's share of the pass: tokens [contextLen, contextLen + numTokens). */
@@ -38,6 +48,16 @@ export interface PlanEntry {
   readonly wantsToken: boolean;
   /** Fresh blocks the commit adds to its table (an admitted sequence: all but its cached run). */
   readonly newBlocks: number;
+  /**
+   * Speculative decoding: proposed tokens verified after the decode token, at positions
+   * contextLen + 1.. (numTokens counts them: 1 + draft.length). Only on running decodes.
+   */
+  readonly draft?: Int32Array;
+}
+
+/** Tokens of the entry that are the sequence's own (numTokens less any draft). */
+export function ownTokens(e: PlanEntry): number {
+  return e.draft === undefined ? e.numTokens : e.numTokens - e.draft.length;
 }
 
 /** A sequence that can never fit in the KV pool, even alone. */

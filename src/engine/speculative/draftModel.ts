@@ -1,0 +1,164 @@
+/**
+ * Draft-model proposals: a small model of the same vocabulary, run by the same native engine
+ * type on its own KV pool. One proposal of up to k tokens per sequence per target pass, made in
+ * k draft passes over all the sequences at once:
+ *
+ *   pass 0:    each sequence's tokens the draft has not computed yet (the last accepted tokens
+ *              and the target's corrected one; a whole prompt the first time) → draft token 0
+ *   pass j>0:  draft token j-1 of every sequence still drafting → draft token j
+ *
+ * The draft samples with the request's own parameters and seed, and the contract seeds a draw by
+ * (seed, the position it predicts): where the draft's distribution equals the target's, its draw
+ * IS the target's, so a draft equal to the target is accepted 100% (greedy or sampled) — the
+ * device bench's ceiling. Its KV is private and needs no rollback of blocks: at the next
+ * proposal its valid prefix is where its drafted tokens stop being the sequence's, and the
+ * passes from there overwrite the rest.
+ */
+import type { EngineOptions } from "../options";
+import { KvCacheManager } from "../kvCache/kvCacheManager";
+import type { Sequence } from "../sequence";
+import { NativeEngine } from "../../native";
+import type { StepBatch } from "../stepBatch";
+import { loadWeights, openModelDir } from "../../model/load";
+import type { ProposalRequest, Proposer } from "./proposer";
+import { NO_PROPOSAL } from "./proposer";
+
+/** The draft's view of one target sequence. */
+interface DraftState {
+  /** Positions [0, computed) hold draft KV: the sequence's tokens before `base`, `drafted` after. */
+  computed: number;
+  base: number;
+  drafted: number[];
+}
+
+/** One row of a draft pass. */
+interface Row {
+  readonly seq: Sequence;
+  readonly index: number;
+  readonly context: number;
+  readonly tokens: ArrayLike<number>;
+}
+
+export class DraftModelProposer implements Proposer {
+  readonly method = "draft";
+  private readonly state = new Map<number, DraftState>();
+  private readonly kv: KvCacheManager;
+
+  private constructor(private readonly native: NativeEngine) {
+    const info = native.info();
+    this.kv = new KvCacheManager(info.numBlocks, info.blockSize, false);
+  }
+
+  /** Loads the draft model in `dir`; its vocabulary must be the target's. */
+  static load(dir: string, engine: EngineOptions, targetVocab: number): DraftModelProposer {
+    const model = openModelDir(dir);
+    const native = NativeEngine.create(model.spec, engine.backend ?? (process.env.FASTGEN_BACKEND === "cuda" ? "cuda" : "cpu"));
+    try {
+      loadWeights(model, native);
+      // The target sized its pool first; the draft takes a share of what is left.
+      native.finalize({ blockSize: engine.blockSize, maxKvBytes: (engine.kvMemoryMiB * 2 ** 20) / 4, memoryFraction: engine.memoryFraction });
+      const vocab = native.info().vocabSize;
+      if (vocab !== targetVocab) throw new Error(`draft model ${dir} has a vocabulary of ${vocab}, the target ${targetVocab}`);
+      return new DraftModelProposer(native);
+    } catch (e) {
+      native.destroy();
+      throw e;
+    } finally {
+      model.close();
+    }
+  }
+
+  propose(requests: readonly ProposalRequest[]): Int32Array[] {
+    const out = requests.map(() => [] as number[]);
+    let rows: Row[] = [];
+    requests.forEach(({ seq }, index) => {
+      const st = this.state.get(seq.id) ?? { computed: 0, base: 0, drafted: [] };
+      this.state.set(seq.id, st);
+      // Draft KV stays valid where its tokens are the sequence's (accepted drafts); the rest is
+      // recomputed. Whether the last draft was verified, cut by the budget or preempted, this holds.
+      let from = Math.min(st.computed, st.base);
+      while (from < st.computed && from < seq.numTokens && seq.tokenAt(from) === st.drafted[from - st.base]) from++;
+      from = Math.min(from, seq.numTokens - 1);
+      st.base = seq.numTokens;
+      st.drafted = [];
+      rows.push({ seq, index, context: from, tokens: seq.tokenIds.subarray(from) });
+    });
+    for (let j = 0; rows.length > 0; j++) {
+      rows = rows.filter((r) => this.reserve(r));
+      if (rows.length === 0) break;
+      const ids = this.native.step(this.batch(rows)).ids;
+      const next: Row[] = [];
+      rows.forEach((r, i) => {
+        const st = this.state.get(r.seq.id)!;
+        st.computed = r.context + r.tokens.length;
+        st.drafted.push(ids[i]!);
+        out[r.index]!.push(ids[i]!);
+        if (out[r.index]!.length < requests[r.index]!.maxTokens) next.push({ ...r, context: r.context + r.tokens.length, tokens: [ids[i]!] });
+      });
+      rows = next;
+    }
+    return out.map((d) => (d.length > 0 ? Int32Array.from(d) : NO_PROPOSAL));
+  }
+
+  release(seqId: number): void {
+    this.state.delete(seqId);
+    this.kv.free(seqId);
+  }
+
+  destroy(): void {
+    this.native.destroy();
+  }
+
+  /** Grows the row's table to cover its tokens; false (and the sequence's draft state dropped) when the pool is full. */
+  private reserve(r: Row): boolean {
+    const need = r.context + r.tokens.length;
+    const t = this.kv.table(r.seq.id);
+    const more = need - (t?.numTokens ?? 0);
+    if (more <= 0) return true;
+    const blocks = this.kv.blocksFor(need) - (t?.length ?? 0);
+    if (blocks > this.kv.numFreeBlocks) {
+      this.release(r.seq.id);
+      return false;
+    }
+    if (t === undefined) this.kv.allocate(r.seq.id, need);
+    else this.kv.append(r.seq.id, more);
+    return true;
+  }
+
+  /** One draft pass: each row's tokens, sampled at its last one with its request's parameters. */
+  private batch(rows: readonly Row[]): StepBatch {
+    const n = rows.length;
+    let total = 0;
+    for (const r of rows) total += r.tokens.length;
+    const b: StepBatch = {
+      tokenIds: new Int32Array(total), positions: new Int32Array(total), cuSeqlens: new Int32Array(n + 1),
+      contextLens: new Int32Array(n), blockIndptr: new Int32Array(n + 1), blockIndices: new Int32Array(0),
+      rowIndptr: new Int32Array(n + 1), rowTokens: new Int32Array(n),
+      temperature: new Float32Array(n), topP: new Float32Array(n), topK: new Int32Array(n), minP: new Float32Array(n),
+      seed: new BigUint64Array(n), numLogprobs: 0, returnLogits: false,
+    };
+    const indices: number[] = [];
+    let t = 0;
+    rows.forEach((r, i) => {
+      for (let j = 0; j < r.tokens.length; j++) {
+        b.tokenIds[t] = r.tokens[j]!;
+        b.positions[t++] = r.context + j;
+      }
+      b.cuSeqlens[i + 1] = t;
+      b.contextLens[i] = r.context;
+      const table = this.kv.table(r.seq.id)!;
+      for (let k = 0; k < this.kv.blocksFor(r.context + r.tokens.length); k++) indices.push(table.ids[k]!);
+      b.blockIndptr[i + 1] = indices.length;
+      b.rowIndptr[i + 1] = i + 1;
+      b.rowTokens[i] = t - 1;
+      const p = r.seq.params;
+      b.temperature[i] = p.temperature;
+      b.topP[i] = p.topP;
+      b.topK[i] = p.topK;
+      b.minP[i] = p.minP;
+      b.seed[i] = p.seed;
+    });
+    b.blockIndices = Int32Array.from(indices);
+    return b;
+  }
+}

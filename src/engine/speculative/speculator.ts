@@ -1,0 +1,86 @@
+/**
+ * Speculator: the engine's side of speculative decoding. Before each pass it asks the proposer
+ * for drafts for the running decodes (the scheduler then fits what it can into the pass); after
+ * verification it adapts each sequence's k and counts what was proposed and accepted.
+ *
+ * k per sequence starts at num_speculative_tokens and follows its acceptance (the schedule of
+ * HF transformers' assisted generation): every draft accepted whole raises it by 2, any
+ * rejection lowers it by 1, between 1 and num_speculative_tokens. A sequence whose drafts keep
+ * failing thus costs one extra token per pass, and a run of hits goes back to k quickly.
+ */
+import type { Sequence } from "../sequence";
+import type { StopConfig } from "../stop";
+import type { SpeculativeConfig } from "./config";
+import { maxDraftTokens } from "./eligibility";
+import type { ProposalRequest, Proposer } from "./proposer";
+
+/** vLLM's spec-decode counters. */
+export interface SpecDecodeStats {
+  /** Drafts verified (one per sequence per pass that carried one). */
+  numDrafts: number;
+  numDraftTokens: number;
+  numAcceptedTokens: number;
+  /** [j]: drafts whose token j was accepted (acceptance by position). */
+  acceptedPerPos: number[];
+}
+
+export class Speculator {
+  readonly stats: SpecDecodeStats;
+  private readonly k = new WeakMap<Sequence, number>();
+
+  constructor(
+    readonly config: SpeculativeConfig,
+    readonly proposer: Proposer,
+    private readonly stop: StopConfig,
+  ) {
+    this.stats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPos: new Array<number>(config.numSpeculativeTokens).fill(0) };
+  }
+
+  /**
+   * Drafts for the running decodes, by sequence id; undefined when this pass gets none (too many
+   * decodes: the scheduler would drop them anyway, so the proposer is not even asked).
+   */
+  propose(running: readonly Sequence[]): Map<number, Int32Array> | undefined {
+    const requests: ProposalRequest[] = [];
+    let decodes = 0;
+    for (const seq of running) {
+      if (seq.numUncomputedTokens !== 1) continue;
+      if (++decodes >= this.config.disableByBatchSize) return undefined;
+      const m = maxDraftTokens(seq, this.kOf(seq), this.stop);
+      if (m > 0) requests.push({ seq, maxTokens: m });
+    }
+    if (requests.length === 0) return undefined;
+    const drafts = this.proposer.propose(requests);
+    const out = new Map<number, Int32Array>();
+    requests.forEach((r, i) => {
+      const d = drafts[i]!;
+      if (d.length > 0) out.set(r.seq.id, d.length > r.maxTokens ? d.subarray(0, r.maxTokens) : d);
+    });
+    return out.size > 0 ? out : undefined;
+  }
+
+  /** Verification of `seq`'s draft of `proposed` tokens accepted `accepted` of them. */
+  onVerified(seq: Sequence, proposed: number, accepted: number): void {
+    const s = this.stats;
+    s.numDrafts++;
+    s.numDraftTokens += proposed;
+    s.numAcceptedTokens += accepted;
+    for (let j = 0; j < accepted; j++) s.acceptedPerPos[j]!++;
+    const k = this.kOf(seq);
+    this.k.set(seq, accepted === proposed ? Math.min(this.config.numSpeculativeTokens, k + 2) : Math.max(1, k - 1));
+    this.proposer.onVerified?.(seq, accepted);
+  }
+
+  /** `seqId` finished: the proposer drops its state. */
+  release(seqId: number): void {
+    this.proposer.release?.(seqId);
+  }
+
+  destroy(): void {
+    this.proposer.destroy?.();
+  }
+
+  private kOf(seq: Sequence): number {
+    return this.k.get(seq) ?? this.config.numSpeculativeTokens;
+  }
+}
