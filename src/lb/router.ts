@@ -1,29 +1,62 @@
 /**
  * Routing policies: which healthy replica takes the next prompt.
- *   least-outstanding  fewest queued + running tokens (ties: fewest requests, then in turn)
+ *   cache-aware        least (outstanding tokens - prompt tokens it holds in its prefix cache)
+ *   least-outstanding  fewest queued + running tokens
  *   round-robin        each in turn
- * Both keep a cursor, so equal replicas take turns instead of the first one taking everything.
+ * Ties: fewest requests, then in turn; the cursor keeps equal replicas taking turns instead of
+ * the first one taking everything.
+ *
+ * Why cache-aware scores `load - cached`: load counts tokens still to pass through the engine
+ * (prompt + generation); under SplitFuse a prompt token and a decode token take one slot each of a
+ * pass's token budget, so a cached token is one slot of work the replica will not do. The score
+ * is then the replica's work once it has this request (less the prompt, the same everywhere),
+ * which is what least-outstanding minimizes too: with no replica holding the prefix it IS
+ * least-outstanding. A replica holding the prefix wins until its load exceeds another's by the
+ * cached tokens; past that the prompt goes elsewhere, is computed there, and from then on both
+ * hold it, so a hot prefix spreads to as many replicas as its load needs. The imbalance it
+ * accepts is bounded by one prompt's length (at most the context length).
  */
 import type { Replica } from "./replica";
+import type { RouteQuery } from "./promptChain";
+import { PromptChain } from "./promptChain";
 
-export const ROUTING_POLICIES = ["least-outstanding", "round-robin"] as const;
+export const ROUTING_POLICIES = ["cache-aware", "least-outstanding", "round-robin"] as const;
 export type RoutingPolicy = (typeof ROUTING_POLICIES)[number];
+
+/**
+ * The policy when none is asked for: cache-aware where the replicas cache prefixes (the default),
+ * least-outstanding where they were started without (no events to follow, no prompts to hash).
+ * A replica that publishes nothing leaves cache-aware equal to least-outstanding, so the choice
+ * is safe for remote replicas whose flags this front end cannot see.
+ */
+export function defaultRoutingPolicy(enablePrefixCaching: boolean | undefined): RoutingPolicy {
+  return enablePrefixCaching === false ? "least-outstanding" : "cache-aware";
+}
 
 export class Router {
   private cursor = 0;
 
   constructor(readonly policy: RoutingPolicy = "least-outstanding") {}
 
-  /** Picks one of `candidates` (all healthy, in a fixed order); undefined when there are none. */
-  pick(candidates: readonly Replica[]): Replica | undefined {
+  /**
+   * Picks one of `candidates` (all healthy, in a fixed order) for the prompt `query` describes;
+   * undefined when there are none.
+   */
+  pick(candidates: readonly Replica[], query?: RouteQuery): Replica | undefined {
     const count = candidates.length;
     if (count === 0) return undefined;
     const start = this.cursor++ % count;
     if (this.policy === "round-robin") return candidates[start];
+    const chain = this.policy === "cache-aware" && query ? new PromptChain(query) : null;
     let best: Replica | undefined;
+    let bestScore = Infinity;
     for (let k = 0; k < count; k++) {
       const r = candidates[(start + k) % count]!;
-      if (!best || r.load < best.load || (r.load === best.load && r.work.requests < best.work.requests)) best = r;
+      const score = r.load - (chain ? chain.cachedTokens(r.cache) : 0);
+      if (!best || score < bestScore || (score === bestScore && r.work.requests < best.work.requests)) {
+        best = r;
+        bestScore = score;
+      }
     }
     return best;
   }
