@@ -112,13 +112,14 @@ export class LoadBalancer implements ReplicatedEngine {
     let failures = 0;
     for (;;) {
       if (signal?.aborted) return;
-      const replica = this.router.pick(this.replicas.filter((r) => r.healthy && !tried.has(r)), route);
-      if (!replica) throw this.noReplica(lastError);
+      const picked = this.router.pick(this.replicas.filter((r) => r.healthy && !tried.has(r)), route);
+      if (!picked) throw this.noReplica(lastError);
+      const replica = picked.replica;
       tried.add(replica);
       const held: HeldRequest = { fingerprint, blamed: false };
       let seen = false;
       try {
-        for await (const delta of this.runOn(replica, request, signal, held)) {
+        for await (const delta of this.runOn(replica, request, signal, held, picked.cachedTokens)) {
           seen = true;
           yield delta;
         }
@@ -162,13 +163,18 @@ export class LoadBalancer implements ReplicatedEngine {
     return new ReplicaFailedError(index, replica.address, requestId, cause, why);
   }
 
-  /** One attempt on one replica: counts its work, and fails it if health checks evict the replica. */
-  private async *runOn(replica: Replica, request: GenerateRequest, signal: AbortSignal | undefined, held: HeldRequest): AsyncGenerator<GenerationDelta> {
+  /**
+   * One attempt on one replica: counts its work, and fails it if health checks evict the replica.
+   * The prompt tokens it is expected to find cached are not counted: they are no work there.
+   */
+  private async *runOn(
+    replica: Replica, request: GenerateRequest, signal: AbortSignal | undefined, held: HeldRequest, cachedTokens: number,
+  ): AsyncGenerator<GenerationDelta> {
     const attempt = new AbortController();
     const forward = () => attempt.abort(signal?.reason);
     signal?.addEventListener("abort", forward, { once: true });
     const untrack = replica.track(attempt);
-    const ticket = replica.work.start(request.promptIds.length, request.sampling.maxTokens, request.sampling.n ?? 1);
+    const ticket = replica.work.start(request.promptIds.length - cachedTokens, request.sampling.maxTokens, request.sampling.n ?? 1);
     replica.routed++;
     const evicted = () => attempt.signal.aborted && !signal?.aborted;
     const accepted = () => replica.held.add(held);

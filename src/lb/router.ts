@@ -6,15 +6,17 @@
  * Ties: fewest requests, then in turn; the cursor keeps equal replicas taking turns instead of
  * the first one taking everything.
  *
- * Why cache-aware scores `load - cached`: load counts tokens still to pass through the engine
- * (prompt + generation); under SplitFuse a prompt token and a decode token take one slot each of a
- * pass's token budget, so a cached token is one slot of work the replica will not do. The score
- * is then the replica's work once it has this request (less the prompt, the same everywhere),
- * which is what least-outstanding minimizes too: with no replica holding the prefix it IS
+ * Why cache-aware scores `load - cached`: load counts the tokens a replica still has to pass
+ * through its engine (a request the balancer sent counts its prompt less the tokens its route
+ * expected cached, plus its generation). Under SplitFuse a prompt token and a decode token take
+ * one slot each of a pass's token budget, so a cached token is one slot of work not done. The
+ * score is then the replica's work once it has this request (less the prompt, the same
+ * everywhere), which least-outstanding minimizes too: where no replica holds the prefix it IS
  * least-outstanding. A replica holding the prefix wins until its load exceeds another's by the
  * cached tokens; past that the prompt goes elsewhere, is computed there, and from then on both
- * hold it, so a hot prefix spreads to as many replicas as its load needs. The imbalance it
- * accepts is bounded by one prompt's length (at most the context length).
+ * hold it, so a hot prefix spreads to as many replicas as its load needs. The imbalance accepted
+ * is bounded by one prompt's length (at most the context length). Dynamo's KV router scores the
+ * same sum (prefill blocks still to compute + active blocks), with a weight on the first.
  */
 import type { Replica } from "./replica";
 import type { RouteQuery } from "./promptChain";
@@ -33,6 +35,12 @@ export function defaultRoutingPolicy(enablePrefixCaching: boolean | undefined): 
   return enablePrefixCaching === false ? "least-outstanding" : "cache-aware";
 }
 
+/** A routing decision: the replica, and the prompt tokens it is expected to find cached. */
+export interface Route {
+  replica: Replica;
+  cachedTokens: number;
+}
+
 export class Router {
   private cursor = 0;
 
@@ -42,19 +50,20 @@ export class Router {
    * Picks one of `candidates` (all healthy, in a fixed order) for the prompt `query` describes;
    * undefined when there are none.
    */
-  pick(candidates: readonly Replica[], query?: RouteQuery): Replica | undefined {
+  pick(candidates: readonly Replica[], query?: RouteQuery): Route | undefined {
     const count = candidates.length;
     if (count === 0) return undefined;
     const start = this.cursor++ % count;
-    if (this.policy === "round-robin") return candidates[start];
+    if (this.policy === "round-robin") return { replica: candidates[start]!, cachedTokens: 0 };
     const chain = this.policy === "cache-aware" && query ? new PromptChain(query) : null;
-    let best: Replica | undefined;
+    let best: Route | undefined;
     let bestScore = Infinity;
     for (let k = 0; k < count; k++) {
       const r = candidates[(start + k) % count]!;
-      const score = r.load - (chain ? chain.cachedTokens(r.cache) : 0);
-      if (!best || score < bestScore || (score === bestScore && r.work.requests < best.work.requests)) {
-        best = r;
+      const cachedTokens = chain ? chain.cachedTokens(r.cache) : 0;
+      const score = r.load - cachedTokens;
+      if (!best || score < bestScore || (score === bestScore && r.work.requests < best.replica.work.requests)) {
+        best = { replica: r, cachedTokens };
         bestScore = score;
       }
     }

@@ -38,39 +38,39 @@ describe("cache-aware router", () => {
   test("with no cached prefix anywhere it is least-outstanding", () => {
     const router = new Router("cache-aware");
     const rs = [replica("a", 50), replica("b", 20), replica("c", 30, [range(40, 500)])];
-    expect(router.pick(rs, query(conversation))!.address).toBe("b");
+    expect(router.pick(rs, query(conversation))!.replica.address).toBe("b");
   });
 
   test("the replica holding the prefix wins until its load exceeds another's by the cached tokens", () => {
     const router = new Router("cache-aware");
     const prompt = [...conversation, 900, 901, 902]; // the conversation's next turn
     // c holds 40 tokens of it: it wins while its load is < 40 tokens over the least loaded.
-    expect(router.pick([replica("a", 0), replica("b", 10), replica("c", 39, [conversation])], query(prompt))!.address).toBe("c");
-    expect(router.pick([replica("a", 0), replica("b", 10), replica("c", 41, [conversation])], query(prompt))!.address).toBe("a");
+    expect(router.pick([replica("a", 0), replica("b", 10), replica("c", 39, [conversation])], query(prompt))!.replica.address).toBe("c");
+    expect(router.pick([replica("a", 0), replica("b", 10), replica("c", 41, [conversation])], query(prompt))!.replica.address).toBe("a");
     // least-outstanding ignores the cache.
-    expect(new Router("least-outstanding").pick([replica("a", 0), replica("c", 39, [conversation])], query(prompt))!.address).toBe("a");
+    expect(new Router("least-outstanding").pick([replica("a", 0), replica("c", 39, [conversation])], query(prompt))!.replica.address).toBe("a");
   });
 
   test("longest prefix: the replica with more of the chain wins at equal load", () => {
     const router = new Router("cache-aware");
     const rs = [replica("short", 0, [range(16)]), replica("long", 0, [range(32)])];
-    expect(router.pick(rs, query(range(40)))!.address).toBe("long");
+    expect(router.pick(rs, query(range(40)))!.replica.address).toBe("long");
   });
 
   test("the last prompt token is never counted (the replica recomputes it), nor a partial block", () => {
     const router = new Router("cache-aware");
     // Both hold 8 tokens = 2 blocks; an 8-token prompt can hit only its first block (4 tokens).
-    for (let i = 0; i < 4; i++) expect(router.pick([replica("a", 0), replica("b", 4, [range(8)])], query(range(8)))!.address).toBe("a");
-    expect(router.pick([replica("a", 0), replica("b", 3, [range(8)])], query(range(8)))!.address).toBe("b");
+    for (let i = 0; i < 4; i++) expect(router.pick([replica("a", 0), replica("b", 4, [range(8)])], query(range(8)))!.replica.address).toBe("a");
+    expect(router.pick([replica("a", 0), replica("b", 3, [range(8)])], query(range(8)))!.replica.address).toBe("b");
   });
 
   test("a different cache salt, or a request with prompt logprobs, matches nothing", () => {
     const router = new Router("cache-aware");
     const rs = () => [replica("a", 0), replica("b", 10, [conversation], "tenant-1")];
-    expect(router.pick(rs(), query(conversation, "tenant-1"))!.address).toBe("b");
-    expect(router.pick(rs(), query(conversation, "tenant-2"))!.address).toBe("a");
-    expect(router.pick(rs(), query(conversation))!.address).toBe("a");
-    expect(router.pick(rs(), query(conversation, "tenant-1", false))!.address).toBe("a");
+    expect(router.pick(rs(), query(conversation, "tenant-1"))!.replica.address).toBe("b");
+    expect(router.pick(rs(), query(conversation, "tenant-2"))!.replica.address).toBe("a");
+    expect(router.pick(rs(), query(conversation))!.replica.address).toBe("a");
+    expect(router.pick(rs(), query(conversation, "tenant-1", false))!.replica.address).toBe("a");
   });
 
   test("default policy: cache-aware unless prefix caching is off", () => {
