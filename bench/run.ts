@@ -2,6 +2,7 @@
  * `bun run bench -- <suite> [options]`: FastGen's benchmarks. Each prints a table and writes
  * JSON (with the command that produced it) under bench/results/.
  *   cpu         CPU backend prefill/decode tokens/s (bench/cpuThroughput.ts)
+ *   grammar     structured-output overhead: tokens/s with and without a JSON schema, compile time (bench/grammarOverhead.ts)
  *   scheduler   scheduler plan + batch-building cost per step (bench/scheduler.ts)
  *   --server URL | --serve ...
  *               load generator on an OpenAI-compatible server: throughput-latency, effective
@@ -19,6 +20,7 @@ const rest = isLoad ? argv : argv.slice(1);
 const suites: Record<string, { file: string; entry?: string }> = {
   cpu: { file: "./cpuThroughput.ts" },
   scheduler: { file: "./scheduler.ts" },
+  grammar: { file: "./grammarOverhead.ts" },
   load: { file: "./load/loadCommand.ts" },
   compare: { file: "./load/compareCommand.ts" },
   report: { file: "./load/compareCommand.ts", entry: "report" },

@@ -20,6 +20,8 @@ import type { LogFormat } from "../ops/logger";
 import { LOG_FORMATS, Logger } from "../ops/logger";
 import { DEFAULT_SHUTDOWN_TIMEOUT_S, shutDownOnSignal } from "../deploy/shutdown";
 import { ChatTemplateError, renderChat } from "../tokenizer/chatTemplate";
+import { TOOL_CALL_PARSERS } from "../server/tools/toolParsers";
+import type { ToolCallParserName } from "../server/tools/toolParsers";
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "../ops/engineFlags";
 import { REPLICA_FLAG_HELP, REPLICA_FLAG_SPEC, replicaFlagsFrom } from "./replicaFlags";
 import { CLIENT_BOUND_FLAG_HELP, CLIENT_BOUND_FLAG_SPEC, clientBoundsFrom } from "./clientBoundFlags";
@@ -48,6 +50,8 @@ Options:
                             in the process list, so prefer --api-key-file or $FASTGEN_API_KEY
   --served-model-name NAME  the model name clients send (default: the model's name)
   --chat-template FILE      a Jinja chat template replacing the model's own
+  --tool-call-parser P      hermes | llama3_json | mistral: the format tool_choice "auto" parses
+                            calls from, as the model's template teaches it (default hermes)
   --generation-config M     auto | vllm: auto applies generation_config.json's temperature, top_p,
                             top_k, min_p, repetition_penalty to requests that leave them unset and
                             caps max tokens at its max_new_tokens, as vLLM does; vllm ignores them
@@ -69,6 +73,13 @@ Options:
 ${CLIENT_BOUND_FLAG_HELP}
 ${REPLICA_FLAG_HELP}
 ${ENGINE_FLAG_HELP}`;
+
+/** Reads --tool-call-parser (default hermes). */
+function readToolCallParser(v: string | undefined): ToolCallParserName {
+  if (v === undefined) return "hermes";
+  if (!(TOOL_CALL_PARSERS as readonly string[]).includes(v)) throw new UsageError(`--tool-call-parser must be one of ${TOOL_CALL_PARSERS.join(", ")}, got "${v}"`);
+  return v as ToolCallParserName;
+}
 
 /** Reads --chat-template and renders a sample chat with it, so a broken template fails at startup. */
 function readChatTemplate(path: string | undefined): string | undefined {
@@ -98,6 +109,7 @@ export const SERVE_FLAG_SPEC = {
   "api-key-file": { type: "string" },
   "served-model-name": { type: "string" },
   "chat-template": { type: "string" },
+  "tool-call-parser": { type: "string" },
   "generation-config": { type: "string" },
   "allowed-origins": { type: "string" },
   "max-body-bytes": { type: "string" },
@@ -125,6 +137,7 @@ export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   const apiKey = apiKeyFrom(values);
   const chatTemplate = readChatTemplate(values["chat-template"]);
+  const toolCallParser = readToolCallParser(values["tool-call-parser"]);
   const maxBodyBytes = intFlag("max-body-bytes", values["max-body-bytes"]);
   const maxQueue = intFlag("max-queue", values["max-queue"]);
   const clientBounds = clientBoundsFrom(values);
@@ -159,7 +172,7 @@ export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}
   const { engine } = await startServingEngine(modelDir, frontEnd, start, { onProgress });
   logger.info(loadedLine(engine, modelDir, performance.now() - loadStart));
   const server = createServer({
-    engine, apiKey, servedModelName: values["served-model-name"], chatTemplate, maxBodyBytes, maxQueue, logger, accessLog: true,
+    engine, apiKey, servedModelName: values["served-model-name"], chatTemplate, toolCallParser, maxBodyBytes, maxQueue, logger, accessLog: true,
     generationConfig: generationConfig as GenerationConfigMode, allowedOrigins, ...clientBounds,
   });
   const defaults = describeDefaults(server.context.samplingDefaults);

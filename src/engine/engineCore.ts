@@ -32,6 +32,8 @@ import type { StepResult } from "../native";
 import { openModelDir, loadWeights } from "../model/load";
 import { Tokenizer } from "../tokenizer/tokenizer";
 import { modelNameOf } from "../model/modelName";
+import { EngineGrammars, GrammarError } from "../grammar/engineGrammars";
+import type { SequenceGrammar } from "../grammar/sequenceGrammar";
 
 /** One sample of a request: its sequence and what its client has been sent. */
 interface Sample {
@@ -45,6 +47,8 @@ interface Sample {
   promptLogprobs: (TokenLogprob | null)[] | null;
   /** Its first delta went out (it carries the prompt tokens found in the prefix cache). */
   started: boolean;
+  /** Its output constraint's matcher (structured outputs, tool calls). */
+  readonly grammar?: SequenceGrammar;
 }
 
 interface RequestState {
@@ -85,14 +89,22 @@ export class EngineCore {
   readonly timing = { steps: 0, stepMs: 0, nativeMs: 0 };
   /** The prefix cache's changes since the last drain, for cache-aware routing (null: caching off). */
   readonly kvEvents: KvEventRecorder | null;
+  /** Grammar-constrained decoding (src/grammar/): matchers, masks, the compiled-grammar cache. */
+  readonly grammars: EngineGrammars;
+  /** Requests whose grammar is compiling (addRequestAsync), and whether they were aborted meanwhile. */
+  private readonly preparing = new Map<string, { aborted: boolean }>();
 
   private constructor(
     private readonly native: NativeEngine,
     readonly tokenizer: Tokenizer,
     readonly modelName: string,
     readonly options: EngineOptions,
+    modelDir: string,
   ) {
     const info = native.info();
+    this.grammars = new EngineGrammars({
+      modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds, idToToken: (id) => tokenizer.idToToken(id),
+    });
     this.kvEvents = options.enablePrefixCaching ? new KvEventRecorder(info.blockSize) : null;
     this.blocks = new KvCacheManager(info.numBlocks, info.blockSize, options.enablePrefixCaching, this.kvEvents);
     this.maxModelLen = contextLength(native, options.maxModelLen);
@@ -141,7 +153,7 @@ export class EngineCore {
     } finally {
       model.close();
     }
-    return new EngineCore(native, tokenizer, modelNameOf(model.dir), opts);
+    return new EngineCore(native, tokenizer, modelNameOf(model.dir), opts, model.dir);
   }
 
   readyInfo(): WorkerReadyInfo {
@@ -153,7 +165,7 @@ export class EngineCore {
    * Queues a request of `sampling.n` samples.
    * @throws RequestRejectedError when it can never run (too long, bad parameters, duplicate id).
    */
-  addRequest(id: string, promptIds: number[], sampling: SamplingOptions, firstSample = 0): void {
+  addRequest(id: string, promptIds: number[], sampling: SamplingOptions, firstSample = 0, grammars?: SequenceGrammar[]): void {
     if (this.fatalError) throw new Error(`engine failed: ${this.fatalError.message}`);
     if (this.requests.has(id)) throw new RequestRejectedError(`duplicate request id ${id}`);
     if (promptIds.length === 0) throw new RequestRejectedError("the prompt is empty");
@@ -166,6 +178,7 @@ export class EngineCore {
       );
     const n = sampling.n ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new RequestRejectedError("n must be an integer >= 1");
+    if (sampling.structured && grammars?.length !== n) throw new RequestRejectedError("a structured output needs its grammars (addRequestAsync)");
     let params;
     try {
       params = Array.from({ length: n }, (_, i) =>
@@ -183,6 +196,7 @@ export class EngineCore {
         out: new OutputStream(this.tokenizer, promptIds, params[i]!.stop, { includeStop: params[i]!.includeStopStrInOutput, skipSpecialTokens: params[i]!.skipSpecialTokens }),
         promptLogprobs: params[i]!.promptLogprobs >= 0 ? new Array<TokenLogprob | null>(promptIds.length).fill(null) : null,
         started: false,
+        grammar: grammars?.[i],
       };
       request.samples.push(sample);
       this.samplesBySeq.set(seqId, sample);
@@ -190,6 +204,39 @@ export class EngineCore {
     }
     this.requests.set(id, request);
     this.counters.promptTokens += promptIds.length;
+  }
+
+  /**
+   * addRequest, after compiling the request's output constraint (cached by key) and making one
+   * matcher per sample. A request aborted while its grammar compiles is dropped.
+   * @throws RequestRejectedError also for a constraint XGrammar cannot compile
+   */
+  async addRequestAsync(id: string, promptIds: number[], sampling: SamplingOptions, firstSample = 0): Promise<void> {
+    if (!sampling.structured) return this.addRequest(id, promptIds, sampling, firstSample);
+    if (this.requests.has(id) || this.preparing.has(id)) throw new RequestRejectedError(`duplicate request id ${id}`);
+    const state = { aborted: false };
+    this.preparing.set(id, state);
+    let grammars: SequenceGrammar[];
+    try {
+      grammars = await this.grammars.forRequest(sampling.structured, sampling.n ?? 1);
+    } catch (e) {
+      if (e instanceof GrammarError) throw new RequestRejectedError(e.message);
+      throw e;
+    } finally {
+      this.preparing.delete(id);
+    }
+    try {
+      if (state.aborted) throw new RequestRejectedError("aborted");
+      this.addRequest(id, promptIds, sampling, firstSample, grammars);
+    } catch (e) {
+      for (const g of grammars) this.grammars.release(g);
+      if (!state.aborted) throw e;
+    }
+  }
+
+  /** Computes the grammar masks the next step will need; null when none is missing (no await). */
+  prepareMasks(): Promise<void> | null {
+    return this.grammars.prepareMasks();
   }
 
   hasWork(): boolean {
@@ -225,6 +272,7 @@ export class EngineCore {
       let batch: StepBatch;
       try {
         batch = this.builder.build(plan, this.blocks);
+        this.grammars.attach(batch, plan.entries, (seqId) => this.samplesBySeq.get(seqId)?.grammar);
         stride = batch.numLogprobs ?? 0;
         const n0 = performance.now();
         try {
@@ -241,6 +289,11 @@ export class EngineCore {
       for (const ev of applyStep(plan, { rowIndptr: batch.rowIndptr, ids: result.ids }, this.ctx)) {
         const sample = this.sampleOf(ev.seq.id);
         this.counters.generationTokens++;
+        if (sample.grammar && !sample.grammar.accept(ev.tokenId) && !ev.seq.isFinished) {
+          // Only a token the mask did not hold (an all-masked row draws id 0): stop rather than
+          // generate text the constraint can no longer match.
+          finishSequence(ev.seq, "stop", this.ctx);
+        }
         sample.out.pendingIds.push(ev.tokenId);
         const k = sample.seq.params.logprobs;
         if (k > 0) sample.out.pendingLogprobs.push(tokenLogprob(result, ev.row, ev.tokenId, k, stride));
@@ -252,6 +305,8 @@ export class EngineCore {
 
   /** Aborts a request wherever it is; returns its closing deltas (empty if unknown). */
   abort(id: string): GenerationDelta[] {
+    const compiling = this.preparing.get(id);
+    if (compiling) compiling.aborted = true;
     const request = this.requests.get(id);
     if (!request) return [];
     for (const s of request.samples) if (!s.seq.isFinished) abortSequence(s.seq.id, this.ctx);
@@ -377,7 +432,10 @@ export class EngineCore {
   private forget(request: RequestState): void {
     if (!this.requests.delete(request.id)) return;
     this.counters.finished++;
-    for (const s of request.samples) this.samplesBySeq.delete(s.seq.id);
+    for (const s of request.samples) {
+      this.samplesBySeq.delete(s.seq.id);
+      if (s.grammar) this.grammars.release(s.grammar);
+    }
   }
 }
 

@@ -59,6 +59,9 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
         }
         let items;
         try {
+          const masks = core.prepareMasks(); // grammar masks: computed here, copied by step()
+          if (masks) await masks;
+          if (!core || shuttingDown) break;
           items = core.step();
         } catch (e) {
           // A bug, not a request's fault: fail what is in flight rather than hang it.
@@ -110,7 +113,7 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
       case "add":
         if (!core) return send({ type: "request-error", id: m.id, error: { name: "Error", message: "engine not ready" } });
         try {
-          core.addRequest(m.id, m.promptIds, m.sampling, m.firstSample);
+          await core.addRequestAsync(m.id, m.promptIds, m.sampling, m.firstSample);
         } catch (e) {
           return send({ type: "request-error", id: m.id, error: serializeError(e) });
         }

@@ -1,3 +1,5 @@
+import type { StructuredOutput } from "../grammar/spec";
+
 /** What a caller may ask of one generation (the CLI, pipeline() and the HTTP layer map onto it). */
 export interface SamplingOptions {
   maxTokens: number;
@@ -36,6 +38,8 @@ export interface SamplingOptions {
   skipSpecialTokens?: boolean;
   /** Token sequences that may not be generated (vLLM's bad_words, tokenized): each one's last token is banned after the rest. */
   badWords?: number[][];
+  /** The output must match this (JSON schema, regex, choice, grammar): XGrammar masks each sampled token. */
+  structured?: StructuredOutput;
 }
 
 /** Sampling options before max tokens is settled (a server settles it from the prompt length). */

@@ -2,14 +2,22 @@
  * POST /v1/chat/completions: messages rendered with the chat template → `chat.completion`, or
  * `chat.completion.chunk` SSE chunks: first `delta.role` for every choice, then `delta.content`,
  * `finish_reason` on each choice's last chunk, an optional usage chunk, then [DONE].
+ * With tools, choices carry `tool_calls` (tools/): grammar-constrained for "required" and a named
+ * function, parsed by --tool-call-parser for "auto".
  */
 import type { TokenLogprob } from "../engine/types";
 import { contentText, readMessages, renderMessages } from "./chatMessages";
-import { invalidParam, jsonResponse, unsupportedParam } from "./errors";
+import { invalidParam, jsonResponse } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
 import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import { TokenStrings, chatLogprobs, vllmPromptLogprobs } from "./logprobs";
-import { RequestParams, describe } from "./requestParams";
+import { RequestParams } from "./requestParams";
+import type { SamplingBase } from "./samplingFields";
+import { ChatTemplateError, selectTemplate } from "../tokenizer/chatTemplate";
+import { templateTools, toolMessages } from "./tools/toolMessages";
+import type { ToolPlan } from "./tools/toolRequest";
+import { readToolPlan, toolConstraint } from "./tools/toolRequest";
+import { ToolStream, toolFinishReason, toolMessage } from "./tools/toolResponse";
 import type { StreamParams } from "./samplingFields";
 import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingFields";
 import type { ServerContext } from "./serverContext";
@@ -32,18 +40,28 @@ interface ChatPlan {
   stream: StreamParams;
   /** vLLM's prompt_logprobs: alternatives per prompt token, when asked. */
   promptLogprobs?: number;
+  /** The request's tools, when it has some. */
+  tools: ToolPlan | null;
 }
 
-/** Reads the OpenAI fields this server accepts only in their no-op form. */
-function readNoOpFields(p: RequestParams): void {
-  const format = p.object("response_format");
-  if (format !== undefined && format.type !== "text")
-    throw unsupportedParam("response_format", `Only {"type": "text"} is supported, got ${describe(format.type)}.`);
-  const tools = p.raw("tools");
-  if (tools !== undefined && !(Array.isArray(tools) && tools.length === 0)) throw unsupportedParam("tools");
-  const toolChoice = p.raw("tool_choice");
-  if (toolChoice !== undefined && toolChoice !== "none") throw unsupportedParam("tool_choice", 'Only "none" is supported.');
-  p.boolean("parallel_tool_calls"); // meaningless without tools
+/** Reads the tools and, for "required" or a named function, puts their grammar on the sampling. */
+function readTools(p: RequestParams, sampling: SamplingBase): ToolPlan | null {
+  const tools = readToolPlan(p);
+  const constraint = tools ? toolConstraint(tools) : undefined;
+  if (constraint && sampling.structured)
+    throw invalidParam("tool_choice", "A required or named tool_choice constrains the output already: it cannot be combined with response_format or structured_outputs.");
+  if (constraint) sampling.structured = constraint;
+  return tools;
+}
+
+/** The template's source (to see what it knows of tools); "" when there is none (rendering then fails with its 400). */
+function templateText(ctx: ServerContext, tools: unknown[]): string {
+  try {
+    return selectTemplate(ctx.tokenizer, { template: ctx.chatTemplate, tools });
+  } catch (e) {
+    if (e instanceof ChatTemplateError) return "";
+    throw e;
+  }
 }
 
 async function planChat(body: Record<string, unknown>, ctx: ServerContext): Promise<ChatPlan> {
@@ -61,13 +79,16 @@ async function planChat(body: Record<string, unknown>, ctx: ServerContext): Prom
   const truncation = readTruncation(p, ctx.engine.maxModelLen);
   const promptLogprobs = readPromptLogprobs(p);
   const echo = p.boolean("echo") ?? false;
-  readNoOpFields(p);
+  const tools = readTools(p, sampling);
   const stream = readStreamParams(p);
   p.ignoreUnknown(ctx.ignoredFields, "/v1/chat/completions");
   checkChatExtras(addGenerationPrompt, continueFinal, promptLogprobs, stream.stream);
 
-  const rendered = await renderMessages(ctx.tokenizer, messages, {
+  const offered = tools && tools.choice !== "none" ? tools.tools : [];
+  const toolTurns = toolMessages(messages, offered, templateText(ctx, offered));
+  const rendered = await renderMessages(ctx.tokenizer, toolTurns.messages, {
     template: ctx.chatTemplate, addGenerationPrompt, continueFinalMessage: continueFinal, extra, maxChars: ctx.maxPromptChars,
+    tools: toolTurns.passTools ? templateTools(offered) : undefined,
   });
   rendered.ids = truncatePrompt(rendered.ids, truncation);
   const max = settleMaxTokens(maxTokens, maxTokensCap, rendered.ids.length, ctx.engine.maxModelLen, "messages");
@@ -79,7 +100,7 @@ async function planChat(body: Record<string, unknown>, ctx: ServerContext): Prom
   if (promptLogprobs !== undefined) job.sampling.promptLogprobs = promptLogprobs;
   const last = messages[messages.length - 1]!;
   const echoText = echo && last.role === "assistant" ? contentText(last) : "";
-  return { model, job, n, topLogprobs: logprobs ? (topLogprobs ?? 0) : undefined, echoText, stream, promptLogprobs };
+  return { model, job, n, topLogprobs: logprobs ? (topLogprobs ?? 0) : undefined, echoText, stream, promptLogprobs, tools };
 }
 
 /** Handles POST /v1/chat/completions with its parsed JSON body. */
@@ -96,16 +117,20 @@ export async function handleChatCompletions(ctx: ServerContext, body: Record<str
   const promptTokens = plan.job.promptIds.length;
 
   if (plan.stream.stream) {
-    return sseResponse(streamChunks(plan, run, id, created, promptTokens, formatLogprobs), run.abort, (e) => streamFailed(ctx, trace, e));
+    const toolStreams = plan.tools ? Array.from({ length: plan.n }, () => new ToolStream(plan.tools!, ctx.toolCallParser)) : null;
+    return sseResponse(streamChunks(plan, run, id, created, promptTokens, formatLogprobs, toolStreams), run.abort, (e) => streamFailed(ctx, trace, e));
   }
   const results = await collectChoices(run, plan.n);
-  const choices = results.map((r, index) => ({
-    index,
-    message: { role: "assistant", content: plan.echoText + r.text },
-    logprobs: formatLogprobs(r.logprobs),
-    finish_reason: r.finishReason,
-    stop_reason: r.stopReason,
-  }));
+  const choices = results.map((r, index) => {
+    const message = plan.tools ? toolMessage(plan.tools, ctx.toolCallParser, r.text) : { content: plan.echoText + r.text };
+    return {
+      index,
+      message: { role: "assistant", ...message },
+      logprobs: formatLogprobs(r.logprobs),
+      finish_reason: toolFinishReason(message, r.finishReason),
+      stop_reason: r.stopReason,
+    };
+  });
   const completionTokens = results.reduce((s, r) => s + r.tokenCount, 0);
   const promptLogprobs = plan.promptLogprobs === undefined ? {} : { prompt_logprobs: vllmPromptLogprobs(results[0]?.promptLogprobs ?? [], plan.promptLogprobs, strings) };
   // One prompt: cached tokens as its first sample found them.
@@ -120,6 +145,7 @@ async function* streamChunks(
   created: number,
   promptTokens: number,
   formatLogprobs: (lps: TokenLogprob[] | undefined) => unknown,
+  toolStreams: ToolStream[] | null,
 ): AsyncGenerator<unknown> {
   let completionTokens = 0;
   let cachedTokens = 0;
@@ -137,6 +163,19 @@ async function* streamChunks(
     completionTokens += delta.tokenIds.length;
     if (choice === 0) cachedTokens += delta.cachedTokens ?? 0;
     const hasLogprobs = plan.topLogprobs !== undefined && (delta.logprobs?.length ?? 0) > 0;
+    const tools = toolStreams?.[choice];
+    if (tools) {
+      const out = tools.push(delta.text, delta.finishReason !== undefined);
+      if (!out && !delta.finishReason && !hasLogprobs) continue;
+      yield chunk({
+        index: choice,
+        delta: out ?? {},
+        logprobs: formatLogprobs(delta.logprobs),
+        finish_reason: delta.finishReason === "stop" && tools.madeCalls ? "tool_calls" : (delta.finishReason ?? null),
+        stop_reason: delta.stopReason ?? null,
+      });
+      continue;
+    }
     if (delta.text === "" && !hasLogprobs && !delta.finishReason) continue;
     yield chunk({
       index: choice,

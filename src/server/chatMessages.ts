@@ -1,7 +1,8 @@
 /**
  * The `messages` of /v1/chat/completions checked and rendered through the model's chat template
- * into prompt token ids. Text only: content is a string or a list of {type:"text"} parts; tool
- * calls and other part types are rejected with a 400 that names the field.
+ * into prompt token ids. Content is a string or a list of {type:"text"} parts (other part types
+ * are a 400 that names the field); assistant tool_calls and `tool` results are checked here and
+ * rendered by tools/toolMessages.ts.
  */
 import type { ChatMessage } from "../tokenizer/chatTemplate";
 import { ChatTemplateError } from "../tokenizer/chatTemplate";
@@ -11,7 +12,7 @@ import { invalidParam, overloaded, unsupportedParam } from "./errors";
 import { describe } from "./requestParams";
 import { checkTextLength } from "./textLimit";
 
-const ROLES = new Set(["system", "developer", "user", "assistant"]);
+const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
 function checkContent(at: string, role: string, content: unknown): ChatMessage["content"] {
   if (typeof content === "string") return content;
@@ -36,19 +37,36 @@ function checkContent(at: string, role: string, content: unknown): ChatMessage["
 function checkMessage(m: unknown, i: number): ChatMessage {
   const at = `messages[${i}]`;
   if (typeof m !== "object" || m === null || Array.isArray(m)) throw invalidParam(at, `'${at}' must be an object.`);
-  const { role, content, name, tool_calls, ...rest } = m as Record<string, unknown>;
+  const { role, content, name, tool_calls, tool_call_id, ...rest } = m as Record<string, unknown>;
   if (typeof role !== "string") throw invalidParam(`${at}.role`, `'${at}.role' must be a string.`);
   if (!ROLES.has(role))
-    throw invalidParam(`${at}.role`, `'${at}.role' must be one of ${[...ROLES].join(", ")} (tools are not supported), got '${role}'.`);
+    throw invalidParam(`${at}.role`, `'${at}.role' must be one of ${[...ROLES].join(", ")}, got '${role}'.`);
   const out: ChatMessage = { role, content: checkContent(at, role, content) };
   if (name !== undefined && name !== null) {
     if (typeof name !== "string") throw invalidParam(`${at}.name`, `'${at}.name' must be a string.`);
     out.name = name;
   }
-  if (tool_calls !== undefined && tool_calls !== null && !(Array.isArray(tool_calls) && tool_calls.length === 0))
-    throw unsupportedParam(`${at}.tool_calls`);
+  if (tool_calls !== undefined && tool_calls !== null && !(Array.isArray(tool_calls) && tool_calls.length === 0)) {
+    if (role !== "assistant") throw invalidParam(`${at}.tool_calls`, `'${at}.tool_calls' is only allowed on assistant messages.`);
+    out.tool_calls = checkToolCalls(`${at}.tool_calls`, tool_calls);
+  }
+  if (tool_call_id !== undefined && tool_call_id !== null) {
+    if (typeof tool_call_id !== "string") throw invalidParam(`${at}.tool_call_id`, `'${at}.tool_call_id' must be a string.`);
+    out.tool_call_id = tool_call_id;
+  }
   for (const [key, v] of Object.entries(rest)) if (v !== null) throw unsupportedParam(`${at}.${key}`);
   return out;
+}
+
+function checkToolCalls(at: string, calls: unknown): ChatMessage["tool_calls"] {
+  if (!Array.isArray(calls)) throw invalidParam(at, `'${at}' must be a list.`);
+  return calls.map((c, j) => {
+    const f = (c as Record<string, unknown> | null)?.function as Record<string, unknown> | undefined;
+    if (typeof f?.name !== "string" || typeof f.arguments !== "string")
+      throw invalidParam(`${at}[${j}]`, `'${at}[${j}]' must be {"id", "type": "function", "function": {"name", "arguments": JSON text}}.`);
+    const id = (c as Record<string, unknown>).id;
+    return { id: typeof id === "string" ? id : `call_${j}`, type: "function", function: { name: f.name, arguments: f.arguments } };
+  });
 }
 
 /** Checks `messages` (required, non-empty). */
@@ -79,6 +97,8 @@ export interface ChatRenderOptions {
   /** The answer continues the final message: the prompt ends where its text ends (vLLM/transformers' continue_final_message). */
   continueFinalMessage?: boolean;
   extra?: Record<string, unknown>;
+  /** OpenAI tool definitions for the template's `tools` variable. */
+  tools?: unknown[];
 }
 
 /**

@@ -11,6 +11,7 @@
  * stream's unread output (streamBuffer.ts). HTTP/1.1 pipelining is not supported: Bun (1.2.23 to
  * 1.4.5) closes a connection that sends a request while one is being answered, aborting that one.
  */
+import type { ToolCallParserName } from "./tools/toolParsers";
 import type { Server } from "bun";
 import type { AnyElysia } from "elysia";
 import { Elysia } from "elysia";
@@ -50,6 +51,8 @@ export interface CreateServerOptions {
   servedModelName?: string;
   /** Jinja chat template text replacing the model's own. */
   chatTemplate?: string;
+  /** The format tool_choice "auto" parses calls from (--tool-call-parser; default hermes). */
+  toolCallParser?: ToolCallParserName;
   /** Largest request body accepted (default 8 MiB); larger ones get 413. */
   maxBodyBytes?: number;
   /** Generation requests held at once before 503 (default: unlimited; the engine's queue decides). */
@@ -117,6 +120,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     tokenizer: engine.tokenizer,
     modelName: options.servedModelName ?? engine.modelName,
     chatTemplate: options.chatTemplate,
+    toolCallParser: options.toolCallParser ?? "hermes",
     maxBodyBytes,
     maxPromptChars: maxPromptChars(engine.tokenizer, engine.maxModelLen),
     maxQueue: options.maxQueue ?? Infinity,

@@ -13,6 +13,7 @@ import { checkNumber } from "./requestParams";
 import { withSamplingDefaults } from "./samplingDefaults";
 import type { ServerContext } from "./serverContext";
 import { readVllmSampling } from "./vllmParams";
+import { readStructuredOutput } from "./structuredOutputs";
 
 /** Most samples one request may ask for. */
 export const MAX_N = 128;
@@ -123,6 +124,7 @@ export function readSamplingParams(
     logitBias: readLogitBias(p, vocabSize),
     cacheSalt: readCacheSalt(p),
     n,
+    structured: readStructuredOutput(p),
     ...readVllmSampling(p, ctx.tokenizer),
   };
   p.string("user"); // accepted for compatibility; it only tags the request on OpenAI's side

@@ -12,6 +12,7 @@ import type { ServerMetrics } from "./metrics";
 import type { RequestParams } from "./requestParams";
 import type { SamplingDefaults } from "./samplingDefaults";
 import type { StreamLimits } from "./streamBuffer";
+import type { ToolCallParserName } from "./tools/toolParsers";
 
 /** Per-server state handed to every handler. */
 export interface ServerContext {
@@ -21,6 +22,8 @@ export interface ServerContext {
   modelName: string;
   /** A chat template that replaces the model's own (--chat-template). */
   chatTemplate?: string;
+  /** The format tool_choice "auto" parses calls from (--tool-call-parser). */
+  toolCallParser: ToolCallParserName;
   maxBodyBytes: number;
   /** Longest prompt text worth tokenizing (see textLimit.ts). */
   maxPromptChars: number;

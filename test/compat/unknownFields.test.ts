@@ -39,9 +39,9 @@ describe("unknown fields", () => {
   });
 
   test("a known field with an unsupported value is still a 400 naming it", async () => {
-    const res = await t.post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], tools: [{ type: "function", function: { name: "f" } }] });
+    const res = await t.post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], tools: [{ type: "retrieval" }] });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { param: string } }).error.param).toBe("tools");
+    expect(((await res.json()) as { error: { param: string } }).error.param).toBe("tools[0].type");
   });
 });
 

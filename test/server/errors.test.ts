@@ -81,12 +81,12 @@ describe("400: bad JSON and bad parameters", () => {
 
 describe("400: known parameters with unsupported values are rejected, never ignored", () => {
   test.each([
-    ["/v1/chat/completions", { ...chat, tools: [{ type: "function", function: { name: "f" } }] }, "tools"],
+    ["/v1/chat/completions", { ...chat, tools: [{ type: "retrieval" }] }, "tools[0].type"],
     ["/v1/chat/completions", { ...chat, tool_choice: "auto" }, "tool_choice"],
-    ["/v1/chat/completions", { ...chat, response_format: { type: "json_object" } }, "response_format"],
+    ["/v1/chat/completions", { ...chat, response_format: { type: "xml" } }, "response_format.type"],
     ["/v1/chat/completions", { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }, "messages[0].content[0].type"],
-    ["/v1/chat/completions", { messages: [{ role: "tool", content: "x" }] }, "messages[0].role"],
-    ["/v1/chat/completions", { messages: [{ role: "assistant", content: null, tool_calls: [{ id: "1" }] }] }, "messages[0].tool_calls"],
+    ["/v1/chat/completions", { messages: [{ role: "critic", content: "x" }] }, "messages[0].role"],
+    ["/v1/chat/completions", { messages: [{ role: "assistant", content: null, tool_calls: [{ id: "1" }] }] }, "messages[0].tool_calls[0]"],
     ["/v1/completions", { prompt: "x", best_of: 3 }, "best_of"],
     ["/v1/completions", { prompt: "x", suffix: "end" }, "suffix"],
   ])("%s %j", async (path, body, param) => {

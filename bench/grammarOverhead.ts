@@ -1,0 +1,115 @@
+/**
+ * The cost of grammar-constrained decoding, through the whole engine loop as the engine host runs
+ * it (prepareMasks, then step): decode tokens/s at batch 1, 16, 64 with no constraint and with a
+ * JSON schema, in one run on one engine; the host ms per pass spent on masks; and the cold compile
+ * time of a 20-field schema. The schema (a list of >= 64 short strings) keeps every sequence
+ * running for all `steps`, so both runs decode the same batch for the same number of passes.
+ *
+ *   bun run bench -- grammar [--model DIR] [--backend cpu|cuda] [--steps N] [--batches 1,16,64]
+ * Writes bench/results/grammar-<backend>-<model>.json.
+ */
+import { cpus } from "node:os";
+import { basename, join } from "node:path";
+import { parseArgs } from "node:util";
+import { EngineCore } from "../src/engine/engineCore";
+import type { SamplingOptions } from "../src/engine/samplingOptions";
+import { defaultModelDir } from "../src/model/defaultModel";
+
+const LONG_SCHEMA = JSON.stringify({
+  type: "object",
+  properties: { items: { type: "array", items: { type: "string", maxLength: 8 }, minItems: 64 } },
+  required: ["items"],
+});
+
+/** 20 fields of every kind: strings, enums, integers with ranges, numbers, booleans, arrays, a nested object. */
+export function twentyFieldSchema(salt: number): string {
+  const props: Record<string, unknown> = {};
+  for (let i = 0; i < 20; i++) {
+    const k = `field_${salt}_${i}`;
+    props[k] = [
+      { type: "string", maxLength: 32 },
+      { type: "string", enum: ["alpha", "beta", "gamma", `v${salt}`] },
+      { type: "integer", minimum: 0, maximum: 1000 + i },
+      { type: "number" },
+      { type: "boolean" },
+      { type: "array", items: { type: "integer" }, maxItems: 5 },
+      { type: "object", properties: { x: { type: "string" }, y: { type: "integer" } }, required: ["x", "y"] },
+    ][i % 7];
+  }
+  return JSON.stringify({ type: "object", properties: props, required: Object.keys(props), additionalProperties: false });
+}
+
+interface Row { batch: number; mode: "none" | "json_schema"; tokens: number; ms: number; tokPerS: number; nativeMsPerPass: number; maskMsPerPass: number }
+
+function promptOf(len: number, salt: number): number[] {
+  return Array.from({ length: len }, (_, i) => 10 + ((i * 31 + salt * 17) % 1000));
+}
+
+async function decode(core: EngineCore, batch: number, steps: number, constrained: boolean, tag: string): Promise<Row> {
+  const sampling: SamplingOptions = { maxTokens: steps + 2, temperature: 1, seed: 1, ignoreEos: true };
+  if (constrained) sampling.structured = { type: "json", schema: LONG_SCHEMA };
+  for (let i = 0; i < batch; i++) await core.addRequestAsync(`${tag}-${i}`, promptOf(32, i), { ...sampling, seed: i });
+  const pass = async () => {
+    const masks = core.prepareMasks();
+    if (masks) await masks;
+    core.step();
+  };
+  await pass(); // the prompts
+  await pass(); // warm-up decode
+  const t = core.timing, g = core.grammars.timing;
+  const native0 = t.nativeMs, mask0 = g.maskMs;
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) await pass();
+  const ms = performance.now() - t0;
+  while (core.hasWork()) await pass();
+  const tokens = batch * steps;
+  return { batch, mode: constrained ? "json_schema" : "none", tokens, ms, tokPerS: (tokens / ms) * 1000, nativeMsPerPass: (t.nativeMs - native0) / steps, maskMsPerPass: (g.maskMs - mask0) / steps };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, batches: { type: "string" } } });
+  const modelDir = values.model ?? defaultModelDir();
+  const backend = (values.backend ?? "cpu") as "cpu" | "cuda";
+  const steps = Number(values.steps ?? 32);
+  const batches = (values.batches ?? "1,16,64").split(",").map(Number);
+  const core = await EngineCore.load(modelDir, { backend, maxBatchTokens: 4096, maxSeqs: 256, kvBlocks: 2048 });
+  const vocab = core.tokenizer.vocabSize;
+  try {
+    // Compile times: the tokenizer info (once per engine), then cold 20-field schemas (fresh keys).
+    let t0 = performance.now();
+    const cache = await core.grammars.compiler();
+    const tokenizerInfoMs = performance.now() - t0;
+    const compileMs: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      t0 = performance.now();
+      await cache.get({ type: "json", schema: twentyFieldSchema(k) });
+      compileMs.push(performance.now() - t0);
+    }
+    t0 = performance.now();
+    await cache.get({ type: "json", schema: twentyFieldSchema(0) });
+    const cachedMs = performance.now() - t0;
+
+    const rows: Row[] = [];
+    let run = 0;
+    for (const b of batches) for (const constrained of [false, true]) rows.push(await decode(core, b, steps, constrained, `r${run++}`));
+    console.log(`\ngrammar overhead, model ${basename(modelDir)} (vocab ${vocab}), backend ${backend}, ${cpus().length} cores, ${steps} decode passes`);
+    console.table(rows.map((r) => ({ batch: r.batch, constraint: r.mode, "tokens/s": r.tokPerS.toFixed(0), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2) })));
+    const loss = batches.map((b) => {
+      const [a, c] = [rows.find((r) => r.batch === b && r.mode === "none")!, rows.find((r) => r.batch === b && r.mode === "json_schema")!];
+      return { batch: b, lossPercent: (1 - c.tokPerS / a.tokPerS) * 100 };
+    });
+    console.table(loss.map((l) => ({ batch: l.batch, "tokens/s lost to the grammar": `${l.lossPercent.toFixed(1)}%` })));
+    console.log(`tokenizer info ${tokenizerInfoMs.toFixed(1)} ms; 20-field schema compile (cold) ${compileMs.map((m) => m.toFixed(1)).join(", ")} ms; cached ${cachedMs.toFixed(3)} ms`);
+    const out = {
+      command: `bun run bench -- grammar ${argv.join(" ")}`.trim(), date: new Date().toISOString(), model: basename(modelDir), vocab, backend,
+      cores: cpus().length, cpu: cpus()[0]?.model, steps, rows, loss, tokenizerInfoMs, compile20FieldMs: compileMs, cachedLookupMs: cachedMs,
+    };
+    const file = join(import.meta.dir, "results", `grammar-${backend}-${basename(modelDir)}.json`);
+    await Bun.write(file, JSON.stringify(out, null, 2) + "\n");
+    console.log(`wrote ${file}`);
+  } finally {
+    core.destroy();
+  }
+}
+
+if (import.meta.main) await main(process.argv.slice(2));
