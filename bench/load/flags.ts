@@ -63,6 +63,7 @@ export interface SuiteFlags {
   clients?: string;
   requests?: string;
   "prefix-tokens"?: string;
+  sessions?: boolean;
 }
 
 /** The suite named by --suite with the workload flags applied; a bad value is a usage error. */
@@ -76,6 +77,7 @@ export function suiteFromFlags(v: SuiteFlags): ReturnType<typeof resolveSuite> {
       clients: listFlag("clients", v.clients),
       requests: numberFlag("requests", v.requests),
       prefixTokens: numberFlag("prefix-tokens", v["prefix-tokens"]),
+      sessions: v.sessions,
     });
   } catch (e) {
     throw e instanceof BenchUsageError ? e : new BenchUsageError((e as Error).message);

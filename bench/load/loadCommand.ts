@@ -41,6 +41,9 @@ Workload:
   --mean-gen N         mean generated tokens
   --max-prompt N       prompt cap (default 4000)
   --prefix-tokens N    shared prefix / system prompt tokens (chat-multiturn, shared-prefix)
+  --sessions           chat-multiturn: each client sends one conversation's turns in order, each
+                       after the last reply (default: clients take requests in order, so turns
+                       of one conversation may run at once)
   --seed N             workload seed (default 1)
   --warmup N           unrecorded requests at the mean lengths before the sweep (default 2)
 
@@ -67,6 +70,7 @@ const OPTIONS = {
   requests: { type: "string" },
   "mean-prompt": { type: "string" },
   "prefix-tokens": { type: "string" },
+  sessions: { type: "boolean" },
   "mean-gen": { type: "string" },
   "max-prompt": { type: "string" },
   seed: { type: "string" },

@@ -23,6 +23,12 @@ export interface PrefixShape {
   /** Turns per conversation (chat-multiturn). */
   minTurns?: number;
   maxTurns?: number;
+  /**
+   * chat-multiturn with --sessions: a client is a user, sending one conversation's turns one
+   * after another, each once the reply to the last has come (without it, clients take requests
+   * in order, so a conversation's turns may run at once on different clients).
+   */
+  sessions?: boolean;
 }
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
@@ -34,9 +40,11 @@ export function makePrefixRequests(w: WorkloadSpec & { prefix: PrefixShape }, co
   const draw = (mean: number) => Math.max(1, Math.round(mean + w.deviation * mean * normal(rng)));
   const prefix: [number, number] = [0, w.prefix.prefixTokens];
   const out: RequestSpec[] = [];
+  let conversation = 0;
   const push = (segments: [number, number][], genTokens: number) => {
     const promptTokens = segments.reduce((s, [, n]) => s + n, 0);
     out.push({ index: out.length, promptTokens, genTokens, poolOffset: segments[0]![0], segments });
+    if (w.prefix.sessions) out[out.length - 1]!.session = conversation;
   };
   while (out.length < count) {
     if (w.prefix.kind === "shared-prefix") {
@@ -58,6 +66,7 @@ export function makePrefixRequests(w: WorkloadSpec & { prefix: PrefixShape }, co
       history.push(user, [Math.floor(rng() * poolSize), gen]);
       length += user[1] + gen;
     }
+    conversation++;
   }
   return out;
 }

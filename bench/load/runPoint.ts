@@ -2,7 +2,7 @@
  * One sweep point: `clients` concurrent clients, each sending its next request as soon as the
  * previous one ends (a closed loop, as in DeepSpeed-FastGen's benchmark), until the point's
  * request list is used up. Requests are handed out in order, so request i is the same
- * wherever it runs.
+ * wherever it runs; requests of one session (chat-multiturn --sessions) go to one client together.
  */
 import type { RequestRecord } from "./metrics";
 import type { StreamTiming } from "./sseClient";
@@ -44,16 +44,24 @@ export async function runPoint(
   onDone?: (rec: RequestRecord) => void,
 ): Promise<RequestRecord[]> {
   const records = new Array<RequestRecord>(requests.length);
+  // Sessions (chat-multiturn --sessions): a client takes a whole conversation and runs its turns in order.
+  const groups: PreparedRequest[][] = [];
+  for (const req of requests) {
+    const last = groups.at(-1);
+    if (req.spec.session !== undefined && last?.[0]!.spec.session === req.spec.session) last.push(req);
+    else groups.push([req]);
+  }
   let next = 0;
   const t0 = performance.now();
   const client = async (id: number) => {
-    while (next < requests.length) {
-      const req = requests[next++]!;
-      const timing = await send(req);
-      const promptSent = typeof req.prompt === "string" ? req.spec.promptTokens : req.prompt.length;
-      const rec = toRecord(timing, req.spec, id, t0, promptSent);
-      records[req.spec.index - requests[0]!.spec.index] = rec;
-      onDone?.(rec);
+    while (next < groups.length) {
+      for (const req of groups[next++]!) {
+        const timing = await send(req);
+        const promptSent = typeof req.prompt === "string" ? req.spec.promptTokens : req.prompt.length;
+        const rec = toRecord(timing, req.spec, id, t0, promptSent);
+        records[req.spec.index - requests[0]!.spec.index] = rec;
+        onDone?.(rec);
+      }
     }
   };
   await Promise.all(Array.from({ length: clients }, (_, id) => client(id)));

@@ -108,6 +108,8 @@ export interface RequestSpec {
   poolOffset: number;
   /** Prefix workloads: the prompt is these [offset, length] pool segments joined. */
   segments?: [number, number][];
+  /** chat-multiturn --sessions: the conversation it belongs to (its turns run in order, on one client). */
+  session?: number;
 }
 
 /** mulberry32: a small, fast, seeded 32-bit generator; returns floats in [0, 1). */
@@ -154,7 +156,7 @@ export function makeRequests(w: WorkloadSpec, count: number, poolSize: number, m
 /** The workload of a suite with flags applied; unknown suite names throw. */
 export function resolveSuite(
   name: string | undefined,
-  overrides: { meanPrompt?: number; meanGen?: number; maxPrompt?: number; seed?: number; clients?: number[]; requests?: number; prefixTokens?: number },
+  overrides: { meanPrompt?: number; meanGen?: number; maxPrompt?: number; seed?: number; clients?: number[]; requests?: number; prefixTokens?: number; sessions?: boolean },
 ): SuitePreset {
   const custom = name === undefined && (overrides.meanPrompt !== undefined || overrides.meanGen !== undefined);
   const base = SUITES[name ?? "fastgen-2600-60"];
@@ -167,6 +169,10 @@ export function resolveSuite(
   if (overrides.prefixTokens !== undefined) {
     if (!workload.prefix) throw new Error(`--prefix-tokens needs a prefix suite (chat-multiturn, shared-prefix), not "${base.name}"`);
     workload.prefix = { ...workload.prefix, prefixTokens: overrides.prefixTokens };
+  }
+  if (overrides.sessions) {
+    if (workload.prefix?.kind !== "chat-multiturn") throw new Error(`--sessions needs the chat-multiturn suite, not "${base.name}"`);
+    workload.prefix = { ...workload.prefix, sessions: true };
   }
   return {
     name: custom ? `p${workload.meanPrompt}-g${workload.meanGen}` : base.name,

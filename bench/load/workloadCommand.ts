@@ -27,6 +27,7 @@ const OPTIONS = {
   requests: { type: "string" },
   "mean-prompt": { type: "string" },
   "prefix-tokens": { type: "string" },
+  sessions: { type: "boolean" },
   "mean-gen": { type: "string" },
   "max-prompt": { type: "string" },
   seed: { type: "string" },

@@ -24,7 +24,9 @@ export const REPLICA_FLAG_HELP = `gRPC and replicas:
                          is visible the replicas run on the CPU and share its cores
   --replica HOST:PORT    also balance over a replica started elsewhere with "fastgen replica"
                          (repeatable; it must serve the model given by --model)
-  --lb-policy P          ${ROUTING_POLICIES.join(" | ")} (default ${ROUTING_POLICIES[0]})`;
+  --lb-policy P          ${ROUTING_POLICIES.join(" | ")}: cache-aware sends a prompt where
+                         the longest prefix of it is cached, weighed against outstanding tokens
+                         (default cache-aware; least-outstanding with --no-enable-prefix-caching)`;
 
 /** What the replica flags ask for. */
 export interface ReplicaFlags {

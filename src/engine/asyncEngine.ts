@@ -13,6 +13,9 @@ import { Tokenizer } from "../tokenizer/tokenizer";
 import { DeltaQueue } from "./deltaQueue";
 import type { EngineTransport } from "./engineTransport";
 import { workerTransport } from "./engineTransport";
+import type { KvEventBatch } from "./kvCache/kvEvents";
+import type { KvEventSource } from "./kvEventHub";
+import { KvEventHub } from "./kvEventHub";
 
 export interface StartEngineHooks {
   /** Weight loading progress (tensors done / total). */
@@ -73,7 +76,7 @@ export function startEngine(modelDir: string, options: Partial<EngineOptions> = 
   return connectEngine(workerTransport(), modelDir, options, hooks);
 }
 
-export class AsyncEngine implements EngineClient {
+export class AsyncEngine implements EngineClient, KvEventSource {
   readonly modelName: string;
   readonly maxModelLen: number;
   private readonly queues = new Map<string, { queue: DeltaQueue; request: GenerateRequest }>();
@@ -82,6 +85,8 @@ export class AsyncEngine implements EngineClient {
   private crashed = false;
   private failedWith: string | null = null;  // the native engine's fatal error ("engine failed: ...")
   private closedPromise: Promise<void>;
+  /** The prefix cache's block index, from the host's KV events (cache-aware routing follows it). */
+  private readonly kvHub = new KvEventHub();
 
   constructor(
     private readonly transport: EngineTransport,
@@ -105,6 +110,7 @@ export class AsyncEngine implements EngineClient {
   private onMessage(m: FromWorker, onClosed: () => void): void {
     if (m.type === "deltas") {
       this.lastMetrics = m.metrics;
+      if (m.kvEvents) this.kvHub.publish(m.kvEvents);
       for (const { id, deltas } of m.items) this.queues.get(id)?.queue.push(deltas);
     } else if (m.type === "request-error") {
       this.queues.get(m.id)?.queue.fail(reviveError(m.error));
@@ -153,6 +159,10 @@ export class AsyncEngine implements EngineClient {
       if (!queue.done) abort();
       if (this.queues.get(request.requestId)?.queue === queue) this.queues.delete(request.requestId);
     }
+  }
+
+  subscribeKvEvents(listener: (batch: KvEventBatch) => void): { snapshot: KvEventBatch; unsubscribe(): void } {
+    return this.kvHub.subscribeKvEvents(listener);
   }
 
   /** False once the engine was shut down or its host crashed (/health answers 503). */

@@ -10,6 +10,7 @@
 import { StepBatchBuilder } from "./batch";
 import type { StepBatch } from "./stepBatch";
 import { KvCacheManager } from "./kvCache/kvCacheManager";
+import { KvEventRecorder } from "./kvCache/kvEvents";
 import type { EngineOptions } from "./options";
 import { DEFAULT_ENGINE_OPTIONS } from "./options";
 import { OutputStream } from "./outputStream";
@@ -90,6 +91,8 @@ export class EngineCore {
   private readonly iterationTokens = new EngineHistogram(ITERATION_TOKENS_BUCKETS);
   /** Host milliseconds summed over passes: the whole step() and the native forward pass in it. */
   readonly timing = { steps: 0, stepMs: 0, nativeMs: 0 };
+  /** The prefix cache's changes since the last drain, for cache-aware routing (null: caching off). */
+  readonly kvEvents: KvEventRecorder | null;
   /** Grammar-constrained decoding (src/grammar/): matchers, masks, the compiled-grammar cache. */
   readonly grammars: EngineGrammars;
   /** Requests whose grammar is compiling (addRequestAsync), and whether they were aborted meanwhile. */
@@ -107,7 +110,8 @@ export class EngineCore {
     this.grammars = new EngineGrammars({
       modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds, idToToken: (id) => tokenizer.idToToken(id),
     });
-    this.blocks = new KvCacheManager(info.numBlocks, info.blockSize, options.enablePrefixCaching);
+    this.kvEvents = options.enablePrefixCaching ? new KvEventRecorder(info.blockSize) : null;
+    this.blocks = new KvCacheManager(info.numBlocks, info.blockSize, options.enablePrefixCaching, this.kvEvents);
     this.maxModelLen = contextLength(native, options.maxModelLen);
     this.policy = getPolicy(options.policy);
     const eos = tokenizer.eosTokenIds;

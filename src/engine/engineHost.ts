@@ -71,7 +71,8 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
         for (const it of items) if (it.error) send({ type: "request-error", id: it.id, error: serializeError(it.error) });
         const p0 = loopTiming ? performance.now() : 0;
         const ok = items.filter((it) => !it.error).map(({ id, deltas }) => ({ id, deltas }));
-        send({ type: "deltas", items: ok, metrics: core.metrics() });
+        const kvEvents = core.kvEvents?.drain() ?? undefined;
+        send({ type: "deltas", items: ok, metrics: core.metrics(), ...(kvEvents && { kvEvents }) });
         if (core.fatalError) {  // nothing can run any more: fail the rest, report the engine dead
           const error = serializeError(new Error(`engine failed: ${core.fatalError.message}`));
           for (const id of core.failAll()) send({ type: "request-error", id, error });

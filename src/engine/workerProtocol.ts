@@ -2,6 +2,7 @@
 import type { EngineOptions } from "./options";
 import type { EngineMetrics, GenerationDelta } from "./types";
 import type { SamplingOptions } from "./samplingOptions";
+import type { KvEventBatch } from "./kvCache/kvEvents";
 
 export type ToWorker =
   | { type: "init"; modelDir: string; options: Partial<EngineOptions> }
@@ -23,7 +24,8 @@ export type FromWorker =
   | { type: "progress"; done: number; total: number }
   | { type: "ready"; info: WorkerReadyInfo }
   | { type: "init-error"; error: SerializedError }
-  | { type: "deltas"; items: { id: string; deltas: GenerationDelta[] }[]; metrics: EngineMetrics }
+  /** One pass's output; `kvEvents`: its prefix-cache changes, when it made any. */
+  | { type: "deltas"; items: { id: string; deltas: GenerationDelta[] }[]; metrics: EngineMetrics; kvEvents?: KvEventBatch }
   | { type: "request-error"; id: string; error: SerializedError }
   /** The native engine failed for good (EngineCore.fatalError): every request was failed. */
   | { type: "fatal"; error: SerializedError }

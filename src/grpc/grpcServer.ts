@@ -5,6 +5,7 @@
  *   ListModels                 the served model and its context length
  *   Health                     queue lengths, outstanding tokens, counters, replicas (when any)
  *   Abort                      aborts the call that gave a request_id
+ *   KvEvents                   the engine's prefix-cache changes (kvEventsHandler.ts)
  * With an API key every RPC but Health wants metadata `authorization: Bearer <key>`.
  */
 import type { handleServerStreamingCall, handleUnaryCall, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
@@ -15,6 +16,7 @@ import { isReplicated } from "../engine/replicated";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/requestBody";
 import { metricsToWire } from "./convert";
 import { handleGenerate, handleGenerateStream } from "./generateHandlers";
+import { kvEventsService } from "./kvEventsHandler";
 import { FASTGEN_SERVICE } from "./proto";
 import type { AdmissionGate } from "./serviceState";
 import { GrpcServiceState } from "./serviceState";
@@ -118,6 +120,7 @@ export function createGrpcServer(options: CreateGrpcServerOptions): FastGenGrpcS
   const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_BODY_BYTES;
   // Replies may be larger than requests (n samples with logprobs); the server makes them, so they stay bounded.
   const server = new Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": MAX_REPLY_BYTES });
+  const kvEvents = kvEventsService(state);
   const handlers: UntypedServiceImplementation = {
     Generate: ((call, callback) => void handleGenerate(state, call, callback)) as handleUnaryCall<WireGenerateRequest, Partial<WireGenerateReply>>,
     GenerateStream: ((call) => void handleGenerateStream(state, call)) as handleServerStreamingCall<WireGenerateStreamRequest, Partial<WireGenerateDelta>>,
@@ -127,6 +130,7 @@ export function createGrpcServer(options: CreateGrpcServerOptions): FastGenGrpcS
       if (req.request_id === "") throw invalidArgument("request_id", "is required");
       return { found: state.requests.abort(req.request_id) };
     }, authorize),
+    KvEvents: kvEvents.handler,
   };
   server.addService(FASTGEN_SERVICE, handlers);
 
@@ -142,6 +146,7 @@ export function createGrpcServer(options: CreateGrpcServerOptions): FastGenGrpcS
     },
     async stop(graceMs = 2000) {
       state.stopping = true;
+      kvEvents.endAll(); // subscriptions never end on their own: they would hold the grace period
       const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       if (await within(closed, graceMs)) return;
       state.requests.abortAll(); // past the grace period: generations end as ABORT, calls complete

@@ -15,12 +15,13 @@ import protoText from "../../proto/fastgen.proto" with { type: "text" };
 export const SERVICE_NAME = "fastgen.v1.FastGen";
 
 /** The method names of the service, as written in the .proto. */
-export type MethodName = "Generate" | "GenerateStream" | "ListModels" | "Health" | "Abort";
+export type MethodName = "Generate" | "GenerateStream" | "ListModels" | "Health" | "Abort" | "KvEvents";
 
 const root = protobuf.parse(protoText, { keepCase: true }).root;
 root.resolveAll();
 
-const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, objects: true, oneofs: true };
+/** `bytes` fields (KV block hashes) cross as base64 strings, as the engine keys its hashes. */
+const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, bytes: String, defaults: true, arrays: true, objects: true, oneofs: true };
 
 /** Encodes a plain object as `type` (unknown keys are ignored, enums may be names or numbers). */
 function serializer(type: protobuf.Type): (value: unknown) => Buffer {

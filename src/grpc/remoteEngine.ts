@@ -12,6 +12,8 @@ import { ReplicaUnavailableError } from "../engine/replicaErrors";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { ACCEPTED_KEY, REPLIED_KEY } from "./acceptSignal";
 import { deltaFromWire, metricsFromWire, samplingToWire, uncarriedOptions } from "./convert";
+import type { WireKvEventBatch } from "./kvEventsWire";
+import type { RpcStream } from "./rpcClient";
 import { isServiceError, RpcClient, statusName } from "./rpcClient";
 import type { WireGenerateDelta, WireGenerateStreamRequest, WireHealthReply } from "./wire";
 
@@ -136,6 +138,11 @@ export class RemoteEngine implements EngineClient {
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** Follows the replica's prefix cache (the KvEvents RPC: a snapshot, then a batch per change). */
+  kvEvents(): RpcStream<WireKvEventBatch> {
+    return this.rpc.stream<WireKvEventBatch>("KvEvents", {});
   }
 
   /** The counters of the last health probe. */

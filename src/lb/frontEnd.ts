@@ -18,6 +18,7 @@ import { LoadBalancer } from "./loadBalancer";
 import type { ReplicaProcessOptions } from "./replicaProcess";
 import { ReplicaProcess } from "./replicaProcess";
 import type { RoutingPolicy } from "./router";
+import { defaultRoutingPolicy } from "./router";
 
 /** Options of {@link startReplicaFrontEnd}. */
 export interface ReplicaFrontEndOptions {
@@ -30,6 +31,7 @@ export interface ReplicaFrontEndOptions {
   gpusPerReplica?: number;
   /** host:port of replicas started elsewhere with `fastgen replica`. */
   remote?: string[];
+  /** Default: cache-aware, or least-outstanding with prefix caching off (defaultRoutingPolicy). */
   policy?: RoutingPolicy;
   health?: Pick<HealthCheckOptions, "intervalMs" | "timeoutMs" | "evictAfter">;
   /** Deadline of the first probe of remote replicas (default 5000 ms). */
@@ -100,7 +102,7 @@ export async function startReplicaFrontEnd(o: ReplicaFrontEndOptions): Promise<R
       maxModelLen = Math.min(maxModelLen, a.maxModelLen);
     });
     if (maxModelLen === Infinity) throw new Error(`no replica answered (${engines.map((e) => e.address).join(", ")})`);
-    const balancer = new LoadBalancer(engines, { modelName, maxModelLen, tokenizer, policy: o.policy, log, ...o.health, onShutdown: stopAll });
+    const balancer = new LoadBalancer(engines, { modelName, maxModelLen, tokenizer, policy: o.policy ?? defaultRoutingPolicy(o.engineOptions?.enablePrefixCaching), log, ...o.health, onShutdown: stopAll });
     await balancer.start();
     return { balancer, processes };
   } catch (e) {

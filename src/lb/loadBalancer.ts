@@ -1,7 +1,8 @@
 /**
  * LoadBalancer: an EngineClient over replicas, so the HTTP and gRPC servers serve it unchanged.
  * Every generate() call (one prompt) goes to the replica the router picks (least outstanding
- * tokens by default). When the replica fails before it accepted the request (connection refused,
+ * tokens by default; cache-aware also weighs the prompt tokens each replica holds in its prefix
+ * cache, followed through one KvEventSubscriber per replica). When the replica fails before it accepted the request (connection refused,
  * already down), the request moves to another replica (at most `maxReplicaFailures` replicas in
  * all). Once the replica had accepted it, a failure is one of a replica that died holding it: the
  * request fails with ReplicaFailedError and is NOT moved (a query of death would take the next
@@ -24,6 +25,8 @@ import type { HeldRequest, ProbedEngine } from "./replica";
 import { Replica } from "./replica";
 import type { RoutingPolicy } from "./router";
 import { Router } from "./router";
+import type { RouteQuery } from "./promptChain";
+import { KvEventSubscriber } from "./kvEventSubscriber";
 import type { ReplicatedEngine, ReplicaStatus } from "../engine/replicated";
 
 /** Options of {@link LoadBalancer}. */
@@ -65,6 +68,8 @@ export class LoadBalancer implements ReplicatedEngine {
   readonly health: HealthChecker;
   readonly quarantine: PoisonQuarantine;
   private readonly router: Router;
+  /** One per replica that publishes KV events, under the cache-aware policy. */
+  readonly kvSubscribers: readonly (KvEventSubscriber | null)[];
   private readonly log: (message: string) => void;
   private closed = false;
 
@@ -80,12 +85,17 @@ export class LoadBalancer implements ReplicatedEngine {
     this.health = new HealthChecker(this.replicas, options);
     this.quarantine = new PoisonQuarantine(options.quarantine);
     this.log = options.log ?? ((m) => console.error(`fastgen: ${m}`));
+    this.kvSubscribers = this.replicas.map((r) => {
+      const open = r.engine.kvEvents?.bind(r.engine);
+      return this.router.policy === "cache-aware" && open ? new KvEventSubscriber(r.cache, open, this.log) : null;
+    });
   }
 
   /** Probes every replica now, then keeps probing in the background. */
   async start(): Promise<void> {
     await this.health.checkAll();
     this.health.start();
+    for (const s of this.kvSubscribers) s?.start();
   }
 
   async *generate(request: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerationDelta> {
@@ -93,17 +103,23 @@ export class LoadBalancer implements ReplicatedEngine {
     const fingerprint = requestFingerprint(request);
     this.quarantine.check(fingerprint);
     const tried = new Set<Replica>();
+    const route: RouteQuery = {
+      promptIds: request.promptIds,
+      cacheSalt: request.sampling.cacheSalt ?? "",
+      cacheable: (request.sampling.promptLogprobs ?? -1) < 0,
+    };
     let lastError: Error | null = null;
     let failures = 0;
     for (;;) {
       if (signal?.aborted) return;
-      const replica = this.router.pick(this.replicas.filter((r) => r.healthy && !tried.has(r)));
-      if (!replica) throw this.noReplica(lastError);
+      const picked = this.router.pick(this.replicas.filter((r) => r.healthy && !tried.has(r)), route);
+      if (!picked) throw this.noReplica(lastError);
+      const replica = picked.replica;
       tried.add(replica);
       const held: HeldRequest = { fingerprint, blamed: false };
       let seen = false;
       try {
-        for await (const delta of this.runOn(replica, request, signal, held)) {
+        for await (const delta of this.runOn(replica, request, signal, held, picked.cachedTokens)) {
           seen = true;
           yield delta;
         }
@@ -147,13 +163,18 @@ export class LoadBalancer implements ReplicatedEngine {
     return new ReplicaFailedError(index, replica.address, requestId, cause, why);
   }
 
-  /** One attempt on one replica: counts its work, and fails it if health checks evict the replica. */
-  private async *runOn(replica: Replica, request: GenerateRequest, signal: AbortSignal | undefined, held: HeldRequest): AsyncGenerator<GenerationDelta> {
+  /**
+   * One attempt on one replica: counts its work, and fails it if health checks evict the replica.
+   * The prompt tokens it is expected to find cached are not counted: they are no work there.
+   */
+  private async *runOn(
+    replica: Replica, request: GenerateRequest, signal: AbortSignal | undefined, held: HeldRequest, cachedTokens: number,
+  ): AsyncGenerator<GenerationDelta> {
     const attempt = new AbortController();
     const forward = () => attempt.abort(signal?.reason);
     signal?.addEventListener("abort", forward, { once: true });
     const untrack = replica.track(attempt);
-    const ticket = replica.work.start(request.promptIds.length, request.sampling.maxTokens, request.sampling.n ?? 1);
+    const ticket = replica.work.start(request.promptIds.length - cachedTokens, request.sampling.maxTokens, request.sampling.n ?? 1);
     replica.routed++;
     const evicted = () => attempt.signal.aborted && !signal?.aborted;
     const accepted = () => replica.held.add(held);
@@ -210,6 +231,7 @@ export class LoadBalancer implements ReplicatedEngine {
     if (this.closed) return;
     this.closed = true;
     this.health.stop();
+    for (const s of this.kvSubscribers) s?.stop();
     await Promise.all(this.replicas.map((r) => r.engine.shutdown()));
     await this.options.onShutdown?.();
   }

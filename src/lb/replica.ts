@@ -8,6 +8,9 @@ import type { ReplicaHealth } from "../grpc/remoteEngine";
 import { ReplicaUnavailableError } from "../engine/replicaErrors";
 import { OutstandingWork } from "../engine/outstandingWork";
 import type { ReplicaStatus } from "../engine/replicated";
+import type { RpcStream } from "../grpc/rpcClient";
+import type { WireKvEventBatch } from "../grpc/kvEventsWire";
+import { KvBlockIndex } from "../engine/kvCache/kvBlockIndex";
 
 /** An engine the balancer can route to and probe (RemoteEngine, or a test double). */
 export interface ProbedEngine extends EngineClient {
@@ -15,6 +18,8 @@ export interface ProbedEngine extends EngineClient {
   probe(timeoutMs: number): Promise<ReplicaHealth>;
   /** `onAccepted` runs once the replica has taken the request (see grpc/acceptSignal.ts). */
   generate(request: GenerateRequest, signal?: AbortSignal, onAccepted?: () => void): AsyncGenerator<GenerationDelta>;
+  /** The replica's KV events stream (cache-aware routing); absent: it is routed on load alone. */
+  kvEvents?(): RpcStream<WireKvEventBatch>;
 }
 
 /** A request the replica has accepted and not finished: a suspect if the replica dies. */
@@ -42,6 +47,8 @@ export class Replica {
   private readonly running = new Set<AbortController>();
   /** Requests it has accepted and not finished (the suspects if it dies). */
   readonly held = new Set<HeldRequest>();
+  /** The block hashes its prefix cache holds, as its KV events told (kvEventSubscriber.ts). */
+  readonly cache = new KvBlockIndex();
 
   constructor(readonly engine: ProbedEngine) {}
 

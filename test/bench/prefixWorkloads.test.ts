@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { segmentIds } from "../../bench/load/prefixWorkloads";
 import { SUITES, makeRequests, resolveSuite } from "../../bench/load/workload";
+import type { PreparedRequest } from "../../bench/load/runPoint";
+import { runPoint } from "../../bench/load/runPoint";
 
 const POOL = Array.from({ length: 500 }, (_, i) => 1000 + i);
 
@@ -40,5 +42,28 @@ describe("prefix workloads", () => {
 
   test("--prefix-tokens only applies to prefix suites", () => {
     expect(() => resolveSuite("cpu-300-32", { prefixTokens: 10 })).toThrow("prefix suite");
+  });
+
+  test("--sessions: a client runs one conversation's turns in order, each after the last reply", async () => {
+    expect(() => resolveSuite("shared-prefix", { sessions: true })).toThrow("chat-multiturn");
+    const w = resolveSuite("chat-multiturn", { sessions: true, prefixTokens: 50, meanPrompt: 10, meanGen: 4 }).workload;
+    const reqs = makeRequests(w, 40, POOL.length, 1024);
+    expect(new Set(reqs.map((r) => r.session)).size).toBeGreaterThan(3);
+    const prepared: PreparedRequest[] = reqs.map((spec) => ({ spec, prompt: segmentIds(POOL, spec.segments!) }));
+    const log: { session: number; start: number; end: number }[] = [];
+    let clock = 0;
+    const records = await runPoint(3, prepared, async (req) => {
+      const start = clock++;
+      await Bun.sleep(1 + (req.spec.index % 3));
+      log.push({ session: req.spec.session!, start, end: clock++ });
+      return { status: 200, startMs: 0, endMs: 1, tokenMs: [] };
+    });
+    expect(records).toHaveLength(40);
+    // No two turns of one conversation overlap, and one client ran each conversation.
+    for (const s of new Set(log.map((l) => l.session))) {
+      const turns = log.filter((l) => l.session === s);
+      for (let i = 1; i < turns.length; i++) expect(turns[i]!.start).toBeGreaterThan(turns[i - 1]!.end - 1);
+      expect(new Set(records.filter((r, i) => reqs[i]!.session === s).map((r) => r.client)).size).toBe(1);
+    }
   });
 });

@@ -31,16 +31,24 @@ export function hashBlock(parent: BlockHash | null, tokens: Int32Array, salt: st
 }
 
 /**
+ * Extends `memo` (the hashes of `tokens`' first memo.length full blocks) to its first `numBlocks`
+ * full blocks. The one definition of a prompt's chain: the engine hashes its sequences with it,
+ * and the load balancer (cache-aware routing) hashes prompts with it to match replicas' caches.
+ */
+export function chainBlockHashes(tokens: Int32Array, blockSize: number, numBlocks: number, salt: string, memo: BlockHash[] = []): BlockHash[] {
+  if (numBlocks * blockSize > tokens.length) throw new Error(`chainBlockHashes: ${tokens.length} tokens hold no full block ${numBlocks - 1}`);
+  for (let i = memo.length; i < numBlocks; i++) {
+    memo.push(hashBlock(i === 0 ? null : memo[i - 1]!, tokens.subarray(i * blockSize, (i + 1) * blockSize), salt));
+  }
+  return memo;
+}
+
+/**
  * The hashes of `seq`'s first `numBlocks` full blocks (prompt + output tokens), extending the
  * sequence's memo: a sequence's tokens never change once written, so each block is hashed once
  * in its life, however often it is planned, preempted or readmitted.
  */
 export function blockHashes(seq: Sequence, blockSize: number, numBlocks: number): readonly BlockHash[] {
-  const memo = seq.blockHashes;
   if (numBlocks * blockSize > seq.numTokens) throw new Error(`blockHashes: sequence ${seq.id} has no full block ${numBlocks - 1}`);
-  for (let i = memo.length; i < numBlocks; i++) {
-    const tokens = seq.tokenIds.subarray(i * blockSize, (i + 1) * blockSize);
-    memo.push(hashBlock(i === 0 ? null : memo[i - 1]!, tokens, seq.params.cacheSalt));
-  }
-  return memo;
+  return chainBlockHashes(seq.tokenIds.subarray(0, seq.numTokens), blockSize, numBlocks, seq.params.cacheSalt, seq.blockHashes);
 }

@@ -18,6 +18,7 @@ import type { Sequence } from "../sequence";
 import { blockHashes } from "./blockHash";
 import type { BlockHash } from "./blockHash";
 import { FreeBlockQueue } from "./freeQueue";
+import type { KvEventSink } from "./kvEvents";
 
 /** A sequence's blocks, in position order; ids[0, length) are valid. */
 export interface BlockTable {
@@ -77,6 +78,8 @@ export class KvCacheManager implements KvCacheView {
     readonly numBlocks: number,
     readonly blockSize: number,
     readonly cachingEnabled = true,
+    /** Told every hash that becomes a hit and every one that stops being one (kvEvents.ts). */
+    private readonly events: KvEventSink | null = null,
   ) {
     if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new Error(`numBlocks must be >= 1, got ${numBlocks}`);
     if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`blockSize must be >= 1, got ${blockSize}`);
@@ -212,6 +215,7 @@ export class KvCacheManager implements KvCacheView {
       this.byHash.set(h, b);
       this.hashOf[b] = h;
       this.registeredThisPass.push(b);
+      this.events?.stored(h, i === 0 ? null : hashes[i - 1]!);
     }
     t.numRegistered = full;
   }
@@ -256,7 +260,7 @@ export class KvCacheManager implements KvCacheView {
   failPass(): void {
     for (const b of this.registeredThisPass) {
       const h = this.hashOf[b];
-      if (h !== null && h !== undefined && this.byHash.get(h) === b) this.byHash.delete(h);
+      if (h !== null && h !== undefined && this.byHash.get(h) === b) this.uncache(h);
       this.hashOf[b] = null;
     }
     this.registeredThisPass.length = 0;
@@ -312,11 +316,16 @@ export class KvCacheManager implements KvCacheView {
     this.queue.remove(b);
     const h = this.hashOf[b];
     if (h !== null && h !== undefined) {
-      if (this.byHash.get(h) === b) this.byHash.delete(h);
+      if (this.byHash.get(h) === b) this.uncache(h);
       this.hashOf[b] = null;
     }
     this.refs[b] = 1;
     return b;
+  }
+
+  private uncache(h: BlockHash): void {
+    this.byHash.delete(h);
+    this.events?.removed(h);
   }
 
   private tableOf(seqId: number, what: string): MutableTable {
