@@ -23,6 +23,7 @@
 import { bannedBadWordIds } from "./badWords";
 import type { BlockTable } from "./kvCache/kvCacheManager";
 import { BlockCsr } from "./blockCsr";
+import type { RowMaskBuilder } from "./rowMasks";
 import type { Plan } from "./scheduler/types";
 import { usesPenalties } from "./samplingParams";
 import type { StepBatch } from "./stepBatch";
@@ -72,8 +73,14 @@ export class StepBatchBuilder {
   private biasIds = new Int32Array(256);
   private biasValues = new Float32Array(256);
 
-  /** @param eosTokenIds banned (with stop ids) while a sequence is below its min_tokens */
-  constructor(private readonly eosTokenIds: readonly number[] = []) {}
+  /**
+   * @param eosTokenIds banned (with stop ids) while a sequence is below its min_tokens
+   * @param masks the allowed-token masks of sampled rows (rowMasks.ts); null = none
+   */
+  constructor(
+    private readonly eosTokenIds: readonly number[] = [],
+    private readonly masks: RowMaskBuilder | null = null,
+  ) {}
 
   /** Builds the pass for `plan`; every row's table must already cover context + n tokens. */
   build(plan: Plan, blocks: BlockTables): StepBatch {
@@ -163,6 +170,7 @@ export class StepBatchBuilder {
     if (anyScored) batch.rowTargets = rowTargets.subarray(0, r); // absent: every row sampled
     if (anyPenalty) this.addPenalties(plan, batch);
     if (anyBias) this.addLogitBias(plan, batch);
+    this.masks?.apply(plan, batch);
     return batch;
   }
 

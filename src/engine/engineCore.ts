@@ -7,7 +7,10 @@
  * It runs inside the engine Worker (engineWorker.ts) for serving, or in-process for
  * `fastgen generate` and tests (runToCompletion.ts).
  */
+import { AllowedTokenMasks, allowedTokenIdsProblem } from "./allowedTokens";
 import { StepBatchBuilder } from "./batch";
+import type { RowMaskSource } from "./rowMasks";
+import { RowMaskBuilder } from "./rowMasks";
 import type { StepBatch } from "./stepBatch";
 import { KvCacheManager } from "./kvCache/kvCacheManager";
 import { KvEventRecorder } from "./kvCache/kvEvents";
@@ -119,7 +122,11 @@ export class EngineCore {
     this.speculator = speculator;
     this.schedulerConfig = { tokenBudget: options.maxBatchTokens, maxSeqs: options.maxSeqs, specDisableBatchSize: speculator?.config.disableByBatchSize };
     validateSchedulerConfig(this.schedulerConfig);
-    this.builder = new StepBatchBuilder(eos);
+    // Allowed-token masks of sampled rows: a static set (allowed_token_ids) and grammars (structured outputs).
+    const grammarMasks: RowMaskSource = {
+      maskFor: (seq, ahead) => (this.grammars.active ? this.grammars.maskFor(this.samplesBySeq.get(seq.id)?.grammar, seq.outputIds, ahead) : null),
+    };
+    this.builder = new StepBatchBuilder(eos, new RowMaskBuilder(info.vocabSize, [new AllowedTokenMasks(info.vocabSize), grammarMasks]));
     this.ctx = {
       queues: this.queues,
       blocks: this.blocks,
@@ -187,6 +194,8 @@ export class EngineCore {
     const vocab = this.native.info().vocabSize;
     const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
     if (bad !== undefined) throw new RequestRejectedError(`prompt token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
+    const allowed = sampling.allowedTokenIds && allowedTokenIdsProblem(sampling.allowedTokenIds, vocab);
+    if (allowed) throw new RequestRejectedError(allowed);
     if (promptIds.length + sampling.maxTokens > this.maxModelLen)
       throw new RequestRejectedError(
         `the prompt (${promptIds.length} tokens) plus max_tokens (${sampling.maxTokens}) exceeds the model's context of ${this.maxModelLen} tokens`,
@@ -292,7 +301,6 @@ export class EngineCore {
       let batch: StepBatch;
       try {
         batch = this.builder.build(plan, this.blocks);
-        this.grammars.attach(batch, plan.entries, (seqId) => this.samplesBySeq.get(seqId)?.grammar);
         stride = batch.numLogprobs ?? 0;
         const n0 = performance.now();
         try {

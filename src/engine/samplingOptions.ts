@@ -40,6 +40,8 @@ export interface SamplingOptions {
   badWords?: number[][];
   /** The output must match this (JSON schema, regex, choice, grammar): XGrammar masks each sampled token. */
   structured?: StructuredOutput;
+  /** vLLM's allowed_token_ids: only these ids are sampled (non-empty); unset = any. */
+  allowedTokenIds?: number[];
 }
 
 /** Sampling options before max tokens is settled (a server settles it from the prompt length). */

@@ -42,6 +42,11 @@ export interface SamplingParams {
   readonly skipSpecialTokens: boolean;
   /** Banned token sequences (see badWords.ts); empty = none. */
   readonly badWords: readonly (readonly number[])[];
+  /**
+   * The only ids it may sample (allowedTokens.ts), or null for any. The caller's list itself, not a
+   * copy: the n samples of a request share it, so they share one mask.
+   */
+  readonly allowedTokenIds: readonly number[] | null;
   /** Prefix-cache salt: an extra key of the first block's hash ("" = none). */
   readonly cacheSalt: string;
 }
@@ -106,6 +111,8 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
   });
   const badWords = opts.badWords ?? [];
   check(badWords.every((w) => w.length > 0 && w.every((id) => Number.isInteger(id) && id >= 0)), "bad_words must be non-empty lists of token ids");
+  const allowed = opts.allowedTokenIds;
+  check(allowed === undefined || (allowed.length > 0 && allowed.every((id) => Number.isInteger(id) && id >= 0)), "allowed_token_ids must be a non-empty list of token ids");
   const seed = opts.seed === undefined ? randomSeed() : BigInt.asUintN(64, BigInt(Math.trunc(opts.seed)));
   return {
     temperature, topP, topK, minP, seed, seedLow: Number(seed & 0xffffffffn), seedHigh: Number(seed >> 32n),
@@ -115,6 +122,7 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
     stopTokenIds: [...(opts.stopTokenIds ?? [])], stop: [...(opts.stop ?? [])],
     includeStopStrInOutput: opts.includeStopStrInOutput ?? false, skipSpecialTokens: opts.skipSpecialTokens ?? true,
     badWords: badWords.map((w) => [...w]),
+    allowedTokenIds: allowed ?? null,
     cacheSalt: opts.cacheSalt ?? "",
   };
 }

@@ -1,14 +1,11 @@
 /**
  * EngineGrammars: the grammar side of one EngineCore. It compiles a request's constraint (cached,
  * see grammarCache.ts) into one matcher per sample, computes the masks of the next pass ahead of
- * it, and fills the pass's mask slot. The XGrammar runtime and the model's tokenizer info are
+ * it, and gives a sampled row its mask (EngineCore's mask source for the pass's mask builder). The XGrammar runtime and the model's tokenizer info are
  * loaded on the first constrained request, so an engine that never sees one pays nothing.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { StepBatch } from "../native/types";
-import { BatchMasks } from "./batchMasks";
-import type { MaskedEntry } from "./batchMasks";
 import { GrammarCache } from "./grammarCache";
 import { SequenceGrammar } from "./sequenceGrammar";
 import type { StructuredOutput } from "./spec";
@@ -26,7 +23,6 @@ export interface GrammarModel {
 
 export class EngineGrammars {
   private cache: Promise<GrammarCache> | null = null;
-  private readonly masks: BatchMasks;
   /** Live grammars (one per constrained sample), for prepareMasks(). */
   private readonly live = new Set<SequenceGrammar>();
 
@@ -37,9 +33,7 @@ export class EngineGrammars {
   /** Host milliseconds computing masks and filling the mask slot. */
   readonly timing = { maskMs: 0, masks: 0 };
 
-  constructor(private readonly model: GrammarModel) {
-    this.masks = new BatchMasks(Math.ceil(model.vocabSize / 32));
-  }
+  constructor(private readonly model: GrammarModel) {}
 
   /** The compiler cache, created on first use. */
   compiler(): Promise<GrammarCache> {
@@ -82,11 +76,18 @@ export class EngineGrammars {
     });
   }
 
-  /** Fills the pass's mask slot (computing, synchronously, any mask prepareMasks() did not). */
-  attach(batch: StepBatch, entries: readonly MaskedEntry[], grammarOf: (seqId: number) => SequenceGrammar | undefined): void {
-    if (this.live.size === 0) return;
+  /**
+   * The mask of a sampled row of a sequence constrained by `g` (computed now, synchronously, if
+   * prepareMasks() did not), after `outputIds`; null without a grammar. Only a sequence's next
+   * token (ahead 0): grammar-constrained sequences do not speculate (EngineCore leaves them out).
+   */
+  maskFor(g: SequenceGrammar | undefined, outputIds: readonly number[], ahead: number): Uint32Array | null {
+    if (!g) return null;
+    if (ahead > 0) throw new Error("a grammar-constrained sequence has a draft row");
     const t0 = performance.now();
-    this.masks.attach(batch, entries, grammarOf);
+    g.syncTo(outputIds); // no-op unless the outputs moved without it (recompute, rollback)
+    const mask = g.maskNow();
     this.timing.maskMs += performance.now() - t0;
+    return mask;
   }
 }

@@ -79,15 +79,6 @@ export function deltaFromWire(m: WireGenerateDelta): GenerationDelta {
 }
 
 /** Sampling options as SamplingParams (what RemoteEngine sends a replica). */
-/** The request fields of `s` that the wire cannot carry yet (vLLM's extras); empty when none is set. */
-export function uncarriedOptions(s: SamplingOptions): string[] {
-  const out: string[] = [];
-  if (s.includeStopStrInOutput) out.push("include_stop_str_in_output");
-  if (s.skipSpecialTokens === false) out.push("skip_special_tokens: false");
-  if (s.badWords?.length) out.push("bad_words");
-  return out;
-}
-
 export function samplingToWire(s: SamplingOptions): Partial<WireSamplingParams> {
   const bias: Record<string, number> = {};
   for (const [id, b] of Object.entries(s.logitBias ?? {})) bias[id] = b;
@@ -109,6 +100,10 @@ export function samplingToWire(s: SamplingOptions): Partial<WireSamplingParams> 
     n: s.n ?? 1,
     ...(s.promptLogprobs !== undefined && s.promptLogprobs >= 0 ? { prompt_logprobs: s.promptLogprobs } : {}),
     ...(s.cacheSalt !== undefined ? { cache_salt: s.cacheSalt } : {}),
+    include_stop_str_in_output: s.includeStopStrInOutput ?? false,
+    ...(s.skipSpecialTokens !== undefined ? { skip_special_tokens: s.skipSpecialTokens } : {}),
+    bad_words: (s.badWords ?? []).map((ids) => ({ ids })),
+    allowed_token_ids: s.allowedTokenIds ?? [],
     logit_bias: bias,
   };
 }

@@ -11,7 +11,7 @@ import { EngineOverloadedError, EngineStepError, RequestRejectedError } from "..
 import { ReplicaUnavailableError } from "../engine/replicaErrors";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { ACCEPTED_KEY, REPLIED_KEY } from "./acceptSignal";
-import { deltaFromWire, metricsFromWire, samplingToWire, uncarriedOptions } from "./convert";
+import { deltaFromWire, metricsFromWire, samplingToWire } from "./convert";
 import type { WireKvEventBatch } from "./kvEventsWire";
 import type { RpcStream } from "./rpcClient";
 import { isServiceError, RpcClient, statusName } from "./rpcClient";
@@ -105,9 +105,6 @@ export class RemoteEngine implements EngineClient {
    * that it took the request (before any delta; the load balancer's "it is running there").
    */
   async *generate(request: GenerateRequest, signal?: AbortSignal, onAccepted?: () => void): AsyncGenerator<GenerationDelta> {
-    const uncarried = uncarriedOptions(request.sampling);
-    // The wire (proto/fastgen.proto) has no fields for these yet: refuse rather than drop them.
-    if (uncarried.length > 0) throw new RequestRejectedError(`${uncarried.join(", ")} cannot be sent to a replica yet`);
     const n = request.sampling.n ?? 1;
     const open = new Set(Array.from({ length: n }, (_, i) => i));
     const message: Partial<WireGenerateStreamRequest> = {

@@ -20,6 +20,9 @@ export const MAX_N = 128;
 export const DEFAULT_MAX_NEW_TOKENS = 128;
 const MAX_LOGPROBS = 20;
 const MAX_REQUEST_ID_LENGTH = 256;
+/** Tokenized bad words: the HTTP API's 128 words with and without a leading space, each at most 256 characters. */
+const MAX_BAD_WORD_LISTS = 256;
+const MAX_BAD_WORD_IDS = 512;
 
 /** What the checks need to know about the served model. */
 export interface ModelLimits {
@@ -131,6 +134,7 @@ export function readSampling(p: WireSamplingParams | null | undefined, tokenizer
     logitBias[id] = checkNumber(f(`logit_bias[${key}]`), bias, { min: -100, max: 100 });
   }
   const out = {
+    ...readVllmExtras(p, maxId),
     maxTokens,
     minTokens: p.min_new_tokens,
     temperature: optional(f("temperature"), p.temperature, { min: 0 }),
@@ -152,6 +156,27 @@ export function readSampling(p: WireSamplingParams | null | undefined, tokenizer
   };
   for (const k of Object.keys(out) as (keyof typeof out)[]) if (out[k] === undefined) delete out[k];
   return out;
+}
+
+/** include_stop_str_in_output, skip_special_tokens, bad_words and allowed_token_ids (unset ones left out). */
+function readVllmExtras(p: WireSamplingParams, maxId: number): Pick<SamplingOptions, "includeStopStrInOutput" | "skipSpecialTokens" | "badWords" | "allowedTokenIds"> {
+  const f = (name: string) => `params.${name}`;
+  const ids = (field: string, list: number[]) => list.forEach((id, i) => checkNumber(`${field}[${i}]`, id, { integer: true, min: 0, max: maxId }));
+  const words = p.bad_words ?? [];
+  if (words.length > MAX_BAD_WORD_LISTS) throw invalidArgument(f("bad_words"), `may hold at most ${MAX_BAD_WORD_LISTS} token lists, got ${words.length}`);
+  words.forEach((w, i) => {
+    const field = f(`bad_words[${i}].ids`);
+    if (w.ids.length === 0 || w.ids.length > MAX_BAD_WORD_IDS) throw invalidArgument(field, `must hold 1 to ${MAX_BAD_WORD_IDS} token ids, got ${w.ids.length}`);
+    ids(field, w.ids);
+  });
+  const allowed = p.allowed_token_ids ?? [];
+  ids(f("allowed_token_ids"), allowed);
+  return {
+    includeStopStrInOutput: p.include_stop_str_in_output || undefined,
+    skipSpecialTokens: p.skip_special_tokens ?? undefined,
+    badWords: words.length > 0 ? words.map((w) => w.ids) : undefined,
+    allowedTokenIds: allowed.length > 0 ? allowed : undefined,
+  };
 }
 
 /** Settles max tokens for one prompt: the request's, else the default; prompt + max must fit. */

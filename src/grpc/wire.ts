@@ -24,6 +24,10 @@ export interface WireSamplingParams {
   n: number;
   prompt_logprobs?: number | null;
   cache_salt?: string | null;
+  include_stop_str_in_output: boolean;
+  skip_special_tokens?: boolean | null;
+  bad_words: { ids: number[] }[];
+  allowed_token_ids: number[];
   /** Token id (as a string key) -> bias. */
   logit_bias: Record<string, number>;
 }

@@ -1,7 +1,8 @@
 /**
  * Request fields vLLM users send beyond OpenAI's, shared by /v1/completions and
  * /v1/chat/completions: include_stop_str_in_output, skip_special_tokens,
- * spaces_between_special_tokens, bad_words, truncate_prompt_tokens and prompt_logprobs.
+ * spaces_between_special_tokens, bad_words, allowed_token_ids, truncate_prompt_tokens and
+ * prompt_logprobs.
  */
 import type { SamplingOptions } from "../engine/samplingOptions";
 import type { Tokenizer } from "../tokenizer/tokenizer";
@@ -15,7 +16,7 @@ export const MAX_BAD_WORD_CHARS = 256;
 export const MAX_PROMPT_LOGPROBS = 20;
 
 /** The engine options these fields set. */
-export type VllmSampling = Pick<SamplingOptions, "includeStopStrInOutput" | "skipSpecialTokens" | "badWords">;
+export type VllmSampling = Pick<SamplingOptions, "includeStopStrInOutput" | "skipSpecialTokens" | "badWords" | "allowedTokenIds">;
 
 /**
  * Each bad word as token ids, with and without a leading space (vLLM's rule: the spaced form is
@@ -48,7 +49,16 @@ export function readVllmSampling(p: RequestParams, tokenizer: Tokenizer): VllmSa
     if (long >= 0) throw invalidParam("bad_words", `'bad_words[${long}]' is longer than ${MAX_BAD_WORD_CHARS} characters.`);
     out.badWords = tokenizeBadWords(words, tokenizer);
   }
+  const allowed = readAllowedTokenIds(p, tokenizer.vocabSize);
+  if (allowed !== undefined) out.allowedTokenIds = allowed;
   return out;
+}
+
+/** vLLM's allowed_token_ids: a non-empty list of token ids, the only ones sampled. */
+export function readAllowedTokenIds(p: RequestParams, vocabSize: number): number[] | undefined {
+  const ids = p.integerList("allowed_token_ids", { min: 0, max: vocabSize - 1 });
+  if (ids !== undefined && ids.length === 0) throw invalidParam("allowed_token_ids", "'allowed_token_ids' must not be empty.");
+  return ids;
 }
 
 /**

@@ -105,11 +105,3 @@ describe("model names", () => {
   });
 });
 
-describe("remote replicas", () => {
-  test("vLLM extras the gRPC wire cannot carry yet are named, not dropped", async () => {
-    const { uncarriedOptions } = await import("../../src/grpc/convert");
-    expect(uncarriedOptions({ maxTokens: 4 })).toEqual([]);
-    expect(uncarriedOptions({ maxTokens: 4, includeStopStrInOutput: true, skipSpecialTokens: false, badWords: [[1]] }))
-      .toEqual(["include_stop_str_in_output", "skip_special_tokens: false", "bad_words"]);
-  });
-});

@@ -61,6 +61,15 @@ describe("RemoteEngine", () => {
     expect(engine.requests.at(-1)!.sampling).toEqual({ ...request("x").sampling, minTokens: 0, ignoreEos: false, presencePenalty: 0, frequencyPenalty: 0 });
   });
 
+  test("vLLM's extras reach the replica: include_stop_str_in_output, skip_special_tokens, bad_words, allowed_token_ids", async () => {
+    const sampling = { maxTokens: 3, includeStopStrInOutput: true, skipSpecialTokens: false, badWords: [[5, 6], [7]], allowedTokenIds: [40, 41, 42] };
+    await collect(remote, { requestId: "extras", promptIds: [40], sampling });
+    expect(engine.requests.at(-1)!.sampling).toMatchObject(sampling);
+    await collect(remote, { requestId: "no-extras", promptIds: [40], sampling: { maxTokens: 3 } });
+    const plain = engine.requests.at(-1)!.sampling;
+    for (const k of ["includeStopStrInOutput", "skipSpecialTokens", "badWords", "allowedTokenIds"]) expect(plain).not.toHaveProperty(k);
+  });
+
   test("aborting the signal aborts the remote request; open samples end as abort", async () => {
     engine.delayMs = 10;
     try {

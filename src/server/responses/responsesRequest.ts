@@ -12,6 +12,7 @@ import type { SamplingBase } from "../samplingFields";
 import { withSamplingDefaults } from "../samplingDefaults";
 import type { ServerContext } from "../serverContext";
 import { readModel } from "../serverContext";
+import { readAllowedTokenIds } from "../vllmParams";
 import { readResponsesInput } from "./responsesInput";
 
 /** Most alternatives per output token (OpenAI's limit). */
@@ -98,6 +99,7 @@ export function readResponsesRequest(body: Record<string, unknown>, ctx: ServerC
     minP: p.number("min_p", { min: 0, max: 1 }),
     repetitionPenalty: p.number("repetition_penalty", { min: 0, minExclusive: true, max: 2 }),
     seed: p.integer("seed", { min: 0 }),
+    allowedTokenIds: readAllowedTokenIds(p, ctx.tokenizer.vocabSize),
     n: 1,
   };
   for (const k of Object.keys(sampling) as (keyof SamplingBase)[]) if (sampling[k] === undefined) delete sampling[k];
