@@ -11,7 +11,7 @@ import { invalidParam, jsonResponse } from "./errors";
 import type { GenerationRun, PromptJob } from "./generationRun";
 import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from "./generationRun";
 import { TokenStrings, chatLogprobs, vllmPromptLogprobs } from "./logprobs";
-import { RequestParams } from "./requestParams";
+import type { ChatCompletionsBody } from "./schemas/chatSchema";
 import type { SamplingBase } from "./samplingFields";
 import { ChatTemplateError, selectTemplate } from "../tokenizer/chatTemplate";
 import { templateTools, toolMessages } from "./tools/toolMessages";
@@ -24,10 +24,7 @@ import type { ServerContext } from "./serverContext";
 import { newId, readModel, unixNow } from "./serverContext";
 import type { RequestTrace } from "./requestTrace";
 import { sseResponse } from "./sse";
-import { checkChatExtras, readPromptLogprobs, readTruncation, truncatePrompt } from "./vllmParams";
-
-/** Most top_logprobs alternatives per token (OpenAI's limit). */
-export const MAX_TOP_LOGPROBS = 20;
+import { checkChatExtras, readTruncation, truncatePrompt } from "./vllmParams";
 
 interface ChatPlan {
   model: string;
@@ -45,8 +42,8 @@ interface ChatPlan {
 }
 
 /** Reads the tools and, for "required" or a named function, puts their grammar on the sampling. */
-function readTools(p: RequestParams, sampling: SamplingBase): ToolPlan | null {
-  const tools = readToolPlan(p);
+function readTools(body: ChatCompletionsBody, sampling: SamplingBase): ToolPlan | null {
+  const tools = readToolPlan(body);
   const constraint = tools ? toolConstraint(tools) : undefined;
   if (constraint && sampling.structured)
     throw invalidParam("tool_choice", "A required or named tool_choice constrains the output already: it cannot be combined with response_format or structured_outputs.");
@@ -64,24 +61,22 @@ function templateText(ctx: ServerContext, tools: unknown[]): string {
   }
 }
 
-async function planChat(body: Record<string, unknown>, ctx: ServerContext): Promise<ChatPlan> {
-  const p = new RequestParams(body);
-  const model = readModel(p, ctx);
-  const messages = readMessages(p.raw("messages"));
-  const { sampling, maxTokens, maxTokensCap, n } = readSamplingParams(p, ctx);
-  const logprobs = p.boolean("logprobs") ?? false;
-  const topLogprobs = p.integer("top_logprobs", { min: 0, max: MAX_TOP_LOGPROBS });
+async function planChat(body: ChatCompletionsBody, ctx: ServerContext): Promise<ChatPlan> {
+  const model = readModel(body.model, ctx);
+  const messages = readMessages(body.messages);
+  const { sampling, maxTokens, maxTokensCap, n } = readSamplingParams(body, ctx);
+  const logprobs = body.logprobs ?? false;
+  const topLogprobs = body.top_logprobs;
   if (topLogprobs !== undefined && !logprobs)
     throw invalidParam("top_logprobs", "'top_logprobs' needs 'logprobs' set to true.");
-  const continueFinal = p.boolean("continue_final_message") ?? false;
-  const addGenerationPrompt = p.boolean("add_generation_prompt") ?? !continueFinal;
-  const extra = p.object("chat_template_kwargs");
-  const truncation = readTruncation(p, ctx.engine.maxModelLen);
-  const promptLogprobs = readPromptLogprobs(p);
-  const echo = p.boolean("echo") ?? false;
-  const tools = readTools(p, sampling);
-  const stream = readStreamParams(p);
-  p.ignoreUnknown(ctx.ignoredFields, "/v1/chat/completions");
+  const continueFinal = body.continue_final_message ?? false;
+  const addGenerationPrompt = body.add_generation_prompt ?? !continueFinal;
+  const extra = body.chat_template_kwargs;
+  const truncation = readTruncation(body.truncate_prompt_tokens, ctx.engine.maxModelLen);
+  const promptLogprobs = body.prompt_logprobs;
+  const echo = body.echo ?? false;
+  const tools = readTools(body, sampling);
+  const stream = readStreamParams(body);
   checkChatExtras(addGenerationPrompt, continueFinal, promptLogprobs, stream.stream);
 
   const offered = tools && tools.choice !== "none" ? tools.tools : [];
@@ -104,7 +99,7 @@ async function planChat(body: Record<string, unknown>, ctx: ServerContext): Prom
 }
 
 /** Handles POST /v1/chat/completions with its parsed JSON body. */
-export async function handleChatCompletions(ctx: ServerContext, body: Record<string, unknown>, trace: RequestTrace): Promise<Response> {
+export async function handleChatCompletions(ctx: ServerContext, body: ChatCompletionsBody, trace: RequestTrace): Promise<Response> {
   const plan = await planChat(body, ctx);
   const id = newId("chatcmpl");
   const created = unixNow();

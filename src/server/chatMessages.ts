@@ -1,8 +1,9 @@
 /**
- * The `messages` of /v1/chat/completions checked and rendered through the model's chat template
- * into prompt token ids. Content is a string or a list of {type:"text"} parts (other part types
- * are a 400 that names the field); assistant tool_calls and `tool` results are checked here and
- * rendered by tools/toolMessages.ts.
+ * The `messages` of /v1/chat/completions (and /tokenize) rendered through the model's chat
+ * template into prompt token ids. Their shape is the schema's (schemas/chatSchema.ts); checked
+ * here: the role, content required but for the assistant, text parts only, tool_calls only on
+ * assistant messages, and no other fields FastGen does not support (a 400 naming them, never
+ * ignored). Tool calls and `tool` results are rendered by tools/toolMessages.ts.
  */
 import type { ChatMessage } from "../tokenizer/chatTemplate";
 import { ChatTemplateError } from "../tokenizer/chatTemplate";
@@ -10,70 +11,56 @@ import type { Tokenizer } from "../tokenizer/tokenizer";
 import { TokenizerBusyError } from "../tokenizer/tokenizerPool";
 import { invalidParam, overloaded, unsupportedParam } from "./errors";
 import { describe } from "./requestParams";
+import type { ChatMessageBody, ToolCallBody } from "./schemas/chatSchema";
 import { checkTextLength } from "./textLimit";
 
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
-function checkContent(at: string, role: string, content: unknown): ChatMessage["content"] {
+function checkContent(at: string, role: string, content: ChatMessageBody["content"]): ChatMessage["content"] {
   if (typeof content === "string") return content;
   if (content === null || content === undefined) {
     if (role === "assistant") return null;
     throw invalidParam(`${at}.content`, `'${at}.content' is required for role '${role}'.`);
   }
-  if (!Array.isArray(content))
-    throw invalidParam(`${at}.content`, `'${at}.content' must be a string or a list of content parts.`);
   return content.map((part, j) => {
     const where = `${at}.content[${j}]`;
-    if (typeof part !== "object" || part === null || Array.isArray(part))
-      throw invalidParam(where, `'${where}' must be an object like {"type": "text", "text": "..."}.`);
-    const { type, text, ...rest } = part as Record<string, unknown>;
+    const { type, text, ...rest } = part;
     if (type !== "text") throw unsupportedParam(`${where}.type`, `Only "text" content parts are supported, got ${describe(type)}.`);
-    if (typeof text !== "string") throw invalidParam(`${where}.text`, `'${where}.text' must be a string.`);
+    if (typeof text !== "string") throw invalidParam(`${where}.text`, `'${where}.text' is required.`);
     for (const [key, v] of Object.entries(rest)) if (v !== null) throw unsupportedParam(`${where}.${key}`);
     return { type, text };
   });
 }
 
-function checkMessage(m: unknown, i: number): ChatMessage {
+function checkMessage(m: ChatMessageBody, i: number): ChatMessage {
   const at = `messages[${i}]`;
-  if (typeof m !== "object" || m === null || Array.isArray(m)) throw invalidParam(at, `'${at}' must be an object.`);
-  const { role, content, name, tool_calls, tool_call_id, ...rest } = m as Record<string, unknown>;
-  if (typeof role !== "string") throw invalidParam(`${at}.role`, `'${at}.role' must be a string.`);
+  const { role, content, name, tool_calls, tool_call_id, ...rest } = m;
   if (!ROLES.has(role))
     throw invalidParam(`${at}.role`, `'${at}.role' must be one of ${[...ROLES].join(", ")}, got '${role}'.`);
   const out: ChatMessage = { role, content: checkContent(at, role, content) };
-  if (name !== undefined && name !== null) {
-    if (typeof name !== "string") throw invalidParam(`${at}.name`, `'${at}.name' must be a string.`);
-    out.name = name;
-  }
-  if (tool_calls !== undefined && tool_calls !== null && !(Array.isArray(tool_calls) && tool_calls.length === 0)) {
+  if (typeof name === "string") out.name = name;
+  if (tool_calls !== undefined && tool_calls !== null && tool_calls.length > 0) {
     if (role !== "assistant") throw invalidParam(`${at}.tool_calls`, `'${at}.tool_calls' is only allowed on assistant messages.`);
     out.tool_calls = checkToolCalls(`${at}.tool_calls`, tool_calls);
   }
-  if (tool_call_id !== undefined && tool_call_id !== null) {
-    if (typeof tool_call_id !== "string") throw invalidParam(`${at}.tool_call_id`, `'${at}.tool_call_id' must be a string.`);
-    out.tool_call_id = tool_call_id;
-  }
+  if (typeof tool_call_id === "string") out.tool_call_id = tool_call_id;
   for (const [key, v] of Object.entries(rest)) if (v !== null) throw unsupportedParam(`${at}.${key}`);
   return out;
 }
 
-function checkToolCalls(at: string, calls: unknown): ChatMessage["tool_calls"] {
-  if (!Array.isArray(calls)) throw invalidParam(at, `'${at}' must be a list.`);
+/** Assistant tool calls (typed by the schema; `function` is checked here so a call without it is named as a whole). */
+function checkToolCalls(at: string, calls: ToolCallBody[]): ChatMessage["tool_calls"] {
   return calls.map((c, j) => {
-    const f = (c as Record<string, unknown> | null)?.function as Record<string, unknown> | undefined;
-    if (typeof f?.name !== "string" || typeof f.arguments !== "string")
+    const f = c.function;
+    if (f === undefined)
       throw invalidParam(`${at}[${j}]`, `'${at}[${j}]' must be {"id", "type": "function", "function": {"name", "arguments": JSON text}}.`);
-    const id = (c as Record<string, unknown>).id;
-    return { id: typeof id === "string" ? id : `call_${j}`, type: "function", function: { name: f.name, arguments: f.arguments } };
+    return { id: typeof c.id === "string" ? c.id : `call_${j}`, type: "function", function: { name: f.name, arguments: f.arguments } };
   });
 }
 
-/** Checks `messages` (required, non-empty). */
-export function readMessages(raw: unknown): ChatMessage[] {
-  if (raw === undefined) throw invalidParam("messages", "'messages' is required.");
-  if (!Array.isArray(raw) || raw.length === 0) throw invalidParam("messages", "'messages' must be a non-empty list.");
-  return raw.map(checkMessage);
+/** The chat of validated `messages` (non-empty, by the schema). */
+export function readMessages(messages: ChatMessageBody[]): ChatMessage[] {
+  return messages.map(checkMessage);
 }
 
 /** The text of a message's content (parts joined by newlines, as the template sees them). */

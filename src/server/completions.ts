@@ -11,21 +11,19 @@ import { cachedPromptTokens, chunkUsage, collectChoices, startGeneration, stream
 import type { CompletionLogprobs } from "./logprobs";
 import { TokenStrings, completionLogprobs, vllmPromptLogprobs, withPromptLogprobs } from "./logprobs";
 import { scoreOnly, truncateInput } from "./promptScoring";
-import { RequestParams } from "./requestParams";
+import type { CompletionsBody } from "./schemas/completionsSchema";
 import type { StreamParams } from "./samplingFields";
 import { readSamplingParams, readStreamParams, settleMaxTokens } from "./samplingFields";
 import type { ServerContext } from "./serverContext";
 import { newId, readModel, unixNow } from "./serverContext";
 import type { RequestTrace } from "./requestTrace";
 import { sseResponse } from "./sse";
-import { checkChatExtras, readPromptLogprobs, readTruncation } from "./vllmParams";
+import { checkChatExtras, readTruncation } from "./vllmParams";
 
 /** OpenAI's default max_tokens for completions. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
 /** Most choices (prompts times n) one request may ask for. */
 export const MAX_CHOICES = 1024;
-/** Most logprobs alternatives per token. */
-export const MAX_LOGPROBS = 20;
 
 interface CompletionPlan {
   model: string;
@@ -42,23 +40,19 @@ interface CompletionPlan {
   promptLogprobs?: number;
 }
 
-async function planCompletion(body: Record<string, unknown>, ctx: ServerContext): Promise<CompletionPlan> {
-  const p = new RequestParams(body);
-  const model = readModel(p, ctx);
-  const rawPrompt = p.raw("prompt");
+async function planCompletion(body: CompletionsBody, ctx: ServerContext): Promise<CompletionPlan> {
+  const model = readModel(body.model, ctx);
   // Every cheap check runs before the prompts are tokenized, the one costly step.
-  const echo = p.boolean("echo") ?? false;
-  const { sampling, maxTokens, maxTokensCap, n } = readSamplingParams(p, ctx, echo);
-  const logprobs = p.integer("logprobs", { min: 0, max: MAX_LOGPROBS });
-  const truncation = readTruncation(p, ctx.engine.maxModelLen);
-  const promptLogprobs = readPromptLogprobs(p);
-  const suffix = p.raw("suffix");
-  if (suffix !== undefined && suffix !== "") throw unsupportedParam("suffix");
-  const stream = readStreamParams(p);
-  p.ignoreUnknown(ctx.ignoredFields, "/v1/completions");
+  const echo = body.echo ?? false;
+  const { sampling, maxTokens, maxTokensCap, n } = readSamplingParams(body, ctx, echo);
+  const logprobs = body.logprobs;
+  const truncation = readTruncation(body.truncate_prompt_tokens, ctx.engine.maxModelLen);
+  const promptLogprobs = body.prompt_logprobs;
+  if (body.suffix !== undefined && body.suffix !== "") throw unsupportedParam("suffix");
+  const stream = readStreamParams(body);
   checkChatExtras(false, false, promptLogprobs, stream.stream);
   const limits = { maxChars: ctx.maxPromptChars, maxModelLen: truncation === undefined ? ctx.engine.maxModelLen : Infinity };
-  const prompts = (await readCompletionPrompts(rawPrompt, ctx.tokenizer, limits)).map((pr) => truncateInput(pr, truncation, ctx.tokenizer));
+  const prompts = (await readCompletionPrompts(body.prompt, ctx.tokenizer, limits)).map((pr) => truncateInput(pr, truncation, ctx.tokenizer));
   if (prompts.length * n > MAX_CHOICES)
     throw invalidParam("n", `${prompts.length} prompts times n = ${n} is ${prompts.length * n} choices; at most ${MAX_CHOICES} per request.`);
   const jobs = prompts.map((prompt, i) => {
@@ -79,7 +73,7 @@ async function planCompletion(body: Record<string, unknown>, ctx: ServerContext)
 }
 
 /** Handles POST /v1/completions with its parsed JSON body. */
-export async function handleCompletions(ctx: ServerContext, body: Record<string, unknown>, trace: RequestTrace): Promise<Response> {
+export async function handleCompletions(ctx: ServerContext, body: CompletionsBody, trace: RequestTrace): Promise<Response> {
   const plan = await planCompletion(body, ctx);
   const id = newId("cmpl");
   const created = unixNow();

@@ -2,9 +2,11 @@
  * The OpenAI-compatible HTTP server (Elysia routes under our own Bun.serve):
  *   GET  /v1/models, /v1/models/:model       POST /v1/completions, /v1/chat/completions, /v1/responses
  *   POST /tokenize, /detokenize              GET  /health, /metrics, /version
+ *   GET  /openapi.json, /docs (the OpenAPI document of the request schemas, and a page to read it)
  * Every request passes through `dispatch`: it gets an id (the client's X-Request-Id when sane,
  * echoed on the response), the API key check (every route but /health), and one access-log line
- * once it is over (for a stream: after its last token). /health is 200 while the engine is alive
+ * once it is over (for a stream: after its last token). POST bodies are validated by Elysia against
+ * their TypeBox schemas (schemas/): a failure is OpenAI's 400 naming the field (schemaErrors.ts). /health is 200 while the engine is alive
  * and the server is not draining, else 503 (see health.ts). Every error is an OpenAI-shaped JSON
  * body; unexpected ones are logged here and answered with a generic 500.
  * Every client is bounded: its body's time (408), idleness, open connections (clientBounds.ts) and a
@@ -13,8 +15,10 @@
  */
 import type { ToolCallParserName } from "./tools/toolParsers";
 import type { Server } from "bun";
+import { openapi } from "@elysiajs/openapi";
+import type { Static, TObject } from "@sinclair/typebox";
 import type { AnyElysia } from "elysia";
-import { Elysia } from "elysia";
+import { Elysia, ParseError, ValidationError } from "elysia";
 import type { EngineClient } from "../engine/types";
 import type { Logger } from "../ops/logger";
 import { Logger as TextLogger, errorFields } from "../ops/logger";
@@ -41,6 +45,12 @@ import type { ServerContext } from "./serverContext";
 import type { StreamLimits } from "./streamBuffer";
 import { DEFAULT_STREAM_BUFFER_BYTES, DEFAULT_STREAM_STALL_S } from "./streamBuffer";
 import { handleDetokenize, handleTokenize } from "./tokenizeRoutes";
+import { ChatCompletionsBody } from "./schemas/chatSchema";
+import { CompletionsBody } from "./schemas/completionsSchema";
+import { ResponsesBody } from "./schemas/responsesSchema";
+import { schemaError } from "./schemas/schemaErrors";
+import { DetokenizeBody, TokenizeBody } from "./schemas/tokenizeSchema";
+import { validatedBody } from "./schemas/validatedBody";
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -102,11 +112,13 @@ export interface FastGenServer {
   stop(): Promise<void>;
 }
 
-type Handler = (body: Record<string, unknown>, trace: RequestTrace) => Response | Promise<Response>;
+type Handler<S extends TObject> = (body: Static<S>, trace: RequestTrace) => Response | Promise<Response>;
 
 /** Longest path kept in a trace (the log line), in characters. */
 const MAX_LOGGED_PATH = 256;
 const GENERATION_PATHS = new Set(["/v1/completions", "/v1/chat/completions", "/v1/responses"]);
+/** Routes any client may read, API key or not: the API's description holds nothing private. */
+const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/docs"]);
 /** Bun's default idleTimeout, in seconds. */
 export const DEFAULT_IDLE_TIMEOUT_S = 10;
 
@@ -179,11 +191,28 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     max_model_len: engine.maxModelLen,
   });
 
-  const app = new Elysia()
+  // normalize off: a body reaches its handler as sent (unknown fields are logged, not stripped).
+  const app = new Elysia({ normalize: false })
+    .use(
+      openapi({
+        path: "/docs",
+        specPath: "/openapi.json",
+        documentation: { info: { title: "FastGen", version: pkg.version, description: "OpenAI-compatible API (with vLLM's extras)." } },
+      }),
+    )
     .onError(({ code, error, request }) => {
       if (code === "NOT_FOUND") {
         ctx.metrics.countRequest("unknown", 404);
         return fail(request, routeNotFound(request.method, rawPath(request.url)));
+      }
+      // A body refused before its handler: by our reader (the ParseError's cause) or by its schema.
+      const refused =
+        error instanceof ParseError && error.cause instanceof ApiError ? error.cause
+        : error instanceof ValidationError ? schemaError(error.all, error.value)
+        : null;
+      if (refused) {
+        ctx.metrics.countRequest(rawPath(request.url), refused.status);
+        return fail(request, refused);
       }
       logger.error("unhandled server error", errorFields(error));
       return fail(request, internalError());
@@ -218,24 +247,24 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       }),
     );
 
-  /** POST routes read their own body (under the size limit) and answer OpenAI-shaped errors. */
-  const post = (path: string, handler: Handler) =>
+  /** POST routes: the body is read (under the size limit) and validated against `schema` first. */
+  const readBody = (request: Request) => readJsonObject(request, maxBodyBytes, bodyTimeoutMs);
+  const post = <S extends TObject>(path: string, schema: S, handler: Handler<S>) =>
     app.post(
       path,
-      ({ request }) =>
-        respond(path, request, async () => {
+      ({ request, body }) =>
+        respond(path, request, () => {
           const trace = traces.get(request)!;
-          const body = await readJsonObject(request, maxBodyBytes, bodyTimeoutMs);
           if (GENERATION_PATHS.has(path)) bounds.generating(trace);
-          return handler(body, trace);
+          return handler(body as Static<S>, trace);
         }),
-      { parse: "none" },
+      validatedBody(schema, readBody, (names) => ctx.ignoredFields.note(path, names)),
     );
-  post("/v1/completions", (body, trace) => handleCompletions(ctx, body, trace));
-  post("/v1/chat/completions", (body, trace) => handleChatCompletions(ctx, body, trace));
-  post("/v1/responses", (body, trace) => handleResponses(ctx, body, trace));
-  post("/tokenize", (body) => handleTokenize(ctx, body));
-  post("/detokenize", (body) => handleDetokenize(ctx, body));
+  post("/v1/completions", CompletionsBody, (body, trace) => handleCompletions(ctx, body, trace));
+  post("/v1/chat/completions", ChatCompletionsBody, (body, trace) => handleChatCompletions(ctx, body, trace));
+  post("/v1/responses", ResponsesBody, (body, trace) => handleResponses(ctx, body, trace));
+  post("/tokenize", TokenizeBody, (body) => handleTokenize(ctx, body));
+  post("/detokenize", DetokenizeBody, (body) => handleDetokenize(ctx, body));
 
   /** Every request: id, auth, drain, the route, then X-Request-Id on the answer and the trace closed. */
   async function dispatch(received: Request, server: Server<unknown>): Promise<Response> {
@@ -253,7 +282,7 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     } else if (refused) {
       ctx.metrics.countRequest("too_many_connections", 503);
       res = fail(request, refused);
-    } else if (apiKey && path !== "/health" && !keyMatches(request.headers.get("authorization"), apiKey)) {
+    } else if (apiKey && !PUBLIC_PATHS.has(path) && !keyMatches(request.headers.get("authorization"), apiKey)) {
       ctx.metrics.countRequest("unauthorized", 401);
       res = fail(request, unauthorized());
     } else if (ctx.draining && request.method === "POST" && GENERATION_PATHS.has(path)) {

@@ -9,7 +9,6 @@ import { modelNotFound } from "./errors";
 import type { EngineHealth } from "./health";
 import type { IgnoredFields } from "./ignoredFields";
 import type { ServerMetrics } from "./metrics";
-import type { RequestParams } from "./requestParams";
 import type { SamplingDefaults } from "./samplingDefaults";
 import type { StreamLimits } from "./streamBuffer";
 import type { ToolCallParserName } from "./tools/toolParsers";
@@ -47,8 +46,7 @@ export interface ServerContext {
 }
 
 /** Reads `model`: absent means the served model; any other name is a 404. */
-export function readModel(p: RequestParams, ctx: ServerContext): string {
-  const model = p.string("model");
+export function readModel(model: string | undefined, ctx: ServerContext): string {
   if (model !== undefined && model !== ctx.modelName) throw modelNotFound(model);
   return ctx.modelName;
 }

@@ -3,13 +3,14 @@
  *   OpenAI  response_format: {type: "text" | "json_object" | "json_schema", json_schema: {name, schema, strict}}
  *   vLLM    structured_outputs: {json | regex | choice | grammar | json_object | structural_tag}
  *           and its older guided_json / guided_regex / guided_choice / guided_grammar
- * At most one may be given. Compiling happens in the engine (a bad schema is a 400 from there).
+ * Their shapes are the schema's (schemas/structuredSchema.ts). At most one may be given. Compiling
+ * happens in the engine (a bad schema is a 400 from there).
  */
 import type { StructuredOutput } from "../grammar/spec";
 import { MAX_GRAMMAR_CHARS, checkStructuredOutput } from "../grammar/spec";
 import { invalidParam } from "./errors";
-import type { RequestParams } from "./requestParams";
 import { describe } from "./requestParams";
+import type { StructuredFieldsBody } from "./schemas/structuredSchema";
 
 function schemaText(param: string, v: unknown): string {
   if (typeof v === "string") {
@@ -52,8 +53,9 @@ export function fromResponseFormat(format: Record<string, unknown>, param = "res
 }
 
 /** vLLM's structured_outputs object (one key of json, regex, choice, grammar, json_object, structural_tag). */
-function fromVllm(o: Record<string, unknown>): StructuredOutput | undefined {
-  const given = ["json", "regex", "choice", "grammar", "json_object", "structural_tag"].filter((k) => o[k] !== undefined && o[k] !== null && o[k] !== false);
+function fromVllm(o: NonNullable<StructuredFieldsBody["structured_outputs"]>): StructuredOutput | undefined {
+  const keys = ["json", "regex", "choice", "grammar", "json_object", "structural_tag"] as const;
+  const given = keys.filter((k) => o[k] !== undefined && o[k] !== null && o[k] !== false);
   if (given.length > 1) throw invalidParam("structured_outputs", `'structured_outputs' takes one constraint, got ${given.join(", ")}.`);
   const at = (k: string) => `structured_outputs.${k}`;
   switch (given[0]) {
@@ -64,35 +66,29 @@ function fromVllm(o: Record<string, unknown>): StructuredOutput | undefined {
     case "json_object":
       return { type: "json" };
     case "regex":
-      return checked(at("regex"), { type: "regex", pattern: o.regex as string });
+      return checked(at("regex"), { type: "regex", pattern: o.regex! });
     case "choice":
-      return checked(at("choice"), { type: "choice", choices: o.choice as string[] });
+      return checked(at("choice"), { type: "choice", choices: o.choice! });
     case "grammar":
-      return checked(at("grammar"), { type: "grammar", grammar: o.grammar as string });
+      return checked(at("grammar"), { type: "grammar", grammar: o.grammar! });
     default:
       return checked(at("structural_tag"), { type: "structural_tag", tag: typeof o.structural_tag === "string" ? o.structural_tag : JSON.stringify(o.structural_tag) });
   }
 }
 
 /** The request's output constraint, if any; a 400 when two are given or one is malformed. */
-export function readStructuredOutput(p: RequestParams): StructuredOutput | undefined {
+export function readStructuredOutput(b: StructuredFieldsBody): StructuredOutput | undefined {
   const found: [string, StructuredOutput][] = [];
-  const format = p.object("response_format");
-  const fromFormat = format === undefined ? undefined : fromResponseFormat(format);
+  const fromFormat = b.response_format === undefined ? undefined : fromResponseFormat(b.response_format);
   if (fromFormat) found.push(["response_format", fromFormat]);
-  const so = p.object("structured_outputs") ?? p.object("guided_decoding");
+  const so = b.structured_outputs ?? b.guided_decoding;
   const fromSo = so === undefined ? undefined : fromVllm(so);
   if (fromSo) found.push(["structured_outputs", fromSo]);
-  const json = p.raw("guided_json");
-  if (json !== undefined) found.push(["guided_json", checked("guided_json", { type: "json", schema: schemaText("guided_json", json) })]);
-  const regex = p.string("guided_regex");
-  if (regex !== undefined) found.push(["guided_regex", checked("guided_regex", { type: "regex", pattern: regex })]);
-  const choice = p.raw("guided_choice");
-  if (choice !== undefined) found.push(["guided_choice", checked("guided_choice", { type: "choice", choices: choice as string[] })]);
-  const grammar = p.string("guided_grammar");
-  if (grammar !== undefined) found.push(["guided_grammar", checked("guided_grammar", { type: "grammar", grammar })]);
-  p.raw("guided_decoding_backend"); // accepted: XGrammar is the one backend
-  p.raw("guided_whitespace_pattern"); // accepted; the JSON grammar is compact
+  if (b.guided_json !== undefined) found.push(["guided_json", checked("guided_json", { type: "json", schema: schemaText("guided_json", b.guided_json) })]);
+  if (b.guided_regex !== undefined) found.push(["guided_regex", checked("guided_regex", { type: "regex", pattern: b.guided_regex })]);
+  if (b.guided_choice !== undefined) found.push(["guided_choice", checked("guided_choice", { type: "choice", choices: b.guided_choice })]);
+  if (b.guided_grammar !== undefined) found.push(["guided_grammar", checked("guided_grammar", { type: "grammar", grammar: b.guided_grammar })]);
+  // guided_decoding_backend (XGrammar is the one backend) and guided_whitespace_pattern (the JSON grammar is compact) are accepted.
   if (found.length > 1) throw invalidParam(found[1]![0], `Only one output constraint may be given, got ${found.map((f) => f[0]).join(" and ")}.`);
   return found[0]?.[1];
 }

@@ -7,33 +7,30 @@
  */
 import { readMessages, renderMessages } from "./chatMessages";
 import { invalidParam, jsonResponse } from "./errors";
-import { RequestParams } from "./requestParams";
+import { checkTokenIds } from "./requestParams";
+import type { DetokenizeBody, TokenizeBody } from "./schemas/tokenizeSchema";
 import type { ServerContext } from "./serverContext";
 import { readModel } from "./serverContext";
 import { checkTextLength, encodeTexts } from "./textLimit";
 
 /** Handles POST /tokenize (long texts are tokenized off the serving thread). */
-export async function handleTokenize(ctx: ServerContext, body: Record<string, unknown>): Promise<Response> {
-  const p = new RequestParams(body);
-  readModel(p, ctx);
-  const returnTokenStrs = p.boolean("return_token_strs") ?? false;
+export async function handleTokenize(ctx: ServerContext, body: TokenizeBody): Promise<Response> {
+  readModel(body.model, ctx);
+  const returnTokenStrs = body.return_token_strs ?? false;
   let tokens: number[];
-  if (p.has("messages")) {
-    if (p.has("prompt")) throw invalidParam("prompt", "Give either 'prompt' or 'messages', not both.");
-    const messages = readMessages(p.raw("messages"));
-    const addGenerationPrompt = p.boolean("add_generation_prompt") ?? true;
-    const extra = p.object("chat_template_kwargs");
-    const addSpecial = p.boolean("add_special_tokens") ?? false;
-    p.ignoreUnknown(ctx.ignoredFields, "/tokenize");
-    const options = { template: ctx.chatTemplate, addGenerationPrompt, extra, maxChars: ctx.maxPromptChars, addSpecialTokens: addSpecial };
+  if (body.messages !== undefined) {
+    if (body.prompt !== undefined) throw invalidParam("prompt", "Give either 'prompt' or 'messages', not both.");
+    const messages = readMessages(body.messages);
+    const options = {
+      template: ctx.chatTemplate, addGenerationPrompt: body.add_generation_prompt ?? true, extra: body.chat_template_kwargs,
+      maxChars: ctx.maxPromptChars, addSpecialTokens: body.add_special_tokens ?? false,
+    };
     tokens = (await renderMessages(ctx.tokenizer, messages, options)).ids;
   } else {
-    const prompt = p.string("prompt");
+    const prompt = body.prompt;
     if (prompt === undefined) throw invalidParam("prompt", "'prompt' (a string) or 'messages' is required.");
-    const addSpecial = p.boolean("add_special_tokens") ?? true;
-    p.ignoreUnknown(ctx.ignoredFields, "/tokenize");
     checkTextLength("prompt", prompt, ctx.maxPromptChars);
-    [tokens] = (await encodeTexts(ctx.tokenizer, [prompt], { addSpecialTokens: addSpecial })) as [number[]];
+    [tokens] = (await encodeTexts(ctx.tokenizer, [prompt], { addSpecialTokens: body.add_special_tokens ?? true })) as [number[]];
   }
   return jsonResponse({
     count: tokens.length,
@@ -44,14 +41,12 @@ export async function handleTokenize(ctx: ServerContext, body: Record<string, un
 }
 
 /** Handles POST /detokenize. */
-export function handleDetokenize(ctx: ServerContext, body: Record<string, unknown>): Response {
-  const p = new RequestParams(body);
-  readModel(p, ctx);
-  const tokens = p.integerList("tokens", { min: 0, max: ctx.tokenizer.vocabSize - 1 });
-  if (tokens === undefined) throw invalidParam("tokens", "'tokens' (a list of token ids) is required.");
+export function handleDetokenize(ctx: ServerContext, body: DetokenizeBody): Response {
+  readModel(body.model, ctx);
+  const tokens = body.tokens;
+  checkTokenIds("tokens", tokens, ctx.tokenizer.vocabSize);
   // no sequence of this model is longer; the cap keeps one request from holding the serving thread
   if (tokens.length > ctx.engine.maxModelLen)
     throw invalidParam("tokens", `'tokens' holds ${tokens.length} ids; at most ${ctx.engine.maxModelLen} (the model's context) are accepted.`);
-  p.ignoreUnknown(ctx.ignoredFields, "/detokenize");
   return jsonResponse({ prompt: ctx.tokenizer.decode(tokens) });
 }

@@ -15,11 +15,12 @@ import type { ServerContext } from "../serverContext";
 import { sseResponse } from "../sse";
 import type { ResponseState } from "./responseObject";
 import { responseBody, responseId } from "./responseObject";
+import type { ResponsesBody } from "../schemas/responsesSchema";
 import { readResponsesRequest } from "./responsesRequest";
 import { responseEvents, responsesSseStyle } from "./responsesStream";
 
 /** Handles POST /v1/responses with its parsed JSON body. */
-export async function handleResponses(ctx: ServerContext, body: Record<string, unknown>, trace: RequestTrace): Promise<Response> {
+export async function handleResponses(ctx: ServerContext, body: ResponsesBody, trace: RequestTrace): Promise<Response> {
   const plan = readResponsesRequest(body, ctx);
   const rendered = await renderMessages(ctx.tokenizer, plan.messages, {
     template: ctx.chatTemplate, addGenerationPrompt: true, maxChars: ctx.maxPromptChars,

@@ -10,6 +10,9 @@
 import type { ChatContentPart, ChatMessage } from "../../tokenizer/chatTemplate";
 import { invalidParam, unsupportedParam } from "../errors";
 import { describe } from "../requestParams";
+import type { ResponsesBody } from "../schemas/responsesSchema";
+
+type InputItem = Exclude<ResponsesBody["input"], string>[number];
 
 const ROLES = new Set(["system", "developer", "user", "assistant"]);
 /** Part types whose text is the message's text (OpenAI writes assistant turns as output_text). */
@@ -22,14 +25,12 @@ const UNSUPPORTED_ITEMS: Record<string, string> = {
   reasoning: "FastGen serves no reasoning items.",
 };
 
-function readContent(at: string, role: string, content: unknown): string | ChatContentPart[] {
+function readContent(at: string, role: string, content: InputItem["content"]): string | ChatContentPart[] {
   if (typeof content === "string") return content;
-  if (!Array.isArray(content)) throw invalidParam(`${at}.content`, `'${at}.content' must be a string or a list of content parts.`);
+  if (content === undefined) throw invalidParam(`${at}.content`, `'${at}.content' is required.`);
   return content.map((part, j) => {
     const where = `${at}.content[${j}]`;
-    if (typeof part !== "object" || part === null || Array.isArray(part))
-      throw invalidParam(where, `'${where}' must be an object like {"type": "input_text", "text": "..."}.`);
-    const { type, text, refusal } = part as Record<string, unknown>;
+    const { type, text, refusal } = part;
     if (type === "refusal" && role === "assistant" && typeof refusal === "string") return { type: "text", text: refusal };
     if (typeof type !== "string" || !TEXT_PARTS.has(type))
       throw unsupportedParam(`${where}.type`, `Only text parts (input_text, output_text) are supported, got ${describe(type)}.`);
@@ -38,10 +39,9 @@ function readContent(at: string, role: string, content: unknown): string | ChatC
   });
 }
 
-function readItem(item: unknown, i: number): ChatMessage {
+function readItem(item: InputItem, i: number): ChatMessage {
   const at = `input[${i}]`;
-  if (typeof item !== "object" || item === null || Array.isArray(item)) throw invalidParam(at, `'${at}' must be an object.`);
-  const { type, role, content } = item as Record<string, unknown>;
+  const { type, role, content } = item;
   if (type !== undefined && type !== null && type !== "message") {
     const why = typeof type === "string" ? UNSUPPORTED_ITEMS[type] : undefined;
     throw unsupportedParam(`${at}.type`, why ?? `Only message items are supported, got ${describe(type)}.`);
@@ -52,10 +52,8 @@ function readItem(item: unknown, i: number): ChatMessage {
 }
 
 /** The chat a Responses request describes (instructions first); 400 for anything but text messages. */
-export function readResponsesInput(instructions: string | undefined, input: unknown): ChatMessage[] {
+export function readResponsesInput(instructions: string | undefined, input: ResponsesBody["input"]): ChatMessage[] {
   const messages: ChatMessage[] = instructions ? [{ role: "system", content: instructions }] : [];
-  if (input === undefined) throw invalidParam("input", "'input' is required.");
   if (typeof input === "string") return [...messages, { role: "user", content: input }];
-  if (!Array.isArray(input) || input.length === 0) throw invalidParam("input", "'input' must be a string or a non-empty list of input items.");
   return [...messages, ...input.map(readItem)];
 }

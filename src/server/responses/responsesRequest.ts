@@ -6,17 +6,16 @@
  * grammar-constrained decoding, which FastGen does not have yet: a 400 naming them, never ignored.
  */
 import type { ChatMessage } from "../../tokenizer/chatTemplate";
-import { invalidParam, unsupportedParam } from "../errors";
-import { RequestParams, describe } from "../requestParams";
+import { unsupportedParam } from "../errors";
+import { describe } from "../requestParams";
 import type { SamplingBase } from "../samplingFields";
 import { withSamplingDefaults } from "../samplingDefaults";
+import type { ResponsesBody } from "../schemas/responsesSchema";
 import type { ServerContext } from "../serverContext";
 import { readModel } from "../serverContext";
 import { readAllowedTokenIds } from "../vllmParams";
 import { readResponsesInput } from "./responsesInput";
 
-/** Most alternatives per output token (OpenAI's limit). */
-export const MAX_TOP_LOGPROBS = 20;
 const NO_GRAMMAR = "It needs grammar-constrained decoding, which FastGen does not support yet.";
 
 /** What a Responses request asks for. */
@@ -35,83 +34,58 @@ export interface ResponsesPlan {
   echo: { metadata: Record<string, string>; user: string | null; parallelToolCalls: boolean; maxOutputTokens: number | null };
 }
 
-function readMetadata(p: RequestParams): Record<string, string> {
-  const raw = p.object("metadata") ?? {};
-  for (const [k, v] of Object.entries(raw))
-    if (typeof v !== "string") throw invalidParam(`metadata.${k}`, `'metadata' values must be strings, got ${describe(v)} for '${k}'.`);
-  return raw as Record<string, string>;
-}
-
 /** Fields that need state FastGen does not keep, tools, or structured output: a 400 naming them. */
-function refuseUnsupported(p: RequestParams): void {
-  if (p.boolean("store") === true)
-    throw unsupportedParam("store", "FastGen stores no responses: send 'store': false or leave it out.");
-  if (p.has("previous_response_id"))
+function refuseUnsupported(b: ResponsesBody): void {
+  if (b.store === true) throw unsupportedParam("store", "FastGen stores no responses: send 'store': false or leave it out.");
+  if (b.previous_response_id !== undefined)
     throw unsupportedParam("previous_response_id", "FastGen stores no responses: send the whole conversation in 'input'.");
-  if (p.has("conversation")) throw unsupportedParam("conversation", "FastGen stores no conversations: send the whole conversation in 'input'.");
-  if (p.boolean("background") === true) throw unsupportedParam("background", "Background responses need stored responses.");
-  if (p.has("prompt")) throw unsupportedParam("prompt", "Stored prompt templates are not available: send 'input' and 'instructions'.");
-  const tools = p.raw("tools");
-  if (tools !== undefined && !(Array.isArray(tools) && tools.length === 0)) throw unsupportedParam("tools", `Function and built-in tools are not supported. ${NO_GRAMMAR}`);
-  const choice = p.raw("tool_choice");
+  if (b.conversation !== undefined) throw unsupportedParam("conversation", "FastGen stores no conversations: send the whole conversation in 'input'.");
+  if (b.background === true) throw unsupportedParam("background", "Background responses need stored responses.");
+  if (b.prompt !== undefined) throw unsupportedParam("prompt", "Stored prompt templates are not available: send 'input' and 'instructions'.");
+  if (b.tools !== undefined && b.tools.length > 0) throw unsupportedParam("tools", `Function and built-in tools are not supported. ${NO_GRAMMAR}`);
+  const choice = b.tool_choice;
   if (choice !== undefined && choice !== "none" && choice !== "auto") throw unsupportedParam("tool_choice", 'Only "none" and "auto" (with no tools) are supported.');
-  p.boolean("parallel_tool_calls");
-  p.integer("max_tool_calls", { min: 0 });
-  const text = p.object("text");
-  const format = text?.format as Record<string, unknown> | null | undefined;
+  const format = b.text?.format;
   if (format !== undefined && format !== null && format.type !== "text")
     throw unsupportedParam("text.format", `Only {"type": "text"} is supported, got ${describe(format.type)}. ${NO_GRAMMAR}`);
-  const reasoning = p.object("reasoning");
-  if (reasoning && Object.values(reasoning).some((v) => v !== null && v !== undefined))
+  if (b.reasoning && Object.values(b.reasoning).some((v) => v !== null && v !== undefined))
     throw unsupportedParam("reasoning", "FastGen serves no reasoning model.");
-  const truncation = p.string("truncation");
-  if (truncation !== undefined && truncation !== "disabled") throw unsupportedParam("truncation", 'Only "disabled" is supported: a too long input is a 400.');
-  const tier = p.string("service_tier");
+  if (b.truncation !== undefined && b.truncation !== "disabled") throw unsupportedParam("truncation", 'Only "disabled" is supported: a too long input is a 400.');
+  const tier = b.service_tier;
   if (tier !== undefined && tier !== "auto" && tier !== "default") throw unsupportedParam("service_tier", 'Only "auto" and "default" are supported.');
-  // Hints with no effect here: who is asking, and cache routing.
-  p.string("safety_identifier");
-  p.string("prompt_cache_key");
-  p.string("prompt_cache_retention");
-  p.object("stream_options");
+  // Hints with no effect here: parallel_tool_calls, max_tool_calls, safety_identifier, prompt_cache_key(_retention), stream_options.
 }
 
-/** Reads `include` and `top_logprobs`; logprobs are given when include names them. */
-function readLogprobs(p: RequestParams): number | undefined {
-  const include = p.stringList("include") ?? [];
-  const top = p.integer("top_logprobs", { min: 0, max: MAX_TOP_LOGPROBS });
+/** Logprobs are given when `include` names them; top_logprobs alternatives each. */
+function readLogprobs(b: ResponsesBody): number | undefined {
+  const include = typeof b.include === "string" ? [b.include] : (b.include ?? []);
   // Other include values name items FastGen never produces (reasoning, tool calls): nothing to add.
-  return include.includes("message.output_text.logprobs") ? (top ?? 0) : undefined;
+  return include.includes("message.output_text.logprobs") ? (b.top_logprobs ?? 0) : undefined;
 }
 
-/** Checks a Responses request body (400 naming the field for anything it cannot run). */
-export function readResponsesRequest(body: Record<string, unknown>, ctx: ServerContext): ResponsesPlan {
-  const p = new RequestParams(body);
-  const model = readModel(p, ctx);
-  const instructions = p.string("instructions");
-  const messages = readResponsesInput(instructions, p.raw("input"));
+/** Plans a validated Responses request (400 naming the field for anything it cannot run). */
+export function readResponsesRequest(b: ResponsesBody, ctx: ServerContext): ResponsesPlan {
+  const model = readModel(b.model, ctx);
+  const messages = readResponsesInput(b.instructions, b.input);
   const cap = ctx.samplingDefaults.maxTokens ?? Infinity;
-  const asked = p.integer("max_output_tokens", { min: 1 });
+  const asked = b.max_output_tokens;
   const sampling: SamplingBase = {
-    temperature: p.number("temperature", { min: 0, max: 2 }),
-    topP: p.number("top_p", { min: 0, minExclusive: true, max: 1 }),
+    temperature: b.temperature,
+    topP: b.top_p,
     // vLLM's extras, for clients that send them
-    topK: p.integer("top_k", { min: -1 }),
-    minP: p.number("min_p", { min: 0, max: 1 }),
-    repetitionPenalty: p.number("repetition_penalty", { min: 0, minExclusive: true, max: 2 }),
-    seed: p.integer("seed", { min: 0 }),
-    allowedTokenIds: readAllowedTokenIds(p, ctx.tokenizer.vocabSize),
+    topK: b.top_k,
+    minP: b.min_p,
+    repetitionPenalty: b.repetition_penalty,
+    seed: b.seed,
+    allowedTokenIds: readAllowedTokenIds(b.allowed_token_ids, ctx.tokenizer.vocabSize),
     n: 1,
   };
   for (const k of Object.keys(sampling) as (keyof SamplingBase)[]) if (sampling[k] === undefined) delete sampling[k];
-  const topLogprobs = readLogprobs(p);
-  const metadata = readMetadata(p);
-  const user = p.string("user") ?? null;
-  refuseUnsupported(p);
-  const stream = p.boolean("stream") ?? false;
-  p.ignoreUnknown(ctx.ignoredFields, "/v1/responses");
+  const topLogprobs = readLogprobs(b);
+  refuseUnsupported(b);
   return {
-    model, messages, instructions: instructions ?? null, sampling: withSamplingDefaults(sampling, ctx.samplingDefaults),
-    maxOutputTokens: asked === undefined ? undefined : Math.min(asked, cap), maxTokensCap: cap, stream, topLogprobs,
-    echo: { metadata, user, parallelToolCalls: (body.parallel_tool_calls as boolean | undefined) ?? true, maxOutputTokens: asked ?? null },
+    model, messages, instructions: b.instructions ?? null, sampling: withSamplingDefaults(sampling, ctx.samplingDefaults),
+    maxOutputTokens: asked === undefined ? undefined : Math.min(asked, cap), maxTokensCap: cap, stream: b.stream ?? false, topLogprobs,
+    echo: { metadata: b.metadata ?? {}, user: b.user ?? null, parallelToolCalls: b.parallel_tool_calls ?? true, maxOutputTokens: asked ?? null },
   };
 }

@@ -9,8 +9,8 @@
  */
 import type { StructuredOutput } from "../../grammar/spec";
 import { invalidParam } from "../errors";
-import type { RequestParams } from "../requestParams";
 import { describe } from "../requestParams";
+import type { ToolBody, ToolFieldsBody } from "../schemas/structuredSchema";
 
 export interface FunctionTool {
   name: string;
@@ -28,52 +28,41 @@ export interface ToolPlan {
   parallel: boolean;
 }
 
-/** Most tools one request may define. */
-export const MAX_TOOLS = 128;
-
-function readTool(t: unknown, i: number): FunctionTool {
+/** One tool (its shape is the schema's): a function with a usable name. */
+function readTool(t: ToolBody, i: number): FunctionTool {
   const at = `tools[${i}]`;
-  if (typeof t !== "object" || t === null) throw invalidParam(at, `'${at}' must be an object.`);
-  const o = t as Record<string, unknown>;
-  if (o.type !== "function") throw invalidParam(`${at}.type`, `'${at}.type' must be "function", got ${describe(o.type)}.`);
-  const f = o.function as Record<string, unknown> | undefined;
-  if (typeof f !== "object" || f === null) throw invalidParam(`${at}.function`, `'${at}.function' must be an object.`);
-  if (typeof f.name !== "string" || !/^[A-Za-z0-9_.-]{1,64}$/.test(f.name))
+  if (t.type !== "function") throw invalidParam(`${at}.type`, `'${at}.type' must be "function", got ${describe(t.type)}.`);
+  const f = t.function;
+  if (f === undefined) throw invalidParam(`${at}.function`, `'${at}.function' must be an object.`);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(f.name))
     throw invalidParam(`${at}.function.name`, `'${at}.function.name' must be 1-64 letters, digits, _ . or -.`);
-  const params = f.parameters;
-  if (params !== undefined && params !== null && (typeof params !== "object" || Array.isArray(params)))
-    throw invalidParam(`${at}.function.parameters`, `'${at}.function.parameters' must be a JSON schema object.`);
   const tool: FunctionTool = { name: f.name };
   if (typeof f.description === "string") tool.description = f.description;
-  if (params) tool.parameters = params as Record<string, unknown>;
+  if (f.parameters) tool.parameters = f.parameters;
   if (typeof f.strict === "boolean") tool.strict = f.strict;
   return tool;
 }
 
-function readChoice(raw: unknown, tools: FunctionTool[]): ToolChoice {
+function readChoice(raw: ToolFieldsBody["tool_choice"], tools: FunctionTool[]): ToolChoice {
   if (raw === undefined) return tools.length > 0 ? "auto" : "none";
   if (raw === "auto" || raw === "none" || raw === "required") {
     if (raw !== "none" && tools.length === 0) throw invalidParam("tool_choice", `'tool_choice' "${raw}" needs 'tools'.`);
     return raw;
   }
-  const o = raw as Record<string, unknown>;
-  const name = (o?.function as Record<string, unknown> | undefined)?.name ?? o?.name;
-  if (typeof o !== "object" || o === null || o.type !== "function" || typeof name !== "string")
+  const o = typeof raw === "object" ? raw : undefined;
+  const fn = o?.function;
+  const name = (typeof fn === "object" && fn !== null ? (fn as Record<string, unknown>).name : undefined) ?? o?.name;
+  if (o === undefined || o.type !== "function" || typeof name !== "string")
     throw invalidParam("tool_choice", `'tool_choice' must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}, got ${describe(raw)}.`);
   if (!tools.some((t) => t.name === name)) throw invalidParam("tool_choice", `'tool_choice' names '${name}', which is not in 'tools'.`);
   return { name };
 }
 
-/** Reads tools, tool_choice and parallel_tool_calls; null when no tools are given. */
-export function readToolPlan(p: RequestParams): ToolPlan | null {
-  const raw = p.raw("tools");
-  if (raw !== undefined && !Array.isArray(raw)) throw invalidParam("tools", "'tools' must be a list.");
-  const list = (raw as unknown[] | undefined) ?? [];
-  if (list.length > MAX_TOOLS) throw invalidParam("tools", `'tools' may hold at most ${MAX_TOOLS} tools.`);
-  const tools = list.map(readTool);
-  const choice = readChoice(p.raw("tool_choice"), tools);
-  const parallel = p.boolean("parallel_tool_calls") ?? true;
-  p.raw("functions"); // the pre-tools API: ignored
+/** Reads tools, tool_choice and parallel_tool_calls (`functions`, the pre-tools API, is ignored); null when no tools are given. */
+export function readToolPlan(b: ToolFieldsBody): ToolPlan | null {
+  const tools = (b.tools ?? []).map(readTool);
+  const choice = readChoice(b.tool_choice, tools);
+  const parallel = b.parallel_tool_calls ?? true;
   if (tools.length === 0) return null;
   return { tools, choice, parallel };
 }
