@@ -24,19 +24,17 @@ import type { SamplingOptions } from "./samplingOptions";
 import { samplingParams } from "./samplingParams";
 import { Sequence } from "./sequence";
 import { abort as abortSequence, applyStep, finishSequence } from "./stepper";
-import { createSpeculator } from "./speculative/create";
 import type { Speculator } from "./speculative/speculator";
 import type { StepperContext } from "./stepper";
 import type { EngineMetrics, FinishReason, GenerationDelta, TokenLogprob } from "./types";
 import { EngineStepError, RequestRejectedError } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "./histogram";
-import { FastgenError, NativeEngine, cudaDeviceCount, setNumThreads } from "../native";
-import type { ModelSpec } from "../native/modelSpec";
-import type { StepResult } from "../native";
-import { openModelDir, loadWeights } from "../model/load";
-import { Tokenizer } from "../tokenizer/tokenizer";
-import { modelNameOf } from "../model/modelName";
+import { loadModel } from "./engineLoad";
+import type { LoadedModel } from "./engineLoad";
+import { FastgenError } from "../native";
+import type { NativeEngine, StepResult } from "../native";
+import type { Tokenizer } from "../tokenizer/tokenizer";
 import { EngineGrammars, GrammarError } from "../grammar/engineGrammars";
 import type { SequenceGrammar } from "../grammar/sequenceGrammar";
 
@@ -101,21 +99,22 @@ export class EngineCore {
   /** Requests whose grammar is compiling (addRequestAsync), and whether they were aborted meanwhile. */
   private readonly preparing = new Map<string, { aborted: boolean }>();
 
-  private constructor(
-    private readonly native: NativeEngine,
-    readonly tokenizer: Tokenizer,
-    readonly modelName: string,
-    readonly options: EngineOptions,
-    modelDir: string,
-    speculator: Speculator | null = null,
-  ) {
+  private readonly native: NativeEngine;
+  readonly tokenizer: Tokenizer;
+  readonly modelName: string;
+
+  private constructor(loaded: LoadedModel, readonly options: EngineOptions) {
+    const { native, tokenizer, speculator } = loaded;
+    this.native = native;
+    this.tokenizer = tokenizer;
+    this.modelName = loaded.modelName;
     const info = native.info();
     this.grammars = new EngineGrammars({
-      modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds, idToToken: (id) => tokenizer.idToToken(id),
+      modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds, idToToken: (id) => tokenizer.idToToken(id),
     });
     this.kvEvents = options.enablePrefixCaching ? new KvEventRecorder(info.blockSize) : null;
     this.blocks = new KvCacheManager(info.numBlocks, info.blockSize, options.enablePrefixCaching, this.kvEvents);
-    this.maxModelLen = contextLength(native, options.maxModelLen);
+    this.maxModelLen = loaded.maxModelLen;
     this.policy = getPolicy(options.policy);
     const eos = tokenizer.eosTokenIds;
     const stop = { eosTokenIds: eos, maxModelLen: this.maxModelLen };
@@ -146,36 +145,7 @@ export class EngineCore {
     onProgress?: (done: number, total: number) => void,
   ): Promise<EngineCore> {
     const opts: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS, ...options };
-    const model = openModelDir(modelDir);
-    const tokenizer = Tokenizer.fromDir(model.dir);
-    if (opts.threads > 0) setNumThreads(opts.threads);
-    const native = createNative(
-      { ...model.spec, tensor_parallel: opts.tensorParallel, collective_timeout_ms: Math.round(opts.collectiveTimeout * 1000) },
-      opts.backend,
-    );
-    try {
-      loadWeights(model, native, onProgress);
-      native.finalize({
-        blockSize: opts.blockSize,
-        numBlocks: opts.kvBlocks,
-        maxKvBytes: opts.kvMemoryMiB * 2 ** 20,
-        memoryFraction: opts.memoryFraction,
-      });
-      contextLength(native, opts.maxModelLen); // a cap above what fits fails here, not per request
-    } catch (e) {
-      native.destroy();
-      throw e;
-    } finally {
-      model.close();
-    }
-    let speculator: Speculator | null = null;
-    try {
-      if (opts.speculative) speculator = createSpeculator(opts.speculative, opts, native.info().vocabSize, { eosTokenIds: tokenizer.eosTokenIds, maxModelLen: contextLength(native, opts.maxModelLen) });
-    } catch (e) {
-      native.destroy();
-      throw e;
-    }
-    return new EngineCore(native, tokenizer, modelNameOf(model.dir), opts, model.dir, speculator);
+    return new EngineCore(loadModel(modelDir, opts, onProgress), opts);
   }
 
   readyInfo(): WorkerReadyInfo {
@@ -477,39 +447,6 @@ export class EngineCore {
 function textIds(seq: Sequence): readonly number[] {
   const byToken = seq.finishReason === "stop" && typeof seq.stopReason !== "string";
   return byToken && !seq.params.includeStopStrInOutput ? seq.outputIds.slice(0, -1) : seq.outputIds;
-}
-
-/** The context the engine serves: the model's and the KV pool's limit, or `cap` (0 = none) below it. */
-function contextLength(native: NativeEngine, cap: number): number {
-  const info = native.info();
-  const pool = info.numBlocks * info.blockSize;
-  const most = Math.min(info.maxPositionEmbeddings, pool);
-  if (cap > most)
-    throw new Error(
-      `max model length ${cap} is more than this engine can hold: ${most} tokens ` +
-        `(max_position_embeddings ${info.maxPositionEmbeddings}, KV pool ${pool} tokens)`,
-    );
-  return cap > 0 ? cap : most;
-}
-
-/**
- * The engine on the asked backend (or $FASTGEN_BACKEND); with neither, CUDA where a device is visible, falling back
- * to the CPU (with a note on stderr) for a model the CUDA backend does not support yet.
- */
-function createNative(spec: ModelSpec, asked: "cpu" | "cuda" | undefined): NativeEngine {
-  const env = process.env.FASTGEN_BACKEND;
-  // tensor parallelism is CUDA-only: no quiet fallback to one CPU rank
-  if (!asked && (spec.tensor_parallel ?? 1) > 1) return NativeEngine.create(spec, "cuda");
-  const backend = asked ?? (env === "cpu" || env === "cuda" ? env : undefined);
-  if (backend) return NativeEngine.create(spec, backend);
-  if (cudaDeviceCount() === 0) return NativeEngine.create(spec, "cpu");
-  try {
-    return NativeEngine.create(spec, "cuda");
-  } catch (e) {
-    if (!(e instanceof FastgenError) || e.code !== "unsupported") throw e;
-    console.error(`fastgen: ${e.message}; running on the CPU backend`);
-    return NativeEngine.create(spec, "cpu");
-  }
 }
 
 function finishReasonOf(seq: Sequence): FinishReason {
