@@ -16,6 +16,7 @@ import { KvCacheManager } from "./kvCache/kvCacheManager";
 import { KvEventRecorder } from "./kvCache/kvEvents";
 import type { EngineOptions } from "./options";
 import { DEFAULT_ENGINE_OPTIONS } from "./options";
+import { recordPromptLogprobs, tokenLogprob } from "./logprobs";
 import { OutputStream } from "./outputStream";
 import { SequenceQueues } from "./queues";
 import { commitPlan, getPolicy, schedule, validateSchedulerConfig } from "./scheduler";
@@ -282,7 +283,7 @@ export class EngineCore {
         if (e instanceof FastgenError && e.code === "device") this.fatalError = e;
         return this.failPlan(plan, e as Error, touched);
       }
-      this.recordPromptLogprobs(plan, batch, result, stride);
+      recordPromptLogprobs(plan, batch, result, stride, this.samplesBySeq);
       this.counters.steps++;
       for (const ev of applyStep(plan, { rowIndptr: batch.rowIndptr, ids: result.ids }, this.ctx)) {
         const sample = this.sampleOf(ev.seq.id);
@@ -372,26 +373,6 @@ export class EngineCore {
     return items;
   }
 
-  /** Stores the prompt logprobs of the pass's scored rows (before applyStep advances the sequences). */
-  private recordPromptLogprobs(plan: Plan, batch: StepBatch, result: StepResult, stride: number): void {
-    const { rowIndptr, rowTokens, rowTargets, positions } = batch;
-    if (!rowTargets) return;
-    const entries = plan.entries;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      const lps = this.samplesBySeq.get(e.seq.id)?.promptLogprobs;
-      if (!lps) continue;
-      const k = e.seq.params.promptLogprobs;
-      for (let r = rowIndptr[i]!; r < rowIndptr[i + 1]!; r++) {
-        const id = rowTargets[r]!;
-        if (id < 0) continue;
-        const top: [number, number][] = [];
-        for (let q = 0; q < k; q++) top.push([result.topIds![r * stride + q]!, result.topLogprobs![r * stride + q]!]);
-        lps[positions[rowTokens[r]!]! + 1] = { id, logprob: result.logprobs[r]!, top };
-      }
-    }
-  }
-
   /** Deltas for every sample of `request` with news; forgets the request once all finished. */
   private collect(request: RequestState): StepItem {
     const deltas: GenerationDelta[] = [];
@@ -452,11 +433,4 @@ function textIds(seq: Sequence): readonly number[] {
 function finishReasonOf(seq: Sequence): FinishReason {
   const r = seq.finishReason;
   return r === "stop" || r === "length" || r === "abort" ? r : "length";
-}
-
-/** The sampled token's logprob and its row's top-k (rows are `stride` wide: the batch's max k). */
-function tokenLogprob(result: StepResult, row: number, id: number, k: number, stride: number) {
-  const top: [number, number][] = [];
-  for (let j = 0; j < k; j++) top.push([result.topIds![row * stride + j]!, result.topLogprobs![row * stride + j]!]);
-  return { id, logprob: result.logprobs[row]!, top };
 }
