@@ -65,7 +65,7 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
           items = core.step();
         } catch (e) {
           // A bug, not a request's fault: fail what is in flight rather than hang it.
-          for (const id of core.failAll()) send({ type: "request-error", id, error: serializeError(e) });
+          for (const id of core.abortAll()) send({ type: "request-error", id, error: serializeError(e) });
           continue;
         }
         for (const it of items) if (it.error) send({ type: "request-error", id: it.id, error: serializeError(it.error) });
@@ -75,7 +75,7 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
         send({ type: "deltas", items: ok, metrics: core.metrics(), ...(kvEvents && { kvEvents }) });
         if (core.fatalError) {  // nothing can run any more: fail the rest, report the engine dead
           const error = serializeError(new Error(`engine failed: ${core.fatalError.message}`));
-          for (const id of core.failAll()) send({ type: "request-error", id, error });
+          for (const id of core.abortAll()) send({ type: "request-error", id, error });
           send({ type: "fatal", error });
           break;
         }

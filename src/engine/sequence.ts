@@ -30,8 +30,6 @@ export class Sequence {
   finishReason: SequenceFinishReason | null = null;
   /** The stop token id (or, via the hook, stop string) that ended the sequence. */
   stopReason: number | string | null = null;
-  /** Why it was rejected, when it was. */
-  rejectMessage: string | null = null;
   numPreemptions = 0;
   /**
    * Prefix-cache hashes of its full blocks, filled lazily by kvCache/blockHash.ts (tokens never

@@ -117,7 +117,7 @@ describe("KV pressure", () => {
     const { plan } = e.step();
     expect(plan.rejected.map((r) => r.seq)).toEqual([big]);
     expect(big.finishReason).toBe("rejected");
-    expect(big.rejectMessage).toContain("the pool has 2");
+    expect(plan.rejected[0]!.message).toContain("the pool has 2");
     e.drain();
     expect(grows.finishReason).toBe("length");
     expect(grows.outputIds.length).toBe(3); // 6 + 3 tokens would need a third block

@@ -19,7 +19,6 @@ export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: KvCacheMa
   for (const r of plan.rejected) {
     blocks.free(r.seq.id);
     queues.remove(r.seq);
-    r.seq.rejectMessage = r.message;
     r.seq.finish(r.finishReason);
   }
   if (plan.preempted.length > 0) {
