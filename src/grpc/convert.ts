@@ -4,6 +4,7 @@
  * survives the round trip engine -> gRPC -> engine unchanged.
  */
 import type { SamplingOptions } from "../engine/samplingOptions";
+import { structuredToWire } from "./constraintWire";
 import type { EngineMetrics, FinishReason, GenerationDelta, TokenLogprob } from "../engine/types";
 import type {
   WireEngineMetrics, WireFinishReason, WireGenerateDelta, WireSamplingParams, WireStopReason, WireTokenLogprob,
@@ -105,6 +106,8 @@ export function samplingToWire(s: SamplingOptions): Partial<WireSamplingParams> 
     bad_words: (s.badWords ?? []).map((ids) => ({ ids })),
     allowed_token_ids: s.allowedTokenIds ?? [],
     logit_bias: bias,
+    // A front end sends the constraint it derived (response_format, tool_choice, ...), not its tools.
+    ...(s.structured ? { structured_output: structuredToWire(s.structured) } : {}),
   };
 }
 

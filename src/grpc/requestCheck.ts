@@ -9,6 +9,7 @@ import { MAX_STOP_TOKEN_IDS } from "../engine/stop";
 import { MAX_STOP_STRING_CHARS, MAX_STOP_STRINGS } from "../engine/stopStrings";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import { TokenizerBusyError } from "../tokenizer/tokenizerPool";
+import { readConstraint } from "./constraintWire";
 import { GrpcError, invalidArgument } from "./status";
 import type { WirePrompt, WireSamplingParams } from "./wire";
 
@@ -152,6 +153,7 @@ export function readSampling(p: WireSamplingParams | null | undefined, tokenizer
     promptLogprobs: p.prompt_logprobs == null ? undefined : checkNumber(f("prompt_logprobs"), p.prompt_logprobs, { max: MAX_LOGPROBS }),
     logitBias: Object.keys(logitBias).length > 0 ? logitBias : undefined,
     cacheSalt: p.cache_salt == null ? undefined : checkSalt(f("cache_salt"), p.cache_salt),
+    structured: readConstraint(p),
     n,
   };
   for (const k of Object.keys(out) as (keyof typeof out)[]) if (out[k] === undefined) delete out[k];

@@ -30,6 +30,27 @@ export interface WireSamplingParams {
   allowed_token_ids: number[];
   /** Token id (as a string key) -> bias. */
   logit_bias: Record<string, number>;
+  structured_output?: WireStructuredOutput | null;
+  tools?: WireFunctionTool[];
+  tool_choice?: string;
+  parallel_tool_calls?: boolean | null;
+}
+
+/** One output constraint (a oneof: `kind` names the field set). */
+export interface WireStructuredOutput {
+  json_schema?: string | null;
+  json_object?: boolean | null;
+  regex?: string | null;
+  choice?: { choices: string[] } | null;
+  grammar?: string | null;
+  structural_tag?: string | null;
+  kind?: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "structural_tag";
+}
+
+export interface WireFunctionTool {
+  name: string;
+  description: string;
+  parameters: string;
 }
 
 export interface WirePrompt {

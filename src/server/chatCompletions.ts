@@ -13,8 +13,7 @@ import { chunkUsage, collectChoices, startGeneration, streamFailed, usage } from
 import { TokenStrings, chatLogprobs, vllmPromptLogprobs } from "./logprobs";
 import type { ChatCompletionsBody } from "./schemas/chatSchema";
 import type { SamplingBase } from "./samplingFields";
-import { ChatTemplateError, selectTemplate } from "../tokenizer/chatTemplate";
-import { templateTools, toolMessages } from "./tools/toolMessages";
+import { templateTools, toolMessages, toolTemplateText } from "./tools/toolMessages";
 import type { ToolPlan } from "./tools/toolRequest";
 import { readToolPlan, toolConstraint } from "./tools/toolRequest";
 import { ToolStream, toolFinishReason, toolMessage } from "./tools/toolResponse";
@@ -51,15 +50,6 @@ function readTools(body: ChatCompletionsBody, sampling: SamplingBase): ToolPlan 
   return tools;
 }
 
-/** The template's source (to see what it knows of tools); "" when there is none (rendering then fails with its 400). */
-function templateText(ctx: ServerContext, tools: unknown[]): string {
-  try {
-    return selectTemplate(ctx.tokenizer, { template: ctx.chatTemplate, tools });
-  } catch (e) {
-    if (e instanceof ChatTemplateError) return "";
-    throw e;
-  }
-}
 
 async function planChat(body: ChatCompletionsBody, ctx: ServerContext): Promise<ChatPlan> {
   const model = readModel(body.model, ctx);
@@ -80,7 +70,7 @@ async function planChat(body: ChatCompletionsBody, ctx: ServerContext): Promise<
   checkChatExtras(addGenerationPrompt, continueFinal, promptLogprobs, stream.stream);
 
   const offered = tools && tools.choice !== "none" ? tools.tools : [];
-  const toolTurns = toolMessages(messages, offered, templateText(ctx, offered));
+  const toolTurns = toolMessages(messages, offered, toolTemplateText(ctx.tokenizer, ctx.chatTemplate, offered));
   const rendered = await renderMessages(ctx.tokenizer, toolTurns.messages, {
     template: ctx.chatTemplate, addGenerationPrompt, continueFinalMessage: continueFinal, extra, maxChars: ctx.maxPromptChars,
     tools: toolTurns.passTools ? templateTools(offered) : undefined,

@@ -42,10 +42,11 @@ export function fromResponseFormat(format: Record<string, unknown>, param = "res
       return { type: "json" };
     case "json_schema": {
       // Chat Completions nests {name, schema, strict}; the Responses API flattens it into the format.
-      const js = (format.json_schema ?? format) as Record<string, unknown>;
-      if (typeof js !== "object" || js === null) throw invalidParam(`${param}.json_schema`, `'${param}.json_schema' must be an object.`);
+      const nested = format.json_schema !== undefined && format.json_schema !== null;
+      const js = (nested ? format.json_schema : format) as Record<string, unknown>;
+      if (typeof js !== "object") throw invalidParam(`${param}.json_schema`, `'${param}.json_schema' must be an object.`);
       if (js.schema === undefined || js.schema === null) return { type: "json" };
-      return checked(param, { type: "json", schema: schemaText(`${param}.json_schema.schema`, js.schema) });
+      return checked(param, { type: "json", schema: schemaText(nested ? `${param}.json_schema.schema` : `${param}.schema`, js.schema) });
     }
     default:
       throw invalidParam(`${param}.type`, `'${param}.type' must be "text", "json_object" or "json_schema", got ${describe(format.type)}.`);

@@ -1,6 +1,6 @@
 /**
- * /v1/responses refusals (fake engine): what needs stored state, tools or structured output is a
- * 400 naming the field, never ignored; a failure mid-stream is an `error` event.
+ * /v1/responses refusals (fake engine): what needs stored state or built-in tools, and malformed
+ * tools, formats and tool items, are a 400 naming the field, never ignored; a failure mid-stream is an `error` event.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { checkErrorBody } from "../reliability/helpers";
@@ -21,13 +21,18 @@ describe("400 naming what is not supported", () => {
     [{ ...ok, previous_response_id: "resp_1" }, "previous_response_id", "stores no responses"],
     [{ ...ok, conversation: "conv_1" }, "conversation", "stores no conversations"],
     [{ ...ok, background: true }, "background", "stored"],
-    [{ ...ok, text: { format: { type: "json_schema", name: "x", schema: { type: "object" } } } }, "text.format", "grammar-constrained decoding"],
-    [{ ...ok, text: { format: { type: "json_object" } } }, "text.format", "grammar-constrained decoding"],
-    [{ ...ok, tools: [{ type: "function", name: "f", parameters: {} }] }, "tools", "grammar-constrained decoding"],
-    [{ ...ok, tool_choice: "required" }, "tool_choice", "none"],
+    [{ ...ok, text: { format: { type: "xml" } } }, "text.format.type", "json_schema"],
+    [{ ...ok, text: { format: { type: "json_schema", name: "x", schema: "{not json" } } }, "text.format.schema", "JSON schema"],
+    [{ ...ok, tools: [{ type: "web_search" }] }, "tools[0].type", "Only function tools"],
+    [{ ...ok, tools: [{ type: "function", name: "a b" }] }, "tools[0].name", "letters, digits"],
+    [{ ...ok, tool_choice: "required" }, "tool_choice", "needs 'tools'"],
+    [{ ...ok, tools: [{ type: "function", name: "f" }], tool_choice: { type: "function", name: "g" } }, "tool_choice", "not in 'tools'"],
+    [{ ...ok, tools: [{ type: "function", name: "f" }], tool_choice: "required", text: { format: { type: "json_object" } } }, "tool_choice", "cannot be combined"],
+    [{ input: [{ type: "function_call", name: "f", arguments: "{}" }] }, "input[0].call_id", "required"],
+    [{ input: [{ type: "function_call_output", call_id: "c" }] }, "input[0].output", "required"],
     [{ ...ok, reasoning: { effort: "high" } }, "reasoning", "reasoning"],
     [{ input: [{ type: "item_reference", id: "msg_1" }] }, "input[0].type", "stores no responses"],
-    [{ input: [{ type: "function_call_output", call_id: "c", output: "x" }] }, "input[0].type", "grammar-constrained decoding"],
+    [{ input: [{ type: "reasoning", summary: [] }] }, "input[0].type", "reasoning"],
     [{ input: [{ role: "user", content: [{ type: "input_image", image_url: "x" }] }] }, "input[0].content[0].type", "text parts"],
     [{ input: [{ role: "tool", content: "x" }] }, "input[0].role", "must be one of"],
     [{ input: [] }, "input", "non-empty"],

@@ -1,22 +1,40 @@
 /**
  * The body of POST /v1/responses: the subset of OpenAI's Responses API FastGen runs. Fields that
- * need stored state, tools or structured output are typed here and refused by the handler with a
- * message naming them.
+ * need stored state or built-in tools are typed here and refused by the handler with a message
+ * naming them.
  */
 import type { Static } from "@sinclair/typebox";
 import { Type as t } from "@sinclair/typebox";
 import { MAX_TOP_LOGPROBS } from "./chatSchema";
 import { anyObject, body, int, num, opt } from "./fields";
+import { MAX_TOOLS } from "./structuredSchema";
 
-/** One input item: a message (other item types are refused by the handler, naming them). */
+/** One input item: a message, a function_call or a function_call_output (other types are refused by the handler, naming them). */
 const InputItem = t.Object(
   {
     type: opt(t.Union([t.String(), t.Null()])),
     role: opt(t.String({ description: "system, developer, user or assistant" })),
     content: opt(t.Union([t.String(), t.Array(anyObject("an input_text or output_text part"))])),
+    call_id: opt(t.String({ description: "function_call, function_call_output: the call's id" })),
+    name: opt(t.String({ description: "function_call: the function's name" })),
+    arguments: opt(t.String({ description: "function_call: the arguments as JSON text" })),
+    output: opt(t.Union([t.String(), t.Array(anyObject("an input_text part"))], { description: "function_call_output: the call's result" })),
   },
   { additionalProperties: true },
 );
+
+/** One tool: a function (built-in tools are refused by the handler, naming them). */
+const ResponsesTool = t.Object(
+  {
+    type: t.String({ description: "function" }),
+    name: opt(t.String({ description: "1-64 letters, digits, _ . or -" })),
+    description: opt(t.Union([t.String(), t.Null()])),
+    parameters: opt(t.Union([anyObject("a JSON schema object"), t.Null()])),
+    strict: opt(t.Union([t.Boolean(), t.Null()])),
+  },
+  { additionalProperties: true },
+);
+export type ResponsesToolBody = Static<typeof ResponsesTool>;
 
 export const ResponsesBody = body(
   {
@@ -41,11 +59,16 @@ export const ResponsesBody = body(
     conversation: opt(t.Unknown({ description: "Not supported: nothing is stored." })),
     background: opt(t.Boolean({ description: "Only false." })),
     prompt: opt(t.Unknown({ description: "Not supported: stored prompt templates." })),
-    tools: opt(t.Array(t.Unknown(), { description: "Only an empty list." })),
-    tool_choice: opt(t.Union([t.String(), anyObject("a tool")], { description: '"none" or "auto" (with no tools)' })),
+    tools: opt(t.Array(ResponsesTool, { maxItems: MAX_TOOLS, description: `Function tools (at most ${MAX_TOOLS}).` })),
+    tool_choice: opt(t.Union([t.String(), anyObject("a named function")], { description: '"auto", "none", "required" or {"type": "function", "name": ...}' })),
     parallel_tool_calls: opt(t.Boolean()),
     max_tool_calls: opt(int(0)),
-    text: opt(t.Object({ format: opt(t.Union([anyObject("a format"), t.Null()])) }, { additionalProperties: true })),
+    text: opt(
+      t.Object(
+        { format: opt(t.Union([anyObject('{"type": "text" | "json_object" | "json_schema", name, schema, strict}'), t.Null()])) },
+        { additionalProperties: true },
+      ),
+    ),
     reasoning: opt(anyObject("Not supported.")),
     truncation: opt(t.String({ description: 'Only "disabled".' })),
     service_tier: opt(t.String({ description: '"auto" or "default".' })),

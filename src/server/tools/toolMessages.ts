@@ -6,12 +6,23 @@
  * system message and calls into the assistant's text in the Hermes format, so the model still
  * sees them (and tool_choice "auto" parses the same format back).
  */
-import type { ChatMessage } from "../../tokenizer/chatTemplate";
+import type { ChatMessage, ChatTemplateSource } from "../../tokenizer/chatTemplate";
+import { ChatTemplateError, selectTemplate } from "../../tokenizer/chatTemplate";
 import type { FunctionTool } from "./toolRequest";
 
 /** The OpenAI tool definitions as templates expect them. */
 export function templateTools(tools: readonly FunctionTool[]): unknown[] {
   return tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description ?? "", parameters: t.parameters ?? { type: "object", properties: {} } } }));
+}
+
+/** The source of the template a chat with `tools` renders with (to see what it knows of tools); "" when there is none (rendering then fails with its 400). */
+export function toolTemplateText(src: ChatTemplateSource, template: string | undefined, tools: unknown[]): string {
+  try {
+    return selectTemplate(src, { template, tools });
+  } catch (e) {
+    if (e instanceof ChatTemplateError) return "";
+    throw e;
+  }
 }
 
 interface ToolCallMessage {

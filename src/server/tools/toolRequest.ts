@@ -43,7 +43,8 @@ function readTool(t: ToolBody, i: number): FunctionTool {
   return tool;
 }
 
-function readChoice(raw: ToolFieldsBody["tool_choice"], tools: FunctionTool[]): ToolChoice {
+/** tool_choice checked against the tools: "auto" (the default with tools), "none", "required" or a named function (chat's or the Responses API's shape). */
+export function readChoice(raw: ToolFieldsBody["tool_choice"], tools: FunctionTool[]): ToolChoice {
   if (raw === undefined) return tools.length > 0 ? "auto" : "none";
   if (raw === "auto" || raw === "none" || raw === "required") {
     if (raw !== "none" && tools.length === 0) throw invalidParam("tool_choice", `'tool_choice' "${raw}" needs 'tools'.`);
