@@ -3,27 +3,19 @@
  * openai SDK (responses.create, responses.stream), the Vercel AI SDK's default provider
  * `openai(model)` (generateText, streamText) and LangChain's ChatOpenAI with useResponsesApi.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createOpenAI } from "@ai-sdk/openai";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateText, streamText } from "ai";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
-import { expectKvDrained, startDemoEngine } from "../server/demoEngine";
+import { expectKvDrained, useDemoServer } from "../server/demoEngine";
 import type { TestServer } from "../server/testServer";
-import { serveEngine } from "../server/testServer";
 
 const MODEL = "fastgen-demo-tiny";
 const QUESTION = "What does os.path.join do?";
 let engine: AsyncEngine;
 let t: TestServer<AsyncEngine>;
-beforeAll(async () => {
-  engine = await startDemoEngine();
-  t = await serveEngine(engine);
-});
-afterAll(async () => {
-  await t?.close();
-  await engine?.shutdown();
-});
+useDemoServer((e, server) => ((engine = e), (t = server)));
 
 /** The greedy answer to QUESTION through chat completions: every client must produce the same text. */
 async function chatAnswer(maxTokens: number): Promise<{ text: string; promptTokens: number; completionTokens: number; finish: string }> {

@@ -3,23 +3,15 @@
  * stop token or EOS is dropped unless include_stop_str_in_output; skip_special_tokens, bad_words,
  * truncate_prompt_tokens, prompt_logprobs, max_tokens 0 with echo, continue_final_message.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
-import { startDemoEngine } from "../server/demoEngine";
+import { useDemoServer } from "../server/demoEngine";
 import type { TestServer } from "../server/testServer";
-import { serveEngine } from "../server/testServer";
 
 const QUESTION = [{ role: "user", content: "What does os.path.join do?" }];
 let engine: AsyncEngine;
 let t: TestServer<AsyncEngine>;
-beforeAll(async () => {
-  engine = await startDemoEngine();
-  t = await serveEngine(engine);
-});
-afterAll(async () => {
-  await t?.close();
-  await engine?.shutdown();
-});
+useDemoServer((e, server) => ((engine = e), (t = server)));
 
 type Json = Record<string, any>;
 const post = async (path: string, body: Json): Promise<{ status: number; body: Json }> => {

@@ -4,29 +4,21 @@
  * (@ai-sdk/openai-compatible generateObject) and LangChain (withStructuredOutput, bindTools).
  * The model is random-ish: only the grammar makes these outputs valid.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateObject } from "ai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
-import { expectKvDrained, startDemoEngine } from "../server/demoEngine";
+import { expectKvDrained, useDemoServer } from "../server/demoEngine";
 import type { TestServer } from "../server/testServer";
-import { serveEngine, sseEvents } from "../server/testServer";
 import { PERSON_SCHEMA, schemaErrors } from "./helpers";
 
 const MODEL = "fastgen-demo-tiny";
 let engine: AsyncEngine;
 let t: TestServer<AsyncEngine>;
-beforeAll(async () => {
-  engine = await startDemoEngine();
-  t = await serveEngine(engine);
-});
-afterAll(async () => {
-  await t?.close();
-  await engine?.shutdown();
-});
+useDemoServer((e, server) => ((engine = e), (t = server)));
 
 const Person = z.object({
   name: z.string().max(12),

@@ -4,28 +4,20 @@
  * and the Vercel AI SDK's default provider `openai(model)` (generateObject, generateText with
  * tools). The model is random-ish: only the grammar makes these outputs valid.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateObject, generateText, stepCountIs, tool } from "ai";
 import { zodResponsesFunction, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
-import { expectKvDrained, startDemoEngine } from "../server/demoEngine";
+import { expectKvDrained, useDemoServer } from "../server/demoEngine";
 import type { TestServer } from "../server/testServer";
-import { serveEngine } from "../server/testServer";
 import { PERSON_SCHEMA, schemaErrors } from "./helpers";
 
 const MODEL = "fastgen-demo-tiny";
 let engine: AsyncEngine;
 let t: TestServer<AsyncEngine>;
-beforeAll(async () => {
-  engine = await startDemoEngine();
-  t = await serveEngine(engine);
-});
-afterAll(async () => {
-  await t?.close();
-  await engine?.shutdown();
-});
+useDemoServer((e, server) => ((engine = e), (t = server)));
 
 const Person = z.object({
   name: z.string().max(12),

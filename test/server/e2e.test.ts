@@ -1,23 +1,15 @@
 // The HTTP server over the REAL engine (fastgen-demo-tiny in an engine Worker, CPU backend),
 // driven by the official `openai` client: completions and chat, whole and streamed, n, stop,
 // logprobs, seeds, and usage and /metrics figures checked against the tokenizer.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
-import { expectKvDrained, startDemoEngine } from "./demoEngine";
+import { expectKvDrained, useDemoServer } from "./demoEngine";
 import { expectHistogram, scrape } from "./prometheusText";
 import type { TestServer } from "./testServer";
-import { serveEngine } from "./testServer";
 
 let engine: AsyncEngine;
 let t: TestServer<AsyncEngine>;
-beforeAll(async () => {
-  engine = await startDemoEngine();
-  t = await serveEngine(engine);
-});
-afterAll(async () => {
-  await t?.close();
-  await engine?.shutdown();
-});
+useDemoServer((e, server) => ((engine = e), (t = server)));
 
 const MODEL = "fastgen-demo-tiny";
 const QUESTION = [{ role: "user" as const, content: "What does os.path.join do?" }];
