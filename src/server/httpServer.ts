@@ -26,13 +26,13 @@ import pkg from "../../package.json";
 import { handleChatCompletions } from "./chatCompletions";
 import { handleCompletions } from "./completions";
 import { handleResponses } from "./responses/handleResponses";
-import { ApiError, errorResponse, internalError, jsonResponse, modelNotFound, routeNotFound, shuttingDown, unauthorized } from "./errors";
-import { EngineHealth, engineUnavailable } from "./health";
+import { addInfoRoutes } from "./infoRoutes";
+import { ApiError, errorResponse, internalError, routeNotFound, shuttingDown, unauthorized } from "./errors";
+import { EngineHealth } from "./health";
 import { IgnoredFields } from "./ignoredFields";
 import type { GenerationConfigMode } from "./samplingDefaults";
 import { samplingDefaultsFrom } from "./samplingDefaults";
 import { ServerMetrics } from "./metrics";
-import { PROMETHEUS_CONTENT_TYPE } from "./prometheus";
 import { ClientBounds } from "./clientBounds";
 import { CorsPolicy } from "./cors";
 import { DEFAULT_MAX_CONNECTIONS } from "./connectionLimit";
@@ -181,16 +181,6 @@ export function createServer(options: CreateServerOptions): FastGenServer {
     ctx.metrics.countRequest(endpoint, res.status);
     return res;
   };
-  const modelCard = () => ({
-    id: ctx.modelName,
-    object: "model",
-    created: ctx.createdAt,
-    owned_by: "fastgen",
-    root: engine.modelName,
-    parent: null,
-    max_model_len: engine.maxModelLen,
-  });
-
   // normalize off: a body reaches its handler as sent (unknown fields are logged, not stripped).
   const app = new Elysia({ normalize: false })
     .use(
@@ -216,36 +206,8 @@ export function createServer(options: CreateServerOptions): FastGenServer {
       }
       logger.error("unhandled server error", errorFields(error));
       return fail(request, internalError());
-    })
-    .get("/health", ({ request }) =>
-      respond("/health", request, () => {
-        if (ctx.draining) throw shuttingDown();
-        const problem = ctx.health.problem();
-        if (problem !== null) throw engineUnavailable(problem);
-        return new Response(null, { status: 200 });
-      }),
-    )
-    .get("/version", ({ request }) => respond("/version", request, () => jsonResponse({ version: pkg.version })))
-    .get("/metrics", ({ request }) =>
-      respond("/metrics", request, () => {
-        // A dead engine leaves its gauges out; the server's own metrics still answer.
-        const body = ctx.metrics.render(ctx.modelName, ctx.health.metrics());
-        return new Response(body, { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
-      }),
-    )
-    .get("/v1/models", ({ request }) => respond("/v1/models", request, () => jsonResponse({ object: "list", data: [modelCard()] })))
-    // A wildcard: served names may hold "/" (org/model), which clients send as %2F.
-    .get("/v1/models/*", ({ request }) =>
-      respond("/v1/models/:model", request, () => {
-        const raw = rawPath(request.url).slice("/v1/models/".length);
-        let name = raw;
-        try {
-          name = decodeURIComponent(raw);
-        } catch {} // not valid percent-encoding: compare it as sent
-        if (name !== ctx.modelName) throw modelNotFound(name);
-        return jsonResponse(modelCard());
-      }),
-    );
+    });
+  addInfoRoutes(app, ctx, respond);
 
   /** POST routes: the body is read (under the size limit) and validated against `schema` first. */
   const readBody = (request: Request) => readJsonObject(request, maxBodyBytes, bodyTimeoutMs);
