@@ -7,7 +7,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { GrammarCache } from "./grammarCache";
+import { MaskCache } from "./maskCache";
 import { SequenceGrammar } from "./sequenceGrammar";
+import type { CompiledGrammar } from "@mlc-ai/web-xgrammar";
 import type { StructuredOutput } from "./spec";
 import { grammarVocab } from "./vocab";
 
@@ -30,8 +32,10 @@ export class EngineGrammars {
   get active(): boolean {
     return this.live.size > 0;
   }
-  /** Host milliseconds computing masks and filling the mask slot. */
-  readonly timing = { maskMs: 0, masks: 0 };
+  /** Masks by exact matcher state, shared by samples in that state (maskCache.ts). */
+  readonly maskCache = new MaskCache();
+  /** Host milliseconds computing masks and filling the mask slot; masks handed out, and those XGrammar computed. */
+  readonly timing = { maskMs: 0, masks: 0, computed: 0 };
 
   constructor(private readonly model: GrammarModel) {}
 
@@ -63,16 +67,52 @@ export class EngineGrammars {
 
   /**
    * Computes the masks every live grammar lacks (those whose sequence accepted a token since),
-   * so the next build() only copies them. Null when there is nothing to compute: no await.
+   * so the next build() only copies them. A state seen before (maskCache.ts) takes its cached
+   * mask, and sequences in one state share one computation. Null when nothing is left to compute:
+   * no await.
    */
   prepareMasks(): Promise<void> | null {
-    let stale: SequenceGrammar[] | null = null;
-    for (const g of this.live) if (!g.hasMask && !g.isTerminated && !g.broken) (stale ??= []).push(g);
-    if (stale === null) return null;
     const t0 = performance.now();
-    return Promise.all(stale.map((g) => g.computeMask())).then(() => {
+    let leaders: SequenceGrammar[] | null = null;
+    let keys: (string | null)[] | null = null;
+    let followers: [SequenceGrammar, number][] | null = null; // (sample, index of its leader)
+    let byKey: Map<CompiledGrammar, Map<string, number>> | null = null;
+    let taken = 0;
+    for (const g of this.live) {
+      if (g.hasMask || g.isTerminated || g.broken) continue;
+      const key = MaskCache.keyOf(g.acceptedIds);
+      if (key !== null) {
+        const cached = this.maskCache.get(g.grammar, key);
+        if (cached !== undefined) {
+          g.useMask(cached);
+          taken++;
+          continue;
+        }
+        byKey ??= new Map();
+        let inGrammar = byKey.get(g.grammar);
+        if (inGrammar === undefined) byKey.set(g.grammar, (inGrammar = new Map()));
+        const leader = inGrammar.get(key);
+        if (leader !== undefined) {
+          (followers ??= []).push([g, leader]);
+          continue;
+        }
+        inGrammar.set(key, leaders?.length ?? 0);
+      }
+      (leaders ??= []).push(g);
+      (keys ??= []).push(key);
+    }
+    this.timing.masks += taken;
+    if (leaders === null) {
       this.timing.maskMs += performance.now() - t0;
-      this.timing.masks += stale.length;
+      return null;
+    }
+    const computing = leaders;
+    return Promise.all(computing.map((g) => g.computeMask())).then((masks) => {
+      for (let i = 0; i < masks.length; i++) if (keys![i] !== null) this.maskCache.set(computing[i]!.grammar, keys![i]!, masks[i]!);
+      if (followers !== null) for (const [g, leader] of followers) g.useMask(masks[leader]!);
+      this.timing.maskMs += performance.now() - t0;
+      this.timing.computed += computing.length;
+      this.timing.masks += computing.length + (followers?.length ?? 0);
     });
   }
 

@@ -26,11 +26,18 @@ export class SequenceGrammar {
 
   private constructor(
     private readonly matcher: GrammarMatcher,
+    /** The compiled grammar the matcher runs (with the accepted ids, its exact state: maskCache.ts). */
+    readonly grammar: CompiledGrammar,
     readonly vocabSize: number,
   ) {}
 
   static async create(grammar: CompiledGrammar, vocabSize: number): Promise<SequenceGrammar> {
-    return new SequenceGrammar(await GrammarMatcher.createGrammarMatcher(grammar), vocabSize);
+    return new SequenceGrammar(await GrammarMatcher.createGrammarMatcher(grammar), grammar, vocabSize);
+  }
+
+  /** The ids accepted so far (read-only). */
+  get acceptedIds(): readonly number[] {
+    return this.accepted;
   }
 
   get numAccepted(): number {
@@ -79,11 +86,19 @@ export class SequenceGrammar {
     return true;
   }
 
-  /** Computes the next token's mask (async: XGrammar's JS API is; the work itself is synchronous WebAssembly). */
-  async computeMask(): Promise<void> {
-    if (this.mask !== null) return;
+  /**
+   * Computes the next token's mask (async: XGrammar's JS API is; the work itself is synchronous
+   * WebAssembly, ~35 us for a JSON string state on the demo vocab, nearly all of the mask's cost).
+   */
+  async computeMask(): Promise<Uint32Array> {
+    if (this.mask !== null) return this.mask;
     const words = await this.matcher.getNextTokenBitmask();
-    this.mask = new Uint32Array(words.buffer, words.byteOffset, words.length);
+    return (this.mask = new Uint32Array(words.buffer, words.byteOffset, words.length));
+  }
+
+  /** Takes the next token's mask computed elsewhere for the same state (shared: never written). */
+  useMask(mask: Uint32Array): void {
+    this.mask = mask;
   }
 
   /**

@@ -109,4 +109,26 @@ describe("preemption and rollback", () => {
     core.grammars.release(g!);
     expect(cache.vocabSize).toBe(2048);
   });
+
+  test("samples in one state share one mask; a cached state's mask equals XGrammar's own", async () => {
+    const schema = { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) };
+    const gs = await core.grammars.forRequest(schema, 3);
+    const ids = core.tokenizer.encode('{"name":"Al"', { addSpecialTokens: false });
+    for (const g of gs.slice(0, 2)) expect(g.syncTo(ids)).toBe(true);
+    expect(gs[2]!.syncTo(ids.slice(0, -1))).toBe(true);
+    const computed = core.grammars.timing.computed;
+    await core.grammars.prepareMasks();
+    expect(core.grammars.timing.computed - computed).toBe(2); // gs[0] and gs[1] share one
+    expect(gs[1]!.maskNow()).toBe(gs[0]!.maskNow());
+    const [fresh] = await core.grammars.forRequest(schema, 1);
+    expect(fresh!.syncTo(ids)).toBe(true);
+    await core.grammars.prepareMasks(); // from the cache
+    expect(core.grammars.timing.computed - computed).toBe(2);
+    expect(fresh!.maskNow()).toBe(gs[0]!.maskNow());
+    const own = await (await import("@mlc-ai/web-xgrammar")).GrammarMatcher.createGrammarMatcher(fresh!.grammar);
+    for (const id of ids) own.acceptToken(id);
+    expect(new Uint32Array((await own.getNextTokenBitmask()).buffer)).toEqual(gs[0]!.maskNow());
+    own.dispose();
+    for (const g of [...gs, fresh!]) core.grammars.release(g);
+  });
 });
