@@ -2,7 +2,8 @@
  * SequenceQueues: the live sequences of an engine, in two lists kept in scheduling order
  * (runsBefore: sample index, then arrival; plain arrival order when every request has n = 1).
  *
- *   waiting: not in the KV cache (new, or preempted: those go back where their order puts them)
+ *   waiting: not in the KV cache (new, or preempted: those go back where their order puts them;
+ *            a later sample overtaken by MAX_SAMPLE_OVERTAKES new ones moves up as a first one)
  *   running: holding KV blocks (partially prefilled prompts and decodes alike)
  *
  * Admission takes a prefix of `waiting`, so the preemption victim (the running sequence that
@@ -22,7 +23,26 @@ export class SequenceQueues {
     if (this.live.has(seq.id)) throw new Error(`sequence ${seq.id} is already queued`);
     if (seq.status !== "waiting") throw new Error(`sequence ${seq.id} is ${seq.status}, not waiting`);
     this.live.set(seq.id, seq);
-    insertInOrder(this.waiting, seq);
+    const at = insertInOrder(this.waiting, seq);
+    if (at < this.waiting.length - 1) this.countOvertaken(at + 1);
+  }
+
+  /**
+   * The waiting sequences from `start` on were just overtaken by a new one; those that reach
+   * MAX_SAMPLE_OVERTAKES now rank as first samples (Sequence.scheduledSampleIndex) and move up.
+   */
+  private countOvertaken(start: number): void {
+    const waiting = this.waiting;
+    let aged: Sequence[] | null = null;
+    for (let i = start; i < waiting.length; i++) {
+      const s = waiting[i]!;
+      if (s.scheduledSampleIndex === 0) continue;
+      s.numOvertaken++;
+      if (s.scheduledSampleIndex === 0) (aged ??= []).push(s);
+    }
+    if (aged === null) return;
+    for (const s of aged) removeFrom(waiting, s);
+    for (const s of aged) insertInOrder(waiting, s);
   }
 
   /** The live (unfinished) sequence with this id. */
@@ -61,12 +81,12 @@ export class SequenceQueues {
   }
 }
 
-/** Inserts keeping scheduling order (binary search; appending is the common case). */
-function insertInOrder(list: Sequence[], seq: Sequence): void {
+/** Inserts keeping scheduling order (binary search; appending is the common case); returns its index. */
+function insertInOrder(list: Sequence[], seq: Sequence): number {
   const n = list.length;
   if (n === 0 || !runsBefore(seq, list[n - 1]!)) {
     list.push(seq);
-    return;
+    return n;
   }
   let lo = 0;
   let hi = n - 1;
@@ -76,6 +96,7 @@ function insertInOrder(list: Sequence[], seq: Sequence): void {
     else hi = mid;
   }
   list.splice(lo, 0, seq);
+  return lo;
 }
 
 function removeFrom(list: Sequence[], seq: Sequence): void {

@@ -11,6 +11,14 @@
  */
 import type { SamplingParams } from "./samplingParams";
 
+/**
+ * Preemptions after which a later sample ranks as a first sample (scheduledSampleIndex): each
+ * costs a recomputation of its prompt and outputs, so a sample pays at most this many.
+ */
+export const MAX_SAMPLE_PREEMPTIONS = 3;
+/** New sequences queued ahead of a waiting later sample after which it ranks as a first one. */
+export const MAX_SAMPLE_OVERTAKES = 32;
+
 /** waiting: holds no KV; running: holds blocks; finished: gone from the queues. */
 export type SequenceStatus = "waiting" | "running" | "finished";
 
@@ -31,6 +39,8 @@ export class Sequence {
   /** The stop token id (or, via the hook, stop string) that ended the sequence. */
   stopReason: number | string | null = null;
   numPreemptions = 0;
+  /** New sequences queued ahead of it while it waited (SequenceQueues.add counts them). */
+  numOvertaken = 0;
   /**
    * Prefix-cache hashes of its full blocks, filled lazily by kvCache/blockHash.ts (tokens never
    * change once written, so each block is hashed once in the sequence's life).
@@ -56,6 +66,19 @@ export class Sequence {
     this.tokens.set(promptIds);
     this.promptIds = this.tokens.slice(0, promptIds.length);
     this.total = promptIds.length;
+  }
+
+  /**
+   * The sample index it is scheduled by (runsBefore, fair share): its own until it has been
+   * preempted MAX_SAMPLE_PREEMPTIONS times or overtaken MAX_SAMPLE_OVERTAKES times, then 0, so
+   * it ranks by arrival among first samples and no newer request's first sample may evict or
+   * overtake it again. Without the bound, a steady stream of new requests preempts (and
+   * recomputes) a request's later samples over and over, or keeps them waiting for ever.
+   * It changes only while the sequence is off the queue lists (resetForRecompute) or being
+   * moved by SequenceQueues.add.
+   */
+  get scheduledSampleIndex(): number {
+    return this.numPreemptions >= MAX_SAMPLE_PREEMPTIONS || this.numOvertaken >= MAX_SAMPLE_OVERTAKES ? 0 : this.sampleIndex;
   }
 
   /** Generated ids; never truncated, so a preempted sequence's stream just continues. */
@@ -129,11 +152,15 @@ export class Sequence {
 }
 
 /**
- * The scheduling order: sample index first, then arrival. Every request's first sample comes
- * before any request's second one, so requests take turns sample by sample (round-robin) and
- * one request's n cannot hold every slot while another waits. With n = 1 everywhere it is FCFS.
+ * The scheduling order: sample index first (scheduledSampleIndex), then arrival. Every request's
+ * first sample comes before any request's second one, so requests take turns sample by sample
+ * (round-robin) and one request's n cannot hold every slot while another waits; a sample
+ * preempted or overtaken a bounded number of times ranks as a first one, so every request finishes.
+ * With n = 1 everywhere it is FCFS.
  * Admission takes waiting sequences in this order and preemption takes running ones from its end.
  */
 export function runsBefore(a: Sequence, b: Sequence): boolean {
-  return a.sampleIndex < b.sampleIndex || (a.sampleIndex === b.sampleIndex && a.arrival < b.arrival);
+  const ia = a.scheduledSampleIndex;
+  const ib = b.scheduledSampleIndex;
+  return ia < ib || (ia === ib && a.arrival < b.arrival);
 }

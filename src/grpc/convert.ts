@@ -124,6 +124,14 @@ export function metricsToWire(m: EngineMetrics): WireEngineMetrics {
     steps_total: m.stepsTotal,
     prefix_cache_queries_total: m.prefixCacheQueriesTotal ?? 0,
     prefix_cache_hits_total: m.prefixCacheHitsTotal ?? 0,
+    spec_decode: m.specDecode
+      ? {
+          num_drafts: m.specDecode.numDrafts,
+          num_draft_tokens: m.specDecode.numDraftTokens,
+          num_accepted_tokens: m.specDecode.numAcceptedTokens,
+          accepted_per_pos: m.specDecode.acceptedPerPos,
+        }
+      : null,
   };
 }
 
@@ -144,5 +152,14 @@ export function metricsFromWire(waiting: number, running: number, m: WireEngineM
   };
   if (m?.queue_time_seconds) out.queueTimeSeconds = m.queue_time_seconds;
   if (m?.iteration_tokens) out.iterationTokens = m.iteration_tokens;
+  const s = m?.spec_decode;
+  if (s) {
+    out.specDecode = {
+      numDrafts: Number(s.num_drafts),
+      numDraftTokens: Number(s.num_draft_tokens),
+      numAcceptedTokens: Number(s.num_accepted_tokens),
+      acceptedPerPos: (s.accepted_per_pos ?? []).map(Number),
+    };
+  }
   return out;
 }

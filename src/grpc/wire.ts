@@ -139,6 +139,14 @@ export interface WireEngineMetrics {
   steps_total: number;
   prefix_cache_queries_total: number;
   prefix_cache_hits_total: number;
+  spec_decode?: WireSpecDecodeMetrics | null;
+}
+
+export interface WireSpecDecodeMetrics {
+  num_drafts: number;
+  num_draft_tokens: number;
+  num_accepted_tokens: number;
+  accepted_per_pos: number[];
 }
 
 export interface WireReplicaStatus {

@@ -14,6 +14,7 @@
  */
 import type { HistogramSnapshot } from "../engine/histogram";
 import type { EngineMetrics, GenerateRequest, GenerationDelta } from "../engine/types";
+import { addSpecDecodeStats } from "../engine/speculative/speculator";
 import { EngineOverloadedError } from "../engine/types";
 import type { QuarantineOptions } from "../engine/quarantine";
 import { PoisonQuarantine, requestFingerprint } from "../engine/quarantine";
@@ -221,7 +222,9 @@ export class LoadBalancer implements ReplicatedEngine {
       for (const k of COUNTERS) sum[k] = (sum[k] ?? 0) + (m[k] ?? 0);
       sum.queueTimeSeconds = addHistograms(sum.queueTimeSeconds, m.queueTimeSeconds);
       sum.iterationTokens = addHistograms(sum.iterationTokens, m.iterationTokens);
+      sum.specDecode = addSpecDecodeStats(sum.specDecode, m.specDecode);
     }
+    if (!sum.specDecode) delete sum.specDecode;
     if (!sum.queueTimeSeconds) delete sum.queueTimeSeconds;
     if (!sum.iterationTokens) delete sum.iterationTokens;
     return sum;

@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { POLICY_NAMES, PlanInvariantError, schedule } from "../../src/engine/scheduler";
 import type { Plan, SchedulerPolicy } from "../../src/engine/scheduler";
 import { splitFusePolicy } from "../../src/engine/scheduler/splitfuse";
+import { MAX_SAMPLE_OVERTAKES, MAX_SAMPLE_PREEMPTIONS } from "../../src/engine/sequence";
 import { EOS_IDS } from "./harness";
 import { referenceRun } from "./reference";
 import { TestEngine, rows } from "./testEngine";
@@ -101,4 +102,42 @@ describe("fair share", () => {
     expect(() => schedule(unfair, input, config)).toThrow(PlanInvariantError);
     expect(() => schedule(unfair, input, config)).toThrow(/holds the place of waiting/);
   });
+
+  test("a later sample is preempted for fair share at most MAX_SAMPLE_PREEMPTIONS times", () => {
+    const e = new TestEngine("splitfuse", { tokenBudget: 64, maxSeqs: 4 }, 400, 4, false);
+    const hog = e.addSamples(5, 3, 200);
+    e.step();
+    for (let i = 0; i <= MAX_SAMPLE_PREEMPTIONS; i++) {
+      const small = e.add(3, 2);
+      while (!small.isFinished) e.step();
+      e.step(); // the preempted sample takes its place back
+      expect(e.queues.running.length).toBe(4);
+    }
+    // The last running sample takes every eviction until it ranks as a first sample; then earlier ones do.
+    expect(hog[3]!.numPreemptions).toBe(MAX_SAMPLE_PREEMPTIONS);
+    expect(hog[3]!.scheduledSampleIndex).toBe(0);
+    expect(hog[2]!.numPreemptions).toBeGreaterThan(0);
+    for (const seq of hog) expect(seq.numPreemptions).toBeLessThanOrEqual(MAX_SAMPLE_PREEMPTIONS);
+    e.drain();
+    for (const seq of hog) expect(seq.outputIds).toEqual(referenceRun(Array.from(seq.promptIds), seq.params, EOS_IDS).tokens);
+  });
+
+  for (const policy of POLICY_NAMES) {
+    test(`${policy}: under a steady stream of n = 1 requests an n = 8 request still finishes`, () => {
+      // One new request a pass, each holding a place 4 passes: first samples alone fill the cap,
+      // so without the overtake bound the later samples would wait for ever.
+      const e = new TestEngine(policy, { tokenBudget: 64, maxSeqs: 4 }, 400, 4, false);
+      const hog = e.addSamples(8, 5, 10);
+      let passes = 0;
+      while (!hog.every((s) => s.isFinished)) {
+        e.add(5, 4);
+        e.step();
+        if (++passes > 4 * MAX_SAMPLE_OVERTAKES) throw new Error(`n = 8 unfinished after ${passes} passes`);
+      }
+      for (const seq of hog) expect(seq.numPreemptions).toBeLessThanOrEqual(MAX_SAMPLE_PREEMPTIONS);
+      for (const seq of hog) expect(seq.outputIds).toEqual(referenceRun(Array.from(seq.promptIds), seq.params, EOS_IDS).tokens);
+      e.drain();
+      expect(e.blocks.numFreeBlocks).toBe(400);
+    });
+  }
 });

@@ -22,7 +22,8 @@ beforeAll(async () => {
   engine = new FakeEngine();
   const histogram = { bounds: [1, 8], counts: [2, 5], sum: 17, count: 5 };
   const metrics = engine.metrics.bind(engine);
-  engine.metrics = () => ({ ...metrics(), iterationTokens: histogram });
+  const specDecode = { numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1] };
+  engine.metrics = () => ({ ...metrics(), iterationTokens: histogram, specDecode });
   server = createGrpcServer({ engine });
   const { address } = await server.listen("127.0.0.1", 0);
   remote = new RemoteEngine(address, engine.tokenizer);
@@ -47,6 +48,7 @@ describe("RemoteEngine", () => {
     expect(remote.maxModelLen).toBe(256);
     expect(remote.metrics().kvBlocksTotal).toBe(100);
     expect(remote.metrics().iterationTokens).toEqual({ bounds: [1, 8], counts: [2, 5], sum: 17, count: 5 });
+    expect(remote.metrics().specDecode).toEqual({ numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1] });
   });
 
   test("deltas equal the engine's own: samples, logprobs, stop reasons", async () => {

@@ -249,7 +249,8 @@ describe("metrics", () => {
     const { replicas, lb } = await setup(2);
     for (const r of replicas) {
       const own = r.metrics.bind(r);
-      r.metrics = () => ({ ...own(), iterationTokens: { bounds: [1, 8], counts: [1, 2], sum: 5, count: 2 } });
+      const specDecode = { numDrafts: 3, numDraftTokens: 9, numAcceptedTokens: 5, acceptedPerPos: [3, 1, 1] };
+      r.metrics = () => ({ ...own(), iterationTokens: { bounds: [1, 8], counts: [1, 2], sum: 5, count: 2 }, specDecode });
     }
     await Promise.all([run(lb, request(3)), run(lb, request(3))]);
     const m = lb.metrics();
@@ -257,6 +258,15 @@ describe("metrics", () => {
     expect(m.generationTokensTotal).toBe(6);
     expect(m.iterationTokens).toEqual({ bounds: [1, 8], counts: [2, 4], sum: 10, count: 4 });
     expect(m.queueTimeSeconds).toBeUndefined();
+    expect(m.specDecode).toEqual({ numDrafts: 6, numDraftTokens: 18, numAcceptedTokens: 10, acceptedPerPos: [6, 2, 2] });
+  });
+
+  test("speculative decoding's counters: summed where replicas have them, absent where none does", async () => {
+    const { replicas, lb } = await setup(2);
+    expect(lb.metrics().specDecode).toBeUndefined();
+    const own = replicas[1]!.metrics.bind(replicas[1]!);
+    replicas[1]!.metrics = () => ({ ...own(), specDecode: { numDrafts: 2, numDraftTokens: 4, numAcceptedTokens: 3, acceptedPerPos: [2, 1] } });
+    expect(lb.metrics().specDecode).toEqual({ numDrafts: 2, numDraftTokens: 4, numAcceptedTokens: 3, acceptedPerPos: [2, 1] });
   });
 });
 

@@ -22,9 +22,12 @@ export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: KvCacheMa
     r.seq.finish(r.finishReason);
   }
   if (plan.preempted.length > 0) {
-    for (const seq of plan.preempted) blocks.free(seq.id);
+    // Reset before requeueing: the preemption count can change a sequence's scheduling order.
+    for (const seq of plan.preempted) {
+      blocks.free(seq.id);
+      seq.resetForRecompute();
+    }
     queues.requeue(plan.preempted);
-    for (const seq of plan.preempted) seq.resetForRecompute();
   }
   const bs = blocks.blockSize;
   if (plan.admitted.length > 0) {

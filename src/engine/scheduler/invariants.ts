@@ -140,8 +140,9 @@ function checkAdmissionOrder(plan: Plan, input: SchedulerInput, fail: (m: string
 
 /**
  * Fair share: when the sequence cap is full after the pass and the pool would hold the first
- * waiting sequence, no running sequence has a higher sample index than it (it would have given
- * its place: one request's n must not hold every slot while another request waits).
+ * waiting sequence, no running sequence has a higher scheduled sample index than it (it would
+ * have given its place: one request's n must not hold every slot while another request waits).
+ * A sample preempted MAX_SAMPLE_PREEMPTIONS times has scheduled index 0 and keeps its place.
  * `freeAfter` leaves out what admissions saved through cache hits: the planner makes room
  * before it knows which blocks the pass will share, so fairness is judged as if none were.
  */
@@ -154,9 +155,10 @@ function checkFairShare(plan: Plan, input: SchedulerInput, runningAfter: number,
     break;
   }
   if (head === undefined || blocks.blocksFor(head.numTokens) + runningAfter > freeAfter) return;
-  const index = head.sampleIndex;
+  const index = head.scheduledSampleIndex;
   for (const seq of input.running) {
-    if (seq.sampleIndex > index && !removed.has(seq.id)) fail(`running ${seq.id} (sample ${seq.sampleIndex}) holds the place of waiting ${head.id}`);
+    const i = seq.scheduledSampleIndex;
+    if (i > index && !removed.has(seq.id)) fail(`running ${seq.id} (sample ${i}) holds the place of waiting ${head.id}`);
   }
-  for (const seq of plan.admitted) if (seq.sampleIndex > index) fail(`admitted ${seq.id} (sample ${seq.sampleIndex}) ahead of waiting ${head.id}`);
+  for (const seq of plan.admitted) if (seq.scheduledSampleIndex > index) fail(`admitted ${seq.id} (sample ${seq.scheduledSampleIndex}) ahead of waiting ${head.id}`);
 }

@@ -4,7 +4,8 @@
  * touch the KV pool and the running set:
  *
  *  - fair share (before any policy picks): a waiting sequence that the cap or the pool holds
- *    back takes the place of running sequences of a later sample index, which are preempted;
+ *    back takes the place of running sequences of a later sample index, which are preempted
+ *    (a bounded number of times each: Sequence.scheduledSampleIndex);
  *  - growing a running sequence: take free blocks; when there are none, preempt the running
  *    sequence last in scheduling order (free its blocks, recompute it later) until there are,
  *    down to the sequence itself;
@@ -212,9 +213,11 @@ export class PlanBuilder {
    * sequence last in that order has a higher sample index, that one is preempted (recomputed
    * later) to make room. A request's extra samples thus give way to other requests' earlier
    * samples: with n = 128 and a cap of 64, a new request runs in the pass it arrives in, not
-   * after 64 samples of 1000 tokens. Only a strictly lower index takes a place, so no two sequences evict each other in
-   * turn, and with n = 1 everywhere this never preempts. A sequence that cannot be given room
-   * even so stops the pass: admission is in order.
+   * after 64 samples of 1000 tokens. Only a strictly lower index takes a place, so no two
+   * sequences evict each other in turn, and with n = 1 everywhere this never preempts.
+   * Indexes are scheduledSampleIndex: a sample preempted MAX_SAMPLE_PREEMPTIONS times ranks as
+   * a first one and keeps its place, so a stream of new requests cannot starve it.
+   * A sequence that cannot be given room even so stops the pass: admission is in order.
    */
   private shareFairly(): void {
     const { running, waiting, blocks } = this.input;
@@ -225,7 +228,7 @@ export class PlanBuilder {
     let promised = 0;
     for (const w of waiting) {
       const last = this.victimCursor;
-      if (last < 0 || running[last]!.sampleIndex <= w.sampleIndex) return;
+      if (last < 0 || running[last]!.scheduledSampleIndex <= w.scheduledSampleIndex) return;
       if (blocks.blocksFor(w.numTokens) > blocks.numBlocks) continue; // never fits: the policy rejects it
       const mark = ledger.mark();
       const free = ledger.free;
@@ -233,7 +236,7 @@ export class PlanBuilder {
       let slots = numRunning;
       // What admitting it takes, cache hits counted (a victim's release may turn a hit into a cost).
       let need = ledger.probe(w).cost;
-      while ((slots >= maxSeqs || need + slots + promised > ledger.free) && k >= 0 && running[k]!.sampleIndex > w.sampleIndex) {
+      while ((slots >= maxSeqs || need + slots + promised > ledger.free) && k >= 0 && running[k]!.scheduledSampleIndex > w.scheduledSampleIndex) {
         ledger.release(running[k]!.id); // shared blocks free only with their last holder
         need = ledger.probe(w).cost;
         slots--;

@@ -24,6 +24,18 @@ export interface SpecDecodeStats {
   acceptedPerPos: number[];
 }
 
+/** a + b, position by position; whichever exists when only one does (replicas sum their counters). */
+export function addSpecDecodeStats(a: SpecDecodeStats | undefined, b: SpecDecodeStats | undefined): SpecDecodeStats | undefined {
+  if (!a || !b) return a ?? b;
+  const n = Math.max(a.acceptedPerPos.length, b.acceptedPerPos.length);
+  return {
+    numDrafts: a.numDrafts + b.numDrafts,
+    numDraftTokens: a.numDraftTokens + b.numDraftTokens,
+    numAcceptedTokens: a.numAcceptedTokens + b.numAcceptedTokens,
+    acceptedPerPos: Array.from({ length: n }, (_, j) => (a.acceptedPerPos[j] ?? 0) + (b.acceptedPerPos[j] ?? 0)),
+  };
+}
+
 export class Speculator {
   readonly stats: SpecDecodeStats;
   private readonly k = new WeakMap<Sequence, number>();
