@@ -9,24 +9,15 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateObject } from "ai";
 import { zodResponseFormat } from "openai/helpers/zod";
-import { z } from "zod";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
 import { expectKvDrained, useDemoServer } from "../server/demoEngine";
 import type { TestServer } from "../server/testServer";
-import { PERSON_SCHEMA, schemaErrors } from "./helpers";
+import { Person, PERSON_SCHEMA, schemaErrors } from "./helpers";
 
 const MODEL = "fastgen-demo-tiny";
 let engine: AsyncEngine;
 let t: TestServer<AsyncEngine>;
 useDemoServer((e, server) => ((engine = e), (t = server)));
-
-const Person = z.object({
-  name: z.string().max(12),
-  age: z.number().int().min(0).max(120),
-  role: z.enum(["admin", "user", "guest"]),
-  tags: z.array(z.enum(["a", "b", "c"])).max(3),
-  address: z.object({ city: z.string().max(10), zip: z.number().int().min(0).max(99999) }),
-});
 
 const WEATHER = {
   type: "function" as const,

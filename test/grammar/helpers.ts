@@ -7,6 +7,7 @@ import { EngineCore } from "../../src/engine/engineCore";
 import type { EngineOptions } from "../../src/engine/options";
 import type { SamplingOptions } from "../../src/engine/samplingOptions";
 import { defaultModelDir } from "../../src/model/defaultModel";
+import { z } from "zod";
 
 export function loadDemo(opts: Partial<EngineOptions> = {}): Promise<EngineCore> {
   return EngineCore.load(defaultModelDir(), { backend: "cpu", kvBlocks: 256, blockSize: 16, ...opts });
@@ -96,3 +97,13 @@ export const PERSON_SCHEMA = {
   required: ["name", "age", "role", "score", "tags", "address"],
   additionalProperties: false,
 };
+
+/** A nested zod schema the client tests share: bounded strings and numbers (a random model would
+ * otherwise run to max_tokens inside an unbounded one), an enum, an array and an object. */
+export const Person = z.object({
+  name: z.string().max(12),
+  age: z.number().int().min(0).max(120),
+  role: z.enum(["admin", "user", "guest"]),
+  tags: z.array(z.enum(["a", "b", "c"])).max(3),
+  address: z.object({ city: z.string().max(10), zip: z.number().int().min(0).max(99999) }),
+});

@@ -12,20 +12,12 @@ import { z } from "zod";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
 import { expectKvDrained, useDemoServer } from "../server/demoEngine";
 import type { TestServer } from "../server/testServer";
-import { PERSON_SCHEMA, schemaErrors } from "./helpers";
+import { Person, PERSON_SCHEMA, schemaErrors } from "./helpers";
 
 const MODEL = "fastgen-demo-tiny";
 let engine: AsyncEngine;
 let t: TestServer<AsyncEngine>;
 useDemoServer((e, server) => ((engine = e), (t = server)));
-
-const Person = z.object({
-  name: z.string().max(12),
-  age: z.number().int().min(0).max(120),
-  role: z.enum(["admin", "user", "guest"]),
-  tags: z.array(z.enum(["a", "b", "c"])).max(3),
-  address: z.object({ city: z.string().max(10), zip: z.number().int().min(0).max(99999) }),
-});
 
 const WEATHER_PARAMS = {
   type: "object",
