@@ -30,8 +30,28 @@
  *   rope_theta, partial_rotary_factor (1.0 = full)
  *   rope_scaling      null | {"type":"linear","factor"} |
  *                     {"type":"llama3","factor","low_freq_factor","high_freq_factor",
- *                      "original_max_position_embeddings"}
+ *                      "original_max_position_embeddings"} |
+ *                     {"type":"yarn","factor","original_max_position_embeddings", "beta_fast" (32),
+ *                      "beta_slow" (1), "truncate" (true), "attention_factor" | "mscale" +
+ *                      "mscale_all_dim" (default 0.1 ln(factor) + 1)} |
+ *                     {"type":"dynamic","factor","original_max_position_embeddings"} (NTK-aware
+ *                      base for factor x the original length, fixed at load, as vLLM does) |
+ *                     {"type":"longrope","factors":[rotary_dim/2],"attention_factor"} (the
+ *                      caller picks Phi-3's short or long list); yarn and longrope multiply cos
+ *                      and sin by the attention factor (core/rope_freq.cpp has the formulas)
  *   sliding_window    0 (none) | W: a token at position i attends to positions j with i - j < W
+ *   layer_types       absent (every layer sliding when sliding_window > 0) | per layer "full" |
+ *                     "sliding": only sliding layers apply the window (Gemma 2/3, Qwen2)
+ *   sliding_rope_theta  0 | base: sliding layers rotate with plain RoPE at this base, full layers
+ *                     with rope_theta and rope_scaling (Gemma 3's rope_local_base_freq)
+ *   qk_norm           per-head RMSNorm of q and k (q_norm, k_norm: [head_dim]) before RoPE (Qwen3,
+ *                     Gemma 3)
+ *   norm_weight_offset  0 | c: every RMSNorm multiplies by (c + weight) (Gemma: 1)
+ *   sandwich_norms    post_attn_norm / post_mlp_norm normalize each sublayer's output before it
+ *                     joins the residual: h += post_attn_norm(attn(attn_norm(h))) (Gemma 2/3)
+ *   embed_scale       1 | s: h = embed[token] * s (Gemma: sqrt(hidden), rounded to the compute dtype)
+ *   attn_scale        0 (= 1/sqrt(head_dim)) | the softmax scale (Gemma: query_pre_attn_scalar^-0.5)
+ *   attn_logit_softcap, final_logit_softcap   0 | c: scores / logits become c * tanh(x / c)
  *   qkv_bias, o_bias, mlp_bias, lm_head_bias   booleans
  *   mlp               "gated_silu" | "gated_gelu" | "gated_gelu_tanh" | "gelu" | "gelu_tanh" | "relu"
  *                     gelu = exact erf form; gelu_tanh = tanh approximation (gelu_new,
@@ -44,6 +64,12 @@
  *   num_experts_per_tok  k (1 <= k <= E): per token, softmax over the router's E logits, the k
  *                     largest (ties: lower expert id first), renormalized to sum 1 (Mixtral);
  *                     the MLP output is the weighted sum of those k experts' outputs
+ *   moe_intermediate_size  each expert's width (default intermediate_size)
+ *   moe_renormalize   true (default) | false: the k softmax weights are used as they are (Qwen2-MoE)
+ *   shared_expert_intermediate_size  0 | S: a shared MLP of width S (kind `mlp`) runs for every
+ *                     token and its output is added to the experts' sum
+ *   shared_expert_gate  false | true: the shared MLP's output is multiplied by
+ *                     sigmoid(shared_expert_gate . x) (Qwen2-MoE)
  *   Runtime keys (how to run the model; CUDA backend only):
  *   tensor_parallel   1 (default) .. 8: ranks on CUDA devices 0..N-1 over NCCL; heads, KV heads
  *                     (replicated when fewer than N), MLP columns and vocab rows are split
@@ -62,13 +88,17 @@
  *   layers.{i}.k          [kv_heads*head_dim, hidden]   (+ .k_bias)
  *   layers.{i}.v          [kv_heads*head_dim, hidden]   (+ .v_bias)
  *   layers.{i}.o          [hidden, heads*head_dim]      (+ .o_bias when o_bias)
+ *   layers.{i}.q_norm, .k_norm   [head_dim]          (qk_norm)
+ *   layers.{i}.post_attn_norm, .post_mlp_norm   [hidden]   (sandwich_norms)
  *   layers.{i}.mlp_norm   [hidden]            (+ .mlp_norm_bias; absent for "parallel" layout)
  *   layers.{i}.gate       [intermediate, hidden]        (gated MLPs only; + .gate_bias when mlp_bias)
  *   layers.{i}.up         [intermediate, hidden]        (+ .up_bias when mlp_bias)
  *   layers.{i}.down       [hidden, intermediate]        (+ .down_bias when mlp_bias)
  *   MoE (num_experts > 0) instead of gate/up/down:
  *   layers.{i}.router     [num_experts, hidden]
- *   layers.{i}.experts.{e}.gate, .up, .down   shapes and biases as the dense gate/up/down
+ *   layers.{i}.experts.{e}.gate, .up, .down   as the dense ones, width moe_intermediate_size
+ *   layers.{i}.shared_expert.gate, .up, .down  width shared_expert_intermediate_size (shared expert)
+ *   layers.{i}.shared_expert_gate  [1, hidden]  (shared_expert_gate)
  *   final_norm            [hidden]            (+ final_norm_bias; absent when final_norm is false)
  *   lm_head               [vocab, embed_dim]  (absent when tie_word_embeddings; + lm_head_bias)
  *

@@ -11,7 +11,23 @@ export type RopeScaling =
       low_freq_factor: number;
       high_freq_factor: number;
       original_max_position_embeddings: number;
-    };
+    }
+  | {
+      type: "yarn";
+      factor: number;
+      original_max_position_embeddings: number;
+      beta_fast?: number;
+      beta_slow?: number;
+      truncate?: boolean;
+      /** Absent: from mscale/mscale_all_dim, else 0.1 ln(factor) + 1. */
+      attention_factor?: number;
+      mscale?: number;
+      mscale_all_dim?: number;
+    }
+  /** NTK-aware base for factor x the original length, fixed at load (vLLM's form). */
+  | { type: "dynamic"; factor: number; original_max_position_embeddings: number }
+  /** Phi-3 LongRoPE: the chosen list (short or long) of rotary_dim / 2 divisors. */
+  | { type: "longrope"; factors: number[]; attention_factor: number };
 
 export interface ModelSpec {
   /** Hugging Face model_type, informational ("llama", "mistral", "qwen2", "opt", "falcon", "phi", "mixtral"). */
@@ -40,6 +56,24 @@ export interface ModelSpec {
   rope_scaling: RopeScaling | null;
   /** 0 = no window; else a token at position i attends to positions j with i - j < W. */
   sliding_window: number;
+  /** Per layer; absent: every layer is "sliding" when sliding_window > 0. */
+  layer_types?: ("full" | "sliding")[];
+  /** > 0: sliding layers rotate with plain RoPE at this base (Gemma 3's rope_local_base_freq). */
+  sliding_rope_theta?: number;
+  /** Per-head RMSNorm of q and k before RoPE (Qwen3, Gemma 3). */
+  qk_norm?: boolean;
+  /** RMSNorm multiplies by (offset + weight): Gemma's 1. */
+  norm_weight_offset?: number;
+  /** post_attn_norm / post_mlp_norm on each sublayer's output (Gemma 2/3). */
+  sandwich_norms?: boolean;
+  /** h = embed[token] * embed_scale (Gemma: sqrt(hidden)). */
+  embed_scale?: number;
+  /** The attention softmax scale; absent or 0: 1 / sqrt(head_dim). */
+  attn_scale?: number;
+  /** > 0: attention scores become cap * tanh(score / cap) (Gemma 2). */
+  attn_logit_softcap?: number;
+  /** > 0: the same on the final logits (Gemma 2). */
+  final_logit_softcap?: number;
   qkv_bias: boolean;
   o_bias: boolean;
   mlp_bias: boolean;
@@ -53,6 +87,14 @@ export interface ModelSpec {
   num_experts?: number;
   /** Top-k of the router (Mixtral renormalizes the k weights to sum 1). */
   num_experts_per_tok?: number;
+  /** Each routed expert's width (default intermediate_size). */
+  moe_intermediate_size?: number;
+  /** Whether the top-k weights are rescaled to sum 1 (default true; Qwen2-MoE false). */
+  moe_renormalize?: boolean;
+  /** > 0: a shared expert MLP of this width runs for every token (Qwen2-MoE, DeepSeek). */
+  shared_expert_intermediate_size?: number;
+  /** The shared expert's output is multiplied by sigmoid(shared_expert_gate . x) (Qwen2-MoE). */
+  shared_expert_gate?: boolean;
   /** Runtime key: tensor-parallel ranks on CUDA devices 0..N-1 (default 1). */
   tensor_parallel?: number;
   /** Runtime key: a pass's wait on collectives, in ms (0 = the library's 120 s). */

@@ -18,9 +18,20 @@ const weights = randomWeights(spec, 8);
 
 describe("engine creation and loading", () => {
   test("bad specs", () => {
-    let e = thrown(() => NativeEngine.create(tinySpec({ rope_scaling: { type: "dynamic", factor: 2 } as never })));
+    let e = thrown(() => NativeEngine.create(tinySpec({ rope_scaling: { type: "ntk-by-parts", factor: 2 } as never })));
     expect(e.code).toBe("unsupported");
-    expect(e.message).toContain("dynamic");
+    expect(e.message).toContain("ntk-by-parts");
+    e = thrown(() => NativeEngine.create(tinySpec({ rope_scaling: { type: "dynamic", factor: 2 } as never })));
+    expect(e.code).toBe("invalid_argument");
+    expect(e.message).toContain("original_max_position_embeddings");
+    e = thrown(() => NativeEngine.create(tinySpec({ rope_scaling: { type: "longrope", factors: [1], attention_factor: 1 } })));
+    expect(e.message).toContain("rotary_dim / 2");
+    e = thrown(() => NativeEngine.create(tinySpec({ layer_types: ["full"] })));
+    expect(e.message).toContain("layer_types");
+    e = thrown(() => NativeEngine.create(tinySpec({ shared_expert_intermediate_size: 8 })));
+    expect(e.message).toContain("shared expert");
+    e = thrown(() => NativeEngine.create(tinySpec({ norm: "layer", qk_norm: true })));
+    expect(e.code).toBe("unsupported");
     e = thrown(() => NativeEngine.create(tinySpec({ mlp: "swiglu" as never })));
     expect(e.code).toBe("invalid_argument");
     expect(e.message).toContain("unknown mlp 'swiglu'");
@@ -44,7 +55,7 @@ describe("engine creation and loading", () => {
     e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 3 })));
     expect(e.message).toContain("num_kv_heads (2) must divide one another");
     e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 2, intermediate_size: 81 })));
-    expect(e.message).toContain("must divide intermediate_size (81)");
+    expect(e.message).toContain("must divide the MLP width (81)");
     e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 9 })));
     expect(e.message).toContain("tensor_parallel");
     e = thrown(() => NativeEngine.create(tinySpec({ tensor_parallel: 2 }), "cpu"));

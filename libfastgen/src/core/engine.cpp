@@ -1,7 +1,6 @@
 #include "core/engine.h"
 
 #include "core/error.h"
-#include "cpu/rope.h"
 #include "cpu/thread_pool.h"
 
 fg_engine::fg_engine(const char *spec_json, int32_t backend)
@@ -9,7 +8,7 @@ fg_engine::fg_engine(const char *spec_json, int32_t backend)
   backend_ = backend;
   if (backend != FG_BACKEND_CPU && backend != FG_BACKEND_CUDA)
     fg::raise(FG_ERR_INVALID_ARGUMENT, "engine: unknown backend %d", backend);
-  inv_freq_ = fg::cpu::rope_inv_freq(spec_);
+  rope_ = fg::rope_freqs(spec_);
   if (backend == FG_BACKEND_CPU && spec_.tensor_parallel > 1)
     fg::raise(FG_ERR_UNSUPPORTED, "engine: tensor_parallel %lld needs the CUDA backend (the CPU backend runs one rank)",
               (long long)spec_.tensor_parallel);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/kv_pool.h"
+#include "core/rope_freq.h"
 #include "core/spec.h"
 #include "core/weights.h"
 #include "cpu/forward.h"
@@ -42,7 +43,7 @@ struct fg_engine {
   std::unique_ptr<fg::KvPool> kv_;  // set by finalize()
   fg::ModelWeights view_;           // pointers into weights_, set by finalize()
   std::vector<fg::cpu::KvLayer> kv_layers_;
-  std::vector<double> inv_freq_;    // RoPE frequencies after scaling: [rotary_dim / 2]
+  fg::RopeFreqs rope_;              // RoPE frequencies after scaling (core/rope_freq.h)
   int32_t backend_ = FG_BACKEND_CPU;
   fgcu_engine *cuda_ = nullptr;      // CUDA backend: its ranks (device weights, KV pools)
   fgcu_info cuda_info_{};

@@ -38,7 +38,7 @@ void fg_engine::cuda_create() {
   m.norm_eps = (float)s.norm_eps;
   m.learned_positions = !s.rope();
   m.rotary_dim = s.rope() ? (int32_t)s.rotary_dim : 0;
-  m.inv_freq = inv_freq_.data();
+  m.inv_freq = rope_.inv_freq.data();
   m.sliding_window = (int32_t)s.sliding_window;
   m.qkv_bias = s.qkv_bias, m.o_bias = s.o_bias, m.mlp_bias = s.mlp_bias, m.lm_head_bias = s.lm_head_bias;
   m.act = act_of(s.mlp);

@@ -68,7 +68,13 @@ std::string req_string(const Json &o, const char *key) {
   return opt_string(o, key, "");
 }
 
-RopeScaling parse_rope_scaling(const Json *v) {
+double req_positive(const Json &o, const char *key, const char *what) {
+  const double d = as_number(require(o, key), what);
+  if (!(d > 0)) raise(FG_ERR_INVALID_ARGUMENT, "spec: %s must be > 0, got %g", what, d);
+  return d;
+}
+
+RopeScaling parse_rope_scaling(const Json *v, int64_t rotary_dim) {
   RopeScaling rs;
   if (!v || v->is_null()) return rs;
   if (v->type != Json::Type::Object)
@@ -76,7 +82,7 @@ RopeScaling parse_rope_scaling(const Json *v) {
   // transformers writes "rope_type" in newer configs, "type" in older ones.
   std::string type = v->get("type") ? opt_string(*v, "type", "") : opt_string(*v, "rope_type", "");
   if (type == "default") return rs;
-  if (type == "linear" || type == "llama3") {
+  if (type == "linear" || type == "llama3" || type == "yarn" || type == "dynamic") {
     rs.factor = as_number(require(*v, "factor"), "rope_scaling.factor");
     if (!(rs.factor >= 1.0))
       raise(FG_ERR_INVALID_ARGUMENT, "spec: rope_scaling.factor must be >= 1, got %g", rs.factor);
@@ -96,13 +102,66 @@ RopeScaling parse_rope_scaling(const Json *v) {
       raise(FG_ERR_INVALID_ARGUMENT,
             "spec: llama3 rope_scaling needs 0 < low_freq_factor < high_freq_factor and "
             "original_max_position_embeddings > 0");
+  } else if (type == "yarn") {
+    rs.kind = RopeScalingKind::Yarn;
+    rs.original_max_position_embeddings = req_positive(
+        *v, "original_max_position_embeddings", "rope_scaling.original_max_position_embeddings");
+    rs.beta_fast = opt_number(*v, "beta_fast", 32);
+    rs.beta_slow = opt_number(*v, "beta_slow", 1);
+    rs.truncate = opt_bool(*v, "truncate", true);
+    rs.mscale = opt_number(*v, "mscale", 0);
+    rs.mscale_all_dim = opt_number(*v, "mscale_all_dim", 0);
+    rs.attention_factor = opt_number(*v, "attention_factor", 0);
+    if (!(rs.beta_fast > rs.beta_slow) || !(rs.beta_slow > 0) || rs.attention_factor < 0)
+      raise(FG_ERR_INVALID_ARGUMENT,
+            "spec: yarn rope_scaling needs beta_fast > beta_slow > 0 and attention_factor >= 0");
+  } else if (type == "dynamic") {
+    rs.kind = RopeScalingKind::Dynamic;
+    rs.original_max_position_embeddings = req_positive(
+        *v, "original_max_position_embeddings", "rope_scaling.original_max_position_embeddings");
+  } else if (type == "longrope") {
+    rs.kind = RopeScalingKind::LongRope;
+    const Json &f = require(*v, "factors");
+    if (f.type != Json::Type::Array || (int64_t)f.array.size() != rotary_dim / 2)
+      raise(FG_ERR_INVALID_ARGUMENT, "spec: longrope rope_scaling.factors must be an array of rotary_dim / 2 = %lld numbers",
+            (long long)(rotary_dim / 2));
+    for (const Json &x : f.array) {
+      const double d = as_number(x, "rope_scaling.factors[]");
+      if (!(d > 0)) raise(FG_ERR_INVALID_ARGUMENT, "spec: longrope factors must be > 0, got %g", d);
+      rs.factors.push_back(d);
+    }
+    rs.attention_factor = req_positive(*v, "attention_factor", "rope_scaling.attention_factor");
   } else if (type.empty()) {
     raise(FG_ERR_INVALID_ARGUMENT, "spec: rope_scaling has no 'type'");
   } else {
-    raise(FG_ERR_UNSUPPORTED, "spec: rope_scaling type '%s' is not supported (supported: linear, llama3)",
+    raise(FG_ERR_UNSUPPORTED,
+          "spec: rope_scaling type '%s' is not supported (supported: linear, llama3, yarn, dynamic, longrope)",
           type.c_str());
   }
   return rs;
+}
+
+std::vector<LayerType> parse_layer_types(const Json *v, int64_t num_layers, int64_t window) {
+  std::vector<LayerType> types(num_layers, window > 0 ? LayerType::Sliding : LayerType::Full);
+  if (!v || v->is_null()) return types;
+  if (v->type != Json::Type::Array || (int64_t)v->array.size() != num_layers)
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: 'layer_types' must be an array of num_layers = %lld strings",
+          (long long)num_layers);
+  for (int64_t i = 0; i < num_layers; i++) {
+    const Json &t = v->array[i];
+    if (t.type == Json::Type::String && t.string == "full") types[i] = LayerType::Full;
+    else if (t.type == Json::Type::String && t.string == "sliding") types[i] = LayerType::Sliding;
+    else raise(FG_ERR_INVALID_ARGUMENT, "spec: layer_types[%lld] must be \"full\" or \"sliding\"", (long long)i);
+    if (types[i] == LayerType::Sliding && window <= 0)
+      raise(FG_ERR_INVALID_ARGUMENT, "spec: layer_types[%lld] is \"sliding\" but sliding_window is 0", (long long)i);
+  }
+  return types;
+}
+
+double opt_nonneg(const Json &o, const char *key, double dflt) {
+  const double d = opt_number(o, key, dflt);
+  if (!(d >= 0) || !std::isfinite(d)) raise(FG_ERR_INVALID_ARGUMENT, "spec: '%s' must be a finite number >= 0, got %g", key, d);
+  return d;
 }
 
 }  // namespace
@@ -142,7 +201,6 @@ ModelSpec parse_spec(const char *json_text) {
     raise(FG_ERR_INVALID_ARGUMENT, "spec: unknown positions '%s' (expected \"rope\" or \"learned\")", positions.c_str());
   s.rope_theta = opt_number(root, "rope_theta", 10000.0);
   s.partial_rotary_factor = opt_number(root, "partial_rotary_factor", 1.0);
-  s.rope_scaling = parse_rope_scaling(root.get("rope_scaling"));
   if (s.rope()) {
     if (!(s.rope_theta > 1)) raise(FG_ERR_INVALID_ARGUMENT, "spec: rope_theta must be > 1, got %g", s.rope_theta);
     if (!(s.partial_rotary_factor > 0 && s.partial_rotary_factor <= 1))
@@ -156,8 +214,13 @@ ModelSpec parse_spec(const char *json_text) {
   } else {
     s.rotary_dim = 0;  // learned positions: nothing rotates
   }
+  s.rope_scaling = parse_rope_scaling(root.get("rope_scaling"), s.rotary_dim);
+  s.sliding_rope_theta = opt_nonneg(root, "sliding_rope_theta", 0);
+  if (s.sliding_rope_theta > 0 && !(s.sliding_rope_theta > 1))
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: sliding_rope_theta must be 0 (none) or > 1, got %g", s.sliding_rope_theta);
 
   s.sliding_window = opt_int(root, "sliding_window", 0, 0, INT32_MAX);
+  s.layer_types = parse_layer_types(root.get("layer_types"), s.num_layers, s.sliding_window);
   s.qkv_bias = opt_bool(root, "qkv_bias", false);
   s.o_bias = opt_bool(root, "o_bias", false);
   s.mlp_bias = opt_bool(root, "mlp_bias", false);
@@ -185,6 +248,20 @@ ModelSpec parse_spec(const char *json_text) {
     raise(FG_ERR_UNSUPPORTED, "spec: norm_position \"post\" needs layout \"sequential\"");
   s.tie_word_embeddings = opt_bool(root, "tie_word_embeddings", false);
 
+  s.qk_norm = opt_bool(root, "qk_norm", false);
+  s.norm_weight_offset = opt_nonneg(root, "norm_weight_offset", 0);
+  s.sandwich_norms = opt_bool(root, "sandwich_norms", false);
+  s.embed_scale = opt_number(root, "embed_scale", 1);
+  if (!(s.embed_scale > 0) || !std::isfinite(s.embed_scale))
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: embed_scale must be a finite number > 0, got %g", s.embed_scale);
+  s.attn_scale = opt_nonneg(root, "attn_scale", 0);
+  s.attn_logit_softcap = opt_nonneg(root, "attn_logit_softcap", 0);
+  s.final_logit_softcap = opt_nonneg(root, "final_logit_softcap", 0);
+  if (s.norm == NormKind::Layer && (s.qk_norm || s.norm_weight_offset != 0 || s.sandwich_norms))
+    raise(FG_ERR_UNSUPPORTED, "spec: qk_norm, norm_weight_offset and sandwich_norms need norm \"rms\"");
+  if (s.sandwich_norms && (s.parallel || s.post_norm))
+    raise(FG_ERR_UNSUPPORTED, "spec: sandwich_norms needs layout \"sequential\" and norm_position \"pre\"");
+
   s.num_experts = opt_int(root, "num_experts", 0, 0, 4096);
   s.num_experts_per_tok = opt_int(root, "num_experts_per_tok", s.num_experts ? 2 : 0, 0, 4096);
   if (s.num_experts > 0 && (s.num_experts_per_tok < 1 || s.num_experts_per_tok > s.num_experts))
@@ -193,6 +270,14 @@ ModelSpec parse_spec(const char *json_text) {
   if (s.num_experts == 0 && s.num_experts_per_tok != 0)
     raise(FG_ERR_INVALID_ARGUMENT, "spec: num_experts_per_tok = %lld without num_experts",
           (long long)s.num_experts_per_tok);
+  s.moe_intermediate_size = opt_int(root, "moe_intermediate_size", s.intermediate_size, 1);
+  s.moe_renormalize = opt_bool(root, "moe_renormalize", true);
+  s.shared_expert_intermediate_size = opt_int(root, "shared_expert_intermediate_size", 0, 0);
+  s.shared_expert_gate = opt_bool(root, "shared_expert_gate", false);
+  if (!s.moe() && (s.shared_expert() || s.shared_expert_gate))
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: a shared expert needs num_experts > 0");
+  if (s.shared_expert_gate && !s.shared_expert())
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: shared_expert_gate needs shared_expert_intermediate_size > 0");
 
   if (s.num_heads % s.num_kv_heads != 0)
     raise(FG_ERR_INVALID_ARGUMENT, "spec: num_heads (%lld) must be a multiple of num_kv_heads (%lld)",
@@ -214,11 +299,17 @@ ModelSpec parse_spec(const char *json_text) {
       raise(FG_ERR_INVALID_ARGUMENT,
             "spec: tensor_parallel %lld and num_kv_heads (%lld) must divide one another (fewer KV heads than "
             "ranks are replicated)", (long long)tp, (long long)s.num_kv_heads);
-    if (s.intermediate_size % tp != 0)
-      raise(FG_ERR_INVALID_ARGUMENT, "spec: tensor_parallel %lld must divide intermediate_size (%lld)",
-            (long long)tp, (long long)s.intermediate_size);
+    const int64_t width = s.moe() ? s.moe_intermediate_size : s.intermediate_size;
+    if (width % tp != 0 || s.shared_expert_intermediate_size % tp != 0)
+      raise(FG_ERR_INVALID_ARGUMENT,
+            "spec: tensor_parallel %lld must divide the MLP width (%lld) and the shared expert's (%lld)",
+            (long long)tp, (long long)width, (long long)s.shared_expert_intermediate_size);
   }
   return s;
+}
+
+double ModelSpec::softmax_scale() const {
+  return attn_scale > 0 ? attn_scale : 1.0 / std::sqrt((double)head_dim);
 }
 
 }  // namespace fg

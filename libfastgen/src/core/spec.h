@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace fg {
 
@@ -9,14 +10,23 @@ enum class NormKind { Rms, Layer };
 // Gelu* = exact erf GELU; *GeluTanh = the tanh approximation (gelu_new, gelu_pytorch_tanh).
 enum class MlpKind { GatedSilu, GatedGelu, GatedGeluTanh, Gelu, GeluTanh, Relu };
 enum class PositionKind { Rope, Learned };
-enum class RopeScalingKind { None, Linear, Llama3 };
+// Dynamic = NTK-aware base scaling in vLLM's static form (the base for factor x the original
+// length, fixed at load; transformers recomputes it per forward from the sequence length).
+enum class RopeScalingKind { None, Linear, Llama3, Yarn, Dynamic, LongRope };
+enum class LayerType { Full, Sliding };
 
 struct RopeScaling {
   RopeScalingKind kind = RopeScalingKind::None;
   double factor = 1.0;
   double low_freq_factor = 1.0;   // llama3 only
   double high_freq_factor = 4.0;  // llama3 only
-  double original_max_position_embeddings = 8192;  // llama3 only
+  double original_max_position_embeddings = 8192;  // llama3, yarn, dynamic
+  double beta_fast = 32, beta_slow = 1;   // yarn: the ramp's rotation counts
+  bool truncate = true;                   // yarn: floor/ceil the ramp's ends (transformers)
+  // yarn, longrope: cos and sin are multiplied by it (0 = the default formula, yarn only)
+  double attention_factor = 0;
+  double mscale = 0, mscale_all_dim = 0;  // yarn (DeepSeek): attention factor from both
+  std::vector<double> factors;            // longrope: per-frequency divisors [rotary_dim / 2]
 };
 
 struct ModelSpec {
@@ -35,13 +45,31 @@ struct ModelSpec {
   int64_t rotary_dim = 0;  // int(head_dim * partial_rotary_factor), like transformers
   RopeScaling rope_scaling;
   int64_t sliding_window = 0;
+  // Per layer: sliding layers see the last sliding_window positions, full layers everything.
+  // Always num_layers long (all Sliding when sliding_window > 0 and the spec names no types).
+  std::vector<LayerType> layer_types;
+  // > 0: sliding layers rotate with plain RoPE at this base (Gemma 3's rope_local_base_freq);
+  // full layers keep rope_theta and rope_scaling. 0: every layer rotates alike.
+  double sliding_rope_theta = 0;
   bool qkv_bias = false, o_bias = false, mlp_bias = false, lm_head_bias = false;
   MlpKind mlp = MlpKind::GatedSilu;
   bool parallel = false;  // layout "parallel*": x += attn(attn_norm(x)) + mlp(...)
   bool parallel_mlp_norm = false;  // "parallel_two_norms": the MLP reads mlp_norm(x)
   bool tie_word_embeddings = false;
+  // Gemma, Qwen3: extra norms and scales (defaults leave the block as above)
+  bool qk_norm = false;              // per-head RMSNorm of q and k (q_norm, k_norm) before RoPE
+  double norm_weight_offset = 0;     // RMSNorm multiplies by (offset + weight): Gemma's 1
+  bool sandwich_norms = false;       // post_attn_norm / post_mlp_norm on each sublayer's output
+  double embed_scale = 1;            // h = embed[token] * embed_scale (Gemma: sqrt(hidden))
+  double attn_scale = 0;             // softmax scale; 0 = 1 / sqrt(head_dim)
+  double attn_logit_softcap = 0;     // > 0: scores become cap * tanh(scores / cap)
+  double final_logit_softcap = 0;    // > 0: the same on the LM head's logits
   int64_t num_experts = 0;          // 0: dense MLP
   int64_t num_experts_per_tok = 0;  // top-k of the router
+  int64_t moe_intermediate_size = 0;  // each routed expert's width (= intermediate_size unless set)
+  bool moe_renormalize = true;        // top-k weights rescaled to sum 1 (Mixtral, Qwen3-MoE)
+  int64_t shared_expert_intermediate_size = 0;  // > 0: a shared expert MLP runs for every token
+  bool shared_expert_gate = false;    // its output times sigmoid(shared_expert_gate . x) (Qwen2-MoE)
   // runtime keys (how to run it): ranks on CUDA devices 0..tp-1; collective wait limit (0 = default)
   int64_t tensor_parallel = 1;
   int64_t collective_timeout_ms = 0;
@@ -50,6 +78,10 @@ struct ModelSpec {
     return mlp == MlpKind::GatedSilu || mlp == MlpKind::GatedGelu || mlp == MlpKind::GatedGeluTanh;
   }
   bool moe() const { return num_experts > 0; }
+  bool shared_expert() const { return shared_expert_intermediate_size > 0; }
+  bool sliding(int64_t layer) const { return layer_types[layer] == LayerType::Sliding; }
+  // The attention softmax scale (attn_scale or 1 / sqrt(head_dim)).
+  double softmax_scale() const;
   bool rope() const { return positions == PositionKind::Rope; }
   bool embed_proj() const { return embed_dim != hidden_size; }
   // Does layer i have an mlp_norm tensor?

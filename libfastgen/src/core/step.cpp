@@ -31,6 +31,6 @@ void fg_engine::step(const fg_batch *b, fg_step_output *out) {
   fb.token_ids = b->token_ids;
   fb.logit_tokens = b->row_tokens;
   fb.num_logit_rows = R;
-  fg::cpu::forward(spec_, view_, inv_freq_, kv_layers_, fb, logits.data());
+  fg::cpu::forward(spec_, view_, rope_, kv_layers_, fb, logits.data());
   fg::sample_rows(b, logits.data(), V, out);
 }

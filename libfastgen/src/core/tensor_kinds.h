@@ -12,7 +12,7 @@
 //   shape   [rows, cols], or [rows] when cols is 0. Linear weights are [out_features, in_features].
 //   needed  whether the spec has this tensor. Names over: s (ModelSpec), H hidden, I intermediate,
 //           V vocab, D embed_dim, QD heads*head_dim, KVD kv_heads*head_dim, LN LayerNorm,
-//           DENSE no MoE.
+//           DENSE no MoE, HD head_dim, MI an expert's width, SI the shared expert's width.
 // The order is the order of fg_spec_tensors (and of "missing tensor" messages).
 #define FG_TENSOR_KINDS(X)                                              \
   X(EMBED, HEAD, "embed", V, D, true)                                   \
@@ -29,6 +29,9 @@
   X(K_BIAS, LAYER, "k_bias", KVD, 0, s.qkv_bias)                        \
   X(V_BIAS, LAYER, "v_bias", KVD, 0, s.qkv_bias)                        \
   X(O_BIAS, LAYER, "o_bias", H, 0, s.o_bias)                            \
+  X(Q_NORM, LAYER, "q_norm", HD, 0, s.qk_norm)                          \
+  X(K_NORM, LAYER, "k_norm", HD, 0, s.qk_norm)                          \
+  X(POST_ATTN_NORM, LAYER, "post_attn_norm", H, 0, s.sandwich_norms)    \
   X(MLP_NORM, LAYER, "mlp_norm", H, 0, s.has_mlp_norm())                \
   X(MLP_NORM_BIAS, LAYER, "mlp_norm_bias", H, 0, s.has_mlp_norm() && LN) \
   X(GATE, LAYER, "gate", I, H, DENSE && s.gated())                      \
@@ -37,12 +40,17 @@
   X(GATE_BIAS, LAYER, "gate_bias", I, 0, DENSE && s.gated() && s.mlp_bias) \
   X(UP_BIAS, LAYER, "up_bias", I, 0, DENSE && s.mlp_bias)               \
   X(DOWN_BIAS, LAYER, "down_bias", H, 0, DENSE && s.mlp_bias)           \
+  X(POST_MLP_NORM, LAYER, "post_mlp_norm", H, 0, s.sandwich_norms)      \
   X(ROUTER, LAYER, "router", s.num_experts, H, s.moe())                 \
-  X(EXPERT_GATE, EXPERT, "gate", I, H, s.gated())                       \
-  X(EXPERT_UP, EXPERT, "up", I, H, true)                                \
-  X(EXPERT_DOWN, EXPERT, "down", H, I, true)                            \
-  X(EXPERT_GATE_BIAS, EXPERT, "gate_bias", I, 0, s.gated() && s.mlp_bias) \
-  X(EXPERT_UP_BIAS, EXPERT, "up_bias", I, 0, s.mlp_bias)                \
+  X(SHARED_GATE, LAYER, "shared_expert.gate", SI, H, s.shared_expert() && s.gated()) \
+  X(SHARED_UP, LAYER, "shared_expert.up", SI, H, s.shared_expert())     \
+  X(SHARED_DOWN, LAYER, "shared_expert.down", H, SI, s.shared_expert()) \
+  X(SHARED_EXPERT_GATE, LAYER, "shared_expert_gate", 1, H, s.shared_expert_gate) \
+  X(EXPERT_GATE, EXPERT, "gate", MI, H, s.gated())                      \
+  X(EXPERT_UP, EXPERT, "up", MI, H, true)                               \
+  X(EXPERT_DOWN, EXPERT, "down", H, MI, true)                           \
+  X(EXPERT_GATE_BIAS, EXPERT, "gate_bias", MI, 0, s.gated() && s.mlp_bias) \
+  X(EXPERT_UP_BIAS, EXPERT, "up_bias", MI, 0, s.mlp_bias)               \
   X(EXPERT_DOWN_BIAS, EXPERT, "down_bias", H, 0, s.mlp_bias)            \
   X(FINAL_NORM, TAIL, "final_norm", H, 0, s.final_norm)                 \
   X(FINAL_NORM_BIAS, TAIL, "final_norm_bias", H, 0, s.final_norm && LN) \

@@ -20,8 +20,9 @@ struct Kind {
 std::vector<Kind> kinds_of(const ModelSpec &s) {
   const int64_t H = s.hidden_size, I = s.intermediate_size, V = s.vocab_size, D = s.embed_dim;
   const int64_t QD = s.q_dim(), KVD = s.kv_dim();
+  const int64_t HD = s.head_dim, MI = s.moe_intermediate_size, SI = s.shared_expert_intermediate_size;
   const bool LN = s.norm == NormKind::Layer, DENSE = !s.moe();
-  (void)H, (void)I, (void)V, (void)D, (void)QD, (void)KVD, (void)LN, (void)DENSE;
+  (void)H, (void)I, (void)V, (void)D, (void)QD, (void)KVD, (void)LN, (void)DENSE, (void)HD, (void)MI, (void)SI;
 #define FG_TENSOR_ROW_(id, scope, suffix, rows, cols, needed) \
   {FG_TENSOR_##id, FG_SCOPE_##scope, suffix, (int64_t)(rows), (int64_t)(cols), (bool)(needed)},
   return {FG_TENSOR_KINDS(FG_TENSOR_ROW_)};

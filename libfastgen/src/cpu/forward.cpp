@@ -60,14 +60,14 @@ void embed_tokens(const ModelSpec &s, const ModelWeights &w, const ForwardBatch 
 
 }  // namespace
 
-void forward(const ModelSpec &s, const ModelWeights &w, const std::vector<double> &inv_freq,
+void forward(const ModelSpec &s, const ModelWeights &w, const RopeFreqs &rope,
              const std::vector<KvLayer> &kv, const ForwardBatch &b, float *logits) {
   const int64_t T = b.paged.num_tokens, H = s.hidden_size;
   const float eps = (float)s.norm_eps;
   std::vector<float> h(T * H), x(T * H);  // residual stream and norm output: [T, hidden]
   embed_tokens(s, w, b, h.data());
   std::vector<float> cos, sin;  // [T, rotary_dim / 2], shared by every layer
-  if (s.rope()) rope_tables(inv_freq, b.paged.positions, T, cos, sin);
+  if (s.rope()) rope_tables(rope.inv_freq, b.paged.positions, T, cos, sin);
 
   for (size_t l = 0; l < w.layers.size(); l++) {
     const LayerWeights &lw = w.layers[l];

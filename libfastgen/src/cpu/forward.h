@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/rope_freq.h"
 #include "core/spec.h"
 #include "core/weights.h"
 #include "cpu/attention.h"
@@ -23,7 +24,7 @@ struct ForwardBatch {
 
 // Runs every layer (writing this batch's K/V into the cache), then the final norm and LM head
 // for the wanted tokens only. logits: [num_logit_rows, vocab].
-void forward(const ModelSpec &spec, const ModelWeights &w, const std::vector<double> &inv_freq,
+void forward(const ModelSpec &spec, const ModelWeights &w, const RopeFreqs &rope,
              const std::vector<KvLayer> &kv, const ForwardBatch &batch, float *logits);
 
 }  // namespace cpu

@@ -10,9 +10,6 @@
 namespace fg {
 namespace cpu {
 
-// inv_freq: [rotary_dim / 2], after linear or llama3 scaling.
-std::vector<double> rope_inv_freq(const ModelSpec &spec);
-
 // cos, sin: [num_tokens, rotary_dim / 2] for the given positions (angles in double).
 void rope_tables(const std::vector<double> &inv_freq, const int32_t *positions, int64_t num_tokens,
                  std::vector<float> &cos, std::vector<float> &sin);
