@@ -8,16 +8,20 @@ import { parseArgs } from "node:util";
 import { EngineCore } from "../engine/engineCore";
 import { runToCompletion } from "../engine/runToCompletion";
 import type { SamplingOptions } from "../engine/samplingOptions";
-import { defaultModelDir } from "../model/defaultModel";
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "../ops/engineFlags";
+import { MODEL_FLAG_SPEC, modelsFrom } from "./modelFlags";
 
-export const GENERATE_HELP = `Usage: fastgen generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3)... [options]
+export const GENERATE_HELP = `Usage: fastgen generate [--model ID|DIR] (--prompt TEXT | --prompt-ids 1,2,3)... [options]
 
 Runs each prompt to completion in one engine and prints the output. Several --prompt /
 --prompt-ids flags run together (one batch) and print { "results": [...] } in flag order.
 
 Options:
-  --model DIR            Hugging Face model directory (default: the embedded demo model)
+  --model ID|DIR         a Hugging Face model directory, or a hub id org/name[@revision] found
+                         in the hub cache or else downloaded into it (default: the embedded
+                         demo model)
+  --download-dir DIR     the hub cache (default: $HF_HUB_CACHE, else $HF_HOME/hub, else
+                         ~/.cache/huggingface/hub)
   --prompt TEXT          a text prompt (repeatable)
   --prompt-ids LIST      a prompt as comma-separated token ids (repeatable)
   --max-tokens N         tokens to generate (default 64)
@@ -46,7 +50,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     tokens: true,
     strict: true,
     options: {
-      model: { type: "string" },
+      ...MODEL_FLAG_SPEC,
       prompt: { type: "string", multiple: true },
       "prompt-ids": { type: "string", multiple: true },
       "max-tokens": { type: "string" },
@@ -90,8 +94,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
     ignoreEos: values["ignore-eos"] ?? false,
   };
 
-  const modelDir = values.model ?? defaultModelDir();
-  const core = await EngineCore.load(modelDir, engineOptionsFromFlags(values));
+  // Download progress to stderr: stdout holds only the output (--json is parsed by other tools).
+  const { model, options } = await modelsFrom(values, engineOptionsFromFlags(values), (m) => console.error(`fastgen: ${m}`));
+  const core = await EngineCore.load(model.dir, options);
   try {
     const requests = prompts.map((p) => ("text" in p ? { prompt: p.text } : { promptIds: p.ids }));
     const results = runToCompletion(core, requests, sampling);

@@ -7,27 +7,30 @@
 import { parseArgs } from "node:util";
 import { startEngine } from "../engine/asyncEngine";
 import { createGrpcServer } from "../grpc/grpcServer";
-import { defaultModelDir } from "../model/defaultModel";
 import { mergeConfigFile } from "../ops/configFile";
 import { LOG_FORMATS, Logger, type LogFormat } from "../ops/logger";
 import { DEFAULT_SHUTDOWN_TIMEOUT_S } from "../deploy/shutdown";
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags, floatFlag, intFlag } from "../ops/engineFlags";
 import type { ServeDeps } from "./serve";
 import { API_KEY_FLAG_SPEC, apiKeyFrom } from "./apiKey";
+import { MODEL_FLAG_SPEC, modelsFrom } from "./modelFlags";
 
 /** The port a replica binds when --port is not given. */
 export const DEFAULT_REPLICA_PORT = 50051;
 
 /** The --help text of `fastgen replica`. */
-export const REPLICA_HELP = `Usage: fastgen replica [--model DIR] [--host 127.0.0.1] [--port ${DEFAULT_REPLICA_PORT}] [options]
+export const REPLICA_HELP = `Usage: fastgen replica [--model ID|DIR] [--host 127.0.0.1] [--port ${DEFAULT_REPLICA_PORT}] [options]
 
 Runs one engine replica and serves the gRPC API (proto/fastgen.proto) only, for a front end:
   fastgen replica --port 50051 --host 0.0.0.0           (on each GPU machine)
   fastgen serve --replica gpu1:50051 --replica gpu2:50051   (the front end: HTTP + gRPC + load balancer)
 
 Options:
-  --model DIR    Hugging Face model directory (default: the embedded demo model); the front end
-                 must load the same model (its name and tokenizer)
+  --model ID|DIR a Hugging Face model directory, or a hub id org/name[@revision] found in the
+                 hub cache or else downloaded into it (default: the embedded demo model); the
+                 front end must load the same model (its name and tokenizer)
+  --download-dir DIR  the hub cache (default: $HF_HUB_CACHE, else $HF_HOME/hub, else
+                 ~/.cache/huggingface/hub)
   --host HOST    address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)
   --port N       gRPC port (default ${DEFAULT_REPLICA_PORT}; 0 = any free port, printed at startup)
   --api-key-file FILE  require metadata "authorization: Bearer KEY" on every RPC but Health,
@@ -45,7 +48,7 @@ ${ENGINE_FLAG_HELP}`;
 
 /** The flags of `fastgen replica` (and the keys of its --config file). */
 const REPLICA_COMMAND_FLAGS = {
-  model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, ...API_KEY_FLAG_SPEC,
+  ...MODEL_FLAG_SPEC, host: { type: "string" }, port: { type: "string" }, ...API_KEY_FLAG_SPEC,
   "max-queue": { type: "string" }, "shutdown-timeout": { type: "string" }, "log-format": { type: "string" }, config: { type: "string" },
   help: { type: "boolean", short: "h" }, ...ENGINE_FLAG_SPEC,
 } as const;
@@ -75,14 +78,13 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   const apiKey = apiKeyFrom(values);
   const maxQueue = intFlag("max-queue", values["max-queue"]) ?? Infinity;
-  const engineOptions = engineOptionsFromFlags(values);
-  const modelDir = values.model ?? defaultModelDir();
   const logFormat = values["log-format"] ?? "text";
   if (!LOG_FORMATS.includes(logFormat as LogFormat)) throw new UsageError(`--log-format must be text or json, got "${logFormat}"`);
   const logger = new Logger(logFormat as LogFormat);
 
-  logger.info(`replica loading ${modelDir}`);
-  const engine = await deps.startEngine(modelDir, engineOptions, {});
+  const { model, options } = await modelsFrom(values, engineOptionsFromFlags(values), (m) => logger.info(m));
+  logger.info(`replica loading ${model.dir}`);
+  const engine = await deps.startEngine(model.dir, options, {});
   const server = createGrpcServer({ engine, apiKey, admission: { maxQueue, metrics: { inFlight: 0 } } });
   let address: string;
   try {

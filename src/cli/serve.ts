@@ -11,7 +11,6 @@ import { startEngine } from "../engine/asyncEngine";
 import { startSupervisedEngine } from "../engine/supervisedEngine";
 import type { EngineOptions } from "../engine/options";
 import type { EngineClient } from "../engine/types";
-import { defaultModelDir } from "../model/defaultModel";
 import { createGrpcServer } from "../grpc/grpcServer";
 import { startServingEngine } from "../deploy/serve";
 import { createServer } from "../server/httpServer";
@@ -26,12 +25,13 @@ import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags,
 import { REPLICA_FLAG_HELP, REPLICA_FLAG_SPEC, replicaFlagsFrom } from "./replicaFlags";
 import { CLIENT_BOUND_FLAG_HELP, CLIENT_BOUND_FLAG_SPEC, clientBoundsFrom } from "./clientBoundFlags";
 import { apiKeyFrom } from "./apiKey";
+import { MODEL_FLAG_SPEC, modelsFrom } from "./modelFlags";
 import { checkPortsFree, loadedLine } from "./startupChecks";
 import type { GenerationConfigMode } from "../server/samplingDefaults";
 import { GENERATION_CONFIG_MODES, describeDefaults } from "../server/samplingDefaults";
 
 /** The --help text of `fastgen serve`. */
-export const SERVE_HELP = `Usage: fastgen serve [--model DIR] [--host 127.0.0.1] [--port 8000] [options]
+export const SERVE_HELP = `Usage: fastgen serve [--model ID|DIR] [--host 127.0.0.1] [--port 8000] [options]
 
 Serves an OpenAI-compatible API: /v1/models, /v1/completions, /v1/chat/completions,
 /v1/responses, /tokenize, /detokenize, /health, /metrics (Prometheus), /version; and, with
@@ -39,7 +39,12 @@ Serves an OpenAI-compatible API: /v1/models, /v1/completions, /v1/chat/completio
 Health, Abort).
 
 Options:
-  --model DIR               Hugging Face model directory (default: the embedded demo model)
+  --model ID|DIR            a Hugging Face model directory, or a hub id org/name[@revision]
+                            found in the hub cache or else downloaded into it (not with
+                            HF_HUB_OFFLINE=1; HF_TOKEN for gated models) (default: the
+                            embedded demo model)
+  --download-dir DIR        the hub cache to look in and download into (default: $HF_HUB_CACHE,
+                            else $HF_HOME/hub, else ~/.cache/huggingface/hub)
   --host HOST               address to bind (default 127.0.0.1: this machine only)
   --port N                  port to bind (default 8000; 0 = any free port)
   --api-key-file FILE       require "Authorization: Bearer KEY" on every route but /health, and
@@ -48,7 +53,8 @@ Options:
                             (default: $FASTGEN_API_KEY when set, else no key)
   --api-key KEY             the same with KEY inline: other users of this machine can read it
                             in the process list, so prefer --api-key-file or $FASTGEN_API_KEY
-  --served-model-name NAME  the model name clients send (default: the model's name)
+  --served-model-name NAME  the model name clients send (default: the id as given, without
+                            its @revision, or the directory's name)
   --chat-template FILE      a Jinja chat template replacing the model's own
   --tool-call-parser P      hermes | llama3_json | mistral: the format tool_choice "auto" parses
                             calls from, as the model's template teaches it (default hermes)
@@ -102,7 +108,7 @@ export interface ServeDeps {
 
 /** The flags of `fastgen serve` (and the keys of its --config file). */
 export const SERVE_FLAG_SPEC = {
-  model: { type: "string" },
+  ...MODEL_FLAG_SPEC,
   host: { type: "string" },
   port: { type: "string" },
   "api-key": { type: "string" },
@@ -146,9 +152,8 @@ export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}
   const logger = new Logger(logFormat as LogFormat);
   const shutdownTimeout = floatFlag("shutdown-timeout", values["shutdown-timeout"]) ?? DEFAULT_SHUTDOWN_TIMEOUT_S;
   if (shutdownTimeout < 0) throw new UsageError(`--shutdown-timeout must be >= 0 seconds, got ${shutdownTimeout}`);
-  const engineOptions = engineOptionsFromFlags(values);
+  const flagOptions = engineOptionsFromFlags(values);
   const replicaFlags = replicaFlagsFrom(values);
-  const modelDir = values.model ?? defaultModelDir();
   const generationConfig = values["generation-config"] ?? "auto";
   if (!GENERATION_CONFIG_MODES.includes(generationConfig as GenerationConfigMode))
     throw new UsageError(`--generation-config must be ${GENERATION_CONFIG_MODES.join(" or ")}, got "${generationConfig}"`);
@@ -157,6 +162,10 @@ export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}
   // Minutes of loading weights must not end in "address in use".
   await checkPortsFree(host, [{ port, what: "HTTP" }, ...(grpcPort === undefined ? [] : [{ port: grpcPort, what: "gRPC" }])]);
 
+  // After the port check: a download takes minutes too.
+  const { model: resolved, options: engineOptions } = await modelsFrom(values, flagOptions, (m) => logger.info(m));
+  const modelDir = resolved.dir;
+  const servedModelName = values["served-model-name"] ?? resolved.name;
   logger.info(`loading ${modelDir}`);
   const loadStart = performance.now();
   let lastShown = -1;
@@ -172,14 +181,14 @@ export async function serveCommand(argv: string[], deps: Partial<ServeDeps> = {}
   const { engine } = await startServingEngine(modelDir, frontEnd, start, { onProgress });
   logger.info(loadedLine(engine, modelDir, performance.now() - loadStart));
   const server = createServer({
-    engine, apiKey, servedModelName: values["served-model-name"], chatTemplate, toolCallParser, maxBodyBytes, maxQueue, logger, accessLog: true,
+    engine, apiKey, servedModelName, chatTemplate, toolCallParser, maxBodyBytes, maxQueue, logger, accessLog: true,
     generationConfig: generationConfig as GenerationConfigMode, allowedOrigins, ...clientBounds,
   });
   const defaults = describeDefaults(server.context.samplingDefaults);
   if (defaults) logger.info(`sampling defaults from generation_config.json: ${defaults} (--generation-config vllm ignores them)`);
   // admission: the HTTP server's counter, so --max-queue bounds both front ends together.
   const grpc = grpcPort === undefined ? null : createGrpcServer({
-    engine, servedModelName: values["served-model-name"], apiKey, maxMessageBytes: maxBodyBytes, admission: server.context,
+    engine, servedModelName, apiKey, maxMessageBytes: maxBodyBytes, admission: server.context,
   });
   let url: string;
   let grpcAddress: string | null = null;

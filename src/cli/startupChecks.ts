@@ -7,6 +7,7 @@ import { readdirSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { EngineClient } from "../engine/types";
+import { formatBytes } from "../model/formatBytes";
 import { UsageError } from "../ops/engineFlags";
 
 /** Resolves once `port` on `host` could be bound (and was let go again); rejects naming it otherwise. */
@@ -35,17 +36,6 @@ export function weightBytes(dir: string): number {
   } catch {
     return 0;
   }
-}
-
-/** Bytes as a short human figure ("1.4 GiB", "12.0 MiB"). */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
 /** The load log line: model, weight size, elapsed time, KV capacity in tokens (when the engine knows it). */

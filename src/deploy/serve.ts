@@ -1,14 +1,15 @@
 /**
  * serve() of the library API: a deployment in this process, in DeepSpeed-MII's spirit.
  *
- *   const h = await serve(modelDir, { replicas: 2, port: 50050, http: 8000 });
+ *   const h = await serve("Qwen/Qwen2.5-0.5B-Instruct", { replicas: 2, port: 50050, http: 8000 });
  *   const c = h.client();            // or client("localhost:50050") from anywhere
  *   await h.terminate();
  *
  * Without `replicas` or `remote` the engine runs in a supervised child process, restarted if it
  * crashes (or, with `engineInProcess`, in a Worker of this process); with them, each local replica
  * is a `fastgen replica` child process behind a load balancer. The gRPC service always
- * listens; the OpenAI-compatible HTTP API too when `http` is set.
+ * listens; the OpenAI-compatible HTTP API too when `http` is set. The model is a directory or a
+ * hub id (model/hub.ts), resolved (and downloaded) here before anything starts.
  */
 import type { StartEngineHooks } from "../engine/asyncEngine";
 import { startEngine } from "../engine/asyncEngine";
@@ -17,7 +18,7 @@ import type { EngineOptions } from "../engine/options";
 import type { EngineClient } from "../engine/types";
 import { FastGenClient } from "../grpc/client";
 import { createGrpcServer } from "../grpc/grpcServer";
-import { defaultModelDir } from "../model/defaultModel";
+import { type HubOptions, resolveModels } from "../engine/resolveModels";
 import type { FastGenServer } from "../server/httpServer";
 import { createServer } from "../server/httpServer";
 import type { ReplicaFrontEndOptions } from "../lb/frontEnd";
@@ -39,8 +40,10 @@ export interface ServeOptions extends Omit<ReplicaFrontEndOptions, "modelDir" | 
   host?: string;
   /** Engine options (of the in-process engine, or of every local replica). */
   engine?: Partial<EngineOptions>;
-  /** The model name clients send (default: the model directory's name). */
+  /** The model name clients send (default: the hub id without its @revision, or the directory's name). */
   servedModelName?: string;
+  /** Where a hub id is looked up and downloaded to (cache directory, environment, progress log). */
+  hub?: HubOptions;
   /**
    * Run the engine in a Worker of this process instead of a supervised child process (no
    * replicas only): no spawn, but a native crash then takes this process down.
@@ -77,18 +80,24 @@ export async function startServingEngine(
   return { engine: balancer, processes };
 }
 
-/** Loads `modelDir` (default: the embedded demo model) and serves it over gRPC (and HTTP). */
-export async function serve(modelDir?: string, options: ServeOptions = {}): Promise<ServeHandle> {
+/**
+ * Loads `model` (a directory or a hub id `org/name[@revision]`; default: the embedded demo model)
+ * and serves it over gRPC (and HTTP).
+ * @throws ModelNotFoundError when a hub id is neither cached nor downloaded.
+ */
+export async function serve(model?: string, options: ServeOptions = {}): Promise<ServeHandle> {
   const host = options.host ?? "127.0.0.1";
   const start = options.engineInProcess ? startEngine : startSupervisedEngine;
-  const { engine, processes } = await startServingEngine(modelDir ?? defaultModelDir(), { ...options, engineOptions: options.engine }, start);
-  const grpc = createGrpcServer({ engine, servedModelName: options.servedModelName, apiKey: options.apiKey });
+  const resolved = await resolveModels(model, options.engine ?? {}, options.hub);
+  const { engine, processes } = await startServingEngine(resolved.model.dir, { ...options, engineOptions: resolved.options }, start);
+  const servedModelName = options.servedModelName ?? resolved.model.name;
+  const grpc = createGrpcServer({ engine, servedModelName, apiKey: options.apiKey });
   let http: FastGenServer | null = null;
   let httpUrl: string | null = null;
   try {
     const { address } = await grpc.listen(host, options.port ?? DEFAULT_GRPC_PORT);
     if (options.http !== undefined && options.http !== false) {
-      http = createServer({ engine, servedModelName: options.servedModelName, apiKey: options.apiKey });
+      http = createServer({ engine, servedModelName, apiKey: options.apiKey });
       ({ url: httpUrl } = await http.listen(host, options.http === true ? DEFAULT_HTTP_PORT : options.http));
     }
     // A wildcard bind is dialled on loopback.

@@ -9,3 +9,15 @@ export class ModelConfigError extends Error {
 export class ModelLoadError extends Error {
   override name = "ModelLoadError";
 }
+
+/**
+ * A --model that is neither a directory nor a hub model found in the cache or downloaded.
+ * `searched` says each place looked in and why it did not hold the model, one line each.
+ */
+export class ModelNotFoundError extends Error {
+  override name = "ModelNotFoundError";
+
+  constructor(readonly model: string, readonly searched: string[], options?: ErrorOptions) {
+    super(`model "${model}" not found; searched: ${searched.join("; ")}`, options);
+  }
+}
