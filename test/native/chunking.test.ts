@@ -18,13 +18,13 @@ interface Seq {
   logits: Float32Array[];  // one per sampled position
 }
 
-/** Runs every sequence to completion with a random SplitFuse-like schedule. */
-function runMixed(engine: NativeEngine, seqs: Seq[], r: () => number, vocab: number) {
+/** Runs every sequence to completion with a random SplitFuse-like schedule (random budgets unless one is fixed). */
+function runMixed(engine: NativeEngine, seqs: Seq[], r: () => number, vocab: number, fixedBudget?: number) {
   const free = Array.from({ length: 256 }, (_, i) => i).sort(() => r() - 0.5);
   for (let pass = 0; pass < 1000; pass++) {
     const active = seqs.filter((s) => s.computed < s.promptLen + s.decodes).sort(() => r() - 0.5);
     if (!active.length) return;
-    let budget = 3 + Math.floor(r() * 14);
+    let budget = fixedBudget ?? 3 + Math.floor(r() * 14);
     const chunks: { seq: Seq; chunk: SeqChunk }[] = [];
     for (const s of active) {
       if (budget <= 0) break;
@@ -51,7 +51,7 @@ function runMixed(engine: NativeEngine, seqs: Seq[], r: () => number, vocab: num
   throw new Error("schedule did not finish");
 }
 
-function checkInvariance(over: Partial<ModelSpec>, trial: number) {
+function checkInvariance(over: Partial<ModelSpec>, trial: number, fixedBudget?: number) {
   const spec = tinySpec(over);
   const weights = randomWeights(spec, 77 + trial);
   const r = rng(1000 + trial);
@@ -77,7 +77,7 @@ function checkInvariance(over: Partial<ModelSpec>, trial: number) {
     const p = randomTokens(r, 3 + Math.floor(r() * 25), spec.vocab_size);
     return { tokens: p, promptLen: p.length, decodes: 2 + Math.floor(r() * 8), computed: 0, blocks: [], logits: [] };
   });
-  runMixed(mixed, [target, ...others], r, spec.vocab_size);
+  runMixed(mixed, [target, ...others], r, spec.vocab_size, fixedBudget);
   mixed.destroy();
 
   expect(target.logits.length).toBe(expected.length);
@@ -100,4 +100,27 @@ describe("chunk invariance", () => {
       embed_dim: 24, mlp: "relu", qkv_bias: true, o_bias: true, mlp_bias: true, tie_word_embeddings: true }, 8));
   test("two norms in parallel (Falcon new decoder architecture)", () =>
     checkInvariance({ arch: "falcon", norm: "layer", layout: "parallel_two_norms", mlp: "gelu_tanh" }, 9));
+});
+
+// Every second-wave field at once: Gemma-2/3-like (sandwich and (1 + w) norms, q/k norms, embed
+// scale, attn scale, both softcaps, alternating sliding/full layers with their own RoPE bases and
+// yarn on the full ones) and Qwen2-MoE-like (narrow experts, unrenormalized top-k, gated shared expert).
+const GEMMA_LIKE: Partial<ModelSpec> = {
+  arch: "gemma3_text", num_layers: 4, head_dim: 16, num_heads: 4, num_kv_heads: 2, qk_norm: true, norm_weight_offset: 1,
+  sandwich_norms: true, embed_scale: Math.sqrt(48), attn_scale: 0.2, attn_logit_softcap: 3, final_logit_softcap: 4,
+  sliding_window: 6, layer_types: ["sliding", "full", "sliding", "full"], rope_theta: 1e6, sliding_rope_theta: 10000,
+  rope_scaling: { type: "yarn", factor: 4, original_max_position_embeddings: 4096 }, mlp: "gated_gelu_tanh",
+  tie_word_embeddings: true,
+};
+const QWEN2_MOE_LIKE: Partial<ModelSpec> = {
+  arch: "qwen2_moe", qkv_bias: true, num_experts: 8, num_experts_per_tok: 2, moe_intermediate_size: 24,
+  moe_renormalize: false, shared_expert_intermediate_size: 56, shared_expert_gate: true, sliding_window: 7,
+  layer_types: ["full", "sliding"],
+};
+
+describe("chunk invariance of the second-wave fields", () => {
+  for (const [name, over] of [["gemma-like", GEMMA_LIKE], ["qwen2-moe-like", QWEN2_MOE_LIKE]] as const) {
+    test(`${name}, random budgets`, () => checkInvariance(over, 10));
+    test(`${name}, budget 7`, () => checkInvariance(over, 11, 7));
+  }
 });

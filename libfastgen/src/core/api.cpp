@@ -118,7 +118,9 @@ fg_status fg_cpu_moe_route(const float *router_logits, int32_t num_tokens, int32
     if ((num_tokens > 0 && (!router_logits || !expert_ids || !weights || !token_slots)) ||
         !expert_offsets)
       fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_cpu_moe_route: null buffer");
-    const fg::cpu::MoeRouting r = fg::cpu::moe_route(router_logits, num_tokens, num_experts, top_k);
+    // The ABI's routing is Mixtral's (renormalized); fg_step covers moe_renormalize false.
+    const fg::cpu::MoeRouting r =
+        fg::cpu::moe_route(router_logits, num_tokens, num_experts, top_k, /*renormalize=*/true);
     std::copy(r.expert_ids.begin(), r.expert_ids.end(), expert_ids);
     std::copy(r.weights.begin(), r.weights.end(), weights);
     std::copy(r.expert_offsets.begin(), r.expert_offsets.end(), expert_offsets);

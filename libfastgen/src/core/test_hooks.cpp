@@ -59,7 +59,7 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
     const fg::cpu::PagedBatch pb{T, batch->positions, token_seq.data(), batch->block_indptr,
                                  batch->block_indices, block_size};
     fg::cpu::paged_attention(pb, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim,
-                             window, (float)(1.0 / std::sqrt((double)head_dim)));
+                             window, (float)(1.0 / std::sqrt((double)head_dim)), /*softcap=*/0.0f);
   });
 }
 

@@ -28,12 +28,17 @@ struct LayerWeights {
   const float *k = nullptr, *k_bias = nullptr;                  // [kv_heads*head_dim, hidden]
   const float *v = nullptr, *v_bias = nullptr;                  // [kv_heads*head_dim, hidden]
   const float *o = nullptr, *o_bias = nullptr;                  // [hidden, heads*head_dim]
+  const float *q_norm = nullptr, *k_norm = nullptr;             // [head_dim] (qk_norm)
+  const float *post_attn_norm = nullptr;                        // [hidden] (sandwich_norms)
   const float *mlp_norm = nullptr, *mlp_norm_bias = nullptr;    // [hidden]
   const float *gate = nullptr, *gate_bias = nullptr;            // [intermediate, hidden]
   const float *up = nullptr, *up_bias = nullptr;                // [intermediate, hidden]
   const float *down = nullptr, *down_bias = nullptr;            // [hidden, intermediate]
+  const float *post_mlp_norm = nullptr;                         // [hidden] (sandwich_norms)
   const float *router = nullptr;                                // [num_experts, hidden] (MoE)
-  std::vector<MlpWeights> experts;                              // [num_experts] (MoE)
+  std::vector<MlpWeights> experts;                              // [num_experts] (MoE), width MI
+  MlpWeights shared;                     // the shared expert (no biases), width SI; up null: none
+  const float *shared_expert_gate = nullptr;                    // [1, hidden]
 
   MlpWeights mlp() const { return {gate, gate_bias, up, up_bias, down, down_bias}; }
 };

@@ -4,7 +4,8 @@
 //   rows of a task: every (token, q head of the kv group) pair, each with its key range
 //     [lo, pos] (lo = pos - window + 1 with a sliding window, else 0)
 //   1. scores[row, j] = q_row . k_j * scale   for j in the row's range (each K row read once per tile)
-//   2. softmax per row over its range
+//   2. softmax per row over its range (after the optional logit softcap, as Gemma 2: scale, cap,
+//      then the mask)
 //   3. out[row] = sum_j p[row, j] v_j         (accumulated in registers over j)
 //
 // Every row is computed with the same operations in the same order whichever tile it lands in,
@@ -12,6 +13,7 @@
 #include "cpu/attention.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -35,7 +37,7 @@ struct Ctx {
   const float *q, *k_cache, *v_cache;
   float *out;
   int64_t num_heads, num_kv_heads, head_dim, window;
-  float scale;
+  float scale, softcap;  // softcap 0: none
   const std::vector<Tile> *tiles;
 };
 
@@ -91,6 +93,11 @@ FG_INLINE void weighted_sum(float *o, const float *p, const float *const *v, int
   }
 }
 
+// s[0..n) = softcap * tanh(s / softcap), in fp32 like transformers' Gemma 2 eager attention.
+FG_INLINE void softcap_scores(float *s, int64_t n, float softcap) {
+  for (int64_t j = 0; j < n; j++) s[j] = std::tanh(s[j] / softcap) * softcap;
+}
+
 // s[0..n) = exp(s - max(s)); returns 1 / sum.
 template <int VL>
 FG_INLINE float softmax_unnormalized(float *s, int64_t n) {
@@ -141,6 +148,7 @@ FG_INLINE void tile_task(const Ctx &c, int64_t task) {
   for (int64_t r = 0; r < rows; r++) {
     const int64_t pos = b.positions[tile.t0 + r / group], lo = lo_of(pos);
     float *p = &scores[r * nk + (lo - first)];
+    if (c.softcap > 0) softcap_scores(p, pos - lo + 1, c.softcap);
     const float inv_sum = softmax_unnormalized<VL>(p, pos - lo + 1);
     float *o = c.out + ((tile.t0 + r / group) * c.num_heads + kvh * group + r % group) * hd;
     weighted_sum<VL>(o, p, &vrows[lo - first], pos - lo + 1, hd, inv_sum);
@@ -165,7 +173,7 @@ void write_kv_cache(const PagedBatch &b, const float *k, const float *v, float *
 
 void paged_attention(const PagedBatch &b, const float *q, const float *k_cache,
                      const float *v_cache, float *out, int64_t num_heads, int64_t num_kv_heads,
-                     int64_t head_dim, int64_t window, float scale) {
+                     int64_t head_dim, int64_t window, float scale, float softcap) {
   // A sequence's tokens are contiguous in the batch (cu_seqlens). Tiles stop at QT tokens, or
   // earlier when their score buffer [tokens * group, keys] would pass kMaxScores floats.
   const int64_t group = num_heads / num_kv_heads;
@@ -180,7 +188,8 @@ void paged_attention(const PagedBatch &b, const float *q, const float *k_cache,
     tiles.push_back({seq, (int32_t)t, (int32_t)end});
     t = end;
   }
-  const Ctx c{&b, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, window, scale, &tiles};
+  const Ctx c{&b, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, window, scale,
+              softcap, &tiles};
   void (*task)(const Ctx &, int64_t) = cpu_isa() == Isa::Avx512 ? task_avx512
                                        : cpu_isa() == Isa::Avx2 ? task_avx2
                                                                 : task_generic;

@@ -22,12 +22,13 @@ struct PagedBatch {
 void write_kv_cache(const PagedBatch &b, const float *k, const float *v, float *k_cache,
                     float *v_cache, int64_t num_kv_heads, int64_t head_dim);
 
-// out: [num_tokens, num_heads, head_dim] = softmax(q k^T * scale) v, where the token at position
-// p attends to positions j of its own sequence with j <= p and (window == 0 or p - j < window).
+// out: [num_tokens, num_heads, head_dim] = softmax(cap(q k^T * scale)) v, where the token at
+// position p attends to positions j of its own sequence with j <= p and (window == 0 or
+// p - j < window). cap(s) = softcap * tanh(s / softcap) when softcap > 0 (Gemma 2), else s.
 // q: [num_tokens, num_heads, head_dim]; KV for every such j must already be in the cache.
 void paged_attention(const PagedBatch &b, const float *q, const float *k_cache,
                      const float *v_cache, float *out, int64_t num_heads, int64_t num_kv_heads,
-                     int64_t head_dim, int64_t window, float scale);
+                     int64_t head_dim, int64_t window, float scale, float softcap);
 
 }  // namespace cpu
 }  // namespace fg

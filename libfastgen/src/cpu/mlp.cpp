@@ -32,9 +32,9 @@ void elementwise(int64_t n, F f) {
 
 }  // namespace
 
-void mlp(const ModelSpec &s, const MlpWeights &w, const float *x, float *out, int64_t T,
-         bool accumulate) {
-  const int64_t H = s.hidden_size, I = s.intermediate_size, n = T * I;
+void mlp(const ModelSpec &s, const MlpWeights &w, int64_t width, const float *x, float *out,
+         int64_t T, bool accumulate) {
+  const int64_t H = s.hidden_size, I = width, n = T * I;
   if (T == 0) return;
   std::vector<float> up(n);  // [T, intermediate]
   gemm(x, w.up, w.up_bias, up.data(), T, I, H);

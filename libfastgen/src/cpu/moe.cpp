@@ -10,7 +10,42 @@
 namespace fg {
 namespace cpu {
 
-MoeRouting moe_route(const float *logits, int64_t T, int64_t E, int64_t k) {
+namespace {
+
+// The k weights of one token (ids best first, so ids[0] holds the largest logit), in double.
+// Renormalized: softmax(l)[id] / sum over the k selected == exp(l[id] - l_max) / sum of the
+// same, the full softmax's denominator cancels. Otherwise that denominator is summed over all E.
+void route_weights(const float *l, const int32_t *ids, int64_t E, int64_t k, bool renormalize,
+                   float *weights) {
+  const double top = l[ids[0]];
+  double sum = 0;
+  if (renormalize)
+    for (int64_t j = 0; j < k; j++) sum += std::exp((double)l[ids[j]] - top);
+  else
+    for (int64_t e = 0; e < E; e++) sum += std::exp((double)l[e] - top);
+  for (int64_t j = 0; j < k; j++) weights[j] = (float)(std::exp((double)l[ids[j]] - top) / sum);
+}
+
+// residual: [T, hidden] += (sigmoid(x . shared_expert_gate) *) shared_mlp(x), x: [T, hidden].
+void shared_expert_add(const ModelSpec &s, const LayerWeights &w, const float *x, float *residual,
+                       int64_t T) {
+  const int64_t H = s.hidden_size;
+  if (!s.shared_expert_gate) {
+    mlp(s, w.shared, s.shared_expert_intermediate_size, x, residual, T, /*accumulate=*/true);
+    return;
+  }
+  std::vector<float> y(T * H), gate(T);  // [T, hidden] the shared MLP's output; [T] its gate logit
+  mlp(s, w.shared, s.shared_expert_intermediate_size, x, y.data(), T, /*accumulate=*/false);
+  gemm(x, w.shared_expert_gate, nullptr, gate.data(), T, 1, H);
+  parallel_for(T, [&](int64_t t) {
+    const float g = (float)(1.0 / (1.0 + std::exp(-(double)gate[t])));
+    for (int64_t i = 0; i < H; i++) residual[t * H + i] += g * y[t * H + i];
+  });
+}
+
+}  // namespace
+
+MoeRouting moe_route(const float *logits, int64_t T, int64_t E, int64_t k, bool renormalize) {
   MoeRouting r;
   r.expert_ids.resize(T * k);
   r.weights.resize(T * k);
@@ -28,12 +63,7 @@ MoeRouting moe_route(const float *logits, int64_t T, int64_t E, int64_t k) {
       }
       ids[j] = best;
     }
-    // softmax(l)[id] / sum over the k selected == exp(l[id] - l_max) / sum of the same: the
-    // full softmax's denominator cancels. ids[0] holds the largest logit.
-    double sum = 0;
-    for (int64_t j = 0; j < k; j++) sum += std::exp((double)l[ids[j]] - (double)l[ids[0]]);
-    for (int64_t j = 0; j < k; j++)
-      r.weights[t * k + j] = (float)(std::exp((double)l[ids[j]] - (double)l[ids[0]]) / sum);
+    route_weights(l, ids, E, k, renormalize, &r.weights[t * k]);
   }
   // Counting sort of the slots by expert; a stable pass keeps token order within an expert.
   r.expert_offsets.assign(E + 1, 0);
@@ -52,7 +82,7 @@ void moe_add(const ModelSpec &s, const LayerWeights &w, const float *x, float *r
   if (T == 0) return;
   std::vector<float> logits(T * E);  // [T, E]
   gemm(x, w.router, nullptr, logits.data(), T, E, H);
-  const MoeRouting r = moe_route(logits.data(), T, E, k);
+  const MoeRouting r = moe_route(logits.data(), T, E, k, s.moe_renormalize);
 
   // xs, ys: [T * k, hidden] in expert-grouped order; row_of[slot] is the slot's row there.
   std::vector<float> xs(T * k * H), ys(T * k * H);
@@ -63,7 +93,9 @@ void moe_add(const ModelSpec &s, const LayerWeights &w, const float *x, float *r
   });
   for (int64_t e = 0; e < E; e++) {
     const int64_t begin = r.expert_offsets[e], n = r.expert_offsets[e + 1] - begin;
-    if (n > 0) mlp(s, w.experts[e], &xs[begin * H], &ys[begin * H], n, /*accumulate=*/false);
+    if (n > 0)
+      mlp(s, w.experts[e], s.moe_intermediate_size, &xs[begin * H], &ys[begin * H], n,
+          /*accumulate=*/false);
   }
   // Per token, the k outputs are summed in slot order: the result does not depend on the batch.
   parallel_for(T, [&](int64_t t) {
@@ -74,6 +106,7 @@ void moe_add(const ModelSpec &s, const LayerWeights &w, const float *x, float *r
       for (int64_t i = 0; i < H; i++) out[i] += wt * y[i];
     }
   });
+  if (s.shared_expert()) shared_expert_add(s, w, x, residual, T);
 }
 
 }  // namespace cpu

@@ -1,11 +1,13 @@
-// Mixture-of-experts MLP (Mixtral): route each token to its top-k experts, run every expert
-// once over its tokens gathered contiguously, and add the routing-weighted outputs back.
+// Mixture-of-experts MLP (Mixtral, Qwen2-MoE, Qwen3-MoE): route each token to its top-k experts,
+// run every expert once over its tokens gathered contiguously, and add the routing-weighted
+// outputs back; then the shared expert, when the spec has one, over every token.
 //
 //   x: [T, hidden] ─ router ─▶ logits [T, E] ─ top-k ─▶ (expert, weight) per slot t*k + j
 //   scatter:  slots grouped by expert   | e0: t0.0 t3.1 | e1: t0.1 t1.0 | e2: ... |
 //             expert_offsets            0               2               4
 //   per expert e: rows [offsets[e], offsets[e+1]) of xs = x[slot / k] ─ mlp ─▶ same rows of ys
 //   gather:   residual[t] += sum_j weight[t, j] * ys[row of slot t*k + j]   (j = 0..k-1 in order)
+//   shared:   residual[t] += sigmoid(x[t] . shared_expert_gate) * shared_mlp(x[t])   (gate optional)
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -18,17 +20,19 @@ namespace cpu {
 
 struct MoeRouting {
   std::vector<int32_t> expert_ids;      // [T, k] best first
-  std::vector<float> weights;           // [T, k] renormalized to sum 1 per token
+  std::vector<float> weights;           // [T, k] softmax probabilities (renormalized: sum 1)
   std::vector<int32_t> expert_offsets;  // [E + 1]
   std::vector<int32_t> token_slots;     // [T * k] slots t*k + j grouped by expert, token order
 };
 
-// router_logits: [T, E]. Softmax, top-k (ties: lower expert id first), Mixtral's
-// renormalization of the k weights, then the scatter lists.
+// router_logits: [T, E]. Softmax over all E, top-k (ties: lower expert id first), then with
+// renormalize the k weights rescaled to sum 1 (Mixtral, Qwen3-MoE), without it the k
+// probabilities as they are (Qwen2-MoE's norm_topk_prob false); then the scatter lists.
 MoeRouting moe_route(const float *router_logits, int64_t num_tokens, int64_t num_experts,
-                     int64_t top_k);
+                     int64_t top_k, bool renormalize);
 
-// residual: [T, hidden] += MoE(x), x: [T, hidden]; w.router and w.experts must be set.
+// residual: [T, hidden] += MoE(x), x: [T, hidden]; w.router and w.experts must be set, and
+// w.shared (+ w.shared_expert_gate) when the spec has a shared expert.
 void moe_add(const ModelSpec &spec, const LayerWeights &w, const float *x, float *residual,
              int64_t num_tokens);
 

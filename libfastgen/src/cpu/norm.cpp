@@ -7,24 +7,29 @@
 namespace fg {
 namespace cpu {
 
-void norm(NormKind kind, const float *x, const float *w, const float *b, float *out, int64_t rows,
-          int64_t cols, float eps) {
+NormParams norm_params(const ModelSpec &s) {
+  return {s.norm, (float)s.norm_eps, (float)s.norm_weight_offset};
+}
+
+void norm(const NormParams &p, const float *x, const float *w, const float *b, float *out,
+          int64_t rows, int64_t cols) {
   // Statistics in double: cheap at these sizes and independent of summation order.
   auto row = [&](int64_t r) {
     const float *xr = x + r * cols;
     float *o = out + r * cols;
-    if (kind == NormKind::Rms) {
+    if (p.kind == NormKind::Rms) {
       double ss = 0;
       for (int64_t i = 0; i < cols; i++) ss += (double)xr[i] * xr[i];
-      const float scale = (float)(1.0 / std::sqrt(ss / cols + eps));
-      for (int64_t i = 0; i < cols; i++) o[i] = xr[i] * scale * w[i];
+      const float scale = (float)(1.0 / std::sqrt(ss / cols + p.eps));
+      // (offset + w) rounded to fp32 first, as Gemma's (1.0 + weight.float()); offset 0 is exact.
+      for (int64_t i = 0; i < cols; i++) o[i] = xr[i] * scale * (p.weight_offset + w[i]);
     } else {
       double sum = 0;
       for (int64_t i = 0; i < cols; i++) sum += xr[i];
       const double mean = sum / cols;
       double var = 0;
       for (int64_t i = 0; i < cols; i++) var += (xr[i] - mean) * (xr[i] - mean);
-      const float scale = (float)(1.0 / std::sqrt(var / cols + eps));
+      const float scale = (float)(1.0 / std::sqrt(var / cols + p.eps));
       const float meanf = (float)mean;
       for (int64_t i = 0; i < cols; i++)
         o[i] = (xr[i] - meanf) * scale * w[i] + (b ? b[i] : 0.0f);

@@ -7,16 +7,17 @@
 namespace fg {
 namespace cpu {
 
-void rope_tables(const std::vector<double> &inv_freq, const int32_t *positions, int64_t num_tokens,
-                 std::vector<float> &cos, std::vector<float> &sin) {
+void rope_tables(const std::vector<double> &inv_freq, double attention_factor,
+                 const int32_t *positions, int64_t num_tokens, std::vector<float> &cos,
+                 std::vector<float> &sin) {
   const int64_t half = (int64_t)inv_freq.size();
   cos.resize(num_tokens * half);
   sin.resize(num_tokens * half);
   for (int64_t t = 0; t < num_tokens; t++)
     for (int64_t i = 0; i < half; i++) {
       const double angle = (double)positions[t] * inv_freq[i];
-      cos[t * half + i] = (float)std::cos(angle);
-      sin[t * half + i] = (float)std::sin(angle);
+      cos[t * half + i] = (float)(std::cos(angle) * attention_factor);
+      sin[t * half + i] = (float)(std::sin(angle) * attention_factor);
     }
 }
 

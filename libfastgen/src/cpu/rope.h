@@ -10,9 +10,11 @@
 namespace fg {
 namespace cpu {
 
-// cos, sin: [num_tokens, rotary_dim / 2] for the given positions (angles in double).
-void rope_tables(const std::vector<double> &inv_freq, const int32_t *positions, int64_t num_tokens,
-                 std::vector<float> &cos, std::vector<float> &sin);
+// cos, sin: [num_tokens, rotary_dim / 2] for the given positions (angles in double), both
+// multiplied by attention_factor (yarn, longrope: transformers' cos * attention_scaling).
+void rope_tables(const std::vector<double> &inv_freq, double attention_factor,
+                 const int32_t *positions, int64_t num_tokens, std::vector<float> &cos,
+                 std::vector<float> &sin);
 
 // x: [num_tokens, num_heads, head_dim], rotated in place.
 void rope_apply(float *x, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
