@@ -1,11 +1,12 @@
 #!/usr/bin/env bun
 /**
- * `fastgen` command line: generate | serve | replica | bench. Each subcommand has --help.
+ * `fastgen` command line: generate | serve | replica | bench | models. Each subcommand has --help.
  * Errors print one line (no stack trace) and exit non-zero: 2 for usage, 1 for anything else.
  */
 import { BENCH_HELP, benchCommand } from "./cli/bench";
 import { GENERATE_HELP, generateCommand } from "./cli/generate";
 import { helpEnvText } from "./cli/helpEnv";
+import { MODELS_HELP, modelsCommand } from "./cli/models";
 import { UsageError } from "./ops/engineFlags";
 import { REPLICA_HELP, replicaCommand } from "./cli/replica";
 import { SERVE_HELP, serveCommand } from "./cli/serve";
@@ -20,6 +21,7 @@ Commands:
              or several replicas (--replicas N, --replica HOST:PORT)
   replica    one engine replica serving gRPC only, for a front end on another machine
   bench      load-generator benchmark against an OpenAI-compatible server
+  models     the supported model families (config.json model_type) and what each honours
 
 Run "fastgen <command> --help" for a command's options, "fastgen --help-env" for the
 FASTGEN_* environment variables of libfastgen.
@@ -30,7 +32,9 @@ ${SERVE_HELP}
 
 ${REPLICA_HELP}
 
-${BENCH_HELP}`;
+${BENCH_HELP}
+
+${MODELS_HELP}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -46,6 +50,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "bench":
       await benchCommand(rest);
+      return 0;
+    case "models":
+      await modelsCommand(rest);
       return 0;
     case "engine-process": // internal: the engine child `fastgen serve` supervises (engineChild.ts)
       await (await import("./engine/engineChild")).runEngineChild();

@@ -26,7 +26,9 @@ export interface LoadedModel {
 
 /** Loads `modelDir` (config, weights, tokenizer) into a native engine and sizes its KV pool. */
 export function loadModel(modelDir: string, opts: EngineOptions, onProgress?: (done: number, total: number) => void): LoadedModel {
-  const model = openModelDir(modelDir);
+  // The cap is known now; the pool's limit only after finalize (Phi-3's LongRoPE list is picked
+  // from the cap, else from max_position_embeddings).
+  const model = openModelDir(modelDir, { maxModelLen: opts.maxModelLen });
   const tokenizer = Tokenizer.fromDir(model.dir);
   if (opts.threads > 0) setNumThreads(opts.threads);
   const native = createNative(

@@ -135,10 +135,12 @@ describe("configToSpec", () => {
     expect(s.rope_scaling).toEqual({ type: "linear", factor: 4 });
   });
 
-  test("dynamic, yarn and others are refused", () => {
-    expectConfigError({ ...llama2, rope_scaling: { type: "dynamic", factor: 2 } }, /unsupported rope scaling "dynamic"/);
-    expectConfigError({ ...llama2, rope_parameters: { rope_type: "yarn", factor: 4, rope_theta: 1e6 } }, /"yarn" in rope_parameters/);
+  test("unknown scaling types and missing fields are refused (yarn, dynamic, longrope: ropeConfig.test.ts)", () => {
+    expectConfigError({ ...llama2, rope_scaling: { type: "ntk-by-parts", factor: 2 } }, /unsupported rope scaling "ntk-by-parts"/);
+    expectConfigError({ ...llama2, rope_parameters: { rope_type: "mrope", rope_theta: 1e6 } }, /"mrope" in rope_parameters/);
     expectConfigError({ ...llama2, rope_scaling: { rope_type: "llama3", factor: 8 } }, /rope_scaling\.low_freq_factor/);
+    // Phi-3's old spelling "su" means LongRoPE only for model_type phi3
+    expectConfigError({ ...llama2, rope_scaling: { type: "su", short_factor: [], long_factor: [] } }, /unsupported rope scaling "su"/);
   });
 
   test("llama attention_bias and mlp_bias; head_dim from config", () => {
@@ -154,7 +156,13 @@ describe("configToSpec", () => {
     expect(configToSpec({ ...qwen2, use_sliding_window: true, sliding_window: null, max_window_layers: 0 }).sliding_window).toBe(0);
     // all layers are below max_window_layers: full attention everywhere
     expect(configToSpec({ ...qwen2, use_sliding_window: true }).sliding_window).toBe(0);
-    expectConfigError({ ...qwen2, use_sliding_window: true, max_window_layers: 12 }, /sliding window on 12 of 24 layers/);
+    // layers i >= max_window_layers slide; the rest are full (Qwen2Config's layer_types)
+    const mixed = configToSpec({ ...qwen2, use_sliding_window: true, max_window_layers: 12 });
+    expect(mixed.sliding_window).toBe(32768);
+    expect(mixed.layer_types).toEqual([...Array(12).fill("full"), ...Array(12).fill("sliding")]);
+    const explicit = Array.from({ length: 24 }, (_, i) => (i % 2 ? "full_attention" : "sliding_attention"));
+    expect(configToSpec({ ...qwen2, use_sliding_window: true, layer_types: explicit }).layer_types![0]).toBe("sliding");
+    expect(configToSpec({ ...qwen2, layer_types: explicit }).sliding_window).toBe(0);  // use_sliding_window false wins
   });
 
   test("mistral: sliding window, null means none, absent means 4096", () => {

@@ -3,7 +3,7 @@
  * field (and the object it sits in) when it is missing or malformed.
  */
 import { ModelConfigError } from "./errors";
-import type { ModelSpec, RopeScaling } from "../native/modelSpec";
+import type { ModelSpec } from "../native/modelSpec";
 
 export { ModelConfigError };
 
@@ -109,49 +109,4 @@ export function plainMlp(act: unknown, field: string): ModelSpec["mlp"] {
   const kind = activationKind(act, field);
   if (kind === "silu") throw new ModelConfigError(`unsupported ${field} "silu" for a plain (non-gated) MLP`);
   return kind;
-}
-
-export interface Rope {
-  theta: number;
-  partialRotaryFactor: number;
-  scaling: RopeScaling | null;
-}
-
-/**
- * rope_parameters (transformers v5) wins over rope_theta + rope_scaling (v4).
- * @param dflt the architecture's defaults for rope_theta and partial_rotary_factor.
- */
-export function readRope(cfg: Json, dflt: { theta?: number; partialRotaryFactor?: number } = {}): Rope {
-  const params = cfg.rope_parameters ?? cfg.rope_scaling ?? null;
-  const key = cfg.rope_parameters != null ? "rope_parameters" : "rope_scaling";
-  if (params !== null && (typeof params !== "object" || Array.isArray(params))) {
-    throw new ModelConfigError(`${key} must be an object or null`);
-  }
-  const p = (params ?? {}) as Json;
-  const theta = optionalNumber(p, "rope_theta", key) ?? optionalNumber(cfg, "rope_theta") ?? dflt.theta ?? 10000;
-  const partialRotaryFactor =
-    optionalNumber(p, "partial_rotary_factor", key) ??
-    optionalNumber(cfg, "partial_rotary_factor") ??
-    dflt.partialRotaryFactor ??
-    1.0;
-  const type = p.rope_type ?? p.type ?? "default";
-  let scaling: RopeScaling | null;
-  if (type === "default") {
-    scaling = null;
-  } else if (type === "linear") {
-    scaling = { type: "linear", factor: requireNumber(p, "factor", key) };
-  } else if (type === "llama3") {
-    scaling = {
-      type: "llama3",
-      factor: requireNumber(p, "factor", key),
-      low_freq_factor: requireNumber(p, "low_freq_factor", key),
-      high_freq_factor: requireNumber(p, "high_freq_factor", key),
-      original_max_position_embeddings: requireNumber(p, "original_max_position_embeddings", key),
-    };
-  } else {
-    throw new ModelConfigError(
-      `unsupported rope scaling ${JSON.stringify(type)} in ${key}; supported: default, linear, llama3`,
-    );
-  }
-  return { theta, partialRotaryFactor, scaling };
 }

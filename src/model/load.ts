@@ -10,7 +10,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ModelConfigError, configToSpec } from "./config";
+import { ModelConfigError, configToSpec, type SpecOptions } from "./config";
 import { openSafetensorsDir } from "./safetensors";
 import type { DType, SafetensorsSet, TensorView } from "./safetensors";
 import type { ModelSpec } from "../native/modelSpec";
@@ -52,17 +52,18 @@ export interface TensorSink {
 
 /**
  * Opens `dir`: parses config.json, maps every tensor header onto the spec.
+ * @param opts what the engine knows beside config.json (configToSpec).
  * @throws ModelLoadError (missing dir/config/weights, bad tensors), ModelConfigError
  *   (unsupported config), SafetensorsError (corrupt weight files).
  */
-export function openModelDir(dir: string): ModelDir {
+export function openModelDir(dir: string, opts: SpecOptions = {}): ModelDir {
   dir = resolve(dir);
   if (!existsSync(dir)) throw new ModelLoadError(`model directory ${dir} does not exist`);
   if (!statSync(dir).isDirectory()) throw new ModelLoadError(`model path ${dir} is not a directory`);
   const config = readConfig(dir);
   let spec: ModelSpec;
   try {
-    spec = configToSpec(config);
+    spec = configToSpec(config, opts);
   } catch (e) {
     if (e instanceof ModelConfigError) throw new ModelConfigError(`${join(dir, "config.json")}: ${e.message}`);
     throw e;

@@ -44,7 +44,8 @@ export const ENGINE_FLAG_HELP = `Engine:
   --threads N            CPU backend threads (default: every core)
   --gpu-memory-fraction F  share of free GPU memory after weights for the KV pool (default ${DEFAULT_ENGINE_OPTIONS.memoryFraction})
   --max-model-len N      longest prompt + completion accepted, in tokens; longer requests get 400
-                         (default: what the model and the KV pool allow)
+                         (default: what the model and the KV pool allow); at most Phi-3's
+                         original_max_position_embeddings selects its short LongRoPE factors
   --tensor-parallel N    split the model over N GPUs (CUDA devices 0..N-1, NCCL) (default 1)
   --collective-timeout S seconds a pass may wait on the other GPUs before the engine reports a
                          failure instead of hanging (default ${DEFAULT_ENGINE_OPTIONS.collectiveTimeout})

@@ -51,7 +51,7 @@ export class DraftModelProposer implements Proposer {
 
   /** Loads the draft model in `dir`; its vocabulary must be the target's. */
   static load(dir: string, engine: EngineOptions, targetVocab: number): DraftModelProposer {
-    const model = openModelDir(dir);
+    const model = openModelDir(dir, { maxModelLen: engine.maxModelLen });
     const native = NativeEngine.create(model.spec, engine.backend ?? (process.env.FASTGEN_BACKEND === "cuda" ? "cuda" : "cpu"));
     try {
       loadWeights(model, native);

@@ -15,14 +15,14 @@
  *   lm_head.weight                                        -> lm_head (ignored when tied)
  */
 import {
-  type Json, ModelConfigError, optionalBool, optionalInt, optionalNumber, plainMlp, readRope, requireInt,
-  requireIntOf,
+  type Json, ModelConfigError, optionalBool, optionalInt, optionalNumber, plainMlp, requireInt, requireIntOf,
 } from "../configFields";
 import type { ModelSpec } from "../../native/modelSpec";
+import { readRope } from "../ropeConfig";
 import { checkShape } from "./split";
-import type { Architecture, Splitter } from "./types";
+import type { Architecture, SpecOptions, Splitter } from "./types";
 
-function toSpec(cfg: Json, arch: string): ModelSpec {
+function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
   if (optionalBool(cfg, "alibi") === true) {
     throw new ModelConfigError("unsupported: Falcon with alibi true (ALiBi positions, e.g. falcon-rw-1b); only rotary Falcon models run");
   }
@@ -49,7 +49,11 @@ function toSpec(cfg: Json, arch: string): ModelSpec {
   } else {
     layout = parallel ? "parallel" : "sequential";
   }
-  const rope = readRope(cfg);
+  const rope = readRope(cfg, {
+    maxPositions: optionalInt(cfg, "max_position_embeddings") ?? 2048,
+    headDim: hidden / heads,
+    servedLength: opts.maxModelLen,
+  });
   return {
     arch,
     vocab_size: requireInt(cfg, "vocab_size"),
@@ -59,7 +63,7 @@ function toSpec(cfg: Json, arch: string): ModelSpec {
     num_heads: heads,
     num_kv_heads: kvHeads,
     head_dim: hidden / heads,
-    max_position_embeddings: optionalInt(cfg, "max_position_embeddings") ?? 2048,
+    max_position_embeddings: rope.maxPositions,
     embed_dim: hidden,
     norm: "layer",
     norm_eps: optionalNumber(cfg, "layer_norm_epsilon") ?? 1e-5,

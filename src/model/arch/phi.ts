@@ -13,12 +13,13 @@
  */
 import {
   checkKvHeads, headDimOf, type Json, ModelConfigError, optionalBool, optionalInt, optionalNumber, plainMlp,
-  readRope, requireInt,
+  requireInt,
 } from "../configFields";
 import type { ModelSpec } from "../../native/modelSpec";
-import type { Architecture } from "./types";
+import { readRope } from "../ropeConfig";
+import type { Architecture, SpecOptions } from "./types";
 
-function toSpec(cfg: Json, arch: string): ModelSpec {
+function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
   if (optionalBool(cfg, "qk_layernorm") === true) {
     throw new ModelConfigError("unsupported: Phi with qk_layernorm true (LayerNorm on q and k)");
   }
@@ -26,7 +27,13 @@ function toSpec(cfg: Json, arch: string): ModelSpec {
   const heads = requireInt(cfg, "num_attention_heads");
   const kvHeads = optionalInt(cfg, "num_key_value_heads") ?? heads;
   checkKvHeads(heads, kvHeads);
-  const rope = readRope(cfg, { partialRotaryFactor: 0.5 });  // PhiConfig's default
+  const headDim = headDimOf(cfg, hidden, heads);
+  const rope = readRope(cfg, {
+    partialRotaryFactor: 0.5,  // PhiConfig's default
+    maxPositions: optionalInt(cfg, "max_position_embeddings") ?? 2048,
+    headDim,
+    servedLength: opts.maxModelLen,
+  });
   return {
     arch,
     vocab_size: requireInt(cfg, "vocab_size"),
@@ -35,8 +42,8 @@ function toSpec(cfg: Json, arch: string): ModelSpec {
     num_layers: requireInt(cfg, "num_hidden_layers"),
     num_heads: heads,
     num_kv_heads: kvHeads,
-    head_dim: headDimOf(cfg, hidden, heads),
-    max_position_embeddings: optionalInt(cfg, "max_position_embeddings") ?? 2048,
+    head_dim: headDim,
+    max_position_embeddings: rope.maxPositions,
     embed_dim: hidden,
     norm: "layer",
     norm_eps: optionalNumber(cfg, "layer_norm_eps") ?? 1e-5,

@@ -40,9 +40,15 @@ export interface ArchWeights {
   layer: Record<string, Target>;
 }
 
+/** What the engine knows beside config.json when it builds the spec. */
+export interface SpecOptions {
+  /** The context it will serve (--max-model-len); 0 or absent: the model's max_position_embeddings. */
+  maxModelLen?: number;
+}
+
 export interface Architecture {
   /** config.json -> spec; `modelType` is the config's model_type. */
-  toSpec(cfg: Json, modelType: string): ModelSpec;
+  toSpec(cfg: Json, modelType: string, opts: SpecOptions): ModelSpec;
   /** The weight map for a spec of this architecture (some names depend on its layout). */
   weights(spec: ModelSpec): ArchWeights;
 }
