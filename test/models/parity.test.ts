@@ -10,11 +10,23 @@ import { loadWeights, openModelDir } from "../../src/model/load";
 import { NativeEngine } from "../../src/native";
 import { makeBatch, relErr } from "../native/helpers";
 
-// make_fixtures.py, then make_fixtures_more.py (OPT, Falcon, Phi, Mixtral).
+// make_fixtures.py, make_fixtures_more.py (OPT, Falcon, Phi, Mixtral), make_fixtures_families.py.
 const FIXTURES = [
   "llama-gqa", "llama3-rope", "mistral-swa", "qwen2",
   "opt", "opt-postnorm-proj", "falcon-gqa", "falcon-mqa", "phi", "mixtral",
+  // make_fixtures_families.py (the second wave; DeepSeek-V2 joins when MLA lands)
+  "qwen3", "qwen3-moe", "qwen2-moe", "gemma2", "gemma3", "phi3-longrope", "phi3-short", "llama-yarn",
 ];
+/**
+ * Per-fixture tolerances where the default (logits 1e-5 relative, top-5 1e-4 absolute) is tighter
+ * than fp32 allows. phi3-longrope's attention factor 2.83 multiplies every score by 8, so the ulp
+ * differences between transformers' fp32 RoPE tables and ours (angles in double) grow to 1.6e-5 /
+ * 1.5e-4; issue #21 asks for 1e-3.
+ */
+const TOLERANCE: Record<string, { logits: number; top5: number }> = {
+  "phi3-longrope": { logits: 1e-4, top5: 1e-3 },
+};
+const tolOf = (name: string) => TOLERANCE[name] ?? { logits: 1e-5, top5: 1e-4 };
 const fixtureDir = (name: string) => join(import.meta.dir, "..", "fixtures", name);
 
 interface Reference {
@@ -46,7 +58,8 @@ for (const name of FIXTURES) {
       return c;
     };
 
-    test("every logit at the last prompt position matches transformers (relative error < 1e-5)", () => {
+    const tol = tolOf(name);
+    test(`every logit at the last prompt position matches transformers (relative error < ${tol.logits})`, () => {
       const model = openModelDir(fixtureDir(name));
       const engine = NativeEngine.create(model.spec);
       loadWeights(model, engine);
@@ -55,7 +68,7 @@ for (const name of FIXTURES) {
       for (const p of ref.prompts) {
         const blocks = Array.from({ length: Math.ceil(p.prompt_ids.length / 16) }, (_, i) => i);
         const out = engine.step(makeBatch([{ tokens: p.prompt_ids, context: 0, blocks, wants: true }], { returnLogits: true }));
-        expect(relErr(out.logits!, p.last_prompt_logits)).toBeLessThan(1e-5);
+        expect(relErr(out.logits!, p.last_prompt_logits)).toBeLessThan(tol.logits);
       }
       engine.destroy();
     });
@@ -74,7 +87,7 @@ for (const name of FIXTURES) {
       ref.prompts.forEach((p, i) => {
         expect(out[i]!.tokenIds).toEqual(p.greedy_ids);
         expect(out[i]!.finishReason).toBe("length");
-        p.top5.forEach((top, j) => expectTop5Close(out[i]!.logprobs[j]!, top));
+        p.top5.forEach((top, j) => expectTop5Close(out[i]!.logprobs[j]!, top, tol.top5));
       });
     });
 
@@ -86,7 +99,7 @@ for (const name of FIXTURES) {
       });
       ref.prompts.forEach((p, i) => {
         expect(out[i]!.tokenIds).toEqual(p.greedy_ids);
-        p.top5.forEach((top, j) => expectTop5Close(out[i]!.logprobs[j]!, top));
+        p.top5.forEach((top, j) => expectTop5Close(out[i]!.logprobs[j]!, top, tol.top5));
       });
     });
   });
@@ -112,7 +125,7 @@ describe("prompt logprobs", () => {
           for (let pos = 1; pos < p.prompt_ids.length; pos++) {
             const lp = lps[pos]!;
             expect(lp.id).toBe(p.prompt_ids[pos]!);
-            expectTop5Close(lp.top, p.prefill_top5[pos - 1]!);
+            expectTop5Close(lp.top, p.prefill_top5[pos - 1]!, tolOf(name).top5);
             const inTop = lp.top.find(([id]) => id === lp.id);
             if (inTop) expect(Math.abs(inTop[1] - lp.logprob)).toBeLessThan(1e-5);
             else expect(lp.logprob).toBeLessThanOrEqual(lp.top[4]![1] + 1e-5);

@@ -84,7 +84,8 @@ function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
 
 /** Routed (and for Qwen2-MoE shared) experts; every layer must be a MoE layer. */
 function experts(cfg: Json, arch: string, numLayers: number, dflt: { num: number; topK: number; width: number }): Partial<ModelSpec> {
-  const num = optionalInt(cfg, "num_experts") ?? dflt.num;
+  // transformers 5 writes Qwen3-MoE's count as num_local_experts (its attribute map), 4.x as num_experts.
+  const num = optionalInt(cfg, "num_experts") ?? optionalInt(cfg, "num_local_experts") ?? dflt.num;
   const topK = optionalInt(cfg, "num_experts_per_tok") ?? dflt.topK;
   checkTopK(topK, num, "num_experts");
   // Qwen*MoeDecoderLayer: sparse iff i not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0.
