@@ -39,6 +39,8 @@
  *                     {"type":"longrope","factors":[rotary_dim/2],"attention_factor"} (the
  *                      caller picks Phi-3's short or long list); yarn and longrope multiply cos
  *                      and sin by the attention factor (core/rope_freq.cpp has the formulas)
+ *   rope_interleaved  false: dim i turns with dim i + rotary_dim/2 (rotate_half) | true: 2i with
+ *                     2i + 1 (GPT-J; DeepSeek's complex form)
  *   sliding_window    0 (none) | W: a token at position i attends to positions j with i - j < W
  *   layer_types       absent (every layer sliding when sliding_window > 0) | per layer "full" |
  *                     "sliding": only sliding layers apply the window (Gemma 2/3, Qwen2)
@@ -53,6 +55,16 @@
  *   attn_scale        0 (= 1/sqrt(head_dim)) | the softmax scale (Gemma: query_pre_attn_scalar^-0.5)
  *   attn_logit_softcap, final_logit_softcap   0 | c: scores / logits become c * tanh(x / c)
  *   qkv_bias, o_bias, mlp_bias, lm_head_bias   booleans
+ *   attention         "standard" (default: per-head q, k, v) | "mla" (DeepSeek-V2 multi-head latent
+ *                     attention): kv_lora_rank, q_lora_rank (0 = q projected directly),
+ *                     qk_nope_head_dim, qk_rope_head_dim, v_head_dim, latent_norm_eps (1e-6: eps of
+ *                     q_a_norm and kv_a_norm); then num_kv_heads is 1, head_dim = nope + rope, only
+ *                     the rope dims turn (rotary_dim = qk_rope_head_dim), and the softmax scale
+ *                     (head_dim^-0.5 unless attn_scale) is also multiplied by yarn's
+ *                     (0.1 mscale_all_dim ln(factor) + 1)^2 when rope_scaling is yarn with mscale_all_dim.
+ *                     Per head h: q = [q_nope | q_pe]; latent c = kv_a_norm(kv_a x)[:kv_lora_rank],
+ *                     k_pe = (kv_a x)[kv_lora_rank:] rotated; k = [W_uk[h] c | k_pe], v = W_uv[h] c,
+ *                     where kv_b's rows per head are W_uk (nope rows) then W_uv (v rows)
  *   mlp               "gated_silu" | "gated_gelu" | "gated_gelu_tanh" | "gelu" | "gelu_tanh" | "relu"
  *                     gelu = exact erf form; gelu_tanh = tanh approximation (gelu_new,
  *                     gelu_pytorch_tanh); gated_*: down(act(gate(x)) * up(x))
@@ -70,6 +82,12 @@
  *                     token and its output is added to the experts' sum
  *   shared_expert_gate  false | true: the shared MLP's output is multiplied by
  *                     sigmoid(shared_expert_gate . x) (Qwen2-MoE)
+ *   dense_layers      [] | layer indices that keep the dense MLP (intermediate_size) in a MoE model
+ *                     (DeepSeek's first_k_dense_replace)
+ *   moe_num_groups, moe_topk_groups   1 | G, g: the experts form G consecutive groups; only the g
+ *                     groups with the highest best probability compete for the top-k (DeepSeek's
+ *                     group_limited_greedy); weights are still the softmax over all experts
+ *   moe_routed_scale  1 | s: the k routing weights (after any renormalization) are multiplied by s
  *   Runtime keys (how to run the model; CUDA backend only):
  *   tensor_parallel   1 (default) .. 8: ranks on CUDA devices 0..N-1 over NCCL; heads, KV heads
  *                     (replicated when fewer than N), MLP columns and vocab rows are split
@@ -87,14 +105,19 @@
  *   layers.{i}.q          [heads*head_dim, hidden]      (+ .q_bias when qkv_bias)
  *   layers.{i}.k          [kv_heads*head_dim, hidden]   (+ .k_bias)
  *   layers.{i}.v          [kv_heads*head_dim, hidden]   (+ .v_bias)
- *   layers.{i}.o          [hidden, heads*head_dim]      (+ .o_bias when o_bias)
+ *   layers.{i}.o          [hidden, heads*head_dim]      (+ .o_bias when o_bias; MLA: heads*v_head_dim)
+ *   MLA instead of k, v (and of q when q_lora_rank > 0):
+ *   layers.{i}.q_a, .q_a_norm, .q_b   [q_lora_rank, hidden], [q_lora_rank], [heads*head_dim, q_lora_rank]
+ *   layers.{i}.kv_a       [kv_lora_rank + qk_rope_head_dim, hidden]
+ *   layers.{i}.kv_a_norm  [kv_lora_rank]
+ *   layers.{i}.kv_b       [heads*(qk_nope_head_dim + v_head_dim), kv_lora_rank]
  *   layers.{i}.q_norm, .k_norm   [head_dim]          (qk_norm)
  *   layers.{i}.post_attn_norm, .post_mlp_norm   [hidden]   (sandwich_norms)
  *   layers.{i}.mlp_norm   [hidden]            (+ .mlp_norm_bias; absent for "parallel" layout)
  *   layers.{i}.gate       [intermediate, hidden]        (gated MLPs only; + .gate_bias when mlp_bias)
  *   layers.{i}.up         [intermediate, hidden]        (+ .up_bias when mlp_bias)
  *   layers.{i}.down       [hidden, intermediate]        (+ .down_bias when mlp_bias)
- *   MoE (num_experts > 0) instead of gate/up/down:
+ *   MoE (num_experts > 0) instead of gate/up/down (except in dense_layers):
  *   layers.{i}.router     [num_experts, hidden]
  *   layers.{i}.experts.{e}.gate, .up, .down   as the dense ones, width moe_intermediate_size
  *   layers.{i}.shared_expert.gate, .up, .down  width shared_expert_intermediate_size (shared expert)
@@ -105,6 +128,8 @@
  * Paged KV cache (per layer, per backend; the caller sees only block ids)
  *   k, v: [num_blocks, block_size, num_kv_heads, head_dim]  (CPU, fp32; CUDA keeps
  *   [num_blocks, num_kv_heads, block_size, head_dim] in bf16)
+ *   MLA (CPU only): one plane [num_blocks, block_size, kv_lora_rank + qk_rope_head_dim] holding
+ *   per token the normalized latent c and the rotated k_pe, shared by every head
  *   A sequence's block table lists its blocks in order; token at position p lives in
  *   block_table[p / block_size], slot p % block_size.
  */

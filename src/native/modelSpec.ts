@@ -54,6 +54,8 @@ export interface ModelSpec {
   /** Share of head_dim that is rotated (1.0 = full rotary). */
   partial_rotary_factor: number;
   rope_scaling: RopeScaling | null;
+  /** Pairs (2i, 2i + 1) rotate together (GPT-J, DeepSeek's complex form) instead of (i, i + rot/2). */
+  rope_interleaved?: boolean;
   /** 0 = no window; else a token at position i attends to positions j with i - j < W. */
   sliding_window: number;
   /** Per layer; absent: every layer is "sliding" when sliding_window > 0. */
@@ -83,6 +85,22 @@ export interface ModelSpec {
   /** parallel: attn and MLP both read attn_norm(x); parallel_two_norms: the MLP reads mlp_norm(x). */
   layout: "sequential" | "parallel" | "parallel_two_norms";
   tie_word_embeddings: boolean;
+  /**
+   * "standard" (default): per-head q, k, v. "mla": DeepSeek's multi-head latent attention; then
+   * num_kv_heads is 1 (the cache holds one [kv_lora_rank + qk_rope_head_dim] row per token for
+   * every head) and head_dim is qk_nope_head_dim + qk_rope_head_dim.
+   */
+  attention?: "standard" | "mla";
+  /** MLA: width of the compressed KV latent (kv_a_norm, kv_b's input). */
+  kv_lora_rank?: number;
+  /** MLA: width of the compressed query (q_a, q_a_norm, q_b); 0 = q projected directly. */
+  q_lora_rank?: number;
+  /** MLA: per-head query/key dims without and with RoPE, and the value dim. */
+  qk_nope_head_dim?: number;
+  qk_rope_head_dim?: number;
+  v_head_dim?: number;
+  /** MLA: eps of q_a_norm and kv_a_norm (default 1e-6, transformers' fixed value). */
+  latent_norm_eps?: number;
   /** 0 or absent: dense MLP. E > 0: a mixture of E experts of kind `mlp`. */
   num_experts?: number;
   /** Top-k of the router (Mixtral renormalizes the k weights to sum 1). */
@@ -95,6 +113,13 @@ export interface ModelSpec {
   shared_expert_intermediate_size?: number;
   /** The shared expert's output is multiplied by sigmoid(shared_expert_gate . x) (Qwen2-MoE). */
   shared_expert_gate?: boolean;
+  /** Layers of a MoE model with the dense MLP (intermediate_size) instead (DeepSeek's first_k_dense_replace). */
+  dense_layers?: number[];
+  /** Group-limited routing: experts in this many groups; the top-k come from the best moe_topk_groups (by best expert). */
+  moe_num_groups?: number;
+  moe_topk_groups?: number;
+  /** The routing weights are multiplied by it (DeepSeek's routed_scaling_factor; default 1). */
+  moe_routed_scale?: number;
   /** Runtime key: tensor-parallel ranks on CUDA devices 0..N-1 (default 1). */
   tensor_parallel?: number;
   /** Runtime key: a pass's wait on collectives, in ms (0 = the library's 120 s). */

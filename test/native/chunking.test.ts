@@ -4,7 +4,10 @@
 import { describe, expect, test } from "bun:test";
 import type { ModelSpec } from "../../src/native/modelSpec";
 import type { NativeEngine } from "../../src/native";
-import { buildEngine, makeBatch, maxAbsDiff, randomTokens, randomWeights, rng, type SeqChunk, tinySpec } from "./helpers";
+import {
+  buildEngine, DEEPSEEK_LITE_LIKE, DEEPSEEK_V2_LIKE, makeBatch, maxAbsDiff, randomTokens, randomWeights, rng, type SeqChunk,
+  tinySpec,
+} from "./helpers";
 
 const BLOCK = 4;
 
@@ -122,5 +125,13 @@ describe("chunk invariance of the second-wave fields", () => {
   for (const [name, over] of [["gemma-like", GEMMA_LIKE], ["qwen2-moe-like", QWEN2_MOE_LIKE]] as const) {
     test(`${name}, random budgets`, () => checkInvariance(over, 10));
     test(`${name}, budget 7`, () => checkInvariance(over, 11, 7));
+  }
+});
+
+// DeepSeek-V2: latent rows in the cache, read back by later chunks and decodes of the same sequence.
+describe("chunk invariance of multi-head latent attention", () => {
+  for (const [name, over] of [["deepseek-v2-lite-like", DEEPSEEK_LITE_LIKE], ["deepseek-v2-like", DEEPSEEK_V2_LIKE]] as const) {
+    test(`${name}, random budgets`, () => checkInvariance(over, 12));
+    test(`${name}, budget 7`, () => checkInvariance(over, 13, 7));
   }
 });

@@ -29,6 +29,25 @@ export function tinySpec(over: Partial<ModelSpec> = {}): ModelSpec {
 }
 
 /**
+ * DeepSeek-V2-Lite-shaped overrides of tinySpec: latent attention without q compression (4 heads,
+ * nope 8 + rope 4, v 10, latent 16), interleaved YaRN with mscale, layer 0 dense and the others
+ * 4 experts top-2 unrenormalized plus an ungated shared expert.
+ */
+export const DEEPSEEK_LITE_LIKE: Partial<ModelSpec> = {
+  arch: "deepseek_v2", attention: "mla", num_layers: 3, num_heads: 4, num_kv_heads: 1, head_dim: 12,
+  kv_lora_rank: 16, q_lora_rank: 0, qk_nope_head_dim: 8, qk_rope_head_dim: 4, v_head_dim: 10, rope_interleaved: true,
+  rope_scaling: { type: "yarn", factor: 4, original_max_position_embeddings: 8, mscale: 0.707, mscale_all_dim: 0.707 },
+  num_experts: 4, num_experts_per_tok: 2, moe_intermediate_size: 16, moe_renormalize: false,
+  shared_expert_intermediate_size: 16, dense_layers: [0],
+};
+
+/** DeepSeek-V2-shaped: q compression (q_lora_rank 20), 2 groups of 2 experts with the best 1 competing, scale 2. */
+export const DEEPSEEK_V2_LIKE: Partial<ModelSpec> = {
+  ...DEEPSEEK_LITE_LIKE, q_lora_rank: 20, rope_scaling: null, moe_num_groups: 2, moe_topk_groups: 1,
+  moe_routed_scale: 2, shared_expert_intermediate_size: 32,
+};
+
+/**
  * Every tensor the spec needs (canonical names of fastgen.h) with its shape: the loader's list,
  * which the engine's own list then checks (an unknown name or a missing tensor fails the test).
  */

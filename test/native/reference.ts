@@ -1,14 +1,16 @@
 /**
  * Naive reference forward pass of the generic decoder (fastgen.h spec), in float64 with plain
  * loops: one sequence, no KV cache, every position recomputed. The CPU backend is checked
- * against this; it follows transformers' modeling code (rotate_half RoPE and its scalings
- * (referenceRope.ts), exact-erf and tanh GELU, parallel layout as in Phi/Falcon, OPT's learned
- * positions, post-norm and project_in/out, Mixtral's and Qwen2-MoE's routing and shared expert,
- * Qwen3's q/k norms, Gemma 2/3's (1 + w) norms, sandwich norms, embedding scale, softcaps and
- * per-layer sliding/full attention).
+ * against this; it follows transformers' modeling code (rotate_half or interleaved RoPE and its
+ * scalings (referenceRope.ts), exact-erf and tanh GELU, parallel layout as in Phi/Falcon, OPT's
+ * learned positions, post-norm and project_in/out, Mixtral's and Qwen2-MoE's routing and shared
+ * expert, Qwen3's q/k norms, Gemma 2/3's (1 + w) norms, sandwich norms, embedding scale, softcaps,
+ * per-layer sliding/full attention, and DeepSeek-V2's latent attention with per-head keys and
+ * values up-projected from the latent (not the engine's absorbed form), dense first layers and
+ * group-limited routing).
  */
 import type { ModelSpec } from "../../src/native/modelSpec";
-import { ropeFreqs, type RopeFreqs } from "./referenceRope";
+import { mscaleOf, ropeFreqs, type RopeFreqs } from "./referenceRope";
 
 export type Weights = Map<string, Float32Array>;
 
@@ -78,18 +80,22 @@ const ACT: Record<ModelSpec["mlp"], (x: number) => number> = {
 };
 
 /**
- * Rotates each head of v (heads x head_dim) in place: dim i pairs with dim i + rot/2; cos and sin
- * times the attention factor (transformers: cos = cos * attention_scaling).
+ * Rotates each head of v (heads x head_dim) in place, the rot dims from `offset` on: dim i pairs
+ * with dim i + rot/2 (rotate_half), or interleaved 2i with 2i + 1 (the complex form of
+ * transformers' DeepseekV2: (x_2i + i x_2i+1) e^(i pos f_i)); cos and sin times the attention
+ * factor (transformers: cos = cos * attention_scaling).
  */
-function rope(v: Float64Array, heads: number, headDim: number, pos: number, { inv, attentionFactor }: RopeFreqs) {
+function rope(v: Float64Array, heads: number, headDim: number, pos: number, { inv, attentionFactor }: RopeFreqs,
+  interleaved = false, offset = 0) {
   const half = inv.length;
   for (let h = 0; h < heads; h++) {
-    const o = h * headDim;
+    const o = h * headDim + offset;
     for (let i = 0; i < half; i++) {
       const c = Math.cos(pos * inv[i]!) * attentionFactor, s = Math.sin(pos * inv[i]!) * attentionFactor;
-      const x1 = v[o + i]!, x2 = v[o + i + half]!;
-      v[o + i] = x1 * c - x2 * s;
-      v[o + i + half] = x2 * c + x1 * s;
+      const a = interleaved ? o + 2 * i : o + i, b = interleaved ? a + 1 : a + half;
+      const x1 = v[a]!, x2 = v[b]!;
+      v[a] = x1 * c - x2 * s;
+      v[b] = x2 * c + x1 * s;
     }
   }
 }
@@ -107,28 +113,47 @@ function mlp(spec: ModelSpec, w: Weights, p: string, x: Float64Array, I = spec.i
   return linear(up, w.get(p + "down")!, w.get(p + "down_bias"), H);
 }
 
+/** DeepSeek's group_limited_greedy: the experts form `num` groups, of which the `top` with the best expert compete. */
+export interface RouteGroups {
+  num: number;
+  top: number;
+}
+
 /**
  * Top-k experts by softmax probability (ties: lower id), weights renormalized to sum 1, or
- * (renormalize false, Qwen2-MoE) the softmax over all experts as it is.
+ * (renormalize false, Qwen2-MoE) the softmax over all experts as it is; times `scale`
+ * (DeepSeek's routed_scaling_factor). With groups, as transformers' DeepseekV2Moe: the
+ * probabilities of experts outside the best groups are masked to 0 before the top-k.
  */
-export function referenceRoute(logits: ArrayLike<number>, k: number, renormalize = true): { ids: number[]; weights: number[] } {
+export function referenceRoute(logits: ArrayLike<number>, k: number, renormalize = true, groups?: RouteGroups,
+  scale = 1): { ids: number[]; weights: number[] } {
   const mx = Math.max(...Array.from(logits));
   const p = Array.from(logits, (l) => Math.exp(l - mx));
-  const order = p.map((_, e) => e).sort((a, b) => p[b]! - p[a]! || a - b);
+  const total = p.reduce((s, v) => s + v, 0);
+  let masked = p;
+  if (groups && groups.num > 1) {
+    const size = p.length / groups.num;
+    const best = Array.from({ length: groups.num }, (_, g) => Math.max(...p.slice(g * size, (g + 1) * size)));
+    const chosen = best.map((_, g) => g).sort((a, b) => best[b]! - best[a]! || a - b).slice(0, groups.top);
+    masked = p.map((v, e) => (chosen.includes(Math.floor(e / size)) ? v : 0));
+  }
+  const order = masked.map((_, e) => e).sort((a, b) => masked[b]! - masked[a]! || a - b);
   const ids = order.slice(0, k);
-  const sum = (renormalize ? ids : order).reduce((s, e) => s + p[e]!, 0);
-  return { ids, weights: ids.map((e) => p[e]! / sum) };
+  const sum = renormalize ? ids.reduce((s, e) => s + p[e]!, 0) : total;
+  return { ids, weights: ids.map((e) => (p[e]! / sum) * scale) };
 }
 
 /**
  * The layer's feed-forward: the dense MLP, or a mixture of experts (width moe_intermediate_size)
- * plus, as Qwen2-MoE, a shared expert times sigmoid(x . shared_expert_gate).
+ * plus, as Qwen2-MoE, a shared expert times sigmoid(x . shared_expert_gate) (DeepSeek: ungated).
+ * Layers in dense_layers keep the dense MLP in a MoE model.
  */
-function ffn(spec: ModelSpec, w: Weights, p: string, x: Float64Array): Float64Array {
+function ffn(spec: ModelSpec, w: Weights, p: string, x: Float64Array, layer: number): Float64Array {
   const E = spec.num_experts ?? 0;
-  if (E === 0) return mlp(spec, w, p, x);
+  if (E === 0 || spec.dense_layers?.includes(layer)) return mlp(spec, w, p, x);
+  const groups = { num: spec.moe_num_groups ?? 1, top: spec.moe_topk_groups ?? spec.moe_num_groups ?? 1 };
   const { ids, weights } = referenceRoute(linear(x, w.get(p + "router")!, undefined, E), spec.num_experts_per_tok!,
-    spec.moe_renormalize ?? true);
+    spec.moe_renormalize ?? true, groups, spec.moe_routed_scale ?? 1);
   const out = new Float64Array(spec.hidden_size);
   const width = spec.moe_intermediate_size ?? spec.intermediate_size;
   ids.forEach((e, j) => mlp(spec, w, `${p}experts.${e}.`, x, width).forEach((v, i) => (out[i] = out[i]! + weights[j]! * v)));
@@ -144,11 +169,67 @@ const softcap = (x: number, cap: number | undefined) => (cap ? cap * Math.tanh(x
 const isSliding = (spec: ModelSpec, l: number) =>
   spec.layer_types ? spec.layer_types[l] === "sliding" : spec.sliding_window > 0;
 
+/** The attention inputs of one layer: q [t][heads * qd], k [t][kvHeads * qd], v [t][kvHeads * vd]. */
+interface Qkv {
+  q: Float64Array[];
+  k: Float64Array[];
+  v: Float64Array[];
+  qd: number;
+  vd: number;
+  kvHeads: number;
+}
+
+/**
+ * DeepSeek-V2's attention inputs as transformers computes them: q per head [nope | rope], and per
+ * head keys [W_uk c | k_pe] and values W_uv c up-projected from the normalized latent c (kv_b's
+ * rows per head: nope key rows, then v rows); q_pe and k_pe rotate by RoPE.
+ */
+function mlaQkv(spec: ModelSpec, w: Weights, p: string, x: Float64Array[], freqs: RopeFreqs): Qkv {
+  const nh = spec.num_heads, L = spec.kv_lora_rank!, R = spec.qk_rope_head_dim!, dn = spec.qk_nope_head_dim!;
+  const dv = spec.v_head_dim!, QL = spec.q_lora_rank ?? 0, dq = dn + R, interleaved = spec.rope_interleaved ?? false;
+  const latent = { ...spec, norm_eps: spec.latent_norm_eps ?? 1e-6 };
+  const get = (name: string) => w.get(p + name)!;
+  const q = x.map((r, t) => {
+    const v = QL
+      ? linear(norm(latent, linear(r, get("q_a"), undefined, QL), get("q_a_norm"), undefined), get("q_b"), undefined, nh * dq)
+      : linear(r, get("q"), undefined, nh * dq);
+    rope(v, nh, dq, t, freqs, interleaved, dn);
+    return v;
+  });
+  const k: Float64Array[] = [], v: Float64Array[] = [];
+  x.forEach((r, t) => {
+    const a = linear(r, get("kv_a"), undefined, L + R);
+    const c = norm(latent, a.slice(0, L), get("kv_a_norm"), undefined);
+    const kpe = a.slice(L);
+    rope(kpe, 1, R, t, freqs, interleaved);
+    const up = linear(c, get("kv_b"), undefined, nh * (dn + dv));
+    const kt = new Float64Array(nh * dq), vt = new Float64Array(nh * dv);
+    for (let h = 0; h < nh; h++) {
+      const o = h * (dn + dv);
+      kt.set(up.subarray(o, o + dn), h * dq);
+      kt.set(kpe, h * dq + dn);
+      vt.set(up.subarray(o + dn, o + dn + dv), h * dv);
+    }
+    k.push(kt);
+    v.push(vt);
+  });
+  return { q, k, v, qd: dq, vd: dv, kvHeads: nh };
+}
+
+/** The softmax scale: attn_scale, else 1 / sqrt(q/k head dim), for MLA times yarn's mscale(factor, mscale_all_dim)^2. */
+function softmaxScale(spec: ModelSpec): number {
+  if (spec.attn_scale) return spec.attn_scale;
+  const rs = spec.rope_scaling, s = 1 / Math.sqrt(spec.head_dim);
+  if (spec.attention !== "mla" || rs?.type !== "yarn" || !rs.mscale_all_dim) return s;
+  const m = mscaleOf(rs.factor, rs.mscale_all_dim);
+  return s * m * m;
+}
+
 /** Logits at every position of `tokens` (positions 0..n-1): [n][vocab]. */
 export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[]): Float64Array[] {
   const H = spec.hidden_size, nh = spec.num_heads, nkv = spec.num_kv_heads, hd = spec.head_dim;
   const D = spec.embed_dim ?? H, rope_ = spec.positions === "rope";
-  const group = nh / nkv, scale = spec.attn_scale || 1 / Math.sqrt(hd);
+  const scale = softmaxScale(spec);
   const embed = w.get("embed")!;
   let h = tokens.map((t, pos) => {
     let e: Float64Array = Float64Array.from(embed.subarray(t * D, (t + 1) * D), (v) => v * (spec.embed_scale ?? 1));
@@ -161,30 +242,34 @@ export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[]): 
     const p = `layers.${l}.`;
     const sliding = isSliding(spec, l), window = sliding ? spec.sliding_window : 0;
     const freqs = rope_ ? ropeFreqs(spec, sliding) : { inv: [], attentionFactor: 1 };
-    const attention = (x: Float64Array[]): Float64Array[] => {
+    const standardQkv = (x: Float64Array[]): Qkv => {
       const project = (name: string, heads: number, rotate: boolean) => x.map((r, t) => {
         let v = linear(r, w.get(p + name)!, w.get(p + name + "_bias"), heads * hd);
         if (rotate && spec.qk_norm) v = norm(spec, v, w.get(`${p}${name}_norm`)!, undefined);
-        if (rotate && rope_) rope(v, heads, hd, t, freqs);
+        if (rotate && rope_) rope(v, heads, hd, t, freqs, spec.rope_interleaved ?? false);
         return v;
       });
-      const q = project("q", nh, true), k = project("k", nkv, true), v = project("v", nkv, false);
+      return { q: project("q", nh, true), k: project("k", nkv, true), v: project("v", nkv, false), qd: hd, vd: hd, kvHeads: nkv };
+    };
+    const attention = (x: Float64Array[]): Float64Array[] => {
+      const { q, k, v, qd, vd, kvHeads } = spec.attention === "mla" ? mlaQkv(spec, w, p, x, freqs) : standardQkv(x);
+      const group = nh / kvHeads;
       return q.map((qt, t) => {
-        const o = new Float64Array(nh * hd);
+        const o = new Float64Array(nh * vd);
         for (let head = 0; head < nh; head++) {
           const kvh = Math.floor(head / group);
           const js: number[] = [];
           for (let j = 0; j <= t; j++) if (!window || t - j < window) js.push(j);
           const scores = js.map((j) => {
             let s = 0;
-            for (let d = 0; d < hd; d++) s += qt[head * hd + d]! * k[j]![kvh * hd + d]!;
+            for (let d = 0; d < qd; d++) s += qt[head * qd + d]! * k[j]![kvh * qd + d]!;
             return softcap(s * scale, spec.attn_logit_softcap);  // Gemma 2: scale, cap, then the mask
           });
           const mx = Math.max(...scores);
           const e = scores.map((s) => Math.exp(s - mx));
           const sum = e.reduce((a, b) => a + b, 0);
           js.forEach((j, idx) => {
-            for (let d = 0; d < hd; d++) o[head * hd + d] = o[head * hd + d]! + (e[idx]! / sum) * v[j]![kvh * hd + d]!;
+            for (let d = 0; d < vd; d++) o[head * vd + d] = o[head * vd + d]! + (e[idx]! / sum) * v[j]![kvh * vd + d]!;
           });
         }
         return linear(o, w.get(p + "o")!, w.get(p + "o_bias"), H);
@@ -195,17 +280,17 @@ export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[]): 
       // h += attn(attn_norm(h)) + mlp(attn_norm(h) | mlp_norm(h))
       const x = h.map(normOf(p + "attn_norm"));
       const xm = spec.layout === "parallel_two_norms" ? h.map(normOf(p + "mlp_norm")) : x;
-      h = add(add(h, attention(x)), xm.map((r) => ffn(spec, w, p, r)));
+      h = add(add(h, attention(x)), xm.map((r) => ffn(spec, w, p, r, l)));
     } else if (spec.norm_position === "post") {
       h = add(h, attention(h)).map(normOf(p + "attn_norm"));
-      h = add(h, h.map((r) => ffn(spec, w, p, r))).map(normOf(p + "mlp_norm"));
+      h = add(h, h.map((r) => ffn(spec, w, p, r, l))).map(normOf(p + "mlp_norm"));
     } else if (spec.sandwich_norms) {
       // Gemma 2/3: input_layernorm, post_attention_layernorm, pre_ and post_feedforward_layernorm
       h = add(h, attention(h.map(normOf(p + "attn_norm"))).map(normOf(p + "post_attn_norm")));
-      h = add(h, h.map((r) => normOf(p + "post_mlp_norm")(ffn(spec, w, p, normOf(p + "mlp_norm")(r)))));
+      h = add(h, h.map((r) => normOf(p + "post_mlp_norm")(ffn(spec, w, p, normOf(p + "mlp_norm")(r), l))));
     } else {
       h = add(h, attention(h.map(normOf(p + "attn_norm"))));
-      h = add(h, h.map((r) => ffn(spec, w, p, normOf(p + "mlp_norm")(r))));
+      h = add(h, h.map((r) => ffn(spec, w, p, normOf(p + "mlp_norm")(r), l)));
     }
   }
   const head = spec.tie_word_embeddings ? embed : w.get("lm_head")!;

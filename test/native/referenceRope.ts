@@ -27,7 +27,7 @@ function llama3(rs: Extract<ModelSpec["rope_scaling"], { type: "llama3" }>, inv:
 }
 
 /** transformers' get_mscale in _compute_yarn_parameters. */
-const mscaleOf = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+export const mscaleOf = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
 
 /** transformers' _compute_yarn_parameters (find_correction_range, linear_ramp_factor). */
 function yarn(rs: Extract<ModelSpec["rope_scaling"], { type: "yarn" }>, base: number, dim: number): RopeFreqs {
@@ -49,7 +49,8 @@ function yarn(rs: Extract<ModelSpec["rope_scaling"], { type: "yarn" }>, base: nu
 
 /** A full layer's frequencies (sliding = false), or a sliding layer's. */
 export function ropeFreqs(spec: ModelSpec, sliding = false): RopeFreqs {
-  const dim = Math.floor(spec.head_dim * spec.partial_rotary_factor);
+  // MLA rotates only the decoupled key part (transformers' DeepseekV2 sets head_dim = qk_rope_head_dim).
+  const dim = spec.attention === "mla" ? spec.qk_rope_head_dim! : Math.floor(spec.head_dim * spec.partial_rotary_factor);
   if (sliding && spec.sliding_rope_theta) return { inv: plain(spec.sliding_rope_theta, dim), attentionFactor: 1 };
   const rs = spec.rope_scaling, base = spec.rope_theta;
   switch (rs?.type) {

@@ -3,6 +3,26 @@
 #include "core/error.h"
 #include "cpu/thread_pool.h"
 
+namespace {
+
+// Spec features the CUDA forward pass has no kernels for yet: refused at create, before any
+// device work, so a caller can fall back to the CPU backend.
+void check_cuda_runs(const fg::ModelSpec &s) {
+  if (s.mla())
+    fg::raise(FG_ERR_UNSUPPORTED,
+              "engine: attention \"mla\" (DeepSeek's multi-head latent attention) runs on the CPU backend only");
+  if (s.rope_interleaved)
+    fg::raise(FG_ERR_UNSUPPORTED, "engine: rope_interleaved runs on the CPU backend only");
+  for (int64_t l = 0; l < s.num_layers; l++)
+    if (s.moe() && s.dense_layer[l])
+      fg::raise(FG_ERR_UNSUPPORTED, "engine: dense_layers (dense MLP layers in a MoE model) run on the CPU backend only");
+  if (s.moe_num_groups != 1 || s.moe_routed_scale != 1)
+    fg::raise(FG_ERR_UNSUPPORTED,
+              "engine: group-limited routing (moe_num_groups) and moe_routed_scale run on the CPU backend only");
+}
+
+}  // namespace
+
 fg_engine::fg_engine(const char *spec_json, int32_t backend)
     : spec_(fg::parse_spec(spec_json)), weights_(spec_, /*keep_data=*/backend != FG_BACKEND_CUDA) {
   backend_ = backend;
@@ -12,7 +32,10 @@ fg_engine::fg_engine(const char *spec_json, int32_t backend)
   if (backend == FG_BACKEND_CPU && spec_.tensor_parallel > 1)
     fg::raise(FG_ERR_UNSUPPORTED, "engine: tensor_parallel %lld needs the CUDA backend (the CPU backend runs one rank)",
               (long long)spec_.tensor_parallel);
-  if (backend == FG_BACKEND_CUDA) cuda_create();
+  if (backend == FG_BACKEND_CUDA) {
+    check_cuda_runs(spec_);
+    cuda_create();
+  }
 }
 
 fg_engine::~fg_engine() { fgcu_engine_destroy(cuda_); }

@@ -31,7 +31,8 @@ uint64_t available_ram() {
 }  // namespace
 
 uint64_t KvPool::bytes_per_block(const ModelSpec &s, int32_t block_size) {
-  return 2ull * (uint64_t)s.num_layers * (uint64_t)block_size * (uint64_t)s.kv_dim() * 4ull;
+  return (uint64_t)s.kv_cache_planes() * (uint64_t)s.num_layers * (uint64_t)block_size *
+         (uint64_t)s.kv_cache_row() * 4ull;
 }
 
 KvPool::KvPool(const ModelSpec &s, const fg_kv_config *kv) {
@@ -59,7 +60,8 @@ KvPool::KvPool(const ModelSpec &s, const fg_kv_config *kv) {
             (unsigned long long)budget, (unsigned long long)per_block);
   }
   num_blocks_ = (int32_t)blocks;
-  layer_elems_ = (int64_t)blocks * block_size_ * s.kv_dim();
+  planes_ = s.kv_cache_planes();
+  layer_elems_ = (int64_t)blocks * block_size_ * s.kv_cache_row();
   bytes_ = blocks * per_block;
   // calloc maps large pools lazily: untouched blocks cost no RAM.
   base_ = (float *)calloc(bytes_ / 4, 4);

@@ -32,10 +32,6 @@ void llama3(const RopeScaling &rs, std::vector<double> &inv) {
   }
 }
 
-double yarn_mscale(double scale, double mscale) {
-  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
-}
-
 // YaRN: dimensions that turn fewer than beta_slow times over the original context are
 // interpolated (divided by factor), those that turn more than beta_fast times are kept, and a
 // linear ramp blends the band between; cos/sin are scaled by the attention factor.

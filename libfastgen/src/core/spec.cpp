@@ -158,6 +158,58 @@ std::vector<LayerType> parse_layer_types(const Json *v, int64_t num_layers, int6
   return types;
 }
 
+double opt_positive(const Json &o, const char *key, double dflt) {
+  const double d = opt_number(o, key, dflt);
+  if (!(d > 0) || !std::isfinite(d)) raise(FG_ERR_INVALID_ARGUMENT, "spec: '%s' must be a finite number > 0, got %g", key, d);
+  return d;
+}
+
+// attention "standard" (default) | "mla" with its dims (DeepSeek-V2/V3).
+void parse_attention(const Json &root, ModelSpec &s) {
+  const std::string kind = opt_string(root, "attention", "standard");
+  if (kind == "standard") return;
+  if (kind != "mla")
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: unknown attention '%s' (expected \"standard\" or \"mla\")", kind.c_str());
+  s.attention = AttentionKind::Mla;
+  s.kv_lora_rank = req_int(root, "kv_lora_rank");
+  s.q_lora_rank = opt_int(root, "q_lora_rank", 0, 0);
+  s.qk_nope_head_dim = req_int(root, "qk_nope_head_dim");
+  s.qk_rope_head_dim = req_int(root, "qk_rope_head_dim");
+  s.v_head_dim = req_int(root, "v_head_dim");
+  s.latent_norm_eps = opt_positive(root, "latent_norm_eps", 1e-6);
+  if (s.num_heads * (s.qk_nope_head_dim + s.qk_rope_head_dim + s.v_head_dim) > kMaxDim)
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: num_heads * MLA head dims too large");
+}
+
+// Which layers of a MoE model are dense (dense_layers) and how the router picks (groups, scale).
+void parse_moe_layers(const Json &root, ModelSpec &s) {
+  s.dense_layer.assign(s.num_layers, false);
+  const Json *dl = root.get("dense_layers");
+  if (dl && !dl->is_null()) {
+    if (dl->type != Json::Type::Array)
+      raise(FG_ERR_INVALID_ARGUMENT, "spec: 'dense_layers' must be an array of layer indices");
+    if (!s.moe() && !dl->array.empty())
+      raise(FG_ERR_INVALID_ARGUMENT, "spec: dense_layers needs num_experts > 0 (without experts every layer is dense)");
+    for (const Json &i : dl->array) {
+      const int64_t l = as_int(i, "dense_layers[]", 0, s.num_layers - 1);
+      if (s.dense_layer[l]) raise(FG_ERR_INVALID_ARGUMENT, "spec: dense_layers lists layer %lld twice", (long long)l);
+      s.dense_layer[l] = true;
+    }
+  }
+  s.moe_num_groups = opt_int(root, "moe_num_groups", 1, 1, 4096);
+  s.moe_topk_groups = opt_int(root, "moe_topk_groups", s.moe_num_groups, 1, 4096);
+  s.moe_routed_scale = opt_positive(root, "moe_routed_scale", 1);
+  if (!s.moe() && (s.moe_num_groups != 1 || s.moe_topk_groups != 1 || s.moe_routed_scale != 1))
+    raise(FG_ERR_INVALID_ARGUMENT, "spec: moe_num_groups, moe_topk_groups and moe_routed_scale need num_experts > 0");
+  if (s.moe() && (s.num_experts % s.moe_num_groups != 0 || s.moe_topk_groups > s.moe_num_groups ||
+                  s.num_experts_per_tok > s.moe_topk_groups * (s.num_experts / s.moe_num_groups)))
+    raise(FG_ERR_INVALID_ARGUMENT,
+          "spec: moe_num_groups (%lld) must divide num_experts (%lld), moe_topk_groups (%lld) must not exceed it, and "
+          "the chosen groups must hold num_experts_per_tok (%lld) experts",
+          (long long)s.moe_num_groups, (long long)s.num_experts, (long long)s.moe_topk_groups,
+          (long long)s.num_experts_per_tok);
+}
+
 double opt_nonneg(const Json &o, const char *key, double dflt) {
   const double d = opt_number(o, key, dflt);
   if (!(d >= 0) || !std::isfinite(d)) raise(FG_ERR_INVALID_ARGUMENT, "spec: '%s' must be a finite number >= 0, got %g", key, d);
@@ -176,8 +228,14 @@ ModelSpec parse_spec(const char *json_text) {
   s.intermediate_size = req_int(root, "intermediate_size");
   s.num_layers = req_int(root, "num_layers", 1, 100000);
   s.num_heads = req_int(root, "num_heads");
-  s.num_kv_heads = opt_int(root, "num_kv_heads", s.num_heads, 1);
-  s.head_dim = opt_int(root, "head_dim", s.hidden_size / s.num_heads, 1);
+  parse_attention(root, s);
+  s.num_kv_heads = opt_int(root, "num_kv_heads", s.mla() ? 1 : s.num_heads, 1);
+  s.head_dim = opt_int(root, "head_dim", s.mla() ? s.qk_nope_head_dim + s.qk_rope_head_dim : s.hidden_size / s.num_heads, 1);
+  if (s.mla() && (s.num_kv_heads != 1 || s.head_dim != s.qk_nope_head_dim + s.qk_rope_head_dim))
+    raise(FG_ERR_INVALID_ARGUMENT,
+          "spec: attention \"mla\" needs num_kv_heads 1 (one latent row per token) and head_dim = "
+          "qk_nope_head_dim + qk_rope_head_dim = %lld, got %lld and %lld",
+          (long long)(s.qk_nope_head_dim + s.qk_rope_head_dim), (long long)s.num_kv_heads, (long long)s.head_dim);
   s.max_position_embeddings = req_int(root, "max_position_embeddings");
 
   s.embed_dim = opt_int(root, "embed_dim", s.hidden_size, 1);
@@ -207,6 +265,11 @@ ModelSpec parse_spec(const char *json_text) {
       raise(FG_ERR_INVALID_ARGUMENT, "spec: partial_rotary_factor must be in (0, 1], got %g",
             s.partial_rotary_factor);
     s.rotary_dim = (int64_t)(s.head_dim * s.partial_rotary_factor);
+    if (s.mla()) {  // only the decoupled key part rotates
+      if (s.partial_rotary_factor != 1)
+        raise(FG_ERR_INVALID_ARGUMENT, "spec: attention \"mla\" rotates qk_rope_head_dim dims; partial_rotary_factor must be 1");
+      s.rotary_dim = s.qk_rope_head_dim;
+    }
     if (s.rotary_dim < 2 || s.rotary_dim % 2 != 0)
       raise(FG_ERR_INVALID_ARGUMENT,
             "spec: rotary dims int(head_dim * partial_rotary_factor) = %lld must be even and >= 2",
@@ -215,6 +278,7 @@ ModelSpec parse_spec(const char *json_text) {
     s.rotary_dim = 0;  // learned positions: nothing rotates
   }
   s.rope_scaling = parse_rope_scaling(root.get("rope_scaling"), s.rotary_dim);
+  s.rope_interleaved = opt_bool(root, "rope_interleaved", false);
   s.sliding_rope_theta = opt_nonneg(root, "sliding_rope_theta", 0);
   if (s.sliding_rope_theta > 0 && !(s.sliding_rope_theta > 1))
     raise(FG_ERR_INVALID_ARGUMENT, "spec: sliding_rope_theta must be 0 (none) or > 1, got %g", s.sliding_rope_theta);
@@ -278,6 +342,9 @@ ModelSpec parse_spec(const char *json_text) {
     raise(FG_ERR_INVALID_ARGUMENT, "spec: a shared expert needs num_experts > 0");
   if (s.shared_expert_gate && !s.shared_expert())
     raise(FG_ERR_INVALID_ARGUMENT, "spec: shared_expert_gate needs shared_expert_intermediate_size > 0");
+  parse_moe_layers(root, s);
+  if (s.mla() && (s.qkv_bias || s.o_bias || s.qk_norm || !s.rope()))
+    raise(FG_ERR_UNSUPPORTED, "spec: attention \"mla\" has no qkv_bias, o_bias or qk_norm and needs positions \"rope\"");
 
   if (s.num_heads % s.num_kv_heads != 0)
     raise(FG_ERR_INVALID_ARGUMENT, "spec: num_heads (%lld) must be a multiple of num_kv_heads (%lld)",
@@ -308,8 +375,20 @@ ModelSpec parse_spec(const char *json_text) {
   return s;
 }
 
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
 double ModelSpec::softmax_scale() const {
-  return attn_scale > 0 ? attn_scale : 1.0 / std::sqrt((double)head_dim);
+  if (attn_scale > 0) return attn_scale;
+  const double scale = 1.0 / std::sqrt((double)head_dim);
+  // DeepSeek's MLA scales every score (nope and rope parts alike) by yarn's mscale squared.
+  const RopeScaling &rs = rope_scaling;
+  if (mla() && rs.kind == RopeScalingKind::Yarn && rs.mscale_all_dim != 0) {
+    const double m = yarn_mscale(rs.factor, rs.mscale_all_dim);
+    return scale * m * m;
+  }
+  return scale;
 }
 
 }  // namespace fg

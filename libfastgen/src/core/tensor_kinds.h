@@ -11,8 +11,11 @@
 //           EXPERT: "layers.{i}.experts.{e}.<suffix>" (e < num_experts); TAIL: global, after
 //   shape   [rows, cols], or [rows] when cols is 0. Linear weights are [out_features, in_features].
 //   needed  whether the spec has this tensor. Names over: s (ModelSpec), H hidden, I intermediate,
-//           V vocab, D embed_dim, QD heads*head_dim, KVD kv_heads*head_dim, LN LayerNorm,
-//           DENSE no MoE, HD head_dim, MI an expert's width, SI the shared expert's width.
+//           V vocab, D embed_dim, QD heads*head_dim, KVD kv_heads*head_dim, OD o's input width,
+//           LN LayerNorm, HD head_dim, MI an expert's width, SI the shared expert's width;
+//           per layer: MOE this layer routes to experts, DENSE it has the dense MLP (not MOE);
+//           MLA multi-head latent attention, QL q_lora_rank, KL kv_lora_rank, R qk_rope_head_dim,
+//           KVB heads*(qk_nope_head_dim + v_head_dim).
 // The order is the order of fg_spec_tensors (and of "missing tensor" messages).
 #define FG_TENSOR_KINDS(X)                                              \
   X(EMBED, HEAD, "embed", V, D, true)                                   \
@@ -21,10 +24,16 @@
   X(EMBED_PROJ_OUT, HEAD, "embed_proj_out", D, H, s.embed_proj())       \
   X(ATTN_NORM, LAYER, "attn_norm", H, 0, true)                          \
   X(ATTN_NORM_BIAS, LAYER, "attn_norm_bias", H, 0, LN)                  \
-  X(Q, LAYER, "q", QD, H, true)                                         \
-  X(K, LAYER, "k", KVD, H, true)                                        \
-  X(V, LAYER, "v", KVD, H, true)                                        \
-  X(O, LAYER, "o", H, QD, true)                                         \
+  X(Q, LAYER, "q", QD, H, !MLA || QL == 0)                              \
+  X(K, LAYER, "k", KVD, H, !MLA)                                        \
+  X(V, LAYER, "v", KVD, H, !MLA)                                        \
+  X(O, LAYER, "o", H, OD, true)                                         \
+  X(Q_A, LAYER, "q_a", QL, H, MLA && QL > 0)                            \
+  X(Q_A_NORM, LAYER, "q_a_norm", QL, 0, MLA && QL > 0)                  \
+  X(Q_B, LAYER, "q_b", QD, QL, MLA && QL > 0)                           \
+  X(KV_A, LAYER, "kv_a", KL + R, H, MLA)                                \
+  X(KV_A_NORM, LAYER, "kv_a_norm", KL, 0, MLA)                          \
+  X(KV_B, LAYER, "kv_b", KVB, KL, MLA)                                  \
   X(Q_BIAS, LAYER, "q_bias", QD, 0, s.qkv_bias)                         \
   X(K_BIAS, LAYER, "k_bias", KVD, 0, s.qkv_bias)                        \
   X(V_BIAS, LAYER, "v_bias", KVD, 0, s.qkv_bias)                        \
@@ -41,11 +50,11 @@
   X(UP_BIAS, LAYER, "up_bias", I, 0, DENSE && s.mlp_bias)               \
   X(DOWN_BIAS, LAYER, "down_bias", H, 0, DENSE && s.mlp_bias)           \
   X(POST_MLP_NORM, LAYER, "post_mlp_norm", H, 0, s.sandwich_norms)      \
-  X(ROUTER, LAYER, "router", s.num_experts, H, s.moe())                 \
-  X(SHARED_GATE, LAYER, "shared_expert.gate", SI, H, s.shared_expert() && s.gated()) \
-  X(SHARED_UP, LAYER, "shared_expert.up", SI, H, s.shared_expert())     \
-  X(SHARED_DOWN, LAYER, "shared_expert.down", H, SI, s.shared_expert()) \
-  X(SHARED_EXPERT_GATE, LAYER, "shared_expert_gate", 1, H, s.shared_expert_gate) \
+  X(ROUTER, LAYER, "router", s.num_experts, H, MOE)                     \
+  X(SHARED_GATE, LAYER, "shared_expert.gate", SI, H, MOE && s.shared_expert() && s.gated()) \
+  X(SHARED_UP, LAYER, "shared_expert.up", SI, H, MOE && s.shared_expert()) \
+  X(SHARED_DOWN, LAYER, "shared_expert.down", H, SI, MOE && s.shared_expert()) \
+  X(SHARED_EXPERT_GATE, LAYER, "shared_expert_gate", 1, H, MOE && s.shared_expert_gate) \
   X(EXPERT_GATE, EXPERT, "gate", MI, H, s.gated())                      \
   X(EXPERT_UP, EXPERT, "up", MI, H, true)                               \
   X(EXPERT_DOWN, EXPERT, "down", H, MI, true)                           \

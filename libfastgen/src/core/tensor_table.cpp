@@ -16,13 +16,18 @@ struct Kind {
   bool needed;
 };
 
-// The table's rows for spec s, with the names its columns use (see tensor_kinds.h).
-std::vector<Kind> kinds_of(const ModelSpec &s) {
+// The table's rows for spec s at one layer (-1 for HEAD and TAIL kinds), with the names its
+// columns use (see tensor_kinds.h).
+std::vector<Kind> kinds_of(const ModelSpec &s, int32_t layer) {
   const int64_t H = s.hidden_size, I = s.intermediate_size, V = s.vocab_size, D = s.embed_dim;
-  const int64_t QD = s.q_dim(), KVD = s.kv_dim();
+  const int64_t QD = s.q_dim(), KVD = s.kv_dim(), OD = s.o_dim();
   const int64_t HD = s.head_dim, MI = s.moe_intermediate_size, SI = s.shared_expert_intermediate_size;
-  const bool LN = s.norm == NormKind::Layer, DENSE = !s.moe();
-  (void)H, (void)I, (void)V, (void)D, (void)QD, (void)KVD, (void)LN, (void)DENSE, (void)HD, (void)MI, (void)SI;
+  const int64_t QL = s.q_lora_rank, KL = s.kv_lora_rank, R = s.qk_rope_head_dim;
+  const int64_t KVB = s.num_heads * (s.qk_nope_head_dim + s.v_head_dim);
+  const bool LN = s.norm == NormKind::Layer, MLA = s.mla();
+  const bool MOE = layer >= 0 && s.moe_layer(layer), DENSE = !MOE;
+  (void)H, (void)I, (void)V, (void)D, (void)QD, (void)KVD, (void)OD, (void)LN, (void)DENSE, (void)HD, (void)MI,
+      (void)SI, (void)QL, (void)KL, (void)R, (void)KVB, (void)MLA, (void)MOE;
 #define FG_TENSOR_ROW_(id, scope, suffix, rows, cols, needed) \
   {FG_TENSOR_##id, FG_SCOPE_##scope, suffix, (int64_t)(rows), (int64_t)(cols), (bool)(needed)},
   return {FG_TENSOR_KINDS(FG_TENSOR_ROW_)};
@@ -42,16 +47,17 @@ void add(std::vector<TensorEntry> &out, const Kind &k, const std::string &prefix
 }  // namespace
 
 std::vector<TensorEntry> tensor_table(const ModelSpec &s) {
-  const std::vector<Kind> kinds = kinds_of(s);
+  const std::vector<Kind> kinds = kinds_of(s, -1);
   std::vector<TensorEntry> out;
   for (const Kind &k : kinds)
     if (k.scope == FG_SCOPE_HEAD) add(out, k, "", -1, -1);
   for (int32_t i = 0; i < (int32_t)s.num_layers; i++) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    for (const Kind &k : kinds)
+    const std::vector<Kind> layer = kinds_of(s, i);
+    for (const Kind &k : layer)
       if (k.scope == FG_SCOPE_LAYER) add(out, k, p, i, -1);
-    for (int32_t e = 0; e < (int32_t)s.num_experts; e++)
-      for (const Kind &k : kinds)
+    for (int32_t e = 0; s.moe_layer(i) && e < (int32_t)s.num_experts; e++)
+      for (const Kind &k : layer)
         if (k.scope == FG_SCOPE_EXPERT) add(out, k, p + "experts." + std::to_string(e) + ".", i, e);
   }
   for (const Kind &k : kinds)

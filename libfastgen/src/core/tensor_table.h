@@ -18,7 +18,7 @@ struct TensorEntry {
 };
 
 // Every tensor `s` needs, in table order: HEAD kinds, then per layer its LAYER kinds followed by
-// each expert's EXPERT kinds, then TAIL kinds.
+// each expert's EXPERT kinds (MoE layers only), then TAIL kinds.
 std::vector<TensorEntry> tensor_table(const ModelSpec &s);
 
 }  // namespace fg

@@ -140,6 +140,8 @@ ModelWeights WeightStore::view() const {
     l.k = at(FG_TENSOR_K), l.k_bias = at(FG_TENSOR_K_BIAS);
     l.v = at(FG_TENSOR_V), l.v_bias = at(FG_TENSOR_V_BIAS);
     l.o = at(FG_TENSOR_O), l.o_bias = at(FG_TENSOR_O_BIAS);
+    l.q_a = at(FG_TENSOR_Q_A), l.q_a_norm = at(FG_TENSOR_Q_A_NORM), l.q_b = at(FG_TENSOR_Q_B);
+    l.kv_a = at(FG_TENSOR_KV_A), l.kv_a_norm = at(FG_TENSOR_KV_A_NORM), l.kv_b = at(FG_TENSOR_KV_B);
     l.q_norm = at(FG_TENSOR_Q_NORM), l.k_norm = at(FG_TENSOR_K_NORM);
     l.post_attn_norm = at(FG_TENSOR_POST_ATTN_NORM);
     l.mlp_norm = at(FG_TENSOR_MLP_NORM), l.mlp_norm_bias = at(FG_TENSOR_MLP_NORM_BIAS);
@@ -147,12 +149,13 @@ ModelWeights WeightStore::view() const {
     l.up = at(FG_TENSOR_UP), l.up_bias = at(FG_TENSOR_UP_BIAS);
     l.down = at(FG_TENSOR_DOWN), l.down_bias = at(FG_TENSOR_DOWN_BIAS);
     l.post_mlp_norm = at(FG_TENSOR_POST_MLP_NORM);
+    l.moe = spec_.moe_layer(i);
     l.router = at(FG_TENSOR_ROUTER);
     l.shared.gate = at(FG_TENSOR_SHARED_GATE);
     l.shared.up = at(FG_TENSOR_SHARED_UP);
     l.shared.down = at(FG_TENSOR_SHARED_DOWN);
     l.shared_expert_gate = at(FG_TENSOR_SHARED_EXPERT_GATE);
-    for (int32_t e = 0; e < (int32_t)spec_.num_experts; e++)
+    for (int32_t e = 0; l.moe && e < (int32_t)spec_.num_experts; e++)
       l.experts.push_back({get(FG_TENSOR_EXPERT_GATE, i, e), get(FG_TENSOR_EXPERT_GATE_BIAS, i, e),
                            get(FG_TENSOR_EXPERT_UP, i, e), get(FG_TENSOR_EXPERT_UP_BIAS, i, e),
                            get(FG_TENSOR_EXPERT_DOWN, i, e), get(FG_TENSOR_EXPERT_DOWN_BIAS, i, e)});

@@ -27,7 +27,13 @@ struct LayerWeights {
   const float *q = nullptr, *q_bias = nullptr;                  // [heads*head_dim, hidden]
   const float *k = nullptr, *k_bias = nullptr;                  // [kv_heads*head_dim, hidden]
   const float *v = nullptr, *v_bias = nullptr;                  // [kv_heads*head_dim, hidden]
-  const float *o = nullptr, *o_bias = nullptr;                  // [hidden, heads*head_dim]
+  const float *o = nullptr, *o_bias = nullptr;                  // [hidden, o_dim]
+  // MLA: q = q_b(q_a_norm(q_a x)) (or q x), latent | k_pe = kv_a x, k/v heads = kv_b latent
+  const float *q_a = nullptr, *q_a_norm = nullptr;              // [q_lora_rank, hidden], [q_lora_rank]
+  const float *q_b = nullptr;                                   // [heads*head_dim, q_lora_rank]
+  const float *kv_a = nullptr;                                  // [kv_lora_rank + rope_dim, hidden]
+  const float *kv_a_norm = nullptr;                             // [kv_lora_rank]
+  const float *kv_b = nullptr;                                  // [heads*(nope + v), kv_lora_rank]
   const float *q_norm = nullptr, *k_norm = nullptr;             // [head_dim] (qk_norm)
   const float *post_attn_norm = nullptr;                        // [hidden] (sandwich_norms)
   const float *mlp_norm = nullptr, *mlp_norm_bias = nullptr;    // [hidden]
@@ -35,6 +41,7 @@ struct LayerWeights {
   const float *up = nullptr, *up_bias = nullptr;                // [intermediate, hidden]
   const float *down = nullptr, *down_bias = nullptr;            // [hidden, intermediate]
   const float *post_mlp_norm = nullptr;                         // [hidden] (sandwich_norms)
+  bool moe = false;                      // this layer routes to experts (else the dense MLP)
   const float *router = nullptr;                                // [num_experts, hidden] (MoE)
   std::vector<MlpWeights> experts;                              // [num_experts] (MoE), width MI
   MlpWeights shared;                     // the shared expert (no biases), width SI; up null: none

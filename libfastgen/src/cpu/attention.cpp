@@ -6,7 +6,8 @@
 //   1. scores[row, j] = q_row . k_j * scale   for j in the row's range (each K row read once per tile)
 //   2. softmax per row over its range (after the optional logit softcap, as Gemma 2: scale, cap,
 //      then the mask)
-//   3. out[row] = sum_j p[row, j] v_j         (accumulated in registers over j)
+//   3. out[row] = sum_j p[row, j] v_j         (accumulated in registers over j; the first v_dim
+//      of each value row, all of it but for MLA's latent attention)
 //
 // Every row is computed with the same operations in the same order whichever tile it lands in,
 // so a token's output does not depend on how its sequence was chunked or batched.
@@ -36,7 +37,7 @@ struct Ctx {
   const PagedBatch *b;
   const float *q, *k_cache, *v_cache;
   float *out;
-  int64_t num_heads, num_kv_heads, head_dim, window;
+  int64_t num_heads, num_kv_heads, head_dim, v_dim, window;
   float scale, softcap;  // softcap 0: none
   const std::vector<Tile> *tiles;
 };
@@ -150,8 +151,8 @@ FG_INLINE void tile_task(const Ctx &c, int64_t task) {
     float *p = &scores[r * nk + (lo - first)];
     if (c.softcap > 0) softcap_scores(p, pos - lo + 1, c.softcap);
     const float inv_sum = softmax_unnormalized<VL>(p, pos - lo + 1);
-    float *o = c.out + ((tile.t0 + r / group) * c.num_heads + kvh * group + r % group) * hd;
-    weighted_sum<VL>(o, p, &vrows[lo - first], pos - lo + 1, hd, inv_sum);
+    float *o = c.out + ((tile.t0 + r / group) * c.num_heads + kvh * group + r % group) * c.v_dim;
+    weighted_sum<VL>(o, p, &vrows[lo - first], pos - lo + 1, c.v_dim, inv_sum);
   }
 }
 
@@ -161,19 +162,21 @@ void task_generic(const Ctx &c, int64_t t) { tile_task<4>(c, t); }
 
 }  // namespace
 
+void write_cache_rows(const PagedBatch &b, const float *rows, float *cache, int64_t row) {
+  for (int64_t t = 0; t < b.num_tokens; t++)
+    memcpy(cache + slot_offset(b, b.token_seq[t], b.positions[t], row), rows + t * row, row * sizeof(float));
+}
+
 void write_kv_cache(const PagedBatch &b, const float *k, const float *v, float *k_cache,
                     float *v_cache, int64_t num_kv_heads, int64_t head_dim) {
-  const int64_t row = num_kv_heads * head_dim;
-  for (int64_t t = 0; t < b.num_tokens; t++) {
-    const int64_t off = slot_offset(b, b.token_seq[t], b.positions[t], row);
-    memcpy(k_cache + off, k + t * row, row * sizeof(float));
-    memcpy(v_cache + off, v + t * row, row * sizeof(float));
-  }
+  write_cache_rows(b, k, k_cache, num_kv_heads * head_dim);
+  write_cache_rows(b, v, v_cache, num_kv_heads * head_dim);
 }
 
 void paged_attention(const PagedBatch &b, const float *q, const float *k_cache,
                      const float *v_cache, float *out, int64_t num_heads, int64_t num_kv_heads,
-                     int64_t head_dim, int64_t window, float scale, float softcap) {
+                     int64_t head_dim, int64_t window, float scale, float softcap,
+                     int64_t v_dim) {
   // A sequence's tokens are contiguous in the batch (cu_seqlens). Tiles stop at QT tokens, or
   // earlier when their score buffer [tokens * group, keys] would pass kMaxScores floats.
   const int64_t group = num_heads / num_kv_heads;
@@ -188,8 +191,8 @@ void paged_attention(const PagedBatch &b, const float *q, const float *k_cache,
     tiles.push_back({seq, (int32_t)t, (int32_t)end});
     t = end;
   }
-  const Ctx c{&b, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, window, scale,
-              softcap, &tiles};
+  const Ctx c{&b, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim,
+              v_dim > 0 ? v_dim : head_dim, window, scale, softcap, &tiles};
   void (*task)(const Ctx &, int64_t) = cpu_isa() == Isa::Avx512 ? task_avx512
                                        : cpu_isa() == Isa::Avx2 ? task_avx2
                                                                 : task_generic;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "cpu/gemm.h"
+#include "cpu/mla.h"
 #include "cpu/mlp.h"
 #include "cpu/moe.h"
 #include "cpu/norm.h"
@@ -49,6 +50,7 @@ LayerAttn layer_attn(const ModelSpec &s, const RopeTables &r, int64_t layer) {
 // x: [T, hidden] (the attention norm's output).
 void attention_add(const ModelSpec &s, const LayerWeights &w, const KvLayer &kv,
                    const ForwardBatch &b, const LayerAttn &a, const float *x, float *residual) {
+  if (s.mla()) return mla_attention_add(s, w, kv.k, b.paged, a.cos, a.sin, a.window, x, residual);
   const int64_t T = b.paged.num_tokens, H = s.hidden_size;
   std::vector<float> q(T * s.q_dim()), k(T * s.kv_dim()), v(T * s.kv_dim());
   gemm(x, w.q, w.q_bias, q.data(), T, s.q_dim(), H);   // q: [T, num_heads, head_dim]
@@ -61,8 +63,8 @@ void attention_add(const ModelSpec &s, const LayerWeights &w, const KvLayer &kv,
     norm(np, k.data(), w.k_norm, nullptr, k.data(), T * s.num_kv_heads, s.head_dim);
   }
   if (s.rope()) {
-    rope_apply(q.data(), T, s.num_heads, s.head_dim, s.rotary_dim, a.cos, a.sin);
-    rope_apply(k.data(), T, s.num_kv_heads, s.head_dim, s.rotary_dim, a.cos, a.sin);
+    rope_apply(q.data(), T, s.num_heads, s.head_dim, s.rotary_dim, a.cos, a.sin, s.rope_interleaved);
+    rope_apply(k.data(), T, s.num_kv_heads, s.head_dim, s.rotary_dim, a.cos, a.sin, s.rope_interleaved);
   }
   write_kv_cache(b.paged, k.data(), v.data(), kv.k, kv.v, s.num_kv_heads, s.head_dim);
 
@@ -75,7 +77,7 @@ void attention_add(const ModelSpec &s, const LayerWeights &w, const KvLayer &kv,
 // residual: [T, hidden] += the layer's MLP (dense or mixture of experts) of x: [T, hidden].
 void ffn_add(const ModelSpec &s, const LayerWeights &w, const float *x, float *residual,
              int64_t T) {
-  if (s.moe()) moe_add(s, w, x, residual, T);
+  if (w.moe) moe_add(s, w, x, residual, T);
   else mlp_add(s, w, x, residual, T);
 }
 

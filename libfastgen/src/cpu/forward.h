@@ -12,7 +12,7 @@ namespace fg {
 namespace cpu {
 
 struct KvLayer {
-  float *k, *v;  // [num_blocks, block_size, num_kv_heads, head_dim] each
+  float *k, *v;  // [num_blocks, block_size, num_kv_heads, head_dim] each; MLA: k = v = the latent rows
 };
 
 struct ForwardBatch {

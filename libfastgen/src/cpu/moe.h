@@ -1,4 +1,4 @@
-// Mixture-of-experts MLP (Mixtral, Qwen2-MoE, Qwen3-MoE): route each token to its top-k experts,
+// Mixture-of-experts MLP (Mixtral, Qwen2/3-MoE, DeepSeek): route each token to its top-k experts,
 // run every expert once over its tokens gathered contiguously, and add the routing-weighted
 // outputs back; then the shared expert, when the spec has one, over every token.
 //
@@ -27,9 +27,13 @@ struct MoeRouting {
 
 // router_logits: [T, E]. Softmax over all E, top-k (ties: lower expert id first), then with
 // renormalize the k weights rescaled to sum 1 (Mixtral, Qwen3-MoE), without it the k
-// probabilities as they are (Qwen2-MoE's norm_topk_prob false); then the scatter lists.
+// probabilities as they are (Qwen2-MoE's norm_topk_prob false); then times scale (DeepSeek's
+// routed_scaling_factor); then the scatter lists. num_groups > 1 (DeepSeek's
+// group_limited_greedy): the E experts form num_groups consecutive groups, ranked by their best
+// probability (ties: lower group first), and the top-k is taken within the best topk_groups.
 MoeRouting moe_route(const float *router_logits, int64_t num_tokens, int64_t num_experts,
-                     int64_t top_k, bool renormalize);
+                     int64_t top_k, bool renormalize, int64_t num_groups = 1,
+                     int64_t topk_groups = 1, double scale = 1);
 
 // residual: [T, hidden] += MoE(x), x: [T, hidden]; w.router and w.experts must be set, and
 // w.shared (+ w.shared_expert_gate) when the spec has a shared expert.

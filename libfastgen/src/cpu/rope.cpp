@@ -22,16 +22,19 @@ void rope_tables(const std::vector<double> &inv_freq, double attention_factor,
 }
 
 void rope_apply(float *x, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                int64_t rotary_dim, const float *cos, const float *sin) {
+                int64_t rotary_dim, const float *cos, const float *sin, bool interleaved,
+                int64_t offset) {
   const int64_t half = rotary_dim / 2;
+  // pair i = dims (a * i, a * i + b): rotate_half a = 1, b = half; interleaved a = 2, b = 1
+  const int64_t a = interleaved ? 2 : 1, b = interleaved ? 1 : half;
   parallel_for(num_tokens, [&](int64_t t) {
     const float *c = cos + t * half, *s = sin + t * half;
     for (int64_t h = 0; h < num_heads; h++) {
-      float *v = x + (t * num_heads + h) * head_dim;
+      float *v = x + (t * num_heads + h) * head_dim + offset;
       for (int64_t i = 0; i < half; i++) {
-        const float x1 = v[i], x2 = v[i + half];
-        v[i] = x1 * c[i] - x2 * s[i];
-        v[i + half] = x2 * c[i] + x1 * s[i];
+        const float x1 = v[a * i], x2 = v[a * i + b];
+        v[a * i] = x1 * c[i] - x2 * s[i];
+        v[a * i + b] = x2 * c[i] + x1 * s[i];
       }
     }
   });
