@@ -32,6 +32,6 @@ describe("fastgen models", () => {
     const table = readme.slice(readme.indexOf("| model_type | family |")).split("\n\n")[0]!;
     const inTable = [...table.matchAll(/^\| `([a-z0-9_]+)` \|/gm)].map((m) => m[1]);
     expect(inTable).toEqual(SUPPORTED_MODEL_TYPES);
-    expect(() => configToSpec({ model_type: "deepseek_v2" })).toThrow(`unsupported model_type "deepseek_v2"; supported: ${SUPPORTED_MODEL_TYPES.join(", ")}`);
+    expect(() => configToSpec({ model_type: "deepseek_v3" })).toThrow(`unsupported model_type "deepseek_v3"; supported: ${SUPPORTED_MODEL_TYPES.join(", ")}`);
   });
 });

@@ -3,6 +3,7 @@
  * the README say about it. RoPE scaling (linear, llama3, yarn, dynamic, longrope; rope_scaling or
  * rope_parameters) is read the same way for every RoPE family (ropeConfig.ts).
  */
+import { deepseek } from "./deepseek";
 import { falcon } from "./falcon";
 import { gemma } from "./gemma";
 import { llama } from "./llama";
@@ -36,6 +37,7 @@ export const MODEL_TYPES: Record<string, ModelType> = {
     features: "q/k/v biases; routed experts + sigmoid-gated shared expert; refuses dense layers",
   },
   mixtral: { arch: llama, family: "Mixtral", features: "top-k experts (per-expert or transformers 5 stacked weights)" },
+  deepseek_v2: { arch: deepseek, family: "DeepSeek-V2, DeepSeek-V2-Lite", features: "multi-head latent attention (CPU backend; the KV cache holds the latent), dense first layers, routed + shared experts, greedy or group-limited routing, YaRN mscale; refuses DeepSeek-V3 routing (sigmoid, noaux_tc)" },
   gemma2: {
     arch: gemma,
     family: "Gemma 2",
