@@ -14,8 +14,9 @@ import { makeBatch, relErr } from "../native/helpers";
 const FIXTURES = [
   "llama-gqa", "llama3-rope", "mistral-swa", "qwen2",
   "opt", "opt-postnorm-proj", "falcon-gqa", "falcon-mqa", "phi", "mixtral",
-  // make_fixtures_families.py (the second wave; DeepSeek-V2 joins when MLA lands)
+  // make_fixtures_families.py (the second wave)
   "qwen3", "qwen3-moe", "qwen2-moe", "gemma2", "gemma3", "phi3-longrope", "phi3-short", "llama-yarn",
+  "deepseek-v2-lite", "deepseek-v2",
 ];
 /**
  * Per-fixture tolerances where the default (logits 1e-5 relative, top-5 1e-4 absolute) is tighter
