@@ -29,7 +29,7 @@ export const MODEL_TYPES: Record<string, ModelType> = {
   qwen3_moe: {
     arch: qwen,
     family: "Qwen3-MoE (Qwen3-30B-A3B, -235B-A22B)",
-    features: "q/k norms; top-k of moe_intermediate_size experts, norm_topk_prob; refuses dense layers (decoder_sparse_step, mlp_only_layers)",
+    features: "q/k norms; top-k of moe_intermediate_size experts, norm_topk_prob; dense layers from decoder_sparse_step / mlp_only_layers (CPU backend)",
   },
   qwen2_moe: {
     arch: qwen,

@@ -88,9 +88,10 @@ describe("qwen3 / qwen3_moe / qwen2_moe config -> spec", () => {
     expect(configToSpec({ ...qwen15_moe, qkv_bias: false }).qkv_bias).toBe(false);  // transformers 5's key
   });
 
-  test("dense layers in a MoE config are refused, naming the keys", () => {
-    expectConfigError({ ...qwen3_30b_a3b, mlp_only_layers: [0, 47] }, /qwen3_moe with dense MLP layers \(0, 47 from decoder_sparse_step 1 \/ mlp_only_layers \[0,47\]\)/);
-    expectConfigError({ ...qwen15_moe, decoder_sparse_step: 2 }, /dense MLP layers \(0, 2, 4, 6, 8, 10, 12, 14, \.\.\. from decoder_sparse_step 2/);
+  test("dense layers in a MoE config: mlp_only_layers and decoder_sparse_step give dense_layers", () => {
+    expect(configToSpec({ ...qwen3_30b_a3b, mlp_only_layers: [0, 47] }).dense_layers).toEqual([0, 47]);
+    expect(configToSpec({ ...qwen15_moe, decoder_sparse_step: 2 }).dense_layers!.slice(0, 4)).toEqual([0, 2, 4, 6]);
+    expect(configToSpec(qwen3_30b_a3b).dense_layers).toBeUndefined();
     expectConfigError({ ...qwen3_30b_a3b, num_experts_per_tok: 129 }, /num_experts_per_tok \(129\) must not exceed num_experts \(128\)/);
     expectConfigError({ ...qwen3_30b_a3b, mlp_only_layers: "none" }, /mlp_only_layers must be a list/);
   });

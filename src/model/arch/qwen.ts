@@ -11,8 +11,8 @@
  *   model.layers.{i}.mlp.shared_expert.{gate,up,down}_proj -> layers.{i}.shared_expert.{gate,up,down}
  *   model.layers.{i}.mlp.shared_expert_gate             -> layers.{i}.shared_expert_gate  [1, hidden]
  *
- * One spec has one MLP kind for every layer, so a MoE config with dense layers
- * (decoder_sparse_step > 1, mlp_only_layers) is refused.
+ * Layers that decoder_sparse_step > 1 or mlp_only_layers leave dense keep mlp.{gate,up,down}_proj
+ * (width intermediate_size): the spec's dense_layers.
  */
 import {
   checkKvHeads, gatedMlp, headDimOf, type Json, ModelConfigError, optionalBool, optionalInt, optionalNumber,
@@ -82,7 +82,7 @@ function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
   };
 }
 
-/** Routed (and for Qwen2-MoE shared) experts; every layer must be a MoE layer. */
+/** Routed (and for Qwen2-MoE shared) experts; dense layers from decoder_sparse_step / mlp_only_layers. */
 function experts(cfg: Json, arch: string, numLayers: number, dflt: { num: number; topK: number; width: number }): Partial<ModelSpec> {
   // transformers 5 writes Qwen3-MoE's count as num_local_experts (its attribute map), 4.x as num_experts.
   const num = optionalInt(cfg, "num_experts") ?? optionalInt(cfg, "num_local_experts") ?? dflt.num;
@@ -94,19 +94,15 @@ function experts(cfg: Json, arch: string, numLayers: number, dflt: { num: number
   if (!Array.isArray(mlpOnly) || !mlpOnly.every((i) => Number.isInteger(i))) {
     throw new ModelConfigError("config.json field mlp_only_layers must be a list of layer indices");
   }
+  // Those layers keep the dense MLP of width intermediate_size (and, in Qwen2-MoE, no shared expert).
   const dense = Array.from({ length: numLayers }, (_, i) => i).filter((i) => mlpOnly.includes(i) || (i + 1) % step !== 0);
-  if (dense.length > 0) {
-    throw new ModelConfigError(
-      `unsupported: ${arch} with dense MLP layers (${dense.slice(0, 8).join(", ")}${dense.length > 8 ? ", ..." : ""} ` +
-        `from decoder_sparse_step ${step} / mlp_only_layers ${JSON.stringify(mlpOnly)}); the spec has one MLP kind for every layer`,
-    );
-  }
   const spec: Partial<ModelSpec> = {
     num_experts: num,
     num_experts_per_tok: topK,
     moe_intermediate_size: optionalInt(cfg, "moe_intermediate_size") ?? dflt.width,
     // Qwen2MoeConfig and Qwen3MoeConfig both default norm_topk_prob to false.
     moe_renormalize: optionalBool(cfg, "norm_topk_prob") ?? false,
+    ...(dense.length > 0 ? { dense_layers: dense } : {}),
   };
   if (arch === "qwen2_moe") {
     const shared = optionalInt(cfg, "shared_expert_intermediate_size", 0) ?? 5632;
