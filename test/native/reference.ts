@@ -144,8 +144,12 @@ const softcap = (x: number, cap: number | undefined) => (cap ? cap * Math.tanh(x
 const isSliding = (spec: ModelSpec, l: number) =>
   spec.layer_types ? spec.layer_types[l] === "sliding" : spec.sliding_window > 0;
 
-/** Logits at every position of `tokens` (positions 0..n-1): [n][vocab]. */
-export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[]): Float64Array[] {
+/**
+ * Logits at every position of `tokens` (positions 0..n-1): [n][vocab]. kvRound(x, layer, "k" | "v"),
+ * when given, is applied to each K (after RoPE) and V value: what a KV cache of another dtype keeps.
+ */
+export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[],
+  kvRound?: (x: number, layer: number, which: "k" | "v") => number): Float64Array[] {
   const H = spec.hidden_size, nh = spec.num_heads, nkv = spec.num_kv_heads, hd = spec.head_dim;
   const D = spec.embed_dim ?? H, rope_ = spec.positions === "rope";
   const group = nh / nkv, scale = spec.attn_scale || 1 / Math.sqrt(hd);
@@ -169,6 +173,7 @@ export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[]): 
         return v;
       });
       const q = project("q", nh, true), k = project("k", nkv, true), v = project("v", nkv, false);
+      if (kvRound) for (const [kv, which] of [[k, "k"], [v, "v"]] as const) kv.forEach((r) => r.forEach((x, i) => (r[i] = kvRound(x, l, which))));
       return q.map((qt, t) => {
         const o = new Float64Array(nh * hd);
         for (let head = 0; head < nh; head++) {
