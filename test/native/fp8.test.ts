@@ -246,7 +246,7 @@ describe("FP8 KV cache on the CPU (kv_dtype FG_F8_E4M3)", () => {
     e.destroy();
     return out;
   }
-  const flat = (rows: ArrayLike<number>[]) => Float64Array.from(rows.flatMap((r) => [...r]));
+  const flat = (rows: (Float32Array | Float64Array)[]) => Float64Array.from(rows.flatMap((r) => [...r]));
 
   test("logits match the float64 reference with K and V rounded through E4M3, per-layer scales included", () => {
     const exact = flat(referenceLogits(spec, w, tokens));
