@@ -104,7 +104,8 @@ function createNative(spec: ModelSpec, asked: "cpu" | "cuda" | undefined): Nativ
   try {
     return NativeEngine.create(spec, "cuda");
   } catch (e) {
-    if (!(e instanceof FastgenError) || e.code !== "unsupported") throw e;
+    // FP8 asked for on a GPU without FP8 tensor cores is an error naming the GPU, not a quiet CPU run
+    if (!(e instanceof FastgenError) || e.code !== "unsupported" || spec.quantization === "fp8") throw e;
     console.error(`fastgen: ${e.message}; running on the CPU backend`);
     return NativeEngine.create(spec, "cpu");
   }
