@@ -10,7 +10,8 @@
  *
  * Life of an engine
  *   fg_engine_create(spec_json, backend)      normalized model spec (see below), CPU or CUDA
- *   fg_engine_load_tensor(name, ...) x N       canonical tensor names (see below), any order
+ *   fg_engine_load_tensor(name, ...) x N       canonical tensor names (see below), any order;
+ *   fg_engine_load_quantized_tensor(...)       a weight stored as FP8 with its scales
  *   fg_engine_finalize(kv_config)              checks every tensor is present, sizes the KV pool
  *   fg_engine_get_info(&info)                  blocks, block size, vocab...
  *   fg_step(batch, out) x many                 one forward pass over a ragged batch
@@ -93,6 +94,11 @@
  *                     (replicated when fewer than N), MLP columns and vocab rows are split
  *   collective_timeout_ms  0 (= 120 s): a step whose collectives do not finish in time fails
  *                     with FG_ERR_DEVICE and the engine refuses further steps
+ *   quantization      "none" (default) | "fp8": every FP8-capable weight (below) loaded through
+ *                     fg_engine_load_tensor in F32/F16/BF16 is quantized at load to E4M3 per
+ *                     output channel (scale = amax(|row|) / 448, round to nearest even), exactly
+ *                     as fg_quantize_fp8 does, then held as if loaded quantized. Weights loaded
+ *                     through fg_engine_load_quantized_tensor are kept as given either way.
  *
  * Canonical tensor names (row-major, Linear weights as [out_features, in_features] like PyTorch;
  * fg_spec_tensors gives the list for one spec, from the library's table, core/tensor_kinds.h)
@@ -125,11 +131,20 @@
  *   final_norm            [hidden]            (+ final_norm_bias; absent when final_norm is false)
  *   lm_head               [vocab, embed_dim]  (absent when tie_word_embeddings; + lm_head_bias)
  *
+ * FP8-capable weights: q, k, v, o, gate, up, down, experts.{e}.*, shared_expert.{gate,up,down}
+ * (the linear weights of attention and MLPs, core/fp8.cpp fp8_capable). Any other matrix loaded
+ * quantized (embed, lm_head, router, ...) is dequantized at load: embeddings, norms and the LM
+ * head always stay in the backend's own dtype.
+ *
  * Paged KV cache (per layer, per backend; the caller sees only block ids)
  *   k, v: [num_blocks, block_size, num_kv_heads, head_dim]  (CPU, fp32; CUDA keeps
  *   [num_blocks, num_kv_heads, block_size, head_dim] in bf16)
  *   MLA (CPU only): one plane [num_blocks, block_size, kv_lora_rank + qk_rope_head_dim] holding
  *   per token the normalized latent c and the rotated k_pe, shared by every head
+ *   fg_kv_config.kv_dtype FG_F8_E4M3: the cache keeps each K (V) value as E4M3 of value / scale,
+ *   read back times scale (per layer k_scales / v_scales, default 1.0, vLLM's convention). The
+ *   CPU backend, the reference, stores fp32 values rounded so (e4m3(x / s) * s); CUDA refuses it
+ *   for now (FG_ERR_UNSUPPORTED: not yet implemented).
  *   A sequence's block table lists its blocks in order; token at position p lives in
  *   block_table[p / block_size], slot p % block_size.
  */
@@ -143,7 +158,7 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 2
+#define FG_ABI_VERSION 3
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -164,6 +179,8 @@ typedef enum fg_dtype {
   FG_F32 = 0,
   FG_F16 = 1,
   FG_BF16 = 2,
+  FG_F8_E4M3 = 3, /* OCP FP8 E4M3 (float8_e4m3fn, safetensors "F8_E4M3"): max 448, NaN 0x7f/0xff,
+                     no infinities; only with scales (fg_engine_load_quantized_tensor) */
 } fg_dtype;
 
 typedef struct fg_engine fg_engine;
@@ -194,10 +211,31 @@ fg_status fg_spec_tensors(const char *spec_json, const char **out_json);
 fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **out);
 fg_status fg_engine_destroy(fg_engine *engine);
 
-/* Copies (and converts) one tensor. shape has ndim entries; data holds prod(shape) elements. */
+/* Copies (and converts) one tensor. shape has ndim entries; data holds prod(shape) elements of
+ * dtype F32, F16 or BF16. */
 fg_status fg_engine_load_tensor(fg_engine *engine, const char *name, int32_t dtype,
                                 const int64_t *shape, int32_t ndim, const void *data,
                                 uint64_t nbytes);
+
+/* Copies one quantized weight: {data, dtype, scales}. data: [rows, cols] of dtype (FG_F8_E4M3),
+ * shape the canonical one (2-D). scales: fp32, one per block of [block_rows, block_cols] in a
+ * row-major grid of ceil(rows / block_rows) x ceil(cols / block_cols) = num_scales, and
+ *     w[r, c] = e4m3(data[r, c]) * scales[(r / block_rows) * ceil(cols / block_cols) + c / block_cols]
+ * A block size of 0 is the whole dimension:
+ *     per tensor          block (0, 0)      1 scale           (fp8 weight_scale [] or [1])
+ *     per output channel  block (1, 0)      rows scales       (weight_scale [rows, 1])
+ *     block-wise          block (128, 128)  [ceil(rows/128), ceil(cols/128)]
+ *                                           (DeepSeek-V3 weight_scale_inv: it multiplies too)
+ * input_scale: the checkpoint's static activation scale (W8A8, activation_scheme "static"), or 0
+ * for dynamic per-token scales; kept for the FP8 GEMMs, unused by the CPU backend.
+ * Backends: the CPU holds the weight dequantized to fp32, exactly (the reference: weight-only
+ * semantics, activations are never quantized). CUDA, until its FP8 kernels exist, dequantizes to
+ * bf16 at load, and refuses FP8 on GPUs below compute capability 8.9 (FG_ERR_UNSUPPORTED naming
+ * the GPU). A weight that is not FP8-capable (see the tensor list) is dequantized on every backend. */
+fg_status fg_engine_load_quantized_tensor(fg_engine *engine, const char *name, int32_t dtype,
+                                          const int64_t *shape, int32_t ndim, const void *data,
+                                          uint64_t nbytes, const float *scales, uint64_t num_scales,
+                                          int64_t block_rows, int64_t block_cols, float input_scale);
 
 typedef struct fg_kv_config {
   int32_t block_size;      /* tokens per KV block; 0 = backend default (CPU 16; CUDA by head_dim:
@@ -205,6 +243,10 @@ typedef struct fg_kv_config {
   int32_t num_blocks;      /* explicit block count; 0 = size from memory_fraction */
   float memory_fraction;   /* share of free memory after weights for the KV pool (GPU; 0 = 0.9) */
   uint64_t max_kv_bytes;   /* CPU: cap on the KV pool in bytes when num_blocks = 0 */
+  int32_t kv_dtype;        /* 0 = auto (the backend's: CPU fp32, CUDA bf16) | FG_F8_E4M3 */
+  int32_t _reserved;
+  const float *k_scales;   /* [num_layers] FG_F8_E4M3 K scales (finite, > 0); NULL = all 1.0 */
+  const float *v_scales;   /* [num_layers] likewise for V */
 } fg_kv_config;
 
 /* Verifies every tensor the spec needs is loaded and allocates the KV pool. */
@@ -355,6 +397,15 @@ fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *
  * (x: [m, k], w: [n, k] like nn.Linear.weight, bias: [n] or NULL, y: [m, n]). */
 fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *y, int32_t m,
                       int32_t n, int32_t k);
+/* Test hooks: the weight store's FP8 arithmetic (core/fp8.cpp) on host buffers.
+ * fg_dequantize: out [rows, cols] fp32 = the weight that q (dtype FG_F8_E4M3) and scales mean, with
+ * the scale layout of fg_engine_load_quantized_tensor. fg_quantize_fp8: what the spec's
+ * "quantization": "fp8" does to a weight w [rows, cols] (dtype F32, F16 or BF16) at load:
+ * scales [rows], q [rows, cols] E4M3. */
+fg_status fg_dequantize(int32_t dtype, const void *q, int64_t rows, int64_t cols, const float *scales,
+                        uint64_t num_scales, int64_t block_rows, int64_t block_cols, float *out);
+fg_status fg_quantize_fp8(int32_t dtype, const void *w, int64_t rows, int64_t cols, uint8_t *q,
+                          float *scales);
 /* The CPU backend's MoE routing, exported for tests. router_logits: [num_tokens, num_experts].
  * Per token: the top_k experts by softmax probability (ties: lower expert id first), weights
  * renormalized to sum 1 (Mixtral). expert_ids, weights: [num_tokens, top_k], best first.

@@ -45,7 +45,23 @@ export interface EngineOptions {
   enablePrefixCaching: boolean;
   /** Speculative decoding (speculative/config.ts); null = off. */
   speculative: SpeculativeConfig | null;
+  /**
+   * vLLM's --quantization: "fp8" quantizes a bf16/fp16/fp32 checkpoint's attention and MLP/expert
+   * weights to FP8 E4M3 per output channel at load; an FP8 checkpoint is loaded as it is (its own
+   * scheme wins); "none": as the checkpoint says.
+   */
+  quantization: QuantizationMethod;
+  /**
+   * vLLM's --kv-cache-dtype: "auto" keeps K/V in the backend's dtype; "fp8" stores them as E4M3
+   * with the checkpoint's per-layer k_scale / v_scale (1.0 without). CPU only for now.
+   */
+  kvCacheDtype: KvCacheDtype;
 }
+
+export const QUANTIZATION_METHODS = ["none", "fp8"] as const;
+export type QuantizationMethod = (typeof QUANTIZATION_METHODS)[number];
+export const KV_CACHE_DTYPES = ["auto", "fp8"] as const;
+export type KvCacheDtype = (typeof KV_CACHE_DTYPES)[number];
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxBatchTokens: 512,
@@ -61,4 +77,6 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   collectiveTimeout: 120,
   enablePrefixCaching: true,
   speculative: null,
+  quantization: "none",
+  kvCacheDtype: "auto",
 };

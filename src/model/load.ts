@@ -5,15 +5,21 @@
  *   dir/model.safetensors               or model.safetensors.index.json + shards
  *   dir/tokenizer.json                  optional here (the tokenizer wants it)
  *
+ * An FP8 checkpoint (config.json quantization_config, src/model/quantization.ts) gives its F8_E4M3
+ * weights with their scales (fp8Tensors.ts); any other quantization config is refused here.
+ *
  * Opening checks everything that headers can tell (names, shapes, required tensors), so a bad
  * directory fails in milliseconds; {@link loadWeights} then streams the bytes to the engine.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ModelConfigError, configToSpec, type SpecOptions } from "./config";
+import { Fp8Tensors, indexFp8 } from "./fp8Tensors";
+import { type Fp8Scheme, readQuantization } from "./quantization";
 import { openSafetensorsDir } from "./safetensors";
 import type { DType, SafetensorsSet, TensorView } from "./safetensors";
 import type { ModelSpec } from "../native/modelSpec";
+import type { WeightScales } from "../native/types";
 import { ModelLoadError, mapWeights, sliceRows } from "./weights";
 import type { WeightMapping } from "./weights";
 
@@ -26,6 +32,8 @@ export interface CanonicalTensor {
   dtype: DType;
   shape: number[];
   data: Uint8Array;
+  /** An F8_E4M3 tensor's scales. */
+  scales?: WeightScales;
 }
 
 /** An opened model directory. Call {@link close} when its tensors are loaded. */
@@ -42,12 +50,16 @@ export interface ModelDir {
   skipped: string[];
   /** dir/tokenizer.json, or null when the directory has none. */
   tokenizerPath: string | null;
+  /** The checkpoint's FP8 scheme (its weights come quantized), or null for a plain checkpoint. */
+  quantization: Fp8Scheme | null;
+  /** The checkpoint's per-layer K/V cache scales (1.0 where a layer has none), or null when it has none. */
+  kvCacheScales(): { kScales: Float32Array; vScales: Float32Array } | null;
   close(): void;
 }
 
 /** What {@link loadWeights} feeds; NativeEngine implements it. */
 export interface TensorSink {
-  loadTensor(name: string, dtype: DType, shape: number[], data: Uint8Array): void;
+  loadTensor(name: string, dtype: DType, shape: number[], data: Uint8Array, scales?: WeightScales): void;
 }
 
 /**
@@ -61,6 +73,7 @@ export function openModelDir(dir: string, opts: SpecOptions = {}): ModelDir {
   if (!existsSync(dir)) throw new ModelLoadError(`model directory ${dir} does not exist`);
   if (!statSync(dir).isDirectory()) throw new ModelLoadError(`model path ${dir} is not a directory`);
   const config = readConfig(dir);
+  const quantization = readQuantizationOf(dir, config);
   let spec: ModelSpec;
   try {
     spec = configToSpec(config, opts);
@@ -79,8 +92,10 @@ export function openModelDir(dir: string, opts: SpecOptions = {}): ModelDir {
 
   let mapped: WeightMapping[];
   let skipped: string[];
+  let fp8: Fp8Tensors | null = null;
   try {
-    const headers = [...set.files].flatMap((f) => [...f.infos.values()]);
+    const { tensors: headers, index } = indexFp8([...set.files].flatMap((f) => [...f.infos.values()]), quantization);
+    if (quantization) fp8 = new Fp8Tensors(set, quantization, index);
     ({ mapped, skipped } = mapWeights(spec, headers));
   } catch (e) {
     set.close();
@@ -96,13 +111,20 @@ export function openModelDir(dir: string, opts: SpecOptions = {}): ModelDir {
     numTensors: mapped.length,
     skipped,
     tokenizerPath: existsSync(tokenizerPath) ? tokenizerPath : null,
+    quantization,
+    kvCacheScales: () => fp8?.kvCacheScales(spec.num_layers) ?? null,
     *tensors() {
       let view = null as TensorView | null;  // pieces of one fused tensor are consecutive: read it once
+      let scalesOf: ((rows?: [number, number][]) => WeightScales) | null = null;
       for (const { hfName, name, shape, rows } of mapped) {
-        if (view?.name !== hfName) view = set.tensors.get(hfName)!.get(hfName);
+        if (view?.name !== hfName) {
+          const file = set.tensors.get(hfName)!;
+          view = file.get(hfName);
+          scalesOf = view.dtype === "F8_E4M3" ? fp8!.scalesOf(file.infos.get(hfName)!) : null;
+        }
         // A fused HF tensor (Falcon qkv, stacked experts, ...) gives rows of itself.
         const data = rows ? sliceRows(view.data, rowBytes(view.dtype, view.shape), rows) : view.data;
-        yield { hfName, name, dtype: view.dtype, shape, data };
+        yield { hfName, name, dtype: view.dtype, shape, data, ...(scalesOf ? { scales: scalesOf(rows) } : {}) };
       }
     },
     close: () => set.close(),
@@ -111,8 +133,21 @@ export function openModelDir(dir: string, opts: SpecOptions = {}): ModelDir {
 
 /** Bytes of one row of a tensor: its last dimension (one element for a 1-D tensor). */
 function rowBytes(dtype: DType, shape: number[]): number {
-  const elem = dtype === "F32" ? 4 : 2;
+  const elem = dtype === "F32" ? 4 : dtype === "F8_E4M3" ? 1 : 2;
   return shape.length >= 2 ? shape[shape.length - 1]! * elem : elem;
+}
+
+/** config.json's FP8 scheme; quantized checkpoints of other tools (their own config files) are refused. */
+function readQuantizationOf(dir: string, config: Record<string, unknown>): Fp8Scheme | null {
+  try {
+    for (const f of ["quantize_config.json", "quant_config.json"])
+      if (existsSync(join(dir, f)) && config.quantization_config == null)
+        throw new ModelLoadError(`${f} marks a quantized checkpoint (GPTQ/AWQ style) that this engine cannot load; it loads FP8 checkpoints`);
+    return readQuantization(config);
+  } catch (e) {
+    if (e instanceof ModelLoadError) throw new ModelLoadError(`${join(dir, "config.json")}: ${e.message}`);
+    throw e;
+  }
 }
 
 function readConfig(dir: string): Record<string, unknown> {
@@ -144,7 +179,7 @@ export function loadWeights(
   let done = 0;
   for (const t of model.tensors()) {
     try {
-      sink.loadTensor(t.name, t.dtype, t.shape, t.data);
+      sink.loadTensor(t.name, t.dtype, t.shape, t.data, t.scales);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new ModelLoadError(

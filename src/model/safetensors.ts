@@ -15,8 +15,8 @@ import { closeSync, existsSync, fstatSync, openSync, readSync, readdirSync, read
 import { isAbsolute, join, resolve } from "node:path";
 import { realPathInside } from "./insideDir";
 
-/** Tensor dtypes libfastgen accepts. */
-export type DType = "F32" | "F16" | "BF16";
+/** Tensor dtypes libfastgen accepts (F8_E4M3 with its scales: src/model/fp8Tensors.ts). */
+export type DType = "F32" | "F16" | "BF16" | "F8_E4M3";
 
 /** One tensor of a safetensors file; `data` holds exactly prod(shape) elements of `dtype`. */
 export interface TensorView {
@@ -46,7 +46,7 @@ const ITEM_SIZE: Record<string, number> = {
   BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2,
   I32: 4, U32: 4, F32: 4, I64: 8, U64: 8, F64: 8,
 };
-const SUPPORTED: ReadonlySet<string> = new Set<DType>(["F32", "F16", "BF16"]);
+const SUPPORTED: ReadonlySet<string> = new Set<DType>(["F32", "F16", "BF16", "F8_E4M3"]);
 /** The reference implementation refuses headers over 100 MB. */
 const MAX_HEADER = 100_000_000;
 
@@ -130,7 +130,7 @@ export class SafetensorsFile {
     const info = this.infos.get(name);
     if (!info) throw new SafetensorsError(`${this.path}: no tensor ${JSON.stringify(name)}`);
     if (!SUPPORTED.has(info.dtype)) {
-      throw new SafetensorsError(`${this.path}: tensor ${name} has dtype ${info.dtype}; supported: F32, F16, BF16`);
+      throw new SafetensorsError(`${this.path}: tensor ${name} has dtype ${info.dtype}; supported: F32, F16, BF16, F8_E4M3`);
     }
     if (!this.source) throw new SafetensorsError(`${this.path}: file is closed`);
     try {

@@ -4,17 +4,20 @@ import type { ModelSpec } from "./modelSpec";
 import { FastgenError, Status } from "./errors";
 import { check, cString, lib } from "./lib";
 import { addr, infoBuffer, numRows, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";
-import type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";
+import type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult, WeightScales } from "./types";
 
 const DTYPES: Record<DType, { code: number; bytes: number }> = {
   F32: { code: 0, bytes: 4 },
   F16: { code: 1, bytes: 2 },
   BF16: { code: 2, bytes: 2 },
+  F8_E4M3: { code: 3, bytes: 1 },
 };
 
 export class NativeEngine {
   #handle: Pointer | null;
   #vocabSize = 0;
+  /** The spec's num_layers (sizes the per-layer KV scales the library reads). */
+  #numLayers = -1;
 
   private constructor(handle: Pointer) {
     this.#handle = handle;
@@ -25,7 +28,9 @@ export class NativeEngine {
     const out = new BigUint64Array(1);
     const json = cString(JSON.stringify(spec));
     check(lib().fg_engine_create(json, backend === "cuda" ? 1 : 0, out));
-    return new NativeEngine(Number(out[0]) as Pointer);
+    const engine = new NativeEngine(Number(out[0]) as Pointer);
+    engine.#numLayers = spec.num_layers;
+    return engine;
   }
 
   #live(): Pointer {
@@ -34,8 +39,11 @@ export class NativeEngine {
     return this.#handle;
   }
 
-  /** Copies one tensor by canonical name; data holds prod(shape) elements of dtype. */
-  loadTensor(name: string, dtype: DType, shape: number[], data: Uint8Array): void {
+  /**
+   * Copies one tensor by canonical name; data holds prod(shape) elements of dtype. With `scales`
+   * it is a quantized weight (F8_E4M3 data; fg_engine_load_quantized_tensor).
+   */
+  loadTensor(name: string, dtype: DType, shape: number[], data: Uint8Array, scales?: WeightScales): void {
     const handle = this.#live();
     const d = DTYPES[dtype];
     if (!d) throw new FastgenError(Status.INVALID_ARGUMENT, `loadTensor '${name}': unknown dtype ${dtype}`);
@@ -44,12 +52,24 @@ export class NativeEngine {
       throw new FastgenError(Status.INVALID_ARGUMENT,
         `loadTensor '${name}': ${data.byteLength} bytes for shape [${shape.join(", ")}] of ${dtype} (want ${numel * d.bytes})`);
     const dims = BigInt64Array.from(shape, (x) => BigInt(x));
-    check(lib().fg_engine_load_tensor(handle, cString(name), d.code, dims.length ? dims : null,
-      shape.length, data.byteLength ? data : null, data.byteLength));
+    if (!scales) {
+      check(lib().fg_engine_load_tensor(handle, cString(name), d.code, dims.length ? dims : null,
+        shape.length, data.byteLength ? data : null, data.byteLength));
+      return;
+    }
+    const v = scales.values;
+    check(lib().fg_engine_load_quantized_tensor(handle, cString(name), d.code, dims.length ? dims : null,
+      shape.length, data.byteLength ? data : null, data.byteLength, v.length ? v : null, v.length,
+      scales.blockRows, scales.blockCols, scales.inputScale ?? 0));
   }
 
   /** Checks every tensor is loaded and allocates the KV pool. */
-  finalize(kv?: KvConfig): EngineInfo {
+  finalize(kv: KvConfig = {}): EngineInfo {
+    const numLayers = this.#numLayers;
+    for (const [which, s] of [["kScales", kv.kScales], ["vScales", kv.vScales]] as const)
+      if (s && numLayers >= 0 && s.length !== numLayers)
+        throw new FastgenError(Status.INVALID_ARGUMENT, `finalize: ${which} has ${s.length} entries, the model has ${numLayers} layers`);
+    // `kv` (and the scale arrays the packed struct points at) stays referenced until the call returns.
     check(lib().fg_engine_finalize(this.#live(), packKvConfig(kv)));
     return this.info();
   }

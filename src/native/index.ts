@@ -9,11 +9,13 @@ export {
   cpuRmsnorm,
   cudaDeviceCount,
   cudaRmsnorm,
+  dequantizeFp8,
   libraryKnobs,
   libraryVersion,
+  quantizeFp8,
   setNumThreads,
 } from "./kernels";
 export type { LibraryKnob, MoeRouting } from "./kernels";
 export { specTensors } from "./tensorTable";
 export { pagedAttention, sampleLogits, type AttentionShape } from "./stages";
-export type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult } from "./types";
+export type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult, WeightScales } from "./types";

@@ -94,3 +94,32 @@ export function cpuMoeRoute(logits: Float32Array, tokens: number, experts: numbe
   return { expertIds: r.expertIds.subarray(0, m), weights: r.weights.subarray(0, m),
     expertOffsets: r.expertOffsets.subarray(0, experts + 1), tokenSlots: r.tokenSlots.subarray(0, m) };
 }
+
+/** fg_dtype FG_F8_E4M3. */
+const F8_E4M3 = 3;
+
+/**
+ * The weight store's dequantization (fg_dequantize), for tests: out [rows, cols] fp32 from E4M3
+ * bytes q [rows, cols] and their scales (the layout of {@link WeightScales}).
+ */
+export function dequantizeFp8(q: Uint8Array, rows: number, cols: number, scales: Float32Array,
+  blockRows: number, blockCols: number): Float32Array {
+  if (q.length < rows * cols)
+    throw new FastgenError(Status.INVALID_ARGUMENT, `dequantizeFp8: q needs ${rows * cols} bytes`);
+  const out = new Float32Array(Math.max(1, rows * cols));
+  check(lib().fg_dequantize(F8_E4M3, q.length ? q : null, rows, cols, scales.length ? scales : null, scales.length,
+    blockRows, blockCols, out));
+  return out.subarray(0, rows * cols);
+}
+
+/**
+ * What the spec's "quantization": "fp8" does to an F32 weight [rows, cols] at load (fg_quantize_fp8):
+ * per row scale = amax / 448, q = e4m3(w / scale). For tests.
+ */
+export function quantizeFp8(w: Float32Array, rows: number, cols: number): { q: Uint8Array; scales: Float32Array } {
+  if (w.length < rows * cols)
+    throw new FastgenError(Status.INVALID_ARGUMENT, `quantizeFp8: w needs ${rows * cols} values`);
+  const q = new Uint8Array(Math.max(1, rows * cols)), scales = new Float32Array(Math.max(1, rows));
+  check(lib().fg_quantize_fp8(0, w.length ? w : null, rows, cols, q, scales));
+  return { q: q.subarray(0, rows * cols), scales: scales.subarray(0, rows) };
+}

@@ -30,6 +30,13 @@ const symbols = {
     args: [FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64],
     returns: FFIType.i32,
   },
+  // (engine, name, dtype, shape, ndim, data, nbytes, scales, num_scales, block_rows, block_cols,
+  //  input_scale)
+  fg_engine_load_quantized_tensor: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64,
+      FFIType.ptr, FFIType.u64, FFIType.i64, FFIType.i64, FFIType.f32],
+    returns: FFIType.i32,
+  },
   fg_engine_finalize: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   fg_engine_get_info: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   fg_step: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
@@ -59,6 +66,17 @@ const symbols = {
   // (x, w, bias, y, m, n, k)
   fg_cpu_gemm: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32],
+    returns: FFIType.i32,
+  },
+  // (dtype, q, rows, cols, scales, num_scales, block_rows, block_cols, out)
+  fg_dequantize: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.u64, FFIType.i64,
+      FFIType.i64, FFIType.ptr],
+    returns: FFIType.i32,
+  },
+  // (dtype, w, rows, cols, q, scales)
+  fg_quantize_fp8: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.ptr],
     returns: FFIType.i32,
   },
   // (router_logits, num_tokens, num_experts, top_k, expert_ids, weights, expert_offsets, token_slots)

@@ -124,4 +124,9 @@ export interface ModelSpec {
   tensor_parallel?: number;
   /** Runtime key: a pass's wait on collectives, in ms (0 = the library's 120 s). */
   collective_timeout_ms?: number;
+  /**
+   * Runtime key: "fp8" quantizes the FP8-capable weights (attention and MLP/expert projections)
+   * that arrive in F32/F16/BF16 to E4M3 per output channel at load (--quantization fp8).
+   */
+  quantization?: "none" | "fp8";
 }

@@ -104,7 +104,16 @@ export function packOutputs(ptrs: Partial<Record<FieldOf<"fg_step_output">, numb
   return bytes;
 }
 
+/** fg_dtype FG_F8_E4M3. */
+const FG_F8_E4M3 = 3;
+
+/**
+ * fg_kv_config; its k_scales / v_scales point into kv's arrays, so the caller keeps `kv` alive
+ * during the call.
+ */
 export function packKvConfig(kv: KvConfig = {}): Uint8Array {
+  if (kv.kvCacheDtype !== undefined && kv.kvCacheDtype !== "auto" && kv.kvCacheDtype !== "fp8")
+    invalid(`kvCacheDtype must be "auto" or "fp8", got ${JSON.stringify(kv.kvCacheDtype)}`);
   const L = layout().fg_kv_config;
   const bytes = new Uint8Array(L.size);
   const view = new DataView(bytes.buffer);
@@ -112,6 +121,9 @@ export function packKvConfig(kv: KvConfig = {}): Uint8Array {
   view.setInt32(L.offset.num_blocks, kv.numBlocks ?? 0, true);
   view.setFloat32(L.offset.memory_fraction, kv.memoryFraction ?? 0, true);
   view.setBigUint64(L.offset.max_kv_bytes, BigInt(Math.floor(kv.maxKvBytes ?? 0)), true);
+  view.setInt32(L.offset.kv_dtype, kv.kvCacheDtype === "fp8" ? FG_F8_E4M3 : 0, true);
+  for (const [field, scales] of [["k_scales", kv.kScales], ["v_scales", kv.vScales]] as const)
+    view.setBigUint64(L.offset[field], BigInt(addr(scales)), true);
   return bytes;
 }
 

@@ -1,7 +1,22 @@
 /** Public types of the native binding (see engine.ts for the class that uses them). */
 
 export type Backend = "cpu" | "cuda";
-export type DType = "F32" | "F16" | "BF16";
+/** Tensor element types (fg_dtype); F8_E4M3 only with scales ({@link WeightScales}). */
+export type DType = "F32" | "F16" | "BF16" | "F8_E4M3";
+
+/**
+ * The scales of a quantized weight [rows, cols] (fg_engine_load_quantized_tensor): one fp32 scale
+ * per [blockRows, blockCols] block of a row-major grid, 0 standing for the whole dimension, and
+ *   w[r, c] = e4m3(data[r, c]) * values[floor(r / blockRows) * ceil(cols / blockCols) + floor(c / blockCols)]
+ * Per tensor: blocks (0, 0); per output channel: (1, 0); DeepSeek-V3 blocks: (128, 128).
+ */
+export interface WeightScales {
+  values: Float32Array;
+  blockRows: number;
+  blockCols: number;
+  /** The checkpoint's static activation scale (activation_scheme "static"); absent or 0 = dynamic. */
+  inputScale?: number;
+}
 
 /** KV pool sizing for finalize(); all optional (fg_kv_config). */
 export interface KvConfig {
@@ -13,6 +28,14 @@ export interface KvConfig {
   memoryFraction?: number;
   /** CPU: cap on the pool in bytes when numBlocks is not given. */
   maxKvBytes?: number;
+  /**
+   * "auto" (default): the backend's dtype (CPU fp32, CUDA bf16). "fp8": E4M3 of value / scale per
+   * layer (the CPU stores fp32 values rounded so; CUDA refuses it for now).
+   */
+  kvCacheDtype?: "auto" | "fp8";
+  /** fp8: per-layer K and V scales [num_layers] (the checkpoint's k_scale / v_scale); absent = 1.0. */
+  kScales?: Float32Array;
+  vScales?: Float32Array;
 }
 
 export interface EngineInfo {

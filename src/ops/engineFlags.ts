@@ -2,8 +2,8 @@
  * Engine flags shared by `fastgen generate` and `fastgen serve` (and their defaults, which the
  * --help text prints). Parsed values become an `EngineOptions` object.
  */
-import type { EngineOptions, PolicyName } from "../engine/options";
-import { DEFAULT_ENGINE_OPTIONS, POLICY_NAMES } from "../engine/options";
+import type { EngineOptions, KvCacheDtype, PolicyName, QuantizationMethod } from "../engine/options";
+import { DEFAULT_ENGINE_OPTIONS, KV_CACHE_DTYPES, POLICY_NAMES, QUANTIZATION_METHODS } from "../engine/options";
 import { DEFAULT_SPECULATIVE_CONFIG, parseSpeculativeJson, speculativeConfig } from "../engine/speculative/config";
 import type { SpeculativeConfig, SpeculativeMethod } from "../engine/speculative/config";
 
@@ -19,6 +19,8 @@ export const ENGINE_FLAG_SPEC = {
   "max-model-len": { type: "string" },
   "tensor-parallel": { type: "string" },
   "collective-timeout": { type: "string" },
+  quantization: { type: "string" },
+  "kv-cache-dtype": { type: "string" },
   // vLLM's pair: on by default, --no-enable-prefix-caching turns it off.
   "enable-prefix-caching": { type: "boolean" },
   "no-enable-prefix-caching": { type: "boolean" },
@@ -49,6 +51,11 @@ export const ENGINE_FLAG_HELP = `Engine:
   --tensor-parallel N    split the model over N GPUs (CUDA devices 0..N-1, NCCL) (default 1)
   --collective-timeout S seconds a pass may wait on the other GPUs before the engine reports a
                          failure instead of hanging (default ${DEFAULT_ENGINE_OPTIONS.collectiveTimeout})
+  --quantization Q       none | fp8: quantize a bf16/fp16/fp32 checkpoint's attention and MLP
+                         weights to FP8 E4M3 per output channel at load (default none; FP8
+                         checkpoints load as they are either way)
+  --kv-cache-dtype D     auto | fp8: keep K/V as FP8 E4M3 with the checkpoint's k_scale/v_scale
+                         (1.0 without); CPU backend only for now (default auto: the model's dtype)
   --enable-prefix-caching / --no-enable-prefix-caching
                          reuse the KV blocks of prompt prefixes computed before (default on);
                          requests share blocks only with equal cache_salt
@@ -109,6 +116,12 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
   const backend = s("backend");
   if (backend !== undefined && backend !== "cpu" && backend !== "cuda")
     throw new UsageError(`--backend must be cpu or cuda, got "${backend}"`);
+  const quantization = quantizationFlag(s("quantization"));
+  const kvCacheDtype = s("kv-cache-dtype");
+  // vLLM spells E4M3 "fp8" or "fp8_e4m3"
+  const kvDtype = kvCacheDtype === "fp8_e4m3" ? "fp8" : kvCacheDtype;
+  if (kvDtype !== undefined && !KV_CACHE_DTYPES.includes(kvDtype as KvCacheDtype))
+    throw new UsageError(`--kv-cache-dtype must be one of ${KV_CACHE_DTYPES.join(", ")} (fp8 = E4M3), got "${kvCacheDtype}"`);
   if (v["enable-prefix-caching"] === true && v["no-enable-prefix-caching"] === true)
     throw new UsageError("--enable-prefix-caching and --no-enable-prefix-caching contradict each other");
   const out: Partial<EngineOptions> = {
@@ -125,9 +138,20 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     collectiveTimeout: positiveFlag("collective-timeout", s("collective-timeout")),
     enablePrefixCaching: v["no-enable-prefix-caching"] === true ? false : v["enable-prefix-caching"] === true ? true : undefined,
     speculative: speculativeFromFlags(s),
+    quantization,
+    kvCacheDtype: kvDtype as KvCacheDtype | undefined,
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
   return out;
+}
+
+/** --quantization: fp8 or none; any other method is named as unsupported. */
+function quantizationFlag(q: string | undefined): QuantizationMethod | undefined {
+  if (q === undefined || QUANTIZATION_METHODS.includes(q as QuantizationMethod)) return q as QuantizationMethod | undefined;
+  throw new UsageError(
+    `--quantization ${q} is not supported; supported: ${QUANTIZATION_METHODS.join(", ")} (FP8 E4M3 per output channel). ` +
+      "Pre-quantized FP8 checkpoints (quant_method fp8, compressed-tensors float-quantized) load without the flag",
+  );
 }
 
 /** The speculative config the flags ask for; undefined when none of them is given. */

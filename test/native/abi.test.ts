@@ -15,7 +15,8 @@ describe("ABI check", () => {
     for (const name of Object.keys(BINDING_STRUCTS) as (keyof typeof BINDING_STRUCTS)[])
       expect(Object.keys(l[name].offset)).toEqual(Object.keys(BINDING_STRUCTS[name]));
     expect(l.fg_batch.offset.token_ids).toBe(8); // LP64: two i32 counts, then pointers
-    expect(l.fg_kv_config.size).toBe(24);
+    expect(l.fg_kv_config.size).toBe(48);
+    expect(l.fg_kv_config.offset.k_scales).toBe(32);
   });
 
   test("another version is refused, naming both", () => {
@@ -35,7 +36,7 @@ describe("ABI check", () => {
     expect(() => parseAbiLayout(withFields((f) => f.push(["extra", 24, "i32"])), "lib"))
       .toThrow("its fg_kv_config has field extra (i32) that this binding does not write");
     expect(() => parseAbiLayout(withFields((f) => f.pop()), "lib"))
-      .toThrow("its fg_kv_config has no field max_kv_bytes (u64)");
+      .toThrow("its fg_kv_config has no field v_scales (ptr)");
     expect(() => parseAbiLayout(withFields((f) => (f[1]![0] = "blocks")), "lib"))
       .toThrow("field 1 of fg_kv_config is blocks (i32) in the library, num_blocks (i32) in this binding");
     expect(() => parseAbiLayout(withFields((f) => (f[2]![2] = "i32")), "lib"))

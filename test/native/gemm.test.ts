@@ -59,7 +59,7 @@ describe("cpu gemm", () => {
 describe("library", () => {
   test("version, abi, devices, rmsnorm twin", () => {
     expect(libraryVersion()).toMatch(/^\d+\.\d+\.\d+ \(cpu/);
-    expect(abiVersion()).toBe(2);
+    expect(abiVersion()).toBe(3);
     expect(cudaDeviceCount()).toBeGreaterThanOrEqual(0);
     const x = Float32Array.from([1, 2, 3, 4]), w = Float32Array.from([1, 1, 2, 2]);
     const out = cpuRmsnorm(x, w, 1, 4, 0);

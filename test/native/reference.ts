@@ -225,8 +225,12 @@ function softmaxScale(spec: ModelSpec): number {
   return s * m * m;
 }
 
-/** Logits at every position of `tokens` (positions 0..n-1): [n][vocab]. */
-export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[]): Float64Array[] {
+/**
+ * Logits at every position of `tokens` (positions 0..n-1): [n][vocab]. kvRound(x, layer, "k" | "v"),
+ * when given, is applied to each K (after RoPE) and V value: what a KV cache of another dtype keeps.
+ */
+export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[],
+  kvRound?: (x: number, layer: number, which: "k" | "v") => number): Float64Array[] {
   const H = spec.hidden_size, nh = spec.num_heads, nkv = spec.num_kv_heads, hd = spec.head_dim;
   const D = spec.embed_dim ?? H, rope_ = spec.positions === "rope";
   const scale = softmaxScale(spec);
@@ -253,6 +257,7 @@ export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[]): 
     };
     const attention = (x: Float64Array[]): Float64Array[] => {
       const { q, k, v, qd, vd, kvHeads } = spec.attention === "mla" ? mlaQkv(spec, w, p, x, freqs) : standardQkv(x);
+      if (kvRound) for (const [kv, which] of [[k, "k"], [v, "v"]] as const) kv.forEach((r) => r.forEach((x, i) => (r[i] = kvRound(x, l, which))));
       const group = nh / kvHeads;
       return q.map((qt, t) => {
         const o = new Float64Array(nh * vd);

@@ -59,7 +59,8 @@ struct Field {
   X(fg_step_output, top_logprobs) X(fg_step_output, logits)
 #define FG_KV_CONFIG_FIELDS(X)                                                                 \
   X(fg_kv_config, block_size) X(fg_kv_config, num_blocks) X(fg_kv_config, memory_fraction)     \
-  X(fg_kv_config, max_kv_bytes)
+  X(fg_kv_config, max_kv_bytes) X(fg_kv_config, kv_dtype) X(fg_kv_config, _reserved)           \
+  X(fg_kv_config, k_scales) X(fg_kv_config, v_scales)
 #define FG_ENGINE_INFO_FIELDS(X)                                                               \
   X(fg_engine_info, num_blocks) X(fg_engine_info, block_size) X(fg_engine_info, vocab_size)    \
   X(fg_engine_info, max_position_embeddings) X(fg_engine_info, backend)                       \

@@ -62,6 +62,18 @@ fg_status fg_engine_load_tensor(fg_engine *engine, const char *name, int32_t dty
   });
 }
 
+fg_status fg_engine_load_quantized_tensor(fg_engine *engine, const char *name, int32_t dtype,
+                                          const int64_t *shape, int32_t ndim, const void *data,
+                                          uint64_t nbytes, const float *scales, uint64_t num_scales,
+                                          int64_t block_rows, int64_t block_cols, float input_scale) {
+  return fg::guard(__func__, [&] {
+    need_engine(engine, __func__);
+    fg::WeightScales s;
+    s.data = scales, s.count = num_scales, s.block_rows = block_rows, s.block_cols = block_cols;
+    engine->load_quantized_tensor(name, dtype, shape, ndim, data, nbytes, s, input_scale);
+  });
+}
+
 fg_status fg_engine_finalize(fg_engine *engine, const fg_kv_config *kv) {
   return fg::guard(__func__, [&] {
     need_engine(engine, __func__);

@@ -34,6 +34,7 @@ fg_engine::fg_engine(const char *spec_json, int32_t backend)
               (long long)spec_.tensor_parallel);
   if (backend == FG_BACKEND_CUDA) {
     check_cuda_runs(spec_);
+    if (spec_.quantize_fp8) require_fp8_gpu("--quantization fp8");
     cuda_create();
   }
 }
@@ -44,6 +45,9 @@ void fg_engine::load_tensor(const char *name, int32_t dtype, const int64_t *shap
                             const void *data, uint64_t nbytes) {
   std::lock_guard<std::mutex> lk(mu_);
   if (finalized()) fg::raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': engine is already finalized", name ? name : "");
+  const fg::TensorEntry *t = weights_.find(name);
+  if (spec_.quantize_fp8 && t && fg::fp8_capable(t->kind) && dtype != FG_F8_E4M3)
+    return quantize_and_load(name, dtype, shape, ndim, data, nbytes);
   weights_.load(name, dtype, shape, ndim, data, nbytes);  // checks name and shape
   if (backend_ == FG_BACKEND_CUDA) cuda_load(name, dtype, data, nbytes);
 }
@@ -52,11 +56,11 @@ void fg_engine::finalize(const fg_kv_config *kv) {
   std::lock_guard<std::mutex> lk(mu_);
   if (finalized()) fg::raise(FG_ERR_INVALID_ARGUMENT, "finalize: engine is already finalized");
   weights_.check_complete();
+  check_kv_dtype(kv);
   if (backend_ == FG_BACKEND_CUDA) return cuda_finalize(kv);
   kv_.reset(new fg::KvPool(spec_, kv));
   view_ = weights_.view();
-  kv_layers_.clear();
-  for (int64_t l = 0; l < spec_.num_layers; l++) kv_layers_.push_back({kv_->k(l), kv_->v(l)});
+  kv_layers_ = cpu_kv_layers(kv);
 }
 
 fg_engine_info fg_engine::info() const {

@@ -22,6 +22,10 @@ struct fg_engine {
 
   void load_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
                    const void *data, uint64_t nbytes);
+  // fastgen.h fg_engine_load_quantized_tensor (engine_quant.cpp).
+  void load_quantized_tensor(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
+                             const void *data, uint64_t nbytes, fg::WeightScales scales,
+                             float input_scale);
   // Checks every tensor is loaded, then allocates the KV pool.
   void finalize(const fg_kv_config *kv);
   fg_engine_info info() const;
@@ -37,6 +41,17 @@ struct fg_engine {
   void cuda_finalize(const fg_kv_config *kv);
   void cuda_step(const fg_batch *batch, fg_step_output *out);
   bool finalized() const { return kv_ || cuda_finalized_; }
+  // engine_quant.cpp: FP8 weights and KV cache, with mu_ held.
+  void load_quantized(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
+                      const void *data, uint64_t nbytes, fg::WeightScales scales, float input_scale);
+  // The spec's "quantization": "fp8": an F32/F16/BF16 weight quantized per output channel first.
+  void quantize_and_load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
+                         const void *data, uint64_t nbytes);
+  // Throws FG_ERR_UNSUPPORTED naming the GPU when a CUDA rank's device is below sm_89.
+  void require_fp8_gpu(const char *what);
+  // Checks kv_dtype and its scales; returns the layers' KV views for the CPU pool.
+  void check_kv_dtype(const fg_kv_config *kv);
+  std::vector<fg::cpu::KvLayer> cpu_kv_layers(const fg_kv_config *kv) const;
 
   fg::ModelSpec spec_;
   fg::WeightStore weights_;
@@ -48,6 +63,7 @@ struct fg_engine {
   fgcu_engine *cuda_ = nullptr;      // CUDA backend: its ranks (device weights, KV pools)
   fgcu_info cuda_info_{};
   bool cuda_finalized_ = false;
+  bool fp8_gpu_checked_ = false;
   int32_t fail_steps_ = 0;
   fg_status fail_status_ = FG_ERR_INTERNAL;
   mutable std::mutex mu_;           // one call at a time per engine

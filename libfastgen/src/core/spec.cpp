@@ -357,6 +357,11 @@ ModelSpec parse_spec(const char *json_text) {
   // Runtime keys: how the engine runs the model, not what the model is.
   s.tensor_parallel = opt_int(root, "tensor_parallel", 1, 1, 8);
   s.collective_timeout_ms = opt_int(root, "collective_timeout_ms", 0, 0, INT32_MAX);
+  const std::string quantization = opt_string(root, "quantization", "none");
+  if (quantization != "none" && quantization != "fp8")
+    raise(FG_ERR_UNSUPPORTED, "spec: quantization \"%s\" is not supported; supported: \"none\", \"fp8\"",
+          quantization.c_str());
+  s.quantize_fp8 = quantization == "fp8";
   const int64_t tp = s.tensor_parallel;
   if (tp > 1) {
     if (s.num_heads % tp != 0)

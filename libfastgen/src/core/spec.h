@@ -95,6 +95,7 @@ struct ModelSpec {
   // runtime keys (how to run it): ranks on CUDA devices 0..tp-1; collective wait limit (0 = default)
   int64_t tensor_parallel = 1;
   int64_t collective_timeout_ms = 0;
+  bool quantize_fp8 = false;  // "quantization": "fp8": FP8-capable weights quantized at load
 
   bool gated() const {
     return mlp == MlpKind::GatedSilu || mlp == MlpKind::GatedGelu || mlp == MlpKind::GatedGeluTanh;

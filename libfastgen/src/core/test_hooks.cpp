@@ -1,11 +1,13 @@
 // Test hooks of fastgen.h (fg_paged_attention, fg_sample_logits): one stage of fg_step on host
-// buffers, on either backend, so test/gpu can hold each CUDA op against its CPU twin.
+// buffers, on either backend, so test/gpu can hold each CUDA op against its CPU twin; and the
+// weight store's FP8 arithmetic (fg_dequantize, fg_quantize_fp8).
 #include <climits>
 #include <cmath>
 #include <vector>
 
 #include "core/batch.h"
 #include "core/error.h"
+#include "core/fp8.h"
 #include "core/guard.h"
 #include "core/sample_rows.h"
 #include "core/status.h"
@@ -78,5 +80,27 @@ extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, co
       return;
     }
     fg::sample_rows(batch, logits, vocab, out);
+  });
+}
+
+extern "C" fg_status fg_dequantize(int32_t dtype, const void *q, int64_t rows, int64_t cols,
+                                   const float *scales, uint64_t num_scales, int64_t block_rows,
+                                   int64_t block_cols, float *out) {
+  return fg::guard(__func__, [&] {
+    if (dtype != FG_F8_E4M3) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_dequantize: dtype %d is not FG_F8_E4M3", dtype);
+    if (!q || !out || rows < 1 || cols < 1) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_dequantize: bad arguments");
+    fg::WeightScales s;
+    s.data = scales, s.count = num_scales, s.block_rows = block_rows, s.block_cols = block_cols;
+    s = fg::check_scales("fg_dequantize", rows, cols, s);
+    fg::dequantize_e4m3((const uint8_t *)q, rows, cols, s, out);
+  });
+}
+
+extern "C" fg_status fg_quantize_fp8(int32_t dtype, const void *w, int64_t rows, int64_t cols,
+                                     uint8_t *q, float *scales) {
+  return fg::guard(__func__, [&] {
+    if (!w || !q || !scales || rows < 1 || cols < 1)
+      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_quantize_fp8: bad arguments");
+    fg::quantize_e4m3_rows("fg_quantize_fp8", dtype, w, rows, cols, q, scales);
   });
 }

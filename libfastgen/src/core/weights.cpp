@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace fg {
@@ -14,37 +15,6 @@ std::string shape_str(const int64_t *shape, size_t ndim) {
     s += std::to_string(shape[i]);
   }
   return s + "]";
-}
-
-float bf16_to_f32(uint16_t h) {
-  uint32_t bits = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1F;
-  uint32_t mant = h & 0x3FF;
-  uint32_t bits;
-  if (exp == 0x1F) {  // inf / nan
-    bits = sign | 0x7F800000 | (mant << 13);
-  } else if (exp != 0) {  // normal
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {  // zero
-    bits = sign;
-  } else {  // subnormal: renormalize
-    int e = -1;
-    do {
-      e++;
-      mant <<= 1;
-    } while ((mant & 0x400) == 0);
-    bits = sign | ((uint32_t)(112 - e) << 23) | ((mant & 0x3FF) << 13);
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
 }
 
 }  // namespace
@@ -62,8 +32,8 @@ const TensorEntry *WeightStore::find(const char *name) const {
   return it == tensors_.end() ? nullptr : &it->second.entry;
 }
 
-void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
-                       const void *data, uint64_t nbytes) {
+const TensorEntry &WeightStore::check_load(const char *name, int32_t dtype, const int64_t *shape,
+                                           int32_t ndim, const void *data, uint64_t nbytes) const {
   if (!name) raise(FG_ERR_INVALID_ARGUMENT, "load_tensor: null name");
   auto it = tensors_.find(name);
   if (it == tensors_.end()) {
@@ -72,19 +42,15 @@ void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, in
     raise(FG_ERR_NOT_FOUND, "load_tensor: unknown tensor '%s' (not a canonical name this spec needs)",
           name);
   }
-  Tensor &t = it->second;
+  const Tensor &t = it->second;
   if (ndim < 0 || ndim > 8 || (ndim > 0 && !shape))
     raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': bad ndim %d", name, ndim);
   const std::vector<int64_t> &want = t.entry.shape;
   if ((size_t)ndim != want.size() || memcmp(shape, want.data(), ndim * sizeof(int64_t)) != 0)
     raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': expected shape %s, got %s", name,
           shape_str(want.data(), want.size()).c_str(), shape_str(shape, ndim).c_str());
-  size_t elem;
-  switch (dtype) {
-    case FG_F32: elem = 4; break;
-    case FG_F16: case FG_BF16: elem = 2; break;
-    default: raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': unknown dtype %d", name, dtype);
-  }
+  const size_t elem = dtype_size(dtype);
+  if (!elem) raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': unknown dtype %d", name, dtype);
   uint64_t n = 1;
   for (int64_t d : want) n *= (uint64_t)d;
   if (nbytes != n * elem)
@@ -92,20 +58,44 @@ void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, in
           name, (unsigned long long)nbytes, shape_str(shape, ndim).c_str(), elem,
           (unsigned long long)(n * elem));
   if (!data) raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': null data", name);
+  return t.entry;
+}
+
+void WeightStore::load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
+                       const void *data, uint64_t nbytes) {
+  if (dtype == FG_F8_E4M3)
+    raise(FG_ERR_INVALID_ARGUMENT,
+          "load_tensor '%s': F8_E4M3 data needs its scales: load it with fg_engine_load_quantized_tensor",
+          name ? name : "");
+  check_load(name, dtype, shape, ndim, data, nbytes);
+  Tensor &t = tensors_.at(name);
   t.loaded = true;
   if (!keep_data_) return;
-
+  const uint64_t n = nbytes / dtype_size(dtype);
   std::unique_ptr<float[]> buf(new float[n]);
-  if (dtype == FG_F32) {
-    memcpy(buf.get(), data, n * 4);
-  } else {
-    const uint16_t *h = (const uint16_t *)data;
-    if (dtype == FG_F16)
-      for (uint64_t i = 0; i < n; i++) buf[i] = f16_to_f32(h[i]);
-    else
-      for (uint64_t i = 0; i < n; i++) buf[i] = bf16_to_f32(h[i]);
-  }
+  to_f32(dtype, data, n, buf.get());
   t.data = std::move(buf);
+}
+
+WeightScales WeightStore::load_quantized(const char *name, int32_t dtype, const int64_t *shape,
+                                         int32_t ndim, const void *data, uint64_t nbytes,
+                                         WeightScales scales) {
+  if (dtype != FG_F8_E4M3)
+    raise(FG_ERR_INVALID_ARGUMENT, "load_quantized_tensor '%s': dtype %s; quantized weights are F8_E4M3",
+          name ? name : "", dtype_name(dtype));
+  check_load(name, dtype, shape, ndim, data, nbytes);
+  Tensor &t = tensors_.at(name);
+  if (t.entry.shape.size() != 2)
+    raise(FG_ERR_INVALID_ARGUMENT, "load_quantized_tensor '%s': only matrices are quantized, this is %s",
+          name, shape_str(t.entry.shape.data(), t.entry.shape.size()).c_str());
+  const int64_t rows = t.entry.shape[0], cols = t.entry.shape[1];
+  scales = check_scales(name, rows, cols, scales);
+  t.loaded = true;
+  if (!keep_data_) return scales;
+  std::unique_ptr<float[]> buf(new float[(uint64_t)rows * cols]);
+  dequantize_e4m3((const uint8_t *)data, rows, cols, scales, buf.get());
+  t.data = std::move(buf);
+  return scales;
 }
 
 void WeightStore::check_complete() const {

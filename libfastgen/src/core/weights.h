@@ -1,4 +1,6 @@
-// Host weight store: the tensors the spec needs, by canonical name, converted to fp32.
+// Host weight store: the tensors the spec needs, by canonical name, converted to fp32. Quantized
+// weights (FP8 + scales) are dequantized exactly on the way in: the CPU backend computes with the
+// values the checkpoint means (core/fp8.h).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -7,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/fp8.h"
 #include "core/spec.h"
 #include "core/tensor_table.h"
 
@@ -68,10 +71,19 @@ class WeightStore {
 
   // The table entry of a tensor this spec needs; nullptr for any other name.
   const TensorEntry *find(const char *name) const;
+  // The entry of `name` once the name, shape, dtype and byte count of a load check out; throws
+  // NOT_FOUND / INVALID_ARGUMENT naming what is wrong. Stores nothing.
+  const TensorEntry &check_load(const char *name, int32_t dtype, const int64_t *shape,
+                                int32_t ndim, const void *data, uint64_t nbytes) const;
   // Checks name and shape against the spec, converts F32/F16/BF16 -> fp32 and stores a copy
   // (replacing an earlier load of the same name).
   void load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim, const void *data,
             uint64_t nbytes);
+  // The same for a quantized matrix (fastgen.h fg_engine_load_quantized_tensor): checks dtype
+  // (FG_F8_E4M3) and scales too, and stores the weight dequantized to fp32. Returns the scales
+  // with their block sizes resolved (core/fp8.h check_scales).
+  WeightScales load_quantized(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
+                              const void *data, uint64_t nbytes, WeightScales scales);
   // Throws FG_ERR_NOT_FOUND naming the missing tensors.
   void check_complete() const;
   // Pointers for the forward pass; call after check_complete().

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/fp8.h"
 #include "cpu/gemm.h"
 #include "cpu/mla.h"
 #include "cpu/mlp.h"
@@ -65,6 +66,10 @@ void attention_add(const ModelSpec &s, const LayerWeights &w, const KvLayer &kv,
   if (s.rope()) {
     rope_apply(q.data(), T, s.num_heads, s.head_dim, s.rotary_dim, a.cos, a.sin, s.rope_interleaved);
     rope_apply(k.data(), T, s.num_kv_heads, s.head_dim, s.rotary_dim, a.cos, a.sin, s.rope_interleaved);
+  }
+  if (kv.fp8) {  // every read, this chunk's included, sees what the FP8 cache holds
+    e4m3_round(k.data(), T * s.kv_dim(), kv.k_scale);
+    e4m3_round(v.data(), T * s.kv_dim(), kv.v_scale);
   }
   write_kv_cache(b.paged, k.data(), v.data(), kv.k, kv.v, s.num_kv_heads, s.head_dim);
 

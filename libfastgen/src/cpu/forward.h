@@ -13,6 +13,10 @@ namespace cpu {
 
 struct KvLayer {
   float *k, *v;  // [num_blocks, block_size, num_kv_heads, head_dim] each; MLA: k = v = the latent rows
+  // FP8 KV cache (kv_dtype FG_F8_E4M3): K and V are stored as e4m3(x / scale) * scale, the
+  // values an E4M3 cache with these scales gives back (core/fp8.h e4m3_round).
+  bool fp8 = false;
+  float k_scale = 1, v_scale = 1;
 };
 
 struct ForwardBatch {

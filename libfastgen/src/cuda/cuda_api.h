@@ -10,6 +10,9 @@
 
 extern "C" {
 int32_t fgcu_device_count(void);
+// Name (256 bytes) and compute capability of CUDA device dev (cuda/device.cu), for the core's
+// checks that name the GPU in their messages (FP8 needs 8.9+).
+int fgcu_device_props(int32_t dev, char *name, int32_t *major, int32_t *minor, char *err);
 // Test hook: the model's RMSNorm kernel (norm.cu) over host buffers on device 0.
 // x, out: [rows, cols]; w: [cols]; cols <= 16384.
 int fgcu_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows, int32_t cols,

@@ -12,6 +12,7 @@ int unsupported(char *err) {
 }  // namespace
 
 extern "C" int32_t fgcu_device_count(void) { return 0; }
+extern "C" int fgcu_device_props(int32_t, char *, int32_t *, int32_t *, char *err) { return unsupported(err); }
 extern "C" int fgcu_rmsnorm_host(const float *, const float *, float *, int32_t, int32_t, float,
                                  char *err) {
   return unsupported(err);
