@@ -4,7 +4,8 @@ Teacher-forced on prompt + the reference's greedy ids, one forward pass per prom
   generate: worst top-5 logprob difference over the generated positions (reference "top5"),
             and the steps where bf16 flips the greedy pick;
   prefill:  the same over the prompt positions (reference "prefill_top5": prompt logprobs).
-Usage: python3 bench/gpu/hf_bf16_drift.py [out.json]   (prints one line per fixture)"""
+Usage: python3 bench/gpu/hf_bf16_drift.py [out.json [fixture ...]]   (prints one line per fixture;
+default: the first-wave fixtures; the second wave's went to hf-bf16-drift-families.json)"""
 import json
 import sys
 
@@ -14,10 +15,11 @@ from transformers import AutoModelForCausalLM
 FIXTURES = ["llama-gqa", "llama3-rope", "mistral-swa", "qwen2", "opt", "opt-postnorm-proj", "falcon-gqa", "falcon-mqa",
             "phi", "mixtral"]
 result = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "fixtures": {}}
-for name in FIXTURES:
+for name in sys.argv[2:] or FIXTURES:
     d = f"test/fixtures/{name}"
     ref = json.load(open(f"{d}/reference.json"))
-    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.bfloat16).cuda().eval()
+    # eager: the attention soft-cap (Gemma 2) is only applied there
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="eager").cuda().eval()
     worst, worst_pre, flips = 0.0, 0.0, []
     for pi, p in enumerate(ref["prompts"]):
         ids = torch.tensor([p["prompt_ids"] + p["greedy_ids"]], device="cuda")
