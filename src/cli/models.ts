@@ -17,7 +17,8 @@ Options:
 
 const FOOTER = `Every RoPE family: rope_scaling or rope_parameters of type linear, llama3, yarn, dynamic
 (the context grows to factor x original_max_position_embeddings, as in vLLM) or longrope.
-Weights: safetensors, one file or sharded, in fp32, fp16 or bf16.`;
+Weights: safetensors, one file or sharded, in fp32, fp16 or bf16, or FP8 (E4M3) checkpoints
+(quant_method fp8 / fbgemm_fp8 / compressed-tensors float-quantized); --quantization fp8 quantizes at load.`;
 
 /** The registry as rows. */
 export function modelRows(): { model_type: string; family: string; features: string }[] {

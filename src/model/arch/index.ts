@@ -34,7 +34,7 @@ export const MODEL_TYPES: Record<string, ModelType> = {
   qwen2_moe: {
     arch: qwen,
     family: "Qwen1.5-MoE, Qwen2-MoE",
-    features: "q/k/v biases; routed experts + sigmoid-gated shared expert; refuses dense layers",
+    features: "q/k/v biases; routed experts + sigmoid-gated shared expert; dense layers from decoder_sparse_step / mlp_only_layers (CPU backend)",
   },
   mixtral: { arch: llama, family: "Mixtral", features: "top-k experts (per-expert or transformers 5 stacked weights)" },
   deepseek_v2: { arch: deepseek, family: "DeepSeek-V2, DeepSeek-V2-Lite", features: "multi-head latent attention (CPU backend; the KV cache holds the latent), dense first layers, routed + shared experts, greedy or group-limited routing, YaRN mscale; refuses DeepSeek-V3 routing (sigmoid, noaux_tc)" },
