@@ -1,6 +1,8 @@
 // fg_engine on the CUDA backend: the core validates names, shapes and batches exactly as for the
 // CPU, then hands tensors and steps to the device side (cuda/cuda_api.h). Model features the
 // device forward pass does not run yet are refused at create with FG_ERR_UNSUPPORTED.
+#include <vector>
+
 #include "core/batch.h"
 #include "core/engine.h"
 #include "core/error.h"
@@ -46,6 +48,22 @@ void fg_engine::cuda_create() {
   m.tie_word_embeddings = s.tie_word_embeddings;
   m.num_experts = (int32_t)s.num_experts, m.experts_per_tok = (int32_t)s.num_experts_per_tok;
   m.embed_dim = s.embed_dim, m.post_norm = s.post_norm;
+  std::vector<uint8_t> sliding(s.num_layers);  // the device side copies it at create
+  for (int64_t l = 0; l < s.num_layers; l++) sliding[l] = s.sliding(l);
+  m.layer_sliding = sliding.data();
+  m.sliding_inv_freq = rope_.sliding_inv_freq.empty() ? nullptr : rope_.sliding_inv_freq.data();
+  m.rope_attention_factor = (float)rope_.attention_factor;
+  m.qk_norm = s.qk_norm;
+  m.norm_weight_offset = (float)s.norm_weight_offset;
+  m.sandwich_norms = s.sandwich_norms;
+  m.embed_scale = (float)s.embed_scale;
+  m.attn_scale = (float)s.softmax_scale();
+  m.attn_logit_softcap = (float)s.attn_logit_softcap;
+  m.final_logit_softcap = (float)s.final_logit_softcap;
+  m.moe_intermediate_size = s.moe_intermediate_size;
+  m.moe_renormalize = s.moe_renormalize;
+  m.shared_expert_gate = s.shared_expert_gate;
+  m.shared_expert_intermediate_size = s.shared_expert_intermediate_size;
   char err[512] = "";
   check(fgcu_engine_create(&m, (int32_t)s.tensor_parallel, (int32_t)s.collective_timeout_ms, &cuda_, err), err);
 }

@@ -189,7 +189,9 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
 
   // Scores stay raw until the exponent: the row max of raw scores times scale_log2 (> 0:
   // paged_attention sends other scales to the simple kernel) is the max of the scaled ones.
-  const float scale_log2 = p.scale * kLog2e;
+  // With a softcap the scores are capped (scale folded in) right after Q K^T, and scale_log2
+  // holds log2(e) alone; tanh is monotonic, so the max still commutes.
+  const float scale_log2 = (p.softcap > 0.f ? 1.f : p.scale) * kLog2e;
   float o[MR][HD / 8][4];
 #pragma unroll
   for (int b = 0; b < MR; b++)
@@ -238,6 +240,15 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
             mma16816(s[b][j + 1], a[b], kf[2], kf[3]);
           }
         }
+      }
+      if (p.softcap > 0.f) {  // before the mask: masked scores must stay -inf
+        const float mul = p.scale / p.softcap;
+#pragma unroll
+        for (int b = 0; b < MR; b++)
+#pragma unroll
+          for (int j = 0; j < KW / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[b][j][e] = p.softcap * tanhf(s[b][j][e] * mul);
       }
       if (!full) {
 #pragma unroll
@@ -437,7 +448,9 @@ __global__ void attn_simple_kernel(AttnArgs p) {
     float dot = 0.f;
     for (int d = lane; d < HD; d += 32) dot += to_f(q[d]) * to_f(p.k_cache[off + d]);
     for (int s = 16; s > 0; s >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, s);
-    const float sc = dot * p.scale, m_new = fmaxf(m, sc);
+    float sc = dot * p.scale;
+    if (p.softcap > 0.f) sc = p.softcap * tanhf(sc / p.softcap);
+    const float m_new = fmaxf(m, sc);
     const float alpha = __expf(m - m_new), pj = __expf(sc - m_new);
     l = l * alpha + pj;
     for (int i = 0; i < 8 && lane + 32 * i < HD; i++)

@@ -1,6 +1,7 @@
 // Paged flash attention over a ragged batch (prompt chunks and decode tokens mixed), the CUDA
 // twin of cpu/attention.cpp: the token at position p of sequence s attends to positions j of s
-// with j <= p and (window == 0 or p - j < window).
+// with j <= p and (window == 0 or p - j < window); scores are scale * q.k, soft-capped first
+// when softcap > 0 (before the mask and the softmax).
 //
 // KV cache of one layer (CUDA layout; the caller sees only block ids):
 //   k, v: [num_blocks, num_kv_heads, block_size, head_dim] bf16
@@ -36,7 +37,8 @@ struct AttnArgs {
   int splits;                     // key splits of narrow tiles (1 = none)
   float *part_o, *part_lse;       // [splits, T, num_heads, head_dim], [splits, T, num_heads]
   int num_tokens, num_heads, num_kv_heads, head_dim, block_size, window;
-  float scale;                    // softmax scale (1/sqrt(head_dim))
+  float scale;                    // softmax scale (1/sqrt(head_dim) unless the spec sets one)
+  float softcap;                  // > 0: scores = softcap * tanh(scale * q.k / softcap) (Gemma 2)
 };
 
 // Host: cuts each sequence's rows into tiles. tiles must hold num_tiles_bound(...) entries each.

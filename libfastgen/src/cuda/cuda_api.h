@@ -38,6 +38,21 @@ typedef struct fgcu_model {
   int32_t experts_per_tok;
   int64_t embed_dim;       // embed / lm_head width; != hidden_size: embed_proj_in / _out exist
   int32_t post_norm;       // norm_position "post": h = norm(h + f(h)) (sequential layout only)
+  // Second-wave fields (spec.h; Qwen3, Gemma 2/3, Qwen2/3-MoE, Phi-3):
+  const uint8_t *layer_sliding;  // [num_layers] 1: the layer applies sliding_window (copied)
+  const double *sliding_inv_freq;  // null, or [rotary_dim / 2]: sliding layers' table (copied)
+  float rope_attention_factor;   // cos and sin times it, except on layers with sliding_inv_freq
+  int32_t qk_norm;               // per-head RMSNorm of q and k (q_norm, k_norm) before RoPE
+  float norm_weight_offset;      // RMSNorm weights are (offset + w), folded in at load
+  int32_t sandwich_norms;        // h += post_attn_norm(attn), h += post_mlp_norm(mlp)
+  float embed_scale;             // token embeddings times it, rounded to bf16 first (1: none)
+  float attn_scale;              // the softmax scale (spec.softmax_scale())
+  float attn_logit_softcap;      // > 0: scores = cap * tanh(scores * scale / cap)
+  float final_logit_softcap;     // > 0: logits = cap * tanh(logits / cap)
+  int64_t moe_intermediate_size; // each routed expert's width
+  int32_t moe_renormalize;       // top-k weights rescaled to sum 1 (else softmax over all E)
+  int32_t shared_expert_gate;    // the shared expert's output times sigmoid(x . shared_expert_gate)
+  int64_t shared_expert_intermediate_size;  // 0: no shared expert
 } fgcu_model;
 
 typedef struct fgcu_engine fgcu_engine;

@@ -4,14 +4,14 @@
 namespace fgcu {
 namespace {
 
-__global__ void embed_kernel(const bf16 *embed, const float *pos_embed, const int *token_ids,
+__global__ void embed_kernel(const bf16 *embed, float scale, const float *pos_embed, const int *token_ids,
                              const int *positions, int H, int vocab_begin, int vocab_rows, float *h) {
   const int t = blockIdx.x;
   const int row = token_ids[t] - vocab_begin;
   const bf16 *e = row >= 0 && row < vocab_rows ? embed + (size_t)row * H : nullptr;
   const float *pe = pos_embed ? pos_embed + (size_t)positions[t] * H : nullptr;
   float *dst = h + (size_t)t * H;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = (e ? to_f(e[i]) : 0.f) + (pe ? pe[i] : 0.f);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = (e ? to_f(e[i]) * scale : 0.f) + (pe ? pe[i] : 0.f);
 }
 
 __global__ void pos_kernel(const float *pos_embed, const int *positions, int H, float *h) {
@@ -30,11 +30,11 @@ int add_pos_embed(const float *pos_embed, const int *positions, int T, int H, fl
   return 0;
 }
 
-int embed_tokens(const bf16 *embed, const float *pos_embed, const int *token_ids,
+int embed_tokens(const bf16 *embed, float scale, const float *pos_embed, const int *token_ids,
                  const int *positions, int T, int H, int vocab_begin, int vocab_rows, float *h,
                  cudaStream_t stream, char *err) {
   if (T <= 0) return 0;
-  embed_kernel<<<T, 256, 0, stream>>>(embed, pos_embed, token_ids, positions, H, vocab_begin, vocab_rows, h);
+  embed_kernel<<<T, 256, 0, stream>>>(embed, scale, pos_embed, token_ids, positions, H, vocab_begin, vocab_rows, h);
   FGCU_LAUNCHED("embed_kernel");
   return 0;
 }

@@ -32,7 +32,9 @@ struct Bump {
 void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
   const fgcu_model &m = e->m;
   const size_t H = m.hidden_size, I = m.intermediate_size, Vr = e->vocab_rows;
+  const size_t MI = m.moe_intermediate_size, SI = m.shared_expert_intermediate_size, hd = m.head_dim;
   const size_t qd = m.num_heads * m.head_dim, qkv = (size_t)e->qkv_rows, mlp = (size_t)e->mlp_rows;
+  const size_t ex = (size_t)e->ex_rows, sh = (size_t)e->sh_rows;
   const bool has_mlp_norm = !m.parallel || m.parallel_mlp_norm;
   auto M = [&](size_t n) { return (bf16 *)mat.take(n * 2); };
   auto F = [&](size_t n) { return (float *)vec.take(n * 4); };
@@ -52,11 +54,14 @@ void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
     if (m.num_experts > 0) {  // each expert matrix its own 256-byte aligned take (cuBLASLt)
       w.router = M((size_t)m.num_experts * H);
       for (int x = 0; x < m.num_experts; x++) {
-        w.ex_in[x] = M(mlp * H);
-        w.ex_down[x] = M(H * I);
-        w.ex_in_b[x] = m.mlp_bias ? F(mlp) : nullptr;
+        w.ex_in[x] = M(ex * H);
+        w.ex_down[x] = M(H * MI);
+        w.ex_in_b[x] = m.mlp_bias ? F(ex) : nullptr;
         w.ex_down_b[x] = m.mlp_bias ? F(H) : nullptr;
       }
+      w.sh_in = SI ? M(sh * H) : nullptr;
+      w.sh_down = SI ? M(H * SI) : nullptr;
+      w.sh_gate = SI && m.shared_expert_gate ? M(H) : nullptr;
     } else {
       w.mlp_in = M(mlp * H);
       w.down = M(H * I);
@@ -69,6 +74,10 @@ void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
     w.o_b = m.o_bias ? F(H) : nullptr;
     w.mlp_in_b = m.mlp_bias && !m.num_experts ? F(mlp) : nullptr;
     w.down_b = m.mlp_bias && !m.num_experts ? F(H) : nullptr;
+    w.q_norm = m.qk_norm ? F(hd) : nullptr;
+    w.k_norm = m.qk_norm ? F(hd) : nullptr;
+    w.post_attn_norm = m.sandwich_norms ? F(H) : nullptr;
+    w.post_mlp_norm = m.sandwich_norms ? F(H) : nullptr;
   }
 }
 
@@ -139,6 +148,12 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
   }
   lm.intermediate_size = full->intermediate_size / tp;
   e->inter_begin = rank * lm.intermediate_size;
+  lm.moe_intermediate_size = full->moe_intermediate_size / tp;
+  e->moe_inter_begin = rank * lm.moe_intermediate_size;
+  lm.shared_expert_intermediate_size = full->shared_expert_intermediate_size / tp;
+  e->shared_inter_begin = rank * lm.shared_expert_intermediate_size;
+  // transformers and vLLM cast the normalizer to the model dtype before multiplying (Gemma)
+  lm.embed_scale = __bfloat162float(__float2bfloat16_rn(full->embed_scale));
   e->vocab_rows = (full->vocab_size + tp - 1) / tp;
   e->vocab_begin = rank * e->vocab_rows;
   const fgcu_model &m = e->m;
@@ -147,11 +162,24 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
     e->inv_freq_host = (double *)malloc(half * sizeof(double));
     memcpy(e->inv_freq_host, full->inv_freq, half * sizeof(double));
   }
-  e->m.inv_freq = e->inv_freq_host;
-  e->full.inv_freq = e->inv_freq_host;
+  if (half > 0 && full->sliding_inv_freq) {
+    e->sliding_inv_freq_host = (double *)malloc(half * sizeof(double));
+    memcpy(e->sliding_inv_freq_host, full->sliding_inv_freq, half * sizeof(double));
+  }
+  e->layer_sliding_host = (uint8_t *)calloc(m.num_layers, 1);
+  if (full->layer_sliding) memcpy(e->layer_sliding_host, full->layer_sliding, m.num_layers);
+  e->m.inv_freq = e->full.inv_freq = e->inv_freq_host;
+  e->m.sliding_inv_freq = e->full.sliding_inv_freq = e->sliding_inv_freq_host;
+  e->m.layer_sliding = e->full.layer_sliding = e->layer_sliding_host;
   e->qkv_rows = (int)((m.num_heads + 2 * m.num_kv_heads) * m.head_dim);
   const bool gated = m.act <= kGatedGeluTanh;
-  e->mlp_rows = (int)(gated ? 2 * m.intermediate_size : m.intermediate_size);
+  const int rows_per_col = gated ? 2 : 1;
+  e->mlp_rows = (int)(rows_per_col * m.intermediate_size);
+  e->ex_rows = (int)(rows_per_col * m.moe_intermediate_size);
+  e->sh_rows = (int)(rows_per_col * m.shared_expert_intermediate_size);
+  // MoE models run no dense MLP: the mlp / act workspaces serve the shared expert (if any)
+  e->ws_width = (int)(m.num_experts > 0 ? m.shared_expert_intermediate_size : m.intermediate_size);
+  e->ws_rows = rows_per_col * e->ws_width;
   e->layers = (LayerW *)calloc(m.num_layers, sizeof(LayerW));
   if (m.num_experts > 0) {  // per layer: ex_in, ex_down, ex_in_b, ex_down_b, E pointers each
     const size_t E = m.num_experts;
@@ -203,6 +231,11 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
   if (half > 0) {
     ce = cudaMalloc(&e->inv_freq, half * sizeof(double));
     if (ce == cudaSuccess) ce = cudaMemcpy(e->inv_freq, e->inv_freq_host, half * sizeof(double), cudaMemcpyHostToDevice);
+    if (ce == cudaSuccess && e->sliding_inv_freq_host) {
+      ce = cudaMalloc(&e->sliding_inv_freq, half * sizeof(double));
+      if (ce == cudaSuccess)
+        ce = cudaMemcpy(e->sliding_inv_freq, e->sliding_inv_freq_host, half * sizeof(double), cudaMemcpyHostToDevice);
+    }
     if (ce != cudaSuccess) {
       snprintf(err, 512, "inv_freq: %s", cudaGetErrorString(ce));
       return fail(FG_ERR_DEVICE);
@@ -222,13 +255,14 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   cudaFree(e->mat_arena);
   cudaFree(e->vec_arena);
   cudaFree(e->inv_freq);
+  cudaFree(e->sliding_inv_freq);
   cudaFree(e->kv);
   if (e->staging) cudaFreeHost(e->staging);
   if (e->out_host) cudaFreeHost(e->out_host);
   DevBuf *bufs[] = {&e->h,      &e->x,      &e->x2,     &e->qkv,    &e->attn,
                     &e->mlp,    &e->act,    &e->part_o, &e->part_lse, &e->xf,
                     &e->logits, &e->z,      &e->counts, &e->out_dev, &e->logits_part,
-                    &e->gathered, &e->emb,  &e->xd};
+                    &e->gathered, &e->emb,  &e->xd,     &e->y};
   for (DevBuf *b : bufs) release(*b);
   release(e->meta);
   moe_work_release(e->moe);
@@ -237,6 +271,8 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   cudaGetLastError();
   free(e->layers);
   free(e->inv_freq_host);
+  free(e->sliding_inv_freq_host);
+  free(e->layer_sliding_host);
   delete e;
 }
 
@@ -260,13 +296,14 @@ int fgcu::rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, i
   // Default block: about 4 KB of one head's K per block (16 tokens at head_dim 128).
   e->block_size = block_size > 0 ? block_size : hd <= 32 ? 64 : hd <= 64 ? 32 : 16;
   const size_t H = m.hidden_size, T = kInitialTokens, R = kInitialRows, V = m.vocab_size;
-  const size_t I = m.intermediate_size, qd = m.num_heads * m.head_dim;
+  const size_t I = e->ws_width, qd = m.num_heads * m.head_dim;
   FGCU_CHECK(ensure(e->h, T * H * 4, "activations", err));
   FGCU_CHECK(ensure(e->x, T * H * 2, "activations", err));
   FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
   FGCU_CHECK(ensure(e->attn, T * qd * 2, "activations", err));
-  FGCU_CHECK(ensure(e->mlp, T * e->mlp_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->mlp, T * e->ws_rows * 2, "activations", err));
   FGCU_CHECK(ensure(e->act, T * I * 2, "activations", err));
+  if (m.sandwich_norms) FGCU_CHECK(ensure(e->y, T * H * 4, "activations", err));
   FGCU_CHECK(ensure(e->xf, R * H * 2, "logits", err));
   FGCU_CHECK(ensure(e->logits, R * V * 4, "logits", err));
   FGCU_CHECK(ensure(e->z, R * V * 4, "sampling", err));

@@ -17,13 +17,18 @@ namespace fgcu {
 //   mlp_in [2I, H] (gated: rows interleaved gate_0, up_0, gate_1, ...) or [I, H] (plain: up),
 //          so a decode GEMV warp holds one gate/up pair and applies the activation itself
 // MoE layers have no mlp_in / down; the router and per expert the same pair (host arrays of E
-// device pointers, laid out like the dense ones), as moe.cuh's MoeLayer takes them.
+// device pointers, laid out like the dense ones), as moe.cuh's MoeLayer takes them, and the
+// shared expert (sh_in, sh_down: the dense layout at its own width; sh_gate [1, H]).
+// RMSNorm weights (norms, q_norm, k_norm) hold (norm_weight_offset + w), folded in at load.
 struct LayerW {
   bf16 *qkv, *o, *mlp_in, *down;
   float *attn_norm, *attn_norm_b, *mlp_norm, *mlp_norm_b, *qkv_b, *o_b, *mlp_in_b, *down_b;
+  float *q_norm, *k_norm;                 // qk_norm: [head_dim] each
+  float *post_attn_norm, *post_mlp_norm;  // sandwich_norms: [H] each
   bf16 *router;
   bf16 **ex_in, **ex_down;
   float **ex_in_b, **ex_down_b;
+  bf16 *sh_in, *sh_down, *sh_gate;
 };
 
 
@@ -87,14 +92,15 @@ int sample_and_return(const Meta &m, const float *logits, int V, float *z, int *
 }  // namespace fgcu
 
 // One rank of the CUDA engine: the whole model when tp == 1, else this rank's slice (tp.cu drives
-// the ranks). m holds the rank's counts (heads, KV heads, intermediate size); vocab_size stays
-// the whole vocabulary, of which embed / lm_head hold rows [vocab_begin, + vocab_rows).
+// the ranks). m holds the rank's counts (heads, KV heads, the dense, expert and shared expert
+// widths); vocab_size stays the whole vocabulary, of which embed / lm_head hold rows
+// [vocab_begin, + vocab_rows).
 struct fgcu_rank {
   fgcu_model m;
   fgcu_model full;                 // the whole model, for cutting shards at load
   int rank = 0, tp = 1;
   int64_t vocab_begin = 0, vocab_rows = 0;
-  int64_t q_head_begin = 0, kv_head_begin = 0, inter_begin = 0;
+  int64_t q_head_begin = 0, kv_head_begin = 0, inter_begin = 0, moe_inter_begin = 0, shared_inter_begin = 0;
   fgcu::Nccl *nccl = nullptr;      // tp > 1: the rank's communicator
   fgcu::ncclComm_t comm = nullptr;
   bool skip_collectives = false;   // fault injection (FASTGEN_TP_FAULT_RANK): proves timeouts
@@ -109,7 +115,8 @@ struct fgcu_rank {
   const fgcu::WaitCtl *wait = nullptr;  // set by tp.cu for the step in flight
   fgcu::DevBuf logits_part, gathered;   // tp > 1: this rank's logits columns, all ranks' columns
 
-  double *inv_freq_host = nullptr;
+  double *inv_freq_host = nullptr, *sliding_inv_freq_host = nullptr;
+  uint8_t *layer_sliding_host = nullptr;  // m.layer_sliding points here
   int device = 0, num_sms = 0;
   cudaStream_t stream = nullptr;
   fgcu::Gemm *gemm = nullptr;
@@ -121,7 +128,11 @@ struct fgcu_rank {
   fgcu::bf16 *proj_in = nullptr, *proj_out = nullptr;   // embed_dim != hidden: [H, D], [D, H]
   float *pos_embed = nullptr, *final_norm = nullptr, *final_norm_b = nullptr, *lm_head_b = nullptr;
   double *inv_freq = nullptr;  // device [rotary_dim / 2]
-  int qkv_rows = 0, mlp_rows = 0;
+  double *sliding_inv_freq = nullptr;  // device [rotary_dim / 2] when the model has one
+  // Rows of mlp_in (gated: 2 x the width) of the dense MLP, of one expert, of the shared expert;
+  // ws_width, ws_rows: the width and mlp_in rows the mlp / act workspaces serve (the dense MLP,
+  // or in MoE models the shared expert).
+  int qkv_rows = 0, mlp_rows = 0, ex_rows = 0, sh_rows = 0, ws_width = 0, ws_rows = 0;
   void *staging = nullptr;     // pinned, for loading; freed at finalize
 
   fgcu::bf16 *kv = nullptr;    // [num_layers][2][num_blocks, nkv, block_size, hd]
@@ -131,8 +142,9 @@ struct fgcu_rank {
   uint64_t free_after_weights = 0;  // device bytes free when the KV pool was sized
   bool finalized = false;
 
-  // activations [T, ...] and per sampled row [R, ...]
-  fgcu::DevBuf h, x, x2, qkv, attn, mlp, act, part_o, part_lse;
+  // activations [T, ...] and per sampled row [R, ...]; y: fp32 [T, H] sublayer output before its
+  // post norm (sandwich_norms)
+  fgcu::DevBuf h, x, x2, qkv, attn, mlp, act, part_o, part_lse, y;
   fgcu::DevBuf xf, logits, z, counts, out_dev;
   fgcu::DevBuf emb, xd;        // embed_dim != hidden: embeddings fp32 [T, D]; bf16 [max(T, R), D]
   fgcu::MoeWork moe;           // MoE layers' routing and expert workspaces

@@ -1,18 +1,22 @@
 // One forward pass on the device (forward), eager or replayed as a CUDA graph (forward_graphed).
 //
-//   h = embed(tokens)                                   fp32 residual [T, H]
+//   h = embed(tokens) * embed_scale                     fp32 residual [T, H]
 //   per layer:  x = norm(h (+ owed biases))             bf16 [T, H]
-//               qkv = x Wqkv^T -> (+bias, RoPE, K/V -> cache)   one fused kernel after the GEMM
-//               attn = paged_attention(q, cache)        bf16 [T, nh * hd]
+//               qkv = x Wqkv^T -> (+bias, qk-norm, RoPE, K/V -> cache)   one fused kernel
+//               attn = paged_attention(q, cache)        bf16 [T, nh * hd] (the layer's window)
 //               h += attn Wo^T                          (cuBLASLt / GEMV with beta = 1)
 //               x = norm(h + o_bias) (sequential) ; h += down(act(x Wgate_up^T))
-//   logits = norm(h[last tokens]) Wlm^T ; sample on the device ; copy ids/logprobs back
-// Output biases (o, down) are owed to the residual and folded into the next norm.
+//                   (MoE: routed experts + shared expert)
+//   logits = norm(h[last tokens]) Wlm^T (soft-capped) ; sample on the device ; copy back
+// Output biases (o, down) are owed to the residual and folded into the next norm. Sandwich
+// norms (Gemma 2/3) instead write each sublayer's output to y, and one kernel adds its post norm
+// to h and normalizes h for the next sublayer.
 //
 // Tensor parallelism (tp > 1; tp.cu runs one thread per rank): each rank holds a slice of the
 // heads and of the MLP columns, so its o and down GEMMs give a partial sum. Rank 0 adds its
 // partial to h, the others write theirs in place of h, and one all-reduce (fp32) leaves every
-// rank with h + the sum of partials. The embedding is sharded by vocab rows (a rank's missing
+// rank with h + the sum of partials (with sandwich norms, y is all-reduced before its post norm,
+// which must see the whole sum). The embedding is sharded by vocab rows (a rank's missing
 // rows read as zeros, then all-reduce); the LM head likewise, its logits all-gathered to rank 0,
 // which alone samples.
 #include <string.h>
@@ -76,14 +80,14 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   bf16 *xd = (bf16 *)e->xd.p;      // embed_dim != hidden: bf16 rows of width D
   if (D != H) {  // OPT's project_in: h = bf16(embed rows) proj_in^T (+ pos_embed)
     float *ef = (float *)e->emb.p;
-    FGCU_CHECK(embed_tokens(e->embed, nullptr, m.token_ids, m.positions, T, D, (int)e->vocab_begin,
+    FGCU_CHECK(embed_tokens(e->embed, M.embed_scale, nullptr, m.token_ids, m.positions, T, D, (int)e->vocab_begin,
                             (int)e->vocab_rows, ef, st, err));
     FGCU_CHECK(all_reduce(e, ef, (size_t)T * D, err));
     FGCU_CHECK(norm_rows(ef, nullptr, T, D, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, xd, st, err));
     FGCU_CHECK(gemm(e->gemm, xd, e->proj_in, h, true, false, T, H, D, st, err));
     if (e->pos_embed) FGCU_CHECK(add_pos_embed(e->pos_embed, m.positions, T, H, h, st, err));
   } else {
-    FGCU_CHECK(embed_tokens(e->embed, lead ? e->pos_embed : nullptr, m.token_ids, m.positions, T, H,
+    FGCU_CHECK(embed_tokens(e->embed, M.embed_scale, lead ? e->pos_embed : nullptr, m.token_ids, m.positions, T, H,
                             (int)e->vocab_begin, (int)e->vocab_rows, h, st, err));
     FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
   }
@@ -98,69 +102,108 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
   a.splits = m.splits, a.part_o = (float *)e->part_o.p, a.part_lse = (float *)e->part_lse.p;
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd;
-  a.block_size = e->block_size, a.window = M.sliding_window;
-  a.scale = 1.f / sqrtf((float)hd);
+  a.block_size = e->block_size;
+  a.scale = M.attn_scale, a.softcap = M.attn_logit_softcap;
+  RopeArgs ra;
+  memset(&ra, 0, sizeof ra);
+  ra.qkv = qkv;
+  ra.positions = m.positions, ra.token_seq = m.token_seq;
+  ra.block_indptr = m.block_indptr, ra.block_indices = m.block_indices;
+  ra.eps = eps;
+  ra.nh = nh, ra.nkv = nkv, ra.hd = hd, ra.rot = M.rotary_dim, ra.block_size = e->block_size;
 
+  // Sandwich norms: each sublayer writes y (after its all-reduce), and post_norm_add adds its
+  // post norm to h and normalizes h for the next sublayer in the same kernel (x_ready).
+  const bool sandwich = M.sandwich_norms;
+  float *y = (float *)e->y.p;
+  bool x_ready = false;
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
   for (int64_t l = 0; l < M.num_layers; l++) {
     const LayerW &w = e->layers[l];
     bf16 *kc = e->kv + (size_t)(2 * l) * e->layer_elems, *vc = kc + e->layer_elems;
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
-    if (!post) FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
-    else if (l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
+    if (!post && !x_ready)
+      FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
+    else if (post && l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
     profiler_mark(pr, st, "norm");
     owed_a = owed_b = nullptr;
+    x_ready = false;
     const bool two_norms = M.parallel && M.parallel_mlp_norm;
     if (two_norms)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, op, w.mlp_norm, w.mlp_norm_b, eps, x2, st, err));
     FGCU_CHECK(gemm(e->gemm, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
     profiler_mark(pr, st, "gemm qkv");
-    FGCU_CHECK(qkv_rope_kv_write(qkv, w.qkv_b, m.positions, m.token_seq, m.block_indptr, m.block_indices,
-                                 e->inv_freq, T, nh, nkv, hd, M.rotary_dim, e->block_size, kc, vc, st, err));
+    // Sliding layers: the window, and their own plain RoPE table (factor 1) when the model has one.
+    const bool sliding = M.layer_sliding[l] != 0, own_table = sliding && e->sliding_inv_freq;
+    ra.bias = w.qkv_b;
+    ra.inv_freq = own_table ? e->sliding_inv_freq : e->inv_freq;
+    ra.attn_factor = own_table ? 1.f : M.rope_attention_factor;
+    ra.q_norm = w.q_norm, ra.k_norm = w.k_norm;
+    ra.k_cache = kc, ra.v_cache = vc;
+    FGCU_CHECK(qkv_rope_kv_write(ra, T, st, err));
     profiler_mark(pr, st, "rope + kv write");
     a.q = qkv, a.k_cache = kc, a.v_cache = vc;
+    a.window = sliding ? M.sliding_window : 0;
     FGCU_CHECK(paged_attention(a, st, err));
     profiler_mark(pr, st, "attention");
-    FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, lead, T, H, qd, st, err));
+    if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
+      FGCU_CHECK(gemm(e->gemm, attn, w.o, y, true, false, T, H, qd, st, err));
+      FGCU_CHECK(all_reduce(e, y, (size_t)T * H, err));
+      FGCU_CHECK(post_norm_add(h, y, w.o_b, w.post_attn_norm, w.mlp_norm, T, H, eps, x, st, err));
+    } else {
+      FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, lead, T, H, qd, st, err));
+    }
     profiler_mark(pr, st, "gemm o");
     const bf16 *mlp_x = x;
     if (M.parallel) {  // the MLP's partial joins the attention's: one all-reduce for both
       mlp_x = two_norms ? x2 : x;
       owed_a = w.o_b;
-    } else {
+    } else if (!sandwich) {
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
       if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
       else FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
     }
-    if (M.num_experts > 0) {  // expert biases are weighted inside, on rank 0 only: none owed
+    // The MLP adds its (partial) output to h, or with sandwich norms writes it to y.
+    float *out = sandwich ? y : h;
+    const bool acc = !sandwich && (lead || M.parallel);
+    const float *down_b = w.down_b;  // null in MoE layers: expert biases are weighted inside
+    if (M.num_experts > 0) {  // expert biases on rank 0 only, so the all-reduce adds them once
       MoeLayer ml;
       ml.router = w.router;
       ml.mlp_in = w.ex_in, ml.down = w.ex_down;
       ml.mlp_in_b = M.mlp_bias ? w.ex_in_b : nullptr;
       ml.down_b = M.mlp_bias && lead ? w.ex_down_b : nullptr;
-      FGCU_CHECK(moe_forward(e->gemm, e->moe, ml, mlp_x, h, lead || M.parallel, T, H, I, (int)M.num_experts,
-                             (int)M.experts_per_tok, M.act, st, err));
-      FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
-      if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, nullptr, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      FGCU_CHECK(moe_forward(e->gemm, e->moe, ml, mlp_x, out, acc, T, H, (int)M.moe_intermediate_size,
+                             (int)M.num_experts, (int)M.experts_per_tok, M.moe_renormalize != 0, M.act, st, err));
+      if (w.sh_in) {
+        SharedExpert se = {w.sh_in, w.sh_down, w.sh_gate, (int)M.shared_expert_intermediate_size};
+        FGCU_CHECK(shared_expert_forward(e->gemm, se, mlp_x, out, T, H, M.act, mlp, act, st, err));
+      }
       profiler_mark(pr, st, "moe");
-      owed_b = nullptr;
-      continue;
-    }
-    if (gemv_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
-      FGCU_LAUNCHED("gemv_gated");
-      profiler_mark(pr, st, "gemm gate_up + act");
     } else {
-      FGCU_CHECK(gemm(e->gemm, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
-      profiler_mark(pr, st, "gemm gate_up");
-      FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
-      profiler_mark(pr, st, "activation");
+      if (gemv_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
+        FGCU_LAUNCHED("gemv_gated");
+        profiler_mark(pr, st, "gemm gate_up + act");
+      } else {
+        FGCU_CHECK(gemm(e->gemm, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
+        profiler_mark(pr, st, "gemm gate_up");
+        FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
+        profiler_mark(pr, st, "activation");
+      }
+      FGCU_CHECK(gemm(e->gemm, act, w.down, out, true, acc, T, H, I, st, err));
     }
-    FGCU_CHECK(gemm(e->gemm, act, w.down, h, true, lead || M.parallel, T, H, I, st, err));
-    FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
+    FGCU_CHECK(all_reduce(e, out, (size_t)T * H, err));
     profiler_mark(pr, st, "gemm down");
-    if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.down_b, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
-    else owed_b = w.down_b;
+    if (sandwich) {  // h += post_mlp_norm(mlp + down_bias); x = the next layer's attn_norm(h)
+      const float *next = l + 1 < M.num_layers ? e->layers[l + 1].attn_norm : nullptr;
+      FGCU_CHECK(post_norm_add(h, y, down_b, w.post_mlp_norm, next, T, H, eps, x, st, err));
+      x_ready = next != nullptr;
+    } else if (post) {
+      FGCU_CHECK(norm_rows_in_place(h, T, H, down_b, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+    } else {
+      owed_b = down_b;
+    }
   }
   if (m.R == 0) return 0;
   bf16 *xf = (bf16 *)e->xf.p;
@@ -173,6 +216,10 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   FGCU_CHECK(gemm(e->gemm, D != H ? xd : xf, e->lm_head, cols, true, false, m.R, Vr, D, st, err));
   if (e->lm_head_b) FGCU_CHECK(add_bias_rows(cols, e->lm_head_b, m.R, Vr, st, err));
   if (e->tp > 1) FGCU_CHECK(gather_logits(e, m.R, logits, err));
+  // Every consumer (sampling, logprobs, returned logits) reads the capped logits; rank 0 only
+  // holds them whole.
+  if (M.final_logit_softcap > 0.f && lead)
+    FGCU_CHECK(softcap(logits, (size_t)m.R * M.vocab_size, M.final_logit_softcap, st, err));
   profiler_mark(pr, st, "final norm + lm head");
   return 0;
 }
@@ -183,7 +230,8 @@ int forward_graphed(fgcu_rank *e, const Meta &m, char *err) {
   const uint64_t key[10] = {(uint64_t)m.T, (uint64_t)m.S, (uint64_t)m.R,
                             ((uint64_t)m.num_wide << 32) | (uint64_t)m.num_narrow, (uint64_t)m.splits,
                             m.layout, (uint64_t)(uintptr_t)e->meta.dev,
-                            (uint64_t)(uintptr_t)e->h.p ^ ((uint64_t)(uintptr_t)e->qkv.p << 1),
+                            (uint64_t)(uintptr_t)e->h.p ^ ((uint64_t)(uintptr_t)e->qkv.p << 1) ^
+                                ((uint64_t)(uintptr_t)e->y.p << 2),
                             (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1) ^
                                 ((uint64_t)(uintptr_t)e->logits_part.p << 2) ^ ((uint64_t)(uintptr_t)e->gathered.p << 3),
                             (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1) ^

@@ -74,13 +74,21 @@ Shard shard_of(const fgcu_rank *e, int32_t kind, uint64_t numel) {
     case FG_TENSOR_Q_BIAS: rows(1, e->q_head_begin * hd, m.num_heads * hd); break;
     case FG_TENSOR_K_BIAS: case FG_TENSOR_V_BIAS: rows(1, e->kv_head_begin * hd, m.num_kv_heads * hd); break;
     case FG_TENSOR_O: cols(f.num_heads * hd, e->q_head_begin * hd, m.num_heads * hd); break;
-    case FG_TENSOR_GATE: case FG_TENSOR_UP: case FG_TENSOR_EXPERT_GATE: case FG_TENSOR_EXPERT_UP:
-      rows(H, e->inter_begin, m.intermediate_size);
+    // MLP columns: the dense MLP, each expert and the shared expert split alike, each at its width
+    case FG_TENSOR_GATE: case FG_TENSOR_UP: rows(H, e->inter_begin, m.intermediate_size); break;
+    case FG_TENSOR_GATE_BIAS: case FG_TENSOR_UP_BIAS: rows(1, e->inter_begin, m.intermediate_size); break;
+    case FG_TENSOR_DOWN: cols(f.intermediate_size, e->inter_begin, m.intermediate_size); break;
+    case FG_TENSOR_EXPERT_GATE: case FG_TENSOR_EXPERT_UP: rows(H, e->moe_inter_begin, m.moe_intermediate_size); break;
+    case FG_TENSOR_EXPERT_GATE_BIAS: case FG_TENSOR_EXPERT_UP_BIAS:
+      rows(1, e->moe_inter_begin, m.moe_intermediate_size);
       break;
-    case FG_TENSOR_GATE_BIAS: case FG_TENSOR_UP_BIAS: case FG_TENSOR_EXPERT_GATE_BIAS: case FG_TENSOR_EXPERT_UP_BIAS:
-      rows(1, e->inter_begin, m.intermediate_size);
+    case FG_TENSOR_EXPERT_DOWN: cols(f.moe_intermediate_size, e->moe_inter_begin, m.moe_intermediate_size); break;
+    case FG_TENSOR_SHARED_GATE: case FG_TENSOR_SHARED_UP:
+      rows(H, e->shared_inter_begin, m.shared_expert_intermediate_size);
       break;
-    case FG_TENSOR_DOWN: case FG_TENSOR_EXPERT_DOWN: cols(f.intermediate_size, e->inter_begin, m.intermediate_size); break;
+    case FG_TENSOR_SHARED_DOWN:
+      cols(f.shared_expert_intermediate_size, e->shared_inter_begin, m.shared_expert_intermediate_size);
+      break;
     case FG_TENSOR_EMBED: case FG_TENSOR_LM_HEAD: rows(f.embed_dim, e->vocab_begin, vn); break;
     case FG_TENSOR_LM_HEAD_BIAS: rows(1, e->vocab_begin, vn); break;
     default: break;
@@ -100,11 +108,12 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
   float *vec = nullptr;
   int stride = 1;  // destination rows (matrices) or elements (vectors) between source ones
   const LayerW *w = layer >= 0 && layer < m.num_layers ? &e->layers[layer] : nullptr;
+  bool rms_weight = false;  // gets + norm_weight_offset
   switch (kind) {
     case FG_TENSOR_EMBED: mat = e->embed; break;
     case FG_TENSOR_LM_HEAD: mat = m.tie_word_embeddings ? nullptr : e->lm_head; break;
     case FG_TENSOR_POS_EMBED: vec = e->pos_embed; break;
-    case FG_TENSOR_FINAL_NORM: vec = e->final_norm; break;
+    case FG_TENSOR_FINAL_NORM: vec = e->final_norm, rms_weight = true; break;
     case FG_TENSOR_FINAL_NORM_BIAS: vec = e->final_norm_b; break;
     case FG_TENSOR_LM_HEAD_BIAS: vec = e->lm_head_b; break;
     case FG_TENSOR_EMBED_PROJ_IN: mat = e->proj_in; break;
@@ -115,7 +124,7 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
         return FG_ERR_INVALID_ARGUMENT;
       }
       switch (kind) {
-        case FG_TENSOR_ATTN_NORM: vec = w->attn_norm; break;
+        case FG_TENSOR_ATTN_NORM: vec = w->attn_norm, rms_weight = true; break;
         case FG_TENSOR_ATTN_NORM_BIAS: vec = w->attn_norm_b; break;
         case FG_TENSOR_Q: mat = w->qkv; break;
         case FG_TENSOR_K: mat = w->qkv + qd * H; break;
@@ -125,7 +134,11 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
         case FG_TENSOR_V_BIAS: vec = w->qkv_b ? w->qkv_b + qd + kvd : nullptr; break;
         case FG_TENSOR_O: mat = w->o; break;
         case FG_TENSOR_O_BIAS: vec = w->o_b; break;
-        case FG_TENSOR_MLP_NORM: vec = w->mlp_norm; break;
+        case FG_TENSOR_MLP_NORM: vec = w->mlp_norm, rms_weight = true; break;
+        case FG_TENSOR_Q_NORM: vec = w->q_norm, rms_weight = true; break;
+        case FG_TENSOR_K_NORM: vec = w->k_norm, rms_weight = true; break;
+        case FG_TENSOR_POST_ATTN_NORM: vec = w->post_attn_norm, rms_weight = true; break;
+        case FG_TENSOR_POST_MLP_NORM: vec = w->post_mlp_norm, rms_weight = true; break;
         case FG_TENSOR_MLP_NORM_BIAS: vec = w->mlp_norm_b; break;
         // gated: rows interleaved gate_0, up_0, gate_1, up_1, ... (see LayerW)
         case FG_TENSOR_GATE: mat = gated ? w->mlp_in : nullptr, stride = gated ? 2 : 1; break;
@@ -135,6 +148,11 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
         case FG_TENSOR_DOWN: mat = w->down; break;
         case FG_TENSOR_DOWN_BIAS: vec = w->down_b; break;
         case FG_TENSOR_ROUTER: mat = w->router; break;
+        // the shared expert: the dense layout (gate / up rows interleaved) at its own width
+        case FG_TENSOR_SHARED_GATE: mat = gated ? w->sh_in : nullptr, stride = gated ? 2 : 1; break;
+        case FG_TENSOR_SHARED_UP: mat = w->sh_in ? w->sh_in + (gated ? H : 0) : nullptr, stride = gated ? 2 : 1; break;
+        case FG_TENSOR_SHARED_DOWN: mat = w->sh_down; break;
+        case FG_TENSOR_SHARED_EXPERT_GATE: mat = w->sh_gate; break;
         default: break;
       }
       if (kind >= 0 && kind < FG_TENSOR_KIND_COUNT && fg_tensor_kind_scope[kind] == FG_SCOPE_EXPERT) {
@@ -180,6 +198,8 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
   } free_cut{cut};
   if (!e->staging) FGCU_TRY(cudaMallocHost(&e->staging, kStagingBytes));
   const size_t esize = mat ? 2 : 4;
+  // RMSNorm weights multiply as (offset + w), added here in fp32 (LayerNorm has no offset: spec.cpp)
+  const float offset = rms_weight && !m.norm_layer ? m.norm_weight_offset : 0.f;
   const size_t row = mat && stride > 1 ? H : 1;  // elements per source row
   const size_t chunk = kStagingBytes / esize / row * row;
   for (uint64_t off = 0; off < numel; off += chunk) {
@@ -193,8 +213,8 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
                                  cudaMemcpyHostToDevice));
     } else {
       float *dst = (float *)e->staging;
-      if (dtype == FG_F32) memcpy(dst, (const float *)data + off, n * 4);
-      else for (size_t i = 0; i < n; i++) dst[i] = src_at(data, dtype, off + i);
+      if (dtype == FG_F32 && offset == 0.f) memcpy(dst, (const float *)data + off, n * 4);
+      else for (size_t i = 0; i < n; i++) dst[i] = offset + src_at(data, dtype, off + i);
       if (stride == 1) FGCU_TRY(cudaMemcpy(vec + off, dst, n * 4, cudaMemcpyHostToDevice));
       else FGCU_TRY(cudaMemcpy2D(vec + off * stride, 4 * stride, dst, 4, 4, n, cudaMemcpyHostToDevice));
     }

@@ -135,14 +135,16 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
 
 int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
-  const size_t T = m.T, H = M.hidden_size, I = M.intermediate_size, qd = M.num_heads * M.head_dim;
+  // mlp / act serve the dense MLP or the shared expert (ws_width); experts have MoeWork
+  const size_t T = m.T, H = M.hidden_size, I = e->ws_width, qd = M.num_heads * M.head_dim;
   FGCU_CHECK(ensure(e->h, T * H * 4, "activations", err));
   FGCU_CHECK(ensure(e->x, T * H * 2, "activations", err));
   if (M.parallel && M.parallel_mlp_norm) FGCU_CHECK(ensure(e->x2, T * H * 2, "activations", err));
   FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
   FGCU_CHECK(ensure(e->attn, T * qd * 2, "activations", err));
-  FGCU_CHECK(ensure(e->mlp, T * e->mlp_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->mlp, T * e->ws_rows * 2, "activations", err));
   FGCU_CHECK(ensure(e->act, T * I * 2, "activations", err));
+  if (M.sandwich_norms) FGCU_CHECK(ensure(e->y, T * H * 4, "activations", err));
   if (m.splits > 1) {
     FGCU_CHECK(ensure(e->part_o, (size_t)m.splits * T * M.num_heads * M.head_dim * 4, "attention splits", err));
     FGCU_CHECK(ensure(e->part_lse, (size_t)m.splits * T * M.num_heads * 4, "attention splits", err));
@@ -158,7 +160,8 @@ int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
     FGCU_CHECK(ensure(e->xd, (T > R ? T : R) * D * 2, "activations", err));
   }
   if (M.num_experts > 0)
-    FGCU_CHECK(moe_work_reserve(e->moe, m.T, (int)H, (int)I, (int)M.num_experts, (int)M.experts_per_tok, M.act, err));
+    FGCU_CHECK(moe_work_reserve(e->moe, m.T, (int)H, (int)M.moe_intermediate_size, (int)M.num_experts,
+                                (int)M.experts_per_tok, M.act, err));
   if (e->tp > 1) {
     FGCU_CHECK(ensure(e->logits_part, R * e->vocab_rows * 4, "logits", err));
     FGCU_CHECK(ensure(e->gathered, R * e->vocab_rows * e->tp * 4, "logits", err));

@@ -12,12 +12,13 @@ constexpr int kScatterThreads = 1024;
 constexpr int kMaxExperts = 4096;  // spec.cpp's bound; the routing kernels keep [E] in shared memory
 
 // One warp per token: k passes of an argmax over the experts not yet taken, then Mixtral's
-// weights exp(l[id] - l[id_0]) / sum over the k (the softmax denominator cancels).
+// weights exp(l[id] - l[id_0]) / sum over the k (the softmax denominator cancels), or with
+// renorm false the plain softmax weights exp(l[id] - l[id_0]) / sum over all E (Qwen2-MoE).
 //   logits: [T, E]; ids, weights: [T, k]; dynamic shared: kRouteWarps * E bytes
 // Matches cpu moe_route's sequential scan `best < 0 || l[e] > l[best]` exactly: ties go to the
 // lower id, and NaN logits only win when the first expert not taken is NaN.
 __global__ void __launch_bounds__(kRouteWarps * 32)
-    route_kernel(const float *logits, int T, int E, int k, int *ids, float *weights) {
+    route_kernel(const float *logits, int T, int E, int k, bool renorm, int *ids, float *weights) {
   extern __shared__ unsigned char taken_all[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int t = blockIdx.x * kRouteWarps + warp;
@@ -48,8 +49,13 @@ __global__ void __launch_bounds__(kRouteWarps * 32)
     __syncwarp();
   }
   const double top = l[id[0]];
-  double sum = 0;  // in slot order, in double, like the CPU
-  for (int j = 0; j < k; j++) sum += exp((double)l[id[j]] - top);
+  double sum = 0;  // in double, like the CPU: the k in slot order, or all E over the lanes
+  if (renorm) {
+    for (int j = 0; j < k; j++) sum += exp((double)l[id[j]] - top);
+  } else {
+    for (int e = lane; e < E; e += 32) sum += exp((double)l[e] - top);
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+  }
   for (int j = lane; j < k; j += 32)
     weights[(size_t)t * k + j] = (float)(exp((double)l[id[j]] - top) / sum);
 }
@@ -123,6 +129,18 @@ __global__ void combine_kernel(const float *ys, const int *row_of, const float *
 
 bool gated_act(int act) { return act <= kGatedGeluTanh; }
 
+// The shared expert's gate: act[t, :I] *= sigmoid(x[t] . gate), one block per token.
+//   x: [T, H] bf16, gate: [H] bf16, act: [T, I] bf16
+__global__ void gate_rows_kernel(const bf16 *x, const bf16 *gate, int H, int I, bf16 *act) {
+  __shared__ float scratch[32];
+  const size_t t = blockIdx.x;
+  float dot = 0.f;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) dot += to_f(x[t * H + i]) * to_f(gate[i]);
+  dot = block_sum(dot, scratch);
+  const float s = 1.f / (1.f + expf(-dot));
+  for (int i = threadIdx.x; i < I; i += blockDim.x) act[t * I + i] = to_bf(to_f(act[t * I + i]) * s);
+}
+
 // Rows per alignment unit: pad * width * elem_size is a multiple of 256 bytes for every
 // workspace (xs, mid, act: bf16 of H, mlp_rows, I; ys: fp32 of H). 1 for real models.
 int row_pad(int H, int I) {
@@ -175,7 +193,7 @@ void moe_work_release(MoeWork &w) {
 }
 
 int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
-                int T, int H, int I, int E, int k, int act, cudaStream_t st, char *err) {
+                int T, int H, int I, int E, int k, bool renormalize, int act, cudaStream_t st, char *err) {
   FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
   if (T == 0) return 0;
   cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
@@ -191,7 +209,7 @@ int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h,
   bf16 *xs = (bf16 *)w.xs.p, *mid = (bf16 *)w.mid.p, *actv = (bf16 *)w.act.p;
 
   FGCU_CHECK(gemm(g, x, L.router, logits, true, false, T, E, H, st, err));
-  route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, kRouteWarps * E, st>>>(logits, T, E, k, ids, weights);
+  route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, kRouteWarps * E, st>>>(logits, T, E, k, renormalize, ids, weights);
   FGCU_LAUNCHED("moe route_kernel");
   scatter_kernel<<<1, kScatterThreads, E * sizeof(int), st>>>(ids, N, E, row_pad(H, I), meta, row_of);
   FGCU_LAUNCHED("moe scatter_kernel");
@@ -228,6 +246,23 @@ int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h,
   combine_kernel<<<T, 256, 0, st>>>(ys, row_of, weights, k, H, accumulate, h);
   FGCU_LAUNCHED("moe combine_kernel");
   return 0;
+}
+
+int shared_expert_forward(Gemm *g, const SharedExpert &s, const bf16 *x, float *h, int T, int H, int act,
+                          bf16 *mid, bf16 *actv, cudaStream_t st, char *err) {
+  if (T == 0) return 0;
+  const int I = s.width, rows = gated_act(act) ? 2 * I : I;
+  if (gemv_gated(x, s.mlp_in, nullptr, act, actv, T, rows, H, st)) {
+    FGCU_LAUNCHED("shared expert gemv_gated");
+  } else {
+    FGCU_CHECK(gemm(g, x, s.mlp_in, mid, false, false, T, rows, H, st, err));
+    FGCU_CHECK(activation(mid, nullptr, actv, T, I, (ActKind)act, st, err));
+  }
+  if (s.gate) {  // down(a * g) = g * down(a): the gate scales the activations, then one GEMM adds
+    gate_rows_kernel<<<T, 256, 0, st>>>(x, s.gate, H, I, actv);
+    FGCU_LAUNCHED("shared expert gate_rows_kernel");
+  }
+  return gemm(g, actv, s.down, h, true, true, T, H, I, st, err);
 }
 
 }  // namespace fgcu

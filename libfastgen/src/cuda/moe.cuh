@@ -1,5 +1,5 @@
-// Mixture-of-experts MLP on the device (Mixtral). CPU twin: cpu/moe.cpp (routing, scatter,
-// combine) + cpu/mlp.cpp (one expert).
+// Mixture-of-experts MLP on the device (Mixtral, Qwen2/3-MoE). CPU twin: cpu/moe.cpp (routing,
+// scatter, combine, shared expert) + cpu/mlp.cpp (one expert).
 //
 //   x [T, H] bf16 ─ router gemm ─▶ logits [T, E] fp32 ─ top-k ─▶ ids, weights [T, k]
 //   scatter:  slots t*k + j grouped by expert, token order within one | e0 | e1 | e2 |...
@@ -48,9 +48,24 @@ struct MoeLayer {
 };
 
 // h: [T, H] fp32 = (accumulate ? h : 0) + MoE(x), x: [T, H] bf16 (normed). act: ActKind.
+// I: each expert's width. renormalize: the k weights rescaled to sum 1 (Mixtral), else the
+// softmax over all E as it is (Qwen2-MoE).
 // The expert biases are applied inside, each weighted by its routing weight (as on the CPU),
 // so nothing is owed to the residual afterwards. Syncs `st` once (see above).
 int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
-                int T, int H, int I, int E, int k, int act, cudaStream_t st, char *err);
+                int T, int H, int I, int E, int k, bool renormalize, int act, cudaStream_t st, char *err);
+
+// The shared expert (Qwen2-MoE): a gated or plain MLP of its own width on every token, no biases.
+struct SharedExpert {
+  const bf16 *mlp_in;  // [rows, H], rows = 2 * width (gated: gate_0, up_0, gate_1, ...) or width
+  const bf16 *down;    // [H, width]
+  const bf16 *gate;    // [H] or null: the output times sigmoid(x . gate) per token
+  int width;
+};
+
+// h[T, H] += shared expert(x) (its columns' partial under tensor parallelism), x: [T, H] bf16.
+// mid: bf16 [T, rows], actv: bf16 [T, width] workspaces. Captures fine in a CUDA graph.
+int shared_expert_forward(Gemm *g, const SharedExpert &s, const bf16 *x, float *h, int T, int H, int act,
+                          bf16 *mid, bf16 *actv, cudaStream_t st, char *err);
 
 }  // namespace fgcu

@@ -91,7 +91,82 @@ int launch_norm(float *h, const int *rows, int R, int H, const float *add_a, con
   return 0;
 }
 
+// Sandwich norms, one block per row (row in registers as in norm_kernel):
+//   v = y + bias; h += rmsnorm(v) * wp; out = rmsnorm(h) * wn (when wn)
+template <int PER>
+__global__ void __launch_bounds__(kNormThreads)
+    post_norm_add_kernel(float *h, const float *y, const float *bias, const float *wp, const float *wn, int H,
+                         float eps, bf16 *out) {
+  __shared__ float scratch[32];
+  float wpv[PER], wnv[PER];
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * kNormThreads;
+    wpv[j] = i < H ? wp[i] : 0.f;
+    wnv[j] = wn && i < H ? wn[i] : 0.f;
+  }
+  pdl_wait();
+  pdl_launch_dependents();
+  const size_t row = blockIdx.x;
+  const float *src = y + row * H;
+  float *dst = h + row * H;
+  float v[PER];
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * kNormThreads;
+    v[j] = 0.f;
+    if (i < H) {
+      const float x = bias ? src[i] + bias[i] : src[i];
+      v[j] = x;
+      ss += x * x;
+    }
+  }
+  const float s1 = rsqrtf(block_sum(ss, scratch) / H + eps);
+  float ss2 = 0.f;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * kNormThreads;
+    if (i < H) {
+      const float r = dst[i] + v[j] * s1 * wpv[j];
+      dst[i] = r;
+      v[j] = r;
+      ss2 += r * r;
+    }
+  }
+  if (!wn) return;
+  const float s2 = rsqrtf(block_sum(ss2, scratch) / H + eps);
+  bf16 *o = out + row * H;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * kNormThreads;
+    if (i < H) o[i] = to_bf(v[j] * s2 * wnv[j]);
+  }
+}
+
 }  // namespace
+
+int post_norm_add(float *h, const float *y, const float *bias, const float *w_post, const float *w_next, int R,
+                  int H, float eps, bf16 *out, cudaStream_t stream, char *err) {
+  if (R <= 0) return 0;
+  if (H > kMaxNormCols) {
+    snprintf(err, 512, "norm: hidden size %d > %d is not supported", H, kMaxNormCols);
+    return FG_ERR_UNSUPPORTED;
+  }
+#define FGCU_NORM(PER)                                                                                 \
+  launch_k(post_norm_add_kernel<PER>, dim3(R), dim3(kNormThreads), 0, stream, h, y, bias, w_post, w_next, H, \
+           eps, out)
+  const int per = (H + kNormThreads - 1) / kNormThreads;
+  if (per <= 1) FGCU_NORM(1);
+  else if (per <= 2) FGCU_NORM(2);
+  else if (per <= 4) FGCU_NORM(4);
+  else if (per <= 8) FGCU_NORM(8);
+  else if (per <= 16) FGCU_NORM(16);
+  else FGCU_NORM(32);
+#undef FGCU_NORM
+  FGCU_LAUNCHED("post_norm_add_kernel");
+  return 0;
+}
 
 int norm_rows(float *h, const int *rows, int R, int H, const float *add_a, const float *add_b,
               bool write_back, NormOp op, const float *w, const float *b, float eps, bf16 *out,

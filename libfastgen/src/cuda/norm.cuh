@@ -20,4 +20,11 @@ int norm_rows(float *h, const int *rows, int R, int H, const float *add_a, const
 int norm_rows_in_place(float *h, int R, int H, const float *add_a, NormOp op, const float *w, const float *b,
                        float eps, bf16 *out, cudaStream_t stream, char *err);
 
+// Sandwich norms (Gemma 2/3), RMSNorm, for r in [0, R):
+//   h[r] += rmsnorm(y[r] + bias) * w_post     y: fp32 [R, H], the sublayer's whole output (after
+//                                             any all-reduce); bias may be null
+//   out[r] = rmsnorm(h[r]) * w_next           bf16 [R, H], the next sublayer's input (w_next null: none)
+int post_norm_add(float *h, const float *y, const float *bias, const float *w_post, const float *w_next, int R,
+                  int H, float eps, bf16 *out, cudaStream_t stream, char *err);
+
 }  // namespace fgcu

@@ -1,4 +1,4 @@
-// Bias + RoPE on q and k, fused with the KV-cache write (see rope.cuh).
+// Bias + qk-norm + RoPE on q and k, fused with the KV-cache write (see rope.cuh).
 #include "cuda/rope.cuh"
 
 namespace fgcu {
@@ -7,33 +7,55 @@ namespace {
 constexpr int kRopeThreads = 256;
 
 // cos/sin of position * inv_freq for one token into cs[0..half) / cs[half..rot): the angle and
-// its reduction to [-pi, pi] in double (positions reach 1e6), the sine and cosine in float.
-__device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half) {
+// its reduction to [-pi, pi] in double (positions reach 1e6), the sine and cosine in float, both
+// times the attention factor (yarn, longrope; it scales q.k by its square, as transformers does).
+__device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half,
+                                           float factor) {
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     double a = (double)pos * inv_freq[i];
     a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
     float sn, cn;
     sincosf((float)a, &sn, &cn);
-    cs[i] = cn;
-    cs[half + i] = sn;
+    cs[i] = cn * factor;
+    cs[half + i] = sn * factor;
+  }
+  __syncthreads();
+}
+
+// qk_norm: rstd[h] = 1 / sqrt(mean((row_h + bias_h)^2) + eps) of the token's q and k heads h
+// (one warp per head), for the main loop to scale by. Reads the whole row before anything of it
+// is written, so the launch keeps one block per token when qk_norm is on.
+__device__ __forceinline__ void head_rstd(float *rstd, const bf16 *row, const float *bias, int heads,
+                                          int hd, float eps) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (int h = warp; h < heads; h += warps) {
+    float ss = 0.f;
+    for (int d = lane; d < hd; d += 32) {
+      float x = to_f(row[h * hd + d]);
+      if (bias) x += bias[h * hd + d];
+      ss += x * x;
+    }
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    if (lane == 0) rstd[h] = rsqrtf(ss / hd + eps);
   }
   __syncthreads();
 }
 
 // 8 dims per thread with 16-byte accesses; needs rot % 16 == 0 and hd % 8 == 0.
-__global__ void __launch_bounds__(kRopeThreads)
-    rope_kernel_vec(bf16 *qkv, const float *bias, const int *positions, const int *token_seq,
-                    const int *block_indptr, const int *block_indices, const double *inv_freq,
-                    int nh, int nkv, int hd, int rot, int block_size, bf16 *k_cache, bf16 *v_cache) {
-  extern __shared__ float cs[];
-  const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd, pos = positions[t];
+__global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
+  extern __shared__ float cs[];  // cos [rot/2], sin [rot/2], then (qk_norm) rstd [nh + nkv]
+  const int nh = p.nh, nkv = p.nkv, hd = p.hd, rot = p.rot, block_size = p.block_size;
+  const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd, pos = p.positions[t];
   // positions, sequences and block tables were uploaded before the step (no kernel writes them)
-  rope_table(cs, pos, inv_freq, half);
-  const int seq = token_seq[t];
-  const int blk = block_indices[block_indptr[seq] + pos / block_size];
+  rope_table(cs, pos, p.inv_freq, half, p.attn_factor);
+  const int seq = p.token_seq[t];
+  const int blk = p.block_indices[p.block_indptr[seq] + pos / block_size];
   pdl_wait();
   pdl_launch_dependents();
-  bf16 *row = qkv + (size_t)t * width;
+  bf16 *row = p.qkv + (size_t)t * width;
+  const float *bias = p.bias;
+  float *rstd = cs + rot;
+  if (p.q_norm) head_rstd(rstd, row, bias, nh + nkv, hd, p.eps);
   const size_t slot = (size_t)pos % block_size;
   const int pairs = half / 8, pass = (hd - rot) / 8, per_head = pairs + pass;
   // gridDim.y blocks share a token's items (short batches: one item per thread, one round trip)
@@ -43,7 +65,9 @@ __global__ void __launch_bounds__(kRopeThreads)
     if (i < (nh + nkv) * per_head) {
       const int head = i / per_head, j = i % per_head, base = head * hd;
       bf16 *dst = head < nh ? row + base
-                            : k_cache + (((size_t)blk * nkv + (head - nh)) * block_size + slot) * hd;
+                            : p.k_cache + (((size_t)blk * nkv + (head - nh)) * block_size + slot) * hd;
+      const float *wn = p.q_norm ? (head < nh ? p.q_norm : p.k_norm) : nullptr;
+      const float r = wn ? rstd[head] : 1.f;
       if (j < pairs) {  // dims d..d+7 with their partners d+half..
         const int d = j * 8;
         load8(row + base + d, a);
@@ -52,6 +76,7 @@ __global__ void __launch_bounds__(kRopeThreads)
         for (int k = 0; k < 8; k++) {
           float x1 = a[k], x2 = c[k];
           if (bias) x1 += bias[base + d + k], x2 += bias[base + d + half + k];
+          if (wn) x1 *= r * wn[d + k], x2 *= r * wn[d + half + k];
           const float cn = cs[d + k], sn = cs[half + d + k];
           a[k] = x1 * cn - x2 * sn;
           c[k] = x2 * cn + x1 * sn;
@@ -61,9 +86,11 @@ __global__ void __launch_bounds__(kRopeThreads)
       } else {
         const int d = rot + (j - pairs) * 8;
         load8(row + base + d, a);
-        if (bias)
 #pragma unroll
-          for (int k = 0; k < 8; k++) a[k] += bias[base + d + k];
+        for (int k = 0; k < 8; k++) {
+          if (bias) a[k] += bias[base + d + k];
+          if (wn) a[k] *= r * wn[d + k];
+        }
         store8(dst + d, a);
       }
     } else {  // v
@@ -73,25 +100,26 @@ __global__ void __launch_bounds__(kRopeThreads)
       if (bias)
 #pragma unroll
         for (int k = 0; k < 8; k++) a[k] += bias[col + k];
-      store8(v_cache + (((size_t)blk * nkv + kh) * block_size + slot) * hd + d, a);
+      store8(p.v_cache + (((size_t)blk * nkv + kh) * block_size + slot) * hd + d, a);
     }
   }
 }
 
 // Any sizes: one element pair per thread step.
-__global__ void __launch_bounds__(kRopeThreads)
-    rope_kernel(bf16 *qkv, const float *bias, const int *positions, const int *token_seq,
-                const int *block_indptr, const int *block_indices, const double *inv_freq, int nh,
-                int nkv, int hd, int rot, int block_size, bf16 *k_cache, bf16 *v_cache) {
-  extern __shared__ float cs[];  // cos [rot/2], sin [rot/2]
+__global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
+  extern __shared__ float cs[];  // cos [rot/2], sin [rot/2], then (qk_norm) rstd [nh + nkv]
+  const int nh = p.nh, nkv = p.nkv, hd = p.hd, rot = p.rot, block_size = p.block_size;
   const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd;
-  const int pos = positions[t];
-  rope_table(cs, pos, inv_freq, half);  // positions: uploaded before the step, no kernel writes them
+  const int pos = p.positions[t];
+  rope_table(cs, pos, p.inv_freq, half, p.attn_factor);  // positions: uploaded before the step
   pdl_wait();
   pdl_launch_dependents();
-  bf16 *row = qkv + (size_t)t * width;
-  const int seq = token_seq[t];
-  const int blk = block_indices[block_indptr[seq] + pos / block_size];
+  bf16 *row = p.qkv + (size_t)t * width;
+  const float *bias = p.bias;
+  float *rstd = cs + rot;
+  if (p.q_norm) head_rstd(rstd, row, bias, nh + nkv, hd, p.eps);
+  const int seq = p.token_seq[t];
+  const int blk = p.block_indices[p.block_indptr[seq] + pos / block_size];
   const size_t slot = (size_t)pos % block_size;
   auto cache_at = [&](bf16 *cache, int kh) {
     return cache + (((size_t)blk * nkv + kh) * block_size + slot) * hd;
@@ -101,10 +129,13 @@ __global__ void __launch_bounds__(kRopeThreads)
   for (int i = threadIdx.x; i < (nh + nkv) * per_head; i += kRopeThreads) {
     const int head = i / per_head, j = i % per_head;
     const int base = head * hd;
-    bf16 *dst = head < nh ? row + base : cache_at(k_cache, head - nh);
+    bf16 *dst = head < nh ? row + base : cache_at(p.k_cache, head - nh);
+    const float *wn = p.q_norm ? (head < nh ? p.q_norm : p.k_norm) : nullptr;
+    const float r = wn ? rstd[head] : 1.f;
     if (j < half) {
       float x1 = to_f(row[base + j]), x2 = to_f(row[base + j + half]);
       if (bias) x1 += bias[base + j], x2 += bias[base + j + half];
+      if (wn) x1 *= r * wn[j], x2 *= r * wn[j + half];
       const float c = cs[j], s = cs[half + j];
       dst[j] = to_bf(x1 * c - x2 * s);
       dst[j + half] = to_bf(x2 * c + x1 * s);
@@ -112,6 +143,7 @@ __global__ void __launch_bounds__(kRopeThreads)
       const int d = rot + (j - half);
       float x = to_f(row[base + d]);
       if (bias) x += bias[base + d];
+      if (wn) x *= r * wn[d];
       dst[d] = to_bf(x);
     }
   }
@@ -119,27 +151,25 @@ __global__ void __launch_bounds__(kRopeThreads)
     const int kh = i / hd, d = i % hd, col = (nh + nkv) * hd + i;
     float x = to_f(row[col]);
     if (bias) x += bias[col];
-    cache_at(v_cache, kh)[d] = to_bf(x);
+    cache_at(p.v_cache, kh)[d] = to_bf(x);
   }
 }
 
 }  // namespace
 
-int qkv_rope_kv_write(bf16 *qkv, const float *bias, const int *positions, const int *token_seq,
-                      const int *block_indptr, const int *block_indices, const double *inv_freq,
-                      int T, int nh, int nkv, int hd, int rot, int block_size, bf16 *k_cache,
-                      bf16 *v_cache, cudaStream_t stream, char *err) {
+int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err) {
   if (T <= 0) return 0;
-  if (!inv_freq) rot = 0;
-  if (rot % 16 == 0 && hd % 8 == 0) {
-    // items (8 dims each) per token; up to 64 tokens, one block per 256 of them
-    const int items = (nh + nkv) * (rot / 16 + (hd - rot) / 8) + nkv * (hd / 8);
-    const int ys = T <= 64 ? ceil_div(items, kRopeThreads) : 1;
-    launch_k(rope_kernel_vec, dim3(T, ys), dim3(kRopeThreads), rot * sizeof(float), stream, qkv, bias, positions,
-             token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot, block_size, k_cache, v_cache);
+  RopeArgs p = a;
+  if (!p.inv_freq) p.rot = 0;
+  const size_t smem = (p.rot + (p.q_norm ? p.nh + p.nkv : 0)) * sizeof(float);
+  if (p.rot % 16 == 0 && p.hd % 8 == 0) {
+    // items (8 dims each) per token; up to 64 tokens, one block per 256 of them. qk_norm reads
+    // the whole row before the in-place q writes: one block per token then.
+    const int items = (p.nh + p.nkv) * (p.rot / 16 + (p.hd - p.rot) / 8) + p.nkv * (p.hd / 8);
+    const int ys = T <= 64 && !p.q_norm ? ceil_div(items, kRopeThreads) : 1;
+    launch_k(rope_kernel_vec, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
   } else {
-    launch_k(rope_kernel, dim3(T), dim3(kRopeThreads), rot * sizeof(float), stream, qkv, bias, positions,
-             token_seq, block_indptr, block_indices, inv_freq, nh, nkv, hd, rot, block_size, k_cache, v_cache);
+    launch_k(rope_kernel, dim3(T), dim3(kRopeThreads), smem, stream, p);
   }
   FGCU_LAUNCHED("rope_kernel");
   return 0;

@@ -5,14 +5,25 @@
 
 namespace fgcu {
 
-// qkv: [T, (nh + 2 nkv) * hd] bf16, in place: q and k heads get + bias, then RoPE on their first
-// rot dims (rotate_half pairing i <-> i + rot/2; angle = position * inv_freq[i] in double);
-// k and v (+ bias) are then written to their cache slots. inv_freq: [rot / 2] device (null or
-// rot == 0: no rotation, learned positions). The q part stays in qkv for attention.
+// One layer's q/k/v post-processing after the qkv GEMM.
+//   qkv: [T, (nh + 2 nkv) * hd] bf16, in place: q and k heads get + bias, then (qk_norm) a
+//   per-head RMSNorm times q_norm / k_norm, then RoPE on their first rot dims (rotate_half
+//   pairing i <-> i + rot/2; angle = position * inv_freq[i] in double, cos and sin times
+//   attn_factor); k and v (+ bias) are then written to their cache slots. The q part stays in
+//   qkv for attention.
 //   cache: [num_blocks, nkv, block_size, hd]
-int qkv_rope_kv_write(bf16 *qkv, const float *bias, const int *positions, const int *token_seq,
-                      const int *block_indptr, const int *block_indices, const double *inv_freq,
-                      int T, int nh, int nkv, int hd, int rot, int block_size, bf16 *k_cache,
-                      bf16 *v_cache, cudaStream_t stream, char *err);
+struct RopeArgs {
+  bf16 *qkv;
+  const float *bias;                    // [(nh + 2 nkv) * hd] or null
+  const int *positions, *token_seq, *block_indptr, *block_indices;  // device, per step
+  const double *inv_freq;               // [rot / 2] device; null or rot == 0: no rotation
+  float attn_factor;                    // 1 unless yarn / longrope
+  const float *q_norm, *k_norm;         // [hd] each, (offset + w) already; null: no qk_norm
+  float eps;                            // of the qk norms
+  int nh, nkv, hd, rot, block_size;
+  bf16 *k_cache, *v_cache;
+};
+
+int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err);
 
 }  // namespace fgcu
