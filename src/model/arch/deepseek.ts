@@ -27,6 +27,7 @@ import type { ModelSpec } from "../../native/modelSpec";
 import { readRope } from "../ropeConfig";
 import { checkTopK, stackedDown, stackedGateUp } from "./experts";
 import { LLAMA_WEIGHTS } from "./llama";
+import { rmsRopeDecoder } from "./decoderBase";
 import type { Architecture, SpecOptions } from "./types";
 
 /** DeepseekV2Config's defaults for the keys a config may leave out. */
@@ -64,24 +65,11 @@ function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
   });
   if (rope.partialRotaryFactor !== 1) throw new ModelConfigError("unsupported: deepseek_v2 with partial_rotary_factor");
   return {
-    arch,
-    vocab_size: requireInt(cfg, "vocab_size"),
-    hidden_size: hidden,
-    intermediate_size: requireInt(cfg, "intermediate_size"),
-    num_layers: numLayers,
-    num_heads: heads,
-    num_kv_heads: 1,
-    head_dim: mla.qk_nope_head_dim + mla.qk_rope_head_dim,
-    max_position_embeddings: rope.maxPositions,
-    embed_dim: hidden,
-    norm: "rms",
-    norm_eps: optionalNumber(cfg, "rms_norm_eps") ?? 1e-6,
-    norm_position: "pre",
-    final_norm: true,
-    positions: "rope",
-    rope_theta: rope.theta,
+    ...rmsRopeDecoder(arch, {
+      vocab: requireInt(cfg, "vocab_size"), hidden, intermediate: requireInt(cfg, "intermediate_size"),
+      layers: numLayers, heads, kvHeads: 1, headDim: mla.qk_nope_head_dim + mla.qk_rope_head_dim,
+    }, rope, optionalNumber(cfg, "rms_norm_eps") ?? 1e-6),
     partial_rotary_factor: 1,
-    rope_scaling: rope.scaling,
     rope_interleaved: true,
     sliding_window: 0,
     attention: "mla",

@@ -27,6 +27,7 @@ import type { ModelSpec } from "../../native/modelSpec";
 import { readRope } from "../ropeConfig";
 import { LLAMA_WEIGHTS } from "./llama";
 import { readLayerTypes, readWindow, windowFields } from "./slidingLayers";
+import { rmsRopeDecoder } from "./decoderBase";
 import type { Architecture, ArchWeights, SpecOptions } from "./types";
 
 /**
@@ -70,24 +71,10 @@ function toSpec(config: Json, arch: string, opts: SpecOptions): ModelSpec {
   const window = windowFields(readWindow(cfg, d.sliding_window), types);
   const attentionBias = optionalBool(cfg, "attention_bias") ?? false;
   const spec: ModelSpec = {
-    arch,
-    vocab_size: int("vocab_size"),
-    hidden_size: hidden,
-    intermediate_size: int("intermediate_size"),
-    num_layers: numLayers,
-    num_heads: heads,
-    num_kv_heads: kvHeads,
-    head_dim: headDim,
-    max_position_embeddings: rope.maxPositions,
-    embed_dim: hidden,
-    norm: "rms",
-    norm_eps: optionalNumber(cfg, "rms_norm_eps") ?? 1e-6,
-    norm_position: "pre",
-    final_norm: true,
-    positions: "rope",
-    rope_theta: rope.theta,
-    partial_rotary_factor: rope.partialRotaryFactor,
-    rope_scaling: rope.scaling,
+    ...rmsRopeDecoder(arch, {
+      vocab: int("vocab_size"), hidden, intermediate: int("intermediate_size"), layers: numLayers, heads,
+      kvHeads, headDim,
+    }, rope, optionalNumber(cfg, "rms_norm_eps") ?? 1e-6),
     ...window,
     qk_norm: gemma3,
     norm_weight_offset: 1,

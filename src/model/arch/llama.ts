@@ -21,6 +21,7 @@ import type { ModelSpec } from "../../native/modelSpec";
 import { readRope } from "../ropeConfig";
 import { checkTopK, stackedDown, stackedGateUp } from "./experts";
 import { qwenWindow, readWindow } from "./slidingLayers";
+import { rmsRopeDecoder } from "./decoderBase";
 import type { Architecture, ArchWeights, SpecOptions } from "./types";
 
 /** Per-architecture transformers defaults for keys a config may leave out. */
@@ -50,24 +51,10 @@ function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
   const moe = arch === "mixtral" ? experts(cfg) : { num_experts: 0, num_experts_per_tok: 0 };
 
   return {
-    arch,
-    vocab_size: requireInt(cfg, "vocab_size"),
-    hidden_size: hidden,
-    intermediate_size: requireInt(cfg, "intermediate_size"),
-    num_layers: numLayers,
-    num_heads: heads,
-    num_kv_heads: kvHeads,
-    head_dim: headDim,
-    max_position_embeddings: rope.maxPositions,
-    embed_dim: hidden,
-    norm: "rms",
-    norm_eps: optionalNumber(cfg, "rms_norm_eps") ?? 1e-6,
-    norm_position: "pre",
-    final_norm: true,
-    positions: "rope",
-    rope_theta: rope.theta,
-    partial_rotary_factor: rope.partialRotaryFactor,
-    rope_scaling: rope.scaling,
+    ...rmsRopeDecoder(arch, {
+      vocab: requireInt(cfg, "vocab_size"), hidden, intermediate: requireInt(cfg, "intermediate_size"),
+      layers: numLayers, heads, kvHeads, headDim,
+    }, rope, optionalNumber(cfg, "rms_norm_eps") ?? 1e-6),
     // Llama: none. Mistral/Mixtral: one window for every layer. Qwen2: see qwenWindow.
     ...(arch === "llama" ? { sliding_window: 0 } : arch === "qwen2" ? qwenWindow(cfg, numLayers) : { sliding_window: readWindow(cfg, defaults.slidingWindow) }),
     // Qwen2 always has q/k/v biases; Llama's attention_bias adds them to q, k, v and o alike.

@@ -15,6 +15,7 @@ import { readRope } from "../ropeConfig";
 import { LLAMA_WEIGHTS } from "./llama";
 import { checkShape } from "./split";
 import { readWindow } from "./slidingLayers";
+import { rmsRopeDecoder } from "./decoderBase";
 import type { Architecture, SpecOptions, Splitter, TensorPiece } from "./types";
 
 function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
@@ -30,24 +31,10 @@ function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
     longropeAliases: true,
   });
   return {
-    arch,
-    vocab_size: requireInt(cfg, "vocab_size"),
-    hidden_size: hidden,
-    intermediate_size: requireInt(cfg, "intermediate_size"),
-    num_layers: requireInt(cfg, "num_hidden_layers"),
-    num_heads: heads,
-    num_kv_heads: kvHeads,
-    head_dim: headDim,
-    max_position_embeddings: rope.maxPositions,
-    embed_dim: hidden,
-    norm: "rms",
-    norm_eps: optionalNumber(cfg, "rms_norm_eps") ?? 1e-5,
-    norm_position: "pre",
-    final_norm: true,
-    positions: "rope",
-    rope_theta: rope.theta,
-    partial_rotary_factor: rope.partialRotaryFactor,
-    rope_scaling: rope.scaling,
+    ...rmsRopeDecoder(arch, {
+      vocab: requireInt(cfg, "vocab_size"), hidden, intermediate: requireInt(cfg, "intermediate_size"),
+      layers: requireInt(cfg, "num_hidden_layers"), heads, kvHeads, headDim,
+    }, rope, optionalNumber(cfg, "rms_norm_eps") ?? 1e-5),
     sliding_window: readWindow(cfg, 0),
     qkv_bias: false,
     o_bias: false,

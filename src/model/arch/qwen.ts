@@ -23,6 +23,7 @@ import { readRope } from "../ropeConfig";
 import { checkTopK, stackedDown, stackedGateUp } from "./experts";
 import { LLAMA_WEIGHTS } from "./llama";
 import { qwenWindow } from "./slidingLayers";
+import { rmsRopeDecoder } from "./decoderBase";
 import type { Architecture, SpecOptions } from "./types";
 
 /** The transformers config classes' defaults for keys a config may leave out. */
@@ -49,24 +50,10 @@ function toSpec(cfg: Json, arch: string, opts: SpecOptions): ModelSpec {
   const qwen3 = arch !== "qwen2_moe";
   const attentionBias = optionalBool(cfg, "attention_bias") ?? false;
   return {
-    arch,
-    vocab_size: requireInt(cfg, "vocab_size"),
-    hidden_size: hidden,
-    intermediate_size: requireInt(cfg, "intermediate_size"),
-    num_layers: numLayers,
-    num_heads: heads,
-    num_kv_heads: kvHeads,
-    head_dim: headDim,
-    max_position_embeddings: rope.maxPositions,
-    embed_dim: hidden,
-    norm: "rms",
-    norm_eps: optionalNumber(cfg, "rms_norm_eps") ?? 1e-6,
-    norm_position: "pre",
-    final_norm: true,
-    positions: "rope",
-    rope_theta: rope.theta,
-    partial_rotary_factor: rope.partialRotaryFactor,
-    rope_scaling: rope.scaling,
+    ...rmsRopeDecoder(arch, {
+      vocab: requireInt(cfg, "vocab_size"), hidden, intermediate: requireInt(cfg, "intermediate_size"),
+      layers: numLayers, heads, kvHeads, headDim,
+    }, rope, optionalNumber(cfg, "rms_norm_eps") ?? 1e-6),
     ...qwenWindow(cfg, numLayers),
     qk_norm: qwen3,
     // Qwen3 (like Llama) puts attention_bias on q, k, v and o; Qwen2-MoE has q/k/v biases only
