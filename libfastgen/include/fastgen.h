@@ -14,7 +14,9 @@
  *   fg_engine_load_quantized_tensor(...)       a weight stored as FP8 with its scales
  *   fg_engine_finalize(kv_config)              checks every tensor is present, sizes the KV pool
  *   fg_engine_get_info(&info)                  blocks, block size, vocab...
- *   fg_step(batch, out) x many                 one forward pass over a ragged batch
+ *   fg_step(batch, out) x many                 one forward pass over a ragged batch, or in two
+ *     = fg_step_launch(batch)                  halves: the forward starts, the caller computes
+ *       + fg_step_finish(late, out)            the rows' masks meanwhile, then samples and waits
  *   fg_engine_destroy
  *
  * Model spec (JSON object; TypeScript normalizes Hugging Face config.json into it)
@@ -158,7 +160,7 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 3
+#define FG_ABI_VERSION 4
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -365,8 +367,46 @@ typedef struct fg_step_output {
 
 fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out);
 
-/* Test-only fault injection: the next `count` fg_step calls fail with FG_ERR_INTERNAL, or with
- * the status set by fg_debug_fail_status (FG_ERR_DEVICE plays a failed GPU or rank). */
+/*
+ * Overlapped steps: fg_step is fg_step_launch + fg_step_finish, and a caller may do its own work
+ * between the two while the forward pass runs (the engine computes grammar masks there):
+ *
+ *   host:     build N | launch N | masks of N's rows | finish N: wait, sample | apply N | build N+1
+ *   backend:             forward N ..................|  sample  |
+ *
+ * fg_step_launch validates the batch (as fg_step does; the outputs come with finish) and starts
+ * its forward pass: CUDA queues it on the stream and returns; the CPU backend runs it on a thread
+ * the engine owns. FASTGEN_STEP_OVERLAP=0, and tensor_parallel > 1 on CUDA, start nothing at
+ * launch: finish then runs the whole step, as fg_step. The fg_batch struct is copied; every array
+ * it points at must stay valid and unchanged until fg_step_finish returns.
+ *
+ * fg_step_finish waits for the forward pass, samples the rows with the launched batch's
+ * parameters and `late` (NULL: nothing late), writes `out` as fg_step would, and ends the pass,
+ * whatever it returns: a pass is never left half done.
+ *
+ * Late inputs: the allowed-token masks of the sample rows (fg_batch's row_masks, masks,
+ * num_masks, same meaning), which a grammar engine computes while the pass runs. late->row_masks
+ * NULL = the batch's own masks; non-NULL requires a batch launched without masks (row_masks NULL,
+ * num_masks 0). Outputs are bit for bit those of fg_step with the masks in the batch.
+ *
+ * One pass in flight per engine. Misuse is FG_ERR_INVALID_ARGUMENT and changes nothing: a launch,
+ * or an fg_step, while a pass is in flight; a finish with none in flight. A launch that fails
+ * leaves no pass in flight (and the engine as a failed fg_step does). fg_engine_destroy with a
+ * pass in flight waits for it, frees the engine anyway, and returns FG_ERR_INVALID_ARGUMENT.
+ */
+typedef struct fg_step_late {
+  int32_t num_masks;
+  int32_t _reserved;
+  const int32_t *row_masks;      /* [num_rows] index into masks or -1; NULL = the batch's own */
+  const uint32_t *masks;         /* [num_masks * ceil(vocab / 32)] */
+} fg_step_late;
+
+fg_status fg_step_launch(fg_engine *engine, const fg_batch *batch);
+fg_status fg_step_finish(fg_engine *engine, const fg_step_late *late, fg_step_output *out);
+
+/* Test-only fault injection: the next `count` fg_step (or fg_step_launch) calls fail with
+ * FG_ERR_INTERNAL, or with the status set by fg_debug_fail_status (FG_ERR_DEVICE plays a failed
+ * GPU or rank). */
 fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count);
 fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
 

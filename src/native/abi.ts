@@ -8,7 +8,7 @@
 import { FastgenError, Status } from "./errors";
 
 /** FG_ABI_VERSION of the fastgen.h this binding is written against. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 export type FieldType = "i32" | "u64" | "f32" | "ptr";
 
@@ -25,6 +25,7 @@ export const BINDING_STRUCTS = {
     _reserved: "i32",
   },
   fg_step_output: { ids: "ptr", logprobs: "ptr", top_ids: "ptr", top_logprobs: "ptr", logits: "ptr" },
+  fg_step_late: { num_masks: "i32", _reserved: "i32", row_masks: "ptr", masks: "ptr" },
   fg_kv_config: {
     block_size: "i32", num_blocks: "i32", memory_fraction: "f32", max_kv_bytes: "u64", kv_dtype: "i32",
     _reserved: "i32", k_scales: "ptr", v_scales: "ptr",

@@ -6,7 +6,7 @@ import { ptr } from "bun:ffi";
 import type { FieldOf } from "./abi";
 import { FastgenError, Status } from "./errors";
 import { layout } from "./lib";
-import type { Backend, EngineInfo, KvConfig, StepBatch } from "./types";
+import type { Backend, EngineInfo, KvConfig, LateMasks, StepBatch } from "./types";
 
 type Typed = Int32Array | Uint32Array | Float32Array | BigUint64Array | BigInt64Array | Uint8Array;
 
@@ -93,6 +93,27 @@ export function packBatch(batch: StepBatch, vocab: number): Uint8Array {
     view.setBigUint64(o[field], BigInt(addr(batch[key] as Typed | undefined)), true);
   return bytes;
 }
+
+/**
+ * fg_step_late: the sample rows' masks for fg_step_finish (fastgen.h), or null when none arrived
+ * late. The caller keeps `late`'s arrays alive during the call.
+ */
+export function packLate(late: LateMasks | undefined, numRows: number, vocab: number): Uint8Array | null {
+  if (!late) return null;
+  needLength("late rowMasks", late.rowMasks, numRows);
+  const maskWords = Math.ceil(vocab / 32);
+  const L = layout().fg_step_late;
+  const bytes = new Uint8Array(L.size);
+  const view = new DataView(bytes.buffer);
+  view.setInt32(L.offset.num_masks, maskWords > 0 ? Math.floor(late.masks.length / maskWords) : 0, true);
+  // A row-less batch still hands over a late list: a non-null pointer says "masks came late".
+  view.setBigUint64(L.offset.row_masks, BigInt(late.rowMasks.length > 0 ? ptr(late.rowMasks) : ptr(NON_NULL)), true);
+  view.setBigUint64(L.offset.masks, BigInt(addr(late.masks)), true);
+  return bytes;
+}
+
+/** Stands in for an empty late rowMasks (ptr() of an empty array is not allowed). */
+const NON_NULL = new Int32Array(1);
 
 /** fg_step_output from the addresses of the outputs wanted (0 or absent for the others). */
 export function packOutputs(ptrs: Partial<Record<FieldOf<"fg_step_output">, number>>): Uint8Array {

@@ -94,6 +94,17 @@ export interface StepBatch {
   returnLogits?: boolean;
 }
 
+/**
+ * The sample rows' masks when they arrive after the pass was launched (fg_step_late): what
+ * StepBatch.rowMasks / masks would hold. The launched batch then carries none.
+ */
+export interface LateMasks {
+  /** [numRows] the mask of each row (index into masks) or -1. */
+  rowMasks: Int32Array;
+  /** Allowed-token bitmasks of ceil(vocab / 32) words each. */
+  masks: Uint32Array;
+}
+
 /** Per sample row. Logprobs are those of the raw logits (before penalties, bias, mask, temperature). */
 export interface StepResult {
   /** [numRows] the sampled id, or the scored row's target. */
