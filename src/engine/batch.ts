@@ -28,6 +28,7 @@ import type { Plan } from "./scheduler/types";
 import { usesPenalties } from "./samplingParams";
 import type { StepBatch } from "./stepBatch";
 import { bannedStopIds } from "./stop";
+import type { LateMasks } from "../native/types";
 
 /** The block tables a batch reads (KvCacheManager is one). */
 export interface BlockTables {
@@ -82,8 +83,11 @@ export class StepBatchBuilder {
     private readonly masks: RowMaskBuilder | null = null,
   ) {}
 
-  /** Builds the pass for `plan`; every row's table must already cover context + n tokens. */
-  build(plan: Plan, blocks: BlockTables): StepBatch {
+  /**
+   * Builds the pass for `plan`; every row's table must already cover context + n tokens. Without
+   * `withMasks` the batch carries no masks: lateMasks() gives them once the pass is launched.
+   */
+  build(plan: Plan, blocks: BlockTables, withMasks = true): StepBatch {
     const entries = plan.entries;
     const ns = entries.length;
     this.ensureRows(ns);
@@ -170,8 +174,13 @@ export class StepBatchBuilder {
     if (anyScored) batch.rowTargets = rowTargets.subarray(0, r); // absent: every row sampled
     if (anyPenalty) this.addPenalties(plan, batch);
     if (anyBias) this.addLogitBias(plan, batch);
-    this.masks?.apply(plan, batch);
+    if (withMasks) this.masks?.apply(plan, batch);
     return batch;
+  }
+
+  /** The rows' masks of a batch built without them (null: none constrained). */
+  lateMasks(plan: Plan, batch: StepBatch): LateMasks | null {
+    return this.masks?.masksOf(plan, batch) ?? null;
   }
 
   /** The CSR of the blocks covering each row's context + n tokens. */

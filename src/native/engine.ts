@@ -138,6 +138,11 @@ export class NativeEngine {
     return result;
   }
 
+  /** Ends a launched pass without its results (its inputs could not be made); no-op when none. */
+  dropPass(): void {
+    this.#endQuietly();
+  }
+
   /**
    * Ends a pass in flight, dropping its results (after a failure, or before destroy): finish with
    * no outputs waits for the pass and fails before sampling, which still ends it.
