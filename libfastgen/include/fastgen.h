@@ -5,8 +5,9 @@
  *  - Opaque handles; every export is prefixed fg_ and returns fg_status (or a plain value for
  *    pure queries). On failure, fg_last_error() gives a thread-local message naming the problem.
  *  - Nothing C++ crosses this boundary: plain C types, flat arrays, caller-owned buffers.
- *  - libfastgen is stateless between steps except for weights and the KV pool. The caller
- *    (TypeScript) owns all bookkeeping: which KV blocks belong to which sequence, what runs next.
+ *  - libfastgen is stateless between steps except for weights, the KV pool and penalty slots
+ *    (fg_batch). The caller (TypeScript) owns all bookkeeping: which KV blocks and penalty slots
+ *    belong to which sequence, what runs next.
  *
  * Life of an engine
  *   fg_engine_create(spec_json, backend)      normalized model spec (see below), CPU or CUDA
@@ -302,7 +303,8 @@ fg_status fg_engine_get_info(fg_engine *engine, fg_engine_info *out);
  *
  * Penalties (all optional, NULL to skip): penalty_indptr/penalty_ids give per sequence the
  * token ids generated so far (OpenAI presence/frequency) and repetition_penalty applies to
- * prompt + output ids the caller lists there too (HF semantics). They and the logit bias
+ * prompt + output ids the caller lists there too (HF semantics); penalty slots keep those lists
+ * in the engine between passes, so a pass sends only the new ids. They and the logit bias
  * (logit_bias_indptr/ids/values) apply alike to every sampled row of the sequence.
  *
  * Masks (optional): masks holds num_masks allowed-token bitmasks of ceil(vocab / 32) words,
@@ -347,6 +349,15 @@ typedef struct fg_batch {
    * prompt ids, which count for the repetition penalty only; the rest are output ids, which
    * count for repetition, presence and frequency (vLLM semantics). */
   const int32_t *penalty_prompt_lens;
+  /* Penalty lists kept in the library (NULL: every list is whole in the CSR above). With
+   * penalty_slots[s] = k >= 0, sequence s's list lives in the engine's slot k and the CSR holds
+   * only what follows: at launch the slot keeps its first penalty_slot_keep[s] ids (0 empties it,
+   * for a slot handed to another sequence) and appends s's CSR ids, of which the first
+   * penalty_prompt_lens[s] are prompt ids (only while every kept id is one). Sampling then reads
+   * the slot's whole list as if the CSR held it. Slots are the caller's to give out: 0 <= k <
+   * 2^20, one sequence per slot in a batch; -1 = none (the CSR is s's whole list). */
+  const int32_t *penalty_slots;      /* [num_seqs] or NULL */
+  const int32_t *penalty_slot_keep;  /* [num_seqs] */
   const int32_t *logit_bias_indptr;/* [num_seqs + 1] or NULL */
   const int32_t *logit_bias_ids;
   const float *logit_bias_values;

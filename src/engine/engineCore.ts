@@ -23,6 +23,7 @@ import { KvEventRecorder } from "./kvCache/kvEvents";
 import { recordPromptLogprobs, tokenLogprob } from "./logprobs";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./options";
 import { SequenceQueues } from "./queues";
+import { PenaltySlots } from "./penaltySlots";
 import { RequestAdmission } from "./requestAdmission";
 import { takeDeltas } from "./requestDeltas";
 import { RequestTable, type RequestState, type StepItem } from "./requestTable";
@@ -82,6 +83,8 @@ export class EngineCore {
   /** Grammar-constrained decoding (src/grammar/): matchers, masks, the compiled-grammar cache. */
   readonly grammars: EngineGrammars;
   private pass: PassInFlight | null = null;
+  /** Which engine slot keeps each sequence's penalty list (penaltySlots.ts). */
+  private readonly penaltySlots = new PenaltySlots();
 
   private constructor(loaded: LoadedModel, readonly options: EngineOptions) {
     const { native, tokenizer, speculator } = loaded;
@@ -106,7 +109,7 @@ export class EngineCore {
     const grammarMasks: RowMaskSource = {
       maskFor: (seq, ahead) => (this.grammars.active ? this.grammars.maskFor(samples.get(seq.id)?.grammar, seq.outputIds, ahead) : null),
     };
-    this.builder = new StepBatchBuilder(eos, new RowMaskBuilder(info.vocabSize, [new AllowedTokenMasks(info.vocabSize), grammarMasks]));
+    this.builder = new StepBatchBuilder(eos, new RowMaskBuilder(info.vocabSize, [new AllowedTokenMasks(info.vocabSize), grammarMasks]), this.penaltySlots);
     this.ctx = {
       queues: this.queues,
       blocks: this.blocks,
@@ -237,6 +240,7 @@ export class EngineCore {
     );
     const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks, proposals }, this.schedulerConfig);
     commitPlan(plan, this.queues, this.blocks);
+    for (const seq of plan.preempted) this.penaltySlots.release(seq.id); // re-admitted: sent whole again
     counters.preemptions += plan.preempted.length;
     for (const seq of plan.admitted) {
       const r = requests.sampleOf(seq.id).request;
@@ -390,6 +394,7 @@ export class EngineCore {
     if (!this.requests.remove(request)) return;
     this.stats.counters.finished++;
     for (const s of request.samples) {
+      this.penaltySlots.release(s.seq.id);
       if (s.grammar) this.grammars.release(s.grammar);
       this.speculator?.release(s.seq.id);
     }

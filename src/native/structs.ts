@@ -43,7 +43,8 @@ const BATCH_POINTERS: [FieldOf<"fg_batch">, keyof StepBatch][] = [
   ["top_k", "topK"], ["min_p", "minP"], ["seed", "seed"], ["presence_penalty", "presencePenalty"],
   ["frequency_penalty", "frequencyPenalty"], ["repetition_penalty", "repetitionPenalty"],
   ["penalty_indptr", "penaltyIndptr"], ["penalty_ids", "penaltyIds"],
-  ["penalty_prompt_lens", "penaltyPromptLens"], ["logit_bias_indptr", "logitBiasIndptr"],
+  ["penalty_prompt_lens", "penaltyPromptLens"], ["penalty_slots", "penaltySlots"],
+  ["penalty_slot_keep", "penaltySlotKeep"], ["logit_bias_indptr", "logitBiasIndptr"],
   ["logit_bias_ids", "logitBiasIds"], ["logit_bias_values", "logitBiasValues"],
 ];
 
@@ -67,6 +68,10 @@ export function packBatch(batch: StepBatch, vocab: number): Uint8Array {
   for (const name of ["presencePenalty", "frequencyPenalty", "repetitionPenalty"] as const)
     if (batch[name]) needLength(name, batch[name], numSeqs);
   if (batch.penaltyPromptLens) needLength("penaltyPromptLens", batch.penaltyPromptLens, numSeqs);
+  if (batch.penaltySlots) {
+    needLength("penaltySlots", batch.penaltySlots, numSeqs);
+    needLength("penaltySlotKeep", batch.penaltySlotKeep, numSeqs);
+  }
   needCsr("blockIndptr", batch.blockIndptr, [batch.blockIndices], ["blockIndices"], numSeqs);
   needCsr("rowIndptr", batch.rowIndptr, [batch.rowTokens], ["rowTokens"], numSeqs);
   const rows = numRows(batch);

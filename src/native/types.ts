@@ -86,6 +86,13 @@ export interface StepBatch {
   penaltyIds?: Int32Array;
   /** Leading prompt ids of each sequence's penalty list (repetition penalty only); absent = 0. */
   penaltyPromptLens?: Int32Array;
+  /**
+   * [numSeqs] the engine slot keeping each sequence's penalty list, or -1 (fg_batch
+   * penalty_slots): with a slot, the penalty CSR holds only the ids after the first
+   * penaltySlotKeep[s] the slot keeps, and penaltyPromptLens counts the prompt ids among them.
+   */
+  penaltySlots?: Int32Array;
+  penaltySlotKeep?: Int32Array;
   logitBiasIndptr?: Int32Array;
   logitBiasIds?: Int32Array;
   logitBiasValues?: Float32Array;

@@ -2,8 +2,9 @@
 // queued at launch and the rows' masks arrive at finish (meta.cu late_masks patches the packed
 // rows after the queued pass). Against fg_step on a twin engine, bit for bit: prompt chunks
 // with scored rows, then decode-only passes that replay CUDA graphs, masks late every pass;
-// misuse errors; destroy with a pass in flight; tensor parallel (finish runs the whole step);
-// and the engine on the demo model with grammars, overlap on and off. Skipped without a GPU.
+// misuse errors; destroy with a pass in flight; penalty slots; tensor parallel (finish runs the
+// whole step); and the engine on the demo model with grammars, overlap on and off. Skipped
+// without a GPU.
 import { afterAll, describe, expect, test } from "bun:test";
 import type { ModelSpec } from "../../src/native/modelSpec";
 import { NativeEngine, cudaDeviceCount, type KvConfig, type StepBatch, type StepResult } from "../../src/native";
@@ -113,6 +114,43 @@ describe.skipIf(!hasGpu)("overlapped steps on cuda", () => {
     expect(e.finish().ids.length).toBe(1);
     e.launch(makeBatch([{ tokens: randomTokens(rng(1), 500, V), context: 0, blocks: Array.from({ length: 32 }, (_, i) => i), wants: true }]));
     e.destroy();
+  });
+
+  test("penalty slots: lists sent in pieces equal whole lists bit for bit (the core uploads them whole)", () => {
+    const a = engineFor(spec, w, kv), b = engineFor(spec, w, kv);
+    engines.push(a, b);
+    const r = rng(21);
+    const prompts = [randomTokens(r, 20, V), randomTokens(r, 9, V)];
+    const outs: number[][] = [[], []];
+    const rep = [1.3, 1], presence = [0.2, 0.7];
+    const held = [0, 0];
+    for (let step = 0; step < 10; step++) {
+      const first = step === 0;
+      const chunks: SeqChunk[] = [0, 1].map((s) => ({
+        tokens: first ? prompts[s]! : [outs[s]!.at(-1)!], context: first ? 0 : prompts[s]!.length + outs[s]!.length - 1,
+        blocks: [10 * s, 10 * s + 1, 10 * s + 2], wants: true, temperature: 1, seed: BigInt(s + 1), repetition: rep[s]!, presence: presence[s]!,
+      }));
+      const lists = [0, 1].map((s) => [...(rep[s] !== 1 ? prompts[s]! : []), ...outs[s]!]);
+      const wholeBatch = makeBatch(chunks, { numLogprobs: 2 });
+      wholeBatch.penaltyIndptr = Int32Array.from([0, lists[0]!.length, lists[0]!.length + lists[1]!.length]);
+      wholeBatch.penaltyIds = Int32Array.from(lists.flat());
+      wholeBatch.penaltyPromptLens = Int32Array.from([0, 1].map((s) => (rep[s] !== 1 ? prompts[s]!.length : 0)));
+      const sliced = makeBatch(chunks, { numLogprobs: 2 });
+      const pieces = [0, 1].map((s) => lists[s]!.slice(held[s]!));
+      sliced.penaltyIndptr = Int32Array.from([0, pieces[0]!.length, pieces[0]!.length + pieces[1]!.length]);
+      sliced.penaltyIds = Int32Array.from(pieces.flat());
+      sliced.penaltyPromptLens = Int32Array.from([0, 1].map((s) => Math.max(0, (rep[s] !== 1 ? prompts[s]!.length : 0) - held[s]!)));
+      sliced.penaltySlots = Int32Array.from([3, 8]);
+      sliced.penaltySlotKeep = Int32Array.from(held);
+      const ref = a.step(wholeBatch);
+      b.launch(sliced);
+      const got = b.finish();
+      sameBits(got, ref);
+      [0, 1].forEach((s) => {
+        held[s] = lists[s]!.length;
+        outs[s]!.push(ref.ids[s]!);
+      });
+    }
   });
 
   test.skipIf(cudaDeviceCount() < 2)("tensor_parallel 2: launch defers, finish runs the whole step, the same as fg_step", () => {

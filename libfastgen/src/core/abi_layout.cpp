@@ -51,7 +51,8 @@ struct Field {
   X(fg_batch, row_masks) X(fg_batch, masks) X(fg_batch, temperature) X(fg_batch, top_p)        \
   X(fg_batch, top_k) X(fg_batch, min_p) X(fg_batch, seed) X(fg_batch, presence_penalty)        \
   X(fg_batch, frequency_penalty) X(fg_batch, repetition_penalty) X(fg_batch, penalty_indptr)   \
-  X(fg_batch, penalty_ids) X(fg_batch, penalty_prompt_lens) X(fg_batch, logit_bias_indptr)     \
+  X(fg_batch, penalty_ids) X(fg_batch, penalty_prompt_lens) X(fg_batch, penalty_slots)         \
+  X(fg_batch, penalty_slot_keep) X(fg_batch, logit_bias_indptr)                                \
   X(fg_batch, logit_bias_ids) X(fg_batch, logit_bias_values) X(fg_batch, num_logprobs)         \
   X(fg_batch, _reserved)
 #define FG_STEP_OUTPUT_FIELDS(X)                                                               \

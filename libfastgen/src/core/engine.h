@@ -7,6 +7,7 @@
 
 #include "core/kv_pool.h"
 #include "core/pass_thread.h"
+#include "core/penalty_slots.h"
 #include "core/rope_freq.h"
 #include "core/spec.h"
 #include "core/weights.h"
@@ -87,7 +88,10 @@ struct fg_engine {
     fg_batch batch{};                // the launched struct; its arrays are the caller's
     std::vector<int32_t> token_seq;  // CPU: [num_tokens] sequence of each token
     std::vector<float> logits;       // CPU: [num_rows, vocab] of the sample rows' tokens
+    // CUDA with penalty slots: every sequence's whole list, which batch's penalty CSR points at
+    std::vector<int32_t> penalty_indptr, penalty_ids, penalty_prompt_lens;
   };
+  fg::PenaltySlots penalties_;       // fg_batch penalty_slots: lists kept between passes
   Pass pass_;
   fg::PassThread pass_thread_;       // last: stopped before the state its job reads goes away
 };

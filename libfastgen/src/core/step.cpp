@@ -66,12 +66,24 @@ void fg_engine::launch_locked(const fg_batch *b, bool overlap, const char *fn) {
   }
   if (backend_ == FG_BACKEND_CUDA) fg::validate_batch(spec_, cuda_info_.num_blocks, cuda_info_.block_size, b);
   else fg::validate_batch(spec_, kv_->num_blocks(), kv_->block_size(), b);
+  penalties_.validate(b);
+  // Valid: from here the pass happens (a failure below still leaves the slots appended; the
+  // caller drops the pass's sequences, and a slot's next user cuts it with penalty_slot_keep).
+  penalties_.apply(b);
   pass_.batch = *b;
   pass_.started = false;
   pass_.in_flight = true;
   const int32_t T = b->num_tokens, S = b->num_seqs;
   if (T == 0) return;
   if (backend_ == FG_BACKEND_CUDA) {
+    if (b->penalty_slots) {  // the device sampler reads whole lists: one CSR, uploaded with the pass
+      Pass &p = pass_;
+      penalties_.flatten(b, p.penalty_indptr, p.penalty_ids, p.penalty_prompt_lens);
+      p.batch.penalty_indptr = p.penalty_indptr.data();
+      p.batch.penalty_ids = p.penalty_ids.data();
+      p.batch.penalty_prompt_lens = p.penalty_prompt_lens.data();
+      p.batch.penalty_slots = p.batch.penalty_slot_keep = nullptr;
+    }
     try {
       cuda_launch(overlap);
     } catch (...) {
@@ -120,7 +132,7 @@ void fg_engine::finish_locked(const fg_step_late *late, fg_step_output *out) {
   if (launched.num_tokens == 0) return;
   if (!pass_.started) cpu_forward();
   const fg_batch b = fg::with_late(launched, late);
-  fg::sample_rows(&b, pass_.logits.data(), spec_.vocab_size, out);
+  fg::sample_rows(&b, pass_.logits.data(), spec_.vocab_size, out, penalties_);
 }
 
 void fg_engine::cpu_forward() {

@@ -74,12 +74,14 @@ extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, co
     spec.max_position_embeddings = INT32_MAX;
     fg::validate_batch(spec, INT32_MAX, 1 << 30, batch);
     fg::validate_output(batch, out);
+    if (batch->penalty_slots)
+      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_sample_logits: penalty slots live in an engine (use fg_step)");
     if (backend == FG_BACKEND_CUDA) {
       char err[512] = "";
       check_cuda(fgcu_sample_host(batch, logits, vocab, out, err), err);
       return;
     }
-    fg::sample_rows(batch, logits, vocab, out);
+    fg::sample_rows(batch, logits, vocab, out, fg::PenaltySlots());
   });
 }
 
