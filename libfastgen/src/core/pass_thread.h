@@ -2,6 +2,7 @@
 // the caller goes on (it computes grammar masks meanwhile), joined by fg_step_finish. The job
 // itself still spreads over the process-wide pool (cpu/thread_pool.h); this thread is its caller.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -21,6 +22,7 @@ class PassThread {
   // must have been waited for.
   void start(std::function<void()> job);
   // Blocks until the job is done; rethrows what it threw. No-op when no job was started.
+  // Spins (yielding) up to kSpinNs first: see pass_thread.cpp.
   void wait();
 
  private:
@@ -32,6 +34,7 @@ class PassThread {
   std::function<void()> job_;
   bool pending_ = false;  // a job was started and not yet waited for
   bool running_ = false;  // the thread has it and has not finished it
+  std::atomic<bool> busy_{false};  // running_, readable without mu_ (wait()'s spin)
   bool quit_ = false;
   std::exception_ptr error_;
 };
