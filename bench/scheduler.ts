@@ -12,11 +12,15 @@
  * Napkin math: 256 rows x ~64 block ids (1k context / 16) = 16k ids + 768 tokens per pass.
  * Copied one element at a time at ~1.6 ns (this 2-core VM) that alone is ~27 us; the block
  * CSR is therefore rebuilt from the previous pass with a few memcpys (see blockCsr.ts).
+ * The penalty scenarios run twice: every list whole each pass (the CSR as before issue #24 item
+ * 4), and with penalty slots (EngineCore's way: the library keeps the lists, a pass sends each
+ * sequence's new ids).
  * Prints a table and writes bench/results/scheduler.json.
  */
 import { cpus } from "node:os";
 import { KvCacheManager } from "../src/engine/kvCache/kvCacheManager";
 import { StepBatchBuilder } from "../src/engine/batch";
+import { PenaltySlots } from "../src/engine/penaltySlots";
 import { SequenceQueues } from "../src/engine/queues";
 import { commitPlan, getPolicy, schedule } from "../src/engine/scheduler";
 import type { PolicyName } from "../src/engine/scheduler";
@@ -40,6 +44,8 @@ interface Scenario {
   name: string;
   policy: PolicyName;
   sampling: Partial<SamplingInput>;
+  /** Penalty slots (EngineCore's way): each list sent whole once, then only its new ids. */
+  penaltySlots?: boolean;
 }
 
 interface Timing {
@@ -65,7 +71,8 @@ function runRound(s: Scenario): Timing {
   const blocks = new KvCacheManager(NUM_BLOCKS, BLOCK_SIZE);
   const queues = new SequenceQueues();
   const ctx: StepperContext = { queues, blocks, stop: { eosTokenIds: [0] } };
-  const builder = new StepBatchBuilder([0]);
+  const slots = s.penaltySlots ? new PenaltySlots() : null;
+  const builder = new StepBatchBuilder([0], null, slots);
   let id = 0;
   const add = (len: number, maxTokens: number) => {
     const prompt = Array.from({ length: len }, (_, i) => 1 + ((i * 31 + id) % 30000));
@@ -78,6 +85,7 @@ function runRound(s: Scenario): Timing {
     const plan = schedule(policy, { running: queues.running, waiting: queues.waiting, blocks }, config);
     const t1 = Bun.nanoseconds();
     commitPlan(plan, queues, blocks);
+    if (slots) for (const seq of plan.preempted) slots.release(seq.id);
     const t2 = Bun.nanoseconds();
     const batch = builder.build(plan, blocks);
     const t3 = Bun.nanoseconds();
@@ -85,7 +93,8 @@ function runRound(s: Scenario): Timing {
     if (sampled.length < rows) sampled = new Int32Array(rows * 2);
     for (let r = 0; r < rows; r++) sampled[r] = 1 + (r % 50);
     const t4 = Bun.nanoseconds();
-    applyStep(plan, { rowIndptr: batch.rowIndptr, ids: sampled }, ctx);
+    const events = applyStep(plan, { rowIndptr: batch.rowIndptr, ids: sampled }, ctx);
+    if (slots) for (const ev of events) if (ev.finishReason !== null) slots.release(ev.seq.id);
     const t5 = Bun.nanoseconds();
     let decodes = 0;
     let context = 0;
@@ -148,6 +157,8 @@ const scenarios: Scenario[] = [
   { name: "top-p/top-k + logit bias", policy: "splitfuse", sampling: { temperature: 0.7, topP: 0.9, topK: 50, logitBias: { 5: -100, 6: 2 } } },
   { name: "presence penalty (outputs CSR)", policy: "splitfuse", sampling: { presencePenalty: 0.5 } },
   { name: "repetition penalty (prompt+outputs CSR)", policy: "splitfuse", sampling: { repetitionPenalty: 1.1 } },
+  { name: "presence penalty (slots: new ids only)", policy: "splitfuse", sampling: { presencePenalty: 0.5 }, penaltySlots: true },
+  { name: "repetition penalty (slots: new ids only)", policy: "splitfuse", sampling: { repetitionPenalty: 1.1 }, penaltySlots: true },
   { name: "default sampling", policy: "orca", sampling: {} },
   { name: "default sampling", policy: "prefill-first", sampling: {} },
 ];

@@ -5,8 +5,9 @@
  *  - Opaque handles; every export is prefixed fg_ and returns fg_status (or a plain value for
  *    pure queries). On failure, fg_last_error() gives a thread-local message naming the problem.
  *  - Nothing C++ crosses this boundary: plain C types, flat arrays, caller-owned buffers.
- *  - libfastgen is stateless between steps except for weights and the KV pool. The caller
- *    (TypeScript) owns all bookkeeping: which KV blocks belong to which sequence, what runs next.
+ *  - libfastgen is stateless between steps except for weights, the KV pool and penalty slots
+ *    (fg_batch). The caller (TypeScript) owns all bookkeeping: which KV blocks and penalty slots
+ *    belong to which sequence, what runs next.
  *
  * Life of an engine
  *   fg_engine_create(spec_json, backend)      normalized model spec (see below), CPU or CUDA
@@ -14,7 +15,9 @@
  *   fg_engine_load_quantized_tensor(...)       a weight stored as FP8 with its scales
  *   fg_engine_finalize(kv_config)              checks every tensor is present, sizes the KV pool
  *   fg_engine_get_info(&info)                  blocks, block size, vocab...
- *   fg_step(batch, out) x many                 one forward pass over a ragged batch
+ *   fg_step(batch, out) x many                 one forward pass over a ragged batch, or in two
+ *     = fg_step_launch(batch)                  halves: the forward starts, the caller computes
+ *       + fg_step_finish(late, out)            the rows' masks meanwhile, then samples and waits
  *   fg_engine_destroy
  *
  * Model spec (JSON object; TypeScript normalizes Hugging Face config.json into it)
@@ -158,7 +161,7 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 3
+#define FG_ABI_VERSION 4
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -300,7 +303,8 @@ fg_status fg_engine_get_info(fg_engine *engine, fg_engine_info *out);
  *
  * Penalties (all optional, NULL to skip): penalty_indptr/penalty_ids give per sequence the
  * token ids generated so far (OpenAI presence/frequency) and repetition_penalty applies to
- * prompt + output ids the caller lists there too (HF semantics). They and the logit bias
+ * prompt + output ids the caller lists there too (HF semantics); penalty slots keep those lists
+ * in the engine between passes, so a pass sends only the new ids. They and the logit bias
  * (logit_bias_indptr/ids/values) apply alike to every sampled row of the sequence.
  *
  * Masks (optional): masks holds num_masks allowed-token bitmasks of ceil(vocab / 32) words,
@@ -345,6 +349,15 @@ typedef struct fg_batch {
    * prompt ids, which count for the repetition penalty only; the rest are output ids, which
    * count for repetition, presence and frequency (vLLM semantics). */
   const int32_t *penalty_prompt_lens;
+  /* Penalty lists kept in the library (NULL: every list is whole in the CSR above). With
+   * penalty_slots[s] = k >= 0, sequence s's list lives in the engine's slot k and the CSR holds
+   * only what follows: at launch the slot keeps its first penalty_slot_keep[s] ids (0 empties it,
+   * for a slot handed to another sequence) and appends s's CSR ids, of which the first
+   * penalty_prompt_lens[s] are prompt ids (only while every kept id is one). Sampling then reads
+   * the slot's whole list as if the CSR held it. Slots are the caller's to give out: 0 <= k <
+   * 2^20, one sequence per slot in a batch; -1 = none (the CSR is s's whole list). */
+  const int32_t *penalty_slots;      /* [num_seqs] or NULL */
+  const int32_t *penalty_slot_keep;  /* [num_seqs] */
   const int32_t *logit_bias_indptr;/* [num_seqs + 1] or NULL */
   const int32_t *logit_bias_ids;
   const float *logit_bias_values;
@@ -365,8 +378,46 @@ typedef struct fg_step_output {
 
 fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out);
 
-/* Test-only fault injection: the next `count` fg_step calls fail with FG_ERR_INTERNAL, or with
- * the status set by fg_debug_fail_status (FG_ERR_DEVICE plays a failed GPU or rank). */
+/*
+ * Overlapped steps: fg_step is fg_step_launch + fg_step_finish, and a caller may do its own work
+ * between the two while the forward pass runs (the engine computes grammar masks there):
+ *
+ *   host:     build N | launch N | masks of N's rows | finish N: wait, sample | apply N | build N+1
+ *   backend:             forward N ..................|  sample  |
+ *
+ * fg_step_launch validates the batch (as fg_step does; the outputs come with finish) and starts
+ * its forward pass: CUDA queues it on the stream and returns; the CPU backend runs it on a thread
+ * the engine owns. FASTGEN_STEP_OVERLAP=0, and tensor_parallel > 1 on CUDA, start nothing at
+ * launch: finish then runs the whole step, as fg_step. The fg_batch struct is copied; every array
+ * it points at must stay valid and unchanged until fg_step_finish returns.
+ *
+ * fg_step_finish waits for the forward pass, samples the rows with the launched batch's
+ * parameters and `late` (NULL: nothing late), writes `out` as fg_step would, and ends the pass,
+ * whatever it returns: a pass is never left half done.
+ *
+ * Late inputs: the allowed-token masks of the sample rows (fg_batch's row_masks, masks,
+ * num_masks, same meaning), which a grammar engine computes while the pass runs. late->row_masks
+ * NULL = the batch's own masks; non-NULL requires a batch launched without masks (row_masks NULL,
+ * num_masks 0). Outputs are bit for bit those of fg_step with the masks in the batch.
+ *
+ * One pass in flight per engine. Misuse is FG_ERR_INVALID_ARGUMENT and changes nothing: a launch,
+ * or an fg_step, while a pass is in flight; a finish with none in flight. A launch that fails
+ * leaves no pass in flight (and the engine as a failed fg_step does). fg_engine_destroy with a
+ * pass in flight waits for it, frees the engine anyway, and returns FG_ERR_INVALID_ARGUMENT.
+ */
+typedef struct fg_step_late {
+  int32_t num_masks;
+  int32_t _reserved;
+  const int32_t *row_masks;      /* [num_rows] index into masks or -1; NULL = the batch's own */
+  const uint32_t *masks;         /* [num_masks * ceil(vocab / 32)] */
+} fg_step_late;
+
+fg_status fg_step_launch(fg_engine *engine, const fg_batch *batch);
+fg_status fg_step_finish(fg_engine *engine, const fg_step_late *late, fg_step_output *out);
+
+/* Test-only fault injection: the next `count` fg_step (or fg_step_launch) calls fail with
+ * FG_ERR_INTERNAL, or with the status set by fg_debug_fail_status (FG_ERR_DEVICE plays a failed
+ * GPU or rank). */
 fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count);
 fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
 

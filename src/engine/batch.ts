@@ -15,7 +15,8 @@
  * Penalty and logit-bias CSRs are built only when some sequence with a sampled row uses them,
  * and list ids for those sequences only (other sequences sample nothing):
  *   penalties:  output ids (OpenAI presence/frequency), and prompt ids first too when the
- *               row has a repetition penalty (HF semantics);
+ *               row has a repetition penalty (HF semantics); with penalty slots, only the ids
+ *               the sequence's slot in the engine does not hold yet;
  *   logit bias: the request's logit_bias, plus -inf on EOS and stop ids below min_tokens.
  * penaltyPromptLens says how many leading ids of a row's list are prompt ids, so presence and
  * frequency count outputs only (vLLM semantics) while repetition sees both.
@@ -23,11 +24,13 @@
 import { bannedBadWordIds } from "./badWords";
 import type { BlockTable } from "./kvCache/kvCacheManager";
 import { BlockCsr } from "./blockCsr";
+import type { PenaltySlots } from "./penaltySlots";
 import type { RowMaskBuilder } from "./rowMasks";
 import type { Plan } from "./scheduler/types";
 import { usesPenalties } from "./samplingParams";
 import type { StepBatch } from "./stepBatch";
 import { bannedStopIds } from "./stop";
+import type { LateMasks } from "../native/types";
 
 /** The block tables a batch reads (KvCacheManager is one). */
 export interface BlockTables {
@@ -69,6 +72,9 @@ export class StepBatchBuilder {
   private penaltyIndptr = new Int32Array(257);
   private penaltyIds = new Int32Array(4096);
   private penaltyPromptLens = new Int32Array(256);
+  private penaltyStart = new Int32Array(256);
+  private slot = new Int32Array(256);
+  private slotKeep = new Int32Array(256);
   private biasIndptr = new Int32Array(257);
   private biasIds = new Int32Array(256);
   private biasValues = new Float32Array(256);
@@ -76,14 +82,20 @@ export class StepBatchBuilder {
   /**
    * @param eosTokenIds banned (with stop ids) while a sequence is below its min_tokens
    * @param masks the allowed-token masks of sampled rows (rowMasks.ts); null = none
+   * @param penaltySlots the engine's penalty slots (penaltySlots.ts): a pass then sends only
+   *   each list's new ids; null = every list whole, every pass
    */
   constructor(
     private readonly eosTokenIds: readonly number[] = [],
     private readonly masks: RowMaskBuilder | null = null,
+    private readonly penaltySlots: PenaltySlots | null = null,
   ) {}
 
-  /** Builds the pass for `plan`; every row's table must already cover context + n tokens. */
-  build(plan: Plan, blocks: BlockTables): StepBatch {
+  /**
+   * Builds the pass for `plan`; every row's table must already cover context + n tokens. Without
+   * `withMasks` the batch carries no masks: lateMasks() gives them once the pass is launched.
+   */
+  build(plan: Plan, blocks: BlockTables, withMasks = true): StepBatch {
     const entries = plan.entries;
     const ns = entries.length;
     this.ensureRows(ns);
@@ -170,8 +182,13 @@ export class StepBatchBuilder {
     if (anyScored) batch.rowTargets = rowTargets.subarray(0, r); // absent: every row sampled
     if (anyPenalty) this.addPenalties(plan, batch);
     if (anyBias) this.addLogitBias(plan, batch);
-    this.masks?.apply(plan, batch);
+    if (withMasks) this.masks?.apply(plan, batch);
     return batch;
+  }
+
+  /** The rows' masks of a batch built without them (null: none constrained). */
+  lateMasks(plan: Plan, batch: StepBatch): LateMasks | null {
+    return this.masks?.masksOf(plan, batch) ?? null;
   }
 
   /** The CSR of the blocks covering each row's context + n tokens. */
@@ -212,15 +229,35 @@ export class StepBatchBuilder {
     this.frequency = fit(this.frequency, ns);
     this.repetition = fit(this.repetition, ns);
     this.penaltyPromptLens = fit(this.penaltyPromptLens, ns);
+    this.penaltyStart = fit(this.penaltyStart, ns);
+    this.slot = fit(this.slot, ns);
+    this.slotKeep = fit(this.slotKeep, ns);
   }
 
   private addPenalties(plan: Plan, batch: StepBatch): void {
     const entries = plan.entries;
+    const slots = this.penaltySlots;
+    // Where each sequence's ids start: its list's first token, or with a slot the first one the
+    // slot does not hold yet (start[i] = -1: no list this pass).
+    const start = this.penaltyStart;
     let total = 0;
-    for (const e of entries) {
-      const p = e.seq.params;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const seq = e.seq;
+      const p = seq.params;
+      start[i] = -1;
+      this.slot[i] = -1;
+      this.slotKeep[i] = 0;
       if (!e.wantsToken || !usesPenalties(p)) continue;
-      total += e.seq.numOutputTokens + (p.repetitionPenalty !== 1 ? e.seq.numPromptTokens : 0);
+      const from = p.repetitionPenalty !== 1 ? 0 : seq.numPromptTokens;
+      if (slots === null) start[i] = from;
+      else {
+        const sync = slots.sync(seq.id, from, seq.numTokens);
+        this.slot[i] = sync.slot;
+        this.slotKeep[i] = sync.keep;
+        start[i] = sync.start;
+      }
+      total += seq.numTokens - start[i]!;
     }
     this.penaltyIds = fit(this.penaltyIds, total);
     const ids = this.penaltyIds;
@@ -228,18 +265,17 @@ export class StepBatchBuilder {
     let k = 0;
     indptr[0] = 0;
     for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      const seq = e.seq;
+      const seq = entries[i]!.seq;
       const p = seq.params;
       this.presence[i] = p.presencePenalty;
       this.frequency[i] = p.frequencyPenalty;
       this.repetition[i] = p.repetitionPenalty;
       this.penaltyPromptLens[i] = 0;
-      if (e.wantsToken && usesPenalties(p)) {
-        const from = p.repetitionPenalty !== 1 ? 0 : seq.numPromptTokens;
+      const from = start[i]!;
+      if (from >= 0) {
         seq.copyTokens(from, seq.numTokens, ids, k);
         k += seq.numTokens - from;
-        this.penaltyPromptLens[i] = seq.numPromptTokens - from;
+        this.penaltyPromptLens[i] = Math.max(0, seq.numPromptTokens - from);
       }
       indptr[i + 1] = k;
     }
@@ -250,6 +286,10 @@ export class StepBatchBuilder {
     batch.penaltyIndptr = indptr.subarray(0, ns + 1);
     batch.penaltyIds = ids.subarray(0, k);
     batch.penaltyPromptLens = this.penaltyPromptLens.subarray(0, ns);
+    if (slots !== null) {
+      batch.penaltySlots = this.slot.subarray(0, ns);
+      batch.penaltySlotKeep = this.slotKeep.subarray(0, ns);
+    }
   }
 
   private addLogitBias(plan: Plan, batch: StepBatch): void {

@@ -1,8 +1,13 @@
 /**
- * EngineCore: one replica's engine, synchronous. Each step() is one forward pass:
+ * EngineCore: one replica's engine, synchronous. Each step() is one forward pass, in two halves
+ * so that the host works while the forward runs (overlapped steps):
  *
- *   schedule (policy, pure) → commitPlan → StepBatchBuilder → NativeEngine.step (fg_step)
- *   → applyStep (tokens, stop conditions, frees) → per-sample deltas (detokenized text)
+ *   launchStep: schedule (policy, pure) → commitPlan → StepBatchBuilder → NativeEngine.launch
+ *   (the host computes the pass's grammar masks: prepareMasks, or synchronously in finishStep)
+ *   finishStep: masks → NativeEngine.finish (fg_step_finish) → applyStep (tokens, stop
+ *   conditions, frees) → per-sample deltas (detokenized text)
+ *
+ * With overlapSteps off, finishStep builds the batch with its masks and calls fg_step once.
  *
  * Its parts live beside it: loading (engineLoad.ts), admission (requestAdmission.ts), the live
  * requests (requestTable.ts), logprobs (logprobs.ts), deltas (requestDeltas.ts), metrics
@@ -18,6 +23,7 @@ import { KvEventRecorder } from "./kvCache/kvEvents";
 import { recordPromptLogprobs, tokenLogprob } from "./logprobs";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./options";
 import { SequenceQueues } from "./queues";
+import { PenaltySlots } from "./penaltySlots";
 import { RequestAdmission } from "./requestAdmission";
 import { takeDeltas } from "./requestDeltas";
 import { RequestTable, type RequestState, type StepItem } from "./requestTable";
@@ -32,10 +38,21 @@ import { EngineStepError, RequestRejectedError, type EngineMetrics, type Generat
 import type { WorkerReadyInfo } from "./workerProtocol";
 import { EngineGrammars } from "../grammar/engineGrammars";
 import type { SequenceGrammar } from "../grammar/sequenceGrammar";
-import { FastgenError, type NativeEngine, type StepResult } from "../native";
+import { FastgenError, type LateMasks, type NativeEngine, type StepResult } from "../native";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 
 export type { StepItem } from "./requestTable";
+
+/** The pass between launchStep() and finishStep(). */
+interface PassInFlight {
+  readonly plan: Plan;
+  /** Requests whose news this pass carries besides its rows' (rejections). */
+  readonly touched: Set<RequestState>;
+  /** The launched batch (overlapSteps; null: finishStep builds it, or the plan is empty). */
+  batch: StepBatch | null;
+  /** A build or launch that failed: finishStep fails the plan with it. */
+  error: Error | null;
+}
 
 export class EngineCore {
   private readonly blocks: KvCacheManager;
@@ -65,6 +82,9 @@ export class EngineCore {
   readonly kvEvents: KvEventRecorder | null;
   /** Grammar-constrained decoding (src/grammar/): matchers, masks, the compiled-grammar cache. */
   readonly grammars: EngineGrammars;
+  private pass: PassInFlight | null = null;
+  /** Which engine slot keeps each sequence's penalty list (penaltySlots.ts). */
+  private readonly penaltySlots = new PenaltySlots();
 
   private constructor(loaded: LoadedModel, readonly options: EngineOptions) {
     const { native, tokenizer, speculator } = loaded;
@@ -89,7 +109,7 @@ export class EngineCore {
     const grammarMasks: RowMaskSource = {
       maskFor: (seq, ahead) => (this.grammars.active ? this.grammars.maskFor(samples.get(seq.id)?.grammar, seq.outputIds, ahead) : null),
     };
-    this.builder = new StepBatchBuilder(eos, new RowMaskBuilder(info.vocabSize, [new AllowedTokenMasks(info.vocabSize), grammarMasks]));
+    this.builder = new StepBatchBuilder(eos, new RowMaskBuilder(info.vocabSize, [new AllowedTokenMasks(info.vocabSize), grammarMasks]), this.penaltySlots);
     this.ctx = {
       queues: this.queues,
       blocks: this.blocks,
@@ -148,7 +168,10 @@ export class EngineCore {
     }
   }
 
-  /** Computes the grammar masks the next step will need; null when none is missing (no await). */
+  /**
+   * Computes the grammar masks of the pass in flight (between launchStep and finishStep, while its
+   * forward runs), or of the next one; null when none is missing (no await).
+   */
   prepareMasks(): Promise<void> | null {
     return this.grammars.prepareMasks();
   }
@@ -157,18 +180,57 @@ export class EngineCore {
     return this.queues.size > 0;
   }
 
+  /** Whether a launched pass awaits finishStep(). */
+  get passInFlight(): boolean {
+    return this.pass !== null;
+  }
+
   /** Runs one forward pass and returns the new output of every request it touched. */
   step(): StepItem[] {
+    this.launchStep();
+    return this.finishStep();
+  }
+
+  /**
+   * Plans the next pass, commits it and starts its forward pass; finishStep() completes it. The
+   * masks of its rows are best computed in between (prepareMasks), while the forward runs.
+   */
+  launchStep(): void {
+    if (this.pass !== null) throw new Error("launchStep: a pass is in flight (finishStep first)");
     const t0 = performance.now();
     try {
-      return this.stepInner();
+      this.pass = this.launchInner();
+    } finally {
+      this.timing.stepMs += performance.now() - t0;
+    }
+  }
+
+  /**
+   * Ends a pass in flight without applying it (after an internal error; the caller aborts its
+   * requests). Its blocks are not trusted as cache hits.
+   */
+  dropStep(): void {
+    if (this.pass === null) return;
+    this.pass = null;
+    this.native.dropPass();
+    this.blocks.failPass();
+  }
+
+  /** Completes the launched pass and returns the new output of every request it touched. */
+  finishStep(): StepItem[] {
+    const pass = this.pass;
+    if (pass === null) throw new Error("finishStep: no pass in flight (launchStep first)");
+    this.pass = null;
+    const t0 = performance.now();
+    try {
+      return this.finishInner(pass);
     } finally {
       this.timing.steps++;
       this.timing.stepMs += performance.now() - t0;
     }
   }
 
-  private stepInner(): StepItem[] {
+  private launchInner(): PassInFlight {
     const requests = this.requests;
     const counters = this.stats.counters;
     // A grammar-constrained sequence does not speculate: its masks are built for one row a pass
@@ -178,6 +240,7 @@ export class EngineCore {
     );
     const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks, proposals }, this.schedulerConfig);
     commitPlan(plan, this.queues, this.blocks);
+    for (const seq of plan.preempted) this.penaltySlots.release(seq.id); // re-admitted: sent whole again
     counters.preemptions += plan.preempted.length;
     for (const seq of plan.admitted) {
       const r = requests.sampleOf(seq.id).request;
@@ -192,23 +255,41 @@ export class EngineCore {
       if (r.finishReason === "rejected") request.rejection ??= r.message;
       touched.add(request);
     }
+    const pass: PassInFlight = { plan, touched, batch: null, error: null };
+    if (plan.entries.length === 0 || !this.options.overlapSteps) return pass;
+    try {
+      const batch = this.builder.build(plan, this.blocks, /*withMasks=*/ false);
+      this.timeNative(() => this.native.launch(batch));
+      pass.batch = batch;
+    } catch (e) {
+      pass.error = e as Error;
+    }
+    return pass;
+  }
+
+  private finishInner(pass: PassInFlight): StepItem[] {
+    const { plan, touched } = pass;
+    const requests = this.requests;
+    const counters = this.stats.counters;
     if (plan.entries.length > 0) {
       let result: StepResult;
-      let stride = 0;
       let batch: StepBatch;
       try {
-        batch = this.builder.build(plan, this.blocks);
-        stride = batch.numLogprobs ?? 0;
-        const n0 = performance.now();
-        try {
-          result = this.native.step(batch);
-        } finally {
-          this.timing.nativeMs += performance.now() - n0;
+        if (pass.error) throw pass.error;
+        if (pass.batch) {
+          batch = pass.batch;
+          const late = this.lateMasks(plan, batch);
+          result = this.timeNative(() => this.native.finish(late));
+        } else {
+          const built = this.builder.build(plan, this.blocks);
+          batch = built;
+          result = this.timeNative(() => this.native.step(built));
         }
       } catch (e) {
         if (e instanceof FastgenError && e.code === "device") this.fatalError = e;
         return this.failPlan(plan, e as Error, touched);
       }
+      const stride = batch.numLogprobs ?? 0;
       recordPromptLogprobs(plan, batch, result, stride, requests.samples);
       counters.steps++;
       for (const ev of applyStep(plan, { rowIndptr: batch.rowIndptr, ids: result.ids }, this.ctx)) {
@@ -226,6 +307,26 @@ export class EngineCore {
       }
     }
     return [...touched].map((r) => this.collect(r));
+  }
+
+  /** The launched pass's masks (host work its forward hides); a failure drops the pass. */
+  private lateMasks(plan: Plan, batch: StepBatch): LateMasks | undefined {
+    try {
+      return this.builder.lateMasks(plan, batch) ?? undefined;
+    } catch (e) {
+      this.native.dropPass();
+      throw e;
+    }
+  }
+
+  /** Runs a native call, adding its host time to timing.nativeMs. */
+  private timeNative<T>(call: () => T): T {
+    const t0 = performance.now();
+    try {
+      return call();
+    } finally {
+      this.timing.nativeMs += performance.now() - t0;
+    }
   }
 
   /** Aborts a request wherever it is; returns its closing deltas (empty if unknown). */
@@ -254,6 +355,7 @@ export class EngineCore {
   }
 
   destroy(): void {
+    this.pass = null; // a pass in flight is ended (and dropped) by native.destroy()
     this.abortAll();
     this.speculator?.destroy();
     this.native.destroy();
@@ -263,7 +365,10 @@ export class EngineCore {
   private failPlan(plan: Plan, error: Error, touched: Set<RequestState>): StepItem[] {
     this.blocks.failPass(); // the blocks this pass was to fill hold no KV: never a cache hit
     const failed = new Set<RequestState>();
-    for (const e of plan.entries) failed.add(this.requests.sampleOf(e.seq.id).request);
+    for (const e of plan.entries) {
+      const sample = this.requests.samples.get(e.seq.id); // gone: aborted while the pass ran
+      if (sample && !e.seq.isFinished) failed.add(sample.request);
+    }
     const items: StepItem[] = [];
     for (const r of failed) items.push(this.fail(r, new EngineStepError(`forward pass failed: ${error.message}`)));
     for (const r of touched) if (!failed.has(r)) items.push(this.collect(r));
@@ -289,6 +394,7 @@ export class EngineCore {
     if (!this.requests.remove(request)) return;
     this.stats.counters.finished++;
     for (const s of request.samples) {
+      this.penaltySlots.release(s.seq.id);
       if (s.grammar) this.grammars.release(s.grammar);
       this.speculator?.release(s.seq.id);
     }

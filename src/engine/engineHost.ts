@@ -1,7 +1,8 @@
 /**
  * The engine side of the worker protocol: EngineCore driven by ToWorker messages, answering with
- * FromWorker ones through `send`. The loop runs plan → fg_step → apply, one forward pass per turn,
- * yielding to the event loop between passes so new requests and aborts are picked up. Hosted by a
+ * FromWorker ones through `send`. The loop runs plan → launch → grammar masks → finish → apply,
+ * one forward pass per turn, yielding to the event loop between passes (and while masks compute)
+ * so new requests and aborts are picked up. Hosted by a
  * Bun Worker (engineWorker.ts) or by a child process (engineChild.ts); the code is the same.
  */
 import { EngineCore } from "./engineCore";
@@ -59,12 +60,14 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
         }
         let items;
         try {
-          const masks = core.prepareMasks(); // grammar masks: computed here, copied by step()
+          core.launchStep(); // the forward pass runs from here (fg_step_launch) ...
+          const masks = core.prepareMasks(); // ... while the host computes its rows' grammar masks
           if (masks) await masks;
-          if (!core || shuttingDown) break;
-          items = core.step();
+          if (!core || shuttingDown) break; // close() drops the pass in flight
+          items = core.finishStep();
         } catch (e) {
           // A bug, not a request's fault: fail what is in flight rather than hang it.
+          core.dropStep();
           for (const id of core.abortAll()) send({ type: "request-error", id, error: serializeError(e) });
           continue;
         }

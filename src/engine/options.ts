@@ -56,6 +56,14 @@ export interface EngineOptions {
    * with the checkpoint's per-layer k_scale / v_scale (1.0 without). CPU only for now.
    */
   kvCacheDtype: KvCacheDtype;
+  /**
+   * Overlapped steps (on by default): a pass's forward is launched before its rows' grammar masks
+   * are computed, and they are handed to the library when it finishes (fg_step_launch /
+   * fg_step_finish), so masks cost no wall time while the forward runs. Off: masks first, then
+   * one fg_step (the A/B baseline; outputs are the same). FASTGEN_STEP_OVERLAP=0 makes the
+   * library's launch start nothing, which turns the overlap off for every engine of the process.
+   */
+  overlapSteps: boolean;
 }
 
 export const QUANTIZATION_METHODS = ["none", "fp8"] as const;
@@ -79,4 +87,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   speculative: null,
   quantization: "none",
   kvCacheDtype: "auto",
+  overlapSteps: true,
 };

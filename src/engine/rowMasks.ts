@@ -13,6 +13,7 @@
 import type { Plan } from "./scheduler/types";
 import type { Sequence } from "./sequence";
 import type { StepBatch } from "./stepBatch";
+import type { LateMasks } from "../native/types";
 
 /** Says which tokens a sequence may sample; one per kind of constraint. */
 export interface RowMaskSource {
@@ -44,7 +45,19 @@ export class RowMaskBuilder {
 
   /** Sets batch.rowMasks / batch.masks when some sampled row of `plan` is constrained. */
   apply(plan: Plan, batch: StepBatch): void {
-    if (this.sources.length === 0) return;
+    const m = this.masksOf(plan, batch);
+    if (m === null) return;
+    batch.rowMasks = m.rowMasks;
+    batch.masks = m.masks;
+  }
+
+  /**
+   * The rows' masks of `plan`'s batch, null when no sampled row is constrained. A pass launched
+   * without them takes them at finish (fg_step_finish's late masks); views of buffers kept between
+   * steps, valid until the next call.
+   */
+  masksOf(plan: Plan, batch: StepBatch): LateMasks | null {
+    if (this.sources.length === 0) return null;
     const { rowIndptr, rowTargets } = batch;
     const entries = plan.entries;
     const numRows = rowIndptr[entries.length]!;
@@ -77,9 +90,8 @@ export class RowMaskBuilder {
         this.rowMasks[r] = slot;
       }
     }
-    if (slots === null) return;
-    batch.rowMasks = this.rowMasks.subarray(0, numRows);
-    batch.masks = this.masks.subarray(0, numMasks * this.words);
+    if (slots === null) return null;
+    return { rowMasks: this.rowMasks.subarray(0, numRows), masks: this.masks.subarray(0, numMasks * this.words) };
   }
 
   /** The row's mask: the one source's array, or the AND of several in a scratch array; null = none. */

@@ -8,7 +8,7 @@
 import { FastgenError, Status } from "./errors";
 
 /** FG_ABI_VERSION of the fastgen.h this binding is written against. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 export type FieldType = "i32" | "u64" | "f32" | "ptr";
 
@@ -20,11 +20,12 @@ export const BINDING_STRUCTS = {
     num_masks: "i32", row_indptr: "ptr", row_tokens: "ptr", row_targets: "ptr", row_masks: "ptr",
     masks: "ptr", temperature: "ptr", top_p: "ptr", top_k: "ptr", min_p: "ptr", seed: "ptr",
     presence_penalty: "ptr", frequency_penalty: "ptr", repetition_penalty: "ptr",
-    penalty_indptr: "ptr", penalty_ids: "ptr", penalty_prompt_lens: "ptr",
-    logit_bias_indptr: "ptr", logit_bias_ids: "ptr", logit_bias_values: "ptr", num_logprobs: "i32",
+    penalty_indptr: "ptr", penalty_ids: "ptr", penalty_prompt_lens: "ptr", penalty_slots: "ptr",
+    penalty_slot_keep: "ptr", logit_bias_indptr: "ptr", logit_bias_ids: "ptr", logit_bias_values: "ptr", num_logprobs: "i32",
     _reserved: "i32",
   },
   fg_step_output: { ids: "ptr", logprobs: "ptr", top_ids: "ptr", top_logprobs: "ptr", logits: "ptr" },
+  fg_step_late: { num_masks: "i32", _reserved: "i32", row_masks: "ptr", masks: "ptr" },
   fg_kv_config: {
     block_size: "i32", num_blocks: "i32", memory_fraction: "f32", max_kv_bytes: "u64", kv_dtype: "i32",
     _reserved: "i32", k_scales: "ptr", v_scales: "ptr",

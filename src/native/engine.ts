@@ -3,8 +3,8 @@ import type { Pointer } from "bun:ffi";
 import type { ModelSpec } from "./modelSpec";
 import { FastgenError, Status } from "./errors";
 import { check, cString, lib } from "./lib";
-import { addr, infoBuffer, numRows, packBatch, packKvConfig, packOutputs, readInfo } from "./structs";
-import type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult, WeightScales } from "./types";
+import { addr, infoBuffer, numRows, packBatch, packKvConfig, packLate, packOutputs, readInfo } from "./structs";
+import type { Backend, DType, EngineInfo, KvConfig, LateMasks, StepBatch, StepResult, WeightScales } from "./types";
 
 const DTYPES: Record<DType, { code: number; bytes: number }> = {
   F32: { code: 0, bytes: 4 },
@@ -13,8 +13,15 @@ const DTYPES: Record<DType, { code: number; bytes: number }> = {
   F8_E4M3: { code: 3, bytes: 1 },
 };
 
+/** The pass between launch() and finish(): what the library reads until finish returns. */
+interface PassInFlight {
+  batch: StepBatch;
+  packed: Uint8Array;
+}
+
 export class NativeEngine {
   #handle: Pointer | null;
+  #inFlight: PassInFlight | null = null;
   #vocabSize = 0;
   /** The spec's num_layers (sizes the per-layer KV scales the library reads). */
   #numLayers = -1;
@@ -83,8 +90,72 @@ export class NativeEngine {
   /** One forward pass over a ragged batch (see fg_step in fastgen.h); results per sample row. */
   step(batch: StepBatch): StepResult {
     const handle = this.#live();
+    const packed = packBatch(batch, this.#vocab());
+    const { result, outputs } = this.#outputs(batch);
+    // `batch`, `result` and the packed structs stay referenced until the call returns.
+    check(lib().fg_step(handle, packed, outputs));
+    return result;
+  }
+
+  /**
+   * Starts a forward pass (fg_step_launch): it runs while the caller goes on, until finish().
+   * `batch`'s arrays must stay unchanged until then; its masks may instead come to finish().
+   */
+  launch(batch: StepBatch): void {
+    const handle = this.#live();
+    const packed = packBatch(batch, this.#vocab());
+    check(lib().fg_step_launch(handle, packed));
+    this.#inFlight = { batch, packed };
+  }
+
+  /** Whether a launched pass awaits finish(). */
+  get inFlight(): boolean {
+    return this.#inFlight !== null;
+  }
+
+  /**
+   * Waits for the launched pass and samples its rows, with `late` masks when they were computed
+   * after the launch (fg_step_finish); the pass is over whatever this throws.
+   */
+  finish(late?: LateMasks): StepResult {
+    const handle = this.#live();
+    const pass = this.#inFlight;
+    if (pass === null) {  // the library says so too; this keeps the message in one place
+      check(lib().fg_step_finish(handle, null, null));
+      throw new FastgenError(Status.INTERNAL, "fg_step_finish succeeded with no pass in flight");
+    }
+    const { result, outputs } = this.#outputs(pass.batch);
+    let packedLate: Uint8Array | null;
+    try {
+      packedLate = packLate(late, numRows(pass.batch), this.#vocab());
+    } catch (e) {
+      this.#endQuietly();
+      throw e;
+    }
+    this.#inFlight = null;
+    // `pass`, `late`, `result` and the packed structs stay referenced until the call returns.
+    check(lib().fg_step_finish(handle, packedLate, outputs));
+    return result;
+  }
+
+  /** Ends a launched pass without its results (its inputs could not be made); no-op when none. */
+  dropPass(): void {
+    this.#endQuietly();
+  }
+
+  /**
+   * Ends a pass in flight, dropping its results (after a failure, or before destroy): finish with
+   * no outputs waits for the pass and fails before sampling, which still ends it.
+   */
+  #endQuietly(): void {
+    if (this.#handle === null || this.#inFlight === null) return;
+    lib().fg_step_finish(this.#handle, null, null);
+    this.#inFlight = null;
+  }
+
+  /** Zeroed result arrays for the batch's rows and the fg_step_output pointing at them. */
+  #outputs(batch: StepBatch): { result: StepResult; outputs: Uint8Array } {
     const vocab = this.#vocab();
-    const packed = packBatch(batch, vocab);
     const rows = numRows(batch);
     const numLogprobs = batch.numLogprobs ?? 0;
     const result: StepResult = { ids: new Int32Array(rows).fill(-1), logprobs: new Float32Array(rows).fill(NaN) };
@@ -97,9 +168,7 @@ export class NativeEngine {
       ids: addr(result.ids), logprobs: addr(result.logprobs), top_ids: addr(result.topIds),
       top_logprobs: addr(result.topLogprobs), logits: addr(result.logits),
     });
-    // `batch`, `result` and the packed structs stay referenced until the call returns.
-    check(lib().fg_step(handle, packed, outputs));
-    return result;
+    return { result, outputs };
   }
 
   /** The vocabulary size (read once: it sizes masks and logits every step). */
@@ -114,9 +183,10 @@ export class NativeEngine {
     check(lib().fg_debug_fail_next_steps(this.#live(), n));
   }
 
-  /** Frees the engine; idempotent. Any other method afterwards throws. */
+  /** Frees the engine (after ending a pass in flight); idempotent. Any other method afterwards throws. */
   destroy(): void {
     if (this.#handle === null) return;
+    this.#endQuietly();
     const handle = this.#handle;
     this.#handle = null;
     check(lib().fg_engine_destroy(handle));

@@ -18,4 +18,4 @@ export {
 export type { LibraryKnob, MoeRouting } from "./kernels";
 export { specTensors } from "./tensorTable";
 export { pagedAttention, sampleLogits, type AttentionShape } from "./stages";
-export type { Backend, DType, EngineInfo, KvConfig, StepBatch, StepResult, WeightScales } from "./types";
+export type { Backend, DType, EngineInfo, KvConfig, LateMasks, StepBatch, StepResult, WeightScales } from "./types";

@@ -40,6 +40,10 @@ const symbols = {
   fg_engine_finalize: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   fg_engine_get_info: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   fg_step: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  // (engine, batch)
+  fg_step_launch: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  // (engine, late, out)
+  fg_step_finish: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   fg_debug_fail_next_steps: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   fg_debug_fail_status: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   // (x, w, out, rows, cols, eps)

@@ -6,7 +6,7 @@ import { ptr } from "bun:ffi";
 import type { FieldOf } from "./abi";
 import { FastgenError, Status } from "./errors";
 import { layout } from "./lib";
-import type { Backend, EngineInfo, KvConfig, StepBatch } from "./types";
+import type { Backend, EngineInfo, KvConfig, LateMasks, StepBatch } from "./types";
 
 type Typed = Int32Array | Uint32Array | Float32Array | BigUint64Array | BigInt64Array | Uint8Array;
 
@@ -43,7 +43,8 @@ const BATCH_POINTERS: [FieldOf<"fg_batch">, keyof StepBatch][] = [
   ["top_k", "topK"], ["min_p", "minP"], ["seed", "seed"], ["presence_penalty", "presencePenalty"],
   ["frequency_penalty", "frequencyPenalty"], ["repetition_penalty", "repetitionPenalty"],
   ["penalty_indptr", "penaltyIndptr"], ["penalty_ids", "penaltyIds"],
-  ["penalty_prompt_lens", "penaltyPromptLens"], ["logit_bias_indptr", "logitBiasIndptr"],
+  ["penalty_prompt_lens", "penaltyPromptLens"], ["penalty_slots", "penaltySlots"],
+  ["penalty_slot_keep", "penaltySlotKeep"], ["logit_bias_indptr", "logitBiasIndptr"],
   ["logit_bias_ids", "logitBiasIds"], ["logit_bias_values", "logitBiasValues"],
 ];
 
@@ -67,6 +68,10 @@ export function packBatch(batch: StepBatch, vocab: number): Uint8Array {
   for (const name of ["presencePenalty", "frequencyPenalty", "repetitionPenalty"] as const)
     if (batch[name]) needLength(name, batch[name], numSeqs);
   if (batch.penaltyPromptLens) needLength("penaltyPromptLens", batch.penaltyPromptLens, numSeqs);
+  if (batch.penaltySlots) {
+    needLength("penaltySlots", batch.penaltySlots, numSeqs);
+    needLength("penaltySlotKeep", batch.penaltySlotKeep, numSeqs);
+  }
   needCsr("blockIndptr", batch.blockIndptr, [batch.blockIndices], ["blockIndices"], numSeqs);
   needCsr("rowIndptr", batch.rowIndptr, [batch.rowTokens], ["rowTokens"], numSeqs);
   const rows = numRows(batch);
@@ -93,6 +98,27 @@ export function packBatch(batch: StepBatch, vocab: number): Uint8Array {
     view.setBigUint64(o[field], BigInt(addr(batch[key] as Typed | undefined)), true);
   return bytes;
 }
+
+/**
+ * fg_step_late: the sample rows' masks for fg_step_finish (fastgen.h), or null when none arrived
+ * late. The caller keeps `late`'s arrays alive during the call.
+ */
+export function packLate(late: LateMasks | undefined, numRows: number, vocab: number): Uint8Array | null {
+  if (!late) return null;
+  needLength("late rowMasks", late.rowMasks, numRows);
+  const maskWords = Math.ceil(vocab / 32);
+  const L = layout().fg_step_late;
+  const bytes = new Uint8Array(L.size);
+  const view = new DataView(bytes.buffer);
+  view.setInt32(L.offset.num_masks, maskWords > 0 ? Math.floor(late.masks.length / maskWords) : 0, true);
+  // A row-less batch still hands over a late list: a non-null pointer says "masks came late".
+  view.setBigUint64(L.offset.row_masks, BigInt(late.rowMasks.length > 0 ? ptr(late.rowMasks) : ptr(NON_NULL)), true);
+  view.setBigUint64(L.offset.masks, BigInt(addr(late.masks)), true);
+  return bytes;
+}
+
+/** Stands in for an empty late rowMasks (ptr() of an empty array is not allowed). */
+const NON_NULL = new Int32Array(1);
 
 /** fg_step_output from the addresses of the outputs wanted (0 or absent for the others). */
 export function packOutputs(ptrs: Partial<Record<FieldOf<"fg_step_output">, number>>): Uint8Array {

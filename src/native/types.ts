@@ -86,12 +86,30 @@ export interface StepBatch {
   penaltyIds?: Int32Array;
   /** Leading prompt ids of each sequence's penalty list (repetition penalty only); absent = 0. */
   penaltyPromptLens?: Int32Array;
+  /**
+   * [numSeqs] the engine slot keeping each sequence's penalty list, or -1 (fg_batch
+   * penalty_slots): with a slot, the penalty CSR holds only the ids after the first
+   * penaltySlotKeep[s] the slot keeps, and penaltyPromptLens counts the prompt ids among them.
+   */
+  penaltySlots?: Int32Array;
+  penaltySlotKeep?: Int32Array;
   logitBiasIndptr?: Int32Array;
   logitBiasIds?: Int32Array;
   logitBiasValues?: Float32Array;
   /** Top logprobs per row, 0..20. */
   numLogprobs?: number;
   returnLogits?: boolean;
+}
+
+/**
+ * The sample rows' masks when they arrive after the pass was launched (fg_step_late): what
+ * StepBatch.rowMasks / masks would hold. The launched batch then carries none.
+ */
+export interface LateMasks {
+  /** [numRows] the mask of each row (index into masks) or -1. */
+  rowMasks: Int32Array;
+  /** Allowed-token bitmasks of ceil(vocab / 32) words each. */
+  masks: Uint32Array;
 }
 
 /** Per sample row. Logprobs are those of the raw logits (before penalties, bias, mask, temperature). */

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { KvCacheManager } from "../../src/engine/kvCache/kvCacheManager";
 import { StepBatchBuilder } from "../../src/engine/batch";
+import { PenaltySlots } from "../../src/engine/penaltySlots";
 import type { Plan, PlanEntry } from "../../src/engine/scheduler";
 import { samplingParams } from "../../src/engine/samplingParams";
 import type { SamplingInput } from "../../src/engine/samplingParams";
@@ -112,6 +113,40 @@ describe("StepBatchBuilder", () => {
     expect(b3.blockIndices.length).toBe(1500);
     expect(b3.tokenIds[1499]).toBe(299 + 4);
     expect(b3.cuSeqlens[300]).toBe(1500);
+  });
+
+  test("penalty slots: a sequence's list goes whole once, then only its new ids", () => {
+    const blocks = new KvCacheManager(64, 4);
+    const slots = new PenaltySlots();
+    const builder = new StepBatchBuilder([EOS], null, slots);
+    const a = seq(0, [10, 11, 12], [30], { repetitionPenalty: 1.2 }); // prompt ids count
+    const b = seq(1, [20, 21], [40, 41], { presencePenalty: 0.5 }); // outputs only
+    const c = seq(2, [50], [60]); // no penalty: no slot
+    for (const s of [a, b, c]) blocks.allocate(s.id, s.numTokens + 4);
+    let batch = builder.build(plan([[a, 3, 1], [b, 3, 1], [c, 1, 1]]), blocks);
+    expect(Array.from(batch.penaltySlots!)).toEqual([0, 1, -1]);
+    expect(Array.from(batch.penaltySlotKeep!)).toEqual([0, 0, 0]);
+    expect(Array.from(batch.penaltyIndptr!)).toEqual([0, 4, 6, 6]);
+    expect(Array.from(batch.penaltyIds!)).toEqual([10, 11, 12, 30, 40, 41]);
+    expect(Array.from(batch.penaltyPromptLens!)).toEqual([3, 0, 0]);
+    a.appendOutput(31);
+    b.appendOutput(42);
+    batch = builder.build(plan([[a, 4, 1], [b, 4, 1]]), blocks);
+    expect(Array.from(batch.penaltySlots!)).toEqual([0, 1]);
+    expect(Array.from(batch.penaltySlotKeep!)).toEqual([4, 2]);
+    expect(Array.from(batch.penaltyIds!)).toEqual([31, 42]);
+    expect(Array.from(batch.penaltyPromptLens!)).toEqual([0, 0]);
+    // b finishes; a newcomer takes its slot and starts it over (keep 0)
+    slots.release(b.id);
+    const d = seq(3, [70, 71], [], { frequencyPenalty: 0.3, repetitionPenalty: 1.1 });
+    blocks.allocate(d.id, 4);
+    a.appendOutput(32);
+    batch = builder.build(plan([[d, 0, 2], [a, 5, 1]]), blocks);
+    expect(Array.from(batch.penaltySlots!)).toEqual([1, 0]);
+    expect(Array.from(batch.penaltySlotKeep!)).toEqual([0, 5]);
+    expect(Array.from(batch.penaltyIds!)).toEqual([70, 71, 32]);
+    expect(Array.from(batch.penaltyPromptLens!)).toEqual([2, 0]);
+    expect(slots.size).toBe(2);
   });
 
   test("refuses a row whose table does not cover its tokens", () => {

@@ -143,12 +143,15 @@ export function conformanceSuite(policy: PolicyName): void {
         const mix = randomMix(policy, budget, seed);
         const result = runMix(mix);
         checkOutcome(mix, result);
-        // A quarter of the mixes again with the cache off: the same tokens, the reference's.
+        // A quarter of the mixes again with the cache off, and with every penalty list sent
+        // whole (no penalty slots): the same tokens, the reference's.
         if (i % 4 === 0) {
           const off = randomMix(policy, budget, seed, false);
           const offResult = runMix(off);
           checkOutcome(off, offResult);
           expect(offResult.cachedTokens).toBe(0);
+          const whole = { ...mix, penaltySlots: false };
+          checkOutcome(whole, runMix(whole));
         }
         totals.preemptions += result.preemptions;
         totals.rejections += result.rejections;

@@ -8,8 +8,10 @@
  * blocks (prefix caching) but never write the same one. A pass writes every row's tokens before
  * any row reads, as both backends do per layer.
  * The hash also mixes in the seed (temperature > 0) and the penalty ids, and honours logit
- * bias bans (<= -100), so those arrays are checked too. reference() is the same model run
- * one token at a time without any scheduler: the unconstrained run every schedule must match.
+ * bias bans (<= -100), so those arrays are checked too; penalty slots (fg_batch penalty_slots)
+ * are kept as the library keeps them, so a list sent in pieces hashes as the whole list.
+ * reference() is the same model run one token at a time without any scheduler: the
+ * unconstrained run every schedule must match.
  */
 import type { StepBatch } from "../../src/engine/stepBatch";
 import type { SampledRows } from "../../src/engine/stepper";
@@ -44,6 +46,8 @@ export function contextHash(tokens: ArrayLike<number>, seed: bigint, temperature
 
 export class FakeModel {
   private readonly kv: Int32Array;
+  /** Penalty slots: each one's ids, as libfastgen keeps them between passes. */
+  private readonly penaltySlots = new Map<number, number[]>();
   steps = 0;
 
   constructor(
@@ -69,6 +73,7 @@ export class FakeModel {
     };
     if (b.cuSeqlens[0] !== 0 || b.cuSeqlens[ns] !== b.tokenIds.length) fail("cuSeqlens do not span the tokens");
     if (b.positions.length !== b.tokenIds.length || b.blockIndptr[ns] !== b.blockIndices.length) fail("array lengths");
+    const lists = this.penaltyLists(b, fail);
     // Rows may share blocks (prefix caching) but no two rows may write one.
     const written = new Set<number>();
     for (let s = 0; s < ns; s++) {
@@ -90,7 +95,7 @@ export class FakeModel {
       const last = b.rowIndptr[s + 1]! - 1;
       if (last < b.rowIndptr[s]! || (b.rowTargets && b.rowTargets[last]! >= 0)) continue;
       if (b.rowTokens[last] !== t0 + n - 1) fail(`row ${s}: its sampled row is not at its last token`);
-      const pen = b.penaltyIndptr ? b.penaltyIds!.subarray(b.penaltyIndptr[s]!, b.penaltyIndptr[s + 1]!) : null;
+      const pen = lists[s] ?? null;
       const usesPen = b.penaltyIndptr !== undefined &&
         (b.presencePenalty![s] !== 0 || b.frequencyPenalty![s] !== 0 || b.repetitionPenalty![s] !== 1);
       const banned = new Set<number>();
@@ -116,5 +121,30 @@ export class FakeModel {
       }
     }
     return { rowIndptr: b.rowIndptr, ids: out };
+  }
+
+  /** Each sequence's whole penalty list: its CSR range, or its slot after keep + append. */
+  private penaltyLists(b: StepBatch, fail: (m: string) => never): (ArrayLike<number> | undefined)[] {
+    const ns = b.contextLens.length;
+    const lists: (ArrayLike<number> | undefined)[] = [];
+    if (!b.penaltyIndptr) return lists;
+    const used = new Set<number>();
+    for (let s = 0; s < ns; s++) {
+      const sent = b.penaltyIds!.subarray(b.penaltyIndptr[s]!, b.penaltyIndptr[s + 1]!);
+      const k = b.penaltySlots?.[s] ?? -1;
+      if (k < 0) {
+        lists.push(sent);
+        continue;
+      }
+      if (used.has(k)) fail(`penalty slot ${k} used twice in one pass`);
+      used.add(k);
+      const held = this.penaltySlots.get(k) ?? [];
+      const keep = b.penaltySlotKeep![s]!;
+      if (keep > held.length) fail(`penalty slot ${k} keeps ${keep} of ${held.length} ids`);
+      const list = [...held.slice(0, keep), ...sent];
+      this.penaltySlots.set(k, list);
+      lists.push(list);
+    }
+    return lists;
   }
 }

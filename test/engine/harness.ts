@@ -11,6 +11,7 @@ import type { Plan, PolicyName, SchedulerConfig } from "../../src/engine/schedul
 import type { SamplingParams } from "../../src/engine/samplingParams";
 import { Sequence, runsBefore } from "../../src/engine/sequence";
 import type { SequenceFinishReason } from "../../src/engine/sequence";
+import { PenaltySlots } from "../../src/engine/penaltySlots";
 import { abort, applyStep } from "../../src/engine/stepper";
 import type { StepperContext } from "../../src/engine/stepper";
 import { Speculator } from "../../src/engine/speculative/speculator";
@@ -43,6 +44,8 @@ export interface MixSpec {
   prefixCaching?: boolean;
   /** Speculative decoding: drafts from `proposer`, verified in the passes (absent = off). */
   speculation?: { config: SpeculativeConfig; proposer: Proposer };
+  /** Penalty slots (default on): false sends every penalty list whole, every pass. */
+  penaltySlots?: boolean;
 }
 
 export interface FinishRecord {
@@ -77,7 +80,10 @@ export function runMix(mix: MixSpec): MixResult {
   const policy = getPolicy(mix.policy);
   const blocks = new KvCacheManager(numBlocks, blockSize, mix.prefixCaching ?? true);
   const queues = new SequenceQueues();
-  const builder = new StepBatchBuilder(EOS_IDS);
+  // Penalty lists sent in pieces (penalty slots), as EngineCore sends them; the fake model
+  // keeps the slots as the library does, so a slot out of step changes the output.
+  const slots = mix.penaltySlots === false ? null : new PenaltySlots();
+  const builder = new StepBatchBuilder(EOS_IDS, null, slots);
   const model = new FakeModel(numBlocks, blockSize);
   const spec = mix.speculation ? new Speculator(mix.speculation.config, mix.speculation.proposer, { eosTokenIds: EOS_IDS }) : null;
   const ctx: StepperContext = {
@@ -94,6 +100,7 @@ export function runMix(mix: MixSpec): MixResult {
     throw new Error(`[${mix.label}] step ${result.steps}: ${m}`);
   };
   const record = (seq: Sequence) => {
+    slots?.release(seq.id);
     const r = result.finished.get(seq.id);
     if (r) r.count++;
     else result.finished.set(seq.id, { tokens: [...seq.outputIds], finishReason: seq.finishReason!, count: 1, step });
@@ -125,6 +132,7 @@ export function runMix(mix: MixSpec): MixResult {
     checkPassShape(plan, uncomputed, config, fail);
     const hashesBefore = hashedBlocks(blocks);
     commitPlan(plan, queues, blocks);
+    for (const seq of plan.preempted) slots?.release(seq.id);
     checkNoCachedWrite(plan, blocks, hashesBefore, fail);
     for (const seq of plan.admitted) result.cachedTokens += plan.entries.find((e) => e.seq === seq)!.contextLen;
     for (const r of plan.rejected) record(r.seq);

@@ -19,7 +19,10 @@ export interface Finished {
   tokenIds: number[][];
 }
 
-/** Runs the requests together; returns each one's samples. `asyncMasks` false: build() computes them. */
+/**
+ * Runs the requests together, each pass as the engine host runs it (launch, masks while the
+ * forward runs, finish); returns each one's samples. `asyncMasks` false: finishStep computes them.
+ */
 export async function runAll(core: EngineCore, reqs: { prompt: string; sampling: SamplingOptions }[], asyncMasks = true): Promise<Finished[]> {
   const out: Finished[] = reqs.map((r) => {
     const n = r.sampling.n ?? 1;
@@ -30,8 +33,9 @@ export async function runAll(core: EngineCore, reqs: { prompt: string; sampling:
     await core.addRequestAsync(String(i), ids, reqs[i]!.sampling);
   }
   while (core.hasWork()) {
+    core.launchStep();
     if (asyncMasks) await core.prepareMasks();
-    for (const { id, deltas, error } of core.step()) {
+    for (const { id, deltas, error } of core.finishStep()) {
       if (error) throw error;
       const r = out[Number(id)]!;
       for (const d of deltas) {

@@ -51,12 +51,16 @@ struct Field {
   X(fg_batch, row_masks) X(fg_batch, masks) X(fg_batch, temperature) X(fg_batch, top_p)        \
   X(fg_batch, top_k) X(fg_batch, min_p) X(fg_batch, seed) X(fg_batch, presence_penalty)        \
   X(fg_batch, frequency_penalty) X(fg_batch, repetition_penalty) X(fg_batch, penalty_indptr)   \
-  X(fg_batch, penalty_ids) X(fg_batch, penalty_prompt_lens) X(fg_batch, logit_bias_indptr)     \
+  X(fg_batch, penalty_ids) X(fg_batch, penalty_prompt_lens) X(fg_batch, penalty_slots)         \
+  X(fg_batch, penalty_slot_keep) X(fg_batch, logit_bias_indptr)                                \
   X(fg_batch, logit_bias_ids) X(fg_batch, logit_bias_values) X(fg_batch, num_logprobs)         \
   X(fg_batch, _reserved)
 #define FG_STEP_OUTPUT_FIELDS(X)                                                               \
   X(fg_step_output, ids) X(fg_step_output, logprobs) X(fg_step_output, top_ids)                \
   X(fg_step_output, top_logprobs) X(fg_step_output, logits)
+#define FG_STEP_LATE_FIELDS(X)                                                                 \
+  X(fg_step_late, num_masks) X(fg_step_late, _reserved) X(fg_step_late, row_masks)             \
+  X(fg_step_late, masks)
 #define FG_KV_CONFIG_FIELDS(X)                                                                 \
   X(fg_kv_config, block_size) X(fg_kv_config, num_blocks) X(fg_kv_config, memory_fraction)     \
   X(fg_kv_config, max_kv_bytes) X(fg_kv_config, kv_dtype) X(fg_kv_config, _reserved)           \
@@ -68,6 +72,7 @@ struct Field {
 
 constexpr Field kBatch[] = {FG_BATCH_FIELDS(FG_FIELD)};
 constexpr Field kStepOutput[] = {FG_STEP_OUTPUT_FIELDS(FG_FIELD)};
+constexpr Field kStepLate[] = {FG_STEP_LATE_FIELDS(FG_FIELD)};
 constexpr Field kKvConfig[] = {FG_KV_CONFIG_FIELDS(FG_FIELD)};
 constexpr Field kEngineInfo[] = {FG_ENGINE_INFO_FIELDS(FG_FIELD)};
 
@@ -88,6 +93,8 @@ static_assert(covers(kBatch, sizeof(fg_batch), alignof(fg_batch)),
               "fg_batch changed: list its fields in FG_BATCH_FIELDS, in order");
 static_assert(covers(kStepOutput, sizeof(fg_step_output), alignof(fg_step_output)),
               "fg_step_output changed: list its fields in FG_STEP_OUTPUT_FIELDS, in order");
+static_assert(covers(kStepLate, sizeof(fg_step_late), alignof(fg_step_late)),
+              "fg_step_late changed: list its fields in FG_STEP_LATE_FIELDS, in order");
 static_assert(covers(kKvConfig, sizeof(fg_kv_config), alignof(fg_kv_config)),
               "fg_kv_config changed: list its fields in FG_KV_CONFIG_FIELDS, in order");
 static_assert(covers(kEngineInfo, sizeof(fg_engine_info), alignof(fg_engine_info)),
@@ -109,6 +116,7 @@ std::string layout_json() {
   std::string s = "{";
   append(s, "fg_batch", sizeof(fg_batch), kBatch);
   append(s, "fg_step_output", sizeof(fg_step_output), kStepOutput);
+  append(s, "fg_step_late", sizeof(fg_step_late), kStepLate);
   append(s, "fg_kv_config", sizeof(fg_kv_config), kKvConfig);
   append(s, "fg_engine_info", sizeof(fg_engine_info), kEngineInfo);
   return s + "}";

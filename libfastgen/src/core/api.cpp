@@ -50,7 +50,14 @@ fg_status fg_engine_create(const char *spec_json, int32_t backend, fg_engine **o
 }
 
 fg_status fg_engine_destroy(fg_engine *engine) {
-  return fg::guard(__func__, [&] { delete engine; });
+  return fg::guard(__func__, [&] {
+    const bool dropped = engine && engine->drop_pass();
+    delete engine;
+    if (dropped)
+      fg::raise(FG_ERR_INVALID_ARGUMENT,
+                "fg_engine_destroy: a pass was in flight (fg_step_launch without fg_step_finish); "
+                "it was waited for and dropped, and the engine is destroyed");
+  });
 }
 
 fg_status fg_engine_load_tensor(fg_engine *engine, const char *name, int32_t dtype,
@@ -93,6 +100,20 @@ fg_status fg_step(fg_engine *engine, const fg_batch *batch, fg_step_output *out)
   return fg::guard(__func__, [&] {
     need_engine(engine, __func__);
     engine->step(batch, out);
+  });
+}
+
+fg_status fg_step_launch(fg_engine *engine, const fg_batch *batch) {
+  return fg::guard(__func__, [&] {
+    need_engine(engine, __func__);
+    engine->step_launch(batch);
+  });
+}
+
+fg_status fg_step_finish(fg_engine *engine, const fg_step_late *late, fg_step_output *out) {
+  return fg::guard(__func__, [&] {
+    need_engine(engine, __func__);
+    engine->step_finish(late, out);
   });
 }
 

@@ -99,9 +99,8 @@ void check_unique_slots(const fg_batch *b, int32_t block_size) {
 }  // namespace
 
 void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_size,
-                    const fg_batch *b, const fg_step_output *out) {
+                    const fg_batch *b) {
   if (!b) BAD("batch is null");
-  if (!out) BAD("output is null");
   const int32_t T = b->num_tokens, S = b->num_seqs;
   if (T < 0 || S < 0) BAD("num_tokens (%d) and num_seqs (%d) must be >= 0", T, S);
   if (S == 0 && T == 0) return;
@@ -154,8 +153,33 @@ void validate_batch(const ModelSpec &spec, int32_t num_blocks, int32_t block_siz
     for (int32_t i = 0; i < n; i++)
       if (std::isnan(b->logit_bias_values[i])) BAD("logit_bias_values[%d] is NaN", i);
   }
-  if (b->num_rows > 0 && !out->ids) BAD("output ids is null");
   check_unique_slots(b, block_size);
+}
+
+void validate_output(const fg_batch *b, const fg_step_output *out) {
+  if (!out) BAD("output is null");
+  if (b->num_rows > 0 && !out->ids) BAD("output ids is null");
+}
+
+void validate_late(const fg_batch *b, const fg_step_late *late) {
+  if (!late || !late->row_masks) return;
+  if (b->row_masks || b->num_masks != 0)
+    BAD("late masks for a batch launched with masks of its own (launch it with row_masks NULL)");
+  if (late->num_masks < 0) BAD("late num_masks must be >= 0, got %d", late->num_masks);
+  if (late->num_masks > 0 && !late->masks) BAD("late num_masks = %d but masks is null", late->num_masks);
+  for (int32_t r = 0; r < b->num_rows; r++)
+    if (late->row_masks[r] < -1 || late->row_masks[r] >= late->num_masks)
+      BAD("row %d: late row_masks = %d is not -1 or a mask in [0, %d)", r, late->row_masks[r], late->num_masks);
+}
+
+fg_batch with_late(const fg_batch &b, const fg_step_late *late) {
+  fg_batch m = b;
+  if (late && late->row_masks) {
+    m.row_masks = late->row_masks;
+    m.masks = late->masks;
+    m.num_masks = late->num_masks;
+  }
+  return m;
 }
 
 }  // namespace fg

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "core/kv_pool.h"
+#include "core/pass_thread.h"
+#include "core/penalty_slots.h"
 #include "core/rope_freq.h"
 #include "core/spec.h"
 #include "core/weights.h"
@@ -29,8 +31,13 @@ struct fg_engine {
   // Checks every tensor is loaded, then allocates the KV pool.
   void finalize(const fg_kv_config *kv);
   fg_engine_info info() const;
-  // One forward pass + sampling (step.cpp). The batch is validated before anything changes.
+  // One forward pass + sampling (step.cpp): fg_step, or its halves fg_step_launch and
+  // fg_step_finish (fastgen.h). The batch is validated before anything changes.
   void step(const fg_batch *batch, fg_step_output *out);
+  void step_launch(const fg_batch *batch);
+  void step_finish(const fg_step_late *late, fg_step_output *out);
+  // fg_engine_destroy: ends a pass in flight (waits for it, drops its results); true if one was.
+  bool drop_pass();
   void debug_fail_next_steps(int32_t count);
   void debug_fail_status(int32_t status);
 
@@ -39,7 +46,14 @@ struct fg_engine {
   void cuda_create();
   void cuda_load(const char *name, int32_t dtype, const void *data, uint64_t nbytes);
   void cuda_finalize(const fg_kv_config *kv);
-  void cuda_step(const fg_batch *batch, fg_step_output *out);
+  // The two halves of a step on the device: launch queues pass_'s forward (or nothing, when
+  // finish is to run the whole step); finish samples with the late masks and waits.
+  void cuda_launch(bool overlap);
+  void cuda_finish(const fg_step_late *late, fg_step_output *out);
+  // The pass between launch and finish, with mu_ held (step.cpp).
+  void launch_locked(const fg_batch *b, bool overlap, const char *fn);
+  void finish_locked(const fg_step_late *late, fg_step_output *out);
+  void cpu_forward();  // pass_'s forward pass into pass_.logits, on whichever thread calls it
   bool finalized() const { return kv_ || cuda_finalized_; }
   // engine_quant.cpp: FP8 weights and KV cache, with mu_ held.
   void load_quantized(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
@@ -67,4 +81,17 @@ struct fg_engine {
   int32_t fail_steps_ = 0;
   fg_status fail_status_ = FG_ERR_INTERNAL;
   mutable std::mutex mu_;           // one call at a time per engine
+  // fg_step_launch .. fg_step_finish: at most one pass in flight.
+  struct Pass {
+    bool in_flight = false;
+    bool started = false;            // its forward runs (pass thread, CUDA stream); else finish runs it
+    fg_batch batch{};                // the launched struct; its arrays are the caller's
+    std::vector<int32_t> token_seq;  // CPU: [num_tokens] sequence of each token
+    std::vector<float> logits;       // CPU: [num_rows, vocab] of the sample rows' tokens
+    // CUDA with penalty slots: every sequence's whole list, which batch's penalty CSR points at
+    std::vector<int32_t> penalty_indptr, penalty_ids, penalty_prompt_lens;
+  };
+  fg::PenaltySlots penalties_;       // fg_batch penalty_slots: lists kept between passes
+  Pass pass_;
+  fg::PassThread pass_thread_;       // last: stopped before the state its job reads goes away
 };

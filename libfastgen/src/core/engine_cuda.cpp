@@ -91,8 +91,23 @@ void fg_engine::cuda_finalize(const fg_kv_config *kv) {
   cuda_finalized_ = true;
 }
 
-void fg_engine::cuda_step(const fg_batch *b, fg_step_output *out) {
-  fg::validate_batch(spec_, cuda_info_.num_blocks, cuda_info_.block_size, b, out);
+void fg_engine::cuda_launch(bool overlap) {
+  // Tensor-parallel ranks take one job at a time (tp.cu): their steps run whole, from finish.
+  if (!overlap || spec_.tensor_parallel > 1) return;
   char err[512] = "";
-  check(fgcu_engine_step(cuda_, b, out, err), err);
+  check(fgcu_engine_launch(cuda_, &pass_.batch, err), err);
+  pass_.started = true;
+}
+
+void fg_engine::cuda_finish(const fg_step_late *late, fg_step_output *out) {
+  char err[512] = "";
+  if (!pass_.started) {
+    const fg_batch b = fg::with_late(pass_.batch, late);
+    check(fgcu_engine_step(cuda_, &b, out, err), err);
+    return;
+  }
+  const bool has = late && late->row_masks;
+  check(fgcu_engine_finish(cuda_, has ? late->row_masks : nullptr, has ? late->masks : nullptr,
+                           has ? late->num_masks : 0, out, err),
+        err);
 }

@@ -11,6 +11,7 @@
 #define FG_KNOBS(X)                                                                              \
   X(NUM_THREADS, INT, "0", "CPU backend threads; 0 or below: one per hardware thread")           \
   X(CPU_ISA, STR, "", "cap the CPU kernels' ISA: \"generic\" or \"avx2\" (default: the best found)") \
+  X(STEP_OVERLAP, FLAG, "1", "fg_step_launch returns while the forward pass runs (CPU: on a library thread; CUDA: queued), so the host computes masks meanwhile; 0: finish runs the whole step") \
   X(CUDA_GRAPHS, FLAG, "1", "capture decode steps as CUDA graphs")                               \
   X(PROFILE, FLAG, "0", "device time per op kind, printed to stderr at destroy (graphs off)")    \
   X(PDL, FLAG, "1", "programmatic dependent launch on compute capability 9.0+")                  \

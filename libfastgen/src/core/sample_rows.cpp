@@ -9,7 +9,8 @@
 namespace fg {
 namespace {
 
-cpu::SamplingParams sampling_params(const fg_batch *b, int32_t s, int32_t r, int64_t vocab) {
+cpu::SamplingParams sampling_params(const fg_batch *b, int32_t s, int32_t r, int64_t vocab,
+                                    const PenaltySlots &penalties) {
   cpu::SamplingParams p{};
   p.temperature = b->temperature[s];
   p.top_p = b->top_p[s];
@@ -20,12 +21,10 @@ cpu::SamplingParams sampling_params(const fg_batch *b, int32_t s, int32_t r, int
   p.presence_penalty = b->presence_penalty ? b->presence_penalty[s] : 0.0f;
   p.frequency_penalty = b->frequency_penalty ? b->frequency_penalty[s] : 0.0f;
   p.repetition_penalty = b->repetition_penalty ? b->repetition_penalty[s] : 1.0f;
-  if (b->penalty_indptr) {
-    p.penalty_ids = b->penalty_ids + b->penalty_indptr[s];
-    p.num_penalty_ids = b->penalty_indptr[s + 1] - b->penalty_indptr[s];
-    if (b->penalty_prompt_lens)
-      p.num_prompt_penalty_ids = std::min<int64_t>(std::max(0, b->penalty_prompt_lens[s]), p.num_penalty_ids);
-  }
+  const PenaltyList l = penalties.list(b, s);
+  p.penalty_ids = l.ids;
+  p.num_penalty_ids = l.n;
+  p.num_prompt_penalty_ids = l.prompt_n;
   if (b->logit_bias_indptr) {
     p.bias_ids = b->logit_bias_ids + b->logit_bias_indptr[s];
     p.bias_values = b->logit_bias_values + b->logit_bias_indptr[s];
@@ -49,7 +48,8 @@ cpu::SampleOut sample_out(const fg_step_output *out, int32_t r, int32_t num_logp
 
 }  // namespace
 
-void sample_rows(const fg_batch *b, const float *logits, int64_t V, fg_step_output *out) {
+void sample_rows(const fg_batch *b, const float *logits, int64_t V, fg_step_output *out,
+                 const PenaltySlots &penalties) {
   const int32_t R = b->num_rows;
   if (R == 0) return;
   std::vector<int32_t> row_seq(R);  // [R] sequence of each row
@@ -63,7 +63,7 @@ void sample_rows(const fg_batch *b, const float *logits, int64_t V, fg_step_outp
       *o.id = target;
       cpu::raw_logprobs(row, V, target, o);
     } else {
-      cpu::sample_token(row, V, sampling_params(b, row_seq[r], (int32_t)r, V), o);
+      cpu::sample_token(row, V, sampling_params(b, row_seq[r], (int32_t)r, V, penalties), o);
     }
     if (out->logits) std::copy(row, row + V, out->logits + r * V);
   });

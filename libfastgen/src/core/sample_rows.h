@@ -4,11 +4,14 @@
 #pragma once
 #include <cstdint>
 
+#include "core/penalty_slots.h"
 #include "fastgen.h"
 
 namespace fg {
 
 // Requires a validated batch. Writes every output of `out` that is not null, row by row.
-void sample_rows(const fg_batch *b, const float *logits, int64_t vocab, fg_step_output *out);
+// Penalty lists come from `penalties` (the batch's slots, else its CSR).
+void sample_rows(const fg_batch *b, const float *logits, int64_t vocab, fg_step_output *out,
+                 const PenaltySlots &penalties);
 
 }  // namespace fg

@@ -41,10 +41,9 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
     fg::ModelSpec spec;  // only what validate_batch reads
     spec.vocab_size = INT32_MAX;
     spec.max_position_embeddings = INT32_MAX;
-    fg_step_output none{};
     fg_batch no_rows{};  // the hook samples nothing: a batch's sample rows are ignored
     if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
-    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr, &none);
+    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
     batch = &no_rows;
     const int32_t T = batch->num_tokens;
     if (T == 0) return;
@@ -73,13 +72,16 @@ extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, co
     fg::ModelSpec spec;
     spec.vocab_size = vocab;
     spec.max_position_embeddings = INT32_MAX;
-    fg::validate_batch(spec, INT32_MAX, 1 << 30, batch, out);
+    fg::validate_batch(spec, INT32_MAX, 1 << 30, batch);
+    fg::validate_output(batch, out);
+    if (batch->penalty_slots)
+      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_sample_logits: penalty slots live in an engine (use fg_step)");
     if (backend == FG_BACKEND_CUDA) {
       char err[512] = "";
       check_cuda(fgcu_sample_host(batch, logits, vocab, out, err), err);
       return;
     }
-    fg::sample_rows(batch, logits, vocab, out);
+    fg::sample_rows(batch, logits, vocab, out, fg::PenaltySlots());
   });
 }
 

@@ -83,6 +83,12 @@ int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t num_blocks,
                         float memory_fraction, fgcu_info *info, char *err);
 // One forward pass + sampling; the core validated the batch.
 int fgcu_engine_step(fgcu_engine *g, const fg_batch *b, fg_step_output *out, char *err);
+// The same in two halves (tensor_parallel 1 only; the core runs tp > 1 steps whole): launch
+// uploads the batch and queues its forward pass; finish puts the late masks (row_masks null:
+// none) in the rows, samples into out (null: only wait) and waits for the stream.
+int fgcu_engine_launch(fgcu_engine *g, const fg_batch *b, char *err);
+int fgcu_engine_finish(fgcu_engine *g, const int32_t *row_masks, const uint32_t *masks,
+                       int32_t num_masks, fg_step_output *out, char *err);
 
 // Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits): one stage on host buffers.
 int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,

@@ -265,6 +265,7 @@ void fgcu::rank_destroy(fgcu_rank *e) {
                     &e->gathered, &e->emb,  &e->xd,     &e->y};
   for (DevBuf *b : bufs) release(*b);
   release(e->meta);
+  release(e->late);
   moe_work_release(e->moe);
   free(e->expert_ptrs);
   if (e->stream) cudaStreamDestroy(e->stream);

@@ -52,12 +52,20 @@ struct Meta {
   const AttnTile *wide, *narrow;
   const SampleRow *rows;
   const uint32_t *masks;
+  const SampleRow *rows_host;    // the rows as packed in the pinned upload (late_masks copies them)
 };
 
 // Packs the batch (validated) into mb.host, plans attention tiles and key splits (splits > 0
 // forces a count), and queues the upload on `stream`. vocab sizes the masks (0: none needed).
 int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int num_sms,
                int splits, int vocab, cudaStream_t stream, Meta *m, char *err);
+
+// fg_step_finish's late masks: copies m's rows with each sampled row's mask set from row_masks
+// (-1 none) and the num_masks masks into lb, queues their upload on `stream` after the pass
+// already queued, and points m->rows / m->masks at them. Sampling alone reads them, so the
+// forward pass in flight is untouched.
+int late_masks(MetaBuf &lb, const int32_t *row_masks, const uint32_t *masks, int num_masks,
+               int vocab, cudaStream_t stream, Meta *m, char *err);
 
 // How a rank waits for its stream under tensor parallelism: polling, so that a collective whose
 // peer never arrives ends in an error at the deadline instead of a hang, and every rank stops
@@ -150,6 +158,7 @@ struct fgcu_rank {
   fgcu::MoeWork moe;           // MoE layers' routing and expert workspaces
   void *expert_ptrs = nullptr; // host arrays behind LayerW::ex_* (num_layers * 4 * E pointers)
   fgcu::MetaBuf meta;
+  fgcu::MetaBuf late;          // fg_step_finish's rows and masks (meta.cu late_masks)
   void *out_host = nullptr;
   size_t out_host_bytes = 0;
 
@@ -178,8 +187,11 @@ int rank_kv_alloc(fgcu_rank *e, int64_t blocks, fgcu_info *info, char *err);
 // for workspaces) before any rank enters a collective.
 int rank_prepare(fgcu_rank *e, const fg_batch *b, Meta *m, char *err);
 // Forward pass, logits (gathered from all ranks), sampling into out (rank 0; null elsewhere),
-// and the wait for the stream.
+// and the wait for the stream: rank_forward queues the pass up to the logits, rank_complete
+// samples and waits (fg_step_launch / fg_step_finish run them apart).
 int rank_run(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err);
+int rank_forward(fgcu_rank *e, const Meta &m, char *err);
+int rank_complete(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err);
 // Pieces of a step: the workspaces a step of m's shape needs (meta.cu); the forward pass up to
 // the logits of m's rows, eager or through a cached CUDA graph for decode-only steps (forward.cu).
 int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err);

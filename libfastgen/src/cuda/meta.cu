@@ -130,6 +130,32 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
   m->narrow = (const AttnTile *)(d + o_narrow);
   m->rows = (const SampleRow *)(d + o_rows);
   m->masks = (const uint32_t *)(d + o_masks);
+  m->rows_host = rows;
+  return 0;
+}
+
+int late_masks(MetaBuf &lb, const int32_t *row_masks, const uint32_t *masks, int num_masks,
+               int vocab, cudaStream_t stream, Meta *m, char *err) {
+  const int R = m->R;
+  if (R == 0) return 0;
+  const size_t words = (size_t)(vocab + 31) / 32;
+  const size_t rows_bytes = (R * sizeof(SampleRow) + 15) / 16 * 16;
+  const size_t mask_bytes = (size_t)num_masks * words * 4;
+  const size_t bytes = rows_bytes + mask_bytes;
+  if (bytes > lb.cap) {  // the previous finish waited for its upload: lb is free to rewrite
+    release(lb);
+    FGCU_TRY(cudaMallocHost(&lb.host, bytes * 2));
+    FGCU_TRY(cudaMalloc(&lb.dev, bytes * 2));
+    lb.cap = bytes * 2;
+  }
+  SampleRow *rows = (SampleRow *)lb.host;
+  memcpy(rows, m->rows_host, R * sizeof(SampleRow));
+  for (int r = 0; r < R; r++)
+    if (rows[r].forced < 0 && row_masks[r] >= 0) rows[r].mask = (long long)row_masks[r] * (long long)words;
+  if (mask_bytes) memcpy(lb.host + rows_bytes, masks, mask_bytes);
+  FGCU_TRY(cudaMemcpyAsync(lb.dev, lb.host, bytes, cudaMemcpyHostToDevice, stream));
+  m->rows = (const SampleRow *)lb.dev;
+  m->masks = (const uint32_t *)(lb.dev + rows_bytes);
   return 0;
 }
 

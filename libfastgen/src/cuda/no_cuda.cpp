@@ -32,6 +32,11 @@ extern "C" int fgcu_engine_finalize(fgcu_engine *, int32_t, int32_t, float, fgcu
 extern "C" int fgcu_engine_step(fgcu_engine *, const fg_batch *, fg_step_output *, char *err) {
   return unsupported(err);
 }
+extern "C" int fgcu_engine_launch(fgcu_engine *, const fg_batch *, char *err) { return unsupported(err); }
+extern "C" int fgcu_engine_finish(fgcu_engine *, const int32_t *, const uint32_t *, int32_t, fg_step_output *,
+                                 char *err) {
+  return unsupported(err);
+}
 extern "C" int fgcu_attention_host(const fg_batch *, const float *, const float *, const float *,
                                    float *, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,
                                    int32_t, char *err) {

@@ -1,6 +1,7 @@
-// One step of a rank (rank_prepare, rank_run): metadata and workspaces, the forward pass
-// (forward.cu), sampling on the device and the copy back (sample_and_return), and the wait for
-// the stream, bounded under tensor parallelism (stream_wait).
+// One step of a rank (rank_prepare, rank_run = rank_forward + rank_complete): metadata and
+// workspaces, the forward pass (forward.cu), sampling on the device and the copy back
+// (sample_and_return), and the wait for the stream, bounded under tensor parallelism
+// (stream_wait). fg_step_launch stops after rank_forward; fg_step_finish runs rank_complete.
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,13 +103,17 @@ bool new_shape(fgcu_rank *e, const Meta &m) {
 
 }  // namespace
 
-int fgcu::rank_run(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err) {
+int fgcu::rank_forward(fgcu_rank *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
   const bool decode_only = m.T == m.S;  // one token per sequence
   e->lockstep = e->tp > 1 && new_shape(e, m);
   // MoE layers sync per layer (moe.cuh), so their steps are never captured
-  if (decode_only && e->graphs_on && !e->prof && M.num_experts == 0) FGCU_CHECK(forward_graphed(e, m, err));
-  else FGCU_CHECK(forward(e, m, err));
+  if (decode_only && e->graphs_on && !e->prof && M.num_experts == 0) return forward_graphed(e, m, err);
+  return forward(e, m, err);
+}
+
+int fgcu::rank_complete(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err) {
+  const fgcu_model &M = e->m;
   // Sampling may load kernels new to rank 0: first let every rank launch its whole pass.
   if (e->tp > 1 && !e->lockstep && m.R > 0) FGCU_CHECK(e->rendezvous(e->group, err));
   if (out && m.R > 0)
@@ -122,4 +127,9 @@ int fgcu::rank_run(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err) 
     return FG_ERR_DEVICE;
   }
   return 0;
+}
+
+int fgcu::rank_run(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err) {
+  FGCU_CHECK(rank_forward(e, m, err));
+  return rank_complete(e, m, out, err);
 }

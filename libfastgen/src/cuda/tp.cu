@@ -60,6 +60,8 @@ struct fgcu_engine {
 
   bool broken = false;
   char broken_msg[512] = "";
+
+  Meta launched;  // tp == 1: the pass fgcu_engine_launch queued, for fgcu_engine_finish
 };
 
 namespace {
@@ -300,6 +302,26 @@ extern "C" int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t 
   }
   *info = sum;
   return 0;
+}
+
+extern "C" int fgcu_engine_launch(fgcu_engine *g, const fg_batch *b, char *err) {
+  if (g->tp != 1) {
+    snprintf(err, 512, "fgcu_engine_launch: tensor-parallel steps run whole (fgcu_engine_step)");
+    return FG_ERR_INTERNAL;
+  }
+  fgcu_rank *e = g->ranks[0];
+  FGCU_CHECK(set_device(e->device, err));
+  FGCU_CHECK(rank_prepare(e, b, &g->launched, err));
+  return rank_forward(e, g->launched, err);
+}
+
+extern "C" int fgcu_engine_finish(fgcu_engine *g, const int32_t *row_masks, const uint32_t *masks,
+                                 int32_t num_masks, fg_step_output *out, char *err) {
+  fgcu_rank *e = g->ranks[0];
+  FGCU_CHECK(set_device(e->device, err));
+  if (row_masks && out)
+    FGCU_CHECK(late_masks(e->late, row_masks, masks, num_masks, (int)e->m.vocab_size, e->stream, &g->launched, err));
+  return rank_complete(e, g->launched, out, err);
 }
 
 extern "C" int fgcu_engine_step(fgcu_engine *g, const fg_batch *b, fg_step_output *out, char *err) {
