@@ -83,6 +83,8 @@ export class EngineCore {
   /** Grammar-constrained decoding (src/grammar/): matchers, masks, the compiled-grammar cache. */
   readonly grammars: EngineGrammars;
   private pass: PassInFlight | null = null;
+  /** options.overlapSteps, else on for the CPU backend only (see EngineOptions.overlapSteps). */
+  private readonly overlap: boolean;
   /** Which engine slot keeps each sequence's penalty list (penaltySlots.ts). */
   private readonly penaltySlots = new PenaltySlots();
 
@@ -94,6 +96,7 @@ export class EngineCore {
     this.maxModelLen = loaded.maxModelLen;
     this.speculator = speculator;
     const info = native.info();
+    this.overlap = options.overlapSteps ?? info.backend === "cpu";
     this.grammars = new EngineGrammars({
       modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds, idToToken: (id) => tokenizer.idToToken(id),
     });
@@ -256,7 +259,7 @@ export class EngineCore {
       touched.add(request);
     }
     const pass: PassInFlight = { plan, touched, batch: null, error: null };
-    if (plan.entries.length === 0 || !this.options.overlapSteps) return pass;
+    if (plan.entries.length === 0 || !this.overlap) return pass;
     try {
       const batch = this.builder.build(plan, this.blocks, /*withMasks=*/ false);
       this.timeNative(() => this.native.launch(batch));

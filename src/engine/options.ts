@@ -57,13 +57,14 @@ export interface EngineOptions {
    */
   kvCacheDtype: KvCacheDtype;
   /**
-   * Overlapped steps (on by default): a pass's forward is launched before its rows' grammar masks
+   * Overlapped steps (default: on for the CPU backend, off on CUDA until its launch/finish path has
+   * run on a device): a pass's forward is launched before its rows' grammar masks
    * are computed, and they are handed to the library when it finishes (fg_step_launch /
    * fg_step_finish), so masks cost no wall time while the forward runs. Off: masks first, then
    * one fg_step (the A/B baseline; outputs are the same). FASTGEN_STEP_OVERLAP=0 makes the
    * library's launch start nothing, which turns the overlap off for every engine of the process.
    */
-  overlapSteps: boolean;
+  overlapSteps?: boolean;
 }
 
 export const QUANTIZATION_METHODS = ["none", "fp8"] as const;
@@ -87,5 +88,6 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   speculative: null,
   quantization: "none",
   kvCacheDtype: "auto",
-  overlapSteps: true,
+  // absent: on for the CPU backend; off on CUDA until a device run has checked the split path
+  overlapSteps: undefined,
 };
