@@ -157,12 +157,24 @@ describe("a replica killed mid-run behind the load balancer", () => {
       const streams = await Promise.all([0, 1, 2, 3].map(() =>
         t.post("/v1/completions", { prompt: "The", max_tokens: 800, ignore_eos: true, stream: true })));
       const readers = streams.map((r) => r.body!.getReader());
-      await Promise.all(readers.map((r) => r.read()));
+      // Kill only once both running streams (one a replica, maxSeqs 1) have produced tokens: a
+      // request without output would move to the survivor instead of failing (busy CI machines
+      // can take a while to the first token).
+      const texts = readers.map(() => "");
+      const pending = readers.map((reader, i) => reader.read().then(function pump(r): Promise<void> | void {
+        if (r.done) return;
+        texts[i] += new TextDecoder().decode(r.value);
+        if (!/"text":"[^"]/.test(texts[i]!)) return reader.read().then(pump);
+      }));
+      const started = () => texts.filter((t) => /"text":"[^"]/.test(t)).length >= 2;
+      for (const deadline = Date.now() + 20_000; !started() && Date.now() < deadline;) await Bun.sleep(10);
+      expect(started()).toBe(true);
       const victim = processes[0]!;
       const pid = victim.pid!;
       process.kill(pid, "SIGKILL");
-      const ends = await Promise.all(readers.map(async (reader) => {
-        let text = "";
+      const ends = await Promise.all(readers.map(async (reader, i) => {
+        await pending[i];
+        let text = texts[i]!;
         for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
         const events = text.split("\n\n").filter((e) => e.trim()).map((e) => e.slice(6));
         expect(events.at(-1)).toBe("[DONE]");
