@@ -7,6 +7,7 @@
  *   a path that exists              a path: a folder named like an id wins over the hub
  *   org/name[@revision]             the cache's snapshot of that revision (default main) when it
  *                                   holds the model; else a download, unless HF_HUB_OFFLINE
+ *                                   (or TRANSFORMERS_OFFLINE) is on
  *
  * A cached model is used without asking the hub whether `main` moved on: a server starts the same
  * with or without the network. Pin a commit (`@<hash>`) to say which one; delete refs/main to refetch.
@@ -15,15 +16,16 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { ModelNotFoundError } from "./errors";
-import { type Env, hubCacheDir, lookUpSnapshot, missingModelFiles, parseHubId } from "./hubCache";
+import { hubCacheDir, lookUpSnapshot, missingModelFiles, parseHubId } from "./hubCache";
 import { downloadSnapshot } from "./hubDownload";
+import { type Env, hubToken, offlineSwitch } from "./hubEnv";
 import { modelNameOf } from "./modelName";
 
 /** Where and how models named by hub id are found. */
 export interface HubOptions {
   /** The hub cache (--download-dir); default HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
   cacheDir?: string;
-  /** Where HF_HUB_OFFLINE, HF_TOKEN, HF_ENDPOINT, the cache variables and HOME are read (default process.env). */
+  /** Where the offline switches, the token, HF_ENDPOINT, the cache variables and HOME are read (default process.env). */
   env?: Env;
   /** The fetch downloads go through (default the global one; tests serve the hub from memory). */
   fetch?: typeof fetch;
@@ -42,7 +44,6 @@ export interface ResolvedModel {
 }
 
 const DEFAULT_HUB_URL = "https://huggingface.co";
-const TRUE = new Set(["1", "ON", "YES", "TRUE"]);
 
 /**
  * The directory `model` names (see the file comment).
@@ -68,13 +69,14 @@ export async function resolveModel(model: string, options: HubOptions = {}): Pro
 
   const notAttempted = (why: string) => new ModelNotFoundError(model, [...searched, `download not attempted (${why})`]);
   if (!cached.found && cached.ambiguous) throw notAttempted("give more of the commit hash");
-  if (TRUE.has((env.HF_HUB_OFFLINE ?? "").toUpperCase())) throw notAttempted(`HF_HUB_OFFLINE=${env.HF_HUB_OFFLINE}`);
+  const offline = offlineSwitch(env);
+  if (offline !== null) throw notAttempted(offline);
   const hubUrl = (env.HF_ENDPOINT || DEFAULT_HUB_URL).replace(/\/+$/, "");
   try {
     const dir = await downloadSnapshot({
       ...id,
       cacheDir: cache.dir,
-      token: env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined,
+      token: hubToken(env),
       hubUrl,
       fetch: options.fetch,
       log: options.log ?? ((m) => console.error(`fastgen: ${m}`)),

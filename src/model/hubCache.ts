@@ -8,11 +8,8 @@
  *     blobs/<etag>
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
-
-/** Environment variables, as `process.env` holds them (tests hand in their own). */
-export type Env = Record<string, string | undefined>;
+import { type Env, type EnvDir, hfHome } from "./hubEnv";
 
 /** A model id as typed: `org/name` (or a bare `name`) and an optional `@revision`. */
 export interface HubId {
@@ -42,23 +39,16 @@ export function parseHubId(spec: string): HubId | null {
 /** Whether `revision` is a full commit hash. */
 export const isCommit = (revision: string): boolean => COMMIT.test(revision);
 
-/** The cache directory and what chose it (for error messages). */
-export interface CacheDir {
-  dir: string;
-  source: string;
-}
-
 /**
  * The hub cache: `given` (--download-dir), else HF_HUB_CACHE, else $HF_HOME/hub, else
  * ~/.cache/huggingface/hub — huggingface_hub's order, with its legacy HUGGINGFACE_HUB_CACHE and
  * XDG_CACHE_HOME in the places it reads them.
  */
-export function hubCacheDir(env: Env, given?: string): CacheDir {
+export function hubCacheDir(env: Env, given?: string): EnvDir {
   if (given) return { dir: given, source: "--download-dir" };
   for (const name of ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"]) if (env[name]) return { dir: env[name]!, source: name };
-  if (env.HF_HOME) return { dir: join(env.HF_HOME, "hub"), source: "$HF_HOME/hub" };
-  if (env.XDG_CACHE_HOME) return { dir: join(env.XDG_CACHE_HOME, "huggingface", "hub"), source: "$XDG_CACHE_HOME/huggingface/hub" };
-  return { dir: join(env.HOME || homedir(), ".cache", "huggingface", "hub"), source: "default" };
+  const home = hfHome(env);
+  return { dir: join(home.dir, "hub"), source: home.source === "default" ? "default" : `${home.source}/hub` };
 }
 
 /** `<cache>/models--org--name`: the folder of one model repository. */

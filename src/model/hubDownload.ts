@@ -15,7 +15,7 @@ export interface DownloadRequest {
   repo: string;
   revision: string;
   cacheDir: string;
-  /** HF_TOKEN: for gated and private models. */
+  /** The hub token (hubEnv.ts's hubToken): for gated and private models. */
   token?: string;
   /** HF_ENDPOINT: a hub mirror (default https://huggingface.co). */
   hubUrl?: string;

@@ -1,6 +1,7 @@
 // --model as a Hugging Face id: parsed, looked up in a hub cache laid out as huggingface_hub
 // writes it (in temporary HOME / HF_HOME / HF_HUB_CACHE directories), downloaded through a fake
-// fetch into that same layout, refused without the network, and reported with every place looked in.
+// fetch into that same layout with the token from the environment or `hf auth login`'s file,
+// refused without the network, and reported with every place looked in.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { ModelNotFoundError } from "../../src/model/errors";
 import { type HubOptions, resolveModel } from "../../src/model/hub";
 import { hubCacheDir, parseHubId, repoFolder } from "../../src/model/hubCache";
 import { isEngineFile } from "../../src/model/hubDownload";
+import { offlineSwitch } from "../../src/model/hubEnv";
 import { COMMIT_A, COMMIT_B, FIXTURE, MODEL_FILES, UNWANTED, fakeHub, placeInCache } from "./hubFixture";
 
 const REPO = "fastgen/llama-gqa";
@@ -139,6 +141,30 @@ describe("a model that is not there", () => {
     expect(err.message).toStartWith('model "fastgen/absent@v3" not found; searched: local directory');
   });
 
+  test("TRANSFORMERS_OFFLINE=yes is HF_HUB_OFFLINE: no request at all", async () => {
+    const hub = fakeHub(REPO, COMMIT_A);
+    const env = { HOME: fresh("home"), HF_HUB_CACHE: fresh("cache"), TRANSFORMERS_OFFLINE: "yes" };
+    const err = await resolveModel(REPO, { env, fetch: hub.fetch, log: () => {} }).catch((e) => e);
+    expect(hub.calls).toEqual([]);
+    expect(err).toBeInstanceOf(ModelNotFoundError);
+    expect(err.searched.at(-1)).toBe("download not attempted (TRANSFORMERS_OFFLINE=yes)");
+  });
+
+  test("the offline switches read as huggingface_hub reads them: 1/ON/YES/TRUE in any case; HF_HUB_OFFLINE first", () => {
+    for (const on of ["1", "on", "YES", "True", "tRuE"]) {
+      expect(offlineSwitch({ HF_HUB_OFFLINE: on })).toBe(`HF_HUB_OFFLINE=${on}`);
+      expect(offlineSwitch({ TRANSFORMERS_OFFLINE: on })).toBe(`TRANSFORMERS_OFFLINE=${on}`);
+    }
+    for (const off of ["0", "off", "no", "false", "2", " 1", ""]) {
+      expect(offlineSwitch({ HF_HUB_OFFLINE: off })).toBeNull();
+      expect(offlineSwitch({ TRANSFORMERS_OFFLINE: off })).toBeNull();
+    }
+    expect(offlineSwitch({})).toBeNull();
+    // `HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE`: the first one set decides.
+    expect(offlineSwitch({ HF_HUB_OFFLINE: "0", TRANSFORMERS_OFFLINE: "1" })).toBeNull();
+    expect(offlineSwitch({ HF_HUB_OFFLINE: "", TRANSFORMERS_OFFLINE: "1" })).toBe("TRANSFORMERS_OFFLINE=1");
+  });
+
   test("a missing ref and a partial snapshot are named as such", async () => {
     const cache = fresh("cache");
     const partial = placeInCache(cache, REPO, COMMIT_A, ["main"], ["config.json"]);
@@ -152,7 +178,8 @@ describe("a model that is not there", () => {
 
   test("with the network, the hub's answer is in the error", async () => {
     const hub = fakeHub(REPO, COMMIT_A);
-    const err = await resolveModel("fastgen/absent", { env: { HF_HUB_CACHE: fresh("cache") }, fetch: hub.fetch, log: () => {} }).catch((e) => e);
+    const env = { HOME: fresh("home"), HF_HUB_CACHE: fresh("cache") };
+    const err = await resolveModel("fastgen/absent", { env, fetch: hub.fetch, log: () => {} }).catch((e) => e);
     expect(err).toBeInstanceOf(ModelNotFoundError);
     expect(err.message).toContain("download from https://huggingface.co failed: Repository not found");
     expect(hub.calls.map((c) => c.path)).toEqual(["/api/models/fastgen/absent/revision/main"]);
@@ -207,11 +234,52 @@ describe("downloading into the cache (a fake hub behind fetch)", () => {
     expect(hub.calls[0]!.auth).toBe("Bearer hf_other");
   });
 
+  test("the token `hf auth login` saved in $HF_HOME/token is sent when HF_TOKEN is unset, and never logged", async () => {
+    const cache = fresh("cache");
+    const hfHome = fresh("hfhome");
+    writeFileSync(join(hfHome, "token"), "  hf_saved_token\n");
+    const hub = fakeHub(REPO, COMMIT_A);
+    const lines: string[] = [];
+    const got = await resolveModel(REPO, { env: { HOME: fresh("home"), HF_HUB_CACHE: cache, HF_HOME: hfHome }, fetch: hub.fetch, log: (m) => lines.push(m) });
+    expect(got.dir).toBe(join(repoFolder(cache, REPO), "snapshots", COMMIT_A));
+    expect(hub.calls.length).toBeGreaterThan(MODEL_FILES.length);
+    expect(hub.calls.every((c) => c.auth === "Bearer hf_saved_token")).toBe(true);
+    expect(lines.join("\n")).not.toContain("hf_saved_token");
+  });
+
+  test("where the token file is: $HF_TOKEN_PATH, else $HF_HOME/token, else ~/.cache/huggingface/token; the variables win", async () => {
+    const home = fresh("home");
+    mkdirSync(join(home, ".cache", "huggingface"), { recursive: true });
+    writeFileSync(join(home, ".cache", "huggingface", "token"), "hf_home_file");
+    const hfHome = fresh("hfhome");
+    writeFileSync(join(hfHome, "token"), "hf_hf_home_file");
+    const tokenPath = join(fresh("elsewhere"), "my-token");
+    writeFileSync(tokenPath, "hf_path_file\r\n");
+    // The first request's Authorization header; "fastgen/absent" stops at the hub's 401.
+    const sent = async (env: Record<string, string>) => {
+      const hub = fakeHub(REPO, COMMIT_A);
+      await resolveModel("fastgen/absent", { env: { HOME: home, HF_HUB_CACHE: fresh("cache"), ...env }, fetch: hub.fetch, log: () => {} }).catch(() => {});
+      expect(hub.calls).toHaveLength(1);
+      return hub.calls[0]!.auth;
+    };
+    expect(await sent({})).toBe("Bearer hf_home_file");
+    expect(await sent({ HF_HOME: hfHome })).toBe("Bearer hf_hf_home_file");
+    expect(await sent({ HF_HOME: hfHome, HF_TOKEN_PATH: tokenPath })).toBe("Bearer hf_path_file");
+    expect(await sent({ HF_TOKEN_PATH: tokenPath, HF_TOKEN: "hf_env" })).toBe("Bearer hf_env");
+    expect(await sent({ HF_TOKEN_PATH: tokenPath, HUGGING_FACE_HUB_TOKEN: "hf_env_other" })).toBe("Bearer hf_env_other");
+    // A missing, unreadable or empty file is no token.
+    expect(await sent({ HF_TOKEN_PATH: join(home, "no-such-token") })).toBeNull();
+    expect(await sent({ HF_TOKEN_PATH: home })).toBeNull(); // a directory
+    writeFileSync(join(hfHome, "empty"), "\n");
+    expect(await sent({ HF_TOKEN_PATH: join(hfHome, "empty") })).toBeNull();
+  });
+
   test("a partial snapshot is completed; HF_ENDPOINT picks the hub", async () => {
     const cache = fresh("cache");
     const snapshot = placeInCache(cache, REPO, COMMIT_A, ["main"], ["config.json"]);
     const hub = fakeHub(REPO, COMMIT_A);
-    const got = await resolveModel(REPO, { env: { HF_HUB_CACHE: cache, HF_ENDPOINT: "https://mirror.example/" }, fetch: hub.fetch, log: () => {} });
+    const env = { HOME: fresh("home"), HF_HUB_CACHE: cache, HF_ENDPOINT: "https://mirror.example/" };
+    const got = await resolveModel(REPO, { env, fetch: hub.fetch, log: () => {} });
     expect(got.dir).toBe(snapshot);
     expect(readdirSync(snapshot).sort()).toEqual([...MODEL_FILES].sort());
     expect(hub.calls.every((c) => c.host === "mirror.example")).toBe(true);
