@@ -41,8 +41,9 @@ Health, Abort).
 Options:
   --model ID|DIR            a Hugging Face model directory, or a hub id org/name[@revision]
                             found in the hub cache or else downloaded into it (not with
-                            HF_HUB_OFFLINE=1; HF_TOKEN for gated models) (default: the
-                            embedded demo model)
+                            HF_HUB_OFFLINE=1 or TRANSFORMERS_OFFLINE=1; HF_TOKEN or the token
+                            \`hf auth login\` saved, for gated models) (default: the embedded
+                            demo model)
   --download-dir DIR        the hub cache to look in and download into (default: $HF_HUB_CACHE,
                             else $HF_HOME/hub, else ~/.cache/huggingface/hub)
   --host HOST               address to bind (default 127.0.0.1: this machine only)
