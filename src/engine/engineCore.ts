@@ -2,62 +2,44 @@
  * EngineCore: one replica's engine, synchronous. Each step() is one forward pass, in two halves
  * so that the host works while the forward runs (overlapped steps):
  *
- *   launchStep: schedule (policy, pure) → commitPlan → StepBatchBuilder → NativeEngine.launch
+ *   launchStep: schedule (policy, pure) → commitPlan → PassLifecycle.launch (NativeEngine.launch)
  *   (the host computes the pass's grammar masks: prepareMasks, or synchronously in finishStep)
- *   finishStep: masks → NativeEngine.finish (fg_step_finish) → applyStep (tokens, stop
- *   conditions, frees) → per-sample deltas (detokenized text)
+ *   finishStep: PassLifecycle.finish (masks → fg_step_finish → applyStep) → per-sample deltas
  *
  * With overlapSteps off, finishStep builds the batch with its masks and calls fg_step once.
  *
- * Its parts live beside it: loading (engineLoad.ts), admission (requestAdmission.ts), the live
- * requests (requestTable.ts), logprobs (logprobs.ts), deltas (requestDeltas.ts), metrics
- * (engineStats.ts). It runs inside the engine Worker (engineWorker.ts) for serving, or in-process
- * for `fastgen generate` and tests (runToCompletion.ts).
+ * Its parts live beside it: loading (engineLoad.ts), admission (requestAdmission.ts), the pass
+ * from launch to applied tokens (passLifecycle.ts), the live requests (requestTable.ts), deltas
+ * (requestDeltas.ts), metrics (engineStats.ts). It runs inside the engine Worker (engineWorker.ts)
+ * for serving, or in-process for `fastgen generate` and tests (runToCompletion.ts).
  */
-import { AllowedTokenMasks } from "./allowedTokens";
-import { StepBatchBuilder } from "./batch";
 import { loadModel, type LoadedModel } from "./engineLoad";
 import { EngineStats } from "./engineStats";
 import { KvCacheManager } from "./kvCache/kvCacheManager";
 import { KvEventRecorder } from "./kvCache/kvEvents";
-import { recordPromptLogprobs, tokenLogprob } from "./logprobs";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./options";
 import { SequenceQueues } from "./queues";
+import { PassLifecycle } from "./passLifecycle";
 import { PenaltySlots } from "./penaltySlots";
 import { RequestAdmission } from "./requestAdmission";
 import { takeDeltas } from "./requestDeltas";
 import { RequestTable, type RequestState, type StepItem } from "./requestTable";
-import { RowMaskBuilder, type RowMaskSource } from "./rowMasks";
 import type { SamplingOptions } from "./samplingOptions";
-import { commitPlan, getPolicy, schedule, validateSchedulerConfig } from "./scheduler";
-import type { Plan, SchedulerConfig, SchedulerPolicy } from "./scheduler";
+import { commitPlan, getPolicy, schedule, validateSchedulerConfig, type Plan, type SchedulerConfig, type SchedulerPolicy } from "./scheduler";
 import type { Speculator } from "./speculative/speculator";
-import type { StepBatch } from "./stepBatch";
-import { abort as abortSequence, applyStep, finishSequence, type StepperContext } from "./stepper";
+import { abort as abortSequence, finishSequence, type StepperContext } from "./stepper";
 import { EngineStepError, RequestRejectedError, type EngineMetrics, type GenerationDelta } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
 import { EngineGrammars } from "../grammar/engineGrammars";
 import type { SequenceGrammar } from "../grammar/sequenceGrammar";
-import { FastgenError, type LateMasks, type NativeEngine, type StepResult } from "../native";
+import { FastgenError, type NativeEngine } from "../native";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 
 export type { StepItem } from "./requestTable";
 
-/** The pass between launchStep() and finishStep(). */
-interface PassInFlight {
-  readonly plan: Plan;
-  /** Requests whose news this pass carries besides its rows' (rejections). */
-  readonly touched: Set<RequestState>;
-  /** The launched batch (overlapSteps; null: finishStep builds it, or the plan is empty). */
-  batch: StepBatch | null;
-  /** A build or launch that failed: finishStep fails the plan with it. */
-  error: Error | null;
-}
-
 export class EngineCore {
   private readonly blocks: KvCacheManager;
   private readonly queues = new SequenceQueues();
-  private readonly builder: StepBatchBuilder;
   private readonly policy: SchedulerPolicy;
   private readonly schedulerConfig: SchedulerConfig;
   private readonly ctx: StepperContext;
@@ -82,9 +64,8 @@ export class EngineCore {
   readonly kvEvents: KvEventRecorder | null;
   /** Grammar-constrained decoding (src/grammar/): matchers, masks, the compiled-grammar cache. */
   readonly grammars: EngineGrammars;
-  private pass: PassInFlight | null = null;
-  /** options.overlapSteps, else on for the CPU backend only (see EngineOptions.overlapSteps). */
-  private readonly overlap: boolean;
+  /** The pass between launchStep() and finishStep() (passLifecycle.ts). */
+  private readonly passes: PassLifecycle;
   /** Which engine slot keeps each sequence's penalty list (penaltySlots.ts). */
   private readonly penaltySlots = new PenaltySlots();
 
@@ -96,7 +77,6 @@ export class EngineCore {
     this.maxModelLen = loaded.maxModelLen;
     this.speculator = speculator;
     const info = native.info();
-    this.overlap = options.overlapSteps ?? info.backend === "cpu";
     this.grammars = new EngineGrammars({
       modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds, idToToken: (id) => tokenizer.idToToken(id),
     });
@@ -106,23 +86,21 @@ export class EngineCore {
     this.policy = getPolicy(options.policy);
     this.schedulerConfig = { tokenBudget: options.maxBatchTokens, maxSeqs: options.maxSeqs, specDisableBatchSize: speculator?.config.disableByBatchSize };
     validateSchedulerConfig(this.schedulerConfig);
-    const eos = tokenizer.eosTokenIds;
     const samples = this.requests.samples;
-    // Allowed-token masks of sampled rows: a static set (allowed_token_ids) and grammars (structured outputs).
-    const grammarMasks: RowMaskSource = {
-      maskFor: (seq, ahead) => (this.grammars.active ? this.grammars.maskFor(samples.get(seq.id)?.grammar, seq.outputIds, ahead) : null),
-    };
-    this.builder = new StepBatchBuilder(eos, new RowMaskBuilder(info.vocabSize, [new AllowedTokenMasks(info.vocabSize), grammarMasks]), this.penaltySlots);
     this.ctx = {
       queues: this.queues,
       blocks: this.blocks,
-      stop: { eosTokenIds: eos, maxModelLen: this.maxModelLen },
+      stop: { eosTokenIds: tokenizer.eosTokenIds, maxModelLen: this.maxModelLen },
       stopStringHook: (seq) => {
         const s = samples.get(seq.id);
         return s ? s.out.catchUp(seq.outputIds) : null;
       },
       onDraftVerified: speculator ? (seq, proposed, accepted) => speculator.onVerified(seq, proposed, accepted) : undefined,
     };
+    // overlapSteps absent: on for the CPU backend only (see EngineOptions.overlapSteps).
+    const overlap = options.overlapSteps ?? info.backend === "cpu";
+    const { blocks, requests, ctx, stats, grammars, penaltySlots } = this;
+    this.passes = new PassLifecycle({ native, blocks, requests, ctx, stats, grammars, penaltySlots, vocabSize: info.vocabSize, overlap });
   }
 
   /** Loads `modelDir` (config, weights, tokenizer) into a native engine and sizes its KV pool. */
@@ -185,7 +163,7 @@ export class EngineCore {
 
   /** Whether a launched pass awaits finishStep(). */
   get passInFlight(): boolean {
-    return this.pass !== null;
+    return this.passes.inFlight;
   }
 
   /** Runs one forward pass and returns the new output of every request it touched. */
@@ -199,10 +177,11 @@ export class EngineCore {
    * masks of its rows are best computed in between (prepareMasks), while the forward runs.
    */
   launchStep(): void {
-    if (this.pass !== null) throw new Error("launchStep: a pass is in flight (finishStep first)");
+    if (this.passes.inFlight) throw new Error("launchStep: a pass is in flight (finishStep first)");
     const t0 = performance.now();
     try {
-      this.pass = this.launchInner();
+      const { plan, touched } = this.planPass();
+      this.passes.launch(plan, touched);
     } finally {
       this.timing.stepMs += performance.now() - t0;
     }
@@ -213,27 +192,28 @@ export class EngineCore {
    * requests). Its blocks are not trusted as cache hits.
    */
   dropStep(): void {
-    if (this.pass === null) return;
-    this.pass = null;
-    this.native.dropPass();
-    this.blocks.failPass();
+    this.passes.drop();
   }
 
   /** Completes the launched pass and returns the new output of every request it touched. */
   finishStep(): StepItem[] {
-    const pass = this.pass;
-    if (pass === null) throw new Error("finishStep: no pass in flight (launchStep first)");
-    this.pass = null;
+    if (!this.passes.inFlight) throw new Error("finishStep: no pass in flight (launchStep first)");
     const t0 = performance.now();
     try {
-      return this.finishInner(pass);
+      const { plan, touched, error } = this.passes.finish();
+      if (error) {
+        if (error instanceof FastgenError && error.code === "device") this.fatalError = error;
+        return this.failPlan(plan, error, touched);
+      }
+      return [...touched].map((r) => this.collect(r));
     } finally {
       this.timing.steps++;
       this.timing.stepMs += performance.now() - t0;
     }
   }
 
-  private launchInner(): PassInFlight {
+  /** Schedules and commits the next pass; the requests it rejected carry news of their own. */
+  private planPass(): { plan: Plan; touched: Set<RequestState> } {
     const requests = this.requests;
     const counters = this.stats.counters;
     // A grammar-constrained sequence does not speculate: its masks are built for one row a pass
@@ -258,78 +238,7 @@ export class EngineCore {
       if (r.finishReason === "rejected") request.rejection ??= r.message;
       touched.add(request);
     }
-    const pass: PassInFlight = { plan, touched, batch: null, error: null };
-    if (plan.entries.length === 0 || !this.overlap) return pass;
-    try {
-      const batch = this.builder.build(plan, this.blocks, /*withMasks=*/ false);
-      this.timeNative(() => this.native.launch(batch));
-      pass.batch = batch;
-    } catch (e) {
-      pass.error = e as Error;
-    }
-    return pass;
-  }
-
-  private finishInner(pass: PassInFlight): StepItem[] {
-    const { plan, touched } = pass;
-    const requests = this.requests;
-    const counters = this.stats.counters;
-    if (plan.entries.length > 0) {
-      let result: StepResult;
-      let batch: StepBatch;
-      try {
-        if (pass.error) throw pass.error;
-        if (pass.batch) {
-          batch = pass.batch;
-          const late = this.lateMasks(plan, batch);
-          result = this.timeNative(() => this.native.finish(late));
-        } else {
-          const built = this.builder.build(plan, this.blocks);
-          batch = built;
-          result = this.timeNative(() => this.native.step(built));
-        }
-      } catch (e) {
-        if (e instanceof FastgenError && e.code === "device") this.fatalError = e;
-        return this.failPlan(plan, e as Error, touched);
-      }
-      const stride = batch.numLogprobs ?? 0;
-      recordPromptLogprobs(plan, batch, result, stride, requests.samples);
-      counters.steps++;
-      for (const ev of applyStep(plan, { rowIndptr: batch.rowIndptr, ids: result.ids }, this.ctx)) {
-        const sample = requests.sampleOf(ev.seq.id);
-        counters.generationTokens++;
-        if (sample.grammar && !sample.grammar.accept(ev.tokenId) && !ev.seq.isFinished) {
-          // Only a token the mask did not hold (an all-masked row draws id 0): stop rather than
-          // generate text the constraint can no longer match.
-          finishSequence(ev.seq, "stop", this.ctx);
-        }
-        sample.out.pendingIds.push(ev.tokenId);
-        const k = sample.seq.params.logprobs;
-        if (k > 0) sample.out.pendingLogprobs.push(tokenLogprob(result, ev.row, ev.tokenId, k, stride));
-        touched.add(sample.request);
-      }
-    }
-    return [...touched].map((r) => this.collect(r));
-  }
-
-  /** The launched pass's masks (host work its forward hides); a failure drops the pass. */
-  private lateMasks(plan: Plan, batch: StepBatch): LateMasks | undefined {
-    try {
-      return this.builder.lateMasks(plan, batch) ?? undefined;
-    } catch (e) {
-      this.native.dropPass();
-      throw e;
-    }
-  }
-
-  /** Runs a native call, adding its host time to timing.nativeMs. */
-  private timeNative<T>(call: () => T): T {
-    const t0 = performance.now();
-    try {
-      return call();
-    } finally {
-      this.timing.nativeMs += performance.now() - t0;
-    }
+    return { plan, touched };
   }
 
   /** Aborts a request wherever it is; returns its closing deltas (empty if unknown). */
@@ -358,7 +267,7 @@ export class EngineCore {
   }
 
   destroy(): void {
-    this.pass = null; // a pass in flight is ended (and dropped) by native.destroy()
+    this.passes.abandon(); // a pass in flight is ended (and dropped) by native.destroy()
     this.abortAll();
     this.speculator?.destroy();
     this.native.destroy();
