@@ -82,7 +82,7 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
   const tokens = core.metrics().generationTokensTotal - tokens0; // batch * steps unless a sequence ended early
   while (core.hasWork()) await pass();
   return {
-    batch, mode: constrained ? "json_schema" : "none", overlap: core.options.overlapSteps ?? "backend default (on for cpu)", tokens, ms, tokPerS: (tokens / ms) * 1000,
+    batch, mode: constrained ? "json_schema" : "none", overlap: core.options.overlapSteps ?? core.readyInfo().backend === "cpu", tokens, ms, tokPerS: (tokens / ms) * 1000,
     wallMsPerPass: ms / steps, nativeMsPerPass: (t.nativeMs - native0) / steps, maskMsPerPass: (g.maskMs - mask0) / steps,
   };
 }
