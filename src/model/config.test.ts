@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { configToSpec, ModelConfigError } from "./config";
+import { configToSpec } from "./config";
+import { expectConfigError } from "../../test/helpers/configErrors";
 
 // Trimmed from the real config.json files of these models.
 const llama2 = {
@@ -73,17 +74,6 @@ const mistral = {
   sliding_window: 4096,
   vocab_size: 32000,
 };
-
-function expectConfigError(config: object, pattern: RegExp): void {
-  let err: unknown;
-  try {
-    configToSpec(config);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ModelConfigError);
-  expect((err as Error).message).toMatch(pattern);
-}
 
 describe("configToSpec", () => {
   test("llama 2: MHA, no scaling, untied", () => {

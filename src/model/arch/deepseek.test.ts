@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { configToSpec, ModelConfigError } from "../config";
+import { configToSpec } from "../config";
 import { canonicalName, canonicalTensors, expectedTensors } from "../weights";
+import { expectConfigError } from "../../../test/helpers/configErrors";
 
 // The Hub's config.json of deepseek-ai/DeepSeek-V2-Lite and DeepSeek-V2 (minus auto_map, token
 // ids, aux-loss and dtype keys).
@@ -20,17 +21,6 @@ const v2 = {
   num_attention_heads: 128, num_key_value_heads: 128, num_hidden_layers: 60, q_lora_rank: 1536, routed_scaling_factor: 16.0,
   topk_group: 3, topk_method: "group_limited_greedy",
 };
-
-function expectConfigError(config: object, pattern: RegExp): void {
-  let err: unknown;
-  try {
-    configToSpec(config);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ModelConfigError);
-  expect((err as Error).message).toMatch(pattern);
-}
 
 describe("deepseek_v2 config -> spec", () => {
   test("DeepSeek-V2-Lite: MLA without q compression, layer 0 dense, 64 experts top-6 + 2 shared, YaRN", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { configToSpec, ModelConfigError } from "../config";
+import { configToSpec } from "../config";
 import { canonicalName, expectedTensors, hfNameOf, mapWeights } from "../weights";
+import { expectConfigError } from "../../../test/helpers/configErrors";
 
 // The Hub's config.json of google/gemma-2-9b, google/gemma-3-1b-it and google/gemma-3-4b-it
 // (minus token ids, dtype and the vision tower's details).
@@ -27,17 +28,6 @@ const gemma3_4b = {
   },
   vision_config: { hidden_size: 1152, image_size: 896, model_type: "siglip_vision_model", num_hidden_layers: 27, patch_size: 14 },
 };
-
-function expectConfigError(config: object, pattern: RegExp): void {
-  let err: unknown;
-  try {
-    configToSpec(config);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ModelConfigError);
-  expect((err as Error).message).toMatch(pattern);
-}
 
 const alternate = (n: number, every: number) => Array.from({ length: n }, (_, i) => ((i + 1) % every ? "sliding" : "full"));
 

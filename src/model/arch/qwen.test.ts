@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { configToSpec, ModelConfigError } from "../config";
+import { configToSpec } from "../config";
 import { canonicalName, canonicalTensors, expectedTensors, hfNameOf, mapWeights } from "../weights";
+import { expectConfigError } from "../../../test/helpers/configErrors";
 
 // The Hub's config.json of Qwen/Qwen3-8B, Qwen/Qwen3-30B-A3B and Qwen/Qwen1.5-MoE-A2.7B (minus
 // token ids, dropout and dtype keys).
@@ -26,17 +27,6 @@ const qwen15_moe = {
   shared_expert_intermediate_size: 5632, sliding_window: 32768, tie_word_embeddings: false, use_sliding_window: false,
   vocab_size: 151936,
 };
-
-function expectConfigError(config: object, pattern: RegExp): void {
-  let err: unknown;
-  try {
-    configToSpec(config);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ModelConfigError);
-  expect((err as Error).message).toMatch(pattern);
-}
 
 describe("qwen3 / qwen3_moe / qwen2_moe config -> spec", () => {
   test("Qwen3-8B: q/k norms, explicit head_dim, no biases, untied", () => {
