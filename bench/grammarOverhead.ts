@@ -12,6 +12,8 @@
  *   bun run bench -- grammar [--model DIR] [--backend cpu|cuda] [--steps N] [--rounds R] [--batches 1,16,64]
  *                            [--overlap both|on|off]
  * Writes bench/results/grammar-<backend>-<model>.json (-overlap-on / -off with --overlap on / off).
+ *   bun run bench -- grammar --vocab 32000,128256 [--mask-reps N]
+ * loads no model: compile and mask costs on synthetic vocabs of those sizes (bench/grammarCompile.ts).
  */
 import { cpus } from "node:os";
 import { basename, join } from "node:path";
@@ -19,6 +21,7 @@ import { parseArgs } from "node:util";
 import { EngineCore } from "../src/engine/engineCore";
 import type { SamplingOptions } from "../src/engine/samplingOptions";
 import { defaultModelDir } from "../src/model/defaultModel";
+import { vocabCompileBench } from "./grammarCompile";
 
 const LONG_SCHEMA = JSON.stringify({
   type: "object",
@@ -88,7 +91,8 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" }, vocab: { type: "string" }, "mask-reps": { type: "string" } } });
+  if (values.vocab) return vocabCompileBench(values.vocab.split(",").map(Number), Number(values["mask-reps"] ?? 200), twentyFieldSchema, argv);
   const modelDir = values.model ?? defaultModelDir();
   const backend = (values.backend ?? "cpu") as "cpu" | "cuda";
   const steps = Number(values.steps ?? 32);
