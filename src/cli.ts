@@ -10,6 +10,7 @@ import { MODELS_HELP, modelsCommand } from "./cli/models";
 import { UsageError } from "./ops/engineFlags";
 import { REPLICA_HELP, replicaCommand } from "./cli/replica";
 import { SERVE_HELP, serveCommand } from "./cli/serve";
+import { envVar } from "./envVars";
 
 const HELP = `fastgen — LLM inference with Dynamic SplitFuse scheduling
 
@@ -24,7 +25,7 @@ Commands:
   models     the supported model families (config.json model_type) and what each honours
 
 Run "fastgen <command> --help" for a command's options, "fastgen --help-env" for the
-FASTGEN_* environment variables of libfastgen.
+FASTGEN_* environment variables (libfastgen's knobs, then the TypeScript side's).
 
 ${GENERATE_HELP}
 
@@ -78,6 +79,6 @@ try {
   const usage =
     err instanceof UsageError || err.name === "BenchUsageError" || (err as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS");
   console.error(`fastgen: ${err.message}`);
-  if (process.env.FASTGEN_DEBUG) console.error(err.stack);
+  if (envVar("FASTGEN_DEBUG")) console.error(err.stack);
   process.exitCode = usage ? 2 : 1;
 }

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { EMBEDDED_FILES } from "./embedded.generated";
+import { defaultEnvVar } from "./envVars";
 
 async function extract(): Promise<string> {
   const hasher = new Bun.CryptoHasher("sha256");
@@ -31,7 +32,7 @@ async function extract(): Promise<string> {
 }
 
 const root = await extract();
-process.env.FASTGEN_LIB ??= join(root, "libfastgen.so");
-process.env.FASTGEN_DEFAULT_MODEL ??= join(root, "models", "fastgen-demo-tiny");
-process.env.FASTGEN_COMPILED = "1";
+defaultEnvVar("FASTGEN_LIB", join(root, "libfastgen.so"));
+defaultEnvVar("FASTGEN_DEFAULT_MODEL", join(root, "models", "fastgen-demo-tiny"));
+defaultEnvVar("FASTGEN_COMPILED", "1");
 await import("./cli");

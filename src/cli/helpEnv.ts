@@ -1,5 +1,6 @@
-/** `fastgen --help-env`: the FASTGEN_* variables libfastgen reads, from its knob registry. */
+/** `fastgen --help-env`: the FASTGEN_* variables libfastgen reads (its knob registry), then the TypeScript side's (src/envVars.ts). */
 import { libraryKnobs, type LibraryKnob } from "../native";
+import { formatEnvVars } from "../envVars";
 
 /** The registry as a text table: name, type, default, meaning, and the value set here if any. */
 export function formatKnobs(knobs: LibraryKnob[]): string {
@@ -13,5 +14,5 @@ export function formatKnobs(knobs: LibraryKnob[]): string {
 }
 
 export function helpEnvText(): string {
-  return formatKnobs(libraryKnobs());
+  return `${formatKnobs(libraryKnobs())}\n\n${formatEnvVars()}`;
 }

@@ -14,6 +14,7 @@ import { ENGINE_FLAG_HELP, ENGINE_FLAG_SPEC, UsageError, engineOptionsFromFlags,
 import type { ServeDeps } from "./serve";
 import { API_KEY_FLAG_SPEC, apiKeyFrom } from "./apiKey";
 import { MODEL_FLAG_SPEC, modelsFrom } from "./modelFlags";
+import { envVar } from "../envVars";
 
 /** The port a replica binds when --port is not given. */
 export const DEFAULT_REPLICA_PORT = 50051;
@@ -94,7 +95,7 @@ export async function replicaCommand(argv: string[], deps: Pick<ServeDeps, "star
     throw new Error(`cannot listen on ${host}:${port}: ${(e as Error).message}`);
   }
 
-  const parent = process.env.FASTGEN_EXIT_WITH_PARENT === "1" ? watchStdin() : null;
+  const parent = envVar("FASTGEN_EXIT_WITH_PARENT") === "1" ? watchStdin() : null;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = async (why: string, graceMs?: number) => {

@@ -8,6 +8,7 @@
 import { EngineCore } from "./engineCore";
 import type { FromWorker, ToWorker } from "./workerProtocol";
 import { serializeError } from "./workerProtocol";
+import { envVar } from "../envVars";
 
 const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
 
@@ -18,7 +19,7 @@ const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
  * crash replicas and the engine child on purpose.
  */
 function crashPromptFromEnv(): string | null {
-  const v = process.env.FASTGEN_DEBUG_CRASH_ON_PROMPT;
+  const v = envVar("FASTGEN_DEBUG_CRASH_ON_PROMPT");
   return v ? v.split(",").map((s) => Number(s.trim())).join(",") : null;
 }
 
@@ -35,7 +36,7 @@ export function createEngineHost(send: (m: FromWorker) => void): (m: ToWorker) =
   let shuttingDown = false;
   const crashPrompt = crashPromptFromEnv();
   let crashArmed = false;
-  const loopTiming: LoopTiming | null = process.env.FASTGEN_LOOP_TIMING === "1" ? { postMs: 0, yieldMs: 0, reported: 0 } : null;
+  const loopTiming: LoopTiming | null = envVar("FASTGEN_LOOP_TIMING") === "1" ? { postMs: 0, yieldMs: 0, reported: 0 } : null;
 
   function reportLoopTiming(force = false): void {
     if (!loopTiming || !core) return;

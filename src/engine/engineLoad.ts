@@ -11,6 +11,7 @@ import type { ModelSpec } from "../native/modelSpec";
 import { loadWeights, openModelDir } from "../model/load";
 import { modelNameOf } from "../model/modelName";
 import { Tokenizer } from "../tokenizer/tokenizer";
+import { envVar } from "../envVars";
 
 /** A model loaded and ready to step; the caller owns `native` (and `speculator`) and destroys them. */
 export interface LoadedModel {
@@ -97,7 +98,7 @@ function contextLength(native: NativeEngine, cap: number): number {
  * to the CPU (with a note on stderr) for a model the CUDA backend does not support yet.
  */
 function createNative(spec: ModelSpec, asked: "cpu" | "cuda" | undefined): NativeEngine {
-  const env = process.env.FASTGEN_BACKEND;
+  const env = envVar("FASTGEN_BACKEND");
   // tensor parallelism is CUDA-only: no quiet fallback to one CPU rank
   if (!asked && (spec.tensor_parallel ?? 1) > 1) return NativeEngine.create(spec, "cuda");
   const backend = asked ?? (env === "cpu" || env === "cuda" ? env : undefined);

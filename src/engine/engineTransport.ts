@@ -9,6 +9,7 @@
  */
 import { fastgenCommand } from "./fastgenCommand";
 import type { FromWorker, ToWorker } from "./workerProtocol";
+import { envVar } from "../envVars";
 
 /** A channel to an engine host. */
 export interface EngineTransport {
@@ -30,7 +31,7 @@ export interface EngineTransport {
  */
 function workerEntry(): string {
   // bun build --compile roots the bundle at src/ (the entry points' common folder).
-  if (process.env.FASTGEN_COMPILED) return "/$bunfs/root/engine/engineWorker.js";
+  if (envVar("FASTGEN_COMPILED")) return "/$bunfs/root/engine/engineWorker.js";
   return new URL("./engineWorker.ts", import.meta.url).href;
 }
 

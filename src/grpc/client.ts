@@ -17,6 +17,7 @@ import { isServiceError, RpcClient, statusName } from "./rpcClient";
 import type {
   WireAbortReply, WireGenerateDelta, WireGenerateReply, WireHealthReply, WireListModelsReply, WireModelInfo, WirePrompt, WireSamplingParams,
 } from "./wire";
+import { envVar } from "../envVars";
 
 /** Generation options: MII's, plus what the service adds. */
 export interface ClientGenerateOptions extends PipelineGenerateOptions {
@@ -168,5 +169,5 @@ export class FastGenClient {
  * `apiKey` is for servers started with --api-key (default: $FASTGEN_API_KEY when set).
  */
 export function client(address = "localhost:50050", options: RpcClientOptions = {}): FastGenClient {
-  return new FastGenClient(address, { apiKey: options.apiKey ?? (process.env.FASTGEN_API_KEY || undefined) });
+  return new FastGenClient(address, { apiKey: options.apiKey ?? envVar("FASTGEN_API_KEY") });
 }

@@ -5,13 +5,14 @@
  */
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { envVar } from "../envVars";
 
 export const DEFAULT_MODEL_NAME = "fastgen-demo-tiny";
 
 /** Directory of the embedded model: $FASTGEN_DEFAULT_MODEL, beside the executable, or in the repo. */
 export function defaultModelDir(): string {
   const candidates = [
-    process.env.FASTGEN_DEFAULT_MODEL,
+    envVar("FASTGEN_DEFAULT_MODEL"),
     join(dirname(process.execPath), "models", DEFAULT_MODEL_NAME),
     join(import.meta.dir, "..", "..", "models", DEFAULT_MODEL_NAME),
   ];

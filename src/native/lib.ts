@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type AbiLayout, checkAbiVersion, parseAbiLayout } from "./abi";
 import { FastgenError, Status } from "./errors";
+import { envVar } from "../envVars";
 
 const LIB_NAME = "libfastgen.so";
 
@@ -96,7 +97,7 @@ let abiLayout: AbiLayout | null = null;
 
 /** Where libfastgen.so is loaded from (see the file comment for the order). */
 export function libraryPath(): string {
-  const fromEnv = process.env.FASTGEN_LIB;
+  const fromEnv = envVar("FASTGEN_LIB");
   if (fromEnv) return fromEnv;
   const besideExe = join(dirname(process.execPath), LIB_NAME);
   if (existsSync(besideExe)) return besideExe;

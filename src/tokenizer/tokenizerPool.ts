@@ -13,6 +13,7 @@
  */
 import type { TokenizerFiles } from "./tokenizerFiles";
 import type { TaskError, TaskResult, TokenizerTask } from "./tokenizerTasks";
+import { envVar } from "../envVars";
 
 /** Where a worker builds its tokenizer from: the model directory, or files already parsed. */
 export type TokenizerSource = { dir: string } | { files: TokenizerFiles };
@@ -65,7 +66,7 @@ interface Slot {
 /** The worker's entry: beside this file, or where scripts/compile.ts bundled it in the single binary. */
 function workerEntry(): string {
   // bun build --compile roots the bundle at src/ (the entry points' common folder).
-  if (process.env.FASTGEN_COMPILED) return "/$bunfs/root/tokenizer/tokenizerWorker.js";
+  if (envVar("FASTGEN_COMPILED")) return "/$bunfs/root/tokenizer/tokenizerWorker.js";
   return new URL("./tokenizerWorker.ts", import.meta.url).href;
 }
 

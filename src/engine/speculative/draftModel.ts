@@ -22,6 +22,7 @@ import type { StepBatch } from "../stepBatch";
 import { loadWeights, openModelDir } from "../../model/load";
 import type { ProposalRequest, Proposer } from "./proposer";
 import { NO_PROPOSAL } from "./proposer";
+import { envVar } from "../../envVars";
 
 /** The draft's view of one target sequence. */
 interface DraftState {
@@ -52,7 +53,7 @@ export class DraftModelProposer implements Proposer {
   /** Loads the draft model in `dir`; its vocabulary must be the target's. */
   static load(dir: string, engine: EngineOptions, targetVocab: number): DraftModelProposer {
     const model = openModelDir(dir, { maxModelLen: engine.maxModelLen });
-    const native = NativeEngine.create(model.spec, engine.backend ?? (process.env.FASTGEN_BACKEND === "cuda" ? "cuda" : "cpu"));
+    const native = NativeEngine.create(model.spec, engine.backend ?? (envVar("FASTGEN_BACKEND") === "cuda" ? "cuda" : "cpu"));
     try {
       loadWeights(model, native);
       // The target sized its pool first; the draft takes a share of what is left.
