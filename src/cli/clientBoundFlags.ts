@@ -3,7 +3,7 @@
  * connections, open connections, and a stream it stopped reading. Each is checked into a sane
  * range here, so a typo cannot turn a bound off.
  */
-import type { CreateServerOptions } from "../server/httpServer";
+import type { CreateServerOptions } from "../server/serverTypes";
 import { DEFAULT_IDLE_TIMEOUT_S } from "../server/httpServer";
 import { DEFAULT_MAX_CONNECTIONS } from "../server/connectionLimit";
 import { DEFAULT_BODY_TIMEOUT_S } from "../server/requestBody";

@@ -19,7 +19,7 @@ import type { EngineClient } from "../engine/types";
 import { FastGenClient } from "../grpc/client";
 import { createGrpcServer } from "../grpc/grpcServer";
 import { type HubOptions, resolveModels } from "../engine/resolveModels";
-import type { FastGenServer } from "../server/httpServer";
+import type { FastGenServer } from "../server/serverTypes";
 import { createServer } from "../server/httpServer";
 import type { ReplicaFrontEndOptions } from "../lb/frontEnd";
 import { startReplicaFrontEnd } from "../lb/frontEnd";

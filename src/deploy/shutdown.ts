@@ -10,7 +10,7 @@
  * A second signal while draining cuts the open connections at once.
  */
 import type { EngineClient } from "../engine/types";
-import type { DrainResult } from "../server/httpServer";
+import type { DrainResult } from "../server/serverTypes";
 import type { Logger } from "../ops/logger";
 
 /** Default --shutdown-timeout, in seconds. */

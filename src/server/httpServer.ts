@@ -13,14 +13,10 @@
  * stream's unread output (streamBuffer.ts). HTTP/1.1 pipelining is not supported: Bun (1.2.23 to
  * 1.4.5) closes a connection that sends a request while one is being answered, aborting that one.
  */
-import type { ToolCallParserName } from "./tools/toolParsers";
 import type { Server } from "bun";
 import { openapi } from "@elysiajs/openapi";
 import type { Static, TObject } from "@sinclair/typebox";
-import type { AnyElysia } from "elysia";
 import { Elysia, ParseError, ValidationError } from "elysia";
-import type { EngineClient } from "../engine/types";
-import type { Logger } from "../ops/logger";
 import { Logger as TextLogger, errorFields } from "../ops/logger";
 import pkg from "../../package.json";
 import { handleChatCompletions } from "./chatCompletions";
@@ -30,7 +26,6 @@ import { addInfoRoutes } from "./infoRoutes";
 import { ApiError, errorResponse, internalError, routeNotFound, shuttingDown, unauthorized } from "./errors";
 import { EngineHealth } from "./health";
 import { IgnoredFields } from "./ignoredFields";
-import type { GenerationConfigMode } from "./samplingDefaults";
 import { samplingDefaultsFrom } from "./samplingDefaults";
 import { ServerMetrics } from "./metrics";
 import { ClientBounds } from "./clientBounds";
@@ -42,7 +37,6 @@ import { keyMatches, rawPath, routable } from "./requestGate";
 import { RequestTrace, requestIdOf } from "./requestTrace";
 import { maxPromptChars } from "./textLimit";
 import type { ServerContext } from "./serverContext";
-import type { StreamLimits } from "./streamBuffer";
 import { DEFAULT_STREAM_BUFFER_BYTES, DEFAULT_STREAM_STALL_S } from "./streamBuffer";
 import { handleDetokenize, handleTokenize } from "./tokenizeRoutes";
 import { ChatCompletionsBody } from "./schemas/chatSchema";
@@ -51,66 +45,7 @@ import { ResponsesBody } from "./schemas/responsesSchema";
 import { schemaError } from "./schemas/schemaErrors";
 import { DetokenizeBody, TokenizeBody } from "./schemas/tokenizeSchema";
 import { validatedBody } from "./schemas/validatedBody";
-
-/** Options of {@link createServer}. */
-export interface CreateServerOptions {
-  engine: EngineClient;
-  /** When set, every route but /health needs `Authorization: Bearer <apiKey>`. */
-  apiKey?: string;
-  /** The model name clients send (default: engine.modelName). */
-  servedModelName?: string;
-  /** Jinja chat template text replacing the model's own. */
-  chatTemplate?: string;
-  /** The format tool_choice "auto" parses calls from (--tool-call-parser; default hermes). */
-  toolCallParser?: ToolCallParserName;
-  /** Largest request body accepted (default 8 MiB); larger ones get 413. */
-  maxBodyBytes?: number;
-  /** Generation requests held at once before 503 (default: unlimited; the engine's queue decides). */
-  maxQueue?: number;
-  /** Milliseconds a client has to send a whole request body before 408 (default 30 s). */
-  bodyTimeoutMs?: number;
-  /** Seconds a connection may be idle before it is closed (Bun's idleTimeout, 1-255; default 10). */
-  idleTimeoutS?: number;
-  /** Most open connections; a request on a new one past it gets 503 (default 4096). */
-  maxConnections?: number;
-  /** How much unread output a stream may hold, and for how long (default 4 MiB, 30 s). */
-  streamLimits?: Partial<StreamLimits>;
-  /** Where unexpected errors (and the access log) go (default: text on stderr). */
-  logger?: Logger;
-  /** One log line per request (default false; `fastgen serve` turns it on). */
-  accessLog?: boolean;
-  /** "auto" (default): unset sampling fields take generation_config.json's values, as in vLLM; "vllm": neutral defaults. */
-  generationConfig?: GenerationConfigMode;
-  /** Origins browsers may call from (CORS; "*" for any); default none: no CORS headers. */
-  allowedOrigins?: readonly string[];
-}
-
-/** What {@link FastGenServer.drain} did. */
-export interface DrainResult {
-  /** Requests open when the drain began. */
-  open: number;
-  /** Generations stopped at the deadline (they ended with finish_reason "abort"). */
-  stopped: number;
-  /** Requests still open when the connections were closed (none unless something hung). */
-  cut: number;
-}
-
-/** A created server: `listen` binds it, `drain` or `stop` closes it (the engine stays up: its owner shuts it down). */
-export interface FastGenServer {
-  app: AnyElysia;
-  context: ServerContext;
-  /** Requests being answered now; a stream counts until its generation is over. */
-  readonly openRequests: number;
-  listen(host: string, port: number): Promise<{ url: string; port: number }>;
-  /**
-   * Graceful stop: stops listening, answers new generation requests (on open connections) with 503,
-   * lets open requests finish for up to `timeoutMs`, then stops their generations (finish_reason
-   * "abort"), waits up to `graceMs` for their last bytes, and closes every connection.
-   */
-  drain(timeoutMs: number, graceMs?: number): Promise<DrainResult>;
-  /** Closes at once, cutting open connections. */
-  stop(): Promise<void>;
-}
+import type { CreateServerOptions, DrainResult, FastGenServer } from "./serverTypes";
 
 type Handler<S extends TObject> = (body: Static<S>, trace: RequestTrace) => Response | Promise<Response>;
 

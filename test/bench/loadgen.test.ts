@@ -14,7 +14,7 @@ import { makeRequests, SUITES } from "../../bench/load/workload";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
 import { startEngine } from "../../src/engine/asyncEngine";
 import { defaultModelDir } from "../../src/model/defaultModel";
-import type { FastGenServer } from "../../src/server/httpServer";
+import type { FastGenServer } from "../../src/server/serverTypes";
 import { createServer } from "../../src/server/httpServer";
 
 const RUN = join(import.meta.dir, "..", "..", "bench", "run.ts");

@@ -5,7 +5,7 @@
  */
 import OpenAI from "openai";
 import type { EngineClient } from "../../src/engine/types";
-import type { CreateServerOptions, FastGenServer } from "../../src/server/httpServer";
+import type { CreateServerOptions, FastGenServer } from "../../src/server/serverTypes";
 import { createServer } from "../../src/server/httpServer";
 import type { FakeEngineOptions } from "./fakeEngine";
 import { FakeEngine } from "./fakeEngine";
