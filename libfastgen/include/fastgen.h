@@ -146,8 +146,9 @@
  *   per token the normalized latent c and the rotated k_pe, shared by every head
  *   fg_kv_config.kv_dtype FG_F8_E4M3: the cache keeps each K (V) value as E4M3 of value / scale,
  *   read back times scale (per layer k_scales / v_scales, default 1.0, vLLM's convention). The
- *   CPU backend, the reference, stores fp32 values rounded so (e4m3(x / s) * s); CUDA refuses it
- *   for now (FG_ERR_UNSUPPORTED: not yet implemented).
+ *   CPU backend, the reference, stores fp32 values rounded so (e4m3(x / s) * s); with MLA each
+ *   [latent | k_pe] row is rounded at the layer's k scale. CUDA refuses it for now
+ *   (FG_ERR_UNSUPPORTED: not yet implemented).
  *   A sequence's block table lists its blocks in order; token at position p lives in
  *   block_table[p / block_size], slot p % block_size.
  */

@@ -7,7 +7,9 @@ import { FastgenError, NativeEngine, dequantizeFp8, quantizeFp8 } from "../../sr
 import type { ModelSpec } from "../../src/native/modelSpec";
 import { dequantizeBlocks, e4m3Round, e4m3ToF32, f32ToE4m3, quantizeBlocks } from "../helpers/e4m3";
 import { decodeValues, encodeValues } from "../helpers/safetensors-writer";
-import { buildEngine, bytesOf, makeBatch, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec } from "./helpers";
+import {
+  buildEngine, bytesOf, DEEPSEEK_LITE_LIKE, makeBatch, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec,
+} from "./helpers";
 import { referenceLogits, type Weights } from "./reference";
 
 const LINEAR = /(^|\.)(q|k|v|o|gate|up|down)$/;
@@ -275,5 +277,28 @@ describe("FP8 KV cache on the CPU (kv_dtype FG_F8_E4M3)", () => {
       .toBe('kvCacheDtype must be "auto" or "fp8", got "int8"');
     e.finalize({ numBlocks: 8, kvCacheDtype: "fp8" });  // still finalizable
     e.destroy();
+  });
+});
+
+describe("FP8 KV cache with multi-head latent attention (the latent rows, at each layer's K scale)", () => {
+  const spec = tinySpec(DEEPSEEK_LITE_LIKE);
+  const w = randomWeights(spec, 9);
+  const tokens = randomTokens(rng(4), 13, 97);
+  const flat = (rows: (Float32Array | Float64Array)[]) => Float64Array.from(rows.flatMap((r) => [...r]));
+
+  test("logits match the float64 reference with each cached [latent | k_pe] row rounded through E4M3", () => {
+    const kScales = Array.from({ length: spec.num_layers }, (_, l) => [0.05, 0.5, 0.2][l % 3]!);
+    const exact = flat(referenceLogits(spec, w, tokens));
+    const ref = flat(referenceLogits(spec, w, tokens, (x, layer) => e4m3Round(x, kScales[layer]!)));
+    const e = buildEngine(spec, w, { numBlocks: 64, blockSize: 4, kvCacheDtype: "fp8", kScales: Float32Array.from(kScales) });
+    const blocks = [0, 1, 2, 3];
+    const rows = [promptLogits(e, tokens.slice(0, 8))];
+    for (let t = 8; t < tokens.length; t++)
+      rows.push(e.step(makeBatch([{ tokens: [tokens[t]!], context: t, blocks, wants: true }], { returnLogits: true })).logits!);
+    e.destroy();
+    const ours = flat(rows);
+    const err = relErr(ours, ref);
+    expect(err).toBeLessThan(1e-5);
+    expect(relErr(ours, exact)).toBeGreaterThan(100 * err);  // the rounding is what changed
   });
 });

@@ -178,19 +178,6 @@ describe("MLA specs the engine refuses", () => {
     expect(refused({ ...DEEPSEEK_V2_LIKE, moe_num_groups: 4, moe_topk_groups: 1 }).message).toContain("num_experts_per_tok");
   });
 
-  test("an FP8 KV cache is refused for MLA (its rows are latents, not rounded yet)", () => {
-    const spec = tinySpec(DEEPSEEK_LITE_LIKE);
-    let err: unknown;
-    try {
-      buildEngine(spec, randomWeights(spec, 3), { numBlocks: 8, blockSize: 4, kvCacheDtype: "fp8" }).destroy();
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(FastgenError);
-    expect((err as FastgenError).code).toBe("unsupported");
-    expect((err as FastgenError).message).toContain("multi-head latent attention");
-  });
-
   test("the CUDA backend refuses MLA and the other CPU-only fields at creation (FG_ERR_UNSUPPORTED)", () => {
     let e = refused(DEEPSEEK_LITE_LIKE, "cuda");
     expect(e.code).toBe("unsupported");

@@ -184,7 +184,8 @@ interface Qkv {
  * head keys [W_uk c | k_pe] and values W_uv c up-projected from the normalized latent c (kv_b's
  * rows per head: nope key rows, then v rows); q_pe and k_pe rotate by RoPE.
  */
-function mlaQkv(spec: ModelSpec, w: Weights, p: string, x: Float64Array[], freqs: RopeFreqs): Qkv {
+function mlaQkv(spec: ModelSpec, w: Weights, p: string, x: Float64Array[], freqs: RopeFreqs,
+  round: (x: number) => number = (v) => v): Qkv {
   const nh = spec.num_heads, L = spec.kv_lora_rank!, R = spec.qk_rope_head_dim!, dn = spec.qk_nope_head_dim!;
   const dv = spec.v_head_dim!, QL = spec.q_lora_rank ?? 0, dq = dn + R, interleaved = spec.rope_interleaved ?? false;
   const latent = { ...spec, norm_eps: spec.latent_norm_eps ?? 1e-6 };
@@ -199,9 +200,10 @@ function mlaQkv(spec: ModelSpec, w: Weights, p: string, x: Float64Array[], freqs
   const k: Float64Array[] = [], v: Float64Array[] = [];
   x.forEach((r, t) => {
     const a = linear(r, get("kv_a"), undefined, L + R);
-    const c = norm(latent, a.slice(0, L), get("kv_a_norm"), undefined);
+    const c = norm(latent, a.slice(0, L), get("kv_a_norm"), undefined).map(round);  // what the cache row keeps
     const kpe = a.slice(L);
     rope(kpe, 1, R, t, freqs, interleaved);
+    kpe.forEach((v, i) => (kpe[i] = round(v)));
     const up = linear(c, get("kv_b"), undefined, nh * (dn + dv));
     const kt = new Float64Array(nh * dq), vt = new Float64Array(nh * dv);
     for (let h = 0; h < nh; h++) {
@@ -256,8 +258,11 @@ export function referenceLogits(spec: ModelSpec, w: Weights, tokens: number[],
       return { q: project("q", nh, true), k: project("k", nkv, true), v: project("v", nkv, false), qd: hd, vd: hd, kvHeads: nkv };
     };
     const attention = (x: Float64Array[]): Float64Array[] => {
-      const { q, k, v, qd, vd, kvHeads } = spec.attention === "mla" ? mlaQkv(spec, w, p, x, freqs) : standardQkv(x);
-      if (kvRound) for (const [kv, which] of [[k, "k"], [v, "v"]] as const) kv.forEach((r) => r.forEach((x, i) => (r[i] = kvRound(x, l, which))));
+      const mla = spec.attention === "mla";
+      const { q, k, v, qd, vd, kvHeads } = mla
+        ? mlaQkv(spec, w, p, x, freqs, kvRound ? (v) => kvRound(v, l, "k") : undefined)
+        : standardQkv(x);
+      if (kvRound && !mla) for (const [kv, which] of [[k, "k"], [v, "v"]] as const) kv.forEach((r) => r.forEach((x, i) => (r[i] = kvRound(x, l, which))));
       const group = nh / kvHeads;
       return q.map((qt, t) => {
         const o = new Float64Array(nh * vd);

@@ -90,10 +90,6 @@ void fg_engine::check_kv_dtype(const fg_kv_config *kv) {
         fg::raise(FG_ERR_INVALID_ARGUMENT, "kv config: layer %lld's %s scale is %g (must be finite and > 0)",
                   (long long)l, scales == kv->k_scales ? "K" : "V", (double)scales[l]);
   }
-  if (spec_.mla())  // its cache rows are latents, which the CPU reference does not round yet
-    fg::raise(FG_ERR_UNSUPPORTED,
-              "kv config: an FP8 KV cache (--kv-cache-dtype fp8) is not supported with multi-head latent "
-              "attention (DeepSeek-V2) yet; use --kv-cache-dtype auto");
   if (backend_ == FG_BACKEND_CUDA) {
     require_fp8_gpu("--kv-cache-dtype fp8");
     fg::raise(FG_ERR_UNSUPPORTED,

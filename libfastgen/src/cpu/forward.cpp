@@ -51,7 +51,8 @@ LayerAttn layer_attn(const ModelSpec &s, const RopeTables &r, int64_t layer) {
 // x: [T, hidden] (the attention norm's output).
 void attention_add(const ModelSpec &s, const LayerWeights &w, const KvLayer &kv,
                    const ForwardBatch &b, const LayerAttn &a, const float *x, float *residual) {
-  if (s.mla()) return mla_attention_add(s, w, kv.k, b.paged, a.cos, a.sin, a.window, x, residual);
+  if (s.mla())
+    return mla_attention_add(s, w, kv.k, b.paged, a.cos, a.sin, a.window, x, residual, kv.fp8 ? kv.k_scale : 0.f);
   const int64_t T = b.paged.num_tokens, H = s.hidden_size;
   std::vector<float> q(T * s.q_dim()), k(T * s.kv_dim()), v(T * s.kv_dim());
   gemm(x, w.q, w.q_bias, q.data(), T, s.q_dim(), H);   // q: [T, num_heads, head_dim]

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/fp8.h"
 #include "cpu/gemm.h"
 #include "cpu/norm.h"
 #include "cpu/rope.h"
@@ -14,7 +15,7 @@ namespace cpu {
 
 void mla_attention_add(const ModelSpec &s, const LayerWeights &w, float *cache, const PagedBatch &b,
                        const float *cos, const float *sin, int64_t window, const float *x,
-                       float *residual) {
+                       float *residual, float fp8_scale) {
   const int64_t T = b.num_tokens, H = s.hidden_size, nh = s.num_heads;
   const int64_t L = s.kv_lora_rank, R = s.qk_rope_head_dim, dn = s.qk_nope_head_dim, dv = s.v_head_dim;
   const int64_t dq = dn + R, row = L + R, kvb = dn + dv;  // a q head, a cache row, kv_b's rows per head
@@ -36,6 +37,8 @@ void mla_attention_add(const ModelSpec &s, const LayerWeights &w, float *cache, 
   parallel_for(T, [&](int64_t t) { norm(latent, &kv[t * row], w.kv_a_norm, nullptr, &kv[t * row], 1, L); });
   rope_apply(q.data(), T, nh, dq, R, cos, sin, s.rope_interleaved, /*offset=*/dn);
   rope_apply(kv.data(), T, 1, row, R, cos, sin, s.rope_interleaved, /*offset=*/L);
+  // An FP8 cache keeps each row value as e4m3(x / scale) * scale (one scale: the layer's K scale).
+  if (fp8_scale > 0) e4m3_round(kv.data(), T * row, fp8_scale);
   write_cache_rows(b, kv.data(), cache, row);
 
   // Absorbed queries [T, heads, latent | rope]: q_nope through the head's key up-projection

@@ -23,9 +23,10 @@ namespace cpu {
 // residual: [T, hidden] += o_proj(MLA(x)), writing this batch's latent rows into cache
 // ([num_blocks, block_size, kv_lora_rank + qk_rope_head_dim]). x: [T, hidden] (the attention
 // norm's output); cos, sin: [T, qk_rope_head_dim / 2]; window 0 = every earlier position.
+// fp8_scale > 0: an FP8 KV cache, whose rows are rounded through E4M3 at that scale.
 void mla_attention_add(const ModelSpec &spec, const LayerWeights &w, float *cache, const PagedBatch &b,
                        const float *cos, const float *sin, int64_t window, const float *x,
-                       float *residual);
+                       float *residual, float fp8_scale = 0);
 
 }  // namespace cpu
 }  // namespace fg
