@@ -131,6 +131,13 @@ describe("fastgen serve --max-seqs 8 --max-queue 4", () => {
   }, 60_000);
 
   test("gRPC calls count against --max-queue with HTTP requests: RESOURCE_EXHAUSTED and 503 past it", async () => {
+    // The previous test's aborted request gives its place back asynchronously: start from none.
+    const inFlight = async () => {
+      const text = await (await fetch(`${serve.url}/metrics`)).text();
+      return Number(text.match(/^fastgen:requests_in_flight(?:\{[^}]*\})? (\d+)/m)![1]);
+    };
+    for (const deadline = Date.now() + 20_000; (await inFlight()) > 0 && Date.now() < deadline;) await Bun.sleep(20);
+    expect(await inFlight()).toBe(0);
     // Four long streams hold the four places (each has sent a delta, so each was admitted).
     const streams = Array.from({ length: 4 }, (_, i) =>
       c.GenerateStream({ prompt: { text: `story ${i}` }, params: { max_new_tokens: 900, ignore_eos: true } }));
