@@ -54,6 +54,7 @@ pub fn build(b: *std.Build) !void {
         var headers = std.ArrayList([]const u8).init(b.allocator);
         try headers.append("libfastgen/include/fastgen.h");
         try headers.append("libfastgen/src/core/knobs.h");
+        try headers.append("libfastgen/src/core/row_drafts.h");
         try headers.append("libfastgen/src/core/tensor_kinds.h");
         try headers.appendSlice(try listFiles(b, "libfastgen/src/cuda", ".cuh"));
         try headers.appendSlice(try listFiles(b, "libfastgen/src/cuda", ".h"));

@@ -162,7 +162,8 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 4
+#define FG_ABI_VERSION 5 /* 5: a sequence's later sampled rows count the drafts before them
+                            as outputs for penalties (per-row penalty lists, see fg_batch) */
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -305,8 +306,12 @@ fg_status fg_engine_get_info(fg_engine *engine, fg_engine_info *out);
  * Penalties (all optional, NULL to skip): penalty_indptr/penalty_ids give per sequence the
  * token ids generated so far (OpenAI presence/frequency) and repetition_penalty applies to
  * prompt + output ids the caller lists there too (HF semantics); penalty slots keep those lists
- * in the engine between passes, so a pass sends only the new ids. They and the logit bias
- * (logit_bias_indptr/ids/values) apply alike to every sampled row of the sequence.
+ * in the engine between passes, so a pass sends only the new ids. The logit bias
+ * (logit_bias_indptr/ids/values) applies alike to every sampled row of the sequence; penalties
+ * are per row: a sampled row after s's first sampled row counts the pass's tokens after that
+ * first row's token, up to its own token, as output ids after s's list. Verifying k drafts,
+ *   tokens of s:  | t | d0 | d1 | d2 |     rows at each: j = 0..3
+ * row j is penalized as if d0 .. d(j-1) had been generated, as decoding them one by one would.
  *
  * Masks (optional): masks holds num_masks allowed-token bitmasks of ceil(vocab / 32) words,
  * bit (id % 32) of word (id / 32) set = id allowed (bits past vocab ignored). Sampled row r uses

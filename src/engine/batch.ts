@@ -9,8 +9,11 @@
  * last row. Recomputed chunks after a preemption score their prompt tokens again. A decode
  * carrying a speculative draft of k tokens (plan entry .draft) adds them after its token and
  * gets k + 1 sampled rows, one per position, each drawn by (seed, the position it predicts).
- * Penalty lists and min_tokens bans are per sequence, alike for its rows: the speculator
- * proposes nothing where they would differ between rows (speculative/eligibility.ts).
+ * Rows differ only where the tokens before them do: the library counts a row's draft tokens into
+ * its penalties (fastgen.h), and bad-word bans that depend on the output reach each row as a
+ * mask (badWords.ts: BadWordMasks, so a draft of such a sequence needs the mask builder); the
+ * logit bias and min_tokens bans are per sequence, alike for its rows (the speculator keeps a
+ * draft on one side of min_tokens: speculative/eligibility.ts).
  *
  * Penalty and logit-bias CSRs are built only when some sequence with a sampled row uses them,
  * and list ids for those sequences only (other sequences sample nothing):
@@ -21,7 +24,7 @@
  * penaltyPromptLens says how many leading ids of a row's list are prompt ids, so presence and
  * frequency count outputs only (vLLM semantics) while repetition sees both.
  */
-import { bannedBadWordIds } from "./badWords";
+import { alwaysBannedIds, bannedBadWordIds, hasPrefixedWord } from "./badWords";
 import type { BlockTable } from "./kvCache/kvCacheManager";
 import { BlockCsr } from "./blockCsr";
 import type { PenaltySlots } from "./penaltySlots";
@@ -157,6 +160,9 @@ export class StepBatchBuilder {
         if (p.returnLogits) returnLogits = true;
         if (!anyPenalty && usesPenalties(p)) anyPenalty = true;
         if (!anyBias && (p.logitBiasIds.length > 0 || p.badWords.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
+        if (k > 0 && this.masks === null && p.badWords.length > 0 && hasPrefixedWord(p.badWords)) {
+          throw new Error(`StepBatchBuilder: sequence ${seq.id}'s draft needs per-row bad_words masks, and this builder has no mask builder`);
+        }
       }
       rowIndptr[i + 1] = r;
     }
@@ -302,7 +308,8 @@ export class StepBatchBuilder {
       if (e.wantsToken) {
         const p = e.seq.params;
         const stopBans = bannedStopIds(e.seq, this.eosTokenIds);
-        const wordBans = bannedBadWordIds(p.badWords, e.seq.outputIds);
+        // With a draft, only the bans alike for every row; the others are its rows' masks.
+        const wordBans = e.draft === undefined ? bannedBadWordIds(p.badWords, e.seq.outputIds) : alwaysBannedIds(p.badWords);
         const banned = wordBans.length === 0 ? stopBans : [...stopBans, ...wordBans];
         const n = p.logitBiasIds.length + banned.length;
         if (k + n > this.biasIds.length) {

@@ -13,6 +13,7 @@
  * set and nothing applied, and EngineCore fails the plan's requests.
  */
 import { AllowedTokenMasks } from "./allowedTokens";
+import { BadWordMasks } from "./badWords";
 import { StepBatchBuilder } from "./batch";
 import type { EngineStats } from "./engineStats";
 import type { KvCacheManager } from "./kvCache/kvCacheManager";
@@ -57,11 +58,12 @@ export class PassLifecycle {
 
   constructor(private readonly deps: PassDeps) {
     const { grammars, requests, vocabSize } = deps;
-    // Allowed-token masks of sampled rows: a static set (allowed_token_ids) and grammars (structured outputs).
+    // Allowed-token masks of sampled rows: a static set (allowed_token_ids), grammars (structured
+    // outputs) and the bad_words bans of speculative verification rows.
     const grammarMasks: RowMaskSource = {
       maskFor: (seq, ahead) => (grammars.active ? grammars.maskFor(requests.samples.get(seq.id)?.grammar, seq.outputIds, ahead) : null),
     };
-    const masks = new RowMaskBuilder(vocabSize, [new AllowedTokenMasks(vocabSize), grammarMasks]);
+    const masks = new RowMaskBuilder(vocabSize, [new AllowedTokenMasks(vocabSize), grammarMasks, new BadWordMasks(vocabSize)]);
     this.builder = new StepBatchBuilder(deps.ctx.stop.eosTokenIds, masks, deps.penaltySlots);
   }
 

@@ -10,7 +10,7 @@
  * the n samples of a request); a row with several gets their intersection. A pass where no row
  * has a mask carries none (rowMasks/masks absent), so unconstrained batches cost one call per row.
  */
-import type { Plan } from "./scheduler/types";
+import type { Plan, PlanEntry } from "./scheduler/types";
 import type { Sequence } from "./sequence";
 import type { StepBatch } from "./stepBatch";
 import type { LateMasks } from "../native/types";
@@ -20,10 +20,11 @@ export interface RowMaskSource {
   /**
    * The allowed-token bitmask (ceil(vocab / 32) words, bit id % 32 of word id / 32 = allowed) of a
    * sampled row of `seq`, or null when it constrains nothing. `ahead` counts the sequence's sampled
-   * rows before this one in the pass: 0 for its next token, 1.. for speculative verification rows.
+   * rows before this one in the pass: 0 for its next token, 1.. for speculative verification rows,
+   * which follow the first `ahead` tokens of `draft` (the plan entry's; absent without one).
    * The array is only read during the call's build; the source may reuse it afterwards.
    */
-  maskFor(seq: Sequence, ahead: number): Uint32Array | null;
+  maskFor(seq: Sequence, ahead: number, draft?: Int32Array): Uint32Array | null;
 }
 
 /** Words of one mask over `vocab` ids. */
@@ -70,7 +71,7 @@ export class RowMaskBuilder {
           if (slots) this.rowMasks[r] = -1;
           continue;
         }
-        const mask = this.maskOf(entries[i]!.seq, ahead++);
+        const mask = this.maskOf(entries[i]!, ahead++);
         if (mask === null) {
           if (slots) this.rowMasks[r] = -1;
           continue;
@@ -95,12 +96,12 @@ export class RowMaskBuilder {
   }
 
   /** The row's mask: the one source's array, or the AND of several in a scratch array; null = none. */
-  private maskOf(seq: Sequence, ahead: number): Uint32Array | null {
+  private maskOf(entry: PlanEntry, ahead: number): Uint32Array | null {
     const found = this.found;
     found.length = 0;
     this.intersected = false;
     for (const source of this.sources) {
-      const m = source.maskFor(seq, ahead);
+      const m = source.maskFor(entry.seq, ahead, entry.draft);
       if (m !== null) found.push(m);
     }
     if (found.length <= 1) return found[0] ?? null;

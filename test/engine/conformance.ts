@@ -57,6 +57,8 @@ export function randomMix(policy: PolicyName, budget: number, seed: number, pref
   // Shared-prefix mixes: prompts are one of a few prefixes plus a short suffix (maybe none).
   const prefixes = r(2) === 0 ? Array.from({ length: 1 + r(3) }, () => Array.from({ length: 1 + r(promptScale) }, () => r(VOCAB))) : [];
   const salts = ["", "", "tenant-b"];
+  // bad_words come from a stream of their own, so the mixes' other choices stay as they were
+  const rb = rng(seed ^ 0x2545f491);
   for (let k = 0; k < numRequests; k++) {
     const prompt = prefixes.length > 0
       ? [...pick(r, prefixes), ...Array.from({ length: r(1 + (promptScale >> 2)) }, () => r(VOCAB))]
@@ -82,6 +84,7 @@ export function randomMix(policy: PolicyName, budget: number, seed: number, pref
       logprobs: r(4) === 0 ? r(6) : 0,
       cacheSalt: pick(r, salts),
     };
+    if (rb(5) === 0) options.badWords = badWordsFor(prompt, options, rb);
     const arrivalStep = pressure || r(2) === 0 ? 0 : r(60);
     // Some requests have several samples (n > 1): one sequence each, sample indexes 0..n-1.
     const n = r(6) === 0 ? 2 + r(4) : 1;
@@ -103,6 +106,22 @@ export function randomMix(policy: PolicyName, budget: number, seed: number, pref
     : maxNeed * numRequests + r(8); // roomy
   const label = `${policy} B=${budget} seed=${seed}${prefixCaching ? "" : " no-cache"}`;
   return { label, policy, config: { tokenBudget: budget, maxSeqs }, numBlocks, blockSize, requests, prefixCaching };
+}
+
+/**
+ * 1-3 bad words cut from the output the request gives without them (windows of 2-3 tokens, and
+ * now and then one token), so their bans fire and change what it returns.
+ */
+function badWordsFor(prompt: number[], options: SamplingInput, r: (n: number) => number): number[][] {
+  const out = referenceRun(prompt, samplingParams(options), EOS_IDS).tokens;
+  const words: number[][] = [];
+  for (let w = 1 + r(3); w > 0; w--) {
+    const len = r(4) === 0 ? 1 : 2 + r(2);
+    if (out.length < len) continue;
+    const at = r(out.length - len + 1);
+    words.push(out.slice(at, at + len));
+  }
+  return words;
 }
 
 /** Checks one mix's outcome against the unconstrained run. */

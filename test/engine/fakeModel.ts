@@ -8,8 +8,10 @@
  * blocks (prefix caching) but never write the same one. A pass writes every row's tokens before
  * any row reads, as both backends do per layer.
  * The hash also mixes in the seed (temperature > 0) and the penalty ids, and honours logit
- * bias bans (<= -100), so those arrays are checked too; penalty slots (fg_batch penalty_slots)
- * are kept as the library keeps them, so a list sent in pieces hashes as the whole list.
+ * bias bans (<= -100) and each row's mask, so those arrays are checked too; penalty slots
+ * (fg_batch penalty_slots) are kept as the library keeps them, so a list sent in pieces hashes
+ * as the whole list, and a sampled row after its sequence's first counts the pass's tokens
+ * between them (the drafts before it) as outputs, as the library does (fastgen.h).
  * reference() is the same model run one token at a time without any scheduler: the
  * unconstrained run every schedule must match.
  */
@@ -18,6 +20,7 @@ import type { SampledRows } from "../../src/engine/stepper";
 
 export const EOS = 0;
 export const VOCAB = 64;
+const MASK_WORDS = Math.ceil(VOCAB / 32);
 
 export function mix(h: number, x: number): number {
   h ^= x + 0x9e3779b9 + (h << 6) + (h >>> 2);
@@ -106,9 +109,11 @@ export class FakeModel {
       }
       // Every sampled row (several when a draft is verified) reads its context up to its own
       // token through the block table: the draw depends on the tokens before the position it predicts.
+      let first = -1; // the token of the sequence's first sampled row
       for (let r = b.rowIndptr[s]!; r <= last; r++) {
         if (b.rowTargets && b.rowTargets[r]! >= 0) continue;
         const tok = b.rowTokens[r]!;
+        if (first < 0) first = tok;
         if (tok < t0 || tok >= t0 + n) fail(`row ${s}: sample row ${r} is outside its tokens`);
         const end = c + (tok - t0) + 1;
         const ctx = new Int32Array(end);
@@ -117,7 +122,10 @@ export class FakeModel {
           if (v < 0) fail(`row ${s} reads position ${p}, never written`);
           ctx[p] = v;
         }
-        out[r] = sampleId(contextHash(ctx, b.seed[s]!, b.temperature[s]!, usesPen ? pen : null), (id) => banned.has(id));
+        const rowPen = usesPen && tok > first ? [...Array.from(pen ?? []), ...b.tokenIds.subarray(first + 1, tok + 1)] : pen;
+        const m = b.rowMasks?.[r] ?? -1;
+        const allowed = (id: number) => m < 0 || ((b.masks![m * MASK_WORDS + (id >>> 5)]! >>> (id & 31)) & 1) === 1;
+        out[r] = sampleId(contextHash(ctx, b.seed[s]!, b.temperature[s]!, usesPen ? rowPen : null), (id) => banned.has(id) || !allowed(id));
       }
     }
     return { rowIndptr: b.rowIndptr, ids: out };

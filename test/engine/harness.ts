@@ -12,12 +12,15 @@ import type { SamplingParams } from "../../src/engine/samplingParams";
 import { Sequence, runsBefore } from "../../src/engine/sequence";
 import type { SequenceFinishReason } from "../../src/engine/sequence";
 import { PenaltySlots } from "../../src/engine/penaltySlots";
+import { usesPenalties } from "../../src/engine/samplingParams";
 import { abort, applyStep } from "../../src/engine/stepper";
 import type { StepperContext } from "../../src/engine/stepper";
 import { Speculator } from "../../src/engine/speculative/speculator";
 import type { SpeculativeConfig } from "../../src/engine/speculative/config";
 import type { Proposer } from "../../src/engine/speculative/proposer";
-import { EOS, FakeModel } from "./fakeModel";
+import { BadWordMasks } from "../../src/engine/badWords";
+import { RowMaskBuilder } from "../../src/engine/rowMasks";
+import { EOS, FakeModel, VOCAB } from "./fakeModel";
 
 export const EOS_IDS = [EOS];
 
@@ -73,6 +76,11 @@ export interface MixResult {
   draftTokens: number;
   acceptedTokens: number;
   draftPasses: number;
+  /** Draft tokens accepted for sequences with penalties, and with bad_words. */
+  penalizedAccepted: number;
+  badWordsAccepted: number;
+  /** Sample rows that carried a mask (per-row bad_words bans of drafted sequences). */
+  maskedRows: number;
 }
 
 export function runMix(mix: MixSpec): MixResult {
@@ -83,18 +91,24 @@ export function runMix(mix: MixSpec): MixResult {
   // Penalty lists sent in pieces (penalty slots), as EngineCore sends them; the fake model
   // keeps the slots as the library does, so a slot out of step changes the output.
   const slots = mix.penaltySlots === false ? null : new PenaltySlots();
-  const builder = new StepBatchBuilder(EOS_IDS, null, slots);
+  // Row masks carry the per-row bad_words bans of drafted sequences, as EngineCore's do.
+  const builder = new StepBatchBuilder(EOS_IDS, new RowMaskBuilder(VOCAB, [new BadWordMasks(VOCAB)]), slots);
   const model = new FakeModel(numBlocks, blockSize);
   const spec = mix.speculation ? new Speculator(mix.speculation.config, mix.speculation.proposer, { eosTokenIds: EOS_IDS }) : null;
   const ctx: StepperContext = {
     queues, blocks, stop: { eosTokenIds: EOS_IDS },
-    onDraftVerified: spec ? (seq, proposed, accepted) => spec.onVerified(seq, proposed, accepted) : undefined,
+    onDraftVerified: spec ? (seq, proposed, accepted) => {
+      spec.onVerified(seq, proposed, accepted);
+      if (usesPenalties(seq.params)) result.penalizedAccepted += accepted;
+      if (seq.params.badWords.length > 0) result.badWordsAccepted += accepted;
+    } : undefined,
   };
   const policyConfig: SchedulerConfig = spec ? { ...config, specDisableBatchSize: spec.config.disableByBatchSize } : config;
   const pending = [...mix.requests].sort((a, b) => a.arrivalStep - b.arrivalStep);
   const result: MixResult = {
     finished: new Map(), steps: 0, preemptions: 0, rejections: 0, fullPasses: 0, shortPasses: 0, chunkedPrompts: 0,
     firstTokenStep: new Map(), cachedTokens: 0, draftTokens: 0, acceptedTokens: 0, draftPasses: 0,
+    penalizedAccepted: 0, badWordsAccepted: 0, maskedRows: 0,
   };
   const fail = (m: string): never => {
     throw new Error(`[${mix.label}] step ${result.steps}: ${m}`);
@@ -142,6 +156,7 @@ export function runMix(mix: MixSpec): MixResult {
     if (plan.entries.length > 0) {
       for (const e of plan.entries) if (!e.wantsToken && e.contextLen < e.seq.numPromptTokens) result.chunkedPrompts++;
       const batch = builder.build(plan, blocks);
+      if (batch.rowMasks) for (const m of batch.rowMasks) if (m >= 0) result.maskedRows++;
       const sampled = model.step(batch);
       abortAt(step, true);
       for (const ev of applyStep(plan, sampled, ctx)) {

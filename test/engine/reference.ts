@@ -1,7 +1,7 @@
 /**
  * The unconstrained run: the fake model generating one token at a time for one request, with
- * no scheduler, no budget and no KV pool. Stop rules are written out again here, on purpose,
- * rather than calling src/engine/stop.ts.
+ * no scheduler, no budget and no KV pool. Stop rules and bad_words bans are written out again
+ * here, on purpose, rather than calling src/engine/stop.ts and badWords.ts.
  */
 import type { SamplingParams } from "../../src/engine/samplingParams";
 import { contextHash, sampleId } from "./fakeModel";
@@ -23,8 +23,9 @@ export function referenceRun(prompt: readonly number[], p: SamplingParams, eosTo
     const pen = penalties ? [...(p.repetitionPenalty !== 1 ? prompt : []), ...out] : null;
     const h = contextHash(tokens, p.seed, p.temperature, pen);
     const belowMin = out.length < p.minTokens;
+    const wordBans = badWordBans(p.badWords, out);
     const t = sampleId(h, (id) =>
-      biasBans.has(id) || (belowMin && (p.stopTokenIds.includes(id) || (!p.ignoreEos && eosTokenIds.includes(id)))));
+      biasBans.has(id) || wordBans.has(id) || (belowMin && (p.stopTokenIds.includes(id) || (!p.ignoreEos && eosTokenIds.includes(id)))));
     out.push(t);
     tokens.push(t);
     if (out.length >= p.minTokens) {
@@ -33,4 +34,14 @@ export function referenceRun(prompt: readonly number[], p: SamplingParams, eosTo
     }
     if (out.length >= p.maxTokens) return { tokens: out, finishReason: "length" };
   }
+}
+
+/** bad_words: a word's last id is banned when the output ends with the rest of it. */
+function badWordBans(words: readonly (readonly number[])[], out: readonly number[]): Set<number> {
+  const bans = new Set<number>();
+  for (const w of words) {
+    const rest = w.slice(0, -1);
+    if (rest.length <= out.length && rest.every((id, j) => out[out.length - rest.length + j] === id)) bans.add(w[w.length - 1]!);
+  }
+  return bans;
 }

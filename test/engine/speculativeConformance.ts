@@ -2,9 +2,13 @@
  * Speculative decoding over the shared conformance mixes: the same random request mixes as
  * conformance.ts (every policy, budgets 1/7/64/512, pools tight enough to preempt and reject,
  * prefix caching on, greedy and seeded sampling at 0.8, stop ids, EOS, min_tokens, logit bias,
- * penalties, aborts, n > 1), with drafts verified in the passes. Every request must return the
- * unconstrained run's tokens, exactly as without speculation, and runMix checks each step that
- * rolled-back KV is right and never cached under a wrong prefix, and that every block comes back.
+ * presence / frequency / repetition penalties, bad_words, aborts, n > 1), with drafts verified in
+ * the passes. Every request must return the unconstrained run's tokens, exactly as without
+ * speculation, and runMix checks each step that rolled-back KV is right and never cached under a
+ * wrong prefix, and that every block comes back. Penalized and bad_words requests speculate too:
+ * the fake model counts each row's drafts into its penalties as the library does, and honours
+ * the per-row bad_words masks, so a row penalized or banned as its first row would be changes
+ * the tokens.
  *
  * Two proposers: an oracle that proposes the reference continuation with a token corrupted at a
  * random place half the time (so acceptance runs from none to all k, and stops fall inside
@@ -70,7 +74,7 @@ export function speculativeMix(policy: PolicyName, budget: number, seed: number,
 export function speculativeSuite(policy: PolicyName): void {
   for (const budget of BUDGETS) {
     test(`${MIXES} random mixes at B=${budget} with drafts: the tokens of the run without them`, () => {
-      const totals = { drafts: 0, accepted: 0, passes: 0, preemptions: 0 };
+      const totals = { drafts: 0, accepted: 0, passes: 0, preemptions: 0, penalized: 0, badWords: 0, maskedRows: 0 };
       for (let i = 0; i < MIXES; i++) {
         const seed = budget * 100_003 + i;
         const mix = speculativeMix(policy, budget, seed, i % 3 === 2 ? "ngram" : "oracle");
@@ -80,6 +84,9 @@ export function speculativeSuite(policy: PolicyName): void {
         totals.accepted += result.acceptedTokens;
         totals.passes += result.draftPasses;
         totals.preemptions += result.preemptions;
+        totals.penalized += result.penalizedAccepted;
+        totals.badWords += result.badWordsAccepted;
+        totals.maskedRows += result.maskedRows;
       }
       if (budget === 1) {
         expect(totals.passes).toBe(0); // a decode fills the whole budget: drafts never fit
@@ -87,6 +94,10 @@ export function speculativeSuite(policy: PolicyName): void {
         expect(totals.passes).toBeGreaterThan(0);
         expect(totals.accepted).toBeGreaterThan(0);
         expect(totals.accepted).toBeLessThan(totals.drafts);
+        // penalized and bad_words requests had drafts accepted, and rows banned by their masks
+        expect(totals.penalized).toBeGreaterThan(0);
+        expect(totals.badWords).toBeGreaterThan(0);
+        expect(totals.maskedRows).toBeGreaterThan(0);
       }
       if (!(policy === "splitfuse" && budget === 1)) expect(totals.preemptions).toBeGreaterThan(0);
     }, 240_000);

@@ -1,7 +1,9 @@
 // Speculative decoding end to end on the CPU backend (real model, real fg_step, sample rows):
 // with ngram or a draft model on, every request returns the same tokens, text and logprobs as
 // without, whatever the policy, budget or KV pool (preemption, prefix caching on), greedy and
-// seeded; stop strings, min_tokens and penalties behave as without speculation.
+// seeded, with and without presence / frequency / repetition penalties (the library penalizes
+// each verification row as if the drafts before it were generated); stop strings, min_tokens and
+// bad_words (per-row masks) behave as without speculation.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { EngineCore } from "../../src/engine/engineCore";
@@ -41,9 +43,15 @@ const ngram = (k = 4): SpeculativeConfig => speculativeConfig({ method: "ngram",
 const GREEDY: SamplingOptions = { maxTokens: 24, temperature: 0, ignoreEos: true, logprobs: 2 };
 const SAMPLED: SamplingOptions = { maxTokens: 24, temperature: 0.8, topK: 50, seed: 1234, ignoreEos: true, logprobs: 2 };
 const strip = (r: Awaited<ReturnType<typeof run>>) => ({ ids: r.ids, text: r.text, finish: r.finish, logprobs: r.logprobs });
+// Penalties mild enough that the lookup's drafts of the repetitive prompts are still accepted.
+const PENALIZED: [string, SamplingOptions][] = [
+  ["greedy, presence 0.5 + frequency 0.3 + repetition 1.05", { ...GREEDY, presencePenalty: 0.5, frequencyPenalty: 0.3, repetitionPenalty: 1.05 }],
+  ["seeded at 0.8, frequency 0.2 + repetition 1.05", { ...SAMPLED, frequencyPenalty: 0.2, repetitionPenalty: 1.05 }],
+];
+const selfDraft = () => speculativeConfig({ method: "draft", draftModel: FIXTURE, disableByBatchSize: 1000 });
 
 describe("speculative decoding gives the tokens of decoding without it", () => {
-  for (const [name, sampling] of [["greedy", GREEDY], ["seeded sampling at 0.8", SAMPLED]] as const) {
+  for (const [name, sampling] of [["greedy", GREEDY], ["seeded sampling at 0.8", SAMPLED], ...PENALIZED] as const) {
     test(`ngram, ${name}: every policy, budget and pool`, async () => {
       const baseline = await run({ kvBlocks: 256, blockSize: 16 }, sampling);
       let drafts = 0, accepted = 0, preempted = false;
@@ -64,11 +72,15 @@ describe("speculative decoding gives the tokens of decoding without it", () => {
     }, 120_000);
   }
 
-  test("a draft model: the target itself is accepted whole (greedy and seeded), another model changes nothing", async () => {
-    for (const sampling of [GREEDY, SAMPLED]) {
+  // The draft applies the request's penalties with its drafted tokens as outputs, and the target
+  // penalizes each verification row with the drafts before it: a draft equal to the target is
+  // then accepted whole with penalties too, which holds only if every row's list is the one
+  // decoding token by token would have.
+  test("a draft model: the target itself is accepted whole (greedy and seeded, with and without penalties), another model changes nothing", async () => {
+    for (const sampling of [GREEDY, SAMPLED, { ...GREEDY, repetitionPenalty: 1.3 }, { ...SAMPLED, presencePenalty: 0.8, frequencyPenalty: 0.5, repetitionPenalty: 1.2 }]) {
       const baseline = await run({ kvBlocks: 256, blockSize: 16 }, sampling);
       for (const maxBatchTokens of [7, 512]) {
-        const self = await run({ maxBatchTokens, kvBlocks: 256, blockSize: 16, speculative: speculativeConfig({ method: "draft", draftModel: FIXTURE, disableByBatchSize: 1000 }) }, sampling);
+        const self = await run({ maxBatchTokens, kvBlocks: 256, blockSize: 16, speculative: selfDraft() }, sampling);
         expect(strip(self)).toEqual(strip(baseline));
         expect(self.spec!.numDraftTokens).toBeGreaterThan(0);
         expect(self.spec!.numAcceptedTokens).toBe(self.spec!.numDraftTokens);
@@ -79,22 +91,31 @@ describe("speculative decoding gives the tokens of decoding without it", () => {
     }
   }, 120_000);
 
-  test("stop strings, min_tokens and penalties behave as without speculation", async () => {
+  test("stop strings, min_tokens, penalties and bad_words behave as without speculation", async () => {
     const plain = await run({}, GREEDY);
     // A stop string from inside a repetitive output: it falls inside accepted drafts.
     const stop = [plain.text[0]!.slice(6, 9)];
+    // Bad words cut from the outputs without them (two and three tokens, and one of one token):
+    // their bans fire inside drafts the lookup proposes from the repetitive prompts.
+    const badWords = [plain.ids[0]!.slice(4, 6), plain.ids[1]!.slice(8, 11), plain.ids[3]!.slice(2, 4), [plain.ids[2]![5]!]];
     for (const sampling of [
       { ...GREEDY, stop },
       { ...SAMPLED, stop, minTokens: 10, ignoreEos: false },
       { ...SAMPLED, presencePenalty: 0.5, frequencyPenalty: 0.3 },
       { ...GREEDY, repetitionPenalty: 1.3 },
+      { ...GREEDY, badWords },
+      { ...SAMPLED, badWords, frequencyPenalty: 0.2 },
     ]) {
       const base = await run({}, sampling);
-      const spec = await run({ speculative: ngram(6) }, sampling);
-      expect(strip(spec)).toEqual(strip(base));
+      let accepted = 0;
+      for (const [policy, maxBatchTokens, method] of [["splitfuse", 512, "ngram"], ["splitfuse", 7, "ngram"], ["orca", 64, "ngram"], ["splitfuse", 512, "draft"], ["splitfuse", 7, "draft"]] as const) {
+        const spec = await run({ policy, maxBatchTokens, speculative: method === "ngram" ? ngram(6) : selfDraft() }, sampling);
+        expect({ policy, maxBatchTokens, method, ...strip(spec) }).toEqual({ policy, maxBatchTokens, method, ...strip(base) });
+        accepted += spec.spec!.numAcceptedTokens;
+      }
+      expect(accepted).toBeGreaterThan(0);
       if ("stop" in sampling && sampling.temperature === 0) expect(base.finish[0]).toBe("stop");
-      if (sampling.presencePenalty || sampling.repetitionPenalty) expect(spec.spec!.numDraftTokens).toBe(0); // per-row penalty lists are not in the contract
-      else expect(spec.spec!.numDraftTokens).toBeGreaterThan(0);
+      if ("badWords" in sampling && sampling.temperature === 0) expect(base.ids).not.toEqual(plain.ids); // the bans fired
     }
   }, 120_000);
 });

@@ -3,14 +3,16 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/row_drafts.h"
 #include "cpu/sampling.h"
 #include "cpu/thread_pool.h"
 
 namespace fg {
 namespace {
 
-cpu::SamplingParams sampling_params(const fg_batch *b, int32_t s, int32_t r, int64_t vocab,
-                                    const PenaltySlots &penalties) {
+// first_token: the token of s's first sampled row (its later rows count the drafts between).
+cpu::SamplingParams sampling_params(const fg_batch *b, int32_t s, int32_t r, int32_t first_token,
+                                    int64_t vocab, const PenaltySlots &penalties) {
   cpu::SamplingParams p{};
   p.temperature = b->temperature[s];
   p.top_p = b->top_p[s];
@@ -25,6 +27,9 @@ cpu::SamplingParams sampling_params(const fg_batch *b, int32_t s, int32_t r, int
   p.penalty_ids = l.ids;
   p.num_penalty_ids = l.n;
   p.num_prompt_penalty_ids = l.prompt_n;
+  const TokenRange d = row_draft_tokens(b, first_token, r);
+  p.draft_ids = b->token_ids + d.begin;
+  p.num_draft_ids = d.end - d.begin;
   if (b->logit_bias_indptr) {
     p.bias_ids = b->logit_bias_ids + b->logit_bias_indptr[s];
     p.bias_values = b->logit_bias_values + b->logit_bias_indptr[s];
@@ -53,8 +58,11 @@ void sample_rows(const fg_batch *b, const float *logits, int64_t V, fg_step_outp
   const int32_t R = b->num_rows;
   if (R == 0) return;
   std::vector<int32_t> row_seq(R);  // [R] sequence of each row
-  for (int32_t s = 0; s < b->num_seqs; s++)
+  std::vector<int32_t> first(b->num_seqs);  // [S] token of each sequence's first sampled row
+  for (int32_t s = 0; s < b->num_seqs; s++) {
+    first[s] = first_sampled_token(b, s);
     for (int32_t r = b->row_indptr[s]; r < b->row_indptr[s + 1]; r++) row_seq[r] = s;
+  }
   cpu::parallel_for(R, [&](int64_t r) {
     const float *row = logits + r * V;
     const cpu::SampleOut o = sample_out(out, (int32_t)r, b->num_logprobs);
@@ -63,7 +71,8 @@ void sample_rows(const fg_batch *b, const float *logits, int64_t V, fg_step_outp
       *o.id = target;
       cpu::raw_logprobs(row, V, target, o);
     } else {
-      cpu::sample_token(row, V, sampling_params(b, row_seq[r], (int32_t)r, V, penalties), o);
+      const int32_t s = row_seq[r];
+      cpu::sample_token(row, V, sampling_params(b, s, (int32_t)r, first[s], V, penalties), o);
     }
     if (out->logits) std::copy(row, row + V, out->logits + r * V);
   });

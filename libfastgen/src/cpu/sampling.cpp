@@ -32,13 +32,16 @@ struct ByValueDesc {
 
 // Repetition (HF: divide positive logits, multiply negative ones, once per distinct id), then
 // presence/frequency (OpenAI: minus presence if seen, minus frequency * count), then logit bias.
+// The row's draft ids count as outputs after the list, so a verification row is penalized bit
+// for bit as the list holding them would be.
 void apply_penalties(std::vector<float> &z, const SamplingParams &p) {
   const bool rep = p.repetition_penalty != 1.0f;
   const bool pf = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-  if (p.num_penalty_ids > 0 && (rep || pf)) {
+  if (p.num_penalty_ids + p.num_draft_ids > 0 && (rep || pf)) {
     // id -> times it appears among the outputs (0 for an id seen in the prompt only).
     std::unordered_map<int32_t, int32_t> counts;
     for (int64_t i = 0; i < p.num_penalty_ids; i++) counts[p.penalty_ids[i]] += i >= p.num_prompt_penalty_ids;
+    for (int64_t i = 0; i < p.num_draft_ids; i++) counts[p.draft_ids[i]]++;
     for (const auto &kv : counts) {
       float &l = z[kv.first];
       if (rep) l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;

@@ -16,6 +16,8 @@ struct SamplingParams {
   const int32_t *penalty_ids;  // [num_penalty_ids] ids seen so far (repeats count for frequency)
   int64_t num_penalty_ids;
   int64_t num_prompt_penalty_ids;  // leading prompt ids: repetition penalty only
+  const int32_t *draft_ids;    // [num_draft_ids] output ids after the list: a verification row's
+  int64_t num_draft_ids;       // drafts before it (core/row_drafts.h)
   const int32_t *bias_ids;     // [num_bias]
   const float *bias_values;    // [num_bias]
   int64_t num_bias;

@@ -4,14 +4,16 @@
 // workspaces a step of that shape needs (ensure_workspaces).
 #include <string.h>
 
+#include "core/row_drafts.h"
 #include "cuda/engine.cuh"
 
 namespace fgcu {
 namespace {
 
 // Sample row i of sequence s: a scored row (target >= 0) carries only its target; a sampled row
-// its sequence's parameters, penalty and bias ranges, and its mask's first word (-1 = none).
-void pack_row(const fg_batch *b, int s, int i, int vocab, SampleRow &r, bool *any_penalty) {
+// its sequence's parameters, penalty and bias ranges, the drafts before it (first_token: s's
+// first sampled row's token) and its mask's first word (-1 = none).
+void pack_row(const fg_batch *b, int s, int i, int first_token, int vocab, SampleRow &r, bool *any_penalty) {
   memset(&r, 0, sizeof r);
   r.forced = b->row_targets ? b->row_targets[i] : -1;
   r.mask = -1;
@@ -33,8 +35,11 @@ void pack_row(const fg_batch *b, int s, int i, int vocab, SampleRow &r, bool *an
     const int n = b->penalty_prompt_lens[s];
     r.pen_prompt = n < 0 ? 0 : n < r.pen_end - r.pen_begin ? n : r.pen_end - r.pen_begin;
   }
+  const fg::TokenRange d = fg::row_draft_tokens(b, first_token, i);
+  r.draft_begin = d.begin, r.draft_end = d.end;
   if (b->logit_bias_indptr) r.bias_begin = b->logit_bias_indptr[s], r.bias_end = b->logit_bias_indptr[s + 1];
-  if (r.pen_end > r.pen_begin && (r.repetition != 1.f || r.presence != 0.f || r.frequency != 0.f))
+  if ((r.pen_end > r.pen_begin || r.draft_end > r.draft_begin) &&
+      (r.repetition != 1.f || r.presence != 0.f || r.frequency != 0.f))
     *any_penalty = true;
   if (b->row_masks && b->row_masks[i] >= 0) r.mask = (long long)b->row_masks[i] * ((vocab + 31) / 32);
 }
@@ -102,11 +107,13 @@ int build_meta(MetaBuf &mb, const fg_batch *b, int group, int num_kv_heads, int 
     for (int t = t0; t < t1; t++) token_seq[t] = s;
     if ((t1 - t0) * group <= 16 && b->context_lens[s] + (t1 - t0) > max_narrow_ctx)
       max_narrow_ctx = b->context_lens[s] + (t1 - t0);
-    if (b->row_indptr)
+    if (b->row_indptr) {
+      const int first_token = fg::first_sampled_token(b, s);
       for (int i = b->row_indptr[s]; i < b->row_indptr[s + 1]; i++) {
-        pack_row(b, s, i, vocab, rows[i], &any_penalty);
+        pack_row(b, s, i, first_token, vocab, rows[i], &any_penalty);
         lrows[i] = b->row_tokens[i];
       }
+    }
   }
   AttnTile *wide = (AttnTile *)(h + o_wide), *narrow = (AttnTile *)(h + o_narrow);
   attn_make_tiles(S, b->cu_seqlens, group, wide, &m->num_wide, narrow, &m->num_narrow);

@@ -1,6 +1,6 @@
 // Device sampling (see sampling.cuh). One block of 1024 threads per row:
-//   1. z = logits + penalties (HF repetition, OpenAI presence/frequency) + logit bias, then
-//      masked ids -inf
+//   1. z = logits + penalties (HF repetition, OpenAI presence/frequency; a verification row's
+//      drafts count as outputs) + logit bias, then masked ids -inf
 //   2. greedy: argmax(z) (NaN ranks as -inf, ties to the lowest id)
 //      else z /= T; unsorted walk (no top-k/top-p) or radix select + bitonic sort, then
 //      top-p prefix, min-p drop, draw at u * kept
@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(kThreads) sample_prepare_kernel(SampleArgs a) 
   const float *lg = a.logits + (size_t)r * V;
   float *z = a.z + (size_t)r * V;
   const bool rep = p.repetition != 1.f, pf = p.presence != 0.f || p.frequency != 0.f;
-  const bool pen = p.pen_end > p.pen_begin && (rep || pf);
+  const bool pen = (p.pen_end > p.pen_begin || p.draft_end > p.draft_begin) && (rep || pf);
   if (pen) {
     int *cnt = a.counts + (size_t)r * V;
     for (int i = tid; i < V; i += kThreads) cnt[i] = 0;
@@ -236,6 +236,7 @@ __global__ void __launch_bounds__(kThreads) sample_prepare_kernel(SampleArgs a) 
     const int prompt_end = p.pen_begin + p.pen_prompt;
     for (int j = p.pen_begin + tid; j < p.pen_end; j += kThreads)
       atomicAdd(&cnt[a.pen_ids[j]], j < prompt_end ? kPromptSeen : 1);
+    for (int j = p.draft_begin + tid; j < p.draft_end; j += kThreads) atomicAdd(&cnt[a.token_ids[j]], 1);
     __syncthreads();
     for (int i = tid; i < V; i += kThreads) {
       float l = lg[i];

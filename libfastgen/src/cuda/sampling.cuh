@@ -16,6 +16,7 @@ struct SampleRow {
   int top_k, pen_begin, pen_end, bias_begin, bias_end;
   int forced;          // >= 0: a scored row, report this id instead of drawing one; else -1
   int pen_prompt;      // the first pen_prompt penalty ids are prompt ids: repetition only
+  int draft_begin, draft_end;  // pass tokens counted as outputs after the list (core/row_drafts.h)
   unsigned long long seed;
   long long position;  // the position being predicted
   long long mask;      // first word of the row's allowed-token bitmask in masks, or -1
@@ -26,6 +27,7 @@ struct SampleArgs {
   int R, V;
   const SampleRow *rows;       // [R]
   const int *pen_ids;          // penalty ids (ranges in rows)
+  const int *token_ids;        // [T] the pass's tokens (rows' draft ranges)
   const int *bias_ids;         // logit bias ids and values (ranges in rows)
   const float *bias_vals;
   const uint32_t *masks;       // bitmasks of ceil(V / 32) words (offsets in rows)

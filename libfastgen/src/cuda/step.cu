@@ -47,7 +47,7 @@ int fgcu::sample_and_return(const Meta &m, const float *logits, int V, float *z,
   float *top_lp = (float *)(top_ids + (size_t)R * L);
   SampleArgs sa;
   sa.logits = logits, sa.R = R, sa.V = V, sa.rows = m.rows;
-  sa.pen_ids = m.pen_ids, sa.bias_ids = m.bias_ids, sa.bias_vals = m.bias_vals, sa.masks = m.masks;
+  sa.pen_ids = m.pen_ids, sa.token_ids = m.token_ids, sa.bias_ids = m.bias_ids, sa.bias_vals = m.bias_vals, sa.masks = m.masks;
   sa.num_logprobs = L, sa.z = z, sa.counts = counts;
   sa.out_ids = ids, sa.out_logprob = lp, sa.out_top_ids = top_ids, sa.out_top_logprobs = top_lp;
   FGCU_CHECK(sample(sa, st, err));

@@ -7,10 +7,14 @@
  *              and the target's corrected one; a whole prompt the first time) → draft token 0
  *   pass j>0:  draft token j-1 of every sequence still drafting → draft token j
  *
- * The draft samples with the request's own parameters and seed, and the contract seeds a draw by
- * (seed, the position it predicts): where the draft's distribution equals the target's, its draw
- * IS the target's, so a draft equal to the target is accepted 100% (greedy or sampled) — the
- * device bench's ceiling. Its KV is private and needs no rollback of blocks: at the next
+ * The draft samples with the request's own parameters, seed and penalties (its list: the
+ * sequence's, then the tokens drafted so far, as the target's verification rows count them), and
+ * the contract seeds a draw by (seed, the position it predicts): where the draft's distribution
+ * equals the target's, its draw IS the target's, so a draft equal to the target is accepted 100%
+ * (greedy or sampled, penalized or not) — the device bench's ceiling. Logit bias, bad_words and
+ * min_tokens bans are not applied to the draft (its proposals are only less often accepted).
+ * Penalty lists go whole each draft pass (no penalty slots on the draft's engine): O(list) host
+ * work per penalized sequence per drafted token. Its KV is private and needs no rollback of blocks: at the next
  * proposal its valid prefix is where its drafted tokens stop being the sequence's, and the
  * passes from there overwrite the rest.
  */
@@ -18,6 +22,7 @@ import type { EngineOptions } from "../options";
 import { KvCacheManager } from "../kvCache/kvCacheManager";
 import type { Sequence } from "../sequence";
 import { NativeEngine } from "../../native";
+import { usesPenalties } from "../samplingParams";
 import type { StepBatch } from "../stepBatch";
 import { loadWeights, openModelDir } from "../../model/load";
 import type { ProposalRequest, Proposer } from "./proposer";
@@ -38,6 +43,8 @@ interface Row {
   readonly index: number;
   readonly context: number;
   readonly tokens: ArrayLike<number>;
+  /** The tokens drafted for it so far in this proposal (its row follows them). */
+  readonly drafted: readonly number[];
 }
 
 export class DraftModelProposer implements Proposer {
@@ -82,7 +89,7 @@ export class DraftModelProposer implements Proposer {
       from = Math.min(from, seq.numTokens - 1);
       st.base = seq.numTokens;
       st.drafted = [];
-      rows.push({ seq, index, context: from, tokens: seq.tokenIds.subarray(from) });
+      rows.push({ seq, index, context: from, tokens: seq.tokenIds.subarray(from), drafted: out[index]! });
     });
     for (let j = 0; rows.length > 0; j++) {
       rows = rows.filter((r) => this.reserve(r));
@@ -160,6 +167,39 @@ export class DraftModelProposer implements Proposer {
       b.seed[i] = p.seed;
     });
     b.blockIndices = Int32Array.from(indices);
+    if (rows.some((r) => usesPenalties(r.seq.params))) addPenalties(b, rows);
     return b;
   }
+}
+
+/**
+ * Whole penalty lists of a draft pass: a penalized row's sequence's list (prompt ids first with a
+ * repetition penalty), then the tokens drafted before its row.
+ */
+function addPenalties(b: StepBatch, rows: readonly Row[]): void {
+  const n = rows.length;
+  const indptr = new Int32Array(n + 1), promptLens = new Int32Array(n);
+  const presence = new Float32Array(n), frequency = new Float32Array(n), repetition = new Float32Array(n).fill(1);
+  const from = rows.map((r) => (r.seq.params.repetitionPenalty !== 1 ? 0 : r.seq.numPromptTokens));
+  rows.forEach((r, i) => {
+    const len = usesPenalties(r.seq.params) ? r.seq.numTokens - from[i]! + r.drafted.length : 0;
+    indptr[i + 1] = indptr[i]! + len;
+  });
+  const ids = new Int32Array(indptr[n]!);
+  rows.forEach((r, i) => {
+    const p = r.seq.params;
+    if (!usesPenalties(p)) return;
+    presence[i] = p.presencePenalty;
+    frequency[i] = p.frequencyPenalty;
+    repetition[i] = p.repetitionPenalty;
+    promptLens[i] = r.seq.numPromptTokens - from[i]!;
+    r.seq.copyTokens(from[i]!, r.seq.numTokens, ids, indptr[i]!);
+    ids.set(r.drafted, indptr[i]! + r.seq.numTokens - from[i]!);
+  });
+  b.presencePenalty = presence;
+  b.frequencyPenalty = frequency;
+  b.repetitionPenalty = repetition;
+  b.penaltyIndptr = indptr;
+  b.penaltyIds = ids;
+  b.penaltyPromptLens = promptLens;
 }
