@@ -9,10 +9,12 @@
  * Every run checks the outputs equal the run without speculation. Prints a table and writes
  * bench/results/cpu-speculative-<model>.json.
  *
- *   bun run bench -- speculative [--model DIR] [--threads N] [--tokens N] [--draft DIR]
+ *   bun run bench -- speculative [--model DIR] [--threads N] [--tokens N] [--draft DIR] [--penalized]
  *
  * --draft DIR verifies a draft model's proposals instead of ngram ones; on the device, with
  * random weights, pass the target itself (acceptance 100%: the mechanism's ceiling).
+ * --penalized adds presence 0.5, frequency 0.3 and repetition 1.1 to every request: each
+ * verification row is then penalized with the drafts before it (per-row penalties, issue #22).
  */
 import { cpus } from "node:os";
 import { basename, join } from "node:path";
@@ -27,7 +29,9 @@ const PASSAGE =
 
 interface Row { workload: string; batch: number; spec: string; tokens: number; ms: number; tokPerS: number; acceptance: number | null; draftTokens: number; steps: number }
 
-async function once(modelDir: string, workload: string, batch: number, spec: boolean, threads: number, maxTokens: number, draft?: string) {
+const PENALTIES: SamplingOptions = { presencePenalty: 0.5, frequencyPenalty: 0.3, repetitionPenalty: 1.1 };
+
+async function once(modelDir: string, workload: string, batch: number, spec: boolean, threads: number, maxTokens: number, draft?: string, penalized = false) {
   const core = await EngineCore.load(modelDir, {
     maxBatchTokens: 512, maxSeqs: 64, kvBlocks: 2048, threads,
     speculative: !spec ? null : draft
@@ -35,9 +39,10 @@ async function once(modelDir: string, workload: string, batch: number, spec: boo
       : speculativeConfig({ method: "ngram", numSpeculativeTokens: 4, promptLookupMin: 2, promptLookupMax: 4, disableByBatchSize: 64 }),
   });
   const tok = core.tokenizer;
-  const sampling: SamplingOptions = workload === "quote"
-    ? { maxTokens, temperature: 0, ignoreEos: true }
-    : { maxTokens, temperature: 1, seed: 7, ignoreEos: true };
+  const sampling: SamplingOptions = {
+    ...(workload === "quote" ? { maxTokens, temperature: 0, ignoreEos: true } : { maxTokens, temperature: 1, seed: 7, ignoreEos: true }),
+    ...(penalized ? PENALTIES : {}),
+  };
   for (let i = 0; i < batch; i++) {
     const text = workload === "quote" ? `${PASSAGE}${PASSAGE}` : `Story ${i}: once upon a time,`;
     core.addRequest(`r${i}`, tok.encode(text, { addSpecialTokens: true }), { ...sampling, seed: (sampling.seed ?? 0) + i });
@@ -60,15 +65,16 @@ async function once(modelDir: string, workload: string, batch: number, spec: boo
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, threads: { type: "string" }, tokens: { type: "string" }, draft: { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, threads: { type: "string" }, tokens: { type: "string" }, draft: { type: "string" }, penalized: { type: "boolean" } } });
+  const penalized = values.penalized ?? false;
   const modelDir = values.model ?? defaultModelDir();
   const threads = Number(values.threads ?? 0);
   const maxTokens = Number(values.tokens ?? 96);
   const rows: Row[] = [];
   for (const workload of ["quote", "fresh"]) {
     for (const batch of [1, 4, 16]) {
-      const off = await once(modelDir, workload, batch, false, threads, maxTokens);
-      const on = await once(modelDir, workload, batch, true, threads, maxTokens, values.draft);
+      const off = await once(modelDir, workload, batch, false, threads, maxTokens, undefined, penalized);
+      const on = await once(modelDir, workload, batch, true, threads, maxTokens, values.draft, penalized);
       // fp32 (CPU): speculation must not change a token. bf16 (CUDA): a verification pass has other
       // kernel shapes than one-token decode and may break a near-tie the other way: count, don't stop.
       const same = on.ids.filter((ids, i) => JSON.stringify(ids) === JSON.stringify(off.ids[i])).length;
@@ -81,17 +87,17 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
   }
-  console.log(`\nSpeculative decoding (${values.draft ? `draft ${basename(values.draft)}` : "ngram"}), model ${basename(modelDir)}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"})`);
+  console.log(`\nSpeculative decoding (${values.draft ? `draft ${basename(values.draft)}` : "ngram"}${penalized ? ", penalized requests" : ""}), model ${basename(modelDir)}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"})`);
   console.table(rows.map((r) => ({
     workload: r.workload, batch: r.batch, spec: r.spec, tokens: r.tokens, passes: r.steps, "tokens/s": r.tokPerS.toFixed(0),
     acceptance: r.acceptance === null ? "-" : `${(100 * r.acceptance).toFixed(0)}%`,
   })));
   const out = {
-    command: `bun run bench -- speculative${values.model ? ` --model ${values.model}` : ""}${values.threads ? ` --threads ${threads}` : ""}${values.draft ? ` --draft ${values.draft}` : ""}`,
-    date: new Date().toISOString(), model: basename(modelDir), cores: cpus().length, cpu: cpus()[0]?.model, maxTokens, rows,
+    command: `bun run bench -- speculative${values.model ? ` --model ${values.model}` : ""}${values.threads ? ` --threads ${threads}` : ""}${values.draft ? ` --draft ${values.draft}` : ""}${penalized ? " --penalized" : ""}`,
+    date: new Date().toISOString(), model: basename(modelDir), cores: cpus().length, cpu: cpus()[0]?.model, maxTokens, penalties: penalized ? PENALTIES : null, rows,
   };
   const backend = process.env.FASTGEN_BACKEND ?? "cpu";
-  const file = join(import.meta.dir, "results", `${backend}-speculative-${values.draft ? "draft-" : ""}${basename(modelDir)}.json`);
+  const file = join(import.meta.dir, "results", `${backend}-speculative-${values.draft ? "draft-" : ""}${penalized ? "penalized-" : ""}${basename(modelDir)}.json`);
   await Bun.write(file, JSON.stringify(out, null, 2) + "\n");
   console.log(`wrote ${file}`);
 }
