@@ -434,6 +434,21 @@ fg_status fg_cuda_rmsnorm_host(const float *x, const float *w, float *out, int32
                                int32_t cols, float eps);
 fg_status fg_cpu_rmsnorm(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
                          float eps);
+/* Test and bench hook: the CUDA backend's GEMM dispatch (cuda/gemm.cu: the GEMV kernels for 1-16
+ * rows, cuBLASLt above) on device 0, on host buffers; x and w are rounded to bf16 first.
+ * x: [m, k]; w: [n, k] like nn.Linear.weight.
+ * act < 0: y [m, n] = x w^T, plus y's own values with FG_GEMM_ACCUMULATE (needs FG_GEMM_Y_F32),
+ * fp32 with FG_GEMM_Y_F32, else rounded through bf16; bias unused. FG_GEMM_CUBLASLT: cuBLASLt
+ * whatever m and the knobs.
+ * act 0, 1, 2 (silu, gelu, gelu_tanh): the gated MLP input, w's rows interleaved (gate_i, up_i),
+ * bias [n] interleaved alike or NULL; y [m, n / 2] = act(gate + bias) * (up + bias) through bf16;
+ * FG_ERR_UNSUPPORTED where the GEMV kernels do not take the shape (m, k % 8, n odd, the knobs).
+ * ms: NULL, or the median device time (ms) of 20 more launches, each after an L2 flush. */
+#define FG_GEMM_Y_F32 1
+#define FG_GEMM_ACCUMULATE 2
+#define FG_GEMM_CUBLASLT 4
+fg_status fg_cuda_gemm_host(const float *x, const float *w, const float *bias, float *y, int32_t m,
+                            int32_t n, int32_t k, int32_t act, int32_t flags, float *ms);
 /* Test hooks: one stage of fg_step on host buffers, on backend FG_BACKEND_CPU or _CUDA, so each
  * CUDA op can be checked against its CPU twin.
  * fg_paged_attention: batch gives num_tokens, positions, cu_seqlens, context_lens and block

@@ -56,6 +56,39 @@ export function cpuRmsnorm(x: Float32Array, w: Float32Array, rows: number, cols:
   return out;
 }
 
+/** Options of {@link cudaGemm} (fastgen.h fg_cuda_gemm_host). */
+export interface CudaGemmOptions {
+  /** fp32 output (default); false: rounded through bf16. */
+  yF32?: boolean;
+  /** y += x w^T on these values ([m, n], needs yF32). */
+  accumulate?: Float32Array;
+  /** cuBLASLt whatever m and the knobs (the reference path). */
+  cublasLt?: boolean;
+  /** The gated MLP input: w's rows interleaved (gate_i, up_i), y [m, n / 2] = act(gate) * up in bf16. */
+  gated?: { act: "silu" | "gelu" | "gelu_tanh"; bias?: Float32Array };
+  /** Also time 20 launches, each after an L2 flush: the median lands in `ms`. */
+  time?: boolean;
+}
+
+const GATED_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2 } as const;
+
+/**
+ * The CUDA backend's GEMM dispatch on device 0 (GEMV kernels for 1-16 rows, cuBLASLt above):
+ * y = x[m, k] w[n, k]^T with x and w rounded to bf16. For tests and benches; throws "unsupported"
+ * without CUDA, or where the gated kernels do not take the shape.
+ */
+export function cudaGemm(x: Float32Array, w: Float32Array, m: number, n: number, k: number,
+  opts: CudaGemmOptions = {}): { y: Float32Array; ms: number } {
+  const g = opts.gated, yF32 = g ? false : opts.yF32 ?? true, cols = g ? n / 2 : n;
+  if (x.length < m * k || w.length < n * k || (opts.accumulate && opts.accumulate.length < m * n) || (g?.bias && g.bias.length < n))
+    throw new FastgenError(Status.INVALID_ARGUMENT, `cudaGemm: x needs ${m * k}, w ${n * k} values`);
+  const y = opts.accumulate ? Float32Array.from(opts.accumulate.subarray(0, m * n)) : new Float32Array(m * cols);
+  const flags = (yF32 ? 1 : 0) | (opts.accumulate ? 2 : 0) | (opts.cublasLt ? 4 : 0);
+  const ms = new Float32Array(1);
+  check(lib().fg_cuda_gemm_host(x, w, g?.bias ?? null, y, m, n, k, g ? GATED_ACTS[g.act] : -1, flags, opts.time ? ms : null));
+  return { y, ms: opts.time ? ms[0]! : NaN };
+}
+
 /** The CPU backend's GEMM: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n]. For tests. */
 export function cpuGemm(x: Float32Array, w: Float32Array, bias: Float32Array | null, m: number, n: number, k: number): Float32Array {
   if (x.length < m * k || w.length < n * k || (bias && bias.length < n))

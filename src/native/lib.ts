@@ -56,6 +56,12 @@ const symbols = {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.f32],
     returns: FFIType.i32,
   },
+  // (x, w, bias, y, m, n, k, act, flags, ms)
+  fg_cuda_gemm_host: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32,
+      FFIType.i32, FFIType.i32, FFIType.ptr],
+    returns: FFIType.i32,
+  },
   // (backend, batch, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
   //  num_blocks, window, splits)
   fg_paged_attention: {

@@ -18,3 +18,17 @@ extern "C" fg_status fg_cuda_rmsnorm_host(const float *x, const float *w, float 
   }
   return FG_OK;
 }
+
+extern "C" fg_status fg_cuda_gemm_host(const float *x, const float *w, const float *bias, float *y,
+                                       int32_t m, int32_t n, int32_t k, int32_t act, int32_t flags,
+                                       float *ms) {
+  const bool gated = act >= 0;
+  if (!x || !w || !y || m <= 0 || n <= 0 || k <= 0 || act > 2 || (gated && n % 2) ||
+      ((flags & FG_GEMM_ACCUMULATE) && !(flags & FG_GEMM_Y_F32)) ||
+      (gated && (flags & (FG_GEMM_Y_F32 | FG_GEMM_ACCUMULATE | FG_GEMM_CUBLASLT))))
+    return fg::fail(FG_ERR_INVALID_ARGUMENT, "fg_cuda_gemm_host: bad arguments");
+  char err[512] = "";
+  const int rc = fgcu_gemm_host(x, w, bias, y, m, n, k, act, flags, ms, err);
+  if (rc != 0) return fg::fail((fg_status)rc, "%s", err);
+  return FG_OK;
+}

@@ -18,6 +18,10 @@ int fgcu_device_props(int32_t dev, char *name, int32_t *major, int32_t *minor, c
 int fgcu_rmsnorm_host(const float *x, const float *w, float *out, int32_t rows, int32_t cols,
                       float eps, char *err);
 
+// Test hook: the GEMM dispatch (gemm.cu) over host buffers on device 0 (fastgen.h fg_cuda_gemm_host).
+int fgcu_gemm_host(const float *x, const float *w, const float *bias, float *y, int32_t m, int32_t n,
+                   int32_t k, int32_t act, int32_t flags, float *ms, char *err);
+
 // The model as the device backend needs it (the core parsed and validated the spec).
 typedef struct fgcu_model {
   int64_t vocab_size, hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads,

@@ -1,4 +1,5 @@
-// GEMM dispatch: weight-streaming GEMV for M <= 8, cuBLASLt (dlopen) for the rest.
+// GEMM dispatch: a weight-streaming CUDA-core GEMV for M = 1, the tensor-core small-M GEMV
+// (gemv_small.cuh) for M = 2..16, cuBLASLt (dlopen) for the rest.
 //
 // Row-major y[M, N] = x[M, K] · w[N, K]^T is, in cuBLASLt's column-major terms,
 //   y^T (N x M, ld N) = op_T(A = w as K x N, ld K) · (B = x^T as K x M, ld K)   ("TN").
@@ -8,16 +9,18 @@
 
 #include "cuda/cublaslt.h"
 #include "cuda/gemm.cuh"
+#include "cuda/gemv_small.cuh"
 
 namespace fgcu {
 namespace {
 
 constexpr uint64_t kWorkspaceBytes = 32ull << 20;
 constexpr int kCacheSize = 256;
-// Measured on an H200 (bench/gpu/llama7b.ts, 2026-11-22): the streaming kernel wins at M = 1
-// (4.24 vs 4.50 ms per Llama-7B decode step) but already loses to cuBLASLt at M = 2 (5.2 ms for
-// 2 tokens vs 6.0 ms for 16 through cuBLASLt), since it re-reads x per row from L1.
-constexpr int kGemvMaxM = 1;
+// Measured on an H200 (bench/gpu/llama7b.ts, 2026-11-22): the CUDA-core streaming kernel wins at
+// M = 1 (4.24 vs 4.50 ms per Llama-7B decode step) but already lost to cuBLASLt at M = 2 (5.2 ms
+// for 2 tokens vs 6.0 ms for 16 through cuBLASLt), since it re-read x per row from L1 and paid M
+// fp32 FMAs per weight; M = 2..16 run the tensor-core kernel of gemv_small.cuh instead.
+constexpr int kGemvMaxM = kGemvSmallMaxM;
 
 struct Api {
   void *lib = nullptr;
@@ -126,9 +129,9 @@ int make_plan(Gemm *g, Plan &p, int M, int N, int K, bool y_f32, bool acc, char 
   return 0;
 }
 
-// Narrow outputs (N < 8192: o, down): one warp per weight row n, streaming it with 16-byte
-// loads, 8 in flight per thread (a whole 4096-wide row in two rounds). K % 8 == 0.
-template <int MM, bool Y_F32, bool ACC>
+// Narrow outputs (N < 8192: o, down) at M = 1: one warp per weight row n, streaming it with
+// 16-byte loads, 8 in flight per thread (a whole 4096-wide row in two rounds). K % 8 == 0.
+template <bool Y_F32, bool ACC>
 __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
                                                    const bf16 *__restrict__ w, void *__restrict__ y,
                                                    int N, int K) {
@@ -136,9 +139,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
   const bf16 *wr = w + (size_t)(n < N ? n : 0) * K;
-  float acc[MM];
-#pragma unroll
-  for (int m = 0; m < MM; m++) acc[m] = 0.f;
+  float acc = 0.f;
   uint4 wv[U];
   auto load_round = [&](int k0) {
 #pragma unroll
@@ -165,28 +166,19 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
         const float2 f = __bfloat1622float2(hw[i]);
         wf[2 * i] = f.x, wf[2 * i + 1] = f.y;
       }
+      float xv[8];
+      load8(x + k, xv);
 #pragma unroll
-      for (int m = 0; m < MM; m++) {
-        float xv[8];
-        load8(x + (size_t)m * K + k, xv);
-#pragma unroll
-        for (int i = 0; i < 8; i++) acc[m] = fmaf(xv[i], wf[i], acc[m]);
-      }
+      for (int i = 0; i < 8; i++) acc = fmaf(xv[i], wf[i], acc);
     }
   }
-#pragma unroll
-  for (int m = 0; m < MM; m++)
-    for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
   if (lane != 0) return;
-#pragma unroll
-  for (int m = 0; m < MM; m++) {
-    const size_t i = (size_t)m * N + n;
-    if (Y_F32) {
-      float *yf = static_cast<float *>(y);
-      yf[i] = ACC ? yf[i] + acc[m] : acc[m];
-    } else {
-      static_cast<bf16 *>(y)[i] = to_bf(acc[m]);
-    }
+  if (Y_F32) {
+    float *yf = static_cast<float *>(y);
+    yf[n] = ACC ? yf[n] + acc : acc;
+  } else {
+    static_cast<bf16 *>(y)[n] = to_bf(acc);
   }
 }
 
@@ -255,12 +247,12 @@ __global__ void __launch_bounds__(256) gemv_pipe_kernel(const bf16 *__restrict__
   }
 }
 
-// Wide outputs (N >= 8192: qkv, gate_up): one warp streams 2 weight rows, 4 loads in flight per
-// row; measured faster there than one row per warp (bench/gpu, H200).
+// Wide outputs (N >= 8192: qkv, gate_up) at M = 1: one warp streams 2 weight rows, 4 loads in
+// flight per row; measured faster there than one row per warp (bench/gpu, H200).
 // ACT >= 0 (gated MLPs, rows interleaved gate_i, up_i): the warp's two rows are one gate/up
-// pair, so it writes y[m, n0 / 2] = act(gate + bias) * (up + bias) and the activation kernel
+// pair, so it writes y[n0 / 2] = act(gate + bias) * (up + bias) and the activation kernel
 // is not needed (bias: [N] interleaved like the rows, or null).
-template <int MM, bool Y_F32, bool ACC, int ACT = -1>
+template <bool Y_F32, bool ACC, int ACT = -1>
 __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
                                                     const bf16 *__restrict__ w, void *__restrict__ y,
                                                     int N, int K, const float *bias = nullptr) {
@@ -270,9 +262,7 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
   const int n0 = live ? n0_ : 0;
   const int n1 = n0 + 1 < N ? n0 + 1 : n0;
   const bf16 *w0 = w + (size_t)n0 * K, *w1 = w + (size_t)n1 * K;
-  float acc[MM][2];
-#pragma unroll
-  for (int m = 0; m < MM; m++) acc[m][0] = acc[m][1] = 0.f;
+  float acc[2] = {0.f, 0.f};
   auto fma8 = [&](const uint4 &a, const uint4 &b, int k) {
     float wa[8], wb[8];
     const __nv_bfloat162 *ha = reinterpret_cast<const __nv_bfloat162 *>(&a);
@@ -282,15 +272,12 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
       float2 fa = __bfloat1622float2(ha[i]), fb = __bfloat1622float2(hb[i]);
       wa[2 * i] = fa.x, wa[2 * i + 1] = fa.y, wb[2 * i] = fb.x, wb[2 * i + 1] = fb.y;
     }
+    float xv[8];
+    load8(x + k, xv);
 #pragma unroll
-    for (int m = 0; m < MM; m++) {
-      float xv[8];
-      load8(x + (size_t)m * K + k, xv);
-#pragma unroll
-      for (int i = 0; i < 8; i++) {
-        acc[m][0] = fmaf(xv[i], wa[i], acc[m][0]);
-        acc[m][1] = fmaf(xv[i], wb[i], acc[m][1]);
-      }
+    for (int i = 0; i < 8; i++) {
+      acc[0] = fmaf(xv[i], wa[i], acc[0]);
+      acc[1] = fmaf(xv[i], wb[i], acc[1]);
     }
   };
   int k = lane * 8;
@@ -321,31 +308,24 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
     fma8(a, b, k);
   }
 #pragma unroll
-  for (int m = 0; m < MM; m++)
-#pragma unroll
-    for (int c = 0; c < 2; c++)
-      for (int off = 16; off > 0; off >>= 1) acc[m][c] += __shfl_xor_sync(0xffffffffu, acc[m][c], off);
+  for (int c = 0; c < 2; c++)
+    for (int off = 16; off > 0; off >>= 1) acc[c] += __shfl_xor_sync(0xffffffffu, acc[c], off);
   if (lane != 0) return;
   if constexpr (ACT >= 0) {
     const float gb = bias ? bias[n0] : 0.f, ub = bias ? bias[n0 + 1] : 0.f;
-#pragma unroll
-    for (int m = 0; m < MM; m++)
-      static_cast<bf16 *>(y)[(size_t)m * (N / 2) + n0 / 2] =
-          to_bf(activate(ACT, acc[m][0] + gb) * (acc[m][1] + ub));
+    static_cast<bf16 *>(y)[n0 / 2] = to_bf(activate(ACT, acc[0] + gb) * (acc[1] + ub));
   } else {
 #pragma unroll
-    for (int m = 0; m < MM; m++)
-#pragma unroll
-      for (int c = 0; c < 2; c++) {
-        if (c == 1 && n1 == n0) break;
-        const size_t i = (size_t)m * N + n0 + c;
-        if (Y_F32) {
-          float *yf = static_cast<float *>(y);
-          yf[i] = ACC ? yf[i] + acc[m][c] : acc[m][c];
-        } else {
-          static_cast<bf16 *>(y)[i] = to_bf(acc[m][c]);
-        }
+    for (int c = 0; c < 2; c++) {
+      if (c == 1 && n1 == n0) break;
+      const size_t i = (size_t)n0 + c;
+      if (Y_F32) {
+        float *yf = static_cast<float *>(y);
+        yf[i] = ACC ? yf[i] + acc[c] : acc[c];
+      } else {
+        static_cast<bf16 *>(y)[i] = to_bf(acc[c]);
       }
+    }
   }
 }
 
@@ -353,54 +333,41 @@ bool gemv_pipe() {
   return fg_knob_int(FG_KNOB_GEMV_PIPE);
 }
 
-template <int MM>
+// M = 1.
 void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int N, int K,
                  cudaStream_t s) {
   const dim3 blocks(ceil_div(N, 8));
   const float *none = nullptr;
   if (N >= 8192) {
-    if (y_f32 && acc) launch_k(gemv2_kernel<MM, true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
-    else if (y_f32) launch_k(gemv2_kernel<MM, true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
-    else launch_k(gemv2_kernel<MM, false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
+    if (y_f32 && acc) launch_k(gemv2_kernel<true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
+    else if (y_f32) launch_k(gemv2_kernel<true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
+    else launch_k(gemv2_kernel<false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
     return;
   }
-  if (MM == 1 && gemv_pipe()) {
+  if (gemv_pipe()) {
     if (y_f32 && acc) launch_k(gemv_pipe_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K);
     else if (y_f32) launch_k(gemv_pipe_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
     else launch_k(gemv_pipe_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
     return;
   }
-  if (y_f32 && acc) launch_k(gemv_kernel<MM, true, true>, blocks, dim3(256), 0, s, x, w, y, N, K);
-  else if (y_f32) launch_k(gemv_kernel<MM, true, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
-  else launch_k(gemv_kernel<MM, false, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
+  if (y_f32 && acc) launch_k(gemv_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K);
+  else if (y_f32) launch_k(gemv_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
+  else launch_k(gemv_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
 }
 
-template <int MM, int ACT>
-void launch_gated(const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K, cudaStream_t s) {
-  launch_k(gemv2_kernel<MM, false, false, ACT>, dim3(ceil_div(N, 8)), dim3(128), 0, s, x, w, (void *)y, N, K, bias);
-}
 template <int ACT>
-void launch_gated_m(int M, const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K,
-                    cudaStream_t s) {
-  switch (M) {
-    case 1: launch_gated<1, ACT>(x, w, bias, y, N, K, s); break;
-    case 2: launch_gated<2, ACT>(x, w, bias, y, N, K, s); break;
-    case 3: launch_gated<3, ACT>(x, w, bias, y, N, K, s); break;
-    case 4: launch_gated<4, ACT>(x, w, bias, y, N, K, s); break;
-    case 5: launch_gated<5, ACT>(x, w, bias, y, N, K, s); break;
-    case 6: launch_gated<6, ACT>(x, w, bias, y, N, K, s); break;
-    case 7: launch_gated<7, ACT>(x, w, bias, y, N, K, s); break;
-    default: launch_gated<8, ACT>(x, w, bias, y, N, K, s); break;
-  }
-}
-
-bool gemv_enabled() {
-  return fg_knob_int(FG_KNOB_GEMV);
+void launch_gated(const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K, cudaStream_t s) {
+  launch_k(gemv2_kernel<false, false, ACT>, dim3(ceil_div(N, 8)), dim3(128), 0, s, x, w, (void *)y, N, K, bias);
 }
 
 }  // namespace
 
-int gemv_max_m() { return gemv_enabled() ? kGemvMaxM : 0; }
+// FASTGEN_GEMV=0: none; else FASTGEN_GEMV_MAX_M (1: the one-token kernel only), at most 16.
+int gemv_max_m() {
+  if (!fg_knob_int(FG_KNOB_GEMV)) return 0;
+  const int m = fg_knob_int(FG_KNOB_GEMV_MAX_M);
+  return m < 0 ? 0 : m > kGemvMaxM ? kGemvMaxM : m;
+}
 uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
 
 int gemm_create(Gemm **out, char *err) {
@@ -447,18 +414,20 @@ int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumu
     return FG_ERR_INTERNAL;
   }
   if (M <= gemv_max_m() && K % 8 == 0) {
-    switch (M) {
-      case 1: launch_gemv<1>(x, w, y, y_f32, accumulate, N, K, stream); break;
-      case 2: launch_gemv<2>(x, w, y, y_f32, accumulate, N, K, stream); break;
-      case 3: launch_gemv<3>(x, w, y, y_f32, accumulate, N, K, stream); break;
-      case 4: launch_gemv<4>(x, w, y, y_f32, accumulate, N, K, stream); break;
-      case 5: launch_gemv<5>(x, w, y, y_f32, accumulate, N, K, stream); break;
-      case 6: launch_gemv<6>(x, w, y, y_f32, accumulate, N, K, stream); break;
-      case 7: launch_gemv<7>(x, w, y, y_f32, accumulate, N, K, stream); break;
-      default: launch_gemv<8>(x, w, y, y_f32, accumulate, N, K, stream); break;
-    }
-    FGCU_LAUNCHED("gemv");
+    if (M == 1) launch_gemv(x, w, y, y_f32, accumulate, N, K, stream);
+    else gemv_small(x, w, y, y_f32, accumulate, M, N, K, stream);
+    FGCU_LAUNCHED(M == 1 ? "gemv" : "gemv_small");
     return 0;
+  }
+  return gemm_cublaslt(g, x, w, y, y_f32, accumulate, M, N, K, stream, err);
+}
+
+int gemm_cublaslt(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumulate, int M,
+                  int N, int K, cudaStream_t stream, char *err) {
+  if (M <= 0 || N <= 0) return 0;
+  if (accumulate && !y_f32) {
+    snprintf(err, 512, "gemm: accumulate needs an fp32 output");
+    return FG_ERR_INTERNAL;
   }
   Plan *plan = nullptr;
   for (Plan &p : g->plans)
@@ -492,10 +461,11 @@ int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumu
 
 bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                 int K, cudaStream_t stream) {
-  if (M > gemv_max_m() || K % 8 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
-  if (act == 0) launch_gated_m<0>(M, x, w, bias, y, N, K, stream);
-  else if (act == 1) launch_gated_m<1>(M, x, w, bias, y, N, K, stream);
-  else launch_gated_m<2>(M, x, w, bias, y, N, K, stream);
+  if (M < 1 || M > gemv_max_m() || K % 8 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
+  if (M > 1) gemv_small_gated(x, w, bias, act, y, M, N, K, stream);
+  else if (act == 0) launch_gated<0>(x, w, bias, y, N, K, stream);
+  else if (act == 1) launch_gated<1>(x, w, bias, y, N, K, stream);
+  else launch_gated<2>(x, w, bias, y, N, K, stream);
   return true;
 }
 

@@ -1,6 +1,7 @@
 // GEMMs of the CUDA backend: y[M, N] (+)= x[M, K] · w[N, K]^T, bf16 operands, fp32 accumulation.
-// Single-row products (decode at batch 1) run a weight-streaming kernel of our own; the rest go to
-// cuBLASLt, opened at run time (dlopen), with one workspace allocated once.
+// Products of 1-16 rows (decode at batch 1-16) run weight-streaming kernels of our own (M = 1 on
+// CUDA cores, 2..16 on tensor cores: gemv_small.cuh); the rest go to cuBLASLt, opened at run time
+// (dlopen), with one workspace allocated once.
 #pragma once
 #include "cuda/common.cuh"
 
@@ -19,13 +20,18 @@ uint64_t gemm_workspace_bytes();
 int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumulate, int M, int N,
          int K, cudaStream_t stream, char *err);
 
-// Gated MLP input for skinny M: w [N = 2I, K] with rows interleaved (gate_i, up_i), bias [N]
+// The same through cuBLASLt whatever M (the test hook's reference and the benches' baseline).
+int gemm_cublaslt(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumulate, int M,
+                  int N, int K, cudaStream_t stream, char *err);
+
+// Gated MLP input for M <= gemv_max_m(): w [N = 2I, K] with rows interleaved (gate_i, up_i), bias [N]
 // likewise or null; y[M, I] = act(gate) * up in bf16 (act: 0 silu, 1 gelu, 2 gelu_tanh).
 // Returns false (nothing launched) when the shape is not one it takes.
 bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                 int K, cudaStream_t stream);
 
-// Largest M the weight-streaming kernel takes; FASTGEN_GEMV=0 turns it off (cuBLASLt only).
+// Largest M the weight-streaming kernels take (16; FASTGEN_GEMV_MAX_M lowers it, 1 keeps the
+// one-token kernel only); 0 under FASTGEN_GEMV=0 (cuBLASLt only).
 int gemv_max_m();
 
 }  // namespace fgcu

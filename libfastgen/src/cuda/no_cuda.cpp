@@ -17,6 +17,10 @@ extern "C" int fgcu_rmsnorm_host(const float *, const float *, float *, int32_t,
                                  char *err) {
   return unsupported(err);
 }
+extern "C" int fgcu_gemm_host(const float *, const float *, const float *, float *, int32_t, int32_t,
+                              int32_t, int32_t, int32_t, float *, char *err) {
+  return unsupported(err);
+}
 extern "C" int fgcu_engine_create(const fgcu_model *, int32_t, int32_t, fgcu_engine **out, char *err) {
   *out = nullptr;
   return unsupported(err);

@@ -1,0 +1,239 @@
+// Small-M GEMV on tensor cores: y[M, N] (+)= x[M, K] · w[N, K]^T for 2 <= M <= 16 tokens
+// (decode at batch 2-16, speculative verification), at close to one token's weight stream.
+//
+// "Swap AB": mma.sync m16n8k16 (bf16 in, fp32 accumulate) takes 16 weight rows as A [16 x 16 k]
+// and the tokens as B [16 k x 8 tokens] (two MMAs for M > 8), so every weight element is read
+// once and multiplied on the tensor cores, not re-read per token as CUDA-core FMAs (the old
+// M = 2..8 kernels lost to cuBLASLt for that reason: 6.1 ms for 2 tokens vs 5.1 for one, H100).
+//
+// A warp step is 32 k. Thread (g = lane / 4, t = lane % 4) loads 16 bytes (8 k) of weight rows g
+// and g + 8 of each of its 16-row tiles at k0 + 8t, and 16 bytes of x at the same k for tokens g
+// (and g + 8):
+//
+//   k0 + | 0 ...  7 | 8 ... 15 | 16 ... 23 | 24 ... 31 |
+//        |   t = 0  |   t = 1  |   t = 2   |   t = 3   |   MMA 0: each thread's first 4 k,
+//                                                          MMA 1: its last 4
+//
+// An m16n8k16 A fragment holds, in thread (g, t), rows g and g + 8 at k {2t, 2t+1, 2t+8, 2t+9};
+// its B fragment holds those k of token g. Reading them as k0 + 8t + {0, 1, 2, 3} (MMA 0) and
+// + {4, 5, 6, 7} (MMA 1) permutes the 16 k of each MMA the same way for A and B, which a dot
+// product does not see. So each fragment register is one 32-bit word of a 16-byte load: no
+// shuffles, no ldmatrix, and x needs no shared memory (each warp reads its own k slice of x
+// once, from L1/L2, and uses each load for all of its rows).
+//
+// Block: kGemvSmallWarps warps split K (warp w takes steps w, w + 8, ...; N = 4096 gives 128-256
+// blocks, not the 16-64 that one warp per K would); each warp covers RT 16-row tiles. Partials
+// meet in shared memory and the block's threads write y (coalesced), so the gated form (rows
+// interleaved gate_i, up_i) applies act(gate) * up there. Weights stream with 16-byte __ldcs
+// loads, two pipeline halves of S steps each (one in flight while the other is multiplied);
+// the first two halves are requested before pdl_wait, while the previous kernel finishes.
+//
+// Weight formats plug in as a loader W (the FP8 variant: e4m3 rows widened to bf16 in registers):
+//   typename W::Row                            one weight row's base (what row() returns)
+//   typename W::Raw                            what one thread loads for 8 k of one row
+//   Row row(int n) const                       row n (0 <= n < N)
+//   Raw load(Row r, int k) const               weights [n, k .. k + 8) of that row, k % 8 == 0
+//   uint4 bf16x8(const Raw &v) const           those 8 weights as bf16, k order
+//   float row_scale(int n) const               multiplies row n's dot products (epilogue)
+#pragma once
+#include "cuda/common.cuh"
+
+namespace fgcu {
+
+constexpr int kGemvSmallMaxM = 16;
+constexpr int kGemvSmallWarps = 8;
+
+// bf16 weights [N, K] row-major (nn.Linear.weight): the loader of gemv_small.cu.
+struct Bf16Rows {
+  const bf16 *w;
+  int K;
+  using Row = const bf16 *;
+  using Raw = uint4;
+  __device__ __forceinline__ Row row(int n) const { return w + (size_t)n * K; }
+  __device__ __forceinline__ Raw load(Row r, int k) const {
+    return __ldcs(reinterpret_cast<const uint4 *>(r + k));
+  }
+  __device__ __forceinline__ uint4 bf16x8(const Raw &v) const { return v; }
+  __device__ __forceinline__ float row_scale(int) const { return 1.f; }
+};
+
+namespace gemv_small_detail {
+
+// d[16 x 8] += a[16 x 16] · b[16 x 8]: bf16 in, fp32 accumulate (sm_80+).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+}  // namespace gemv_small_detail
+
+// One block: rows [blockIdx.x * 16 RT, + 16 RT) of y for all M tokens. NT = 8-token column
+// blocks (1: M <= 8, 2: M <= 16). ACT >= 0: gated (y bf16 [M, N / 2], bias [N] or null);
+// otherwise y [M, N] bf16, or fp32 (Y_F32) and added to (ACC).
+template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT>
+__global__ void __launch_bounds__(kGemvSmallWarps * 32)
+    gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
+                      const float *__restrict__ bias, int M, int N, int K) {
+  using gemv_small_detail::mma_bf16;
+  constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
+  // Partials [warp][token][row]; the pitch puts a warp's 32 stores in 32 banks (2 PITCH % 32 = 8).
+  __shared__ float red[KS][NT * 8][PITCH];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int n0 = blockIdx.x * ROWS;
+  // Rows past N load row N - 1 and tokens past M load token M - 1: their outputs are not written.
+  typename W::Row rows[RT][2];
+#pragma unroll
+  for (int r = 0; r < RT; r++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(n0 + 16 * r + 8 * h + g, N - 1));
+  const bf16 *xr[NT];
+#pragma unroll
+  for (int j = 0; j < NT; j++) xr[j] = x + (size_t)min(8 * j + g, M - 1) * K;
+  const int steps = (K + 31) >> 5;
+  const int mine = steps > warp ? (steps - warp + KS - 1) / KS : 0;  // this warp's steps
+  // Local step i is k0 = (warp + i KS) 32; a k past K (the tail step, or i >= mine) loads zeros.
+  auto k_of = [&](int i) { return (warp + i * KS) * 32 + t * 8; };
+
+  typename W::Raw wa[S][RT][2], wb[S][RT][2];
+  uint4 xa[S][NT], xb[S][NT];
+  auto load_w = [&](typename W::Raw (&v)[S][RT][2], int i0) {
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+      const int k = k_of(i0 + s);
+#pragma unroll
+      for (int r = 0; r < RT; r++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+          if (k < K) v[s][r][h] = wl.load(rows[r][h], k);
+          else v[s][r][h] = typename W::Raw{};
+    }
+  };
+  auto load_x = [&](uint4 (&v)[S][NT], int i0) {
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+      const int k = k_of(i0 + s);
+#pragma unroll
+      for (int j = 0; j < NT; j++)
+        v[s][j] = k < K ? *reinterpret_cast<const uint4 *>(xr[j] + k) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  float acc[RT][NT][4];
+#pragma unroll
+  for (int r = 0; r < RT; r++)
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+      for (int c = 0; c < 4; c++) acc[r][j][c] = 0.f;
+  auto mma_half = [&](const typename W::Raw (&v)[S][RT][2], const uint4 (&xv)[S][NT]) {
+#pragma unroll
+    for (int s = 0; s < S; s++)
+#pragma unroll
+      for (int r = 0; r < RT; r++) {
+        const uint4 lo = wl.bf16x8(v[s][r][0]), hi = wl.bf16x8(v[s][r][1]);  // rows g, g + 8
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+          mma_bf16(acc[r][j], lo.x, hi.x, lo.y, hi.y, xv[s][j].x, xv[s][j].y);
+          mma_bf16(acc[r][j], lo.z, hi.z, lo.w, hi.w, xv[s][j].z, xv[s][j].w);
+        }
+      }
+  };
+
+  // Weights are no step's output: in flight while the previous kernel finishes (launch_k).
+  load_w(wa, 0);
+  load_w(wb, S);
+  pdl_wait();
+  pdl_launch_dependents();
+  load_x(xa, 0);
+  load_x(xb, S);
+  for (int i = 0; i < mine; i += 2 * S) {
+    mma_half(wa, xa);
+    if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
+    if (i + S < mine) mma_half(wb, xb);
+    if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
+  }
+
+  // acc[r][j]: c0, c1 = row 16r + g, tokens 8j + 2t, +1; c2, c3 = row 16r + g + 8, same tokens.
+#pragma unroll
+  for (int r = 0; r < RT; r++)
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+      for (int c = 0; c < 4; c++) red[warp][8 * j + 2 * t + (c & 1)][16 * r + g + 8 * (c >> 1)] = acc[r][j][c];
+  __syncthreads();
+  auto total = [&](int m, int row) {
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < KS; w++) v += red[w][m][row];
+    return v * wl.row_scale(n0 + row);
+  };
+  if constexpr (ACT >= 0) {  // y[m, n / 2] = act(gate + bias) * (up + bias), rows (gate, up) paired
+    const int half = N / 2;
+    for (int e = threadIdx.x; e < M * (ROWS / 2); e += KS * 32) {
+      const int m = e / (ROWS / 2), c = e % (ROWS / 2), n = n0 + 2 * c;
+      if (n >= N) continue;
+      const float gb = bias ? bias[n] : 0.f, ub = bias ? bias[n + 1] : 0.f;
+      static_cast<bf16 *>(y)[(size_t)m * half + n / 2] =
+          to_bf(activate(ACT, total(m, 2 * c) + gb) * (total(m, 2 * c + 1) + ub));
+    }
+  } else {
+    for (int e = threadIdx.x; e < M * ROWS; e += KS * 32) {
+      const int m = e / ROWS, c = e % ROWS, n = n0 + c;
+      if (n >= N) continue;
+      const size_t i = (size_t)m * N + n;
+      const float v = total(m, c);
+      if (Y_F32) {
+        float *yf = static_cast<float *>(y);
+        yf[i] = ACC ? yf[i] + v : v;
+      } else {
+        static_cast<bf16 *>(y)[i] = to_bf(v);
+      }
+    }
+  }
+}
+
+// 16-row tiles per warp (RT) for N rows on the current device (gemv_small.cu): 2 where that still
+// gives two blocks per SM, else 1 (narrow N: 4096 rows in 256 blocks, not 128);
+// FASTGEN_GEMV_ROWS=16 or 32 forces it.
+int gemv_small_rt(int N);
+
+template <class W, int RT, int NT, int ACT>
+void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc,
+                           int M, int N, int K, cudaStream_t s) {
+  constexpr int S = 2;
+  const dim3 grid(ceil_div(N, 16 * RT)), block(kGemvSmallWarps * 32);
+  if constexpr (ACT >= 0)
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K);
+  else if (y_f32 && acc)
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K);
+  else if (y_f32)
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K);
+  else
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K);
+}
+
+// Launches the kernel for loader `wl` with rt = gemv_small_rt(N): plain (ACT < 0; y_f32 and acc
+// as gemm()) or gated (ACT 0..2, bias or null). Needs 2 <= M <= 16, K % 8 == 0 (16-byte rows),
+// 16-byte aligned x and weight rows, N even when gated.
+template <class W, int ACT>
+void launch_gemv_small(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc, int M,
+                       int N, int K, int rt, cudaStream_t s) {
+  if (rt == 2) {
+    if (M > 8) launch_gemv_small_act<W, 2, 2, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
+    else launch_gemv_small_act<W, 2, 1, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
+  } else {
+    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
+    else launch_gemv_small_act<W, 1, 1, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
+  }
+}
+
+// bf16 weights (gemv_small.cu). gemv_small: y[M, N] as gemm(); gemv_small_gated: as gemv_gated().
+// Both need 2 <= M <= kGemvSmallMaxM and K % 8 == 0; gated needs N even and act in 0..2.
+void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int M, int N, int K,
+                cudaStream_t s);
+void gemv_small_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
+                      int K, cudaStream_t s);
+
+}  // namespace fgcu
