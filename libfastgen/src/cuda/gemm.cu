@@ -19,21 +19,7 @@ constexpr int kCacheSize = 256;
 // 2 tokens vs 6.0 ms for 16 through cuBLASLt), since it re-reads x per row from L1.
 constexpr int kGemvMaxM = 1;
 
-struct Api {
-  void *lib = nullptr;
-  PFN_cublasLtCreate create;
-  PFN_cublasLtDestroy destroy;
-  PFN_cublasLtMatmulDescCreate desc_create;
-  PFN_cublasLtMatmulDescDestroy desc_destroy;
-  PFN_cublasLtMatmulDescSetAttribute desc_set;
-  PFN_cublasLtMatrixLayoutCreate layout_create;
-  PFN_cublasLtMatrixLayoutDestroy layout_destroy;
-  PFN_cublasLtMatmulPreferenceCreate pref_create;
-  PFN_cublasLtMatmulPreferenceDestroy pref_destroy;
-  PFN_cublasLtMatmulPreferenceSetAttribute pref_set;
-  PFN_cublasLtMatmulAlgoGetHeuristic heuristic;
-  PFN_cublasLtMatmul matmul;
-};
+typedef LtApi Api;  // cublaslt.h: the table FP8 GEMMs borrow through gemm_lt()
 
 // One planned shape: descriptors and the heuristic's algorithm.
 struct Plan {
@@ -402,6 +388,7 @@ bool gemv_enabled() {
 
 int gemv_max_m() { return gemv_enabled() ? kGemvMaxM : 0; }
 uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
+LtContext gemm_lt(Gemm *g) { return {&g->api, g->handle, g->workspace, kWorkspaceBytes}; }
 
 int gemm_create(Gemm **out, char *err) {
   *out = nullptr;
