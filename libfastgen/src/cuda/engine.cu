@@ -306,7 +306,7 @@ void fgcu::rank_destroy(fgcu_rank *e) {
 int fgcu::rank_fp8_reserve(fgcu_rank *e, int tokens, char *err) {
   if (!e->fp8_sized) {  // once, when the weights are in: the probe, the widest K, the scratch
     FGCU_CHECK(fp8_probe(e->fp8, e->stream, err));
-    const bool lt = fp8_lt_ok(e->fp8);
+    const bool lt = fp8_lt_ok(e->fp8, false) && fp8_lt_ok(e->fp8, true);
     each_projection(e, [&](Weight &w, int N, int K) {
       if (!w.fp8()) return;
       if (K > e->fp8_kmax) e->fp8_kmax = K;

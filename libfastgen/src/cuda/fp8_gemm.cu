@@ -14,7 +14,7 @@
 namespace fgcu {
 namespace {
 
-constexpr int kCacheSize = 64;
+constexpr int kCacheSize = 256;
 // vLLM's floor for a dynamic per-token scale, 1 / (448 * 512): a zero row quantizes to zeros.
 constexpr float kMinTokenScale = 1.f / (448.f * 512.f);
 
@@ -38,7 +38,8 @@ struct Fp8Gemm {
   DevBuf xq;   // E4M3 [M, K]: the activations of the GEMM in flight
   DevBuf xs;   // fp32 [M]: their scales
   DevBuf wdq;  // bf16 [N, K]: the fallback's dequantized weight
-  bool probed = false, lt_ok = false;
+  bool probed = false;
+  bool lt_ok[2] = {false, false};  // the probe passed, for bf16 [0] and fp32 [1] outputs
 };
 
 namespace {
@@ -101,41 +102,47 @@ void release_plan(const LtApi &api, Plan &p) {
 }
 
 // Fills p for the shape; p.bad when cuBLASLt refuses it (no error: the caller falls back).
+// Fast accumulation first (FASTGEN_FP8_FAST_ACCUM), then without, should no algorithm take it.
 void make_plan(Fp8Gemm *f, Plan &p, int M, int N, int K, bool y_f32, bool acc) {
   const LtApi &api = *f->lt.api;
-  p.M = M, p.N = N, p.K = K, p.y_f32 = y_f32, p.acc = acc, p.used = true, p.bad = true;
-  const cudaDataType_t ytype = y_f32 ? CUDA_R_32F : CUDA_R_16BF;
-  const int op_t = FG_CUBLAS_OP_T, op_n = FG_CUBLAS_OP_N;
-  const int32_t outer = FG_CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
-  const int8_t fast = fg_knob_int(FG_KNOB_FP8_FAST_ACCUM) ? 1 : 0;
-  const void *any = f->lt.workspace;  // scale pointers are set per call; a device address meanwhile
-  cublasStatus_t st = api.desc_create(&p.desc, FG_CUBLAS_COMPUTE_32F, CUDA_R_32F);
-  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof op_t);
-  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof op_n);
-  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &outer, sizeof outer);
-  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &outer, sizeof outer);
-  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &any, sizeof any);
-  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &any, sizeof any);
-  if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast);
-  if (!st) st = api.layout_create(&p.a, CUDA_R_8F_E4M3, K, N, K);
-  if (!st) st = api.layout_create(&p.b, CUDA_R_8F_E4M3, K, M, K);
-  if (!st) st = api.layout_create(&p.c, ytype, N, M, N);
-  cublasLtMatmulPreference_t pref = nullptr;
-  if (!st) st = api.pref_create(&pref);
-  const uint64_t ws = f->lt.workspace_bytes;
-  if (!st) st = api.pref_set(pref, FG_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-  cublasLtMatmulHeuristicResult_t res;
-  memset(&res, 0, sizeof res);
-  int found = 0;
-  if (!st) st = api.heuristic(f->lt.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
-  if (pref) api.pref_destroy(pref);
-  if (st || found < 1) {  // keep the shape, marked bad, so the heuristic is not asked every step
+  const bool fast_first = fg_knob_int(FG_KNOB_FP8_FAST_ACCUM) != 0;
+  for (int attempt = fast_first ? 0 : 1; attempt < 2; attempt++) {
     release_plan(api, p);
     p.M = M, p.N = N, p.K = K, p.y_f32 = y_f32, p.acc = acc, p.used = true, p.bad = true;
-    return;
+    const cudaDataType_t ytype = y_f32 ? CUDA_R_32F : CUDA_R_16BF;
+    const int op_t = FG_CUBLAS_OP_T, op_n = FG_CUBLAS_OP_N;
+    const int32_t outer = FG_CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    const int8_t fast = attempt == 0 ? 1 : 0;
+    const void *any = f->lt.workspace;  // scale pointers are set per call; a device address meanwhile
+    cublasStatus_t st = api.desc_create(&p.desc, FG_CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof op_t);
+    if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof op_n);
+    if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &outer, sizeof outer);
+    if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &outer, sizeof outer);
+    if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &any, sizeof any);
+    if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &any, sizeof any);
+    if (!st) st = api.desc_set(p.desc, FG_CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast);
+    if (!st) st = api.layout_create(&p.a, CUDA_R_8F_E4M3, K, N, K);
+    if (!st) st = api.layout_create(&p.b, CUDA_R_8F_E4M3, K, M, K);
+    if (!st) st = api.layout_create(&p.c, ytype, N, M, N);
+    cublasLtMatmulPreference_t pref = nullptr;
+    if (!st) st = api.pref_create(&pref);
+    const uint64_t ws = f->lt.workspace_bytes;
+    if (!st) st = api.pref_set(pref, FG_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulHeuristicResult_t res;
+    memset(&res, 0, sizeof res);
+    int found = 0;
+    if (!st) st = api.heuristic(f->lt.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+    if (pref) api.pref_destroy(pref);
+    if (!st && found >= 1) {
+      p.algo = res.algo;
+      p.bad = false;
+      return;
+    }
   }
-  p.algo = res.algo;
-  p.bad = false;
+  // none: keep the shape, marked bad, so the heuristic is not asked every step
+  release_plan(api, p);
+  p.M = M, p.N = N, p.K = K, p.y_f32 = y_f32, p.acc = acc, p.used = true, p.bad = true;
 }
 
 Plan &plan_for(Fp8Gemm *f, int M, int N, int K, bool y_f32, bool acc) {
@@ -174,7 +181,7 @@ int lt_matmul(Fp8Gemm *f, Plan &p, const uint8_t *xq, const float *xs, const Wei
   return 0;
 }
 
-bool lt_usable(const Fp8Gemm *f) { return f->lt_ok && fg_knob_int(FG_KNOB_FP8_LT); }
+bool lt_usable(const Fp8Gemm *f, bool y_f32) { return f->lt_ok[y_f32] && fg_knob_int(FG_KNOB_FP8_LT); }
 
 // The GEMV takes up to fp8_gemv_max_m() rows, and up to its 8 for K-segment scales (which have
 // no cuBLASLt path: the fallback moves 5 bytes per weight).
@@ -216,7 +223,7 @@ void fp8_gemm_destroy(Fp8Gemm *f) {
 int fp8_probe(Fp8Gemm *f, cudaStream_t st, char *err) {
   if (f->probed) return 0;
   f->probed = true;
-  f->lt_ok = false;
+  f->lt_ok[0] = f->lt_ok[1] = false;
   // w = 1.0 everywhere (E4M3 0x38), x = 1.0: D[m, n] = K sa[n] sb[m], with scales that tell
   // rows from columns apart; bf16 out, then fp32 out accumulating onto 1.0.
   constexpr int M = 32, N = 64, K = 64;
@@ -234,21 +241,23 @@ int fp8_probe(Fp8Gemm *f, cudaStream_t st, char *err) {
     cudaMemcpyAsync(buf + off_sb, sb, sizeof sb, cudaMemcpyHostToDevice, st);
     Weight w;
     w.p = buf, w.dtype = kWeightFp8, w.kblock = K, w.scales = (float *)(buf + off_sa);
-    char lt_err[512] = "";
-    for (int pass = 0; pass < 2 && !why; pass++) {
+    char lt_err[2][512] = {"", ""};
+    const char *fail[2] = {nullptr, nullptr};  // why each output type has no W8A8 path
+    for (int pass = 0; pass < 2; pass++) {
       const bool f32 = pass == 1;
+      const char *&bad = fail[pass];
       Plan &p = plan_for(f, M, N, K, f32, f32);
       if (p.bad) {
-        why = "no cuBLASLt algorithm for E4M3 x E4M3 with outer-vector scales";
-        break;
+        bad = "no cuBLASLt algorithm for E4M3 x E4M3 with outer-vector scales";
+        continue;
       }
       if (f32) {
         for (int i = 0; i < M * N; i++) y[i] = 1.f;
         cudaMemcpyAsync(buf + off_y, y, sizeof y, cudaMemcpyHostToDevice, st);
       }
-      if (lt_matmul(f, p, (const uint8_t *)buf + off_b, (const float *)(buf + off_sb), w, buf + off_y, st, lt_err)) {
-        why = lt_err;
-        break;
+      if (lt_matmul(f, p, (const uint8_t *)buf + off_b, (const float *)(buf + off_sb), w, buf + off_y, st, lt_err[pass])) {
+        bad = lt_err[pass];
+        continue;
       }
       if (f32) {
         cudaMemcpyAsync(y, buf + off_y, sizeof y, cudaMemcpyDeviceToHost, st);
@@ -261,22 +270,27 @@ int fp8_probe(Fp8Gemm *f, cudaStream_t st, char *err) {
           memcpy(&y[i], &u, 4);
         }
       }
-      if (cudaStreamSynchronize(st) != cudaSuccess) why = "the probe's GEMM failed on the device";
-      else if (!probe_matches(y, M, N, K, f32 ? 1.f : 0.f, sa, sb)) why = "the probe's GEMM gave wrong numbers";
+      if (cudaStreamSynchronize(st) != cudaSuccess) bad = "the probe's GEMM failed on the device";
+      else if (!probe_matches(y, M, N, K, f32 ? 1.f : 0.f, sa, sb)) bad = "the probe's GEMM gave wrong numbers";
+      f->lt_ok[pass] = bad == nullptr;
+      cudaGetLastError();
     }
+    for (int pass = 0; pass < 2; pass++)
+      if (fail[pass])
+        fprintf(stderr, "fastgen: FP8 W8A8 on cuBLASLt is off for %s outputs (%s): FP8 GEMMs of more than %d rows "
+                        "dequantize the weight to bf16 instead\n", pass ? "fp32" : "bf16", fail[pass], fp8_gemv_max_m());
   }
   cudaStreamSynchronize(st);
   cudaFree(buf);
   cudaGetLastError();
-  f->lt_ok = why == nullptr;
   if (why)
-    fprintf(stderr, "fastgen: FP8 W8A8 on cuBLASLt is off (%s); FP8 GEMMs of more than %d rows dequantize the "
+    fprintf(stderr, "fastgen: FP8 W8A8 on cuBLASLt is off (%s): FP8 GEMMs of more than %d rows dequantize the "
                     "weight to bf16 instead\n", why, fp8_gemv_max_m());
   (void)err;
   return 0;
 }
 
-bool fp8_lt_ok(const Fp8Gemm *f) { return lt_usable(f); }
+bool fp8_lt_ok(const Fp8Gemm *f, bool y_f32) { return lt_usable(f, y_f32); }
 
 int fp8_reserve(Fp8Gemm *f, int M, int K, size_t dequant_elems, char *err) {
   FGCU_CHECK(ensure(f->xq, (size_t)M * K, "FP8 activations", err));
@@ -295,9 +309,9 @@ int fp8_gemv_max_m() {
   return m < 0 ? 0 : m > kFp8GemvMaxRows ? kFp8GemvMaxRows : m;
 }
 
-int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K) {
+int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32) {
   if (gemv_takes(w, M, K)) return kFp8Gemv;
-  if (w.nkb(K) == 1 && lt_usable(f) && N % 16 == 0 && K % 16 == 0) return kFp8Lt;
+  if (w.nkb(K) == 1 && lt_usable(f, y_f32) && N % 16 == 0 && K % 16 == 0) return kFp8Lt;
   return kFp8Dequant;
 }
 
@@ -309,7 +323,7 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
     return FG_ERR_INTERNAL;
   }
   const bool forced = path != kFp8Auto;
-  if (!forced) path = fp8_path(f, w, M, N, K);
+  if (!forced) path = fp8_path(f, w, M, N, K, y_f32);
   if (path == kFp8Gemv) {
     if (M > kFp8GemvMaxRows) {
       snprintf(err, 512, "fp8_linear: the GEMV takes at most %d rows, got %d", kFp8GemvMaxRows, M);
@@ -321,7 +335,7 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
   }
   if (path == kFp8Lt) {
     Plan *p = nullptr;
-    if (w.nkb(K) == 1 && f->lt_ok && N % 16 == 0) p = &plan_for(f, M, N, K, y_f32, accumulate);
+    if (w.nkb(K) == 1 && f->lt_ok[y_f32] && N % 16 == 0) p = &plan_for(f, M, N, K, y_f32, accumulate);
     if (p && !p->bad) {
       FGCU_CHECK(fp8_reserve(f, M, K, 0, err));  // a no-op where ensure_workspaces reserved it
       uint8_t *xq = (uint8_t *)f->xq.p;
@@ -332,7 +346,7 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
     }
     if (forced) {
       snprintf(err, 512, "fp8_linear: no W8A8 cuBLASLt path for M=%d N=%d K=%d (%s)", M, N, K,
-               w.nkb(K) > 1 ? "K-segment scales" : f->lt_ok ? "no algorithm" : "the probe failed");
+               w.nkb(K) > 1 ? "K-segment scales" : f->lt_ok[y_f32] ? "no algorithm" : "the probe failed");
       return FG_ERR_INVALID_ARGUMENT;
     }
   }

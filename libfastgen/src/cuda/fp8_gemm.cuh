@@ -29,12 +29,13 @@ int fp8_gemm_create(Gemm *g, Fp8Gemm **out, char *err);
 void fp8_gemm_destroy(Fp8Gemm *f);
 
 // Checks once, on `st`, that cuBLASLt's FP8 GEMM with outer-vector scales runs and gives the
-// expected numbers (64 x 64 x 32 products, bf16 and accumulating fp32 outputs). Until it has run,
-// and where it failed, larger M takes the dequantize fallback. Syncs `st`; never fails the engine
+// expected numbers (32 x 64 x 64 products, into bf16 and accumulating into fp32). Until it has run,
+// and for an output type where it failed, larger M takes the dequantize fallback. Syncs `st`; never fails the engine
 // for a cuBLASLt that lacks the feature (the fallback is correct, only slower).
 int fp8_probe(Fp8Gemm *f, cudaStream_t st, char *err);
-// Whether the W8A8 cuBLASLt path is in use (probe passed, FASTGEN_FP8_LT not 0).
-bool fp8_lt_ok(const Fp8Gemm *f);
+// Whether the W8A8 cuBLASLt path is in use for bf16 (y_f32 false) or fp32 outputs: the probe
+// passed for that output type and FASTGEN_FP8_LT is not 0.
+bool fp8_lt_ok(const Fp8Gemm *f, bool y_f32);
 
 // Grows the workspaces (grow them while the stream is idle, outside a graph capture): the
 // activations of M rows up to width K quantized to E4M3 with their scales, and the fallback's bf16
@@ -47,8 +48,8 @@ uint64_t fp8_workspace_key(const Fp8Gemm *f);
 int fp8_gemv_max_m();
 
 enum Fp8Path { kFp8Auto = 0, kFp8Gemv = 1, kFp8Lt = 2, kFp8Dequant = 3 };
-// The path fp8_linear takes for w at M rows (never kFp8Auto).
-int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K);
+// The path fp8_linear takes for w at M rows into a bf16 or fp32 y (never kFp8Auto).
+int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32);
 
 // As gemm() (gemm.cuh) with an FP8 weight: y [M, N] bf16, or fp32 (+= with accumulate).
 // x: [M, K] bf16 row-major, 16-byte aligned; K % 16 == 0 (load.cu keeps no other FP8 weight).

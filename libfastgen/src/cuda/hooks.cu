@@ -233,7 +233,7 @@ extern "C" int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const 
   if (out_mode == 2) FGCU_TRY(cudaMemcpyAsync(dy, y, yn * 4, cudaMemcpyHostToDevice, sc.stream));
   Weight wt;
   wt.p = dw, wt.dtype = kWeightFp8, wt.kblock = kblock, wt.scales = ds, wt.input_scale = input_scale;
-  *path_used = path ? path : fp8_path(en.f, wt, M, N, K);
+  *path_used = path ? path : fp8_path(en.f, wt, M, N, K, out_mode != 0);
   FGCU_CHECK(fp8_linear(en.f, dx, wt, dy, out_mode != 0, out_mode == 2, M, N, K, sc.stream, err, path));
   if (out_mode == 0) {
     FGCU_TRY(cudaMemcpyAsync(hb, dy, yn * 2, cudaMemcpyDeviceToHost, sc.stream));
