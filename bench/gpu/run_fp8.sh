@@ -6,7 +6,8 @@
 #            through linear.cuh and lazily allocated Weights, bf16 ones too)
 #   bench    the device ceilings (with the FP8 GEMM ones), bench/gpu/fp8.ts (FP8 vs bf16 on the
 #            Llama-2-7B shape), then decode b = 1..16 of the FP8 engine with the GEMV handing over
-#            to cuBLASLt above 1, 2 and 8 rows (default 4) and with FASTGEN_FP8_LT=0 (no W8A8)
+#            to cuBLASLt above 1, 2 and 8 rows (default 4), with FASTGEN_FP8_LT=0 (no W8A8) and with
+#            FASTGEN_GEMV_PIPE=0 (no pipelined rounds in the narrow GEMVs)
 #   profile  FASTGEN_PROFILE=1 decode b=1 and prefill of the FP8 engine (device time per op kind)
 # Logs and results go to $OUT (at most 8 files come back: logs are packed into fp8.tgz).
 #   here: npm run build, then the sm_90a build for .gpu-lib as bench/gpu/README.md says, and
@@ -32,7 +33,7 @@ fi
 if has bench; then
   timeout 150 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > "$OUT/ceilings.log" 2>&1 || echo "ceilings failed"
   timeout 300 bash .gpu/enter bun bench/gpu/fp8.ts "$OUT/ceilings.json" "$OUT" > "$OUT/bench.log" 2>&1 || echo "fp8 bench failed"
-  for v in FASTGEN_FP8_GEMV_MAX_M=1 FASTGEN_FP8_GEMV_MAX_M=2 FASTGEN_FP8_GEMV_MAX_M=8 FASTGEN_FP8_LT=0; do
+  for v in FASTGEN_FP8_GEMV_MAX_M=1 FASTGEN_FP8_GEMV_MAX_M=2 FASTGEN_FP8_GEMV_MAX_M=8 FASTGEN_FP8_LT=0 FASTGEN_GEMV_PIPE=0; do
     env $v timeout 120 bash .gpu/enter bun bench/gpu/fp8.ts "$OUT/ceilings.json" "$OUT" --quick 2>&1 | grep "^\[" | sed "s/^/$v: /"
   done > "$OUT/decode_ab.log"
   cat "$OUT/ceilings.json"; echo

@@ -1,8 +1,8 @@
 // FP8 weights on the CUDA backend (issue #18): kept FP8 on the device, multiplied by the FP8 GEMV
 // (weight-only, decode-sized steps), W8A8 on cuBLASLt (larger steps) or the dequantize fallback.
 //   kernels  fg_cuda_fp8_linear_host on odd shapes against fp64 on the same bf16 x and E4M3 w: the
-//            GEMV (per-channel and K-segment scales, partial segments, several load rounds, the
-//            2-rows-a-warp variant, bf16 / fp32 / accumulating outputs) within 1e-4 (fp32 out) or
+//            GEMV (per-channel and K-segment scales, partial segments, several load rounds, pipelined
+//            or not, 2 rows a warp, bf16 / fp32 / accumulating outputs) within 1e-4 (fp32 out) or
 //            8e-3 (bf16 out); W8A8 within 1.5e-2 of an emulation that quantizes x per token (or
 //            with the static scale) as the kernel does (the tensor cores' fast accumulation); the
 //            fallback within 1e-2 (the weight rounded to bf16); the path the engine picks per shape.
@@ -94,6 +94,7 @@ const KERNEL_CASES: KernelCase[] = [
   { m: 1, n: 37, k: 48, out: "f32", path: "auto", expectPath: "gemv" },
   { m: 3, n: 130, k: 176, kblock: 32, out: "bf16", path: "auto", expectPath: "gemv" },
   { m: 2, n: 64, k: 8208, kblock: 128, out: "acc", path: "auto", expectPath: "gemv" },
+  { m: 1, n: 100, k: 4112, out: "f32", path: "auto", expectPath: "gemv" },  // pipelined rounds, 1 chunk in the last
   { m: 8, n: 8200, k: 64, out: "f32", path: "gemv" },
   { m: 5, n: 40, k: 272, kblock: 16, out: "acc", path: "auto", expectPath: "gemv" },  // K segments: the GEMV up to 8 rows
   // W8A8 on cuBLASLt: dynamic per token, static, outputs bf16 / fp32 / accumulating

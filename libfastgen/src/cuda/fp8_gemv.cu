@@ -13,7 +13,9 @@ namespace {
 // One warp per R rows n0 .. n0 + R - 1; MM >= M rows of x (the rest skipped); 256 threads.
 // KSEG: scales [N, nkb] applied per 16-chunk (k / kblock); else scales [N] applied once.
 // ACT >= 0: R == 2, the rows are a (gate, up) pair, y bf16 [M, N / 2].
-template <int MM, int R, bool KSEG, int ACT>
+// PIPE: the next round of loads is issued before this one is multiplied (rows longer than one
+// round: down's K = 11008 takes three), as the bf16 narrow GEMV does (gemm.cu gemv_pipe_kernel).
+template <int MM, int R, bool KSEG, int ACT, bool PIPE = false>
 __global__ void __launch_bounds__(256)
     fp8_gemv_kernel(const bf16 *__restrict__ x, const uint8_t *__restrict__ w, const float *__restrict__ scales,
                     int kblock, int nkb, void *__restrict__ y, bool y_f32, bool accumulate,
@@ -31,17 +33,17 @@ __global__ void __launch_bounds__(256)
     wr[r] = w + (size_t)row[r] * K;
   }
   uint4 wv[R][U];
-  auto load_round = [&](int c0) {
+  auto load_round = [&](uint4 (&v)[R][U], int c0) {
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
       for (int u = 0; u < U; u++) {
         const int c = c0 + u * 32;
-        wv[r][u] = c < C ? __ldcs(reinterpret_cast<const uint4 *>(wr[r] + (size_t)c * 16)) : make_uint4(0, 0, 0, 0);
+        v[r][u] = c < C ? __ldcs(reinterpret_cast<const uint4 *>(wr[r] + (size_t)c * 16)) : make_uint4(0, 0, 0, 0);
       }
   };
   // The first round of weights is in flight while the previous kernel finishes (launch_k).
-  if (live) load_round(lane);
+  if (live) load_round(wv, lane);
   pdl_wait();
   pdl_launch_dependents();
   if (!live) return;
@@ -51,7 +53,13 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
     for (int r = 0; r < R; r++) acc[m][r] = 0.f;
   for (int c0 = lane; c0 < C; c0 += U * 32) {
-    if (c0 != lane) load_round(c0);
+    uint4 nx[PIPE ? R : 1][PIPE ? U : 1];
+    const bool more = PIPE && c0 + U * 32 < C;
+    if constexpr (PIPE) {
+      if (more) load_round(nx, c0 + U * 32);
+    } else if (c0 != lane) {
+      load_round(wv, c0);
+    }
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int c = c0 + u * 32;
@@ -81,6 +89,13 @@ __global__ void __launch_bounds__(256)
           acc[m][r] = KSEG ? fmaf(p0 + p1, sc[r], acc[m][r]) : acc[m][r] + (p0 + p1);
         }
       }
+    }
+    if constexpr (PIPE) {
+      if (more)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+          for (int u = 0; u < U; u++) wv[r][u] = nx[r][u];
     }
   }
 #pragma unroll
@@ -116,11 +131,11 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-template <int MM, int R, bool KSEG, int ACT>
+template <int MM, int R, bool KSEG, int ACT, bool PIPE = false>
 void launch_one(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, const float *bias, int M,
                 int N, int K, cudaStream_t st) {
   constexpr int kWarps = 8;
-  launch_k(fp8_gemv_kernel<MM, R, KSEG, ACT>, dim3(ceil_div(N, kWarps * R)), dim3(kWarps * 32), 0, st, x,
+  launch_k(fp8_gemv_kernel<MM, R, KSEG, ACT, PIPE>, dim3(ceil_div(N, kWarps * R)), dim3(kWarps * 32), 0, st, x,
            (const uint8_t *)w.p, (const float *)w.scales, w.kblock, w.nkb(K), y, y_f32, accumulate, bias, M, N, K);
 }
 
@@ -134,7 +149,11 @@ void launch_mm(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumul
     default: break;
   }
   // Two rows a warp for wide outputs (qkv, gate_up), as the bf16 GEMV measured best.
+  // Narrow ones one row a warp, pipelined when a row takes more than one round of 8 loads and
+  // at M <= 2 (more rows of x would hold twice the registers).
   if (N >= 8192) launch_one<MM, 2, KSEG, -1>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
+  else if (MM <= 2 && K > 8 * 16 * 32 && fg_knob_int(FG_KNOB_GEMV_PIPE))
+    launch_one<MM, 1, KSEG, -1, (MM <= 2)>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
   else launch_one<MM, 1, KSEG, -1>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
 }
 

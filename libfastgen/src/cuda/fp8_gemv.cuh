@@ -2,7 +2,8 @@
 // w FP8 E4M3 [N, K] (weight.cuh), x bf16, fp32 accumulation, weight-only (x is not quantized).
 //
 //   one warp per R output rows (R = 2 for wide N and for gated pairs, else 1); lane l reads the
-//   16-byte chunks l, l + 32, ... of each row (16 weights each, 8 loads in flight per lane),
+//   16-byte chunks l, l + 32, ... of each row (16 weights each, 8 loads in flight per lane; narrow
+//   rows longer than one round issue the next round before multiplying this one, at M <= 2),
 //   converts them in registers (cvt e4m3x2 -> f16x2 -> f32) and multiplies them by the M rows of
 //   x (read through L1). Per-channel scales multiply the row's sum once; K-segment scales
 //   (kblock < K, a multiple of 16) multiply each chunk's partial sum, since a chunk never
