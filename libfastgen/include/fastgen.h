@@ -162,8 +162,10 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 5 /* 5: a sequence's later sampled rows count the drafts before them
-                            as outputs for penalties (per-row penalty lists, see fg_batch) */
+#define FG_ABI_VERSION 6 /* 5: a sequence's later sampled rows count the drafts before them
+                            as outputs for penalties (per-row penalty lists, see fg_batch);
+                            6: FP8 weights kept FP8 on CUDA, test hooks fg_cuda_gemm_host and
+                            fg_cuda_fp8_linear_host */
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -232,11 +234,19 @@ fg_status fg_engine_load_tensor(fg_engine *engine, const char *name, int32_t dty
  *     block-wise          block (128, 128)  [ceil(rows/128), ceil(cols/128)]
  *                                           (DeepSeek-V3 weight_scale_inv: it multiplies too)
  * input_scale: the checkpoint's static activation scale (W8A8, activation_scheme "static"), or 0
- * for dynamic per-token scales; kept for the FP8 GEMMs, unused by the CPU backend.
+ * for dynamic per-token scales; read by CUDA's W8A8 GEMMs, unused by the CPU backend.
  * Backends: the CPU holds the weight dequantized to fp32, exactly (the reference: weight-only
- * semantics, activations are never quantized). CUDA, until its FP8 kernels exist, dequantizes to
- * bf16 at load, and refuses FP8 on GPUs below compute capability 8.9 (FG_ERR_UNSUPPORTED naming
- * the GPU). A weight that is not FP8-capable (see the tensor list) is dequantized on every backend. */
+ * semantics, activations are never quantized). CUDA keeps the weight FP8 on the device with its
+ * scales (one per output row and K segment; block grids expanded over their rows, exactly) and
+ * multiplies with FP8 kernels: decode-sized GEMMs weight-only (activations stay bf16), larger ones
+ * W8A8 (activations quantized per token, or with input_scale; the q, k, v parts of one layer share
+ * the largest), 128 x 128-block weights above 8 rows dequantized to bf16 per GEMM. It dequantizes
+ * to bf16 at load instead with tensor_parallel > 1, when cols is not a multiple of 16 or the
+ * blocks along cols are not, and for a part of a fused projection (q/k/v, gate/up) whose first
+ * part came unquantized; a part loaded unquantized into a projection whose first part came FP8 is
+ * quantized per channel. FP8 is refused on GPUs below compute capability 8.9 (FG_ERR_UNSUPPORTED
+ * naming the GPU). A weight that is not FP8-capable (see the tensor list) is dequantized on every
+ * backend. */
 fg_status fg_engine_load_quantized_tensor(fg_engine *engine, const char *name, int32_t dtype,
                                           const int64_t *shape, int32_t ndim, const void *data,
                                           uint64_t nbytes, const float *scales, uint64_t num_scales,
@@ -427,6 +437,17 @@ fg_status fg_step_finish(fg_engine *engine, const fg_step_late *late, fg_step_ou
 fg_status fg_debug_fail_next_steps(fg_engine *engine, int32_t count);
 fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
 
+/* Test hook: the FP8 GEMMs of the CUDA backend on device 0 over host buffers: y [M, N] = x [M, K]
+ * (rounded to bf16) times w^T, w [N, K] E4M3 with scales [N, ceil(K / kblock)] (one per output row
+ * and K segment: w[n, k] = e4m3(w[n, k]) * scales[n * ceil(K / kblock) + k / kblock]; kblock = K
+ * per channel, else a multiple of 16), K % 16 == 0; input_scale the static activation scale of
+ * the W8A8 path (0: per token). out_mode 0: y rounded to bf16; 1: fp32; 2: fp32 y += (y holds the
+ * addend). path 0 takes the engine's choice for M; 1 the weight-only GEMV (M <= 8), 2 W8A8 on
+ * cuBLASLt (per-channel scales), 3 the weight dequantized to bf16 + cuBLASLt bf16; *path_used
+ * gives the path run. FG_ERR_UNSUPPORTED in CPU-only libraries. */
+fg_status fg_cuda_fp8_linear_host(const float *x, int32_t m, int32_t k, const uint8_t *w, int32_t n,
+                                  const float *scales, int32_t kblock, float input_scale, int32_t out_mode,
+                                  int32_t path, float *y, int32_t *path_used);
 /* Test hooks: the model's RMSNorm kernel on CUDA device 0 (cols <= 16384; FG_ERR_UNSUPPORTED in
  * CPU-only libraries) and the CPU backend's, on host buffers: out[i] = x[i] * rsqrt(mean(x^2) +
  * eps) * w[i] for each of `rows` rows of width `cols`. test/gpu holds one against the other. */

@@ -8,6 +8,7 @@ export {
   cpuMoeRoute,
   cpuRmsnorm,
   cudaDeviceCount,
+  cudaFp8Linear,
   cudaGemm,
   cudaRmsnorm,
   dequantizeFp8,
@@ -16,7 +17,7 @@ export {
   quantizeFp8,
   setNumThreads,
 } from "./kernels";
-export type { CudaGemmOptions, LibraryKnob, MoeRouting } from "./kernels";
+export type { CudaGemmOptions, Fp8Path, LibraryKnob, MoeRouting } from "./kernels";
 export { specTensors } from "./tensorTable";
 export { pagedAttention, sampleLogits, type AttentionShape } from "./stages";
 export type { Backend, DType, EngineInfo, KvConfig, LateMasks, StepBatch, StepResult, WeightScales } from "./types";

@@ -156,3 +156,29 @@ export function quantizeFp8(w: Float32Array, rows: number, cols: number): { q: U
   check(lib().fg_quantize_fp8(0, w.length ? w : null, rows, cols, q, scales));
   return { q: q.subarray(0, rows * cols), scales: scales.subarray(0, rows) };
 }
+
+/** The paths of {@link cudaFp8Linear} (fastgen.h fg_cuda_fp8_linear_host). */
+export const FP8_PATHS = { auto: 0, gemv: 1, w8a8: 2, dequant: 3 } as const;
+export type Fp8Path = keyof typeof FP8_PATHS;
+
+/**
+ * The CUDA backend's FP8 GEMMs on device 0, for tests and benches: y [m, n] = x [m, k] (rounded to
+ * bf16) times w^T, w [n, k] E4M3 bytes with scales [n, ceil(k / kblock)]. `out` "bf16" rounds y,
+ * "f32" does not, "acc" adds to `addend`. Returns y and the path that ran (throws "unsupported"
+ * without CUDA).
+ */
+export function cudaFp8Linear(x: Float32Array, m: number, k: number, w: Uint8Array, n: number, scales: Float32Array,
+  opts: { kblock?: number; inputScale?: number; out?: "bf16" | "f32" | "acc"; addend?: Float32Array; path?: Fp8Path } = {}):
+  { y: Float32Array; path: Fp8Path } {
+  const kblock = opts.kblock ?? k, nkb = Math.ceil(k / kblock);
+  if (x.length < m * k || w.length < n * k || scales.length < n * nkb)
+    throw new FastgenError(Status.INVALID_ARGUMENT, `cudaFp8Linear: x needs ${m * k} values, w ${n * k} bytes, scales ${n * nkb}`);
+  const y = new Float32Array(m * n);
+  if (opts.out === "acc") y.set(opts.addend ?? new Float32Array(m * n));
+  const used = new Int32Array(1);
+  const mode = opts.out === "f32" ? 1 : opts.out === "acc" ? 2 : 0;
+  check(lib().fg_cuda_fp8_linear_host(x, m, k, w, n, scales, kblock, opts.inputScale ?? 0, mode,
+    FP8_PATHS[opts.path ?? "auto"], y, used));
+  const path = (Object.keys(FP8_PATHS) as Fp8Path[]).find((p) => FP8_PATHS[p] === used[0])!;
+  return { y, path };
+}

@@ -90,6 +90,12 @@ const symbols = {
     args: [FFIType.i32, FFIType.ptr, FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.ptr],
     returns: FFIType.i32,
   },
+  // (x, m, k, w, n, scales, kblock, input_scale, out_mode, path, y, path_used)
+  fg_cuda_fp8_linear_host: {
+    args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.f32,
+      FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr],
+    returns: FFIType.i32,
+  },
   // (router_logits, num_tokens, num_experts, top_k, expert_ids, weights, expert_offsets, token_slots)
   fg_cpu_moe_route: {
     args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr],

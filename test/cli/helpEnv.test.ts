@@ -11,7 +11,7 @@ describe("fastgen --help-env", () => {
     const names = knobs.map((k) => k.name);
     expect(new Set(names).size).toBe(names.length);
     for (const k of knobs) {
-      expect(k.name).toMatch(/^FASTGEN_[A-Z_]+$/);
+      expect(k.name).toMatch(/^FASTGEN_[A-Z][A-Z0-9_]*$/);
       expect(["int", "flag", "string"]).toContain(k.type);
       expect(k.meaning.length).toBeGreaterThan(10);
     }

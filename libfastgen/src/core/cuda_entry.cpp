@@ -32,3 +32,17 @@ extern "C" fg_status fg_cuda_gemm_host(const float *x, const float *w, const flo
   if (rc != 0) return fg::fail((fg_status)rc, "%s", err);
   return FG_OK;
 }
+
+extern "C" fg_status fg_cuda_fp8_linear_host(const float *x, int32_t m, int32_t k, const uint8_t *w, int32_t n,
+                                             const float *scales, int32_t kblock, float input_scale,
+                                             int32_t out_mode, int32_t path, float *y, int32_t *path_used) {
+  if (!x || !w || !scales || !y || !path_used || m < 1 || n < 1 || k < 16 || k % 16 != 0 || kblock < 1 ||
+      (kblock < k && kblock % 16 != 0) || kblock > k || out_mode < 0 || out_mode > 2 || path < 0 || path > 3 ||
+      !(input_scale >= 0))
+    return fg::fail(FG_ERR_INVALID_ARGUMENT, "fg_cuda_fp8_linear_host: bad arguments");
+  char err[512] = "";
+  if (const int rc = fgcu_fp8_linear_host(x, m, k, w, n, scales, kblock, input_scale, out_mode, path, y, path_used,
+                                          err))
+    return fg::fail((fg_status)rc, "%s", err);
+  return FG_OK;
+}

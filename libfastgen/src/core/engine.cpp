@@ -46,7 +46,9 @@ void fg_engine::load_tensor(const char *name, int32_t dtype, const int64_t *shap
   std::lock_guard<std::mutex> lk(mu_);
   if (finalized()) fg::raise(FG_ERR_INVALID_ARGUMENT, "load_tensor '%s': engine is already finalized", name ? name : "");
   const fg::TensorEntry *t = weights_.find(name);
-  if (spec_.quantize_fp8 && t && fg::fp8_capable(t->kind) && dtype != FG_F8_E4M3)
+  // --quantization fp8, or (CUDA) a part of a projection whose first part came FP8
+  const bool to_fp8 = spec_.quantize_fp8 || (backend_ == FG_BACKEND_CUDA && t && cuda_weight_dtype(*t) == kCudaFp8);
+  if (to_fp8 && t && fg::fp8_capable(t->kind) && dtype != FG_F8_E4M3)
     return quantize_and_load(name, dtype, shape, ndim, data, nbytes);
   weights_.load(name, dtype, shape, ndim, data, nbytes);  // checks name and shape
   if (backend_ == FG_BACKEND_CUDA) cuda_load(name, dtype, data, nbytes);

@@ -61,6 +61,13 @@ struct fg_engine {
   // The spec's "quantization": "fp8": an F32/F16/BF16 weight quantized per output channel first.
   void quantize_and_load(const char *name, int32_t dtype, const int64_t *shape, int32_t ndim,
                          const void *data, uint64_t nbytes);
+  // An FP8 weight kept FP8 on the device, its scales (as check_scales resolved them) expanded per
+  // output row (cuda/weight.cuh).
+  void cuda_load_fp8(const fg::TensorEntry &t, const uint8_t *q, int64_t rows, int64_t cols,
+                     const fg::WeightScales &s, float input_scale);
+  // The dtype the device holds t's projection in so far (cuda_api.h fgcu_engine_weight_dtype).
+  static constexpr int32_t kCudaBf16 = 1, kCudaFp8 = 2;
+  int32_t cuda_weight_dtype(const fg::TensorEntry &t) const;
   // Throws FG_ERR_UNSUPPORTED naming the GPU when a CUDA rank's device is below sm_89.
   void require_fp8_gpu(const char *what);
   // Checks kv_dtype and its scales; returns the layers' KV views for the CPU pool.

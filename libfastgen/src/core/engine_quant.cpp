@@ -2,10 +2,15 @@
 // spec's "quantization": "fp8", which quantizes at load) and the FP8 KV cache option.
 //
 // The CPU backend is the reference: its weight store dequantizes exactly (core/fp8.h) and its KV
-// cache keeps fp32 values rounded through E4M3. The CUDA backend has no FP8 kernels yet: it holds
-// every weight dequantized to bf16 (load.cu converts the fp32 it is handed) and refuses an FP8
-// KV cache. Both refuse FP8 on a GPU without FP8 tensor cores first, so nothing that works today
-// stops working when the FP8 GEMMs replace the dequantized path.
+// cache keeps fp32 values rounded through E4M3. The CUDA backend keeps FP8 projections FP8 on the
+// device (cuda/weight.cuh; its GEMMs: cuda/fp8_gemm.cuh) with their scales, the block grid
+// expanded to one row of K-segment scales per output row (exact). It dequantizes to bf16 instead
+// where it cannot keep them: tensor_parallel > 1 (shards of FP8 weights are not cut), K not a
+// multiple of 16, scale blocks along K that are not multiples of 16 columns, and parts of a
+// projection whose first part arrived in bf16. A part that arrives unquantized for a projection
+// already FP8 (a fused q/k/v or gate/up with mixed parts) is quantized per channel, as
+// --quantization fp8 does. An FP8 KV cache is refused on CUDA (not yet implemented); FP8 on a GPU
+// without FP8 tensor cores is refused first.
 #include <cmath>
 #include <vector>
 
@@ -38,14 +43,42 @@ void fg_engine::load_quantized(const char *name, int32_t dtype, const int64_t *s
   weights_.check_load(name, dtype, shape, ndim, data, nbytes);
   if (backend_ == FG_BACKEND_CUDA) require_fp8_gpu("an FP8 checkpoint");
   // CPU: the store keeps the weight dequantized to fp32. input_scale quantizes activations,
-  // which the reference never does (weight-only semantics); the FP8 GEMMs will read it.
+  // which the reference never does (weight-only semantics); the device's W8A8 GEMMs read it.
   scales = weights_.load_quantized(name, dtype, shape, ndim, data, nbytes, scales);
   if (backend_ != FG_BACKEND_CUDA) return;
-  // CUDA until its FP8 GEMMs exist: the dequantized weight, which load.cu rounds to bf16.
+  const fg::TensorEntry &t = *weights_.find(name);
   const int64_t rows = shape[0], cols = shape[1];
+  const int32_t held = cuda_weight_dtype(t);
+  const bool keeps = spec_.tensor_parallel == 1 && fg::fp8_capable(t.kind) && cols % 16 == 0 &&
+                     (scales.block_cols >= cols || scales.block_cols % 16 == 0);
+  if (keeps && held != kCudaBf16) return cuda_load_fp8(t, (const uint8_t *)data, rows, cols, scales, input_scale);
+  // Dequantized: to bf16 (load.cu rounds the fp32), or per channel again for an FP8 projection.
   std::vector<float> w((size_t)(rows * cols));
   fg::dequantize_e4m3((const uint8_t *)data, rows, cols, scales, w.data());
-  cuda_load(name, FG_F32, w.data(), w.size() * sizeof(float));
+  if (held != kCudaFp8) return cuda_load(name, FG_F32, w.data(), w.size() * sizeof(float));
+  std::vector<uint8_t> q(w.size());
+  std::vector<float> rs((size_t)rows);
+  fg::quantize_e4m3_rows(name, FG_F32, w.data(), rows, cols, q.data(), rs.data());
+  fg::WeightScales per_row;
+  per_row.data = rs.data(), per_row.count = rs.size(), per_row.block_rows = 1, per_row.block_cols = cols;
+  cuda_load_fp8(t, q.data(), rows, cols, per_row, input_scale);
+}
+
+void fg_engine::cuda_load_fp8(const fg::TensorEntry &t, const uint8_t *q, int64_t rows, int64_t cols,
+                              const fg::WeightScales &s, float input_scale) {
+  // The block grid as the device keeps it: per output row its K-segment scales (weight.cuh).
+  const int64_t kblock = s.block_cols, nkb = (cols + kblock - 1) / kblock;
+  std::vector<float> row_scales((size_t)(rows * nkb));
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < nkb; c++) row_scales[(size_t)(r * nkb + c)] = s.data[(r / s.block_rows) * nkb + c];
+  char err[512] = "";
+  const int rc = fgcu_engine_load_fp8(cuda_, t.layer, t.expert, t.kind, q, rows, cols, row_scales.data(), kblock,
+                                      input_scale, err);
+  if (rc != 0) fg::raise((fg_status)rc, "load_quantized_tensor '%s': %s", t.name.c_str(), err);
+}
+
+int32_t fg_engine::cuda_weight_dtype(const fg::TensorEntry &t) const {
+  return fgcu_engine_weight_dtype(cuda_, t.layer, t.expert, t.kind);
 }
 
 void fg_engine::quantize_and_load(const char *name, int32_t dtype, const int64_t *shape,

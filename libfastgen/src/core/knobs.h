@@ -17,9 +17,12 @@
   X(PDL, FLAG, "1", "programmatic dependent launch on compute capability 9.0+")                  \
   X(PDL_ATTN, INT, "1", "attention's part in PDL: 0 none, 1 overlaps its start, 2 also lets the next kernel in early") \
   X(GEMV, FLAG, "1", "the GEMV kernel for GEMMs of few rows (off: cuBLASLt for every GEMM)")     \
-  X(GEMV_PIPE, FLAG, "1", "the GEMV's cp.async weight pipeline")                                 \
   X(GEMV_MAX_M, INT, "16", "largest token count the GEMV kernels take (1: the one-token kernel only, cuBLASLt above; at most 16)") \
   X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 0 chooses by N, 16 or 32 forces it (A/B timing)") \
+  X(GEMV_PIPE, FLAG, "1", "software-pipelined weight loads in the narrow GEMVs (bf16; FP8 rows longer than one round)") \
+  X(FP8_GEMV_MAX_M, INT, "4", "FP8 weights: GEMMs of up to this many rows (at most 8) run the FP8 GEMV, larger ones W8A8 on cuBLASLt") \
+  X(FP8_LT, FLAG, "1", "FP8 weights: W8A8 cuBLASLt GEMMs above the GEMV's rows (off: dequantize to bf16 and run cuBLASLt bf16)") \
+  X(FP8_FAST_ACCUM, FLAG, "1", "FP8 cuBLASLt GEMMs with fast accumulation (off: the tensor cores' partial sums promoted to fp32 periodically)") \
   X(ATTN, STR, "", "\"simple\": the reference attention kernel instead of the tiled ones")        \
   X(ATTN_BM, INT, "128", "query rows per wide attention tile: 128 or 64 (A/B timing)")            \
   X(ATTN_BN, INT, "64", "keys per K/V tile at head_dim 128: 64 or 32 (A/B timing)")               \

@@ -81,6 +81,18 @@ void fgcu_engine_destroy(fgcu_engine *g);
 // has none.
 int fgcu_engine_load(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                     const void *data, uint64_t numel, char *err);
+// An FP8 part of a projection, kept FP8 on the device (tensor_parallel 1 only, else
+// FG_ERR_UNSUPPORTED): q [rows, cols] E4M3 (cols % 16 == 0), scales [rows, ceil(cols / kblock)]
+// fp32, one per output row and K segment of kblock columns (kblock = cols: per channel; else a
+// multiple of 16), w = e4m3(q) * scale; input_scale the static activation scale (0: dynamic).
+// The projection a part belongs to (q, k, v: qkv; gate, up: the MLP input; ...) takes the dtype
+// of its first part loaded (here, or bf16 through fgcu_engine_load); load every later part in it.
+int fgcu_engine_load_fp8(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind, const uint8_t *q,
+                         int64_t rows, int64_t cols, const float *scales, int64_t kblock, float input_scale,
+                         char *err);
+// The dtype of the projection that tensor kind `kind` is part of: 0 nothing loaded yet, 1 bf16,
+// 2 FP8 (cuda/weight.cuh WeightDtype); -1 when the kind is not part of a projection.
+int32_t fgcu_engine_weight_dtype(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind);
 // Allocates workspaces, then the KV pool on every rank: num_blocks, or the most blocks that
 // memory_fraction (0 = 0.9) of every rank's free memory holds. block_size 0 picks one from head_dim.
 int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t num_blocks,
@@ -95,6 +107,10 @@ int fgcu_engine_finish(fgcu_engine *g, const int32_t *row_masks, const uint32_t 
                        int32_t num_masks, fg_step_output *out, char *err);
 
 // Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits): one stage on host buffers.
+// fastgen.h fg_cuda_fp8_linear_host: the FP8 GEMMs on device 0 over host buffers.
+int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const uint8_t *w, int32_t N, const float *scales,
+                         int32_t kblock, float input_scale, int32_t out_mode, int32_t path, float *y,
+                         int32_t *path_used, char *err);
 int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                         const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
                         int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,

@@ -29,12 +29,11 @@ struct Bump {
   }
 };
 
+// The arenas: every tensor but the projections (Weights get their memory at load: load.cu).
 void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
   const fgcu_model &m = e->m;
-  const size_t H = m.hidden_size, I = m.intermediate_size, Vr = e->vocab_rows;
-  const size_t MI = m.moe_intermediate_size, SI = m.shared_expert_intermediate_size, hd = m.head_dim;
-  const size_t qd = m.num_heads * m.head_dim, qkv = (size_t)e->qkv_rows, mlp = (size_t)e->mlp_rows;
-  const size_t ex = (size_t)e->ex_rows, sh = (size_t)e->sh_rows;
+  const size_t H = m.hidden_size, Vr = e->vocab_rows;
+  const size_t hd = m.head_dim, qkv = (size_t)e->qkv_rows, mlp = (size_t)e->mlp_rows, ex = (size_t)e->ex_rows;
   const bool has_mlp_norm = !m.parallel || m.parallel_mlp_norm;
   auto M = [&](size_t n) { return (bf16 *)mat.take(n * 2); };
   auto F = [&](size_t n) { return (float *)vec.take(n * 4); };
@@ -49,22 +48,13 @@ void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
   e->lm_head_b = m.lm_head_bias ? F(Vr) : nullptr;
   for (int64_t l = 0; l < m.num_layers; l++) {
     LayerW &w = e->layers[l];
-    w.qkv = M(qkv * H);
-    w.o = M(H * qd);
-    if (m.num_experts > 0) {  // each expert matrix its own 256-byte aligned take (cuBLASLt)
+    if (m.num_experts > 0) {
       w.router = M((size_t)m.num_experts * H);
       for (int x = 0; x < m.num_experts; x++) {
-        w.ex_in[x] = M(ex * H);
-        w.ex_down[x] = M(H * MI);
         w.ex_in_b[x] = m.mlp_bias ? F(ex) : nullptr;
         w.ex_down_b[x] = m.mlp_bias ? F(H) : nullptr;
       }
-      w.sh_in = SI ? M(sh * H) : nullptr;
-      w.sh_down = SI ? M(H * SI) : nullptr;
-      w.sh_gate = SI && m.shared_expert_gate ? M(H) : nullptr;
-    } else {
-      w.mlp_in = M(mlp * H);
-      w.down = M(H * I);
+      w.sh_gate = m.shared_expert_intermediate_size && m.shared_expert_gate ? M(H) : nullptr;
     }
     w.attn_norm = F(H);
     w.attn_norm_b = m.norm_layer ? F(H) : nullptr;
@@ -84,6 +74,26 @@ void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
 }  // namespace
 
 namespace fgcu {
+
+// Calls fn(w, N, K) for every projection of the rank (each expert's too), loaded or not.
+template <typename F>
+void each_projection(fgcu_rank *e, F fn) {
+  const fgcu_model &m = e->m;
+  const int H = (int)m.hidden_size, I = (int)m.intermediate_size, qd = (int)(m.num_heads * m.head_dim);
+  const int MI = (int)m.moe_intermediate_size, SI = (int)m.shared_expert_intermediate_size;
+  for (int64_t l = 0; l < m.num_layers; l++) {
+    LayerW &w = e->layers[l];
+    fn(w.qkv, e->qkv_rows, H);
+    fn(w.o, H, qd);
+    if (m.num_experts > 0) {
+      for (int x = 0; x < m.num_experts; x++) fn(w.ex_in[x], e->ex_rows, H), fn(w.ex_down[x], H, MI);
+      if (SI) fn(w.sh_in, e->sh_rows, H), fn(w.sh_down, H, SI);
+    } else {
+      fn(w.mlp_in, e->mlp_rows, H);
+      fn(w.down, H, I);
+    }
+  }
+}
 
 bool pdl_enabled() {
   static int major[64];  // per device: 0 unknown, else compute capability major + 1
@@ -181,14 +191,16 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
   e->ws_width = (int)(m.num_experts > 0 ? m.shared_expert_intermediate_size : m.intermediate_size);
   e->ws_rows = rows_per_col * e->ws_width;
   e->layers = (LayerW *)calloc(m.num_layers, sizeof(LayerW));
-  if (m.num_experts > 0) {  // per layer: ex_in, ex_down, ex_in_b, ex_down_b, E pointers each
+  if (m.num_experts > 0) {  // per layer: ex_in, ex_down (E Weights each), ex_in_b, ex_down_b
     const size_t E = m.num_experts;
-    void **p = (void **)calloc(m.num_layers * 4 * E, sizeof(void *));
+    void **p = (void **)calloc(m.num_layers * 2 * E, sizeof(void *));
+    Weight *wts = (Weight *)calloc(m.num_layers * 2 * E, sizeof(Weight));  // all-zero: kWeightNone
     e->expert_ptrs = p;
-    for (int64_t l = 0; l < m.num_layers; l++, p += 4 * E) {
+    e->expert_weights = wts;
+    for (int64_t l = 0; l < m.num_layers; l++, p += 2 * E, wts += 2 * E) {
       LayerW &w = e->layers[l];
-      w.ex_in = (bf16 **)p, w.ex_down = (bf16 **)(p + E);
-      w.ex_in_b = (float **)(p + 2 * E), w.ex_down_b = (float **)(p + 3 * E);
+      w.ex_in = wts, w.ex_down = wts + E;
+      w.ex_in_b = (float **)p, w.ex_down_b = (float **)(p + E);
     }
   }
 
@@ -204,17 +216,27 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
     return fail(FG_ERR_DEVICE);
   }
   if (int rc = gemm_create(&e->gemm, err)) return fail(rc);
+  if (int rc = fp8_gemm_create(e->gemm, &e->fp8, err)) return fail(rc);
   e->graphs_on = fg_knob_int(FG_KNOB_CUDA_GRAPHS);
   e->prof = profiler_create();
 
   Bump mat, vec;
   layout_weights(e, mat, vec);
   e->weight_bytes = mat.used + vec.used;
+  // The projections come later, in the dtype they are loaded in: refuse here only a model that
+  // would not fit even in FP8 (1 byte a weight, plus one fp32 scale a row).
+  uint64_t proj = 0, proj_rows = 0;
+  each_projection(e, [&](Weight &, int N, int K) { proj += (uint64_t)N * K, proj_rows += N; });
+  e->bf16_model_bytes = e->weight_bytes + proj * 2;
+  e->fp8_model_bytes = e->weight_bytes + proj + proj_rows * 4;
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  if (e->weight_bytes > free_b) {
-    snprintf(err, 512, "out of device memory: the weights need %.2f GiB (bf16%s), device %d has %.2f of %.2f GiB free",
-             gib(e->weight_bytes), tp > 1 ? ", this rank's shard" : "", device, gib(free_b), gib(total_b));
+  if (e->fp8_model_bytes > free_b) {
+    snprintf(err, 512,
+             "out of device memory: the weights need %.2f GiB in bf16 (%.2f GiB with FP8 projections)%s, device %d "
+             "has %.2f of %.2f GiB free",
+             gib(e->bf16_model_bytes), gib(e->fp8_model_bytes), tp > 1 ? ", this rank's shard" : "", device,
+             gib(free_b), gib(total_b));
     return fail(FG_ERR_OUT_OF_MEMORY);
   }
   ce = cudaMalloc(&e->mat_arena, mat.used);
@@ -251,7 +273,10 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   profiler_dump(e->prof);
   for (GraphSlot &g : e->graphs)
     if (g.exec) cudaGraphExecDestroy(g.exec);
+  fp8_gemm_destroy(e->fp8);
   gemm_destroy(e->gemm);
+  for (int i = 0; i < e->num_weight_allocs; i++) cudaFree(e->weight_allocs[i]);
+  free(e->weight_allocs);
   cudaFree(e->mat_arena);
   cudaFree(e->vec_arena);
   cudaFree(e->inv_freq);
@@ -268,6 +293,7 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   release(e->late);
   moe_work_release(e->moe);
   free(e->expert_ptrs);
+  free(e->expert_weights);
   if (e->stream) cudaStreamDestroy(e->stream);
   cudaGetLastError();
   free(e->layers);
@@ -275,6 +301,21 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   free(e->sliding_inv_freq_host);
   free(e->layer_sliding_host);
   delete e;
+}
+
+int fgcu::rank_fp8_reserve(fgcu_rank *e, int tokens, char *err) {
+  if (!e->fp8_sized) {  // once, when the weights are in: the probe, the widest K, the scratch
+    FGCU_CHECK(fp8_probe(e->fp8, e->stream, err));
+    const bool lt = fp8_lt_ok(e->fp8, false) && fp8_lt_ok(e->fp8, true);
+    each_projection(e, [&](Weight &w, int N, int K) {
+      if (!w.fp8()) return;
+      if (K > e->fp8_kmax) e->fp8_kmax = K;
+      // the dequantize fallback: K-segment scales, shapes cuBLASLt FP8 refuses, no W8A8 path
+      if ((w.nkb(K) > 1 || N % 16 != 0 || !lt) && (uint64_t)N * K > e->fp8_scratch) e->fp8_scratch = (uint64_t)N * K;
+    });
+    e->fp8_sized = true;
+  }
+  return fp8_reserve(e->fp8, tokens, e->fp8_kmax, e->fp8_scratch, err);
 }
 
 namespace {
@@ -293,6 +334,7 @@ int fgcu::rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, i
     cudaFreeHost(e->staging);
     e->staging = nullptr;
   }
+  if (e->any_fp8) FGCU_CHECK(rank_fp8_reserve(e, kInitialTokens, err));
   const int hd = (int)m.head_dim;
   // Default block: about 4 KB of one head's K per block (16 tokens at head_dim 128).
   e->block_size = block_size > 0 ? block_size : hd <= 32 ? 64 : hd <= 64 ? 32 : 16;

@@ -6,29 +6,33 @@
 #include "cuda/attention.cuh"
 #include "cuda/cuda_api.h"
 #include "cuda/gemm.cuh"
+#include "cuda/linear.cuh"
 #include "cuda/moe.cuh"
 #include "cuda/nccl.cuh"
 #include "cuda/sampling.cuh"
 
 namespace fgcu {
 
-// One decoder layer on the device. Matrices bf16 [out, in]; vectors fp32; unused ones null.
+// One decoder layer on the device. Projections are Weights (weight.cuh: bf16, or FP8 E4M3 with
+// scales), [out, in]; the router and shared_expert_gate bf16; vectors fp32; unused ones null.
 //   qkv    [(nh + 2 nkv) * hd, H]  = q rows, then k rows, then v rows
 //   mlp_in [2I, H] (gated: rows interleaved gate_0, up_0, gate_1, ...) or [I, H] (plain: up),
 //          so a decode GEMV warp holds one gate/up pair and applies the activation itself
 // MoE layers have no mlp_in / down; the router and per expert the same pair (host arrays of E
-// device pointers, laid out like the dense ones), as moe.cuh's MoeLayer takes them, and the
-// shared expert (sh_in, sh_down: the dense layout at its own width; sh_gate [1, H]).
+// Weights, laid out like the dense ones), as moe.cuh's MoeLayer takes them, and the shared
+// expert (sh_in, sh_down: the dense layout at its own width; sh_gate [1, H]).
+// A Weight gets its device memory when its first part is loaded, in that part's dtype (load.cu).
 // RMSNorm weights (norms, q_norm, k_norm) hold (norm_weight_offset + w), folded in at load.
 struct LayerW {
-  bf16 *qkv, *o, *mlp_in, *down;
+  Weight qkv, o, mlp_in, down;
   float *attn_norm, *attn_norm_b, *mlp_norm, *mlp_norm_b, *qkv_b, *o_b, *mlp_in_b, *down_b;
   float *q_norm, *k_norm;                 // qk_norm: [head_dim] each
   float *post_attn_norm, *post_mlp_norm;  // sandwich_norms: [H] each
   bf16 *router;
-  bf16 **ex_in, **ex_down;
+  Weight *ex_in, *ex_down;                // [E] each (host arrays)
   float **ex_in_b, **ex_down_b;
-  bf16 *sh_in, *sh_down, *sh_gate;
+  Weight sh_in, sh_down;
+  bf16 *sh_gate;
 };
 
 
@@ -128,9 +132,21 @@ struct fgcu_rank {
   int device = 0, num_sms = 0;
   cudaStream_t stream = nullptr;
   fgcu::Gemm *gemm = nullptr;
+  fgcu::Fp8Gemm *fp8 = nullptr;    // GEMMs over FP8 Weights (fp8_gemm.cuh)
+  fgcu::Gemms gemms() const { return {gemm, fp8}; }
 
+  // Weights: the arenas hold every tensor but the projections, laid out at create; each
+  // projection (a Weight) is its own allocation, made when its first part is loaded (load.cu),
+  // listed in weight_allocs. weight_bytes counts all of them.
   void *mat_arena = nullptr, *vec_arena = nullptr;
+  void **weight_allocs = nullptr;
+  int num_weight_allocs = 0, cap_weight_allocs = 0;
   uint64_t weight_bytes = 0;
+  uint64_t bf16_model_bytes = 0, fp8_model_bytes = 0;  // the whole rank's weights in bf16 / FP8
+  bool any_fp8 = false;            // an FP8 Weight was loaded (fp8_gemm's workspaces and probe)
+  bool fp8_sized = false;          // rank_fp8_reserve measured the two below
+  int fp8_kmax = 0;                // the widest K of an FP8 Weight (quantized activations)
+  uint64_t fp8_scratch = 0;        // elements of the dequantize fallback's scratch
   fgcu::LayerW *layers = nullptr;
   fgcu::bf16 *embed = nullptr, *lm_head = nullptr;      // [vocab_rows, embed_dim]
   fgcu::bf16 *proj_in = nullptr, *proj_out = nullptr;   // embed_dim != hidden: [H, D], [D, H]
@@ -156,7 +172,8 @@ struct fgcu_rank {
   fgcu::DevBuf xf, logits, z, counts, out_dev;
   fgcu::DevBuf emb, xd;        // embed_dim != hidden: embeddings fp32 [T, D]; bf16 [max(T, R), D]
   fgcu::MoeWork moe;           // MoE layers' routing and expert workspaces
-  void *expert_ptrs = nullptr; // host arrays behind LayerW::ex_* (num_layers * 4 * E pointers)
+  void *expert_ptrs = nullptr; // host arrays behind LayerW::ex_in_b / ex_down_b (num_layers * 2 * E pointers)
+  fgcu::Weight *expert_weights = nullptr;  // behind LayerW::ex_in / ex_down (num_layers * 2 * E)
   fgcu::MetaBuf meta;
   fgcu::MetaBuf late;          // fg_step_finish's rows and masks (meta.cu late_masks)
   void *out_host = nullptr;
@@ -179,6 +196,15 @@ void rank_destroy(fgcu_rank *e);
 // data: the whole tensor (numel elements); the rank copies its shard.
 int rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
                 const void *data, uint64_t numel, char *err);
+// An FP8 part of a projection (tp == 1 only): q [rows, cols] E4M3, scales [rows, ceil(cols /
+// kblock)] fp32 (weight.cuh), input_scale the static activation scale (0 dynamic).
+int rank_load_fp8(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, const uint8_t *q, int64_t rows,
+                  int64_t cols, const float *scales, int64_t kblock, float input_scale, char *err);
+// The dtype (weight.cuh WeightDtype) the projection holding this tensor kind has so far, or -1
+// when the kind is not part of a projection.
+int rank_weight_dtype(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind);
+// The FP8 GEMMs' probe and workspaces, sized before the KV pool takes the memory (engine.cu).
+int rank_fp8_reserve(fgcu_rank *e, int tokens, char *err);
 // Workspaces for the initial shapes, then how many KV blocks of block_size fit in
 // memory_fraction of what is left.
 int rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, int64_t *blocks, char *err);

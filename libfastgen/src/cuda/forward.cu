@@ -3,6 +3,7 @@
 //   h = embed(tokens) * embed_scale                     fp32 residual [T, H]
 //   per layer:  x = norm(h (+ owed biases))             bf16 [T, H]
 //               qkv = x Wqkv^T -> (+bias, qk-norm, RoPE, K/V -> cache)   one fused kernel
+//                 (projections through linear.cuh: bf16 or FP8 weights)
 //               attn = paged_attention(q, cache)        bf16 [T, nh * hd] (the layer's window)
 //               h += attn Wo^T                          (cuBLASLt / GEMV with beta = 1)
 //               x = norm(h + o_bias) (sequential) ; h += down(act(x Wgate_up^T))
@@ -75,6 +76,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   bf16 *attn = (bf16 *)e->attn.p, *mlp = (bf16 *)e->mlp.p, *act = (bf16 *)e->act.p;
 
   Profiler *pr = e->prof;
+  const Gemms g = e->gemms();  // projections by dtype (linear.cuh); embed / LM head stay bf16
   const bool lead = e->rank == 0;  // rank 0 adds what every rank holds whole (h, pos_embed)
   const int D = (int)M.embed_dim;
   bf16 *xd = (bf16 *)e->xd.p;      // embed_dim != hidden: bf16 rows of width D
@@ -131,7 +133,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const bool two_norms = M.parallel && M.parallel_mlp_norm;
     if (two_norms)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, op, w.mlp_norm, w.mlp_norm_b, eps, x2, st, err));
-    FGCU_CHECK(gemm(e->gemm, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
+    FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
     profiler_mark(pr, st, "gemm qkv");
     // Sliding layers: the window, and their own plain RoPE table (factor 1) when the model has one.
     const bool sliding = M.layer_sliding[l] != 0, own_table = sliding && e->sliding_inv_freq;
@@ -147,11 +149,11 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     FGCU_CHECK(paged_attention(a, st, err));
     profiler_mark(pr, st, "attention");
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
-      FGCU_CHECK(gemm(e->gemm, attn, w.o, y, true, false, T, H, qd, st, err));
+      FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, qd, st, err));
       FGCU_CHECK(all_reduce(e, y, (size_t)T * H, err));
       FGCU_CHECK(post_norm_add(h, y, w.o_b, w.post_attn_norm, w.mlp_norm, T, H, eps, x, st, err));
     } else {
-      FGCU_CHECK(gemm(e->gemm, attn, w.o, h, true, lead, T, H, qd, st, err));
+      FGCU_CHECK(linear(g, attn, w.o, h, true, lead, T, H, qd, st, err));
     }
     profiler_mark(pr, st, "gemm o");
     const bf16 *mlp_x = x;
@@ -174,24 +176,24 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       ml.mlp_in = w.ex_in, ml.down = w.ex_down;
       ml.mlp_in_b = M.mlp_bias ? w.ex_in_b : nullptr;
       ml.down_b = M.mlp_bias && lead ? w.ex_down_b : nullptr;
-      FGCU_CHECK(moe_forward(e->gemm, e->moe, ml, mlp_x, out, acc, T, H, (int)M.moe_intermediate_size,
+      FGCU_CHECK(moe_forward(g, e->moe, ml, mlp_x, out, acc, T, H, (int)M.moe_intermediate_size,
                              (int)M.num_experts, (int)M.experts_per_tok, M.moe_renormalize != 0, M.act, st, err));
-      if (w.sh_in) {
+      if (w.sh_in.p) {
         SharedExpert se = {w.sh_in, w.sh_down, w.sh_gate, (int)M.shared_expert_intermediate_size};
-        FGCU_CHECK(shared_expert_forward(e->gemm, se, mlp_x, out, T, H, M.act, mlp, act, st, err));
+        FGCU_CHECK(shared_expert_forward(g, se, mlp_x, out, T, H, M.act, mlp, act, st, err));
       }
       profiler_mark(pr, st, "moe");
     } else {
-      if (gemv_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
+      if (linear_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
         FGCU_LAUNCHED("gemv_gated");
         profiler_mark(pr, st, "gemm gate_up + act");
       } else {
-        FGCU_CHECK(gemm(e->gemm, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
+        FGCU_CHECK(linear(g, mlp_x, w.mlp_in, mlp, false, false, T, e->mlp_rows, H, st, err));
         profiler_mark(pr, st, "gemm gate_up");
         FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
         profiler_mark(pr, st, "activation");
       }
-      FGCU_CHECK(gemm(e->gemm, act, w.down, out, true, acc, T, H, I, st, err));
+      FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
     }
     FGCU_CHECK(all_reduce(e, out, (size_t)T * H, err));
     profiler_mark(pr, st, "gemm down");
@@ -235,7 +237,8 @@ int forward_graphed(fgcu_rank *e, const Meta &m, char *err) {
                             (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1) ^
                                 ((uint64_t)(uintptr_t)e->logits_part.p << 2) ^ ((uint64_t)(uintptr_t)e->gathered.p << 3),
                             (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1) ^
-                                ((uint64_t)(uintptr_t)e->emb.p << 2) ^ ((uint64_t)(uintptr_t)e->xd.p << 3)};
+                                ((uint64_t)(uintptr_t)e->emb.p << 2) ^ ((uint64_t)(uintptr_t)e->xd.p << 3) ^
+                                (fp8_workspace_key(e->fp8) << 4)};
   GraphSlot *slot = nullptr, *victim = &e->graphs[0];
   for (GraphSlot &g : e->graphs) {
     if (memcmp(g.key, key, sizeof key) == 0 && g.last_use) slot = &g;

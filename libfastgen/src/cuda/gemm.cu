@@ -22,21 +22,7 @@ constexpr int kCacheSize = 256;
 // fp32 FMAs per weight; M = 2..16 run the tensor-core kernel of gemv_small.cuh instead.
 constexpr int kGemvMaxM = kGemvSmallMaxM;
 
-struct Api {
-  void *lib = nullptr;
-  PFN_cublasLtCreate create;
-  PFN_cublasLtDestroy destroy;
-  PFN_cublasLtMatmulDescCreate desc_create;
-  PFN_cublasLtMatmulDescDestroy desc_destroy;
-  PFN_cublasLtMatmulDescSetAttribute desc_set;
-  PFN_cublasLtMatrixLayoutCreate layout_create;
-  PFN_cublasLtMatrixLayoutDestroy layout_destroy;
-  PFN_cublasLtMatmulPreferenceCreate pref_create;
-  PFN_cublasLtMatmulPreferenceDestroy pref_destroy;
-  PFN_cublasLtMatmulPreferenceSetAttribute pref_set;
-  PFN_cublasLtMatmulAlgoGetHeuristic heuristic;
-  PFN_cublasLtMatmul matmul;
-};
+typedef LtApi Api;  // cublaslt.h: the table FP8 GEMMs borrow through gemm_lt()
 
 // One planned shape: descriptors and the heuristic's algorithm.
 struct Plan {
@@ -369,6 +355,7 @@ int gemv_max_m() {
   return m < 0 ? 0 : m > kGemvMaxM ? kGemvMaxM : m;
 }
 uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
+LtContext gemm_lt(Gemm *g) { return {&g->api, g->handle, g->workspace, kWorkspaceBytes}; }
 
 int gemm_create(Gemm **out, char *err) {
   *out = nullptr;

@@ -4,6 +4,7 @@
 // (dlopen), with one workspace allocated once.
 #pragma once
 #include "cuda/common.cuh"
+#include "cuda/cublaslt.h"
 
 namespace fgcu {
 
@@ -14,6 +15,16 @@ struct Gemm;
 int gemm_create(Gemm **out, char *err);
 void gemm_destroy(Gemm *g);
 uint64_t gemm_workspace_bytes();
+
+// The cuBLASLt library, handle and workspace a Gemm opened, lent to the FP8 GEMMs (fp8_gemm.cu)
+// so that one process opens cuBLASLt once. Work queued on one stream may share the workspace.
+struct LtContext {
+  const LtApi *api;
+  cublasLtHandle_t handle;
+  void *workspace;
+  uint64_t workspace_bytes;
+};
+LtContext gemm_lt(Gemm *g);
 
 // x: [M, K] bf16 row-major; w: [N, K] bf16 row-major (nn.Linear.weight).
 // y: [M, N], fp32 when y_f32 else bf16; accumulate (fp32 only): y += x · w^T.

@@ -1,11 +1,12 @@
 // Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits with FG_BACKEND_CUDA,
-// fg_cuda_rmsnorm_host, fg_cuda_gemm_host): one stage of fg_step on host buffers, so test/gpu can
-// hold each against its CPU twin (and bench/gpu time one GEMM alone).
+// fg_cuda_rmsnorm_host, fg_cuda_gemm_host, fg_cuda_fp8_linear_host): one stage of fg_step on
+// host buffers, so test/gpu can hold each against its CPU twin (and bench/gpu time one GEMM alone).
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/engine.cuh"
 #include "cuda/gemm.cuh"
+#include "cuda/fp8_gemm.cuh"
 #include "cuda/norm.cuh"
 
 using namespace fgcu;
@@ -277,6 +278,57 @@ extern "C" int fgcu_gemm_host(const float *x, const float *w, const float *bias,
     FGCU_TRY(cudaMemcpyAsync(hy, dy, y_bytes, cudaMemcpyDeviceToHost, sc.stream));
     FGCU_TRY(cudaStreamSynchronize(sc.stream));
     for (size_t i = 0; i < yn; i++) y[i] = from_bf16_bits(hy[i]);
+  }
+  return 0;
+}
+
+// The FP8 GEMMs (fp8_gemm.cuh) over host buffers: x [M, K] rounded to bf16, w [N, K] E4M3 with
+// scales [N, ceil(K / kblock)]; out_mode 0: y bf16 [M, N] (returned as floats), 1: fp32, 2: fp32
+// y += (y holds the addend on entry). path: an Fp8Path to force, or 0 for the engine's choice;
+// *path_used: the path taken. A fresh cuBLASLt handle per call, probed as an engine's is.
+extern "C" int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const uint8_t *w, int32_t N,
+                                    const float *scales, int32_t kblock, float input_scale, int32_t out_mode,
+                                    int32_t path, float *y, int32_t *path_used, char *err) {
+  FGCU_CHECK(need_device(err));
+  Scope sc;
+  FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
+  struct Engines {
+    Gemm *g = nullptr;
+    Fp8Gemm *f = nullptr;
+    ~Engines() {
+      fp8_gemm_destroy(f);
+      gemm_destroy(g);
+    }
+  } en;
+  FGCU_CHECK(gemm_create(&en.g, err));
+  FGCU_CHECK(fp8_gemm_create(en.g, &en.f, err));
+  FGCU_CHECK(fp8_probe(en.f, sc.stream, err));
+  const size_t nkb = (size_t)(K + kblock - 1) / kblock, xn = (size_t)M * K, yn = (size_t)M * N;
+  uint16_t *hb = (uint16_t *)malloc((xn > yn ? xn : yn) * 2 + 16);
+  sc.host = hb;
+  bf16 *dx = (bf16 *)sc.dalloc(xn * 2);
+  uint8_t *dw = (uint8_t *)sc.dalloc((size_t)N * K);
+  float *ds = (float *)sc.dalloc((size_t)N * nkb * 4), *dy = (float *)sc.dalloc(yn * 4);
+  if (!hb || !dx || !dw || !ds || !dy) {
+    snprintf(err, 512, "fp8 linear hook: out of memory");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  for (size_t i = 0; i < xn; i++) hb[i] = to_bf16_bits(x[i]);
+  FGCU_TRY(cudaMemcpyAsync(dx, hb, xn * 2, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemcpyAsync(dw, w, (size_t)N * K, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemcpyAsync(ds, scales, (size_t)N * nkb * 4, cudaMemcpyHostToDevice, sc.stream));
+  if (out_mode == 2) FGCU_TRY(cudaMemcpyAsync(dy, y, yn * 4, cudaMemcpyHostToDevice, sc.stream));
+  Weight wt;
+  wt.p = dw, wt.dtype = kWeightFp8, wt.kblock = kblock, wt.scales = ds, wt.input_scale = input_scale;
+  *path_used = path ? path : fp8_path(en.f, wt, M, N, K, out_mode != 0);
+  FGCU_CHECK(fp8_linear(en.f, dx, wt, dy, out_mode != 0, out_mode == 2, M, N, K, sc.stream, err, path));
+  if (out_mode == 0) {
+    FGCU_TRY(cudaMemcpyAsync(hb, dy, yn * 2, cudaMemcpyDeviceToHost, sc.stream));
+    FGCU_TRY(cudaStreamSynchronize(sc.stream));
+    for (size_t i = 0; i < yn; i++) y[i] = from_bf16_bits(hb[i]);
+  } else {
+    FGCU_TRY(cudaMemcpyAsync(y, dy, yn * 4, cudaMemcpyDeviceToHost, sc.stream));
+    FGCU_TRY(cudaStreamSynchronize(sc.stream));
   }
   return 0;
 }

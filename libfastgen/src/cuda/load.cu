@@ -1,6 +1,9 @@
 // Loading one tensor into a rank (rank_load): cut the rank's shard out of the whole tensor
 // (tensor parallelism; tp == 1 keeps it all), convert it to bf16 (matrices) or fp32 (vectors)
-// through a pinned staging buffer, and copy it to its place in the weight arenas (engine.cu).
+// through a pinned staging buffer, and copy it to its place: the weight arenas (engine.cu), or a
+// part of a projection's Weight (weight.cuh). A Weight gets its device memory when its first part
+// arrives, bf16 (rank_load) or FP8 with scales (rank_load_fp8, kept as given); the core converts
+// any later part to that dtype first (it asks rank_weight_dtype).
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,63 +99,73 @@ Shard shard_of(const fgcu_rank *e, int32_t kind, uint64_t numel) {
   return s;
 }
 
-}  // namespace
-
-int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
-                      const void *data, uint64_t numel, char *err) {
-  const fgcu_model &m = e->m;
-  const size_t H = m.hidden_size;
-  const size_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
-  const bool gated = m.act <= kGatedGeluTanh;
+// Where one tensor goes on a rank: rows row0, row0 + stride, ... of a projection w [N, K] (the
+// rank's shard; gated gate / up rows interleave), a bf16 matrix of the arenas, or an fp32 vector
+// of the arenas written every stride-th element.
+struct Target {
+  Weight *w = nullptr;
+  int64_t N = 0, K = 0, row0 = 0;
   bf16 *mat = nullptr;
   float *vec = nullptr;
-  int stride = 1;  // destination rows (matrices) or elements (vectors) between source ones
-  const LayerW *w = layer >= 0 && layer < m.num_layers ? &e->layers[layer] : nullptr;
+  int stride = 1;
   bool rms_weight = false;  // gets + norm_weight_offset
+};
+
+int target_of(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, Target *out, char *err) {
+  const fgcu_model &m = e->m;
+  const int64_t H = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
+  const bool gated = m.act <= kGatedGeluTanh;
+  const int g2 = gated ? 2 : 1;
+  Target t;
+  // part of projection w [N, K] from row r0, every `stride` rows
+  auto part = [&](Weight &w, int64_t N, int64_t K, int64_t r0, int stride) {
+    t.w = &w, t.N = N, t.K = K, t.row0 = r0, t.stride = stride;
+  };
+  LayerW *w = layer >= 0 && layer < m.num_layers ? &e->layers[layer] : nullptr;
   switch (kind) {
-    case FG_TENSOR_EMBED: mat = e->embed; break;
-    case FG_TENSOR_LM_HEAD: mat = m.tie_word_embeddings ? nullptr : e->lm_head; break;
-    case FG_TENSOR_POS_EMBED: vec = e->pos_embed; break;
-    case FG_TENSOR_FINAL_NORM: vec = e->final_norm, rms_weight = true; break;
-    case FG_TENSOR_FINAL_NORM_BIAS: vec = e->final_norm_b; break;
-    case FG_TENSOR_LM_HEAD_BIAS: vec = e->lm_head_b; break;
-    case FG_TENSOR_EMBED_PROJ_IN: mat = e->proj_in; break;
-    case FG_TENSOR_EMBED_PROJ_OUT: mat = e->proj_out; break;
+    case FG_TENSOR_EMBED: t.mat = e->embed; break;
+    case FG_TENSOR_LM_HEAD: t.mat = m.tie_word_embeddings ? nullptr : e->lm_head; break;
+    case FG_TENSOR_POS_EMBED: t.vec = e->pos_embed; break;
+    case FG_TENSOR_FINAL_NORM: t.vec = e->final_norm, t.rms_weight = true; break;
+    case FG_TENSOR_FINAL_NORM_BIAS: t.vec = e->final_norm_b; break;
+    case FG_TENSOR_LM_HEAD_BIAS: t.vec = e->lm_head_b; break;
+    case FG_TENSOR_EMBED_PROJ_IN: t.mat = e->proj_in; break;
+    case FG_TENSOR_EMBED_PROJ_OUT: t.mat = e->proj_out; break;
     default:
       if (!w) {
         snprintf(err, 512, "load: layer %d out of range", layer);
         return FG_ERR_INVALID_ARGUMENT;
       }
       switch (kind) {
-        case FG_TENSOR_ATTN_NORM: vec = w->attn_norm, rms_weight = true; break;
-        case FG_TENSOR_ATTN_NORM_BIAS: vec = w->attn_norm_b; break;
-        case FG_TENSOR_Q: mat = w->qkv; break;
-        case FG_TENSOR_K: mat = w->qkv + qd * H; break;
-        case FG_TENSOR_V: mat = w->qkv + (qd + kvd) * H; break;
-        case FG_TENSOR_Q_BIAS: vec = w->qkv_b; break;
-        case FG_TENSOR_K_BIAS: vec = w->qkv_b ? w->qkv_b + qd : nullptr; break;
-        case FG_TENSOR_V_BIAS: vec = w->qkv_b ? w->qkv_b + qd + kvd : nullptr; break;
-        case FG_TENSOR_O: mat = w->o; break;
-        case FG_TENSOR_O_BIAS: vec = w->o_b; break;
-        case FG_TENSOR_MLP_NORM: vec = w->mlp_norm, rms_weight = true; break;
-        case FG_TENSOR_Q_NORM: vec = w->q_norm, rms_weight = true; break;
-        case FG_TENSOR_K_NORM: vec = w->k_norm, rms_weight = true; break;
-        case FG_TENSOR_POST_ATTN_NORM: vec = w->post_attn_norm, rms_weight = true; break;
-        case FG_TENSOR_POST_MLP_NORM: vec = w->post_mlp_norm, rms_weight = true; break;
-        case FG_TENSOR_MLP_NORM_BIAS: vec = w->mlp_norm_b; break;
+        case FG_TENSOR_ATTN_NORM: t.vec = w->attn_norm, t.rms_weight = true; break;
+        case FG_TENSOR_ATTN_NORM_BIAS: t.vec = w->attn_norm_b; break;
+        case FG_TENSOR_Q: part(w->qkv, e->qkv_rows, H, 0, 1); break;
+        case FG_TENSOR_K: part(w->qkv, e->qkv_rows, H, qd, 1); break;
+        case FG_TENSOR_V: part(w->qkv, e->qkv_rows, H, qd + kvd, 1); break;
+        case FG_TENSOR_Q_BIAS: t.vec = w->qkv_b; break;
+        case FG_TENSOR_K_BIAS: t.vec = w->qkv_b ? w->qkv_b + qd : nullptr; break;
+        case FG_TENSOR_V_BIAS: t.vec = w->qkv_b ? w->qkv_b + qd + kvd : nullptr; break;
+        case FG_TENSOR_O: part(w->o, H, qd, 0, 1); break;
+        case FG_TENSOR_O_BIAS: t.vec = w->o_b; break;
+        case FG_TENSOR_MLP_NORM: t.vec = w->mlp_norm, t.rms_weight = true; break;
+        case FG_TENSOR_Q_NORM: t.vec = w->q_norm, t.rms_weight = true; break;
+        case FG_TENSOR_K_NORM: t.vec = w->k_norm, t.rms_weight = true; break;
+        case FG_TENSOR_POST_ATTN_NORM: t.vec = w->post_attn_norm, t.rms_weight = true; break;
+        case FG_TENSOR_POST_MLP_NORM: t.vec = w->post_mlp_norm, t.rms_weight = true; break;
+        case FG_TENSOR_MLP_NORM_BIAS: t.vec = w->mlp_norm_b; break;
         // gated: rows interleaved gate_0, up_0, gate_1, up_1, ... (see LayerW)
-        case FG_TENSOR_GATE: mat = gated ? w->mlp_in : nullptr, stride = gated ? 2 : 1; break;
-        case FG_TENSOR_GATE_BIAS: vec = gated ? w->mlp_in_b : nullptr, stride = gated ? 2 : 1; break;
-        case FG_TENSOR_UP: mat = w->mlp_in ? w->mlp_in + (gated ? H : 0) : nullptr, stride = gated ? 2 : 1; break;
-        case FG_TENSOR_UP_BIAS: vec = w->mlp_in_b ? w->mlp_in_b + (gated ? 1 : 0) : nullptr, stride = gated ? 2 : 1; break;
-        case FG_TENSOR_DOWN: mat = w->down; break;
-        case FG_TENSOR_DOWN_BIAS: vec = w->down_b; break;
-        case FG_TENSOR_ROUTER: mat = w->router; break;
+        case FG_TENSOR_GATE: if (gated && !m.num_experts) part(w->mlp_in, e->mlp_rows, H, 0, 2); break;
+        case FG_TENSOR_GATE_BIAS: t.vec = gated ? w->mlp_in_b : nullptr, t.stride = g2; break;
+        case FG_TENSOR_UP: if (!m.num_experts) part(w->mlp_in, e->mlp_rows, H, gated ? 1 : 0, g2); break;
+        case FG_TENSOR_UP_BIAS: t.vec = w->mlp_in_b ? w->mlp_in_b + (gated ? 1 : 0) : nullptr, t.stride = g2; break;
+        case FG_TENSOR_DOWN: if (!m.num_experts) part(w->down, H, m.intermediate_size, 0, 1); break;
+        case FG_TENSOR_DOWN_BIAS: t.vec = w->down_b; break;
+        case FG_TENSOR_ROUTER: t.mat = w->router; break;
         // the shared expert: the dense layout (gate / up rows interleaved) at its own width
-        case FG_TENSOR_SHARED_GATE: mat = gated ? w->sh_in : nullptr, stride = gated ? 2 : 1; break;
-        case FG_TENSOR_SHARED_UP: mat = w->sh_in ? w->sh_in + (gated ? H : 0) : nullptr, stride = gated ? 2 : 1; break;
-        case FG_TENSOR_SHARED_DOWN: mat = w->sh_down; break;
-        case FG_TENSOR_SHARED_EXPERT_GATE: mat = w->sh_gate; break;
+        case FG_TENSOR_SHARED_GATE: if (gated && e->sh_rows) part(w->sh_in, e->sh_rows, H, 0, 2); break;
+        case FG_TENSOR_SHARED_UP: if (e->sh_rows) part(w->sh_in, e->sh_rows, H, gated ? 1 : 0, g2); break;
+        case FG_TENSOR_SHARED_DOWN: if (e->sh_rows) part(w->sh_down, H, m.shared_expert_intermediate_size, 0, 1); break;
+        case FG_TENSOR_SHARED_EXPERT_GATE: t.mat = w->sh_gate; break;
         default: break;
       }
       if (kind >= 0 && kind < FG_TENSOR_KIND_COUNT && fg_tensor_kind_scope[kind] == FG_SCOPE_EXPERT) {
@@ -160,22 +173,92 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
           snprintf(err, 512, "load: expert %d out of range (layer %d)", expert, layer);
           return FG_ERR_INVALID_ARGUMENT;
         }
-        bf16 *in = w->ex_in[expert];
         float *in_b = w->ex_in_b[expert];
         switch (kind) {  // the same interleaving as the dense gate / up
-          case FG_TENSOR_EXPERT_GATE: mat = gated ? in : nullptr, stride = gated ? 2 : 1; break;
-          case FG_TENSOR_EXPERT_GATE_BIAS: vec = gated ? in_b : nullptr, stride = gated ? 2 : 1; break;
-          case FG_TENSOR_EXPERT_UP: mat = in + (gated ? H : 0), stride = gated ? 2 : 1; break;
-          case FG_TENSOR_EXPERT_UP_BIAS: vec = in_b ? in_b + (gated ? 1 : 0) : nullptr, stride = gated ? 2 : 1; break;
-          case FG_TENSOR_EXPERT_DOWN: mat = w->ex_down[expert]; break;
-          default: vec = w->ex_down_b[expert]; break;
+          case FG_TENSOR_EXPERT_GATE: if (gated) part(w->ex_in[expert], e->ex_rows, H, 0, 2); break;
+          case FG_TENSOR_EXPERT_GATE_BIAS: t.vec = gated ? in_b : nullptr, t.stride = g2; break;
+          case FG_TENSOR_EXPERT_UP: part(w->ex_in[expert], e->ex_rows, H, gated ? 1 : 0, g2); break;
+          case FG_TENSOR_EXPERT_UP_BIAS: t.vec = in_b ? in_b + (gated ? 1 : 0) : nullptr, t.stride = g2; break;
+          case FG_TENSOR_EXPERT_DOWN: part(w->ex_down[expert], H, m.moe_intermediate_size, 0, 1); break;
+          default: t.vec = w->ex_down_b[expert]; break;
         }
       }
   }
-  if (!mat && !vec) {
+  if (!t.w && !t.mat && !t.vec) {
     snprintf(err, 512, "load: tensor kind %d (layer %d) has no place in this model on the CUDA backend", kind, layer);
     return FG_ERR_NOT_FOUND;
   }
+  *out = t;
+  return 0;
+}
+
+size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+double gib(uint64_t b) { return (double)b / (1ull << 30); }
+
+// Gives projection w [N, K] its device memory, as bf16, or as FP8 with kblock-wide scales.
+int alloc_weight(fgcu_rank *e, Weight &w, int64_t N, int64_t K, int32_t dtype, int64_t kblock, int32_t layer,
+                 int32_t kind, char *err) {
+  const size_t data = dtype == kWeightFp8 ? align_up((size_t)(N * K), 256) : (size_t)(N * K) * 2;
+  const size_t nkb = dtype == kWeightFp8 ? (size_t)((K + kblock - 1) / kblock) : 0;
+  const size_t bytes = data + (size_t)N * nkb * 4;
+  if (e->num_weight_allocs == e->cap_weight_allocs) {
+    const int cap = e->cap_weight_allocs ? 2 * e->cap_weight_allocs : 256;
+    void **grown = (void **)realloc(e->weight_allocs, cap * sizeof(void *));
+    if (!grown) {
+      snprintf(err, 512, "load: out of host memory");
+      return FG_ERR_OUT_OF_MEMORY;
+    }
+    e->weight_allocs = grown, e->cap_weight_allocs = cap;
+  }
+  void *p = nullptr;
+  const cudaError_t ce = cudaMalloc(&p, bytes);
+  if (ce != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    snprintf(err, 512,
+             "out of device memory for layer %d's tensor kind %d (%s, %.3f GiB): %.2f GiB of weights are on device "
+             "%d, %.2f GiB free; the whole model takes %.2f GiB in bf16, %.2f GiB with FP8 projections",
+             layer, kind, dtype == kWeightFp8 ? "FP8" : "bf16", gib(bytes), gib(e->weight_bytes), e->device,
+             gib(free_b), gib(e->bf16_model_bytes), gib(e->fp8_model_bytes));
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  e->weight_allocs[e->num_weight_allocs++] = p;
+  e->weight_bytes += bytes;
+  w.p = p;
+  w.dtype = dtype;
+  if (dtype == kWeightFp8) {
+    w.kblock = (int32_t)kblock;
+    w.scales = (float *)((char *)p + data);
+    e->any_fp8 = true;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int fgcu::rank_weight_dtype(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind) {
+  Target t;
+  char err[512];
+  if (target_of(e, layer, expert, kind, &t, err) != 0 || !t.w) return -1;
+  return t.w->dtype;
+}
+
+int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, int32_t dtype,
+                      const void *data, uint64_t numel, char *err) {
+  const fgcu_model &m = e->m;
+  Target t;
+  FGCU_CHECK(target_of(e, layer, expert, kind, &t, err));
+  if (t.w) {
+    if (t.w->dtype == kWeightNone) FGCU_CHECK(alloc_weight(e, *t.w, t.N, t.K, kWeightBf16, 0, layer, kind, err));
+    if (t.w->dtype != kWeightBf16) {
+      snprintf(err, 512, "load: layer %d's tensor kind %d arrives unquantized for an FP8 projection", layer, kind);
+      return FG_ERR_INTERNAL;
+    }
+  }
+  bf16 *mat = t.w ? (bf16 *)t.w->p + t.row0 * t.K : t.mat;
+  float *vec = t.vec;
+  const int stride = t.stride;  // destination rows (matrices) or elements (vectors) between source ones
   // Cut this rank's shard out of the whole tensor (tensor parallelism); tp == 1 keeps it all.
   const Shard sh = shard_of(e, kind, numel);
   const size_t src_esize = dtype == FG_F32 ? 4 : 2;
@@ -199,8 +282,8 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
   if (!e->staging) FGCU_TRY(cudaMallocHost(&e->staging, kStagingBytes));
   const size_t esize = mat ? 2 : 4;
   // RMSNorm weights multiply as (offset + w), added here in fp32 (LayerNorm has no offset: spec.cpp)
-  const float offset = rms_weight && !m.norm_layer ? m.norm_weight_offset : 0.f;
-  const size_t row = mat && stride > 1 ? H : 1;  // elements per source row
+  const float offset = t.rms_weight && !m.norm_layer ? m.norm_weight_offset : 0.f;
+  const size_t row = mat && stride > 1 ? (size_t)t.K : 1;  // elements per source row
   const size_t chunk = kStagingBytes / esize / row * row;
   for (uint64_t off = 0; off < numel; off += chunk) {
     const size_t n = numel - off < chunk ? (size_t)(numel - off) : chunk;
@@ -222,3 +305,53 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
   return 0;
 }
 
+int fgcu::rank_load_fp8(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, const uint8_t *q, int64_t rows,
+                        int64_t cols, const float *scales, int64_t kblock, float input_scale, char *err) {
+  Target t;
+  FGCU_CHECK(target_of(e, layer, expert, kind, &t, err));
+  if (!t.w || e->tp != 1 || cols != t.K || rows < 1 || t.row0 + (rows - 1) * t.stride >= t.N || kblock < 1 ||
+      (kblock < cols && kblock % 16 != 0) || cols % 16 != 0) {
+    snprintf(err, 512, "load_fp8: layer %d's tensor kind %d [%lld, %lld] (scale blocks of %lld) is not an FP8 part of "
+             "a one-rank projection", layer, kind, (long long)rows, (long long)cols, (long long)kblock);
+    return FG_ERR_INTERNAL;
+  }
+  Weight &w = *t.w;
+  if (w.dtype == kWeightNone) FGCU_CHECK(alloc_weight(e, w, t.N, t.K, kWeightFp8, kblock < cols ? kblock : cols, layer, kind, err));
+  if (w.dtype != kWeightFp8) {
+    snprintf(err, 512, "load_fp8: layer %d's tensor kind %d is FP8 for a bf16 projection", layer, kind);
+    return FG_ERR_INTERNAL;
+  }
+  // This part's scales over the projection's scale columns: group column c covers K from
+  // c * w.kblock, which lies in this part's column (c * w.kblock) / kblock. Exact when this part's
+  // blocks are whole multiples of the projection's (or one per row).
+  const int64_t nkb = w.nkb((int)cols), src_nkb = (cols + kblock - 1) / kblock;
+  if (kblock != w.kblock && src_nkb > 1 && kblock % w.kblock != 0) {
+    snprintf(err, 512, "load: layer %d's tensor kind %d has FP8 scale blocks of %lld columns where the other parts "
+             "of its projection have %d: one projection's parts must share their block size", layer, kind,
+             (long long)kblock, w.kblock);
+    return FG_ERR_UNSUPPORTED;
+  }
+  float *ex = (float *)malloc((size_t)rows * nkb * 4 + 4);
+  if (!ex) {
+    snprintf(err, 512, "load: out of host memory");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  struct Free {
+    void *p;
+    ~Free() { free(p); }
+  } free_ex{ex};
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < nkb; c++) ex[r * nkb + c] = scales[r * src_nkb + (c * w.kblock) / kblock];
+  if (input_scale > w.input_scale) w.input_scale = input_scale;  // q, k, v share x: the largest
+  if (!e->staging) FGCU_TRY(cudaMallocHost(&e->staging, kStagingBytes));
+  const int64_t K = cols, chunk = (int64_t)(kStagingBytes / K);
+  uint8_t *dst = (uint8_t *)w.p + t.row0 * K;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
+    memcpy(e->staging, q + r0 * K, (size_t)(n * K));
+    FGCU_TRY(cudaMemcpy2D(dst + r0 * t.stride * K, K * t.stride, e->staging, K, K, n, cudaMemcpyHostToDevice));
+  }
+  FGCU_TRY(cudaMemcpy2D(w.scales + t.row0 * nkb, nkb * 4 * t.stride, ex, nkb * 4, nkb * 4, rows,
+                        cudaMemcpyHostToDevice));
+  return 0;
+}

@@ -192,6 +192,7 @@ int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
     FGCU_CHECK(ensure(e->emb, T * D * 4, "activations", err));
     FGCU_CHECK(ensure(e->xd, (T > R ? T : R) * D * 2, "activations", err));
   }
+  if (e->any_fp8) FGCU_CHECK(rank_fp8_reserve(e, m.T, err));  // quantized activations
   if (M.num_experts > 0)
     FGCU_CHECK(moe_work_reserve(e->moe, m.T, (int)H, (int)M.moe_intermediate_size, (int)M.num_experts,
                                 (int)M.experts_per_tok, M.act, err));

@@ -192,7 +192,7 @@ void moe_work_release(MoeWork &w) {
   w = MoeWork();
 }
 
-int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
+int moe_forward(const Gemms &g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
                 int T, int H, int I, int E, int k, bool renormalize, int act, cudaStream_t st, char *err) {
   FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
   if (T == 0) return 0;
@@ -208,7 +208,7 @@ int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h,
   float *logits = (float *)w.logits.p, *weights = (float *)w.weights.p, *ys = (float *)w.ys.p;
   bf16 *xs = (bf16 *)w.xs.p, *mid = (bf16 *)w.mid.p, *actv = (bf16 *)w.act.p;
 
-  FGCU_CHECK(gemm(g, x, L.router, logits, true, false, T, E, H, st, err));
+  FGCU_CHECK(gemm(g.bf16, x, L.router, logits, true, false, T, E, H, st, err));
   route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, kRouteWarps * E, st>>>(logits, T, E, k, renormalize, ids, weights);
   FGCU_LAUNCHED("moe route_kernel");
   scatter_kernel<<<1, kScatterThreads, E * sizeof(int), st>>>(ids, N, E, row_pad(H, I), meta, row_of);
@@ -224,7 +224,7 @@ int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h,
   for (int e = 0; e < E; e++) {
     const int n = counts[e];
     if (n == 0) continue;
-    if (!L.mlp_in[e] || !L.down[e]) {
+    if (!L.mlp_in[e].p || !L.down[e].p) {
       snprintf(err, 512, "moe: expert %d has no weights on the device", e);
       return FG_ERR_INTERNAL;
     }
@@ -233,13 +233,13 @@ int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h,
     bf16 *me = mid + r0 * mlp_rows, *ae = actv + r0 * I;
     float *ye = ys + r0 * H;
     const float *in_b = L.mlp_in_b ? L.mlp_in_b[e] : nullptr;
-    if (gemv_gated(xe, L.mlp_in[e], in_b, act, ae, n, mlp_rows, H, st)) {
+    if (linear_gated(xe, L.mlp_in[e], in_b, act, ae, n, mlp_rows, H, st)) {
       FGCU_LAUNCHED("moe gemv_gated");
     } else {
-      FGCU_CHECK(gemm(g, xe, L.mlp_in[e], me, false, false, n, mlp_rows, H, st, err));
+      FGCU_CHECK(linear(g, xe, L.mlp_in[e], me, false, false, n, mlp_rows, H, st, err));
       FGCU_CHECK(activation(me, in_b, ae, n, I, (ActKind)act, st, err));
     }
-    FGCU_CHECK(gemm(g, ae, L.down[e], ye, true, false, n, H, I, st, err));
+    FGCU_CHECK(linear(g, ae, L.down[e], ye, true, false, n, H, I, st, err));
     // Per expert, before the weighting: the CPU's expert mlp() adds down_bias inside its GEMM.
     if (L.down_b && L.down_b[e]) FGCU_CHECK(add_bias_rows(ye, L.down_b[e], n, H, st, err));
   }
@@ -248,21 +248,21 @@ int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h,
   return 0;
 }
 
-int shared_expert_forward(Gemm *g, const SharedExpert &s, const bf16 *x, float *h, int T, int H, int act,
+int shared_expert_forward(const Gemms &g, const SharedExpert &s, const bf16 *x, float *h, int T, int H, int act,
                           bf16 *mid, bf16 *actv, cudaStream_t st, char *err) {
   if (T == 0) return 0;
   const int I = s.width, rows = gated_act(act) ? 2 * I : I;
-  if (gemv_gated(x, s.mlp_in, nullptr, act, actv, T, rows, H, st)) {
+  if (linear_gated(x, s.mlp_in, nullptr, act, actv, T, rows, H, st)) {
     FGCU_LAUNCHED("shared expert gemv_gated");
   } else {
-    FGCU_CHECK(gemm(g, x, s.mlp_in, mid, false, false, T, rows, H, st, err));
+    FGCU_CHECK(linear(g, x, s.mlp_in, mid, false, false, T, rows, H, st, err));
     FGCU_CHECK(activation(mid, nullptr, actv, T, I, (ActKind)act, st, err));
   }
   if (s.gate) {  // down(a * g) = g * down(a): the gate scales the activations, then one GEMM adds
     gate_rows_kernel<<<T, 256, 0, st>>>(x, s.gate, H, I, actv);
     FGCU_LAUNCHED("shared expert gate_rows_kernel");
   }
-  return gemm(g, actv, s.down, h, true, true, T, H, I, st, err);
+  return linear(g, actv, s.down, h, true, true, T, H, I, st, err);
 }
 
 }  // namespace fgcu

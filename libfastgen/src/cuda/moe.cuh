@@ -14,7 +14,7 @@
 // graph (moe_forward refuses to run inside a capture).
 #pragma once
 #include "cuda/common.cuh"
-#include "cuda/gemm.cuh"
+#include "cuda/linear.cuh"
 
 namespace fgcu {
 
@@ -41,8 +41,8 @@ void moe_work_release(MoeWork &w);
 // One layer's experts on the device. The pointer arrays live on the host, [E] entries each.
 struct MoeLayer {
   const bf16 *router;            // [E, H]
-  const bf16 *const *mlp_in;     // [E] -> [mlp_rows, H]; gated: rows gate_0, up_0, gate_1, ...
-  const bf16 *const *down;       // [E] -> [H, I]
+  const Weight *mlp_in;          // [E] of [mlp_rows, H]; gated: rows gate_0, up_0, gate_1, ...
+  const Weight *down;            // [E] of [H, I]
   const float *const *mlp_in_b;  // null, or [E] -> [mlp_rows] interleaved like the rows
   const float *const *down_b;    // null, or [E] -> [H]
 };
@@ -52,20 +52,20 @@ struct MoeLayer {
 // softmax over all E as it is (Qwen2-MoE).
 // The expert biases are applied inside, each weighted by its routing weight (as on the CPU),
 // so nothing is owed to the residual afterwards. Syncs `st` once (see above).
-int moe_forward(Gemm *g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
+int moe_forward(const Gemms &g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
                 int T, int H, int I, int E, int k, bool renormalize, int act, cudaStream_t st, char *err);
 
 // The shared expert (Qwen2-MoE): a gated or plain MLP of its own width on every token, no biases.
 struct SharedExpert {
-  const bf16 *mlp_in;  // [rows, H], rows = 2 * width (gated: gate_0, up_0, gate_1, ...) or width
-  const bf16 *down;    // [H, width]
+  Weight mlp_in;       // [rows, H], rows = 2 * width (gated: gate_0, up_0, gate_1, ...) or width
+  Weight down;         // [H, width]
   const bf16 *gate;    // [H] or null: the output times sigmoid(x . gate) per token
   int width;
 };
 
 // h[T, H] += shared expert(x) (its columns' partial under tensor parallelism), x: [T, H] bf16.
 // mid: bf16 [T, rows], actv: bf16 [T, width] workspaces. Captures fine in a CUDA graph.
-int shared_expert_forward(Gemm *g, const SharedExpert &s, const bf16 *x, float *h, int T, int H, int act,
+int shared_expert_forward(const Gemms &g, const SharedExpert &s, const bf16 *x, float *h, int T, int H, int act,
                           bf16 *mid, bf16 *actv, cudaStream_t st, char *err);
 
 }  // namespace fgcu

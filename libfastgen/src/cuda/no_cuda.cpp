@@ -30,6 +30,11 @@ extern "C" int fgcu_engine_load(fgcu_engine *, int32_t, int32_t, int32_t, int32_
                                char *err) {
   return unsupported(err);
 }
+extern "C" int fgcu_engine_load_fp8(fgcu_engine *, int32_t, int32_t, int32_t, const uint8_t *, int64_t, int64_t,
+                                    const float *, int64_t, float, char *err) {
+  return unsupported(err);
+}
+extern "C" int32_t fgcu_engine_weight_dtype(fgcu_engine *, int32_t, int32_t, int32_t) { return -1; }
 extern "C" int fgcu_engine_finalize(fgcu_engine *, int32_t, int32_t, float, fgcu_info *, char *err) {
   return unsupported(err);
 }
@@ -47,5 +52,9 @@ extern "C" int fgcu_attention_host(const fg_batch *, const float *, const float 
   return unsupported(err);
 }
 extern "C" int fgcu_sample_host(const fg_batch *, const float *, int32_t, fg_step_output *, char *err) {
+  return unsupported(err);
+}
+extern "C" int fgcu_fp8_linear_host(const float *, int32_t, int32_t, const uint8_t *, int32_t, const float *, int32_t,
+                                    float, int32_t, int32_t, float *, int32_t *, char *err) {
   return unsupported(err);
 }

@@ -274,6 +274,21 @@ extern "C" int fgcu_engine_load(fgcu_engine *g, int32_t layer, int32_t expert, i
   return 0;
 }
 
+extern "C" int fgcu_engine_load_fp8(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind, const uint8_t *q,
+                                    int64_t rows, int64_t cols, const float *scales, int64_t kblock, float input_scale,
+                                    char *err) {
+  if (g->tp != 1) {
+    snprintf(err, 512, "FP8 weights are kept on the device with tensor_parallel 1 only");
+    return FG_ERR_UNSUPPORTED;
+  }
+  FGCU_CHECK(set_device(g->ranks[0]->device, err));
+  return rank_load_fp8(g->ranks[0], layer, expert, kind, q, rows, cols, scales, kblock, input_scale, err);
+}
+
+extern "C" int32_t fgcu_engine_weight_dtype(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind) {
+  return rank_weight_dtype(g->ranks[0], layer, expert, kind);  // every rank holds the same dtypes
+}
+
 extern "C" int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t num_blocks, float memory_fraction,
                                    fgcu_info *info, char *err) {
   int64_t blocks = INT64_MAX;
