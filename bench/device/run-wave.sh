@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One device call that runs stages in order until a deadline, so a scarce GPU window carries as much
+# as it can: `tests:a,b,c` (test/gpu files, each in its own process), `gemv` (bench/gpu/run_gemv.sh's
+# kernels + decode stages, new kernel vs FASTGEN_GEMV_MAX_M=1), `fp8` (bench/gpu/fp8.ts, FP8 vs bf16),
+# `families` (ceilings + bench/gpu/families.ts), `routing` (bench/device/run-routing.sh),
+# `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench).
+# A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
+#   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
+# Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+T0=$(date +%s)
+DEADLINE=${DEADLINE:-570}
+FINAL=${OUT:-/tmp/out}
+W=/tmp/wave; mkdir -p "$W" "$FINAL"
+trap 'tar -C /tmp -czf "$FINAL/wave.tgz" wave gemv fp8 2>/dev/null; cp "$W/summary.txt" "$FINAL/" 2>/dev/null' EXIT
+export PYTHONUNBUFFERED=1
+source bench/gpu/gpu_lib.sh
+left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
+say() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$W/summary.txt"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$W/env.txt" 2>&1; date -u >> "$W/env.txt"
+cat "$W/env.txt" >> "$W/summary.txt"
+ceilings() { [ -f "$W/ceilings.json" ] || timeout 120 python3 bench/gpu/ceilings.py "$W/ceilings.json" > "$W/ceilings.log" 2>&1; }
+for stage in "$@"; do
+  l=$(left)
+  if [ "$l" -lt 30 ]; then say "skipped $stage (deadline)"; continue; fi
+  say "stage $stage (${l}s left)"
+  case "$stage" in
+    tests:*)
+      IFS=, read -ra names <<< "${stage#tests:}"
+      for name in "${names[@]}"; do
+        l=$(left); [ "$l" -lt 20 ] && { say "skipped test $name"; continue; }
+        t=$(( l < 150 ? l : 150 ))
+        echo "=== test/gpu/$name.test.ts" >> "$W/test_gpu.log"
+        timeout "$t" bash .gpu/enter bun test --timeout 120000 "test/gpu/$name.test.ts" 2>&1 | grep -v "^(pass)\|^(skip)" >> "$W/test_gpu.log"
+        say "$name: $(grep -A200 "=== test/gpu/$name.test.ts" "$W/test_gpu.log" | grep -E "^ *[0-9]+ (pass|fail)" | tr '\n' ' ')"
+      done ;;
+    gemv)
+      timeout "$(left)" env STAGES="kernels decode" VARIANTS="default FASTGEN_GEMV_MAX_M=1" bash bench/gpu/run_gemv.sh > "$W/gemv.log" 2>&1
+      tail -40 "$W/gemv.log" >> "$W/summary.txt" ;;
+    fp8)
+      ceilings
+      timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8.ts "$W/ceilings.json" "$W" > "$W/fp8_bench.log" 2>&1 || say "fp8 bench failed"
+      tail -20 "$W/fp8_bench.log" >> "$W/summary.txt" ;;
+    families)
+      ceilings
+      timeout "$(left)" bash .gpu/enter bun bench/gpu/families.ts "$W/ceilings.json" "$W" > "$W/families.log" 2>&1 || say "families bench failed"
+      tail -14 "$W/families.log" >> "$W/summary.txt" ;;
+    routing)
+      timeout "$(left)" bash .gpu/enter bash bench/device/run-routing.sh --clients 4,16 --requests 48 > "$W/routing.log" 2>&1
+      cp -r bench/results/device-routing "$W/" 2>/dev/null
+      tail -8 "$W/routing.log" >> "$W/summary.txt" ;;
+    overlap)
+      M=/tmp/fastgen-llama2-7b-random
+      [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
+      for ov in off on; do
+        timeout "$(left)" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds 3 --overlap "$ov" >> "$W/overlap.log" 2>&1
+      done
+      cp bench/results/grammar-cuda-*.json "$W/" 2>/dev/null
+      tail -20 "$W/overlap.log" >> "$W/summary.txt" ;;
+    *) say "unknown stage $stage" ;;
+  esac
+done
+say "done"
+cat "$W/summary.txt"
