@@ -81,6 +81,11 @@ export interface RowPenaltyRun {
   rows: number;
 }
 
+/** Appends `xs` to `out` (a spread of a 152K-entry vocabulary row overflows the call stack). */
+function append(out: number[], xs: Float32Array): void {
+  for (let i = 0; i < xs.length; i++) out.push(xs[i]!);
+}
+
 /** Runs `cases` on `backend`: every verification in one batch, every row alone in another. */
 export function runRowPenalties(backend: Backend, vocab: number, cases: VerifyCase[]): RowPenaltyRun {
   const ver: SeqChunk[] = [], alone: SeqChunk[] = [], plain: SeqChunk[] = [];
@@ -101,15 +106,15 @@ export function runRowPenalties(backend: Backend, vocab: number, cases: VerifyCa
     firstRow.push(rows);
     ver.push(chunkOf(c, [...head, t, ...c.drafts], ctx - head.length, block++, list.ids, [...scored, ...sampledAt]));
     promptLens.push(list.promptLen);
-    if (c.scoredFirst) verLogits.push(...c.logits.subarray(0, vocab));  // the scored row's logits: any
-    verLogits.push(...c.logits);
+    if (c.scoredFirst) append(verLogits, c.logits.subarray(0, vocab));  // the scored row's logits: any
+    append(verLogits, c.logits);
     rows += scored.length + k + 1;
     for (let j = 0; j <= k; j++) {
       const before = c.drafts.slice(0, j);
       alone.push(chunkOf(c, [t, ...before], ctx, block, [...list.ids, ...before], []));
       plain.push(chunkOf(c, [t, ...before], ctx, block++, list.ids, []));
       aloneLens.push(list.promptLen);
-      aloneLogits.push(...c.logits.subarray(j * vocab, (j + 1) * vocab));
+      append(aloneLogits, c.logits.subarray(j * vocab, (j + 1) * vocab));
     }
   });
   const vb = makeBatch(ver, { numLogprobs: 2 });
