@@ -97,8 +97,8 @@ export class EngineCore {
       },
       onDraftVerified: speculator ? (seq, proposed, accepted) => speculator.onVerified(seq, proposed, accepted) : undefined,
     };
-    // overlapSteps absent: on for the CPU backend only (see EngineOptions.overlapSteps).
-    const overlap = options.overlapSteps ?? info.backend === "cpu";
+    // overlapSteps absent: on (see EngineOptions.overlapSteps).
+    const overlap = options.overlapSteps ?? true;
     const { blocks, requests, ctx, stats, grammars, penaltySlots } = this;
     this.passes = new PassLifecycle({ native, blocks, requests, ctx, stats, grammars, penaltySlots, vocabSize: info.vocabSize, overlap });
   }
