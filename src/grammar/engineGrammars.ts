@@ -214,8 +214,10 @@ export class EngineGrammars {
       if (w !== undefined) (waits ??= new Set()).add(w);
     }
     if (waits === null) return null;
+    const all = Promise.all(waits).then(() => {});
+    const client = this.client;
+    if (client === null) return all; // failed just now: the answers are settling
     const t0 = performance.now();
-    const client = this.client!;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
@@ -223,7 +225,7 @@ export class EngineGrammars {
         resolve();
       }, this.maskTimeoutMs);
     });
-    return Promise.race([Promise.all(waits).then(() => {}), timeout]).finally(() => {
+    return Promise.race([all, timeout]).finally(() => {
       clearTimeout(timer);
       this.timing.waitMs += performance.now() - t0;
     });
