@@ -3,12 +3,14 @@
  * so that the host works while the forward runs (overlapped steps):
  *
  *   launchStep: schedule (policy, pure) → commitPlan → PassLifecycle.launch (NativeEngine.launch)
- *   prepareMasks: the grammar Worker computes the pass's masks (asked for at the last finish);
- *               the host awaits them, bounded, before finishStep
- *   finishStep: PassLifecycle.finish (masks → fg_step_finish → applyStep) → per-sample deltas,
- *               then asks the grammar Worker for the next pass's masks
+ *   prepareMasks: asks the grammar Worker for the pass's masks, which it computes while the
+ *               forward runs; the host awaits them, bounded, before finishStep
+ *   finishStep: PassLifecycle.finish (masks → fg_step_finish → applyStep) → per-sample deltas
  *
- * With overlapSteps off, finishStep builds the batch with its masks and calls fg_step once.
+ * With overlapSteps off, finishStep builds the batch with its masks and calls fg_step once; the
+ * masks of the next pass are asked for at the end of finishStep, so the Worker computes them while
+ * the host posts the deltas and plans. (With overlap on, not: on the 2-core VM the woken Worker
+ * preempted the engine thread there, delaying the launch; batch 64 lost ~20% against ~2%.)
  *
  * Its parts live beside it: loading (engineLoad.ts), admission (requestAdmission.ts), the pass
  * from launch to applied tokens (passLifecycle.ts), what passes wait for of the grammar Worker
@@ -74,6 +76,8 @@ export class EngineCore {
   private readonly penaltySlots = new PenaltySlots();
   /** Where passes meet the grammar Worker: who sits out a compile, what a pass waits for. */
   private readonly grammarPasses: GrammarPasses;
+  /** Ask for the next pass's masks when a pass is applied (overlapSteps off; see the top). */
+  private readonly prefetchMasks: boolean;
 
   private constructor(loaded: LoadedModel, readonly options: EngineOptions) {
     const { native, tokenizer, speculator } = loaded;
@@ -104,6 +108,7 @@ export class EngineCore {
     };
     // overlapSteps absent: on for the CPU backend only (see EngineOptions.overlapSteps).
     const overlap = options.overlapSteps ?? info.backend === "cpu";
+    this.prefetchMasks = !overlap;
     const { blocks, requests, ctx, stats, grammars, penaltySlots } = this;
     this.passes = new PassLifecycle({ native, blocks, requests, ctx, stats, grammars, penaltySlots, vocabSize: info.vocabSize, overlap });
   }
@@ -215,7 +220,7 @@ export class EngineCore {
         return [...failed, ...this.failPlan(plan, error, touched)];
       }
       const items = [...touched].map((r) => this.collect(r));
-      this.grammars.requestMasks(); // the next pass's masks compute while the host posts and plans
+      if (this.prefetchMasks) this.grammars.requestMasks();
       return failed.length > 0 ? [...failed, ...items] : items;
     } finally {
       this.timing.steps++;

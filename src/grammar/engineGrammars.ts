@@ -5,8 +5,8 @@
  * one SequenceGrammar per sample (accepted ids, next mask), the mask cache (a state seen before
  * needs no Worker), and asks the Worker for the masks of the next pass while the current one runs:
  *
- *   requestMasks   after a pass is applied, and again after the next is launched: one message
- *                  with the states no cached or shared mask serves
+ *   requestMasks   once a pass is launched (and, overlapSteps off, when the one before was
+ *                  applied): one message with the states no cached or shared mask serves
  *   masksFor       what a pass waits for before its finish, at most maskTimeoutMs; then the
  *                  Worker is taken for stuck: it is ended and its samples fail
  *   waitsForWorker a sample whose mask would come only after a compile in flight: the engine

@@ -126,7 +126,6 @@ describe("compiles off the engine thread", () => {
     for (let i = 0; i < PAST_CACHE; i++) await d.step();
     const release = core.grammars.debugHoldWorker();
     const compiling = d.add("new", "Person:", { maxTokens: 20, temperature: 1, seed: 5, structured: { type: "json", schema: twentyFields(`idle${Date.now()}`) } });
-    await d.step();
     const steps = core.timing.steps;
     let stopped = false;
     const loop = (async () => {
