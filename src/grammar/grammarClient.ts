@@ -10,7 +10,7 @@
  */
 import { GrammarError, GrammarWorkerError } from "./grammarErrors";
 import type { StructuredOutput } from "./spec";
-import type { FromGrammarWorker, GrammarSource, MatcherSync, ToGrammarWorker } from "./worker/protocol";
+import { packSyncs, type FromGrammarWorker, type GrammarSource, type MatcherSync, type ToGrammarWorker } from "./worker/protocol";
 import { envVar } from "../envVars";
 
 export type Created = Extract<FromGrammarWorker, { type: "created" }>;
@@ -74,7 +74,8 @@ export class GrammarClient {
   /** Sends syncs; their masks (in order) come with the answer. `id` orders it against compiles. */
   masks(syncs: MatcherSync[]): { id: number; reply: Promise<MasksReply> } {
     const id = this.nextId++;
-    const reply = this.request(id, { type: "masks", id, syncs }).then((m) => {
+    const packed = packSyncs(syncs);
+    const reply = this.request(id, { type: "masks", id, syncs: packed }, [packed.buffer]).then((m) => {
       if (m.type === "masks") return m;
       throw this.unexpected(m);
     });
@@ -131,17 +132,17 @@ export class GrammarClient {
     this.post({ type: "debug-crash" });
   }
 
-  private request(id: number, m: ToGrammarWorker): Promise<FromGrammarWorker> {
+  private request(id: number, m: ToGrammarWorker, transfer: Transferable[] = []): Promise<FromGrammarWorker> {
     if (this.failure) return Promise.reject(this.failure);
     const answer = new Promise<FromGrammarWorker>((resolve, reject) => this.awaited.set(id, { resolve, reject }));
-    this.post(m);
+    this.post(m, transfer);
     this.worker.ref();
     return answer;
   }
 
-  private post(m: ToGrammarWorker): void {
+  private post(m: ToGrammarWorker, transfer: Transferable[] = []): void {
     if (this.failure) return;
-    this.worker.postMessage(m);
+    this.worker.postMessage(m, transfer);
   }
 
   private onMessage(m: FromGrammarWorker): void {

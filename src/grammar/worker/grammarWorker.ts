@@ -4,7 +4,7 @@
  * order (protocol.ts). scripts/compile.ts bundles this file as an entry point of the single binary.
  */
 import { GrammarService } from "./grammarService";
-import type { FromGrammarWorker, ToGrammarWorker } from "./protocol";
+import { unpackSyncs, type FromGrammarWorker, type ToGrammarWorker } from "./protocol";
 
 declare const self: Worker;
 
@@ -43,7 +43,7 @@ async function handle(m: ToGrammarWorker): Promise<void> {
     case "masks":
       try {
         const t0 = performance.now();
-        const { masks, refused } = await service!.masks(m.syncs);
+        const { masks, refused } = await service!.masks(unpackSyncs(m.syncs));
         reply({ type: "masks", id: m.id, masks, refused, ms: performance.now() - t0 }, [masks.buffer]);
       } catch (e) {
         reply(errorOf(m.id, e));
