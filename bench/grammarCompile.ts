@@ -2,7 +2,9 @@
  * XGrammar's costs at real vocab sizes, on synthetic byte-level vocabs (syntheticVocab.ts): the
  * tokenizer info (once per engine), a 20-field schema's compile cold and cached, and one
  * sequence's mask at three states of that schema. No model is loaded: this is the grammar side
- * only, through GrammarCache as the engine builds it.
+ * only, through GrammarCache in this thread (XGrammar's own cost), then the same through a grammar
+ * Worker as the engine runs it (GrammarClient: start-up, compiles and a mask as round trips, and
+ * how many times this thread's event loop turned during a cold compile: it is never blocked).
  *
  *   bun run bench -- grammar --vocab 32000,128256 [--mask-reps N]
  * Writes bench/results/grammar-compile-cpu.json.
@@ -11,6 +13,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 import { GrammarCache } from "../src/grammar/grammarCache";
+import { GrammarClient } from "../src/grammar/grammarClient";
 import { greedyTokenize, syntheticByteLevelVocab } from "./syntheticVocab";
 
 /** Mask states of twentyFieldSchema(0): the text accepted before the mask is taken. */
@@ -35,6 +38,19 @@ export interface VocabRow {
   allowedTokens: Record<State, number>;
   rssMb: number;
   rssDeltaMb: number;
+  worker?: WorkerRow;
+}
+
+/** The same through a grammar Worker (round trips from this thread). */
+export interface WorkerRow {
+  /** Worker start: the vocab sent over, XGrammar's tokenizer info built there. */
+  startMs: number;
+  compile20FieldMs: number[];
+  cachedLookupMs: number;
+  /** Median microseconds for one new state's mask (accept one id, compute), round trip. */
+  maskRoundTripUs: number;
+  /** This thread's event-loop turns (setImmediate) during the first cold compile. */
+  turnsDuringCompile: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -87,13 +103,47 @@ async function measure(size: number, maskReps: number, schema: (salt: number) =>
   }
 }
 
+async function measureWorker(size: number, maskReps: number, schema: (salt: number) => string): Promise<WorkerRow> {
+  const vocab = syntheticByteLevelVocab(size);
+  let t0 = performance.now();
+  const client = new GrammarClient({ vocab }, vocab.stopTokenIds);
+  try {
+    await client.ready;
+    const startMs = performance.now() - t0;
+    const compile20FieldMs: number[] = [];
+    let turnsDuringCompile = 0;
+    for (let k = 0; k < 3; k++) {
+      t0 = performance.now();
+      let done = false;
+      const created = client.create({ type: "json", schema: schema(k) }, 0, true).finally(() => (done = true));
+      if (k === 0) while (!done) await new Promise((r) => setImmediate(r)).then(() => turnsDuringCompile++);
+      await created;
+      compile20FieldMs.push(performance.now() - t0);
+    }
+    t0 = performance.now();
+    const { matchers } = await client.create({ type: "json", schema: schema(0) }, 1, false);
+    const cachedLookupMs = performance.now() - t0;
+    const ids = greedyTokenize(vocab.encoded, STATES.string);
+    await client.masks([{ matcher: matchers[0]!, rollback: 0, accept: ids }]).reply;
+    const times: number[] = [];
+    for (let i = 0; i < maskReps; i++) {
+      t0 = performance.now();
+      await client.masks([{ matcher: matchers[0]!, rollback: 1, accept: ids.slice(-1) }]).reply; // a new state each time, as in decoding
+      times.push((performance.now() - t0) * 1000);
+    }
+    return { startMs, compile20FieldMs, cachedLookupMs, maskRoundTripUs: median(times), turnsDuringCompile };
+  } finally {
+    client.terminate();
+  }
+}
+
 export async function vocabCompileBench(sizes: number[], maskReps: number, schema: (salt: number) => string, argv: string[]): Promise<void> {
   // Load the WebAssembly runtime and run one compile first, so the first size does not pay for them.
   const warm = await GrammarCache.create(syntheticByteLevelVocab(512), [511]);
   await warm.get({ type: "json", schema: schema(-1) });
   warm.dispose();
   const rows: VocabRow[] = [];
-  for (const size of sizes) rows.push(await measure(size, maskReps, schema));
+  for (const size of sizes) rows.push({ ...(await measure(size, maskReps, schema)), worker: await measureWorker(size, maskReps, schema) });
   console.log(`\nXGrammar on synthetic byte-level vocabs, ${cpus().length} cores, mask: median of ${maskReps} calls`);
   console.table(rows.map((r) => ({
     vocab: r.vocab,
@@ -104,6 +154,15 @@ export async function vocabCompileBench(sizes: number[], maskReps: number, schem
     "mask us string": r.maskUs.string.toFixed(0),
     "mask us integer": r.maskUs.integer.toFixed(0),
     "RSS MB (+delta)": `${r.rssMb.toFixed(0)} (+${r.rssDeltaMb.toFixed(0)})`,
+  })));
+  console.log("\nthe same through a grammar Worker (round trips from this thread, which stays free)");
+  console.table(rows.map((r) => ({
+    vocab: r.vocab,
+    "worker start ms": r.worker!.startMs.toFixed(0),
+    "20-field compile ms (cold x3)": r.worker!.compile20FieldMs.map((m) => m.toFixed(0)).join(", "),
+    "cached ms": r.worker!.cachedLookupMs.toFixed(3),
+    "mask us (new state, round trip)": r.worker!.maskRoundTripUs.toFixed(0),
+    "event-loop turns during a compile": r.worker!.turnsDuringCompile,
   })));
   console.table(rows.map((r) => ({ vocab: r.vocab, "allowed: structural": r.allowedTokens.structural, string: r.allowedTokens.string, integer: r.allowedTokens.integer })));
   const out = {

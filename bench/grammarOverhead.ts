@@ -7,16 +7,20 @@
  * short strings) keeps every sequence running for all `steps`, so every run decodes the same
  * batch for the same number of passes. Each (batch, constraint, overlap) is timed `rounds` times,
  * the two engines interleaved, and the median round reported (every round's tokens/s is in the
- * JSON: on a shared 2-core VM single rounds swing by 2x at batch 1).
+ * JSON: on a shared 2-core VM single rounds swing by 2x at batch 1). The masks are computed in the
+ * grammar Worker: per pass, the engine thread's own mask work (mask ms), how long the pass waited
+ * for the Worker (wait ms) and the Worker's compute (worker ms).
  *
  *   bun run bench -- grammar [--model DIR] [--backend cpu|cuda] [--steps N] [--rounds R] [--batches 1,16,64]
- *                            [--overlap both|on|off]
+ *                            [--overlap both|on|off] [--baseline DIR]
  * Writes bench/results/grammar-<backend>-<model>.json (-overlap-on / -off with --overlap on / off).
+ * --baseline DIR: also runs the EngineCore of another checkout (e.g. `git worktree add DIR <commit>`),
+ * interleaved round by round with this one, for a before/after in one run (suffix -vs-baseline).
  *   bun run bench -- grammar --vocab 32000,128256 [--mask-reps N]
  * loads no model: compile and mask costs on synthetic vocabs of those sizes (bench/grammarCompile.ts).
  */
 import { cpus } from "node:os";
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { EngineCore } from "../src/engine/engineCore";
 import type { SamplingOptions } from "../src/engine/samplingOptions";
@@ -48,6 +52,8 @@ export function twentyFieldSchema(salt: number): string {
 }
 
 interface Row {
+  /** "this" checkout's engine, or the --baseline one. */
+  impl: "this" | "baseline";
   batch: number;
   mode: "none" | "json_schema";
   overlap: boolean;
@@ -58,7 +64,12 @@ interface Row {
   wallMsPerPass: number;
   /** Host time blocked in libfastgen (launch + finish, or fg_step). */
   nativeMsPerPass: number;
+  /** Engine-thread ms on masks (asking, receiving, handing out). */
   maskMsPerPass: number;
+  /** Ms the pass waited for the grammar Worker's masks. */
+  maskWaitMsPerPass: number;
+  /** The grammar Worker's ms computing masks (on its own thread). */
+  workerMsPerPass: number;
 }
 
 function promptOf(len: number, salt: number): number[] {
@@ -78,20 +89,21 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
   await pass(); // the prompts
   await pass(); // warm-up decode
   const t = core.timing, g = core.grammars.timing;
-  const native0 = t.nativeMs, mask0 = g.maskMs, tokens0 = core.metrics().generationTokensTotal;
+  const native0 = t.nativeMs, mask0 = g.maskMs, wait0 = g.waitMs, worker0 = g.workerMs, tokens0 = core.metrics().generationTokensTotal;
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) await pass();
   const ms = performance.now() - t0;
   const tokens = core.metrics().generationTokensTotal - tokens0; // batch * steps unless a sequence ended early
   while (core.hasWork()) await pass();
   return {
-    batch, mode: constrained ? "json_schema" : "none", overlap: core.options.overlapSteps ?? core.readyInfo().backend === "cpu", tokens, ms, tokPerS: (tokens / ms) * 1000,
+    impl: "this", batch, mode: constrained ? "json_schema" : "none", overlap: core.options.overlapSteps ?? core.readyInfo().backend === "cpu", tokens, ms, tokPerS: (tokens / ms) * 1000,
     wallMsPerPass: ms / steps, nativeMsPerPass: (t.nativeMs - native0) / steps, maskMsPerPass: (g.maskMs - mask0) / steps,
+    maskWaitMsPerPass: ((g.waitMs ?? 0) - (wait0 ?? 0)) / steps, workerMsPerPass: ((g.workerMs ?? 0) - (worker0 ?? 0)) / steps,
   };
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" }, vocab: { type: "string" }, "mask-reps": { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" }, vocab: { type: "string" }, "mask-reps": { type: "string" }, baseline: { type: "string" } } });
   if (values.vocab) return vocabCompileBench(values.vocab.split(",").map(Number), Number(values["mask-reps"] ?? 200), twentyFieldSchema, argv);
   const modelDir = values.model ?? defaultModelDir();
   const backend = (values.backend ?? "cpu") as "cpu" | "cuda";
@@ -100,56 +112,62 @@ export async function main(argv: string[]): Promise<void> {
   const batches = (values.batches ?? "1,16,64").split(",").map(Number);
   const opts = { backend, maxBatchTokens: 4096, maxSeqs: 256, kvBlocks: 2048 };
   const which = values.overlap ?? "both";
-  const engines = await Promise.all((which === "both" ? [false, true] : [which === "on"]).map((overlapSteps) => EngineCore.load(modelDir, { ...opts, overlapSteps })));
-  const core = engines[0]!;
+  const Baseline = values.baseline ? ((await import(join(resolve(values.baseline), "src", "engine", "engineCore.ts"))).EngineCore as typeof EngineCore) : null;
+  const engines: { impl: Row["impl"]; core: EngineCore; overlap: boolean }[] = [];
+  for (const overlap of which === "both" ? [false, true] : [which === "on"]) {
+    engines.push({ impl: "this", core: await EngineCore.load(modelDir, { ...opts, overlapSteps: overlap }), overlap });
+    if (Baseline) engines.push({ impl: "baseline", core: await Baseline.load(modelDir, { ...opts, overlapSteps: overlap }), overlap });
+  }
+  const core = engines[0]!.core;
   const vocab = core.tokenizer.vocabSize;
   try {
-    // Compile times: the tokenizer info (once per engine), then cold 20-field schemas (fresh keys).
+    // Compile times through the grammar Worker: its start (the tokenizer and XGrammar's tokenizer
+    // info, once per engine), then cold 20-field schemas (fresh keys), each a round trip.
     let t0 = performance.now();
-    const cache = await core.grammars.compiler();
+    await core.grammars.ready();
     const tokenizerInfoMs = performance.now() - t0;
     const compileMs: number[] = [];
     for (let k = 0; k < 3; k++) {
       t0 = performance.now();
-      await cache.get({ type: "json", schema: twentyFieldSchema(k) });
+      await core.grammars.compile({ type: "json", schema: twentyFieldSchema(k) });
       compileMs.push(performance.now() - t0);
     }
     t0 = performance.now();
-    await cache.get({ type: "json", schema: twentyFieldSchema(0) });
+    await core.grammars.compile({ type: "json", schema: twentyFieldSchema(0) });
     const cachedMs = performance.now() - t0;
 
     const all = new Map<string, Row[]>();
     const roundTokPerS: Record<string, number[]> = {};
-    const keyOf = (r: Pick<Row, "batch" | "mode" | "overlap">) => `${r.batch}/${r.mode}/overlap ${r.overlap ? "on" : "off"}`;
+    const keyOf = (r: Pick<Row, "impl" | "batch" | "mode" | "overlap">) => `${Baseline ? `${r.impl}/` : ""}${r.batch}/${r.mode}/overlap ${r.overlap ? "on" : "off"}`;
     let run = 0;
     for (const b of batches)
       for (const constrained of [false, true])
         for (let k = 0; k < rounds; k++)
-          for (const c of engines) {
-            const row = await decode(c, b, steps, constrained, `r${run++}`);
+          for (const e of engines) {
+            const row = { ...(await decode(e.core, b, steps, constrained, `r${run++}`)), impl: e.impl };
             const key = keyOf(row);
             (roundTokPerS[key] ??= []).push(Math.round(row.tokPerS));
             all.set(key, [...(all.get(key) ?? []), row]);
           }
     const rows = [...all.values()].map((rs) => [...rs].sort((a, b) => a.tokPerS - b.tokPerS)[Math.floor(rs.length / 2)]!);
     console.log(`\ngrammar overhead, model ${basename(modelDir)} (vocab ${vocab}), backend ${backend}, ${cpus().length} cores, ${steps} decode passes, median of ${rounds} rounds`);
-    console.table(rows.map((r) => ({ batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2) })));
-    const loss = batches.flatMap((b) => engines.map((e) => e.options.overlapSteps).map((overlap) => {
-      const find = (mode: Row["mode"]) => rows.find((r) => r.batch === b && r.mode === mode && r.overlap === overlap)!;
-      return { batch: b, overlap, lossPercent: (1 - find("json_schema").tokPerS / find("none").tokPerS) * 100 };
+    console.table(rows.map((r) => ({ ...(Baseline && { impl: r.impl }), batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2), "wait ms/pass": r.maskWaitMsPerPass.toFixed(2), "worker ms/pass": r.workerMsPerPass.toFixed(2) })));
+    const loss = batches.flatMap((b) => engines.map(({ impl, overlap }) => {
+      const find = (mode: Row["mode"]) => rows.find((r) => r.impl === impl && r.batch === b && r.mode === mode && r.overlap === overlap)!;
+      return { impl, batch: b, overlap, lossPercent: (1 - find("json_schema").tokPerS / find("none").tokPerS) * 100 };
     }));
-    console.table(loss.map((l) => ({ batch: l.batch, overlap: l.overlap ? "on" : "off", "tokens/s lost to the grammar": `${l.lossPercent.toFixed(1)}%` })));
-    console.log(`tokenizer info ${tokenizerInfoMs.toFixed(1)} ms; 20-field schema compile (cold) ${compileMs.map((m) => m.toFixed(1)).join(", ")} ms; cached ${cachedMs.toFixed(3)} ms`);
+    console.table(loss.map((l) => ({ ...(Baseline && { impl: l.impl }), batch: l.batch, overlap: l.overlap ? "on" : "off", "tokens/s lost to the grammar": `${l.lossPercent.toFixed(1)}%` })));
+    console.log(`grammar worker start ${tokenizerInfoMs.toFixed(1)} ms; 20-field schema compile (cold, via the worker) ${compileMs.map((m) => m.toFixed(1)).join(", ")} ms; cached ${cachedMs.toFixed(3)} ms`);
     const out = {
       command: `bun run bench -- grammar ${argv.join(" ")}`.trim(), date: new Date().toISOString(), model: basename(modelDir), vocab, backend,
       cores: cpus().length, cpu: cpus()[0]?.model, steps, rounds, rows, roundTokPerS, loss, tokenizerInfoMs, compile20FieldMs: compileMs, cachedLookupMs: cachedMs,
     };
-    const suffix = which === "both" ? "" : `-overlap-${which}`;
+    const suffix = (which === "both" ? "" : `-overlap-${which}`) + (Baseline ? "-vs-baseline" : "");
     const file = join(import.meta.dir, "results", `grammar-${backend}-${basename(modelDir)}${suffix}.json`);
     await Bun.write(file, JSON.stringify(out, null, 2) + "\n");
     console.log(`wrote ${file}`);
   } finally {
-    for (const e of engines) e.destroy();
+    for (const e of engines) e.core.destroy();
   }
 }
 

@@ -2,8 +2,9 @@
  * `bun run compile`: builds dist/fastgen, one executable that embeds libfastgen.so (build it
  * first: `npm run build`) and the embedded demo model, and runs from any directory with no
  * node_modules beside it. Writes src/embedded.generated.ts (the list of embedded files), then
- * runs `bun build --compile` with the engine and tokenizer Workers as further entry points (each
- * finds its bundled path under FASTGEN_COMPILED: see asyncEngine.ts and tokenizerPool.ts).
+ * runs `bun build --compile` with the engine, tokenizer and grammar Workers as further entry points
+ * (each finds its bundled path under FASTGEN_COMPILED: see engineTransport.ts, tokenizerPool.ts and
+ * grammarClient.ts).
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -31,7 +32,7 @@ await Bun.write(genPath, lines.join("\n"));
 
 const out = join(repo, "dist", "fastgen");
 const proc = Bun.spawnSync(
-  [process.execPath, "build", "--compile", "src/compiled.ts", "src/engine/engineWorker.ts", "src/tokenizer/tokenizerWorker.ts", "--outfile", out],
+  [process.execPath, "build", "--compile", "src/compiled.ts", "src/engine/engineWorker.ts", "src/tokenizer/tokenizerWorker.ts", "src/grammar/worker/grammarWorker.ts", "--outfile", out],
   { cwd: repo, stdout: "inherit", stderr: "inherit" },
 );
 if (proc.exitCode !== 0) process.exit(proc.exitCode ?? 1);

@@ -3,18 +3,24 @@
  * so that the host works while the forward runs (overlapped steps):
  *
  *   launchStep: schedule (policy, pure) → commitPlan → PassLifecycle.launch (NativeEngine.launch)
- *   (the host computes the pass's grammar masks: prepareMasks, or synchronously in finishStep)
+ *   prepareMasks: asks the grammar Worker for the pass's masks, which it computes while the
+ *               forward runs; the host awaits them, bounded, before finishStep
  *   finishStep: PassLifecycle.finish (masks → fg_step_finish → applyStep) → per-sample deltas
  *
- * With overlapSteps off, finishStep builds the batch with its masks and calls fg_step once.
+ * With overlapSteps off, finishStep builds the batch with its masks and calls fg_step once; the
+ * masks of the next pass are asked for at the end of finishStep, so the Worker computes them while
+ * the host posts the deltas and plans. (With overlap on, not: on the 2-core VM the woken Worker
+ * preempted the engine thread there, delaying the launch; batch 64 lost ~20% against ~2%.)
  *
  * Its parts live beside it: loading (engineLoad.ts), admission (requestAdmission.ts), the pass
- * from launch to applied tokens (passLifecycle.ts), the live requests (requestTable.ts), deltas
- * (requestDeltas.ts), metrics (engineStats.ts). It runs inside the engine Worker (engineWorker.ts)
+ * from launch to applied tokens (passLifecycle.ts), what passes wait for of the grammar Worker
+ * (grammarPasses.ts), the live requests (requestTable.ts), deltas (requestDeltas.ts), metrics
+ * (engineStats.ts). It runs inside the engine Worker (engineWorker.ts)
  * for serving, or in-process for `fastgen generate` and tests (runToCompletion.ts).
  */
 import { loadModel, type LoadedModel } from "./engineLoad";
 import { EngineStats } from "./engineStats";
+import { GrammarPasses } from "./grammarPasses";
 import { KvCacheManager } from "./kvCache/kvCacheManager";
 import { KvEventRecorder } from "./kvCache/kvEvents";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./options";
@@ -68,6 +74,10 @@ export class EngineCore {
   private readonly passes: PassLifecycle;
   /** Which engine slot keeps each sequence's penalty list (penaltySlots.ts). */
   private readonly penaltySlots = new PenaltySlots();
+  /** Where passes meet the grammar Worker: who sits out a compile, what a pass waits for. */
+  private readonly grammarPasses: GrammarPasses;
+  /** Ask for the next pass's masks when a pass is applied (overlapSteps off; see the top). */
+  private readonly prefetchMasks: boolean;
 
   private constructor(loaded: LoadedModel, readonly options: EngineOptions) {
     const { native, tokenizer, speculator } = loaded;
@@ -77,9 +87,8 @@ export class EngineCore {
     this.maxModelLen = loaded.maxModelLen;
     this.speculator = speculator;
     const info = native.info();
-    this.grammars = new EngineGrammars({
-      modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds, idToToken: (id) => tokenizer.idToToken(id),
-    });
+    this.grammars = new EngineGrammars({ modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds });
+    this.grammarPasses = new GrammarPasses(this.grammars, this.requests);
     this.admission = new RequestAdmission(tokenizer, info.vocabSize, this.maxModelLen, this.grammars);
     this.kvEvents = options.enablePrefixCaching ? new KvEventRecorder(info.blockSize) : null;
     this.blocks = new KvCacheManager(info.numBlocks, info.blockSize, options.enablePrefixCaching, this.kvEvents);
@@ -99,6 +108,7 @@ export class EngineCore {
     };
     // overlapSteps absent: on (see EngineOptions.overlapSteps).
     const overlap = options.overlapSteps ?? true;
+    this.prefetchMasks = !overlap;
     const { blocks, requests, ctx, stats, grammars, penaltySlots } = this;
     this.passes = new PassLifecycle({ native, blocks, requests, ctx, stats, grammars, penaltySlots, vocabSize: info.vocabSize, overlap });
   }
@@ -129,6 +139,7 @@ export class EngineCore {
     this.requests.add(request);
     for (const s of request.samples) this.queues.add(s.seq);
     this.stats.counters.promptTokens += promptIds.length;
+    this.grammarPasses.arrived();
   }
 
   /**
@@ -150,11 +161,13 @@ export class EngineCore {
   }
 
   /**
-   * Computes the grammar masks of the pass in flight (between launchStep and finishStep, while its
-   * forward runs), or of the next one; null when none is missing (no await).
+   * Waits for the grammar masks of the pass in flight (between launchStep and finishStep, while
+   * its forward runs; the grammar Worker computes them, at most EngineGrammars.maskTimeoutMs);
+   * null when none is missing (no await). When the pass is empty because every sequence waits
+   * for a compile, waits for the grammar Worker's next answer or a new request instead.
    */
   prepareMasks(): Promise<void> | null {
-    return this.grammars.prepareMasks();
+    return this.grammarPasses.prepareMasks(this.passes.plan);
   }
 
   hasWork(): boolean {
@@ -200,12 +213,15 @@ export class EngineCore {
     if (!this.passes.inFlight) throw new Error("finishStep: no pass in flight (launchStep first)");
     const t0 = performance.now();
     try {
+      const failed = this.grammarPasses.failed().map(([r, e]) => this.fail(r, new EngineStepError(`structured output failed: ${e.message}`)));
       const { plan, touched, error } = this.passes.finish();
       if (error) {
         if (error instanceof FastgenError && error.code === "device") this.fatalError = error;
-        return this.failPlan(plan, error, touched);
+        return [...failed, ...this.failPlan(plan, error, touched)];
       }
-      return [...touched].map((r) => this.collect(r));
+      const items = [...touched].map((r) => this.collect(r));
+      if (this.prefetchMasks) this.grammars.requestMasks();
+      return failed.length > 0 ? [...failed, ...items] : items;
     } finally {
       this.timing.steps++;
       this.timing.stepMs += performance.now() - t0;
@@ -221,7 +237,8 @@ export class EngineCore {
     const proposals = this.speculator?.propose(
       this.grammars.active ? this.queues.running.filter((seq) => !requests.samples.get(seq.id)?.grammar) : this.queues.running,
     );
-    const plan = schedule(this.policy, { running: this.queues.running, waiting: this.queues.waiting, blocks: this.blocks, proposals }, this.schedulerConfig);
+    const { running, waiting, config } = this.grammarPasses.schedulable(this.queues, this.schedulerConfig);
+    const plan = schedule(this.policy, { running, waiting, blocks: this.blocks, proposals }, config);
     commitPlan(plan, this.queues, this.blocks);
     for (const seq of plan.preempted) this.penaltySlots.release(seq.id); // re-admitted: sent whole again
     counters.preemptions += plan.preempted.length;
@@ -270,6 +287,7 @@ export class EngineCore {
     this.passes.abandon(); // a pass in flight is ended (and dropped) by native.destroy()
     this.abortAll();
     this.speculator?.destroy();
+    this.grammars.destroy();
     this.native.destroy();
   }
 

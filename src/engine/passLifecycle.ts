@@ -72,6 +72,11 @@ export class PassLifecycle {
     return this.pass !== null;
   }
 
+  /** The plan of the pass in flight (null: none). */
+  get plan(): Plan | null {
+    return this.pass?.plan ?? null;
+  }
+
   /** Starts the pass of the committed `plan` (its forward, with overlapSteps on). */
   launch(plan: Plan, touched: Set<RequestState>): void {
     if (this.pass !== null) throw new Error("PassLifecycle.launch: a pass is in flight");
@@ -141,9 +146,11 @@ export class PassLifecycle {
     for (const ev of applyStep(pass.plan, { rowIndptr: batch.rowIndptr, ids: result.ids }, ctx)) {
       const sample = requests.sampleOf(ev.seq.id);
       counters.generationTokens++;
-      if (sample.grammar && !sample.grammar.accept(ev.tokenId) && !ev.seq.isFinished) {
-        // Only a token the mask did not hold (an all-masked row draws id 0): stop rather than
-        // generate text the constraint can no longer match.
+      const g = sample.grammar;
+      if (g && (!g.accept(ev.tokenId) || g.isTerminated) && !ev.seq.isFinished) {
+        // A token the mask did not hold (an all-masked row draws id 0): stop rather than generate
+        // text the constraint can no longer match. A complete grammar (its stop token accepted,
+        // with ignore_eos) allows nothing more either.
         finishSequence(ev.seq, "stop", ctx);
       }
       sample.out.pendingIds.push(ev.tokenId);

@@ -12,8 +12,8 @@ import { samplingParams } from "./samplingParams";
 import type { SamplingParams } from "./samplingParams";
 import { Sequence } from "./sequence";
 import type { TokenLogprob } from "./types";
-import { RequestRejectedError } from "./types";
-import { GrammarError } from "../grammar/engineGrammars";
+import { EngineStepError, RequestRejectedError } from "./types";
+import { GrammarError, GrammarWorkerError } from "../grammar/engineGrammars";
 import type { EngineGrammars } from "../grammar/engineGrammars";
 import type { SequenceGrammar } from "../grammar/sequenceGrammar";
 import type { Tokenizer } from "../tokenizer/tokenizer";
@@ -83,7 +83,8 @@ export class RequestAdmission {
   /**
    * Compiles the request's output constraint (cached by key) into one matcher per sample; null
    * when the request was aborted meanwhile (its matchers are released).
-   * @throws RequestRejectedError for a constraint XGrammar cannot compile
+   * @throws RequestRejectedError for a constraint XGrammar cannot compile, EngineStepError when
+   *   the grammar Worker fails
    */
   async compile(id: string, sampling: SamplingOptions): Promise<SequenceGrammar[] | null> {
     const state = { aborted: false };
@@ -93,6 +94,7 @@ export class RequestAdmission {
       grammars = await this.grammars.forRequest(sampling.structured!, sampling.n ?? 1);
     } catch (e) {
       if (e instanceof GrammarError) throw new RequestRejectedError(e.message);
+      if (e instanceof GrammarWorkerError) throw new EngineStepError(e.message);
       throw e;
     } finally {
       this.compiling.delete(id);

@@ -1,25 +1,24 @@
 /**
  * GrammarCache: compiles StructuredOutputs with XGrammar (@mlc-ai/web-xgrammar, its C++ core in
  * WebAssembly) for one model's vocabulary, and keeps the compiled grammars by key (LRU), so a
- * schema that every request of an app sends is compiled once. It lives in the engine Worker or
- * process: compiling a large schema takes milliseconds to seconds, never on the serving thread.
+ * schema that every request of an app sends is compiled once. It lives in the grammar Worker
+ * (worker/grammarService.ts): compiling a large schema takes up to seconds of synchronous
+ * WebAssembly, never on the engine's thread.
  */
 import type { CompiledGrammar } from "@mlc-ai/web-xgrammar";
 import { GrammarCompiler, TokenizerInfo } from "@mlc-ai/web-xgrammar";
 import type { GrammarVocab } from "./vocab";
 import type { StructuredOutput } from "./spec";
 import { checkStructuredOutput, choiceGrammar, grammarKey } from "./spec";
+import { GrammarError } from "./grammarErrors";
+
+export { GrammarError } from "./grammarErrors";
 
 /** Compiled grammars kept (each holds its per-token-class mask cache, ~100 KB-1 MB at 128K vocab). */
 export const DEFAULT_GRAMMAR_CACHE_SIZE = 256;
 
 /** How long an evicted grammar stays alive for callers that already hold it. */
 const EVICT_DISPOSE_MS = 60_000;
-
-/** A constraint XGrammar cannot compile (bad schema, regex or EBNF): the request's fault. */
-export class GrammarError extends Error {
-  override name = "GrammarError";
-}
 
 /** Compile options of JSON: one line, compact separators, no free whitespace (see compileJson). */
 const JSON_OPTIONS = { anyWhitespace: false, indent: -1, separators: [",", ":"] as [string, string] };
@@ -28,6 +27,8 @@ export class GrammarCache {
   private readonly cache = new Map<string, Promise<CompiledGrammar>>();
   /** Milliseconds spent compiling (cache misses), for the bench and /metrics. */
   readonly stats = { compiles: 0, hits: 0, compileMs: 0 };
+  /** Called with the key of each grammar the LRU evicts. */
+  onEvict: (key: string) => void = () => {};
 
   private constructor(
     private readonly compiler: GrammarCompiler,
@@ -61,6 +62,7 @@ export class GrammarCache {
       const oldest = this.cache.keys().next().value!;
       const evicted = this.cache.get(oldest)!;
       this.cache.delete(oldest);
+      this.onEvict(oldest);
       // Matchers hold their own reference to the grammar's data; the delay covers a caller that
       // got this promise but has not made its matchers yet.
       setTimeout(() => void evicted.then((g) => g.dispose(), () => {}), EVICT_DISPOSE_MS).unref?.();

@@ -6,9 +6,16 @@
  * app's schema, start with the same tokens (`{"items":["` costs XGrammar ~70 us a mask on the demo
  * vocab), while long outputs diverge and a key as long as the output would cost more than it saves.
  *
- * Cached masks are shared and read-only; RowMaskBuilder gives rows with the same array one slot.
+ * It lives on the engine thread: a state seen before takes its mask without asking the grammar
+ * Worker at all. Cached masks are shared and read-only; RowMaskBuilder gives rows with the same
+ * array one slot.
  */
-import type { CompiledGrammar } from "@mlc-ai/web-xgrammar";
+
+/** The engine's handle of a grammar compiled in the grammar Worker (one per key and Worker). */
+export interface GrammarRef {
+  /** The constraint's cache key (spec.ts grammarKey). */
+  readonly key: string;
+}
 
 /** Longest history (accepted ids) that gets a key. */
 export const MAX_KEYED_TOKENS = 32;
@@ -16,7 +23,7 @@ export const MAX_KEYED_TOKENS = 32;
 const MASKS_PER_GRAMMAR = 256;
 
 export class MaskCache {
-  private readonly byGrammar = new WeakMap<CompiledGrammar, Map<string, Uint32Array>>();
+  private readonly byGrammar = new WeakMap<GrammarRef, Map<string, Uint32Array>>();
   readonly stats = { hits: 0, misses: 0 };
 
   /** The key of a matcher of `grammar` after `accepted`, or null when the history is too long. */
@@ -24,7 +31,7 @@ export class MaskCache {
     return accepted.length <= MAX_KEYED_TOKENS ? accepted.join(",") : null;
   }
 
-  get(grammar: CompiledGrammar, key: string): Uint32Array | undefined {
+  get(grammar: GrammarRef, key: string): Uint32Array | undefined {
     const masks = this.byGrammar.get(grammar);
     const mask = masks?.get(key);
     if (mask === undefined) {
@@ -37,7 +44,7 @@ export class MaskCache {
     return mask;
   }
 
-  set(grammar: CompiledGrammar, key: string, mask: Uint32Array): void {
+  set(grammar: GrammarRef, key: string, mask: Uint32Array): void {
     let masks = this.byGrammar.get(grammar);
     if (masks === undefined) this.byGrammar.set(grammar, (masks = new Map()));
     masks.set(key, mask);

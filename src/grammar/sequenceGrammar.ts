@@ -1,39 +1,41 @@
 /**
- * SequenceGrammar: one sequence's XGrammar matcher, kept in step with the sequence's output ids.
- * It accepts each sampled token, rolls back k tokens (speculative decoding rejects drafts; a
- * preempted sequence that is recomputed keeps its outputs, so its matcher stays valid, and
- * syncTo() re-matches whatever differs), and holds the allowed-token bitmask of the next token,
- * computed once per accepted token.
+ * SequenceGrammar: one constrained sample's grammar on the engine thread. Its XGrammar matcher
+ * lives in the grammar Worker (worker/grammarService.ts); here are the ids it accepted, the
+ * allowed-token mask of its next token, and whether it is complete, broken or failed.
+ *
+ * A sampled id is judged against the mask it was sampled under: XGrammar's masks are exact (a
+ * token is in the mask iff the matcher accepts it; checked over whole vocabularies), so the
+ * verdict needs no round trip. The Worker's matcher catches up lazily: it is sent the ids it
+ * missed (takeSync) only when its own mask must be computed, not when a cached or shared mask
+ * serves, and if it ever refuses one the sample fails (`failure`).
  *
  *   mask: [ceil(vocab / 32)] uint32, bit id % 32 of word id / 32 set = id allowed (fg_batch masks)
  */
-import type { CompiledGrammar } from "@mlc-ai/web-xgrammar";
-import { GrammarMatcher } from "@mlc-ai/web-xgrammar";
-
-/** The embind vector XGrammar's matcher returns (used by the synchronous mask path). */
-interface IntVector {
-  size(): number;
-  get(i: number): number;
-  delete(): void;
-}
+import type { GrammarRef } from "./maskCache";
+import type { MatcherSync } from "./worker/protocol";
 
 export class SequenceGrammar {
   /** Ids accepted so far (the sequence's output ids, when in step). */
   private readonly accepted: number[] = [];
+  /** The Worker's matcher holds `workerLen` ids, of which the first `synced` are `accepted`'s. */
+  private synced = 0;
+  private workerLen = 0;
   private mask: Uint32Array | null = null;
+  /** Id of the masks message bringing this state's mask; null while none is asked for. */
+  requested: number | null = null;
   /** Set when a sampled id was refused: the output cannot match any more. */
   broken = false;
+  /** Set when the sample cannot go on (its Worker died, its mask timed out): its request fails. */
+  failure: Error | null = null;
 
-  private constructor(
-    private readonly matcher: GrammarMatcher,
-    /** The compiled grammar the matcher runs (with the accepted ids, its exact state: maskCache.ts). */
-    readonly grammar: CompiledGrammar,
-    readonly vocabSize: number,
+  constructor(
+    /** The Worker's matcher. */
+    readonly matcher: number,
+    /** The compiled grammar it runs (with the accepted ids, its exact state: maskCache.ts). */
+    readonly grammar: GrammarRef,
+    /** The grammar's stop ids: accepting one completes it. */
+    private readonly stopIds: ReadonlySet<number>,
   ) {}
-
-  static async create(grammar: CompiledGrammar, vocabSize: number): Promise<SequenceGrammar> {
-    return new SequenceGrammar(await GrammarMatcher.createGrammarMatcher(grammar), grammar, vocabSize);
-  }
 
   /** The ids accepted so far (read-only). */
   get acceptedIds(): readonly number[] {
@@ -44,25 +46,39 @@ export class SequenceGrammar {
     return this.accepted.length;
   }
 
-  /** The grammar accepted a stop token: nothing may follow. */
+  /**
+   * The grammar accepted a stop token: nothing may follow. (XGrammar's masks hold a stop id only
+   * where the grammar may end, and accepting it there terminates the matcher.)
+   */
   get isTerminated(): boolean {
-    return this.matcher.isTerminated();
+    const n = this.accepted.length;
+    return n > 0 && this.stopIds.has(this.accepted[n - 1]!);
   }
 
-  /** Whether the next token's mask is computed. */
+  /** Whether the next token's mask is here. */
   get hasMask(): boolean {
     return this.mask !== null;
   }
 
-  /** Accepts one sampled id; false (and `broken`) when the grammar refuses it. */
+  /** The next token's mask; null until it comes. */
+  get nextMask(): Uint32Array | null {
+    return this.mask;
+  }
+
+  /**
+   * Accepts one sampled id; false (and `broken`) when the grammar refuses it: it is not in the
+   * mask, or the grammar is complete. Without a mask (syncTo) the Worker judges it later.
+   */
   accept(id: number): boolean {
     if (this.broken) return false;
-    if (!this.matcher.acceptToken(id)) {
+    const m = this.mask;
+    if (this.isTerminated || (m !== null && ((m[id >>> 5]! >>> (id & 31)) & 1) === 0)) {
       this.broken = true;
       return false;
     }
     this.accepted.push(id);
     this.mask = null;
+    this.requested = null;
     return true;
   }
 
@@ -70,13 +86,14 @@ export class SequenceGrammar {
   rollback(k: number): void {
     if (k <= 0) return;
     if (k > this.accepted.length) throw new Error(`SequenceGrammar: cannot roll back ${k} of ${this.accepted.length} tokens`);
-    this.matcher.rollBack(k);
     this.accepted.length -= k;
+    this.synced = Math.min(this.synced, this.accepted.length);
     this.mask = null;
+    this.requested = null;
     this.broken = false;
   }
 
-  /** Brings the matcher to exactly `ids`: rolls back past the first difference, accepts the rest. */
+  /** Brings the grammar to exactly `ids`: rolls back past the first difference, accepts the rest. */
   syncTo(ids: readonly number[]): boolean {
     let same = 0;
     const n = Math.min(ids.length, this.accepted.length);
@@ -86,42 +103,21 @@ export class SequenceGrammar {
     return true;
   }
 
-  /**
-   * Computes the next token's mask (async: XGrammar's JS API is; the work itself is synchronous
-   * WebAssembly, ~35 us for a JSON string state on the demo vocab, nearly all of the mask's cost).
-   */
-  async computeMask(): Promise<Uint32Array> {
-    if (this.mask !== null) return this.mask;
-    const words = await this.matcher.getNextTokenBitmask();
-    return (this.mask = new Uint32Array(words.buffer, words.byteOffset, words.length));
+  /** Whether the grammar holds exactly `ids` (cheap: the length and the last id). */
+  inStepWith(ids: readonly number[]): boolean {
+    const n = ids.length;
+    return n === this.accepted.length && (n === 0 || ids[n - 1] === this.accepted[n - 1]);
   }
 
-  /** Takes the next token's mask computed elsewhere for the same state (shared: never written). */
+  /** What the Worker's matcher lacks to reach this state; it holds this state from then on. */
+  takeSync(): MatcherSync {
+    const sync = { matcher: this.matcher, rollback: this.workerLen - this.synced, accept: this.accepted.slice(this.synced) };
+    this.synced = this.workerLen = this.accepted.length;
+    return sync;
+  }
+
+  /** Takes the next token's mask (computed for this state, or shared by a sample in it: never written). */
   useMask(mask: Uint32Array): void {
     this.mask = mask;
-  }
-
-  /**
-   * The next token's mask, computed now if needed through the matcher's embind handle (the
-   * synchronous path, for in-process callers that cannot await; about 5x slower to copy out).
-   */
-  maskNow(): Uint32Array {
-    if (this.mask !== null) return this.mask;
-    const handle = (this.matcher as unknown as { handle: { GetNextTokenBitmask(v: number): IntVector } }).handle;
-    const vec = handle.GetNextTokenBitmask(this.vocabSize);
-    try {
-      const n = vec.size();
-      const out = new Uint32Array(n);
-      for (let i = 0; i < n; i++) out[i] = vec.get(i);
-      this.mask = out;
-    } finally {
-      vec.delete();
-    }
-    return this.mask;
-  }
-
-  dispose(): void {
-    this.matcher.dispose();
-    this.mask = null;
   }
 }

@@ -37,7 +37,7 @@ test("the binary has every command: generate, serve, replica, bench", () => {
   }
 });
 
-test("the binary serves the OpenAI API", async () => {
+test("the binary serves the OpenAI API, structured outputs included", async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const p = Bun.spawn([exe, "serve", "--port", String(port), "--grpc-port", "0"], { cwd: dir, env: env(), stdout: "pipe", stderr: "pipe" });
   try {
@@ -62,6 +62,18 @@ test("the binary serves the OpenAI API", async () => {
     });
     expect(long.status).toBe(200);
     expect((await long.json()).count).toBeGreaterThan(0);
+    // A constrained request compiles and masks in the grammar Worker, another bundled entry point.
+    const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false };
+    const structured = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "fastgen-demo-tiny", messages: [{ role: "user", content: "ok?" }], max_tokens: 20, seed: 1,
+        response_format: { type: "json_schema", json_schema: { name: "answer", schema, strict: true } },
+      }),
+    });
+    expect(structured.status).toBe(200);
+    expect(typeof JSON.parse((await structured.json()).choices[0].message.content).ok).toBe("boolean");
   } finally {
     p.kill("SIGTERM");
     await p.exited;

@@ -1,8 +1,12 @@
 // Grammar-constrained decoding on the real engine (demo model, CPU): a random-ish model writes
-// schema-valid JSON, regex and choice matches only because every sampled token is masked.
+// schema-valid JSON, regex and choice matches only because every sampled token is masked. The
+// masks come from the grammar Worker (src/grammar/worker/); the last tests check them against
+// XGrammar run in this thread.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { EngineCore } from "../../src/engine/engineCore";
-import { RequestRejectedError } from "../../src/engine/types";
+import { EngineStepError, RequestRejectedError } from "../../src/engine/types";
+import { GrammarService } from "../../src/grammar/worker/grammarService";
+import { defaultModelDir } from "../../src/model/defaultModel";
 import { PERSON_SCHEMA, loadDemo, runAll, schemaErrors } from "./helpers";
 
 let core: EngineCore;
@@ -41,11 +45,13 @@ describe("constrained decoding", () => {
     expect(r!.text[0]).toMatch(/^\([1-9][0-9]?(\+[1-9][0-9]?)*\)$/);
   });
 
-  test("the synchronous mask path (no prepareMasks) gives the same tokens", async () => {
-    const sampling = { ...JSON_SAMPLING, seed: 11 };
-    const [a] = await runAll(core, [{ prompt: "Person:", sampling }]);
-    const [b] = await runAll(core, [{ prompt: "Person:", sampling }], false);
-    expect(b!.tokenIds).toEqual(a!.tokenIds);
+  test("a pass finished before its masks came fails its constrained requests with a clear error", async () => {
+    await core.addRequestAsync("early", core.tokenizer.encode("Person:"), { ...JSON_SAMPLING, maxTokens: 5 });
+    core.launchStep(); // no prepareMasks: the Worker has not answered yet
+    const [item] = core.finishStep();
+    expect(item!.error).toBeInstanceOf(EngineStepError);
+    expect(item!.error!.message).toContain("mask was not computed");
+    expect(core.hasWork()).toBe(false);
   });
 
   test("a bad schema, regex or grammar is rejected with the compiler's reason", async () => {
@@ -62,10 +68,11 @@ describe("constrained decoding", () => {
   });
 
   test("compiled grammars are cached by key", async () => {
-    const cache = await core.grammars.compiler();
-    const before = cache.stats.compiles;
+    const stats = core.grammars.stats;
+    const before = stats.compiles, hits = stats.hits;
     await runAll(core, [{ prompt: "a", sampling: { ...JSON_SAMPLING, maxTokens: 5 } }, { prompt: "b", sampling: { ...JSON_SAMPLING, maxTokens: 5 } }]);
-    expect(cache.stats.compiles).toBe(before);
+    expect(stats.compiles).toBe(before);
+    expect(stats.hits).toBe(hits + 2);
   });
 });
 
@@ -89,46 +96,62 @@ describe("preemption and rollback", () => {
   });
 
   test("rollback of k tokens restores the matcher's masks; syncTo re-matches a changed suffix", async () => {
-    const cache = await core.grammars.compiler();
-    const [g] = await core.grammars.forRequest({ type: "json", schema: JSON.stringify(PERSON_SCHEMA) }, 1);
+    const g = core.grammars;
+    const [seq] = await g.forRequest({ type: "json", schema: JSON.stringify(PERSON_SCHEMA) }, 1);
+    const maskOf = async () => {
+      await g.masksFor([seq!]);
+      return seq!.nextMask!;
+    };
     const ids = core.tokenizer.encode('{"name":"Al","age":4', { addSpecialTokens: false });
     const masks: Uint32Array[] = [];
     for (const id of ids) {
-      masks.push(g!.maskNow().slice());
-      expect(g!.accept(id)).toBe(true);
+      masks.push(await maskOf());
+      expect(seq!.accept(id)).toBe(true);
     }
-    g!.rollback(3);
-    expect(g!.numAccepted).toBe(ids.length - 3);
-    expect(g!.maskNow()).toEqual(masks[ids.length - 3]!);
-    expect(g!.syncTo(ids)).toBe(true);
-    expect(g!.numAccepted).toBe(ids.length);
+    const computed = g.timing.computed;
+    seq!.rollback(3);
+    expect(seq!.numAccepted).toBe(ids.length - 3);
+    expect(await maskOf()).toEqual(masks[ids.length - 3]!); // the cache's: the state was seen
+    expect(seq!.syncTo(ids)).toBe(true);
+    expect(seq!.numAccepted).toBe(ids.length);
     const other = core.tokenizer.encode('{"name":"Bo"', { addSpecialTokens: false });
-    expect(g!.syncTo(other)).toBe(true);
-    expect(g!.numAccepted).toBe(other.length);
-    expect(g!.accept(core.tokenizer.encode("}", { addSpecialTokens: false })[0]!)).toBe(false); // "age" is required
-    core.grammars.release(g!);
-    expect(cache.vocabSize).toBe(2048);
+    expect(seq!.syncTo(other)).toBe(true);
+    expect(seq!.numAccepted).toBe(other.length);
+    await maskOf(); // the Worker's matcher rolls back past "Al" and accepts "Bo"
+    expect(g.timing.computed).toBe(computed + 1);
+    expect(seq!.failure).toBeNull();
+    expect(seq!.accept(core.tokenizer.encode("}", { addSpecialTokens: false })[0]!)).toBe(false); // "age" is required
+    expect(seq!.broken).toBe(true);
+    g.release(seq!);
   });
 
-  test("samples in one state share one mask; a cached state's mask equals XGrammar's own", async () => {
+  test("samples in one state share one mask; the Worker's masks equal XGrammar's in this thread", async () => {
+    const g = core.grammars;
     const schema = { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) };
-    const gs = await core.grammars.forRequest(schema, 3);
-    const ids = core.tokenizer.encode('{"name":"Al"', { addSpecialTokens: false });
-    for (const g of gs.slice(0, 2)) expect(g.syncTo(ids)).toBe(true);
+    const gs = await g.forRequest(schema, 3);
+    const ids = core.tokenizer.encode('{"name":"Zed"', { addSpecialTokens: false }); // states no test saw before
+    for (const s of gs.slice(0, 2)) expect(s.syncTo(ids)).toBe(true);
     expect(gs[2]!.syncTo(ids.slice(0, -1))).toBe(true);
-    const computed = core.grammars.timing.computed;
-    await core.grammars.prepareMasks();
-    expect(core.grammars.timing.computed - computed).toBe(2); // gs[0] and gs[1] share one
-    expect(gs[1]!.maskNow()).toBe(gs[0]!.maskNow());
-    const [fresh] = await core.grammars.forRequest(schema, 1);
+    const computed = g.timing.computed;
+    await g.masksFor(gs);
+    expect(g.timing.computed - computed).toBe(2); // gs[0] and gs[1] share one
+    expect(gs[1]!.nextMask).toBe(gs[0]!.nextMask);
+    const [fresh] = await g.forRequest(schema, 1);
     expect(fresh!.syncTo(ids)).toBe(true);
-    await core.grammars.prepareMasks(); // from the cache
-    expect(core.grammars.timing.computed - computed).toBe(2);
-    expect(fresh!.maskNow()).toBe(gs[0]!.maskNow());
-    const own = await (await import("@mlc-ai/web-xgrammar")).GrammarMatcher.createGrammarMatcher(fresh!.grammar);
-    for (const id of ids) own.acceptToken(id);
-    expect(new Uint32Array((await own.getNextTokenBitmask()).buffer)).toEqual(gs[0]!.maskNow());
-    own.dispose();
-    for (const g of [...gs, fresh!]) core.grammars.release(g);
+    expect(g.masksFor([fresh!])).toBeNull(); // from the cache: no Worker
+    expect(g.timing.computed - computed).toBe(2);
+    expect(fresh!.nextMask).toBe(gs[0]!.nextMask);
+    const here = await GrammarService.create({ modelDir: defaultModelDir(), vocabSize: 2048 }, [...core.tokenizer.eosTokenIds]);
+    try {
+      const { matchers } = await here.create(schema, 1);
+      const { masks, refused } = await here.masks([{ matcher: matchers[0]!, rollback: 0, accept: ids }]);
+      expect(refused).toEqual([]);
+      expect(masks).toEqual(gs[0]!.nextMask!);
+      const before = await here.masks([{ matcher: matchers[0]!, rollback: 1, accept: [] }]);
+      expect(before.masks).toEqual(gs[2]!.nextMask!);
+    } finally {
+      here.dispose();
+    }
+    for (const s of [...gs, fresh!]) g.release(s);
   });
 });

@@ -21,9 +21,9 @@ export interface Finished {
 
 /**
  * Runs the requests together, each pass as the engine host runs it (launch, masks while the
- * forward runs, finish); returns each one's samples. `asyncMasks` false: finishStep computes them.
+ * forward runs, finish); returns each one's samples.
  */
-export async function runAll(core: EngineCore, reqs: { prompt: string; sampling: SamplingOptions }[], asyncMasks = true): Promise<Finished[]> {
+export async function runAll(core: EngineCore, reqs: { prompt: string; sampling: SamplingOptions }[]): Promise<Finished[]> {
   const out: Finished[] = reqs.map((r) => {
     const n = r.sampling.n ?? 1;
     return { text: Array(n).fill(""), finish: Array(n).fill(""), tokenIds: Array.from({ length: n }, () => []) };
@@ -34,7 +34,7 @@ export async function runAll(core: EngineCore, reqs: { prompt: string; sampling:
   }
   while (core.hasWork()) {
     core.launchStep();
-    if (asyncMasks) await core.prepareMasks();
+    await core.prepareMasks();
     for (const { id, deltas, error } of core.finishStep()) {
       if (error) throw error;
       const r = out[Number(id)]!;

@@ -2,7 +2,7 @@
 // launched before its rows' grammar masks are computed (EngineOptions.overlapSteps, the default;
 // FASTGEN_STEP_OVERLAP in the library), and the outputs are those of the plain path (masks first,
 // one fg_step) token for token and logprob for logprob. Aborts and destroy while a pass is in
-// flight are safe.
+// flight are safe. The masks come from the grammar Worker either way; the engine awaits them.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { EngineCore } from "../../src/engine/engineCore";
@@ -29,17 +29,14 @@ function workload(seed: number): { prompt: string; sampling: SamplingOptions }[]
   ];
 }
 
-/**
- * Runs the workload to completion as the engine host does: launch, (await masks,) finish.
- * asyncMasks false: finishStep computes the masks itself (the synchronous path).
- */
-async function run(core: EngineCore, reqs: { prompt: string; sampling: SamplingOptions }[], asyncMasks: boolean): Promise<Sampled[][]> {
+/** Runs the workload to completion as the engine host does: launch, await masks, finish. */
+async function run(core: EngineCore, reqs: { prompt: string; sampling: SamplingOptions }[]): Promise<Sampled[][]> {
   const out = reqs.map((r) => Array.from({ length: r.sampling.n ?? 1 }, (): Sampled => ({ text: "", tokenIds: [], logprobs: [], finish: "" })));
   for (let i = 0; i < reqs.length; i++)
     await core.addRequestAsync(String(i), core.tokenizer.encode(reqs[i]!.prompt, { addSpecialTokens: true }), reqs[i]!.sampling);
   while (core.hasWork()) {
     core.launchStep();
-    if (asyncMasks) await core.prepareMasks();
+    await core.prepareMasks();
     for (const { id, deltas, error } of core.finishStep()) {
       if (error) throw error;
       for (const d of deltas) {
@@ -68,11 +65,9 @@ describe("overlapped steps", () => {
   test("grammar-constrained and plain requests: the same tokens and logprobs with overlap on and off", async () => {
     for (const seed of [3, 17]) {
       const reqs = workload(seed);
-      const a = await run(off, reqs, true);
-      const b = await run(on, reqs, true);
-      const c = await run(on, reqs, false); // masks computed inside finishStep, while the forward runs
+      const a = await run(off, reqs);
+      const b = await run(on, reqs);
       expect(b).toEqual(a);
-      expect(c).toEqual(a);
       for (const s of a[0]!) if (s.finish === "stop") expect(schemaErrors(JSON.parse(s.text), PERSON_SCHEMA)).toEqual([]);
       expect(a[1]![0]!.tokenIds.length).toBeGreaterThan(0);
     }
@@ -98,13 +93,13 @@ describe("overlapped steps", () => {
     expect(p.stderr.toString()).toBe("");
     const theirs = JSON.parse(p.stdout.toString().trim().split("\n").pop()!) as number[][];
     const sampling = { maxTokens: 60, temperature: 1, seed: 5, n: 2, structured: { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) } };
-    const ours = await run(on, [{ prompt: "Person:", sampling }], true);
+    const ours = await run(on, [{ prompt: "Person:", sampling }]);
     expect(theirs).toEqual(ours[0]!.map((s) => s.tokenIds));
   });
 
   test("an abort while the pass runs: its request closes, the others go on unchanged", async () => {
     const reqs = workload(9);
-    const alone = await run(on, reqs.slice(1, 3), true);
+    const alone = await run(on, reqs.slice(1, 3));
     for (let i = 0; i < 3; i++) await on.addRequestAsync(String(i), on.tokenizer.encode(reqs[i]!.prompt, { addSpecialTokens: true }), reqs[i]!.sampling);
     const got: number[][] = [[], [], []];
     let passes = 0, aborted = false;

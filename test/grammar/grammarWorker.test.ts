@@ -1,0 +1,243 @@
+// The grammar Worker (src/grammar/worker/): XGrammar's compiles and masks run off the engine
+// thread. Proved by behaviour, never by wall time: other sequences decode while a schema compiles
+// (a real compile, and one held in the Worker on purpose), the constrained ones that sat it out
+// resume with the tokens they would have had; a stuck Worker fails its requests after the mask
+// timeout, a crashed one at once, and the next request starts a new Worker; an engine that never
+// sees a constraint starts none, and an idle Worker keeps no process alive.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { syntheticByteLevelVocab } from "../../bench/syntheticVocab";
+import type { EngineCore, StepItem } from "../../src/engine/engineCore";
+import type { SamplingOptions } from "../../src/engine/samplingOptions";
+import { EngineStepError } from "../../src/engine/types";
+import { GrammarClient } from "../../src/grammar/grammarClient";
+import { PERSON_SCHEMA, loadDemo, runAll, schemaErrors } from "./helpers";
+
+/** A schema of 20 fields of every kind; a new salt is a new key (a cold compile, ~0.25 s on the demo vocab). */
+function twentyFields(salt: string): string {
+  const kinds = [
+    { type: "string", maxLength: 16 },
+    { type: "string", enum: ["alpha", "beta", `v${salt}`] },
+    { type: "integer", minimum: 0, maximum: 1000 },
+    { type: "number" },
+    { type: "boolean" },
+    { type: "array", items: { type: "integer" }, maxItems: 3 },
+    { type: "object", properties: { x: { type: "string" }, y: { type: "integer" } }, required: ["x", "y"] },
+  ];
+  const props = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f_${salt}_${i}`, kinds[i % 7]]));
+  return JSON.stringify({ type: "object", properties: props, required: Object.keys(props), additionalProperties: false });
+}
+
+/**
+ * A JSON list of >= 64 short strings: a constrained sequence that runs to max_tokens. Its first
+ * 32 states' masks are in the engine's mask cache after the reference run (maskCache.ts), so the
+ * tests let it pass those (PAST_CACHE passes) before the Worker is made busy.
+ */
+const LONG = { type: "json" as const, schema: JSON.stringify({ type: "object", properties: { items: { type: "array", items: { type: "string", maxLength: 8 }, minItems: 64 } }, required: ["items"] }) };
+const FREE: SamplingOptions = { maxTokens: 120, temperature: 1, seed: 21, ignoreEos: true };
+const BOUND: SamplingOptions = { maxTokens: 100, temperature: 1, seed: 22, ignoreEos: true, structured: LONG };
+const PAST_CACHE = 34;
+
+/** One pass as the engine host runs it: launch, await the masks, finish. */
+async function pass(core: EngineCore): Promise<StepItem[]> {
+  core.launchStep();
+  const masks = core.prepareMasks();
+  if (masks) await masks;
+  return core.finishStep();
+}
+
+/** Drives passes, gathering each request's token ids (sample 0) and errors. */
+class Driver {
+  readonly ids = new Map<string, number[]>();
+  readonly errors = new Map<string, Error>();
+  constructor(private readonly core: EngineCore) {}
+  async add(id: string, prompt: string, sampling: SamplingOptions): Promise<void> {
+    this.ids.set(id, []);
+    await this.core.addRequestAsync(id, this.core.tokenizer.encode(prompt), sampling);
+  }
+  async step(): Promise<void> {
+    for (const it of await pass(this.core)) {
+      if (it.error) this.errors.set(it.id, it.error);
+      for (const d of it.deltas) if (d.index === 0) this.ids.get(it.id)!.push(...d.tokenIds);
+    }
+  }
+  count(id: string): number {
+    return this.ids.get(id)!.length;
+  }
+  async finish(): Promise<void> {
+    while (this.core.hasWork()) await this.step();
+  }
+}
+
+let core: EngineCore;
+/** The tokens of FREE and BOUND run alone: what they must give whatever compiles meanwhile. */
+let alone: { free: number[]; bound: number[] };
+beforeAll(async () => {
+  core = await loadDemo({ maxSeqs: 16 });
+  const [free, bound] = await runAll(core, [{ prompt: "Free text:", sampling: FREE }, { prompt: "Items:", sampling: BOUND }]);
+  alone = { free: free!.tokenIds[0]!, bound: bound!.tokenIds[0]! };
+});
+afterAll(() => core.destroy());
+
+describe("compiles off the engine thread", () => {
+  test("other sequences decode while a new schema compiles; the constrained one resumes unchanged", async () => {
+    const d = new Driver(core);
+    await d.add("free", "Free text:", FREE);
+    await d.add("bound", "Items:", BOUND);
+    for (let i = 0; i < PAST_CACHE; i++) await d.step();
+    let compiled = false;
+    const compiling = d.add("new", "Person:", { maxTokens: 40, temperature: 1, seed: 3, structured: { type: "json", schema: twentyFields(`real${Date.now()}`) } }).then(() => (compiled = true));
+    const [free, bound] = [d.count("free"), d.count("bound")];
+    while (!compiled && core.hasWork()) await d.step(); // the compile runs in the Worker meanwhile
+    await compiling;
+    expect(d.count("free")).toBeGreaterThan(free);
+    // At most the mask asked for before the compile, and one pass after its answer.
+    expect(d.count("bound")).toBeLessThanOrEqual(bound + 2);
+    await d.finish();
+    expect(d.errors.size).toBe(0);
+    expect(d.ids.get("free")).toEqual(alone.free);
+    expect(d.ids.get("bound")).toEqual(alone.bound);
+  });
+
+  test("while the Worker is held in a compile, constrained sequences sit out and the others decode", async () => {
+    const d = new Driver(core);
+    await d.add("free", "Free text:", FREE);
+    await d.add("bound", "Items:", BOUND);
+    for (let i = 0; i < PAST_CACHE; i++) await d.step();
+    const release = core.grammars.debugHoldWorker(); // from here the Worker is busy, as in a compile
+    const compiling = d.add("new", "Person:", { maxTokens: 40, temperature: 1, seed: 4, structured: { type: "json", schema: twentyFields(`held${Date.now()}`) } });
+    await d.step(); // may still use the mask asked for before the hold
+    const [free, bound] = [d.count("free"), d.count("bound")];
+    for (let i = 0; i < 8; i++) await d.step();
+    expect(d.count("free")).toBe(free + 8);
+    expect(d.count("bound")).toBe(bound);
+    release();
+    await compiling;
+    await d.finish();
+    expect(d.errors.size).toBe(0);
+    expect(d.ids.get("free")).toEqual(alone.free);
+    expect(d.ids.get("bound")).toEqual(alone.bound);
+    expect(d.count("new")).toBeGreaterThan(0);
+  });
+
+  test("when every sequence waits for a compile, the loop waits for the Worker instead of spinning", async () => {
+    const d = new Driver(core);
+    await d.add("bound", "Items:", { ...BOUND, maxTokens: 60 });
+    for (let i = 0; i < PAST_CACHE; i++) await d.step();
+    const release = core.grammars.debugHoldWorker();
+    const compiling = d.add("new", "Person:", { maxTokens: 20, temperature: 1, seed: 5, structured: { type: "json", schema: twentyFields(`idle${Date.now()}`) } });
+    const steps = core.timing.steps;
+    let stopped = false;
+    const loop = (async () => {
+      while (!stopped && core.hasWork()) await d.step();
+    })();
+    await Bun.sleep(100); // time for a spinning loop to run many passes; a waiting one runs one
+    expect(core.timing.steps - steps).toBeLessThanOrEqual(1);
+    release();
+    await compiling;
+    stopped = true;
+    await loop;
+    await d.finish();
+    expect(d.errors.size).toBe(0);
+    expect(d.count("bound")).toBe(60);
+  });
+
+  test("a 128K-vocab compile leaves this thread free (the event loop turns throughout)", async () => {
+    const vocab = syntheticByteLevelVocab(128256);
+    const client = new GrammarClient({ vocab }, vocab.stopTokenIds);
+    try {
+      await client.ready;
+      let turns = 0;
+      let done = false;
+      const compile = client.create({ type: "json", schema: twentyFields("big") }, 1, true).then((c) => ((done = true), c));
+      while (!done) {
+        await new Promise((r) => setImmediate(r));
+        turns++;
+      }
+      const created = await compile;
+      expect(created.hit).toBe(false);
+      expect(created.compileMs).toBeGreaterThan(0);
+      expect(turns).toBeGreaterThan(10); // a compile on this thread would allow exactly one
+    } finally {
+      client.terminate();
+    }
+  }, 60_000);
+});
+
+describe("Worker failures", () => {
+  test("a Worker that computes no masks in time fails its requests; the others go on; the next request starts a new Worker", async () => {
+    const e = await loadDemo({ maxSeqs: 16 });
+    try {
+      e.grammars.maskTimeoutMs = 300;
+      const d = new Driver(e);
+      await d.add("free", "Free text:", FREE);
+      await d.add("bound", "Items:", { ...BOUND, seed: 24 }); // states not in this engine's mask cache
+      await d.step();
+      const release = e.grammars.debugHoldWorker(); // stuck, with no compile the engine knows of
+      for (let i = 0; i < 5 && !d.errors.has("bound"); i++) await d.step();
+      release();
+      const err = d.errors.get("bound");
+      expect(err).toBeInstanceOf(EngineStepError);
+      expect(err!.message).toContain("computed no masks in 300 ms");
+      expect(e.grammars.started).toBe(false);
+      await d.add("again", "Person:", { maxTokens: 150, temperature: 1, seed: 6, structured: { type: "json", schema: JSON.stringify(PERSON_SCHEMA) } });
+      await d.finish();
+      expect(d.ids.get("free")).toEqual(alone.free);
+      expect(e.grammars.stats.workers).toBe(2);
+      const text = e.tokenizer.decode(d.ids.get("again")!, { skipSpecialTokens: true });
+      expect(schemaErrors(JSON.parse(text), PERSON_SCHEMA)).toEqual([]);
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test("a Worker that crashes fails the constrained requests in flight; the next request starts a new one", async () => {
+    const e = await loadDemo({ maxSeqs: 16 });
+    try {
+      const d = new Driver(e);
+      await d.add("free", "Free text:", FREE);
+      await d.add("bound", "Items:", BOUND);
+      await d.add("bound2", "More items:", { ...BOUND, seed: 23 });
+      await d.step();
+      e.grammars.debugCrashWorker();
+      for (let i = 0; i < 50 && !d.errors.has("bound2"); i++) await d.step();
+      for (const id of ["bound", "bound2"]) {
+        expect(d.errors.get(id)).toBeInstanceOf(EngineStepError);
+        expect(d.errors.get(id)!.message).toContain("grammar worker crashed");
+      }
+      await d.add("again", "Items:", BOUND);
+      await d.finish();
+      expect(d.ids.get("again")).toEqual(alone.bound);
+      expect(d.ids.get("free")).toEqual(alone.free);
+      expect(e.grammars.stats.workers).toBe(2);
+      expect(e.metrics().kvBlocksFree).toBe(e.metrics().kvBlocksTotal);
+    } finally {
+      e.destroy();
+    }
+  });
+});
+
+describe("Worker lifecycle", () => {
+  test("an engine that never sees a constraint starts no Worker", async () => {
+    const e = await loadDemo();
+    try {
+      await runAll(e, [{ prompt: "Hello", sampling: { maxTokens: 8, temperature: 1, seed: 1 } }]);
+      expect(e.grammars.started).toBe(false);
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test("an idle Worker keeps no process alive, destroyed or not", () => {
+    for (const destroy of [false, true]) {
+      const script = `
+        import { loadDemo, runAll } from ${JSON.stringify(join(import.meta.dir, "helpers.ts"))};
+        const core = await loadDemo();
+        const [r] = await runAll(core, [{ prompt: "JSON:", sampling: { maxTokens: 30, temperature: 1, seed: 2, structured: { type: "json" } } }]);
+        console.log(core.grammars.started ? "worker" : "none", r.tokenIds[0].length);
+        ${destroy ? "core.destroy();" : ""}`;
+      const p = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe", timeout: 30_000 });
+      expect({ destroy, code: p.exitCode, out: p.stdout.toString().split(" ")[0] }).toEqual({ destroy, code: 0, out: "worker" });
+    }
+  });
+});
