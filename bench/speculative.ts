@@ -9,7 +9,7 @@
  * Every run checks the outputs equal the run without speculation. Prints a table and writes
  * bench/results/cpu-speculative-<model>.json.
  *
- *   bun run bench -- speculative [--model DIR] [--threads N] [--tokens N] [--draft DIR] [--penalized]
+ *   bun run bench -- speculative [--model DIR] [--threads N] [--tokens N] [--draft DIR] [--penalized] [--batches 1,4,16]
  *
  * --draft DIR verifies a draft model's proposals instead of ngram ones; on the device, with
  * random weights, pass the target itself (acceptance 100%: the mechanism's ceiling).
@@ -65,14 +65,14 @@ async function once(modelDir: string, workload: string, batch: number, spec: boo
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, threads: { type: "string" }, tokens: { type: "string" }, draft: { type: "string" }, penalized: { type: "boolean" } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, threads: { type: "string" }, tokens: { type: "string" }, draft: { type: "string" }, penalized: { type: "boolean" }, batches: { type: "string" } } });
   const penalized = values.penalized ?? false;
   const modelDir = values.model ?? defaultModelDir();
   const threads = Number(values.threads ?? 0);
   const maxTokens = Number(values.tokens ?? 96);
   const rows: Row[] = [];
   for (const workload of ["quote", "fresh"]) {
-    for (const batch of [1, 4, 16]) {
+    for (const batch of (values.batches ?? "1,4,16").split(",").map(Number)) {
       const off = await once(modelDir, workload, batch, false, threads, maxTokens, undefined, penalized);
       const on = await once(modelDir, workload, batch, true, threads, maxTokens, values.draft, penalized);
       // fp32 (CPU): speculation must not change a token. bf16 (CUDA): a verification pass has other
@@ -93,7 +93,7 @@ export async function main(argv: string[]): Promise<void> {
     acceptance: r.acceptance === null ? "-" : `${(100 * r.acceptance).toFixed(0)}%`,
   })));
   const out = {
-    command: `bun run bench -- speculative${values.model ? ` --model ${values.model}` : ""}${values.threads ? ` --threads ${threads}` : ""}${values.draft ? ` --draft ${values.draft}` : ""}${penalized ? " --penalized" : ""}`,
+    command: `bun run bench -- speculative${values.model ? ` --model ${values.model}` : ""}${values.threads ? ` --threads ${threads}` : ""}${values.draft ? ` --draft ${values.draft}` : ""}${penalized ? " --penalized" : ""}${values.batches ? ` --batches ${values.batches}` : ""}`,
     date: new Date().toISOString(), model: basename(modelDir), cores: cpus().length, cpu: cpus()[0]?.model, maxTokens, penalties: penalized ? PENALTIES : null, rows,
   };
   const backend = process.env.FASTGEN_BACKEND ?? "cpu";
