@@ -3,7 +3,10 @@
 # as it can: `tests:a,b,c` (test/gpu files, each in its own process), `gemv` (bench/gpu/run_gemv.sh's
 # kernels + decode stages, new kernel vs FASTGEN_GEMV_MAX_M=1), `fp8` (bench/gpu/fp8.ts, FP8 vs bf16),
 # `families` (ceilings + bench/gpu/families.ts), `routing` (bench/device/run-routing.sh),
-# `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench).
+# `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench),
+# `grammar` (the grammar overhead with overlap on and K = 1, 2, 4 grammar Workers, one process per
+# K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
+# one process with the three engines interleaved round by round).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -58,6 +61,15 @@ for stage in "$@"; do
       done
       cp bench/results/grammar-cuda-*.json "$W/" 2>/dev/null
       tail -20 "$W/overlap.log" >> "$W/summary.txt" ;;
+    grammar)
+      M=/tmp/fastgen-llama2-7b-random
+      [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
+      for k in ${GRAMMAR_WORKERS:-1 2 4}; do
+        l=$(left); [ "$l" -lt 40 ] && { say "skipped grammar K=$k (deadline)"; continue; }
+        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds 3 --batches 1,16,64 --overlap on --grammar-workers "$k" > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
+        say "grammar K=$k:"; grep -v "^\[FATAL\]\|^Aborted" "$W/grammar-k$k.log" | tail -22 >> "$W/summary.txt"
+      done
+      cp bench/results/grammar-cuda-*-gw*.json "$W/" 2>/dev/null ;;
     *) say "unknown stage $stage" ;;
   esac
 done
