@@ -132,7 +132,10 @@ __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
         if (c >= L) break;
         const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(vr + c));
 #pragma unroll
-        for (int i = 0; i < HPW; i++) o[i][n][0] = fmaf(pj[i], v.x, o[i][n][0]), o[i][n][1] = fmaf(pj[i], v.y, o[i][n][1]);
+        for (int i = 0; i < HPW; i++) {
+          o[i][n][0] = fmaf(pj[i], v.x, o[i][n][0]);
+          o[i][n][1] = fmaf(pj[i], v.y, o[i][n][1]);
+        }
       }
     }
     __syncthreads();  // everyone is done with buf before the next iteration refills it

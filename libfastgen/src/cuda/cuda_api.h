@@ -63,8 +63,8 @@ typedef struct fgcu_model {
   int64_t kv_lora_rank, q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim;  // mla
   float latent_norm_eps;         // mla: q_a_norm and kv_a_norm
   const uint8_t *layer_dense;    // null, or [num_layers] 1: a dense MLP in a MoE model (copied)
-  int32_t moe_num_groups, moe_topk_groups;  // group-limited top-k (1, 1: plain top-k)
-  float moe_routed_scale;        // the k routing weights times it
+  int32_t moe_num_groups, moe_topk_groups;  // group-limited top-k (<= 1: plain top-k)
+  float moe_routed_scale;        // the k routing weights times it (0: unset, 1)
 } fgcu_model;
 
 typedef struct fgcu_engine fgcu_engine;

@@ -126,7 +126,8 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
   for (int64_t l = 0; l < M.num_layers; l++) {
     const LayerW &w = e->layers[l];
-    bf16 *kc = e->kv + (size_t)(e->kv_planes() * l) * e->layer_elems, *vc = kc + e->layer_elems;  // MLA: kc only
+    // K and V planes of the layer; MLA: one plane of latent rows (kc)
+    bf16 *kc = e->kv + (size_t)(e->kv_planes() * l) * e->layer_elems, *vc = kc + e->layer_elems;
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
     if (!post && !x_ready)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
@@ -143,7 +144,8 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const float attn_factor = own_table ? 1.f : M.rope_attention_factor;
     const int window = sliding ? M.sliding_window : 0;
     if (M.mla) {
-      const MlaLayer ml = {&w.qkv, &w.q_mla, w.q_a_norm, w.kv_a_norm, w.w_uk, w.w_uvT, kc, inv_freq, attn_factor, window};
+      const MlaLayer ml = {&w.qkv, &w.q_mla, w.q_a_norm, w.kv_a_norm, w.w_uk, w.w_uvT,
+                           kc, inv_freq, attn_factor, window};
       FGCU_CHECK(mla_forward(g, e->mla, e->mla_model, ml, ms, x, attn, st, err));
       profiler_mark(pr, st, "mla attention");
     } else {
@@ -192,7 +194,8 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       MoeRoute route;
       route.num_experts = (int)M.num_experts, route.top_k = (int)M.experts_per_tok;
       route.renormalize = M.moe_renormalize != 0;
-      route.num_groups = M.moe_num_groups, route.topk_groups = M.moe_topk_groups, route.scale = M.moe_routed_scale;
+      if (M.moe_num_groups > 1) route.num_groups = M.moe_num_groups, route.topk_groups = M.moe_topk_groups;
+      if (M.moe_routed_scale > 0.f) route.scale = M.moe_routed_scale;  // 0: unset, 1
       FGCU_CHECK(moe_forward(g, e->moe, ml, mlp_x, out, acc, T, H, (int)M.moe_intermediate_size, route, M.act, st,
                              err));
       if (w.sh_in.p) {
