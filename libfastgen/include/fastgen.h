@@ -162,10 +162,11 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 6 /* 5: a sequence's later sampled rows count the drafts before them
+#define FG_ABI_VERSION 7 /* 5: a sequence's later sampled rows count the drafts before them
                             as outputs for penalties (per-row penalty lists, see fg_batch);
                             6: FP8 weights kept FP8 on CUDA, test hooks fg_cuda_gemm_host and
-                            fg_cuda_fp8_linear_host */
+                            fg_cuda_fp8_linear_host;
+                            7: test hook fg_mla_attention (latent attention on either backend) */
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -486,6 +487,18 @@ fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float
                              int32_t block_size, int32_t num_blocks, int32_t window, int32_t splits);
 fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *logits,
                            int32_t vocab, fg_step_output *out);
+/* Test hook: DeepSeek's latent attention (attention "mla") as the engines run it, on host
+ * buffers and the batch as fg_paged_attention takes it. q: [num_tokens, num_heads, latent + rope]
+ * (absorbed queries); cache: [num_blocks, block_size, latent + rope], one row per attended
+ * position, shared by every head: keys are whole rows, values their first `latent` values;
+ * out: [num_tokens, num_heads, latent]. Scores are scale * q.k, soft-capped by softcap when > 0;
+ * window 0 = every earlier position. The CUDA path rounds q and the cache to bf16 (its kernel
+ * takes latent <= 512, even, and latent + rope a multiple of 8); splits > 0 forces that many key
+ * splits (0 = automatic). */
+fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, const float *q, const float *cache,
+                           float *out, int32_t num_heads, int32_t latent, int32_t rope,
+                           int32_t block_size, int32_t num_blocks, int32_t window, float scale,
+                           float softcap, int32_t splits);
 /* The CPU backend's GEMM, exported for tests: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n]
  * (x: [m, k], w: [n, k] like nn.Linear.weight, bias: [n] or NULL, y: [m, n]). */
 fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *y, int32_t m,

@@ -8,17 +8,11 @@ namespace {
 // Spec features the CUDA forward pass has no kernels for yet: refused at create, before any
 // device work, so a caller can fall back to the CPU backend.
 void check_cuda_runs(const fg::ModelSpec &s) {
-  if (s.mla())
+  if (s.mla() && s.tensor_parallel > 1)
     fg::raise(FG_ERR_UNSUPPORTED,
-              "engine: attention \"mla\" (DeepSeek's multi-head latent attention) runs on the CPU backend only");
-  if (s.rope_interleaved)
-    fg::raise(FG_ERR_UNSUPPORTED, "engine: rope_interleaved runs on the CPU backend only");
-  for (int64_t l = 0; l < s.num_layers; l++)
-    if (s.moe() && s.dense_layer[l])
-      fg::raise(FG_ERR_UNSUPPORTED, "engine: dense_layers (dense MLP layers in a MoE model) run on the CPU backend only");
-  if (s.moe_num_groups != 1 || s.moe_routed_scale != 1)
-    fg::raise(FG_ERR_UNSUPPORTED,
-              "engine: group-limited routing (moe_num_groups) and moe_routed_scale run on the CPU backend only");
+              "engine: attention \"mla\" (DeepSeek's multi-head latent attention) runs on one GPU on the CUDA "
+              "backend (tensor_parallel 1), got tensor_parallel %lld",
+              (long long)s.tensor_parallel);
 }
 
 }  // namespace

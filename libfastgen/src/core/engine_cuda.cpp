@@ -64,6 +64,16 @@ void fg_engine::cuda_create() {
   m.moe_renormalize = s.moe_renormalize;
   m.shared_expert_gate = s.shared_expert_gate;
   m.shared_expert_intermediate_size = s.shared_expert_intermediate_size;
+  m.rope_interleaved = s.rope_interleaved;
+  m.mla = s.mla();
+  m.kv_lora_rank = s.kv_lora_rank, m.q_lora_rank = s.q_lora_rank;
+  m.qk_nope_head_dim = s.qk_nope_head_dim, m.qk_rope_head_dim = s.qk_rope_head_dim, m.v_head_dim = s.v_head_dim;
+  m.latent_norm_eps = (float)s.latent_norm_eps;
+  std::vector<uint8_t> dense(s.num_layers);  // copied at create, like sliding
+  for (int64_t l = 0; l < s.num_layers; l++) dense[l] = s.moe() && s.dense_layer[l];
+  m.layer_dense = dense.data();
+  m.moe_num_groups = (int32_t)s.moe_num_groups, m.moe_topk_groups = (int32_t)s.moe_topk_groups;
+  m.moe_routed_scale = (float)s.moe_routed_scale;
   char err[512] = "";
   check(fgcu_engine_create(&m, (int32_t)s.tensor_parallel, (int32_t)s.collective_timeout_ms, &cuda_, err), err);
 }

@@ -1,6 +1,6 @@
-// Test hooks of fastgen.h (fg_paged_attention, fg_sample_logits): one stage of fg_step on host
-// buffers, on either backend, so test/gpu can hold each CUDA op against its CPU twin; and the
-// weight store's FP8 arithmetic (fg_dequantize, fg_quantize_fp8).
+// Test hooks of fastgen.h (fg_paged_attention, fg_mla_attention, fg_sample_logits): one stage of
+// fg_step on host buffers, on either backend, so test/gpu can hold each CUDA op against its CPU
+// twin; and the weight store's FP8 arithmetic (fg_dequantize, fg_quantize_fp8).
 #include <climits>
 #include <cmath>
 #include <vector>
@@ -61,6 +61,40 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
                                  batch->block_indices, block_size};
     fg::cpu::paged_attention(pb, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim,
                              window, (float)(1.0 / std::sqrt((double)head_dim)), /*softcap=*/0.0f);
+  });
+}
+
+extern "C" fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, const float *q, const float *cache,
+                                      float *out, int32_t num_heads, int32_t latent, int32_t rope, int32_t block_size,
+                                      int32_t num_blocks, int32_t window, float scale, float softcap, int32_t splits) {
+  return fg::guard(__func__, [&] {
+    check_backend(backend, __func__);
+    if (!q || !cache || !out || num_heads < 1 || latent < 1 || rope < 0 || block_size < 1 || num_blocks < 1 ||
+        window < 0 || splits < 0 || !(scale > 0) || !(softcap >= 0))
+      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_mla_attention: bad arguments");
+    fg::ModelSpec spec;  // only what validate_batch reads
+    spec.vocab_size = INT32_MAX;
+    spec.max_position_embeddings = INT32_MAX;
+    fg_batch no_rows{};  // as fg_paged_attention: sample rows are ignored
+    if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
+    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
+    batch = &no_rows;
+    const int32_t T = batch->num_tokens;
+    if (T == 0) return;
+    if (backend == FG_BACKEND_CUDA) {
+      char err[512] = "";
+      check_cuda(fgcu_mla_attention_host(batch, q, cache, out, num_heads, latent, rope, block_size, num_blocks,
+                                         window, scale, softcap, splits, err),
+                 err);
+      return;
+    }
+    std::vector<int32_t> token_seq(T);
+    for (int32_t s = 0; s < batch->num_seqs; s++)
+      for (int32_t t = batch->cu_seqlens[s]; t < batch->cu_seqlens[s + 1]; t++) token_seq[t] = s;
+    const fg::cpu::PagedBatch pb{T, batch->positions, token_seq.data(), batch->block_indptr,
+                                 batch->block_indices, block_size};
+    // cpu/mla.cpp's call: one shared row per position as keys and (its latent part) values
+    fg::cpu::paged_attention(pb, q, cache, cache, out, num_heads, 1, latent + rope, window, scale, softcap, latent);
   });
 }
 

@@ -1,7 +1,7 @@
-// Mixture-of-experts MLP on the device (Mixtral, Qwen2/3-MoE). CPU twin: cpu/moe.cpp (routing,
-// scatter, combine, shared expert) + cpu/mlp.cpp (one expert).
+// Mixture-of-experts MLP on the device (Mixtral, Qwen2/3-MoE, DeepSeek-V2). CPU twin:
+// cpu/moe.cpp (routing, scatter, combine, shared expert) + cpu/mlp.cpp (one expert).
 //
-//   x [T, H] bf16 ─ router gemm ─▶ logits [T, E] fp32 ─ top-k ─▶ ids, weights [T, k]
+//   x [T, H] bf16 ─ router gemm ─▶ logits [T, E] fp32 ─ top-k (in groups) ─▶ ids, weights [T, k]
 //   scatter:  slots t*k + j grouped by expert, token order within one | e0 | e1 | e2 |...
 //             offsets [E + 1], counts [E]; row_of [T*k] (slot -> row); an expert's rows start
 //             256-byte aligned in every workspace (padding rows only when H, I are not /128)
@@ -47,13 +47,24 @@ struct MoeLayer {
   const float *const *down_b;    // null, or [E] -> [H]
 };
 
+// How the router picks (cpu/moe.cpp moe_route): the top_k of num_experts by logit, ties to the
+// lower id; group-limited (DeepSeek-V2) when num_groups > 1: only the experts of the topk_groups
+// groups (num_experts / num_groups consecutive experts each) with the highest best logit compete.
+// Weights: softmax over the k (renormalize, Mixtral) or over all E as it is (Qwen2-MoE,
+// DeepSeek), times scale (routed_scaling_factor).
+struct MoeRoute {
+  int num_experts = 0, top_k = 0;
+  bool renormalize = true;
+  int num_groups = 1, topk_groups = 1;
+  float scale = 1.f;
+};
+
 // h: [T, H] fp32 = (accumulate ? h : 0) + MoE(x), x: [T, H] bf16 (normed). act: ActKind.
-// I: each expert's width. renormalize: the k weights rescaled to sum 1 (Mixtral), else the
-// softmax over all E as it is (Qwen2-MoE).
+// I: each expert's width.
 // The expert biases are applied inside, each weighted by its routing weight (as on the CPU),
 // so nothing is owed to the residual afterwards. Syncs `st` once (see above).
 int moe_forward(const Gemms &g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
-                int T, int H, int I, int E, int k, bool renormalize, int act, cudaStream_t st, char *err);
+                int T, int H, int I, const MoeRoute &route, int act, cudaStream_t st, char *err);
 
 // The shared expert (Qwen2-MoE): a gated or plain MLP of its own width on every token, no biases.
 struct SharedExpert {
