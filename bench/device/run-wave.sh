@@ -70,6 +70,15 @@ for stage in "$@"; do
         say "grammar K=$k:"; grep -v "^\[FATAL\]\|^Aborted" "$W/grammar-k$k.log" | tail -22 >> "$W/summary.txt"
       done
       cp bench/results/grammar-cuda-*-gw*.json "$W/" 2>/dev/null ;;
+    mla)
+      DRIFT_FILE=bench/results/hf-bf16-drift-deepseek.json
+      [ -f "$DRIFT_FILE" ] || timeout "$(left)" python3 bench/gpu/hf_bf16_drift.py "$DRIFT_FILE" deepseek-v2-lite deepseek-v2 > "$W/drift.log" 2>&1 || say "drift failed"
+      cp "$DRIFT_FILE" "$W/" 2>/dev/null
+      tail -4 "$W/drift.log" >> "$W/summary.txt" ;;
+    mlabench)
+      ceilings
+      FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
+      tail -12 "$W/mla_bench.log" >> "$W/summary.txt" ;;
     *) say "unknown stage $stage" ;;
   esac
 done
