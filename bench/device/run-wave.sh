@@ -6,7 +6,9 @@
 # `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench),
 # `grammar` (the grammar overhead with overlap on and K = 1, 2, 4 grammar Workers, one process per
 # K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
-# one process with the three engines interleaved round by round).
+# one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
+# the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
+# (bench/gpu/mla.ts, the latent attention kernel alone).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
