@@ -3,7 +3,8 @@
 # as it can: `tests:a,b,c` (test/gpu files, each in its own process), `gemv` (bench/gpu/run_gemv.sh's
 # kernels + decode stages, new kernel vs FASTGEN_GEMV_MAX_M=1), `fp8` (bench/gpu/fp8.ts, FP8 vs bf16),
 # `families` (ceilings + bench/gpu/families.ts), `routing` (bench/device/run-routing.sh),
-# `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench).
+# `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench),
+# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -58,6 +59,10 @@ for stage in "$@"; do
       done
       cp bench/results/grammar-cuda-*.json "$W/" 2>/dev/null
       tail -20 "$W/overlap.log" >> "$W/summary.txt" ;;
+    fp8ab)
+      OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
+      cp -r /tmp/fp8ab "$W/" 2>/dev/null
+      tail -40 "$W/fp8ab.log" >> "$W/summary.txt" ;;
     *) say "unknown stage $stage" ;;
   esac
 done
