@@ -8,7 +8,8 @@
 # K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
 # one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
-# (bench/gpu/mla.ts, the latent attention kernel alone).
+# (bench/gpu/mla.ts, the latent attention kernel alone),
+# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -81,6 +82,10 @@ for stage in "$@"; do
       ceilings
       FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
       tail -12 "$W/mla_bench.log" >> "$W/summary.txt" ;;
+    fp8ab)
+      OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
+      cp -r /tmp/fp8ab "$W/" 2>/dev/null
+      tail -40 "$W/fp8ab.log" >> "$W/summary.txt" ;;
     *) say "unknown stage $stage" ;;
   esac
 done
