@@ -117,4 +117,7 @@ int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                         int32_t splits, char *err);
 int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out,
                      char *err);
+// fastgen.h fg_run_op: one op of core/op_hooks.h on device 0 over host buffers (the core
+// checked the arguments).
+int fgcu_op_host(int32_t op, const int32_t *dims, const float *params, void *const *bufs, char *err);
 }

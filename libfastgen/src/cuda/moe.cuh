@@ -18,6 +18,17 @@
 
 namespace fgcu {
 
+// Routing (moe_forward's steps after the router GEMM; CPU twin: cpu/moe.cpp moe_route): per
+// token its top-k experts and their weights, then the scatter of slots t*k + j by expert.
+//   logits [T, E] fp32; ids, weights, row_of [T*k]; meta [2E + 1]: offsets [E + 1], counts [E].
+// pad: each non-empty expert's rows start at a multiple of pad (moe_forward: see row_pad).
+int moe_route(const float *logits, int T, int E, int k, bool renormalize, int pad, int *ids, float *weights,
+              int *meta, int *row_of, cudaStream_t st, char *err);
+
+// The shared expert's gate (CPU twin: cpu/moe.cpp expert_gate): act[t, :I] *= sigmoid(x[t] . gate).
+//   x: [T, H] bf16, gate: [H] bf16, act: [T, I] bf16
+int expert_gate_rows(const bf16 *x, const bf16 *gate, int T, int H, int I, bf16 *act, cudaStream_t st, char *err);
+
 // Workspace of moe_forward, owned by the caller, grown on demand (moe_work_reserve).
 struct MoeWork {
   DevBuf logits;   // fp32 [T, E]
