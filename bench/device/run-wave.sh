@@ -3,7 +3,13 @@
 # as it can: `tests:a,b,c` (test/gpu files, each in its own process), `gemv` (bench/gpu/run_gemv.sh's
 # kernels + decode stages, new kernel vs FASTGEN_GEMV_MAX_M=1), `fp8` (bench/gpu/fp8.ts, FP8 vs bf16),
 # `families` (ceilings + bench/gpu/families.ts), `routing` (bench/device/run-routing.sh),
-# `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench).
+# `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench),
+# `grammar` (the grammar overhead with overlap on and K = 1, 2, 4 grammar Workers, one process per
+# K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
+# one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
+# the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
+# (bench/gpu/mla.ts, the latent attention kernel alone),
+# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -58,6 +64,28 @@ for stage in "$@"; do
       done
       cp bench/results/grammar-cuda-*.json "$W/" 2>/dev/null
       tail -20 "$W/overlap.log" >> "$W/summary.txt" ;;
+    grammar)
+      M=/tmp/fastgen-llama2-7b-random
+      [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
+      for k in ${GRAMMAR_WORKERS:-1 2 4}; do
+        l=$(left); [ "$l" -lt 40 ] && { say "skipped grammar K=$k (deadline)"; continue; }
+        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds 3 --batches 1,16,64 --overlap on --grammar-workers "$k" > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
+        say "grammar K=$k:"; grep -v "^\[FATAL\]\|^Aborted" "$W/grammar-k$k.log" | tail -22 >> "$W/summary.txt"
+      done
+      cp bench/results/grammar-cuda-*-gw*.json "$W/" 2>/dev/null ;;
+    mla)
+      DRIFT_FILE=bench/results/hf-bf16-drift-deepseek.json
+      [ -f "$DRIFT_FILE" ] || timeout "$(left)" python3 bench/gpu/hf_bf16_drift.py "$DRIFT_FILE" deepseek-v2-lite deepseek-v2 > "$W/drift.log" 2>&1 || say "drift failed"
+      cp "$DRIFT_FILE" "$W/" 2>/dev/null
+      tail -4 "$W/drift.log" >> "$W/summary.txt" ;;
+    mlabench)
+      ceilings
+      FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
+      tail -12 "$W/mla_bench.log" >> "$W/summary.txt" ;;
+    fp8ab)
+      OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
+      cp -r /tmp/fp8ab "$W/" 2>/dev/null
+      tail -40 "$W/fp8ab.log" >> "$W/summary.txt" ;;
     *) say "unknown stage $stage" ;;
   esac
 done

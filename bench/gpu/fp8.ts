@@ -23,7 +23,7 @@ import { batchOf as batchOfSpec, loadRandom, shapeSpec, timeSteps } from "./rand
 const [ceilPath, outDir = "bench/results", ...flags] = process.argv.slice(2);
 const quick = flags.includes("--quick");
 const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath, "utf8")) : {};
-const knobs = ["FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_LT", "FASTGEN_FP8_FAST_ACCUM", "FASTGEN_GEMV_PIPE", "FASTGEN_CUDA_GRAPHS",
+const knobs = ["FASTGEN_FP8_GEMV_VARIANT", "FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_LT", "FASTGEN_FP8_FAST_ACCUM", "FASTGEN_GEMV_PIPE", "FASTGEN_CUDA_GRAPHS",
   "FASTGEN_PROFILE"]
   .filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
 const label = knobs.join(",") || "default";

@@ -162,10 +162,12 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 7 /* 5: a sequence's later sampled rows count the drafts before them
+#define FG_ABI_VERSION 8 /* 5: a sequence's later sampled rows count the drafts before them
                             as outputs for penalties (per-row penalty lists, see fg_batch);
                             6: FP8 weights kept FP8 on CUDA, test hooks fg_cuda_gemm_host and
-                            fg_cuda_fp8_linear_host; 7: test hook fg_run_op */
+                            fg_cuda_fp8_linear_host;
+                            7: test hook fg_mla_attention (latent attention on either backend);
+                            8: test hook fg_run_op (one op of the forward pass on either backend) */
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -444,7 +446,9 @@ fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
  * the W8A8 path (0: per token). out_mode 0: y rounded to bf16; 1: fp32; 2: fp32 y += (y holds the
  * addend). path 0 takes the engine's choice for M; 1 the weight-only GEMV (M <= 8), 2 W8A8 on
  * cuBLASLt (per-channel scales), 3 the weight dequantized to bf16 + cuBLASLt bf16; *path_used
- * gives the path run. FG_ERR_UNSUPPORTED in CPU-only libraries. */
+ * gives the path run (also 4: the tensor-core small-M kernel, which FASTGEN_FP8_SMALL_MAX_M routes
+ * 2..16 rows to; not forced). FASTGEN_FP8_TIMING=<file>: the median of 20 more launches (ms), each
+ * after an L2 flush, is appended to that file (benches). FG_ERR_UNSUPPORTED in CPU-only libraries. */
 fg_status fg_cuda_fp8_linear_host(const float *x, int32_t m, int32_t k, const uint8_t *w, int32_t n,
                                   const float *scales, int32_t kblock, float input_scale, int32_t out_mode,
                                   int32_t path, float *y, int32_t *path_used);
@@ -486,6 +490,18 @@ fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float
                              int32_t block_size, int32_t num_blocks, int32_t window, int32_t splits);
 fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *logits,
                            int32_t vocab, fg_step_output *out);
+/* Test hook: DeepSeek's latent attention (attention "mla") as the engines run it, on host
+ * buffers and the batch as fg_paged_attention takes it. q: [num_tokens, num_heads, latent + rope]
+ * (absorbed queries); cache: [num_blocks, block_size, latent + rope], one row per attended
+ * position, shared by every head: keys are whole rows, values their first `latent` values;
+ * out: [num_tokens, num_heads, latent]. Scores are scale * q.k, soft-capped by softcap when > 0;
+ * window 0 = every earlier position. The CUDA path rounds q and the cache to bf16 (its kernel
+ * takes latent <= 512, even, and latent + rope a multiple of 8); splits > 0 forces that many key
+ * splits (0 = automatic). */
+fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, const float *q, const float *cache,
+                           float *out, int32_t num_heads, int32_t latent, int32_t rope,
+                           int32_t block_size, int32_t num_blocks, int32_t window, float scale,
+                           float softcap, int32_t splits);
 /* Test hook: one op of the forward pass on host buffers, on FG_BACKEND_CPU or _CUDA, so test/gpu
  * holds each CUDA kernel against the CPU backend's code for it. dims (int32), params (float) and
  * bufs (pointers; NULL where marked ?) in the op's order, listed with its semantics in

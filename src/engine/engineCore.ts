@@ -87,7 +87,7 @@ export class EngineCore {
     this.maxModelLen = loaded.maxModelLen;
     this.speculator = speculator;
     const info = native.info();
-    this.grammars = new EngineGrammars({ modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds });
+    this.grammars = new EngineGrammars({ modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds }, { workers: options.grammarWorkers });
     this.grammarPasses = new GrammarPasses(this.grammars, this.requests);
     this.admission = new RequestAdmission(tokenizer, info.vocabSize, this.maxModelLen, this.grammars);
     this.kvEvents = options.enablePrefixCaching ? new KvEventRecorder(info.blockSize) : null;

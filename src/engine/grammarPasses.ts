@@ -1,14 +1,15 @@
 /**
- * GrammarPasses: where EngineCore's passes meet the grammar Worker (src/grammar/). The Worker
- * computes masks and compiles one message at a time, so a mask asked for after a compile waits for
- * it; the engine never does:
+ * GrammarPasses: where EngineCore's passes meet the grammar Workers (src/grammar/). Each Worker
+ * of the pool computes masks and compiles one message at a time, so a mask asked for after a
+ * compile in that Worker waits for it; the engine never does:
  *
  *   schedulable   constrained sequences whose next mask would come only after a compile in flight
- *                 sit the pass out (keeping their blocks and their places in the sequence cap);
- *                 every other sequence decodes on while the schema compiles
+ *                 in their own Worker sit the pass out (keeping their blocks and their places in
+ *                 the sequence cap); every other sequence, constrained ones of the other Workers
+ *                 included, decodes on while the schema compiles
  *   prepareMasks  what a launched pass waits for before its finish: the masks of its sampled
  *                 constrained rows (bounded: EngineGrammars.maskTimeoutMs); when the pass is empty
- *                 because every sequence sits out, the Worker's next answer or a new request
+ *                 because every sequence sits out, any Worker's next answer or a new request
  *   failed        requests with a sample whose grammar failed (its Worker died or timed out)
  */
 import type { RequestState, RequestTable } from "./requestTable";

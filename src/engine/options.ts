@@ -65,6 +65,13 @@ export interface EngineOptions {
    * library's launch start nothing, which turns the overlap off for every engine of the process.
    */
   overlapSteps?: boolean;
+  /**
+   * Grammar Workers (threads running XGrammar) of the engine: a pass's masks are split over them
+   * by sample and computed at once. 0 = a quarter of the host's cores, 1 to 4
+   * (src/grammar/grammarPool.ts defaultGrammarWorkers says why). They start on the first
+   * constrained request.
+   */
+  grammarWorkers: number;
 }
 
 export const QUANTIZATION_METHODS = ["none", "fp8"] as const;
@@ -90,4 +97,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   kvCacheDtype: "auto",
   // absent: on (both backends; the CUDA split path passed test/gpu/overlap.test.ts on an H100)
   overlapSteps: undefined,
+  grammarWorkers: 0,
 };

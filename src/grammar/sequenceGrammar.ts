@@ -1,7 +1,8 @@
 /**
  * SequenceGrammar: one constrained sample's grammar on the engine thread. Its XGrammar matcher
- * lives in the grammar Worker (worker/grammarService.ts); here are the ids it accepted, the
- * allowed-token mask of its next token, and whether it is complete, broken or failed.
+ * lives in one Worker of the engine's grammar pool (grammarPool.ts, worker/grammarService.ts);
+ * here are the ids it accepted, the allowed-token mask of its next token, and whether it is
+ * complete, broken or failed.
  *
  * A sampled id is judged against the mask it was sampled under: XGrammar's masks are exact (a
  * token is in the mask iff the matcher accepts it; checked over whole vocabularies), so the
@@ -21,7 +22,7 @@ export class SequenceGrammar {
   private synced = 0;
   private workerLen = 0;
   private mask: Uint32Array | null = null;
-  /** Id of the masks message bringing this state's mask; null while none is asked for. */
+  /** Id of the ask (EngineGrammars) bringing this state's mask; null while none is asked for. */
   requested: number | null = null;
   /** Set when a sampled id was refused: the output cannot match any more. */
   broken = false;
@@ -29,7 +30,9 @@ export class SequenceGrammar {
   failure: Error | null = null;
 
   constructor(
-    /** The Worker's matcher. */
+    /** The pool's Worker that holds its matcher (grammarPool.ts). */
+    readonly worker: number,
+    /** The matcher, in that Worker. */
     readonly matcher: number,
     /** The compiled grammar it runs (with the accepted ids, its exact state: maskCache.ts). */
     readonly grammar: GrammarRef,

@@ -69,6 +69,13 @@ const symbols = {
       FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32],
     returns: FFIType.i32,
   },
+  // (backend, batch, q, cache, out, num_heads, latent, rope, block_size, num_blocks, window, scale,
+  //  softcap, splits)
+  fg_mla_attention: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32,
+      FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.f32, FFIType.f32, FFIType.i32],
+    returns: FFIType.i32,
+  },
   // (backend, batch, logits, vocab, out)
   fg_sample_logits: {
     args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr],

@@ -193,15 +193,19 @@ export function softcapOp(backend: Backend, x: Float32Array, cap: number): void 
 
 /**
  * MoE routing: each token's top-k experts and weights (renormalized over the k, or the softmax
- * over all experts), and the slots grouped by expert. pad: the device's row alignment per expert.
+ * over all experts; times scale, default 1), and the slots grouped by expert. numGroups > 1:
+ * group-limited (DeepSeek-V2), only the experts of the topkGroups (default numGroups) groups with
+ * the highest best logit compete. pad: the device's row alignment per expert.
  */
 export function moeRouteOp(backend: Backend, a: { logits: Float32Array; tokens: number; experts: number; topK: number;
-  renormalize: boolean; pad?: number }): MoeRouting {
+  renormalize: boolean; pad?: number; numGroups?: number; topkGroups?: number; scale?: number }): MoeRouting {
   const n = a.tokens * a.topK;
   need("moeRouteOp", "logits", a.logits, a.tokens * a.experts);
   const r: MoeRouting = { expertIds: new Int32Array(n), weights: new Float32Array(n),
     expertOffsets: new Int32Array(a.experts + 1), tokenSlots: new Int32Array(n) };
-  runOp(backend, "moeRoute", [a.tokens, a.experts, a.topK, a.renormalize ? 1 : 0, a.pad ?? 1], [],
+  const groups = a.numGroups ?? 1;
+  runOp(backend, "moeRoute", [a.tokens, a.experts, a.topK, a.renormalize ? 1 : 0, a.pad ?? 1, groups, a.topkGroups ?? groups],
+    [a.scale ?? 1],
     [a.logits, r.expertIds, r.weights, r.expertOffsets, r.tokenSlots]);
   return r;
 }

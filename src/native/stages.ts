@@ -1,6 +1,6 @@
 /**
- * Test hooks of libfastgen: one stage of fg_step (paged attention, sampling) on host arrays, on
- * the CPU or CUDA backend, so test/gpu can hold each CUDA op against its CPU twin.
+ * Test hooks of libfastgen: one stage of fg_step (paged attention, latent attention, sampling) on
+ * host arrays, on the CPU or CUDA backend, so test/gpu can hold each CUDA op against its CPU twin.
  */
 import { FastgenError, Status } from "./errors";
 import { check, lib } from "./lib";
@@ -36,6 +36,40 @@ export function pagedAttention(backend: Backend, batch: StepBatch, q: Float32Arr
   const packed = packBatch(batch, 0);
   check(lib().fg_paged_attention(code(backend), packed, q, kCache, vCache, out, shape.numHeads,
     shape.numKvHeads, shape.headDim, shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0));
+  return out;
+}
+
+/** Shapes of a latent attention call (see fg_mla_attention in fastgen.h). */
+export interface MlaAttentionShape {
+  numHeads: number;
+  /** kv_lora_rank: values are the first `latent` of each cached row. */
+  latent: number;
+  /** qk_rope_head_dim: a cached row is latent + rope wide. */
+  rope: number;
+  blockSize: number;
+  numBlocks: number;
+  /** Sliding window; 0 = none. */
+  window: number;
+  scale: number;
+  /** Attention logit softcap; 0 = none. */
+  softcap?: number;
+  /** CUDA: force this many key splits; 0 = automatic. */
+  splits?: number;
+}
+
+/**
+ * out: [numTokens, numHeads, latent] = DeepSeek's latent attention of the absorbed queries
+ * q: [numTokens, numHeads, latent + rope] over cache: [numBlocks, blockSize, latent + rope].
+ */
+export function mlaAttention(backend: Backend, batch: StepBatch, q: Float32Array, cache: Float32Array,
+  shape: MlaAttentionShape): Float32Array {
+  const T = batch.tokenIds.length, D = shape.latent + shape.rope;
+  if (q.length < T * shape.numHeads * D || cache.length < shape.numBlocks * shape.blockSize * D)
+    throw new FastgenError(Status.INVALID_ARGUMENT, "mlaAttention: q or cache array too short");
+  const out = new Float32Array(Math.max(1, T * shape.numHeads * shape.latent));
+  const packed = packBatch(batch, 0);
+  check(lib().fg_mla_attention(code(backend), packed, q, cache, out, shape.numHeads, shape.latent, shape.rope,
+    shape.blockSize, shape.numBlocks, shape.window, shape.scale, shape.softcap ?? 0, shape.splits ?? 0));
   return out;
 }
 

@@ -21,6 +21,7 @@ export const ENGINE_FLAG_SPEC = {
   "collective-timeout": { type: "string" },
   quantization: { type: "string" },
   "kv-cache-dtype": { type: "string" },
+  "grammar-workers": { type: "string" },
   // vLLM's pair: on by default, --no-enable-prefix-caching turns it off.
   "enable-prefix-caching": { type: "boolean" },
   "no-enable-prefix-caching": { type: "boolean" },
@@ -56,6 +57,8 @@ export const ENGINE_FLAG_HELP = `Engine:
                          checkpoints load as they are either way)
   --kv-cache-dtype D     auto | fp8: keep K/V as FP8 E4M3 with the checkpoint's k_scale/v_scale
                          (1.0 without); CPU backend only for now (default auto: the model's dtype)
+  --grammar-workers N    threads computing structured-output masks (XGrammar), a pass's masks
+                         split over them (default 0: a quarter of the cores, 1 to 4)
   --enable-prefix-caching / --no-enable-prefix-caching
                          reuse the KV blocks of prompt prefixes computed before (default on);
                          requests share blocks only with equal cache_salt
@@ -140,6 +143,7 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     speculative: speculativeFromFlags(s),
     quantization,
     kvCacheDtype: kvDtype as KvCacheDtype | undefined,
+    grammarWorkers: intFlag("grammar-workers", s("grammar-workers"), 0), // 0: the default
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
   return out;

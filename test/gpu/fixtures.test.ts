@@ -11,8 +11,9 @@ import { fixtureTolerance, hasGpu } from "./gpuHelpers";
 
 // Every fixture: each architecture the project supports runs on the CUDA backend.
 const FIXTURES = ["llama-gqa", "llama3-rope", "mistral-swa", "qwen2", "opt", "opt-postnorm-proj", "falcon-gqa", "falcon-mqa", "phi", "mixtral",
-  // the second wave (make_fixtures_families.py); DeepSeek-V2's MLA is CPU-only for now
-  "qwen3", "qwen3-moe", "qwen2-moe", "gemma2", "gemma3", "phi3-longrope", "phi3-short", "llama-yarn"];
+  // the second wave (make_fixtures_families.py), DeepSeek-V2's latent attention included
+  "qwen3", "qwen3-moe", "qwen2-moe", "gemma2", "gemma3", "phi3-longrope", "phi3-short", "llama-yarn",
+  "deepseek-v2-lite", "deepseek-v2"];
 const dir = (name: string) => join(import.meta.dir, "..", "fixtures", name);
 
 interface Reference {

@@ -6,6 +6,12 @@
 //            8e-3 (bf16 out); W8A8 within 1.5e-2 of an emulation that quantizes x per token (or
 //            with the static scale) as the kernel does (the tensor cores' fast accumulation); the
 //            fallback within 1e-2 (the weight rounded to bf16); the path the engine picks per shape.
+//   variants every FASTGEN_FP8_GEMV_VARIANT (1 streamed rows, 2 bit-move widening, 3 tensor cores)
+//            and FASTGEN_FP8_SMALL_MAX_M=16 (the tensor-core small-M kernel for 2..16 rows), each
+//            in a child process (knobs are read once a process) running the kernel cases above
+//            (bounds as the GEMV's; per-K-block scales on tensor cores round w * scale to bf16:
+//            the fallback's 1e-2) and one gated engine (llama-gqa, --quantization fp8: gate_up's
+//            activation in the kernel).
 //   engines  FP8 checkpoints of every format (test/fixtures/make_fp8_checkpoints.ts) and
 //            --quantization fp8 of llama-gqa, mixtral and falcon-gqa against the CPU reference on
 //            the same checkpoint (exact dequantization, fp32, weight-only): (a) 4-token steps, so
@@ -44,10 +50,11 @@ const fixtureDir = (name: string) => join(import.meta.dir, "..", "fixtures", nam
 /** The value of every E4M3 byte (NaN for 0x7f / 0xff). */
 const E4 = Float64Array.from({ length: 256 }, (_, b) => e4m3ToF32(b));
 
-/** Random E4M3 bytes over the whole range (subnormals to 448, both signs; no NaN) and scales. */
-function randomFp8(n: number, k: number, kblock: number) {
+/** Random E4M3 bytes over the whole range (subnormals to 448, both signs; no NaN), or only
+ * subnormals (a widening that flushes them reads zeros), and scales. */
+function randomFp8(n: number, k: number, kblock: number, subnormal = false) {
   const w = new Uint8Array(n * k);
-  for (let i = 0; i < w.length; i++) w[i] = Math.floor(Math.random() * 0x7f) | (Math.random() < 0.5 ? 0x80 : 0);
+  for (let i = 0; i < w.length; i++) w[i] = Math.floor(Math.random() * (subnormal ? 8 : 0x7f)) | (Math.random() < 0.5 ? 0x80 : 0);
   const nkb = Math.ceil(k / kblock);
   const scales = Float32Array.from({ length: n * nkb }, () => (0.5 + Math.random()) / 448);
   return { w, scales, nkb };
@@ -84,9 +91,13 @@ function w8a8(x: Float32Array, m: number, k: number, w: Uint8Array, scales: Floa
   return y;
 }
 
+// This process's FP8 GEMV knobs (the variant children set them).
+const VARIANT = Number(process.env.FASTGEN_FP8_GEMV_VARIANT ?? 0) || 0;
+const SMALL_MAX_M = Number(process.env.FASTGEN_FP8_SMALL_MAX_M ?? 0) || 0;
+
 interface KernelCase {
   m: number; n: number; k: number; kblock?: number; out: "bf16" | "f32" | "acc"; path: Fp8Path; inputScale?: number;
-  expectPath?: Fp8Path;
+  expectPath?: Fp8Path; subnormal?: boolean;
 }
 
 const KERNEL_CASES: KernelCase[] = [
@@ -97,6 +108,21 @@ const KERNEL_CASES: KernelCase[] = [
   { m: 1, n: 100, k: 4112, out: "f32", path: "auto", expectPath: "gemv" },  // pipelined rounds, 1 chunk in the last
   { m: 8, n: 8200, k: 64, out: "f32", path: "gemv" },
   { m: 5, n: 40, k: 272, kblock: 16, out: "acc", path: "auto", expectPath: "gemv" },  // K segments: the GEMV up to 8 rows
+  // the variants' edges: wide N not a multiple of 4 rows a warp, a down-like K (halves of 512
+  // values, the last partial), K segments at one row, 8 rows of x
+  { m: 1, n: 8203, k: 64, out: "bf16", path: "auto", expectPath: "gemv" },
+  { m: 1, n: 37, k: 11008, out: "acc", path: "auto", expectPath: "gemv" },
+  { m: 1, n: 33, k: 4112, kblock: 128, out: "f32", path: "auto", expectPath: "gemv" },
+  { m: 2, n: 4100, k: 2064, out: "f32", path: "auto", expectPath: "gemv" },
+  { m: 8, n: 70, k: 1040, kblock: 48, out: "f32", path: "gemv" },
+  // subnormal weights only (exponent 0): exact in every widening, none flushed
+  { m: 1, n: 40, k: 256, out: "f32", path: "auto", expectPath: "gemv", subnormal: true },
+  { m: 3, n: 40, k: 256, kblock: 128, out: "f32", path: "auto", expectPath: "gemv", subnormal: true },
+  { m: 4, n: 40, k: 256, out: "f32", path: "auto", expectPath: "gemv", subnormal: true },
+  // 9..16 rows: W8A8 / the fallback by default, the tensor-core small-M kernel when it takes them
+  { m: 12, n: 96, k: 272, out: "f32", path: "auto", expectPath: "w8a8" },
+  { m: 16, n: 8203, k: 64, out: "acc", path: "auto", expectPath: "dequant" },
+  { m: 9, n: 50, k: 4112, kblock: 128, out: "bf16", path: "auto", expectPath: "dequant" },
   // W8A8 on cuBLASLt: dynamic per token, static, outputs bf16 / fp32 / accumulating
   { m: 17, n: 80, k: 96, out: "bf16", path: "auto", expectPath: "w8a8" },
   { m: 64, n: 256, k: 1040, out: "f32", path: "auto", expectPath: "w8a8" },
@@ -108,31 +134,63 @@ const KERNEL_CASES: KernelCase[] = [
   { m: 9, n: 64, k: 128, out: "acc", path: "dequant" },
 ];
 
+/** The path `c` takes under this process's knobs. */
+function expectedPath(c: KernelCase): Fp8Path | undefined {
+  if (c.path === "auto" && c.m >= 2 && c.m <= Math.min(SMALL_MAX_M, 16)) return "small";
+  return c.expectPath;
+}
+
 describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
   for (const c of KERNEL_CASES) {
     const kblock = c.kblock ?? c.k;
-    test(`M=${c.m} N=${c.n} K=${c.k} kblock=${kblock} ${c.out} ${c.path}${c.inputScale ? " static" : ""}`, () => {
+    test(`M=${c.m} N=${c.n} K=${c.k} kblock=${kblock} ${c.out} ${c.path}${c.inputScale ? " static" : ""}${c.subnormal ? " subnormal" : ""}`, () => {
       const x = roundBf16(Float32Array.from({ length: c.m * c.k }, () => (Math.random() * 2 - 1) * 3));
-      const { w, scales } = randomFp8(c.n, c.k, kblock);
+      const { w, scales } = randomFp8(c.n, c.k, kblock, c.subnormal);
       const addend = c.out === "acc" ? Float32Array.from({ length: c.m * c.n }, () => Math.random() - 0.5) : undefined;
       const { y, path } = cudaFp8Linear(x, c.m, c.k, w, c.n, scales, { kblock, inputScale: c.inputScale, out: c.out, addend, path: c.path });
-      if (c.expectPath) expect(path).toBe(c.expectPath);
+      const want = expectedPath(c);
+      if (want) expect(path).toBe(want);
       const quantizedX = path === "w8a8";
       const ref = quantizedX ? w8a8(x, c.m, c.k, w, scales, c.n, c.inputScale ?? 0) : weightOnly(x, c.m, c.k, w, scales, c.n, kblock);
       if (addend) for (let i = 0; i < ref.length; i++) ref[i]! += addend[i]!;
       const err = relErr(y, ref);
       // fp32 GEMV: summation order only; bf16 out: its rounding; W8A8: the tensor cores' FP8 products
       // are summed with fast accumulation (no periodic fp32 promotion); fallback: w rounded to bf16
-      const bound = path === "w8a8" ? 1.5e-2 : c.out === "bf16" ? 8e-3 : path === "gemv" ? 1e-4 : 1e-2;
+      // tensor cores (the small-M kernel, variant 3) with K-block scales: w * scale rounded to bf16
+      const tc = path === "small" || (path === "gemv" && VARIANT === 3);
+      const roundsW = path === "dequant" || (tc && kblock < c.k);
+      const bound = path === "w8a8" ? 1.5e-2 : roundsW ? (c.out === "bf16" ? 1.2e-2 : 1e-2) : c.out === "bf16" ? 8e-3 : 1e-4;
       let note = "";
       if (quantizedX) {  // what quantizing x costs against the weight-only product (printed)
         const wo = weightOnly(x, c.m, c.k, w, scales, c.n, kblock);
         if (addend) for (let i = 0; i < wo.length; i++) wo[i]! += addend[i]!;
         note = `; W8A8 vs weight-only ${relErr(y, wo).toExponential(2)}`;
       }
-      console.log(`fp8 ${path} M=${c.m} N=${c.n} K=${c.k} kblock=${kblock} ${c.out}: rel err ${err.toExponential(2)} (bound ${bound})${note}`);
+      console.log(`fp8 ${path}${path === "gemv" ? ` v${VARIANT}` : ""} M=${c.m} N=${c.n} K=${c.k} kblock=${kblock} ${c.out}: rel err ${err.toExponential(2)} (bound ${bound})${note}`);
       expect(err).toBeLessThan(bound);
     });
+  }
+});
+
+// The kernel cases and one gated engine again under each FP8 GEMV knob setting, each in a child
+// process (libfastgen reads its knobs once a process).
+const VARIANT_RUNS: Record<string, string>[] = [
+  { FASTGEN_FP8_GEMV_VARIANT: "1" }, { FASTGEN_FP8_GEMV_VARIANT: "2" }, { FASTGEN_FP8_GEMV_VARIANT: "3" },
+  { FASTGEN_FP8_SMALL_MAX_M: "16" },
+];
+describe.skipIf(!hasGpu || process.env.FASTGEN_FP8_AB_CHILD === "1")("FP8 GEMV variants (child processes)", () => {
+  for (const env of VARIANT_RUNS) {
+    const label = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ");
+    test(label, () => {
+      const r = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", import.meta.path, "-t",
+        "FP8 GEMMs against fp64|llama-gqa (--quantization fp8|fp8-block):"], {
+        env: { ...process.env, ...env, FASTGEN_FP8_AB_CHILD: "1" }, stdout: "pipe", stderr: "pipe",
+      });
+      const out = r.stdout.toString() + r.stderr.toString();
+      for (const line of out.split("\n")) if (/^fp8 |^llama-gqa|\(fail\)|error:|^ *\d+ (pass|fail)/.test(line)) console.log(`[${label}] ${line}`);
+      expect(r.exitCode).toBe(0);
+      expect(out).toMatch(/\b[1-9]\d* pass/);
+    }, 240_000);
   }
 });
 

@@ -155,13 +155,18 @@ describe.skipIf(!hasGpu)("cuda ops vs their CPU twins", () => {
     report("softcap", relErr(xg, xc), F32_TOL);
   });
 
-  for (const [T, E, k, renormalize, pad, ties] of [
-    [1, 8, 2, true, 1, false], [37, 60, 4, false, 1, false], [129, 64, 8, true, 8, true], [50, 7, 7, false, 128, true],
+  // [T, E, k, renormalize, pad, ties, numGroups, topkGroups, scale]; the last two rows route in
+  // groups (DeepSeek-V2: 160 experts in 8 groups, the best 3, top-6, routed scale 16)
+  for (const [T, E, k, renormalize, pad, ties, numGroups, topkGroups, scale] of [
+    [1, 8, 2, true, 1, false, 1, 1, 1], [37, 60, 4, false, 1, false, 1, 1, 1], [129, 64, 8, true, 8, true, 1, 1, 1],
+    [50, 7, 7, false, 128, true, 1, 1, 1], [33, 160, 6, false, 8, false, 8, 3, 16], [21, 64, 8, true, 1, true, 8, 4, 2.5],
   ] as const) {
-    test(`moe_route T=${T} E=${E} k=${k} renormalize=${renormalize} pad=${pad}${ties ? ", tied logits" : ""}`, () => {
-      // ties: logits on a coarse grid, so top-k must break ties to the lower id as the CPU does
+    const grouped = numGroups > 1 ? `, ${topkGroups} of ${numGroups} groups, scale ${scale}` : "";
+    test(`moe_route T=${T} E=${E} k=${k} renormalize=${renormalize} pad=${pad}${ties ? ", tied logits" : ""}${grouped}`, () => {
+      // ties: logits on a coarse grid, so top-k (and the groups' order) must break ties to the
+      // lower id as the CPU does
       const logits = Float32Array.from(randomArray(T * E, 4), (v) => (ties ? Math.round(v) : v));
-      const args = { logits, tokens: T, experts: E, topK: k, renormalize, pad };
+      const args = { logits, tokens: T, experts: E, topK: k, renormalize, pad, numGroups, topkGroups, scale };
       const got = moeRouteOp("cuda", args), want = moeRouteOp("cpu", args);
       expect(got.expertIds).toEqual(want.expertIds);
       report(`moe_route weights T=${T} E=${E}`, relErr(got.weights, want.weights), 1e-6);

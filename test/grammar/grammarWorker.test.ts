@@ -3,7 +3,10 @@
 // (a real compile, and one held in the Worker on purpose), the constrained ones that sat it out
 // resume with the tokens they would have had; a stuck Worker fails its requests after the mask
 // timeout, a crashed one at once, and the next request starts a new Worker; an engine that never
-// sees a constraint starts none, and an idle Worker keeps no process alive.
+// sees a constraint starts none, and an idle Worker keeps no process alive. With a pool of K
+// Workers (grammarPool.ts): samples spread over them, their masks equal XGrammar's in this thread,
+// the tokens equal one Worker's, a compile in one Worker holds only that Worker's samples, and a
+// crash fails only its samples. The other tests run one Worker (helpers.ts loadDemo), as before.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { syntheticByteLevelVocab } from "../../bench/syntheticVocab";
@@ -11,6 +14,11 @@ import type { EngineCore, StepItem } from "../../src/engine/engineCore";
 import type { SamplingOptions } from "../../src/engine/samplingOptions";
 import { EngineStepError } from "../../src/engine/types";
 import { GrammarClient } from "../../src/grammar/grammarClient";
+import { defaultGrammarWorkers } from "../../src/grammar/grammarPool";
+import { GrammarService } from "../../src/grammar/worker/grammarService";
+import { defaultModelDir } from "../../src/model/defaultModel";
+import { ENGINE_FLAG_HELP, UsageError, engineOptionsFromFlags } from "../../src/ops/engineFlags";
+import { engineArgs } from "../../src/lb/frontEnd";
 import { PERSON_SCHEMA, loadDemo, runAll, schemaErrors } from "./helpers";
 
 /** A schema of 20 fields of every kind; a new salt is a new key (a cold compile, ~0.25 s on the demo vocab). */
@@ -238,6 +246,146 @@ describe("Worker lifecycle", () => {
         ${destroy ? "core.destroy();" : ""}`;
       const p = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe", timeout: 30_000 });
       expect({ destroy, code: p.exitCode, out: p.stdout.toString().split(" ")[0] }).toEqual({ destroy, code: 0, out: "worker" });
+    }
+  });
+});
+
+describe("a pool of grammar Workers", () => {
+  const PERSON = { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) };
+
+  test("the default is a quarter of the cores, 1 to 4; --grammar-workers sets it and travels to replicas", () => {
+    expect([1, 2, 4, 8, 12, 16, 64].map((c) => defaultGrammarWorkers(c))).toEqual([1, 1, 1, 2, 3, 4, 4]);
+    expect(engineOptionsFromFlags({ "grammar-workers": "3" })).toEqual({ grammarWorkers: 3 });
+    expect(engineOptionsFromFlags({ "grammar-workers": "0" })).toEqual({ grammarWorkers: 0 }); // the default
+    expect(() => engineOptionsFromFlags({ "grammar-workers": "-1" })).toThrow(UsageError);
+    expect(engineArgs({ grammarWorkers: 2 })).toEqual(["--grammar-workers", "2"]);
+    expect(ENGINE_FLAG_HELP).toContain("--grammar-workers N");
+  });
+
+  test("samples spread over the Workers; masks from each equal XGrammar's in this thread, through rollback", async () => {
+    const e = await loadDemo({ grammarWorkers: 3 });
+    const here = await GrammarService.create({ modelDir: defaultModelDir(), vocabSize: 2048 }, [...e.tokenizer.eosTokenIds]);
+    try {
+      const g = e.grammars;
+      expect(g.numWorkers).toBe(3);
+      const gs = await g.forRequest(PERSON, 6);
+      expect(gs.map((s) => s.worker).sort()).toEqual([0, 0, 1, 1, 2, 2]);
+      const more = await g.forRequest(PERSON, 1);
+      expect(e.grammars.stats).toMatchObject({ workers: 3, compiles: 3 }); // compiled once in each Worker
+      gs.push(...more);
+      const ids = e.tokenizer.encode('{"name":"Zed","age":4', { addSpecialTokens: false });
+      expect(ids.length).toBeGreaterThanOrEqual(gs.length + 1);
+      const { matchers } = await here.create(PERSON, 1);
+      const xgrammar = async (state: number[]) => {
+        const { masks, refused } = await here.masks([{ matcher: matchers[0]!, rollback: 0, accept: state }]);
+        await here.masks([{ matcher: matchers[0]!, rollback: state.length, accept: [] }]);
+        expect(refused).toEqual([]);
+        return masks;
+      };
+      // Each sample in its own state, so every Worker computes; then each one rolled back a token.
+      for (const cut of [1, 0]) {
+        const states = gs.map((_, i) => ids.slice(0, i + 1 + cut));
+        gs.forEach((s, i) => expect(s.syncTo(states[i]!)).toBe(true));
+        await g.masksFor(gs);
+        for (let i = 0; i < gs.length; i++) expect(gs[i]!.nextMask).toEqual(await xgrammar(states[i]!));
+      }
+      expect(g.takeFailures()).toBe(false);
+      for (const s of gs) g.release(s);
+    } finally {
+      here.dispose();
+      e.destroy();
+    }
+  });
+
+  test("K Workers give the tokens of one, n > 1 included", async () => {
+    const reqs = [
+      { prompt: "Free text:", sampling: FREE },
+      { prompt: "Items:", sampling: { ...BOUND, maxTokens: 50 } },
+      { prompt: "Person:", sampling: { maxTokens: 60, temperature: 1, seed: 7, n: 4, structured: PERSON } },
+    ];
+    const one = await runAll(core, reqs);
+    const e = await loadDemo({ grammarWorkers: 3 });
+    try {
+      const three = await runAll(e, reqs);
+      expect(three.map((r) => r.tokenIds)).toEqual(one.map((r) => r.tokenIds));
+      expect(e.grammars.stats.workers).toBe(3);
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test("while one Worker is held in a compile, only its samples sit out; the other Worker's decode on", async () => {
+    const e = await loadDemo({ maxSeqs: 16, grammarWorkers: 2 });
+    try {
+      const d = new Driver(e);
+      await d.add("free", "Free text:", FREE);
+      await d.add("bound", "Items:", BOUND); // Worker 0
+      await d.add("bound2", "Items:", BOUND); // Worker 1 (the least loaded)
+      for (let i = 0; i < PAST_CACHE; i++) await d.step();
+      const release = e.grammars.debugHoldWorker(0);
+      // Loads tie (1 and 1): the new schema compiles in Worker 0, behind the hold.
+      const compiling = d.add("new", "Person:", { maxTokens: 40, temperature: 1, seed: 4, structured: { type: "json", schema: twentyFields(`pool${Date.now()}`) } });
+      await d.step(); // may still use masks asked for before the hold
+      const [free, bound, bound2] = [d.count("free"), d.count("bound"), d.count("bound2")];
+      for (let i = 0; i < 8; i++) await d.step();
+      expect(d.count("free")).toBe(free + 8);
+      expect(d.count("bound")).toBe(bound);
+      expect(d.count("bound2")).toBe(bound2 + 8);
+      release();
+      await compiling;
+      await d.finish();
+      expect(d.errors.size).toBe(0);
+      expect(d.ids.get("free")).toEqual(alone.free);
+      expect(d.ids.get("bound")).toEqual(alone.bound);
+      expect(d.ids.get("bound2")).toEqual(alone.bound);
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test("a crash of one Worker fails only its samples; the next request replaces it", async () => {
+    const e = await loadDemo({ maxSeqs: 16, grammarWorkers: 2 });
+    try {
+      const d = new Driver(e);
+      await d.add("free", "Free text:", FREE);
+      await d.add("bound", "Items:", BOUND); // Worker 0
+      await d.add("bound2", "Items:", BOUND); // Worker 1
+      await d.step();
+      e.grammars.debugCrashWorker(0);
+      for (let i = 0; i < 50 && !d.errors.has("bound"); i++) await d.step();
+      expect(d.errors.get("bound")).toBeInstanceOf(EngineStepError);
+      expect(d.errors.get("bound")!.message).toContain("grammar worker crashed");
+      expect(e.grammars.started).toBe(true); // Worker 1 runs on
+      await d.add("again", "Items:", BOUND);
+      await d.finish();
+      expect(d.errors.has("bound2")).toBe(false);
+      expect(d.ids.get("bound2")).toEqual(alone.bound);
+      expect(d.ids.get("again")).toEqual(alone.bound);
+      expect(d.ids.get("free")).toEqual(alone.free);
+      expect(e.grammars.stats.workers).toBe(3);
+      expect(e.metrics().kvBlocksFree).toBe(e.metrics().kvBlocksTotal);
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test("a Worker stuck past the mask timeout fails only its samples", async () => {
+    const e = await loadDemo({ maxSeqs: 16, grammarWorkers: 2 });
+    try {
+      e.grammars.maskTimeoutMs = 300;
+      const d = new Driver(e);
+      await d.add("bound", "Items:", { ...BOUND, seed: 24 }); // Worker 0; states not in the mask cache
+      await d.add("bound2", "Items:", { ...BOUND, seed: 25 }); // Worker 1
+      await d.step();
+      const release = e.grammars.debugHoldWorker(0);
+      for (let i = 0; i < 5 && !d.errors.has("bound"); i++) await d.step();
+      release();
+      expect(d.errors.get("bound")!.message).toContain("computed no masks in 300 ms");
+      await d.finish();
+      expect(d.errors.has("bound2")).toBe(false);
+      expect(d.count("bound2")).toBe(100);
+    } finally {
+      e.destroy();
     }
   });
 });

@@ -9,8 +9,9 @@ import type { SamplingOptions } from "../../src/engine/samplingOptions";
 import { defaultModelDir } from "../../src/model/defaultModel";
 import { z } from "zod";
 
+/** The demo engine; one grammar Worker unless `opts` says otherwise (the default grows with the host's cores). */
 export function loadDemo(opts: Partial<EngineOptions> = {}): Promise<EngineCore> {
-  return EngineCore.load(defaultModelDir(), { backend: "cpu", kvBlocks: 256, blockSize: 16, ...opts });
+  return EngineCore.load(defaultModelDir(), { backend: "cpu", kvBlocks: 256, blockSize: 16, grammarWorkers: 1, ...opts });
 }
 
 export interface Finished {

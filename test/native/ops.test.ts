@@ -146,6 +146,19 @@ describe("fg_run_op on the CPU backend", () => {
     }
   });
 
+  test("moe_route: group-limited (DeepSeek-V2) and the routed scale", () => {
+    const T = 9, E = 12, k = 3, logits = rand(T * E, 3);
+    for (const [numGroups, topkGroups, renormalize, scale] of [[4, 2, false, 16], [3, 1, true, 2.5], [1, 1, false, 0.5]] as const) {
+      const got = moeRouteOp("cpu", { logits, tokens: T, experts: E, topK: k, renormalize, numGroups, topkGroups, scale });
+      for (let t = 0; t < T; t++) {
+        const ref = referenceRoute(logits.subarray(t * E, (t + 1) * E), k, renormalize, { num: numGroups, top: topkGroups },
+          scale);
+        expect(Array.from(got.expertIds.subarray(t * k, (t + 1) * k))).toEqual(ref.ids);
+        expect(relErr(got.weights.subarray(t * k, (t + 1) * k), ref.weights)).toBeLessThan(1e-6);
+      }
+    }
+  });
+
   test("expert_gate: act *= sigmoid(x . gate)", () => {
     const T = 3, H = 8, I = 5, x = rand(T * H), gate = rand(H), act = rand(T * I), act0 = Float32Array.from(act);
     expertGateOp("cpu", { tokens: T, hidden: H, width: I, x, gate, act });
@@ -199,6 +212,12 @@ describe("fg_run_op argument checks", () => {
       writeBack: true, w, eps: 1e-6 })).toThrow("fg_run_op norm: rows repeat a row with write_back");
     expect(() => moeRouteOp("cpu", { logits: rand(6), tokens: 2, experts: 3, topK: 4, renormalize: true }))
       .toThrow("fg_run_op moe_route: need T >= 0 and 1 <= k <= E <= 4096");
+    expect(() => moeRouteOp("cpu", { logits: rand(12), tokens: 2, experts: 6, topK: 2, renormalize: true, numGroups: 4 }))
+      .toThrow("fg_run_op moe_route: num_groups must divide E, topk_groups be in [1, num_groups], and the chosen groups hold k experts");
+    expect(() => moeRouteOp("cpu", { logits: rand(12), tokens: 2, experts: 6, topK: 3, renormalize: true, numGroups: 3,
+      topkGroups: 1 })).toThrow("fg_run_op moe_route: num_groups must divide E");
+    expect(() => moeRouteOp("cpu", { logits: rand(12), tokens: 2, experts: 6, topK: 2, renormalize: true, scale: 0 }))
+      .toThrow("fg_run_op moe_route: scale must be finite and > 0");
     expect(() => softcapOp("cpu", rand(3), 0)).toThrow("fg_run_op softcap: need n >= 0 and a finite cap > 0");
   });
 });

@@ -69,6 +69,11 @@ struct OpHooks {
                           const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
                           int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,
                           int32_t splits);
+  // MLA's attention over the latent cache: one shared [latent + rope] row per position is the key
+  // of every head and (its first latent values) the value.
+  void (*mla_attention)(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
+                        int32_t latent, int32_t rope, int32_t block_size, int32_t num_blocks, int32_t window,
+                        float scale, float softcap, int32_t splits);
   void (*sample)(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out);
   // One op of core/op_hooks.h: dims, params and bufs in that op's order.
   void (*run_op)(int32_t op, const int32_t *dims, const float *params, void *const *bufs);

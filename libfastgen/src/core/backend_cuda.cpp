@@ -36,8 +36,8 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const EngineState &s) : s_(s) {
     check_cuda_runs(s.spec);
     if (s.spec.quantize_fp8) check_fp8("--quantization fp8");
-    std::vector<uint8_t> sliding;
-    const fgcu_model m = cuda_model(s.spec, s.rope, &sliding);
+    CudaLayerFlags flags;
+    const fgcu_model m = cuda_model(s.spec, s.rope, &flags);
     char err[512] = "";
     check(fgcu_engine_create(&m, (int32_t)s.spec.tensor_parallel, (int32_t)s.spec.collective_timeout_ms, &g_, err),
           err);

@@ -19,19 +19,14 @@ int32_t act_of(MlpKind k) {
 }  // namespace
 
 void check_cuda_runs(const ModelSpec &s) {
-  if (s.mla())
+  if (s.mla() && s.tensor_parallel > 1)
     raise(FG_ERR_UNSUPPORTED,
-          "engine: attention \"mla\" (DeepSeek's multi-head latent attention) runs on the CPU backend only");
-  if (s.rope_interleaved) raise(FG_ERR_UNSUPPORTED, "engine: rope_interleaved runs on the CPU backend only");
-  for (int64_t l = 0; l < s.num_layers; l++)
-    if (s.moe() && s.dense_layer[l])
-      raise(FG_ERR_UNSUPPORTED, "engine: dense_layers (dense MLP layers in a MoE model) run on the CPU backend only");
-  if (s.moe_num_groups != 1 || s.moe_routed_scale != 1)
-    raise(FG_ERR_UNSUPPORTED,
-          "engine: group-limited routing (moe_num_groups) and moe_routed_scale run on the CPU backend only");
+          "engine: attention \"mla\" (DeepSeek's multi-head latent attention) runs on one GPU on the CUDA "
+          "backend (tensor_parallel 1), got tensor_parallel %lld",
+          (long long)s.tensor_parallel);
 }
 
-fgcu_model cuda_model(const ModelSpec &s, const RopeFreqs &rope, std::vector<uint8_t> *sliding) {
+fgcu_model cuda_model(const ModelSpec &s, const RopeFreqs &rope, CudaLayerFlags *flags) {
   if (s.head_dim > 256) raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend supports head_dim <= 256, got %lld", (long long)s.head_dim);
   if (s.hidden_size > 16384) raise(FG_ERR_UNSUPPORTED, "engine: the CUDA backend supports hidden_size <= 16384");
   fgcu_model m{};
@@ -51,9 +46,9 @@ fgcu_model cuda_model(const ModelSpec &s, const RopeFreqs &rope, std::vector<uin
   m.tie_word_embeddings = s.tie_word_embeddings;
   m.num_experts = (int32_t)s.num_experts, m.experts_per_tok = (int32_t)s.num_experts_per_tok;
   m.embed_dim = s.embed_dim, m.post_norm = s.post_norm;
-  sliding->assign(s.num_layers, 0);
-  for (int64_t l = 0; l < s.num_layers; l++) (*sliding)[l] = s.sliding(l);
-  m.layer_sliding = sliding->data();
+  flags->sliding.assign(s.num_layers, 0);
+  for (int64_t l = 0; l < s.num_layers; l++) flags->sliding[l] = s.sliding(l);
+  m.layer_sliding = flags->sliding.data();
   m.sliding_inv_freq = rope.sliding_inv_freq.empty() ? nullptr : rope.sliding_inv_freq.data();
   m.rope_attention_factor = (float)rope.attention_factor;
   m.qk_norm = s.qk_norm;
@@ -67,6 +62,16 @@ fgcu_model cuda_model(const ModelSpec &s, const RopeFreqs &rope, std::vector<uin
   m.moe_renormalize = s.moe_renormalize;
   m.shared_expert_gate = s.shared_expert_gate;
   m.shared_expert_intermediate_size = s.shared_expert_intermediate_size;
+  m.rope_interleaved = s.rope_interleaved;
+  m.mla = s.mla();
+  m.kv_lora_rank = s.kv_lora_rank, m.q_lora_rank = s.q_lora_rank;
+  m.qk_nope_head_dim = s.qk_nope_head_dim, m.qk_rope_head_dim = s.qk_rope_head_dim, m.v_head_dim = s.v_head_dim;
+  m.latent_norm_eps = (float)s.latent_norm_eps;
+  flags->dense.assign(s.num_layers, 0);
+  for (int64_t l = 0; l < s.num_layers; l++) flags->dense[l] = s.moe() && s.dense_layer[l];
+  m.layer_dense = flags->dense.data();
+  m.moe_num_groups = (int32_t)s.moe_num_groups, m.moe_topk_groups = (int32_t)s.moe_topk_groups;
+  m.moe_routed_scale = (float)s.moe_routed_scale;
   return m;
 }
 

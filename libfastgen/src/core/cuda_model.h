@@ -14,8 +14,14 @@ namespace fg {
 // caller can fall back to the CPU backend).
 void check_cuda_runs(const ModelSpec &spec);
 
-// The model for fgcu_engine_create. Its pointers point into rope and into *sliding (filled here),
+// Per-layer flags fgcu_model points at: one byte per layer, filled by cuda_model.
+struct CudaLayerFlags {
+  std::vector<uint8_t> sliding;  // sliding-window attention
+  std::vector<uint8_t> dense;    // a dense MLP in a MoE model (DeepSeek's first_k_dense_replace)
+};
+
+// The model for fgcu_engine_create. Its pointers point into rope and into *flags (filled here),
 // which must live until that call returns (the device side copies them).
-fgcu_model cuda_model(const ModelSpec &spec, const RopeFreqs &rope, std::vector<uint8_t> *sliding);
+fgcu_model cuda_model(const ModelSpec &spec, const RopeFreqs &rope, CudaLayerFlags *flags);
 
 }  // namespace fg

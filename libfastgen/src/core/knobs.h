@@ -21,6 +21,8 @@
   X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 0 chooses by N, 16 or 32 forces it (A/B timing)") \
   X(GEMV_PIPE, FLAG, "1", "software-pipelined weight loads in the narrow GEMVs (bf16; FP8 rows longer than one round)") \
   X(FP8_GEMV_MAX_M, INT, "4", "FP8 weights: GEMMs of up to this many rows (at most 8) run the FP8 GEMV, larger ones W8A8 on cuBLASLt") \
+  X(FP8_GEMV_VARIANT, INT, "0", "FP8 weights: the GEMV kernel (A/B timing): 0 rows loaded then multiplied, 1 rows streamed through a software pipeline, 2 as 1 with bit-move e4m3 widening, 3 the tensor-core small-M kernel") \
+  X(FP8_SMALL_MAX_M, INT, "0", "FP8 weights: GEMMs of 2 up to this many rows (at most 16) run the tensor-core small-M kernel, weight-only (0: off; the GEMV / W8A8 hand-over as FP8_GEMV_MAX_M)") \
   X(FP8_LT, FLAG, "1", "FP8 weights: W8A8 cuBLASLt GEMMs above the GEMV's rows (off: dequantize to bf16 and run cuBLASLt bf16)") \
   X(FP8_FAST_ACCUM, FLAG, "1", "FP8 cuBLASLt GEMMs with fast accumulation (off: the tensor cores' partial sums promoted to fp32 periodically)") \
   X(ATTN, STR, "", "\"simple\": the reference attention kernel instead of the tiled ones")        \
@@ -28,6 +30,7 @@
   X(ATTN_BN, INT, "64", "keys per K/V tile at head_dim 128: 64 or 32 (A/B timing)")               \
   X(ATTN_SPLITS, INT, "-1", "decode key splits: -1 chooses by occupancy, N >= 0 forces max(N, 1)") \
   X(ATTN_TIMING, STR, "", "test hook: append the median of 20 attention launches (ms) to this file") \
+  X(FP8_TIMING, STR, "", "bench hook: fg_cuda_fp8_linear_host appends the median of 20 launches (ms), each after an L2 flush, to this file") \
   X(TP_TIMEOUT_MS, INT, "0", "collective wait limit when the spec's collective_timeout_ms is 0 (0: 120 s)") \
   X(TP_FAULT_RANK, INT, "-1", "test hook: this tensor-parallel rank skips its collectives")
 

@@ -12,7 +12,7 @@ namespace {
 const OpArity kOps[FG_OP_COUNT] = {
     {"rope", 7, 2, 9},        {"norm", 5, 1, 7},       {"post_norm", 3, 1, 5},   {"sandwich_norm", 2, 1, 6},
     {"activation", 3, 0, 3},  {"embed", 5, 1, 5},      {"pos_embed", 3, 0, 3},   {"bias_rows", 2, 0, 2},
-    {"softcap", 1, 1, 1},     {"moe_route", 5, 0, 5},  {"expert_gate", 3, 0, 3},
+    {"softcap", 1, 1, 1},     {"moe_route", 7, 1, 5},  {"expert_gate", 3, 0, 3},
 };
 
 // The checks of one call, each failure naming the op.
@@ -103,10 +103,13 @@ void check_pos_embed(const Check &c, const int32_t *d) {
   c.indices(1, T, P, "positions");
 }
 
-void check_moe_route(const Check &c, const int32_t *d) {
-  const int32_t T = d[0], E = d[1], k = d[2];
+void check_moe_route(const Check &c, const int32_t *d, const float *p) {
+  const int32_t T = d[0], E = d[1], k = d[2], G = d[5], topk_groups = d[6];
   c.that(T >= 0 && E >= 1 && E <= 4096 && k >= 1 && k <= E, "need T >= 0 and 1 <= k <= E <= 4096");
   c.that((d[3] == 0 || d[3] == 1) && d[4] >= 1 && d[4] <= 128, "renormalize is 0 or 1, pad in [1, 128]");
+  c.that(G >= 1 && E % G == 0 && topk_groups >= 1 && topk_groups <= G && k <= (int64_t)topk_groups * (E / G),
+         "num_groups must divide E, topk_groups be in [1, num_groups], and the chosen groups hold k experts");
+  c.that(std::isfinite(p[0]) && p[0] > 0, "scale must be finite and > 0");
   c.need(0, T, "logits"), c.need(1, T, "expert_ids"), c.need(2, T, "weights"), c.need(3, 1, "expert_offsets");
   c.need(4, T, "token_slots");
 }
@@ -142,7 +145,7 @@ void check_op(int32_t op, const int32_t *dims, int32_t num_dims, const float *pa
       c.that(d[0] >= 0 && std::isfinite(params[0]) && params[0] > 0, "need n >= 0 and a finite cap > 0");
       c.need(0, d[0], "x");
       return;
-    case FG_OP_MOE_ROUTE: return check_moe_route(c, d);
+    case FG_OP_MOE_ROUTE: return check_moe_route(c, d, params);
     case FG_OP_EXPERT_GATE:
       c.that(d[0] >= 0 && d[1] >= 1 && d[2] >= 1, "bad sizes");
       c.need(0, d[0], "x"), c.need(1, 1, "gate"), c.need(2, d[0], "act");

@@ -34,10 +34,14 @@
 //   h[t] += pos_embed[positions[t]].
 // FG_OP_BIAS_ROWS    R, N | - | y [R, N] in/out, bias [N]            y[r] += bias
 // FG_OP_SOFTCAP      n | cap | x [n] in/out                           x = cap * tanh(x / cap)
-// FG_OP_MOE_ROUTE    T, E, k, renormalize, pad | - | logits [T, E], expert_ids i32 [T, k] out,
-//                    weights [T, k] out, expert_offsets i32 [E + 1] out, token_slots i32 [T k] out
+// FG_OP_MOE_ROUTE    T, E, k, renormalize, pad, num_groups, topk_groups | scale |
+//                    logits [T, E], expert_ids i32 [T, k] out, weights [T, k] out,
+//                    expert_offsets i32 [E + 1] out, token_slots i32 [T k] out
 //   Each token's top-k experts by logit, best first (ties: lower id), weights the softmax over
-//   all E (renormalize 0) or over the k (1); then slots t k + j grouped by expert in token order:
+//   all E (renormalize 0) or over the k (1), times scale (DeepSeek's routed_scaling_factor);
+//   group-limited when num_groups > 1 (DeepSeek-V2): the E experts are num_groups groups of
+//   consecutive ids and only those of the topk_groups groups with the highest best logit (ties:
+//   lower group) compete. Then slots t k + j grouped by expert in token order:
 //   expert e's are token_slots[expert_offsets[e] .. expert_offsets[e + 1]). pad: the device
 //   starts each expert's rows at a multiple of pad (moe.cu); the lists come back compact anyway.
 // FG_OP_EXPERT_GATE  T, H, I | - | x [T, H], gate [H], act [T, I] in/out

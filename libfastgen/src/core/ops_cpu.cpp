@@ -1,5 +1,5 @@
 // The CPU backend's test hooks (backend.h OpHooks): each op of fg_paged_attention,
-// fg_sample_logits and fg_run_op (op_hooks.h) through the CPU backend's own code for it, the
+// fg_mla_attention, fg_sample_logits and fg_run_op (op_hooks.h) through the CPU backend's own code for it, the
 // reference the CUDA kernels are held against. Arguments were checked by test_hooks.cpp.
 #include <algorithm>
 #include <cmath>
@@ -27,16 +27,29 @@ cpu::NormParams norm_of(int32_t kind, float eps) {
   return {kind == 1 ? NormKind::Layer : NormKind::Rms, eps, 0.0f};
 }
 
+// The batch as cpu/attention.h reads it; token_seq is filled here and must outlive the result.
+cpu::PagedBatch paged_batch(const fg_batch *b, int32_t block_size, std::vector<int32_t> *token_seq) {
+  token_seq->assign(b->num_tokens, 0);
+  for (int32_t s = 0; s < b->num_seqs; s++)
+    for (int32_t t = b->cu_seqlens[s]; t < b->cu_seqlens[s + 1]; t++) (*token_seq)[t] = s;
+  return {b->num_tokens, b->positions, token_seq->data(), b->block_indptr, b->block_indices, block_size};
+}
+
 void paged_attention(const fg_batch *b, const float *q, const float *k_cache, const float *v_cache, float *out,
                      int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, int32_t block_size, int32_t,
                      int32_t window, int32_t) {
-  const int32_t T = b->num_tokens;
-  std::vector<int32_t> token_seq(T);
-  for (int32_t s = 0; s < b->num_seqs; s++)
-    for (int32_t t = b->cu_seqlens[s]; t < b->cu_seqlens[s + 1]; t++) token_seq[t] = s;
-  const cpu::PagedBatch pb{T, b->positions, token_seq.data(), b->block_indptr, b->block_indices, block_size};
-  cpu::paged_attention(pb, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, window,
-                       (float)(1.0 / std::sqrt((double)head_dim)), /*softcap=*/0.0f);
+  std::vector<int32_t> token_seq;
+  cpu::paged_attention(paged_batch(b, block_size, &token_seq), q, k_cache, v_cache, out, num_heads, num_kv_heads,
+                       head_dim, window, (float)(1.0 / std::sqrt((double)head_dim)), /*softcap=*/0.0f);
+}
+
+// cpu/mla.cpp's call: one shared row per position as keys and (its latent part) values.
+void mla_attention(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
+                   int32_t latent, int32_t rope, int32_t block_size, int32_t, int32_t window, float scale,
+                   float softcap, int32_t) {
+  std::vector<int32_t> token_seq;
+  cpu::paged_attention(paged_batch(b, block_size, &token_seq), q, cache, cache, out, num_heads, 1, latent + rope,
+                       window, scale, softcap, latent);
 }
 
 void sample(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out) {
@@ -150,8 +163,8 @@ void bias_rows(const int32_t *d, const float *, Bufs b) {
   for (int64_t i = 0; i < (int64_t)d[0] * d[1]; i++) y[i] += bias[i % d[1]];
 }
 
-void moe_route(const int32_t *d, const float *, Bufs b) {
-  const cpu::MoeRouting r = cpu::moe_route(f32(b, 0), d[0], d[1], d[2], d[3] != 0);
+void moe_route(const int32_t *d, const float *p, Bufs b) {
+  const cpu::MoeRouting r = cpu::moe_route(f32(b, 0), d[0], d[1], d[2], d[3] != 0, d[5], d[6], p[0]);
   std::copy(r.expert_ids.begin(), r.expert_ids.end(), (int32_t *)b[1]);
   std::copy(r.weights.begin(), r.weights.end(), f32(b, 2));
   std::copy(r.expert_offsets.begin(), r.expert_offsets.end(), (int32_t *)b[3]);
@@ -184,6 +197,6 @@ void run_op(int32_t op, const int32_t *d, const float *p, Bufs b) {
 
 }  // namespace
 
-const OpHooks kCpuOps = {paged_attention, sample, run_op};
+const OpHooks kCpuOps = {paged_attention, mla_attention, sample, run_op};
 
 }  // namespace fg

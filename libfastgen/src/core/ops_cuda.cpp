@@ -22,6 +22,15 @@ void paged_attention(const fg_batch *b, const float *q, const float *k_cache, co
         err);
 }
 
+void mla_attention(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
+                   int32_t latent, int32_t rope, int32_t block_size, int32_t num_blocks, int32_t window, float scale,
+                   float softcap, int32_t splits) {
+  char err[512] = "";
+  check(fgcu_mla_attention_host(b, q, cache, out, num_heads, latent, rope, block_size, num_blocks, window, scale,
+                                softcap, splits, err),
+        err);
+}
+
 void sample(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out) {
   char err[512] = "";
   check(fgcu_sample_host(b, logits, vocab, out, err), err);
@@ -35,6 +44,6 @@ void run_op(int32_t op, const int32_t *dims, const float *params, void *const *b
 
 }  // namespace
 
-const OpHooks kCudaOps = {paged_attention, sample, run_op};
+const OpHooks kCudaOps = {paged_attention, mla_attention, sample, run_op};
 
 }  // namespace fg

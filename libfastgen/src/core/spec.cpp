@@ -372,10 +372,14 @@ ModelSpec parse_spec(const char *json_text) {
             "spec: tensor_parallel %lld and num_kv_heads (%lld) must divide one another (fewer KV heads than "
             "ranks are replicated)", (long long)tp, (long long)s.num_kv_heads);
     const int64_t width = s.moe() ? s.moe_intermediate_size : s.intermediate_size;
-    if (width % tp != 0 || s.shared_expert_intermediate_size % tp != 0)
+    bool dense_layers = false;  // a MoE model's dense layers are intermediate_size wide
+    for (int64_t l = 0; l < s.num_layers; l++) dense_layers = dense_layers || (s.moe() && s.dense_layer[l]);
+    if (width % tp != 0 || s.shared_expert_intermediate_size % tp != 0 || (dense_layers && s.intermediate_size % tp != 0))
       raise(FG_ERR_INVALID_ARGUMENT,
-            "spec: tensor_parallel %lld must divide the MLP width (%lld) and the shared expert's (%lld)",
-            (long long)tp, (long long)width, (long long)s.shared_expert_intermediate_size);
+            "spec: tensor_parallel %lld must divide the MLP width (%lld), the shared expert's (%lld) and, with "
+            "dense_layers, intermediate_size (%lld)",
+            (long long)tp, (long long)width, (long long)s.shared_expert_intermediate_size,
+            (long long)s.intermediate_size);
   }
   return s;
 }

@@ -1,6 +1,7 @@
-// Test hooks of fastgen.h (fg_paged_attention, fg_sample_logits, fg_run_op): one stage of fg_step
-// on host buffers, on either backend (backend.h OpHooks), so test/gpu can hold each CUDA op
-// against its CPU twin; and the weight store's FP8 arithmetic (fg_dequantize, fg_quantize_fp8).
+// Test hooks of fastgen.h (fg_paged_attention, fg_mla_attention, fg_sample_logits, fg_run_op): one
+// stage of fg_step on host buffers, on either backend (backend.h OpHooks), so test/gpu can hold
+// each CUDA op against its CPU twin; and the weight store's FP8 arithmetic (fg_dequantize,
+// fg_quantize_fp8).
 #include <climits>
 
 #include "core/backend.h"
@@ -31,6 +32,26 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
     if (no_rows.num_tokens == 0) return;
     ops.paged_attention(&no_rows, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
                         num_blocks, window, splits);
+  });
+}
+
+extern "C" fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, const float *q, const float *cache,
+                                      float *out, int32_t num_heads, int32_t latent, int32_t rope, int32_t block_size,
+                                      int32_t num_blocks, int32_t window, float scale, float softcap, int32_t splits) {
+  return fg::guard(__func__, [&] {
+    const fg::OpHooks &ops = fg::backend_kind(backend, "fg_mla_attention").ops;
+    if (!q || !cache || !out || num_heads < 1 || latent < 1 || rope < 0 || block_size < 1 || num_blocks < 1 ||
+        window < 0 || splits < 0 || !(scale > 0) || !(softcap >= 0))
+      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_mla_attention: bad arguments");
+    fg::ModelSpec spec;  // only what validate_batch reads
+    spec.vocab_size = INT32_MAX;
+    spec.max_position_embeddings = INT32_MAX;
+    fg_batch no_rows{};  // as fg_paged_attention: sample rows are ignored
+    if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
+    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
+    if (no_rows.num_tokens == 0) return;
+    ops.mla_attention(&no_rows, q, cache, out, num_heads, latent, rope, block_size, num_blocks, window, scale,
+                      softcap, splits);
   });
 }
 

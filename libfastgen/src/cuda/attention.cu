@@ -7,6 +7,7 @@
 //   (causal, window, range; only on tiles that cross the diagonal or the window edge),
 //   online softmax, O += P V (mma, V through ldmatrix.trans)
 #include "cuda/attention.cuh"
+#include "cuda/cp_async.cuh"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,21 +17,6 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-  return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-// 16-byte async copy; src_ok == false fills zeros (src must still be a valid address).
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool src_ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(src_ok ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"

@@ -57,6 +57,14 @@ typedef struct fgcu_model {
   int32_t moe_renormalize;       // top-k weights rescaled to sum 1 (else softmax over all E)
   int32_t shared_expert_gate;    // the shared expert's output times sigmoid(x . shared_expert_gate)
   int64_t shared_expert_intermediate_size;  // 0: no shared expert
+  // DeepSeek-V2 (spec.h): RoPE pairs, latent attention, dense layers in MoE models, routing groups.
+  int32_t rope_interleaved;      // pairs (2i, 2i + 1) rotate together instead of (i, i + rot / 2)
+  int32_t mla;                   // multi-head latent attention (cuda/mla.cuh); num_kv_heads 1
+  int64_t kv_lora_rank, q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim;  // mla
+  float latent_norm_eps;         // mla: q_a_norm and kv_a_norm
+  const uint8_t *layer_dense;    // null, or [num_layers] 1: a dense MLP in a MoE model (copied)
+  int32_t moe_num_groups, moe_topk_groups;  // group-limited top-k (<= 1: plain top-k)
+  float moe_routed_scale;        // the k routing weights times it (0: unset, 1)
 } fgcu_model;
 
 typedef struct fgcu_engine fgcu_engine;
@@ -106,7 +114,7 @@ int fgcu_engine_launch(fgcu_engine *g, const fg_batch *b, char *err);
 int fgcu_engine_finish(fgcu_engine *g, const int32_t *row_masks, const uint32_t *masks,
                        int32_t num_masks, fg_step_output *out, char *err);
 
-// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits): one stage on host buffers.
+// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits, fg_mla_attention): one stage on host buffers.
 // fastgen.h fg_cuda_fp8_linear_host: the FP8 GEMMs on device 0 over host buffers.
 int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const uint8_t *w, int32_t N, const float *scales,
                          int32_t kblock, float input_scale, int32_t out_mode, int32_t path, float *y,
@@ -117,6 +125,10 @@ int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                         int32_t splits, char *err);
 int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out,
                      char *err);
+// fastgen.h fg_mla_attention on device 0.
+int fgcu_mla_attention_host(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
+                            int32_t latent, int32_t rope, int32_t block_size, int32_t num_blocks, int32_t window,
+                            float scale, float softcap, int32_t splits, char *err);
 // fastgen.h fg_run_op: one op of core/op_hooks.h on device 0 over host buffers (the core
 // checked the arguments).
 int fgcu_op_host(int32_t op, const int32_t *dims, const float *params, void *const *bufs, char *err);

@@ -48,7 +48,8 @@ void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
   e->lm_head_b = m.lm_head_bias ? F(Vr) : nullptr;
   for (int64_t l = 0; l < m.num_layers; l++) {
     LayerW &w = e->layers[l];
-    if (m.num_experts > 0) {
+    const bool moe = e->moe_layer(l);
+    if (moe) {
       w.router = M((size_t)m.num_experts * H);
       for (int x = 0; x < m.num_experts; x++) {
         w.ex_in_b[x] = m.mlp_bias ? F(ex) : nullptr;
@@ -56,14 +57,21 @@ void layout_weights(fgcu_rank *e, Bump &mat, Bump &vec) {
       }
       w.sh_gate = m.shared_expert_intermediate_size && m.shared_expert_gate ? M(H) : nullptr;
     }
+    if (m.mla) {
+      const MlaModel &a = e->mla_model;
+      w.q_a_norm = a.q_lora > 0 ? F(a.q_lora) : nullptr;
+      w.kv_a_norm = F(a.latent);
+      w.w_uk = M((size_t)a.heads * a.nope * a.latent);
+      w.w_uvT = M((size_t)a.heads * a.latent * a.v);
+    }
     w.attn_norm = F(H);
     w.attn_norm_b = m.norm_layer ? F(H) : nullptr;
     w.mlp_norm = has_mlp_norm ? F(H) : nullptr;
     w.mlp_norm_b = has_mlp_norm && m.norm_layer ? F(H) : nullptr;
     w.qkv_b = m.qkv_bias ? F(qkv) : nullptr;
     w.o_b = m.o_bias ? F(H) : nullptr;
-    w.mlp_in_b = m.mlp_bias && !m.num_experts ? F(mlp) : nullptr;
-    w.down_b = m.mlp_bias && !m.num_experts ? F(H) : nullptr;
+    w.mlp_in_b = m.mlp_bias && !moe ? F(mlp) : nullptr;
+    w.down_b = m.mlp_bias && !moe ? F(H) : nullptr;
     w.q_norm = m.qk_norm ? F(hd) : nullptr;
     w.k_norm = m.qk_norm ? F(hd) : nullptr;
     w.post_attn_norm = m.sandwich_norms ? F(H) : nullptr;
@@ -79,13 +87,15 @@ namespace fgcu {
 template <typename F>
 void each_projection(fgcu_rank *e, F fn) {
   const fgcu_model &m = e->m;
-  const int H = (int)m.hidden_size, I = (int)m.intermediate_size, qd = (int)(m.num_heads * m.head_dim);
+  const int H = (int)m.hidden_size, I = (int)m.intermediate_size, od = (int)e->o_dim();
   const int MI = (int)m.moe_intermediate_size, SI = (int)m.shared_expert_intermediate_size;
+  const MlaModel &a = e->mla_model;
   for (int64_t l = 0; l < m.num_layers; l++) {
     LayerW &w = e->layers[l];
     fn(w.qkv, e->qkv_rows, H);
-    fn(w.o, H, qd);
-    if (m.num_experts > 0) {
+    if (m.mla) fn(w.q_mla, a.q_cols(), a.q_lora > 0 ? a.q_lora : H);
+    fn(w.o, H, od);
+    if (e->moe_layer(l)) {
       for (int x = 0; x < m.num_experts; x++) fn(w.ex_in[x], e->ex_rows, H), fn(w.ex_down[x], H, MI);
       if (SI) fn(w.sh_in, e->sh_rows, H), fn(w.sh_down, H, SI);
     } else {
@@ -178,17 +188,25 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
   }
   e->layer_sliding_host = (uint8_t *)calloc(m.num_layers, 1);
   if (full->layer_sliding) memcpy(e->layer_sliding_host, full->layer_sliding, m.num_layers);
+  e->layer_dense_host = (uint8_t *)calloc(m.num_layers, 1);
+  if (full->layer_dense) memcpy(e->layer_dense_host, full->layer_dense, m.num_layers);
+  e->m.layer_dense = e->full.layer_dense = e->layer_dense_host;
   e->m.inv_freq = e->full.inv_freq = e->inv_freq_host;
   e->m.sliding_inv_freq = e->full.sliding_inv_freq = e->sliding_inv_freq_host;
   e->m.layer_sliding = e->full.layer_sliding = e->layer_sliding_host;
-  e->qkv_rows = (int)((m.num_heads + 2 * m.num_kv_heads) * m.head_dim);
+  const int mla_rc = m.mla ? mla_model_of(m, &e->mla_model, err) : 0;  // fgcu_engine_create checked it
+  e->qkv_rows = m.mla ? e->mla_model.a_rows() : (int)((m.num_heads + 2 * m.num_kv_heads) * m.head_dim);
   const bool gated = m.act <= kGatedGeluTanh;
   const int rows_per_col = gated ? 2 : 1;
   e->mlp_rows = (int)(rows_per_col * m.intermediate_size);
   e->ex_rows = (int)(rows_per_col * m.moe_intermediate_size);
   e->sh_rows = (int)(rows_per_col * m.shared_expert_intermediate_size);
-  // MoE models run no dense MLP: the mlp / act workspaces serve the shared expert (if any)
-  e->ws_width = (int)(m.num_experts > 0 ? m.shared_expert_intermediate_size : m.intermediate_size);
+  // The mlp / act workspaces serve the dense MLP of the layers that have one and the shared
+  // expert (if any): the wider of the two.
+  bool any_dense = false;
+  for (int64_t l = 0; l < m.num_layers; l++) any_dense |= !e->moe_layer(l);
+  const int64_t sw = m.num_experts > 0 ? m.shared_expert_intermediate_size : 0;
+  e->ws_width = (int)(any_dense && m.intermediate_size > sw ? m.intermediate_size : sw);
   e->ws_rows = rows_per_col * e->ws_width;
   e->layers = (LayerW *)calloc(m.num_layers, sizeof(LayerW));
   if (m.num_experts > 0) {  // per layer: ex_in, ex_down (E Weights each), ex_in_b, ex_down_b
@@ -208,6 +226,7 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
     rank_destroy(e);
     return rc;
   };
+  if (mla_rc) return fail(mla_rc);
   cudaError_t ce = cudaSetDevice(device);
   if (ce == cudaSuccess) ce = cudaDeviceGetAttribute(&e->num_sms, cudaDevAttrMultiProcessorCount, device);
   if (ce == cudaSuccess) ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
@@ -292,6 +311,7 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   release(e->meta);
   release(e->late);
   moe_work_release(e->moe);
+  mla_work_release(e->mla);
   free(e->expert_ptrs);
   free(e->expert_weights);
   if (e->stream) cudaStreamDestroy(e->stream);
@@ -300,6 +320,7 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   free(e->inv_freq_host);
   free(e->sliding_inv_freq_host);
   free(e->layer_sliding_host);
+  free(e->layer_dense_host);
   delete e;
 }
 
@@ -321,8 +342,7 @@ int fgcu::rank_fp8_reserve(fgcu_rank *e, int tokens, char *err) {
 namespace {
 
 uint64_t kv_bytes_per_block(const fgcu_rank *e) {
-  const fgcu_model &m = e->m;
-  return 2ull * m.num_layers * m.num_kv_heads * e->block_size * m.head_dim * 2;
+  return (uint64_t)e->kv_planes() * e->m.num_layers * e->block_size * e->kv_row() * 2;
 }
 
 }  // namespace
@@ -339,11 +359,12 @@ int fgcu::rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, i
   // Default block: about 4 KB of one head's K per block (16 tokens at head_dim 128).
   e->block_size = block_size > 0 ? block_size : hd <= 32 ? 64 : hd <= 64 ? 32 : 16;
   const size_t H = m.hidden_size, T = kInitialTokens, R = kInitialRows, V = m.vocab_size;
-  const size_t I = e->ws_width, qd = m.num_heads * m.head_dim;
+  const size_t I = e->ws_width, od = e->o_dim();
   FGCU_CHECK(ensure(e->h, T * H * 4, "activations", err));
   FGCU_CHECK(ensure(e->x, T * H * 2, "activations", err));
-  FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
-  FGCU_CHECK(ensure(e->attn, T * qd * 2, "activations", err));
+  if (m.mla) FGCU_CHECK(mla_work_reserve(e->mla, e->mla_model, (int)T, 1, err));
+  else FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->attn, T * od * 2, "activations", err));
   FGCU_CHECK(ensure(e->mlp, T * e->ws_rows * 2, "activations", err));
   FGCU_CHECK(ensure(e->act, T * I * 2, "activations", err));
   if (m.sandwich_norms) FGCU_CHECK(ensure(e->y, T * H * 4, "activations", err));
@@ -366,7 +387,6 @@ int fgcu::rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, i
 }
 
 int fgcu::rank_kv_alloc(fgcu_rank *e, int64_t blocks, fgcu_info *info, char *err) {
-  const fgcu_model &m = e->m;
   const uint64_t bytes = (uint64_t)blocks * kv_bytes_per_block(e);
   const cudaError_t ce = cudaMalloc(&e->kv, bytes);
   if (ce != cudaSuccess) {
@@ -380,7 +400,7 @@ int fgcu::rank_kv_alloc(fgcu_rank *e, int64_t blocks, fgcu_info *info, char *err
   FGCU_TRY(cudaStreamSynchronize(e->stream));
   e->num_blocks = (int)blocks;
   e->kv_bytes = bytes;
-  e->layer_elems = (size_t)blocks * m.num_kv_heads * e->block_size * m.head_dim;
+  e->layer_elems = (size_t)blocks * e->block_size * e->kv_row();
   e->finalized = true;
   info->num_blocks = e->num_blocks;
   info->block_size = e->block_size;

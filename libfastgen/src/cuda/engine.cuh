@@ -7,6 +7,7 @@
 #include "cuda/cuda_api.h"
 #include "cuda/gemm.cuh"
 #include "cuda/linear.cuh"
+#include "cuda/mla.cuh"
 #include "cuda/moe.cuh"
 #include "cuda/nccl.cuh"
 #include "cuda/sampling.cuh"
@@ -20,7 +21,11 @@ namespace fgcu {
 //          so a decode GEMV warp holds one gate/up pair and applies the activation itself
 // MoE layers have no mlp_in / down; the router and per expert the same pair (host arrays of E
 // Weights, laid out like the dense ones), as moe.cuh's MoeLayer takes them, and the shared
-// expert (sh_in, sh_down: the dense layout at its own width; sh_gate [1, H]).
+// expert (sh_in, sh_down: the dense layout at its own width; sh_gate [1, H]). A MoE model's dense
+// layers (layer_dense) have mlp_in / down like a dense model's.
+// MLA layers (mla.cuh): qkv holds Wa [QL + L + R, H] (q_a rows, then kv_a rows), q_mla the q_b
+// [nh (dn + R), QL] or q [nh (dn + R), H] projection, o is [H, nh dv]; kv_b lives split as
+// w_uk [nh, dn, L] and w_uvT [nh, L, dv] in the arena.
 // A Weight gets its device memory when its first part is loaded, in that part's dtype (load.cu).
 // RMSNorm weights (norms, q_norm, k_norm) hold (norm_weight_offset + w), folded in at load.
 struct LayerW {
@@ -33,6 +38,9 @@ struct LayerW {
   float **ex_in_b, **ex_down_b;
   Weight sh_in, sh_down;
   bf16 *sh_gate;
+  Weight q_mla;
+  float *q_a_norm, *kv_a_norm;            // mla: [QL] (q_lora_rank > 0), [L]
+  bf16 *w_uk, *w_uvT;                     // mla
 };
 
 
@@ -129,6 +137,16 @@ struct fgcu_rank {
 
   double *inv_freq_host = nullptr, *sliding_inv_freq_host = nullptr;
   uint8_t *layer_sliding_host = nullptr;  // m.layer_sliding points here
+  uint8_t *layer_dense_host = nullptr;    // m.layer_dense points here (all 0 without experts)
+  fgcu::MlaModel mla_model{};             // m.mla: the dims and rules mla.cuh reads
+  // Whether layer l routes to experts (else its MLP is dense).
+  bool moe_layer(int64_t l) const { return m.num_experts > 0 && !layer_dense_host[l]; }
+  // What the KV cache holds per layer and token: K and V rows of nkv * hd, or (MLA) one
+  // [latent | k_pe] row.
+  int kv_planes() const { return m.mla ? 1 : 2; }
+  int64_t kv_row() const { return m.mla ? m.kv_lora_rank + m.qk_rope_head_dim : m.num_kv_heads * m.head_dim; }
+  // o's input width: nh * hd, or (MLA) nh * v_head_dim.
+  int64_t o_dim() const { return m.num_heads * (m.mla ? m.v_head_dim : m.head_dim); }
   int device = 0, num_sms = 0;
   cudaStream_t stream = nullptr;
   fgcu::Gemm *gemm = nullptr;
@@ -153,14 +171,15 @@ struct fgcu_rank {
   float *pos_embed = nullptr, *final_norm = nullptr, *final_norm_b = nullptr, *lm_head_b = nullptr;
   double *inv_freq = nullptr;  // device [rotary_dim / 2]
   double *sliding_inv_freq = nullptr;  // device [rotary_dim / 2] when the model has one
-  // Rows of mlp_in (gated: 2 x the width) of the dense MLP, of one expert, of the shared expert;
-  // ws_width, ws_rows: the width and mlp_in rows the mlp / act workspaces serve (the dense MLP,
-  // or in MoE models the shared expert).
+  // Rows of qkv (MLA: of Wa); rows of mlp_in (gated: 2 x the width) of the dense MLP, of one
+  // expert, of the shared expert; ws_width, ws_rows: the width and mlp_in rows the mlp / act
+  // workspaces serve (the widest of the dense MLP, where a layer has one, and the shared expert).
   int qkv_rows = 0, mlp_rows = 0, ex_rows = 0, sh_rows = 0, ws_width = 0, ws_rows = 0;
   void *staging = nullptr;     // pinned, for loading; freed at finalize
 
-  fgcu::bf16 *kv = nullptr;    // [num_layers][2][num_blocks, nkv, block_size, hd]
-  size_t layer_elems = 0;
+  // [num_layers][2][num_blocks, nkv, block_size, hd], or (MLA) [num_layers][num_blocks, block_size, L + R]
+  fgcu::bf16 *kv = nullptr;
+  size_t layer_elems = 0;      // elements of one plane of one layer: num_blocks * block_size * kv_row()
   int num_blocks = 0, block_size = 0;
   uint64_t kv_bytes = 0;
   uint64_t free_after_weights = 0;  // device bytes free when the KV pool was sized
@@ -172,6 +191,7 @@ struct fgcu_rank {
   fgcu::DevBuf xf, logits, z, counts, out_dev;
   fgcu::DevBuf emb, xd;        // embed_dim != hidden: embeddings fp32 [T, D]; bf16 [max(T, R), D]
   fgcu::MoeWork moe;           // MoE layers' routing and expert workspaces
+  fgcu::MlaWork mla;           // MLA layers' workspaces
   void *expert_ptrs = nullptr; // host arrays behind LayerW::ex_in_b / ex_down_b (num_layers * 2 * E pointers)
   fgcu::Weight *expert_weights = nullptr;  // behind LayerW::ex_in / ex_down (num_layers * 2 * E)
   fgcu::MetaBuf meta;

@@ -5,9 +5,10 @@
 //               qkv = x Wqkv^T -> (+bias, qk-norm, RoPE, K/V -> cache)   one fused kernel
 //                 (projections through linear.cuh: bf16 or FP8 weights)
 //               attn = paged_attention(q, cache)        bf16 [T, nh * hd] (the layer's window)
+//                 (MLA: attn = mla_forward(x), bf16 [T, nh * dv], its latent rows -> cache)
 //               h += attn Wo^T                          (cuBLASLt / GEMV with beta = 1)
 //               x = norm(h + o_bias) (sequential) ; h += down(act(x Wgate_up^T))
-//                   (MoE: routed experts + shared expert)
+//                   (MoE layers: routed experts + shared expert)
 //   logits = norm(h[last tokens]) Wlm^T (soft-capped) ; sample on the device ; copy back
 // Output biases (o, down) are owed to the residual and folded into the next norm. Sandwich
 // norms (Gemma 2/3) instead write each sublayer's output to y, and one kernel adds its post norm
@@ -68,7 +69,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
   const cudaStream_t st = e->stream;
   const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size;
-  const int nh = (int)M.num_heads, nkv = (int)M.num_kv_heads, hd = (int)M.head_dim, qd = nh * hd;
+  const int nh = (int)M.num_heads, nkv = (int)M.num_kv_heads, hd = (int)M.head_dim, od = (int)e->o_dim();
   const NormOp op = M.norm_layer ? kNormLayer : kNormRms;
   const float eps = M.norm_eps;
   float *h = (float *)e->h.p;
@@ -98,7 +99,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   memset(&a, 0, sizeof a);
   a.q_stride = e->qkv_rows;
   a.out = attn;
-  a.out_stride = qd;
+  a.out_stride = nh * hd;
   a.cu_seqlens = m.cu_seqlens, a.context_lens = m.context_lens;
   a.block_indptr = m.block_indptr, a.block_indices = m.block_indices, a.token_seq = m.token_seq;
   a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
@@ -113,6 +114,9 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   ra.block_indptr = m.block_indptr, ra.block_indices = m.block_indices;
   ra.eps = eps;
   ra.nh = nh, ra.nkv = nkv, ra.hd = hd, ra.rot = M.rotary_dim, ra.block_size = e->block_size;
+  ra.interleaved = M.rope_interleaved;
+  const MlaStep ms = {T, m.splits, e->block_size, m.positions, m.token_seq, m.cu_seqlens, m.context_lens,
+                      m.block_indptr, m.block_indices};
 
   // Sandwich norms: each sublayer writes y (after its all-reduce), and post_norm_add adds its
   // post norm to h and normalizes h for the next sublayer in the same kernel (x_ready).
@@ -122,7 +126,8 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
   for (int64_t l = 0; l < M.num_layers; l++) {
     const LayerW &w = e->layers[l];
-    bf16 *kc = e->kv + (size_t)(2 * l) * e->layer_elems, *vc = kc + e->layer_elems;
+    // K and V planes of the layer; MLA: one plane of latent rows (kc)
+    bf16 *kc = e->kv + (size_t)(e->kv_planes() * l) * e->layer_elems, *vc = kc + e->layer_elems;
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
     if (!post && !x_ready)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
@@ -133,27 +138,37 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const bool two_norms = M.parallel && M.parallel_mlp_norm;
     if (two_norms)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, op, w.mlp_norm, w.mlp_norm_b, eps, x2, st, err));
-    FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
-    profiler_mark(pr, st, "gemm qkv");
     // Sliding layers: the window, and their own plain RoPE table (factor 1) when the model has one.
     const bool sliding = M.layer_sliding[l] != 0, own_table = sliding && e->sliding_inv_freq;
-    ra.bias = w.qkv_b;
-    ra.inv_freq = own_table ? e->sliding_inv_freq : e->inv_freq;
-    ra.attn_factor = own_table ? 1.f : M.rope_attention_factor;
-    ra.q_norm = w.q_norm, ra.k_norm = w.k_norm;
-    ra.k_cache = kc, ra.v_cache = vc;
-    FGCU_CHECK(qkv_rope_kv_write(ra, T, st, err));
-    profiler_mark(pr, st, "rope + kv write");
-    a.q = qkv, a.k_cache = kc, a.v_cache = vc;
-    a.window = sliding ? M.sliding_window : 0;
-    FGCU_CHECK(paged_attention(a, st, err));
-    profiler_mark(pr, st, "attention");
+    const double *inv_freq = own_table ? e->sliding_inv_freq : e->inv_freq;
+    const float attn_factor = own_table ? 1.f : M.rope_attention_factor;
+    const int window = sliding ? M.sliding_window : 0;
+    if (M.mla) {
+      const MlaLayer ml = {&w.qkv, &w.q_mla, w.q_a_norm, w.kv_a_norm, w.w_uk, w.w_uvT,
+                           kc, inv_freq, attn_factor, window};
+      FGCU_CHECK(mla_forward(g, e->mla, e->mla_model, ml, ms, x, attn, st, err));
+      profiler_mark(pr, st, "mla attention");
+    } else {
+      FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
+      profiler_mark(pr, st, "gemm qkv");
+      ra.bias = w.qkv_b;
+      ra.inv_freq = inv_freq;
+      ra.attn_factor = attn_factor;
+      ra.q_norm = w.q_norm, ra.k_norm = w.k_norm;
+      ra.k_cache = kc, ra.v_cache = vc;
+      FGCU_CHECK(qkv_rope_kv_write(ra, T, st, err));
+      profiler_mark(pr, st, "rope + kv write");
+      a.q = qkv, a.k_cache = kc, a.v_cache = vc;
+      a.window = window;
+      FGCU_CHECK(paged_attention(a, st, err));
+      profiler_mark(pr, st, "attention");
+    }
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
-      FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, qd, st, err));
+      FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, od, st, err));
       FGCU_CHECK(all_reduce(e, y, (size_t)T * H, err));
       FGCU_CHECK(post_norm_add(h, y, w.o_b, w.post_attn_norm, w.mlp_norm, T, H, eps, x, st, err));
     } else {
-      FGCU_CHECK(linear(g, attn, w.o, h, true, lead, T, H, qd, st, err));
+      FGCU_CHECK(linear(g, attn, w.o, h, true, lead, T, H, od, st, err));
     }
     profiler_mark(pr, st, "gemm o");
     const bf16 *mlp_x = x;
@@ -170,14 +185,19 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     float *out = sandwich ? y : h;
     const bool acc = !sandwich && (lead || M.parallel);
     const float *down_b = w.down_b;  // null in MoE layers: expert biases are weighted inside
-    if (M.num_experts > 0) {  // expert biases on rank 0 only, so the all-reduce adds them once
+    if (e->moe_layer(l)) {  // expert biases on rank 0 only, so the all-reduce adds them once
       MoeLayer ml;
       ml.router = w.router;
       ml.mlp_in = w.ex_in, ml.down = w.ex_down;
       ml.mlp_in_b = M.mlp_bias ? w.ex_in_b : nullptr;
       ml.down_b = M.mlp_bias && lead ? w.ex_down_b : nullptr;
-      FGCU_CHECK(moe_forward(g, e->moe, ml, mlp_x, out, acc, T, H, (int)M.moe_intermediate_size,
-                             (int)M.num_experts, (int)M.experts_per_tok, M.moe_renormalize != 0, M.act, st, err));
+      MoeRoute route;
+      route.num_experts = (int)M.num_experts, route.top_k = (int)M.experts_per_tok;
+      route.renormalize = M.moe_renormalize != 0;
+      if (M.moe_num_groups > 1) route.num_groups = M.moe_num_groups, route.topk_groups = M.moe_topk_groups;
+      if (M.moe_routed_scale > 0.f) route.scale = M.moe_routed_scale;  // 0: unset, 1
+      FGCU_CHECK(moe_forward(g, e->moe, ml, mlp_x, out, acc, T, H, (int)M.moe_intermediate_size, route, M.act, st,
+                             err));
       if (w.sh_in.p) {
         SharedExpert se = {w.sh_in, w.sh_down, w.sh_gate, (int)M.shared_expert_intermediate_size};
         FGCU_CHECK(shared_expert_forward(g, se, mlp_x, out, T, H, M.act, mlp, act, st, err));
@@ -238,7 +258,7 @@ int forward_graphed(fgcu_rank *e, const Meta &m, char *err) {
                                 ((uint64_t)(uintptr_t)e->logits_part.p << 2) ^ ((uint64_t)(uintptr_t)e->gathered.p << 3),
                             (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1) ^
                                 ((uint64_t)(uintptr_t)e->emb.p << 2) ^ ((uint64_t)(uintptr_t)e->xd.p << 3) ^
-                                (fp8_workspace_key(e->fp8) << 4)};
+                                (fp8_workspace_key(e->fp8) << 4) ^ (mla_work_key(e->mla) << 5)};
   GraphSlot *slot = nullptr, *victim = &e->graphs[0];
   for (GraphSlot &g : e->graphs) {
     if (memcmp(g.key, key, sizeof key) == 0 && g.last_use) slot = &g;

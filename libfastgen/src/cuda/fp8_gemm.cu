@@ -183,6 +183,9 @@ int lt_matmul(Fp8Gemm *f, Plan &p, const uint8_t *xq, const float *xs, const Wei
 
 bool lt_usable(const Fp8Gemm *f, bool y_f32) { return f->lt_ok[y_f32] && fg_knob_int(FG_KNOB_FP8_LT); }
 
+// The tensor-core small-M kernel takes 2 .. fp8_small_max_m() rows (any scales).
+bool small_takes(int M) { return M >= 2 && M <= fp8_small_max_m(); }
+
 // The GEMV takes up to fp8_gemv_max_m() rows, and up to its 8 for K-segment scales (which have
 // no cuBLASLt path: the fallback moves 5 bytes per weight).
 bool gemv_takes(const Weight &w, int M, int K) {
@@ -309,7 +312,13 @@ int fp8_gemv_max_m() {
   return m < 0 ? 0 : m > kFp8GemvMaxRows ? kFp8GemvMaxRows : m;
 }
 
+int fp8_small_max_m() {
+  const int m = fg_knob_int(FG_KNOB_FP8_SMALL_MAX_M);
+  return m < 0 ? 0 : m > kFp8SmallMaxRows ? kFp8SmallMaxRows : m;
+}
+
 int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32) {
+  if (small_takes(M)) return kFp8Small;
   if (gemv_takes(w, M, K)) return kFp8Gemv;
   if (w.nkb(K) == 1 && lt_usable(f, y_f32) && N % 16 == 0 && K % 16 == 0) return kFp8Lt;
   return kFp8Dequant;
@@ -329,8 +338,17 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
       snprintf(err, 512, "fp8_linear: the GEMV takes at most %d rows, got %d", kFp8GemvMaxRows, M);
       return FG_ERR_INVALID_ARGUMENT;
     }
-    fp8_gemv_launch(x, w, y, y_f32, accumulate, -1, nullptr, M, N, K, st);
+    fp8_gemv_launch(x, w, y, y_f32, accumulate, -1, nullptr, M, N, K, st, fp8_gemv_variant());
     FGCU_LAUNCHED("fp8 gemv");
+    return 0;
+  }
+  if (path == kFp8Small) {
+    if (M > kFp8SmallMaxRows) {
+      snprintf(err, 512, "fp8_linear: the small-M kernel takes at most %d rows, got %d", kFp8SmallMaxRows, M);
+      return FG_ERR_INVALID_ARGUMENT;
+    }
+    fp8_gemv_small(x, w, y, y_f32, accumulate, -1, nullptr, M, N, K, st);
+    FGCU_LAUNCHED("fp8 gemv_small");
     return 0;
   }
   if (path == kFp8Lt) {
@@ -362,8 +380,10 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
 
 bool fp8_gemv_gated(const bf16 *x, const Weight &w, const float *bias, int act, bf16 *y, int M, int N, int K,
                     cudaStream_t st) {
-  if (!w.fp8() || !gemv_takes(w, M, K) || K % 16 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
-  fp8_gemv_launch(x, w, y, false, false, act, bias, M, N, K, st);
+  if (!w.fp8() || K % 16 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
+  if (small_takes(M)) fp8_gemv_small(x, w, y, false, false, act, bias, M, N, K, st);
+  else if (gemv_takes(w, M, K)) fp8_gemv_launch(x, w, y, false, false, act, bias, M, N, K, st, fp8_gemv_variant());
+  else return false;
   return true;
 }
 

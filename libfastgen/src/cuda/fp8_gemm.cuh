@@ -1,6 +1,8 @@
 // GEMMs over FP8 E4M3 weights (weight.cuh): y[M, N] (+)= x[M, K] · w[N, K]^T, x bf16, w FP8.
 //
-//   M <= fp8_gemv_max_m()   GEMV, weight-only: x stays bf16, the weight streams through 16-byte
+//   2 <= M <= fp8_small_max_m()   (FASTGEN_FP8_SMALL_MAX_M, off by default) the tensor-core
+//                           small-M kernel (gemv_small.cuh) with FP8 loaders, weight-only.
+//   M <= fp8_gemv_max_m()   GEMV, weight-only (FASTGEN_FP8_GEMV_VARIANT picks its kernel): x stays bf16, the weight streams through 16-byte
 //                           loads (16 values), is converted in registers and scaled per row (or
 //                           per K segment), fp32 accumulation. Roofline: N*K bytes, half of bf16.
 //   larger M                W8A8 on cuBLASLt: x quantized to E4M3 per token (dynamic: amax / 448;
@@ -46,8 +48,10 @@ uint64_t fp8_workspace_key(const Fp8Gemm *f);
 
 // Largest M the GEMV takes (FASTGEN_FP8_GEMV_MAX_M, at most 8).
 int fp8_gemv_max_m();
+// Largest M the tensor-core small-M kernel takes (FASTGEN_FP8_SMALL_MAX_M, at most 16; below 2: off).
+int fp8_small_max_m();
 
-enum Fp8Path { kFp8Auto = 0, kFp8Gemv = 1, kFp8Lt = 2, kFp8Dequant = 3 };
+enum Fp8Path { kFp8Auto = 0, kFp8Gemv = 1, kFp8Lt = 2, kFp8Dequant = 3, kFp8Small = 4 };
 // The path fp8_linear takes for w at M rows into a bf16 or fp32 y (never kFp8Auto).
 int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32);
 
@@ -58,7 +62,8 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
                int N, int K, cudaStream_t st, char *err, int path = kFp8Auto);
 
 // As gemv_gated() (gemm.cuh) with an FP8 weight (rows interleaved gate_i, up_i): y[M, N / 2] =
-// act(gate + bias) * (up + bias) in bf16. False (nothing launched) where M is above the GEMV's.
+// act(gate + bias) * (up + bias) in bf16. False (nothing launched) where M is above the GEMV's
+// and the small-M kernel's.
 bool fp8_gemv_gated(const bf16 *x, const Weight &w, const float *bias, int act, bf16 *y, int M, int N,
                     int K, cudaStream_t st);
 

@@ -1,4 +1,5 @@
-// FP8 weight-streaming GEMV kernels (see fp8_gemv.cuh for the layout of the work).
+// FP8 weight-streaming GEMV kernels: variant 0 and the variant dispatch (fp8_gemv.cuh has the layout
+// of the work).
 //
 // Napkin math (H100, Llama-2-7B decode b=1): 6.5 GB of E4M3 projections a token at ~3.0 TB/s
 // copy bandwidth is ~2.2 ms; per 16-byte chunk a lane issues 1 load, 8 cvt.f16x2.e4m3x2, 8 f16x2
@@ -168,8 +169,16 @@ void launch_kseg(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accum
 
 }  // namespace
 
+int fp8_gemv_variant() {
+  const int v = fg_knob_int(FG_KNOB_FP8_GEMV_VARIANT);
+  return v < 0 ? 0 : v >= kFp8GemvVariants ? kFp8GemvVariants - 1 : v;
+}
+
 void fp8_gemv_launch(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
-                     const float *bias, int M, int N, int K, cudaStream_t st) {
+                     const float *bias, int M, int N, int K, cudaStream_t st, int variant) {
+  if (variant == 1 || variant == 2)
+    return fp8_gemv_stream_launch(x, w, y, y_f32, accumulate, act, bias, M, N, K, st, variant == 2);
+  if (variant == 3) return fp8_gemv_small(x, w, y, y_f32, accumulate, act, bias, M, N, K, st);
   if (w.nkb(K) > 1) launch_kseg<true>(x, w, y, y_f32, accumulate, act, bias, M, N, K, st);
   else launch_kseg<false>(x, w, y, y_f32, accumulate, act, bias, M, N, K, st);
 }

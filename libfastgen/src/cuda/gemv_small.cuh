@@ -28,12 +28,16 @@
 // loads, two pipeline halves of S steps each (one in flight while the other is multiplied);
 // the first two halves are requested before pdl_wait, while the previous kernel finishes.
 //
-// Weight formats plug in as a loader W (the FP8 variant: e4m3 rows widened to bf16 in registers):
+// Weight formats plug in as a loader W (the FP8 ones, fp8_gemv_small.cu: e4m3 rows widened to
+// bf16 in registers):
 //   typename W::Row                            one weight row's base (what row() returns)
 //   typename W::Raw                            what one thread loads for 8 k of one row
+//   static constexpr int kSteps                steps per pipeline half (S): 2 for 16-byte Raws,
+//                                              4 for 8-byte ones (the same bytes in flight)
 //   Row row(int n) const                       row n (0 <= n < N)
 //   Raw load(Row r, int k) const               weights [n, k .. k + 8) of that row, k % 8 == 0
-//   uint4 bf16x8(const Raw &v) const           those 8 weights as bf16, k order
+//   uint4 bf16x8(const Raw &v, Row r, int k)   those 8 weights (loaded at k; zeros when k >= K)
+//                                              as bf16, k order (k: for per-K-block scales)
 //   float row_scale(int n) const               multiplies row n's dot products (epilogue)
 #pragma once
 #include "cuda/common.cuh"
@@ -49,11 +53,12 @@ struct Bf16Rows {
   int K;
   using Row = const bf16 *;
   using Raw = uint4;
+  static constexpr int kSteps = 2;
   __device__ __forceinline__ Row row(int n) const { return w + (size_t)n * K; }
   __device__ __forceinline__ Raw load(Row r, int k) const {
     return __ldcs(reinterpret_cast<const uint4 *>(r + k));
   }
-  __device__ __forceinline__ uint4 bf16x8(const Raw &v) const { return v; }
+  __device__ __forceinline__ uint4 bf16x8(const Raw &v, Row, int) const { return v; }
   __device__ __forceinline__ float row_scale(int) const { return 1.f; }
 };
 
@@ -127,18 +132,20 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     for (int j = 0; j < NT; j++)
 #pragma unroll
       for (int c = 0; c < 4; c++) acc[r][j][c] = 0.f;
-  auto mma_half = [&](const typename W::Raw (&v)[S][RT][2], const uint4 (&xv)[S][NT]) {
+  auto mma_half = [&](const typename W::Raw (&v)[S][RT][2], const uint4 (&xv)[S][NT], int i0) {
 #pragma unroll
-    for (int s = 0; s < S; s++)
+    for (int s = 0; s < S; s++) {
+      const int k = k_of(i0 + s);
 #pragma unroll
       for (int r = 0; r < RT; r++) {
-        const uint4 lo = wl.bf16x8(v[s][r][0]), hi = wl.bf16x8(v[s][r][1]);  // rows g, g + 8
+        const uint4 lo = wl.bf16x8(v[s][r][0], rows[r][0], k), hi = wl.bf16x8(v[s][r][1], rows[r][1], k);  // rows g, g + 8
 #pragma unroll
         for (int j = 0; j < NT; j++) {
           mma_bf16(acc[r][j], lo.x, hi.x, lo.y, hi.y, xv[s][j].x, xv[s][j].y);
           mma_bf16(acc[r][j], lo.z, hi.z, lo.w, hi.w, xv[s][j].z, xv[s][j].w);
         }
       }
+    }
   };
 
   // Weights are no step's output: in flight while the previous kernel finishes (launch_k).
@@ -149,9 +156,9 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   load_x(xa, 0);
   load_x(xb, S);
   for (int i = 0; i < mine; i += 2 * S) {
-    mma_half(wa, xa);
+    mma_half(wa, xa, i);
     if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
-    if (i + S < mine) mma_half(wb, xb);
+    if (i + S < mine) mma_half(wb, xb, i + S);
     if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
   }
 
@@ -202,7 +209,7 @@ int gemv_small_rt(int N);
 template <class W, int RT, int NT, int ACT>
 void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc,
                            int M, int N, int K, cudaStream_t s) {
-  constexpr int S = 2;
+  constexpr int S = W::kSteps;
   const dim3 grid(ceil_div(N, 16 * RT)), block(kGemvSmallWarps * 32);
   if constexpr (ACT >= 0)
     launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K);
@@ -215,7 +222,7 @@ void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool
 }
 
 // Launches the kernel for loader `wl` with rt = gemv_small_rt(N): plain (ACT < 0; y_f32 and acc
-// as gemm()) or gated (ACT 0..2, bias or null). Needs 2 <= M <= 16, K % 8 == 0 (16-byte rows),
+// as gemm()) or gated (ACT 0..2, bias or null). Needs 1 <= M <= 16, K % 8 == 0 (16-byte rows),
 // 16-byte aligned x and weight rows, N even when gated.
 template <class W, int ACT>
 void launch_gemv_small(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc, int M,

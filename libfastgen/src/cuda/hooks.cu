@@ -1,12 +1,48 @@
-// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits with FG_BACKEND_CUDA,
-// fg_cuda_rmsnorm_host, fg_cuda_gemm_host, fg_cuda_fp8_linear_host): one stage of fg_step on
-// host buffers, so test/gpu can hold each against its CPU twin (and bench/gpu time one GEMM alone).
+// Test hooks (fastgen.h: fg_paged_attention, fg_mla_attention, fg_sample_logits with
+// FG_BACKEND_CUDA, fg_cuda_rmsnorm_host, fg_cuda_gemm_host, fg_cuda_fp8_linear_host): one stage of
+// fg_step on host buffers, so test/gpu can hold each against its CPU twin (and bench/gpu time one
+// GEMM alone). fg_run_op's ops are op_hooks.cu.
 #include "cuda/fp8_gemm.cuh"
 #include "cuda/gemm.cuh"
 #include "cuda/hook_staging.cuh"
 #include "cuda/norm.cuh"
 
 using namespace fgcu;
+
+namespace {
+
+// Bench hook: with FASTGEN_ATTN_TIMING=<file>, appends the median device time (ms) of 20 more
+// runs of launch() (an int-returning status) to that file.
+template <typename F>
+int append_timing(cudaStream_t st, F launch, char *err) {
+  const char *path = fg_knob_str(FG_KNOB_ATTN_TIMING);
+  if (!path[0]) return 0;
+  float ms[20];
+  cudaEvent_t t0, t1;
+  FGCU_TRY(cudaEventCreate(&t0));
+  FGCU_TRY(cudaEventCreate(&t1));
+  for (int i = 0; i < 20; i++) {
+    FGCU_TRY(cudaEventRecord(t0, st));
+    FGCU_CHECK(launch());
+    FGCU_TRY(cudaEventRecord(t1, st));
+    FGCU_TRY(cudaEventSynchronize(t1));
+    FGCU_TRY(cudaEventElapsedTime(&ms[i], t0, t1));
+  }
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+  for (int i = 1; i < 20; i++)
+    for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+      const float t = ms[j];
+      ms[j] = ms[j - 1], ms[j - 1] = t;
+    }
+  if (FILE *f = fopen(path, "a")) {
+    fprintf(f, "%.5f\n", ms[10]);
+    fclose(f);
+  }
+  return 0;
+}
+
+}  // namespace
 
 extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                                    const float *v_cache, float *out, int32_t nh, int32_t nkv,
@@ -64,31 +100,7 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd, a.block_size = bs;
   a.window = window, a.scale = 1.f / sqrtf((float)hd);
   FGCU_CHECK(paged_attention(a, sc.stream, err));
-  // Bench hook: FASTGEN_ATTN_TIMING=<file> appends the median of 20 timed launches (ms).
-  if (const char *path = fg_knob_str(FG_KNOB_ATTN_TIMING); path[0]) {
-    float ms[20];
-    cudaEvent_t t0, t1;
-    FGCU_TRY(cudaEventCreate(&t0));
-    FGCU_TRY(cudaEventCreate(&t1));
-    for (int i = 0; i < 20; i++) {
-      FGCU_TRY(cudaEventRecord(t0, sc.stream));
-      FGCU_CHECK(paged_attention(a, sc.stream, err));
-      FGCU_TRY(cudaEventRecord(t1, sc.stream));
-      FGCU_TRY(cudaEventSynchronize(t1));
-      FGCU_TRY(cudaEventElapsedTime(&ms[i], t0, t1));
-    }
-    cudaEventDestroy(t0);
-    cudaEventDestroy(t1);
-    for (int i = 1; i < 20; i++)
-      for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
-        const float t = ms[j];
-        ms[j] = ms[j - 1], ms[j - 1] = t;
-      }
-    if (FILE *f = fopen(path, "a")) {
-      fprintf(f, "%.5f\n", ms[10]);
-      fclose(f);
-    }
-  }
+  FGCU_CHECK(append_timing(sc.stream, [&] { return paged_attention(a, sc.stream, err); }, err));
   FGCU_TRY(cudaMemcpyAsync(hb, dout, qn * 2, cudaMemcpyDeviceToHost, sc.stream));
   FGCU_TRY(cudaStreamSynchronize(sc.stream));
   for (int i = 0; i < qn; i++) out[i] = from_bf16_bits(hb[i]);
@@ -274,5 +286,92 @@ extern "C" int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const 
     FGCU_TRY(cudaMemcpyAsync(y, dy, yn * 4, cudaMemcpyDeviceToHost, sc.stream));
     FGCU_TRY(cudaStreamSynchronize(sc.stream));
   }
+  // Bench hook: FASTGEN_FP8_TIMING=<file> appends the median of 20 more launches (ms), each after
+  // an L2 flush (y is garbage afterwards: it was copied out above).
+  if (const char *tf = fg_knob_str(FG_KNOB_FP8_TIMING); tf[0]) {
+    int l2 = 0;
+    FGCU_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
+    const size_t flush_bytes = 2 * (size_t)(l2 > 0 ? l2 : 64 << 20);
+    void *flush = sc.dalloc(flush_bytes);
+    if (!flush) {
+      snprintf(err, 512, "fp8 linear hook: out of memory");
+      return FG_ERR_OUT_OF_MEMORY;
+    }
+    float t[20];
+    cudaEvent_t t0, t1;
+    FGCU_TRY(cudaEventCreate(&t0));
+    FGCU_TRY(cudaEventCreate(&t1));
+    for (int i = 0; i < 20; i++) {
+      FGCU_TRY(cudaMemsetAsync(flush, i, flush_bytes, sc.stream));
+      FGCU_TRY(cudaEventRecord(t0, sc.stream));
+      FGCU_CHECK(fp8_linear(en.f, dx, wt, dy, out_mode != 0, out_mode == 2, M, N, K, sc.stream, err, path));
+      FGCU_TRY(cudaEventRecord(t1, sc.stream));
+      FGCU_TRY(cudaEventSynchronize(t1));
+      FGCU_TRY(cudaEventElapsedTime(&t[i], t0, t1));
+    }
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    for (int i = 1; i < 20; i++)
+      for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+        const float v = t[j];
+        t[j] = t[j - 1], t[j - 1] = v;
+      }
+    if (FILE *f = fopen(tf, "a")) {
+      fprintf(f, "%.6f\n", 0.5 * (t[9] + t[10]));
+      fclose(f);
+    }
+  }
+  return 0;
+}
+
+extern "C" int fgcu_mla_attention_host(const fg_batch *b, const float *q, const float *cache, float *out, int32_t nh,
+                                       int32_t latent, int32_t rope, int32_t bs, int32_t nb, int32_t window,
+                                       float scale, float softcap, int32_t splits, char *err) {
+  FGCU_CHECK(need_device(err));
+  FGCU_CHECK(mla_attention_check(latent, rope, err));
+  Scope sc;
+  FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
+  const int T = b->num_tokens, D = latent + rope;
+  const size_t qn = (size_t)T * nh * D, on = (size_t)T * nh * latent, cache_n = (size_t)nb * bs * D;
+  int sms = 0;
+  FGCU_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  Meta m;
+  FGCU_CHECK(build_meta(sc.meta, b, nh, 1, sms, 1, 0, sc.stream, &m, err));
+  int max_context = 0;
+  for (int s = 0; s < b->num_seqs; s++) {
+    const int end = b->context_lens[s] + b->cu_seqlens[s + 1] - b->cu_seqlens[s];
+    if (end > max_context) max_context = end;
+  }
+  const int nsplit = splits > 0 ? splits : mla_choose_splits(T, nh, max_context, sms);
+  // host staging: q, then the cache (bf16; the CPU layout [nb, bs, D] is the device's), out
+  uint16_t *hb = (uint16_t *)sc.halloc((qn + cache_n) * 2 + 16);
+  if (!hb) {
+    snprintf(err, 512, "mla attention hook: host allocation failed");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  for (size_t i = 0; i < qn; i++) hb[i] = to_bf16_bits(q[i]);
+  for (size_t i = 0; i < cache_n; i++) hb[qn + i] = to_bf16_bits(cache[i]);
+  bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dc = (bf16 *)sc.dalloc(cache_n * 2), *dout = (bf16 *)sc.dalloc(on * 2);
+  float *po = nsplit > 1 ? (float *)sc.dalloc((size_t)nsplit * on * 4) : nullptr;
+  float *plse = nsplit > 1 ? (float *)sc.dalloc((size_t)nsplit * T * nh * 4) : nullptr;
+  if (!dq || !dc || !dout || (nsplit > 1 && (!po || !plse))) {
+    snprintf(err, 512, "mla attention hook: out of device memory");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  FGCU_TRY(cudaMemcpyAsync(dq, hb, qn * 2, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemcpyAsync(dc, hb + qn, cache_n * 2, cudaMemcpyHostToDevice, sc.stream));
+  FGCU_TRY(cudaMemsetAsync(dout, 0xff, on * 2, sc.stream));  // poison: NaN where nothing writes
+  MlaAttnArgs a;
+  memset(&a, 0, sizeof a);
+  a.q = dq, a.cache = dc, a.out = dout;
+  a.cu_seqlens = m.cu_seqlens, a.context_lens = m.context_lens, a.block_indptr = m.block_indptr;
+  a.block_indices = m.block_indices, a.token_seq = m.token_seq;
+  a.num_tokens = T, a.num_heads = nh, a.latent = latent, a.rope = rope, a.block_size = bs, a.window = window;
+  a.scale = scale, a.softcap = softcap, a.splits = nsplit, a.part_o = po, a.part_lse = plse;
+  FGCU_CHECK(mla_attention(a, sc.stream, err));
+  FGCU_CHECK(append_timing(sc.stream, [&] { return mla_attention(a, sc.stream, err); }, err));
+  FGCU_TRY(cudaMemcpyAsync(hb, dout, on * 2, cudaMemcpyDeviceToHost, sc.stream));
+  FGCU_TRY(cudaStreamSynchronize(sc.stream));
+  for (size_t i = 0; i < on; i++) out[i] = from_bf16_bits(hb[i]);
   return 0;
 }

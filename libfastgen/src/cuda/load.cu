@@ -62,6 +62,10 @@ Shard shard_of(const fgcu_rank *e, int32_t kind, uint64_t numel) {
   const fgcu_model &f = e->full, &m = e->m;
   const uint64_t H = f.hidden_size, hd = f.head_dim;
   Shard s;
+  if (e->tp == 1) {  // one rank keeps every tensor whole
+    s.C = 1, s.nr = numel, s.nc = 1;
+    return s;
+  }
   auto rows = [&](uint64_t C, uint64_t r0, uint64_t nr) {
     s.C = C, s.r0 = r0, s.nr = nr, s.c0 = 0, s.nc = C;
   };
@@ -109,11 +113,13 @@ struct Target {
   float *vec = nullptr;
   int stride = 1;
   bool rms_weight = false;  // gets + norm_weight_offset
+  bool kv_b = false;        // MLA's kv_b: split into the layer's w_uk and w_uvT (load_kv_b)
 };
 
 int target_of(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, Target *out, char *err) {
   const fgcu_model &m = e->m;
   const int64_t H = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
+  const int64_t QL = m.q_lora_rank, q_in = QL > 0 ? QL : H;  // MLA: q_b's or q's input width
   const bool gated = m.act <= kGatedGeluTanh;
   const int g2 = gated ? 2 : 1;
   Target t;
@@ -122,6 +128,7 @@ int target_of(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, T
     t.w = &w, t.N = N, t.K = K, t.row0 = r0, t.stride = stride;
   };
   LayerW *w = layer >= 0 && layer < m.num_layers ? &e->layers[layer] : nullptr;
+  const bool dense = w && !e->moe_layer(layer);  // the layer has the dense MLP
   switch (kind) {
     case FG_TENSOR_EMBED: t.mat = e->embed; break;
     case FG_TENSOR_LM_HEAD: t.mat = m.tie_word_embeddings ? nullptr : e->lm_head; break;
@@ -139,13 +146,23 @@ int target_of(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, T
       switch (kind) {
         case FG_TENSOR_ATTN_NORM: t.vec = w->attn_norm, t.rms_weight = true; break;
         case FG_TENSOR_ATTN_NORM_BIAS: t.vec = w->attn_norm_b; break;
-        case FG_TENSOR_Q: part(w->qkv, e->qkv_rows, H, 0, 1); break;
+        case FG_TENSOR_Q:
+          if (m.mla) part(w->q_mla, qd, H, 0, 1);
+          else part(w->qkv, e->qkv_rows, H, 0, 1);
+          break;
         case FG_TENSOR_K: part(w->qkv, e->qkv_rows, H, qd, 1); break;
         case FG_TENSOR_V: part(w->qkv, e->qkv_rows, H, qd + kvd, 1); break;
         case FG_TENSOR_Q_BIAS: t.vec = w->qkv_b; break;
         case FG_TENSOR_K_BIAS: t.vec = w->qkv_b ? w->qkv_b + qd : nullptr; break;
         case FG_TENSOR_V_BIAS: t.vec = w->qkv_b ? w->qkv_b + qd + kvd : nullptr; break;
-        case FG_TENSOR_O: part(w->o, H, qd, 0, 1); break;
+        case FG_TENSOR_O: part(w->o, H, e->o_dim(), 0, 1); break;
+        // MLA: Wa = [q_a | kv_a], the latent norms, q_b, and kv_b split in two
+        case FG_TENSOR_Q_A: part(w->qkv, e->qkv_rows, H, 0, 1); break;
+        case FG_TENSOR_KV_A: part(w->qkv, e->qkv_rows, H, QL, 1); break;
+        case FG_TENSOR_Q_B: part(w->q_mla, qd, q_in, 0, 1); break;
+        case FG_TENSOR_Q_A_NORM: t.vec = w->q_a_norm, t.rms_weight = true; break;
+        case FG_TENSOR_KV_A_NORM: t.vec = w->kv_a_norm, t.rms_weight = true; break;
+        case FG_TENSOR_KV_B: t.kv_b = w->w_uk != nullptr; break;
         case FG_TENSOR_O_BIAS: t.vec = w->o_b; break;
         case FG_TENSOR_MLP_NORM: t.vec = w->mlp_norm, t.rms_weight = true; break;
         case FG_TENSOR_Q_NORM: t.vec = w->q_norm, t.rms_weight = true; break;
@@ -154,11 +171,11 @@ int target_of(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, T
         case FG_TENSOR_POST_MLP_NORM: t.vec = w->post_mlp_norm, t.rms_weight = true; break;
         case FG_TENSOR_MLP_NORM_BIAS: t.vec = w->mlp_norm_b; break;
         // gated: rows interleaved gate_0, up_0, gate_1, up_1, ... (see LayerW)
-        case FG_TENSOR_GATE: if (gated && !m.num_experts) part(w->mlp_in, e->mlp_rows, H, 0, 2); break;
+        case FG_TENSOR_GATE: if (gated && dense) part(w->mlp_in, e->mlp_rows, H, 0, 2); break;
         case FG_TENSOR_GATE_BIAS: t.vec = gated ? w->mlp_in_b : nullptr, t.stride = g2; break;
-        case FG_TENSOR_UP: if (!m.num_experts) part(w->mlp_in, e->mlp_rows, H, gated ? 1 : 0, g2); break;
+        case FG_TENSOR_UP: if (dense) part(w->mlp_in, e->mlp_rows, H, gated ? 1 : 0, g2); break;
         case FG_TENSOR_UP_BIAS: t.vec = w->mlp_in_b ? w->mlp_in_b + (gated ? 1 : 0) : nullptr, t.stride = g2; break;
-        case FG_TENSOR_DOWN: if (!m.num_experts) part(w->down, H, m.intermediate_size, 0, 1); break;
+        case FG_TENSOR_DOWN: if (dense) part(w->down, H, m.intermediate_size, 0, 1); break;
         case FG_TENSOR_DOWN_BIAS: t.vec = w->down_b; break;
         case FG_TENSOR_ROUTER: t.mat = w->router; break;
         // the shared expert: the dense layout (gate / up rows interleaved) at its own width
@@ -184,7 +201,7 @@ int target_of(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, T
         }
       }
   }
-  if (!t.w && !t.mat && !t.vec) {
+  if (!t.w && !t.mat && !t.vec && !t.kv_b) {
     snprintf(err, 512, "load: tensor kind %d (layer %d) has no place in this model on the CUDA backend", kind, layer);
     return FG_ERR_NOT_FOUND;
   }
@@ -194,6 +211,36 @@ int target_of(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, T
 
 size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 double gib(uint64_t b) { return (double)b / (1ull << 30); }
+
+// MLA's kv_b [nh * (dn + dv), L] (per head dn key rows, then dv value rows) into the layer's
+// w_uk [nh, dn, L] (the key rows as they are) and w_uvT [nh, L, dv] (the value rows transposed).
+int load_kv_b(fgcu_rank *e, const LayerW &w, int32_t dtype, const void *data, uint64_t numel, char *err) {
+  const MlaModel &a = e->mla_model;
+  const size_t nh = a.heads, dn = a.nope, dv = a.v, L = a.latent, per = dn + dv;
+  if (numel != nh * per * L) {
+    snprintf(err, 512, "load: kv_b has %llu elements, expected %zu", (unsigned long long)numel, nh * per * L);
+    return FG_ERR_INTERNAL;
+  }
+  uint16_t *uk = (uint16_t *)malloc(nh * dn * L * 2 + 2), *uv = (uint16_t *)malloc(nh * L * dv * 2 + 2);
+  struct Free {
+    void *a, *b;
+    ~Free() { free(a), free(b); }
+  } free_both{uk, uv};
+  if (!uk || !uv) {
+    snprintf(err, 512, "load: out of host memory for kv_b");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  for (size_t h = 0; h < nh; h++)
+    for (size_t r = 0; r < per; r++)
+      for (size_t c = 0; c < L; c++) {
+        const uint16_t v = f32_to_bf16(src_at(data, dtype, (h * per + r) * L + c));
+        if (r < dn) uk[(h * dn + r) * L + c] = v;
+        else uv[(h * L + c) * dv + (r - dn)] = v;
+      }
+  FGCU_TRY(cudaMemcpy(w.w_uk, uk, nh * dn * L * 2, cudaMemcpyHostToDevice));
+  FGCU_TRY(cudaMemcpy(w.w_uvT, uv, nh * L * dv * 2, cudaMemcpyHostToDevice));
+  return 0;
+}
 
 // Gives projection w [N, K] its device memory, as bf16, or as FP8 with kblock-wide scales.
 int alloc_weight(fgcu_rank *e, Weight &w, int64_t N, int64_t K, int32_t dtype, int64_t kblock, int32_t layer,
@@ -249,6 +296,7 @@ int fgcu::rank_load(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, i
   const fgcu_model &m = e->m;
   Target t;
   FGCU_CHECK(target_of(e, layer, expert, kind, &t, err));
+  if (t.kv_b) return load_kv_b(e, e->layers[layer], dtype, data, numel, err);
   if (t.w) {
     if (t.w->dtype == kWeightNone) FGCU_CHECK(alloc_weight(e, *t.w, t.N, t.K, kWeightBf16, 0, layer, kind, err));
     if (t.w->dtype != kWeightBf16) {

@@ -169,16 +169,17 @@ int late_masks(MetaBuf &lb, const int32_t *row_masks, const uint32_t *masks, int
 int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
   // mlp / act serve the dense MLP or the shared expert (ws_width); experts have MoeWork
-  const size_t T = m.T, H = M.hidden_size, I = e->ws_width, qd = M.num_heads * M.head_dim;
+  const size_t T = m.T, H = M.hidden_size, I = e->ws_width, od = e->o_dim();
   FGCU_CHECK(ensure(e->h, T * H * 4, "activations", err));
   FGCU_CHECK(ensure(e->x, T * H * 2, "activations", err));
   if (M.parallel && M.parallel_mlp_norm) FGCU_CHECK(ensure(e->x2, T * H * 2, "activations", err));
-  FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
-  FGCU_CHECK(ensure(e->attn, T * qd * 2, "activations", err));
+  if (M.mla) FGCU_CHECK(mla_work_reserve(e->mla, e->mla_model, m.T, m.splits, err));  // its own splits
+  else FGCU_CHECK(ensure(e->qkv, T * e->qkv_rows * 2, "activations", err));
+  FGCU_CHECK(ensure(e->attn, T * od * 2, "activations", err));
   FGCU_CHECK(ensure(e->mlp, T * e->ws_rows * 2, "activations", err));
   FGCU_CHECK(ensure(e->act, T * I * 2, "activations", err));
   if (M.sandwich_norms) FGCU_CHECK(ensure(e->y, T * H * 4, "activations", err));
-  if (m.splits > 1) {
+  if (m.splits > 1 && !M.mla) {
     FGCU_CHECK(ensure(e->part_o, (size_t)m.splits * T * M.num_heads * M.head_dim * 4, "attention splits", err));
     FGCU_CHECK(ensure(e->part_lse, (size_t)m.splits * T * M.num_heads * 4, "attention splits", err));
   }

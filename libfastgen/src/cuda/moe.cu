@@ -13,20 +13,47 @@ constexpr int kMaxExperts = 4096;  // spec.cpp's bound; the routing kernels keep
 
 // One warp per token: k passes of an argmax over the experts not yet taken, then Mixtral's
 // weights exp(l[id] - l[id_0]) / sum over the k (the softmax denominator cancels), or with
-// renorm false the plain softmax weights exp(l[id] - l[id_0]) / sum over all E (Qwen2-MoE).
-//   logits: [T, E]; ids, weights: [T, k]; dynamic shared: kRouteWarps * E bytes
+// renormalize false the plain softmax weights exp(l[id] - l[id_0]) / sum over all E (Qwen2-MoE,
+// DeepSeek), times r.scale. Group-limited (r.num_groups > 1, DeepSeek-V2): the experts of every
+// group but the r.topk_groups groups with the highest best logit count as taken from the start.
+//   logits: [T, E]; ids, weights: [T, k]; dynamic shared: kRouteWarps * 2E bytes (taken [E],
+//   then the chosen groups [num_groups <= E], per warp)
 // Matches cpu moe_route's sequential scan `best < 0 || l[e] > l[best]` exactly: ties go to the
-// lower id, and NaN logits only win when the first expert not taken is NaN.
+// lower id (and the lower group), and NaN logits only win when the first expert not taken is NaN.
 __global__ void __launch_bounds__(kRouteWarps * 32)
-    route_kernel(const float *logits, int T, int E, int k, bool renorm, int *ids, float *weights) {
+    route_kernel(const float *logits, int T, MoeRoute r, int *ids, float *weights) {
   extern __shared__ unsigned char taken_all[];
+  const int E = r.num_experts, k = r.top_k, G = r.num_groups;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int t = blockIdx.x * kRouteWarps + warp;
   if (t >= T) return;
-  unsigned char *taken = taken_all + warp * E;
+  unsigned char *taken = taken_all + warp * E, *chosen = taken_all + (kRouteWarps + warp) * E;
   for (int e = lane; e < E; e += 32) taken[e] = 0;
-  __syncwarp();
   const float *l = logits + (size_t)t * E;
+  if (G > 1) {
+    const int size = E / G;
+    for (int g = lane; g < G; g += 32) chosen[g] = 0;
+    __syncwarp();
+    for (int j = 0; j < r.topk_groups; j++) {
+      int bg = -1;
+      float bv = 0.f;
+      for (int g = lane; g < G; g += 32) {
+        if (chosen[g]) continue;
+        float best = -INFINITY;  // the group's best logit (its best softmax probability)
+        for (int e = g * size; e < (g + 1) * size; e++) best = fmaxf(best, l[e]);
+        if (bg < 0 || best > bv) bg = g, bv = best;
+      }
+      for (int off = 16; off > 0; off >>= 1) {
+        const int og = __shfl_xor_sync(0xffffffffu, bg, off);
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+        if (og >= 0 && (bg < 0 || ov > bv || (ov == bv && og < bg))) bg = og, bv = ov;
+      }
+      if (lane == 0) chosen[bg] = 1;
+      __syncwarp();
+    }
+    for (int e = lane; e < E; e += 32) taken[e] = !chosen[e / size];
+  }
+  __syncwarp();
   int *id = ids + (size_t)t * k;
   for (int j = 0; j < k; j++) {
     int first = 0x7fffffff, best = -1;  // first expert not taken; best non-NaN one
@@ -50,14 +77,14 @@ __global__ void __launch_bounds__(kRouteWarps * 32)
   }
   const double top = l[id[0]];
   double sum = 0;  // in double, like the CPU: the k in slot order, or all E over the lanes
-  if (renorm) {
+  if (r.renormalize) {
     for (int j = 0; j < k; j++) sum += exp((double)l[id[j]] - top);
   } else {
     for (int e = lane; e < E; e += 32) sum += exp((double)l[e] - top);
     for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
   }
   for (int j = lane; j < k; j += 32)
-    weights[(size_t)t * k + j] = (float)(exp((double)l[id[j]] - top) / sum);
+    weights[(size_t)t * k + j] = (float)(exp((double)l[id[j]] - top) / sum * (double)r.scale);
 }
 
 // Single block: counts per expert, their padded prefix sum, then a stable scatter (slot order,
@@ -161,16 +188,30 @@ int check_shape(int T, int H, int I, int E, int k, int act, char *err) {
   return 0;
 }
 
+// spec.cpp checked the groups against the spec; this guards the kernel's indexing.
+int check_route(const MoeRoute &r, char *err) {
+  const int G = r.num_groups;
+  if (G < 1 || r.num_experts % G != 0 || r.topk_groups < 1 || r.topk_groups > G ||
+      r.top_k > r.topk_groups * (r.num_experts / G)) {
+    snprintf(err, 512, "moe: bad routing groups: %d groups of %d experts, top %d groups, top-%d", G, r.num_experts,
+             r.topk_groups, r.top_k);
+    return FG_ERR_INVALID_ARGUMENT;
+  }
+  return 0;
+}
+
 }  // namespace
 
-int moe_route(const float *logits, int T, int E, int k, bool renormalize, int pad, int *ids, float *weights,
-              int *meta, int *row_of, cudaStream_t st, char *err) {
+int moe_route(const float *logits, int T, const MoeRoute &route, int pad, int *ids, float *weights, int *meta,
+              int *row_of, cudaStream_t st, char *err) {
+  FGCU_CHECK(check_route(route, err));
+  const int E = route.num_experts;
   if (T > 0) {
-    route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, kRouteWarps * E, st>>>(logits, T, E, k, renormalize,
-                                                                                       ids, weights);
+    route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, 2 * kRouteWarps * E, st>>>(logits, T, route, ids,
+                                                                                           weights);
     FGCU_LAUNCHED("moe route_kernel");
   }
-  scatter_kernel<<<1, kScatterThreads, E * sizeof(int), st>>>(ids, T * k, E, pad, meta, row_of);
+  scatter_kernel<<<1, kScatterThreads, E * sizeof(int), st>>>(ids, T * route.top_k, E, pad, meta, row_of);
   FGCU_LAUNCHED("moe scatter_kernel");
   return 0;
 }
@@ -212,8 +253,10 @@ void moe_work_release(MoeWork &w) {
 }
 
 int moe_forward(const Gemms &g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
-                int T, int H, int I, int E, int k, bool renormalize, int act, cudaStream_t st, char *err) {
+                int T, int H, int I, const MoeRoute &route, int act, cudaStream_t st, char *err) {
+  const int E = route.num_experts, k = route.top_k;
   FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
+  FGCU_CHECK(check_route(route, err));
   if (T == 0) return 0;
   cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
   FGCU_TRY(cudaStreamIsCapturing(st, &cap));
@@ -228,7 +271,7 @@ int moe_forward(const Gemms &g, MoeWork &w, const MoeLayer &L, const bf16 *x, fl
   bf16 *xs = (bf16 *)w.xs.p, *mid = (bf16 *)w.mid.p, *actv = (bf16 *)w.act.p;
 
   FGCU_CHECK(gemm(g.bf16, x, L.router, logits, true, false, T, E, H, st, err));
-  FGCU_CHECK(moe_route(logits, T, E, k, renormalize, row_pad(H, I), ids, weights, meta, row_of, st, err));
+  FGCU_CHECK(moe_route(logits, T, route, row_pad(H, I), ids, weights, meta, row_of, st, err));
   FGCU_TRY(cudaMemcpyAsync(w.meta_host, meta, (2 * (size_t)E + 1) * 4, cudaMemcpyDeviceToHost, st));
   const bool vec = H % 8 == 0 && (uintptr_t)x % 16 == 0;
   gather_kernel<<<N, 128, 0, st>>>(x, row_of, k, H, vec, xs);

@@ -1,7 +1,7 @@
-// Mixture-of-experts MLP on the device (Mixtral, Qwen2/3-MoE). CPU twin: cpu/moe.cpp (routing,
-// scatter, combine, shared expert) + cpu/mlp.cpp (one expert).
+// Mixture-of-experts MLP on the device (Mixtral, Qwen2/3-MoE, DeepSeek-V2). CPU twin:
+// cpu/moe.cpp (routing, scatter, combine, shared expert) + cpu/mlp.cpp (one expert).
 //
-//   x [T, H] bf16 ─ router gemm ─▶ logits [T, E] fp32 ─ top-k ─▶ ids, weights [T, k]
+//   x [T, H] bf16 ─ router gemm ─▶ logits [T, E] fp32 ─ top-k (in groups) ─▶ ids, weights [T, k]
 //   scatter:  slots t*k + j grouped by expert, token order within one | e0 | e1 | e2 |...
 //             offsets [E + 1], counts [E]; row_of [T*k] (slot -> row); an expert's rows start
 //             256-byte aligned in every workspace (padding rows only when H, I are not /128)
@@ -18,12 +18,25 @@
 
 namespace fgcu {
 
+// How the router picks (cpu/moe.cpp moe_route): the top_k of num_experts by logit, ties to the
+// lower id; group-limited (DeepSeek-V2) when num_groups > 1: only the experts of the topk_groups
+// groups (num_experts / num_groups consecutive experts each) with the highest best logit compete.
+// Weights: softmax over the k (renormalize, Mixtral) or over all E as it is (Qwen2-MoE,
+// DeepSeek), times scale (routed_scaling_factor).
+struct MoeRoute {
+  int num_experts = 0, top_k = 0;
+  bool renormalize = true;
+  int num_groups = 1, topk_groups = 1;
+  float scale = 1.f;
+};
+
 // Routing (moe_forward's steps after the router GEMM; CPU twin: cpu/moe.cpp moe_route): per
-// token its top-k experts and their weights, then the scatter of slots t*k + j by expert.
+// token its top-k experts and their weights as route says, then the scatter of slots t*k + j by
+// expert. E = route.num_experts, k = route.top_k.
 //   logits [T, E] fp32; ids, weights, row_of [T*k]; meta [2E + 1]: offsets [E + 1], counts [E].
 // pad: each non-empty expert's rows start at a multiple of pad (moe_forward: see row_pad).
-int moe_route(const float *logits, int T, int E, int k, bool renormalize, int pad, int *ids, float *weights,
-              int *meta, int *row_of, cudaStream_t st, char *err);
+int moe_route(const float *logits, int T, const MoeRoute &route, int pad, int *ids, float *weights, int *meta,
+              int *row_of, cudaStream_t st, char *err);
 
 // The shared expert's gate (CPU twin: cpu/moe.cpp expert_gate): act[t, :I] *= sigmoid(x[t] . gate).
 //   x: [T, H] bf16, gate: [H] bf16, act: [T, I] bf16
@@ -59,12 +72,11 @@ struct MoeLayer {
 };
 
 // h: [T, H] fp32 = (accumulate ? h : 0) + MoE(x), x: [T, H] bf16 (normed). act: ActKind.
-// I: each expert's width. renormalize: the k weights rescaled to sum 1 (Mixtral), else the
-// softmax over all E as it is (Qwen2-MoE).
+// I: each expert's width.
 // The expert biases are applied inside, each weighted by its routing weight (as on the CPU),
 // so nothing is owed to the residual afterwards. Syncs `st` once (see above).
 int moe_forward(const Gemms &g, MoeWork &w, const MoeLayer &L, const bf16 *x, float *h, bool accumulate,
-                int T, int H, int I, int E, int k, bool renormalize, int act, cudaStream_t st, char *err);
+                int T, int H, int I, const MoeRoute &route, int act, cudaStream_t st, char *err);
 
 // The shared expert (Qwen2-MoE): a gated or plain MLP of its own width on every token, no biases.
 struct SharedExpert {

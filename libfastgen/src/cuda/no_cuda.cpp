@@ -54,6 +54,10 @@ extern "C" int fgcu_attention_host(const fg_batch *, const float *, const float 
 extern "C" int fgcu_sample_host(const fg_batch *, const float *, int32_t, fg_step_output *, char *err) {
   return unsupported(err);
 }
+extern "C" int fgcu_mla_attention_host(const fg_batch *, const float *, const float *, float *, int32_t, int32_t,
+                                       int32_t, int32_t, int32_t, int32_t, float, float, int32_t, char *err) {
+  return unsupported(err);
+}
 extern "C" int fgcu_fp8_linear_host(const float *, int32_t, int32_t, const uint8_t *, int32_t, const float *, int32_t,
                                     float, int32_t, int32_t, float *, int32_t *, char *err) {
   return unsupported(err);

@@ -155,14 +155,17 @@ int softcap_op(Scope &sc, const int32_t *d, const float *p, Bufs b, char *err) {
 // The device's expert rows (offsets padded to pad) back into the CPU's compact lists: expert e's
 // slots at expert_offsets[e] + (row - its padded start). A slot whose row falls outside its
 // expert's rows, or an expert start off the pad, is left -1, for the test to see.
-int moe_route_op(Scope &sc, const int32_t *d, Bufs b, char *err) {
+int moe_route_op(Scope &sc, const int32_t *d, const float *p, Bufs b, char *err) {
   const int T = d[0], E = d[1], k = d[2], pad = d[4], N = T * k;
   const float *logits = sc.f32(hf(b, 0), (size_t)T * E);
   int *ids = (int *)sc.dalloc(N * 4), *meta = (int *)sc.dalloc((2 * E + 1) * 4), *row_of = (int *)sc.dalloc(N * 4);
   float *weights = (float *)sc.dalloc(N * 4);
   int32_t *hmeta = (int32_t *)sc.halloc((2 * E + 1) * 4), *hrow = (int32_t *)sc.halloc(N * 4);
   FGCU_CHECK(sc.status("moe_route hook", err));
-  FGCU_CHECK(moe_route(logits, T, E, k, d[3] != 0, pad, ids, weights, meta, row_of, sc.stream, err));
+  MoeRoute route;
+  route.num_experts = E, route.top_k = k, route.renormalize = d[3] != 0;
+  route.num_groups = d[5], route.topk_groups = d[6], route.scale = p[0];
+  FGCU_CHECK(moe_route(logits, T, route, pad, ids, weights, meta, row_of, sc.stream, err));
   int32_t *ids_out = (int32_t *)b[1], *offsets = (int32_t *)b[3], *slots = (int32_t *)b[4];
   sc.down_i32(ids_out, ids, N);
   sc.down_f32((float *)b[2], weights, N);
@@ -207,7 +210,7 @@ extern "C" int fgcu_op_host(int32_t op, const int32_t *d, const float *p, void *
     case FG_OP_POS_EMBED: return pos_embed(sc, d, b, err);
     case FG_OP_BIAS_ROWS: return bias_rows(sc, d, b, err);
     case FG_OP_SOFTCAP: return softcap_op(sc, d, p, b, err);
-    case FG_OP_MOE_ROUTE: return moe_route_op(sc, d, b, err);
+    case FG_OP_MOE_ROUTE: return moe_route_op(sc, d, p, b, err);
     case FG_OP_EXPERT_GATE: return expert_gate(sc, d, b, err);
   }
   snprintf(err, 512, "unknown op %d", op);

@@ -6,22 +6,6 @@ namespace {
 
 constexpr int kRopeThreads = 256;
 
-// cos/sin of position * inv_freq for one token into cs[0..half) / cs[half..rot): the angle and
-// its reduction to [-pi, pi] in double (positions reach 1e6), the sine and cosine in float, both
-// times the attention factor (yarn, longrope; it scales q.k by its square, as transformers does).
-__device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half,
-                                           float factor) {
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double a = (double)pos * inv_freq[i];
-    a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
-    float sn, cn;
-    sincosf((float)a, &sn, &cn);
-    cs[i] = cn * factor;
-    cs[half + i] = sn * factor;
-  }
-  __syncthreads();
-}
-
 // qk_norm: rstd[h] = 1 / sqrt(mean((row_h + bias_h)^2) + eps) of the token's q and k heads h
 // (one warp per head), for the main loop to scale by. Reads the whole row before anything of it
 // is written, so the launch keeps one block per token when qk_norm is on.
@@ -124,8 +108,9 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
   auto cache_at = [&](bf16 *cache, int kh) {
     return cache + (((size_t)blk * nkv + kh) * block_size + slot) * hd;
   };
-  // q and k heads: per head, `half` rotation pairs plus hd - rot pass-through dims.
-  const int per_head = half + (hd - rot);
+  // q and k heads: per head, `half` rotation pairs plus hd - rot pass-through dims. Pair j is
+  // dims (a j, a j + b): rotate_half a = 1, b = half; interleaved a = 2, b = 1.
+  const int per_head = half + (hd - rot), pa = p.interleaved ? 2 : 1, pb = p.interleaved ? 1 : half;
   for (int i = threadIdx.x; i < (nh + nkv) * per_head; i += kRopeThreads) {
     const int head = i / per_head, j = i % per_head;
     const int base = head * hd;
@@ -133,12 +118,13 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
     const float *wn = p.q_norm ? (head < nh ? p.q_norm : p.k_norm) : nullptr;
     const float r = wn ? rstd[head] : 1.f;
     if (j < half) {
-      float x1 = to_f(row[base + j]), x2 = to_f(row[base + j + half]);
-      if (bias) x1 += bias[base + j], x2 += bias[base + j + half];
-      if (wn) x1 *= r * wn[j], x2 *= r * wn[j + half];
+      const int d1 = pa * j, d2 = pa * j + pb;
+      float x1 = to_f(row[base + d1]), x2 = to_f(row[base + d2]);
+      if (bias) x1 += bias[base + d1], x2 += bias[base + d2];
+      if (wn) x1 *= r * wn[d1], x2 *= r * wn[d2];
       const float c = cs[j], s = cs[half + j];
-      dst[j] = to_bf(x1 * c - x2 * s);
-      dst[j + half] = to_bf(x2 * c + x1 * s);
+      dst[d1] = to_bf(x1 * c - x2 * s);
+      dst[d2] = to_bf(x2 * c + x1 * s);
     } else {
       const int d = rot + (j - half);
       float x = to_f(row[base + d]);
@@ -162,7 +148,7 @@ int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err) 
   RopeArgs p = a;
   if (!p.inv_freq) p.rot = 0;
   const size_t smem = (p.rot + (p.q_norm ? p.nh + p.nkv : 0)) * sizeof(float);
-  if (p.rot % 16 == 0 && p.hd % 8 == 0) {
+  if (p.rot % 16 == 0 && p.hd % 8 == 0 && !p.interleaved) {
     // items (8 dims each) per token; up to 64 tokens, one block per 256 of them. qk_norm reads
     // the whole row before the in-place q writes: one block per token then.
     const int items = (p.nh + p.nkv) * (p.rot / 16 + (p.hd - p.rot) / 8) + p.nkv * (p.hd / 8);

@@ -8,9 +8,9 @@ namespace fgcu {
 // One layer's q/k/v post-processing after the qkv GEMM.
 //   qkv: [T, (nh + 2 nkv) * hd] bf16, in place: q and k heads get + bias, then (qk_norm) a
 //   per-head RMSNorm times q_norm / k_norm, then RoPE on their first rot dims (rotate_half
-//   pairing i <-> i + rot/2; angle = position * inv_freq[i] in double, cos and sin times
-//   attn_factor); k and v (+ bias) are then written to their cache slots. The q part stays in
-//   qkv for attention.
+//   pairing i <-> i + rot/2, or interleaved 2i <-> 2i + 1; angle = position * inv_freq[i] in
+//   double, cos and sin times attn_factor); k and v (+ bias) are then written to their cache
+//   slots. The q part stays in qkv for attention.
 //   cache: [num_blocks, nkv, block_size, hd]
 struct RopeArgs {
   bf16 *qkv;
@@ -21,8 +21,26 @@ struct RopeArgs {
   const float *q_norm, *k_norm;         // [hd] each, (offset + w) already; null: no qk_norm
   float eps;                            // of the qk norms
   int nh, nkv, hd, rot, block_size;
+  int interleaved;                      // pairs (2i, 2i + 1) (GPT-J, DeepSeek), else (i, i + rot / 2)
   bf16 *k_cache, *v_cache;
 };
+
+// cos/sin of position * inv_freq for one token into cs[0..half) / cs[half..2 half), by the
+// block's threads (then a barrier): the angle and its reduction to [-pi, pi] in double
+// (positions reach 1e6), the sine and cosine in float, both times the attention factor (yarn,
+// longrope; it scales q.k by its square, as transformers does). Shared with cuda/mla.cu.
+__device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half,
+                                           float factor) {
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double a = (double)pos * inv_freq[i];
+    a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
+    float sn, cn;
+    sincosf((float)a, &sn, &cn);
+    cs[i] = cn * factor;
+    cs[half + i] = sn * factor;
+  }
+  __syncthreads();
+}
 
 int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err);
 

@@ -74,6 +74,14 @@ int fgcu::rank_prepare(fgcu_rank *e, const fg_batch *b, Meta *m, char *err) {
   const fgcu_model &M = e->m;
   const int group = (int)(M.num_heads / M.num_kv_heads);
   FGCU_CHECK(build_meta(e->meta, b, group, (int)M.num_kv_heads, e->num_sms, 0, (int)M.vocab_size, e->stream, m, err));
+  if (M.mla) {  // latent attention splits every token's keys alike (attention_mla.cuh)
+    int max_context = 0;
+    for (int s = 0; s < b->num_seqs; s++) {
+      const int end = b->context_lens[s] + b->cu_seqlens[s + 1] - b->cu_seqlens[s];
+      if (end > max_context) max_context = end;
+    }
+    m->splits = mla_choose_splits(m->T, (int)M.num_heads, max_context, e->num_sms);
+  }
   return ensure_workspaces(e, *m, err);
 }
 

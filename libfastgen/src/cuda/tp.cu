@@ -169,6 +169,10 @@ extern "C" int32_t fgcu_device_count(void) {
 extern "C" int fgcu_engine_create(const fgcu_model *m, int32_t tp, int32_t timeout_ms, fgcu_engine **out,
                                  char *err) {
   *out = nullptr;
+  if (m->mla) {  // shapes the latent attention kernels take: refused before any device work
+    MlaModel dims;
+    FGCU_CHECK(mla_model_of(*m, &dims, err));
+  }
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
     cudaGetLastError();

@@ -29,15 +29,15 @@ export const MODEL_TYPES: Record<string, ModelType> = {
   qwen3_moe: {
     arch: qwen,
     family: "Qwen3-MoE (Qwen3-30B-A3B, -235B-A22B)",
-    features: "q/k norms; top-k of moe_intermediate_size experts, norm_topk_prob; dense layers from decoder_sparse_step / mlp_only_layers (CPU backend)",
+    features: "q/k norms; top-k of moe_intermediate_size experts, norm_topk_prob; dense layers from decoder_sparse_step / mlp_only_layers",
   },
   qwen2_moe: {
     arch: qwen,
     family: "Qwen1.5-MoE, Qwen2-MoE",
-    features: "q/k/v biases; routed experts + sigmoid-gated shared expert; dense layers from decoder_sparse_step / mlp_only_layers (CPU backend)",
+    features: "q/k/v biases; routed experts + sigmoid-gated shared expert; dense layers from decoder_sparse_step / mlp_only_layers",
   },
   mixtral: { arch: llama, family: "Mixtral", features: "top-k experts (per-expert or transformers 5 stacked weights)" },
-  deepseek_v2: { arch: deepseek, family: "DeepSeek-V2, DeepSeek-V2-Lite", features: "multi-head latent attention (CPU backend; the KV cache holds the latent), dense first layers, routed + shared experts, greedy or group-limited routing, YaRN mscale; refuses DeepSeek-V3 routing (sigmoid, noaux_tc)" },
+  deepseek_v2: { arch: deepseek, family: "DeepSeek-V2, DeepSeek-V2-Lite", features: "multi-head latent attention (the KV cache holds the latent; CUDA at tensor_parallel 1), dense first layers, routed + shared experts, greedy or group-limited routing, YaRN mscale; refuses DeepSeek-V3 routing (sigmoid, noaux_tc)" },
   gemma2: {
     arch: gemma,
     family: "Gemma 2",
