@@ -162,11 +162,12 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 7 /* 5: a sequence's later sampled rows count the drafts before them
+#define FG_ABI_VERSION 8 /* 5: a sequence's later sampled rows count the drafts before them
                             as outputs for penalties (per-row penalty lists, see fg_batch);
                             6: FP8 weights kept FP8 on CUDA, test hooks fg_cuda_gemm_host and
                             fg_cuda_fp8_linear_host;
-                            7: test hook fg_mla_attention (latent attention on either backend) */
+                            7: test hook fg_mla_attention (latent attention on either backend);
+                            8: test hook fg_run_op (one op of the forward pass on either backend) */
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -501,6 +502,27 @@ fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, const float *
                            float *out, int32_t num_heads, int32_t latent, int32_t rope,
                            int32_t block_size, int32_t num_blocks, int32_t window, float scale,
                            float softcap, int32_t splits);
+/* Test hook: one op of the forward pass on host buffers, on FG_BACKEND_CPU or _CUDA, so test/gpu
+ * holds each CUDA kernel against the CPU backend's code for it. dims (int32), params (float) and
+ * bufs (pointers; NULL where marked ?) in the op's order, listed with its semantics in
+ * libfastgen/src/core/op_hooks.h; arrays fp32 unless marked i32 or f64. The CUDA side rounds
+ * what its kernel reads as bf16 to bf16 and hands back bf16 results as floats. */
+typedef enum fg_op {
+  FG_OP_ROPE = 0,          /* qkv bias + qk-norm + RoPE (full or partial) + KV-cache write */
+  FG_OP_NORM = 1,          /* RMSNorm / LayerNorm of rows fused with the residual adds */
+  FG_OP_POST_NORM = 2,     /* norm_position "post": h = norm(h + add) in place */
+  FG_OP_SANDWICH_NORM = 3, /* h += rmsnorm(y + bias) * w_post, then the next sublayer's norm */
+  FG_OP_ACTIVATION = 4,    /* MLP activations, gated (interleaved gate/up) or plain, + bias */
+  FG_OP_EMBED = 5,         /* token embedding (a vocabulary shard) * scale + learned positions */
+  FG_OP_POS_EMBED = 6,     /* h += learned position embedding */
+  FG_OP_BIAS_ROWS = 7,     /* y += bias per row */
+  FG_OP_SOFTCAP = 8,       /* x = cap * tanh(x / cap) */
+  FG_OP_MOE_ROUTE = 9,     /* MoE top-k routing weights and the scatter by expert */
+  FG_OP_EXPERT_GATE = 10,  /* the shared expert's gate: act *= sigmoid(x . gate) */
+  FG_OP_COUNT = 11
+} fg_op;
+fg_status fg_run_op(int32_t backend, int32_t op, const int32_t *dims, int32_t num_dims,
+                    const float *params, int32_t num_params, void *const *bufs, int32_t num_bufs);
 /* The CPU backend's GEMM, exported for tests: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n]
  * (x: [m, k], w: [n, k] like nn.Linear.weight, bias: [n] or NULL, y: [m, n]). */
 fg_status fg_cpu_gemm(const float *x, const float *w, const float *bias, float *y, int32_t m,

@@ -20,4 +20,19 @@ export {
 export type { CudaGemmOptions, Fp8Path, LibraryKnob, MoeRouting } from "./kernels";
 export { specTensors } from "./tensorTable";
 export { mlaAttention, pagedAttention, sampleLogits, type AttentionShape, type MlaAttentionShape } from "./stages";
+export {
+  ACTIVATION_KINDS,
+  activationOp,
+  biasRowsOp,
+  embedOp,
+  expertGateOp,
+  moeRouteOp,
+  normOp,
+  posEmbedOp,
+  postNormOp,
+  ropeOp,
+  sandwichNormOp,
+  softcapOp,
+} from "./ops";
+export type { ActivationKind, NormOpArgs, NormOpKind, RopeOpArgs } from "./ops";
 export type { Backend, DType, EngineInfo, KvConfig, LateMasks, StepBatch, StepResult, WeightScales } from "./types";

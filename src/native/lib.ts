@@ -81,6 +81,11 @@ const symbols = {
     args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr],
     returns: FFIType.i32,
   },
+  // (backend, op, dims, num_dims, params, num_params, bufs, num_bufs)
+  fg_run_op: {
+    args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32],
+    returns: FFIType.i32,
+  },
   // (x, w, bias, y, m, n, k)
   fg_cpu_gemm: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32],

@@ -1,31 +1,16 @@
-// Test hooks of fastgen.h (fg_paged_attention, fg_mla_attention, fg_sample_logits): one stage of
-// fg_step on host buffers, on either backend, so test/gpu can hold each CUDA op against its CPU
-// twin; and the weight store's FP8 arithmetic (fg_dequantize, fg_quantize_fp8).
+// Test hooks of fastgen.h (fg_paged_attention, fg_mla_attention, fg_sample_logits, fg_run_op): one
+// stage of fg_step on host buffers, on either backend (backend.h OpHooks), so test/gpu can hold
+// each CUDA op against its CPU twin; and the weight store's FP8 arithmetic (fg_dequantize,
+// fg_quantize_fp8).
 #include <climits>
-#include <cmath>
-#include <vector>
 
+#include "core/backend.h"
 #include "core/batch.h"
 #include "core/error.h"
 #include "core/fp8.h"
 #include "core/guard.h"
-#include "core/sample_rows.h"
+#include "core/op_hooks.h"
 #include "core/status.h"
-#include "cpu/attention.h"
-#include "cuda/cuda_api.h"
-
-namespace {
-
-void check_backend(int32_t backend, const char *fn) {
-  if (backend != FG_BACKEND_CPU && backend != FG_BACKEND_CUDA)
-    fg::raise(FG_ERR_INVALID_ARGUMENT, "%s: unknown backend %d", fn, backend);
-}
-
-void check_cuda(int rc, const char *err) {
-  if (rc != 0) fg::raise((fg_status)rc, "%s", err);
-}
-
-}  // namespace
 
 extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float *q,
                                         const float *k_cache, const float *v_cache, float *out,
@@ -33,7 +18,7 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
                                         int32_t block_size, int32_t num_blocks, int32_t window,
                                         int32_t splits) {
   return fg::guard(__func__, [&] {
-    check_backend(backend, __func__);
+    const fg::OpHooks &ops = fg::backend_kind(backend, "fg_paged_attention").ops;
     if (!q || !k_cache || !v_cache || !out || num_heads < 1 || num_kv_heads < 1 ||
         num_heads % num_kv_heads != 0 || head_dim < 1 || head_dim > 256 || block_size < 1 ||
         num_blocks < 1 || window < 0 || splits < 0)
@@ -44,23 +29,9 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
     fg_batch no_rows{};  // the hook samples nothing: a batch's sample rows are ignored
     if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
     fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
-    batch = &no_rows;
-    const int32_t T = batch->num_tokens;
-    if (T == 0) return;
-    if (backend == FG_BACKEND_CUDA) {
-      char err[512] = "";
-      check_cuda(fgcu_attention_host(batch, q, k_cache, v_cache, out, num_heads, num_kv_heads,
-                                     head_dim, block_size, num_blocks, window, splits, err),
-                 err);
-      return;
-    }
-    std::vector<int32_t> token_seq(T);
-    for (int32_t s = 0; s < batch->num_seqs; s++)
-      for (int32_t t = batch->cu_seqlens[s]; t < batch->cu_seqlens[s + 1]; t++) token_seq[t] = s;
-    const fg::cpu::PagedBatch pb{T, batch->positions, token_seq.data(), batch->block_indptr,
-                                 batch->block_indices, block_size};
-    fg::cpu::paged_attention(pb, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim,
-                             window, (float)(1.0 / std::sqrt((double)head_dim)), /*softcap=*/0.0f);
+    if (no_rows.num_tokens == 0) return;
+    ops.paged_attention(&no_rows, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
+                        num_blocks, window, splits);
   });
 }
 
@@ -68,7 +39,7 @@ extern "C" fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, co
                                       float *out, int32_t num_heads, int32_t latent, int32_t rope, int32_t block_size,
                                       int32_t num_blocks, int32_t window, float scale, float softcap, int32_t splits) {
   return fg::guard(__func__, [&] {
-    check_backend(backend, __func__);
+    const fg::OpHooks &ops = fg::backend_kind(backend, "fg_mla_attention").ops;
     if (!q || !cache || !out || num_heads < 1 || latent < 1 || rope < 0 || block_size < 1 || num_blocks < 1 ||
         window < 0 || splits < 0 || !(scale > 0) || !(softcap >= 0))
       fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_mla_attention: bad arguments");
@@ -78,30 +49,16 @@ extern "C" fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, co
     fg_batch no_rows{};  // as fg_paged_attention: sample rows are ignored
     if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
     fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
-    batch = &no_rows;
-    const int32_t T = batch->num_tokens;
-    if (T == 0) return;
-    if (backend == FG_BACKEND_CUDA) {
-      char err[512] = "";
-      check_cuda(fgcu_mla_attention_host(batch, q, cache, out, num_heads, latent, rope, block_size, num_blocks,
-                                         window, scale, softcap, splits, err),
-                 err);
-      return;
-    }
-    std::vector<int32_t> token_seq(T);
-    for (int32_t s = 0; s < batch->num_seqs; s++)
-      for (int32_t t = batch->cu_seqlens[s]; t < batch->cu_seqlens[s + 1]; t++) token_seq[t] = s;
-    const fg::cpu::PagedBatch pb{T, batch->positions, token_seq.data(), batch->block_indptr,
-                                 batch->block_indices, block_size};
-    // cpu/mla.cpp's call: one shared row per position as keys and (its latent part) values
-    fg::cpu::paged_attention(pb, q, cache, cache, out, num_heads, 1, latent + rope, window, scale, softcap, latent);
+    if (no_rows.num_tokens == 0) return;
+    ops.mla_attention(&no_rows, q, cache, out, num_heads, latent, rope, block_size, num_blocks, window, scale,
+                      softcap, splits);
   });
 }
 
 extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *logits,
                                       int32_t vocab, fg_step_output *out) {
   return fg::guard(__func__, [&] {
-    check_backend(backend, __func__);
+    const fg::OpHooks &ops = fg::backend_kind(backend, "fg_sample_logits").ops;
     if (!logits || vocab < 1) fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_sample_logits: bad arguments");
     fg::ModelSpec spec;
     spec.vocab_size = vocab;
@@ -110,12 +67,16 @@ extern "C" fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, co
     fg::validate_output(batch, out);
     if (batch->penalty_slots)
       fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_sample_logits: penalty slots live in an engine (use fg_step)");
-    if (backend == FG_BACKEND_CUDA) {
-      char err[512] = "";
-      check_cuda(fgcu_sample_host(batch, logits, vocab, out, err), err);
-      return;
-    }
-    fg::sample_rows(batch, logits, vocab, out, fg::PenaltySlots());
+    ops.sample(batch, logits, vocab, out);
+  });
+}
+
+extern "C" fg_status fg_run_op(int32_t backend, int32_t op, const int32_t *dims, int32_t num_dims,
+                               const float *params, int32_t num_params, void *const *bufs, int32_t num_bufs) {
+  return fg::guard(__func__, [&] {
+    const fg::OpHooks &ops = fg::backend_kind(backend, "fg_run_op").ops;
+    fg::check_op(op, dims, num_dims, params, num_params, bufs, num_bufs);
+    ops.run_op(op, dims, params, bufs);
   });
 }
 

@@ -5,12 +5,14 @@
 #include <cstring>
 
 #include "core/fp8.h"
+#include "cpu/embed.h"
 #include "cpu/gemm.h"
 #include "cpu/mla.h"
 #include "cpu/mlp.h"
 #include "cpu/moe.h"
 #include "cpu/norm.h"
 #include "cpu/rope.h"
+#include "cpu/softcap.h"
 #include "cpu/thread_pool.h"
 
 namespace fg {
@@ -93,18 +95,9 @@ void embed_tokens(const ModelSpec &s, const ModelWeights &w, const ForwardBatch 
   const int64_t T = b.paged.num_tokens, H = s.hidden_size, D = s.embed_dim;
   std::vector<float> e(s.embed_proj() ? T * D : 0);  // [T, embed_dim]
   float *rows = s.embed_proj() ? e.data() : h;
-  for (int64_t t = 0; t < T; t++)
-    memcpy(rows + t * D, w.embed + (int64_t)b.token_ids[t] * D, D * sizeof(float));
-  // Gemma multiplies by sqrt(hidden) in the compute dtype: one fp32 product per element.
-  const float scale = (float)s.embed_scale;
-  if (s.embed_scale != 1)
-    for (int64_t i = 0; i < T * D; i++) rows[i] *= scale;
+  embed_rows(w.embed, b.token_ids, T, D, (float)s.embed_scale, rows);
   if (s.embed_proj()) gemm(e.data(), w.embed_proj_in, nullptr, h, T, H, D);
-  if (!s.rope())
-    for (int64_t t = 0; t < T; t++) {
-      const float *p = w.pos_embed + (int64_t)b.paged.positions[t] * H;
-      for (int64_t i = 0; i < H; i++) h[t * H + i] += p[i];
-    }
+  if (!s.rope()) add_positions(w.pos_embed, b.paged.positions, T, H, h);
 }
 
 // One decoder layer: h: [T, hidden] in place; x, y: [T, hidden] scratch.
@@ -149,14 +142,6 @@ void layer_forward(const ModelSpec &s, const LayerWeights &lw, const KvLayer &kv
   }
 }
 
-// logits: [rows, vocab] = cap * tanh(logits / cap) (Gemma 2's final softcapping), in fp32.
-void softcap_logits(float *logits, int64_t rows, int64_t vocab, float cap) {
-  parallel_for(rows, [&](int64_t r) {
-    float *l = logits + r * vocab;
-    for (int64_t i = 0; i < vocab; i++) l[i] = std::tanh(l[i] / cap) * cap;
-  });
-}
-
 }  // namespace
 
 void forward(const ModelSpec &s, const ModelWeights &w, const RopeFreqs &rope,
@@ -181,7 +166,7 @@ void forward(const ModelSpec &s, const ModelWeights &w, const RopeFreqs &rope,
   gemm(s.embed_proj() ? proj.data() : last.data(), w.lm_head, w.lm_head_bias, logits, R,
        s.vocab_size, D);
   if (s.final_logit_softcap > 0)
-    softcap_logits(logits, R, s.vocab_size, (float)s.final_logit_softcap);
+    softcap(logits, R, s.vocab_size, (float)s.final_logit_softcap);
 }
 
 }  // namespace cpu

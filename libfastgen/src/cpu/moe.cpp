@@ -52,16 +52,20 @@ void shared_expert_add(const ModelSpec &s, const LayerWeights &w, const float *x
     mlp(s, w.shared, s.shared_expert_intermediate_size, x, residual, T, /*accumulate=*/true);
     return;
   }
-  std::vector<float> y(T * H), gate(T);  // [T, hidden] the shared MLP's output; [T] its gate logit
+  std::vector<float> y(T * H), gate(T);  // [T, hidden] the shared MLP's output; [T] its gate
   mlp(s, w.shared, s.shared_expert_intermediate_size, x, y.data(), T, /*accumulate=*/false);
-  gemm(x, w.shared_expert_gate, nullptr, gate.data(), T, 1, H);
+  expert_gate(x, w.shared_expert_gate, T, H, gate.data());
   parallel_for(T, [&](int64_t t) {
-    const float g = (float)(1.0 / (1.0 + std::exp(-(double)gate[t])));
-    for (int64_t i = 0; i < H; i++) residual[t * H + i] += g * y[t * H + i];
+    for (int64_t i = 0; i < H; i++) residual[t * H + i] += gate[t] * y[t * H + i];
   });
 }
 
 }  // namespace
+
+void expert_gate(const float *x, const float *gate, int64_t T, int64_t H, float *g) {
+  gemm(x, gate, nullptr, g, T, 1, H);
+  for (int64_t t = 0; t < T; t++) g[t] = (float)(1.0 / (1.0 + std::exp(-(double)g[t])));
+}
 
 MoeRouting moe_route(const float *logits, int64_t T, int64_t E, int64_t k, bool renormalize,
                      int64_t num_groups, int64_t topk_groups, double scale) {

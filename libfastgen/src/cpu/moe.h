@@ -35,6 +35,9 @@ MoeRouting moe_route(const float *router_logits, int64_t num_tokens, int64_t num
                      int64_t top_k, bool renormalize, int64_t num_groups = 1,
                      int64_t topk_groups = 1, double scale = 1);
 
+// g [T] = sigmoid(x[t] . gate): the shared expert's gate (shared_expert_gate), x: [T, H], gate: [H].
+void expert_gate(const float *x, const float *gate, int64_t T, int64_t H, float *g);
+
 // residual: [T, hidden] += MoE(x), x: [T, hidden]; w.router and w.experts must be set, and
 // w.shared (+ w.shared_expert_gate) when the spec has a shared expert.
 void moe_add(const ModelSpec &spec, const LayerWeights &w, const float *x, float *residual,

@@ -1,4 +1,4 @@
-// MLP activations on the device. CPU twin: cpu/mlp.cpp. Launches on `stream`; returns 0 or an
+// MLP activations on the device. CPU twin: cpu/activation.cpp. Launches on `stream`; returns 0 or an
 // fg_status with `err` set.
 #pragma once
 #include "cuda/common.cuh"

@@ -92,7 +92,7 @@ __device__ __forceinline__ void store8(bf16 *p, const float *v) {
 }
 
 // Activations of the MLP; kind follows fgcu::ActKind (ops.cuh): 0 silu, 1 gelu (erf), 2 gelu
-// tanh-approx (gated), 3 gelu, 4 gelu tanh, 5 relu (plain). CPU twins in cpu/mlp.cpp.
+// tanh-approx (gated), 3 gelu, 4 gelu tanh, 5 relu (plain). CPU twins in cpu/activation.cpp.
 __device__ __forceinline__ float activate(int kind, float x) {
   switch (kind) {
     case 0: return x / (1.f + __expf(-x));

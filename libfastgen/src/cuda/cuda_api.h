@@ -129,4 +129,7 @@ int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t vocab, fg_s
 int fgcu_mla_attention_host(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
                             int32_t latent, int32_t rope, int32_t block_size, int32_t num_blocks, int32_t window,
                             float scale, float softcap, int32_t splits, char *err);
+// fastgen.h fg_run_op: one op of core/op_hooks.h on device 0 over host buffers (the core
+// checked the arguments).
+int fgcu_op_host(int32_t op, const int32_t *dims, const float *params, void *const *bufs, char *err);
 }

@@ -1,4 +1,4 @@
-// Token embedding and learned positions on the device. CPU twin: cpu/forward.cpp (embedding).
+// Token embedding and learned positions on the device. CPU twin: cpu/embed.cpp.
 // Host functions launch on `stream` and return 0 or an fg_status with `err` set.
 #pragma once
 #include "cuda/common.cuh"

@@ -1,54 +1,15 @@
 // Test hooks (fastgen.h: fg_paged_attention, fg_mla_attention, fg_sample_logits with
 // FG_BACKEND_CUDA, fg_cuda_rmsnorm_host, fg_cuda_gemm_host, fg_cuda_fp8_linear_host): one stage of
 // fg_step on host buffers, so test/gpu can hold each against its CPU twin (and bench/gpu time one
-// GEMM alone).
-#include <stdlib.h>
-#include <string.h>
-
-#include "cuda/engine.cuh"
-#include "cuda/gemm.cuh"
+// GEMM alone). fg_run_op's ops are op_hooks.cu.
 #include "cuda/fp8_gemm.cuh"
+#include "cuda/gemm.cuh"
+#include "cuda/hook_staging.cuh"
 #include "cuda/norm.cuh"
 
 using namespace fgcu;
 
 namespace {
-
-uint16_t to_bf16_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-float from_bf16_bits(uint16_t h) {
-  const uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-// Frees everything it holds when it goes out of scope.
-struct Scope {
-  cudaStream_t stream = nullptr;
-  void *dev[8] = {};
-  int n = 0;
-  void *host = nullptr;
-  MetaBuf meta;
-  void *dalloc(size_t bytes) {
-    void *p = nullptr;
-    if (cudaMalloc(&p, bytes ? bytes : 16) != cudaSuccess) return nullptr;
-    dev[n++] = p;
-    return p;
-  }
-  ~Scope() {
-    if (stream) cudaStreamSynchronize(stream);
-    for (int i = 0; i < n; i++) cudaFree(dev[i]);
-    free(host);
-    release(meta);
-    if (stream) cudaStreamDestroy(stream);
-    cudaGetLastError();
-  }
-};
 
 // Bench hook: with FASTGEN_ATTN_TIMING=<file>, appends the median device time (ms) of 20 more
 // runs of launch() (an int-returning status) to that file.
@@ -81,16 +42,6 @@ int append_timing(cudaStream_t st, F launch, char *err) {
   return 0;
 }
 
-int need_device(char *err) {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-    cudaGetLastError();
-    snprintf(err, 512, "no CUDA device is visible (driver missing or no GPU)");
-    return FG_ERR_DEVICE;
-  }
-  return 0;
-}
-
 }  // namespace
 
 extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
@@ -108,8 +59,7 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   FGCU_CHECK(build_meta(sc.meta, b, nh / nkv, nkv, sms, splits, 0, sc.stream, &m, err));
   // host staging: q, k, v (bf16, CUDA cache layout), out
   const size_t host_n = qn + 2 * cache_n;
-  uint16_t *hb = (uint16_t *)malloc(host_n * 2 + 16);
-  sc.host = hb;
+  uint16_t *hb = (uint16_t *)sc.halloc(host_n * 2 + 16);
   if (!hb) {
     snprintf(err, 512, "attention hook: host allocation failed");
     return FG_ERR_OUT_OF_MEMORY;
@@ -217,8 +167,7 @@ extern "C" int fgcu_gemm_host(const float *x, const float *w, const float *bias,
   const bool gated = act >= 0, y_f32 = flags & FG_GEMM_Y_F32, acc = flags & FG_GEMM_ACCUMULATE;
   const size_t xn = (size_t)M * K, wn = (size_t)N * K, yn = (size_t)M * (gated ? N / 2 : N);
   const size_t y_bytes = yn * (y_f32 ? 4 : 2);
-  uint16_t *hb = (uint16_t *)malloc((xn + wn + yn) * 2 + 16);
-  sc.host = hb;
+  uint16_t *hb = (uint16_t *)sc.halloc((xn + wn + yn) * 2 + 16);
   if (!hb) {
     snprintf(err, 512, "gemm hook: host allocation failed");
     return FG_ERR_OUT_OF_MEMORY;
@@ -312,8 +261,7 @@ extern "C" int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const 
   FGCU_CHECK(fp8_gemm_create(en.g, &en.f, err));
   FGCU_CHECK(fp8_probe(en.f, sc.stream, err));
   const size_t nkb = (size_t)(K + kblock - 1) / kblock, xn = (size_t)M * K, yn = (size_t)M * N;
-  uint16_t *hb = (uint16_t *)malloc((xn > yn ? xn : yn) * 2 + 16);
-  sc.host = hb;
+  uint16_t *hb = (uint16_t *)sc.halloc((xn > yn ? xn : yn) * 2 + 16);
   bf16 *dx = (bf16 *)sc.dalloc(xn * 2);
   uint8_t *dw = (uint8_t *)sc.dalloc((size_t)N * K);
   float *ds = (float *)sc.dalloc((size_t)N * nkb * 4), *dy = (float *)sc.dalloc(yn * 4);
@@ -396,8 +344,7 @@ extern "C" int fgcu_mla_attention_host(const fg_batch *b, const float *q, const 
   }
   const int nsplit = splits > 0 ? splits : mla_choose_splits(T, nh, max_context, sms);
   // host staging: q, then the cache (bf16; the CPU layout [nb, bs, D] is the device's), out
-  uint16_t *hb = (uint16_t *)malloc((qn + cache_n) * 2 + 16);
-  sc.host = hb;
+  uint16_t *hb = (uint16_t *)sc.halloc((qn + cache_n) * 2 + 16);
   if (!hb) {
     snprintf(err, 512, "mla attention hook: host allocation failed");
     return FG_ERR_OUT_OF_MEMORY;

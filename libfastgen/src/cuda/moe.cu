@@ -202,6 +202,27 @@ int check_route(const MoeRoute &r, char *err) {
 
 }  // namespace
 
+int moe_route(const float *logits, int T, const MoeRoute &route, int pad, int *ids, float *weights, int *meta,
+              int *row_of, cudaStream_t st, char *err) {
+  FGCU_CHECK(check_route(route, err));
+  const int E = route.num_experts;
+  if (T > 0) {
+    route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, 2 * kRouteWarps * E, st>>>(logits, T, route, ids,
+                                                                                           weights);
+    FGCU_LAUNCHED("moe route_kernel");
+  }
+  scatter_kernel<<<1, kScatterThreads, E * sizeof(int), st>>>(ids, T * route.top_k, E, pad, meta, row_of);
+  FGCU_LAUNCHED("moe scatter_kernel");
+  return 0;
+}
+
+int expert_gate_rows(const bf16 *x, const bf16 *gate, int T, int H, int I, bf16 *act, cudaStream_t st, char *err) {
+  if (T == 0) return 0;
+  gate_rows_kernel<<<T, 256, 0, st>>>(x, gate, H, I, act);
+  FGCU_LAUNCHED("shared expert gate_rows_kernel");
+  return 0;
+}
+
 int moe_work_reserve(MoeWork &w, int T, int H, int I, int E, int k, int act, char *err) {
   FGCU_CHECK(check_shape(T, H, I, E, k, act, err));
   const size_t N = (size_t)T * k, mlp_rows = gated_act(act) ? 2 * (size_t)I : I;
@@ -250,10 +271,7 @@ int moe_forward(const Gemms &g, MoeWork &w, const MoeLayer &L, const bf16 *x, fl
   bf16 *xs = (bf16 *)w.xs.p, *mid = (bf16 *)w.mid.p, *actv = (bf16 *)w.act.p;
 
   FGCU_CHECK(gemm(g.bf16, x, L.router, logits, true, false, T, E, H, st, err));
-  route_kernel<<<ceil_div(T, kRouteWarps), kRouteWarps * 32, 2 * kRouteWarps * E, st>>>(logits, T, route, ids, weights);
-  FGCU_LAUNCHED("moe route_kernel");
-  scatter_kernel<<<1, kScatterThreads, E * sizeof(int), st>>>(ids, N, E, row_pad(H, I), meta, row_of);
-  FGCU_LAUNCHED("moe scatter_kernel");
+  FGCU_CHECK(moe_route(logits, T, route, row_pad(H, I), ids, weights, meta, row_of, st, err));
   FGCU_TRY(cudaMemcpyAsync(w.meta_host, meta, (2 * (size_t)E + 1) * 4, cudaMemcpyDeviceToHost, st));
   const bool vec = H % 8 == 0 && (uintptr_t)x % 16 == 0;
   gather_kernel<<<N, 128, 0, st>>>(x, row_of, k, H, vec, xs);
@@ -299,10 +317,8 @@ int shared_expert_forward(const Gemms &g, const SharedExpert &s, const bf16 *x, 
     FGCU_CHECK(linear(g, x, s.mlp_in, mid, false, false, T, rows, H, st, err));
     FGCU_CHECK(activation(mid, nullptr, actv, T, I, (ActKind)act, st, err));
   }
-  if (s.gate) {  // down(a * g) = g * down(a): the gate scales the activations, then one GEMM adds
-    gate_rows_kernel<<<T, 256, 0, st>>>(x, s.gate, H, I, actv);
-    FGCU_LAUNCHED("shared expert gate_rows_kernel");
-  }
+  // down(a * g) = g * down(a): the gate scales the activations, then one GEMM adds
+  if (s.gate) FGCU_CHECK(expert_gate_rows(x, s.gate, T, H, I, actv, st, err));
   return linear(g, actv, s.down, h, true, true, T, H, I, st, err);
 }
 

@@ -18,6 +18,30 @@
 
 namespace fgcu {
 
+// How the router picks (cpu/moe.cpp moe_route): the top_k of num_experts by logit, ties to the
+// lower id; group-limited (DeepSeek-V2) when num_groups > 1: only the experts of the topk_groups
+// groups (num_experts / num_groups consecutive experts each) with the highest best logit compete.
+// Weights: softmax over the k (renormalize, Mixtral) or over all E as it is (Qwen2-MoE,
+// DeepSeek), times scale (routed_scaling_factor).
+struct MoeRoute {
+  int num_experts = 0, top_k = 0;
+  bool renormalize = true;
+  int num_groups = 1, topk_groups = 1;
+  float scale = 1.f;
+};
+
+// Routing (moe_forward's steps after the router GEMM; CPU twin: cpu/moe.cpp moe_route): per
+// token its top-k experts and their weights as route says, then the scatter of slots t*k + j by
+// expert. E = route.num_experts, k = route.top_k.
+//   logits [T, E] fp32; ids, weights, row_of [T*k]; meta [2E + 1]: offsets [E + 1], counts [E].
+// pad: each non-empty expert's rows start at a multiple of pad (moe_forward: see row_pad).
+int moe_route(const float *logits, int T, const MoeRoute &route, int pad, int *ids, float *weights, int *meta,
+              int *row_of, cudaStream_t st, char *err);
+
+// The shared expert's gate (CPU twin: cpu/moe.cpp expert_gate): act[t, :I] *= sigmoid(x[t] . gate).
+//   x: [T, H] bf16, gate: [H] bf16, act: [T, I] bf16
+int expert_gate_rows(const bf16 *x, const bf16 *gate, int T, int H, int I, bf16 *act, cudaStream_t st, char *err);
+
 // Workspace of moe_forward, owned by the caller, grown on demand (moe_work_reserve).
 struct MoeWork {
   DevBuf logits;   // fp32 [T, E]
@@ -45,18 +69,6 @@ struct MoeLayer {
   const Weight *down;            // [E] of [H, I]
   const float *const *mlp_in_b;  // null, or [E] -> [mlp_rows] interleaved like the rows
   const float *const *down_b;    // null, or [E] -> [H]
-};
-
-// How the router picks (cpu/moe.cpp moe_route): the top_k of num_experts by logit, ties to the
-// lower id; group-limited (DeepSeek-V2) when num_groups > 1: only the experts of the topk_groups
-// groups (num_experts / num_groups consecutive experts each) with the highest best logit compete.
-// Weights: softmax over the k (renormalize, Mixtral) or over all E as it is (Qwen2-MoE,
-// DeepSeek), times scale (routed_scaling_factor).
-struct MoeRoute {
-  int num_experts = 0, top_k = 0;
-  bool renormalize = true;
-  int num_groups = 1, topk_groups = 1;
-  float scale = 1.f;
 };
 
 // h: [T, H] fp32 = (accumulate ? h : 0) + MoE(x), x: [T, H] bf16 (normed). act: ActKind.

@@ -62,3 +62,6 @@ extern "C" int fgcu_fp8_linear_host(const float *, int32_t, int32_t, const uint8
                                     float, int32_t, int32_t, float *, int32_t *, char *err) {
   return unsupported(err);
 }
+extern "C" int fgcu_op_host(int32_t, const int32_t *, const float *, void *const *, char *err) {
+  return unsupported(err);
+}

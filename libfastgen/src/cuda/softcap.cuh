@@ -1,4 +1,4 @@
-// Logit soft-capping on the device (Gemma 2's final_logit_softcapping). CPU twin: cpu/forward.cpp
+// Logit soft-capping on the device (Gemma 2's final_logit_softcapping). CPU twin: cpu/softcap.cpp
 // (final logits). Launches on `stream`; returns 0 or an fg_status with `err` set.
 #pragma once
 #include "cuda/common.cuh"
