@@ -4,9 +4,9 @@
  * order of every op is defined once, in libfastgen/src/core/op_hooks.h; these wrappers name them.
  * Arrays marked "in place" are changed; the CUDA side rounds what its kernel reads as bf16.
  */
-import { ptr } from "bun:ffi";
 import { FastgenError, Status } from "./errors";
 import { check, lib } from "./lib";
+import { addr } from "./structs";
 import type { MoeRouting } from "./kernels";
 import type { Backend } from "./types";
 
@@ -23,20 +23,10 @@ function need(op: string, name: string, a: HostArray | undefined, n: number): vo
   if (!a && n > 0) throw new FastgenError(Status.INVALID_ARGUMENT, `${op}: ${name} is missing`);
 }
 
-/**
- * Address of an array that stays put while later allocations run: reading `.buffer` first moves a
- * small typed array's storage out of the garbage-collected heap, where Bun was seen to relocate
- * it between ptr() and the call (the library then wrote into the old copy).
- */
-function stableAddr(a: HostArray | undefined): bigint {
-  if (!a || a.length === 0) return 0n;
-  void a.buffer;
-  return BigInt(ptr(a));
-}
 
 /** One fg_run_op call; bufs in the op's order, undefined (or empty) for NULL. */
 function runOp(backend: Backend, op: keyof typeof OP, dims: number[], params: number[], bufs: (HostArray | undefined)[]): void {
-  const ptrs = new BigUint64Array(bufs.map(stableAddr));
+  const ptrs = new BigUint64Array(bufs.map((b) => BigInt(addr(b))));
   const d = Int32Array.from(dims), p = Float32Array.from(params);
   check(lib().fg_run_op(backend === "cuda" ? 1 : 0, OP[op], d, d.length, p.length ? p : null, p.length, ptrs, ptrs.length));
 }

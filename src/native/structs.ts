@@ -8,11 +8,18 @@ import { FastgenError, Status } from "./errors";
 import { layout } from "./lib";
 import type { Backend, EngineInfo, KvConfig, LateMasks, StepBatch } from "./types";
 
-type Typed = Int32Array | Uint32Array | Float32Array | BigUint64Array | BigInt64Array | Uint8Array;
+type Typed = Int32Array | Uint32Array | Float32Array | Float64Array | BigUint64Array | BigInt64Array | Uint8Array;
 
-/** Address of a typed array's first element, or 0 for a missing or empty one. */
+/**
+ * Address of a typed array's first element, or 0 for a missing or empty one, for a pointer stored
+ * in a struct that a later FFI call reads. Reading `.buffer` first moves a small typed array's
+ * storage out of the garbage-collected heap: Bun was seen to relocate it between ptr() and the
+ * call, and the library then read or wrote the old copy.
+ */
 export function addr(a: Typed | undefined | null): number {
-  return a && a.length > 0 ? ptr(a) : 0;
+  if (!a || a.length === 0) return 0;
+  void a.buffer;
+  return ptr(a);
 }
 
 function invalid(message: string): never {
@@ -112,7 +119,7 @@ export function packLate(late: LateMasks | undefined, numRows: number, vocab: nu
   const view = new DataView(bytes.buffer);
   view.setInt32(L.offset.num_masks, maskWords > 0 ? Math.floor(late.masks.length / maskWords) : 0, true);
   // A row-less batch still hands over a late list: a non-null pointer says "masks came late".
-  view.setBigUint64(L.offset.row_masks, BigInt(late.rowMasks.length > 0 ? ptr(late.rowMasks) : ptr(NON_NULL)), true);
+  view.setBigUint64(L.offset.row_masks, BigInt(addr(late.rowMasks.length > 0 ? late.rowMasks : NON_NULL)), true);
   view.setBigUint64(L.offset.masks, BigInt(addr(late.masks)), true);
   return bytes;
 }
