@@ -87,7 +87,10 @@ export class EngineCore {
     this.maxModelLen = loaded.maxModelLen;
     this.speculator = speculator;
     const info = native.info();
-    this.grammars = new EngineGrammars({ modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds }, { workers: options.grammarWorkers });
+    this.grammars = new EngineGrammars({ modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds }, {
+      workers: options.grammarWorkers,
+      compileTimeoutMs: options.grammarCompileTimeout * 1000,
+    });
     this.grammarPasses = new GrammarPasses(this.grammars, this.requests);
     this.admission = new RequestAdmission(tokenizer, info.vocabSize, this.maxModelLen, this.grammars);
     this.kvEvents = options.enablePrefixCaching ? new KvEventRecorder(info.blockSize) : null;
@@ -275,7 +278,7 @@ export class EngineCore {
   }
 
   metrics(): EngineMetrics {
-    return this.stats.metrics(this.queues, this.blocks, this.speculator);
+    return this.stats.metrics(this.queues, this.blocks, this.speculator, this.grammars);
   }
 
   /** Test hook: the next `n` forward passes fail inside libfastgen. */

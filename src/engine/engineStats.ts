@@ -7,6 +7,7 @@ import type { KvCacheManager } from "./kvCache/kvCacheManager";
 import type { SequenceQueues } from "./queues";
 import type { Speculator } from "./speculative/speculator";
 import type { EngineMetrics } from "./types";
+import type { EngineGrammars } from "../grammar/engineGrammars";
 
 export class EngineStats {
   readonly counters = { promptTokens: 0, generationTokens: 0, finished: 0, preemptions: 0, steps: 0 };
@@ -15,7 +16,7 @@ export class EngineStats {
   /** Host milliseconds summed over passes: the whole step() and the native forward pass in it. */
   readonly timing = { steps: 0, stepMs: 0, nativeMs: 0 };
 
-  metrics(queues: SequenceQueues, blocks: KvCacheManager, speculator: Speculator | null): EngineMetrics {
+  metrics(queues: SequenceQueues, blocks: KvCacheManager, speculator: Speculator | null, grammars: EngineGrammars): EngineMetrics {
     const c = this.counters;
     return {
       requestsWaiting: queues.waiting.length,
@@ -32,6 +33,7 @@ export class EngineStats {
       prefixCacheQueriesTotal: blocks.stats.queries,
       prefixCacheHitsTotal: blocks.stats.hits,
       ...(speculator ? { specDecode: { ...speculator.stats, acceptedPerPos: [...speculator.stats.acceptedPerPos] } } : {}),
+      grammar: grammars.metrics(),
     };
   }
 }

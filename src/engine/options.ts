@@ -2,6 +2,7 @@
 
 import type { PolicyName } from "./scheduler/types";
 import type { SpeculativeConfig } from "./speculative/config";
+import { DEFAULT_COMPILE_TIMEOUT_MS } from "../grammar/grammarClient";
 
 export { POLICY_NAMES } from "./scheduler/types";
 export type { PolicyName };
@@ -72,6 +73,13 @@ export interface EngineOptions {
    * constrained request.
    */
   grammarWorkers: number;
+  /**
+   * Seconds one structured-output compile may run in a grammar Worker (no vLLM equal). Past it the
+   * Worker is ended (nothing else stops XGrammar's WebAssembly), the requests waiting on that
+   * compile get 400, the Worker's other constrained samples fail, and the next request starts a
+   * new Worker. The clock starts when the Worker starts the compile, not while it waits in line.
+   */
+  grammarCompileTimeout: number;
 }
 
 export const QUANTIZATION_METHODS = ["none", "fp8"] as const;
@@ -98,4 +106,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   // absent: on (both backends; the CUDA split path passed test/gpu/overlap.test.ts on an H100)
   overlapSteps: undefined,
   grammarWorkers: 0,
+  grammarCompileTimeout: DEFAULT_COMPILE_TIMEOUT_MS / 1000,
 };

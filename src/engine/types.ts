@@ -6,6 +6,7 @@ import type { SamplingOptions } from "./samplingOptions";
 import type { Tokenizer } from "../tokenizer/tokenizer";
 import type { HistogramSnapshot } from "./histogram";
 import type { SpecDecodeStats } from "./speculative/speculator";
+import type { GrammarMetrics } from "../grammar/grammarMetrics";
 
 export type FinishReason = "stop" | "length" | "abort";
 
@@ -73,6 +74,8 @@ export interface EngineMetrics {
   prefixCacheHitsTotal?: number;
   /** Speculative decoding counters (vLLM's spec_decode_*), when it is on. */
   specDecode?: SpecDecodeStats;
+  /** Structured outputs' counters: compiles, masks, grammar Workers (absent from older replicas). */
+  grammar?: GrammarMetrics;
 }
 
 /** Thrown by generate() when the waiting queue is full (HTTP 503 with Retry-After). */

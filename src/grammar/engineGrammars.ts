@@ -18,9 +18,12 @@
  *
  * The Workers start on the first constrained request, so an engine that never sees one pays
  * nothing. If one dies, its samples fail (takeFailures) and the next request starts a new one.
+ * A compile past compileTimeoutMs ends its Worker the same way, and its requests get a 400
+ * (GrammarCompileTimeoutError: grammarClient.ts).
  */
 import type { GrammarClient, MasksReply } from "./grammarClient";
 import { GrammarError, GrammarWorkerError } from "./grammarErrors";
+import type { GrammarMetrics } from "./grammarMetrics";
 import { GrammarPool, defaultGrammarWorkers } from "./grammarPool";
 import { MaskCache, type GrammarRef } from "./maskCache";
 import { SequenceGrammar } from "./sequenceGrammar";
@@ -28,7 +31,8 @@ import type { StructuredOutput } from "./spec";
 import { checkStructuredOutput } from "./spec";
 import type { GrammarSource } from "./worker/protocol";
 
-export { GrammarError, GrammarWorkerError } from "./grammarErrors";
+export { GrammarCompileTimeoutError, GrammarError, GrammarWorkerError } from "./grammarErrors";
+export { DEFAULT_COMPILE_TIMEOUT_MS } from "./grammarClient";
 export { defaultGrammarWorkers } from "./grammarPool";
 
 /** How long a pass waits for its masks (a mask takes microseconds; a pass never waits for a compile). */
@@ -46,6 +50,8 @@ export interface EngineGrammarsOptions {
   workers?: number;
   /** The Workers' vocabulary when not the model's tokenizer (benches, tests). */
   source?: GrammarSource;
+  /** Deadline of one compile (DEFAULT_COMPILE_TIMEOUT_MS when absent). */
+  compileTimeoutMs?: number;
 }
 
 /** One masks message in flight: the Worker it went to, its id there, and its settling. */
@@ -89,7 +95,7 @@ export class EngineGrammars {
   constructor(model: GrammarModel, options: EngineGrammarsOptions = {}) {
     this.stopIds = new Set(model.eosTokenIds);
     const source = options.source ?? { modelDir: model.modelDir, vocabSize: model.vocabSize };
-    this.pool = new GrammarPool(options.workers || defaultGrammarWorkers(), source, model.eosTokenIds);
+    this.pool = new GrammarPool(options.workers || defaultGrammarWorkers(), source, model.eosTokenIds, options.compileTimeoutMs);
     this.pool.onFailure = (w, e) => {
       for (const g of this.live) if (g.worker === w.index) this.failSample(g, e);
     };
@@ -98,6 +104,20 @@ export class EngineGrammars {
   /** Compiles and cache hits (as the Workers report them), Workers started, the last one's start-up ms. */
   get stats(): GrammarPool["stats"] {
     return this.pool.stats;
+  }
+
+  /** The counters /metrics shows (grammarMetrics.ts). */
+  metrics(): GrammarMetrics {
+    const s = this.pool.stats, t = this.timing;
+    return {
+      compiles: s.compiles,
+      compileSeconds: s.compileMs / 1000,
+      cacheHits: s.hits,
+      compileTimeouts: s.compileTimeouts,
+      masksComputed: t.computed,
+      maskWaitSeconds: t.waitMs / 1000,
+      workerRestarts: s.restarts,
+    };
   }
 
   /** Grammar Workers in the pool (started or not). */
@@ -329,12 +349,15 @@ export class EngineGrammars {
     this.pool.destroy();
   }
 
-  /** TEST ONLY: Worker `index` blocks, as in a long compile, until the returned function is called. */
-  debugHoldWorker(index = 0): () => void {
+  /**
+   * TEST ONLY: Worker `index` blocks, as in a long compile, until the returned function is
+   * called: now, or with `inCompile` inside its next create (a compile that is slow).
+   */
+  debugHoldWorker(index = 0, inCompile = false): () => void {
     const flag = new SharedArrayBuffer(4);
     const view = new Int32Array(flag);
     view[0] = 1;
-    this.pool.client(this.pool.workers[index]!).debugHold(flag);
+    this.pool.client(this.pool.workers[index]!).debugHold(flag, inCompile);
     return () => {
       Atomics.store(view, 0, 0);
       Atomics.notify(view, 0);

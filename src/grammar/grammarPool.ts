@@ -13,12 +13,12 @@
  *              compiles to the same grammar in each), so the mask cache serves a state whichever
  *              Worker's sample met it first; a key's ref is dropped once no Worker holds it
  *   lifecycle  all K start on the first constrained request; one that fails (crash, start
- *              failure, mask timeout) fails only its own samples (onFailure) and is replaced on
- *              the next request
+ *              failure, mask timeout, a compile past its deadline) fails only its own samples
+ *              (onFailure) and is replaced on the next request
  */
 import { availableParallelism } from "node:os";
 import { GrammarClient } from "./grammarClient";
-import { GrammarWorkerError } from "./grammarErrors";
+import { GrammarError, GrammarWorkerError } from "./grammarErrors";
 import type { GrammarRef } from "./maskCache";
 import type { StructuredOutput } from "./spec";
 import { grammarKey } from "./spec";
@@ -45,6 +45,8 @@ export class PoolWorker {
   readonly compiling = new Map<string, number>();
   /** Live samples whose matcher is here, and those being created. */
   load = 0;
+  /** Workers started in this slot (the first, then one per replacement). */
+  starts = 0;
   constructor(readonly index: number) {}
 }
 
@@ -57,8 +59,11 @@ export interface PoolCreated {
 export class GrammarPool {
   readonly workers: PoolWorker[];
   private readonly refs = new Map<string, GrammarRef>();
-  /** Compiles and cache hits (as the Workers report them), Workers started, the last one's start-up ms. */
-  readonly stats = { compiles: 0, hits: 0, compileMs: 0, workers: 0, tokenizerInfoMs: 0 };
+  /**
+   * Compiles and cache hits (as the Workers report them), compiles ended at their deadline,
+   * Workers started (restarts: those replacing a failed one), the last one's start-up ms.
+   */
+  readonly stats = { compiles: 0, hits: 0, compileMs: 0, compileTimeouts: 0, workers: 0, restarts: 0, tokenizerInfoMs: 0 };
   /** Called once per failed Worker (its samples must fail). */
   onFailure: (w: PoolWorker, e: GrammarWorkerError) => void = () => {};
 
@@ -66,6 +71,8 @@ export class GrammarPool {
     size: number,
     private readonly source: GrammarSource,
     private readonly stopTokenIds: readonly number[],
+    /** Deadline of one compile in a Worker (GrammarClient). */
+    private readonly compileTimeoutMs?: number,
   ) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`grammar workers must be an integer >= 1, got ${size}`);
     this.workers = Array.from({ length: size }, (_, i) => new PoolWorker(i));
@@ -95,7 +102,9 @@ export class GrammarPool {
     const targets = [...this.place(key, n)];
     for (const [w, c] of targets) w.load += c;
     const results = await Promise.allSettled(targets.map(([w, c]) => this.createOn(w, s, key, c)));
-    const failed = results.find((r) => r.status === "rejected");
+    // A constraint's own error (a compile past its deadline in one Worker) names the request's fault.
+    const rejected = results.filter((r) => r.status === "rejected");
+    const failed = rejected.find((r) => r.reason instanceof GrammarError) ?? rejected[0];
     if (failed) {
       targets.forEach(([w, c], i) => {
         w.load -= c;
@@ -131,13 +140,15 @@ export class GrammarPool {
   /** Worker `w`'s running client, started now if there is none (or the last one failed). */
   client(w: PoolWorker): GrammarClient {
     if (w.client !== null) return w.client;
-    const client = new GrammarClient(this.source, [...this.stopTokenIds]);
+    const client = new GrammarClient(this.source, [...this.stopTokenIds], { compileTimeoutMs: this.compileTimeoutMs });
     w.client = client;
     this.stats.workers++;
+    if (w.starts++ > 0) this.stats.restarts++;
     client.ready.then((m) => (this.stats.tokenizerInfoMs = m.tokenizerInfoMs), () => {});
     client.onFailure = (e) => {
       if (w.client !== client) return;
       w.client = null;
+      if (client.compileTimedOut) this.stats.compileTimeouts++;
       const keys = [...w.compiled];
       w.compiled.clear();
       w.compiling.clear();

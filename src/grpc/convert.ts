@@ -132,6 +132,17 @@ export function metricsToWire(m: EngineMetrics): WireEngineMetrics {
           accepted_per_pos: m.specDecode.acceptedPerPos,
         }
       : null,
+    grammar: m.grammar
+      ? {
+          compiles: m.grammar.compiles,
+          compile_seconds: m.grammar.compileSeconds,
+          cache_hits: m.grammar.cacheHits,
+          compile_timeouts: m.grammar.compileTimeouts,
+          masks_computed: m.grammar.masksComputed,
+          mask_wait_seconds: m.grammar.maskWaitSeconds,
+          worker_restarts: m.grammar.workerRestarts,
+        }
+      : null,
   };
 }
 
@@ -159,6 +170,18 @@ export function metricsFromWire(waiting: number, running: number, m: WireEngineM
       numDraftTokens: Number(s.num_draft_tokens),
       numAcceptedTokens: Number(s.num_accepted_tokens),
       acceptedPerPos: (s.accepted_per_pos ?? []).map(Number),
+    };
+  }
+  const g = m?.grammar;
+  if (g) {
+    out.grammar = {
+      compiles: Number(g.compiles),
+      compileSeconds: Number(g.compile_seconds),
+      cacheHits: Number(g.cache_hits),
+      compileTimeouts: Number(g.compile_timeouts),
+      masksComputed: Number(g.masks_computed),
+      maskWaitSeconds: Number(g.mask_wait_seconds),
+      workerRestarts: Number(g.worker_restarts),
     };
   }
   return out;

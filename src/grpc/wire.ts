@@ -140,6 +140,17 @@ export interface WireEngineMetrics {
   prefix_cache_queries_total: number;
   prefix_cache_hits_total: number;
   spec_decode?: WireSpecDecodeMetrics | null;
+  grammar?: WireGrammarMetrics | null;
+}
+
+export interface WireGrammarMetrics {
+  compiles: number;
+  compile_seconds: number;
+  cache_hits: number;
+  compile_timeouts: number;
+  masks_computed: number;
+  mask_wait_seconds: number;
+  worker_restarts: number;
 }
 
 export interface WireSpecDecodeMetrics {

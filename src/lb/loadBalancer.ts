@@ -15,6 +15,7 @@
 import type { HistogramSnapshot } from "../engine/histogram";
 import type { EngineMetrics, GenerateRequest, GenerationDelta } from "../engine/types";
 import { addSpecDecodeStats } from "../engine/speculative/speculator";
+import { addGrammarMetrics } from "../grammar/grammarMetrics";
 import { EngineOverloadedError } from "../engine/types";
 import type { QuarantineOptions } from "../engine/quarantine";
 import { PoisonQuarantine, requestFingerprint } from "../engine/quarantine";
@@ -223,8 +224,10 @@ export class LoadBalancer implements ReplicatedEngine {
       sum.queueTimeSeconds = addHistograms(sum.queueTimeSeconds, m.queueTimeSeconds);
       sum.iterationTokens = addHistograms(sum.iterationTokens, m.iterationTokens);
       sum.specDecode = addSpecDecodeStats(sum.specDecode, m.specDecode);
+      sum.grammar = addGrammarMetrics(sum.grammar, m.grammar);
     }
     if (!sum.specDecode) delete sum.specDecode;
+    if (!sum.grammar) delete sum.grammar;
     if (!sum.queueTimeSeconds) delete sum.queueTimeSeconds;
     if (!sum.iterationTokens) delete sum.iterationTokens;
     return sum;

@@ -22,6 +22,7 @@ export const ENGINE_FLAG_SPEC = {
   quantization: { type: "string" },
   "kv-cache-dtype": { type: "string" },
   "grammar-workers": { type: "string" },
+  "grammar-compile-timeout": { type: "string" },
   // vLLM's pair: on by default, --no-enable-prefix-caching turns it off.
   "enable-prefix-caching": { type: "boolean" },
   "no-enable-prefix-caching": { type: "boolean" },
@@ -59,6 +60,9 @@ export const ENGINE_FLAG_HELP = `Engine:
                          (1.0 without); CPU backend only for now (default auto: the model's dtype)
   --grammar-workers N    threads computing structured-output masks (XGrammar), a pass's masks
                          split over them (default 0: a quarter of the cores, 1 to 4)
+  --grammar-compile-timeout S
+                         seconds one structured-output compile may run; past it the request gets
+                         400 and its grammar worker is replaced (default ${DEFAULT_ENGINE_OPTIONS.grammarCompileTimeout})
   --enable-prefix-caching / --no-enable-prefix-caching
                          reuse the KV blocks of prompt prefixes computed before (default on);
                          requests share blocks only with equal cache_salt
@@ -144,6 +148,7 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     quantization,
     kvCacheDtype: kvDtype as KvCacheDtype | undefined,
     grammarWorkers: intFlag("grammar-workers", s("grammar-workers"), 0), // 0: the default
+    grammarCompileTimeout: positiveFlag("grammar-compile-timeout", s("grammar-compile-timeout")),
   };
   for (const k of Object.keys(out) as (keyof EngineOptions)[]) if (out[k] === undefined) delete out[k];
   return out;

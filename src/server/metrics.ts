@@ -6,7 +6,9 @@
  *                                         kv_cache_usage_perc, kv_cache_blocks_{total,free},
  *                                         prompt_tokens_total, generation_tokens_total,
  *                                         num_preemptions_total, request_queue_time_seconds,
- *                                         iteration_tokens_total (tokens per forward pass)
+ *                                         iteration_tokens_total (tokens per forward pass),
+ *                                         spec_decode_* (when on), grammar_* (structured outputs:
+ *                                         vLLM has no equal, so plain names; writeGrammar)
  *   this server (RequestObserver)         time_to_first_token_seconds, inter_token_latency_seconds,
  *                                         e2e_request_latency_seconds,
  *                                         request_success_total{finished_reason},
@@ -16,6 +18,7 @@ import type { HistogramSnapshot } from "../engine/histogram";
 import { EngineHistogram, ITERATION_TOKENS_BUCKETS, QUEUE_TIME_BUCKETS } from "../engine/histogram";
 import type { EngineMetrics, FinishReason, GenerationDelta } from "../engine/types";
 import type { SpecDecodeStats } from "../engine/speculative/speculator";
+import type { GrammarMetrics } from "../grammar/grammarMetrics";
 import { PrometheusWriter } from "./prometheus";
 import type { RequestTrace } from "./requestTrace";
 
@@ -70,6 +73,7 @@ export class ServerMetrics {
       counter("prefix_cache_queries_total", "Prefix cache queries: prompt tokens looked up at admission.", engine.prefixCacheQueriesTotal ?? 0);
       counter("prefix_cache_hits_total", "Prefix cache hits: prompt tokens found in the cache.", engine.prefixCacheHitsTotal ?? 0);
       if (engine.specDecode) writeSpecDecode(w, m, engine.specDecode);
+      if (engine.grammar) writeGrammar(w, m, engine.grammar);
       w.histogram("fastgen:request_queue_time_seconds", "Seconds from arrival in the engine to the first forward pass.", m,
         engine.queueTimeSeconds ?? empty(QUEUE_TIME_BUCKETS));
       w.histogram("fastgen:iteration_tokens_total", "Tokens per forward pass.", m, engine.iterationTokens ?? empty(ITERATION_TOKENS_BUCKETS));
@@ -152,4 +156,16 @@ function writeSpecDecode(w: PrometheusWriter, m: { model_name: string }, s: Spec
     s.acceptedPerPos.map((n, pos) => [{ ...m, position: String(pos) }, n]));
   w.scalar("fastgen:spec_decode_acceptance_rate", "gauge", "Accepted / proposed tokens since start.",
     [[m, s.numDraftTokens > 0 ? s.numAcceptedTokens / s.numDraftTokens : 0]]);
+}
+
+/** Structured outputs' counters (fastgen:grammar_*): the grammar Workers' compiles and masks. */
+function writeGrammar(w: PrometheusWriter, m: { model_name: string }, g: GrammarMetrics): void {
+  const c = (name: string, help: string, v: number) => w.scalar(`fastgen:grammar_${name}`, "counter", help, [[m, v]]);
+  c("compiles_total", "Structured-output grammars compiled (once per grammar Worker that needed one).", g.compiles);
+  c("compile_seconds_total", "Seconds spent compiling grammars, summed (in the grammar Workers).", g.compileSeconds);
+  c("cache_hits_total", "Structured-output requests served by a grammar Worker's compiled-grammar cache.", g.cacheHits);
+  c("compile_timeouts_total", "Grammar compiles ended at --grammar-compile-timeout (each ended its Worker).", g.compileTimeouts);
+  c("masks_computed_total", "Next-token masks XGrammar computed (the engine's mask cache served the rest).", g.masksComputed);
+  c("mask_wait_seconds_total", "Seconds forward passes waited on the engine thread for their masks, summed.", g.maskWaitSeconds);
+  c("worker_restarts_total", "Grammar Workers started to replace a failed one (crash, mask or compile timeout).", g.workerRestarts);
 }

@@ -7,18 +7,22 @@
 // Workers (grammarPool.ts): samples spread over them, their masks equal XGrammar's in this thread,
 // the tokens equal one Worker's, a compile in one Worker holds only that Worker's samples, and a
 // crash fails only its samples. The other tests run one Worker (helpers.ts loadDemo), as before.
+// A compile past --grammar-compile-timeout (one held in the Worker's compile on purpose) fails
+// the requests waiting on it with a 400 naming the limit, and its Worker like a crash; the grammar
+// counters reach EngineMetrics and /metrics.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { syntheticByteLevelVocab } from "../../bench/syntheticVocab";
 import type { EngineCore, StepItem } from "../../src/engine/engineCore";
 import type { SamplingOptions } from "../../src/engine/samplingOptions";
-import { EngineStepError } from "../../src/engine/types";
+import { EngineStepError, RequestRejectedError } from "../../src/engine/types";
 import { GrammarClient } from "../../src/grammar/grammarClient";
 import { defaultGrammarWorkers } from "../../src/grammar/grammarPool";
 import { GrammarService } from "../../src/grammar/worker/grammarService";
 import { defaultModelDir } from "../../src/model/defaultModel";
 import { ENGINE_FLAG_HELP, UsageError, engineOptionsFromFlags } from "../../src/ops/engineFlags";
 import { engineArgs } from "../../src/lb/frontEnd";
+import { ServerMetrics } from "../../src/server/metrics";
 import { PERSON_SCHEMA, loadDemo, runAll, schemaErrors } from "./helpers";
 
 /** A schema of 20 fields of every kind; a new salt is a new key (a cold compile, ~0.25 s on the demo vocab). */
@@ -219,6 +223,88 @@ describe("Worker failures", () => {
       expect(d.ids.get("free")).toEqual(alone.free);
       expect(e.grammars.stats.workers).toBe(2);
       expect(e.metrics().kvBlocksFree).toBe(e.metrics().kvBlocksTotal);
+    } finally {
+      e.destroy();
+    }
+  });
+});
+
+describe("compile deadline (--grammar-compile-timeout)", () => {
+  test("the flag sets it (seconds, > 0, default 30) and travels to replicas", () => {
+    expect(engineOptionsFromFlags({ "grammar-compile-timeout": "2.5" })).toEqual({ grammarCompileTimeout: 2.5 });
+    expect(() => engineOptionsFromFlags({ "grammar-compile-timeout": "0" })).toThrow(UsageError);
+    expect(engineArgs({ grammarCompileTimeout: 5 })).toEqual(["--grammar-compile-timeout", "5"]);
+    expect(ENGINE_FLAG_HELP).toContain("--grammar-compile-timeout S");
+    expect(ENGINE_FLAG_HELP).toContain("(default 30)");
+  });
+
+  test("a compile past it fails the requests waiting on it (400, naming the limit) and its Worker's samples; others decode on; the next request gets a new Worker", async () => {
+    const e = await loadDemo({ maxSeqs: 16, grammarCompileTimeout: 0.3 });
+    try {
+      const d = new Driver(e);
+      await d.add("free", "Free text:", FREE);
+      await d.add("bound", "Items:", BOUND); // a live sample of the Worker that will be ended
+      await d.step();
+      const release = e.grammars.debugHoldWorker(0, true); // its next compile is slow
+      const slow = { maxTokens: 40, temperature: 1, seed: 8, structured: { type: "json" as const, schema: twentyFields(`slow${Date.now()}`) } };
+      const settle = (p: Promise<void>) => p.then(() => null, (err: Error) => err);
+      const waiting = [settle(d.add("slow", "Person:", slow)), settle(d.add("slow2", "Person:", { ...slow, seed: 9 }))];
+      // Another schema, queued behind the slow compile: not its fault, so the Worker's error.
+      const behind = settle(d.add("behind", "Person:", { maxTokens: 40, temperature: 1, seed: 10, structured: { type: "json", schema: JSON.stringify(PERSON_SCHEMA) } }));
+      let settled = false;
+      void Promise.all([...waiting, behind]).then(() => (settled = true));
+      const free = d.count("free");
+      while (!settled) {
+        if (e.hasWork()) await d.step();
+        else await Bun.sleep(10);
+      }
+      release();
+      expect(d.count("free")).toBeGreaterThan(free); // decoded while the compile ran
+      for (const err of await Promise.all(waiting)) {
+        expect(err).toBeInstanceOf(RequestRejectedError);
+        expect(err!.message).toContain("did not compile within 0.3 s");
+        expect(err!.message).toContain("--grammar-compile-timeout");
+      }
+      const other = await behind;
+      expect(other).toBeInstanceOf(EngineStepError);
+      expect(other!.message).toContain("compile ran past 0.3 s");
+      for (let i = 0; i < 5 && !d.errors.has("bound"); i++) await d.step();
+      expect(d.errors.get("bound")).toBeInstanceOf(EngineStepError);
+      expect(d.errors.get("bound")!.message).toContain("compile ran past 0.3 s");
+      expect(e.grammars.started).toBe(false);
+      await d.add("again", "Person:", { maxTokens: 150, temperature: 1, seed: 6, structured: { type: "json", schema: JSON.stringify(PERSON_SCHEMA) } });
+      await d.finish();
+      expect(d.ids.get("free")).toEqual(alone.free);
+      const text = e.tokenizer.decode(d.ids.get("again")!, { skipSpecialTokens: true });
+      expect(schemaErrors(JSON.parse(text), PERSON_SCHEMA)).toEqual([]);
+      expect(e.metrics().grammar).toMatchObject({ compileTimeouts: 1, workerRestarts: 1 });
+      expect(e.metrics().kvBlocksFree).toBe(e.metrics().kvBlocksTotal);
+    } finally {
+      e.destroy();
+    }
+  });
+});
+
+describe("grammar metrics", () => {
+  test("compiles, cache hits, masks and mask waits reach EngineMetrics and /metrics", async () => {
+    const e = await loadDemo();
+    try {
+      const zero = e.metrics().grammar!;
+      expect(zero).toEqual({ compiles: 0, compileSeconds: 0, cacheHits: 0, compileTimeouts: 0, masksComputed: 0, maskWaitSeconds: 0, workerRestarts: 0 });
+      const person = { maxTokens: 30, temperature: 1, seed: 11, structured: { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) } };
+      await runAll(e, [{ prompt: "Person:", sampling: person }]);
+      await runAll(e, [{ prompt: "Person:", sampling: { ...person, seed: 12 } }]);
+      const g = e.metrics().grammar!;
+      expect(g).toMatchObject({ compiles: 1, cacheHits: 1, compileTimeouts: 0, workerRestarts: 0 });
+      expect(g.compileSeconds).toBeGreaterThan(0);
+      expect(g.masksComputed).toBeGreaterThan(0);
+      expect(g.maskWaitSeconds).toBeGreaterThanOrEqual(0);
+      const text = new ServerMetrics().render("m", e.metrics());
+      expect(text).toContain('fastgen:grammar_compiles_total{model_name="m"} 1');
+      expect(text).toContain('fastgen:grammar_cache_hits_total{model_name="m"} 1');
+      expect(text).toContain(`fastgen:grammar_masks_computed_total{model_name="m"} ${g.masksComputed}`);
+      for (const name of ["compile_seconds_total", "compile_timeouts_total", "mask_wait_seconds_total", "worker_restarts_total"])
+        expect(text).toContain(`# TYPE fastgen:grammar_${name} counter`);
     } finally {
       e.destroy();
     }

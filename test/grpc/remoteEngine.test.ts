@@ -23,7 +23,8 @@ beforeAll(async () => {
   const histogram = { bounds: [1, 8], counts: [2, 5], sum: 17, count: 5 };
   const metrics = engine.metrics.bind(engine);
   const specDecode = { numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1] };
-  engine.metrics = () => ({ ...metrics(), iterationTokens: histogram, specDecode });
+  const grammar = { compiles: 3, compileSeconds: 0.75, cacheHits: 5, compileTimeouts: 1, masksComputed: 120, maskWaitSeconds: 0.125, workerRestarts: 2 };
+  engine.metrics = () => ({ ...metrics(), iterationTokens: histogram, specDecode, grammar });
   server = createGrpcServer({ engine });
   const { address } = await server.listen("127.0.0.1", 0);
   remote = new RemoteEngine(address, engine.tokenizer);
@@ -49,6 +50,7 @@ describe("RemoteEngine", () => {
     expect(remote.metrics().kvBlocksTotal).toBe(100);
     expect(remote.metrics().iterationTokens).toEqual({ bounds: [1, 8], counts: [2, 5], sum: 17, count: 5 });
     expect(remote.metrics().specDecode).toEqual({ numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1] });
+    expect(remote.metrics().grammar).toEqual({ compiles: 3, compileSeconds: 0.75, cacheHits: 5, compileTimeouts: 1, masksComputed: 120, maskWaitSeconds: 0.125, workerRestarts: 2 });
   });
 
   test("deltas equal the engine's own: samples, logprobs, stop reasons", async () => {

@@ -250,7 +250,8 @@ describe("metrics", () => {
     for (const r of replicas) {
       const own = r.metrics.bind(r);
       const specDecode = { numDrafts: 3, numDraftTokens: 9, numAcceptedTokens: 5, acceptedPerPos: [3, 1, 1] };
-      r.metrics = () => ({ ...own(), iterationTokens: { bounds: [1, 8], counts: [1, 2], sum: 5, count: 2 }, specDecode });
+      const grammar = { compiles: 3, compileSeconds: 0.75, cacheHits: 5, compileTimeouts: 1, masksComputed: 120, maskWaitSeconds: 0.125, workerRestarts: 2 };
+      r.metrics = () => ({ ...own(), iterationTokens: { bounds: [1, 8], counts: [1, 2], sum: 5, count: 2 }, specDecode, grammar });
     }
     await Promise.all([run(lb, request(3)), run(lb, request(3))]);
     const m = lb.metrics();
@@ -259,11 +260,13 @@ describe("metrics", () => {
     expect(m.iterationTokens).toEqual({ bounds: [1, 8], counts: [2, 4], sum: 10, count: 4 });
     expect(m.queueTimeSeconds).toBeUndefined();
     expect(m.specDecode).toEqual({ numDrafts: 6, numDraftTokens: 18, numAcceptedTokens: 10, acceptedPerPos: [6, 2, 2] });
+    expect(m.grammar).toEqual({ compiles: 6, compileSeconds: 1.5, cacheHits: 10, compileTimeouts: 2, masksComputed: 240, maskWaitSeconds: 0.25, workerRestarts: 4 });
   });
 
   test("speculative decoding's counters: summed where replicas have them, absent where none does", async () => {
     const { replicas, lb } = await setup(2);
     expect(lb.metrics().specDecode).toBeUndefined();
+    expect(lb.metrics().grammar).toBeUndefined(); // likewise the grammar counters (addGrammarMetrics)
     const own = replicas[1]!.metrics.bind(replicas[1]!);
     replicas[1]!.metrics = () => ({ ...own(), specDecode: { numDrafts: 2, numDraftTokens: 4, numAcceptedTokens: 3, acceptedPerPos: [2, 1] } });
     expect(lb.metrics().specDecode).toEqual({ numDrafts: 2, numDraftTokens: 4, numAcceptedTokens: 3, acceptedPerPos: [2, 1] });

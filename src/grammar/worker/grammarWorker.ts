@@ -10,6 +10,8 @@ declare const self: Worker;
 
 let service: GrammarService | null = null;
 let queue: Promise<void> = Promise.resolve();
+/** TEST ONLY: the flag the next create blocks on (debug-hold inCompile). */
+let holdNextCompile: SharedArrayBuffer | null = null;
 
 function reply(m: FromGrammarWorker, transfer: Transferable[] = []): void {
   self.postMessage(m, transfer);
@@ -34,6 +36,11 @@ async function handle(m: ToGrammarWorker): Promise<void> {
       return;
     }
     case "create":
+      reply({ type: "compiling", id: m.id });
+      if (holdNextCompile !== null) {
+        Atomics.wait(new Int32Array(holdNextCompile), 0, 1);
+        holdNextCompile = null;
+      }
       try {
         reply({ type: "created", id: m.id, ...(await service!.create(m.spec, m.n)) });
       } catch (e) {
@@ -53,7 +60,8 @@ async function handle(m: ToGrammarWorker): Promise<void> {
       service?.release(m.matchers);
       return;
     case "debug-hold":
-      Atomics.wait(new Int32Array(m.flag), 0, 1);
+      if (m.inCompile) holdNextCompile = m.flag;
+      else Atomics.wait(new Int32Array(m.flag), 0, 1);
       return;
     case "debug-crash":
       setTimeout(() => {

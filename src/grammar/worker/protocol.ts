@@ -7,7 +7,8 @@
  * for it.
  *
  *   init    {source, stopTokenIds}   -> ready {tokenizerInfoMs, words} | init-error
- *   create  {id, spec, n}            -> created {id, matchers[n], hit, compileMs, evicted} | error
+ *   create  {id, spec, n}            -> compiling {id} (as it starts: the compile deadline runs from
+ *                                       here), then created {id, matchers[n], hit, compileMs, evicted} | error
  *   masks   {id, syncs: k packed}    -> masks {id, masks: [k * words] uint32 (transferred), refused} | error
  *   release {matchers}               (no answer)
  */
@@ -30,14 +31,19 @@ export type ToGrammarWorker =
   /** Applies each sync, then computes that matcher's next mask (mask i of the answer). */
   | { type: "masks"; id: number; syncs: Int32Array }
   | { type: "release"; matchers: number[] }
-  /** TEST ONLY: the Worker blocks (as in a long compile) while int32 0 of `flag` is 1. */
-  | { type: "debug-hold"; flag: SharedArrayBuffer }
+  /**
+   * TEST ONLY: the Worker blocks (as in a long compile) while int32 0 of `flag` is 1: at once, or
+   * with `inCompile` inside its next create, after it answered compiling (a compile that is slow).
+   */
+  | { type: "debug-hold"; flag: SharedArrayBuffer; inCompile?: boolean }
   /** TEST ONLY: the Worker dies of an uncaught error. */
   | { type: "debug-crash" };
 
 export type FromGrammarWorker =
   | { type: "ready"; tokenizerInfoMs: number; words: number }
   | { type: "init-error"; message: string }
+  /** A create starts (a cache hit ends at once): the engine's compile deadline starts now. */
+  | { type: "compiling"; id: number }
   /** `evicted`: keys of compiled grammars the cache dropped to make room. */
   | { type: "created"; id: number; matchers: number[]; hit: boolean; compileMs: number; evicted: string[] }
   /** `refused`: indices of syncs with an id the matcher refused (their masks are all zero). */
