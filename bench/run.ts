@@ -33,6 +33,8 @@ if (!target) {
   console.error(`bench: unknown suite "${suite}" (one of: ${Object.keys(suites).join(", ")}, or --server URL)`);
   process.exit(2);
 }
+export {}; // a module: top-level await below
+
 // Suites read their own flags from process.argv (scripts) or take them through main(argv).
 process.argv = [process.argv[0]!, target.file, ...rest];
 try {

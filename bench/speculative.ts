@@ -29,7 +29,7 @@ const PASSAGE =
 
 interface Row { workload: string; batch: number; spec: string; tokens: number; ms: number; tokPerS: number; acceptance: number | null; draftTokens: number; steps: number }
 
-const PENALTIES: SamplingOptions = { presencePenalty: 0.5, frequencyPenalty: 0.3, repetitionPenalty: 1.1 };
+const PENALTIES: Partial<SamplingOptions> = { presencePenalty: 0.5, frequencyPenalty: 0.3, repetitionPenalty: 1.1 };
 
 async function once(modelDir: string, workload: string, batch: number, spec: boolean, threads: number, maxTokens: number, draft?: string, penalized = false) {
   const core = await EngineCore.load(modelDir, {

@@ -38,7 +38,7 @@ describe("text.format", () => {
     const r = await t.client.responses.parse({ model: MODEL, input: "A person?", text: { format: zodTextFormat(Person, "person") }, max_output_tokens: 300, temperature: 1, seed: 5 } as any);
     expect(r.status).toBe("completed");
     expect(Person.safeParse(r.output_parsed).success).toBe(true);
-    expect(r.text.format).toMatchObject({ type: "json_schema", name: "person", strict: true });
+    expect(r.text?.format).toMatchObject({ type: "json_schema", name: "person", strict: true });
   });
 
   test("json_object, and a streamed json_schema that reassembles into a valid object", async () => {
@@ -154,13 +154,17 @@ describe("function tools", () => {
 
   test("AI SDK generateText with tools: required and named choices, then a second step with the tool's result", async () => {
     const provider = createOpenAI({ baseURL: `${t.url}/v1`, apiKey: "unused" });
+    const schemas = {
+      get_weather: z.object({ city: z.string().max(10), unit: z.enum(["c", "f"]), days: z.number().int().min(1).max(7) }),
+      get_time: z.object({ tz: z.enum(["utc", "cet"]) }),
+    };
     const tools = {
       get_weather: tool({
         description: "Weather of a city",
-        inputSchema: z.object({ city: z.string().max(10), unit: z.enum(["c", "f"]), days: z.number().int().min(1).max(7) }),
+        inputSchema: schemas.get_weather,
         execute: async ({ city }) => `sunny in ${city}`,
       }),
-      get_time: tool({ inputSchema: z.object({ tz: z.enum(["utc", "cet"]) }) }),
+      get_time: tool({ inputSchema: schemas.get_time }),
     };
     for (const toolChoice of ["required", { type: "tool", toolName: "get_time" }] as const) {
       const r = await generateText({
@@ -168,7 +172,7 @@ describe("function tools", () => {
       });
       expect(r.toolCalls.length).toBeGreaterThan(0);
       if (typeof toolChoice === "object") expect(r.toolCalls[0]!.toolName).toBe("get_time");
-      for (const c of r.toolCalls) expect(tools[c.toolName].inputSchema.safeParse(c.input).success).toBe(true);
+      for (const c of r.toolCalls) expect(schemas[c.toolName as keyof typeof schemas].safeParse(c.input).success).toBe(true);
     }
     // Step 2 sends the call and its result back as function_call / function_call_output items
     // (store: false, or the AI SDK refers to stored items by id).

@@ -77,6 +77,7 @@ describe("a front end's constraint reaches its replica", () => {
     });
     expect(schemaErrors(JSON.parse(chat.choices[0]!.message.content!), PERSON_SCHEMA)).toEqual([]);
     const r = await front.client.responses.create({
+      // @ts-expect-error seed: a vLLM extension the SDK's type lacks (the server reads it)
       model: "fastgen-demo-tiny", input: "Weather?", max_output_tokens: 100, seed: 2,
       tools: [{ type: "function", name: "get_weather", parameters: WEATHER_PARAMS, strict: true }], tool_choice: { type: "function", name: "get_weather" },
     });

@@ -286,7 +286,7 @@ describe("servers over the balancer", () => {
       const md = new Metadata();
       md.set("authorization", "Bearer sekret");
       const operator = await new Promise<{ replicas: { address: string }[] }>((resolve, reject) =>
-        c.raw.Health({}, md, (err: Error | null, res: { replicas: { address: string }[] }) => (err ? reject(err) : resolve(res))),
+        c.raw.Health!({}, md, (err: Error | null, res: { replicas: { address: string }[] }) => (err ? reject(err) : resolve(res))),
       );
       expect(operator.replicas.map((r) => r.address)).toEqual(["fake-0:1", "fake-1:1"]);
     } finally {

@@ -275,7 +275,7 @@ export class KvCacheManager implements KvCacheView {
   }
 
   private ref(b: number): void {
-    if (this.refs[b]++ === 0) this.queue.remove(b);
+    if (this.refs[b]!++ === 0) this.queue.remove(b);
   }
 
   /** Takes the head of the free queue, evicting its cached hash. */
