@@ -8,7 +8,7 @@ import type { ModelSpec } from "../../src/native/modelSpec";
 import { NativeEngine, type Backend, type KvConfig } from "../../src/native";
 import { makeBatch, maxAbsDiff, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec, type SeqChunk } from "../native/helpers";
 import type { Weights } from "../native/reference";
-import { hasGpu, roundBf16, top2 } from "./gpuHelpers";
+import { hasGpu, roundBf16, top2, engineFor } from "./gpuHelpers";
 
 // Every width a multiple of 8 (the GEMV kernels' K % 8 == 0), vocabularies odd.
 const VARIANTS: [string, Partial<ModelSpec>][] = [
@@ -19,14 +19,6 @@ const VARIANTS: [string, Partial<ModelSpec>][] = [
 // Sequences decoding in each pass: every M from 2 to 16 at least once, some repeated (graphs).
 const SCHEDULE = [2, 2, 2, 3, 4, 5, 6, 7, 8, 8, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16, 16];
 const SEQS = 16, BLOCK = 8, BLOCKS_PER_SEQ = 6;
-
-function engineFor(backend: Backend, spec: ModelSpec, w: Weights, kv: KvConfig): NativeEngine {
-  const e = NativeEngine.create(spec, backend);
-  const shapes = tensorShapes(spec);
-  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  e.finalize(kv);
-  return e;
-}
 
 const engines: NativeEngine[] = [];
 afterAll(() => engines.forEach((e) => e.destroy()));

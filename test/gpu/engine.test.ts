@@ -9,7 +9,7 @@ import type { ModelSpec } from "../../src/native/modelSpec";
 import { NativeEngine, type Backend, type KvConfig } from "../../src/native";
 import { makeBatch, maxAbsDiff, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec, type SeqChunk } from "../native/helpers";
 import type { Weights } from "../native/reference";
-import { hasGpu, roundBf16, top2 } from "./gpuHelpers";
+import { hasGpu, roundBf16, top2, engineFor } from "./gpuHelpers";
 
 const base = { vocab_size: 1000, hidden_size: 256, intermediate_size: 512, num_heads: 8, num_kv_heads: 2, head_dim: 32 };
 const VARIANTS: [string, Partial<ModelSpec>][] = [
@@ -22,14 +22,6 @@ const VARIANTS: [string, Partial<ModelSpec>][] = [
   ["llama3 rope scaling, gated gelu, hd 16", { ...base, num_heads: 16, num_kv_heads: 4, head_dim: 16, mlp: "gated_gelu", rope_scaling: { type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } as ModelSpec["rope_scaling"] }],
   ["hd 8 (fallback attention kernel), odd hidden 48", {}],
 ];
-
-function engineFor(backend: Backend, spec: ModelSpec, w: Weights, kv: KvConfig): NativeEngine {
-  const e = NativeEngine.create(spec, backend);
-  const shapes = tensorShapes(spec);
-  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  e.finalize(kv);
-  return e;
-}
 
 function bf16Weights(spec: ModelSpec, seed: number): Weights {
   const w = randomWeights(spec, seed);

@@ -22,7 +22,7 @@ import type { ModelSpec } from "../../src/native/modelSpec";
 import { cudaDeviceCount, NativeEngine, type Backend, type KvConfig } from "../../src/native";
 import { bytesOf, makeBatch, maxAbsDiff, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec, type SeqChunk } from "../native/helpers";
 import type { Weights } from "../native/reference";
-import { hasGpu, roundBf16, top2 } from "./gpuHelpers";
+import { engineFor, hasGpu, roundBf16, top2 } from "./gpuHelpers";
 
 const base: Partial<ModelSpec> = {
   vocab_size: 1000, hidden_size: 256, intermediate_size: 512, num_heads: 4, num_kv_heads: 2, head_dim: 64,
@@ -105,14 +105,6 @@ function familyWeights(spec: ModelSpec, seed: number): Weights {
 }
 
 const KV: KvConfig = { numBlocks: 200, blockSize: 5 };
-
-function engineFor(backend: Backend, spec: ModelSpec, w: Weights): NativeEngine {
-  const e = NativeEngine.create(spec, backend);
-  const shapes = tensorShapes(spec);
-  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, bytesOf(data));
-  e.finalize(KV);
-  return e;
-}
 
 interface Seq { prompt: number[]; chunk: number; blocks: number[]; done: number; out: number[] }
 interface Row { pass: number; ref: Float32Array; got: Float32Array; refId: number; gotId: number }
@@ -203,7 +195,7 @@ describe.skipIf(!hasGpu)("second-wave families: cuda vs cpu", () => {
     test(name, () => {
       const spec = tinySpec(over);
       const w = familyWeights(spec, 300 + fi);
-      const cpu = engineFor("cpu", spec, w), gpu = engineFor("cuda", spec, w);
+      const cpu = engineFor("cpu", spec, w, KV), gpu = engineFor("cuda", spec, w, KV);
       engines.push(cpu, gpu);
       const { rows, replays, replayRef } = drive(cpu, gpu, spec.vocab_size, fi + 1);
       checkRows(name, rows, moe, 2e-2);
@@ -223,7 +215,7 @@ describe.skipIf(cudaDeviceCount() < 2)("second-wave families: tensor parallel 2 
     test(name, () => {
       const spec = tinySpec(over);
       const w = familyWeights(spec, 300 + fi);
-      const one = engineFor("cuda", spec, w), two = engineFor("cuda", { ...spec, tensor_parallel: 2 }, w);
+      const one = engineFor("cuda", spec, w, KV), two = engineFor("cuda", { ...spec, tensor_parallel: 2 }, w, KV);
       try {
         const { rows, replays, replayRef } = drive(one, two, spec.vocab_size, fi + 1);
         checkRows(`TP=2 ${name}`, rows, moe, 1e-2);

@@ -1,7 +1,10 @@
 /** Shared pieces of the CUDA tests: device detection, bf16 rounding, random data. */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cudaDeviceCount } from "../../src/native";
+import { NativeEngine, cudaDeviceCount, type Backend, type KvConfig } from "../../src/native";
+import type { ModelSpec } from "../../src/native/modelSpec";
+import { bytesOf, tensorShapes } from "../native/helpers";
+import type { Weights } from "../native/reference";
 
 /** True where libfastgen sees a CUDA device: the GPU suites run only there. */
 export const hasGpu = cudaDeviceCount() > 0;
@@ -55,3 +58,12 @@ const driftFiles = ["hf-bf16-drift-h200.json", "hf-bf16-drift-families.json", "h
 const drift: { fixtures: Record<string, { generate: number; prefill: number }> } = {
   fixtures: Object.assign({}, ...driftFiles.map((f) => JSON.parse(readFileSync(f, "utf8")).fixtures)),
 };
+
+/** An engine of `spec` on `backend` with weights `w` (fp32, each converted as the backend keeps it), finalized with `kv`. */
+export function engineFor(backend: Backend, spec: ModelSpec, w: Weights, kv: KvConfig): NativeEngine {
+  const e = NativeEngine.create(spec, backend);
+  const shapes = tensorShapes(spec);
+  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, bytesOf(data));
+  e.finalize(kv);
+  return e;
+}

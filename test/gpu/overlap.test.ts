@@ -10,18 +10,10 @@ import type { ModelSpec } from "../../src/native/modelSpec";
 import { NativeEngine, cudaDeviceCount, type KvConfig, type StepBatch, type StepResult } from "../../src/native";
 import { makeBatch, randomTokens, randomWeights, rng, tensorShapes, tinySpec, type SeqChunk } from "../native/helpers";
 import type { Weights } from "../native/reference";
-import { hasGpu, roundBf16 } from "./gpuHelpers";
+import { engineFor, hasGpu, roundBf16 } from "./gpuHelpers";
 import { EngineCore } from "../../src/engine/engineCore";
 import { defaultModelDir } from "../../src/model/defaultModel";
 import { PERSON_SCHEMA } from "../grammar/helpers";
-
-function engineFor(spec: ModelSpec, w: Weights, kv: KvConfig): NativeEngine {
-  const e = NativeEngine.create(spec, "cuda");
-  const shapes = tensorShapes(spec);
-  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  e.finalize(kv);
-  return e;
-}
 
 function randomMasks(r: () => number, n: number, vocab: number): Uint32Array {
   const words = Math.ceil(vocab / 32);
@@ -81,7 +73,7 @@ describe.skipIf(!hasGpu)("overlapped steps on cuda", () => {
   const kv = { numBlocks: 64, blockSize: 16 };
 
   test("launch + late masks + finish equals fg_step bit for bit, graphs replayed", () => {
-    const a = engineFor(spec, w, kv), b = engineFor(spec, w, kv);
+    const a = engineFor("cuda", spec, w, kv), b = engineFor("cuda", spec, w, kv);
     engines.push(a, b);
     const ref = run((batch) => a.step(batch), 3, 12);
     const ovl = run((batch) => {
@@ -99,7 +91,7 @@ describe.skipIf(!hasGpu)("overlapped steps on cuda", () => {
   });
 
   test("misuse: typed errors; a failed launch leaves the engine usable; destroy with a pass in flight", () => {
-    const e = engineFor(spec, w, kv);
+    const e = engineFor("cuda", spec, w, kv);
     const batch = makeBatch([{ tokens: [1, 2, 3], context: 0, blocks: [0], wants: true }]);
     expect(() => e.finish()).toThrow("no pass in flight");
     e.launch(batch);
@@ -117,7 +109,7 @@ describe.skipIf(!hasGpu)("overlapped steps on cuda", () => {
   });
 
   test("penalty slots: lists sent in pieces equal whole lists bit for bit (the core uploads them whole)", () => {
-    const a = engineFor(spec, w, kv), b = engineFor(spec, w, kv);
+    const a = engineFor("cuda", spec, w, kv), b = engineFor("cuda", spec, w, kv);
     engines.push(a, b);
     const r = rng(21);
     const prompts = [randomTokens(r, 20, V), randomTokens(r, 9, V)];
@@ -155,7 +147,7 @@ describe.skipIf(!hasGpu)("overlapped steps on cuda", () => {
 
   test.skipIf(cudaDeviceCount() < 2)("tensor_parallel 2: launch defers, finish runs the whole step, the same as fg_step", () => {
     const tpSpec = { ...spec, tensor_parallel: 2 };
-    const a = engineFor(tpSpec, w, kv), b = engineFor(tpSpec, w, kv);
+    const a = engineFor("cuda", tpSpec, w, kv), b = engineFor("cuda", tpSpec, w, kv);
     engines.push(a, b);
     const ref = run((batch) => a.step(batch), 4, 3);
     const ovl = run((batch) => {

@@ -11,15 +11,7 @@ import { NativeEngine, sampleLogits, type Backend, type KvConfig } from "../../s
 import { makeBatch, randomTokens, randomWeights, rng, tensorShapes, tinySpec } from "../native/helpers";
 import type { Weights } from "../native/reference";
 import { mismatches, runRowPenalties, verifyCases } from "../native/rowPenalties";
-import { hasGpu, roundBf16 } from "./gpuHelpers";
-
-function engineFor(backend: Backend, spec: ModelSpec, w: Weights, kv: KvConfig): NativeEngine {
-  const e = NativeEngine.create(spec, backend);
-  const shapes = tensorShapes(spec);
-  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  e.finalize(kv);
-  return e;
-}
+import { hasGpu, roundBf16, engineFor } from "./gpuHelpers";
 
 const engines: NativeEngine[] = [];
 afterAll(() => engines.forEach((e) => e.destroy()));

@@ -13,15 +13,7 @@ import type { ModelSpec } from "../../src/native/modelSpec";
 import { NativeEngine, sampleLogits, type Backend, type KvConfig, type StepBatch } from "../../src/native";
 import { makeBatch, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec, type RowSpec, type SeqChunk } from "../native/helpers";
 import type { Weights } from "../native/reference";
-import { hasGpu, roundBf16, top2 } from "./gpuHelpers";
-
-function engineFor(backend: Backend, spec: ModelSpec, w: Weights, kv: KvConfig): NativeEngine {
-  const e = NativeEngine.create(spec, backend);
-  const shapes = tensorShapes(spec);
-  for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  e.finalize(kv);
-  return e;
-}
+import { hasGpu, roundBf16, top2, engineFor } from "./gpuHelpers";
 
 /** Masks allowing a random ~third of the vocabulary each; mask `n` (the last) allows nothing. */
 function randomMasks(r: () => number, n: number, vocab: number): Uint32Array {
