@@ -177,13 +177,21 @@ export class GrammarPool {
     return counts;
   }
 
-  /** Makes `n` matchers of `s` in Worker `w` (compiling it there if it is new to it). */
-  private async createOn(w: PoolWorker, s: StructuredOutput, key: string, n: number): Promise<number[]> {
+  /**
+   * Makes `n` matchers of `s` in Worker `w` (compiling it there if it is new to it). A request
+   * that waited behind another schema's compile which ran past its deadline (the Worker was ended
+   * for that one, not for this) is tried once more on the Worker that replaces it.
+   */
+  private async createOn(w: PoolWorker, s: StructuredOutput, key: string, n: number, retried = false): Promise<number[]> {
     const client = this.client(w);
     const slow = !w.compiled.has(key);
     if (slow) w.compiling.set(key, (w.compiling.get(key) ?? 0) + 1);
     try {
-      const created = await client.create(s, n, slow);
+      const created = await client.create(s, n, slow).catch((e: unknown) => {
+        if (retried || e instanceof GrammarError || !client.compileTimedOut) throw e;
+        return null; // another schema's compile ended this Worker: retried below
+      });
+      if (created === null) return await this.createOn(w, s, key, n, true);
       if (client !== w.client) {
         client.release(created.matchers);
         throw client.failure ?? new GrammarWorkerError("the grammar worker was replaced");

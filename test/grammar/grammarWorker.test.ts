@@ -191,7 +191,6 @@ describe("Worker failures", () => {
       const err = d.errors.get("bound");
       expect(err).toBeInstanceOf(EngineStepError);
       expect(err!.message).toContain("computed no masks in 300 ms");
-      expect(e.grammars.started).toBe(false);
       await d.add("again", "Person:", { maxTokens: 150, temperature: 1, seed: 6, structured: { type: "json", schema: JSON.stringify(PERSON_SCHEMA) } });
       await d.finish();
       expect(d.ids.get("free")).toEqual(alone.free);
@@ -238,7 +237,7 @@ describe("compile deadline (--grammar-compile-timeout)", () => {
     expect(ENGINE_FLAG_HELP).toContain("(default 30)");
   });
 
-  test("a compile past it fails the requests waiting on it (400, naming the limit) and its Worker's samples; others decode on; the next request gets a new Worker", async () => {
+  test("a compile past it fails the requests waiting on it (400, naming the limit) and its Worker's samples; others decode on; a schema queued behind it and the next request run on a new Worker", async () => {
     const e = await loadDemo({ maxSeqs: 16, grammarCompileTimeout: 0.3 });
     try {
       const d = new Driver(e);
@@ -249,8 +248,9 @@ describe("compile deadline (--grammar-compile-timeout)", () => {
       const slow = { maxTokens: 40, temperature: 1, seed: 8, structured: { type: "json" as const, schema: twentyFields(`slow${Date.now()}`) } };
       const settle = (p: Promise<void>) => p.then(() => null, (err: Error) => err);
       const waiting = [settle(d.add("slow", "Person:", slow)), settle(d.add("slow2", "Person:", { ...slow, seed: 9 }))];
-      // Another schema, queued behind the slow compile: not its fault, so the Worker's error.
-      const behind = settle(d.add("behind", "Person:", { maxTokens: 40, temperature: 1, seed: 10, structured: { type: "json", schema: JSON.stringify(PERSON_SCHEMA) } }));
+      // Another schema, queued behind the slow compile: not its fault, so it is tried again on the
+      // Worker that replaces the ended one, and runs.
+      const behind = settle(d.add("behind", "Person:", { maxTokens: 150, temperature: 1, seed: 6, structured: { type: "json", schema: JSON.stringify(PERSON_SCHEMA) } }));
       let settled = false;
       void Promise.all([...waiting, behind]).then(() => (settled = true));
       const free = d.count("free");
@@ -265,18 +265,17 @@ describe("compile deadline (--grammar-compile-timeout)", () => {
         expect(err!.message).toContain("did not compile within 0.3 s");
         expect(err!.message).toContain("--grammar-compile-timeout");
       }
-      const other = await behind;
-      expect(other).toBeInstanceOf(EngineStepError);
-      expect(other!.message).toContain("compile ran past 0.3 s");
+      expect(await behind).toBeNull();
       for (let i = 0; i < 5 && !d.errors.has("bound"); i++) await d.step();
       expect(d.errors.get("bound")).toBeInstanceOf(EngineStepError);
       expect(d.errors.get("bound")!.message).toContain("compile ran past 0.3 s");
-      expect(e.grammars.started).toBe(false);
       await d.add("again", "Person:", { maxTokens: 150, temperature: 1, seed: 6, structured: { type: "json", schema: JSON.stringify(PERSON_SCHEMA) } });
       await d.finish();
       expect(d.ids.get("free")).toEqual(alone.free);
-      const text = e.tokenizer.decode(d.ids.get("again")!, { skipSpecialTokens: true });
-      expect(schemaErrors(JSON.parse(text), PERSON_SCHEMA)).toEqual([]);
+      for (const id of ["behind", "again"]) {
+        const text = e.tokenizer.decode(d.ids.get(id)!, { skipSpecialTokens: true });
+        expect(schemaErrors(JSON.parse(text), PERSON_SCHEMA)).toEqual([]);
+      }
       expect(e.metrics().grammar).toMatchObject({ compileTimeouts: 1, workerRestarts: 1 });
       expect(e.metrics().kvBlocksFree).toBe(e.metrics().kvBlocksTotal);
     } finally {
