@@ -8,7 +8,8 @@
 # K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
 # one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
-# (bench/gpu/mla.ts, the latent attention kernel alone),
+# (bench/gpu/mla.ts, the latent attention kernel alone), `specinv` (a self-draft at batch 1-3 with the
+# default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
 # `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
@@ -86,6 +87,17 @@ for stage in "$@"; do
       OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
       cp -r /tmp/fp8ab "$W/" 2>/dev/null
       tail -40 "$W/fp8ab.log" >> "$W/summary.txt" ;;
+    specinv)
+      # Speculation's bit-identity on the GPU: a draft equal to the target at batch 1-3 (at most 15
+      # tokens a verification pass), default kernels vs the batch-invariant pair
+      # FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1: the second should accept ~100% and change no output.
+      M=/tmp/fastgen-llama2-7b-random
+      [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
+      for v in default "FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1"; do
+        l=$(left); [ "$l" -lt 40 ] && { say "skipped specinv $v (deadline)"; continue; }
+        ( [ "$v" = default ] || export $v; FASTGEN_BACKEND=cuda timeout "$l" bash .gpu/enter bun bench/speculative.ts --model "$M" --tokens 64 --batches 1,2,3 --draft "$M" ) > "$W/specinv-${v%% *}.log" 2>&1 || say "specinv $v failed"
+        say "specinv $v:"; tail -14 "$W/specinv-${v%% *}.log" >> "$W/summary.txt"
+      done ;;
     *) say "unknown stage $stage" ;;
   esac
 done

@@ -18,6 +18,7 @@
   X(PDL_ATTN, INT, "1", "attention's part in PDL: 0 none, 1 overlaps its start, 2 also lets the next kernel in early") \
   X(GEMV, FLAG, "1", "the GEMV kernel for GEMMs of few rows (off: cuBLASLt for every GEMM)")     \
   X(GEMV_MAX_M, INT, "8", "largest token count the GEMV kernels take (1: the one-token kernel only, cuBLASLt above; at most 16; 8: faster than cuBLASLt up to 8 tokens, slower at 16, H100 2026-12-07)") \
+  X(GEMV_SMALL_AT_1, FLAG, "0", "one-token GEMMs through the small-M tensor-core kernel too (a row's result then does not depend on the batch: with ATTN=simple, decode and speculative verification agree bit for bit; slower)") \
   X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 0 chooses by N, 16 or 32 forces it (A/B timing)") \
   X(GEMV_PIPE, FLAG, "1", "software-pipelined weight loads in the narrow GEMVs (bf16; FP8 rows longer than one round)") \
   X(FP8_GEMV_MAX_M, INT, "4", "FP8 weights: GEMMs of up to this many rows (at most 8) run the FP8 GEMV, larger ones W8A8 on cuBLASLt") \

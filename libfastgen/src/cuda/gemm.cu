@@ -354,6 +354,15 @@ int gemv_max_m() {
   const int m = fg_knob_int(FG_KNOB_GEMV_MAX_M);
   return m < 0 ? 0 : m > kGemvMaxM ? kGemvMaxM : m;
 }
+// FASTGEN_GEMV_SMALL_AT_1=1: one-token GEMMs through the small-M kernel too, whose arithmetic for
+// a row does not depend on how many rows come with it (each 8-token column of its MMAs is summed
+// alone, in one k order): with FASTGEN_ATTN=simple (one warp per token and head, keys in order),
+// a token's logits are then the same in a decode step and in a verification pass of up to 16
+// tokens, which is what speculative decoding's bit-identical outputs need on the GPU.
+bool gemv_small_at_1() {
+  static const bool v = fg_knob_int(FG_KNOB_GEMV_SMALL_AT_1) != 0;
+  return v;
+}
 uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
 LtContext gemm_lt(Gemm *g) { return {&g->api, g->handle, g->workspace, kWorkspaceBytes}; }
 
@@ -401,9 +410,9 @@ int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumu
     return FG_ERR_INTERNAL;
   }
   if (M <= gemv_max_m() && K % 8 == 0) {
-    if (M == 1) launch_gemv(x, w, y, y_f32, accumulate, N, K, stream);
+    if (M == 1 && !gemv_small_at_1()) launch_gemv(x, w, y, y_f32, accumulate, N, K, stream);
     else gemv_small(x, w, y, y_f32, accumulate, M, N, K, stream);
-    FGCU_LAUNCHED(M == 1 ? "gemv" : "gemv_small");
+    FGCU_LAUNCHED(M == 1 && !gemv_small_at_1() ? "gemv" : "gemv_small");
     return 0;
   }
   return gemm_cublaslt(g, x, w, y, y_f32, accumulate, M, N, K, stream, err);
@@ -449,7 +458,7 @@ int gemm_cublaslt(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bo
 bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                 int K, cudaStream_t stream) {
   if (M < 1 || M > gemv_max_m() || K % 8 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
-  if (M > 1) gemv_small_gated(x, w, bias, act, y, M, N, K, stream);
+  if (M > 1 || gemv_small_at_1()) gemv_small_gated(x, w, bias, act, y, M, N, K, stream);
   else if (act == 0) launch_gated<0>(x, w, bias, y, N, K, stream);
   else if (act == 1) launch_gated<1>(x, w, bias, y, N, K, stream);
   else launch_gated<2>(x, w, bias, y, N, K, stream);
