@@ -90,10 +90,11 @@ for stage in "$@"; do
     specinv)
       # Speculation's bit-identity on the GPU: a draft equal to the target at batch 1-3 (at most 15
       # tokens a verification pass), default kernels vs the batch-invariant pair
-      # FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1: the second should accept ~100% and change no output.
+      # FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1 FASTGEN_GEMV_MAX_M=16 (every GEMM of up to 16
+      # rows in the small-M kernel): the second should accept ~100% and change no output.
       M=/tmp/fastgen-llama2-7b-random
       [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
-      for v in default "FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1"; do
+      for v in default "FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1 FASTGEN_GEMV_MAX_M=16"; do
         l=$(left); [ "$l" -lt 40 ] && { say "skipped specinv $v (deadline)"; continue; }
         ( [ "$v" = default ] || export $v; FASTGEN_BACKEND=cuda timeout "$l" bash .gpu/enter bun bench/speculative.ts --model "$M" --tokens 64 --batches 1,2,3 --draft "$M" ) > "$W/specinv-${v%% *}.log" 2>&1 || say "specinv $v failed"
         say "specinv $v:"; tail -14 "$W/specinv-${v%% *}.log" >> "$W/summary.txt"

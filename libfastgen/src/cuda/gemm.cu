@@ -356,9 +356,9 @@ int gemv_max_m() {
 }
 // FASTGEN_GEMV_SMALL_AT_1=1: one-token GEMMs through the small-M kernel too, whose arithmetic for
 // a row does not depend on how many rows come with it (each 8-token column of its MMAs is summed
-// alone, in one k order): with FASTGEN_ATTN=simple (one warp per token and head, keys in order),
-// a token's logits are then the same in a decode step and in a verification pass of up to 16
-// tokens, which is what speculative decoding's bit-identical outputs need on the GPU.
+// alone, in one k order): with FASTGEN_ATTN=simple (one warp per token and head, keys in order)
+// and FASTGEN_GEMV_MAX_M=16, a token's logits are then the same in a decode step and in a
+// verification pass of up to 16 tokens, which is what speculative decoding's bit-identical outputs need on the GPU.
 bool gemv_small_at_1() {
   static const bool v = fg_knob_int(FG_KNOB_GEMV_SMALL_AT_1) != 0;
   return v;
