@@ -11,6 +11,32 @@ using namespace fgcu;
 
 namespace {
 
+// Device time of 20 runs of launch() (an int-returning status), each alone between two events,
+// sorted ascending into t; before() runs ahead of each (an L2 flush, or nothing), and `untimed`
+// runs go first (cuBLASLt plans on its first call).
+template <typename F, typename B>
+int time_launches(cudaStream_t st, F launch, B before, int untimed, float (&t)[20], char *err) {
+  cudaEvent_t t0, t1;
+  FGCU_TRY(cudaEventCreate(&t0));
+  FGCU_TRY(cudaEventCreate(&t1));
+  for (int i = 0; i < 20 + untimed; i++) {
+    FGCU_CHECK(before(i));
+    FGCU_TRY(cudaEventRecord(t0, st));
+    FGCU_CHECK(launch());
+    FGCU_TRY(cudaEventRecord(t1, st));
+    FGCU_TRY(cudaEventSynchronize(t1));
+    if (i >= untimed) FGCU_TRY(cudaEventElapsedTime(&t[i - untimed], t0, t1));
+  }
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+  for (int i = 1; i < 20; i++)
+    for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+      const float v = t[j];
+      t[j] = t[j - 1], t[j - 1] = v;
+    }
+  return 0;
+}
+
 // Bench hook: with FASTGEN_ATTN_TIMING=<file>, appends the median device time (ms) of 20 more
 // runs of launch() (an int-returning status) to that file.
 template <typename F>
@@ -18,23 +44,7 @@ int append_timing(cudaStream_t st, F launch, char *err) {
   const char *path = fg_knob_str(FG_KNOB_ATTN_TIMING);
   if (!path[0]) return 0;
   float ms[20];
-  cudaEvent_t t0, t1;
-  FGCU_TRY(cudaEventCreate(&t0));
-  FGCU_TRY(cudaEventCreate(&t1));
-  for (int i = 0; i < 20; i++) {
-    FGCU_TRY(cudaEventRecord(t0, st));
-    FGCU_CHECK(launch());
-    FGCU_TRY(cudaEventRecord(t1, st));
-    FGCU_TRY(cudaEventSynchronize(t1));
-    FGCU_TRY(cudaEventElapsedTime(&ms[i], t0, t1));
-  }
-  cudaEventDestroy(t0);
-  cudaEventDestroy(t1);
-  for (int i = 1; i < 20; i++)
-    for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
-      const float t = ms[j];
-      ms[j] = ms[j - 1], ms[j - 1] = t;
-    }
+  FGCU_CHECK(time_launches(st, launch, [](int) { return 0; }, 0, ms, err));
   if (FILE *f = fopen(path, "a")) {
     fprintf(f, "%.5f\n", ms[10]);
     fclose(f);
@@ -203,24 +213,11 @@ extern "C" int fgcu_gemm_host(const float *x, const float *w, const float *bias,
   };
   if (ms) {  // 20 launches, each timed alone after the flush evicted the weights from L2
     float t[20];
-    cudaEvent_t t0, t1;
-    FGCU_TRY(cudaEventCreate(&t0));
-    FGCU_TRY(cudaEventCreate(&t1));
-    for (int i = 0; i < 21; i++) {  // the first plans cuBLASLt: not timed
+    auto flush_l2 = [&](int i) -> int {
       FGCU_TRY(cudaMemsetAsync(flush, i, flush_bytes, sc.stream));
-      FGCU_TRY(cudaEventRecord(t0, sc.stream));
-      FGCU_CHECK(launch());
-      FGCU_TRY(cudaEventRecord(t1, sc.stream));
-      FGCU_TRY(cudaEventSynchronize(t1));
-      if (i > 0) FGCU_TRY(cudaEventElapsedTime(&t[i - 1], t0, t1));
-    }
-    cudaEventDestroy(t0);
-    cudaEventDestroy(t1);
-    for (int i = 1; i < 20; i++)
-      for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-        const float v = t[j];
-        t[j] = t[j - 1], t[j - 1] = v;
-      }
+      return 0;
+    };
+    FGCU_CHECK(time_launches(sc.stream, launch, flush_l2, 1, t, err));  // the first plans cuBLASLt: not timed
     *ms = t[10];
   }
   // The checked launch, on y as given (accumulate) or poisoned (NaN where nothing writes).
@@ -298,24 +295,12 @@ extern "C" int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const 
       return FG_ERR_OUT_OF_MEMORY;
     }
     float t[20];
-    cudaEvent_t t0, t1;
-    FGCU_TRY(cudaEventCreate(&t0));
-    FGCU_TRY(cudaEventCreate(&t1));
-    for (int i = 0; i < 20; i++) {
+    auto flush_l2 = [&](int i) -> int {
       FGCU_TRY(cudaMemsetAsync(flush, i, flush_bytes, sc.stream));
-      FGCU_TRY(cudaEventRecord(t0, sc.stream));
-      FGCU_CHECK(fp8_linear(en.f, dx, wt, dy, out_mode != 0, out_mode == 2, M, N, K, sc.stream, err, path));
-      FGCU_TRY(cudaEventRecord(t1, sc.stream));
-      FGCU_TRY(cudaEventSynchronize(t1));
-      FGCU_TRY(cudaEventElapsedTime(&t[i], t0, t1));
-    }
-    cudaEventDestroy(t0);
-    cudaEventDestroy(t1);
-    for (int i = 1; i < 20; i++)
-      for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-        const float v = t[j];
-        t[j] = t[j - 1], t[j - 1] = v;
-      }
+      return 0;
+    };
+    auto launch = [&] { return fp8_linear(en.f, dx, wt, dy, out_mode != 0, out_mode == 2, M, N, K, sc.stream, err, path); };
+    FGCU_CHECK(time_launches(sc.stream, launch, flush_l2, 0, t, err));
     if (FILE *f = fopen(tf, "a")) {
       fprintf(f, "%.6f\n", 0.5 * (t[9] + t[10]));
       fclose(f);
