@@ -6,6 +6,7 @@ initializes Llama, drawn and written shard by shard) and the tokenizer is a byte
 the benchmark sends token-id prompts with ignore_eos, so only the shapes matter.
 
     python3 bench/device/make_llama7b_random.py OUT_DIR [--tiny] [--seed 0] [--shape 7b|70b] [--layers N]
+                                                [--fp8] [--spill DIR]
 
 Shape (Llama-2-7B): hidden 4096, 32 layers, 32 heads (MHA, head_dim 128), intermediate 11008,
 vocab 32000, context 4096, RMSNorm eps 1e-5, RoPE theta 10000, separate LM head.
@@ -14,6 +15,12 @@ vocab 32000, context 4096, RMSNorm eps 1e-5, RoPE theta 10000, separate LM head.
 --tiny: same vocabulary and context, 2 layers of width 256 (a CPU smoke test of this script).
 --shape 70b: Llama-2-70B (hidden 8192, 80 layers, 64 heads / 8 KV heads, intermediate 28672);
 --layers N trims either shape to N layers (e.g. 20 layers of 70B: 17.6B parameters, 35 GB).
+--fp8: an FP8 checkpoint as FP8 tools publish it (quant_method "fp8", activation_scheme dynamic,
+per-channel weight_scale [rows, 1] F32, scale = amax(row) / 448): the attention and MLP projections
+F8_E4M3, embeddings, norms and the LM head bf16 (ignored_layers ["lm_head"]). The 70B shape is then
+64.7 GiB instead of 138 GB, servable on one H200.
+--spill DIR: when OUT_DIR's filesystem lacks room for the next shard (+ 2 GiB), the shard is written
+to DIR and symlinked into OUT_DIR (e.g. /dev/shm full, the rest on disk).
 
 Writes config.json, generation_config.json, model-0000x-of-0000n.safetensors + index,
 tokenizer.json (<unk>=0, <s>=1, </s>=2; "<s>" prepended), tokenizer_config.json, README.md.
@@ -98,17 +105,41 @@ def tensor_plan(shape):
     return plan + [("model.norm.weight", (h,)), ("lm_head.weight", (VOCAB, h))]
 
 
-def write_random_weights(out_dir, shape, seed, torch, shard_bytes=5 << 30):
+FP8_PROJ = (".q_proj.weight", ".k_proj.weight", ".v_proj.weight", ".o_proj.weight", ".gate_proj.weight", ".up_proj.weight",
+            ".down_proj.weight")
+
+
+def is_fp8(name, fp8):
+    return fp8 and name.endswith(FP8_PROJ)
+
+
+def shard_path(out_dir, fname, nbytes, spill):
+    """Where a shard goes: out_dir, or spill (symlinked from out_dir) when out_dir is nearly full."""
+    import shutil
+
+    if spill and shutil.disk_usage(out_dir).free < nbytes + (2 << 30):
+        os.makedirs(spill, exist_ok=True)
+        target = os.path.join(spill, fname)
+        link = os.path.join(out_dir, fname)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(target, link)
+        return target
+    return os.path.join(out_dir, fname)
+
+
+def write_random_weights(out_dir, shape, seed, torch, shard_bytes=5 << 30, fp8=False, spill=None):
     """Random bf16 weights as transformers initializes Llama (normal(0, 0.02), norms at 1), drawn on
     the GPU one tensor at a time and written shard by shard (safetensors + index), so an 80-layer
-    70B shape never has to fit in one device's or the host's memory at once."""
+    70B shape never has to fit in one device's or the host's memory at once. fp8: the projections
+    quantized per output channel to E4M3 on the GPU, each with its weight_scale [rows, 1] F32."""
     from concurrent.futures import ThreadPoolExecutor
     from safetensors.torch import save_file
 
     plan = tensor_plan(shape)
     shards, cur, size = [], [], 0
     for name, dims in plan:
-        nbytes = 2 * math.prod(dims)
+        nbytes = (1 if is_fp8(name, fp8) else 2) * math.prod(dims)
         if cur and size + nbytes > shard_bytes:
             shards.append(cur)
             cur, size = [], 0
@@ -122,17 +153,29 @@ def write_random_weights(out_dir, shape, seed, torch, shard_bytes=5 << 30):
         pending = []
         for k, shard in enumerate(shards):
             fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-            tensors = {}
+            tensors, shard_size = {}, 0
             for name, dims in shard:
                 if name.endswith("norm.weight"):
                     t = torch.ones(dims, dtype=torch.bfloat16)
                 else:
-                    t = torch.empty(dims, dtype=torch.bfloat16, device=device).normal_(0.0, 0.02, generator=gen).cpu()
+                    t = torch.empty(dims, dtype=torch.bfloat16, device=device).normal_(0.0, 0.02, generator=gen)
+                    if is_fp8(name, fp8):
+                        w = t.float()
+                        scale = (w.abs().amax(dim=1, keepdim=True) / 448.0).clamp(min=1e-12)
+                        q = (w / scale).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+                        sname = name[: -len("weight")] + "weight_scale"
+                        tensors[sname] = scale.cpu()
+                        weight_map[sname] = fname
+                        total += 4 * scale.numel()
+                        t = q
+                    t = t.cpu()
                 tensors[name] = t
                 weight_map[name] = fname
-                total += 2 * t.numel()
+                total += t.element_size() * t.numel()
+                shard_size += t.element_size() * t.numel()
                 params += t.numel()
-            pending.append(pool.submit(save_file, tensors, os.path.join(out_dir, fname), {"format": "pt"}))
+            target = shard_path(out_dir, fname, shard_size, spill)
+            pending.append(pool.submit(save_file, tensors, target, {"format": "pt"}))
             while len(pending) > 4:  # bound the host memory held by shards not yet written
                 pending.pop(0).result()
             log(f"  shard {k + 1}/{len(shards)} drawn")
@@ -150,6 +193,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shape", choices=["7b", "70b"], default="7b")
     ap.add_argument("--layers", type=int, default=0, help="trim to this many layers")
+    ap.add_argument("--fp8", action="store_true", help="projections as F8_E4M3 with per-channel weight_scale")
+    ap.add_argument("--spill", default=None, help="directory for shards that do not fit OUT_DIR's filesystem")
     args = ap.parse_args()
 
     card = os.path.join(args.out_dir, "README.md")
@@ -179,16 +224,19 @@ def main():
         config.dtype = torch.bfloat16
     else:
         config.torch_dtype = torch.bfloat16
+    if args.fp8:
+        config.quantization_config = {"quant_method": "fp8", "activation_scheme": "dynamic", "ignored_layers": ["lm_head"]}
     config.save_pretrained(args.out_dir)
     with open(os.path.join(args.out_dir, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": 1, "eos_token_id": 2}, f, indent=2)
-    n = write_random_weights(args.out_dir, shape, args.seed, torch)
-    log(f"weights: {n / 1e9:.2f}B random bf16 parameters ({time.time() - t0:.0f} s)")
+    n = write_random_weights(args.out_dir, shape, args.seed, torch, fp8=args.fp8, spill=args.spill)
+    kind = "FP8 (projections) / bf16" if args.fp8 else "bf16"
+    log(f"weights: {n / 1e9:.2f}B random {kind} parameters ({time.time() - t0:.0f} s)")
     with open(card, "w") as f:
         f.write(f"# Random Llama-2-{args.shape.upper()}-shaped model, {shape['num_hidden_layers']} layers ({MARKER})\n\n"
                 f"Made by `bench/device/make_llama7b_random.py{' --tiny' if args.tiny else ''} --seed {args.seed} --shape {args.shape}"
-                f"{f' --layers {args.layers}' if args.layers else ''}` with torch "
-                f"{torch.__version__}, transformers {transformers.__version__}: {n / 1e9:.2f}B random bf16 parameters "
+                f"{f' --layers {args.layers}' if args.layers else ''}{' --fp8' if args.fp8 else ''}` with torch "
+                f"{torch.__version__}, transformers {transformers.__version__}: {n / 1e9:.2f}B random {kind} parameters "
                 f"(normal(0, 0.02), norms at 1), a {VOCAB}-token byte-level BPE trained on made-up words. Benchmarks only.\n")
     log(f"wrote {args.out_dir} ({time.time() - t0:.0f} s)")
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Issue #18 / #24: the FP8 GEMV variants A/B in one device call (run-wave.sh stage `fp8ab`, or
-# alone), within BUDGET seconds (default 240), in order:
-#   1. test/gpu/fp8.test.ts (its kernel cases under every FASTGEN_FP8_GEMV_VARIANT and with
-#      FASTGEN_FP8_SMALL_MAX_M=16, in child processes) and test/gpu/gemvSmall.test.ts
-#   2. the kernel bench (bench/gpu/fp8Gemv.ts) once per setting: variants 0..3 at 1..8 tokens
-#      (FASTGEN_FP8_GEMV_MAX_M=8; variant 0's run also times W8A8 on cuBLASLt at 1..16), and the
-#      tensor-core small-M kernel at 2..16 (FASTGEN_FP8_SMALL_MAX_M=16)
+# Issue #18 / #24: the FP8 small-batch GEMM paths A/B in one device call (run-wave.sh stage
+# `fp8ab`, or alone), within BUDGET seconds (default 240), in order:
+#   1. test/gpu/fp8.test.ts (its kernel cases under the defaults and, in child processes, the
+#      knob settings below) and test/gpu/gemvSmall.test.ts
+#   2. the kernel bench (bench/gpu/fp8Gemv.ts) once per setting: the defaults (the GEMV at one
+#      row, the tensor-core small-M kernel at 2..8, W8A8 on cuBLASLt above, timed at 1..16 too),
+#      the CUDA-core GEMV at 1..8 (gemv8), the small-M kernel at 2..16 (small16)
 #   3. bench/gpu/fp8.ts --quick (FP8 engine decode b = 1..16) per setting
 #   4. one compact table (bench/gpu/fp8GemvReport.ts), printed last and in $OUT/fp8ab.md
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-fp8ab.sh"
@@ -24,11 +24,9 @@ lim() { local l; l=$(left); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
 
 # knob settings: label, then the environment
 SETTINGS=(
-  "v0|FASTGEN_FP8_GEMV_VARIANT=0 FASTGEN_FP8_GEMV_MAX_M=8"
-  "v1|FASTGEN_FP8_GEMV_VARIANT=1 FASTGEN_FP8_GEMV_MAX_M=8"
-  "v2|FASTGEN_FP8_GEMV_VARIANT=2 FASTGEN_FP8_GEMV_MAX_M=8"
-  "v3|FASTGEN_FP8_GEMV_VARIANT=3 FASTGEN_FP8_GEMV_MAX_M=8"
-  "small|FASTGEN_FP8_SMALL_MAX_M=16"
+  "default|FASTGEN_FP8_SMALL_MAX_M=8 FASTGEN_FP8_GEMV_MAX_M=1"
+  "gemv8|FASTGEN_FP8_SMALL_MAX_M=0 FASTGEN_FP8_GEMV_MAX_M=8"
+  "small16|FASTGEN_FP8_SMALL_MAX_M=16"
 )
 
 say "tests"
@@ -43,7 +41,7 @@ say "gemvSmall.test.ts: $(grep -E "^ *[0-9]+ (pass|fail)" "$A/test_gemv_small.lo
 for s in "${SETTINGS[@]}"; do
   name=${s%%|*}; envs=${s#*|}
   [ "$(left)" -lt 15 ] && { say "kernel bench $name skipped (budget)"; continue; }
-  case "$name" in v0) extra="--ms 1,2,4,8,16 --lt" ;; small) extra="--ms 2,4,8,16" ;; *) extra="--ms 1,2,4,8" ;; esac
+  case "$name" in default) extra="--ms 1,2,4,8,16 --lt" ;; small16) extra="--ms 2,4,8,16" ;; *) extra="--ms 1,2,4,8" ;; esac
   rm -f "$A/timing-$name.txt"
   timeout "$(lim 40)" env $envs FASTGEN_FP8_TIMING="$A/timing-$name.txt" bash .gpu/enter \
     bun bench/gpu/fp8Gemv.ts "$A/ceilings.json" "$A/kernel-$name.json" $extra > "$A/kernel-$name.log" 2>&1 || say "kernel bench $name failed"
@@ -55,6 +53,6 @@ for s in "${SETTINGS[@]}"; do
   timeout "$(lim 45)" env $envs bash .gpu/enter bun bench/gpu/fp8.ts "$A/ceilings.json" "$A" --quick >> "$A/decode.log" 2>&1 || say "decode $name failed"
 done
 
-bun bench/gpu/fp8GemvReport.ts "$A" > "$A/report.log" 2>&1
+bash .gpu/enter bun bench/gpu/fp8GemvReport.ts "$A" > "$A/report.log" 2>&1
 cat "$A/summary.txt"
 cat "$A/fp8ab.md"

@@ -11,8 +11,10 @@
  *     >= 60%) and the bf16 engine's;
  *   logits of the FP8 engine against the bf16 engine's (decode and prefill), as a sanity figure.
  *
- *   bun bench/gpu/fp8.ts <ceilings.json> <out-dir> [--quick]   (--quick: decode b = 1..16 only,
- *   FP8 engine only, printed; for FASTGEN_FP8_GEMV_MAX_M / FASTGEN_FP8_LT A/B runs)
+ *   bun bench/gpu/fp8.ts <ceilings.json> <out-dir> [--quick] [--shape 7b|70b] [--layers N] [--fp8-only]
+ *   --quick: decode b = 1..16 only, FP8 engine only, printed (FASTGEN_FP8_GEMV_MAX_M / _LT A/B runs);
+ *   --shape 70b --fp8-only: the Llama-2-70B shape on one GPU (its bf16 weights, 128 GiB, fit no
+ *   single H100/H200 beside a KV pool, so only the FP8 engine runs and the bf16 column is empty).
  * Steps are timed on the host around fg_step (it waits for the sampled tokens), as llama7b.ts does.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -21,16 +23,21 @@ import { NativeEngine } from "../../src/native";
 import { batchOf as batchOfSpec, loadRandom, shapeSpec, timeSteps } from "./randomModel";
 
 const [ceilPath, outDir = "bench/results", ...flags] = process.argv.slice(2);
-const quick = flags.includes("--quick");
+const quick = flags.includes("--quick"), fp8Only = flags.includes("--fp8-only");
+const flag = (name: string) => { const i = flags.indexOf(name); return i >= 0 ? flags[i + 1] : undefined; };
+const shape = (flag("--shape") ?? "7b") as "7b" | "70b";
+const layersFlag = flag("--layers") ? Number(flag("--layers")) : undefined;
 const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath, "utf8")) : {};
-const knobs = ["FASTGEN_FP8_GEMV_VARIANT", "FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_LT", "FASTGEN_FP8_FAST_ACCUM", "FASTGEN_GEMV_PIPE", "FASTGEN_CUDA_GRAPHS",
+const knobs = ["FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_LT", "FASTGEN_FP8_FAST_ACCUM", "FASTGEN_GEMV_PIPE", "FASTGEN_CUDA_GRAPHS",
   "FASTGEN_PROFILE"]
   .filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
 const label = knobs.join(",") || "default";
 
-const spec = shapeSpec("7b");
-const H = 4096, I = 11008, L = 32, V = 32000;
-const projElems = L * (3 * H * H + H * H + 3 * H * I), projRows = L * (3 * H + H + 2 * I + H);
+const spec = shapeSpec(shape, layersFlag);
+const H = spec.hidden_size, I = spec.intermediate_size, L = spec.num_layers, V = spec.vocab_size;
+const NH = spec.num_heads, KVD = spec.num_kv_heads * spec.head_dim!;
+const qkvRows = NH * spec.head_dim! + 2 * KVD;
+const projElems = L * (qkvRows * H + H * NH * spec.head_dim! + 3 * H * I), projRows = L * (qkvRows + H + 2 * I + H);
 // bytes a decode step streams: every projection once (E4M3 + an fp32 scale a row) and the LM head
 const fp8StepBytes = projElems + 4 * projRows + V * H * 2;
 const bw = ceil.copy_bw_GBps ? ceil.copy_bw_GBps * 1e9 : NaN;
@@ -64,7 +71,7 @@ function measure(quantized: boolean): Figures {
     const T = 2048;
     const ms = timeSteps(e, batch(1, T, 0), 5, 1);
     const linFlops = 2 * T * projElems + 2 * V * H;  // the LM head on the last token only, as llama7b.ts counts
-    const attnFlops = L * 4 * 32 * 128 * (T * (T + 1)) / 2;
+    const attnFlops = L * 4 * NH * spec.head_dim! * (T * (T + 1)) / 2;
     f.prefill_2048 = { ms, tflops: (linFlops + attnFlops) / (ms * 1e-3) / 1e12 };
     const decode = e.step({ ...batchOfSpec(spec, 1, 1, 0, bs), returnLogits: true }).logits!;
     const prefill = e.step({ ...batchOfSpec(spec, 1, 64, 0, bs, { firstBlock: 8 }), returnLogits: true }).logits!;
@@ -89,7 +96,12 @@ if (quick) {
   process.exit(0);
 }
 
-const bf = measure(false), f8 = measure(true);
+/** --fp8-only: the bf16 side as NaN (printed as "-" and null in the JSON). */
+const none: Figures = {
+  load_s: NaN, weight_gib: NaN, kv_blocks: NaN, decode_b1_ms: NaN, decode_small: { 2: NaN, 4: NaN, 8: NaN, 16: NaN },
+  decode_batch: { 64: { ms: NaN, tok_s: NaN }, 256: { ms: NaN, tok_s: NaN } }, prefill_2048: { ms: NaN, tflops: NaN },
+};
+const bf = fp8Only ? none : measure(false), f8 = measure(true);
 const gemmCeil = ceil.gemm_fp8_8192_tflops as number | undefined;
 const results = {
   label, gpu: ceil.gpu, date: new Date().toISOString(), command: `bun bench/gpu/fp8.ts ${process.argv.slice(2).join(" ")}`,
@@ -106,14 +118,17 @@ const results = {
   },
   weights_gib: { fp8: f8.weight_gib, bf16: bf.weight_gib }, kv_blocks: { fp8: f8.kv_blocks, bf16: bf.kv_blocks },
   load_seconds: { fp8: f8.load_s, bf16: bf.load_s },
-  logits_rel_err_vs_bf16: { decode: relErr(f8.logits!.decode, bf.logits!.decode), prefill_64: relErr(f8.logits!.prefill, bf.logits!.prefill) },
+  logits_rel_err_vs_bf16: bf.logits
+    ? { decode: relErr(f8.logits!.decode, bf.logits.decode), prefill_64: relErr(f8.logits!.prefill, bf.logits.prefill) }
+    : { decode: NaN, prefill_64: NaN },
 };
 mkdirSync(outDir, { recursive: true });
-const base = join(outDir, `cuda-fp8-llama7b-${label}`);
+const model = `${shape === "7b" ? "llama7b" : "llama70b"}${layersFlag ? `-${L}l` : ""}`;
+const base = join(outDir, `cuda-fp8-${model}-${label}`);
 writeFileSync(`${base}.json`, JSON.stringify(results, null, 1));
 const d = results.decode_b1, p = results.prefill_2048;
 const rows = [
-  `# CUDA backend, Llama-2-7B shape, FP8 weights quantized at load vs bf16 (${label})`,
+  `# CUDA backend, Llama-2-${shape.toUpperCase()} shape (${L} layers), FP8 weights quantized at load vs bf16 (${label})`,
   ``,
   `GPU ${ceil.gpu}; ${results.date}; \`${results.command}\``,
   `ceilings (same run): copy ${ceil.copy_bw_GBps} GB/s, FP8 GEMM 8192^3 ${gemmCeil ?? ceil.gemm_fp8_error} TFLOP/s, bf16 ${ceil.gemm_bf16_8192_tflops} TFLOP/s`,

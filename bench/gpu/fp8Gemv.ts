@@ -1,6 +1,6 @@
 /**
  * The FP8 decode GEMMs of the Llama-2-7B shape alone (issue #18 / #24), at 1-16 tokens, under this
- * process's FP8 knobs (FASTGEN_FP8_GEMV_VARIANT, FASTGEN_FP8_SMALL_MAX_M, FASTGEN_FP8_GEMV_MAX_M:
+ * process's FP8 knobs (FASTGEN_FP8_SMALL_MAX_M, FASTGEN_FP8_GEMV_MAX_M:
  * libfastgen reads them once a process, so bench/device/run-fp8ab.sh runs one process per
  * setting), timed through the test hook fg_cuda_fp8_linear_host with FASTGEN_FP8_TIMING set (the
  * median of 20 launches, each after an L2 flush). GB/s = weight bytes (E4M3 + an fp32 scale a
@@ -26,7 +26,7 @@ const TOKENS = (flag("--ms") ?? "1,2,4,8,16").split(",").map(Number);
 const withLt = flags.includes("--lt");
 const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath, "utf8")) : {};
 const bw = ceil.copy_bw_GBps ?? NaN;
-const label = ["FASTGEN_FP8_GEMV_VARIANT", "FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M"]
+const label = ["FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M"]
   .filter((k) => process.env[k] !== undefined).map((k) => `${k.replace("FASTGEN_FP8_", "")}=${process.env[k]}`).join(",") || "default";
 
 // [name, N, K, output as the model asks for it]

@@ -1,12 +1,12 @@
 // FP8 weights on the CUDA backend (issue #18): kept FP8 on the device, multiplied by the FP8 GEMV
-// (weight-only, decode-sized steps), W8A8 on cuBLASLt (larger steps) or the dequantize fallback.
+// (weight-only, one row), the tensor-core small-M kernel (2..8 rows), W8A8 on cuBLASLt (larger steps) or the dequantize fallback.
 //   kernels  fg_cuda_fp8_linear_host on odd shapes against fp64 on the same bf16 x and E4M3 w: the
 //            GEMV (per-channel and K-segment scales, partial segments, several load rounds, pipelined
 //            or not, 2 rows a warp, bf16 / fp32 / accumulating outputs) within 1e-4 (fp32 out) or
 //            8e-3 (bf16 out); W8A8 within 1.5e-2 of an emulation that quantizes x per token (or
 //            with the static scale) as the kernel does (the tensor cores' fast accumulation); the
 //            fallback within 1e-2 (the weight rounded to bf16); the path the engine picks per shape.
-//   variants every FASTGEN_FP8_GEMV_VARIANT (1 streamed rows, 2 bit-move widening, 3 tensor cores)
+//   knobs    FASTGEN_FP8_SMALL_MAX_M=0 FASTGEN_FP8_GEMV_MAX_M=8 (the CUDA-core GEMV for 1..8 rows)
 //            and FASTGEN_FP8_SMALL_MAX_M=16 (the tensor-core small-M kernel for 2..16 rows), each
 //            in a child process (knobs are read once a process) running the kernel cases above
 //            (bounds as the GEMV's; per-K-block scales on tensor cores round w * scale to bf16:
@@ -15,7 +15,7 @@
 //   engines  FP8 checkpoints of every format (test/fixtures/make_fp8_checkpoints.ts) and
 //            --quantization fp8 of llama-gqa, mixtral and falcon-gqa against the CPU reference on
 //            the same checkpoint (exact dequantization, fp32, weight-only): (a) 4-token steps, so
-//            every GEMM is the weight-only GEMV: greedy ids equal up to a near-tie and top-5
+//            every GEMM is weight-only (the small-M kernel): greedy ids equal up to a near-tie and top-5
 //            logprobs within fixtureTolerance, the bf16 noise fixtures.test.ts allows; (b) whole
 //            prompts in one step, so the per-channel formats run W8A8: rounding the activations
 //            through E4M3 (2-3% a value) moves these random fixtures' logprobs about as much as
@@ -91,9 +91,9 @@ function w8a8(x: Float32Array, m: number, k: number, w: Uint8Array, scales: Floa
   return y;
 }
 
-// This process's FP8 GEMV knobs (the variant children set them).
-const VARIANT = Number(process.env.FASTGEN_FP8_GEMV_VARIANT ?? 0) || 0;
-const SMALL_MAX_M = Number(process.env.FASTGEN_FP8_SMALL_MAX_M ?? 0) || 0;
+// This process's FP8 GEMV knobs (the children set them; defaults as libfastgen core/knobs.h).
+const SMALL_MAX_M = Number(process.env.FASTGEN_FP8_SMALL_MAX_M ?? 8);
+const GEMV_MAX_M = Number(process.env.FASTGEN_FP8_GEMV_MAX_M ?? 1);
 
 interface KernelCase {
   m: number; n: number; k: number; kblock?: number; out: "bf16" | "f32" | "acc"; path: Fp8Path; inputScale?: number;
@@ -101,6 +101,7 @@ interface KernelCase {
 }
 
 const KERNEL_CASES: KernelCase[] = [
+  // expectPath: the path past the small-M kernel's and the GEMV's rows (expectedPath)
   // the GEMV: odd N, partial K segments, several load rounds (K = 8208: 513 chunks), 2 rows a warp (N >= 8192)
   { m: 1, n: 37, k: 48, out: "f32", path: "auto", expectPath: "gemv" },
   { m: 3, n: 130, k: 176, kblock: 32, out: "bf16", path: "auto", expectPath: "gemv" },
@@ -136,8 +137,10 @@ const KERNEL_CASES: KernelCase[] = [
 
 /** The path `c` takes under this process's knobs. */
 function expectedPath(c: KernelCase): Fp8Path | undefined {
-  if (c.path === "auto" && c.m >= 2 && c.m <= Math.min(SMALL_MAX_M, 16)) return "small";
-  return c.expectPath;
+  if (c.path !== "auto") return c.expectPath;
+  if (c.m >= 2 && c.m <= Math.min(SMALL_MAX_M, 16)) return "small";
+  if (c.m <= Math.min(GEMV_MAX_M, 8)) return "gemv";
+  return c.expectPath === "gemv" ? (c.m <= 16 ? undefined : "w8a8") : c.expectPath;
 }
 
 describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
@@ -156,8 +159,8 @@ describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
       const err = relErr(y, ref);
       // fp32 GEMV: summation order only; bf16 out: its rounding; W8A8: the tensor cores' FP8 products
       // are summed with fast accumulation (no periodic fp32 promotion); fallback: w rounded to bf16
-      // tensor cores (the small-M kernel, variant 3) with K-block scales: w * scale rounded to bf16
-      const tc = path === "small" || (path === "gemv" && VARIANT === 3);
+      // tensor cores (the small-M kernel) with K-block scales: w * scale rounded to bf16
+      const tc = path === "small";
       const roundsW = path === "dequant" || (tc && kblock < c.k);
       const bound = path === "w8a8" ? 1.5e-2 : roundsW ? (c.out === "bf16" ? 1.2e-2 : 1e-2) : c.out === "bf16" ? 8e-3 : 1e-4;
       let note = "";
@@ -166,7 +169,7 @@ describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
         if (addend) for (let i = 0; i < wo.length; i++) wo[i]! += addend[i]!;
         note = `; W8A8 vs weight-only ${relErr(y, wo).toExponential(2)}`;
       }
-      console.log(`fp8 ${path}${path === "gemv" ? ` v${VARIANT}` : ""} M=${c.m} N=${c.n} K=${c.k} kblock=${kblock} ${c.out}: rel err ${err.toExponential(2)} (bound ${bound})${note}`);
+      console.log(`fp8 ${path} M=${c.m} N=${c.n} K=${c.k} kblock=${kblock} ${c.out}: rel err ${err.toExponential(2)} (bound ${bound})${note}`);
       expect(err).toBeLessThan(bound);
     });
   }
@@ -175,8 +178,7 @@ describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
 // The kernel cases and one gated engine again under each FP8 GEMV knob setting, each in a child
 // process (libfastgen reads its knobs once a process).
 const VARIANT_RUNS: Record<string, string>[] = [
-  { FASTGEN_FP8_GEMV_VARIANT: "1" }, { FASTGEN_FP8_GEMV_VARIANT: "2" }, { FASTGEN_FP8_GEMV_VARIANT: "3" },
-  { FASTGEN_FP8_SMALL_MAX_M: "16" },
+  { FASTGEN_FP8_SMALL_MAX_M: "0", FASTGEN_FP8_GEMV_MAX_M: "8" }, { FASTGEN_FP8_SMALL_MAX_M: "16" },
 ];
 describe.skipIf(!hasGpu || process.env.FASTGEN_FP8_AB_CHILD === "1")("FP8 GEMV variants (child processes)", () => {
   for (const env of VARIANT_RUNS) {

@@ -11,6 +11,10 @@ import { hasGpu, randomArray, roundBf16 } from "./gpuHelpers";
 // fp32 outputs: the same bf16 products summed in another order (and by the tensor cores' adder);
 // bf16 outputs: one rounding of each value (2^-9 relative at worst).
 const TOL_F32 = 1e-4, TOL_BF16 = 1e-2;
+// FASTGEN_GEMV_MAX_M (read once a process; default 8): the gated GEMV takes up to that many rows
+// (the engine runs larger batches as a GEMM plus the activation). The gated cases above it expect
+// a refusal here and run again in a child process with FASTGEN_GEMV_MAX_M=16 (the kernel's limit).
+const GEMV_MAX_M = Number(process.env.FASTGEN_GEMV_MAX_M ?? 8) || 8;
 
 type Mode = "f32" | "bf16" | "accumulate";
 const MODES: Mode[] = ["f32", "bf16", "accumulate"];
@@ -104,6 +108,10 @@ describe.skipIf(!hasGpu)("cuda small-M GEMV vs the CPU GEMM", () => {
       ms.forEach((m, i) => {
         const act = ACTS[i % ACTS.length]!, bias = i % 2 ? randomArray(n, 0.5) : undefined;
         const x = roundBf16(randomArray(m * k));
+        if (m > GEMV_MAX_M) {
+          expect(() => cudaGemm(x, w, m, n, k, { gated: { act, bias } })).toThrow(/gated GEMV does not take/);
+          return;
+        }
         const gu = cpuGemm(x, w, bias ?? null, m, n, k);  // [m, n]: gate_j at 2j, up_j at 2j + 1
         const ref = new Float32Array(m * (n / 2));
         for (let r = 0; r < m; r++)
@@ -127,4 +135,16 @@ describe.skipIf(!hasGpu)("cuda small-M GEMV vs the CPU GEMM", () => {
 test.skipIf(hasGpu)("without a GPU the GEMM hook reports a clear error", () => {
   const { x, w } = inputs(2, 16, 64);
   expect(() => cudaGemm(x, w, 2, 16, 64)).toThrow(/CUDA|device|driver/i);
+});
+
+describe.skipIf(!hasGpu || GEMV_MAX_M >= 16)("gated GEMV at 9..16 rows (child process, FASTGEN_GEMV_MAX_M=16)", () => {
+  test("FASTGEN_GEMV_MAX_M=16", () => {
+    const r = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", import.meta.path, "-t", "gated: M"], {
+      env: { ...process.env, FASTGEN_GEMV_MAX_M: "16" }, stdout: "pipe", stderr: "pipe",
+    });
+    const out = r.stdout.toString() + r.stderr.toString();
+    for (const line of out.split("\n")) if (/^gated |\(fail\)|error:|^ *\d+ (pass|fail)/.test(line)) console.log(`[MAX_M=16] ${line}`);
+    expect(r.exitCode).toBe(0);
+    expect(out).toMatch(/gated \w+ m=16 /);
+  }, 240_000);
 });

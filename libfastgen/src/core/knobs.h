@@ -21,9 +21,8 @@
   X(GEMV_SMALL_AT_1, FLAG, "0", "one-token GEMMs through the small-M tensor-core kernel too (a row's result then does not depend on the batch: with ATTN=simple, decode and speculative verification agree bit for bit; slower)") \
   X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 0 chooses by N, 16 or 32 forces it (A/B timing)") \
   X(GEMV_PIPE, FLAG, "1", "software-pipelined weight loads in the narrow GEMVs (bf16; FP8 rows longer than one round)") \
-  X(FP8_GEMV_MAX_M, INT, "4", "FP8 weights: GEMMs of up to this many rows (at most 8) run the FP8 GEMV, larger ones W8A8 on cuBLASLt") \
-  X(FP8_GEMV_VARIANT, INT, "0", "FP8 weights: the GEMV kernel (A/B timing): 0 rows loaded then multiplied, 1 rows streamed through a software pipeline, 2 as 1 with bit-move e4m3 widening, 3 the tensor-core small-M kernel") \
-  X(FP8_SMALL_MAX_M, INT, "0", "FP8 weights: GEMMs of 2 up to this many rows (at most 16) run the tensor-core small-M kernel, weight-only (0: off; the GEMV / W8A8 hand-over as FP8_GEMV_MAX_M)") \
+  X(FP8_GEMV_MAX_M, INT, "1", "FP8 weights: GEMMs of up to this many rows (at most 8) run the CUDA-core FP8 GEMV (where the small-M kernel does not take them), larger ones W8A8 on cuBLASLt") \
+  X(FP8_SMALL_MAX_M, INT, "8", "FP8 weights: GEMMs of 2 up to this many rows (at most 16) run the tensor-core small-M kernel, weight-only (below 2: off; W8A8 on cuBLASLt above; 8: faster than the GEMV at 2-8 rows, slower than W8A8 at 16, H100 2026-12-07)") \
   X(FP8_LT, FLAG, "1", "FP8 weights: W8A8 cuBLASLt GEMMs above the GEMV's rows (off: dequantize to bf16 and run cuBLASLt bf16)") \
   X(FP8_FAST_ACCUM, FLAG, "1", "FP8 cuBLASLt GEMMs with fast accumulation (off: the tensor cores' partial sums promoted to fp32 periodically)") \
   X(ATTN, STR, "", "\"simple\": the reference attention kernel instead of the tiled ones")        \

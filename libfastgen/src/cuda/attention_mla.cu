@@ -194,14 +194,30 @@ template <int HPW, int NP>
 int launch(const MlaAttnArgs &a, cudaStream_t s, char *err) {
   const int D = a.latent + a.rope, HG = kWarps * HPW;
   const size_t bytes = smem_bytes(HG, D);
-  // The attribute is per device (one bit each) and per instantiation; a race only repeats it.
+  // The attribute is per device (one bit each) and per instantiation; a race only repeats it. It
+  // is a ceiling for every later launch of this instantiation, whose D varies with the model (up to
+  // 64 NP latent columns plus kMaxRope), so it is set to the largest any of them can ask for, not
+  // to this call's size (a smaller first call would make a larger later one an invalid argument).
   static unsigned configured = 0;
   int dev = 0;
   FGCU_TRY(cudaGetDevice(&dev));
   const unsigned bit = 1u << (dev & 31);
   if (!(__atomic_load_n(&configured, __ATOMIC_ACQUIRE) & bit)) {
-    FGCU_TRY(cudaFuncSetAttribute(mla_attn_kernel<HPW, NP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    int optin = 0;
+    FGCU_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    const size_t most = smem_bytes(HG, 64 * NP + kMaxRope);
+    const int ceiling = (int)(most < (size_t)optin ? most : (size_t)optin);
+    FGCU_TRY(cudaFuncSetAttribute(mla_attn_kernel<HPW, NP>, cudaFuncAttributeMaxDynamicSharedMemorySize, ceiling));
     __atomic_fetch_or(&configured, bit, __ATOMIC_RELEASE);
+  }
+  if (bytes > 48 * 1024) {
+    int optin = 0;
+    FGCU_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (bytes > (size_t)optin) {
+      snprintf(err, 512, "mla attention: %zu bytes of shared memory for %d heads of width %d exceed the GPU's %d",
+               bytes, HG, D, optin);
+      return FG_ERR_UNSUPPORTED;
+    }
   }
   const dim3 grid(a.num_tokens * ((a.num_heads + HG - 1) / HG), a.splits);
   mla_attn_kernel<HPW, NP><<<grid, kThreads, bytes, s>>>(a);

@@ -338,7 +338,7 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
       snprintf(err, 512, "fp8_linear: the GEMV takes at most %d rows, got %d", kFp8GemvMaxRows, M);
       return FG_ERR_INVALID_ARGUMENT;
     }
-    fp8_gemv_launch(x, w, y, y_f32, accumulate, -1, nullptr, M, N, K, st, fp8_gemv_variant());
+    fp8_gemv_launch(x, w, y, y_f32, accumulate, -1, nullptr, M, N, K, st);
     FGCU_LAUNCHED("fp8 gemv");
     return 0;
   }
@@ -382,7 +382,7 @@ bool fp8_gemv_gated(const bf16 *x, const Weight &w, const float *bias, int act, 
                     cudaStream_t st) {
   if (!w.fp8() || K % 16 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
   if (small_takes(M)) fp8_gemv_small(x, w, y, false, false, act, bias, M, N, K, st);
-  else if (gemv_takes(w, M, K)) fp8_gemv_launch(x, w, y, false, false, act, bias, M, N, K, st, fp8_gemv_variant());
+  else if (gemv_takes(w, M, K)) fp8_gemv_launch(x, w, y, false, false, act, bias, M, N, K, st);
   else return false;
   return true;
 }

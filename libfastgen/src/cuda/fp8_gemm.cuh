@@ -1,8 +1,8 @@
 // GEMMs over FP8 E4M3 weights (weight.cuh): y[M, N] (+)= x[M, K] · w[N, K]^T, x bf16, w FP8.
 //
-//   2 <= M <= fp8_small_max_m()   (FASTGEN_FP8_SMALL_MAX_M, off by default) the tensor-core
+//   2 <= M <= fp8_small_max_m()   (FASTGEN_FP8_SMALL_MAX_M, default 8) the tensor-core
 //                           small-M kernel (gemv_small.cuh) with FP8 loaders, weight-only.
-//   M <= fp8_gemv_max_m()   GEMV, weight-only (FASTGEN_FP8_GEMV_VARIANT picks its kernel): x stays bf16, the weight streams through 16-byte
+//   M <= fp8_gemv_max_m()   (FASTGEN_FP8_GEMV_MAX_M, default 1) GEMV, weight-only: x stays bf16, the weight streams through 16-byte
 //                           loads (16 values), is converted in registers and scaled per row (or
 //                           per K segment), fp32 accumulation. Roofline: N*K bytes, half of bf16.
 //   larger M                W8A8 on cuBLASLt: x quantized to E4M3 per token (dynamic: amax / 448;

@@ -169,16 +169,8 @@ void launch_kseg(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accum
 
 }  // namespace
 
-int fp8_gemv_variant() {
-  const int v = fg_knob_int(FG_KNOB_FP8_GEMV_VARIANT);
-  return v < 0 ? 0 : v >= kFp8GemvVariants ? kFp8GemvVariants - 1 : v;
-}
-
 void fp8_gemv_launch(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
-                     const float *bias, int M, int N, int K, cudaStream_t st, int variant) {
-  if (variant == 1 || variant == 2)
-    return fp8_gemv_stream_launch(x, w, y, y_f32, accumulate, act, bias, M, N, K, st, variant == 2);
-  if (variant == 3) return fp8_gemv_small(x, w, y, y_f32, accumulate, act, bias, M, N, K, st);
+                     const float *bias, int M, int N, int K, cudaStream_t st) {
   if (w.nkb(K) > 1) launch_kseg<true>(x, w, y, y_f32, accumulate, act, bias, M, N, K, st);
   else launch_kseg<false>(x, w, y, y_f32, accumulate, act, bias, M, N, K, st);
 }

@@ -78,7 +78,7 @@ struct Fp8BlockRows {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-      for (int b = 0; b < 4; b++)  // as e4m3x16_bits, then times 2^120 (exact) and the scale
+      for (int b = 0; b < 4; b++)  // bit moves (fp8_gemv.cuh kE4m3Unit), then times 2^120 (exact) and the scale
         f[4 * i + b] = __int_as_float((int)((int32_t)(q[i] << (24 - 8 * b)) >> 4) & (int)0x87f00000) * kE4m3Unit * s;
     return make_uint4(pack_bf16x2(f[0], f[1]), pack_bf16x2(f[2], f[3]), pack_bf16x2(f[4], f[5]),
                       pack_bf16x2(f[6], f[7]));
