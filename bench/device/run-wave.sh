@@ -10,7 +10,10 @@
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
 # (bench/gpu/mla.ts, the latent attention kernel alone), `specinv` (a self-draft at batch 1-3 with the
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
-# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s).
+# `fp8ab` (the FP8 small-batch GEMM paths A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8acc` (FP8 W8A8
+# against bf16 on every fixture family and the 7B shape, bench/gpu/fp8Accuracy.ts), `fp8serve` (the
+# 2600/60 sweep against `fastgen serve` on the 7B shape, bf16 then --quantization fp8, at
+# FP8_CLIENTS (default 1,4,16,32) with FP8_REQUESTS (default 24) a point, and one comparison).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -99,6 +102,24 @@ for stage in "$@"; do
         ( [ "$v" = default ] || export $v; FASTGEN_BACKEND=cuda timeout "$l" bash .gpu/enter bun bench/speculative.ts --model "$M" --tokens 64 --batches 1,2,3 --draft "$M" ) > "$W/specinv-${v%% *}.log" 2>&1 || say "specinv $v failed"
         say "specinv $v:"; tail -14 "$W/specinv-${v%% *}.log" >> "$W/summary.txt"
       done ;;
+    fp8acc)
+      timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Accuracy.ts "$W" > "$W/fp8acc.log" 2>&1 || say "fp8acc failed"
+      tail -30 "$W/fp8acc.log" >> "$W/summary.txt" ;;
+    fp8serve)
+      M=/tmp/fastgen-llama2-7b-random
+      for q in bf16 fp8; do
+        l=$(left); [ "$l" -lt 60 ] && { say "skipped fp8serve $q (deadline)"; continue; }
+        flags="--backend cuda"; [ "$q" = fp8 ] && flags="--backend cuda --quantization fp8"
+        timeout "$l" bash .gpu/enter bash bench/device/run-policies.sh --suite fastgen-2600-60 --clients "${FP8_CLIENTS:-1,4,16,32}" \
+          --requests "${FP8_REQUESTS:-24}" --policies splitfuse --stages "model fastgen" --model-dir "$M" \
+          --serve-flags "$flags" --results "/tmp/fp8serve-$q" > "$W/fp8serve-$q.log" 2>&1 || say "fp8serve $q failed"
+        tail -4 "$W/fp8serve-$q.log" >> "$W/summary.txt"
+      done
+      mkdir -p "$W/fp8serve"
+      for q in bf16 fp8; do cp "/tmp/fp8serve-$q/fastgen-2600-60-splitfuse.json" "$W/fp8serve/fastgen-2600-60-$q.json" 2>/dev/null; done
+      timeout 60 bash .gpu/enter bun bench/run.ts compare "$W/fp8serve/fastgen-2600-60-bf16.json" "$W/fp8serve/fastgen-2600-60-fp8.json" \
+        --out "$W/fp8serve/fastgen-2600-60-fp8-vs-bf16" >> "$W/fp8serve.log" 2>&1 || say "fp8serve compare failed"
+      cat "$W/fp8serve/fastgen-2600-60-fp8-vs-bf16.md" >> "$W/summary.txt" 2>/dev/null ;;
     *) say "unknown stage $stage" ;;
   esac
 done
