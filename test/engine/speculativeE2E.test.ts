@@ -91,6 +91,29 @@ describe("speculative decoding gives the tokens of decoding without it", () => {
     }
   }, 120_000);
 
+  // The draft samples under the request's constraints as the target's rows do: a draft equal to
+  // the target is accepted whole only if its rows see the same bias, bans and allowed set.
+  test("a draft model under logit_bias, allowed_token_ids, bad_words and min_tokens: the target itself is accepted whole", async () => {
+    const plain = await run({}, GREEDY);
+    const badWords = [plain.ids[0]!.slice(4, 6), plain.ids[1]!.slice(8, 11), [plain.ids[2]![5]!]];
+    const allowed = [...new Set(plain.ids.flat())].slice(0, 12).concat([7, 8, 9]);
+    for (const sampling of [
+      { ...GREEDY, logitBias: { [String(plain.ids[0]![3]!)]: 4, [String(plain.ids[2]![1]!)]: -100 } },
+      { ...SAMPLED, allowedTokenIds: allowed },
+      { ...GREEDY, badWords },
+      { ...SAMPLED, badWords, presencePenalty: 0.4, logitBias: { "11": 2 } },
+      { ...SAMPLED, minTokens: 12, ignoreEos: false, logitBias: { "2": 3 } },
+    ] as SamplingOptions[]) {
+      const base = await run({}, sampling);
+      for (const maxBatchTokens of [7, 512]) {
+        const self = await run({ maxBatchTokens, kvBlocks: 256, blockSize: 16, speculative: selfDraft() }, sampling);
+        expect(strip(self)).toEqual(strip(base));
+        expect(self.spec!.numDraftTokens).toBeGreaterThan(0);
+        expect({ sampling, accepted: self.spec!.numAcceptedTokens }).toEqual({ sampling, accepted: self.spec!.numDraftTokens });
+      }
+    }
+  }, 120_000);
+
   test("stop strings, min_tokens, penalties and bad_words behave as without speculation", async () => {
     const plain = await run({}, GREEDY);
     // A stop string from inside a repetitive output: it falls inside accepted drafts.

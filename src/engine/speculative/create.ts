@@ -15,7 +15,7 @@ export function createSpeculator(config: SpeculativeConfig, engine: EngineOption
       proposer = new NgramProposer(config.promptLookupMin, config.promptLookupMax);
       break;
     case "draft":
-      proposer = DraftModelProposer.load(config.draftModel!, engine, vocabSize);
+      proposer = DraftModelProposer.load(config.draftModel!, engine, vocabSize, stop.eosTokenIds);
       break;
   }
   return new Speculator(config, proposer, stop);

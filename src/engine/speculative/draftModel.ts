@@ -11,19 +11,25 @@
  * sequence's, then the tokens drafted so far, as the target's verification rows count them), and
  * the contract seeds a draw by (seed, the position it predicts): where the draft's distribution
  * equals the target's, its draw IS the target's, so a draft equal to the target is accepted 100%
- * (greedy or sampled, penalized or not) — the device bench's ceiling. Logit bias, bad_words and
- * min_tokens bans are not applied to the draft (its proposals are only less often accepted).
+ * (greedy or sampled, penalized or not) — the device bench's ceiling. The draft also samples
+ * under the request's constraints, as the target's rows do: the logit bias, the -inf bans of EOS
+ * and stop ids below min_tokens, bad_words (a row's bans after the output and the tokens drafted
+ * before it) and allowed_token_ids (a static allowed-token mask); without them a draft equal to
+ * the target would propose tokens the target can never sample, and be cut there.
  * Penalty lists go whole each draft pass (no penalty slots on the draft's engine): O(list) host
  * work per penalized sequence per drafted token. Its KV is private and needs no rollback of blocks: at the next
  * proposal its valid prefix is where its drafted tokens stop being the sequence's, and the
  * passes from there overwrite the rest.
  */
+import { AllowedTokenMasks } from "../allowedTokens";
+import { bannedBadWordIds } from "../badWords";
 import type { EngineOptions } from "../options";
 import { KvCacheManager } from "../kvCache/kvCacheManager";
 import type { Sequence } from "../sequence";
 import { NativeEngine } from "../../native";
 import { usesPenalties } from "../samplingParams";
 import type { StepBatch } from "../stepBatch";
+import { bannedStopIds } from "../stop";
 import { loadWeights, openModelDir } from "../../model/load";
 import type { ProposalRequest, Proposer } from "./proposer";
 import { NO_PROPOSAL } from "./proposer";
@@ -51,14 +57,16 @@ export class DraftModelProposer implements Proposer {
   readonly method = "draft";
   private readonly state = new Map<number, DraftState>();
   private readonly kv: KvCacheManager;
+  private readonly allowed: AllowedTokenMasks;
 
-  private constructor(private readonly native: NativeEngine) {
+  private constructor(private readonly native: NativeEngine, private readonly eosTokenIds: readonly number[]) {
     const info = native.info();
     this.kv = new KvCacheManager(info.numBlocks, info.blockSize, false);
+    this.allowed = new AllowedTokenMasks(info.vocabSize);
   }
 
-  /** Loads the draft model in `dir`; its vocabulary must be the target's. */
-  static load(dir: string, engine: EngineOptions, targetVocab: number): DraftModelProposer {
+  /** Loads the draft model in `dir`; its vocabulary must be the target's (eosTokenIds: the target tokenizer's). */
+  static load(dir: string, engine: EngineOptions, targetVocab: number, eosTokenIds: readonly number[] = []): DraftModelProposer {
     const model = openModelDir(dir, { maxModelLen: engine.maxModelLen });
     const native = NativeEngine.create(model.spec, engine.backend ?? (envVar("FASTGEN_BACKEND") === "cuda" ? "cuda" : "cpu"));
     try {
@@ -67,7 +75,7 @@ export class DraftModelProposer implements Proposer {
       native.finalize({ blockSize: engine.blockSize, maxKvBytes: (engine.kvMemoryMiB * 2 ** 20) / 4, memoryFraction: engine.memoryFraction });
       const vocab = native.info().vocabSize;
       if (vocab !== targetVocab) throw new Error(`draft model ${dir} has a vocabulary of ${vocab}, the target ${targetVocab}`);
-      return new DraftModelProposer(native);
+      return new DraftModelProposer(native, eosTokenIds);
     } catch (e) {
       native.destroy();
       throw e;
@@ -168,7 +176,38 @@ export class DraftModelProposer implements Proposer {
     });
     b.blockIndices = Int32Array.from(indices);
     if (rows.some((r) => usesPenalties(r.seq.params))) addPenalties(b, rows);
+    this.addConstraints(b, rows);
     return b;
+  }
+
+  /**
+   * The logit bias CSR (the request's bias, min_tokens' stop bans, the bad words the row's output
+   * and drafted tokens complete) and the allowed-token masks, where some row has any.
+   */
+  private addConstraints(b: StepBatch, rows: readonly Row[]): void {
+    const n = rows.length;
+    const indptr = new Int32Array(n + 1), ids: number[] = [], values: number[] = [];
+    rows.forEach((r, i) => {
+      const p = r.seq.params;
+      for (let j = 0; j < p.logitBiasIds.length; j++) ids.push(p.logitBiasIds[j]!), values.push(p.logitBiasValues[j]!);
+      // The eligibility keeps a draft below min_tokens or at/after it as a whole: the bans of its first row hold for all.
+      for (const id of bannedStopIds(r.seq, this.eosTokenIds)) ids.push(id), values.push(-Infinity);
+      for (const id of bannedBadWordIds(p.badWords, r.seq.outputIds, r.drafted, r.drafted.length)) ids.push(id), values.push(-Infinity);
+      indptr[i + 1] = ids.length;
+    });
+    if (ids.length > 0) {
+      b.logitBiasIndptr = indptr;
+      b.logitBiasIds = Int32Array.from(ids);
+      b.logitBiasValues = Float32Array.from(values);
+    }
+    const masks = rows.map((r) => this.allowed.maskFor(r.seq));
+    if (masks.every((m) => m === null)) return;
+    const distinct = [...new Set(masks.filter((m): m is Uint32Array => m !== null))];
+    const words = distinct[0]!.length;
+    const all = new Uint32Array(distinct.length * words);
+    distinct.forEach((m, k) => all.set(m, k * words));
+    b.rowMasks = Int32Array.from(masks, (m) => (m === null ? -1 : distinct.indexOf(m)));
+    b.masks = all;
   }
 }
 
