@@ -13,7 +13,11 @@
 # `fp8ab` (the FP8 small-batch GEMM paths A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8acc` (FP8 W8A8
 # against bf16 on every fixture family and the 7B shape, bench/gpu/fp8Accuracy.ts), `fp8serve` (the
 # 2600/60 sweep against `fastgen serve` on the 7B shape, bf16 then --quantization fp8, at
-# FP8_CLIENTS (default 1,4,16,32) with FP8_REQUESTS (default 24) a point, and one comparison).
+# FP8_CLIENTS (default 1,4,16,32) with FP8_REQUESTS (default 24) a point, and one comparison), `e2e`
+# (issue #24's served before/after in one call: `fastgen serve` on the 7B shape with the new kernels'
+# knobs off (E2E_BEFORE, default "FASTGEN_ATTN_HOPPER=0 FASTGEN_PDL=0") then on, fastgen-2600-60 at
+# 1,8,32 clients and chat-128-200 at 1,16,64, token latency p50/p95 and throughput per point, the
+# server's per-pass host time (FASTGEN_LOOP_TIMING=1), one comparison per suite).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -30,6 +34,8 @@ left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
 say() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$W/summary.txt"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$W/env.txt" 2>&1; date -u >> "$W/env.txt"
 cat "$W/env.txt" >> "$W/summary.txt"
+# relabel SRC DST LABEL: a sweep's result JSON under another label (compare needs distinct ones).
+relabel() { [ -f "$1" ] && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["label"]=sys.argv[3]; json.dump(d,open(sys.argv[2],"w"))' "$1" "$2" "$3"; }
 ceilings() { [ -f "$W/ceilings.json" ] || timeout 120 python3 bench/gpu/ceilings.py "$W/ceilings.json" > "$W/ceilings.log" 2>&1; }
 for stage in "$@"; do
   l=$(left)
@@ -116,10 +122,27 @@ for stage in "$@"; do
         tail -4 "$W/fp8serve-$q.log" >> "$W/summary.txt"
       done
       mkdir -p "$W/fp8serve"
-      for q in bf16 fp8; do cp "/tmp/fp8serve-$q/fastgen-2600-60-splitfuse.json" "$W/fp8serve/fastgen-2600-60-$q.json" 2>/dev/null; done
+      for q in bf16 fp8; do relabel "/tmp/fp8serve-$q/fastgen-2600-60-splitfuse.json" "$W/fp8serve/fastgen-2600-60-$q.json" "$q"; done
       timeout 60 bash .gpu/enter bun bench/run.ts compare "$W/fp8serve/fastgen-2600-60-bf16.json" "$W/fp8serve/fastgen-2600-60-fp8.json" \
         --out "$W/fp8serve/fastgen-2600-60-fp8-vs-bf16" >> "$W/fp8serve.log" 2>&1 || say "fp8serve compare failed"
       cat "$W/fp8serve/fastgen-2600-60-fp8-vs-bf16.md" >> "$W/summary.txt" 2>/dev/null ;;
+    e2e)
+      M=/tmp/fastgen-llama2-7b-random
+      for suite in ${E2E_SUITES:-fastgen-2600-60 chat-128-200}; do
+        case "$suite" in chat-*) clients=1,16,64 requests=64 ;; *) clients=1,8,32 requests=24 ;; esac
+        for v in before after; do
+          l=$(left); [ "$l" -lt 60 ] && { say "skipped e2e $suite $v (deadline)"; continue; }
+          envs="FASTGEN_LOOP_TIMING=1"; [ "$v" = before ] && envs="$envs ${E2E_BEFORE:-FASTGEN_ATTN_HOPPER=0 FASTGEN_PDL=0}"
+          timeout "$l" env $envs bash .gpu/enter bash bench/device/run-policies.sh --suite "$suite" --clients "$clients" \
+            --requests "$requests" --policies splitfuse --stages "model fastgen" --model-dir "$M" \
+            --serve-flags "--backend cuda" --results "/tmp/e2e-$suite-$v" > "$W/e2e-$suite-$v.log" 2>&1 || say "e2e $suite $v failed"
+          say "e2e $suite $v ($envs): $(grep "fastgen loop:" "$W/e2e-$suite-$v.log" | tail -1)"
+          mkdir -p "$W/e2e"; relabel "/tmp/e2e-$suite-$v/$suite-splitfuse.json" "$W/e2e/$suite-$v.json" "$v"
+        done
+        timeout 60 bash .gpu/enter bun bench/run.ts compare "$W/e2e/$suite-before.json" "$W/e2e/$suite-after.json" \
+          --out "$W/e2e/$suite-before-after" >> "$W/e2e.log" 2>&1 || say "e2e compare $suite failed"
+        cat "$W/e2e/$suite-before-after.md" >> "$W/summary.txt" 2>/dev/null
+      done ;;
     *) say "unknown stage $stage" ;;
   esac
 done

@@ -67,6 +67,12 @@ export const SUITES: Record<string, SuitePreset> = {
     workload: { meanPrompt: 1200, meanGen: 128, ...FASTGEN },
     clients: DEFAULT_CLIENTS,
   },
+  "chat-128-200": {
+    name: "chat-128-200",
+    description: "Chat-style decode: short prompts, 200-token answers, batch 1-64 (issue #24's token latency p50/p95)",
+    workload: { meanPrompt: 128, meanGen: 200, ...FASTGEN },
+    clients: [1, 4, 16, 32, 64],
+  },
   "cpu-300-32": {
     name: "cpu-300-32",
     description: "CPU backend on the demo model (context 1024): short prompts and generations",
