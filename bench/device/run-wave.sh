@@ -10,7 +10,9 @@
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
 # (bench/gpu/mla.ts, the latent attention kernel alone), `specinv` (a self-draft at batch 1-3 with the
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
-# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s).
+# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8kv` (bench/gpu/fp8Kv.ts:
+# FP8 vs bf16 KV cache on the 7B shape, blocks, decode attention GB/s, decode at 1/32 x 4k and
+# 64 x 2k, prefill 2048; ~3 min).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -83,6 +85,11 @@ for stage in "$@"; do
       ceilings
       FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
       tail -12 "$W/mla_bench.log" >> "$W/summary.txt" ;;
+    fp8kv)
+      ceilings
+      rm -f /tmp/fp8kv_attn_ms.txt
+      FASTGEN_ATTN_TIMING=/tmp/fp8kv_attn_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Kv.ts "$W/ceilings.json" "$W" > "$W/fp8kv_bench.log" 2>&1 || say "fp8kv bench failed"
+      tail -24 "$W/fp8kv_bench.log" >> "$W/summary.txt" ;;
     fp8ab)
       OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
       cp -r /tmp/fp8ab "$W/" 2>/dev/null
