@@ -10,7 +10,9 @@
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
 # (bench/gpu/mla.ts, the latent attention kernel alone), `specinv` (a self-draft at batch 1-3 with the
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
-# `fp8ab` (the FP8 small-batch GEMM paths A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8acc` (FP8 W8A8
+# `fp8ab` (the FP8 small-batch GEMM paths A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8kv` (bench/gpu/fp8Kv.ts:
+# FP8 vs bf16 KV cache on the 7B shape, blocks, decode attention GB/s, decode at 1/32 x 4k and
+# 64 x 2k, prefill 2048; ~3 min), `fp8acc` (FP8 W8A8
 # against bf16 on every fixture family and the 7B shape, bench/gpu/fp8Accuracy.ts), `fp8serve` (the
 # 2600/60 sweep against `fastgen serve` on the 7B shape, bf16 then --quantization fp8, at
 # FP8_CLIENTS (default 1,4,16,32) with FP8_REQUESTS (default 24) a point, and one comparison), `e2e`
@@ -92,6 +94,11 @@ for stage in "$@"; do
       ceilings
       FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
       tail -12 "$W/mla_bench.log" >> "$W/summary.txt" ;;
+    fp8kv)
+      ceilings
+      rm -f /tmp/fp8kv_attn_ms.txt
+      FASTGEN_ATTN_TIMING=/tmp/fp8kv_attn_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Kv.ts "$W/ceilings.json" "$W" > "$W/fp8kv_bench.log" 2>&1 || say "fp8kv bench failed"
+      tail -24 "$W/fp8kv_bench.log" >> "$W/summary.txt" ;;
     fp8ab)
       OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
       cp -r /tmp/fp8ab "$W/" 2>/dev/null

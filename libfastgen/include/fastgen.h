@@ -142,13 +142,16 @@
  * Paged KV cache (per layer, per backend; the caller sees only block ids)
  *   k, v: [num_blocks, block_size, num_kv_heads, head_dim]  (CPU, fp32; CUDA keeps
  *   [num_blocks, num_kv_heads, block_size, head_dim] in bf16)
- *   MLA (CPU only): one plane [num_blocks, block_size, kv_lora_rank + qk_rope_head_dim] holding
- *   per token the normalized latent c and the rotated k_pe, shared by every head
+ *   MLA: one plane [num_blocks, block_size, kv_lora_rank + qk_rope_head_dim] holding per token
+ *   the normalized latent c and the rotated k_pe, shared by every head
  *   fg_kv_config.kv_dtype FG_F8_E4M3: the cache keeps each K (V) value as E4M3 of value / scale,
- *   read back times scale (per layer k_scales / v_scales, default 1.0, vLLM's convention). The
- *   CPU backend, the reference, stores fp32 values rounded so (e4m3(x / s) * s); with MLA each
- *   [latent | k_pe] row is rounded at the layer's k scale. CUDA refuses it for now
- *   (FG_ERR_UNSUPPORTED: not yet implemented).
+ *   read back times scale (per layer k_scales / v_scales, default 1.0, vLLM's convention); with
+ *   MLA each [latent | k_pe] row at the layer's k scale. E4M3 rounds to nearest, ties to even,
+ *   saturating at +-448. The CPU backend, the reference, stores fp32 values rounded so
+ *   (e4m3(x / s) * s); CUDA stores the E4M3 bytes (1 byte an element: twice the blocks of bf16
+ *   in the same memory, num_blocks and kv_bytes say so) and its attention reads them back
+ *   exactly, the scales folded into the softmax scale and the output. CUDA needs compute
+ *   capability 8.9+ for it (FG_ERR_UNSUPPORTED naming the GPU).
  *   A sequence's block table lists its blocks in order; token at position p lives in
  *   block_table[p / block_size], slot p % block_size.
  */
@@ -162,12 +165,14 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 8 /* 5: a sequence's later sampled rows count the drafts before them
+#define FG_ABI_VERSION 9 /* 5: a sequence's later sampled rows count the drafts before them
                             as outputs for penalties (per-row penalty lists, see fg_batch);
                             6: FP8 weights kept FP8 on CUDA, test hooks fg_cuda_gemm_host and
                             fg_cuda_fp8_linear_host;
                             7: test hook fg_mla_attention (latent attention on either backend);
-                            8: test hook fg_run_op (one op of the forward pass on either backend) */
+                            8: test hook fg_run_op (one op of the forward pass on either backend);
+                            9: FP8 KV cache on CUDA, test hooks fg_paged_attention_fp8 and
+                            fg_mla_attention_fp8 */
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -502,6 +507,22 @@ fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, const float *
                            float *out, int32_t num_heads, int32_t latent, int32_t rope,
                            int32_t block_size, int32_t num_blocks, int32_t window, float scale,
                            float softcap, int32_t splits);
+/* Test hooks: fg_paged_attention and fg_mla_attention over an FP8 KV cache, as an engine with
+ * kv_dtype FG_F8_E4M3 keeps it. The cache arrays hold the values to store; each backend stores
+ * them as its FP8 cache does, e4m3(x / scale) (CUDA: E4M3 bytes written by the cache's own
+ * encoder on the device; CPU: fp32 rounded so, the reference) and reads them back times the
+ * scale: k_scale for keys, v_scale for values, kv_scale for MLA's rows (finite, > 0).
+ * fg_paged_attention_fp8 also caps scores at softcap when > 0 (Gemma 2); its scale is
+ * 1/sqrt(head_dim) as fg_paged_attention's. */
+fg_status fg_paged_attention_fp8(int32_t backend, const fg_batch *batch, const float *q,
+                                 const float *k_cache, const float *v_cache, float *out,
+                                 int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
+                                 int32_t block_size, int32_t num_blocks, int32_t window, int32_t splits,
+                                 float softcap, float k_scale, float v_scale);
+fg_status fg_mla_attention_fp8(int32_t backend, const fg_batch *batch, const float *q, const float *cache,
+                               float *out, int32_t num_heads, int32_t latent, int32_t rope,
+                               int32_t block_size, int32_t num_blocks, int32_t window, float scale,
+                               float softcap, int32_t splits, float kv_scale);
 /* Test hook: one op of the forward pass on host buffers, on FG_BACKEND_CPU or _CUDA, so test/gpu
  * holds each CUDA kernel against the CPU backend's code for it. dims (int32), params (float) and
  * bufs (pointers; NULL where marked ?) in the op's order, listed with its semantics in

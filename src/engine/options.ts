@@ -54,7 +54,8 @@ export interface EngineOptions {
   quantization: QuantizationMethod;
   /**
    * vLLM's --kv-cache-dtype: "auto" keeps K/V in the backend's dtype; "fp8" stores them as E4M3
-   * with the checkpoint's per-layer k_scale / v_scale (1.0 without). CPU only for now.
+   * with the checkpoint's per-layer k_scale / v_scale (1.0 without): on CUDA one byte a value, so
+   * twice the KV blocks in the same memory.
    */
   kvCacheDtype: KvCacheDtype;
   /**

@@ -76,6 +76,19 @@ const symbols = {
       FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.f32, FFIType.f32, FFIType.i32],
     returns: FFIType.i32,
   },
+  // fg_paged_attention's arguments, then (softcap, k_scale, v_scale)
+  fg_paged_attention_fp8: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
+      FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32,
+      FFIType.f32, FFIType.f32, FFIType.f32],
+    returns: FFIType.i32,
+  },
+  // fg_mla_attention's arguments, then (kv_scale)
+  fg_mla_attention_fp8: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32,
+      FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.f32, FFIType.f32, FFIType.i32, FFIType.f32],
+    returns: FFIType.i32,
+  },
   // (backend, batch, logits, vocab, out)
   fg_sample_logits: {
     args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr],

@@ -20,6 +20,13 @@ export interface AttentionShape {
   window: number;
   /** CUDA: force this many key splits; 0 = automatic. */
   splits?: number;
+  /** Attention logit softcap (Gemma 2); 0 = none. Only with `kvFp8` (fg_paged_attention_fp8). */
+  softcap?: number;
+  /**
+   * An FP8 KV cache (fg_paged_attention_fp8): kCache / vCache hold the values to store, kept as
+   * e4m3(x / scale) and read back times the scale, as an engine with --kv-cache-dtype fp8 does.
+   */
+  kvFp8?: { kScale: number; vScale: number };
 }
 
 /**
@@ -34,8 +41,11 @@ export function pagedAttention(backend: Backend, batch: StepBatch, q: Float32Arr
     throw new FastgenError(Status.INVALID_ARGUMENT, "pagedAttention: q or cache arrays too short");
   const out = new Float32Array(Math.max(1, T * shape.numHeads * shape.headDim));
   const packed = packBatch(batch, 0);
-  check(lib().fg_paged_attention(code(backend), packed, q, kCache, vCache, out, shape.numHeads,
-    shape.numKvHeads, shape.headDim, shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0));
+  const args = [code(backend), packed, q, kCache, vCache, out, shape.numHeads, shape.numKvHeads, shape.headDim,
+    shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0] as const;
+  if (shape.kvFp8) check(lib().fg_paged_attention_fp8(...args, shape.softcap ?? 0, shape.kvFp8.kScale, shape.kvFp8.vScale));
+  else if (shape.softcap) throw new FastgenError(Status.INVALID_ARGUMENT, "pagedAttention: softcap needs kvFp8 (fg_paged_attention_fp8)");
+  else check(lib().fg_paged_attention(...args));
   return out;
 }
 
@@ -55,6 +65,8 @@ export interface MlaAttentionShape {
   softcap?: number;
   /** CUDA: force this many key splits; 0 = automatic. */
   splits?: number;
+  /** An FP8 KV cache (fg_mla_attention_fp8): rows stored as e4m3(x / kvScale), read back times it. */
+  kvFp8?: { kvScale: number };
 }
 
 /**
@@ -68,8 +80,10 @@ export function mlaAttention(backend: Backend, batch: StepBatch, q: Float32Array
     throw new FastgenError(Status.INVALID_ARGUMENT, "mlaAttention: q or cache array too short");
   const out = new Float32Array(Math.max(1, T * shape.numHeads * shape.latent));
   const packed = packBatch(batch, 0);
-  check(lib().fg_mla_attention(code(backend), packed, q, cache, out, shape.numHeads, shape.latent, shape.rope,
-    shape.blockSize, shape.numBlocks, shape.window, shape.scale, shape.softcap ?? 0, shape.splits ?? 0));
+  const args = [code(backend), packed, q, cache, out, shape.numHeads, shape.latent, shape.rope, shape.blockSize,
+    shape.numBlocks, shape.window, shape.scale, shape.softcap ?? 0, shape.splits ?? 0] as const;
+  if (shape.kvFp8) check(lib().fg_mla_attention_fp8(...args, shape.kvFp8.kvScale));
+  else check(lib().fg_mla_attention(...args));
   return out;
 }
 

@@ -57,7 +57,7 @@ export const ENGINE_FLAG_HELP = `Engine:
                          weights to FP8 E4M3 per output channel at load (default none; FP8
                          checkpoints load as they are either way)
   --kv-cache-dtype D     auto | fp8: keep K/V as FP8 E4M3 with the checkpoint's k_scale/v_scale
-                         (1.0 without); CPU backend only for now (default auto: the model's dtype)
+                         (1.0 without): twice the KV blocks on CUDA (default auto: the model's dtype)
   --grammar-workers N    threads computing structured-output masks (XGrammar), a pass's masks
                          split over them (default 0: a quarter of the cores, 1 to 4)
   --grammar-compile-timeout S

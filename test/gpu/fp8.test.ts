@@ -25,8 +25,8 @@
 //   memory   a 2-layer Llama-2-7B-shaped engine with --quantization fp8 holds its projections in
 //            half the bytes of the bf16 one (weight_bytes), the device memory it frees buys KV
 //            blocks (cudaMemGetInfo at finalize), and its logits stay within 0.15 of the bf16 model's.
-// An FP8 KV cache stays refused on CUDA. Below sm_89 FP8 is refused naming the GPU (not run here:
-// the lent GPUs are sm_90).
+// The FP8 KV cache has its own suite (fp8Kv.test.ts). Below sm_89 FP8 is refused naming the GPU
+// (not run here: the lent GPUs are sm_90).
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,7 +38,7 @@ import { cudaFp8Linear, type Fp8Path, NativeEngine } from "../../src/native";
 import { batchOf, loadRandom, shapeSpec } from "../../bench/gpu/randomModel";
 import { FP8_FORMATS, makeFp8Checkpoint } from "../fixtures/make_fp8_checkpoints";
 import { e4m3ToF32, f32ToE4m3 } from "../helpers/e4m3";
-import { bytesOf, randomWeights, relErr, tensorShapes, tinySpec } from "../native/helpers";
+import { relErr } from "../native/helpers";
 import { fixtureTolerance, hasGpu, roundBf16 } from "./gpuHelpers";
 
 const root = mkdtempSync(join(tmpdir(), "fastgen-gpu-fp8-"));
@@ -312,17 +312,4 @@ describe.skipIf(!hasGpu)("FP8 engine memory and real shapes", () => {
     expect(dErr).toBeLessThan(0.15);
     expect(pErr).toBeLessThan(0.15);
   }, 120_000);
-
-  test("an FP8 KV cache is refused as not yet implemented", () => {
-    const spec = tinySpec();
-    const e = NativeEngine.create(spec, "cuda");
-    const shapes = tensorShapes(spec);
-    for (const [name, data] of randomWeights(spec, 1)) e.loadTensor(name, "F32", shapes.get(name)!, bytesOf(data));
-    try {
-      expect(() => e.finalize({ numBlocks: 8, kvCacheDtype: "fp8" })).toThrow("not yet implemented on CUDA");
-      e.finalize({ numBlocks: 8 });  // still usable with the default
-    } finally {
-      e.destroy();
-    }
-  });
 });

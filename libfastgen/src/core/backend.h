@@ -62,18 +62,26 @@ class Backend {
   virtual void drop() noexcept = 0;
 };
 
+// An attention hook's FP8 KV cache (fastgen.h fg_paged_attention_fp8, fg_mla_attention_fp8):
+// the cache arrays hold values the backend stores as its FP8 cache does, e4m3(x / scale), and
+// reads back times the scale (MLA rows: k). Null: the backend's own cache dtype.
+struct HookKvFp8 {
+  float k_scale, v_scale;
+};
+
 // One stage of fg_step on host buffers (test_hooks.cpp; fastgen.h fg_paged_attention,
 // fg_sample_logits, fg_run_op): arguments validated there.
 struct OpHooks {
+  // Scale 1 / sqrt(head_dim); softcap > 0 caps the scores (fg_paged_attention passes 0).
   void (*paged_attention)(const fg_batch *b, const float *q, const float *k_cache,
                           const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
                           int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,
-                          int32_t splits);
+                          int32_t splits, float softcap, const HookKvFp8 *fp8);
   // MLA's attention over the latent cache: one shared [latent + rope] row per position is the key
   // of every head and (its first latent values) the value.
   void (*mla_attention)(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
                         int32_t latent, int32_t rope, int32_t block_size, int32_t num_blocks, int32_t window,
-                        float scale, float softcap, int32_t splits);
+                        float scale, float softcap, int32_t splits, const HookKvFp8 *fp8);
   void (*sample)(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out);
   // One op of core/op_hooks.h: dims, params and bufs in that op's order.
   void (*run_op)(int32_t op, const int32_t *dims, const float *params, void *const *bufs);

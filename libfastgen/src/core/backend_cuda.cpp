@@ -9,8 +9,10 @@
 // (shards of FP8 weights are not cut), K not a multiple of 16, scale blocks along K that are not
 // multiples of 16 columns, and parts of a projection whose first part arrived in bf16. A part
 // that arrives unquantized for a projection already FP8 (a fused q/k/v or gate/up with mixed
-// parts) is quantized per channel, as --quantization fp8 does. An FP8 KV cache is refused (not
-// yet implemented); FP8 on a GPU without FP8 tensor cores is refused first.
+// parts) is quantized per channel, as --quantization fp8 does. An FP8 KV cache
+// (--kv-cache-dtype fp8) keeps K/V as E4M3 bytes with the per-layer scales (cuda/kv_fp8.cuh):
+// half the bytes a block, so twice the blocks in the same memory. FP8 of either kind on a GPU
+// without FP8 tensor cores is refused, naming the GPU.
 #include <vector>
 
 #include "core/backend.h"
@@ -89,12 +91,7 @@ class CudaBackend final : public Backend {
   }
 
   void finalize(const fg_kv_config *kv) override {
-    if (kv && kv->kv_dtype == FG_F8_E4M3) {
-      check_fp8("--kv-cache-dtype fp8");
-      raise(FG_ERR_UNSUPPORTED,
-            "kv config: an FP8 KV cache (--kv-cache-dtype fp8) is not yet implemented on CUDA; use "
-            "--kv-cache-dtype auto (bf16) there, or the CPU backend");
-    }
+    if (kv && kv->kv_dtype == FG_F8_E4M3) check_fp8("--kv-cache-dtype fp8");
     const fg_kv_config dflt{};
     if (!kv) kv = &dflt;
     if (kv->block_size < 0 || kv->block_size > 65536)
@@ -103,7 +100,9 @@ class CudaBackend final : public Backend {
     if (!(kv->memory_fraction >= 0 && kv->memory_fraction <= 1))
       raise(FG_ERR_INVALID_ARGUMENT, "kv config: memory_fraction must be in [0, 1], got %g", (double)kv->memory_fraction);
     char err[512] = "";
-    check(fgcu_engine_finalize(g_, kv->block_size, kv->num_blocks, kv->memory_fraction, &info_, err), err);
+    check(fgcu_engine_finalize(g_, kv->block_size, kv->num_blocks, kv->memory_fraction, kv->kv_dtype, kv->k_scales,
+                               kv->v_scales, &info_, err),
+          err);
   }
 
   KvShape kv_shape() const override {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/fp8.h"
 #include "core/sample_rows.h"
 #include "cpu/activation.h"
 #include "cpu/attention.h"
@@ -35,19 +36,37 @@ cpu::PagedBatch paged_batch(const fg_batch *b, int32_t block_size, std::vector<i
   return {b->num_tokens, b->positions, token_seq->data(), b->block_indptr, b->block_indices, block_size};
 }
 
+// An FP8 hook cache: a copy of the n values as the CPU's FP8 cache keeps them, e4m3(x / s) * s.
+std::vector<float> fp8_cache(const float *x, int64_t n, float scale) {
+  std::vector<float> c(x, x + n);
+  e4m3_round(c.data(), n, scale);
+  return c;
+}
+
 void paged_attention(const fg_batch *b, const float *q, const float *k_cache, const float *v_cache, float *out,
-                     int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, int32_t block_size, int32_t,
-                     int32_t window, int32_t) {
+                     int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, int32_t block_size, int32_t num_blocks,
+                     int32_t window, int32_t, float softcap, const HookKvFp8 *fp8) {
   std::vector<int32_t> token_seq;
+  std::vector<float> k8, v8;
+  if (fp8) {
+    const int64_t n = (int64_t)num_blocks * block_size * num_kv_heads * head_dim;
+    k8 = fp8_cache(k_cache, n, fp8->k_scale), v8 = fp8_cache(v_cache, n, fp8->v_scale);
+    k_cache = k8.data(), v_cache = v8.data();
+  }
   cpu::paged_attention(paged_batch(b, block_size, &token_seq), q, k_cache, v_cache, out, num_heads, num_kv_heads,
-                       head_dim, window, (float)(1.0 / std::sqrt((double)head_dim)), /*softcap=*/0.0f);
+                       head_dim, window, (float)(1.0 / std::sqrt((double)head_dim)), softcap);
 }
 
 // cpu/mla.cpp's call: one shared row per position as keys and (its latent part) values.
 void mla_attention(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
-                   int32_t latent, int32_t rope, int32_t block_size, int32_t, int32_t window, float scale,
-                   float softcap, int32_t) {
+                   int32_t latent, int32_t rope, int32_t block_size, int32_t num_blocks, int32_t window, float scale,
+                   float softcap, int32_t, const HookKvFp8 *fp8) {
   std::vector<int32_t> token_seq;
+  std::vector<float> c8;
+  if (fp8) {
+    c8 = fp8_cache(cache, (int64_t)num_blocks * block_size * (latent + rope), fp8->k_scale);
+    cache = c8.data();
+  }
   cpu::paged_attention(paged_batch(b, block_size, &token_seq), q, cache, cache, out, num_heads, 1, latent + rope,
                        window, scale, softcap, latent);
 }

@@ -1,8 +1,9 @@
-// Test hooks of fastgen.h (fg_paged_attention, fg_mla_attention, fg_sample_logits, fg_run_op): one
+// Test hooks of fastgen.h (fg_paged_attention(_fp8), fg_mla_attention(_fp8), fg_sample_logits, fg_run_op): one
 // stage of fg_step on host buffers, on either backend (backend.h OpHooks), so test/gpu can hold
 // each CUDA op against its CPU twin; and the weight store's FP8 arithmetic (fg_dequantize,
 // fg_quantize_fp8).
 #include <climits>
+#include <cmath>
 
 #include "core/backend.h"
 #include "core/batch.h"
@@ -12,26 +13,75 @@
 #include "core/op_hooks.h"
 #include "core/status.h"
 
+namespace {
+
+// The attention hooks' batch: sample rows dropped (the hooks sample nothing), validated against a
+// cache of num_blocks blocks of block_size.
+fg_batch attention_batch(const fg_batch *batch, int32_t num_blocks, int32_t block_size) {
+  fg::ModelSpec spec;  // only what validate_batch reads
+  spec.vocab_size = INT32_MAX;
+  spec.max_position_embeddings = INT32_MAX;
+  fg_batch no_rows{};
+  if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
+  fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
+  return no_rows;
+}
+
+// fg_paged_attention(_fp8): fp8 null for the backend's own cache dtype.
+void paged_attention_hook(const char *fn, int32_t backend, const fg_batch *batch, const float *q, const float *k_cache,
+                          const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
+                          int32_t block_size, int32_t num_blocks, int32_t window, int32_t splits, float softcap,
+                          const fg::HookKvFp8 *fp8) {
+  const fg::OpHooks &ops = fg::backend_kind(backend, fn).ops;
+  if (!q || !k_cache || !v_cache || !out || num_heads < 1 || num_kv_heads < 1 || num_heads % num_kv_heads != 0 ||
+      head_dim < 1 || head_dim > 256 || block_size < 1 || num_blocks < 1 || window < 0 || splits < 0 ||
+      !(softcap >= 0 && std::isfinite(softcap)) ||
+      (fp8 && !(std::isfinite(fp8->k_scale) && fp8->k_scale > 0 && std::isfinite(fp8->v_scale) && fp8->v_scale > 0)))
+    fg::raise(FG_ERR_INVALID_ARGUMENT, "%s: bad arguments", fn);
+  const fg_batch b = attention_batch(batch, num_blocks, block_size);
+  if (b.num_tokens == 0) return;
+  ops.paged_attention(&b, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size, num_blocks, window,
+                      splits, softcap, fp8);
+}
+
+// fg_mla_attention(_fp8): fp8 null for the backend's own cache dtype.
+void mla_attention_hook(const char *fn, int32_t backend, const fg_batch *batch, const float *q, const float *cache,
+                        float *out, int32_t num_heads, int32_t latent, int32_t rope, int32_t block_size,
+                        int32_t num_blocks, int32_t window, float scale, float softcap, int32_t splits,
+                        const fg::HookKvFp8 *fp8) {
+  const fg::OpHooks &ops = fg::backend_kind(backend, fn).ops;
+  if (!q || !cache || !out || num_heads < 1 || latent < 1 || rope < 0 || block_size < 1 || num_blocks < 1 ||
+      window < 0 || splits < 0 || !(scale > 0) || !(softcap >= 0) ||
+      (fp8 && !(std::isfinite(fp8->k_scale) && fp8->k_scale > 0)))
+    fg::raise(FG_ERR_INVALID_ARGUMENT, "%s: bad arguments", fn);
+  const fg_batch b = attention_batch(batch, num_blocks, block_size);
+  if (b.num_tokens == 0) return;
+  ops.mla_attention(&b, q, cache, out, num_heads, latent, rope, block_size, num_blocks, window, scale, softcap, splits,
+                    fp8);
+}
+
+}  // namespace
+
 extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float *q,
                                         const float *k_cache, const float *v_cache, float *out,
                                         int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
                                         int32_t block_size, int32_t num_blocks, int32_t window,
                                         int32_t splits) {
   return fg::guard(__func__, [&] {
-    const fg::OpHooks &ops = fg::backend_kind(backend, "fg_paged_attention").ops;
-    if (!q || !k_cache || !v_cache || !out || num_heads < 1 || num_kv_heads < 1 ||
-        num_heads % num_kv_heads != 0 || head_dim < 1 || head_dim > 256 || block_size < 1 ||
-        num_blocks < 1 || window < 0 || splits < 0)
-      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_paged_attention: bad arguments");
-    fg::ModelSpec spec;  // only what validate_batch reads
-    spec.vocab_size = INT32_MAX;
-    spec.max_position_embeddings = INT32_MAX;
-    fg_batch no_rows{};  // the hook samples nothing: a batch's sample rows are ignored
-    if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
-    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
-    if (no_rows.num_tokens == 0) return;
-    ops.paged_attention(&no_rows, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
-                        num_blocks, window, splits);
+    paged_attention_hook("fg_paged_attention", backend, batch, q, k_cache, v_cache, out, num_heads, num_kv_heads,
+                         head_dim, block_size, num_blocks, window, splits, 0.0f, nullptr);
+  });
+}
+
+extern "C" fg_status fg_paged_attention_fp8(int32_t backend, const fg_batch *batch, const float *q,
+                                            const float *k_cache, const float *v_cache, float *out,
+                                            int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
+                                            int32_t block_size, int32_t num_blocks, int32_t window,
+                                            int32_t splits, float softcap, float k_scale, float v_scale) {
+  return fg::guard(__func__, [&] {
+    const fg::HookKvFp8 fp8 = {k_scale, v_scale};
+    paged_attention_hook("fg_paged_attention_fp8", backend, batch, q, k_cache, v_cache, out, num_heads,
+                         num_kv_heads, head_dim, block_size, num_blocks, window, splits, softcap, &fp8);
   });
 }
 
@@ -39,19 +89,19 @@ extern "C" fg_status fg_mla_attention(int32_t backend, const fg_batch *batch, co
                                       float *out, int32_t num_heads, int32_t latent, int32_t rope, int32_t block_size,
                                       int32_t num_blocks, int32_t window, float scale, float softcap, int32_t splits) {
   return fg::guard(__func__, [&] {
-    const fg::OpHooks &ops = fg::backend_kind(backend, "fg_mla_attention").ops;
-    if (!q || !cache || !out || num_heads < 1 || latent < 1 || rope < 0 || block_size < 1 || num_blocks < 1 ||
-        window < 0 || splits < 0 || !(scale > 0) || !(softcap >= 0))
-      fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_mla_attention: bad arguments");
-    fg::ModelSpec spec;  // only what validate_batch reads
-    spec.vocab_size = INT32_MAX;
-    spec.max_position_embeddings = INT32_MAX;
-    fg_batch no_rows{};  // as fg_paged_attention: sample rows are ignored
-    if (batch) no_rows = *batch, no_rows.num_rows = 0, no_rows.row_indptr = nullptr;
-    fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
-    if (no_rows.num_tokens == 0) return;
-    ops.mla_attention(&no_rows, q, cache, out, num_heads, latent, rope, block_size, num_blocks, window, scale,
-                      softcap, splits);
+    mla_attention_hook("fg_mla_attention", backend, batch, q, cache, out, num_heads, latent, rope, block_size,
+                       num_blocks, window, scale, softcap, splits, nullptr);
+  });
+}
+
+extern "C" fg_status fg_mla_attention_fp8(int32_t backend, const fg_batch *batch, const float *q, const float *cache,
+                                          float *out, int32_t num_heads, int32_t latent, int32_t rope,
+                                          int32_t block_size, int32_t num_blocks, int32_t window, float scale,
+                                          float softcap, int32_t splits, float kv_scale) {
+  return fg::guard(__func__, [&] {
+    const fg::HookKvFp8 fp8 = {kv_scale, kv_scale};
+    mla_attention_hook("fg_mla_attention_fp8", backend, batch, q, cache, out, num_heads, latent, rope, block_size,
+                       num_blocks, window, scale, softcap, splits, &fp8);
   });
 }
 

@@ -6,8 +6,15 @@
 //   per CTA: Q tile [BM, HD] -> smem once; for each key tile (64 keys): S = Q K^T (mma), mask
 //   (causal, window, range; only on tiles that cross the diagonal or the window edge),
 //   online softmax, O += P V (mma, V through ldmatrix.trans)
+//
+// FP8 caches (kv_fp8; every kernel is templated on the cache element KV, kv_fp8.cuh): cp.async
+// brings each E4M3 K/V tile (half the bytes) into a staging buffer, double buffered; the CTA then
+// widens it to bf16 (exact) into one bf16 K/V tile, which the same MMA code reads. k_scale joins
+// the softmax scale and v_scale the output's 1 / l, so no element is multiplied. The bf16
+// instantiations compile to the code they were before the template.
 #include "cuda/attention.cuh"
 #include "cuda/cp_async.cuh"
+#include "cuda/kv_fp8.cuh"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +57,11 @@ __device__ __forceinline__ float ex2(float x) {
   return y;
 }
 
-template <int HD, int WR, int MR, int BN>
+// bf16: Q [BM][HD + 8], K and V [2][BN][HD + 8]. FP8: Q, K and V [1][BN][HD + 8] (the widened
+// tile), then the E4M3 staging K and V [2][BN][HD].
+template <int HD, int WR, int MR, int BN, typename KV>
 constexpr int smem_bytes() {
+  if constexpr (kv_is_fp8<KV>()) return (16 * WR * MR + 2 * BN) * (HD + 8) * 2 + 4 * BN * HD;
   return (16 * WR * MR + 4 * BN) * (HD + 8) * 2;
 }
 
@@ -81,16 +91,26 @@ int attn_pdl_mode() {
 //               traffic per FLOP of MR 1, and smem bandwidth is what bounds this kernel)
 //   WR 4, MR 1: 64-row tiles, warp w owns rows [16w, 16w + 16)
 //   WR 1, MR 1: 16-row tiles, warp w takes keys [16w, 16w + 16) of each 64-key tile
-template <int HD, int WR, int MR, int BN>
+// KV: the cache's element, bf16 or e4m3 (see the top of the file).
+template <int HD, int WR, int MR, int BN, typename KV>
 __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cfg) {
   static_assert(WR == 4 || MR == 1, "narrow tiles have one row block per warp");
   static_assert(WR == 4 || BN == 64, "the narrow merge reuses the K/V buffers of 64-key tiles");
+  constexpr bool F8 = kv_is_fp8<KV>();
   constexpr int RW = 16 * MR, BM = RW * WR, WK = 4 / WR, KW = BN / WK, LD = HD + 8, CH = HD / 8;
+  // cp.async moves 16-byte chunks of EPC elements, CK a key row; KB bf16 K/V tiles (FP8: one)
+  constexpr int EPC = 16 / (int)sizeof(KV), CK = HD / EPC, KB = F8 ? 1 : 2;
   static_assert((BN * CH) % kThreads == 0, "K/V tile / thread mismatch");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16 *Qs = reinterpret_cast<bf16 *>(smem_raw);  // [BM][LD]
-  bf16 *Ks = Qs + BM * LD;                         // [2][BN][LD]
-  bf16 *Vs = Ks + 2 * BN * LD;                     // [2][BN][LD]
+  bf16 *Ks = Qs + BM * LD;                         // [KB][BN][LD]
+  bf16 *Vs = Ks + KB * BN * LD;                    // [KB][BN][LD]
+  // Where cp.async puts a K/V tile: bf16 straight into Ks / Vs; FP8 into the E4M3 staging
+  // K8 / V8 [2][BN][HD], which widen() turns into Ks / Vs.
+  e4m3 *K8 = reinterpret_cast<e4m3 *>(Vs + KB * BN * LD), *V8 = K8 + 2 * BN * HD;
+  KV *const Kd = F8 ? reinterpret_cast<KV *>(K8) : reinterpret_cast<KV *>(Ks);
+  KV *const Vd = F8 ? reinterpret_cast<KV *>(V8) : reinterpret_cast<KV *>(Vs);
+  constexpr int LDD = F8 ? HD : LD;  // row stride of Kd / Vd (elements)
 
   const int splits = WR == 1 ? p.splits : 1, per = WR == 1 ? p.splits : cfg.pieces;
   // Wide tiles run last-first: the last tiles of a sequence see the most keys, so the heaviest
@@ -137,16 +157,16 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
     *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
   }
   // K/V tile loads, each warp instruction covering whole 128-byte lines. Rows a multiple of 128
-  // bytes (CH % 8 == 0): thread t takes keys t / 8 + 16q, 16-byte chunks t % 8 + 8h (BN / 16
-  // block-table reads a tile, not BN * CH / 128); other rows: chunk i = tid + it * kThreads is
-  // key i / CH, chunk i % CH. Unrolled, so the block-table reads of a tile go out together
+  // bytes (CK % 8 == 0): thread t takes keys t / 8 + 16q, 16-byte chunks t % 8 + 8h (BN / 16
+  // block-table reads a tile, not BN * CK / 128); other rows: chunk i = tid + it * kThreads is
+  // key i / CK, chunk i % CK. Unrolled, so the block-table reads of a tile go out together
   // instead of each cp.async waiting on its own.
   auto key_offset = [&](int pos) {  // element offset of position pos in the pool
     const int bi = (int)((__umulhi((unsigned)pos, cfg.bs_mul) + (unsigned)pos) >> cfg.bs_shift);
     return (((size_t)btab[bi] * p.num_kv_heads + kvh) * p.block_size + (pos - bi * p.block_size)) * HD;
   };
   auto load_kv = [&](int k0, int buf) {
-    if constexpr (CH % 8 == 0) {
+    if constexpr (CK % 8 == 0) {
       constexpr int KS = kThreads / 8;  // keys a step
 #pragma unroll
       for (int q = 0; q < BN / KS; q++) {
@@ -154,30 +174,45 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
         const bool ok = pos <= s_hi;
         const size_t off = ok ? key_offset(pos) : 0;  // past s_hi: zero fill, from a valid address
 #pragma unroll
-        for (int h = 0; h < CH / 8; h++) {
+        for (int h = 0; h < CK / 8; h++) {
           const int c = tid % 8 + 8 * h;
-          cp_async16(Ks + (buf * BN + key) * LD + c * 8, p.k_cache + off + c * 8, ok);
-          cp_async16(Vs + (buf * BN + key) * LD + c * 8, p.v_cache + off + c * 8, ok);
+          cp_async16(Kd + (buf * BN + key) * LDD + c * EPC, kv_ptr<KV>(p.k_cache) + off + c * EPC, ok);
+          cp_async16(Vd + (buf * BN + key) * LDD + c * EPC, kv_ptr<KV>(p.v_cache) + off + c * EPC, ok);
         }
       }
     } else {
+      constexpr int N = BN * CK;  // chunks a tile (FP8: not always a multiple of kThreads)
 #pragma unroll
-      for (int it = 0; it < BN * CH / kThreads; it++) {
+      for (int it = 0; it < (N + kThreads - 1) / kThreads; it++) {
         const int i = tid + it * kThreads;
-        const int key = i / CH, c = i % CH, pos = k0 + key;
+        if (N % kThreads != 0 && i >= N) break;
+        const int key = i / CK, c = i % CK, pos = k0 + key;
         const bool ok = pos <= s_hi;
-        const size_t off = ok ? key_offset(pos) + c * 8 : 0;
-        cp_async16(Ks + (buf * BN + key) * LD + c * 8, p.k_cache + off, ok);
-        cp_async16(Vs + (buf * BN + key) * LD + c * 8, p.v_cache + off, ok);
+        const size_t off = ok ? key_offset(pos) + c * EPC : 0;
+        cp_async16(Kd + (buf * BN + key) * LDD + c * EPC, kv_ptr<KV>(p.k_cache) + off, ok);
+        cp_async16(Vd + (buf * BN + key) * LDD + c * EPC, kv_ptr<KV>(p.v_cache) + off, ok);
       }
+    }
+  };
+  // FP8: staged tile buf -> Ks / Vs in bf16 (exact), 8 values a thread step; keys past s_hi
+  // were zero-filled and widen to zeros.
+  auto widen = [&](int buf) {
+#pragma unroll
+    for (int it = 0; it < BN * CH / kThreads; it++) {
+      const int i = tid + it * kThreads, key = i / CH, c = i % CH;
+      const int src = (buf * BN + key) * HD + c * 8;
+      *reinterpret_cast<uint4 *>(Ks + key * LD + c * 8) = e4m3x8_to_bf16x8(*reinterpret_cast<const uint2 *>(K8 + src));
+      *reinterpret_cast<uint4 *>(Vs + key * LD + c * 8) = e4m3x8_to_bf16x8(*reinterpret_cast<const uint2 *>(V8 + src));
     }
   };
 
   // Scores stay raw until the exponent: the row max of raw scores times scale_log2 (> 0:
   // paged_attention sends other scales to the simple kernel) is the max of the scaled ones.
   // With a softcap the scores are capped (scale folded in) right after Q K^T, and scale_log2
-  // holds log2(e) alone; tanh is monotonic, so the max still commutes.
-  const float scale_log2 = (p.softcap > 0.f ? 1.f : p.scale) * kLog2e;
+  // holds log2(e) alone; tanh is monotonic, so the max still commutes. FP8: the scores of stored
+  // keys, so k_scale joins the scale (> 0: the engine checks it).
+  const float qk_scale = F8 ? p.scale * p.k_scale : p.scale;
+  const float scale_log2 = (p.softcap > 0.f ? 1.f : qk_scale) * kLog2e;
   float o[MR][HD / 8][4];
 #pragma unroll
   for (int b = 0; b < MR; b++)
@@ -195,13 +230,17 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
+    if constexpr (F8) {  // the staging of tile `it` is in: widen it for every warp
+      widen(buf);
+      __syncthreads();
+    }
     // This warp's keys [kmin, kmax] of the tile against its rows [wq_lo, wq_hi] (warp-uniform):
     // masked for every row (skip: the state would not change), for none (no per-element mask:
     // every tile below the diagonal and inside the window), or for some.
     const int kmin = s_lo + it * BN + wk * KW, kmax = kmin + KW - 1;
     const bool skip = !live || kmin > min(wq_hi, s_hi) || (p.window > 0 && wq_lo - kmax >= p.window);
     const bool full = kmax <= s_hi && kmax <= wq_lo && (p.window == 0 || wq_hi - kmin < p.window);
-    const bf16 *Kt = Ks + buf * BN * LD, *Vt = Vs + buf * BN * LD;
+    const bf16 *Kt = Ks + (F8 ? 0 : buf) * BN * LD, *Vt = Vs + (F8 ? 0 : buf) * BN * LD;
 
     if (!skip) {
       float s[MR][KW / 8][4];
@@ -228,7 +267,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
         }
       }
       if (p.softcap > 0.f) {  // before the mask: masked scores must stay -inf
-        const float mul = p.scale / p.softcap;
+        const float mul = (F8 ? qk_scale : p.scale) / p.softcap;
 #pragma unroll
         for (int b = 0; b < MR; b++)
 #pragma unroll
@@ -335,7 +374,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
       for (int h = 0; h < 2; h++) {
         const int r = wrow0 + b * 16 + (lane >> 2) + 8 * h;
         if (r >= tile.row_end) continue;
-        const float inv = l[b][h] > 0.f ? 1.f / l[b][h] : 0.f;
+        const float inv = l[b][h] > 0.f ? (F8 ? p.v_scale : 1.f) / l[b][h] : 0.f;  // FP8: V's scale
         bf16 *dst = p.out + (size_t)(tok0 + r / G) * p.out_stride + (kvh * G + r % G) * HD;
 #pragma unroll
         for (int j = 0; j < HD / 8; j++)
@@ -378,7 +417,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
       }
     }
     const int t = tok0 + r / G, head = kvh * G + r % G;
-    const float val = L > 0.f ? O / L : 0.f;
+    const float val = L > 0.f ? (F8 ? O / L * p.v_scale : O / L) : 0.f;
     if (splits == 1) {
       p.out[(size_t)t * p.out_stride + head * HD + d] = to_bf(val);
     } else {
@@ -415,7 +454,9 @@ __global__ void attn_combine_kernel(AttnArgs p) {
 
 // Any head_dim (multiple of 8 not needed): one warp per (token, head), one key at a time.
 // The correct-first fallback for head sizes the tensor-core kernel is not built for.
+template <typename KV>
 __global__ void attn_simple_kernel(AttnArgs p) {
+  constexpr bool F8 = kv_is_fp8<KV>();
   const int warps = blockDim.x / 32;
   const int item = blockIdx.x * warps + threadIdx.x / 32, lane = threadIdx.x & 31;
   if (item >= p.num_tokens * p.num_heads) return;
@@ -432,19 +473,20 @@ __global__ void attn_simple_kernel(AttnArgs p) {
     const size_t off =
         (((size_t)btab[j / p.block_size] * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * HD;
     float dot = 0.f;
-    for (int d = lane; d < HD; d += 32) dot += to_f(q[d]) * to_f(p.k_cache[off + d]);
+    for (int d = lane; d < HD; d += 32) dot += to_f(q[d]) * kv_to_f(kv_ptr<KV>(p.k_cache)[off + d]);
     for (int s = 16; s > 0; s >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, s);
-    float sc = dot * p.scale;
+    float sc = dot * (F8 ? p.scale * p.k_scale : p.scale);
     if (p.softcap > 0.f) sc = p.softcap * tanhf(sc / p.softcap);
     const float m_new = fmaxf(m, sc);
     const float alpha = __expf(m - m_new), pj = __expf(sc - m_new);
     l = l * alpha + pj;
     for (int i = 0; i < 8 && lane + 32 * i < HD; i++)
-      acc[i] = acc[i] * alpha + pj * to_f(p.v_cache[off + lane + 32 * i]);
+      acc[i] = acc[i] * alpha + pj * kv_to_f(kv_ptr<KV>(p.v_cache)[off + lane + 32 * i]);
     m = m_new;
   }
   bf16 *dst = p.out + (size_t)t * p.out_stride + head * HD;
-  for (int i = 0; i < 8 && lane + 32 * i < HD; i++) dst[lane + 32 * i] = to_bf(l > 0 ? acc[i] / l : 0.f);
+  for (int i = 0; i < 8 && lane + 32 * i < HD; i++)
+    dst[lane + 32 * i] = to_bf(l > 0 ? (F8 ? acc[i] / l * p.v_scale : acc[i] / l) : 0.f);
 }
 
 // Head sizes whose wide tiles run 128 rows (MR 2); the others run 64-row CTAs (MR 1), two per
@@ -461,14 +503,14 @@ int attn_kv_tile_128() {
 }
 
 // grid (num_ctas, num_kv_heads)
-template <int HD, int WR, int MR, int BN = 64>
+template <typename KV, int HD, int WR, int MR, int BN = 64>
 int launch(const AttnArgs &a, int num_ctas, int pieces, cudaStream_t s, char *err) {
   // Division by block_size as multiply-high, add, shift (Granlund-Montgomery, round-up multiplier
   // m = 2^32 (2^k - d) / d + 1 with 2^k >= d; exact for dividends below 2^31).
   KernelCfg cfg = {pieces, 0u, 0, attn_pdl_mode() == 2};
   while (((int64_t)1 << cfg.bs_shift) < a.block_size) cfg.bs_shift++;
   cfg.bs_mul = (unsigned)((((uint64_t)1 << 32) * (((uint64_t)1 << cfg.bs_shift) - a.block_size)) / a.block_size + 1);
-  constexpr int bytes = smem_bytes<HD, WR, MR, BN>();
+  constexpr int bytes = smem_bytes<HD, WR, MR, BN, KV>();
   // Kernel attributes are per device (tensor-parallel ranks each set theirs): one bit per device,
   // per instantiation; a race only repeats the same call.
   static unsigned configured = 0;
@@ -476,36 +518,36 @@ int launch(const AttnArgs &a, int num_ctas, int pieces, cudaStream_t s, char *er
   FGCU_TRY(cudaGetDevice(&dev));
   const unsigned bit = 1u << (dev & 31);
   if (!(__atomic_load_n(&configured, __ATOMIC_ACQUIRE) & bit)) {
-    FGCU_TRY(cudaFuncSetAttribute(attn_kernel<HD, WR, MR, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    FGCU_TRY(cudaFuncSetAttribute(attn_kernel<HD, WR, MR, BN, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     __atomic_fetch_or(&configured, bit, __ATOMIC_RELEASE);
   }
   dim3 grid(num_ctas, a.num_kv_heads);
-  if (attn_pdl_mode() > 0) launch_k(attn_kernel<HD, WR, MR, BN>, grid, dim3(kThreads), bytes, s, a, cfg);
-  else attn_kernel<HD, WR, MR, BN><<<grid, kThreads, bytes, s>>>(a, cfg);
+  if (attn_pdl_mode() > 0) launch_k(attn_kernel<HD, WR, MR, BN, KV>, grid, dim3(kThreads), bytes, s, a, cfg);
+  else attn_kernel<HD, WR, MR, BN, KV><<<grid, kThreads, bytes, s>>>(a, cfg);
   FGCU_LAUNCHED("attn_kernel");
   return 0;
 }
 
 // The host cut wide tiles of attn_wide_rows() rows (attn_make_tiles): run them whole at MR 2,
 // or as 64-row pieces.
-template <int HD>
+template <typename KV, int HD>
 int launch_wide(const AttnArgs &a, cudaStream_t s, char *err) {
   const int rows = attn_wide_rows();
   if constexpr (wide_mr2(HD)) {
     if (rows == 128) {
       if constexpr (HD == 128)
-        if (attn_kv_tile_128() == 32) return launch<HD, 4, 2, 32>(a, a.num_wide, 1, s, err);
-      return launch<HD, 4, 2>(a, a.num_wide, 1, s, err);
+        if (attn_kv_tile_128() == 32) return launch<KV, HD, 4, 2, 32>(a, a.num_wide, 1, s, err);
+      return launch<KV, HD, 4, 2>(a, a.num_wide, 1, s, err);
     }
   }
-  return launch<HD, 4, 1>(a, a.num_wide * (rows / 64), rows / 64, s, err);
+  return launch<KV, HD, 4, 1>(a, a.num_wide * (rows / 64), rows / 64, s, err);
 }
 
-template <int HD>
+template <typename KV, int HD>
 int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
-  if (a.num_wide > 0) FGCU_CHECK(launch_wide<HD>(a, s, err));
+  if (a.num_wide > 0) FGCU_CHECK((launch_wide<KV, HD>(a, s, err)));
   if (a.num_narrow > 0) {
-    FGCU_CHECK((launch<HD, 1, 1>(a, a.num_narrow * a.splits, 1, s, err)));
+    FGCU_CHECK((launch<KV, HD, 1, 1>(a, a.num_narrow * a.splits, 1, s, err)));
     if (a.splits > 1) {
       if (attn_pdl_mode() > 0) launch_k(attn_combine_kernel, dim3(a.num_narrow, a.num_kv_heads), dim3(kThreads), 0, s, a);
       else attn_combine_kernel<<<dim3(a.num_narrow, a.num_kv_heads), kThreads, 0, s>>>(a);
@@ -564,18 +606,24 @@ bool force_simple() {
   return v;
 }
 
+// The tensor-core kernels of head size HD for the cache's element type.
+template <int HD>
+int launch_kv(const AttnArgs &a, cudaStream_t s, char *err) {
+  return a.kv_fp8 ? launch_both<e4m3, HD>(a, s, err) : launch_both<bf16, HD>(a, s, err);
+}
+
 }  // namespace
 
 int paged_attention(const AttnArgs &a, cudaStream_t s, char *err) {
   if (a.num_tokens == 0) return 0;
   if (!force_simple() && a.scale > 0.f) switch (a.head_dim) {
-    case 16: return launch_both<16>(a, s, err);
-    case 32: return launch_both<32>(a, s, err);
-    case 64: return launch_both<64>(a, s, err);
-    case 80: return launch_both<80>(a, s, err);
-    case 96: return launch_both<96>(a, s, err);
-    case 128: return launch_both<128>(a, s, err);
-    case 256: return launch_both<256>(a, s, err);
+    case 16: return launch_kv<16>(a, s, err);
+    case 32: return launch_kv<32>(a, s, err);
+    case 64: return launch_kv<64>(a, s, err);
+    case 80: return launch_kv<80>(a, s, err);
+    case 96: return launch_kv<96>(a, s, err);
+    case 128: return launch_kv<128>(a, s, err);
+    case 256: return launch_kv<256>(a, s, err);
     default: break;
   }
   if (a.head_dim > 256) {
@@ -583,7 +631,8 @@ int paged_attention(const AttnArgs &a, cudaStream_t s, char *err) {
     return FG_ERR_UNSUPPORTED;
   }
   const int items = a.num_tokens * a.num_heads;
-  attn_simple_kernel<<<ceil_div(items, 4), 128, 0, s>>>(a);
+  if (a.kv_fp8) attn_simple_kernel<e4m3><<<ceil_div(items, 4), 128, 0, s>>>(a);
+  else attn_simple_kernel<bf16><<<ceil_div(items, 4), 128, 0, s>>>(a);
   FGCU_LAUNCHED("attn_simple_kernel");
   return 0;
 }

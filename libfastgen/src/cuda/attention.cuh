@@ -4,7 +4,8 @@
 // when softcap > 0 (before the mask and the softmax).
 //
 // KV cache of one layer (CUDA layout; the caller sees only block ids):
-//   k, v: [num_blocks, num_kv_heads, block_size, head_dim] bf16
+//   k, v: [num_blocks, num_kv_heads, block_size, head_dim] bf16, or E4M3 bytes (kv_fp8: each
+//         stored value times k_scale / v_scale is the key / value; cuda/kv_fp8.cuh)
 //   position p of sequence s: block block_indices[block_indptr[s] + p / block_size], slot p % block_size
 //
 // Work: rows = (token, q head of one kv group) pairs of one sequence, cut into tiles:
@@ -27,7 +28,7 @@ struct AttnTile {
 struct AttnArgs {
   const bf16 *q;  // q of token t, head h: q + t * q_stride + h * head_dim
   int q_stride;
-  const bf16 *k_cache, *v_cache;  // this layer's pool
+  const bf16 *k_cache, *v_cache;  // this layer's pool (kv_fp8: E4M3 bytes, read via kv_ptr<e4m3>)
   bf16 *out;                      // out + t * out_stride + h * head_dim
   int out_stride;
   const int *cu_seqlens, *context_lens, *block_indptr, *block_indices;  // device, per batch
@@ -39,6 +40,11 @@ struct AttnArgs {
   int num_tokens, num_heads, num_kv_heads, head_dim, block_size, window;
   float scale;                    // softmax scale (1/sqrt(head_dim) unless the spec sets one)
   float softcap;                  // > 0: scores = softcap * tanh(scale * q.k / softcap) (Gemma 2)
+  // The cache's element type: false bf16; true FP8 E4M3 (--kv-cache-dtype fp8), k = stored *
+  // k_scale, v = stored * v_scale. A kernel that reads bf16 caches only must refuse kv_fp8 and
+  // leave such steps to paged_attention's own kernels, which take both.
+  bool kv_fp8;
+  float k_scale, v_scale;
 };
 
 // Host: cuts each sequence's rows into tiles. tiles must hold num_tiles_bound(...) entries each.
@@ -54,7 +60,8 @@ int attn_wide_rows();
 int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms);
 
 // Tensor-core kernels for head_dim in {16, 32, 64, 80, 96, 128, 256}; any other head_dim up to
-// 256 (or FASTGEN_ATTN=simple, or a scale <= 0) runs a one-warp-per-row fp32 kernel.
+// 256 (or FASTGEN_ATTN=simple, or a scale <= 0) runs a one-warp-per-row fp32 kernel. Each reads
+// a bf16 or an FP8 cache (kv_fp8).
 int paged_attention(const AttnArgs &a, cudaStream_t stream, char *err);
 
 }  // namespace fgcu

@@ -12,9 +12,15 @@
 // runs 64 splits of 2 tiles, one CTA an SM: a tile is ~6k instructions a warp (scores: per 8 dims
 // one 16-byte key read, eight 16-byte q broadcasts, 32 FMAs; values: 8 reads and 64 FMAs a key),
 // so ~5-10 us a layer, latency-bound (estimates; bench/gpu/mla.ts measures).
+//
+// FP8 caches (kv_fp8; the kernel is templated on the cache element KV, kv_fp8.cuh): key tiles
+// come in as E4M3 bytes (8-byte cp.async: a row is a multiple of 8 bytes, not always of 16) and
+// are widened to fp32 where the bf16 ones are; kv_scale joins the softmax scale and the output's
+// 1 / l.
 #include "cuda/attention_mla.cuh"
 
 #include "cuda/cp_async.cuh"
+#include "cuda/kv_fp8.cuh"
 
 namespace fgcu {
 namespace {
@@ -25,19 +31,25 @@ constexpr int kMaxLatent = 512;      // 64 columns per lane pair block, NP <= 8
 constexpr int kMaxRope = 256;
 constexpr int kMaxSplits = 64;
 
-// Shared memory of one CTA: q [HG][D] fp32, then two key tiles [kKeys][D + 8] bf16 (the pad keeps
-// rows 16-byte aligned and spreads a warp's 16-byte row reads over the banks).
-size_t smem_bytes(int heads_per_cta, int D) {
-  return (size_t)heads_per_cta * D * 4 + 2ull * kKeys * (D + 8) * 2;
+// Shared memory of one CTA: q [HG][D] fp32, then two key tiles [kKeys][D + 8] of the cache's
+// element (the pad keeps rows 16-byte (FP8: 8-byte) aligned and spreads a warp's row reads over
+// the banks).
+size_t smem_bytes(int heads_per_cta, int D, int elem_bytes) {
+  return (size_t)heads_per_cta * D * 4 + 2ull * kKeys * (D + 8) * elem_bytes;
 }
 
-template <int HPW, int NP>
+// One chunk of 8 cache elements: 16 bytes of bf16, 8 of E4M3.
+__device__ __forceinline__ void cp_async_row8(bf16 *dst, const bf16 *src, bool ok) { cp_async16(dst, src, ok); }
+__device__ __forceinline__ void cp_async_row8(e4m3 *dst, const e4m3 *src, bool ok) { cp_async8(dst, src, ok); }
+
+template <int HPW, int NP, typename KV>
 __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
   constexpr int HG = kWarps * HPW;  // heads of the CTA: warp w owns h0 + w + kWarps * i, i < HPW
+  constexpr bool F8 = kv_is_fp8<KV>();
   const int L = p.latent, D = p.latent + p.rope, LDK = D + 8, CH = D / 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   float *qs = reinterpret_cast<float *>(smem_raw);  // [HG][D]
-  bf16 *ks = reinterpret_cast<bf16 *>(qs + HG * D);  // [2][kKeys][LDK]
+  KV *ks = reinterpret_cast<KV *>(qs + HG * D);     // [2][kKeys][LDK]
 
   const int groups = (p.num_heads + HG - 1) / HG;
   const int t = blockIdx.x / groups, h0 = (blockIdx.x % groups) * HG, split = blockIdx.y;
@@ -56,10 +68,10 @@ __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
     for (int key = warp; key < kKeys; key += kWarps) {
       const int kp = k0 + key;
       const bool ok = kp <= s_hi;
-      const bf16 *src = p.cache;
+      const KV *src = kv_ptr<KV>(p.cache);
       if (ok) src += ((size_t)btab[kp / p.block_size] * p.block_size + kp % p.block_size) * D;
-      bf16 *dst = ks + (size_t)(buf * kKeys + key) * LDK;
-      for (int c = lane; c < CH; c += 32) cp_async16(dst + c * 8, src + (ok ? c * 8 : 0), ok);
+      KV *dst = ks + (size_t)(buf * kKeys + key) * LDK;
+      for (int c = lane; c < CH; c += 32) cp_async_row8(dst + c * 8, src + (ok ? c * 8 : 0), ok);
     }
   };
   if (n_tiles > 0) load_tile(s_lo, 0);
@@ -82,16 +94,16 @@ __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();  // this tile (and, the first time, qs) visible to every warp
-    const bf16 *kt = ks + (size_t)buf * kKeys * LDK;
+    const KV *kt = ks + (size_t)buf * kKeys * LDK;
     const int nk = min(kKeys, s_hi - k0 + 1);  // >= 1: k0 <= s_hi
 
     float s[HPW];
 #pragma unroll
     for (int i = 0; i < HPW; i++) s[i] = 0.f;
-    const bf16 *kr = kt + (size_t)lane * LDK;
+    const KV *kr = kt + (size_t)lane * LDK;
     for (int d = 0; d < D; d += 8) {
       float kv[8];
-      load8(kr + d, kv);
+      kv_load8(kr + d, kv);
 #pragma unroll
       for (int i = 0; i < HPW; i++) {
         const float4 *qr = reinterpret_cast<const float4 *>(qs + (warp + kWarps * i) * D + d);
@@ -106,7 +118,7 @@ __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
     float pk[HPW];
 #pragma unroll
     for (int i = 0; i < HPW; i++) {
-      float sc = s[i] * p.scale;
+      float sc = s[i] * (F8 ? p.scale * p.kv_scale : p.scale);  // FP8: scores of stored rows
       if (p.softcap > 0.f) sc = p.softcap * tanhf(sc / p.softcap);
       if (lane >= nk) sc = -INFINITY;
       float mx = sc;
@@ -125,12 +137,12 @@ __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
       float pj[HPW];
 #pragma unroll
       for (int i = 0; i < HPW; i++) pj[i] = __shfl_sync(0xffffffffu, pk[i], j);
-      const bf16 *vr = kt + (size_t)j * LDK;
+      const KV *vr = kt + (size_t)j * LDK;
 #pragma unroll
       for (int n = 0; n < NP; n++) {
         const int c = 2 * lane + 64 * n;
         if (c >= L) break;
-        const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(vr + c));
+        const float2 v = kv_load2(vr + c);
 #pragma unroll
         for (int i = 0; i < HPW; i++) {
           o[i][n][0] = fmaf(pj[i], v.x, o[i][n][0]);
@@ -146,7 +158,7 @@ __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
   for (int i = 0; i < HPW; i++) {
     const int h = h0 + warp + kWarps * i;
     if (h >= p.num_heads) continue;
-    const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
+    const float inv = l[i] > 0.f ? (F8 ? p.kv_scale : 1.f) / l[i] : 0.f;  // FP8: the values' scale
     if (p.splits == 1) {
       bf16 *dst = p.out + ((size_t)t * p.num_heads + h) * L;
 #pragma unroll
@@ -190,10 +202,10 @@ __global__ void mla_combine_kernel(MlaAttnArgs p) {
 
 int heads_per_warp(int num_heads) { return num_heads >= 16 ? 4 : num_heads >= 8 ? 2 : 1; }
 
-template <int HPW, int NP>
+template <int HPW, int NP, typename KV>
 int launch(const MlaAttnArgs &a, cudaStream_t s, char *err) {
   const int D = a.latent + a.rope, HG = kWarps * HPW;
-  const size_t bytes = smem_bytes(HG, D);
+  const size_t bytes = smem_bytes(HG, D, (int)sizeof(KV));
   // The attribute is per device (one bit each) and per instantiation; a race only repeats it. It
   // is a ceiling for every later launch of this instantiation, whose D varies with the model (up to
   // 64 NP latent columns plus kMaxRope), so it is set to the largest any of them can ask for, not
@@ -205,9 +217,9 @@ int launch(const MlaAttnArgs &a, cudaStream_t s, char *err) {
   if (!(__atomic_load_n(&configured, __ATOMIC_ACQUIRE) & bit)) {
     int optin = 0;
     FGCU_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    const size_t most = smem_bytes(HG, 64 * NP + kMaxRope);
+    const size_t most = smem_bytes(HG, 64 * NP + kMaxRope, (int)sizeof(KV));
     const int ceiling = (int)(most < (size_t)optin ? most : (size_t)optin);
-    FGCU_TRY(cudaFuncSetAttribute(mla_attn_kernel<HPW, NP>, cudaFuncAttributeMaxDynamicSharedMemorySize, ceiling));
+    FGCU_TRY(cudaFuncSetAttribute(mla_attn_kernel<HPW, NP, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, ceiling));
     __atomic_fetch_or(&configured, bit, __ATOMIC_RELEASE);
   }
   if (bytes > 48 * 1024) {
@@ -220,18 +232,23 @@ int launch(const MlaAttnArgs &a, cudaStream_t s, char *err) {
     }
   }
   const dim3 grid(a.num_tokens * ((a.num_heads + HG - 1) / HG), a.splits);
-  mla_attn_kernel<HPW, NP><<<grid, kThreads, bytes, s>>>(a);
+  mla_attn_kernel<HPW, NP, KV><<<grid, kThreads, bytes, s>>>(a);
   FGCU_LAUNCHED("mla_attn_kernel");
   return 0;
 }
 
-template <int HPW>
+template <int HPW, typename KV>
 int launch_np(const MlaAttnArgs &a, cudaStream_t s, char *err) {
   const int np = (a.latent + 63) / 64;
-  if (np <= 1) return launch<HPW, 1>(a, s, err);
-  if (np <= 2) return launch<HPW, 2>(a, s, err);
-  if (np <= 4) return launch<HPW, 4>(a, s, err);
-  return launch<HPW, 8>(a, s, err);
+  if (np <= 1) return launch<HPW, 1, KV>(a, s, err);
+  if (np <= 2) return launch<HPW, 2, KV>(a, s, err);
+  if (np <= 4) return launch<HPW, 4, KV>(a, s, err);
+  return launch<HPW, 8, KV>(a, s, err);
+}
+
+template <int HPW>
+int launch_kv(const MlaAttnArgs &a, cudaStream_t s, char *err) {
+  return a.kv_fp8 ? launch_np<HPW, e4m3>(a, s, err) : launch_np<HPW, bf16>(a, s, err);
 }
 
 }  // namespace
@@ -269,9 +286,9 @@ int mla_attention(const MlaAttnArgs &a, cudaStream_t s, char *err) {
     return FG_ERR_INTERNAL;
   }
   switch (heads_per_warp(a.num_heads)) {
-    case 1: FGCU_CHECK(launch_np<1>(a, s, err)); break;
-    case 2: FGCU_CHECK(launch_np<2>(a, s, err)); break;
-    default: FGCU_CHECK(launch_np<4>(a, s, err)); break;
+    case 1: FGCU_CHECK(launch_kv<1>(a, s, err)); break;
+    case 2: FGCU_CHECK(launch_kv<2>(a, s, err)); break;
+    default: FGCU_CHECK(launch_kv<4>(a, s, err)); break;
   }
   if (a.splits > 1) {
     mla_combine_kernel<<<a.num_tokens * a.num_heads, 128, 0, s>>>(a);

@@ -5,7 +5,8 @@
 // are scale * q.k, soft-capped first when softcap > 0.
 //
 // Cache of one layer (one row per token, shared by every head; the caller sees block ids):
-//   [num_blocks, block_size, D] bf16, D = latent + rope: [latent c | rotated k_pe]
+//   [num_blocks, block_size, D] bf16, D = latent + rope: [latent c | rotated k_pe]; or (kv_fp8)
+//   E4M3 bytes, a stored value times kv_scale being the row's (cuda/kv_fp8.cuh)
 //   position p of sequence s: block block_indices[block_indptr[s] + p / block_size], slot p % block_size
 //   q   [T, num_heads, D] bf16: [q_nope W_uk | rotated q_pe] per head
 //   out [T, num_heads, latent] bf16 = softmax(scores) . c   (keys: whole rows; values: the latent part)
@@ -24,7 +25,7 @@ namespace fgcu {
 
 struct MlaAttnArgs {
   const bf16 *q;                  // [T, num_heads, latent + rope]
-  const bf16 *cache;              // this layer's rows [num_blocks, block_size, latent + rope]
+  const bf16 *cache;              // this layer's rows [num_blocks, block_size, latent + rope] (kv_fp8: bytes)
   bf16 *out;                      // [T, num_heads, latent]
   const int *cu_seqlens, *context_lens, *block_indptr, *block_indices;  // device, per batch
   const int *token_seq;           // [T] sequence of each token
@@ -33,6 +34,8 @@ struct MlaAttnArgs {
   float softcap;                  // > 0: scores = softcap * tanh(scale * q.k / softcap)
   int splits;                     // key splits (1 = none)
   float *part_o, *part_lse;       // splits > 1: [splits, T, num_heads, latent], [splits, T, num_heads]
+  bool kv_fp8;                    // the cache holds E4M3 of row / kv_scale (the layer's K scale)
+  float kv_scale;
 };
 
 // 0, or FG_ERR_UNSUPPORTED with a message when the kernel is not built for these widths:

@@ -103,8 +103,11 @@ int fgcu_engine_load_fp8(fgcu_engine *g, int32_t layer, int32_t expert, int32_t 
 int32_t fgcu_engine_weight_dtype(fgcu_engine *g, int32_t layer, int32_t expert, int32_t kind);
 // Allocates workspaces, then the KV pool on every rank: num_blocks, or the most blocks that
 // memory_fraction (0 = 0.9) of every rank's free memory holds. block_size 0 picks one from head_dim.
+// kv_dtype 0: bf16; FG_F8_E4M3: E4M3 bytes (half the memory a block) with per-layer k_scales /
+// v_scales ([num_layers], null: 1.0; the core checked them: finite, > 0).
 int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t num_blocks,
-                        float memory_fraction, fgcu_info *info, char *err);
+                        float memory_fraction, int32_t kv_dtype, const float *k_scales,
+                        const float *v_scales, fgcu_info *info, char *err);
 // One forward pass + sampling; the core validated the batch.
 int fgcu_engine_step(fgcu_engine *g, const fg_batch *b, fg_step_output *out, char *err);
 // The same in two halves (tensor_parallel 1 only; the core runs tp > 1 steps whole): launch
@@ -114,7 +117,8 @@ int fgcu_engine_launch(fgcu_engine *g, const fg_batch *b, char *err);
 int fgcu_engine_finish(fgcu_engine *g, const int32_t *row_masks, const uint32_t *masks,
                        int32_t num_masks, fg_step_output *out, char *err);
 
-// Test hooks (fastgen.h: fg_paged_attention, fg_sample_logits, fg_mla_attention): one stage on host buffers.
+// Test hooks (fastgen.h: fg_paged_attention(_fp8), fg_sample_logits, fg_mla_attention(_fp8)): one
+// stage on host buffers. kv_fp8: the cache is stored as E4M3 of value / scale (kv_fp8.cuh).
 // fastgen.h fg_cuda_fp8_linear_host: the FP8 GEMMs on device 0 over host buffers.
 int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const uint8_t *w, int32_t N, const float *scales,
                          int32_t kblock, float input_scale, int32_t out_mode, int32_t path, float *y,
@@ -122,13 +126,15 @@ int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const uint8_t *w,
 int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                         const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
                         int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,
-                        int32_t splits, char *err);
+                        int32_t splits, float softcap, int32_t kv_fp8, float k_scale, float v_scale,
+                        char *err);
 int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out,
                      char *err);
 // fastgen.h fg_mla_attention on device 0.
 int fgcu_mla_attention_host(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,
                             int32_t latent, int32_t rope, int32_t block_size, int32_t num_blocks, int32_t window,
-                            float scale, float softcap, int32_t splits, char *err);
+                            float scale, float softcap, int32_t splits, int32_t kv_fp8, float kv_scale,
+                            char *err);
 // fastgen.h fg_run_op: one op of core/op_hooks.h on device 0 over host buffers (the core
 // checked the arguments).
 int fgcu_op_host(int32_t op, const int32_t *dims, const float *params, void *const *bufs, char *err);

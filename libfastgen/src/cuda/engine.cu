@@ -301,6 +301,8 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   cudaFree(e->inv_freq);
   cudaFree(e->sliding_inv_freq);
   cudaFree(e->kv);
+  free(e->k_scales);
+  free(e->v_scales);
   if (e->staging) cudaFreeHost(e->staging);
   if (e->out_host) cudaFreeHost(e->out_host);
   DevBuf *bufs[] = {&e->h,      &e->x,      &e->x2,     &e->qkv,    &e->attn,
@@ -341,11 +343,32 @@ int fgcu::rank_fp8_reserve(fgcu_rank *e, int tokens, char *err) {
 
 namespace {
 
+// An FP8 cache holds 1 byte an element: twice the blocks in the same memory.
 uint64_t kv_bytes_per_block(const fgcu_rank *e) {
-  return (uint64_t)e->kv_planes() * e->m.num_layers * e->block_size * e->kv_row() * 2;
+  return (uint64_t)e->kv_planes() * e->m.num_layers * e->block_size * e->kv_row() * e->kv_elem_bytes();
 }
 
 }  // namespace
+
+int fgcu::rank_kv_dtype(fgcu_rank *e, bool fp8, const float *k_scales, const float *v_scales, char *err) {
+  const size_t L = (size_t)e->m.num_layers;
+  free(e->k_scales);
+  free(e->v_scales);
+  e->k_scales = e->v_scales = nullptr;
+  e->kv_fp8 = fp8;
+  if (!fp8) return 0;
+  e->k_scales = (float *)malloc((L ? L : 1) * sizeof(float));
+  e->v_scales = (float *)malloc((L ? L : 1) * sizeof(float));
+  if (!e->k_scales || !e->v_scales) {
+    snprintf(err, 512, "out of host memory for the KV scales");
+    return FG_ERR_OUT_OF_MEMORY;
+  }
+  for (size_t l = 0; l < L; l++) {
+    e->k_scales[l] = k_scales ? k_scales[l] : 1.f;
+    e->v_scales[l] = v_scales ? v_scales[l] : 1.f;
+  }
+  return 0;
+}
 
 int fgcu::rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, int64_t *blocks,
                         char *err) {

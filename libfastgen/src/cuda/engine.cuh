@@ -177,9 +177,19 @@ struct fgcu_rank {
   int qkv_rows = 0, mlp_rows = 0, ex_rows = 0, sh_rows = 0, ws_width = 0, ws_rows = 0;
   void *staging = nullptr;     // pinned, for loading; freed at finalize
 
-  // [num_layers][2][num_blocks, nkv, block_size, hd], or (MLA) [num_layers][num_blocks, block_size, L + R]
-  fgcu::bf16 *kv = nullptr;
+  // [num_layers][2][num_blocks, nkv, block_size, hd], or (MLA) [num_layers][num_blocks, block_size, L + R],
+  // of bf16, or (kv_fp8, --kv-cache-dtype fp8) of E4M3 bytes: e4m3(x / scale) with the layer's
+  // k_scales / v_scales (MLA rows: k_scales; cuda/kv_fp8.cuh)
+  void *kv = nullptr;
+  bool kv_fp8 = false;
+  float *k_scales = nullptr, *v_scales = nullptr;  // host [num_layers] (kv_fp8)
   size_t layer_elems = 0;      // elements of one plane of one layer: num_blocks * block_size * kv_row()
+  int kv_elem_bytes() const { return kv_fp8 ? 1 : 2; }
+  // Plane 0 (K; MLA: the rows) or 1 (V) of layer l, typed bf16 as the kernels' arguments take it
+  // (holding E4M3 bytes when kv_fp8).
+  fgcu::bf16 *kv_plane(int64_t l, int plane) const {
+    return (fgcu::bf16 *)((char *)kv + (size_t)(kv_planes() * l + plane) * layer_elems * kv_elem_bytes());
+  }
   int num_blocks = 0, block_size = 0;
   uint64_t kv_bytes = 0;
   uint64_t free_after_weights = 0;  // device bytes free when the KV pool was sized
@@ -225,6 +235,9 @@ int rank_load_fp8(fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind, con
 int rank_weight_dtype(const fgcu_rank *e, int32_t layer, int32_t expert, int32_t kind);
 // The FP8 GEMMs' probe and workspaces, sized before the KV pool takes the memory (engine.cu).
 int rank_fp8_reserve(fgcu_rank *e, int tokens, char *err);
+// The KV cache's element type, before rank_kv_fit: bf16 (fp8 false), or E4M3 with per-layer
+// scales ([num_layers] each, copied; null: 1.0).
+int rank_kv_dtype(fgcu_rank *e, bool fp8, const float *k_scales, const float *v_scales, char *err);
 // Workspaces for the initial shapes, then how many KV blocks of block_size fit in
 // memory_fraction of what is left.
 int rank_kv_fit(fgcu_rank *e, int32_t block_size, float memory_fraction, int64_t *blocks, char *err);

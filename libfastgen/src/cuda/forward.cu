@@ -3,6 +3,7 @@
 //   h = embed(tokens) * embed_scale                     fp32 residual [T, H]
 //   per layer:  x = norm(h (+ owed biases))             bf16 [T, H]
 //               qkv = x Wqkv^T -> (+bias, qk-norm, RoPE, K/V -> cache)   one fused kernel
+//                 (the cache bf16, or E4M3 with the layer's scales: --kv-cache-dtype fp8)
 //                 (projections through linear.cuh: bf16 or FP8 weights)
 //               attn = paged_attention(q, cache)        bf16 [T, nh * hd] (the layer's window)
 //                 (MLA: attn = mla_forward(x), bf16 [T, nh * dv], its latent rows -> cache)
@@ -107,6 +108,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd;
   a.block_size = e->block_size;
   a.scale = M.attn_scale, a.softcap = M.attn_logit_softcap;
+  a.kv_fp8 = e->kv_fp8;
   RopeArgs ra;
   memset(&ra, 0, sizeof ra);
   ra.qkv = qkv;
@@ -115,6 +117,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   ra.eps = eps;
   ra.nh = nh, ra.nkv = nkv, ra.hd = hd, ra.rot = M.rotary_dim, ra.block_size = e->block_size;
   ra.interleaved = M.rope_interleaved;
+  ra.kv_fp8 = e->kv_fp8;
   const MlaStep ms = {T, m.splits, e->block_size, m.positions, m.token_seq, m.cu_seqlens, m.context_lens,
                       m.block_indptr, m.block_indices};
 
@@ -126,8 +129,9 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
   for (int64_t l = 0; l < M.num_layers; l++) {
     const LayerW &w = e->layers[l];
-    // K and V planes of the layer; MLA: one plane of latent rows (kc)
-    bf16 *kc = e->kv + (size_t)(e->kv_planes() * l) * e->layer_elems, *vc = kc + e->layer_elems;
+    // K and V planes of the layer; MLA: one plane of latent rows (kc). FP8: the layer's scales.
+    bf16 *kc = e->kv_plane(l, 0), *vc = M.mla ? nullptr : e->kv_plane(l, 1);
+    const float k_scale = e->kv_fp8 ? e->k_scales[l] : 1.f, v_scale = e->kv_fp8 ? e->v_scales[l] : 1.f;
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
     if (!post && !x_ready)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
@@ -145,7 +149,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const int window = sliding ? M.sliding_window : 0;
     if (M.mla) {
       const MlaLayer ml = {&w.qkv, &w.q_mla, w.q_a_norm, w.kv_a_norm, w.w_uk, w.w_uvT,
-                           kc, inv_freq, attn_factor, window};
+                           kc, inv_freq, attn_factor, window, e->kv_fp8, k_scale};
       FGCU_CHECK(mla_forward(g, e->mla, e->mla_model, ml, ms, x, attn, st, err));
       profiler_mark(pr, st, "mla attention");
     } else {
@@ -156,9 +160,11 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       ra.attn_factor = attn_factor;
       ra.q_norm = w.q_norm, ra.k_norm = w.k_norm;
       ra.k_cache = kc, ra.v_cache = vc;
+      ra.k_scale = k_scale, ra.v_scale = v_scale;
       FGCU_CHECK(qkv_rope_kv_write(ra, T, st, err));
       profiler_mark(pr, st, "rope + kv write");
       a.q = qkv, a.k_cache = kc, a.v_cache = vc;
+      a.k_scale = k_scale, a.v_scale = v_scale;
       a.window = window;
       FGCU_CHECK(paged_attention(a, st, err));
       profiler_mark(pr, st, "attention");

@@ -1,15 +1,35 @@
-// Test hooks (fastgen.h: fg_paged_attention, fg_mla_attention, fg_sample_logits with
+// Test hooks (fastgen.h: fg_paged_attention(_fp8), fg_mla_attention(_fp8), fg_sample_logits with
 // FG_BACKEND_CUDA, fg_cuda_rmsnorm_host, fg_cuda_gemm_host, fg_cuda_fp8_linear_host): one stage of
 // fg_step on host buffers, so test/gpu can hold each against its CPU twin (and bench/gpu time one
 // GEMM alone). fg_run_op's ops are op_hooks.cu.
 #include "cuda/fp8_gemm.cuh"
 #include "cuda/gemm.cuh"
 #include "cuda/hook_staging.cuh"
+#include "cuda/kv_fp8.cuh"
 #include "cuda/norm.cuh"
 
 using namespace fgcu;
 
 namespace {
+
+// An FP8 cache for the attention hooks: x [n] fp32 stored as e4m3(x / scale) by the cache's own
+// encoder (kv_fp8.cuh, as the RoPE and MLA kernels write it).
+__global__ void kv_encode_kernel(const float *x, e4m3 *q, size_t n, float scale) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    kv_store(q + i, x[i], scale);
+}
+
+// The cache of host values h [n] on the device: bf16 (rounded), or (fp8) E4M3 bytes as above,
+// returned typed bf16 as the kernels' arguments take either. Null when an allocation failed.
+bf16 *hook_cache(Scope &sc, const float *h, size_t n, bool fp8, float scale) {
+  if (!fp8) return sc.bf(h, n);
+  const float *x = sc.f32(h, n);
+  e4m3 *q = (e4m3 *)sc.dalloc(n);
+  if (!x || !q) return nullptr;
+  const size_t blocks = (n + 255) / 256;
+  kv_encode_kernel<<<(unsigned)(blocks < 1 ? 1 : blocks > 4096 ? 4096 : blocks), 256, 0, sc.stream>>>(x, q, n, scale);
+  return (bf16 *)q;
+}
 
 // Device time of 20 runs of launch() (an int-returning status), each alone between two events,
 // sorted ascending into t; before() runs ahead of each (an L2 flush, or nothing), and `untimed`
@@ -57,7 +77,8 @@ int append_timing(cudaStream_t st, F launch, char *err) {
 extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                                    const float *v_cache, float *out, int32_t nh, int32_t nkv,
                                    int32_t hd, int32_t bs, int32_t nb, int32_t window,
-                                   int32_t splits, char *err) {
+                                   int32_t splits, float softcap, int32_t kv_fp8, float k_scale,
+                                   float v_scale, char *err) {
   FGCU_CHECK(need_device(err));
   Scope sc;
   FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
@@ -67,26 +88,26 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   FGCU_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   Meta m;
   FGCU_CHECK(build_meta(sc.meta, b, nh / nkv, nkv, sms, splits, 0, sc.stream, &m, err));
-  // host staging: q, k, v (bf16, CUDA cache layout), out
-  const size_t host_n = qn + 2 * cache_n;
-  uint16_t *hb = (uint16_t *)sc.halloc(host_n * 2 + 16);
-  if (!hb) {
+  // host staging: q (bf16), out; k and v in the CUDA cache layout, as fp32 until the cache's
+  // dtype stores them (hook_cache)
+  uint16_t *hb = (uint16_t *)sc.halloc((size_t)qn * 2 + 16);
+  float *hk = (float *)sc.halloc(cache_n * 4), *hv = (float *)sc.halloc(cache_n * 4);
+  if (!hb || !hk || !hv) {
     snprintf(err, 512, "attention hook: host allocation failed");
     return FG_ERR_OUT_OF_MEMORY;
   }
   for (int i = 0; i < qn; i++) hb[i] = to_bf16_bits(q[i]);
-  uint16_t *hk = hb + qn, *hv = hk + cache_n;
   for (int blk = 0; blk < nb; blk++)  // [nb, bs, nkv, hd] -> [nb, nkv, bs, hd]
     for (int s = 0; s < bs; s++)
       for (int h = 0; h < nkv; h++)
         for (int d = 0; d < hd; d++) {
           const size_t src = (((size_t)blk * bs + s) * nkv + h) * hd + d;
           const size_t dst = (((size_t)blk * nkv + h) * bs + s) * hd + d;
-          hk[dst] = to_bf16_bits(k_cache[src]);
-          hv[dst] = to_bf16_bits(v_cache[src]);
+          hk[dst] = k_cache[src];
+          hv[dst] = v_cache[src];
         }
-  bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dk = (bf16 *)sc.dalloc(cache_n * 2);
-  bf16 *dv = (bf16 *)sc.dalloc(cache_n * 2), *dout = (bf16 *)sc.dalloc(qn * 2);
+  bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dout = (bf16 *)sc.dalloc(qn * 2);
+  const bf16 *dk = hook_cache(sc, hk, cache_n, kv_fp8, k_scale), *dv = hook_cache(sc, hv, cache_n, kv_fp8, v_scale);
   float *po = nullptr, *plse = nullptr;
   if (m.splits > 1) {
     po = (float *)sc.dalloc((size_t)m.splits * qn * 4);
@@ -96,9 +117,9 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
     snprintf(err, 512, "attention hook: out of device memory");
     return FG_ERR_OUT_OF_MEMORY;
   }
+  FGCU_CHECK(sc.status("attention hook", err));
+  FGCU_LAUNCHED("kv_encode_kernel");
   FGCU_TRY(cudaMemcpyAsync(dq, hb, qn * 2, cudaMemcpyHostToDevice, sc.stream));
-  FGCU_TRY(cudaMemcpyAsync(dk, hk, cache_n * 2, cudaMemcpyHostToDevice, sc.stream));
-  FGCU_TRY(cudaMemcpyAsync(dv, hv, cache_n * 2, cudaMemcpyHostToDevice, sc.stream));
   FGCU_TRY(cudaMemsetAsync(dout, 0xff, qn * 2, sc.stream));  // poison: NaN where nothing writes
   AttnArgs a;
   memset(&a, 0, sizeof a);
@@ -108,7 +129,8 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
   a.splits = m.splits, a.part_o = po, a.part_lse = plse;
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd, a.block_size = bs;
-  a.window = window, a.scale = 1.f / sqrtf((float)hd);
+  a.window = window, a.scale = 1.f / sqrtf((float)hd), a.softcap = softcap;
+  a.kv_fp8 = kv_fp8 != 0, a.k_scale = k_scale, a.v_scale = v_scale;
   FGCU_CHECK(paged_attention(a, sc.stream, err));
   FGCU_CHECK(append_timing(sc.stream, [&] { return paged_attention(a, sc.stream, err); }, err));
   FGCU_TRY(cudaMemcpyAsync(hb, dout, qn * 2, cudaMemcpyDeviceToHost, sc.stream));
@@ -311,7 +333,8 @@ extern "C" int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const 
 
 extern "C" int fgcu_mla_attention_host(const fg_batch *b, const float *q, const float *cache, float *out, int32_t nh,
                                        int32_t latent, int32_t rope, int32_t bs, int32_t nb, int32_t window,
-                                       float scale, float softcap, int32_t splits, char *err) {
+                                       float scale, float softcap, int32_t splits, int32_t kv_fp8, float kv_scale,
+                                       char *err) {
   FGCU_CHECK(need_device(err));
   FGCU_CHECK(mla_attention_check(latent, rope, err));
   Scope sc;
@@ -328,23 +351,25 @@ extern "C" int fgcu_mla_attention_host(const fg_batch *b, const float *q, const 
     if (end > max_context) max_context = end;
   }
   const int nsplit = splits > 0 ? splits : mla_choose_splits(T, nh, max_context, sms);
-  // host staging: q, then the cache (bf16; the CPU layout [nb, bs, D] is the device's), out
-  uint16_t *hb = (uint16_t *)sc.halloc((qn + cache_n) * 2 + 16);
+  // host staging: q and out (bf16); the cache (the CPU layout [nb, bs, D] is the device's) as
+  // its dtype stores it (hook_cache)
+  uint16_t *hb = (uint16_t *)sc.halloc((qn > on ? qn : on) * 2 + 16);
   if (!hb) {
     snprintf(err, 512, "mla attention hook: host allocation failed");
     return FG_ERR_OUT_OF_MEMORY;
   }
   for (size_t i = 0; i < qn; i++) hb[i] = to_bf16_bits(q[i]);
-  for (size_t i = 0; i < cache_n; i++) hb[qn + i] = to_bf16_bits(cache[i]);
-  bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dc = (bf16 *)sc.dalloc(cache_n * 2), *dout = (bf16 *)sc.dalloc(on * 2);
+  bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dout = (bf16 *)sc.dalloc(on * 2);
+  const bf16 *dc = hook_cache(sc, cache, cache_n, kv_fp8, kv_scale);
   float *po = nsplit > 1 ? (float *)sc.dalloc((size_t)nsplit * on * 4) : nullptr;
   float *plse = nsplit > 1 ? (float *)sc.dalloc((size_t)nsplit * T * nh * 4) : nullptr;
   if (!dq || !dc || !dout || (nsplit > 1 && (!po || !plse))) {
     snprintf(err, 512, "mla attention hook: out of device memory");
     return FG_ERR_OUT_OF_MEMORY;
   }
+  FGCU_CHECK(sc.status("mla attention hook", err));
+  FGCU_LAUNCHED("kv_encode_kernel");
   FGCU_TRY(cudaMemcpyAsync(dq, hb, qn * 2, cudaMemcpyHostToDevice, sc.stream));
-  FGCU_TRY(cudaMemcpyAsync(dc, hb + qn, cache_n * 2, cudaMemcpyHostToDevice, sc.stream));
   FGCU_TRY(cudaMemsetAsync(dout, 0xff, on * 2, sc.stream));  // poison: NaN where nothing writes
   MlaAttnArgs a;
   memset(&a, 0, sizeof a);
@@ -353,6 +378,7 @@ extern "C" int fgcu_mla_attention_host(const fg_batch *b, const float *q, const 
   a.block_indices = m.block_indices, a.token_seq = m.token_seq;
   a.num_tokens = T, a.num_heads = nh, a.latent = latent, a.rope = rope, a.block_size = bs, a.window = window;
   a.scale = scale, a.softcap = softcap, a.splits = nsplit, a.part_o = po, a.part_lse = plse;
+  a.kv_fp8 = kv_fp8 != 0, a.kv_scale = kv_scale;
   FGCU_CHECK(mla_attention(a, sc.stream, err));
   FGCU_CHECK(append_timing(sc.stream, [&] { return mla_attention(a, sc.stream, err); }, err));
   FGCU_TRY(cudaMemcpyAsync(hb, dout, on * 2, cudaMemcpyDeviceToHost, sc.stream));

@@ -2,6 +2,7 @@
 // absorbed queries, the paged latent attention (attention_mla.cu) and the value up-projection.
 #include "cuda/mla.cuh"
 
+#include "cuda/kv_fp8.cuh"
 #include "cuda/rope.cuh"
 
 namespace fgcu {
@@ -10,8 +11,11 @@ namespace {
 constexpr int kPrepThreads = 256, kRopeThreads = 128;
 constexpr int kMaxNope = 1024;  // head_matmul keeps a token tile's [TT][K] inputs in shared memory
 
-// out[0, n) = norm(x[0, n)) * w in bf16, by the whole block: RMSNorm, or LayerNorm without bias.
-__device__ void norm_row(const float *x, int n, const float *w, bool layer, float eps, float *scratch, bf16 *out) {
+// out[0, n) = norm(x[0, n)) * w in bf16 (or as an FP8 cache keeps it, at out_scale), by the whole
+// block: RMSNorm, or LayerNorm without bias.
+template <typename T>
+__device__ void norm_row(const float *x, int n, const float *w, bool layer, float eps, float *scratch, T *out,
+                         float out_scale) {
   float mean = 0.f;
   if (layer) {
     float s = 0.f;
@@ -21,7 +25,7 @@ __device__ void norm_row(const float *x, int n, const float *w, bool layer, floa
   float ss = 0.f;
   for (int i = threadIdx.x; i < n; i += blockDim.x) ss += (x[i] - mean) * (x[i] - mean);
   const float r = rsqrtf(block_sum(ss, scratch) / n + eps);
-  for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = to_bf((x[i] - mean) * r * w[i]);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) kv_store(out + i, (x[i] - mean) * r * w[i], out_scale);
 }
 
 // Rotation pair i of a RoPE part: dims (pa i, pa i + pb).
@@ -33,15 +37,18 @@ struct Pairs {
 struct PrepArgs {
   const float *a;                // [T, QL + L + R]
   bf16 *qa;                      // [T, QL]
-  bf16 *cache;                   // [num_blocks, block_size, L + R]
+  bf16 *cache;                   // [num_blocks, block_size, L + R] (KV e4m3: E4M3 bytes)
   const float *q_a_norm, *kv_a_norm;
   const double *inv_freq;
   float attn_factor, eps;
+  float kv_scale;                // KV e4m3: the row is stored as e4m3(row / kv_scale)
   int q_lora, latent, rope, block_size, norm_layer, interleaved;
   const int *positions, *token_seq, *block_indptr, *block_indices;
 };
 
 // One block per token: q_a's norm, the latent's norm and k_pe's rotation, the row to its slot.
+// KV: the cache's element.
+template <typename KV>
 __global__ void __launch_bounds__(kPrepThreads) mla_prep_kernel(PrepArgs p) {
   extern __shared__ float cs[];  // cos [R / 2], sin [R / 2]
   __shared__ float scratch[32];
@@ -50,16 +57,16 @@ __global__ void __launch_bounds__(kPrepThreads) mla_prep_kernel(PrepArgs p) {
   rope_table(cs, pos, p.inv_freq, half, p.attn_factor);
   const float *a = p.a + (size_t)t * (QL + L + p.rope);
   const int blk = p.block_indices[p.block_indptr[seq] + pos / p.block_size];
-  bf16 *row = p.cache + ((size_t)blk * p.block_size + pos % p.block_size) * (L + p.rope);
-  if (QL > 0) norm_row(a, QL, p.q_a_norm, p.norm_layer, p.eps, scratch, p.qa + (size_t)t * QL);
-  norm_row(a + QL, L, p.kv_a_norm, p.norm_layer, p.eps, scratch, row);
+  KV *row = kv_ptr<KV>(p.cache) + ((size_t)blk * p.block_size + pos % p.block_size) * (L + p.rope);
+  if (QL > 0) norm_row(a, QL, p.q_a_norm, p.norm_layer, p.eps, scratch, p.qa + (size_t)t * QL, 1.f);
+  norm_row(a + QL, L, p.kv_a_norm, p.norm_layer, p.eps, scratch, row, p.kv_scale);
   const Pairs pr(p.interleaved, half);
   const float *pe = a + QL + L;
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     const int d1 = pr.pa * i, d2 = pr.pa * i + pr.pb;
     const float x1 = pe[d1], x2 = pe[d2], c = cs[i], s = cs[half + i];
-    row[L + d1] = to_bf(x1 * c - x2 * s);
-    row[L + d2] = to_bf(x2 * c + x1 * s);
+    kv_store(row + L + d1, x1 * c - x2 * s, p.kv_scale);
+    kv_store(row + L + d2, x2 * c + x1 * s, p.kv_scale);
   }
 }
 
@@ -217,7 +224,9 @@ int mla_forward(const Gemms &g, MlaWork &w, const MlaModel &m, const MlaLayer &L
   pp.norm_layer = m.norm_layer, pp.interleaved = m.interleaved;
   pp.positions = s.positions, pp.token_seq = s.token_seq, pp.block_indptr = s.block_indptr;
   pp.block_indices = s.block_indices;
-  mla_prep_kernel<<<T, kPrepThreads, m.rope * sizeof(float), st>>>(pp);
+  pp.kv_scale = L.kv_fp8 ? L.kv_scale : 1.f;
+  if (L.kv_fp8) mla_prep_kernel<e4m3><<<T, kPrepThreads, m.rope * sizeof(float), st>>>(pp);
+  else mla_prep_kernel<bf16><<<T, kPrepThreads, m.rope * sizeof(float), st>>>(pp);
   FGCU_LAUNCHED("mla_prep_kernel");
 
   if (m.q_lora > 0) FGCU_CHECK(linear(g, qa, *L.q, q, false, false, T, m.q_cols(), m.q_lora, st, err));
@@ -238,6 +247,7 @@ int mla_forward(const Gemms &g, MlaWork &w, const MlaModel &m, const MlaLayer &L
   aa.num_tokens = T, aa.num_heads = nh, aa.latent = m.latent, aa.rope = m.rope, aa.block_size = s.block_size;
   aa.window = L.window, aa.scale = m.scale, aa.softcap = m.softcap;
   aa.splits = s.splits, aa.part_o = (float *)w.part_o.p, aa.part_lse = (float *)w.part_lse.p;
+  aa.kv_fp8 = L.kv_fp8, aa.kv_scale = L.kv_fp8 ? L.kv_scale : 1.f;
   FGCU_CHECK(mla_attention(aa, st, err));
   // o[:, h] = lat[:, h] W_uvT[h]
   return head_matmul({lat, L.w_uvT, o, nh * m.latent, m.latent, nh * m.v, m.v, T, nh, m.latent, m.v}, st, err);

@@ -4,7 +4,8 @@
 //
 //   x [T, H] bf16 ─ a = x Wa^T ─▶ fp32 [T, QL + L + R]    Wa = [q_a rows (QL > 0) | kv_a rows]
 //   mla_prep     qa  = norm(a[:, :QL]) * q_a_norm                        bf16 [T, QL]
-//                row = [norm(a[:, QL:QL+L]) * kv_a_norm | RoPE(a[:, QL+L:])] -> cache slot (bf16)
+//                row = [norm(a[:, QL:QL+L]) * kv_a_norm | RoPE(a[:, QL+L:])] -> cache slot (bf16,
+//                      or FP8: e4m3(row / kv_scale) of the fp32 values, as cpu/mla.cpp rounds them)
 //   q = qa Wq_b^T (QL > 0) or x Wq^T                                      bf16 [T, nh, dn + R]
 //   mla_q_rope   qabs[t, h, L:]  = RoPE(q[t, h, dn:])
 //   head_matmul  qabs[t, h, :L]  = q[t, h, :dn] W_uk[h]                   bf16 [T, nh, L + R]
@@ -44,10 +45,12 @@ struct MlaLayer {
   const float *q_a_norm;         // [QL] or null
   const float *kv_a_norm;        // [L]
   const bf16 *w_uk, *w_uvT;      // [nh, dn, L], [nh, L, dv]
-  bf16 *cache;                   // [num_blocks, block_size, L + R]
+  bf16 *cache;                   // [num_blocks, block_size, L + R] (kv_fp8: E4M3 bytes)
   const double *inv_freq;        // [R / 2] device
   float attn_factor;             // cos and sin times it (yarn)
   int window;                    // 0: every earlier position
+  bool kv_fp8;                   // the cache holds e4m3(row / kv_scale)
+  float kv_scale;                // the layer's K scale (--kv-cache-dtype fp8)
 };
 
 // The step's batch on the device (engine.cuh Meta) as MLA reads it.

@@ -35,7 +35,8 @@ extern "C" int fgcu_engine_load_fp8(fgcu_engine *, int32_t, int32_t, int32_t, co
   return unsupported(err);
 }
 extern "C" int32_t fgcu_engine_weight_dtype(fgcu_engine *, int32_t, int32_t, int32_t) { return -1; }
-extern "C" int fgcu_engine_finalize(fgcu_engine *, int32_t, int32_t, float, fgcu_info *, char *err) {
+extern "C" int fgcu_engine_finalize(fgcu_engine *, int32_t, int32_t, float, int32_t, const float *, const float *,
+                                   fgcu_info *, char *err) {
   return unsupported(err);
 }
 extern "C" int fgcu_engine_step(fgcu_engine *, const fg_batch *, fg_step_output *, char *err) {
@@ -48,14 +49,15 @@ extern "C" int fgcu_engine_finish(fgcu_engine *, const int32_t *, const uint32_t
 }
 extern "C" int fgcu_attention_host(const fg_batch *, const float *, const float *, const float *,
                                    float *, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,
-                                   int32_t, char *err) {
+                                   int32_t, float, int32_t, float, float, char *err) {
   return unsupported(err);
 }
 extern "C" int fgcu_sample_host(const fg_batch *, const float *, int32_t, fg_step_output *, char *err) {
   return unsupported(err);
 }
 extern "C" int fgcu_mla_attention_host(const fg_batch *, const float *, const float *, float *, int32_t, int32_t,
-                                       int32_t, int32_t, int32_t, int32_t, float, float, int32_t, char *err) {
+                                       int32_t, int32_t, int32_t, int32_t, float, float, int32_t, int32_t, float,
+                                       char *err) {
   return unsupported(err);
 }
 extern "C" int fgcu_fp8_linear_host(const float *, int32_t, int32_t, const uint8_t *, int32_t, const float *, int32_t,

@@ -1,6 +1,8 @@
 // Bias + qk-norm + RoPE on q and k, fused with the KV-cache write (see rope.cuh).
 #include "cuda/rope.cuh"
 
+#include "cuda/kv_fp8.cuh"
+
 namespace fgcu {
 namespace {
 
@@ -25,7 +27,9 @@ __device__ __forceinline__ void head_rstd(float *rstd, const bf16 *row, const fl
   __syncthreads();
 }
 
-// 8 dims per thread with 16-byte accesses; needs rot % 16 == 0 and hd % 8 == 0.
+// 8 dims per thread with 16-byte accesses; needs rot % 16 == 0 and hd % 8 == 0. KV: the cache's
+// element (bf16, or e4m3 written from the fp32 values).
+template <typename KV>
 __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
   extern __shared__ float cs[];  // cos [rot/2], sin [rot/2], then (qk_norm) rstd [nh + nkv]
   const int nh = p.nh, nkv = p.nkv, hd = p.hd, rot = p.rot, block_size = p.block_size;
@@ -48,8 +52,12 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
     float a[8], c[8];
     if (i < (nh + nkv) * per_head) {
       const int head = i / per_head, j = i % per_head, base = head * hd;
-      bf16 *dst = head < nh ? row + base
-                            : p.k_cache + (((size_t)blk * nkv + (head - nh)) * block_size + slot) * hd;
+      // q heads back into the row (bf16), k heads to their cache slot
+      auto put8 = [&](int d, const float *v) {
+        if (head < nh) store8(row + base + d, v);
+        else kv_store8(kv_ptr<KV>(p.k_cache) + (((size_t)blk * nkv + (head - nh)) * block_size + slot) * hd + d, v,
+                       p.k_scale);
+      };
       const float *wn = p.q_norm ? (head < nh ? p.q_norm : p.k_norm) : nullptr;
       const float r = wn ? rstd[head] : 1.f;
       if (j < pairs) {  // dims d..d+7 with their partners d+half..
@@ -65,8 +73,8 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
           a[k] = x1 * cn - x2 * sn;
           c[k] = x2 * cn + x1 * sn;
         }
-        store8(dst + d, a);
-        store8(dst + d + half, c);
+        put8(d, a);
+        put8(d + half, c);
       } else {
         const int d = rot + (j - pairs) * 8;
         load8(row + base + d, a);
@@ -75,7 +83,7 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
           if (bias) a[k] += bias[base + d + k];
           if (wn) a[k] *= r * wn[d + k];
         }
-        store8(dst + d, a);
+        put8(d, a);
       }
     } else {  // v
       const int vi = i - (nh + nkv) * per_head, kh = vi / (hd / 8), d = (vi % (hd / 8)) * 8;
@@ -84,12 +92,13 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
       if (bias)
 #pragma unroll
         for (int k = 0; k < 8; k++) a[k] += bias[col + k];
-      store8(p.v_cache + (((size_t)blk * nkv + kh) * block_size + slot) * hd + d, a);
+      kv_store8(kv_ptr<KV>(p.v_cache) + (((size_t)blk * nkv + kh) * block_size + slot) * hd + d, a, p.v_scale);
     }
   }
 }
 
 // Any sizes: one element pair per thread step.
+template <typename KV>
 __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
   extern __shared__ float cs[];  // cos [rot/2], sin [rot/2], then (qk_norm) rstd [nh + nkv]
   const int nh = p.nh, nkv = p.nkv, hd = p.hd, rot = p.rot, block_size = p.block_size;
@@ -106,7 +115,7 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
   const int blk = p.block_indices[p.block_indptr[seq] + pos / block_size];
   const size_t slot = (size_t)pos % block_size;
   auto cache_at = [&](bf16 *cache, int kh) {
-    return cache + (((size_t)blk * nkv + kh) * block_size + slot) * hd;
+    return kv_ptr<KV>(cache) + (((size_t)blk * nkv + kh) * block_size + slot) * hd;
   };
   // q and k heads: per head, `half` rotation pairs plus hd - rot pass-through dims. Pair j is
   // dims (a j, a j + b): rotate_half a = 1, b = half; interleaved a = 2, b = 1.
@@ -114,7 +123,12 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
   for (int i = threadIdx.x; i < (nh + nkv) * per_head; i += kRopeThreads) {
     const int head = i / per_head, j = i % per_head;
     const int base = head * hd;
-    bf16 *dst = head < nh ? row + base : cache_at(p.k_cache, head - nh);
+    // q heads back into the row (bf16), k heads to their cache slot. Every read of the row
+    // (both dims of a pair) comes before this thread's writes, and pairs are disjoint.
+    auto put = [&](int d, float x) {
+      if (head < nh) row[base + d] = to_bf(x);
+      else kv_store(cache_at(p.k_cache, head - nh) + d, x, p.k_scale);
+    };
     const float *wn = p.q_norm ? (head < nh ? p.q_norm : p.k_norm) : nullptr;
     const float r = wn ? rstd[head] : 1.f;
     if (j < half) {
@@ -123,21 +137,21 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
       if (bias) x1 += bias[base + d1], x2 += bias[base + d2];
       if (wn) x1 *= r * wn[d1], x2 *= r * wn[d2];
       const float c = cs[j], s = cs[half + j];
-      dst[d1] = to_bf(x1 * c - x2 * s);
-      dst[d2] = to_bf(x2 * c + x1 * s);
+      put(d1, x1 * c - x2 * s);
+      put(d2, x2 * c + x1 * s);
     } else {
       const int d = rot + (j - half);
       float x = to_f(row[base + d]);
       if (bias) x += bias[base + d];
       if (wn) x *= r * wn[d];
-      dst[d] = to_bf(x);
+      put(d, x);
     }
   }
   for (int i = threadIdx.x; i < nkv * hd; i += kRopeThreads) {
     const int kh = i / hd, d = i % hd, col = (nh + nkv) * hd + i;
     float x = to_f(row[col]);
     if (bias) x += bias[col];
-    cache_at(p.v_cache, kh)[d] = to_bf(x);
+    kv_store(cache_at(p.v_cache, kh) + d, x, p.v_scale);
   }
 }
 
@@ -153,9 +167,11 @@ int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err) 
     // the whole row before the in-place q writes: one block per token then.
     const int items = (p.nh + p.nkv) * (p.rot / 16 + (p.hd - p.rot) / 8) + p.nkv * (p.hd / 8);
     const int ys = T <= 64 && !p.q_norm ? ceil_div(items, kRopeThreads) : 1;
-    launch_k(rope_kernel_vec, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
+    if (p.kv_fp8) launch_k(rope_kernel_vec<e4m3>, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
+    else launch_k(rope_kernel_vec<bf16>, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
   } else {
-    launch_k(rope_kernel, dim3(T), dim3(kRopeThreads), smem, stream, p);
+    if (p.kv_fp8) launch_k(rope_kernel<e4m3>, dim3(T), dim3(kRopeThreads), smem, stream, p);
+    else launch_k(rope_kernel<bf16>, dim3(T), dim3(kRopeThreads), smem, stream, p);
   }
   FGCU_LAUNCHED("rope_kernel");
   return 0;

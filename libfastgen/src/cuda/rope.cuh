@@ -11,7 +11,8 @@ namespace fgcu {
 //   pairing i <-> i + rot/2, or interleaved 2i <-> 2i + 1; angle = position * inv_freq[i] in
 //   double, cos and sin times attn_factor); k and v (+ bias) are then written to their cache
 //   slots. The q part stays in qkv for attention.
-//   cache: [num_blocks, nkv, block_size, hd]
+//   cache: [num_blocks, nkv, block_size, hd] bf16, or (kv_fp8) E4M3 bytes e4m3(k / k_scale),
+//   e4m3(v / v_scale) of the fp32 values (cuda/kv_fp8.cuh)
 struct RopeArgs {
   bf16 *qkv;
   const float *bias;                    // [(nh + 2 nkv) * hd] or null
@@ -22,7 +23,9 @@ struct RopeArgs {
   float eps;                            // of the qk norms
   int nh, nkv, hd, rot, block_size;
   int interleaved;                      // pairs (2i, 2i + 1) (GPT-J, DeepSeek), else (i, i + rot / 2)
-  bf16 *k_cache, *v_cache;
+  bf16 *k_cache, *v_cache;              // this layer's pool (kv_fp8: E4M3 bytes)
+  bool kv_fp8;
+  float k_scale, v_scale;               // kv_fp8: the layer's scales (> 0)
 };
 
 // cos/sin of position * inv_freq for one token into cs[0..half) / cs[half..2 half), by the

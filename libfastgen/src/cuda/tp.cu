@@ -294,12 +294,14 @@ extern "C" int32_t fgcu_engine_weight_dtype(fgcu_engine *g, int32_t layer, int32
 }
 
 extern "C" int fgcu_engine_finalize(fgcu_engine *g, int32_t block_size, int32_t num_blocks, float memory_fraction,
-                                   fgcu_info *info, char *err) {
+                                   int32_t kv_dtype, const float *k_scales, const float *v_scales, fgcu_info *info,
+                                   char *err) {
   int64_t blocks = INT64_MAX;
   int tightest = 0;
   for (int r = 0; r < g->tp; r++) {
     int64_t n = 0;
     FGCU_CHECK(set_device(g->ranks[r]->device, err));
+    FGCU_CHECK(rank_kv_dtype(g->ranks[r], kv_dtype == FG_F8_E4M3, k_scales, v_scales, err));
     FGCU_CHECK(rank_kv_fit(g->ranks[r], block_size, memory_fraction, &n, err));
     if (n < blocks) blocks = n, tightest = r;
   }
