@@ -10,7 +10,10 @@
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
 # (bench/gpu/mla.ts, the latent attention kernel alone), `specinv` (a self-draft at batch 1-3 with the
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
-# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s).
+# `fp8ab` (the FP8 GEMV variants A/B, bench/device/run-fp8ab.sh, ~240 s), `fa3` (issue 24 item 1:
+# test/gpu/attentionHopper.test.ts, then prefill attention 2k-16k MHA and GQA 32/8 plus 512-token
+# chunks at 2k/8k, torch SDPA flash and our mma.sync / Hopper / Hopper-serial kernels in one run,
+# TFLOP/s and the ratio to SDPA; tables in $OUT/wave.tgz:wave/fa3/cuda-attention.{md,json}).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -99,6 +102,19 @@ for stage in "$@"; do
         ( [ "$v" = default ] || export $v; FASTGEN_BACKEND=cuda timeout "$l" bash .gpu/enter bun bench/speculative.ts --model "$M" --tokens 64 --batches 1,2,3 --draft "$M" ) > "$W/specinv-${v%% *}.log" 2>&1 || say "specinv $v failed"
         say "specinv $v:"; tail -14 "$W/specinv-${v%% *}.log" >> "$W/summary.txt"
       done ;;
+    fa3)
+      # the kernel's test first, in its own process: a fault or a hang there must not cost the bench
+      t=$(( $(left) < 240 ? $(left) : 240 ))
+      timeout "$t" bash .gpu/enter bun test --timeout 120000 test/gpu/attentionHopper.test.ts 2>&1 | grep -v "^(pass)\|^(skip)" > "$W/fa3_test.log"
+      say "attentionHopper: $(grep -E "^ *[0-9]+ (pass|fail)" "$W/fa3_test.log" | tr '\n' ' ')"
+      grep -E "rel err|rows off|\(fail\)|error" "$W/fa3_test.log" | head -80 >> "$W/summary.txt"
+      ceilings
+      timeout "$(left)" python3 bench/gpu/sdpa_attention.py "$W/sdpa_fa3.json" --fa3-shapes --prefill-only > "$W/sdpa_fa3.log" 2>&1 || say "sdpa failed"
+      rm -f /tmp/attn_ms_fa3.txt
+      FASTGEN_ATTN_TIMING=/tmp/attn_ms_fa3.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/attention.ts "$W/ceilings.json" "$W/sdpa_fa3.json" "$W/fa3" \
+        --prefill-only --fa3-shapes --kernels=mma,hopper,hopper-serial > "$W/fa3_bench.log" 2>&1 || say "fa3 bench failed"
+      sed -n '/^## Prefill/,/^## Decode/p' "$W/fa3_bench.log" | grep -v "^## Decode" >> "$W/summary.txt"
+      grep -E "FAILED|WARNING|Skipped|SDPA errors" "$W/fa3_bench.log" >> "$W/summary.txt" ;;
     *) say "unknown stage $stage" ;;
   esac
 done

@@ -18,9 +18,23 @@ export interface AttentionShape {
   numBlocks: number;
   /** Sliding window; 0 = none. */
   window: number;
+  /** Softmax scale; default 1 / sqrt(headDim). */
+  scale?: number;
+  /** Attention logit softcap; 0 = none. */
+  softcap?: number;
   /** CUDA: force this many key splits; 0 = automatic. */
   splits?: number;
+  /**
+   * CUDA kernel of prompt-chunk tiles: "auto" as the engine (device and FASTGEN_ATTN_HOPPER),
+   * "mma" the mma.sync kernel, "hopper" the sm_90a wgmma kernel, "hopper-serial" the same
+   * without GEMM/softmax overlap (both UNSUPPORTED where they cannot run the shape).
+   */
+  kernel?: AttentionKernel;
 }
+
+const KERNELS = { auto: 0, mma: 1, hopper: 2, "hopper-serial": 3 } as const;
+/** Kernel choices of AttentionShape. */
+export type AttentionKernel = keyof typeof KERNELS;
 
 /**
  * out: [numTokens, numHeads, headDim] = attention of q over the paged cache.
@@ -35,7 +49,8 @@ export function pagedAttention(backend: Backend, batch: StepBatch, q: Float32Arr
   const out = new Float32Array(Math.max(1, T * shape.numHeads * shape.headDim));
   const packed = packBatch(batch, 0);
   check(lib().fg_paged_attention(code(backend), packed, q, kCache, vCache, out, shape.numHeads,
-    shape.numKvHeads, shape.headDim, shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0));
+    shape.numKvHeads, shape.headDim, shape.blockSize, shape.numBlocks, shape.window,
+    shape.scale ?? 1 / Math.sqrt(shape.headDim), shape.softcap ?? 0, shape.splits ?? 0, KERNELS[shape.kernel ?? "auto"]));
   return out;
 }
 

@@ -68,7 +68,7 @@ struct OpHooks {
   void (*paged_attention)(const fg_batch *b, const float *q, const float *k_cache,
                           const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
                           int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,
-                          int32_t splits);
+                          float scale, float softcap, int32_t splits, int32_t kernel);
   // MLA's attention over the latent cache: one shared [latent + rope] row per position is the key
   // of every head and (its first latent values) the value.
   void (*mla_attention)(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,

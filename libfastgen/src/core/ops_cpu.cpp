@@ -37,10 +37,10 @@ cpu::PagedBatch paged_batch(const fg_batch *b, int32_t block_size, std::vector<i
 
 void paged_attention(const fg_batch *b, const float *q, const float *k_cache, const float *v_cache, float *out,
                      int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, int32_t block_size, int32_t,
-                     int32_t window, int32_t) {
+                     int32_t window, float scale, float softcap, int32_t, int32_t) {
   std::vector<int32_t> token_seq;
   cpu::paged_attention(paged_batch(b, block_size, &token_seq), q, k_cache, v_cache, out, num_heads, num_kv_heads,
-                       head_dim, window, (float)(1.0 / std::sqrt((double)head_dim)), /*softcap=*/0.0f);
+                       head_dim, window, scale, softcap);
 }
 
 // cpu/mla.cpp's call: one shared row per position as keys and (its latent part) values.

@@ -16,12 +16,13 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
                                         const float *k_cache, const float *v_cache, float *out,
                                         int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
                                         int32_t block_size, int32_t num_blocks, int32_t window,
-                                        int32_t splits) {
+                                        float scale, float softcap, int32_t splits, int32_t kernel) {
   return fg::guard(__func__, [&] {
     const fg::OpHooks &ops = fg::backend_kind(backend, "fg_paged_attention").ops;
     if (!q || !k_cache || !v_cache || !out || num_heads < 1 || num_kv_heads < 1 ||
         num_heads % num_kv_heads != 0 || head_dim < 1 || head_dim > 256 || block_size < 1 ||
-        num_blocks < 1 || window < 0 || splits < 0)
+        num_blocks < 1 || window < 0 || splits < 0 || !(scale > 0) || !(softcap >= 0) || kernel < 0 ||
+        kernel > 3)
       fg::raise(FG_ERR_INVALID_ARGUMENT, "fg_paged_attention: bad arguments");
     fg::ModelSpec spec;  // only what validate_batch reads
     spec.vocab_size = INT32_MAX;
@@ -31,7 +32,7 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
     fg::validate_batch(spec, num_blocks, block_size, batch ? &no_rows : nullptr);
     if (no_rows.num_tokens == 0) return;
     ops.paged_attention(&no_rows, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
-                        num_blocks, window, splits);
+                        num_blocks, window, scale, softcap, splits, kernel);
   });
 }
 

@@ -7,6 +7,7 @@
 //   (causal, window, range; only on tiles that cross the diagonal or the window edge),
 //   online softmax, O += P V (mma, V through ldmatrix.trans)
 #include "cuda/attention.cuh"
+#include "cuda/attention_hopper.cuh"
 #include "cuda/cp_async.cuh"
 
 #include <stdlib.h>
@@ -490,6 +491,7 @@ int launch(const AttnArgs &a, int num_ctas, int pieces, cudaStream_t s, char *er
 // or as 64-row pieces.
 template <int HD>
 int launch_wide(const AttnArgs &a, cudaStream_t s, char *err) {
+  if (attn_hopper_takes(a)) return attn_hopper_wide(a, attn_pdl_mode(), s, err);  // sm_90: wgmma
   const int rows = attn_wide_rows();
   if constexpr (wide_mr2(HD)) {
     if (rows == 128) {

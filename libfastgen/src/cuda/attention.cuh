@@ -39,6 +39,8 @@ struct AttnArgs {
   int num_tokens, num_heads, num_kv_heads, head_dim, block_size, window;
   float scale;                    // softmax scale (1/sqrt(head_dim) unless the spec sets one)
   float softcap;                  // > 0: scores = softcap * tanh(scale * q.k / softcap) (Gemma 2)
+  int wide_kernel;                // wide tiles: 0 by device and FASTGEN_ATTN_HOPPER, 1 mma.sync,
+                                  // 2 Hopper, 3 Hopper serial (attention_hopper.cuh; test hook)
 };
 
 // Host: cuts each sequence's rows into tiles. tiles must hold num_tiles_bound(...) entries each.
