@@ -369,15 +369,12 @@ int configure(bool *ok, char *err) {
     int major = 0, minor = 0;
     FGCU_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     FGCU_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-    bool good = major == 9 && minor == 0;
-    if (good) {
-      cudaFuncAttributes fa;
-      FGCU_TRY(cudaFuncGetAttributes(&fa, attn_hopper_kernel<HD>));
-      good = fa.numRegs == kLaunchRegs;
-      if (good)
-        FGCU_TRY(cudaFuncSetAttribute(attn_hopper_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      Shape<HD>::kSmem));
-    }
+    cudaFuncAttributes fa;
+    const bool good = major == 9 && minor == 0 && cudaFuncGetAttributes(&fa, attn_hopper_kernel<HD>) == cudaSuccess &&
+                      fa.numRegs == kLaunchRegs &&
+                      cudaFuncSetAttribute(attn_hopper_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           Shape<HD>::kSmem) == cudaSuccess;
+    if (!good) cudaGetLastError();  // a refusal must not surface as the next launch's error
     if (good) __atomic_fetch_or(&usable, bit, __ATOMIC_RELAXED);
     __atomic_fetch_or(&checked, bit, __ATOMIC_RELEASE);
   }
