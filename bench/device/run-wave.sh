@@ -19,7 +19,11 @@
 # (issue #24's served before/after in one call: `fastgen serve` on the 7B shape with the new kernels'
 # knobs off (E2E_BEFORE, default "FASTGEN_ATTN_HOPPER=0 FASTGEN_PDL=0") then on, fastgen-2600-60 at
 # 1,8,32 clients and chat-128-200 at 1,16,64, token latency p50/p95 and throughput per point, the
-# server's per-pass host time (FASTGEN_LOOP_TIMING=1), one comparison per suite).
+# server's per-pass host time (FASTGEN_LOOP_TIMING=1), one comparison per suite), `fa3` (issue 24 item 1:
+# test/gpu/attentionHopper.test.ts, then prefill attention 2k-16k MHA and GQA 32/8 plus 512-token
+# chunks at 2k/8k, torch SDPA flash and our mma.sync / Hopper / Hopper-serial kernels in one run,
+# TFLOP/s and the ratio to SDPA; tables in $OUT/wave.tgz:wave/fa3/cuda-attention.{md,json}; put it
+# first: if its test is not clean, later stages run with FASTGEN_ATTN_HOPPER=0).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -150,6 +154,23 @@ for stage in "$@"; do
           --out "$W/e2e/$suite-before-after" >> "$W/e2e.log" 2>&1 || say "e2e compare $suite failed"
         cat "$W/e2e/$suite-before-after.md" >> "$W/summary.txt" 2>/dev/null
       done ;;
+    fa3)
+      # the kernel's test first, in its own process: a fault or a hang there must not cost the bench
+      t=$(( $(left) < 240 ? $(left) : 240 ))
+      timeout "$t" bash .gpu/enter bun test --timeout 120000 test/gpu/attentionHopper.test.ts 2>&1 | grep -v "^(pass)\|^(skip)" > "$W/fa3_test.log"
+      say "attentionHopper: $(grep -E "^ *[0-9]+ (pass|fail)" "$W/fa3_test.log" | tr '\n' ' ')"
+      grep -E "rel err|hopper:|\(fail\)|rror" "$W/fa3_test.log" | head -90 >> "$W/summary.txt"
+      # a kernel that failed its test (or hung in it) is not timed, and later stages run without it
+      kernels=mma,hopper,hopper-serial
+      grep -qE "^ *0 fail" "$W/fa3_test.log" && grep -qE "^ *[1-9][0-9]* pass" "$W/fa3_test.log" || {
+        kernels=mma; export FASTGEN_ATTN_HOPPER=0; say "fa3: test not clean: timing mma.sync only, FASTGEN_ATTN_HOPPER=0 from here"; }
+      ceilings
+      timeout "$(left)" python3 bench/gpu/sdpa_attention.py "$W/sdpa_fa3.json" --fa3-shapes --prefill-only > "$W/sdpa_fa3.log" 2>&1 || say "sdpa failed"
+      rm -f /tmp/attn_ms_fa3.txt
+      FASTGEN_ATTN_TIMING=/tmp/attn_ms_fa3.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/attention.ts "$W/ceilings.json" "$W/sdpa_fa3.json" "$W/fa3" \
+        --prefill-only --fa3-shapes --kernels=$kernels > "$W/fa3_bench.log" 2>&1 || say "fa3 bench failed"
+      sed -n '/^## Prefill/,/^## Decode/p' "$W/fa3_bench.log" | grep -v "^## Decode" >> "$W/summary.txt"
+      grep -E "FAILED|WARNING|Skipped|SDPA errors" "$W/fa3_bench.log" >> "$W/summary.txt" ;;
     *) say "unknown stage $stage" ;;
   esac
 done

@@ -4,12 +4,16 @@ the same inputs every launch (so shapes whose K+V fit in L2 stay there, as in th
 Decode rows also carry ms_l2_flushed: the same median with L2 overwritten before each launch.
 
   prefill: q, k, v [1, 32, T, 128] bf16, is_causal=True           (Llama-2-7B, MHA)
+           --fa3-shapes adds k, v [1, 8, T, 128] (GQA) at each T, and 512-token chunks at
+           context 2048 / 8192 (q [1, 32, 512, 128], k, v [1, kv, context + 512, 128], MHA
+           and GQA) with the causal mask aligned bottom-right (causal_lower_right: query i
+           sees keys <= context + i), as bench/gpu/attention.ts --fa3-shapes
   decode:  q [B, 32, 1, 128], k, v [B, 8, C, 128] bf16, not causal (one query at position C-1
            sees all C keys; is_causal with one query row would align it to key 0)
 
 GQA: enable_gqa=True where the flash backend takes it, else k/v repeated to 32 heads before
 timing (gqa_mode in the JSON says which). bytes are the GQA K+V (+ q, out) either way, the same
-numerator as ours. Writes JSON to argv[1]."""
+numerator as ours. Writes JSON to argv[1]; --prefill-only skips the decode shapes."""
 import json
 import sys
 import time
@@ -46,13 +50,26 @@ def gqa_mode():
         return "expanded"
 
 
-def prefill(T):
+def prefill(T, kv_heads=HEADS, context=0, mode="enable_gqa"):
     q = torch.randn(1, HEADS, T, HD, dtype=torch.bfloat16, device="cuda")
-    k, v = torch.randn_like(q), torch.randn_like(q)
+    k = torch.randn(1, kv_heads, context + T, HD, dtype=torch.bfloat16, device="cuda")
+    v = torch.randn_like(k)
+    kw = {}
+    if kv_heads != HEADS:
+        if mode == "enable_gqa":
+            kw["enable_gqa"] = True
+        else:
+            k, v = k.repeat_interleave(HEADS // kv_heads, 1), v.repeat_interleave(HEADS // kv_heads, 1)
+    if context:
+        from torch.nn.attention.bias import causal_lower_right
+        kw["attn_mask"] = causal_lower_right(T, context + T)
+    else:
+        kw["is_causal"] = True
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-        ms = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
-    flops = 4 * HEADS * HD * T * (T + 1) / 2
-    return {"T": T, "ms": round(ms, 5), "tflops": round(flops / (ms * 1e-3) / 1e12, 2)}
+        ms = bench(lambda: F.scaled_dot_product_attention(q, k, v, **kw))
+    flops = 4 * HEADS * HD * (T * context + T * (T + 1) / 2)
+    return {"T": T, "kv_heads": kv_heads, "context": context, "ms": round(ms, 5),
+            "tflops": round(flops / (ms * 1e-3) / 1e12, 2)}
 
 
 def decode(B, C, mode, flush):
@@ -80,14 +97,19 @@ def main():
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "backend": "torch SDPA, SDPBackend.FLASH_ATTENTION",
            "gqa_mode": mode, "timing": "median of 20 launches, each between its own CUDA events, after 3 warm-up",
            "prefill": [], "decode": [], "errors": []}
-    for T in PREFILL_T:
+    shapes = [(T, HEADS, 0) for T in PREFILL_T]
+    if "--fa3-shapes" in sys.argv:
+        shapes += [(T, KV_HEADS, 0) for T in PREFILL_T]
+        shapes += [(512, kvh, ctx) for ctx in (2048, 8192) for kvh in (HEADS, KV_HEADS)]
+    for T, kvh, ctx in shapes:
         try:
-            out["prefill"].append(prefill(T))
+            out["prefill"].append(prefill(T, kvh, ctx, mode))
         except Exception as e:  # one failed shape must not lose the rest
-            out["errors"].append(f"prefill T={T}: {first_line(e)}")
+            out["errors"].append(f"prefill T={T} kv_heads={kvh} context={ctx}: {first_line(e)}")
         torch.cuda.empty_cache()
     flush = torch.empty(max(4 * l2, 256 * 2**20), dtype=torch.uint8, device="cuda")
-    for B, C in [(B, C) for B in DECODE_B for C in DECODE_C] + EXTRA_DECODE:
+    decode_shapes = [] if "--prefill-only" in sys.argv else [(B, C) for B in DECODE_B for C in DECODE_C] + EXTRA_DECODE
+    for B, C in decode_shapes:
         try:
             out["decode"].append(decode(B, C, mode, flush))
         except Exception as e:
@@ -97,7 +119,7 @@ def main():
     json.dump(out, open(sys.argv[1], "w"), indent=1)
     print(json.dumps({k: out[k] for k in ("gpu", "gqa_mode", "errors", "seconds")}))
     for r in out["prefill"]:
-        print(f"sdpa prefill T={r['T']}: {r['ms']} ms, {r['tflops']} TFLOP/s")
+        print(f"sdpa prefill T={r['T']} kv_heads={r['kv_heads']} context={r['context']}: {r['ms']} ms, {r['tflops']} TFLOP/s")
     for r in out["decode"]:
         print(f"sdpa decode B={r['B']} C={r['C']}: {r['ms']} ms ({r['ms_l2_flushed']} flushed), {r['gbps']} GB/s")
 

@@ -165,14 +165,15 @@
 extern "C" {
 #endif
 
-#define FG_ABI_VERSION 9 /* 5: a sequence's later sampled rows count the drafts before them
+#define FG_ABI_VERSION 10 /* 5: a sequence's later sampled rows count the drafts before them
                             as outputs for penalties (per-row penalty lists, see fg_batch);
                             6: FP8 weights kept FP8 on CUDA, test hooks fg_cuda_gemm_host and
                             fg_cuda_fp8_linear_host;
                             7: test hook fg_mla_attention (latent attention on either backend);
                             8: test hook fg_run_op (one op of the forward pass on either backend);
                             9: FP8 KV cache on CUDA, test hooks fg_paged_attention_fp8 and
-                            fg_mla_attention_fp8 */
+                            fg_mla_attention_fp8;
+                            10: fg_paged_attention takes scale, softcap and the wide-tile kernel */
 
 typedef enum fg_status {
   FG_OK = 0,
@@ -485,14 +486,18 @@ fg_status fg_cuda_gemm_host(const float *x, const float *w, const float *bias, f
  * tables (plus the arrays fg_step validation needs; sample rows are ignored);
  * q: [num_tokens, num_heads, head_dim];
  * k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim] holding every attended
- * position; out: [num_tokens, num_heads, head_dim]; scale 1/sqrt(head_dim). The CUDA path
- * rounds q and the cache to bf16; splits > 0 forces that many key splits (0 = automatic).
+ * position; out: [num_tokens, num_heads, head_dim]; scores scale * q.k (> 0), soft-capped by
+ * softcap when > 0. The CUDA path rounds q and the cache to bf16; splits > 0 forces that many key
+ * splits (0 = automatic); kernel picks the CUDA kernel of prompt-chunk tiles: 0 as the engine
+ * does, 1 the mma.sync kernel, 2 the Hopper (sm_90a) kernel, 3 the same without overlap;
+ * 2 and 3 fail FG_ERR_UNSUPPORTED where it cannot run the shape (the CPU ignores kernel).
  * fg_sample_logits: the sampling of fg_step on logits [num_rows, vocab], one per sample row of
  * the batch (which needs its tokens, positions, block tables and sample rows). */
 fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, const float *q,
                              const float *k_cache, const float *v_cache, float *out,
                              int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
-                             int32_t block_size, int32_t num_blocks, int32_t window, int32_t splits);
+                             int32_t block_size, int32_t num_blocks, int32_t window, float scale,
+                             float softcap, int32_t splits, int32_t kernel);
 fg_status fg_sample_logits(int32_t backend, const fg_batch *batch, const float *logits,
                            int32_t vocab, fg_step_output *out);
 /* Test hook: DeepSeek's latent attention (attention "mla") as the engines run it, on host

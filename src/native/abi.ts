@@ -8,7 +8,7 @@
 import { FastgenError, Status } from "./errors";
 
 /** FG_ABI_VERSION of the fastgen.h this binding is written against. */
-export const ABI_VERSION = 9;
+export const ABI_VERSION = 10;
 
 export type FieldType = "i32" | "u64" | "f32" | "ptr";
 

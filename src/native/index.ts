@@ -19,7 +19,7 @@ export {
 } from "./kernels";
 export type { CudaGemmOptions, Fp8Path, LibraryKnob, MoeRouting } from "./kernels";
 export { specTensors } from "./tensorTable";
-export { mlaAttention, pagedAttention, sampleLogits, type AttentionShape, type MlaAttentionShape } from "./stages";
+export { mlaAttention, pagedAttention, sampleLogits, type AttentionKernel, type AttentionShape, type MlaAttentionShape } from "./stages";
 export {
   ACTIVATION_KINDS,
   activationOp,

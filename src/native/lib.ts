@@ -63,10 +63,11 @@ const symbols = {
     returns: FFIType.i32,
   },
   // (backend, batch, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
-  //  num_blocks, window, splits)
+  //  num_blocks, window, scale, softcap, splits, kernel)
   fg_paged_attention: {
     args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
-      FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32],
+      FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.f32, FFIType.f32,
+      FFIType.i32, FFIType.i32],
     returns: FFIType.i32,
   },
   // (backend, batch, q, cache, out, num_heads, latent, rope, block_size, num_blocks, window, scale,
@@ -76,7 +77,8 @@ const symbols = {
       FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.f32, FFIType.f32, FFIType.i32],
     returns: FFIType.i32,
   },
-  // fg_paged_attention's arguments, then (softcap, k_scale, v_scale)
+  // (backend, batch, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size,
+  //  num_blocks, window, splits, softcap, k_scale, v_scale)
   fg_paged_attention_fp8: {
     args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
       FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i32,

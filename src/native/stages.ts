@@ -18,16 +18,29 @@ export interface AttentionShape {
   numBlocks: number;
   /** Sliding window; 0 = none. */
   window: number;
+  /** Softmax scale; default 1 / sqrt(headDim). */
+  scale?: number;
+  /** Attention logit softcap; 0 = none. */
+  softcap?: number;
   /** CUDA: force this many key splits; 0 = automatic. */
   splits?: number;
-  /** Attention logit softcap (Gemma 2); 0 = none. Only with `kvFp8` (fg_paged_attention_fp8). */
-  softcap?: number;
   /**
    * An FP8 KV cache (fg_paged_attention_fp8): kCache / vCache hold the values to store, kept as
-   * e4m3(x / scale) and read back times the scale, as an engine with --kv-cache-dtype fp8 does.
+   * e4m3(x / scale) and read back times the scale, as an engine with --kv-cache-dtype fp8 does
+   * (its scale is then 1 / sqrt(headDim) and its kernel "auto").
    */
   kvFp8?: { kScale: number; vScale: number };
+  /**
+   * CUDA kernel of prompt-chunk tiles: "auto" as the engine (device and FASTGEN_ATTN_HOPPER),
+   * "mma" the mma.sync kernel, "hopper" the sm_90a wgmma kernel, "hopper-serial" the same
+   * without GEMM/softmax overlap (both UNSUPPORTED where they cannot run the shape).
+   */
+  kernel?: AttentionKernel;
 }
+
+const KERNELS = { auto: 0, mma: 1, hopper: 2, "hopper-serial": 3 } as const;
+/** Kernel choices of AttentionShape. */
+export type AttentionKernel = keyof typeof KERNELS;
 
 /**
  * out: [numTokens, numHeads, headDim] = attention of q over the paged cache.
@@ -41,11 +54,17 @@ export function pagedAttention(backend: Backend, batch: StepBatch, q: Float32Arr
     throw new FastgenError(Status.INVALID_ARGUMENT, "pagedAttention: q or cache arrays too short");
   const out = new Float32Array(Math.max(1, T * shape.numHeads * shape.headDim));
   const packed = packBatch(batch, 0);
-  const args = [code(backend), packed, q, kCache, vCache, out, shape.numHeads, shape.numKvHeads, shape.headDim,
-    shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0] as const;
-  if (shape.kvFp8) check(lib().fg_paged_attention_fp8(...args, shape.softcap ?? 0, shape.kvFp8.kScale, shape.kvFp8.vScale));
-  else if (shape.softcap) throw new FastgenError(Status.INVALID_ARGUMENT, "pagedAttention: softcap needs kvFp8 (fg_paged_attention_fp8)");
-  else check(lib().fg_paged_attention(...args));
+  if (shape.kvFp8) {
+    if ((shape.scale !== undefined && shape.scale !== 1 / Math.sqrt(shape.headDim)) || (shape.kernel ?? "auto") !== "auto")
+      throw new FastgenError(Status.INVALID_ARGUMENT, "pagedAttention: kvFp8 runs with the default scale and kernel (fg_paged_attention_fp8)");
+    check(lib().fg_paged_attention_fp8(code(backend), packed, q, kCache, vCache, out, shape.numHeads, shape.numKvHeads,
+      shape.headDim, shape.blockSize, shape.numBlocks, shape.window, shape.splits ?? 0, shape.softcap ?? 0,
+      shape.kvFp8.kScale, shape.kvFp8.vScale));
+  } else {
+    check(lib().fg_paged_attention(code(backend), packed, q, kCache, vCache, out, shape.numHeads,
+      shape.numKvHeads, shape.headDim, shape.blockSize, shape.numBlocks, shape.window,
+      shape.scale ?? 1 / Math.sqrt(shape.headDim), shape.softcap ?? 0, shape.splits ?? 0, KERNELS[shape.kernel ?? "auto"]));
+  }
   return out;
 }
 

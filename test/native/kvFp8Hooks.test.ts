@@ -79,7 +79,9 @@ describe("FP8 KV attention hooks on the CPU", () => {
         .toThrow("fg_paged_attention_fp8: bad arguments");
     expect(() => pagedAttention("cpu", batch, q, kv, kv, { ...shape, softcap: -1, kvFp8: { kScale: 1, vScale: 1 } }))
       .toThrow("fg_paged_attention_fp8: bad arguments");
-    expect(() => pagedAttention("cpu", batch, q, kv, kv, { ...shape, softcap: 2 })).toThrow("softcap needs kvFp8");
+    // fg_paged_attention_fp8 has the engine's scale and kernel choice only
+    expect(() => pagedAttention("cpu", batch, q, kv, kv, { ...shape, kernel: "mma", kvFp8: { kScale: 1, vScale: 1 } }))
+      .toThrow("kvFp8 runs with the default scale and kernel");
     const mla: MlaAttentionShape = { numHeads: 2, latent: 4, rope: 4, blockSize: 4, numBlocks: 6, window: 0, scale: 1 };
     expect(() => mlaAttention("cpu", batch, new Float32Array(T * 16), new Float32Array(6 * 4 * 8), { ...mla, kvFp8: { kvScale: 0 } }))
       .toThrow("fg_mla_attention_fp8: bad arguments");

@@ -72,11 +72,12 @@ struct HookKvFp8 {
 // One stage of fg_step on host buffers (test_hooks.cpp; fastgen.h fg_paged_attention,
 // fg_sample_logits, fg_run_op): arguments validated there.
 struct OpHooks {
-  // Scale 1 / sqrt(head_dim); softcap > 0 caps the scores (fg_paged_attention passes 0).
+  // Scores scale * q.k, capped at softcap when > 0; kernel: the CUDA kernel of prompt-chunk tiles
+  // (fastgen.h fg_paged_attention; the CPU ignores it); fp8: an FP8 KV cache (null: none).
   void (*paged_attention)(const fg_batch *b, const float *q, const float *k_cache,
                           const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
                           int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,
-                          int32_t splits, float softcap, const HookKvFp8 *fp8);
+                          float scale, float softcap, int32_t splits, int32_t kernel, const HookKvFp8 *fp8);
   // MLA's attention over the latent cache: one shared [latent + rope] row per position is the key
   // of every head and (its first latent values) the value.
   void (*mla_attention)(const fg_batch *b, const float *q, const float *cache, float *out, int32_t num_heads,

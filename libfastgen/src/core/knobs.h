@@ -28,6 +28,7 @@
   X(ATTN, STR, "", "\"simple\": the reference attention kernel instead of the tiled ones")        \
   X(ATTN_BM, INT, "128", "query rows per wide attention tile: 128 or 64 (A/B timing)")            \
   X(ATTN_BN, INT, "64", "keys per K/V tile at head_dim 128: 64 or 32 (A/B timing)")               \
+  X(ATTN_HOPPER, INT, "1", "prompt-chunk attention on sm_90: 1 the wgmma kernel (cuda/attention_hopper.cu; head_dim 64/128/256, 128-row tiles), 0 the mma.sync kernel, 2 the wgmma kernel without GEMM/softmax overlap (A/B)") \
   X(ATTN_SPLITS, INT, "-1", "decode key splits: -1 chooses by occupancy, N >= 0 forces max(N, 1)") \
   X(ATTN_TIMING, STR, "", "test hook: append the median of 20 attention launches (ms) to this file") \
   X(FP8_TIMING, STR, "", "bench hook: fg_cuda_fp8_linear_host appends the median of 20 launches (ms), each after an L2 flush, to this file") \

@@ -45,7 +45,7 @@ std::vector<float> fp8_cache(const float *x, int64_t n, float scale) {
 
 void paged_attention(const fg_batch *b, const float *q, const float *k_cache, const float *v_cache, float *out,
                      int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, int32_t block_size, int32_t num_blocks,
-                     int32_t window, int32_t, float softcap, const HookKvFp8 *fp8) {
+                     int32_t window, float scale, float softcap, int32_t, int32_t, const HookKvFp8 *fp8) {
   std::vector<int32_t> token_seq;
   std::vector<float> k8, v8;
   if (fp8) {
@@ -54,7 +54,7 @@ void paged_attention(const fg_batch *b, const float *q, const float *k_cache, co
     k_cache = k8.data(), v_cache = v8.data();
   }
   cpu::paged_attention(paged_batch(b, block_size, &token_seq), q, k_cache, v_cache, out, num_heads, num_kv_heads,
-                       head_dim, window, (float)(1.0 / std::sqrt((double)head_dim)), softcap);
+                       head_dim, window, scale, softcap);
 }
 
 // cpu/mla.cpp's call: one shared row per position as keys and (its latent part) values.

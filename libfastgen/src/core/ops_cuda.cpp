@@ -15,10 +15,11 @@ void check(int rc, const char *err) {
 
 void paged_attention(const fg_batch *b, const float *q, const float *k_cache, const float *v_cache, float *out,
                      int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, int32_t block_size,
-                     int32_t num_blocks, int32_t window, int32_t splits, float softcap, const HookKvFp8 *fp8) {
+                     int32_t num_blocks, int32_t window, float scale, float softcap, int32_t splits,
+                     int32_t kernel, const HookKvFp8 *fp8) {
   char err[512] = "";
   check(fgcu_attention_host(b, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size, num_blocks,
-                            window, splits, softcap, fp8 != nullptr, fp8 ? fp8->k_scale : 1.0f,
+                            window, scale, softcap, splits, kernel, fp8 != nullptr, fp8 ? fp8->k_scale : 1.0f,
                             fp8 ? fp8->v_scale : 1.0f, err),
         err);
 }

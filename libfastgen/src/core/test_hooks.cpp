@@ -27,21 +27,21 @@ fg_batch attention_batch(const fg_batch *batch, int32_t num_blocks, int32_t bloc
   return no_rows;
 }
 
-// fg_paged_attention(_fp8): fp8 null for the backend's own cache dtype.
+// fg_paged_attention(_fp8): fp8 null for the backend's own cache dtype; kernel as fastgen.h says.
 void paged_attention_hook(const char *fn, int32_t backend, const fg_batch *batch, const float *q, const float *k_cache,
                           const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
-                          int32_t block_size, int32_t num_blocks, int32_t window, int32_t splits, float softcap,
-                          const fg::HookKvFp8 *fp8) {
+                          int32_t block_size, int32_t num_blocks, int32_t window, float scale, float softcap,
+                          int32_t splits, int32_t kernel, const fg::HookKvFp8 *fp8) {
   const fg::OpHooks &ops = fg::backend_kind(backend, fn).ops;
   if (!q || !k_cache || !v_cache || !out || num_heads < 1 || num_kv_heads < 1 || num_heads % num_kv_heads != 0 ||
       head_dim < 1 || head_dim > 256 || block_size < 1 || num_blocks < 1 || window < 0 || splits < 0 ||
-      !(softcap >= 0 && std::isfinite(softcap)) ||
+      !(scale > 0 && std::isfinite(scale)) || !(softcap >= 0 && std::isfinite(softcap)) || kernel < 0 || kernel > 3 ||
       (fp8 && !(std::isfinite(fp8->k_scale) && fp8->k_scale > 0 && std::isfinite(fp8->v_scale) && fp8->v_scale > 0)))
     fg::raise(FG_ERR_INVALID_ARGUMENT, "%s: bad arguments", fn);
   const fg_batch b = attention_batch(batch, num_blocks, block_size);
   if (b.num_tokens == 0) return;
   ops.paged_attention(&b, q, k_cache, v_cache, out, num_heads, num_kv_heads, head_dim, block_size, num_blocks, window,
-                      splits, softcap, fp8);
+                      scale, softcap, splits, kernel, fp8);
 }
 
 // fg_mla_attention(_fp8): fp8 null for the backend's own cache dtype.
@@ -66,10 +66,10 @@ extern "C" fg_status fg_paged_attention(int32_t backend, const fg_batch *batch, 
                                         const float *k_cache, const float *v_cache, float *out,
                                         int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
                                         int32_t block_size, int32_t num_blocks, int32_t window,
-                                        int32_t splits) {
+                                        float scale, float softcap, int32_t splits, int32_t kernel) {
   return fg::guard(__func__, [&] {
     paged_attention_hook("fg_paged_attention", backend, batch, q, k_cache, v_cache, out, num_heads, num_kv_heads,
-                         head_dim, block_size, num_blocks, window, splits, 0.0f, nullptr);
+                         head_dim, block_size, num_blocks, window, scale, softcap, splits, kernel, nullptr);
   });
 }
 
@@ -81,7 +81,8 @@ extern "C" fg_status fg_paged_attention_fp8(int32_t backend, const fg_batch *bat
   return fg::guard(__func__, [&] {
     const fg::HookKvFp8 fp8 = {k_scale, v_scale};
     paged_attention_hook("fg_paged_attention_fp8", backend, batch, q, k_cache, v_cache, out, num_heads,
-                         num_kv_heads, head_dim, block_size, num_blocks, window, splits, softcap, &fp8);
+                         num_kv_heads, head_dim, block_size, num_blocks, window,
+                         head_dim > 0 ? (float)(1.0 / std::sqrt((double)head_dim)) : 1.0f, softcap, splits, 0, &fp8);
   });
 }
 

@@ -13,6 +13,7 @@
 // the softmax scale and v_scale the output's 1 / l, so no element is multiplied. The bf16
 // instantiations compile to the code they were before the template.
 #include "cuda/attention.cuh"
+#include "cuda/attention_hopper.cuh"
 #include "cuda/cp_async.cuh"
 #include "cuda/kv_fp8.cuh"
 
@@ -532,6 +533,7 @@ int launch(const AttnArgs &a, int num_ctas, int pieces, cudaStream_t s, char *er
 // or as 64-row pieces.
 template <typename KV, int HD>
 int launch_wide(const AttnArgs &a, cudaStream_t s, char *err) {
+  if (attn_hopper_takes(a)) return attn_hopper_wide(a, attn_pdl_mode(), s, err);  // sm_90: wgmma
   const int rows = attn_wide_rows();
   if constexpr (wide_mr2(HD)) {
     if (rows == 128) {

@@ -45,6 +45,8 @@ struct AttnArgs {
   // leave such steps to paged_attention's own kernels, which take both.
   bool kv_fp8;
   float k_scale, v_scale;
+  int wide_kernel;                // wide tiles: 0 by device and FASTGEN_ATTN_HOPPER, 1 mma.sync,
+                                  // 2 Hopper, 3 Hopper serial (attention_hopper.cuh; test hook)
 };
 
 // Host: cuts each sequence's rows into tiles. tiles must hold num_tiles_bound(...) entries each.

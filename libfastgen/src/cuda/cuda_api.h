@@ -126,8 +126,8 @@ int fgcu_fp8_linear_host(const float *x, int32_t M, int32_t K, const uint8_t *w,
 int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                         const float *v_cache, float *out, int32_t num_heads, int32_t num_kv_heads,
                         int32_t head_dim, int32_t block_size, int32_t num_blocks, int32_t window,
-                        int32_t splits, float softcap, int32_t kv_fp8, float k_scale, float v_scale,
-                        char *err);
+                        float scale, float softcap, int32_t splits, int32_t kernel, int32_t kv_fp8,
+                        float k_scale, float v_scale, char *err);
 int fgcu_sample_host(const fg_batch *b, const float *logits, int32_t vocab, fg_step_output *out,
                      char *err);
 // fastgen.h fg_mla_attention on device 0.

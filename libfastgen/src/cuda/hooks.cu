@@ -2,6 +2,7 @@
 // FG_BACKEND_CUDA, fg_cuda_rmsnorm_host, fg_cuda_gemm_host, fg_cuda_fp8_linear_host): one stage of
 // fg_step on host buffers, so test/gpu can hold each against its CPU twin (and bench/gpu time one
 // GEMM alone). fg_run_op's ops are op_hooks.cu.
+#include "cuda/attention_hopper.cuh"
 #include "cuda/fp8_gemm.cuh"
 #include "cuda/gemm.cuh"
 #include "cuda/hook_staging.cuh"
@@ -76,9 +77,9 @@ int append_timing(cudaStream_t st, F launch, char *err) {
 
 extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const float *k_cache,
                                    const float *v_cache, float *out, int32_t nh, int32_t nkv,
-                                   int32_t hd, int32_t bs, int32_t nb, int32_t window,
-                                   int32_t splits, float softcap, int32_t kv_fp8, float k_scale,
-                                   float v_scale, char *err) {
+                                   int32_t hd, int32_t bs, int32_t nb, int32_t window, float scale,
+                                   float softcap, int32_t splits, int32_t kernel, int32_t kv_fp8,
+                                   float k_scale, float v_scale, char *err) {
   FGCU_CHECK(need_device(err));
   Scope sc;
   FGCU_TRY(cudaStreamCreateWithFlags(&sc.stream, cudaStreamNonBlocking));
@@ -129,8 +130,13 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
   a.splits = m.splits, a.part_o = po, a.part_lse = plse;
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd, a.block_size = bs;
-  a.window = window, a.scale = 1.f / sqrtf((float)hd), a.softcap = softcap;
+  a.window = window, a.scale = scale, a.softcap = softcap, a.wide_kernel = kernel;
   a.kv_fp8 = kv_fp8 != 0, a.k_scale = k_scale, a.v_scale = v_scale;
+  if (kernel >= 2 && m.num_wide > 0 && !attn_hopper_takes(a)) {
+    snprintf(err, 512, "attention hook: the Hopper kernel does not run head_dim %d%s here (needs sm_90, 128-row tiles, a bf16 cache)",
+             hd, a.kv_fp8 ? " with an FP8 cache" : "");
+    return FG_ERR_UNSUPPORTED;
+  }
   FGCU_CHECK(paged_attention(a, sc.stream, err));
   FGCU_CHECK(append_timing(sc.stream, [&] { return paged_attention(a, sc.stream, err); }, err));
   FGCU_TRY(cudaMemcpyAsync(hb, dout, qn * 2, cudaMemcpyDeviceToHost, sc.stream));

@@ -49,7 +49,7 @@ extern "C" int fgcu_engine_finish(fgcu_engine *, const int32_t *, const uint32_t
 }
 extern "C" int fgcu_attention_host(const fg_batch *, const float *, const float *, const float *,
                                    float *, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,
-                                   int32_t, float, int32_t, float, float, char *err) {
+                                   float, float, int32_t, int32_t, int32_t, float, float, char *err) {
   return unsupported(err);
 }
 extern "C" int fgcu_sample_host(const fg_batch *, const float *, int32_t, fg_step_output *, char *err) {
