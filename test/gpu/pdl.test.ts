@@ -70,39 +70,41 @@ function load(name: string, family: number): ChainRun {
 }
 
 describe.skipIf(!hasGpu)("decode chain: PDL and the folded RMSNorm, bit for bit", () => {
+  // Every family is compared and logged before anything is asserted: one device run tells all.
   for (const [a, b, what] of IDENTICAL) {
     test(`${what} (${a} vs ${b})`, () => {
+      const bad: string[] = [];
       FAMILIES.forEach(([name], f) => {
         const x = load(a, f), y = load(b, f);
         let differ = 0;
-        for (let i = 0; i < x.logits.length; i++) if (x.logits[i] !== y.logits[i] && !(Number.isNaN(x.logits[i]!) && Number.isNaN(y.logits[i]!))) differ++;
-        console.log(`${what}: ${name}: ${differ} of ${x.logits.length} logits differ (max |d| ${maxAbsDiff(x.logits, y.logits).toExponential(2)}, rel ${relErr(y.logits, x.logits).toExponential(2)})`);
-        expect(differ).toBe(0);
-        expect(y.ids).toEqual(x.ids);
+        for (let i = 0; i < x.logits.length; i++) if (!Object.is(x.logits[i], y.logits[i])) differ++;
+        const ids = x.ids.filter((id, i) => id !== y.ids[i]).length;
+        console.log(`${what}: ${name}: ${differ} of ${x.logits.length} logits and ${ids} of ${x.ids.length} greedy ids differ (max |d| ${maxAbsDiff(x.logits, y.logits).toExponential(2)}, rel ${relErr(y.logits, x.logits).toExponential(2)})`);
+        if (differ || ids || x.logits.length !== y.logits.length) bad.push(name);
       });
+      expect(bad).toEqual([]);
     }, 240_000);
   }
 
   test("folded and PDL-launched decode chain vs the CPU backend", () => {
+    const bad: string[] = [];
     FAMILIES.forEach(([name], f) => {
       const got = load("both", f), ref = runChain("cpu", f);
       const V = familyModel(f).spec.vocab_size, rows = ref.ids.length;
-      expect(got.ids.length).toBe(rows);
-      let worst = 0, ties = 0;
+      let worst = 0, ties = 0, farTies = 0, notArgmax = 0;
       for (let r = 0; r < rows; r++) {
         const g = got.logits.subarray(r * V, (r + 1) * V), c = ref.logits.subarray(r * V, (r + 1) * V);
-        const err = relErr(g, c);
-        worst = Math.max(worst, err);
-        expect(err).toBeLessThan(2e-2);
-        expect(got.ids[r]).toBe(top2(g).best);
-        if (got.ids[r] !== ref.ids[r]) {  // only where the CPU's top-2 gap is within the error
+        worst = Math.max(worst, relErr(g, c));
+        if (got.ids[r] !== top2(g).best) notArgmax++;
+        if (got.ids[r] !== ref.ids[r]) {  // allowed only where the CPU's top-2 gap is within the error
           ties++;
-          expect(top2(c).gap).toBeLessThan(2 * maxAbsDiff(g, c));
+          if (top2(c).gap >= 2 * maxAbsDiff(g, c)) farTies++;
         }
       }
-      console.log(`vs cpu: ${name}: worst logits rel err ${worst.toExponential(2)} over ${rows} rows, near-tie id swaps ${ties}`);
-      expect(ties).toBeLessThanOrEqual(Math.ceil(rows / 20));
+      console.log(`vs cpu: ${name}: worst logits rel err ${worst.toExponential(2)} over ${rows} rows, near-tie id swaps ${ties}, other swaps ${farTies}, picks not the argmax ${notArgmax}`);
+      if (got.ids.length !== rows || !(worst < 2e-2) || farTies || notArgmax || ties > Math.ceil(rows / 20)) bad.push(name);
     });
+    expect(bad).toEqual([]);
   }, 240_000);
 
   test("cleanup", () => {

@@ -10,7 +10,8 @@ constexpr int kRopeThreads = 256;
 
 // Pulls p.prefetch_bytes of p.prefetch into L2 (sm_90: the TMA's bulk prefetch, one instruction
 // per 1 MiB piece, the grid's blocks taking turns; no registers held, no effect on any result).
-// Issued before pdl_wait: the next projection's weights are nobody's output.
+// Issued after pdl_wait: before it the qkv GEMV still streams, and bytes that DRAM moved then
+// would only make it finish later; after it DRAM has nothing else to do until the o GEMV.
 __device__ __forceinline__ void l2_prefetch(const RopeArgs &p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (!p.prefetch || threadIdx.x != 0) return;
@@ -52,11 +53,11 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
   const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd, pos = p.positions[t];
   // positions, sequences and block tables were uploaded before the step (no kernel writes them)
   rope_table(cs, pos, p.inv_freq, half, p.attn_factor);
-  l2_prefetch(p);
   const int seq = p.token_seq[t];
   const int blk = p.block_indices[p.block_indptr[seq] + pos / block_size];
   pdl_wait();
   pdl_launch_dependents();
+  l2_prefetch(p);
   bf16 *row = p.qkv + (size_t)t * width;
   const float *bias = p.bias;
   float *rstd = cs + rot;
@@ -122,9 +123,9 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
   const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd;
   const int pos = p.positions[t];
   rope_table(cs, pos, p.inv_freq, half, p.attn_factor);  // positions: uploaded before the step
-  l2_prefetch(p);
   pdl_wait();
   pdl_launch_dependents();
+  l2_prefetch(p);
   bf16 *row = p.qkv + (size_t)t * width;
   const float *bias = p.bias;
   float *rstd = cs + rot;
