@@ -179,8 +179,10 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
 // rounds). Same registers as 8 loads in one round. FASTGEN_GEMV_PIPE=0: the plain kernel.
 // Measured on an H200: o + down 20.7 -> 19.4 us a layer, decode b=1 3.83 -> 3.73 ms. The same
 // pipelining in the wide kernel (qkv, gate_up) made those slower (26 -> 28.6, 43.5 -> 46 us).
+// FOLD: at most 64 registers (4 blocks an SM, as unfolded; its prologue pushed it to 66); 0: no
+// minimum, the unfolded kernels compile as before.
 template <bool Y_F32, bool ACC, bool FOLD = false>
-__global__ void __launch_bounds__(256) gemv_pipe_kernel(const bf16 *__restrict__ x,
+__global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16 *__restrict__ x,
                                                         const bf16 *__restrict__ w, void *__restrict__ y,
                                                         int N, int K, RmsRows rms) {
   constexpr int H = 4, HALF = H * 256;  // loads per half; K elements a half covers (whole warp)
