@@ -99,7 +99,10 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   for (int r = 0; r < RT; r++)
 #pragma unroll
     for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(n0 + 16 * r + 8 * h + g, N - 1));
-  const bf16 *xr[NT];  // set after pdl_wait (FOLD: x is built then)
+  const bf16 *xr[NT];  // FOLD: set after pdl_wait, once x is built
+  if constexpr (!FOLD)
+#pragma unroll
+    for (int j = 0; j < NT; j++) xr[j] = x + (size_t)min(8 * j + g, M - 1) * K;
   const int steps = (K + 31) >> 5;
   const int mine = steps > warp ? (steps - warp + KS - 1) / KS : 0;  // this warp's steps
   // Local step i is k0 = (warp + i KS) 32; a k past K (the tail step, or i >= mine) loads zeros.
@@ -157,17 +160,13 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
-  const bf16 *xbase = x;
-  int xpitch = K;
   if constexpr (FOLD) {
     extern __shared__ __align__(16) unsigned char gemv_small_xs[];
     bf16 *xs = reinterpret_cast<bf16 *>(gemv_small_xs);
-    xpitch = K + kRmsPad;
-    rms_to_shared(rms, M, K, xs, xpitch, &red[0][0][0]);  // red: M * 16 floats of scratch, free until the end
-    xbase = xs;
-  }
+    rms_to_shared(rms, M, K, xs, K + kRmsPad, &red[0][0][0]);  // red: M * 16 floats of scratch, free until the end
 #pragma unroll
-  for (int j = 0; j < NT; j++) xr[j] = xbase + (size_t)min(8 * j + g, M - 1) * xpitch;
+    for (int j = 0; j < NT; j++) xr[j] = xs + (size_t)min(8 * j + g, M - 1) * (K + kRmsPad);
+  }
   load_x(xa, 0);
   load_x(xb, S);
   for (int i = 0; i < mine; i += 2 * S) {
