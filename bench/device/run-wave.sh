@@ -17,13 +17,15 @@
 # 2600/60 sweep against `fastgen serve` on the 7B shape, bf16 then --quantization fp8, at
 # FP8_CLIENTS (default 1,4,16,32) with FP8_REQUESTS (default 24) a point, and one comparison), `e2e`
 # (issue #24's served before/after in one call: `fastgen serve` on the 7B shape with the new kernels'
-# knobs off (E2E_BEFORE, default "FASTGEN_ATTN_HOPPER=0 FASTGEN_PDL=0") then on, fastgen-2600-60 at
+# knobs off (E2E_BEFORE, default "FASTGEN_ATTN_HOPPER=0 FASTGEN_NORM_FOLD=0") then on, fastgen-2600-60 at
 # 1,8,32 clients and chat-128-200 at 1,16,64, token latency p50/p95 and throughput per point, the
 # server's per-pass host time (FASTGEN_LOOP_TIMING=1), one comparison per suite), `fa3` (issue 24 item 1:
 # test/gpu/attentionHopper.test.ts, then prefill attention 2k-16k MHA and GQA 32/8 plus 512-token
 # chunks at 2k/8k, torch SDPA flash and our mma.sync / Hopper / Hopper-serial kernels in one run,
 # TFLOP/s and the ratio to SDPA; tables in $OUT/wave.tgz:wave/fa3/cuda-attention.{md,json}; put it
-# first: if its test is not clean, later stages run with FASTGEN_ATTN_HOPPER=0).
+# first: if its test is not clean, later stages run with FASTGEN_ATTN_HOPPER=0), `pdl` (decode at batch 1,
+# 2, 4, 8 under {FASTGEN_PDL 0, 1} x {FASTGEN_NORM_FOLD 0, 8}, and FASTGEN_PREFETCH_O 16 / 32,
+# bench/gpu/run_pdl.sh, ~3 min).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -33,7 +35,7 @@ T0=$(date +%s)
 DEADLINE=${DEADLINE:-570}
 FINAL=${OUT:-/tmp/out}
 W=/tmp/wave; mkdir -p "$W" "$FINAL"
-trap 'tar -C /tmp -czf "$FINAL/wave.tgz" wave gemv fp8 2>/dev/null; cp "$W/summary.txt" "$FINAL/" 2>/dev/null' EXIT
+trap 'tar -C /tmp -czf "$FINAL/wave.tgz" wave gemv fp8 pdl 2>/dev/null; cp "$W/summary.txt" "$FINAL/" 2>/dev/null' EXIT
 export PYTHONUNBUFFERED=1
 source bench/gpu/gpu_lib.sh
 left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
@@ -103,6 +105,10 @@ for stage in "$@"; do
       rm -f /tmp/fp8kv_attn_ms.txt
       FASTGEN_ATTN_TIMING=/tmp/fp8kv_attn_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Kv.ts "$W/ceilings.json" "$W" > "$W/fp8kv_bench.log" 2>&1 || say "fp8kv bench failed"
       tail -24 "$W/fp8kv_bench.log" >> "$W/summary.txt" ;;
+    pdl)
+      ceilings
+      timeout "$(left)" env CEILINGS="$W/ceilings.json" ROUNDS="${PDL_ROUNDS:-3}" bash bench/gpu/run_pdl.sh > "$W/pdl.log" 2>&1 || say "pdl bench failed"
+      tail -12 "$W/pdl.log" >> "$W/summary.txt" ;;
     fp8ab)
       OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
       cp -r /tmp/fp8ab "$W/" 2>/dev/null
@@ -143,7 +149,7 @@ for stage in "$@"; do
         case "$suite" in chat-*) clients=1,16,64 requests=64 ;; *) clients=1,8,32 requests=24 ;; esac
         for v in before after; do
           l=$(left); [ "$l" -lt 60 ] && { say "skipped e2e $suite $v (deadline)"; continue; }
-          envs="FASTGEN_LOOP_TIMING=1"; [ "$v" = before ] && envs="$envs ${E2E_BEFORE:-FASTGEN_ATTN_HOPPER=0 FASTGEN_PDL=0}"
+          envs="FASTGEN_LOOP_TIMING=1"; [ "$v" = before ] && envs="$envs ${E2E_BEFORE:-FASTGEN_ATTN_HOPPER=0 FASTGEN_NORM_FOLD=0}"
           timeout "$l" env $envs bash .gpu/enter bash bench/device/run-policies.sh --suite "$suite" --clients "$clients" \
             --requests "$requests" --policies splitfuse --stages "model fastgen" --model-dir "$M" \
             --serve-flags "--backend cuda" --results "/tmp/e2e-$suite-$v" > "$W/e2e-$suite-$v.log" 2>&1 || say "e2e $suite $v failed"

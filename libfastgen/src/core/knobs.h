@@ -20,6 +20,8 @@
   X(GEMV_MAX_M, INT, "8", "largest token count the GEMV kernels take (1: the one-token kernel only, cuBLASLt above; at most 16; 8: faster than cuBLASLt up to 8 tokens, slower at 16, H100 2026-12-07)") \
   X(GEMV_SMALL_AT_1, FLAG, "0", "one-token GEMMs through the small-M tensor-core kernel too (a row's result then does not depend on the batch: with ATTN=simple, decode and speculative verification agree bit for bit; slower)") \
   X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 0 chooses by N, 16 or 32 forces it (A/B timing)") \
+  X(NORM_FOLD, INT, "8", "decode passes of up to this many tokens (at most 8) fold the RMSNorm before the qkv and gated MLP GEMVs into them (each block recomputes its rows' norm; bit-identical, no norm kernel); 0: off. Plain RMSNorm layers, bf16 weights") \
+  X(PREFETCH_O, INT, "0", "decode passes of up to 16 tokens: MiB of each layer's o projection weights the RoPE kernel pulls into L2 (sm_90 bulk prefetch) for the o GEMV after attention, filling DRAM time attention leaves idle; 0: off (an A/B experiment)") \
   X(GEMV_PIPE, FLAG, "1", "software-pipelined weight loads in the narrow GEMVs (bf16; FP8 rows longer than one round)") \
   X(FP8_GEMV_MAX_M, INT, "1", "FP8 weights: GEMMs of up to this many rows (at most 8) run the CUDA-core FP8 GEMV (where the small-M kernel does not take them), larger ones W8A8 on cuBLASLt") \
   X(FP8_SMALL_MAX_M, INT, "8", "FP8 weights: GEMMs of 2 up to this many rows (at most 16) run the tensor-core small-M kernel, weight-only (below 2: off; W8A8 on cuBLASLt above; 8: faster than the GEMV at 2-8 rows, slower than W8A8 at 16, H100 2026-12-07)") \

@@ -11,7 +11,9 @@
 //               x = norm(h + o_bias) (sequential) ; h += down(act(x Wgate_up^T))
 //                   (MoE layers: routed experts + shared expert)
 //   logits = norm(h[last tokens]) Wlm^T (soft-capped) ; sample on the device ; copy back
-// Output biases (o, down) are owed to the residual and folded into the next norm. Sandwich
+// Output biases (o, down) are owed to the residual and folded into the next norm. At decode batch
+// sizes a plain RMSNorm with nothing owed is folded into the GEMV after it instead (qkv, the gated
+// MLP input: rms_fold.cuh), so x is never written there. Sandwich
 // norms (Gemma 2/3) instead write each sublayer's output to y, and one kernel adds its post norm
 // to h and normalizes h for the next sublayer.
 //
@@ -118,12 +120,20 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   ra.nh = nh, ra.nkv = nkv, ra.hd = hd, ra.rot = M.rotary_dim, ra.block_size = e->block_size;
   ra.interleaved = M.rope_interleaved;
   ra.kv_fp8 = e->kv_fp8;
+  // FASTGEN_PREFETCH_O: MiB of o's weights into L2 during RoPE and attention (decode-sized passes).
+  const size_t o_bytes = (size_t)H * od * (e->layers[0].o.fp8() ? 1 : 2);
+  const int o_mib = fg_knob_int(FG_KNOB_PREFETCH_O);
+  const size_t o_prefetch = T <= 16 && o_mib > 0 ? (size_t)o_mib << 20 : 0;
+  ra.prefetch_bytes = (o_prefetch < o_bytes ? o_prefetch : o_bytes) & ~(size_t)15;
   const MlaStep ms = {T, m.splits, e->block_size, m.positions, m.token_seq, m.cu_seqlens, m.context_lens,
                       m.block_indptr, m.block_indices};
 
   // Sandwich norms: each sublayer writes y (after its all-reduce), and post_norm_add adds its
   // post norm to h and normalizes h for the next sublayer in the same kernel (x_ready).
   const bool sandwich = M.sandwich_norms;
+  // Layers whose norms may fold into the GEMV after them: plain pre-norm RMSNorm whose x feeds
+  // only that GEMV (not MLA's projections, not a parallel MLP).
+  const bool rms_folds = op == kNormRms && !M.post_norm && !sandwich && !M.parallel && !M.mla;
   float *y = (float *)e->y.p;
   bool x_ready = false;
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
@@ -133,7 +143,8 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     bf16 *kc = e->kv_plane(l, 0), *vc = M.mla ? nullptr : e->kv_plane(l, 1);
     const float k_scale = e->kv_fp8 ? e->k_scales[l] : 1.f, v_scale = e->kv_fp8 ? e->v_scales[l] : 1.f;
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
-    if (!post && !x_ready)
+    const bool fold_attn = rms_folds && !owed_a && !owed_b && linear_rms_fits(w.qkv, T, H);
+    if (!post && !x_ready && !fold_attn)  // folded: qkv's GEMV normalizes h itself
       FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
     else if (post && l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
     profiler_mark(pr, st, "norm");
@@ -153,7 +164,8 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       FGCU_CHECK(mla_forward(g, e->mla, e->mla_model, ml, ms, x, attn, st, err));
       profiler_mark(pr, st, "mla attention");
     } else {
-      FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
+      if (fold_attn) FGCU_CHECK(linear_rms({h, w.attn_norm, eps}, w.qkv, qkv, T, e->qkv_rows, H, st, err));
+      else FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
       profiler_mark(pr, st, "gemm qkv");
       ra.bias = w.qkv_b;
       ra.inv_freq = inv_freq;
@@ -161,6 +173,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       ra.q_norm = w.q_norm, ra.k_norm = w.k_norm;
       ra.k_cache = kc, ra.v_cache = vc;
       ra.k_scale = k_scale, ra.v_scale = v_scale;
+      ra.prefetch = ra.prefetch_bytes ? w.o.p : nullptr;
       FGCU_CHECK(qkv_rope_kv_write(ra, T, st, err));
       profiler_mark(pr, st, "rope + kv write");
       a.q = qkv, a.k_cache = kc, a.v_cache = vc;
@@ -178,13 +191,15 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     }
     profiler_mark(pr, st, "gemm o");
     const bf16 *mlp_x = x;
+    const bool fold_mlp = rms_folds && !w.o_b && !e->moe_layer(l) &&
+                          linear_gated_rms_fits(w.mlp_in, M.act, T, e->mlp_rows, H);
     if (M.parallel) {  // the MLP's partial joins the attention's: one all-reduce for both
       mlp_x = two_norms ? x2 : x;
       owed_a = w.o_b;
     } else if (!sandwich) {
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
       if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
-      else FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      else if (!fold_mlp) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
     }
     // The MLP adds its (partial) output to h, or with sandwich norms writes it to y.
@@ -209,6 +224,10 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
         FGCU_CHECK(shared_expert_forward(g, se, mlp_x, out, T, H, M.act, mlp, act, st, err));
       }
       profiler_mark(pr, st, "moe");
+    } else if (fold_mlp) {
+      FGCU_CHECK(linear_gated_rms({h, w.mlp_norm, eps}, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st, err));
+      profiler_mark(pr, st, "gemm gate_up + act");
+      FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
     } else {
       if (linear_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
         FGCU_LAUNCHED("gemv_gated");

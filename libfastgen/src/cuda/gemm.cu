@@ -10,6 +10,7 @@
 #include "cuda/cublaslt.h"
 #include "cuda/gemm.cuh"
 #include "cuda/gemv_small.cuh"
+#include "cuda/rms_fold.cuh"
 
 namespace fgcu {
 namespace {
@@ -117,10 +118,12 @@ int make_plan(Gemm *g, Plan &p, int M, int N, int K, bool y_f32, bool acc, char 
 
 // Narrow outputs (N < 8192: o, down) at M = 1: one warp per weight row n, streaming it with
 // 16-byte loads, 8 in flight per thread (a whole 4096-wide row in two rounds). K % 8 == 0.
-template <bool Y_F32, bool ACC>
+// FOLD (this and the kernels below): x is rms's RMSNorm row, built in shared memory after pdl_wait
+// (rms_fold.cuh); the x argument is unused.
+template <bool Y_F32, bool ACC, bool FOLD = false>
 __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
                                                    const bf16 *__restrict__ w, void *__restrict__ y,
-                                                   int N, int K) {
+                                                   int N, int K, RmsRows rms) {
   constexpr int U = 8;
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -136,8 +139,10 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
   };
   // The first round of weights is in flight while the previous kernel finishes (launch_k).
   if (n < N) load_round(lane * 8);
+  if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
+  if constexpr (FOLD) x = rms_row_to_shared(rms, K);  // every warp, the idle ones too
   if (n >= N) return;
   for (int k0 = lane * 8; k0 < K; k0 += U * 256) {
     if (k0 != lane * 8) load_round(k0);
@@ -174,10 +179,12 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
 // rounds). Same registers as 8 loads in one round. FASTGEN_GEMV_PIPE=0: the plain kernel.
 // Measured on an H200: o + down 20.7 -> 19.4 us a layer, decode b=1 3.83 -> 3.73 ms. The same
 // pipelining in the wide kernel (qkv, gate_up) made those slower (26 -> 28.6, 43.5 -> 46 us).
-template <bool Y_F32, bool ACC>
-__global__ void __launch_bounds__(256) gemv_pipe_kernel(const bf16 *__restrict__ x,
+// FOLD: at most 64 registers (4 blocks an SM, as unfolded; its prologue pushed it to 66); 0: no
+// minimum, the unfolded kernels compile as before.
+template <bool Y_F32, bool ACC, bool FOLD = false>
+__global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16 *__restrict__ x,
                                                         const bf16 *__restrict__ w, void *__restrict__ y,
-                                                        int N, int K) {
+                                                        int N, int K, RmsRows rms) {
   constexpr int H = 4, HALF = H * 256;  // loads per half; K elements a half covers (whole warp)
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -214,8 +221,10 @@ __global__ void __launch_bounds__(256) gemv_pipe_kernel(const bf16 *__restrict__
     load(a, k0);
     load(b, k0 + HALF);
   }
+  if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
+  if constexpr (FOLD) x = rms_row_to_shared(rms, K);
   if (!live) return;
   for (; k0 < K; k0 += 2 * HALF) {
     fma_half(a, k0);
@@ -238,10 +247,10 @@ __global__ void __launch_bounds__(256) gemv_pipe_kernel(const bf16 *__restrict__
 // ACT >= 0 (gated MLPs, rows interleaved gate_i, up_i): the warp's two rows are one gate/up
 // pair, so it writes y[n0 / 2] = act(gate + bias) * (up + bias) and the activation kernel
 // is not needed (bias: [N] interleaved like the rows, or null).
-template <bool Y_F32, bool ACC, int ACT = -1>
+template <bool Y_F32, bool ACC, int ACT = -1, bool FOLD = false>
 __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
                                                     const bf16 *__restrict__ w, void *__restrict__ y,
-                                                    int N, int K, const float *bias = nullptr) {
+                                                    int N, int K, const float *bias, RmsRows rms) {
   const int lane = threadIdx.x & 31;
   const int n0_ = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2;
   const bool live = n0_ < N;  // dead warps still pass pdl_wait below
@@ -278,8 +287,10 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
   // The first weights are in flight while the previous kernel finishes (launch_k).
   bool full = k + 3 * 256 < K;
   if (full && live) load4(k);
+  if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
+  if constexpr (FOLD) x = rms_row_to_shared(rms, K);
   if (!live) return;
   while (full) {
 #pragma unroll
@@ -324,26 +335,47 @@ void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, in
                  cudaStream_t s) {
   const dim3 blocks(ceil_div(N, 8));
   const float *none = nullptr;
+  const RmsRows no_rms;
   if (N >= 8192) {
-    if (y_f32 && acc) launch_k(gemv2_kernel<true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
-    else if (y_f32) launch_k(gemv2_kernel<true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
-    else launch_k(gemv2_kernel<false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none);
+    if (y_f32 && acc) launch_k(gemv2_kernel<true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
+    else if (y_f32) launch_k(gemv2_kernel<true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
+    else launch_k(gemv2_kernel<false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
     return;
   }
   if (gemv_pipe()) {
-    if (y_f32 && acc) launch_k(gemv_pipe_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K);
-    else if (y_f32) launch_k(gemv_pipe_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
-    else launch_k(gemv_pipe_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
+    if (y_f32 && acc) launch_k(gemv_pipe_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+    else if (y_f32) launch_k(gemv_pipe_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+    else launch_k(gemv_pipe_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
     return;
   }
-  if (y_f32 && acc) launch_k(gemv_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K);
-  else if (y_f32) launch_k(gemv_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
-  else launch_k(gemv_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K);
+  if (y_f32 && acc) launch_k(gemv_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+  else if (y_f32) launch_k(gemv_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+  else launch_k(gemv_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
 }
 
-template <int ACT>
-void launch_gated(const bf16 *x, const bf16 *w, const float *bias, bf16 *y, int N, int K, cudaStream_t s) {
-  launch_k(gemv2_kernel<false, false, ACT>, dim3(ceil_div(N, 8)), dim3(128), 0, s, x, w, (void *)y, N, K, bias);
+// M = 1, x as an RMSNorm row, bf16 y: the kernel launch_gemv picks for the shape, folded (the
+// same sums in the same order: bit-identical to norm_rows + launch_gemv).
+void launch_gemv_rms(const RmsRows &r, const bf16 *w, bf16 *y, int N, int K, cudaStream_t s) {
+  const dim3 blocks(ceil_div(N, 8));
+  const size_t smem = (size_t)K * 2;
+  const bf16 *x = nullptr;
+  if (N >= 8192) launch_k(gemv2_kernel<false, false, -1, true>, blocks, dim3(128), smem, s, x, w, (void *)y, N, K, (const float *)nullptr, r);
+  else if (gemv_pipe()) launch_k(gemv_pipe_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r);
+  else launch_k(gemv_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r);
+}
+
+template <int ACT, bool FOLD>
+void launch_gated(const bf16 *x, const RmsRows &r, const bf16 *w, const float *bias, bf16 *y, int N, int K,
+                  cudaStream_t s) {
+  launch_k(gemv2_kernel<false, false, ACT, FOLD>, dim3(ceil_div(N, 8)), dim3(128), FOLD ? (size_t)K * 2 : 0, s, x,
+           w, (void *)y, N, K, bias, r);
+}
+template <bool FOLD>
+void launch_gated_act(int act, const bf16 *x, const RmsRows &r, const bf16 *w, const float *bias, bf16 *y, int N,
+                      int K, cudaStream_t s) {
+  if (act == 0) launch_gated<0, FOLD>(x, r, w, bias, y, N, K, s);
+  else if (act == 1) launch_gated<1, FOLD>(x, r, w, bias, y, N, K, s);
+  else launch_gated<2, FOLD>(x, r, w, bias, y, N, K, s);
 }
 
 }  // namespace
@@ -459,10 +491,46 @@ bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *
                 int K, cudaStream_t stream) {
   if (M < 1 || M > gemv_max_m() || K % 8 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
   if (M > 1 || gemv_small_at_1()) gemv_small_gated(x, w, bias, act, y, M, N, K, stream);
-  else if (act == 0) launch_gated<0>(x, w, bias, y, N, K, stream);
-  else if (act == 1) launch_gated<1>(x, w, bias, y, N, K, stream);
-  else launch_gated<2>(x, w, bias, y, N, K, stream);
+  else launch_gated_act<false>(act, x, RmsRows(), w, bias, y, N, K, stream);
   return true;
+}
+
+// FASTGEN_NORM_FOLD: the most tokens folded (0: off), at most what the GEMVs take.
+int norm_fold_max_m() {
+  const int m = fg_knob_int(FG_KNOB_NORM_FOLD);
+  return m < 0 ? 0 : m;
+}
+
+// Shared memory for x: one row in the one-token kernels (under the 48 KB a launch gets by
+// default), M padded rows in the small-M kernel (gemv_small.cu).
+bool gemv_rms_fits(int M, int K) {
+  if (M < 1 || M > norm_fold_max_m() || M > gemv_max_m() || K % 8 != 0) return false;
+  if (M == 1 && !gemv_small_at_1()) return K * 2 <= 48 * 1024 - 64;
+  return gemv_small_rms_fits(M, K);
+}
+
+int gemv_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cudaStream_t stream, char *err) {
+  if (N <= 0) return 0;
+  if (!gemv_rms_fits(M, K)) {
+    snprintf(err, 512, "gemv_rms: %d rows of width %d do not fold", M, K);
+    return FG_ERR_INTERNAL;
+  }
+  if (M == 1 && !gemv_small_at_1()) launch_gemv_rms(x, w, y, N, K, stream);
+  else gemv_small_rms(x, w, y, M, N, K, stream);
+  FGCU_LAUNCHED("gemv_rms");
+  return 0;
+}
+
+int gemv_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
+                   cudaStream_t stream, char *err) {
+  if (!gemv_rms_fits(M, K) || N % 2 != 0 || act < 0 || act > 2) {
+    snprintf(err, 512, "gemv_rms_gated: %d rows of width %d (N %d, act %d) do not fold", M, K, N, act);
+    return FG_ERR_INTERNAL;
+  }
+  if (M > 1 || gemv_small_at_1()) gemv_small_rms_gated(x, w, bias, act, y, M, N, K, stream);
+  else launch_gated_act<true>(act, nullptr, x, w, bias, y, N, K, stream);
+  FGCU_LAUNCHED("gemv_rms_gated");
+  return 0;
 }
 
 }  // namespace fgcu

@@ -1,10 +1,12 @@
 // GEMMs of the CUDA backend: y[M, N] (+)= x[M, K] · w[N, K]^T, bf16 operands, fp32 accumulation.
 // Products of 1-16 rows (decode at batch 1-16) run weight-streaming kernels of our own (M = 1 on
 // CUDA cores, 2..16 on tensor cores: gemv_small.cuh); the rest go to cuBLASLt, opened at run time
-// (dlopen), with one workspace allocated once.
+// (dlopen), with one workspace allocated once. At those small M the RMSNorm before a projection
+// can be folded into its GEMV (gemv_rms).
 #pragma once
 #include "cuda/common.cuh"
 #include "cuda/cublaslt.h"
+#include "cuda/rms_fold.cuh"
 
 namespace fgcu {
 
@@ -44,5 +46,16 @@ bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *
 // Largest M the weight-streaming kernels take (16; FASTGEN_GEMV_MAX_M lowers it, 1 keeps the
 // one-token kernel only); 0 under FASTGEN_GEMV=0 (cuBLASLt only).
 int gemv_max_m();
+
+// The RMSNorm folded into the GEMV (rms_fold.cuh): x given as RmsRows (residual rows h [M, K] and
+// the norm weight), y bf16 [M, N]. The kernel and the order of every sum are those gemm() and
+// gemv_gated() pick for the shape, so y is bit-identical to norm_rows (RMSNorm, no added rows)
+// followed by them. gemv_rms_fits: whether M rows of width K fold (M <= FASTGEN_NORM_FOLD and the
+// GEMVs take M, K % 8 == 0, x fits the kernel's shared memory); the two calls fail with
+// FG_ERR_INTERNAL otherwise (gated: also N even, act 0..2, as gemv_gated).
+bool gemv_rms_fits(int M, int K);
+int gemv_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cudaStream_t stream, char *err);
+int gemv_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
+                   cudaStream_t stream, char *err);
 
 }  // namespace fgcu

@@ -39,8 +39,13 @@
 //   uint4 bf16x8(const Raw &v, Row r, int k)   those 8 weights (loaded at k; zeros when k >= K)
 //                                              as bf16, k order (k: for per-K-block scales)
 //   float row_scale(int n) const               multiplies row n's dot products (epilogue)
+//
+// FOLD: x is an RMSNorm of residual rows (rms_fold.cuh), which every block builds in dynamic
+// shared memory after pdl_wait ([M, K + kRmsPad] bf16; the pad spreads the 8 tokens' 16-byte
+// loads of a step over the banks) and reads in place of x: the same values, so the same results.
 #pragma once
 #include "cuda/common.cuh"
+#include "cuda/rms_fold.cuh"
 
 namespace fgcu {
 
@@ -77,11 +82,11 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1
 
 // One block: rows [blockIdx.x * 16 RT, + 16 RT) of y for all M tokens. NT = 8-token column
 // blocks (1: M <= 8, 2: M <= 16). ACT >= 0: gated (y bf16 [M, N / 2], bias [N] or null);
-// otherwise y [M, N] bf16, or fp32 (Y_F32) and added to (ACC).
-template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT>
+// otherwise y [M, N] bf16, or fp32 (Y_F32) and added to (ACC). FOLD: x from rms (x unused).
+template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false>
 __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
-                      const float *__restrict__ bias, int M, int N, int K) {
+                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms) {
   using gemv_small_detail::mma_bf16;
   constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
   // Partials [warp][token][row]; the pitch puts a warp's 32 stores in 32 banks (2 PITCH % 32 = 8).
@@ -94,9 +99,10 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   for (int r = 0; r < RT; r++)
 #pragma unroll
     for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(n0 + 16 * r + 8 * h + g, N - 1));
-  const bf16 *xr[NT];
+  const bf16 *xr[NT];  // FOLD: set after pdl_wait, once x is built
+  if constexpr (!FOLD)
 #pragma unroll
-  for (int j = 0; j < NT; j++) xr[j] = x + (size_t)min(8 * j + g, M - 1) * K;
+    for (int j = 0; j < NT; j++) xr[j] = x + (size_t)min(8 * j + g, M - 1) * K;
   const int steps = (K + 31) >> 5;
   const int mine = steps > warp ? (steps - warp + KS - 1) / KS : 0;  // this warp's steps
   // Local step i is k0 = (warp + i KS) 32; a k past K (the tail step, or i >= mine) loads zeros.
@@ -151,8 +157,16 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   // Weights are no step's output: in flight while the previous kernel finishes (launch_k).
   load_w(wa, 0);
   load_w(wb, S);
+  if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
+  if constexpr (FOLD) {
+    extern __shared__ __align__(16) unsigned char gemv_small_xs[];
+    bf16 *xs = reinterpret_cast<bf16 *>(gemv_small_xs);
+    rms_to_shared(rms, M, K, xs, K + kRmsPad, &red[0][0][0]);  // red: M * 16 floats of scratch, free until the end
+#pragma unroll
+    for (int j = 0; j < NT; j++) xr[j] = xs + (size_t)min(8 * j + g, M - 1) * (K + kRmsPad);
+  }
   load_x(xa, 0);
   load_x(xb, S);
   for (int i = 0; i < mine; i += 2 * S) {
@@ -206,33 +220,62 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
 // FASTGEN_GEMV_ROWS=16 or 32 forces it.
 int gemv_small_rt(int N);
 
-template <class W, int RT, int NT, int ACT>
+// FOLD launches: at most 8 tokens (one 8-token column block: with two, the prologue's registers
+// come on top of 128 and one block fits an SM, not two), and x as M rows of K + kRmsPad bf16 in
+// dynamic shared memory, capped so that two blocks still share an SM beside their static partials.
+constexpr int kGemvSmallRmsMaxM = 8;
+inline size_t gemv_small_rms_bytes(int M, int K) { return (size_t)M * (K + kRmsPad) * 2; }
+constexpr size_t kGemvSmallRmsMaxBytes = 88 * 1024;
+
+// Lets KERNEL take kGemvSmallRmsMaxBytes of dynamic shared memory on the current device (once per
+// device and instantiation; a race only repeats the same call).
+template <auto KERNEL>
+void gemv_small_allow_smem() {
+  static unsigned configured = 0;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return;  // the launch then reports it
+  const unsigned bit = 1u << (dev & 31);
+  if (__atomic_load_n(&configured, __ATOMIC_ACQUIRE) & bit) return;
+  if (cudaFuncSetAttribute(KERNEL, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kGemvSmallRmsMaxBytes) == cudaSuccess)
+    __atomic_fetch_or(&configured, bit, __ATOMIC_RELEASE);
+}
+
+template <class W, int RT, int NT, int ACT, bool FOLD>
 void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc,
-                           int M, int N, int K, cudaStream_t s) {
+                           int M, int N, int K, const RmsRows &rms, cudaStream_t s) {
   constexpr int S = W::kSteps;
   const dim3 grid(ceil_div(N, 16 * RT)), block(kGemvSmallWarps * 32);
-  if constexpr (ACT >= 0)
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K);
-  else if (y_f32 && acc)
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K);
-  else if (y_f32)
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K);
-  else
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K);
+  if constexpr (FOLD) {  // x from rms; y bf16, not accumulated (qkv, gated MLP input)
+    constexpr auto kernel = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true>;
+    gemv_small_allow_smem<kernel>();
+    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms);
+  } else if constexpr (ACT >= 0) {
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+  } else if (y_f32 && acc) {
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+  } else if (y_f32) {
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+  } else {
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+  }
 }
 
 // Launches the kernel for loader `wl` with rt = gemv_small_rt(N): plain (ACT < 0; y_f32 and acc
 // as gemm()) or gated (ACT 0..2, bias or null). Needs 1 <= M <= 16, K % 8 == 0 (16-byte rows),
-// 16-byte aligned x and weight rows, N even when gated.
-template <class W, int ACT>
+// 16-byte aligned x and weight rows, N even when gated. FOLD: x is rms's RMSNorm rows instead (y
+// bf16, not accumulated; M <= kGemvSmallRmsMaxM, gemv_small_rms_bytes(M, K) <= kGemvSmallRmsMaxBytes).
+template <class W, int ACT, bool FOLD = false>
 void launch_gemv_small(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc, int M,
-                       int N, int K, int rt, cudaStream_t s) {
-  if (rt == 2) {
-    if (M > 8) launch_gemv_small_act<W, 2, 2, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
-    else launch_gemv_small_act<W, 2, 1, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
+                       int N, int K, int rt, cudaStream_t s, const RmsRows &rms = RmsRows()) {
+  if constexpr (FOLD) {  // M <= 8 (gemv_small_rms_fits)
+    if (rt == 2) launch_gemv_small_act<W, 2, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, s);
+    else launch_gemv_small_act<W, 1, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, s);
+  } else if (rt == 2) {
+    if (M > 8) launch_gemv_small_act<W, 2, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
+    else launch_gemv_small_act<W, 2, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
   } else {
-    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
-    else launch_gemv_small_act<W, 1, 1, ACT>(wl, x, y, bias, y_f32, acc, M, N, K, s);
+    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
+    else launch_gemv_small_act<W, 1, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
   }
 }
 
@@ -242,5 +285,10 @@ void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int
                 cudaStream_t s);
 void gemv_small_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                       int K, cudaStream_t s);
+// The same with x given as RMSNorm rows (FOLD), y bf16 not accumulated; where gemv_small_rms_fits.
+bool gemv_small_rms_fits(int M, int K);
+void gemv_small_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cudaStream_t s);
+void gemv_small_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
+                          int K, cudaStream_t s);
 
 }  // namespace fgcu

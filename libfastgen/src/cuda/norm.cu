@@ -1,10 +1,14 @@
 // Row norms (RMSNorm, LayerNorm) fused with the residual add (see norm.cuh).
 #include "cuda/norm.cuh"
+#include "cuda/rms_fold.cuh"
 
 namespace fgcu {
 namespace {
 
 constexpr int kNormThreads = 512;
+// The GEMVs that fold the RMSNorm in (rms_fold.cuh) replay norm_kernel's order of sums for 512
+// threads, bit for bit: change the two together (test/gpu/pdl.test.ts compares them).
+static_assert(kNormThreads == kRmsSumThreads, "rms_fold.cuh replays norm_kernel's sums");
 constexpr int kMaxNormCols = 16384;  // 32 values per thread in registers
 
 // One block per row; the row stays in registers (PER values per thread, i = tid + j * 512), so

@@ -26,6 +26,10 @@ struct RopeArgs {
   bf16 *k_cache, *v_cache;              // this layer's pool (kv_fp8: E4M3 bytes)
   bool kv_fp8;
   float k_scale, v_scale;               // kv_fp8: the layer's scales (> 0)
+  // Decode: bytes of the o projection's weights pulled into L2 meanwhile, so that the o GEMV after
+  // attention reads them from there (RoPE and attention leave DRAM idle; FASTGEN_PREFETCH_O).
+  const void *prefetch;                 // null: none
+  size_t prefetch_bytes;                // a multiple of 16
 };
 
 // cos/sin of position * inv_freq for one token into cs[0..half) / cs[half..2 half), by the

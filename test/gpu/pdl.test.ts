@@ -1,0 +1,113 @@
+// The decode chain's launch knobs on the device (issue #24 item 5): programmatic dependent launch
+// (FASTGEN_PDL), the RMSNorm folded into the qkv and gated MLP GEMVs (FASTGEN_NORM_FOLD,
+// libfastgen/src/cuda/rms_fold.cuh) and the o weights' L2 prefetch (FASTGEN_PREFETCH_O). Each setting runs test/gpu/decodeChain.ts's scenario in its
+// own process (knobs are read once a process): six tiny model families (llama with the narrow
+// and the wide one-token GEMV, one layer at the 7B width, qwen3 with q/k norms, a model with
+// biases where only some norms fold, a gemma2 sandwich model on the old path), a prefill pass,
+// then decode passes at batch 1, 2, 4, 8, 3 and 16, each shape eager, captured and replayed as a
+// CUDA graph (step.cu replays every decode-only step when graphs are on; a capture that failed
+// with PDL edges fails the step).
+//   - PDL on and off: bit-identical logits (PDL moves only when blocks start; a kernel that read
+//     its input before griddepcontrol.wait would show here as a difference or run-to-run noise);
+//   - folding on and off: bit-identical (the folded GEMVs rebuild exactly the bf16 x norm_rows
+//     writes and run the same kernel), also through the small-M kernel at one token
+//     (FASTGEN_GEMV_SMALL_AT_1=1), at batch 2-8 with 16 and 32 rows a warp (FASTGEN_GEMV_ROWS=32:
+//     the 7B shapes' tiling), and with x of 8 tokens at hidden 4096 (66 KB of shared memory);
+//   - graphs off (eager) equals graphs on (replayed with PDL edges), and FASTGEN_PREFETCH_O (o's
+//     weights pulled into L2 by the RoPE kernel: a hint) changes nothing;
+//   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
+//     2e-2 relative of test/gpu/engine.test.ts, greedy ids equal up to near-ties.
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { maxAbsDiff, relErr } from "../native/helpers";
+import { FAMILIES, familyModel, runChain, type ChainRun } from "./decodeChain";
+import { hasGpu, top2 } from "./gpuHelpers";
+
+// Settings, each one child process. FASTGEN_NORM_FOLD=8: every decode batch up to 8 folds.
+const RUNS: Record<string, Record<string, string>> = {
+  base: { FASTGEN_PDL: "0", FASTGEN_NORM_FOLD: "0" },
+  pdl: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0" },
+  fold: { FASTGEN_PDL: "0", FASTGEN_NORM_FOLD: "8" },
+  both: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8" },
+  eager: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_CUDA_GRAPHS: "0" },
+  prefetch: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_PREFETCH_O: "1" },
+  small1: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_SMALL_AT_1: "1" },
+  small1Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_SMALL_AT_1: "1" },
+  rows32: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_ROWS: "32" },
+  rows32Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_ROWS: "32" },
+};
+// [a, b, what]: pairs that must agree bit for bit.
+const IDENTICAL: [string, string, string][] = [
+  ["base", "pdl", "PDL on vs off"],
+  ["fold", "both", "PDL on vs off, norms folded"],
+  ["base", "fold", "norms folded vs not"],
+  ["pdl", "both", "norms folded vs not, PDL on"],
+  ["both", "eager", "graphs replayed vs eager"],
+  ["both", "prefetch", "o weights prefetched into L2 by the RoPE kernel vs not"],
+  ["small1", "small1Fold", "norms folded vs not, small-M kernel at one token"],
+  ["rows32", "rows32Fold", "norms folded vs not, small-M kernel with 32 rows a warp"],
+];
+
+const dirs: Record<string, string> = {};
+function runDir(name: string): string {
+  if (dirs[name]) return dirs[name]!;
+  const dir = mkdtempSync(join(tmpdir(), `fastgen-pdl-${name}-`));
+  const r = Bun.spawnSync([process.execPath, join(import.meta.dir, "decodeChain.ts"), dir], {
+    env: { ...process.env, ...RUNS[name] }, stdout: "pipe", stderr: "pipe",
+  });
+  if (r.exitCode !== 0) throw new Error(`decodeChain.ts under ${JSON.stringify(RUNS[name])} failed:\n${r.stderr.toString()}${r.stdout.toString()}`);
+  return (dirs[name] = dir);
+}
+function load(name: string, family: number): ChainRun {
+  const dir = runDir(name);
+  const buf = readFileSync(join(dir, `${family}.f32`));
+  return {
+    logits: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)),
+    ids: JSON.parse(readFileSync(join(dir, `${family}.ids.json`), "utf8")),
+  };
+}
+
+describe.skipIf(!hasGpu)("decode chain: PDL and the folded RMSNorm, bit for bit", () => {
+  // Every family is compared and logged before anything is asserted: one device run tells all.
+  for (const [a, b, what] of IDENTICAL) {
+    test(`${what} (${a} vs ${b})`, () => {
+      const bad: string[] = [];
+      FAMILIES.forEach(([name], f) => {
+        const x = load(a, f), y = load(b, f);
+        let differ = 0;
+        for (let i = 0; i < x.logits.length; i++) if (!Object.is(x.logits[i], y.logits[i])) differ++;
+        const ids = x.ids.filter((id, i) => id !== y.ids[i]).length;
+        console.log(`${what}: ${name}: ${differ} of ${x.logits.length} logits and ${ids} of ${x.ids.length} greedy ids differ (max |d| ${maxAbsDiff(x.logits, y.logits).toExponential(2)}, rel ${relErr(y.logits, x.logits).toExponential(2)})`);
+        if (differ || ids || x.logits.length !== y.logits.length) bad.push(name);
+      });
+      expect(bad).toEqual([]);
+    }, 240_000);
+  }
+
+  test("folded and PDL-launched decode chain vs the CPU backend", () => {
+    const bad: string[] = [];
+    FAMILIES.forEach(([name], f) => {
+      const got = load("both", f), ref = runChain("cpu", f);
+      const V = familyModel(f).spec.vocab_size, rows = ref.ids.length;
+      let worst = 0, ties = 0, farTies = 0, notArgmax = 0;
+      for (let r = 0; r < rows; r++) {
+        const g = got.logits.subarray(r * V, (r + 1) * V), c = ref.logits.subarray(r * V, (r + 1) * V);
+        worst = Math.max(worst, relErr(g, c));
+        if (got.ids[r] !== top2(g).best) notArgmax++;
+        if (got.ids[r] !== ref.ids[r]) {  // allowed only where the CPU's top-2 gap is within the error
+          ties++;
+          if (top2(c).gap >= 2 * maxAbsDiff(g, c)) farTies++;
+        }
+      }
+      console.log(`vs cpu: ${name}: worst logits rel err ${worst.toExponential(2)} over ${rows} rows, near-tie id swaps ${ties}, other swaps ${farTies}, picks not the argmax ${notArgmax}`);
+      if (got.ids.length !== rows || !(worst < 2e-2) || farTies || notArgmax || ties > Math.ceil(rows / 20)) bad.push(name);
+    });
+    expect(bad).toEqual([]);
+  }, 240_000);
+
+  test("cleanup", () => {
+    for (const d of Object.values(dirs)) rmSync(d, { recursive: true, force: true });
+  });
+});
