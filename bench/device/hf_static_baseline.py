@@ -130,7 +130,8 @@ def main():
     for pt in wl["points"]:
         c, n = pt["clients"], pt["requests"]
         t = time.time()
-        records, oom = run_point(model, args.device, reqs[:n], c)
+        # each point's own requests (the sweep draws them per point), else the shared list
+        records, oom = run_point(model, args.device, pt.get("point_requests") or reqs[:n], c)
         points.append({"clients": c, "requests": records})
         ok = [r for r in records if "error" not in r]
         log(f"{args.label} clients {c}: {len(ok)}/{n} requests in {time.time() - t:.1f} s" + (" (out of memory)" if oom else ""))

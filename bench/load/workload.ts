@@ -139,6 +139,15 @@ export function normal(rng: () => number): number {
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 
 /**
+ * The workload of the sweep point at `clients` clients: its own seed, so a point never re-sends the
+ * prompts of another (a server's prefix cache would serve them); two runs at the same client count
+ * send the same requests.
+ */
+export function pointWorkload(w: WorkloadSpec, clients: number): WorkloadSpec {
+  return { ...w, seed: w.seed + 1000 * clients };
+}
+
+/**
  * The first `count` requests of a workload. With `maxModelLen`, generation is cut to leave at
  * least one prompt token and the prompt to fit what is left of the context.
  */

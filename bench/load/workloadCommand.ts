@@ -10,13 +10,14 @@ import { parseArgs } from "node:util";
 import { CORPUS_TEXT, cycleIds } from "./corpus";
 import { BenchUsageError, numberFlag, suiteFromFlags } from "./flags";
 import { localTokenizer } from "./serverApi";
-import { SUITES, makeRequests, requestsPerPoint } from "./workload";
+import { SUITES, makeRequests, pointWorkload, requestsPerPoint } from "./workload";
 
 export const WORKLOAD_HELP = `Usage: bun run bench -- workload --tokenizer DIR --out FILE [--suite NAME] [--clients 1,2,4]
          [--requests N] [--mean-prompt N] [--mean-gen N] [--max-prompt N] [--seed N] [--max-model-len N]
 
-Writes { suite, workload, clients, points: [{ clients, requests }], requests: [{ index,
-prompt_ids, gen_tokens }] } with the same requests \`bun run bench -- --server\` sends.
+Writes { suite, workload, clients, points: [{ clients, requests, point_requests: [{ index,
+prompt_ids, gen_tokens }] }], requests (the first point's) } with the same requests
+\`bun run bench -- --server\` sends at each point.
 --max-model-len defaults to DIR/config.json max_position_embeddings. Suites: ${Object.keys(SUITES).join(", ")}.`;
 
 const OPTIONS = {
@@ -54,13 +55,17 @@ export async function main(argv: string[]): Promise<string | undefined> {
   const maxModelLen = numberFlag("max-model-len", v["max-model-len"]) ?? contextOf(v.tokenizer);
   const tok = localTokenizer(v.tokenizer);
   const pool = await tok.encode(CORPUS_TEXT);
-  const points = suite.clients.map((c) => ({ clients: c, requests: requestsPerPoint(c, suite.requests) }));
-  const longest = Math.max(...points.map((p) => p.requests));
-  const requests = makeRequests(suite.workload, longest, pool.length, maxModelLen).map((s) => ({
-    index: s.index,
-    prompt_ids: cycleIds(pool, s.poolOffset, s.promptTokens),
-    gen_tokens: s.genTokens,
-  }));
+  // Each point's own requests, as the sweep draws them (pointWorkload); `requests` repeats the first's.
+  const points = suite.clients.map((c) => {
+    const n = requestsPerPoint(c, suite.requests);
+    const list = makeRequests(pointWorkload(suite.workload, c), n, pool.length, maxModelLen).map((s) => ({
+      index: s.index,
+      prompt_ids: cycleIds(pool, s.poolOffset, s.promptTokens),
+      gen_tokens: s.genTokens,
+    }));
+    return { clients: c, requests: n, point_requests: list };
+  });
+  const requests = points[0]!.point_requests;
   const out = {
     schema: "fastgen-bench-workload/1",
     suite: suite.name,
@@ -72,6 +77,6 @@ export async function main(argv: string[]): Promise<string | undefined> {
     requests,
   };
   writeFileSync(v.out, JSON.stringify(out) + "\n");
-  console.log(`wrote ${v.out}: ${requests.length} requests, points ${points.map((p) => `${p.clients}x${p.requests}`).join(" ")}`);
+  console.log(`wrote ${v.out}: points ${points.map((p) => `${p.clients}x${p.requests}`).join(" ")}`);
   return v.out;
 }

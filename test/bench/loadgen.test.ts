@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { main as compare, report } from "../../bench/load/compareCommand";
 import { main as load } from "../../bench/load/loadCommand";
 import type { BenchResult } from "../../bench/load/results";
-import { makeRequests, SUITES } from "../../bench/load/workload";
+import { makeRequests, pointWorkload, SUITES } from "../../bench/load/workload";
 import type { AsyncEngine } from "../../src/engine/asyncEngine";
 import { startEngine } from "../../src/engine/asyncEngine";
 import { defaultModelDir } from "../../src/model/defaultModel";
@@ -64,8 +64,9 @@ describe("load generator on the CPU server", () => {
     expect(r.client).toEqual({ promptMode: "ids", logprobs: true, tokenizer: "server /tokenize" });
     expect(r.command).toContain("--suite ci-tiny");
     expect(r.points.map((p) => p.clients)).toEqual([1, 2]);
-    const specs = makeRequests(SUITES["ci-tiny"]!.workload, 6, 1, 1024); // lengths do not depend on the pool size
     for (const p of r.points) {
+      // lengths do not depend on the pool size; each point draws its own requests
+      const specs = makeRequests(pointWorkload(SUITES["ci-tiny"]!.workload, p.clients), 6, 1, 1024);
       expect(p.requests).toHaveLength(6);
       const clientsSeen = new Set(p.requests.map((q) => q.client));
       expect(clientsSeen.size).toBe(p.clients);
@@ -97,8 +98,8 @@ describe("load generator on the CPU server", () => {
         expect(e.effectiveRps).toBeCloseTo(s.throughputRps * e.metShare, 9);
       }
     }
-    // The same requests at every point: request i has the same lengths at 1 and 2 clients.
-    expect(r.points[1]!.requests.map((q) => q.promptTokens)).toEqual(r.points[0]!.requests.map((q) => q.promptTokens));
+    // Each point its own requests (a server's prefix cache must not serve a point the prompts of the one before).
+    expect(r.points[1]!.requests.map((q) => q.promptTokens)).not.toEqual(r.points[0]!.requests.map((q) => q.promptTokens));
     const svg = readFileSync(join(dir, "ci-tiny-ci.svg"), "utf8");
     expect(svg.startsWith("<svg")).toBe(true);
     expect(svg).toContain(">ci<");
@@ -175,12 +176,18 @@ describe("bench dispatcher", () => {
     const r = run("workload", "--suite", "ci-tiny", "--tokenizer", defaultModelDir(), "--out", out);
     expect(r.code).toBe(0);
     const wl = JSON.parse(readFileSync(out, "utf8"));
-    expect(wl.points).toEqual([{ clients: 1, requests: 6 }, { clients: 2, requests: 6 }]);
+    expect(wl.points.map((p: { clients: number; requests: number }) => [p.clients, p.requests])).toEqual([[1, 6], [2, 6]]);
     expect(wl.maxModelLen).toBe(1024);
-    const specs = makeRequests(SUITES["ci-tiny"]!.workload, 6, 1, 1024);
-    expect(wl.requests.map((q: { prompt_ids: number[] }) => q.prompt_ids.length)).toEqual(specs.map((s) => s.promptTokens));
-    expect(wl.requests.map((q: { gen_tokens: number }) => q.gen_tokens)).toEqual(specs.map((s) => s.genTokens));
-    // Identical prompts to the HTTP run's (same pool, same offsets).
-    expect(wl.requests[0].prompt_ids.length).toBe(idsResult.points[0]!.requests[0]!.promptTokens);
+    type Req = { prompt_ids: number[]; gen_tokens: number };
+    wl.points.forEach((p: { clients: number; point_requests: Req[] }, k: number) => {
+      const specs = makeRequests(pointWorkload(SUITES["ci-tiny"]!.workload, p.clients), 6, 1, 1024);
+      expect(p.point_requests.map((q) => q.prompt_ids.length)).toEqual(specs.map((s) => s.promptTokens));
+      expect(p.point_requests.map((q) => q.gen_tokens)).toEqual(specs.map((s) => s.genTokens));
+      // Identical prompts to the HTTP run's (same pool, same offsets).
+      expect(p.point_requests.map((q) => q.prompt_ids.length)).toEqual(idsResult.points[k]!.requests.map((q) => q.promptTokens));
+    });
+    // Points differ: no point re-sends another's prompts (a prefix cache would serve them).
+    expect(wl.points[0].point_requests[0].prompt_ids).not.toEqual(wl.points[1].point_requests[0].prompt_ids);
+    expect(wl.requests).toEqual(wl.points[0].point_requests);
   });
 });
