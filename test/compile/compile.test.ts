@@ -37,16 +37,28 @@ test("the binary has every command: generate, serve, replica, bench", () => {
   }
 });
 
-test("the binary serves the OpenAI API, structured outputs included", async () => {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const p = Bun.spawn([exe, "serve", "--port", String(port), "--grpc-port", "0"], { cwd: dir, env: env(), stdout: "pipe", stderr: "pipe" });
-  try {
-    let models: Response | null = null;
-    for (let i = 0; i < 100 && !models; i++) {
+/** `serve` on a random port, ready to answer; a port another process holds makes it exit: try another. */
+async function startServer(): Promise<{ p: ReturnType<typeof Bun.spawn>; port: number }> {
+  let why = "";
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const p = Bun.spawn([exe, "serve", "--port", String(port), "--grpc-port", "0"], { cwd: dir, env: env(), stdout: "ignore", stderr: "pipe" });
+    // up to 30 s: the whole suite shares two cores with this server's start-up
+    for (let i = 0; i < 300 && p.exitCode === null; i++) {
       await Bun.sleep(100);
-      models = await fetch(`http://127.0.0.1:${port}/v1/models`).catch(() => null);
+      const models = await fetch(`http://127.0.0.1:${port}/v1/models`).catch(() => null);
+      if (models?.status === 200) return { p, port };
     }
-    expect(models?.status).toBe(200);
+    p.kill("SIGTERM");
+    await p.exited;
+    why = `exit ${p.exitCode}: ${(await new Response(p.stderr as ReadableStream).text()).slice(-500)}`;
+  }
+  throw new Error(`the binary's server did not come up (${why})`);
+}
+
+test("the binary serves the OpenAI API, structured outputs included", async () => {
+  const { p, port } = await startServer();
+  try {
     const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -4,8 +4,8 @@
 // size only the fallback kernel runs. Relative error ‖gpu − cpu‖ / ‖cpu‖ < 1e-2.
 import { describe, expect, test } from "bun:test";
 import { pagedAttention, type AttentionShape } from "../../src/native";
-import { makeBatch, relErr, type SeqChunk } from "../native/helpers";
-import { hasGpu, randomArray, roundBf16 } from "./gpuHelpers";
+import { relErr } from "../native/helpers";
+import { hasGpu, randomArray, roundBf16, shuffledPagedBatch } from "./gpuHelpers";
 
 interface Case {
   name: string;
@@ -35,18 +35,7 @@ const CASES: Case[] = [
 function run(c: Case) {
   const [nh, nkv, hd] = c.heads;
   const bs = c.blockSize;
-  const chunks: SeqChunk[] = [];
-  let next = 0;
-  const order: number[] = [];  // shuffled block ids
-  const totalBlocks = c.seqs.reduce((a, [ctx, n]) => a + Math.ceil((ctx + n) / bs), 0) + 3;
-  for (let i = 0; i < totalBlocks; i++) order.push(i);
-  order.sort(() => Math.random() - 0.5);
-  for (const [ctx, n] of c.seqs) {
-    const need = Math.ceil((ctx + n) / bs);
-    chunks.push({ tokens: Array(n).fill(1), context: ctx, blocks: order.slice(next, next + need) });
-    next += need;
-  }
-  const batch = makeBatch(chunks);
+  const { batch, numBlocks: totalBlocks } = shuffledPagedBatch(c.seqs, bs);
   const T = batch.tokenIds.length;
   const shape: AttentionShape = { numHeads: nh, numKvHeads: nkv, headDim: hd, blockSize: bs, numBlocks: totalBlocks, window: c.window ?? 0, splits: c.splits };
   const q = roundBf16(randomArray(T * nh * hd));

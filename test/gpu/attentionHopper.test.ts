@@ -9,8 +9,8 @@
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { Status, pagedAttention, type AttentionKernel, type AttentionShape } from "../../src/native";
-import { makeBatch, relErr, type SeqChunk } from "../native/helpers";
-import { hasGpu, randomArray, roundBf16 } from "./gpuHelpers";
+import { type makeBatch, relErr } from "../native/helpers";
+import { hasGpu, randomArray, roundBf16, shuffledPagedBatch } from "./gpuHelpers";
 
 /** Compute capability of GPU 0 ("9.0" on H100/H200), "" where nvidia-smi does not answer. */
 function computeCap(): string {
@@ -52,16 +52,7 @@ interface Inputs { batch: ReturnType<typeof makeBatch>; shape: AttentionShape; q
 function inputs(c: Case): Inputs {
   const [nh, nkv, hd] = c.heads;
   const bs = c.blockSize;
-  const totalBlocks = c.seqs.reduce((a, [ctx, n]) => a + Math.ceil((ctx + n) / bs), 0) + 3;
-  const order = Array.from({ length: totalBlocks }, (_, i) => i).sort(() => Math.random() - 0.5);  // shuffled block ids
-  const chunks: SeqChunk[] = [];
-  let next = 0;
-  for (const [ctx, n] of c.seqs) {
-    const need = Math.ceil((ctx + n) / bs);
-    chunks.push({ tokens: Array(n).fill(1), context: ctx, blocks: order.slice(next, next + need) });
-    next += need;
-  }
-  const batch = makeBatch(chunks);
+  const { batch, numBlocks: totalBlocks } = shuffledPagedBatch(c.seqs, bs);
   const T = batch.tokenIds.length;
   const shape: AttentionShape = { numHeads: nh, numKvHeads: nkv, headDim: hd, blockSize: bs, numBlocks: totalBlocks,
     window: c.window ?? 0, softcap: c.softcap ?? 0 };

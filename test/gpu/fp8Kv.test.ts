@@ -45,23 +45,12 @@ import { batchOf, loadRandom, shapeSpec } from "../../bench/gpu/randomModel";
 import { e4m3Round } from "../helpers/e4m3";
 import { decodeValues } from "../helpers/safetensors-writer";
 import { bytesOf, makeBatch, maxAbsDiff, randomTokens, randomWeights, relErr, rng, tensorShapes, tinySpec, type SeqChunk } from "../native/helpers";
-import { hasGpu, randomArray, roundBf16, top2 } from "./gpuHelpers";
+import { hasGpu, randomArray, roundBf16, shuffledPagedBatch, top2 } from "./gpuHelpers";
 
 const fixtureDir = (name: string) => join(import.meta.dir, "..", "fixtures", name);
 
 /** Shuffled block tables for sequences of [context, tokens]; the batch and the block count. */
-function layout(seqs: [number, number][], bs: number) {
-  const total = seqs.reduce((a, [ctx, n]) => a + Math.ceil((ctx + n) / bs), 0) + 3;
-  const order = Array.from({ length: total }, (_, i) => i).sort(() => Math.random() - 0.5);
-  const chunks: SeqChunk[] = [];
-  let next = 0;
-  for (const [ctx, n] of seqs) {
-    const need = Math.ceil((ctx + n) / bs);
-    chunks.push({ tokens: Array(n).fill(1), context: ctx, blocks: order.slice(next, next + need) });
-    next += need;
-  }
-  return { batch: makeBatch(chunks), numBlocks: total, chunks };
-}
+const layout = (seqs: [number, number][], bs: number) => shuffledPagedBatch(seqs, bs);
 
 /** n values spanning E4M3's binades at this scale: subnormals, normals, and some past 448 (saturating). */
 function spread(n: number, scale: number): Float32Array {

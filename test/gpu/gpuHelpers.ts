@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NativeEngine, cudaDeviceCount, type Backend, type KvConfig } from "../../src/native";
 import type { ModelSpec } from "../../src/native/modelSpec";
-import { bytesOf, tensorShapes } from "../native/helpers";
+import { bytesOf, makeBatch, type SeqChunk, tensorShapes } from "../native/helpers";
 import type { Weights } from "../native/reference";
 
 /** True where libfastgen sees a CUDA device: the GPU suites run only there. */
@@ -66,4 +66,21 @@ export function engineFor(backend: Backend, spec: ModelSpec, w: Weights, kv: KvC
   for (const [name, data] of w) e.loadTensor(name, "F32", shapes.get(name)!, bytesOf(data));
   e.finalize(kv);
   return e;
+}
+
+/**
+ * A paged batch of sequences [context, tokens in this pass] over shuffled block ids (every
+ * attended position covered, 3 spare blocks): the batch, its block count and the chunks.
+ */
+export function shuffledPagedBatch(seqs: readonly [number, number][], blockSize: number) {
+  const numBlocks = seqs.reduce((a, [ctx, n]) => a + Math.ceil((ctx + n) / blockSize), 0) + 3;
+  const order = Array.from({ length: numBlocks }, (_, i) => i).sort(() => Math.random() - 0.5);
+  const chunks: SeqChunk[] = [];
+  let next = 0;
+  for (const [ctx, n] of seqs) {
+    const need = Math.ceil((ctx + n) / blockSize);
+    chunks.push({ tokens: Array(n).fill(1), context: ctx, blocks: order.slice(next, next + need) });
+    next += need;
+  }
+  return { batch: makeBatch(chunks), numBlocks, chunks };
 }

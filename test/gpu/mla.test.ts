@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { mlaAttention, type MlaAttentionShape } from "../../src/native";
 import { makeBatch, relErr, type SeqChunk } from "../native/helpers";
-import { hasGpu, randomArray, roundBf16 } from "./gpuHelpers";
+import { hasGpu, randomArray, roundBf16, shuffledPagedBatch } from "./gpuHelpers";
 
 interface Case {
   name: string;
@@ -37,16 +37,7 @@ const CASES: Case[] = [
 function run(c: Case) {
   const [nh, latent, rope] = c.dims;
   const D = latent + rope, bs = c.blockSize;
-  const totalBlocks = c.seqs.reduce((a, [ctx, n]) => a + Math.ceil((ctx + n) / bs), 0) + 3;
-  const order = Array.from({ length: totalBlocks }, (_, i) => i).sort(() => Math.random() - 0.5);  // shuffled block ids
-  const chunks: SeqChunk[] = [];
-  let next = 0;
-  for (const [ctx, n] of c.seqs) {
-    const need = Math.ceil((ctx + n) / bs);
-    chunks.push({ tokens: Array(n).fill(1), context: ctx, blocks: order.slice(next, next + need) });
-    next += need;
-  }
-  const batch = makeBatch(chunks);
+  const { batch, numBlocks: totalBlocks } = shuffledPagedBatch(c.seqs, bs);
   const T = batch.tokenIds.length;
   // DeepSeek's scale: 1 / sqrt(qk_nope + rope), here with nope = 2 rope
   const shape: MlaAttentionShape = {

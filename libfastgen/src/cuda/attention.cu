@@ -46,17 +46,6 @@ __device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t *>(&v);
-}
-
-// 2^x, flushing results below 2^-126 to zero (one MUFU op; such weights vanish in bf16 P anyway).
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
 
 // bf16: Q [BM][HD + 8], K and V [2][BN][HD + 8]. FP8: Q, K and V [1][BN][HD + 8] (the widened
 // tile), then the E4M3 staging K and V [2][BN][HD].

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/knobs.h"
 #include "fastgen.h"
@@ -46,6 +47,19 @@ inline int ceil_div(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
 
 __device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ bf16 to_bf(float x) { return __float2bfloat16_rn(x); }
+// Two floats rounded to bf16 in one register (lo in the low half), as tensor-core fragments hold them.
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+// 2^x, flushing results below 2^-126 to zero (one MUFU op; such weights vanish in bf16 anyway).
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 
 // Sum over a block of exactly kThreads threads (a multiple of 32, at most 1024). `scratch`:
 // __shared__ T[32]. Every thread gets the total. Safe to call repeatedly (syncs on entry).

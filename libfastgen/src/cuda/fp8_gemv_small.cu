@@ -31,12 +31,6 @@ __device__ __forceinline__ uint32_t times_unit(uint32_t v) {
   return v;
 }
 
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  uint32_t v;
-  memcpy(&v, &h, 4);
-  return v;
-}
 
 // Per-row scales [N].
 struct Fp8Rows {
@@ -80,8 +74,8 @@ struct Fp8BlockRows {
 #pragma unroll
       for (int b = 0; b < 4; b++)  // bit moves (fp8_gemv.cuh kE4m3Unit), then times 2^120 (exact) and the scale
         f[4 * i + b] = __int_as_float((int)((int32_t)(q[i] << (24 - 8 * b)) >> 4) & (int)0x87f00000) * kE4m3Unit * s;
-    return make_uint4(pack_bf16x2(f[0], f[1]), pack_bf16x2(f[2], f[3]), pack_bf16x2(f[4], f[5]),
-                      pack_bf16x2(f[6], f[7]));
+    return make_uint4(pack_bf16(f[0], f[1]), pack_bf16(f[2], f[3]), pack_bf16(f[4], f[5]),
+                      pack_bf16(f[6], f[7]));
   }
   __device__ __forceinline__ float row_scale(int) const { return 1.f; }
 };
