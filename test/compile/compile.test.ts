@@ -90,4 +90,4 @@ test("the binary serves the OpenAI API, structured outputs included", async () =
     p.kill("SIGTERM");
     await p.exited;
   }
-});
+}, 120_000);
