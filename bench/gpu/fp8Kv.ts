@@ -166,7 +166,7 @@ const lines = [
     return `| ${B} x ${C} | ${cell(a)} | ${cell(b)} | ${a.ms && b.ms ? (a.ms / b.ms).toFixed(2) + "x" : "-"} |`;
   }),
   ``,
-  ...(engineDtypes.length ? [``, `Engine decode (ms a step; ms a token; tokens/s; % of the (weights + K/V) / copy-bandwidth roofline):`, ``] : []),
+  ...(engineDtypes.length ? [`Engine decode (ms a step; ms a token; tokens/s; % of the (weights + K/V) / copy-bandwidth roofline):`, ``] : []),
   ...engineTable(),
 ];
 
