@@ -12,7 +12,9 @@
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
 # `fp8ab` (the FP8 small-batch GEMM paths A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8kv` (bench/gpu/fp8Kv.ts:
 # FP8 vs bf16 KV cache on the 7B shape, blocks, decode attention GB/s, decode at 1/32 x 4k and
-# 64 x 2k, prefill 2048; ~3 min), `fp8acc` (FP8 W8A8
+# 64 x 2k, prefill 2048; ~3 min), `fp8kvab` (FASTGEN_ATTN_FP8_DIRECT 0 vs 1: decode attention
+# alone, bf16 and FP8 KV at 8/32 x 4k and 64 x 2k, under each knob value, then the FP8-KV engine's
+# decode at 32 x 4096 under each while time allows; ~90 s), `fp8acc` (FP8 W8A8
 # against bf16 on every fixture family and the 7B shape, bench/gpu/fp8Accuracy.ts), `fp8serve` (the
 # 2600/60 sweep against `fastgen serve` on the 7B shape, bf16 then --quantization fp8, at
 # FP8_CLIENTS (default 1,4,16,32) with FP8_REQUESTS (default 24) a point, and one comparison), `e2e`
@@ -105,6 +107,19 @@ for stage in "$@"; do
       rm -f /tmp/fp8kv_attn_ms.txt
       FASTGEN_ATTN_TIMING=/tmp/fp8kv_attn_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Kv.ts "$W/ceilings.json" "$W" > "$W/fp8kv_bench.log" 2>&1 || say "fp8kv bench failed"
       tail -24 "$W/fp8kv_bench.log" >> "$W/summary.txt" ;;
+    fp8kvab)
+      ceilings
+      for d in 0 1; do
+        rm -f /tmp/fp8kv_attn_ms.txt
+        FASTGEN_ATTN_FP8_DIRECT=$d FASTGEN_ATTN_TIMING=/tmp/fp8kv_attn_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Kv.ts "$W/ceilings.json" "$W" --kernel-only > "$W/fp8kvab_kernel$d.log" 2>&1 || say "fp8kvab kernel (direct $d) failed"
+        grep "^kernel" "$W/fp8kvab_kernel$d.log" >> "$W/summary.txt"
+      done
+      for d in 0 1; do
+        [ "$(left)" -gt 60 ] || { say "fp8kvab: no time for the engine rows"; break; }
+        rm -f /tmp/fp8kv_attn_ms.txt
+        FASTGEN_ATTN_FP8_DIRECT=$d FASTGEN_ATTN_TIMING=/tmp/fp8kv_attn_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Kv.ts "$W/ceilings.json" "$W" --engine fp8 --decode 32x4096 > "$W/fp8kvab_engine$d.log" 2>&1 || say "fp8kvab engine (direct $d) failed"
+        grep -E "^kernel|decode batch" "$W/fp8kvab_engine$d.log" >> "$W/summary.txt"
+      done ;;
     pdl)
       ceilings
       timeout "$(left)" env CEILINGS="$W/ceilings.json" ROUNDS="${PDL_ROUNDS:-3}" bash bench/gpu/run_pdl.sh > "$W/pdl.log" 2>&1 || say "pdl bench failed"

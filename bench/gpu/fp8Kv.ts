@@ -15,6 +15,9 @@
  *
  *   FASTGEN_ATTN_TIMING=/tmp/attn_ms.txt bun bench/gpu/fp8Kv.ts <ceilings.json> <out-dir>
  *   bun bench/gpu/fp8Kv.ts --smoke      (CPU backend, a 2-layer 256-wide model, tiny shapes: the script's paths only)
+ * A/B of FASTGEN_ATTN_FP8_DIRECT (the register-direct FP8 decode kernel; its value is in every
+ * label and in the file name, -direct<0|1>): --engine fp8 (engines of these KV dtypes only),
+ * --decode 32x4096 (these decode shapes only, no prefill), --kernel-only (no engine).
  * Writes <out-dir>/cuda-fp8kv-llama7b.{json,md} and prints the table. Steps are timed on the host
  * around fg_step (it waits for the sampled tokens), as llama7b.ts and fp8.ts do.
  */
@@ -25,8 +28,11 @@ import type { ModelSpec } from "../../src/native/modelSpec";
 import { batchOf, loadRandom, shapeSpec, timeSteps } from "./randomModel";
 
 const args = process.argv.slice(2);
-const smoke = args.includes("--smoke");
-const [ceilPath, outDir = "bench/results"] = args.filter((a) => !a.startsWith("--"));
+const smoke = args.includes("--smoke"), kernelOnly = args.includes("--kernel-only");
+const flag = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const [ceilPath, outDir = "bench/results"] = args.filter((a, i) => !a.startsWith("--") && !["--engine", "--decode"].includes(args[i - 1] ?? ""));
+const direct = process.env.FASTGEN_ATTN_FP8_DIRECT === "1" ? 1 : 0;  // the knob as libfastgen reads it (default 0)
+const knobLabel = `FP8_DIRECT=${direct}`;
 const backend: Backend = smoke ? "cpu" : "cuda";
 const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath, "utf8")) : {};
 const bw = ceil.copy_bw_GBps ? ceil.copy_bw_GBps * 1e9 : NaN;
@@ -35,6 +41,7 @@ if (!smoke && !timingPath) throw new Error("usage: FASTGEN_ATTN_TIMING=<file> bu
 
 const DTYPES = ["bf16", "fp8"] as const;
 type Dtype = (typeof DTYPES)[number];
+const engineDtypes: Dtype[] = kernelOnly ? [] : flag("--engine") ? (flag("--engine")!.split(",") as Dtype[]) : [...DTYPES];
 const elemBytes = (d: Dtype) => (d === "fp8" ? 1 : 2);
 
 // ---- kernel: decode attention alone ----------------------------------------------------------
@@ -80,7 +87,8 @@ function kernelRows(): KernelRow[] {
       }
       const gbps = ms ? kvBytes / (ms * 1e-3) / 1e9 : null;
       rows.push({ B, C, dtype, kv_bytes: kvBytes, ms, gbps, pct_copy_bw: gbps && bw ? (100 * gbps * 1e9) / bw : null });
-      console.log(`kernel decode attention ${dtype} ${B}x${C}: ${ms?.toFixed(4) ?? "-"} ms, ${gbps?.toFixed(0) ?? "-"} GB/s of K/V`);
+      console.log(`kernel decode attention ${dtype} ${B}x${C} [${knobLabel}]: ${ms?.toFixed(4) ?? "-"} ms, ${gbps?.toFixed(0) ?? "-"} GB/s of K/V` +
+        (gbps && bw ? ` (${((100 * gbps * 1e9) / bw).toFixed(0)}% of copy)` : ""));
     }
   }
   return rows;
@@ -91,7 +99,10 @@ function kernelRows(): KernelRow[] {
 const spec: ModelSpec = smoke
   ? { ...shapeSpec("7b", 2), hidden_size: 256, intermediate_size: 512, num_heads: 2, num_kv_heads: 2, vocab_size: 1000 }
   : shapeSpec("7b");
-const DECODES: [number, number][] = smoke ? [[1, 256], [4, 128]] : [[1, 4096], [32, 4096], [64, 2048]];
+const DECODES: [number, number][] = flag("--decode")
+  ? flag("--decode")!.split(",").map((x) => x.split("x").map(Number) as [number, number])
+  : smoke ? [[1, 256], [4, 128]] : [[1, 4096], [32, 4096], [64, 2048]];
+const doPrefill = !flag("--decode");
 const PREFILL = smoke ? 64 : 2048;
 
 interface DecodeRow { batch: number; ctx: number; ms: number; ms_per_token: number; tok_s: number; roofline_ms: number; pct_roofline: number; wrapped: boolean }
@@ -110,12 +121,12 @@ function engineFigures(dtype: Dtype): EngineFigures {
       const ms = timeSteps(e, batchOf(spec, B, 1, ctx, bs, { poolBlocks: pool }), smoke ? 2 : 10, smoke ? 1 : 3);
       const roofline = ((weightBytes + B * (ctx + 1) * kvPerPos) / bw) * 1e3;
       const row = { batch: B, ctx, ms, ms_per_token: ms / B, tok_s: (B / ms) * 1e3, roofline_ms: roofline, pct_roofline: (100 * roofline) / ms, wrapped };
-      console.log(`[${dtype} KV] decode batch ${B} ctx ${ctx}: ${ms.toFixed(3)} ms (${row.tok_s.toFixed(0)} tok/s; ${row.pct_roofline.toFixed(1)}% of the ` +
+      console.log(`[${dtype} KV, ${knobLabel}] decode batch ${B} ctx ${ctx}: ${ms.toFixed(3)} ms (${row.tok_s.toFixed(0)} tok/s; ${row.pct_roofline.toFixed(1)}% of the ` +
         `${roofline.toFixed(3)} ms roofline)${wrapped ? " [block ids wrapped]" : ""}`);
       return row;
     });
-    const prefill_ms = timeSteps(e, batchOf(spec, 1, PREFILL, 0, bs, { poolBlocks: pool }), smoke ? 1 : 5, 1);
-    console.log(`[${dtype} KV] ${pool} blocks of ${bs} (${(info.kvBytes / 2 ** 30).toFixed(2)} GiB); prefill ${PREFILL}: ${prefill_ms.toFixed(2)} ms`);
+    const prefill_ms = doPrefill ? timeSteps(e, batchOf(spec, 1, PREFILL, 0, bs, { poolBlocks: pool }), smoke ? 1 : 5, 1) : NaN;
+    console.log(`[${dtype} KV, ${knobLabel}] ${pool} blocks of ${bs} (${(info.kvBytes / 2 ** 30).toFixed(2)} GiB); prefill ${PREFILL}: ${prefill_ms.toFixed(2)} ms`);
     return { dtype, blocks: pool, block_size: bs, kv_gib: info.kvBytes / 2 ** 30, weight_gib: info.weightBytes / 2 ** 30, decode, prefill_ms };
   } finally {
     e.destroy();
@@ -124,15 +135,17 @@ function engineFigures(dtype: Dtype): EngineFigures {
 
 const t0 = performance.now();
 const kernel = kernelRows();
-const [bf, f8] = DTYPES.map(engineFigures) as [EngineFigures, EngineFigures];
+const figs = Object.fromEntries(engineDtypes.map((d) => [d, engineFigures(d)])) as Partial<Record<Dtype, EngineFigures>>;
+const bf = figs.bf16, f8 = figs.fp8;
 const results = {
   gpu: ceil.gpu ?? (smoke ? "cpu smoke" : "unknown GPU"), date: new Date().toISOString(),
-  command: `FASTGEN_ATTN_TIMING=${timingPath ?? "(unset)"} bun bench/gpu/fp8Kv.ts ${args.join(" ")}`,
-  copy_bw_GBps: ceil.copy_bw_GBps ?? null, kernel, engine: { bf16: bf, fp8: f8 },
-  blocks_ratio: f8.blocks / bf.blocks, seconds: (performance.now() - t0) / 1e3,
+  command: `FASTGEN_ATTN_FP8_DIRECT=${direct} FASTGEN_ATTN_TIMING=${timingPath ?? "(unset)"} bun bench/gpu/fp8Kv.ts ${args.join(" ")}`,
+  attn_fp8_direct: direct, copy_bw_GBps: ceil.copy_bw_GBps ?? null, kernel, engine: figs,
+  blocks_ratio: f8 && bf ? f8.blocks / bf.blocks : null, seconds: (performance.now() - t0) / 1e3,
 };
 mkdirSync(outDir, { recursive: true });
-const base = join(outDir, `cuda-fp8kv-llama7b${smoke ? "-smoke" : ""}`);
+const partial = kernelOnly || flag("--engine") || flag("--decode");  // A/B runs: the knob in the name
+const base = join(outDir, `cuda-fp8kv-llama7b${partial ? `${kernelOnly ? "-kernel" : ""}-direct${direct}` : ""}${smoke ? "-smoke" : ""}`);
 writeFileSync(`${base}.json`, JSON.stringify(results, null, 1));
 const k = (B: number, C: number, d: Dtype) => kernel.find((r) => r.B === B && r.C === C && r.dtype === d)!;
 const cell = (r: KernelRow) => (r.ms == null ? "failed" : `${r.ms.toFixed(4)} ms, ${r.gbps!.toFixed(0)} GB/s${r.pct_copy_bw ? ` (${r.pct_copy_bw.toFixed(0)}%)` : ""}`);
@@ -141,10 +154,11 @@ const lines = [
   ``,
   `GPU ${results.gpu}; ${results.date}; \`${results.command}\`; copy bandwidth (ceilings.py, same run) ${results.copy_bw_GBps ?? "?"} GB/s`,
   ``,
-  `KV pool at the default memory fraction: bf16 ${bf.blocks} blocks of ${bf.block_size} (${bf.kv_gib.toFixed(2)} GiB), ` +
-    `FP8 ${f8.blocks} blocks (${f8.kv_gib.toFixed(2)} GiB): ${results.blocks_ratio.toFixed(3)}x the blocks, ${(f8.blocks * f8.block_size).toLocaleString()} tokens.`,
-  ``,
-  `Decode attention alone (GQA 32/8 x 128; GB/s of K/V read, % of copy bandwidth):`,
+  ...(bf && f8
+    ? [`KV pool at the default memory fraction: bf16 ${bf.blocks} blocks of ${bf.block_size} (${bf.kv_gib.toFixed(2)} GiB), ` +
+      `FP8 ${f8.blocks} blocks (${f8.kv_gib.toFixed(2)} GiB): ${results.blocks_ratio!.toFixed(3)}x the blocks, ${(f8.blocks * f8.block_size).toLocaleString()} tokens.`, ``]
+    : []),
+  `Decode attention alone (GQA 32/8 x 128, FASTGEN_ATTN_FP8_DIRECT=${direct}; GB/s of K/V read, % of copy bandwidth):`,
   ``,
   `| B x C | bf16 KV | FP8 KV | speedup |`, `| --- | --- | --- | --- |`,
   ...KERNEL_SHAPES.map(([B, C]) => {
@@ -152,15 +166,19 @@ const lines = [
     return `| ${B} x ${C} | ${cell(a)} | ${cell(b)} | ${a.ms && b.ms ? (a.ms / b.ms).toFixed(2) + "x" : "-"} |`;
   }),
   ``,
-  `Engine decode (ms a step; ms a token; tokens/s; % of the (weights + K/V) / copy-bandwidth roofline):`,
-  ``,
-  `| batch x ctx | bf16 KV | FP8 KV | speedup |`, `| --- | --- | --- | --- |`,
-  ...bf.decode.map((a, i) => {
-    const b = f8.decode[i]!;
-    const c = (r: DecodeRow) => `${r.ms.toFixed(2)} ms; ${r.ms_per_token.toFixed(3)} ms/tok; ${r.tok_s.toFixed(0)} tok/s; ${r.pct_roofline.toFixed(0)}%${r.wrapped ? " (wrapped)" : ""}`;
-    return `| ${a.batch} x ${a.ctx} | ${c(a)} | ${c(b)} | ${(a.ms / b.ms).toFixed(2)}x |`;
-  }),
-  `| prefill ${PREFILL} | ${bf.prefill_ms.toFixed(2)} ms | ${f8.prefill_ms.toFixed(2)} ms | ${(bf.prefill_ms / f8.prefill_ms).toFixed(2)}x |`,
+  ...(engineDtypes.length ? [`Engine decode (ms a step; ms a token; tokens/s; % of the (weights + K/V) / copy-bandwidth roofline):`, ``] : []),
+  ...engineTable(),
 ];
+
+function engineTable(): string[] {
+  const c = (r?: DecodeRow) => (r ? `${r.ms.toFixed(2)} ms; ${r.ms_per_token.toFixed(3)} ms/tok; ${r.tok_s.toFixed(0)} tok/s; ${r.pct_roofline.toFixed(0)}%${r.wrapped ? " (wrapped)" : ""}` : "-");
+  if (!engineDtypes.length) return [];
+  const rows = DECODES.map(([B, C], i) => {
+    const a = bf?.decode[i], b = f8?.decode[i];
+    return `| ${B} x ${C} | ${c(a)} | ${c(b)} | ${a && b ? (a.ms / b.ms).toFixed(2) + "x" : "-"} |`;
+  });
+  if (doPrefill) rows.push(`| prefill ${PREFILL} | ${bf?.prefill_ms.toFixed(2) ?? "-"} ms | ${f8?.prefill_ms.toFixed(2) ?? "-"} ms | ${bf && f8 ? (bf.prefill_ms / f8.prefill_ms).toFixed(2) + "x" : "-"} |`);
+  return [`| batch x ctx | bf16 KV | FP8 KV | speedup |`, `| --- | --- | --- | --- |`, ...rows];
+}
 writeFileSync(`${base}.md`, lines.join("\n") + "\n");
 console.log(lines.join("\n"));

@@ -12,6 +12,8 @@
 //            automatic key splits, windows, softcaps, GQA/MQA, scales far from 1 and saturating
 //            ones. Relative error < 1e-2, as the bf16 kernels' (attention.test.ts), and under
 //            half of what FP8 itself changes (the device reads what was stored, nothing near it).
+//            Both again in a child process with FASTGEN_ATTN_FP8_DIRECT=1 (the register-direct
+//            narrow kernel, cuda/attention_fp8_direct.cu).
 //   engines  random models (head sizes 8..256, windows, a softcap, splits over a 700-token
 //            context) and the fixtures llama-gqa, mistral-swa, gemma2, qwen3 and
 //            deepseek-v2-lite (MLA), bf16 weights on both backends, with per-layer scales far from
@@ -146,6 +148,7 @@ const PAGED: PagedCase[] = [
   { name: "chunk of 45 after 37 (wide, 128 rows), block 7, with decodes", heads: [8, 2, 128], blockSize: 7, seqs: [[37, 45], [100, 1], [0, 13], [250, 1]] },
   { name: "prefill 300, MHA hd 64 (wide, 4 chunks a key row)", heads: [4, 4, 64], blockSize: 16, seqs: [[0, 300]] },
   { name: "sliding window 24, chunk + decodes, hd 64", heads: [8, 2, 64], blockSize: 8, window: 24, seqs: [[40, 30], [90, 1], [5, 1]] },
+  { name: "narrow tile of 4 tokens (group 4: 16 rows, causal inside the tile) after 200, hd 128", heads: [8, 2, 128], blockSize: 16, seqs: [[200, 4], [37, 1]] },
   { name: "3 forced key splits, hd 128", heads: [8, 2, 128], blockSize: 16, splits: 3, seqs: [[700, 1], [33, 1], [0, 1]] },
   { name: "automatic splits: one decode at 4000, GQA 32/8", heads: [32, 8, 128], blockSize: 16, seqs: [[4000, 1]] },
   { name: "splits with a sliding window 100, hd 64", heads: [8, 2, 64], blockSize: 16, window: 100, splits: 4, seqs: [[900, 1], [60, 1]] },
@@ -213,6 +216,23 @@ function runMla(c: MlaCase) {
 describe.skipIf(!hasGpu)("FP8 KV attention kernels vs the CPU", () => {
   for (const c of PAGED) test(c.name, () => runPaged(c), 60_000);
   for (const c of MLA) test(`latent: ${c.name}`, () => runMla(c), 60_000);
+});
+
+// The encoder and kernel cases again with FASTGEN_ATTN_FP8_DIRECT=1 (narrow tiles at head_dim
+// 32/64/96/128 load E4M3 straight into registers: cuda/attention_fp8_direct.cu), in a child
+// process (libfastgen reads its knobs once a process). Same bounds: the same products and sums
+// in another order, and each stored value widened exactly (the encoder cases, bit for bit).
+describe.skipIf(!hasGpu || process.env.FASTGEN_FP8KV_AB_CHILD === "1")("FP8 KV kernels, FASTGEN_ATTN_FP8_DIRECT=1 (child process)", () => {
+  test("encoder and kernel cases", () => {
+    const r = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", import.meta.path, "-t",
+      "FP8 KV encoder: stored values|FP8 KV attention kernels vs the CPU"], {
+      env: { ...process.env, FASTGEN_ATTN_FP8_DIRECT: "1", FASTGEN_FP8KV_AB_CHILD: "1" }, stdout: "pipe", stderr: "pipe",
+    });
+    const out = r.stdout.toString() + r.stderr.toString();
+    for (const line of out.split("\n")) if (/^fp8 |\(fail\)|error:|^ *\d+ (pass|fail)/.test(line)) console.log(`[FP8_DIRECT=1] ${line}`);
+    expect(r.exitCode).toBe(0);
+    expect(out).toMatch(/\b[1-9]\d* pass/);
+  }, 300_000);
 });
 
 // ---- engines against the CPU ----------------------------------------------------------------

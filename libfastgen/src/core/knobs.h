@@ -31,6 +31,7 @@
   X(ATTN_BM, INT, "128", "query rows per wide attention tile: 128 or 64 (A/B timing)")            \
   X(ATTN_BN, INT, "64", "keys per K/V tile at head_dim 128: 64 or 32 (A/B timing)")               \
   X(ATTN_HOPPER, INT, "1", "prompt-chunk attention on sm_90: 1 the wgmma kernel (cuda/attention_hopper.cu; head_dim 64/128/256, 128-row tiles), 0 the mma.sync kernel, 2 the wgmma kernel without GEMM/softmax overlap (A/B)") \
+  X(ATTN_FP8_DIRECT, FLAG, "0", "FP8 KV cache, decode (narrow) attention tiles at head_dim 32/64/96/128: 1 loads E4M3 K/V from global memory straight into registers and widens them into the MMA fragments there (cuda/attention_fp8_direct.cu: no shared-memory staging, no barrier per key tile); 0: the staged kernel (A/B until a device run decides)") \
   X(ATTN_SPLITS, INT, "-1", "decode key splits: -1 chooses by occupancy, N >= 0 forces max(N, 1)") \
   X(ATTN_TIMING, STR, "", "test hook: append the median of 20 attention launches (ms) to this file") \
   X(FP8_TIMING, STR, "", "bench hook: fg_cuda_fp8_linear_host appends the median of 20 launches (ms), each after an L2 flush, to this file") \

@@ -11,8 +11,10 @@
 // brings each E4M3 K/V tile (half the bytes) into a staging buffer, double buffered; the CTA then
 // widens it to bf16 (exact) into one bf16 K/V tile, which the same MMA code reads. k_scale joins
 // the softmax scale and v_scale the output's 1 / l, so no element is multiplied. The bf16
-// instantiations compile to the code they were before the template.
+// instantiations compile to the code they were before the template. FASTGEN_ATTN_FP8_DIRECT=1
+// runs FP8 narrow tiles in cuda/attention_fp8_direct.cu instead (K/V straight into registers).
 #include "cuda/attention.cuh"
+#include "cuda/attention_fp8_direct.cuh"
 #include "cuda/attention_hopper.cuh"
 #include "cuda/cp_async.cuh"
 #include "cuda/kv_fp8.cuh"
@@ -538,7 +540,8 @@ template <typename KV, int HD>
 int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
   if (a.num_wide > 0) FGCU_CHECK((launch_wide<KV, HD>(a, s, err)));
   if (a.num_narrow > 0) {
-    FGCU_CHECK((launch<KV, HD, 1, 1>(a, a.num_narrow * a.splits, 1, s, err)));
+    if (kv_is_fp8<KV>() && attn_fp8_direct_takes(a)) FGCU_CHECK(attn_fp8_direct_narrow(a, attn_pdl_mode(), s, err));
+    else FGCU_CHECK((launch<KV, HD, 1, 1>(a, a.num_narrow * a.splits, 1, s, err)));
     if (a.splits > 1) {
       if (attn_pdl_mode() > 0) launch_k(attn_combine_kernel, dim3(a.num_narrow, a.num_kv_heads), dim3(kThreads), 0, s, a);
       else attn_combine_kernel<<<dim3(a.num_narrow, a.num_kv_heads), kThreads, 0, s>>>(a);
