@@ -118,7 +118,7 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   if constexpr (!FOLD)
 #pragma unroll
     for (int j = 0; j < NT; j++) xr[j] = x + (size_t)min(8 * j + g, M - 1) * K;
-  const int steps = (K + STEP - 1) / STEP;
+  const int steps = (K + STEP - 1) >> (KT == 8 ? 5 : 6);  // STEP = 32 or 64
   const int mine = steps > warp ? (steps - warp + KS - 1) / KS : 0;  // this warp's steps
   // Local step i is k0 = (warp + i KS) STEP; a k past K (the tail step, or i >= mine) loads zeros.
   auto k_of = [&](int i) { return (warp + i * KS) * STEP + t * KT; };
