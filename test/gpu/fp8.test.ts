@@ -112,6 +112,7 @@ const KERNEL_CASES: KernelCase[] = [
   // the variants' edges: wide N not a multiple of 4 rows a warp, a down-like K (halves of 512
   // values, the last partial), K segments at one row, 8 rows of x
   { m: 1, n: 8203, k: 64, out: "bf16", path: "auto", expectPath: "gemv" },
+  { m: 1, n: 8200, k: 4112, out: "bf16", path: "auto", expectPath: "gemv" },  // 2 rows a warp, 3 rounds (FP8_GEMV_DEPTH=2 pipelines them)
   { m: 1, n: 37, k: 11008, out: "acc", path: "auto", expectPath: "gemv" },
   { m: 1, n: 33, k: 4112, kblock: 128, out: "f32", path: "auto", expectPath: "gemv" },
   { m: 2, n: 4100, k: 2064, out: "f32", path: "auto", expectPath: "gemv" },
@@ -179,6 +180,9 @@ describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
 // process (libfastgen reads its knobs once a process).
 const VARIANT_RUNS: Record<string, string>[] = [
   { FASTGEN_FP8_SMALL_MAX_M: "0", FASTGEN_FP8_GEMV_MAX_M: "8" }, { FASTGEN_FP8_SMALL_MAX_M: "16" },
+  // issue 18's bandwidth A/B: 16-byte FP8 loads in the small-M kernel (at 2..16 rows), every
+  // one-token GEMV shape pipelined (at 1..2 rows)
+  { FASTGEN_FP8_SMALL_KDEPTH: "16", FASTGEN_FP8_SMALL_MAX_M: "16" }, { FASTGEN_FP8_GEMV_DEPTH: "2", FASTGEN_FP8_SMALL_MAX_M: "0", FASTGEN_FP8_GEMV_MAX_M: "2" },
 ];
 describe.skipIf(!hasGpu || process.env.FASTGEN_FP8_AB_CHILD === "1")("FP8 GEMV variants (child processes)", () => {
   for (const env of VARIANT_RUNS) {

@@ -25,6 +25,8 @@
   X(GEMV_PIPE, FLAG, "1", "software-pipelined weight loads in the narrow GEMVs (bf16; FP8 rows longer than one round)") \
   X(FP8_GEMV_MAX_M, INT, "1", "FP8 weights: GEMMs of up to this many rows (at most 8) run the CUDA-core FP8 GEMV (where the small-M kernel does not take them), larger ones W8A8 on cuBLASLt") \
   X(FP8_SMALL_MAX_M, INT, "8", "FP8 weights: GEMMs of 2 up to this many rows (at most 16) run the tensor-core small-M kernel, weight-only (below 2: off; W8A8 on cuBLASLt above; 8: faster than the GEMV at 2-8 rows, slower than W8A8 at 16, H100 2026-12-07)") \
+  X(FP8_SMALL_KDEPTH, INT, "8", "FP8 weights, small-M kernel, per-row scales: k a thread loads from a weight row at once; 8: 8-byte loads, 4 steps of 32 k a pipeline half; 16: 16-byte loads, 2 steps of 64 k (bf16's request pattern: half the load instructions and L1 requests a byte, the same bytes and registers in flight); 16 sums in another order than 8 (A/B, issue 18)") \
+  X(FP8_GEMV_DEPTH, INT, "1", "FP8 weights, one-token GEMV at 1-2 rows: 1 pipelines only narrow rows longer than one round (FASTGEN_GEMV_PIPE); 2: every shape issues its next round of weight loads before multiplying this one (twice the bytes in flight a warp; bit-identical) (A/B, issue 18)") \
   X(FP8_LT, FLAG, "1", "FP8 weights: W8A8 cuBLASLt GEMMs above the GEMV's rows (off: dequantize to bf16 and run cuBLASLt bf16)") \
   X(FP8_FAST_ACCUM, FLAG, "1", "FP8 cuBLASLt GEMMs with fast accumulation (off: the tensor cores' partial sums promoted to fp32 periodically)") \
   X(ATTN, STR, "", "\"simple\": the reference attention kernel instead of the tiled ones")        \

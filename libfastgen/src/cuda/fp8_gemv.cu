@@ -143,17 +143,29 @@ void launch_one(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumu
 template <int MM, bool KSEG>
 void launch_mm(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act, const float *bias,
                int M, int N, int K, cudaStream_t st) {
+  // FASTGEN_FP8_GEMV_DEPTH=2: every shape at M <= 2 pipelined (the next round in flight while
+  // this one is multiplied: two rounds, 8 KB, a warp, not one), wide rows and gated pairs too,
+  // whose 4096-k FP8 row pair takes two rounds of 4 loads that today go out one after the other.
+  // 96-109 registers (not 60-78): 2 blocks an SM, not 4, so the bytes in flight a SM stay 128 KB;
+  // what changes is that no warp waits with nothing requested. Only when loads are issued
+  // changes, not the sums: bit-identical.
+  constexpr bool kPipe2 = MM <= 2;
+  const bool deep = kPipe2 && fg_knob_int(FG_KNOB_FP8_GEMV_DEPTH) >= 2;
   switch (act) {
-    case 0: return launch_one<MM, 2, KSEG, 0>(x, w, y, false, false, bias, M, N, K, st);
-    case 1: return launch_one<MM, 2, KSEG, 1>(x, w, y, false, false, bias, M, N, K, st);
-    case 2: return launch_one<MM, 2, KSEG, 2>(x, w, y, false, false, bias, M, N, K, st);
+    case 0: return deep ? launch_one<MM, 2, KSEG, 0, kPipe2>(x, w, y, false, false, bias, M, N, K, st)
+                        : launch_one<MM, 2, KSEG, 0>(x, w, y, false, false, bias, M, N, K, st);
+    case 1: return deep ? launch_one<MM, 2, KSEG, 1, kPipe2>(x, w, y, false, false, bias, M, N, K, st)
+                        : launch_one<MM, 2, KSEG, 1>(x, w, y, false, false, bias, M, N, K, st);
+    case 2: return deep ? launch_one<MM, 2, KSEG, 2, kPipe2>(x, w, y, false, false, bias, M, N, K, st)
+                        : launch_one<MM, 2, KSEG, 2>(x, w, y, false, false, bias, M, N, K, st);
     default: break;
   }
   // Two rows a warp for wide outputs (qkv, gate_up), as the bf16 GEMV measured best.
   // Narrow ones one row a warp, pipelined when a row takes more than one round of 8 loads and
   // at M <= 2 (more rows of x would hold twice the registers).
-  if (N >= 8192) launch_one<MM, 2, KSEG, -1>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
-  else if (MM <= 2 && K > 8 * 16 * 32 && fg_knob_int(FG_KNOB_GEMV_PIPE))
+  if (N >= 8192 && deep) launch_one<MM, 2, KSEG, -1, kPipe2>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
+  else if (N >= 8192) launch_one<MM, 2, KSEG, -1>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
+  else if (MM <= 2 && K > 8 * 16 * 32 && (deep || fg_knob_int(FG_KNOB_GEMV_PIPE)))
     launch_one<MM, 1, KSEG, -1, (MM <= 2)>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
   else launch_one<MM, 1, KSEG, -1>(x, w, y, y_f32, accumulate, nullptr, M, N, K, st);
 }

@@ -39,7 +39,7 @@ struct Fp8Rows {
   int K;
   using Row = const uint8_t *;
   using Raw = uint2;
-  static constexpr int kSteps = 4;
+  static constexpr int kK = 8, kSteps = 4;
   __device__ __forceinline__ Row row(int n) const { return w + (size_t)n * K; }
   __device__ __forceinline__ Raw load(Row r, int k) const { return __ldcs(reinterpret_cast<const uint2 *>(r + k)); }
   __device__ __forceinline__ uint4 bf16x8(const Raw &v, Row, int) const {
@@ -48,6 +48,30 @@ struct Fp8Rows {
     e4m3x4_bf16_raw(v.y, o.z, o.w);
     o.x = times_unit(o.x), o.y = times_unit(o.y), o.z = times_unit(o.z), o.w = times_unit(o.w);
     return o;
+  }
+  __device__ __forceinline__ float row_scale(int n) const { return __ldg(scales + n); }
+};
+
+// Per-row scales [N], 16 k a thread load (FASTGEN_FP8_SMALL_KDEPTH=16): 16-byte loads, so a warp
+// load asks for 64 contiguous bytes of each of its 8 rows (bf16's pattern: 512 bytes in 8 rows,
+// not 256 in 8 one-sector pieces: half the load instructions and L1 requests a byte) and a warp
+// step covers 64 k, 2 steps a pipeline half: the same bytes and registers in flight as Fp8Rows
+// (92-124 registers, 2 blocks an SM). 4 steps a half (twice the bytes a warp) took 174-237
+// registers, one block an SM: the same bytes a SM, so it was not kept. Not bit-identical to
+// Fp8Rows: the k of each MMA and each warp's k slices differ (fp32 sums in another order).
+struct Fp8WideRows {
+  const uint8_t *w;
+  const float *scales;
+  int K;
+  using Row = const uint8_t *;
+  using Raw = uint4;
+  static constexpr int kK = 16, kSteps = 2;
+  __device__ __forceinline__ Row row(int n) const { return w + (size_t)n * K; }
+  __device__ __forceinline__ Raw load(Row r, int k) const { return __ldcs(reinterpret_cast<const uint4 *>(r + k)); }
+  __device__ __forceinline__ void bf16x16(const Raw &v, Row r, int k, uint4 (&o)[2]) const {
+    const Fp8Rows narrow{w, scales, K};
+    o[0] = narrow.bf16x8(make_uint2(v.x, v.y), r, k);
+    o[1] = narrow.bf16x8(make_uint2(v.z, v.w), r, k + 8);
   }
   __device__ __forceinline__ float row_scale(int n) const { return __ldg(scales + n); }
 };
@@ -62,7 +86,7 @@ struct Fp8BlockRows {
     const float *s;
   };
   using Raw = uint2;
-  static constexpr int kSteps = 4;
+  static constexpr int kK = 8, kSteps = 4;
   __device__ __forceinline__ Row row(int n) const { return Row{w + (size_t)n * K, scales + (size_t)n * nkb}; }
   __device__ __forceinline__ Raw load(Row r, int k) const { return __ldcs(reinterpret_cast<const uint2 *>(r.p + k)); }
   __device__ __forceinline__ uint4 bf16x8(const Raw &v, Row r, int k) const {
@@ -98,7 +122,9 @@ void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool ac
                     const float *bias, int M, int N, int K, cudaStream_t st) {
   const uint8_t *p = (const uint8_t *)w.p;
   const int nkb = w.nkb(K);
+  const int depth = fg_knob_int(FG_KNOB_FP8_SMALL_KDEPTH);
   if (nkb > 1) launch(Fp8BlockRows{p, w.scales, K, w.kblock, nkb}, x, y, y_f32, accumulate, act, bias, M, N, K, st);
+  else if (depth == 16 && K % 16 == 0) launch(Fp8WideRows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, st);
   else launch(Fp8Rows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, st);
 }
 

@@ -31,13 +31,18 @@
 // Weight formats plug in as a loader W (the FP8 ones, fp8_gemv_small.cu: e4m3 rows widened to
 // bf16 in registers):
 //   typename W::Row                            one weight row's base (what row() returns)
-//   typename W::Raw                            what one thread loads for 8 k of one row
+//   typename W::Raw                            what one thread loads for kK k of one row
+//   static constexpr int kK                    k a thread loads from a row at once: 8 (a warp step
+//                                              of 32 k, as drawn above) or 16 (a step of 64 k:
+//                                              thread t takes k0 + 16t .. + 15, four MMAs of 4 k
+//                                              each, the same permutation for A and B)
 //   static constexpr int kSteps                steps per pipeline half (S): 2 for 16-byte Raws,
 //                                              4 for 8-byte ones (the same bytes in flight)
 //   Row row(int n) const                       row n (0 <= n < N)
 //   Raw load(Row r, int k) const               weights [n, k .. k + 8) of that row, k % 8 == 0
 //   uint4 bf16x8(const Raw &v, Row r, int k)   those 8 weights (loaded at k; zeros when k >= K)
-//                                              as bf16, k order (k: for per-K-block scales)
+//                                              as bf16, k order (k: for per-K-block scales);
+//                                              kK = 16: void bf16x16(v, r, k, uint4 (&o)[2])
 //   float row_scale(int n) const               multiplies row n's dot products (epilogue)
 //
 // FOLD: x is an RMSNorm of residual rows (rms_fold.cuh), which every block builds in dynamic
@@ -58,7 +63,7 @@ struct Bf16Rows {
   int K;
   using Row = const bf16 *;
   using Raw = uint4;
-  static constexpr int kSteps = 2;
+  static constexpr int kK = 8, kSteps = 2;
   __device__ __forceinline__ Row row(int n) const { return w + (size_t)n * K; }
   __device__ __forceinline__ Raw load(Row r, int k) const {
     return __ldcs(reinterpret_cast<const uint4 *>(r + k));
@@ -78,6 +83,14 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// Loader W's kK k of one row as bf16 (kK / 8 uint4, k order).
+template <class W>
+__device__ __forceinline__ void widen(const W &wl, const typename W::Raw &v, typename W::Row r, int k,
+                                      uint4 (&o)[W::kK / 8]) {
+  if constexpr (W::kK == 8) o[0] = wl.bf16x8(v, r, k);
+  else wl.bf16x16(v, r, k, o);
+}
+
 }  // namespace gemv_small_detail
 
 // One block: rows [blockIdx.x * 16 RT, + 16 RT) of y for all M tokens. NT = 8-token column
@@ -88,7 +101,9 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
                       const float *__restrict__ bias, int M, int N, int K, RmsRows rms) {
   using gemv_small_detail::mma_bf16;
+  using gemv_small_detail::widen;
   constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
+  constexpr int KT = W::kK, XQ = KT / 8, STEP = 4 * KT;  // k a thread loads, its uint4s of x, k a warp step
   // Partials [warp][token][row]; the pitch puts a warp's 32 stores in 32 banks (2 PITCH % 32 = 8).
   __shared__ float red[KS][NT * 8][PITCH];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -103,13 +118,13 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   if constexpr (!FOLD)
 #pragma unroll
     for (int j = 0; j < NT; j++) xr[j] = x + (size_t)min(8 * j + g, M - 1) * K;
-  const int steps = (K + 31) >> 5;
+  const int steps = (K + STEP - 1) >> (KT == 8 ? 5 : 6);  // STEP = 32 or 64
   const int mine = steps > warp ? (steps - warp + KS - 1) / KS : 0;  // this warp's steps
-  // Local step i is k0 = (warp + i KS) 32; a k past K (the tail step, or i >= mine) loads zeros.
-  auto k_of = [&](int i) { return (warp + i * KS) * 32 + t * 8; };
+  // Local step i is k0 = (warp + i KS) STEP; a k past K (the tail step, or i >= mine) loads zeros.
+  auto k_of = [&](int i) { return (warp + i * KS) * STEP + t * KT; };
 
   typename W::Raw wa[S][RT][2], wb[S][RT][2];
-  uint4 xa[S][NT], xb[S][NT];
+  uint4 xa[S][NT][XQ], xb[S][NT][XQ];
   auto load_w = [&](typename W::Raw (&v)[S][RT][2], int i0) {
 #pragma unroll
     for (int s = 0; s < S; s++) {
@@ -122,13 +137,15 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
           else v[s][r][h] = typename W::Raw{};
     }
   };
-  auto load_x = [&](uint4 (&v)[S][NT], int i0) {
+  auto load_x = [&](uint4 (&v)[S][NT][XQ], int i0) {
 #pragma unroll
     for (int s = 0; s < S; s++) {
       const int k = k_of(i0 + s);
 #pragma unroll
       for (int j = 0; j < NT; j++)
-        v[s][j] = k < K ? *reinterpret_cast<const uint4 *>(xr[j] + k) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int q = 0; q < XQ; q++)
+          v[s][j][q] = k < K ? *reinterpret_cast<const uint4 *>(xr[j] + k + 8 * q) : make_uint4(0, 0, 0, 0);
     }
   };
   float acc[RT][NT][4];
@@ -138,18 +155,22 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     for (int j = 0; j < NT; j++)
 #pragma unroll
       for (int c = 0; c < 4; c++) acc[r][j][c] = 0.f;
-  auto mma_half = [&](const typename W::Raw (&v)[S][RT][2], const uint4 (&xv)[S][NT], int i0) {
+  auto mma_half = [&](const typename W::Raw (&v)[S][RT][2], const uint4 (&xv)[S][NT][XQ], int i0) {
 #pragma unroll
     for (int s = 0; s < S; s++) {
       const int k = k_of(i0 + s);
 #pragma unroll
       for (int r = 0; r < RT; r++) {
-        const uint4 lo = wl.bf16x8(v[s][r][0], rows[r][0], k), hi = wl.bf16x8(v[s][r][1], rows[r][1], k);  // rows g, g + 8
+        uint4 lo[XQ], hi[XQ];  // rows g, g + 8
+        widen(wl, v[s][r][0], rows[r][0], k, lo);
+        widen(wl, v[s][r][1], rows[r][1], k, hi);
 #pragma unroll
-        for (int j = 0; j < NT; j++) {
-          mma_bf16(acc[r][j], lo.x, hi.x, lo.y, hi.y, xv[s][j].x, xv[s][j].y);
-          mma_bf16(acc[r][j], lo.z, hi.z, lo.w, hi.w, xv[s][j].z, xv[s][j].w);
-        }
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+          for (int q = 0; q < XQ; q++) {
+            mma_bf16(acc[r][j], lo[q].x, hi[q].x, lo[q].y, hi[q].y, xv[s][j][q].x, xv[s][j][q].y);
+            mma_bf16(acc[r][j], lo[q].z, hi[q].z, lo[q].w, hi[q].w, xv[s][j][q].z, xv[s][j][q].w);
+          }
       }
     }
   };
