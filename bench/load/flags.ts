@@ -53,6 +53,19 @@ export const SLA_FLAG_HELP = `SLA (effective throughput):
   --sla-gen R1,R2,..   EMA token rate must stay above each rate, one curve each (default ${DEFAULT_SLA.genTokensPerS.join(",")})
   --ema-span N         span of the moving average of token gaps (default ${DEFAULT_SLA.emaSpan})`;
 
+/** parseArgs specs of the workload flags shared by the load and workload commands (SuiteFlags). */
+export const SUITE_FLAG_SPEC = {
+  suite: { type: "string" },
+  clients: { type: "string" },
+  requests: { type: "string" },
+  "mean-prompt": { type: "string" },
+  "prefix-tokens": { type: "string" },
+  sessions: { type: "boolean" },
+  "mean-gen": { type: "string" },
+  "max-prompt": { type: "string" },
+  seed: { type: "string" },
+} as const;
+
 /** The workload flags shared by the load and workload commands. */
 export interface SuiteFlags {
   suite?: string;

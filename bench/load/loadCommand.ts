@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BenchUsageError, SLA_FLAG_HELP, SLA_FLAG_SPEC, numberFlag, slaFromFlags, suiteFromFlags } from "./flags";
+import { BenchUsageError, SLA_FLAG_HELP, SLA_FLAG_SPEC, SUITE_FLAG_SPEC, numberFlag, slaFromFlags, suiteFromFlags } from "./flags";
 import { streamProgress, silentProgress } from "./progress";
 import { writeRunReport } from "./report";
 import { fileSafe, renderText, tableRows } from "./results";
@@ -65,15 +65,7 @@ const OPTIONS = {
   tokenizer: { type: "string" },
   "prompt-mode": { type: "string" },
   "no-logprobs": { type: "boolean" },
-  suite: { type: "string" },
-  clients: { type: "string" },
-  requests: { type: "string" },
-  "mean-prompt": { type: "string" },
-  "prefix-tokens": { type: "string" },
-  sessions: { type: "boolean" },
-  "mean-gen": { type: "string" },
-  "max-prompt": { type: "string" },
-  seed: { type: "string" },
+  ...SUITE_FLAG_SPEC,
   warmup: { type: "string" },
   label: { type: "string" },
   "out-dir": { type: "string" },

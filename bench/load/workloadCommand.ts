@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CORPUS_TEXT, cycleIds } from "./corpus";
-import { BenchUsageError, numberFlag, suiteFromFlags } from "./flags";
+import { BenchUsageError, numberFlag, SUITE_FLAG_SPEC, suiteFromFlags } from "./flags";
 import { localTokenizer } from "./serverApi";
 import { SUITES, makeRequests, pointWorkload, requestsPerPoint } from "./workload";
 
@@ -23,15 +23,7 @@ prompt_ids, gen_tokens }] }], requests (the first point's) } with the same reque
 const OPTIONS = {
   tokenizer: { type: "string" },
   out: { type: "string" },
-  suite: { type: "string" },
-  clients: { type: "string" },
-  requests: { type: "string" },
-  "mean-prompt": { type: "string" },
-  "prefix-tokens": { type: "string" },
-  sessions: { type: "boolean" },
-  "mean-gen": { type: "string" },
-  "max-prompt": { type: "string" },
-  seed: { type: "string" },
+  ...SUITE_FLAG_SPEC,
   "max-model-len": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;

@@ -82,6 +82,40 @@ function drained(call: ServerWritableStream<unknown, unknown>): Promise<void> {
   });
 }
 
+/**
+ * One Generate(Stream) call's admission: the client's cancel aborts `controller`; admit() checks
+ * the key, model and request id, takes a --max-queue place, reads the prompts and lists the call
+ * for Abort; release() gives back what admit() took (whatever it got to), once.
+ */
+class CallAdmission {
+  readonly controller = new AbortController();
+  release: () => void = () => {};
+
+  constructor(call: { on(event: "cancelled", f: () => void): unknown }) {
+    call.on("cancelled", () => this.controller.abort());
+  }
+
+  async admit(state: GrpcServiceState, call: { metadata: Parameters<GrpcServiceState["authorize"]>[0] },
+    req: { model: string; request_id: string; params?: Parameters<typeof readJobs>[1] },
+    prompts: Parameters<typeof readJobs>[0]): Promise<GenerateJob[]> {
+    state.authorize(call.metadata);
+    checkModel(req.model, state.servedModelName);
+    checkRequestId(req.request_id);
+    const leave = state.admit(); // --max-queue, before any work (with HTTP's requests under `fastgen serve`)
+    this.release = leave;
+    const jobs = await readJobs(prompts, req.params, state);
+    const unlist = state.requests.register(req.request_id, this.controller);
+    this.release = () => (unlist(), leave());
+    return jobs;
+  }
+
+  /** Stops what is still running (a no-op once all finished) and releases. */
+  end(): void {
+    this.controller.abort();
+    this.release();
+  }
+}
+
 /** The Generate handler. */
 export async function handleGenerate(
   state: GrpcServiceState,
@@ -89,26 +123,16 @@ export async function handleGenerate(
   callback: sendUnaryData<Partial<WireGenerateReply>>,
 ): Promise<void> {
   const req = call.request;
-  const controller = new AbortController();
-  call.on("cancelled", () => controller.abort());
-  let release = () => {};
+  const a = new CallAdmission(call);
   try {
-    state.authorize(call.metadata);
-    checkModel(req.model, state.servedModelName);
-    checkRequestId(req.request_id);
-    const leave = state.admit(); // --max-queue, before any work (with HTTP's requests under `fastgen serve`)
-    release = leave;
-    const jobs = await readJobs(req.prompts.map((prompt, i) => ({ field: `prompts[${i}]`, prompt })), req.params, state);
-    const unlist = state.requests.register(req.request_id, controller);
-    release = () => (unlist(), leave());
+    const jobs = await a.admit(state, call, req, req.prompts.map((prompt, i) => ({ field: `prompts[${i}]`, prompt })));
     // fair share: prompt j's samples count after the earlier prompts' (j * n)
-    const results = await Promise.all(jobs.map((job, j) => collectJob(state, job, controller.signal, req.request_id, j * (job.sampling.n ?? 1))));
+    const results = await Promise.all(jobs.map((job, j) => collectJob(state, job, a.controller.signal, req.request_id, j * (job.sampling.n ?? 1))));
     callback(null, { responses: results.flat() });
   } catch (e) {
     callback(toServiceError(e));
   } finally {
-    controller.abort(); // stops the other prompts when one failed; a no-op once all finished
-    release();
+    a.end(); // stops the other prompts when one failed
   }
 }
 
@@ -118,20 +142,11 @@ export async function handleGenerateStream(
   call: ServerWritableStream<WireGenerateStreamRequest, Partial<WireGenerateDelta>>,
 ): Promise<void> {
   const req = call.request;
-  const controller = new AbortController();
-  call.on("cancelled", () => controller.abort());
-  let release = () => {};
+  const a = new CallAdmission(call);
   try {
-    state.authorize(call.metadata);
-    checkModel(req.model, state.servedModelName);
-    checkRequestId(req.request_id);
-    const leave = state.admit();
-    release = leave;
-    const [job] = await readJobs([{ field: "prompt", prompt: req.prompt }], req.params, state);
-    const unlist = state.requests.register(req.request_id, controller);
-    release = () => (unlist(), leave());
+    const [job] = await a.admit(state, call, req, [{ field: "prompt", prompt: req.prompt }]);
     await signalAccepted(call); // from here a lost stream means this replica died holding the request
-    for await (const { delta, usage } of runJob(state, job!, controller.signal, req.request_id, req.first_sample ?? 0)) {
+    for await (const { delta, usage } of runJob(state, job!, a.controller.signal, req.request_id, req.first_sample ?? 0)) {
       if (call.cancelled) break;
       if (!call.write(deltaToWire(delta, usage))) await drained(call);
     }
@@ -139,7 +154,6 @@ export async function handleGenerateStream(
   } catch (e) {
     if (!call.cancelled) call.emit("error", toServiceError(e));
   } finally {
-    controller.abort();
-    release();
+    a.end();
   }
 }
