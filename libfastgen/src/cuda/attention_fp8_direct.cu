@@ -32,16 +32,6 @@ namespace fgcu {
 namespace {
 
 constexpr int kThreads = 128, kChunk = 16, kWarps = kThreads / 32;
-constexpr float kLog2e = 1.4426950408889634f;
-
-// d[16x8] += a[16x16] * b[16x8], bf16 in, fp32 accumulate.
-__device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // Four E4M3 bytes -> bf16x2 of bytes (0, 2) and of bytes (1, 3), the first in the low half.
 __device__ __forceinline__ void e4m3x4_to_bf16_pairs(uint32_t w, uint32_t &even, uint32_t &odd) {

@@ -57,7 +57,6 @@ struct HopperCfg {
 };
 
 #if FG_SM90A  // device helpers of the kernel body (compiled for sm_90a only)
-constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float tanh_approx(float x) {
   float y;

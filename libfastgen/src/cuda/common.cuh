@@ -54,6 +54,18 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   memcpy(&u, &v, 4);
   return u;
 }
+// log2(e): exp(x) = 2^(x log2 e) in the attention kernels' softmax.
+constexpr float kLog2e = 1.4426950408889634f;
+
+// The attention kernels' tensor-core step (gemv_small.cuh keeps its own, non-volatile form):
+// d[16x8] += a[16x16] * b[16x8], bf16 in, fp32 accumulate.
+__device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 // 2^x, flushing results below 2^-126 to zero (one MUFU op; such weights vanish in bf16 anyway).
 __device__ __forceinline__ float ex2(float x) {
   float y;
