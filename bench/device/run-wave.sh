@@ -27,7 +27,10 @@
 # TFLOP/s and the ratio to SDPA; tables in $OUT/wave.tgz:wave/fa3/cuda-attention.{md,json}; put it
 # first: if its test is not clean, later stages run with FASTGEN_ATTN_HOPPER=0), `pdl` (decode at batch 1,
 # 2, 4, 8 under {FASTGEN_PDL 0, 1} x {FASTGEN_NORM_FOLD 0, 8}, and FASTGEN_PREFETCH_O 16 / 32,
-# bench/gpu/run_pdl.sh, ~3 min).
+# bench/gpu/run_pdl.sh, ~3 min), `piecewise` (issue 24 item 3: mixed passes, 32 decodes + a 32-992-token
+# chunk and single chunks of 64-1024 tokens, on the 7B shape under FASTGEN_PIECEWISE_GRAPHS 0 and 1,
+# PIECEWISE_ROUNDS rounds (default 2) alternating, bench/gpu/piecewise.ts; run `tests:piecewise`
+# before it; ~2-3 min).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -124,6 +127,16 @@ for stage in "$@"; do
       ceilings
       timeout "$(left)" env CEILINGS="$W/ceilings.json" ROUNDS="${PDL_ROUNDS:-3}" bash bench/gpu/run_pdl.sh > "$W/pdl.log" 2>&1 || say "pdl bench failed"
       tail -12 "$W/pdl.log" >> "$W/summary.txt" ;;
+    piecewise)
+      mkdir -p "$W/piecewise"
+      for r in $(seq 1 "${PIECEWISE_ROUNDS:-2}"); do
+        for v in 0 1; do
+          l=$(left); [ "$l" -lt 40 ] && { say "skipped piecewise $v r$r (deadline)"; continue; }
+          FASTGEN_PIECEWISE_GRAPHS=$v ROUND=$r timeout "$l" bash .gpu/enter bun bench/gpu/piecewise.ts "$W/piecewise" >> "$W/piecewise.log" 2>&1 || say "piecewise $v r$r failed"
+        done
+      done
+      timeout 60 bash .gpu/enter bun bench/gpu/piecewise.ts --report "$W/piecewise" > "$W/piecewise.md" 2>&1
+      cat "$W/piecewise.md" >> "$W/summary.txt" ;;
     fp8ab)
       OUT="$W" BUDGET=$(( $(left) < 240 ? $(left) : 240 )) bash bench/device/run-fp8ab.sh > "$W/fp8ab.log" 2>&1
       cp -r /tmp/fp8ab "$W/" 2>/dev/null

@@ -237,6 +237,7 @@ int fgcu::rank_create(const fgcu_model *full, int device, int rank, int tp, fgcu
   if (int rc = gemm_create(&e->gemm, err)) return fail(rc);
   if (int rc = fp8_gemm_create(e->gemm, &e->fp8, err)) return fail(rc);
   e->graphs_on = fg_knob_int(FG_KNOB_CUDA_GRAPHS);
+  e->pieces_on = fg_knob_int(FG_KNOB_PIECEWISE_GRAPHS);
   e->prof = profiler_create();
 
   Bump mat, vec;
@@ -292,6 +293,7 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   profiler_dump(e->prof);
   for (GraphSlot &g : e->graphs)
     if (g.exec) cudaGraphExecDestroy(g.exec);
+  for (PieceSet &ps : e->pieces) release(ps, e->m.num_layers);
   fp8_gemm_destroy(e->fp8);
   gemm_destroy(e->gemm);
   for (int i = 0; i < e->num_weight_allocs; i++) cudaFree(e->weight_allocs[i]);

@@ -96,6 +96,15 @@ struct GraphSlot {
   cudaGraphExec_t exec = nullptr;
   uint64_t last_use = 0;
 };
+// A mixed pass's pieces captured for one padded token count (piecewise.cu): graphs [num_layers
+// + 1], null until captured; key: the padded count and the workspaces' addresses.
+struct PieceSet {
+  uint64_t key[8] = {};
+  cudaGraphExec_t *execs = nullptr;
+  int runs = 0;           // passes begun with this set: the first runs live, the second captures
+  uint64_t last_use = 0;  // 0: empty
+};
+void release(PieceSet &ps, int64_t num_layers);
 struct Profiler;
 Profiler *profiler_create();  // null unless FASTGEN_PROFILE=1
 void profiler_mark(Profiler *p, cudaStream_t s, const char *what);
@@ -213,6 +222,10 @@ struct fgcu_rank {
   fgcu::GraphSlot graphs[16];
   uint64_t graph_clock = 0;
   bool graphs_on = true;       // FASTGEN_CUDA_GRAPHS=0 turns them off
+  // Mixed passes in pieces between attentions, per padded token count (piecewise.cu;
+  // FASTGEN_PIECEWISE_GRAPHS=1, and graphs on): one set a bucket, 24 buckets up to 2048 tokens.
+  fgcu::PieceSet pieces[24];
+  bool pieces_on = false;
   // FASTGEN_PROFILE=1: device time per op kind, printed to stderr at destroy (no graphs then).
   fgcu::Profiler *prof = nullptr;
 };
@@ -256,4 +269,8 @@ int rank_complete(fgcu_rank *e, const Meta &m, fg_step_output *out, char *err);
 int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err);
 int forward(fgcu_rank *e, const Meta &m, char *err);
 int forward_graphed(fgcu_rank *e, const Meta &m, char *err);
+// Mixed passes through graphs in pieces (piecewise.cu): the padded token count a pass of m's shape
+// runs at, 0 when it runs whole (eager or one decode graph); the pass itself.
+int piece_rows(const fgcu_rank *e, const Meta &m);
+int forward_piecewise(fgcu_rank *e, const Meta &m, char *err);
 }  // namespace fgcu

@@ -1,4 +1,5 @@
 // One forward pass on the device (forward), eager or replayed as a CUDA graph (forward_graphed).
+// Its shared parts (forward.cuh) also serve mixed passes run as graph pieces (piecewise.cu).
 //
 //   h = embed(tokens) * embed_scale                     fp32 residual [T, H]
 //   per layer:  x = norm(h (+ owed biases))             bf16 [T, H]
@@ -26,8 +27,7 @@
 // which alone samples.
 #include <string.h>
 
-#include "cuda/engine.cuh"
-#include "cuda/ops.cuh"
+#include "cuda/forward.cuh"
 
 namespace fgcu {
 namespace {
@@ -68,28 +68,20 @@ int gather_logits(fgcu_rank *e, int R, float *logits, char *err) {
 
 }  // namespace
 
-int forward(fgcu_rank *e, const Meta &m, char *err) {
+int forward_embed(fgcu_rank *e, const Meta &m, char *err) {
   const fgcu_model &M = e->m;
   const cudaStream_t st = e->stream;
-  const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size;
-  const int nh = (int)M.num_heads, nkv = (int)M.num_kv_heads, hd = (int)M.head_dim, od = (int)e->o_dim();
-  const NormOp op = M.norm_layer ? kNormLayer : kNormRms;
-  const float eps = M.norm_eps;
+  const int T = m.T, H = (int)M.hidden_size, D = (int)M.embed_dim;
+  const bool lead = e->rank == 0;
   float *h = (float *)e->h.p;
-  bf16 *x = (bf16 *)e->x.p, *x2 = (bf16 *)e->x2.p, *qkv = (bf16 *)e->qkv.p;
-  bf16 *attn = (bf16 *)e->attn.p, *mlp = (bf16 *)e->mlp.p, *act = (bf16 *)e->act.p;
-
-  Profiler *pr = e->prof;
-  const Gemms g = e->gemms();  // projections by dtype (linear.cuh); embed / LM head stay bf16
-  const bool lead = e->rank == 0;  // rank 0 adds what every rank holds whole (h, pos_embed)
-  const int D = (int)M.embed_dim;
-  bf16 *xd = (bf16 *)e->xd.p;      // embed_dim != hidden: bf16 rows of width D
   if (D != H) {  // OPT's project_in: h = bf16(embed rows) proj_in^T (+ pos_embed)
     float *ef = (float *)e->emb.p;
+    bf16 *xd = (bf16 *)e->xd.p;  // bf16 rows of width D
     FGCU_CHECK(embed_tokens(e->embed, M.embed_scale, nullptr, m.token_ids, m.positions, T, D, (int)e->vocab_begin,
                             (int)e->vocab_rows, ef, st, err));
     FGCU_CHECK(all_reduce(e, ef, (size_t)T * D, err));
-    FGCU_CHECK(norm_rows(ef, nullptr, T, D, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, xd, st, err));
+    FGCU_CHECK(norm_rows(ef, nullptr, T, D, nullptr, nullptr, false, kNormNone, nullptr, nullptr, M.norm_eps, xd, st,
+                         err));
     FGCU_CHECK(gemm(e->gemm, xd, e->proj_in, h, true, false, T, H, D, st, err));
     if (e->pos_embed) FGCU_CHECK(add_pos_embed(e->pos_embed, m.positions, T, H, h, st, err));
   } else {
@@ -97,11 +89,18 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
                             (int)e->vocab_begin, (int)e->vocab_rows, h, st, err));
     FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
   }
-  profiler_mark(pr, st, "embed");
-  AttnArgs a;
+  profiler_mark(e->prof, st, "embed");
+  return 0;
+}
+
+void pass_args(fgcu_rank *e, const Meta &m, AttnArgs *ap, RopeArgs *rp) {
+  const fgcu_model &M = e->m;
+  const int T = m.T, H = (int)M.hidden_size, od = (int)e->o_dim();
+  const int nh = (int)M.num_heads, nkv = (int)M.num_kv_heads, hd = (int)M.head_dim;
+  AttnArgs &a = *ap;
   memset(&a, 0, sizeof a);
   a.q_stride = e->qkv_rows;
-  a.out = attn;
+  a.out = (bf16 *)e->attn.p;
   a.out_stride = nh * hd;
   a.cu_seqlens = m.cu_seqlens, a.context_lens = m.context_lens;
   a.block_indptr = m.block_indptr, a.block_indices = m.block_indices, a.token_seq = m.token_seq;
@@ -111,12 +110,12 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   a.block_size = e->block_size;
   a.scale = M.attn_scale, a.softcap = M.attn_logit_softcap;
   a.kv_fp8 = e->kv_fp8;
-  RopeArgs ra;
+  RopeArgs &ra = *rp;
   memset(&ra, 0, sizeof ra);
-  ra.qkv = qkv;
+  ra.qkv = (bf16 *)e->qkv.p;
   ra.positions = m.positions, ra.token_seq = m.token_seq;
   ra.block_indptr = m.block_indptr, ra.block_indices = m.block_indices;
-  ra.eps = eps;
+  ra.eps = M.norm_eps;
   ra.nh = nh, ra.nkv = nkv, ra.hd = hd, ra.rot = M.rotary_dim, ra.block_size = e->block_size;
   ra.interleaved = M.rope_interleaved;
   ra.kv_fp8 = e->kv_fp8;
@@ -125,6 +124,84 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   const int o_mib = fg_knob_int(FG_KNOB_PREFETCH_O);
   const size_t o_prefetch = T <= 16 && o_mib > 0 ? (size_t)o_mib << 20 : 0;
   ra.prefetch_bytes = (o_prefetch < o_bytes ? o_prefetch : o_bytes) & ~(size_t)15;
+}
+
+LayerAttn layer_attn(const fgcu_rank *e, int64_t l) {
+  const fgcu_model &M = e->m;
+  LayerAttn la;
+  // K and V planes of the layer; MLA: one plane of latent rows (kc). FP8: the layer's scales.
+  la.kc = e->kv_plane(l, 0), la.vc = M.mla ? nullptr : e->kv_plane(l, 1);
+  la.k_scale = e->kv_fp8 ? e->k_scales[l] : 1.f, la.v_scale = e->kv_fp8 ? e->v_scales[l] : 1.f;
+  // Sliding layers: the window, and their own plain RoPE table (factor 1) when the model has one.
+  const bool sliding = M.layer_sliding[l] != 0, own_table = sliding && e->sliding_inv_freq;
+  la.inv_freq = own_table ? e->sliding_inv_freq : e->inv_freq;
+  la.attn_factor = own_table ? 1.f : M.rope_attention_factor;
+  la.window = sliding ? M.sliding_window : 0;
+  return la;
+}
+
+int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, char *err) {
+  const LayerW &w = e->layers[l];
+  const cudaStream_t st = e->stream;
+  ra.bias = w.qkv_b;
+  ra.inv_freq = la.inv_freq;
+  ra.attn_factor = la.attn_factor;
+  ra.q_norm = w.q_norm, ra.k_norm = w.k_norm;
+  ra.k_cache = la.kc, ra.v_cache = la.vc;
+  ra.k_scale = la.k_scale, ra.v_scale = la.v_scale;
+  ra.prefetch = ra.prefetch_bytes ? w.o.p : nullptr;
+  FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
+  profiler_mark(e->prof, st, "rope + kv write");
+  a.q = ra.qkv, a.k_cache = la.kc, a.v_cache = la.vc;
+  a.k_scale = la.k_scale, a.v_scale = la.v_scale;
+  a.window = la.window;
+  FGCU_CHECK(paged_attention(a, st, err));
+  profiler_mark(e->prof, st, "attention");
+  return 0;
+}
+
+int forward_logits(fgcu_rank *e, const Meta &m, const float *owed_a, const float *owed_b, char *err) {
+  if (m.R == 0) return 0;
+  const fgcu_model &M = e->m;
+  const cudaStream_t st = e->stream;
+  const int H = (int)M.hidden_size, D = (int)M.embed_dim;
+  const NormOp op = M.norm_layer ? kNormLayer : kNormRms;
+  float *h = (float *)e->h.p;
+  bf16 *xf = (bf16 *)e->xf.p, *xd = (bf16 *)e->xd.p;
+  float *logits = (float *)e->logits.p;
+  FGCU_CHECK(norm_rows(h, m.logit_rows, m.R, H, owed_a, owed_b, false, M.final_norm ? op : kNormNone,
+                       e->final_norm, e->final_norm_b, M.norm_eps, xf, st, err));
+  const int Vr = (int)e->vocab_rows;
+  float *cols = e->tp > 1 ? (float *)e->logits_part.p : logits;  // [R, Vr]
+  if (D != H) FGCU_CHECK(gemm(e->gemm, xf, e->proj_out, xd, false, false, m.R, D, H, st, err));  // project_out
+  FGCU_CHECK(gemm(e->gemm, D != H ? xd : xf, e->lm_head, cols, true, false, m.R, Vr, D, st, err));
+  if (e->lm_head_b) FGCU_CHECK(add_bias_rows(cols, e->lm_head_b, m.R, Vr, st, err));
+  if (e->tp > 1) FGCU_CHECK(gather_logits(e, m.R, logits, err));
+  // Every consumer (sampling, logprobs, returned logits) reads the capped logits; rank 0 only
+  // holds them whole.
+  if (M.final_logit_softcap > 0.f && e->rank == 0)
+    FGCU_CHECK(softcap(logits, (size_t)m.R * M.vocab_size, M.final_logit_softcap, st, err));
+  profiler_mark(e->prof, st, "final norm + lm head");
+  return 0;
+}
+
+int forward(fgcu_rank *e, const Meta &m, char *err) {
+  const fgcu_model &M = e->m;
+  const cudaStream_t st = e->stream;
+  const int T = m.T, H = (int)M.hidden_size, I = (int)M.intermediate_size, od = (int)e->o_dim();
+  const NormOp op = M.norm_layer ? kNormLayer : kNormRms;
+  const float eps = M.norm_eps;
+  float *h = (float *)e->h.p;
+  bf16 *x = (bf16 *)e->x.p, *x2 = (bf16 *)e->x2.p, *qkv = (bf16 *)e->qkv.p;
+  bf16 *attn = (bf16 *)e->attn.p, *mlp = (bf16 *)e->mlp.p, *act = (bf16 *)e->act.p;
+
+  Profiler *pr = e->prof;
+  const Gemms g = e->gemms();  // projections by dtype (linear.cuh); embed / LM head stay bf16
+  const bool lead = e->rank == 0;  // rank 0 adds what every rank holds whole (h, pos_embed)
+  FGCU_CHECK(forward_embed(e, m, err));
+  AttnArgs a;
+  RopeArgs ra;
+  pass_args(e, m, &a, &ra);
   const MlaStep ms = {T, m.splits, e->block_size, m.positions, m.token_seq, m.cu_seqlens, m.context_lens,
                       m.block_indptr, m.block_indices};
 
@@ -139,9 +216,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
   for (int64_t l = 0; l < M.num_layers; l++) {
     const LayerW &w = e->layers[l];
-    // K and V planes of the layer; MLA: one plane of latent rows (kc). FP8: the layer's scales.
-    bf16 *kc = e->kv_plane(l, 0), *vc = M.mla ? nullptr : e->kv_plane(l, 1);
-    const float k_scale = e->kv_fp8 ? e->k_scales[l] : 1.f, v_scale = e->kv_fp8 ? e->v_scales[l] : 1.f;
+    const LayerAttn la = layer_attn(e, l);
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
     const bool fold_attn = rms_folds && !owed_a && !owed_b && linear_rms_fits(w.qkv, T, H);
     if (!post && !x_ready && !fold_attn)  // folded: qkv's GEMV normalizes h itself
@@ -153,34 +228,16 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const bool two_norms = M.parallel && M.parallel_mlp_norm;
     if (two_norms)
       FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, op, w.mlp_norm, w.mlp_norm_b, eps, x2, st, err));
-    // Sliding layers: the window, and their own plain RoPE table (factor 1) when the model has one.
-    const bool sliding = M.layer_sliding[l] != 0, own_table = sliding && e->sliding_inv_freq;
-    const double *inv_freq = own_table ? e->sliding_inv_freq : e->inv_freq;
-    const float attn_factor = own_table ? 1.f : M.rope_attention_factor;
-    const int window = sliding ? M.sliding_window : 0;
     if (M.mla) {
       const MlaLayer ml = {&w.qkv, &w.q_mla, w.q_a_norm, w.kv_a_norm, w.w_uk, w.w_uvT,
-                           kc, inv_freq, attn_factor, window, e->kv_fp8, k_scale};
+                           la.kc, la.inv_freq, la.attn_factor, la.window, e->kv_fp8, la.k_scale};
       FGCU_CHECK(mla_forward(g, e->mla, e->mla_model, ml, ms, x, attn, st, err));
       profiler_mark(pr, st, "mla attention");
     } else {
       if (fold_attn) FGCU_CHECK(linear_rms({h, w.attn_norm, eps}, w.qkv, qkv, T, e->qkv_rows, H, st, err));
       else FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
       profiler_mark(pr, st, "gemm qkv");
-      ra.bias = w.qkv_b;
-      ra.inv_freq = inv_freq;
-      ra.attn_factor = attn_factor;
-      ra.q_norm = w.q_norm, ra.k_norm = w.k_norm;
-      ra.k_cache = kc, ra.v_cache = vc;
-      ra.k_scale = k_scale, ra.v_scale = v_scale;
-      ra.prefetch = ra.prefetch_bytes ? w.o.p : nullptr;
-      FGCU_CHECK(qkv_rope_kv_write(ra, T, st, err));
-      profiler_mark(pr, st, "rope + kv write");
-      a.q = qkv, a.k_cache = kc, a.v_cache = vc;
-      a.k_scale = k_scale, a.v_scale = v_scale;
-      a.window = window;
-      FGCU_CHECK(paged_attention(a, st, err));
-      profiler_mark(pr, st, "attention");
+      FGCU_CHECK(layer_attend(e, l, la, ra, a, err));
     }
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
       FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, od, st, err));
@@ -252,23 +309,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       owed_b = down_b;
     }
   }
-  if (m.R == 0) return 0;
-  bf16 *xf = (bf16 *)e->xf.p;
-  float *logits = (float *)e->logits.p;
-  FGCU_CHECK(norm_rows(h, m.logit_rows, m.R, H, owed_a, owed_b, false, M.final_norm ? op : kNormNone,
-                       e->final_norm, e->final_norm_b, eps, xf, st, err));
-  const int Vr = (int)e->vocab_rows;
-  float *cols = e->tp > 1 ? (float *)e->logits_part.p : logits;  // [R, Vr]
-  if (D != H) FGCU_CHECK(gemm(e->gemm, xf, e->proj_out, xd, false, false, m.R, D, H, st, err));  // project_out
-  FGCU_CHECK(gemm(e->gemm, D != H ? xd : xf, e->lm_head, cols, true, false, m.R, Vr, D, st, err));
-  if (e->lm_head_b) FGCU_CHECK(add_bias_rows(cols, e->lm_head_b, m.R, Vr, st, err));
-  if (e->tp > 1) FGCU_CHECK(gather_logits(e, m.R, logits, err));
-  // Every consumer (sampling, logprobs, returned logits) reads the capped logits; rank 0 only
-  // holds them whole.
-  if (M.final_logit_softcap > 0.f && lead)
-    FGCU_CHECK(softcap(logits, (size_t)m.R * M.vocab_size, M.final_logit_softcap, st, err));
-  profiler_mark(pr, st, "final norm + lm head");
-  return 0;
+  return forward_logits(e, m, owed_a, owed_b, err);
 }
 
 // Runs forward() for a decode-only batch through a cached CUDA graph: the first time a key is
@@ -302,18 +343,7 @@ int forward_graphed(fgcu_rank *e, const Meta &m, char *err) {
     victim->last_use = e->graph_clock;
     return forward(e, m, err);
   }
-  cudaGraph_t graph = nullptr;
-  FGCU_TRY(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
-  const int rc = forward(e, m, err);
-  const cudaError_t end = cudaStreamEndCapture(e->stream, &graph);
-  if (rc) {
-    if (graph) cudaGraphDestroy(graph);
-    return rc;
-  }
-  FGCU_TRY(end);
-  const cudaError_t inst = cudaGraphInstantiate(&slot->exec, graph, 0);
-  cudaGraphDestroy(graph);
-  FGCU_TRY(inst);
+  FGCU_CHECK(capture_graph(e->stream, [&] { return forward(e, m, err); }, &slot->exec, err));
   slot->last_use = e->graph_clock;
   FGCU_TRY(cudaGraphLaunch(slot->exec, e->stream));
   return 0;

@@ -82,7 +82,9 @@ int fgcu::rank_prepare(fgcu_rank *e, const fg_batch *b, Meta *m, char *err) {
     }
     m->splits = mla_choose_splits(m->T, (int)M.num_heads, max_context, e->num_sms);
   }
-  return ensure_workspaces(e, *m, err);
+  Meta sized = *m;  // a mixed pass run in pieces computes its padded rows too
+  if (const int rows = piece_rows(e, *m)) sized.T = rows;
+  return ensure_workspaces(e, sized, err);
 }
 
 namespace {
@@ -117,6 +119,7 @@ int fgcu::rank_forward(fgcu_rank *e, const Meta &m, char *err) {
   e->lockstep = e->tp > 1 && new_shape(e, m);
   // MoE layers sync per layer (moe.cuh), so their steps are never captured
   if (decode_only && e->graphs_on && !e->prof && M.num_experts == 0) return forward_graphed(e, m, err);
+  if (!decode_only && piece_rows(e, m)) return forward_piecewise(e, m, err);
   return forward(e, m, err);
 }
 
