@@ -5,10 +5,9 @@
 #      knob settings below) and test/gpu/gemvSmall.test.ts
 #   2. the kernel bench (bench/gpu/fp8Gemv.ts) once per setting: the defaults (the GEMV at one
 #      row, the tensor-core small-M kernel at 2..8, W8A8 on cuBLASLt above, timed at 1..16 too),
-#      8-byte FP8 loads in the small-M kernel (kdepth8, FASTGEN_FP8_SMALL_KDEPTH; 16 is the default), every one-token
-#      GEMV shape pipelined (gemvdepth2, FASTGEN_FP8_GEMV_DEPTH) (issue 18's bandwidth A/B; the two
-#      touch disjoint row counts, 2..8 and 1, so decode under both is read off the two rows; the
-#      gemv8 and small16 settings of the first A/B were dropped to keep the run under ~200 s)
+#      the W8A8 tensor-core GEMV at 1..8 rows (mma, FASTGEN_FP8_MMA_MAX_M=8: cuda/fp8_mma.cu) and
+#      the small-M kernel at one row too (small1, FASTGEN_FP8_GEMV_MAX_M=0); earlier A/Bs'
+#      settings (kdepth8, gemvdepth2, gemv8, small16) are in bench/results/device-wave9*/10*/12*
 #   3. bench/gpu/fp8.ts --quick (FP8 engine decode b = 1..16) per setting
 #   4. one compact table (bench/gpu/fp8GemvReport.ts), printed last and in $OUT/fp8ab.md
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-fp8ab.sh"
@@ -28,8 +27,8 @@ lim() { local l; l=$(left); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
 # knob settings: label, then the environment
 SETTINGS=(
   "default|FASTGEN_FP8_SMALL_MAX_M=8 FASTGEN_FP8_GEMV_MAX_M=1"
-  "kdepth8|FASTGEN_FP8_SMALL_KDEPTH=8"
-  "gemvdepth2|FASTGEN_FP8_GEMV_DEPTH=2"
+  "mma|FASTGEN_FP8_MMA_MAX_M=8"
+  "small1|FASTGEN_FP8_GEMV_MAX_M=0"
 )
 
 say "tests"
@@ -44,7 +43,7 @@ say "gemvSmall.test.ts: $(grep -E "^ *[0-9]+ (pass|fail)" "$A/test_gemv_small.lo
 for s in "${SETTINGS[@]}"; do
   name=${s%%|*}; envs=${s#*|}
   [ "$(left)" -lt 15 ] && { say "kernel bench $name skipped (budget)"; continue; }
-  case "$name" in default) extra="--ms 1,2,4,8,16 --lt" ;; kdepth8) extra="--ms 2,4,8" ;; gemvdepth2) extra="--ms 1" ;; *) extra="--ms 1,2,4,8" ;; esac
+  case "$name" in default) extra="--ms 1,2,4,8,16 --lt" ;; small1) extra="--ms 1" ;; *) extra="--ms 1,2,4,8" ;; esac
   rm -f "$A/timing-$name.txt"
   timeout "$(lim 40)" env $envs FASTGEN_FP8_TIMING="$A/timing-$name.txt" bash .gpu/enter \
     bun bench/gpu/fp8Gemv.ts "$A/ceilings.json" "$A/kernel-$name.json" $extra > "$A/kernel-$name.log" 2>&1 || say "kernel bench $name failed"

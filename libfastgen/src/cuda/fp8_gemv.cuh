@@ -44,6 +44,9 @@ __device__ __forceinline__ void e4m3x16(const uint4 &v, float *f) {
 constexpr float kE4m3Unit = 0x1p120f;
 
 constexpr int kFp8GemvMaxRows = 8;
+constexpr int kFp8MmaMaxRows = 8;
+// vLLM's floor for a dynamic activation scale, 1 / (448 * 512): a zero row quantizes to zeros.
+constexpr float kMinTokenScale = 1.f / (448.f * 512.f);
 constexpr int kFp8SmallMaxRows = 16;  // gemv_small.cuh kGemvSmallMaxM
 
 // act < 0: y bf16 [M, N] or fp32 (accumulate: +=); bias unused.
@@ -59,5 +62,12 @@ void fp8_gemv_launch(const bf16 *x, const Weight &w, void *y, bool y_f32, bool a
 // fallback does).
 void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
                     const float *bias, int M, int N, int K, cudaStream_t st);
+
+// The W8A8 tensor-core GEMV (fp8_mma.cu), same contract for 1 <= M <= kFp8MmaMaxRows where
+// fp8_mma_takes: x quantized to E4M3 per row and 64-k group (dynamic; or w.input_scale), E4M3 x
+// E4M3 m16n8k32 MMAs, per-row weight scales only (kblock >= K), sm_89+.
+bool fp8_mma_takes(const Weight &w, int M, int K);
+void fp8_mma_gemv(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act, const float *bias,
+                  int M, int N, int K, cudaStream_t st);
 
 }  // namespace fgcu
