@@ -30,7 +30,8 @@
 # bench/gpu/run_pdl.sh, ~3 min), `piecewise` (issue 24 item 3: mixed passes, 32 decodes + a 32-992-token
 # chunk and single chunks of 64-1024 tokens, on the 7B shape under FASTGEN_PIECEWISE_GRAPHS 0 and 1,
 # PIECEWISE_ROUNDS rounds (default 2) alternating, bench/gpu/piecewise.ts; run `tests:piecewise`
-# before it; ~2-3 min).
+# before it; ~2-3 min), `spec` (issue 22: bench/device/run-speculative.sh, batch 1/4/16/64 without
+# speculation, ngram, a self-draft and a penalized self-draft; ~3-4 min).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -153,6 +154,12 @@ for stage in "$@"; do
         ( [ "$v" = default ] || export $v; FASTGEN_BACKEND=cuda timeout "$l" bash .gpu/enter bun bench/speculative.ts --model "$M" --tokens 64 --batches 1,2,3 --draft "$M" ) > "$W/specinv-${v%% *}.log" 2>&1 || say "specinv $v failed"
         say "specinv $v:"; tail -14 "$W/specinv-${v%% *}.log" >> "$W/summary.txt"
       done ;;
+    spec)
+      # issue 22's device figures: bench/device/run-speculative.sh (no speculation / ngram / a
+      # self-draft / a self-draft with penalties, batch 1, 4, 16, 64, outputs checked equal)
+      mkdir -p "$W/spec"
+      OUT="$W/spec" timeout "$(left)" bash .gpu/enter bash bench/device/run-speculative.sh > "$W/spec.log" 2>&1 || say "spec failed"
+      grep -E "│|Speculative|differ" "$W/spec.log" | tail -80 >> "$W/summary.txt" ;;
     fp8acc)
       timeout "$(left)" bash .gpu/enter bun bench/gpu/fp8Accuracy.ts "$W" > "$W/fp8acc.log" 2>&1 || say "fp8acc failed"
       tail -30 "$W/fp8acc.log" >> "$W/summary.txt" ;;
