@@ -40,6 +40,7 @@ constexpr int kTileRows = 16;  // output rows a block
 constexpr int kStepK = 64;     // k a warp step: two m16n8k32 MMAs
 constexpr int kDepth = 4;      // steps of weight loads in flight a warp (1 KB each)
 constexpr int kXPad = 64;      // bytes after each quantized x row (MmaSmem)
+constexpr int kXBatch = 4;     // x loads a lane has in flight while quantizing
 
 __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint32_t b0, uint32_t b1) {
@@ -95,33 +96,45 @@ __global__ void __launch_bounds__(kWarps * 32)
   pdl_wait();
   pdl_launch_dependents();
 
-  // Quantize this warp's steps of x: 8 lanes a (row, step) group of 64, 8 values a lane; the
-  // group's k past K become zeros (so do the MMAs' tails).
+  // Quantize this warp's steps of x: 8 lanes a (row, step) group of 64, 8 values a lane, up to
+  // kXBatch groups a lane loaded before any is used (their L2 latencies overlap); a group's k past
+  // K become zeros (so do the MMAs' tails).
   const int nsteps = s1 - s0, groups = M * nsteps;
-  for (int base = 0; base < groups; base += 4) {
-    const int item = base + (lane >> 3), sub = lane & 7;
-    const bool valid = item < groups;
-    const int m = valid ? item / nsteps : 0, s = s0 + (valid ? item % nsteps : 0);
-    const int k = s * kStepK + sub * 8;
-    float v[8];
-    if (valid && k < K) load8(x + (size_t)m * K + k, v);
-    else
+  for (int base = 0; base < groups; base += 4 * kXBatch) {
+    uint4 raw[kXBatch];
 #pragma unroll
-      for (int i = 0; i < 8; i++) v[i] = 0.f;
-    float amax = 0.f;
+    for (int j = 0; j < kXBatch; j++) {
+      const int item = base + 4 * j + (lane >> 3);
+      const int m = item / max(nsteps, 1), k = (s0 + item % max(nsteps, 1)) * kStepK + (lane & 7) * 8;
+      raw[j] = item < groups && k < K ? *reinterpret_cast<const uint4 *>(x + (size_t)m * K + k) : zero;
+    }
 #pragma unroll
-    for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
+    for (int j = 0; j < kXBatch; j++) {
+      if (base + 4 * j >= groups) break;  // uniform across the warp
+      const int item = base + 4 * j + (lane >> 3);
+      const int m = item / nsteps, s = s0 + item % nsteps, k = s * kStepK + (lane & 7) * 8;
+      float v[8];
+      const __nv_bfloat162 *h2 = reinterpret_cast<const __nv_bfloat162 *>(&raw[j]);
 #pragma unroll
-    for (int off = 1; off < 8; off <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-    const float sc = input_scale > 0.f ? input_scale : fmaxf(amax / 448.f, kMinTokenScale);
-    const float inv = 1.f / sc;
-    uint32_t h[4];
+      for (int i = 0; i < 4; i++) {
+        const float2 f = __bfloat1622float2(h2[i]);
+        v[2 * i] = f.x, v[2 * i + 1] = f.y;
+      }
+      float amax = 0.f;
 #pragma unroll
-    for (int j = 0; j < 4; j++)
-      h[j] = __nv_cvt_float2_to_fp8x2(make_float2(v[2 * j] * inv, v[2 * j + 1] * inv), __NV_SATFINITE, __NV_E4M3);
-    if (valid) {
-      *reinterpret_cast<uint2 *>(xq + (size_t)m * L.xstride + k) = make_uint2(h[0] | (h[1] << 16), h[2] | (h[3] << 16));
-      if (sub == 0) xs[s * MM + m] = sc;
+      for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
+#pragma unroll
+      for (int off = 1; off < 8; off <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+      const float sc = input_scale > 0.f ? input_scale : fmaxf(amax / 448.f, kMinTokenScale);
+      const float inv = 1.f / sc;
+      uint32_t q[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+        q[i] = __nv_cvt_float2_to_fp8x2(make_float2(v[2 * i] * inv, v[2 * i + 1] * inv), __NV_SATFINITE, __NV_E4M3);
+      if (item < groups) {
+        *reinterpret_cast<uint2 *>(xq + (size_t)m * L.xstride + k) = make_uint2(q[0] | (q[1] << 16), q[2] | (q[3] << 16));
+        if ((lane & 7) == 0) xs[s * MM + m] = sc;
+      }
     }
   }
   __syncwarp();
