@@ -1,11 +1,10 @@
-// The CPU execution model of emu.h: fibers, the round-robin scheduler, barriers, queued cp.async,
+// The CPU execution model of emu.h: fibers, the scheduler, barriers, cp.async landing early or late,
 // and the few CUDA runtime calls the launch code makes (one device: 132 SMs, 227 KiB of opt-in
 // shared memory, as an H100).
 #include "emu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <ucontext.h>
 
 #include <vector>
 
@@ -21,8 +20,35 @@ struct Copy {
   bool ok;
 };
 
+// x86-64 context switch: push the callee-saved registers, save the stack pointer to *save, load
+// `load`, pop the other context's registers and return into it (no signal-mask syscall, unlike
+// swapcontext).
+extern "C" void emu_switch(void **save, void *load);
+asm(R"(
+.text
+.globl emu_switch
+.type emu_switch,@function
+emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size emu_switch, .-emu_switch
+)");
+
 struct Fiber {
-  ucontext_t ctx;
+  void *sp = nullptr;
   State state = RUN;
   long warp_calls = 0;  // warp_sync calls so far
   std::vector<Copy> open;
@@ -38,7 +64,7 @@ struct Block {
   int n = 0, cur = -1;
   std::vector<Fiber> fibers;
   std::vector<uint32_t> slots;  // [warps][32][16]
-  ucontext_t sched;
+  void *sched = nullptr;
   const std::function<void()> *body = nullptr;
   bool land_early = false;
 };
@@ -47,7 +73,7 @@ Block *B = nullptr;
 alignas(128) unsigned char g_smem[256 * 1024];
 
 Fiber &me() { return B->fibers[B->cur]; }
-void yield() { swapcontext(&me().ctx, &B->sched); }
+void yield() { emu_switch(&me().sp, B->sched); }
 
 void land(std::vector<Copy> &g) {
   for (const Copy &c : g) {
@@ -81,7 +107,18 @@ bool release_warp(Block &blk, int w) {
 void fiber_main() {
   (*B->body)();
   me().state = DONE;
-  yield();
+  yield();  // never resumed
+  abort();
+}
+
+// A fresh fiber's stack: six zero registers for emu_switch to pop, then fiber_main as the return
+// address, above it a dummy slot so that fiber_main starts with rsp = 8 mod 16 as after a call.
+void *fresh_stack(char *base) {
+  uintptr_t top = ((uintptr_t)base + kStack) & ~(uintptr_t)15;
+  void **sp = (void **)(top - 8);
+  *--sp = (void *)&fiber_main;
+  for (int i = 0; i < 6; i++) *--sp = nullptr;
+  return sp;
 }
 
 }  // namespace
@@ -129,7 +166,7 @@ void cp_wait(int n) {
   }
 }
 
-void run_grid(dim3 grid, dim3 block, const std::function<void()> &body) {
+void run_grid(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void()> &body) {
   const int n = block.x * block.y * block.z;
   if (n % 32 != 0) {
     fprintf(stderr, "emu: blocks of whole warps only (%d threads)\n", n);
@@ -147,16 +184,9 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()> &body) {
         blk.body = &body;
         blk.land_early = (bx + by + bz) % 2 == 0;
         B = &blk;
-        memset(g_smem, 0xff, sizeof g_smem);
+        memset(g_smem, 0xff, smem_bytes < sizeof g_smem ? smem_bytes : sizeof g_smem);
         while ((int)stacks.size() < n) stacks.push_back((char *)malloc(kStack));
-        for (int t = 0; t < n; t++) {
-          Fiber &f = blk.fibers[t];
-          getcontext(&f.ctx);
-          f.ctx.uc_stack.ss_sp = stacks[t];
-          f.ctx.uc_stack.ss_size = kStack;
-          f.ctx.uc_link = nullptr;
-          makecontext(&f.ctx, fiber_main, 0);
-        }
+        for (int t = 0; t < n; t++) blk.fibers[t].sp = fresh_stack(stacks[t]);
         // Warps in a random order a block, each run as far as it can (to a barrier or its end)
         // before the next starts: the most skew between warps, so a missing barrier shows.
         std::vector<int> order(n / 32);
@@ -172,7 +202,7 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()> &body) {
               for (int l = 0; l < 32; l++)
                 if (blk.fibers[w * 32 + l].state == RUN) {
                   blk.cur = w * 32 + l;
-                  swapcontext(&blk.sched, &blk.fibers[w * 32 + l].ctx);
+                  emu_switch(&blk.sched, blk.fibers[w * 32 + l].sp);
                 }
               if (!release_warp(blk, w)) break;
             }

@@ -1,13 +1,13 @@
-// A CUDA execution model on the CPU for kernel tests without a GPU: every thread of a block is a
-// fiber (ucontext) of one OS thread, run round-robin until it blocks on __syncthreads or on a warp
-// collective (shuffles, ldmatrix, mma.sync), which completes once every live lane of the warp
-// has arrived. Warps run in a random order, each as far as it can before the next; cp.async
-// copies land at once in even blocks and at cp.async.wait_group in odd ones; shared memory starts
-// as NaNs: a tile read before its wait, a buffer refilled before a barrier, a read of something
-// never written all show up as wrong answers. Blocks run one after another. Fragment layouts follow the PTX ISA (mma
-// m16n8k16 .bf16: A a0 (g, 2t..2t+1), a1 (g+8, ..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B b0 (k
-// 2t..2t+1, n g), b1 (k 2t+8..); C c0,c1 (g, 2t..2t+1), c2,c3 (g+8, ..); g = lane / 4, t = lane % 4),
-// written independently of the kernels that use them.
+// A CUDA execution model on the CPU for kernel tests without a GPU. Every thread of a block is a
+// fiber (its own stack, an x86-64 register switch) of one OS thread that runs until it blocks on
+// __syncthreads or on a warp collective (shuffles, ldmatrix, mma.sync); a collective completes
+// once every live lane of the warp has arrived. To make races show up as wrong answers: warps run
+// in a random order, each as far as it can before the next starts; cp.async copies land at once
+// in even blocks and only at cp.async.wait_group in odd ones; a block's shared memory starts as
+// NaNs. Blocks run one after another. Fragment layouts follow the PTX ISA, written here
+// independently of the kernels (mma m16n8k16 .bf16, g = lane / 4, t = lane % 4: A a0 (row g, k
+// 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B b0 (k 2t..2t+1, col g), b1 (k
+// 2t+8..); C c0, c1 (g, 2t..2t+1), c2, c3 (g+8, 2t..)).
 // Built by test/cudaEmu/build.ts with g++ against the CUDA headers (host parts only).
 #pragma once
 #include <cuda_runtime.h>
@@ -43,9 +43,9 @@ uint32_t *warp_slots();
 void cp_async(void *dst, const void *src, int bytes, bool ok);
 void cp_commit();
 void cp_wait(int n);
-void run_grid(dim3 grid, dim3 block, const std::function<void()> &body);
-// The block's dynamic shared memory (256 KiB), filled with 0xff bytes (bf16 / fp32 NaNs) before
-// each block, so that a read of anything the block did not write poisons the result.
+void run_grid(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void()> &body);
+// The block's dynamic shared memory (256 KiB), its launch's bytes filled with 0xff (bf16 / fp32
+// NaNs) before each block, so that a read of anything the block did not write poisons the result.
 unsigned char *smem();
 
 template <typename T>
@@ -118,8 +118,8 @@ inline void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
 }
 
 template <typename... P, typename... A>
-void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t, cudaStream_t, A... args) {
-  run_grid(grid, block, [&] { kernel(static_cast<P>(args)...); });
+void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t, A... args) {
+  run_grid(grid, block, smem_bytes, [&] { kernel(static_cast<P>(args)...); });
 }
 
 }  // namespace emu
