@@ -8,7 +8,7 @@
 # K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
 # one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
-# (bench/gpu/mla.ts, the latent attention kernel alone), `specinv` (a self-draft at batch 1-3 with the
+# (bench/gpu/mla.ts, the latent attention kernels alone: fp32 vs tensor-core, FASTGEN_MLA_KERNEL=fma / mma), `specinv` (a self-draft at batch 1-3 with the
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
 # `fp8ab` (the FP8 small-batch GEMM paths A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8kv` (bench/gpu/fp8Kv.ts:
 # FP8 vs bf16 KV cache on the 7B shape, blocks, decode attention GB/s, decode at 1/32 x 4k and
@@ -105,7 +105,7 @@ for stage in "$@"; do
     mlabench)
       ceilings
       FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
-      tail -12 "$W/mla_bench.log" >> "$W/summary.txt" ;;
+      tail -16 "$W/mla_bench.log" >> "$W/summary.txt" ;;
     fp8kv)
       ceilings
       rm -f /tmp/fp8kv_attn_ms.txt

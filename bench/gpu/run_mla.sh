@@ -5,7 +5,8 @@
 #          yardstick test/gpu/fixtures.test.ts reads), when bench/results/hf-bf16-drift-deepseek.json
 #          is missing or DRIFT=1; the file comes back in $OUT (commit it)
 #   tests  test/gpu/mla.test.ts, families.test.ts, fixtures.test.ts, each in its own process
-#   bench  bench/gpu/mla.ts: the latent attention kernel alone at V2-Lite's widths
+#   bench  bench/gpu/mla.ts: the latent attention kernels alone at V2-Lite's widths (fp32 and
+#          tensor-core, FASTGEN_MLA_KERNEL=fma / mma, one table with the ratio)
 #   all    the rest of test/gpu (regressions elsewhere)
 #   here: npm run build && build the stripped sm_90a .gpu-lib (bench/gpu/README.md)
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/gpu/run_mla.sh"
@@ -35,9 +36,9 @@ for stage in "${@:-drift tests bench}"; do
       bench)
         timeout 120 python3 bench/gpu/ceilings.py "$OUT/ceilings.json" > /dev/null 2>&1 || echo "ceilings failed"
         rm -f /tmp/mla_ms.txt
-        FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout 180 bash .gpu/enter bun bench/gpu/mla.ts "$OUT/ceilings.json" "$OUT" \
+        FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout 400 bash .gpu/enter bun bench/gpu/mla.ts "$OUT/ceilings.json" "$OUT" \
           > "$OUT/mla_bench.log" 2>&1 || echo "mla bench failed"
-        tail -12 "$OUT/mla_bench.log" ;;
+        tail -16 "$OUT/mla_bench.log" ;;
       all)
         run_gpu_tests "$OUT/test_gpu.log"
         grep -E "fail|error|^ *[0-9]+ (pass|fail)|^===" "$OUT/test_gpu.log" | head -120 ;;

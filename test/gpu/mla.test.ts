@@ -4,8 +4,12 @@
 // heads, 512 + 64) and V2's (128 heads), the fixtures' (4 heads, 32 + 8), head counts that fill
 // 1, 2 or 4 heads a warp and a partial last head group, decode tokens and prompt chunks at any
 // context offset, odd block sizes, sliding windows, a logit softcap, forced and automatic key
-// splits. Relative error ‖gpu − cpu‖ / ‖cpu‖ < 1e-2 (bf16 output).
+// splits. Relative error ‖gpu − cpu‖ / ‖cpu‖ < 1e-2 (bf16 output). The default kernel is
+// FASTGEN_MLA_KERNEL's (fma: the fp32 one); the last describe runs these cases and fp8Kv.test.ts's
+// latent ones again with the tensor-core kernel (mma16, mma64: 16 or 64 query rows a CTA), each in
+// a child process (libfastgen reads its knobs once a process).
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { mlaAttention, type MlaAttentionShape } from "../../src/native";
 import { makeBatch, relErr, type SeqChunk } from "../native/helpers";
 import { hasGpu, randomArray, roundBf16, shuffledPagedBatch } from "./gpuHelpers";
@@ -94,4 +98,20 @@ describe("the latent attention hook on the CPU", () => {
     const shape: MlaAttentionShape = { numHeads: 2, latent: 8, rope: 0, blockSize: 4, numBlocks: 1, window: 0, scale: 0 };
     expect(() => mlaAttention("cpu", batch, new Float32Array(16), new Float32Array(32), shape)).toThrow("bad arguments");
   });
+});
+
+const KERNEL_RUNS = ["mma16", "mma64"];
+describe.skipIf(!hasGpu || process.env.FASTGEN_MLA_AB_CHILD === "1")("the tensor-core latent attention kernel (child processes)", () => {
+  for (const kernel of KERNEL_RUNS) {
+    test(`FASTGEN_MLA_KERNEL=${kernel}`, () => {
+      const r = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", import.meta.path,
+        join(import.meta.dir, "fp8Kv.test.ts"), "-t", "cuda latent attention vs cpu|latent: "], {
+        env: { ...process.env, FASTGEN_MLA_KERNEL: kernel, FASTGEN_MLA_AB_CHILD: "1" }, stdout: "pipe", stderr: "pipe",
+      });
+      const out = r.stdout.toString() + r.stderr.toString();
+      for (const line of out.split("\n")) if (/latent attention|\(fail\)|error:|^ *\d+ (pass|fail)/.test(line)) console.log(`[${kernel}] ${line}`);
+      expect(r.exitCode).toBe(0);
+      expect(out).toMatch(/\b[1-9]\d* pass/);
+    }, 300_000);
+  }
 });

@@ -36,6 +36,7 @@
   X(ATTN_BN, INT, "64", "keys per K/V tile at head_dim 128: 64 or 32 (A/B timing)")               \
   X(ATTN_HOPPER, INT, "1", "prompt-chunk attention on sm_90: 1 the wgmma kernel (cuda/attention_hopper.cu; head_dim 64/128/256, 128-row tiles), 0 the mma.sync kernel, 2 the wgmma kernel without GEMM/softmax overlap (A/B)") \
   X(ATTN_FP8_DIRECT, FLAG, "0", "FP8 KV cache, decode (narrow) attention tiles at head_dim 32/64/96/128: 1 loads E4M3 K/V from global memory straight into registers and widens them into the MMA fragments there (cuda/attention_fp8_direct.cu: no shared-memory staging, no barrier per key tile); 0: the staged kernel. H200 2026-12-07: attention alone 1.08-1.10x at 32 x 4096 and 64 x 2048 but 0.93x at 8 x 4096, engine decode 32 x 4096 unchanged (19.69 vs 19.52 ms), so 0") \
+  X(MLA_KERNEL, STR, "fma", "latent attention (DeepSeek MLA): \"fma\" the fp32 CUDA-core kernel (cuda/attention_mla.cu); \"mma\" the bf16 tensor-core kernel (cuda/attention_mla_mma.cu), 16 or 64 query rows a CTA chosen by the batch; \"mma16\" / \"mma64\" force the rows (A/B timing). Default fma until the device has measured mma") \
   X(ATTN_SPLITS, INT, "-1", "decode key splits: -1 chooses by occupancy, N >= 0 forces max(N, 1)") \
   X(ATTN_TIMING, STR, "", "test hook: append the median of 20 attention launches (ms) to this file") \
   X(FP8_TIMING, STR, "", "bench hook: fg_cuda_fp8_linear_host appends the median of 20 launches (ms), each after an L2 flush, to this file") \

@@ -18,6 +18,7 @@
 #include "cuda/attention_hopper.cuh"
 #include "cuda/cp_async.cuh"
 #include "cuda/kv_fp8.cuh"
+#include "cuda/ldmatrix.cuh"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +27,6 @@ namespace fgcu {
 namespace {
 
 constexpr int kThreads = 128;
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-
 
 // bf16: Q [BM][HD + 8], K and V [2][BN][HD + 8]. FP8: Q, K and V [1][BN][HD + 8] (the widened
 // tile), then the E4M3 staging K and V [2][BN][HD].

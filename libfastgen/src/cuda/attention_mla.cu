@@ -19,6 +19,7 @@
 // 1 / l.
 #include "cuda/attention_mla.cuh"
 
+#include "cuda/attention_mla_mma.cuh"
 #include "cuda/cp_async.cuh"
 #include "cuda/kv_fp8.cuh"
 
@@ -285,7 +286,8 @@ int mla_attention(const MlaAttnArgs &a, cudaStream_t s, char *err) {
     snprintf(err, 512, "mla_attention: %d key splits (at most %d, with their partial buffers)", a.splits, kMaxSplits);
     return FG_ERR_INTERNAL;
   }
-  switch (heads_per_warp(a.num_heads)) {
+  if (mla_mma_takes()) FGCU_CHECK(mla_attention_mma(a, s, err));  // FASTGEN_MLA_KERNEL=mma*
+  else switch (heads_per_warp(a.num_heads)) {
     case 1: FGCU_CHECK(launch_kv<1>(a, s, err)); break;
     case 2: FGCU_CHECK(launch_kv<2>(a, s, err)); break;
     default: FGCU_CHECK(launch_kv<4>(a, s, err)); break;

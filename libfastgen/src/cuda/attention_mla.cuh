@@ -17,7 +17,8 @@
 // in shared memory as fp32), then each lane accumulates 2 of every 64 latent columns over the
 // tile's keys. Decode-sized steps split their keys over several CTAs (flash-decoding) and a
 // combine kernel merges the parts by their log-sum-exp. Plain fp32 FMA, no tensor cores: the
-// correct-first kernel (a tensor-core one, as FlashMLA, is the next step for long prefills).
+// correct-first kernel. FASTGEN_MLA_KERNEL=mma runs the tensor-core one instead
+// (attention_mla_mma.cuh: same arguments, same split layout and combine).
 #pragma once
 #include "cuda/common.cuh"
 
