@@ -13,7 +13,7 @@
   X(CPU_ISA, STR, "", "cap the CPU kernels' ISA: \"generic\" or \"avx2\" (default: the best found)") \
   X(STEP_OVERLAP, FLAG, "1", "fg_step_launch returns while the forward pass runs (CPU: on a library thread; CUDA: queued), so the host computes masks meanwhile; 0: finish runs the whole step") \
   X(CUDA_GRAPHS, FLAG, "1", "capture decode steps as CUDA graphs")                               \
-  X(PIECEWISE_GRAPHS, FLAG, "0", "mixed passes (decodes + a prompt chunk, 17-2048 tokens) as CUDA graphs in pieces between the attentions, captured per token count rounded up to a bucket (cuda/piecewise.cu: dense models, one GPU, bf16 weights); 0: eager. Default 0 until measured") \
+  X(PIECEWISE_GRAPHS, FLAG, "0", "mixed passes (decodes + a prompt chunk, 17-2048 tokens) as CUDA graphs in pieces between the attentions, captured per token count rounded up to a bucket (cuda/piecewise.cu: dense models, one GPU, bf16 weights); 0: eager. H100 2026-12-07 (7B shape, bench/results/device-wave12-h100.md): 0.97-0.98x eager's time at 64-256 tokens, 1.00-1.02x at 288-1024 (a bucket's pad rows cost what the launches save), served effect not measured yet, so 0") \
   X(PROFILE, FLAG, "0", "device time per op kind, printed to stderr at destroy (graphs off)")    \
   X(PDL, FLAG, "1", "programmatic dependent launch on compute capability 9.0+")                  \
   X(PDL_ATTN, INT, "1", "attention's part in PDL: 0 none, 1 overlaps its start, 2 also lets the next kernel in early") \
