@@ -57,10 +57,8 @@ __global__ void __launch_bounds__(kThreads) mla_attn_kernel(MlaAttnArgs p) {
   const int seq = p.token_seq[t];
   const int pos = p.context_lens[seq] + (t - p.cu_seqlens[seq]);
   const int *btab = p.block_indices + p.block_indptr[seq];
-  const int lo = p.window > 0 ? max(0, pos - p.window + 1) : 0;
-  const int chunk = ((pos - lo + 1 + p.splits - 1) / p.splits + kKeys - 1) / kKeys * kKeys;
-  const int s_lo = lo + split * chunk, s_hi = min(pos, s_lo + chunk - 1);
-  const int n_tiles = s_hi >= s_lo ? (s_hi - s_lo) / kKeys + 1 : 0;
+  const MlaKeys keys = mla_split_keys(p, pos, pos, split, kKeys);
+  const int s_lo = keys.s_lo, s_hi = keys.s_hi, n_tiles = keys.n_tiles;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
 
   // Keys k0 .. k0 + 31 of the split into buffer buf: warp w copies rows w, w + 4, ..., a lane

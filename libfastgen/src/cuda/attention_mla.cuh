@@ -39,6 +39,21 @@ struct MlaAttnArgs {
   float kv_scale;
 };
 
+// The keys split `split` of p.splits scores for query positions first..last of one sequence (one
+// kernel block): from the window's start for `first` (or 0) to `last`, cut into p.splits chunks
+// of whole tiles of `tile` keys; keys s_lo..s_hi, n_tiles tiles (0: an empty split).
+struct MlaKeys {
+  int s_lo, s_hi, n_tiles;
+};
+__device__ __forceinline__ MlaKeys mla_split_keys(const MlaAttnArgs &p, int first, int last, int split, int tile) {
+  const int lo = p.window > 0 ? max(0, first - p.window + 1) : 0;
+  const int chunk = ((last - lo + 1 + p.splits - 1) / p.splits + tile - 1) / tile * tile;
+  MlaKeys k;
+  k.s_lo = lo + split * chunk, k.s_hi = min(last, k.s_lo + chunk - 1);
+  k.n_tiles = k.s_hi >= k.s_lo ? (k.s_hi - k.s_lo) / tile + 1 : 0;
+  return k;
+}
+
 // 0, or FG_ERR_UNSUPPORTED with a message when the kernel is not built for these widths:
 // latent <= 512 and even, latent + rope a multiple of 8 (16-byte rows), rope <= 256.
 int mla_attention_check(int latent, int rope, char *err);

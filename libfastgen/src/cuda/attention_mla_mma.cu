@@ -121,10 +121,8 @@ __global__ void __launch_bounds__(kThreads, RB == 1 ? 2 : 1) mla_mma_kernel(MlaA
   auto row_ok = [&](int r) { return r / cfg.hg < nt && h0 + r % cfg.hg < p.num_heads; };
   const int pos0 = p.context_lens[seq] + rel, pos_last = pos0 + nt - 1;
   const int *btab = p.block_indices + p.block_indptr[seq];
-  const int lo = p.window > 0 ? max(0, pos0 - p.window + 1) : 0;
-  const int chunk = ((pos_last - lo + 1 + p.splits - 1) / p.splits + kKeys - 1) / kKeys * kKeys;
-  const int s_lo = lo + split * chunk, s_hi = min(pos_last, s_lo + chunk - 1);
-  const int n_tiles = s_hi >= s_lo ? (s_hi - s_lo) / kKeys + 1 : 0;
+  const MlaKeys keys = mla_split_keys(p, pos0, pos_last, split, kKeys);
+  const int s_lo = keys.s_lo, s_hi = keys.s_hi, n_tiles = keys.n_tiles;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
 
   // Keys k0 .. k0 + 31 into buffer buf, 8 elements a thread step; keys past s_hi zero-filled.

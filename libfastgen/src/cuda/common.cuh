@@ -98,17 +98,18 @@ __device__ __forceinline__ float block_max(float v, float *scratch) {
   return m;
 }
 
-// 8 bf16 <-> 8 floats through one 16-byte access.
-__device__ __forceinline__ void load8(const bf16 *p, float *out) {
-  uint4 u = *reinterpret_cast<const uint4 *>(p);
+// The 8 bf16 of a 16-byte word as floats.
+__device__ __forceinline__ void unpack8(const uint4 &u, float *out) {
   const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
 #pragma unroll
   for (int i = 0; i < 4; i++) {
-    float2 f = __bfloat1622float2(h[i]);
+    const float2 f = __bfloat1622float2(h[i]);
     out[2 * i] = f.x;
     out[2 * i + 1] = f.y;
   }
 }
+// 8 bf16 <-> 8 floats through one 16-byte access.
+__device__ __forceinline__ void load8(const bf16 *p, float *out) { unpack8(*reinterpret_cast<const uint4 *>(p), out); }
 __device__ __forceinline__ void store8(bf16 *p, const float *v) {
   uint4 u;
   __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&u);

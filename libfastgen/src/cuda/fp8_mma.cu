@@ -114,12 +114,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       const int item = base + 4 * j + (lane >> 3);
       const int m = item / nsteps, s = s0 + item % nsteps, k = s * kStepK + (lane & 7) * 8;
       float v[8];
-      const __nv_bfloat162 *h2 = reinterpret_cast<const __nv_bfloat162 *>(&raw[j]);
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const float2 f = __bfloat1622float2(h2[i]);
-        v[2 * i] = f.x, v[2 * i + 1] = f.y;
-      }
+      unpack8(raw[j], v);
       float amax = 0.f;
 #pragma unroll
       for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));

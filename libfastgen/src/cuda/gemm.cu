@@ -151,12 +151,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
       const int k = k0 + u * 256;
       if (k >= K) break;
       float wf[8];
-      const __nv_bfloat162 *hw = reinterpret_cast<const __nv_bfloat162 *>(&wv[u]);
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const float2 f = __bfloat1622float2(hw[i]);
-        wf[2 * i] = f.x, wf[2 * i + 1] = f.y;
-      }
+      unpack8(wv[u], wf);
       float xv[8];
       load8(x + k, xv);
 #pragma unroll
