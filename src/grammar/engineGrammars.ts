@@ -29,11 +29,11 @@ import { MaskCache, type GrammarRef } from "./maskCache";
 import { SequenceGrammar } from "./sequenceGrammar";
 import type { StructuredOutput } from "./spec";
 import { checkStructuredOutput } from "./spec";
-import type { GrammarSource } from "./worker/protocol";
+import { epochMs, type GrammarSource } from "./worker/protocol";
 
 export { GrammarCompileTimeoutError, GrammarError, GrammarWorkerError } from "./grammarErrors";
 export { DEFAULT_COMPILE_TIMEOUT_MS } from "./grammarClient";
-export { defaultGrammarWorkers } from "./grammarPool";
+export { asksMasksEarly, defaultGrammarWorkers } from "./grammarPool";
 
 /** How long a pass waits for its masks (a mask takes microseconds; a pass never waits for a compile). */
 export const DEFAULT_MASK_TIMEOUT_MS = 10_000;
@@ -46,8 +46,10 @@ export interface GrammarModel {
 }
 
 export interface EngineGrammarsOptions {
-  /** Grammar Workers; 0 or absent: defaultGrammarWorkers() (grammarPool.ts). */
+  /** Grammar Workers; 0 or absent: defaultGrammarWorkers() (grammarPool.ts) for `backend`. */
   workers?: number;
+  /** The engine's backend (the default Worker count depends on it); absent: cpu. */
+  backend?: "cpu" | "cuda";
   /** The Workers' vocabulary when not the model's tokenizer (benches, tests). */
   source?: GrammarSource;
   /** Deadline of one compile (DEFAULT_COMPILE_TIMEOUT_MS when absent). */
@@ -83,11 +85,17 @@ export class EngineGrammars {
   /** Masks by exact matcher state, shared by samples in that state (maskCache.ts). */
   readonly maskCache = new MaskCache();
   /**
-   * Masks: engine-thread ms handling them (maskMs), ms passes waited for the Workers (waitMs), the
-   * Workers' ms computing them (workerMs: summed over Workers; busiestMs: the busiest Worker's
-   * per ask round, what a pass can wait for); masks handed out, and those XGrammar computed.
+   * Masks: engine-thread ms handling them (maskMs: askMs asking, receiveMs taking answers), ms
+   * passes waited for the Workers (waitMs), the Workers' ms computing them (workerMs: summed over
+   * Workers, of which syncMs bringing matchers up to date and fillMs in XGrammar's mask fill;
+   * busiestMs: the busiest Worker's per ask round, what a pass can wait for), the hand-offs
+   * (toWorkerMs: an ask posted to its Worker taking it; fromWorkerMs: an answer posted to the
+   * engine taking it; summed over asks); masks handed out, and those XGrammar computed.
    */
-  readonly timing = { maskMs: 0, waitMs: 0, workerMs: 0, busiestMs: 0, masks: 0, computed: 0 };
+  readonly timing = {
+    maskMs: 0, askMs: 0, receiveMs: 0, waitMs: 0, workerMs: 0, syncMs: 0, fillMs: 0, busiestMs: 0,
+    toWorkerMs: 0, fromWorkerMs: 0, masks: 0, computed: 0,
+  };
   maskTimeoutMs = DEFAULT_MASK_TIMEOUT_MS;
   /** Per requestMasks round: the largest Worker ms reported so far (for busiestMs). */
   private roundMs = new Map<number, number>();
@@ -95,7 +103,7 @@ export class EngineGrammars {
   constructor(model: GrammarModel, options: EngineGrammarsOptions = {}) {
     this.stopIds = new Set(model.eosTokenIds);
     const source = options.source ?? { modelDir: model.modelDir, vocabSize: model.vocabSize };
-    this.pool = new GrammarPool(options.workers || defaultGrammarWorkers(), source, model.eosTokenIds, options.compileTimeoutMs);
+    this.pool = new GrammarPool(options.workers || defaultGrammarWorkers(undefined, options.backend), source, model.eosTokenIds, options.compileTimeoutMs);
     this.pool.onFailure = (w, e) => {
       for (const g of this.live) if (g.worker === w.index) this.failSample(g, e);
     };
@@ -204,7 +212,9 @@ export class EngineGrammars {
       const round = this.nextAsk;
       for (const [index, ask] of byWorker) this.send(index, ask, round);
     }
-    this.timing.maskMs += performance.now() - t0;
+    const ms = performance.now() - t0;
+    this.timing.maskMs += ms;
+    this.timing.askMs += ms;
   }
 
   /** Sends one Worker its part of a round of mask requests. */
@@ -217,11 +227,12 @@ export class EngineGrammars {
       return;
     }
     const id = this.nextAsk++;
+    const postedAt = epochMs();
     const { id: clientId, reply } = client.masks(leaders.map((g) => g.takeSync()));
     for (const g of leaders) g.requested = id;
     for (const [g] of followers) g.requested = id;
     const done = reply.then(
-      (m) => this.receive(id, m, leaders, keys, followers, round),
+      (m) => this.receive(id, m, leaders, keys, followers, round, postedAt),
       (e: Error) => {
         for (const g of leaders) this.failSample(g, e);
         for (const [g] of followers) this.failSample(g, e);
@@ -231,8 +242,11 @@ export class EngineGrammars {
   }
 
   /** Hands a masks answer to the samples that asked for it (and those sharing their states). */
-  private receive(id: number, m: MasksReply, asked: SequenceGrammar[], keys: (string | null)[], sharing: [SequenceGrammar, number][], round: number): void {
+  private receive(id: number, m: MasksReply, asked: SequenceGrammar[], keys: (string | null)[], sharing: [SequenceGrammar, number][], round: number, postedAt: number): void {
     const t0 = performance.now();
+    const t = this.timing;
+    t.toWorkerMs += m.startedAt - postedAt;
+    t.fromWorkerMs += epochMs() - m.endedAt;
     const words = m.masks.length / Math.max(asked.length, 1);
     // Views of the one transferred buffer; a cached mask is copied out, so the cache never pins
     // a whole answer (up to 4 MB at batch 256 and 128K vocab) for one mask.
@@ -257,6 +271,8 @@ export class EngineGrammars {
     this.timing.computed += asked.length - refused.size;
     this.timing.masks += asked.length - refused.size + sharing.length;
     this.timing.workerMs += m.ms;
+    t.syncMs += m.syncMs;
+    t.fillMs += m.fillMs;
     // The busiest Worker of a round: what the round costs in wall time on K threads.
     const before = this.roundMs.get(round) ?? 0;
     if (m.ms > before) {
@@ -264,7 +280,9 @@ export class EngineGrammars {
       this.roundMs.set(round, m.ms);
     }
     if (this.roundMs.size > 64) this.roundMs.delete(this.roundMs.keys().next().value!);
-    this.timing.maskMs += performance.now() - t0;
+    const ms = performance.now() - t0;
+    t.maskMs += ms;
+    t.receiveMs += ms;
   }
 
   /**

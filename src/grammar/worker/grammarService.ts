@@ -29,6 +29,9 @@ export interface Masks {
   masks: Uint32Array;
   /** Indices of syncs with a refused id. */
   refused: number[];
+  /** Ms bringing matchers up to date (rollback, accept), and in XGrammar's mask fill. */
+  syncMs: number;
+  fillMs: number;
 }
 
 /** The vocabulary of a source: a model's tokenizer is read here, off the engine thread. */
@@ -76,19 +79,25 @@ export class GrammarService {
     const words = this.words;
     const masks = new Uint32Array(syncs.length * words);
     const refused: number[] = [];
+    let syncMs = 0, fillMs = 0;
     for (let i = 0; i < syncs.length; i++) {
       const { matcher: id, rollback, accept } = syncs[i]!;
       const matcher = this.matchers.get(id);
       if (matcher === undefined) throw new Error(`grammar worker: no matcher ${id}`);
+      const t0 = performance.now();
       if (rollback > 0) matcher.rollBack(rollback);
-      if (!accept.every((t) => matcher.acceptToken(t))) {
+      const ok = accept.every((t) => matcher.acceptToken(t));
+      const t1 = performance.now();
+      syncMs += t1 - t0;
+      if (!ok) {
         refused.push(i);
         continue;
       }
       const m = await matcher.getNextTokenBitmask();
+      fillMs += performance.now() - t1;
       masks.set(new Uint32Array(m.buffer, m.byteOffset, words), i * words);
     }
-    return { masks, refused };
+    return { masks, refused, syncMs, fillMs };
   }
 
   release(ids: readonly number[]): void {

@@ -4,7 +4,7 @@
  * order (protocol.ts). scripts/compile.ts bundles this file as an entry point of the single binary.
  */
 import { GrammarService } from "./grammarService";
-import { unpackSyncs, type FromGrammarWorker, type ToGrammarWorker } from "./protocol";
+import { epochMs, unpackSyncs, type FromGrammarWorker, type ToGrammarWorker } from "./protocol";
 
 declare const self: Worker;
 
@@ -49,9 +49,10 @@ async function handle(m: ToGrammarWorker): Promise<void> {
       return;
     case "masks":
       try {
-        const t0 = performance.now();
-        const { masks, refused } = await service!.masks(unpackSyncs(m.syncs));
-        reply({ type: "masks", id: m.id, masks, refused, ms: performance.now() - t0 }, [masks.buffer]);
+        const startedAt = epochMs();
+        const { masks, refused, syncMs, fillMs } = await service!.masks(unpackSyncs(m.syncs));
+        const endedAt = epochMs();
+        reply({ type: "masks", id: m.id, masks, refused, ms: endedAt - startedAt, syncMs, fillMs, startedAt, endedAt }, [masks.buffer]);
       } catch (e) {
         reply(errorOf(m.id, e));
       }

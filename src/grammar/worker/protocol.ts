@@ -9,7 +9,8 @@
  *   init    {source, stopTokenIds}   -> ready {tokenizerInfoMs, words} | init-error
  *   create  {id, spec, n}            -> compiling {id} (as it starts: the compile deadline runs from
  *                                       here), then created {id, matchers[n], hit, compileMs, evicted} | error
- *   masks   {id, syncs: k packed}    -> masks {id, masks: [k * words] uint32 (transferred), refused} | error
+ *   masks   {id, syncs: k packed}    -> masks {id, masks: [k * words] uint32 (transferred), refused,
+ *                                       ms, syncMs, fillMs, startedAt, endedAt} | error
  *   release {matchers}               (no answer)
  */
 import type { StructuredOutput } from "../spec";
@@ -39,6 +40,18 @@ export type ToGrammarWorker =
   /** TEST ONLY: the Worker dies of an uncaught error. */
   | { type: "debug-crash" };
 
+/** Where a masks message's time went in the Worker (see FromGrammarWorker "masks"). */
+export interface MaskTiming {
+  ms: number;
+  syncMs: number;
+  fillMs: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** Epoch ms with sub-ms precision, comparable between the engine thread and the Workers. */
+export const epochMs = (): number => performance.timeOrigin + performance.now();
+
 export type FromGrammarWorker =
   | { type: "ready"; tokenizerInfoMs: number; words: number }
   | { type: "init-error"; message: string }
@@ -46,8 +59,14 @@ export type FromGrammarWorker =
   | { type: "compiling"; id: number }
   /** `evicted`: keys of compiled grammars the cache dropped to make room. */
   | { type: "created"; id: number; matchers: number[]; hit: boolean; compileMs: number; evicted: string[] }
-  /** `refused`: indices of syncs with an id the matcher refused (their masks are all zero). */
-  | { type: "masks"; id: number; masks: Uint32Array; refused: number[]; ms: number }
+  /**
+   * `refused`: indices of syncs with an id the matcher refused (their masks are all zero). The
+   * Worker's time: `ms` in all, of which `syncMs` bringing matchers up to date (rollback, accept)
+   * and `fillMs` in XGrammar's getNextTokenBitmask; `startedAt` / `endedAt`: when it took the
+   * message and when it posted the answer, in epoch ms (performance.timeOrigin + now, comparable
+   * across threads), so the engine can tell the hand-off latency from the compute.
+   */
+  | { type: "masks"; id: number; masks: Uint32Array; refused: number[] } & MaskTiming
   /** `name` "GrammarError": the constraint does not compile (the request's fault). */
   | { type: "error"; id: number; name: string; message: string };
 
