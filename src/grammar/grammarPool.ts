@@ -4,9 +4,12 @@
  * threads at once (EngineGrammars splits a pass's requests by Worker). This file is the creating
  * side: where a sample's matcher lives, what each Worker has compiled, starting and replacing them.
  *
- *   placement  each sample goes to the least-loaded Worker (fewest live samples), one that has
+ *   placement  each sample's home is the least-loaded Worker (fewest live samples), one that has
  *              the grammar compiled (or compiling) winning a tie, so n samples of one request
- *              spread over the Workers and a pass's mask work splits evenly
+ *              spread over the Workers
+ *   replicas   each other Worker that has the grammar compiled gets a matcher of the sample too
+ *              (replicate: never a compile), so a round's rows go to whichever Worker is free
+ *              (maskRound.ts) and a pass's mask work splits by cost, not by count
  *   compiles   a grammar is compiled in each Worker that gets samples of it, in parallel, once
  *              per Worker (its compiled cache); while one Worker compiles, the others serve masks
  *   refs       one GrammarRef per key on the engine thread, shared by every Worker (a schema
@@ -138,6 +141,38 @@ export class GrammarPool {
       for (const m of (results[i] as PromiseFulfilledResult<number[]>).value) matchers.push({ worker: w.index, matcher: m });
     });
     return { ref, matchers };
+  }
+
+  /**
+   * `n` replicas of `s` in Worker `index` if it has `s` compiled (never a compile there): extra
+   * matchers any Worker can compute a sample's mask with (maskRound.ts). None when it lacks the
+   * grammar or fails meanwhile. @throws GrammarWorkerError
+   */
+  async replicate(index: number, s: StructuredOutput, n: number): Promise<number[]> {
+    const w = this.workers[index]!;
+    const key = grammarKey(s);
+    const client = w.client;
+    if (client === null || !w.compiled.has(key) || n === 0) return [];
+    const created = await client.replicate(s, n);
+    if (client !== w.client) return []; // its matchers died with it
+    for (const k of created.evicted) {
+      w.compiled.delete(k);
+      this.prune(k);
+    }
+    return created.matchers;
+  }
+
+  /** A sample's home moved from Worker `from` to `to` (its home Worker failed). */
+  moveLoad(from: number, to: number): void {
+    this.workers[from]!.load--;
+    this.workers[to]!.load++;
+  }
+
+  /** Resolves at any Worker's next answer (or failure); at once without a Worker. */
+  nextEvent(): Promise<void> {
+    const events: Promise<void>[] = [];
+    for (const w of this.workers) if (w.client !== null) events.push(w.client.nextEvent());
+    return events.length === 0 ? Promise.resolve() : Promise.race(events);
   }
 
   /** Frees matchers of Worker `index` (nothing if it was replaced since: they died with it). */

@@ -244,7 +244,7 @@ describe("compile deadline (--grammar-compile-timeout)", () => {
       await d.add("free", "Free text:", FREE);
       await d.add("bound", "Items:", BOUND); // a live sample of the Worker that will be ended
       await d.step();
-      const release = e.grammars.debugHoldWorker(0, true); // its next compile is slow
+      const release = e.grammars.debugHoldWorker(0, "compile"); // its next compile is slow
       const slow = { maxTokens: 40, temperature: 1, seed: 8, structured: { type: "json" as const, schema: twentyFields(`slow${Date.now()}`) } };
       const settle = (p: Promise<void>) => p.then(() => null, (err: Error) => err);
       const waiting = [settle(d.add("slow", "Person:", slow)), settle(d.add("slow2", "Person:", { ...slow, seed: 9 }))];

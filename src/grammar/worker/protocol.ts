@@ -7,14 +7,17 @@
  * for it.
  *
  *   init    {source, stopTokenIds}   -> ready {tokenizerInfoMs, words} | init-error
- *   create  {id, spec, n}            -> compiling {id} (as it starts: the compile deadline runs from
+ *   create  {id, spec, n, onlyCached} -> compiling {id} (as it starts: the compile deadline runs from
  *                                       here), then created {id, matchers[n], hit, compileMs, evicted} | error
  *   masks   {id, syncs: k packed}    -> masks {id, masks: [k * words] uint32 (transferred), refused,
  *                                       ms, syncMs, fillMs, startedAt, endedAt} | error
+ *   round   {id, rows, shared, worker} -> round {id, computed, ms, syncMs, fillMs, startedAt, endedAt}
+ *                                       (the rows it claimed of a round; masks in shared memory: maskRound.ts)
  *   release {matchers}               (no answer)
  */
 import type { StructuredOutput } from "../spec";
 import type { GrammarVocab } from "../vocab";
+import type { RoundShared } from "../maskRound";
 
 /** Where the Worker builds its vocabulary: the model's tokenizer, or a given one (benches, tests). */
 export type GrammarSource = { modelDir: string; vocabSize: number } | { vocab: GrammarVocab };
@@ -26,17 +29,24 @@ export interface MatcherSync {
   accept: number[];
 }
 
+/** TEST ONLY: where a held Worker blocks (debug-hold). */
+export type HoldAt = "now" | "compile" | "round";
+
 export type ToGrammarWorker =
   | { type: "init"; source: GrammarSource; stopTokenIds: number[]; cacheSize?: number }
-  | { type: "create"; id: number; spec: StructuredOutput; n: number }
+  /** `onlyCached`: make the matchers only if the grammar is compiled here (replicas; none otherwise). */
+  | { type: "create"; id: number; spec: StructuredOutput; n: number; onlyCached?: boolean }
+  /** Worker `worker`'s share of a round of masks shared by the pool (maskRound.ts). */
+  | { type: "round"; id: number; rows: Int32Array; shared: RoundShared; worker: number }
   /** Applies each sync, then computes that matcher's next mask (mask i of the answer). */
   | { type: "masks"; id: number; syncs: Int32Array }
   | { type: "release"; matchers: number[] }
   /**
-   * TEST ONLY: the Worker blocks (as in a long compile) while int32 0 of `flag` is 1: at once, or
-   * with `inCompile` inside its next create, after it answered compiling (a compile that is slow).
+   * TEST ONLY: the Worker blocks (as in a long compile) while int32 0 of `flag` is 1: at once
+   * ("now"), inside its next create after it answered compiling ("compile": a compile that is
+   * slow), or in its next round once it claimed a row ("round": stuck with a row half done).
    */
-  | { type: "debug-hold"; flag: SharedArrayBuffer; inCompile?: boolean }
+  | { type: "debug-hold"; flag: SharedArrayBuffer; at: HoldAt }
   /** TEST ONLY: the Worker dies of an uncaught error. */
   | { type: "debug-crash" };
 
@@ -67,6 +77,8 @@ export type FromGrammarWorker =
    * across threads), so the engine can tell the hand-off latency from the compute.
    */
   | { type: "masks"; id: number; masks: Uint32Array; refused: number[] } & MaskTiming
+  /** A round's share done: rows it computed (the masks and states are in the round's shared memory). */
+  | ({ type: "round"; id: number; computed: number } & MaskTiming)
   /** `name` "GrammarError": the constraint does not compile (the request's fault). */
   | { type: "error"; id: number; name: string; message: string };
 
