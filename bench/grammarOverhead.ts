@@ -21,9 +21,9 @@
  * engine's default for the backend. --early-masks on,off: one engine per value (EngineOptions.
  * grammarEarlyMasks: with overlap on, the next pass's masks asked for when a pass is applied, not
  * once the next is launched), interleaved; absent: the engine's default (asksMasksEarly).
- * --baseline DIR: also runs the EngineCore of another checkout (e.g. `git worktree add DIR <commit>`),
- * with that checkout's default Worker count, interleaved round by round with this one, for a
- * before/after in one run (suffix -vs-baseline).
+ * --baseline DIR: also runs the EngineCore of another checkout (e.g. `git worktree add DIR <commit>`)
+ * at each --grammar-workers K (without it: that checkout's default), interleaved round by round
+ * with this one, for a before/after in one run (suffix -vs-baseline).
  *   bun run bench -- grammar --vocab 32000,128256 [--mask-reps N]
  * loads no model: compile and mask costs on synthetic vocabs of those sizes (bench/grammarCompile.ts).
  */
@@ -86,9 +86,9 @@ interface Row {
   busiestMsPerPass: number;
   /** Of the Workers' ms: in XGrammar's mask fill (the rest: matchers brought up to date, copies). */
   fillMsPerPass: number;
-  /** Hand-offs summed over a pass's asks: posted -> the Worker took it, its answer -> the engine took it. */
+  /** Hand-offs: a pass's round posted -> each Worker took it (summed), its last row written -> the engine took it. */
   toWorkerMsPerPass: number;
-  fromWorkerMsPerPass: number;
+  wakeMsPerPass: number;
 }
 
 function promptOf(len: number, salt: number): number[] {
@@ -109,7 +109,7 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
   await pass(); // warm-up decode
   const t = core.timing, g = core.grammars.timing;
   const native0 = t.nativeMs, mask0 = g.maskMs, wait0 = g.waitMs, worker0 = g.workerMs, busiest0 = g.busiestMs ?? 0, tokens0 = core.metrics().generationTokensTotal;
-  const fill0 = g.fillMs ?? 0, to0 = g.toWorkerMs ?? 0, from0 = g.fromWorkerMs ?? 0;
+  const fill0 = g.fillMs ?? 0, to0 = g.toWorkerMs ?? 0, wake0 = g.wakeMs ?? 0;
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) await pass();
   const ms = performance.now() - t0;
@@ -120,7 +120,7 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
     wallMsPerPass: ms / steps, nativeMsPerPass: (t.nativeMs - native0) / steps, maskMsPerPass: (g.maskMs - mask0) / steps,
     maskWaitMsPerPass: ((g.waitMs ?? 0) - (wait0 ?? 0)) / steps, workerMsPerPass: ((g.workerMs ?? 0) - (worker0 ?? 0)) / steps,
     busiestMsPerPass: ((g.busiestMs ?? g.workerMs ?? 0) - (g.busiestMs === undefined ? worker0 ?? 0 : busiest0)) / steps,
-    fillMsPerPass: ((g.fillMs ?? 0) - fill0) / steps, toWorkerMsPerPass: ((g.toWorkerMs ?? 0) - to0) / steps, fromWorkerMsPerPass: ((g.fromWorkerMs ?? 0) - from0) / steps,
+    fillMsPerPass: ((g.fillMs ?? 0) - fill0) / steps, toWorkerMsPerPass: ((g.toWorkerMs ?? 0) - to0) / steps, wakeMsPerPass: ((g.wakeMs ?? 0) - wake0) / steps,
   };
 }
 
@@ -136,7 +136,7 @@ export async function main(argv: string[]): Promise<void> {
   const poolSizes = values["grammar-workers"] ? values["grammar-workers"].split(",").map(Number) : null;
   const overlaps = which === "both" ? [false, true] : [which === "on"];
   const earlies = values["early-masks"] ? values["early-masks"].split(",").map((v) => v === "on") : null;
-  const numEngines = overlaps.length * (poolSizes?.length ?? 1) * (earlies?.length ?? 1) + (values.baseline ? overlaps.length : 0);
+  const numEngines = overlaps.length * (poolSizes?.length ?? 1) * ((earlies?.length ?? 1) + (values.baseline ? 1 : 0));
   // 2048 blocks in all (what one engine had before --grammar-workers), split between the engines,
   // but never fewer than the largest batch needs at 16 tokens a block.
   const needed = Math.max(...batches) * Math.ceil((32 + steps + 8) / 16) + 16;
@@ -149,11 +149,12 @@ export async function main(argv: string[]): Promise<void> {
         const core = await EngineCore.load(modelDir, { ...opts, overlapSteps: overlap, grammarWorkers: workers, ...(early !== null && { grammarEarlyMasks: early }) });
         engines.push({ impl: "this", core, overlap, workers: core.grammars.numWorkers, early });
       }
-    if (Baseline) {
-      // The other checkout's engine with its own default Worker count (what it would serve with).
-      const core = await Baseline.load(modelDir, { ...opts, overlapSteps: overlap });
-      engines.push({ impl: "baseline", core, overlap, workers: core.grammars.numWorkers ?? 1, early: null });
-    }
+    // The other checkout's engine at each K too (0: its own default, what it would serve with).
+    if (Baseline)
+      for (const workers of poolSizes ?? [0]) {
+        const core = await Baseline.load(modelDir, { ...opts, overlapSteps: overlap, grammarWorkers: workers });
+        engines.push({ impl: "baseline", core, overlap, workers: core.grammars.numWorkers ?? 1, early: null });
+      }
   }
   const core = engines[0]!.core;
   const vocab = core.tokenizer.vocabSize;
@@ -189,7 +190,7 @@ export async function main(argv: string[]): Promise<void> {
           }
     const rows = [...all.values()].map((rs) => [...rs].sort((a, b) => a.tokPerS - b.tokPerS)[Math.floor(rs.length / 2)]!);
     console.log(`\ngrammar overhead, model ${basename(modelDir)} (vocab ${vocab}), backend ${backend}, ${cpus().length} cores, ${steps} decode passes, median of ${rounds} rounds`);
-    console.table(rows.map((r) => ({ ...(Baseline && { impl: r.impl }), ...(poolSizes && { K: r.workers }), ...(earlies && { early: r.early ? "on" : "off" }), batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2), "wait ms/pass": r.maskWaitMsPerPass.toFixed(2), "worker ms/pass": r.workerMsPerPass.toFixed(2), "busiest ms/pass": r.busiestMsPerPass.toFixed(2), "fill ms/pass": r.fillMsPerPass.toFixed(2), "hand-off ms/pass": (r.toWorkerMsPerPass + r.fromWorkerMsPerPass).toFixed(2) })));
+    console.table(rows.map((r) => ({ ...(Baseline && { impl: r.impl }), ...(poolSizes && { K: r.workers }), ...(earlies && { early: r.early ? "on" : "off" }), batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2), "wait ms/pass": r.maskWaitMsPerPass.toFixed(2), "worker ms/pass": r.workerMsPerPass.toFixed(2), "busiest ms/pass": r.busiestMsPerPass.toFixed(2), "fill ms/pass": r.fillMsPerPass.toFixed(2), "hand-off ms/pass": (r.toWorkerMsPerPass + r.wakeMsPerPass).toFixed(2) })));
     const loss = batches.flatMap((b) => engines.map(({ impl, overlap, workers, early }) => {
       const find = (mode: Row["mode"]) => rows.find((r) => r.impl === impl && r.workers === workers && r.early === early && r.batch === b && r.mode === mode && r.overlap === overlap)!;
       return { impl, workers, early, batch: b, overlap, lossPercent: (1 - find("json_schema").tokPerS / find("none").tokPerS) * 100 };

@@ -11,8 +11,11 @@
  *   sample    a uniformly random allowed id per row (the model's part: not counted)
  *
  * and, from the Workers' replies: their compute (sync: rollback/accept; fill: XGrammar's
- * getNextTokenBitmask; the rest: our copy out), the hand-off latencies (post -> the Worker takes
- * it; its answer -> the engine takes it), and the engine thread's handling of answers (receive).
+ * getNextTokenBitmask; the rest: our copy out), the hand-off latencies (toWorker: post -> the
+ * Worker takes it; handBack: the masks written -> the engine takes them: the round's last row ->
+ * the engine's wake, or in a checkout before the rounds, the Worker's answer -> the engine), the engine thread's handling of answers (receive), the
+ * busiest Worker against the mean (balance: 1 = the work split evenly) and what a pass took past
+ * the stand-in forward (late: wall - forward, what the device's pass would grow by).
  * The native side (upload + masked sampling) needs a model: grammarOverhead.ts with --overlap off
  * on bench/vocabModel.ts's 32K model gives it (native ms/pass, json_schema minus none).
  *
@@ -36,7 +39,7 @@ export const LONG_SCHEMA = JSON.stringify({
   required: ["items"],
 });
 
-const FIELDS = ["ask", "wait", "build", "receive", "toWorker", "fromWorker", "workerSum", "busiest", "sync", "fill", "workerRest", "wall"] as const;
+const FIELDS = ["ask", "wait", "build", "receive", "toWorker", "handBack", "workerSum", "busiest", "balance", "sync", "fill", "workerRest", "wall", "late"] as const;
 type Profile = Record<(typeof FIELDS)[number], number> & { workers: number; computed: number; cacheHits: number };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -66,6 +69,7 @@ function sampleAllowed(mask: Uint32Array, rand: () => number): number {
 async function round(grammars: EngineGrammars, vocab: number, batch: number, passes: number, forwardMs: number, seed: number): Promise<Profile> {
   const gs: SequenceGrammar[] = [];
   for (let i = 0; i < batch; i++) gs.push(...(await grammars.forRequest({ type: "json", schema: LONG_SCHEMA }, 1)));
+  await grammars.replicasSettled?.(); // every sample's replicas made (absent in a --baseline-style older checkout)
   const maskOf = new Map<number, SequenceGrammar>(gs.map((g, i) => [i, g]));
   const builder = new RowMaskBuilder(vocab, [{ maskFor: (seq) => maskOf.get(seq.id)!.nextMask }]);
   const plan = { entries: gs.map((_, i) => ({ seq: { id: i } })) } as unknown as Plan;
@@ -73,7 +77,7 @@ async function round(grammars: EngineGrammars, vocab: number, batch: number, pas
   const rand = rng(seed);
   const t = grammars.timing;
   const before = { ...t, hits: grammars.maskCache.stats.hits };
-  let ask = 0, wait = 0, build = 0, wall = 0;
+  let ask = 0, wait = 0, build = 0, wall = 0, late = 0;
   for (let p = 0; p < passes; p++) {
     const t0 = performance.now();
     grammars.requestMasks();
@@ -90,14 +94,18 @@ async function round(grammars: EngineGrammars, vocab: number, batch: number, pas
     wait += t3 - t2;
     build += t4 - t3;
     wall += t4 - t0;
+    late += Math.max(0, t4 - t0 - forwardMs);
     for (const g of gs) if (!g.accept(sampleAllowed(g.nextMask!, rand))) throw new Error("a sampled id was refused");
   }
   for (const g of gs) grammars.release(g);
-  const d = (k: keyof typeof t) => (t[k] - before[k]) / passes;
+  // By name: a checkout before the rounds (bench --baseline style) has fromWorkerMs, not wakeMs.
+  const now = t as unknown as Record<string, number>, was = before as unknown as Record<string, number>;
+  const d = (k: string) => ((now[k] ?? 0) - (was[k] ?? 0)) / passes;
   return {
     workers: grammars.numWorkers, ask: ask / passes, wait: wait / passes, build: build / passes, wall: wall / passes,
-    receive: d("receiveMs"), toWorker: d("toWorkerMs"), fromWorker: d("fromWorkerMs"), workerSum: d("workerMs"), busiest: d("busiestMs"),
+    receive: d("receiveMs"), toWorker: d("toWorkerMs"), handBack: "wakeMs" in t ? d("wakeMs") : d("fromWorkerMs"), workerSum: d("workerMs"), busiest: d("busiestMs"),
     sync: d("syncMs"), fill: d("fillMs"), workerRest: d("workerMs") - d("syncMs") - d("fillMs"), computed: d("computed"),
+    balance: d("busiestMs") / (d("workerMs") / grammars.numWorkers), late: late / passes,
     cacheHits: (grammars.maskCache.stats.hits - before.hits) / passes,
   };
 }

@@ -70,12 +70,12 @@ export class EngineGrammars {
    * passes waited for the Workers (waitMs), the Workers' ms computing them (workerMs: summed over
    * Workers, of which syncMs bringing matchers up to date and fillMs in XGrammar's mask fill;
    * busiestMs: the busiest Worker's per round, what a pass can wait for), the hand-offs
-   * (toWorkerMs: a round posted to a Worker taking it; fromWorkerMs: its answer posted to the
-   * engine taking it; summed over Workers); masks handed out, and those XGrammar computed.
+   * (toWorkerMs: a round posted to a Worker taking it, summed over Workers; wakeMs: a round's
+   * last row written to the engine taking it); masks handed out, and those XGrammar computed.
    */
   readonly timing: MaskTiming = {
     maskMs: 0, askMs: 0, receiveMs: 0, waitMs: 0, workerMs: 0, syncMs: 0, fillMs: 0, busiestMs: 0,
-    toWorkerMs: 0, fromWorkerMs: 0, masks: 0, computed: 0,
+    toWorkerMs: 0, wakeMs: 0, masks: 0, computed: 0,
   };
   private readonly asks: MaskAsks;
   /** Replicas being made (replicate). */

@@ -37,7 +37,7 @@ export interface MaskTiming {
   fillMs: number;
   busiestMs: number;
   toWorkerMs: number;
-  fromWorkerMs: number;
+  wakeMs: number;
   masks: number;
   computed: number;
 }
@@ -154,7 +154,6 @@ export class MaskAsks {
         sent.answered = true;
         const t = this.timing;
         t.toWorkerMs += m.startedAt - postedAt;
-        t.fromWorkerMs += epochMs() - m.endedAt;
         t.workerMs += m.ms;
         t.syncMs += m.syncMs;
         t.fillMs += m.fillMs;
@@ -217,7 +216,10 @@ export class MaskAsks {
       g.inRow = null;
       if (g.requested === row) g.requested = null;
     }
-    if (--round.left === 0) this.rounds.delete(round);
+    if (--round.left > 0) return;
+    this.rounds.delete(round);
+    const last = round.state.lastRowAt; // NaN when a row was lost
+    if (last === last) this.timing.wakeMs += epochMs() - last;
   }
 
   /**

@@ -14,7 +14,8 @@
  *   rows:    Int32Array, per row: nReplicas, then per replica (the nearest first):
  *            worker, matcher, rollback, nAccept, id_0 .. id_nAccept-1
  *   control: Int32Array on a SharedArrayBuffer [2 + 2 * numRows]
- *            [0] rows finished (Atomics.notify'd at the last), [1] unused,
+ *            [0] rows finished (Atomics.notify'd at the last), [1] the latest finish (us after
+ *            postedAt: the engine's wake latency),
  *            [2 + r] claim of row r: 0 = free, w + 1 = Worker w has it, -1 = closed by the engine
  *                    (compareExchange),
  *            [2 + numRows + r] state of row r: 0 = pending, 1 = mask written, 2 = an id refused
@@ -24,7 +25,7 @@
  * from the claim). A Worker that dies mid-round leaves its claimed rows pending for good: the
  * engine asks for them again in a new round (never reusing a slot the dead thread may still write).
  */
-import type { MatcherSync } from "./worker/protocol";
+import { epochMs, type MatcherSync } from "./worker/protocol";
 
 export const ROW_PENDING = 0;
 export const ROW_DONE = 1;
@@ -39,12 +40,14 @@ export interface RowReplica extends MatcherSync {
 export interface RoundShared {
   numRows: number;
   words: number;
+  /** When the engine made the round (epoch ms, worker/protocol.ts epochMs). */
+  postedAt: number;
   control: SharedArrayBuffer;
   masks: SharedArrayBuffer;
 }
 
 export function createRoundShared(numRows: number, words: number): RoundShared {
-  return { numRows, words, control: new SharedArrayBuffer(4 * (2 + 2 * numRows)), masks: new SharedArrayBuffer(4 * numRows * words) };
+  return { numRows, words, postedAt: epochMs(), control: new SharedArrayBuffer(4 * (2 + 2 * numRows)), masks: new SharedArrayBuffer(4 * numRows * words) };
 }
 
 /** Rows packed for the Workers' message (layout at the top). */
@@ -100,6 +103,11 @@ export class RoundState {
     return Atomics.load(this.control, 0);
   }
 
+  /** When the round's last row finished (epoch ms); NaN before. */
+  get lastRowAt(): number {
+    return this.finished === this.shared.numRows ? this.shared.postedAt + Atomics.load(this.control, 1) / 1000 : NaN;
+  }
+
   /** Row r's state (ROW_*). */
   state(r: number): number {
     return Atomics.load(this.control, 2 + this.shared.numRows + r);
@@ -149,7 +157,14 @@ export class RoundClaims {
    * save), and a Worker's answer, at the end of its share, wakes it as well.
    */
   finish(r: number, state: number): void {
-    Atomics.store(this.control, 2 + this.shared.numRows + r, state);
-    if (Atomics.add(this.control, 0, 1) === this.shared.numRows - 1) Atomics.notify(this.control, 0);
+    const c = this.control, us = Math.round((epochMs() - this.shared.postedAt) * 1000);
+    // [1] = the latest finish (a compare-and-swap max: two Workers may finish the last rows at once)
+    for (let cur = Atomics.load(c, 1); us > cur; ) {
+      const seen = Atomics.compareExchange(c, 1, cur, us);
+      if (seen === cur) break;
+      cur = seen;
+    }
+    Atomics.store(c, 2 + this.shared.numRows + r, state);
+    if (Atomics.add(c, 0, 1) === this.shared.numRows - 1) Atomics.notify(c, 0);
   }
 }

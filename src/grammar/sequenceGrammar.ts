@@ -62,11 +62,6 @@ export class SequenceGrammar {
     this.replicas.set(worker, { matcher, synced: 0, len: 0 });
   }
 
-  /** The matcher in the home Worker. */
-  get matcher(): number {
-    return this.replicas.get(this.worker)?.matcher ?? -1;
-  }
-
   /** (Worker, matcher) of every replica, the home's first. */
   matchers(): [number, number][] {
     return [...this.replicas].map(([w, r]) => [w, r.matcher]);

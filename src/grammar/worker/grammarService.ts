@@ -102,6 +102,7 @@ export class GrammarService {
    * comes latest), each claimed before it is computed.
    */
   async round(packed: Int32Array, shared: RoundShared, worker: number, claimed: () => void = () => {}): Promise<RoundWork> {
+    if (shared.words !== this.words) throw new Error(`grammar worker: a round of ${shared.words}-word masks for a ${this.words}-word vocabulary`);
     const rows = unpackRowsFor(packed, worker);
     const claims = new RoundClaims(shared);
     const work: RoundWork = { computed: 0, syncMs: 0, fillMs: 0 };
