@@ -71,7 +71,7 @@ export class EngineGrammars {
    * Workers, of which syncMs bringing matchers up to date and fillMs in XGrammar's mask fill;
    * busiestMs: the busiest Worker's per round, what a pass can wait for), the hand-offs
    * (toWorkerMs: a round posted to a Worker taking it, summed over Workers; wakeMs: a round's
-   * last row written to the engine taking it); masks handed out, and those XGrammar computed.
+   * last row written, or the pass's wait begun if later, to the engine taking it); masks handed out, and those XGrammar computed.
    */
   readonly timing: MaskTiming = {
     maskMs: 0, askMs: 0, receiveMs: 0, waitMs: 0, workerMs: 0, syncMs: 0, fillMs: 0, busiestMs: 0,

@@ -16,9 +16,8 @@
 import { GrammarCompileTimeoutError, GrammarError, GrammarWorkerError } from "./grammarErrors";
 import type { StructuredOutput } from "./spec";
 import { grammarKey } from "./spec";
-import { packSyncs, type FromGrammarWorker, type HoldAt, type GrammarSource, type MatcherSync, type ToGrammarWorker } from "./worker/protocol";
+import { packSyncs, type FromGrammarWorker, type HoldAt, type RoundShared, type GrammarSource, type MatcherSync, type ToGrammarWorker } from "./worker/protocol";
 import { envVar } from "../envVars";
-import type { RoundShared } from "./maskRound";
 
 export type Created = Extract<FromGrammarWorker, { type: "created" }>;
 export type MasksReply = Extract<FromGrammarWorker, { type: "masks" }>;

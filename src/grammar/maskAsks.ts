@@ -67,6 +67,8 @@ interface Round {
 
 export class MaskAsks {
   private readonly rounds = new Set<Round>();
+  /** Since when (epoch ms) a pass waits for masks; Infinity while none does (wakeMs counts only waits). */
+  private waitingSince = Infinity;
   maskTimeoutMs: number;
 
   constructor(
@@ -218,8 +220,9 @@ export class MaskAsks {
     }
     if (--round.left > 0) return;
     this.rounds.delete(round);
+    // The engine's wake latency: from the last row written (or the wait's start, if later) to here.
     const last = round.state.lastRowAt; // NaN when a row was lost
-    if (last === last) this.timing.wakeMs += epochMs() - last;
+    if (last === last && this.waitingSince !== Infinity) this.timing.wakeMs += Math.max(0, epochMs() - Math.max(last, this.waitingSince));
   }
 
   /**
@@ -255,6 +258,7 @@ export class MaskAsks {
 
   private async wait(gs: SequenceGrammar[]): Promise<void> {
     const t0 = performance.now();
+    this.waitingSince = epochMs();
     let deadline = t0 + this.maskTimeoutMs;
     try {
       for (;;) {
@@ -279,6 +283,7 @@ export class MaskAsks {
         clearTimeout(timer);
       }
     } finally {
+      this.waitingSince = Infinity;
       this.timing.waitMs += performance.now() - t0;
     }
   }

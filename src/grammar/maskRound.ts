@@ -25,7 +25,7 @@
  * from the claim). A Worker that dies mid-round leaves its claimed rows pending for good: the
  * engine asks for them again in a new round (never reusing a slot the dead thread may still write).
  */
-import { epochMs, type MatcherSync } from "./worker/protocol";
+import { epochMs, type MatcherSync, type RoundShared } from "./worker/protocol";
 
 export const ROW_PENDING = 0;
 export const ROW_DONE = 1;
@@ -36,15 +36,6 @@ export interface RowReplica extends MatcherSync {
   worker: number;
 }
 
-/** The shared memory of a round. */
-export interface RoundShared {
-  numRows: number;
-  words: number;
-  /** When the engine made the round (epoch ms, worker/protocol.ts epochMs). */
-  postedAt: number;
-  control: SharedArrayBuffer;
-  masks: SharedArrayBuffer;
-}
 
 export function createRoundShared(numRows: number, words: number): RoundShared {
   return { numRows, words, postedAt: epochMs(), control: new SharedArrayBuffer(4 * (2 + 2 * numRows)), masks: new SharedArrayBuffer(4 * numRows * words) };

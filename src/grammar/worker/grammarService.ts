@@ -14,8 +14,8 @@ import { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 import { GrammarCache } from "../grammarCache";
 import type { StructuredOutput } from "../spec";
 import { grammarVocab, type GrammarVocab } from "../vocab";
-import type { GrammarSource, MatcherSync } from "./protocol";
-import { ROW_DONE, ROW_REFUSED, RoundClaims, unpackRowsFor, type RoundShared } from "../maskRound";
+import type { GrammarSource, MatcherSync, RoundShared } from "./protocol";
+import { ROW_DONE, ROW_REFUSED, RoundClaims, unpackRowsFor } from "../maskRound";
 import { Tokenizer } from "../../tokenizer/tokenizer";
 
 export interface Created {

@@ -17,7 +17,6 @@
  */
 import type { StructuredOutput } from "../spec";
 import type { GrammarVocab } from "../vocab";
-import type { RoundShared } from "../maskRound";
 
 /** Where the Worker builds its vocabulary: the model's tokenizer, or a given one (benches, tests). */
 export type GrammarSource = { modelDir: string; vocabSize: number } | { vocab: GrammarVocab };
@@ -27,6 +26,16 @@ export interface MatcherSync {
   matcher: number;
   rollback: number;
   accept: number[];
+}
+
+/** The shared memory of a round of masks (layout: maskRound.ts). */
+export interface RoundShared {
+  numRows: number;
+  words: number;
+  /** When the engine made the round (epoch ms, epochMs). */
+  postedAt: number;
+  control: SharedArrayBuffer;
+  masks: SharedArrayBuffer;
 }
 
 /** TEST ONLY: where a held Worker blocks (debug-hold). */
