@@ -22,11 +22,18 @@
  *   bun bench/grammarProfile.ts [--vocab 32000] [--batch 64] [--passes 48] [--rounds 3]
  *                               [--grammar-workers 1,2] [--forward-ms 0]
  * Prints a table (ms per pass, median round) and writes bench/results/grammar-profile-<vocab>.json.
+ *
+ *   bun bench/grammarProfile.ts --costs [--vocab 32000] [--batch 64]
+ * XGrammar's cost per mask in this thread along 8 random walks of the schema (mean, max), and what
+ * a pass of `batch` such masks waits for on K = 1, 2, 4, 8 threads: split ahead by sample (each
+ * Worker a fixed batch / K rows) or claimed one at a time, against the even split (total / K).
  */
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 import { EngineGrammars } from "../src/grammar/engineGrammars";
+import { GrammarCache } from "../src/grammar/grammarCache";
 import type { SequenceGrammar } from "../src/grammar/sequenceGrammar";
 import { RowMaskBuilder } from "../src/engine/rowMasks";
 import type { Plan } from "../src/engine/scheduler/types";
@@ -110,9 +117,49 @@ async function round(grammars: EngineGrammars, vocab: number, batch: number, pas
   };
 }
 
+/** Per-mask costs along random walks, and the busiest thread of a pass split ahead vs claimed (see the top). */
+async function costs(vocabSize: number, batch: number): Promise<void> {
+  const vocab = syntheticByteLevelVocab(vocabSize);
+  const cache = await GrammarCache.create(vocab, vocab.stopTokenIds);
+  const compiled = await cache.get({ type: "json", schema: LONG_SCHEMA });
+  const rand = rng(1);
+  const ms: number[] = [];
+  for (let walk = 0; walk < 8; walk++) {
+    const m = await GrammarMatcher.createGrammarMatcher(compiled);
+    for (let s = 0; s < 100; s++) {
+      const t0 = performance.now();
+      const mask = await m.getNextTokenBitmask();
+      ms.push(performance.now() - t0);
+      m.acceptToken(sampleAllowed(new Uint32Array(mask.buffer, mask.byteOffset, mask.length), rand));
+    }
+    m.dispose();
+  }
+  const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
+  const sorted = [...ms].sort((a, b) => a - b);
+  console.log(`\nXGrammar per mask, vocab ${vocabSize}, ${ms.length} masks: mean ${mean.toFixed(3)} ms, median ${sorted[ms.length >> 1]!.toFixed(3)}, p90 ${sorted[Math.floor(ms.length * 0.9)]!.toFixed(3)}, max ${sorted.at(-1)!.toFixed(2)}`);
+  const rows = [1, 2, 4, 8].map((k) => {
+    let ahead = 0, claimed = 0, even = 0;
+    const P = 2000;
+    for (let p = 0; p < P; p++) {
+      const pass = Array.from({ length: batch }, () => ms[Math.floor(rand() * ms.length)]!);
+      const fixed = new Array<number>(k).fill(0), free = new Array<number>(k).fill(0);
+      pass.forEach((c, i) => (fixed[i % k]! += c));
+      for (const c of pass) free[free.indexOf(Math.min(...free))]! += c; // the next row to the first free thread
+      ahead += Math.max(...fixed);
+      claimed += Math.max(...free);
+      even += pass.reduce((a, b) => a + b, 0) / k;
+    }
+    return { K: k, "split ahead ms": (ahead / P).toFixed(2), "claimed ms": (claimed / P).toFixed(2), "even split ms": (even / P).toFixed(2) };
+  });
+  console.log(`a pass of ${batch} masks drawn from these (2000 passes): the busiest thread`);
+  console.table(rows);
+  cache.dispose();
+}
+
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { vocab: { type: "string" }, batch: { type: "string" }, passes: { type: "string" }, rounds: { type: "string" }, "grammar-workers": { type: "string" }, "forward-ms": { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { vocab: { type: "string" }, batch: { type: "string" }, passes: { type: "string" }, rounds: { type: "string" }, "grammar-workers": { type: "string" }, "forward-ms": { type: "string" }, costs: { type: "boolean" } } });
   const vocabSize = Number(values.vocab ?? 32000), batch = Number(values.batch ?? 64), passes = Number(values.passes ?? 48);
+  if (values.costs) return costs(vocabSize, batch);
   const rounds = Number(values.rounds ?? 3), forwardMs = Number(values["forward-ms"] ?? 0);
   const pools = (values["grammar-workers"] ?? "1,2").split(",").map(Number);
   const vocab = syntheticByteLevelVocab(vocabSize);
