@@ -235,10 +235,17 @@ export class MaskAsks {
       round.sent.delete(w);
       for (let r = 0; r < round.rows.length; r++) {
         if (round.taken[r] || round.state.state(r) !== ROW_PENDING) continue;
-        const by = round.state.claimedBy(r);
-        const canFinish = by >= 0 ? by !== w : round.rows[r]!.holders.some((h) => round.sent.has(h));
-        // An unclaimed row is closed only if no live Worker can take it (close() then blocks a late one).
-        if (!canFinish && (by >= 0 || round.state.close(r))) this.close(round, r);
+        let by = round.state.claimedBy(r);
+        // An unclaimed row no live Worker can take is closed to the Workers (a late claim by the
+        // dying one fails then); if it claimed first after all, it is closed below.
+        if (by < 0 && !round.rows[r]!.holders.some((h) => round.sent.has(h))) {
+          if (round.state.close(r)) {
+            this.close(round, r);
+            continue;
+          }
+          by = round.state.claimedBy(r);
+        }
+        if (by === w) this.close(round, r);
       }
     }
   }
