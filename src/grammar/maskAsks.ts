@@ -135,17 +135,9 @@ export class MaskAsks {
     const shared = createRoundShared(rowsIn.length, this.words);
     const round: Round = { state: new RoundState(shared), rows: [], sent: new Map(), taken: new Uint8Array(rowsIn.length), left: rowsIn.length, busiestMs: 0 };
     const packed = packRows(rowsIn.map((r) => r.holders.map((w) => ({ worker: w, ...r.leader.syncFor(w) }))));
-    for (const r of rowsIn) {
-      const row: Row = { ...r, round };
-      round.rows.push(row);
-      const len = r.leader.numAccepted;
-      for (const g of [r.leader, ...r.sharing]) {
-        g.inRow = { row, len, kept: len };
-        g.requested = row;
-      }
-    }
     const workers = new Set(rowsIn.flatMap((r) => r.holders));
     this.rounds.add(round);
+    // Posted first: the Workers start while this thread notes the rows (their answers are read later).
     for (const w of workers) {
       const client = this.pool.workers[w]!.client!;
       const postedAt = epochMs();
@@ -169,6 +161,15 @@ export class MaskAsks {
         // error left its claimed row pending for good: it is ended the same way.
         client.fail(e instanceof GrammarWorkerError ? e : new GrammarWorkerError(e.message));
       });
+    }
+    for (const r of rowsIn) {
+      const row: Row = { ...r, round };
+      round.rows.push(row);
+      const len = r.leader.numAccepted;
+      for (const g of [r.leader, ...r.sharing]) {
+        g.inRow = { row, len, kept: len };
+        g.requested = row;
+      }
     }
   }
 
