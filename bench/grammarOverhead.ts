@@ -13,17 +13,13 @@
  * ms: what a pass can wait for, with K Workers computing at once).
  *
  *   bun run bench -- grammar [--model DIR] [--backend cpu|cuda] [--steps N] [--rounds R] [--batches 1,16,64]
- *                            [--overlap both|on|off] [--grammar-workers 1,2,4] [--early-masks on,off] [--baseline DIR]
+ *                            [--overlap both|on|off] [--grammar-workers 1,2,4] [--baseline DIR]
  * Writes bench/results/grammar-<backend>-<model>.json (-overlap-on / -off with --overlap on / off;
  * -gw1,2,4 with --grammar-workers). --grammar-workers K[,K..]: one engine per K (the pool size,
  * EngineOptions.grammarWorkers), interleaved round by round; the KV blocks are split between the
- * engines (each needs ~batch * (32 + steps) tokens). Default: one engine with 1 Worker; 0: the
- * engine's default for the backend. --early-masks on,off: one engine per value (EngineOptions.
- * grammarEarlyMasks: with overlap on, the next pass's masks asked for when a pass is applied, not
- * once the next is launched), interleaved; absent: the engine's default (asksMasksEarly).
- * --baseline DIR: also runs the EngineCore of another checkout (e.g. `git worktree add DIR <commit>`)
- * at each --grammar-workers K (without it: that checkout's default), interleaved round by round
- * with this one, for a before/after in one run (suffix -vs-baseline).
+ * engines (each needs ~batch * (32 + steps) tokens). Default: one engine with 1 Worker.
+ * --baseline DIR: also runs the EngineCore of another checkout (e.g. `git worktree add DIR <commit>`),
+ * interleaved round by round with this one, for a before/after in one run (suffix -vs-baseline).
  *   bun run bench -- grammar --vocab 32000,128256 [--mask-reps N]
  * loads no model: compile and mask costs on synthetic vocabs of those sizes (bench/grammarCompile.ts).
  */
@@ -64,8 +60,6 @@ interface Row {
   impl: "this" | "baseline";
   /** Grammar Workers of the engine. */
   workers: number;
-  /** EngineOptions.grammarEarlyMasks (null: the engine's default). */
-  early: boolean | null;
   batch: number;
   mode: "none" | "json_schema";
   overlap: boolean;
@@ -84,11 +78,6 @@ interface Row {
   workerMsPerPass: number;
   /** The busiest Worker's ms per ask round (equal to workerMsPerPass with one Worker). */
   busiestMsPerPass: number;
-  /** Of the Workers' ms: in XGrammar's mask fill (the rest: matchers brought up to date, copies). */
-  fillMsPerPass: number;
-  /** Hand-offs: a pass's round posted -> each Worker took it (summed), its last row written -> the engine took it. */
-  toWorkerMsPerPass: number;
-  wakeMsPerPass: number;
 }
 
 function promptOf(len: number, salt: number): number[] {
@@ -109,23 +98,21 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
   await pass(); // warm-up decode
   const t = core.timing, g = core.grammars.timing;
   const native0 = t.nativeMs, mask0 = g.maskMs, wait0 = g.waitMs, worker0 = g.workerMs, busiest0 = g.busiestMs ?? 0, tokens0 = core.metrics().generationTokensTotal;
-  const fill0 = g.fillMs ?? 0, to0 = g.toWorkerMs ?? 0, wake0 = g.wakeMs ?? 0;
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) await pass();
   const ms = performance.now() - t0;
   const tokens = core.metrics().generationTokensTotal - tokens0; // batch * steps unless a sequence ended early
   while (core.hasWork()) await pass();
   return {
-    impl: "this", workers: core.grammars.numWorkers ?? 1, early: null, batch, mode: constrained ? "json_schema" : "none", overlap: core.options.overlapSteps ?? core.readyInfo().backend === "cpu", tokens, ms, tokPerS: (tokens / ms) * 1000,
+    impl: "this", workers: core.grammars.numWorkers ?? 1, batch, mode: constrained ? "json_schema" : "none", overlap: core.options.overlapSteps ?? core.readyInfo().backend === "cpu", tokens, ms, tokPerS: (tokens / ms) * 1000,
     wallMsPerPass: ms / steps, nativeMsPerPass: (t.nativeMs - native0) / steps, maskMsPerPass: (g.maskMs - mask0) / steps,
     maskWaitMsPerPass: ((g.waitMs ?? 0) - (wait0 ?? 0)) / steps, workerMsPerPass: ((g.workerMs ?? 0) - (worker0 ?? 0)) / steps,
     busiestMsPerPass: ((g.busiestMs ?? g.workerMs ?? 0) - (g.busiestMs === undefined ? worker0 ?? 0 : busiest0)) / steps,
-    fillMsPerPass: ((g.fillMs ?? 0) - fill0) / steps, toWorkerMsPerPass: ((g.toWorkerMs ?? 0) - to0) / steps, wakeMsPerPass: ((g.wakeMs ?? 0) - wake0) / steps,
   };
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" }, vocab: { type: "string" }, "mask-reps": { type: "string" }, baseline: { type: "string" }, "grammar-workers": { type: "string" }, "early-masks": { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" }, vocab: { type: "string" }, "mask-reps": { type: "string" }, baseline: { type: "string" }, "grammar-workers": { type: "string" } } });
   if (values.vocab) return vocabCompileBench(values.vocab.split(",").map(Number), Number(values["mask-reps"] ?? 200), twentyFieldSchema, argv);
   const modelDir = values.model ?? defaultModelDir();
   const backend = (values.backend ?? "cpu") as "cpu" | "cuda";
@@ -135,26 +122,16 @@ export async function main(argv: string[]): Promise<void> {
   const which = values.overlap ?? "both";
   const poolSizes = values["grammar-workers"] ? values["grammar-workers"].split(",").map(Number) : null;
   const overlaps = which === "both" ? [false, true] : [which === "on"];
-  const earlies = values["early-masks"] ? values["early-masks"].split(",").map((v) => v === "on") : null;
-  const numEngines = overlaps.length * (poolSizes?.length ?? 1) * ((earlies?.length ?? 1) + (values.baseline ? 1 : 0));
+  const numEngines = overlaps.length * (poolSizes?.length ?? 1) * (values.baseline ? 2 : 1);
   // 2048 blocks in all (what one engine had before --grammar-workers), split between the engines,
   // but never fewer than the largest batch needs at 16 tokens a block.
   const needed = Math.max(...batches) * Math.ceil((32 + steps + 8) / 16) + 16;
   const opts = { backend, maxBatchTokens: 4096, maxSeqs: 256, kvBlocks: Math.max(needed, Math.floor(2048 / numEngines)) };
   const Baseline = values.baseline ? ((await import(join(resolve(values.baseline), "src", "engine", "engineCore.ts"))).EngineCore as typeof EngineCore) : null;
-  const engines: { impl: Row["impl"]; core: EngineCore; overlap: boolean; workers: number; early: boolean | null }[] = [];
+  const engines: { impl: Row["impl"]; core: EngineCore; overlap: boolean; workers: number }[] = [];
   for (const overlap of overlaps) {
-    for (const workers of poolSizes ?? [1])
-      for (const early of earlies ?? [null]) {
-        const core = await EngineCore.load(modelDir, { ...opts, overlapSteps: overlap, grammarWorkers: workers, ...(early !== null && { grammarEarlyMasks: early }) });
-        engines.push({ impl: "this", core, overlap, workers: core.grammars.numWorkers, early });
-      }
-    // The other checkout's engine at each K too (0: its own default, what it would serve with).
-    if (Baseline)
-      for (const workers of poolSizes ?? [0]) {
-        const core = await Baseline.load(modelDir, { ...opts, overlapSteps: overlap, grammarWorkers: workers });
-        engines.push({ impl: "baseline", core, overlap, workers: core.grammars.numWorkers ?? 1, early: null });
-      }
+    for (const workers of poolSizes ?? [1]) engines.push({ impl: "this", core: await EngineCore.load(modelDir, { ...opts, overlapSteps: overlap, grammarWorkers: workers }), overlap, workers });
+    if (Baseline) engines.push({ impl: "baseline", core: await Baseline.load(modelDir, { ...opts, overlapSteps: overlap }), overlap, workers: 1 });
   }
   const core = engines[0]!.core;
   const vocab = core.tokenizer.vocabSize;
@@ -176,32 +153,32 @@ export async function main(argv: string[]): Promise<void> {
 
     const all = new Map<string, Row[]>();
     const roundTokPerS: Record<string, number[]> = {};
-    const keyOf = (r: Pick<Row, "impl" | "workers" | "early" | "batch" | "mode" | "overlap">) =>
-      `${Baseline ? `${r.impl}/` : ""}${poolSizes ? `K=${r.workers}/` : ""}${earlies ? `early ${r.early ? "on" : "off"}/` : ""}${r.batch}/${r.mode}/overlap ${r.overlap ? "on" : "off"}`;
+    const keyOf = (r: Pick<Row, "impl" | "workers" | "batch" | "mode" | "overlap">) =>
+      `${Baseline ? `${r.impl}/` : ""}${poolSizes ? `K=${r.workers}/` : ""}${r.batch}/${r.mode}/overlap ${r.overlap ? "on" : "off"}`;
     let run = 0;
     for (const b of batches)
       for (const constrained of [false, true])
         for (let k = 0; k < rounds; k++)
           for (const e of engines) {
-            const row = { ...(await decode(e.core, b, steps, constrained, `r${run++}`)), impl: e.impl, workers: e.workers, early: e.early };
+            const row = { ...(await decode(e.core, b, steps, constrained, `r${run++}`)), impl: e.impl, workers: e.workers };
             const key = keyOf(row);
             (roundTokPerS[key] ??= []).push(Math.round(row.tokPerS));
             all.set(key, [...(all.get(key) ?? []), row]);
           }
     const rows = [...all.values()].map((rs) => [...rs].sort((a, b) => a.tokPerS - b.tokPerS)[Math.floor(rs.length / 2)]!);
     console.log(`\ngrammar overhead, model ${basename(modelDir)} (vocab ${vocab}), backend ${backend}, ${cpus().length} cores, ${steps} decode passes, median of ${rounds} rounds`);
-    console.table(rows.map((r) => ({ ...(Baseline && { impl: r.impl }), ...(poolSizes && { K: r.workers }), ...(earlies && { early: r.early === null ? "-" : r.early ? "on" : "off" }), batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2), "wait ms/pass": r.maskWaitMsPerPass.toFixed(2), "worker ms/pass": r.workerMsPerPass.toFixed(2), "busiest ms/pass": r.busiestMsPerPass.toFixed(2), "fill ms/pass": r.fillMsPerPass.toFixed(2), "hand-off ms/pass": (r.toWorkerMsPerPass + r.wakeMsPerPass).toFixed(2) })));
-    const loss = batches.flatMap((b) => engines.map(({ impl, overlap, workers, early }) => {
-      const find = (mode: Row["mode"]) => rows.find((r) => r.impl === impl && r.workers === workers && r.early === early && r.batch === b && r.mode === mode && r.overlap === overlap)!;
-      return { impl, workers, early, batch: b, overlap, lossPercent: (1 - find("json_schema").tokPerS / find("none").tokPerS) * 100 };
+    console.table(rows.map((r) => ({ ...(Baseline && { impl: r.impl }), ...(poolSizes && { K: r.workers }), batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2), "wait ms/pass": r.maskWaitMsPerPass.toFixed(2), "worker ms/pass": r.workerMsPerPass.toFixed(2), "busiest ms/pass": r.busiestMsPerPass.toFixed(2) })));
+    const loss = batches.flatMap((b) => engines.map(({ impl, overlap, workers }) => {
+      const find = (mode: Row["mode"]) => rows.find((r) => r.impl === impl && r.workers === workers && r.batch === b && r.mode === mode && r.overlap === overlap)!;
+      return { impl, workers, batch: b, overlap, lossPercent: (1 - find("json_schema").tokPerS / find("none").tokPerS) * 100 };
     }));
-    console.table(loss.map((l) => ({ ...(Baseline && { impl: l.impl }), ...(poolSizes && { K: l.workers }), ...(earlies && { early: l.early === null ? "-" : l.early ? "on" : "off" }), batch: l.batch, overlap: l.overlap ? "on" : "off", "tokens/s lost to the grammar": `${l.lossPercent.toFixed(1)}%` })));
+    console.table(loss.map((l) => ({ ...(Baseline && { impl: l.impl }), ...(poolSizes && { K: l.workers }), batch: l.batch, overlap: l.overlap ? "on" : "off", "tokens/s lost to the grammar": `${l.lossPercent.toFixed(1)}%` })));
     console.log(`grammar worker start ${tokenizerInfoMs.toFixed(1)} ms; 20-field schema compile (cold, via the worker) ${compileMs.map((m) => m.toFixed(1)).join(", ")} ms; cached ${cachedMs.toFixed(3)} ms`);
     const out = {
       command: `bun run bench -- grammar ${argv.join(" ")}`.trim(), date: new Date().toISOString(), model: basename(modelDir), vocab, backend,
       cores: cpus().length, cpu: cpus()[0]?.model, steps, rounds, rows, roundTokPerS, loss, tokenizerInfoMs, compile20FieldMs: compileMs, cachedLookupMs: cachedMs,
     };
-    const suffix = (which === "both" ? "" : `-overlap-${which}`) + (poolSizes ? `-gw${poolSizes.join(",")}` : "") + (earlies ? `-early${earlies.map((e) => (e ? "on" : "off")).join(",")}` : "") + (Baseline ? "-vs-baseline" : "");
+    const suffix = (which === "both" ? "" : `-overlap-${which}`) + (poolSizes ? `-gw${poolSizes.join(",")}` : "") + (Baseline ? "-vs-baseline" : "");
     const file = join(import.meta.dir, "results", `grammar-${backend}-${basename(modelDir)}${suffix}.json`);
     await Bun.write(file, JSON.stringify(out, null, 2) + "\n");
     console.log(`wrote ${file}`);

@@ -6,9 +6,7 @@
 # `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench),
 # `grammar` (the grammar overhead with overlap on and K = 1, 2, 4 grammar Workers, one process per
 # K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
-# one process with the three engines interleaved round by round; GRAMMAR_BASELINE=DIR adds another
-# checkout's engine to each process, GRAMMAR_EARLY=on,off one engine per early-masks value,
-# GRAMMAR_BATCHES=64 fewer batches: see the stage), `mla` (transformers' bf16 drift on
+# one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
 # (bench/gpu/mla.ts, the latent attention kernels alone: fp32 vs tensor-core, FASTGEN_MLA_KERNEL=fma / mma), `specinv` (a self-draft at batch 1-3 with the
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
@@ -93,16 +91,10 @@ for stage in "$@"; do
     grammar)
       M=/tmp/fastgen-llama2-7b-random
       [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
-      # GRAMMAR_BASELINE=DIR: a checkout's src/ under DIR (e.g. `git archive REV src | tar -x -C DIR`
-      # in the repo root) runs beside this one in each process (--baseline; both load this build's
-      # libfastgen); GRAMMAR_EARLY=on,off: one engine per value (--early-masks); GRAMMAR_BATCHES.
-      extra=()
-      if [ -n "${GRAMMAR_BASELINE:-}" ]; then extra+=(--baseline "$GRAMMAR_BASELINE"); export FASTGEN_LIB="${FASTGEN_LIB:-$PWD/zig-out/lib/libfastgen.so}"; fi
-      if [ -n "${GRAMMAR_EARLY:-}" ]; then extra+=(--early-masks "$GRAMMAR_EARLY"); fi
       for k in ${GRAMMAR_WORKERS:-1 2 4}; do
         l=$(left); [ "$l" -lt 40 ] && { say "skipped grammar K=$k (deadline)"; continue; }
-        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds 3 --batches "${GRAMMAR_BATCHES:-1,16,64}" --overlap on --grammar-workers "$k" ${extra[@]+"${extra[@]}"} > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
-        say "grammar K=$k:"; grep -v "^\[FATAL\]\|^Aborted" "$W/grammar-k$k.log" | tail -40 >> "$W/summary.txt"
+        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds 3 --batches 1,16,64 --overlap on --grammar-workers "$k" > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
+        say "grammar K=$k:"; grep -v "^\[FATAL\]\|^Aborted" "$W/grammar-k$k.log" | tail -22 >> "$W/summary.txt"
       done
       cp bench/results/grammar-cuda-*-gw*.json "$W/" 2>/dev/null ;;
     mla)

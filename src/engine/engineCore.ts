@@ -9,10 +9,8 @@
  *
  * With overlapSteps off, finishStep builds the batch with its masks and calls fg_step once; the
  * masks of the next pass are asked for at the end of finishStep, so the Worker computes them while
- * the host posts the deltas and plans. With overlap on, too when the host has a core for each
- * Worker (grammarEarlyMasks, asksMasksEarly): then the Workers also use the gap between passes;
- * not on the 2-core VM, where the woken Worker preempted the engine thread there, delaying the
- * launch (batch 64 lost ~20% against ~2%).
+ * the host posts the deltas and plans. (With overlap on, not: on the 2-core VM the woken Worker
+ * preempted the engine thread there, delaying the launch; batch 64 lost ~20% against ~2%.)
  *
  * Its parts live beside it: loading (engineLoad.ts), admission (requestAdmission.ts), the pass
  * from launch to applied tokens (passLifecycle.ts), what passes wait for of the grammar Worker
@@ -38,7 +36,7 @@ import type { Speculator } from "./speculative/speculator";
 import { abort as abortSequence, finishSequence, type StepperContext } from "./stepper";
 import { EngineStepError, RequestRejectedError, type EngineMetrics, type GenerationDelta } from "./types";
 import type { WorkerReadyInfo } from "./workerProtocol";
-import { EngineGrammars, asksMasksEarly } from "../grammar/engineGrammars";
+import { EngineGrammars } from "../grammar/engineGrammars";
 import type { SequenceGrammar } from "../grammar/sequenceGrammar";
 import { FastgenError, type NativeEngine } from "../native";
 import type { Tokenizer } from "../tokenizer/tokenizer";
@@ -78,7 +76,7 @@ export class EngineCore {
   private readonly penaltySlots = new PenaltySlots();
   /** Where passes meet the grammar Worker: who sits out a compile, what a pass waits for. */
   private readonly grammarPasses: GrammarPasses;
-  /** Ask for the next pass's masks when a pass is applied (overlapSteps off, or grammarEarlyMasks; see the top). */
+  /** Ask for the next pass's masks when a pass is applied (overlapSteps off; see the top). */
   private readonly prefetchMasks: boolean;
 
   private constructor(loaded: LoadedModel, readonly options: EngineOptions) {
@@ -91,7 +89,6 @@ export class EngineCore {
     const info = native.info();
     this.grammars = new EngineGrammars({ modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds }, {
       workers: options.grammarWorkers,
-      backend: info.backend,
       compileTimeoutMs: options.grammarCompileTimeout * 1000,
     });
     this.grammarPasses = new GrammarPasses(this.grammars, this.requests);
@@ -114,7 +111,7 @@ export class EngineCore {
     };
     // overlapSteps absent: on (see EngineOptions.overlapSteps).
     const overlap = options.overlapSteps ?? true;
-    this.prefetchMasks = !overlap || (options.grammarEarlyMasks ?? asksMasksEarly(this.grammars.numWorkers));
+    this.prefetchMasks = !overlap;
     const { blocks, requests, ctx, stats, grammars, penaltySlots } = this;
     this.passes = new PassLifecycle({ native, blocks, requests, ctx, stats, grammars, penaltySlots, vocabSize: info.vocabSize, overlap });
   }

@@ -69,18 +69,11 @@ export interface EngineOptions {
   overlapSteps?: boolean;
   /**
    * Grammar Workers (threads running XGrammar) of the engine: a pass's masks are split over them
-   * by sample and computed at once. 0 = half the host's cores, 1 to 8, on CUDA; a quarter, 1 to 4, on the CPU
+   * by sample and computed at once. 0 = a quarter of the host's cores, 1 to 4
    * (src/grammar/grammarPool.ts defaultGrammarWorkers says why). They start on the first
    * constrained request.
    */
   grammarWorkers: number;
-  /**
-   * With overlapSteps on, ask the grammar Workers for the next pass's masks as soon as a pass is
-   * applied (true), or once the next pass is launched (false); absent: early when the host has a
-   * core for each Worker beside the engine and serving threads (src/grammar/grammarPool.ts
-   * asksMasksEarly). Outputs are the same either way. (Overlap off always asks when applied.)
-   */
-  grammarEarlyMasks?: boolean;
   /**
    * Seconds one structured-output compile may run in a grammar Worker (no vLLM equal). Past it the
    * Worker is ended (nothing else stops XGrammar's WebAssembly), the requests waiting on that

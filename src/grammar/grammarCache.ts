@@ -43,11 +43,6 @@ export class GrammarCache {
     return new GrammarCache(compiler, vocab.encoded.length, capacity);
   }
 
-  /** Whether `s` is compiled (or compiling) here; the LRU order is left alone. */
-  has(s: StructuredOutput): boolean {
-    return this.cache.has(grammarKey(s));
-  }
-
   /** The compiled grammar of `s`, from the cache or compiled now. @throws GrammarError */
   async get(s: StructuredOutput): Promise<CompiledGrammar> {
     const bad = checkStructuredOutput(s);

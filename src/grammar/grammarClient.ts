@@ -16,12 +16,11 @@
 import { GrammarCompileTimeoutError, GrammarError, GrammarWorkerError } from "./grammarErrors";
 import type { StructuredOutput } from "./spec";
 import { grammarKey } from "./spec";
-import { packSyncs, type FromGrammarWorker, type HoldAt, type RoundShared, type GrammarSource, type MatcherSync, type ToGrammarWorker } from "./worker/protocol";
+import { packSyncs, type FromGrammarWorker, type GrammarSource, type MatcherSync, type ToGrammarWorker } from "./worker/protocol";
 import { envVar } from "../envVars";
 
 export type Created = Extract<FromGrammarWorker, { type: "created" }>;
 export type MasksReply = Extract<FromGrammarWorker, { type: "masks" }>;
-export type RoundReply = Extract<FromGrammarWorker, { type: "round" }>;
 
 /** Bun's Worker, whose ref/unref the DOM typing lacks. */
 type RefWorker = Worker & { ref(): void; unref(): void };
@@ -116,27 +115,6 @@ export class GrammarClient {
     return { id, reply };
   }
 
-  /** Worker `worker`'s share of a round (maskRound.ts); the answer says what it did, the masks are shared. */
-  round(rows: Int32Array, shared: RoundShared, worker: number): { id: number; reply: Promise<RoundReply> } {
-    const id = this.nextId++;
-    const reply = this.request(id, { type: "round", id, rows, shared, worker }).then((m) => {
-      if (m.type === "round") return m;
-      throw this.unexpected(m);
-    });
-    return { id, reply };
-  }
-
-  /**
-   * `n` more matchers of `spec` if the Worker has it compiled (replicas), else none (and `hit`
-   * false): never a compile, so never slow. @throws GrammarWorkerError
-   */
-  async replicate(spec: StructuredOutput, n: number): Promise<Created> {
-    const id = this.nextId++;
-    const m = await this.request(id, { type: "create", id, spec, n, onlyCached: true });
-    if (m.type === "created") return m;
-    throw this.unexpected(m);
-  }
-
   release(matchers: number[]): void {
     if (matchers.length > 0) this.post({ type: "release", matchers });
   }
@@ -179,9 +157,9 @@ export class GrammarClient {
     this.fail(new GrammarWorkerError("the grammar worker was shut down"));
   }
 
-  /** TEST ONLY: the Worker blocks while int32 0 of `flag` is 1: now, in its next create, or in its next round. */
-  debugHold(flag: SharedArrayBuffer, at: HoldAt = "now"): void {
-    this.post({ type: "debug-hold", flag, at });
+  /** TEST ONLY: the Worker blocks while int32 0 of `flag` is 1: now, or `inCompile` in its next create. */
+  debugHold(flag: SharedArrayBuffer, inCompile = false): void {
+    this.post({ type: "debug-hold", flag, inCompile });
   }
 
   /** TEST ONLY: the Worker dies of an uncaught error. */

@@ -4,12 +4,9 @@
  * threads at once (EngineGrammars splits a pass's requests by Worker). This file is the creating
  * side: where a sample's matcher lives, what each Worker has compiled, starting and replacing them.
  *
- *   placement  each sample's home is the least-loaded Worker (fewest live samples), one that has
+ *   placement  each sample goes to the least-loaded Worker (fewest live samples), one that has
  *              the grammar compiled (or compiling) winning a tie, so n samples of one request
- *              spread over the Workers
- *   replicas   each other Worker that has the grammar compiled gets a matcher of the sample too
- *              (replicate: never a compile), so a round's rows go to whichever Worker is free
- *              (maskRound.ts) and a pass's mask work splits by cost, not by count
+ *              spread over the Workers and a pass's mask work splits evenly
  *   compiles   a grammar is compiled in each Worker that gets samples of it, in parallel, once
  *              per Worker (its compiled cache); while one Worker compiles, the others serve masks
  *   refs       one GrammarRef per key on the engine thread, shared by every Worker (a schema
@@ -28,33 +25,15 @@ import { grammarKey } from "./spec";
 import type { GrammarSource } from "./worker/protocol";
 
 /**
- * Grammar Workers when EngineOptions.grammarWorkers is 0. XGrammar's mask fill is ~99% of a
- * Worker's time (bench/results/grammar-profile-cpu.md), so a pass's masks come as fast as they
- * are split, and the cores they may take depend on the backend:
- *   cpu   a quarter of the cores, 1 to 4: the forward's own threads share them, with the engine
- *         thread, the tokenizer Worker, the HTTP side and other replicas' engines (a 2-core
- *         machine gets 1)
- *   cuda  half the cores, 1 to 8: the forward needs no host core, so the rest are idle while it
- *         runs. At 64 rows the H100 7B shape's masks (32K vocab) took the busiest of 4 Workers
- *         5.3 ms against a 7.0 ms forward and still lost 11.5%: a pass's busiest Worker varies
- *         pass by pass, and each late one lengthens its pass; 8 halve it on a 16-core host.
- * Each further Worker adds a message per pass, a compile per schema and its own XGrammar tables.
+ * Grammar Workers when EngineOptions.grammarWorkers is 0: a quarter of the host's cores, 1 to 4.
+ * A quarter leaves the rest to what shares them: the engine thread, the tokenizer Worker, the
+ * HTTP side, other replicas' engines (each with its own pool), and on the CPU backend the forward's
+ * own threads (a 2-core machine gets 1, as before the pool). Four Workers already bring the H100
+ * 7B shape's 64 masks (9.9 ms a pass on one thread) well under its 6.8 ms forward; each further one
+ * adds a message per pass, a compile per schema and its own XGrammar tables.
  */
-export function defaultGrammarWorkers(cores = availableParallelism(), backend: "cpu" | "cuda" = "cpu"): number {
-  if (backend === "cuda") return Math.min(8, Math.max(1, Math.floor(cores / 2)));
+export function defaultGrammarWorkers(cores = availableParallelism()): number {
   return Math.min(4, Math.max(1, Math.floor(cores / 4)));
-}
-
-/**
- * Whether the next pass's masks are asked for as soon as a pass is applied (EngineOptions.
- * grammarEarlyMasks absent), not once the next pass is launched: the Workers then also use the
- * engine thread's gap between passes (returning tokens, planning, building and launching the
- * next), which is taken from the forward's window otherwise. Only with a core for each Worker
- * beside the engine and serving threads: on the 2-core VM the woken Worker preempted the engine
- * thread before its launch (postMessage took 1-3 ms one pass in three; grammar-worker-cpu.md).
- */
-export function asksMasksEarly(workers: number, cores = availableParallelism()): boolean {
-  return cores >= workers + 2;
 }
 
 /** One slot of the pool: its running Worker (null until started, or after it failed) and what the engine knows of it. */
@@ -141,38 +120,6 @@ export class GrammarPool {
       for (const m of (results[i] as PromiseFulfilledResult<number[]>).value) matchers.push({ worker: w.index, matcher: m });
     });
     return { ref, matchers };
-  }
-
-  /**
-   * `n` replicas of `s` in Worker `index` if it has `s` compiled (never a compile there): extra
-   * matchers any Worker can compute a sample's mask with (maskRound.ts). None when it lacks the
-   * grammar or fails meanwhile. @throws GrammarWorkerError
-   */
-  async replicate(index: number, s: StructuredOutput, n: number): Promise<number[]> {
-    const w = this.workers[index]!;
-    const key = grammarKey(s);
-    const client = w.client;
-    if (client === null || !w.compiled.has(key) || n === 0) return [];
-    const created = await client.replicate(s, n);
-    if (client !== w.client) return []; // its matchers died with it
-    for (const k of created.evicted) {
-      w.compiled.delete(k);
-      this.prune(k);
-    }
-    return created.matchers;
-  }
-
-  /** A sample's home moved from Worker `from` to `to` (its home Worker failed). */
-  moveLoad(from: number, to: number): void {
-    this.workers[from]!.load--;
-    this.workers[to]!.load++;
-  }
-
-  /** Resolves at any Worker's next answer (or failure); at once without a Worker. */
-  nextEvent(): Promise<void> {
-    const events: Promise<void>[] = [];
-    for (const w of this.workers) if (w.client !== null) events.push(w.client.nextEvent());
-    return events.length === 0 ? Promise.resolve() : Promise.race(events);
   }
 
   /** Frees matchers of Worker `index` (nothing if it was replaced since: they died with it). */

@@ -59,8 +59,7 @@ export const ENGINE_FLAG_HELP = `Engine:
   --kv-cache-dtype D     auto | fp8: keep K/V as FP8 E4M3 with the checkpoint's k_scale/v_scale
                          (1.0 without): twice the KV blocks on CUDA (default auto: the model's dtype)
   --grammar-workers N    threads computing structured-output masks (XGrammar), a pass's masks
-                         split over them (default 0: on CUDA half the cores, 1 to 8; on the CPU
-                         backend a quarter, 1 to 4)
+                         split over them (default 0: a quarter of the cores, 1 to 4)
   --grammar-compile-timeout S
                          seconds one structured-output compile may run; past it the request gets
                          400 and its grammar worker is replaced (default ${DEFAULT_ENGINE_OPTIONS.grammarCompileTimeout})

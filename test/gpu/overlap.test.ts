@@ -158,16 +158,13 @@ describe.skipIf(!hasGpu)("overlapped steps on cuda", () => {
     ref.forEach((r, i) => sameBits(ovl[i]!, r));
   });
 
-  // Overlap off with 1 grammar Worker; on with the CUDA default (half the cores, up to 8, masks
-  // asked early where cores allow: mask rounds shared by the pool); on with 2 Workers, early off.
-  test("the engine on the demo model: grammar outputs the same with overlap on and off, 1 or many grammar Workers", async () => {
-    const sampling = { maxTokens: 80, temperature: 1, seed: 3, n: 12, structured: { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) } };
+  test("the engine on the demo model: grammar outputs the same with overlap on and off", async () => {
+    const sampling = { maxTokens: 80, temperature: 1, seed: 3, n: 3, structured: { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) } };
     const outs: number[][][] = [];
-    const configs = [{ overlapSteps: false, grammarWorkers: 1 }, { overlapSteps: true }, { overlapSteps: true, grammarWorkers: 2, grammarEarlyMasks: false }];
-    for (const config of configs) {
-      const core = await EngineCore.load(defaultModelDir(), { backend: "cuda", kvBlocks: 256, ...config });
+    for (const overlapSteps of [false, true]) {
+      const core = await EngineCore.load(defaultModelDir(), { backend: "cuda", kvBlocks: 256, overlapSteps });
       try {
-        const ids: number[][] = Array.from({ length: 12 }, () => []);
+        const ids: number[][] = [[], [], []];
         await core.addRequestAsync("0", core.tokenizer.encode("Person:", { addSpecialTokens: true }), sampling);
         while (core.hasWork()) {
           core.launchStep();
@@ -180,6 +177,5 @@ describe.skipIf(!hasGpu)("overlapped steps on cuda", () => {
       }
     }
     expect(outs[1]).toEqual(outs[0]!);
-    expect(outs[2]).toEqual(outs[0]!);
   });
 });

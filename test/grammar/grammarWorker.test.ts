@@ -17,7 +17,7 @@ import type { EngineCore, StepItem } from "../../src/engine/engineCore";
 import type { SamplingOptions } from "../../src/engine/samplingOptions";
 import { EngineStepError, RequestRejectedError } from "../../src/engine/types";
 import { GrammarClient } from "../../src/grammar/grammarClient";
-import { asksMasksEarly, defaultGrammarWorkers } from "../../src/grammar/grammarPool";
+import { defaultGrammarWorkers } from "../../src/grammar/grammarPool";
 import { GrammarService } from "../../src/grammar/worker/grammarService";
 import { defaultModelDir } from "../../src/model/defaultModel";
 import { ENGINE_FLAG_HELP, UsageError, engineOptionsFromFlags } from "../../src/ops/engineFlags";
@@ -244,7 +244,7 @@ describe("compile deadline (--grammar-compile-timeout)", () => {
       await d.add("free", "Free text:", FREE);
       await d.add("bound", "Items:", BOUND); // a live sample of the Worker that will be ended
       await d.step();
-      const release = e.grammars.debugHoldWorker(0, "compile"); // its next compile is slow
+      const release = e.grammars.debugHoldWorker(0, true); // its next compile is slow
       const slow = { maxTokens: 40, temperature: 1, seed: 8, structured: { type: "json" as const, schema: twentyFields(`slow${Date.now()}`) } };
       const settle = (p: Promise<void>) => p.then(() => null, (err: Error) => err);
       const waiting = [settle(d.add("slow", "Person:", slow)), settle(d.add("slow2", "Person:", { ...slow, seed: 9 }))];
@@ -338,11 +338,8 @@ describe("Worker lifecycle", () => {
 describe("a pool of grammar Workers", () => {
   const PERSON = { type: "json" as const, schema: JSON.stringify(PERSON_SCHEMA) };
 
-  test("the default is a quarter of the cores, 1 to 4 (CUDA: half, 1 to 8); --grammar-workers sets it and travels to replicas", () => {
+  test("the default is a quarter of the cores, 1 to 4; --grammar-workers sets it and travels to replicas", () => {
     expect([1, 2, 4, 8, 12, 16, 64].map((c) => defaultGrammarWorkers(c))).toEqual([1, 1, 1, 2, 3, 4, 4]);
-    expect([1, 2, 4, 8, 12, 16, 64].map((c) => defaultGrammarWorkers(c, "cuda"))).toEqual([1, 1, 2, 4, 6, 8, 8]);
-    // Masks are asked for early only with a core per Worker beside the engine and serving threads.
-    expect([[1, 2], [1, 3], [4, 6], [8, 16], [8, 9]].map(([k, c]) => asksMasksEarly(k!, c))).toEqual([false, true, true, true, false]);
     expect(engineOptionsFromFlags({ "grammar-workers": "3" })).toEqual({ grammarWorkers: 3 });
     expect(engineOptionsFromFlags({ "grammar-workers": "0" })).toEqual({ grammarWorkers: 0 }); // the default
     expect(() => engineOptionsFromFlags({ "grammar-workers": "-1" })).toThrow(UsageError);
@@ -431,9 +428,8 @@ describe("a pool of grammar Workers", () => {
     }
   });
 
-  // Early masks: the crash meets an ask in flight (asked when the pass before was applied).
-  test.each([false, true])("a crash of one Worker fails only its samples; the next request replaces it (early masks %p)", async (early) => {
-    const e = await loadDemo({ maxSeqs: 16, grammarWorkers: 2, grammarEarlyMasks: early });
+  test("a crash of one Worker fails only its samples; the next request replaces it", async () => {
+    const e = await loadDemo({ maxSeqs: 16, grammarWorkers: 2 });
     try {
       const d = new Driver(e);
       await d.add("free", "Free text:", FREE);

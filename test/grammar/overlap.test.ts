@@ -1,9 +1,8 @@
 // Overlapped steps through the whole engine (demo model, CPU): the forward pass of each step is
 // launched before its rows' grammar masks are computed (EngineOptions.overlapSteps, the default;
 // FASTGEN_STEP_OVERLAP in the library), and the outputs are those of the plain path (masks first,
-// one fg_step) token for token and logprob for logprob, whether the next pass's masks are asked for
-// once it is launched or as soon as a pass is applied (grammarEarlyMasks). Aborts and destroy
-// while a pass is in flight are safe. The masks come from the grammar Worker either way; the engine awaits them.
+// one fg_step) token for token and logprob for logprob. Aborts and destroy while a pass is in
+// flight are safe. The masks come from the grammar Worker either way; the engine awaits them.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { EngineCore } from "../../src/engine/engineCore";
@@ -52,16 +51,14 @@ async function run(core: EngineCore, reqs: { prompt: string; sampling: SamplingO
   return out;
 }
 
-let on: EngineCore, off: EngineCore, early: EngineCore;
+let on: EngineCore, off: EngineCore;
 beforeAll(async () => {
-  on = await loadDemo({ overlapSteps: true, maxSeqs: 16, grammarEarlyMasks: false });
+  on = await loadDemo({ overlapSteps: true, maxSeqs: 16 });
   off = await loadDemo({ overlapSteps: false, maxSeqs: 16 });
-  early = await loadDemo({ overlapSteps: true, maxSeqs: 16, grammarEarlyMasks: true, grammarWorkers: 2 });
 });
 afterAll(() => {
   on.destroy();
   off.destroy();
-  early.destroy();
 });
 
 describe("overlapped steps", () => {
@@ -71,7 +68,6 @@ describe("overlapped steps", () => {
       const a = await run(off, reqs);
       const b = await run(on, reqs);
       expect(b).toEqual(a);
-      expect(await run(early, reqs)).toEqual(a);
       for (const s of a[0]!) if (s.finish === "stop") expect(schemaErrors(JSON.parse(s.text), PERSON_SCHEMA)).toEqual([]);
       expect(a[1]![0]!.tokenIds.length).toBeGreaterThan(0);
     }

@@ -6,7 +6,6 @@
  * signatures: a compile of a large schema holds this thread, never the engine's.
  *
  *   masks: [k * words] uint32, mask i = sync i's matcher; bit id % 32 of word id / 32 = allowed
- *   round: the rows this Worker claims of a round shared by the pool (maskRound.ts)
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,8 +13,7 @@ import { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 import { GrammarCache } from "../grammarCache";
 import type { StructuredOutput } from "../spec";
 import { grammarVocab, type GrammarVocab } from "../vocab";
-import type { GrammarSource, MatcherSync, RoundShared } from "./protocol";
-import { ROW_DONE, ROW_REFUSED, RoundClaims, unpackRowsFor } from "../maskRound";
+import type { GrammarSource, MatcherSync } from "./protocol";
 import { Tokenizer } from "../../tokenizer/tokenizer";
 
 export interface Created {
@@ -27,20 +25,10 @@ export interface Created {
   evicted: string[];
 }
 
-/** What a Worker did of a round: rows it computed, and its time syncing matchers and in XGrammar's fill. */
-export interface RoundWork {
-  computed: number;
-  syncMs: number;
-  fillMs: number;
-}
-
 export interface Masks {
   masks: Uint32Array;
   /** Indices of syncs with a refused id. */
   refused: number[];
-  /** Ms bringing matchers up to date (rollback, accept), and in XGrammar's mask fill. */
-  syncMs: number;
-  fillMs: number;
 }
 
 /** The vocabulary of a source: a model's tokenizer is read here, off the engine thread. */
@@ -69,12 +57,8 @@ export class GrammarService {
     return new GrammarService(cache, Math.ceil(cache.vocabSize / 32));
   }
 
-  /**
-   * Compiles `spec` (or takes it from the cache) and makes `n` matchers; `onlyCached`: none unless
-   * it is cached (replicas are never worth a compile). @throws GrammarError
-   */
-  async create(spec: StructuredOutput, n: number, onlyCached = false): Promise<Created> {
-    if (onlyCached && !this.cache.has(spec)) return { matchers: [], hit: false, compileMs: 0, evicted: [] };
+  /** Compiles `spec` (or takes it from the cache) and makes `n` matchers. @throws GrammarError */
+  async create(spec: StructuredOutput, n: number): Promise<Created> {
     const { hits, compileMs } = this.cache.stats;
     const compiled = await this.cache.get(spec);
     const out: Created = { matchers: [], hit: this.cache.stats.hits > hits, compileMs: this.cache.stats.compileMs - compileMs, evicted: this.evicted };
@@ -89,50 +73,22 @@ export class GrammarService {
 
   /** Applies each sync to its matcher and computes its next mask. */
   async masks(syncs: readonly MatcherSync[]): Promise<Masks> {
-    const masks = new Uint32Array(syncs.length * this.words);
+    const words = this.words;
+    const masks = new Uint32Array(syncs.length * words);
     const refused: number[] = [];
-    const timing = { syncMs: 0, fillMs: 0 };
-    for (let i = 0; i < syncs.length; i++) if (!(await this.maskInto(syncs[i]!, masks, i * this.words, timing))) refused.push(i);
-    return { masks, refused, ...timing };
-  }
-
-  /**
-   * Worker `worker`'s share of a round (maskRound.ts): the rows where its replica is the nearest,
-   * in order, then any other row it holds a replica of, from the last (where the nearest Worker
-   * comes latest), each claimed before it is computed.
-   */
-  async round(packed: Int32Array, shared: RoundShared, worker: number, claimed: () => void = () => {}): Promise<RoundWork> {
-    if (shared.words !== this.words) throw new Error(`grammar worker: a round of ${shared.words}-word masks for a ${this.words}-word vocabulary`);
-    const rows = unpackRowsFor(packed, worker);
-    const claims = new RoundClaims(shared);
-    const work: RoundWork = { computed: 0, syncMs: 0, fillMs: 0 };
-    const run = async (r: number) => {
-      const sync = rows[r]!.sync;
-      if (sync === null || !claims.claim(r, worker)) return;
-      claimed(); // TEST ONLY: a hold there (debug-hold "round")
-      const ok = await this.maskInto(sync, claims.masks, r * this.words, work);
-      work.computed++;
-      claims.finish(r, ok ? ROW_DONE : ROW_REFUSED);
-    };
-    for (let r = 0; r < rows.length; r++) if (rows[r]!.nearest) await run(r);
-    for (let r = rows.length - 1; r >= 0; r--) if (!rows[r]!.nearest) await run(r);
-    return work;
-  }
-
-  /** Brings a matcher to its sync's state and writes its next mask at `out[at..]`; false: an id was refused. */
-  private async maskInto(sync: MatcherSync, out: Uint32Array, at: number, timing: { syncMs: number; fillMs: number }): Promise<boolean> {
-    const matcher = this.matchers.get(sync.matcher);
-    if (matcher === undefined) throw new Error(`grammar worker: no matcher ${sync.matcher}`);
-    const t0 = performance.now();
-    if (sync.rollback > 0) matcher.rollBack(sync.rollback);
-    const ok = sync.accept.every((t) => matcher.acceptToken(t));
-    const t1 = performance.now();
-    timing.syncMs += t1 - t0;
-    if (!ok) return false;
-    const m = await matcher.getNextTokenBitmask();
-    timing.fillMs += performance.now() - t1;
-    out.set(new Uint32Array(m.buffer, m.byteOffset, this.words), at);
-    return true;
+    for (let i = 0; i < syncs.length; i++) {
+      const { matcher: id, rollback, accept } = syncs[i]!;
+      const matcher = this.matchers.get(id);
+      if (matcher === undefined) throw new Error(`grammar worker: no matcher ${id}`);
+      if (rollback > 0) matcher.rollBack(rollback);
+      if (!accept.every((t) => matcher.acceptToken(t))) {
+        refused.push(i);
+        continue;
+      }
+      const m = await matcher.getNextTokenBitmask();
+      masks.set(new Uint32Array(m.buffer, m.byteOffset, words), i * words);
+    }
+    return { masks, refused };
   }
 
   release(ids: readonly number[]): void {

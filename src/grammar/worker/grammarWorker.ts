@@ -4,15 +4,14 @@
  * order (protocol.ts). scripts/compile.ts bundles this file as an entry point of the single binary.
  */
 import { GrammarService } from "./grammarService";
-import { epochMs, unpackSyncs, type FromGrammarWorker, type ToGrammarWorker } from "./protocol";
+import { unpackSyncs, type FromGrammarWorker, type ToGrammarWorker } from "./protocol";
 
 declare const self: Worker;
 
 let service: GrammarService | null = null;
 let queue: Promise<void> = Promise.resolve();
-/** TEST ONLY: the flags the next create, or round, blocks on (debug-hold "compile", "round"). */
+/** TEST ONLY: the flag the next create blocks on (debug-hold inCompile). */
 let holdNextCompile: SharedArrayBuffer | null = null;
-let holdNextRound: SharedArrayBuffer | null = null;
 
 function reply(m: FromGrammarWorker, transfer: Transferable[] = []): void {
   self.postMessage(m, transfer);
@@ -43,31 +42,16 @@ async function handle(m: ToGrammarWorker): Promise<void> {
         holdNextCompile = null;
       }
       try {
-        reply({ type: "created", id: m.id, ...(await service!.create(m.spec, m.n, m.onlyCached)) });
+        reply({ type: "created", id: m.id, ...(await service!.create(m.spec, m.n)) });
       } catch (e) {
         reply(errorOf(m.id, e));
       }
       return;
     case "masks":
       try {
-        const startedAt = epochMs();
-        const { masks, refused, syncMs, fillMs } = await service!.masks(unpackSyncs(m.syncs));
-        const endedAt = epochMs();
-        reply({ type: "masks", id: m.id, masks, refused, ms: endedAt - startedAt, syncMs, fillMs, startedAt, endedAt }, [masks.buffer]);
-      } catch (e) {
-        reply(errorOf(m.id, e));
-      }
-      return;
-    case "round":
-      try {
-        const startedAt = epochMs();
-        const work = await service!.round(m.rows, m.shared, m.worker, () => {
-          if (holdNextRound === null) return;
-          Atomics.wait(new Int32Array(holdNextRound), 0, 1);
-          holdNextRound = null;
-        });
-        const endedAt = epochMs();
-        reply({ type: "round", id: m.id, ...work, ms: endedAt - startedAt, startedAt, endedAt });
+        const t0 = performance.now();
+        const { masks, refused } = await service!.masks(unpackSyncs(m.syncs));
+        reply({ type: "masks", id: m.id, masks, refused, ms: performance.now() - t0 }, [masks.buffer]);
       } catch (e) {
         reply(errorOf(m.id, e));
       }
@@ -76,8 +60,7 @@ async function handle(m: ToGrammarWorker): Promise<void> {
       service?.release(m.matchers);
       return;
     case "debug-hold":
-      if (m.at === "compile") holdNextCompile = m.flag;
-      else if (m.at === "round") holdNextRound = m.flag;
+      if (m.inCompile) holdNextCompile = m.flag;
       else Atomics.wait(new Int32Array(m.flag), 0, 1);
       return;
     case "debug-crash":

@@ -7,12 +7,9 @@
  * for it.
  *
  *   init    {source, stopTokenIds}   -> ready {tokenizerInfoMs, words} | init-error
- *   create  {id, spec, n, onlyCached} -> compiling {id} (as it starts: the compile deadline runs from
+ *   create  {id, spec, n}            -> compiling {id} (as it starts: the compile deadline runs from
  *                                       here), then created {id, matchers[n], hit, compileMs, evicted} | error
- *   masks   {id, syncs: k packed}    -> masks {id, masks: [k * words] uint32 (transferred), refused,
- *                                       ms, syncMs, fillMs, startedAt, endedAt} | error
- *   round   {id, rows, shared, worker} -> round {id, computed, ms, syncMs, fillMs, startedAt, endedAt}
- *                                       (the rows it claimed of a round; masks in shared memory: maskRound.ts)
+ *   masks   {id, syncs: k packed}    -> masks {id, masks: [k * words] uint32 (transferred), refused} | error
  *   release {matchers}               (no answer)
  */
 import type { StructuredOutput } from "../spec";
@@ -28,48 +25,19 @@ export interface MatcherSync {
   accept: number[];
 }
 
-/** The shared memory of a round of masks (layout: maskRound.ts). */
-export interface RoundShared {
-  numRows: number;
-  words: number;
-  /** When the engine made the round (epoch ms, epochMs). */
-  postedAt: number;
-  control: SharedArrayBuffer;
-  masks: SharedArrayBuffer;
-}
-
-/** TEST ONLY: where a held Worker blocks (debug-hold). */
-export type HoldAt = "now" | "compile" | "round";
-
 export type ToGrammarWorker =
   | { type: "init"; source: GrammarSource; stopTokenIds: number[]; cacheSize?: number }
-  /** `onlyCached`: make the matchers only if the grammar is compiled here (replicas; none otherwise). */
-  | { type: "create"; id: number; spec: StructuredOutput; n: number; onlyCached?: boolean }
-  /** Worker `worker`'s share of a round of masks shared by the pool (maskRound.ts). */
-  | { type: "round"; id: number; rows: Int32Array; shared: RoundShared; worker: number }
+  | { type: "create"; id: number; spec: StructuredOutput; n: number }
   /** Applies each sync, then computes that matcher's next mask (mask i of the answer). */
   | { type: "masks"; id: number; syncs: Int32Array }
   | { type: "release"; matchers: number[] }
   /**
-   * TEST ONLY: the Worker blocks (as in a long compile) while int32 0 of `flag` is 1: at once
-   * ("now"), inside its next create after it answered compiling ("compile": a compile that is
-   * slow), or in its next round once it claimed a row ("round": stuck with a row half done).
+   * TEST ONLY: the Worker blocks (as in a long compile) while int32 0 of `flag` is 1: at once, or
+   * with `inCompile` inside its next create, after it answered compiling (a compile that is slow).
    */
-  | { type: "debug-hold"; flag: SharedArrayBuffer; at: HoldAt }
+  | { type: "debug-hold"; flag: SharedArrayBuffer; inCompile?: boolean }
   /** TEST ONLY: the Worker dies of an uncaught error. */
   | { type: "debug-crash" };
-
-/** Where a masks message's time went in the Worker (see FromGrammarWorker "masks"). */
-export interface MaskTiming {
-  ms: number;
-  syncMs: number;
-  fillMs: number;
-  startedAt: number;
-  endedAt: number;
-}
-
-/** Epoch ms with sub-ms precision, comparable between the engine thread and the Workers. */
-export const epochMs = (): number => performance.timeOrigin + performance.now();
 
 export type FromGrammarWorker =
   | { type: "ready"; tokenizerInfoMs: number; words: number }
@@ -78,16 +46,8 @@ export type FromGrammarWorker =
   | { type: "compiling"; id: number }
   /** `evicted`: keys of compiled grammars the cache dropped to make room. */
   | { type: "created"; id: number; matchers: number[]; hit: boolean; compileMs: number; evicted: string[] }
-  /**
-   * `refused`: indices of syncs with an id the matcher refused (their masks are all zero). The
-   * Worker's time: `ms` in all, of which `syncMs` bringing matchers up to date (rollback, accept)
-   * and `fillMs` in XGrammar's getNextTokenBitmask; `startedAt` / `endedAt`: when it took the
-   * message and when it posted the answer, in epoch ms (performance.timeOrigin + now, comparable
-   * across threads), so the engine can tell the hand-off latency from the compute.
-   */
-  | { type: "masks"; id: number; masks: Uint32Array; refused: number[] } & MaskTiming
-  /** A round's share done: rows it computed (the masks and states are in the round's shared memory). */
-  | ({ type: "round"; id: number; computed: number } & MaskTiming)
+  /** `refused`: indices of syncs with an id the matcher refused (their masks are all zero). */
+  | { type: "masks"; id: number; masks: Uint32Array; refused: number[]; ms: number }
   /** `name` "GrammarError": the constraint does not compile (the request's fault). */
   | { type: "error"; id: number; name: string; message: string };
 
