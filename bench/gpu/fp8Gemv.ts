@@ -26,7 +26,7 @@ const TOKENS = (flag("--ms") ?? "1,2,4,8,16").split(",").map(Number);
 const withLt = flags.includes("--lt");
 const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath, "utf8")) : {};
 const bw = ceil.copy_bw_GBps ?? NaN;
-const label = ["FASTGEN_FP8_MMA_MAX_M", "FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_SMALL_KDEPTH", "FASTGEN_FP8_GEMV_DEPTH"]
+const label = ["FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_SMALL_KDEPTH", "FASTGEN_FP8_GEMV_DEPTH"]
   .filter((k) => process.env[k] !== undefined).map((k) => `${k.replace("FASTGEN_FP8_", "")}=${process.env[k]}`).join(",") || "default";
 
 // [name, N, K, output as the model asks for it]

@@ -453,8 +453,7 @@ fg_status fg_debug_fail_status(fg_engine *engine, int32_t status);
  * addend). path 0 takes the engine's choice for M; 1 the weight-only GEMV (M <= 8), 2 W8A8 on
  * cuBLASLt (per-channel scales), 3 the weight dequantized to bf16 + cuBLASLt bf16; *path_used
  * gives the path run (also 4: the tensor-core small-M kernel, which FASTGEN_FP8_SMALL_MAX_M routes
- * up to 16 rows to; not forced), 5 the W8A8 tensor-core GEMV (1-8 rows, per-channel scales, sm_89+;
- * x quantized per row and 64-k group; FASTGEN_FP8_MMA_MAX_M routes rows to it). FASTGEN_FP8_TIMING=<file>: the median of 20 more launches (ms), each
+ * 1..16 rows to; not forced). FASTGEN_FP8_TIMING=<file>: the median of 20 more launches (ms), each
  * after an L2 flush, is appended to that file (benches). FG_ERR_UNSUPPORTED in CPU-only libraries. */
 fg_status fg_cuda_fp8_linear_host(const float *x, int32_t m, int32_t k, const uint8_t *w, int32_t n,
                                   const float *scales, int32_t kblock, float input_scale, int32_t out_mode,

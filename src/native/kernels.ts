@@ -157,10 +157,9 @@ export function quantizeFp8(w: Float32Array, rows: number, cols: number): { q: U
   return { q: q.subarray(0, rows * cols), scales: scales.subarray(0, rows) };
 }
 
-/** The paths of {@link cudaFp8Linear} (fastgen.h fg_cuda_fp8_linear_host): "small" the tensor-core small-M
- * kernel (FASTGEN_FP8_SMALL_MAX_M), "mma" the W8A8 tensor-core GEMV (FASTGEN_FP8_MMA_MAX_M; x quantized per
- * row and 64-k group). */
-export const FP8_PATHS = { auto: 0, gemv: 1, w8a8: 2, dequant: 3, small: 4, mma: 5 } as const;
+/** The paths of {@link cudaFp8Linear} (fastgen.h fg_cuda_fp8_linear_host); "small" (the tensor-core small-M
+ * kernel, FASTGEN_FP8_SMALL_MAX_M) is reported, not forced. */
+export const FP8_PATHS = { auto: 0, gemv: 1, w8a8: 2, dequant: 3, small: 4 } as const;
 export type Fp8Path = keyof typeof FP8_PATHS;
 
 /**

@@ -72,25 +72,20 @@ function weightOnly(x: Float32Array, m: number, k: number, w: Uint8Array, scales
   return y;
 }
 
-/** fp64 W8A8 as the kernels compute it: x scaled per token and `group` k (cuBLASLt: the whole row;
- * the tensor-core GEMV: 64) by amax / 448 (floored), or the static scale. */
-function w8a8(x: Float32Array, m: number, k: number, w: Uint8Array, scales: Float32Array, n: number, inputScale: number,
-  group = k) {
+/** fp64 W8A8 as the kernels compute it: x per token scale = amax / 448 (floored), or the static one. */
+function w8a8(x: Float32Array, m: number, k: number, w: Uint8Array, scales: Float32Array, n: number, inputScale: number) {
   const y = new Float64Array(m * n);
-  const xq = new Float64Array(k);  // quantized x times its group's scale
+  const xq = new Float64Array(k);
   for (let i = 0; i < m; i++) {
-    for (let g0 = 0; g0 < k; g0 += group) {
-      const g1 = Math.min(k, g0 + group);
-      let amax = 0;
-      for (let c = g0; c < g1; c++) amax = Math.max(amax, Math.abs(x[i * k + c]!));
-      const s = inputScale > 0 ? inputScale : Math.max(Math.fround(amax / 448), Math.fround(1 / (448 * 512)));
-      const inv = Math.fround(1 / s);
-      for (let c = g0; c < g1; c++) xq[c] = E4[f32ToE4m3(Math.fround(x[i * k + c]! * inv))]! * s;
-    }
+    let amax = 0;
+    for (let c = 0; c < k; c++) amax = Math.max(amax, Math.abs(x[i * k + c]!));
+    const s = inputScale > 0 ? inputScale : Math.max(Math.fround(amax / 448), Math.fround(1 / (448 * 512)));
+    const inv = Math.fround(1 / s);
+    for (let c = 0; c < k; c++) xq[c] = E4[f32ToE4m3(Math.fround(x[i * k + c]! * inv))]!;
     for (let j = 0; j < n; j++) {
       let acc = 0;
       for (let c = 0; c < k; c++) acc += xq[c]! * E4[w[j * k + c]!]!;
-      y[i * n + j] = acc * scales[j]!;
+      y[i * n + j] = acc * s * scales[j]!;
     }
   }
   return y;
@@ -98,8 +93,7 @@ function w8a8(x: Float32Array, m: number, k: number, w: Uint8Array, scales: Floa
 
 // This process's FP8 GEMV knobs (the children set them; defaults as libfastgen core/knobs.h).
 const SMALL_MAX_M = Number(process.env.FASTGEN_FP8_SMALL_MAX_M ?? 8);
-const GEMV_MAX_M = Number(process.env.FASTGEN_FP8_GEMV_MAX_M ?? 1);
-const MMA_MAX_M = Number(process.env.FASTGEN_FP8_MMA_MAX_M ?? 0);
+const GEMV_MAX_M = Number(process.env.FASTGEN_FP8_GEMV_MAX_M ?? 0);
 
 interface KernelCase {
   m: number; n: number; k: number; kblock?: number; out: "bf16" | "f32" | "acc"; path: Fp8Path; inputScale?: number;
@@ -138,18 +132,6 @@ const KERNEL_CASES: KernelCase[] = [
   { m: 5, n: 32, k: 64, out: "f32", path: "w8a8" },
   // the dequantize fallback: N not a multiple of 16; K segments above the GEMV's 8 rows
   { m: 20, n: 37, k: 64, out: "f32", path: "auto", expectPath: "dequant" },
-  // the W8A8 tensor-core GEMV (forced; FASTGEN_FP8_MMA_MAX_M routes "auto" rows to it in a child):
-  // K below one 64-k step, one step (7 of 8 warps idle), odd step counts, 2..8 rows, static scale
-  { m: 1, n: 37, k: 48, out: "f32", path: "mma" },
-  { m: 1, n: 48, k: 16, out: "bf16", path: "mma" },
-  { m: 1, n: 4100, k: 4096, out: "bf16", path: "mma" },
-  { m: 3, n: 130, k: 176, out: "f32", path: "mma" },
-  { m: 8, n: 8200, k: 64, out: "acc", path: "mma" },
-  { m: 5, n: 40, k: 11008, out: "f32", path: "mma" },
-  { m: 2, n: 33, k: 4112, out: "f32", path: "mma", inputScale: 0.004 },
-  { m: 7, n: 64, k: 1040, out: "bf16", path: "mma" },
-  { m: 4, n: 16, k: 832, out: "acc", path: "mma" },
-  { m: 1, n: 40, k: 256, out: "f32", path: "mma", subnormal: true },
   { m: 33, n: 96, k: 256, kblock: 128, out: "bf16", path: "auto", expectPath: "dequant" },
   { m: 9, n: 64, k: 128, out: "acc", path: "dequant" },
 ];
@@ -157,7 +139,6 @@ const KERNEL_CASES: KernelCase[] = [
 /** The path `c` takes under this process's knobs. */
 function expectedPath(c: KernelCase): Fp8Path | undefined {
   if (c.path !== "auto") return c.expectPath ?? c.path;
-  if (c.m >= 1 && c.m <= Math.min(MMA_MAX_M, 8) && (c.kblock ?? c.k) >= c.k) return "mma";
   if (c.m >= 1 && c.m > GEMV_MAX_M && c.m <= Math.min(SMALL_MAX_M, 16)) return "small";
   if (c.m <= Math.min(GEMV_MAX_M, 8)) return "gemv";
   return c.expectPath === "gemv" ? (c.m <= 16 ? undefined : "w8a8") : c.expectPath;
@@ -173,9 +154,8 @@ describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
       const { y, path } = cudaFp8Linear(x, c.m, c.k, w, c.n, scales, { kblock, inputScale: c.inputScale, out: c.out, addend, path: c.path });
       const want = expectedPath(c);
       if (want) expect(path).toBe(want);
-      const quantizedX = path === "w8a8" || path === "mma";
-      const ref = quantizedX ? w8a8(x, c.m, c.k, w, scales, c.n, c.inputScale ?? 0, path === "mma" ? 64 : c.k)
-        : weightOnly(x, c.m, c.k, w, scales, c.n, kblock);
+      const quantizedX = path === "w8a8";
+      const ref = quantizedX ? w8a8(x, c.m, c.k, w, scales, c.n, c.inputScale ?? 0) : weightOnly(x, c.m, c.k, w, scales, c.n, kblock);
       if (addend) for (let i = 0; i < ref.length; i++) ref[i]! += addend[i]!;
       const err = relErr(y, ref);
       // fp32 GEMV: summation order only; bf16 out: its rounding; W8A8: the tensor cores' FP8 products
@@ -183,8 +163,7 @@ describe.skipIf(!hasGpu)("FP8 GEMMs against fp64", () => {
       // tensor cores (the small-M kernel) with K-block scales: w * scale rounded to bf16
       const tc = path === "small";
       const roundsW = path === "dequant" || (tc && kblock < c.k);
-      // mma: the E4M3 products are exact, each 64-k MMA sum is scaled and added in fp32
-      const bound = path === "w8a8" ? 1.5e-2 : path === "mma" ? (c.out === "bf16" ? 8e-3 : 1e-3) : roundsW ? (c.out === "bf16" ? 1.2e-2 : 1e-2) : c.out === "bf16" ? 8e-3 : 1e-4;
+      const bound = path === "w8a8" ? 1.5e-2 : roundsW ? (c.out === "bf16" ? 1.2e-2 : 1e-2) : c.out === "bf16" ? 8e-3 : 1e-4;
       let note = "";
       if (quantizedX) {  // what quantizing x costs against the weight-only product (printed)
         const wo = weightOnly(x, c.m, c.k, w, scales, c.n, kblock);
@@ -204,8 +183,8 @@ const VARIANT_RUNS: Record<string, string>[] = [
   // issue 18's bandwidth A/B: 16-byte FP8 loads in the small-M kernel (at 2..16 rows), every
   // one-token GEMV shape pipelined (at 1..2 rows)
   { FASTGEN_FP8_SMALL_KDEPTH: "8", FASTGEN_FP8_SMALL_MAX_M: "16" }, { FASTGEN_FP8_GEMV_DEPTH: "2", FASTGEN_FP8_SMALL_MAX_M: "0", FASTGEN_FP8_GEMV_MAX_M: "2" },
-  // the W8A8 tensor-core GEMV at 1..8 rows (gated MLP pairs too, in the engine case); the small-M kernel at 1 row
-  { FASTGEN_FP8_MMA_MAX_M: "8" }, { FASTGEN_FP8_GEMV_MAX_M: "0" },
+  // the CUDA-core GEMV at one row (the default before the small-M kernel took it)
+  { FASTGEN_FP8_GEMV_MAX_M: "1" },
 ];
 describe.skipIf(!hasGpu || process.env.FASTGEN_FP8_AB_CHILD === "1")("FP8 GEMV variants (child processes)", () => {
   for (const env of VARIANT_RUNS) {

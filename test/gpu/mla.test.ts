@@ -5,9 +5,10 @@
 // 1, 2 or 4 heads a warp and a partial last head group, decode tokens and prompt chunks at any
 // context offset, odd block sizes, sliding windows, a logit softcap, forced and automatic key
 // splits. Relative error ‖gpu − cpu‖ / ‖cpu‖ < 1e-2 (bf16 output). The default kernel is
-// FASTGEN_MLA_KERNEL's (fma: the fp32 one); the last describe runs these cases and fp8Kv.test.ts's
-// latent ones again with the tensor-core kernel (mma16, mma64: 16 or 64 query rows a CTA), each in
-// a child process (libfastgen reads its knobs once a process).
+// FASTGEN_MLA_KERNEL's (mma: the tensor-core one); the last describe runs these cases and
+// fp8Kv.test.ts's latent ones again with the fp32 kernel (fma) and the tensor-core kernel's row
+// counts forced (mma16, mma64: 16 or 64 query rows a CTA), each in a child process (libfastgen
+// reads its knobs once a process).
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { mlaAttention, type MlaAttentionShape } from "../../src/native";
@@ -100,8 +101,8 @@ describe("the latent attention hook on the CPU", () => {
   });
 });
 
-const KERNEL_RUNS = ["mma16", "mma64"];
-describe.skipIf(!hasGpu || process.env.FASTGEN_MLA_AB_CHILD === "1")("the tensor-core latent attention kernel (child processes)", () => {
+const KERNEL_RUNS = ["fma", "mma16", "mma64"];
+describe.skipIf(!hasGpu || process.env.FASTGEN_MLA_AB_CHILD === "1")("the latent attention kernels (child processes)", () => {
   for (const kernel of KERNEL_RUNS) {
     test(`FASTGEN_MLA_KERNEL=${kernel}`, () => {
       const r = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", import.meta.path,

@@ -37,7 +37,7 @@ extern "C" fg_status fg_cuda_fp8_linear_host(const float *x, int32_t m, int32_t 
                                              const float *scales, int32_t kblock, float input_scale,
                                              int32_t out_mode, int32_t path, float *y, int32_t *path_used) {
   if (!x || !w || !scales || !y || !path_used || m < 1 || n < 1 || k < 16 || k % 16 != 0 || kblock < 1 ||
-      (kblock < k && kblock % 16 != 0) || kblock > k || out_mode < 0 || out_mode > 2 || path < 0 || path > 5 ||
+      (kblock < k && kblock % 16 != 0) || kblock > k || out_mode < 0 || out_mode > 2 || path < 0 || path > 3 ||
       !(input_scale >= 0))
     return fg::fail(FG_ERR_INVALID_ARGUMENT, "fg_cuda_fp8_linear_host: bad arguments");
   char err[512] = "";

@@ -319,7 +319,7 @@ __global__ void __launch_bounds__(kThreads, RB == 1 ? 2 : 1) mla_mma_kernel(MlaA
     }
 }
 
-// FASTGEN_MLA_KERNEL: 0 the fp32 kernel, 1 the tensor-core one choosing its rows, 16 or 64 forced.
+// FASTGEN_MLA_KERNEL (default mma): 0 the fp32 kernel, 1 the tensor-core one choosing its rows, 16 or 64 forced.
 int mma_mode() {
   static const int mode = [] {
     const char *k = fg_knob_str(FG_KNOB_MLA_KERNEL);
@@ -384,8 +384,9 @@ int mla_attention_mma(const MlaAttnArgs &a, cudaStream_t s, char *err) {
   int rows = mma_mode();
   if (rows != 16 && rows != 64) {
     // 64-row tiles (a quarter of the shared-memory reads a FLOP of phase 3, one CTA an SM) where
-    // they still make half a wave; 16 rows (two CTAs an SM) for decode-sized steps. A guess
-    // until the device measures it (FASTGEN_MLA_KERNEL=mma16 / mma64 force either).
+    // they still make half a wave; 16 rows (two CTAs an SM) for decode-sized steps. The rule is
+    // not measured against the forced choices yet (FASTGEN_MLA_KERNEL=mma16 / mma64 force
+    // either; bench/gpu/mla.ts --kernels fma,mma16,mma64 times them).
     int dev = 0, sms = 0;
     FGCU_TRY(cudaGetDevice(&dev));
     FGCU_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));

@@ -181,9 +181,6 @@ int lt_matmul(Fp8Gemm *f, Plan &p, const uint8_t *xq, const float *xs, const Wei
 
 bool lt_usable(const Fp8Gemm *f, bool y_f32) { return f->lt_ok[y_f32] && fg_knob_int(FG_KNOB_FP8_LT); }
 
-// The W8A8 tensor-core GEMV takes 1 .. fp8_mma_max_m() rows of per-row-scaled weights.
-bool mma_takes(const Weight &w, int M, int K) { return M <= fp8_mma_max_m() && fp8_mma_takes(w, M, K); }
-
 // The tensor-core small-M kernel takes the rows above the GEMV's, up to fp8_small_max_m() (any scales).
 bool small_takes(int M) { return M >= 1 && M > fp8_gemv_max_m() && M <= fp8_small_max_m(); }
 
@@ -313,18 +310,12 @@ int fp8_gemv_max_m() {
   return m < 0 ? 0 : m > kFp8GemvMaxRows ? kFp8GemvMaxRows : m;
 }
 
-int fp8_mma_max_m() {
-  const int m = fg_knob_int(FG_KNOB_FP8_MMA_MAX_M);
-  return m < 0 ? 0 : m > kFp8MmaMaxRows ? kFp8MmaMaxRows : m;
-}
-
 int fp8_small_max_m() {
   const int m = fg_knob_int(FG_KNOB_FP8_SMALL_MAX_M);
   return m < 0 ? 0 : m > kFp8SmallMaxRows ? kFp8SmallMaxRows : m;
 }
 
 int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32) {
-  if (mma_takes(w, M, K)) return kFp8Mma;
   if (small_takes(M)) return kFp8Small;
   if (gemv_takes(w, M, K)) return kFp8Gemv;
   if (w.nkb(K) == 1 && lt_usable(f, y_f32) && N % 16 == 0 && K % 16 == 0) return kFp8Lt;
@@ -347,16 +338,6 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
     }
     fp8_gemv_launch(x, w, y, y_f32, accumulate, -1, nullptr, M, N, K, st);
     FGCU_LAUNCHED("fp8 gemv");
-    return 0;
-  }
-  if (path == kFp8Mma) {
-    if (!fp8_mma_takes(w, M, K)) {
-      snprintf(err, 512, "fp8_linear: the W8A8 GEMV takes 1-%d rows of per-row-scaled weights on sm_89+ (M=%d K=%d)",
-               kFp8MmaMaxRows, M, K);
-      return FG_ERR_INVALID_ARGUMENT;
-    }
-    fp8_mma_gemv(x, w, y, y_f32, accumulate, -1, nullptr, M, N, K, st);
-    FGCU_LAUNCHED("fp8 mma gemv");
     return 0;
   }
   if (path == kFp8Small) {
@@ -398,8 +379,7 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
 bool fp8_gemv_gated(const bf16 *x, const Weight &w, const float *bias, int act, bf16 *y, int M, int N, int K,
                     cudaStream_t st) {
   if (!w.fp8() || K % 16 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
-  if (mma_takes(w, M, K)) fp8_mma_gemv(x, w, y, false, false, act, bias, M, N, K, st);
-  else if (small_takes(M)) fp8_gemv_small(x, w, y, false, false, act, bias, M, N, K, st);
+  if (small_takes(M)) fp8_gemv_small(x, w, y, false, false, act, bias, M, N, K, st);
   else if (gemv_takes(w, M, K)) fp8_gemv_launch(x, w, y, false, false, act, bias, M, N, K, st);
   else return false;
   return true;

@@ -1,11 +1,8 @@
 // GEMMs over FP8 E4M3 weights (weight.cuh): y[M, N] (+)= x[M, K] · w[N, K]^T, x bf16, w FP8.
 //
-//   M <= fp8_mma_max_m()    (FASTGEN_FP8_MMA_MAX_M) the W8A8 tensor-core GEMV (fp8_mma.cu): x
-//                           quantized per row and 64-k group in shared memory, E4M3 MMAs straight
-//                           off the weight loads; per-row weight scales, sm_89+ (else the paths below).
-//   2 <= M <= fp8_small_max_m()   (FASTGEN_FP8_SMALL_MAX_M, default 8) the tensor-core
+//   fp8_gemv_max_m() < M <= fp8_small_max_m()   (FASTGEN_FP8_SMALL_MAX_M, default 8) the tensor-core
 //                           small-M kernel (gemv_small.cuh) with FP8 loaders, weight-only.
-//   M <= fp8_gemv_max_m()   (FASTGEN_FP8_GEMV_MAX_M, default 1) GEMV, weight-only: x stays bf16, the weight streams through 16-byte
+//   M <= fp8_gemv_max_m()   (FASTGEN_FP8_GEMV_MAX_M, default 0) GEMV, weight-only: x stays bf16, the weight streams through 16-byte
 //                           loads (16 values), is converted in registers and scaled per row (or
 //                           per K segment), fp32 accumulation. Roofline: N*K bytes, half of bf16.
 //   larger M                W8A8 on cuBLASLt: x quantized to E4M3 per token (dynamic: amax / 448;
@@ -51,12 +48,10 @@ uint64_t fp8_workspace_key(const Fp8Gemm *f);
 
 // Largest M the GEMV takes (FASTGEN_FP8_GEMV_MAX_M, at most 8).
 int fp8_gemv_max_m();
-// Largest M the W8A8 tensor-core GEMV takes (FASTGEN_FP8_MMA_MAX_M, at most 8; 0: off).
-int fp8_mma_max_m();
 // Largest M the tensor-core small-M kernel takes (FASTGEN_FP8_SMALL_MAX_M, at most 16; below 2: off).
 int fp8_small_max_m();
 
-enum Fp8Path { kFp8Auto = 0, kFp8Gemv = 1, kFp8Lt = 2, kFp8Dequant = 3, kFp8Small = 4, kFp8Mma = 5 };
+enum Fp8Path { kFp8Auto = 0, kFp8Gemv = 1, kFp8Lt = 2, kFp8Dequant = 3, kFp8Small = 4 };
 // The path fp8_linear takes for w at M rows into a bf16 or fp32 y (never kFp8Auto).
 int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32);
 

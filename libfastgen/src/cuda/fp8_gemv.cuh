@@ -1,11 +1,15 @@
 // The FP8 weight-streaming GEMVs (fp8_gemm.cuh's paths for few rows): y[M, N] (+)= x[M, K] · w^T
 // with w FP8 E4M3 [N, K] (weight.cuh), x bf16, fp32 accumulation, weight-only (x is not quantized).
-// Two kernels: fp8_gemv_launch (fp8_gemv.cu) for one row (FASTGEN_FP8_GEMV_MAX_M, default 1) and
-// fp8_gemv_small (fp8_gemv_small.cu, the tensor-core small-M kernel with FP8 loaders) for 2..8
-// rows (FASTGEN_FP8_SMALL_MAX_M, default 8). Picked by an A/B on one H100 (2026-12-07,
-// bench/results/device-wave9-h100.md): decode b=1 3.37 ms with this GEMV against 3.57-3.69 ms for a
-// row-streaming pipeline, a bit-move e4m3 widening and the small-M kernel at one row (those three
-// were deleted); b=2/4/8 3.63/3.73/3.97 ms with the small-M kernel against 4.34/6.22/10.04 with
+// Two kernels: fp8_gemv_launch (fp8_gemv.cu) for up to FASTGEN_FP8_GEMV_MAX_M rows (default 0:
+// none) and fp8_gemv_small (fp8_gemv_small.cu, the tensor-core small-M kernel with FP8 loaders)
+// for the rows above, up to FASTGEN_FP8_SMALL_MAX_M (default 8). Since wave 12 (H100,
+// bench/results/device-wave12-h100.md, with the timing hooks' L2 flush by reads) the small-M
+// kernel takes one row too: 7B decode b=1 3.18-3.22 ms against 3.34-4.21 with the GEMV; a W8A8
+// tensor-core GEMV (x quantized to E4M3 in shared memory, E4M3 MMAs straight off the weight
+// loads) lost to it at every M (its quantizing prologue delays the weight stream) and was deleted.
+// The earlier A/B (H100, bench/results/device-wave9-h100.md, 8-byte small-M loads and a memset L2
+// "flush") had picked this GEMV at one row (3.37 ms against 3.57-3.69 for a row-streaming
+// pipeline, a bit-move widening GEMV and the small-M kernel); b=2/4/8 3.63/3.73/3.97 ms with the small-M kernel against 4.34/6.22/10.04 with
 // this GEMV; at 16 rows W8A8 on cuBLASLt (4.71 ms) beats it (5.10).
 //
 // fp8_gemv_launch:
@@ -44,7 +48,6 @@ __device__ __forceinline__ void e4m3x16(const uint4 &v, float *f) {
 constexpr float kE4m3Unit = 0x1p120f;
 
 constexpr int kFp8GemvMaxRows = 8;
-constexpr int kFp8MmaMaxRows = 8;
 // vLLM's floor for a dynamic activation scale, 1 / (448 * 512): a zero row quantizes to zeros.
 constexpr float kMinTokenScale = 1.f / (448.f * 512.f);
 constexpr int kFp8SmallMaxRows = 16;  // gemv_small.cuh kGemvSmallMaxM
@@ -62,12 +65,5 @@ void fp8_gemv_launch(const bf16 *x, const Weight &w, void *y, bool y_f32, bool a
 // fallback does).
 void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
                     const float *bias, int M, int N, int K, cudaStream_t st);
-
-// The W8A8 tensor-core GEMV (fp8_mma.cu), same contract for 1 <= M <= kFp8MmaMaxRows where
-// fp8_mma_takes: x quantized to E4M3 per row and 64-k group (dynamic; or w.input_scale), E4M3 x
-// E4M3 m16n8k32 MMAs, per-row weight scales only (kblock >= K), sm_89+.
-bool fp8_mma_takes(const Weight &w, int M, int K);
-void fp8_mma_gemv(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act, const float *bias,
-                  int M, int N, int K, cudaStream_t st);
 
 }  // namespace fgcu
