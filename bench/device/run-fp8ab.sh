@@ -3,11 +3,12 @@
 # `fp8ab`, or alone), within BUDGET seconds (default 200), in order:
 #   1. test/gpu/fp8.test.ts (its kernel cases under the defaults and, in child processes, the
 #      knob settings below) and test/gpu/gemvSmall.test.ts
-#   2. the kernel bench (bench/gpu/fp8Gemv.ts) once per setting: the defaults (the tensor-core
-#      small-M kernel at 1..8 rows, W8A8 on cuBLASLt above, timed at 1..16 too),
-#      the CUDA-core GEMV at one row (gemv1, FASTGEN_FP8_GEMV_MAX_M=1; the small-M kernel takes it
-#      by default since wave 12); earlier A/Bs' settings (kdepth8, gemvdepth2, gemv8, small16, and
-#      a W8A8 tensor-core GEMV, mma, deleted) are in bench/results/device-wave9*/10*/12*
+#   2. the kernel bench (bench/gpu/fp8Gemv.ts) once per setting: small1 (the tensor-core small-M
+#      kernel at 1..8 rows, W8A8 on cuBLASLt above, timed at 1..16 too) and gemv1 (the CUDA-core
+#      GEMV at one row): by default the GEMV takes one row on GPUs of >= 4 TB/s and the small-M
+#      kernel below (fp8_gemm.cu auto_gemv_rows), and this A/B is what that rule rests on; earlier
+#      A/Bs' settings (kdepth8, gemvdepth2, gemv8, small16, and a W8A8 tensor-core GEMV, deleted)
+#      are in bench/results/device-wave9*/10*/12*
 #   3. bench/gpu/fp8.ts --quick (FP8 engine decode b = 1..16) per setting
 #   4. one compact table (bench/gpu/fp8GemvReport.ts), printed last and in $OUT/fp8ab.md
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-fp8ab.sh"
@@ -26,7 +27,7 @@ lim() { local l; l=$(left); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
 
 # knob settings: label, then the environment
 SETTINGS=(
-  "default|FASTGEN_FP8_SMALL_MAX_M=8 FASTGEN_FP8_GEMV_MAX_M=0"
+  "small1|FASTGEN_FP8_SMALL_MAX_M=8 FASTGEN_FP8_GEMV_MAX_M=0"
   "gemv1|FASTGEN_FP8_GEMV_MAX_M=1"
 )
 
@@ -42,7 +43,7 @@ say "gemvSmall.test.ts: $(grep -E "^ *[0-9]+ (pass|fail)" "$A/test_gemv_small.lo
 for s in "${SETTINGS[@]}"; do
   name=${s%%|*}; envs=${s#*|}
   [ "$(left)" -lt 15 ] && { say "kernel bench $name skipped (budget)"; continue; }
-  case "$name" in default) extra="--ms 1,2,4,8,16 --lt" ;; gemv1) extra="--ms 1" ;; *) extra="--ms 1,2,4,8" ;; esac
+  case "$name" in small1) extra="--ms 1,2,4,8,16 --lt" ;; gemv1) extra="--ms 1" ;; *) extra="--ms 1,2,4,8" ;; esac
   rm -f "$A/timing-$name.txt"
   timeout "$(lim 40)" env $envs FASTGEN_FP8_TIMING="$A/timing-$name.txt" bash .gpu/enter \
     bun bench/gpu/fp8Gemv.ts "$A/ceilings.json" "$A/kernel-$name.json" $extra > "$A/kernel-$name.log" 2>&1 || say "kernel bench $name failed"

@@ -93,7 +93,9 @@ function w8a8(x: Float32Array, m: number, k: number, w: Uint8Array, scales: Floa
 
 // This process's FP8 GEMV knobs (the children set them; defaults as libfastgen core/knobs.h).
 const SMALL_MAX_M = Number(process.env.FASTGEN_FP8_SMALL_MAX_M ?? 8);
-const GEMV_MAX_M = Number(process.env.FASTGEN_FP8_GEMV_MAX_M ?? 0);
+// FASTGEN_FP8_GEMV_MAX_M unset: 1 or 0 by the GPU's memory bandwidth (fp8_gemm.cu auto_gemv_rows).
+const GEMV_MAX_M_SET = process.env.FASTGEN_FP8_GEMV_MAX_M !== undefined;
+const GEMV_MAX_M = Number(process.env.FASTGEN_FP8_GEMV_MAX_M ?? 1);
 
 interface KernelCase {
   m: number; n: number; k: number; kblock?: number; out: "bf16" | "f32" | "acc"; path: Fp8Path; inputScale?: number;
@@ -139,6 +141,7 @@ const KERNEL_CASES: KernelCase[] = [
 /** The path `c` takes under this process's knobs. */
 function expectedPath(c: KernelCase): Fp8Path | undefined {
   if (c.path !== "auto") return c.expectPath ?? c.path;
+  if (c.m === 1 && !GEMV_MAX_M_SET) return undefined;  // the GPU's bandwidth picks (either is checked)
   if (c.m >= 1 && c.m > GEMV_MAX_M && c.m <= Math.min(SMALL_MAX_M, 16)) return "small";
   if (c.m <= Math.min(GEMV_MAX_M, 8)) return "gemv";
   return c.expectPath === "gemv" ? (c.m <= 16 ? undefined : "w8a8") : c.expectPath;
@@ -183,8 +186,8 @@ const VARIANT_RUNS: Record<string, string>[] = [
   // issue 18's bandwidth A/B: 16-byte FP8 loads in the small-M kernel (at 2..16 rows), every
   // one-token GEMV shape pipelined (at 1..2 rows)
   { FASTGEN_FP8_SMALL_KDEPTH: "8", FASTGEN_FP8_SMALL_MAX_M: "16" }, { FASTGEN_FP8_GEMV_DEPTH: "2", FASTGEN_FP8_SMALL_MAX_M: "0", FASTGEN_FP8_GEMV_MAX_M: "2" },
-  // the CUDA-core GEMV at one row (the default before the small-M kernel took it)
-  { FASTGEN_FP8_GEMV_MAX_M: "1" },
+  // one row on either kernel (the default picks by the GPU's memory bandwidth)
+  { FASTGEN_FP8_GEMV_MAX_M: "1" }, { FASTGEN_FP8_GEMV_MAX_M: "0" },
 ];
 describe.skipIf(!hasGpu || process.env.FASTGEN_FP8_AB_CHILD === "1")("FP8 GEMV variants (child processes)", () => {
   for (const env of VARIANT_RUNS) {

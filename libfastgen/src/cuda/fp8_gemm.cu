@@ -305,9 +305,38 @@ uint64_t fp8_workspace_key(const Fp8Gemm *f) {
   return (uint64_t)(uintptr_t)f->xq.p ^ ((uint64_t)(uintptr_t)f->xs.p << 1) ^ ((uint64_t)(uintptr_t)f->wdq.p << 2);
 }
 
+namespace {
+
+// FASTGEN_FP8_GEMV_MAX_M's default (-1): the CUDA-core GEMV takes one row on GPUs whose peak
+// memory bandwidth (2 x memory clock x bus width) is at least 4 TB/s, the small-M kernel below.
+// The data behind it: on H100s (3.35 TB/s) the small-M kernel at one row decoded the 7B shape in
+// 3.18-3.22 ms against 3.34-4.21 for the GEMV (bench/results/device-wave12-h100.md); on an H200
+// (4.8 TB/s) the GEMV at one row took 2.78 ms against 2.91 for the small-M kernel at two rows,
+// and at 70B 19.2 against 23-24.5 ms (device-wave9b-h200.md, device-wave10-h200.md): the GEMV
+// keeps more bytes in flight a SM (8 loads of 16 bytes a lane), which the faster memory needs.
+int auto_gemv_rows() {
+  static int known[32];  // rows + 1 per device; 0: not looked up yet
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  int &k = known[dev & 31];
+  const int cached = __atomic_load_n(&k, __ATOMIC_ACQUIRE);
+  if (cached) return cached - 1;
+  int clock_khz = 0, bus_bits = 0;
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, dev);
+  cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, dev);
+  cudaGetLastError();  // a missing attribute leaves the small-M kernel in charge, not an error
+  const double peak = 2.0 * clock_khz * 1e3 * bus_bits / 8;
+  const int rows = peak >= 4e12 ? 1 : 0;
+  __atomic_store_n(&k, rows + 1, __ATOMIC_RELEASE);
+  return rows;
+}
+
+}  // namespace
+
 int fp8_gemv_max_m() {
-  const int m = fg_knob_int(FG_KNOB_FP8_GEMV_MAX_M);
-  return m < 0 ? 0 : m > kFp8GemvMaxRows ? kFp8GemvMaxRows : m;
+  int m = fg_knob_int(FG_KNOB_FP8_GEMV_MAX_M);
+  if (m < 0) m = auto_gemv_rows();
+  return m > kFp8GemvMaxRows ? kFp8GemvMaxRows : m;
 }
 
 int fp8_small_max_m() {

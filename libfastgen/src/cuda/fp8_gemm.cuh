@@ -2,7 +2,7 @@
 //
 //   fp8_gemv_max_m() < M <= fp8_small_max_m()   (FASTGEN_FP8_SMALL_MAX_M, default 8) the tensor-core
 //                           small-M kernel (gemv_small.cuh) with FP8 loaders, weight-only.
-//   M <= fp8_gemv_max_m()   (FASTGEN_FP8_GEMV_MAX_M, default 0) GEMV, weight-only: x stays bf16, the weight streams through 16-byte
+//   M <= fp8_gemv_max_m()   (FASTGEN_FP8_GEMV_MAX_M; default: 1 on GPUs of >= 4 TB/s, else 0) GEMV, weight-only: x stays bf16, the weight streams through 16-byte
 //                           loads (16 values), is converted in registers and scaled per row (or
 //                           per K segment), fp32 accumulation. Roofline: N*K bytes, half of bf16.
 //   larger M                W8A8 on cuBLASLt: x quantized to E4M3 per token (dynamic: amax / 448;

@@ -1,7 +1,7 @@
 // The FP8 weight-streaming GEMVs (fp8_gemm.cuh's paths for few rows): y[M, N] (+)= x[M, K] · w^T
 // with w FP8 E4M3 [N, K] (weight.cuh), x bf16, fp32 accumulation, weight-only (x is not quantized).
-// Two kernels: fp8_gemv_launch (fp8_gemv.cu) for up to FASTGEN_FP8_GEMV_MAX_M rows (default 0:
-// none) and fp8_gemv_small (fp8_gemv_small.cu, the tensor-core small-M kernel with FP8 loaders)
+// Two kernels: fp8_gemv_launch (fp8_gemv.cu) for up to FASTGEN_FP8_GEMV_MAX_M rows (default: one
+// on GPUs of 4 TB/s or more, e.g. H200, none below, e.g. H100: fp8_gemm.cu auto_gemv_rows) and fp8_gemv_small (fp8_gemv_small.cu, the tensor-core small-M kernel with FP8 loaders)
 // for the rows above, up to FASTGEN_FP8_SMALL_MAX_M (default 8). Since wave 12 (H100,
 // bench/results/device-wave12-h100.md, with the timing hooks' L2 flush by reads) the small-M
 // kernel takes one row too: 7B decode b=1 3.18-3.22 ms against 3.34-4.21 with the GEMV; a W8A8
