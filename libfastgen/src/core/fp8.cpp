@@ -127,7 +127,8 @@ bool fp8_capable(fg_tensor_kind kind) {
     case FG_TENSOR_GATE: case FG_TENSOR_UP: case FG_TENSOR_DOWN:
     case FG_TENSOR_EXPERT_GATE: case FG_TENSOR_EXPERT_UP: case FG_TENSOR_EXPERT_DOWN:
     case FG_TENSOR_SHARED_GATE: case FG_TENSOR_SHARED_UP: case FG_TENSOR_SHARED_DOWN:
-      return true;
+    case FG_TENSOR_Q_A: case FG_TENSOR_KV_A: case FG_TENSOR_Q_B:  // MLA's down / up projections (kv_b
+      return true;                                                // stays bf16: it is split and absorbed)
     default:
       return false;
   }
