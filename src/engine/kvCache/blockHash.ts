@@ -20,14 +20,25 @@ import type { Sequence } from "../sequence";
 /** A block hash: base64 SHA-256 of the prefix through that block (Map keys compare by value). */
 export type BlockHash = string;
 
+/** The bytes a chained block hashes: its parent's base64 (ASCII) then its tokens; grown as needed. */
+let scratch = new Uint8Array(44 + 4 * 64);
+
 /** Hashes of `tokens`' full blocks, chained from `parent` (null for the first block). */
 export function hashBlock(parent: BlockHash | null, tokens: Int32Array, salt: string): BlockHash {
-  const h = new Bun.CryptoHasher("sha256");
-  // A tag keeps a first block with salt "x" apart from a later block whose parent hash is "x".
-  if (parent === null) h.update(`fastgen-block-v1\0${salt}\0`);
-  else h.update(parent);
-  h.update(tokens);
-  return h.digest("base64");
+  if (parent === null) {
+    // A tag keeps a first block with salt "x" apart from a later block whose parent hash is "x".
+    const h = new Bun.CryptoHasher("sha256");
+    h.update(`fastgen-block-v1\0${salt}\0`);
+    h.update(tokens);
+    return h.digest("base64");
+  }
+  // Every later block: one-shot over [parent | tokens] in a reused buffer, the same bytes as
+  // update(parent) + update(tokens) (a base64 string is its ASCII bytes) at ~2/3 of the time.
+  const need = parent.length + tokens.byteLength;
+  if (scratch.length < need) scratch = new Uint8Array(need * 2);
+  for (let i = 0; i < parent.length; i++) scratch[i] = parent.charCodeAt(i);
+  scratch.set(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength), parent.length);
+  return Bun.SHA256.hash(scratch.subarray(0, need), "base64");
 }
 
 /**
