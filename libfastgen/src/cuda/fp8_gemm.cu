@@ -312,8 +312,9 @@ namespace {
 // The data behind it: on H100s (3.35 TB/s) the small-M kernel at one row decoded the 7B shape in
 // 3.18-3.22 ms against 3.34-4.21 for the GEMV (bench/results/device-wave12-h100.md); on an H200
 // (4.8 TB/s) the GEMV at one row took 2.78 ms against 2.91 for the small-M kernel at two rows,
-// and at 70B 19.2 against 23-24.5 ms (device-wave9b-h200.md, device-wave10-h200.md): the GEMV
-// keeps more bytes in flight a SM (8 loads of 16 bytes a lane), which the faster memory needs.
+// and at 70B 19.2 against 23-24.5 ms (device-wave9b-h200.md, device-wave10-h200.md). A likely
+// reason, not measured: the GEMV keeps more bytes in flight a SM (8 loads of 16 bytes a lane),
+// which the faster memory needs. The H200 side of this rule has not run yet.
 int auto_gemv_rows() {
   static int known[32];  // rows + 1 per device; 0: not looked up yet
   int dev = 0;
