@@ -5,10 +5,10 @@
 # `families` (ceilings + bench/gpu/families.ts), `routing` (bench/device/run-routing.sh),
 # `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench),
 # `grammar` (the grammar overhead with overlap on and K = 1, 2, 4 grammar Workers, one process per
-# K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, "1,2,4" for
+# K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, GRAMMAR_BATCHES=16,64 the batches, "1,2,4" for
 # one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
-# (bench/gpu/mla.ts, the latent attention kernels alone: fp32 vs tensor-core, FASTGEN_MLA_KERNEL=fma / mma), `specinv` (a self-draft at batch 1-3 with the
+# (bench/gpu/mla.ts, the latent attention kernels alone: fp32 vs tensor-core, MLA_KERNELS default fma,mma; mma16,mma64 force the row count), `specinv` (a self-draft at batch 1-3 with the
 # default kernels and with the batch-invariant FASTGEN_ATTN=simple FASTGEN_GEMV_SMALL_AT_1=1),
 # `fp8ab` (the FP8 small-batch GEMM paths A/B, bench/device/run-fp8ab.sh, ~240 s), `fp8kv` (bench/gpu/fp8Kv.ts:
 # FP8 vs bf16 KV cache on the 7B shape, blocks, decode attention GB/s, decode at 1/32 x 4k and
@@ -93,7 +93,7 @@ for stage in "$@"; do
       [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
       for k in ${GRAMMAR_WORKERS:-1 2 4}; do
         l=$(left); [ "$l" -lt 40 ] && { say "skipped grammar K=$k (deadline)"; continue; }
-        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds 3 --batches 1,16,64 --overlap on --grammar-workers "$k" > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
+        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds 3 --batches "${GRAMMAR_BATCHES:-1,16,64}" --overlap on --grammar-workers "$k" > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
         say "grammar K=$k:"; grep -v "^\[FATAL\]\|^Aborted" "$W/grammar-k$k.log" | tail -22 >> "$W/summary.txt"
       done
       cp bench/results/grammar-cuda-*-gw*.json "$W/" 2>/dev/null ;;
@@ -104,7 +104,7 @@ for stage in "$@"; do
       tail -4 "$W/drift.log" >> "$W/summary.txt" ;;
     mlabench)
       ceilings
-      FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
+      FASTGEN_ATTN_TIMING=/tmp/mla_ms.txt timeout "$(left)" bash .gpu/enter bun bench/gpu/mla.ts "$W/ceilings.json" "$W" --kernels "${MLA_KERNELS:-fma,mma}" > "$W/mla_bench.log" 2>&1 || say "mla bench failed"
       tail -16 "$W/mla_bench.log" >> "$W/summary.txt" ;;
     fp8kv)
       ceilings

@@ -89,6 +89,7 @@ export class EngineCore {
     const info = native.info();
     this.grammars = new EngineGrammars({ modelDir: loaded.modelDir, vocabSize: info.vocabSize, eosTokenIds: tokenizer.eosTokenIds }, {
       workers: options.grammarWorkers,
+      gpu: info.backend !== "cpu",
       compileTimeoutMs: options.grammarCompileTimeout * 1000,
     });
     this.grammarPasses = new GrammarPasses(this.grammars, this.requests);

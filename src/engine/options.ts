@@ -69,8 +69,8 @@ export interface EngineOptions {
   overlapSteps?: boolean;
   /**
    * Grammar Workers (threads running XGrammar) of the engine: a pass's masks are split over them
-   * by sample and computed at once. 0 = a quarter of the host's cores, 1 to 4
-   * (src/grammar/grammarPool.ts defaultGrammarWorkers says why). They start on the first
+   * by sample and computed at once. 0 = half the host's cores, 1 to 8, with a GPU backend; a
+   * quarter, 1 to 4, on the CPU backend (src/grammar/grammarPool.ts defaultGrammarWorkers says why). They start on the first
    * constrained request.
    */
   grammarWorkers: number;

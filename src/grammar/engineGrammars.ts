@@ -46,8 +46,10 @@ export interface GrammarModel {
 }
 
 export interface EngineGrammarsOptions {
-  /** Grammar Workers; 0 or absent: defaultGrammarWorkers() (grammarPool.ts). */
+  /** Grammar Workers; 0 or absent: defaultGrammarWorkers(cores, gpu) (grammarPool.ts). */
   workers?: number;
+  /** The forward runs on a GPU (the default pool is larger: the cores are free for masks). */
+  gpu?: boolean;
   /** The Workers' vocabulary when not the model's tokenizer (benches, tests). */
   source?: GrammarSource;
   /** Deadline of one compile (DEFAULT_COMPILE_TIMEOUT_MS when absent). */
@@ -95,7 +97,7 @@ export class EngineGrammars {
   constructor(model: GrammarModel, options: EngineGrammarsOptions = {}) {
     this.stopIds = new Set(model.eosTokenIds);
     const source = options.source ?? { modelDir: model.modelDir, vocabSize: model.vocabSize };
-    this.pool = new GrammarPool(options.workers || defaultGrammarWorkers(), source, model.eosTokenIds, options.compileTimeoutMs);
+    this.pool = new GrammarPool(options.workers || defaultGrammarWorkers(undefined, options.gpu), source, model.eosTokenIds, options.compileTimeoutMs);
     this.pool.onFailure = (w, e) => {
       for (const g of this.live) if (g.worker === w.index) this.failSample(g, e);
     };

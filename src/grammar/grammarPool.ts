@@ -25,15 +25,17 @@ import { grammarKey } from "./spec";
 import type { GrammarSource } from "./worker/protocol";
 
 /**
- * Grammar Workers when EngineOptions.grammarWorkers is 0: a quarter of the host's cores, 1 to 4.
- * A quarter leaves the rest to what shares them: the engine thread, the tokenizer Worker, the
- * HTTP side, other replicas' engines (each with its own pool), and on the CPU backend the forward's
- * own threads (a 2-core machine gets 1, as before the pool). Four Workers already bring the H100
- * 7B shape's 64 masks (9.9 ms a pass on one thread) well under its 6.8 ms forward; each further one
- * adds a message per pass, a compile per schema and its own XGrammar tables.
+ * Grammar Workers when EngineOptions.grammarWorkers is 0. With the forward on a GPU: half the
+ * host's cores, 1 to 8; on the CPU backend, whose forward needs the cores itself: a quarter, 1 to 4
+ * (a 2-core machine gets 1). The rest stays with what shares the cores: the engine thread, the
+ * tokenizer Worker, the HTTP side, other replicas' engines (each with its own pool). Measured on
+ * the H100 7B shape, batch 64 (16 vCPUs, bench/results/device-wave13-h100.md): the grammar's loss of
+ * tokens/s was 40 / 20 / 11.5% at K = 1 / 2 / 4, 5.4-10% at 8, and 23-25% at 12 and 16 (each
+ * Worker's masks get slower once Workers outnumber the physical cores, and the busiest Worker is
+ * what a pass waits for).
  */
-export function defaultGrammarWorkers(cores = availableParallelism()): number {
-  return Math.min(4, Math.max(1, Math.floor(cores / 4)));
+export function defaultGrammarWorkers(cores = availableParallelism(), gpu = false): number {
+  return gpu ? Math.min(8, Math.max(1, Math.floor(cores / 2))) : Math.min(4, Math.max(1, Math.floor(cores / 4)));
 }
 
 /** One slot of the pool: its running Worker (null until started, or after it failed) and what the engine knows of it. */

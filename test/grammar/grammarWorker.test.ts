@@ -340,6 +340,7 @@ describe("a pool of grammar Workers", () => {
 
   test("the default is a quarter of the cores, 1 to 4; --grammar-workers sets it and travels to replicas", () => {
     expect([1, 2, 4, 8, 12, 16, 64].map((c) => defaultGrammarWorkers(c))).toEqual([1, 1, 1, 2, 3, 4, 4]);
+    expect([1, 2, 4, 8, 12, 16, 64].map((c) => defaultGrammarWorkers(c, true))).toEqual([1, 1, 2, 4, 6, 8, 8]);
     expect(engineOptionsFromFlags({ "grammar-workers": "3" })).toEqual({ grammarWorkers: 3 });
     expect(engineOptionsFromFlags({ "grammar-workers": "0" })).toEqual({ grammarWorkers: 0 }); // the default
     expect(() => engineOptionsFromFlags({ "grammar-workers": "-1" })).toThrow(UsageError);
