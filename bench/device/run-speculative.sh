@@ -3,7 +3,9 @@
 # batch 1, 4, 16 and 64 without speculation, with ngram, and with a draft model equal to the target
 # (random weights: acceptance means nothing, so the target as its own draft gives the mechanism's
 # ceiling, 100% acceptance), then that draft again with penalized requests (--penalized: each
-# verification row penalized with the drafts before it; acceptance should stay near 100%).
+# verification row penalized with the drafts before it; acceptance should stay near 100%); those
+# two run with --no-auto-disable (the mechanism itself: a same-size draft never pays, so the
+# governor would turn it off). Then the demo model with its distilled draft, governed and not.
 # Every run checks the outputs equal the run without speculation.
 #
 # On the device machine, from the repository root (libfastgen built with CUDA here, carried in
@@ -19,6 +21,9 @@ PYTHON="${PYTHON:-python3}"
 [ -f "$MODEL_DIR/config.json" ] || "$PYTHON" bench/device/make_llama7b_random.py "$MODEL_DIR"
 export FASTGEN_BACKEND=cuda
 bun bench/speculative.ts --model "$MODEL_DIR" --tokens 64 --batches 1,4,16,64
-bun bench/speculative.ts --model "$MODEL_DIR" --tokens 64 --batches 1,4,16,64 --draft "$MODEL_DIR"
-bun bench/speculative.ts --model "$MODEL_DIR" --tokens 64 --batches 1,4,16,64 --draft "$MODEL_DIR" --penalized
+bun bench/speculative.ts --model "$MODEL_DIR" --tokens 64 --batches 1,4,16,64 --draft "$MODEL_DIR" --no-auto-disable
+bun bench/speculative.ts --model "$MODEL_DIR" --tokens 64 --batches 1,4,16,64 --draft "$MODEL_DIR" --penalized --no-auto-disable
+# the demo pair: a real draft (distilled, models/make_demo_draft.py) of the demo model, real acceptance
+bun bench/speculative.ts --model models/fastgen-demo-tiny --tokens 256 --batches 1,4,16,64 --draft models/fastgen-demo-draft
+bun bench/speculative.ts --model models/fastgen-demo-tiny --tokens 256 --batches 1,4,16,64 --draft models/fastgen-demo-draft --no-auto-disable
 if [ -n "${OUT:-}" ]; then cp bench/results/cuda-speculative-*.json "$OUT"/; fi

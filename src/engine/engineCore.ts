@@ -52,6 +52,8 @@ export class EngineCore {
   private readonly native: NativeEngine;
   /** Speculative decoding, when on: proposes drafts before each pass and learns from verification. */
   private readonly speculator: Speculator | null;
+  /** When the pass in flight began planning (performance.now()): the speculation governor times passes. */
+  private passStartedAt = 0;
   private readonly requests = new RequestTable();
   private readonly admission: RequestAdmission;
   private readonly stats = new EngineStats();
@@ -196,6 +198,7 @@ export class EngineCore {
   launchStep(): void {
     if (this.passes.inFlight) throw new Error("launchStep: a pass is in flight (finishStep first)");
     const t0 = performance.now();
+    this.passStartedAt = t0;
     try {
       const { plan, touched } = this.planPass();
       this.passes.launch(plan, touched);
@@ -223,6 +226,7 @@ export class EngineCore {
         if (error instanceof FastgenError && error.code === "device") this.fatalError = error;
         return [...failed, ...this.failPlan(plan, error, touched)];
       }
+      this.speculator?.onPassEnd(plan, performance.now() - this.passStartedAt);
       const items = [...touched].map((r) => this.collect(r));
       if (this.prefetchMasks) this.grammars.requestMasks();
       return failed.length > 0 ? [...failed, ...items] : items;

@@ -34,6 +34,7 @@ export const ENGINE_FLAG_SPEC = {
   "prompt-lookup-max": { type: "string" },
   "prompt-lookup-min": { type: "string" },
   "speculative-disable-by-batch-size": { type: "string" },
+  "no-speculative-auto-disable": { type: "boolean" },
 } as const;
 
 export const ENGINE_FLAG_HELP = `Engine:
@@ -74,6 +75,9 @@ export const ENGINE_FLAG_HELP = `Engine:
                          ngram: longest / shortest suffix looked up (default ${DEFAULT_SPECULATIVE_CONFIG.promptLookupMax} / ${DEFAULT_SPECULATIVE_CONFIG.promptLookupMin})
   --speculative-disable-by-batch-size N
                          no drafts in a pass of N decodes or more (default ${DEFAULT_SPECULATIVE_CONFIG.disableByBatchSize})
+  --no-speculative-auto-disable
+                         speculate in every eligible pass; by default each batch size speculates
+                         only while timed passes show it pays (auto_disable in the JSON)
   --speculative-config JSON
                          vLLM's form: {"method": "ngram", "num_speculative_tokens": 4,
                          "prompt_lookup_max": 4, "prompt_lookup_min": 2, "disable_by_batch_size": 8}
@@ -144,7 +148,7 @@ export function engineOptionsFromFlags(v: Record<string, unknown>): Partial<Engi
     tensorParallel: intFlag("tensor-parallel", s("tensor-parallel")),
     collectiveTimeout: positiveFlag("collective-timeout", s("collective-timeout")),
     enablePrefixCaching: v["no-enable-prefix-caching"] === true ? false : v["enable-prefix-caching"] === true ? true : undefined,
-    speculative: speculativeFromFlags(s),
+    speculative: speculativeFromFlags(s, v["no-speculative-auto-disable"] === true),
     quantization,
     kvCacheDtype: kvDtype as KvCacheDtype | undefined,
     grammarWorkers: intFlag("grammar-workers", s("grammar-workers"), 0), // 0: the default
@@ -164,7 +168,7 @@ function quantizationFlag(q: string | undefined): QuantizationMethod | undefined
 }
 
 /** The speculative config the flags ask for; undefined when none of them is given. */
-function speculativeFromFlags(s: (k: string) => string | undefined): SpeculativeConfig | undefined {
+function speculativeFromFlags(s: (k: string) => string | undefined, noAutoDisable: boolean): SpeculativeConfig | undefined {
   const json = s("speculative-config");
   const given: Partial<SpeculativeConfig> = json === undefined ? {} : wrap(() => parseSpeculativeJson(json));
   const flags: Partial<Record<keyof SpeculativeConfig, unknown>> = {
@@ -174,6 +178,7 @@ function speculativeFromFlags(s: (k: string) => string | undefined): Speculative
     promptLookupMax: intFlag("prompt-lookup-max", s("prompt-lookup-max")),
     promptLookupMin: intFlag("prompt-lookup-min", s("prompt-lookup-min")),
     disableByBatchSize: intFlag("speculative-disable-by-batch-size", s("speculative-disable-by-batch-size")),
+    autoDisable: noAutoDisable ? false : undefined,
   };
   const merged: Record<string, unknown> = { ...given };
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;

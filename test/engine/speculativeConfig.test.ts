@@ -6,7 +6,9 @@ import { lookup } from "../../src/engine/speculative/ngram";
 describe("speculative config", () => {
   test("flags, vLLM's JSON, and the flags over the JSON", () => {
     expect(engineOptionsFromFlags({}).speculative).toBeUndefined();
-    expect(engineOptionsFromFlags({ speculative: "ngram" }).speculative).toEqual({ method: "ngram", numSpeculativeTokens: 4, promptLookupMax: 4, promptLookupMin: 2, disableByBatchSize: 8 });
+    expect(engineOptionsFromFlags({ speculative: "ngram" }).speculative).toEqual({ method: "ngram", numSpeculativeTokens: 4, promptLookupMax: 4, promptLookupMin: 2, disableByBatchSize: 8, autoDisable: true });
+    expect(engineOptionsFromFlags({ speculative: "ngram", "no-speculative-auto-disable": true }).speculative!.autoDisable).toBe(false);
+    expect(parseSpeculativeJson('{"method":"ngram","auto_disable":false}')).toEqual({ method: "ngram", autoDisable: false });
     const c = engineOptionsFromFlags({ "speculative-config": '{"method":"ngram","num_speculative_tokens":5,"prompt_lookup_max":3}', "prompt-lookup-min": "1" }).speculative!;
     expect([c.numSpeculativeTokens, c.promptLookupMax, c.promptLookupMin]).toEqual([5, 3, 1]);
     expect(engineOptionsFromFlags({ "draft-model": "/m" }).speculative!.method).toBe("draft");
@@ -19,6 +21,7 @@ describe("speculative config", () => {
     expect(() => engineOptionsFromFlags({ speculative: "draft" })).toThrow(/draft model/);
     expect(() => engineOptionsFromFlags({ speculative: "ngram", "prompt-lookup-min": "5" })).toThrow(/prompt_lookup_max/);
     expect(() => engineOptionsFromFlags({ "speculative-config": '{"nope":1}' })).toThrow(/unknown key/);
+    expect(() => engineOptionsFromFlags({ "speculative-config": '{"method":"ngram","auto_disable":"yes"}' })).toThrow(/auto_disable/);
   });
 });
 

@@ -65,6 +65,7 @@ export function speculativeMix(policy: PolicyName, budget: number, seed: number,
     promptLookupMin: 1,
     promptLookupMax: 1 + r(3),
     disableByBatchSize: [2, 4, 1000][r(3)]!,
+    autoDisable: false, // every eligible pass drafts: the mix, not a timing, decides
   });
   const p = proposer === "oracle" ? new OracleProposer(mix, seed) : new NgramProposer(config.promptLookupMin, config.promptLookupMax);
   return { ...mix, label: `${mix.label} spec=${proposer} k=${config.numSpeculativeTokens}`, speculation: { config, proposer: p } };

@@ -297,7 +297,7 @@ describe("resolveModels", () => {
   test("the draft model of speculative decoding is resolved the same way; other options pass through", async () => {
     const cache = fresh("cache");
     const snap = placeInCache(cache, REPO, COMMIT_A, ["main"]);
-    const speculative = { method: "draft" as const, draftModel: REPO, numSpeculativeTokens: 3, promptLookupMax: 4, promptLookupMin: 2, disableByBatchSize: 8 };
+    const speculative = { method: "draft" as const, draftModel: REPO, numSpeculativeTokens: 3, promptLookupMax: 4, promptLookupMin: 2, disableByBatchSize: 8, autoDisable: true };
     const got = await resolveModels(`${REPO}@main`, { maxSeqs: 4, speculative }, offline({ HF_HUB_CACHE: cache, HF_HUB_OFFLINE: "1" }));
     expect(got.model).toEqual({ dir: snap, name: REPO });
     expect(got.options).toEqual({ maxSeqs: 4, speculative: { ...speculative, draftModel: snap } });

@@ -23,6 +23,11 @@ export interface SpeculativeConfig {
    * up to k = 4 proposals each stay on the flat part; past that, verification costs throughput.
    */
   readonly disableByBatchSize: number;
+  /**
+   * Speculate only at batch sizes where it measurably pays (governor.ts: decode tokens/ms timed
+   * with and without, probed now and then). A FastGen key (auto_disable); vLLM has none.
+   */
+  readonly autoDisable: boolean;
 }
 
 export const DEFAULT_SPECULATIVE_CONFIG: Omit<SpeculativeConfig, "method"> = {
@@ -30,6 +35,7 @@ export const DEFAULT_SPECULATIVE_CONFIG: Omit<SpeculativeConfig, "method"> = {
   promptLookupMax: 4,
   promptLookupMin: 2,
   disableByBatchSize: 8,
+  autoDisable: true,
 };
 
 /** vLLM's JSON keys (snake_case), as --speculative-config takes them. */
@@ -40,6 +46,7 @@ const JSON_KEYS: Record<string, keyof SpeculativeConfig> = {
   prompt_lookup_max: "promptLookupMax",
   prompt_lookup_min: "promptLookupMin",
   disable_by_batch_size: "disableByBatchSize",
+  auto_disable: "autoDisable",
 };
 
 /** Parses vLLM's --speculative-config JSON (method "draft_model" is our "draft"). */
@@ -81,6 +88,7 @@ export function speculativeConfig(c: Partial<SpeculativeConfig>): SpeculativeCon
   int("prompt_lookup_min", out.promptLookupMin, 1);
   int("prompt_lookup_max", out.promptLookupMax, out.promptLookupMin);
   int("disable_by_batch_size", out.disableByBatchSize, 1);
+  if (typeof out.autoDisable !== "boolean") throw new Error(`auto_disable must be true or false, got ${JSON.stringify(out.autoDisable)}`);
   if (method === "draft" && !out.draftModel) throw new Error("speculative method draft needs a draft model (--draft-model DIR)");
   if (method === "ngram" && out.draftModel) throw new Error("--draft-model is for the draft method, not ngram");
   return out;

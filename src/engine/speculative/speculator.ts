@@ -7,10 +7,15 @@
  * HF transformers' assisted generation): every draft accepted whole raises it by 2, any
  * rejection lowers it by 1, between 1 and num_speculative_tokens. A sequence whose drafts keep
  * failing thus costs one extra token per pass, and a run of hits goes back to k quickly.
+ * Whether a pass speculates at all is the governor's call (governor.ts: measured decode tokens/ms
+ * with and without, per batch size), unless auto_disable is off.
  */
 import type { Sequence } from "../sequence";
 import type { StopConfig } from "../stop";
+import type { Plan } from "../scheduler";
+import { ownTokens } from "../scheduler";
 import type { SpeculativeConfig } from "./config";
+import { SpecGovernor } from "./governor";
 import { maxDraftTokens } from "./eligibility";
 import type { ProposalRequest, Proposer } from "./proposer";
 
@@ -36,9 +41,19 @@ export function addSpecDecodeStats(a: SpecDecodeStats | undefined, b: SpecDecode
   };
 }
 
+/** What propose() decided for the pass being planned, for the governor's timing. */
+interface PassNote {
+  decodes: number;
+  speculated: boolean;
+  acceptedBefore: number;
+}
+
 export class Speculator {
   readonly stats: SpecDecodeStats;
+  /** Null when auto_disable is off: every eligible pass speculates. */
+  readonly governor: SpecGovernor | null;
   private readonly k = new WeakMap<Sequence, number>();
+  private pass: PassNote | null = null;
 
   constructor(
     readonly config: SpeculativeConfig,
@@ -46,18 +61,28 @@ export class Speculator {
     private readonly stop: StopConfig,
   ) {
     this.stats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPos: new Array<number>(config.numSpeculativeTokens).fill(0) };
+    this.governor = config.autoDisable ? new SpecGovernor() : null;
   }
 
   /**
    * Drafts for the running decodes, by sequence id; undefined when this pass gets none (too many
-   * decodes: the scheduler would drop them anyway, so the proposer is not even asked).
+   * decodes: the scheduler would drop them anyway, so the proposer is not even asked; or the
+   * governor found speculation slower at this batch size).
    */
   propose(running: readonly Sequence[]): Map<number, Int32Array> | undefined {
-    const requests: ProposalRequest[] = [];
+    this.pass = null;
     let decodes = 0;
     for (const seq of running) {
       if (seq.numUncomputedTokens !== 1) continue;
       if (++decodes >= this.config.disableByBatchSize) return undefined;
+    }
+    if (decodes === 0) return undefined;
+    const speculated = this.governor?.wants(decodes) ?? true;
+    this.pass = { decodes, speculated, acceptedBefore: this.stats.numAcceptedTokens };
+    if (!speculated) return undefined;
+    const requests: ProposalRequest[] = [];
+    for (const seq of running) {
+      if (seq.numUncomputedTokens !== 1) continue;
       const m = maxDraftTokens(seq, this.kOf(seq), this.stop);
       if (m > 0) requests.push({ seq, maxTokens: m });
     }
@@ -81,6 +106,19 @@ export class Speculator {
     const k = this.kOf(seq);
     this.k.set(seq, accepted === proposed ? Math.min(this.config.numSpeculativeTokens, k + 2) : Math.max(1, k - 1));
     this.proposer.onVerified?.(seq, accepted);
+  }
+
+  /**
+   * The pass planned after the last propose() ended, `ms` after its planning began (drafting
+   * included): a pure-decode pass is timed for the governor (decode tokens = its rows + the
+   * drafted tokens they accepted).
+   */
+  onPassEnd(plan: Plan, ms: number): void {
+    const note = this.pass;
+    this.pass = null;
+    if (!note || !this.governor || plan.admitted.length > 0 || plan.entries.length === 0) return;
+    for (const e of plan.entries) if (ownTokens(e) !== 1) return;
+    this.governor.record(note.decodes, note.speculated, plan.entries.length + this.stats.numAcceptedTokens - note.acceptedBefore, ms);
   }
 
   /** `seqId` finished: the proposer drops its state. */
