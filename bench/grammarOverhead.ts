@@ -13,7 +13,7 @@
  * ms: what a pass can wait for, with K Workers computing at once).
  *
  *   bun run bench -- grammar [--model DIR] [--backend cpu|cuda] [--steps N] [--rounds R] [--batches 1,16,64]
- *                            [--overlap both|on|off] [--grammar-workers 1,2,4] [--baseline DIR]
+ *                            [--overlap both|on|off] [--grammar-workers 1,2,4] [--baseline DIR] [--schema strings|records]
  * Writes bench/results/grammar-<backend>-<model>.json (-overlap-on / -off with --overlap on / off;
  * -gw1,2,4 with --grammar-workers). --grammar-workers K[,K..]: one engine per K (the pool size,
  * EngineOptions.grammarWorkers), interleaved round by round; the KV blocks are split between the
@@ -36,6 +36,16 @@ const LONG_SCHEMA = JSON.stringify({
   properties: { items: { type: "array", items: { type: "string", maxLength: 8 }, minItems: 64 } },
   required: ["items"],
 });
+
+/**
+ * --schema records: what apps ask for (tool arguments, extraction): a list of at least 3 objects of
+ * the 20 fields below, so the output is mostly keys and punctuation the grammar forces, with short
+ * values between. LONG_SCHEMA (--schema strings, the default) is the hard case: every token is
+ * inside a string of at most 8 characters, where XGrammar's masks cost the most.
+ */
+function recordsSchema(): string {
+  return JSON.stringify({ type: "object", properties: { records: { type: "array", items: JSON.parse(twentyFieldSchema(0)), minItems: 3 } }, required: ["records"] });
+}
 
 /** 20 fields of every kind: strings, enums, integers with ranges, numbers, booleans, arrays, a nested object. */
 export function twentyFieldSchema(salt: number): string {
@@ -84,9 +94,9 @@ function promptOf(len: number, salt: number): number[] {
   return Array.from({ length: len }, (_, i) => 10 + ((i * 31 + salt * 17) % 1000));
 }
 
-async function decode(core: EngineCore, batch: number, steps: number, constrained: boolean, tag: string): Promise<Row> {
+async function decode(core: EngineCore, batch: number, steps: number, constrained: boolean, tag: string, schema: string): Promise<Row> {
   const sampling: SamplingOptions = { maxTokens: steps + 2, temperature: 1, seed: 1, ignoreEos: true };
-  if (constrained) sampling.structured = { type: "json", schema: LONG_SCHEMA };
+  if (constrained) sampling.structured = { type: "json", schema };
   for (let i = 0; i < batch; i++) await core.addRequestAsync(`${tag}-${i}`, promptOf(32, i), { ...sampling, seed: i });
   const pass = async () => {
     core.launchStep();
@@ -112,7 +122,10 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" }, vocab: { type: "string" }, "mask-reps": { type: "string" }, baseline: { type: "string" }, "grammar-workers": { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, backend: { type: "string" }, steps: { type: "string" }, rounds: { type: "string" }, batches: { type: "string" }, overlap: { type: "string" }, vocab: { type: "string" }, "mask-reps": { type: "string" }, baseline: { type: "string" }, "grammar-workers": { type: "string" }, schema: { type: "string" } } });
+  const schemaName = values.schema ?? "strings";
+  if (schemaName !== "strings" && schemaName !== "records") throw new Error(`--schema must be strings or records, got ${schemaName}`);
+  const schema = schemaName === "records" ? recordsSchema() : LONG_SCHEMA;
   if (values.vocab) return vocabCompileBench(values.vocab.split(",").map(Number), Number(values["mask-reps"] ?? 200), twentyFieldSchema, argv);
   const modelDir = values.model ?? defaultModelDir();
   const backend = (values.backend ?? "cpu") as "cpu" | "cuda";
@@ -160,7 +173,7 @@ export async function main(argv: string[]): Promise<void> {
       for (const constrained of [false, true])
         for (let k = 0; k < rounds; k++)
           for (const e of engines) {
-            const row = { ...(await decode(e.core, b, steps, constrained, `r${run++}`)), impl: e.impl, workers: e.workers };
+            const row = { ...(await decode(e.core, b, steps, constrained, `r${run++}`, schema)), impl: e.impl, workers: e.workers };
             const key = keyOf(row);
             (roundTokPerS[key] ??= []).push(Math.round(row.tokPerS));
             all.set(key, [...(all.get(key) ?? []), row]);
@@ -176,9 +189,9 @@ export async function main(argv: string[]): Promise<void> {
     console.log(`grammar worker start ${tokenizerInfoMs.toFixed(1)} ms; 20-field schema compile (cold, via the worker) ${compileMs.map((m) => m.toFixed(1)).join(", ")} ms; cached ${cachedMs.toFixed(3)} ms`);
     const out = {
       command: `bun run bench -- grammar ${argv.join(" ")}`.trim(), date: new Date().toISOString(), model: basename(modelDir), vocab, backend,
-      cores: cpus().length, cpu: cpus()[0]?.model, steps, rounds, rows, roundTokPerS, loss, tokenizerInfoMs, compile20FieldMs: compileMs, cachedLookupMs: cachedMs,
+      cores: cpus().length, cpu: cpus()[0]?.model, schema: schemaName, steps, rounds, rows, roundTokPerS, loss, tokenizerInfoMs, compile20FieldMs: compileMs, cachedLookupMs: cachedMs,
     };
-    const suffix = (which === "both" ? "" : `-overlap-${which}`) + (poolSizes ? `-gw${poolSizes.join(",")}` : "") + (Baseline ? "-vs-baseline" : "");
+    const suffix = (which === "both" ? "" : `-overlap-${which}`) + (poolSizes ? `-gw${poolSizes.join(",")}` : "") + (Baseline ? "-vs-baseline" : "") + (schemaName === "records" ? "-records" : "");
     const file = join(import.meta.dir, "results", `grammar-${backend}-${basename(modelDir)}${suffix}.json`);
     await Bun.write(file, JSON.stringify(out, null, 2) + "\n");
     console.log(`wrote ${file}`);

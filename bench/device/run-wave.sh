@@ -5,7 +5,7 @@
 # `families` (ceilings + bench/gpu/families.ts), `routing` (bench/device/run-routing.sh),
 # `overlap` (the grammar overhead with overlapped steps off/on, bench/device/run-overlap.sh's bench),
 # `grammar` (the grammar overhead with overlap on and K = 1, 2, 4 grammar Workers, one process per
-# K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, GRAMMAR_BATCHES=16,64 the batches, GRAMMAR_ROUNDS=7 the rounds, "1,2,4" for
+# K so one 7B engine is loaded at a time; GRAMMAR_WORKERS="1 2 4" to change the list, GRAMMAR_BATCHES=16,64 the batches, GRAMMAR_ROUNDS=7 the rounds, GRAMMAR_SCHEMA=records the app-like schema, "1,2,4" for
 # one process with the three engines interleaved round by round), `mla` (transformers' bf16 drift on
 # the deepseek fixtures, which test/gpu/fixtures.test.ts reads: run it before the tests), `mlabench`
 # (bench/gpu/mla.ts, the latent attention kernels alone: fp32 vs tensor-core, MLA_KERNELS default fma,mma; mma16,mma64 force the row count), `specinv` (a self-draft at batch 1-3 with the
@@ -93,10 +93,10 @@ for stage in "$@"; do
       [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
       for k in ${GRAMMAR_WORKERS:-1 2 4}; do
         l=$(left); [ "$l" -lt 40 ] && { say "skipped grammar K=$k (deadline)"; continue; }
-        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds "${GRAMMAR_ROUNDS:-3}" --batches "${GRAMMAR_BATCHES:-1,16,64}" --overlap on --grammar-workers "$k" > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
+        timeout "$l" bash .gpu/enter bun bench/grammarOverhead.ts --model "$M" --backend cuda --steps 64 --rounds "${GRAMMAR_ROUNDS:-3}" --batches "${GRAMMAR_BATCHES:-1,16,64}" --overlap on --grammar-workers "$k" --schema "${GRAMMAR_SCHEMA:-strings}" > "$W/grammar-k$k.log" 2>&1 || say "grammar K=$k failed"
         say "grammar K=$k:"; grep -v "^\[FATAL\]\|^Aborted" "$W/grammar-k$k.log" | tail -22 >> "$W/summary.txt"
       done
-      cp bench/results/grammar-cuda-*-gw*.json "$W/" 2>/dev/null ;;
+      cp bench/results/grammar-cuda-*-gw* "$W/" 2>/dev/null ;;
     mla)
       DRIFT_FILE=bench/results/hf-bf16-drift-deepseek.json
       [ -f "$DRIFT_FILE" ] || timeout "$(left)" python3 bench/gpu/hf_bf16_drift.py "$DRIFT_FILE" deepseek-v2-lite deepseek-v2 > "$W/drift.log" 2>&1 || say "drift failed"
