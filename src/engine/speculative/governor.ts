@@ -13,8 +13,11 @@
  *            off, or a cache warming, is not the steady state)
  *   decide   the other mode wins when its decode tokens/ms over the probe beat the mode's since
  *            the last probe by MARGIN; then the mode flips and the interval restarts at
- *            BASE_INTERVAL, else the interval doubles up to MAX_INTERVAL, so a settled bucket
- *            spends under 1% of its passes probing
+ *            BASE_INTERVAL, else the interval doubles up to MAX_INTERVAL. Either way the next
+ *            interval is at least what keeps a probe's measured cost (its passes times how much
+ *            slower the losing mode ran) under PROBE_BUDGET of the passes between probes: a
+ *            draft that runs 3x slower than plain decoding is probed a few times in thousands
+ *            of passes, one within a few percent every few dozen
  *
  * Only pure-decode passes are timed (a prompt chunk's cost says nothing about speculation); a
  * pass's time runs from its planning (drafting included) to its results. Outputs do not depend on
@@ -25,7 +28,9 @@
 export const PROBE_PASSES = 4;
 /** Passes in the mode before the first probe, and after a flip. */
 export const BASE_INTERVAL = 16;
-export const MAX_INTERVAL = 1024;
+export const MAX_INTERVAL = 4096;
+/** Share of a bucket's time its probes may lose, at most (sets the interval's floor). */
+export const PROBE_BUDGET = 0.01;
 /** The other mode must be this much faster to take over (measurement noise). */
 export const MARGIN = 0.03;
 
@@ -96,12 +101,18 @@ export class SpecGovernor {
     this.probes++;
     const mode = b.modeTokens / b.modeMs;
     const other = b.probeTokens / b.probeMs;
-    if (b.modeMs > 0 && b.probeMs > 0 && other > mode * (1 + MARGIN)) {
+    const measured = b.modeMs > 0 && b.probeMs > 0;
+    if (measured && other > mode * (1 + MARGIN)) {
       this.flips++;
       b.on = !b.on;
       b.interval = BASE_INTERVAL;
     } else {
       b.interval = Math.min(MAX_INTERVAL, b.interval * 2);
+    }
+    if (measured) {
+      // a probe pass of the losing mode costs (winner's rate / loser's rate - 1) passes
+      const loss = Math.max(mode, other) / Math.min(mode, other) - 1;
+      b.interval = Math.min(MAX_INTERVAL, Math.max(b.interval, Math.ceil((PROBE_PASSES * loss) / PROBE_BUDGET)));
     }
     b.left = b.interval;
     b.modeTokens = b.modeMs = b.probeTokens = b.probeMs = 0;
