@@ -87,5 +87,6 @@ export function chainBlockHashes(tokens: Int32Array, blockSize: number, numBlock
 export function blockHashes(seq: Sequence, blockSize: number, numBlocks: number): readonly BlockHash[] {
   if (numBlocks * blockSize > seq.numTokens) throw new Error(`blockHashes: sequence ${seq.id} has no full block ${numBlocks - 1}`);
   if (seq.blockHashes.length >= numBlocks) return seq.blockHashes; // hashed before: no view, no call
-  return chainBlockHashes(seq.tokenIds.subarray(0, seq.numTokens), blockSize, numBlocks, seq.params.cacheSalt, seq.blockHashes);
+  // Its buffer as is (no view): the chain reads only the first numBlocks blocks, all written.
+  return chainBlockHashes(seq.tokenBuffer, blockSize, numBlocks, seq.params.cacheSalt, seq.blockHashes);
 }

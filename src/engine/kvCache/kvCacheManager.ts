@@ -285,7 +285,9 @@ export class KvCacheManager implements KvCacheView {
     this.queue.remove(b);
     const h = this.hashOf[b];
     if (h !== null && h !== undefined) {
-      if (this.byHash.get(h) === b) this.uncache(h);
+      // byHash maps h to b exactly while hashOf[b] is h (registerComputed sets both, and every
+      // uncache clears hashOf), so the eviction needs no lookup.
+      this.uncache(h);
       this.hashOf[b] = null;
     }
     this.refs[b] = 1;
