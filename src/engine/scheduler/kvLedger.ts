@@ -11,7 +11,8 @@
  *                  plan may take them (both backends write a layer's K/V for the whole pass before
  *                  its attention reads any, so a row may read what another row writes in the pass)
  *                  It only notes the range: hashes and cache lookups wait until an admission asks
- *                  (most passes admit nothing that could hit them, and every pass completes blocks).
+ *                  about a block index some range covers (every pass completes blocks; most
+ *                  admissions miss the cache at their first block, below every noted range).
  *
  * A run is cached blocks first, then blocks completed earlier in this plan: commitPlan pins the
  * first part before it hands out any block, and finds the second part registered by then.
@@ -39,6 +40,11 @@ export class KvLedger {
   private readonly undo: number[] = [];
   /** Blocks entries of this plan fill: block indexes [first, end) of seq. */
   private readonly filled: { readonly seq: Sequence; readonly first: number; readonly end: number }[] = [];
+  /** The lowest block index a filled range starts at. */
+  private lowestFilled = Infinity;
+  /** Hashes of the blocks of filled[0, numIndexed) that are not cached now. */
+  private pending: Set<BlockHash> | null = null;
+  private numIndexed = 0;
 
   constructor(private readonly kv: KvCacheView) {
     this.free = kv.numFreeBlocks;
@@ -105,7 +111,9 @@ export class KvLedger {
     const bs = kv.blockSize;
     const first = Math.floor(from / bs);
     const full = Math.floor(to / bs);
-    if (full > first && kv.cachingEnabled) this.filled.push({ seq, first, end: full });
+    if (full <= first || !kv.cachingEnabled) return;
+    this.filled.push({ seq, first, end: full });
+    this.lowestFilled = Math.min(this.lowestFilled, first);
   }
 
   /** A point to roll back to. */
@@ -126,14 +134,17 @@ export class KvLedger {
   /**
    * Whether `hash`, block `index` of a chain, is filled by an entry of this plan and not cached
    * now (the pool does not change while planning). A hash names its whole prefix, so it can only
-   * be the block at the same index of another sequence.
+   * be a block at the same index: below every filled range the answer is no, without hashing.
    */
   private isPending(hash: BlockHash, index: number): boolean {
-    for (const f of this.filled) {
-      if (index < f.first || index >= f.end) continue;
-      if (this.kv.hashes(f.seq, f.end)[index] === hash) return this.kv.lookup(hash) < 0;
+    if (index < this.lowestFilled) return false;
+    const kv = this.kv;
+    for (; this.numIndexed < this.filled.length; this.numIndexed++) {
+      const f = this.filled[this.numIndexed]!;
+      const hashes = kv.hashes(f.seq, f.end);
+      for (let i = f.first; i < f.end; i++) if (kv.lookup(hashes[i]!) < 0) (this.pending ??= new Set()).add(hashes[i]!);
     }
-    return false;
+    return this.pending !== null && this.pending.has(hash);
   }
 
   private refs(b: number): number {
