@@ -30,6 +30,8 @@ export class PenaltySlots {
   private readonly bySeq = new Map<number, Held>();
   private readonly free: number[] = [];
   private next = 0;
+  /** sync()'s answer, reused: a pass asks once per sampled sequence, ~256 times a step. */
+  private readonly answer: PenaltySync = { slot: 0, keep: 0, start: 0 };
 
   /** Slots in use. */
   get size(): number {
@@ -39,6 +41,7 @@ export class PenaltySlots {
   /**
    * The slot of sequence `seqId` (taken now if it has none), whose list starts at token `from`
    * and now ends at `numTokens`: the slot will hold all of it once this pass is launched.
+   * The answer is valid until the next call.
    */
   sync(seqId: number, from: number, numTokens: number): PenaltySync {
     let h = this.bySeq.get(seqId);
@@ -46,9 +49,12 @@ export class PenaltySlots {
       h = { slot: h?.slot ?? this.take(), from, held: 0 }; // a new list: keep 0 empties the slot
       this.bySeq.set(seqId, h);
     }
-    const keep = h.held;
+    const answer = this.answer;
+    answer.slot = h.slot;
+    answer.keep = h.held;
+    answer.start = from + h.held;
     h.held = numTokens - from;
-    return { slot: h.slot, keep, start: from + keep };
+    return answer;
   }
 
   /** The sequence is gone (finished, aborted, failed) or preempted: its slot is free. */

@@ -104,6 +104,14 @@ export class Sequence {
     return this.tokens.subarray(0, this.numTokens);
   }
 
+  /**
+   * The buffer behind tokenIds, without making a view: ids [0, numTokens) are the sequence's
+   * (valid until the next appendOutput). For hot paths that read a range of it.
+   */
+  get tokenBuffer(): Int32Array {
+    return this.tokens;
+  }
+
   get numPromptTokens(): number {
     return this.promptIds.length;
   }

@@ -20,10 +20,19 @@ import type { Sequence } from "../sequence";
 /** A block hash: base64 SHA-256 of the prefix through that block (Map keys compare by value). */
 export type BlockHash = string;
 
-/** The bytes a chained block hashes: its parent's base64 (ASCII) then its tokens; grown as needed. */
-let scratch = new Uint8Array(44 + 4 * 64);
+/** Characters of a BlockHash: base64 of 32 bytes. */
+const HASH_CHARS = 44;
 
-/** Hashes of `tokens`' full blocks, chained from `parent` (null for the first block). */
+/**
+ * The bytes a chained block hashes, [parent's base64 (ASCII) | tokens], reused from block to
+ * block; the tokens go in through an Int32Array view (44 is a multiple of 4), so hashing a block
+ * makes no view of its own: with one per block (tokens, bytes, scratch) a chained hash cost
+ * ~0.9 us, without ~0.35 us.
+ */
+let scratch = new Uint8Array(HASH_CHARS + 4 * 16);
+let scratchTokens = new Int32Array(scratch.buffer, HASH_CHARS, 16);
+
+/** The hash of the block `tokens`, chained from `parent` (null for the first block). */
 export function hashBlock(parent: BlockHash | null, tokens: Int32Array, salt: string): BlockHash {
   if (parent === null) {
     // A tag keeps a first block with salt "x" apart from a later block whose parent hash is "x".
@@ -32,13 +41,28 @@ export function hashBlock(parent: BlockHash | null, tokens: Int32Array, salt: st
     h.update(tokens);
     return h.digest("base64");
   }
-  // Every later block: one-shot over [parent | tokens] in a reused buffer, the same bytes as
-  // update(parent) + update(tokens) (a base64 string is its ASCII bytes) at ~2/3 of the time.
-  const need = parent.length + tokens.byteLength;
-  if (scratch.length < need) scratch = new Uint8Array(need * 2);
-  for (let i = 0; i < parent.length; i++) scratch[i] = parent.charCodeAt(i);
-  scratch.set(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength), parent.length);
-  return Bun.SHA256.hash(scratch.subarray(0, need), "base64");
+  return hashChained(parent, tokens, 0, tokens.length);
+}
+
+/**
+ * A later block's hash: one shot over [parent | tokens[start, start + blockSize)], the same bytes
+ * as update(parent) + update(tokens) (a base64 string is its ASCII bytes) at ~2/3 of the time.
+ */
+function hashChained(parent: BlockHash, tokens: Int32Array, start: number, blockSize: number): BlockHash {
+  if (parent.length !== HASH_CHARS) {
+    // Not one of ours (a caller's own string): the plain two-part hash.
+    const h = new Bun.CryptoHasher("sha256");
+    h.update(parent);
+    h.update(tokens.subarray(start, start + blockSize));
+    return h.digest("base64");
+  }
+  if (scratchTokens.length !== blockSize) {
+    scratch = new Uint8Array(HASH_CHARS + 4 * blockSize);
+    scratchTokens = new Int32Array(scratch.buffer, HASH_CHARS, blockSize);
+  }
+  for (let i = 0; i < HASH_CHARS; i++) scratch[i] = parent.charCodeAt(i);
+  for (let j = 0; j < blockSize; j++) scratchTokens[j] = tokens[start + j]!;
+  return Bun.SHA256.hash(scratch, "base64");
 }
 
 /**
@@ -49,7 +73,8 @@ export function hashBlock(parent: BlockHash | null, tokens: Int32Array, salt: st
 export function chainBlockHashes(tokens: Int32Array, blockSize: number, numBlocks: number, salt: string, memo: BlockHash[] = []): BlockHash[] {
   if (numBlocks * blockSize > tokens.length) throw new Error(`chainBlockHashes: ${tokens.length} tokens hold no full block ${numBlocks - 1}`);
   for (let i = memo.length; i < numBlocks; i++) {
-    memo.push(hashBlock(i === 0 ? null : memo[i - 1]!, tokens.subarray(i * blockSize, (i + 1) * blockSize), salt));
+    const start = i * blockSize;
+    memo.push(i === 0 ? hashBlock(null, tokens.subarray(0, blockSize), salt) : hashChained(memo[i - 1]!, tokens, start, blockSize));
   }
   return memo;
 }
@@ -62,5 +87,6 @@ export function chainBlockHashes(tokens: Int32Array, blockSize: number, numBlock
 export function blockHashes(seq: Sequence, blockSize: number, numBlocks: number): readonly BlockHash[] {
   if (numBlocks * blockSize > seq.numTokens) throw new Error(`blockHashes: sequence ${seq.id} has no full block ${numBlocks - 1}`);
   if (seq.blockHashes.length >= numBlocks) return seq.blockHashes; // hashed before: no view, no call
-  return chainBlockHashes(seq.tokenIds.subarray(0, seq.numTokens), blockSize, numBlocks, seq.params.cacheSalt, seq.blockHashes);
+  // Its buffer as is (no view): the chain reads only the first numBlocks blocks, all written.
+  return chainBlockHashes(seq.tokenBuffer, blockSize, numBlocks, seq.params.cacheSalt, seq.blockHashes);
 }

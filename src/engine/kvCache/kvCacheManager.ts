@@ -18,6 +18,7 @@ import type { Sequence } from "../sequence";
 import { blockHashes } from "./blockHash";
 import type { BlockHash } from "./blockHash";
 import { FreeBlockQueue } from "./freeQueue";
+import { HashBlockMap } from "./hashBlockMap";
 import type { KvEventSink } from "./kvEvents";
 import type { BlockTable, KvCacheView } from "./kvCacheView";
 
@@ -34,8 +35,8 @@ interface MutableTable {
 /** Reference-counted KV blocks, per-sequence tables and the prefix cache. */
 export class KvCacheManager implements KvCacheView {
   private readonly refs: Int32Array;
-  private readonly hashOf: (BlockHash | null)[];
-  private readonly byHash = new Map<BlockHash, number>();
+  /** Cached hash <-> block, both ways. */
+  private readonly cached: HashBlockMap;
   private readonly queue: FreeBlockQueue;
   private readonly tables = new Map<number, MutableTable>();
   /** Blocks hashed since the last commit began: uncached again if that pass fails. */
@@ -53,7 +54,7 @@ export class KvCacheManager implements KvCacheView {
     if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new Error(`numBlocks must be >= 1, got ${numBlocks}`);
     if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`blockSize must be >= 1, got ${blockSize}`);
     this.refs = new Int32Array(numBlocks);
-    this.hashOf = new Array<BlockHash | null>(numBlocks).fill(null);
+    this.cached = new HashBlockMap(numBlocks);
     this.queue = new FreeBlockQueue(numBlocks);
   }
 
@@ -68,7 +69,7 @@ export class KvCacheManager implements KvCacheView {
 
   /** Blocks currently holding a hash (referenced or free). */
   get numCachedBlocks(): number {
-    return this.byHash.size;
+    return this.cached.size;
   }
 
   blocksFor(numTokens: number): number {
@@ -94,11 +95,11 @@ export class KvCacheManager implements KvCacheView {
 
   /** The hash a block holds, or null. */
   blockHash(block: number): BlockHash | null {
-    return this.hashOf[block]!;
+    return this.cached.hashOf(block);
   }
 
   lookup(hash: BlockHash): number {
-    return this.byHash.get(hash) ?? -1;
+    return this.cached.blockOf(hash);
   }
 
   cacheableBlocks(seq: Sequence): number {
@@ -124,7 +125,7 @@ export class KvCacheManager implements KvCacheView {
   pinCached(seq: Sequence, numBlocks: number): number {
     const hashes = numBlocks > 0 ? this.hashes(seq, numBlocks) : [];
     let k = 0;
-    while (k < numBlocks && this.byHash.has(hashes[k]!)) k++;
+    while (k < numBlocks && this.cached.blockOf(hashes[k]!) >= 0) k++;
     this.startTable(seq.id, k, hashes);
     return k;
   }
@@ -139,8 +140,8 @@ export class KvCacheManager implements KvCacheView {
       const hashes = this.hashes(seq, numBlocks);
       this.reserve(t, numBlocks);
       for (let i = t.length; i < numBlocks; i++) {
-        const b = this.byHash.get(hashes[i]!);
-        if (b === undefined) throw new Error(`admit: sequence ${seq.id}'s block ${i} was planned as cached but is not`);
+        const b = this.cached.blockOf(hashes[i]!);
+        if (b < 0) throw new Error(`admit: sequence ${seq.id}'s block ${i} was planned as cached but is not`);
         this.ref(b);
         t.ids[t.length++] = b;
       }
@@ -180,9 +181,7 @@ export class KvCacheManager implements KvCacheView {
     for (let i = t.numRegistered; i < full; i++) {
       const h = hashes[i]!;
       const b = t.ids[i]!;
-      if (this.byHash.has(h) || this.hashOf[b] !== null) continue;
-      this.byHash.set(h, b);
-      this.hashOf[b] = h;
+      if (this.cached.hashOf(b) !== null || !this.cached.add(h, b)) continue;
       this.registeredThisPass.push(b);
       this.events?.stored(h, i === 0 ? null : hashes[i - 1]!);
     }
@@ -204,7 +203,7 @@ export class KvCacheManager implements KvCacheView {
     }
     for (let i = t.length - 1; i >= keep; i--) {
       const b = t.ids[i]!;
-      if (this.refs[b] !== 1 || this.hashOf[b] !== null) throw new Error(`truncate: block ${b} of sequence ${seqId} is shared or cached`);
+      if (this.refs[b] !== 1 || this.cached.hashOf(b) !== null) throw new Error(`truncate: block ${b} of sequence ${seqId} is shared or cached`);
       this.refs[b] = 0;
       this.queue.pushHead(b);
     }
@@ -227,11 +226,7 @@ export class KvCacheManager implements KvCacheView {
 
   /** The pass just committed failed: its blocks hold no KV, so none of them may be hit. */
   failPass(): void {
-    for (const b of this.registeredThisPass) {
-      const h = this.hashOf[b];
-      if (h !== null && h !== undefined && this.byHash.get(h) === b) this.uncache(h);
-      this.hashOf[b] = null;
-    }
+    for (const b of this.registeredThisPass) this.uncache(b);
     this.registeredThisPass.length = 0;
   }
 
@@ -247,7 +242,7 @@ export class KvCacheManager implements KvCacheView {
       const b = t.ids[i]!;
       if (this.refs[b]! < 1) throw new Error(`free: block ${b} of sequence ${seqId} is not referenced`);
       if (--this.refs[b]! > 0) continue;
-      if (this.hashOf[b] !== null) this.queue.pushTail(b);
+      if (this.cached.hashOf(b) !== null) this.queue.pushTail(b);
       else this.queue.pushHead(b);
     }
     this.tables.delete(seqId);
@@ -258,7 +253,7 @@ export class KvCacheManager implements KvCacheView {
     if (this.tables.has(seqId)) throw new Error(`sequence ${seqId} already has a block table`);
     const t: MutableTable = { ids: new Int32Array(Math.max(4, numCached)), length: 0, numTokens: 0, numRegistered: numCached };
     for (let i = 0; i < numCached; i++) {
-      const b = this.byHash.get(hashes[i]!)!;
+      const b = this.cached.blockOf(hashes[i]!);
       this.ref(b);
       t.ids[t.length++] = b;
     }
@@ -283,18 +278,15 @@ export class KvCacheManager implements KvCacheView {
     const b = this.queue.peekHead();
     if (b < 0) throw new Error("KV pool exhausted");
     this.queue.remove(b);
-    const h = this.hashOf[b];
-    if (h !== null && h !== undefined) {
-      if (this.byHash.get(h) === b) this.uncache(h);
-      this.hashOf[b] = null;
-    }
+    this.uncache(b);
     this.refs[b] = 1;
     return b;
   }
 
-  private uncache(h: BlockHash): void {
-    this.byHash.delete(h);
-    this.events?.removed(h);
+  /** Block `b` is no longer a hit (if it was one). */
+  private uncache(b: number): void {
+    const h = this.cached.remove(b);
+    if (h !== null) this.events?.removed(h);
   }
 
   private tableOf(seqId: number, what: string): MutableTable {

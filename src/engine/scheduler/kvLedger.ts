@@ -10,6 +10,9 @@
  *   complete(...)  an entry fills blocks in this pass: a sequence admitted after it in the same
  *                  plan may take them (both backends write a layer's K/V for the whole pass before
  *                  its attention reads any, so a row may read what another row writes in the pass)
+ *                  It only notes the range: hashes and cache lookups wait until an admission asks
+ *                  about a block index some range covers (every pass completes blocks; most
+ *                  admissions miss the cache at their first block, below every noted range).
  *
  * A run is cached blocks first, then blocks completed earlier in this plan: commitPlan pins the
  * first part before it hands out any block, and finds the second part registered by then.
@@ -35,8 +38,13 @@ export class KvLedger {
   private readonly delta = new Map<number, number>();
   /** (block, previous delta) pairs, so a trial can be rolled back. */
   private readonly undo: number[] = [];
-  /** Hashes of blocks that entries of this plan fill (and that are not cached yet). */
+  /** Blocks entries of this plan fill: block indexes [first, end) of seq. */
+  private readonly filled: { readonly seq: Sequence; readonly first: number; readonly end: number }[] = [];
+  /** The lowest block index a filled range starts at. */
+  private lowestFilled = Infinity;
+  /** Hashes of the blocks of filled[0, numIndexed) that are not cached now. */
   private pending: Set<BlockHash> | null = null;
+  private numIndexed = 0;
 
   constructor(private readonly kv: KvCacheView) {
     this.free = kv.numFreeBlocks;
@@ -66,7 +74,7 @@ export class KvLedger {
       if (b < 0) break;
       if (this.refs(b) === 0) cost++;
     }
-    if (this.pending !== null) while (k < max && this.pending.has(hashes[k]!)) k++;
+    while (k < max && this.isPending(hashes[k]!, k)) k++;
     return k === 0 ? { blocks: 0, cost: total } : { blocks: k, cost: cost + total - k };
   }
 
@@ -85,7 +93,7 @@ export class KvLedger {
     const hashes = kv.hashes(seq, blocks);
     let k = 0;
     while (k < blocks && kv.lookup(hashes[k]!) >= 0) k++;
-    for (let i = k; i < blocks; i++) if (this.pending === null || !this.pending.has(hashes[i]!)) return -1;
+    for (let i = k; i < blocks; i++) if (!this.isPending(hashes[i]!, i)) return -1;
     let cost = total - blocks;
     for (let i = 0; i < k; i++) if (this.addRef(kv.lookup(hashes[i]!), 1) === 1) cost++;
     this.free -= cost;
@@ -104,8 +112,8 @@ export class KvLedger {
     const first = Math.floor(from / bs);
     const full = Math.floor(to / bs);
     if (full <= first || !kv.cachingEnabled) return;
-    const hashes = kv.hashes(seq, full);
-    for (let i = first; i < full; i++) if (kv.lookup(hashes[i]!) < 0) (this.pending ??= new Set()).add(hashes[i]!);
+    this.filled.push({ seq, first, end: full });
+    this.lowestFilled = Math.min(this.lowestFilled, first);
   }
 
   /** A point to roll back to. */
@@ -121,6 +129,22 @@ export class KvLedger {
       this.delta.set(b, prev);
     }
     this.free = free;
+  }
+
+  /**
+   * Whether `hash`, block `index` of a chain, is filled by an entry of this plan and not cached
+   * now (the pool does not change while planning). A hash names its whole prefix, so it can only
+   * be a block at the same index: below every filled range the answer is no, without hashing.
+   */
+  private isPending(hash: BlockHash, index: number): boolean {
+    if (index < this.lowestFilled) return false;
+    const kv = this.kv;
+    for (; this.numIndexed < this.filled.length; this.numIndexed++) {
+      const f = this.filled[this.numIndexed]!;
+      const hashes = kv.hashes(f.seq, f.end);
+      for (let i = f.first; i < f.end; i++) if (kv.lookup(hashes[i]!) < 0) (this.pending ??= new Set()).add(hashes[i]!);
+    }
+    return this.pending !== null && this.pending.has(hash);
   }
 
   private refs(b: number): number {

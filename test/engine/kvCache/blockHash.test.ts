@@ -36,4 +36,14 @@ describe("block hashes", () => {
     expect(hashBlock(a, t, "")).not.toBe(hashBlock(b, t, ""));
     expect(hashBlock(a, t, "")).not.toBe(hashBlock(a, Int32Array.from([1, 2, 3, 5]), ""));
   });
+
+  test("a parent that is not a 44-character hash is hashed the same way", () => {
+    const t = Int32Array.from([7, 8, 9]);
+    for (const parent of ["x", "a".repeat(45)]) {
+      const h = new Bun.CryptoHasher("sha256");
+      h.update(parent);
+      h.update(t);
+      expect(hashBlock(parent, t, "")).toBe(h.digest("base64"));
+    }
+  });
 });
