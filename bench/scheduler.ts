@@ -181,8 +181,10 @@ const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i
 console.log(`scheduler step CPU time in µs: medians over ${STEPS} steps of the best of ${ROUNDS} rounds (all rounds' plan+batch medians last); B=${BUDGET}, block ${BLOCK_SIZE}, steady state`);
 console.log(line(header));
 for (const row of table) console.log(line(row));
-const target = results[0]!.medianUs.planAndBatch;
-console.log(`\nsplitfuse plan+batch median: ${target} µs (target < 100 µs: ${target < 100 ? "met" : "MISSED"})`);
+// Issue #24 item 4: under 50 us a step in every scenario (the whole-list CSR ones are the pre-slot
+// path, kept for comparison), on its host; this 2-core VM ran the same code ~2x slower before.
+const worst = Math.max(...results.filter((r) => r.policy === "splitfuse" && !r.scenario.includes("CSR")).map((r) => r.medianUs.planAndBatch));
+console.log(`\nsplitfuse plan+batch median, worst scenario (whole-list CSR aside): ${worst} µs (target < 50 µs: ${worst < 50 ? "met" : "MISSED"}; < 100 µs on a host 2x slower: ${worst < 100 ? "met" : "MISSED"})`);
 
 await Bun.write(
   new URL("./results/scheduler.json", import.meta.url),
