@@ -28,7 +28,7 @@ const flag = (name: string) => { const i = flags.indexOf(name); return i >= 0 ? 
 const shape = (flag("--shape") ?? "7b") as "7b" | "70b";
 const layersFlag = flag("--layers") ? Number(flag("--layers")) : undefined;
 const ceil = ceilPath && existsSync(ceilPath) ? JSON.parse(readFileSync(ceilPath, "utf8")) : {};
-const knobs = ["FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_SMALL_KDEPTH", "FASTGEN_FP8_GEMV_DEPTH", "FASTGEN_FP8_LT", "FASTGEN_FP8_FAST_ACCUM", "FASTGEN_GEMV_PIPE", "FASTGEN_CUDA_GRAPHS",
+const knobs = ["FASTGEN_FP8_SMALL_MAX_M", "FASTGEN_FP8_GEMV_MAX_M", "FASTGEN_FP8_SMALL_KDEPTH", "FASTGEN_FP8_GEMV_DEPTH", "FASTGEN_FP8_LT", "FASTGEN_FP8_FAST_ACCUM", "FASTGEN_GEMV_PIPE", "FASTGEN_CUDA_GRAPHS", "FASTGEN_PREFETCH_O",
   "FASTGEN_PROFILE"]
   .filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
 const label = knobs.join(",") || "default";
