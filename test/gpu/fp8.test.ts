@@ -250,7 +250,8 @@ function top5Diff(a: [number, number][], b: [number, number][]): number {
 /** The first generated token's top-5 difference (the prompt's forward pass), worst over prompts. */
 const firstStepDiff = (a: Run, b: Run) => Math.max(...b.map((r, i) => top5Diff(a[i]!.logprobs[0]!, r.logprobs[0]!)));
 
-const FIXTURES = ["llama-gqa", "mixtral", "falcon-gqa"] as const;
+// deepseek-v2(-lite): MLA's q_a / kv_a / q_b in FP8, weight-only (kv_b stays bf16)
+const FIXTURES = ["llama-gqa", "mixtral", "falcon-gqa", "deepseek-v2-lite", "deepseek-v2"] as const;
 
 describe.skipIf(!hasGpu)("FP8 engines on CUDA against the CPU reference", () => {
   for (const fixture of FIXTURES) {

@@ -68,7 +68,7 @@ const CASES: [fixture: string, format: Fp8Format, opts: Fp8Options][] = [
   // Falcon's fused query_key_value: each canonical q/k/v takes its rows of the scales
   ["falcon-gqa", "fp8-channel", {}], ["falcon-gqa", "fp8-block", {}], ["falcon-gqa", "ct-block", {}],
   ["llama-gqa", "fp8-block", { block: [24, 40] }],  // partial blocks in both dimensions
-  // MLA: q_a / kv_a / q_b stored FP8 in the checkpoint (dequantized at load, core/fp8.cpp fp8_capable)
+  // MLA: q_a / kv_a / q_b quantized (kv_b stays bf16), the fused [q_a | kv_a] takes both parts' scales
   ["deepseek-v2", "fp8-channel", {}], ["deepseek-v2-lite", "fp8-block", {}], ["deepseek-v2", "ct-block", {}],
   ["llama-gqa", "ct-channel", { quantizeLmHead: true }],  // dequantized at load, stays fp32
   ["llama-gqa", "fp8-tensor-static", { quantizeLmHead: true, kvScales: true }],

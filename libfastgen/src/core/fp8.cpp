@@ -127,11 +127,10 @@ bool fp8_capable(fg_tensor_kind kind) {
     case FG_TENSOR_GATE: case FG_TENSOR_UP: case FG_TENSOR_DOWN:
     case FG_TENSOR_EXPERT_GATE: case FG_TENSOR_EXPERT_UP: case FG_TENSOR_EXPERT_DOWN:
     case FG_TENSOR_SHARED_GATE: case FG_TENSOR_SHARED_UP: case FG_TENSOR_SHARED_DOWN:
+    // MLA's down / up projections (kv_b stays bf16: it is split and absorbed); the CUDA backend
+    // runs them weight-only (cuda/engine.cu rank_fp8_reserve): W8A8 drifted on deepseek-v2
+    case FG_TENSOR_Q_A: case FG_TENSOR_KV_A: case FG_TENSOR_Q_B:
       return true;
-    // MLA's q_a / kv_a / q_b stay bf16 (an FP8 copy is dequantized at load): held in FP8 on an
-    // H100 (2026-12-07, bench/results/device-wave12-h100.md) decode stayed within bf16 noise, but
-    // deepseek-v2's W8A8 prompts (activations quantized before q_a and again before q_b) drifted
-    // 1.03 top-5 logprob from the CPU against a bound of 1.02; weight-only for them is the next step.
     default:
       return false;
   }

@@ -45,7 +45,7 @@ void quantize_e4m3_rows(const char *name, int32_t dtype, const void *src, int64_
 // x[i] = e4m3(x[i] / scale) * scale: the value an FP8 KV cache with this scale keeps.
 void e4m3_round(float *x, int64_t n, float scale);
 
-// The tensor kinds an engine may hold in FP8: the linear weights of attention and of the
+// The tensor kinds an engine may hold in FP8: the linear weights of attention (MLA's q_a, kv_a and q_b too) and of the
 // MLP / experts / shared expert. Any other tensor loaded quantized is dequantized at load.
 bool fp8_capable(fg_tensor_kind kind);
 

@@ -331,12 +331,18 @@ void fgcu::rank_destroy(fgcu_rank *e) {
 int fgcu::rank_fp8_reserve(fgcu_rank *e, int tokens, char *err) {
   if (!e->fp8_sized) {  // once, when the weights are in: the probe, the widest K, the scratch
     FGCU_CHECK(fp8_probe(e->fp8, e->stream, err));
+    // MLA's input projections ([q | kv_a] or [q_a | kv_a], and q_b) are weight-only: W8A8 there
+    // quantized the activations twice in series (before q_a, again before q_b), and deepseek-v2's
+    // prompts drifted past E4M3 noise on an H100 (bench/results/device-wave12-h100.md).
+    if (e->m.mla)
+      for (int64_t l = 0; l < e->m.num_layers; l++) e->layers[l].qkv.weight_only = e->layers[l].q_mla.weight_only = true;
     const bool lt = fp8_lt_ok(e->fp8, false) && fp8_lt_ok(e->fp8, true);
     each_projection(e, [&](Weight &w, int N, int K) {
       if (!w.fp8()) return;
       if (K > e->fp8_kmax) e->fp8_kmax = K;
-      // the dequantize fallback: K-segment scales, shapes cuBLASLt FP8 refuses, no W8A8 path
-      if ((w.nkb(K) > 1 || N % 16 != 0 || !lt) && (uint64_t)N * K > e->fp8_scratch) e->fp8_scratch = (uint64_t)N * K;
+      // the dequantize fallback: weight-only, K-segment scales, shapes cuBLASLt FP8 refuses, no W8A8 path
+      if ((w.weight_only || w.nkb(K) > 1 || N % 16 != 0 || !lt) && (uint64_t)N * K > e->fp8_scratch)
+        e->fp8_scratch = (uint64_t)N * K;
     });
     e->fp8_sized = true;
   }

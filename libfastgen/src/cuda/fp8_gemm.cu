@@ -348,7 +348,7 @@ int fp8_small_max_m() {
 int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32) {
   if (small_takes(M)) return kFp8Small;
   if (gemv_takes(w, M, K)) return kFp8Gemv;
-  if (w.nkb(K) == 1 && lt_usable(f, y_f32) && N % 16 == 0 && K % 16 == 0) return kFp8Lt;
+  if (!w.weight_only && w.nkb(K) == 1 && lt_usable(f, y_f32) && N % 16 == 0 && K % 16 == 0) return kFp8Lt;
   return kFp8Dequant;
 }
 

@@ -23,6 +23,7 @@ struct Weight {
   int32_t kblock = 0;           // fp8: K elements per scale
   float *scales = nullptr;      // fp8: [N, ceil(K / kblock)]
   float input_scale = 0.f;      // fp8: static activation scale, 0 = dynamic per token
+  bool weight_only = false;     // fp8: activations stay bf16 (never the W8A8 cuBLASLt path)
   bool fp8() const { return dtype == kWeightFp8; }
   // fp8: scale columns per row
   int nkb(int K) const { return kblock > 0 ? (K + kblock - 1) / kblock : 1; }
