@@ -32,7 +32,7 @@ export class EngineStats {
       iterationTokens: this.iterationTokens.snapshot(),
       prefixCacheQueriesTotal: blocks.stats.queries,
       prefixCacheHitsTotal: blocks.stats.hits,
-      ...(speculator ? { specDecode: { ...speculator.stats, acceptedPerPos: [...speculator.stats.acceptedPerPos] } } : {}),
+      ...(speculator ? { specDecode: speculator.snapshot() } : {}),
       grammar: grammars.metrics(),
     };
   }

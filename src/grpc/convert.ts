@@ -130,6 +130,9 @@ export function metricsToWire(m: EngineMetrics): WireEngineMetrics {
           num_draft_tokens: m.specDecode.numDraftTokens,
           num_accepted_tokens: m.specDecode.numAcceptedTokens,
           accepted_per_pos: m.specDecode.acceptedPerPos,
+          governor_probes: m.specDecode.governorProbes,
+          governor_flips: m.specDecode.governorFlips,
+          off_by_batch: m.specDecode.offByBatch,
         }
       : null,
     grammar: m.grammar
@@ -170,6 +173,9 @@ export function metricsFromWire(waiting: number, running: number, m: WireEngineM
       numDraftTokens: Number(s.num_draft_tokens),
       numAcceptedTokens: Number(s.num_accepted_tokens),
       acceptedPerPos: (s.accepted_per_pos ?? []).map(Number),
+      governorProbes: Number(s.governor_probes ?? 0),
+      governorFlips: Number(s.governor_flips ?? 0),
+      offByBatch: (s.off_by_batch ?? []).map(Number),
     };
   }
   const g = m?.grammar;

@@ -158,6 +158,9 @@ export interface WireSpecDecodeMetrics {
   num_draft_tokens: number;
   num_accepted_tokens: number;
   accepted_per_pos: number[];
+  governor_probes?: number;
+  governor_flips?: number;
+  off_by_batch?: number[];
 }
 
 export interface WireReplicaStatus {

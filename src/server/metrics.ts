@@ -156,6 +156,10 @@ function writeSpecDecode(w: PrometheusWriter, m: { model_name: string }, s: Spec
     s.acceptedPerPos.map((n, pos) => [{ ...m, position: String(pos) }, n]));
   w.scalar("fastgen:spec_decode_acceptance_rate", "gauge", "Accepted / proposed tokens since start.",
     [[m, s.numDraftTokens > 0 ? s.numAcceptedTokens / s.numDraftTokens : 0]]);
+  c("governor_probes_total", "Probes of the speculation governor: a few passes run the other way (drafts on or off) to time them.", s.governorProbes);
+  c("governor_flips_total", "Probes after which the governor switched speculation on or off for a batch size.", s.governorFlips);
+  w.scalar("fastgen:spec_decode_off", "gauge", "Engines whose governor has turned speculation off for passes of up to max_batch decodes (it times them and found drafting slower).",
+    s.offByBatch.map((n, i) => [{ ...m, max_batch: String(2 ** i) }, n]));
 }
 
 /** Structured outputs' counters (fastgen:grammar_*): the grammar Workers' compiles and masks. */

@@ -99,9 +99,13 @@ describe("speculation governor in the engine", () => {
       const config = speculativeConfig({ method: "ngram", promptLookupMin: 1, promptLookupMax: 3 });
       const core = await EngineCore.load(FIXTURE, { maxSeqs: 4, speculative: config });
       const got = runToCompletion(core, prompts, sampling).map((o) => o.tokenIds);
+      const spec = core.metrics().specDecode!;
       core.destroy();
       expect(got).toEqual(want);
-      // 16 passes on, a probe of 4 off finds off faster, then on only in probes (4 passes, 32 apart)
+      expect(spec.offByBatch).toEqual([1]); // /metrics: fastgen:spec_decode_off{max_batch="1"} 1
+      expect(spec.governorFlips).toBe(1);
+      expect(spec.governorProbes).toBe(1); // the next probe of on waits thousands of passes: it would cost ~10 each
+      // 16 passes on, then a probe of 4 off finds off far faster; the next probe is past this run
       expect(calls).toBeGreaterThanOrEqual(BASE_INTERVAL);
       expect(calls).toBeLessThan(BASE_INTERVAL + 3 * PROBE_PASSES + 1);
     } finally {

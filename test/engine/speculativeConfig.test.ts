@@ -42,11 +42,16 @@ test("/metrics carries vLLM's spec-decode counters and the acceptance rate", () 
   const engine = {
     requestsWaiting: 0, requestsRunning: 0, kvBlocksTotal: 1, kvBlocksFree: 1, promptTokensTotal: 0, generationTokensTotal: 0,
     requestsFinishedTotal: 0, preemptionsTotal: 0, stepsTotal: 0,
-    specDecode: { numDrafts: 3, numDraftTokens: 8, numAcceptedTokens: 6, acceptedPerPos: [3, 2, 1] },
+    specDecode: { numDrafts: 3, numDraftTokens: 8, numAcceptedTokens: 6, acceptedPerPos: [3, 2, 1], governorProbes: 5, governorFlips: 2, offByBatch: [1, 0, 1] },
   };
   const text = new ServerMetrics().render("m", engine);
   expect(text).toContain('fastgen:spec_decode_num_draft_tokens_total{model_name="m"} 8');
   expect(text).toContain('fastgen:spec_decode_num_accepted_tokens_total{model_name="m"} 6');
   expect(text).toContain('fastgen:spec_decode_num_accepted_tokens_per_pos_total{model_name="m",position="1"} 2');
   expect(text).toContain('fastgen:spec_decode_acceptance_rate{model_name="m"} 0.75');
+  expect(text).toContain('fastgen:spec_decode_governor_probes_total{model_name="m"} 5');
+  expect(text).toContain('fastgen:spec_decode_governor_flips_total{model_name="m"} 2');
+  expect(text).toContain('fastgen:spec_decode_off{model_name="m",max_batch="1"} 1');
+  expect(text).toContain('fastgen:spec_decode_off{model_name="m",max_batch="4"} 1');
+  expect(text).toContain('fastgen:spec_decode_off{model_name="m",max_batch="2"} 0');
 });

@@ -22,7 +22,7 @@ beforeAll(async () => {
   engine = new FakeEngine();
   const histogram = { bounds: [1, 8], counts: [2, 5], sum: 17, count: 5 };
   const metrics = engine.metrics.bind(engine);
-  const specDecode = { numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1] };
+  const specDecode = { numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1], governorProbes: 3, governorFlips: 1, offByBatch: [0, 1] };
   const grammar = { compiles: 3, compileSeconds: 0.75, cacheHits: 5, compileTimeouts: 1, masksComputed: 120, maskWaitSeconds: 0.125, workerRestarts: 2 };
   engine.metrics = () => ({ ...metrics(), iterationTokens: histogram, specDecode, grammar });
   server = createGrpcServer({ engine });
@@ -49,7 +49,7 @@ describe("RemoteEngine", () => {
     expect(remote.maxModelLen).toBe(256);
     expect(remote.metrics().kvBlocksTotal).toBe(100);
     expect(remote.metrics().iterationTokens).toEqual({ bounds: [1, 8], counts: [2, 5], sum: 17, count: 5 });
-    expect(remote.metrics().specDecode).toEqual({ numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1] });
+    expect(remote.metrics().specDecode).toEqual({ numDrafts: 4, numDraftTokens: 12, numAcceptedTokens: 7, acceptedPerPos: [4, 2, 1], governorProbes: 3, governorFlips: 1, offByBatch: [0, 1] });
     expect(remote.metrics().grammar).toEqual({ compiles: 3, compileSeconds: 0.75, cacheHits: 5, compileTimeouts: 1, masksComputed: 120, maskWaitSeconds: 0.125, workerRestarts: 2 });
   });
 

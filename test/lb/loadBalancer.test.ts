@@ -249,7 +249,7 @@ describe("metrics", () => {
     const { replicas, lb } = await setup(2);
     for (const r of replicas) {
       const own = r.metrics.bind(r);
-      const specDecode = { numDrafts: 3, numDraftTokens: 9, numAcceptedTokens: 5, acceptedPerPos: [3, 1, 1] };
+      const specDecode = { numDrafts: 3, numDraftTokens: 9, numAcceptedTokens: 5, acceptedPerPos: [3, 1, 1], governorProbes: 2, governorFlips: 1, offByBatch: [1, 0] };
       const grammar = { compiles: 3, compileSeconds: 0.75, cacheHits: 5, compileTimeouts: 1, masksComputed: 120, maskWaitSeconds: 0.125, workerRestarts: 2 };
       r.metrics = () => ({ ...own(), iterationTokens: { bounds: [1, 8], counts: [1, 2], sum: 5, count: 2 }, specDecode, grammar });
     }
@@ -259,7 +259,7 @@ describe("metrics", () => {
     expect(m.generationTokensTotal).toBe(6);
     expect(m.iterationTokens).toEqual({ bounds: [1, 8], counts: [2, 4], sum: 10, count: 4 });
     expect(m.queueTimeSeconds).toBeUndefined();
-    expect(m.specDecode).toEqual({ numDrafts: 6, numDraftTokens: 18, numAcceptedTokens: 10, acceptedPerPos: [6, 2, 2] });
+    expect(m.specDecode).toEqual({ numDrafts: 6, numDraftTokens: 18, numAcceptedTokens: 10, acceptedPerPos: [6, 2, 2], governorProbes: 4, governorFlips: 2, offByBatch: [2, 0] });
     expect(m.grammar).toEqual({ compiles: 6, compileSeconds: 1.5, cacheHits: 10, compileTimeouts: 2, masksComputed: 240, maskWaitSeconds: 0.25, workerRestarts: 4 });
   });
 
@@ -268,8 +268,9 @@ describe("metrics", () => {
     expect(lb.metrics().specDecode).toBeUndefined();
     expect(lb.metrics().grammar).toBeUndefined(); // likewise the grammar counters (addGrammarMetrics)
     const own = replicas[1]!.metrics.bind(replicas[1]!);
-    replicas[1]!.metrics = () => ({ ...own(), specDecode: { numDrafts: 2, numDraftTokens: 4, numAcceptedTokens: 3, acceptedPerPos: [2, 1] } });
-    expect(lb.metrics().specDecode).toEqual({ numDrafts: 2, numDraftTokens: 4, numAcceptedTokens: 3, acceptedPerPos: [2, 1] });
+    const only = { numDrafts: 2, numDraftTokens: 4, numAcceptedTokens: 3, acceptedPerPos: [2, 1], governorProbes: 1, governorFlips: 0, offByBatch: [] };
+    replicas[1]!.metrics = () => ({ ...own(), specDecode: only });
+    expect(lb.metrics().specDecode).toEqual(only);
   });
 });
 

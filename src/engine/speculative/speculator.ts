@@ -27,6 +27,11 @@ export interface SpecDecodeStats {
   numAcceptedTokens: number;
   /** [j]: drafts whose token j was accepted (acceptance by position). */
   acceptedPerPos: number[];
+  /** The governor's probes (a few passes of the other mode) and those that flipped a batch size's mode. */
+  governorProbes: number;
+  governorFlips: number;
+  /** [i]: engines whose governor has speculation off at batches of 2^(i-1)+1 .. 2^i decodes now. */
+  offByBatch: number[];
 }
 
 /** a + b, position by position; whichever exists when only one does (replicas sum their counters). */
@@ -38,6 +43,9 @@ export function addSpecDecodeStats(a: SpecDecodeStats | undefined, b: SpecDecode
     numDraftTokens: a.numDraftTokens + b.numDraftTokens,
     numAcceptedTokens: a.numAcceptedTokens + b.numAcceptedTokens,
     acceptedPerPos: Array.from({ length: n }, (_, j) => (a.acceptedPerPos[j] ?? 0) + (b.acceptedPerPos[j] ?? 0)),
+    governorProbes: a.governorProbes + b.governorProbes,
+    governorFlips: a.governorFlips + b.governorFlips,
+    offByBatch: Array.from({ length: Math.max(a.offByBatch.length, b.offByBatch.length) }, (_, i) => (a.offByBatch[i] ?? 0) + (b.offByBatch[i] ?? 0)),
   };
 }
 
@@ -60,8 +68,22 @@ export class Speculator {
     readonly proposer: Proposer,
     private readonly stop: StopConfig,
   ) {
-    this.stats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPos: new Array<number>(config.numSpeculativeTokens).fill(0) };
+    this.stats = {
+      numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPos: new Array<number>(config.numSpeculativeTokens).fill(0),
+      governorProbes: 0, governorFlips: 0, offByBatch: [],
+    };
     this.governor = config.autoDisable ? new SpecGovernor() : null;
+  }
+
+  /** A copy of the counters, the governor's included (what metrics report). */
+  snapshot(): SpecDecodeStats {
+    const g = this.governor;
+    const offByBatch: number[] = [];
+    for (const b of g?.state() ?? []) offByBatch[Math.log2(b.decodes)] = b.speculating ? 0 : 1;
+    return {
+      ...this.stats, acceptedPerPos: [...this.stats.acceptedPerPos],
+      governorProbes: g?.probes ?? 0, governorFlips: g?.flips ?? 0, offByBatch: Array.from(offByBatch, (v) => v ?? 0),
+    };
   }
 
   /**
