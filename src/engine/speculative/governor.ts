@@ -2,7 +2,7 @@
  * SpecGovernor: speculation only where it pays, by measurement. Whether drafting k tokens and
  * verifying them beats one token a pass depends on what a draft pass costs next to a target pass
  * (a 0.4M-parameter draft of a 2M-parameter target costs about as much as the target on the CPU,
- * where per-pass overhead dominates; the same draft of a 7B target is nearly free), on the
+ * where per-pass overhead dominates; a draft that size next to a 7B target would be nearly free), on the
  * acceptance rate (workload-dependent) and on the batch. None of these is known in advance, so
  * the governor times the engine's own passes and compares decode tokens per millisecond with
  * speculation on and off, per batch size (decodes in the pass, in power-of-two buckets):
@@ -57,7 +57,7 @@ export interface GovernorBucketState {
 
 export class SpecGovernor {
   private readonly buckets: Bucket[] = [];
-  /** Probes that flipped a bucket's mode, and those that kept it. */
+  /** Probes that flipped a bucket's mode, and all probes. */
   flips = 0;
   probes = 0;
 
