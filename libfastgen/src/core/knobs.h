@@ -20,7 +20,7 @@
   X(GEMV, FLAG, "1", "the GEMV kernel for GEMMs of few rows (off: cuBLASLt for every GEMM)")     \
   X(GEMV_MAX_M, INT, "8", "largest token count the GEMV kernels take (1: the one-token kernel only, cuBLASLt above; at most 16; 8: faster than cuBLASLt up to 8 tokens, slower at 16, H100 2026-12-07)") \
   X(GEMV_SMALL_AT_1, FLAG, "0", "one-token GEMMs through the small-M tensor-core kernel too (a row's result then does not depend on the batch: with ATTN=simple, decode and speculative verification agree bit for bit; slower)") \
-  X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 0 chooses by N, 16 or 32 forces it (A/B timing)") \
+  X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 16 (0, the default: faster on an H100, 2026-12-07) or 32 (A/B timing)") \
   X(NORM_FOLD, INT, "0", "decode passes of up to this many tokens (at most 8) fold the RMSNorm before the qkv and gated MLP GEMVs into them (each block recomputes its rows' norm; bit-identical, no norm kernel); 0: off, the default: on an H200 (2026-12-07) folding made decode b=1 4.44 ms against 3.79 (the GEMVs' prologue delays their weight stream more than the norm kernel costs). Plain RMSNorm layers, bf16 weights") \
   X(PREFETCH_O, INT, "0", "decode passes of up to 16 tokens: MiB of each layer's o projection weights the RoPE kernel pulls into L2 (sm_90 bulk prefetch) for the o GEMV after attention, filling DRAM time attention leaves idle; 0: off (an A/B experiment)") \
   X(GEMV_PIPE, FLAG, "1", "software-pipelined weight loads in the narrow GEMVs (bf16; FP8 rows longer than one round)") \

@@ -107,7 +107,7 @@ struct Fp8BlockRows {
 template <class W>
 void launch(W wl, const bf16 *x, void *y, bool y_f32, bool acc, int act, const float *bias, int M, int N, int K,
             cudaStream_t st) {
-  const int rt = gemv_small_rt(N);
+  const int rt = gemv_small_rt();
   switch (act) {
     case 0: return launch_gemv_small<W, 0>(wl, x, y, bias, false, false, M, N, K, rt, st);
     case 1: return launch_gemv_small<W, 1>(wl, x, y, bias, false, false, M, N, K, rt, st);

@@ -3,32 +3,20 @@
 #include "cuda/gemv_small.cuh"
 
 namespace fgcu {
-namespace {
 
-// SMs of the current device (per device, cached).
-int sm_count() {
-  static int sms[64];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) dev = 0;
-  if (!sms[dev]) {
-    int n = 0;
-    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-    sms[dev] = n > 0 ? n : 132;
-  }
-  return sms[dev];
-}
-
-}  // namespace
-
-int gemv_small_rt(int N) {
-  const int forced = fg_knob_int(FG_KNOB_GEMV_ROWS);
-  if (forced == 16 || forced == 32) return forced / 16;
-  return N >= 32 * 2 * sm_count() ? 2 : 1;
+// One 16-row tile a warp unless FASTGEN_GEMV_ROWS=32 asks for two. Two tiles a warp (more loads
+// in flight, one block an SM fewer) used to be the choice for N >= 64 rows a SM (qkv, gate_up);
+// on an H100 (2026-12-07, bench/results/device-wave13-h100.md) one tile was faster everywhere:
+// bf16 decode at batch 2 / 4 / 8, ctx 512, 5.43 / 5.71 / 6.13 ms against 5.77 / 6.01 / 6.48
+// (85.7 / 84.7 / 84.8% of the roofline against 80.2-80.5%), FP8 equal at batch 1 and 1-2% faster
+// at 2-8.
+int gemv_small_rt() {
+  return fg_knob_int(FG_KNOB_GEMV_ROWS) == 32 ? 2 : 1;
 }
 
 void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int M, int N, int K,
                 cudaStream_t s) {
-  launch_gemv_small<Bf16Rows, -1>(Bf16Rows{w, K}, x, y, nullptr, y_f32, acc, M, N, K, gemv_small_rt(N), s);
+  launch_gemv_small<Bf16Rows, -1>(Bf16Rows{w, K}, x, y, nullptr, y_f32, acc, M, N, K, gemv_small_rt(), s);
 }
 
 bool gemv_small_rms_fits(int M, int K) {
@@ -36,13 +24,13 @@ bool gemv_small_rms_fits(int M, int K) {
 }
 
 void gemv_small_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cudaStream_t s) {
-  launch_gemv_small<Bf16Rows, -1, true>(Bf16Rows{w, K}, nullptr, y, nullptr, false, false, M, N, K, gemv_small_rt(N), s, x);
+  launch_gemv_small<Bf16Rows, -1, true>(Bf16Rows{w, K}, nullptr, y, nullptr, false, false, M, N, K, gemv_small_rt(), s, x);
 }
 
 void gemv_small_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                           int K, cudaStream_t s) {
   const Bf16Rows wl{w, K};
-  const int rt = gemv_small_rt(N);
+  const int rt = gemv_small_rt();
   if (act == 0) launch_gemv_small<Bf16Rows, 0, true>(wl, nullptr, y, bias, false, false, M, N, K, rt, s, x);
   else if (act == 1) launch_gemv_small<Bf16Rows, 1, true>(wl, nullptr, y, bias, false, false, M, N, K, rt, s, x);
   else launch_gemv_small<Bf16Rows, 2, true>(wl, nullptr, y, bias, false, false, M, N, K, rt, s, x);
@@ -51,7 +39,7 @@ void gemv_small_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, in
 void gemv_small_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                       int K, cudaStream_t s) {
   const Bf16Rows wl{w, K};
-  const int rt = gemv_small_rt(N);
+  const int rt = gemv_small_rt();
   if (act == 0) launch_gemv_small<Bf16Rows, 0>(wl, x, y, bias, false, false, M, N, K, rt, s);
   else if (act == 1) launch_gemv_small<Bf16Rows, 1>(wl, x, y, bias, false, false, M, N, K, rt, s);
   else launch_gemv_small<Bf16Rows, 2>(wl, x, y, bias, false, false, M, N, K, rt, s);

@@ -236,10 +236,8 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   }
 }
 
-// 16-row tiles per warp (RT) for N rows on the current device (gemv_small.cu): 2 where that still
-// gives two blocks per SM, else 1 (narrow N: 4096 rows in 256 blocks, not 128);
-// FASTGEN_GEMV_ROWS=16 or 32 forces it.
-int gemv_small_rt(int N);
+// 16-row tiles per warp (RT): 1, or 2 with FASTGEN_GEMV_ROWS=32 (gemv_small.cu says why).
+int gemv_small_rt();
 
 // FOLD launches: at most 8 tokens (one 8-token column block: with two, the prologue's registers
 // come on top of 128 and one block fits an SM, not two), and x as M rows of K + kRmsPad bf16 in
@@ -281,7 +279,7 @@ void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool
   }
 }
 
-// Launches the kernel for loader `wl` with rt = gemv_small_rt(N): plain (ACT < 0; y_f32 and acc
+// Launches the kernel for loader `wl` with rt = gemv_small_rt(): plain (ACT < 0; y_f32 and acc
 // as gemm()) or gated (ACT 0..2, bias or null). Needs 1 <= M <= 16, K % 8 == 0 (16-byte rows),
 // 16-byte aligned x and weight rows, N even when gated. FOLD: x is rms's RMSNorm rows instead (y
 // bf16, not accumulated; M <= kGemvSmallRmsMaxM, gemv_small_rms_bytes(M, K) <= kGemvSmallRmsMaxBytes).
