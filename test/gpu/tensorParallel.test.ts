@@ -92,7 +92,13 @@ for (const tp of [2, 4]) {
   });
 }
 
-const FIXTURES = ["llama-gqa", "llama3-rope", "qwen2", "opt", "opt-postnorm-proj", "falcon-mqa", "phi", "mixtral"];
+// The first wave's families, then issue #21's (Qwen3 / Qwen3-MoE / Qwen2-MoE, Gemma 2 / 3, Phi-3,
+// sliding windows, YaRN): those have not run on two GPUs yet (only one-GPU kinds were lent since they
+// landed). DeepSeek's MLA is refused at TP > 1 (core/cuda_model.cpp).
+const FIXTURES = [
+  "llama-gqa", "llama3-rope", "qwen2", "opt", "opt-postnorm-proj", "falcon-mqa", "phi", "mixtral",
+  "qwen3", "qwen3-moe", "qwen2-moe", "gemma2", "gemma3", "phi3-longrope", "phi3-short", "mistral-swa", "llama-yarn", "falcon-gqa",
+];
 
 describe.skipIf(!twoGpus)("fixtures at tensor parallel 2", () => {
   const cores: EngineCore[] = [];
