@@ -80,6 +80,8 @@ interface Row {
   wallMsPerPass: number;
   /** Host time blocked in libfastgen (launch + finish, or fg_step). */
   nativeMsPerPass: number;
+  /** Of it, fg_step_launch (the rest: the finish, waiting for the forward and sampling). */
+  launchMsPerPass: number;
   /** Engine-thread ms on masks (asking, receiving, handing out). */
   maskMsPerPass: number;
   /** Ms the pass waited for the grammar Worker's masks. */
@@ -107,7 +109,7 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
   await pass(); // the prompts
   await pass(); // warm-up decode
   const t = core.timing, g = core.grammars.timing;
-  const native0 = t.nativeMs, mask0 = g.maskMs, wait0 = g.waitMs, worker0 = g.workerMs, busiest0 = g.busiestMs ?? 0, tokens0 = core.metrics().generationTokensTotal;
+  const native0 = t.nativeMs, launch0 = t.launchMs, mask0 = g.maskMs, wait0 = g.waitMs, worker0 = g.workerMs, busiest0 = g.busiestMs ?? 0, tokens0 = core.metrics().generationTokensTotal;
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) await pass();
   const ms = performance.now() - t0;
@@ -115,7 +117,7 @@ async function decode(core: EngineCore, batch: number, steps: number, constraine
   while (core.hasWork()) await pass();
   return {
     impl: "this", workers: core.grammars.numWorkers ?? 1, batch, mode: constrained ? "json_schema" : "none", overlap: core.options.overlapSteps ?? core.readyInfo().backend === "cpu", tokens, ms, tokPerS: (tokens / ms) * 1000,
-    wallMsPerPass: ms / steps, nativeMsPerPass: (t.nativeMs - native0) / steps, maskMsPerPass: (g.maskMs - mask0) / steps,
+    wallMsPerPass: ms / steps, nativeMsPerPass: (t.nativeMs - native0) / steps, launchMsPerPass: (t.launchMs - launch0) / steps, maskMsPerPass: (g.maskMs - mask0) / steps,
     maskWaitMsPerPass: ((g.waitMs ?? 0) - (wait0 ?? 0)) / steps, workerMsPerPass: ((g.workerMs ?? 0) - (worker0 ?? 0)) / steps,
     busiestMsPerPass: ((g.busiestMs ?? g.workerMs ?? 0) - (g.busiestMs === undefined ? worker0 ?? 0 : busiest0)) / steps,
   };
@@ -180,7 +182,7 @@ export async function main(argv: string[]): Promise<void> {
           }
     const rows = [...all.values()].map((rs) => [...rs].sort((a, b) => a.tokPerS - b.tokPerS)[Math.floor(rs.length / 2)]!);
     console.log(`\ngrammar overhead, model ${basename(modelDir)} (vocab ${vocab}), backend ${backend}, ${cpus().length} cores, ${steps} decode passes, median of ${rounds} rounds`);
-    console.table(rows.map((r) => ({ ...(Baseline && { impl: r.impl }), ...(poolSizes && { K: r.workers }), batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2), "wait ms/pass": r.maskWaitMsPerPass.toFixed(2), "worker ms/pass": r.workerMsPerPass.toFixed(2), "busiest ms/pass": r.busiestMsPerPass.toFixed(2) })));
+    console.table(rows.map((r) => ({ ...(Baseline && { impl: r.impl }), ...(poolSizes && { K: r.workers }), batch: r.batch, constraint: r.mode, overlap: r.overlap ? "on" : "off", "tokens/s": r.tokPerS.toFixed(0), "ms/pass": r.wallMsPerPass.toFixed(2), "native ms/pass": r.nativeMsPerPass.toFixed(2), "of it launch": r.launchMsPerPass.toFixed(2), "mask ms/pass": r.maskMsPerPass.toFixed(2), "wait ms/pass": r.maskWaitMsPerPass.toFixed(2), "worker ms/pass": r.workerMsPerPass.toFixed(2), "busiest ms/pass": r.busiestMsPerPass.toFixed(2) })));
     const loss = batches.flatMap((b) => engines.map(({ impl, overlap, workers }) => {
       const find = (mode: Row["mode"]) => rows.find((r) => r.impl === impl && r.workers === workers && r.batch === b && r.mode === mode && r.overlap === overlap)!;
       return { impl, workers, batch: b, overlap, lossPercent: (1 - find("json_schema").tokPerS / find("none").tokPerS) * 100 };

@@ -13,8 +13,11 @@ export class EngineStats {
   readonly counters = { promptTokens: 0, generationTokens: 0, finished: 0, preemptions: 0, steps: 0 };
   readonly queueTime = new EngineHistogram(QUEUE_TIME_BUCKETS);
   readonly iterationTokens = new EngineHistogram(ITERATION_TOKENS_BUCKETS);
-  /** Host milliseconds summed over passes: the whole step() and the native forward pass in it. */
-  readonly timing = { steps: 0, stepMs: 0, nativeMs: 0 };
+  /**
+   * Host milliseconds summed over passes: the whole step(), the native calls in it (nativeMs) and,
+   * of those, the launches (fg_step_launch: with overlapped steps the rest is the finish's wait).
+   */
+  readonly timing = { steps: 0, stepMs: 0, nativeMs: 0, launchMs: 0 };
 
   metrics(queues: SequenceQueues, blocks: KvCacheManager, speculator: Speculator | null, grammars: EngineGrammars): EngineMetrics {
     const c = this.counters;

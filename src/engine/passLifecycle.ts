@@ -85,7 +85,7 @@ export class PassLifecycle {
     if (plan.entries.length === 0 || !this.deps.overlap) return;
     try {
       const batch = this.builder.build(plan, this.deps.blocks, /*withMasks=*/ false);
-      this.timeNative(() => this.deps.native.launch(batch));
+      this.timeNative(() => this.deps.native.launch(batch), true);
       pass.batch = batch;
     } catch (e) {
       pass.error = e as Error;
@@ -170,13 +170,15 @@ export class PassLifecycle {
     }
   }
 
-  /** Runs a native call, adding its host time to timing.nativeMs. */
-  private timeNative<T>(call: () => T): T {
+  /** Runs a native call, adding its host time to timing.nativeMs (and launchMs for a launch). */
+  private timeNative<T>(call: () => T, launch = false): T {
     const t0 = performance.now();
     try {
       return call();
     } finally {
-      this.deps.stats.timing.nativeMs += performance.now() - t0;
+      const ms = performance.now() - t0;
+      this.deps.stats.timing.nativeMs += ms;
+      if (launch) this.deps.stats.timing.launchMs += ms;
     }
   }
 }
