@@ -168,7 +168,7 @@ def main():
 A {n_params/1e6:.2f}M-parameter Llama ({LAYERS} layers, hidden {HIDDEN}, {HEADS} heads, {KV_HEADS} KV head)
 distilled from `fastgen-demo-tiny` ({t_params/1e6:.2f}M) on its offline corpus, with its tokenizer:
 the demo model's draft for speculative decoding
-(`bun run serve -- --speculative draft --draft-model models/fastgen-demo-draft`).
+(`npm run serve -- --speculative draft --draft-model models/fastgen-demo-draft`).
 Made by `models/make_demo_draft.py` ({args.steps} steps, KL to the target + {CE_WEIGHT} x cross-entropy,
 torch {torch.__version__}, transformers {transformers.__version__}, {device}).
 
