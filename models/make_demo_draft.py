@@ -145,7 +145,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         opt.step()
         if (step + 1) % 100 == 0 or step + 1 == args.steps:
-            demo.log(f"step {step+1:5d}/{args.steps}  kl {float(kl):.3f}  ce {float(ce):.3f}  "
+            demo.log(f"step {step+1:5d}/{args.steps}  kl {kl.item():.3f}  ce {ce.item():.3f}  "
                      f"argmax agreement {float(agree)*100:.1f}%  {time.time()-t_train:.0f}s")
 
     model.eval()
