@@ -97,6 +97,11 @@ export class SpecGovernor {
     return out;
   }
 
+  /** [i]: 1 where the bucket of up to 2^i decodes has speculation off now, else 0 (metrics). */
+  offByBatch(): number[] {
+    return Array.from(this.buckets, (b) => (b && !b.on ? 1 : 0));
+  }
+
   private decide(b: Bucket): void {
     this.probes++;
     const mode = b.modeTokens / b.modeMs;

@@ -78,11 +78,9 @@ export class Speculator {
   /** A copy of the counters, the governor's included (what metrics report). */
   snapshot(): SpecDecodeStats {
     const g = this.governor;
-    const offByBatch: number[] = [];
-    for (const b of g?.state() ?? []) offByBatch[Math.log2(b.decodes)] = b.speculating ? 0 : 1;
     return {
       ...this.stats, acceptedPerPos: [...this.stats.acceptedPerPos],
-      governorProbes: g?.probes ?? 0, governorFlips: g?.flips ?? 0, offByBatch: Array.from(offByBatch, (v) => v ?? 0),
+      governorProbes: g?.probes ?? 0, governorFlips: g?.flips ?? 0, offByBatch: g?.offByBatch() ?? [],
     };
   }
 
