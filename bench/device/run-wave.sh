@@ -60,7 +60,7 @@ for stage in "$@"; do
       IFS=, read -ra names <<< "${stage#tests:}"
       for name in "${names[@]}"; do
         l=$(left); [ "$l" -lt 20 ] && { say "skipped test $name"; continue; }
-        t=$(( l < 150 ? l : 150 ))
+        cap=${TEST_CAP:-150}; t=$(( l < cap ? l : cap ))
         echo "=== test/gpu/$name.test.ts" >> "$W/test_gpu.log"
         timeout "$t" bash .gpu/enter bun test --timeout 120000 "test/gpu/$name.test.ts" 2>&1 | grep -v "^(pass)\|^(skip)" >> "$W/test_gpu.log"
         say "$name: $(grep -A200 "=== test/gpu/$name.test.ts" "$W/test_gpu.log" | grep -E "^ *[0-9]+ (pass|fail)" | tr '\n' ' ')"

@@ -1,6 +1,7 @@
 // The small-M tensor-core GEMV (libfastgen/src/cuda/gemv_small.cuh), through the GEMM dispatch's
 // test hook (fg_cuda_gemm_host), against the CPU backend's GEMM on the same bf16-rounded inputs:
-// M = 2..16 tokens, odd N, K from 64 to 14336 (tail steps included), fp32 and bf16 outputs,
+// M = 1..16 tokens (one token: the one-token CUDA-core GEMV), odd N, K from 64 to 14336 (tail
+// steps included), fp32 and bf16 outputs,
 // accumulate into fp32, and the gated MLP form (silu, gelu, gelu_tanh; with and without bias).
 // cuBLASLt on the same inputs is the second reference. Fresh random inputs each run.
 import { describe, expect, test } from "bun:test";
@@ -47,11 +48,11 @@ function checkPlain(m: number, n: number, k: number, mode: Mode, w?: Float32Arra
 // [tokens, N, K]: every M at a small K (one 32-k step, most warps idle), a K that is no multiple
 // of 32 (the tail step), the Llama-7B o/down shapes and Mixtral's down K with odd N.
 const PLAIN: [number[], number, number][] = [
-  [[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], 4097, 64],
-  [[2, 3, 8, 9, 16], 8190, 1000],
-  [[2, 7, 12, 16], 4097, 4096],
-  [[4, 16], 4096, 11008],
-  [[3, 13], 1001, 14336],
+  [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], 4097, 64],
+  [[1, 2, 3, 8, 9, 16], 8190, 1000],
+  [[1, 2, 7, 12, 16], 4097, 4096],
+  [[1, 4, 16], 4096, 11008],
+  [[1, 3, 13], 1001, 14336],
 ];
 
 const ACTS = ["silu", "gelu", "gelu_tanh"] as const;
@@ -99,8 +100,8 @@ describe.skipIf(!hasGpu)("cuda small-M GEMV vs the CPU GEMM", () => {
 
   // [tokens, N = 2 x intermediate, K]
   const GATED: [number[], number, number][] = [
-    [[2, 3, 8, 9, 16], 8190, 1000],
-    [[5, 16], 2752, 4096],
+    [[1, 2, 3, 8, 9, 16], 8190, 1000],
+    [[1, 5, 16], 2752, 4096],
   ];
   for (const [ms, n, k] of GATED) {
     test(`gated: M ${ms.join(",")}, N ${n}, K ${k}, silu/gelu/gelu_tanh, bias or none`, () => {

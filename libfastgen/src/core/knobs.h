@@ -39,6 +39,7 @@
   X(ATTN_SPLITS, INT, "-1", "decode key splits: -1 chooses by occupancy, N >= 0 forces max(N, 1)") \
   X(ATTN_TIMING, STR, "", "test hook: append the median of 20 attention launches (ms) to this file") \
   X(FP8_TIMING, STR, "", "bench hook: fg_cuda_fp8_linear_host appends the median of 20 launches (ms), each after an L2 flush, to this file") \
+  X(STEP_TIMING, STR, "", "diagnostic: append one line per overlapped CUDA pass (launch, then finish) to this file: the forward's device ms (events), the device idle before the finish's sampling, the host ms from launch to finish and in finish, late masks or not") \
   X(TP_TIMEOUT_MS, INT, "0", "collective wait limit when the spec's collective_timeout_ms is 0 (0: 120 s)") \
   X(TP_FAULT_RANK, INT, "-1", "test hook: this tensor-parallel rank skips its collectives")
 

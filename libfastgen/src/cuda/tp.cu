@@ -62,7 +62,32 @@ struct fgcu_engine {
   char broken_msg[512] = "";
 
   Meta launched;  // tp == 1: the pass fgcu_engine_launch queued, for fgcu_engine_finish
+
+  // FASTGEN_STEP_TIMING (tp == 1): events at the launch, after the forward, and before sampling
+  struct StepTiming {
+    FILE *f = nullptr;
+    cudaEvent_t ev[3] = {};
+    int64_t launch_ns = 0;
+    bool armed = false;
+  } timing;
 };
+
+namespace {
+
+// Opens FASTGEN_STEP_TIMING's file and the events once per engine (false: off).
+bool timing_on(fgcu_engine *g) {
+  static const char *path = fg_knob_str(FG_KNOB_STEP_TIMING);
+  if (!path[0]) return false;
+  auto &t = g->timing;
+  if (!t.f) {
+    t.f = fopen(path, "a");
+    if (!t.f) return false;
+    for (cudaEvent_t &e : t.ev) cudaEventCreate(&e);
+  }
+  return true;
+}
+
+}  // namespace
 
 namespace {
 
@@ -241,6 +266,10 @@ extern "C" int fgcu_engine_create(const fgcu_model *m, int32_t tp, int32_t timeo
 
 extern "C" void fgcu_engine_destroy(fgcu_engine *g) {
   if (!g) return;
+  if (g->timing.f) {
+    fclose(g->timing.f);
+    for (cudaEvent_t ev : g->timing.ev) cudaEventDestroy(ev);
+  }
   pthread_mutex_lock(&g->mu);
   g->quit = true;
   pthread_cond_broadcast(&g->wake);
@@ -332,17 +361,36 @@ extern "C" int fgcu_engine_launch(fgcu_engine *g, const fg_batch *b, char *err) 
   }
   fgcu_rank *e = g->ranks[0];
   FGCU_CHECK(set_device(e->device, err));
+  const bool timed = timing_on(g);
+  if (timed) g->timing.launch_ns = now_ns(), cudaEventRecord(g->timing.ev[0], e->stream);
   FGCU_CHECK(rank_prepare(e, b, &g->launched, err));
-  return rank_forward(e, g->launched, err);
+  FGCU_CHECK(rank_forward(e, g->launched, err));
+  if (timed) cudaEventRecord(g->timing.ev[1], e->stream), g->timing.armed = true;
+  return 0;
 }
 
 extern "C" int fgcu_engine_finish(fgcu_engine *g, const int32_t *row_masks, const uint32_t *masks,
                                  int32_t num_masks, fg_step_output *out, char *err) {
   fgcu_rank *e = g->ranks[0];
   FGCU_CHECK(set_device(e->device, err));
+  auto &t = g->timing;
+  const bool timed = t.armed;
+  const int64_t f0 = timed ? now_ns() : 0;
+  t.armed = false;
   if (row_masks && out)
     FGCU_CHECK(late_masks(e->late, row_masks, masks, num_masks, (int)e->m.vocab_size, e->stream, &g->launched, err));
-  return rank_complete(e, g->launched, out, err);
+  if (timed) cudaEventRecord(t.ev[2], e->stream);
+  const int rc = rank_complete(e, g->launched, out, err);
+  if (timed && rc == 0) {
+    float fwd = 0, idle = 0;
+    cudaEventElapsedTime(&fwd, t.ev[0], t.ev[1]);
+    cudaEventElapsedTime(&idle, t.ev[1], t.ev[2]);
+    const int64_t f1 = now_ns();
+    fprintf(t.f, "late=%d rows=%d tokens=%d fwd_gpu_ms=%.3f gap_gpu_ms=%.3f launch_to_finish_ms=%.3f finish_ms=%.3f\n",
+            row_masks && out ? 1 : 0, g->launched.R, g->launched.T, fwd, idle, (f0 - t.launch_ns) / 1e6, (f1 - f0) / 1e6);
+    cudaGetLastError();
+  }
+  return rc;
 }
 
 extern "C" int fgcu_engine_step(fgcu_engine *g, const fg_batch *b, fg_step_output *out, char *err) {
