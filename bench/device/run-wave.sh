@@ -31,7 +31,8 @@
 # chunk and single chunks of 64-1024 tokens, on the 7B shape under FASTGEN_PIECEWISE_GRAPHS 0 and 1,
 # PIECEWISE_ROUNDS rounds (default 2) alternating, bench/gpu/piecewise.ts; run `tests:piecewise`
 # before it; ~2-3 min), `spec` (issue 22: bench/device/run-speculative.sh, batch 1/4/16/64 without
-# speculation, ngram, a self-draft and a penalized self-draft; ~3-4 min).
+# speculation, ngram, a self-draft and a penalized self-draft; ~3-4 min), `grammarserve` (structured
+# outputs served: chat-128-200 on `fastgen serve` with and without a JSON schema in response_format).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -178,6 +179,24 @@ for stage in "$@"; do
       timeout 60 bash .gpu/enter bun bench/run.ts compare "$W/fp8serve/fastgen-2600-60-bf16.json" "$W/fp8serve/fastgen-2600-60-fp8.json" \
         --out "$W/fp8serve/fastgen-2600-60-fp8-vs-bf16" >> "$W/fp8serve.log" 2>&1 || say "fp8serve compare failed"
       cat "$W/fp8serve/fastgen-2600-60-fp8-vs-bf16.md" >> "$W/summary.txt" 2>/dev/null ;;
+    grammarserve)
+      # Structured outputs served: `fastgen serve` on the 7B shape, chat-128-200 at GS_CLIENTS
+      # (default 16,64) with GS_REQUESTS a point (default 128), without and then with a JSON schema
+      # in every request's response_format (3 records of the bench's 20 fields: longer than any
+      # reply, so every request still makes max_tokens), one comparison.
+      M=/tmp/fastgen-llama2-7b-random
+      [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
+      mkdir -p "$W/gserve"
+      bash .gpu/enter bun -e 'import { twentyFieldSchema } from "./bench/grammarOverhead"; const s = { type: "object", properties: { records: { type: "array", items: JSON.parse(twentyFieldSchema(0)), minItems: 3 } }, required: ["records"] }; await Bun.write("/tmp/rf.json", JSON.stringify({ type: "json_schema", json_schema: { name: "records", strict: true, schema: s } }));'
+      for v in none json; do
+        l=$(left); [ "$l" -lt 60 ] && { say "skipped grammarserve $v (deadline)"; continue; }
+        extra=(); [ "$v" = json ] && extra=(--response-format @/tmp/rf.json)
+        timeout "$l" bash .gpu/enter bun bench/run.ts --serve --serve-model "$M" --serve-flags "--backend cuda" --suite chat-128-200 \
+          --clients "${GS_CLIENTS:-16,64}" --requests "${GS_REQUESTS:-128}" --label "$v" --tokenizer "$M" --out-dir "$W/gserve" --quiet "${extra[@]}" > "$W/gserve-$v.log" 2>&1 || say "grammarserve $v failed"
+      done
+      timeout 60 bash .gpu/enter bun bench/run.ts compare "$W/gserve/chat-128-200-none.json" "$W/gserve/chat-128-200-json.json" \
+        --out "$W/gserve/chat-128-200-json-vs-none" >> "$W/gserve.log" 2>&1 || say "grammarserve compare failed"
+      cat "$W/gserve/chat-128-200-json-vs-none.md" >> "$W/summary.txt" 2>/dev/null ;;
     e2e)
       M=/tmp/fastgen-llama2-7b-random
       for suite in ${E2E_SUITES:-fastgen-2600-60 chat-128-200}; do

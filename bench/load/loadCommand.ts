@@ -3,6 +3,7 @@
  * against an OpenAI-compatible server (or a `fastgen serve` it starts itself with --serve),
  * prints a summary table, and writes <out-dir>/<suite>-<label>.json + .svg.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BenchUsageError, SLA_FLAG_HELP, SLA_FLAG_SPEC, SUITE_FLAG_SPEC, numberFlag, slaFromFlags, suiteFromFlags } from "./flags";
@@ -32,6 +33,9 @@ Target:
   --tokenizer DIR      local tokenizer.json dir (default: the server's /tokenize)
   --prompt-mode M      ids | text (default: ids, text when the server refuses ids)
   --no-logprobs        count tokens per SSE event instead of asking logprobs: 0
+  --response-format J  OpenAI response_format for every request, as JSON text or @file (e.g. a
+                       json_schema: structured outputs under load; the schema should not let a
+                       reply end before max_tokens)
 
 Workload:
   --suite NAME         ${Object.keys(SUITES).join(" | ")} (default fastgen-2600-60)
@@ -65,6 +69,7 @@ const OPTIONS = {
   tokenizer: { type: "string" },
   "prompt-mode": { type: "string" },
   "no-logprobs": { type: "boolean" },
+  "response-format": { type: "string" },
   ...SUITE_FLAG_SPEC,
   warmup: { type: "string" },
   label: { type: "string" },
@@ -75,6 +80,17 @@ const OPTIONS = {
 } as const;
 
 /** `--serve-flags "--threads 1"` → `--serve-flags=--threads 1` (parseArgs refuses values that start with a dash). */
+/** --response-format: JSON text, or @path to a file of it. */
+function responseFormatOf(flag: string | undefined): unknown {
+  if (flag === undefined) return undefined;
+  const text = flag.startsWith("@") ? readFileSync(flag.slice(1), "utf8") : flag;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new BenchUsageError(`--response-format must be JSON (or @file of JSON): ${(e as Error).message}`);
+  }
+}
+
 function joinServeFlags(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -117,6 +133,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
       tokenizerDir: v.tokenizer,
       promptMode: promptMode as "ids" | "text" | undefined,
       logprobs: v["no-logprobs"] ? false : undefined,
+      responseFormat: responseFormatOf(v["response-format"]),
       warmupRequests: warmup,
     });
     if (spawned) result.system.note = `fastgen serve${v.policy ? ` --policy ${v.policy}` : ""} ${v["serve-flags"] ?? ""}`.trim();

@@ -30,7 +30,7 @@ export interface BenchResult {
   /** What was measured: the server (URL, model) or another tool's note. */
   system: { url?: string; model?: string; ownedBy?: string; maxModelLen?: number; note?: string };
   /** How the client talked to it. */
-  client?: { promptMode: "ids" | "text"; logprobs: boolean; tokenizer: string };
+  client?: { promptMode: "ids" | "text"; logprobs: boolean; tokenizer: string; responseFormat?: unknown };
   workload: WorkloadSpec & { requestsPerPoint: string };
   sla: SlaConfig;
   points: ResultPoint[];

@@ -16,6 +16,8 @@ export interface ClientMode {
   prompt: "ids" | "text";
   /** Ask for logprobs (0 alternatives) to count tokens per event exactly. */
   logprobs: boolean;
+  /** OpenAI `response_format` sent with every request (structured outputs under load). */
+  responseFormat?: unknown;
 }
 
 /** What one streamed request saw. Times are performance.now() milliseconds. */
@@ -50,6 +52,7 @@ export function completionBody(model: string, prompt: number[] | string, maxToke
     stream_options: { include_usage: true },
   };
   if (mode.logprobs) body.logprobs = 0;
+  if (mode.responseFormat !== undefined) body.response_format = mode.responseFormat;
   return body;
 }
 

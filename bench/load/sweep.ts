@@ -37,6 +37,8 @@ export interface SweepOptions {
   promptMode?: "ids" | "text";
   /** Force logprobs on or off (default: on, falling back to off). */
   logprobs?: boolean;
+  /** OpenAI `response_format` for every request (e.g. a json_schema): structured outputs under load. */
+  responseFormat?: unknown;
   /** Unrecorded requests at the mean lengths before the sweep (default 2). */
   warmupRequests?: number;
 }
@@ -45,7 +47,7 @@ export interface SweepOptions {
 function candidateModes(o: SweepOptions): ClientMode[] {
   const prompts: ClientMode["prompt"][] = o.promptMode ? [o.promptMode] : ["ids", "text"];
   const lps = o.logprobs === undefined ? [true, false] : [o.logprobs];
-  return prompts.flatMap((prompt) => lps.map((logprobs) => ({ prompt, logprobs })));
+  return prompts.flatMap((prompt) => lps.map((logprobs) => ({ prompt, logprobs, responseFormat: o.responseFormat })));
 }
 
 /** Sends a short request in each candidate mode until one works; it also warms the server up. */
@@ -127,7 +129,7 @@ export async function runSweep(o: SweepOptions): Promise<BenchResult> {
     command: o.command,
     date: new Date().toISOString(),
     system: { url: o.target.baseUrl, model: info.model, ownedBy: info.ownedBy, maxModelLen: info.maxModelLen },
-    client: { promptMode: mode.prompt, logprobs: mode.logprobs, tokenizer: tok.source },
+    client: { promptMode: mode.prompt, logprobs: mode.logprobs, tokenizer: tok.source, ...(o.responseFormat !== undefined && { responseFormat: o.responseFormat }) },
     workload: { ...o.suite.workload, requestsPerPoint: o.suite.requests !== undefined ? String(o.suite.requests) : "4 x clients + 32" },
     sla: o.sla,
     points,
