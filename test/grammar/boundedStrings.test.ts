@@ -61,6 +61,14 @@ const SCHEMAS: Record<string, object> = {
   "a list of short strings": { type: "object", properties: { items: { type: "array", items: { type: "string", maxLength: 6 }, minItems: 4 } }, required: ["items"] },
   "pattern with a bounded class": { type: "object", properties: { p: { type: "string", pattern: "^[a-z]{2,4}$" }, q: { type: "string", maxLength: 2 } }, required: ["p", "q"] },
   "records of 20 fields": JSON.parse(twentyFieldSchema(3)),
+  "a bounded string at the root": { type: "string", minLength: 1, maxLength: 6 },
+  "$defs, $ref and free-form values": {
+    type: "object",
+    $defs: { tag: { type: "string", maxLength: 4 }, node: { type: "object", properties: { name: { $ref: "#/$defs/tag" }, kids: { type: "array", items: { $ref: "#/$defs/tag" }, maxItems: 3 } }, required: ["name", "kids"] } },
+    properties: { root: { $ref: "#/$defs/node" }, extra: { type: "object", additionalProperties: { type: "string", maxLength: 3 } } },
+    required: ["root", "extra"],
+  },
+  "anyOf with bounded strings": { type: "object", properties: { v: { anyOf: [{ type: "string", maxLength: 5 }, { type: "integer" }, { type: "null" }] } }, required: ["v"] },
 };
 
 async function compilePair(compiler: GrammarCompiler, schema: string): Promise<[CompiledGrammar, CompiledGrammar, boolean]> {
@@ -126,7 +134,7 @@ for (const [vname, make] of VOCABS) {
         try {
           expect(changed).toBe(true);
           const steps = await walk(a, b, vocab, stopIds, 17 + i);
-          expect(steps).toBeGreaterThan(30);
+          expect(steps).toBeGreaterThan(10);
         } finally {
           a.dispose();
           b.dispose();
