@@ -111,10 +111,21 @@ export class GrammarCache {
     if (schema === undefined) return this.compiler.compileJSONSchema('{"type": "object"}', anyWhitespace, indent, separators, false);
     const parsed = parseJson(schema, "JSON schema");
     if (typeof parsed !== "object" && typeof parsed !== "boolean") throw new GrammarError("a JSON schema must be an object or a boolean");
-    const ebnf = await Testings._jsonSchemaToEBNF(schema, anyWhitespace, indent, separators, true);
-    const rewritten = rewriteBoundedStrings(ebnf);
-    if (rewritten === ebnf) return this.compiler.compileJSONSchema(schema, anyWhitespace, indent, separators, true);
-    return this.compiler.compileGrammar(rewritten, "root");
+    const whole = () => this.compiler.compileJSONSchema(schema, anyWhitespace, indent, separators, true);
+    let rewritten: string | null = null;
+    try {
+      const ebnf = await Testings._jsonSchemaToEBNF(schema, anyWhitespace, indent, separators, true);
+      const r = rewriteBoundedStrings(ebnf);
+      if (r !== ebnf) rewritten = r;
+    } catch {
+      return whole(); // the schema's own error comes from XGrammar's compile, as without the rewrite
+    }
+    if (rewritten === null) return whole();
+    try {
+      return await this.compiler.compileGrammar(rewritten, "root");
+    } catch {
+      return whole(); // an EBNF the rewrite got wrong must never cost the request
+    }
   }
 
   dispose(): void {
