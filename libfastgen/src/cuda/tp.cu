@@ -87,10 +87,6 @@ bool timing_on(fgcu_engine *g) {
   return true;
 }
 
-}  // namespace
-
-namespace {
-
 int set_device(int d, char *err) {
   FGCU_TRY(cudaSetDevice(d));
   return 0;
