@@ -33,6 +33,7 @@ describe("the rewrite", () => {
 
   test("exact lengths, name clashes, and what it leaves alone", () => {
     expect(rewriteBoundedStrings('s ::= "\\"" [a-z]{2} "\\""')).toBe('s ::= "\\"" s__q0\ns__q0 ::= [a-z] s__q1\ns__q1 ::= [a-z] s__q2\ns__q2 ::= "\\""');
+    expect(rewriteBoundedStrings('s ::= "\\"" [a-z]{0,0} "\\""')).toBe('s ::= "\\"" s__q0\ns__q0 ::= "\\""'); // maxLength 0: only ""
     const clash = rewriteBoundedStrings('s ::= "\\"" [a-z]{0,1} "\\""\ns__q0 ::= "x"');
     expect(clash).toContain('s ::= "\\"" s__qq0');
     for (const same of [
