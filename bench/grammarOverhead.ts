@@ -43,7 +43,7 @@ const LONG_SCHEMA = JSON.stringify({
  * values between. LONG_SCHEMA (--schema strings, the default) is the hard case: every token is
  * inside a string of at most 8 characters, where XGrammar's masks cost the most.
  */
-function recordsSchema(): string {
+export function recordsSchema(): string {
   return JSON.stringify({ type: "object", properties: { records: { type: "array", items: JSON.parse(twentyFieldSchema(0)), minItems: 3 } }, required: ["records"] });
 }
 

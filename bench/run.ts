@@ -3,6 +3,7 @@
  * JSON (with the command that produced it) under bench/results/.
  *   cpu         CPU backend prefill/decode tokens/s (bench/cpuThroughput.ts)
  *   grammar     structured-output overhead: tokens/s with and without a JSON schema, compile time (bench/grammarOverhead.ts)
+ *   bounded     length-bounded JSON strings: XGrammar's own grammar against the rewritten one (bench/boundedStrings.ts)
  *   scheduler   scheduler plan + batch-building cost per step (bench/scheduler.ts)
  *   --server URL | --serve ...
  *               load generator on an OpenAI-compatible server: throughput-latency, effective
@@ -21,6 +22,7 @@ const suites: Record<string, { file: string; entry?: string }> = {
   cpu: { file: "./cpuThroughput.ts" },
   scheduler: { file: "./scheduler.ts" },
   grammar: { file: "./grammarOverhead.ts" },
+  bounded: { file: "./boundedStrings.ts" },
   load: { file: "./load/loadCommand.ts" },
   compare: { file: "./load/compareCommand.ts" },
   report: { file: "./load/compareCommand.ts", entry: "report" },

@@ -187,7 +187,7 @@ for stage in "$@"; do
       M=/tmp/fastgen-llama2-7b-random
       [ -f "$M/config.json" ] || timeout "$(left)" python3 bench/device/make_llama7b_random.py "$M" > "$W/make7b.log" 2>&1
       mkdir -p "$W/gserve"
-      bash .gpu/enter bun -e 'import { twentyFieldSchema } from "./bench/grammarOverhead"; const s = { type: "object", properties: { records: { type: "array", items: JSON.parse(twentyFieldSchema(0)), minItems: 3 } }, required: ["records"] }; await Bun.write("/tmp/rf.json", JSON.stringify({ type: "json_schema", json_schema: { name: "records", strict: true, schema: s } }));'
+      bash .gpu/enter bun -e 'import { recordsSchema } from "./bench/grammarOverhead"; await Bun.write("/tmp/rf.json", JSON.stringify({ type: "json_schema", json_schema: { name: "records", strict: true, schema: JSON.parse(recordsSchema()) } }));'
       for v in none json; do
         l=$(left); [ "$l" -lt 60 ] && { say "skipped grammarserve $v (deadline)"; continue; }
         extra=(); [ "$v" = json ] && extra=(--response-format @/tmp/rf.json)

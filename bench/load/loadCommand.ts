@@ -79,7 +79,6 @@ const OPTIONS = {
   ...SLA_FLAG_SPEC,
 } as const;
 
-/** `--serve-flags "--threads 1"` → `--serve-flags=--threads 1` (parseArgs refuses values that start with a dash). */
 /** --response-format: JSON text, or @path to a file of it. */
 function responseFormatOf(flag: string | undefined): unknown {
   if (flag === undefined) return undefined;
@@ -91,6 +90,7 @@ function responseFormatOf(flag: string | undefined): unknown {
   }
 }
 
+/** `--serve-flags "--threads 1"` → `--serve-flags=--threads 1` (parseArgs refuses values that start with a dash). */
 function joinServeFlags(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {

@@ -18,16 +18,17 @@
  * the chain, where XGrammar's compile-time tables already hold the answer. Only tokens that go on
  * past the closing quote are still checked at run time. Measured: identical masks over every
  * step of random walks through the schemas of test/grammar/boundedStrings.test.ts, and on the
- * bench's records schema (32K vocab) masks of at most 0.06 ms against 6.9 ms, compile 294 against
- * 478 ms.
+ * bench's records schema (32K vocab) masks of at most 0.06-0.2 ms against 6-7 ms, compiles faster
+ * (`bun run bench -- bounded`, bench/boundedStrings.ts).
  *
  * Only whole rules of exactly that shape are rewritten (XGrammar's JSON-schema output); bounds
  * above MAX_CHAIN keep XGrammar's own form (a longer chain costs more to compile than it saves).
  */
 
 /**
- * The longest bound rewritten. The chain compiles as fast as XGrammar's form up to 256 (2.3 vs
- * 2.4 s at 256, 0.23 vs 0.41 s at 32, 32K vocab); at 1024 it took 9.0 s against 2.4.
+ * The longest bound rewritten. The chain compiled as fast as XGrammar's form up to 256 (2.3 vs
+ * 2.4 s at 256, 0.23 vs 0.41 s at 32, 32K vocab); at 1024 it took 9.0 s against 2.4
+ * (`bun run bench -- bounded`).
  */
 export const MAX_CHAIN = 256;
 
@@ -35,7 +36,7 @@ export const MAX_CHAIN = 256;
 const BOUNDED = /^([A-Za-z_][A-Za-z0-9_]*) ::= "\\"" (\[(?:[^\]\\]|\\.)*\])\{(\d+)(?:,(\d+))?\} "\\""$/;
 
 /** The EBNF with its bounded-string rules rewritten; the same text when there are none. */
-export function rewriteBoundedStrings(ebnf: string): string {
+export function rewriteBoundedStrings(ebnf: string, maxChain = MAX_CHAIN): string {
   const lines = ebnf.split("\n");
   const names = new Set(lines.map((l) => /^([A-Za-z_][A-Za-z0-9_]*) ::=/.exec(l)?.[1]).filter((n): n is string => n !== undefined));
   let changed = false;
@@ -43,7 +44,7 @@ export function rewriteBoundedStrings(ebnf: string): string {
   for (const line of lines) {
     const m = BOUNDED.exec(line);
     const min = m ? Number(m[3]) : 0, max = m ? Number(m[4] ?? m[3]) : 0;
-    if (!m || max > MAX_CHAIN || min > max) {
+    if (!m || max > maxChain || min > max) {
       out.push(line);
       continue;
     }

@@ -112,15 +112,14 @@ export class GrammarCache {
     const parsed = parseJson(schema, "JSON schema");
     if (typeof parsed !== "object" && typeof parsed !== "boolean") throw new GrammarError("a JSON schema must be an object or a boolean");
     const whole = () => this.compiler.compileJSONSchema(schema, anyWhitespace, indent, separators, true);
-    let rewritten: string | null = null;
+    let rewritten: string;
     try {
       const ebnf = await Testings._jsonSchemaToEBNF(schema, anyWhitespace, indent, separators, true);
-      const r = rewriteBoundedStrings(ebnf);
-      if (r !== ebnf) rewritten = r;
+      rewritten = rewriteBoundedStrings(ebnf);
+      if (rewritten === ebnf) return whole();
     } catch {
       return whole(); // the schema's own error comes from XGrammar's compile, as without the rewrite
     }
-    if (rewritten === null) return whole();
     try {
       return await this.compiler.compileGrammar(rewritten, "root");
     } catch {

@@ -145,7 +145,7 @@ for (const [vname, make] of VOCABS) {
   });
 }
 
-test("GrammarCache compiles json constraints with bounded strings through the rewrite, others as before", async () => {
+test("through GrammarCache (the path of every json constraint): within the bound accepted, past it refused", async () => {
   const vocab = syntheticByteLevelVocab(4000);
   const cache = await GrammarCache.create(vocab, vocab.stopTokenIds);
   try {
@@ -162,7 +162,6 @@ test("GrammarCache compiles json constraints with bounded strings through the re
     expect(accepted).toBe(false); // 7 characters: past maxLength 6
     m.dispose();
     over.dispose();
-    expect(await cache.get({ type: "json", schema: JSON.stringify({ type: "object", properties: { n: { type: "integer" } } }) })).toBeDefined();
   } finally {
     cache.dispose();
   }
