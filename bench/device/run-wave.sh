@@ -32,7 +32,8 @@
 # PIECEWISE_ROUNDS rounds (default 2) alternating, bench/gpu/piecewise.ts; run `tests:piecewise`
 # before it; ~2-3 min), `spec` (issue 22: bench/device/run-speculative.sh, batch 1/4/16/64 without
 # speculation, ngram, a self-draft and a penalized self-draft; ~3-4 min), `grammarserve` (structured
-# outputs served: chat-128-200 on `fastgen serve` with and without a JSON schema in response_format).
+# outputs served: chat-128-200 on `fastgen serve` with and without a JSON schema in response_format),
+# `stepcost` (each op kind's cost on the decode chain: bench/gpu/stepCost.ts under FASTGEN_SKIP settings).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -214,6 +215,23 @@ for stage in "$@"; do
           --out "$W/e2e/$suite-before-after" >> "$W/e2e.log" 2>&1 || say "e2e compare $suite failed"
         cat "$W/e2e/$suite-before-after.md" >> "$W/summary.txt" 2>/dev/null
       done ;;
+    stepcost)
+      ceilings
+      # What each op kind costs on the decode chain: bench/gpu/stepCost.ts (7B shape, b=1, ctx 128
+      # and 512) once per FASTGEN_SKIP setting in STEPCOST_SKIPS ("-" = none), bf16 then FP8
+      # (STEPCOST_WEIGHTS, default "bf16 fp8"), STEPCOST_ROUNDS rounds (default 1).
+      for r in $(seq 1 "${STEPCOST_ROUNDS:-1}"); do
+        for wt in ${STEPCOST_WEIGHTS:-bf16 fp8}; do
+          for sk in ${STEPCOST_SKIPS:-- rope attn norm rope,attn,norm o}; do
+            l=$(left); [ "$l" -lt 40 ] && { say "skipped stepcost $wt $sk (deadline)"; continue; }
+            [ "$sk" = - ] && sk=""
+            flag=(); [ "$wt" = fp8 ] && flag=(--fp8)
+            FASTGEN_SKIP="$sk" timeout "$l" bash .gpu/enter bun bench/gpu/stepCost.ts "$W/stepcost.jsonl" "${flag[@]}" >> "$W/stepcost.log" 2>&1 || say "stepcost $wt '$sk' failed"
+          done
+        done
+      done
+      timeout 60 bash .gpu/enter bun bench/gpu/stepCost.ts --report "$W/stepcost.jsonl" > "$W/stepcost.md" 2>&1
+      cat "$W/stepcost.md" >> "$W/summary.txt" ;;
     fa3)
       # the kernel's test first, in its own process: a fault or a hang there must not cost the bench
       t=$(( $(left) < 240 ? $(left) : 240 ))

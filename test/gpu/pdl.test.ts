@@ -15,6 +15,10 @@
 //     the 7B shapes' tiling), and with x of 8 tokens at hidden 4096 (66 KB of shared memory);
 //   - graphs off (eager) equals graphs on (replayed with PDL edges), and FASTGEN_PREFETCH_O (o's
 //     weights pulled into L2 by the RoPE kernel: a hint) changes nothing;
+//   - decode attention's key splits (3 forced at every decode, some of them empty at short
+//     contexts) merged by the last CTA of each tile (cuda/attn_splits.cuh) equal the combine
+//     kernel's merge (FASTGEN_ATTN_COMBINE_KERNEL=1), replayed graphs included (the counters
+//     set themselves back to zero);
 //   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
 //     2e-2 relative of test/gpu/engine.test.ts, greedy ids equal up to near-ties.
 import { describe, expect, test } from "bun:test";
@@ -37,6 +41,8 @@ const RUNS: Record<string, Record<string, string>> = {
   small1Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_SMALL_AT_1: "1" },
   rows32: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_ROWS: "32" },
   rows32Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_ROWS: "32" },
+  splits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3" },
+  splits3Kernel: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_COMBINE_KERNEL: "1" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
 const IDENTICAL: [string, string, string][] = [
@@ -48,6 +54,7 @@ const IDENTICAL: [string, string, string][] = [
   ["both", "prefetch", "o weights prefetched into L2 by the RoPE kernel vs not"],
   ["small1", "small1Fold", "norms folded vs not, small-M kernel at one token"],
   ["rows32", "rows32Fold", "norms folded vs not, small-M kernel with 32 rows a warp"],
+  ["splits3", "splits3Kernel", "3 key splits merged by the attention kernel's last CTA vs by the combine kernel"],
 ];
 
 const dirs: Record<string, string> = {};

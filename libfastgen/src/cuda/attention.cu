@@ -16,6 +16,7 @@
 #include "cuda/attention.cuh"
 #include "cuda/attention_fp8_direct.cuh"
 #include "cuda/attention_hopper.cuh"
+#include "cuda/attn_splits.cuh"
 #include "cuda/cp_async.cuh"
 #include "cuda/kv_fp8.cuh"
 #include "cuda/ldmatrix.cuh"
@@ -397,30 +398,15 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
       if (d == 0) p.part_lse[idx] = L > 0.f ? M + log2f(L) : -INFINITY;
     }
   }
+  if (WR == 1 && splits > 1 && p.split_done && last_split(p, tile_id, kvh)) merge_splits(p, tile, kvh);
 }
 
-// Merges the key splits of narrow tiles. grid (num_narrow, num_kv_heads).
+// Merges the key splits of narrow tiles when there are no split counters. grid (num_narrow,
+// num_kv_heads).
 __global__ void attn_combine_kernel(AttnArgs p) {
   const AttnTile tile = p.narrow[blockIdx.x];
-  const int G = p.num_heads / p.num_kv_heads, HD = p.head_dim, kvh = blockIdx.y;
-  const int tok0 = p.cu_seqlens[tile.seq], rows = tile.row_end - tile.row_begin;
   pdl_wait();
-  for (int i = threadIdx.x; i < rows * HD; i += blockDim.x) {
-    const int r = tile.row_begin + i / HD, d = i % HD;
-    const int t = tok0 + r / G, head = kvh * G + r % G;
-    float M = -INFINITY;
-    for (int s = 0; s < p.splits; s++)
-      M = fmaxf(M, p.part_lse[((size_t)s * p.num_tokens + t) * p.num_heads + head]);
-    float W = 0.f, O = 0.f;
-    if (M != -INFINITY)
-      for (int s = 0; s < p.splits; s++) {
-        const size_t idx = ((size_t)s * p.num_tokens + t) * p.num_heads + head;
-        const float f = exp2f(p.part_lse[idx] - M);
-        W += f;
-        O += f * p.part_o[idx * HD + d];
-      }
-    p.out[(size_t)t * p.out_stride + head * HD + d] = to_bf(W > 0.f ? O / W : 0.f);
-  }
+  merge_splits(p, tile, blockIdx.y);
 }
 
 // Any head_dim (multiple of 8 not needed): one warp per (token, head), one key at a time.
@@ -521,7 +507,7 @@ int launch_both(const AttnArgs &a, cudaStream_t s, char *err) {
   if (a.num_narrow > 0) {
     if (kv_is_fp8<KV>() && attn_fp8_direct_takes(a)) FGCU_CHECK(attn_fp8_direct_narrow(a, attn_pdl_mode(), s, err));
     else FGCU_CHECK((launch<KV, HD, 1, 1>(a, a.num_narrow * a.splits, 1, s, err)));
-    if (a.splits > 1) {
+    if (a.splits > 1 && !a.split_done) {
       if (attn_pdl_mode() > 0) launch_k(attn_combine_kernel, dim3(a.num_narrow, a.num_kv_heads), dim3(kThreads), 0, s, a);
       else attn_combine_kernel<<<dim3(a.num_narrow, a.num_kv_heads), kThreads, 0, s>>>(a);
       FGCU_LAUNCHED("attn_combine_kernel");
@@ -556,6 +542,11 @@ void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *w
   }
   *num_wide = nw;
   *num_narrow = nn;
+}
+
+bool attn_combine_kernel() {
+  static const bool v = fg_knob_int(FG_KNOB_ATTN_COMBINE_KERNEL) != 0;
+  return v;
 }
 
 int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms) {

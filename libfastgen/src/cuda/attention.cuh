@@ -13,8 +13,8 @@
 //                head_dim 256: each as two CTAs of 64 rows (4 warps x 16 rows);
 //                FASTGEN_ATTN_BM=64: 64-row tiles and CTAs throughout (A/B timing)
 //   narrow tiles (16 rows, 4 warps x 16 keys of each 64-key tile)    decode / short chunks
-// Narrow tiles may also split their key range over several CTAs (flash-decoding); a combine
-// kernel merges the partial results by their log-sum-exp.
+// Narrow tiles may also split their key range over several CTAs (flash-decoding); the last CTA
+// of a tile to finish merges the partial results by their log-sum-exp (attn_splits.cuh).
 #pragma once
 #include "cuda/common.cuh"
 
@@ -37,6 +37,7 @@ struct AttnArgs {
   int num_wide, num_narrow;
   int splits;                     // key splits of narrow tiles (1 = none)
   float *part_o, *part_lse;       // [splits, T, num_heads, head_dim], [splits, T, num_heads]
+  int *split_done;                // [num_narrow, num_kv_heads] zeros, or null (attn_splits.cuh)
   int num_tokens, num_heads, num_kv_heads, head_dim, block_size, window;
   float scale;                    // softmax scale (1/sqrt(head_dim) unless the spec sets one)
   float softcap;                  // > 0: scores = softcap * tanh(scale * q.k / softcap) (Gemma 2)
@@ -58,6 +59,9 @@ int attn_num_tiles_bound(int num_tokens, int num_seqs, int group);
 // Rows of a wide tile: 128, or 64 under FASTGEN_ATTN_BM=64 (A/B timing of the 64-row kernel).
 // Read once per process, so the host cut and the launch always agree.
 int attn_wide_rows();
+// Host: whether split narrow tiles are merged by a kernel of their own (FASTGEN_ATTN_COMBINE_KERNEL)
+// rather than in the attention kernel (AttnArgs::split_done); read once.
+bool attn_combine_kernel();
 // Host: key splits for the narrow tiles, given the longest context among them.
 int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms);
 

@@ -24,6 +24,7 @@
 // exponent field then holds e, bias 7), times 2^120 (bf16 fma): bias 127, E4M3 subnormals
 // included (as vLLM's Marlin and FlashInfer dequantize FP8).
 #include "cuda/attention_fp8_direct.cuh"
+#include "cuda/attn_splits.cuh"
 #include "cuda/kv_fp8.cuh"
 
 #include "core/knobs.h"
@@ -292,6 +293,7 @@ __global__ void __launch_bounds__(kThreads) attn_fp8_direct_kernel(AttnArgs p, D
       if (d == 0) p.part_lse[idx] = L > 0.f ? M + log2f(L) : -INFINITY;
     }
   }
+  if (splits > 1 && p.split_done && last_split(p, blockIdx.x / splits, kvh)) merge_splits(p, tile, kvh);
 }
 
 template <int HD>

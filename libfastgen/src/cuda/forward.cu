@@ -32,6 +32,25 @@
 namespace fgcu {
 namespace {
 
+// FASTGEN_SKIP (knobs.h): op kinds left out of every pass, to time what each costs where it sits.
+enum SkipOp : unsigned { kSkipNorm = 1, kSkipQkv = 2, kSkipRope = 4, kSkipAttn = 8, kSkipO = 16, kSkipGateUp = 32, kSkipDown = 64 };
+bool skipped(SkipOp op) {
+  static const unsigned mask = [] {
+    const char *names[] = {"norm", "qkv", "rope", "attn", "o", "gate_up", "down"};
+    unsigned m = 0;
+    const char *s = fg_knob_str(FG_KNOB_SKIP);
+    while (*s) {
+      const char *end = strchr(s, ',');
+      const size_t n = end ? (size_t)(end - s) : strlen(s);
+      for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == n && strncmp(s, names[i], n) == 0) m |= 1u << i;
+      s += n + (end ? 1 : 0);
+    }
+    return m;
+  }();
+  return (mask & op) != 0;
+}
+
 // In-place fp32 sum over the ranks of x[0, n) (no-op at tp == 1). In a lockstep step, returns
 // only once every rank has launched it (engine.cuh: lazy loading).
 int all_reduce(fgcu_rank *e, float *x, size_t n, char *err) {
@@ -106,6 +125,7 @@ void pass_args(fgcu_rank *e, const Meta &m, AttnArgs *ap, RopeArgs *rp) {
   a.block_indptr = m.block_indptr, a.block_indices = m.block_indices, a.token_seq = m.token_seq;
   a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
   a.splits = m.splits, a.part_o = (float *)e->part_o.p, a.part_lse = (float *)e->part_lse.p;
+  a.split_done = m.splits > 1 && !attn_combine_kernel() ? (int *)e->split_done.p : nullptr;
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd;
   a.block_size = e->block_size;
   a.scale = M.attn_scale, a.softcap = M.attn_logit_softcap;
@@ -150,12 +170,12 @@ int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, Att
   ra.k_cache = la.kc, ra.v_cache = la.vc;
   ra.k_scale = la.k_scale, ra.v_scale = la.v_scale;
   ra.prefetch = ra.prefetch_bytes ? w.o.p : nullptr;
-  FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
+  if (!skipped(kSkipRope)) FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
   profiler_mark(e->prof, st, "rope + kv write");
   a.q = ra.qkv, a.k_cache = la.kc, a.v_cache = la.vc;
   a.k_scale = la.k_scale, a.v_scale = la.v_scale;
   a.window = la.window;
-  FGCU_CHECK(paged_attention(a, st, err));
+  if (!skipped(kSkipAttn)) FGCU_CHECK(paged_attention(a, st, err));
   profiler_mark(e->prof, st, "attention");
   return 0;
 }
@@ -219,7 +239,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const LayerAttn la = layer_attn(e, l);
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
     const bool fold_attn = rms_folds && !owed_a && !owed_b && linear_rms_fits(w.qkv, T, H);
-    if (!post && !x_ready && !fold_attn)  // folded: qkv's GEMV normalizes h itself
+    if (!post && !x_ready && !fold_attn && !skipped(kSkipNorm))  // folded: qkv's GEMV normalizes h itself
       FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
     else if (post && l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
     profiler_mark(pr, st, "norm");
@@ -235,7 +255,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       profiler_mark(pr, st, "mla attention");
     } else {
       if (fold_attn) FGCU_CHECK(linear_rms({h, w.attn_norm, eps}, w.qkv, qkv, T, e->qkv_rows, H, st, err));
-      else FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
+      else if (!skipped(kSkipQkv)) FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
       profiler_mark(pr, st, "gemm qkv");
       FGCU_CHECK(layer_attend(e, l, la, ra, a, err));
     }
@@ -243,7 +263,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, od, st, err));
       FGCU_CHECK(all_reduce(e, y, (size_t)T * H, err));
       FGCU_CHECK(post_norm_add(h, y, w.o_b, w.post_attn_norm, w.mlp_norm, T, H, eps, x, st, err));
-    } else {
+    } else if (!skipped(kSkipO)) {
       FGCU_CHECK(linear(g, attn, w.o, h, true, lead, T, H, od, st, err));
     }
     profiler_mark(pr, st, "gemm o");
@@ -256,7 +276,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     } else if (!sandwich) {
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
       if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
-      else if (!fold_mlp) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      else if (!fold_mlp && !skipped(kSkipNorm)) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
     }
     // The MLP adds its (partial) output to h, or with sandwich norms writes it to y.
@@ -286,7 +306,8 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       profiler_mark(pr, st, "gemm gate_up + act");
       FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
     } else {
-      if (linear_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
+      if (skipped(kSkipGateUp)) {  // FASTGEN_SKIP: leave act as it is
+      } else if (linear_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
         FGCU_LAUNCHED("gemv_gated");
         profiler_mark(pr, st, "gemm gate_up + act");
       } else {
@@ -295,7 +316,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
         FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
         profiler_mark(pr, st, "activation");
       }
-      FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
+      if (!skipped(kSkipDown)) FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
     }
     FGCU_CHECK(all_reduce(e, out, (size_t)T * H, err));
     profiler_mark(pr, st, "gemm down");
@@ -321,6 +342,7 @@ int forward_graphed(fgcu_rank *e, const Meta &m, char *err) {
                             (uint64_t)(uintptr_t)e->h.p ^ ((uint64_t)(uintptr_t)e->qkv.p << 1) ^
                                 ((uint64_t)(uintptr_t)e->y.p << 2),
                             (uint64_t)(uintptr_t)e->part_o.p ^ ((uint64_t)(uintptr_t)e->logits.p << 1) ^
+                                ((uint64_t)(uintptr_t)e->split_done.p << 4) ^
                                 ((uint64_t)(uintptr_t)e->logits_part.p << 2) ^ ((uint64_t)(uintptr_t)e->gathered.p << 3),
                             (uint64_t)(uintptr_t)e->mlp.p ^ ((uint64_t)(uintptr_t)e->act.p << 1) ^
                                 ((uint64_t)(uintptr_t)e->emb.p << 2) ^ ((uint64_t)(uintptr_t)e->xd.p << 3) ^

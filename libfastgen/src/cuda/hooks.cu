@@ -130,11 +130,13 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dout = (bf16 *)sc.dalloc(qn * 2);
   const bf16 *dk = hook_cache(sc, hk, cache_n, kv_fp8, k_scale), *dv = hook_cache(sc, hv, cache_n, kv_fp8, v_scale);
   float *po = nullptr, *plse = nullptr;
+  int *done = nullptr;  // split counters (attn_splits.cuh); none under FASTGEN_ATTN_COMBINE_KERNEL
   if (m.splits > 1) {
     po = (float *)sc.dalloc((size_t)m.splits * qn * 4);
     plse = (float *)sc.dalloc((size_t)m.splits * T * nh * 4);
+    if (!attn_combine_kernel()) done = (int *)sc.dalloc((size_t)m.num_narrow * nkv * 4);
   }
-  if (!dq || !dk || !dv || !dout || (m.splits > 1 && (!po || !plse))) {
+  if (!dq || !dk || !dv || !dout || (m.splits > 1 && (!po || !plse || (!done && !attn_combine_kernel())))) {
     snprintf(err, 512, "attention hook: out of device memory");
     return FG_ERR_OUT_OF_MEMORY;
   }
@@ -142,13 +144,14 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   FGCU_LAUNCHED("kv_encode_kernel");
   FGCU_TRY(cudaMemcpyAsync(dq, hb, qn * 2, cudaMemcpyHostToDevice, sc.stream));
   FGCU_TRY(cudaMemsetAsync(dout, 0xff, qn * 2, sc.stream));  // poison: NaN where nothing writes
+  if (done) FGCU_TRY(cudaMemsetAsync(done, 0, (size_t)m.num_narrow * nkv * 4, sc.stream));
   AttnArgs a;
   memset(&a, 0, sizeof a);
   a.q = dq, a.q_stride = nh * hd, a.k_cache = dk, a.v_cache = dv, a.out = dout, a.out_stride = nh * hd;
   a.cu_seqlens = m.cu_seqlens, a.context_lens = m.context_lens, a.block_indptr = m.block_indptr;
   a.block_indices = m.block_indices, a.token_seq = m.token_seq;
   a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
-  a.splits = m.splits, a.part_o = po, a.part_lse = plse;
+  a.splits = m.splits, a.part_o = po, a.part_lse = plse, a.split_done = done;
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd, a.block_size = bs;
   a.window = window, a.scale = scale, a.softcap = softcap, a.wide_kernel = kernel;
   a.kv_fp8 = kv_fp8 != 0, a.k_scale = k_scale, a.v_scale = v_scale;

@@ -182,6 +182,10 @@ int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
   if (m.splits > 1 && !M.mla) {
     FGCU_CHECK(ensure(e->part_o, (size_t)m.splits * T * M.num_heads * M.head_dim * 4, "attention splits", err));
     FGCU_CHECK(ensure(e->part_lse, (size_t)m.splits * T * M.num_heads * 4, "attention splits", err));
+    // split counters, one per narrow tile (at most one a token) and KV head: zeros when new
+    const void *had = e->split_done.p;
+    FGCU_CHECK(ensure(e->split_done, T * M.num_kv_heads * 4, "attention splits", err));
+    if (e->split_done.p != had) FGCU_TRY(cudaMemsetAsync(e->split_done.p, 0, e->split_done.bytes, e->stream));
   }
   const size_t R = m.R > 0 ? m.R : 1, V = M.vocab_size, L = m.L;
   FGCU_CHECK(ensure(e->xf, R * H * 2, "logits", err));
