@@ -15,6 +15,8 @@
 //     the 7B shapes' tiling), and with x of 8 tokens at hidden 4096 (66 KB of shared memory);
 //   - graphs off (eager) equals graphs on (replayed with PDL edges), and FASTGEN_PREFETCH_O (o's
 //     weights pulled into L2 by the RoPE kernel: a hint) changes nothing;
+//   - FASTGEN_GEMV_L2_PREFETCH (each GEMV block's weight tile asked into L2 before the wait: a
+//     hint) changes nothing;
 //   - decode attention's key splits (3 forced at every decode, some of them empty at short
 //     contexts) merged by the last CTA of each tile (cuda/attn_splits.cuh) equal the combine
 //     kernel's merge (FASTGEN_ATTN_COMBINE_KERNEL=1), replayed graphs included (the counters
@@ -42,6 +44,7 @@ const RUNS: Record<string, Record<string, string>> = {
   rows32: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_ROWS: "32" },
   rows32Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_ROWS: "32" },
   splits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3" },
+  l2: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_L2_PREFETCH: "64" },
   splits3Kernel: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_COMBINE_KERNEL: "1" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
@@ -54,6 +57,7 @@ const IDENTICAL: [string, string, string][] = [
   ["both", "prefetch", "o weights prefetched into L2 by the RoPE kernel vs not"],
   ["small1", "small1Fold", "norms folded vs not, small-M kernel at one token"],
   ["rows32", "rows32Fold", "norms folded vs not, small-M kernel with 32 rows a warp"],
+  ["pdl", "l2", "GEMV weight tiles prefetched into L2 before the wait vs not"],
   ["splits3", "splits3Kernel", "3 key splits merged by the attention kernel's last CTA vs by the combine kernel"],
 ];
 
