@@ -32,13 +32,7 @@ __device__ __forceinline__ void head_rstd(float *rstd, const bf16 *row, const fl
                                           int hd, float eps) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
   for (int h = warp; h < heads; h += warps) {
-    float ss = 0.f;
-    for (int d = lane; d < hd; d += 32) {
-      float x = to_f(row[h * hd + d]);
-      if (bias) x += bias[h * hd + d];
-      ss += x * x;
-    }
-    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    const float ss = head_sumsq(row, bias, h, hd);
     if (lane == 0) rstd[h] = rsqrtf(ss / hd + eps);
   }
   __syncthreads();
@@ -88,8 +82,7 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
           if (bias) x1 += bias[base + d + k], x2 += bias[base + d + half + k];
           if (wn) x1 *= r * wn[d + k], x2 *= r * wn[d + half + k];
           const float cn = cs[d + k], sn = cs[half + d + k];
-          a[k] = x1 * cn - x2 * sn;
-          c[k] = x2 * cn + x1 * sn;
+          rope_rotate(x1, x2, cn, sn, a[k], c[k]);
         }
         put8(d, a);
         put8(d + half, c);
@@ -156,8 +149,10 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
       if (bias) x1 += bias[base + d1], x2 += bias[base + d2];
       if (wn) x1 *= r * wn[d1], x2 *= r * wn[d2];
       const float c = cs[j], s = cs[half + j];
-      put(d1, x1 * c - x2 * s);
-      put(d2, x2 * c + x1 * s);
+      float o1, o2;
+      rope_rotate(x1, x2, c, s, o1, o2);
+      put(d1, o1);
+      put(d2, o2);
     } else {
       const int d = rot + (j - half);
       float x = to_f(row[base + d]);

@@ -36,17 +36,71 @@ struct RopeArgs {
 // block's threads (then a barrier): the angle and its reduction to [-pi, pi] in double
 // (positions reach 1e6), the sine and cosine in float, both times the attention factor (yarn,
 // longrope; it scales q.k by its square, as transformers does). Shared with cuda/mla.cu.
+__device__ __forceinline__ void rope_cs(int pos, double inv_freq, float factor, float &c, float &s) {
+  double a = (double)pos * inv_freq;
+  a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
+  float sn, cn;
+  sincosf((float)a, &sn, &cn);
+  c = cn * factor;
+  s = sn * factor;
+}
 __device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half,
                                            float factor) {
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double a = (double)pos * inv_freq[i];
-    a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
-    float sn, cn;
-    sincosf((float)a, &sn, &cn);
-    cs[i] = cn * factor;
-    cs[half + i] = sn * factor;
-  }
+  for (int i = threadIdx.x; i < half; i += blockDim.x) rope_cs(pos, inv_freq[i], factor, cs[i], cs[half + i]);
   __syncthreads();
+}
+
+// The rotation of one pair (x1, x2) by (c, s), rounded the same way wherever it runs (explicit
+// fma and multiplies: no contraction left to the compiler), so the RoPE kernels and the RoPE folded
+// into decode attention (attention.cu) give the same bits.
+__device__ __forceinline__ void rope_rotate(float x1, float x2, float c, float s, float &o1, float &o2) {
+  o1 = __fmaf_rn(x1, c, -__fmul_rn(x2, s));
+  o2 = __fmaf_rn(x2, c, __fmul_rn(x1, s));
+}
+
+// Sum of squares of head h of a qkv row (+ bias) over lanes d = lane, lane + 32, ... of one warp,
+// then a butterfly: every lane returns the total (qk_norm's 1 / rms is rsqrtf(total / hd + eps)).
+__device__ __forceinline__ float head_sumsq(const bf16 *row, const float *bias, int h, int hd) {
+  const int lane = threadIdx.x & 31;
+  float ss = 0.f;
+  for (int d = lane; d < hd; d += 32) {
+    float x = to_f(row[h * hd + d]);
+    if (bias) x += bias[h * hd + d];
+    ss = __fmaf_rn(x, x, ss);
+  }
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  return ss;
+}
+
+// One warp, as the RoPE kernels do it: q or k head `head` (q: < nh) of a token's qkv row at
+// position pos, + bias, qk_norm, rotated; put(d, value) for each of its hd dims (fp32, before the
+// store's rounding). Reads the row only.
+template <class Put>
+__device__ __forceinline__ void rope_head_warp(const RopeArgs &p, const bf16 *row, int head, int pos, Put put) {
+  const int lane = threadIdx.x & 31, hd = p.hd, rot = p.inv_freq ? p.rot : 0, half = rot / 2;
+  const int base = head * hd;
+  const float *wn = p.q_norm ? (head < p.nh ? p.q_norm : p.k_norm) : nullptr;
+  const float r = wn ? rsqrtf(head_sumsq(row, p.bias, head, hd) / hd + p.eps) : 1.f;
+  const int per_head = half + (hd - rot), pa = p.interleaved ? 2 : 1, pb = p.interleaved ? 1 : half;
+  for (int j = lane; j < per_head; j += 32) {
+    if (j < half) {
+      const int d1 = pa * j, d2 = pa * j + pb;
+      float x1 = to_f(row[base + d1]), x2 = to_f(row[base + d2]);
+      if (p.bias) x1 += p.bias[base + d1], x2 += p.bias[base + d2];
+      if (wn) x1 *= r * wn[d1], x2 *= r * wn[d2];
+      float c, s, o1, o2;
+      rope_cs(pos, p.inv_freq[j], p.attn_factor, c, s);
+      rope_rotate(x1, x2, c, s, o1, o2);
+      put(d1, o1);
+      put(d2, o2);
+    } else {
+      const int d = rot + (j - half);
+      float x = to_f(row[base + d]);
+      if (p.bias) x += p.bias[base + d];
+      if (wn) x *= r * wn[d];
+      put(d, x);
+    }
+  }
 }
 
 int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err);
