@@ -70,6 +70,7 @@ struct Block {
 };
 
 Block *B = nullptr;
+dim3 g_grid;
 alignas(128) unsigned char g_smem[256 * 1024];
 
 Fiber &me() { return B->fibers[B->cur]; }
@@ -130,12 +131,24 @@ uint3 thread_idx() {
 uint3 block_idx() { return B->idx; }
 unsigned char *smem() { return g_smem; }
 dim3 block_dim() { return B->dim; }
+dim3 grid_dim() { return g_grid; }
 int lane_id() { return B->cur % 32; }
 uint32_t *warp_slots() { return &B->slots[(size_t)(B->cur / 32) * 32 * 16]; }
 
 void syncthreads() {
   me().state = AT_BARRIER;
   yield();
+}
+int syncthreads_or(int p) {
+  static int any = 0;  // one block runs at a time
+  syncthreads();
+  if (B->cur == 0) any = 0;
+  syncthreads();
+  if (p) any = 1;
+  syncthreads();
+  const int r = any;
+  syncthreads();
+  return r;
 }
 void warp_sync() {
   me().warp_calls++;
@@ -172,6 +185,7 @@ void run_grid(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void
     fprintf(stderr, "emu: blocks of whole warps only (%d threads)\n", n);
     abort();
   }
+  g_grid = grid;
   for (unsigned bz = 0; bz < grid.z; bz++)
     for (unsigned by = 0; by < grid.y; by++)
       for (unsigned bx = 0; bx < grid.x; bx++) {

@@ -33,8 +33,11 @@ namespace emu {
 uint3 thread_idx();
 uint3 block_idx();
 dim3 block_dim();
+dim3 grid_dim();
 int lane_id();
 void syncthreads();
+// __syncthreads_or: a barrier that returns, in every thread, whether any thread passed nonzero.
+int syncthreads_or(int p);
 // Waits until every live lane of this thread's warp has called warp_sync the same number of times.
 void warp_sync();
 // This warp's exchange slots: 32 lanes x 16 words.
@@ -128,6 +131,7 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, cuda
 #define threadIdx (::emu::thread_idx())
 #define blockIdx (::emu::block_idx())
 #define blockDim (::emu::block_dim())
+#define gridDim (::emu::grid_dim())
 #define __syncthreads() ::emu::syncthreads()
 #define __shfl_xor_sync(mask, v, off) ::emu::shfl_xor(v, off)
 #define __shfl_sync(mask, v, src) ::emu::shfl_idx(v, src)
@@ -135,3 +139,14 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, cuda
 #define __expf(x) expf(x)
 #define __logf(x) logf(x)
 #define __fdiv_rn(a, b) ((a) / (b))
+#define __syncthreads_or(p) ::emu::syncthreads_or(p)
+// Blocks run one after another on one OS thread: atomics are plain read-modify-writes, fences
+// have nothing to order, and every load sees every earlier store.
+#define __threadfence() ((void)0)
+#define __ldcg(p) (*(p))
+#define __fmaf_rn(a, b, c) fmaf(a, b, c)
+#define __fmul_rn(a, b) ((a) * (b))
+#define rsqrtf(x) (1.f / sqrtf(x))
+template <typename T>
+inline T atomicAdd(T *p, T v) { const T old = *p; *p = old + v; return old; }
+inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
