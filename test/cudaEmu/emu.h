@@ -14,10 +14,14 @@
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <algorithm>
 #include <functional>
+#include <random>
+#include <string>
+#include <vector>
 
 using std::max;  // device code's integer min / max
 using std::min;
@@ -118,6 +122,23 @@ inline void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
   }
   warp_sync();
   for (int e = 0; e < 4; e++) d[e] = out[e];
+}
+
+// A harness's main: run(c, rng) for each case whose name contains argv[1] (every case without
+// one), which prints its line and returns whether it passed; then the count. Exit status 1 on a
+// failure.
+template <class Case, class Run>
+int run_cases(const std::vector<Case> &cases, Run run, unsigned seed, int argc, char **argv) {
+  std::mt19937 rng(seed);
+  int failed = 0, ran = 0;
+  for (const Case &c : cases) {
+    if (argc > 1 && std::string(c.name).find(argv[1]) == std::string::npos) continue;
+    ran++;
+    failed += !run(c, rng);
+    fflush(stdout);
+  }
+  printf("%d of %d cases passed\n", ran - failed, ran);
+  return failed ? 1 : 0;
 }
 
 template <typename... P, typename... A>

@@ -138,15 +138,4 @@ bool run(const Case &c, std::mt19937 &rng) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
-  std::mt19937 rng(1234);
-  int failed = 0, ran = 0;
-  for (const Case &c : kCases) {
-    if (argc > 1 && std::string(c.name).find(argv[1]) == std::string::npos) continue;
-    ran++;
-    failed += !run(c, rng);
-    fflush(stdout);
-  }
-  printf("%d of %d cases passed\n", ran - failed, ran);
-  return failed ? 1 : 0;
-}
+int main(int argc, char **argv) { return emu::run_cases(kCases, run, 1234, argc, argv); }

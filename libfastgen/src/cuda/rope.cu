@@ -108,63 +108,35 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
   }
 }
 
-// Any sizes: one element pair per thread step.
+// Any sizes (interleaved pairs, rot % 16 != 0, ...): one warp a q or k head (rope.cuh
+// rope_head_warp, as attention's RoPE fold runs it), then V.
 template <typename KV>
 __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
-  extern __shared__ float cs[];  // cos [rot/2], sin [rot/2], then (qk_norm) rstd [nh + nkv]
-  const int nh = p.nh, nkv = p.nkv, hd = p.hd, rot = p.rot, block_size = p.block_size;
-  const int t = blockIdx.x, half = rot / 2, width = (nh + 2 * nkv) * hd;
-  const int pos = p.positions[t];
-  rope_table(cs, pos, p.inv_freq, half, p.attn_factor);  // positions: uploaded before the step
+  const int nh = p.nh, nkv = p.nkv, hd = p.hd, block_size = p.block_size;
+  const int t = blockIdx.x, width = (nh + 2 * nkv) * hd;
+  const int pos = p.positions[t];  // positions, sequences, block tables: uploaded before the step
+  const int seq = p.token_seq[t];
+  const int blk = p.block_indices[p.block_indptr[seq] + pos / block_size];
   pdl_wait();
   pdl_launch_dependents();
   l2_prefetch(p);
   bf16 *row = p.qkv + (size_t)t * width;
-  const float *bias = p.bias;
-  float *rstd = cs + rot;
-  if (p.q_norm) head_rstd(rstd, row, bias, nh + nkv, hd, p.eps);
-  const int seq = p.token_seq[t];
-  const int blk = p.block_indices[p.block_indptr[seq] + pos / block_size];
   const size_t slot = (size_t)pos % block_size;
   auto cache_at = [&](bf16 *cache, int kh) {
     return kv_ptr<KV>(cache) + (((size_t)blk * nkv + kh) * block_size + slot) * hd;
   };
-  // q and k heads: per head, `half` rotation pairs plus hd - rot pass-through dims. Pair j is
-  // dims (a j, a j + b): rotate_half a = 1, b = half; interleaved a = 2, b = 1.
-  const int per_head = half + (hd - rot), pa = p.interleaved ? 2 : 1, pb = p.interleaved ? 1 : half;
-  for (int i = threadIdx.x; i < (nh + nkv) * per_head; i += kRopeThreads) {
-    const int head = i / per_head, j = i % per_head;
-    const int base = head * hd;
-    // q heads back into the row (bf16), k heads to their cache slot. Every read of the row
-    // (both dims of a pair) comes before this thread's writes, and pairs are disjoint.
-    auto put = [&](int d, float x) {
-      if (head < nh) row[base + d] = to_bf(x);
+  // A head's lanes read their own dims (and, with qk-norm, the whole head before the shuffles)
+  // before writing them: q heads go back into the row in place.
+  const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  for (int head = warp; head < nh + nkv; head += warps)
+    rope_head_warp(p, row, head, pos, [&](int d, float x) {
+      if (head < nh) row[head * hd + d] = to_bf(x);
       else kv_store(cache_at(p.k_cache, head - nh) + d, x, p.k_scale);
-    };
-    const float *wn = p.q_norm ? (head < nh ? p.q_norm : p.k_norm) : nullptr;
-    const float r = wn ? rstd[head] : 1.f;
-    if (j < half) {
-      const int d1 = pa * j, d2 = pa * j + pb;
-      float x1 = to_f(row[base + d1]), x2 = to_f(row[base + d2]);
-      if (bias) x1 += bias[base + d1], x2 += bias[base + d2];
-      if (wn) x1 *= r * wn[d1], x2 *= r * wn[d2];
-      const float c = cs[j], s = cs[half + j];
-      float o1, o2;
-      rope_rotate(x1, x2, c, s, o1, o2);
-      put(d1, o1);
-      put(d2, o2);
-    } else {
-      const int d = rot + (j - half);
-      float x = to_f(row[base + d]);
-      if (bias) x += bias[base + d];
-      if (wn) x *= r * wn[d];
-      put(d, x);
-    }
-  }
+    });
   for (int i = threadIdx.x; i < nkv * hd; i += kRopeThreads) {
     const int kh = i / hd, d = i % hd, col = (nh + nkv) * hd + i;
     float x = to_f(row[col]);
-    if (bias) x += bias[col];
+    if (p.bias) x += p.bias[col];
     kv_store(cache_at(p.v_cache, kh) + d, x, p.v_scale);
   }
 }
@@ -184,8 +156,8 @@ int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err) 
     if (p.kv_fp8) launch_k(rope_kernel_vec<e4m3>, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
     else launch_k(rope_kernel_vec<bf16>, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
   } else {
-    if (p.kv_fp8) launch_k(rope_kernel<e4m3>, dim3(T), dim3(kRopeThreads), smem, stream, p);
-    else launch_k(rope_kernel<bf16>, dim3(T), dim3(kRopeThreads), smem, stream, p);
+    if (p.kv_fp8) launch_k(rope_kernel<e4m3>, dim3(T), dim3(kRopeThreads), 0, stream, p);
+    else launch_k(rope_kernel<bf16>, dim3(T), dim3(kRopeThreads), 0, stream, p);
   }
   FGCU_LAUNCHED("rope_kernel");
   return 0;
