@@ -20,9 +20,9 @@
 //   - FASTGEN_ROPE_FOLD (decode attention's CTAs apply RoPE to their q rows and write their KV
 //     head's K/V, no RoPE kernel) equals the RoPE kernel, with and without key splits;
 //   - decode attention's key splits (3 forced at every decode, some of them empty at short
-//     contexts) merged by the last CTA of each tile (cuda/attn_splits.cuh) equal the combine
-//     kernel's merge (FASTGEN_ATTN_COMBINE_KERNEL=1), replayed graphs included (the counters
-//     set themselves back to zero);
+//     contexts) merged by the last CTA of each tile (FASTGEN_ATTN_MERGE_IN_KERNEL=1,
+//     cuda/attn_splits.cuh) equal the combine kernel's merge, replayed graphs included (the
+//     counters set themselves back to zero);
 //   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
 //     2e-2 relative of test/gpu/engine.test.ts, greedy ids equal up to near-ties.
 import { describe, expect, test } from "bun:test";
@@ -45,11 +45,11 @@ const RUNS: Record<string, Record<string, string>> = {
   small1Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_SMALL_AT_1: "1" },
   rows32: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_ROWS: "32" },
   rows32Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_ROWS: "32" },
-  splits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3" },
+  splits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "1" },
   l2: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_L2_PREFETCH: "64" },
   ropeFold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ROPE_FOLD: "1" },
-  ropeFoldSplits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ROPE_FOLD: "1", FASTGEN_ATTN_SPLITS: "3" },
-  splits3Kernel: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_COMBINE_KERNEL: "1" },
+  ropeFoldSplits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ROPE_FOLD: "1", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "1" },
+  splits3Kernel: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "0" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
 const IDENTICAL: [string, string, string][] = [

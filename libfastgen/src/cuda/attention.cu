@@ -588,8 +588,8 @@ void attn_make_tiles(int num_seqs, const int *cu_seqlens, int group, AttnTile *w
   *num_narrow = nn;
 }
 
-bool attn_combine_kernel() {
-  static const bool v = fg_knob_int(FG_KNOB_ATTN_COMBINE_KERNEL) != 0;
+bool attn_merge_in_kernel() {
+  static const bool v = fg_knob_int(FG_KNOB_ATTN_MERGE_IN_KERNEL) != 0;
   return v;
 }
 

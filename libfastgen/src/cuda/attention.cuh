@@ -13,8 +13,9 @@
 //                head_dim 256: each as two CTAs of 64 rows (4 warps x 16 rows);
 //                FASTGEN_ATTN_BM=64: 64-row tiles and CTAs throughout (A/B timing)
 //   narrow tiles (16 rows, 4 warps x 16 keys of each 64-key tile)    decode / short chunks
-// Narrow tiles may also split their key range over several CTAs (flash-decoding); the last CTA
-// of a tile to finish merges the partial results by their log-sum-exp (attn_splits.cuh).
+// Narrow tiles may also split their key range over several CTAs (flash-decoding); a combine
+// kernel, or the last CTA of a tile to finish, merges the partial results by their log-sum-exp
+// (attn_splits.cuh).
 #pragma once
 #include "cuda/common.cuh"
 #include "cuda/rope.cuh"
@@ -70,9 +71,10 @@ int attn_wide_rows();
 // FASTGEN_ROPE_FOLD on, narrow tiles only (decode and short verification passes), and the
 // tensor-core narrow kernel runs them (not the simple kernel, not the direct FP8 one).
 bool attn_takes_rope(const AttnArgs &a);
-// Host: whether split narrow tiles are merged by a kernel of their own (FASTGEN_ATTN_COMBINE_KERNEL)
-// rather than in the attention kernel (AttnArgs::split_done); read once.
-bool attn_combine_kernel();
+// Host: whether split narrow tiles are merged in the attention kernel, by each tile's last CTA
+// (FASTGEN_ATTN_MERGE_IN_KERNEL: the engine then passes AttnArgs::split_done) rather than by
+// attn_combine_kernel; read once.
+bool attn_merge_in_kernel();
 // Host: key splits for the narrow tiles, given the longest context among them.
 int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int num_sms);
 

@@ -2,10 +2,11 @@
 // q head), its normalized partial O_s and lse_s = log2 of its softmax denominator (plus its max)
 // in part_o / part_lse; the merge is
 //   out = sum_s 2^(lse_s - M) O_s / sum_s 2^(lse_s - M),    M = max_s lse_s.
-// With AttnArgs::split_done (one counter per narrow tile and KV head, zero between passes) the
-// last CTA of a (tile, KV head) to finish merges in the same kernel and sets its counter back to
-// zero; without it attn_combine_kernel runs after the attention kernel. Both run merge_splits, so
-// the two give the same bits (test/gpu/attention.test.ts).
+// With AttnArgs::split_done (one counter per narrow tile and KV head, zero between passes;
+// FASTGEN_ATTN_MERGE_IN_KERNEL) the last CTA of a (tile, KV head) to finish merges in the same
+// kernel and sets its counter back to zero; without it attn_combine_kernel runs after the
+// attention kernel. Both run merge_splits, so the two give the same bits (test/gpu/pdl.test.ts,
+// test/cudaEmu/attention.test.ts).
 #pragma once
 #include "cuda/attention.cuh"
 

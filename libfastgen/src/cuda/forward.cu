@@ -125,7 +125,7 @@ void pass_args(fgcu_rank *e, const Meta &m, AttnArgs *ap, RopeArgs *rp) {
   a.block_indptr = m.block_indptr, a.block_indices = m.block_indices, a.token_seq = m.token_seq;
   a.wide = m.wide, a.narrow = m.narrow, a.num_wide = m.num_wide, a.num_narrow = m.num_narrow;
   a.splits = m.splits, a.part_o = (float *)e->part_o.p, a.part_lse = (float *)e->part_lse.p;
-  a.split_done = m.splits > 1 && !attn_combine_kernel() ? (int *)e->split_done.p : nullptr;
+  a.split_done = m.splits > 1 && attn_merge_in_kernel() ? (int *)e->split_done.p : nullptr;
   a.num_tokens = T, a.num_heads = nh, a.num_kv_heads = nkv, a.head_dim = hd;
   a.block_size = e->block_size;
   a.scale = M.attn_scale, a.softcap = M.attn_logit_softcap;

@@ -130,13 +130,13 @@ extern "C" int fgcu_attention_host(const fg_batch *b, const float *q, const floa
   bf16 *dq = (bf16 *)sc.dalloc(qn * 2), *dout = (bf16 *)sc.dalloc(qn * 2);
   const bf16 *dk = hook_cache(sc, hk, cache_n, kv_fp8, k_scale), *dv = hook_cache(sc, hv, cache_n, kv_fp8, v_scale);
   float *po = nullptr, *plse = nullptr;
-  int *done = nullptr;  // split counters (attn_splits.cuh); none under FASTGEN_ATTN_COMBINE_KERNEL
+  int *done = nullptr;  // split counters (attn_splits.cuh) under FASTGEN_ATTN_MERGE_IN_KERNEL
   if (m.splits > 1) {
     po = (float *)sc.dalloc((size_t)m.splits * qn * 4);
     plse = (float *)sc.dalloc((size_t)m.splits * T * nh * 4);
-    if (!attn_combine_kernel()) done = (int *)sc.dalloc((size_t)m.num_narrow * nkv * 4);
+    if (attn_merge_in_kernel()) done = (int *)sc.dalloc((size_t)m.num_narrow * nkv * 4);
   }
-  if (!dq || !dk || !dv || !dout || (m.splits > 1 && (!po || !plse || (!done && !attn_combine_kernel())))) {
+  if (!dq || !dk || !dv || !dout || (m.splits > 1 && (!po || !plse || (!done && attn_merge_in_kernel())))) {
     snprintf(err, 512, "attention hook: out of device memory");
     return FG_ERR_OUT_OF_MEMORY;
   }
