@@ -601,7 +601,11 @@ int attn_choose_splits(int num_narrow, int num_kv_heads, int max_context, int nu
   // at most two full waves of CTAs (rounding up to a third, partial wave measured slower: 8 seqs x
   // 8 KV heads at 8192 keys took 90 us at 5 splits, 85 us at 4; bench/results/kernels-ab-h200/)
   int splits = 2 * num_sms / ctas;
-  const int by_len = max_context / 256;  // keep at least 256 keys per split
+  // At least 128 keys a split when the last CTA merges (no combine kernel to pay for), else 256:
+  // H100 2026-12-07, 7B shape, decode b=1 at ctx 512 (bench/results/device-wave15-h100.md):
+  // 4 splits merged in the kernel 5.316 / 3.266 ms (bf16 / FP8) against 2 splits and the combine
+  // kernel 5.368 / 3.311; 8 splits 5.331 / 3.275, 16 splits 5.46 / 3.40; at ctx 128 one split.
+  const int by_len = max_context / (attn_merge_in_kernel() ? 128 : 256);
   if (splits > by_len) splits = by_len;
   if (splits > 16) splits = 16;
   return splits < 1 ? 1 : splits;
