@@ -152,25 +152,6 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 // True on devices of compute capability 9.0+ unless FASTGEN_PDL=0 (per current device, cached).
 bool pdl_enabled();
 
-// Before pdl_wait, in a weight-streaming kernel's block whose blockIdx.x < l2_blocks (host:
-// gemv_l2_blocks, FASTGEN_GEMV_L2_PREFETCH): its weight tile [p, p + bytes) asked into L2 by one
-// thread (sm_90 bulk prefetch, 32 KB an instruction), so that the blocks resident while the kernel
-// before still runs fill the DRAM time it leaves idle with all of their tile, not only their first
-// loads. A hint: no result depends on it.
-__device__ __forceinline__ void l2_prefetch_tile(const void *p, size_t bytes, int l2_blocks) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (threadIdx.x != 0 || (int)blockIdx.x >= l2_blocks || ((uintptr_t)p & 15)) return;
-  const char *c = static_cast<const char *>(p);
-  for (size_t off = 0; off < bytes; off += 32768) {
-    const uint32_t n = (uint32_t)((bytes - off < 32768 ? bytes - off : 32768) & ~(size_t)15);
-    if (n) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(c + off), "r"(n) : "memory");
-  }
-#endif
-}
-// Host: how many leading blocks of a GEMV whose blocks stream tile_bytes each prefetch their tile
-// (FASTGEN_GEMV_L2_PREFETCH MiB a GEMV over tile_bytes; 0: none). gemm.cu.
-int gemv_l2_blocks(size_t tile_bytes);
-
 
 // kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where
 // pdl_enabled(). Errors surface through cudaGetLastError (FGCU_LAUNCHED), as with <<<>>>.

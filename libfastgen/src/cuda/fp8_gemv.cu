@@ -20,7 +20,7 @@ template <int MM, int R, bool KSEG, int ACT, bool PIPE = false>
 __global__ void __launch_bounds__(256)
     fp8_gemv_kernel(const bf16 *__restrict__ x, const uint8_t *__restrict__ w, const float *__restrict__ scales,
                     int kblock, int nkb, void *__restrict__ y, bool y_f32, bool accumulate,
-                    const float *__restrict__ bias, int M, int N, int K, int l2_blocks) {
+                    const float *__restrict__ bias, int M, int N, int K) {
   constexpr int U = 8 / R;  // 16-byte loads in flight per row and lane
   const int lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
@@ -45,10 +45,6 @@ __global__ void __launch_bounds__(256)
   };
   // The first round of weights is in flight while the previous kernel finishes (launch_k).
   if (live) load_round(wv, lane);
-  {
-    const int b0 = blockIdx.x * (blockDim.x >> 5) * R;  // the block's first row
-    l2_prefetch_tile(w + (size_t)b0 * K, (size_t)max(0, min((int)(blockDim.x >> 5) * R, N - b0)) * K, l2_blocks);
-  }
   pdl_wait();
   pdl_launch_dependents();
   if (!live) return;
@@ -141,8 +137,7 @@ void launch_one(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumu
                 int N, int K, cudaStream_t st) {
   constexpr int kWarps = 8;
   launch_k(fp8_gemv_kernel<MM, R, KSEG, ACT, PIPE>, dim3(ceil_div(N, kWarps * R)), dim3(kWarps * 32), 0, st, x,
-           (const uint8_t *)w.p, (const float *)w.scales, w.kblock, w.nkb(K), y, y_f32, accumulate, bias, M, N, K,
-           gemv_l2_blocks((size_t)kWarps * R * K));
+           (const uint8_t *)w.p, (const float *)w.scales, w.kblock, w.nkb(K), y, y_f32, accumulate, bias, M, N, K);
 }
 
 template <int MM, bool KSEG>

@@ -50,8 +50,6 @@ struct Fp8Rows {
     return o;
   }
   __device__ __forceinline__ float row_scale(int n) const { return __ldg(scales + n); }
-  static constexpr int kElemBytes = 1;
-  __device__ __forceinline__ const void *bytes_of(int n) const { return w + (size_t)n * K; }
 };
 
 // Per-row scales [N], 16 k a thread load (FASTGEN_FP8_SMALL_KDEPTH=16): 16-byte loads, so a warp
@@ -76,8 +74,6 @@ struct Fp8WideRows {
     o[1] = narrow.bf16x8(make_uint2(v.z, v.w), r, k + 8);
   }
   __device__ __forceinline__ float row_scale(int n) const { return __ldg(scales + n); }
-  static constexpr int kElemBytes = 1;
-  __device__ __forceinline__ const void *bytes_of(int n) const { return w + (size_t)n * K; }
 };
 
 // Per-K-block scales [N, nkb] (kblock % 16 == 0, so 8 weights at k % 8 == 0 share one).
@@ -106,8 +102,6 @@ struct Fp8BlockRows {
                       pack_bf16(f[6], f[7]));
   }
   __device__ __forceinline__ float row_scale(int) const { return 1.f; }
-  static constexpr int kElemBytes = 1;
-  __device__ __forceinline__ const void *bytes_of(int n) const { return w + (size_t)n * K; }
 };
 
 template <class W>

@@ -123,7 +123,7 @@ int make_plan(Gemm *g, Plan &p, int M, int N, int K, bool y_f32, bool acc, char 
 template <bool Y_F32, bool ACC, bool FOLD = false>
 __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
                                                    const bf16 *__restrict__ w, void *__restrict__ y,
-                                                   int N, int K, RmsRows rms, int l2_blocks) {
+                                                   int N, int K, RmsRows rms) {
   constexpr int U = 8;
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -139,7 +139,6 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
   };
   // The first round of weights is in flight while the previous kernel finishes (launch_k).
   if (n < N) load_round(lane * 8);
-  l2_prefetch_tile(w + (size_t)blockIdx.x * 8 * K, (size_t)min(8, N - (int)blockIdx.x * 8) * K * 2, l2_blocks);
   if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
@@ -180,7 +179,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
 template <bool Y_F32, bool ACC, bool FOLD = false>
 __global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16 *__restrict__ x,
                                                         const bf16 *__restrict__ w, void *__restrict__ y,
-                                                        int N, int K, RmsRows rms, int l2_blocks) {
+                                                        int N, int K, RmsRows rms) {
   constexpr int H = 4, HALF = H * 256;  // loads per half; K elements a half covers (whole warp)
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -217,7 +216,6 @@ __global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16
     load(a, k0);
     load(b, k0 + HALF);
   }
-  l2_prefetch_tile(w + (size_t)blockIdx.x * 8 * K, (size_t)min(8, N - (int)blockIdx.x * 8) * K * 2, l2_blocks);
   if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
@@ -247,8 +245,7 @@ __global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16
 template <bool Y_F32, bool ACC, int ACT = -1, bool FOLD = false>
 __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
                                                     const bf16 *__restrict__ w, void *__restrict__ y,
-                                                    int N, int K, const float *bias, RmsRows rms,
-                                                    int l2_blocks) {
+                                                    int N, int K, const float *bias, RmsRows rms) {
   const int lane = threadIdx.x & 31;
   const int n0_ = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2;
   const bool live = n0_ < N;  // dead warps still pass pdl_wait below
@@ -285,7 +282,6 @@ __global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
   // The first weights are in flight while the previous kernel finishes (launch_k).
   bool full = k + 3 * 256 < K;
   if (full && live) load4(k);
-  l2_prefetch_tile(w + (size_t)blockIdx.x * 8 * K, (size_t)min(8, N - (int)blockIdx.x * 8) * K * 2, l2_blocks);
   if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
@@ -335,22 +331,21 @@ void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, in
   const dim3 blocks(ceil_div(N, 8));
   const float *none = nullptr;
   const RmsRows no_rms;
-  const int l2 = gemv_l2_blocks((size_t)8 * K * 2);
   if (N >= 8192) {
-    if (y_f32 && acc) launch_k(gemv2_kernel<true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms, l2);
-    else if (y_f32) launch_k(gemv2_kernel<true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms, l2);
-    else launch_k(gemv2_kernel<false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms, l2);
+    if (y_f32 && acc) launch_k(gemv2_kernel<true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
+    else if (y_f32) launch_k(gemv2_kernel<true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
+    else launch_k(gemv2_kernel<false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
     return;
   }
   if (gemv_pipe()) {
-    if (y_f32 && acc) launch_k(gemv_pipe_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, l2);
-    else if (y_f32) launch_k(gemv_pipe_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, l2);
-    else launch_k(gemv_pipe_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, l2);
+    if (y_f32 && acc) launch_k(gemv_pipe_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+    else if (y_f32) launch_k(gemv_pipe_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+    else launch_k(gemv_pipe_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
     return;
   }
-  if (y_f32 && acc) launch_k(gemv_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, l2);
-  else if (y_f32) launch_k(gemv_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, l2);
-  else launch_k(gemv_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, l2);
+  if (y_f32 && acc) launch_k(gemv_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+  else if (y_f32) launch_k(gemv_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+  else launch_k(gemv_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
 }
 
 // M = 1, x as an RMSNorm row, bf16 y: the kernel launch_gemv picks for the shape, folded (the
@@ -359,17 +354,16 @@ void launch_gemv_rms(const RmsRows &r, const bf16 *w, bf16 *y, int N, int K, cud
   const dim3 blocks(ceil_div(N, 8));
   const size_t smem = (size_t)K * 2;
   const bf16 *x = nullptr;
-  const int l2 = gemv_l2_blocks((size_t)8 * K * 2);
-  if (N >= 8192) launch_k(gemv2_kernel<false, false, -1, true>, blocks, dim3(128), smem, s, x, w, (void *)y, N, K, (const float *)nullptr, r, l2);
-  else if (gemv_pipe()) launch_k(gemv_pipe_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r, l2);
-  else launch_k(gemv_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r, l2);
+  if (N >= 8192) launch_k(gemv2_kernel<false, false, -1, true>, blocks, dim3(128), smem, s, x, w, (void *)y, N, K, (const float *)nullptr, r);
+  else if (gemv_pipe()) launch_k(gemv_pipe_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r);
+  else launch_k(gemv_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r);
 }
 
 template <int ACT, bool FOLD>
 void launch_gated(const bf16 *x, const RmsRows &r, const bf16 *w, const float *bias, bf16 *y, int N, int K,
                   cudaStream_t s) {
   launch_k(gemv2_kernel<false, false, ACT, FOLD>, dim3(ceil_div(N, 8)), dim3(128), FOLD ? (size_t)K * 2 : 0, s, x,
-           w, (void *)y, N, K, bias, r, gemv_l2_blocks((size_t)8 * K * 2));
+           w, (void *)y, N, K, bias, r);
 }
 template <bool FOLD>
 void launch_gated_act(int act, const bf16 *x, const RmsRows &r, const bf16 *w, const float *bias, bf16 *y, int N,
@@ -380,13 +374,6 @@ void launch_gated_act(int act, const bf16 *x, const RmsRows &r, const bf16 *w, c
 }
 
 }  // namespace
-
-int gemv_l2_blocks(size_t tile_bytes) {
-  static const int mib = fg_knob_int(FG_KNOB_GEMV_L2_PREFETCH);
-  if (mib <= 0 || tile_bytes == 0) return 0;
-  const size_t n = ((size_t)mib << 20) / tile_bytes;
-  return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
-}
 
 // FASTGEN_GEMV=0: none; else FASTGEN_GEMV_MAX_M (1: the one-token kernel only), at most 16.
 int gemv_max_m() {

@@ -44,8 +44,6 @@
 //                                              as bf16, k order (k: for per-K-block scales);
 //                                              kK = 16: void bf16x16(v, r, k, uint4 (&o)[2])
 //   float row_scale(int n) const               multiplies row n's dot products (epilogue)
-//   const void *bytes_of(int n) const          where row n's stored bytes start; rows are
-//   static constexpr int kElemBytes            contiguous, K elements of kElemBytes each
 //
 // FOLD: x is an RMSNorm of residual rows (rms_fold.cuh), which every block builds in dynamic
 // shared memory after pdl_wait ([M, K + kRmsPad] bf16; the pad spreads the 8 tokens' 16-byte
@@ -72,8 +70,6 @@ struct Bf16Rows {
   }
   __device__ __forceinline__ uint4 bf16x8(const Raw &v, Row, int) const { return v; }
   __device__ __forceinline__ float row_scale(int) const { return 1.f; }
-  static constexpr int kElemBytes = 2;
-  __device__ __forceinline__ const void *bytes_of(int n) const { return w + (size_t)n * K; }
 };
 
 namespace gemv_small_detail {
@@ -103,7 +99,7 @@ __device__ __forceinline__ void widen(const W &wl, const typename W::Raw &v, typ
 template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false>
 __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
-                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms, int l2_blocks) {
+                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms) {
   using gemv_small_detail::mma_bf16;
   using gemv_small_detail::widen;
   constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
@@ -182,7 +178,6 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   // Weights are no step's output: in flight while the previous kernel finishes (launch_k).
   load_w(wa, 0);
   load_w(wb, S);
-  l2_prefetch_tile(wl.bytes_of(n0), (size_t)min(ROWS, N - n0) * K * W::kElemBytes, l2_blocks);
   if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   pdl_launch_dependents();
@@ -269,19 +264,18 @@ void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool
                            int M, int N, int K, const RmsRows &rms, cudaStream_t s) {
   constexpr int S = W::kSteps;
   const dim3 grid(ceil_div(N, 16 * RT)), block(kGemvSmallWarps * 32);
-  const int l2 = gemv_l2_blocks((size_t)16 * RT * K * W::kElemBytes);
   if constexpr (FOLD) {  // x from rms; y bf16, not accumulated (qkv, gated MLP input)
     constexpr auto kernel = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true>;
     gemv_small_allow_smem<kernel>();
-    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms, l2);
+    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms);
   } else if constexpr (ACT >= 0) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, l2);
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   } else if (y_f32 && acc) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, l2);
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   } else if (y_f32) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, l2);
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   } else {
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, l2);
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   }
 }
 
