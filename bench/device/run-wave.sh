@@ -33,7 +33,8 @@
 # before it; ~2-3 min), `spec` (issue 22: bench/device/run-speculative.sh, batch 1/4/16/64 without
 # speculation, ngram, a self-draft and a penalized self-draft; ~3-4 min), `grammarserve` (structured
 # outputs served: chat-128-200 on `fastgen serve` with and without a JSON schema in response_format),
-# `stepcost` (each op kind's cost on the decode chain: bench/gpu/stepCost.ts under FASTGEN_SKIP settings).
+# `stepcost` (each op kind's cost on the decode chain: bench/gpu/stepCost.ts under FASTGEN_SKIP settings),
+# `commits` (decodeBatch.ts of older commits packed by bench/device/pack-commit.sh, beside this checkout's).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -232,6 +233,33 @@ for stage in "$@"; do
       done
       timeout 60 bash .gpu/enter bun bench/gpu/stepCost.ts --report "$W/stepcost.jsonl" > "$W/stepcost.md" 2>&1
       cat "$W/stepcost.md" >> "$W/summary.txt" ;;
+    commits)
+      ceilings
+      # A device-side bisect of a speed change: bench/gpu/decodeBatch.ts of each older commit that
+      # bench/device/pack-commit.sh packed into .gpu-lib/commit-<sha>.tar.xz, run from that commit's
+      # own tree against its own library, in the order of COMMITS ("HEAD" = this checkout, "HEAD+VAR=v,W=x"
+      # the same under those FASTGEN_* knobs; default:
+      # HEAD, every packed commit, HEAD again), then one table with a column a run.
+      order=${COMMITS:-HEAD $(ls .gpu-lib/commit-*.tar.xz 2>/dev/null | sed 's/.*commit-//; s/.tar.xz//' | tr '\n' ' ') HEAD}
+      mkdir -p "$W/commits"; n=0; runs=()
+      for c in $order; do
+        l=$(left); [ "$l" -lt 45 ] && { say "skipped commit $c (deadline)"; continue; }
+        n=$((n + 1)); out="$W/commits/$n-$c"; mkdir -p "$out"
+        if [ "${c%%+*}" = HEAD ]; then  # HEAD+VAR=v,VAR2=w: this checkout under those knobs
+          envs=(); [ "$c" != HEAD ] && IFS=, read -ra envs <<< "${c#HEAD+}"
+          timeout "$l" env "${envs[@]}" bash .gpu/enter bun bench/gpu/decodeBatch.ts "$W/ceilings.json" "$out" > "$out/decode.log" 2>&1 || say "decodeBatch $c failed"
+        else
+          t=/tmp/commit-$c; rm -rf "$t"; mkdir -p "$t"; tar -xJf ".gpu-lib/commit-$c.tar.xz" -C "$t"; ln -sfn "$PWD/node_modules" "$t/node_modules"
+          bash .gpu/enter true  # unpacks bun into /tmp/gpubin (enter itself would cd back here)
+          (cd "$t" && PATH=/tmp/gpubin:$PATH FASTGEN_LIB="$t/libfastgen.so" timeout "$l" bun bench/gpu/decodeBatch.ts "$W/ceilings.json" "$out") > "$out/decode.log" 2>&1 || say "decodeBatch $c failed"
+          cp "$t/COMMIT" "$out/" 2>/dev/null
+        fi
+        f=$(ls "$out"/decode-batch-*.json 2>/dev/null | head -1)
+        [ -n "$f" ] && relabel "$f" "$out/run.json" "$n:$c" && runs+=("$out/run.json")
+        say "commit $c: $(grep -E "batch 1 ctx (128|512)" "$out/decode.log" | sed 's/.*: //' | tr '\n' ' ')"
+      done
+      [ ${#runs[@]} -gt 0 ] && timeout 60 bash .gpu/enter bun bench/gpu/decodeBatch.ts --report "${runs[@]}" > "$W/commits.md" 2>&1
+      cat "$W/commits.md" >> "$W/summary.txt" 2>/dev/null ;;
     fa3)
       # the kernel's test first, in its own process: a fault or a hang there must not cost the bench
       t=$(( $(left) < 240 ? $(left) : 240 ))
