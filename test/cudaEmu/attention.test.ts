@@ -1,8 +1,8 @@
 // Decode attention's CUDA source run on the CPU (emu.h's model of CUDA, built by build.ts):
-// attnHarness.cpp runs each case three ways -- the RoPE kernel then attention with the combine
-// kernel; attention with the RoPE folded in (FASTGEN_ROPE_FOLD) and the key splits merged by each
-// tile's last CTA (run twice: the split counters must return to zero); the RoPE kernel then the
-// in-kernel merge -- and asks for the same output and K/V bits from all three (GQA, MHA, qk-norm,
+// attnHarness.cpp runs each case two ways -- the RoPE kernel then attention with the combine
+// kernel; the RoPE kernel then attention with the key splits merged by each tile's last CTA
+// (attention run twice: the split counters must return to zero) -- and asks for the same output
+// and K/V bits from both (GQA, MHA, qk-norm,
 // biases, partial and interleaved rotary, several tokens a tile, an FP8 cache, head_dim 16-256,
 // a sliding window, softcap, forced and automatic splits). No GPU needed; skips without g++ or the
 // CUDA headers.
@@ -12,7 +12,7 @@ import { buildEmu, cudaInclude } from "./build";
 const canBuild = process.arch === "x64" && cudaInclude() !== null && Bun.which("g++") !== null;  // emu.cpp switches x86-64 registers
 
 describe.skipIf(!canBuild)("decode attention on the CPU model of CUDA", () => {
-  test("RoPE folded into attention and the in-kernel split merge give the unfused path's bits", () => {
+  test("the in-kernel split merge gives the combine kernel's bits", () => {
     const bin = buildEmu("attn_emu", ["libfastgen/src/cuda/attention.cu", "libfastgen/src/cuda/rope.cu"], "attnHarness.cpp")!;
     const r = Bun.spawnSync([bin], { stdout: "pipe", stderr: "pipe" });
     const out = r.stdout.toString() + r.stderr.toString();

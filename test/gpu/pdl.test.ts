@@ -15,8 +15,6 @@
 //     the 7B shapes' tiling), and with x of 8 tokens at hidden 4096 (66 KB of shared memory);
 //   - graphs off (eager) equals graphs on (replayed with PDL edges), and FASTGEN_PREFETCH_O (o's
 //     weights pulled into L2 by the RoPE kernel: a hint) changes nothing;
-//   - FASTGEN_ROPE_FOLD (decode attention's CTAs apply RoPE to their q rows and write their KV
-//     head's K/V, no RoPE kernel) equals the RoPE kernel, with and without key splits;
 //   - decode attention's key splits (3 forced at every decode, some of them empty at short
 //     contexts) merged by the last CTA of each tile (FASTGEN_ATTN_MERGE_IN_KERNEL=1,
 //     cuda/attn_splits.cuh) equal the combine kernel's merge, replayed graphs included (the
@@ -44,8 +42,6 @@ const RUNS: Record<string, Record<string, string>> = {
   rows32: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_ROWS: "32" },
   rows32Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_ROWS: "32" },
   splits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "1" },
-  ropeFold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ROPE_FOLD: "1" },
-  ropeFoldSplits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ROPE_FOLD: "1", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "1" },
   splits3Kernel: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "0" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
@@ -58,8 +54,6 @@ const IDENTICAL: [string, string, string][] = [
   ["both", "prefetch", "o weights prefetched into L2 by the RoPE kernel vs not"],
   ["small1", "small1Fold", "norms folded vs not, small-M kernel at one token"],
   ["rows32", "rows32Fold", "norms folded vs not, small-M kernel with 32 rows a warp"],
-  ["pdl", "ropeFold", "RoPE and the K/V write done by decode attention vs by the RoPE kernel"],
-  ["splits3", "ropeFoldSplits3", "RoPE folded into attention vs not, 3 key splits (each writes the same K/V)"],
   ["splits3", "splits3Kernel", "3 key splits merged by the attention kernel's last CTA vs by the combine kernel"],
 ];
 

@@ -57,46 +57,6 @@ int attn_pdl_mode() {
   return mode;
 }
 
-// AttnArgs::rope_fold, by a narrow CTA after pdl_wait: Qs rows [0, bm) = the tile's q rows after
-// RoPE (zeros past its end), as the RoPE kernel would have left them in qkv (rope.cuh
-// rope_head_warp: the same arithmetic), and KV head kvh's K (RoPE'd) and V of the tile's tokens
-// into their cache slots, visible to this CTA's cp.async reads when it returns. One warp an item.
-template <typename KV>
-__device__ __forceinline__ void rope_into_tile(const AttnArgs &p, const AttnTile &tile, int kvh, int tok0,
-                                               const int *btab, bf16 *Qs, int ld, int bm) {
-  const RopeArgs &ra = p.rope;
-  const int G = p.num_heads / p.num_kv_heads, hd = ra.hd, width = (ra.nh + 2 * ra.nkv) * hd;
-  const int rows = tile.row_end - tile.row_begin, tok_lo = tile.row_begin / G;
-  const int toks = (tile.row_end - 1) / G - tok_lo + 1;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  for (int i = threadIdx.x; i < (bm - rows) * hd; i += blockDim.x) Qs[(rows + i / hd) * ld + i % hd] = to_bf(0.f);
-  for (int item = warp; item < rows + 2 * toks; item += warps) {
-    if (item < rows) {  // q row: (token r / G, head kvh G + r % G)
-      const int r = tile.row_begin + item, t = tok0 + r / G;
-      rope_head_warp(ra, ra.qkv + (size_t)t * width, kvh * G + r % G, ra.positions[t],
-                     [&](int d, float x) { Qs[item * ld + d] = to_bf(x); });
-    } else {  // k (even) or v (odd) of token tok_lo + j / 2
-      const int j = item - rows, t = tok0 + tok_lo + j / 2, pos = ra.positions[t];
-      const bf16 *row = ra.qkv + (size_t)t * width;
-      const size_t slot = (((size_t)btab[pos / ra.block_size] * ra.nkv + kvh) * ra.block_size + pos % ra.block_size) * hd;
-      if (j % 2 == 0) {
-        KV *dst = kv_ptr<KV>(ra.k_cache) + slot;
-        rope_head_warp(ra, row, ra.nh + kvh, pos, [&](int d, float x) { kv_store(dst + d, x, ra.k_scale); });
-      } else {
-        KV *dst = kv_ptr<KV>(ra.v_cache) + slot;
-        const int col = (ra.nh + ra.nkv) * hd + kvh * hd;
-        for (int d = lane; d < hd; d += 32) {
-          float x = to_f(row[col + d]);
-          if (ra.bias) x += ra.bias[col + d];
-          kv_store(dst + d, x, ra.v_scale);
-        }
-      }
-    }
-  }
-  __threadfence();  // the cache writes, before this CTA's cp.async reads of them (L2)
-  __syncthreads();
-}
-
 // WR = warps along rows, MR = 16-row blocks per warp, BN = keys per K/V tile (64; 32 for tries):
 //   WR 4, MR 2: 128-row tiles, warp w owns rows [32w, 32w + 32) and all keys of a K/V tile;
 //               every K and V fragment read from shared memory feeds two MMAs (half the smem
@@ -157,20 +117,16 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
   const bool live = wrow0 < tile.row_end;
   const int wq_lo = ctx + wrow0 / G, wq_hi = ctx + (min(tile.row_end, wrow0 + RW) - 1) / G;
 
-  if (WR == 1 && p.rope_fold) {
-    rope_into_tile<KV>(p, tile, kvh, tok0, btab, Qs, LD, BM);
-  } else {
 #pragma unroll
-    for (int it = 0; it < (BM * CH + kThreads - 1) / kThreads; it++) {
-      const int i = tid + it * kThreads;
-      if (i >= BM * CH) break;
-      const int row = i / CH, c = i % CH, r = tile.row_begin + row;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (r < tile.row_end)
-        v = *reinterpret_cast<const uint4 *>(p.q + (size_t)(tok0 + r / G) * p.q_stride +
-                                             (kvh * G + r % G) * HD + c * 8);
-      *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
-    }
+  for (int it = 0; it < (BM * CH + kThreads - 1) / kThreads; it++) {
+    const int i = tid + it * kThreads;
+    if (i >= BM * CH) break;
+    const int row = i / CH, c = i % CH, r = tile.row_begin + row;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < tile.row_end)
+      v = *reinterpret_cast<const uint4 *>(p.q + (size_t)(tok0 + r / G) * p.q_stride +
+                                           (kvh * G + r % G) * HD + c * 8);
+    *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
   }
   // K/V tile loads, each warp instruction covering whole 128-byte lines. Rows a multiple of 128
   // bytes (CK % 8 == 0): thread t takes keys t / 8 + 16q, 16-byte chunks t % 8 + 8h (BN / 16
@@ -625,14 +581,6 @@ int launch_kv(const AttnArgs &a, cudaStream_t s, char *err) {
 }
 
 }  // namespace
-
-bool attn_takes_rope(const AttnArgs &a) {
-  static const bool on = fg_knob_int(FG_KNOB_ROPE_FOLD) != 0;
-  if (!on || a.num_wide > 0 || a.num_narrow == 0 || force_simple() || a.scale <= 0.f) return false;
-  if (a.kv_fp8 && attn_fp8_direct_takes(a)) return false;
-  const int hd = a.head_dim;
-  return hd == 16 || hd == 32 || hd == 64 || hd == 80 || hd == 96 || hd == 128 || hd == 256;
-}
 
 int paged_attention(const AttnArgs &a, cudaStream_t s, char *err) {
   if (a.num_tokens == 0) return 0;

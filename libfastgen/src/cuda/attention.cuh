@@ -18,7 +18,6 @@
 // (attn_splits.cuh).
 #pragma once
 #include "cuda/common.cuh"
-#include "cuda/rope.cuh"
 
 namespace fgcu {
 
@@ -50,12 +49,6 @@ struct AttnArgs {
   float k_scale, v_scale;
   int wide_kernel;                // wide tiles: 0 by device and FASTGEN_ATTN_HOPPER, 1 mma.sync,
                                   // 2 Hopper, 3 Hopper serial (attention_hopper.cuh; test hook)
-  // RoPE folded into decode attention (attn_takes_rope): q is rope.qkv before RoPE, and each
-  // narrow CTA applies the RoPE kernel's bias, qk-norm and rotation to its q rows itself and writes
-  // its KV head's K/V of the pass's tokens to the cache before reading the cache (every key split
-  // writes the same bits); the RoPE kernel does not run. false: q is rotated, K/V already cached.
-  bool rope_fold;
-  RopeArgs rope;
 };
 
 // Host: cuts each sequence's rows into tiles. tiles must hold num_tiles_bound(...) entries each.
@@ -67,10 +60,6 @@ int attn_num_tiles_bound(int num_tokens, int num_seqs, int group);
 // Rows of a wide tile: 128, or 64 under FASTGEN_ATTN_BM=64 (A/B timing of the 64-row kernel).
 // Read once per process, so the host cut and the launch always agree.
 int attn_wide_rows();
-// Host: whether this pass's attention can take its RoPE and K/V write (AttnArgs::rope_fold):
-// FASTGEN_ROPE_FOLD on, narrow tiles only (decode and short verification passes), and the
-// tensor-core narrow kernel runs them (not the simple kernel, not the direct FP8 one).
-bool attn_takes_rope(const AttnArgs &a);
 // Host: whether split narrow tiles are merged in the attention kernel, by each tile's last CTA
 // (FASTGEN_ATTN_MERGE_IN_KERNEL: the engine then passes AttnArgs::split_done) rather than by
 // attn_combine_kernel; read once.

@@ -171,13 +171,7 @@ int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, Att
   ra.k_scale = la.k_scale, ra.v_scale = la.v_scale;
   ra.prefetch = ra.prefetch_bytes ? w.o.p : nullptr;
   a.q = ra.qkv, a.k_cache = la.kc, a.v_cache = la.vc;
-  a.rope_fold = attn_takes_rope(a);  // attention does RoPE and the K/V write itself
-  if (a.rope_fold) {
-    a.rope = ra;
-    if (!a.rope.inv_freq) a.rope.rot = 0;  // as qkv_rope_kv_write
-  } else if (!skipped(kSkipRope)) {
-    FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
-  }
+  if (!skipped(kSkipRope)) FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
   profiler_mark(e->prof, st, "rope + kv write");
   a.k_scale = la.k_scale, a.v_scale = la.v_scale;
   a.window = la.window;

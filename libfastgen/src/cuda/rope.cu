@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
 }
 
 // Any sizes (interleaved pairs, rot % 16 != 0, ...): one warp a q or k head (rope.cuh
-// rope_head_warp, as attention's RoPE fold runs it), then V.
+// rope_head_warp), then V.
 template <typename KV>
 __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
   const int nh = p.nh, nkv = p.nkv, hd = p.hd, block_size = p.block_size;

@@ -51,8 +51,8 @@ __device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv
 }
 
 // The rotation of one pair (x1, x2) by (c, s), rounded the same way wherever it runs (explicit
-// fma and multiplies: no contraction left to the compiler), so the RoPE kernels and the RoPE folded
-// into decode attention (attention.cu) give the same bits.
+// fma and multiplies: no contraction left to the compiler), so the vectorized and the any-size RoPE
+// kernels give the same bits.
 __device__ __forceinline__ void rope_rotate(float x1, float x2, float c, float s, float &o1, float &o2) {
   o1 = __fmaf_rn(x1, c, -__fmul_rn(x2, s));
   o2 = __fmaf_rn(x2, c, __fmul_rn(x1, s));
@@ -72,7 +72,7 @@ __device__ __forceinline__ float head_sumsq(const bf16 *row, const float *bias, 
   return ss;
 }
 
-// One warp, as the RoPE kernels do it: q or k head `head` (q: < nh) of a token's qkv row at
+// One warp, as the any-size RoPE kernel does it: q or k head `head` (q: < nh) of a token's qkv row at
 // position pos, + bias, qk_norm, rotated; put(d, value) for each of its hd dims (fp32, before the
 // store's rounding). Reads the row only.
 template <class Put>
