@@ -12,10 +12,10 @@ import { hasGpu, randomArray, roundBf16 } from "./gpuHelpers";
 // fp32 outputs: the same bf16 products summed in another order (and by the tensor cores' adder);
 // bf16 outputs: one rounding of each value (2^-9 relative at worst).
 const TOL_F32 = 1e-4, TOL_BF16 = 1e-2;
-// FASTGEN_GEMV_MAX_M (read once a process; default 8): the gated GEMV takes up to that many rows
+// FASTGEN_GEMV_MAX_M (read once a process; default 16): the gated GEMV takes up to that many rows
 // (the engine runs larger batches as a GEMM plus the activation). The gated cases above it expect
 // a refusal here and run again in a child process with FASTGEN_GEMV_MAX_M=16 (the kernel's limit).
-const GEMV_MAX_M = Number(process.env.FASTGEN_GEMV_MAX_M ?? 8) || 8;
+const GEMV_MAX_M = Number(process.env.FASTGEN_GEMV_MAX_M ?? 16) || 16;
 
 type Mode = "f32" | "bf16" | "accumulate";
 const MODES: Mode[] = ["f32", "bf16", "accumulate"];

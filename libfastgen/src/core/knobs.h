@@ -18,7 +18,7 @@
   X(PDL, FLAG, "1", "programmatic dependent launch on compute capability 9.0+")                  \
   X(PDL_ATTN, INT, "1", "attention's part in PDL: 0 none, 1 overlaps its start, 2 also lets the next kernel in early") \
   X(GEMV, FLAG, "1", "the GEMV kernel for GEMMs of few rows (off: cuBLASLt for every GEMM)")     \
-  X(GEMV_MAX_M, INT, "8", "largest token count the GEMV kernels take (1: the one-token kernel only, cuBLASLt above; at most 16; 8: faster than cuBLASLt up to 8 tokens, slower at 16, H100 2026-12-07)") \
+  X(GEMV_MAX_M, INT, "16", "largest token count the GEMV kernels take (1: the one-token kernel only, cuBLASLt above; at most 16, the default: with one 16-row tile a warp the small-M kernel beats cuBLASLt at 16 tokens too, H100 2026-12-07: 7B decode b=16 5.88-5.89 vs 6.05-6.06 ms at ctx 128, 16 tokens a pass 6.27-6.28 vs 6.56-6.68; with two tiles a warp it had lost, 6.24 vs 5.90)") \
   X(GEMV_SMALL_AT_1, FLAG, "0", "one-token GEMMs through the small-M tensor-core kernel too (a row's result then does not depend on the batch: with ATTN=simple, decode and speculative verification agree bit for bit; slower)") \
   X(GEMV_ROWS, INT, "0", "weight rows per warp of the small-M GEMV: 16 (0, the default: faster on an H100, 2026-12-07) or 32 (A/B timing)") \
   X(NORM_FOLD, INT, "0", "decode passes of up to this many tokens (at most 8) fold the RMSNorm before the qkv and gated MLP GEMVs into them (each block recomputes its rows' norm; bit-identical, no norm kernel); 0: off, the default: on an H200 (2026-12-07) folding made decode b=1 4.44 ms against 3.79 (the GEMVs' prologue delays their weight stream more than the norm kernel costs). Plain RMSNorm layers, bf16 weights") \
