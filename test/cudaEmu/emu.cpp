@@ -53,6 +53,7 @@ struct Fiber {
   long warp_calls = 0;  // warp_sync calls so far
   std::vector<Copy> open;
   std::vector<std::vector<Copy>> groups;  // committed, oldest first
+  size_t static_used = 0;                 // bytes of static shared memory declared so far
 };
 
 constexpr size_t kStack = 128 * 1024;
@@ -72,6 +73,7 @@ struct Block {
 Block *B = nullptr;
 dim3 g_grid;
 alignas(128) unsigned char g_smem[256 * 1024];
+alignas(128) unsigned char g_static[64 * 1024];  // a block's static __shared__ arrays
 
 Fiber &me() { return B->fibers[B->cur]; }
 void yield() { emu_switch(&me().sp, B->sched); }
@@ -130,6 +132,18 @@ uint3 thread_idx() {
 }
 uint3 block_idx() { return B->idx; }
 unsigned char *smem() { return g_smem; }
+// Every thread of a block declares the same static arrays in the same order, so the n-th
+// declaration lands at the same offset in each of them.
+void *smem_static(size_t bytes, size_t align) {
+  Fiber &f = me();
+  const size_t at = (f.static_used + align - 1) / align * align;
+  if (at + bytes > sizeof g_static) {
+    fprintf(stderr, "emu: more than %zu bytes of static shared memory\n", sizeof g_static);
+    abort();
+  }
+  f.static_used = at + bytes;
+  return g_static + at;
+}
 dim3 block_dim() { return B->dim; }
 dim3 grid_dim() { return g_grid; }
 int lane_id() { return B->cur % 32; }
@@ -199,6 +213,7 @@ void run_grid(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void
         blk.land_early = (bx + by + bz) % 2 == 0;
         B = &blk;
         memset(g_smem, 0xff, smem_bytes < sizeof g_smem ? smem_bytes : sizeof g_smem);
+        memset(g_static, 0xff, sizeof g_static);
         while ((int)stacks.size() < n) stacks.push_back((char *)malloc(kStack));
         for (int t = 0; t < n; t++) blk.fibers[t].sp = fresh_stack(stacks[t]);
         // Warps in a random order a block, each run as far as it can (to a barrier or its end)

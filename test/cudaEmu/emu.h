@@ -54,6 +54,9 @@ void run_grid(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void
 // The block's dynamic shared memory (256 KiB), its launch's bytes filled with 0xff (bf16 / fp32
 // NaNs) before each block, so that a read of anything the block did not write poisons the result.
 unsigned char *smem();
+// A static __shared__ array of the running block (build.ts rewrites the declarations to this);
+// NaN-poisoned at each block's start like the dynamic buffer.
+void *smem_static(size_t bytes, size_t align);
 
 template <typename T>
 T shfl_idx(T v, int src) {
@@ -165,6 +168,8 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, cuda
 // have nothing to order, and every load sees every earlier store.
 #define __threadfence() ((void)0)
 #define __ldcg(p) (*(p))
+#define __ldcs(p) (*(p))
+#define __ldg(p) (*(p))
 #define __fmaf_rn(a, b, c) fmaf(a, b, c)
 #define __fmul_rn(a, b) ((a) * (b))
 #define rsqrtf(x) (1.f / sqrtf(x))

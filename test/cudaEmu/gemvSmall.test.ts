@@ -1,0 +1,20 @@
+// The small-M tensor-core GEMV's CUDA source run on the CPU (emu.h's model of CUDA, built by
+// build.ts): gemvSmallHarness.cpp runs it at 1-16 tokens, plain (bf16 / fp32 / accumulated) and
+// gated, tiles and k steps partly filled, against a double-precision GEMM of the same bf16
+// values. No GPU needed; skips without g++ or the CUDA headers.
+import { describe, expect, test } from "bun:test";
+import { buildEmu, cudaInclude } from "./build";
+
+const canBuild = process.arch === "x64" && cudaInclude() !== null && Bun.which("g++") !== null;  // emu.cpp switches x86-64 registers
+
+describe.skipIf(!canBuild)("the small-M GEMV on the CPU model of CUDA", () => {
+  test("1-16 tokens, plain and gated, against a double-precision GEMM", () => {
+    const bin = buildEmu("gemv_small_emu", ["libfastgen/src/cuda/gemv_small.cu"], "gemvSmallHarness.cpp")!;
+    const r = Bun.spawnSync([bin], { stdout: "pipe", stderr: "pipe" });
+    const out = r.stdout.toString() + r.stderr.toString();
+    for (const line of out.trim().split("\n")) console.log(line);
+    expect(out).not.toContain("FAIL");
+    expect(out).toMatch(/(\d+) of \1 cases passed/);
+    expect(r.exitCode).toBe(0);
+  }, 240_000);
+});
