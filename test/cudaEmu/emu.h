@@ -176,3 +176,15 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, cuda
 template <typename T>
 inline T atomicAdd(T *p, T v) { const T old = *p; *p = old + v; return old; }
 inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
+inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+// prmt: byte i of the result is byte (s >> 4i) & 7 of {x, y} (y's bytes are 4..7); with bit 3 of
+// that nibble set, that byte's sign replicated.
+inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
+  const unsigned long long xy = ((unsigned long long)y << 32) | x;
+  unsigned r = 0;
+  for (int i = 0; i < 4; i++) {
+    const unsigned nib = (s >> (4 * i)) & 15, b = (unsigned)(xy >> (8 * (nib & 7))) & 0xffu;
+    r |= ((nib & 8) ? ((b & 0x80u) ? 0xffu : 0u) : b) << (8 * i);
+  }
+  return r;
+}

@@ -1,0 +1,106 @@
+// Runs the small-M tensor-core GEMV on FP8 E4M3 weights (cuda/fp8_gemv_small.cu's loaders in
+// cuda/gemv_small.cuh; on an H100 the path of every FP8 decode at 1-8 tokens) on emu.h's CPU model
+// of CUDA against a double-precision GEMM of the dequantized weights: per-row scales (kblock = K,
+// widened to bf16 exactly, the scale on the fp32 sums) and per-K-block scales (each weight times
+// its scale rounded to bf16, as the dequantize fallback does), plain and gated, 1-16 tokens. The
+// loader follows FASTGEN_FP8_SMALL_KDEPTH (16-byte loads by default; the test also runs it at 8).
+//   fp8_gemv_small_emu [name-substring]
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cuda_fp8.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/fp8_gemv.cuh"
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+
+struct Case {
+  const char *name;
+  int M, N, K, kblock;  // kblock 0: one scale a row
+  int mode;             // 0 bf16 out, 1 fp32 out, 2 fp32 accumulated, 3 gated silu
+};
+
+const std::vector<Case> kCases = {
+    {"row scales, M 1, N 48, K 256, bf16 out", 1, 48, 256, 0, 0},
+    {"row scales, M 1, N 37 (a partial tile), K 208, fp32 accumulated", 1, 37, 208, 0, 2},
+    {"row scales, M 8, N 64, K 528, fp32 out", 8, 64, 528, 0, 1},
+    {"row scales, M 16, N 40, K 144, bf16 out", 16, 40, 144, 0, 0},
+    {"row scales, gated silu, M 3, N 64, K 272", 3, 64, 272, 0, 3},
+    {"128-k blocks, M 2, N 33, K 400, fp32 out", 2, 33, 400, 128, 1},
+    {"16-k blocks, M 5, N 40, K 96, fp32 accumulated", 5, 40, 96, 16, 2},
+    {"48-k blocks, gated silu, M 1, N 34, K 192", 1, 34, 192, 48, 3},
+};
+
+bool run(const Case &c, std::mt19937 &rng) {
+  const int M = c.M, N = c.N, K = c.K, kblock = c.kblock ? c.kblock : K, nkb = (K + kblock - 1) / kblock;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<bf16> x((size_t)M * K);
+  for (auto &v : x) v = __float2bfloat16_rn(nd(rng));
+  std::vector<uint8_t> q((size_t)N * K);
+  std::vector<float> scales((size_t)N * nkb), deq((size_t)N * K);
+  for (auto &s : scales) s = 0.002f * (1.f + (float)(rng() % 1000) / 1000.f);
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < K; k++) {
+      // E4M3 of every magnitude, subnormals and zeros included
+      const float v = nd(rng) * 40.f * ((rng() % 8) == 0 ? 0.01f : 1.f);
+      q[(size_t)n * K + k] = __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+      const __half_raw h = __nv_cvt_fp8_to_halfraw(q[(size_t)n * K + k], __NV_E4M3);
+      deq[(size_t)n * K + k] = __half2float(__half(h)) * scales[(size_t)n * nkb + k / kblock];
+    }
+  fgcu::Weight w;
+  w.p = q.data(), w.dtype = fgcu::kWeightFp8, w.kblock = kblock, w.scales = scales.data(), w.weight_only = true;
+  std::vector<double> dot((size_t)M * N), mag((size_t)M * N);
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      double s = 0, a = 0;
+      for (int k = 0; k < K; k++) {
+        const double p = (double)__bfloat162float(x[(size_t)m * K + k]) * deq[(size_t)n * K + k];
+        s += p, a += fabs(p);
+      }
+      dot[(size_t)m * N + n] = s, mag[(size_t)m * N + n] = a;
+    }
+  // Block scales round each scaled weight to bf16 (2^-9 relative); row scales are exact.
+  const double wrel = c.kblock ? 0x1p-8 : 1e-5;
+  double worst = 0;
+  bool nan = false;
+  auto check = [&](double got, double want, double allowed) {
+    nan |= std::isnan(got);
+    worst = std::max(worst, fabs(got - want) / allowed);
+  };
+  if (c.mode < 3) {
+    std::vector<float> yf((size_t)M * N, 0.25f);
+    std::vector<bf16> yb((size_t)M * N, __float2bfloat16_rn(NAN));
+    if (c.mode == 0) fgcu::fp8_gemv_small(x.data(), w, yb.data(), false, false, -1, nullptr, M, N, K, nullptr);
+    else fgcu::fp8_gemv_small(x.data(), w, yf.data(), true, c.mode == 2, -1, nullptr, M, N, K, nullptr);
+    for (size_t i = 0; i < dot.size(); i++) {
+      const double want = dot[i] + (c.mode == 2 ? 0.25 : 0.0);
+      if (c.mode == 0) check(__bfloat162float(yb[i]), want, (wrel + 1e-5) * mag[i] + fabs(want) * 0x1p-8 + 1e-6);
+      else check(yf[i], want, (wrel + 1e-5) * mag[i] + 1e-6);
+    }
+  } else {
+    const int half = N / 2;
+    std::vector<bf16> y((size_t)M * half, __float2bfloat16_rn(NAN));
+    fgcu::fp8_gemv_small(x.data(), w, y.data(), false, false, 0, nullptr, M, N, K, nullptr);
+    for (int m = 0; m < M; m++)
+      for (int i = 0; i < half; i++) {
+        const size_t g = (size_t)m * N + 2 * i, u = g + 1;
+        const double gate = dot[g], up = dot[u], want = gate / (1.0 + exp(-gate)) * up;
+        const double allowed = (wrel + 1e-5) * (mag[g] * fabs(up) * 1.2 + mag[u] * (fabs(gate) + 1.0)) + fabs(want) * 0x1p-8 + 1e-6;
+        check(__bfloat162float(y[(size_t)m * half + i]), want, allowed);
+      }
+  }
+  const bool ok = !nan && worst <= 1.0;
+  printf("%s %s: worst error %.3g of its bound%s\n", ok ? "ok" : "FAIL", c.name, worst, nan ? ", NaN in the output" : "");
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) { return emu::run_cases(kCases, run, 777, argc, argv); }
