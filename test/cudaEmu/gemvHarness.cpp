@@ -1,0 +1,100 @@
+// Runs the one-token bf16 GEMVs (cuda/gemm.cu: the narrow kernel, pipelined or not, for N < 8192,
+// the two-rows-a-warp kernel for N >= 8192, and its gated form) through gemm() and gemv_gated() on
+// emu.h's CPU model of CUDA, against a double-precision GEMV of the same bf16 values: bf16, fp32
+// and accumulated outputs, rows that do and do not fill a block, K of whole and partial rounds.
+// FASTGEN_GEMV_PIPE (read once a process) picks the narrow kernel; the test runs both.
+//   gemv_emu [name-substring]
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/gemm.cuh"
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+
+struct Case {
+  const char *name;
+  int N, K;
+  int mode;  // 0 bf16 out, 1 fp32 out, 2 fp32 accumulated, 3 gated silu + bias, 4 gated gelu-tanh
+};
+
+const std::vector<Case> kCases = {
+    {"narrow: N 4096, K 4096 (the 7B o shape, two rounds), fp32 accumulated", 4096, 4096, 2},
+    {"narrow: N 37, K 2056 (a partial last round), bf16 out", 37, 2056, 0},
+    {"narrow: N 100, K 64, fp32 out", 100, 64, 1},
+    {"wide: N 8200, K 1096 (a partial 4-load step), fp32 out", 8200, 1096, 1},
+    {"wide: N 8193 (a lone last row), K 256, bf16 out", 8193, 256, 0},
+    {"wide: N 12288, K 512, fp32 accumulated", 12288, 512, 2},
+    {"gated silu + bias: N 22016 (the 7B gate_up rows), K 136", 22016, 136, 3},
+    {"gated gelu-tanh: N 64, K 1032", 64, 1032, 4},
+};
+
+bool run(const Case &c, std::mt19937 &rng) {
+  const int N = c.N, K = c.K;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<bf16> x(K), w((size_t)N * K);
+  for (auto &v : x) v = __float2bfloat16_rn(nd(rng));
+  for (auto &v : w) v = __float2bfloat16_rn(nd(rng) * 0.1f);
+  std::vector<float> bias(N);
+  for (auto &v : bias) v = nd(rng) * 0.1f;
+  std::vector<double> dot(N), mag(N);
+  for (int n = 0; n < N; n++) {
+    double s = 0, a = 0;
+    for (int k = 0; k < K; k++) {
+      const double p = (double)__bfloat162float(x[k]) * __bfloat162float(w[(size_t)n * K + k]);
+      s += p, a += fabs(p);
+    }
+    dot[n] = s, mag[n] = a;
+  }
+  double worst = 0;
+  bool nan = false;
+  auto check = [&](double got, double want, double allowed) {
+    nan |= std::isnan(got);
+    worst = std::max(worst, fabs(got - want) / allowed);
+  };
+  char err[512] = "";
+  if (c.mode < 3) {
+    std::vector<float> yf(N, -0.5f);
+    std::vector<bf16> yb(N, __float2bfloat16_rn(NAN));
+    const int rc = c.mode == 0 ? fgcu::gemm(nullptr, x.data(), w.data(), yb.data(), false, false, 1, N, K, nullptr, err)
+                               : fgcu::gemm(nullptr, x.data(), w.data(), yf.data(), true, c.mode == 2, 1, N, K, nullptr, err);
+    if (rc) {
+      printf("FAIL %s: %s\n", c.name, err);
+      return false;
+    }
+    for (int n = 0; n < N; n++) {
+      const double want = dot[n] + (c.mode == 2 ? -0.5 : 0.0);
+      if (c.mode == 0) check(__bfloat162float(yb[n]), want, 1e-5 * mag[n] + fabs(want) * 0x1p-8 + 1e-6);
+      else check(yf[n], want, 1e-5 * mag[n] + 1e-6);
+    }
+  } else {
+    const int kind = c.mode == 3 ? 0 : 2, half = N / 2;
+    const bool with_bias = c.mode == 3;
+    std::vector<bf16> y(half, __float2bfloat16_rn(NAN));
+    if (!fgcu::gemv_gated(x.data(), w.data(), with_bias ? bias.data() : nullptr, kind, y.data(), 1, N, K, nullptr)) {
+      printf("FAIL %s: gemv_gated refused it\n", c.name);
+      return false;
+    }
+    for (int i = 0; i < half; i++) {
+      const double gate = dot[2 * i] + (with_bias ? bias[2 * i] : 0.f), up = dot[2 * i + 1] + (with_bias ? bias[2 * i + 1] : 0.f);
+      const double a = kind == 0 ? gate / (1.0 + exp(-gate))
+                                 : 0.5 * gate * (1.0 + tanh(0.7978845608028654 * (gate + 0.044715 * gate * gate * gate)));
+      const double want = a * up;
+      const double allowed = 1e-5 * (mag[2 * i] * fabs(up) * 1.2 + mag[2 * i + 1] * (fabs(gate) + 1.0)) + fabs(want) * 0x1p-8 + 1e-6;
+      check(__bfloat162float(y[i]), want, allowed);
+    }
+  }
+  const bool ok = !nan && worst <= 1.0;
+  printf("%s %s: worst error %.3g of its bound%s\n", ok ? "ok" : "FAIL", c.name, worst, nan ? ", NaN in the output" : "");
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) { return emu::run_cases(kCases, run, 99, argc, argv); }
