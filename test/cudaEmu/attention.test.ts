@@ -7,18 +7,12 @@
 // a sliding window, softcap, forced and automatic splits). No GPU needed; skips without g++ or the
 // CUDA headers.
 import { describe, expect, test } from "bun:test";
-import { buildEmu, cudaInclude } from "./build";
+import { allPassed, canBuildEmu, runEmu } from "./build";
 
-const canBuild = process.arch === "x64" && cudaInclude() !== null && Bun.which("g++") !== null;  // emu.cpp switches x86-64 registers
-
-describe.skipIf(!canBuild)("decode attention on the CPU model of CUDA", () => {
+describe.skipIf(!canBuildEmu)("decode attention on the CPU model of CUDA", () => {
   test("the in-kernel split merge gives the combine kernel's bits", () => {
-    const bin = buildEmu("attn_emu", ["libfastgen/src/cuda/attention.cu", "libfastgen/src/cuda/rope.cu"], "attnHarness.cpp")!;
-    const r = Bun.spawnSync([bin], { stdout: "pipe", stderr: "pipe" });
-    const out = r.stdout.toString() + r.stderr.toString();
-    for (const line of out.trim().split("\n")) console.log(line);
-    expect(out).not.toContain("FAIL");
-    expect(out).toMatch(/(\d+) of \1 cases passed/);
-    expect(r.exitCode).toBe(0);
+    const r = runEmu("attn_emu", ["libfastgen/src/cuda/attention.cu", "libfastgen/src/cuda/rope.cu"], "attnHarness.cpp");
+    expect(allPassed(r.out)).toBe(true);
+    expect(r.code).toBe(0);
   }, 240_000);
 });

@@ -76,8 +76,9 @@ export function buildEmu(name: string, kernels: string[], harness: string): stri
     join(EMU, "emu.h"), join(EMU, "emu.cpp"), join(EMU, "shim/cuda/cp_async.cuh"), join(EMU, "shim/cuda/ldmatrix.cuh"),
     join(ROOT, "libfastgen/src/core/knobs.h"), join(ROOT, "libfastgen/src/core/knobs.cpp"), import.meta.path];
   const headers = readdirSync(join(ROOT, "libfastgen/src/cuda")).filter((h) => h.endsWith(".cuh")).sort().map((h) => join(ROOT, "libfastgen/src/cuda", h));
+  const emuHeaders = readdirSync(EMU).filter((h) => h.endsWith(".h")).sort().map((h) => join(EMU, h));  // the harnesses' own (gemvCheck.h)
   const hash = createHash("sha256");
-  for (const f of [...inputs, ...headers]) if (existsSync(f)) hash.update(readFileSync(f));
+  for (const f of [...inputs, ...headers, ...emuHeaders]) if (existsSync(f)) hash.update(readFileSync(f));
   const dir = join(tmpdir(), `fastgen-emu-${name}-${hash.digest("hex").slice(0, 16)}`);
   const bin = join(dir, name);
   if (existsSync(bin)) return bin;
@@ -100,6 +101,24 @@ export function buildEmu(name: string, kernels: string[], harness: string): stri
   if (r.exitCode !== 0) throw new Error(`emu build of ${name} failed:\n${r.stderr.toString().slice(0, 4000)}`);
   return bin;
 }
+
+/** Whether harnesses build here: x86-64 (emu.cpp switches its registers), g++ and the CUDA headers. */
+export const canBuildEmu = process.arch === "x64" && cudaInclude() !== null && Bun.which("g++") !== null;
+
+/**
+ * Builds harness `name` and runs it with `env` over this process's: its output (stdout then
+ * stderr), each line also printed (after `label`), and its exit status.
+ */
+export function runEmu(name: string, kernels: string[], harness: string, env: Record<string, string> = {}, label = ""): { out: string; code: number } {
+  const bin = buildEmu(name, kernels, harness)!;
+  const r = Bun.spawnSync([bin], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  const out = r.stdout.toString() + r.stderr.toString();
+  for (const line of out.trim().split("\n")) console.log(`${label}${line}`);
+  return { out, code: r.exitCode ?? -1 };
+}
+
+/** Whether a harness's output says every case passed (no FAIL line; emu::run_cases' "n of n"). */
+export const allPassed = (out: string) => !out.includes("FAIL") && /(\d+) of \1 cases passed/.test(out);
 
 // bun test/cudaEmu/build.ts <name> <harness.cpp> <kernel.cu>...: build and print the binary's path
 if (import.meta.main) {

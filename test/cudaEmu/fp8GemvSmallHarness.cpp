@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cuda/fp8_gemv.cuh"
+#include "gemvCheck.h"
 
 namespace {
 
@@ -56,34 +57,17 @@ bool run(const Case &c, std::mt19937 &rng) {
     }
   fgcu::Weight w;
   w.p = q.data(), w.dtype = fgcu::kWeightFp8, w.kblock = kblock, w.scales = scales.data(), w.weight_only = true;
-  std::vector<double> dot((size_t)M * N), mag((size_t)M * N);
-  for (int m = 0; m < M; m++)
-    for (int n = 0; n < N; n++) {
-      double s = 0, a = 0;
-      for (int k = 0; k < K; k++) {
-        const double p = (double)__bfloat162float(x[(size_t)m * K + k]) * deq[(size_t)n * K + k];
-        s += p, a += fabs(p);
-      }
-      dot[(size_t)m * N + n] = s, mag[(size_t)m * N + n] = a;
-    }
+  const gemv_check::Ref ref = gemv_check::reference(x.data(), deq.data(), M, N, K);
   // Block scales round each scaled weight to bf16 (2^-9 relative); row scales are exact.
-  const double wrel = c.kblock ? 0x1p-8 : 1e-5;
-  double worst = 0;
-  bool nan = false;
-  auto check = [&](double got, double want, double allowed) {
-    nan |= std::isnan(got);
-    worst = std::max(worst, fabs(got - want) / allowed);
-  };
+  const double wrel = c.kblock ? 0x1p-8 : 0.0;
+  gemv_check::Worst e;
   if (c.mode < 3) {
     std::vector<float> yf((size_t)M * N, 0.25f);
     std::vector<bf16> yb((size_t)M * N, __float2bfloat16_rn(NAN));
     if (c.mode == 0) fgcu::fp8_gemv_small(x.data(), w, yb.data(), false, false, -1, nullptr, M, N, K, nullptr);
     else fgcu::fp8_gemv_small(x.data(), w, yf.data(), true, c.mode == 2, -1, nullptr, M, N, K, nullptr);
-    for (size_t i = 0; i < dot.size(); i++) {
-      const double want = dot[i] + (c.mode == 2 ? 0.25 : 0.0);
-      if (c.mode == 0) check(__bfloat162float(yb[i]), want, (wrel + 1e-5) * mag[i] + fabs(want) * 0x1p-8 + 1e-6);
-      else check(yf[i], want, (wrel + 1e-5) * mag[i] + 1e-6);
-    }
+    for (size_t i = 0; i < ref.dot.size(); i++)
+      e.plain(c.mode == 0 ? __bfloat162float(yb[i]) : yf[i], ref.dot[i] + (c.mode == 2 ? 0.25 : 0.0), ref.mag[i], wrel, c.mode == 0);
   } else {
     const int half = N / 2;
     std::vector<bf16> y((size_t)M * half, __float2bfloat16_rn(NAN));
@@ -91,14 +75,10 @@ bool run(const Case &c, std::mt19937 &rng) {
     for (int m = 0; m < M; m++)
       for (int i = 0; i < half; i++) {
         const size_t g = (size_t)m * N + 2 * i, u = g + 1;
-        const double gate = dot[g], up = dot[u], want = gate / (1.0 + exp(-gate)) * up;
-        const double allowed = (wrel + 1e-5) * (mag[g] * fabs(up) * 1.2 + mag[u] * (fabs(gate) + 1.0)) + fabs(want) * 0x1p-8 + 1e-6;
-        check(__bfloat162float(y[(size_t)m * half + i]), want, allowed);
+        e.gated(__bfloat162float(y[(size_t)m * half + i]), 0, ref.dot[g], ref.dot[u], ref.mag[g], ref.mag[u], wrel);
       }
   }
-  const bool ok = !nan && worst <= 1.0;
-  printf("%s %s: worst error %.3g of its bound%s\n", ok ? "ok" : "FAIL", c.name, worst, nan ? ", NaN in the output" : "");
-  return ok;
+  return e.report(c.name);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cuda/gemm.cuh"
+#include "gemvCheck.h"
 
 namespace {
 
@@ -43,21 +44,8 @@ bool run(const Case &c, std::mt19937 &rng) {
   for (auto &v : w) v = __float2bfloat16_rn(nd(rng) * 0.1f);
   std::vector<float> bias(N);
   for (auto &v : bias) v = nd(rng) * 0.1f;
-  std::vector<double> dot(N), mag(N);
-  for (int n = 0; n < N; n++) {
-    double s = 0, a = 0;
-    for (int k = 0; k < K; k++) {
-      const double p = (double)__bfloat162float(x[k]) * __bfloat162float(w[(size_t)n * K + k]);
-      s += p, a += fabs(p);
-    }
-    dot[n] = s, mag[n] = a;
-  }
-  double worst = 0;
-  bool nan = false;
-  auto check = [&](double got, double want, double allowed) {
-    nan |= std::isnan(got);
-    worst = std::max(worst, fabs(got - want) / allowed);
-  };
+  const gemv_check::Ref ref = gemv_check::reference(x.data(), gemv_check::floats(w).data(), 1, N, K);
+  gemv_check::Worst e;
   char err[512] = "";
   if (c.mode < 3) {
     std::vector<float> yf(N, -0.5f);
@@ -68,11 +56,8 @@ bool run(const Case &c, std::mt19937 &rng) {
       printf("FAIL %s: %s\n", c.name, err);
       return false;
     }
-    for (int n = 0; n < N; n++) {
-      const double want = dot[n] + (c.mode == 2 ? -0.5 : 0.0);
-      if (c.mode == 0) check(__bfloat162float(yb[n]), want, 1e-5 * mag[n] + fabs(want) * 0x1p-8 + 1e-6);
-      else check(yf[n], want, 1e-5 * mag[n] + 1e-6);
-    }
+    for (int n = 0; n < N; n++)
+      e.plain(c.mode == 0 ? __bfloat162float(yb[n]) : yf[n], ref.dot[n] + (c.mode == 2 ? -0.5 : 0.0), ref.mag[n], 0, c.mode == 0);
   } else {
     const int kind = c.mode == 3 ? 0 : 2, half = N / 2;
     const bool with_bias = c.mode == 3;
@@ -82,17 +67,11 @@ bool run(const Case &c, std::mt19937 &rng) {
       return false;
     }
     for (int i = 0; i < half; i++) {
-      const double gate = dot[2 * i] + (with_bias ? bias[2 * i] : 0.f), up = dot[2 * i + 1] + (with_bias ? bias[2 * i + 1] : 0.f);
-      const double a = kind == 0 ? gate / (1.0 + exp(-gate))
-                                 : 0.5 * gate * (1.0 + tanh(0.7978845608028654 * (gate + 0.044715 * gate * gate * gate)));
-      const double want = a * up;
-      const double allowed = 1e-5 * (mag[2 * i] * fabs(up) * 1.2 + mag[2 * i + 1] * (fabs(gate) + 1.0)) + fabs(want) * 0x1p-8 + 1e-6;
-      check(__bfloat162float(y[i]), want, allowed);
+      const double gate = ref.dot[2 * i] + (with_bias ? bias[2 * i] : 0.f), up = ref.dot[2 * i + 1] + (with_bias ? bias[2 * i + 1] : 0.f);
+      e.gated(__bfloat162float(y[i]), kind, gate, up, ref.mag[2 * i], ref.mag[2 * i + 1], 0);
     }
   }
-  const bool ok = !nan && worst <= 1.0;
-  printf("%s %s: worst error %.3g of its bound%s\n", ok ? "ok" : "FAIL", c.name, worst, nan ? ", NaN in the output" : "");
-  return ok;
+  return e.report(c.name);
 }
 
 }  // namespace

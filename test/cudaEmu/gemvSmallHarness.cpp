@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cuda/gemv_small.cuh"
+#include "gemvCheck.h"
 
 namespace {
 
@@ -39,14 +40,6 @@ const std::vector<Case> kCases = {
     {"gated gelu-tanh, M 5, N 34, K 72, bias", 5, 34, 72, 5, true},
 };
 
-float act_of(int kind, float x) {
-  switch (kind) {
-    case 0: return x / (1.f + expf(-x));
-    case 1: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    default: return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-  }
-}
-
 bool run(const Case &c, std::mt19937 &rng) {
   const int M = c.M, N = c.N, K = c.K;
   std::normal_distribution<float> nd(0.f, 1.f);
@@ -55,34 +48,16 @@ bool run(const Case &c, std::mt19937 &rng) {
   for (auto &v : w) v = __float2bfloat16_rn(nd(rng) * 0.1f);
   std::vector<float> bias(N);
   for (auto &v : bias) v = nd(rng) * 0.1f;
-  // Reference dot products (double) and their scale (sum of |x w|) for the tolerance.
-  std::vector<double> dot((size_t)M * N), mag((size_t)M * N);
-  for (int m = 0; m < M; m++)
-    for (int n = 0; n < N; n++) {
-      double s = 0, a = 0;
-      for (int k = 0; k < K; k++) {
-        const double p = (double)__bfloat162float(x[(size_t)m * K + k]) * __bfloat162float(w[(size_t)n * K + k]);
-        s += p, a += fabs(p);
-      }
-      dot[(size_t)m * N + n] = s, mag[(size_t)m * N + n] = a;
-    }
-  double worst = 0;  // error / allowed, over every output
-  bool nan = false;
-  auto check = [&](double got, double want, double allowed) {
-    nan |= std::isnan(got);
-    worst = std::max(worst, fabs(got - want) / allowed);
-  };
+  const gemv_check::Ref ref = gemv_check::reference(x.data(), gemv_check::floats(w).data(), M, N, K);
+  gemv_check::Worst e;
   const int gated = c.mode >= 3;
   if (!gated) {
     std::vector<float> yf((size_t)M * N, 0.5f);  // accumulated into: starts at 0.5
     std::vector<bf16> yb((size_t)M * N, __float2bfloat16_rn(NAN));
     if (c.mode == 0) fgcu::gemv_small(x.data(), w.data(), yb.data(), false, false, M, N, K, nullptr);
     else fgcu::gemv_small(x.data(), w.data(), yf.data(), true, c.mode == 2, M, N, K, nullptr);
-    for (size_t i = 0; i < dot.size(); i++) {
-      const double want = dot[i] + (c.mode == 2 ? 0.5 : 0.0);
-      if (c.mode == 0) check(__bfloat162float(yb[i]), want, 1e-5 * mag[i] + fabs(want) * 0x1p-8 + 1e-6);
-      else check(yf[i], want, 1e-5 * mag[i] + 1e-6);
-    }
+    for (size_t i = 0; i < ref.dot.size(); i++)
+      e.plain(c.mode == 0 ? __bfloat162float(yb[i]) : yf[i], ref.dot[i] + (c.mode == 2 ? 0.5 : 0.0), ref.mag[i], 0, c.mode == 0);
   } else {
     const int half = N / 2, kind = c.mode - 3;
     std::vector<bf16> y((size_t)M * half, __float2bfloat16_rn(NAN));
@@ -90,16 +65,11 @@ bool run(const Case &c, std::mt19937 &rng) {
     for (int m = 0; m < M; m++)
       for (int i = 0; i < half; i++) {
         const size_t g = (size_t)m * N + 2 * i, u = g + 1;
-        const double gate = dot[g] + (c.bias ? bias[2 * i] : 0.f), up = dot[u] + (c.bias ? bias[2 * i + 1] : 0.f);
-        const double want = act_of(kind, (float)gate) * up;
-        // the sums' error carried through act (slope <= ~1.13) and the product, then bf16 rounding
-        const double allowed = 1e-5 * (mag[g] * fabs(up) * 1.2 + mag[u] * (fabs(gate) + 1.0)) + fabs(want) * 0x1p-8 + 1e-6;
-        check(__bfloat162float(y[(size_t)m * half + i]), want, allowed);
+        const double gate = ref.dot[g] + (c.bias ? bias[2 * i] : 0.f), up = ref.dot[u] + (c.bias ? bias[2 * i + 1] : 0.f);
+        e.gated(__bfloat162float(y[(size_t)m * half + i]), kind, gate, up, ref.mag[g], ref.mag[u], 0);
       }
   }
-  const bool ok = !nan && worst <= 1.0;
-  printf("%s %s: worst error %.3g of its bound%s\n", ok ? "ok" : "FAIL", c.name, worst, nan ? ", NaN in the output" : "");
-  return ok;
+  return e.report(c.name);
 }
 
 }  // namespace
