@@ -3,8 +3,9 @@
 // CUDA headers:
 //   gemvSmallHarness.cpp     the small-M tensor-core GEMV on bf16 weights at 1-16 tokens, plain
 //                            (bf16 / fp32 / accumulated) and gated, tiles and k steps partly filled;
-//   fp8GemvSmallHarness.cpp  its FP8 E4M3 loaders (per-row and per-K-block scales) against the
-//                            dequantized weights, with 16-byte loads (the default) and 8-byte ones;
+//   fp8GemvHarness.cpp       its FP8 E4M3 loaders (per-row and per-K-block scales) against the
+//                            dequantized weights, with 16-byte loads (the default) and 8-byte ones,
+//                            and the CUDA-core FP8 GEMV (an H200's one-token FP8 path) at 1-8 tokens;
 //   gemvHarness.cpp          the one-token bf16 GEMVs of gemm.cu (narrow, pipelined or not; wide;
 //                            gated) at the 7B shapes and odd ones.
 import { describe, expect, test } from "bun:test";
@@ -17,10 +18,14 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
     expect(r.code).toBe(0);
   }, 240_000);
 
-  for (const depth of ["16", "8"])
-    test(`small-M, FP8 loaders, FASTGEN_FP8_SMALL_KDEPTH=${depth}: row and K-block scales against the dequantized GEMM`, () => {
-      const r = runEmu("fp8_gemv_small_emu", ["libfastgen/src/cuda/fp8_gemv_small.cu", "libfastgen/src/cuda/gemv_small.cu"],
-        "fp8GemvSmallHarness.cpp", { FASTGEN_FP8_SMALL_KDEPTH: depth });
+  const fp8 = ["libfastgen/src/cuda/fp8_gemv.cu", "libfastgen/src/cuda/fp8_gemv_small.cu", "libfastgen/src/cuda/gemv_small.cu"];
+  for (const [what, env] of [
+    ["small-M, FP8 loaders, 16-byte loads", { FASTGEN_FP8_SMALL_KDEPTH: "16" }],
+    ["small-M, FP8 loaders, 8-byte loads", { FASTGEN_FP8_SMALL_KDEPTH: "8" }],
+    ["the CUDA-core FP8 GEMV", { FP8_EMU_KERNEL: "gemv" }],
+  ] as const)
+    test(`${what}: row and K-block scales, plain and gated, against the dequantized GEMM`, () => {
+      const r = runEmu("fp8_gemv_emu", fp8, "fp8GemvHarness.cpp", env);
       expect(allPassed(r.out)).toBe(true);
       expect(r.code).toBe(0);
     }, 240_000);

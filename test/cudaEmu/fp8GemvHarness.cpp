@@ -1,10 +1,14 @@
-// Runs the small-M tensor-core GEMV on FP8 E4M3 weights (cuda/fp8_gemv_small.cu's loaders in
-// cuda/gemv_small.cuh; on an H100 the path of every FP8 decode at 1-8 tokens) on emu.h's CPU model
-// of CUDA against a double-precision GEMM of the dequantized weights: per-row scales (kblock = K,
-// widened to bf16 exactly, the scale on the fp32 sums) and per-K-block scales (each weight times
-// its scale rounded to bf16, as the dequantize fallback does), plain and gated, 1-16 tokens. The
-// loader follows FASTGEN_FP8_SMALL_KDEPTH (16-byte loads by default; the test also runs it at 8).
-//   fp8_gemv_small_emu [name-substring]
+// Runs the FP8 E4M3 weight-streaming GEMVs on emu.h's CPU model of CUDA against a
+// double-precision GEMM of the dequantized weights, per-row scales and per-K-block scales, plain
+// and gated:
+//   default            the small-M tensor-core kernel (cuda/fp8_gemv_small.cu's loaders in
+//                      cuda/gemv_small.cuh; on an H100 every FP8 decode at 1-8 tokens), 1-16 tokens;
+//                      row scales: weights widened to bf16 exactly, the scale on the fp32 sums;
+//                      K-block scales: each weight times its scale rounded to bf16. Its loader
+//                      follows FASTGEN_FP8_SMALL_KDEPTH (16-byte loads by default, or 8);
+//   FP8_EMU_KERNEL=gemv the CUDA-core GEMV (cuda/fp8_gemv.cu; an H200's FP8 decode at one token),
+//                      1-8 tokens (the cases with more print as not its shape).
+//   fp8_gemv_emu [name-substring]
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -39,7 +43,18 @@ const std::vector<Case> kCases = {
     {"48-k blocks, gated silu, M 1, N 34, K 192", 1, 34, 192, 48, 3},
 };
 
+const bool kGemv = getenv("FP8_EMU_KERNEL") && std::string(getenv("FP8_EMU_KERNEL")) == "gemv";
+
+void fp8_gemm(const bf16 *x, const fgcu::Weight &w, void *y, bool y_f32, bool acc, int act, int M, int N, int K) {
+  if (kGemv) fgcu::fp8_gemv_launch(x, w, y, y_f32, acc, act, nullptr, M, N, K, nullptr);
+  else fgcu::fp8_gemv_small(x, w, y, y_f32, acc, act, nullptr, M, N, K, nullptr);
+}
+
 bool run(const Case &c, std::mt19937 &rng) {
+  if (kGemv && c.M > fgcu::kFp8GemvMaxRows) {
+    printf("ok %s: not a GEMV shape (more than %d tokens)\n", c.name, fgcu::kFp8GemvMaxRows);
+    return true;
+  }
   const int M = c.M, N = c.N, K = c.K, kblock = c.kblock ? c.kblock : K, nkb = (K + kblock - 1) / kblock;
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<bf16> x((size_t)M * K);
@@ -58,20 +73,21 @@ bool run(const Case &c, std::mt19937 &rng) {
   fgcu::Weight w;
   w.p = q.data(), w.dtype = fgcu::kWeightFp8, w.kblock = kblock, w.scales = scales.data(), w.weight_only = true;
   const gemv_check::Ref ref = gemv_check::reference(x.data(), deq.data(), M, N, K);
-  // Block scales round each scaled weight to bf16 (2^-9 relative); row scales are exact.
-  const double wrel = c.kblock ? 0x1p-8 : 0.0;
+  // The small-M kernel rounds each weight times its K-block scale to bf16 (2^-9 relative); its row
+  // scales, and the GEMV's scales of either kind, multiply fp32 sums.
+  const double wrel = c.kblock && !kGemv ? 0x1p-8 : 0.0;
   gemv_check::Worst e;
   if (c.mode < 3) {
     std::vector<float> yf((size_t)M * N, 0.25f);
     std::vector<bf16> yb((size_t)M * N, __float2bfloat16_rn(NAN));
-    if (c.mode == 0) fgcu::fp8_gemv_small(x.data(), w, yb.data(), false, false, -1, nullptr, M, N, K, nullptr);
-    else fgcu::fp8_gemv_small(x.data(), w, yf.data(), true, c.mode == 2, -1, nullptr, M, N, K, nullptr);
+    if (c.mode == 0) fp8_gemm(x.data(), w, yb.data(), false, false, -1, M, N, K);
+    else fp8_gemm(x.data(), w, yf.data(), true, c.mode == 2, -1, M, N, K);
     for (size_t i = 0; i < ref.dot.size(); i++)
       e.plain(c.mode == 0 ? __bfloat162float(yb[i]) : yf[i], ref.dot[i] + (c.mode == 2 ? 0.25 : 0.0), ref.mag[i], wrel, c.mode == 0);
   } else {
     const int half = N / 2;
     std::vector<bf16> y((size_t)M * half, __float2bfloat16_rn(NAN));
-    fgcu::fp8_gemv_small(x.data(), w, y.data(), false, false, 0, nullptr, M, N, K, nullptr);
+    fp8_gemm(x.data(), w, y.data(), false, false, 0, M, N, K);
     for (int m = 0; m < M; m++)
       for (int i = 0; i < half; i++) {
         const size_t g = (size_t)m * N + 2 * i, u = g + 1;
