@@ -56,6 +56,8 @@ const std::vector<Case> kCases = {
     {"hd 256, group 2, sliding window 40, softcap 30, 3 splits", 4, 2, 256, 256, 16, false, false, false, false, 40, 30.f, 3,
      {{130, 1}, {30, 2}}},
     {"hd 16 (fixture size), block 4, no rotation", 4, 2, 16, 0, 4, false, false, false, false, 0, 0, 2, {{9, 1}, {3, 1}}},
+    {"the any-size RoPE kernel: rotary 24 of hd 64, qk-norm, biases, 2 splits", 8, 2, 64, 24, 16, false, true, true, false, 0, 0, 2,
+     {{50, 1}, {7, 2}}},
 };
 
 typedef __nv_bfloat16 bf16;

@@ -112,11 +112,13 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel_vec(RopeArgs p) {
 // rope_head_warp), then V.
 template <typename KV>
 __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
+  extern __shared__ float cs[];  // cos [rot / 2], sin [rot / 2]
   const int nh = p.nh, nkv = p.nkv, hd = p.hd, block_size = p.block_size;
   const int t = blockIdx.x, width = (nh + 2 * nkv) * hd;
   const int pos = p.positions[t];  // positions, sequences, block tables: uploaded before the step
   const int seq = p.token_seq[t];
   const int blk = p.block_indices[p.block_indptr[seq] + pos / block_size];
+  rope_table(cs, pos, p.inv_freq, p.rot / 2, p.attn_factor);  // once a token, not once a head
   pdl_wait();
   pdl_launch_dependents();
   l2_prefetch(p);
@@ -129,7 +131,7 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
   // before writing them: q heads go back into the row in place.
   const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   for (int head = warp; head < nh + nkv; head += warps)
-    rope_head_warp(p, row, head, pos, [&](int d, float x) {
+    rope_head_warp(p, row, head, cs, [&](int d, float x) {
       if (head < nh) row[head * hd + d] = to_bf(x);
       else kv_store(cache_at(p.k_cache, head - nh) + d, x, p.k_scale);
     });
@@ -156,8 +158,9 @@ int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err) 
     if (p.kv_fp8) launch_k(rope_kernel_vec<e4m3>, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
     else launch_k(rope_kernel_vec<bf16>, dim3(T, ys), dim3(kRopeThreads), smem, stream, p);
   } else {
-    if (p.kv_fp8) launch_k(rope_kernel<e4m3>, dim3(T), dim3(kRopeThreads), 0, stream, p);
-    else launch_k(rope_kernel<bf16>, dim3(T), dim3(kRopeThreads), 0, stream, p);
+    const size_t table = p.rot * sizeof(float);
+    if (p.kv_fp8) launch_k(rope_kernel<e4m3>, dim3(T), dim3(kRopeThreads), table, stream, p);
+    else launch_k(rope_kernel<bf16>, dim3(T), dim3(kRopeThreads), table, stream, p);
   }
   FGCU_LAUNCHED("rope_kernel");
   return 0;

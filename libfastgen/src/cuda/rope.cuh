@@ -36,17 +36,16 @@ struct RopeArgs {
 // block's threads (then a barrier): the angle and its reduction to [-pi, pi] in double
 // (positions reach 1e6), the sine and cosine in float, both times the attention factor (yarn,
 // longrope; it scales q.k by its square, as transformers does). Shared with cuda/mla.cu.
-__device__ __forceinline__ void rope_cs(int pos, double inv_freq, float factor, float &c, float &s) {
-  double a = (double)pos * inv_freq;
-  a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
-  float sn, cn;
-  sincosf((float)a, &sn, &cn);
-  c = cn * factor;
-  s = sn * factor;
-}
 __device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half,
                                            float factor) {
-  for (int i = threadIdx.x; i < half; i += blockDim.x) rope_cs(pos, inv_freq[i], factor, cs[i], cs[half + i]);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double a = (double)pos * inv_freq[i];
+    a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
+    float sn, cn;
+    sincosf((float)a, &sn, &cn);
+    cs[i] = cn * factor;
+    cs[half + i] = sn * factor;
+  }
   __syncthreads();
 }
 
@@ -72,11 +71,11 @@ __device__ __forceinline__ float head_sumsq(const bf16 *row, const float *bias, 
   return ss;
 }
 
-// One warp, as the any-size RoPE kernel does it: q or k head `head` (q: < nh) of a token's qkv row at
-// position pos, + bias, qk_norm, rotated; put(d, value) for each of its hd dims (fp32, before the
-// store's rounding). Reads the row only.
+// One warp, as the any-size RoPE kernel does it: q or k head `head` (q: < nh) of a token's qkv row,
+// + bias, qk_norm, rotated by the token's table cs (rope_table: cos [rot / 2], then sin);
+// put(d, value) for each of its hd dims (fp32, before the store's rounding). Reads the row only.
 template <class Put>
-__device__ __forceinline__ void rope_head_warp(const RopeArgs &p, const bf16 *row, int head, int pos, Put put) {
+__device__ __forceinline__ void rope_head_warp(const RopeArgs &p, const bf16 *row, int head, const float *cs, Put put) {
   const int lane = threadIdx.x & 31, hd = p.hd, rot = p.inv_freq ? p.rot : 0, half = rot / 2;
   const int base = head * hd;
   const float *wn = p.q_norm ? (head < p.nh ? p.q_norm : p.k_norm) : nullptr;
@@ -88,9 +87,8 @@ __device__ __forceinline__ void rope_head_warp(const RopeArgs &p, const bf16 *ro
       float x1 = to_f(row[base + d1]), x2 = to_f(row[base + d2]);
       if (p.bias) x1 += p.bias[base + d1], x2 += p.bias[base + d2];
       if (wn) x1 *= r * wn[d1], x2 *= r * wn[d2];
-      float c, s, o1, o2;
-      rope_cs(pos, p.inv_freq[j], p.attn_factor, c, s);
-      rope_rotate(x1, x2, c, s, o1, o2);
+      float o1, o2;
+      rope_rotate(x1, x2, cs[j], cs[half + j], o1, o2);
       put(d1, o1);
       put(d2, o2);
     } else {
