@@ -19,6 +19,9 @@
 //     contexts) merged by the last CTA of each tile (FASTGEN_ATTN_MERGE_IN_KERNEL=1,
 //     cuda/attn_splits.cuh) equal the combine kernel's merge, replayed graphs included (the
 //     counters set themselves back to zero);
+//   - the next layer's RMSNorm written by the o / down GEMVs' last block (FASTGEN_NORM_NEXT=1,
+//     cuda/rms_fold.cuh RmsNext) equals the norm kernel's, eager and replayed (the block counters
+//     set themselves back to zero), and beside the folded norms;
 //   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
 //     2e-2 relative of test/gpu/engine.test.ts, greedy ids equal up to near-ties.
 import { describe, expect, test } from "bun:test";
@@ -43,6 +46,9 @@ const RUNS: Record<string, Record<string, string>> = {
   rows32Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_ROWS: "32" },
   splits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "1" },
   splits3Kernel: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "0" },
+  next: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_NEXT: "1" },
+  nextEager: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_NEXT: "1", FASTGEN_CUDA_GRAPHS: "0" },
+  nextFold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_NORM_NEXT: "1" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
 const IDENTICAL: [string, string, string][] = [
@@ -55,6 +61,9 @@ const IDENTICAL: [string, string, string][] = [
   ["small1", "small1Fold", "norms folded vs not, small-M kernel at one token"],
   ["rows32", "rows32Fold", "norms folded vs not, small-M kernel with 32 rows a warp"],
   ["splits3", "splits3Kernel", "3 key splits merged by the attention kernel's last CTA vs by the combine kernel"],
+  ["pdl", "next", "next norms written by the o / down GEMVs' last block vs the norm kernel"],
+  ["next", "nextEager", "next norms by the last block, graphs replayed vs eager"],
+  ["both", "nextFold", "next norms by the last block where the GEMV after does not fold its own"],
 ];
 
 const dirs: Record<string, string> = {};
