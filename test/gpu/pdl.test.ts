@@ -19,7 +19,7 @@
 //     contexts) merged by the last CTA of each tile (FASTGEN_ATTN_MERGE_IN_KERNEL=1,
 //     cuda/attn_splits.cuh) equal the combine kernel's merge, replayed graphs included (the
 //     counters set themselves back to zero);
-//   - the next layer's RMSNorm written by the o / down GEMVs' last block (FASTGEN_NORM_NEXT=1,
+//   - the next layer's RMSNorm written by the o / down GEMVs' last block (FASTGEN_NORM_NEXT=16,
 //     cuda/rms_fold.cuh RmsNext) equals the norm kernel's, eager and replayed (the block counters
 //     set themselves back to zero), and beside the folded norms;
 //   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
@@ -46,9 +46,9 @@ const RUNS: Record<string, Record<string, string>> = {
   rows32Fold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_GEMV_ROWS: "32" },
   splits3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "1" },
   splits3Kernel: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_ATTN_SPLITS: "3", FASTGEN_ATTN_MERGE_IN_KERNEL: "0" },
-  next: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_NEXT: "1" },
-  nextEager: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_NEXT: "1", FASTGEN_CUDA_GRAPHS: "0" },
-  nextFold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_NORM_NEXT: "1" },
+  next: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_NEXT: "16" },
+  nextEager: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_NEXT: "16", FASTGEN_CUDA_GRAPHS: "0" },
+  nextFold: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "8", FASTGEN_NORM_NEXT: "16" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
 const IDENTICAL: [string, string, string][] = [
