@@ -7,9 +7,7 @@
 //                            dequantized weights, with 16-byte loads (the default) and 8-byte ones,
 //                            and the CUDA-core FP8 GEMV (an H200's one-token FP8 path) at 1-8 tokens;
 //   gemvHarness.cpp          the one-token bf16 GEMVs of gemm.cu (narrow, pipelined or not; wide;
-//                            gated) at the 7B shapes and odd ones;
-//   normNextHarness.cpp      the o / down GEMVs whose last block writes the next RMSNorm
-//                            (FASTGEN_NORM_NEXT) against the GEMV then norm_rows, bit for bit.
+//                            gated) at the 7B shapes and odd ones.
 import { describe, expect, test } from "bun:test";
 import { allPassed, canBuildEmu, runEmu } from "./build";
 
@@ -35,17 +33,6 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
   for (const pipe of ["1", "0"])
     test(`one token, bf16, FASTGEN_GEMV_PIPE=${pipe}: narrow, wide and gated against a double-precision GEMV`, () => {
       const r = runEmu("gemv_emu", ["libfastgen/src/cuda/gemm.cu", "libfastgen/src/cuda/gemv_small.cu"], "gemvHarness.cpp", { FASTGEN_GEMV_PIPE: pipe });
-      expect(allPassed(r.out)).toBe(true);
-      expect(r.code).toBe(0);
-    }, 240_000);
-
-  for (const [what, env] of [
-    ["one token through the pipelined GEMV", {}],
-    ["one token through the small-M kernel", { FASTGEN_GEMV_SMALL_AT_1: "1" }],
-  ] as const)
-    test(`the next RMSNorm written by the GEMV's last block (${what}; small-M bf16 and FP8 at 2-16): bit-identical to GEMV + norm_rows`, () => {
-      const kernels = ["gemm.cu", "gemv_small.cu", "norm.cu", "fp8_gemv.cu", "fp8_gemv_small.cu"].map((f) => `libfastgen/src/cuda/${f}`);
-      const r = runEmu("norm_next_emu", kernels, "normNextHarness.cpp", { FASTGEN_NORM_NEXT: "16", ...env });
       expect(allPassed(r.out)).toBe(true);
       expect(r.code).toBe(0);
     }, 240_000);

@@ -43,7 +43,6 @@ struct KernelCfg {
   unsigned bs_mul;  // n / block_size == (umulhi(n, bs_mul) + n) >> bs_shift for 0 <= n < 2^31
   int bs_shift;
   int trigger;      // call pdl_launch_dependents at the start (attn_pdl_mode() == 2)
-  int early;        // narrow tiles: the first K/V tile's past keys requested before pdl_wait
 };
 
 // How attention takes part in programmatic dependent launch (FASTGEN_PDL_ATTN, read once):
@@ -95,11 +94,11 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
   // from the kernel before (launch_k): wait for it before the first read of them.
   const int tok0 = p.cu_seqlens[tile.seq], ctx = p.context_lens[tile.seq];
   const int *btab = p.block_indices + p.block_indptr[tile.seq];
-  // The tile's rows and keys: from the tiles, lengths and block tables alone (before pdl_wait).
-  bool empty_piece = false;  // the empty second piece of a short last wide tile
+  pdl_wait();
+  if (cfg.trigger) pdl_launch_dependents();
   if (WR == 4) {
     tile.row_begin += (blockIdx.x % per) * BM;
-    if (tile.row_begin >= tile.row_end) empty_piece = true;
+    if (tile.row_begin >= tile.row_end) return;  // the empty second piece of a short last tile
     tile.row_end = min(tile.row_end, tile.row_begin + BM);
   }
   const int G = p.num_heads / p.num_kv_heads;
@@ -118,6 +117,17 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
   const bool live = wrow0 < tile.row_end;
   const int wq_lo = ctx + wrow0 / G, wq_hi = ctx + (min(tile.row_end, wrow0 + RW) - 1) / G;
 
+#pragma unroll
+  for (int it = 0; it < (BM * CH + kThreads - 1) / kThreads; it++) {
+    const int i = tid + it * kThreads;
+    if (i >= BM * CH) break;
+    const int row = i / CH, c = i % CH, r = tile.row_begin + row;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < tile.row_end)
+      v = *reinterpret_cast<const uint4 *>(p.q + (size_t)(tok0 + r / G) * p.q_stride +
+                                           (kvh * G + r % G) * HD + c * 8);
+    *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
+  }
   // K/V tile loads, each warp instruction covering whole 128-byte lines. Rows a multiple of 128
   // bytes (CK % 8 == 0): thread t takes keys t / 8 + 16q, 16-byte chunks t % 8 + 8h (BN / 16
   // block-table reads a tile, not BN * CK / 128); other rows: chunk i = tid + it * kThreads is
@@ -127,16 +137,13 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
     const int bi = (int)((__umulhi((unsigned)pos, cfg.bs_mul) + (unsigned)pos) >> cfg.bs_shift);
     return (((size_t)btab[bi] * p.num_kv_heads + kvh) * p.block_size + (pos - bi * p.block_size)) * HD;
   };
-  // phase 0: the whole tile; 1: only its keys before ctx (this sequence's past, which no kernel of
-  // the step writes); 2: the others (1 and 2 together are 0).
-  auto load_kv = [&](int k0, int buf, int phase = 0) {
+  auto load_kv = [&](int k0, int buf) {
     if constexpr (CK % 8 == 0) {
       constexpr int KS = kThreads / 8;  // keys a step
 #pragma unroll
       for (int q = 0; q < BN / KS; q++) {
         const int key = tid / 8 + q * KS, pos = k0 + key;
         const bool ok = pos <= s_hi;
-        if (phase != 0 && (phase == 1) != (ok && pos < ctx)) continue;
         const size_t off = ok ? key_offset(pos) : 0;  // past s_hi: zero fill, from a valid address
 #pragma unroll
         for (int h = 0; h < CK / 8; h++) {
@@ -153,34 +160,12 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
         if (N % kThreads != 0 && i >= N) break;
         const int key = i / CK, c = i % CK, pos = k0 + key;
         const bool ok = pos <= s_hi;
-        if (phase != 0 && (phase == 1) != (ok && pos < ctx)) continue;
         const size_t off = ok ? key_offset(pos) + c * EPC : 0;
         cp_async16(Kd + (buf * BN + key) * LDD + c * EPC, kv_ptr<KV>(p.k_cache) + off, ok);
         cp_async16(Vd + (buf * BN + key) * LDD + c * EPC, kv_ptr<KV>(p.v_cache) + off, ok);
       }
     }
   };
-  // FASTGEN_ATTN_KV_EARLY (narrow tiles): keys before ctx were written by earlier steps and the
-  // block table before this one, so the first K/V tile's past keys go out before pdl_wait, while
-  // the kernel before (RoPE) writes this step's; the rest of the tile follows the wait, and both
-  // land in the first cp.async group.
-  const bool early = WR == 1 && cfg.early;
-  if (early && n_tiles > 0) load_kv(s_lo, 0, 1);
-  pdl_wait();
-  if (cfg.trigger) pdl_launch_dependents();
-  if (empty_piece) return;
-
-#pragma unroll
-  for (int it = 0; it < (BM * CH + kThreads - 1) / kThreads; it++) {
-    const int i = tid + it * kThreads;
-    if (i >= BM * CH) break;
-    const int row = i / CH, c = i % CH, r = tile.row_begin + row;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < tile.row_end)
-      v = *reinterpret_cast<const uint4 *>(p.q + (size_t)(tok0 + r / G) * p.q_stride +
-                                           (kvh * G + r % G) * HD + c * 8);
-    *reinterpret_cast<uint4 *>(Qs + row * LD + c * 8) = v;
-  }
   // FP8: staged tile buf -> Ks / Vs in bf16 (exact), 8 values a thread step; keys past s_hi
   // were zero-filled and widen to zeros.
   auto widen = [&](int buf) {
@@ -209,7 +194,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs p, KernelCfg cf
 #pragma unroll
   for (int b = 0; b < MR; b++) m[b][0] = m[b][1] = -INFINITY, l[b][0] = l[b][1] = 0.f;
 
-  if (n_tiles > 0) load_kv(s_lo, 0, early ? 2 : 0);
+  if (n_tiles > 0) load_kv(s_lo, 0);
   cp_async_commit();
   for (int it = 0; it < n_tiles; it++) {
     const int buf = it & 1;
@@ -479,8 +464,7 @@ template <typename KV, int HD, int WR, int MR, int BN = 64>
 int launch(const AttnArgs &a, int num_ctas, int pieces, cudaStream_t s, char *err) {
   // Division by block_size as multiply-high, add, shift (Granlund-Montgomery, round-up multiplier
   // m = 2^32 (2^k - d) / d + 1 with 2^k >= d; exact for dividends below 2^31).
-  static const bool kv_early = fg_knob_int(FG_KNOB_ATTN_KV_EARLY) != 0;
-  KernelCfg cfg = {pieces, 0u, 0, attn_pdl_mode() == 2, kv_early && attn_pdl_mode() > 0};
+  KernelCfg cfg = {pieces, 0u, 0, attn_pdl_mode() == 2};
   while (((int64_t)1 << cfg.bs_shift) < a.block_size) cfg.bs_shift++;
   cfg.bs_mul = (unsigned)((((uint64_t)1 << 32) * (((uint64_t)1 << cfg.bs_shift) - a.block_size)) / a.block_size + 1);
   constexpr int bytes = smem_bytes<HD, WR, MR, BN, KV>();

@@ -38,7 +38,17 @@ __device__ __forceinline__ void merge_splits(const AttnArgs &p, const AttnTile &
 // block of the last CTA of narrow tile tile_id, KV head kvh, to finish (whose threads then see
 // every split's writes), false elsewhere. Needs p.split_done.
 __device__ __forceinline__ bool last_split(const AttnArgs &p, int tile_id, int kvh) {
-  return last_block(p.split_done + (size_t)tile_id * p.num_kv_heads + kvh, p.splits);
+  __threadfence();  // this thread's part_o / part_lse, visible before the count says so
+  __syncthreads();
+  bool mine = false;  // thread 0: this CTA's count was the last one
+  if (threadIdx.x == 0) {
+    int *c = p.split_done + (size_t)tile_id * p.num_kv_heads + kvh;
+    mine = atomicAdd(c, 1) == p.splits - 1;
+    if (mine) *c = 0;  // every split has counted: the next pass starts from zero
+  }
+  const bool last = __syncthreads_or(mine) != 0;
+  if (last) __threadfence();
+  return last;
 }
 
 }  // namespace fgcu

@@ -155,23 +155,6 @@ __device__ __forceinline__ void pdl_launch_dependents() {
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
-
-// By every thread of a block once its results are written: true in the whole block that counts
-// last of n at *count (which then sees every block's writes and finds *count back at zero, for the
-// next launch or pass), false elsewhere. *count: zero before the first of the n.
-__device__ __forceinline__ bool last_block(int *count, int n) {
-  __threadfence();  // this thread's results, visible before the count says so
-  __syncthreads();
-  bool mine = false;  // thread 0: this block's count was the last one
-  if (threadIdx.x == 0) {
-    mine = atomicAdd(count, 1) == n - 1;
-    if (mine) *count = 0;
-  }
-  const bool last = __syncthreads_or(mine) != 0;
-  if (last) __threadfence();
-  return last;
-}
-
 // True on devices of compute capability 9.0+ unless FASTGEN_PDL=0 (per current device, cached).
 bool pdl_enabled();
 

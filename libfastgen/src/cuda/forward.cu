@@ -232,7 +232,6 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   // only that GEMV (not MLA's projections, not a parallel MLP).
   const bool rms_folds = op == kNormRms && !M.post_norm && !sandwich && !M.parallel && !M.mla;
   float *y = (float *)e->y.p;
-  int *norm_done = (int *)e->norm_done.p;  // [2]: o, down (RmsNext)
   bool x_ready = false;
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
   for (int64_t l = 0; l < M.num_layers; l++) {
@@ -260,38 +259,28 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       profiler_mark(pr, st, "gemm qkv");
       FGCU_CHECK(layer_attend(e, l, la, ra, a, err));
     }
-    const bf16 *mlp_x = x;
-    const bool fold_mlp = rms_folds && !w.o_b && !e->moe_layer(l) &&
-                          linear_gated_rms_fits(w.mlp_in, M.act, T, e->mlp_rows, H);
-    // The o GEMV's last block writes the MLP's norm (rms_fold.cuh RmsNext): one GPU, no o bias.
-    const bool next_mlp = rms_folds && !fold_mlp && e->tp == 1 && !w.o_b && !skipped(kSkipNorm) && !skipped(kSkipO) &&
-                          linear_norm_next_fits(w.o, T, H, od);
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
       FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, od, st, err));
       FGCU_CHECK(all_reduce(e, y, (size_t)T * H, err));
       FGCU_CHECK(post_norm_add(h, y, w.o_b, w.post_attn_norm, w.mlp_norm, T, H, eps, x, st, err));
-    } else if (next_mlp) {
-      FGCU_CHECK(linear_norm_next(attn, w.o, h, {w.mlp_norm, eps, x, norm_done}, T, H, od, st, err));
     } else if (!skipped(kSkipO)) {
       FGCU_CHECK(linear(g, attn, w.o, h, true, lead, T, H, od, st, err));
     }
     profiler_mark(pr, st, "gemm o");
+    const bf16 *mlp_x = x;
+    const bool fold_mlp = rms_folds && !w.o_b && !e->moe_layer(l) &&
+                          linear_gated_rms_fits(w.mlp_in, M.act, T, e->mlp_rows, H);
     if (M.parallel) {  // the MLP's partial joins the attention's: one all-reduce for both
       mlp_x = two_norms ? x2 : x;
       owed_a = w.o_b;
     } else if (!sandwich) {
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
       if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
-      else if (!fold_mlp && !next_mlp && !skipped(kSkipNorm)) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      else if (!fold_mlp && !skipped(kSkipNorm)) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
     }
     // The MLP adds its (partial) output to h, or with sandwich norms writes it to y.
     float *out = sandwich ? y : h;
-    // The down GEMV's last block writes the next layer's attention norm (as next_mlp), unless that
-    // layer folds its norm into qkv.
-    const bool next_attn = rms_folds && l + 1 < M.num_layers && e->tp == 1 && !w.down_b && !e->moe_layer(l) &&
-                           !skipped(kSkipNorm) && !skipped(kSkipDown) && !linear_rms_fits(e->layers[l + 1].qkv, T, H) &&
-                           linear_norm_next_fits(w.down, T, H, I);
     const bool acc = !sandwich && (lead || M.parallel);
     const float *down_b = w.down_b;  // null in MoE layers: expert biases are weighted inside
     if (e->moe_layer(l)) {  // expert biases on rank 0 only, so the all-reduce adds them once
@@ -327,12 +316,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
         FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
         profiler_mark(pr, st, "activation");
       }
-      if (next_attn) {
-        const LayerW &wn = e->layers[l + 1];
-        FGCU_CHECK(linear_norm_next(act, w.down, h, {wn.attn_norm, eps, x, norm_done + 1}, T, H, I, st, err));
-      } else if (!skipped(kSkipDown)) {
-        FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
-      }
+      if (!skipped(kSkipDown)) FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
     }
     FGCU_CHECK(all_reduce(e, out, (size_t)T * H, err));
     profiler_mark(pr, st, "gemm down");
@@ -344,7 +328,6 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       FGCU_CHECK(norm_rows_in_place(h, T, H, down_b, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
     } else {
       owed_b = down_b;
-      x_ready = next_attn;
     }
   }
   return forward_logits(e, m, owed_a, owed_b, err);

@@ -406,21 +406,6 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
   return gemm(f->gemm, x, wdq, y, y_f32, accumulate, M, N, K, st, err);
 }
 
-bool fp8_norm_next_fits(const Weight &w, int M, int N, int K) {
-  return w.fp8() && w.scales && K % 16 == 0 && N % 8 == 0 && M <= norm_next_max_m() && small_takes(M);
-}
-
-int fp8_linear_norm_next(const bf16 *x, const Weight &w, float *h, const RmsNext &next, int M, int N, int K,
-                         cudaStream_t st, char *err) {
-  if (!fp8_norm_next_fits(w, M, N, K)) {
-    snprintf(err, 512, "fp8_linear_norm_next: %d rows of [%d, %d] do not fit", M, N, K);
-    return FG_ERR_INTERNAL;
-  }
-  fp8_gemv_small(x, w, h, true, true, -1, nullptr, M, N, K, st, next);
-  FGCU_LAUNCHED("fp8 gemv_small next norm");
-  return 0;
-}
-
 bool fp8_gemv_gated(const bf16 *x, const Weight &w, const float *bias, int act, bf16 *y, int M, int N, int K,
                     cudaStream_t st) {
   if (!w.fp8() || K % 16 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;

@@ -64,11 +64,6 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
 // As gemv_gated() (gemm.cuh) with an FP8 weight (rows interleaved gate_i, up_i): y[M, N / 2] =
 // act(gate + bias) * (up + bias) in bf16. False (nothing launched) where M is above the GEMV's
 // and the small-M kernel's.
-// h (+)= x · w^T through the small-M kernel with the next RMSNorm written by its last block (as
-// gemm.cuh gemv_norm_next, FP8 weights): where the small-M kernel takes M and M <= FASTGEN_NORM_NEXT.
-bool fp8_norm_next_fits(const Weight &w, int M, int N, int K);
-int fp8_linear_norm_next(const bf16 *x, const Weight &w, float *h, const RmsNext &next, int M, int N, int K,
-                         cudaStream_t st, char *err);
 bool fp8_gemv_gated(const bf16 *x, const Weight &w, const float *bias, int act, bf16 *y, int M, int N,
                     int K, cudaStream_t st);
 

@@ -24,7 +24,6 @@
 #include <cuda_fp8.h>
 
 #include "cuda/common.cuh"
-#include "cuda/rms_fold.cuh"
 #include "cuda/weight.cuh"
 
 namespace fgcu {
@@ -63,9 +62,8 @@ void fp8_gemv_launch(const bf16 *x, const Weight &w, void *y, bool y_f32, bool a
 // The tensor-core small-M kernel on FP8 rows (fp8_gemv_small.cu), same contract for
 // 1 <= M <= kGemvSmallMaxM (16): per-row scales multiply the fp32 sums (the widening to bf16 is
 // exact); per-K-block scales multiply each weight before it is rounded to bf16 (as the dequantize
-// fallback does). next.done: y fp32 accumulated, and the last block writes the next RMSNorm
-// (rms_fold.cuh RmsNext).
+// fallback does).
 void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
-                    const float *bias, int M, int N, int K, cudaStream_t st, const RmsNext &next = RmsNext());
+                    const float *bias, int M, int N, int K, cudaStream_t st);
 
 }  // namespace fgcu

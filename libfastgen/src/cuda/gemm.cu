@@ -176,12 +176,10 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16 *__restrict__ x,
 // pipelining in the wide kernel (qkv, gate_up) made those slower (26 -> 28.6, 43.5 -> 46 us).
 // FOLD: at most 64 registers (4 blocks an SM, as unfolded; its prologue pushed it to 66); 0: no
 // minimum, the unfolded kernels compile as before.
-// NEXT (y_f32, accumulate: o and down): the last block to finish writes the next layer's RMSNorm
-// of y to next.x (rms_fold.cuh rms_next_block).
-template <bool Y_F32, bool ACC, bool FOLD = false, bool NEXT = false>
+template <bool Y_F32, bool ACC, bool FOLD = false>
 __global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16 *__restrict__ x,
                                                         const bf16 *__restrict__ w, void *__restrict__ y,
-                                                        int N, int K, RmsRows rms, RmsNext next) {
+                                                        int N, int K, RmsRows rms) {
   constexpr int H = 4, HALF = H * 256;  // loads per half; K elements a half covers (whole warp)
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -222,7 +220,7 @@ __global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16
   pdl_wait();
   pdl_launch_dependents();
   if constexpr (FOLD) x = rms_row_to_shared(rms, K);
-  if (!live) return;  // never under NEXT (N % 8 == 0: every warp has a row for the block barriers)
+  if (!live) return;
   for (; k0 < K; k0 += 2 * HALF) {
     fma_half(a, k0);
     if (k0 + 2 * HALF < K) load(a, k0 + 2 * HALF);
@@ -230,13 +228,6 @@ __global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16
     if (k0 + 3 * HALF < K) load(b, k0 + 3 * HALF);
   }
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if constexpr (NEXT) {
-    static_assert(Y_F32 && ACC, "the next norm reads the accumulated residual rows");
-    float *yf = static_cast<float *>(y);
-    if (lane == 0) yf[n] += acc;
-    rms_next_block(next, yf, 1, N);
-    return;
-  }
   if (lane != 0) return;
   if (Y_F32) {
     float *yf = static_cast<float *>(y);
@@ -347,10 +338,9 @@ void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, in
     return;
   }
   if (gemv_pipe()) {
-    const RmsNext no_next;
-    if (y_f32 && acc) launch_k(gemv_pipe_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, no_next);
-    else if (y_f32) launch_k(gemv_pipe_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, no_next);
-    else launch_k(gemv_pipe_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms, no_next);
+    if (y_f32 && acc) launch_k(gemv_pipe_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+    else if (y_f32) launch_k(gemv_pipe_kernel<true, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
+    else launch_k(gemv_pipe_kernel<false, false>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
     return;
   }
   if (y_f32 && acc) launch_k(gemv_kernel<true, true>, blocks, dim3(256), 0, s, x, w, y, N, K, no_rms);
@@ -365,7 +355,7 @@ void launch_gemv_rms(const RmsRows &r, const bf16 *w, bf16 *y, int N, int K, cud
   const size_t smem = (size_t)K * 2;
   const bf16 *x = nullptr;
   if (N >= 8192) launch_k(gemv2_kernel<false, false, -1, true>, blocks, dim3(128), smem, s, x, w, (void *)y, N, K, (const float *)nullptr, r);
-  else if (gemv_pipe()) launch_k(gemv_pipe_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r, RmsNext());
+  else if (gemv_pipe()) launch_k(gemv_pipe_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r);
   else launch_k(gemv_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r);
 }
 
@@ -535,35 +525,6 @@ int gemv_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, int act, 
   if (M > 1 || gemv_small_at_1()) gemv_small_rms_gated(x, w, bias, act, y, M, N, K, stream);
   else launch_gated_act<true>(act, nullptr, x, w, bias, y, N, K, stream);
   FGCU_LAUNCHED("gemv_rms_gated");
-  return 0;
-}
-
-// FASTGEN_NORM_NEXT: the most tokens whose next RMSNorm the o / down GEMV writes (0: off).
-int norm_next_max_m() {
-  const int m = fg_knob_int(FG_KNOB_NORM_NEXT);
-  return m < 0 ? 0 : m > kRmsNextMaxM ? kRmsNextMaxM : m;
-}
-
-// One token: the pipelined narrow kernel (every warp a row: N % 8 == 0); more, or one under
-// FASTGEN_GEMV_SMALL_AT_1: the small-M kernel.
-static bool norm_next_one_row(int M) { return M == 1 && !gemv_small_at_1(); }
-
-bool gemv_norm_next_fits(int M, int N, int K) {
-  if (M < 1 || M > norm_next_max_m() || M > gemv_max_m() || K % 8 != 0 || N % 8 != 0) return false;
-  return !norm_next_one_row(M) || (gemv_pipe() && N < 8192);
-}
-
-int gemv_norm_next(const bf16 *x, const bf16 *w, float *h, const RmsNext &next, int M, int N, int K,
-                   cudaStream_t stream, char *err) {
-  if (!gemv_norm_next_fits(M, N, K)) {
-    snprintf(err, 512, "gemv_norm_next: %d rows of [%d, %d] do not fit", M, N, K);
-    return FG_ERR_INTERNAL;
-  }
-  if (norm_next_one_row(M))
-    launch_k(gemv_pipe_kernel<true, true, false, true>, dim3(ceil_div(N, 8)), dim3(256), 0, stream, x, w, (void *)h,
-             N, K, RmsRows(), next);
-  else gemv_small(x, w, h, true, true, M, N, K, stream, next);
-  FGCU_LAUNCHED("gemv_norm_next");
   return 0;
 }
 

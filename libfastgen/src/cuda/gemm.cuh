@@ -58,16 +58,4 @@ int gemv_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cuda
 int gemv_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
                    cudaStream_t stream, char *err);
 
-// h[M, N] += x[M, K] · w^T (fp32 residual rows, as gemm() with y_f32 and accumulate), and the
-// block that finishes last writes next.x = bf16(rmsnorm(h) * next.w) for the layer after
-// (rms_fold.cuh RmsNext): bit-identical to gemm() followed by norm_rows (RMSNorm, no added rows),
-// one kernel fewer on the decode chain. gemv_norm_next_fits: M <= FASTGEN_NORM_NEXT and the
-// GEMVs take M (the one-token pipelined kernel, or the small-M kernel); gemv_norm_next fails with
-// FG_ERR_INTERNAL otherwise. next.done: a zeroed int of the caller's, not shared with a kernel that
-// may run at the same time. norm_next_max_m: FASTGEN_NORM_NEXT (at most 16; FP8 weights too).
-int norm_next_max_m();
-bool gemv_norm_next_fits(int M, int N, int K);
-int gemv_norm_next(const bf16 *x, const bf16 *w, float *h, const RmsNext &next, int M, int N, int K,
-                   cudaStream_t stream, char *err);
-
 }  // namespace fgcu

@@ -15,9 +15,8 @@ int gemv_small_rt() {
 }
 
 void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int M, int N, int K,
-                cudaStream_t s, const RmsNext &next) {
-  launch_gemv_small<Bf16Rows, -1>(Bf16Rows{w, K}, x, y, nullptr, y_f32, acc, M, N, K, gemv_small_rt(), s, RmsRows(),
-                                  next);
+                cudaStream_t s) {
+  launch_gemv_small<Bf16Rows, -1>(Bf16Rows{w, K}, x, y, nullptr, y_f32, acc, M, N, K, gemv_small_rt(), s);
 }
 
 bool gemv_small_rms_fits(int M, int K) {

@@ -96,12 +96,10 @@ __device__ __forceinline__ void widen(const W &wl, const typename W::Raw &v, typ
 // One block: rows [blockIdx.x * 16 RT, + 16 RT) of y for all M tokens. NT = 8-token column
 // blocks (1: M <= 8, 2: M <= 16). ACT >= 0: gated (y bf16 [M, N / 2], bias [N] or null);
 // otherwise y [M, N] bf16, or fp32 (Y_F32) and added to (ACC). FOLD: x from rms (x unused).
-// NEXT (Y_F32 and ACC: the o and down projections into the residual rows): the last block to
-// finish writes the next layer's RMSNorm of y to next.x (rms_fold.cuh rms_next_block).
-template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false, bool NEXT = false>
+template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false>
 __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
-                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms, RmsNext next) {
+                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms) {
   using gemv_small_detail::mma_bf16;
   using gemv_small_detail::widen;
   constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
@@ -235,10 +233,6 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
         static_cast<bf16 *>(y)[i] = to_bf(v);
       }
     }
-    if constexpr (NEXT) {
-      static_assert(Y_F32 && ACC, "the next norm reads the accumulated residual rows");
-      rms_next_block(next, static_cast<const float *>(y), M, N);
-    }
   }
 }
 
@@ -267,24 +261,21 @@ void gemv_small_allow_smem() {
 
 template <class W, int RT, int NT, int ACT, bool FOLD>
 void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc,
-                           int M, int N, int K, const RmsRows &rms, const RmsNext &next, cudaStream_t s) {
+                           int M, int N, int K, const RmsRows &rms, cudaStream_t s) {
   constexpr int S = W::kSteps;
   const dim3 grid(ceil_div(N, 16 * RT)), block(kGemvSmallWarps * 32);
   if constexpr (FOLD) {  // x from rms; y bf16, not accumulated (qkv, gated MLP input)
     constexpr auto kernel = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true>;
     gemv_small_allow_smem<kernel>();
-    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms, next);
+    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms);
   } else if constexpr (ACT >= 0) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, next);
-  } else if (y_f32 && acc && next.done) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1, false, true>, grid, block, 0, s, wl, x, y, bias, M, N, K,
-             rms, next);
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   } else if (y_f32 && acc) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, next);
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   } else if (y_f32) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, next);
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   } else {
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, next);
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
   }
 }
 
@@ -292,28 +283,25 @@ void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool
 // as gemm()) or gated (ACT 0..2, bias or null). Needs 1 <= M <= 16, K % 8 == 0 (16-byte rows),
 // 16-byte aligned x and weight rows, N even when gated. FOLD: x is rms's RMSNorm rows instead (y
 // bf16, not accumulated; M <= kGemvSmallRmsMaxM, gemv_small_rms_bytes(M, K) <= kGemvSmallRmsMaxBytes).
-// next.done (plain, y_f32 and acc): the last block writes the next RMSNorm (NEXT).
 template <class W, int ACT, bool FOLD = false>
 void launch_gemv_small(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc, int M,
-                       int N, int K, int rt, cudaStream_t s, const RmsRows &rms = RmsRows(),
-                       const RmsNext &next = RmsNext()) {
+                       int N, int K, int rt, cudaStream_t s, const RmsRows &rms = RmsRows()) {
   if constexpr (FOLD) {  // M <= 8 (gemv_small_rms_fits)
-    if (rt == 2) launch_gemv_small_act<W, 2, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, next, s);
-    else launch_gemv_small_act<W, 1, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, next, s);
+    if (rt == 2) launch_gemv_small_act<W, 2, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, s);
+    else launch_gemv_small_act<W, 1, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, s);
   } else if (rt == 2) {
-    if (M > 8) launch_gemv_small_act<W, 2, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, next, s);
-    else launch_gemv_small_act<W, 2, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, next, s);
+    if (M > 8) launch_gemv_small_act<W, 2, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
+    else launch_gemv_small_act<W, 2, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
   } else {
-    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, next, s);
-    else launch_gemv_small_act<W, 1, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, next, s);
+    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
+    else launch_gemv_small_act<W, 1, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
   }
 }
 
 // bf16 weights (gemv_small.cu). gemv_small: y[M, N] as gemm(); gemv_small_gated: as gemv_gated().
 // Both need 2 <= M <= kGemvSmallMaxM and K % 8 == 0; gated needs N even and act in 0..2.
-// next.done: y fp32, accumulated, and the next RMSNorm written by the last block (NEXT).
 void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int M, int N, int K,
-                cudaStream_t s, const RmsNext &next = RmsNext());
+                cudaStream_t s);
 void gemv_small_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                       int K, cudaStream_t s);
 // The same with x given as RMSNorm rows (FOLD), y bf16 not accumulated; where gemv_small_rms_fits.

@@ -51,17 +51,4 @@ inline int linear_gated_rms(const RmsRows &x, const Weight &w, const float *bias
   return gemv_rms_gated(x, (const bf16 *)w.p, bias, act, y, M, N, K, st, err);
 }
 
-// h (+)= x · w^T (fp32 residual rows) with the next layer's RMSNorm written by the GEMV's last block
-// (gemm.cuh gemv_norm_next, fp8_gemm.cuh fp8_linear_norm_next): bit-identical to linear() then
-// norm_rows. The *_fits predicate says whether, so the caller can skip the norm kernel.
-inline bool linear_norm_next_fits(const Weight &w, int M, int N, int K) {
-  if (w.fp8()) return fp8_norm_next_fits(w, M, N, K);
-  return w.dtype == kWeightBf16 && gemv_norm_next_fits(M, N, K);
-}
-inline int linear_norm_next(const bf16 *x, const Weight &w, float *h, const RmsNext &next, int M, int N, int K,
-                            cudaStream_t st, char *err) {
-  if (w.fp8()) return fp8_linear_norm_next(x, w, h, next, M, N, K, st, err);
-  return gemv_norm_next(x, (const bf16 *)w.p, h, next, M, N, K, st, err);
-}
-
 }  // namespace fgcu

@@ -187,10 +187,6 @@ int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
     FGCU_CHECK(ensure(e->split_done, T * M.num_kv_heads * 4, "attention splits", err));
     if (e->split_done.p != had) FGCU_TRY(cudaMemsetAsync(e->split_done.p, 0, e->split_done.bytes, e->stream));
   }
-  if (!e->norm_done.p) {  // the GEMVs that write the next norm (rms_fold.cuh RmsNext): zeros when new
-    FGCU_CHECK(ensure(e->norm_done, 2 * sizeof(int), "activations", err));
-    FGCU_TRY(cudaMemsetAsync(e->norm_done.p, 0, e->norm_done.bytes, e->stream));
-  }
   const size_t R = m.R > 0 ? m.R : 1, V = M.vocab_size, L = m.L;
   FGCU_CHECK(ensure(e->xf, R * H * 2, "logits", err));
   FGCU_CHECK(ensure(e->logits, R * V * 4, "logits", err));

@@ -31,7 +31,6 @@ struct RmsRows {
 
 constexpr int kRmsSumThreads = 512;  // norm.cu kNormThreads: the order of norm_kernel's sums
 constexpr int kRmsPad = 32;          // bf16 a row of x in gemv_small's shared memory is padded by (banks)
-constexpr int kRmsNextMaxM = 16;     // rows rms_next_block normalizes at most
 
 // Before pdl_wait: the norm weight into L2 (no kernel of the step writes it), so that its loads
 // after the wait do not queue at DRAM behind the weight stream.
@@ -42,16 +41,9 @@ __device__ __forceinline__ void rms_prefetch(const RmsRows &r, int K) {
 
 // After pdl_wait, by every thread of the block (blockDim.x a multiple of 32): xs[m * pitch + k] =
 // x[m][k] for m < M, k < K. K % 8 == 0, h and w 16-byte aligned, xs 16-byte aligned, pitch % 8 == 0;
-// scratch: shared, M * 16 floats. Returns with xs visible to the whole block. L2: h read from L2
-// (ld.global.cg), for h written by other blocks of the same kernel (rms_next_block); xs may then
-// be global memory.
-template <bool L2 = false>
+// scratch: shared, M * 16 floats. Returns with xs visible to the whole block.
 __device__ __forceinline__ void rms_to_shared(const RmsRows &r, int M, int K, bf16 *xs, int pitch,
                                               float *scratch) {
-  auto h4 = [](const float *p) {
-    if constexpr (L2) return __ldcg(reinterpret_cast<const float4 *>(p));
-    else return *reinterpret_cast<const float4 *>(p);
-  };
   const int lane = threadIdx.x & 31;
   // The norm weight on its way into L1 while the sums wait for h (no registers held for it).
   for (int i = threadIdx.x * 32; i < K; i += blockDim.x * 32)
@@ -63,7 +55,7 @@ __device__ __forceinline__ void rms_to_shared(const RmsRows &r, int M, int K, bf
     const float *row = r.h + (size_t)m * K;
     float p[4] = {0.f, 0.f, 0.f, 0.f};
     for (int k = slot * 4; k < K; k += kRmsSumThreads) {
-      const float4 v = h4(row + k);
+      const float4 v = *reinterpret_cast<const float4 *>(row + k);
       p[0] = fmaf(v.x, v.x, p[0]), p[1] = fmaf(v.y, v.y, p[1]);
       p[2] = fmaf(v.z, v.z, p[2]), p[3] = fmaf(v.w, v.w, p[3]);
     }
@@ -86,9 +78,9 @@ __device__ __forceinline__ void rms_to_shared(const RmsRows &r, int M, int K, bf
       scale = rsqrtf(total / K + r.eps);
       cur = m;
     }
-    const float *hp = r.h + (size_t)m * K + k;
+    const float4 *hp = reinterpret_cast<const float4 *>(r.h + (size_t)m * K + k);
     const float4 *wp = reinterpret_cast<const float4 *>(r.w + k);
-    const float4 h0 = h4(hp), h1 = h4(hp + 4), w0 = wp[0], w1 = wp[1];
+    const float4 h0 = hp[0], h1 = hp[1], w0 = wp[0], w1 = wp[1];
     const float hv[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
     const float wv[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
     uint4 u;
@@ -107,25 +99,6 @@ __device__ __forceinline__ const bf16 *rms_row_to_shared(const RmsRows &r, int K
   bf16 *xs = reinterpret_cast<bf16 *>(rms_row_smem);
   rms_to_shared(r, 1, K, xs, K, scratch);
   return xs;
-}
-
-// The RMSNorm of the layer after a GEMV, written by the GEMV's last block (FASTGEN_NORM_NEXT): the
-// GEMV accumulates the residual rows h (o and down projections, y_f32 with accumulate), and the
-// block that finishes last computes x = bf16(rmsnorm(h) * w) from the finished rows, with
-// norm_kernel's sums in norm_kernel's order (rms_to_shared), so the norm kernel before the next
-// GEMV and its step on the decode chain are gone, bit for bit.
-struct RmsNext {
-  const float *w = nullptr;  // [K] the next norm's weight (norm_weight_offset added at load)
-  float eps = 0.f;
-  bf16 *x = nullptr;         // [M, K] out
-  int *done = nullptr;       // blocks finished: zero between launches (the last block resets it)
-};
-
-// By every thread of the block once its rows of h are written (h: [M, K], K % 8 == 0).
-__device__ __forceinline__ void rms_next_block(const RmsNext &nx, const float *h, int M, int K) {
-  __shared__ float scratch[kRmsNextMaxM * kRmsSumThreads / 32];
-  if (!last_block(nx.done, gridDim.x)) return;
-  rms_to_shared<true>({h, nx.w, nx.eps}, M, K, nx.x, K, scratch);
 }
 
 }  // namespace fgcu
