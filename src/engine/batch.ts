@@ -75,7 +75,6 @@ export class StepBatchBuilder {
   private penaltyIndptr = new Int32Array(257);
   private penaltyIds = new Int32Array(4096);
   private penaltyPromptLens = new Int32Array(256);
-  private penaltyStart = new Int32Array(256);
   private slot = new Int32Array(256);
   private slotKeep = new Int32Array(256);
   private biasIndptr = new Int32Array(257);
@@ -159,7 +158,7 @@ export class StepBatchBuilder {
         if (p.logprobs > numLogprobs) numLogprobs = p.logprobs;
         if (p.returnLogits) returnLogits = true;
         if (!anyPenalty && usesPenalties(p)) anyPenalty = true;
-        if (!anyBias && (p.logitBiasIds.length > 0 || p.badWords.length > 0 || seq.numOutputTokens < p.minTokens)) anyBias = true;
+        if (!anyBias && (p.hasBiasList || (p.minTokens > 0 && seq.numOutputTokens < p.minTokens))) anyBias = true;
         if (k > 0 && this.masks === null && p.badWords.length > 0 && hasPrefixedWord(p.badWords)) {
           throw new Error(`StepBatchBuilder: sequence ${seq.id}'s draft needs per-row bad_words masks, and this builder has no mask builder`);
         }
@@ -174,7 +173,7 @@ export class StepBatchBuilder {
       cuSeqlens: cuSeqlens.subarray(0, ns + 1),
       contextLens: contextLens.subarray(0, ns),
       blockIndptr: csr.indptr.subarray(0, ns + 1),
-      blockIndices: csr.indices.subarray(0, nb),
+      blockIndices: csr.indices(nb),
       rowIndptr: rowIndptr.subarray(0, ns + 1),
       rowTokens: rowTokens.subarray(0, r),
       temperature: temperature.subarray(0, ns),
@@ -235,7 +234,6 @@ export class StepBatchBuilder {
     this.frequency = fit(this.frequency, ns);
     this.repetition = fit(this.repetition, ns);
     this.penaltyPromptLens = fit(this.penaltyPromptLens, ns);
-    this.penaltyStart = fit(this.penaltyStart, ns);
     this.slot = fit(this.slot, ns);
     this.slotKeep = fit(this.slotKeep, ns);
   }
@@ -243,45 +241,34 @@ export class StepBatchBuilder {
   private addPenalties(plan: Plan, batch: StepBatch): void {
     const entries = plan.entries;
     const slots = this.penaltySlots;
-    // Where each sequence's ids start: its list's first token, or with a slot the first one the
-    // slot does not hold yet (start[i] = -1: no list this pass).
-    const start = this.penaltyStart;
-    let total = 0;
+    const { presence, frequency, repetition, penaltyPromptLens, slot, slotKeep, penaltyIndptr: indptr } = this;
+    let ids = this.penaltyIds;
+    let k = 0;
+    indptr[0] = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       const seq = e.seq;
       const p = seq.params;
-      start[i] = -1;
-      this.slot[i] = -1;
-      this.slotKeep[i] = 0;
-      if (!e.wantsToken || !usesPenalties(p)) continue;
-      const from = p.repetitionPenalty !== 1 ? 0 : seq.numPromptTokens;
-      if (slots === null) start[i] = from;
-      else {
-        const sync = slots.sync(seq.id, from, seq.numTokens);
-        this.slot[i] = sync.slot;
-        this.slotKeep[i] = sync.keep;
-        start[i] = sync.start;
-      }
-      total += seq.numTokens - start[i]!;
-    }
-    this.penaltyIds = fit(this.penaltyIds, total);
-    const ids = this.penaltyIds;
-    const indptr = this.penaltyIndptr;
-    let k = 0;
-    indptr[0] = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const seq = entries[i]!.seq;
-      const p = seq.params;
-      this.presence[i] = p.presencePenalty;
-      this.frequency[i] = p.frequencyPenalty;
-      this.repetition[i] = p.repetitionPenalty;
-      this.penaltyPromptLens[i] = 0;
-      const from = start[i]!;
-      if (from >= 0) {
+      presence[i] = p.presencePenalty;
+      frequency[i] = p.frequencyPenalty;
+      repetition[i] = p.repetitionPenalty;
+      penaltyPromptLens[i] = 0;
+      slot[i] = -1;
+      slotKeep[i] = 0;
+      if (e.wantsToken && usesPenalties(p)) {
+        // Its list's first token, or with a slot the first one the slot does not hold yet.
+        let from = p.repetitionPenalty !== 1 ? 0 : seq.numPromptTokens;
+        if (slots !== null) {
+          const sync = slots.sync(seq.id, from, seq.numTokens);
+          slot[i] = sync.slot;
+          slotKeep[i] = sync.keep;
+          from = sync.start;
+        }
+        const n = seq.numTokens - from;
+        if (k + n > ids.length) ids = this.penaltyIds = grow(ids, k, k + n);
         seq.copyTokens(from, seq.numTokens, ids, k);
-        k += seq.numTokens - from;
-        this.penaltyPromptLens[i] = Math.max(0, seq.numPromptTokens - from);
+        k += n;
+        penaltyPromptLens[i] = Math.max(0, seq.numPromptTokens - from);
       }
       indptr[i + 1] = k;
     }
@@ -301,6 +288,8 @@ export class StepBatchBuilder {
   private addLogitBias(plan: Plan, batch: StepBatch): void {
     const entries = plan.entries;
     const indptr = this.biasIndptr;
+    let ids = this.biasIds;
+    let values = this.biasValues;
     let k = 0;
     indptr[0] = 0;
     for (let i = 0; i < entries.length; i++) {
@@ -312,27 +301,27 @@ export class StepBatchBuilder {
         const wordBans = e.draft === undefined ? bannedBadWordIds(p.badWords, e.seq.outputIds) : alwaysBannedIds(p.badWords);
         const banned = wordBans.length === 0 ? stopBans : [...stopBans, ...wordBans];
         const n = p.logitBiasIds.length + banned.length;
-        if (k + n > this.biasIds.length) {
-          this.biasIds = grow(this.biasIds, k, k + n);
-          this.biasValues = grow(this.biasValues, k, k + n);
+        if (k + n > ids.length) {
+          ids = this.biasIds = grow(ids, k, k + n);
+          values = this.biasValues = grow(values, k, k + n);
         }
         // Bias lists are short: a loop beats set()'s per-call cost.
         const bIds = p.logitBiasIds;
         const bValues = p.logitBiasValues;
         for (let j = 0; j < bIds.length; j++) {
-          this.biasIds[k] = bIds[j]!;
-          this.biasValues[k++] = bValues[j]!;
+          ids[k] = bIds[j]!;
+          values[k++] = bValues[j]!;
         }
-        for (const id of banned) {
-          this.biasIds[k] = id;
-          this.biasValues[k++] = -Infinity;
+        for (let j = 0; j < banned.length; j++) {
+          ids[k] = banned[j]!;
+          values[k++] = -Infinity;
         }
       }
       indptr[i + 1] = k;
     }
     batch.logitBiasIndptr = indptr.subarray(0, entries.length + 1);
-    batch.logitBiasIds = this.biasIds.subarray(0, k);
-    batch.logitBiasValues = this.biasValues.subarray(0, k);
+    batch.logitBiasIds = ids.subarray(0, k);
+    batch.logitBiasValues = values.subarray(0, k);
   }
 }
 

@@ -9,6 +9,11 @@
  * allocation) and copies runs of rows that sit back to back in both with one memcpy each;
  * new ids and unmatched rows are copied from the tables. Copying 256 rows × 64 ids one by one
  * costs ~27 µs here, the runs ~5 µs.
+ *
+ *   ids:  | this pass's indices (one half) | the previous pass's (the other) |   swapped each pass
+ *
+ * Both passes' ids live in one array so that a run is one copyWithin (set() needs a view, a
+ * new object per run); the previous indptr says where each previous row sits.
  */
 import type { BlockTable } from "./kvCache/kvCacheManager";
 
@@ -18,38 +23,39 @@ const LOOKAHEAD = 4;
 /** The block-table CSR of a pass, rebuilt incrementally from the previous one. */
 export class BlockCsr {
   indptr = new Int32Array(257);
-  indices = new Int32Array(4096);
-  private prev = new Int32Array(4096);
-  private prevTables: (BlockTable | undefined)[] = [];
-  private prevOff = new Int32Array(256);
-  private prevCount = new Int32Array(256);
+  private prevIndptr = new Int32Array(257);
+  /** Ids of each half. */
+  private half = 4096;
+  private ids = new Int32Array(2 * 4096);
+  /** Where this pass's half and the previous pass's start in `ids`. */
+  private cur = 0;
+  private prev = 4096;
   private curTables: (BlockTable | undefined)[] = [];
-  private curOff = new Int32Array(256);
-  private curCount = new Int32Array(256);
+  private prevTables: (BlockTable | undefined)[] = [];
   private numRows = 0;
   private prevRows = 0;
   /** Previous rows before this index are matched or skipped. */
   private scanFrom = 0;
-  /** Pending run: prev[runSrc, runSrc + runLen) goes to indices[runDst...). */
+  /** Pending run: previous ids [runSrc, runSrc + runLen) go to this pass's [runDst...). */
   private runSrc = 0;
   private runDst = 0;
   private runLen = 0;
 
+  /** This pass's first `n` block ids. */
+  indices(n: number): Int32Array {
+    return this.ids.subarray(this.cur, this.cur + n);
+  }
+
   /** Starts a pass of `numRows` rows. */
   begin(numRows: number): void {
     // The previous pass's output becomes the source.
-    [this.prev, this.indices] = [this.indices, this.prev];
+    [this.prev, this.cur] = [this.cur, this.prev];
+    [this.prevIndptr, this.indptr] = [this.indptr, this.prevIndptr];
     [this.prevTables, this.curTables] = [this.curTables, this.prevTables];
-    [this.prevOff, this.curOff] = [this.curOff, this.prevOff];
-    [this.prevCount, this.curCount] = [this.curCount, this.prevCount];
     this.scanFrom = 0;
     this.prevRows = this.numRows;
     this.numRows = numRows;
     if (this.indptr.length < numRows + 1) this.indptr = new Int32Array((numRows + 1) * 2);
-    if (this.curOff.length < numRows) {
-      this.curOff = new Int32Array(numRows * 2);
-      this.curCount = new Int32Array(numRows * 2);
-    }
     this.curTables.length = numRows;
     this.indptr[0] = 0;
     this.runLen = 0;
@@ -57,34 +63,31 @@ export class BlockCsr {
 
   /** Appends row `row`: the first `need` blocks of `table`, written at offset `nb`. */
   addRow(row: number, table: BlockTable, need: number, nb: number): number {
-    if (nb + need > this.indices.length) {
-      this.flush();
-      const grown = new Int32Array(Math.max(nb + need, this.indices.length * 2));
-      grown.set(this.indices.subarray(0, nb));
-      this.indices = grown;
-    }
+    if (nb + need > this.half) this.grow(nb + need);
     const j = this.findPrev(table);
     let copied = 0;
-    if (j >= 0 && this.prevCount[j]! <= need) {
-      copied = this.prevCount[j]!;
-      const src = this.prevOff[j]!;
-      if (this.runLen > 0 && this.runSrc + this.runLen === src && this.runDst + this.runLen === nb) this.runLen += copied;
-      else {
-        this.flush();
-        this.runSrc = src;
-        this.runDst = nb;
-        this.runLen = copied;
+    if (j >= 0) {
+      const src = this.prevIndptr[j]!;
+      const count = this.prevIndptr[j + 1]! - src;
+      if (count <= need) {
+        copied = count;
+        if (this.runLen > 0 && this.runSrc + this.runLen === src && this.runDst + this.runLen === nb) this.runLen += copied;
+        else {
+          this.flush();
+          this.runSrc = src;
+          this.runDst = nb;
+          this.runLen = copied;
+        }
       }
     }
     if (copied < need) {
       this.flush();
       const ids = table.ids;
-      const dst = this.indices;
-      for (let k = copied; k < need; k++) dst[nb + k] = ids[k]!;
+      const dst = this.ids;
+      const at = this.cur + nb;
+      for (let k = copied; k < need; k++) dst[at + k] = ids[k]!;
     }
     this.curTables[row] = table;
-    this.curOff[row] = nb;
-    this.curCount[row] = need;
     this.indptr[row + 1] = nb + need;
     return nb + need;
   }
@@ -96,8 +99,22 @@ export class BlockCsr {
 
   private flush(): void {
     if (this.runLen === 0) return;
-    this.indices.set(this.prev.subarray(this.runSrc, this.runSrc + this.runLen), this.runDst);
+    const from = this.prev + this.runSrc;
+    this.ids.copyWithin(this.cur + this.runDst, from, from + this.runLen);
     this.runLen = 0;
+  }
+
+  /** Doubles the halves (at least to `n` ids each), keeping both passes' ids. */
+  private grow(n: number): void {
+    this.flush();
+    const half = Math.max(n, this.half * 2);
+    const ids = new Int32Array(2 * half);
+    ids.set(this.ids.subarray(this.cur, this.cur + this.half), 0);
+    ids.set(this.ids.subarray(this.prev, this.prev + this.half), half);
+    this.ids = ids;
+    this.half = half;
+    this.cur = 0;
+    this.prev = half;
   }
 
   private findPrev(table: BlockTable): number {

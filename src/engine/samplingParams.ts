@@ -26,6 +26,12 @@ export interface SamplingParams {
   /** Logit bias as parallel arrays (empty = none). */
   readonly logitBiasIds: Int32Array;
   readonly logitBiasValues: Float32Array;
+  /**
+   * A logit bias or bad words: each of its sampled rows carries a bias list. The batch asks
+   * this of every row each step; the two lists are objects of their own, so one flag here is
+   * one cache line less per row.
+   */
+  readonly hasBiasList: boolean;
   /** Top-k logprobs per sampled token (0 = none). */
   readonly logprobs: number;
   /** Prompt logprobs: -1 = none; k >= 0 = each prompt token's logprob plus its top k. */
@@ -117,7 +123,7 @@ export function samplingParams(opts: SamplingInput): SamplingParams {
   return {
     temperature, topP, topK, minP, seed, seedLow: Number(seed & 0xffffffffn), seedHigh: Number(seed >> 32n),
     presencePenalty, frequencyPenalty, repetitionPenalty,
-    logitBiasIds, logitBiasValues, logprobs, promptLogprobs, returnLogits: opts.returnLogits ?? false,
+    logitBiasIds, logitBiasValues, hasBiasList: bias.length > 0 || badWords.length > 0, logprobs, promptLogprobs, returnLogits: opts.returnLogits ?? false,
     maxTokens, minTokens, ignoreEos: opts.ignoreEos ?? false,
     stopTokenIds: [...(opts.stopTokenIds ?? [])], stop: [...(opts.stop ?? [])],
     includeStopStrInOutput: opts.includeStopStrInOutput ?? false, skipSpecialTokens: opts.skipSpecialTokens ?? true,

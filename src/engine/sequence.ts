@@ -28,6 +28,8 @@ export type SequenceFinishReason = "stop" | "length" | "abort" | "rejected";
 /** One generation stream: its tokens, its progress and its sampling parameters. */
 export class Sequence {
   readonly promptIds: Int32Array;
+  /** promptIds.length, kept here: batches read it per row, and the array is an object of its own. */
+  readonly numPromptTokens: number;
   private readonly outputs: number[] = [];
   /** Prompt + output in one buffer (capacity doubles): batches copy ranges of it with memcpy. */
   private tokens: Int32Array;
@@ -62,9 +64,10 @@ export class Sequence {
     readonly sampleIndex = 0,
   ) {
     if (promptIds.length === 0) throw new Error(`sequence ${id}: empty prompt`);
-    this.tokens = new Int32Array(promptIds.length + 16);
+    this.tokens = tokenBuffer(promptIds.length + 16);
     this.tokens.set(promptIds);
     this.promptIds = this.tokens.slice(0, promptIds.length);
+    this.numPromptTokens = promptIds.length;
     this.total = promptIds.length;
   }
 
@@ -90,7 +93,7 @@ export class Sequence {
   appendOutput(tokenId: number): void {
     const n = this.numTokens;
     if (n === this.tokens.length) {
-      const grown = new Int32Array(n * 2);
+      const grown = tokenBuffer(n * 2);
       grown.set(this.tokens);
       this.tokens = grown;
     }
@@ -110,10 +113,6 @@ export class Sequence {
    */
   get tokenBuffer(): Int32Array {
     return this.tokens;
-  }
-
-  get numPromptTokens(): number {
-    return this.promptIds.length;
   }
 
   get numOutputTokens(): number {
@@ -157,6 +156,14 @@ export class Sequence {
     this.status = "finished";
     this.finishReason = reason;
   }
+}
+
+/**
+ * A token buffer of `n` ids with its ArrayBuffer made up front: batches copy ranges of it through
+ * views, and JSC gives a typed array made without one an ArrayBuffer (a copy) at its first view.
+ */
+function tokenBuffer(n: number): Int32Array {
+  return new Int32Array(new ArrayBuffer(4 * n));
 }
 
 /**

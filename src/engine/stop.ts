@@ -38,7 +38,8 @@ export function checkStop(seq: Sequence, tokenId: number, config: StopConfig, ho
   const n = seq.numOutputTokens;
   if (n >= p.minTokens) {
     if (!p.ignoreEos && config.eosTokenIds.includes(tokenId)) return { finishReason: "stop", stopReason: null };
-    if (p.stopTokenIds.includes(tokenId)) return { finishReason: "stop", stopReason: tokenId };
+    // Most requests have no stop ids, and includes() on an empty list is still a native call.
+    if (p.stopTokenIds.length > 0 && p.stopTokenIds.includes(tokenId)) return { finishReason: "stop", stopReason: tokenId };
     const stopString = hook?.(seq, tokenId) ?? null;
     if (stopString !== null) return { finishReason: "stop", stopReason: stopString };
   }
@@ -53,7 +54,8 @@ export function checkStop(seq: Sequence, tokenId: number, config: StopConfig, ho
  */
 export function bannedStopIds(seq: Sequence, eosTokenIds: readonly number[]): readonly number[] {
   const p = seq.params;
-  if (seq.numOutputTokens >= p.minTokens) return NONE;
+  // minTokens first: it is 0 for most requests, and the outputs are an object of their own.
+  if (p.minTokens === 0 || seq.numOutputTokens >= p.minTokens) return NONE;
   if (p.ignoreEos || eosTokenIds.length === 0) return p.stopTokenIds;
   return p.stopTokenIds.length === 0 ? eosTokenIds : [...eosTokenIds, ...p.stopTokenIds];
 }

@@ -265,7 +265,7 @@ export class KvCacheManager implements KvCacheView {
   private reserve(t: MutableTable, n: number): void {
     if (n <= t.ids.length) return;
     const grown = new Int32Array(Math.max(t.ids.length * 2, n));
-    grown.set(t.ids.subarray(0, t.length));
+    grown.set(t.ids); // all of it: a view of the first `length` ids would cost more than the copy
     t.ids = grown;
   }
 

@@ -50,7 +50,10 @@ export function commitPlan(plan: Plan, queues: SequenceQueues, blocks: KvCacheMa
       if (more > 0) blocks.append(seq.id, more);
     }
     // Draft tokens are not the sequence's (yet): the stepper registers what verification accepts.
-    if (blocks.cachingEnabled) blocks.registerComputed(seq, e.contextLen + ownTokens(e));
+    // A row whose tokens complete no block has none to register (most decodes): its earlier
+    // blocks were registered by the passes that filled them, so it skips the table lookup.
+    const end = e.contextLen + ownTokens(e);
+    if (blocks.cachingEnabled && Math.floor(end / bs) > Math.floor(e.contextLen / bs)) blocks.registerComputed(seq, end);
   }
   if (blocks.numFreeBlocks !== plan.numFreeBlocksAfter) {
     throw new Error(`commitPlan: ${blocks.numFreeBlocks} blocks free, the plan expected ${plan.numFreeBlocksAfter}`);

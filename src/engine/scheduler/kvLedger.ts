@@ -66,15 +66,16 @@ export class KvLedger {
     const total = kv.blocksFor(seq.numTokens);
     const max = kv.cacheableBlocks(seq);
     if (max === 0) return { blocks: 0, cost: total };
-    const hashes = kv.hashes(seq, max);
+    // Hashed one block at a time: a run usually ends at its first block, and the blocks past
+    // it are hashed when a pass fills them (each block once in its life, either way).
     let k = 0;
     let cost = 0;
     for (; k < max; k++) {
-      const b = kv.lookup(hashes[k]!);
+      const b = kv.lookup(kv.hashes(seq, k + 1)[k]!);
       if (b < 0) break;
       if (this.refs(b) === 0) cost++;
     }
-    while (k < max && this.isPending(hashes[k]!, k)) k++;
+    while (k < max && this.isPending(seq, k)) k++;
     return k === 0 ? { blocks: 0, cost: total } : { blocks: k, cost: cost + total - k };
   }
 
@@ -93,7 +94,7 @@ export class KvLedger {
     const hashes = kv.hashes(seq, blocks);
     let k = 0;
     while (k < blocks && kv.lookup(hashes[k]!) >= 0) k++;
-    for (let i = k; i < blocks; i++) if (!this.isPending(hashes[i]!, i)) return -1;
+    for (let i = k; i < blocks; i++) if (!this.isPending(seq, i)) return -1;
     let cost = total - blocks;
     for (let i = 0; i < k; i++) if (this.addRef(kv.lookup(hashes[i]!), 1) === 1) cost++;
     this.free -= cost;
@@ -132,13 +133,14 @@ export class KvLedger {
   }
 
   /**
-   * Whether `hash`, block `index` of a chain, is filled by an entry of this plan and not cached
-   * now (the pool does not change while planning). A hash names its whole prefix, so it can only
-   * be a block at the same index: below every filled range the answer is no, without hashing.
+   * Whether block `index` of waiting `seq` is filled by an entry of this plan and not cached now
+   * (the pool does not change while planning). A hash names its whole prefix, so it can only be
+   * a block at the same index: below every filled range the answer is no, without hashing.
    */
-  private isPending(hash: BlockHash, index: number): boolean {
+  private isPending(seq: Sequence, index: number): boolean {
     if (index < this.lowestFilled) return false;
     const kv = this.kv;
+    const hash = kv.hashes(seq, index + 1)[index]!;
     for (; this.numIndexed < this.filled.length; this.numIndexed++) {
       const f = this.filled[this.numIndexed]!;
       const hashes = kv.hashes(f.seq, f.end);
