@@ -325,13 +325,23 @@ bool gemv_pipe() {
   return fg_knob_int(FG_KNOB_GEMV_PIPE);
 }
 
+// Which kernel takes one-token GEMMs of narrow outputs (N < 8192: o, down): FASTGEN_GEMV_NARROW.
+int gemv_narrow() {
+  static const int k = fg_knob_int(FG_KNOB_GEMV_NARROW);
+  return k;
+}
+
 // M = 1.
 void launch_gemv(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int N, int K,
                  cudaStream_t s) {
   const dim3 blocks(ceil_div(N, 8));
   const float *none = nullptr;
   const RmsRows no_rms;
-  if (N >= 8192) {
+  if (N < 8192 && gemv_narrow() == 2) {
+    gemv_small(x, w, y, y_f32, acc, 1, N, K, s);
+    return;
+  }
+  if (N >= 8192 || gemv_narrow() == 1) {
     if (y_f32 && acc) launch_k(gemv2_kernel<true, true>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
     else if (y_f32) launch_k(gemv2_kernel<true, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
     else launch_k(gemv2_kernel<false, false>, blocks, dim3(128), 0, s, x, w, y, N, K, none, no_rms);
