@@ -7,7 +7,8 @@
 //                            dequantized weights, with 16-byte loads (the default) and 8-byte ones,
 //                            and the CUDA-core FP8 GEMV (an H200's one-token FP8 path) at 1-8 tokens;
 //   gemvHarness.cpp          the one-token bf16 GEMVs of gemm.cu (narrow, pipelined or not; wide;
-//                            gated) at the 7B shapes and odd ones.
+//                            gated) at the 7B shapes and odd ones, and narrow outputs through the
+//                            other kernels FASTGEN_GEMV_NARROW can pick.
 import { describe, expect, test } from "bun:test";
 import { allPassed, canBuildEmu, runEmu } from "./build";
 
@@ -30,9 +31,10 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
       expect(r.code).toBe(0);
     }, 240_000);
 
-  for (const pipe of ["1", "0"])
-    test(`one token, bf16, FASTGEN_GEMV_PIPE=${pipe}: narrow, wide and gated against a double-precision GEMV`, () => {
-      const r = runEmu("gemv_emu", ["libfastgen/src/cuda/gemm.cu", "libfastgen/src/cuda/gemv_small.cu"], "gemvHarness.cpp", { FASTGEN_GEMV_PIPE: pipe });
+  // FASTGEN_GEMV_NARROW (an A/B knob): narrow outputs through the two-row or the small-M kernel.
+  for (const env of [{ FASTGEN_GEMV_PIPE: "1" }, { FASTGEN_GEMV_PIPE: "0" }, { FASTGEN_GEMV_NARROW: "1" }, { FASTGEN_GEMV_NARROW: "2" }])
+    test(`one token, bf16, ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join()}: narrow, wide and gated against a double-precision GEMV`, () => {
+      const r = runEmu("gemv_emu", ["libfastgen/src/cuda/gemm.cu", "libfastgen/src/cuda/gemv_small.cu"], "gemvHarness.cpp", env);
       expect(allPassed(r.out)).toBe(true);
       expect(r.code).toBe(0);
     }, 240_000);
