@@ -32,7 +32,8 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
     }, 240_000);
 
   // FASTGEN_GEMV_NARROW (an A/B knob): narrow outputs through the two-row or the small-M kernel.
-  for (const env of [{ FASTGEN_GEMV_PIPE: "1" }, { FASTGEN_GEMV_PIPE: "0" }, { FASTGEN_GEMV_NARROW: "1" }, { FASTGEN_GEMV_NARROW: "2" }])
+  const oneToken: Record<string, string>[] = [{ FASTGEN_GEMV_PIPE: "1" }, { FASTGEN_GEMV_PIPE: "0" }, { FASTGEN_GEMV_NARROW: "1" }, { FASTGEN_GEMV_NARROW: "2" }];
+  for (const env of oneToken)
     test(`one token, bf16, ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join()}: narrow, wide and gated against a double-precision GEMV`, () => {
       const r = runEmu("gemv_emu", ["libfastgen/src/cuda/gemm.cu", "libfastgen/src/cuda/gemv_small.cu"], "gemvHarness.cpp", env);
       expect(allPassed(r.out)).toBe(true);
