@@ -32,11 +32,17 @@ const HASH_CHARS = 44;
 let scratch = new Uint8Array(HASH_CHARS + 4 * 16);
 let scratchTokens = new Int32Array(scratch.buffer, HASH_CHARS, 16);
 
-/** Sizes the scratch for blocks of `blockSize` tokens. */
-function fitScratch(blockSize: number): void {
-  if (scratchTokens.length === blockSize) return;
-  scratch = new Uint8Array(HASH_CHARS + 4 * blockSize);
-  scratchTokens = new Int32Array(scratch.buffer, HASH_CHARS, blockSize);
+/**
+ * Copies tokens [start, start + blockSize) into the scratch (resized for blocks of that size) and
+ * returns the scratch's token view: no view of the caller's buffer, which would be a new object.
+ */
+function blockToScratch(tokens: Int32Array, start: number, blockSize: number): Int32Array {
+  if (scratchTokens.length !== blockSize) {
+    scratch = new Uint8Array(HASH_CHARS + 4 * blockSize);
+    scratchTokens = new Int32Array(scratch.buffer, HASH_CHARS, blockSize);
+  }
+  for (let j = 0; j < blockSize; j++) scratchTokens[j] = tokens[start + j]!;
+  return scratchTokens;
 }
 
 /** The hash of the block `tokens`, chained from `parent` (null for the first block). */
@@ -63,20 +69,9 @@ function hashChained(parent: BlockHash, tokens: Int32Array, start: number, block
     h.update(tokens.subarray(start, start + blockSize));
     return h.digest("base64");
   }
-  fitScratch(blockSize);
+  blockToScratch(tokens, start, blockSize);
   for (let i = 0; i < HASH_CHARS; i++) scratch[i] = parent.charCodeAt(i);
-  for (let j = 0; j < blockSize; j++) scratchTokens[j] = tokens[start + j]!;
   return Bun.SHA256.hash(scratch, "base64");
-}
-
-/**
- * `tokens`' first block, copied into the scratch: a view of a sequence's buffer would be a new
- * object, and the first one also gives the buffer an ArrayBuffer of its own.
- */
-function firstBlock(tokens: Int32Array, blockSize: number): Int32Array {
-  fitScratch(blockSize);
-  for (let j = 0; j < blockSize; j++) scratchTokens[j] = tokens[j]!;
-  return scratchTokens;
 }
 
 /**
@@ -88,7 +83,7 @@ export function chainBlockHashes(tokens: Int32Array, blockSize: number, numBlock
   if (numBlocks * blockSize > tokens.length) throw new Error(`chainBlockHashes: ${tokens.length} tokens hold no full block ${numBlocks - 1}`);
   for (let i = memo.length; i < numBlocks; i++) {
     const start = i * blockSize;
-    memo.push(i === 0 ? hashBlock(null, firstBlock(tokens, blockSize), salt) : hashChained(memo[i - 1]!, tokens, start, blockSize));
+    memo.push(i === 0 ? hashBlock(null, blockToScratch(tokens, 0, blockSize), salt) : hashChained(memo[i - 1]!, tokens, start, blockSize));
   }
   return memo;
 }
