@@ -8,7 +8,10 @@
 //                            and the CUDA-core FP8 GEMV (an H200's one-token FP8 path) at 1-8 tokens;
 //   gemvHarness.cpp          the one-token bf16 GEMVs of gemm.cu (narrow, pipelined or not; wide;
 //                            gated) at the 7B shapes and odd ones, and narrow outputs through the
-//                            other kernels FASTGEN_GEMV_NARROW can pick.
+//                            other kernels FASTGEN_GEMV_NARROW can pick;
+//   ropeGemvHarness.cpp      the qkv GEMV with RoPE and the K/V write in its epilogue (rope.cu
+//                            qkv_gemv_rope, FASTGEN_QKV_ROPE) against the GEMV then the RoPE
+//                            kernel, bit for bit.
 import { describe, expect, test } from "bun:test";
 import { allPassed, canBuildEmu, runEmu } from "./build";
 
@@ -32,10 +35,20 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
     }, 240_000);
 
   // FASTGEN_GEMV_NARROW (an A/B knob): narrow outputs through the two-row or the small-M kernel.
-  const oneToken: Record<string, string>[] = [{ FASTGEN_GEMV_PIPE: "1" }, { FASTGEN_GEMV_PIPE: "0" }, { FASTGEN_GEMV_NARROW: "1" }, { FASTGEN_GEMV_NARROW: "2" }];
+  // FASTGEN_NORM_DEFER=1: the deferred-norm cases run (unset, they report "not taken").
+  const oneToken: Record<string, string>[] = [{ FASTGEN_GEMV_PIPE: "1" }, { FASTGEN_GEMV_PIPE: "0" }, { FASTGEN_GEMV_NARROW: "1" }, { FASTGEN_GEMV_NARROW: "2" }, { FASTGEN_NORM_DEFER: "1" }];
   for (const env of oneToken)
     test(`one token, bf16, ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join()}: narrow, wide and gated against a double-precision GEMV`, () => {
       const r = runEmu("gemv_emu", ["libfastgen/src/cuda/gemm.cu", "libfastgen/src/cuda/gemv_small.cu"], "gemvHarness.cpp", env);
+      expect(allPassed(r.out)).toBe(true);
+      if (env.FASTGEN_NORM_DEFER) expect(r.out.match(/^ok deferred RMSNorm.*worst error/gm)?.length).toBe(2);
+      expect(r.code).toBe(0);
+    }, 240_000);
+
+  for (const mode of ["1", "2"])
+    test(`one token, the qkv GEMV with RoPE (FASTGEN_QKV_ROPE=${mode}): the GEMV + RoPE kernel's bits`, () => {
+      const r = runEmu("rope_gemv_emu", ["libfastgen/src/cuda/gemm.cu", "libfastgen/src/cuda/gemv_small.cu", "libfastgen/src/cuda/rope.cu"],
+        "ropeGemvHarness.cpp", { FASTGEN_QKV_ROPE: mode, FASTGEN_NORM_DEFER: "1" });
       expect(allPassed(r.out)).toBe(true);
       expect(r.code).toBe(0);
     }, 240_000);

@@ -2,7 +2,9 @@
 // the two-rows-a-warp kernel for N >= 8192, and its gated form) through gemm() and gemv_gated() on
 // emu.h's CPU model of CUDA, against a double-precision GEMV of the same bf16 values: bf16, fp32
 // and accumulated outputs, rows that do and do not fill a block, K of whole and partial rounds.
-// FASTGEN_GEMV_PIPE (read once a process) picks the narrow kernel; the test runs both.
+// FASTGEN_GEMV_PIPE (read once a process) picks the narrow kernel; the test runs both. Under
+// FASTGEN_NORM_DEFER=1, the two-row kernel with x an RMSNorm row whose scale it applies at the end
+// (gemv_rms_deferred), plain and gated, against the norm and GEMV in double.
 //   gemv_emu [name-substring]
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,8 @@ typedef __nv_bfloat16 bf16;
 struct Case {
   const char *name;
   int N, K;
-  int mode;  // 0 bf16 out, 1 fp32 out, 2 fp32 accumulated, 3 gated silu + bias, 4 gated gelu-tanh
+  int mode;  // 0 bf16 out, 1 fp32 out, 2 fp32 accumulated, 3 gated silu + bias, 4 gated gelu-tanh,
+             // x an RMSNorm row with its scale deferred (FASTGEN_NORM_DEFER): 5 bf16 out, 6 gated silu + bias
 };
 
 const std::vector<Case> kCases = {
@@ -34,9 +37,57 @@ const std::vector<Case> kCases = {
     {"wide: N 12288, K 512, fp32 accumulated", 12288, 512, 2},
     {"gated silu + bias: N 22016 (the 7B gate_up rows), K 136", 22016, 136, 3},
     {"gated gelu-tanh: N 64, K 1032", 64, 1032, 4},
+    {"deferred RMSNorm: N 8200, K 1096, bf16 out", 8200, 1096, 5},
+    {"deferred RMSNorm, gated silu + bias: N 2048, K 4096 (the 7B width)", 2048, 4096, 6},
 };
 
+// Modes 5 and 6: gemv_rms_deferred against y = rmsnorm(h) * w_norm . W in double.
+bool run_deferred(const Case &c, std::mt19937 &rng) {
+  const int N = c.N, K = c.K;
+  if (!fgcu::gemv_rms_deferred_takes(1, K)) {
+    printf("ok %s: not taken (FASTGEN_NORM_DEFER unset)\n", c.name);
+    return true;
+  }
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> h(K), wn(K), bias(N);
+  for (auto &v : h) v = 3.f * nd(rng);
+  for (auto &v : wn) v = 1.f + 0.3f * u(rng);
+  for (auto &v : bias) v = nd(rng) * 0.1f;
+  std::vector<bf16> w((size_t)N * K);
+  for (auto &v : w) v = __float2bfloat16_rn(nd(rng) * 0.1f);
+  const float eps = 1e-5f;
+  double ss = 0;
+  for (float v : h) ss += (double)v * v;
+  const double r = 1.0 / sqrt(ss / K + eps);
+  std::vector<double> dot(N), mag(N);
+  for (int n = 0; n < N; n++) {
+    double s = 0, a = 0;
+    for (int k = 0; k < K; k++) {
+      const double p = h[k] * r * wn[k] * (double)__bfloat162float(w[(size_t)n * K + k]);
+      s += p, a += fabs(p);
+    }
+    dot[n] = s, mag[n] = a;
+  }
+  const bool gated = c.mode == 6;
+  std::vector<bf16> y(gated ? N / 2 : N, __float2bfloat16_rn(NAN));
+  char err[512] = "";
+  if (fgcu::gemv_rms_deferred({h.data(), wn.data(), eps}, w.data(), gated ? bias.data() : nullptr, gated ? 0 : -1, y.data(), 1, N, K,
+                              nullptr, err)) {
+    printf("FAIL %s: %s\n", c.name, err);
+    return false;
+  }
+  gemv_check::Worst e;
+  if (!gated)
+    for (int n = 0; n < N; n++) e.plain(__bfloat162float(y[n]), dot[n], mag[n], 0, true);
+  else
+    for (int i = 0; i < N / 2; i++)
+      e.gated(__bfloat162float(y[i]), 0, dot[2 * i] + bias[2 * i], dot[2 * i + 1] + bias[2 * i + 1], mag[2 * i], mag[2 * i + 1], 0);
+  return e.report(c.name);
+}
+
 bool run(const Case &c, std::mt19937 &rng) {
+  if (c.mode >= 5) return run_deferred(c, rng);
   const int N = c.N, K = c.K;
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<bf16> x(K), w((size_t)N * K);

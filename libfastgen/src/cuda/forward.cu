@@ -160,9 +160,8 @@ LayerAttn layer_attn(const fgcu_rank *e, int64_t l) {
   return la;
 }
 
-int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, char *err) {
+void layer_rope_args(const fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra) {
   const LayerW &w = e->layers[l];
-  const cudaStream_t st = e->stream;
   ra.bias = w.qkv_b;
   ra.inv_freq = la.inv_freq;
   ra.attn_factor = la.attn_factor;
@@ -170,8 +169,13 @@ int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, Att
   ra.k_cache = la.kc, ra.v_cache = la.vc;
   ra.k_scale = la.k_scale, ra.v_scale = la.v_scale;
   ra.prefetch = ra.prefetch_bytes ? w.o.p : nullptr;
+}
+
+int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, bool rope_done, char *err) {
+  const cudaStream_t st = e->stream;
+  layer_rope_args(e, l, la, ra);
   a.q = ra.qkv, a.k_cache = la.kc, a.v_cache = la.vc;
-  if (!skipped(kSkipRope)) FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
+  if (!rope_done && !skipped(kSkipRope)) FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
   profiler_mark(e->prof, st, "rope + kv write");
   a.k_scale = la.k_scale, a.v_scale = la.v_scale;
   a.window = la.window;
@@ -239,7 +243,11 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const LayerAttn la = layer_attn(e, l);
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
     const bool fold_attn = rms_folds && !owed_a && !owed_b && linear_rms_fits(w.qkv, T, H);
-    if (!post && !x_ready && !fold_attn && !skipped(kSkipNorm))  // folded: qkv's GEMV normalizes h itself
+    // FASTGEN_NORM_DEFER: the qkv GEMV reads h and applies the norm's scale to its sums
+    const bool defer_attn = rms_folds && !fold_attn && !owed_a && !owed_b && w.qkv.dtype == kWeightBf16 &&
+                            gemv_rms_deferred_takes(T, H) && !skipped(kSkipQkv);
+    const RmsRows attn_rms = {h, w.attn_norm, eps};
+    if (!post && !x_ready && !fold_attn && !defer_attn && !skipped(kSkipNorm))  // folded: qkv's GEMV normalizes h itself
       FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
     else if (post && l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
     profiler_mark(pr, st, "norm");
@@ -254,10 +262,16 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       FGCU_CHECK(mla_forward(g, e->mla, e->mla_model, ml, ms, x, attn, st, err));
       profiler_mark(pr, st, "mla attention");
     } else {
-      if (fold_attn) FGCU_CHECK(linear_rms({h, w.attn_norm, eps}, w.qkv, qkv, T, e->qkv_rows, H, st, err));
+      // Decode at batch 1: RoPE and the K/V write in the qkv GEMV's epilogue (FASTGEN_QKV_ROPE)
+      layer_rope_args(e, l, la, ra);
+      const bool rope_in_gemv = !fold_attn && w.qkv.dtype == kWeightBf16 && gemv_one_token() &&
+                                qkv_gemv_rope_takes(ra, T, e->qkv_rows, H) && !skipped(kSkipQkv) && !skipped(kSkipRope);
+      if (fold_attn) FGCU_CHECK(linear_rms(attn_rms, w.qkv, qkv, T, e->qkv_rows, H, st, err));
+      else if (rope_in_gemv) FGCU_CHECK(qkv_gemv_rope(x, defer_attn ? &attn_rms : nullptr, (const bf16 *)w.qkv.p, ra, e->qkv_rows, H, st, err));
+      else if (defer_attn) FGCU_CHECK(gemv_rms_deferred(attn_rms, (const bf16 *)w.qkv.p, nullptr, -1, qkv, T, e->qkv_rows, H, st, err));
       else if (!skipped(kSkipQkv)) FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
-      profiler_mark(pr, st, "gemm qkv");
-      FGCU_CHECK(layer_attend(e, l, la, ra, a, err));
+      profiler_mark(pr, st, rope_in_gemv ? "gemm qkv + rope + kv write" : "gemm qkv");
+      FGCU_CHECK(layer_attend(e, l, la, ra, a, rope_in_gemv, err));
     }
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
       FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, od, st, err));
@@ -270,13 +284,16 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const bf16 *mlp_x = x;
     const bool fold_mlp = rms_folds && !w.o_b && !e->moe_layer(l) &&
                           linear_gated_rms_fits(w.mlp_in, M.act, T, e->mlp_rows, H);
+    const bool defer_mlp = rms_folds && !fold_mlp && !w.o_b && !e->moe_layer(l) && w.mlp_in.dtype == kWeightBf16 &&
+                           M.act >= 0 && M.act <= 2 && e->mlp_rows % 2 == 0 && gemv_rms_deferred_takes(T, H) &&
+                           !skipped(kSkipGateUp);
     if (M.parallel) {  // the MLP's partial joins the attention's: one all-reduce for both
       mlp_x = two_norms ? x2 : x;
       owed_a = w.o_b;
     } else if (!sandwich) {
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
       if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
-      else if (!fold_mlp && !skipped(kSkipNorm)) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      else if (!fold_mlp && !defer_mlp && !skipped(kSkipNorm)) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
     }
     // The MLP adds its (partial) output to h, or with sandwich norms writes it to y.
@@ -301,10 +318,12 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
         FGCU_CHECK(shared_expert_forward(g, se, mlp_x, out, T, H, M.act, mlp, act, st, err));
       }
       profiler_mark(pr, st, "moe");
-    } else if (fold_mlp) {
-      FGCU_CHECK(linear_gated_rms({h, w.mlp_norm, eps}, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st, err));
+    } else if (fold_mlp || defer_mlp) {
+      const RmsRows mlp_rms = {h, w.mlp_norm, eps};
+      if (fold_mlp) FGCU_CHECK(linear_gated_rms(mlp_rms, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st, err));
+      else FGCU_CHECK(gemv_rms_deferred(mlp_rms, (const bf16 *)w.mlp_in.p, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st, err));
       profiler_mark(pr, st, "gemm gate_up + act");
-      FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
+      if (!skipped(kSkipDown)) FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
     } else {
       if (skipped(kSkipGateUp)) {  // FASTGEN_SKIP: leave act as it is
       } else if (linear_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {

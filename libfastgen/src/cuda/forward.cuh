@@ -24,8 +24,12 @@ struct LayerAttn {
 };
 LayerAttn layer_attn(const fgcu_rank *e, int64_t l);
 
-// Layer l (not MLA): qkv [m.T rows] -> bias, qk-norm, RoPE, K/V -> cache; attn = paged attention.
-int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, char *err);
+// Layer l's fields of ra (its bias, RoPE table, qk-norm weights, cache planes and scales).
+void layer_rope_args(const fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra);
+
+// Layer l (not MLA): qkv [m.T rows] -> bias, qk-norm, RoPE, K/V -> cache (unless rope_done: the
+// qkv GEMV did it, rope.cu qkv_gemv_rope); attn = paged attention.
+int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, bool rope_done, char *err);
 
 // logits [m.R, V] = LM head (final norm (h[m.logit_rows] + owed_a + owed_b)), gathered to rank 0
 // and soft-capped there.

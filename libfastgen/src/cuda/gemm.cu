@@ -4,11 +4,13 @@
 // Row-major y[M, N] = x[M, K] · w[N, K]^T is, in cuBLASLt's column-major terms,
 //   y^T (N x M, ld N) = op_T(A = w as K x N, ld K) · (B = x^T as K x M, ld K)   ("TN").
 #include <dlfcn.h>
+#include <type_traits>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cublaslt.h"
 #include "cuda/gemm.cuh"
+#include "cuda/gemv2.cuh"
 #include "cuda/gemv_small.cuh"
 #include "cuda/rms_fold.cuh"
 
@@ -242,66 +244,31 @@ __global__ void __launch_bounds__(256, FOLD ? 4 : 0) gemv_pipe_kernel(const bf16
 // ACT >= 0 (gated MLPs, rows interleaved gate_i, up_i): the warp's two rows are one gate/up
 // pair, so it writes y[n0 / 2] = act(gate + bias) * (up + bias) and the activation kernel
 // is not needed (bias: [N] interleaved like the rows, or null).
-template <bool Y_F32, bool ACC, int ACT = -1, bool FOLD = false>
-__global__ void __launch_bounds__(128) gemv2_kernel(const bf16 *__restrict__ x,
+template <bool Y_F32, bool ACC, int ACT = -1, bool FOLD = false, bool DEFER = false>
+__global__ void __launch_bounds__(128, DEFER ? 8 : 0) gemv2_kernel(const bf16 *__restrict__ x,
                                                     const bf16 *__restrict__ w, void *__restrict__ y,
                                                     int N, int K, const float *bias, RmsRows rms) {
   const int lane = threadIdx.x & 31;
   const int n0_ = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2;
-  const bool live = n0_ < N;  // dead warps still pass pdl_wait below
+  const bool live = n0_ < N;  // dead warps still pass pdl_wait
   const int n0 = live ? n0_ : 0;
   const int n1 = n0 + 1 < N ? n0 + 1 : n0;
-  const bf16 *w0 = w + (size_t)n0 * K, *w1 = w + (size_t)n1 * K;
-  float acc[2] = {0.f, 0.f};
-  auto fma8 = [&](const uint4 &a, const uint4 &b, int k) {
-    float wa[8], wb[8];
-    const __nv_bfloat162 *ha = reinterpret_cast<const __nv_bfloat162 *>(&a);
-    const __nv_bfloat162 *hb = reinterpret_cast<const __nv_bfloat162 *>(&b);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      float2 fa = __bfloat1622float2(ha[i]), fb = __bfloat1622float2(hb[i]);
-      wa[2 * i] = fa.x, wa[2 * i + 1] = fa.y, wb[2 * i] = fb.x, wb[2 * i + 1] = fb.y;
-    }
-    float xv[8];
-    load8(x + k, xv);
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-      acc[0] = fmaf(xv[i], wa[i], acc[0]);
-      acc[1] = fmaf(xv[i], wb[i], acc[1]);
-    }
-  };
-  int k = lane * 8;
-  uint4 a[4], b[4];
-  auto load4 = [&](int k) {
-#pragma unroll
-    for (int u = 0; u < 4; u++) {
-      a[u] = __ldcs(reinterpret_cast<const uint4 *>(w0 + k + u * 256));
-      b[u] = __ldcs(reinterpret_cast<const uint4 *>(w1 + k + u * 256));
-    }
-  };
-  // The first weights are in flight while the previous kernel finishes (launch_k).
-  bool full = k + 3 * 256 < K;
-  if (full && live) load4(k);
-  if constexpr (FOLD) rms_prefetch(rms, K);
-  pdl_wait();
-  pdl_launch_dependents();
-  if constexpr (FOLD) x = rms_row_to_shared(rms, K);
-  if (!live) return;
-  while (full) {
-#pragma unroll
-    for (int u = 0; u < 4; u++) fma8(a[u], b[u], k + u * 256);
-    k += 4 * 256;
-    full = k + 3 * 256 < K;
-    if (full) load4(k);
+  float acc[2];
+  // DEFER: x is rms's RMSNorm row with its scale applied to the sums (gemv2.cuh XRmsDeferred)
+  std::conditional_t<DEFER, XRmsDeferred, XBf16> xr;
+  if constexpr (DEFER) xr = {rms.h, rms.w, 0.f};
+  else xr = {x};
+  const bool ran = gemv2_dots(w + (size_t)n0 * K, w + (size_t)n1 * K, K, live, [&](auto &r) {
+    if constexpr (FOLD) rms_prefetch(rms, K);
+    pdl_wait();
+    pdl_launch_dependents();
+    if constexpr (FOLD) r.x = rms_row_to_shared(rms, K);
+  }, xr, acc);
+  if (!ran) return;
+  if constexpr (DEFER) {
+    const float scale = xr.deferred_scale(K, rms.eps);
+    acc[0] *= scale, acc[1] *= scale;
   }
-  for (; k < K; k += 256) {
-    const uint4 a = __ldcs(reinterpret_cast<const uint4 *>(w0 + k));
-    const uint4 b = __ldcs(reinterpret_cast<const uint4 *>(w1 + k));
-    fma8(a, b, k);
-  }
-#pragma unroll
-  for (int c = 0; c < 2; c++)
-    for (int off = 16; off > 0; off >>= 1) acc[c] += __shfl_xor_sync(0xffffffffu, acc[c], off);
   if (lane != 0) return;
   if constexpr (ACT >= 0) {
     const float gb = bias ? bias[n0] : 0.f, ub = bias ? bias[n0 + 1] : 0.f;
@@ -369,18 +336,18 @@ void launch_gemv_rms(const RmsRows &r, const bf16 *w, bf16 *y, int N, int K, cud
   else launch_k(gemv_kernel<false, false, true>, blocks, dim3(256), smem, s, x, w, (void *)y, N, K, r);
 }
 
-template <int ACT, bool FOLD>
+template <int ACT, bool FOLD, bool DEFER = false>
 void launch_gated(const bf16 *x, const RmsRows &r, const bf16 *w, const float *bias, bf16 *y, int N, int K,
                   cudaStream_t s) {
-  launch_k(gemv2_kernel<false, false, ACT, FOLD>, dim3(ceil_div(N, 8)), dim3(128), FOLD ? (size_t)K * 2 : 0, s, x,
-           w, (void *)y, N, K, bias, r);
+  launch_k(gemv2_kernel<false, false, ACT, FOLD, DEFER>, dim3(ceil_div(N, 8)), dim3(128), FOLD ? (size_t)K * 2 : 0, s,
+           x, w, (void *)y, N, K, bias, r);
 }
-template <bool FOLD>
+template <bool FOLD, bool DEFER = false>
 void launch_gated_act(int act, const bf16 *x, const RmsRows &r, const bf16 *w, const float *bias, bf16 *y, int N,
                       int K, cudaStream_t s) {
-  if (act == 0) launch_gated<0, FOLD>(x, r, w, bias, y, N, K, s);
-  else if (act == 1) launch_gated<1, FOLD>(x, r, w, bias, y, N, K, s);
-  else launch_gated<2, FOLD>(x, r, w, bias, y, N, K, s);
+  if (act == 0) launch_gated<0, FOLD, DEFER>(x, r, w, bias, y, N, K, s);
+  else if (act == 1) launch_gated<1, FOLD, DEFER>(x, r, w, bias, y, N, K, s);
+  else launch_gated<2, FOLD, DEFER>(x, r, w, bias, y, N, K, s);
 }
 
 }  // namespace
@@ -400,6 +367,7 @@ bool gemv_small_at_1() {
   static const bool v = fg_knob_int(FG_KNOB_GEMV_SMALL_AT_1) != 0;
   return v;
 }
+bool gemv_one_token() { return gemv_max_m() >= 1 && !gemv_small_at_1(); }
 uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
 LtContext gemm_lt(Gemm *g) { return {&g->api, g->handle, g->workspace, kWorkspaceBytes}; }
 
@@ -523,6 +491,26 @@ int gemv_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cuda
   if (M == 1 && !gemv_small_at_1()) launch_gemv_rms(x, w, y, N, K, stream);
   else gemv_small_rms(x, w, y, M, N, K, stream);
   FGCU_LAUNCHED("gemv_rms");
+  return 0;
+}
+
+// FASTGEN_NORM_DEFER: one-token GEMVs take the RMSNorm with its scale deferred (gemv2.cuh).
+bool gemv_rms_deferred_takes(int M, int K) {
+  static const bool on = fg_knob_int(FG_KNOB_NORM_DEFER) != 0;
+  return on && M == 1 && gemv_one_token() && K % 8 == 0;
+}
+
+int gemv_rms_deferred(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
+                      cudaStream_t stream, char *err) {
+  if (N <= 0) return 0;
+  if (!gemv_rms_deferred_takes(M, K) || (act >= 0 && (N % 2 != 0 || act > 2))) {
+    snprintf(err, 512, "gemv_rms_deferred: %d rows of width %d (N %d, act %d) do not take the deferred norm", M, K, N, act);
+    return FG_ERR_INTERNAL;
+  }
+  if (act >= 0) launch_gated_act<false, true>(act, nullptr, x, w, bias, y, N, K, stream);
+  else launch_k(gemv2_kernel<false, false, -1, false, true>, dim3(ceil_div(N, 8)), dim3(128), 0, stream,
+                (const bf16 *)nullptr, w, (void *)y, N, K, (const float *)nullptr, x);
+  FGCU_LAUNCHED("gemv_rms_deferred");
   return 0;
 }
 

@@ -43,6 +43,10 @@ int gemm_cublaslt(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bo
 bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                 int K, cudaStream_t stream);
 
+// Whether one-token GEMMs run the CUDA-core GEMV kernels (gemv_max_m() >= 1, FASTGEN_GEMV_SMALL_AT_1
+// off), whose per-row sums the qkv GEMV with RoPE (rope.cu qkv_gemv_rope) repeats.
+bool gemv_one_token();
+
 // Largest M the weight-streaming kernels take (16; FASTGEN_GEMV_MAX_M lowers it, 1 keeps the
 // one-token kernel only); 0 under FASTGEN_GEMV=0 (cuBLASLt only).
 int gemv_max_m();
@@ -57,5 +61,15 @@ bool gemv_rms_fits(int M, int K);
 int gemv_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cudaStream_t stream, char *err);
 int gemv_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
                    cudaStream_t stream, char *err);
+
+// The RMSNorm with its scale deferred (FASTGEN_NORM_DEFER, one token): the two-row GEMV reads the
+// residual row h and the norm weight, sums x = h * w against the weights and h^2 on the way, and
+// scales its sums by rsqrt(mean(h^2) + eps) at the end (gemv2.cuh XRmsDeferred): no norm kernel,
+// no prologue. Not bit-identical to norm_rows + gemm() (x is never rounded to bf16). act < 0: y
+// [1, N] bf16; act 0..2: gated rows as gemv_gated (y [1, N / 2], bias interleaved or null).
+// gemv_rms_deferred_takes: the knob is on, M == 1, the one-token GEMVs run, K % 8 == 0.
+bool gemv_rms_deferred_takes(int M, int K);
+int gemv_rms_deferred(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
+                      cudaStream_t stream, char *err);
 
 }  // namespace fgcu

@@ -159,7 +159,7 @@ int forward_piecewise(fgcu_rank *e, const Meta &m, char *err) {
       }
       FGCU_TRY(cudaGraphLaunch(set->execs[p], st));
     }
-    if (p < L) FGCU_CHECK(layer_attend(e, p, layer_attn(e, p), ra, a, err));
+    if (p < L) FGCU_CHECK(layer_attend(e, p, layer_attn(e, p), ra, a, false, err));
   }
   return forward_logits(e, m, nullptr, L > 0 ? e->layers[L - 1].down_b : nullptr, err);
 }

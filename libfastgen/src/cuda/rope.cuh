@@ -2,6 +2,7 @@
 // (write_kv_cache). Launches on `stream`; returns 0 or an fg_status with `err` set.
 #pragma once
 #include "cuda/common.cuh"
+#include "cuda/rms_fold.cuh"
 
 namespace fgcu {
 
@@ -36,16 +37,18 @@ struct RopeArgs {
 // block's threads (then a barrier): the angle and its reduction to [-pi, pi] in double
 // (positions reach 1e6), the sine and cosine in float, both times the attention factor (yarn,
 // longrope; it scales q.k by its square, as transformers does). Shared with cuda/mla.cu.
+// One entry of it (pair i): every RoPE kernel computes its cos/sin here, so all agree bit for bit.
+__device__ __forceinline__ void rope_cos_sin(int pos, double inv_freq, float factor, float &c, float &s) {
+  double a = (double)pos * inv_freq;
+  a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
+  float sn, cn;
+  sincosf((float)a, &sn, &cn);
+  c = cn * factor;
+  s = sn * factor;
+}
 __device__ __forceinline__ void rope_table(float *cs, int pos, const double *inv_freq, int half,
                                            float factor) {
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double a = (double)pos * inv_freq[i];
-    a -= 6.283185307179586476925 * rint(a * 0.159154943091895335769);
-    float sn, cn;
-    sincosf((float)a, &sn, &cn);
-    cs[i] = cn * factor;
-    cs[half + i] = sn * factor;
-  }
+  for (int i = threadIdx.x; i < half; i += blockDim.x) rope_cos_sin(pos, inv_freq[i], factor, cs[i], cs[half + i]);
   __syncthreads();
 }
 
@@ -102,5 +105,21 @@ __device__ __forceinline__ void rope_head_warp(const RopeArgs &p, const bf16 *ro
 }
 
 int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err);
+
+// Decode at batch 1: the qkv GEMV (bf16 weights w [N, K], x [K] bf16) with the RoPE kernel's work
+// in its epilogue, in place of gemm() + qkv_rope_kv_write(). Each warp streams two rows that
+// RoPE pairs (i and i + rot / 2 of a q or k head, 2i and 2i + 1 when interleaved; two adjacent
+// dims elsewhere) through gemv2_dots (gemv2.cuh), rounds their sums to bf16 as gemm() stores them,
+// then does what the RoPE kernel does with them (bias, rotation by rope_cos_sin's angle, q back
+// into a.qkv, k and v to their cache slots): the same bits as the two kernels. K/V columns of
+// a.qkv are left unwritten. FASTGEN_QKV_ROPE picks it (and when it lets attention start).
+// qkv_gemv_rope_takes: whether it takes this pass (one token; no qk-norm, no L2 prefetch;
+// N = (nh + 2 nkv) hd, hd even, K % 8 == 0; the one-token GEMV on); qkv_gemv_rope fails with
+// FG_ERR_INTERNAL otherwise.
+bool qkv_gemv_rope_takes(const RopeArgs &a, int T, int N, int K);
+// defer: x is instead that RMSNorm row with its scale deferred (gemv2.cuh XRmsDeferred,
+// FASTGEN_NORM_DEFER; then not bit-identical to norm + GEMV + RoPE kernel); null: x.
+int qkv_gemv_rope(const bf16 *x, const RmsRows *defer, const bf16 *w, const RopeArgs &a, int N, int K,
+                  cudaStream_t stream, char *err);
 
 }  // namespace fgcu
