@@ -171,9 +171,8 @@ void layer_rope_args(const fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArg
   ra.prefetch = ra.prefetch_bytes ? w.o.p : nullptr;
 }
 
-int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, bool rope_done, char *err) {
+int layer_attend(fgcu_rank *e, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, bool rope_done, char *err) {
   const cudaStream_t st = e->stream;
-  layer_rope_args(e, l, la, ra);
   a.q = ra.qkv, a.k_cache = la.kc, a.v_cache = la.vc;
   if (!rope_done && !skipped(kSkipRope)) FGCU_CHECK(qkv_rope_kv_write(ra, a.num_tokens, st, err));
   profiler_mark(e->prof, st, "rope + kv write");
@@ -271,7 +270,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       else if (defer_attn) FGCU_CHECK(gemv_rms_deferred(attn_rms, (const bf16 *)w.qkv.p, nullptr, -1, qkv, T, e->qkv_rows, H, st, err));
       else if (!skipped(kSkipQkv)) FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
       profiler_mark(pr, st, rope_in_gemv ? "gemm qkv + rope + kv write" : "gemm qkv");
-      FGCU_CHECK(layer_attend(e, l, la, ra, a, rope_in_gemv, err));
+      FGCU_CHECK(layer_attend(e, la, ra, a, rope_in_gemv, err));
     }
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
       FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, od, st, err));

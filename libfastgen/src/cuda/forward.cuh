@@ -11,7 +11,8 @@ namespace fgcu {
 // h [m.T, H] = the embedding of the pass's tokens (scaled, + positions; OPT's project_in).
 int forward_embed(fgcu_rank *e, const Meta &m, char *err);
 
-// The attention and RoPE arguments every layer of the pass shares (layer_attend sets the rest).
+// The attention and RoPE arguments every layer of the pass shares (layer_rope_args and
+// layer_attend set the rest).
 void pass_args(fgcu_rank *e, const Meta &m, AttnArgs *a, RopeArgs *ra);
 
 // What attention reads in layer l: its cache planes and FP8 scales, its RoPE table, its window.
@@ -27,9 +28,10 @@ LayerAttn layer_attn(const fgcu_rank *e, int64_t l);
 // Layer l's fields of ra (its bias, RoPE table, qk-norm weights, cache planes and scales).
 void layer_rope_args(const fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra);
 
-// Layer l (not MLA): qkv [m.T rows] -> bias, qk-norm, RoPE, K/V -> cache (unless rope_done: the
-// qkv GEMV did it, rope.cu qkv_gemv_rope); attn = paged attention.
-int layer_attend(fgcu_rank *e, int64_t l, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, bool rope_done, char *err);
+// Layer l (not MLA), ra holding its fields (layer_rope_args): qkv [m.T rows] -> bias, qk-norm,
+// RoPE, K/V -> cache (unless rope_done: the qkv GEMV did it, rope.cu qkv_gemv_rope); attn = paged
+// attention.
+int layer_attend(fgcu_rank *e, const LayerAttn &la, RopeArgs &ra, AttnArgs &a, bool rope_done, char *err);
 
 // logits [m.R, V] = LM head (final norm (h[m.logit_rows] + owed_a + owed_b)), gathered to rank 0
 // and soft-capped there.

@@ -4,7 +4,6 @@
 // Row-major y[M, N] = x[M, K] · w[N, K]^T is, in cuBLASLt's column-major terms,
 //   y^T (N x M, ld N) = op_T(A = w as K x N, ld K) · (B = x^T as K x M, ld K)   ("TN").
 #include <dlfcn.h>
-#include <type_traits>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,21 +254,14 @@ __global__ void __launch_bounds__(128, DEFER ? 8 : 0) gemv2_kernel(const bf16 *_
   const int n1 = n0 + 1 < N ? n0 + 1 : n0;
   float acc[2];
   // DEFER: x is rms's RMSNorm row with its scale applied to the sums (gemv2.cuh XRmsDeferred)
-  std::conditional_t<DEFER, XRmsDeferred, XBf16> xr;
-  if constexpr (DEFER) xr = {rms.h, rms.w, 0.f};
-  else xr = {x};
+  auto xr = x_row<DEFER>(x, rms);
   const bool ran = gemv2_dots(w + (size_t)n0 * K, w + (size_t)n1 * K, K, live, [&](auto &r) {
     if constexpr (FOLD) rms_prefetch(rms, K);
     pdl_wait();
     pdl_launch_dependents();
     if constexpr (FOLD) r.x = rms_row_to_shared(rms, K);
   }, xr, acc);
-  if (!ran) return;
-  if constexpr (DEFER) {
-    const float scale = xr.deferred_scale(K, rms.eps);
-    acc[0] *= scale, acc[1] *= scale;
-  }
-  if (lane != 0) return;
+  if (!ran || lane != 0) return;
   if constexpr (ACT >= 0) {
     const float gb = bias ? bias[n0] : 0.f, ub = bias ? bias[n0 + 1] : 0.f;
     static_cast<bf16 *>(y)[n0 / 2] = to_bf(activate(ACT, acc[0] + gb) * (acc[1] + ub));

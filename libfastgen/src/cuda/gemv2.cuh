@@ -5,6 +5,7 @@
 // through it, so both sum in the same order.
 #pragma once
 #include "cuda/common.cuh"
+#include "cuda/rms_fold.cuh"
 
 namespace fgcu {
 
@@ -12,15 +13,16 @@ namespace fgcu {
 struct XBf16 {
   const bf16 *x;
   __device__ __forceinline__ void load(int k, float (&xv)[8]) { load8(x + k, xv); }
+  __device__ __forceinline__ void finish(float (&)[2], int) {}
 };
 
 // Or an RMSNorm row with its scale deferred: x = h * w (fp32 residual h, norm weight w), the sum
 // of h^2 kept on the way, so that the GEMV multiplies its sums by rsqrt(mean(h^2) + eps) at the
-// end (deferred_scale) instead of a norm kernel writing bf16(h * rsqrt(...) * w) before it. Not
+// end (finish) instead of a norm kernel writing bf16(h * rsqrt(...) * w) before it. Not
 // bit-identical to the norm kernel + GEMV (x is never rounded to bf16; the scale comes last).
 struct XRmsDeferred {
   const float *h, *w;
-  float ss;
+  float eps, ss;
   __device__ __forceinline__ void load(int k, float (&xv)[8]) {
     const float4 h0 = *reinterpret_cast<const float4 *>(h + k), h1 = *reinterpret_cast<const float4 *>(h + k + 4);
     const float4 w0 = *reinterpret_cast<const float4 *>(w + k), w1 = *reinterpret_cast<const float4 *>(w + k + 4);
@@ -32,16 +34,24 @@ struct XRmsDeferred {
       ss = fmaf(hv[i], hv[i], ss);
     }
   }
-  // After gemv2_dots (every lane has seen its share of h): the RMS scale, the same in every lane.
-  __device__ __forceinline__ float deferred_scale(int K, float eps) {
+  // After the stream (every lane has seen its share of h): the sums times the RMS scale.
+  __device__ __forceinline__ void finish(float (&acc)[2], int K) {
     float t = ss;
     for (int off = 16; off > 0; off >>= 1) t += __shfl_xor_sync(0xffffffffu, t, off);
-    return rsqrtf(t / K + eps);
+    const float scale = rsqrtf(t / K + eps);
+    acc[0] *= scale, acc[1] *= scale;
   }
 };
 
+// The x row of a GEMV: bf16 x, or (DEFER) rms's RMSNorm row with its scale deferred.
+template <bool DEFER>
+__device__ __forceinline__ auto x_row(const bf16 *x, const RmsRows &rms) {
+  if constexpr (DEFER) return XRmsDeferred{rms.h, rms.w, rms.eps, 0.f};
+  else return XBf16{x};
+}
+
 // acc[0] = x . w0, acc[1] = x . w1 in every lane (K % 8 == 0), x read through xr (XBf16,
-// XRmsDeferred). The first round of loads is requested before ready(xr) is called: ready must
+// XRmsDeferred, whose finish applies the deferred scale). The first round of loads is requested before ready(xr) is called: ready must
 // pdl_wait (and may trigger the next kernel, or point xr at its row), and x is read only after it.
 // A dead warp (!live) requests nothing, calls ready like the others and returns false.
 template <class XRow, class Ready>
@@ -95,6 +105,7 @@ __device__ __forceinline__ bool gemv2_dots(const bf16 *__restrict__ w0, const bf
 #pragma unroll
   for (int c = 0; c < 2; c++)
     for (int off = 16; off > 0; off >>= 1) acc[c] += __shfl_xor_sync(0xffffffffu, acc[c], off);
+  xr.finish(acc, K);
   return true;
 }
 

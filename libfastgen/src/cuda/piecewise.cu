@@ -159,7 +159,11 @@ int forward_piecewise(fgcu_rank *e, const Meta &m, char *err) {
       }
       FGCU_TRY(cudaGraphLaunch(set->execs[p], st));
     }
-    if (p < L) FGCU_CHECK(layer_attend(e, p, layer_attn(e, p), ra, a, false, err));
+    if (p < L) {
+      const LayerAttn la = layer_attn(e, p);
+      layer_rope_args(e, p, la, ra);
+      FGCU_CHECK(layer_attend(e, la, ra, a, false, err));
+    }
   }
   return forward_logits(e, m, nullptr, L > 0 ? e->layers[L - 1].down_b : nullptr, err);
 }

@@ -1,8 +1,6 @@
 // Bias + qk-norm + RoPE on q and k, fused with the KV-cache write (see rope.cuh).
 #include "cuda/rope.cuh"
 
-#include <type_traits>
-
 #include "cuda/gemv2.cuh"
 #include "cuda/kv_fp8.cuh"
 
@@ -167,9 +165,7 @@ __global__ void __launch_bounds__(128, DEFER ? 7 : 8) qkv_gemv_rope_kernel(const
   const int bs = p.block_size;
   int pos = 0, blk = 0;
   float acc[2];
-  std::conditional_t<DEFER, XRmsDeferred, XBf16> xr;
-  if constexpr (DEFER) xr = {rms.h, rms.w, 0.f};
-  else xr = {x};
+  auto xr = x_row<DEFER>(x, rms);
   const bool ran = gemv2_dots(w + (size_t)n0 * K, w + (size_t)n1 * K, K, live, [&](auto &) {
     // While the first weights arrive: the token's slot (positions, sequences and block tables
     // were uploaded before the step; no kernel writes them).
@@ -179,12 +175,7 @@ __global__ void __launch_bounds__(128, DEFER ? 7 : 8) qkv_gemv_rope_kernel(const
     if (EARLY) pdl_launch_dependents();
   }, xr, acc);
   if (!EARLY) pdl_launch_dependents();
-  if (!ran) return;
-  if constexpr (DEFER) {
-    const float scale = xr.deferred_scale(K, rms.eps);
-    acc[0] *= scale, acc[1] *= scale;
-  }
-  if ((threadIdx.x & 31) != 0) return;
+  if (!ran || (threadIdx.x & 31) != 0) return;
   // gemm() stores the sums as bf16 and the RoPE kernel reads them back: the same rounding here
   float x1 = to_f(to_bf(acc[0])), x2 = to_f(to_bf(acc[1]));
   if (p.bias) x1 += p.bias[n0], x2 += p.bias[n1];
