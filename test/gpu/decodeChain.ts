@@ -8,6 +8,8 @@
  *
  *   bun test/gpu/decodeChain.ts <out-dir>     writes <out-dir>/<family>.f32 (every row's logits)
  *                                             and <out-dir>/<family>.ids.json (greedy ids)
+ * DECODE_CHAIN_QUANTIZATION=fp8: the models quantized at load (--quantization fp8; projections whose
+ * width is not a multiple of 16 stay bf16).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -55,16 +57,16 @@ export interface ChainRun {
 }
 
 /** The spec of family `i` and its bf16-rounded random weights (the same in every process). */
-export function familyModel(i: number) {
-  const spec = tinySpec(FAMILIES[i]![1]);
+export function familyModel(i: number, quantization: ModelSpec["quantization"] = "none") {
+  const spec = tinySpec({ ...FAMILIES[i]![1], quantization });
   const w = randomWeights(spec, 500 + i);
   for (const [k, v] of w) w.set(k, roundBf16(v));
   return { spec, w };
 }
 
 /** Runs the scenario of family `i` on `backend`. */
-export function runChain(backend: Backend, i: number): ChainRun {
-  const { spec, w } = familyModel(i);
+export function runChain(backend: Backend, i: number, quantization: ModelSpec["quantization"] = "none"): ChainRun {
+  const { spec, w } = familyModel(i, quantization);
   const engine: NativeEngine = engineFor(backend, spec, w, { numBlocks: SEQS * BLOCKS_PER_SEQ, blockSize: BLOCK });
   try {
     const r = rng(900 + i), V = spec.vocab_size;
@@ -100,7 +102,7 @@ if (import.meta.main) {
   if (!dir) throw new Error("usage: bun test/gpu/decodeChain.ts <out-dir>");
   mkdirSync(dir, { recursive: true });
   FAMILIES.forEach((_, i) => {
-    const run = runChain("cuda", i);
+    const run = runChain("cuda", i, process.env.DECODE_CHAIN_QUANTIZATION === "fp8" ? "fp8" : "none");
     writeFileSync(join(dir, `${i}.f32`), new Uint8Array(run.logits.buffer));
     writeFileSync(join(dir, `${i}.ids.json`), JSON.stringify(run.ids));
   });

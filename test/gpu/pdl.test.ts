@@ -23,6 +23,11 @@
 //     or 2, rope.cu qkv_gemv_rope; qwen3's q/k norms keep the RoPE kernel) equals the RoPE kernel,
 //     with the norm's scale deferred into the GEMVs too (FASTGEN_NORM_DEFER=1), whose chain, not
 //     bit-identical to the plain one, is held against the CPU like the folded one;
+//   - the deferred norm at batch 2-16 (bf16) and 1-16 (FP8, --quantization fp8 with the small-M
+//     kernel at every decode size): the o and down GEMVs write the next norm's x and its partial
+//     sums (rms_fold.cuh DeferredNorm), graphs and PDL equal eager without, and the chain stays
+//     within the CPU tolerance of the plain one (bf16: the CPU itself; FP8: the plain FP8 chain,
+//     whose prefill runs W8A8 on cuBLASLt as the deferred one does);
 //   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
 //     2e-2 relative of test/gpu/engine.test.ts, greedy ids equal up to near-ties.
 import { describe, expect, test } from "bun:test";
@@ -34,6 +39,8 @@ import { FAMILIES, familyModel, runChain, type ChainRun } from "./decodeChain";
 import { hasGpu, top2 } from "./gpuHelpers";
 
 // Settings, each one child process. FASTGEN_NORM_FOLD=8: every decode batch up to 8 folds.
+// FP8: the models quantized at load, every decode size (1-16) on the small-M kernel.
+const FP8 = { DECODE_CHAIN_QUANTIZATION: "fp8", FASTGEN_FP8_GEMV_MAX_M: "0", FASTGEN_FP8_SMALL_MAX_M: "16" };
 const RUNS: Record<string, Record<string, string>> = {
   base: { FASTGEN_PDL: "0", FASTGEN_NORM_FOLD: "0" },
   pdl: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0" },
@@ -54,6 +61,9 @@ const RUNS: Record<string, Record<string, string>> = {
   defer: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "1", FASTGEN_QKV_ROPE: "0" },
   deferRope: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "1", FASTGEN_QKV_ROPE: "1" },
   deferRopeEager: { FASTGEN_PDL: "0", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "1", FASTGEN_QKV_ROPE: "1", FASTGEN_CUDA_GRAPHS: "0" },
+  fp8: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0" },
+  fp8Defer: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "1" },
+  fp8DeferEager: { ...FP8, FASTGEN_PDL: "0", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "1", FASTGEN_CUDA_GRAPHS: "0" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
 const IDENTICAL: [string, string, string][] = [
@@ -71,6 +81,7 @@ const IDENTICAL: [string, string, string][] = [
   ["ropeOff", "ropeGemvEager", "RoPE in the qkv GEMV without PDL or graphs vs the RoPE kernel"],
   ["defer", "deferRope", "deferred norm: RoPE in the qkv GEMV vs the RoPE kernel"],
   ["deferRope", "deferRopeEager", "deferred norm and RoPE in the qkv GEMV: graphs and PDL vs eager without"],
+  ["fp8Defer", "fp8DeferEager", "FP8, deferred norm in the small-M kernels: graphs and PDL vs eager without"],
 ];
 
 const dirs: Record<string, string> = {};
@@ -109,29 +120,39 @@ describe.skipIf(!hasGpu)("decode chain: PDL and the folded RMSNorm, bit for bit"
     }, 240_000);
   }
 
+  // Logits of `got` within the CPU tolerance of `ref` (test/gpu/engine.test.ts's 2e-2 relative),
+  // greedy ids equal up to near-ties of ref; logged per family, asserted after all are seen.
+  function closeTo(what: string, got: (f: number) => ChainRun, ref: (f: number) => ChainRun) {
+    const bad: string[] = [];
+    FAMILIES.forEach(([name], f) => {
+      const g0 = got(f), r0 = ref(f);
+      const V = familyModel(f).spec.vocab_size, rows = r0.ids.length;
+      let worst = 0, ties = 0, farTies = 0, notArgmax = 0;
+      for (let r = 0; r < rows; r++) {
+        const g = g0.logits.subarray(r * V, (r + 1) * V), c = r0.logits.subarray(r * V, (r + 1) * V);
+        worst = Math.max(worst, relErr(g, c));
+        if (g0.ids[r] !== top2(g).best) notArgmax++;
+        if (g0.ids[r] !== r0.ids[r]) {  // allowed only where ref's top-2 gap is within the error
+          ties++;
+          if (top2(c).gap >= 2 * maxAbsDiff(g, c)) farTies++;
+        }
+      }
+      console.log(`${what}: ${name}: worst logits rel err ${worst.toExponential(2)} over ${rows} rows, near-tie id swaps ${ties}, other swaps ${farTies}, picks not the argmax ${notArgmax}`);
+      if (g0.ids.length !== rows || !(worst < 2e-2) || farTies || notArgmax || ties > Math.ceil(rows / 20)) bad.push(name);
+    });
+    expect(bad).toEqual([]);
+  }
+
   // "both": the folded chain (bit-identical to the plain one); "deferRope": the norm's scale deferred
-  // (FASTGEN_NORM_DEFER: x never rounded to bf16, so only close to the CPU, not to the plain chain).
+  // (FASTGEN_NORM_DEFER: not bit-identical to the plain chain, so only close to the CPU).
   for (const run of ["both", "deferRope"])
     test(`${run === "both" ? "folded and PDL-launched" : "deferred-norm"} decode chain vs the CPU backend`, () => {
-      const bad: string[] = [];
-      FAMILIES.forEach(([name], f) => {
-        const got = load(run, f), ref = runChain("cpu", f);
-        const V = familyModel(f).spec.vocab_size, rows = ref.ids.length;
-        let worst = 0, ties = 0, farTies = 0, notArgmax = 0;
-        for (let r = 0; r < rows; r++) {
-          const g = got.logits.subarray(r * V, (r + 1) * V), c = ref.logits.subarray(r * V, (r + 1) * V);
-          worst = Math.max(worst, relErr(g, c));
-          if (got.ids[r] !== top2(g).best) notArgmax++;
-          if (got.ids[r] !== ref.ids[r]) {  // allowed only where the CPU's top-2 gap is within the error
-            ties++;
-            if (top2(c).gap >= 2 * maxAbsDiff(g, c)) farTies++;
-          }
-        }
-        console.log(`${run} vs cpu: ${name}: worst logits rel err ${worst.toExponential(2)} over ${rows} rows, near-tie id swaps ${ties}, other swaps ${farTies}, picks not the argmax ${notArgmax}`);
-        if (got.ids.length !== rows || !(worst < 2e-2) || farTies || notArgmax || ties > Math.ceil(rows / 20)) bad.push(name);
-      });
-      expect(bad).toEqual([]);
+      closeTo(`${run} vs cpu`, (f) => load(run, f), (f) => runChain("cpu", f));
     }, 240_000);
+
+  test("FP8, deferred norm in the small-M kernels vs the plain FP8 chain", () => {
+    closeTo("fp8Defer vs fp8", (f) => load("fp8Defer", f), (f) => load("fp8", f));
+  }, 240_000);
 
   test("cleanup", () => {
     for (const d of Object.values(dirs)) rmSync(d, { recursive: true, force: true });

@@ -308,7 +308,7 @@ void fgcu::rank_destroy(fgcu_rank *e) {
   if (e->staging) cudaFreeHost(e->staging);
   if (e->out_host) cudaFreeHost(e->out_host);
   DevBuf *bufs[] = {&e->h,      &e->x,      &e->x2,     &e->qkv,    &e->attn,
-                    &e->mlp,    &e->act,    &e->part_o, &e->part_lse, &e->split_done, &e->xf,
+                    &e->mlp,    &e->act,    &e->part_o, &e->part_lse, &e->split_done, &e->norm_part, &e->xf,
                     &e->logits, &e->z,      &e->counts, &e->out_dev, &e->logits_part,
                     &e->gathered, &e->emb,  &e->xd,     &e->y};
   for (DevBuf *b : bufs) release(*b);

@@ -208,6 +208,7 @@ struct fgcu_rank {
   // post norm (sandwich_norms)
   fgcu::DevBuf h, x, x2, qkv, attn, mlp, act, part_o, part_lse, y;
   fgcu::DevBuf split_done;     // int [narrow tiles, KV heads], zeros between passes (attn_splits.cuh)
+  fgcu::DevBuf norm_part;      // fp32 [blocks, 16]: a deferred norm's partial sums (rms_fold.cuh DeferredNorm)
   fgcu::DevBuf xf, logits, z, counts, out_dev;
   fgcu::DevBuf emb, xd;        // embed_dim != hidden: embeddings fp32 [T, D]; bf16 [max(T, R), D]
   fgcu::MoeWork moe;           // MoE layers' routing and expert workspaces

@@ -234,6 +234,31 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   // Layers whose norms may fold into the GEMV after them: plain pre-norm RMSNorm whose x feeds
   // only that GEMV (not MLA's projections, not a parallel MLP).
   const bool rms_folds = op == kNormRms && !M.post_norm && !sandwich && !M.parallel && !M.mla;
+  // FASTGEN_NORM_DEFER where the small-M kernel runs (decode at 1-16 tokens, one GPU): the o and
+  // down GEMVs write the next norm's x = bf16(h * w) and partial sums of h^2, and the qkv / gated
+  // MLP GEMV after them scales its sums by the norm (rms_fold.cuh DeferredNorm): no norm kernel.
+  const bool defer_small = norm_defer() && rms_folds && e->tp == 1 && T <= kDeferredNormMaxM && e->norm_part.p &&
+                           !skipped((SkipOp)0x7f);
+  float *norm_part = (float *)e->norm_part.p;
+  const DeferredNorm dn_read = {norm_part, deferred_norm_blocks(H), eps};
+  auto dn_write = [&](const float *w_next) {
+    DeferredNorm d;
+    d.x_out = x, d.w_next = w_next, d.part_out = norm_part;
+    return d;
+  };
+  // Layer l's attention norm deferred: the down GEMV before it and its qkv GEMV run the small-M
+  // kernel, and nothing is owed to h between them. Its MLP norm: likewise o and the gated input.
+  auto attn_deferred = [&](int64_t l) {
+    if (!defer_small || l == 0 || l >= M.num_layers) return false;
+    const LayerW &p = e->layers[l - 1];
+    return !e->moe_layer(l - 1) && !p.down_b && linear_small_takes(p.down, T, I) &&
+           linear_small_takes(e->layers[l].qkv, T, H);
+  };
+  auto mlp_deferred = [&](int64_t l) {
+    const LayerW &w = e->layers[l];
+    return defer_small && !w.o_b && !e->moe_layer(l) && M.act >= 0 && M.act <= 2 && e->mlp_rows % 2 == 0 &&
+           linear_small_takes(w.o, T, od) && linear_small_takes(w.mlp_in, T, H);
+  };
   float *y = (float *)e->y.p;
   bool x_ready = false;
   const float *owed_a = nullptr, *owed_b = nullptr;  // biases not yet added to h
@@ -241,12 +266,13 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     const LayerW &w = e->layers[l];
     const LayerAttn la = layer_attn(e, l);
     const bool post = M.post_norm;  // x = bf16(h): layer 0 here, later layers from the last norm
-    const bool fold_attn = rms_folds && !owed_a && !owed_b && linear_rms_fits(w.qkv, T, H);
+    const bool attn_def = attn_deferred(l);  // x = bf16(h * w) from the down GEMV before
+    const bool fold_attn = rms_folds && !attn_def && !owed_a && !owed_b && linear_rms_fits(w.qkv, T, H);
     // FASTGEN_NORM_DEFER: the qkv GEMV reads h and applies the norm's scale to its sums
     const bool defer_attn = rms_folds && !fold_attn && !owed_a && !owed_b && w.qkv.dtype == kWeightBf16 &&
                             gemv_rms_deferred_takes(T, H) && !skipped(kSkipQkv);
     const RmsRows attn_rms = {h, w.attn_norm, eps};
-    if (!post && !x_ready && !fold_attn && !defer_attn && !skipped(kSkipNorm))  // folded: qkv's GEMV normalizes h itself
+    if (!post && !x_ready && !fold_attn && !defer_attn && !attn_def && !skipped(kSkipNorm))  // folded: qkv's GEMV normalizes h itself
       FGCU_CHECK(norm_rows(h, nullptr, T, H, owed_a, owed_b, true, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
     else if (post && l == 0) FGCU_CHECK(norm_rows(h, nullptr, T, H, nullptr, nullptr, false, kNormNone, nullptr, nullptr, eps, x, st, err));
     profiler_mark(pr, st, "norm");
@@ -263,27 +289,35 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     } else {
       // Decode at batch 1: RoPE and the K/V write in the qkv GEMV's epilogue (FASTGEN_QKV_ROPE)
       layer_rope_args(e, l, la, ra);
-      const bool rope_in_gemv = !fold_attn && w.qkv.dtype == kWeightBf16 && gemv_one_token() &&
+      const bool rope_in_gemv = !fold_attn && !attn_def && w.qkv.dtype == kWeightBf16 && gemv_one_token() &&
                                 qkv_gemv_rope_takes(ra, T, e->qkv_rows, H) && !skipped(kSkipQkv) && !skipped(kSkipRope);
       if (fold_attn) FGCU_CHECK(linear_rms(attn_rms, w.qkv, qkv, T, e->qkv_rows, H, st, err));
+      else if (attn_def) {
+        linear_small(x, w.qkv, qkv, false, false, -1, nullptr, T, e->qkv_rows, H, dn_read, st);
+        FGCU_LAUNCHED("gemv_small (deferred norm)");
+      }
       else if (rope_in_gemv) FGCU_CHECK(qkv_gemv_rope(x, defer_attn ? &attn_rms : nullptr, (const bf16 *)w.qkv.p, ra, e->qkv_rows, H, st, err));
       else if (defer_attn) FGCU_CHECK(gemv_rms_deferred(attn_rms, (const bf16 *)w.qkv.p, nullptr, -1, qkv, T, e->qkv_rows, H, st, err));
       else if (!skipped(kSkipQkv)) FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
       profiler_mark(pr, st, rope_in_gemv ? "gemm qkv + rope + kv write" : "gemm qkv");
       FGCU_CHECK(layer_attend(e, la, ra, a, rope_in_gemv, err));
     }
+    const bool mlp_def = mlp_deferred(l);
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)
       FGCU_CHECK(linear(g, attn, w.o, y, true, false, T, H, od, st, err));
       FGCU_CHECK(all_reduce(e, y, (size_t)T * H, err));
       FGCU_CHECK(post_norm_add(h, y, w.o_b, w.post_attn_norm, w.mlp_norm, T, H, eps, x, st, err));
+    } else if (mlp_def) {  // writes the MLP norm's x and partial sums
+      linear_small(attn, w.o, h, true, lead, -1, nullptr, T, H, od, dn_write(w.mlp_norm), st);
+      FGCU_LAUNCHED("gemv_small (deferred norm)");
     } else if (!skipped(kSkipO)) {
       FGCU_CHECK(linear(g, attn, w.o, h, true, lead, T, H, od, st, err));
     }
     profiler_mark(pr, st, "gemm o");
     const bf16 *mlp_x = x;
-    const bool fold_mlp = rms_folds && !w.o_b && !e->moe_layer(l) &&
+    const bool fold_mlp = rms_folds && !mlp_def && !w.o_b && !e->moe_layer(l) &&
                           linear_gated_rms_fits(w.mlp_in, M.act, T, e->mlp_rows, H);
-    const bool defer_mlp = rms_folds && !fold_mlp && !w.o_b && !e->moe_layer(l) && w.mlp_in.dtype == kWeightBf16 &&
+    const bool defer_mlp = rms_folds && !fold_mlp && !mlp_def && !w.o_b && !e->moe_layer(l) && w.mlp_in.dtype == kWeightBf16 &&
                            M.act >= 0 && M.act <= 2 && e->mlp_rows % 2 == 0 && gemv_rms_deferred_takes(T, H) &&
                            !skipped(kSkipGateUp);
     if (M.parallel) {  // the MLP's partial joins the attention's: one all-reduce for both
@@ -292,13 +326,21 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     } else if (!sandwich) {
       FGCU_CHECK(all_reduce(e, h, (size_t)T * H, err));
       if (post) FGCU_CHECK(norm_rows_in_place(h, T, H, w.o_b, op, w.attn_norm, w.attn_norm_b, eps, x, st, err));
-      else if (!fold_mlp && !defer_mlp && !skipped(kSkipNorm)) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
+      else if (!fold_mlp && !defer_mlp && !mlp_def && !skipped(kSkipNorm)) FGCU_CHECK(norm_rows(h, nullptr, T, H, w.o_b, nullptr, true, op, w.mlp_norm, w.mlp_norm_b, eps, x, st, err));
       profiler_mark(pr, st, "norm");
     }
     // The MLP adds its (partial) output to h, or with sandwich norms writes it to y.
     float *out = sandwich ? y : h;
     const bool acc = !sandwich && (lead || M.parallel);
     const float *down_b = w.down_b;  // null in MoE layers: expert biases are weighted inside
+    // The dense MLP's down GEMV; it writes the next layer's attention norm's x where that is deferred.
+    auto down = [&]() -> int {
+      if (skipped(kSkipDown)) return 0;
+      if (!attn_deferred(l + 1)) return linear(g, act, w.down, out, true, acc, T, H, I, st, err);
+      linear_small(act, w.down, out, true, acc, -1, nullptr, T, H, I, dn_write(e->layers[l + 1].attn_norm), st);
+      FGCU_LAUNCHED("gemv_small (deferred norm)");
+      return 0;
+    };
     if (e->moe_layer(l)) {  // expert biases on rank 0 only, so the all-reduce adds them once
       MoeLayer ml;
       ml.router = w.router;
@@ -317,12 +359,17 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
         FGCU_CHECK(shared_expert_forward(g, se, mlp_x, out, T, H, M.act, mlp, act, st, err));
       }
       profiler_mark(pr, st, "moe");
+    } else if (mlp_def) {  // x and the partial sums from the o GEMV
+      linear_small(x, w.mlp_in, act, false, false, M.act, w.mlp_in_b, T, e->mlp_rows, H, dn_read, st);
+      FGCU_LAUNCHED("gemv_small gated (deferred norm)");
+      profiler_mark(pr, st, "gemm gate_up + act");
+      FGCU_CHECK(down());
     } else if (fold_mlp || defer_mlp) {
       const RmsRows mlp_rms = {h, w.mlp_norm, eps};
       if (fold_mlp) FGCU_CHECK(linear_gated_rms(mlp_rms, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st, err));
       else FGCU_CHECK(gemv_rms_deferred(mlp_rms, (const bf16 *)w.mlp_in.p, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st, err));
       profiler_mark(pr, st, "gemm gate_up + act");
-      if (!skipped(kSkipDown)) FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
+      FGCU_CHECK(down());
     } else {
       if (skipped(kSkipGateUp)) {  // FASTGEN_SKIP: leave act as it is
       } else if (linear_gated(mlp_x, w.mlp_in, w.mlp_in_b, M.act, act, T, e->mlp_rows, H, st)) {
@@ -334,7 +381,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
         FGCU_CHECK(activation(mlp, w.mlp_in_b, act, T, I, (ActKind)M.act, st, err));
         profiler_mark(pr, st, "activation");
       }
-      if (!skipped(kSkipDown)) FGCU_CHECK(linear(g, act, w.down, out, true, acc, T, H, I, st, err));
+      FGCU_CHECK(down());
     }
     FGCU_CHECK(all_reduce(e, out, (size_t)T * H, err));
     profiler_mark(pr, st, "gemm down");

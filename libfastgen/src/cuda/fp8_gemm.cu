@@ -181,9 +181,6 @@ int lt_matmul(Fp8Gemm *f, Plan &p, const uint8_t *xq, const float *xs, const Wei
 
 bool lt_usable(const Fp8Gemm *f, bool y_f32) { return f->lt_ok[y_f32] && fg_knob_int(FG_KNOB_FP8_LT); }
 
-// The tensor-core small-M kernel takes the rows above the GEMV's, up to fp8_small_max_m() (any scales).
-bool small_takes(int M) { return M >= 1 && M > fp8_gemv_max_m() && M <= fp8_small_max_m(); }
-
 // The GEMV takes up to fp8_gemv_max_m() rows, and up to its 8 for K-segment scales (which have
 // no cuBLASLt path: the fallback moves 5 bytes per weight).
 bool gemv_takes(const Weight &w, int M, int K) {
@@ -345,8 +342,11 @@ int fp8_small_max_m() {
   return m < 0 ? 0 : m > kFp8SmallMaxRows ? kFp8SmallMaxRows : m;
 }
 
+// The tensor-core small-M kernel takes the rows above the GEMV's, up to fp8_small_max_m() (any scales).
+bool fp8_small_takes(int M) { return M >= 1 && M > fp8_gemv_max_m() && M <= fp8_small_max_m(); }
+
 int fp8_path(const Fp8Gemm *f, const Weight &w, int M, int N, int K, bool y_f32) {
-  if (small_takes(M)) return kFp8Small;
+  if (fp8_small_takes(M)) return kFp8Small;
   if (gemv_takes(w, M, K)) return kFp8Gemv;
   if (!w.weight_only && w.nkb(K) == 1 && lt_usable(f, y_f32) && N % 16 == 0 && K % 16 == 0) return kFp8Lt;
   return kFp8Dequant;
@@ -409,7 +409,7 @@ int fp8_linear(Fp8Gemm *f, const bf16 *x, const Weight &w, void *y, bool y_f32, 
 bool fp8_gemv_gated(const bf16 *x, const Weight &w, const float *bias, int act, bf16 *y, int M, int N, int K,
                     cudaStream_t st) {
   if (!w.fp8() || K % 16 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
-  if (small_takes(M)) fp8_gemv_small(x, w, y, false, false, act, bias, M, N, K, st);
+  if (fp8_small_takes(M)) fp8_gemv_small(x, w, y, false, false, act, bias, M, N, K, st);
   else if (gemv_takes(w, M, K)) fp8_gemv_launch(x, w, y, false, false, act, bias, M, N, K, st);
   else return false;
   return true;

@@ -50,6 +50,8 @@ uint64_t fp8_workspace_key(const Fp8Gemm *f);
 int fp8_gemv_max_m();
 // Largest M the tensor-core small-M kernel takes (FASTGEN_FP8_SMALL_MAX_M, at most 16; below 2: off).
 int fp8_small_max_m();
+// Whether fp8_linear() and fp8_gemv_gated() send M rows to the small-M kernel.
+bool fp8_small_takes(int M);
 
 enum Fp8Path { kFp8Auto = 0, kFp8Gemv = 1, kFp8Lt = 2, kFp8Dequant = 3, kFp8Small = 4 };
 // The path fp8_linear takes for w at M rows into a bf16 or fp32 y (never kFp8Auto).

@@ -24,6 +24,7 @@
 #include <cuda_fp8.h>
 
 #include "cuda/common.cuh"
+#include "cuda/rms_fold.cuh"
 #include "cuda/weight.cuh"
 
 namespace fgcu {
@@ -63,7 +64,8 @@ void fp8_gemv_launch(const bf16 *x, const Weight &w, void *y, bool y_f32, bool a
 // 1 <= M <= kGemvSmallMaxM (16): per-row scales multiply the fp32 sums (the widening to bf16 is
 // exact); per-K-block scales multiply each weight before it is rounded to bf16 (as the dequantize
 // fallback does).
+// dn: a deferred norm read or (act < 0, y_f32 and accumulate) written (rms_fold.cuh).
 void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
-                    const float *bias, int M, int N, int K, cudaStream_t st);
+                    const float *bias, int M, int N, int K, cudaStream_t st, const DeferredNorm &dn = DeferredNorm());
 
 }  // namespace fgcu

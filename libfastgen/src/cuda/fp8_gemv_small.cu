@@ -106,26 +106,27 @@ struct Fp8BlockRows {
 
 template <class W>
 void launch(W wl, const bf16 *x, void *y, bool y_f32, bool acc, int act, const float *bias, int M, int N, int K,
-            cudaStream_t st) {
+            const DeferredNorm &dn, cudaStream_t st) {
   const int rt = gemv_small_rt();
+  const RmsRows none;
   switch (act) {
-    case 0: return launch_gemv_small<W, 0>(wl, x, y, bias, false, false, M, N, K, rt, st);
-    case 1: return launch_gemv_small<W, 1>(wl, x, y, bias, false, false, M, N, K, rt, st);
-    case 2: return launch_gemv_small<W, 2>(wl, x, y, bias, false, false, M, N, K, rt, st);
-    default: return launch_gemv_small<W, -1>(wl, x, y, nullptr, y_f32, acc, M, N, K, rt, st);
+    case 0: return launch_gemv_small<W, 0>(wl, x, y, bias, false, false, M, N, K, rt, st, none, dn);
+    case 1: return launch_gemv_small<W, 1>(wl, x, y, bias, false, false, M, N, K, rt, st, none, dn);
+    case 2: return launch_gemv_small<W, 2>(wl, x, y, bias, false, false, M, N, K, rt, st, none, dn);
+    default: return launch_gemv_small<W, -1>(wl, x, y, nullptr, y_f32, acc, M, N, K, rt, st, none, dn);
   }
 }
 
 }  // namespace
 
 void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
-                    const float *bias, int M, int N, int K, cudaStream_t st) {
+                    const float *bias, int M, int N, int K, cudaStream_t st, const DeferredNorm &dn) {
   const uint8_t *p = (const uint8_t *)w.p;
   const int nkb = w.nkb(K);
   const int depth = fg_knob_int(FG_KNOB_FP8_SMALL_KDEPTH);
-  if (nkb > 1) launch(Fp8BlockRows{p, w.scales, K, w.kblock, nkb}, x, y, y_f32, accumulate, act, bias, M, N, K, st);
-  else if (depth == 16 && K % 16 == 0) launch(Fp8WideRows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, st);
-  else launch(Fp8Rows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, st);
+  if (nkb > 1) launch(Fp8BlockRows{p, w.scales, K, w.kblock, nkb}, x, y, y_f32, accumulate, act, bias, M, N, K, dn, st);
+  else if (depth == 16 && K % 16 == 0) launch(Fp8WideRows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, dn, st);
+  else launch(Fp8Rows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, dn, st);
 }
 
 }  // namespace fgcu

@@ -360,6 +360,7 @@ bool gemv_small_at_1() {
   return v;
 }
 bool gemv_one_token() { return gemv_max_m() >= 1 && !gemv_small_at_1(); }
+bool gemm_small_takes(int M, int K) { return M >= 1 && M <= gemv_max_m() && K % 8 == 0 && (M > 1 || gemv_small_at_1()); }
 uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
 LtContext gemm_lt(Gemm *g) { return {&g->api, g->handle, g->workspace, kWorkspaceBytes}; }
 
@@ -486,11 +487,13 @@ int gemv_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cuda
   return 0;
 }
 
-// FASTGEN_NORM_DEFER: one-token GEMVs take the RMSNorm with its scale deferred (gemv2.cuh).
-bool gemv_rms_deferred_takes(int M, int K) {
+bool norm_defer() {
   static const bool on = fg_knob_int(FG_KNOB_NORM_DEFER) != 0;
-  return on && M == 1 && gemv_one_token() && K % 8 == 0;
+  return on;
 }
+
+// FASTGEN_NORM_DEFER: one-token GEMVs take the RMSNorm with its scale deferred (gemv2.cuh).
+bool gemv_rms_deferred_takes(int M, int K) { return norm_defer() && M == 1 && gemv_one_token() && K % 8 == 0; }
 
 int gemv_rms_deferred(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
                       cudaStream_t stream, char *err) {

@@ -47,6 +47,13 @@ bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *
 // off), whose per-row sums the qkv GEMV with RoPE (rope.cu qkv_gemv_rope) repeats.
 bool gemv_one_token();
 
+// Whether gemm() and gemv_gated() send M rows of width K to the small-M kernel (gemv_small.cuh).
+bool gemm_small_takes(int M, int K);
+
+// FASTGEN_NORM_DEFER: decode passes take their RMSNorms deferred into the GEMVs (gemv_rms_deferred
+// at one token, rms_fold.cuh DeferredNorm where the small-M kernel runs).
+bool norm_defer();
+
 // Largest M the weight-streaming kernels take (16; FASTGEN_GEMV_MAX_M lowers it, 1 keeps the
 // one-token kernel only); 0 under FASTGEN_GEMV=0 (cuBLASLt only).
 int gemv_max_m();

@@ -15,8 +15,8 @@ int gemv_small_rt() {
 }
 
 void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int M, int N, int K,
-                cudaStream_t s) {
-  launch_gemv_small<Bf16Rows, -1>(Bf16Rows{w, K}, x, y, nullptr, y_f32, acc, M, N, K, gemv_small_rt(), s);
+                cudaStream_t s, const DeferredNorm &dn) {
+  launch_gemv_small<Bf16Rows, -1>(Bf16Rows{w, K}, x, y, nullptr, y_f32, acc, M, N, K, gemv_small_rt(), s, RmsRows(), dn);
 }
 
 bool gemv_small_rms_fits(int M, int K) {
@@ -37,12 +37,13 @@ void gemv_small_rms_gated(const RmsRows &x, const bf16 *w, const float *bias, in
 }
 
 void gemv_small_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
-                      int K, cudaStream_t s) {
+                      int K, cudaStream_t s, const DeferredNorm &dn) {
   const Bf16Rows wl{w, K};
   const int rt = gemv_small_rt();
-  if (act == 0) launch_gemv_small<Bf16Rows, 0>(wl, x, y, bias, false, false, M, N, K, rt, s);
-  else if (act == 1) launch_gemv_small<Bf16Rows, 1>(wl, x, y, bias, false, false, M, N, K, rt, s);
-  else launch_gemv_small<Bf16Rows, 2>(wl, x, y, bias, false, false, M, N, K, rt, s);
+  const RmsRows none;
+  if (act == 0) launch_gemv_small<Bf16Rows, 0>(wl, x, y, bias, false, false, M, N, K, rt, s, none, dn);
+  else if (act == 1) launch_gemv_small<Bf16Rows, 1>(wl, x, y, bias, false, false, M, N, K, rt, s, none, dn);
+  else launch_gemv_small<Bf16Rows, 2>(wl, x, y, bias, false, false, M, N, K, rt, s, none, dn);
 }
 
 }  // namespace fgcu

@@ -48,6 +48,8 @@
 // FOLD: x is an RMSNorm of residual rows (rms_fold.cuh), which every block builds in dynamic
 // shared memory after pdl_wait ([M, K + kRmsPad] bf16; the pad spreads the 8 tokens' 16-byte
 // loads of a step over the banks) and reads in place of x: the same values, so the same results.
+//
+// Deferred norm (FASTGEN_NORM_DEFER at 1-16 tokens): see DeferredNorm (rms_fold.cuh).
 #pragma once
 #include "cuda/common.cuh"
 #include "cuda/rms_fold.cuh"
@@ -55,6 +57,7 @@
 namespace fgcu {
 
 constexpr int kGemvSmallMaxM = 16;
+static_assert(kGemvSmallMaxM <= kDeferredNormMaxM, "a deferred norm's partial sums hold every token");
 constexpr int kGemvSmallWarps = 8;
 
 // bf16 weights [N, K] row-major (nn.Linear.weight): the loader of gemv_small.cu.
@@ -96,10 +99,12 @@ __device__ __forceinline__ void widen(const W &wl, const typename W::Raw &v, typ
 // One block: rows [blockIdx.x * 16 RT, + 16 RT) of y for all M tokens. NT = 8-token column
 // blocks (1: M <= 8, 2: M <= 16). ACT >= 0: gated (y bf16 [M, N / 2], bias [N] or null);
 // otherwise y [M, N] bf16, or fp32 (Y_F32) and added to (ACC). FOLD: x from rms (x unused).
-template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false>
+// DN: dn, a deferred norm, read (kDnRead: x is its bf16(h * w)) or written (kDnWrite: Y_F32, ACC).
+enum { kDnNone = 0, kDnRead = 1, kDnWrite = 2 };
+template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false, int DN = kDnNone>
 __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
-                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms) {
+                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms, DeferredNorm dn) {
   using gemv_small_detail::mma_bf16;
   using gemv_small_detail::widen;
   constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
@@ -190,6 +195,18 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   }
   load_x(xa, 0);
   load_x(xb, S);
+  // A deferred norm's scale per token, while the first x loads are in flight: warp w adds up
+  // tokens w, w + 8's partial sums (lanes stride the blocks, then a butterfly: a fixed order).
+  static_assert(DN != kDnWrite || (Y_F32 && ACC && ACT < 0), "a deferred norm is written by a residual GEMV");
+  __shared__ float dscale[DN == kDnRead ? kGemvSmallMaxM : 1];
+  if constexpr (DN == kDnRead) {
+    for (int m = warp; m < M; m += KS) {
+      float ss = 0.f;
+      for (int b = lane; b < dn.nb; b += 32) ss += dn.part[(size_t)b * kDeferredNormMaxM + m];
+      for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+      if (lane == 0) dscale[m] = rsqrtf(ss / K + dn.eps);
+    }
+  }
   for (int i = 0; i < mine; i += 2 * S) {
     mma_half(wa, xa, i);
     if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
@@ -209,7 +226,9 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     float v = 0.f;
 #pragma unroll
     for (int w = 0; w < KS; w++) v += red[w][m][row];
-    return v * wl.row_scale(n0 + row);
+    v *= wl.row_scale(n0 + row);
+    if constexpr (DN == kDnRead) v *= dscale[m];
+    return v;
   };
   if constexpr (ACT >= 0) {  // y[m, n / 2] = act(gate + bias) * (up + bias), rows (gate, up) paired
     const int half = N / 2;
@@ -221,16 +240,35 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
           to_bf(activate(ACT, total(m, 2 * c) + gb) * (total(m, 2 * c + 1) + ub));
     }
   } else {
+    // Writing a deferred norm: h^2 of every (token, row) of the block, summed in row order below.
+    constexpr bool kWritesNorm = DN == kDnWrite;
+    __shared__ float sq[kWritesNorm ? kGemvSmallMaxM : 1][kWritesNorm ? ROWS : 1];
     for (int e = threadIdx.x; e < M * ROWS; e += KS * 32) {
       const int m = e / ROWS, c = e % ROWS, n = n0 + c;
-      if (n >= N) continue;
+      if (n >= N) {
+        if constexpr (kWritesNorm) sq[m][c] = 0.f;
+        continue;
+      }
       const size_t i = (size_t)m * N + n;
       const float v = total(m, c);
       if (Y_F32) {
         float *yf = static_cast<float *>(y);
-        yf[i] = ACC ? yf[i] + v : v;
+        const float hv = ACC ? yf[i] + v : v;
+        yf[i] = hv;
+        if constexpr (kWritesNorm) {
+          dn.x_out[i] = to_bf(hv * dn.w_next[n]);
+          sq[m][c] = hv * hv;
+        }
       } else {
         static_cast<bf16 *>(y)[i] = to_bf(v);
+      }
+    }
+    if constexpr (kWritesNorm) {
+      __syncthreads();
+      if (threadIdx.x < M) {
+        float ss = 0.f;
+        for (int c = 0; c < ROWS; c++) ss += sq[threadIdx.x][c];
+        dn.part_out[(size_t)blockIdx.x * kDeferredNormMaxM + threadIdx.x] = ss;
       }
     }
   }
@@ -259,23 +297,25 @@ void gemv_small_allow_smem() {
     __atomic_fetch_or(&configured, bit, __ATOMIC_RELEASE);
 }
 
-template <class W, int RT, int NT, int ACT, bool FOLD>
+template <class W, int RT, int NT, int ACT, bool FOLD, int DN = kDnNone>
 void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc,
-                           int M, int N, int K, const RmsRows &rms, cudaStream_t s) {
+                           int M, int N, int K, const RmsRows &rms, const DeferredNorm &dn, cudaStream_t s) {
   constexpr int S = W::kSteps;
   const dim3 grid(ceil_div(N, 16 * RT)), block(kGemvSmallWarps * 32);
   if constexpr (FOLD) {  // x from rms; y bf16, not accumulated (qkv, gated MLP input)
     constexpr auto kernel = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true>;
     gemv_small_allow_smem<kernel>();
-    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms);
-  } else if constexpr (ACT >= 0) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms, dn);
+  } else if constexpr (DN == kDnWrite) {  // y is h: fp32, accumulated
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1, false, DN>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
+  } else if constexpr (ACT >= 0 || DN == kDnRead) {  // gated, or qkv: y bf16
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT, false, DN>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
   } else if (y_f32 && acc) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
   } else if (y_f32) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
   } else {
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms);
+    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
   }
 }
 
@@ -283,27 +323,40 @@ void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool
 // as gemm()) or gated (ACT 0..2, bias or null). Needs 1 <= M <= 16, K % 8 == 0 (16-byte rows),
 // 16-byte aligned x and weight rows, N even when gated. FOLD: x is rms's RMSNorm rows instead (y
 // bf16, not accumulated; M <= kGemvSmallRmsMaxM, gemv_small_rms_bytes(M, K) <= kGemvSmallRmsMaxBytes).
+// A deferred norm (rms_fold.cuh), one 16-row tile a warp whatever rt: dn.part set, read (x is its
+// bf16(h * w), y bf16: ACT < 0 as gemm()'s bf16 output); dn.x_out set, written (ACT < 0, y fp32 h,
+// accumulated).
 template <class W, int ACT, bool FOLD = false>
 void launch_gemv_small(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc, int M,
-                       int N, int K, int rt, cudaStream_t s, const RmsRows &rms = RmsRows()) {
+                       int N, int K, int rt, cudaStream_t s, const RmsRows &rms = RmsRows(),
+                       const DeferredNorm &dn = DeferredNorm()) {
   if constexpr (FOLD) {  // M <= 8 (gemv_small_rms_fits)
-    if (rt == 2) launch_gemv_small_act<W, 2, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, s);
-    else launch_gemv_small_act<W, 1, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, s);
+    if (rt == 2) launch_gemv_small_act<W, 2, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, dn, s);
+    else launch_gemv_small_act<W, 1, 1, ACT, true>(wl, x, y, bias, false, false, M, N, K, rms, dn, s);
+  } else if (dn.part != nullptr) {
+    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT, false, kDnRead>(wl, x, y, bias, false, false, M, N, K, rms, dn, s);
+    else launch_gemv_small_act<W, 1, 1, ACT, false, kDnRead>(wl, x, y, bias, false, false, M, N, K, rms, dn, s);
+  } else if (dn.x_out != nullptr) {
+    if constexpr (ACT < 0) {
+      if (M > 8) launch_gemv_small_act<W, 1, 2, ACT, false, kDnWrite>(wl, x, y, bias, true, true, M, N, K, rms, dn, s);
+      else launch_gemv_small_act<W, 1, 1, ACT, false, kDnWrite>(wl, x, y, bias, true, true, M, N, K, rms, dn, s);
+    }
   } else if (rt == 2) {
-    if (M > 8) launch_gemv_small_act<W, 2, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
-    else launch_gemv_small_act<W, 2, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
+    if (M > 8) launch_gemv_small_act<W, 2, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, dn, s);
+    else launch_gemv_small_act<W, 2, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, dn, s);
   } else {
-    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
-    else launch_gemv_small_act<W, 1, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, s);
+    if (M > 8) launch_gemv_small_act<W, 1, 2, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, dn, s);
+    else launch_gemv_small_act<W, 1, 1, ACT, false>(wl, x, y, bias, y_f32, acc, M, N, K, rms, dn, s);
   }
 }
 
 // bf16 weights (gemv_small.cu). gemv_small: y[M, N] as gemm(); gemv_small_gated: as gemv_gated().
 // Both need 2 <= M <= kGemvSmallMaxM and K % 8 == 0; gated needs N even and act in 0..2.
+// dn: a deferred norm read or (gemv_small, y_f32 and acc) written.
 void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int M, int N, int K,
-                cudaStream_t s);
+                cudaStream_t s, const DeferredNorm &dn = DeferredNorm());
 void gemv_small_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
-                      int K, cudaStream_t s);
+                      int K, cudaStream_t s, const DeferredNorm &dn = DeferredNorm());
 // The same with x given as RMSNorm rows (FOLD), y bf16 not accumulated; where gemv_small_rms_fits.
 bool gemv_small_rms_fits(int M, int K);
 void gemv_small_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cudaStream_t s);

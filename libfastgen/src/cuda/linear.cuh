@@ -4,7 +4,9 @@
 // steps through their RMSNorm-folded forms, linear_rms and linear_gated_rms).
 #pragma once
 #include "cuda/fp8_gemm.cuh"
+#include "cuda/fp8_gemv.cuh"
 #include "cuda/gemm.cuh"
+#include "cuda/gemv_small.cuh"
 #include "cuda/weight.cuh"
 
 namespace fgcu {
@@ -49,6 +51,21 @@ inline int linear_rms(const RmsRows &x, const Weight &w, bf16 *y, int M, int N, 
 inline int linear_gated_rms(const RmsRows &x, const Weight &w, const float *bias, int act, bf16 *y, int M, int N,
                             int K, cudaStream_t st, char *err) {
   return gemv_rms_gated(x, (const bf16 *)w.p, bias, act, y, M, N, K, st, err);
+}
+
+// The RMSNorm deferred between two small-M GEMVs (rms_fold.cuh DeferredNorm, FASTGEN_NORM_DEFER).
+// linear_small_takes: linear() and linear_gated() of w at M rows of width K run the small-M kernel.
+inline bool linear_small_takes(const Weight &w, int M, int K) {
+  if (w.fp8()) return fp8_small_takes(M) && K % 16 == 0;
+  return w.dtype == kWeightBf16 && gemm_small_takes(M, K);
+}
+// linear() (act < 0) or linear_gated() (act 0..2: y bf16 [M, N / 2]) through that kernel, reading
+// dn (x is bf16(h * w)) or writing it (y_f32 and accumulate: y is h). Where linear_small_takes.
+inline void linear_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
+                         const float *bias, int M, int N, int K, const DeferredNorm &dn, cudaStream_t st) {
+  if (w.fp8()) fp8_gemv_small(x, w, y, y_f32, accumulate, act, bias, M, N, K, st, dn);
+  else if (act >= 0) gemv_small_gated(x, (const bf16 *)w.p, bias, act, (bf16 *)y, M, N, K, st, dn);
+  else gemv_small(x, (const bf16 *)w.p, y, y_f32, accumulate, M, N, K, st, dn);
 }
 
 }  // namespace fgcu

@@ -29,6 +29,30 @@ struct RmsRows {
   float eps = 0.f;
 };
 
+// The RMSNorm deferred (FASTGEN_NORM_DEFER) between two small-M GEMVs (gemv_small.cuh, 1-16
+// tokens): the norm kernel leaves the chain. The GEMV that adds to the residual (o, down: y = h,
+// fp32, accumulated) also writes x = bf16(h * w) with the next norm's weight w and, per block,
+// the sums of h^2 over its rows; the GEMV that reads x (qkv, the gated MLP input) adds those
+// partial sums up (a fixed order) and multiplies its dot products by rsqrt(mean(h^2) + eps).
+// Not bit-identical to the norm kernel (x is rounded to bf16 before the scale, not after; the
+// squares are summed in another order), hence an option. Partial sums are [block][kDeferredNormMaxM].
+constexpr int kDeferredNormMaxM = 16;
+struct DeferredNorm {
+  // Reader: x is bf16(h * w); its sums are scaled by rsqrt(sum of part[b][m] over b < nb, / K + eps).
+  const float *part = nullptr;
+  int nb = 0;
+  float eps = 0.f;
+  // Writer (y fp32, accumulated, is h): also x_out[m][n] = bf16(h[m][n] * w_next[n]) and
+  // part_out[block][m] = the sum of h[m][n]^2 over the block's rows n.
+  bf16 *x_out = nullptr;
+  const float *w_next = nullptr;
+  float *part_out = nullptr;
+};
+
+// The partial sums a deferred-norm writer of N rows leaves: one per block of 16 rows (the small-M
+// kernel runs one 16-row tile a warp for a deferred norm, whatever FASTGEN_GEMV_ROWS says).
+inline int deferred_norm_blocks(int N) { return (N + 15) / 16; }
+
 constexpr int kRmsSumThreads = 512;  // norm.cu kNormThreads: the order of norm_kernel's sums
 constexpr int kRmsPad = 32;          // bf16 a row of x in gemv_small's shared memory is padded by (banks)
 
