@@ -237,7 +237,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   // FASTGEN_NORM_DEFER where the small-M kernel runs (decode at 1-16 tokens, one GPU): the o and
   // down GEMVs write the next norm's x = bf16(h * w) and partial sums of h^2, and the qkv / gated
   // MLP GEMV after them scales its sums by the norm (rms_fold.cuh DeferredNorm): no norm kernel.
-  const bool defer_small = norm_defer() && rms_folds && e->tp == 1 && T <= kDeferredNormMaxM && e->norm_part.p &&
+  const bool defer_small = rms_folds && e->tp == 1 && T <= norm_defer_max_m() && e->norm_part.p &&
                            !skipped((SkipOp)0x7f);
   float *norm_part = (float *)e->norm_part.p;
   const DeferredNorm dn_read = {norm_part, deferred_norm_blocks(H), eps};

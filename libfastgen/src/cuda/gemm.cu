@@ -487,13 +487,18 @@ int gemv_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cuda
   return 0;
 }
 
-bool norm_defer() {
-  static const bool on = fg_knob_int(FG_KNOB_NORM_DEFER) != 0;
-  return on;
+// FASTGEN_NORM_DEFER, at most 16; 0 under FASTGEN_GEMV_SMALL_AT_1, whose batch invariance a
+// deferred norm at some pass sizes and not others would break.
+int norm_defer_max_m() {
+  static const int m = [] {
+    const int v = fg_knob_int(FG_KNOB_NORM_DEFER);
+    return gemv_small_at_1() || v < 0 ? 0 : v > kGemvMaxM ? kGemvMaxM : v;
+  }();
+  return m;
 }
 
 // FASTGEN_NORM_DEFER: one-token GEMVs take the RMSNorm with its scale deferred (gemv2.cuh).
-bool gemv_rms_deferred_takes(int M, int K) { return norm_defer() && M == 1 && gemv_one_token() && K % 8 == 0; }
+bool gemv_rms_deferred_takes(int M, int K) { return norm_defer_max_m() >= 1 && M == 1 && gemv_one_token() && K % 8 == 0; }
 
 int gemv_rms_deferred(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
                       cudaStream_t stream, char *err) {

@@ -50,9 +50,9 @@ bool gemv_one_token();
 // Whether gemm() and gemv_gated() send M rows of width K to the small-M kernel (gemv_small.cuh).
 bool gemm_small_takes(int M, int K);
 
-// FASTGEN_NORM_DEFER: decode passes take their RMSNorms deferred into the GEMVs (gemv_rms_deferred
-// at one token, rms_fold.cuh DeferredNorm where the small-M kernel runs).
-bool norm_defer();
+// FASTGEN_NORM_DEFER: decode passes of up to this many tokens take their RMSNorms deferred into
+// the GEMVs (gemv_rms_deferred at one token, rms_fold.cuh DeferredNorm where the small-M kernel runs).
+int norm_defer_max_m();
 
 // Largest M the weight-streaming kernels take (16; FASTGEN_GEMV_MAX_M lowers it, 1 keeps the
 // one-token kernel only); 0 under FASTGEN_GEMV=0 (cuBLASLt only).

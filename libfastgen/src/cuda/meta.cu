@@ -188,7 +188,7 @@ int ensure_workspaces(fgcu_rank *e, const Meta &m, char *err) {
     if (e->split_done.p != had) FGCU_TRY(cudaMemsetAsync(e->split_done.p, 0, e->split_done.bytes, e->stream));
   }
   // A deferred norm's partial sums: one size for every pass (a graph keeps its address).
-  if (m.T <= kDeferredNormMaxM && norm_defer())
+  if (m.T <= norm_defer_max_m())
     FGCU_CHECK(ensure(e->norm_part, (size_t)deferred_norm_blocks((int)H) * kDeferredNormMaxM * 4, "activations", err));
   const size_t R = m.R > 0 ? m.R : 1, V = M.vocab_size, L = m.L;
   FGCU_CHECK(ensure(e->xf, R * H * 2, "logits", err));
