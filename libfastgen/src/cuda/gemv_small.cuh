@@ -120,7 +120,9 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
 #pragma unroll
     for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(n0 + 16 * r + 8 * h + g, N - 1));
   const bf16 *xr[NT];  // FOLD: set after pdl_wait, once x is built
-  if constexpr (!FOLD) {  // braced: nvcc 13.0 dropped the main loop after an unbraced discarded for (see below)
+  // if constexpr blocks stay braced here: nvcc 13.0 compiled the DN = 0 kernels without their main
+  // loop when an unbraced `if constexpr (DN == kDnRead) for (...) ...;` stood before it (stop 26).
+  if constexpr (!FOLD) {
 #pragma unroll
     for (int j = 0; j < NT; j++) xr[j] = x + (size_t)min(8 * j + g, M - 1) * K;
   }
@@ -196,25 +198,11 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   }
   load_x(xa, 0);
   load_x(xb, S);
-  // A deferred norm's partial sums (the previous kernel's: readable after pdl_wait) on their way
-  // into L1 while the weights stream; they are added up after the main loop, so that no L2 round
-  // trip stands between the first x loads and the next weight loads.
+  // A deferred norm's scale per token, while the first x loads are in flight: warp w adds up
+  // tokens w, w + 8's partial sums (lanes stride the blocks, then a butterfly: a fixed order).
+  // Here rather than after the main loop: with the sums prefetched into L1 and added up after it,
+  // FP8 b=1 lost the 2.5% this form gains (H100, bench/results/device-wave18-h100.md).
   static_assert(DN != kDnWrite || (Y_F32 && ACC && ACT < 0), "a deferred norm is written by a residual GEMV");
-  // Braced: with `if constexpr (false) for (...) stmt;` unbraced here, nvcc 13.0 compiled the DN = 0
-  // kernels without their main loop (30 registers, garbage out; stop 26).
-  if constexpr (DN == kDnRead) {
-    for (int line = threadIdx.x * 32; line < dn.nb * kDeferredNormMaxM; line += KS * 32 * 32)  // 128 bytes each
-      asm volatile("prefetch.global.L1 [%0];\n" ::"l"(dn.part + line));
-  }
-  for (int i = 0; i < mine; i += 2 * S) {
-    mma_half(wa, xa, i);
-    if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
-    if (i + S < mine) mma_half(wb, xb, i + S);
-    if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
-  }
-
-  // The deferred norm's scale per token: warp w adds up tokens w, w + 8's partial sums (lanes
-  // stride the blocks, then a butterfly: a fixed order), before the barrier below.
   __shared__ float dscale[DN == kDnRead ? kGemvSmallMaxM : 1];
   if constexpr (DN == kDnRead) {
     for (int m = warp; m < M; m += KS) {
@@ -224,6 +212,13 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
       if (lane == 0) dscale[m] = rsqrtf(ss / K + dn.eps);
     }
   }
+  for (int i = 0; i < mine; i += 2 * S) {
+    mma_half(wa, xa, i);
+    if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
+    if (i + S < mine) mma_half(wb, xb, i + S);
+    if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
+  }
+
   // acc[r][j]: c0, c1 = row 16r + g, tokens 8j + 2t, +1; c2, c3 = row 16r + g + 8, same tokens.
 #pragma unroll
   for (int r = 0; r < RT; r++)
