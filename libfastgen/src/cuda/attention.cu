@@ -493,8 +493,9 @@ int launch_wide(const AttnArgs &a, cudaStream_t s, char *err) {
   const int rows = attn_wide_rows();
   if constexpr (wide_mr2(HD)) {
     if (rows == 128) {
-      if constexpr (HD == 128)
+      if constexpr (HD == 128) {
         if (attn_kv_tile_128() == 32) return launch<KV, HD, 4, 2, 32>(a, a.num_wide, 1, s, err);
+      }
       return launch<KV, HD, 4, 2>(a, a.num_wide, 1, s, err);
     }
   }
