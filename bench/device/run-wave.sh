@@ -238,20 +238,20 @@ for stage in "$@"; do
       # A device-side bisect of a speed change: bench/gpu/decodeBatch.ts of each older commit that
       # bench/device/pack-commit.sh packed into .gpu-lib/commit-<sha>.tar.xz, run from that commit's
       # own tree against its own library, in the order of COMMITS ("HEAD" = this checkout, "HEAD+VAR=v,W=x"
-      # the same under those FASTGEN_* knobs; default:
+      # the same under those FASTGEN_* knobs, "<sha>+VAR=v" a packed commit under them; default:
       # HEAD, every packed commit, HEAD again), then one table with a column a run.
       order=${COMMITS:-HEAD $(ls .gpu-lib/commit-*.tar.xz 2>/dev/null | sed 's/.*commit-//; s/.tar.xz//' | tr '\n' ' ') HEAD}
       mkdir -p "$W/commits"; n=0; runs=()
       for c in $order; do
         l=$(left); [ "$l" -lt 45 ] && { say "skipped commit $c (deadline)"; continue; }
         n=$((n + 1)); out="$W/commits/$n-$c"; mkdir -p "$out"
-        if [ "${c%%+*}" = HEAD ]; then  # HEAD+VAR=v,VAR2=w: this checkout under those knobs
-          envs=(); [ "$c" != HEAD ] && IFS=, read -ra envs <<< "${c#HEAD+}"
+        base=${c%%+*}; envs=(); [ "$c" != "$base" ] && IFS=, read -ra envs <<< "${c#*+}"  # X+VAR=v,VAR2=w: under those knobs
+        if [ "$base" = HEAD ]; then
           timeout "$l" env "${envs[@]}" bash .gpu/enter bun bench/gpu/decodeBatch.ts "$W/ceilings.json" "$out" > "$out/decode.log" 2>&1 || say "decodeBatch $c failed"
         else
-          t=/tmp/commit-$c; rm -rf "$t"; mkdir -p "$t"; tar -xJf ".gpu-lib/commit-$c.tar.xz" -C "$t"; ln -sfn "$PWD/node_modules" "$t/node_modules"
+          t=/tmp/commit-$base; rm -rf "$t"; mkdir -p "$t"; tar -xJf ".gpu-lib/commit-$base.tar.xz" -C "$t"; ln -sfn "$PWD/node_modules" "$t/node_modules"
           bash .gpu/enter true  # unpacks bun into /tmp/gpubin (enter itself would cd back here)
-          (cd "$t" && PATH=/tmp/gpubin:$PATH FASTGEN_LIB="$t/libfastgen.so" timeout "$l" bun bench/gpu/decodeBatch.ts "$W/ceilings.json" "$out") > "$out/decode.log" 2>&1 || say "decodeBatch $c failed"
+          (cd "$t" && PATH=/tmp/gpubin:$PATH FASTGEN_LIB="$t/libfastgen.so" timeout "$l" env "${envs[@]}" bun bench/gpu/decodeBatch.ts "$W/ceilings.json" "$out") > "$out/decode.log" 2>&1 || say "decodeBatch $c failed"
           cp "$t/COMMIT" "$out/" 2>/dev/null
         fi
         f=$(ls "$out"/decode-batch-*.json 2>/dev/null | head -1)

@@ -21,7 +21,7 @@
 //     counters set themselves back to zero);
 //   - decode at batch 1 with RoPE and the K/V write in the qkv GEMV's epilogue (FASTGEN_QKV_ROPE=1
 //     or 2, rope.cu qkv_gemv_rope; qwen3's q/k norms keep the RoPE kernel) equals the RoPE kernel,
-//     with the norm's scale deferred into the GEMVs too (FASTGEN_NORM_DEFER=1), whose chain, not
+//     with the norm's scale deferred into the GEMVs too (FASTGEN_NORM_DEFER=16), whose chain, not
 //     bit-identical to the plain one, is held against the CPU like the folded one;
 //   - the deferred norm at batch 2-16 (bf16) and 1-16 (FP8, --quantization fp8 with the small-M
 //     kernel at every decode size): the o and down GEMVs write the next norm's x and its partial
