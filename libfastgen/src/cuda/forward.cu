@@ -33,7 +33,8 @@ namespace fgcu {
 namespace {
 
 // FASTGEN_SKIP (knobs.h): op kinds left out of every pass, to time what each costs where it sits.
-enum SkipOp : unsigned { kSkipNorm = 1, kSkipQkv = 2, kSkipRope = 4, kSkipAttn = 8, kSkipO = 16, kSkipGateUp = 32, kSkipDown = 64 };
+enum SkipOp : unsigned { kSkipNorm = 1, kSkipQkv = 2, kSkipRope = 4, kSkipAttn = 8, kSkipO = 16, kSkipGateUp = 32, kSkipDown = 64,
+                       kSkipAny = 127 };
 bool skipped(SkipOp op) {
   static const unsigned mask = [] {
     const char *names[] = {"norm", "qkv", "rope", "attn", "o", "gate_up", "down"};
@@ -238,7 +239,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
   // down GEMVs write the next norm's x = bf16(h * w) and partial sums of h^2, and the qkv / gated
   // MLP GEMV after them scales its sums by the norm (rms_fold.cuh DeferredNorm): no norm kernel.
   const bool defer_small = rms_folds && e->tp == 1 && T <= norm_defer_max_m() && e->norm_part.p &&
-                           !skipped((SkipOp)0x7f);
+                           !skipped(kSkipAny);
   float *norm_part = (float *)e->norm_part.p;
   const DeferredNorm dn_read = {norm_part, deferred_norm_blocks(H), eps};
   auto dn_write = [&](const float *w_next) {
@@ -292,10 +293,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       const bool rope_in_gemv = !fold_attn && !attn_def && w.qkv.dtype == kWeightBf16 && gemv_one_token() &&
                                 qkv_gemv_rope_takes(ra, T, e->qkv_rows, H) && !skipped(kSkipQkv) && !skipped(kSkipRope);
       if (fold_attn) FGCU_CHECK(linear_rms(attn_rms, w.qkv, qkv, T, e->qkv_rows, H, st, err));
-      else if (attn_def) {
-        linear_small(x, w.qkv, qkv, false, false, -1, nullptr, T, e->qkv_rows, H, dn_read, st);
-        FGCU_LAUNCHED("gemv_small (deferred norm)");
-      }
+      else if (attn_def) FGCU_CHECK(linear_small(x, w.qkv, qkv, false, false, -1, nullptr, T, e->qkv_rows, H, dn_read, st, err));
       else if (rope_in_gemv) FGCU_CHECK(qkv_gemv_rope(x, defer_attn ? &attn_rms : nullptr, (const bf16 *)w.qkv.p, ra, e->qkv_rows, H, st, err));
       else if (defer_attn) FGCU_CHECK(gemv_rms_deferred(attn_rms, (const bf16 *)w.qkv.p, nullptr, -1, qkv, T, e->qkv_rows, H, st, err));
       else if (!skipped(kSkipQkv)) FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
@@ -308,8 +306,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       FGCU_CHECK(all_reduce(e, y, (size_t)T * H, err));
       FGCU_CHECK(post_norm_add(h, y, w.o_b, w.post_attn_norm, w.mlp_norm, T, H, eps, x, st, err));
     } else if (mlp_def) {  // writes the MLP norm's x and partial sums
-      linear_small(attn, w.o, h, true, lead, -1, nullptr, T, H, od, dn_write(w.mlp_norm), st);
-      FGCU_LAUNCHED("gemv_small (deferred norm)");
+      FGCU_CHECK(linear_small(attn, w.o, h, true, lead, -1, nullptr, T, H, od, dn_write(w.mlp_norm), st, err));
     } else if (!skipped(kSkipO)) {
       FGCU_CHECK(linear(g, attn, w.o, h, true, lead, T, H, od, st, err));
     }
@@ -337,9 +334,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
     auto down = [&]() -> int {
       if (skipped(kSkipDown)) return 0;
       if (!attn_deferred(l + 1)) return linear(g, act, w.down, out, true, acc, T, H, I, st, err);
-      linear_small(act, w.down, out, true, acc, -1, nullptr, T, H, I, dn_write(e->layers[l + 1].attn_norm), st);
-      FGCU_LAUNCHED("gemv_small (deferred norm)");
-      return 0;
+      return linear_small(act, w.down, out, true, acc, -1, nullptr, T, H, I, dn_write(e->layers[l + 1].attn_norm), st, err);
     };
     if (e->moe_layer(l)) {  // expert biases on rank 0 only, so the all-reduce adds them once
       MoeLayer ml;
@@ -360,8 +355,7 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       }
       profiler_mark(pr, st, "moe");
     } else if (mlp_def) {  // x and the partial sums from the o GEMV
-      linear_small(x, w.mlp_in, act, false, false, M.act, w.mlp_in_b, T, e->mlp_rows, H, dn_read, st);
-      FGCU_LAUNCHED("gemv_small gated (deferred norm)");
+      FGCU_CHECK(linear_small(x, w.mlp_in, act, false, false, M.act, w.mlp_in_b, T, e->mlp_rows, H, dn_read, st, err));
       profiler_mark(pr, st, "gemm gate_up + act");
       FGCU_CHECK(down());
     } else if (fold_mlp || defer_mlp) {

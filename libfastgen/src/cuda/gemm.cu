@@ -361,6 +361,8 @@ bool gemv_small_at_1() {
 }
 bool gemv_one_token() { return gemv_max_m() >= 1 && !gemv_small_at_1(); }
 bool gemm_small_takes(int M, int K) { return M >= 1 && M <= gemv_max_m() && K % 8 == 0 && (M > 1 || gemv_small_at_1()); }
+// Whether gemm() and gemv_gated() send one row to the CUDA-core one-token kernels.
+static bool gemm_one_row_takes(int M, int K) { return M == 1 && gemv_one_token() && K % 8 == 0; }
 uint64_t gemm_workspace_bytes() { return kWorkspaceBytes; }
 LtContext gemm_lt(Gemm *g) { return {&g->api, g->handle, g->workspace, kWorkspaceBytes}; }
 
@@ -407,10 +409,14 @@ int gemm(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bool accumu
     snprintf(err, 512, "gemm: accumulate needs an fp32 output");
     return FG_ERR_INTERNAL;
   }
-  if (M <= gemv_max_m() && K % 8 == 0) {
-    if (M == 1 && !gemv_small_at_1()) launch_gemv(x, w, y, y_f32, accumulate, N, K, stream);
-    else gemv_small(x, w, y, y_f32, accumulate, M, N, K, stream);
-    FGCU_LAUNCHED(M == 1 && !gemv_small_at_1() ? "gemv" : "gemv_small");
+  if (gemm_small_takes(M, K)) {
+    gemv_small(x, w, y, y_f32, accumulate, M, N, K, stream);
+    FGCU_LAUNCHED("gemv_small");
+    return 0;
+  }
+  if (gemm_one_row_takes(M, K)) {
+    launch_gemv(x, w, y, y_f32, accumulate, N, K, stream);
+    FGCU_LAUNCHED("gemv");
     return 0;
   }
   return gemm_cublaslt(g, x, w, y, y_f32, accumulate, M, N, K, stream, err);
@@ -455,9 +461,10 @@ int gemm_cublaslt(Gemm *g, const bf16 *x, const bf16 *w, void *y, bool y_f32, bo
 
 bool gemv_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                 int K, cudaStream_t stream) {
-  if (M < 1 || M > gemv_max_m() || K % 8 != 0 || N % 2 != 0 || act < 0 || act > 2) return false;
-  if (M > 1 || gemv_small_at_1()) gemv_small_gated(x, w, bias, act, y, M, N, K, stream);
-  else launch_gated_act<false>(act, x, RmsRows(), w, bias, y, N, K, stream);
+  if (N % 2 != 0 || act < 0 || act > 2) return false;
+  if (gemm_small_takes(M, K)) gemv_small_gated(x, w, bias, act, y, M, N, K, stream);
+  else if (gemm_one_row_takes(M, K)) launch_gated_act<false>(act, x, RmsRows(), w, bias, y, N, K, stream);
+  else return false;
   return true;
 }
 
@@ -498,7 +505,7 @@ int norm_defer_max_m() {
 }
 
 // FASTGEN_NORM_DEFER: one-token GEMVs take the RMSNorm with its scale deferred (gemv2.cuh).
-bool gemv_rms_deferred_takes(int M, int K) { return norm_defer_max_m() >= 1 && M == 1 && gemv_one_token() && K % 8 == 0; }
+bool gemv_rms_deferred_takes(int M, int K) { return norm_defer_max_m() >= 1 && gemm_one_row_takes(M, K); }
 
 int gemv_rms_deferred(const RmsRows &x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N, int K,
                       cudaStream_t stream, char *err) {

@@ -60,12 +60,15 @@ inline bool linear_small_takes(const Weight &w, int M, int K) {
   return w.dtype == kWeightBf16 && gemm_small_takes(M, K);
 }
 // linear() (act < 0) or linear_gated() (act 0..2: y bf16 [M, N / 2]) through that kernel, reading
-// dn (x is bf16(h * w)) or writing it (y_f32 and accumulate: y is h). Where linear_small_takes.
-inline void linear_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
-                         const float *bias, int M, int N, int K, const DeferredNorm &dn, cudaStream_t st) {
+// dn (x is bf16(h * w)) or writing it (y_f32 and accumulate: y is h). Where linear_small_takes;
+// returns 0 or FG_ERR_DEVICE (a failed launch) with err set, as linear().
+inline int linear_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
+                        const float *bias, int M, int N, int K, const DeferredNorm &dn, cudaStream_t st, char *err) {
   if (w.fp8()) fp8_gemv_small(x, w, y, y_f32, accumulate, act, bias, M, N, K, st, dn);
   else if (act >= 0) gemv_small_gated(x, (const bf16 *)w.p, bias, act, (bf16 *)y, M, N, K, st, dn);
   else gemv_small(x, (const bf16 *)w.p, y, y_f32, accumulate, M, N, K, st, dn);
+  FGCU_LAUNCHED(dn.part ? "gemv_small (deferred norm read)" : "gemv_small (deferred norm written)");
+  return 0;
 }
 
 }  // namespace fgcu
