@@ -34,7 +34,8 @@
 # speculation, ngram, a self-draft and a penalized self-draft; ~3-4 min), `grammarserve` (structured
 # outputs served: chat-128-200 on `fastgen serve` with and without a JSON schema in response_format),
 # `stepcost` (each op kind's cost on the decode chain: bench/gpu/stepCost.ts under FASTGEN_SKIP settings),
-# `commits` (decodeBatch.ts of older commits packed by bench/device/pack-commit.sh, beside this checkout's).
+# `commits` (decodeBatch.ts of older commits packed by bench/device/pack-commit.sh, beside this checkout's),
+# `scheduler` (bench/scheduler.ts on the GPU host's CPU: issue 24 item 4's host time a step).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -233,6 +234,13 @@ for stage in "$@"; do
       done
       timeout 60 bash .gpu/enter bun bench/gpu/stepCost.ts --report "$W/stepcost.jsonl" > "$W/stepcost.md" 2>&1
       cat "$W/stepcost.md" >> "$W/summary.txt" ;;
+    scheduler)
+      # Issue 24 item 4 on the GPU host's CPU: the scheduler's plan + batch host time a step
+      # (bench/scheduler.ts, no GPU), its table and JSON in $W.
+      timeout "$(left)" bash .gpu/enter bun bench/scheduler.ts --steps "${SCHED_STEPS:-1500}" --rounds 3 > "$W/scheduler.log" 2>&1 || say "scheduler bench failed"
+      cp bench/results/scheduler.json "$W/scheduler-device-host.json" 2>/dev/null
+      lscpu | grep -E "Model name|^CPU\(s\)" >> "$W/scheduler.log"
+      tail -14 "$W/scheduler.log" >> "$W/summary.txt" ;;
     commits)
       ceilings
       # A device-side bisect of a speed change: bench/gpu/decodeBatch.ts of each older commit that
