@@ -35,7 +35,8 @@
 # outputs served: chat-128-200 on `fastgen serve` with and without a JSON schema in response_format),
 # `stepcost` (each op kind's cost on the decode chain: bench/gpu/stepCost.ts under FASTGEN_SKIP settings),
 # `commits` (decodeBatch.ts of older commits packed by bench/device/pack-commit.sh, beside this checkout's),
-# `scheduler` (bench/scheduler.ts on the GPU host's CPU: issue 24 item 4's host time a step).
+# `scheduler` (bench/scheduler.ts on the GPU host's CPU: issue 24 item 4's host time a step), `ncu`
+# (ncu sections of one layer's decode GEMVs at b=1, FP8 and bf16: where they lose bandwidth).
 # A stage starts only if DEADLINE seconds (default 570) have not passed since the call began.
 #   device run: carry [".gpu", ".gpu-lib"], command "bash bench/device/run-wave.sh tests:fp8,engine gemv fp8"
 # Everything lands in $OUT (wave.tgz with every log and result, plus a summary).
@@ -234,6 +235,22 @@ for stage in "$@"; do
       done
       timeout 60 bash .gpu/enter bun bench/gpu/stepCost.ts --report "$W/stepcost.jsonl" > "$W/stepcost.md" 2>&1
       cat "$W/stepcost.md" >> "$W/summary.txt" ;;
+    ncu)
+      # Where the decode GEMVs lose bandwidth: ncu's speed-of-light, memory, occupancy, warp-state and
+      # scheduler sections for NCU_COUNT (default 4: one layer's qkv, o, gate_up, down) kernels matching
+      # NCU_KERNELS of a b=1 decode (bench/gpu/stepCost.ts: CUDA graphs, profiled node by node), per
+      # weight type in NCU_WEIGHTS (default "fp8 bf16"); text reports in $W/ncu-<weights>.txt.
+      NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+      for wt in ${NCU_WEIGHTS:-fp8 bf16}; do
+        l=$(left); [ "$l" -lt 60 ] && { say "skipped ncu $wt (deadline)"; continue; }
+        flag=(); [ "$wt" = fp8 ] && flag=(--fp8)
+        timeout "$(( l < 240 ? l : 240 ))" bash .gpu/enter "$NCU" --section SpeedOfLight --section MemoryWorkloadAnalysis \
+          --section Occupancy --section WarpStateStats --section SchedulerStats --section LaunchStats \
+          -k "regex:${NCU_KERNELS:-gemv}" --launch-skip "${NCU_SKIP:-400}" --launch-count "${NCU_COUNT:-4}" \
+          bun bench/gpu/stepCost.ts /tmp/ncu-steps.jsonl "${flag[@]}" > "$W/ncu-$wt.txt" 2>&1 || say "ncu $wt failed"
+        say "ncu $wt: $(grep -cE "^  [a-zA-Z_].*\(" "$W/ncu-$wt.txt") kernels profiled"
+        grep -E "^  [a-zA-Z_].*\(|DRAM Throughput|Memory Throughput|Duration|Achieved Occupancy|Registers Per|Issue Slots Busy|No Eligible" "$W/ncu-$wt.txt" | head -80 >> "$W/summary.txt"
+      done ;;
     scheduler)
       # Issue 24 item 4 on the GPU host's CPU: the scheduler's plan + batch host time a step
       # (bench/scheduler.ts, no GPU), its table and JSON in $W.
