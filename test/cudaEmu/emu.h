@@ -31,6 +31,10 @@ template <typename T>
 inline cudaError_t cudaFuncSetAttribute(T *entry, cudaFuncAttribute attr, int value) {
   return cudaFuncSetAttribute((const void *)entry, attr, value);
 }
+template <typename T>
+inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *n, T *entry, int threads, size_t smem) {
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(n, (const void *)entry, threads, smem);
+}
 
 namespace emu {
 

@@ -16,16 +16,20 @@ import { describe, expect, test } from "bun:test";
 import { allPassed, canBuildEmu, runEmu } from "./build";
 
 describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () => {
-  test("small-M, bf16 weights: 1-16 tokens, plain and gated, against a double-precision GEMM", () => {
-    const r = runEmu("gemv_small_emu", ["libfastgen/src/cuda/gemv_small.cu"], "gemvSmallHarness.cpp");
-    expect(allPassed(r.out)).toBe(true);
-    expect(r.code).toBe(0);
-  }, 240_000);
+  // FASTGEN_GEMV_PERSIST=3: three blocks loop over every row tile (the next tile's weights
+  // requested before this one's epilogue; the deferred norm's partial sums written per tile).
+  for (const env of [{}, { FASTGEN_GEMV_PERSIST: "3" }])
+    test(`small-M, bf16 weights${env.FASTGEN_GEMV_PERSIST ? ", 3 blocks looping over the row tiles" : ""}: 1-16 tokens, plain and gated, against a double-precision GEMM`, () => {
+      const r = runEmu("gemv_small_emu", ["libfastgen/src/cuda/gemv_small.cu"], "gemvSmallHarness.cpp", env);
+      expect(allPassed(r.out)).toBe(true);
+      expect(r.code).toBe(0);
+    }, 240_000);
 
   const fp8 = ["libfastgen/src/cuda/fp8_gemv.cu", "libfastgen/src/cuda/fp8_gemv_small.cu", "libfastgen/src/cuda/gemv_small.cu"];
   for (const [what, env] of [
     ["small-M, FP8 loaders, 16-byte loads", { FASTGEN_FP8_SMALL_KDEPTH: "16" }],
     ["small-M, FP8 loaders, 8-byte loads", { FASTGEN_FP8_SMALL_KDEPTH: "8" }],
+    ["small-M, FP8 loaders, 3 blocks looping over the row tiles", { FASTGEN_FP8_SMALL_KDEPTH: "16", FASTGEN_GEMV_PERSIST: "3" }],
     ["the CUDA-core FP8 GEMV", { FP8_EMU_KERNEL: "gemv" }],
   ] as const)
     test(`${what}: row and K-block scales, plain and gated, against the dequantized GEMM`, () => {

@@ -28,6 +28,9 @@
 //     sums (rms_fold.cuh DeferredNorm), graphs and PDL equal eager without, and the chain stays
 //     within the CPU tolerance of the plain one (bf16: the CPU itself; FP8: the plain FP8 chain,
 //     whose prefill runs W8A8 on cuBLASLt as the deferred one does);
+//   - the small-M kernel's blocks looping over row tiles (FASTGEN_GEMV_PERSIST: a grid of the
+//     resident blocks, or 3 blocks for every tile) equal one block a tile, bf16 and FP8, with the
+//     deferred norm's partial sums written per tile;
 //   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
 //     2e-2 relative of test/gpu/engine.test.ts, greedy ids equal up to near-ties.
 import { describe, expect, test } from "bun:test";
@@ -64,6 +67,10 @@ const RUNS: Record<string, Record<string, string>> = {
   fp8: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0" },
   fp8Defer: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "16" },
   fp8DeferEager: { ...FP8, FASTGEN_PDL: "0", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "16", FASTGEN_CUDA_GRAPHS: "0" },
+  persist: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_PERSIST: "1" },
+  persist3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_PERSIST: "3" },
+  fp8Persist: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0", FASTGEN_GEMV_PERSIST: "1" },
+  fp8DeferPersist3: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "16", FASTGEN_GEMV_PERSIST: "3" },
 };
 // [a, b, what]: pairs that must agree bit for bit.
 const IDENTICAL: [string, string, string][] = [
@@ -82,6 +89,10 @@ const IDENTICAL: [string, string, string][] = [
   ["defer", "deferRope", "deferred norm: RoPE in the qkv GEMV vs the RoPE kernel"],
   ["deferRope", "deferRopeEager", "deferred norm and RoPE in the qkv GEMV: graphs and PDL vs eager without"],
   ["fp8Defer", "fp8DeferEager", "FP8, deferred norm in the small-M kernels: graphs and PDL vs eager without"],
+  ["pdl", "persist", "small-M kernel: a grid of the resident blocks looping over row tiles vs a block a tile"],
+  ["pdl", "persist3", "small-M kernel: 3 blocks looping over every row tile vs a block a tile"],
+  ["fp8", "fp8Persist", "FP8 small-M kernel: resident blocks looping over row tiles vs a block a tile"],
+  ["fp8Defer", "fp8DeferPersist3", "FP8, deferred norm: 3 blocks looping over every row tile vs a block a tile"],
 ];
 
 const dirs: Record<string, string> = {};

@@ -22,7 +22,11 @@
 // once, from L1/L2, and uses each load for all of its rows).
 //
 // Block: kGemvSmallWarps warps split K (warp w takes steps w, w + 8, ...; N = 4096 gives 128-256
-// blocks, not the 16-64 that one warp per K would); each warp covers RT 16-row tiles. Partials
+// blocks, not the 16-64 that one warp per K would); each warp covers RT 16-row tiles. With one
+// tile a warp the grid is the resident blocks (FASTGEN_GEMV_PERSIST, PERSIST), each looping over
+// tiles b, b + gridDim.x, ...: the next tile's first two pipeline halves are requested before
+// this tile's partials meet, so an SM's weight stream does not drain at every tile (FP8 tiles are
+// 64 KB at K = 4096: a block a tile spent a fifth of its life starting or finishing). Partials
 // meet in shared memory and the block's threads write y (coalesced), so the gated form (rows
 // interleaved gate_i, up_i) applies act(gate) * up there. Weights stream with 16-byte __ldcs
 // loads, two pipeline halves of S steps each (one in flight while the other is multiplied);
@@ -100,8 +104,12 @@ __device__ __forceinline__ void widen(const W &wl, const typename W::Raw &v, typ
 // blocks (1: M <= 8, 2: M <= 16). ACT >= 0: gated (y bf16 [M, N / 2], bias [N] or null);
 // otherwise y [M, N] bf16, or fp32 (Y_F32) and added to (ACC). FOLD: x from rms (x unused).
 // DN: dn, a deferred norm, read (kDnRead: x is its bf16(h * w)) or written (kDnWrite: Y_F32, ACC).
+// PERSIST: a grid of the resident blocks, block b taking row tiles b, b + gridDim.x, ...; the
+// next tile's first two pipeline halves are requested before this tile's epilogue, so a block's
+// weight stream does not stop between tiles (FASTGEN_GEMV_PERSIST).
 enum { kDnNone = 0, kDnRead = 1, kDnWrite = 2 };
-template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false, int DN = kDnNone>
+template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false, int DN = kDnNone,
+          bool PERSIST = false>
 __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
                       const float *__restrict__ bias, int M, int N, int K, RmsRows rms, DeferredNorm dn) {
@@ -112,13 +120,17 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   // Partials [warp][token][row]; the pitch puts a warp's 32 stores in 32 banks (2 PITCH % 32 = 8).
   __shared__ float red[KS][NT * 8][PITCH];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int n0 = blockIdx.x * ROWS;
+  const int tiles = (N + ROWS - 1) / ROWS;
+  int tile = blockIdx.x, n0 = tile * ROWS;
   // Rows past N load row N - 1 and tokens past M load token M - 1: their outputs are not written.
   typename W::Row rows[RT][2];
+  auto set_rows = [&](int first) {
 #pragma unroll
-  for (int r = 0; r < RT; r++)
+    for (int r = 0; r < RT; r++)
 #pragma unroll
-    for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(n0 + 16 * r + 8 * h + g, N - 1));
+      for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(first + 16 * r + 8 * h + g, N - 1));
+  };
+  set_rows(n0);
   const bf16 *xr[NT];  // FOLD: set after pdl_wait, once x is built
   // if constexpr blocks stay braced here: nvcc 13.0 compiled the DN = 0 kernels without their main
   // loop when an unbraced `if constexpr (DN == kDnRead) for (...) ...;` stood before it (stop 26).
@@ -196,14 +208,14 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
 #pragma unroll
     for (int j = 0; j < NT; j++) xr[j] = xs + (size_t)min(8 * j + g, M - 1) * (K + kRmsPad);
   }
-  load_x(xa, 0);
-  load_x(xb, S);
   // A deferred norm's scale per token, while the first x loads are in flight: warp w adds up
   // tokens w, w + 8's partial sums (lanes stride the blocks, then a butterfly: a fixed order).
   // Here rather than after the main loop: with the sums prefetched into L1 and added up after it,
   // FP8 b=1 lost the 2.5% this form gains (H100, bench/results/device-wave18-h100.md).
   static_assert(DN != kDnWrite || (Y_F32 && ACC && ACT < 0), "a deferred norm is written by a residual GEMV");
   __shared__ float dscale[DN == kDnRead ? kGemvSmallMaxM : 1];
+  load_x(xa, 0);
+  load_x(xb, S);
   if constexpr (DN == kDnRead) {
     for (int m = warp; m < M; m += KS) {
       float ss = 0.f;
@@ -212,75 +224,128 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
       if (lane == 0) dscale[m] = rsqrtf(ss / K + dn.eps);
     }
   }
-  for (int i = 0; i < mine; i += 2 * S) {
-    mma_half(wa, xa, i);
-    if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
-    if (i + S < mine) mma_half(wb, xb, i + S);
-    if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
-  }
+  constexpr bool kWritesNorm = DN == kDnWrite;
+  __shared__ float sq[kWritesNorm ? kGemvSmallMaxM : 1][kWritesNorm ? ROWS : 1];
+  for (;;) {  // one tile; PERSIST: each of this block's tiles
+    for (int i = 0; i < mine; i += 2 * S) {
+      mma_half(wa, xa, i);
+      if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
+      if (i + S < mine) mma_half(wb, xb, i + S);
+      if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
+    }
+    const int next = PERSIST ? tile + (int)gridDim.x : tiles;
+    if constexpr (PERSIST) {
+      if (next < tiles) {  // the next tile's weights stream while this one's epilogue runs
+        set_rows(next * ROWS);
+        load_w(wa, 0);
+        load_w(wb, S);
+      }
+    }
 
-  // acc[r][j]: c0, c1 = row 16r + g, tokens 8j + 2t, +1; c2, c3 = row 16r + g + 8, same tokens.
+    // acc[r][j]: c0, c1 = row 16r + g, tokens 8j + 2t, +1; c2, c3 = row 16r + g + 8, same tokens.
 #pragma unroll
-  for (int r = 0; r < RT; r++)
+    for (int r = 0; r < RT; r++)
 #pragma unroll
-    for (int j = 0; j < NT; j++)
+      for (int j = 0; j < NT; j++)
 #pragma unroll
-      for (int c = 0; c < 4; c++) red[warp][8 * j + 2 * t + (c & 1)][16 * r + g + 8 * (c >> 1)] = acc[r][j][c];
-  __syncthreads();
-  auto total = [&](int m, int row) {
-    float v = 0.f;
+        for (int c = 0; c < 4; c++) red[warp][8 * j + 2 * t + (c & 1)][16 * r + g + 8 * (c >> 1)] = acc[r][j][c];
+    __syncthreads();
+    auto total = [&](int m, int row) {
+      float v = 0.f;
 #pragma unroll
-    for (int w = 0; w < KS; w++) v += red[w][m][row];
-    v *= wl.row_scale(n0 + row);
-    if constexpr (DN == kDnRead) v *= dscale[m];
-    return v;
-  };
-  if constexpr (ACT >= 0) {  // y[m, n / 2] = act(gate + bias) * (up + bias), rows (gate, up) paired
-    const int half = N / 2;
-    for (int e = threadIdx.x; e < M * (ROWS / 2); e += KS * 32) {
-      const int m = e / (ROWS / 2), c = e % (ROWS / 2), n = n0 + 2 * c;
-      if (n >= N) continue;
-      const float gb = bias ? bias[n] : 0.f, ub = bias ? bias[n + 1] : 0.f;
-      static_cast<bf16 *>(y)[(size_t)m * half + n / 2] =
-          to_bf(activate(ACT, total(m, 2 * c) + gb) * (total(m, 2 * c + 1) + ub));
-    }
-  } else {
-    // Writing a deferred norm: h^2 of every (token, row) of the block, summed in row order below.
-    constexpr bool kWritesNorm = DN == kDnWrite;
-    __shared__ float sq[kWritesNorm ? kGemvSmallMaxM : 1][kWritesNorm ? ROWS : 1];
-    for (int e = threadIdx.x; e < M * ROWS; e += KS * 32) {
-      const int m = e / ROWS, c = e % ROWS, n = n0 + c;
-      if (n >= N) {
-        if constexpr (kWritesNorm) sq[m][c] = 0.f;
-        continue;
+      for (int w = 0; w < KS; w++) v += red[w][m][row];
+      v *= wl.row_scale(n0 + row);
+      if constexpr (DN == kDnRead) v *= dscale[m];
+      return v;
+    };
+    if constexpr (ACT >= 0) {  // y[m, n / 2] = act(gate + bias) * (up + bias), rows (gate, up) paired
+      const int half = N / 2;
+      for (int e = threadIdx.x; e < M * (ROWS / 2); e += KS * 32) {
+        const int m = e / (ROWS / 2), c = e % (ROWS / 2), n = n0 + 2 * c;
+        if (n >= N) continue;
+        const float gb = bias ? bias[n] : 0.f, ub = bias ? bias[n + 1] : 0.f;
+        static_cast<bf16 *>(y)[(size_t)m * half + n / 2] =
+            to_bf(activate(ACT, total(m, 2 * c) + gb) * (total(m, 2 * c + 1) + ub));
       }
-      const size_t i = (size_t)m * N + n;
-      const float v = total(m, c);
-      if (Y_F32) {
-        float *yf = static_cast<float *>(y);
-        const float hv = ACC ? yf[i] + v : v;
-        yf[i] = hv;
-        if constexpr (kWritesNorm) {
-          dn.x_out[i] = to_bf(hv * dn.w_next[n]);
-          sq[m][c] = hv * hv;
+    } else {
+      // Writing a deferred norm: h^2 of every (token, row) of the block (sq), summed in row order below.
+      for (int e = threadIdx.x; e < M * ROWS; e += KS * 32) {
+        const int m = e / ROWS, c = e % ROWS, n = n0 + c;
+        if (n >= N) {
+          if constexpr (kWritesNorm) sq[m][c] = 0.f;
+          continue;
         }
-      } else {
-        static_cast<bf16 *>(y)[i] = to_bf(v);
+        const size_t i = (size_t)m * N + n;
+        const float v = total(m, c);
+        if (Y_F32) {
+          float *yf = static_cast<float *>(y);
+          const float hv = ACC ? yf[i] + v : v;
+          yf[i] = hv;
+          if constexpr (kWritesNorm) {
+            dn.x_out[i] = to_bf(hv * dn.w_next[n]);
+            sq[m][c] = hv * hv;
+          }
+        } else {
+          static_cast<bf16 *>(y)[i] = to_bf(v);
+        }
+      }
+      if constexpr (kWritesNorm) {
+        __syncthreads();
+        if (threadIdx.x < M) {
+          float ss = 0.f;
+          for (int c = 0; c < ROWS; c++) ss += sq[threadIdx.x][c];
+          dn.part_out[(size_t)tile * kDeferredNormMaxM + threadIdx.x] = ss;
+        }
       }
     }
-    if constexpr (kWritesNorm) {
-      __syncthreads();
-      if (threadIdx.x < M) {
-        float ss = 0.f;
-        for (int c = 0; c < ROWS; c++) ss += sq[threadIdx.x][c];
-        dn.part_out[(size_t)blockIdx.x * kDeferredNormMaxM + threadIdx.x] = ss;
-      }
-    }
+    if (next >= tiles) break;
+    // PERSIST: the next tile (red, sq: read above, written again after its main loop)
+    tile = next, n0 = tile * ROWS;
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < RT; r++)
+#pragma unroll
+      for (int j = 0; j < NT; j++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[r][j][c] = 0.f;
+    load_x(xa, 0);
+    load_x(xb, S);
   }
 }
 
 // 16-row tiles per warp (RT): 1, or 2 with FASTGEN_GEMV_ROWS=32 (gemv_small.cu says why).
 int gemv_small_rt();
+// FASTGEN_GEMV_PERSIST: 0 one block a row tile; 1 a grid of the resident blocks looping over the
+// tiles (PERSIST); n > 1 a grid of at most n such blocks (tests: many tiles a block).
+int gemv_small_persist();
+
+// Blocks of KERNEL (kGemvSmallWarps warps, no dynamic shared memory) resident at once on the
+// current device: its occupancy times the SMs (per device and instantiation, cached).
+template <auto KERNEL>
+int gemv_small_resident() {
+  static int cached[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 1;
+  int v = __atomic_load_n(&cached[dev], __ATOMIC_RELAXED);
+  if (v > 0) return v;
+  int per_sm = 0, sms = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, KERNEL, kGemvSmallWarps * 32, 0) != cudaSuccess) per_sm = 1;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 1;
+  v = (per_sm > 0 ? per_sm : 1) * (sms > 0 ? sms : 1);
+  __atomic_store_n(&cached[dev], v, __ATOMIC_RELAXED);
+  return v;
+}
+
+// Launches the plain (KERNEL) or, under FASTGEN_GEMV_PERSIST, the persistent (PERSISTENT)
+// instantiation over `tiles` row tiles. One 16-row tile a warp only (RT = 1, the default: CAN).
+template <bool CAN, auto KERNEL, auto PERSISTENT, class... A>
+void launch_gemv_small_tiles(int tiles, cudaStream_t s, A... args) {
+  const dim3 block(kGemvSmallWarps * 32);
+  const int persist = CAN ? gemv_small_persist() : 0;
+  if (persist <= 0) return launch_k(KERNEL, dim3(tiles), block, 0, s, args...);
+  const int cap = persist == 1 ? gemv_small_resident<PERSISTENT>() : persist;
+  launch_k(PERSISTENT, dim3(tiles < cap ? tiles : cap), block, 0, s, args...);
+}
 
 // FOLD launches: at most 8 tokens (one 8-token column block: with two, the prologue's registers
 // come on top of 128 and one block fits an SM, not two), and x as M rows of K + kRmsPad bf16 in
@@ -306,22 +371,28 @@ template <class W, int RT, int NT, int ACT, bool FOLD, int DN = kDnNone>
 void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool y_f32, bool acc,
                            int M, int N, int K, const RmsRows &rms, const DeferredNorm &dn, cudaStream_t s) {
   constexpr int S = W::kSteps;
-  const dim3 grid(ceil_div(N, 16 * RT)), block(kGemvSmallWarps * 32);
+  const int tiles = ceil_div(N, 16 * RT);
+#define FG_SMALL_TILES(Y_F32, ACC, ACT_, DN_)                                                                  \
+  launch_gemv_small_tiles<RT == 1, gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_>,              \
+                          gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_, RT == 1>>(              \
+      tiles, s, wl, x, y, bias, M, N, K, rms, dn)
   if constexpr (FOLD) {  // x from rms; y bf16, not accumulated (qkv, gated MLP input)
     constexpr auto kernel = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true>;
     gemv_small_allow_smem<kernel>();
-    launch_k(kernel, grid, block, gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N, K, rms, dn);
+    launch_k(kernel, dim3(tiles), dim3(kGemvSmallWarps * 32), gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N,
+             K, rms, dn);
   } else if constexpr (DN == kDnWrite) {  // y is h: fp32, accumulated
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1, false, DN>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
+    FG_SMALL_TILES(true, true, -1, DN);
   } else if constexpr (ACT >= 0 || DN == kDnRead) {  // gated, or qkv: y bf16
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, ACT, false, DN>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
+    FG_SMALL_TILES(false, false, ACT, DN);
   } else if (y_f32 && acc) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, true, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
+    FG_SMALL_TILES(true, true, -1, kDnNone);
   } else if (y_f32) {
-    launch_k(gemv_small_kernel<W, RT, NT, S, true, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
+    FG_SMALL_TILES(true, false, -1, kDnNone);
   } else {
-    launch_k(gemv_small_kernel<W, RT, NT, S, false, false, -1>, grid, block, 0, s, wl, x, y, bias, M, N, K, rms, dn);
+    FG_SMALL_TILES(false, false, -1, kDnNone);
   }
+#undef FG_SMALL_TILES
 }
 
 // Launches the kernel for loader `wl` with rt = gemv_small_rt(): plain (ACT < 0; y_f32 and acc
