@@ -236,16 +236,17 @@ for stage in "$@"; do
       timeout 60 bash .gpu/enter bun bench/gpu/stepCost.ts --report "$W/stepcost.jsonl" > "$W/stepcost.md" 2>&1
       cat "$W/stepcost.md" >> "$W/summary.txt" ;;
     ncu)
-      # Where the decode GEMVs lose bandwidth: ncu's speed-of-light, memory, occupancy, warp-state and
-      # scheduler sections for NCU_COUNT (default 4: one layer's qkv, o, gate_up, down) kernels matching
-      # NCU_KERNELS of a b=1 decode (bench/gpu/stepCost.ts: CUDA graphs, profiled node by node), per
-      # weight type in NCU_WEIGHTS (default "fp8 bf16"); text reports in $W/ncu-<weights>.txt.
+      # Where the decode GEMVs lose bandwidth: ncu's sections (NCU_SECTIONS, default speed-of-light,
+      # occupancy, warp state, launch) for NCU_COUNT (default 4: one layer's qkv, o, gate_up, down)
+      # kernels matching NCU_KERNELS of a b=1 decode (bench/gpu/stepCost.ts: CUDA graphs, profiled
+      # node by node; a KV pool of 1024 blocks, so that kernel replay backs memory up on the device),
+      # per weight type in NCU_WEIGHTS (default "fp8 bf16"); text reports in $W/ncu-<weights>.txt.
       NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
       for wt in ${NCU_WEIGHTS:-fp8 bf16}; do
         l=$(left); [ "$l" -lt 60 ] && { say "skipped ncu $wt (deadline)"; continue; }
         flag=(); [ "$wt" = fp8 ] && flag=(--fp8)
-        timeout "$(( l < 240 ? l : 240 ))" bash .gpu/enter "$NCU" --section SpeedOfLight --section MemoryWorkloadAnalysis \
-          --section Occupancy --section WarpStateStats --section SchedulerStats --section LaunchStats \
+        secs=(); for sec in ${NCU_SECTIONS:-SpeedOfLight Occupancy WarpStateStats LaunchStats}; do secs+=(--section "$sec"); done
+        STEPCOST_BLOCKS=1024 timeout "$(( l < 240 ? l : 240 ))" bash .gpu/enter "$NCU" "${secs[@]}" \
           -k "regex:${NCU_KERNELS:-gemv}" --launch-skip "${NCU_SKIP:-400}" --launch-count "${NCU_COUNT:-4}" \
           bun bench/gpu/stepCost.ts /tmp/ncu-steps.jsonl "${flag[@]}" > "$W/ncu-$wt.txt" 2>&1 || say "ncu $wt failed"
         say "ncu $wt: $(grep -cE "^  [a-zA-Z_].*\(" "$W/ncu-$wt.txt") kernels profiled"

@@ -36,7 +36,10 @@ function measure(file: string, fp8: boolean): void {
   const e = NativeEngine.create({ ...spec, ...(fp8 ? { quantization: "fp8" as const } : {}) }, "cuda");
   try {
     loadRandom(e, spec);
-    const info = e.finalize({});
+    // STEPCOST_BLOCKS: a KV pool of that many blocks instead of most of the GPU (under ncu, whose
+    // kernel replay backs the device memory up in host memory when it cannot on the device).
+    const blocks = Number(process.env.STEPCOST_BLOCKS ?? 0);
+    const info = e.finalize(blocks > 0 ? { numBlocks: blocks } : {});
     const at = (ctx: number) => timeSteps(e, batchOf(spec, 1, 1, ctx, info.blockSize), 40, 3);
     const line: Line = { skip: process.env.FASTGEN_SKIP ?? "", weights: fp8 ? "fp8" : "bf16", knobs: knobsOf(), ctx128_ms: at(128), ctx512_ms: at(512), date: new Date().toISOString() };
     console.log(JSON.stringify(line));
