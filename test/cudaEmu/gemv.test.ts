@@ -11,14 +11,16 @@
 //                            other kernels FASTGEN_GEMV_NARROW can pick;
 //   ropeGemvHarness.cpp      the qkv GEMV with RoPE and the K/V write in its epilogue (rope.cu
 //                            qkv_gemv_rope, FASTGEN_QKV_ROPE) against the GEMV then the RoPE
-//                            kernel, bit for bit.
+//                            kernel, bit for bit;
+//   ropeSmallHarness.cpp     the same in the small-M kernel's epilogue (1-16 tokens of several
+//                            sequences, bf16 and FP8 weights, a deferred norm read or not).
 import { describe, expect, test } from "bun:test";
 import { allPassed, canBuildEmu, runEmu } from "./build";
 
 describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () => {
   // FASTGEN_GEMV_PERSIST=3: three blocks loop over every row tile (the next tile's weights
   // requested before this one's epilogue; the deferred norm's partial sums written per tile).
-  for (const env of [{}, { FASTGEN_GEMV_PERSIST: "3" }])
+  for (const env of [{}, { FASTGEN_GEMV_PERSIST: "3" }] as Record<string, string>[])
     test(`small-M, bf16 weights${env.FASTGEN_GEMV_PERSIST ? ", 3 blocks looping over the row tiles" : ""}: 1-16 tokens, plain and gated, against a double-precision GEMM`, () => {
       const r = runEmu("gemv_small_emu", ["libfastgen/src/cuda/gemv_small.cu"], "gemvSmallHarness.cpp", env);
       expect(allPassed(r.out)).toBe(true);
@@ -46,6 +48,16 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
       const r = runEmu("gemv_emu", ["libfastgen/src/cuda/gemm.cu", "libfastgen/src/cuda/gemv_small.cu"], "gemvHarness.cpp", env);
       expect(allPassed(r.out)).toBe(true);
       if (env.FASTGEN_NORM_DEFER) expect(r.out.match(/^ok deferred RMSNorm.*worst error/gm)?.length).toBe(2);
+      expect(r.code).toBe(0);
+    }, 240_000);
+
+  // The small-M kernel with RoPE and the K/V write in its epilogue (decode at 2-16 tokens, FP8
+  // at its token counts) against that kernel then the RoPE kernel; 3 blocks for every row tile too.
+  const ropeSmall = ["libfastgen/src/cuda/gemv_small.cu", "libfastgen/src/cuda/fp8_gemv.cu", "libfastgen/src/cuda/fp8_gemv_small.cu", "libfastgen/src/cuda/rope.cu"];
+  for (const env of [{ FASTGEN_QKV_ROPE: "1" }, { FASTGEN_QKV_ROPE: "2", FASTGEN_GEMV_PERSIST: "3" }] as Record<string, string>[])
+    test(`1-16 tokens, the small-M qkv GEMV with RoPE (${Object.entries(env).map(([k, v]) => `${k}=${v}`).join()}), bf16 and FP8 weights: the GEMV + RoPE kernel's bits`, () => {
+      const r = runEmu("rope_small_emu", ropeSmall, "ropeSmallHarness.cpp", env);
+      expect(allPassed(r.out)).toBe(true);
       expect(r.code).toBe(0);
     }, 240_000);
 

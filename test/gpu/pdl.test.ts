@@ -19,8 +19,9 @@
 //     contexts) merged by the last CTA of each tile (FASTGEN_ATTN_MERGE_IN_KERNEL=1,
 //     cuda/attn_splits.cuh) equal the combine kernel's merge, replayed graphs included (the
 //     counters set themselves back to zero);
-//   - decode at batch 1 with RoPE and the K/V write in the qkv GEMV's epilogue (FASTGEN_QKV_ROPE=1
-//     or 2, rope.cu qkv_gemv_rope; qwen3's q/k norms keep the RoPE kernel) equals the RoPE kernel,
+//   - decode with RoPE and the K/V write in the qkv GEMV's epilogue (FASTGEN_QKV_ROPE=1 or 2: at
+//     batch 1 rope.cu qkv_gemv_rope, at 2-16 and FP8's sizes the small-M kernel's; qwen3's q/k
+//     norms keep the RoPE kernel) equals the RoPE kernel,
 //     with the norm's scale deferred into the GEMVs too (FASTGEN_NORM_DEFER=16), whose chain, not
 //     bit-identical to the plain one, is held against the CPU like the folded one;
 //   - the deferred norm at batch 2-16 (bf16) and 1-16 (FP8, --quantization fp8 with the small-M
@@ -67,6 +68,7 @@ const RUNS: Record<string, Record<string, string>> = {
   fp8: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0" },
   fp8Defer: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "16" },
   fp8DeferEager: { ...FP8, FASTGEN_PDL: "0", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "16", FASTGEN_CUDA_GRAPHS: "0" },
+  fp8RopeOff: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0", FASTGEN_QKV_ROPE: "0" },
   persist: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_PERSIST: "1" },
   persist3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_PERSIST: "3" },
   fp8Persist: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0", FASTGEN_GEMV_PERSIST: "1" },
@@ -89,6 +91,7 @@ const IDENTICAL: [string, string, string][] = [
   ["defer", "deferRope", "deferred norm: RoPE in the qkv GEMV vs the RoPE kernel"],
   ["deferRope", "deferRopeEager", "deferred norm and RoPE in the qkv GEMV: graphs and PDL vs eager without"],
   ["fp8Defer", "fp8DeferEager", "FP8, deferred norm in the small-M kernels: graphs and PDL vs eager without"],
+  ["fp8RopeOff", "fp8", "FP8: RoPE and the K/V write in the small-M qkv GEMV at every decode size vs the RoPE kernel"],
   ["pdl", "persist", "small-M kernel: a grid of the resident blocks looping over row tiles vs a block a tile"],
   ["pdl", "persist3", "small-M kernel: 3 blocks looping over every row tile vs a block a tile"],
   ["fp8", "fp8Persist", "FP8 small-M kernel: resident blocks looping over row tiles vs a block a tile"],

@@ -288,17 +288,22 @@ int forward(fgcu_rank *e, const Meta &m, char *err) {
       FGCU_CHECK(mla_forward(g, e->mla, e->mla_model, ml, ms, x, attn, st, err));
       profiler_mark(pr, st, "mla attention");
     } else {
-      // Decode at batch 1: RoPE and the K/V write in the qkv GEMV's epilogue (FASTGEN_QKV_ROPE)
+      // RoPE and the K/V write in the qkv GEMV's epilogue (FASTGEN_QKV_ROPE): the one-token bf16
+      // GEMV at batch 1, the small-M kernel where it takes the pass (bf16 at 2-16 tokens, FP8 at
+      // its token counts; x normalized by the norm kernel or deferred into it)
       layer_rope_args(e, l, la, ra);
-      const bool rope_in_gemv = !fold_attn && !attn_def && w.qkv.dtype == kWeightBf16 && gemv_one_token() &&
-                                qkv_gemv_rope_takes(ra, T, e->qkv_rows, H) && !skipped(kSkipQkv) && !skipped(kSkipRope);
+      const bool fuse_ok = !fold_attn && !skipped(kSkipQkv) && !skipped(kSkipRope);
+      const bool rope_in_gemv = fuse_ok && !attn_def && w.qkv.dtype == kWeightBf16 && gemv_one_token() &&
+                                qkv_gemv_rope_takes(ra, T, e->qkv_rows, H);
+      const bool rope_small = fuse_ok && !rope_in_gemv && !defer_attn && linear_small_rope_takes(w.qkv, ra, T, e->qkv_rows, H);
       if (fold_attn) FGCU_CHECK(linear_rms(attn_rms, w.qkv, qkv, T, e->qkv_rows, H, st, err));
+      else if (rope_small) FGCU_CHECK(linear_small_rope(x, w.qkv, ra, T, e->qkv_rows, H, attn_def ? dn_read : DeferredNorm(), st, err));
       else if (attn_def) FGCU_CHECK(linear_small(x, w.qkv, qkv, false, false, -1, nullptr, T, e->qkv_rows, H, dn_read, st, err));
       else if (rope_in_gemv) FGCU_CHECK(qkv_gemv_rope(x, defer_attn ? &attn_rms : nullptr, (const bf16 *)w.qkv.p, ra, e->qkv_rows, H, st, err));
       else if (defer_attn) FGCU_CHECK(gemv_rms_deferred(attn_rms, (const bf16 *)w.qkv.p, nullptr, -1, qkv, T, e->qkv_rows, H, st, err));
       else if (!skipped(kSkipQkv)) FGCU_CHECK(linear(g, x, w.qkv, qkv, false, false, T, e->qkv_rows, H, st, err));
-      profiler_mark(pr, st, rope_in_gemv ? "gemm qkv + rope + kv write" : "gemm qkv");
-      FGCU_CHECK(layer_attend(e, la, ra, a, rope_in_gemv, err));
+      profiler_mark(pr, st, rope_in_gemv || rope_small ? "gemm qkv + rope + kv write" : "gemm qkv");
+      FGCU_CHECK(layer_attend(e, la, ra, a, rope_in_gemv || rope_small, err));
     }
     const bool mlp_def = mlp_deferred(l);
     if (sandwich) {  // h += post_attn_norm(o + o_bias); x = mlp_norm(h)

@@ -25,6 +25,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/rms_fold.cuh"
+#include "cuda/rope.cuh"
 #include "cuda/weight.cuh"
 
 namespace fgcu {
@@ -67,5 +68,9 @@ void fp8_gemv_launch(const bf16 *x, const Weight &w, void *y, bool y_f32, bool a
 // dn: a deferred norm read or (act < 0, y_f32 and accumulate) written (rms_fold.cuh).
 void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
                     const float *bias, int M, int N, int K, cudaStream_t st, const DeferredNorm &dn = DeferredNorm());
+// The qkv projection with RoPE and the K/V write in its epilogue (gemv_small.cuh
+// launch_gemv_small_rope) on FP8 rows, the same loaders.
+void fp8_gemv_small_rope(const bf16 *x, const Weight &w, const RopeArgs &rp, int M, int N, int K, cudaStream_t st,
+                         const DeferredNorm &dn = DeferredNorm());
 
 }  // namespace fgcu

@@ -117,16 +117,27 @@ void launch(W wl, const bf16 *x, void *y, bool y_f32, bool acc, int act, const f
   }
 }
 
+// The loader for w's scales and FASTGEN_FP8_SMALL_KDEPTH, passed to f.
+template <class F>
+void with_loader(const Weight &w, int K, F f) {
+  const uint8_t *p = (const uint8_t *)w.p;
+  const int nkb = w.nkb(K);
+  const int depth = fg_knob_int(FG_KNOB_FP8_SMALL_KDEPTH);
+  if (nkb > 1) f(Fp8BlockRows{p, w.scales, K, w.kblock, nkb});
+  else if (depth == 16 && K % 16 == 0) f(Fp8WideRows{p, w.scales, K});
+  else f(Fp8Rows{p, w.scales, K});
+}
+
 }  // namespace
 
 void fp8_gemv_small(const bf16 *x, const Weight &w, void *y, bool y_f32, bool accumulate, int act,
                     const float *bias, int M, int N, int K, cudaStream_t st, const DeferredNorm &dn) {
-  const uint8_t *p = (const uint8_t *)w.p;
-  const int nkb = w.nkb(K);
-  const int depth = fg_knob_int(FG_KNOB_FP8_SMALL_KDEPTH);
-  if (nkb > 1) launch(Fp8BlockRows{p, w.scales, K, w.kblock, nkb}, x, y, y_f32, accumulate, act, bias, M, N, K, dn, st);
-  else if (depth == 16 && K % 16 == 0) launch(Fp8WideRows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, dn, st);
-  else launch(Fp8Rows{p, w.scales, K}, x, y, y_f32, accumulate, act, bias, M, N, K, dn, st);
+  with_loader(w, K, [&](auto wl) { launch(wl, x, y, y_f32, accumulate, act, bias, M, N, K, dn, st); });
+}
+
+void fp8_gemv_small_rope(const bf16 *x, const Weight &w, const RopeArgs &rp, int M, int N, int K, cudaStream_t st,
+                         const DeferredNorm &dn) {
+  with_loader(w, K, [&](auto wl) { launch_gemv_small_rope(wl, x, rp, M, N, K, dn, st); });
 }
 
 }  // namespace fgcu

@@ -19,6 +19,11 @@ int gemv_small_persist() {
   return v > 0 ? v : 0;
 }
 
+void gemv_small_rope(const bf16 *x, const bf16 *w, const RopeArgs &rp, int M, int N, int K, cudaStream_t s,
+                     const DeferredNorm &dn) {
+  launch_gemv_small_rope(Bf16Rows{w, K}, x, rp, M, N, K, dn, s);
+}
+
 void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int M, int N, int K,
                 cudaStream_t s, const DeferredNorm &dn) {
   launch_gemv_small<Bf16Rows, -1>(Bf16Rows{w, K}, x, y, nullptr, y_f32, acc, M, N, K, gemv_small_rt(), s, RmsRows(), dn);

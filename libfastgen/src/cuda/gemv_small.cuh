@@ -57,6 +57,7 @@
 #pragma once
 #include "cuda/common.cuh"
 #include "cuda/rms_fold.cuh"
+#include "cuda/rope.cuh"
 
 namespace fgcu {
 
@@ -107,12 +108,17 @@ __device__ __forceinline__ void widen(const W &wl, const typename W::Raw &v, typ
 // PERSIST: a grid of the resident blocks, block b taking row tiles b, b + gridDim.x, ...; the
 // next tile's first two pipeline halves are requested before this tile's epilogue, so a block's
 // weight stream does not stop between tiles (FASTGEN_GEMV_PERSIST).
+// ROPE: the qkv projection with RoPE and the K/V write in the epilogue (rope.cuh QkvPair; RT = 1,
+// y bf16 = rp.qkv): tile t computes pairs 8t .. 8t + 7, pair 8t + g's rows as the tile's rows g and
+// g + 8, then finishes them as the RoPE kernel would (q into y, K / V into the cache). The next
+// kernel (attention) is let in only once the block's weights are streamed, as qkv_gemv_rope does.
 enum { kDnNone = 0, kDnRead = 1, kDnWrite = 2 };
 template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false, int DN = kDnNone,
-          bool PERSIST = false>
+          bool PERSIST = false, bool ROPE = false>
 __global__ void __launch_bounds__(kGemvSmallWarps * 32)
-    gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y,
-                      const float *__restrict__ bias, int M, int N, int K, RmsRows rms, DeferredNorm dn) {
+    gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y, const float *__restrict__ bias, int M,
+                      int N, int K, RmsRows rms, DeferredNorm dn, RopeArgs rp) {
+  static_assert(!ROPE || (RT == 1 && ACT < 0 && !Y_F32 && !FOLD && DN != kDnWrite), "RoPE: bf16 q/k/v rows, a tile a warp");
   using gemv_small_detail::mma_bf16;
   using gemv_small_detail::widen;
   constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
@@ -125,10 +131,15 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   // Rows past N load row N - 1 and tokens past M load token M - 1: their outputs are not written.
   typename W::Row rows[RT][2];
   auto set_rows = [&](int first) {
+    if constexpr (ROPE) {  // pair first / 2 + g: rows g and g + 8
+      const QkvPair q = qkv_pair(rp, min(first / 2 + g, N / 2 - 1));
+      rows[0][0] = wl.row(q.n0), rows[0][1] = wl.row(q.n1);
+    } else {
 #pragma unroll
-    for (int r = 0; r < RT; r++)
+      for (int r = 0; r < RT; r++)
 #pragma unroll
-      for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(first + 16 * r + 8 * h + g, N - 1));
+        for (int h = 0; h < 2; h++) rows[r][h] = wl.row(min(first + 16 * r + 8 * h + g, N - 1));
+    }
   };
   set_rows(n0);
   const bf16 *xr[NT];  // FOLD: set after pdl_wait, once x is built
@@ -200,7 +211,7 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   load_w(wb, S);
   if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
-  pdl_launch_dependents();
+  if constexpr (!ROPE) pdl_launch_dependents();
   if constexpr (FOLD) {
     extern __shared__ __align__(16) unsigned char gemv_small_xs[];
     bf16 *xs = reinterpret_cast<bf16 *>(gemv_small_xs);
@@ -234,6 +245,9 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
       if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
     }
     const int next = PERSIST ? tile + (int)gridDim.x : tiles;
+    if constexpr (ROPE) {
+      if (next >= tiles) pdl_launch_dependents();  // this block's weights are streamed
+    }
     if constexpr (PERSIST) {
       if (next < tiles) {  // the next tile's weights stream while this one's epilogue runs
         set_rows(next * ROWS);
@@ -250,22 +264,34 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
 #pragma unroll
         for (int c = 0; c < 4; c++) red[warp][8 * j + 2 * t + (c & 1)][16 * r + g + 8 * (c >> 1)] = acc[r][j][c];
     __syncthreads();
-    auto total = [&](int m, int row) {
+    // Token m's sum for the tile's row `row`, which is weight row n (n0 + row but with ROPE).
+    auto total = [&](int m, int row, int n) {
       float v = 0.f;
 #pragma unroll
       for (int w = 0; w < KS; w++) v += red[w][m][row];
-      v *= wl.row_scale(n0 + row);
+      v *= wl.row_scale(n);
       if constexpr (DN == kDnRead) v *= dscale[m];
       return v;
     };
-    if constexpr (ACT >= 0) {  // y[m, n / 2] = act(gate + bias) * (up + bias), rows (gate, up) paired
+    if constexpr (ROPE) {  // token m, pair n0 / 2 + c: rows c and c + 8
+      for (int e = threadIdx.x; e < M * 8; e += KS * 32) {
+        const int m = e / 8, c = e % 8, pair = n0 / 2 + c;
+        if (pair >= N / 2) continue;
+        const QkvPair q = qkv_pair(rp, pair);
+        const float x1 = total(m, c, q.n0), x2 = total(m, c + 8, q.n1);
+        const int pos = rp.positions[m], blk = q.head >= rp.nh ? qkv_token_block(rp, m, pos) : 0;
+        bf16 *q_row = static_cast<bf16 *>(y) + (size_t)m * N;
+        if (rp.kv_fp8) qkv_pair_store<e4m3>(rp, q, pos, blk, x1, x2, q_row);
+        else qkv_pair_store<bf16>(rp, q, pos, blk, x1, x2, q_row);
+      }
+    } else if constexpr (ACT >= 0) {  // y[m, n / 2] = act(gate + bias) * (up + bias), rows (gate, up) paired
       const int half = N / 2;
       for (int e = threadIdx.x; e < M * (ROWS / 2); e += KS * 32) {
         const int m = e / (ROWS / 2), c = e % (ROWS / 2), n = n0 + 2 * c;
         if (n >= N) continue;
         const float gb = bias ? bias[n] : 0.f, ub = bias ? bias[n + 1] : 0.f;
         static_cast<bf16 *>(y)[(size_t)m * half + n / 2] =
-            to_bf(activate(ACT, total(m, 2 * c) + gb) * (total(m, 2 * c + 1) + ub));
+            to_bf(activate(ACT, total(m, 2 * c, n) + gb) * (total(m, 2 * c + 1, n + 1) + ub));
       }
     } else {
       // Writing a deferred norm: h^2 of every (token, row) of the block (sq), summed in row order below.
@@ -276,7 +302,7 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
           continue;
         }
         const size_t i = (size_t)m * N + n;
-        const float v = total(m, c);
+        const float v = total(m, c, n);
         if (Y_F32) {
           float *yf = static_cast<float *>(y);
           const float hv = ACC ? yf[i] + v : v;
@@ -319,32 +345,34 @@ int gemv_small_rt();
 // tiles (PERSIST); n > 1 a grid of at most n such blocks (tests: many tiles a block).
 int gemv_small_persist();
 
-// Blocks of KERNEL (kGemvSmallWarps warps, no dynamic shared memory) resident at once on the
-// current device: its occupancy times the SMs (per device and instantiation, cached).
+// Blocks of KERNEL (kGemvSmallWarps warps, `smem` bytes of dynamic shared memory) resident at
+// once on the current device: its occupancy times the SMs (cached per device, instantiation and
+// `slot`: the FOLD kernels' x takes M rows of shared memory, so they cache one value per M).
 template <auto KERNEL>
-int gemv_small_resident() {
-  static int cached[64];
+int gemv_small_resident(size_t smem, int slot) {
+  static int cached[64][kGemvSmallMaxM + 1];
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 1;
-  int v = __atomic_load_n(&cached[dev], __ATOMIC_RELAXED);
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64 || slot < 0 || slot > kGemvSmallMaxM) return 1;
+  int v = __atomic_load_n(&cached[dev][slot], __ATOMIC_RELAXED);
   if (v > 0) return v;
   int per_sm = 0, sms = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, KERNEL, kGemvSmallWarps * 32, 0) != cudaSuccess) per_sm = 1;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, KERNEL, kGemvSmallWarps * 32, smem) != cudaSuccess) per_sm = 1;
   if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 1;
   v = (per_sm > 0 ? per_sm : 1) * (sms > 0 ? sms : 1);
-  __atomic_store_n(&cached[dev], v, __ATOMIC_RELAXED);
+  __atomic_store_n(&cached[dev][slot], v, __ATOMIC_RELAXED);
   return v;
 }
 
 // Launches the plain (KERNEL) or, under FASTGEN_GEMV_PERSIST, the persistent (PERSISTENT)
-// instantiation over `tiles` row tiles. One 16-row tile a warp only (RT = 1, the default: CAN).
+// instantiation over `tiles` row tiles, with `smem` bytes of dynamic shared memory (FOLD: M rows
+// of x, `slot` = M). One 16-row tile a warp only (RT = 1, the default: CAN).
 template <bool CAN, auto KERNEL, auto PERSISTENT, class... A>
-void launch_gemv_small_tiles(int tiles, cudaStream_t s, A... args) {
+void launch_gemv_small_tiles(int tiles, size_t smem, int slot, cudaStream_t s, A... args) {
   const dim3 block(kGemvSmallWarps * 32);
   const int persist = CAN ? gemv_small_persist() : 0;
-  if (persist <= 0) return launch_k(KERNEL, dim3(tiles), block, 0, s, args...);
-  const int cap = persist == 1 ? gemv_small_resident<PERSISTENT>() : persist;
-  launch_k(PERSISTENT, dim3(tiles < cap ? tiles : cap), block, 0, s, args...);
+  if (persist <= 0) return launch_k(KERNEL, dim3(tiles), block, smem, s, args...);
+  const int cap = persist == 1 ? gemv_small_resident<PERSISTENT>(smem, slot) : persist;
+  launch_k(PERSISTENT, dim3(tiles < cap ? tiles : cap), block, smem, s, args...);
 }
 
 // FOLD launches: at most 8 tokens (one 8-token column block: with two, the prologue's registers
@@ -375,12 +403,14 @@ void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool
 #define FG_SMALL_TILES(Y_F32, ACC, ACT_, DN_)                                                                  \
   launch_gemv_small_tiles<RT == 1, gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_>,              \
                           gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_, RT == 1>>(              \
-      tiles, s, wl, x, y, bias, M, N, K, rms, dn)
+      tiles, 0, 0, s, wl, x, y, bias, M, N, K, rms, dn, RopeArgs())
   if constexpr (FOLD) {  // x from rms; y bf16, not accumulated (qkv, gated MLP input)
     constexpr auto kernel = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true>;
+    constexpr auto persistent = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true, kDnNone, RT == 1>;
     gemv_small_allow_smem<kernel>();
-    launch_k(kernel, dim3(tiles), dim3(kGemvSmallWarps * 32), gemv_small_rms_bytes(M, K), s, wl, x, y, bias, M, N,
-             K, rms, dn);
+    gemv_small_allow_smem<persistent>();
+    launch_gemv_small_tiles<RT == 1, kernel, persistent>(tiles, gemv_small_rms_bytes(M, K), M, s, wl, x, y, bias,
+                                                         M, N, K, rms, dn, RopeArgs());
   } else if constexpr (DN == kDnWrite) {  // y is h: fp32, accumulated
     FG_SMALL_TILES(true, true, -1, DN);
   } else if constexpr (ACT >= 0 || DN == kDnRead) {  // gated, or qkv: y bf16
@@ -426,6 +456,32 @@ void launch_gemv_small(W wl, const bf16 *x, void *y, const float *bias, bool y_f
   }
 }
 
+// The qkv projection of rp's layer with RoPE and the K/V write in its epilogue (ROPE): q rows
+// rotated into rp.qkv [M, N] (K / V columns left unwritten), K and V into the cache; x read as
+// launch_gemv_small's (dn.part set: a deferred norm read). Where qkv_rope_fusable and the
+// small-M kernel takes M (1 <= M <= 16), one 16-row tile a warp (gemv_small_rt() == 1).
+template <class W>
+void launch_gemv_small_rope(W wl, const bf16 *x, const RopeArgs &rp, int M, int N, int K, const DeferredNorm &dn,
+                            cudaStream_t s) {
+  constexpr int S = W::kSteps;
+  RopeArgs p = rp;
+  if (!p.inv_freq) p.rot = 0;
+  const int tiles = ceil_div(N, 16);
+#define FG_SMALL_ROPE(NT, DN_)                                                                                      \
+  launch_gemv_small_tiles<true, gemv_small_kernel<W, 1, NT, S, false, false, -1, false, DN_, false, true>,          \
+                          gemv_small_kernel<W, 1, NT, S, false, false, -1, false, DN_, true, true>>(                \
+      tiles, 0, 0, s, wl, x, (void *)p.qkv, (const float *)nullptr, M, N, K, RmsRows(), dn, p)
+  if (dn.part != nullptr) {
+    if (M > 8) FG_SMALL_ROPE(2, kDnRead);
+    else FG_SMALL_ROPE(1, kDnRead);
+  } else if (M > 8) {
+    FG_SMALL_ROPE(2, kDnNone);
+  } else {
+    FG_SMALL_ROPE(1, kDnNone);
+  }
+#undef FG_SMALL_ROPE
+}
+
 // bf16 weights (gemv_small.cu). gemv_small: y[M, N] as gemm(); gemv_small_gated: as gemv_gated().
 // Both need 2 <= M <= kGemvSmallMaxM and K % 8 == 0; gated needs N even and act in 0..2.
 // dn: a deferred norm read or (gemv_small, y_f32 and acc) written.
@@ -433,6 +489,9 @@ void gemv_small(const bf16 *x, const bf16 *w, void *y, bool y_f32, bool acc, int
                 cudaStream_t s, const DeferredNorm &dn = DeferredNorm());
 void gemv_small_gated(const bf16 *x, const bf16 *w, const float *bias, int act, bf16 *y, int M, int N,
                       int K, cudaStream_t s, const DeferredNorm &dn = DeferredNorm());
+// qkv with RoPE and the K/V write (launch_gemv_small_rope) on bf16 weights.
+void gemv_small_rope(const bf16 *x, const bf16 *w, const RopeArgs &rp, int M, int N, int K, cudaStream_t s,
+                     const DeferredNorm &dn = DeferredNorm());
 // The same with x given as RMSNorm rows (FOLD), y bf16 not accumulated; where gemv_small_rms_fits.
 bool gemv_small_rms_fits(int M, int K);
 void gemv_small_rms(const RmsRows &x, const bf16 *w, bf16 *y, int M, int N, int K, cudaStream_t s);

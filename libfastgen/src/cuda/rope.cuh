@@ -2,6 +2,7 @@
 // (write_kv_cache). Launches on `stream`; returns 0 or an fg_status with `err` set.
 #pragma once
 #include "cuda/common.cuh"
+#include "cuda/kv_fp8.cuh"
 #include "cuda/rms_fold.cuh"
 
 namespace fgcu {
@@ -106,6 +107,65 @@ __device__ __forceinline__ void rope_head_warp(const RopeArgs &p, const bf16 *ro
 
 int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err);
 
+// RoPE in a qkv GEMV's epilogue: the GEMV computes output rows in the pairs RoPE combines, then
+// finishes each pair as the RoPE kernel would. Pair `pair` of the (nh + 2 nkv) hd / 2: dims i and
+// i + rot / 2 of a q or k head (2i and 2i + 1 when interleaved; two adjacent dims past rot and in
+// v heads), weight rows n0 and n1 (p.rot is 0 when there is no rotation).
+struct QkvPair {
+  int n0, n1;   // qkv rows (weight rows)
+  int head, j;  // head (q: < nh, k: < nh + nkv, then v) and pair index in it
+  int d1, d2;   // the head's two dims
+  bool rotate;
+};
+__device__ __forceinline__ QkvPair qkv_pair(const RopeArgs &p, int pair) {
+  QkvPair q;
+  const int half_hd = p.hd / 2, half = p.rot / 2, qk = p.nh + p.nkv;
+  q.head = pair / half_hd, q.j = pair % half_hd;
+  q.rotate = q.head < qk && q.j < half;
+  if (q.rotate) q.d1 = p.interleaved ? 2 * q.j : q.j, q.d2 = p.interleaved ? 2 * q.j + 1 : q.j + half;
+  else if (q.head < qk) q.d1 = p.rot + 2 * (q.j - half), q.d2 = q.d1 + 1;
+  else q.d1 = 2 * q.j, q.d2 = q.d1 + 1;
+  q.n0 = q.head * p.hd + q.d1, q.n1 = q.head * p.hd + q.d2;
+  return q;
+}
+// One token's pair: its two sums x1, x2 as gemm() stores them (bf16), + bias, rotated by the
+// token's angle at position pos (rope_cos_sin, as the RoPE kernel), then q back into q_row (the
+// token's qkv row), K / V to their slot of cache block blk. The RoPE kernel's bits.
+template <typename KV>
+__device__ __forceinline__ void qkv_pair_store(const RopeArgs &p, const QkvPair &q, int pos, int blk, float x1,
+                                               float x2, bf16 *q_row) {
+  x1 = to_f(to_bf(x1)), x2 = to_f(to_bf(x2));
+  if (p.bias) x1 += p.bias[q.n0], x2 += p.bias[q.n1];
+  if (q.rotate) {
+    float c, s;
+    rope_cos_sin(pos, p.inv_freq[q.j], p.attn_factor, c, s);
+    rope_rotate(x1, x2, c, s, x1, x2);
+  }
+  if (q.head < p.nh) {
+    q_row[q.n0] = to_bf(x1);
+    q_row[q.n1] = to_bf(x2);
+    return;
+  }
+  const int qk = p.nh + p.nkv;
+  const bool k = q.head < qk;
+  const size_t slot = (size_t)pos % p.block_size;
+  KV *cache = kv_ptr<KV>(k ? p.k_cache : p.v_cache) +
+              (((size_t)blk * p.nkv + (k ? q.head - p.nh : q.head - qk)) * p.block_size + slot) * p.hd;
+  const float scale = k ? p.k_scale : p.v_scale;
+  kv_store(cache + q.d1, x1, scale);
+  kv_store(cache + q.d2, x2, scale);
+}
+// The cache block of token m's position pos (its sequence's table).
+__device__ __forceinline__ int qkv_token_block(const RopeArgs &p, int m, int pos) {
+  return p.block_indices[p.block_indptr[p.token_seq[m]] + pos / p.block_size];
+}
+
+// Whether a qkv projection of N rows from K can take RoPE in its epilogue (FASTGEN_QKV_ROPE on;
+// no qk-norm, which needs the whole head; no L2 prefetch; N = (nh + 2 nkv) hd, hd and hd - rot
+// even, K % 8 == 0). Which GEMV then does it is the caller's: qkv_gemv_rope at one token (the
+// one-token bf16 GEMV), the small-M kernel where it runs (gemv_small.cuh, linear.cuh).
+bool qkv_rope_fusable(const RopeArgs &a, int N, int K);
+
 // Decode at batch 1: the qkv GEMV (bf16 weights w [N, K], x [K] bf16) with the RoPE kernel's work
 // in its epilogue, in place of gemm() + qkv_rope_kv_write(). Each warp streams two rows that
 // RoPE pairs (i and i + rot / 2 of a q or k head, 2i and 2i + 1 when interleaved; two adjacent
@@ -117,6 +177,8 @@ int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err);
 // N = (nh + 2 nkv) hd, hd even, K % 8 == 0; the one-token GEMV on); qkv_gemv_rope fails with
 // FG_ERR_INTERNAL otherwise.
 bool qkv_gemv_rope_takes(const RopeArgs &a, int T, int N, int K);
+// FASTGEN_QKV_ROPE == 2: the fused kernels let the next kernel (attention) in at their start.
+bool qkv_rope_early();
 // defer: x is instead that RMSNorm row with its scale deferred (gemv2.cuh XRmsDeferred,
 // FASTGEN_NORM_DEFER; then not bit-identical to norm + GEMV + RoPE kernel); null: x.
 int qkv_gemv_rope(const bf16 *x, const RmsRows *defer, const bf16 *w, const RopeArgs &a, int N, int K,
