@@ -20,8 +20,10 @@ import { allPassed, canBuildEmu, runEmu } from "./build";
 describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () => {
   // FASTGEN_GEMV_PERSIST=3: three blocks loop over every row tile (the next tile's weights
   // requested before this one's epilogue; the deferred norm's partial sums written per tile).
-  for (const env of [{}, { FASTGEN_GEMV_PERSIST: "3" }] as Record<string, string>[])
-    test(`small-M, bf16 weights${env.FASTGEN_GEMV_PERSIST ? ", 3 blocks looping over the row tiles" : ""}: 1-16 tokens, plain and gated, against a double-precision GEMM`, () => {
+  // FASTGEN_GEMV_STAGED=1: the weights through shared memory by cp.async (the emulator lands the
+  // copies at once in even blocks and only at the wait in odd ones).
+  for (const env of [{}, { FASTGEN_GEMV_PERSIST: "3" }, { FASTGEN_GEMV_PERSIST: "3", FASTGEN_GEMV_STAGED: "1" }] as Record<string, string>[])
+    test(`small-M, bf16 weights${env.FASTGEN_GEMV_PERSIST ? ", 3 blocks looping over the row tiles" : ""}${env.FASTGEN_GEMV_STAGED ? ", staged" : ""}: 1-16 tokens, plain and gated, against a double-precision GEMM`, () => {
       const r = runEmu("gemv_small_emu", ["libfastgen/src/cuda/gemv_small.cu"], "gemvSmallHarness.cpp", env);
       expect(allPassed(r.out)).toBe(true);
       expect(r.code).toBe(0);
@@ -32,6 +34,8 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
     ["small-M, FP8 loaders, 16-byte loads", { FASTGEN_FP8_SMALL_KDEPTH: "16" }],
     ["small-M, FP8 loaders, 8-byte loads", { FASTGEN_FP8_SMALL_KDEPTH: "8" }],
     ["small-M, FP8 loaders, 3 blocks looping over the row tiles", { FASTGEN_FP8_SMALL_KDEPTH: "16", FASTGEN_GEMV_PERSIST: "3" }],
+    ["small-M, FP8 loaders, weights staged through shared memory", { FASTGEN_FP8_SMALL_KDEPTH: "16", FASTGEN_GEMV_PERSIST: "3", FASTGEN_GEMV_STAGED: "1" }],
+    ["small-M, FP8 loaders, 8-byte loads staged", { FASTGEN_FP8_SMALL_KDEPTH: "8", FASTGEN_GEMV_STAGED: "1" }],
     ["the CUDA-core FP8 GEMV", { FP8_EMU_KERNEL: "gemv" }],
   ] as const)
     test(`${what}: row and K-block scales, plain and gated, against the dequantized GEMM`, () => {
@@ -54,7 +58,7 @@ describe.skipIf(!canBuildEmu)("the decode GEMVs on the CPU model of CUDA", () =>
   // The small-M kernel with RoPE and the K/V write in its epilogue (decode at 2-16 tokens, FP8
   // at its token counts) against that kernel then the RoPE kernel; 3 blocks for every row tile too.
   const ropeSmall = ["libfastgen/src/cuda/gemv_small.cu", "libfastgen/src/cuda/fp8_gemv.cu", "libfastgen/src/cuda/fp8_gemv_small.cu", "libfastgen/src/cuda/rope.cu"];
-  for (const env of [{ FASTGEN_QKV_ROPE: "1" }, { FASTGEN_QKV_ROPE: "2", FASTGEN_GEMV_PERSIST: "3" }] as Record<string, string>[])
+  for (const env of [{ FASTGEN_QKV_ROPE: "1" }, { FASTGEN_QKV_ROPE: "2", FASTGEN_GEMV_PERSIST: "3" }, { FASTGEN_QKV_ROPE: "1", FASTGEN_GEMV_STAGED: "1" }] as Record<string, string>[])
     test(`1-16 tokens, the small-M qkv GEMV with RoPE (${Object.entries(env).map(([k, v]) => `${k}=${v}`).join()}), bf16 and FP8 weights: the GEMV + RoPE kernel's bits`, () => {
       const r = runEmu("rope_small_emu", ropeSmall, "ropeSmallHarness.cpp", env);
       expect(allPassed(r.out)).toBe(true);

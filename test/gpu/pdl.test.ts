@@ -31,7 +31,8 @@
 //     whose prefill runs W8A8 on cuBLASLt as the deferred one does);
 //   - the small-M kernel's blocks looping over row tiles (FASTGEN_GEMV_PERSIST: a grid of the
 //     resident blocks, or 3 blocks for every tile) equal one block a tile, bf16 and FP8, with the
-//     deferred norm's partial sums written per tile;
+//     deferred norm's partial sums written per tile; and with the weights staged through shared
+//     memory by cp.async (FASTGEN_GEMV_STAGED) instead of registers;
 //   - and against the CPU backend (fp32 reference, same bf16-rounded weights): logits within the
 //     2e-2 relative of test/gpu/engine.test.ts, greedy ids equal up to near-ties.
 import { describe, expect, test } from "bun:test";
@@ -71,6 +72,8 @@ const RUNS: Record<string, Record<string, string>> = {
   fp8RopeOff: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0", FASTGEN_QKV_ROPE: "0" },
   persist: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_PERSIST: "1" },
   persist3: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_PERSIST: "3" },
+  staged: { FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_GEMV_STAGED: "1" },
+  fp8Staged: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0", FASTGEN_GEMV_STAGED: "1" },
   fp8Persist: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "0", FASTGEN_GEMV_PERSIST: "1" },
   fp8DeferPersist3: { ...FP8, FASTGEN_PDL: "1", FASTGEN_NORM_FOLD: "0", FASTGEN_NORM_DEFER: "16", FASTGEN_GEMV_PERSIST: "3" },
 };
@@ -95,6 +98,8 @@ const IDENTICAL: [string, string, string][] = [
   ["pdl", "persist", "small-M kernel: a grid of the resident blocks looping over row tiles vs a block a tile"],
   ["pdl", "persist3", "small-M kernel: 3 blocks looping over every row tile vs a block a tile"],
   ["fp8", "fp8Persist", "FP8 small-M kernel: resident blocks looping over row tiles vs a block a tile"],
+  ["pdl", "staged", "small-M kernel: weights staged through shared memory (cp.async) vs registers"],
+  ["fp8", "fp8Staged", "FP8 small-M kernel: weights staged through shared memory (cp.async) vs registers"],
   ["fp8Defer", "fp8DeferPersist3", "FP8, deferred norm: 3 blocks looping over every row tile vs a block a tile"],
 ];
 

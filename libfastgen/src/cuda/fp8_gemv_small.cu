@@ -42,6 +42,7 @@ struct Fp8Rows {
   static constexpr int kK = 8, kSteps = 4;
   __device__ __forceinline__ Row row(int n) const { return w + (size_t)n * K; }
   __device__ __forceinline__ Raw load(Row r, int k) const { return __ldcs(reinterpret_cast<const uint2 *>(r + k)); }
+  __device__ __forceinline__ const void *src(Row r, int k) const { return r + k; }
   __device__ __forceinline__ uint4 bf16x8(const Raw &v, Row, int) const {
     uint4 o;
     e4m3x4_bf16_raw(v.x, o.x, o.y);
@@ -68,6 +69,7 @@ struct Fp8WideRows {
   static constexpr int kK = 16, kSteps = 2;
   __device__ __forceinline__ Row row(int n) const { return w + (size_t)n * K; }
   __device__ __forceinline__ Raw load(Row r, int k) const { return __ldcs(reinterpret_cast<const uint4 *>(r + k)); }
+  __device__ __forceinline__ const void *src(Row r, int k) const { return r + k; }
   __device__ __forceinline__ void bf16x16(const Raw &v, Row r, int k, uint4 (&o)[2]) const {
     const Fp8Rows narrow{w, scales, K};
     o[0] = narrow.bf16x8(make_uint2(v.x, v.y), r, k);
@@ -89,6 +91,7 @@ struct Fp8BlockRows {
   static constexpr int kK = 8, kSteps = 4;
   __device__ __forceinline__ Row row(int n) const { return Row{w + (size_t)n * K, scales + (size_t)n * nkb}; }
   __device__ __forceinline__ Raw load(Row r, int k) const { return __ldcs(reinterpret_cast<const uint2 *>(r.p + k)); }
+  __device__ __forceinline__ const void *src(Row r, int k) const { return r.p + k; }
   __device__ __forceinline__ uint4 bf16x8(const Raw &v, Row r, int k) const {
     const float s = __ldg(r.s + min(k, K - 1) / kblock);  // k >= K: v is zeros, any scale will do
     const uint32_t q[2] = {v.x, v.y};

@@ -14,6 +14,11 @@ int gemv_small_rt() {
   return fg_knob_int(FG_KNOB_GEMV_ROWS) == 32 ? 2 : 1;
 }
 
+bool gemv_small_staged() {
+  static const bool v = fg_knob_int(FG_KNOB_GEMV_STAGED) == 1;
+  return v;
+}
+
 int gemv_small_persist() {
   static const int v = fg_knob_int(FG_KNOB_GEMV_PERSIST);
   return v > 0 ? v : 0;

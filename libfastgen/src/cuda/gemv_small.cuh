@@ -44,6 +44,7 @@
 //                                              4 for 8-byte ones (the same bytes in flight)
 //   Row row(int n) const                       row n (0 <= n < N)
 //   Raw load(Row r, int k) const               weights [n, k .. k + 8) of that row, k % 8 == 0
+//   const void *src(Row r, int k) const        their address (STAGED: cp.async copies the Raw)
 //   uint4 bf16x8(const Raw &v, Row r, int k)   those 8 weights (loaded at k; zeros when k >= K)
 //                                              as bf16, k order (k: for per-K-block scales);
 //                                              kK = 16: void bf16x16(v, r, k, uint4 (&o)[2])
@@ -56,6 +57,7 @@
 // Deferred norm (FASTGEN_NORM_DEFER at 1-16 tokens): see DeferredNorm (rms_fold.cuh).
 #pragma once
 #include "cuda/common.cuh"
+#include "cuda/cp_async.cuh"
 #include "cuda/rms_fold.cuh"
 #include "cuda/rope.cuh"
 
@@ -76,6 +78,7 @@ struct Bf16Rows {
   __device__ __forceinline__ Raw load(Row r, int k) const {
     return __ldcs(reinterpret_cast<const uint4 *>(r + k));
   }
+  __device__ __forceinline__ const void *src(Row r, int k) const { return r + k; }
   __device__ __forceinline__ uint4 bf16x8(const Raw &v, Row, int) const { return v; }
   __device__ __forceinline__ float row_scale(int) const { return 1.f; }
 };
@@ -114,11 +117,12 @@ __device__ __forceinline__ void widen(const W &wl, const typename W::Raw &v, typ
 // kernel (attention) is let in only once the block's weights are streamed, as qkv_gemv_rope does.
 enum { kDnNone = 0, kDnRead = 1, kDnWrite = 2 };
 template <class W, int RT, int NT, int S, bool Y_F32, bool ACC, int ACT, bool FOLD = false, int DN = kDnNone,
-          bool PERSIST = false, bool ROPE = false>
+          bool PERSIST = false, bool ROPE = false, bool STAGED = false>
 __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     gemv_small_kernel(W wl, const bf16 *__restrict__ x, void *__restrict__ y, const float *__restrict__ bias, int M,
                       int N, int K, RmsRows rms, DeferredNorm dn, RopeArgs rp) {
   static_assert(!ROPE || (RT == 1 && ACT < 0 && !Y_F32 && !FOLD && DN != kDnWrite), "RoPE: bf16 q/k/v rows, a tile a warp");
+  static_assert(!STAGED || (RT == 1 && PERSIST && !FOLD), "staged weights: a tile a warp, the persistent grid");
   using gemv_small_detail::mma_bf16;
   using gemv_small_detail::widen;
   constexpr int KS = kGemvSmallWarps, ROWS = 16 * RT, PITCH = ROWS + 4;
@@ -154,6 +158,13 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   // Local step i is k0 = (warp + i KS) STEP; a k past K (the tail step, or i >= mine) loads zeros.
   auto k_of = [&](int i) { return (warp + i * KS) * STEP + t * KT; };
 
+  float acc[RT][NT][4];
+#pragma unroll
+  for (int r = 0; r < RT; r++)
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+      for (int c = 0; c < 4; c++) acc[r][j][c] = 0.f;
   typename W::Raw wa[S][RT][2], wb[S][RT][2];
   uint4 xa[S][NT][XQ], xb[S][NT][XQ];
   auto load_w = [&](typename W::Raw (&v)[S][RT][2], int i0) {
@@ -179,13 +190,56 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
           v[s][j][q] = k < K ? *reinterpret_cast<const uint4 *>(xr[j] + k + 8 * q) : make_uint4(0, 0, 0, 0);
     }
   };
-  float acc[RT][NT][4];
+  // STAGED: each thread's weights for its next ST steps in flight through dynamic shared memory
+  // (cp.async, one commit group a step; 256 bytes a thread, 64 KB a block), not registers.
+  using Raw = typename W::Raw;
+  constexpr int ST = STAGED ? 256 / (2 * (int)sizeof(Raw)) : 1;
+  extern __shared__ __align__(16) unsigned char gemv_small_stage[];
+  Raw *const stage = reinterpret_cast<Raw *>(gemv_small_stage);
+  auto slot = [&](int i, int h) { return stage + ((i % ST) * 2 + h) * (KS * 32) + threadIdx.x; };
+  auto issue = [&](int i) {  // step i into its slot (nothing past this warp's steps), one group
+    if (i < mine) {
+      const int k = k_of(i);
 #pragma unroll
-  for (int r = 0; r < RT; r++)
+      for (int h = 0; h < 2; h++) {
+        const void *src = wl.src(rows[0][h], k < K ? k : 0);
+        if constexpr (sizeof(Raw) == 16) cp_async16(slot(i, h), src, k < K);
+        else cp_async8(slot(i, h), src, k < K);
+      }
+    }
+    cp_async_commit();
+  };
+  auto load_x1 = [&](uint4 (&v)[NT][XQ], int i) {
+    const int k = k_of(i);
 #pragma unroll
     for (int j = 0; j < NT; j++)
 #pragma unroll
-      for (int c = 0; c < 4; c++) acc[r][j][c] = 0.f;
+      for (int q = 0; q < XQ; q++)
+        v[j][q] = k < K && i < mine ? *reinterpret_cast<const uint4 *>(xr[j] + k + 8 * q) : make_uint4(0, 0, 0, 0);
+  };
+  auto mma_step = [&](const uint4 (&lo)[XQ], const uint4 (&hi)[XQ], const uint4 (&xv)[NT][XQ]) {
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+      for (int q = 0; q < XQ; q++) {
+        mma_bf16(acc[0][j], lo[q].x, hi[q].x, lo[q].y, hi[q].y, xv[j][q].x, xv[j][q].y);
+        mma_bf16(acc[0][j], lo[q].z, hi[q].z, lo[q].w, hi[q].w, xv[j][q].z, xv[j][q].w);
+      }
+  };
+  auto first_weights = [&] {  // a tile's first weights: ST steps staged, or two register halves
+    if constexpr (STAGED) {
+      for (int i = 0; i < ST; i++) issue(i);
+    } else {
+      load_w(wa, 0);
+      load_w(wb, S);
+    }
+  };
+  auto first_x = [&] {
+    if constexpr (!STAGED) {
+      load_x(xa, 0);
+      load_x(xb, S);
+    }
+  };
   auto mma_half = [&](const typename W::Raw (&v)[S][RT][2], const uint4 (&xv)[S][NT][XQ], int i0) {
 #pragma unroll
     for (int s = 0; s < S; s++) {
@@ -207,8 +261,7 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   };
 
   // Weights are no step's output: in flight while the previous kernel finishes (launch_k).
-  load_w(wa, 0);
-  load_w(wb, S);
+  first_weights();
   if constexpr (FOLD) rms_prefetch(rms, K);
   pdl_wait();
   if constexpr (!ROPE) pdl_launch_dependents();
@@ -225,8 +278,7 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   // FP8 b=1 lost the 2.5% this form gains (H100, bench/results/device-wave18-h100.md).
   static_assert(DN != kDnWrite || (Y_F32 && ACC && ACT < 0), "a deferred norm is written by a residual GEMV");
   __shared__ float dscale[DN == kDnRead ? kGemvSmallMaxM : 1];
-  load_x(xa, 0);
-  load_x(xb, S);
+  first_x();
   if constexpr (DN == kDnRead) {
     for (int m = warp; m < M; m += KS) {
       float ss = 0.f;
@@ -238,11 +290,31 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
   constexpr bool kWritesNorm = DN == kDnWrite;
   __shared__ float sq[kWritesNorm ? kGemvSmallMaxM : 1][kWritesNorm ? ROWS : 1];
   for (;;) {  // one tile; PERSIST: each of this block's tiles
-    for (int i = 0; i < mine; i += 2 * S) {
-      mma_half(wa, xa, i);
-      if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
-      if (i + S < mine) mma_half(wb, xb, i + S);
-      if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
+    if constexpr (STAGED) {
+      uint4 xc[NT][XQ], xn[NT][XQ];
+      load_x1(xc, 0);
+      for (int i = 0; i < mine; i++) {
+        load_x1(xn, i + 1);
+        cp_async_wait<ST - 1>();  // step i has landed
+        const Raw v0 = *slot(i, 0), v1 = *slot(i, 1);
+        const int k = k_of(i);
+        uint4 lo[XQ], hi[XQ];
+        widen(wl, v0, rows[0][0], k, lo);
+        widen(wl, v1, rows[0][1], k, hi);
+        issue(i + ST);  // the slot just read, refilled
+        mma_step(lo, hi, xc);
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+          for (int q = 0; q < XQ; q++) xc[j][q] = xn[j][q];
+      }
+    } else {
+      for (int i = 0; i < mine; i += 2 * S) {
+        mma_half(wa, xa, i);
+        if (i + 2 * S < mine) load_w(wa, i + 2 * S), load_x(xa, i + 2 * S);
+        if (i + S < mine) mma_half(wb, xb, i + S);
+        if (i + 3 * S < mine) load_w(wb, i + 3 * S), load_x(xb, i + 3 * S);
+      }
     }
     const int next = PERSIST ? tile + (int)gridDim.x : tiles;
     if constexpr (ROPE) {
@@ -251,8 +323,7 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
     if constexpr (PERSIST) {
       if (next < tiles) {  // the next tile's weights stream while this one's epilogue runs
         set_rows(next * ROWS);
-        load_w(wa, 0);
-        load_w(wb, S);
+        first_weights();
       }
     }
 
@@ -334,8 +405,7 @@ __global__ void __launch_bounds__(kGemvSmallWarps * 32)
       for (int j = 0; j < NT; j++)
 #pragma unroll
         for (int c = 0; c < 4; c++) acc[r][j][c] = 0.f;
-    load_x(xa, 0);
-    load_x(xb, S);
+    first_x();
   }
 }
 
@@ -363,14 +433,27 @@ int gemv_small_resident(size_t smem, int slot) {
   return v;
 }
 
-// Launches the plain (KERNEL) or, under FASTGEN_GEMV_PERSIST, the persistent (PERSISTENT)
-// instantiation over `tiles` row tiles, with `smem` bytes of dynamic shared memory (FOLD: M rows
-// of x, `slot` = M). One 16-row tile a warp only (RT = 1, the default: CAN).
-template <bool CAN, auto KERNEL, auto PERSISTENT, class... A>
+// FASTGEN_GEMV_STAGED: the persistent kernels stream weights through shared memory (STAGED).
+bool gemv_small_staged();
+constexpr size_t kGemvSmallStageBytes = 256 * kGemvSmallWarps * 32;  // STAGED: 256 bytes a thread
+
+template <auto KERNEL>
+void gemv_small_allow_smem();
+
+// Launches the plain (KERNEL) or, under FASTGEN_GEMV_PERSIST, the persistent (PERSISTENT; with
+// FASTGEN_GEMV_STAGED and no other dynamic shared memory, STAGED_K) instantiation over `tiles`
+// row tiles, with `smem` bytes of dynamic shared memory (FOLD: M rows of x, `slot` = M). One
+// 16-row tile a warp only (RT = 1, the default: CAN).
+template <bool CAN, auto KERNEL, auto PERSISTENT, auto STAGED_K, class... A>
 void launch_gemv_small_tiles(int tiles, size_t smem, int slot, cudaStream_t s, A... args) {
   const dim3 block(kGemvSmallWarps * 32);
   const int persist = CAN ? gemv_small_persist() : 0;
   if (persist <= 0) return launch_k(KERNEL, dim3(tiles), block, smem, s, args...);
+  if (smem == 0 && gemv_small_staged()) {
+    gemv_small_allow_smem<STAGED_K>();
+    const int cap = persist == 1 ? gemv_small_resident<STAGED_K>(kGemvSmallStageBytes, 0) : persist;
+    return launch_k(STAGED_K, dim3(tiles < cap ? tiles : cap), block, kGemvSmallStageBytes, s, args...);
+  }
   const int cap = persist == 1 ? gemv_small_resident<PERSISTENT>(smem, slot) : persist;
   launch_k(PERSISTENT, dim3(tiles < cap ? tiles : cap), block, smem, s, args...);
 }
@@ -402,15 +485,16 @@ void launch_gemv_small_act(W wl, const bf16 *x, void *y, const float *bias, bool
   const int tiles = ceil_div(N, 16 * RT);
 #define FG_SMALL_TILES(Y_F32, ACC, ACT_, DN_)                                                                  \
   launch_gemv_small_tiles<RT == 1, gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_>,              \
-                          gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_, RT == 1>>(              \
+                          gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_, RT == 1>,               \
+                          gemv_small_kernel<W, RT, NT, S, Y_F32, ACC, ACT_, false, DN_, RT == 1, false, RT == 1>>( \
       tiles, 0, 0, s, wl, x, y, bias, M, N, K, rms, dn, RopeArgs())
   if constexpr (FOLD) {  // x from rms; y bf16, not accumulated (qkv, gated MLP input)
     constexpr auto kernel = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true>;
     constexpr auto persistent = gemv_small_kernel<W, RT, NT, S, false, false, ACT, true, kDnNone, RT == 1>;
     gemv_small_allow_smem<kernel>();
     gemv_small_allow_smem<persistent>();
-    launch_gemv_small_tiles<RT == 1, kernel, persistent>(tiles, gemv_small_rms_bytes(M, K), M, s, wl, x, y, bias,
-                                                         M, N, K, rms, dn, RopeArgs());
+    launch_gemv_small_tiles<RT == 1, kernel, persistent, persistent>(tiles, gemv_small_rms_bytes(M, K), M, s, wl, x,
+                                                                     y, bias, M, N, K, rms, dn, RopeArgs());
   } else if constexpr (DN == kDnWrite) {  // y is h: fp32, accumulated
     FG_SMALL_TILES(true, true, -1, DN);
   } else if constexpr (ACT >= 0 || DN == kDnRead) {  // gated, or qkv: y bf16
@@ -469,7 +553,8 @@ void launch_gemv_small_rope(W wl, const bf16 *x, const RopeArgs &rp, int M, int 
   const int tiles = ceil_div(N, 16);
 #define FG_SMALL_ROPE(NT, DN_)                                                                                      \
   launch_gemv_small_tiles<true, gemv_small_kernel<W, 1, NT, S, false, false, -1, false, DN_, false, true>,          \
-                          gemv_small_kernel<W, 1, NT, S, false, false, -1, false, DN_, true, true>>(                \
+                          gemv_small_kernel<W, 1, NT, S, false, false, -1, false, DN_, true, true>,                 \
+                          gemv_small_kernel<W, 1, NT, S, false, false, -1, false, DN_, true, true, true>>(          \
       tiles, 0, 0, s, wl, x, (void *)p.qkv, (const float *)nullptr, M, N, K, RmsRows(), dn, p)
   if (dn.part != nullptr) {
     if (M > 8) FG_SMALL_ROPE(2, kDnRead);
