@@ -74,9 +74,9 @@ inline int linear_small(const bf16 *x, const Weight &w, void *y, bool y_f32, boo
 // The qkv projection with RoPE and the K/V write in the small-M kernel's epilogue
 // (gemv_small.cuh launch_gemv_small_rope: q rotated into ra.qkv, K / V into the cache; x as
 // linear_small's, dn.part set or not): where that kernel takes w at M rows, the layer's qkv can
-// take RoPE (rope.cuh qkv_rope_fusable) and a warp takes one 16-row tile.
+// take RoPE (rope.cuh qkv_rope_fusable), a warp takes one 16-row tile and FASTGEN_QKV_ROPE=3 asks.
 inline bool linear_small_rope_takes(const Weight &w, const RopeArgs &ra, int M, int N, int K) {
-  return linear_small_takes(w, M, K) && qkv_rope_fusable(ra, N, K) && gemv_small_rt() == 1;
+  return qkv_rope_small() && linear_small_takes(w, M, K) && qkv_rope_fusable(ra, N, K) && gemv_small_rt() == 1;
 }
 inline int linear_small_rope(const bf16 *x, const Weight &w, const RopeArgs &ra, int M, int N, int K,
                              const DeferredNorm &dn, cudaStream_t st, char *err) {

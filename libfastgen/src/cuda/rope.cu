@@ -182,6 +182,8 @@ bool qkv_rope_fusable(const RopeArgs &a, int N, int K) {
 
 bool qkv_rope_early() { return fg_knob_int(FG_KNOB_QKV_ROPE) == 2; }
 
+bool qkv_rope_small() { return fg_knob_int(FG_KNOB_QKV_ROPE) == 3; }
+
 bool qkv_gemv_rope_takes(const RopeArgs &a, int T, int N, int K) { return T == 1 && qkv_rope_fusable(a, N, K); }
 
 namespace {

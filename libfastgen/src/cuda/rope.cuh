@@ -179,6 +179,9 @@ bool qkv_rope_fusable(const RopeArgs &a, int N, int K);
 bool qkv_gemv_rope_takes(const RopeArgs &a, int T, int N, int K);
 // FASTGEN_QKV_ROPE == 2: the fused kernels let the next kernel (attention) in at their start.
 bool qkv_rope_early();
+// FASTGEN_QKV_ROPE == 3: the small-M kernel's qkv takes RoPE too (an experiment: its pdl.test
+// pairs were not bit-identical on an H100, bench/results/device-wave19-h100.md call 2).
+bool qkv_rope_small();
 // defer: x is instead that RMSNorm row with its scale deferred (gemv2.cuh XRmsDeferred,
 // FASTGEN_NORM_DEFER; then not bit-identical to norm + GEMV + RoPE kernel); null: x.
 int qkv_gemv_rope(const bf16 *x, const RmsRows *defer, const bf16 *w, const RopeArgs &a, int N, int K,
