@@ -151,24 +151,49 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeArgs p) {
 template <typename KV, bool EARLY, bool DEFER>
 __global__ void __launch_bounds__(128, DEFER ? 7 : 8) qkv_gemv_rope_kernel(const bf16 *__restrict__ x, RmsRows rms,
                                                             const bf16 *__restrict__ w, RopeArgs p, int K) {
+  const int hd = p.hd, half_hd = hd / 2, rot = p.rot, half = rot / 2, qk = p.nh + p.nkv;
   const int pair_ = blockIdx.x * 4 + (threadIdx.x >> 5);
-  const bool live = pair_ < (p.nh + 2 * p.nkv) * (p.hd / 2);  // dead warps still pass pdl_wait
-  const QkvPair q = qkv_pair(p, live ? pair_ : 0);
+  const bool live = pair_ < (qk + p.nkv) * half_hd;  // dead warps still pass pdl_wait
+  const int pair = live ? pair_ : 0, head = pair / half_hd, j = pair % half_hd;
+  const bool rotate = head < qk && j < half;
+  int d1, d2;  // the head's two dims this warp computes
+  if (rotate) d1 = p.interleaved ? 2 * j : j, d2 = p.interleaved ? 2 * j + 1 : j + half;
+  else if (head < qk) d1 = rot + 2 * (j - half), d2 = d1 + 1;
+  else d1 = 2 * j, d2 = d1 + 1;
+  const int n0 = head * hd + d1, n1 = head * hd + d2;
+  const int bs = p.block_size;
   int pos = 0, blk = 0;
   float acc[2];
   auto xr = x_row<DEFER>(x, rms);
-  const bool ran = gemv2_dots(w + (size_t)q.n0 * K, w + (size_t)q.n1 * K, K, live, [&](auto &) {
+  const bool ran = gemv2_dots(w + (size_t)n0 * K, w + (size_t)n1 * K, K, live, [&](auto &) {
     // While the first weights arrive: the token's slot (positions, sequences and block tables
     // were uploaded before the step; no kernel writes them).
     pos = p.positions[0];
-    if (q.head >= p.nh) blk = qkv_token_block(p, 0, pos);
+    if (head >= p.nh) blk = p.block_indices[p.block_indptr[p.token_seq[0]] + pos / bs];
     pdl_wait();
     if (EARLY) pdl_launch_dependents();
   }, xr, acc);
   if (!EARLY) pdl_launch_dependents();
   if (!ran || (threadIdx.x & 31) != 0) return;
-  // gemm() stores the sums as bf16 and the RoPE kernel reads them back: qkv_pair_store rounds so
-  qkv_pair_store<KV>(p, q, pos, blk, acc[0], acc[1], p.qkv);
+  // gemm() stores the sums as bf16 and the RoPE kernel reads them back: the same rounding here
+  float x1 = to_f(to_bf(acc[0])), x2 = to_f(to_bf(acc[1]));
+  if (p.bias) x1 += p.bias[n0], x2 += p.bias[n1];
+  if (rotate) {
+    float c, s;
+    rope_cos_sin(pos, p.inv_freq[j], p.attn_factor, c, s);
+    rope_rotate(x1, x2, c, s, x1, x2);
+  }
+  if (head < p.nh) {
+    p.qkv[n0] = to_bf(x1);
+    p.qkv[n1] = to_bf(x2);
+    return;
+  }
+  const bool k = head < qk;
+  const size_t slot = (size_t)pos % bs;
+  KV *cache = kv_ptr<KV>(k ? p.k_cache : p.v_cache) + (((size_t)blk * p.nkv + (k ? head - p.nh : head - qk)) * bs + slot) * hd;
+  const float scale = k ? p.k_scale : p.v_scale;
+  kv_store(cache + d1, x1, scale);
+  kv_store(cache + d2, x2, scale);
 }
 
 }  // namespace

@@ -110,7 +110,10 @@ int qkv_rope_kv_write(const RopeArgs &a, int T, cudaStream_t stream, char *err);
 // RoPE in a qkv GEMV's epilogue: the GEMV computes output rows in the pairs RoPE combines, then
 // finishes each pair as the RoPE kernel would. Pair `pair` of the (nh + 2 nkv) hd / 2: dims i and
 // i + rot / 2 of a q or k head (2i and 2i + 1 when interleaved; two adjacent dims past rot and in
-// v heads), weight rows n0 and n1 (p.rot is 0 when there is no rotation).
+// v heads), weight rows n0 and n1 (p.rot is 0 when there is no rotation). Used by the small-M
+// kernel's ROPE form (FASTGEN_QKV_ROPE=3); rope.cu's one-token kernel keeps the same mapping and
+// epilogue written out, the form that ran bit-identical on the device (stop 26): moving it onto
+// these changed its PTX, and the small-M form failed on an H100 for a reason not yet found.
 struct QkvPair {
   int n0, n1;   // qkv rows (weight rows)
   int head, j;  // head (q: < nh, k: < nh + nkv, then v) and pair index in it
