@@ -19,6 +19,7 @@
 
 #include "cuda/gemm.cuh"
 #include "cuda/rope.cuh"
+#include "ropeCheck.h"
 
 namespace {
 
@@ -45,12 +46,16 @@ const std::vector<Case> kCases = {
 };
 
 bool run(const Case &c, std::mt19937 &rng) {
-  const int nh = c.nh, nkv = c.nkv, hd = c.hd, bs = c.bs, K = c.K, N = (nh + 2 * nkv) * hd;
+  const int bs = c.bs, K = c.K;
   const int nb = c.pos / bs + 3;  // the token's block is the last of its sequence's table
   std::vector<int> blocks(nb);
   for (int i = 0; i < nb; i++) blocks[i] = i;
   std::shuffle(blocks.begin(), blocks.end(), rng);
   const int positions[1] = {c.pos}, token_seq[1] = {0}, indptr[2] = {0, c.pos / bs + 1};
+  rope_check::Layer L(c.nh, c.nkv, c.hd, c.rot, bs, c.interleaved, c.fp8, c.bias, nb, rng);
+  L.attn_factor = c.attn_factor, L.positions = positions, L.token_seq = token_seq, L.indptr = indptr;
+  L.blocks = blocks.data();
+  const int N = L.width();
   std::normal_distribution<float> nd(0.f, 1.f);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<bf16> x(K), w((size_t)N * K);
@@ -60,33 +65,9 @@ bool run(const Case &c, std::mt19937 &rng) {
   for (auto &v : wn) v = 1.f + 0.3f * u(rng);
   const fgcu::RmsRows rms = {h.data(), wn.data(), 1e-5f};
   for (auto &v : w) v = __float2bfloat16_rn(nd(rng) * 0.05f);
-  std::vector<float> bias(N);
-  for (auto &v : bias) v = 0.2f * u(rng);
-  std::vector<double> inv_freq(std::max(1, c.rot / 2));
-  for (int i = 0; i < c.rot / 2; i++) inv_freq[i] = pow(10000.0, -2.0 * i / c.rot);
-  const size_t elem = c.fp8 ? 1 : 2, pool = (size_t)nb * nkv * bs * hd * elem;
-  std::vector<unsigned char> kv0(pool);
-  for (auto &b : kv0) b = (unsigned char)(rng() & 0x3f);  // small finite values in both encodings
-  const float k_scale = c.fp8 ? 0.02f : 1.f, v_scale = c.fp8 ? 0.015f : 1.f;
-
-  struct Run {
-    std::vector<bf16> qkv;
-    std::vector<unsigned char> k, v;
-  };
-  auto args = [&](Run &r) {
-    fgcu::RopeArgs ra;
-    memset(&ra, 0, sizeof ra);
-    ra.qkv = r.qkv.data(), ra.bias = c.bias ? bias.data() : nullptr;
-    ra.positions = positions, ra.token_seq = token_seq, ra.block_indptr = indptr, ra.block_indices = blocks.data();
-    ra.inv_freq = c.rot > 0 ? inv_freq.data() : nullptr, ra.attn_factor = c.attn_factor, ra.eps = 1e-6f;
-    ra.nh = nh, ra.nkv = nkv, ra.hd = hd, ra.rot = c.rot, ra.block_size = bs, ra.interleaved = c.interleaved;
-    ra.k_cache = (bf16 *)r.k.data(), ra.v_cache = (bf16 *)r.v.data(), ra.kv_fp8 = c.fp8;
-    ra.k_scale = k_scale, ra.v_scale = v_scale;
-    return ra;
-  };
-  Run A{std::vector<bf16>(N, __float2bfloat16_rn(NAN)), kv0, kv0}, B = A;
+  rope_check::Run A(L, 1), B(L, 1);
   char err[512] = "";
-  const fgcu::RopeArgs ra = args(A), rb = args(B);
+  const fgcu::RopeArgs ra = rope_check::args(L, A), rb = rope_check::args(L, B);
   if (!fgcu::qkv_gemv_rope_takes(rb, 1, N, K)) {
     printf("FAIL %s: qkv_gemv_rope does not take it (FASTGEN_QKV_ROPE unset?)\n", c.name);
     return false;
@@ -98,14 +79,7 @@ bool run(const Case &c, std::mt19937 &rng) {
     printf("FAIL %s: %s\n", c.name, err);
     return false;
   }
-  const bool q = memcmp(A.qkv.data(), B.qkv.data(), (size_t)nh * hd * 2) == 0;
-  bool nan = false;
-  for (int i = 0; i < nh * hd; i++) nan |= std::isnan(__bfloat162float(B.qkv[i]));
-  const bool kv = A.k == B.k && A.v == B.v, wrote = A.k != kv0 && A.v != kv0;
-  const bool ok = q && !nan && kv && wrote;
-  printf("%s %s (N %d, K %d):%s%s%s%s\n", ok ? "ok" : "FAIL", c.name, N, K, q ? "" : " q differs", nan ? " NaN in q" : "",
-         kv ? "" : " K/V written differ", wrote ? "" : " the RoPE kernel wrote no K/V");
-  return ok;
+  return rope_check::same(c.name, L, 1, K, A, B);
 }
 
 }  // namespace

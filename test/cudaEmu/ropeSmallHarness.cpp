@@ -22,6 +22,7 @@
 #include "cuda/fp8_gemv.cuh"
 #include "cuda/gemv_small.cuh"
 #include "cuda/rope.cuh"
+#include "ropeCheck.h"
 
 namespace {
 
@@ -46,7 +47,7 @@ const std::vector<Case> kCases = {
 };
 
 bool run(const Case &c, std::mt19937 &rng) {
-  const int M = c.M, nh = c.nh, nkv = c.nkv, hd = c.hd, bs = c.bs, K = c.K, N = (nh + 2 * nkv) * hd;
+  const int M = c.M, bs = c.bs, K = c.K;
   // Tokens of three sequences: sequence m % 3 at position 37 m + 5 (a block table each, shuffled).
   const int nseq = 3, max_pos = 37 * M + 5, per_seq = max_pos / bs + 1;
   std::vector<int> positions(M), token_seq(M), indptr(nseq + 1), blocks((size_t)nseq * per_seq);
@@ -54,7 +55,9 @@ bool run(const Case &c, std::mt19937 &rng) {
   for (size_t i = 0; i < blocks.size(); i++) blocks[i] = (int)i;
   std::shuffle(blocks.begin(), blocks.end(), rng);
   for (int m = 0; m < M; m++) positions[m] = 37 * m + 5, token_seq[m] = m % nseq;
-  const int nb = (int)blocks.size();
+  rope_check::Layer L(c.nh, c.nkv, c.hd, c.rot, bs, c.interleaved, c.kv_fp8, c.bias, (int)blocks.size(), rng);
+  L.positions = positions.data(), L.token_seq = token_seq.data(), L.indptr = indptr.data(), L.blocks = blocks.data();
+  const int N = L.width();
   std::normal_distribution<float> nd(0.f, 1.f);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<bf16> x((size_t)M * K), w((size_t)N * K);
@@ -79,34 +82,9 @@ bool run(const Case &c, std::mt19937 &rng) {
   for (auto &v : part) v = 16.f * (1.f + u(rng) * 0.5f);
   fgcu::DeferredNorm dn;
   if (c.deferred) dn = {part.data(), parts, 1e-5f};
-  std::vector<float> bias(N);
-  for (auto &v : bias) v = 0.2f * u(rng);
-  std::vector<double> inv_freq(std::max(1, c.rot / 2));
-  for (int i = 0; i < c.rot / 2; i++) inv_freq[i] = pow(10000.0, -2.0 * i / c.rot);
-  const size_t elem = c.kv_fp8 ? 1 : 2, pool = (size_t)nb * nkv * bs * hd * elem;
-  std::vector<unsigned char> kv0(pool);
-  for (auto &b : kv0) b = (unsigned char)(rng() & 0x3f);  // small finite values in both encodings
-  const float k_scale = c.kv_fp8 ? 0.02f : 1.f, v_scale = c.kv_fp8 ? 0.015f : 1.f;
-
-  struct Run {
-    std::vector<bf16> qkv;
-    std::vector<unsigned char> k, v;
-  };
-  auto args = [&](Run &r) {
-    fgcu::RopeArgs ra;
-    memset(&ra, 0, sizeof ra);
-    ra.qkv = r.qkv.data(), ra.bias = c.bias ? bias.data() : nullptr;
-    ra.positions = positions.data(), ra.token_seq = token_seq.data(), ra.block_indptr = indptr.data();
-    ra.block_indices = blocks.data();
-    ra.inv_freq = c.rot > 0 ? inv_freq.data() : nullptr, ra.attn_factor = 1.f, ra.eps = 1e-6f;
-    ra.nh = nh, ra.nkv = nkv, ra.hd = hd, ra.rot = c.rot, ra.block_size = bs, ra.interleaved = c.interleaved;
-    ra.k_cache = (bf16 *)r.k.data(), ra.v_cache = (bf16 *)r.v.data(), ra.kv_fp8 = c.kv_fp8;
-    ra.k_scale = k_scale, ra.v_scale = v_scale;
-    return ra;
-  };
-  Run A{std::vector<bf16>((size_t)M * N, __float2bfloat16_rn(NAN)), kv0, kv0}, B = A;
+  rope_check::Run A(L, M), B(L, M);
   char err[512] = "";
-  const fgcu::RopeArgs ra = args(A), rb = args(B);
+  const fgcu::RopeArgs ra = rope_check::args(L, A), rb = rope_check::args(L, B);
   if (!fgcu::qkv_rope_fusable(rb, N, K)) {
     printf("FAIL %s: the qkv does not take RoPE (FASTGEN_QKV_ROPE unset?)\n", c.name);
     return false;
@@ -122,16 +100,7 @@ bool run(const Case &c, std::mt19937 &rng) {
     printf("FAIL %s: %s\n", c.name, err);
     return false;
   }
-  bool q = true, nan = false;
-  for (int m = 0; m < M; m++) {
-    q &= memcmp(A.qkv.data() + (size_t)m * N, B.qkv.data() + (size_t)m * N, (size_t)nh * hd * 2) == 0;
-    for (int i = 0; i < nh * hd; i++) nan |= std::isnan(__bfloat162float(B.qkv[(size_t)m * N + i]));
-  }
-  const bool kv = A.k == B.k && A.v == B.v, wrote = A.k != kv0 && A.v != kv0;
-  const bool ok = q && !nan && kv && wrote;
-  printf("%s %s (N %d, K %d):%s%s%s%s\n", ok ? "ok" : "FAIL", c.name, N, K, q ? "" : " q differs", nan ? " NaN in q" : "",
-         kv ? "" : " K/V written differ", wrote ? "" : " the RoPE kernel wrote no K/V");
-  return ok;
+  return rope_check::same(c.name, L, M, K, A, B);
 }
 
 }  // namespace
